@@ -1,0 +1,228 @@
+use sqlx::types::Json;
+use sqlx::{Acquire, QueryBuilder};
+
+use super::{Cdrs, Db};
+use crate::*;
+
+macro_rules! cdr_cols {
+    () => {
+        "id, call_id, start_time, answer_time, end_time, duration, billable_dur, caller_id_name, caller_id_num, callee, \
+         trunk_id, direction, disposition, recording_file, flow_id, flow_version, flow_path, hangup_cause"
+    };
+}
+
+fn push_filter(q: &mut QueryBuilder<Db>, f: &CdrFilter) {
+    q.push(" WHERE 1 = 1");
+    if let Some(d) = f.direction {
+        q.push(" AND direction = ").push_bind(d);
+    }
+    if let Some(d) = f.disposition {
+        q.push(" AND disposition = ").push_bind(d);
+    }
+    if let Some(t) = f.from {
+        q.push(" AND start_time >= ").push_bind(t);
+    }
+    if let Some(t) = f.to {
+        q.push(" AND start_time < ").push_bind(t);
+    }
+    if let Some(c) = &f.caller {
+        q.push(" AND caller_id_num = ").push_bind(c.clone());
+    }
+    if let Some(c) = &f.callee {
+        q.push(" AND callee = ").push_bind(c.clone());
+    }
+    if let Some(t) = f.trunk_id {
+        q.push(" AND trunk_id = ").push_bind(t);
+    }
+    if let Some(c) = &f.call_id {
+        q.push(" AND call_id = ").push_bind(c.clone());
+    }
+    if let Some(p) = &f.party {
+        q.push(" AND (caller_id_num = ").push_bind(p.clone()).push(" OR callee = ").push_bind(p.clone()).push(")");
+    }
+}
+
+impl<'a, A> Cdrs<'a, A>
+where
+    A: Acquire<'a, Database = Db> + Send,
+{
+    /// Writes the CDR of a call that starts; returns its id for the later updates.
+    pub async fn insert_start(self, n: &NewCdr) -> Result<i64> {
+        let mut c = self.db.acquire().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO cdrs (call_id, start_time, caller_id_name, caller_id_num, callee, trunk_id, direction, flow_id, flow_version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&n.call_id)
+        .bind(n.start_time)
+        .bind(&n.caller_id_name)
+        .bind(&n.caller_id_num)
+        .bind(&n.callee)
+        .bind(n.trunk_id)
+        .bind(n.direction)
+        .bind(n.flow_id)
+        .bind(n.flow_version)
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(id)
+    }
+
+    /// Records the answer time (the first answer wins; later calls change nothing).
+    pub async fn update_answer(self, id: i64, answer_time: Timestamp) -> Result<bool> {
+        let mut c = self.db.acquire().await?;
+        let r = sqlx::query("UPDATE cdrs SET answer_time = ? WHERE id = ? AND answer_time IS NULL")
+            .bind(answer_time)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Completes the CDR at hang-up: end time, disposition, cause, flow path, recording, and the
+    /// durations (total from start, billable from answer).
+    pub async fn update_end(self, id: i64, e: &CdrEnd) -> Result<Cdr> {
+        let mut c = self.db.acquire().await?;
+        let cur: Option<(Timestamp, Option<Timestamp>)> =
+            sqlx::query_as("SELECT start_time, answer_time FROM cdrs WHERE id = ?").bind(id).fetch_optional(&mut *c).await?;
+        let (start, answer) = cur.ok_or(StoreError::NotFound)?;
+        let duration = e.end_time.seconds_since(start);
+        let billable = answer.map(|a| e.end_time.seconds_since(a)).unwrap_or(0);
+        Ok(sqlx::query_as(concat!(
+            "UPDATE cdrs SET end_time = ?, duration = ?, billable_dur = ?, disposition = ?, hangup_cause = ?, flow_path = ?, \
+             recording_file = COALESCE(?, recording_file) WHERE id = ? RETURNING ",
+            cdr_cols!()
+        ))
+        .bind(e.end_time)
+        .bind(duration)
+        .bind(billable)
+        .bind(e.disposition)
+        .bind(&e.hangup_cause)
+        .bind(Json(&e.flow_path))
+        .bind(&e.recording_file)
+        .bind(id)
+        .fetch_one(&mut *c)
+        .await?)
+    }
+
+    pub async fn get(self, id: i64) -> Result<Option<Cdr>> {
+        let mut c = self.db.acquire().await?;
+        Ok(sqlx::query_as(concat!("SELECT ", cdr_cols!(), " FROM cdrs WHERE id = ?")).bind(id).fetch_optional(&mut *c).await?)
+    }
+
+    /// The call log, newest first, filtered.
+    pub async fn list(self, filter: &CdrFilter, page: Page) -> Result<Paged<Cdr>> {
+        let mut c = self.db.acquire().await?;
+        let mut q = QueryBuilder::new(concat!("SELECT ", cdr_cols!(), " FROM cdrs"));
+        push_filter(&mut q, filter);
+        q.push(" ORDER BY start_time DESC, id DESC LIMIT ").push_bind(page.limit).push(" OFFSET ").push_bind(page.offset);
+        let items = q.build_query_as().fetch_all(&mut *c).await?;
+        let mut q = QueryBuilder::new("SELECT COUNT(*) FROM cdrs");
+        push_filter(&mut q, filter);
+        let (total,): (i64,) = q.build_query_as().fetch_one(&mut *c).await?;
+        Ok(Paged { items, total })
+    }
+
+    /// Keyset page for exports: up to `limit` CDRs matching `filter` that come after
+    /// `after` = (start_time, id) in newest-first order.
+    pub async fn list_after(self, filter: &CdrFilter, after: Option<(Timestamp, i64)>, limit: i64) -> Result<Vec<Cdr>> {
+        let mut c = self.db.acquire().await?;
+        let mut q = QueryBuilder::new(concat!("SELECT ", cdr_cols!(), " FROM cdrs"));
+        push_filter(&mut q, filter);
+        if let Some((t, id)) = after {
+            q.push(" AND (start_time < ").push_bind(t).push(" OR (start_time = ").push_bind(t).push(" AND id < ").push_bind(id).push("))");
+        }
+        q.push(" ORDER BY start_time DESC, id DESC LIMIT ").push_bind(limit);
+        Ok(q.build_query_as().fetch_all(&mut *c).await?)
+    }
+
+    /// Attaches a recording file to a CDR.
+    pub async fn set_recording(self, id: i64, file: &str) -> Result<bool> {
+        let mut c = self.db.acquire().await?;
+        let r = sqlx::query("UPDATE cdrs SET recording_file = ? WHERE id = ?").bind(file).bind(id).execute(&mut *c).await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// When `number` last finished a call (the longest-idle ring strategy); None if never.
+    pub async fn last_call_end(self, number: &str) -> Result<Option<Timestamp>> {
+        let mut c = self.db.acquire().await?;
+        let (t,): (Option<Timestamp>,) = sqlx::query_as(
+            "SELECT MAX(end_time) FROM (SELECT end_time FROM cdrs WHERE caller_id_num = ? \
+             UNION ALL SELECT end_time FROM cdrs WHERE callee = ?)",
+        )
+        .bind(number)
+        .bind(number)
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(t)
+    }
+
+    pub async fn count(self) -> Result<i64> {
+        let mut c = self.db.acquire().await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM cdrs").fetch_one(&mut *c).await?;
+        Ok(n)
+    }
+
+    /// Deletes CDRs that started before `before` (retention); returns how many.
+    pub async fn delete_before(self, before: Timestamp) -> Result<u64> {
+        let mut c = self.db.acquire().await?;
+        let r = sqlx::query("DELETE FROM cdrs WHERE start_time < ?").bind(before).execute(&mut *c).await?;
+        Ok(r.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_util::open_temp;
+    use crate::*;
+    use time::Duration;
+
+    #[tokio::test]
+    async fn lifecycle_and_filters() {
+        let (s, _d) = open_temp().await;
+        let t0 = Timestamp::parse("2026-01-02T10:00:00Z").unwrap();
+        let id = s
+            .cdrs()
+            .insert_start(&NewCdr {
+                call_id: "abc@h".into(),
+                start_time: t0,
+                caller_id_name: Some("Bob".into()),
+                caller_id_num: Some("+61400000000".into()),
+                callee: Some("101".into()),
+                trunk_id: None,
+                direction: Direction::Inbound,
+                flow_id: None,
+                flow_version: None,
+            })
+            .await
+            .unwrap();
+        assert!(s.cdrs().update_answer(id, t0 + Duration::seconds(5)).await.unwrap());
+        assert!(!s.cdrs().update_answer(id, t0 + Duration::seconds(9)).await.unwrap());
+        let cdr = s
+            .cdrs()
+            .update_end(
+                id,
+                &CdrEnd {
+                    end_time: t0 + Duration::seconds(65),
+                    disposition: Disposition::Answered,
+                    hangup_cause: Some("normal_clearing".into()),
+                    flow_path: serde_json::json!(["n1", "n2"]),
+                    recording_file: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((cdr.duration, cdr.billable_dur), (Some(65), Some(60)));
+        assert_eq!(cdr.flow_path, serde_json::json!(["n1", "n2"]));
+
+        let f = CdrFilter { direction: Some(Direction::Inbound), from: Timestamp::parse("2026-01-02"), ..Default::default() };
+        assert_eq!(s.cdrs().list(&f, Page::default()).await.unwrap().total, 1);
+        let f = CdrFilter { direction: Some(Direction::Outbound), ..Default::default() };
+        assert_eq!(s.cdrs().list(&f, Page::default()).await.unwrap().total, 0);
+        let f = CdrFilter { to: Timestamp::parse("2026-01-02"), ..Default::default() };
+        assert_eq!(s.cdrs().list(&f, Page::default()).await.unwrap().total, 0);
+        let f = CdrFilter { party: Some("101".into()), ..Default::default() };
+        assert_eq!(s.cdrs().list_after(&f, None, 10).await.unwrap().len(), 1);
+        assert_eq!(s.cdrs().list_after(&f, Some((t0, id)), 10).await.unwrap().len(), 0);
+        assert_eq!(s.cdrs().last_call_end("101").await.unwrap(), Some(t0 + Duration::seconds(65)));
+    }
+}

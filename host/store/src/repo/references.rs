@@ -1,0 +1,175 @@
+//! What refers to an entity (so deleting it would break something), whether an entity exists,
+//! and who owns a dialable number.
+
+use sqlx::Acquire;
+
+use super::{Db, References};
+use crate::*;
+
+impl<'a, A> References<'a, A>
+where
+    A: Acquire<'a, Database = Db> + Send,
+{
+    /// Does the entity exist?
+    pub async fn exists(self, kind: EntityKind, id: i64) -> Result<bool> {
+        let mut c = self.db.acquire().await?;
+        // The table name comes from a closed enum, never from input.
+        let sql = match kind.table() {
+            "extensions" => "SELECT EXISTS (SELECT 1 FROM extensions WHERE id = ?)",
+            "trunks" => "SELECT EXISTS (SELECT 1 FROM trunks WHERE id = ?)",
+            "inbound_numbers" => "SELECT EXISTS (SELECT 1 FROM inbound_numbers WHERE id = ?)",
+            "voicemail_boxes" => "SELECT EXISTS (SELECT 1 FROM voicemail_boxes WHERE id = ?)",
+            "ring_groups" => "SELECT EXISTS (SELECT 1 FROM ring_groups WHERE id = ?)",
+            "ivr_menus" => "SELECT EXISTS (SELECT 1 FROM ivr_menus WHERE id = ?)",
+            "time_switches" => "SELECT EXISTS (SELECT 1 FROM time_switches WHERE id = ?)",
+            "conference_bridges" => "SELECT EXISTS (SELECT 1 FROM conference_bridges WHERE id = ?)",
+            "call_flows" => "SELECT EXISTS (SELECT 1 FROM call_flows WHERE id = ?)",
+            _ => "SELECT EXISTS (SELECT 1 FROM prompts WHERE id = ?)",
+        };
+        let (e,): (bool,) = sqlx::query_as(sql).bind(id).fetch_one(&mut *c).await?;
+        Ok(e)
+    }
+
+    /// Everything that refers to the entity: other entities' columns, flow drafts' nodes and the
+    /// live (latest published) versions' nodes. Empty: it can be deleted safely.
+    pub async fn to(self, kind: EntityKind, id: i64) -> Result<Vec<Reference>> {
+        let mut c = self.db.acquire().await?;
+        let mut out: Vec<Reference> = Vec::new();
+        let mut push = |rows: Vec<(String, i64, String, String)>| {
+            out.extend(rows.into_iter().map(|(entity_type, entity_id, name, via)| Reference { entity_type, entity_id, name, via }));
+        };
+
+        match kind {
+            EntityKind::Extension => {
+                push(
+                    sqlx::query_as(
+                        "SELECT 'ring_group', g.id, g.name, 'members' FROM ring_groups g \
+                         WHERE EXISTS (SELECT 1 FROM json_each(g.members) m WHERE m.value = ?)",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?,
+                );
+                push(
+                    sqlx::query_as(
+                        "SELECT 'voicemail_box', b.id, b.name, 'notify_extension_id' FROM voicemail_boxes b \
+                         WHERE b.notify_extension_id = ?",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?,
+                );
+            }
+            EntityKind::Trunk => push(
+                sqlx::query_as("SELECT 'inbound_number', n.id, n.number, 'trunk_id' FROM inbound_numbers n WHERE n.trunk_id = ?")
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?,
+            ),
+            EntityKind::CallFlow => push(
+                sqlx::query_as("SELECT 'inbound_number', n.id, n.number, 'flow_id' FROM inbound_numbers n WHERE n.flow_id = ?")
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?,
+            ),
+            EntityKind::Prompt => {
+                push(
+                    sqlx::query_as(
+                        "SELECT 'ivr_menu', m.id, m.name, 'greeting_file' FROM ivr_menus m \
+                         WHERE m.greeting_file = (SELECT name FROM prompts WHERE id = ?)",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?,
+                );
+                push(
+                    sqlx::query_as(
+                        "SELECT 'voicemail_box', b.id, b.name, 'greeting_file' FROM voicemail_boxes b \
+                         WHERE b.greeting_file = (SELECT name FROM prompts WHERE id = ?)",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?,
+                );
+            }
+            _ => {}
+        }
+
+        // flow drafts
+        push(
+            sqlx::query_as(
+                "SELECT 'call_flow', f.id, f.name, 'node:' || COALESCE(n.value ->> '$.id', '?') \
+                 FROM call_flows f, json_each(f.flow_data, '$.nodes') n \
+                 WHERE n.value ->> '$.data.entity_type' = ? AND CAST(n.value ->> '$.data.entity_id' AS INTEGER) = ? \
+                 ORDER BY f.id",
+            )
+            .bind(kind.as_str())
+            .bind(id)
+            .fetch_all(&mut *c)
+            .await?,
+        );
+        // live published versions (calls are routed by these)
+        push(
+            sqlx::query_as(
+                "SELECT 'call_flow', f.id, f.name, 'published:v' || v.version || ':node:' || COALESCE(n.value ->> '$.id', '?') \
+                 FROM call_flows f JOIN flow_versions v ON v.flow_id = f.id AND v.version = f.version, \
+                 json_each(v.flow_data, '$.nodes') n \
+                 WHERE n.value ->> '$.data.entity_type' = ? AND CAST(n.value ->> '$.data.entity_id' AS INTEGER) = ? \
+                 ORDER BY f.id",
+            )
+            .bind(kind.as_str())
+            .bind(id)
+            .fetch_all(&mut *c)
+            .await?,
+        );
+        Ok(out)
+    }
+
+    /// Who already uses `number` in the dial plan (extensions, conference bridges and
+    /// voicemail boxes' mailbox numbers), leaving out `except` (the entity being edited).
+    pub async fn number_owners(self, number: &str, except: Option<(EntityKind, i64)>) -> Result<Vec<NumberOwner>> {
+        let mut c = self.db.acquire().await?;
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT 'extension', id, name FROM extensions WHERE extension = ?1 \
+             UNION ALL SELECT 'conference_bridge', id, name FROM conference_bridges WHERE extension = ?1 \
+             UNION ALL SELECT 'voicemail_box', id, name FROM voicemail_boxes WHERE mailbox_number = ?1",
+        )
+        .bind(number)
+        .fetch_all(&mut *c)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(t, id, _)| except.is_none_or(|(k, eid)| !(k.as_str() == t && eid == *id)))
+            .map(|(entity_type, entity_id, name)| NumberOwner { entity_type, entity_id, name })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_util::open_temp;
+    use crate::*;
+
+    #[tokio::test]
+    async fn finds_column_and_flow_references() {
+        let (s, _d) = open_temp().await;
+        let e = s
+            .extensions()
+            .insert(&ExtensionFields { extension: "101".into(), name: "A".into(), sip_username: "a".into(), ..Default::default() }, "pw")
+            .await
+            .unwrap();
+        s.ring_groups().insert(&RingGroupFields { name: "Sales".into(), members: vec![e.id], ..Default::default() }).await.unwrap();
+        let graph = serde_json::json!({"nodes": [{"id": "n1", "type": "extension", "data": {"entity_type": "extension", "entity_id": e.id}}], "edges": []});
+        let f = s.call_flows().insert(&CallFlowFields { name: "Main".into(), flow_data: graph.clone() }).await.unwrap();
+        s.flow_versions().publish(f.id, &graph, "t").await.unwrap();
+        let refs = s.references().to(EntityKind::Extension, e.id).await.unwrap();
+        let vias: Vec<&str> = refs.iter().map(|r| r.via.as_str()).collect();
+        assert_eq!(vias, vec!["members", "node:n1", "published:v1:node:n1"], "{refs:?}");
+        assert!(s.references().to(EntityKind::Trunk, 1).await.unwrap().is_empty());
+
+        assert!(s.references().exists(EntityKind::Extension, e.id).await.unwrap());
+        assert!(!s.references().exists(EntityKind::IvrMenu, 9).await.unwrap());
+        assert_eq!(s.references().number_owners("101", None).await.unwrap().len(), 1);
+        assert!(s.references().number_owners("101", Some((EntityKind::Extension, e.id))).await.unwrap().is_empty());
+    }
+}
