@@ -1,0 +1,173 @@
+// Every route the SPA calls, typed. Paths follow seeds/003 §7 and issues 2 and 5; the routes
+// the server does not have yet are listed in web/API-NEEDS.md.
+import { request, toPage, type Page, type Query } from './client';
+import type {
+  ActiveCall,
+  ApiToken,
+  Cdr,
+  Conference,
+  DashboardStats,
+  Extension,
+  Flow,
+  FlowDiff,
+  FlowVersion,
+  Graph,
+  Health,
+  Id,
+  InboundNumber,
+  IvrMenu,
+  NodeOutput,
+  NodeType,
+  Plugin,
+  Prompt,
+  Registration,
+  RingGroup,
+  Session,
+  Settings,
+  SetupRequest,
+  SetupStatus,
+  SimulateRequest,
+  SimulateResult,
+  TimeSwitch,
+  Trunk,
+  ValidationResult,
+  VoicemailBox,
+  VoicemailMessage,
+} from './types';
+
+export interface ListParams extends Query {
+  limit?: number;
+  offset?: number;
+}
+
+export interface Resource<T extends { id: Id }> {
+  path: string;
+  list(params?: ListParams): Promise<Page<T>>;
+  get(id: Id): Promise<T>;
+  create(body: Partial<T>): Promise<T>;
+  update(id: Id, body: Partial<T>): Promise<T>;
+  remove(id: Id): Promise<void>;
+}
+
+export function resource<T extends { id: Id }>(path: string): Resource<T> {
+  return {
+    path,
+    list: async (params) => toPage<T>(await request<unknown>('GET', path, { query: { limit: 100, ...params } })),
+    get: (id) => request<T>('GET', `${path}/${id}`),
+    create: (body) => request<T>('POST', path, { body }),
+    update: (id, body) => request<T>('PUT', `${path}/${id}`, { body }),
+    remove: (id) => request<void>('DELETE', `${path}/${id}`),
+  };
+}
+
+/** All rows of a list endpoint, page by page (the API caps a page at 100). */
+export async function listAll<T extends { id: Id }>(r: Resource<T>, params?: ListParams): Promise<T[]> {
+  const out: T[] = [];
+  for (let offset = 0; ; offset += 100) {
+    const page = await r.list({ ...params, limit: 100, offset });
+    out.push(...page.items);
+    if (page.items.length < 100 || (page.total !== undefined && out.length >= page.total)) return out;
+  }
+}
+
+export const api = {
+  auth: {
+    login: (username: string, password: string) => request<Session>('POST', '/auth/login', { body: { username, password } }),
+    logout: () => request<void>('POST', '/auth/logout'),
+    me: () => request<Session>('GET', '/auth/me'),
+  },
+  setup: {
+    status: () => request<SetupStatus>('GET', '/setup'),
+    run: (body: SetupRequest) => request<Session | { user: unknown }>('POST', '/setup', { body }),
+  },
+  health: () => request<Health>('GET', '/health'),
+  dashboard: () => request<DashboardStats>('GET', '/dashboard/stats'),
+  activeCalls: async () => toPage<ActiveCall>(await request<unknown>('GET', '/calls/active')).items,
+  hangupCall: (id: string) => request<void>('POST', `/calls/${encodeURIComponent(id)}/hangup`),
+
+  extensions: {
+    ...resource<Extension>('/extensions'),
+    registrations: async (id: Id) => toPage<Registration>(await request<unknown>('GET', `/extensions/${id}/registrations`)).items,
+  },
+  trunks: {
+    ...resource<Trunk>('/trunks'),
+    test: (id: Id) => request<{ ok: boolean; message: string }>('POST', `/trunks/${id}/test`),
+  },
+  numbers: resource<InboundNumber>('/numbers'),
+  voicemailBoxes: {
+    ...resource<VoicemailBox>('/voicemail-boxes'),
+    messages: async (id: Id) => toPage<VoicemailMessage>(await request<unknown>('GET', `/voicemail-boxes/${id}/messages`)).items,
+    markRead: (id: Id, msg: Id) => request<void>('PUT', `/voicemail-boxes/${id}/messages/${msg}/read`),
+    deleteMessage: (id: Id, msg: Id) => request<void>('DELETE', `/voicemail-boxes/${id}/messages/${msg}`),
+    messageAudioUrl: (id: Id, msg: Id) => `/api/v1/voicemail-boxes/${id}/messages/${msg}/audio`,
+  },
+  ringGroups: resource<RingGroup>('/ring-groups'),
+  ivrMenus: resource<IvrMenu>('/ivr-menus'),
+  timeSwitches: resource<TimeSwitch>('/time-switches'),
+  conferences: resource<Conference>('/conferences'),
+
+  prompts: {
+    list: async (params?: ListParams) => toPage<Prompt>(await request<unknown>('GET', '/prompts', { query: { limit: 100, ...params } })),
+    upload: (file: File, name: string) => {
+      const form = new FormData();
+      form.set('name', name);
+      form.set('file', file);
+      return request<Prompt>('POST', '/prompts', { form });
+    },
+    remove: (id: Id) => request<void>('DELETE', `/prompts/${id}`),
+    audioUrl: (id: Id | string) => `/api/v1/prompts/${id}/audio`,
+  },
+
+  flows: {
+    ...resource<Flow>('/flows'),
+    validate: (id: Id, flow_data?: Graph) =>
+      request<ValidationResult>('POST', `/flows/${id}/validate`, { body: flow_data ? { flow_data } : {} }),
+    publish: (id: Id) => request<FlowVersion>('POST', `/flows/${id}/publish`),
+    versions: async (id: Id) => toPage<FlowVersion>(await request<unknown>('GET', `/flows/${id}/versions`)).items,
+    version: (id: Id, v: number) => request<FlowVersion>('GET', `/flows/${id}/versions/${v}`),
+    diff: (id: Id, a: number | 'draft', b: number | 'draft') =>
+      request<FlowDiff>('GET', `/flows/${id}/versions/${a}/diff/${b}`),
+    rollback: (id: Id, version: number) => request<FlowVersion>('POST', `/flows/${id}/rollback`, { body: { version } }),
+    simulate: (id: Id, body: SimulateRequest) => request<SimulateResult>('POST', `/flows/${id}/simulate`, { body }),
+  },
+
+  nodeTypes: {
+    list: async () => toPage<NodeType>(await request<unknown>('GET', '/node-types')).items,
+    outputs: (typeId: string, config: Record<string, unknown>, entity?: { entity_type: string; entity_id?: Id | null; entity?: unknown }) =>
+      request<NodeOutput[]>('POST', `/node-types/${encodeURIComponent(typeId)}/outputs`, { body: { config, ...entity } }),
+  },
+
+  cdrs: {
+    list: async (params?: ListParams) => toPage<Cdr>(await request<unknown>('GET', '/cdrs', { query: params })),
+    get: (id: Id) => request<Cdr>('GET', `/cdrs/${id}`),
+    exportUrl: (params?: Query) => {
+      const p = new URLSearchParams();
+      for (const [k, v] of Object.entries(params ?? {})) if (v !== undefined && v !== null && v !== '') p.set(k, String(v));
+      const s = p.toString();
+      return `/api/v1/cdrs/export${s ? `?${s}` : ''}`;
+    },
+  },
+
+  plugins: {
+    list: async () => toPage<Plugin>(await request<unknown>('GET', '/plugins')).items,
+    upload: (file: File) => {
+      const form = new FormData();
+      form.set('file', file);
+      return request<Plugin>('POST', '/plugins', { form });
+    },
+    update: (id: string, body: { granted_capabilities?: string[]; enabled?: boolean }) =>
+      request<Plugin>('PUT', `/plugins/${encodeURIComponent(id)}`, { body }),
+    remove: (id: string) => request<void>('DELETE', `/plugins/${encodeURIComponent(id)}`),
+  },
+
+  settings: {
+    get: () => request<Settings>('GET', '/settings'),
+    update: (body: Settings) => request<Settings>('PUT', '/settings', { body }),
+  },
+
+  tokens: {
+    list: async () => toPage<ApiToken>(await request<unknown>('GET', '/tokens')).items,
+    create: (name: string) => request<ApiToken>('POST', '/tokens', { body: { name } }),
+    revoke: (id: Id) => request<void>('DELETE', `/tokens/${id}`),
+  },
+};

@@ -1,0 +1,143 @@
+// Live updates over the WebSocket at /ws (format in web/API-NEEDS.md). The connection carries
+// the session cookie; the server sends a `snapshot` first, then one event per change. The
+// state here is a plain reducer so it can be tested without a socket.
+import { useSyncExternalStore } from 'react';
+import type { ActiveCall, Id, Registration, TrunkStatus } from './types';
+
+export type LiveEvent =
+  | { type: 'snapshot'; data: { calls: ActiveCall[]; registrations: Record<string, number>; trunks: { id: Id; status: TrunkStatus; detail?: string | null }[] } }
+  | { type: 'call.started' | 'call.updated'; data: ActiveCall }
+  | { type: 'call.ended'; data: { id: string; disposition?: string; cdr_id?: Id } }
+  | {
+      type: 'registration.changed';
+      data: { extension_id: Id; registration_count: number; action?: 'added' | 'removed' | 'refreshed'; registration?: Registration };
+    }
+  | { type: 'trunk.status'; data: { id: Id; status: TrunkStatus; detail?: string | null } };
+
+export type Connection = 'connecting' | 'open' | 'closed';
+
+export interface LiveState {
+  connection: Connection;
+  /** true once a snapshot arrived: until then pages use the REST values */
+  synced: boolean;
+  calls: Record<string, ActiveCall>;
+  registrations: Record<string, number>;
+  trunks: Record<string, { status: TrunkStatus; detail?: string | null }>;
+  /** bumps on every event, so pages can refetch lists that depend on it (e.g. recent calls) */
+  seq: number;
+}
+
+export const initialLive: LiveState = { connection: 'closed', synced: false, calls: {}, registrations: {}, trunks: {}, seq: 0 };
+
+export function applyLiveEvent(s: LiveState, ev: LiveEvent): LiveState {
+  const seq = s.seq + 1;
+  switch (ev.type) {
+    case 'snapshot': {
+      const calls: Record<string, ActiveCall> = {};
+      for (const c of ev.data.calls ?? []) calls[c.id] = c;
+      const trunks: LiveState['trunks'] = {};
+      for (const t of ev.data.trunks ?? []) trunks[String(t.id)] = { status: t.status, detail: t.detail };
+      return { ...s, synced: true, calls, registrations: { ...(ev.data.registrations ?? {}) }, trunks, seq };
+    }
+    case 'call.started':
+    case 'call.updated':
+      return { ...s, calls: { ...s.calls, [ev.data.id]: { ...s.calls[ev.data.id], ...ev.data } }, seq };
+    case 'call.ended': {
+      const calls = { ...s.calls };
+      delete calls[ev.data.id];
+      return { ...s, calls, seq };
+    }
+    case 'registration.changed':
+      return { ...s, registrations: { ...s.registrations, [String(ev.data.extension_id)]: ev.data.registration_count }, seq };
+    case 'trunk.status':
+      return { ...s, trunks: { ...s.trunks, [String(ev.data.id)]: { status: ev.data.status, detail: ev.data.detail } }, seq };
+    default:
+      return s;
+  }
+}
+
+export function parseLiveEvent(raw: string): LiveEvent | null {
+  try {
+    const v = JSON.parse(raw) as { type?: unknown; data?: unknown };
+    if (typeof v.type !== 'string' || v.data === undefined || v.data === null) return null;
+    const known = ['snapshot', 'call.started', 'call.updated', 'call.ended', 'registration.changed', 'trunk.status'];
+    return known.includes(v.type) ? (v as LiveEvent) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Backoff after the n-th failed attempt: 1 s, 2 s, 4 s … capped at 30 s. */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(30_000, 1000 * 2 ** Math.max(0, attempt));
+}
+
+type Listener = () => void;
+
+class LiveStore {
+  state: LiveState = initialLive;
+  private listeners = new Set<Listener>();
+  private ws: WebSocket | null = null;
+  private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private wanted = false;
+
+  subscribe = (l: Listener) => {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  };
+  getState = () => this.state;
+
+  dispatch(ev: LiveEvent) {
+    this.set(applyLiveEvent(this.state, ev));
+  }
+
+  private set(s: LiveState) {
+    this.state = s;
+    for (const l of this.listeners) l();
+  }
+
+  start() {
+    if (this.wanted) return;
+    this.wanted = true;
+    this.open();
+  }
+
+  stop() {
+    this.wanted = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.ws?.close();
+    this.ws = null;
+    this.set(initialLive);
+  }
+
+  private open() {
+    if (!this.wanted || typeof WebSocket === 'undefined') return;
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${proto}//${location.host}/ws`);
+    this.ws = ws;
+    this.set({ ...this.state, connection: 'connecting' });
+    ws.onopen = () => {
+      this.attempt = 0;
+      this.set({ ...this.state, connection: 'open' });
+    };
+    ws.onmessage = (m) => {
+      const ev = typeof m.data === 'string' ? parseLiveEvent(m.data) : null;
+      if (ev) this.dispatch(ev);
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.set({ ...this.state, connection: 'closed', synced: false });
+      if (!this.wanted) return;
+      this.timer = setTimeout(() => this.open(), reconnectDelay(this.attempt++));
+    };
+  }
+}
+
+export const live = new LiveStore();
+
+export function useLive<T>(select: (s: LiveState) => T): T {
+  return useSyncExternalStore(live.subscribe, () => select(live.getState()));
+}

@@ -1,0 +1,111 @@
+// TanStack Query keys and hooks: server state lives in the query cache, nowhere else.
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { ApiError } from './client';
+import { api, listAll } from './endpoints';
+import { ENTITY_KINDS, type EntityMap, type EntityType } from './entities';
+import type { Id, NodeOutput, NodeType } from './types';
+
+export const keys = {
+  session: ['session'] as const,
+  setup: ['setup'] as const,
+  entities: (t: EntityType) => ['entities', t] as const,
+  entity: (t: EntityType, id: Id) => ['entities', t, id] as const,
+  nodeTypes: ['node-types'] as const,
+  nodeOutputs: (typeId: string, payload: string) => ['node-outputs', typeId, payload] as const,
+  flows: ['flows'] as const,
+  flow: (id: Id) => ['flows', id] as const,
+  versions: (id: Id) => ['flows', id, 'versions'] as const,
+  prompts: ['prompts'] as const,
+  plugins: ['plugins'] as const,
+  settings: ['settings'] as const,
+  dashboard: ['dashboard'] as const,
+  health: ['health'] as const,
+  cdrs: (params: unknown) => ['cdrs', params] as const,
+  activeCalls: ['calls', 'active'] as const,
+};
+
+export function useSession() {
+  return useQuery({
+    queryKey: keys.session,
+    queryFn: api.auth.me,
+    retry: false,
+    staleTime: 60_000,
+  });
+}
+
+export function useEntities<K extends EntityType>(type: K, enabled = true) {
+  return useQuery({
+    queryKey: keys.entities(type),
+    queryFn: () => listAll(ENTITY_KINDS[type].resource) as Promise<EntityMap[K][]>,
+    enabled,
+    staleTime: 10_000,
+  });
+}
+
+export function useEntity<K extends EntityType>(type: K, id: Id | null | undefined) {
+  return useQuery({
+    queryKey: keys.entity(type, id ?? 0),
+    queryFn: () => ENTITY_KINDS[type].resource.get(id as Id) as Promise<EntityMap[K]>,
+    enabled: id !== null && id !== undefined,
+    staleTime: 10_000,
+  });
+}
+
+export function useSaveEntity<K extends EntityType>(type: K) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ id, body }: { id?: Id; body: Partial<EntityMap[K]> }) => {
+      const r = ENTITY_KINDS[type].resource;
+      return (id ? r.update(id, body as never) : r.create(body as never)) as Promise<EntityMap[K]>;
+    },
+    onSuccess: (saved) => {
+      qc.setQueryData(keys.entity(type, (saved as { id: Id }).id), saved);
+      void qc.invalidateQueries({ queryKey: keys.entities(type) });
+    },
+  });
+}
+
+export function useDeleteEntity(type: EntityType) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (id: Id) => ENTITY_KINDS[type].resource.remove(id),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: keys.entities(type) }),
+  });
+}
+
+export function useNodeTypes() {
+  return useQuery({ queryKey: keys.nodeTypes, queryFn: api.nodeTypes.list, staleTime: 60_000 });
+}
+
+/**
+ * The outputs of one node: the fixed ones from describe(), or for a type whose outputs depend
+ * on its config (IVR digits, time-switch rules) what the node's outputs(config) answers, asked
+ * of the server and kept while the next answer is on its way so handles never flicker.
+ */
+export function useNodeOutputs(
+  nodeType: NodeType | undefined,
+  config: Record<string, unknown>,
+  entity: { entity_type: string; entity_id?: Id | null; entity?: unknown } | undefined,
+): NodeOutput[] {
+  const dynamic = !!nodeType?.dynamic_outputs;
+  const payload = JSON.stringify({ config, entity });
+  const q = useQuery({
+    queryKey: keys.nodeOutputs(nodeType?.id ?? '', payload),
+    queryFn: () => api.nodeTypes.outputs(nodeType!.id, config, entity),
+    enabled: dynamic,
+    placeholderData: keepPreviousData,
+    staleTime: Infinity,
+    retry: (n, e) => !(e instanceof ApiError && e.status < 500) && n < 2,
+  });
+  if (!nodeType) return [];
+  if (!dynamic) return nodeType.outputs;
+  return q.data ?? nodeType.outputs;
+}
+
+export function usePrompts() {
+  return useQuery({ queryKey: keys.prompts, queryFn: async () => (await api.prompts.list()).items, staleTime: 30_000 });
+}
+
+export function useFlows() {
+  return useQuery({ queryKey: keys.flows, queryFn: () => listAll(api.flows) });
+}

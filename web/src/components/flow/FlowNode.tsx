@@ -1,0 +1,113 @@
+// The canvas node: icon, type, label, linked entity, one input handle (entry nodes have none)
+// and one labelled output handle per output. Outputs that depend on config (IVR digits,
+// time-switch rules) are asked of the node type and update while the config is edited.
+import { Handle, Position, useUpdateNodeInternals, type NodeProps } from '@xyflow/react';
+import { memo, useEffect } from 'react';
+import { ENTITY_KINDS, entityTypeForNode, type AnyEntity, type EntityType } from '../../api/entities';
+import { useEntity, useNodeOutputs, useNodeTypes } from '../../api/queries';
+import type { NodeType } from '../../api/types';
+import { useEditor } from '../../store/editor';
+import { INPUT_HANDLE, type PbxNode } from './graph';
+
+const ICON_NAMES: Record<string, string> = {
+  phone: '📞',
+  clock: '🕐',
+  dialpad: '🔢',
+  keypad: '🔢',
+  users: '👥',
+  user: '👤',
+  voicemail: '📬',
+  mailbox: '📬',
+  speaker: '🔊',
+  volume: '🔊',
+  conference: '🎙️',
+  microphone: '🎙️',
+  transfer: '↗️',
+  'arrow-up-right': '↗️',
+  hangup: '⛔',
+  stop: '⛔',
+  tag: '🏷️',
+  globe: '🌐',
+  webhook: '🌐',
+  queue: '⏳',
+  hourglass: '⏳',
+  plugin: '🧩',
+};
+
+/** describe()'s icon: an emoji as is, a known icon name as its emoji, else a puzzle piece. */
+export function nodeIcon(icon: string | undefined): string {
+  if (!icon) return '🧩';
+  if (ICON_NAMES[icon]) return ICON_NAMES[icon];
+  // short strings that are not plain words are taken to be emoji
+  if (icon.length <= 4 && !/^[a-z0-9-]+$/i.test(icon)) return icon;
+  return '🧩';
+}
+
+export function findNodeType(types: NodeType[] | undefined, id: string): NodeType | undefined {
+  return types?.find((t) => t.id === id);
+}
+
+function FlowNodeView({ id, data, selected }: NodeProps<PbxNode>) {
+  const types = useNodeTypes();
+  const nt = findNodeType(types.data, data.nodeType);
+  const entityType = entityTypeForNode(nt ?? { id: data.nodeType, entity_type: data.entity_type }) as EntityType | undefined;
+  const entity = useEntity(entityType ?? 'extension', entityType ? data.entity_id : null);
+  const draft = useEditor((s) => s.drafts[id]);
+  const outputs = useNodeOutputs(nt, data.config, entityType ? { entity_type: entityType, entity_id: data.entity_id, entity: draft ?? entity.data } : undefined);
+  const setOutputs = useEditor((s) => s.setOutputs);
+  const updateInternals = useUpdateNodeInternals();
+  const outputKey = outputs.map((o) => `${o.name}:${o.label ?? ''}`).join('|');
+
+  useEffect(() => {
+    setOutputs(id, outputs);
+    // handles moved or appeared: React Flow must re-measure them to attach edges
+    updateInternals(id);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [id, outputKey]);
+
+  const kind = entityType ? ENTITY_KINDS[entityType] : undefined;
+  const entityTitle = entity.data ? (kind?.title as (e: AnyEntity) => string)(entity.data as AnyEntity) : null;
+  const isEntry = nt?.entry ?? data.nodeType === 'inbound_number';
+  const unknown = types.data && !nt;
+
+  return (
+    <div
+      className={`min-w-44 max-w-64 rounded-lg border bg-white text-left shadow-sm ${selected ? 'border-indigo-500 ring-2 ring-indigo-500/30' : 'border-slate-300'} ${unknown ? 'border-dashed border-red-400' : ''}`}
+      aria-label={`${nt?.name ?? data.nodeType}: ${data.label || entityTitle || 'unnamed'}`}
+    >
+      {!isEntry && <Handle type="target" id={INPUT_HANDLE} position={Position.Left} className="!h-3 !w-3 !bg-slate-500" aria-label="input" />}
+      <div className="flex items-center gap-2 border-b border-slate-100 px-3 py-1.5">
+        <span aria-hidden="true">{nodeIcon(nt?.icon)}</span>
+        <span className="text-xs font-medium uppercase tracking-wide text-slate-500">{nt?.name ?? data.nodeType}</span>
+      </div>
+      <div className="px-3 py-1.5">
+        <div className="truncate text-sm font-semibold text-slate-900">{data.label || entityTitle || <span className="text-slate-400">unnamed</span>}</div>
+        {kind && (
+          <div className="truncate text-xs text-slate-500">
+            {entityTitle ?? (data.entity_id ? `${kind.singular} #${data.entity_id}` : <span className="text-amber-600">no {kind.singular} linked</span>)}
+          </div>
+        )}
+        {unknown && <div className="text-xs text-red-600">unknown node type</div>}
+      </div>
+      {outputs.length > 0 && (
+        <ul className="border-t border-slate-100 py-1">
+          {outputs.map((o) => (
+            <li key={o.name} className="relative flex h-6 items-center justify-end pr-3 text-xs text-slate-600" data-output={o.name}>
+              {o.label ?? o.name}
+              <Handle
+                type="source"
+                id={o.name}
+                position={Position.Right}
+                className="!h-3 !w-3 !bg-indigo-500"
+                style={{ top: '50%' }}
+                aria-label={`output ${o.label ?? o.name}`}
+              />
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+export const FlowNode = memo(FlowNodeView);

@@ -1,0 +1,164 @@
+// Call history: filters, a date range, pages of 50, CSV export of the same filter, and "Show
+// path" to open the flow version a call used with its traversal drawn.
+import { useState } from 'react';
+import { keepPreviousData, useQuery } from '@tanstack/react-query';
+import { Link, useSearchParams } from 'react-router';
+import { errorMessage } from '../api/client';
+import { api } from '../api/endpoints';
+import { keys } from '../api/queries';
+import { Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner } from '../components/common/ui';
+
+const PAGE = 50;
+
+export default function CallHistoryPage() {
+  const [params, setParams] = useSearchParams();
+  const filters = {
+    direction: params.get('direction') ?? '',
+    disposition: params.get('disposition') ?? '',
+    q: params.get('q') ?? '',
+    from: params.get('from') ?? '',
+    to: params.get('to') ?? '',
+  };
+  const offset = Number(params.get('offset') ?? 0) || 0;
+  const [draft, setDraft] = useState(filters);
+  const list = useQuery({
+    queryKey: keys.cdrs({ ...filters, offset }),
+    queryFn: () => api.cdrs.list({ ...filters, limit: PAGE, offset }),
+    placeholderData: keepPreviousData,
+  });
+
+  const apply = (e: React.FormEvent) => {
+    e.preventDefault();
+    const next = new URLSearchParams();
+    for (const [k, v] of Object.entries(draft)) if (v) next.set(k, v);
+    setParams(next);
+  };
+  const page = (o: number) => {
+    const next = new URLSearchParams(params);
+    next.set('offset', String(Math.max(0, o)));
+    setParams(next);
+  };
+  const items = list.data?.items ?? [];
+  const total = list.data?.total;
+
+  return (
+    <div>
+      <PageHeader title="Call history">
+        <a className="btn" href={api.cdrs.exportUrl(filters)} download>
+          Export CSV
+        </a>
+      </PageHeader>
+      <form onSubmit={apply} className="card mb-4 grid grid-cols-2 gap-3 p-4 md:grid-cols-6" aria-label="Filter calls">
+        <div className="col-span-2">
+          <label className="label" htmlFor="cdr-q">
+            Number or name
+          </label>
+          <input id="cdr-q" className="input" value={draft.q} onChange={(e) => setDraft({ ...draft, q: e.target.value })} />
+        </div>
+        <div>
+          <label className="label" htmlFor="cdr-direction">
+            Direction
+          </label>
+          <select id="cdr-direction" className="input" value={draft.direction} onChange={(e) => setDraft({ ...draft, direction: e.target.value })}>
+            <option value="">all</option>
+            <option value="inbound">inbound</option>
+            <option value="outbound">outbound</option>
+            <option value="internal">internal</option>
+          </select>
+        </div>
+        <div>
+          <label className="label" htmlFor="cdr-disposition">
+            Result
+          </label>
+          <select id="cdr-disposition" className="input" value={draft.disposition} onChange={(e) => setDraft({ ...draft, disposition: e.target.value })}>
+            <option value="">all</option>
+            <option value="answered">answered</option>
+            <option value="no_answer">no answer</option>
+            <option value="busy">busy</option>
+            <option value="failed">failed</option>
+            <option value="voicemail">voicemail</option>
+          </select>
+        </div>
+        <div>
+          <label className="label" htmlFor="cdr-from">
+            From
+          </label>
+          <input id="cdr-from" type="date" className="input" value={draft.from} onChange={(e) => setDraft({ ...draft, from: e.target.value })} />
+        </div>
+        <div>
+          <label className="label" htmlFor="cdr-to">
+            To
+          </label>
+          <input id="cdr-to" type="date" className="input" value={draft.to} onChange={(e) => setDraft({ ...draft, to: e.target.value })} />
+        </div>
+        <div className="col-span-2 flex gap-2 md:col-span-6">
+          <button type="submit" className="btn btn-primary">
+            Apply
+          </button>
+          <button type="button" className="btn" onClick={() => { setDraft({ direction: '', disposition: '', q: '', from: '', to: '' }); setParams({}); }}>
+            Clear
+          </button>
+        </div>
+      </form>
+      <ErrorBanner error={list.error ? errorMessage(list.error) : null} />
+      <div className="card overflow-x-auto">
+        {list.isLoading ? (
+          <Spinner />
+        ) : items.length === 0 ? (
+          <Empty>No calls match.</Empty>
+        ) : (
+          <table className="table">
+            <thead>
+              <tr>
+                <th>Start</th>
+                <th>Direction</th>
+                <th>From</th>
+                <th>To</th>
+                <th>Result</th>
+                <th>Duration</th>
+                <th>
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((c) => (
+                <tr key={c.id}>
+                  <td className="whitespace-nowrap">{formatDate(c.start_time)}</td>
+                  <td>{c.direction}</td>
+                  <td>
+                    {c.caller_id_name ? `${c.caller_id_name} ` : ''}
+                    {c.caller_id_num ?? ''}
+                  </td>
+                  <td>{c.callee ?? ''}</td>
+                  <td>{c.disposition ?? ''}</td>
+                  <td>{formatDuration(c.duration)}</td>
+                  <td className="text-right">
+                    {c.flow_id && c.flow_path && c.flow_path.length > 0 ? (
+                      <Link className="btn btn-ghost btn-sm" to={`/flows/${c.flow_id}?cdr=${c.id}`}>
+                        Show path
+                      </Link>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </div>
+      <nav className="mt-3 flex items-center justify-between text-sm" aria-label="Pages">
+        <span className="text-slate-500">
+          {items.length > 0 && `${offset + 1}–${offset + items.length}${total !== undefined ? ` of ${total}` : ''}`}
+        </span>
+        <span className="flex gap-2">
+          <button type="button" className="btn btn-sm" disabled={offset === 0} onClick={() => page(offset - PAGE)}>
+            Previous
+          </button>
+          <button type="button" className="btn btn-sm" disabled={items.length < PAGE || (total !== undefined && offset + PAGE >= total)} onClick={() => page(offset + PAGE)}>
+            Next
+          </button>
+        </span>
+      </nav>
+    </div>
+  );
+}

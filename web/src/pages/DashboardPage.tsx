@@ -1,0 +1,159 @@
+// Dashboard: active calls (live), registrations, trunk status, recent calls, health.
+import { useQuery } from '@tanstack/react-query';
+import { Link } from 'react-router';
+import { errorMessage } from '../api/client';
+import { api } from '../api/endpoints';
+import { useLive } from '../api/live';
+import { keys } from '../api/queries';
+import type { ActiveCall } from '../api/types';
+import { ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, StatusDot } from '../components/common/ui';
+import { useEffect, useState } from 'react';
+
+function Stat({ label, value }: { label: string; value: string | number }) {
+  return (
+    <div className="card p-4">
+      <div className="text-xs font-medium uppercase tracking-wide text-slate-500">{label}</div>
+      <div className="mt-1 text-2xl font-semibold">{value}</div>
+    </div>
+  );
+}
+
+function useNow(ms = 1000) {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(t);
+  }, [ms]);
+  return now;
+}
+
+export default function DashboardPage() {
+  const seq = useLive((s) => s.seq);
+  const synced = useLive((s) => s.synced);
+  const liveCalls = useLive((s) => s.calls);
+  const liveRegs = useLive((s) => s.registrations);
+  const liveTrunks = useLive((s) => s.trunks);
+  const stats = useQuery({ queryKey: [...keys.dashboard, Math.floor(seq / 5)], queryFn: api.dashboard, placeholderData: (p) => p });
+  const health = useQuery({ queryKey: keys.health, queryFn: api.health, refetchInterval: 30_000 });
+  const restCalls = useQuery({ queryKey: keys.activeCalls, queryFn: api.activeCalls, enabled: !synced, refetchInterval: synced ? false : 5000 });
+  const now = useNow();
+
+  const calls: ActiveCall[] = synced ? Object.values(liveCalls) : (restCalls.data ?? []);
+  const registrations = synced ? Object.values(liveRegs).reduce((a, b) => a + b, 0) : (stats.data?.registrations ?? 0);
+
+  return (
+    <div>
+      <PageHeader title="Dashboard" />
+      <ErrorBanner error={stats.error ? errorMessage(stats.error) : null} />
+      <div className="mb-4 grid grid-cols-2 gap-3 lg:grid-cols-4">
+        <Stat label="Active calls" value={calls.length} />
+        <Stat label="Registered devices" value={registrations} />
+        <Stat label="Extensions" value={stats.data?.extensions ?? '—'} />
+        <Stat label="Calls today" value={stats.data?.calls_today ?? '—'} />
+      </div>
+      <div className="grid grid-cols-1 gap-4 lg:grid-cols-2">
+        <section className="card p-4" aria-labelledby="active-calls">
+          <h2 id="active-calls" className="mb-2 font-semibold">
+            Active calls
+          </h2>
+          {calls.length === 0 ? (
+            <p className="text-sm text-slate-500">No calls right now.</p>
+          ) : (
+            <table className="table">
+              <thead>
+                <tr>
+                  <th>From</th>
+                  <th>To</th>
+                  <th>State</th>
+                  <th>Time</th>
+                  <th>
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {calls.map((c) => (
+                  <tr key={c.id}>
+                    <td>{c.caller_id_name ?? ''} {c.caller_id_num ?? ''}</td>
+                    <td>{c.callee ?? ''}</td>
+                    <td>{c.state}</td>
+                    <td>{formatDuration((now - Date.parse(c.started_at)) / 1000)}</td>
+                    <td>
+                      <button type="button" className="btn btn-ghost btn-sm text-red-700" onClick={() => void api.hangupCall(c.id)}>
+                        Hang up
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </section>
+        <section className="card p-4" aria-labelledby="trunk-status">
+          <h2 id="trunk-status" className="mb-2 font-semibold">
+            Trunks
+          </h2>
+          {stats.isLoading && <Spinner />}
+          <ul className="space-y-1 text-sm">
+            {(stats.data?.trunks ?? []).map((t) => {
+              const st = liveTrunks[String(t.id)]?.status ?? t.status;
+              const tone = st === 'registered' || st === 'ok' ? 'ok' : st === 'failed' ? 'bad' : st === 'disabled' ? 'idle' : 'warn';
+              return (
+                <li key={t.id} className="flex justify-between">
+                  <span>{t.name}</span>
+                  <StatusDot status={{ tone, text: st }} />
+                </li>
+              );
+            })}
+            {stats.data && stats.data.trunks.length === 0 && (
+              <li className="text-slate-500">
+                No trunks. <Link className="text-indigo-700 underline" to="/trunks">Add one</Link>
+              </li>
+            )}
+          </ul>
+        </section>
+        <section className="card p-4" aria-labelledby="recent-calls">
+          <h2 id="recent-calls" className="mb-2 font-semibold">
+            Recent calls
+          </h2>
+          <ul className="divide-y divide-slate-100 text-sm">
+            {(stats.data?.recent_cdrs ?? []).map((c) => (
+              <li key={c.id} className="flex justify-between py-1">
+                <span>
+                  {c.caller_id_num ?? 'unknown'} → {c.callee ?? ''}
+                </span>
+                <span className="text-slate-500">
+                  {c.disposition ?? ''} · {formatDate(c.start_time)}
+                </span>
+              </li>
+            ))}
+          </ul>
+          <Link to="/calls" className="mt-2 inline-block text-sm text-indigo-700 underline">
+            All calls
+          </Link>
+        </section>
+        <section className="card p-4" aria-labelledby="health">
+          <h2 id="health" className="mb-2 font-semibold">
+            System health
+          </h2>
+          {health.error && <ErrorBanner error={errorMessage(health.error)} />}
+          {health.data && (
+            <>
+              <p className="mb-2 text-sm text-slate-600">
+                Version {health.data.version}, up {formatDuration(health.data.uptime_seconds)}
+              </p>
+              <ul className="space-y-1 text-sm">
+                {Object.entries(health.data.components ?? {}).map(([name, c]) => (
+                  <li key={name} className="flex justify-between">
+                    <span>{name}</span>
+                    <StatusDot status={{ tone: c.status === 'ok' ? 'ok' : c.status === 'down' ? 'bad' : 'warn', text: c.detail ? `${c.status}: ${c.detail}` : c.status }} />
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+        </section>
+      </div>
+    </div>
+  );
+}
