@@ -7,13 +7,14 @@ export interface FieldError {
   message: string;
 }
 
-/** An entity that still refers to the one being deleted (the body of a 409). */
+/** An entity that still refers to the one being deleted (`error.references` of a 409). */
 export interface Reference {
-  type: string;
-  id: string | number;
+  /** the referring entity's kind: "call_flow", "ring_group", … */
+  entity_type: string;
+  entity_id: string | number;
   name?: string;
-  /** e.g. the flow node that links the entity */
-  node_id?: string;
+  /** where: a column ("members") or a flow node ("node:n3", "published:v2:node:n3") */
+  via?: string;
 }
 
 export class ApiError extends Error {
@@ -63,8 +64,8 @@ export class ApiError extends Error {
   impact(): string[] {
     if (this.references.length > 0) {
       return this.references.map((r) => {
-        const what = r.name ? `${r.name}` : `#${r.id}`;
-        return `${humanType(r.type)} ${what}${r.node_id ? ` (node ${r.node_id})` : ''}`;
+        const what = r.name ? `“${r.name}”` : `#${r.entity_id}`;
+        return `${humanType(r.entity_type)} ${what}${r.via ? ` (${humanVia(r.via)})` : ''}`;
       });
     }
     return this.details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message));
@@ -77,6 +78,13 @@ export function normalizeField(field: string): string {
     .replace(/^\//, '')
     .replace(/\[(\d+)\]/g, '.$1')
     .replace(/\//g, '.');
+}
+
+/** "published:v2:node:n3" → "node n3 of published version 2", "members" → "members" */
+function humanVia(via: string): string {
+  const m = /^(?:published:v(\d+):)?node:(.+)$/.exec(via);
+  if (!m) return via.replace(/_/g, ' ');
+  return m[1] ? `node ${m[2]} of published version ${m[1]}` : `node ${m[2]} of the draft`;
 }
 
 function humanType(t: string): string {
@@ -121,7 +129,25 @@ export interface RequestOptions {
   form?: FormData;
 }
 
+export interface ListMeta {
+  total: number;
+  limit: number;
+  offset: number;
+}
+
 export async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  return (await send<T>(method, path, opts)).data;
+}
+
+/** A list endpoint: `{"data": [...], "meta": {"total", "limit", "offset"}}`. */
+export async function requestPage<T>(path: string, query?: Query): Promise<Page<T>> {
+  const env = await send<unknown>('GET', path, { query });
+  const page = toPage<T>(env.data);
+  if (page.total === undefined && env.meta && typeof env.meta.total === 'number') page.total = env.meta.total;
+  return page;
+}
+
+async function send<T>(method: string, path: string, opts: RequestOptions): Promise<{ data: T; meta?: ListMeta }> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   let body: BodyInit | undefined;
   if (opts.form) {
@@ -145,12 +171,17 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
     if (e instanceof DOMException && e.name === 'AbortError') throw e;
     throw new ApiError({ status: 0, code: 'network', message: 'The server cannot be reached.' });
   }
-  return parseResponse<T>(res, path);
+  return parseEnvelope<T>(res, path);
 }
 
 /** Turns a Response into the envelope's data or an ApiError. Exported for tests. */
 export async function parseResponse<T>(res: Response, path = ''): Promise<T> {
-  if (res.status === 204) return undefined as T;
+  return (await parseEnvelope<T>(res, path)).data;
+}
+
+/** The whole success envelope: `data`, and `meta` on lists ({total, limit, offset}). */
+export async function parseEnvelope<T>(res: Response, path = ''): Promise<{ data: T; meta?: ListMeta }> {
+  if (res.status === 204) return { data: undefined as T };
   const text = await res.text();
   let json: unknown = undefined;
   if (text) {
@@ -161,8 +192,8 @@ export async function parseResponse<T>(res: Response, path = ''): Promise<T> {
     }
   }
   if (res.ok) {
-    if (json && typeof json === 'object' && 'data' in json) return (json as { data: T }).data;
-    if (!text) return undefined as T;
+    if (json && typeof json === 'object' && 'data' in json) return json as { data: T; meta?: ListMeta };
+    if (!text) return { data: undefined as T };
     throw new ApiError({
       status: res.status,
       code: 'bad_response',
@@ -190,10 +221,10 @@ export function toApiError(status: number, json: unknown, retryAfterHeader: stri
       ? o.references
           .filter((r): r is Record<string, unknown> => !!r && typeof r === 'object')
           .map((r) => ({
-            type: String(r.type ?? ''),
-            id: (r.id as string | number) ?? '',
+            entity_type: String(r.entity_type ?? ''),
+            entity_id: (r.entity_id as string | number) ?? '',
             name: r.name === undefined ? undefined : String(r.name),
-            node_id: r.node_id === undefined ? undefined : String(r.node_id),
+            via: r.via === undefined ? undefined : String(r.via),
           }))
       : [];
     return new ApiError({

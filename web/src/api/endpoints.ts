@@ -1,6 +1,6 @@
 // Every route the SPA calls, typed. Paths follow seeds/003 §7 and issues 2 and 5; the routes
 // the server does not have yet are listed in web/API-NEEDS.md.
-import { request, toPage, type Page, type Query } from './client';
+import { request, requestPage, type Page, type Query } from './client';
 import type {
   ActiveCall,
   ApiToken,
@@ -52,7 +52,7 @@ export interface Resource<T extends { id: Id }> {
 export function resource<T extends { id: Id }>(path: string): Resource<T> {
   return {
     path,
-    list: async (params) => toPage<T>(await request<unknown>('GET', path, { query: { limit: 100, ...params } })),
+    list: async (params) => requestPage<T>(path, { limit: 100, ...params }),
     get: (id) => request<T>('GET', `${path}/${id}`),
     create: (body) => request<T>('POST', path, { body }),
     update: (id, body) => request<T>('PUT', `${path}/${id}`, { body }),
@@ -82,12 +82,12 @@ export const api = {
   },
   health: () => request<Health>('GET', '/health'),
   dashboard: () => request<DashboardStats>('GET', '/dashboard/stats'),
-  activeCalls: async () => toPage<ActiveCall>(await request<unknown>('GET', '/calls/active')).items,
+  activeCalls: async () => (await requestPage<ActiveCall>('/calls/active')).items,
   hangupCall: (id: string) => request<void>('POST', `/calls/${encodeURIComponent(id)}/hangup`),
 
   extensions: {
     ...resource<Extension>('/extensions'),
-    registrations: async (id: Id) => toPage<Registration>(await request<unknown>('GET', `/extensions/${id}/registrations`)).items,
+    registrations: async (id: Id) => (await requestPage<Registration>(`/extensions/${id}/registrations`)).items,
   },
   trunks: {
     ...resource<Trunk>('/trunks'),
@@ -96,7 +96,7 @@ export const api = {
   numbers: resource<InboundNumber>('/numbers'),
   voicemailBoxes: {
     ...resource<VoicemailBox>('/voicemail-boxes'),
-    messages: async (id: Id) => toPage<VoicemailMessage>(await request<unknown>('GET', `/voicemail-boxes/${id}/messages`)).items,
+    messages: async (id: Id) => (await requestPage<VoicemailMessage>(`/voicemail-boxes/${id}/messages`)).items,
     markRead: (id: Id, msg: Id) => request<void>('PUT', `/voicemail-boxes/${id}/messages/${msg}/read`),
     deleteMessage: (id: Id, msg: Id) => request<void>('DELETE', `/voicemail-boxes/${id}/messages/${msg}`),
     messageAudioUrl: (id: Id, msg: Id) => `/api/v1/voicemail-boxes/${id}/messages/${msg}/audio`,
@@ -107,7 +107,7 @@ export const api = {
   conferences: resource<Conference>('/conferences'),
 
   prompts: {
-    list: async (params?: ListParams) => toPage<Prompt>(await request<unknown>('GET', '/prompts', { query: { limit: 100, ...params } })),
+    list: async (params?: ListParams) => requestPage<Prompt>('/prompts', { limit: 100, ...params }),
     upload: (file: File, name: string) => {
       const form = new FormData();
       form.set('name', name);
@@ -123,7 +123,7 @@ export const api = {
     validate: (id: Id, flow_data?: Graph) =>
       request<ValidationResult>('POST', `/flows/${id}/validate`, { body: flow_data ? { flow_data } : {} }),
     publish: (id: Id) => request<FlowVersion>('POST', `/flows/${id}/publish`),
-    versions: async (id: Id) => toPage<FlowVersion>(await request<unknown>('GET', `/flows/${id}/versions`)).items,
+    versions: async (id: Id) => (await requestPage<FlowVersion>(`/flows/${id}/versions`, { limit: 100 })).items,
     version: (id: Id, v: number) => request<FlowVersion>('GET', `/flows/${id}/versions/${v}`),
     diff: (id: Id, a: number | 'draft', b: number | 'draft') =>
       request<FlowDiff>('GET', `/flows/${id}/versions/${a}/diff/${b}`),
@@ -132,13 +132,13 @@ export const api = {
   },
 
   nodeTypes: {
-    list: async () => toPage<NodeType>(await request<unknown>('GET', '/node-types')).items,
+    list: async () => (await requestPage<NodeType>('/node-types')).items,
     outputs: (typeId: string, config: Record<string, unknown>, entity?: { entity_type: string; entity_id?: Id | null; entity?: unknown }) =>
       request<NodeOutput[]>('POST', `/node-types/${encodeURIComponent(typeId)}/outputs`, { body: { config, ...entity } }),
   },
 
   cdrs: {
-    list: async (params?: ListParams) => toPage<Cdr>(await request<unknown>('GET', '/cdrs', { query: params })),
+    list: async (params?: ListParams) => requestPage<Cdr>('/cdrs', params),
     get: (id: Id) => request<Cdr>('GET', `/cdrs/${id}`),
     exportUrl: (params?: Query) => {
       const p = new URLSearchParams();
@@ -149,15 +149,14 @@ export const api = {
   },
 
   plugins: {
-    list: async () => toPage<Plugin>(await request<unknown>('GET', '/plugins')).items,
+    list: async () => (await requestPage<Plugin>('/plugins')).items,
     upload: (file: File) => {
       const form = new FormData();
       form.set('file', file);
       return request<Plugin>('POST', '/plugins', { form });
     },
-    update: (id: string, body: { granted_capabilities?: string[]; enabled?: boolean }) =>
-      request<Plugin>('PUT', `/plugins/${encodeURIComponent(id)}`, { body }),
-    remove: (id: string) => request<void>('DELETE', `/plugins/${encodeURIComponent(id)}`),
+    update: (id: Id, body: { granted_capabilities?: string[]; enabled?: boolean }) => request<Plugin>('PUT', `/plugins/${id}`, { body }),
+    remove: (id: Id) => request<void>('DELETE', `/plugins/${id}`),
   },
 
   settings: {
@@ -166,7 +165,7 @@ export const api = {
   },
 
   tokens: {
-    list: async () => toPage<ApiToken>(await request<unknown>('GET', '/tokens')).items,
+    list: async () => (await requestPage<ApiToken>('/tokens')).items,
     create: (name: string) => request<ApiToken>('POST', '/tokens', { body: { name } }),
     revoke: (id: Id) => request<void>('DELETE', `/tokens/${id}`),
   },

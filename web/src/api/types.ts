@@ -97,6 +97,8 @@ export interface Trunk extends Timestamps {
   prefix_strip: number;
   prefix_add: string;
   priority: number;
+  /** read-only: whether a password is stored (it is never returned) */
+  password_set?: boolean;
   /** read-only, live */
   status?: TrunkStatus;
   status_detail?: string | null;
@@ -127,6 +129,8 @@ export interface VoicemailBox extends Timestamps {
   max_messages: number;
   retention_days: number;
   notify_extension_id?: Id | null;
+  /** read-only: whether a PIN is stored */
+  pin_set?: boolean;
   /** read-only */
   message_count?: number;
   unread_count?: number;
@@ -150,9 +154,11 @@ export interface RingGroup extends Timestamps {
   ring_timeout: number;
   members: Id[];
   caller_id_mode: 'pass' | 'fixed' | 'prepend';
+  /** the fixed caller ID, or the text prepended */
+  caller_id_value?: string | null;
 }
 
-/** digit ("0"–"9", "*", "#") → label shown on the output handle */
+/** digit ("0"–"9", "*", "#"), or "i" (invalid) / "t" (timeout) → label shown on the output */
 export type IvrOptions = Record<string, string>;
 
 export interface IvrMenu extends Timestamps {
@@ -172,17 +178,23 @@ export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
 export interface TimeRule {
   label: string;
   days: Weekday[];
+  /** HH:MM; an end before the start spans midnight */
   start: string;
   end: string;
+  dest_node?: string | null;
 }
 
-/** A date (or date range) that overrides the weekly rules and routes to `output`. */
+/**
+ * A date (or date range, optionally only between start and end) that overrides the weekly
+ * rules. `dest_node` holds the output the call takes: a rule's label, or "default".
+ */
 export interface TimeOverride {
   label: string;
   date: string;
   end_date?: string | null;
-  /** a rule label, or "default" (closed) */
-  output: string;
+  start?: string | null;
+  end?: string | null;
+  dest_node?: string | null;
 }
 
 export interface TimeSwitch extends Timestamps {
@@ -191,6 +203,7 @@ export interface TimeSwitch extends Timestamps {
   timezone: string;
   rules: TimeRule[];
   overrides: TimeOverride[];
+  default_dest?: string | null;
 }
 
 export interface Conference extends Timestamps {
@@ -199,6 +212,8 @@ export interface Conference extends Timestamps {
   extension?: string | null;
   /** write-only */
   pin?: string;
+  /** read-only: whether a PIN is stored */
+  pin_set?: boolean;
   max_members: number;
   record: boolean;
   mute_on_join: boolean;
@@ -210,10 +225,12 @@ export interface Conference extends Timestamps {
 export interface Prompt extends Timestamps {
   id: Id;
   name: string;
-  filename?: string;
+  original_name?: string | null;
+  /** system prompts ship with the binary and cannot be deleted */
   kind?: 'system' | 'custom';
+  sample_rate?: number;
   duration_ms?: number | null;
-  size?: number | null;
+  size_bytes?: number | null;
 }
 
 // ---- flows ----------------------------------------------------------------------------
@@ -259,6 +276,8 @@ export interface Flow extends Timestamps {
 }
 
 export interface FlowVersion {
+  id?: Id;
+  flow_id?: Id;
   version: number;
   published_at: string;
   published_by?: string | null;
@@ -468,7 +487,8 @@ export interface DashboardStats {
 export type Settings = Record<string, string | number | boolean | null>;
 
 export interface Plugin {
-  id: string;
+  id: Id;
+  vendor: string;
   name: string;
   version: string;
   sha256: string;

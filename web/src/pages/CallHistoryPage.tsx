@@ -15,7 +15,7 @@ export default function CallHistoryPage() {
   const filters = {
     direction: params.get('direction') ?? '',
     disposition: params.get('disposition') ?? '',
-    q: params.get('q') ?? '',
+    party: params.get('party') ?? '',
     from: params.get('from') ?? '',
     to: params.get('to') ?? '',
   };
@@ -50,10 +50,10 @@ export default function CallHistoryPage() {
       </PageHeader>
       <form onSubmit={apply} className="card mb-4 grid grid-cols-2 gap-3 p-4 md:grid-cols-6" aria-label="Filter calls">
         <div className="col-span-2">
-          <label className="label" htmlFor="cdr-q">
-            Number or name
+          <label className="label" htmlFor="cdr-party">
+            Number (caller or called)
           </label>
-          <input id="cdr-q" className="input" value={draft.q} onChange={(e) => setDraft({ ...draft, q: e.target.value })} />
+          <input id="cdr-party" className="input" value={draft.party} onChange={(e) => setDraft({ ...draft, party: e.target.value })} />
         </div>
         <div>
           <label className="label" htmlFor="cdr-direction">
@@ -95,7 +95,7 @@ export default function CallHistoryPage() {
           <button type="submit" className="btn btn-primary">
             Apply
           </button>
-          <button type="button" className="btn" onClick={() => { setDraft({ direction: '', disposition: '', q: '', from: '', to: '' }); setParams({}); }}>
+          <button type="button" className="btn" onClick={() => { setDraft({ direction: '', disposition: '', party: '', from: '', to: '' }); setParams({}); }}>
             Clear
           </button>
         </div>

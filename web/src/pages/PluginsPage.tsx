@@ -73,7 +73,7 @@ export default function PluginsPage() {
                     {p.name} <span className="text-sm font-normal text-slate-500">{p.version}</span>
                   </h2>
                   <p className="font-mono text-xs text-slate-500" title="sha256">
-                    {p.id} · {p.sha256.slice(0, 16)}…
+                    {p.vendor}/{p.name} · {p.sha256.slice(0, 16)}…
                   </p>
                   {p.node_types?.length ? <p className="text-xs text-slate-600">Node types: {p.node_types.join(', ')}</p> : null}
                 </div>

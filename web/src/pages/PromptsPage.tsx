@@ -81,7 +81,7 @@ export default function PromptsPage() {
               {prompts.data.map((p) => (
                 <tr key={p.id}>
                   <td>{p.name}</td>
-                  <td>{p.kind ?? 'custom'}</td>
+                  <td>{p.kind ?? 'custom'}{p.original_name ? <span className="block text-xs text-slate-500">{p.original_name}</span> : null}</td>
                   <td>{p.duration_ms ? `${(p.duration_ms / 1000).toFixed(1)} s` : ''}</td>
                   <td>{formatDate(p.created_at)}</td>
                   <td>

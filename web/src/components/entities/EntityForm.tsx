@@ -24,7 +24,7 @@ export function entityDefaults(type: EntityType): Values {
     case 'voicemail_box':
       return { name: '', mailbox_number: '', pin: '', greeting_type: 'default', email_notify: false, email_address: '', email_attach_audio: true, max_message_duration: 120, max_messages: 50, retention_days: 90, notify_extension_id: null };
     case 'ring_group':
-      return { name: '', strategy: 'ring_all', ring_timeout: 30, members: [], caller_id_mode: 'pass' };
+      return { name: '', strategy: 'ring_all', ring_timeout: 30, members: [], caller_id_mode: 'pass', caller_id_value: '' };
     case 'ivr_menu':
       return { name: '', greeting_file: '', greeting_tts: '', timeout: 10, max_retries: 3, digit_timeout: 3, options: { '1': '' } };
     case 'time_switch':
@@ -47,7 +47,7 @@ const WRITE_ONLY = ['sip_password', 'password', 'pin'];
  */
 export function toRequestBody(type: EntityType, v: Values, editing: boolean): Values {
   const out: Values = {};
-  const readOnly = new Set(['id', 'created_at', 'updated_at', 'registration_count', 'status', 'status_detail', 'message_count', 'unread_count', 'participant_count']);
+  const readOnly = new Set(['id', 'created_at', 'updated_at', 'registration_count', 'status', 'status_detail', 'message_count', 'unread_count', 'participant_count', 'password_set', 'pin_set']);
   const required = new Set(['name', 'extension', 'number', 'sip_username']);
   for (const [k, val] of Object.entries(v)) {
     if (readOnly.has(k)) continue;
@@ -158,7 +158,7 @@ const FIELDS_SHOWN: Record<EntityType, string[]> = {
   trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority'],
   inbound_number: ['number', 'name', 'trunk_id', 'flow_id', 'flow_entry_node', 'enabled'],
   voicemail_box: ['name', 'mailbox_number', 'pin', 'greeting_type', 'email_notify', 'email_address', 'email_attach_audio', 'max_message_duration', 'max_messages', 'retention_days', 'notify_extension_id'],
-  ring_group: ['name', 'strategy', 'ring_timeout', 'members', 'caller_id_mode'],
+  ring_group: ['name', 'strategy', 'ring_timeout', 'members', 'caller_id_mode', 'caller_id_value'],
   ivr_menu: ['name', 'greeting_file', 'greeting_tts', 'timeout', 'max_retries', 'digit_timeout', 'options'],
   time_switch: ['name', 'timezone', 'rules', 'overrides'],
   conference_bridge: ['name', 'extension', 'pin', 'max_members', 'record', 'mute_on_join', 'announce_joins'],
@@ -251,7 +251,7 @@ function TrunkFields({ values: v, set, errors: e, idp, editing }: FP) {
             options={['udp', 'tcp', 'tls'].map((t) => ({ value: t, label: t.toUpperCase() }))} />
           <TextInput id={`${idp}-username`} label="Username" value={str(v.username)} error={e.username} onChange={(x) => set('username', x)} autoComplete="off" />
           <TextInput id={`${idp}-password`} label="Password" type="password" value={str(v.password)} error={e.password} autoComplete="new-password"
-            help={editing ? 'Leave empty to keep it.' : undefined} onChange={(x) => set('password', x)} />
+            help={editing ? (v.password_set ? 'A password is stored; leave empty to keep it.' : 'No password stored.') : undefined} onChange={(x) => set('password', x)} />
           <TextInput id={`${idp}-auth_username`} label="Auth username" help="If different" value={str(v.auth_username)} error={e.auth_username} onChange={(x) => set('auth_username', x)} />
           <NumberInput id={`${idp}-register_expiry`} label="Register every (s)" min={60} value={num(v.register_expiry)} error={e.register_expiry} onChange={(x) => set('register_expiry', x)} />
         </div>
@@ -329,7 +329,7 @@ function VoicemailFields({ values: v, set, errors: e, idp, editing }: FP) {
       <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">
         <TextInput id={`${idp}-name`} label="Name" required value={str(v.name)} error={e.name} onChange={(x) => set('name', x)} />
         <TextInput id={`${idp}-mailbox_number`} label="Mailbox number" help="Optional dial-in number" value={str(v.mailbox_number)} error={e.mailbox_number} onChange={(x) => set('mailbox_number', x)} />
-        <TextInput id={`${idp}-pin`} label="PIN" type="password" autoComplete="new-password" help={editing ? 'Leave empty to keep it.' : '4–10 digits'} value={str(v.pin)} error={e.pin} onChange={(x) => set('pin', x)} />
+        <TextInput id={`${idp}-pin`} label="PIN" type="password" autoComplete="new-password" help={editing ? (v.pin_set ? 'A PIN is stored; leave empty to keep it.' : 'No PIN set.') : '4–10 digits'} value={str(v.pin)} error={e.pin} onChange={(x) => set('pin', x)} />
         <Select id={`${idp}-greeting_type`} label="Greeting" value={str(v.greeting_type)} error={e.greeting_type} onChange={(x) => set('greeting_type', x)}
           options={[{ value: 'default', label: 'Default' }, { value: 'custom', label: 'Custom recording' }, { value: 'name_only', label: 'Name only' }]} />
       </div>
@@ -367,8 +367,11 @@ function RingGroupFields({ values: v, set, errors: e, idp }: FP) {
           ]} />
         <NumberInput id={`${idp}-ring_timeout`} label="Ring timeout (s)" min={5} max={600} value={num(v.ring_timeout)} error={e.ring_timeout} onChange={(x) => set('ring_timeout', x)} />
         <Select id={`${idp}-caller_id_mode`} label="Caller ID" value={str(v.caller_id_mode)} error={e.caller_id_mode} onChange={(x) => set('caller_id_mode', x)}
-          options={[{ value: 'pass', label: 'Pass through' }, { value: 'fixed', label: 'Fixed' }, { value: 'prepend', label: 'Prepend group name' }]} />
+          options={[{ value: 'pass', label: 'Pass through' }, { value: 'fixed', label: 'Fixed' }, { value: 'prepend', label: 'Prepend text' }]} />
       </div>
+      {v.caller_id_mode !== 'pass' && (
+        <TextInput id={`${idp}-caller_id_value`} label={v.caller_id_mode === 'fixed' ? 'Caller ID shown' : 'Text put before the caller’s name'} value={str(v.caller_id_value)} error={e.caller_id_value} onChange={(x) => set('caller_id_value', x)} />
+      )}
       <MembersEditor id={`${idp}-members`} value={(v.members as Id[]) ?? []} onChange={(x) => set('members', x)} error={e.members}
         renderNewExtension={(done, cancel) => <EntityForm type="extension" onSaved={done} onCancel={cancel} idPrefix={`${idp}-newext`} />} />
     </>
@@ -435,7 +438,7 @@ function ConferenceFields({ values: v, set, errors: e, idp, editing }: FP) {
       <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">
         <TextInput id={`${idp}-name`} label="Name" required value={str(v.name)} error={e.name} onChange={(x) => set('name', x)} />
         <TextInput id={`${idp}-extension`} label="Dial-in extension" value={str(v.extension)} error={e.extension} onChange={(x) => set('extension', x)} />
-        <TextInput id={`${idp}-pin`} label="PIN" type="password" autoComplete="new-password" help={editing ? 'Leave empty to keep it.' : 'Optional'} value={str(v.pin)} error={e.pin} onChange={(x) => set('pin', x)} />
+        <TextInput id={`${idp}-pin`} label="PIN" type="password" autoComplete="new-password" help={editing ? (v.pin_set ? 'A PIN is stored; leave empty to keep it.' : 'No PIN: anyone may join.') : 'Optional'} value={str(v.pin)} error={e.pin} onChange={(x) => set('pin', x)} />
         <NumberInput id={`${idp}-max_members`} label="Max participants" min={2} max={100} value={num(v.max_members)} error={e.max_members} onChange={(x) => set('max_members', x)} />
       </div>
       <Checkbox id={`${idp}-record`} label="Record the conference" checked={v.record === true} onChange={(x) => set('record', x)} />

@@ -31,6 +31,8 @@ export function DigitMapEditor({
   };
   const rename = (from: string, to: string) => {
     const next: IvrOptions = {};
+    // keys that are not digits ("i", "t") are kept as they are
+    for (const [k, v] of Object.entries(value)) if (!DIGITS.includes(k)) next[k] = v;
     for (const d of DIGITS) {
       if (d === from) next[to] = value[from];
       else if (d in value && d !== to) next[d] = value[d];
@@ -250,7 +252,7 @@ export function OverridesEditor({
               <label className="label" htmlFor={`${id}-o${i}-out`}>
                 Route to
               </label>
-              <select id={`${id}-o${i}-out`} className="input" value={o.output} onChange={(ev) => update(i, { output: ev.target.value })}>
+              <select id={`${id}-o${i}-out`} className="input" value={o.dest_node ?? 'default'} onChange={(ev) => update(i, { dest_node: ev.target.value })}>
                 {outputs.map((x) => (
                   <option key={x.value} value={x.value}>
                     {x.label}
@@ -269,7 +271,7 @@ export function OverridesEditor({
           </div>
         );
       })}
-      <button type="button" className="btn btn-sm" onClick={() => onChange([...overrides, { label: 'Holiday', date: '', output: 'default' }])}>
+      <button type="button" className="btn btn-sm" onClick={() => onChange([...overrides, { label: 'Holiday', date: '', dest_node: 'default' }])}>
         Add date
       </button>
     </fieldset>

@@ -48,6 +48,8 @@ export function ProblemsPanel({ onFocus }: { onFocus: (p: Problem) => void }) {
 export function VersionsPanel({ flowId, onView }: { flowId: Id; onView: (v: number | null) => void }) {
   const qc = useQueryClient();
   const versions = useQuery({ queryKey: keys.versions(flowId), queryFn: () => api.flows.versions(flowId) });
+  const flow = useQuery({ queryKey: keys.flow(flowId), queryFn: () => api.flows.get(flowId) });
+  const isLive = (v: { version: number; live?: boolean }) => v.live ?? (!!flow.data?.published && flow.data.version === v.version);
   const viewing = useEditor((s) => s.readOnly);
   const [diff, setDiff] = useState<{ a: number | 'draft'; b: number | 'draft' } | null>(null);
   const [rollback, setRollback] = useState<number | null>(null);
@@ -72,7 +74,7 @@ export function VersionsPanel({ flowId, onView }: { flowId: Id; onView: (v: numb
             <div className="flex items-center justify-between">
               <strong>
                 Version {v.version}
-                {v.live && <span className="ml-2 rounded bg-emerald-100 px-1.5 text-xs font-medium text-emerald-800">live</span>}
+                {isLive(v) && <span className="ml-2 rounded bg-emerald-100 px-1.5 text-xs font-medium text-emerald-800">live</span>}
               </strong>
             </div>
             <div className="text-xs text-slate-500">
@@ -91,7 +93,7 @@ export function VersionsPanel({ flowId, onView }: { flowId: Id; onView: (v: numb
                   Changes in v{v.version}
                 </button>
               )}
-              {!v.live && (
+              {!isLive(v) && (
                 <button type="button" className="btn btn-sm" onClick={() => setRollback(v.version)}>
                   Roll back to this
                 </button>
