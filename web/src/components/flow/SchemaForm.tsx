@@ -240,7 +240,7 @@ function ArrayField({ schema, value, onChange, errors, path, idPrefix, label = '
             type="button"
             className="btn btn-ghost btn-sm mt-6"
             disabled={!canRemove}
-            aria-label={`Remove ${itemSchema.title ?? 'item'} ${i + 1}`}
+            aria-label={`Remove ${(itemSchema.title ?? 'item').toLowerCase()} ${i + 1}`}
             onClick={() => onChange(items.filter((_, j) => j !== i))}
           >
             ✕

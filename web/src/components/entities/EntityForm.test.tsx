@@ -1,0 +1,101 @@
+import { screen, waitFor } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { mockApi } from '../../test/mockApi';
+import { renderWithApp } from '../../test/render';
+import { ConfirmDelete } from '../common/ConfirmDelete';
+import { EntityForm, toRequestBody } from './EntityForm';
+import { weeklyGrid } from './editors';
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe('entity form', () => {
+  it('creates an extension and hands back what the server saved', async () => {
+    const api = mockApi({ 'POST /extensions': ({ body }) => ({ status: 201, body: { data: { id: 9, ...(body as object) } } }) });
+    const onSaved = vi.fn();
+    renderWithApp(<EntityForm type="extension" onSaved={onSaved} />);
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText(/Extension number/), '101');
+    await user.type(screen.getByLabelText(/^Name/), 'Nick');
+    await user.type(screen.getByLabelText(/SIP password/), 'correct horse battery');
+    // the SIP username follows the extension number until edited
+    expect(screen.getByLabelText(/SIP username/)).toHaveValue('101');
+    await user.click(screen.getByRole('button', { name: 'Create extension' }));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    expect(onSaved.mock.calls[0][0]).toMatchObject({ id: 9, extension: '101', name: 'Nick' });
+    expect(api.calls[0].body).toMatchObject({ extension: '101', name: 'Nick', sip_username: '101', sip_password: 'correct horse battery', email: null, follow_me_numbers: [] });
+  });
+
+  it('shows each API error next to the field it names', async () => {
+    mockApi({
+      'POST /extensions': () => ({
+        status: 422,
+        body: { error: { code: 'validation_failed', message: '2 fields are invalid', details: [{ field: 'extension', message: 'extension 101 is taken by Nick' }, { field: 'follow_me_numbers[0].number', message: 'not a dialable number' }] } },
+      }),
+    });
+    renderWithApp(<EntityForm type="extension" initial={{ follow_me_enabled: true, follow_me_numbers: [{ number: 'abc', delay: 0, timeout: 20 }] }} onSaved={() => undefined} />);
+    await userEvent.setup().click(screen.getByRole('button', { name: 'Create extension' }));
+    const ext = await screen.findByLabelText(/Extension number/);
+    await waitFor(() => expect(ext).toHaveAttribute('aria-invalid', 'true'));
+    expect(ext).toHaveAccessibleDescription('extension 101 is taken by Nick');
+    expect(screen.getByText('not a dialable number')).toBeInTheDocument();
+    // every error has a place on the form: no banner
+    expect(screen.queryByText('2 fields are invalid')).not.toBeInTheDocument();
+  });
+
+  it('puts errors on fields the form does not show in a banner', async () => {
+    mockApi({ 'PUT /ring-groups/3': () => ({ status: 422, body: { error: { code: 'validation_failed', message: 'unknown field', details: [{ field: 'colour', message: 'unknown field' }] } } }) });
+    renderWithApp(<EntityForm type="ring_group" entity={{ id: 3, name: 'Sales', strategy: 'ring_all', ring_timeout: 30, members: [], caller_id_mode: 'pass' }} onSaved={() => undefined} />);
+    await userEvent.setup().click(screen.getByRole('button', { name: 'Save' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('unknown field');
+  });
+
+  it('sends no empty secret on edit, and no read-only field', () => {
+    const body = toRequestBody('trunk', { id: 2, name: 'T', password: '', password_set: true, status: 'registered', created_at: 'x', host: '' }, true);
+    expect(body).toEqual({ name: 'T', host: null });
+    expect(toRequestBody('voicemail_box', { name: 'VM', pin: '1234', pin_set: false }, true)).toEqual({ name: 'VM', pin: '1234' });
+  });
+});
+
+describe('confirm delete', () => {
+  it('lists what still uses the entity when the server answers 409', async () => {
+    const onDone = vi.fn();
+    const fail = async () => {
+      const { toApiError } = await import('../../api/client');
+      throw toApiError(409, { error: { code: 'conflict', message: 'extension 101 is in use', details: [], references: [{ entity_type: 'ring_group', entity_id: 5, name: 'Sales', via: 'members' }] } });
+    };
+    renderWithApp(<ConfirmDelete what="extension 101 Nick" onConfirm={fail} onClose={() => undefined} onDone={onDone} />);
+    await userEvent.setup().click(screen.getByRole('button', { name: 'Delete' }));
+    const list = await screen.findByRole('list', { name: 'Still used by' });
+    expect(list).toHaveTextContent('Ring group “Sales” (members)');
+    expect(onDone).not.toHaveBeenCalled();
+  });
+
+  it('closes and reports when the delete succeeds', async () => {
+    const onDone = vi.fn();
+    const onClose = vi.fn();
+    renderWithApp(<ConfirmDelete what="prompt x" onConfirm={async () => undefined} onClose={onClose} onDone={onDone} />);
+    await userEvent.setup().click(screen.getByRole('button', { name: 'Delete' }));
+    await waitFor(() => expect(onClose).toHaveBeenCalled());
+    expect(onDone).toHaveBeenCalled();
+  });
+});
+
+describe('weekly grid', () => {
+  it('first matching rule wins, ranges past midnight wrap', () => {
+    const g = weeklyGrid([
+      { label: 'Lunch', days: ['mon'], start: '12:00', end: '13:00' },
+      { label: 'Open', days: ['mon', 'tue'], start: '09:00', end: '17:00' },
+      { label: 'Night', days: ['sun'], start: '22:00', end: '06:00' },
+    ]);
+    expect(g[0][17]).toBe(-1); // mon 08:30
+    expect(g[0][18]).toBe(1); // mon 09:00
+    expect(g[0][24]).toBe(0); // mon 12:00: lunch is listed first
+    expect(g[0][26]).toBe(1); // mon 13:00
+    expect(g[0][34]).toBe(-1); // mon 17:00 (end is exclusive)
+    expect(g[1][24]).toBe(1); // tue 12:00
+    expect(g[6][47]).toBe(2); // sun 23:30
+    expect(g[6][2]).toBe(2); // sun 01:00
+    expect(g[6][12]).toBe(-1); // sun 06:00
+  });
+});
