@@ -1,0 +1,1115 @@
+//! The relay session of one call, sans-IO: two legs, latching, passthrough and transcoding,
+//! DTMF, prompts, recording feed, statistics and timeouts. No sockets, no clock.
+//!
+//! Driving it (the socket layer does this; tests do it with bytes and made-up instants):
+//! - inputs: [`Session::handle_datagram`] for every datagram a leg's socket receives,
+//!   [`Session::handle_timeout`] when [`Session::poll_timeout`] is reached, and the commands
+//!   (`set_remote`, `bridge`, `play`, `send_dtmf`, `sip_info_dtmf`, `start_recording`, …);
+//! - outputs: the [`Forward`] `handle_datagram` returns (send the rewritten buffer on), then
+//!   [`Session::poll_transmit`] until `None` (packets the session made), [`Session::poll_event`]
+//!   for [`MediaEvent`]s, [`Session::poll_recording`] for recorder blocks; then ask
+//!   [`Session::poll_timeout`] again.
+//!
+//! The passthrough path (same codec both sides) rewrites the RTP header in place and returns
+//! it: no allocation, no copy.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::codec::{AudioDecoder, AudioEncoder, CodecSpec, OpusSettings};
+use crate::dtmf::{DtmfGenerator, DtmfReceiver, DtmfUpdate};
+use crate::negotiate::{dtmf_path, DtmfPath, LegCodecs};
+use crate::player::{PlayRequest, Player};
+use crate::record::{Aligner, RecordMode};
+use crate::resample::Resampler;
+use crate::rewriter::OutputStream;
+use crate::rtcp::{self, ReportBlock, RtcpPacket, SdesChunk, SenderInfo, SsrcField};
+use crate::rtp::{self, RtpHeader, RtpPacket, RTP_HEADER_LEN};
+use crate::stats::{LegStats, RecvStats, RemoteReport, SessionStats};
+use crate::{LegId, MediaError, Result};
+
+/// RTP or RTCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// The media stream (even port).
+    Rtp,
+    /// The control stream (odd port).
+    Rtcp,
+}
+
+/// A leg's SDP direction, as its endpoint wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Both ways.
+    #[default]
+    SendRecv,
+    /// The endpoint sends but does not want media (it put the call on hold).
+    SendOnly,
+    /// The endpoint receives but does not send (it was put on hold).
+    RecvOnly,
+    /// Neither.
+    Inactive,
+}
+
+impl Direction {
+    /// Whether the endpoint sends media.
+    pub fn remote_sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+    /// Whether the endpoint wants media.
+    pub fn remote_receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+}
+
+/// What a leg's SDP says about its endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteMedia {
+    /// c= address and m= port. `None` (or port 0) when the SDP has none yet; FlowPBX then
+    /// waits for the first packet to learn it.
+    pub rtp: Option<SocketAddr>,
+    /// a=rtcp, or the RTP port + 1.
+    pub rtcp: Option<SocketAddr>,
+    /// The negotiated codecs.
+    pub codecs: LegCodecs,
+    /// a=sendrecv / sendonly / recvonly / inactive.
+    pub direction: Direction,
+}
+
+impl RemoteMedia {
+    /// A send-recv endpoint at `rtp` with RTCP on the next port.
+    pub fn new(rtp: Option<SocketAddr>, codecs: LegCodecs) -> Self {
+        let rtcp = rtp.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
+        RemoteMedia { rtp, rtcp, codecs, direction: Direction::SendRecv }
+    }
+}
+
+/// Tunables of a session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// A leg silent this long (while it should be sending) raises [`MediaEvent::MediaTimeout`].
+    pub media_timeout: Duration,
+    /// A latched address silent this long may be replaced by a new source address
+    /// (NAT rebinding without the same SSRC).
+    pub relatch_after: Duration,
+    /// Interval of the RTCP reports FlowPBX sends itself (when it is the media source).
+    pub rtcp_interval: Duration,
+    /// Opus encoder/decoder settings.
+    pub opus: OpusSettings,
+    /// RTCP CNAME.
+    pub cname: String,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            media_timeout: Duration::from_secs(60),
+            relatch_after: Duration::from_secs(2),
+            rtcp_interval: Duration::from_secs(5),
+            opus: OpusSettings::default(),
+            cname: "flowpbx".into(),
+        }
+    }
+}
+
+/// Where a DTMF digit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfSource {
+    /// RFC 4733 telephone-event packets.
+    Rfc4733,
+    /// A SIP INFO the B2BUA handed in.
+    SipInfo,
+}
+
+/// One digit pressed on a leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigitEvent {
+    /// The leg it was pressed on.
+    pub leg: LegId,
+    /// `0`–`9`, `*`, `#`, `A`–`D`.
+    pub digit: char,
+    /// How long the key was held.
+    pub duration: Duration,
+    /// How it arrived.
+    pub source: DtmfSource,
+}
+
+/// Something the B2BUA (or the flow engine through it) should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A digit was pressed (after its end, with its duration). When the other leg has no
+    /// telephone-event and the call is bridged, the B2BUA forwards it as SIP INFO.
+    Dtmf(DigitEvent),
+    /// A playback ended: played out, stopped, replaced, or interrupted by a digit.
+    PlaybackFinished {
+        /// The leg it played to.
+        leg: LegId,
+        /// The id `play` returned.
+        id: u64,
+        /// The digit that interrupted it.
+        interrupted_by: Option<char>,
+        /// Whether it played to the end.
+        completed: bool,
+    },
+    /// A leg sent nothing for the configured time although it should be sending: end the
+    /// call (BYE both legs, CDR cause `media_timeout`).
+    MediaTimeout {
+        /// The silent leg.
+        leg: LegId,
+        /// How long it has been silent.
+        silent_for: Duration,
+    },
+    /// A stream learned (or re-learned) its peer address from a packet.
+    Latched {
+        /// The leg.
+        leg: LegId,
+        /// RTP or RTCP.
+        stream: StreamKind,
+        /// The source address now used as destination.
+        addr: SocketAddr,
+    },
+}
+
+/// "Send the buffer you passed to `handle_datagram`, now `len` bytes long, out of `leg`'s
+/// `stream` socket to `to`."
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// The leg whose socket sends it.
+    pub leg: LegId,
+    /// Which of its sockets.
+    pub stream: StreamKind,
+    /// Destination.
+    pub to: SocketAddr,
+    /// Bytes of the buffer to send.
+    pub len: usize,
+}
+
+/// A packet the session made (transcoded, generated, RTCP); return `data` with
+/// [`Session::recycle`] after sending to reuse the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The leg whose socket sends it.
+    pub leg: LegId,
+    /// Which of its sockets.
+    pub stream: StreamKind,
+    /// Destination.
+    pub to: SocketAddr,
+    /// The datagram.
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Latch {
+    addr: Option<SocketAddr>,
+    latched: bool,
+    ssrc: Option<u32>,
+    last_rx: Option<Instant>,
+}
+
+impl Latch {
+    /// Whether a datagram from `from` is accepted; `Some(true)` when it (re)latched.
+    fn accept(&mut self, from: SocketAddr, ssrc: Option<u32>, now: Instant, relatch_after: Duration) -> Option<bool> {
+        if self.latched && self.addr == Some(from) {
+            self.last_rx = Some(now);
+            if ssrc.is_some() {
+                self.ssrc = ssrc;
+            }
+            return Some(false);
+        }
+        let may = !self.latched
+            || (ssrc.is_some() && ssrc == self.ssrc)
+            || self.last_rx.is_none_or(|t| now.saturating_duration_since(t) >= relatch_after);
+        if !may {
+            return None;
+        }
+        self.addr = Some(from);
+        self.latched = true;
+        self.ssrc = ssrc.or(self.ssrc);
+        self.last_rx = Some(now);
+        Some(true)
+    }
+}
+
+struct DtmfOut {
+    generator: DtmfGenerator,
+    ts: Option<u32>,
+    id: u64,
+    pt: u8,
+    clock: u32,
+}
+
+struct Leg {
+    id: LegId,
+    remote: Option<RemoteMedia>,
+    remote_since: Option<Instant>,
+    rtp: Latch,
+    rtcp: Latch,
+    recv: RecvStats,
+    out: OutputStream,
+    dropped: u64,
+    remote_report: RemoteReport,
+    dtmf_rx: DtmfReceiver,
+    dtmf_tx: Option<DtmfOut>,
+    player: Option<Player>,
+    /// Encoder toward this leg, for its send codec.
+    encoder: Option<(CodecSpec, AudioEncoder)>,
+    /// Decoders of what this leg sends, by payload type.
+    decoders: Vec<(u8, AudioDecoder)>,
+    /// Resampler from this leg's decoded audio to the other leg's encoder rate.
+    resample_out: Option<(u32, u32, Resampler)>,
+    /// Resampler from this leg's decoded audio to 8 kHz for the recorder.
+    resample_rec: Option<(u32, Resampler)>,
+    /// Resampler from 8 kHz prompts to this leg's encoder rate.
+    resample_play: Option<(u32, Resampler)>,
+    /// PCM waiting to be encoded toward this leg, and the timestamp of its first sample.
+    pending: Vec<i16>,
+    pending_ts: u32,
+    pending_marker: bool,
+    /// Whether the last audio this leg sent was forwarded without transcoding.
+    passthrough: bool,
+    last_rx: Option<Instant>,
+    timeout_reported: bool,
+    next_rtcp: Instant,
+}
+
+impl Leg {
+    fn new(id: LegId, now: Instant, seed: u64) -> Self {
+        let ssrc = (seed ^ (seed >> 29)) as u32 | 1;
+        Leg {
+            id,
+            remote: None,
+            remote_since: None,
+            rtp: Latch::default(),
+            rtcp: Latch::default(),
+            recv: RecvStats::new(now),
+            out: OutputStream::new(ssrc, seed.rotate_left(17)),
+            dropped: 0,
+            remote_report: RemoteReport::default(),
+            dtmf_rx: DtmfReceiver::new(),
+            dtmf_tx: None,
+            player: None,
+            encoder: None,
+            decoders: Vec::new(),
+            resample_out: None,
+            resample_rec: None,
+            resample_play: None,
+            pending: Vec::new(),
+            pending_ts: 0,
+            pending_marker: false,
+            passthrough: true,
+            last_rx: None,
+            timeout_reported: false,
+            next_rtcp: now,
+        }
+    }
+
+    fn codecs(&self) -> Option<&LegCodecs> {
+        self.remote.as_ref().map(|r| &r.codecs)
+    }
+
+    /// Whether relayed audio may be sent to this leg now.
+    fn accepts_relay(&self) -> bool {
+        self.player.is_none() && self.dtmf_tx.is_none() && self.remote.as_ref().is_some_and(|r| r.direction.remote_receives())
+    }
+
+    fn frame(&self) -> Duration {
+        Duration::from_millis(u64::from(self.codecs().map_or(20, |c| c.ptime_ms)))
+    }
+
+    fn stats(&self) -> LegStats {
+        LegStats { received: self.recv.snapshot(), sent_packets: self.out.packets, sent_bytes: self.out.octets, dropped: self.dropped, remote: self.remote_report }
+    }
+}
+
+struct Recording {
+    mode: RecordMode,
+    aligner: Aligner,
+    next_flush: Instant,
+}
+
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(500);
+const MTU: usize = 1500;
+
+/// One call's media relay state. See the module documentation for how to drive it.
+pub struct Session {
+    cfg: SessionConfig,
+    legs: [Leg; 2],
+    bridged: bool,
+    wall_at_start: Duration,
+    started: Instant,
+    events: VecDeque<MediaEvent>,
+    transmits: VecDeque<Transmit>,
+    pool: Vec<Vec<u8>>,
+    recording: Option<Recording>,
+    rec_blocks: VecDeque<Vec<i16>>,
+    next_tick: Instant,
+    next_local_id: u64,
+    pcm: Vec<i16>,
+    pcm2: Vec<i16>,
+    updates: Vec<DtmfUpdate>,
+    payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("bridged", &self.bridged).finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session created at `now`. `wall_clock` is the time since the Unix epoch at `now`
+    /// (for RTCP NTP timestamps); `seed` is randomness for SSRCs and initial numbers.
+    pub fn new(cfg: SessionConfig, now: Instant, wall_clock: Duration, seed: u64) -> Self {
+        let seed_b = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31) ^ 0x5555_aaaa_1234_5678;
+        Session {
+            cfg,
+            legs: [Leg::new(LegId::A, now, seed), Leg::new(LegId::B, now, seed_b)],
+            bridged: false,
+            wall_at_start: wall_clock,
+            started: now,
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            pool: Vec::new(),
+            recording: None,
+            rec_blocks: VecDeque::new(),
+            next_tick: now + TICK,
+            next_local_id: 1,
+            pcm: Vec::new(),
+            pcm2: Vec::new(),
+            updates: Vec::new(),
+            payload: Vec::new(),
+        }
+    }
+
+    /// Sets (or, on a re-INVITE, replaces) what a leg's SDP says. A changed address drops
+    /// the latch so the endpoint's next packet is learned again; the output numbering is
+    /// untouched, so the leg sees one continuous stream. Codec changes take effect with the
+    /// next packet.
+    pub fn set_remote(&mut self, leg: LegId, remote: RemoteMedia, now: Instant) {
+        let l = &mut self.legs[leg.index()];
+        let old = l.remote.take();
+        if old.as_ref().map(|o| o.rtp) != Some(remote.rtp) || !l.rtp.latched {
+            l.rtp = Latch { addr: remote.rtp, ..Latch::default() };
+        }
+        if old.as_ref().map(|o| o.rtcp) != Some(remote.rtcp) || !l.rtcp.latched {
+            l.rtcp = Latch { addr: remote.rtcp, ..Latch::default() };
+        }
+        let codec_changed = old.as_ref().map(|o| o.codecs.send_codec()) != Some(remote.codecs.send_codec());
+        if codec_changed {
+            l.encoder = None;
+            l.resample_play = None;
+            l.pending.clear();
+            l.out.interrupt();
+        }
+        l.decoders.retain(|(pt, _)| remote.codecs.audio_by_pt(*pt).is_some());
+        if old.as_ref().map(|o| o.direction) != Some(remote.direction) {
+            l.out.interrupt();
+        }
+        l.remote = Some(remote);
+        l.remote_since = Some(now);
+        l.timeout_reported = false;
+    }
+
+    /// The codecs a leg negotiated, if known.
+    pub fn codecs(&self, leg: LegId) -> Option<&LegCodecs> {
+        self.legs[leg.index()].codecs()
+    }
+
+    /// Connects the legs: each one's audio and DTMF go to the other.
+    pub fn bridge(&mut self) {
+        self.bridged = true;
+    }
+
+    /// Disconnects the legs (each can still be played to and listened to).
+    pub fn unbridge(&mut self) {
+        self.bridged = false;
+        for l in &mut self.legs {
+            l.out.interrupt();
+            l.pending.clear();
+        }
+    }
+
+    /// Whether the legs are bridged.
+    pub fn is_bridged(&self) -> bool {
+        self.bridged
+    }
+
+    /// The SSRC a leg receives from FlowPBX.
+    pub fn output_ssrc(&self, leg: LegId) -> u32 {
+        self.legs[leg.index()].out.ssrc()
+    }
+
+    /// The address a stream of a leg currently sends to (latched or from SDP).
+    pub fn destination(&self, leg: LegId, stream: StreamKind) -> Option<SocketAddr> {
+        let l = &self.legs[leg.index()];
+        match stream {
+            StreamKind::Rtp => l.rtp.addr,
+            StreamKind::Rtcp => l.rtcp.addr,
+        }
+    }
+
+    /// Starts playing to a leg, replacing what played before (which finishes with
+    /// `completed: false`). Returns the playback id reported in
+    /// [`MediaEvent::PlaybackFinished`]. While it plays, the other leg's audio is not sent
+    /// to this leg; afterwards the relay resumes on the same SSRC and sequence.
+    pub fn play(&mut self, leg: LegId, req: PlayRequest, now: Instant) -> u64 {
+        self.stop_playback(leg);
+        let id = self.next_local_id;
+        self.next_local_id += 1;
+        self.legs[leg.index()].player = Some(Player::new(id, req, now));
+        id
+    }
+
+    /// Stops what plays to a leg, if anything.
+    pub fn stop_playback(&mut self, leg: LegId) {
+        self.finish_player(leg, None, false);
+    }
+
+    fn finish_player(&mut self, leg: LegId, digit: Option<char>, completed: bool) {
+        let l = &mut self.legs[leg.index()];
+        if let Some(p) = l.player.take() {
+            l.out.interrupt();
+            self.events.push_back(MediaEvent::PlaybackFinished { leg, id: p.id(), interrupted_by: digit, completed });
+        }
+    }
+
+    /// Whether something plays to a leg.
+    pub fn is_playing(&self, leg: LegId) -> bool {
+        self.legs[leg.index()].player.is_some()
+    }
+
+    /// Sends a digit to a leg as RFC 4733 events (the leg must have negotiated telephone-event).
+    pub fn send_dtmf(&mut self, leg: LegId, digit: char, duration: Duration, now: Instant) -> Result<()> {
+        let l = &mut self.legs[leg.index()];
+        let te = l.codecs().and_then(|c| c.telephone_event.clone()).ok_or_else(|| MediaError::UnsupportedCodec("the leg did not negotiate telephone-event; send SIP INFO".into()))?;
+        let generator = DtmfGenerator::new(digit, Some(duration.max(Duration::from_millis(40))), te.clock_rate, l.frame(), now)?;
+        let id = self.next_local_id;
+        self.next_local_id += 1;
+        l.dtmf_tx = Some(DtmfOut { generator, ts: None, id, pt: te.pt, clock: te.clock_rate });
+        Ok(())
+    }
+
+    /// A digit the B2BUA received from a leg as SIP INFO: reported like an RFC 4733 digit,
+    /// interrupts an interruptible prompt, and is sent on to the other leg as RFC 4733 when
+    /// bridged and that leg has telephone-event.
+    pub fn sip_info_dtmf(&mut self, leg: LegId, digit: char, duration: Option<Duration>, now: Instant) -> Result<()> {
+        let duration = duration.unwrap_or(Duration::from_millis(250));
+        crate::dtmf::event_for_digit(digit).ok_or_else(|| MediaError::InvalidDtmf(format!("not a DTMF digit: {digit:?}")))?;
+        self.digit_started(leg, digit.to_ascii_uppercase(), now, false);
+        self.events.push_back(MediaEvent::Dtmf(DigitEvent { leg, digit: digit.to_ascii_uppercase(), duration, source: DtmfSource::SipInfo }));
+        let other = leg.other();
+        if self.bridged && self.legs[other.index()].codecs().is_some_and(|c| c.telephone_event.is_some()) {
+            self.send_dtmf(other, digit, duration, now)?;
+        }
+        Ok(())
+    }
+
+    /// Starts recording (finishing one already running). Blocks of interleaved 8 kHz
+    /// samples then come out of [`Session::poll_recording`].
+    pub fn start_recording(&mut self, mode: RecordMode, now: Instant) {
+        self.stop_recording();
+        self.recording = Some(Recording { mode, aligner: Aligner::new(mode.channels(), now), next_flush: now + FLUSH_EVERY });
+    }
+
+    /// Stops recording; the remaining audio is queued for [`Session::poll_recording`].
+    pub fn stop_recording(&mut self) {
+        if let Some(mut r) = self.recording.take() {
+            let mut last = Vec::new();
+            r.aligner.finish(&mut last);
+            if !last.is_empty() {
+                self.rec_blocks.push_back(last);
+            }
+        }
+    }
+
+    /// Whether a recording runs.
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// Both legs' statistics.
+    pub fn stats(&self) -> SessionStats {
+        SessionStats { a: self.legs[0].stats(), b: self.legs[1].stats() }
+    }
+
+    /// The last time any leg sent a packet (or the session start).
+    pub fn last_activity(&self) -> Instant {
+        self.legs.iter().filter_map(|l| l.last_rx).max().unwrap_or(self.started)
+    }
+
+    fn buffer(&mut self) -> Vec<u8> {
+        let mut b = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(MTU));
+        b.clear();
+        b
+    }
+
+    /// Gives a sent [`Transmit`]'s buffer back for reuse.
+    pub fn recycle(&mut self, mut data: Vec<u8>) {
+        if self.pool.len() < 16 {
+            data.clear();
+            self.pool.push(data);
+        }
+    }
+
+    /// The next packet the session made, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next block of recorded audio (interleaved when stereo), if any.
+    pub fn poll_recording(&mut self) -> Option<Vec<i16>> {
+        self.rec_blocks.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.next_tick;
+        for l in &self.legs {
+            if let Some(p) = l.player.as_ref().and_then(|p| p.poll_timeout()) {
+                t = t.min(p);
+            }
+            if let Some(d) = l.dtmf_tx.as_ref().and_then(|d| d.generator.poll_timeout()) {
+                t = t.min(d);
+            }
+            if let Some(d) = l.dtmf_rx.poll_timeout() {
+                t = t.min(d);
+            }
+        }
+        if let Some(r) = &self.recording {
+            t = t.min(r.next_flush);
+        }
+        Some(t)
+    }
+
+    /// Handles one datagram received on `leg`'s `stream` socket from `from`. `buf` is the
+    /// datagram; it may be rewritten in place, and when the result is `Some(Forward)` the
+    /// caller sends `buf[..len]` as told. Malformed or unexpected datagrams are dropped (and
+    /// counted), never an error.
+    pub fn handle_datagram(&mut self, leg: LegId, stream: StreamKind, from: SocketAddr, buf: &mut [u8], now: Instant) -> Option<Forward> {
+        if stream == StreamKind::Rtcp || rtp::looks_like_rtcp(buf) {
+            return self.handle_rtcp(leg, stream, from, buf, now);
+        }
+        let li = leg.index();
+        let oi = leg.other().index();
+        let (hdr, payload_offset, payload_len) = match RtpPacket::parse(buf) {
+            Ok(p) => (p.header, p.payload_offset, p.payload.len()),
+            Err(_) => {
+                self.legs[li].dropped += 1;
+                return None;
+            }
+        };
+        let relatch_after = self.cfg.relatch_after;
+        let l = &mut self.legs[li];
+        match l.rtp.accept(from, Some(hdr.ssrc), now, relatch_after) {
+            None => {
+                l.dropped += 1;
+                return None;
+            }
+            Some(true) => self.events.push_back(MediaEvent::Latched { leg, stream: StreamKind::Rtp, addr: from }),
+            Some(false) => {}
+        }
+        let l = &mut self.legs[li];
+        l.last_rx = Some(now);
+        l.timeout_reported = false;
+        let Some(codecs) = l.remote.as_ref().map(|r| &r.codecs) else {
+            // no SDP yet: count it, nothing to do with it
+            l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), 8000, now);
+            return None;
+        };
+
+        // DTMF
+        if let Some(te) = codecs.telephone_event.as_ref().filter(|te| te.pt == hdr.payload_type) {
+            let clock = te.clock_rate;
+            l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), clock, now);
+            let mut updates = std::mem::take(&mut self.updates);
+            updates.clear();
+            let payload = &buf[payload_offset..payload_offset + payload_len];
+            if self.legs[li].dtmf_rx.on_packet(hdr.timestamp, payload, clock, now, &mut updates).is_err() {
+                self.legs[li].dropped += 1;
+            }
+            for u in updates.drain(..) {
+                self.dtmf_update(leg, u, now);
+            }
+            self.updates = updates;
+            return self.forward_dtmf(leg, hdr, buf, now);
+        }
+
+        let Some(in_codec) = codecs.audio_by_pt(hdr.payload_type).cloned() else {
+            // comfort noise or an unnegotiated payload type: not relayed
+            l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), 8000, now);
+            l.dropped += 1;
+            return None;
+        };
+        l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), in_codec.clock_rate, now);
+
+        let other = &self.legs[oi];
+        let relay = self.bridged && other.accepts_relay();
+        let out_codec = other.codecs().map(|c| c.send_codec().clone());
+        let passthrough_pt = out_codec.as_ref().and_then(|_| other.codecs().and_then(|c| c.pt_for(&in_codec)));
+        let same = out_codec.as_ref().is_some_and(|o| o.same_codec(&in_codec));
+        let record_channel = self.recording.as_ref().and_then(|r| r.mode.channel_of(leg));
+
+        // Fast path: forward with the header rewritten.
+        if relay && same && record_channel.is_none() {
+            self.legs[li].passthrough = true;
+            return self.forward_rtp(leg, hdr, passthrough_pt.unwrap_or(hdr.payload_type), in_codec.clock_rate, payload_len, buf, now);
+        }
+
+        // Decode (for the recorder and/or for transcoding).
+        let need_transcode = relay && !same && out_codec.is_some();
+        if !need_transcode && record_channel.is_none() {
+            return None;
+        }
+        let mut pcm = std::mem::take(&mut self.pcm);
+        pcm.clear();
+        let decoded = self.decode(leg, &in_codec, &buf[payload_offset..payload_offset + payload_len], &mut pcm);
+        let mut result = None;
+        if let Ok(rate) = decoded {
+            if let Some(ch) = record_channel {
+                self.record_pcm(leg, ch, rate, &pcm, now);
+            }
+            if need_transcode {
+                self.legs[li].passthrough = false;
+                if let Some(out_codec) = out_codec {
+                    self.transcode_into(leg.other(), hdr, &in_codec, &out_codec, rate, &pcm, now);
+                }
+            }
+        } else {
+            self.legs[li].dropped += 1;
+        }
+        self.pcm = pcm;
+        if relay && same {
+            self.legs[li].passthrough = true;
+            result = self.forward_rtp(leg, hdr, passthrough_pt.unwrap_or(hdr.payload_type), in_codec.clock_rate, payload_len, buf, now);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_rtp(&mut self, leg: LegId, hdr: RtpHeader, out_pt: u8, clock: u32, payload_len: usize, buf: &mut [u8], now: Instant) -> Option<Forward> {
+        let o = &mut self.legs[leg.other().index()];
+        let to = o.rtp.addr?;
+        let n = o.out.relay(hdr.ssrc, hdr.sequence, hdr.timestamp, clock, now, payload_len);
+        rtp::rewrite_header(buf, &RtpHeader { marker: hdr.marker || n.marker, payload_type: out_pt, sequence: n.seq, timestamp: n.ts, ssrc: o.out.ssrc() });
+        Some(Forward { leg: leg.other(), stream: StreamKind::Rtp, to, len: buf.len() })
+    }
+
+    fn forward_dtmf(&mut self, leg: LegId, hdr: RtpHeader, buf: &mut [u8], now: Instant) -> Option<Forward> {
+        if !self.bridged {
+            return None;
+        }
+        let (from_codecs, to_codecs) = (self.legs[leg.index()].codecs()?, self.legs[leg.other().index()].codecs()?);
+        if dtmf_path(from_codecs, to_codecs) != DtmfPath::Passthrough {
+            return None;
+        }
+        let te = to_codecs.telephone_event.as_ref()?;
+        let (pt, clock) = (te.pt, te.clock_rate);
+        let o = &self.legs[leg.other().index()];
+        if o.player.is_some() || o.dtmf_tx.is_some() || !o.remote.as_ref().is_some_and(|r| r.direction.remote_receives()) {
+            return None;
+        }
+        let len = buf.len().saturating_sub(RTP_HEADER_LEN);
+        self.forward_rtp(leg, hdr, pt, clock, len, buf, now)
+    }
+
+    fn dtmf_update(&mut self, leg: LegId, u: DtmfUpdate, now: Instant) {
+        match u {
+            DtmfUpdate::Started(digit) => self.digit_started(leg, digit, now, true),
+            DtmfUpdate::Ended { digit, duration } => {
+                self.events.push_back(MediaEvent::Dtmf(DigitEvent { leg, digit, duration, source: DtmfSource::Rfc4733 }));
+                if let Some(d) = self.legs[leg.other().index()].dtmf_tx.as_mut() {
+                    if d.generator.digit() == digit {
+                        d.generator.end(duration);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A key went down on `leg`: interrupt its prompt, and mirror it to the other leg when
+    /// that leg needs RFC 4733 generated (live, `live` = the duration comes later).
+    fn digit_started(&mut self, leg: LegId, digit: char, now: Instant, live: bool) {
+        if self.legs[leg.index()].player.as_ref().is_some_and(|p| p.is_interruptible()) {
+            self.finish_player(leg, Some(digit), false);
+        }
+        if !live || !self.bridged {
+            return;
+        }
+        let (Some(from), Some(to)) = (self.legs[leg.index()].codecs(), self.legs[leg.other().index()].codecs()) else { return };
+        if dtmf_path(from, to) != DtmfPath::Generate {
+            return;
+        }
+        let Some(te) = to.telephone_event.clone() else { return };
+        let o = &mut self.legs[leg.other().index()];
+        if let Ok(generator) = DtmfGenerator::new(digit, None, te.clock_rate, o.frame(), now) {
+            let id = self.next_local_id;
+            self.next_local_id += 1;
+            o.dtmf_tx = Some(DtmfOut { generator, ts: None, id, pt: te.pt, clock: te.clock_rate });
+        }
+    }
+
+    /// Decodes a payload of `leg` into `pcm`; returns the PCM rate.
+    fn decode(&mut self, leg: LegId, codec: &CodecSpec, payload: &[u8], pcm: &mut Vec<i16>) -> Result<u32> {
+        let opus = self.cfg.opus;
+        let l = &mut self.legs[leg.index()];
+        let pos = match l.decoders.iter().position(|(pt, _)| *pt == codec.pt) {
+            Some(p) => p,
+            None => {
+                l.decoders.push((codec.pt, AudioDecoder::new(codec, &opus)?));
+                l.decoders.len() - 1
+            }
+        };
+        let dec = &mut l.decoders[pos].1;
+        dec.decode(payload, 0, pcm)?;
+        Ok(dec.pcm_rate())
+    }
+
+    fn record_pcm(&mut self, leg: LegId, channel: usize, rate: u32, pcm: &[i16], now: Instant) {
+        let Some(rec) = self.recording.as_mut() else { return };
+        if rate == crate::record::RATE {
+            rec.aligner.push(channel, pcm, now);
+            return;
+        }
+        let l = &mut self.legs[leg.index()];
+        if l.resample_rec.as_ref().is_none_or(|(r, _)| *r != rate) {
+            match Resampler::new(rate, crate::record::RATE) {
+                Ok(r) => l.resample_rec = Some((rate, r)),
+                Err(_) => return,
+            }
+        }
+        if let Some((_, r)) = l.resample_rec.as_mut() {
+            self.pcm2.clear();
+            r.process_i16(pcm, &mut self.pcm2);
+            rec.aligner.push(channel, &self.pcm2, now);
+        }
+    }
+
+    fn ensure_encoder(&mut self, to: LegId) -> Option<u32> {
+        let opus = self.cfg.opus;
+        let l = &mut self.legs[to.index()];
+        let codec = l.codecs()?.send_codec().clone();
+        if l.encoder.as_ref().is_none_or(|(c, _)| *c != codec) {
+            l.encoder = Some((codec.clone(), AudioEncoder::new(&codec, &opus).ok()?));
+        }
+        l.encoder.as_ref().map(|(_, e)| e.pcm_rate())
+    }
+
+    /// Transcodes `pcm` (decoded from the other leg's packet `hdr` at `rate`) toward `to`.
+    #[allow(clippy::too_many_arguments)]
+    fn transcode_into(&mut self, to: LegId, hdr: RtpHeader, in_codec: &CodecSpec, out_codec: &CodecSpec, rate: u32, pcm: &[i16], now: Instant) {
+        let Some(enc_rate) = self.ensure_encoder(to) else { return };
+        let from = to.other();
+        // resample on the input leg's resampler
+        let mut resampled = std::mem::take(&mut self.pcm2);
+        resampled.clear();
+        let samples: &[i16] = if rate == enc_rate {
+            pcm
+        } else {
+            let fl = &mut self.legs[from.index()];
+            if fl.resample_out.as_ref().is_none_or(|(a, b, _)| (*a, *b) != (rate, enc_rate)) {
+                match Resampler::new(rate, enc_rate) {
+                    Ok(r) => fl.resample_out = Some((rate, enc_rate, r)),
+                    Err(_) => return,
+                }
+            }
+            if let Some((_, _, r)) = fl.resample_out.as_mut() {
+                r.process_i16(pcm, &mut resampled);
+            }
+            &resampled
+        };
+        let o = &mut self.legs[to.index()];
+        let (ts, new_source) = o.out.map_ts(hdr.ssrc, hdr.timestamp, in_codec.clock_rate, out_codec.clock_rate, now);
+        if o.pending.is_empty() || new_source {
+            o.pending.clear();
+            o.pending_ts = ts;
+            o.pending_marker = new_source || hdr.marker;
+        }
+        o.pending.extend_from_slice(samples);
+        self.pcm2 = resampled;
+        self.drain_pending(to, now);
+    }
+
+    /// Encodes whole frames of `to`'s pending PCM into packets.
+    fn drain_pending(&mut self, to: LegId, now: Instant) {
+        let Some(dest) = self.legs[to.index()].rtp.addr else {
+            self.legs[to.index()].pending.clear();
+            return;
+        };
+        let mut payload = std::mem::take(&mut self.payload);
+        payload.resize(MTU - RTP_HEADER_LEN, 0);
+        loop {
+            let l = &mut self.legs[to.index()];
+            let ptime = l.remote.as_ref().map_or(20, |r| r.codecs.ptime_ms) as usize;
+            let Some((codec, enc)) = l.encoder.as_mut() else { break };
+            let frame = enc.pcm_rate() as usize * ptime / 1000;
+            if frame == 0 || l.pending.len() < frame {
+                break;
+            }
+            let (pt, clock) = (codec.pt, codec.clock_rate);
+            let encoded = enc.encode(&l.pending[..frame], &mut payload);
+            let units = enc.rtp_units(frame);
+            l.pending.drain(..frame);
+            let ts = l.pending_ts;
+            l.pending_ts = ts.wrapping_add(units);
+            let Ok(n) = encoded else { continue };
+            let marker = std::mem::take(&mut l.pending_marker);
+            let seq = l.out.numbered(ts, clock, now, n);
+            let ssrc = l.out.ssrc();
+            let mut data = self.buffer();
+            data.resize(RTP_HEADER_LEN + n, 0);
+            let _ = rtp::build(&RtpHeader { marker, payload_type: pt, sequence: seq, timestamp: ts, ssrc }, &payload[..n], &mut data);
+            self.transmits.push_back(Transmit { leg: to, stream: StreamKind::Rtp, to: dest, data });
+        }
+        self.payload = payload;
+    }
+
+    fn handle_rtcp(&mut self, leg: LegId, stream: StreamKind, from: SocketAddr, buf: &mut [u8], now: Instant) -> Option<Forward> {
+        let li = leg.index();
+        let parsed = match rtcp::parse_compound(buf) {
+            Ok(p) => p,
+            Err(_) => {
+                self.legs[li].dropped += 1;
+                return None;
+            }
+        };
+        let sender = parsed.iter().find_map(|p| match p {
+            RtcpPacket::SenderReport { ssrc, .. } | RtcpPacket::ReceiverReport { ssrc, .. } => Some(*ssrc),
+            _ => None,
+        });
+        let relatch_after = self.cfg.relatch_after;
+        let l = &mut self.legs[li];
+        // RTCP multiplexed on the RTP port is latched with the RTP stream
+        let latch = if stream == StreamKind::Rtp { &mut l.rtp } else { &mut l.rtcp };
+        match latch.accept(from, sender, now, relatch_after) {
+            None => {
+                l.dropped += 1;
+                return None;
+            }
+            Some(true) if stream == StreamKind::Rtcp => self.events.push_back(MediaEvent::Latched { leg, stream, addr: from }),
+            _ => {}
+        }
+        let l = &mut self.legs[li];
+        l.remote_report.rtcp_packets += 1;
+        let ours = l.out.ssrc();
+        for p in &parsed {
+            if let RtcpPacket::SenderReport { reports, .. } | RtcpPacket::ReceiverReport { reports, .. } = p {
+                if let Some(r) = reports.iter().find(|r| r.ssrc == ours) {
+                    let clock = l.encoder.as_ref().map_or(8000, |(c, _)| c.clock_rate).max(1);
+                    l.remote_report.fraction_lost = f32::from(r.fraction_lost) / 256.0;
+                    l.remote_report.cumulative_lost = r.cumulative_lost;
+                    l.remote_report.jitter = Duration::from_micros(u64::from(r.jitter) * 1_000_000 / u64::from(clock));
+                }
+            }
+        }
+        // relay when both directions pass through (the reports then describe the far
+        // endpoint's stream); when FlowPBX transcodes or plays, it reports itself instead
+        let oi = leg.other().index();
+        if !self.bridged || !self.legs[li].passthrough || !self.legs[oi].passthrough {
+            return None;
+        }
+        let o = &self.legs[oi];
+        let to = o.rtcp.addr.or(o.rtp.addr.filter(|_| stream == StreamKind::Rtp))?;
+        let out_stream = if o.rtcp.addr.is_some() { StreamKind::Rtcp } else { StreamKind::Rtp };
+        let (their_view, other_source) = (o.out.ssrc(), o.recv.ssrc());
+        rtcp::rewrite_ssrcs(buf, |field, ssrc| match field {
+            SsrcField::Sender => their_view,
+            SsrcField::ReportSubject if ssrc == ours => other_source.unwrap_or(ssrc),
+            SsrcField::ReportSubject => ssrc,
+        })
+        .ok()?;
+        Some(Forward { leg: leg.other(), stream: out_stream, to, len: buf.len() })
+    }
+
+    /// Runs what is due at `now`: prompt frames, DTMF packets, lost DTMF ends, recorder
+    /// flushes, RTCP reports and media timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for leg in [LegId::A, LegId::B] {
+            self.play_due(leg, now);
+            self.dtmf_due(leg, now);
+            let mut updates = std::mem::take(&mut self.updates);
+            updates.clear();
+            self.legs[leg.index()].dtmf_rx.handle_timeout(now, &mut updates);
+            for u in updates.drain(..) {
+                self.dtmf_update(leg, u, now);
+            }
+            self.updates = updates;
+        }
+        if let Some(r) = self.recording.as_mut() {
+            if now >= r.next_flush {
+                let mut block = Vec::new();
+                if r.aligner.flush(now, &mut block) > 0 {
+                    self.rec_blocks.push_back(block);
+                }
+                r.next_flush = now + FLUSH_EVERY;
+            }
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            self.check_timeouts(now);
+            self.send_reports(now);
+        }
+    }
+
+    fn play_due(&mut self, leg: LegId, now: Instant) {
+        loop {
+            let l = &mut self.legs[leg.index()];
+            let frame = l.frame();
+            let Some(player) = l.player.as_mut() else { return };
+            if player.poll_timeout().is_none_or(|t| t > now) {
+                if player.is_finished() {
+                    self.finish_player(leg, None, true);
+                }
+                return;
+            }
+            let samples8k = (8 * frame.as_millis()) as usize;
+            let mut pcm = std::mem::take(&mut self.pcm);
+            pcm.clear();
+            player.poll_frame(now, samples8k, frame, &mut pcm);
+            let id = player.id();
+            let receives = l.remote.as_ref().is_some_and(|r| r.direction.remote_receives());
+            if receives && l.dtmf_tx.is_none() {
+                self.send_local_audio(leg, id, &pcm, now);
+            }
+            self.pcm = pcm;
+        }
+    }
+
+    /// Encodes 8 kHz PCM from a local source toward a leg and queues the packet.
+    fn send_local_audio(&mut self, leg: LegId, source: u64, pcm8k: &[i16], now: Instant) {
+        let Some(enc_rate) = self.ensure_encoder(leg) else { return };
+        let l = &mut self.legs[leg.index()];
+        let Some(dest) = l.rtp.addr else { return };
+        let mut resampled = std::mem::take(&mut self.pcm2);
+        resampled.clear();
+        let samples: &[i16] = if enc_rate == 8000 {
+            pcm8k
+        } else {
+            if l.resample_play.as_ref().is_none_or(|(r, _)| *r != enc_rate) {
+                match Resampler::new(8000, enc_rate) {
+                    Ok(r) => l.resample_play = Some((enc_rate, r)),
+                    Err(_) => return,
+                }
+            }
+            if let Some((_, r)) = l.resample_play.as_mut() {
+                r.process_i16(pcm8k, &mut resampled);
+            }
+            &resampled
+        };
+        let mut payload = std::mem::take(&mut self.payload);
+        payload.resize(MTU - RTP_HEADER_LEN, 0);
+        let l = &mut self.legs[leg.index()];
+        if let Some((codec, enc)) = l.encoder.as_mut() {
+            if let Ok(n) = enc.encode(samples, &mut payload) {
+                let units = enc.rtp_units(samples.len());
+                let num = l.out.local(source, units, codec.clock_rate, now, n);
+                let hdr = RtpHeader { marker: num.marker, payload_type: codec.pt, sequence: num.seq, timestamp: num.ts, ssrc: l.out.ssrc() };
+                let mut data = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(MTU));
+                data.clear();
+                data.resize(RTP_HEADER_LEN + n, 0);
+                let _ = rtp::build(&hdr, &payload[..n], &mut data);
+                self.transmits.push_back(Transmit { leg, stream: StreamKind::Rtp, to: dest, data });
+            }
+        }
+        self.payload = payload;
+        self.pcm2 = resampled;
+    }
+
+    fn dtmf_due(&mut self, leg: LegId, now: Instant) {
+        loop {
+            let l = &mut self.legs[leg.index()];
+            let Some(d) = l.dtmf_tx.as_mut() else { return };
+            let Some(ev) = d.generator.poll(now) else {
+                if d.generator.is_finished() {
+                    // audio resumes after the event's full duration, as a new talkspurt
+                    if let Some(ts) = d.ts {
+                        l.out.mark(ts.wrapping_add(u32::from(d.generator.last_duration())), now);
+                    }
+                    l.dtmf_tx = None;
+                    l.out.interrupt();
+                }
+                return;
+            };
+            let Some(dest) = l.rtp.addr else {
+                continue;
+            };
+            let (ts, seq) = match d.ts {
+                Some(ts) => (ts, l.out.numbered(ts, d.clock, now, 4)),
+                None => {
+                    let n = l.out.local(d.id, 0, d.clock, now, 4);
+                    d.ts = Some(n.ts);
+                    (n.ts, n.seq)
+                }
+            };
+            let hdr = RtpHeader { marker: ev.marker, payload_type: d.pt, sequence: seq, timestamp: ts, ssrc: l.out.ssrc() };
+            let mut data = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(MTU));
+            data.clear();
+            data.resize(RTP_HEADER_LEN + 4, 0);
+            let _ = rtp::build(&hdr, &ev.payload, &mut data);
+            self.transmits.push_back(Transmit { leg, stream: StreamKind::Rtp, to: dest, data });
+        }
+    }
+
+    fn check_timeouts(&mut self, now: Instant) {
+        let holding = self.legs.iter().any(|l| l.remote.as_ref().is_some_and(|r| r.direction != Direction::SendRecv));
+        for l in &mut self.legs {
+            let Some(remote) = &l.remote else { continue };
+            if holding || !remote.direction.remote_sends() || l.timeout_reported {
+                continue;
+            }
+            let since = match (l.last_rx, l.remote_since) {
+                (Some(a), Some(b)) => a.max(b),
+                (a, b) => a.or(b).unwrap_or(now),
+            };
+            let silent_for = now.saturating_duration_since(since);
+            if silent_for >= self.cfg.media_timeout {
+                l.timeout_reported = true;
+                self.events.push_back(MediaEvent::MediaTimeout { leg: l.id, silent_for });
+            }
+        }
+    }
+
+    fn send_reports(&mut self, now: Instant) {
+        for i in 0..2 {
+            let passthrough_pair = self.bridged && self.legs[0].passthrough && self.legs[1].passthrough && self.legs.iter().all(|l| l.player.is_none());
+            let l = &mut self.legs[i];
+            if now < l.next_rtcp || l.remote.is_none() {
+                continue;
+            }
+            l.next_rtcp = now + self.cfg.rtcp_interval;
+            // the endpoints' own reports are relayed when both directions pass through
+            if passthrough_pair {
+                continue;
+            }
+            let Some(dest) = l.rtcp.addr else { continue };
+            let reports: Vec<ReportBlock> = l.recv.report_block().into_iter().collect();
+            let ssrc = l.out.ssrc();
+            let mut packets = Vec::with_capacity(2);
+            match l.out.last_sent() {
+                Some((ts, clock, at)) if l.out.packets > 0 => {
+                    let since = now.saturating_duration_since(at);
+                    let rtp_ts = ts.wrapping_add((since.as_micros() as u64 * u64::from(clock) / 1_000_000) as u32);
+                    let wall = self.wall_at_start + now.saturating_duration_since(self.started);
+                    let info = SenderInfo { ntp: rtcp::ntp_timestamp(wall), rtp_ts, packets: l.out.packets as u32, octets: l.out.octets as u32 };
+                    packets.push(RtcpPacket::SenderReport { ssrc, info, reports });
+                }
+                _ => packets.push(RtcpPacket::ReceiverReport { ssrc, reports }),
+            }
+            packets.push(RtcpPacket::SourceDescription(vec![SdesChunk { ssrc, items: vec![(1, self.cfg.cname.clone())] }]));
+            let mut data = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(MTU));
+            data.clear();
+            rtcp::build_compound(&packets, &mut data);
+            self.transmits.push_back(Transmit { leg: l.id, stream: StreamKind::Rtcp, to: dest, data });
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
