@@ -1,5 +1,772 @@
-//! stub
-use crate::error::Result;
-pub struct EngineConfig; pub struct EngineHealth; pub struct MediaEngine; pub struct SessionHandle;
+//! The socket layer: relay worker threads that own the UDP sockets and drive the sans-IO
+//! [`Session`]s, behind the handle API the B2BUA uses.
+//!
+//! Design for the relay's cost per packet: a small fixed number of worker threads, each with
+//! its own epoll (mio) over the sockets of the sessions it owns. A datagram is read into the
+//! worker's one buffer, rewritten in place by the session, and sent from the other leg's socket,
+//! all on that thread: no allocation, no lock, no channel hop on the passthrough path.
+//! Commands from handles travel on a channel plus a waker; events go back on a bounded tokio
+//! channel per session (`try_send`, so a slow consumer never stalls the relay).
+//!
+//! ```no_run
+//! # async fn demo() -> media::Result<()> {
+//! use media::*;
+//! let engine = MediaEngine::new(EngineConfig::default())?;
+//! let mut call = engine.create_session("call-id@host")?;
+//! let a_port = call.local_rtp(LegId::A).port(); // into the SDP answered to the caller
+//! # let (a_addr, b_addr) = ("192.0.2.1:4000".parse().unwrap(), "192.0.2.2:4000".parse().unwrap());
+//! let codecs = LegCodecs::new(&[CodecSpec::pcmu()], None)?;
+//! call.set_remote(LegId::A, RemoteMedia::new(Some(a_addr), codecs.clone()));
+//! call.set_remote(LegId::B, RemoteMedia::new(Some(b_addr), codecs));
+//! call.bridge();
+//! while let Some(ev) = call.next_event().await {
+//!     if let MediaEvent::MediaTimeout { .. } = ev { break; }
+//! }
+//! let stats = call.close().await?; // for the CDR
+//! # let _ = (a_port, stats); Ok(()) }
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tokio::sync::{mpsc as tmpsc, oneshot};
+
 pub use crate::recorder::RecordingInfo;
-pub fn _x() -> Result<()> { Ok(()) }
+use crate::player::PlayRequest;
+use crate::ports::PortAllocator;
+use crate::record::{self, RecordMode};
+use crate::recorder::{RecorderPool, RecordingSink};
+use crate::session::{DigitEvent, DtmfSource, MediaEvent, RemoteMedia, Session, SessionConfig, StreamKind};
+use crate::stats::SessionStats;
+use crate::{LegId, MediaError, Result};
+
+/// Configuration of the media engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Address the RTP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Address written into SDP (`FLOWPBX_EXTERNAL_IP`); the bound address when `None`
+    /// (and not unspecified).
+    pub advertised_ip: Option<IpAddr>,
+    /// Lowest RTP port (`FLOWPBX_RTP_PORT_MIN`, default 10000).
+    pub port_min: u16,
+    /// Highest RTP port (`FLOWPBX_RTP_PORT_MAX`, default 20000).
+    pub port_max: u16,
+    /// Relay worker threads.
+    pub workers: usize,
+    /// Per-session tunables (media timeout, Opus, …).
+    pub session: SessionConfig,
+    /// `<data-dir>`: recordings go under `<data-dir>/recordings/YYYY/MM/DD/`.
+    pub data_dir: PathBuf,
+    /// Recording is skipped (with an admin alert) below this much free disk.
+    pub min_free_disk: u64,
+    /// Audio bytes that may wait for the disk before recorder blocks are dropped.
+    pub recorder_queue_bytes: usize,
+    /// A session whose legs have sent nothing for this long, and that nothing plays to, is
+    /// closed and its ports reclaimed even if its handle is still held (a leaked call).
+    pub orphan_timeout: Duration,
+    /// Capacity of each session's event channel.
+    pub event_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            advertised_ip: None,
+            port_min: 10000,
+            port_max: 20000,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()).min(2),
+            session: SessionConfig::default(),
+            data_dir: PathBuf::from("data"),
+            min_free_disk: 1 << 30,
+            recorder_queue_bytes: 8 << 20,
+            orphan_timeout: Duration::from_secs(3600),
+            event_capacity: 256,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Reads `FLOWPBX_RTP_PORT_MIN`, `FLOWPBX_RTP_PORT_MAX` and `FLOWPBX_EXTERNAL_IP` over the
+    /// defaults, with `data_dir`.
+    pub fn from_env(data_dir: PathBuf) -> Result<Self> {
+        let mut c = EngineConfig { data_dir, ..Default::default() };
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("FLOWPBX_RTP_PORT_MIN") {
+            c.port_min = v.trim().parse().map_err(|_| MediaError::Config(format!("FLOWPBX_RTP_PORT_MIN: {v:?} is not a port")))?;
+        }
+        if let Some(v) = var("FLOWPBX_RTP_PORT_MAX") {
+            c.port_max = v.trim().parse().map_err(|_| MediaError::Config(format!("FLOWPBX_RTP_PORT_MAX: {v:?} is not a port")))?;
+        }
+        if let Some(v) = var("FLOWPBX_EXTERNAL_IP") {
+            c.advertised_ip = Some(v.trim().parse().map_err(|_| MediaError::Config(format!("FLOWPBX_EXTERNAL_IP: {v:?} is not an IP address")))?);
+        }
+        Ok(c)
+    }
+}
+
+/// What the health endpoint shows about media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineHealth {
+    /// Sessions open.
+    pub sessions: usize,
+    /// RTP port pairs in use and in the range.
+    pub port_pairs_in_use: usize,
+    /// Port pairs in the range.
+    pub port_pairs: usize,
+    /// Recording is being skipped because free disk is under the threshold.
+    pub recording_disk_low: bool,
+    /// Events dropped because a session's consumer did not keep up.
+    pub events_dropped: u64,
+}
+
+enum Cmd {
+    Add(Box<NewSession>),
+    SetRemote(u64, LegId, Box<RemoteMedia>),
+    Bridge(u64, bool),
+    Play(u64, LegId, PlayRequest, oneshot::Sender<u64>),
+    StopPlay(u64, LegId),
+    SendDtmf(u64, LegId, char, Duration, oneshot::Sender<Result<()>>),
+    InfoDtmf(u64, LegId, char, Option<Duration>, oneshot::Sender<Result<()>>),
+    StartRecording(u64, RecordMode, RecordingSink),
+    StopRecording(u64, oneshot::Sender<Result<RecordingInfo>>),
+    Stats(u64, oneshot::Sender<SessionStats>),
+    Close(u64, Option<oneshot::Sender<SessionStats>>),
+    Shutdown,
+}
+
+struct NewSession {
+    id: u64,
+    call_id: String,
+    session: Session,
+    sockets: [UdpSocket; 4],
+    ports: [u16; 2],
+    events: tmpsc::Sender<MediaEvent>,
+}
+
+struct WorkerLink {
+    tx: Mutex<mpsc::Sender<Cmd>>,
+    waker: Waker,
+    sessions: AtomicUsize,
+}
+
+impl WorkerLink {
+    fn send(&self, cmd: Cmd) -> Result<()> {
+        let sent = self.tx.lock().map_err(|_| MediaError::SessionClosed)?.send(cmd);
+        sent.map_err(|_| MediaError::SessionClosed)?;
+        self.waker.wake().map_err(MediaError::from)
+    }
+}
+
+struct Shared {
+    cfg: EngineConfig,
+    ports: Mutex<PortAllocator>,
+    workers: Vec<Arc<WorkerLink>>,
+    recorder: RecorderPool,
+    next_id: AtomicU64,
+    sessions: AtomicUsize,
+    events_dropped: AtomicU64,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            let _ = w.send(Cmd::Shutdown);
+        }
+    }
+}
+
+/// The media engine: owns the port range, the relay workers and the recorder. Cheap to clone.
+#[derive(Clone)]
+pub struct MediaEngine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine").field("health", &self.health()).finish()
+    }
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish()
+}
+
+impl MediaEngine {
+    /// Starts the workers and the recorder thread.
+    pub fn new(cfg: EngineConfig) -> Result<Self> {
+        let ports = PortAllocator::new(cfg.port_min, cfg.port_max)?;
+        let recorder = RecorderPool::start(cfg.recorder_queue_bytes)?;
+        let mut workers = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..cfg.workers.max(1) {
+            let poll = Poll::new()?;
+            let waker = Waker::new(poll.registry(), WAKER)?;
+            let (tx, rx) = mpsc::channel();
+            let link = Arc::new(WorkerLink { tx: Mutex::new(tx), waker, sessions: AtomicUsize::new(0) });
+            workers.push(link.clone());
+            threads.push((i, poll, rx, link));
+        }
+        let shared = Arc::new(Shared { cfg, ports: Mutex::new(ports), workers, recorder, next_id: AtomicU64::new(1), sessions: AtomicUsize::new(0), events_dropped: AtomicU64::new(0) });
+        // workers hold a weak-free view: the allocator and counters they need, not the engine
+        for (i, poll, rx, link) in threads {
+            let ctx = WorkerCtx { ports: PortsRef(Arc::downgrade(&shared)), link, orphan_timeout: shared.cfg.orphan_timeout };
+            std::thread::Builder::new().name(format!("media-relay-{i}")).spawn(move || Worker::new(poll, rx, ctx).run())?;
+        }
+        Ok(MediaEngine { shared })
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.cfg
+    }
+
+    /// The address to put in SDP `c=` lines.
+    pub fn advertised_ip(&self) -> IpAddr {
+        let c = &self.shared.cfg;
+        c.advertised_ip.unwrap_or(if c.bind_ip.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { c.bind_ip })
+    }
+
+    /// Counters for the health endpoint.
+    pub fn health(&self) -> EngineHealth {
+        let (in_use, cap) = self.shared.ports.lock().map(|p| (p.in_use(), p.capacity())).unwrap_or((0, 0));
+        EngineHealth {
+            sessions: self.shared.sessions.load(Ordering::Relaxed),
+            port_pairs_in_use: in_use,
+            port_pairs: cap,
+            recording_disk_low: self.shared.recorder.disk_low.load(Ordering::Relaxed),
+            events_dropped: self.shared.events_dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    fn bind_pair(&self) -> Result<(u16, UdpSocket, UdpSocket)> {
+        let ip = self.shared.cfg.bind_ip;
+        // ports some other program holds are skipped; the allocator's round robin moves on
+        for _ in 0..64 {
+            let port = self.shared.ports.lock().map_err(|_| MediaError::SessionClosed)?.allocate()?;
+            let bound = std::net::UdpSocket::bind(SocketAddr::new(ip, port)).and_then(|rtp| {
+                let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, port + 1))?;
+                rtp.set_nonblocking(true)?;
+                rtcp.set_nonblocking(true)?;
+                Ok((rtp, rtcp))
+            });
+            match bound {
+                Ok((rtp, rtcp)) => return Ok((port, UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp))),
+                Err(e) => {
+                    tracing::debug!(port, error = %e, "RTP port pair busy, trying the next");
+                    if let Ok(mut p) = self.shared.ports.lock() {
+                        p.release(port);
+                    }
+                }
+            }
+        }
+        Err(MediaError::PortsExhausted { min: self.shared.cfg.port_min, max: self.shared.cfg.port_max })
+    }
+
+    /// Allocates two port pairs (leg A, leg B) and starts a session on the least loaded worker.
+    pub fn create_session(&self, call_id: &str) -> Result<SessionHandle> {
+        let (pa, a_rtp, a_rtcp) = self.bind_pair()?;
+        let (pb, b_rtp, b_rtcp) = match self.bind_pair() {
+            Ok(x) => x,
+            Err(e) => {
+                if let Ok(mut p) = self.shared.ports.lock() {
+                    p.release(pa);
+                }
+                return Err(e);
+            }
+        };
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let worker = self.shared.workers.iter().min_by_key(|w| w.sessions.load(Ordering::Relaxed)).cloned().ok_or(MediaError::SessionClosed)?;
+        let (etx, erx) = tmpsc::channel(self.shared.cfg.event_capacity.max(8));
+        let now = Instant::now();
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let mut scfg = self.shared.cfg.session.clone();
+        if scfg.cname == SessionConfig::default().cname {
+            scfg.cname = format!("flowpbx-{id}");
+        }
+        let session = Session::new(scfg, now, wall, random_seed() ^ id);
+        let ip = self.advertised_ip();
+        worker.sessions.fetch_add(1, Ordering::Relaxed);
+        self.shared.sessions.fetch_add(1, Ordering::Relaxed);
+        let added = worker.send(Cmd::Add(Box::new(NewSession { id, call_id: call_id.to_string(), session, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp], ports: [pa, pb], events: etx })));
+        if let Err(e) = added {
+            worker.sessions.fetch_sub(1, Ordering::Relaxed);
+            self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
+            if let Ok(mut p) = self.shared.ports.lock() {
+                p.release(pa);
+                p.release(pb);
+            }
+            return Err(e);
+        }
+        tracing::debug!(call_id, id, a = pa, b = pb, "media session created");
+        Ok(SessionHandle { id, call_id: call_id.to_string(), ports: [pa, pb], ip, worker, engine: self.clone(), events: erx, closed: false })
+    }
+}
+
+/// One call's media, as the B2BUA holds it. Dropping it closes the session (ports reclaimed);
+/// [`SessionHandle::close`] does the same and returns the final statistics for the CDR.
+pub struct SessionHandle {
+    id: u64,
+    call_id: String,
+    ports: [u16; 2],
+    ip: IpAddr,
+    worker: Arc<WorkerLink>,
+    engine: MediaEngine,
+    events: tmpsc::Receiver<MediaEvent>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle").field("id", &self.id).field("call_id", &self.call_id).field("ports", &self.ports).finish()
+    }
+}
+
+impl SessionHandle {
+    /// The engine-wide session id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The call id given at creation.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// The RTP address to write into the SDP sent to `leg` (`c=` and `m=audio <port>`).
+    pub fn local_rtp(&self, leg: LegId) -> SocketAddr {
+        SocketAddr::new(self.ip, self.ports[leg.index()])
+    }
+
+    /// The RTCP address for `leg` (RTP port + 1; `a=rtcp` need not be written).
+    pub fn local_rtcp(&self, leg: LegId) -> SocketAddr {
+        SocketAddr::new(self.ip, self.ports[leg.index()] + 1)
+    }
+
+    fn cmd(&self, c: Cmd) -> Result<()> {
+        self.worker.send(c)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd(make(tx))?;
+        rx.await.map_err(|_| MediaError::SessionClosed)
+    }
+
+    /// Sets what a leg's SDP says (offer or answer, and again on every re-INVITE).
+    pub fn set_remote(&self, leg: LegId, remote: RemoteMedia) {
+        let _ = self.cmd(Cmd::SetRemote(self.id, leg, Box::new(remote)));
+    }
+
+    /// Connects the legs' audio and DTMF.
+    pub fn bridge(&self) {
+        let _ = self.cmd(Cmd::Bridge(self.id, true));
+    }
+
+    /// Disconnects them (prompts and digit collection go on per leg).
+    pub fn unbridge(&self) {
+        let _ = self.cmd(Cmd::Bridge(self.id, false));
+    }
+
+    /// Plays to a leg (a prompt, a sequence, or looping music on hold), replacing what played.
+    /// Returns the playback id that [`MediaEvent::PlaybackFinished`] carries.
+    pub async fn play(&self, leg: LegId, req: PlayRequest) -> Result<u64> {
+        self.ask(|tx| Cmd::Play(self.id, leg, req, tx)).await
+    }
+
+    /// Stops what plays to a leg.
+    pub fn stop_playback(&self, leg: LegId) {
+        let _ = self.cmd(Cmd::StopPlay(self.id, leg));
+    }
+
+    /// Sends a digit to a leg as RFC 4733 (an error if the leg has no telephone-event: then
+    /// send SIP INFO instead).
+    pub async fn send_dtmf(&self, leg: LegId, digit: char, duration: Duration) -> Result<()> {
+        self.ask(|tx| Cmd::SendDtmf(self.id, leg, digit, duration, tx)).await?
+    }
+
+    /// Hands in the body of a SIP INFO a leg sent (`application/dtmf-relay` or
+    /// `application/dtmf`). The digit is reported as a [`MediaEvent::Dtmf`] and relayed like an
+    /// RFC 4733 one. Returns the digit; an unreadable body is [`MediaError::InvalidDtmf`]
+    /// (answer the INFO with 415/400).
+    pub async fn sip_info(&self, leg: LegId, content_type: &str, body: &[u8]) -> Result<DigitEvent> {
+        let (digit, duration) = crate::dtmf::parse_sip_info(content_type, body)?;
+        self.ask(|tx| Cmd::InfoDtmf(self.id, leg, digit, duration, tx)).await??;
+        Ok(DigitEvent { leg, digit, duration: duration.unwrap_or(Duration::from_millis(250)), source: DtmfSource::SipInfo })
+    }
+
+    /// Starts recording to `<data-dir>/recordings/YYYY/MM/DD/<name>.wav` (UTC date), written
+    /// as a hidden `.part` file and renamed when stopped. Refused with
+    /// [`MediaError::DiskFull`] (and an admin alert in the log and in
+    /// [`EngineHealth::recording_disk_low`]) when free disk is under the threshold: the call
+    /// goes on unrecorded. Returns the final path.
+    pub fn start_recording(&self, mode: RecordMode, name: &str) -> Result<PathBuf> {
+        let cfg = &self.engine.shared.cfg;
+        self.engine.shared.recorder.check_disk(&cfg.data_dir, cfg.min_free_disk)?;
+        let now = time::OffsetDateTime::now_utc();
+        let date = record::Date { year: now.year(), month: u8::from(now.month()), day: now.day() };
+        let path = record::recording_path(&cfg.data_dir, date, name);
+        let sink = self.engine.shared.recorder.open(path.clone(), mode.channels() as u16)?;
+        self.cmd(Cmd::StartRecording(self.id, mode, sink))?;
+        Ok(path)
+    }
+
+    /// Stops the recording and waits until its file is complete under its final name.
+    pub async fn stop_recording(&self) -> Result<RecordingInfo> {
+        self.ask(|tx| Cmd::StopRecording(self.id, tx)).await?
+    }
+
+    /// Both legs' statistics now.
+    pub async fn stats(&self) -> Result<SessionStats> {
+        self.ask(|tx| Cmd::Stats(self.id, tx)).await
+    }
+
+    /// The next event (digits, playback ends, media timeouts, latching); `None` once closed.
+    pub async fn next_event(&mut self) -> Option<MediaEvent> {
+        self.events.recv().await
+    }
+
+    /// The event receiver itself, for `select!`.
+    pub fn events(&mut self) -> &mut tmpsc::Receiver<MediaEvent> {
+        &mut self.events
+    }
+
+    /// Closes the session: a running recording is finished, sockets closed, ports reclaimed.
+    /// Returns the final statistics for the CDR.
+    pub async fn close(mut self) -> Result<SessionStats> {
+        self.closed = true;
+        let (tx, rx) = oneshot::channel();
+        self.cmd(Cmd::Close(self.id, Some(tx)))?;
+        rx.await.map_err(|_| MediaError::SessionClosed)
+    }
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        if !self.closed {
+            let _ = self.cmd(Cmd::Close(self.id, None));
+        }
+    }
+}
+
+const WAKER: Token = Token(usize::MAX);
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// What a worker keeps of the engine: the allocator (weakly: the engine may be gone).
+struct PortsRef(std::sync::Weak<Shared>);
+
+struct WorkerCtx {
+    ports: PortsRef,
+    link: Arc<WorkerLink>,
+    orphan_timeout: Duration,
+}
+
+struct Slot {
+    id: u64,
+    call_id: String,
+    session: Session,
+    sockets: [UdpSocket; 4],
+    ports: [u16; 2],
+    events: tmpsc::Sender<MediaEvent>,
+    recording: Option<RecordingSink>,
+    scheduled: Option<Instant>,
+    generation: u32,
+}
+
+struct Worker {
+    poll: Poll,
+    rx: mpsc::Receiver<Cmd>,
+    ctx: WorkerCtx,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    by_id: HashMap<u64, usize>,
+    timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
+    generation: u32,
+    buf: Vec<u8>,
+    next_housekeeping: Instant,
+}
+
+const SOCKET_KINDS: [(LegId, StreamKind); 4] = [(LegId::A, StreamKind::Rtp), (LegId::A, StreamKind::Rtcp), (LegId::B, StreamKind::Rtp), (LegId::B, StreamKind::Rtcp)];
+
+fn socket_index(leg: LegId, stream: StreamKind) -> usize {
+    leg.index() * 2 + usize::from(stream == StreamKind::Rtcp)
+}
+
+impl Worker {
+    fn new(poll: Poll, rx: mpsc::Receiver<Cmd>, ctx: WorkerCtx) -> Self {
+        Worker {
+            poll,
+            rx,
+            ctx,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            timers: BinaryHeap::new(),
+            generation: 0,
+            buf: vec![0u8; 65536],
+            next_housekeeping: Instant::now() + HOUSEKEEPING,
+        }
+    }
+
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let next = self.timers.peek().map_or(self.next_housekeeping, |Reverse((t, _, _))| (*t).min(self.next_housekeeping));
+            let timeout = next.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "media worker poll failed");
+                    return;
+                }
+            }
+            let now = Instant::now();
+            let mut commands = false;
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    commands = true;
+                } else {
+                    self.read_socket(ev.token().0, now);
+                }
+            }
+            if commands && !self.commands(now) {
+                return;
+            }
+            self.run_timers(Instant::now());
+        }
+    }
+
+    fn read_socket(&mut self, token: usize, now: Instant) {
+        let (slot_index, sock) = (token / 4, token % 4);
+        let Some(Some(slot)) = self.slots.get_mut(slot_index) else { return };
+        let (leg, stream) = SOCKET_KINDS[sock];
+        // edge-triggered: read until the socket is empty
+        loop {
+            let (n, from) = match slot.sockets[sock].recv_from(&mut self.buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // ICMP errors surface here (connection refused): the socket stays usable
+                Err(_) => continue,
+            };
+            if let Some(f) = slot.session.handle_datagram(leg, stream, from, &mut self.buf[..n], now) {
+                let _ = slot.sockets[socket_index(f.leg, f.stream)].send_to(&self.buf[..f.len], f.to);
+            }
+            flush(slot, &self.ctx);
+        }
+        schedule(slot, slot_index, &mut self.timers);
+    }
+
+    /// Runs queued commands; false on shutdown.
+    fn commands(&mut self, now: Instant) -> bool {
+        while let Ok(cmd) = self.rx.try_recv() {
+            let id = match &cmd {
+                Cmd::Add(_) | Cmd::Shutdown => 0,
+                Cmd::SetRemote(id, ..)
+                | Cmd::Bridge(id, _)
+                | Cmd::Play(id, ..)
+                | Cmd::StopPlay(id, _)
+                | Cmd::SendDtmf(id, ..)
+                | Cmd::InfoDtmf(id, ..)
+                | Cmd::StartRecording(id, ..)
+                | Cmd::StopRecording(id, _)
+                | Cmd::Stats(id, _)
+                | Cmd::Close(id, _) => *id,
+            };
+            match cmd {
+                Cmd::Shutdown => {
+                    for i in 0..self.slots.len() {
+                        self.close_slot(i, None);
+                    }
+                    return false;
+                }
+                Cmd::Add(new) => self.add(*new),
+                Cmd::Close(_, reply) => {
+                    if let Some(&i) = self.by_id.get(&id) {
+                        self.close_slot(i, reply);
+                    }
+                }
+                other => {
+                    let Some(&i) = self.by_id.get(&id) else { continue };
+                    let Some(slot) = self.slots[i].as_mut() else { continue };
+                    let s = &mut slot.session;
+                    match other {
+                        Cmd::SetRemote(_, leg, r) => s.set_remote(leg, *r, now),
+                        Cmd::Bridge(_, true) => s.bridge(),
+                        Cmd::Bridge(_, false) => s.unbridge(),
+                        Cmd::Play(_, leg, req, tx) => {
+                            let _ = tx.send(s.play(leg, req, now));
+                        }
+                        Cmd::StopPlay(_, leg) => s.stop_playback(leg),
+                        Cmd::SendDtmf(_, leg, d, dur, tx) => {
+                            let _ = tx.send(s.send_dtmf(leg, d, dur, now));
+                        }
+                        Cmd::InfoDtmf(_, leg, d, dur, tx) => {
+                            let _ = tx.send(s.sip_info_dtmf(leg, d, dur, now));
+                        }
+                        Cmd::StartRecording(_, mode, sink) => {
+                            if let Some(old) = slot.recording.take() {
+                                s.stop_recording();
+                                while let Some(b) = s.poll_recording() {
+                                    old.push(b);
+                                }
+                                old.close(None);
+                            }
+                            slot.session.start_recording(mode, now);
+                            slot.recording = Some(sink);
+                        }
+                        Cmd::StopRecording(_, tx) => {
+                            s.stop_recording();
+                            match slot.recording.take() {
+                                Some(sink) => {
+                                    while let Some(b) = slot.session.poll_recording() {
+                                        sink.push(b);
+                                    }
+                                    sink.close(Some(tx));
+                                }
+                                None => {
+                                    let _ = tx.send(Err(MediaError::Config("no recording is running".into())));
+                                }
+                            }
+                        }
+                        Cmd::Stats(_, tx) => {
+                            let _ = tx.send(s.stats());
+                        }
+                        Cmd::Add(_) | Cmd::Close(..) | Cmd::Shutdown => {}
+                    }
+                    flush(slot, &self.ctx);
+                    schedule(slot, i, &mut self.timers);
+                }
+            }
+        }
+        true
+    }
+
+    fn add(&mut self, new: NewSession) {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let NewSession { id, call_id, session, mut sockets, ports, events } = new;
+        for (k, s) in sockets.iter_mut().enumerate() {
+            if let Err(e) = self.poll.registry().register(s, Token(index * 4 + k), Interest::READABLE) {
+                tracing::error!(error = %e, call_id, "cannot register RTP socket");
+            }
+        }
+        self.generation = self.generation.wrapping_add(1);
+        let mut slot = Slot { id, call_id, session, sockets, ports, events, recording: None, scheduled: None, generation: self.generation };
+        schedule(&mut slot, index, &mut self.timers);
+        self.slots[index] = Some(slot);
+        self.by_id.insert(id, index);
+    }
+
+    fn close_slot(&mut self, index: usize, reply: Option<oneshot::Sender<SessionStats>>) {
+        let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else { return };
+        self.by_id.remove(&slot.id);
+        self.free.push(index);
+        if let Some(sink) = slot.recording.take() {
+            slot.session.stop_recording();
+            while let Some(b) = slot.session.poll_recording() {
+                sink.push(b);
+            }
+            sink.close(None);
+        }
+        for s in &mut slot.sockets {
+            let _ = self.poll.registry().deregister(s);
+        }
+        let stats = slot.session.stats();
+        drop(slot.sockets);
+        if let Some(shared) = self.ctx.ports.0.upgrade() {
+            if let Ok(mut p) = shared.ports.lock() {
+                p.release(slot.ports[0]);
+                p.release(slot.ports[1]);
+            }
+            shared.sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.ctx.link.sessions.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(call_id = slot.call_id, "media session closed");
+        if let Some(r) = reply {
+            let _ = r.send(stats);
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, index, generation))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(Some(slot)) = self.slots.get_mut(index) else { continue };
+            if slot.generation != generation || slot.scheduled != Some(t) {
+                continue;
+            }
+            slot.scheduled = None;
+            slot.session.handle_timeout(now);
+            flush(slot, &self.ctx);
+            schedule(slot, index, &mut self.timers);
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING;
+            let orphans: Vec<usize> = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+                .filter(|(_, s)| {
+                    let idle = now.saturating_duration_since(s.session.last_activity()) >= self.ctx.orphan_timeout;
+                    let playing = s.session.is_playing(LegId::A) || s.session.is_playing(LegId::B);
+                    (idle && !playing) || s.events.is_closed()
+                })
+                .map(|(i, _)| i)
+                .collect();
+            for i in orphans {
+                if let Some(Some(s)) = self.slots.get(i) {
+                    tracing::warn!(call_id = s.call_id, "orphaned media session closed, ports reclaimed");
+                }
+                self.close_slot(i, None);
+            }
+        }
+    }
+}
+
+/// Sends what the session queued, forwards its events and recorder blocks.
+fn flush(slot: &mut Slot, ctx: &WorkerCtx) {
+    while let Some(t) = slot.session.poll_transmit() {
+        let _ = slot.sockets[socket_index(t.leg, t.stream)].send_to(&t.data, t.to);
+        slot.session.recycle(t.data);
+    }
+    while let Some(ev) = slot.session.poll_event() {
+        if let Err(tmpsc::error::TrySendError::Full(ev)) = slot.events.try_send(ev) {
+            tracing::warn!(call_id = slot.call_id, ?ev, "media event dropped: consumer too slow");
+            if let Some(shared) = ctx.ports.0.upgrade() {
+                shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    while let Some(block) = slot.session.poll_recording() {
+        if let Some(sink) = &slot.recording {
+            sink.push(block);
+        }
+    }
+}
+
+fn schedule(slot: &mut Slot, index: usize, timers: &mut BinaryHeap<Reverse<(Instant, usize, u32)>>) {
+    if let Some(t) = slot.session.poll_timeout() {
+        if slot.scheduled.is_none_or(|s| t < s) {
+            slot.scheduled = Some(t);
+            timers.push(Reverse((t, index, slot.generation)));
+        }
+    }
+}
