@@ -17,9 +17,9 @@ describe('API client error mapping', () => {
   });
 
   it('maps a 422 to field errors, with paths normalised', async () => {
-    const e = await parseResponse(
+    const e = (await parseResponse(
       res(422, { error: { code: 'validation_failed', message: '2 fields are invalid', details: [{ field: 'extension', message: 'already taken' }, { field: 'rules[0].start', message: 'not HH:MM' }] } }),
-    ).catch((x) => x);
+    ).catch((x: unknown) => x)) as ApiError;
     expect(e).toBeInstanceOf(ApiError);
     expect(e.status).toBe(422);
     expect(e.code).toBe('validation_failed');
@@ -53,17 +53,17 @@ describe('API client error mapping', () => {
   });
 
   it('reads Retry-After of a 429', async () => {
-    const e = await parseResponse(res(429, { error: { code: 'too_many_requests', message: 'locked', details: [] } }, { 'Retry-After': '900' })).catch((x) => x);
+    const e = (await parseResponse(res(429, { error: { code: 'too_many_requests', message: 'locked', details: [] } }, { 'Retry-After': '900' })).catch((x: unknown) => x)) as ApiError;
     expect(e.retryAfter).toBe(900);
     expect(e.message).toBe('locked');
   });
 
   it('gives a readable error for a body that is not the envelope', async () => {
-    const e = await parseResponse(res(502, '<html>bad gateway</html>')).catch((x) => x);
+    const e = (await parseResponse(res(502, '<html>bad gateway</html>')).catch((x: unknown) => x)) as ApiError;
     expect(e).toBeInstanceOf(ApiError);
     expect(e.status).toBe(502);
     expect(e.message).toBe('The server had a problem.');
-    const ok = await parseResponse(res(200, '<html>spa</html>')).catch((x) => x);
+    const ok = (await parseResponse(res(200, '<html>spa</html>')).catch((x: unknown) => x)) as ApiError;
     expect(ok.code).toBe('bad_response');
   });
 
@@ -78,7 +78,7 @@ describe('API client error mapping', () => {
 
   it('a network failure is an ApiError with status 0', async () => {
     vi.stubGlobal('fetch', vi.fn(async () => { throw new TypeError('Failed to fetch'); }));
-    const e = await request('GET', '/health').catch((x) => x);
+    const e = (await request('GET', '/health').catch((x: unknown) => x)) as ApiError;
     expect(e).toBeInstanceOf(ApiError);
     expect(e.status).toBe(0);
     expect(e.code).toBe('network');

@@ -35,6 +35,29 @@ import type {
   VoicemailMessage,
 } from './types';
 
+/**
+ * A node type as the registry lists it (describe() as JSON) in the shape the editor uses:
+ * the config schema as an object even when sent as JSON text, `entity_kind` as `entity_type`.
+ */
+export function normalizeNodeType(raw: Record<string, unknown>): NodeType {
+  let schema = raw.config_schema;
+  if (typeof schema === 'string') {
+    try {
+      schema = JSON.parse(schema);
+    } catch {
+      schema = {};
+    }
+  }
+  const outputs = Array.isArray(raw.outputs) ? (raw.outputs as Record<string, unknown>[]).map((o) => ({ id: String(o.id ?? o.name ?? ''), label: o.label === undefined ? undefined : String(o.label), terminal: o.terminal === true })) : [];
+  return {
+    ...(raw as unknown as NodeType),
+    config_schema: (schema && typeof schema === 'object' ? schema : {}) as NodeType['config_schema'],
+    outputs,
+    capabilities: Array.isArray(raw.capabilities) ? raw.capabilities : [],
+    entity_type: (raw.entity_type ?? raw.entity_kind ?? null) as string | null,
+  };
+}
+
 export interface ListParams extends Query {
   limit?: number;
   offset?: number;
@@ -132,7 +155,7 @@ export const api = {
   },
 
   nodeTypes: {
-    list: async () => (await requestPage<NodeType>('/node-types')).items,
+    list: async () => (await requestPage<Record<string, unknown>>('/node-types')).items.map(normalizeNodeType),
     outputs: (typeId: string, config: Record<string, unknown>, entity?: { entity_type: string; entity_id?: Id | null; entity?: unknown }) =>
       request<NodeOutput[]>('POST', `/node-types/${encodeURIComponent(typeId)}/outputs`, { body: { config, ...entity } }),
   },

@@ -1,6 +1,7 @@
 // TanStack Query keys and hooks: server state lives in the query cache, nowhere else.
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { ApiError } from './client';
+import { useRef } from 'react';
+import { ApiError, errorMessage } from './client';
 import { api, listAll } from './endpoints';
 import { ENTITY_KINDS, type EntityMap, type EntityType } from './entities';
 import type { Id, NodeOutput, NodeType } from './types';
@@ -86,20 +87,24 @@ export function useNodeOutputs(
   nodeType: NodeType | undefined,
   config: Record<string, unknown>,
   entity: { entity_type: string; entity_id?: Id | null; entity?: unknown } | undefined,
-): NodeOutput[] {
-  const dynamic = !!nodeType?.dynamic_outputs;
+): { outputs: NodeOutput[]; error: string | null } {
+  // every node type has outputs(input); the registry may say the answer never changes
+  const dynamic = !!nodeType && nodeType.dynamic_outputs !== false;
   const payload = JSON.stringify({ config, entity });
   const q = useQuery({
     queryKey: keys.nodeOutputs(nodeType?.id ?? '', payload),
-    queryFn: () => api.nodeTypes.outputs(nodeType!.id, config, entity),
+    queryFn: async () => (await api.nodeTypes.outputs(nodeType!.id, config, entity)).map((o) => ({ ...o, id: String((o as { id?: string; name?: string }).id ?? (o as { name?: string }).name) })),
     enabled: dynamic,
     placeholderData: keepPreviousData,
     staleTime: Infinity,
     retry: (n, e) => !(e instanceof ApiError && e.status < 500) && n < 2,
   });
-  if (!nodeType) return [];
-  if (!dynamic) return nodeType.outputs;
-  return q.data ?? nodeType.outputs;
+  // an unusable config keeps the last good handles (and their edges) while it is being fixed
+  const lastGood = useRef<NodeOutput[] | null>(null);
+  if (q.data) lastGood.current = q.data;
+  if (!nodeType) return { outputs: [], error: null };
+  if (!dynamic) return { outputs: nodeType.outputs, error: null };
+  return { outputs: q.data ?? lastGood.current ?? nodeType.outputs, error: q.error ? errorMessage(q.error) : null };
 }
 
 export function usePrompts() {

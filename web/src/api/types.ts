@@ -315,10 +315,16 @@ export interface FlowDiff {
   edges: { added: GraphEdge[]; removed: GraphEdge[]; changed: Change<GraphEdge>[] };
 }
 
+/** One output handle of a node (wit `output`): what `run` returns and an edge's sourceHandle. */
 export interface NodeOutput {
-  name: string;
+  id: string;
   label?: string;
+  /** the call has left the flow when it takes this output: no edge is needed */
+  terminal?: boolean;
 }
+
+/** Every node has this output implicitly: the host takes it when the node fails. */
+export const ERROR_OUTPUT = 'error';
 
 export interface NodeType {
   id: string;
@@ -330,11 +336,14 @@ export interface NodeType {
   config_schema: JsonSchema;
   /** fixed outputs; config-dependent ones come from POST /node-types/:id/outputs */
   outputs: NodeOutput[];
-  /** true when outputs(config) may differ from `outputs` */
+  /** false when outputs(input) always equals `outputs` (saves asking the host per node) */
   dynamic_outputs?: boolean;
-  capabilities: string[];
-  /** the entity type a node of this type links (built-ins: ivr_menu, ring_group, …) */
+  capabilities: unknown[];
+  /** the entity type a node of this type links (wit `entity-kind`) */
   entity_type?: string | null;
+  entity_required?: boolean;
+  waits_for_caller?: boolean;
+  wall_clock_ms?: number;
   /** entry nodes have no input handle */
   entry?: boolean;
   /** "builtin" or the plugin id */

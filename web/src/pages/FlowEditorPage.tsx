@@ -222,9 +222,9 @@ function Editor() {
   const displayEdges: Edge[] = useMemo(
     () =>
       s.edges.map((e) => {
-        const o = s.outputs[e.source]?.find((x) => x.name === e.sourceHandle);
+        const o = s.outputs[e.source]?.find((x) => x.id === e.sourceHandle);
         const cls = [errEdges.has(e.id) ? 'has-error' : '', frame?.visitedEdges.includes(e.id) ? 'on-path' : ''].filter(Boolean).join(' ');
-        return { ...e, label: o ? (o.label ?? o.name) : (e.label ?? e.sourceHandle ?? undefined), className: cls || undefined, animated: frame?.edgeId === e.id };
+        return { ...e, label: o ? (o.label ?? o.id) : (e.label ?? e.sourceHandle ?? undefined), className: cls || undefined, animated: frame?.edgeId === e.id };
       }),
     [s.edges, s.outputs, errEdges, frame],
   );

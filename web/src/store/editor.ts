@@ -288,8 +288,8 @@ export const useEditor = create<EditorState>((set, get) => {
     graph() {
       const s = get();
       return flowToGraph(s.nodes, s.edges, s.extra, (e) => {
-        const o = s.outputs[e.source]?.find((x) => x.name === e.sourceHandle);
-        return o ? (o.label ?? o.name) : undefined;
+        const o = s.outputs[e.source]?.find((x) => x.id === e.sourceHandle);
+        return o ? (o.label ?? o.id) : undefined;
       });
     },
   };

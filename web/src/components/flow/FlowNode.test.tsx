@@ -14,7 +14,7 @@ const ivr: NodeType = {
   category: 'Routing',
   icon: 'dialpad',
   config_schema: { type: 'object', properties: {} },
-  outputs: [{ name: 'timeout' }, { name: 'invalid' }],
+  outputs: [{ id: 'timeout' }, { id: 'invalid' }],
   dynamic_outputs: true,
   capabilities: [],
   entity_type: 'ivr_menu',
@@ -26,7 +26,8 @@ const ringGroup: NodeType = {
   category: 'Ring',
   icon: '👥',
   config_schema: { type: 'object', properties: {} },
-  outputs: [{ name: 'answered', label: 'Answered' }, { name: 'no_answer', label: 'No answer' }],
+  outputs: [{ id: 'answered', label: 'Answered', terminal: true }, { id: 'no_answer', label: 'No answer' }],
+  dynamic_outputs: false,
   capabilities: [],
 };
 
@@ -39,8 +40,8 @@ beforeEach(() => {
     // what the host answers from the node's outputs(config): one output per digit, then timeout and invalid
     'POST /node-types/ivr_menu/outputs': ({ body }) => {
       const b = body as { entity?: { options?: Record<string, string> } };
-      const digits = Object.entries(b.entity?.options ?? {}).map(([d, l]) => ({ name: d, label: l ? `${d} ${l}` : d }));
-      return [...digits, { name: 'timeout' }, { name: 'invalid' }];
+      const digits = Object.entries(b.entity?.options ?? {}).map(([d, l]) => ({ id: d, label: l ? `${d} ${l}` : d }));
+      return [...digits, { id: 'timeout' }, { id: 'invalid' }];
     },
   });
   useEditor.getState().load({
@@ -76,27 +77,35 @@ describe('node output handles', () => {
         <Canvas />
       </ReactFlowProvider>,
     );
-    await waitFor(() => expect(handles('n_ivr')).toEqual(['1', 'timeout', 'invalid']));
+    await waitFor(() => expect(handles('n_ivr')).toEqual(['1', 'timeout', 'invalid', 'error']));
     expect(screen.getByText('1 Sales')).toBeInTheDocument();
     expect(screen.getByText('Main menu')).toBeInTheDocument();
     // the fixed outputs of a type that does not depend on config
-    expect(handles('n_rg')).toEqual(['answered', 'no_answer']);
+    expect(handles('n_rg')).toEqual(['answered', 'no_answer', 'error']);
+    // a fixed type is not asked
+    expect(api.calls.some((c) => c.path.includes('ring_group'))).toBe(false);
     expect(screen.getByText('No answer')).toBeInTheDocument();
     // the node is labelled with its linked entity when it has no label of its own
     expect(screen.getAllByText('Sales team').length).toBeGreaterThan(0);
 
     // the side panel's unsaved edit of the IVR adds digit 3: a handle appears
     act(() => useEditor.getState().setDraft('n_ivr', { options: { '1': 'Sales', '2': 'Support', '3': 'Accounts' } }));
-    await waitFor(() => expect(handles('n_ivr')).toEqual(['1', '2', '3', 'timeout', 'invalid']));
+    await waitFor(() => expect(handles('n_ivr')).toEqual(['1', '2', '3', 'timeout', 'invalid', 'error']));
     expect(screen.getByText('3 Accounts')).toBeInTheDocument();
     // the editor knows the outputs too (edge labels, saved graph)
-    expect(useEditor.getState().outputs.n_ivr.map((o) => o.name)).toEqual(['1', '2', '3', 'timeout', 'invalid']);
+    expect(useEditor.getState().outputs.n_ivr.map((o) => o.id)).toEqual(['1', '2', '3', 'timeout', 'invalid']);
 
     // removing a digit removes its handle
     act(() => useEditor.getState().setDraft('n_ivr', { options: { '2': 'Support' } }));
-    await waitFor(() => expect(handles('n_ivr')).toEqual(['2', 'timeout', 'invalid']));
+    await waitFor(() => expect(handles('n_ivr')).toEqual(['2', 'timeout', 'invalid', 'error']));
+    // outputs(input) failing (an unusable config) is shown on the node
+    api.on('POST /node-types/ivr_menu/outputs', () => ({ status: 422, body: { error: { code: 'validation_failed', message: 'digit "x" is not a key', details: [] } } }));
+    act(() => useEditor.getState().setDraft('n_ivr', { options: { x: 'bad' } }));
+    await waitFor(() => expect(document.querySelector('[data-id="n_ivr"] [role="note"]')).toHaveTextContent('digit "x" is not a key'));
+    // and the last good handles stay meanwhile
+    expect(handles('n_ivr')).toEqual(['2', 'timeout', 'invalid', 'error']);
     const asked = api.calls.filter((c) => c.path === '/node-types/ivr_menu/outputs');
-    expect(asked.at(-1)!.body).toMatchObject({ config: {}, entity_type: 'ivr_menu', entity_id: 4 });
+    expect(asked.at(-2)!.body).toMatchObject({ config: {}, entity_type: 'ivr_menu', entity_id: 4 });
   });
 
   it('has an input handle unless it is an entry node', async () => {

@@ -5,7 +5,7 @@ import { Handle, Position, useUpdateNodeInternals, type NodeProps } from '@xyflo
 import { memo, useEffect } from 'react';
 import { ENTITY_KINDS, entityTypeForNode, type AnyEntity, type EntityType } from '../../api/entities';
 import { useEntity, useNodeOutputs, useNodeTypes } from '../../api/queries';
-import type { NodeType } from '../../api/types';
+import { ERROR_OUTPUT, type NodeType } from '../../api/types';
 import { useEditor } from '../../store/editor';
 import { INPUT_HANDLE, type PbxNode } from './graph';
 
@@ -53,10 +53,10 @@ function FlowNodeView({ id, data, selected }: NodeProps<PbxNode>) {
   const entityType = entityTypeForNode(nt ?? { id: data.nodeType, entity_type: data.entity_type }) as EntityType | undefined;
   const entity = useEntity(entityType ?? 'extension', entityType ? data.entity_id : null);
   const draft = useEditor((s) => s.drafts[id]);
-  const outputs = useNodeOutputs(nt, data.config, entityType ? { entity_type: entityType, entity_id: data.entity_id, entity: draft ?? entity.data } : undefined);
+  const { outputs, error: outputsError } = useNodeOutputs(nt, data.config, entityType ? { entity_type: entityType, entity_id: data.entity_id, entity: draft ?? entity.data } : undefined);
   const setOutputs = useEditor((s) => s.setOutputs);
   const updateInternals = useUpdateNodeInternals();
-  const outputKey = outputs.map((o) => `${o.name}:${o.label ?? ''}`).join('|');
+  const outputKey = outputs.map((o) => `${o.id}:${o.label ?? ''}`).join('|');
 
   useEffect(() => {
     setOutputs(id, outputs);
@@ -88,23 +88,30 @@ function FlowNodeView({ id, data, selected }: NodeProps<PbxNode>) {
           </div>
         )}
         {unknown && <div className="text-xs text-red-600">unknown node type</div>}
+        {outputsError && <div className="text-xs text-red-600" role="note">{outputsError}</div>}
       </div>
       {outputs.length > 0 && (
         <ul className="border-t border-slate-100 py-1">
           {outputs.map((o) => (
-            <li key={o.name} className="relative flex h-6 items-center justify-end pr-3 text-xs text-slate-600" data-output={o.name}>
-              {o.label ?? o.name}
+            <li key={o.id} className="relative flex h-6 items-center justify-end pr-3 text-xs text-slate-600" data-output={o.id}>
+              {o.label ?? o.id}
               <Handle
                 type="source"
-                id={o.name}
+                id={o.id}
                 position={Position.Right}
                 className="!h-3 !w-3 !bg-indigo-500"
                 style={{ top: '50%' }}
-                aria-label={`output ${o.label ?? o.name}`}
+                aria-label={`output ${o.label ?? o.id}`}
               />
             </li>
           ))}
         </ul>
+      )}
+      {nt && (
+        <div className="relative flex h-5 items-center justify-end border-t border-slate-100 pr-3 text-[10px] text-red-500" data-output={ERROR_OUTPUT} title="Taken when the node fails; unconnected, the flow's fallback runs">
+          {ERROR_OUTPUT}
+          <Handle type="source" id={ERROR_OUTPUT} position={Position.Right} className="!h-2 !w-2 !bg-red-400" style={{ top: '50%' }} aria-label="output error" />
+        </div>
       )}
     </div>
   );
