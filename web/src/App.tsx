@@ -48,7 +48,7 @@ function RequireSession() {
 
   useEffect(() => {
     if (session.data) {
-      setCsrfToken(session.data.csrf_token);
+      setCsrfToken(session.data.csrf_token ?? null);
       live.start();
     }
   }, [session.data]);
@@ -57,7 +57,7 @@ function RequireSession() {
   if (session.isLoading || setup.isLoading) return <Spinner />;
   if (!session.data) return <Navigate to="/login" replace state={{ from: loc.pathname + loc.search }} />;
   return (
-    <AppLayout user={session.data.user.username}>
+    <AppLayout user={session.data.user?.username ?? session.data.token ?? ''}>
       <Suspense fallback={<Spinner />}>
         <Outlet />
       </Suspense>

@@ -3,6 +3,7 @@
 import { request, requestPage, type Page, type Query } from './client';
 import type {
   ActiveCall,
+  AdminUser,
   ApiToken,
   Cdr,
   Conference,
@@ -24,6 +25,8 @@ import type {
   RingGroup,
   Session,
   Settings,
+  SettingsChanged,
+  SettingsUpdate,
   SetupRequest,
   SetupStatus,
   SimulateRequest,
@@ -101,7 +104,7 @@ export const api = {
   },
   setup: {
     status: () => request<SetupStatus>('GET', '/setup'),
-    run: (body: SetupRequest) => request<Session | { user: unknown }>('POST', '/setup', { body }),
+    run: (body: SetupRequest) => request<AdminUser>('POST', '/setup', { body }),
   },
   health: () => request<Health>('GET', '/health'),
   dashboard: () => request<DashboardStats>('GET', '/dashboard/stats'),
@@ -184,12 +187,12 @@ export const api = {
 
   settings: {
     get: () => request<Settings>('GET', '/settings'),
-    update: (body: Settings) => request<Settings>('PUT', '/settings', { body }),
+    update: (body: SettingsUpdate) => request<SettingsChanged>('PUT', '/settings', { body }),
   },
 
   tokens: {
-    list: async () => (await requestPage<ApiToken>('/tokens')).items,
-    create: (name: string) => request<ApiToken>('POST', '/tokens', { body: { name } }),
-    revoke: (id: Id) => request<void>('DELETE', `/tokens/${id}`),
+    list: async () => (await requestPage<ApiToken>('/api-tokens')).items,
+    create: (name: string, expires_in_days?: number) => request<ApiToken>('POST', '/api-tokens', { body: { name, expires_in_days } }),
+    revoke: (id: Id) => request<void>('DELETE', `/api-tokens/${id}`),
   },
 };

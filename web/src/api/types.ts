@@ -13,9 +13,11 @@ export interface AdminUser {
   username: string;
 }
 
+/** GET /auth/me and POST /auth/login: an admin session (user + CSRF token), or an API token. */
 export interface Session {
-  user: AdminUser;
-  csrf_token: string;
+  user: AdminUser | null;
+  token?: string | null;
+  csrf_token: string | null;
 }
 
 export interface SetupStatus {
@@ -23,6 +25,7 @@ export interface SetupStatus {
   required: boolean;
 }
 
+/** POST /setup: the first administrator and the network settings of the wizard. */
 export interface SetupRequest {
   username: string;
   password: string;
@@ -30,9 +33,7 @@ export interface SetupRequest {
   external_ip?: string;
   sip_udp_port?: number;
   sip_tcp_port?: number;
-  sip_tls_port?: number;
-  trunk?: Partial<Trunk> & { password?: string };
-  extension?: Partial<Extension> & { sip_password?: string };
+  sip_realm?: string;
 }
 
 export interface FollowMeNumber {
@@ -493,7 +494,28 @@ export interface DashboardStats {
   calls_today?: number;
 }
 
-export type Settings = Record<string, string | number | boolean | null>;
+/** Where a setting's effective value comes from: a flag or an environment variable beat the stored value. */
+export type SettingSource = 'flag' | 'env' | 'stored' | 'default' | string;
+
+export interface SettingView {
+  value: string | number | boolean | null;
+  source: SettingSource;
+  default: string | number | boolean | null;
+  /** a change takes effect after a restart */
+  restart_required: boolean;
+}
+
+/** GET /settings: every key the server knows, with its effective value. */
+export type Settings = Record<string, SettingView>;
+
+/** PUT /settings: the keys to change; null clears the stored value (back to the default). */
+export type SettingsUpdate = Record<string, string | number | boolean | null>;
+
+export interface SettingsChanged {
+  settings: Settings;
+  restart_required: string[];
+  overridden: string[];
+}
 
 export interface Plugin {
   id: Id;
@@ -513,6 +535,7 @@ export interface ApiToken {
   id: Id;
   name: string;
   created_at: string;
+  expires_at?: string | null;
   last_used_at?: string | null;
   /** only in the response that creates it */
   token?: string;

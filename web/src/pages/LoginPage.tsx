@@ -23,7 +23,7 @@ export default function LoginPage() {
     setError(null);
     try {
       const s = await api.auth.login(username, password);
-      setCsrfToken(s.csrf_token);
+      setCsrfToken(s.csrf_token ?? null);
       qc.setQueryData(keys.session, s);
       navigate(from === '/login' ? '/' : from, { replace: true });
     } catch (err) {

@@ -4,94 +4,94 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { ApiError, errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { keys } from '../api/queries';
-import type { ApiToken, Settings } from '../api/types';
+import type { ApiToken, SettingsChanged, SettingsUpdate } from '../api/types';
 import { ConfirmDelete } from '../components/common/ConfirmDelete';
 import { Checkbox, ErrorBanner, formatDate, NumberInput, PageHeader, Spinner, TextInput } from '../components/common/ui';
 
-type Kind = 'text' | 'number' | 'bool' | 'secret';
-const GROUPS: { title: string; fields: { key: string; label: string; kind: Kind; help?: string }[] }[] = [
+/** Labels and groups for the keys the server knows; a key not listed here still shows, under "Other". */
+const GROUPS: { title: string; keys: Record<string, { label: string; help?: string }> }[] = [
   {
-    title: 'SIP and network',
-    fields: [
-      { key: 'hostname', label: 'Hostname', kind: 'text' },
-      { key: 'external_ip', label: 'External IP', kind: 'text', help: 'Empty to detect' },
-      { key: 'sip.udp_port', label: 'SIP UDP port', kind: 'number' },
-      { key: 'sip.tcp_port', label: 'SIP TCP port', kind: 'number' },
-      { key: 'sip.tls_port', label: 'SIP TLS port', kind: 'number' },
-      { key: 'rtp.port_min', label: 'RTP ports from', kind: 'number' },
-      { key: 'rtp.port_max', label: 'RTP ports to', kind: 'number' },
-      { key: 'sip.codecs', label: 'Codecs, in order', kind: 'text', help: 'e.g. opus,g711u,g711a' },
-    ],
+    title: 'Network',
+    keys: {
+      hostname: { label: 'Hostname', help: 'The name phones and trunks use to reach this PBX' },
+      external_ip: { label: 'External IP', help: 'The public address behind NAT; empty to detect' },
+      http_port: { label: 'Web and API port' },
+    },
   },
   {
-    title: 'TLS',
-    fields: [
-      { key: 'tls.cert_file', label: 'Certificate file', kind: 'text' },
-      { key: 'tls.key_file', label: 'Key file', kind: 'text' },
-    ],
+    title: 'SIP',
+    keys: {
+      sip_udp_port: { label: 'SIP UDP port' },
+      sip_tcp_port: { label: 'SIP TCP port' },
+      sip_tls_port: { label: 'SIP TLS port' },
+      sip_realm: { label: 'Digest realm', help: 'Changing it makes every phone authenticate again' },
+      sip_log: { label: 'SIP message log', help: 'off, headers or full' },
+    },
   },
   {
-    title: 'Recording',
-    fields: [
-      { key: 'recording.dir', label: 'Recordings directory', kind: 'text', help: 'Relative to the data dir' },
-      { key: 'recording.retention_days', label: 'Keep recordings (days)', kind: 'number', help: '0 = forever' },
-    ],
-  },
-  {
-    title: 'Email (voicemail notifications)',
-    fields: [
-      { key: 'smtp.host', label: 'SMTP host', kind: 'text' },
-      { key: 'smtp.port', label: 'SMTP port', kind: 'number' },
-      { key: 'smtp.username', label: 'SMTP username', kind: 'text' },
-      { key: 'smtp.password', label: 'SMTP password', kind: 'secret' },
-      { key: 'smtp.from', label: 'From address', kind: 'text' },
-      { key: 'smtp.starttls', label: 'Use STARTTLS', kind: 'bool' },
-    ],
-  },
-  {
-    title: 'License and push',
-    fields: [
-      { key: 'license.key', label: 'License key', kind: 'secret' },
-      { key: 'push.gateway_url', label: 'Push gateway URL', kind: 'text' },
-    ],
+    title: 'Media',
+    keys: {
+      rtp_port_min: { label: 'RTP ports from' },
+      rtp_port_max: { label: 'RTP ports to' },
+      media_timeout_secs: { label: 'Hang up after silence (s)', help: 'No RTP for this long ends the call' },
+      recording_min_free_mb: { label: 'Stop recording below (MB free)' },
+    },
   },
 ];
-const KNOWN = new Set(GROUPS.flatMap((g) => g.fields.map((f) => f.key)));
+const KNOWN = new Set(GROUPS.flatMap((g) => Object.keys(g.keys)));
+
+const SOURCE_TEXT: Record<string, string> = { flag: 'set by a command-line flag', env: 'set by an environment variable' };
 
 export default function SettingsPage() {
   const qc = useQueryClient();
   const settings = useQuery({ queryKey: keys.settings, queryFn: api.settings.get });
-  const [values, setValues] = useState<Settings>({});
+  const [values, setValues] = useState<SettingsUpdate>({});
   const [errors, setErrors] = useState<Record<string, string>>({});
-  const [saved, setSaved] = useState(false);
+  const [result, setResult] = useState<SettingsChanged | null>(null);
   useEffect(() => {
-    if (settings.data) setValues(settings.data);
+    if (settings.data) setValues(Object.fromEntries(Object.entries(settings.data).map(([k, v]) => [k, v.value])));
   }, [settings.data]);
 
   const save = useMutation({
     mutationFn: () => {
-      const changed: Settings = {};
-      for (const [k, v] of Object.entries(values)) if (settings.data?.[k] !== v) changed[k] = v;
+      const changed: SettingsUpdate = {};
+      for (const [k, v] of Object.entries(values)) if (settings.data?.[k] && settings.data[k].value !== v) changed[k] = v === '' ? null : v;
       return api.settings.update(changed);
     },
-    onSuccess: (s) => {
-      qc.setQueryData(keys.settings, s);
+    onSuccess: (r) => {
+      qc.setQueryData(keys.settings, r.settings);
       setErrors({});
-      setSaved(true);
+      setResult(r);
     },
     onError: (e) => {
       if (e instanceof ApiError) setErrors(e.fieldErrors());
-      setSaved(false);
+      setResult(null);
     },
   });
 
   if (settings.isLoading) return <Spinner />;
-  const set = (k: string, v: Settings[string]) => {
-    setSaved(false);
+  const data = settings.data ?? {};
+  const set = (k: string, v: SettingsUpdate[string]) => {
+    setResult(null);
     setValues((p) => ({ ...p, [k]: v }));
   };
-  const others = Object.keys(values).filter((k) => !KNOWN.has(k));
   const id = (k: string) => `set-${k.replace(/\W/g, '-')}`;
+  const field = (k: string, label: string, help?: string) => {
+    const view = data[k];
+    if (!view) return null;
+    const fixed = SOURCE_TEXT[view.source];
+    const h = [help, fixed ? `${fixed}: change it there` : null, view.default !== null && view.default !== '' ? `default ${String(view.default)}` : null, view.restart_required ? 'takes effect after a restart' : null]
+      .filter(Boolean)
+      .join(' · ');
+    const numeric = typeof view.default === 'number' || typeof view.value === 'number';
+    if (typeof view.value === 'boolean') return <Checkbox key={k} id={id(k)} label={label} help={h} checked={values[k] === true} error={errors[k]} onChange={(x) => set(k, x)} />;
+    return numeric ? (
+      <NumberInput key={k} id={id(k)} label={label} help={h} value={typeof values[k] === 'number' ? (values[k] as number) : values[k] ? Number(values[k]) : null} error={errors[k]} onChange={(x) => set(k, x)} />
+    ) : (
+      <TextInput key={k} id={id(k)} label={label} help={h} disabled={!!fixed} value={values[k] === null || values[k] === undefined ? '' : String(values[k])} error={errors[k]} onChange={(x) => set(k, x)} />
+    );
+  };
+  const others = Object.keys(data).filter((k) => !KNOWN.has(k));
 
   return (
     <div className="max-w-3xl">
@@ -106,34 +106,24 @@ export default function SettingsPage() {
         {GROUPS.map((g) => (
           <fieldset key={g.title} className="card mb-4 p-4">
             <legend className="px-1 font-semibold">{g.title}</legend>
-            <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">
-              {g.fields.map((f) =>
-                f.kind === 'bool' ? (
-                  <Checkbox key={f.key} id={id(f.key)} label={f.label} checked={values[f.key] === true || values[f.key] === 'true'} error={errors[f.key]} onChange={(x) => set(f.key, x)} />
-                ) : f.kind === 'number' ? (
-                  <NumberInput key={f.key} id={id(f.key)} label={f.label} help={f.help} value={values[f.key] === undefined || values[f.key] === null || values[f.key] === '' ? null : Number(values[f.key])} error={errors[f.key]} onChange={(x) => set(f.key, x)} />
-                ) : (
-                  <TextInput key={f.key} id={id(f.key)} label={f.label} help={f.kind === 'secret' ? 'Write-only: leave empty to keep it' : f.help} type={f.kind === 'secret' ? 'password' : 'text'} autoComplete="off" value={(values[f.key] as string) ?? ''} error={errors[f.key]} onChange={(x) => set(f.key, x)} />
-                ),
-              )}
-            </div>
+            <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">{Object.entries(g.keys).map(([k, f]) => field(k, f.label, f.help))}</div>
           </fieldset>
         ))}
         {others.length > 0 && (
           <fieldset className="card mb-4 p-4">
             <legend className="px-1 font-semibold">Other</legend>
-            {others.map((k) => (
-              <TextInput key={k} id={id(k)} label={k} value={String(values[k] ?? '')} error={errors[k]} onChange={(x) => set(k, x)} />
-            ))}
+            <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">{others.map((k) => field(k, k))}</div>
           </fieldset>
         )}
-        <div className="flex items-center gap-3">
+        <div className="flex flex-wrap items-center gap-3">
           <button type="submit" className="btn btn-primary" disabled={save.isPending}>
             {save.isPending ? 'Saving…' : 'Save settings'}
           </button>
-          {saved && (
+          {result && (
             <span role="status" className="text-sm text-emerald-700">
               Saved.
+              {result.restart_required.length > 0 && ` Restart FlowPBX for ${result.restart_required.join(', ')} to take effect.`}
+              {result.overridden.length > 0 && ` ${result.overridden.join(', ')} stay as the flag or environment sets them.`}
             </span>
           )}
         </div>

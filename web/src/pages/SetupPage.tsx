@@ -7,7 +7,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { ApiError, errorMessage, setCsrfToken } from '../api/client';
 import { api } from '../api/endpoints';
 import { keys } from '../api/queries';
-import type { Session, SetupRequest } from '../api/types';
+import type { SetupRequest } from '../api/types';
 import { Checkbox, ErrorBanner, NumberInput, Select, Spinner, TextInput } from '../components/common/ui';
 import { generatePassword } from '../components/entities/EntityForm';
 
@@ -51,10 +51,13 @@ export default function SetupPage() {
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [banner, setBanner] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [adminDone, setAdminDone] = useState(false);
+  const [trunkDone, setTrunkDone] = useState(false);
+  const [extDone, setExtDone] = useState(false);
   const set = (k: keyof typeof v, x: unknown) => setV((p) => ({ ...p, [k]: x }));
 
   if (status.isLoading) return <Spinner />;
-  if (status.data && !status.data.required) return <Navigate to="/login" replace />;
+  if (status.data && !status.data.required && !adminDone) return <Navigate to="/login" replace />;
 
   const checkStep = (i: number): Record<string, string> => {
     const e: Record<string, string> = {};
@@ -86,40 +89,54 @@ export default function SetupPage() {
     if (Object.keys(e).length === 0) setStep((s) => Math.min(STEPS.length - 1, s + 1));
   };
 
+  // POST /setup creates the admin (and the network settings); the wizard then signs in and
+  // creates the optional trunk and extension through the ordinary routes. Once the admin
+  // exists a retry only repeats what failed.
   const finish = async () => {
     setBusy(true);
     setBanner(null);
-    const body: SetupRequest = {
-      username: v.username.trim(),
-      password: v.password,
-      hostname: v.hostname || undefined,
-      external_ip: v.external_ip || undefined,
-      sip_udp_port: v.sip_udp_port ?? undefined,
-      sip_tcp_port: v.sip_tcp_port ?? undefined,
-      sip_tls_port: v.sip_tls_port ?? undefined,
-      trunk: v.add_trunk
-        ? { name: v.trunk_name, type: 'register', host: v.trunk_host, username: v.trunk_username || null, password: v.trunk_password || undefined, transport: v.trunk_transport as 'udp' }
-        : undefined,
-      extension: v.add_extension
-        ? { extension: v.ext_extension, name: v.ext_name, sip_username: v.ext_extension, sip_password: v.ext_password }
-        : undefined,
-    };
+    setErrors({});
+    let at = 'admin';
     try {
-      const r = await api.setup.run(body);
-      qc.setQueryData(keys.setup, { required: false });
-      if (r && typeof r === 'object' && 'csrf_token' in r) {
-        // the server signed the new admin in
-        setCsrfToken((r as Session).csrf_token);
-        qc.setQueryData(keys.session, r);
-        navigate('/', { replace: true });
-      } else navigate('/login', { replace: true });
+      if (!adminDone) {
+        const body: SetupRequest = {
+          username: v.username.trim(),
+          password: v.password,
+          ...(v.hostname ? { hostname: v.hostname } : {}),
+          ...(v.external_ip ? { external_ip: v.external_ip } : {}),
+          ...(v.sip_udp_port ? { sip_udp_port: v.sip_udp_port } : {}),
+          ...(v.sip_tcp_port ? { sip_tcp_port: v.sip_tcp_port } : {}),
+        };
+        await api.setup.run(body);
+        qc.setQueryData(keys.setup, { required: false });
+        const session = await api.auth.login(body.username, body.password);
+        setCsrfToken(session.csrf_token ?? null);
+        qc.setQueryData(keys.session, session);
+        setAdminDone(true);
+        if (v.sip_tls_port && v.sip_tls_port !== 5061) {
+          at = 'settings';
+          await api.settings.update({ sip_tls_port: v.sip_tls_port });
+        }
+      }
+      if (v.add_trunk && !trunkDone) {
+        at = 'trunk';
+        await api.trunks.create({ name: v.trunk_name, type: 'register', host: v.trunk_host, username: v.trunk_username || null, password: v.trunk_password || undefined, transport: v.trunk_transport as 'udp' });
+        setTrunkDone(true);
+      }
+      if (v.add_extension && !extDone) {
+        at = 'extension';
+        await api.extensions.create({ extension: v.ext_extension, name: v.ext_name, sip_username: v.ext_extension, sip_password: v.ext_password });
+        setExtDone(true);
+      }
+      navigate('/', { replace: true });
     } catch (e) {
       if (e instanceof ApiError) {
-        const fe = e.fieldErrors();
+        const fe: Record<string, string> = {};
+        for (const [f, m] of Object.entries(e.fieldErrors())) fe[at === 'trunk' || at === 'extension' ? `${at}.${f}` : f] = m;
         setErrors(fe);
         const first = Object.keys(fe)[0];
-        if (first) setStep(stepOfField(first));
-        setBanner(e.message);
+        setStep(first ? stepOfField(first) : at === 'trunk' ? 3 : at === 'extension' ? 4 : step);
+        setBanner(at === 'admin' ? e.message : `The administrator was created; the ${at} was not: ${e.message}`);
       } else setBanner(errorMessage(e));
     } finally {
       setBusy(false);
