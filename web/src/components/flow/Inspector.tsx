@@ -171,7 +171,20 @@ export function Inspector({ nodeId }: { nodeId: string }) {
       {deleting && kind && entityType && entity.data && (
         <ConfirmDelete
           what={`${kind.singular} ${title(entity.data as AnyEntity)}`}
-          onConfirm={() => kind.resource.remove((entity.data as AnyEntity).id as Id)}
+          onConfirm={async () => {
+            // this node's own link must not block the delete: unlink it and save the draft
+            // first; when something else still uses the entity, link it back
+            const id = (entity.data as AnyEntity).id as Id;
+            update(nodeId, { entity_id: null });
+            if (flowId) await api.flows.update(flowId, { name: useEditor.getState().name, flow_data: useEditor.getState().graph() });
+            try {
+              await kind.resource.remove(id);
+            } catch (e) {
+              update(nodeId, { entity_id: id });
+              if (flowId) await api.flows.update(flowId, { name: useEditor.getState().name, flow_data: useEditor.getState().graph() }).catch(() => undefined);
+              throw e;
+            }
+          }}
           onClose={() => setDeleting(false)}
           onDone={() => {
             update(nodeId, { entity_id: null });
