@@ -1,1 +1,202 @@
-//! Placeholder until the crate lands; see ARCHITECTURE.md.
+//! FlowPBX's REST API under `/api/v1` (axum): auth (sessions with CSRF, API tokens), the
+//! entities of the data model, CDRs, prompts, settings, health and status, and the OpenAPI
+//! document generated from this code (`/api/v1/openapi.json`).
+//!
+//! Entry points: [`AppState::new`] and [`router`]. Every response is the envelope
+//! `{"data": …}` (lists add `"meta": {"total", "limit", "offset"}`) or
+//! `{"error": {"code", "message", "details": [{"field", "message"}]}}`.
+//!
+//! **Architecture invariant:** no SQL here (everything goes through `store`); the wire
+//! names of fields are the data model's column names; a secret, once set, is never returned.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+mod cdrs;
+mod entities;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+mod prompts;
+mod resources;
+pub mod settings;
+mod system;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ApiResult};
+pub use settings::{SettingLayer, SettingSource, SettingsLayers};
+pub use store::Store;
+
+/// Static configuration of the API, from the binary's config.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The data dir (prompts, recordings, voicemail live under it).
+    pub data_dir: PathBuf,
+    /// The key API-token JWTs are signed with (derived from the secret key).
+    pub jwt_secret: [u8; 32],
+    /// The largest prompt upload accepted.
+    pub max_upload_bytes: usize,
+    /// The version reported by health and status.
+    pub version: &'static str,
+}
+
+/// The state of one component as health reports it (`database`, later `sip`, `trunks`…).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ComponentStatus {
+    /// ok | degraded | down
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A component's health probe, registered by the crate that owns the component.
+pub type HealthProbe = Arc<dyn Fn() -> ComponentStatus + Send + Sync>;
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) config: ApiConfig,
+    pub(crate) settings: SettingsLayers,
+    pub(crate) started: Instant,
+    pub(crate) lockout: auth::Lockout,
+    pub(crate) probes: RwLock<BTreeMap<String, HealthProbe>>,
+}
+
+/// What every handler can reach. Cheap to clone. The call and flow handles join it when those
+/// crates land.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+impl AppState {
+    pub fn new(store: Store, config: ApiConfig, settings: SettingsLayers) -> Self {
+        AppState(Arc::new(Inner {
+            store,
+            config,
+            settings,
+            started: Instant::now(),
+            lockout: auth::Lockout::default(),
+            probes: RwLock::new(BTreeMap::new()),
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.0.config
+    }
+
+    pub fn settings_layers(&self) -> &SettingsLayers {
+        &self.0.settings
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.0.started.elapsed()
+    }
+
+    /// Adds a component to `/api/v1/health` (e.g. "sip", "trunks").
+    pub fn register_health(&self, name: &str, probe: HealthProbe) {
+        if let Ok(mut p) = self.0.probes.write() {
+            p.insert(name.to_owned(), probe);
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct CounterRequestId(Arc<std::sync::atomic::AtomicU64>);
+
+impl MakeRequestId for CounterRequestId {
+    fn make_request_id<B>(&mut self, _req: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{n:x}")).ok().map(RequestId::new)
+    }
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP application: `/api/v1/...` with its middleware. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so login lockout sees client IPs.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(auth::public_routes())
+        .merge(system::public_routes())
+        .merge(openapi::routes())
+        .merge(
+            Router::new()
+                .merge(auth::routes())
+                .merge(resources::routes())
+                .merge(entities::routes())
+                .merge(cdrs::routes())
+                .merge(prompts::routes(state.config().max_upload_bytes))
+                .merge(settings::routes())
+                .merge(system::routes())
+                .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth)),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn(rejections_to_envelope))
+        .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("http", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), CounterRequestId::default()))
+        .with_state(state)
+}
+
+/// Anything that still answers with a non-envelope error (a plain-text rejection from a layer)
+/// is turned into the envelope here.
+async fn rejections_to_envelope(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || method == Method::HEAD {
+        return resp;
+    }
+    let retry = resp.headers().get(axum::http::header::RETRY_AFTER).cloned();
+    let err = match status.as_u16() {
+        400 => ApiError::bad_request("bad request"),
+        401 => ApiError::Unauthorized("authentication required"),
+        403 => ApiError::Forbidden("forbidden"),
+        404 => ApiError::NotFound,
+        405 => ApiError::MethodNotAllowed,
+        413 => ApiError::PayloadTooLarge,
+        415 => ApiError::UnsupportedMediaType("unsupported media type"),
+        422 => ApiError::Validation(vec![]),
+        429 => ApiError::TooManyRequests { retry_after_secs: 60, message: "too many requests" },
+        _ => ApiError::Internal(format!("status {status}")),
+    };
+    let mut out = err.into_response();
+    *out.status_mut() = status;
+    if let Some(r) = retry {
+        out.headers_mut().insert(axum::http::header::RETRY_AFTER, r);
+    }
+    out
+}

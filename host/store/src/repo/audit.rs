@@ -1,5 +1,5 @@
 use sqlx::types::Json;
-use sqlx::{Acquire, QueryBuilder};
+use sqlx::QueryBuilder;
 
 use super::{AuditLog, Db};
 use crate::*;
@@ -25,10 +25,7 @@ fn push_filter(q: &mut QueryBuilder<Db>, f: &AuditFilter) {
     }
 }
 
-impl<'a, A> AuditLog<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl AuditLog<'_> {
     /// Records a change: who, what (action on entity type/id), before and after (secrets must
     /// already be left out of both).
     pub async fn record(

@@ -1,13 +1,9 @@
-use sqlx::Acquire;
 
-use super::{AdminUsers, ApiTokens, Db, Sessions};
+use super::{AdminUsers, ApiTokens, Sessions};
 use crate::secrets::hash_password;
 use crate::*;
 
-impl<'a, A> AdminUsers<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl AdminUsers<'_> {
     pub async fn count(self) -> Result<i64> {
         let mut c = self.db.acquire().await?;
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM admin_users").fetch_one(&mut *c).await?;
@@ -106,10 +102,7 @@ pub struct NewSession {
     pub user_agent: Option<String>,
 }
 
-impl<'a, A> Sessions<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl Sessions<'_> {
     pub async fn create(self, s: &NewSession) -> Result<()> {
         let now = Timestamp::now();
         let mut c = self.db.acquire().await?;
@@ -174,10 +167,7 @@ macro_rules! token_cols {
     };
 }
 
-impl<'a, A> ApiTokens<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl ApiTokens<'_> {
     pub async fn create(self, name: &str, jti: &str, created_by: Option<i64>, expires_at: Option<Timestamp>) -> Result<ApiToken> {
         let mut c = self.db.acquire().await?;
         Ok(sqlx::query_as(concat!(

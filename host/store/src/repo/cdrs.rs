@@ -1,5 +1,5 @@
 use sqlx::types::Json;
-use sqlx::{Acquire, QueryBuilder};
+use sqlx::QueryBuilder;
 
 use super::{Cdrs, Db};
 use crate::*;
@@ -42,10 +42,7 @@ fn push_filter(q: &mut QueryBuilder<Db>, f: &CdrFilter) {
     }
 }
 
-impl<'a, A> Cdrs<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl Cdrs<'_> {
     /// Writes the CDR of a call that starts; returns its id for the later updates.
     pub async fn insert_start(self, n: &NewCdr) -> Result<i64> {
         let mut c = self.db.acquire().await?;

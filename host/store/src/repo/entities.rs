@@ -2,9 +2,8 @@
 //! ring groups, IVR menus, time switches, conference bridges, prompts, recordings.
 
 use sqlx::types::Json;
-use sqlx::Acquire;
 
-use super::{delete_by_id, paged, Db};
+use super::{delete_by_id, paged};
 use super::{
     ConferenceBridges, InboundNumbers, IvrMenus, Prompts, Recordings, RingGroups, TimeSwitches, Trunks,
     VoicemailBoxes, VoicemailMessages,
@@ -33,10 +32,7 @@ macro_rules! trunk_cols {
 
 const COL_TRUNK_PASSWORD: &str = "trunks.password";
 
-impl<'a, A> Trunks<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl Trunks<'_> {
     /// Trunks in outbound preference order (priority, then id).
     pub async fn list(self, page: Page) -> Result<Paged<Trunk>> {
         let mut c = self.db.acquire().await?;
@@ -163,10 +159,7 @@ macro_rules! number_cols {
     };
 }
 
-impl<'a, A> InboundNumbers<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl InboundNumbers<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<InboundNumber>> {
         let mut c = self.db.acquire().await?;
         paged(
@@ -266,10 +259,7 @@ async fn hash_secret_update(u: SecretUpdate<'_>) -> Result<(bool, Option<String>
     })
 }
 
-impl<'a, A> VoicemailBoxes<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl VoicemailBoxes<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<VoicemailBox>> {
         let mut c = self.db.acquire().await?;
         paged(
@@ -390,10 +380,7 @@ macro_rules! msg_cols {
     };
 }
 
-impl<'a, A> VoicemailMessages<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl VoicemailMessages<'_> {
     /// A box's messages, newest first.
     pub async fn list(self, mailbox_id: i64, page: Page) -> Result<Paged<VoicemailMessage>> {
         let mut c = self.db.acquire().await?;
@@ -493,10 +480,7 @@ macro_rules! rg_cols {
     };
 }
 
-impl<'a, A> RingGroups<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl RingGroups<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<RingGroup>> {
         let mut c = self.db.acquire().await?;
         paged(
@@ -565,10 +549,7 @@ macro_rules! ivr_cols {
     };
 }
 
-impl<'a, A> IvrMenus<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl IvrMenus<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<IvrMenu>> {
         let mut c = self.db.acquire().await?;
         paged(
@@ -639,10 +620,7 @@ macro_rules! ts_cols {
     };
 }
 
-impl<'a, A> TimeSwitches<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl TimeSwitches<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<TimeSwitch>> {
         let mut c = self.db.acquire().await?;
         paged(
@@ -710,10 +688,7 @@ macro_rules! conf_cols {
     };
 }
 
-impl<'a, A> ConferenceBridges<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl ConferenceBridges<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<ConferenceBridge>> {
         let mut c = self.db.acquire().await?;
         paged(
@@ -815,10 +790,7 @@ macro_rules! prompt_cols {
     };
 }
 
-impl<'a, A> Prompts<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl Prompts<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<Prompt>> {
         let mut c = self.db.acquire().await?;
         paged(
@@ -878,10 +850,7 @@ macro_rules! rec_cols {
     };
 }
 
-impl<'a, A> Recordings<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl Recordings<'_> {
     /// Recordings, newest first.
     pub async fn list(self, page: Page) -> Result<Paged<Recording>> {
         let mut c = self.db.acquire().await?;

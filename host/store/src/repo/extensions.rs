@@ -1,7 +1,6 @@
 use sqlx::types::Json;
-use sqlx::Acquire;
 
-use super::{delete_by_id, paged, Db, Extensions};
+use super::{delete_by_id, paged, Extensions};
 use crate::secrets::{constant_time_eq, ha1_md5, ha1_sha256};
 use crate::{Extension, ExtensionFields, Page, Paged, Result, SipCredentials, StoreError, Timestamp};
 
@@ -27,10 +26,7 @@ struct SecretRow {
     ha1_realm: String,
 }
 
-impl<'a, A> Extensions<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl Extensions<'_> {
     /// Extensions ordered by number.
     pub async fn list(self, page: Page) -> Result<Paged<Extension>> {
         let mut c = self.db.acquire().await?;

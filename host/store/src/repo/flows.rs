@@ -1,7 +1,6 @@
 use sqlx::types::Json;
-use sqlx::Acquire;
 
-use super::{delete_by_id, paged, CallFlows, Db, FlowVersions};
+use super::{delete_by_id, paged, CallFlows, FlowVersions};
 use crate::*;
 
 macro_rules! flow_cols {
@@ -23,10 +22,7 @@ pub struct CallFlowSummary {
     pub updated_at: Timestamp,
 }
 
-impl<'a, A> CallFlows<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl CallFlows<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<CallFlowSummary>> {
         let mut c = self.db.acquire().await?;
         paged(
@@ -88,10 +84,7 @@ macro_rules! version_cols {
     };
 }
 
-impl<'a, A> FlowVersions<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl FlowVersions<'_> {
     /// Publishes `graph` as the next version of `flow_id` and marks the flow published.
     /// Run it inside a transaction with the audit row (`tx.flow_versions().publish(..)`).
     pub async fn publish(self, flow_id: i64, graph: &serde_json::Value, published_by: &str) -> Result<FlowVersion> {

@@ -2,6 +2,7 @@
 //! single-statement writes on the pool) or [`Tx`](crate::Tx) (inside a transaction).
 //! The method bodies are the same for both: they are generic over sqlx's `Acquire`.
 
+use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use crate::{Inner, Page, Paged, Result, Store, Tx};
@@ -28,8 +29,8 @@ macro_rules! repos {
     ($($(#[$m:meta])* $name:ident => $accessor:ident;)*) => {
         $(
             $(#[$m])*
-            pub struct $name<'a, A> {
-                pub(crate) db: A,
+            pub struct $name<'a> {
+                pub(crate) db: Conn<'a>,
                 #[allow(dead_code)]
                 pub(crate) inner: &'a Inner,
             }
@@ -38,8 +39,8 @@ macro_rules! repos {
         impl Store {
             $(
                 $(#[$m])*
-                pub fn $accessor(&self) -> $name<'_, &SqlitePool> {
-                    $name { db: self.pool(), inner: self.inner() }
+                pub fn $accessor(&self) -> $name<'_> {
+                    $name { db: Conn::Pool(self.pool()), inner: self.inner() }
                 }
             )*
         }
@@ -47,9 +48,9 @@ macro_rules! repos {
         impl Tx {
             $(
                 $(#[$m])*
-                pub fn $accessor(&mut self) -> $name<'_, &mut SqliteConnection> {
+                pub fn $accessor(&mut self) -> $name<'_> {
                     let (db, inner) = self.parts();
-                    $name { db, inner }
+                    $name { db: Conn::Tx(db), inner }
                 }
             )*
         }
@@ -127,3 +128,44 @@ pub(crate) async fn delete_by_id(conn: &mut SqliteConnection, sql: &'static str,
 }
 
 pub(crate) type Db = Sqlite;
+
+/// Where a repository runs its statements: the pool (one connection per call) or an open
+/// transaction.
+pub(crate) enum Conn<'a> {
+    Pool(&'a SqlitePool),
+    Tx(&'a mut SqliteConnection),
+}
+
+/// A connection borrowed from the pool or the transaction.
+pub(crate) enum Guard<'a> {
+    Pooled(PoolConnection<Sqlite>),
+    Borrowed(&'a mut SqliteConnection),
+}
+
+impl<'a> Conn<'a> {
+    pub(crate) async fn acquire(self) -> Result<Guard<'a>> {
+        Ok(match self {
+            Conn::Pool(p) => Guard::Pooled(p.acquire().await?),
+            Conn::Tx(c) => Guard::Borrowed(c),
+        })
+    }
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Guard::Pooled(c) => c,
+            Guard::Borrowed(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Guard::Pooled(c) => c,
+            Guard::Borrowed(c) => c,
+        }
+    }
+}

@@ -1,7 +1,6 @@
 use sqlx::types::Json;
-use sqlx::Acquire;
 
-use super::{Db, PluginKv, Plugins};
+use super::{PluginKv, Plugins};
 use crate::*;
 
 macro_rules! plugin_cols {
@@ -10,10 +9,7 @@ macro_rules! plugin_cols {
     };
 }
 
-impl<'a, A> Plugins<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl Plugins<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<Plugin>> {
         let mut c = self.db.acquire().await?;
         super::paged(
@@ -106,10 +102,7 @@ where
     }
 }
 
-impl<'a, A> PluginKv<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl PluginKv<'_> {
     /// The value of `key` for `plugin` ("vendor/name").
     pub async fn get(self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
         let mut c = self.db.acquire().await?;

@@ -1,15 +1,11 @@
 //! What refers to an entity (so deleting it would break something), whether an entity exists,
 //! and who owns a dialable number.
 
-use sqlx::Acquire;
 
-use super::{Db, References};
+use super::References;
 use crate::*;
 
-impl<'a, A> References<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl References<'_> {
     /// Does the entity exist?
     pub async fn exists(self, kind: EntityKind, id: i64) -> Result<bool> {
         let mut c = self.db.acquire().await?;

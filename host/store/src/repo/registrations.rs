@@ -1,6 +1,5 @@
-use sqlx::Acquire;
 
-use super::{Db, Registrations};
+use super::Registrations;
 use crate::*;
 
 macro_rules! reg_cols {
@@ -10,10 +9,7 @@ macro_rules! reg_cols {
     };
 }
 
-impl<'a, A> Registrations<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl Registrations<'_> {
     /// Inserts or refreshes the binding of (extension, contact URI). `registered_at` is kept
     /// from the first registration of the binding.
     pub async fn upsert(self, r: &NewRegistration) -> Result<Registration> {

@@ -1,18 +1,14 @@
 use std::collections::BTreeMap;
 
-use sqlx::Acquire;
 
-use super::{Db, Settings};
+use super::Settings;
 use crate::*;
 
 fn sealed_column(key: &str) -> String {
     format!("system_config.{key}")
 }
 
-impl<'a, A> Settings<'a, A>
-where
-    A: Acquire<'a, Database = Db> + Send,
-{
+impl Settings<'_> {
     /// Every plain (not sealed) setting, by key.
     pub async fn all(self) -> Result<BTreeMap<String, String>> {
         let mut c = self.db.acquire().await?;

@@ -1,0 +1,1116 @@
+//! The entities' inputs, validation and store calls ([`Resource`] impls), plus their extra
+//! read routes (an extension's registrations, a flow's published versions).
+//!
+//! Inputs have every field optional: on create, absent fields take the data model's defaults
+//! (required ones are reported), on update they keep the stored value; `null` clears a
+//! nullable field. Write-only secrets (`sip_password`, trunk `password`, `pin`) are accepted
+//! and never returned: rows carry `password_set`/`pin_set` instead.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Deserializer};
+use store::*;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Data, List, ListMeta, PageQuery, PathParams, Query};
+use crate::resources::{Resource, SecretNames};
+use crate::validate::*;
+use crate::AppState;
+
+/// Absent → None; null → Some(None); value → Some(Some(v)).
+fn double<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn set<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
+fn required<T>(e: &mut Errors, creating: bool, v: &Option<T>, field: &str) {
+    if creating && v.is_none() {
+        e.add(field, "is required");
+    }
+}
+
+/// The number is free in the dial plan (extensions, conference bridges, mailbox numbers).
+async fn check_number_free(state: &AppState, e: &mut Errors, field: &str, number: &str, me: Option<(EntityKind, i64)>) -> ApiResult<()> {
+    if let Some(o) = state.store().references().number_owners(number, me).await?.first() {
+        e.add(field, format!("{number} is already used by {} \"{}\"", o.entity_type.replace('_', " "), o.name));
+    }
+    Ok(())
+}
+
+async fn check_exists(state: &AppState, e: &mut Errors, field: &str, kind: EntityKind, id: i64) -> ApiResult<()> {
+    if !state.store().references().exists(kind, id).await? {
+        e.add(field, format!("no {} with id {id}", kind.as_str().replace('_', " ")));
+    }
+    Ok(())
+}
+
+fn secret_pin(e: &mut Errors, pin: &Option<Option<String>>) {
+    if let Some(Some(p)) = pin {
+        e.check((4..=12).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()), "pin", "must be 4 to 12 digits");
+    }
+}
+
+fn owned_update(v: &Option<Option<String>>) -> OwnedSecret {
+    match v {
+        None => OwnedSecret::Keep,
+        Some(None) => OwnedSecret::Clear,
+        Some(Some(s)) => OwnedSecret::Set(s.clone()),
+    }
+}
+
+/// A secret change, owned.
+#[derive(Debug, Clone)]
+pub(crate) enum OwnedSecret {
+    Keep,
+    Set(String),
+    Clear,
+}
+
+impl OwnedSecret {
+    fn as_update(&self) -> SecretUpdate<'_> {
+        match self {
+            OwnedSecret::Keep => SecretUpdate::Keep,
+            OwnedSecret::Set(s) => SecretUpdate::Set(s),
+            OwnedSecret::Clear => SecretUpdate::Clear,
+        }
+    }
+    fn set_value(&self) -> Option<&str> {
+        match self {
+            OwnedSecret::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn changed(&self) -> bool {
+        !matches!(self, OwnedSecret::Keep)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// extensions
+
+/// An extension to create or change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionInput {
+    /// 2-6 digits, unique in the dial plan
+    pub extension: Option<String>,
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    /// defaults to the extension number
+    pub sip_username: Option<String>,
+    /// write-only; required on create, 8-128 characters
+    pub sip_password: Option<String>,
+    pub ring_timeout: Option<i64>,
+    pub dnd: Option<bool>,
+    pub follow_me_enabled: Option<bool>,
+    pub follow_me_numbers: Option<Vec<FollowMeNumber>>,
+    pub recording_mode: Option<RecordingMode>,
+    pub max_registrations: Option<i64>,
+}
+
+pub(crate) struct Extensions;
+
+impl Resource for Extensions {
+    const PATH: &'static str = "/extensions";
+    const KIND: EntityKind = EntityKind::Extension;
+    const LABEL: &'static str = "extension";
+    type Row = Extension;
+    type Item = Extension;
+    type Input = ExtensionInput;
+    type Prepared = (ExtensionFields, Option<String>);
+
+    fn id(row: &Extension) -> i64 {
+        row.id
+    }
+    async fn list(store: &Store, page: Page) -> Result<Paged<Extension>, StoreError> {
+        store.extensions().list(page).await
+    }
+    async fn get(store: &Store, id: i64) -> Result<Option<Extension>, StoreError> {
+        store.extensions().get(id).await
+    }
+
+    async fn prepare(state: &AppState, i: ExtensionInput, cur: Option<&Extension>) -> ApiResult<(Self::Prepared, SecretNames)> {
+        let creating = cur.is_none();
+        let mut e = Errors::new();
+        required(&mut e, creating, &i.extension, "extension");
+        required(&mut e, creating, &i.name, "name");
+        required(&mut e, creating, &i.sip_password, "sip_password");
+        let mut f = cur.map(|c| c.fields.clone()).unwrap_or_default();
+        let username_given = i.sip_username.is_some();
+        set(&mut f.extension, i.extension.map(|s| s.trim().to_owned()));
+        set(&mut f.name, i.name.map(|s| s.trim().to_owned()));
+        set(&mut f.email, i.email.map(|o| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())));
+        set(&mut f.sip_username, i.sip_username.map(|s| s.trim().to_owned()));
+        if creating && !username_given {
+            f.sip_username = f.extension.clone();
+        }
+        set(&mut f.ring_timeout, i.ring_timeout);
+        set(&mut f.dnd, i.dnd);
+        set(&mut f.follow_me_enabled, i.follow_me_enabled);
+        set(&mut f.follow_me_numbers, i.follow_me_numbers);
+        set(&mut f.recording_mode, i.recording_mode);
+        set(&mut f.max_registrations, i.max_registrations);
+
+        if !e.has("extension") {
+            e.check(is_internal_number(&f.extension), "extension", "must be 2 to 6 digits");
+        }
+        if !e.has("name") {
+            e.non_empty("name", &f.name, 100);
+        }
+        if let Some(m) = &f.email {
+            e.check(is_email(m), "email", "must be an e-mail address");
+        }
+        e.check(is_sip_username(&f.sip_username), "sip_username", "must be 1-64 letters, digits, '.', '_' or '-'");
+        if let Some(p) = &i.sip_password {
+            e.check(
+                (8..=128).contains(&p.chars().count()) && !p.chars().any(char::is_control),
+                "sip_password",
+                "must be 8 to 128 characters without control characters",
+            );
+        }
+        e.range("ring_timeout", f.ring_timeout, 5, 300);
+        e.range("max_registrations", f.max_registrations, 1, 20);
+        e.check(f.follow_me_numbers.len() <= 10, "follow_me_numbers", "at most 10 numbers");
+        for (n, fm) in f.follow_me_numbers.iter().enumerate() {
+            e.check(is_dial_string(&fm.number), format!("follow_me_numbers[{n}].number"), "must be a phone number");
+            e.check(fm.delay <= 300, format!("follow_me_numbers[{n}].delay"), "must be between 0 and 300");
+            e.check((5..=300).contains(&fm.timeout), format!("follow_me_numbers[{n}].timeout"), "must be between 5 and 300");
+        }
+        e.check(!(f.follow_me_enabled && f.follow_me_numbers.is_empty()), "follow_me_numbers", "must not be empty when follow-me is enabled");
+        let me = cur.map(|c| (EntityKind::Extension, c.id));
+        if !e.has("extension") {
+            check_number_free(state, &mut e, "extension", &f.extension, me).await?;
+        }
+        if !e.has("sip_username") {
+            if let Some(other) = state.store().extensions().get_by_sip_username(&f.sip_username).await? {
+                if Some(other.id) != cur.map(|c| c.id) {
+                    e.add("sip_username", format!("already used by extension {}", other.extension));
+                }
+            }
+        }
+        e.finish()?;
+        let secrets = if i.sip_password.is_some() { vec!["sip_password"] } else { vec![] };
+        Ok(((f, i.sip_password), secrets))
+    }
+
+    async fn insert(tx: &mut Tx, (f, pw): &Self::Prepared) -> Result<Extension, StoreError> {
+        tx.extensions().insert(f, pw.as_deref().unwrap_or_default()).await
+    }
+    async fn update(tx: &mut Tx, id: i64, (f, pw): &Self::Prepared) -> Result<Extension, StoreError> {
+        tx.extensions().update(id, f, pw.as_deref()).await
+    }
+    async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        tx.extensions().delete(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// trunks
+
+pub const CODECS: &[&str] = &["g711u", "g711a", "opus", "g722"];
+
+/// A SIP trunk to create or change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkInput {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub trunk_type: Option<TrunkType>,
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub host: Option<Option<String>>,
+    pub port: Option<i64>,
+    pub transport: Option<Transport>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub username: Option<Option<String>>,
+    /// write-only; null removes it
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub auth_username: Option<Option<String>>,
+    pub register_expiry: Option<i64>,
+    pub remote_hosts: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub local_host: Option<Option<String>>,
+    pub codecs: Option<Vec<String>>,
+    pub max_channels: Option<i64>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub caller_id_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub caller_id_num: Option<Option<String>>,
+    pub prefix_strip: Option<i64>,
+    pub prefix_add: Option<String>,
+    pub priority: Option<i64>,
+}
+
+pub(crate) struct Trunks;
+
+impl Resource for Trunks {
+    const PATH: &'static str = "/trunks";
+    const KIND: EntityKind = EntityKind::Trunk;
+    const LABEL: &'static str = "trunk";
+    type Row = Trunk;
+    type Item = Trunk;
+    type Input = TrunkInput;
+    type Prepared = (TrunkFields, OwnedSecret);
+
+    fn id(row: &Trunk) -> i64 {
+        row.row.id
+    }
+    async fn list(store: &Store, page: Page) -> Result<Paged<Trunk>, StoreError> {
+        store.trunks().list(page).await
+    }
+    async fn get(store: &Store, id: i64) -> Result<Option<Trunk>, StoreError> {
+        store.trunks().get(id).await
+    }
+
+    async fn prepare(_state: &AppState, i: TrunkInput, cur: Option<&Trunk>) -> ApiResult<(Self::Prepared, SecretNames)> {
+        let creating = cur.is_none();
+        let mut e = Errors::new();
+        required(&mut e, creating, &i.name, "name");
+        required(&mut e, creating, &i.trunk_type, "type");
+        let mut f = cur.map(|c| c.row.fields.clone()).unwrap_or_default();
+        let trim = |o: Option<Option<String>>| o.map(|o| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
+        set(&mut f.name, i.name.map(|s| s.trim().to_owned()));
+        set(&mut f.trunk_type, i.trunk_type);
+        set(&mut f.enabled, i.enabled);
+        set(&mut f.host, trim(i.host));
+        set(&mut f.port, i.port);
+        set(&mut f.transport, i.transport);
+        set(&mut f.username, trim(i.username));
+        set(&mut f.auth_username, trim(i.auth_username));
+        set(&mut f.register_expiry, i.register_expiry);
+        set(&mut f.remote_hosts, i.remote_hosts.map(|v| v.into_iter().map(|s| s.trim().to_owned()).collect()));
+        set(&mut f.local_host, trim(i.local_host));
+        set(&mut f.codecs, i.codecs.map(|v| v.into_iter().map(|s| s.trim().to_ascii_lowercase()).collect()));
+        set(&mut f.max_channels, i.max_channels);
+        set(&mut f.caller_id_name, trim(i.caller_id_name));
+        set(&mut f.caller_id_num, trim(i.caller_id_num));
+        set(&mut f.prefix_strip, i.prefix_strip);
+        set(&mut f.prefix_add, i.prefix_add.map(|s| s.trim().to_owned()));
+        set(&mut f.priority, i.priority);
+        let password = owned_update(&i.password);
+
+        if !e.has("name") {
+            e.non_empty("name", &f.name, 100);
+        }
+        if let Some(h) = &f.host {
+            e.check(is_host(h), "host", "must be a host name or IP address");
+        }
+        e.range("port", f.port, 1, 65535);
+        e.range("register_expiry", f.register_expiry, 60, 86400);
+        e.range("max_channels", f.max_channels, 0, 10000);
+        e.range("prefix_strip", f.prefix_strip, 0, 20);
+        e.range("priority", f.priority, 0, 1000);
+        e.check(f.prefix_add.len() <= 20 && (f.prefix_add.is_empty() || is_dial_string(&f.prefix_add) || f.prefix_add.bytes().all(|b| b.is_ascii_digit() || b == b'+')),
+            "prefix_add", "must be digits (optionally starting with +), at most 20");
+        if let Some(n) = &f.caller_id_num {
+            e.check(is_dial_string(n), "caller_id_num", "must be a phone number");
+        }
+        e.opt_len("caller_id_name", &f.caller_id_name, 64);
+        e.opt_len("username", &f.username, 128);
+        e.opt_len("auth_username", &f.auth_username, 128);
+        if let Some(l) = &f.local_host {
+            e.check(l.parse::<std::net::IpAddr>().is_ok(), "local_host", "must be an IP address");
+        }
+        e.check(!f.codecs.is_empty(), "codecs", "must list at least one codec");
+        let mut seen = HashSet::new();
+        for (n, c) in f.codecs.iter().enumerate() {
+            e.check(CODECS.contains(&c.as_str()), format!("codecs[{n}]"), format!("must be one of {}", CODECS.join(", ")));
+            e.check(seen.insert(c.clone()), format!("codecs[{n}]"), "is listed twice");
+        }
+        for (n, h) in f.remote_hosts.iter().enumerate() {
+            e.check(is_ip_or_cidr(h), format!("remote_hosts[{n}]"), "must be an IP address or CIDR block");
+        }
+        if let Some(p) = password.set_value() {
+            e.check((1..=256).contains(&p.len()), "password", "must be 1 to 256 characters");
+        }
+        match f.trunk_type {
+            TrunkType::Register => {
+                e.check(f.host.is_some() || e.has("host"), "host", "is required for a registration trunk");
+                e.check(f.username.is_some(), "username", "is required for a registration trunk");
+                let has_pw = match &password {
+                    OwnedSecret::Set(_) => true,
+                    OwnedSecret::Clear => false,
+                    OwnedSecret::Keep => cur.is_some_and(|c| c.password_set),
+                };
+                e.check(has_pw, "password", "is required for a registration trunk");
+            }
+            TrunkType::Ip => {
+                e.check(!f.remote_hosts.is_empty(), "remote_hosts", "must list the provider's addresses for an IP trunk");
+            }
+        }
+        e.finish()?;
+        let secrets = if password.changed() { vec!["password"] } else { vec![] };
+        Ok(((f, password), secrets))
+    }
+
+    async fn insert(tx: &mut Tx, (f, pw): &Self::Prepared) -> Result<Trunk, StoreError> {
+        tx.trunks().insert(f, pw.set_value()).await
+    }
+    async fn update(tx: &mut Tx, id: i64, (f, pw): &Self::Prepared) -> Result<Trunk, StoreError> {
+        tx.trunks().update(id, f, pw.as_update()).await
+    }
+    async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        tx.trunks().delete(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// inbound numbers
+
+/// A DID to create or change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundNumberInput {
+    /// E.164, e.g. +61299990000
+    pub number: Option<String>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<i64>)]
+    pub trunk_id: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<i64>)]
+    pub flow_id: Option<Option<i64>>,
+    /// a node id of the flow's graph
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub flow_entry_node: Option<Option<String>>,
+    pub enabled: Option<bool>,
+}
+
+pub(crate) struct Numbers;
+
+impl Resource for Numbers {
+    const PATH: &'static str = "/numbers";
+    const KIND: EntityKind = EntityKind::InboundNumber;
+    const LABEL: &'static str = "inbound number";
+    type Row = InboundNumber;
+    type Item = InboundNumber;
+    type Input = InboundNumberInput;
+    type Prepared = InboundNumberFields;
+
+    fn id(row: &InboundNumber) -> i64 {
+        row.id
+    }
+    async fn list(store: &Store, page: Page) -> Result<Paged<InboundNumber>, StoreError> {
+        store.inbound_numbers().list(page).await
+    }
+    async fn get(store: &Store, id: i64) -> Result<Option<InboundNumber>, StoreError> {
+        store.inbound_numbers().get(id).await
+    }
+
+    async fn prepare(state: &AppState, i: InboundNumberInput, cur: Option<&InboundNumber>) -> ApiResult<(Self::Prepared, SecretNames)> {
+        let creating = cur.is_none();
+        let mut e = Errors::new();
+        required(&mut e, creating, &i.number, "number");
+        let mut f = cur.map(|c| c.fields.clone()).unwrap_or(InboundNumberFields { enabled: true, ..Default::default() });
+        set(&mut f.number, i.number.map(|s| s.trim().to_owned()));
+        set(&mut f.name, i.name.map(|o| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())));
+        set(&mut f.trunk_id, i.trunk_id);
+        set(&mut f.flow_id, i.flow_id);
+        set(&mut f.flow_entry_node, i.flow_entry_node.map(|o| o.filter(|s| !s.is_empty())));
+        set(&mut f.enabled, i.enabled);
+        if !e.has("number") {
+            e.check(is_e164(&f.number), "number", "must be an E.164 number such as +61299990000");
+        }
+        e.opt_len("name", &f.name, 100);
+        if let Some(t) = f.trunk_id {
+            check_exists(state, &mut e, "trunk_id", EntityKind::Trunk, t).await?;
+        }
+        match (f.flow_id, &f.flow_entry_node) {
+            (Some(fid), entry) => match state.store().call_flows().get(fid).await? {
+                None => e.add("flow_id", format!("no call flow with id {fid}")),
+                Some(flow) => {
+                    if let Some(node) = entry {
+                        let found = flow.flow_data["nodes"]
+                            .as_array()
+                            .is_some_and(|ns| ns.iter().any(|n| n["id"].as_str() == Some(node.as_str())));
+                        e.check(found, "flow_entry_node", format!("flow \"{}\" has no node {node}", flow.name));
+                    }
+                }
+            },
+            (None, Some(_)) => e.add("flow_entry_node", "needs flow_id"),
+            (None, None) => {}
+        }
+        if !e.has("number") {
+            if let Some(other) = state.store().inbound_numbers().get_by_number(&f.number).await? {
+                if Some(other.id) != cur.map(|c| c.id) {
+                    e.add("number", "is already configured");
+                }
+            }
+        }
+        e.finish()?;
+        Ok((f, vec![]))
+    }
+
+    async fn insert(tx: &mut Tx, f: &Self::Prepared) -> Result<InboundNumber, StoreError> {
+        tx.inbound_numbers().insert(f).await
+    }
+    async fn update(tx: &mut Tx, id: i64, f: &Self::Prepared) -> Result<InboundNumber, StoreError> {
+        tx.inbound_numbers().update(id, f).await
+    }
+    async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        tx.inbound_numbers().delete(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// voicemail boxes
+
+/// A voicemail box to create or change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoicemailBoxInput {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub mailbox_number: Option<Option<String>>,
+    /// write-only, 4-12 digits; null removes it
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub pin: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub greeting_file: Option<Option<String>>,
+    pub greeting_type: Option<GreetingType>,
+    pub email_notify: Option<bool>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub email_address: Option<Option<String>>,
+    pub email_attach_audio: Option<bool>,
+    pub max_message_duration: Option<i64>,
+    pub max_messages: Option<i64>,
+    pub retention_days: Option<i64>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<i64>)]
+    pub notify_extension_id: Option<Option<i64>>,
+}
+
+pub(crate) struct VoicemailBoxes;
+
+impl Resource for VoicemailBoxes {
+    const PATH: &'static str = "/voicemail-boxes";
+    const KIND: EntityKind = EntityKind::VoicemailBox;
+    const LABEL: &'static str = "voicemail box";
+    type Row = VoicemailBox;
+    type Item = VoicemailBox;
+    type Input = VoicemailBoxInput;
+    type Prepared = (VoicemailBoxFields, OwnedSecret);
+
+    fn id(row: &VoicemailBox) -> i64 {
+        row.row.id
+    }
+    async fn list(store: &Store, page: Page) -> Result<Paged<VoicemailBox>, StoreError> {
+        store.voicemail_boxes().list(page).await
+    }
+    async fn get(store: &Store, id: i64) -> Result<Option<VoicemailBox>, StoreError> {
+        store.voicemail_boxes().get(id).await
+    }
+
+    async fn prepare(state: &AppState, i: VoicemailBoxInput, cur: Option<&VoicemailBox>) -> ApiResult<(Self::Prepared, SecretNames)> {
+        let creating = cur.is_none();
+        let mut e = Errors::new();
+        required(&mut e, creating, &i.name, "name");
+        let mut f = cur.map(|c| c.row.fields.clone()).unwrap_or_default();
+        let trim = |o: Option<Option<String>>| o.map(|o| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
+        set(&mut f.name, i.name.map(|s| s.trim().to_owned()));
+        set(&mut f.mailbox_number, trim(i.mailbox_number));
+        set(&mut f.greeting_file, trim(i.greeting_file));
+        set(&mut f.greeting_type, i.greeting_type);
+        set(&mut f.email_notify, i.email_notify);
+        set(&mut f.email_address, trim(i.email_address));
+        set(&mut f.email_attach_audio, i.email_attach_audio);
+        set(&mut f.max_message_duration, i.max_message_duration);
+        set(&mut f.max_messages, i.max_messages);
+        set(&mut f.retention_days, i.retention_days);
+        set(&mut f.notify_extension_id, i.notify_extension_id);
+        if !e.has("name") {
+            e.non_empty("name", &f.name, 100);
+        }
+        secret_pin(&mut e, &i.pin);
+        if let Some(g) = &f.greeting_file {
+            e.check(is_prompt_name(g), "greeting_file", "must be a prompt name (letters, digits, _ and -)");
+        }
+        e.check(!(f.greeting_type == GreetingType::Custom && f.greeting_file.is_none()), "greeting_file", "is required for a custom greeting");
+        if let Some(a) = &f.email_address {
+            e.check(is_email(a), "email_address", "must be an e-mail address");
+        }
+        e.check(!(f.email_notify && f.email_address.is_none()), "email_address", "is required when email_notify is on");
+        e.range("max_message_duration", f.max_message_duration, 10, 3600);
+        e.range("max_messages", f.max_messages, 1, 1000);
+        e.range("retention_days", f.retention_days, 0, 3650);
+        if let Some(x) = f.notify_extension_id {
+            check_exists(state, &mut e, "notify_extension_id", EntityKind::Extension, x).await?;
+        }
+        if let Some(n) = f.mailbox_number.clone() {
+            if is_internal_number(&n) {
+                check_number_free(state, &mut e, "mailbox_number", &n, cur.map(|c| (EntityKind::VoicemailBox, c.row.id))).await?;
+            } else {
+                e.add("mailbox_number", "must be 2 to 6 digits");
+            }
+        }
+        e.finish()?;
+        let pin = owned_update(&i.pin);
+        let secrets = if pin.changed() { vec!["pin"] } else { vec![] };
+        Ok(((f, pin), secrets))
+    }
+
+    async fn insert(tx: &mut Tx, (f, pin): &Self::Prepared) -> Result<VoicemailBox, StoreError> {
+        tx.voicemail_boxes().insert(f, pin.set_value()).await
+    }
+    async fn update(tx: &mut Tx, id: i64, (f, pin): &Self::Prepared) -> Result<VoicemailBox, StoreError> {
+        tx.voicemail_boxes().update(id, f, pin.as_update()).await
+    }
+    async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        tx.voicemail_boxes().delete(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ring groups
+
+/// A ring group to create or change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RingGroupInput {
+    pub name: Option<String>,
+    pub strategy: Option<RingStrategy>,
+    pub ring_timeout: Option<i64>,
+    /// extension ids, in ring order
+    pub members: Option<Vec<i64>>,
+    pub caller_id_mode: Option<CallerIdMode>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub caller_id_value: Option<Option<String>>,
+}
+
+pub(crate) struct RingGroups;
+
+impl Resource for RingGroups {
+    const PATH: &'static str = "/ring-groups";
+    const KIND: EntityKind = EntityKind::RingGroup;
+    const LABEL: &'static str = "ring group";
+    type Row = RingGroup;
+    type Item = RingGroup;
+    type Input = RingGroupInput;
+    type Prepared = RingGroupFields;
+
+    fn id(row: &RingGroup) -> i64 {
+        row.id
+    }
+    async fn list(store: &Store, page: Page) -> Result<Paged<RingGroup>, StoreError> {
+        store.ring_groups().list(page).await
+    }
+    async fn get(store: &Store, id: i64) -> Result<Option<RingGroup>, StoreError> {
+        store.ring_groups().get(id).await
+    }
+
+    async fn prepare(state: &AppState, i: RingGroupInput, cur: Option<&RingGroup>) -> ApiResult<(Self::Prepared, SecretNames)> {
+        let creating = cur.is_none();
+        let mut e = Errors::new();
+        required(&mut e, creating, &i.name, "name");
+        required(&mut e, creating, &i.members, "members");
+        let mut f = cur.map(|c| c.fields.clone()).unwrap_or_default();
+        set(&mut f.name, i.name.map(|s| s.trim().to_owned()));
+        set(&mut f.strategy, i.strategy);
+        set(&mut f.ring_timeout, i.ring_timeout);
+        set(&mut f.members, i.members);
+        set(&mut f.caller_id_mode, i.caller_id_mode);
+        set(&mut f.caller_id_value, i.caller_id_value.map(|o| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())));
+        if !e.has("name") {
+            e.non_empty("name", &f.name, 100);
+        }
+        e.range("ring_timeout", f.ring_timeout, 5, 600);
+        if !e.has("members") {
+            e.check(!f.members.is_empty() && f.members.len() <= 100, "members", "must list 1 to 100 extensions");
+        }
+        let found: HashSet<i64> = state.store().extensions().get_many(&f.members).await?.into_iter().map(|x| x.id).collect();
+        let mut seen = HashSet::new();
+        for (n, m) in f.members.iter().enumerate() {
+            e.check(found.contains(m), format!("members[{n}]"), format!("no extension with id {m}"));
+            e.check(seen.insert(*m), format!("members[{n}]"), "is listed twice");
+        }
+        match f.caller_id_mode {
+            CallerIdMode::Pass => {}
+            CallerIdMode::Fixed => e.check(
+                f.caller_id_value.as_deref().is_some_and(is_dial_string),
+                "caller_id_value",
+                "must be the phone number to present",
+            ),
+            CallerIdMode::Prepend => e.check(
+                f.caller_id_value.as_deref().is_some_and(|v| (1..=20).contains(&v.chars().count())),
+                "caller_id_value",
+                "must be the text to prepend (1-20 characters)",
+            ),
+        }
+        e.finish()?;
+        Ok((f, vec![]))
+    }
+
+    async fn insert(tx: &mut Tx, f: &Self::Prepared) -> Result<RingGroup, StoreError> {
+        tx.ring_groups().insert(f).await
+    }
+    async fn update(tx: &mut Tx, id: i64, f: &Self::Prepared) -> Result<RingGroup, StoreError> {
+        tx.ring_groups().update(id, f).await
+    }
+    async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        tx.ring_groups().delete(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IVR menus
+
+/// An IVR menu to create or change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IvrMenuInput {
+    pub name: Option<String>,
+    /// a prompt name
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub greeting_file: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub greeting_tts: Option<Option<String>>,
+    pub timeout: Option<i64>,
+    pub max_retries: Option<i64>,
+    pub digit_timeout: Option<i64>,
+    /// "0"-"9", "*", "#", "i" (invalid), "t" (timeout) → output label or node id
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+pub(crate) struct IvrMenus;
+
+impl Resource for IvrMenus {
+    const PATH: &'static str = "/ivr-menus";
+    const KIND: EntityKind = EntityKind::IvrMenu;
+    const LABEL: &'static str = "IVR menu";
+    type Row = IvrMenu;
+    type Item = IvrMenu;
+    type Input = IvrMenuInput;
+    type Prepared = IvrMenuFields;
+
+    fn id(row: &IvrMenu) -> i64 {
+        row.id
+    }
+    async fn list(store: &Store, page: Page) -> Result<Paged<IvrMenu>, StoreError> {
+        store.ivr_menus().list(page).await
+    }
+    async fn get(store: &Store, id: i64) -> Result<Option<IvrMenu>, StoreError> {
+        store.ivr_menus().get(id).await
+    }
+
+    async fn prepare(_state: &AppState, i: IvrMenuInput, cur: Option<&IvrMenu>) -> ApiResult<(Self::Prepared, SecretNames)> {
+        let creating = cur.is_none();
+        let mut e = Errors::new();
+        required(&mut e, creating, &i.name, "name");
+        let mut f = cur.map(|c| c.fields.clone()).unwrap_or_default();
+        let trim = |o: Option<Option<String>>| o.map(|o| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
+        set(&mut f.name, i.name.map(|s| s.trim().to_owned()));
+        set(&mut f.greeting_file, trim(i.greeting_file));
+        set(&mut f.greeting_tts, trim(i.greeting_tts));
+        set(&mut f.timeout, i.timeout);
+        set(&mut f.max_retries, i.max_retries);
+        set(&mut f.digit_timeout, i.digit_timeout);
+        set(&mut f.options, i.options);
+        if !e.has("name") {
+            e.non_empty("name", &f.name, 100);
+        }
+        if let Some(g) = &f.greeting_file {
+            e.check(is_prompt_name(g), "greeting_file", "must be a prompt name (letters, digits, _ and -)");
+        }
+        e.opt_len("greeting_tts", &f.greeting_tts, 1000);
+        e.range("timeout", f.timeout, 1, 60);
+        e.range("max_retries", f.max_retries, 0, 10);
+        e.range("digit_timeout", f.digit_timeout, 1, 30);
+        for (k, v) in &f.options {
+            let ok_key = k.len() == 1 && matches!(k.as_bytes()[0], b'0'..=b'9' | b'*' | b'#' | b'i' | b't');
+            e.check(ok_key, format!("options.{k}"), "keys must be a digit, *, #, i (invalid) or t (timeout)");
+            e.check((1..=100).contains(&v.trim().len()), format!("options.{k}"), "must name an output (1-100 characters)");
+        }
+        e.finish()?;
+        Ok((f, vec![]))
+    }
+
+    async fn insert(tx: &mut Tx, f: &Self::Prepared) -> Result<IvrMenu, StoreError> {
+        tx.ivr_menus().insert(f).await
+    }
+    async fn update(tx: &mut Tx, id: i64, f: &Self::Prepared) -> Result<IvrMenu, StoreError> {
+        tx.ivr_menus().update(id, f).await
+    }
+    async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        tx.ivr_menus().delete(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// time switches
+
+/// A time switch to create or change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSwitchInput {
+    pub name: Option<String>,
+    /// IANA time zone, e.g. Australia/Sydney
+    pub timezone: Option<String>,
+    pub rules: Option<Vec<TimeRule>>,
+    pub overrides: Option<Vec<DateOverride>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub default_dest: Option<Option<String>>,
+}
+
+const DAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+pub(crate) struct TimeSwitches;
+
+impl Resource for TimeSwitches {
+    const PATH: &'static str = "/time-switches";
+    const KIND: EntityKind = EntityKind::TimeSwitch;
+    const LABEL: &'static str = "time switch";
+    type Row = TimeSwitch;
+    type Item = TimeSwitch;
+    type Input = TimeSwitchInput;
+    type Prepared = TimeSwitchFields;
+
+    fn id(row: &TimeSwitch) -> i64 {
+        row.id
+    }
+    async fn list(store: &Store, page: Page) -> Result<Paged<TimeSwitch>, StoreError> {
+        store.time_switches().list(page).await
+    }
+    async fn get(store: &Store, id: i64) -> Result<Option<TimeSwitch>, StoreError> {
+        store.time_switches().get(id).await
+    }
+
+    async fn prepare(_state: &AppState, i: TimeSwitchInput, cur: Option<&TimeSwitch>) -> ApiResult<(Self::Prepared, SecretNames)> {
+        let creating = cur.is_none();
+        let mut e = Errors::new();
+        required(&mut e, creating, &i.name, "name");
+        let mut f = cur.map(|c| c.fields.clone()).unwrap_or_default();
+        set(&mut f.name, i.name.map(|s| s.trim().to_owned()));
+        set(&mut f.timezone, i.timezone.map(|s| s.trim().to_owned()));
+        set(&mut f.rules, i.rules);
+        set(&mut f.overrides, i.overrides);
+        set(&mut f.default_dest, i.default_dest.map(|o| o.filter(|s| !s.trim().is_empty())));
+        if !e.has("name") {
+            e.non_empty("name", &f.name, 100);
+        }
+        e.check(is_iana_timezone(&f.timezone), "timezone", "must be an IANA time zone such as Australia/Sydney");
+        e.check(f.rules.len() <= 50, "rules", "at most 50 rules");
+        for (n, r) in f.rules.iter().enumerate() {
+            let p = format!("rules[{n}]");
+            e.check(!r.label.trim().is_empty() && r.label.len() <= 100, format!("{p}.label"), "must be 1-100 characters");
+            e.check(!r.days.is_empty(), format!("{p}.days"), "must list at least one day");
+            let mut seen = HashSet::new();
+            for (d, day) in r.days.iter().enumerate() {
+                e.check(DAYS.contains(&day.as_str()), format!("{p}.days[{d}]"), "must be one of mon, tue, wed, thu, fri, sat, sun");
+                e.check(seen.insert(day), format!("{p}.days[{d}]"), "is listed twice");
+            }
+            e.check(is_hhmm(&r.start), format!("{p}.start"), "must be HH:MM");
+            e.check(is_hhmm(&r.end), format!("{p}.end"), "must be HH:MM");
+            e.check(r.start != r.end, format!("{p}.end"), "must differ from start");
+            e.opt_len(&format!("{p}.dest_node"), &r.dest_node, 100);
+        }
+        e.check(f.overrides.len() <= 366, "overrides", "at most 366 overrides");
+        for (n, o) in f.overrides.iter().enumerate() {
+            let p = format!("overrides[{n}]");
+            e.check(!o.label.trim().is_empty() && o.label.len() <= 100, format!("{p}.label"), "must be 1-100 characters");
+            e.check(is_date(&o.date), format!("{p}.date"), "must be a date YYYY-MM-DD");
+            if let Some(end) = &o.end_date {
+                e.check(is_date(end) && end.as_str() >= o.date.as_str(), format!("{p}.end_date"), "must be a date YYYY-MM-DD not before date");
+            }
+            match (&o.start, &o.end) {
+                (None, None) => {}
+                (Some(s), Some(t)) => {
+                    e.check(is_hhmm(s), format!("{p}.start"), "must be HH:MM");
+                    e.check(is_hhmm(t), format!("{p}.end"), "must be HH:MM");
+                }
+                _ => e.add(format!("{p}.end"), "start and end go together"),
+            }
+            e.opt_len(&format!("{p}.dest_node"), &o.dest_node, 100);
+        }
+        e.opt_len("default_dest", &f.default_dest, 100);
+        e.finish()?;
+        Ok((f, vec![]))
+    }
+
+    async fn insert(tx: &mut Tx, f: &Self::Prepared) -> Result<TimeSwitch, StoreError> {
+        tx.time_switches().insert(f).await
+    }
+    async fn update(tx: &mut Tx, id: i64, f: &Self::Prepared) -> Result<TimeSwitch, StoreError> {
+        tx.time_switches().update(id, f).await
+    }
+    async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        tx.time_switches().delete(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// conference bridges
+
+/// A conference bridge to create or change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConferenceInput {
+    pub name: Option<String>,
+    /// dial-in number, 2-6 digits, unique in the dial plan
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub extension: Option<Option<String>>,
+    /// write-only, 4-12 digits; null removes it
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub pin: Option<Option<String>>,
+    pub max_members: Option<i64>,
+    pub record: Option<bool>,
+    pub mute_on_join: Option<bool>,
+    pub announce_joins: Option<bool>,
+}
+
+pub(crate) struct Conferences;
+
+impl Resource for Conferences {
+    const PATH: &'static str = "/conferences";
+    const KIND: EntityKind = EntityKind::ConferenceBridge;
+    const LABEL: &'static str = "conference bridge";
+    type Row = ConferenceBridge;
+    type Item = ConferenceBridge;
+    type Input = ConferenceInput;
+    type Prepared = (ConferenceBridgeFields, OwnedSecret);
+
+    fn id(row: &ConferenceBridge) -> i64 {
+        row.row.id
+    }
+    async fn list(store: &Store, page: Page) -> Result<Paged<ConferenceBridge>, StoreError> {
+        store.conference_bridges().list(page).await
+    }
+    async fn get(store: &Store, id: i64) -> Result<Option<ConferenceBridge>, StoreError> {
+        store.conference_bridges().get(id).await
+    }
+
+    async fn prepare(state: &AppState, i: ConferenceInput, cur: Option<&ConferenceBridge>) -> ApiResult<(Self::Prepared, SecretNames)> {
+        let creating = cur.is_none();
+        let mut e = Errors::new();
+        required(&mut e, creating, &i.name, "name");
+        let mut f = cur.map(|c| c.row.fields.clone()).unwrap_or_default();
+        set(&mut f.name, i.name.map(|s| s.trim().to_owned()));
+        set(&mut f.extension, i.extension.map(|o| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())));
+        set(&mut f.max_members, i.max_members);
+        set(&mut f.record, i.record);
+        set(&mut f.mute_on_join, i.mute_on_join);
+        set(&mut f.announce_joins, i.announce_joins);
+        if !e.has("name") {
+            e.non_empty("name", &f.name, 100);
+        }
+        secret_pin(&mut e, &i.pin);
+        e.range("max_members", f.max_members, 2, 100);
+        if let Some(n) = f.extension.clone() {
+            if is_internal_number(&n) {
+                check_number_free(state, &mut e, "extension", &n, cur.map(|c| (EntityKind::ConferenceBridge, c.row.id))).await?;
+            } else {
+                e.add("extension", "must be 2 to 6 digits");
+            }
+        }
+        e.finish()?;
+        let pin = owned_update(&i.pin);
+        let secrets = if pin.changed() { vec!["pin"] } else { vec![] };
+        Ok(((f, pin), secrets))
+    }
+
+    async fn insert(tx: &mut Tx, (f, pin): &Self::Prepared) -> Result<ConferenceBridge, StoreError> {
+        tx.conference_bridges().insert(f, pin.set_value()).await
+    }
+    async fn update(tx: &mut Tx, id: i64, (f, pin): &Self::Prepared) -> Result<ConferenceBridge, StoreError> {
+        tx.conference_bridges().update(id, f, pin.as_update()).await
+    }
+    async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        tx.conference_bridges().delete(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// call flows
+
+/// A call flow (its draft graph) to create or change. Publishing arrives with the flow engine.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallFlowInput {
+    pub name: Option<String>,
+    /// React Flow JSON: {"nodes": [{id, type, position, data}], "edges": [{id, source, target, …}]}
+    #[schema(value_type = Option<Object>)]
+    pub flow_data: Option<serde_json::Value>,
+}
+
+const MAX_NODES: usize = 500;
+
+/// Checks the graph's shape and that the entities its nodes link to exist.
+async fn validate_graph(state: &AppState, e: &mut Errors, g: &serde_json::Value) -> ApiResult<()> {
+    let Some(obj) = g.as_object() else {
+        e.add("flow_data", "must be an object with nodes and edges");
+        return Ok(());
+    };
+    for k in obj.keys() {
+        if !matches!(k.as_str(), "nodes" | "edges" | "viewport") {
+            e.add(format!("flow_data.{k}"), "unknown field (expected nodes, edges, viewport)");
+        }
+    }
+    let nodes = match obj.get("nodes") {
+        Some(serde_json::Value::Array(a)) => a.as_slice(),
+        None => &[],
+        Some(_) => {
+            e.add("flow_data.nodes", "must be an array");
+            &[]
+        }
+    };
+    e.check(nodes.len() <= MAX_NODES, "flow_data.nodes", format!("at most {MAX_NODES} nodes"));
+    let mut ids = HashSet::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let p = format!("flow_data.nodes[{n}]");
+        match node["id"].as_str() {
+            Some(id) if !id.is_empty() && id.len() <= 100 => {
+                e.check(ids.insert(id.to_owned()), format!("{p}.id"), "is used by another node");
+            }
+            _ => e.add(format!("{p}.id"), "must be a non-empty string of at most 100 characters"),
+        }
+        e.check(node["type"].as_str().is_some_and(|t| !t.is_empty() && t.len() <= 100), format!("{p}.type"), "must be a non-empty string");
+        if let Some(pos) = node.get("position") {
+            e.check(pos["x"].is_number() && pos["y"].is_number(), format!("{p}.position"), "must be {x: number, y: number}");
+        }
+        let data = &node["data"];
+        if !data.is_null() && !data.is_object() {
+            e.add(format!("{p}.data"), "must be an object");
+            continue;
+        }
+        if let Some(kind) = data.get("entity_type").filter(|v| !v.is_null()) {
+            match kind.as_str().and_then(EntityKind::parse) {
+                None => e.add(format!("{p}.data.entity_type"), "unknown entity type"),
+                Some(kind) => match data["entity_id"].as_i64() {
+                    None => e.add(format!("{p}.data.entity_id"), "must be the id of the linked entity"),
+                    Some(id) => check_exists(state, e, &format!("{p}.data.entity_id"), kind, id).await?,
+                },
+            }
+        }
+    }
+    let edges = match obj.get("edges") {
+        Some(serde_json::Value::Array(a)) => a.as_slice(),
+        None => &[],
+        Some(_) => {
+            e.add("flow_data.edges", "must be an array");
+            &[]
+        }
+    };
+    for (n, edge) in edges.iter().enumerate() {
+        let p = format!("flow_data.edges[{n}]");
+        e.check(edge["id"].as_str().is_some_and(|s| !s.is_empty()), format!("{p}.id"), "must be a non-empty string");
+        for end in ["source", "target"] {
+            e.check(edge[end].as_str().is_some_and(|s| ids.contains(s)), format!("{p}.{end}"), "must be the id of a node of this flow");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) struct Flows;
+
+impl Resource for Flows {
+    const PATH: &'static str = "/flows";
+    const KIND: EntityKind = EntityKind::CallFlow;
+    const LABEL: &'static str = "call flow";
+    type Row = CallFlow;
+    type Item = CallFlowSummary;
+    type Input = CallFlowInput;
+    type Prepared = CallFlowFields;
+
+    fn id(row: &CallFlow) -> i64 {
+        row.id
+    }
+    async fn list(store: &Store, page: Page) -> Result<Paged<CallFlowSummary>, StoreError> {
+        store.call_flows().list(page).await
+    }
+    async fn get(store: &Store, id: i64) -> Result<Option<CallFlow>, StoreError> {
+        store.call_flows().get(id).await
+    }
+
+    async fn prepare(state: &AppState, i: CallFlowInput, cur: Option<&CallFlow>) -> ApiResult<(Self::Prepared, SecretNames)> {
+        let creating = cur.is_none();
+        let mut e = Errors::new();
+        required(&mut e, creating, &i.name, "name");
+        let mut f = cur.map(|c| c.fields.clone()).unwrap_or_default();
+        set(&mut f.name, i.name.map(|s| s.trim().to_owned()));
+        set(&mut f.flow_data, i.flow_data);
+        if !e.has("name") {
+            e.non_empty("name", &f.name, 100);
+        }
+        validate_graph(state, &mut e, &f.flow_data).await?;
+        e.finish()?;
+        Ok((f, vec![]))
+    }
+
+    async fn insert(tx: &mut Tx, f: &Self::Prepared) -> Result<CallFlow, StoreError> {
+        tx.call_flows().insert(f).await
+    }
+    async fn update(tx: &mut Tx, id: i64, f: &Self::Prepared) -> Result<CallFlow, StoreError> {
+        tx.call_flows().update(id, f).await
+    }
+    async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        tx.call_flows().delete(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// extra read routes
+
+#[utoipa::path(get, path = "/api/v1/extensions/{id}/registrations", tag = "extensions", params(("id" = i64, Path)),
+    responses((status = 200, body = inline(Data<Vec<Registration>>)), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn extension_registrations(State(state): State<AppState>, PathParams(id): PathParams<i64>) -> ApiResult<Data<Vec<Registration>>> {
+    state.store().extensions().get(id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Data::new(state.store().registrations().list_unexpired(id, Timestamp::now()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/flows/{id}/versions", tag = "flows", params(("id" = i64, Path), PageQuery),
+    responses((status = 200, body = inline(List<FlowVersionSummary>)), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn flow_versions(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<i64>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<List<FlowVersionSummary>> {
+    let page = q.page()?;
+    state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
+    let p = state.store().flow_versions().list(id, page).await?;
+    Ok(List { data: p.items, meta: ListMeta { total: p.total, limit: page.limit, offset: page.offset } })
+}
+
+#[utoipa::path(get, path = "/api/v1/flows/{id}/versions/{version}", tag = "flows", params(("id" = i64, Path), ("version" = i64, Path)),
+    responses((status = 200, body = inline(Data<FlowVersion>)), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn flow_version(State(state): State<AppState>, PathParams((id, version)): PathParams<(i64, i64)>) -> ApiResult<Data<FlowVersion>> {
+    state.store().flow_versions().get(id, version).await?.map(Data::new).ok_or(ApiError::NotFound)
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/extensions/{id}/registrations", get(extension_registrations))
+        .route("/flows/{id}/versions", get(flow_versions))
+        .route("/flows/{id}/versions/{version}", get(flow_version))
+}

@@ -1,0 +1,164 @@
+//! `ApiError`: every failure of a request, rendered as the JSON error envelope
+//! `{"error": {"code", "message", "details": [{"field", "message"}]}}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use store::{Reference, StoreError};
+use utoipa::ToSchema;
+
+/// One problem with one field of the input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON path of the field ("extension", "members[2]", "flow_data.nodes[0].id")
+    pub field: String,
+    pub message: String,
+}
+
+/// The error envelope's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// machine-readable: bad_request, validation_failed, unauthorized, forbidden, not_found,
+    /// conflict, payload_too_large, unsupported_media_type, too_many_requests, internal
+    pub code: &'static str,
+    pub message: String,
+    pub details: Vec<FieldError>,
+    /// For a 409 on delete: what still refers to the entity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub references: Option<Vec<Reference>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// Everything a handler can fail with. Internal errors are logged and reported to the client
+/// without their details.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { message: String, details: Vec<FieldError> },
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("authentication required")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("{message}")]
+    Conflict { message: String, references: Vec<Reference> },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64, message: &'static str },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest { message: message.into(), details: Vec::new() }
+    }
+
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError { field: field.into(), message: message.into() }])
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(self) -> ErrorBody {
+        let (code, message, details, references) = match self {
+            ApiError::BadRequest { message, details } => ("bad_request", message, details, None),
+            ApiError::Validation(details) => {
+                let message = match details.first() {
+                    Some(d) if details.len() == 1 => format!("{}: {}", d.field, d.message),
+                    _ => format!("{} fields are invalid", details.len()),
+                };
+                ("validation_failed", message, details, None)
+            }
+            ApiError::Unauthorized(m) => ("unauthorized", m.to_owned(), vec![], None),
+            ApiError::Forbidden(m) => ("forbidden", m.to_owned(), vec![], None),
+            ApiError::NotFound => ("not_found", "not found".to_owned(), vec![], None),
+            ApiError::Conflict { message, references } => {
+                let details = references
+                    .iter()
+                    .map(|r| FieldError {
+                        field: format!("{}:{}", r.entity_type, r.entity_id),
+                        message: format!("{} \"{}\" uses it ({})", r.entity_type.replace('_', " "), r.name, r.via),
+                    })
+                    .collect();
+                let refs = if references.is_empty() { None } else { Some(references) };
+                ("conflict", message, details, refs)
+            }
+            ApiError::MethodNotAllowed => ("method_not_allowed", "method not allowed".to_owned(), vec![], None),
+            ApiError::PayloadTooLarge => ("payload_too_large", "request body too large".to_owned(), vec![], None),
+            ApiError::UnsupportedMediaType(m) => ("unsupported_media_type", m.to_owned(), vec![], None),
+            ApiError::TooManyRequests { message, .. } => ("too_many_requests", message.to_owned(), vec![], None),
+            ApiError::Internal(_) => ("internal", "internal server error".to_owned(), vec![], None),
+        };
+        ErrorBody { code, message, details, references }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict { column } => {
+                let field = column.rsplit('.').next().unwrap_or(&column).to_owned();
+                ApiError::field(field, "is already in use")
+            }
+            StoreError::ForeignKey => ApiError::Conflict {
+                message: "the change refers to a missing entity or removes one still in use".into(),
+                references: vec![],
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let retry = match &self {
+            ApiError::TooManyRequests { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        };
+        if let ApiError::Internal(msg) = &self {
+            tracing::error!(error = %msg, "request failed");
+        }
+        let mut resp = (status, axum::Json(ErrorEnvelope { error: self.body() })).into_response();
+        if let Some(secs) = retry {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,248 @@
+//! Extractors and response wrappers that speak the envelope: a JSON body, a query string or a
+//! path that does not parse is answered with a 4xx envelope naming the field, never with
+//! axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, FieldError};
+
+/// The largest JSON body accepted (uploads have their own limit).
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// Turns a serde_path_to_error failure into a field-naming error.
+fn path_error(path: &serde_path_to_error::Path, inner: &str) -> FieldError {
+    let base = path.to_string();
+    let base = if base == "." || base == "?" { String::new() } else { base };
+    // unknown/missing fields are reported on the parent; name the field itself
+    let named = ["unknown field `", "missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|p| inner.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    let field = match named {
+        Some(name) if base.is_empty() => name.to_owned(),
+        Some(name) if base == name || base.ends_with(&format!(".{name}")) => base,
+        Some(name) => format!("{base}.{name}"),
+        None if base.is_empty() => "body".to_owned(),
+        None => base,
+    };
+    // serde_json appends " at line 1 column 10"; keep the message short
+    let message = inner.split(" at line ").next().unwrap_or(inner).to_owned();
+    FieldError { field, message }
+}
+
+/// A JSON request body: `Content-Type: application/json`, at most [`MAX_JSON_BODY`] bytes,
+/// deserialised into `T` (which should `deny_unknown_fields`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))) {
+            return Err(ApiError::UnsupportedMediaType("expected Content-Type: application/json"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request(rej.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Deserialises a JSON document, naming the field that is wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let inner = e.inner();
+            use serde_json::error::Category;
+            match inner.classify() {
+                Category::Syntax | Category::Eof | Category::Io => Err(ApiError::BadRequest {
+                    message: format!("malformed JSON: {inner}"),
+                    details: vec![FieldError { field: "body".into(), message: inner.to_string() }],
+                }),
+                Category::Data => Err(ApiError::Validation(vec![path_error(e.path(), &inner.to_string())])),
+            }
+        }
+    }
+}
+
+/// A query string deserialised into `T`; a bad value is a 400 naming the parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
+            let fe = path_error(e.path(), &e.inner().to_string());
+            ApiError::BadRequest { message: format!("invalid query parameter {}: {}", fe.field, fe.message), details: vec![fe] }
+        })
+    }
+}
+
+fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(q.as_bytes())
+}
+
+/// Path parameters; a malformed id is a 400 naming the parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct PathParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(PathParams(v)),
+            Err(rej) => Err(ApiError::BadRequest {
+                message: rej.body_text(),
+                details: vec![FieldError { field: "path".into(), message: rej.body_text() }],
+            }),
+        }
+    }
+}
+
+/// `{"data": T}` with 200.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+impl<T> Data<T> {
+    pub fn new(data: T) -> Self {
+        Self { data }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Data<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self).into_response()
+    }
+}
+
+/// `{"data": T}` with 201.
+#[derive(Debug)]
+pub struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, axum::Json(Data { data: self.0 })).into_response()
+    }
+}
+
+/// Pagination metadata of a list.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct ListMeta {
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// `{"data": [T], "meta": {"total", "limit", "offset"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T> {
+    pub data: Vec<T>,
+    pub meta: ListMeta,
+}
+
+impl<T: Serialize> IntoResponse for List<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self).into_response()
+    }
+}
+
+/// `?limit=&offset=`: default 20, limit 1..=100, offset >= 0 (out of range: 400).
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1..=100, default 20
+    pub limit: Option<i64>,
+    /// default 0
+    pub offset: Option<i64>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<store::Page, ApiError> {
+        let limit = self.limit.unwrap_or(store::Page::DEFAULT_LIMIT);
+        let offset = self.offset.unwrap_or(0);
+        let mut details = Vec::new();
+        if !(1..=store::Page::MAX_LIMIT).contains(&limit) {
+            details.push(FieldError { field: "limit".into(), message: format!("must be between 1 and {}", store::Page::MAX_LIMIT) });
+        }
+        if offset < 0 {
+            details.push(FieldError { field: "offset".into(), message: "must not be negative".into() });
+        }
+        if !details.is_empty() {
+            return Err(ApiError::BadRequest { message: "invalid pagination".into(), details });
+        }
+        Ok(store::Page::new(limit, offset))
+    }
+}
+
+/// The result of a delete: `{"data": {"id": 3, "deleted": true}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: i64,
+    pub deleted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct T {
+        a: u8,
+        b: Option<Vec<u8>>,
+    }
+
+    fn field_of(r: Result<T, ApiError>) -> (u16, String) {
+        match r {
+            Err(ApiError::Validation(d)) => (422, d[0].field.clone()),
+            Err(ApiError::BadRequest { details, .. }) => (400, details[0].field.clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_fields() {
+        assert_eq!(field_of(parse_json(br#"{"a": 1, "zz": 2}"#)), (422, "zz".into()));
+        assert_eq!(field_of(parse_json(br#"{"a": "x"}"#)), (422, "a".into()));
+        assert_eq!(field_of(parse_json(br#"{"a": 1, "b": [1, "x"]}"#)), (422, "b[1]".into()));
+        assert_eq!(field_of(parse_json(br#"{}"#)), (422, "a".into()));
+        assert_eq!(field_of(parse_json(br#"{"a": 1"#)), (400, "body".into()));
+        assert_eq!(field_of(parse_json(br#"[1]"#)), (422, "body".into()));
+    }
+}

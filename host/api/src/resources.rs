@@ -1,0 +1,262 @@
+//! Generic CRUD for the entities of the data model. Each entity implements [`Resource`]
+//! (in `entities.rs`); the handlers, the audit rows, the delete-impact check (409 with the
+//! references) and the OpenAPI paths are written once here.
+
+use std::future::Future;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use store::{EntityKind, Page, Paged, Store, StoreError, Tx};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Created, Data, Deleted, Json, List, ListMeta, PageQuery, PathParams, Query};
+use crate::AppState;
+
+/// Write-only secrets that changed, named in the audit row without their values.
+pub(crate) type SecretNames = Vec<&'static str>;
+
+/// One entity type of the REST API.
+pub(crate) trait Resource: Send + Sync + 'static {
+    /// Path under /api/v1 ("/extensions").
+    const PATH: &'static str;
+    const KIND: EntityKind;
+    /// Singular label for messages ("extension").
+    const LABEL: &'static str;
+    type Row: Serialize + ToSchema + Send + Sync;
+    /// What lists show (usually the row itself).
+    type Item: Serialize + ToSchema + Send;
+    type Input: DeserializeOwned + ToSchema + Send;
+    /// Validated values, ready to write.
+    type Prepared: Send + Sync;
+
+    fn id(row: &Self::Row) -> i64;
+    fn list(store: &Store, page: Page) -> impl Future<Output = Result<Paged<Self::Item>, StoreError>> + Send;
+    fn get(store: &Store, id: i64) -> impl Future<Output = Result<Option<Self::Row>, StoreError>> + Send;
+    /// Merges the input over the current row (None on create) and validates the whole.
+    fn prepare(
+        state: &AppState,
+        input: Self::Input,
+        current: Option<&Self::Row>,
+    ) -> impl Future<Output = ApiResult<(Self::Prepared, SecretNames)>> + Send;
+    fn insert(tx: &mut Tx, p: &Self::Prepared) -> impl Future<Output = Result<Self::Row, StoreError>> + Send;
+    fn update(tx: &mut Tx, id: i64, p: &Self::Prepared) -> impl Future<Output = Result<Self::Row, StoreError>> + Send;
+    fn delete(tx: &mut Tx, id: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+fn audit_json<T: Serialize>(row: &T, secrets: &SecretNames) -> serde_json::Value {
+    let mut v = serde_json::to_value(row).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        for s in secrets {
+            obj.insert((*s).to_owned(), serde_json::Value::String("(changed)".into()));
+        }
+    }
+    v
+}
+
+async fn list<R: Resource>(State(state): State<AppState>, Query(q): Query<PageQuery>) -> ApiResult<List<R::Item>> {
+    let page = q.page()?;
+    let p = R::list(state.store(), page).await?;
+    Ok(List { data: p.items, meta: ListMeta { total: p.total, limit: page.limit, offset: page.offset } })
+}
+
+async fn get_one<R: Resource>(State(state): State<AppState>, PathParams(id): PathParams<i64>) -> ApiResult<Data<R::Row>> {
+    R::get(state.store(), id).await?.map(Data::new).ok_or(ApiError::NotFound)
+}
+
+async fn create<R: Resource>(State(state): State<AppState>, caller: Caller, Json(input): Json<R::Input>) -> ApiResult<Created<R::Row>> {
+    let (prepared, secrets) = R::prepare(&state, input, None).await?;
+    let mut tx = state.store().begin().await?;
+    let row = R::insert(&mut tx, &prepared).await?;
+    let id = R::id(&row).to_string();
+    tx.audit(&caller.actor(), "create", R::KIND.as_str(), Some(&id), None, Some(&audit_json(&row, &secrets))).await?;
+    tx.commit().await?;
+    Ok(Created(row))
+}
+
+async fn update<R: Resource>(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<i64>,
+    Json(input): Json<R::Input>,
+) -> ApiResult<Data<R::Row>> {
+    let current = R::get(state.store(), id).await?.ok_or(ApiError::NotFound)?;
+    let (prepared, secrets) = R::prepare(&state, input, Some(&current)).await?;
+    let mut tx = state.store().begin().await?;
+    let row = R::update(&mut tx, id, &prepared).await?;
+    tx.audit(
+        &caller.actor(),
+        "update",
+        R::KIND.as_str(),
+        Some(&id.to_string()),
+        Some(&audit_json(&current, &vec![])),
+        Some(&audit_json(&row, &secrets)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Data::new(row))
+}
+
+async fn delete<R: Resource>(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>) -> ApiResult<Data<Deleted>> {
+    let current = R::get(state.store(), id).await?.ok_or(ApiError::NotFound)?;
+    let mut tx = state.store().begin().await?;
+    // checked inside the write transaction, so nothing can add a reference in between
+    let refs = tx.references().to(R::KIND, id).await?;
+    if !refs.is_empty() {
+        return Err(ApiError::Conflict {
+            message: format!("the {} is still in use ({} references)", R::LABEL, refs.len()),
+            references: refs,
+        });
+    }
+    if !R::delete(&mut tx, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    tx.audit(&caller.actor(), "delete", R::KIND.as_str(), Some(&id.to_string()), Some(&audit_json(&current, &vec![])), None).await?;
+    tx.commit().await?;
+    Ok(Data::new(Deleted { id, deleted: true }))
+}
+
+fn resource_routes<R: Resource>() -> Router<AppState> {
+    Router::new()
+        .route(R::PATH, get(list::<R>).post(create::<R>))
+        .route(&format!("{}/{{id}}", R::PATH), get(get_one::<R>).put(update::<R>).delete(delete::<R>))
+}
+
+/// Every entity's CRUD routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(resource_routes::<entities::Extensions>())
+        .merge(resource_routes::<entities::Trunks>())
+        .merge(resource_routes::<entities::Numbers>())
+        .merge(resource_routes::<entities::VoicemailBoxes>())
+        .merge(resource_routes::<entities::RingGroups>())
+        .merge(resource_routes::<entities::IvrMenus>())
+        .merge(resource_routes::<entities::TimeSwitches>())
+        .merge(resource_routes::<entities::Conferences>())
+        .merge(resource_routes::<entities::Flows>())
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAPI for the generic routes
+
+fn envelope(schema: RefOr<Schema>) -> RefOr<Schema> {
+    ObjectBuilder::new().property("data", schema).required("data").into()
+}
+
+fn list_envelope(item: RefOr<Schema>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .property("data", utoipa::openapi::ArrayBuilder::new().items(item))
+        .property("meta", Ref::from_schema_name("ListMeta"))
+        .required("data")
+        .required("meta")
+        .into()
+}
+
+fn json_response(desc: &str, schema: RefOr<Schema>) -> utoipa::openapi::Response {
+    ResponseBuilder::new().description(desc).content("application/json", ContentBuilder::new().schema(Some(schema)).build()).build()
+}
+
+fn error_response(desc: &str) -> utoipa::openapi::Response {
+    json_response(desc, Ref::from_schema_name("ErrorEnvelope").into())
+}
+
+fn id_param() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("id")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))))
+        .build()
+}
+
+fn page_params() -> Vec<utoipa::openapi::path::Parameter> {
+    ["limit", "offset"]
+        .iter()
+        .map(|n| {
+            ParameterBuilder::new()
+                .name(*n)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+                .build()
+        })
+        .collect()
+}
+
+fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
+    let comps = doc.components.get_or_insert_with(Default::default);
+    let mut schemas = Vec::new();
+    <R::Row as ToSchema>::schemas(&mut schemas);
+    <R::Input as ToSchema>::schemas(&mut schemas);
+    <R::Item as ToSchema>::schemas(&mut schemas);
+    schemas.push((<R::Row as ToSchema>::name().into_owned(), <R::Row as utoipa::PartialSchema>::schema()));
+    schemas.push((<R::Item as ToSchema>::name().into_owned(), <R::Item as utoipa::PartialSchema>::schema()));
+    schemas.push((<R::Input as ToSchema>::name().into_owned(), <R::Input as utoipa::PartialSchema>::schema()));
+    for (name, s) in schemas {
+        comps.schemas.insert(name, s);
+    }
+    let row: RefOr<Schema> = Ref::from_schema_name(<R::Row as ToSchema>::name()).into();
+    let item: RefOr<Schema> = Ref::from_schema_name(<R::Item as ToSchema>::name()).into();
+    let input: RefOr<Schema> = Ref::from_schema_name(<R::Input as ToSchema>::name()).into();
+    let tag = R::PATH.trim_start_matches('/');
+    let body = || RequestBodyBuilder::new().content("application/json", ContentBuilder::new().schema(Some(input.clone())).build()).required(Some(Required::True)).build();
+    let op = |id: String, summary: String| OperationBuilder::new().operation_id(Some(id)).summary(Some(summary)).tag(tag);
+
+    let list_op = op(format!("list_{tag}"), format!("List {}s", R::LABEL))
+        .parameters(Some(page_params()))
+        .response("200", json_response("a page", list_envelope(item)))
+        .response("400", error_response("bad pagination"))
+        .build();
+    let create_op = op(format!("create_{tag}"), format!("Create a {}", R::LABEL))
+        .request_body(Some(body()))
+        .response("201", json_response("created", envelope(row.clone())))
+        .response("422", error_response("invalid field"))
+        .build();
+    let get_op = op(format!("get_{tag}"), format!("Get a {}", R::LABEL))
+        .parameter(id_param())
+        .response("200", json_response("found", envelope(row.clone())))
+        .response("404", error_response("no such id"))
+        .build();
+    let update_op = op(format!("update_{tag}"), format!("Update a {} (absent fields are kept)", R::LABEL))
+        .parameter(id_param())
+        .request_body(Some(body()))
+        .response("200", json_response("updated", envelope(row.clone())))
+        .response("404", error_response("no such id"))
+        .response("422", error_response("invalid field"))
+        .build();
+    let delete_op = op(format!("delete_{tag}"), format!("Delete a {}", R::LABEL))
+        .parameter(id_param())
+        .response("200", json_response("deleted", envelope(Ref::from_schema_name("Deleted").into())))
+        .response("404", error_response("no such id"))
+        .response("409", error_response("still referenced; error.references lists by what"))
+        .build();
+
+    let mut coll = PathItem::new(HttpMethod::Get, list_op);
+    coll.post = Some(create_op);
+    let mut item = PathItem::new(HttpMethod::Get, get_op);
+    item.put = Some(update_op);
+    item.delete = Some(delete_op);
+    doc.paths.paths.insert(format!("/api/v1{}", R::PATH), coll);
+    doc.paths.paths.insert(format!("/api/v1{}/{{id}}", R::PATH), item);
+}
+
+/// Adds every generic resource's paths and schemas to the document.
+pub(crate) fn document(doc: &mut utoipa::openapi::OpenApi) {
+    add_resource::<entities::Extensions>(doc);
+    add_resource::<entities::Trunks>(doc);
+    add_resource::<entities::Numbers>(doc);
+    add_resource::<entities::VoicemailBoxes>(doc);
+    add_resource::<entities::RingGroups>(doc);
+    add_resource::<entities::IvrMenus>(doc);
+    add_resource::<entities::TimeSwitches>(doc);
+    add_resource::<entities::Conferences>(doc);
+    add_resource::<entities::Flows>(doc);
+}

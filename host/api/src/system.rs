@@ -1,0 +1,140 @@
+//! Health (public), system status and the audit log.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use store::{AuditEntry, AuditFilter, Timestamp};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiResult;
+use crate::extract::{Data, List, ListMeta, PageQuery, Query};
+use crate::settings::SettingSource;
+use crate::{AppState, ComponentStatus};
+
+/// Health of the process and its components.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// ok | degraded
+    pub status: &'static str,
+    pub version: &'static str,
+    pub uptime_secs: u64,
+    pub components: BTreeMap<String, ComponentStatus>,
+}
+
+async fn components(state: &AppState) -> BTreeMap<String, ComponentStatus> {
+    let mut out = BTreeMap::new();
+    let db = match state.store().ping().await {
+        Ok(()) => ComponentStatus { status: "ok", detail: None },
+        Err(e) => ComponentStatus { status: "down", detail: Some(e.to_string()) },
+    };
+    out.insert("database".to_owned(), db);
+    let probes: Vec<_> = state.0.probes.read().map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    for (name, probe) in probes {
+        out.insert(name, probe());
+    }
+    out
+}
+
+#[utoipa::path(get, path = "/api/v1/health", tag = "system",
+    responses((status = 200, body = inline(Data<Health>)), (status = 503, body = inline(Data<Health>), description = "a component is down")))]
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
+    let components = components(&state).await;
+    let down = components.values().any(|c| c.status == "down");
+    let degraded = down || components.values().any(|c| c.status != "ok");
+    let h = Health {
+        status: if degraded { "degraded" } else { "ok" },
+        version: state.config().version,
+        uptime_secs: state.uptime().as_secs(),
+        components,
+    };
+    let code = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (code, Data::new(h)).into_response()
+}
+
+/// What the system is and holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SystemStatus {
+    pub version: &'static str,
+    pub uptime_secs: u64,
+    pub schema_version: i64,
+    pub database_path: String,
+    pub database_size_bytes: u64,
+    pub data_dir: String,
+    pub sip_realm: String,
+    pub counts: BTreeMap<String, i64>,
+    /// effective listening ports and where each came from
+    #[schema(value_type = Object)]
+    pub ports: BTreeMap<String, (Option<String>, SettingSource)>,
+    pub components: BTreeMap<String, ComponentStatus>,
+    pub now: Timestamp,
+}
+
+#[utoipa::path(get, path = "/api/v1/system/status", tag = "system", responses((status = 200, body = inline(Data<SystemStatus>))))]
+pub(crate) async fn status(State(state): State<AppState>) -> ApiResult<Data<SystemStatus>> {
+    let store = state.store();
+    let now = Timestamp::now();
+    let mut counts = BTreeMap::new();
+    counts.insert("extensions".to_owned(), store.extensions().count().await?);
+    counts.insert("registrations".to_owned(), store.registrations().list_all_unexpired(now).await?.len() as i64);
+    counts.insert("trunks".to_owned(), store.trunks().list(store::Page::new(1, 0)).await?.total);
+    counts.insert("call_flows".to_owned(), store.call_flows().list(store::Page::new(1, 0)).await?.total);
+    counts.insert("cdrs".to_owned(), store.cdrs().count().await?);
+    let resolved = state.settings_layers().resolve(&store.settings().all().await?);
+    let ports = resolved
+        .iter()
+        .filter(|(k, _)| k.ends_with("_port") || k.starts_with("rtp_port"))
+        .map(|(k, r)| ((*k).to_owned(), (r.value.clone(), r.source)))
+        .collect();
+    let db_path = store.path().to_path_buf();
+    let size = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db_path.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(Data::new(SystemStatus {
+        version: state.config().version,
+        uptime_secs: state.uptime().as_secs(),
+        schema_version: store.schema_version().await?,
+        database_path: db_path.display().to_string(),
+        database_size_bytes: size,
+        data_dir: state.config().data_dir.display().to_string(),
+        sip_realm: store.sip_realm(),
+        counts,
+        ports,
+        components: components(&state).await,
+        now,
+    }))
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub actor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit-log", tag = "system", params(AuditQuery), responses((status = 200, body = inline(List<AuditEntry>))))]
+pub(crate) async fn audit_log(State(state): State<AppState>, Query(q): Query<AuditQuery>) -> ApiResult<List<AuditEntry>> {
+    let page = PageQuery { limit: q.limit, offset: q.offset }.page()?;
+    let filter = AuditFilter { entity_type: q.entity_type, entity_id: q.entity_id, actor: q.actor };
+    let p = state.store().audit_log().list(&filter, page).await?;
+    Ok(List { data: p.items, meta: ListMeta { total: p.total, limit: page.limit, offset: page.offset } })
+}
+
+pub(crate) fn public_routes() -> Router<AppState> {
+    Router::new().route("/health", get(health))
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/system/status", get(status)).route("/audit-log", get(audit_log))
+}
