@@ -63,7 +63,7 @@ export default function SetupPage() {
     const e: Record<string, string> = {};
     if (i === 0) {
       if (!v.username.trim()) e.username = 'Choose a username.';
-      if (v.password.length < 10) e.password = 'At least 10 characters.';
+      if (v.password.length < 8) e.password = 'At least 8 characters.';
       else if (v.password !== v.password_confirm) e.password_confirm = 'The passwords differ.';
     }
     if (i === 2) {
@@ -168,7 +168,7 @@ export default function SetupPage() {
           {step === 0 && (
             <>
               <TextInput id="setup-username" label="Admin username" required value={v.username} error={errors.username} onChange={(x) => set('username', x)} autoComplete="username" />
-              <TextInput id="setup-password" label="Password" type="password" required help="At least 10 characters." value={v.password} error={errors.password} onChange={(x) => set('password', x)} autoComplete="new-password" />
+              <TextInput id="setup-password" label="Password" type="password" required help="At least 8 characters." value={v.password} error={errors.password} onChange={(x) => set('password', x)} autoComplete="new-password" />
               <TextInput id="setup-password2" label="Password again" type="password" required value={v.password_confirm} error={errors.password_confirm} onChange={(x) => set('password_confirm', x)} autoComplete="new-password" />
             </>
           )}

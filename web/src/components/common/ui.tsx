@@ -22,9 +22,8 @@ export function Field({
 }) {
   return (
     <div className={`mb-3 ${className}`}>
-      <label htmlFor={id} className="label">
+      <label htmlFor={id} className={`label ${required ? "after:ml-0.5 after:text-red-600 after:content-['*']" : ''}`}>
         {label}
-        {required && <span className="text-red-600" aria-hidden="true"> *</span>}
       </label>
       {children}
       {help && !error && (

@@ -258,8 +258,8 @@ function TrunkFields({ values: v, set, errors: e, idp, editing }: FP) {
       ) : (
         <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">
           <div className="mb-3">
-            <label className="label" htmlFor={`${idp}-remote_hosts`}>
-              Allowed hosts <span className="text-red-600" aria-hidden="true">*</span>
+            <label className="label after:ml-0.5 after:text-red-600 after:content-['*']" htmlFor={`${idp}-remote_hosts`}>
+              Allowed hosts
             </label>
             <textarea id={`${idp}-remote_hosts`} className={`input ${e.remote_hosts ? 'input-error' : ''}`} rows={3} placeholder="One IP or CIDR per line"
               aria-invalid={e.remote_hosts ? true : undefined} aria-describedby={e.remote_hosts ? `${idp}-remote_hosts-error` : undefined}

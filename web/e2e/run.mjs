@@ -1,0 +1,371 @@
+#!/usr/bin/env node
+// End-to-end test of the admin UI against the real flowpbx binary, in Debian's Chromium
+// driven by playwright-core (no browser download). What issue 6's Tests section names:
+// first-boot setup, login, a flow built by dragging number → time switch → IVR → ring group /
+// voicemail with every entity created inline, edges connected, published, a simulated test
+// call whose highlighted path matches the expected nodes, and a rollback. Screenshots of the
+// editor go to tests/artifacts/.
+//
+//   node e2e/run.mjs                 start target/debug/flowpbx (or $FLOWPBX_BIN) on a fresh
+//                                    data dir and free ports, then run the scenario
+//   node e2e/run.mjs --url URL       run against a binary already listening at URL (fresh!)
+//   node e2e/run.mjs --smoke         no binary: serve web/dist and check the shell renders at
+//                                    1280×800 and at tablet width (what runs before the API is
+//                                    complete)
+//
+// Prints "N passed, N failed" and exits non-zero on a failure.
+import { spawn } from 'node:child_process';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '../..');
+const artifacts = join(repo, 'tests/artifacts/web');
+const args = process.argv.slice(2);
+const arg = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let passed = 0;
+let failed = 0;
+const cleanups = [];
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e?.message ?? e}`);
+    throw e;
+  }
+}
+
+function expect(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createNetServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function waitHealthy(url, ms = 20_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(`${url}/api/v1/health`);
+      if (r.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > end) throw new Error(`${url}/api/v1/health did not answer within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function startBinary() {
+  const bin = process.env.FLOWPBX_BIN ?? join(repo, 'target/debug/flowpbx');
+  if (!existsSync(bin)) throw new Error(`${bin} not found: build it (cargo build --bin flowpbx) or set FLOWPBX_BIN`);
+  const data = mkdtempSync(join(tmpdir(), 'flowpbx-e2e-'));
+  const http = await freePort();
+  const sip = await freePort();
+  const child = spawn(bin, [], {
+    env: {
+      ...process.env,
+      FLOWPBX_DATA_DIR: data,
+      FLOWPBX_HTTP_PORT: String(http),
+      FLOWPBX_SIP_UDP_PORT: String(sip),
+      FLOWPBX_SIP_TCP_PORT: String(sip),
+      FLOWPBX_RTP_PORT_MIN: '31000',
+      FLOWPBX_RTP_PORT_MAX: '31100',
+      FLOWPBX_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  cleanups.push(() => {
+    child.kill('SIGTERM');
+    rmSync(data, { recursive: true, force: true });
+  });
+  const url = `http://127.0.0.1:${http}`;
+  await waitHealthy(url);
+  return url;
+}
+
+/** Serves web/dist with the SPA fallback, for --smoke. */
+async function serveDist() {
+  const dist = join(repo, 'web/dist');
+  if (!existsSync(join(dist, 'index.html'))) throw new Error('web/dist is missing: npm run build');
+  const types = { '.js': 'text/javascript', '.css': 'text/css', '.html': 'text/html', '.svg': 'image/svg+xml' };
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (path.startsWith('/api/')) {
+      res.writeHead(503, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'unavailable', message: 'no server in smoke mode', details: [] } }));
+      return;
+    }
+    let file = join(dist, path);
+    if (!file.startsWith(dist) || !existsSync(file) || statSync(file).isDirectory()) file = join(dist, 'index.html');
+    res.writeHead(200, { 'Content-Type': types[extname(file)] ?? 'application/octet-stream' });
+    createReadStream(file).pipe(res);
+  });
+  const port = await freePort();
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  cleanups.push(() => server.close());
+  return `http://127.0.0.1:${port}`;
+}
+
+async function browser() {
+  const profile = mkdtempSync(join(tmpdir(), 'flowpbx-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    viewport: { width: 1280, height: 800 },
+  });
+  cleanups.push(async () => {
+    await ctx.close();
+    rmSync(profile, { recursive: true, force: true });
+  });
+  return ctx;
+}
+
+const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
+
+// ---------------------------------------------------------------------------------------------
+
+async function smoke() {
+  const url = await serveDist();
+  const ctx = await browser();
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  await step('the shell loads and shows the sign-in page at 1280x800', async () => {
+    const t0 = Date.now();
+    await page.goto(`${url}/`);
+    await page.getByRole('heading', { name: 'FlowPBX' }).waitFor();
+    console.log(`     first load to sign-in form: ${Date.now() - t0} ms`);
+    expect(await page.getByLabel('Username').isVisible(), 'username field');
+    await shot(page, 'smoke-login-1280');
+  });
+  await step('the setup wizard renders at tablet width', async () => {
+    await page.setViewportSize({ width: 820, height: 1180 });
+    await page.goto(`${url}/setup`);
+    await page.getByRole('heading', { name: 'Set up FlowPBX' }).waitFor();
+    await page.getByLabel('Admin username').fill('admin');
+    await page.getByLabel('Password', { exact: true }).fill('short');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText('At least 8 characters.').first().waitFor();
+    await shot(page, 'smoke-setup-tablet');
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const ADMIN = { username: 'admin', password: 'e2e-password-123' };
+
+async function scenario(url) {
+  const ctx = await browser();
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  page.setDefaultTimeout(10_000);
+
+  await step('first boot sends the browser to the setup wizard', async () => {
+    await page.goto(`${url}/`);
+    await page.waitForURL('**/setup');
+    await page.getByLabel('Admin username').fill(ADMIN.username);
+    await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
+    await page.getByLabel('Password again').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByLabel('Hostname').fill('pbx.e2e.test');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('button', { name: 'Next' }).click(); // SIP ports as they are
+    await page.getByRole('button', { name: 'Next' }).click(); // no trunk
+    await page.getByLabel('Extension number').fill('101');
+    await page.getByLabel('Name', { exact: true }).fill('Alice');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await shot(page, 'setup-review');
+    await page.getByRole('button', { name: 'Finish setup' }).click();
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  });
+
+  await step('setup is refused once done, logout and login work', async () => {
+    const r = await fetch(`${url}/api/v1/setup`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) });
+    expect(r.status >= 400 && r.status < 500, `second setup answered ${r.status}`);
+    await page.getByRole('button', { name: 'Log out' }).first().click();
+    await page.waitForURL('**/login');
+    await page.getByLabel('Username').fill(ADMIN.username);
+    await page.getByLabel('Password').fill('wrong-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Wrong username or password.').waitFor();
+    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  });
+
+  let flowUrl = '';
+  await step('a new flow opens in the editor', async () => {
+    await page.getByRole('link', { name: 'Call flows' }).click();
+    await page.getByRole('button', { name: 'New flow…' }).click();
+    await page.getByLabel('Name').fill('Main inbound');
+    await page.getByRole('button', { name: 'Create and open' }).click();
+    await page.waitForURL(/\/flows\/\d+$/);
+    flowUrl = page.url();
+    await page.getByRole('navigation', { name: 'Node palette' }).getByRole('button').first().waitFor();
+  });
+
+  const canvas = page.getByTestId('canvas');
+  const ids = {};
+
+  /** Drags a node type from the palette to (x, y) of the canvas; returns the new node's id. */
+  async function drop(type, x, y) {
+    const before = await page.locator('.react-flow__node').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')));
+    await page.locator(`[data-node-type="${type}"]`).dragTo(canvas, { targetPosition: { x, y } });
+    await page.waitForFunction((n) => document.querySelectorAll('.react-flow__node').length > n, before.length);
+    const after = await page.locator('.react-flow__node').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')));
+    return after.find((id) => !before.includes(id));
+  }
+
+  /** The inline creation drawer of the node just dropped: opened by itself when none exists. */
+  async function createInline(newLabel, fill) {
+    const dialog = page.getByRole('dialog');
+    if (!(await dialog.isVisible().catch(() => false))) {
+      await page.getByRole('combobox').first().click();
+      await page.getByRole('option', { name: newLabel }).click();
+    }
+    await dialog.waitFor();
+    await fill(dialog);
+    await dialog.getByRole('button', { name: /^Create / }).click();
+    await dialog.waitFor({ state: 'detached' });
+  }
+
+  await step('number → time switch → IVR → ring group / voicemail, each entity created inline', async () => {
+    ids.number = await drop('inbound_number', 120, 300);
+    await createInline('New number…', async (d) => {
+      await d.getByLabel('Number', { exact: true }).fill('+61299990000');
+      await d.getByLabel('Name').fill('Main office');
+    });
+    ids.ts = await drop('time_switch', 380, 300);
+    await createInline('New time switch…', async (d) => {
+      await d.getByLabel('Name', { exact: true }).fill('Office hours');
+      await d.getByLabel('Time zone').fill('UTC');
+    });
+    ids.ivr = await drop('ivr_menu', 660, 200);
+    await createInline('New IVR menu…', async (d) => {
+      await d.getByLabel('Name', { exact: true }).fill('Main menu');
+      await d.getByLabel('Greeting text').fill('Press 1 for sales.');
+      await d.getByLabel('Label for digit 1').fill('Sales');
+    });
+    ids.rg = await drop('ring_group', 940, 160);
+    await createInline('New ring group…', async (d) => {
+      await d.getByLabel('Name', { exact: true }).fill('Sales team');
+      await d.getByLabel('Add member').selectOption({ label: '101 Alice' });
+    });
+    ids.vm = await drop('voicemail', 940, 460);
+    await createInline('New voicemail box…', async (d) => {
+      await d.getByLabel('Name', { exact: true }).fill('After hours');
+    });
+    expect(Object.values(ids).every(Boolean), `nodes created: ${JSON.stringify(ids)}`);
+    // the IVR grew a handle for digit 1 from its digit map
+    await page.locator(`.react-flow__node[data-id="${ids.ivr}"] [data-output="1"]`).waitFor();
+  });
+
+  const handle = (node, outputText) =>
+    page.locator(`.react-flow__node[data-id="${node}"] li[data-output]`).filter({ hasText: outputText }).locator('.react-flow__handle').first();
+  const input = (node) => page.locator(`.react-flow__node[data-id="${node}"] .react-flow__handle.target`);
+  async function connect(from, outputText, to) {
+    const n = await page.locator('.react-flow__edge').count();
+    await handle(from, outputText).dragTo(input(to));
+    await page.waitForFunction((k) => document.querySelectorAll('.react-flow__edge').length > k, n);
+  }
+
+  await step('edges connected from the outputs, labelled with them', async () => {
+    await connect(ids.number, /./, ids.ts);
+    await connect(ids.ts, 'Business hours', ids.ivr);
+    await connect(ids.ts, 'default', ids.vm);
+    await connect(ids.ivr, 'Sales', ids.rg);
+    await connect(ids.rg, /no.?answer/i, ids.vm);
+    expect((await page.locator('.react-flow__edge').count()) === 5, 'five edges');
+    await page.getByText('All changes saved').waitFor();
+    await shot(page, 'editor-built');
+  });
+
+  await step('validate and publish', async () => {
+    await page.getByRole('button', { name: 'Validate' }).click();
+    await page.getByRole('tab', { name: /Problems/ }).waitFor();
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await page.getByText(/Published version 1/).waitFor();
+  });
+
+  await step('a simulated test call lights the expected path', async () => {
+    await page.getByRole('tab', { name: 'Test call' }).click();
+    await page.getByLabel('Date and time').fill('2026-03-02T10:00'); // a Monday
+    await page.getByLabel('Time zone').last().fill('UTC');
+    await page.getByLabel('Digits pressed').fill('1');
+    await page.getByRole('button', { name: 'Run test call' }).click();
+    await page.getByTestId('sim-steps').waitFor();
+    await page.getByRole('button', { name: 'Last step' }).click();
+    const onPath = await page.locator('.react-flow__node.on-path').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')));
+    const expected = [ids.number, ids.ts, ids.ivr, ids.rg];
+    expect(expected.every((id) => onPath.includes(id)) && !onPath.includes(ids.vm), `path ${onPath} is not ${expected}`);
+    const steps = await page.getByTestId('sim-steps').locator('li').evaluateAll((ls) => ls.map((l) => l.getAttribute('data-node-id')));
+    expect(JSON.stringify(steps) === JSON.stringify(expected), `steps ${steps}`);
+    await shot(page, 'editor-test-call');
+  });
+
+  await step('publish a change, then roll back to version 1', async () => {
+    await page.locator(`.react-flow__node[data-id="${ids.vm}"]`).click();
+    await page.getByRole('tab', { name: 'Node' }).click();
+    await page.getByLabel('Label', { exact: true }).fill('Night voicemail');
+    await page.getByText('All changes saved').waitFor();
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await page.getByText(/Published version 2/).waitFor();
+    await page.getByRole('tab', { name: 'Versions' }).click();
+    const v1 = page.getByRole('listitem').filter({ hasText: 'Version 1' });
+    await v1.getByRole('button', { name: 'Roll back to this' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Roll back to' }).click();
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    await page.getByRole('listitem').filter({ hasText: /Version \d+\s*live/ }).first().waitFor();
+    await v1.getByRole('button', { name: 'View' }).click();
+    await page.getByText(/Viewing version 1/).first().waitFor();
+    await shot(page, 'editor-version-1');
+  });
+
+  await step('the editor works at tablet width', async () => {
+    await page.setViewportSize({ width: 820, height: 1180 });
+    await page.goto(flowUrl);
+    await page.getByTestId('canvas').waitFor();
+    await shot(page, 'editor-tablet');
+  });
+}
+
+mkdirSync(artifacts, { recursive: true });
+let code = 0;
+try {
+  if (args.includes('--smoke')) await smoke();
+  else await scenario(arg('--url') ?? (await startBinary()));
+} catch (e) {
+  code = 1;
+  if (failed === 0) {
+    failed++;
+    console.log(`FAIL setup: ${e?.message ?? e}`);
+  }
+} finally {
+  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(code || (failed ? 1 : 0));
