@@ -412,8 +412,8 @@ impl DigestServer {
         }
         let mut id: NonceId = [0; 16];
         let mut mac = [0u8; 16];
-        unhex(&nonce[..32], &mut id).ok_or(AuthError::InvalidNonce)?;
-        unhex(&nonce[32..], &mut mac).ok_or(AuthError::InvalidNonce)?;
+        unhex(nonce.get(..32).ok_or(AuthError::InvalidNonce)?, &mut id).ok_or(AuthError::InvalidNonce)?;
+        unhex(nonce.get(32..).ok_or(AuthError::InvalidNonce)?, &mut mac).ok_or(AuthError::InvalidNonce)?;
         if !ct_eq(&self.mac(&id, ip), &mac) {
             return Err(AuthError::InvalidNonce);
         }
@@ -669,6 +669,10 @@ mod tests {
         let mut forged = creds.clone();
         forged.nonce = "00".repeat(32);
         assert_eq!(srv.verify(Instant::from_millis(1), IP, "REGISTER", &forged, &stored, &mut guard), Err(AuthError::InvalidNonce));
+        let mut multibyte = creds.clone();
+        multibyte.nonce = format!("{}é{}", "0".repeat(31), "0".repeat(31));
+        assert_eq!(multibyte.nonce.len(), 64);
+        assert_eq!(srv.verify(Instant::from_millis(1), IP, "REGISTER", &multibyte, &stored, &mut guard), Err(AuthError::InvalidNonce));
         let mut realm = creds.clone();
         realm.realm = "evil".into();
         assert_eq!(srv.verify(Instant::from_millis(1), IP, "REGISTER", &realm, &stored, &mut guard), Err(AuthError::WrongRealm));

@@ -128,7 +128,7 @@ fn read_head(head: &str, is_request: bool) -> Result<(Message, Option<K>), Parse
         let bad = || ParseError::new(K::BadStartLine, true);
         let (method, rest) = first.split_once(' ').ok_or_else(bad)?;
         let (uri, version) = rest.rsplit_once(' ').ok_or_else(bad)?;
-        if !super::is_token(method) || version.len() < 4 || !version[..4].eq_ignore_ascii_case("SIP/") {
+        if !super::is_token(method) || !version.get(..4).is_some_and(|v| v.eq_ignore_ascii_case("SIP/")) {
             return Err(bad());
         }
         let u0 = line_off(uri);
