@@ -1,1 +1,436 @@
-fn main(){}
+//! Relay benchmark: N concurrent G.711 calls (50 packets/s each way) from a load generator on
+//! loopback through FlowPBX's media engine (in a child process), then through rtpengine
+//! (Debian `rtpengine`, userspace forwarding, driven over its ng control protocol), printing
+//! for each the relay's CPU per forwarded packet (from /proc utime+stime), loss, added
+//! latency, and RSS per relayed call.
+//!
+//! Run: `cargo bench -p media --bench media_relay -- [--calls 1000] [--secs 20] [--only flowpbx|rtpengine]`
+//! (tests/bench/media_relay.sh wraps it). Not part of the test suite.
+
+#[path = "media_common.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--serve") {
+        serve();
+        return;
+    }
+    let calls: usize = arg("--calls", "1000").parse().expect("--calls N");
+    let secs: u64 = arg("--secs", "20").parse().expect("--secs S");
+    let only = arg("--only", "both");
+    println!("media relay benchmark: {calls} calls, G.711 20 ms (50 pps each way = {} pps offered), {secs} s measured", calls * 100);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("machine: {} CPUs, load average {}", std::thread::available_parallelism().map_or(0, |n| n.get()), load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    let mut rows = Vec::new();
+    if only == "both" || only == "flowpbx" {
+        rows.push(run_flowpbx(calls, secs));
+    }
+    if only == "both" || only == "rtpengine" {
+        match run_rtpengine(calls, secs) {
+            Ok(r) => rows.push(r),
+            Err(e) => println!("rtpengine: not run: {e}"),
+        }
+    }
+    println!();
+    println!("{:<22} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}", "relay", "CPU/packet", "CPU %", "loss %", "lat mean", "lat p99", "lat max", "RSS/call");
+    for r in &rows {
+        println!(
+            "{:<22} {:>9.2} µs {:>9.1}% {:>9.4}% {:>7.0} µs {:>7.0} µs {:>7.0} µs {:>8.1} KiB",
+            r.name, r.cpu_per_packet_us, r.cpu_percent, r.loss_percent, r.lat_mean_us, r.lat_p99_us, r.lat_max_us, r.rss_per_call_kib
+        );
+    }
+}
+
+struct Row {
+    name: String,
+    cpu_per_packet_us: f64,
+    cpu_percent: f64,
+    loss_percent: f64,
+    lat_mean_us: f64,
+    lat_p99_us: f64,
+    lat_max_us: f64,
+    rss_per_call_kib: f64,
+}
+
+/// The child process: a media engine with one relay worker; calls are set up from stdin.
+fn serve() {
+    let calls: usize = arg("--calls", "1000").parse().expect("--calls");
+    let cfg = media::EngineConfig { bind_ip: "127.0.0.1".parse().expect("ip"), port_min: 20000, port_max: 29999, workers: 1, ..Default::default() };
+    let engine = media::MediaEngine::new(cfg).expect("engine");
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let me = std::process::id();
+    let rss_before = common::rss_kib(me);
+    let mut sessions = Vec::with_capacity(calls);
+    let codecs = media::LegCodecs::new(&[media::CodecSpec::pcmu(), media::CodecSpec::telephone_event(101, 8000)], None).expect("codecs");
+    let mut out = std::io::stdout().lock();
+    for _ in 0..calls {
+        let line = lines.next().expect("peer line").expect("stdin");
+        let mut it = line.split_whitespace();
+        let a: SocketAddr = it.next().expect("a").parse().expect("addr");
+        let b: SocketAddr = it.next().expect("b").parse().expect("addr");
+        let s = engine.create_session("bench").expect("session");
+        s.set_remote(media::LegId::A, media::RemoteMedia::new(Some(a), codecs.clone()));
+        s.set_remote(media::LegId::B, media::RemoteMedia::new(Some(b), codecs.clone()));
+        s.bridge();
+        writeln!(out, "{} {}", s.local_rtp(media::LegId::A), s.local_rtp(media::LegId::B)).expect("stdout");
+        sessions.push(s);
+    }
+    writeln!(out, "rss_before {rss_before}").expect("stdout");
+    out.flush().expect("flush");
+    drop(out);
+    // wait for "quit"
+    for line in lines {
+        if line.map(|l| l.trim() == "quit").unwrap_or(true) {
+            break;
+        }
+    }
+}
+
+struct Setup {
+    name: String,
+    pid: u32,
+    /// Per call: where the caller sends, where the callee sends.
+    targets: Vec<(SocketAddr, SocketAddr)>,
+    rss_before_kib: u64,
+}
+
+fn peers(calls: usize) -> Vec<(UdpSocket, UdpSocket)> {
+    (0..calls)
+        .map(|_| {
+            let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            a.set_nonblocking(true).expect("nb");
+            b.set_nonblocking(true).expect("nb");
+            (a, b)
+        })
+        .collect()
+}
+
+fn run_flowpbx(calls: usize, secs: u64) -> Row {
+    let peers = peers(calls);
+    let exe = std::env::current_exe().expect("exe");
+    let mut child = Command::new(exe).args(["--serve", "--calls", &calls.to_string()]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn relay");
+    let pid = child.id();
+    let mut stdin = child.stdin.take().expect("stdin");
+    for (a, b) in &peers {
+        writeln!(stdin, "{} {}", a.local_addr().expect("addr"), b.local_addr().expect("addr")).expect("write");
+    }
+    stdin.flush().expect("flush");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut targets = Vec::with_capacity(calls);
+    let mut line = String::new();
+    for _ in 0..calls {
+        line.clear();
+        reader.read_line(&mut line).expect("read");
+        let mut it = line.split_whitespace();
+        targets.push((it.next().expect("a").parse().expect("addr"), it.next().expect("b").parse().expect("addr")));
+    }
+    line.clear();
+    reader.read_line(&mut line).expect("read");
+    let rss_before_kib = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let row = load(Setup { name: "FlowPBX media".into(), pid, targets, rss_before_kib }, &peers, secs);
+    let _ = writeln!(stdin, "quit");
+    let _ = child.wait();
+    row
+}
+
+// ---- rtpengine over the ng protocol (bencode over UDP) ----
+
+enum B {
+    Str(Vec<u8>),
+    Int(i64),
+    List(Vec<B>),
+    Dict(Vec<(Vec<u8>, B)>),
+}
+
+fn benc(v: &B, out: &mut Vec<u8>) {
+    match v {
+        B::Str(s) => {
+            out.extend_from_slice(s.len().to_string().as_bytes());
+            out.push(b':');
+            out.extend_from_slice(s);
+        }
+        B::Int(i) => out.extend_from_slice(format!("i{i}e").as_bytes()),
+        B::List(l) => {
+            out.push(b'l');
+            l.iter().for_each(|x| benc(x, out));
+            out.push(b'e');
+        }
+        B::Dict(d) => {
+            out.push(b'd');
+            for (k, x) in d {
+                benc(&B::Str(k.clone()), out);
+                benc(x, out);
+            }
+            out.push(b'e');
+        }
+    }
+}
+
+fn bdec(b: &[u8], pos: &mut usize) -> Option<B> {
+    match *b.get(*pos)? {
+        b'i' => {
+            let end = *pos + b[*pos..].iter().position(|&c| c == b'e')?;
+            let v = std::str::from_utf8(&b[*pos + 1..end]).ok()?.parse().ok()?;
+            *pos = end + 1;
+            Some(B::Int(v))
+        }
+        b'l' => {
+            *pos += 1;
+            let mut l = Vec::new();
+            while *b.get(*pos)? != b'e' {
+                l.push(bdec(b, pos)?);
+            }
+            *pos += 1;
+            Some(B::List(l))
+        }
+        b'd' => {
+            *pos += 1;
+            let mut d = Vec::new();
+            while *b.get(*pos)? != b'e' {
+                let B::Str(k) = bdec(b, pos)? else { return None };
+                d.push((k, bdec(b, pos)?));
+            }
+            *pos += 1;
+            Some(B::Dict(d))
+        }
+        _ => {
+            let colon = *pos + b[*pos..].iter().position(|&c| c == b':')?;
+            let n: usize = std::str::from_utf8(&b[*pos..colon]).ok()?.parse().ok()?;
+            let s = b.get(colon + 1..colon + 1 + n)?.to_vec();
+            *pos = colon + 1 + n;
+            Some(B::Str(s))
+        }
+    }
+}
+
+fn s(v: &str) -> B {
+    B::Str(v.as_bytes().to_vec())
+}
+
+fn sdp(port: u16) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    )
+}
+
+fn ng(sock: &UdpSocket, cookie: usize, dict: Vec<(&str, B)>) -> Result<Vec<(Vec<u8>, B)>, String> {
+    let mut msg = format!("{cookie} ").into_bytes();
+    benc(&B::Dict(dict.into_iter().map(|(k, v)| (k.as_bytes().to_vec(), v)).collect()), &mut msg);
+    sock.send(&msg).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 65536];
+    let n = sock.recv(&mut buf).map_err(|e| format!("ng reply: {e}"))?;
+    let body = buf[..n].splitn(2, |&c| c == b' ').nth(1).ok_or("ng reply without cookie")?;
+    match bdec(body, &mut 0) {
+        Some(B::Dict(d)) => Ok(d),
+        _ => Err("ng reply not a dictionary".into()),
+    }
+}
+
+fn sdp_port(d: &[(Vec<u8>, B)]) -> Result<u16, String> {
+    let sdp = d.iter().find_map(|(k, v)| match v {
+        B::Str(s) if k == b"sdp" => Some(String::from_utf8_lossy(s).into_owned()),
+        _ => None,
+    });
+    let result = d.iter().find_map(|(k, v)| match v {
+        B::Str(s) if k == b"result" || k == b"error-reason" => Some(String::from_utf8_lossy(s).into_owned()),
+        _ => None,
+    });
+    let sdp = sdp.ok_or_else(|| format!("no SDP in reply ({result:?})"))?;
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("m=audio ").and_then(|r| r.split_whitespace().next()).and_then(|p| p.parse().ok()))
+        .ok_or_else(|| "no m=audio port".into())
+}
+
+struct KillOnDrop(Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_rtpengine(calls: usize, secs: u64) -> Result<Row, String> {
+    let ng_port = 22222;
+    let child = Command::new("rtpengine")
+        .args(["--interface=127.0.0.1", &format!("--listen-ng=127.0.0.1:{ng_port}"), "--table=-1", "--foreground", "--log-stderr", "-L", "3", "--port-min=40000", "--port-max=59999", "--num-threads=2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start rtpengine ({e}); apt-get install rtpengine"))?;
+    let child = KillOnDrop(child);
+    let pid = child.0.id();
+    let ctl = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    ctl.connect(("127.0.0.1", ng_port)).map_err(|e| e.to_string())?;
+    ctl.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+    let mut up = false;
+    for i in 0..50 {
+        if ng(&ctl, i, vec![("command", s("ping"))]).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if !up {
+        return Err("rtpengine did not answer ping".into());
+    }
+    let rss_before_kib = common::rss_kib(pid);
+    let peers = peers(calls);
+    let mut targets = Vec::with_capacity(calls);
+    for (i, (a, b)) in peers.iter().enumerate() {
+        let call_id = format!("bench-{i}");
+        let a_port = a.local_addr().map_err(|e| e.to_string())?.port();
+        let b_port = b.local_addr().map_err(|e| e.to_string())?.port();
+        let offer = ng(&ctl, 1000 + 2 * i, vec![("command", s("offer")), ("call-id", s(&call_id)), ("from-tag", s("ft")), ("sdp", s(&sdp(a_port)))])?;
+        let to_callee = sdp_port(&offer)?;
+        let answer = ng(&ctl, 1001 + 2 * i, vec![("command", s("answer")), ("call-id", s(&call_id)), ("from-tag", s("ft")), ("to-tag", s("tt")), ("sdp", s(&sdp(b_port)))])?;
+        let to_caller = sdp_port(&answer)?;
+        targets.push((SocketAddr::from(([127, 0, 0, 1], to_caller)), SocketAddr::from(([127, 0, 0, 1], to_callee))));
+    }
+    let _ = B::Int(0);
+    let _ = B::List(Vec::new());
+    Ok(load(Setup { name: "rtpengine (userspace)".into(), pid, targets, rss_before_kib }, &peers, secs))
+}
+
+// ---- the load generator ----
+
+const PAYLOAD: usize = 160;
+
+fn load(setup: Setup, peers: &[(UdpSocket, UdpSocket)], secs: u64) -> Row {
+    let calls = peers.len();
+    let mut poll = Poll::new().expect("poll");
+    let mut socks: Vec<mio::net::UdpSocket> = Vec::with_capacity(2 * calls);
+    for (a, b) in peers {
+        socks.push(mio::net::UdpSocket::from_std(a.try_clone().expect("clone")));
+        socks.push(mio::net::UdpSocket::from_std(b.try_clone().expect("clone")));
+    }
+    for (i, s) in socks.iter_mut().enumerate() {
+        poll.registry().register(s, Token(i), Interest::READABLE).expect("register");
+    }
+    let base = Instant::now();
+    let warmup = Duration::from_secs(2);
+    let total = warmup + Duration::from_secs(secs);
+    let mut pkt = [0u8; 12 + PAYLOAD];
+    let mut buf = [0u8; 2048];
+    let mut events = Events::with_capacity(4096);
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut hist = vec![0u64; 100_001]; // µs buckets up to 100 ms
+    let mut lat_sum = 0f64;
+    let mut lat_max = 0u64;
+    let mut measuring = false;
+    let mut cpu0 = 0.0;
+    let mut t_measure = base;
+    let mut seq = 0u16;
+    let mut next_ms = 0u64;
+    // calls are spread over the 20 ms period: each millisecond sends for calls i ≡ ms (mod 20)
+    loop {
+        let now = Instant::now();
+        let elapsed = now - base;
+        if !measuring && elapsed >= warmup {
+            measuring = true;
+            cpu0 = common::cpu_seconds(setup.pid);
+            t_measure = now;
+            sent = 0;
+            received = 0;
+            hist.iter_mut().for_each(|h| *h = 0);
+            lat_sum = 0.0;
+            lat_max = 0;
+        }
+        if elapsed >= total {
+            break;
+        }
+        while next_ms <= elapsed.as_millis() as u64 {
+            let slot = (next_ms % 20) as usize;
+            if slot == 0 {
+                seq = seq.wrapping_add(1);
+            }
+            let ts = u32::from(seq) * 160;
+            for i in (slot..calls).step_by(20) {
+                let stamp = (Instant::now() - base).as_nanos() as u64;
+                for dir in 0..2 {
+                    let h = media::rtp::RtpHeader { marker: false, payload_type: 0, sequence: seq, timestamp: ts, ssrc: (i * 2 + dir) as u32 };
+                    h.write(&mut pkt);
+                    pkt[12..20].copy_from_slice(&stamp.to_le_bytes());
+                    let to = if dir == 0 { setup.targets[i].0 } else { setup.targets[i].1 };
+                    let sock = if dir == 0 { &peers[i].0 } else { &peers[i].1 };
+                    if sock.send_to(&pkt, to).is_ok() {
+                        sent += 1;
+                    }
+                }
+            }
+            next_ms += 1;
+        }
+        let until_next = Duration::from_millis(next_ms).saturating_sub(Instant::now() - base);
+        let _ = poll.poll(&mut events, Some(until_next));
+        for ev in events.iter() {
+            let s = &socks[ev.token().0];
+            while let Ok((n, _)) = s.recv_from(&mut buf) {
+                if n >= 20 {
+                    let stamp = u64::from_le_bytes(buf[12..20].try_into().unwrap_or([0; 8]));
+                    let now_ns = (Instant::now() - base).as_nanos() as u64;
+                    let lat = now_ns.saturating_sub(stamp) / 1000;
+                    received += 1;
+                    hist[(lat as usize).min(100_000)] += 1;
+                    lat_sum += lat as f64;
+                    lat_max = lat_max.max(lat);
+                }
+            }
+        }
+    }
+    // let in-flight packets arrive
+    let drain_until = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < drain_until {
+        let _ = poll.poll(&mut events, Some(Duration::from_millis(20)));
+        for ev in events.iter() {
+            while let Ok((n, _)) = socks[ev.token().0].recv_from(&mut buf) {
+                if n >= 20 {
+                    received += 1;
+                }
+            }
+        }
+    }
+    let cpu = common::cpu_seconds(setup.pid) - cpu0;
+    let wall = (Instant::now() - t_measure).as_secs_f64();
+    let rss_after = common::rss_kib(setup.pid);
+    let measured: u64 = hist.iter().sum();
+    let p99_target = (measured as f64 * 0.99) as u64;
+    let mut acc = 0;
+    let mut p99 = 0;
+    for (us, n) in hist.iter().enumerate() {
+        acc += n;
+        if acc >= p99_target {
+            p99 = us;
+            break;
+        }
+    }
+    let row = Row {
+        name: setup.name,
+        cpu_per_packet_us: cpu * 1e6 / received.max(1) as f64,
+        cpu_percent: cpu * 100.0 / wall,
+        loss_percent: 100.0 * (sent.saturating_sub(received)) as f64 / sent.max(1) as f64,
+        lat_mean_us: lat_sum / measured.max(1) as f64,
+        lat_p99_us: p99 as f64,
+        lat_max_us: lat_max as f64,
+        rss_per_call_kib: rss_after.saturating_sub(setup.rss_before_kib) as f64 / calls as f64,
+    };
+    println!(
+        "{}: sent {sent}, forwarded {received}, relay CPU {cpu:.2} s over {wall:.1} s, RSS {} -> {rss_after} KiB{}",
+        row.name,
+        setup.rss_before_kib,
+        if (sent as f64) < 0.98 * (calls as f64 * 100.0 * wall) { " (the generator fell behind: the machine is overloaded, latency figures are not meaningful)" } else { "" }
+    );
+    row
+}
