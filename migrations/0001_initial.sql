@@ -146,7 +146,7 @@ CREATE INDEX voicemail_messages_mailbox ON voicemail_messages (mailbox_id, times
 CREATE TABLE ring_groups (
     id              INTEGER PRIMARY KEY,
     name            TEXT NOT NULL,
-    strategy        TEXT NOT NULL DEFAULT 'ring_all' CHECK (strategy IN ('ring_all', 'round_robin', 'random', 'longest_idle')),
+    strategy        TEXT NOT NULL DEFAULT 'ring_all' CHECK (strategy IN ('ring_all', 'sequential', 'round_robin', 'random', 'longest_idle')),
     ring_timeout    INTEGER NOT NULL DEFAULT 30,
     members         TEXT NOT NULL CHECK (json_valid(members)),
     caller_id_mode  TEXT NOT NULL DEFAULT 'pass' CHECK (caller_id_mode IN ('pass', 'fixed', 'prepend')),

@@ -1039,14 +1039,14 @@ impl Resource for Flows {
     const KIND: EntityKind = EntityKind::CallFlow;
     const LABEL: &'static str = "call flow";
     type Row = CallFlow;
-    type Item = CallFlowSummary;
+    type Item = CallFlow;
     type Input = CallFlowInput;
     type Prepared = CallFlowFields;
 
     fn id(row: &CallFlow) -> i64 {
         row.id
     }
-    async fn list(store: &Store, page: Page) -> Result<Paged<CallFlowSummary>, StoreError> {
+    async fn list(store: &Store, page: Page) -> Result<Paged<CallFlow>, StoreError> {
         store.call_flows().list(page).await
     }
     async fn get(store: &Store, id: i64) -> Result<Option<CallFlow>, StoreError> {

@@ -22,7 +22,7 @@ pub struct Health {
     /// ok | degraded
     pub status: &'static str,
     pub version: &'static str,
-    pub uptime_secs: u64,
+    pub uptime_seconds: u64,
     pub components: BTreeMap<String, ComponentStatus>,
 }
 
@@ -49,7 +49,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let h = Health {
         status: if degraded { "degraded" } else { "ok" },
         version: state.config().version,
-        uptime_secs: state.uptime().as_secs(),
+        uptime_seconds: state.uptime().as_secs(),
         components,
     };
     let code = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
@@ -60,7 +60,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SystemStatus {
     pub version: &'static str,
-    pub uptime_secs: u64,
+    pub uptime_seconds: u64,
     pub schema_version: i64,
     pub database_path: String,
     pub database_size_bytes: u64,
@@ -98,7 +98,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> ApiResult<Data<Syst
         .sum();
     Ok(Data::new(SystemStatus {
         version: state.config().version,
-        uptime_secs: state.uptime().as_secs(),
+        uptime_seconds: state.uptime().as_secs(),
         schema_version: store.schema_version().await?,
         database_path: db_path.display().to_string(),
         database_size_bytes: size,

@@ -1,1 +1,150 @@
-fn main() {}
+//! The `flowpbx` binary: command line and configuration, logging, start-up and graceful
+//! shutdown, and the wiring of the crates. With no subcommand it runs the server.
+#![forbid(unsafe_code)]
+
+mod config;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use config::{Command, Config, LogFormat, Settings};
+use store::{SecretKey, Store, StoreOptions};
+use tracing_subscriber::EnvFilter;
+
+/// Largest prompt upload accepted by the API.
+const MAX_UPLOAD_BYTES: usize = 20 * 1024 * 1024;
+
+fn main() -> std::process::ExitCode {
+    let started = Instant::now();
+    let (cli, matches) = config::parse();
+    if let Err(e) = init_logging(&cli.settings) {
+        eprintln!("flowpbx: {e:#}");
+        return std::process::ExitCode::from(2);
+    }
+    let result = match cli.command {
+        None | Some(Command::Serve) => run_server(cli.settings, matches, started),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("flowpbx: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(s: &Settings) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&s.log_level).with_context(|| format!("invalid --log-level {:?}", s.log_level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match s.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!("logging: {e}"))
+}
+
+fn run_server(settings: Settings, matches: clap::ArgMatches, started: Instant) -> anyhow::Result<()> {
+    // Two workers are plenty for the API and signalling; CPU-heavy work (argon2) goes to the
+    // blocking pool.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .thread_name("flowpbx")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(settings, matches, started))
+}
+
+fn load_secret_key(settings: &Settings, data_dir: &Path) -> anyhow::Result<SecretKey> {
+    match &settings.secret_key {
+        Some(text) => SecretKey::parse(text).context("FLOWPBX_SECRET_KEY / --secret-key"),
+        None => SecretKey::load_or_create(&data_dir.join(store::SECRET_KEY_FILE)).context("the secret key file"),
+    }
+}
+
+async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) -> anyhow::Result<()> {
+    let data_dir = settings.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let secret_key = load_secret_key(&settings, &data_dir)?;
+    let db_path = data_dir.join(store::DB_FILE);
+    let store = Store::open(StoreOptions { path: db_path.clone(), secret_key: secret_key.clone(), sip_realm: None, max_connections: 4 })
+        .await
+        .with_context(|| format!("opening the database {}", db_path.display()))?;
+
+    let layers = config::layers(&matches);
+    let stored = store.settings().all().await.context("reading the stored settings")?;
+    let config: Config = config::resolve(&settings, &layers, &stored)?;
+    store.set_sip_realm(&config.sip.realm).await.context("applying the SIP realm")?;
+    // registrations do not survive a restart: phones re-register
+    let stale = store.registrations().clear().await?;
+    let expired_sessions = store.sessions().delete_expired(store::Timestamp::now()).await?;
+    tracing::debug!(stale, expired_sessions, "cleared ephemeral state");
+
+    let state = api::AppState::new(
+        store.clone(),
+        api::ApiConfig {
+            data_dir: data_dir.clone(),
+            jwt_secret: secret_key.derive("api-token-jwt"),
+            max_upload_bytes: MAX_UPLOAD_BYTES,
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        layers,
+    );
+    let app = api::router(state);
+    let addr = SocketAddr::new(config.http.bind, config.http.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        http = %addr,
+        sip_udp = config.sip.udp_port,
+        sip_tcp = config.sip.tcp_port,
+        sip_tls = config.sip.tls_port,
+        realm = %config.sip.realm,
+        rtp = %format!("{}-{}", config.media.rtp_port_min, config.media.rtp_port_max),
+        external_ip = ?config.sip.external_ip,
+        sip_log = config.sip.log.as_str(),
+        data_dir = %data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "FlowPBX is ready"
+    );
+    tracing::debug!(?config, "effective configuration");
+
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("shutting down");
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}

@@ -49,15 +49,16 @@ pub struct StoreOptions {
     pub path: PathBuf,
     /// The key secrets are sealed under.
     pub secret_key: SecretKey,
-    /// The SIP realm the extensions' HA1s are computed over.
-    pub sip_realm: String,
+    /// The SIP realm the extensions' HA1s are computed over. None: decide later with
+    /// [`Store::set_sip_realm`] (the binary does, once it has read the stored settings).
+    pub sip_realm: Option<String>,
     /// Pool size (readers and the writer share it; SQLite serialises writers).
     pub max_connections: u32,
 }
 
 impl StoreOptions {
     pub fn new(path: impl Into<PathBuf>, secret_key: SecretKey, sip_realm: impl Into<String>) -> Self {
-        Self { path: path.into(), secret_key, sip_realm: sip_realm.into(), max_connections: 4 }
+        Self { path: path.into(), secret_key, sip_realm: Some(sip_realm.into()), max_connections: 4 }
     }
 }
 
@@ -114,12 +115,14 @@ impl Store {
             pool,
             inner: Arc::new(Inner {
                 cipher: Cipher::new(&opts.secret_key),
-                realm: RwLock::new(opts.sip_realm.clone()),
+                realm: RwLock::new(opts.sip_realm.clone().unwrap_or_else(|| "flowpbx".to_owned())),
                 path: opts.path.clone(),
             }),
         };
         store.check_secret_key().await?;
-        store.set_sip_realm(&opts.sip_realm).await?;
+        if let Some(realm) = &opts.sip_realm {
+            store.set_sip_realm(realm).await?;
+        }
         Ok(store)
     }
 

@@ -52,7 +52,7 @@ text_enum!(
 );
 text_enum!(RecordingMode { Off = "off", Always = "always", OnDemand = "on_demand" });
 text_enum!(GreetingType { Default = "default", Custom = "custom", NameOnly = "name_only" });
-text_enum!(RingStrategy { RingAll = "ring_all", RoundRobin = "round_robin", Random = "random", LongestIdle = "longest_idle" });
+text_enum!(RingStrategy { RingAll = "ring_all", Sequential = "sequential", RoundRobin = "round_robin", Random = "random", LongestIdle = "longest_idle" });
 text_enum!(CallerIdMode { Pass = "pass", Fixed = "fixed", Prepend = "prepend" });
 text_enum!(Direction { Inbound = "inbound", Outbound = "outbound", Internal = "internal" });
 text_enum!(Disposition { Answered = "answered", NoAnswer = "no_answer", Busy = "busy", Failed = "failed", Voicemail = "voicemail" });

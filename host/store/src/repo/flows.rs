@@ -23,7 +23,20 @@ pub struct CallFlowSummary {
 }
 
 impl CallFlows<'_> {
-    pub async fn list(self, page: Page) -> Result<Paged<CallFlowSummary>> {
+    /// Flows with their draft graphs, by name.
+    pub async fn list(self, page: Page) -> Result<Paged<CallFlow>> {
+        let mut c = self.db.acquire().await?;
+        paged(
+            &mut c,
+            concat!("SELECT ", flow_cols!(), " FROM call_flows ORDER BY name, id LIMIT ? OFFSET ?"),
+            "SELECT COUNT(*) FROM call_flows",
+            page,
+        )
+        .await
+    }
+
+    /// Flows without their graphs, by name.
+    pub async fn list_summaries(self, page: Page) -> Result<Paged<CallFlowSummary>> {
         let mut c = self.db.acquire().await?;
         paged(
             &mut c,

@@ -72,7 +72,7 @@ impl References<'_> {
                 push(
                     sqlx::query_as(
                         "SELECT 'ivr_menu', m.id, m.name, 'greeting_file' FROM ivr_menus m \
-                         WHERE m.greeting_file = (SELECT name FROM prompts WHERE id = ?)",
+                         WHERE m.greeting_file IN ((SELECT name FROM prompts WHERE id = ?1), CAST(?1 AS TEXT))",
                     )
                     .bind(id)
                     .fetch_all(&mut *c)
@@ -81,7 +81,7 @@ impl References<'_> {
                 push(
                     sqlx::query_as(
                         "SELECT 'voicemail_box', b.id, b.name, 'greeting_file' FROM voicemail_boxes b \
-                         WHERE b.greeting_file = (SELECT name FROM prompts WHERE id = ?)",
+                         WHERE b.greeting_file IN ((SELECT name FROM prompts WHERE id = ?1), CAST(?1 AS TEXT))",
                     )
                     .bind(id)
                     .fetch_all(&mut *c)

@@ -1,0 +1,341 @@
+//! Configuration: the command line and environment (clap), layered over the stored settings
+//! and the defaults: flag > environment > stored (`system_config`) > default.
+//!
+//! The result is [`Config`], made of plain per-crate settings structs that the binary hands to
+//! each crate; there is no global configuration.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use api::settings::keys;
+use api::{SettingLayer, SettingSource, SettingsLayers};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+/// FlowPBX: a self-hosted phone system whose call routing is a flow graph of WebAssembly nodes.
+///
+/// Every setting is a flag and an environment variable (FLOWPBX_<NAME>). Flags beat the
+/// environment, the environment beats settings stored from the web UI, and those beat the
+/// defaults shown here.
+#[derive(Debug, Parser)]
+#[command(name = "flowpbx", version, about, long_about, args_conflicts_with_subcommands = false)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the PBX server (what `flowpbx` does with no subcommand).
+    Serve,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SipLog {
+    /// no SIP message logging
+    Off,
+    /// first line and headers of every SIP message
+    Headers,
+    /// whole SIP messages, bodies included
+    Full,
+}
+
+impl SipLog {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SipLog::Off => "off",
+            SipLog::Headers => "headers",
+            SipLog::Full => "full",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// human-readable lines
+    Text,
+    /// one JSON object per line
+    Json,
+}
+
+/// The settings, as flags and environment variables. The field names are the stored settings'
+/// keys (api::settings::keys).
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Directory for the database, secret key, prompts, recordings and voicemail.
+    #[arg(long, env = "FLOWPBX_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Address the HTTP, SIP and RTP sockets listen on.
+    #[arg(long, env = "FLOWPBX_BIND_ADDRESS", default_value = "0.0.0.0", global = true)]
+    pub bind_address: IpAddr,
+    /// HTTP port of the web UI and REST API.
+    #[arg(long, env = "FLOWPBX_HTTP_PORT", default_value_t = 8080, global = true)]
+    pub http_port: u16,
+    /// Sets both SIP UDP and TCP ports (sip-udp-port and sip-tcp-port win when also given).
+    #[arg(long, env = "FLOWPBX_SIP_PORT", global = true)]
+    pub sip_port: Option<u16>,
+    /// SIP port over UDP.
+    #[arg(long, env = "FLOWPBX_SIP_UDP_PORT", default_value_t = 5060, global = true)]
+    pub sip_udp_port: u16,
+    /// SIP port over TCP.
+    #[arg(long, env = "FLOWPBX_SIP_TCP_PORT", default_value_t = 5060, global = true)]
+    pub sip_tcp_port: u16,
+    /// SIP port over TLS (used once TLS certificates are configured).
+    #[arg(long, env = "FLOWPBX_SIP_TLS_PORT", default_value_t = 5061, global = true)]
+    pub sip_tls_port: u16,
+    /// Public IP address put in SDP and Contact headers when behind NAT.
+    #[arg(long, env = "FLOWPBX_EXTERNAL_IP", global = true)]
+    pub external_ip: Option<IpAddr>,
+    /// Host name of this PBX (SIP domain; default realm).
+    #[arg(long, env = "FLOWPBX_HOSTNAME", global = true)]
+    pub hostname: Option<String>,
+    /// SIP digest realm [default: the hostname, else "flowpbx"].
+    #[arg(long, env = "FLOWPBX_SIP_REALM", global = true)]
+    pub sip_realm: Option<String>,
+    /// Lowest RTP port.
+    #[arg(long, env = "FLOWPBX_RTP_PORT_MIN", default_value_t = 10000, global = true)]
+    pub rtp_port_min: u16,
+    /// Highest RTP port.
+    #[arg(long, env = "FLOWPBX_RTP_PORT_MAX", default_value_t = 20000, global = true)]
+    pub rtp_port_max: u16,
+    /// Hang up a call after this many seconds without RTP.
+    #[arg(long, env = "FLOWPBX_MEDIA_TIMEOUT_SECS", default_value_t = 60, global = true)]
+    pub media_timeout_secs: u64,
+    /// SIP message logging.
+    #[arg(long, env = "FLOWPBX_SIP_LOG", value_enum, default_value = "off", global = true)]
+    pub sip_log: SipLog,
+    /// Stop recording calls when the data dir's disk has less free space than this (MiB).
+    #[arg(long, env = "FLOWPBX_RECORDING_MIN_FREE_MB", default_value_t = 500, global = true)]
+    pub recording_min_free_mb: u64,
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives
+    /// ("info,api=debug").
+    #[arg(long, env = "FLOWPBX_LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, env = "FLOWPBX_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    /// Key that seals secrets at rest: 64 hex digits [default: <data-dir>/secret.key, created
+    /// on first start].
+    #[arg(long, env = "FLOWPBX_SECRET_KEY", hide_env_values = true, global = true)]
+    pub secret_key: Option<String>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub bind: IpAddr,
+    pub port: u16,
+}
+
+/// What the SIP stack will read.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // fields the SIP and media crates read once they are wired in
+pub struct SipSettings {
+    pub bind: IpAddr,
+    pub udp_port: u16,
+    pub tcp_port: u16,
+    pub tls_port: u16,
+    pub external_ip: Option<IpAddr>,
+    pub hostname: Option<String>,
+    pub realm: String,
+    pub log: SipLog,
+}
+
+/// What the media engine will read.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // fields the SIP and media crates read once they are wired in
+pub struct MediaSettings {
+    pub bind: IpAddr,
+    pub external_ip: Option<IpAddr>,
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    pub media_timeout_secs: u64,
+    pub recording_min_free_mb: u64,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // fields the SIP and media crates read once they are wired in
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http: HttpSettings,
+    pub sip: SipSettings,
+    pub media: MediaSettings,
+}
+
+/// The stored-setting keys with their clap ids (the same names).
+const LAYERED: &[&str] = &[
+    keys::HTTP_PORT,
+    keys::SIP_UDP_PORT,
+    keys::SIP_TCP_PORT,
+    keys::SIP_TLS_PORT,
+    keys::EXTERNAL_IP,
+    keys::HOSTNAME,
+    keys::SIP_REALM,
+    keys::RTP_PORT_MIN,
+    keys::RTP_PORT_MAX,
+    keys::MEDIA_TIMEOUT_SECS,
+    keys::SIP_LOG,
+    keys::RECORDING_MIN_FREE_MB,
+];
+
+/// Parses the command line.
+pub fn parse() -> (Cli, ArgMatches) {
+    let matches = Cli::command().get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => (cli, matches),
+        Err(e) => e.exit(),
+    }
+}
+
+fn raw(m: &ArgMatches, id: &str) -> Option<String> {
+    m.get_raw(id).and_then(|mut v| v.next()).map(|s| s.to_string_lossy().into_owned())
+}
+
+fn source(m: &ArgMatches, id: &str) -> Option<SettingSource> {
+    match m.value_source(id) {
+        Some(ValueSource::CommandLine) => Some(SettingSource::Flag),
+        Some(ValueSource::EnvVariable) => Some(SettingSource::Env),
+        _ => None,
+    }
+}
+
+/// The flag/env/default layers of every stored setting, from the parsed command line.
+pub fn layers(m: &ArgMatches) -> SettingsLayers {
+    let cmd = Cli::command();
+    let default_of = |id: &str| {
+        cmd.get_arguments()
+            .find(|a| a.get_id().as_str() == id)
+            .and_then(|a| a.get_default_values().first().map(|v| v.to_string_lossy().into_owned()))
+    };
+    let sip_port = source(m, "sip_port").and_then(|s| raw(m, "sip_port").map(|v| (v, s)));
+    SettingsLayers::new(
+        LAYERED
+            .iter()
+        .map(|key| {
+            let mut fixed = source(m, key).and_then(|s| raw(m, key).map(|v| (v, s)));
+            // --sip-port stands for both UDP and TCP unless those are given themselves
+            if (*key == keys::SIP_UDP_PORT || *key == keys::SIP_TCP_PORT) && sip_port.is_some() {
+                let specific_is_flag = fixed.as_ref().is_some_and(|(_, s)| *s == SettingSource::Flag);
+                let general_is_flag = sip_port.as_ref().is_some_and(|(_, s)| *s == SettingSource::Flag);
+                if fixed.is_none() || (general_is_flag && !specific_is_flag) {
+                    fixed = sip_port.clone();
+                }
+            }
+            SettingLayer { key, fixed, default: default_of(key) }
+        })
+        .collect(),
+    )
+}
+
+fn get<'a>(resolved: &'a BTreeMap<&'static str, api::settings::Resolved>, key: &str) -> Option<&'a str> {
+    resolved.get(key).and_then(|r| r.value.as_deref()).filter(|v| !v.is_empty())
+}
+
+fn parse_value<T: std::str::FromStr>(resolved: &BTreeMap<&'static str, api::settings::Resolved>, key: &str) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let r = resolved.get(key).ok_or_else(|| anyhow!("setting {key} has no value"))?;
+    let v = r.value.as_deref().ok_or_else(|| anyhow!("setting {key} has no value"))?;
+    v.parse::<T>().map_err(|e| anyhow!("setting {key} = {v:?} (from {:?}) is invalid: {e}", r.source))
+}
+
+/// Builds the effective configuration from the layers and the stored settings.
+pub fn resolve(s: &Settings, layers: &SettingsLayers, stored: &BTreeMap<String, String>) -> anyhow::Result<Config> {
+    let r = layers.resolve(stored);
+    let external_ip = match get(&r, keys::EXTERNAL_IP) {
+        Some(v) => Some(v.parse::<IpAddr>().with_context(|| format!("external_ip {v:?} is not an IP address"))?),
+        None => None,
+    };
+    let sip_log = match get(&r, keys::SIP_LOG).unwrap_or("off") {
+        "off" => SipLog::Off,
+        "headers" => SipLog::Headers,
+        "full" => SipLog::Full,
+        other => bail!("sip_log {other:?} must be off, headers or full"),
+    };
+    let config = Config {
+        data_dir: s.data_dir.clone(),
+        http: HttpSettings { bind: s.bind_address, port: parse_value(&r, keys::HTTP_PORT)? },
+        sip: SipSettings {
+            bind: s.bind_address,
+            udp_port: parse_value(&r, keys::SIP_UDP_PORT)?,
+            tcp_port: parse_value(&r, keys::SIP_TCP_PORT)?,
+            tls_port: parse_value(&r, keys::SIP_TLS_PORT)?,
+            external_ip,
+            hostname: get(&r, keys::HOSTNAME).map(str::to_owned),
+            realm: get(&r, keys::SIP_REALM).unwrap_or(api::settings::DEFAULT_REALM).to_owned(),
+            log: sip_log,
+        },
+        media: MediaSettings {
+            bind: s.bind_address,
+            external_ip,
+            rtp_port_min: parse_value(&r, keys::RTP_PORT_MIN)?,
+            rtp_port_max: parse_value(&r, keys::RTP_PORT_MAX)?,
+            media_timeout_secs: parse_value(&r, keys::MEDIA_TIMEOUT_SECS)?,
+            recording_min_free_mb: parse_value(&r, keys::RECORDING_MIN_FREE_MB)?,
+        },
+    };
+    if config.media.rtp_port_min >= config.media.rtp_port_max {
+        bail!("rtp_port_min ({}) must be below rtp_port_max ({})", config.media.rtp_port_min, config.media.rtp_port_max);
+    }
+    if config.http.port == config.sip.tcp_port {
+        bail!("http_port and sip_tcp_port are both {}", config.http.port);
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(args: &[&str]) -> ArgMatches {
+        Cli::command().try_get_matches_from(std::iter::once("flowpbx").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_and_precedence() {
+        let m = matches(&[]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let l = layers(&m);
+        let c = resolve(&cli.settings, &l, &BTreeMap::new()).unwrap();
+        assert_eq!((c.http.port, c.sip.udp_port, c.sip.tcp_port, c.sip.tls_port), (8080, 5060, 5060, 5061));
+        assert_eq!((c.media.rtp_port_min, c.media.rtp_port_max, c.media.media_timeout_secs), (10000, 20000, 60));
+        assert_eq!(c.sip.realm, "flowpbx");
+        assert_eq!(cli.settings.data_dir, PathBuf::from("./data"));
+
+        // stored beats default, flag beats stored
+        let mut stored = BTreeMap::new();
+        stored.insert("http_port".to_owned(), "9000".to_owned());
+        stored.insert("hostname".to_owned(), "pbx.example.com".to_owned());
+        let c = resolve(&cli.settings, &l, &stored).unwrap();
+        assert_eq!(c.http.port, 9000);
+        assert_eq!(c.sip.realm, "pbx.example.com");
+        let m = matches(&["--http-port", "9100", "--sip-port", "5080"]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let c = resolve(&cli.settings, &layers(&m), &stored).unwrap();
+        assert_eq!((c.http.port, c.sip.udp_port, c.sip.tcp_port), (9100, 5080, 5080));
+        let m = matches(&["--sip-port", "5080", "--sip-tcp-port", "5090", "serve"]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        assert!(matches!(cli.command, Some(Command::Serve)));
+        let c = resolve(&cli.settings, &layers(&m), &stored).unwrap();
+        assert_eq!((c.sip.udp_port, c.sip.tcp_port), (5080, 5090));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let m = matches(&["--rtp-port-min", "30000"]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        assert!(resolve(&cli.settings, &layers(&m), &BTreeMap::new()).is_err());
+        let mut stored = BTreeMap::new();
+        stored.insert("sip_udp_port".to_owned(), "nope".to_owned());
+        let m = matches(&[]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let err = resolve(&cli.settings, &layers(&m), &stored).unwrap_err().to_string();
+        assert!(err.contains("sip_udp_port"), "{err}");
+    }
+}
