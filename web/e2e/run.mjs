@@ -38,6 +38,8 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', 
 let passed = 0;
 let failed = 0;
 const cleanups = [];
+/** the page under test, for a screenshot when a step fails */
+let current = null;
 
 async function step(name, fn) {
   const t0 = Date.now();
@@ -48,6 +50,7 @@ async function step(name, fn) {
   } catch (e) {
     failed++;
     console.log(`FAIL ${name}: ${e?.message ?? e}`);
+    if (current) await current.screenshot({ path: join(artifacts, 'failure.png') }).catch(() => undefined);
     throw e;
   }
 }
@@ -182,6 +185,8 @@ const ADMIN = { username: 'admin', password: 'e2e-password-123' };
 async function scenario(url) {
   const ctx = await browser();
   const page = ctx.pages()[0] ?? (await ctx.newPage());
+  current = page;
+  page.on('pageerror', (e) => console.log(`     page error: ${e.message}`));
   page.setDefaultTimeout(10_000);
 
   await step('first boot sends the browser to the setup wizard', async () => {
@@ -254,28 +259,28 @@ async function scenario(url) {
   }
 
   await step('number → time switch → IVR → ring group / voicemail, each entity created inline', async () => {
-    ids.number = await drop('inbound_number', 120, 300);
+    ids.number = await drop('inbound_number', 10, 100);
     await createInline('New number…', async (d) => {
       await d.getByLabel('Number', { exact: true }).fill('+61299990000');
       await d.getByLabel('Name').fill('Main office');
     });
-    ids.ts = await drop('time_switch', 380, 300);
+    ids.ts = await drop('time_switch', 240, 100);
     await createInline('New time switch…', async (d) => {
       await d.getByLabel('Name', { exact: true }).fill('Office hours');
       await d.getByLabel('Time zone').fill('UTC');
     });
-    ids.ivr = await drop('ivr_menu', 660, 200);
+    ids.ivr = await drop('ivr_menu', 470, 100);
     await createInline('New IVR menu…', async (d) => {
       await d.getByLabel('Name', { exact: true }).fill('Main menu');
       await d.getByLabel('Greeting text').fill('Press 1 for sales.');
       await d.getByLabel('Label for digit 1').fill('Sales');
     });
-    ids.rg = await drop('ring_group', 940, 160);
+    ids.rg = await drop('ring_group', 240, 420);
     await createInline('New ring group…', async (d) => {
       await d.getByLabel('Name', { exact: true }).fill('Sales team');
       await d.getByLabel('Add member').selectOption({ label: '101 Alice' });
     });
-    ids.vm = await drop('voicemail', 940, 460);
+    ids.vm = await drop('voicemail', 470, 420);
     await createInline('New voicemail box…', async (d) => {
       await d.getByLabel('Name', { exact: true }).fill('After hours');
     });

@@ -67,12 +67,13 @@ describe('API client error mapping', () => {
     expect(ok.code).toBe('bad_response');
   });
 
-  it('calls the unauthorized handler on a 401, except for login', async () => {
+  it('calls the unauthorized handler on a 401, except for login and the session check', async () => {
     const fn = vi.fn();
     setUnauthorizedHandler(fn);
     await parseResponse(res(401, { error: { code: 'unauthorized', message: 'sign in', details: [] } }), '/extensions').catch(() => undefined);
     expect(fn).toHaveBeenCalledTimes(1);
     await parseResponse(res(401, { error: { code: 'unauthorized', message: 'bad password', details: [] } }), '/auth/login').catch(() => undefined);
+    await parseResponse(res(401, { error: { code: 'unauthorized', message: 'no session', details: [] } }), '/auth/me').catch(() => undefined);
     expect(fn).toHaveBeenCalledTimes(1);
   });
 

@@ -201,7 +201,8 @@ export async function parseEnvelope<T>(res: Response, path = ''): Promise<{ data
     });
   }
   const err = toApiError(res.status, json, res.headers.get('Retry-After'));
-  if (res.status === 401 && onUnauthorized && !path.startsWith('/auth/login') && !path.startsWith('/setup')) {
+  // /auth/me answers 401 before sign-in: the session guard decides between /setup and /login
+  if (res.status === 401 && onUnauthorized && !/^\/(auth\/login|auth\/me|setup)\b/.test(path)) {
     onUnauthorized();
   }
   throw err;

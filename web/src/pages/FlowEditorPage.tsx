@@ -48,6 +48,7 @@ function Editor() {
   const s = useEditor();
   const [tab, setTab] = useState<Tab>('inspect');
   const [busy, setBusy] = useState<string | null>(null);
+  const [mobilePalette, setMobilePalette] = useState(false);
   const [notice, setNotice] = useState<{ tone: 'ok' | 'bad'; text: string } | null>(null);
 
   const versionParam = params.get('version');
@@ -78,7 +79,10 @@ function Editor() {
       } catch (e) {
         if (!cancelled) setNotice({ tone: 'bad', text: errorMessage(e) });
       }
-      setTimeout(() => rf.fitView({ padding: 0.2, duration: 0 }), 50);
+      // frame what is there, never zoomed in past 100 %
+      setTimeout(() => {
+        if (useEditor.getState().nodes.length > 0) void rf.fitView({ padding: 0.2, duration: 0, maxZoom: 1 });
+      }, 50);
     })();
     return () => {
       cancelled = true;
@@ -294,7 +298,7 @@ function Editor() {
         </div>
       )}
       <div className="flex min-h-0 flex-1">
-        <aside className="hidden w-52 shrink-0 border-r border-slate-200 bg-slate-50 md:block lg:w-56">
+        <aside className="hidden w-44 shrink-0 border-r border-slate-200 bg-slate-50 md:block xl:w-52">
           <Palette onAdd={(t) => addNodeOfType(t)} disabled={readOnly} />
         </aside>
         <div ref={wrapper} className="relative min-w-0 flex-1" onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = 'move'; }} onDrop={onDrop} data-testid="canvas">
@@ -310,7 +314,8 @@ function Editor() {
             nodesConnectable={!readOnly}
             deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']}
             minZoom={0.1}
-            fitView
+            maxZoom={2}
+            defaultViewport={{ x: 0, y: 0, zoom: 1 }}
             proOptions={{ hideAttribution: true }}
             aria-label="Flow canvas"
           >
@@ -319,15 +324,17 @@ function Editor() {
             <MiniMap pannable zoomable className="!hidden lg:!block" />
           </ReactFlow>
           <div className="absolute bottom-2 left-1/2 z-10 -translate-x-1/2 md:hidden">
-            <details className="rounded-md bg-white shadow">
+            <details className="rounded-md bg-white shadow" open={mobilePalette} onToggle={(e) => setMobilePalette((e.target as HTMLDetailsElement).open)}>
               <summary className="cursor-pointer px-3 py-1.5 text-sm">Add node</summary>
-              <div className="max-h-72 w-64 overflow-y-auto">
-                <Palette onAdd={(t) => addNodeOfType(t)} disabled={readOnly} />
-              </div>
+              {mobilePalette && (
+                <div className="max-h-72 w-64 overflow-y-auto">
+                  <Palette id="palette-mobile" onAdd={(t) => addNodeOfType(t)} disabled={readOnly} />
+                </div>
+              )}
             </details>
           </div>
         </div>
-        <aside className="flex w-80 shrink-0 flex-col border-l border-slate-200 bg-white xl:w-96" aria-label="Side panel">
+        <aside className="flex w-72 shrink-0 flex-col border-l border-slate-200 bg-white lg:w-80 2xl:w-96" aria-label="Side panel">
           <div role="tablist" aria-label="Panels" className="flex border-b border-slate-200">
             {tabs.map((t) => (
               <button

@@ -72,7 +72,7 @@ function FlowNodeView({ id, data, selected }: NodeProps<PbxNode>) {
 
   return (
     <div
-      className={`min-w-44 max-w-64 rounded-lg border bg-white text-left shadow-sm ${selected ? 'border-indigo-500 ring-2 ring-indigo-500/30' : 'border-slate-300'} ${unknown ? 'border-dashed border-red-400' : ''}`}
+      className={`w-52 rounded-lg border bg-white text-left shadow-sm ${selected ? 'border-indigo-500 ring-2 ring-indigo-500/30' : 'border-slate-300'} ${unknown ? 'border-dashed border-red-400' : ''}`}
       aria-label={`${nt?.name ?? data.nodeType}: ${data.label || entityTitle || 'unnamed'}`}
     >
       {!isEntry && <Handle type="target" id={INPUT_HANDLE} position={Position.Left} className="!h-3 !w-3 !bg-slate-500" aria-label="input" />}
@@ -82,10 +82,9 @@ function FlowNodeView({ id, data, selected }: NodeProps<PbxNode>) {
       </div>
       <div className="px-3 py-1.5">
         <div className="truncate text-sm font-semibold text-slate-900">{data.label || entityTitle || <span className="text-slate-400">unnamed</span>}</div>
-        {kind && (
-          <div className="truncate text-xs text-slate-500">
-            {entityTitle ?? (data.entity_id ? `${kind.singular} #${data.entity_id}` : <span className="text-amber-600">no {kind.singular} linked</span>)}
-          </div>
+        {kind && !data.entity_id && <div className="text-xs text-amber-600">no {kind.singular} linked</div>}
+        {kind && data.entity_id && data.label && data.label !== entityTitle && (
+          <div className="truncate text-xs text-slate-500">{entityTitle ?? `${kind.singular} #${data.entity_id}`}</div>
         )}
         {unknown && <div className="text-xs text-red-600">unknown node type</div>}
         {outputsError && <div className="text-xs text-red-600" role="note">{outputsError}</div>}

@@ -58,7 +58,8 @@ export function Inspector({ nodeId }: { nodeId: string }) {
   const title = (e: AnyEntity) => (kind!.title as (x: AnyEntity) => string)(e);
 
   const link = async (e: AnyEntity) => {
-    update(nodeId, { entity_id: e.id, entity_type: entityType!, label: node.data.label || title(e) });
+    // the node shows the entity's name unless it was given a label of its own
+    update(nodeId, { entity_id: e.id, entity_type: entityType! });
     // a number placed on the canvas routes to this flow's node
     if (entityType === 'inbound_number' && flowId) {
       try {
@@ -92,7 +93,7 @@ export function Inspector({ nodeId }: { nodeId: string }) {
           <label htmlFor={`insp-${nodeId}-label`} className="label">
             Label
           </label>
-          <input id={`insp-${nodeId}-label`} className="input" value={node.data.label} onChange={(e) => update(nodeId, { label: e.target.value }, 'label')} />
+          <input id={`insp-${nodeId}-label`} className="input" value={node.data.label} placeholder={entity.data ? title(entity.data as AnyEntity) : undefined} onChange={(e) => update(nodeId, { label: e.target.value }, 'label')} />
         </div>
 
         {kind && entityType && (

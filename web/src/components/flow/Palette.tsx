@@ -9,7 +9,7 @@ import { nodeIcon } from './FlowNode';
 
 export const DND_TYPE = 'application/x-flowpbx-node-type';
 
-export function Palette({ onAdd, disabled }: { onAdd: (t: NodeType) => void; disabled?: boolean }) {
+export function Palette({ onAdd, disabled, id = 'palette' }: { onAdd: (t: NodeType) => void; disabled?: boolean; id?: string }) {
   const types = useNodeTypes();
   const [q, setQ] = useState('');
   const groups = useMemo(() => {
@@ -26,10 +26,10 @@ export function Palette({ onAdd, disabled }: { onAdd: (t: NodeType) => void; dis
   return (
     <nav aria-label="Node palette" className="flex h-full flex-col">
       <div className="p-2">
-        <label htmlFor="palette-search" className="sr-only">
+        <label htmlFor={`${id}-search`} className="sr-only">
           Find a node type
         </label>
-        <input id="palette-search" className="input" placeholder="Find node…" value={q} onChange={(e) => setQ(e.target.value)} />
+        <input id={`${id}-search`} className="input" placeholder="Find node…" value={q} onChange={(e) => setQ(e.target.value)} />
       </div>
       {types.isLoading && <Spinner />}
       <ErrorBanner error={types.error ? errorMessage(types.error) : null} />

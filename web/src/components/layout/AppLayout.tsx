@@ -43,13 +43,15 @@ export function AppLayout({ user, children }: { user: string; children: ReactNod
     }
   };
 
-  const nav = (
+  // the editor needs the width: the sidebar becomes a rail of icons there
+  const rail = editor;
+  const nav = (compact: boolean) => (
     <nav aria-label="Main" className="flex h-full flex-col">
-      <div className="flex items-center gap-2 px-4 py-4">
+      <div className={`flex items-center gap-2 py-4 ${compact ? 'justify-center px-2' : 'px-4'}`}>
         <span className="flex h-7 w-7 items-center justify-center rounded bg-indigo-600 text-sm font-bold text-white" aria-hidden="true">
           F
         </span>
-        <span className="text-base font-semibold text-white">FlowPBX</span>
+        {!compact && <span className="text-base font-semibold text-white">FlowPBX</span>}
       </div>
       <ul className="flex-1 space-y-0.5 overflow-y-auto px-2">
         {NAV.map((n) => (
@@ -58,27 +60,28 @@ export function AppLayout({ user, children }: { user: string; children: ReactNod
               to={n.to}
               end={n.to === '/'}
               onClick={() => setOpen(false)}
+              title={compact ? n.label : undefined}
               className={({ isActive }) =>
-                `flex items-center gap-2 rounded-md px-3 py-1.5 text-sm ${isActive ? 'bg-slate-800 text-white' : 'text-slate-300 hover:bg-slate-800 hover:text-white'}`
+                `flex items-center gap-2 rounded-md py-1.5 text-sm ${compact ? 'justify-center px-1' : 'px-3'} ${isActive ? 'bg-slate-800 text-white' : 'text-slate-300 hover:bg-slate-800 hover:text-white'}`
               }
             >
               <span className="w-5 text-center" aria-hidden="true">
                 {n.icon}
               </span>
-              {n.label}
+              <span className={compact ? 'sr-only' : ''}>{n.label}</span>
             </NavLink>
           </li>
         ))}
       </ul>
-      <div className="border-t border-slate-800 px-4 py-3 text-xs text-slate-400">
-        <div className="mb-2 flex items-center gap-1.5" title="Live updates">
+      <div className={`border-t border-slate-800 py-3 text-xs text-slate-400 ${compact ? 'px-1 text-center' : 'px-4'}`}>
+        <div className={`mb-2 flex items-center gap-1.5 ${compact ? 'justify-center' : ''}`} title={`Live updates: ${conn}`}>
           <span className={`inline-block h-2 w-2 rounded-full ${conn === 'open' ? 'bg-emerald-400' : conn === 'connecting' ? 'bg-amber-400' : 'bg-slate-500'}`} aria-hidden="true" />
-          live: {conn === 'open' ? 'connected' : conn}
+          <span className={compact ? 'sr-only' : ''}>live: {conn === 'open' ? 'connected' : conn}</span>
         </div>
-        <div className="flex items-center justify-between">
-          <span className="truncate">{user}</span>
-          <button type="button" className="rounded px-2 py-1 text-slate-200 hover:bg-slate-800" onClick={() => void logout()}>
-            Log out
+        <div className={`flex items-center ${compact ? 'justify-center' : 'justify-between'}`}>
+          {!compact && <span className="truncate">{user}</span>}
+          <button type="button" className="rounded px-2 py-1 text-slate-200 hover:bg-slate-800" onClick={() => void logout()} title={compact ? `Log out ${user}` : undefined}>
+            {compact ? <span aria-label="Log out">↪</span> : 'Log out'}
           </button>
         </div>
       </div>
@@ -90,10 +93,10 @@ export function AppLayout({ user, children }: { user: string; children: ReactNod
       <a href="#main" className="sr-only focus:not-sr-only focus:absolute focus:left-2 focus:top-2 focus:z-50 focus:rounded focus:bg-white focus:px-3 focus:py-2">
         Skip to content
       </a>
-      <aside className="hidden w-56 shrink-0 bg-slate-900 lg:block">{nav}</aside>
+      <aside className={`hidden shrink-0 bg-slate-900 lg:block ${rail ? 'w-14' : 'w-56'}`}>{nav(rail)}</aside>
       {open && (
         <div className="fixed inset-0 z-40 flex lg:hidden" onMouseDown={(e) => e.target === e.currentTarget && setOpen(false)}>
-          <div className="w-60 bg-slate-900 shadow-xl">{nav}</div>
+          <div className="w-60 bg-slate-900 shadow-xl">{nav(false)}</div>
           <div className="flex-1 bg-slate-900/40" onClick={() => setOpen(false)} />
         </div>
       )}
