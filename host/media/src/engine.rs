@@ -35,7 +35,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::io::IoSliceMut;
+use std::os::fd::AsRawFd;
+
 use mio::net::UdpSocket;
+use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
@@ -413,14 +417,23 @@ impl SessionHandle {
     /// [`EngineHealth::recording_disk_low`]) when free disk is under the threshold: the call
     /// goes on unrecorded. Returns the final path.
     pub fn start_recording(&self, mode: RecordMode, name: &str) -> Result<PathBuf> {
-        let cfg = &self.engine.shared.cfg;
-        self.engine.shared.recorder.check_disk(&cfg.data_dir, cfg.min_free_disk)?;
         let now = time::OffsetDateTime::now_utc();
         let date = record::Date { year: now.year(), month: u8::from(now.month()), day: now.day() };
-        let path = record::recording_path(&cfg.data_dir, date, name);
-        let sink = self.engine.shared.recorder.open(path.clone(), mode.channels() as u16)?;
-        self.cmd(Cmd::StartRecording(self.id, mode, sink))?;
+        let path = record::recording_path(&self.engine.shared.cfg.data_dir, date, name);
+        self.start_recording_at(mode, path.clone())?;
         Ok(path)
+    }
+
+    /// Starts recording to an explicit final path (voicemail keeps its messages elsewhere);
+    /// same temporary name, rename, disk check and bounded queue as
+    /// [`SessionHandle::start_recording`]. The caller stops it (e.g. at the box's maximum
+    /// message length).
+    pub fn start_recording_at(&self, mode: RecordMode, path: PathBuf) -> Result<()> {
+        let cfg = &self.engine.shared.cfg;
+        let dir = path.parent().map_or_else(|| cfg.data_dir.clone(), std::path::Path::to_path_buf);
+        self.engine.shared.recorder.check_disk(&dir, cfg.min_free_disk)?;
+        let sink = self.engine.shared.recorder.open(path, mode.channels() as u16)?;
+        self.cmd(Cmd::StartRecording(self.id, mode, sink))
     }
 
     /// Stops the recording and waits until its file is complete under its final name.
@@ -462,6 +475,47 @@ impl Drop for SessionHandle {
 }
 
 const WAKER: Token = Token(usize::MAX);
+
+/// Datagrams read per `recvmmsg` call.
+const BATCH: usize = 8;
+const DATAGRAM_MAX: usize = 2048;
+
+/// Reads up to [`BATCH`] datagrams with one `recvmmsg` into preallocated buffers. A batch
+/// shorter than `BATCH` means the socket was empty at that moment, which spares the extra
+/// `recvfrom` that only returns `EAGAIN` (edge-triggered epoll otherwise needs it).
+struct BatchReceiver {
+    headers: MultiHeaders<SockaddrStorage>,
+    bufs: Vec<Vec<u8>>,
+    meta: [(usize, Option<SocketAddr>); BATCH],
+}
+
+impl BatchReceiver {
+    fn new() -> Self {
+        BatchReceiver { headers: MultiHeaders::preallocate(BATCH, None), bufs: vec![vec![0u8; DATAGRAM_MAX]; BATCH], meta: [(0, None); BATCH] }
+    }
+
+    /// Receives into `self.bufs`; returns how many datagrams (0 when the socket is empty).
+    fn recv(&mut self, fd: std::os::fd::RawFd) -> std::io::Result<usize> {
+        let mut slices: [[IoSliceMut<'_>; 1]; BATCH] = {
+            let mut it = self.bufs.iter_mut();
+            std::array::from_fn(|_| [IoSliceMut::new(it.next().map_or(&mut [][..], |b| &mut b[..]))])
+        };
+        let results = match recvmmsg(fd, &mut self.headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None) {
+            Ok(r) => r,
+            Err(nix::errno::Errno::EAGAIN) => return Ok(0),
+            Err(e) => return Err(std::io::Error::from(e)),
+        };
+        let mut n = 0;
+        for (i, msg) in results.enumerate() {
+            let addr = msg.address.and_then(|a: SockaddrStorage| {
+                a.as_sockaddr_in().map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4))).or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6))))
+            });
+            self.meta[i] = (msg.bytes, addr);
+            n = i + 1;
+        }
+        Ok(n)
+    }
+}
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// What a worker keeps of the engine: the allocator (weakly: the engine may be gone).
@@ -494,7 +548,7 @@ struct Worker {
     by_id: HashMap<u64, usize>,
     timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     generation: u32,
-    buf: Vec<u8>,
+    rx_batch: BatchReceiver,
     next_housekeeping: Instant,
 }
 
@@ -515,7 +569,7 @@ impl Worker {
             by_id: HashMap::new(),
             timers: BinaryHeap::new(),
             generation: 0,
-            buf: vec![0u8; 65536],
+            rx_batch: BatchReceiver::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
         }
     }
@@ -526,12 +580,11 @@ impl Worker {
             let now = Instant::now();
             let next = self.timers.peek().map_or(self.next_housekeeping, |Reverse((t, _, _))| (*t).min(self.next_housekeeping));
             let timeout = next.saturating_duration_since(now);
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != ErrorKind::Interrupted {
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != ErrorKind::Interrupted {
                     tracing::error!(error = %e, "media worker poll failed");
                     return;
                 }
-            }
             let now = Instant::now();
             let mut commands = false;
             for ev in events.iter() {
@@ -552,19 +605,30 @@ impl Worker {
         let (slot_index, sock) = (token / 4, token % 4);
         let Some(Some(slot)) = self.slots.get_mut(slot_index) else { return };
         let (leg, stream) = SOCKET_KINDS[sock];
-        // edge-triggered: read until the socket is empty
+        // edge-triggered: read until a batch comes back short (the socket was empty)
+        let fd = slot.sockets[sock].as_raw_fd();
         loop {
-            let (n, from) = match slot.sockets[sock].recv_from(&mut self.buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // ICMP errors surface here (connection refused): the socket stays usable
-                Err(_) => continue,
+            let n = match self.rx_batch.recv(fd) {
+                Ok(n) => n,
+                // EINTR, and ICMP errors (connection refused) reported once: read on
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionRefused) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, call_id = slot.call_id, "RTP socket read failed");
+                    break;
+                }
             };
-            if let Some(f) = slot.session.handle_datagram(leg, stream, from, &mut self.buf[..n], now) {
-                let _ = slot.sockets[socket_index(f.leg, f.stream)].send_to(&self.buf[..f.len], f.to);
+            for i in 0..n {
+                let (len, from) = self.rx_batch.meta[i];
+                let Some(from) = from else { continue };
+                let buf = &mut self.rx_batch.bufs[i][..len.min(DATAGRAM_MAX)];
+                if let Some(f) = slot.session.handle_datagram(leg, stream, from, buf, now) {
+                    let _ = slot.sockets[socket_index(f.leg, f.stream)].send_to(&buf[..f.len], f.to);
+                }
             }
             flush(slot, &self.ctx);
+            if n < BATCH {
+                break;
+            }
         }
         schedule(slot, slot_index, &mut self.timers);
     }
@@ -763,10 +827,9 @@ fn flush(slot: &mut Slot, ctx: &WorkerCtx) {
 }
 
 fn schedule(slot: &mut Slot, index: usize, timers: &mut BinaryHeap<Reverse<(Instant, usize, u32)>>) {
-    if let Some(t) = slot.session.poll_timeout() {
-        if slot.scheduled.is_none_or(|s| t < s) {
+    if let Some(t) = slot.session.poll_timeout()
+        && slot.scheduled.is_none_or(|s| t < s) {
             slot.scheduled = Some(t);
             timers.push(Reverse((t, index, slot.generation)));
         }
-    }
 }

@@ -23,7 +23,7 @@ impl PortAllocator {
         if max <= first {
             return Err(MediaError::Config(format!("RTP port range {min}-{max} holds no even/odd pair")));
         }
-        let pairs = usize::from((max - first + 1) / 2);
+        let pairs = usize::from((max - first).div_ceil(2));
         if pairs == 0 {
             return Err(MediaError::Config(format!("RTP port range {min}-{max} holds no even/odd pair")));
         }
@@ -47,16 +47,15 @@ impl PortAllocator {
 
     /// Returns a pair to the pool (by its RTP port); unknown ports are ignored.
     pub fn release(&mut self, rtp_port: u16) {
-        if rtp_port < self.first || (rtp_port - self.first) % 2 != 0 {
+        if rtp_port < self.first || !(rtp_port - self.first).is_multiple_of(2) {
             return;
         }
         let i = usize::from((rtp_port - self.first) / 2);
-        if let Some(u) = self.used.get_mut(i) {
-            if *u {
+        if let Some(u) = self.used.get_mut(i)
+            && *u {
                 *u = false;
                 self.in_use -= 1;
             }
-        }
     }
 
     /// Pairs in use.

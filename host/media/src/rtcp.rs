@@ -223,7 +223,7 @@ fn put_block(out: &mut Vec<u8>, r: &ReportBlock) {
 }
 
 fn finish(out: &mut Vec<u8>, start: usize, count: u8, ptype: u8) {
-    while (out.len() - start) % 4 != 0 {
+    while !(out.len() - start).is_multiple_of(4) {
         out.push(0);
     }
     let words = ((out.len() - start) / 4 - 1) as u16;
@@ -267,7 +267,7 @@ pub fn build_compound(packets: &[RtcpPacket], out: &mut Vec<u8>) {
                     }
                     // null terminator(s) up to the next 32-bit boundary
                     out.push(0);
-                    while (out.len() - start) % 4 != 0 {
+                    while !(out.len() - start).is_multiple_of(4) {
                         out.push(0);
                     }
                 }

@@ -724,11 +724,10 @@ impl Session {
             DtmfUpdate::Started(digit) => self.digit_started(leg, digit, now, true),
             DtmfUpdate::Ended { digit, duration } => {
                 self.events.push_back(MediaEvent::Dtmf(DigitEvent { leg, digit, duration, source: DtmfSource::Rfc4733 }));
-                if let Some(d) = self.legs[leg.other().index()].dtmf_tx.as_mut() {
-                    if d.generator.digit() == digit {
+                if let Some(d) = self.legs[leg.other().index()].dtmf_tx.as_mut()
+                    && d.generator.digit() == digit {
                         d.generator.end(duration);
                     }
-                }
             }
         }
     }
@@ -899,14 +898,13 @@ impl Session {
         l.remote_report.rtcp_packets += 1;
         let ours = l.out.ssrc();
         for p in &parsed {
-            if let RtcpPacket::SenderReport { reports, .. } | RtcpPacket::ReceiverReport { reports, .. } = p {
-                if let Some(r) = reports.iter().find(|r| r.ssrc == ours) {
+            if let RtcpPacket::SenderReport { reports, .. } | RtcpPacket::ReceiverReport { reports, .. } = p
+                && let Some(r) = reports.iter().find(|r| r.ssrc == ours) {
                     let clock = l.encoder.as_ref().map_or(8000, |(c, _)| c.clock_rate).max(1);
                     l.remote_report.fraction_lost = f32::from(r.fraction_lost) / 256.0;
                     l.remote_report.cumulative_lost = r.cumulative_lost;
                     l.remote_report.jitter = Duration::from_micros(u64::from(r.jitter) * 1_000_000 / u64::from(clock));
                 }
-            }
         }
         // relay when both directions pass through (the reports then describe the far
         // endpoint's stream); when FlowPBX transcodes or plays, it reports itself instead
@@ -941,15 +939,14 @@ impl Session {
             }
             self.updates = updates;
         }
-        if let Some(r) = self.recording.as_mut() {
-            if now >= r.next_flush {
+        if let Some(r) = self.recording.as_mut()
+            && now >= r.next_flush {
                 let mut block = Vec::new();
                 if r.aligner.flush(now, &mut block) > 0 {
                     self.rec_blocks.push_back(block);
                 }
                 r.next_flush = now + FLUSH_EVERY;
             }
-        }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             self.check_timeouts(now);
@@ -1005,8 +1002,8 @@ impl Session {
         let mut payload = std::mem::take(&mut self.payload);
         payload.resize(MTU - RTP_HEADER_LEN, 0);
         let l = &mut self.legs[leg.index()];
-        if let Some((codec, enc)) = l.encoder.as_mut() {
-            if let Ok(n) = enc.encode(samples, &mut payload) {
+        if let Some((codec, enc)) = l.encoder.as_mut()
+            && let Ok(n) = enc.encode(samples, &mut payload) {
                 let units = enc.rtp_units(samples.len());
                 let num = l.out.local(source, units, codec.clock_rate, now, n);
                 let hdr = RtpHeader { marker: num.marker, payload_type: codec.pt, sequence: num.seq, timestamp: num.ts, ssrc: l.out.ssrc() };
@@ -1016,7 +1013,6 @@ impl Session {
                 let _ = rtp::build(&hdr, &payload[..n], &mut data);
                 self.transmits.push_back(Transmit { leg, stream: StreamKind::Rtp, to: dest, data });
             }
-        }
         self.payload = payload;
         self.pcm2 = resampled;
     }

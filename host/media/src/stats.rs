@@ -180,7 +180,7 @@ impl RecvStats {
         let received_interval = self.received.saturating_sub(self.received_prior);
         self.received_prior = self.received;
         let lost_interval = expected_interval.saturating_sub(received_interval);
-        let fraction_lost = if expected_interval == 0 { 0 } else { ((lost_interval << 8) / expected_interval).min(255) as u8 };
+        let fraction_lost = (lost_interval << 8).checked_div(expected_interval).map_or(0, |f| f.min(255) as u8);
         let cumulative = expected.saturating_sub(self.received).min(0x7f_ffff) as i32;
         Some(crate::rtcp::ReportBlock {
             ssrc,
