@@ -71,6 +71,9 @@ pub struct RemoteMedia {
     pub rtp: Option<SocketAddr>,
     /// a=rtcp, or the RTP port + 1.
     pub rtcp: Option<SocketAddr>,
+    /// The endpoint multiplexes RTCP on its RTP port (a=rtcp-mux offered and accepted): RTCP
+    /// to it goes from FlowPBX's RTP port to its RTP address.
+    pub rtcp_mux: bool,
     /// The negotiated codecs.
     pub codecs: LegCodecs,
     /// a=sendrecv / sendonly / recvonly / inactive.
@@ -81,7 +84,7 @@ impl RemoteMedia {
     /// A send-recv endpoint at `rtp` with RTCP on the next port.
     pub fn new(rtp: Option<SocketAddr>, codecs: LegCodecs) -> Self {
         let rtcp = rtp.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
-        RemoteMedia { rtp, rtcp, codecs, direction: Direction::SendRecv }
+        RemoteMedia { rtp, rtcp, rtcp_mux: false, codecs, direction: Direction::SendRecv }
     }
 }
 
@@ -308,6 +311,16 @@ impl Leg {
         self.remote.as_ref().map(|r| &r.codecs)
     }
 
+    /// Where RTCP to this leg goes: its RTCP address from FlowPBX's RTCP port, or with
+    /// rtcp-mux its RTP address from the RTP port.
+    fn rtcp_dest(&self) -> Option<(StreamKind, SocketAddr)> {
+        if self.remote.as_ref().is_some_and(|r| r.rtcp_mux) {
+            self.rtp.addr.map(|a| (StreamKind::Rtp, a))
+        } else {
+            self.rtcp.addr.map(|a| (StreamKind::Rtcp, a))
+        }
+    }
+
     /// Whether relayed audio may be sent to this leg now.
     fn accepts_relay(&self) -> bool {
         self.player.is_none() && self.dtmf_tx.is_none() && self.remote.as_ref().is_some_and(|r| r.direction.remote_receives())
@@ -446,7 +459,7 @@ impl Session {
         let l = &self.legs[leg.index()];
         match stream {
             StreamKind::Rtp => l.rtp.addr,
-            StreamKind::Rtcp => l.rtcp.addr,
+            StreamKind::Rtcp => l.rtcp_dest().map(|(_, a)| a),
         }
     }
 
@@ -913,8 +926,7 @@ impl Session {
             return None;
         }
         let o = &self.legs[oi];
-        let to = o.rtcp.addr.or(o.rtp.addr.filter(|_| stream == StreamKind::Rtp))?;
-        let out_stream = if o.rtcp.addr.is_some() { StreamKind::Rtcp } else { StreamKind::Rtp };
+        let (out_stream, to) = o.rtcp_dest()?;
         let (their_view, other_source) = (o.out.ssrc(), o.recv.ssrc());
         rtcp::rewrite_ssrcs(buf, |field, ssrc| match field {
             SsrcField::Sender => their_view,
@@ -1083,7 +1095,7 @@ impl Session {
             if passthrough_pair {
                 continue;
             }
-            let Some(dest) = l.rtcp.addr else { continue };
+            let Some((stream, dest)) = l.rtcp_dest() else { continue };
             let reports: Vec<ReportBlock> = l.recv.report_block().into_iter().collect();
             let ssrc = l.out.ssrc();
             let mut packets = Vec::with_capacity(2);
@@ -1101,7 +1113,7 @@ impl Session {
             let mut data = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(MTU));
             data.clear();
             rtcp::build_compound(&packets, &mut data);
-            self.transmits.push_back(Transmit { leg: l.id, stream: StreamKind::Rtcp, to: dest, data });
+            self.transmits.push_back(Transmit { leg: l.id, stream, to: dest, data });
         }
     }
 }

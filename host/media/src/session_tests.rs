@@ -491,3 +491,23 @@ fn garbage_never_panics() {
     }
     s.handle_timeout(t0 + ms(6000));
 }
+
+#[test]
+fn rtcp_mux_legs_get_rtcp_on_the_rtp_port() {
+    let t0 = Instant::now();
+    let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+    s.set_remote(LegId::B, RemoteMedia { rtcp_mux: true, ..remote(B_SDP, &[CodecSpec::pcmu()]) }, t0);
+    s.bridge();
+    send(&mut s, LegId::A, A_SDP, pkt(0, 1, 0, 0xaaaa, &[0; 160]), t0).unwrap();
+    send(&mut s, LegId::B, B_SDP, pkt(0, 1, 0, 0xbbbb, &[0; 160]), t0).unwrap();
+    // A's RTCP (on its RTCP port) reaches B on B's RTP port; B's muxed RTCP reaches A's RTCP port
+    let mut sr = Vec::new();
+    rtcp::build_compound(&[RtcpPacket::ReceiverReport { ssrc: 0xaaaa, reports: vec![] }], &mut sr);
+    let f = s.handle_datagram(LegId::A, StreamKind::Rtcp, addr("192.0.2.10:4001"), &mut sr.clone(), t0).unwrap();
+    assert_eq!((f.stream, f.to), (StreamKind::Rtp, addr(B_SDP)));
+    let mut rr = Vec::new();
+    rtcp::build_compound(&[RtcpPacket::ReceiverReport { ssrc: 0xbbbb, reports: vec![] }], &mut rr);
+    let f = s.handle_datagram(LegId::B, StreamKind::Rtp, addr(B_SDP), &mut rr, t0).unwrap();
+    assert_eq!((f.stream, f.to), (StreamKind::Rtcp, addr("192.0.2.10:4001")));
+    assert_eq!(s.destination(LegId::B, StreamKind::Rtcp), Some(addr(B_SDP)));
+}
