@@ -586,16 +586,15 @@ impl Worker {
                     return;
                 }
             let now = Instant::now();
-            let mut commands = false;
+            // commands first: a packet that arrived with the set_remote/bridge that concerns
+            // it must see their effect
+            if events.iter().any(|ev| ev.token() == WAKER) && !self.commands(now) {
+                return;
+            }
             for ev in events.iter() {
-                if ev.token() == WAKER {
-                    commands = true;
-                } else {
+                if ev.token() != WAKER {
                     self.read_socket(ev.token().0, now);
                 }
-            }
-            if commands && !self.commands(now) {
-                return;
             }
             self.run_timers(Instant::now());
         }

@@ -258,3 +258,44 @@ async fn dropping_a_handle_reclaims_its_ports() {
     assert_eq!(e.health().port_pairs_in_use, 0);
     assert!(e.create_session("again").is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcodes_a_pcmu_caller_to_an_opus_only_callee() {
+    let e = engine((31700, 31799), |_| {});
+    let call = e.create_session("transcode").unwrap();
+    let (caller, callee) = (peer(), peer());
+    // the callee offered only Opus: FlowPBX answers the caller PCMU and transcodes
+    let caller_offer = vec![CodecSpec::pcmu()];
+    let callee_answer = vec![CodecSpec::opus(111)];
+    let to_caller = answer_to_caller(&caller_offer, &callee_answer).unwrap();
+    assert_eq!(to_caller, vec![CodecSpec::pcmu()]);
+    call.set_remote(LegId::A, RemoteMedia::new(Some(caller.local_addr().unwrap()), LegCodecs::new(&to_caller, None).unwrap()));
+    call.set_remote(LegId::B, RemoteMedia::new(Some(callee.local_addr().unwrap()), LegCodecs::new(&callee_answer, None).unwrap()));
+    call.bridge();
+    // a 700 Hz tone from the caller, one second
+    let tone: Vec<i16> = (0..8000).map(|i| (9000.0 * (2.0 * std::f64::consts::PI * 700.0 * f64::from(i) / 8000.0).sin()) as i16).collect();
+    let mut dec = media::codec::AudioDecoder::new(&CodecSpec::opus(111), &OpusSettings::default()).unwrap();
+    let mut heard = Vec::new();
+    for (i, frame) in tone.chunks(160).enumerate() {
+        let mut u = [0u8; 160];
+        media::g711::encode_ulaw(frame, &mut u);
+        caller.send_to(&pkt(0, i as u16, i as u32 * 160, 3, &u), call.local_rtp(LegId::A)).unwrap();
+        let (b, _) = recv(&callee).expect("opus packet");
+        let p = RtpPacket::parse(&b).unwrap();
+        assert_eq!(p.header.payload_type, 111);
+        dec.decode(p.payload, 0, &mut heard).unwrap();
+    }
+    assert_eq!(heard.len(), 8000);
+    // the callee hears the 700 Hz tone (Goertzel power at 700 Hz dominates 1.4 kHz and 300 Hz)
+    let power = |f: f64| {
+        let w = 2.0 * std::f64::consts::PI * f / 8000.0;
+        let (mut re, mut im) = (0.0, 0.0);
+        for (i, &v) in heard[2000..].iter().enumerate() {
+            re += f64::from(v) * (w * i as f64).cos();
+            im += f64::from(v) * (w * i as f64).sin();
+        }
+        re * re + im * im
+    };
+    assert!(power(700.0) > 100.0 * power(1400.0));
+    assert!(power(700.0) > 100.0 * power(300.0));
+}
