@@ -43,6 +43,20 @@ impl LegCodecs {
         Ok(LegCodecs { audio, telephone_event, ptime_ms })
     }
 
+    /// The frame length FlowPBX encodes toward this leg: the ptime, except that Opus only
+    /// has 10, 20, 40 and 60 ms frames (30 ms becomes 20, 50 becomes 40).
+    pub fn frame_ms(&self) -> u32 {
+        match self.send_codec().kind {
+            CodecKind::Opus => match self.ptime_ms {
+                0..=19 => 10,
+                20..=39 => 20,
+                40..=59 => 40,
+                _ => 60,
+            },
+            _ => self.ptime_ms,
+        }
+    }
+
     /// The codec FlowPBX sends when it encodes toward this leg.
     pub fn send_codec(&self) -> &CodecSpec {
         &self.audio[0]
@@ -256,5 +270,9 @@ mod tests {
         assert!(answer_to_caller(&[CodecSpec::pcmu()], &[]).is_err());
         assert_eq!(LegCodecs::new(&[CodecSpec::pcmu()], Some(25)).unwrap().ptime_ms, 20);
         assert_eq!(LegCodecs::new(&[CodecSpec::pcmu()], Some(500)).unwrap().ptime_ms, 60);
+        assert_eq!(LegCodecs::new(&[CodecSpec::pcmu()], Some(30)).unwrap().frame_ms(), 30);
+        assert_eq!(LegCodecs::new(&[CodecSpec::opus(111)], Some(30)).unwrap().frame_ms(), 20);
+        assert_eq!(LegCodecs::new(&[CodecSpec::opus(111)], Some(50)).unwrap().frame_ms(), 40);
+        assert_eq!(LegCodecs::new(&[CodecSpec::opus(111)], None).unwrap().frame_ms(), 20);
     }
 }

@@ -327,7 +327,7 @@ impl Leg {
     }
 
     fn frame(&self) -> Duration {
-        Duration::from_millis(u64::from(self.codecs().map_or(20, |c| c.ptime_ms)))
+        Duration::from_millis(u64::from(self.codecs().map_or(20, |c| c.frame_ms())))
     }
 
     fn stats(&self) -> LegStats {
@@ -838,7 +838,11 @@ impl Session {
         };
         let o = &mut self.legs[to.index()];
         let (ts, new_source) = o.out.map_ts(hdr.ssrc, hdr.timestamp, in_codec.clock_rate, out_codec.clock_rate, now);
-        if o.pending.is_empty() || new_source {
+        // a partial frame left over from before a gap (loss, silence suppression) is dropped:
+        // the new audio starts at its own timestamp
+        let pending_end = o.pending_ts.wrapping_add(o.encoder.as_ref().map_or(0, |(_, e)| e.rtp_units(o.pending.len())));
+        let discontinuous = (ts.wrapping_sub(pending_end) as i32).unsigned_abs() > out_codec.clock_rate / 100;
+        if o.pending.is_empty() || new_source || discontinuous {
             o.pending.clear();
             o.pending_ts = ts;
             o.pending_marker = new_source || hdr.marker;
@@ -858,7 +862,7 @@ impl Session {
         payload.resize(MTU - RTP_HEADER_LEN, 0);
         loop {
             let l = &mut self.legs[to.index()];
-            let ptime = l.remote.as_ref().map_or(20, |r| r.codecs.ptime_ms) as usize;
+            let ptime = l.remote.as_ref().map_or(20, |r| r.codecs.frame_ms()) as usize;
             let Some((codec, enc)) = l.encoder.as_mut() else { break };
             let frame = enc.pcm_rate() as usize * ptime / 1000;
             if frame == 0 || l.pending.len() < frame {

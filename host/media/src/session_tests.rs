@@ -511,3 +511,34 @@ fn rtcp_mux_legs_get_rtcp_on_the_rtp_port() {
     assert_eq!((f.stream, f.to), (StreamKind::Rtcp, addr("192.0.2.10:4001")));
     assert_eq!(s.destination(LegId::B, StreamKind::Rtcp), Some(addr(B_SDP)));
 }
+
+#[test]
+fn reframing_restarts_at_the_input_timestamp_after_a_loss() {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), t0, Duration::ZERO, 3);
+    s.set_remote(LegId::A, RemoteMedia::new(Some(addr(A_SDP)), LegCodecs::new(&[CodecSpec::pcma()], Some(20)).unwrap()), t0);
+    s.set_remote(LegId::B, RemoteMedia::new(Some(addr(B_SDP)), LegCodecs::new(&[CodecSpec::pcmu()], Some(30)).unwrap()), t0);
+    s.bridge();
+    let mut out = Vec::new();
+    for i in [0u32, 1, 3, 4, 5, 6] {
+        send(&mut s, LegId::A, A_SDP, pkt(8, i as u16, 1000 + i * 160, 5, &[0xd5; 160]), t0 + ms(20 * u64::from(i)));
+        out.extend(drain(&mut s));
+    }
+    let ts: Vec<u32> = out.iter().map(|t| RtpPacket::parse(&t.data).unwrap().header.timestamp).collect();
+    let rel: Vec<u32> = ts.iter().map(|t| t.wrapping_sub(ts[0])).collect();
+    // 0..320 gives one 30 ms frame; after the loss audio restarts at 480: frames at 480 and 720
+    assert_eq!(rel, vec![0, 480, 720]);
+}
+
+#[test]
+fn opus_legs_with_a_30ms_ptime_get_20ms_frames() {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), t0, Duration::ZERO, 4);
+    s.set_remote(LegId::A, RemoteMedia::new(Some(addr(A_SDP)), LegCodecs::new(&[CodecSpec::opus(111)], Some(30)).unwrap()), t0);
+    s.play(LegId::A, PlayRequest::once(Prompt::from_samples("p", vec![100; 1600])), t0);
+    let sent = run(&mut s, t0, t0 + ms(300));
+    let rtp_out: Vec<_> = sent.iter().filter(|(_, t)| t.stream == StreamKind::Rtp).collect();
+    assert_eq!(rtp_out.len(), 10, "200 ms of prompt in 20 ms Opus frames");
+    let h: Vec<RtpHeader> = rtp_out.iter().map(|(_, t)| RtpPacket::parse(&t.data).unwrap().header).collect();
+    assert_eq!(h[1].timestamp.wrapping_sub(h[0].timestamp), 960);
+}
