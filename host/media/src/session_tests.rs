@@ -542,3 +542,26 @@ fn opus_legs_with_a_30ms_ptime_get_20ms_frames() {
     let h: Vec<RtpHeader> = rtp_out.iter().map(|(_, t)| RtpPacket::parse(&t.data).unwrap().header).collect();
     assert_eq!(h[1].timestamp.wrapping_sub(h[0].timestamp), 960);
 }
+
+#[test]
+fn a_reinvite_that_changes_codec_keeps_the_stream_continuous() {
+    let t0 = Instant::now();
+    let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+    s.bridge();
+    let mut last = None;
+    for i in 0..3u16 {
+        last = send(&mut s, LegId::A, A_SDP, pkt(0, i, u32::from(i) * 160, 1, &[0; 160]), t0 + ms(20 * u64::from(i))).map(|x| x.1);
+    }
+    let last = last.unwrap();
+    // re-INVITE: both legs move to Opus (passthrough again), the caller restarts its numbering
+    s.set_remote(LegId::A, remote(A_SDP, &[CodecSpec::opus(96)]), t0 + ms(60));
+    s.set_remote(LegId::B, remote(B_SDP, &[CodecSpec::opus(111)]), t0 + ms(60));
+    let (_, h, _) = send(&mut s, LegId::A, A_SDP, pkt(96, 7000, 123_456, 1, &[0xfc, 0xff, 0xfe]), t0 + ms(100)).unwrap();
+    assert_eq!(h.ssrc, last.ssrc);
+    assert_eq!(h.sequence, last.sequence.wrapping_add(1));
+    assert_eq!(h.payload_type, 111);
+    assert!(h.marker);
+    assert!(h.timestamp.wrapping_sub(last.timestamp) < 0x8000_0000, "timestamp moves forward");
+    let (_, h2, _) = send(&mut s, LegId::A, A_SDP, pkt(96, 7001, 123_456 + 960, 1, &[0xfc, 0xff, 0xfe]), t0 + ms(120)).unwrap();
+    assert_eq!((h2.sequence, h2.timestamp.wrapping_sub(h.timestamp), h2.marker), (h.sequence.wrapping_add(1), 960, false));
+}
