@@ -14,30 +14,18 @@
 //                                    complete)
 //
 // Prints "N passed, N failed" and exits non-zero on a failure.
-import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, extname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { artifacts, browser, runCleanups, serveDist, shot, startBinary } from './lib.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '../..');
-const artifacts = join(repo, 'tests/artifacts/web');
 const args = process.argv.slice(2);
 const arg = (name) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
 let passed = 0;
 let failed = 0;
-const cleanups = [];
 /** the page under test, for a screenshot when a step fails */
 let current = null;
 
@@ -58,99 +46,6 @@ async function step(name, fn) {
 function expect(cond, what) {
   if (!cond) throw new Error(what);
 }
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createNetServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function waitHealthy(url, ms = 20_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      const r = await fetch(`${url}/api/v1/health`);
-      if (r.ok) return;
-    } catch {
-      /* not up yet */
-    }
-    if (Date.now() > end) throw new Error(`${url}/api/v1/health did not answer within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function startBinary() {
-  const bin = process.env.FLOWPBX_BIN ?? join(repo, 'target/debug/flowpbx');
-  if (!existsSync(bin)) throw new Error(`${bin} not found: build it (cargo build --bin flowpbx) or set FLOWPBX_BIN`);
-  const data = mkdtempSync(join(tmpdir(), 'flowpbx-e2e-'));
-  const http = await freePort();
-  const sip = await freePort();
-  const child = spawn(bin, [], {
-    env: {
-      ...process.env,
-      FLOWPBX_DATA_DIR: data,
-      FLOWPBX_HTTP_PORT: String(http),
-      FLOWPBX_SIP_UDP_PORT: String(sip),
-      FLOWPBX_SIP_TCP_PORT: String(sip),
-      FLOWPBX_RTP_PORT_MIN: '31000',
-      FLOWPBX_RTP_PORT_MAX: '31100',
-      FLOWPBX_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  cleanups.push(() => {
-    child.kill('SIGTERM');
-    rmSync(data, { recursive: true, force: true });
-  });
-  const url = `http://127.0.0.1:${http}`;
-  await waitHealthy(url);
-  return url;
-}
-
-/** Serves web/dist with the SPA fallback, for --smoke. */
-async function serveDist() {
-  const dist = join(repo, 'web/dist');
-  if (!existsSync(join(dist, 'index.html'))) throw new Error('web/dist is missing: npm run build');
-  const types = { '.js': 'text/javascript', '.css': 'text/css', '.html': 'text/html', '.svg': 'image/svg+xml' };
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    if (path.startsWith('/api/')) {
-      res.writeHead(503, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'unavailable', message: 'no server in smoke mode', details: [] } }));
-      return;
-    }
-    let file = join(dist, path);
-    if (!file.startsWith(dist) || !existsSync(file) || statSync(file).isDirectory()) file = join(dist, 'index.html');
-    res.writeHead(200, { 'Content-Type': types[extname(file)] ?? 'application/octet-stream' });
-    createReadStream(file).pipe(res);
-  });
-  const port = await freePort();
-  await new Promise((r) => server.listen(port, '127.0.0.1', r));
-  cleanups.push(() => server.close());
-  return `http://127.0.0.1:${port}`;
-}
-
-async function browser() {
-  const profile = mkdtempSync(join(tmpdir(), 'flowpbx-chromium-'));
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-    viewport: { width: 1280, height: 800 },
-  });
-  cleanups.push(async () => {
-    await ctx.close();
-    rmSync(profile, { recursive: true, force: true });
-  });
-  return ctx;
-}
-
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
 
 // ---------------------------------------------------------------------------------------------
 
@@ -370,7 +265,7 @@ try {
     console.log(`FAIL setup: ${e?.message ?? e}`);
   }
 } finally {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  await runCleanups();
 }
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(code || (failed ? 1 : 0));

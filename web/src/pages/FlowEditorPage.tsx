@@ -12,8 +12,9 @@ import { entityTypeForNode } from '../api/entities';
 import { keys, useNodeTypes } from '../api/queries';
 import type { Id, NodeType, Problem } from '../api/types';
 import { ErrorBanner, Spinner } from '../components/common/ui';
-import { FlowNode } from '../components/flow/FlowNode';
+import { FlowNode, useNodeNamer } from '../components/flow/FlowNode';
 import { Inspector } from '../components/flow/Inspector';
+import { LabelledEdge } from '../components/flow/LabelledEdge';
 import { DND_TYPE, Palette } from '../components/flow/Palette';
 import { ProblemsPanel, TestCallPanel, VersionsPanel } from '../components/flow/panels';
 import { toSteps } from '../components/flow/pathAnimation';
@@ -21,6 +22,7 @@ import { defaultsFromSchema } from '../components/flow/schema';
 import { useEditor } from '../store/editor';
 
 const nodeTypes = { pbx: FlowNode };
+const edgeTypes = { labelled: LabelledEdge };
 type Tab = 'inspect' | 'problems' | 'versions' | 'test';
 
 export default function FlowEditorPage() {
@@ -223,15 +225,24 @@ function Editor() {
       }),
     [s.nodes, errNodes, frame],
   );
-  const displayEdges: Edge[] = useMemo(
-    () =>
-      s.edges.map((e) => {
-        const o = s.outputs[e.source]?.find((x) => x.id === e.sourceHandle);
-        const cls = [errEdges.has(e.id) ? 'has-error' : '', frame?.visitedEdges.includes(e.id) ? 'on-path' : ''].filter(Boolean).join(' ');
-        return { ...e, label: o ? (o.label ?? o.id) : (e.label ?? e.sourceHandle ?? undefined), className: cls || undefined, animated: frame?.edgeId === e.id };
-      }),
-    [s.edges, s.outputs, errEdges, frame],
-  );
+  // an edge object is rebuilt only when what it shows changed, so React Flow re-renders only it
+  const edgeCache = useRef(new Map<string, { src: unknown; label: unknown; cls?: string; animated: boolean; out: Edge }>());
+  const displayEdges: Edge[] = useMemo(() => {
+    const cache = edgeCache.current;
+    const next = s.edges.map((e) => {
+      const o = s.outputs[e.source]?.find((x) => x.id === e.sourceHandle);
+      const label = o ? (o.label ?? o.id) : (e.label ?? e.sourceHandle ?? undefined);
+      const cls = [errEdges.has(e.id) ? 'has-error' : '', frame?.visitedEdges.includes(e.id) ? 'on-path' : ''].filter(Boolean).join(' ') || undefined;
+      const animated = frame?.edgeId === e.id;
+      const hit = cache.get(e.id);
+      if (hit && hit.src === e && hit.label === label && hit.cls === cls && hit.animated === animated) return hit.out;
+      const out: Edge = { ...e, type: 'labelled', label, className: cls, animated };
+      cache.set(e.id, { src: e, label, cls, animated, out });
+      return out;
+    });
+    if (cache.size > next.length * 2) for (const k of cache.keys()) if (!s.edges.some((e) => e.id === k)) cache.delete(k);
+    return next;
+  }, [s.edges, s.outputs, errEdges, frame]);
 
   const selected = s.nodes.filter((n) => n.selected);
   const readOnly = !!s.readOnly;
@@ -306,6 +317,7 @@ function Editor() {
             nodes={displayNodes}
             edges={displayEdges}
             nodeTypes={nodeTypes}
+            edgeTypes={edgeTypes}
             onNodesChange={s.onNodesChange}
             onEdgesChange={s.onEdgesChange}
             onConnect={s.connect}
@@ -374,7 +386,7 @@ function Editor() {
 
 function PathSummary() {
   const path = useEditor((s) => s.path);
-  const nodes = useEditor((s) => s.nodes);
+  const nameOf = useNodeNamer();
   const stepPath = useEditor((s) => s.stepPath);
   if (!path) return null;
   return (
@@ -386,10 +398,9 @@ function PathSummary() {
       </span>
       <ol className="mt-2 list-decimal pl-5">
         {path.frames.map((f) => {
-          const n = nodes.find((x) => x.id === f.nodeId);
           return (
             <li key={f.index} className={f.index === path.stepper.index ? 'font-semibold text-emerald-700' : ''}>
-              {n ? n.data.label || n.data.nodeType : f.nodeId}
+              {nameOf(f.nodeId)}
               {f.step.output ? ` → ${f.step.output}` : ''}
               {f.step.error ? ` (${f.step.error})` : ''}
             </li>

@@ -94,11 +94,12 @@ describe('editor undo/redo', () => {
     expect(st().paste()).toBe(false);
   });
 
-  it('saves edge labels from the outputs the nodes have', () => {
+  it('saves edge labels from the outputs the nodes have', async () => {
     const a = st().addNode('ivr_menu', { x: 0, y: 0 });
     const b = st().addNode('hangup', { x: 200, y: 0 });
     st().connect({ source: a, sourceHandle: '1', target: b, targetHandle: 'incoming' });
     st().setOutputs(a, [{ id: '1', label: '1 Sales' }, { id: 'timeout' }]);
+    await Promise.resolve();
     expect(st().graph().edges[0].label).toBe('1 Sales');
   });
 });

@@ -71,6 +71,8 @@ const clean = (d: Doc): Doc => ({
   edges: d.edges.map(({ selected: _s, ...e }) => e as PbxEdge),
 });
 
+let pendingOutputs: Record<string, NodeOutput[]> | null = null;
+
 export const useEditor = create<EditorState>((set, get) => {
   /** Applies a document change, recording the state before it for undo. */
   const change = (next: Partial<Doc>, key?: string) => {
@@ -252,9 +254,19 @@ export const useEditor = create<EditorState>((set, get) => {
     },
 
     setOutputs(nodeId, outputs) {
-      const cur = get().outputs[nodeId];
+      // every node reports its outputs as it mounts: gather them and apply them in one update
+      // (300 nodes, one re-render of the canvas rather than 300)
+      const cur = pendingOutputs?.[nodeId] ?? get().outputs[nodeId];
       if (cur && JSON.stringify(cur) === JSON.stringify(outputs)) return;
-      set({ outputs: { ...get().outputs, [nodeId]: outputs } });
+      if (!pendingOutputs) {
+        pendingOutputs = {};
+        queueMicrotask(() => {
+          const batch = pendingOutputs ?? {};
+          pendingOutputs = null;
+          set({ outputs: { ...get().outputs, ...batch } });
+        });
+      }
+      pendingOutputs[nodeId] = outputs;
     },
 
     setProblems(problems) {

@@ -2,9 +2,10 @@
 // and one labelled output handle per output. Outputs that depend on config (IVR digits,
 // time-switch rules) are asked of the node type and update while the config is edited.
 import { Handle, Position, useUpdateNodeInternals, type NodeProps } from '@xyflow/react';
-import { memo, useEffect } from 'react';
+import { memo, useEffect, useRef } from 'react';
 import { ENTITY_KINDS, entityTypeForNode, type AnyEntity, type EntityType } from '../../api/entities';
-import { useEntity, useNodeOutputs, useNodeTypes } from '../../api/queries';
+import { keys, useEntity, useNodeOutputs, useNodeTypes } from '../../api/queries';
+import { useQueryClient } from '@tanstack/react-query';
 import { ERROR_OUTPUT, type NodeType } from '../../api/types';
 import { useEditor } from '../../store/editor';
 import { INPUT_HANDLE, type PbxNode } from './graph';
@@ -43,6 +44,23 @@ export function nodeIcon(icon: string | undefined): string {
   return '🧩';
 }
 
+/** A node's name for lists (problems, path steps): its label, its entity's name, its type. */
+export function useNodeNamer(): (nodeId: string) => string {
+  const nodes = useEditor((s) => s.nodes);
+  const types = useNodeTypes();
+  const qc = useQueryClient();
+  return (nodeId) => {
+    const n = nodes.find((x) => x.id === nodeId);
+    if (!n) return nodeId;
+    if (n.data.label) return n.data.label;
+    const nt = findNodeType(types.data, n.data.nodeType);
+    const et = entityTypeForNode(nt ?? { id: n.data.nodeType, entity_type: n.data.entity_type });
+    const e = et && n.data.entity_id ? qc.getQueryData<AnyEntity>(keys.entity(et, n.data.entity_id)) : undefined;
+    if (et && e) return (ENTITY_KINDS[et].title as (x: AnyEntity) => string)(e);
+    return nt?.name ?? n.data.nodeType;
+  };
+}
+
 export function findNodeType(types: NodeType[] | undefined, id: string): NodeType | undefined {
   return types?.find((t) => t.id === id);
 }
@@ -58,10 +76,13 @@ function FlowNodeView({ id, data, selected }: NodeProps<PbxNode>) {
   const updateInternals = useUpdateNodeInternals();
   const outputKey = outputs.map((o) => `${o.id}:${o.label ?? ''}`).join('|');
 
+  const mounted = useRef(false);
   useEffect(() => {
     setOutputs(id, outputs);
-    // handles moved or appeared: React Flow must re-measure them to attach edges
-    updateInternals(id);
+    // handles moved or appeared: React Flow must re-measure them to attach edges (on mount it
+    // measures by itself)
+    if (mounted.current) updateInternals(id);
+    mounted.current = true;
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [id, outputKey]);
 

@@ -8,18 +8,15 @@ import { keys, useEntities } from '../../api/queries';
 import type { FlowDiff, Id, Problem, SimulateRequest, SimulateResult } from '../../api/types';
 import { useEditor } from '../../store/editor';
 import { ConfirmDelete } from '../common/ConfirmDelete';
+import { useNodeNamer } from './FlowNode';
 import { Dialog, ErrorBanner, formatDate, Spinner } from '../common/ui';
 
 export function ProblemsPanel({ onFocus }: { onFocus: (p: Problem) => void }) {
   const problems = useEditor((s) => s.problems);
-  const nodes = useEditor((s) => s.nodes);
+  const nameOf = useNodeNamer();
   if (problems.length === 0) return <p className="p-3 text-sm text-emerald-700">No problems found.</p>;
   const errors = problems.filter((p) => p.severity === 'error').length;
-  const label = (p: Problem) => {
-    const n = p.node_id ? nodes.find((x) => x.id === p.node_id) : undefined;
-    if (n) return n.data.label || n.data.nodeType;
-    return p.edge_id ? `edge ${p.edge_id}` : 'flow';
-  };
+  const label = (p: Problem) => (p.node_id ? nameOf(p.node_id) : p.edge_id ? `edge ${p.edge_id}` : 'flow');
   return (
     <div className="p-3">
       <p className="mb-2 text-sm text-slate-600">
@@ -229,10 +226,7 @@ export function TestCallPanel({ flowId, onBeforeRun }: { flowId: Id; onBeforeRun
 
   const set = <K extends keyof SimulateRequest>(k: K, v: SimulateRequest[K]) => setReq((r) => ({ ...r, [k]: v }));
   const frame = path ? path.frames[path.stepper.index] : undefined;
-  const nodeName = (id: string) => {
-    const n = nodes.find((x) => x.id === id);
-    return n ? n.data.label || n.data.nodeType : id;
-  };
+  const nodeName = useNodeNamer();
 
   return (
     <div className="p-3">
