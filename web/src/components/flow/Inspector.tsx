@@ -12,7 +12,9 @@ import { ConfirmDelete } from '../common/ConfirmDelete';
 import { Dialog } from '../common/ui';
 import { EntityForm } from '../entities/EntityForm';
 import { EntitySelect } from '../entities/EntitySelect';
-import { findNodeType } from './FlowNode';
+import { findNodeType, useNodeNamer } from './FlowNode';
+import { INPUT_HANDLE } from './graph';
+import { ERROR_OUTPUT } from '../../api/types';
 import { checkValue } from './schema';
 import { SchemaForm } from './SchemaForm';
 
@@ -132,6 +134,8 @@ export function Inspector({ nodeId }: { nodeId: string }) {
           </section>
         )}
 
+        <OutputTargets nodeId={nodeId} />
+
         {nt && (
           <section aria-label="Node configuration" className="mb-3">
             <h3 className="mb-2 text-xs font-semibold uppercase tracking-wide text-slate-500">Settings</h3>
@@ -195,5 +199,53 @@ export function Inspector({ nodeId }: { nodeId: string }) {
         />
       )}
     </div>
+  );
+}
+
+/**
+ * Where each output of the node leads, as selects: connecting without a mouse (the canvas
+ * needs a pointer to drag an edge), and an overview of the node's routing.
+ */
+function OutputTargets({ nodeId }: { nodeId: string }) {
+  const outputs = useEditor((s) => s.outputs[nodeId]);
+  const edges = useEditor((s) => s.edges);
+  const nodes = useEditor((s) => s.nodes);
+  const connect = useEditor((s) => s.connect);
+  const onEdgesChange = useEditor((s) => s.onEdgesChange);
+  const nameOf = useNodeNamer();
+  const list = [...(outputs ?? []), { id: ERROR_OUTPUT, label: 'error (when the node fails)' }];
+  const targets = nodes.filter((n) => n.data.nodeType !== 'inbound_number');
+  return (
+    <section aria-label="Outputs" className="mb-3">
+      <h3 className="mb-2 text-xs font-semibold uppercase tracking-wide text-slate-500">Outputs</h3>
+      {list.map((o) => {
+        const edge = edges.find((e) => e.source === nodeId && (e.sourceHandle ?? null) === o.id);
+        const id = `out-${nodeId}-${o.id}`;
+        return (
+          <div key={o.id} className="mb-2 grid grid-cols-[7rem_1fr] items-center gap-2">
+            <label htmlFor={id} className="truncate text-sm text-slate-700" title={o.label ?? o.id}>
+              {o.label ?? o.id}
+            </label>
+            <select
+              id={id}
+              className="input"
+              value={edge?.target ?? ''}
+              onChange={(e) => {
+                if (e.target.value) connect({ source: nodeId, sourceHandle: o.id, target: e.target.value, targetHandle: INPUT_HANDLE });
+                else if (edge) onEdgesChange([{ type: 'remove', id: edge.id }]);
+              }}
+            >
+              <option value="">{'terminal' in o && o.terminal ? '— ends here —' : '— not connected —'}</option>
+              {targets.map((n) => (
+                <option key={n.id} value={n.id}>
+                  {nameOf(n.id)}
+                  {n.id === nodeId ? ' (itself)' : ''}
+                </option>
+              ))}
+            </select>
+          </div>
+        );
+      })}
+    </section>
   );
 }

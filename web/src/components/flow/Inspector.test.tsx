@@ -1,0 +1,96 @@
+import { act, screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { NodeType } from '../../api/types';
+import { useEditor } from '../../store/editor';
+import { mockApi, type MockApi } from '../../test/mockApi';
+import { renderWithApp } from '../../test/render';
+import { Inspector } from './Inspector';
+
+const voicemail: NodeType = {
+  id: 'voicemail',
+  name: 'Voicemail',
+  version: '0.1.0',
+  category: 'destination',
+  icon: 'voicemail',
+  config_schema: { type: 'object', properties: { beep: { type: 'boolean', title: 'Beep before recording', default: true } } },
+  outputs: [{ id: 'done', label: 'After recording' }],
+  dynamic_outputs: false,
+  capabilities: ['voicemail'],
+  entity_type: 'voicemail_box',
+};
+const hangup: NodeType = { id: 'hangup', name: 'Hang up', version: '0.1.0', category: 'destination', icon: 'hangup', config_schema: { type: 'object', properties: {} }, outputs: [], dynamic_outputs: false, capabilities: [] };
+
+let api: MockApi;
+let boxes: { id: number; name: string }[];
+beforeEach(() => {
+  boxes = [];
+  api = mockApi({
+    'GET /node-types': () => [voicemail, hangup],
+    'GET /voicemail-boxes': () => ({ status: 200, body: { data: boxes, meta: { total: boxes.length, limit: 100, offset: 0 } } }),
+    'POST /voicemail-boxes': ({ body }) => {
+      const b = { id: 12, ...(body as { name: string }) };
+      boxes.push(b);
+      return { status: 201, body: { data: b } };
+    },
+    'GET /voicemail-boxes/12': () => boxes[0],
+    'GET /extensions': () => ({ status: 200, body: { data: [], meta: { total: 0, limit: 100, offset: 0 } } }),
+  });
+  useEditor.getState().load({
+    id: 1,
+    name: 'f',
+    flow_data: {
+      nodes: [
+        { id: 'vm', type: 'voicemail', position: { x: 0, y: 0 }, data: { config: { beep: true } } },
+        { id: 'bye', type: 'hangup', position: { x: 300, y: 0 }, data: { label: 'Bye' } },
+      ],
+      edges: [],
+    },
+  });
+  useEditor.getState().setOutputs('vm', voicemail.outputs);
+});
+afterEach(() => vi.unstubAllGlobals());
+
+describe('inspector', () => {
+  it('a node with no entity, and none exists: the creation drawer opens, the new entity is linked', async () => {
+    renderWithApp(<Inspector nodeId="vm" />);
+    const dialog = await screen.findByRole('dialog', { name: 'New voicemail box' });
+    const user = userEvent.setup();
+    await user.type(within(dialog).getByLabelText(/^Name/), 'After hours');
+    await user.click(within(dialog).getByRole('button', { name: 'Create voicemail box' }));
+    await waitFor(() => expect(useEditor.getState().nodes[0].data.entity_id).toBe(12));
+    expect(useEditor.getState().nodes[0].data.entity_type).toBe('voicemail_box');
+    expect(api.calls.find((c) => c.method === 'POST')!.body).toMatchObject({ name: 'After hours' });
+    await waitFor(() => expect(screen.queryByRole('dialog')).not.toBeInTheDocument());
+  });
+
+  it('edits the config from the schema form, and connects outputs from the keyboard', async () => {
+    boxes.push({ id: 12, name: 'Sales VM' });
+    renderWithApp(<Inspector nodeId="vm" />);
+    const user = userEvent.setup();
+    await user.click(await screen.findByLabelText('Beep before recording'));
+    expect(useEditor.getState().nodes[0].data.config).toEqual({ beep: false });
+
+    await user.selectOptions(screen.getByLabelText('After recording'), 'Bye');
+    expect(useEditor.getState().edges).toMatchObject([{ source: 'vm', sourceHandle: 'done', target: 'bye' }]);
+    // the implicit error output can be connected too
+    await user.selectOptions(screen.getByLabelText('error (when the node fails)'), 'Bye');
+    expect(useEditor.getState().edges).toHaveLength(2);
+    await user.selectOptions(screen.getByLabelText('After recording'), '');
+    expect(useEditor.getState().edges.map((e) => e.sourceHandle)).toEqual(['error']);
+    // one undo per change
+    act(() => useEditor.getState().undo());
+    expect(useEditor.getState().edges).toHaveLength(2);
+  });
+
+  it('the selector lists existing entities with "New …" first', async () => {
+    boxes.push({ id: 12, name: 'Sales VM' }, { id: 13, name: 'Support VM' } as never);
+    renderWithApp(<Inspector nodeId="vm" />);
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole('combobox', { name: 'Voicemail box' }));
+    const options = within(await screen.findByRole('listbox')).getAllByRole('option');
+    expect(options.map((o) => o.textContent)).toEqual(['New voicemail box…', 'Sales VM', 'Support VM']);
+    await user.keyboard('{ArrowDown}{ArrowDown}{Enter}');
+    expect(useEditor.getState().nodes[0].data.entity_id).toBe(13);
+  });
+});
