@@ -654,35 +654,37 @@ impl Session {
             return self.forward_dtmf(leg, hdr, buf, now);
         }
 
-        let Some(in_codec) = codecs.audio_by_pt(hdr.payload_type).cloned() else {
+        // copies of the few fields needed: the fast path must not clone a CodecSpec (its fmtp
+        // is a String)
+        let Some((in_kind, in_clock)) = codecs.audio_by_pt(hdr.payload_type).map(|c| (c.kind, c.clock_rate)) else {
             // comfort noise or an unnegotiated payload type: not relayed
             l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), 8000, now);
             l.dropped += 1;
             return None;
         };
-        l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), in_codec.clock_rate, now);
+        l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), in_clock, now);
 
         let other = &self.legs[oi];
         let relay = self.bridged && other.accepts_relay();
-        let out_codec = other.codecs().map(|c| c.send_codec().clone());
-        let passthrough_pt = out_codec.as_ref().and_then(|_| other.codecs().and_then(|c| c.pt_for(&in_codec)));
-        let same = out_codec.as_ref().is_some_and(|o| o.same_codec(&in_codec));
+        let out_clock = other.codecs().map(|c| c.send_codec().clock_rate);
+        let same = other.codecs().is_some_and(|c| c.send_codec().kind == in_kind && c.send_codec().clock_rate == in_clock);
+        let passthrough_pt = other.codecs().and_then(|c| c.audio.iter().find(|x| x.kind == in_kind && x.clock_rate == in_clock)).map(|x| x.pt);
         let record_channel = self.recording.as_ref().and_then(|r| r.mode.channel_of(leg));
 
         // Fast path: forward with the header rewritten.
         if relay && same && record_channel.is_none() {
             self.legs[li].passthrough = true;
-            return self.forward_rtp(leg, hdr, passthrough_pt.unwrap_or(hdr.payload_type), in_codec.clock_rate, payload_len, buf, now);
+            return self.forward_rtp(leg, hdr, passthrough_pt.unwrap_or(hdr.payload_type), in_clock, payload_len, buf, now);
         }
 
         // Decode (for the recorder and/or for transcoding).
-        let need_transcode = relay && !same && out_codec.is_some();
+        let need_transcode = relay && !same && out_clock.is_some();
         if !need_transcode && record_channel.is_none() {
             return None;
         }
         let mut pcm = std::mem::take(&mut self.pcm);
         pcm.clear();
-        let decoded = self.decode(leg, &in_codec, &buf[payload_offset..payload_offset + payload_len], &mut pcm);
+        let decoded = self.decode(leg, hdr.payload_type, &buf[payload_offset..payload_offset + payload_len], &mut pcm);
         let mut result = None;
         if let Ok(rate) = decoded {
             if let Some(ch) = record_channel {
@@ -690,8 +692,8 @@ impl Session {
             }
             if need_transcode {
                 self.legs[li].passthrough = false;
-                if let Some(out_codec) = out_codec {
-                    self.transcode_into(leg.other(), hdr, &in_codec, &out_codec, rate, &pcm, now);
+                if let Some(out_clock) = out_clock {
+                    self.transcode_into(leg.other(), hdr, in_clock, out_clock, rate, &pcm, now);
                 }
             }
         } else {
@@ -700,7 +702,7 @@ impl Session {
         self.pcm = pcm;
         if relay && same {
             self.legs[li].passthrough = true;
-            result = self.forward_rtp(leg, hdr, passthrough_pt.unwrap_or(hdr.payload_type), in_codec.clock_rate, payload_len, buf, now);
+            result = self.forward_rtp(leg, hdr, passthrough_pt.unwrap_or(hdr.payload_type), in_clock, payload_len, buf, now);
         }
         result
     }
@@ -767,14 +769,17 @@ impl Session {
         }
     }
 
-    /// Decodes a payload of `leg` into `pcm`; returns the PCM rate.
-    fn decode(&mut self, leg: LegId, codec: &CodecSpec, payload: &[u8], pcm: &mut Vec<i16>) -> Result<u32> {
+    /// Decodes a payload of `leg` (payload type `pt`, an audio codec of the leg) into `pcm`;
+    /// returns the PCM rate. The decoder is made on the first packet of that payload type.
+    fn decode(&mut self, leg: LegId, pt: u8, payload: &[u8], pcm: &mut Vec<i16>) -> Result<u32> {
         let opus = self.cfg.opus;
         let l = &mut self.legs[leg.index()];
-        let pos = match l.decoders.iter().position(|(pt, _)| *pt == codec.pt) {
+        let pos = match l.decoders.iter().position(|(p, _)| *p == pt) {
             Some(p) => p,
             None => {
-                l.decoders.push((codec.pt, AudioDecoder::new(codec, &opus)?));
+                let codec = l.codecs().and_then(|c| c.audio_by_pt(pt)).ok_or_else(|| MediaError::UnsupportedCodec(format!("payload type {pt}")))?;
+                let dec = AudioDecoder::new(codec, &opus)?;
+                l.decoders.push((pt, dec));
                 l.decoders.len() - 1
             }
         };
@@ -806,16 +811,19 @@ impl Session {
     fn ensure_encoder(&mut self, to: LegId) -> Option<u32> {
         let opus = self.cfg.opus;
         let l = &mut self.legs[to.index()];
-        let codec = l.codecs()?.send_codec().clone();
-        if l.encoder.as_ref().is_none_or(|(c, _)| *c != codec) {
-            l.encoder = Some((codec.clone(), AudioEncoder::new(&codec, &opus).ok()?));
+        let want = l.remote.as_ref()?.codecs.send_codec();
+        // compared in place: cloning the spec per packet would allocate
+        if l.encoder.as_ref().is_none_or(|(c, _)| c != want) {
+            let codec = want.clone();
+            let enc = AudioEncoder::new(&codec, &opus).ok()?;
+            l.encoder = Some((codec, enc));
         }
         l.encoder.as_ref().map(|(_, e)| e.pcm_rate())
     }
 
     /// Transcodes `pcm` (decoded from the other leg's packet `hdr` at `rate`) toward `to`.
     #[allow(clippy::too_many_arguments)]
-    fn transcode_into(&mut self, to: LegId, hdr: RtpHeader, in_codec: &CodecSpec, out_codec: &CodecSpec, rate: u32, pcm: &[i16], now: Instant) {
+    fn transcode_into(&mut self, to: LegId, hdr: RtpHeader, in_clock: u32, out_clock: u32, rate: u32, pcm: &[i16], now: Instant) {
         let Some(enc_rate) = self.ensure_encoder(to) else { return };
         let from = to.other();
         // resample on the input leg's resampler
@@ -837,11 +845,11 @@ impl Session {
             &resampled
         };
         let o = &mut self.legs[to.index()];
-        let (ts, new_source) = o.out.map_ts(hdr.ssrc, hdr.timestamp, in_codec.clock_rate, out_codec.clock_rate, now);
+        let (ts, new_source) = o.out.map_ts(hdr.ssrc, hdr.timestamp, in_clock, out_clock, now);
         // a partial frame left over from before a gap (loss, silence suppression) is dropped:
         // the new audio starts at its own timestamp
         let pending_end = o.pending_ts.wrapping_add(o.encoder.as_ref().map_or(0, |(_, e)| e.rtp_units(o.pending.len())));
-        let discontinuous = (ts.wrapping_sub(pending_end) as i32).unsigned_abs() > out_codec.clock_rate / 100;
+        let discontinuous = (ts.wrapping_sub(pending_end) as i32).unsigned_abs() > out_clock / 100;
         if o.pending.is_empty() || new_source || discontinuous {
             o.pending.clear();
             o.pending_ts = ts;
