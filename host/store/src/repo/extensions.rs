@@ -213,6 +213,55 @@ impl Extensions<'_> {
         }))
     }
 
+    /// The digest credentials of every extension over the current realm, decrypted: what the
+    /// SIP stack keeps in memory so no request waits on the database.
+    pub async fn all_sip_credentials(self) -> Result<Vec<SipCredentials>> {
+        let realm = self.realm();
+        let inner = self.inner;
+        let mut c = self.db.acquire().await?;
+        let rows: Vec<SecretRow> = sqlx::query_as(
+            "SELECT id, extension, sip_username, sip_password_enc, ha1_md5_enc, ha1_sha256_enc, ha1_realm \
+             FROM extensions ORDER BY id",
+        )
+        .fetch_all(&mut *c)
+        .await?;
+        let cipher = &inner.cipher;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (md5, sha) = if row.ha1_realm == realm {
+                (cipher.open_string(COL_HA1_MD5, &row.ha1_md5_enc)?, cipher.open_string(COL_HA1_SHA256, &row.ha1_sha256_enc)?)
+            } else {
+                let pw = cipher.open_string(COL_PASSWORD, &row.sip_password_enc)?;
+                (ha1_md5(&row.sip_username, &realm, &pw), ha1_sha256(&row.sip_username, &realm, &pw))
+            };
+            out.push(SipCredentials {
+                extension_id: row.id,
+                extension: row.extension,
+                username: row.sip_username,
+                realm: realm.clone(),
+                ha1_md5: md5,
+                ha1_sha256: sha,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A value that changes whenever an extension, trunk, inbound number or published flow
+    /// version is added, changed or removed: the SIP stack polls it (one cheap query) to know
+    /// when to reload its in-memory directory.
+    pub async fn change_stamp(self) -> Result<String> {
+        let mut c = self.db.acquire().await?;
+        let (stamp,): (String,) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM extensions) || ';' || \
+             (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM trunks) || ';' || \
+             (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM inbound_numbers) || ';' || \
+             (SELECT COUNT(*) || '/' || TOTAL(id) FROM flow_versions)",
+        )
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(stamp)
+    }
+
     /// Checks a SIP username and password (the mobile app's login); the extension on success.
     pub async fn verify_sip_password(self, username: &str, password: &str) -> Result<Option<Extension>> {
         let inner = self.inner;
@@ -305,6 +354,15 @@ mod tests {
         assert_eq!(cred.ha1_sha256, ha1_sha256("alice", "pbx.example.com", "s3cret-pass"));
         assert_eq!(s.set_sip_realm("pbx.example.com").await.unwrap(), 0);
 
+        let all = s.extensions().all_sip_credentials().await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].ha1_md5, ha1_md5("alice", "pbx.example.com", "s3cret-pass"));
+        let stamp = s.extensions().change_stamp().await.unwrap();
+        assert_eq!(s.extensions().change_stamp().await.unwrap(), stamp);
+        std::thread::sleep(std::time::Duration::from_millis(3)); // updated_at has millisecond precision
+        s.extensions().set_dnd(e.id, true).await.unwrap();
+        let after_dnd = s.extensions().change_stamp().await.unwrap();
+        assert_ne!(after_dnd, stamp, "an update changes the stamp");
         let page = s.extensions().list(Page::default()).await.unwrap();
         assert_eq!(page.total, 1);
         assert!(s.extensions().delete(e.id).await.unwrap());
