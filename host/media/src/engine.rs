@@ -158,15 +158,14 @@ struct NewSession {
 }
 
 struct WorkerLink {
-    tx: Mutex<mpsc::Sender<Cmd>>,
+    tx: mpsc::Sender<Cmd>,
     waker: Waker,
     sessions: AtomicUsize,
 }
 
 impl WorkerLink {
     fn send(&self, cmd: Cmd) -> Result<()> {
-        let sent = self.tx.lock().map_err(|_| MediaError::SessionClosed)?.send(cmd);
-        sent.map_err(|_| MediaError::SessionClosed)?;
+        self.tx.send(cmd).map_err(|_| MediaError::SessionClosed)?;
         self.waker.wake().map_err(MediaError::from)
     }
 }
@@ -219,7 +218,7 @@ impl MediaEngine {
             let poll = Poll::new()?;
             let waker = Waker::new(poll.registry(), WAKER)?;
             let (tx, rx) = mpsc::channel();
-            let link = Arc::new(WorkerLink { tx: Mutex::new(tx), waker, sessions: AtomicUsize::new(0) });
+            let link = Arc::new(WorkerLink { tx, waker, sessions: AtomicUsize::new(0) });
             workers.push(link.clone());
             threads.push((i, poll, rx, link));
         }
