@@ -127,6 +127,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** multipart upload: sent as is, no JSON content type */
   form?: FormData;
+  /** error statuses whose body is still a data envelope (503 from /health) */
+  dataOn?: number[];
 }
 
 export interface ListMeta {
@@ -170,6 +172,11 @@ async function send<T>(method: string, path: string, opts: RequestOptions): Prom
   } catch (e) {
     if (e instanceof DOMException && e.name === 'AbortError') throw e;
     throw new ApiError({ status: 0, code: 'network', message: 'The server cannot be reached.' });
+  }
+  if (opts.dataOn?.includes(res.status)) {
+    const json = (await res.json().catch(() => null)) as { data?: T } | null;
+    if (json && 'data' in json) return { data: json.data as T };
+    throw toApiError(res.status, json);
   }
   return parseEnvelope<T>(res, path);
 }

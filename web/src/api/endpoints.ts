@@ -7,7 +7,6 @@ import type {
   ApiToken,
   Cdr,
   Conference,
-  DashboardStats,
   Extension,
   Flow,
   FlowDiff,
@@ -25,6 +24,7 @@ import type {
   RingGroup,
   Session,
   Settings,
+  SystemStatus,
   SettingsChanged,
   SettingsUpdate,
   SetupRequest,
@@ -106,8 +106,9 @@ export const api = {
     status: () => request<SetupStatus>('GET', '/setup'),
     run: (body: SetupRequest) => request<AdminUser>('POST', '/setup', { body }),
   },
-  health: () => request<Health>('GET', '/health'),
-  dashboard: () => request<DashboardStats>('GET', '/dashboard/stats'),
+  /** 503 (a component down) still carries the health report */
+  health: () => request<Health>('GET', '/health', { dataOn: [503] }),
+  systemStatus: () => request<SystemStatus>('GET', '/system/status'),
   activeCalls: async () => (await requestPage<ActiveCall>('/calls/active')).items,
   hangupCall: (id: string) => request<void>('POST', `/calls/${encodeURIComponent(id)}/hangup`),
 
@@ -133,6 +134,13 @@ export const api = {
   conferences: resource<Conference>('/conferences'),
 
   prompts: {
+    /** A prompt name the API takes (1–64 letters, digits, _ or -) from a file name. */
+    nameFromFile: (fileName: string) =>
+      fileName
+        .replace(/\.[^.]+$/, '')
+        .replace(/[^A-Za-z0-9_-]+/g, '_')
+        .replace(/^_+|_+$/g, '')
+        .slice(0, 64) || 'prompt',
     list: async (params?: ListParams) => requestPage<Prompt>('/prompts', { limit: 100, ...params }),
     upload: (file: File, name: string) => {
       const form = new FormData();

@@ -485,13 +485,19 @@ export interface Health {
   components: Record<string, ComponentHealth>;
 }
 
-export interface DashboardStats {
-  active_calls: number;
-  registrations: number;
-  extensions: number;
-  trunks: { id: Id; name: string; status: TrunkStatus }[];
-  recent_cdrs: Cdr[];
-  calls_today?: number;
+/** GET /system/status */
+export interface SystemStatus {
+  version: string;
+  uptime_seconds: number;
+  schema_version: number;
+  database_path: string;
+  database_size_bytes: number;
+  data_dir: string;
+  sip_realm: string;
+  /** extensions, registrations, trunks, call_flows, cdrs */
+  counts: Record<string, number>;
+  components: Record<string, ComponentHealth>;
+  now: string;
 }
 
 /** Where a setting's effective value comes from: a flag or an environment variable beat the stored value. */

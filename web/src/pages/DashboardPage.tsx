@@ -4,7 +4,7 @@ import { Link } from 'react-router';
 import { errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { useLive } from '../api/live';
-import { keys } from '../api/queries';
+import { keys, useEntities } from '../api/queries';
 import type { ActiveCall } from '../api/types';
 import { ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, StatusDot } from '../components/common/ui';
 import { useEffect, useState } from 'react';
@@ -33,13 +33,20 @@ export default function DashboardPage() {
   const liveCalls = useLive((s) => s.calls);
   const liveRegs = useLive((s) => s.registrations);
   const liveTrunks = useLive((s) => s.trunks);
-  const stats = useQuery({ queryKey: [...keys.dashboard, Math.floor(seq / 5)], queryFn: api.dashboard, placeholderData: (p) => p });
+  // refetch the lists that live events change, at most every few events
+  const tick = Math.floor(seq / 5);
+  const status = useQuery({ queryKey: ['system-status', tick], queryFn: api.systemStatus, placeholderData: (p) => p });
+  const recent = useQuery({ queryKey: keys.cdrs({ recent: true, tick }), queryFn: () => api.cdrs.list({ limit: 10 }), placeholderData: (p) => p });
+  const today = new Date().toISOString().slice(0, 10);
+  const callsToday = useQuery({ queryKey: keys.cdrs({ from: today, tick }), queryFn: () => api.cdrs.list({ limit: 1, from: today }), placeholderData: (p) => p });
+  const trunks = useEntities('trunk');
   const health = useQuery({ queryKey: keys.health, queryFn: api.health, refetchInterval: 30_000 });
-  const restCalls = useQuery({ queryKey: keys.activeCalls, queryFn: api.activeCalls, enabled: !synced, refetchInterval: synced ? false : 5000 });
+  const restCalls = useQuery({ queryKey: keys.activeCalls, queryFn: api.activeCalls, enabled: !synced, refetchInterval: synced ? false : 5000, retry: false });
   const now = useNow();
 
   const calls: ActiveCall[] = synced ? Object.values(liveCalls) : (restCalls.data ?? []);
-  const registrations = synced ? Object.values(liveRegs).reduce((a, b) => a + b, 0) : (stats.data?.registrations ?? 0);
+  const registrations = synced ? Object.values(liveRegs).reduce((a, b) => a + b, 0) : (status.data?.counts.registrations ?? 0);
+  const stats = { data: status.data && { extensions: status.data.counts.extensions, calls_today: callsToday.data?.total ?? callsToday.data?.items.length, recent_cdrs: recent.data?.items ?? [], trunks: (trunks.data ?? []).map((t) => ({ id: t.id, name: t.name, status: t.enabled ? (t.status ?? 'unknown') : 'disabled' })) }, isLoading: status.isLoading || trunks.isLoading, error: status.error ?? recent.error };
 
   return (
     <div>

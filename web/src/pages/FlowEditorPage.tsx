@@ -81,9 +81,11 @@ function Editor() {
       } catch (e) {
         if (!cancelled) setNotice({ tone: 'bad', text: errorMessage(e) });
       }
-      // frame what is there, never zoomed in past 100 %
+      // where the flow was left, else frame what is there, never zoomed in past 100 %
+      const vp = useEditor.getState().extra.viewport as { x?: unknown; y?: unknown; zoom?: unknown } | undefined;
       setTimeout(() => {
-        if (useEditor.getState().nodes.length > 0) void rf.fitView({ padding: 0.2, duration: 0, maxZoom: 1 });
+        if (!cdrParam && vp && typeof vp.x === 'number' && typeof vp.y === 'number' && typeof vp.zoom === 'number') void rf.setViewport({ x: vp.x, y: vp.y, zoom: vp.zoom });
+        else if (useEditor.getState().nodes.length > 0) void rf.fitView({ padding: 0.2, duration: 0, maxZoom: 1 });
       }, 50);
     })();
     return () => {
@@ -98,16 +100,29 @@ function Editor() {
     if (st.readOnly || st.flowId !== flowId || st.saveState === 'saved') return;
     const rev = st.revision;
     st.setSaveState('saving');
+    // the canvas position is saved with the graph, so the flow reopens where it was left
+    const graph = { ...st.graph(), viewport: rf.getViewport() };
     try {
-      const saved = await api.flows.update(flowId, { name: st.name, flow_data: st.graph() });
+      const saved = await api.flows.update(flowId, { name: st.name, flow_data: graph });
       qc.setQueryData(keys.flow(flowId), saved);
       if (useEditor.getState().revision === rev) useEditor.getState().setSaveState('saved');
       else useEditor.getState().setSaveState('dirty');
     } catch (e) {
       useEditor.getState().setSaveState('error', errorMessage(e));
+      // errors on nodes and edges ("flow_data.nodes[3].data.entity_id") outline them
+      if (e instanceof ApiError) {
+        const problems: Problem[] = [];
+        for (const d of e.details) {
+          const m = /^flow_data\.(nodes|edges)\[(\d+)\]/.exec(d.field);
+          if (!m) continue;
+          const item = m[1] === 'nodes' ? graph.nodes[Number(m[2])] : graph.edges[Number(m[2])];
+          if (item) problems.push({ severity: 'error', code: 'save', message: `${d.field.slice(m[0].length).replace(/^\./, '') || m[1]}: ${d.message}`, ...(m[1] === 'nodes' ? { node_id: item.id } : { edge_id: item.id }) });
+        }
+        if (problems.length) useEditor.getState().setProblems(problems);
+      }
       throw e;
     }
-  }, [flowId, qc]);
+  }, [flowId, qc, rf]);
 
   useEffect(() => {
     if (s.saveState !== 'dirty' || s.readOnly) return;

@@ -24,7 +24,7 @@ export default function PromptsPage() {
     setBusy(true);
     setError(null);
     try {
-      await api.prompts.upload(f, name.trim() || f.name.replace(/\.[^.]+$/, ''));
+      await api.prompts.upload(f, name.trim() || api.prompts.nameFromFile(f.name));
       setName('');
       if (file.current) file.current.value = '';
       await qc.invalidateQueries({ queryKey: keys.prompts });
@@ -49,7 +49,7 @@ export default function PromptsPage() {
           <label className="label" htmlFor="prompt-file">
             Audio file
           </label>
-          <input id="prompt-file" ref={file} type="file" accept="audio/*,.wav" className="text-sm" />
+          <input id="prompt-file" ref={file} type="file" accept=".wav,audio/wav,audio/x-wav" className="text-sm" />
         </div>
         <button type="submit" className="btn btn-primary" disabled={busy}>
           {busy ? 'Uploading…' : 'Upload'}

@@ -48,7 +48,8 @@ const WRITE_ONLY = ['sip_password', 'password', 'pin'];
 export function toRequestBody(type: EntityType, v: Values, editing: boolean): Values {
   const out: Values = {};
   const readOnly = new Set(['id', 'created_at', 'updated_at', 'registration_count', 'status', 'status_detail', 'message_count', 'unread_count', 'participant_count', 'password_set', 'pin_set']);
-  const required = new Set(['name', 'extension', 'number', 'sip_username']);
+  // text the API takes as a plain string (never null): '' is a value there
+  const required = new Set(['name', 'extension', 'number', 'sip_username', 'prefix_add']);
   for (const [k, val] of Object.entries(v)) {
     if (readOnly.has(k)) continue;
     if (WRITE_ONLY.includes(k) && (val === '' || val === undefined || val === null)) {

@@ -30,7 +30,7 @@ export function PromptPicker({
     setUploading(true);
     setUploadError(null);
     try {
-      const p = await api.prompts.upload(file, file.name.replace(/\.[^.]+$/, ''));
+      const p = await api.prompts.upload(file, api.prompts.nameFromFile(file.name));
       await qc.invalidateQueries({ queryKey: keys.prompts });
       onChange(String(p.id));
     } catch (e) {
@@ -41,7 +41,7 @@ export function PromptPicker({
     }
   };
 
-  const help = 'WAV, MP3 or OGG; converted to 8 kHz on upload.';
+  const help = 'A WAV file; listen to it here before using it.';
   return (
     <Field id={id} label={label} error={error ?? uploadError ?? undefined} help={help}>
       <div className="flex flex-wrap items-center gap-2">
@@ -65,7 +65,7 @@ export function PromptPicker({
         <input
           ref={fileRef}
           type="file"
-          accept="audio/*,.wav"
+          accept=".wav,audio/wav,audio/x-wav"
           className="sr-only"
           aria-label={`Upload a prompt for ${label}`}
           onChange={(e) => {
