@@ -2,7 +2,7 @@
 // real binary on a fresh data dir and free ports, web/dist served alone, Debian's Chromium.
 import { spawn } from 'node:child_process';
 import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
@@ -75,13 +75,30 @@ export async function startBinary() {
   return url;
 }
 
-/** Serves web/dist with the SPA fallback, for --smoke. */
-export async function serveDist() {
+/**
+ * Serves web/dist with the SPA fallback. With `api` (a binary's URL) /api and /ws requests go
+ * to it, which puts the current SPA in front of a binary that does not embed it yet; without,
+ * /api answers 503 (--smoke).
+ */
+export async function serveDist(api) {
   const dist = join(repo, 'web/dist');
   if (!existsSync(join(dist, 'index.html'))) throw new Error('web/dist is missing: npm run build');
   const types = { '.js': 'text/javascript', '.css': 'text/css', '.html': 'text/html', '.svg': 'image/svg+xml' };
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (api && (path.startsWith('/api/') || path === '/ws')) {
+      const target = new URL(req.url, api);
+      const up = httpRequest(target, { method: req.method, headers: { ...req.headers, host: target.host } }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => {
+        res.writeHead(502);
+        res.end();
+      });
+      req.pipe(up);
+      return;
+    }
     if (path.startsWith('/api/')) {
       res.writeHead(503, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 'unavailable', message: 'no server in smoke mode', details: [] } }));

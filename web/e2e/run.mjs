@@ -9,6 +9,8 @@
 //   node e2e/run.mjs                 start target/debug/flowpbx (or $FLOWPBX_BIN) on a fresh
 //                                    data dir and free ports, then run the scenario
 //   node e2e/run.mjs --url URL       run against a binary already listening at URL (fresh!)
+//   node e2e/run.mjs --dist          serve web/dist in front of the binary's API (for a binary
+//                                    that does not embed the SPA yet); combines with --url
 //   node e2e/run.mjs --smoke         no binary: serve web/dist and check the shell renders at
 //                                    1280×800 and at tablet width (what runs before the API is
 //                                    complete)
@@ -257,7 +259,10 @@ mkdirSync(artifacts, { recursive: true });
 let code = 0;
 try {
   if (args.includes('--smoke')) await smoke();
-  else await scenario(arg('--url') ?? (await startBinary()));
+  else {
+    const server = arg('--url') ?? (await startBinary());
+    await scenario(args.includes('--dist') ? await serveDist(server) : server);
+  }
 } catch (e) {
   code = 1;
   if (failed === 0) {
