@@ -389,6 +389,7 @@ fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
     let mut lat_max = 0u64;
     let mut measuring = false;
     let mut cpu0 = 0.0;
+    let mut split0 = (0.0, 0.0);
     let mut t_measure = base;
     let mut seq = 0u16;
     let mut next_ms = 0u64;
@@ -401,6 +402,7 @@ fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
         if !measuring && elapsed >= warmup {
             measuring = true;
             cpu0 = common::cpu_seconds(setup.pid);
+            split0 = common::cpu_split(setup.pid);
             t_measure = now;
             sent = 0;
             received = 0;
@@ -467,6 +469,8 @@ fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
         }
     }
     let cpu = common::cpu_seconds(setup.pid) - cpu0;
+    let split1 = common::cpu_split(setup.pid);
+    let (user, sys) = (split1.0 - split0.0, split1.1 - split0.1);
     let wall = (Instant::now() - t_measure).as_secs_f64();
     let gen_cpu = common::cpu_seconds(std::process::id());
     let rss_after = common::rss_kib(setup.pid);
@@ -492,7 +496,7 @@ fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
         rss_per_call_kib: rss_after.saturating_sub(setup.rss_before_kib) as f64 / calls as f64,
     };
     println!(
-        "{}: sent {sent}, forwarded {received}, relay CPU {cpu:.2} s over {wall:.1} s, RSS {} -> {rss_after} KiB (generator CPU so far {gen_cpu:.1} s){}",
+        "{}: sent {sent}, forwarded {received}, relay CPU {cpu:.2} s (user {user:.2}, kernel {sys:.2}) over {wall:.1} s, RSS {} -> {rss_after} KiB (generator CPU so far {gen_cpu:.1} s){}",
         row.name,
         setup.rss_before_kib,
         if (sent as f64) < 0.98 * (calls as f64 * 100.0 * window) { " (the generator fell behind: the machine is overloaded, latency figures are not meaningful)" } else { "" }
