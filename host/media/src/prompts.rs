@@ -136,7 +136,7 @@ mod tests {
     use super::*;
 
     const EXPECTED: &[&str] = &[
-        "welcome", "please-hold", "invalid-option", "goodbye", "sorry", "voicemail-greeting", "leave-message", "beep", "mailbox-full",
+        "welcome", "please-hold", "invalid-option", "goodbye", "sorry", "voicemail-greeting", "leave-message-after-tone", "beep", "mailbox-full",
         "no-answer", "busy", "transfer", "enter-pin", "digit-0", "digit-9", "star", "pound", MUSIC_ON_HOLD,
     ];
 
