@@ -21,8 +21,34 @@ pub fn embedded_wav(name: &str) -> Option<&'static [u8]> {
     EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
 
-/// Name of the music-on-hold track.
+/// Name of the music-on-hold track (a 24 s loop).
 pub const MUSIC_ON_HOLD: &str = "music-on-hold";
+/// "Welcome. Thank you for calling."
+pub const WELCOME: &str = "welcome";
+/// "Please hold while we connect your call."
+pub const PLEASE_HOLD: &str = "please-hold";
+/// "That is not a valid option. Please try again."
+pub const INVALID_OPTION: &str = "invalid-option";
+/// "Goodbye."
+pub const GOODBYE: &str = "goodbye";
+/// The flow fallback: "Sorry, we cannot take your call right now. Please try again later."
+pub const SORRY: &str = "sorry";
+/// The default voicemail greeting: "The person you are calling is not available. …"
+pub const VOICEMAIL_GREETING: &str = "voicemail-greeting";
+/// "Please leave your message after the tone. …"
+pub const LEAVE_MESSAGE_AFTER_TONE: &str = "leave-message-after-tone";
+/// A 400 ms 1 kHz tone.
+pub const BEEP: &str = "beep";
+/// "The mailbox is full and cannot accept new messages."
+pub const MAILBOX_FULL: &str = "mailbox-full";
+/// "There is no answer."
+pub const NO_ANSWER: &str = "no-answer";
+/// "The number you are calling is busy."
+pub const BUSY: &str = "busy";
+/// "Please hold while your call is transferred."
+pub const TRANSFER: &str = "transfer";
+/// "Please enter your PIN, followed by the pound key."
+pub const ENTER_PIN: &str = "enter-pin";
 
 /// A prompt name is a plain file stem: letters, digits, `-` and `_`, 1–64 characters.
 pub fn valid_name(name: &str) -> bool {
@@ -136,8 +162,9 @@ mod tests {
     use super::*;
 
     const EXPECTED: &[&str] = &[
-        "welcome", "please-hold", "invalid-option", "goodbye", "sorry", "voicemail-greeting", "leave-message-after-tone", "beep", "mailbox-full",
-        "no-answer", "busy", "transfer", "enter-pin", "digit-0", "digit-9", "star", "pound", MUSIC_ON_HOLD,
+        WELCOME, PLEASE_HOLD, INVALID_OPTION, GOODBYE, SORRY, VOICEMAIL_GREETING, LEAVE_MESSAGE_AFTER_TONE, BEEP, MAILBOX_FULL, NO_ANSWER, BUSY,
+        TRANSFER, ENTER_PIN, "digit-0", "digit-1", "digit-2", "digit-3", "digit-4", "digit-5", "digit-6", "digit-7", "digit-8", "digit-9", "star",
+        "pound", MUSIC_ON_HOLD,
     ];
 
     #[test]
