@@ -175,6 +175,7 @@ mod tests {
             assert_eq!((d.format.rate, d.format.channels, d.format.bits, d.format.tag), (8000, 1, 16, 1), "{name}");
             assert!(d.samples.len() > 800, "{name} too short");
         }
+        assert_eq!(embedded().len(), EXPECTED.len(), "every embedded prompt is a known one");
         let total: usize = embedded().iter().map(|(_, b)| b.len()).sum();
         assert!(total < 2 * 1024 * 1024, "prompt set is {total} bytes");
         let moh = wav::decode(embedded_wav(MUSIC_ON_HOLD).unwrap()).unwrap();

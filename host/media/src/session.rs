@@ -400,7 +400,12 @@ impl Session {
     /// the latch so the endpoint's next packet is learned again; the output numbering is
     /// untouched, so the leg sees one continuous stream. Codec changes take effect with the
     /// next packet.
-    pub fn set_remote(&mut self, leg: LegId, remote: RemoteMedia, now: Instant) {
+    pub fn set_remote(&mut self, leg: LegId, mut remote: RemoteMedia, now: Instant) {
+        // 0.0.0.0 (RFC 2543 hold) or port 0 is no address: nothing is sent until the
+        // endpoint's own packets teach one
+        let usable = |a: &SocketAddr| !a.ip().is_unspecified() && a.port() != 0;
+        remote.rtp = remote.rtp.filter(usable);
+        remote.rtcp = remote.rtcp.filter(usable);
         let l = &mut self.legs[leg.index()];
         let old = l.remote.take();
         if old.as_ref().map(|o| o.rtp) != Some(remote.rtp) || !l.rtp.latched {

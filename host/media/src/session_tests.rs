@@ -565,3 +565,16 @@ fn a_reinvite_that_changes_codec_keeps_the_stream_continuous() {
     let (_, h2, _) = send(&mut s, LegId::A, A_SDP, pkt(96, 7001, 123_456 + 960, 1, &[0xfc, 0xff, 0xfe]), t0 + ms(120)).unwrap();
     assert_eq!((h2.sequence, h2.timestamp.wrapping_sub(h.timestamp), h2.marker), (h.sequence.wrapping_add(1), 960, false));
 }
+
+#[test]
+fn an_unspecified_sdp_address_sends_nothing_until_learned() {
+    let t0 = Instant::now();
+    let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+    s.set_remote(LegId::B, remote("0.0.0.0:5000", &[CodecSpec::pcmu()]), t0);
+    s.bridge();
+    assert_eq!(s.destination(LegId::B, StreamKind::Rtp), None);
+    assert!(send(&mut s, LegId::A, A_SDP, pkt(0, 1, 0, 1, &[0; 160]), t0).is_none());
+    // B's own packet teaches its address
+    send(&mut s, LegId::B, "198.51.100.7:6000", pkt(0, 1, 0, 2, &[0; 160]), t0);
+    assert!(send(&mut s, LegId::A, A_SDP, pkt(0, 2, 160, 1, &[0; 160]), t0 + ms(20)).is_some());
+}
