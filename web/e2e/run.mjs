@@ -119,6 +119,74 @@ async function scenario(url) {
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
   });
 
+  await step('every entity page creates one, through the shared forms', async () => {
+    const create = async (route, newLabel, fill) => {
+      await page.goto(`${url}${route}`);
+      await page.getByRole('button', { name: newLabel }).click();
+      const d = page.getByRole('dialog');
+      await fill(d);
+      await d.getByRole('button', { name: /^Create / }).click();
+      await d.waitFor({ state: 'detached' }).catch(async () => {
+        throw new Error(`${route}: ${(await d.getByRole('alert').allTextContents()).join(' / ') || 'the form stayed open'}`);
+      });
+    };
+    await create('/trunks', 'New trunk…', async (d) => {
+      await d.getByLabel('Name', { exact: true }).fill('Carrier');
+      await d.getByLabel('Registrar host').fill('sip.carrier.test');
+      await d.getByLabel('Username', { exact: true }).fill('acct1');
+      await d.getByLabel('Password', { exact: true }).fill('trunk-secret-1');
+    });
+    await create('/numbers', 'New number…', async (d) => {
+      await d.getByLabel('Number', { exact: true }).fill('+61255550100');
+      await d.getByLabel('Trunk').selectOption({ label: 'Carrier' });
+    });
+    await create('/voicemail', 'New voicemail box…', async (d) => {
+      await d.getByLabel('Name', { exact: true }).fill('Reception VM');
+      await d.getByLabel('PIN').fill('4321');
+      await d.getByLabel('Email new messages').check();
+      await d.getByLabel('Email address').fill('reception@example.test');
+    });
+    await create('/ring-groups', 'New ring group…', async (d) => {
+      await d.getByLabel('Name', { exact: true }).fill('Everyone');
+      await d.getByLabel('Strategy').selectOption('sequential');
+      await d.getByLabel('Add member').selectOption({ label: '101 Alice' });
+    });
+    await create('/ivr-menus', 'New IVR menu…', async (d) => {
+      await d.getByLabel('Name', { exact: true }).fill('Support menu');
+      await d.getByLabel('Label for digit 1').fill('Hardware');
+      await d.getByRole('button', { name: /^Add digit/ }).click();
+      await d.getByLabel('Label for digit 2').fill('Software');
+    });
+    await create('/time-switches', 'New time switch…', async (d) => {
+      await d.getByLabel('Name', { exact: true }).fill('Support hours');
+      await d.getByLabel('Time zone').fill('Australia/Sydney');
+      await d.getByRole('button', { name: 'Add date' }).click();
+      await d.getByLabel('Date', { exact: true }).fill('2026-12-25');
+    });
+    await create('/conferences', 'New conference…', async (d) => {
+      await d.getByLabel('Name', { exact: true }).fill('Standup');
+      await d.getByLabel('Dial-in extension').fill('800');
+    });
+    await shot(page, 'conferences-page');
+  });
+
+  await step('an edit keeps the stored secret; a delete in use lists what uses it', async () => {
+    await page.goto(`${url}/extensions`);
+    await page.getByRole('button', { name: 'Edit 101 Alice' }).click();
+    const d = page.getByRole('dialog');
+    await d.getByLabel('Email').fill('alice@example.test');
+    await d.getByRole('button', { name: 'Save' }).click();
+    await d.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Delete 101 Alice' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    const impact = page.getByRole('list', { name: 'Still used by' });
+    await impact.waitFor();
+    const text = await impact.textContent();
+    expect(/Everyone/.test(text ?? ''), `impact list: ${text}`);
+    await shot(page, 'delete-impact');
+    await page.getByRole('dialog').getByRole('button', { name: 'Close', exact: true }).last().click();
+  });
+
   let flowUrl = '';
   await step('a new flow opens in the editor', async () => {
     await page.getByRole('link', { name: 'Call flows' }).click();

@@ -46,7 +46,7 @@ export function ConfirmDelete({
       {impact ? (
         <div>
           <p className="mb-2 text-sm text-slate-700">
-            <strong>{what}</strong> cannot be removed: it is still used by
+            <strong>{what.charAt(0).toUpperCase() + what.slice(1)}</strong> cannot be removed: it is still used by
           </p>
           <ul className="mb-3 list-disc space-y-0.5 pl-5 text-sm text-slate-800" aria-label="Still used by">
             {impact.map((line) => (

@@ -32,7 +32,7 @@ export function Palette({ onAdd, disabled, id = 'palette' }: { onAdd: (t: NodeTy
         <input id={`${id}-search`} className="input" placeholder="Find node…" value={q} onChange={(e) => setQ(e.target.value)} />
       </div>
       {types.isLoading && <Spinner />}
-      <ErrorBanner error={types.error ? errorMessage(types.error) : null} />
+      <ErrorBanner title="Node types could not be loaded:" error={types.error ? errorMessage(types.error) : null} />
       <div className="flex-1 overflow-y-auto px-2 pb-2">
         {groups.map(([cat, list]) => (
           <section key={cat} className="mb-3">
