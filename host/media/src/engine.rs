@@ -175,6 +175,7 @@ struct Shared {
     ports: Mutex<PortAllocator>,
     workers: Vec<Arc<WorkerLink>>,
     recorder: RecorderPool,
+    prompts: crate::prompts::PromptStore,
     next_id: AtomicU64,
     sessions: AtomicUsize,
     events_dropped: AtomicU64,
@@ -222,7 +223,8 @@ impl MediaEngine {
             workers.push(link.clone());
             threads.push((i, poll, rx, link));
         }
-        let shared = Arc::new(Shared { cfg, ports: Mutex::new(ports), workers, recorder, next_id: AtomicU64::new(1), sessions: AtomicUsize::new(0), events_dropped: AtomicU64::new(0) });
+        let prompts = crate::prompts::PromptStore::new(&cfg.data_dir);
+        let shared = Arc::new(Shared { cfg, ports: Mutex::new(ports), workers, recorder, prompts, next_id: AtomicU64::new(1), sessions: AtomicUsize::new(0), events_dropped: AtomicU64::new(0) });
         // workers hold a weak-free view: the allocator and counters they need, not the engine
         for (i, poll, rx, link) in threads {
             let ctx = WorkerCtx { ports: PortsRef(Arc::downgrade(&shared)), link, orphan_timeout: shared.cfg.orphan_timeout };
@@ -234,6 +236,11 @@ impl MediaEngine {
     /// The engine's configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.shared.cfg
+    }
+
+    /// Prompts by name under `<data-dir>/prompts` (custom, then system, then embedded).
+    pub fn prompts(&self) -> &crate::prompts::PromptStore {
+        &self.shared.prompts
     }
 
     /// The address to put in SDP `c=` lines.

@@ -97,8 +97,7 @@ async fn plays_a_prompt_paced_at_20ms_and_reports_the_end() {
     let mut call = e.create_session("play-test").unwrap();
     let phone = peer();
     call.set_remote(LegId::A, RemoteMedia::new(Some(phone.local_addr().unwrap()), pcmu()));
-    let store = PromptStore::new(&e.config().data_dir);
-    let beep = store.load("beep").unwrap();
+    let beep = e.prompts().load(media::prompts::BEEP).unwrap();
     let expected = beep.samples().len().div_ceil(160);
     let id = call.play(LegId::A, PlayRequest::once(beep)).await.unwrap();
     let start = Instant::now();
