@@ -100,6 +100,11 @@ impl SettingsLayers {
         Self { layers }
     }
 
+    /// The same layers without the flag/env values: what applies once those are gone.
+    pub fn without_overrides(&self) -> Self {
+        Self { layers: self.layers.iter().map(|l| SettingLayer { fixed: None, ..l.clone() }).collect() }
+    }
+
     fn layer(&self, key: &str) -> Option<&SettingLayer> {
         self.layers.iter().find(|l| l.key == key)
     }
@@ -302,21 +307,30 @@ pub(crate) async fn apply_settings_update(
     let layers = state.settings_layers();
     let old = layers.resolve(&before);
     let new = layers.resolve(&after);
-    // cross-field rules on the effective values
-    let num = |k: &str| new.get(k).and_then(|r| r.value.as_deref()).and_then(|v| v.parse::<u32>().ok());
+    // cross-field rules, on the effective values and on what the stored values alone give
+    // (so that nothing breaks once a flag or environment variable is dropped)
     let mut e = Errors::new();
-    if let (Some(lo), Some(hi)) = (num(keys::RTP_PORT_MIN), num(keys::RTP_PORT_MAX)) {
-        e.check(lo < hi, keys::RTP_PORT_MIN, "must be below rtp_port_max");
-        e.check(hi - lo >= 3, keys::RTP_PORT_MAX, "the RTP range must hold at least two port pairs");
-    }
-    if let (Some(h), Some(t)) = (num(keys::HTTP_PORT), num(keys::SIP_TCP_PORT)) {
-        e.check(h != t, keys::HTTP_PORT, "must differ from sip_tcp_port");
-    }
-    if let (Some(t), Some(tls)) = (num(keys::SIP_TCP_PORT), num(keys::SIP_TLS_PORT)) {
-        e.check(t != tls, keys::SIP_TLS_PORT, "must differ from sip_tcp_port");
-    }
-    if let Some(h) = new.get(keys::HOSTNAME).and_then(|r| r.value.as_deref()) {
-        e.check(is_host(h), keys::HOSTNAME, "must be a host name or IP address");
+    for view in [&new, &layers.without_overrides().resolve(&after)] {
+        let num = |k: &str| view.get(k).and_then(|r| r.value.as_deref()).and_then(|v| v.parse::<u32>().ok());
+        if let (Some(lo), Some(hi)) = (num(keys::RTP_PORT_MIN), num(keys::RTP_PORT_MAX)) {
+            if lo >= hi {
+                e.add(keys::RTP_PORT_MIN, "must be below rtp_port_max");
+            } else if hi - lo < 3 {
+                e.add(keys::RTP_PORT_MAX, "the RTP range must hold at least two port pairs");
+            }
+        }
+        if let (Some(h), Some(t)) = (num(keys::HTTP_PORT), num(keys::SIP_TCP_PORT)) {
+            e.check(h != t, keys::HTTP_PORT, "must differ from sip_tcp_port");
+        }
+        if let (Some(t), Some(tls)) = (num(keys::SIP_TCP_PORT), num(keys::SIP_TLS_PORT)) {
+            e.check(t != tls, keys::SIP_TLS_PORT, "must differ from sip_tcp_port");
+        }
+        if let Some(h) = view.get(keys::HOSTNAME).and_then(|r| r.value.as_deref()) {
+            e.check(is_host(h), keys::HOSTNAME, "must be a host name or IP address");
+        }
+        if !e.is_empty() {
+            break;
+        }
     }
     e.finish()?;
 

@@ -120,7 +120,7 @@ pub struct TimeRule {
     pub days: Vec<String>,
     pub start: String,
     pub end: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest_node: Option<String>,
 }
 
@@ -134,13 +134,13 @@ pub struct DateOverride {
     /// YYYY-MM-DD
     pub date: String,
     /// YYYY-MM-DD, inclusive; absent: the one day
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_date: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest_node: Option<String>,
 }
 
