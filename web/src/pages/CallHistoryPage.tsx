@@ -6,7 +6,7 @@ import { Link, useSearchParams } from 'react-router';
 import { errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { keys } from '../api/queries';
-import { Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner } from '../components/common/ui';
+import { Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, TableHead } from '../components/common/ui';
 
 const PAGE = 50;
 
@@ -108,19 +108,7 @@ export default function CallHistoryPage() {
           <Empty>No calls match.</Empty>
         ) : (
           <table className="table">
-            <thead>
-              <tr>
-                <th>Start</th>
-                <th>Direction</th>
-                <th>From</th>
-                <th>To</th>
-                <th>Result</th>
-                <th>Duration</th>
-                <th>
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Start', 'Direction', 'From', 'To', 'Result', 'Duration']} />
             <tbody>
               {items.map((c) => (
                 <tr key={c.id}>

@@ -6,7 +6,7 @@ import { api } from '../api/endpoints';
 import { useLive } from '../api/live';
 import { keys, useEntities } from '../api/queries';
 import type { ActiveCall } from '../api/types';
-import { ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, StatusDot } from '../components/common/ui';
+import { ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, StatusDot, TableHead } from '../components/common/ui';
 import { useEffect, useState } from 'react';
 
 function Stat({ label, value }: { label: string; value: string | number }) {
@@ -67,17 +67,7 @@ export default function DashboardPage() {
             <p className="text-sm text-slate-500">No calls right now.</p>
           ) : (
             <table className="table">
-              <thead>
-                <tr>
-                  <th>From</th>
-                  <th>To</th>
-                  <th>State</th>
-                  <th>Time</th>
-                  <th>
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <TableHead columns={['From', 'To', 'State', 'Time']} />
               <tbody>
                 {calls.map((c) => (
                   <tr key={c.id}>

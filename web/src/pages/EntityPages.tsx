@@ -11,7 +11,7 @@ import { useLive } from '../api/live';
 import { useDeleteEntity, useEntities } from '../api/queries';
 import type { Extension, Id, InboundNumber, IvrMenu, RingGroup, TimeSwitch, Trunk, VoicemailBox, Conference } from '../api/types';
 import { ConfirmDelete } from '../components/common/ConfirmDelete';
-import { Dialog, Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, StatusDot } from '../components/common/ui';
+import { Dialog, Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, StatusDot, TableHead, DeleteButton } from '../components/common/ui';
 import { EntityForm } from '../components/entities/EntityForm';
 
 interface Column {
@@ -133,18 +133,7 @@ export default function EntityPage({ type: t }: { type: string }) {
           <Empty>{q ? 'Nothing matches.' : `No ${kind.plural.toLowerCase()} yet.`}</Empty>
         ) : (
           <table className="table">
-            <thead>
-              <tr>
-                {columns.map((c) => (
-                  <th key={c.header} scope="col">
-                    {c.header}
-                  </th>
-                ))}
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={columns.map((c) => c.header)} />
             <tbody>
               {rows.map((e) => (
                 <tr key={e.id} className="hover:bg-slate-50">
@@ -160,9 +149,7 @@ export default function EntityPage({ type: t }: { type: string }) {
                     <button type="button" className="btn btn-ghost btn-sm" onClick={() => setEditing(e)} aria-label={`Edit ${title(e)}`}>
                       Edit
                     </button>
-                    <button type="button" className="btn btn-ghost btn-sm text-red-700" onClick={() => setDeleting(e)} aria-label={`Delete ${title(e)}`}>
-                      Delete
-                    </button>
+                    <DeleteButton what={title(e)} onClick={() => setDeleting(e)} />
                   </td>
                 </tr>
               ))}
@@ -197,15 +184,7 @@ function Registrations({ id }: { id: Id }) {
   if (!q.data?.length) return <Empty>No device is registered.</Empty>;
   return (
     <table className="table">
-      <thead>
-        <tr>
-          <th>Contact</th>
-          <th>Transport</th>
-          <th>Device</th>
-          <th>From</th>
-          <th>Expires</th>
-        </tr>
-      </thead>
+      <TableHead columns={['Contact', 'Transport', 'Device', 'From', 'Expires']} actions={false} />
       <tbody>
         {q.data.map((r) => (
           <tr key={r.id}>
@@ -266,17 +245,7 @@ function Messages({ id }: { id: Id }) {
   return (
     <>
       <table className="table">
-        <thead>
-          <tr>
-            <th>From</th>
-            <th>When</th>
-            <th>Length</th>
-            <th>Play</th>
-            <th>
-              <span className="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <TableHead columns={['From', 'When', 'Length', 'Play']} />
         <tbody>
           {q.data.map((m) => (
             <tr key={m.id} className={m.read ? '' : 'font-semibold'}>

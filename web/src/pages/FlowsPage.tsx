@@ -7,7 +7,7 @@ import { api } from '../api/endpoints';
 import { keys, useFlows } from '../api/queries';
 import type { Flow } from '../api/types';
 import { ConfirmDelete } from '../components/common/ConfirmDelete';
-import { Dialog, Empty, ErrorBanner, formatDate, PageHeader, Spinner, TextInput } from '../components/common/ui';
+import { Dialog, Empty, ErrorBanner, formatDate, PageHeader, Spinner, TextInput, TableHead, DeleteButton } from '../components/common/ui';
 
 export default function FlowsPage() {
   const flows = useFlows();
@@ -45,17 +45,7 @@ export default function FlowsPage() {
           <Empty>No flows yet. A flow is where calls to your numbers go: create one to start.</Empty>
         ) : (
           <table className="table">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Live version</th>
-                <th>Nodes</th>
-                <th>Changed</th>
-                <th>
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Live version', 'Nodes', 'Changed']} />
             <tbody>
               {flows.data.map((f) => (
                 <tr key={f.id} className="hover:bg-slate-50">
@@ -68,9 +58,7 @@ export default function FlowsPage() {
                   <td>{f.flow_data?.nodes?.length ?? 0}</td>
                   <td>{formatDate(f.updated_at)}</td>
                   <td className="text-right">
-                    <button type="button" className="btn btn-ghost btn-sm text-red-700" onClick={() => setDeleting(f)} aria-label={`Delete ${f.name}`}>
-                      Delete
-                    </button>
+                    <DeleteButton what={f.name} onClick={() => setDeleting(f)} />
                   </td>
                 </tr>
               ))}

@@ -6,7 +6,7 @@ import { api } from '../api/endpoints';
 import { keys, usePrompts } from '../api/queries';
 import type { Prompt } from '../api/types';
 import { ConfirmDelete } from '../components/common/ConfirmDelete';
-import { Empty, ErrorBanner, formatDate, PageHeader, Spinner } from '../components/common/ui';
+import { Empty, ErrorBanner, formatDate, PageHeader, Spinner, TableHead, DeleteButton } from '../components/common/ui';
 
 export default function PromptsPage() {
   const prompts = usePrompts();
@@ -65,18 +65,7 @@ export default function PromptsPage() {
           <Empty>No prompts yet.</Empty>
         ) : (
           <table className="table">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Kind</th>
-                <th>Length</th>
-                <th>Added</th>
-                <th>Listen</th>
-                <th>
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Kind', 'Length', 'Added', 'Listen']} />
             <tbody>
               {prompts.data.map((p) => (
                 <tr key={p.id}>
@@ -89,9 +78,7 @@ export default function PromptsPage() {
                   </td>
                   <td className="text-right">
                     {p.kind !== 'system' && (
-                      <button type="button" className="btn btn-ghost btn-sm text-red-700" onClick={() => setDeleting(p)} aria-label={`Delete ${p.name}`}>
-                        Delete
-                      </button>
+                      <DeleteButton what={p.name} onClick={() => setDeleting(p)} />
                     )}
                   </td>
                 </tr>

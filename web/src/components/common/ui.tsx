@@ -343,3 +343,32 @@ export function formatDuration(sec?: number | null): string {
   const s = Math.floor(sec % 60);
   return m > 0 ? `${m}m ${String(s).padStart(2, '0')}s` : `${s}s`;
 }
+
+/** A table's header row; `actions` adds the (visually hidden) header of a buttons column. */
+export function TableHead({ columns, actions = true }: { columns: string[]; actions?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((c) => (
+          <th key={c} scope="col">
+            {c}
+          </th>
+        ))}
+        {actions && (
+          <th scope="col">
+            <span className="sr-only">Actions</span>
+          </th>
+        )}
+      </tr>
+    </thead>
+  );
+}
+
+/** The red "Delete" of a table row; `what` names the row for screen readers. */
+export function DeleteButton({ what, onClick, label = 'Delete' }: { what: string; onClick: () => void; label?: string }) {
+  return (
+    <button type="button" className="btn btn-ghost btn-sm text-red-700" onClick={onClick} aria-label={`${label} ${what}`}>
+      {label}
+    </button>
+  );
+}

@@ -1,7 +1,7 @@
 // A form generated from a node type's config JSON Schema (describe().config_schema).
 import { Fragment } from 'react';
 import type { JsonSchema } from '../../api/types';
-import { describedBy, Field } from '../common/ui';
+import { Checkbox, describedBy, Field } from '../common/ui';
 import { PromptPicker } from '../entities/PromptPicker';
 import { choices, defaultsFromSchema, humanize, schemaType } from './schema';
 
@@ -110,24 +110,7 @@ function SchemaField(props: NodeProps) {
 
   switch (t) {
     case 'boolean':
-      return (
-        <div className="mb-3">
-          <div className="flex items-center gap-2">
-            <input
-              {...describedBy(id, error, help)}
-              type="checkbox"
-              className="h-4 w-4"
-              checked={value === true}
-              onChange={(e) => onChange(e.target.checked)}
-            />
-            <label htmlFor={id} className="text-sm text-slate-700">
-              {label}
-            </label>
-          </div>
-          {help && <p id={`${id}-help`} className="ml-6 text-xs text-slate-500">{help}</p>}
-          {error && <p id={`${id}-error`} role="alert" className="ml-6 text-xs text-red-600">{error}</p>}
-        </div>
-      );
+      return <Checkbox id={id} label={label} checked={value === true} onChange={onChange} error={error} help={help} />;
     case 'integer':
     case 'number':
       return (
