@@ -127,6 +127,12 @@ export const api = {
     markRead: (id: Id, msg: Id) => request<void>('PUT', `/voicemail-boxes/${id}/messages/${msg}/read`),
     deleteMessage: (id: Id, msg: Id) => request<void>('DELETE', `/voicemail-boxes/${id}/messages/${msg}`),
     messageAudioUrl: (id: Id, msg: Id) => `/api/v1/voicemail-boxes/${id}/messages/${msg}/audio`,
+    /** the box's custom greeting (WAV), multipart field `file` */
+    uploadGreeting: (id: Id, file: File) => {
+      const form = new FormData();
+      form.set('file', file);
+      return request<VoicemailBox>('POST', `/voicemail-boxes/${id}/greeting`, { form });
+    },
   },
   ringGroups: resource<RingGroup>('/ring-groups'),
   ivrMenus: resource<IvrMenu>('/ivr-menus'),

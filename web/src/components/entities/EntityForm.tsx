@@ -4,6 +4,7 @@
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
 import { ApiError, errorMessage } from '../../api/client';
 import { ENTITY_KINDS, type EntityMap, type EntityType } from '../../api/entities';
+import { api } from '../../api/endpoints';
 import { useEntities, useFlows, useSaveEntity } from '../../api/queries';
 import type { Id } from '../../api/types';
 import { Checkbox, ErrorBanner, NumberInput, Select, TextInput } from '../common/ui';
@@ -334,6 +335,7 @@ function VoicemailFields({ values: v, set, errors: e, idp, editing }: FP) {
         <Select id={`${idp}-greeting_type`} label="Greeting" value={str(v.greeting_type)} error={e.greeting_type} onChange={(x) => set('greeting_type', x)}
           options={[{ value: 'default', label: 'Default' }, { value: 'custom', label: 'Custom recording' }, { value: 'name_only', label: 'Name only' }]} />
       </div>
+      {v.greeting_type === 'custom' && <GreetingUpload id={`${idp}-greeting`} boxId={editing ? (v.id as Id) : undefined} hasGreeting={!!v.greeting_file} />}
       <Select id={`${idp}-notify_extension_id`} label="Message-waiting lamp on" help="Lights the MWI lamp of this extension's phones" value={str(v.notify_extension_id)} error={e.notify_extension_id}
         onChange={(x) => set('notify_extension_id', x ? Number(x) : null)}
         options={[{ value: '', label: '— none —' }, ...(exts.data ?? []).map((x) => ({ value: x.id, label: `${x.extension} ${x.name}` }))]} />
@@ -446,5 +448,39 @@ function ConferenceFields({ values: v, set, errors: e, idp, editing }: FP) {
       <Checkbox id={`${idp}-mute_on_join`} label="Mute participants when they join" checked={v.mute_on_join === true} onChange={(x) => set('mute_on_join', x)} />
       <Checkbox id={`${idp}-announce_joins`} label="Announce joins and leaves" checked={v.announce_joins === true} onChange={(x) => set('announce_joins', x)} />
     </>
+  );
+}
+
+function GreetingUpload({ id, boxId, hasGreeting }: { id: string; boxId?: Id; hasGreeting: boolean }) {
+  const [state, setState] = useState<{ busy: boolean; error?: string; done?: boolean }>({ busy: false });
+  if (!boxId) return <p className="mb-3 text-xs text-slate-500">Upload the greeting once the box is created.</p>;
+  return (
+    <div className="mb-3">
+      <label htmlFor={id} className="label">
+        Greeting recording {hasGreeting && !state.done ? '(one is stored; a new file replaces it)' : ''}
+      </label>
+      <input
+        id={id}
+        type="file"
+        accept=".wav,audio/wav,audio/x-wav"
+        className="text-sm"
+        aria-describedby={state.error ? `${id}-error` : undefined}
+        disabled={state.busy}
+        onChange={async (e) => {
+          const file = e.target.files?.[0];
+          if (!file) return;
+          setState({ busy: true });
+          try {
+            await api.voicemailBoxes.uploadGreeting(boxId, file);
+            setState({ busy: false, done: true });
+          } catch (err) {
+            setState({ busy: false, error: errorMessage(err) });
+          }
+        }}
+      />
+      {state.busy && <p className="mt-1 text-xs text-slate-500">Uploading…</p>}
+      {state.done && <p role="status" className="mt-1 text-xs text-emerald-700">Greeting stored.</p>}
+      {state.error && <p id={`${id}-error`} role="alert" className="mt-1 text-xs text-red-600">{state.error}</p>}
+    </div>
   );
 }
