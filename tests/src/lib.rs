@@ -130,6 +130,8 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// Use these ports instead of free ones.
     pub ports: Option<Ports>,
+    /// Run this binary instead of [`flowpbx_bin`] (benchmarks use a release build).
+    pub binary: Option<PathBuf>,
 }
 
 /// A running `flowpbx` process.
@@ -175,7 +177,10 @@ impl Server {
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
-        let bin = flowpbx_bin()?;
+        let bin = match &self.opts.binary {
+            Some(b) => b.clone(),
+            None => flowpbx_bin()?,
+        };
         let p = self.ports;
         let mut cmd = Command::new(&bin);
         cmd.arg("--data-dir")
@@ -324,6 +329,12 @@ impl Server {
             self.stop()?;
         }
         self.spawn().await
+    }
+
+    /// The process's resident set size in KiB (Linux: VmRSS of /proc/<pid>/status).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// Whether the process is still running.

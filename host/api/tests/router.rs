@@ -1,0 +1,83 @@
+//! The router driven with `oneshot`: no port, a real store in a temporary directory.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+async fn app() -> (axum::Router, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::Store::open(store::StoreOptions::new(dir.path().join("flowpbx.db"), store::SecretKey::generate(), "flowpbx"))
+        .await
+        .unwrap();
+    let state = api::AppState::new(
+        store,
+        api::ApiConfig { data_dir: dir.path().to_path_buf(), jwt_secret: [7; 32], max_upload_bytes: 1 << 20, version: "test" },
+        api::SettingsLayers::default(),
+    );
+    (api::router(state), dir)
+}
+
+async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn json_req(method: &str, uri: &str, body: Value) -> Request<Body> {
+    Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test]
+async fn envelope_auth_and_session_flow() {
+    let (app, _dir) = app().await;
+    let (s, _, b) = call(&app, Request::get("/api/v1/health").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["data"]["components"]["database"]["status"], "ok");
+
+    let (s, _, b) = call(&app, Request::get("/api/v1/extensions").body(Body::empty()).unwrap()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    let (s, _, b) = call(&app, Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+
+    let (s, _, b) = call(&app, json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678", "extra": 1}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(b["error"]["details"][0]["field"], "extra");
+    let (s, _, _) = call(&app, json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678"}))).await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    let (s, h, b) = call(&app, json_req("POST", "/api/v1/auth/login", json!({"username": "admin", "password": "12345678"}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let cookie = h[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let csrf = b["data"]["csrf_token"].as_str().unwrap().to_owned();
+
+    let mut req = json_req("POST", "/api/v1/conferences", json!({"name": "Room", "extension": "800"}));
+    req.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    let (s, _, _) = call(&app, req).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "no CSRF token");
+    let mut req = json_req("POST", "/api/v1/conferences", json!({"name": "Room", "extension": "800"}));
+    req.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    req.headers_mut().insert("x-csrf-token", csrf.parse().unwrap());
+    let (s, _, b) = call(&app, req).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["data"]["extension"], "800");
+    assert_eq!(b["data"]["pin_set"], false);
+
+    let mut req = Request::get("/api/v1/conferences?limit=1").body(Body::empty()).unwrap();
+    req.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    let (s, _, b) = call(&app, req).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["meta"], json!({"total": 1, "limit": 1, "offset": 0}));
+}
+
+#[tokio::test]
+async fn openapi_document_is_served() {
+    let (app, _dir) = app().await;
+    let (s, _, b) = call(&app, Request::get("/api/v1/openapi.json").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(b["paths"]["/api/v1/conferences/{id}"]["delete"].is_object());
+    assert!(b["components"]["schemas"]["ConferenceBridge"].is_object());
+}
