@@ -130,6 +130,9 @@ function Editor() {
     return () => clearTimeout(t);
   }, [s.revision, s.saveState, s.readOnly, save]);
 
+  // leaving the editor (another page, another flow) saves what the timer had not yet
+  useEffect(() => () => void save().catch(() => undefined), [save]);
+
   useEffect(() => {
     const warn = (e: BeforeUnloadEvent) => {
       const st = useEditor.getState().saveState;
@@ -390,7 +393,12 @@ function Editor() {
                 </p>
               ))}
             {tab === 'problems' && <ProblemsPanel onFocus={focusProblem} />}
-            {tab === 'versions' && <VersionsPanel flowId={flowId} onView={(v) => setParams(v === null ? {} : { version: String(v) })} />}
+            {tab === 'versions' && (
+              <VersionsPanel
+                flowId={flowId}
+                onView={(v) => void save().catch(() => undefined).finally(() => setParams(v === null ? {} : { version: String(v) }))}
+              />
+            )}
             {tab === 'test' && <TestCallPanel flowId={flowId} onBeforeRun={save} />}
           </div>
         </aside>
