@@ -3,7 +3,7 @@
 //! fast as it goes on one thread over real speech (the embedded prompts), and prints the CPU
 //! per call-second and the calls per core; also the core's own cost per passthrough packet.
 //!
-//! Run: `cargo bench -p media --bench media_transcode -- [--calls 100] [--secs 10]`
+//! Run: `cargo bench -p media --bench media_transcode -- [--calls 100] [--secs 10] [--complexity 3]`
 
 #[path = "media_common.rs"]
 mod common;
@@ -42,10 +42,11 @@ fn main() {
     let secs: usize = arg("--secs", "10").parse().expect("--secs");
     let pcm = speech();
     let frames = secs * 50;
-    println!("transcoding benchmark: {calls} PCMU <-> Opus calls x {secs} s of speech, one thread");
+    let complexity: i32 = arg("--complexity", &OpusSettings::default().complexity.to_string()).parse().expect("--complexity 0-10");
+    println!("transcoding benchmark: {calls} PCMU <-> Opus calls x {secs} s of speech, one thread, Opus complexity {complexity}");
     for (label, opus) in [
-        ("Opus at 8 kHz PCM (default)", OpusSettings::default()),
-        ("Opus at 48 kHz PCM + resampler", OpusSettings { pcm_rate: 48000, ..Default::default() }),
+        ("Opus at 8 kHz PCM (the default)", OpusSettings { complexity, ..Default::default() }),
+        ("Opus at 48 kHz PCM + resampler", OpusSettings { pcm_rate: 48000, complexity, ..Default::default() }),
     ] {
         // pre-encoded inputs: the caller's PCMU and the callee's Opus, 20 ms each
         let mut ulaw = Vec::with_capacity(frames);
