@@ -1,0 +1,656 @@
+//! The wasmtime host: one [`Engine`] per process. It owns the wasmtime engine (component
+//! model, async, pooling allocator, epoch interruption), the linker with the host
+//! interfaces, the compiled-component cache, the node registry and the table of published
+//! flows, and runs node components under their limits.
+//!
+//! Limits of one node run: memory (`Limits::memory_bytes`, enforced by a resource limiter
+//! and the pool's slot size), CPU (`Limits::cpu` of guest execution: an epoch callback
+//! compares wall time minus time spent in host calls with the budget, so waiting for a
+//! caller costs nothing), wall clock (per node type, from its `describe()`, clamped), and
+//! the wasm stack. A separate thread advances the epoch every millisecond.
+
+use arc_swap::ArcSwap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::bindings::{Plugin, PluginPre, types as wit};
+use crate::cache::ComponentCache;
+use crate::control::CallControl;
+use crate::entity::EntityKind;
+use crate::graph::{ENTRY_TYPE, ERROR_OUTPUT, Graph, GraphNode};
+use crate::host::{CallCtx, HostState};
+use crate::registry::{self, NodeType, Registry};
+use crate::services::Services;
+use crate::trace::{LogLine, Trace};
+use crate::types::{Capability, Grants, NodeTypeInfo, OutputDecl};
+use crate::validate::{self, Catalog, Problem};
+use crate::Error;
+
+/// Limits on node runs and plugins.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Linear memory of one run (default 16 MiB).
+    pub memory_bytes: usize,
+    /// Guest CPU time of one run, host calls excluded (default 50 ms).
+    pub cpu: Duration,
+    /// Node runs per call (default 200): stops a runaway flow.
+    pub max_node_runs: u32,
+    /// The longest wall clock any node type may ask for (default 4 h 5 min: a conference).
+    pub max_wall_clock: Duration,
+    /// Wall clock of `describe()` and `outputs()` (default 2 s).
+    pub describe_wall_clock: Duration,
+    /// Per node type id, a wall clock to use instead of the one the type declares.
+    pub wall_clock_overrides: BTreeMap<String, Duration>,
+    /// The largest plugin component accepted (default 10 MiB).
+    pub max_plugin_bytes: usize,
+    /// Node runs that may execute at once (the pooling allocator's size; default 256).
+    pub max_concurrent_runs: u32,
+    /// The wasm stack of one run (default 512 KiB).
+    pub max_wasm_stack: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory_bytes: 16 << 20,
+            cpu: Duration::from_millis(50),
+            max_node_runs: 200,
+            max_wall_clock: Duration::from_secs(4 * 3600 + 300),
+            describe_wall_clock: Duration::from_secs(2),
+            wall_clock_overrides: BTreeMap::new(),
+            max_plugin_bytes: 10 << 20,
+            max_concurrent_runs: 256,
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
+
+/// How to build an [`Engine`].
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Where compiled components are cached (`<data-dir>/cache/components`); `None`: no cache.
+    pub cache_dir: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+/// Why a node run failed. Shown in the trace.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    #[error("CPU budget of {0:?} exceeded")]
+    Cpu(Duration),
+    #[error("memory limit of {0} bytes exceeded")]
+    Memory(usize),
+    #[error("wall-clock limit of {0:?} exceeded")]
+    WallClock(Duration),
+    #[error("wasm stack overflow")]
+    StackOverflow,
+    #[error("trap: {0}")]
+    Trap(String),
+    #[error("returned output {0:?}, which the node does not declare")]
+    UndeclaredOutput(String),
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("failed: {0}")]
+    Failed(String),
+    #[error("the caller hung up")]
+    CallerHungUp,
+    #[error("node run limit ({0} per call) reached")]
+    StepLimit(u32),
+}
+
+const TICK: Duration = Duration::from_millis(1);
+/// A running guest yields to the executor at least this often (in ticks).
+const SLICE_TICKS: u64 = 10;
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_micros() / TICK.as_micros()).max(1) as u64 + 1
+}
+
+/// Advances the engine's epoch every [`TICK`] until dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    fn start(engine: wasmtime::Engine) -> Result<Ticker, Error> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::Builder::new()
+            .name("flow-epoch".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| Error::io("starting the epoch thread", e))?;
+        Ok(Ticker { stop })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One graph node, ready to run.
+pub(crate) struct PreparedNode {
+    pub node: GraphNode,
+    pub ty: Arc<NodeType>,
+    pub pre: Option<PluginPre<HostState>>,
+    /// `data.config` as JSON text.
+    pub config_json: String,
+    /// The node's outputs, keyed by the revision of the entity they were computed with (0:
+    /// no entity): recomputed in the run's own instance when the entity changed.
+    pub outputs: Mutex<(u64, Arc<Vec<OutputDecl>>)>,
+}
+
+impl PreparedNode {
+    fn cached_outputs(&self, rev: u64) -> Option<Arc<Vec<OutputDecl>>> {
+        let g = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        (g.0 == rev).then(|| g.1.clone())
+    }
+    /// Whether `out` is a terminal output (by the outputs last computed).
+    pub(crate) fn cached_terminal(&self, out: &str) -> bool {
+        self.outputs.lock().unwrap_or_else(|e| e.into_inner()).1.iter().any(|o| o.id == out && o.terminal)
+    }
+    fn store_outputs(&self, rev: u64, o: Arc<Vec<OutputDecl>>) {
+        *self.outputs.lock().unwrap_or_else(|e| e.into_inner()) = (rev, o);
+    }
+}
+
+/// A flow version linked and ready to walk: immutable; calls hold it for their whole life.
+pub struct PreparedFlow {
+    pub flow_id: i64,
+    /// The published version (0 for a draft).
+    pub version: i64,
+    pub graph: Arc<Graph>,
+    /// The warnings validation found (a prepared flow has no errors).
+    pub warnings: Vec<Problem>,
+    pub(crate) nodes: HashMap<String, PreparedNode>,
+    /// (source node, output) → target node.
+    pub(crate) edges: HashMap<(String, String), String>,
+}
+
+impl std::fmt::Debug for PreparedFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedFlow").field("flow_id", &self.flow_id).field("version", &self.version).finish_non_exhaustive()
+    }
+}
+
+impl PreparedFlow {
+    /// The node an output leads to.
+    pub fn next(&self, node: &str, output: &str) -> Option<&str> {
+        self.edges.get(&(node.to_string(), output.to_string())).map(String::as_str)
+    }
+
+    /// The entry node ids.
+    pub fn entries(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.nodes.values().filter(|n| n.ty.info.id == ENTRY_TYPE).map(|n| n.node.id.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+pub(crate) struct Inner {
+    pub wasm: wasmtime::Engine,
+    linker: Linker<HostState>,
+    pub cache: ComponentCache,
+    pub limits: Limits,
+    registry: ArcSwap<Registry>,
+    published: ArcSwap<HashMap<i64, Arc<PreparedFlow>>>,
+    publish_lock: Mutex<()>,
+    pub services: Services,
+    _ticker: Ticker,
+}
+
+/// The flow engine. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Outcome of running guest code in a store, before mapping to [`RunError`].
+pub(crate) type GuestResult<T> = Result<wasmtime::Result<T>, tokio::time::error::Elapsed>;
+
+impl Engine {
+    /// Starts the engine: configures wasmtime, compiles (or loads from the cache) the
+    /// built-in nodes and describes them. `services` are the live ones the walker uses for
+    /// real calls.
+    pub fn new(config: EngineConfig, services: Services) -> Result<Engine, Error> {
+        let limits = config.limits;
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        let n = limits.max_concurrent_runs.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .max_core_instances_per_component(16)
+            .total_memories(n)
+            .max_memories_per_component(2)
+            .total_tables(n * 4)
+            .max_tables_per_component(8)
+            .total_stacks(n)
+            .max_memory_size(limits.memory_bytes);
+        let mut cfg = wasmtime::Config::new();
+        cfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.max_wasm_stack)
+            .async_stack_size(limits.max_wasm_stack + (1 << 20))
+            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let wasm = wasmtime::Engine::new(&cfg).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&wasm);
+        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let cache = ComponentCache::new(config.cache_dir)?;
+        let ticker = Ticker::start(wasm.clone())?;
+        let inner = Arc::new(Inner {
+            wasm,
+            linker,
+            cache,
+            limits,
+            registry: ArcSwap::from_pointee(Registry::default()),
+            published: ArcSwap::from_pointee(HashMap::new()),
+            publish_lock: Mutex::new(()),
+            services,
+            _ticker: ticker,
+        });
+        let engine = Engine { inner };
+        let mut reg = Registry::default();
+        reg.insert(NodeType::entry());
+        for (name, bytes) in crate::builtin::BUILTIN_COMPONENTS {
+            let t = engine.node_type_from(bytes, true, None).map_err(|e| Error::component(format!("built-in {name}"), e))?;
+            reg.insert(t);
+        }
+        engine.inner.registry.store(Arc::new(reg));
+        Ok(engine)
+    }
+
+    /// The live services.
+    pub fn services(&self) -> &Services {
+        &self.inner.services
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The registry now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.inner.registry.load_full()
+    }
+
+    /// `GET /api/v1/node-types`.
+    pub fn node_types(&self) -> Vec<NodeTypeInfo> {
+        self.registry().list()
+    }
+
+    fn wall_clock_for(&self, id: &str, declared_ms: u32) -> Duration {
+        let l = &self.inner.limits;
+        l.wall_clock_overrides.get(id).copied().unwrap_or(Duration::from_millis(u64::from(declared_ms).max(100))).min(l.max_wall_clock)
+    }
+
+    /// A store for one run of guest code, with the memory limiter and the CPU budget armed.
+    pub(crate) fn store(&self, state: HostState) -> Store<HostState> {
+        let mut store = Store::new(&self.inner.wasm, state);
+        store.limiter(|s| &mut s.limiter);
+        let budget = store.data().meter.budget;
+        store.epoch_deadline_callback(|mut ctx| {
+            let m = &mut ctx.data_mut().meter;
+            let used = m.used();
+            if used >= m.budget {
+                m.exceeded = true;
+                return Err(wasmtime::Error::msg("CPU budget exceeded"));
+            }
+            Ok(UpdateDeadline::Yield(ticks(m.budget - used).min(SLICE_TICKS)))
+        });
+        store.set_epoch_deadline(ticks(budget).min(SLICE_TICKS));
+        store
+    }
+
+    /// Maps a failed guest call onto a [`RunError`], using what the store saw.
+    pub(crate) fn classify<T>(&self, store: &Store<HostState>, r: GuestResult<T>, wall: Duration) -> Result<T, RunError> {
+        match r {
+            Err(_) => Err(RunError::WallClock(wall)),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let s = store.data();
+                if s.meter.exceeded {
+                    Err(RunError::Cpu(s.meter.budget))
+                } else if s.limiter.denied {
+                    Err(RunError::Memory(s.limiter.cap))
+                } else if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::StackOverflow)) {
+                    Err(RunError::StackOverflow)
+                } else {
+                    Err(RunError::Trap(format!("{e:#}")))
+                }
+            }
+        }
+    }
+
+    fn state(&self, node_id: &str, ty: &str, grants: Arc<Grants>, services: Services, call: Option<CallCtx>) -> HostState {
+        HostState::new(self.inner.limits.memory_bytes, self.inner.limits.cpu, node_id.into(), ty.into(), grants, services, call)
+    }
+
+    /// Runs `describe()` of a component.
+    pub(crate) async fn describe(&self, pre: &PluginPre<HostState>) -> Result<wit::NodeInfo, RunError> {
+        let wall = self.inner.limits.describe_wall_clock;
+        let mut store = self.store(self.state("", "", Arc::new(Grants::default()), Services::in_memory(), None));
+        let r = tokio::time::timeout(wall, async {
+            let inst = pre.instantiate_async(&mut store).await?;
+            inst.flowpbx_node_node().call_describe(&mut store).await
+        })
+        .await;
+        self.classify(&store, r, wall)
+    }
+
+    /// Runs `outputs()` for a graph node without a call (validation, publishing).
+    async fn outputs_of(&self, ty: &NodeType, pre: &PluginPre<HostState>, node: &GraphNode, input: &wit::NodeInput, services: &Services) -> Result<Vec<OutputDecl>, String> {
+        let wall = self.inner.limits.describe_wall_clock;
+        let mut store = self.store(self.state(&node.id, &ty.info.id, ty.grants.clone(), services.clone(), None));
+        let r = tokio::time::timeout(wall, async {
+            let inst = pre.instantiate_async(&mut store).await?;
+            inst.flowpbx_node_node().call_outputs(&mut store, input).await
+        })
+        .await;
+        match self.classify(&store, r, wall) {
+            Err(e) => Err(format!("outputs() failed: {e}")),
+            Ok(Err(m)) => Err(m),
+            Ok(Ok(o)) => {
+                let o: Vec<OutputDecl> = o.iter().map(registry::output_from_wit).collect();
+                registry::check_outputs(&o)?;
+                Ok(o)
+            }
+        }
+    }
+
+    /// Compiles (or loads) a component, checks that it targets the world, describes it and
+    /// builds its node type. `granted: None` = built-in.
+    pub(crate) fn node_type_from(&self, bytes: &[u8], builtin: bool, granted: Option<&[Capability]>) -> Result<NodeType, Error> {
+        let (component, sha) = self.inner.cache.load(&self.inner.wasm, bytes)?;
+        crate::tooling::check_world(&self.inner.wasm, &component).map_err(Error::Plugin)?;
+        let pre = self.link(&component)?;
+        let d = run_blocking_or_inline(self.describe(&pre)).map_err(Error::Engine)?.map_err(|e| Error::Plugin(format!("describe() failed: {e}")))?;
+        let wall = self.wall_clock_for(&d.id, d.wall_clock_ms);
+        let (info, grants, schema) = registry::info_from_describe(&d, builtin, granted, &sha, wall).map_err(Error::Plugin)?;
+        Ok(NodeType { info, component: Some(component), grants: Arc::new(grants), wall_clock: wall, schema: schema.map(Arc::new) })
+    }
+
+    pub(crate) fn link(&self, component: &Component) -> Result<PluginPre<HostState>, Error> {
+        let pre = self.inner.linker.instantiate_pre(component).map_err(|e| Error::component("linking", e))?;
+        PluginPre::new(pre).map_err(|e| Error::component("linking", e))
+    }
+
+    /// Installs (or replaces) an enabled plugin with the capabilities an administrator
+    /// granted. Published flows keep the version they were published with.
+    pub fn install_plugin(&self, bytes: &[u8], granted: &[Capability]) -> Result<NodeTypeInfo, Error> {
+        let manifest = crate::tooling::inspect_plugin(self, bytes)?;
+        let t = self.node_type_from(bytes, false, Some(granted))?;
+        debug_assert_eq!(t.info.id, manifest.info.id);
+        let info = t.info.clone();
+        let _g = self.inner.publish_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reg = Registry::clone(&self.registry());
+        reg.insert(t);
+        self.inner.registry.store(Arc::new(reg));
+        Ok(info)
+    }
+
+    /// Removes a plugin (disabled or deleted). Published flows using it keep running.
+    pub fn remove_plugin(&self, id: &str) -> bool {
+        if !registry::valid_plugin_id(id) {
+            return false;
+        }
+        let _g = self.inner.publish_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reg = Registry::clone(&self.registry());
+        let removed = reg.remove(id);
+        self.inner.registry.store(Arc::new(reg));
+        removed
+    }
+
+    /// The node input for a graph node with its entity from `services`.
+    fn input_for(node: &GraphNode, config: String, services: &Services) -> (wit::NodeInput, u64) {
+        let kind = node.data.entity_type.as_deref().and_then(EntityKind::parse);
+        let cached = match (node.data.entity_id, kind) {
+            (Some(id), Some(k)) => services.entities.get(k, id).map(|c| (k, id, c)),
+            _ => None,
+        };
+        match cached {
+            Some((k, id, c)) => (wit::NodeInput { config, entity: Some(wit::Entity { kind: k.as_str().into(), id, data: c.json.to_string() }) }, c.rev),
+            None => (wit::NodeInput { config, entity: None }, 0),
+        }
+    }
+
+    /// Validates a graph against a registry and services, running each node's `outputs()`.
+    async fn check(&self, flow_id: Option<i64>, graph: &Graph, reg: &Registry, services: &Services) -> (Vec<Problem>, HashMap<String, (u64, Result<Vec<OutputDecl>, String>)>, HashMap<String, PluginPre<HostState>>) {
+        let mut pres: HashMap<String, PluginPre<HostState>> = HashMap::new();
+        let mut outputs = HashMap::new();
+        for n in &graph.nodes {
+            let Some(t) = reg.get(&n.node_type) else { continue };
+            if n.node_type == ENTRY_TYPE {
+                outputs.insert(n.id.clone(), (0, Ok(t.info.outputs.clone())));
+                continue;
+            }
+            let Some(component) = &t.component else { continue };
+            let pre = match pres.get(&t.info.id) {
+                Some(p) => p.clone(),
+                None => match self.link(component) {
+                    Ok(p) => {
+                        pres.insert(t.info.id.clone(), p.clone());
+                        p
+                    }
+                    Err(e) => {
+                        outputs.insert(n.id.clone(), (0, Err(e.to_string())));
+                        continue;
+                    }
+                },
+            };
+            let (input, rev) = Self::input_for(n, n.data.config.to_string(), services);
+            let o = self.outputs_of(t, &pre, n, &input, services).await;
+            outputs.insert(n.id.clone(), (rev, o));
+        }
+        let catalog = EngineCatalog { reg, outputs: &outputs, services, flow_id };
+        (validate::validate(graph, &catalog), outputs, pres)
+    }
+
+    /// Every problem of a graph (`POST /api/v1/flows/:id/validate`), against the live
+    /// registry and entities.
+    pub async fn validate(&self, flow_id: Option<i64>, graph: &Graph) -> Vec<Problem> {
+        let reg = self.registry();
+        self.check(flow_id, graph, &reg, &self.inner.services).await.0
+    }
+
+    /// Validates and links a flow version: what publishing installs and simulating runs.
+    /// Fails with [`Error::Invalid`] (all problems) when validation finds an error.
+    pub async fn prepare(&self, flow_id: i64, version: i64, graph: Graph) -> Result<Arc<PreparedFlow>, Error> {
+        let reg = self.registry();
+        self.prepare_with(flow_id, version, graph, &reg, &self.inner.services).await
+    }
+
+    pub(crate) async fn prepare_with(&self, flow_id: i64, version: i64, graph: Graph, reg: &Registry, services: &Services) -> Result<Arc<PreparedFlow>, Error> {
+        let (problems, mut outputs, pres) = self.check(Some(flow_id), &graph, reg, services).await;
+        if validate::has_errors(&problems) {
+            return Err(Error::Invalid(problems));
+        }
+        let mut nodes = HashMap::new();
+        for n in &graph.nodes {
+            let ty = reg.get(&n.node_type).cloned().ok_or_else(|| Error::NotFound(format!("node type {}", n.node_type)))?;
+            let (rev, o) = outputs.remove(&n.id).unwrap_or((0, Ok(Vec::new())));
+            let o = o.map_err(|e| Error::Invalid(vec![Problem { severity: validate::Severity::Error, code: validate::ProblemCode::InvalidConfig, message: e, node_id: Some(n.id.clone()), edge_id: None }]))?;
+            nodes.insert(
+                n.id.clone(),
+                PreparedNode {
+                    node: n.clone(),
+                    pre: pres.get(&ty.info.id).cloned(),
+                    ty,
+                    config_json: n.data.config.to_string(),
+                    outputs: Mutex::new((rev, Arc::new(o))),
+                },
+            );
+        }
+        let mut edges = HashMap::new();
+        for e in &graph.edges {
+            let Some(src) = nodes.get(&e.source) else { continue };
+            let handle = match &e.source_handle {
+                Some(h) => h.clone(),
+                None => {
+                    let outs = src.outputs.lock().unwrap_or_else(|p| p.into_inner()).1.clone();
+                    match outs.as_slice() {
+                        [only] => only.id.clone(),
+                        _ => continue,
+                    }
+                }
+            };
+            edges.insert((e.source.clone(), handle), e.target.clone());
+        }
+        let warnings = problems;
+        Ok(Arc::new(PreparedFlow { flow_id, version, graph: Arc::new(graph), warnings, nodes, edges }))
+    }
+
+    /// Makes a prepared version the published one of its flow, atomically: calls that
+    /// started on the old version keep it; calls starting after this returns get the new.
+    pub fn install(&self, flow: Arc<PreparedFlow>) {
+        let _g = self.inner.publish_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = HashMap::clone(&self.inner.published.load());
+        m.insert(flow.flow_id, flow);
+        self.inner.published.store(Arc::new(m));
+    }
+
+    /// Stops new calls from entering a flow (deleted, or no version published).
+    pub fn unpublish(&self, flow_id: i64) -> Option<Arc<PreparedFlow>> {
+        let _g = self.inner.publish_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = HashMap::clone(&self.inner.published.load());
+        let old = m.remove(&flow_id);
+        self.inner.published.store(Arc::new(m));
+        old
+    }
+
+    /// The published version of a flow now.
+    pub fn published(&self, flow_id: i64) -> Option<Arc<PreparedFlow>> {
+        self.inner.published.load().get(&flow_id).cloned()
+    }
+
+    /// Walks a call through a flow from an entry node with the live services; returns the
+    /// trace for the CDR. Never fails: every failure ends in the trace's outcome.
+    pub async fn run_call(&self, flow: Arc<PreparedFlow>, entry_node: &str, call: Arc<dyn CallControl>) -> Trace {
+        let services = self.inner.services.clone();
+        crate::walker::walk(self, &flow, entry_node, call, &services).await
+    }
+
+    /// Like [`run_call`](Engine::run_call) with other services (the simulator's).
+    pub async fn run_call_with(&self, flow: Arc<PreparedFlow>, entry_node: &str, call: Arc<dyn CallControl>, services: &Services) -> Trace {
+        crate::walker::walk(self, &flow, entry_node, call, services).await
+    }
+
+    /// Runs one graph node for a call: instantiate from its `InstancePre`, refresh its
+    /// outputs if its entity changed, `run()`, check the output. Returns the output or why
+    /// it failed, and the node's log lines.
+    pub(crate) async fn run_node(&self, pn: &PreparedNode, call: CallCtx, services: &Services) -> (Result<String, RunError>, Vec<LogLine>) {
+        let Some(pre) = &pn.pre else {
+            return (Err(RunError::Failed(format!("node type {} has no component", pn.ty.info.id))), Vec::new());
+        };
+        let (input, rev) = Self::input_for(&pn.node, pn.config_json.clone(), services);
+        if pn.ty.info.entity_required && input.entity.is_none() {
+            let what = pn.ty.info.entity_kind.clone().unwrap_or_default();
+            return (Err(RunError::InvalidConfig(format!("the linked {what} no longer exists"))), Vec::new());
+        }
+        let cached = pn.cached_outputs(rev);
+        let wall = pn.ty.wall_clock;
+        let mut store = self.store(self.state(&pn.node.id, &pn.ty.info.id, pn.ty.grants.clone(), services.clone(), Some(call)));
+        let r = tokio::time::timeout(wall, async {
+            let inst = pre.instantiate_async(&mut store).await?;
+            let g = inst.flowpbx_node_node();
+            let outs = match cached {
+                Some(o) => o,
+                None => match g.call_outputs(&mut store, &input).await? {
+                    Ok(o) => {
+                        let o: Vec<OutputDecl> = o.iter().map(registry::output_from_wit).collect();
+                        if let Err(m) = registry::check_outputs(&o) {
+                            return Ok(Err(m));
+                        }
+                        let o = Arc::new(o);
+                        pn.store_outputs(rev, o.clone());
+                        o
+                    }
+                    Err(m) => return Ok(Err(m)),
+                },
+            };
+            let r = g.call_run(&mut store, &input).await?;
+            Ok(Ok((r, outs)))
+        })
+        .await;
+        let result = match self.classify(&store, r, wall) {
+            Err(e) => Err(e),
+            Ok(Err(config)) => Err(RunError::InvalidConfig(config)),
+            Ok(Ok((Err(e), _))) => Err(match e {
+                wit::NodeError::CallerHungUp => RunError::CallerHungUp,
+                wit::NodeError::Denied(m) => RunError::Denied(m),
+                wit::NodeError::InvalidConfig(m) => RunError::InvalidConfig(m),
+                wit::NodeError::Failed(m) => RunError::Failed(m),
+            }),
+            Ok(Ok((Ok(out), outs))) => {
+                let declared = out == ERROR_OUTPUT || outs.iter().any(|o| o.id == out) || (out.is_empty() && outs.is_empty());
+                if declared { Ok(out) } else { Err(RunError::UndeclaredOutput(out)) }
+            }
+        };
+        let mut s = store.into_data();
+        if s.dropped_logs > 0 {
+            let n = s.dropped_logs;
+            s.logs.push(LogLine { level: "warn".into(), message: format!("{n} more log lines dropped") });
+        }
+        (result, s.logs)
+    }
+}
+
+/// `describe()` runs inside `Engine::new` and `install_plugin`, which are synchronous and may
+/// be called from inside or outside a tokio runtime: run the future on a scoped thread with
+/// its own small runtime.
+fn run_blocking_or_inline<F: Future + Send>(f: F) -> Result<F::Output, String>
+where
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| format!("a runtime for describe(): {e}"))?;
+            Ok(rt.block_on(f))
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// The engine's view for the validator.
+struct EngineCatalog<'a> {
+    reg: &'a Registry,
+    outputs: &'a HashMap<String, (u64, Result<Vec<OutputDecl>, String>)>,
+    services: &'a Services,
+    flow_id: Option<i64>,
+}
+
+impl Catalog for EngineCatalog<'_> {
+    fn node_type(&self, t: &str) -> Option<&NodeTypeInfo> {
+        self.reg.get(t).map(|t| &t.info)
+    }
+    fn config_errors(&self, n: &GraphNode) -> Vec<String> {
+        self.reg.get(&n.node_type).map(|t| t.config_errors(&n.data.config)).unwrap_or_default()
+    }
+    fn outputs(&self, n: &GraphNode) -> Result<Vec<OutputDecl>, String> {
+        match self.outputs.get(&n.id) {
+            Some((_, r)) => r.clone(),
+            None => Err("the node's outputs could not be computed".into()),
+        }
+    }
+    fn entity_exists(&self, kind: EntityKind, id: i64) -> bool {
+        self.services.entities.get(kind, id).is_some()
+    }
+    fn entry_mapped(&self, n: &GraphNode) -> bool {
+        let snap = self.services.entities.snapshot();
+        snap.entry_mapped(self.flow_id, &n.id)
+            || n.data.entity_id.is_some_and(|id| matches!(snap.get(EntityKind::InboundNumber, id).map(|c| &*c.entity), Some(crate::entity::Entity::InboundNumber(num)) if num.enabled))
+    }
+}

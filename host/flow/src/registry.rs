@@ -1,0 +1,207 @@
+//! The node registry: every node type available now — the built-ins, compiled from the
+//! components embedded in the binary, the entry marker, and the enabled plugins — with what
+//! their `describe()` said and what the host decided (grants, wall clock, compiled schema).
+//!
+//! A registry is an immutable value; the engine swaps in a new one when a plugin is installed
+//! or removed. Published flows hold the types they were published with, so a new plugin
+//! version changes no published flow until that flow is republished.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::Component;
+
+use crate::bindings::types as wit;
+use crate::graph::ENTRY_TYPE;
+use crate::types::{Capability, Grants, NodeTypeInfo, OutputDecl};
+
+/// One node type.
+pub struct NodeType {
+    pub info: NodeTypeInfo,
+    /// `None` for the entry marker (no component runs for it).
+    pub(crate) component: Option<Component>,
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) wall_clock: Duration,
+    pub(crate) schema: Option<Arc<jsonschema::Validator>>,
+}
+
+impl std::fmt::Debug for NodeType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeType").field("id", &self.info.id).field("builtin", &self.info.builtin).finish_non_exhaustive()
+    }
+}
+
+impl NodeType {
+    /// Why `config` does not match the type's schema (empty: it does).
+    pub fn config_errors(&self, config: &serde_json::Value) -> Vec<String> {
+        match &self.schema {
+            None => Vec::new(),
+            Some(v) => v
+                .iter_errors(config)
+                .map(|e| {
+                    let at = e.instance_path().to_string();
+                    if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+                })
+                .collect(),
+        }
+    }
+
+    /// The entry marker type: the host resolves it; it leaves by `next`.
+    pub(crate) fn entry() -> NodeType {
+        NodeType {
+            info: NodeTypeInfo {
+                id: ENTRY_TYPE.into(),
+                name: "Inbound Number".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                category: "entry".into(),
+                icon: "📞".into(),
+                description: "Where calls to the mapped numbers enter the flow.".into(),
+                config_schema: serde_json::json!({"type": "object"}),
+                outputs: vec![OutputDecl { id: "next".into(), label: "Next".into(), terminal: false }],
+                capabilities: vec![],
+                granted: vec![],
+                entity_kind: Some("inbound_number".into()),
+                entity_required: false,
+                waits_for_caller: false,
+                wall_clock_ms: 0,
+                builtin: true,
+                sha256: String::new(),
+            },
+            component: None,
+            grants: Arc::new(Grants::default()),
+            wall_clock: Duration::ZERO,
+            schema: None,
+        }
+    }
+}
+
+/// A plugin id is `vendor/name`, both lowercase letters, digits, `-` and `_`.
+pub fn valid_plugin_id(id: &str) -> bool {
+    let part = |s: &str| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    matches!(id.split_once('/'), Some((v, n)) if part(v) && part(n))
+}
+
+pub(crate) fn capability_from_wit(c: &wit::Capability) -> Result<Capability, String> {
+    Ok(match c {
+        wit::Capability::Http(h) => format!("http:{h}").parse()?,
+        wit::Capability::Kv => Capability::Kv,
+        wit::Capability::Directory => Capability::Directory,
+        wit::Capability::ExternalCalls => Capability::ExternalCalls,
+        wit::Capability::Voicemail => Capability::Voicemail,
+        wit::Capability::Conference => Capability::Conference,
+        wit::Capability::CallerId => Capability::CallerId,
+    })
+}
+
+pub(crate) fn output_from_wit(o: &wit::Output) -> OutputDecl {
+    OutputDecl { id: o.id.clone(), label: o.label.clone(), terminal: o.terminal }
+}
+
+/// Checks a list of outputs: ids non-empty, unique, not `error`.
+pub(crate) fn check_outputs(outs: &[OutputDecl]) -> Result<(), String> {
+    for (i, o) in outs.iter().enumerate() {
+        if o.id.is_empty() || o.id.len() > 64 {
+            return Err(format!("output {i} has an empty or over-long id"));
+        }
+        if o.id == crate::graph::ERROR_OUTPUT {
+            return Err("`error` is reserved: every node has it".into());
+        }
+        if outs[..i].iter().any(|p| p.id == o.id) {
+            return Err(format!("output {:?} is declared twice", o.id));
+        }
+    }
+    Ok(())
+}
+
+/// Turns what `describe()` returned into a node type's info, refusing what cannot work.
+/// `granted: None` is a built-in (granted everything it declares).
+pub(crate) fn info_from_describe(d: &wit::NodeInfo, builtin: bool, granted: Option<&[Capability]>, sha256: &str, wall_clock: Duration) -> Result<(NodeTypeInfo, Grants, Option<jsonschema::Validator>), String> {
+    if d.id.is_empty() || d.id.len() > 129 {
+        return Err("the node type id is empty or too long".into());
+    }
+    if d.name.trim().is_empty() {
+        return Err("the node type has no name".into());
+    }
+    let schema: serde_json::Value = serde_json::from_str(&d.config_schema).map_err(|e| format!("config-schema is not JSON: {e}"))?;
+    let validator = jsonschema::validator_for(&schema).map_err(|e| format!("config-schema is not a usable JSON Schema: {e}"))?;
+    let outputs: Vec<OutputDecl> = d.outputs.iter().map(output_from_wit).collect();
+    check_outputs(&outputs)?;
+    let capabilities = d.capabilities.iter().map(capability_from_wit).collect::<Result<Vec<_>, _>>()?;
+    if let Some(k) = &d.entity_kind {
+        if crate::entity::EntityKind::parse(k).is_none() {
+            return Err(format!("entity-kind {k:?} is not an entity type"));
+        }
+    }
+    let grants = Grants::effective(&capabilities, granted);
+    let info = NodeTypeInfo {
+        id: d.id.clone(),
+        name: d.name.clone(),
+        version: d.version.clone(),
+        category: d.category.clone(),
+        icon: d.icon.clone(),
+        description: d.description.clone(),
+        config_schema: schema,
+        outputs,
+        capabilities,
+        granted: grants.list(),
+        entity_kind: d.entity_kind.clone(),
+        entity_required: d.entity_required && d.entity_kind.is_some(),
+        waits_for_caller: d.waits_for_caller,
+        wall_clock_ms: wall_clock.as_millis() as u64,
+        builtin,
+        sha256: sha256.to_string(),
+    };
+    Ok((info, grants, Some(validator)))
+}
+
+/// The node types available now.
+#[derive(Debug, Default, Clone)]
+pub struct Registry {
+    types: BTreeMap<String, Arc<NodeType>>,
+}
+
+impl Registry {
+    /// A type by id.
+    pub fn get(&self, id: &str) -> Option<&Arc<NodeType>> {
+        self.types.get(id)
+    }
+
+    /// Every type's info, built-ins first, each group by id: `GET /api/v1/node-types`.
+    pub fn list(&self) -> Vec<NodeTypeInfo> {
+        let mut v: Vec<NodeTypeInfo> = self.types.values().map(|t| t.info.clone()).collect();
+        v.sort_by(|a, b| b.builtin.cmp(&a.builtin).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    pub(crate) fn insert(&mut self, t: NodeType) {
+        self.types.insert(t.info.id.clone(), Arc::new(t));
+    }
+
+    pub(crate) fn remove(&mut self, id: &str) -> bool {
+        self.types.remove(id).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_ids_are_namespaced() {
+        for ok in ["acme/crm", "a-b/c_d", "x1/y2"] {
+            assert!(valid_plugin_id(ok), "{ok}");
+        }
+        for bad in ["crm", "Acme/crm", "acme/", "/crm", "acme/crm/x", "acme/cr m", "time_switch"] {
+            assert!(!valid_plugin_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn outputs_must_be_unique_and_not_error() {
+        let o = |id: &str| OutputDecl { id: id.into(), label: id.into(), terminal: false };
+        assert!(check_outputs(&[o("a"), o("b")]).is_ok());
+        assert!(check_outputs(&[o("a"), o("a")]).is_err());
+        assert!(check_outputs(&[o("error")]).is_err());
+        assert!(check_outputs(&[o("")]).is_err());
+    }
+}

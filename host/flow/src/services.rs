@@ -1,0 +1,335 @@
+//! What the engine needs from the rest of the PBX besides the call: entity data
+//! ([`EntityCache`]), presence ([`Directory`]), persistent per-node-type state ([`KvStore`])
+//! and outbound HTTP ([`HttpClient`]). Each has an in-memory implementation here (tests, the
+//! simulator); the `call`/`store` crates provide the live ones (registrar presence, the
+//! `plugin_kv` table) and [`ReqwestClient`] is the live HTTP client.
+
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::entity::EntityCache;
+
+/// An extension's presence now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// Devices registered now.
+    pub registered_devices: u32,
+    /// On a call now.
+    pub in_call: bool,
+    /// When its last call ended; `None` when it has had none since start-up.
+    pub last_call_ended: Option<jiff::Timestamp>,
+}
+
+/// Presence of extensions (the registrar and the call table know it).
+pub trait Directory: Send + Sync {
+    /// The presence of an extension by entity id (`Presence::default()` for one that has
+    /// never registered).
+    fn presence(&self, extension_id: i64) -> Presence;
+}
+
+/// A directory with presence set by hand.
+#[derive(Debug, Default)]
+pub struct StaticDirectory {
+    map: Mutex<HashMap<i64, Presence>>,
+}
+
+impl StaticDirectory {
+    pub fn new() -> StaticDirectory {
+        StaticDirectory::default()
+    }
+    /// Sets an extension's presence.
+    pub fn set(&self, extension_id: i64, p: Presence) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(extension_id, p);
+    }
+}
+
+impl Directory for StaticDirectory {
+    fn presence(&self, extension_id: i64) -> Presence {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(&extension_id).cloned().unwrap_or_default()
+    }
+}
+
+/// Why a kv operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    #[error("the value is not a decimal integer")]
+    NotANumber,
+    #[error("the key quota is used up")]
+    QuotaExceeded,
+    #[error("storage failed: {0}")]
+    Failed(String),
+}
+
+/// Persistent key-value state, one namespace per node type. Limits on key and value size
+/// and the key quota are enforced by the engine before it calls here; `count` is how it
+/// learns the quota's use.
+#[async_trait]
+pub trait KvStore: Send + Sync {
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    async fn set(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), KvError>;
+    async fn delete(&self, namespace: &str, key: &str) -> Result<(), KvError>;
+    /// Atomically adds `delta` to the decimal integer under `key` (absent = 0), stores it and
+    /// returns it.
+    async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, KvError>;
+    /// How many keys the namespace holds.
+    async fn count(&self, namespace: &str) -> Result<u64, KvError>;
+}
+
+/// A kv store in memory.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    map: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+}
+
+impl MemoryKv {
+    pub fn new() -> MemoryKv {
+        MemoryKv::default()
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Vec<u8>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Everything, for inspection: ((namespace, key), value).
+    pub fn dump(&self) -> Vec<((String, String), Vec<u8>)> {
+        self.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+#[async_trait]
+impl KvStore for MemoryKv {
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self.lock().get(&(ns.to_string(), key.to_string())).cloned())
+    }
+    async fn set(&self, ns: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.lock().insert((ns.to_string(), key.to_string()), value.to_vec());
+        Ok(())
+    }
+    async fn delete(&self, ns: &str, key: &str) -> Result<(), KvError> {
+        self.lock().remove(&(ns.to_string(), key.to_string()));
+        Ok(())
+    }
+    async fn increment(&self, ns: &str, key: &str, delta: i64) -> Result<i64, KvError> {
+        let mut m = self.lock();
+        let k = (ns.to_string(), key.to_string());
+        let current = match m.get(&k) {
+            None => 0,
+            Some(v) => std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or(KvError::NotANumber)?,
+        };
+        let next = current.wrapping_add(delta);
+        m.insert(k, next.to_string().into_bytes());
+        Ok(next)
+    }
+    async fn count(&self, ns: &str) -> Result<u64, KvError> {
+        Ok(self.lock().keys().filter(|(n, _)| n == ns).count() as u64)
+    }
+}
+
+/// An outbound request, after the engine checked the grant.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: url::Url,
+    pub headers: Vec<(String, String)>,
+    #[serde(serialize_with = "lossy_body")]
+    pub body: Vec<u8>,
+    pub timeout: Duration,
+}
+
+fn lossy_body<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(b))
+}
+
+/// A response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error("no response in time")]
+    Timeout,
+    #[error("the response is larger than the limit")]
+    TooLarge,
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The largest response body a node gets.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// Outbound HTTP.
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError>;
+}
+
+/// The live client: reqwest over rustls (ring, Mozilla's roots), no redirects (a node sees
+/// the 3xx; following one could leave the granted host), the request's own timeout, and
+/// bodies cut off at [`MAX_RESPONSE_BYTES`].
+pub struct ReqwestClient {
+    client: reqwest::Client,
+}
+
+impl ReqwestClient {
+    /// A client. Fails only if TLS cannot be set up.
+    pub fn new() -> Result<ReqwestClient, String> {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("FlowPBX/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(ReqwestClient { client })
+    }
+}
+
+#[async_trait]
+impl HttpClient for ReqwestClient {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| HttpError::Invalid(format!("method {:?}", req.method)))?;
+        let mut b = self.client.request(method, req.url).timeout(req.timeout).body(req.body);
+        for (k, v) in &req.headers {
+            b = b.header(k.as_str(), v.as_str());
+        }
+        let classify = |e: reqwest::Error| if e.is_timeout() { HttpError::Timeout } else { HttpError::Failed(e.to_string()) };
+        let exchange = async {
+            let mut resp = b.send().await.map_err(classify)?;
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).to_string()))
+                .collect();
+            if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+                return Err(HttpError::TooLarge);
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(HttpError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(HttpResponse { status, headers, body })
+        };
+        // reqwest's timeout covers the whole exchange, but the body loop is ours: bound it too.
+        tokio::time::timeout(req.timeout, exchange).await.unwrap_or(Err(HttpError::Timeout))
+    }
+}
+
+/// What the engine uses besides the call. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub entities: Arc<EntityCache>,
+    pub directory: Arc<dyn Directory>,
+    pub kv: Arc<dyn KvStore>,
+    pub http: Arc<dyn HttpClient>,
+}
+
+impl Services {
+    /// In-memory services with an empty entity cache, no presence, memory kv and an HTTP
+    /// client that refuses everything: for tests.
+    pub fn in_memory() -> Services {
+        Services {
+            entities: Arc::new(EntityCache::new()),
+            directory: Arc::new(StaticDirectory::new()),
+            kv: Arc::new(MemoryKv::new()),
+            http: Arc::new(NoHttp),
+        }
+    }
+}
+
+/// An HTTP client that fails every request (no network configured).
+pub struct NoHttp;
+
+#[async_trait]
+impl HttpClient for NoHttp {
+    async fn send(&self, _req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        Err(HttpError::Failed("outbound HTTP is not available here".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_kv_increments_atomically_and_rejects_non_numbers() {
+        let kv = Arc::new(MemoryKv::new());
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let kv = kv.clone();
+            tasks.push(tokio::spawn(async move { kv.increment("ns", "n", 1).await.unwrap() }));
+        }
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap());
+        }
+        got.sort();
+        assert_eq!(got, (1..=50).collect::<Vec<_>>());
+        kv.set("ns", "s", b"abc").await.unwrap();
+        assert_eq!(kv.increment("ns", "s", 1).await, Err(KvError::NotANumber));
+        assert_eq!(kv.count("ns").await.unwrap(), 2);
+        assert_eq!(kv.count("other").await.unwrap(), 0);
+        kv.delete("ns", "s").await.unwrap();
+        assert_eq!(kv.get("ns", "s").await.unwrap(), None);
+    }
+
+    /// A one-shot HTTP server on 127.0.0.1 answering with `response` after `delay`.
+    async fn serve(response: Vec<u8>, delay: Duration) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            tokio::time::sleep(delay).await;
+            let _ = s.write_all(&response).await;
+        });
+        addr
+    }
+
+    fn get(addr: std::net::SocketAddr, timeout_ms: u64) -> HttpRequest {
+        HttpRequest {
+            method: "GET".into(),
+            url: format!("http://{addr}/x").parse().unwrap(),
+            headers: vec![("x-test".into(), "1".into())],
+            body: vec![],
+            timeout: Duration::from_millis(timeout_ms),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_live_client_reads_a_response_times_out_and_refuses_huge_bodies() {
+        let c = ReqwestClient::new().unwrap();
+        let addr = serve(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-a: b\r\n\r\nhi".to_vec(), Duration::ZERO).await;
+        let r = c.send(get(addr, 2000)).await.unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hi"[..]));
+        assert!(r.headers.contains(&("x-a".into(), "b".into())));
+
+        let addr = serve(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec(), Duration::from_secs(5)).await;
+        assert_eq!(c.send(get(addr, 200)).await, Err(HttpError::Timeout));
+
+        let huge = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", MAX_RESPONSE_BYTES + 1).into_bytes();
+        let addr = serve(huge, Duration::ZERO).await;
+        assert_eq!(c.send(get(addr, 2000)).await, Err(HttpError::TooLarge));
+
+        let addr = serve(b"HTTP/1.1 302 Found\r\nlocation: http://elsewhere.test/\r\ncontent-length: 0\r\n\r\n".to_vec(), Duration::ZERO).await;
+        assert_eq!(c.send(get(addr, 2000)).await.unwrap().status, 302);
+    }
+}
