@@ -1,1 +1,343 @@
-//! Placeholder until the crate lands; see ARCHITECTURE.md.
+//! FlowPBX's PBX: SIP transports (UDP, TCP), the registrar, the B2BUA that connects
+//! extensions and trusted trunks, CDRs and SIP security, built on the sans-IO `sip` crate.
+//!
+//! Entry point: [`start`] binds the sockets, loads the in-memory directory and the
+//! registrations the store kept, and runs the event loop on its own thread. The returned
+//! [`PbxHandle`] is what the rest of the process uses: registrations and calls in progress
+//! (for the API), events (for the WebSocket), and the async call operations a flow drives —
+//! [`PbxHandle::ring`] and [`PbxHandle::hangup`] on calls taken from
+//! [`PbxHandle::incoming_calls`].
+//!
+//! Performance shape: one event-loop thread owns the transaction layer and every call; no
+//! database access on the request path (credentials live decrypted in memory and are
+//! reloaded when the store's change stamp moves; registrations and CDRs are written behind,
+//! in batches); SIP logging formats nothing when it is off.
+//!
+//! **Architecture invariant:** the state machine ([`core`](crate) and the B2BUA) never touches
+//! a socket or the database and never reads the clock: the event loop passes instants in and
+//! takes bytes and store writes out, so the PBX's behaviour is unit-tested with bytes and a
+//! fake clock.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod b2bua;
+mod clock;
+mod config;
+mod core;
+mod directory;
+mod error;
+mod event_loop;
+mod events;
+mod persist;
+mod registrar;
+mod security;
+mod siplog;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mio::{Poll, Waker};
+use store::Store;
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+
+pub use clock::wall;
+pub use config::{RegistrarConfig, SecurityConfig, SipConfig, SipLogMode};
+pub use directory::Directory;
+pub use error::CallError;
+pub use events::{ActiveCall, CallState, PbxEvent};
+pub use registrar::{Binding, ChangeAction};
+pub use security::GuardStats;
+pub use sip::auth::Algorithm as DigestAlgorithm;
+pub use sip::transaction::{Peer, Transport};
+
+use crate::core::{Command, Core, Ports};
+
+/// How ringing ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingOutcome {
+    /// A contact answered; the call is bridged and lives until a BYE.
+    Answered,
+    /// Nobody answered within the timeout (or every contact said 480/408).
+    NoAnswer,
+    /// Busy (486/600, or do-not-disturb).
+    Busy,
+    /// Rejected (603).
+    Declined,
+    /// No contact is registered.
+    Unavailable,
+    /// Another failure, with the status the caller would get.
+    Failed(u16),
+    /// The caller hung up while it rang; the call is over.
+    CallerHungUp,
+}
+
+/// A call to an inbound number, handed to the controller that took
+/// [`PbxHandle::incoming_calls`] (the flow engine). The caller has heard 100 Trying; the
+/// controller rings extensions ([`PbxHandle::ring`]) and ends it ([`PbxHandle::hangup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingCall {
+    /// The PBX's key for the call.
+    pub key: u64,
+    /// The caller's Call-ID.
+    pub call_id: String,
+    /// The caller's display name.
+    pub caller_id_name: Option<String>,
+    /// The caller's number.
+    pub caller_id_num: String,
+    /// The inbound number dialled, as stored.
+    pub dialled: String,
+    /// The trunk it came from.
+    pub trunk_id: i64,
+    /// The flow the number enters.
+    pub flow_id: Option<i64>,
+}
+
+/// The PBX's health, for `/health`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Whether the event loop runs.
+    pub running: bool,
+    /// The UDP address listened on.
+    pub udp: Option<SocketAddr>,
+    /// The TCP address listened on.
+    pub tcp: Option<SocketAddr>,
+    /// Live contacts.
+    pub registrations: usize,
+    /// Calls in progress.
+    pub calls: usize,
+    /// Security counters.
+    pub guard: GuardStats,
+    /// Messages received, sent, failed to send.
+    pub messages: (u64, u64, u64),
+}
+
+struct Inner {
+    commands: std::sync::mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+    shared: Arc<events::Shared>,
+    poke: Arc<Notify>,
+    udp: Option<SocketAddr>,
+    tcp: Option<SocketAddr>,
+    stopped: Mutex<Option<oneshot::Receiver<()>>>,
+    writer_stop: Arc<Notify>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+/// The handle on the running PBX. Cheap to clone.
+#[derive(Clone)]
+pub struct PbxHandle(Arc<Inner>);
+
+impl std::fmt::Debug for PbxHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PbxHandle").field("udp", &self.0.udp).field("tcp", &self.0.tcp).finish()
+    }
+}
+
+fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, CallError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let err = |source| CallError::Bind { what: "UDP", addr, source };
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    // Room for bursts: a registration storm must queue, not drop.
+    let _ = s.set_recv_buffer_size(8 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_nonblocking(true).map_err(err)?;
+    s.bind(&addr.into()).map_err(err)?;
+    Ok(s.into())
+}
+
+fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, CallError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let err = |source| CallError::Bind { what: "TCP", addr, source };
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
+    s.set_reuse_address(true).map_err(err)?;
+    s.set_nonblocking(true).map_err(err)?;
+    s.bind(&addr.into()).map_err(err)?;
+    s.listen(1024).map_err(err)?;
+    Ok(s.into())
+}
+
+/// Starts the PBX: loads the directory and the unexpired registrations from `store`, binds
+/// the SIP sockets, and runs the event loop on its own thread. Must be called within a tokio
+/// runtime (the write-behind and directory tasks run on it).
+pub async fn start(cfg: SipConfig, store: Store) -> Result<PbxHandle, CallError> {
+    let clock = clock::Clock::new();
+    let now = clock.now();
+    let stamp = directory::current_stamp(&store).await?;
+    let dir = Arc::new(Directory::load(&store).await?);
+    let wall_now = wall(now);
+    let expired = store.registrations().delete_expired(wall_now).await?.len();
+    let kept = store.registrations().list_all_unexpired(wall_now).await?;
+
+    let udp = if cfg.udp_port != 0 { Some(bind_udp(SocketAddr::new(cfg.bind, cfg.udp_port))?) } else { None };
+    let tcp = if cfg.tcp_port != 0 { Some(bind_tcp(SocketAddr::new(cfg.bind, cfg.tcp_port))?) } else { None };
+    let udp_addr = udp.as_ref().and_then(|s| s.local_addr().ok());
+    let tcp_addr = tcp.as_ref().and_then(|s| s.local_addr().ok());
+    let ports = Ports { udp: udp_addr.map_or(0, |a| a.port()), tcp: tcp_addr.map_or(0, |a| a.port()) };
+
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| CallError::Io(std::io::Error::other(e.to_string())))?;
+    let shared = events::Shared::new();
+    let locate = event_loop::locator(cfg.bind, cfg.external_ip);
+    let log = cfg.log;
+    let tcp_idle = Duration::from_secs(u64::from(cfg.registrar.max_expires) + 120);
+    let refresh = cfg.directory_refresh;
+    let mut core = Core::new(cfg, ports, dir.clone(), seed, shared.clone(), locate);
+    let restored = core.registrar.restore(now, kept);
+    tracing::info!(users = dir.user_count(), restored, expired, udp = ?udp_addr, tcp = ?tcp_addr, "SIP stack starting");
+
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), event_loop::WAKER)?);
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let outbox = Arc::new(persist::Outbox::default());
+    let writer_stop = Arc::new(Notify::new());
+    let writer = tokio::spawn(persist::writer(store.clone(), outbox.clone(), writer_stop.clone()));
+
+    let lp = event_loop::Loop::new(
+        poll,
+        udp.map(mio::net::UdpSocket::from_std),
+        tcp.map(mio::net::TcpListener::from_std),
+        core,
+        clock,
+        cmd_rx,
+        outbox,
+        shared.clone(),
+        log,
+        tcp_idle,
+    );
+    let (stopped_tx, stopped_rx) = oneshot::channel();
+    std::thread::Builder::new().name("sip".into()).spawn(move || {
+        lp.run();
+        let _ = stopped_tx.send(());
+    })?;
+
+    let poke = Arc::new(Notify::new());
+    let refresher = {
+        let cmd = cmd_tx.clone();
+        let waker = waker.clone();
+        tokio::spawn(directory::refresher(store, refresh, stamp, poke.clone(), move |d| {
+            cmd.send(Command::Directory(d)).is_ok() && waker.wake().is_ok()
+        }))
+    };
+    Ok(PbxHandle(Arc::new(Inner {
+        commands: cmd_tx,
+        waker,
+        shared,
+        poke,
+        udp: udp_addr,
+        tcp: tcp_addr,
+        stopped: Mutex::new(Some(stopped_rx)),
+        writer_stop,
+        writer: Mutex::new(Some(writer)),
+        refresher,
+    })))
+}
+
+impl PbxHandle {
+    fn command(&self, cmd: Command) -> Result<(), CallError> {
+        self.0.commands.send(cmd).map_err(|_| CallError::Stopped)?;
+        self.0.waker.wake().map_err(CallError::Io)
+    }
+
+    /// The UDP address the PBX listens on.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.0.udp
+    }
+
+    /// The TCP address the PBX listens on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.0.tcp
+    }
+
+    /// The live contacts of an extension.
+    pub fn registrations(&self, extension_id: i64) -> Vec<Binding> {
+        let now = clock::Clock::new().now();
+        self.0
+            .shared
+            .bindings
+            .get(&extension_id)
+            .map(|v| v.iter().filter(|b| b.expires > now).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many live contacts each registered extension has.
+    pub fn registration_counts(&self) -> HashMap<i64, usize> {
+        self.0.shared.bindings.iter().map(|e| (*e.key(), e.value().len())).collect()
+    }
+
+    /// The calls in progress.
+    pub fn active_calls(&self) -> Vec<ActiveCall> {
+        let mut v: Vec<ActiveCall> = self.0.shared.calls.iter().map(|e| e.value().clone()).collect();
+        v.sort_by_key(|c| c.key);
+        v
+    }
+
+    /// Registration, call and security events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<PbxEvent> {
+        self.0.shared.subscribe()
+    }
+
+    /// Takes the stream of calls to inbound numbers (once; `None` afterwards). Until someone
+    /// takes it — and again if the receiver is dropped — such a call rings the extension its
+    /// number's flow starts with.
+    pub fn incoming_calls(&self) -> Option<mpsc::UnboundedReceiver<IncomingCall>> {
+        self.0.shared.take_incoming()
+    }
+
+    /// Makes the directory check the store for changes now (an API write can call it; the
+    /// directory also polls on its own).
+    pub fn reload_directory(&self) {
+        self.0.poke.notify_one();
+    }
+
+    /// Rings every live contact of `extensions` for the call `key`, for at most `timeout`.
+    /// On [`RingOutcome::Answered`] the call is bridged; on any other outcome the caller is
+    /// still waiting (except [`RingOutcome::CallerHungUp`]) and the controller decides next.
+    pub async fn ring(&self, key: u64, extensions: Vec<i64>, timeout: Duration) -> Result<RingOutcome, CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Ring { call: key, targets: extensions, timeout, reply })?;
+        rx.await.map_err(|_| CallError::Stopped)?
+    }
+
+    /// Ends the call `key`: a caller still waiting is answered with `code` (a 3xx–6xx
+    /// status; 480 otherwise), an answered call is hung up on both sides.
+    pub async fn hangup(&self, key: u64, code: u16) -> Result<(), CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Hangup { call: key, code, reply })?;
+        rx.await.map_err(|_| CallError::Stopped)?
+    }
+
+    /// The PBX's health and counters.
+    pub fn health(&self) -> Health {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.0.shared;
+        Health {
+            running: s.running.load(std::sync::atomic::Ordering::Acquire),
+            udp: self.0.udp,
+            tcp: self.0.tcp,
+            registrations: s.bindings.iter().map(|e| e.value().len()).sum(),
+            calls: s.calls.len(),
+            guard: s.guard.lock().map(|g| *g).unwrap_or_default(),
+            messages: (s.counters.received.load(Relaxed), s.counters.sent.load(Relaxed), s.counters.send_errors.load(Relaxed)),
+        }
+    }
+
+    /// Stops the PBX: refuses new calls, ends the calls in progress (their CDRs get an end
+    /// time), writes the registrations' exact expiries, and waits until everything is in
+    /// the store.
+    pub async fn shutdown(&self) {
+        let _ = self.command(Command::Shutdown);
+        let stopped = self.0.stopped.lock().ok().and_then(|mut s| s.take());
+        if let Some(rx) = stopped {
+            let _ = rx.await;
+        }
+        self.0.refresher.abort();
+        self.0.writer_stop.notify_one();
+        let writer = self.0.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = writer {
+            let _ = w.await;
+        }
+    }
+}

@@ -1,0 +1,1191 @@
+//! The B2BUA: every call is an A leg (the caller's INVITE, answered by us) and B legs (one
+//! INVITE per contact rung, each its own dialog and Call-ID). The first 2xx wins; the other
+//! legs are cancelled. Requests inside a confirmed call are relayed leg to leg.
+//!
+//! **The media seam.** SDP crosses from one leg to the other in exactly one place,
+//! [`Core::sdp_across`]. Today it passes the body through unchanged; the media engine will
+//! anchor the call there (allocate a session, rewrite connection and ports, negotiate codecs).
+//!
+//! **The controller seam.** Ringing is a job with a completion: the built-in routing
+//! (extension dials extension, a trusted trunk's number) answers the caller itself when the
+//! job fails; an async controller (the flow engine, through [`crate::PbxHandle::ring`]) gets
+//! the outcome and decides what comes next.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sip::dialog::{Dialog, SessionTimer, SessionTimerConfig};
+use sip::transaction::{cancel_for, ClientTxId, Peer, ServerTxId};
+use sip::{HeaderName, Instant, Message, Method};
+use store::{CdrEnd, Direction, Disposition, NewCdr};
+use tokio::sync::oneshot;
+
+use crate::clock::wall;
+use crate::core::{AuthResult, Core, Timer, ALLOW};
+use crate::directory::User;
+use crate::events::{ActiveCall, CallState, PbxEvent};
+use crate::persist::PersistOp;
+use crate::{CallError, IncomingCall, RingOutcome};
+
+/// One side of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    A,
+    B,
+}
+
+/// Who learns how a ring job ended.
+pub(crate) enum Completion {
+    /// The built-in routing: answer the caller with the failure.
+    Respond,
+    /// An async controller waits for the outcome.
+    Notify(oneshot::Sender<Result<RingOutcome, CallError>>),
+}
+
+/// Why a call ended: the CDR's hangup cause and disposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// A BYE after the answer.
+    Normal,
+    /// 486/600.
+    Busy,
+    /// 603.
+    Declined,
+    /// The ring timeout, or 480/408 from every contact.
+    NoAnswer,
+    /// No contact registered.
+    Unavailable,
+    /// The caller cancelled.
+    OriginatorCancel,
+    /// The number does not exist.
+    NotFound,
+    /// Another failure, by SIP status.
+    Failed(u16),
+    /// The caller never acknowledged the answer.
+    AckTimeout,
+    /// No session refresh in time (RFC 4028).
+    SessionTimeout,
+    /// The PBX stopped.
+    Shutdown,
+}
+
+impl Cause {
+    pub(crate) fn hangup_cause(self) -> String {
+        match self {
+            Cause::Normal => "normal_clearing".into(),
+            Cause::Busy => "user_busy".into(),
+            Cause::Declined => "call_rejected".into(),
+            Cause::NoAnswer => "no_answer".into(),
+            Cause::Unavailable => "subscriber_absent".into(),
+            Cause::OriginatorCancel => "originator_cancel".into(),
+            Cause::NotFound => "unallocated_number".into(),
+            Cause::Failed(c) => format!("sip_{c}"),
+            Cause::AckTimeout => "ack_timeout".into(),
+            Cause::SessionTimeout => "session_timeout".into(),
+            Cause::Shutdown => "system_shutdown".into(),
+        }
+    }
+
+    fn cause_str(self) -> &'static str {
+        match self {
+            Cause::Normal => "normal_clearing",
+            Cause::Busy => "user_busy",
+            Cause::Declined => "call_rejected",
+            Cause::NoAnswer => "no_answer",
+            Cause::Unavailable => "subscriber_absent",
+            Cause::OriginatorCancel => "originator_cancel",
+            Cause::NotFound => "unallocated_number",
+            Cause::Failed(_) => "failed",
+            Cause::AckTimeout => "ack_timeout",
+            Cause::SessionTimeout => "session_timeout",
+            Cause::Shutdown => "system_shutdown",
+        }
+    }
+
+    fn disposition(self, answered: bool) -> Disposition {
+        if answered {
+            return Disposition::Answered;
+        }
+        match self {
+            Cause::Busy | Cause::Declined => Disposition::Busy,
+            Cause::NoAnswer | Cause::OriginatorCancel | Cause::Normal | Cause::Shutdown => Disposition::NoAnswer,
+            _ => Disposition::Failed,
+        }
+    }
+
+    /// The cause of a ring that ended with these final statuses from its legs.
+    fn from_leg_codes(codes: &[u16]) -> Cause {
+        if codes.iter().any(|&c| c == 486 || c == 600) {
+            Cause::Busy
+        } else if codes.iter().any(|&c| c == 603) {
+            Cause::Declined
+        } else if codes.is_empty() || codes.iter().all(|&c| matches!(c, 408 | 480 | 487)) {
+            Cause::NoAnswer
+        } else {
+            let c = codes.iter().copied().filter(|c| !matches!(c, 408 | 480 | 487)).min().unwrap_or(480);
+            Cause::Failed(c)
+        }
+    }
+
+    /// What the caller is answered with.
+    fn status(self) -> u16 {
+        match self {
+            Cause::Busy => 486,
+            Cause::Declined => 603,
+            Cause::NoAnswer | Cause::Unavailable => 480,
+            Cause::OriginatorCancel => 487,
+            Cause::NotFound => 404,
+            // Redirects and auth challenges of a callee mean nothing to our caller.
+            Cause::Failed(c) if (400..700).contains(&c) && !matches!(c, 401 | 407) => c,
+            Cause::Failed(_) => 480,
+            Cause::Normal | Cause::AckTimeout | Cause::SessionTimeout => 480,
+            Cause::Shutdown => 503,
+        }
+    }
+
+    fn outcome(self) -> RingOutcome {
+        match self {
+            Cause::Busy => RingOutcome::Busy,
+            Cause::Declined => RingOutcome::Declined,
+            Cause::NoAnswer => RingOutcome::NoAnswer,
+            Cause::Unavailable => RingOutcome::Unavailable,
+            Cause::OriginatorCancel => RingOutcome::CallerHungUp,
+            c => RingOutcome::Failed(c.status()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegState {
+    /// INVITE sent, nothing final.
+    Calling,
+    /// Answered (the winner).
+    Answered,
+    /// Failed, cancelled, or lost the race.
+    Done,
+}
+
+/// The caller's side.
+struct ALeg {
+    tx: ServerTxId,
+    invite: Message,
+    source: Peer,
+    to_tag: String,
+    /// Our Contact towards A.
+    contact: String,
+    dialog: Option<Dialog>,
+    final_sent: bool,
+    early_media: bool,
+}
+
+/// One contact rung.
+struct BLeg {
+    call_id: String,
+    tx: ClientTxId,
+    invite: Message,
+    dest: Peer,
+    contact: String,
+    state: LegState,
+    provisional: bool,
+    dialog: Option<Dialog>,
+    code: Option<u16>,
+}
+
+struct Ring {
+    completion: Completion,
+}
+
+/// Who the caller is.
+#[derive(Debug, Clone)]
+pub(crate) struct Party {
+    pub name: Option<String>,
+    pub number: String,
+}
+
+/// A B2BUA call.
+pub(crate) struct Call {
+    key: u64,
+    direction: Direction,
+    a: ALeg,
+    legs: Vec<BLeg>,
+    winner: Option<usize>,
+    ring: Option<Ring>,
+    started_at: Instant,
+    answered_at: Option<Instant>,
+    caller: Party,
+    callee: String,
+    session: Option<SessionTimer>,
+    /// A 2xx ACK owed to a side until the other side's ACK brings the answer (an offer in a
+    /// 2xx, when the INVITE had no SDP).
+    pending_ack: Option<(Side, ClientTxId)>,
+    /// Driven by an async controller rather than the built-in routing.
+    controlled: bool,
+    /// The deadlines scheduled in the core's timer set for this call.
+    ring_at: Option<Instant>,
+    session_at: Option<Instant>,
+}
+
+/// What a client transaction of ours is for.
+#[derive(Debug, Clone, Copy)]
+enum ClientRole {
+    BInvite { call: u64, leg: usize },
+    ReInvite { call: u64, to: Side, server: ServerTxId },
+    Relay { call: u64, server: ServerTxId },
+    Fire,
+}
+
+/// All calls and their indexes.
+#[derive(Default)]
+pub(crate) struct CallTable {
+    next_key: u64,
+    calls: HashMap<u64, Call>,
+    by_a: HashMap<(String, String), u64>,
+    by_b: HashMap<String, (u64, usize)>,
+    a_invites: HashMap<ServerTxId, u64>,
+    clients: HashMap<ClientTxId, (ClientRole, Peer)>,
+    /// CANCELs owed to legs that have not sent a provisional response yet (RFC 3261 §9.1):
+    /// sent when one arrives, even after the call is gone.
+    cancel_on_provisional: HashMap<ClientTxId, (Peer, Message)>,
+}
+
+impl CallTable {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub(crate) fn keys(&self) -> Vec<u64> {
+        self.calls.keys().copied().collect()
+    }
+
+    pub(crate) fn client_txs_to(&self, peer: Peer) -> Vec<ClientTxId> {
+        self.clients.iter().filter(|(_, (_, p))| *p == peer).map(|(t, _)| *t).collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn completions(&self) -> usize {
+        self.calls.values().filter(|c| matches!(c.ring, Some(Ring { completion: Completion::Notify(_) }))).count()
+    }
+}
+
+impl Call {
+    fn view(&self) -> ActiveCall {
+        ActiveCall {
+            key: self.key,
+            call_id: self.a.invite.call_id().unwrap_or("").to_owned(),
+            direction: self.direction,
+            caller_id_name: self.caller.name.clone(),
+            caller_id_num: self.caller.number.clone(),
+            callee: self.callee.clone(),
+            state: if self.answered_at.is_some() {
+                CallState::Answered
+            } else if self.ring.is_some() {
+                CallState::Ringing
+            } else {
+                CallState::Routing
+            },
+            started_at_ms: wall(self.started_at).unix_millis(),
+            answered_at_ms: self.answered_at.map(|t| wall(t).unix_millis()),
+        }
+    }
+}
+
+fn other(side: Side) -> Side {
+    match side {
+        Side::A => Side::B,
+        Side::B => Side::A,
+    }
+}
+
+impl Core {
+    // ----- new calls -----
+
+    pub(crate) fn on_invite(&mut self, now: Instant, tx: ServerTxId, msg: Message, source: Peer) {
+        if msg.max_forwards() == Some(0) {
+            return self.reply(now, tx, 483);
+        }
+        let unsupported: Vec<String> = msg.require().filter(|t| !t.eq_ignore_ascii_case("timer")).map(str::to_owned).collect();
+        if !unsupported.is_empty() {
+            let list = unsupported.join(", ");
+            return self.reply_with(now, tx, 420, None, |r| r.push_header(HeaderName::Unsupported, &list));
+        }
+        let dialled = msg.uri().and_then(|u| u.user().map(|u| u.into_owned())).unwrap_or_default();
+        if let Some(trunk) = self.dir.trunk_for(source.addr.ip()) {
+            let trunk_id = trunk.id;
+            return self.inbound_from_trunk(now, tx, msg, source, trunk_id, &dialled);
+        }
+        let caller = match self.authenticate(now, &msg, source) {
+            AuthResult::Ok(u) => u,
+            AuthResult::Challenge { stale } => return self.challenge(now, tx, source, stale),
+        };
+        if !self.check_invite(now, tx, &msg) {
+            return;
+        }
+        let Some(target) = self.dir.by_number(&dialled).cloned() else {
+            tracing::debug!(caller = %caller.extension, %dialled, "no such extension");
+            return self.reply(now, tx, 404);
+        };
+        let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
+        let key = self.new_call(now, tx, msg, source, Direction::Internal, party, dialled, None, None);
+        self.ring_extensions(now, key, &[target], None, Completion::Respond, Some(source));
+    }
+
+    /// Checks an INVITE we are about to route: a Contact (to reach the caller later) and a
+    /// Session-Expires we accept.
+    fn check_invite(&mut self, now: Instant, tx: ServerTxId, msg: &Message) -> bool {
+        if msg.contact().is_none() {
+            self.reply_with(now, tx, 400, Some("Missing Contact"), |_| {});
+            return false;
+        }
+        if let Some(se) = msg.session_expires() {
+            let min = SessionTimerConfig::default().min_se;
+            if se.interval < min {
+                self.reply_with(now, tx, 422, None, |r| r.push_header(HeaderName::MinSe, &min.to_string()));
+                return false;
+            }
+        }
+        true
+    }
+
+    fn inbound_from_trunk(&mut self, now: Instant, tx: ServerTxId, msg: Message, source: Peer, trunk_id: i64, dialled: &str) {
+        let did = self.dir.did(dialled).filter(|d| d.trunk_id.is_none_or(|t| t == trunk_id)).cloned();
+        let Some(did) = did else {
+            tracing::info!(trunk_id, %dialled, "inbound call to an unknown number");
+            return self.reply(now, tx, 404);
+        };
+        if !self.check_invite(now, tx, &msg) {
+            return;
+        }
+        let from = msg.from();
+        let party = Party {
+            name: from.and_then(|f| f.display_name().map(|d| d.into_owned())).filter(|n| !n.is_empty()),
+            number: from.and_then(|f| f.uri.user().map(|u| u.into_owned())).unwrap_or_else(|| "anonymous".into()),
+        };
+        let call_id = msg.call_id().unwrap_or("").to_owned();
+        let key = self.new_call(now, tx, msg, source, Direction::Inbound, party.clone(), did.number.clone(), Some(trunk_id), did.flow_id);
+        let incoming = IncomingCall {
+            key,
+            call_id,
+            caller_id_name: party.name,
+            caller_id_num: party.number,
+            dialled: did.number.clone(),
+            trunk_id,
+            flow_id: did.flow_id,
+        };
+        if self.shared.hand_off(incoming).is_ok() {
+            if let Some(c) = self.calls.calls.get_mut(&key) {
+                c.controlled = true;
+            }
+            return;
+        }
+        match did.target_extension.and_then(|id| self.dir.by_id(id).cloned()) {
+            Some(t) => self.ring_extensions(now, key, &[t], None, Completion::Respond, None),
+            None => {
+                tracing::info!(number = %did.number, "the inbound number's flow starts with no extension node: unavailable until the flow engine runs it");
+                self.end_call(now, key, 480, Cause::Unavailable, None);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_call(
+        &mut self,
+        now: Instant,
+        tx: ServerTxId,
+        invite: Message,
+        source: Peer,
+        direction: Direction,
+        caller: Party,
+        callee: String,
+        trunk_id: Option<i64>,
+        flow_id: Option<i64>,
+    ) -> u64 {
+        self.calls.next_key += 1;
+        let key = self.calls.next_key;
+        let to_tag = self.ids.tag();
+        let contact = self.contact_for(&callee, source);
+        let call_id = invite.call_id().unwrap_or("").to_owned();
+        let from_tag = invite.from_tag().unwrap_or("").to_owned();
+        self.ops.push(PersistOp::CdrStart {
+            key,
+            cdr: NewCdr {
+                call_id: call_id.clone(),
+                start_time: wall(now),
+                caller_id_name: caller.name.clone(),
+                caller_id_num: Some(caller.number.clone()),
+                callee: Some(callee.clone()),
+                trunk_id,
+                direction,
+                flow_id,
+                flow_version: None,
+            },
+        });
+        let call = Call {
+            key,
+            direction,
+            a: ALeg { tx, invite, source, to_tag, contact, dialog: None, final_sent: false, early_media: false },
+            legs: Vec::new(),
+            winner: None,
+            ring: None,
+            started_at: now,
+            answered_at: None,
+            caller,
+            callee,
+            session: None,
+            pending_ack: None,
+            controlled: false,
+            ring_at: None,
+            session_at: None,
+        };
+        let view = call.view();
+        self.shared.calls.insert(key, view.clone());
+        self.shared.emit(|| PbxEvent::CallStarted(view));
+        self.calls.by_a.insert((call_id, from_tag), key);
+        self.calls.a_invites.insert(tx, key);
+        self.calls.calls.insert(key, call);
+        key
+    }
+
+    fn publish(&mut self, key: u64) {
+        if let Some(c) = self.calls.calls.get(&key) {
+            let v = c.view();
+            self.shared.calls.insert(key, v.clone());
+            self.shared.emit(|| PbxEvent::CallUpdated(v));
+        }
+    }
+
+    /// Starts ringing every live contact of `targets` (except the caller's own device).
+    fn ring_extensions(
+        &mut self,
+        now: Instant,
+        key: u64,
+        targets: &[Arc<User>],
+        timeout: Option<Duration>,
+        completion: Completion,
+        exclude: Option<Peer>,
+    ) {
+        if targets.iter().all(|t| t.dnd) {
+            return self.finish_ring(now, key, Cause::Busy, completion);
+        }
+        let mut contacts = Vec::new();
+        for t in targets.iter().filter(|t| !t.dnd) {
+            for b in self.registrar.contacts(t.id, now) {
+                if Some(b.next_hop) != exclude {
+                    contacts.push((t.extension.clone(), b));
+                }
+            }
+        }
+        if contacts.is_empty() {
+            return self.finish_ring(now, key, Cause::Unavailable, completion);
+        }
+        let secs = targets.iter().map(|t| t.ring_timeout).max().unwrap_or(30);
+        let timeout = timeout.unwrap_or(Duration::from_secs(u64::from(secs)));
+        let Some(call) = self.calls.calls.get(&key) else { return };
+        let a_mf = call.a.invite.max_forwards().unwrap_or(70);
+        let body = call.a.invite.body().clone();
+        let content_type = call.a.invite.content_type().map(str::to_owned);
+        let caller = call.caller.clone();
+        let first_idx = call.legs.len();
+        let mut legs = Vec::with_capacity(contacts.len());
+        for (ext, b) in contacts {
+            let dest = b.next_hop;
+            let (ct, body) = self.sdp_across(key, Side::A, content_type.as_deref(), &body);
+            let call_id = self.ids.call_id();
+            let from_tag = self.ids.tag();
+            let via = self.via_for(dest);
+            let domain = self.domain_for(dest);
+            let contact = self.contact_for(&caller.number, dest);
+            let mut inv = Message::request(Method::Invite, &b.contact);
+            inv.push_header(HeaderName::Via, &via);
+            inv.push_header(HeaderName::MaxForwards, &a_mf.saturating_sub(1).min(70).to_string());
+            let from = match &caller.name {
+                Some(n) => format!("{} <sip:{}@{domain}>;tag={from_tag}", sip::msg::quote(n), caller.number),
+                None => format!("<sip:{}@{domain}>;tag={from_tag}", caller.number),
+            };
+            inv.push_header(HeaderName::From, &from);
+            inv.push_header(HeaderName::To, &format!("<sip:{ext}@{domain}>"));
+            inv.push_header(HeaderName::CallId, &call_id);
+            inv.push_header(HeaderName::CSeq, "1 INVITE");
+            inv.push_header(HeaderName::Contact, &format!("<{contact}>"));
+            inv.push_header(HeaderName::Allow, ALLOW);
+            inv.push_header(HeaderName::UserAgent, &self.cfg.user_agent);
+            if !body.is_empty() {
+                inv.set_body(ct.as_deref(), body);
+            }
+            match self.txl.send_request(now, dest, inv.clone()) {
+                Ok(tx) => {
+                    let idx = first_idx + legs.len();
+                    self.calls.clients.insert(tx, (ClientRole::BInvite { call: key, leg: idx }, dest));
+                    self.calls.by_b.insert(call_id.clone(), (key, idx));
+                    legs.push(BLeg { call_id, tx, invite: inv, dest, contact, state: LegState::Calling, provisional: false, dialog: None, code: None });
+                }
+                Err(e) => tracing::warn!(error = %e, "could not send the INVITE of a leg"),
+            }
+        }
+        if legs.is_empty() {
+            return self.finish_ring(now, key, Cause::Failed(500), completion);
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        call.legs.extend(legs);
+        call.ring = Some(Ring { completion });
+        self.set_timer(key, TimerKind::Ring, Some(now + timeout));
+        self.publish(key);
+    }
+
+    /// The one place SDP crosses from one leg to the other. Media anchoring goes here; for
+    /// now the offer or answer passes unchanged.
+    pub(crate) fn sdp_across(&mut self, _key: u64, _from: Side, content_type: Option<&str>, body: &Bytes) -> (Option<String>, Bytes) {
+        (content_type.map(str::to_owned), body.clone())
+    }
+
+    /// A ring job ended without an answer.
+    fn finish_ring(&mut self, now: Instant, key: u64, cause: Cause, completion: Completion) {
+        self.set_timer(key, TimerKind::Ring, None);
+        match completion {
+            Completion::Respond => self.end_call(now, key, cause.status(), cause, None),
+            Completion::Notify(reply) => {
+                let _ = reply.send(Ok(cause.outcome()));
+                if cause == Cause::OriginatorCancel {
+                    self.end_call(now, key, 487, cause, None);
+                } else {
+                    self.publish(key);
+                }
+            }
+        }
+    }
+
+    fn set_timer(&mut self, key: u64, kind: TimerKind, at: Option<Instant>) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let (slot, timer) = match kind {
+            TimerKind::Ring => (&mut call.ring_at, Timer::Ring(key)),
+            TimerKind::Session => (&mut call.session_at, Timer::Session(key)),
+        };
+        if let Some(old) = slot.take() {
+            self.timers.remove(&(old, timer));
+        }
+        if let Some(at) = at {
+            *slot = Some(at);
+            self.timers.insert((at, timer));
+        }
+    }
+
+    // ----- the controller API -----
+
+    pub(crate) fn ring_for_controller(
+        &mut self,
+        now: Instant,
+        key: u64,
+        targets: &[i64],
+        timeout: Duration,
+        reply: oneshot::Sender<Result<RingOutcome, CallError>>,
+    ) -> Result<(), (CallError, oneshot::Sender<Result<RingOutcome, CallError>>)> {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return Err((CallError::NoSuchCall, reply)) };
+        if call.answered_at.is_some() || call.a.final_sent {
+            return Err((CallError::InvalidState("the call is answered or over"), reply));
+        }
+        if call.ring.is_some() {
+            return Err((CallError::InvalidState("already ringing"), reply));
+        }
+        call.controlled = true;
+        let users: Vec<Arc<User>> = targets.iter().filter_map(|id| self.dir.by_id(*id).cloned()).collect();
+        if users.is_empty() {
+            let _ = reply.send(Ok(RingOutcome::Unavailable));
+            return Ok(());
+        }
+        self.ring_extensions(now, key, &users, Some(timeout), Completion::Notify(reply), None);
+        Ok(())
+    }
+
+    pub(crate) fn hangup_for_controller(&mut self, now: Instant, key: u64, code: u16) -> Result<(), CallError> {
+        let Some(call) = self.calls.calls.get(&key) else { return Err(CallError::NoSuchCall) };
+        let code = if (300..700).contains(&code) { code } else { 480 };
+        let cause = if call.answered_at.is_some() {
+            Cause::Normal
+        } else {
+            match code {
+                486 | 600 => Cause::Busy,
+                603 => Cause::Declined,
+                404 | 484 | 604 => Cause::NotFound,
+                480 | 408 => Cause::NoAnswer,
+                c => Cause::Failed(c),
+            }
+        };
+        self.end_call(now, key, code, cause, None);
+        Ok(())
+    }
+
+    // ----- responses to our requests -----
+
+    pub(crate) fn on_response(&mut self, now: Instant, tx: ClientTxId, msg: Message) {
+        let Some(code) = msg.status() else { return };
+        if let Some((dest, cancel)) = self.calls.cancel_on_provisional.remove(&tx) {
+            if code < 200 {
+                self.send_fire(now, dest, Some(cancel));
+            } else if code < 300 {
+                self.kill_stray_2xx(now, &msg, Some(dest));
+            }
+            self.calls.clients.remove(&tx);
+            return;
+        }
+        let Some(&(role, dest)) = self.calls.clients.get(&tx) else {
+            if (200..300).contains(&code) && msg.cseq().is_some_and(|c| c.method == Method::Invite) {
+                self.kill_stray_2xx(now, &msg, None);
+            }
+            return;
+        };
+        if code >= 200 {
+            self.calls.clients.remove(&tx);
+        }
+        match role {
+            ClientRole::BInvite { call, leg } => self.on_leg_response(now, tx, call, leg, code, msg, dest),
+            ClientRole::ReInvite { call, to, server } => self.on_reinvite_response(now, tx, call, to, server, code, msg),
+            ClientRole::Relay { call, server } => {
+                if code >= 200 {
+                    let update_ok = (200..300).contains(&code) && msg.cseq().is_some_and(|s| s.method == Method::Update);
+                    if update_ok {
+                        self.session_refreshed(now, call);
+                    }
+                    self.relay_response(now, server, call, &msg);
+                }
+            }
+            ClientRole::Fire => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_leg_response(&mut self, now: Instant, tx: ClientTxId, key: u64, idx: usize, code: u16, msg: Message, dest: Peer) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            if (200..300).contains(&code) {
+                self.kill_stray_2xx(now, &msg, Some(dest));
+            }
+            return;
+        };
+        let Some(leg) = call.legs.get_mut(idx) else { return };
+        if code < 200 {
+            leg.provisional = true;
+            if code == 100 || leg.state != LegState::Calling || call.winner.is_some() || call.a.final_sent {
+                return;
+            }
+            // 180/183 go to the caller; the first early SDP with them.
+            let with_sdp = !msg.body().is_empty() && !call.a.early_media;
+            if with_sdp {
+                call.a.early_media = true;
+            }
+            let a_tx = call.a.tx;
+            let to_tag = call.a.to_tag.clone();
+            let contact = call.a.contact.clone();
+            let resp_code = if code == 183 && !with_sdp { 180 } else { code };
+            let body = if with_sdp { Some(self.sdp_across(key, Side::B, msg.content_type(), msg.body())) } else { None };
+            let Some(req) = self.txl.request(a_tx) else { return };
+            let mut r = Message::response_to(req, resp_code, None, Some(&to_tag));
+            r.push_header(HeaderName::Contact, &format!("<{contact}>"));
+            if let Some((ct, b)) = body {
+                r.set_body(ct.as_deref(), b);
+            }
+            let _ = self.txl.send_response(now, a_tx, r);
+            return;
+        }
+        if code < 300 {
+            return self.on_leg_answered(now, tx, key, idx, msg, dest);
+        }
+        if leg.state == LegState::Calling {
+            leg.state = LegState::Done;
+            leg.code = Some(code);
+        }
+        self.after_leg_failed(now, key);
+    }
+
+    fn after_leg_failed(&mut self, now: Instant, key: u64) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        if call.winner.is_some() || call.ring.is_none() || call.legs.iter().any(|l| l.state == LegState::Calling) {
+            return;
+        }
+        let codes: Vec<u16> = call.legs.iter().filter_map(|l| l.code).collect();
+        let cause = Cause::from_leg_codes(&codes);
+        let Some(ring) = call.ring.take() else { return };
+        self.finish_ring(now, key, cause, ring.completion);
+    }
+
+    fn on_leg_answered(&mut self, now: Instant, tx: ClientTxId, key: u64, idx: usize, msg: Message, dest: Peer) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let Some(leg) = call.legs.get_mut(idx) else { return };
+        let won = call.winner.is_none() && !call.a.final_sent && leg.state == LegState::Calling;
+        let dialog = Dialog::uac(&leg.invite, &msg, &leg.contact);
+        if !won {
+            // Another leg won, or the caller is gone: take this answer and end it.
+            leg.state = LegState::Done;
+            if let Ok(mut d) = dialog {
+                let via = self.via_for(dest);
+                let _ = self.txl.send_ack(tx, dest, d.ack(&via));
+                let via = self.via_for(dest);
+                let bye = d.request(Method::Bye, &via);
+                self.send_fire(now, dest, Some(bye));
+            }
+            return;
+        }
+        let dialog = match dialog {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "unusable 2xx from a callee");
+                leg.state = LegState::Done;
+                leg.code = Some(502);
+                return self.after_leg_failed(now, key);
+            }
+        };
+        leg.state = LegState::Answered;
+        let a_offered = !call.a.invite.body().is_empty();
+        if a_offered {
+            let via = self.via_for(dest);
+            let _ = self.txl.send_ack(tx, dest, dialog.ack(&via));
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        if !a_offered {
+            call.pending_ack = Some((Side::B, tx));
+        }
+        call.legs[idx].dialog = Some(dialog);
+        call.winner = Some(idx);
+        call.answered_at = Some(now);
+        let ring = call.ring.take();
+        // The other legs stop ringing.
+        let mut stop = Vec::new();
+        for (i, l) in call.legs.iter_mut().enumerate() {
+            if i != idx && l.state == LegState::Calling {
+                l.state = LegState::Done;
+                stop.push((l.tx, l.dest, l.provisional, cancel_for(&l.invite)));
+            }
+        }
+        for (ltx, d, provisional, cancel) in stop {
+            self.cancel_leg(now, ltx, d, provisional, cancel);
+        }
+        self.set_timer(key, TimerKind::Ring, None);
+        // Answer the caller.
+        let (ct, body) = self.sdp_across(key, Side::B, msg.content_type(), msg.body());
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let a_tx = call.a.tx;
+        let Some(req) = self.txl.request(a_tx) else { return };
+        let mut ok = Message::response_to(req, 200, None, Some(&call.a.to_tag));
+        ok.push_header(HeaderName::Contact, &format!("<{}>", call.a.contact));
+        ok.push_header(HeaderName::Allow, ALLOW);
+        if !body.is_empty() {
+            ok.set_body(ct.as_deref(), body);
+        }
+        // RFC 4028: a caller that supports session timers refreshes the session; we hang
+        // up when it stops.
+        let refresher_is_caller = call.a.invite.session_expires().is_some_and(|se| se.refresher != Some(sip::msg::Refresher::Uas));
+        if refresher_is_caller && call.a.invite.supports("timer") {
+            let cfg = SessionTimerConfig { interval: self.cfg.session_expires, ..SessionTimerConfig::default() };
+            call.session = SessionTimer::answer(&cfg, &call.a.invite, &mut ok, now).ok();
+        }
+        call.a.dialog = Dialog::uas(&call.a.invite, &call.a.to_tag, &call.a.contact, true).ok();
+        call.a.final_sent = true;
+        let session_at = call.session.map(|s| s.expires_at());
+        let _ = self.txl.send_response(now, a_tx, ok);
+        self.ops.push(PersistOp::CdrAnswer { key, at: wall(now) });
+        self.set_timer(key, TimerKind::Session, session_at);
+        self.publish(key);
+        if let Some(Ring { completion: Completion::Notify(reply) }) = ring {
+            let _ = reply.send(Ok(RingOutcome::Answered));
+        }
+    }
+
+    /// Stops a leg that is still ringing: CANCEL now, or as soon as it sends a provisional
+    /// response (RFC 3261 §9.1).
+    fn cancel_leg(&mut self, now: Instant, tx: ClientTxId, dest: Peer, provisional: bool, cancel: Option<Message>) {
+        let Some(cancel) = cancel else { return };
+        if provisional {
+            self.send_fire(now, dest, Some(cancel));
+        } else {
+            self.calls.cancel_on_provisional.insert(tx, (dest, cancel));
+        }
+    }
+
+    /// A 2xx to an INVITE nobody wants (a late fork, a leg that lost the race after its
+    /// transaction ended): acknowledge it and hang it up.
+    pub(crate) fn kill_stray_2xx(&mut self, now: Instant, msg: &Message, dest: Option<Peer>) {
+        let (Some(from), Some(cseq)) = (msg.header(HeaderName::From), msg.cseq()) else { return };
+        let Some(contact) = msg.contact().map(|c| c.uri_str.to_owned()) else { return };
+        let Some(dest) = dest.or_else(|| peer_of_uri(&contact)) else { return };
+        let mut invite = Message::request(Method::Invite, &contact);
+        invite.push_header(HeaderName::From, from);
+        invite.push_header(HeaderName::CSeq, &format!("{} INVITE", cseq.seq));
+        let local_contact = self.contact_for("flowpbx", dest);
+        let Ok(mut d) = Dialog::uac(&invite, msg, &local_contact) else { return };
+        let via = self.via_for(dest);
+        self.txl.send_stateless(dest, &d.ack(&via));
+        let via = self.via_for(dest);
+        let bye = d.request(Method::Bye, &via);
+        self.send_fire(now, dest, Some(bye));
+    }
+
+    fn send_fire(&mut self, now: Instant, dest: Peer, req: Option<Message>) {
+        let Some(req) = req else { return };
+        match self.txl.send_request(now, dest, req) {
+            Ok(tx) => {
+                self.calls.clients.insert(tx, (ClientRole::Fire, dest));
+            }
+            Err(e) => tracing::debug!(error = %e, "request not sent"),
+        }
+    }
+
+    pub(crate) fn on_client_failure(&mut self, now: Instant, tx: ClientTxId, code: u16) {
+        self.calls.cancel_on_provisional.remove(&tx);
+        let Some((role, _)) = self.calls.clients.remove(&tx) else { return };
+        match role {
+            ClientRole::BInvite { call, leg } => {
+                if let Some(l) = self.calls.calls.get_mut(&call).and_then(|c| c.legs.get_mut(leg)) {
+                    if l.state == LegState::Calling {
+                        l.state = LegState::Done;
+                        l.code = Some(code);
+                    }
+                }
+                self.after_leg_failed(now, call);
+            }
+            ClientRole::ReInvite { server, call, .. } | ClientRole::Relay { server, call } => {
+                if self.calls.calls.contains_key(&call) {
+                    self.reply(now, server, code);
+                }
+            }
+            ClientRole::Fire => {}
+        }
+    }
+
+    // ----- CANCEL, ACK, timeouts -----
+
+    pub(crate) fn on_cancel(&mut self, now: Instant, tx: ServerTxId, invite: ServerTxId) {
+        self.reply(now, tx, 200);
+        match self.calls.a_invites.get(&invite).copied() {
+            Some(key) => {
+                let ring = self.calls.calls.get_mut(&key).and_then(|c| c.ring.take());
+                match ring {
+                    Some(r) => {
+                        self.stop_ringing(now, key);
+                        self.finish_ring(now, key, Cause::OriginatorCancel, r.completion)
+                    }
+                    None => self.end_call(now, key, 487, Cause::OriginatorCancel, None),
+                }
+            }
+            None => self.reply(now, invite, 487),
+        }
+    }
+
+    pub(crate) fn on_ack(&mut self, now: Instant, tx: Option<ServerTxId>, msg: Message) {
+        let _ = now;
+        let found = self.find_call(&msg);
+        let key = tx.and_then(|t| self.calls.a_invites.get(&t).copied()).or(found.map(|(k, _)| k));
+        let Some(key) = key else { return };
+        let side = found.map(|(_, s)| s).unwrap_or(Side::A);
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let Some((to, ctx)) = call.pending_ack else { return };
+        if to == side {
+            return;
+        }
+        call.pending_ack = None;
+        let (ct, body) = self.sdp_across(key, side, msg.content_type(), msg.body());
+        let Some(peer) = self.side_peer(key, to) else { return };
+        let via = self.via_for(peer);
+        let Some(dialog) = self.side_dialog(key, to) else { return };
+        let mut ack = dialog.ack(&via);
+        if !body.is_empty() {
+            ack.set_body(ct.as_deref(), body);
+        }
+        let _ = self.txl.send_ack(ctx, peer, ack);
+    }
+
+    pub(crate) fn on_ack_timeout(&mut self, now: Instant, tx: ServerTxId) {
+        if let Some(key) = self.calls.a_invites.get(&tx).copied() {
+            if self.calls.calls.get(&key).is_some_and(|c| c.answered_at.is_some()) {
+                tracing::info!(key, "the caller never acknowledged the answer: hanging up");
+                self.end_call(now, key, 0, Cause::AckTimeout, None);
+            }
+        }
+    }
+
+    /// Marks every ringing leg done and cancels it.
+    fn stop_ringing(&mut self, now: Instant, key: u64) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let mut stop = Vec::new();
+        for l in call.legs.iter_mut().filter(|l| l.state == LegState::Calling) {
+            l.state = LegState::Done;
+            l.code.get_or_insert(487);
+            stop.push((l.tx, l.dest, l.provisional, cancel_for(&l.invite)));
+        }
+        for (tx, d, p, c) in stop {
+            self.cancel_leg(now, tx, d, p, c);
+        }
+    }
+
+    pub(crate) fn ring_timeout(&mut self, now: Instant, key: u64) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        call.ring_at = None;
+        let Some(ring) = call.ring.take() else { return };
+        self.stop_ringing(now, key);
+        self.finish_ring(now, key, Cause::NoAnswer, ring.completion);
+    }
+
+    pub(crate) fn session_timeout(&mut self, now: Instant, key: u64) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        call.session_at = None;
+        let due = call.session.is_some_and(|s| s.expires_at() <= now);
+        if due {
+            tracing::info!(key, "session timer expired: hanging up");
+            self.end_call(now, key, 0, Cause::SessionTimeout, None);
+        } else {
+            let at = call.session.map(|s| s.expires_at());
+            self.set_timer(key, TimerKind::Session, at);
+        }
+    }
+
+    fn session_refreshed(&mut self, now: Instant, key: u64) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let Some(st) = call.session.as_mut() else { return };
+        st.refreshed(now);
+        let at = st.expires_at();
+        self.set_timer(key, TimerKind::Session, Some(at));
+    }
+
+    // ----- in-dialog requests -----
+
+    fn find_call(&self, msg: &Message) -> Option<(u64, Side)> {
+        let call_id = msg.call_id()?;
+        if let Some(from_tag) = msg.from_tag() {
+            if let Some(&k) = self.calls.by_a.get(&(call_id.to_owned(), from_tag.to_owned())) {
+                return Some((k, Side::A));
+            }
+        }
+        let &(k, leg) = self.calls.by_b.get(call_id)?;
+        let call = self.calls.calls.get(&k)?;
+        (call.winner == Some(leg)).then_some((k, Side::B))
+    }
+
+    /// The confirmed dialog of a side.
+    fn side_dialog(&mut self, key: u64, side: Side) -> Option<&mut Dialog> {
+        let call = self.calls.calls.get_mut(&key)?;
+        match side {
+            Side::A => call.a.dialog.as_mut(),
+            Side::B => call.legs.get_mut(call.winner?)?.dialog.as_mut(),
+        }
+    }
+
+    /// Where a side is reached (the address we have been talking to: symmetric signalling,
+    /// so phones behind NAT are reached through their NAT binding).
+    fn side_peer(&self, key: u64, side: Side) -> Option<Peer> {
+        let call = self.calls.calls.get(&key)?;
+        match side {
+            Side::A => Some(call.a.source),
+            Side::B => call.legs.get(call.winner?).map(|l| l.dest),
+        }
+    }
+
+    pub(crate) fn on_in_dialog(&mut self, now: Instant, tx: ServerTxId, msg: Message) {
+        let Some(method) = msg.method().cloned() else { return };
+        let Some((key, side)) = self.find_call(&msg) else {
+            return self.reply(now, tx, 481);
+        };
+        let check = match self.side_dialog(key, side) {
+            Some(d) => d.on_request(&msg),
+            None => return self.reply(now, tx, 481),
+        };
+        if let Err(e) = check {
+            let (code, reason) = e.status().unwrap_or((500, "Server Internal Error"));
+            return self.reply_with(now, tx, code, Some(reason), |_| {});
+        }
+        match method {
+            Method::Bye => {
+                self.reply(now, tx, 200);
+                self.end_call(now, key, 0, Cause::Normal, Some(side));
+            }
+            Method::Invite | Method::Update | Method::Info | Method::Message | Method::Notify | Method::Options => {
+                self.relay_request(now, key, other(side), tx, &msg);
+            }
+            Method::Refer => self.reply_with(now, tx, 501, Some("Transfer Not Supported Yet"), |_| {}),
+            _ => self.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
+        }
+    }
+
+    /// Relays an in-dialog request to the other side's dialog.
+    fn relay_request(&mut self, now: Instant, key: u64, to: Side, server: ServerTxId, msg: &Message) {
+        let Some(method) = msg.method().cloned() else { return };
+        let (ct, body) = self.sdp_across(key, other(to), msg.content_type(), msg.body());
+        let Some(peer) = self.side_peer(key, to) else { return self.reply(now, server, 481) };
+        let via = self.via_for(peer);
+        let Some(dialog) = self.side_dialog(key, to) else { return self.reply(now, server, 481) };
+        let mut req = dialog.request(method.clone(), &via);
+        for h in [HeaderName::ContentDisposition, HeaderName::Event, HeaderName::SubscriptionState, HeaderName::SessionExpires, HeaderName::MinSe] {
+            for v in msg.headers(h) {
+                req.push_header(h, v);
+            }
+        }
+        if !body.is_empty() {
+            req.set_body(ct.as_deref(), body);
+        }
+        match self.txl.send_request(now, peer, req) {
+            Ok(ctx) => {
+                let role =
+                    if method == Method::Invite { ClientRole::ReInvite { call: key, to, server } } else { ClientRole::Relay { call: key, server } };
+                self.calls.clients.insert(ctx, (role, peer));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "relay failed");
+                self.reply(now, server, 500);
+            }
+        }
+    }
+
+    /// Relays a final response to the server transaction it answers, with our Contact.
+    fn relay_response(&mut self, now: Instant, server: ServerTxId, key: u64, msg: &Message) {
+        let Some(code) = msg.status() else { return };
+        let (ct, body) = self.sdp_across(key, Side::B, msg.content_type(), msg.body());
+        let Some(req) = self.txl.request(server) else { return };
+        let contact = self.calls.calls.get(&key).map(|c| {
+            // our Contact towards the side the request came from
+            if self.calls.by_a.contains_key(&(req.call_id().unwrap_or("").to_owned(), req.from_tag().unwrap_or("").to_owned())) {
+                c.a.contact.clone()
+            } else {
+                c.winner.and_then(|w| c.legs.get(w)).map(|l| l.contact.clone()).unwrap_or_default()
+            }
+        });
+        let mut r = Message::response_to(req, code, msg.reason(), None);
+        let target_refresh = matches!(req.method(), Some(Method::Invite | Method::Update));
+        if (200..300).contains(&code) {
+            if let Some(c) = contact.filter(|c| target_refresh && !c.is_empty()) {
+                r.push_header(HeaderName::Contact, &format!("<{c}>"));
+            }
+            for h in [HeaderName::SessionExpires, HeaderName::Require] {
+                for v in msg.headers(h) {
+                    r.push_header(h, v);
+                }
+            }
+        }
+        if code == 491 || code == 503 {
+            if let Some(v) = msg.header(HeaderName::RetryAfter) {
+                r.push_header(HeaderName::RetryAfter, v);
+            }
+        }
+        if !body.is_empty() {
+            r.set_body(ct.as_deref(), body);
+        }
+        let _ = self.txl.send_response(now, server, r);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_reinvite_response(&mut self, now: Instant, tx: ClientTxId, key: u64, to: Side, server: ServerTxId, code: u16, msg: Message) {
+        if code < 200 {
+            return;
+        }
+        if (200..300).contains(&code) {
+            let offer_in_invite = self.txl.request(server).is_some_and(|r| !r.body().is_empty());
+            let peer = self.side_peer(key, to);
+            let via = peer.map(|p| self.via_for(p));
+            if let (Some(dialog), Some(peer), Some(via)) = (self.side_dialog(key, to), peer, via) {
+                let _ = dialog.on_response(&msg);
+                if offer_in_invite {
+                    let ack = dialog.ack(&via);
+                    let _ = self.txl.send_ack(tx, peer, ack);
+                } else if let Some(c) = self.calls.calls.get_mut(&key) {
+                    c.pending_ack = Some((to, tx));
+                }
+            }
+            self.session_refreshed(now, key);
+        }
+        self.relay_response(now, server, key, &msg);
+    }
+
+    // ----- the end -----
+
+    /// Ends a call: answers or hangs up the caller, cancels or hangs up the callee legs,
+    /// writes the CDR's end. `a_code` answers an unanswered caller (0: the cause's status);
+    /// `by` is the side that hung up (it gets no BYE).
+    pub(crate) fn end_call(&mut self, now: Instant, key: u64, a_code: u16, cause: Cause, by: Option<Side>) {
+        self.set_timer(key, TimerKind::Ring, None);
+        self.set_timer(key, TimerKind::Session, None);
+        let Some(mut call) = self.calls.calls.remove(&key) else { return };
+        let answered = call.answered_at.is_some();
+        // The caller.
+        if !call.a.final_sent {
+            let code = if a_code >= 300 { a_code } else { cause.status() };
+            if let Some(req) = self.txl.request(call.a.tx) {
+                let r = Message::response_to(req, code, None, Some(&call.a.to_tag));
+                let _ = self.txl.send_response(now, call.a.tx, r);
+            }
+            call.a.final_sent = true;
+        } else if by != Some(Side::A) {
+            if let Some(d) = call.a.dialog.as_mut() {
+                let peer = call.a.source;
+                let via = self.via_for(peer);
+                let bye = d.request(Method::Bye, &via);
+                self.send_fire(now, peer, Some(bye));
+            }
+        }
+        // The callee legs.
+        for leg in call.legs.iter_mut() {
+            match leg.state {
+                LegState::Calling => {
+                    leg.state = LegState::Done;
+                    let cancel = cancel_for(&leg.invite);
+                    self.cancel_leg(now, leg.tx, leg.dest, leg.provisional, cancel);
+                }
+                LegState::Answered if by != Some(Side::B) => {
+                    if let Some(d) = leg.dialog.as_mut() {
+                        let via = self.via_for(leg.dest);
+                        let bye = d.request(Method::Bye, &via);
+                        self.send_fire(now, leg.dest, Some(bye));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(Ring { completion: Completion::Notify(reply) }) = call.ring.take() {
+            let _ = reply.send(Ok(cause.outcome()));
+        }
+        // Indexes. (Roles of legs still ringing stay until their INVITE finishes, so a late
+        // answer is acknowledged and hung up.)
+        if let (Some(cid), Some(ft)) = (call.a.invite.call_id(), call.a.invite.from_tag()) {
+            self.calls.by_a.remove(&(cid.to_owned(), ft.to_owned()));
+        }
+        self.calls.a_invites.remove(&call.a.tx);
+        for leg in &call.legs {
+            self.calls.by_b.remove(&leg.call_id);
+        }
+        let disposition = cause.disposition(answered);
+        self.ops.push(PersistOp::CdrEnd {
+            key,
+            end: CdrEnd {
+                end_time: wall(now),
+                disposition,
+                hangup_cause: Some(cause.hangup_cause()),
+                flow_path: serde_json::json!([]),
+                recording_file: None,
+            },
+        });
+        self.shared.calls.remove(&key);
+        self.shared.emit(|| PbxEvent::CallEnded { key, disposition, cause: cause.cause_str() });
+        tracing::debug!(key, ?cause, answered, "call ended");
+    }
+}
+
+/// Which per-call timer.
+#[derive(Debug, Clone, Copy)]
+enum TimerKind {
+    Ring,
+    Session,
+}
+
+/// The address a URI names (for a stray answer we know nothing else about).
+fn peer_of_uri(uri: &str) -> Option<Peer> {
+    let sip::msg::Uri::Sip(u) = sip::msg::Uri::parse(uri)? else { return None };
+    let ip = u.host.ip()?;
+    let transport = match u.transport() {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => sip::transaction::Transport::Tcp,
+        _ => sip::transaction::Transport::Udp,
+    };
+    Some(Peer { transport, addr: std::net::SocketAddr::new(ip, u.port.unwrap_or(5060)) })
+}
+
+#[cfg(test)]
+#[path = "b2bua_tests.rs"]
+mod tests;

@@ -1,0 +1,690 @@
+//! Tests of the PBX core: phones made of bytes, a fake clock, no sockets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sip::auth::Challenge;
+use sip::transaction::{Peer, Transport};
+use sip::{HeaderName, Instant, Message, Method};
+
+use crate::config::{SecurityConfig, SipConfig};
+use crate::core::{Core, Ports};
+use crate::directory::{Did, Directory, TrustedTrunk, User};
+use crate::events::Shared;
+use crate::persist::PersistOp;
+use crate::RingOutcome;
+
+const REALM: &str = "pbx.test";
+const T0: Instant = Instant::from_millis(1_700_000_000_000);
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+
+struct H {
+    core: Core,
+    now: Instant,
+    shared: Arc<Shared>,
+    ops: Vec<PersistOp>,
+}
+
+fn peer(s: &str) -> Peer {
+    Peer { transport: Transport::Udp, addr: s.parse().unwrap() }
+}
+
+fn directory() -> Directory {
+    let alice = User::for_test(1, "101", "alice", REALM, "alice-pw");
+    let bob = User::for_test(2, "102", "bob", REALM, "bob-pw");
+    let mut carol = User::for_test(3, "103", "carol", REALM, "carol-pw");
+    carol.dnd = true;
+    let mut dave = User::for_test(4, "104", "dave", REALM, "dave-pw");
+    dave.ring_timeout = 5;
+    let trunk = TrustedTrunk::for_test(9, "carrier", &["198.51.100.0/24"]);
+    let did = Did { number: "+61290000000".into(), trunk_id: Some(9), flow_id: Some(1), target_extension: Some(2) };
+    Directory::new(REALM, vec![alice, bob, carol, dave], vec![trunk], vec![did])
+}
+
+impl H {
+    fn new() -> H {
+        H::with_security(SecurityConfig::default())
+    }
+
+    fn with_security(security: SecurityConfig) -> H {
+        let mut cfg = SipConfig::new("192.0.2.1".parse().unwrap(), 5060, 5060, [9; 32]);
+        cfg.security = security;
+        let shared = Shared::new();
+        let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060 }, Arc::new(directory()), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()));
+        let mut h = H { core, now: T0, shared, ops: Vec::new() };
+        h.core.handle_timeout(T0);
+        h
+    }
+
+    fn send(&mut self, from: &str, msg: &Message) {
+        self.core.handle_datagram(self.now, peer(from), &msg.to_bytes());
+        self.core.take_ops(&mut self.ops);
+    }
+
+    fn out(&mut self) -> Vec<(SocketAddr, Message)> {
+        let mut v = Vec::new();
+        while let Some(t) = self.core.poll_transmit() {
+            v.push((t.dest.addr, Message::parse(&t.payload).expect("we send what we can parse")));
+        }
+        self.core.take_ops(&mut self.ops);
+        v
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.core.poll_timeout().filter(|t| *t <= end) {
+            self.now = t.max(self.now);
+            self.core.handle_timeout(self.now);
+        }
+        self.now = end;
+        self.core.take_ops(&mut self.ops);
+    }
+
+    /// Registers `user` from `addr` (challenge round included).
+    fn register(&mut self, p: &mut Phone) {
+        let r = p.register(None);
+        self.send(&p.addr.clone(), &r);
+        let out = self.out();
+        let ch = challenge_in(&out[0].1).expect("a challenge");
+        let r = p.register(Some(&ch));
+        self.send(&p.addr.clone(), &r);
+        let out = self.out();
+        assert_eq!(out[0].1.status(), Some(200), "{}", out[0].1);
+    }
+}
+
+fn challenge_in(m: &Message) -> Option<Challenge> {
+    m.headers(HeaderName::WwwAuthenticate).chain(m.headers(HeaderName::ProxyAuthenticate)).find_map(|v| Challenge::parse(v).ok())
+}
+
+fn only<'a>(out: &'a [(SocketAddr, Message)], pred: impl Fn(&Message) -> bool) -> Vec<&'a (SocketAddr, Message)> {
+    out.iter().filter(|(_, m)| pred(m)).collect()
+}
+
+fn is_req(m: &Message, method: Method) -> bool {
+    m.method() == Some(&method)
+}
+
+fn is_status(m: &Message, code: u16) -> bool {
+    m.status() == Some(code)
+}
+
+/// A phone: builds requests and answers.
+struct Phone {
+    user: String,
+    password: String,
+    addr: String,
+    call_id: String,
+    tag: String,
+    cseq: u32,
+    n: u32,
+}
+
+impl Phone {
+    fn new(user: &str, password: &str, addr: &str) -> Phone {
+        Phone { user: user.into(), password: password.into(), addr: addr.into(), call_id: format!("cid-{user}-{addr}"), tag: format!("t-{user}"), cseq: 0, n: 0 }
+    }
+
+    fn base(&mut self, method: Method, uri: &str, to: &str) -> Message {
+        self.cseq += 1;
+        self.n += 1;
+        Message::request(method.clone(), uri)
+            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bK{}{};rport", self.addr, self.user, self.n))
+            .with_header(HeaderName::MaxForwards, "70")
+            .with_header(HeaderName::From, &format!("<sip:{}@{REALM}>;tag={}", self.user, self.tag))
+            .with_header(HeaderName::To, to)
+            .with_header(HeaderName::CallId, &self.call_id)
+            .with_header(HeaderName::CSeq, &format!("{} {}", self.cseq, method))
+            .with_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr))
+    }
+
+    fn register(&mut self, ch: Option<&Challenge>) -> Message {
+        let to = format!("<sip:{}@{REALM}>", self.user);
+        let mut m = self.base(Method::Register, &format!("sip:{REALM}"), &to).with_header(HeaderName::Expires, "600");
+        if let Some(ch) = ch {
+            let v = ch.authorization("REGISTER", &format!("sip:{REALM}"), &self.user, &self.password, "cn", 1);
+            m.push_header(HeaderName::Authorization, &v);
+        }
+        m
+    }
+
+    fn invite(&mut self, to: &str, ch: Option<&Challenge>, sdp: bool) -> Message {
+        let uri = format!("sip:{to}@{REALM}");
+        let mut m = self.base(Method::Invite, &uri, &format!("<{uri}>"));
+        if let Some(ch) = ch {
+            let v = ch.authorization("INVITE", &uri, &self.user, &self.password, "cn", 1);
+            m.push_header(HeaderName::ProxyAuthorization, &v);
+        }
+        if sdp {
+            m.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes()));
+        }
+        m
+    }
+
+    /// Places an authenticated call: INVITE, 407, ACK (by the layer), INVITE with credentials.
+    fn call(&mut self, h: &mut H, to: &str, sdp: bool) -> Message {
+        let inv = self.invite(to, None, sdp);
+        h.send(&self.addr.clone(), &inv);
+        let out = h.out();
+        let ch = out.iter().find_map(|(_, m)| challenge_in(m)).expect("407 challenge");
+        let mut inv = self.invite(to, Some(&ch), sdp);
+        // the second INVITE of a call shares the Call-ID
+        inv.set_header(HeaderName::CSeq, &format!("{} INVITE", self.cseq));
+        h.send(&self.addr.clone(), &inv);
+        inv
+    }
+
+    /// An answer to a request we received.
+    fn answer(&self, req: &Message, code: u16, tag: &str, sdp: bool) -> Message {
+        let mut r = Message::response_to(req, code, None, Some(tag));
+        if (101..300).contains(&code) {
+            r.push_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr));
+        }
+        if sdp {
+            r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes()));
+        }
+        r
+    }
+
+    /// An in-dialog request built from a dialog we are UAS of (the callee side).
+    fn in_dialog_as_callee(&mut self, invite: &Message, tag: &str, method: Method) -> Message {
+        self.n += 1;
+        let from = format!("{};tag={tag}", invite.header(HeaderName::To).unwrap());
+        let contact = invite.contact().unwrap().uri_str.to_owned();
+        Message::request(method.clone(), &contact)
+            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bKd{}{}", self.addr, self.user, self.n))
+            .with_header(HeaderName::MaxForwards, "70")
+            .with_header(HeaderName::From, &from)
+            .with_header(HeaderName::To, invite.header(HeaderName::From).unwrap())
+            .with_header(HeaderName::CallId, invite.call_id().unwrap())
+            .with_header(HeaderName::CSeq, &format!("{} {method}", 100 + self.n))
+            .with_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr))
+    }
+
+    /// An in-dialog request from the caller, in the dialog the 200 created.
+    fn in_dialog_as_caller(&mut self, ok: &Message, method: Method) -> Message {
+        self.n += 1;
+        self.cseq += 1;
+        let target = ok.contact().unwrap().uri_str.to_owned();
+        Message::request(method.clone(), &target)
+            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bKc{}{}", self.addr, self.user, self.n))
+            .with_header(HeaderName::MaxForwards, "70")
+            .with_header(HeaderName::From, ok.header(HeaderName::From).unwrap())
+            .with_header(HeaderName::To, ok.header(HeaderName::To).unwrap())
+            .with_header(HeaderName::CallId, ok.call_id().unwrap())
+            .with_header(HeaderName::CSeq, &format!("{} {method}", self.cseq))
+    }
+
+    fn ack_for(&mut self, ok: &Message, sdp: bool) -> Message {
+        let mut a = self.in_dialog_as_caller(ok, Method::Ack);
+        self.cseq -= 1;
+        a.set_header(HeaderName::CSeq, &format!("{} ACK", ok.cseq().unwrap().seq));
+        if sdp {
+            a.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes()));
+        }
+        a
+    }
+}
+
+fn cdr_ops(ops: &[PersistOp]) -> Vec<String> {
+    ops.iter()
+        .filter_map(|o| match o {
+            PersistOp::CdrStart { cdr, .. } => Some(format!("start {:?} {}", cdr.direction, cdr.callee.clone().unwrap_or_default())),
+            PersistOp::CdrAnswer { .. } => Some("answer".into()),
+            PersistOp::CdrEnd { end, .. } => Some(format!("end {} {}", end.disposition, end.hangup_cause.clone().unwrap_or_default())),
+            _ => None,
+        })
+        .collect()
+}
+
+// ----- registrar and security -----
+
+#[test]
+fn register_is_challenged_then_accepted() {
+    let mut h = H::new();
+    let mut p = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    h.send("10.0.0.5:5060", &p.register(None));
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    let resp = &out[0].1;
+    assert_eq!(resp.status(), Some(401));
+    let algs: Vec<&str> = resp.headers(HeaderName::WwwAuthenticate).map(|v| if v.contains("MD5") { "MD5" } else { "SHA-256" }).collect();
+    assert_eq!(algs, ["MD5", "SHA-256"], "MD5 first for phones that take the first challenge");
+    let ch = challenge_in(resp).unwrap();
+    h.send("10.0.0.5:5060", &p.register(Some(&ch)));
+    let out = h.out();
+    let ok = &out[0].1;
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.header(HeaderName::Contact), Some("<sip:alice@10.0.0.5:5060>;expires=600"));
+    assert_eq!(h.shared.bindings.get(&1).map(|b| b.len()), Some(1));
+    assert!(h.ops.iter().any(|o| matches!(o, PersistOp::RegUpsert(r) if r.extension_id == 1)));
+    // a REGISTER for someone else's address is refused
+    let mut r = p.register(Some(&ch));
+    r.set_header(HeaderName::To, &format!("<sip:bob@{REALM}>"));
+    h.send("10.0.0.5:5060", &r);
+    assert!(h.out().iter().any(|(_, m)| m.status() == Some(403) || m.status() == Some(401)));
+}
+
+#[test]
+fn unknown_user_and_wrong_password_fail_alike() {
+    let mut h = H::new();
+    let mut known = Phone::new("alice", "wrong", "10.0.0.5:5060");
+    let mut unknown = Phone::new("mallory", "whatever", "10.0.0.5:5060");
+    let mut answers = Vec::new();
+    for p in [&mut known, &mut unknown] {
+        h.send("10.0.0.5:5060", &p.register(None));
+        let first = h.out().remove(0).1;
+        let ch = challenge_in(&first).unwrap();
+        h.send("10.0.0.5:5060", &p.register(Some(&ch)));
+        let second = h.out().remove(0).1;
+        answers.push((first, second));
+    }
+    let names = |m: &Message| m.iter_headers().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
+    let nonce = |m: &Message| challenge_in(m).unwrap().nonce;
+    let (k, u) = (&answers[0].1, &answers[1].1);
+    assert_eq!(k.status(), Some(401));
+    assert_eq!(u.status(), k.status());
+    assert_eq!(u.reason(), k.reason());
+    assert_eq!(names(u), names(k), "same header set");
+    assert_ne!(nonce(u), nonce(k), "a fresh nonce each time");
+    assert_eq!(names(&answers[0].0), names(&answers[1].0));
+    assert_eq!(h.core.guard.stats().auth_failures, 2, "both count as failed authentications");
+}
+
+#[test]
+fn repeated_failures_ban_the_source() {
+    let sec = SecurityConfig { auth_fail_limit: 3, ban_duration: Duration::from_secs(60), ..SecurityConfig::default() };
+    let mut h = H::with_security(sec);
+    let mut p = Phone::new("alice", "wrong", "10.0.0.9:5060");
+    for _ in 0..3 {
+        h.send("10.0.0.9:5060", &p.register(None));
+        let ch = challenge_in(&h.out()[0].1).unwrap();
+        h.send("10.0.0.9:5060", &p.register(Some(&ch)));
+        h.out();
+    }
+    let mut opt = Phone::new("x", "x", "10.0.0.9:5060");
+    let o = opt.base(Method::Options, &format!("sip:{REALM}"), &format!("<sip:{REALM}>"));
+    h.send("10.0.0.9:5060", &o);
+    assert!(h.out().is_empty(), "a banned source gets no answer at all");
+    let mut other = Phone::new("x", "x", "10.0.0.10:5060");
+    let o = other.base(Method::Options, &format!("sip:{REALM}"), &format!("<sip:{REALM}>"));
+    h.send("10.0.0.10:5060", &o);
+    assert_eq!(h.out()[0].1.status(), Some(200), "other sources are served");
+    h.advance(Duration::from_secs(61));
+    let o = opt.base(Method::Options, &format!("sip:{REALM}"), &format!("<sip:{REALM}>"));
+    h.send("10.0.0.9:5060", &o);
+    assert_eq!(h.out()[0].1.status(), Some(200), "the ban ends");
+}
+
+#[test]
+fn options_scanners_and_malformed_input() {
+    let mut h = H::new();
+    let mut p = Phone::new("x", "x", "10.0.0.7:5060");
+    let o = p.base(Method::Options, &format!("sip:{REALM}"), &format!("<sip:{REALM}>"));
+    h.send("10.0.0.7:5060", &o);
+    let ok = h.out().remove(0).1;
+    assert_eq!(ok.status(), Some(200));
+    assert!(ok.header(HeaderName::Allow).is_some_and(|a| a.contains("INVITE")));
+    assert_eq!(ok.header(HeaderName::Accept), Some("application/sdp"));
+    assert!(ok.header(HeaderName::Supported).is_some());
+
+    let scan = p.base(Method::Options, &format!("sip:100@{REALM}"), &format!("<sip:100@{REALM}>")).with_header(HeaderName::UserAgent, "friendly-scanner");
+    h.send("10.0.0.7:5060", &scan);
+    assert!(h.out().is_empty(), "scanners get silence");
+
+    let bad = b"INVITE sip:bob@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bKbad\r\nMax-Forwards: 70\r\nFrom: <sip:a@pbx.test>;tag=1\r\nTo: <sip:bob@pbx.test>\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    h.core.handle_datagram(h.now, peer("10.0.0.7:5060"), bad);
+    let t = h.core.poll_transmit().expect("an answer");
+    assert!(t.payload.starts_with(b"SIP/2.0 400 Missing Call-ID\r\n"), "{:?}", t.payload);
+    assert_eq!(t.dest.addr.to_string(), "10.0.0.7:5060");
+    h.core.handle_datagram(h.now, peer("10.0.0.7:5060"), b"\x00\x01garbage");
+    assert!(h.out().is_empty());
+
+    let mut inv = p.invite("102", None, true);
+    inv.set_header(HeaderName::MaxForwards, "0");
+    h.send("10.0.0.7:5060", &inv);
+    assert!(h.out().iter().any(|(_, m)| m.status() == Some(483)), "loops end with 483");
+}
+
+#[test]
+fn rate_limit_drops_a_flood() {
+    let sec = SecurityConfig { rate_limit: 5, rate_burst: 10, ..SecurityConfig::default() };
+    let mut h = H::with_security(sec);
+    let mut p = Phone::new("x", "x", "10.0.0.8:5060");
+    let mut answered = 0;
+    for _ in 0..30 {
+        let o = p.base(Method::Options, &format!("sip:{REALM}"), &format!("<sip:{REALM}>"));
+        h.send("10.0.0.8:5060", &o);
+        answered += h.out().len();
+    }
+    assert_eq!(answered, 10, "the burst, then nothing");
+}
+
+// ----- calls -----
+
+#[test]
+fn internal_call_forks_first_answer_wins() {
+    let mut h = H::new();
+    let mut bob1 = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    let mut bob2 = Phone::new("bob", "bob-pw", "10.0.0.22:5060");
+    bob2.call_id = "cid-bob-2".into();
+    h.register(&mut bob1);
+    h.register(&mut bob2);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(&mut h, "102", true);
+    let out = h.out();
+    assert!(only(&out, |m| is_status(m, 100)).len() == 1, "100 Trying at once");
+    let invites = only(&out, |m| is_req(m, Method::Invite));
+    assert_eq!(invites.len(), 2, "both contacts ring");
+    let inv1 = invites.iter().find(|(a, _)| a.to_string() == "10.0.0.21:5060").unwrap().1.clone();
+    let inv2 = invites.iter().find(|(a, _)| a.to_string() == "10.0.0.22:5060").unwrap().1.clone();
+    assert_ne!(inv1.call_id(), inv2.call_id(), "each leg its own Call-ID");
+    assert_ne!(inv1.call_id(), Some(alice.call_id.as_str()));
+    assert_eq!(inv1.body().as_ref(), SDP.as_bytes(), "SDP passes through");
+    assert_eq!(inv1.max_forwards(), Some(69));
+    assert!(inv1.header(HeaderName::From).unwrap().contains("sip:101@"), "caller id is the extension");
+
+    h.send("10.0.0.21:5060", &bob1.answer(&inv1, 180, "b1", false));
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 180)).len(), 1, "180 relayed to the caller");
+    h.send("10.0.0.22:5060", &bob2.answer(&inv2, 200, "b2", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Invite)[0].1.clone();
+    assert_eq!(ok.body().as_ref(), SDP.as_bytes());
+    assert!(only(&out, |m| is_req(m, Method::Ack)).iter().any(|(a, _)| a.to_string() == "10.0.0.22:5060"));
+    assert!(only(&out, |m| is_req(m, Method::Cancel)).iter().any(|(a, _)| a.to_string() == "10.0.0.21:5060"), "the loser is cancelled");
+    assert_eq!(h.shared.calls.len(), 1);
+
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, false));
+    let bye = alice.in_dialog_as_caller(&ok, Method::Bye);
+    h.send("10.0.0.5:5060", &bye);
+    let out = h.out();
+    assert!(only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Bye).len() == 1);
+    let byes = only(&out, |m| is_req(m, Method::Bye));
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].0.to_string(), "10.0.0.22:5060");
+    assert_eq!(byes[0].1.call_id(), inv2.call_id());
+    assert_eq!(cdr_ops(&h.ops), ["start Internal 102", "answer", "end answered normal_clearing"]);
+    assert!(h.shared.calls.is_empty());
+}
+
+#[test]
+fn callee_hangs_up_and_reinvite_is_relayed() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(&mut h, "102", true);
+    let out = h.out();
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, false));
+    h.out();
+
+    // bob puts the call on hold: the re-INVITE reaches alice, her answer goes back
+    let mut reinv = bob.in_dialog_as_callee(&inv, "b1", Method::Invite);
+    reinv.set_body(Some("application/sdp"), bytes::Bytes::from_static(b"v=0\r\na=sendonly\r\n"));
+    h.send("10.0.0.21:5060", &reinv);
+    let out = h.out();
+    let to_alice = only(&out, |m| is_req(m, Method::Invite))[0].clone();
+    assert_eq!(to_alice.0.to_string(), "10.0.0.5:5060");
+    assert_eq!(to_alice.1.call_id(), Some(alice.call_id.as_str()), "in alice's dialog");
+    assert_eq!(to_alice.1.body().as_ref(), b"v=0\r\na=sendonly\r\n");
+    h.send("10.0.0.5:5060", &alice.answer(&to_alice.1, 200, "x", true));
+    let out = h.out();
+    assert!(only(&out, |m| is_req(m, Method::Ack)).iter().any(|(a, _)| a.to_string() == "10.0.0.5:5060"), "we ACK alice");
+    let relayed = only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Invite);
+    assert_eq!(relayed[0].0.to_string(), "10.0.0.21:5060");
+
+    let bye = bob.in_dialog_as_callee(&inv, "b1", Method::Bye);
+    h.send("10.0.0.21:5060", &bye);
+    let out = h.out();
+    let to_alice = only(&out, |m| is_req(m, Method::Bye));
+    assert_eq!(to_alice.len(), 1);
+    assert_eq!(to_alice[0].0.to_string(), "10.0.0.5:5060");
+    assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end answered normal_clearing");
+}
+
+#[test]
+fn caller_cancels_before_answer() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let inv_a = alice.call(&mut h, "102", true);
+    let out = h.out();
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 180, "b1", false));
+    h.out();
+    let cancel = sip::transaction::cancel_for(&inv_a).unwrap();
+    h.send("10.0.0.5:5060", &cancel);
+    let out = h.out();
+    assert!(only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Cancel).len() == 1);
+    assert!(only(&out, |m| is_status(m, 487)).len() == 1, "the INVITE ends with 487");
+    let c = only(&out, |m| is_req(m, Method::Cancel));
+    assert_eq!(c[0].1.call_id(), inv.call_id(), "CANCEL propagated to the leg");
+    assert_eq!(cdr_ops(&h.ops), ["start Internal 102", "end no_answer originator_cancel"]);
+}
+
+#[test]
+fn busy_dnd_unregistered_and_unknown() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(&mut h, "102", true);
+    let out = h.out();
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 486, "b1", false));
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 486)).len(), 1, "busy relayed");
+    assert!(only(&out, |m| is_req(m, Method::Ack)).len() == 1, "the non-2xx is ACKed by the layer");
+
+    for (target, code) in [("103", 486), ("104", 480), ("199", 404)] {
+        alice.call_id = format!("cid-{target}");
+        alice.call(&mut h, target, true);
+        let out = h.out();
+        assert_eq!(only(&out, |m| is_status(m, code)).len(), 1, "{target} → {code}");
+        assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty());
+    }
+    assert_eq!(
+        cdr_ops(&h.ops),
+        [
+            "start Internal 102",
+            "end busy user_busy",
+            "start Internal 103",
+            "end busy user_busy",
+            "start Internal 104",
+            "end failed subscriber_absent"
+        ]
+    );
+}
+
+#[test]
+fn ring_timeout_gives_480() {
+    let mut h = H::new();
+    let mut dave = Phone::new("dave", "dave-pw", "10.0.0.24:5060");
+    h.register(&mut dave);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(&mut h, "104", true);
+    let out = h.out();
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.24:5060", &dave.answer(&inv, 180, "d1", false));
+    h.out();
+    h.advance(Duration::from_millis(4900));
+    assert!(only(&h.out(), |m| is_status(m, 480)).is_empty());
+    h.advance(Duration::from_millis(200));
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 480)).len(), 1, "ring_timeout of 5 s");
+    assert_eq!(only(&out, |m| is_req(m, Method::Cancel)).len(), 1);
+    assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end no_answer no_answer");
+}
+
+#[test]
+fn leg_without_provisional_is_cancelled_once_it_rings() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let inv_a = alice.call(&mut h, "102", true);
+    let out = h.out();
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.5:5060", &sip::transaction::cancel_for(&inv_a).unwrap());
+    let out = h.out();
+    assert!(only(&out, |m| is_req(m, Method::Cancel)).is_empty(), "no CANCEL before a provisional (RFC 3261 §9.1)");
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 180, "b1", false));
+    assert_eq!(only(&h.out(), |m| is_req(m, Method::Cancel)).len(), 1);
+    // the callee answers anyway: acknowledged and hung up
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_req(m, Method::Ack)).len(), 1);
+    assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 1);
+}
+
+#[test]
+fn delayed_offer_waits_for_the_callers_ack() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(&mut h, "102", false);
+    let out = h.out();
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    assert!(inv.body().is_empty());
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    assert!(only(&out, |m| is_req(m, Method::Ack)).is_empty(), "the ACK waits for the caller's answer");
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    assert_eq!(ok.body().as_ref(), SDP.as_bytes(), "the offer goes to the caller");
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, true));
+    let out = h.out();
+    let ack = only(&out, |m| is_req(m, Method::Ack));
+    assert_eq!(ack.len(), 1);
+    assert_eq!(ack[0].0.to_string(), "10.0.0.21:5060");
+    assert_eq!(ack[0].1.body().as_ref(), SDP.as_bytes(), "the answer rides in our ACK");
+}
+
+#[test]
+fn session_timer_ends_a_silent_call() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let inv = alice.invite("102", None, true).with_header(HeaderName::SessionExpires, "90").with_header(HeaderName::Supported, "timer");
+    h.send("10.0.0.5:5060", &inv);
+    let ch = h.out().iter().find_map(|(_, m)| challenge_in(m)).unwrap();
+    let mut inv = alice.invite("102", Some(&ch), true).with_header(HeaderName::SessionExpires, "90").with_header(HeaderName::Supported, "timer");
+    inv.set_header(HeaderName::CSeq, &format!("{} INVITE", alice.cseq));
+    h.send("10.0.0.5:5060", &inv);
+    let out = h.out();
+    let leg = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&leg, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    assert_eq!(ok.header(HeaderName::SessionExpires), Some("90;refresher=uac"));
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, false));
+    // RFC 4028 §10: the side that does not refresh ends the session at
+    // interval - min(32, interval / 3) without a refresh
+    h.advance(Duration::from_secs(59));
+    assert!(only(&h.out(), |m| is_req(m, Method::Bye)).is_empty());
+    h.advance(Duration::from_secs(2));
+    let out = h.out();
+    let mut dests: Vec<String> = only(&out, |m| is_req(m, Method::Bye)).iter().map(|(a, _)| a.to_string()).collect();
+    dests.sort();
+    dests.dedup();
+    assert_eq!(dests, ["10.0.0.21:5060", "10.0.0.5:5060"], "no refresh: both sides get a BYE");
+    assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end answered session_timeout");
+}
+
+// ----- trusted trunks and the controller seam -----
+
+fn trunk_invite(number: &str) -> Message {
+    let uri = format!("sip:{number}@192.0.2.1");
+    Message::request(Method::Invite, &uri)
+        .with_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk1")
+        .with_header(HeaderName::MaxForwards, "70")
+        .with_header(HeaderName::From, "\"Carrier Caller\" <sip:+61400000001@198.51.100.7>;tag=tr1")
+        .with_header(HeaderName::To, &format!("<{uri}>"))
+        .with_header(HeaderName::CallId, "trunk-call-1")
+        .with_header(HeaderName::CSeq, "1 INVITE")
+        .with_header(HeaderName::Contact, "<sip:+61400000001@198.51.100.7:5060>")
+}
+
+#[test]
+fn trusted_trunk_rings_the_numbers_extension() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    h.send("198.51.100.7:5060", &trunk_invite("61290000000"));
+    let out = h.out();
+    assert!(only(&out, |m| is_status(m, 407)).is_empty(), "trusted: no challenge");
+    let inv = only(&out, |m| is_req(m, Method::Invite));
+    assert_eq!(inv[0].0.to_string(), "10.0.0.21:5060");
+    assert!(inv[0].1.header(HeaderName::From).unwrap().contains("+61400000001"));
+    let mut bad = trunk_invite("0299999999");
+    bad.set_header(HeaderName::CallId, "trunk-call-2");
+    bad.set_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk2");
+    h.send("198.51.100.7:5060", &bad);
+    assert_eq!(only(&h.out(), |m| is_status(m, 404)).len(), 1, "unknown number");
+    // the same INVITE from an untrusted address is challenged
+    let mut other = trunk_invite("61290000000");
+    other.set_header(HeaderName::Via, "SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bKx");
+    h.send("203.0.113.9:5060", &other);
+    assert_eq!(only(&h.out(), |m| is_status(m, 407)).len(), 1);
+    assert_eq!(cdr_ops(&h.ops).iter().filter(|s| s.starts_with("start Inbound")).count(), 1);
+}
+
+#[test]
+fn a_controller_takes_inbound_calls_and_rings() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut incoming = h.shared.take_incoming().unwrap();
+    h.send("198.51.100.7:5060", &trunk_invite("+61290000000"));
+    let out = h.out();
+    assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty(), "the controller decides");
+    let call = incoming.try_recv().unwrap();
+    assert_eq!((call.dialled.as_str(), call.caller_id_num.as_str(), call.trunk_id), ("+61290000000", "+61400000001", 9));
+
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, targets: vec![2], timeout: Duration::from_secs(10), reply: tx });
+    let out = h.out();
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 486, "b1", false));
+    h.out();
+    assert_eq!(rx.try_recv().unwrap().unwrap(), RingOutcome::Busy);
+    assert_eq!(h.shared.calls.len(), 1, "the caller still waits for the controller");
+
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, targets: vec![2], timeout: Duration::from_secs(10), reply: tx });
+    let out = h.out();
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b2", true));
+    let out = h.out();
+    assert_eq!(rx.try_recv().unwrap().unwrap(), RingOutcome::Answered);
+    assert_eq!(only(&out, |m| is_status(m, 200))[0].0.to_string(), "198.51.100.7:5060");
+
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    h.core.handle_command(h.now, crate::core::Command::Hangup { call: call.key, code: 0, reply: tx });
+    assert!(rx.try_recv().unwrap().is_ok());
+    assert_eq!(only(&h.out(), |m| is_req(m, Method::Bye)).len(), 2);
+    assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end answered normal_clearing");
+}
+
+#[test]
+fn shutdown_ends_calls() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(&mut h, "102", true);
+    h.out();
+    h.core.handle_command(h.now, crate::core::Command::Shutdown);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 503)).len(), 1);
+    assert!(h.core.is_stopped());
+    assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end no_answer system_shutdown");
+}

@@ -1,0 +1,521 @@
+//! The PBX as a state machine: bytes, commands and instants in; bytes to send, store writes,
+//! events and deadlines out. It owns the transaction layer, the registrar, the calls
+//! (b2bua.rs) and the security guard, and never touches a socket or reads the clock — the
+//! event loop (event_loop.rs) drives it, and the tests drive it with bytes and a fake clock.
+//!
+//! Order of a request's checks: banned source (dropped before parsing), parse errors
+//! (answered per `ParseError::disposition`), scanner User-Agent (dropped), rate limit
+//! (dropped; trusted trunks exempt), transaction matching, then the method's handler.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sip::auth::{Algorithm, AuthError, Credentials, DigestServer, ReplayGuard};
+use sip::transaction::{Event, Peer, ServerTxId, Transmit, Transport};
+use sip::{Disposition, HeaderName, IdGenerator, Instant, Message, Method, ParseError, TransactionLayer};
+
+use crate::b2bua::CallTable;
+use crate::config::SipConfig;
+use crate::directory::{Directory, User};
+use crate::events::{PbxEvent, Shared};
+use crate::persist::PersistOp;
+use crate::registrar::{RegisterOutcome, Registrar};
+use crate::security::Guard;
+
+/// The methods we answer or relay, for Allow.
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE, NOTIFY";
+/// What we support, for Supported.
+pub(crate) const SUPPORTED: &str = "timer";
+
+/// A digest HA1 used for users that do not exist, so a made-up user costs the same work as a
+/// wrong password and fails the same way.
+const DUMMY_HA1_MD5: &str = "00000000000000000000000000000000";
+const DUMMY_HA1_SHA256: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Finds the local IP a peer reaches us at (the route's source address, or the external
+/// address for peers outside the local networks).
+pub(crate) type Locator = Box<dyn FnMut(IpAddr) -> IpAddr + Send>;
+
+/// Commands from the async world (the handle) to the core.
+pub(crate) enum Command {
+    /// A new directory snapshot.
+    Directory(Arc<Directory>),
+    /// Ring extensions for a call held by an async controller.
+    Ring {
+        call: u64,
+        targets: Vec<i64>,
+        timeout: Duration,
+        reply: tokio::sync::oneshot::Sender<Result<crate::RingOutcome, crate::CallError>>,
+    },
+    /// End a call (or refuse it with `code` when it is not answered yet).
+    Hangup { call: u64, code: u16, reply: tokio::sync::oneshot::Sender<Result<(), crate::CallError>> },
+    /// Stop: end every call, flush the registrations.
+    Shutdown,
+}
+
+/// Where the core is bound, per transport.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ports {
+    pub udp: u16,
+    pub tcp: u16,
+}
+
+/// What authenticating a request came to.
+pub(crate) enum AuthResult {
+    /// The user proved who they are.
+    Ok(Arc<User>),
+    /// Answer with a challenge (401/407); `stale` when the nonce merely expired.
+    Challenge { stale: bool },
+}
+
+/// The PBX state machine.
+pub(crate) struct Core {
+    pub(crate) cfg: SipConfig,
+    pub(crate) ports: Ports,
+    pub(crate) txl: TransactionLayer,
+    pub(crate) ids: IdGenerator,
+    digest: DigestServer,
+    replay: ReplayGuard,
+    pub(crate) guard: Guard,
+    pub(crate) dir: Arc<Directory>,
+    pub(crate) registrar: Registrar,
+    pub(crate) calls: CallTable,
+    pub(crate) ops: Vec<PersistOp>,
+    pub(crate) shared: Arc<Shared>,
+    locate: Locator,
+    /// Our own timers: (when, what).
+    pub(crate) timers: BTreeSet<(Instant, Timer)>,
+    /// Stateless answers and other sends outside the transaction layer.
+    stateless: std::collections::VecDeque<Transmit>,
+    pub(crate) shutting_down: bool,
+    changes: Vec<crate::registrar::Change>,
+}
+
+/// The core's own timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// Housekeeping: registration expiry, guard sweep.
+    Sweep,
+    /// A call's ring timeout.
+    Ring(u64),
+    /// A call's session timer expiry (RFC 4028).
+    Session(u64),
+}
+
+impl Core {
+    pub(crate) fn new(cfg: SipConfig, ports: Ports, dir: Arc<Directory>, seed: [u8; 32], shared: Arc<Shared>, locate: Locator) -> Core {
+        let digest = DigestServer::new(cfg.digest_key, dir.realm.clone(), cfg.nonce_ttl);
+        let registrar = Registrar::new(cfg.registrar, shared.bindings.clone());
+        let mut timers = BTreeSet::new();
+        timers.insert((Instant::ZERO, Timer::Sweep));
+        Core {
+            txl: TransactionLayer::new(cfg.timers),
+            guard: Guard::new(cfg.security.clone()),
+            ids: IdGenerator::new(seed),
+            digest,
+            replay: ReplayGuard::new(20_000),
+            dir,
+            registrar,
+            calls: CallTable::default(),
+            ops: Vec::new(),
+            shared,
+            locate,
+            timers,
+            stateless: Default::default(),
+            shutting_down: false,
+            changes: Vec::new(),
+            ports,
+            cfg,
+        }
+    }
+
+    // ----- inputs -----
+
+    /// A datagram (or a stream frame's bytes) from `peer`.
+    pub(crate) fn handle_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
+        if self.guard.is_banned(peer.addr.ip(), now) {
+            return;
+        }
+        match Message::parse(data) {
+            Ok(msg) => self.handle_message(now, peer, msg),
+            Err(e) => self.handle_parse_error(now, peer, e),
+        }
+    }
+
+    /// A message parsed by a stream framer.
+    pub(crate) fn handle_frame(&mut self, now: Instant, peer: Peer, frame: Result<Message, ParseError>) {
+        if self.guard.is_banned(peer.addr.ip(), now) {
+            return;
+        }
+        match frame {
+            Ok(msg) => self.handle_message(now, peer, msg),
+            Err(e) => self.handle_parse_error(now, peer, e),
+        }
+    }
+
+    fn handle_parse_error(&mut self, now: Instant, peer: Peer, e: ParseError) {
+        let Disposition::Reply(code, reason) = e.disposition() else {
+            tracing::debug!(peer = %peer.addr, error = %e, "unreadable SIP message dropped");
+            return;
+        };
+        let Some(req) = e.request() else { return };
+        if self.guard.is_scanner(req.user_agent()) || !self.allow(now, peer) {
+            return;
+        }
+        tracing::debug!(peer = %peer.addr, error = %e, code, "malformed SIP request answered");
+        let tag = self.ids.tag();
+        let resp = Message::response_to(req, code, Some(reason), Some(&tag));
+        let dest = TransactionLayer::response_destination(req, peer);
+        self.stateless.push_back(Transmit { dest, payload: resp.to_bytes() });
+    }
+
+    fn allow(&mut self, now: Instant, peer: Peer) -> bool {
+        let ip = peer.addr.ip();
+        self.dir.trunk_for(ip).is_some() || self.guard.allow_request(ip, now)
+    }
+
+    fn handle_message(&mut self, now: Instant, peer: Peer, msg: Message) {
+        if msg.is_request() && (self.guard.is_scanner(msg.user_agent()) || !self.allow(now, peer)) {
+            return;
+        }
+        self.txl.handle_message(now, peer, msg);
+        self.drain_events(now);
+    }
+
+    /// Runs the timers due at `now`.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.txl.handle_timeout(now);
+        self.drain_events(now);
+        while let Some(&(at, t)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, t));
+            match t {
+                Timer::Sweep => {
+                    self.registrar.expire(now, &mut self.ops, &mut self.changes);
+                    self.guard.sweep(now);
+                    self.timers.insert((now + Duration::from_secs(1), Timer::Sweep));
+                }
+                Timer::Ring(key) => self.ring_timeout(now, key),
+                Timer::Session(key) => self.session_timeout(now, key),
+            }
+            self.drain_events(now);
+        }
+        self.publish_changes();
+    }
+
+    /// A command from the handle.
+    pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::Directory(d) => self.set_directory(d),
+            Command::Ring { call, targets, timeout, reply } => {
+                let r = self.ring_for_controller(now, call, &targets, timeout, reply);
+                if let Err((e, reply)) = r {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            Command::Hangup { call, code, reply } => {
+                let r = self.hangup_for_controller(now, call, code);
+                let _ = reply.send(r);
+            }
+            Command::Shutdown => self.shutdown(now),
+        }
+        self.drain_events(now);
+        self.publish_changes();
+    }
+
+    /// A stream to `peer` failed (connection refused, reset): its client transactions fail.
+    pub(crate) fn handle_transport_error(&mut self, now: Instant, peer: Peer) {
+        for tx in self.calls.client_txs_to(peer) {
+            self.txl.handle_transport_error(tx);
+        }
+        self.drain_events(now);
+    }
+
+    fn set_directory(&mut self, d: Arc<Directory>) {
+        if d.realm != self.dir.realm {
+            tracing::info!(realm = %d.realm, "SIP realm changed");
+            self.digest = DigestServer::new(self.cfg.digest_key, d.realm.clone(), self.cfg.nonce_ttl);
+        }
+        self.dir = d;
+    }
+
+    // ----- outputs -----
+
+    /// The next bytes to send.
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.stateless.pop_front().or_else(|| self.txl.poll_transmit())
+    }
+
+    /// When `handle_timeout` is next due.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let own = self.timers.first().map(|(t, _)| *t);
+        match (own, self.txl.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, b) => b,
+        }
+    }
+
+    /// The store writes queued since the last call.
+    pub(crate) fn take_ops(&mut self, into: &mut Vec<PersistOp>) {
+        into.append(&mut self.ops);
+    }
+
+    /// Whether shutdown has finished its work (no call left).
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.shutting_down && self.calls.is_empty()
+    }
+
+    // ----- dispatch -----
+
+    fn drain_events(&mut self, now: Instant) {
+        while let Some(ev) = self.txl.poll_event() {
+            match ev {
+                Event::Request { tx, msg, source } => self.on_request(now, tx, msg, source),
+                Event::Cancel { tx, invite, msg: _ } => self.on_cancel(now, tx, invite),
+                Event::Ack { tx, msg, source: _ } => self.on_ack(now, tx, msg),
+                Event::Response { tx, msg } => self.on_response(now, tx, msg),
+                Event::StrayResponse { msg, source } => self.kill_stray_2xx(now, &msg, Some(source)),
+                Event::Timeout { tx } => self.on_client_failure(now, tx, 408),
+                Event::TransportError { tx } => self.on_client_failure(now, tx, 503),
+                Event::AckTimeout { tx } => self.on_ack_timeout(now, tx),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, tx: ServerTxId, msg: Message, source: Peer) {
+        let Some(method) = msg.method().cloned() else { return };
+        if self.shutting_down && msg.to_tag().is_none() {
+            self.reply_with(now, tx, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
+            return;
+        }
+        if msg.to_tag().is_some() {
+            return self.on_in_dialog(now, tx, msg);
+        }
+        match method {
+            Method::Register => self.on_register(now, tx, &msg, source),
+            Method::Invite => self.on_invite(now, tx, msg, source),
+            Method::Options => self.reply_with(now, tx, 200, None, |r| {
+                r.push_header(HeaderName::Allow, ALLOW);
+                r.push_header(HeaderName::Accept, "application/sdp");
+                r.push_header(HeaderName::Supported, SUPPORTED);
+            }),
+            Method::Bye | Method::Update | Method::Info | Method::Prack => self.reply(now, tx, 481),
+            Method::Subscribe | Method::Publish => self.reply(now, tx, 489),
+            Method::Message | Method::Notify | Method::Refer => {
+                self.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW))
+            }
+            _ => self.reply_with(now, tx, 501, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
+        }
+    }
+
+    // ----- responses -----
+
+    /// Answers a server transaction with a status and its standard reason.
+    pub(crate) fn reply(&mut self, now: Instant, tx: ServerTxId, code: u16) {
+        self.reply_with(now, tx, code, None, |_| {});
+    }
+
+    /// Answers with extra headers; final responses get a To-tag.
+    pub(crate) fn reply_with(&mut self, now: Instant, tx: ServerTxId, code: u16, reason: Option<&str>, f: impl FnOnce(&mut Message)) {
+        let Some(req) = self.txl.request(tx) else { return };
+        let tag = if code > 100 { Some(self.ids.tag()) } else { None };
+        let mut resp = Message::response_to(req, code, reason, tag.as_deref());
+        f(&mut resp);
+        if let Err(e) = self.txl.send_response(now, tx, resp) {
+            tracing::debug!(error = %e, code, "response not sent");
+        }
+    }
+
+    // ----- addresses -----
+
+    /// Our address as `peer` should see it.
+    pub(crate) fn local_addr(&mut self, peer: Peer) -> SocketAddr {
+        let ip = (self.locate)(peer.addr.ip());
+        let port = match peer.transport {
+            Transport::Udp => self.ports.udp,
+            _ => self.ports.tcp,
+        };
+        SocketAddr::new(ip, port)
+    }
+
+    /// A top Via for a request to `peer`, with a fresh branch.
+    pub(crate) fn via_for(&mut self, peer: Peer) -> String {
+        let addr = self.local_addr(peer);
+        let branch = self.ids.branch();
+        format!("SIP/2.0/{} {};branch={branch};rport", peer.transport.as_str(), fmt_addr(addr))
+    }
+
+    /// Our Contact URI (without brackets) for `user` towards `peer`.
+    pub(crate) fn contact_for(&mut self, user: &str, peer: Peer) -> String {
+        let addr = self.local_addr(peer);
+        let mut c = format!("sip:{}@{}", sanitize_user(user), fmt_addr(addr));
+        if peer.transport != Transport::Udp {
+            c.push_str(";transport=");
+            c.push_str(crate::registrar::transport_name(peer.transport));
+        }
+        c
+    }
+
+    /// The domain we write in From/To of the calls we place.
+    pub(crate) fn domain_for(&mut self, peer: Peer) -> String {
+        match &self.cfg.hostname {
+            Some(h) => h.clone(),
+            None => {
+                let addr = self.local_addr(peer);
+                match addr.ip() {
+                    IpAddr::V6(a) => format!("[{a}]"),
+                    IpAddr::V4(a) => a.to_string(),
+                }
+            }
+        }
+    }
+
+    // ----- authentication -----
+
+    /// Checks the request's digest credentials (`Authorization` for REGISTER, else
+    /// `Proxy-Authorization`). Unknown users and wrong passwords fail alike: both are checked
+    /// against an HA1, both count towards the source's ban, both get the same challenge.
+    pub(crate) fn authenticate(&mut self, now: Instant, msg: &Message, source: Peer) -> AuthResult {
+        let header = if msg.method() == Some(&Method::Register) { HeaderName::Authorization } else { HeaderName::ProxyAuthorization };
+        let ip = source.addr.ip();
+        let creds = match Credentials::from_message(msg, header, &self.dir.realm) {
+            Ok(c) => c,
+            // No credentials (the usual first request), or only for another realm.
+            Err(AuthError::Malformed | AuthError::WrongRealm) if msg.header(header).is_none() => {
+                return AuthResult::Challenge { stale: false };
+            }
+            Err(e) => {
+                tracing::debug!(%ip, error = %e, "unusable SIP credentials");
+                return AuthResult::Challenge { stale: false };
+            }
+        };
+        if !self.cfg.digest_algorithms.iter().any(|a| *a == creds.algorithm.base()) {
+            return AuthResult::Challenge { stale: false };
+        }
+        let user = self.dir.user(&creds.username).cloned();
+        let ha1 = match &user {
+            Some(u) => u.ha1(creds.algorithm).to_owned(),
+            None if creds.algorithm.base() == Algorithm::Sha256 => DUMMY_HA1_SHA256.to_owned(),
+            None => DUMMY_HA1_MD5.to_owned(),
+        };
+        let method = msg.method().map(|m| m.as_str()).unwrap_or("");
+        match self.digest.verify(now, ip, method, &creds, &ha1, &mut self.replay) {
+            Ok(()) => match user {
+                Some(u) => AuthResult::Ok(u),
+                None => {
+                    self.auth_failed(ip, now, &creds.username);
+                    AuthResult::Challenge { stale: false }
+                }
+            },
+            // An expired nonce, one issued under an old key or to the phone's previous
+            // address, or a reused nonce-count: ask again; not a guess at the password.
+            Err(AuthError::Stale | AuthError::InvalidNonce | AuthError::Replay) => AuthResult::Challenge { stale: true },
+            Err(e) => {
+                tracing::debug!(%ip, user = %creds.username, error = %e, "SIP authentication failed");
+                self.auth_failed(ip, now, &creds.username);
+                AuthResult::Challenge { stale: false }
+            }
+        }
+    }
+
+    fn auth_failed(&mut self, ip: IpAddr, now: Instant, user: &str) {
+        if self.guard.auth_failed(ip, now, user) {
+            self.shared.emit(|| PbxEvent::SourceBanned { ip, until_secs: self.cfg.security.ban_duration.as_secs() });
+        }
+    }
+
+    /// Answers with a 401 (REGISTER) or 407 challenge. The same headers for everyone.
+    pub(crate) fn challenge(&mut self, now: Instant, tx: ServerTxId, source: Peer, stale: bool) {
+        let Some(req) = self.txl.request(tx) else { return };
+        let code = if req.method() == Some(&Method::Register) { 401 } else { 407 };
+        let header = if code == 401 { HeaderName::WwwAuthenticate } else { HeaderName::ProxyAuthenticate };
+        let tag = self.ids.tag();
+        let mut resp = Message::response_to(req, code, None, Some(&tag));
+        let nonce = self.digest.nonce(now, source.addr.ip(), &mut self.ids);
+        for alg in &self.cfg.digest_algorithms {
+            let mut v = String::with_capacity(160);
+            v.push_str("Digest realm=\"");
+            v.push_str(&self.dir.realm);
+            v.push_str("\", nonce=\"");
+            v.push_str(&nonce);
+            v.push_str("\", algorithm=");
+            v.push_str(alg.as_str());
+            v.push_str(", qop=\"auth\"");
+            if stale {
+                v.push_str(", stale=true");
+            }
+            resp.push_header(header, &v);
+        }
+        let _ = self.txl.send_response(now, tx, resp);
+    }
+
+    // ----- REGISTER -----
+
+    fn on_register(&mut self, now: Instant, tx: ServerTxId, msg: &Message, source: Peer) {
+        let user = match self.authenticate(now, msg, source) {
+            AuthResult::Ok(u) => u,
+            AuthResult::Challenge { stale } => return self.challenge(now, tx, source, stale),
+        };
+        // The address of record must be the user's own (by username or extension number).
+        let aor = msg.to().and_then(|t| t.uri.user().map(|u| u.into_owned()));
+        if !aor.as_deref().is_some_and(|a| a == user.username || a == user.extension) {
+            tracing::info!(user = %user.username, aor = ?aor, "REGISTER for another user's address refused");
+            return self.reply(now, tx, 403);
+        }
+        let out = self.registrar.register(now, &user, msg, source, &mut self.ops, &mut self.changes);
+        match out {
+            RegisterOutcome::Ok(held) => self.reply_with(now, tx, 200, None, |r| {
+                for (c, secs) in &held {
+                    r.push_header(HeaderName::Contact, &format!("<{c}>;expires={secs}"));
+                }
+            }),
+            RegisterOutcome::TooBrief(min) => {
+                self.reply_with(now, tx, 423, None, |r| r.push_header(HeaderName::MinExpires, &min.to_string()))
+            }
+            RegisterOutcome::Reject(code, reason) => self.reply_with(now, tx, code, Some(reason), |_| {}),
+        }
+        self.publish_changes();
+    }
+
+    fn publish_changes(&mut self) {
+        if self.changes.is_empty() {
+            return;
+        }
+        for c in self.changes.drain(..) {
+            self.shared.emit(|| PbxEvent::Registration { extension_id: c.extension_id, count: c.count, action: c.action });
+        }
+    }
+
+    /// Ends every call, writes the bindings' exact expiries; the loop stops when no call is
+    /// left.
+    fn shutdown(&mut self, now: Instant) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        self.registrar.flush_all(&mut self.ops);
+        for key in self.calls.keys() {
+            self.end_call(now, key, 503, crate::b2bua::Cause::Shutdown, None);
+        }
+    }
+}
+
+/// `ip:port`, IPv6 in brackets.
+pub(crate) fn fmt_addr(a: SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v4) => v4.to_string(),
+        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    }
+}
+
+/// Keeps a user part to what needs no escaping.
+fn sanitize_user(u: &str) -> String {
+    let s: String = u.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(*c)).collect();
+    if s.is_empty() { "flowpbx".to_owned() } else { s }
+}

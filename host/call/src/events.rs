@@ -1,0 +1,167 @@
+//! What the PBX shares with the rest of the process: the bindings, a view of the calls in
+//! progress, counters, and a broadcast of events (for the API's WebSocket). Written by the
+//! event loop only; read from anywhere.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::registrar::{Bindings, ChangeAction};
+use crate::IncomingCall;
+
+/// A call in progress, as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveCall {
+    /// The PBX's key for the call (what `ring`/`hangup` take).
+    pub key: u64,
+    /// The caller's Call-ID.
+    pub call_id: String,
+    /// Internal or inbound.
+    pub direction: store::Direction,
+    /// The caller's name, when known.
+    pub caller_id_name: Option<String>,
+    /// The caller's number.
+    pub caller_id_num: String,
+    /// The number dialled.
+    pub callee: String,
+    /// Where it is.
+    pub state: CallState,
+    /// When it started, Unix milliseconds.
+    pub started_at_ms: i64,
+    /// When it was answered, Unix milliseconds.
+    pub answered_at_ms: Option<i64>,
+}
+
+/// The state of a call in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// Arrived; waiting for a route or a controller.
+    Routing,
+    /// Extensions are ringing.
+    Ringing,
+    /// Answered and bridged.
+    Answered,
+}
+
+impl CallState {
+    /// The API's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Routing => "in_flow",
+            CallState::Ringing => "ringing",
+            CallState::Answered => "bridged",
+        }
+    }
+}
+
+/// Something that happened, for subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PbxEvent {
+    /// An extension's contacts changed.
+    Registration {
+        /// The extension.
+        extension_id: i64,
+        /// Its live contacts now.
+        count: usize,
+        /// What happened.
+        action: ChangeAction,
+    },
+    /// A call started.
+    CallStarted(ActiveCall),
+    /// A call changed state.
+    CallUpdated(ActiveCall),
+    /// A call ended.
+    CallEnded {
+        /// The call.
+        key: u64,
+        /// How it ended, for the CDR.
+        disposition: store::Disposition,
+        /// The hangup cause.
+        cause: &'static str,
+    },
+    /// A source was banned after repeated failed authentications.
+    SourceBanned {
+        /// The address.
+        ip: IpAddr,
+        /// For how long, seconds.
+        until_secs: u64,
+    },
+}
+
+/// Message counters.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Datagrams and frames received.
+    pub received: AtomicU64,
+    /// Messages sent.
+    pub sent: AtomicU64,
+    /// Sends that failed (buffer full, connection gone).
+    pub send_errors: AtomicU64,
+}
+
+/// The state shared between the event loop and the handle.
+pub struct Shared {
+    pub(crate) bindings: Bindings,
+    pub(crate) calls: DashMap<u64, ActiveCall>,
+    events: broadcast::Sender<PbxEvent>,
+    pub(crate) counters: Counters,
+    /// Whether the event loop runs.
+    pub(crate) running: AtomicBool,
+    /// Security counters, refreshed by the loop.
+    pub(crate) guard: Mutex<crate::security::GuardStats>,
+    incoming_tx: mpsc::UnboundedSender<IncomingCall>,
+    incoming_rx: Mutex<Option<mpsc::UnboundedReceiver<IncomingCall>>>,
+    incoming_taken: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Arc<Shared> {
+        let (events, _) = broadcast::channel(1024);
+        let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
+        Arc::new(Shared {
+            bindings: Arc::new(DashMap::new()),
+            calls: DashMap::new(),
+            events,
+            counters: Counters::default(),
+            running: AtomicBool::new(false),
+            guard: Mutex::new(Default::default()),
+            incoming_tx,
+            incoming_rx: Mutex::new(Some(incoming_rx)),
+            incoming_taken: AtomicBool::new(false),
+        })
+    }
+
+    /// Sends an event if anyone listens (the event is only built then).
+    pub(crate) fn emit(&self, f: impl FnOnce() -> PbxEvent) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(f());
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<PbxEvent> {
+        self.events.subscribe()
+    }
+
+    /// Takes the receiver of inbound calls (once): from then on calls to inbound numbers go
+    /// to it instead of ringing the number's extension.
+    pub(crate) fn take_incoming(&self) -> Option<mpsc::UnboundedReceiver<IncomingCall>> {
+        let rx = self.incoming_rx.lock().ok()?.take()?;
+        self.incoming_taken.store(true, Ordering::Release);
+        Some(rx)
+    }
+
+    /// Hands an inbound call to the controller; gives it back when nobody takes calls.
+    pub(crate) fn hand_off(&self, call: IncomingCall) -> Result<(), IncomingCall> {
+        if !self.incoming_taken.load(Ordering::Acquire) {
+            return Err(call);
+        }
+        self.incoming_tx.send(call).map_err(|e| {
+            self.incoming_taken.store(false, Ordering::Release);
+            e.0
+        })
+    }
+}
