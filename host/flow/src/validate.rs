@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 use crate::entity::EntityKind;
-use crate::graph::{ENTRY_TYPE, ERROR_OUTPUT, Graph, GraphNode};
+use crate::graph::{ERROR_OUTPUT, Graph, GraphNode};
 use crate::types::{NodeTypeInfo, OutputDecl};
 
 /// How bad a problem is.
@@ -171,6 +171,7 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
 
     // Edges: ends, outputs, duplicates. Resolved edges feed reachability and loops.
     let ids: HashSet<&str> = graph.nodes.iter().map(|n| n.id.as_str()).collect();
+    let entry_ids: HashSet<&str> = graph.entries().map(|n| n.id.as_str()).collect();
     let mut followed: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut used: HashMap<(&str, String), &str> = HashMap::new();
     for e in &graph.edges {
@@ -179,7 +180,7 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
             out.push(Problem::edge(Error, DanglingEdge, &e.id, format!("edge connects node {which:?}, which does not exist")));
             continue;
         }
-        if graph.node(&e.target).is_some_and(|t| t.node_type == ENTRY_TYPE) {
+        if entry_ids.contains(e.target.as_str()) {
             out.push(Problem::edge(Error, EdgeIntoEntry, &e.id, "an entry node takes no incoming edges".into()));
         }
         let Some(outs) = outputs.get(e.source.as_str()) else {

@@ -138,3 +138,115 @@ async fn walk_in_span(engine: &Engine, flow: &Arc<PreparedFlow>, entry: &str, ca
     tracing::info!(outcome = ?outcome, nodes = steps.len(), "flow ended");
     Trace { call_id: call.call_id().to_string(), flow_id: flow.flow_id, flow_version: flow.version, steps, outcome }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The walker's routing, driven through real built-in nodes (play_message, hangup,
+    //! queue, which always fails, and ring_group, whose `answered` is terminal) on the
+    //! simulator's virtual clock.
+    use crate::sim::{Script, SimReport, SimTarget};
+    use crate::trace::Outcome;
+    use crate::{Engine, EngineConfig, Limits, services::Services};
+    use serde_json::{Value, json};
+
+    fn engine() -> Engine {
+        let cache = std::env::temp_dir().join("flowpbx-flow-unit-cache");
+        Engine::new(EngineConfig { cache_dir: Some(cache), limits: Limits { max_concurrent_runs: 8, max_node_runs: 20, ..Limits::default() } }, Services::in_memory()).unwrap()
+    }
+
+    fn run(e: &Engine, nodes: Value, edges: Value, settings: Value, script: Value) -> SimReport {
+        let g = crate::graph::Graph::from_value(json!({"nodes": nodes, "edges": edges, "settings": settings})).unwrap();
+        e.simulate_blocking(SimTarget::Draft { flow_id: 1, graph: g }, Script::parse(&script.to_string()).unwrap()).unwrap()
+    }
+
+    fn events(r: &SimReport) -> Vec<String> {
+        r.events.iter().map(|e| format!("{} {}", e.event, e.detail).trim().to_string()).collect()
+    }
+
+    fn nodes() -> Value {
+        json!([
+            {"id": "in", "type": "inbound_number", "data": {}},
+            {"id": "q", "type": "queue", "data": {}},
+            {"id": "say", "type": "play_message", "data": {"config": {"prompt": "p"}}},
+            {"id": "fb", "type": "play_message", "data": {"config": {"prompt": "fallback"}}},
+            {"id": "bye", "type": "hangup", "data": {"config": {"cause": "rejected"}}}
+        ])
+    }
+
+    #[test]
+    fn an_output_without_an_edge_ends_the_flow_and_hangs_up() {
+        let e = engine();
+        let r = run(&e, nodes(), json!([{"id": "1", "source": "in", "sourceHandle": "next", "target": "say"}]), json!({}), json!({}));
+        assert_eq!(r.trace.node_ids(), ["in", "say"]);
+        assert_eq!(r.trace.outcome, Outcome::EndOfFlow);
+        assert_eq!(events(&r).last().unwrap(), "hangup Normal");
+    }
+
+    #[test]
+    fn a_failure_takes_the_error_edge_then_the_fallback_then_sorry() {
+        let e = engine();
+        let to_q = json!({"id": "1", "source": "in", "sourceHandle": "next", "target": "q"});
+        let r = run(&e, nodes(), json!([to_q, {"id": "2", "source": "q", "sourceHandle": "error", "target": "bye"}]), json!({"fallback_node": "fb"}), json!({}));
+        assert_eq!(r.trace.path()[1], ("q".into(), "error".into()));
+        assert_eq!(r.trace.node_ids(), ["in", "q", "bye"]);
+        assert_eq!(r.trace.outcome, Outcome::HungUp { cause: crate::control::HangupCause::Rejected });
+
+        let r = run(&e, nodes(), json!([to_q, {"id": "3", "source": "fb", "sourceHandle": "next", "target": "bye"}]), json!({"fallback_node": "fb"}), json!({}));
+        assert_eq!(r.trace.node_ids(), ["in", "q", "fb", "bye"]);
+        assert!(r.trace.steps[1].error.as_deref().unwrap().contains("queues are not available"));
+
+        let r = run(&e, nodes(), json!([to_q]), json!({"fallback_prompt": "custom/sorry"}), json!({}));
+        assert_eq!(r.trace.node_ids(), ["in", "q"]);
+        assert_eq!(events(&r)[events(&r).len() - 2..], ["play custom/sorry (3000 ms)".to_string(), "hangup Normal".to_string()]);
+    }
+
+    #[test]
+    fn the_step_limit_counts_every_node_run() {
+        let e = engine();
+        let r = run(
+            &e,
+            nodes(),
+            json!([{"id": "1", "source": "in", "sourceHandle": "next", "target": "say"}, {"id": "2", "source": "say", "sourceHandle": "next", "target": "say"}]),
+            json!({"fallback_node": "fb"}),
+            json!({"prompt_ms": 5}),
+        );
+        assert_eq!(r.trace.steps.len(), 21);
+        // The step limit never goes to the fallback node: it would only loop on.
+        assert!(matches!(&r.trace.outcome, Outcome::Failed { reason } if reason.contains("20 per call")));
+    }
+
+    #[test]
+    fn a_terminal_output_is_never_followed() {
+        let e = engine();
+        let ents = json!([
+            {"kind": "extension", "data": {"id": 1, "extension": "101", "name": "A"}},
+            {"kind": "ring_group", "data": {"id": 2, "name": "G", "members": [1]}}
+        ]);
+        let r = run(
+            &e,
+            json!([{"id": "in", "type": "inbound_number", "data": {}}, {"id": "rg", "type": "ring_group", "data": {"entity_type": "ring_group", "entity_id": 2}}, {"id": "say", "type": "play_message", "data": {"config": {"prompt": "p"}}}]),
+            json!([{"id": "1", "source": "in", "sourceHandle": "next", "target": "rg"}, {"id": "2", "source": "rg", "sourceHandle": "answered", "target": "say"}]),
+            json!({}),
+            json!({"entities": ents, "extensions": {"101": "answer"}}),
+        );
+        assert_eq!(r.trace.node_ids(), ["in", "rg"]);
+        assert_eq!(r.trace.outcome, Outcome::Bridged { to: "extension 101".into() });
+        assert!(!events(&r).iter().any(|e| e.starts_with("hangup")), "a bridged call is not hung up by the flow");
+    }
+
+    #[test]
+    fn a_caller_hanging_up_mid_node_ends_the_walk() {
+        let e = engine();
+        let r = run(
+            &e,
+            nodes(),
+            json!([{"id": "1", "source": "in", "sourceHandle": "next", "target": "say"}, {"id": "2", "source": "say", "sourceHandle": "next", "target": "bye"}]),
+            json!({}),
+            json!({"hangup_at_ms": 1000}),
+        );
+        assert_eq!(r.trace.path(), vec![("in".to_string(), "next".to_string()), ("say".to_string(), "-".to_string())]);
+        assert_eq!(r.trace.outcome, Outcome::CallerHungUp);
+        assert_eq!(r.trace.steps[1].duration_ms, 1000);
+        assert!(r.trace.steps[1].error.is_none());
+    }
+}

@@ -29,7 +29,7 @@ fn recurse(n: u64) -> u64 {
 fn denied_or(r: Result<(), String>) -> Result<String, NodeError> {
     match r {
         Ok(()) => Ok("ok".into()),
-        Err(e) if e.starts_with("Denied") => Ok("was_denied".into()),
+        Err(e) if e.contains("Denied") => Ok("was_denied".into()),
         Err(e) => Err(NodeError::Failed(e)),
     }
 }
