@@ -97,6 +97,9 @@ async fn main() -> anyhow::Result<()> {
 
     // 2. idle RSS after first-boot setup and a login
     let server = Server::start_with(opts()).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fresh = server.rss_kib().context("reading VmRSS")?;
+    println!("idle RSS right after start-up                    {:>10.1} MiB", fresh as f64 / 1024.0);
     let c = server.admin().await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = server.rss_kib().context("reading VmRSS")?;

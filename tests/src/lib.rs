@@ -190,12 +190,14 @@ impl Server {
             .args(["--sip-port", &p.sip.to_string()])
             .args(["--rtp-port-min", &p.rtp_min.to_string()])
             .args(["--rtp-port-max", &p.rtp_max.to_string()])
-            .args(["--log-level", "info,api=debug,store=debug"])
             .args(&self.opts.args)
             .env_remove("FLOWPBX_SECRET_KEY")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !self.opts.args.iter().any(|a| a == "--log-level") {
+            cmd.args(["--log-level", "info,api=debug,store=debug"]);
+        }
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }

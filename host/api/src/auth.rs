@@ -170,7 +170,8 @@ fn jwt_validation() -> Validation {
     v
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap, method: &Method) -> ApiResult<Principal> {
+/// The caller, and the session token whose cookie should be re-sent (the session was extended).
+async fn authenticate(state: &AppState, headers: &HeaderMap, method: &Method) -> ApiResult<(Principal, Option<String>)> {
     let store = state.store();
     let now = Timestamp::now();
     if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
@@ -184,7 +185,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, method: &Method) ->
             .use_live(&data.claims.jti, now)
             .await?
             .ok_or(ApiError::Unauthorized("API token revoked or expired"))?;
-        return Ok(Principal::Token { token_id: token.id, name: token.name });
+        return Ok((Principal::Token { token_id: token.id, name: token.name }, None));
     }
     let Some(token) = cookie_value(headers, SESSION_COOKIE) else {
         return Err(ApiError::Unauthorized("authentication required"));
@@ -198,20 +199,30 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, method: &Method) ->
             return Err(ApiError::Forbidden("missing or wrong X-CSRF-Token"));
         }
     }
+    let mut refresh = None;
     if now.unix_millis() - session.last_seen_at.unix_millis() >= TOUCH_INTERVAL.whole_milliseconds() as i64 {
         store.sessions().touch(&hash, now, now + SESSION_TTL).await?;
+        refresh = Some(token.to_owned());
     }
-    Ok(Principal::Admin { user_id: session.admin_user_id, username: session.username })
+    Ok((Principal::Admin { user_id: session.admin_user_id, username: session.username }, refresh))
 }
 
 /// Middleware of every protected route: a session cookie (with the CSRF token on
 /// state-changing methods) or a bearer API token.
 pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ip = client_ip(req.extensions());
+    let https = is_https(req.headers());
     match authenticate(&state, req.headers(), req.method()).await {
-        Ok(principal) => {
+        Ok((principal, refresh)) => {
             req.extensions_mut().insert(Caller { principal, ip });
-            next.run(req).await
+            let mut resp = next.run(req).await;
+            // the session was extended: so is the cookie (unless the handler set its own)
+            if let Some(token) = refresh {
+                if !resp.headers().contains_key(header::SET_COOKIE) {
+                    resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&token, SESSION_TTL.whole_seconds(), https));
+                }
+            }
+            resp
         }
         Err(e) => e.into_response(),
     }
