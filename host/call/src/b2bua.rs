@@ -255,10 +255,6 @@ impl CallTable {
         self.calls.is_empty()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.calls.len()
-    }
-
     pub(crate) fn keys(&self) -> Vec<u64> {
         self.calls.keys().copied().collect()
     }

@@ -48,8 +48,12 @@ impl H {
     }
 
     fn with_security(security: SecurityConfig) -> H {
+        H::with(|c| c.security = security)
+    }
+
+    fn with(f: impl FnOnce(&mut SipConfig)) -> H {
         let mut cfg = SipConfig::new("192.0.2.1".parse().unwrap(), 5060, 5060, [9; 32]);
-        cfg.security = security;
+        f(&mut cfg);
         let shared = Shared::new();
         let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060 }, Arc::new(directory()), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()));
         let mut h = H { core, now: T0, shared, ops: Vec::new() };
@@ -250,7 +254,7 @@ fn register_is_challenged_then_accepted() {
     let resp = &out[0].1;
     assert_eq!(resp.status(), Some(401));
     let algs: Vec<&str> = resp.headers(HeaderName::WwwAuthenticate).map(|v| if v.contains("MD5") { "MD5" } else { "SHA-256" }).collect();
-    assert_eq!(algs, ["MD5", "SHA-256"], "MD5 first for phones that take the first challenge");
+    assert_eq!(algs, ["MD5"], "MD5 alone by default");
     let ch = challenge_in(resp).unwrap();
     h.send("10.0.0.5:5060", &p.register(Some(&ch)));
     let out = h.out();
@@ -264,6 +268,24 @@ fn register_is_challenged_then_accepted() {
     r.set_header(HeaderName::To, &format!("<sip:bob@{REALM}>"));
     h.send("10.0.0.5:5060", &r);
     assert!(h.out().iter().any(|(_, m)| m.status() == Some(403) || m.status() == Some(401)));
+}
+
+#[test]
+fn sha256_when_offered() {
+    let mut h = H::with(|c| c.digest_algorithms = vec![sip::auth::Algorithm::Sha256, sip::auth::Algorithm::Md5]);
+    let mut p = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    h.send("10.0.0.5:5060", &p.register(None));
+    let resp = h.out().remove(0).1;
+    let algs: Vec<&str> = resp.headers(HeaderName::WwwAuthenticate).map(|v| if v.contains("MD5") { "MD5" } else { "SHA-256" }).collect();
+    assert_eq!(algs, ["SHA-256", "MD5"], "in the configured order");
+    let ch = resp.headers(HeaderName::WwwAuthenticate).find_map(|v| Challenge::parse(v).ok()).unwrap();
+    assert_eq!(ch.algorithm, sip::auth::Algorithm::Sha256);
+    h.send("10.0.0.5:5060", &p.register(Some(&ch)));
+    assert_eq!(h.out()[0].1.status(), Some(200));
+    // credentials with an algorithm that is not offered are refused
+    let mut h = H::new();
+    h.send("10.0.0.5:5060", &p.register(Some(&ch)));
+    assert_eq!(h.out()[0].1.status(), Some(401));
 }
 
 #[test]

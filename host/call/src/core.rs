@@ -110,6 +110,7 @@ impl Core {
         let registrar = Registrar::new(cfg.registrar, shared.bindings.clone());
         let mut timers = BTreeSet::new();
         timers.insert((Instant::ZERO, Timer::Sweep));
+        shared.set_directory_counts(&dir);
         Core {
             txl: TransactionLayer::new(cfg.timers),
             guard: Guard::new(cfg.security.clone()),
@@ -240,6 +241,7 @@ impl Core {
             tracing::info!(realm = %d.realm, "SIP realm changed");
             self.digest = DigestServer::new(self.cfg.digest_key, d.realm.clone(), self.cfg.nonce_ttl);
         }
+        self.shared.set_directory_counts(&d);
         self.dir = d;
     }
 

@@ -158,6 +158,11 @@ impl Directory {
         self.by_id.len()
     }
 
+    /// How many trusted trunks and inbound numbers there are.
+    pub fn trunk_and_number_counts(&self) -> (usize, usize) {
+        (self.trunks.len(), self.dids.len())
+    }
+
     /// The trusted trunk `ip` belongs to.
     pub fn trunk_for(&self, ip: IpAddr) -> Option<&TrustedTrunk> {
         let ip = canonical(ip);

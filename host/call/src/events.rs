@@ -113,6 +113,8 @@ pub struct Shared {
     pub(crate) running: AtomicBool,
     /// Security counters, refreshed by the loop.
     pub(crate) guard: Mutex<crate::security::GuardStats>,
+    /// Extensions, trusted trunks and inbound numbers in the directory in use.
+    pub(crate) directory: Mutex<(usize, usize, usize)>,
     incoming_tx: mpsc::UnboundedSender<IncomingCall>,
     incoming_rx: Mutex<Option<mpsc::UnboundedReceiver<IncomingCall>>>,
     incoming_taken: AtomicBool,
@@ -129,6 +131,7 @@ impl Shared {
             counters: Counters::default(),
             running: AtomicBool::new(false),
             guard: Mutex::new(Default::default()),
+            directory: Mutex::new((0, 0, 0)),
             incoming_tx,
             incoming_rx: Mutex::new(Some(incoming_rx)),
             incoming_taken: AtomicBool::new(false),
@@ -139,6 +142,13 @@ impl Shared {
     pub(crate) fn emit(&self, f: impl FnOnce() -> PbxEvent) {
         if self.events.receiver_count() > 0 {
             let _ = self.events.send(f());
+        }
+    }
+
+    pub(crate) fn set_directory_counts(&self, d: &crate::Directory) {
+        let (t, n) = d.trunk_and_number_counts();
+        if let Ok(mut c) = self.directory.lock() {
+            *c = (d.user_count(), t, n);
         }
     }
 

@@ -107,6 +107,9 @@ pub struct Health {
     pub registrations: usize,
     /// Calls in progress.
     pub calls: usize,
+    /// Extensions, trusted trunks and inbound numbers the SIP stack knows (its in-memory
+    /// directory, which follows the store within a refresh interval).
+    pub directory: (usize, usize, usize),
     /// Security counters.
     pub guard: GuardStats,
     /// Messages received, sent, failed to send.
@@ -319,6 +322,7 @@ impl PbxHandle {
             tcp: self.0.tcp,
             registrations: s.bindings.iter().map(|e| e.value().len()).sum(),
             calls: s.calls.len(),
+            directory: s.directory.lock().map(|d| *d).unwrap_or_default(),
             guard: s.guard.lock().map(|g| *g).unwrap_or_default(),
             messages: (s.counters.received.load(Relaxed), s.counters.sent.load(Relaxed), s.counters.send_errors.load(Relaxed)),
         }

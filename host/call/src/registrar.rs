@@ -158,6 +158,7 @@ impl Registrar {
     }
 
     /// The shared map.
+    #[cfg(test)]
     pub fn bindings(&self) -> &Bindings {
         &self.bindings
     }

@@ -25,7 +25,7 @@ pub(crate) fn log(mode: SipLogMode, direction: &'static str, peer: Peer, data: &
         peer = %peer.addr,
         call_id,
         bytes = data.len(),
-        message = ?shown,
+        sip = ?shown,
         "sip {direction}"
     );
 }

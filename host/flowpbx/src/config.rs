@@ -108,6 +108,32 @@ pub struct Settings {
     /// SIP message logging.
     #[arg(long, env = "FLOWPBX_SIP_LOG", value_enum, default_value = "off", global = true)]
     pub sip_log: SipLog,
+    /// Failed SIP authentications from one IP, within --sip-auth-fail-window-secs, that get the
+    /// IP ignored for --sip-ban-secs (0: never ban).
+    #[arg(long, env = "FLOWPBX_SIP_AUTH_FAIL_LIMIT", default_value_t = 10, global = true)]
+    pub sip_auth_fail_limit: u32,
+    /// The window failed SIP authentications are counted in, seconds.
+    #[arg(long, env = "FLOWPBX_SIP_AUTH_FAIL_WINDOW_SECS", default_value_t = 60, global = true)]
+    pub sip_auth_fail_window_secs: u64,
+    /// How long a banned IP is ignored, seconds.
+    #[arg(long, env = "FLOWPBX_SIP_BAN_SECS", default_value_t = 900, global = true)]
+    pub sip_ban_secs: u64,
+    /// SIP requests per second one source IP may send (0: no limit); trusted trunks are exempt.
+    #[arg(long, env = "FLOWPBX_SIP_RATE_LIMIT", default_value_t = 200, global = true)]
+    pub sip_rate_limit: u32,
+    /// SIP requests one source IP may send in a burst above the rate.
+    #[arg(long, env = "FLOWPBX_SIP_RATE_BURST", default_value_t = 400, global = true)]
+    pub sip_rate_burst: u32,
+    /// Digest algorithms offered to phones, in order of preference: md5, sha-256 (many phones
+    /// fail on a challenge that offers SHA-256, so md5 alone is the default).
+    #[arg(long, env = "FLOWPBX_SIP_DIGEST_ALGORITHMS", default_value = "md5", value_delimiter = ',', global = true)]
+    pub sip_digest_algorithms: Vec<String>,
+    /// Shortest registration accepted (shorter ones get 423 Interval Too Brief), seconds.
+    #[arg(long, env = "FLOWPBX_SIP_MIN_EXPIRES", default_value_t = 60, global = true)]
+    pub sip_min_expires: u32,
+    /// Longest registration granted (longer ones are shortened), seconds.
+    #[arg(long, env = "FLOWPBX_SIP_MAX_EXPIRES", default_value_t = 3600, global = true)]
+    pub sip_max_expires: u32,
     /// Stop recording calls when the data dir's disk has less free space than this (MiB).
     #[arg(long, env = "FLOWPBX_RECORDING_MIN_FREE_MB", default_value_t = 500, global = true)]
     pub recording_min_free_mb: u64,
@@ -143,6 +169,14 @@ pub struct SipSettings {
     pub hostname: Option<String>,
     pub realm: String,
     pub log: SipLog,
+    pub auth_fail_limit: u32,
+    pub auth_fail_window_secs: u64,
+    pub ban_secs: u64,
+    pub rate_limit: u32,
+    pub rate_burst: u32,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub digest_algorithms: Vec<call::DigestAlgorithm>,
 }
 
 /// What the media engine will read.
@@ -245,6 +279,24 @@ where
     v.parse::<T>().map_err(|e| anyhow!("setting {key} = {v:?} (from {:?}) is invalid: {e}", r.source))
 }
 
+fn digest_algorithms(names: &[String]) -> anyhow::Result<Vec<call::DigestAlgorithm>> {
+    let mut out = Vec::new();
+    for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        match call::DigestAlgorithm::parse(Some(n)) {
+            Some(a) if a == a.base() => {
+                if !out.contains(&a) {
+                    out.push(a)
+                }
+            }
+            _ => bail!("sip_digest_algorithms: {n:?} must be md5 or sha-256"),
+        }
+    }
+    if out.is_empty() {
+        bail!("sip_digest_algorithms names no algorithm");
+    }
+    Ok(out)
+}
+
 /// Builds the effective configuration from the layers and the stored settings.
 pub fn resolve(s: &Settings, layers: &SettingsLayers, stored: &BTreeMap<String, String>) -> anyhow::Result<Config> {
     let r = layers.resolve(stored);
@@ -270,6 +322,14 @@ pub fn resolve(s: &Settings, layers: &SettingsLayers, stored: &BTreeMap<String, 
             hostname: get(&r, keys::HOSTNAME).map(str::to_owned),
             realm: get(&r, keys::SIP_REALM).unwrap_or(api::settings::DEFAULT_REALM).to_owned(),
             log: sip_log,
+            auth_fail_limit: s.sip_auth_fail_limit,
+            auth_fail_window_secs: s.sip_auth_fail_window_secs,
+            ban_secs: s.sip_ban_secs,
+            rate_limit: s.sip_rate_limit,
+            rate_burst: s.sip_rate_burst,
+            min_expires: s.sip_min_expires,
+            max_expires: s.sip_max_expires,
+            digest_algorithms: digest_algorithms(&s.sip_digest_algorithms)?,
         },
         media: MediaSettings {
             bind: s.bind_address,
@@ -282,6 +342,9 @@ pub fn resolve(s: &Settings, layers: &SettingsLayers, stored: &BTreeMap<String, 
     };
     if config.media.rtp_port_min >= config.media.rtp_port_max {
         bail!("rtp_port_min ({}) must be below rtp_port_max ({})", config.media.rtp_port_min, config.media.rtp_port_max);
+    }
+    if config.sip.min_expires > config.sip.max_expires {
+        bail!("sip_min_expires ({}) must not exceed sip_max_expires ({})", config.sip.min_expires, config.sip.max_expires);
     }
     if config.http.port == config.sip.tcp_port {
         bail!("http_port and sip_tcp_port are both {}", config.http.port);

@@ -6,7 +6,8 @@ mod config;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use config::{Command, Config, LogFormat, Settings};
@@ -79,10 +80,9 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     let stored = store.settings().all().await.context("reading the stored settings")?;
     let config: Config = config::resolve(&settings, &layers, &stored)?;
     store.set_sip_realm(&config.sip.realm).await.context("applying the SIP realm")?;
-    // registrations do not survive a restart: phones re-register
-    let stale = store.registrations().clear().await?;
+    // (registrations survive a restart until they expire: the SIP stack reloads them)
     let expired_sessions = store.sessions().delete_expired(store::Timestamp::now()).await?;
-    tracing::debug!(stale, expired_sessions, "cleared ephemeral state");
+    tracing::debug!(expired_sessions, "cleared ephemeral state");
 
     let state = api::AppState::new(
         store.clone(),
@@ -94,6 +94,20 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         },
         layers,
     );
+    let pbx = call::start(sip_config(&config.sip, &secret_key), store.clone()).await.context("starting the SIP stack")?;
+    state.register_health("sip", {
+        let pbx = pbx.clone();
+        Arc::new(move || {
+            let h = pbx.health();
+            api::ComponentStatus {
+                status: if h.running { "ok" } else { "down" },
+                detail: Some(format!(
+                    "{} extensions, {} trusted trunks, {} numbers, {} registrations, {} calls, {} banned sources",
+                    h.directory.0, h.directory.1, h.directory.2, h.registrations, h.calls, h.guard.banned
+                )),
+            }
+        })
+    });
     let app = api::router(state);
     let addr = SocketAddr::new(config.http.bind, config.http.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;
@@ -118,8 +132,31 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         .await
         .context("serving HTTP")?;
     tracing::info!("shutting down");
+    pbx.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// The SIP stack's settings from the binary's.
+fn sip_config(s: &config::SipSettings, key: &SecretKey) -> call::SipConfig {
+    let mut c = call::SipConfig::new(s.bind, s.udp_port, s.tcp_port, key.derive("sip-digest-nonce"));
+    c.external_ip = s.external_ip;
+    c.hostname = s.hostname.clone();
+    c.log = match s.log {
+        config::SipLog::Off => call::SipLogMode::Off,
+        config::SipLog::Headers => call::SipLogMode::Headers,
+        config::SipLog::Full => call::SipLogMode::Full,
+    };
+    c.digest_algorithms = s.digest_algorithms.clone();
+    c.registrar.min_expires = s.min_expires;
+    c.registrar.max_expires = s.max_expires;
+    c.registrar.default_expires = c.registrar.default_expires.clamp(s.min_expires, s.max_expires);
+    c.security.auth_fail_limit = s.auth_fail_limit;
+    c.security.auth_fail_window = Duration::from_secs(s.auth_fail_window_secs);
+    c.security.ban_duration = Duration::from_secs(s.ban_secs);
+    c.security.rate_limit = s.rate_limit;
+    c.security.rate_burst = s.rate_burst;
+    c
 }
 
 async fn shutdown_signal() {
