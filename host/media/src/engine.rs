@@ -321,30 +321,80 @@ impl MediaEngine {
             return Err(e);
         }
         tracing::debug!(call_id, id, a = pa, b = pb, "media session created");
-        Ok(SessionHandle { id, call_id: call_id.to_string(), ports: [pa, pb], ip, worker, engine: self.clone(), events: erx, closed: false })
+        Ok(SessionHandle { control: SessionControl { id, call_id: call_id.into(), ports: [pa, pb], ip, worker, engine: self.clone() }, events: erx, closed: false })
     }
 }
 
 /// One call's media, as the B2BUA holds it. Dropping it closes the session (ports reclaimed);
 /// [`SessionHandle::close`] does the same and returns the final statistics for the CDR.
+///
+/// It owns the session's event stream; every command is a method of [`SessionControl`], which
+/// the handle dereferences to and which [`SessionHandle::control`] clones for other tasks
+/// (the flow engine playing prompts while the call task reads events).
 pub struct SessionHandle {
-    id: u64,
-    call_id: String,
-    ports: [u16; 2],
-    ip: IpAddr,
-    worker: Arc<WorkerLink>,
-    engine: MediaEngine,
+    control: SessionControl,
     events: tmpsc::Receiver<MediaEvent>,
     closed: bool,
 }
 
+/// The commands of one session, cloneable. Commands to a closed session are ignored or
+/// answer [`MediaError::SessionClosed`].
+#[derive(Clone)]
+pub struct SessionControl {
+    id: u64,
+    call_id: Arc<str>,
+    ports: [u16; 2],
+    ip: IpAddr,
+    worker: Arc<WorkerLink>,
+    engine: MediaEngine,
+}
+
 impl std::fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionHandle").field("id", &self.id).field("call_id", &self.call_id).field("ports", &self.ports).finish()
+        self.control.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for SessionControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.id).field("call_id", &self.call_id).field("ports", &self.ports).finish()
+    }
+}
+
+impl std::ops::Deref for SessionHandle {
+    type Target = SessionControl;
+    fn deref(&self) -> &SessionControl {
+        &self.control
     }
 }
 
 impl SessionHandle {
+    /// A cloneable handle on the commands (not the events) for another task.
+    pub fn control(&self) -> SessionControl {
+        self.control.clone()
+    }
+
+    /// The next event (digits, playback ends, media timeouts, latching); `None` once closed.
+    pub async fn next_event(&mut self) -> Option<MediaEvent> {
+        self.events.recv().await
+    }
+
+    /// The event receiver itself, for `select!`.
+    pub fn events(&mut self) -> &mut tmpsc::Receiver<MediaEvent> {
+        &mut self.events
+    }
+
+    /// Closes the session: a running recording is finished, sockets closed, ports reclaimed.
+    /// Returns the final statistics for the CDR.
+    pub async fn close(mut self) -> Result<SessionStats> {
+        self.closed = true;
+        let (tx, rx) = oneshot::channel();
+        self.control.cmd(Cmd::Close(self.control.id, Some(tx)))?;
+        rx.await.map_err(|_| MediaError::SessionClosed)
+    }
+}
+
+impl SessionControl {
     /// The engine-wide session id.
     pub fn id(&self) -> u64 {
         self.id
@@ -452,30 +502,12 @@ impl SessionHandle {
         self.ask(|tx| Cmd::Stats(self.id, tx)).await
     }
 
-    /// The next event (digits, playback ends, media timeouts, latching); `None` once closed.
-    pub async fn next_event(&mut self) -> Option<MediaEvent> {
-        self.events.recv().await
-    }
-
-    /// The event receiver itself, for `select!`.
-    pub fn events(&mut self) -> &mut tmpsc::Receiver<MediaEvent> {
-        &mut self.events
-    }
-
-    /// Closes the session: a running recording is finished, sockets closed, ports reclaimed.
-    /// Returns the final statistics for the CDR.
-    pub async fn close(mut self) -> Result<SessionStats> {
-        self.closed = true;
-        let (tx, rx) = oneshot::channel();
-        self.cmd(Cmd::Close(self.id, Some(tx)))?;
-        rx.await.map_err(|_| MediaError::SessionClosed)
-    }
 }
 
 impl Drop for SessionHandle {
     fn drop(&mut self) {
         if !self.closed {
-            let _ = self.cmd(Cmd::Close(self.id, None));
+            let _ = self.control.cmd(Cmd::Close(self.control.id, None));
         }
     }
 }

@@ -298,3 +298,28 @@ async fn transcodes_a_pcmu_caller_to_an_opus_only_callee() {
     assert!(power(700.0) > 100.0 * power(1400.0));
     assert!(power(700.0) > 100.0 * power(300.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloned_control_plays_from_another_task_while_the_handle_reads_events() {
+    let e = engine((31800, 31899), |_| {});
+    let mut call = e.create_session("control").unwrap();
+    let phone = peer();
+    call.set_remote(LegId::A, RemoteMedia::new(Some(phone.local_addr().unwrap()), pcmu()));
+    let control = call.control();
+    let prompt = e.prompts().load(media::prompts::BEEP).unwrap();
+    let id = tokio::spawn(async move { control.play(LegId::A, PlayRequest::once(prompt)).await.unwrap() }).await.unwrap();
+    let finished = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if let Some(MediaEvent::PlaybackFinished { id, completed, .. }) = call.next_event().await {
+                break (id, completed);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(finished, (id, true));
+    let control = call.control();
+    call.close().await.unwrap();
+    // the session is gone: commands that answer say so
+    assert!(matches!(control.stats().await, Err(MediaError::SessionClosed)));
+}
