@@ -4,7 +4,8 @@
 //! for each the relay's CPU per forwarded packet (from /proc utime+stime), loss, added
 //! latency, and RSS per relayed call.
 //!
-//! Run: `cargo bench -p media --bench media_relay -- [--calls 1000] [--secs 20] [--only flowpbx|rtpengine]`
+//! Run: `cargo bench -p media --bench media_relay -- [--calls 1000] [--secs 20] [--only flowpbx|rtpengine] [--workers N]`
+//! (the relay runs the engine's default worker count, min(2, CPUs), as rtpengine runs 2 threads)
 //! (tests/bench/media_relay.sh wraps it). Not part of the test suite.
 
 #[path = "media_common.rs"]
@@ -71,7 +72,9 @@ struct Row {
 /// The child process: a media engine with one relay worker; calls are set up from stdin.
 fn serve() {
     let calls: usize = arg("--calls", "1000").parse().expect("--calls");
-    let cfg = media::EngineConfig { bind_ip: "127.0.0.1".parse().expect("ip"), port_min: 20000, port_max: 29999, workers: 1, ..Default::default() };
+    let default_workers = media::EngineConfig::default().workers.to_string();
+    let workers: usize = arg("--workers", &default_workers).parse().expect("--workers");
+    let cfg = media::EngineConfig { bind_ip: "127.0.0.1".parse().expect("ip"), port_min: 20000, port_max: 29999, workers, ..Default::default() };
     let engine = media::MediaEngine::new(cfg).expect("engine");
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -139,7 +142,7 @@ fn peers() -> Peers {
 fn run_flowpbx(calls: usize, secs: u64) -> Row {
     let peers = peers();
     let exe = std::env::current_exe().expect("exe");
-    let mut child = Command::new(exe).args(["--serve", "--calls", &calls.to_string()]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn relay");
+    let mut child = Command::new(exe).args(["--serve", "--calls", &calls.to_string(), "--workers", &arg("--workers", &media::EngineConfig::default().workers.to_string())]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn relay");
     let pid = child.id();
     let mut stdin = child.stdin.take().expect("stdin");
     for _ in 0..calls {
