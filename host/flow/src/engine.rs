@@ -547,6 +547,17 @@ impl Engine {
         crate::walker::walk(self, &flow, entry_node, call, services).await
     }
 
+    /// Runs one node of a prepared flow for a call, outside a walk: what a benchmark or a
+    /// single-node test measures. The output is checked as in a walk; nothing is followed.
+    pub async fn run_one(&self, flow: &PreparedFlow, node_id: &str, call: Arc<dyn CallControl>, services: &Services) -> (Result<String, RunError>, Vec<LogLine>) {
+        let Some(pn) = flow.nodes.get(node_id) else {
+            return (Err(RunError::Failed(format!("the flow has no node {node_id:?}"))), Vec::new());
+        };
+        let shared = Arc::new(Mutex::new(crate::host::CallShared { caller: call.caller(), variables: Vec::new(), left: None }));
+        let ctx = CallCtx { control: call, shared, flow_id: flow.flow_id, flow_version: flow.version, entry_node: node_id.into() };
+        self.run_node(pn, ctx, services).await
+    }
+
     /// Runs one graph node for a call: instantiate from its `InstancePre`, refresh its
     /// outputs if its entity changed, `run()`, check the output. Returns the output or why
     /// it failed, and the node's log lines.

@@ -332,11 +332,12 @@ fn cdylib_name(cargo: &Path, dir: &Path) -> Result<String, Error> {
 
 /// Builds the plugin crate in `dir`: `cargo build --release --target wasm32-unknown-unknown`
 /// (rustup's target, or Debian's toolchain with build-std), wit-component, then the checks of
-/// [`inspect_plugin`] (world version, `describe()`). Writes `target/flowpbx/<lib>.wasm`.
-pub fn build_plugin(engine: &Engine, dir: &Path) -> Result<BuildOutput, Error> {
+/// [`inspect_plugin`] (world version, `describe()`). Writes `<target>/flowpbx/<lib>.wasm`;
+/// `target_dir` defaults to `<dir>/target`.
+pub fn build_plugin(engine: &Engine, dir: &Path, target_dir: Option<&Path>) -> Result<BuildOutput, Error> {
     let tc = WasmToolchain::detect(None, None).map_err(Error::Build)?;
     let lib = cdylib_name(&tc.cargo, dir)?;
-    let target = dir.join("target");
+    let target = target_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.join("target"));
     let out = tc
         .build_command(dir, &target)
         .output()

@@ -54,7 +54,8 @@ fn bad_flow(what: &str, error_edge: bool) -> serde_json::Value {
     })
 }
 
-/// A well-behaved flow that takes a while: three prompts and a hangup.
+/// A well-behaved flow that takes a while: node `c` spends 300 ms waiting in host calls (three
+/// 100 ms prompts) in one run — six times its 50 ms CPU budget, which waiting does not use.
 fn good_flow() -> serde_json::Value {
     json!({
         "nodes": [

@@ -488,6 +488,12 @@ fn simulation_is_deterministic() {
 fn node_types_describe_themselves() {
     let e = engine();
     let types = e.node_types();
+    let ids: Vec<&str> = types.iter().map(|t| t.id.as_str()).collect();
+    let mut want = ["inbound_number", "time_switch", "ivr_menu", "ring_group", "extension", "voicemail", "play_message", "conference", "transfer", "hangup", "set_caller_id", "webhook", "queue"];
+    want.sort_unstable();
+    let mut got = ids.clone();
+    got.sort_unstable();
+    assert_eq!(got, want, "exactly the seed's node types, built in");
     let get = |id: &str| types.iter().find(|t| t.id == id).unwrap().clone();
     let ivr = get("ivr_menu");
     assert_eq!((ivr.entity_kind.as_deref(), ivr.entity_required, ivr.waits_for_caller, ivr.wall_clock_ms), (Some("ivr_menu"), true, true, 300_000));
