@@ -263,10 +263,6 @@ impl CallTable {
         self.clients.iter().filter(|(_, (_, p))| *p == peer).map(|(t, _)| *t).collect()
     }
 
-    #[cfg(test)]
-    pub(crate) fn completions(&self) -> usize {
-        self.calls.values().filter(|c| matches!(c.ring, Some(Ring { completion: Completion::Notify(_) }))).count()
-    }
 }
 
 impl Call {
@@ -1150,6 +1146,8 @@ impl Core {
         let disposition = cause.disposition(answered);
         self.ops.push(PersistOp::CdrEnd {
             key,
+            start: wall(call.started_at),
+            answer: call.answered_at.map(wall),
             end: CdrEnd {
                 end_time: wall(now),
                 disposition,

@@ -76,6 +76,8 @@ pub(crate) struct Core {
     pub(crate) ports: Ports,
     pub(crate) txl: TransactionLayer,
     pub(crate) ids: IdGenerator,
+    /// Tags and nonce salts of challenges (built with `&self`).
+    nonce_ids: std::cell::RefCell<IdGenerator>,
     digest: DigestServer,
     replay: ReplayGuard,
     pub(crate) guard: Guard,
@@ -115,6 +117,7 @@ impl Core {
             txl: TransactionLayer::new(cfg.timers),
             guard: Guard::new(cfg.security.clone()),
             ids: IdGenerator::new(seed),
+            nonce_ids: std::cell::RefCell::new(IdGenerator::new(derive_seed(&seed))),
             digest,
             replay: ReplayGuard::new(20_000),
             dir,
@@ -177,12 +180,37 @@ impl Core {
         self.dir.trunk_for(ip).is_some() || self.guard.allow_request(ip, now)
     }
 
-    fn handle_message(&mut self, now: Instant, peer: Peer, msg: Message) {
-        if msg.is_request() && (self.guard.is_scanner(msg.user_agent()) || !self.allow(now, peer)) {
-            return;
+    fn handle_message(&mut self, now: Instant, peer: Peer, mut msg: Message) {
+        if msg.is_request() {
+            if self.guard.is_scanner(msg.user_agent()) || !self.allow(now, peer) {
+                return;
+            }
+            // REGISTER and OPTIONS are answered at once and statelessly (RFC 3261 §8.2.7), as
+            // a registrar may be: no transaction is kept for 64·T1 per registration. A
+            // retransmission is simply answered again.
+            if msg.to_tag().is_none() && matches!(msg.method(), Some(Method::Register | Method::Options)) {
+                msg.stamp_received(peer.addr);
+                let to = TransactionLayer::response_destination(&msg, peer);
+                return self.on_stateless(now, to, &msg, peer);
+            }
         }
         self.txl.handle_message(now, peer, msg);
         self.drain_events(now);
+    }
+
+    /// `to` is where the answer goes (RFC 3261 §18.2.2).
+    fn on_stateless(&mut self, now: Instant, to: Peer, msg: &Message, source: Peer) {
+        if self.shutting_down {
+            return self.reply_to(now, to, msg, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
+        }
+        match msg.method() {
+            Some(Method::Register) => self.on_register(now, to, msg, source),
+            _ => self.reply_to(now, to, msg, 200, None, |r| {
+                r.push_header(HeaderName::Allow, ALLOW);
+                r.push_header(HeaderName::Accept, "application/sdp");
+                r.push_header(HeaderName::Supported, SUPPORTED);
+            }),
+        }
     }
 
     /// Runs the timers due at `now`.
@@ -300,13 +328,7 @@ impl Core {
             return self.on_in_dialog(now, tx, msg);
         }
         match method {
-            Method::Register => self.on_register(now, tx, &msg, source),
             Method::Invite => self.on_invite(now, tx, msg, source),
-            Method::Options => self.reply_with(now, tx, 200, None, |r| {
-                r.push_header(HeaderName::Allow, ALLOW);
-                r.push_header(HeaderName::Accept, "application/sdp");
-                r.push_header(HeaderName::Supported, SUPPORTED);
-            }),
             Method::Bye | Method::Update | Method::Info | Method::Prack => self.reply(now, tx, 481),
             Method::Subscribe | Method::Publish => self.reply(now, tx, 489),
             Method::Message | Method::Notify | Method::Refer => {
@@ -332,6 +354,14 @@ impl Core {
         if let Err(e) = self.txl.send_response(now, tx, resp) {
             tracing::debug!(error = %e, code, "response not sent");
         }
+    }
+
+    /// Answers `req` statelessly, to `dest`.
+    fn reply_to(&mut self, _now: Instant, dest: Peer, req: &Message, code: u16, reason: Option<&str>, f: impl FnOnce(&mut Message)) {
+        let tag = self.ids.tag();
+        let mut resp = Message::response_to(req, code, reason, Some(&tag));
+        f(&mut resp);
+        self.stateless.push_back(Transmit { dest, payload: resp.to_bytes() });
     }
 
     // ----- addresses -----
@@ -435,11 +465,23 @@ impl Core {
     /// Answers with a 401 (REGISTER) or 407 challenge. The same headers for everyone.
     pub(crate) fn challenge(&mut self, now: Instant, tx: ServerTxId, source: Peer, stale: bool) {
         let Some(req) = self.txl.request(tx) else { return };
+        let resp = self.challenge_for(now, req, source, stale);
+        let _ = self.txl.send_response(now, tx, resp);
+    }
+
+    fn challenge_to(&mut self, now: Instant, dest: Peer, req: &Message, source: Peer, stale: bool) {
+        let resp = self.challenge_for(now, req, source, stale);
+        self.stateless.push_back(Transmit { dest, payload: resp.to_bytes() });
+    }
+
+    fn challenge_for(&self, now: Instant, req: &Message, source: Peer, stale: bool) -> Message {
+        // (an immutable borrow of self: the nonce's salt comes from a generator of its own)
         let code = if req.method() == Some(&Method::Register) { 401 } else { 407 };
         let header = if code == 401 { HeaderName::WwwAuthenticate } else { HeaderName::ProxyAuthenticate };
-        let tag = self.ids.tag();
+        let mut ids = self.nonce_ids.borrow_mut();
+        let tag = ids.tag();
         let mut resp = Message::response_to(req, code, None, Some(&tag));
-        let nonce = self.digest.nonce(now, source.addr.ip(), &mut self.ids);
+        let nonce = self.digest.nonce(now, source.addr.ip(), &mut ids);
         for alg in &self.cfg.digest_algorithms {
             let mut v = String::with_capacity(160);
             v.push_str("Digest realm=\"");
@@ -454,33 +496,33 @@ impl Core {
             }
             resp.push_header(header, &v);
         }
-        let _ = self.txl.send_response(now, tx, resp);
+        resp
     }
 
     // ----- REGISTER -----
 
-    fn on_register(&mut self, now: Instant, tx: ServerTxId, msg: &Message, source: Peer) {
+    fn on_register(&mut self, now: Instant, to: Peer, msg: &Message, source: Peer) {
         let user = match self.authenticate(now, msg, source) {
             AuthResult::Ok(u) => u,
-            AuthResult::Challenge { stale } => return self.challenge(now, tx, source, stale),
+            AuthResult::Challenge { stale } => return self.challenge_to(now, to, msg, source, stale),
         };
         // The address of record must be the user's own (by username or extension number).
         let aor = msg.to().and_then(|t| t.uri.user().map(|u| u.into_owned()));
         if !aor.as_deref().is_some_and(|a| a == user.username || a == user.extension) {
             tracing::info!(user = %user.username, aor = ?aor, "REGISTER for another user's address refused");
-            return self.reply(now, tx, 403);
+            return self.reply_to(now, to, msg, 403, None, |_| {});
         }
         let out = self.registrar.register(now, &user, msg, source, &mut self.ops, &mut self.changes);
         match out {
-            RegisterOutcome::Ok(held) => self.reply_with(now, tx, 200, None, |r| {
+            RegisterOutcome::Ok(held) => self.reply_to(now, to, msg, 200, None, |r| {
                 for (c, secs) in &held {
                     r.push_header(HeaderName::Contact, &format!("<{c}>;expires={secs}"));
                 }
             }),
             RegisterOutcome::TooBrief(min) => {
-                self.reply_with(now, tx, 423, None, |r| r.push_header(HeaderName::MinExpires, &min.to_string()))
+                self.reply_to(now, to, msg, 423, None, |r| r.push_header(HeaderName::MinExpires, &min.to_string()))
             }
-            RegisterOutcome::Reject(code, reason) => self.reply_with(now, tx, code, Some(reason), |_| {}),
+            RegisterOutcome::Reject(code, reason) => self.reply_to(now, to, msg, code, Some(reason), |_| {}),
         }
         self.publish_changes();
     }
@@ -506,6 +548,16 @@ impl Core {
             self.end_call(now, key, 503, crate::b2bua::Cause::Shutdown, None);
         }
     }
+}
+
+/// A second, independent key from the first (for the challenge generator): the generators
+/// hash key and counter, so a different key gives an unrelated stream.
+fn derive_seed(seed: &[u8; 32]) -> [u8; 32] {
+    let mut out = *seed;
+    for b in &mut out {
+        *b ^= 0x5c;
+    }
+    out
 }
 
 /// `ip:port`, IPv6 in brackets.

@@ -45,6 +45,10 @@ pub enum PersistOp {
         key: u64,
         /// How.
         end: CdrEnd,
+        /// When it started (for the durations).
+        start: Timestamp,
+        /// When it was answered.
+        answer: Option<Timestamp>,
     },
 }
 
@@ -107,6 +111,17 @@ pub(crate) async fn writer(store: Store, outbox: Arc<Outbox>, stop: Arc<tokio::s
 }
 
 async fn apply(store: &Store, ops: &[PersistOp], cdr_ids: &mut HashMap<u64, i64>) -> Result<(), store::StoreError> {
+    // A call answered before its start was written gets one INSERT with both.
+    let started: std::collections::HashSet<u64> =
+        ops.iter().filter_map(|o| if let PersistOp::CdrStart { key, .. } = o { Some(*key) } else { None }).collect();
+    let mut answered: HashMap<u64, Timestamp> = HashMap::new();
+    for o in ops {
+        if let PersistOp::CdrAnswer { key, at } = o {
+            if started.contains(key) {
+                answered.entry(*key).or_insert(*at);
+            }
+        }
+    }
     let mut tx = store.begin().await?;
     let mut new_ids: Vec<(u64, i64)> = Vec::new();
     let mut ended: Vec<u64> = Vec::new();
@@ -125,20 +140,18 @@ async fn apply(store: &Store, ops: &[PersistOp], cdr_ids: &mut HashMap<u64, i64>
                 tx.registrations().delete(*extension_id, contact_uri).await?;
             }
             PersistOp::CdrStart { key, cdr } => {
-                let id = tx.cdrs().insert_start(cdr).await?;
+                let id = tx.cdrs().insert_start_answered(cdr, answered.get(key).copied()).await?;
                 new_ids.push((*key, id));
             }
+            PersistOp::CdrAnswer { key, .. } if answered.contains_key(key) => {}
             PersistOp::CdrAnswer { key, at } => {
                 if let Some(id) = lookup(*key, &new_ids) {
                     tx.cdrs().update_answer(id, *at).await?;
                 }
             }
-            PersistOp::CdrEnd { key, end } => {
+            PersistOp::CdrEnd { key, end, start, answer } => {
                 if let Some(id) = lookup(*key, &new_ids) {
-                    match tx.cdrs().update_end(id, end).await {
-                        Ok(_) | Err(store::StoreError::NotFound) => {}
-                        Err(e) => return Err(e),
-                    }
+                    tx.cdrs().finish(id, end, *start, *answer).await?;
                 }
                 ended.push(*key);
             }
@@ -150,4 +163,79 @@ async fn apply(store: &Store, ops: &[PersistOp], cdr_ids: &mut HashMap<u64, i64>
         cdr_ids.remove(&k);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::{Direction, Disposition, ExtensionFields, NewCdr, Page, StoreOptions};
+
+    async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(StoreOptions::new(dir.path().join(store::DB_FILE), store::SecretKey::generate(), "r")).await.unwrap();
+        (s, dir)
+    }
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_unix_millis(1_700_000_000_000 + ms).unwrap()
+    }
+
+    #[tokio::test]
+    async fn cdr_rows_follow_the_call_across_batches() {
+        let (s, _d) = store().await;
+        let mut ids = HashMap::new();
+        let cdr = NewCdr {
+            call_id: "c1".into(),
+            start_time: t(0),
+            caller_id_name: Some("A".into()),
+            caller_id_num: Some("101".into()),
+            callee: Some("102".into()),
+            trunk_id: None,
+            direction: Direction::Internal,
+            flow_id: None,
+            flow_version: None,
+        };
+        // start and answer in one flush: one row, answered
+        apply(&s, &[PersistOp::CdrStart { key: 7, cdr: cdr.clone() }, PersistOp::CdrAnswer { key: 7, at: t(1500) }], &mut ids).await.unwrap();
+        let row = &s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items[0];
+        assert_eq!((row.answer_time, row.end_time), (Some(t(1500)), None), "written before the end: a crash loses only the end");
+        // the end in a later flush
+        let end = CdrEnd { end_time: t(61_500), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None };
+        apply(&s, &[PersistOp::CdrEnd { key: 7, end, start: t(0), answer: Some(t(1500)) }], &mut ids).await.unwrap();
+        let row = s.cdrs().get(row.id).await.unwrap().unwrap();
+        assert_eq!((row.duration, row.billable_dur, row.disposition), (Some(61), Some(60), Some(Disposition::Answered)));
+        assert!(ids.is_empty(), "ended calls are forgotten");
+    }
+
+    #[tokio::test]
+    async fn registrations_are_upserted_and_deleted() {
+        let (s, _d) = store().await;
+        let e = s.extensions().insert(&ExtensionFields { extension: "101".into(), name: "A".into(), sip_username: "101".into(), ..Default::default() }, "password-1").await.unwrap();
+        let reg = |expires| {
+            PersistOp::RegUpsert(store::NewRegistration {
+                extension_id: e.id,
+                contact_uri: "sip:101@10.0.0.1".into(),
+                transport: Some("udp".into()),
+                user_agent: None,
+                source_ip: Some("10.0.0.1".into()),
+                source_port: Some(5060),
+                expires,
+                call_id: Some("x".into()),
+                cseq: Some(1),
+                push_token: None,
+                push_platform: None,
+                device_id: None,
+            })
+        };
+        let mut ids = HashMap::new();
+        // a binding for an extension deleted meanwhile is skipped, not an error
+        let mut gone = reg(t(60_000));
+        if let PersistOp::RegUpsert(r) = &mut gone {
+            r.extension_id = 999;
+        }
+        apply(&s, &[reg(t(60_000)), gone], &mut ids).await.unwrap();
+        assert_eq!(s.registrations().list_all_unexpired(t(0)).await.unwrap().len(), 1);
+        apply(&s, &[PersistOp::RegDelete { extension_id: e.id, contact_uri: "sip:101@10.0.0.1".into() }], &mut ids).await.unwrap();
+        assert!(s.registrations().list_all_unexpired(t(0)).await.unwrap().is_empty());
+    }
 }

@@ -258,7 +258,9 @@ impl Registrar {
                 user_agent: r.user_agent,
                 persisted_expires: Some(expires),
             };
-            self.bindings.entry(r.extension_id).or_default().push(b);
+            let mut list = self.bindings.entry(r.extension_id).or_default();
+            list.reserve_exact(1);
+            list.push(b);
             n += 1;
         }
         n
@@ -373,6 +375,8 @@ fn apply(
                     persisted_expires: Some(expires),
                 };
                 ops.push(PersistOp::RegUpsert(b.record(user.id)));
+                // most extensions have one or two phones: no room for four (Vec's default)
+                list.reserve_exact(1);
                 list.push(b);
                 added = true;
             }
