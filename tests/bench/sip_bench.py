@@ -166,7 +166,18 @@ def pct(values, p):
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
-class FlowPBX:
+class Server:
+    """A server process under test: `name`, `port` (SIP), `pid`, `proc`."""
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class FlowPBX(Server):
     name = "FlowPBX"
 
     def __init__(self, binary, workdir, users):
@@ -214,15 +225,9 @@ class FlowPBX:
     def sip_health(self):
         return self.call("GET", "/health")["data"]["components"]["sip"].get("detail", "")
 
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
-class Kamailio:
+class Kamailio(Server):
     name = "Kamailio"
 
     def __init__(self, workdir, users, children_n):
@@ -244,12 +249,6 @@ class Kamailio:
         if self.proc.poll() is not None:
             raise RuntimeError("kamailio did not start:\n" + (self.dir / "log").read_text()[-3000:])
 
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def warm_registration(server, args, workdir, csv, port):

@@ -119,7 +119,7 @@ impl Cause {
     fn from_leg_codes(codes: &[u16]) -> Cause {
         if codes.iter().any(|&c| c == 486 || c == 600) {
             Cause::Busy
-        } else if codes.iter().any(|&c| c == 603) {
+        } else if codes.contains(&603) {
             Cause::Declined
         } else if codes.is_empty() || codes.iter().all(|&c| matches!(c, 408 | 480 | 487)) {
             Cause::NoAnswer
@@ -369,7 +369,7 @@ impl Core {
             trunk_id,
             flow_id: did.flow_id,
         };
-        if self.shared.hand_off(incoming).is_ok() {
+        if self.shared.hand_off(incoming) {
             if let Some(c) = self.calls.calls.get_mut(&key) {
                 c.controlled = true;
             }
@@ -829,12 +829,11 @@ impl Core {
         let Some((role, _)) = self.calls.clients.remove(&tx) else { return };
         match role {
             ClientRole::BInvite { call, leg } => {
-                if let Some(l) = self.calls.calls.get_mut(&call).and_then(|c| c.legs.get_mut(leg)) {
-                    if l.state == LegState::Calling {
+                if let Some(l) = self.calls.calls.get_mut(&call).and_then(|c| c.legs.get_mut(leg))
+                    && l.state == LegState::Calling {
                         l.state = LegState::Done;
                         l.code = Some(code);
                     }
-                }
                 self.after_leg_failed(now, call);
             }
             ClientRole::ReInvite { server, call, .. } | ClientRole::Relay { server, call } => {
@@ -889,12 +888,11 @@ impl Core {
     }
 
     pub(crate) fn on_ack_timeout(&mut self, now: Instant, tx: ServerTxId) {
-        if let Some(key) = self.calls.a_invites.get(&tx).copied() {
-            if self.calls.calls.get(&key).is_some_and(|c| c.answered_at.is_some()) {
+        if let Some(key) = self.calls.a_invites.get(&tx).copied()
+            && self.calls.calls.get(&key).is_some_and(|c| c.answered_at.is_some()) {
                 tracing::info!(key, "the caller never acknowledged the answer: hanging up");
                 self.end_call(now, key, 0, Cause::AckTimeout, None);
             }
-        }
     }
 
     /// Marks every ringing leg done and cancels it.
@@ -944,11 +942,10 @@ impl Core {
 
     fn find_call(&self, msg: &Message) -> Option<(u64, Side)> {
         let call_id = msg.call_id()?;
-        if let Some(from_tag) = msg.from_tag() {
-            if let Some(&k) = self.calls.by_a.get(&(call_id.to_owned(), from_tag.to_owned())) {
+        if let Some(from_tag) = msg.from_tag()
+            && let Some(&k) = self.calls.by_a.get(&(call_id.to_owned(), from_tag.to_owned())) {
                 return Some((k, Side::A));
             }
-        }
         let &(k, leg) = self.calls.by_b.get(call_id)?;
         let call = self.calls.calls.get(&k)?;
         (call.winner == Some(leg)).then_some((k, Side::B))
@@ -1053,11 +1050,10 @@ impl Core {
                 }
             }
         }
-        if code == 491 || code == 503 {
-            if let Some(v) = msg.header(HeaderName::RetryAfter) {
+        if (code == 491 || code == 503)
+            && let Some(v) = msg.header(HeaderName::RetryAfter) {
                 r.push_header(HeaderName::RetryAfter, v);
             }
-        }
         if !body.is_empty() {
             r.set_body(ct.as_deref(), body);
         }
@@ -1105,14 +1101,13 @@ impl Core {
                 let _ = self.txl.send_response(now, call.a.tx, r);
             }
             call.a.final_sent = true;
-        } else if by != Some(Side::A) {
-            if let Some(d) = call.a.dialog.as_mut() {
+        } else if by != Some(Side::A)
+            && let Some(d) = call.a.dialog.as_mut() {
                 let peer = call.a.source;
                 let via = self.via_for(peer);
                 let bye = d.request(Method::Bye, &via);
                 self.send_fire(now, peer, Some(bye));
             }
-        }
         // The callee legs.
         for leg in call.legs.iter_mut() {
             match leg.state {

@@ -102,7 +102,7 @@ fn challenge_in(m: &Message) -> Option<Challenge> {
     m.headers(HeaderName::WwwAuthenticate).chain(m.headers(HeaderName::ProxyAuthenticate)).find_map(|v| Challenge::parse(v).ok())
 }
 
-fn only<'a>(out: &'a [(SocketAddr, Message)], pred: impl Fn(&Message) -> bool) -> Vec<&'a (SocketAddr, Message)> {
+fn only(out: &[(SocketAddr, Message)], pred: impl Fn(&Message) -> bool) -> Vec<&(SocketAddr, Message)> {
     out.iter().filter(|(_, m)| pred(m)).collect()
 }
 
@@ -229,6 +229,18 @@ impl Phone {
         }
         a
     }
+}
+
+/// Bob registered at 10.0.0.21, Alice (10.0.0.5) calling 102: the phones, Alice's INVITE and
+/// the INVITE of Bob's leg.
+fn alice_calls_bob(h: &mut H, sdp: bool) -> (Phone, Phone, Message, Message) {
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let inv_a = alice.call(h, "102", sdp);
+    let out = h.out();
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    (alice, bob, inv_a, inv)
 }
 
 fn cdr_ops(ops: &[PersistOp]) -> Vec<String> {
@@ -434,12 +446,7 @@ fn internal_call_forks_first_answer_wins() {
 #[test]
 fn callee_hangs_up_and_reinvite_is_relayed() {
     let mut h = H::new();
-    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
-    h.register(&mut bob);
-    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
-    alice.call(&mut h, "102", true);
-    let out = h.out();
-    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let (mut alice, mut bob, _, inv) = alice_calls_bob(&mut h, true);
     h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
     let out = h.out();
     let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
@@ -473,12 +480,7 @@ fn callee_hangs_up_and_reinvite_is_relayed() {
 #[test]
 fn caller_cancels_before_answer() {
     let mut h = H::new();
-    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
-    h.register(&mut bob);
-    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
-    let inv_a = alice.call(&mut h, "102", true);
-    let out = h.out();
-    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let (_alice, bob, inv_a, inv) = alice_calls_bob(&mut h, true);
     h.send("10.0.0.21:5060", &bob.answer(&inv, 180, "b1", false));
     h.out();
     let cancel = sip::transaction::cancel_for(&inv_a).unwrap();
@@ -494,12 +496,7 @@ fn caller_cancels_before_answer() {
 #[test]
 fn busy_dnd_unregistered_and_unknown() {
     let mut h = H::new();
-    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
-    h.register(&mut bob);
-    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
-    alice.call(&mut h, "102", true);
-    let out = h.out();
-    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let (mut alice, bob, _, inv) = alice_calls_bob(&mut h, true);
     h.send("10.0.0.21:5060", &bob.answer(&inv, 486, "b1", false));
     let out = h.out();
     assert_eq!(only(&out, |m| is_status(m, 486)).len(), 1, "busy relayed");
@@ -548,12 +545,7 @@ fn ring_timeout_gives_480() {
 #[test]
 fn leg_without_provisional_is_cancelled_once_it_rings() {
     let mut h = H::new();
-    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
-    h.register(&mut bob);
-    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
-    let inv_a = alice.call(&mut h, "102", true);
-    let out = h.out();
-    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let (_alice, bob, inv_a, inv) = alice_calls_bob(&mut h, true);
     h.send("10.0.0.5:5060", &sip::transaction::cancel_for(&inv_a).unwrap());
     let out = h.out();
     assert!(only(&out, |m| is_req(m, Method::Cancel)).is_empty(), "no CANCEL before a provisional (RFC 3261 §9.1)");
@@ -569,12 +561,7 @@ fn leg_without_provisional_is_cancelled_once_it_rings() {
 #[test]
 fn delayed_offer_waits_for_the_callers_ack() {
     let mut h = H::new();
-    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
-    h.register(&mut bob);
-    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
-    alice.call(&mut h, "102", false);
-    let out = h.out();
-    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let (mut alice, bob, _, inv) = alice_calls_bob(&mut h, false);
     assert!(inv.body().is_empty());
     h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
     let out = h.out();

@@ -117,16 +117,14 @@ impl Loop {
 
     /// Runs until shutdown.
     pub(crate) fn run(mut self) {
-        if let Some(u) = self.udp.as_mut() {
-            if let Err(e) = self.poll.registry().register(u, UDP, Interest::READABLE) {
+        if let Some(u) = self.udp.as_mut()
+            && let Err(e) = self.poll.registry().register(u, UDP, Interest::READABLE) {
                 tracing::error!(error = %e, "cannot poll the SIP UDP socket");
             }
-        }
-        if let Some(l) = self.listener.as_mut() {
-            if let Err(e) = self.poll.registry().register(l, LISTENER, Interest::READABLE) {
+        if let Some(l) = self.listener.as_mut()
+            && let Err(e) = self.poll.registry().register(l, LISTENER, Interest::READABLE) {
                 tracing::error!(error = %e, "cannot poll the SIP TCP listener");
             }
-        }
         self.shared.running.store(true, Ordering::Release);
         let mut events = Events::with_capacity(256);
         let mut buf = vec![0u8; sip::msg::MAX_MESSAGE_SIZE + 1];
@@ -138,12 +136,11 @@ impl Loop {
                 let next = [self.core.poll_timeout(), self.stop_at].into_iter().flatten().min();
                 next.map(|t| t - now)
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != ErrorKind::Interrupted {
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != ErrorKind::Interrupted {
                     tracing::error!(error = %e, "SIP event loop poll failed");
                     std::thread::sleep(Duration::from_millis(10));
                 }
-            }
             let now = self.clock.now();
             let pending = std::mem::take(&mut self.udp_pending);
             let mut read_udp = pending;

@@ -164,14 +164,15 @@ impl Shared {
         Some(rx)
     }
 
-    /// Hands an inbound call to the controller; gives it back when nobody takes calls.
-    pub(crate) fn hand_off(&self, call: IncomingCall) -> Result<(), IncomingCall> {
+    /// Hands an inbound call to the controller; false when nobody takes calls.
+    pub(crate) fn hand_off(&self, call: IncomingCall) -> bool {
         if !self.incoming_taken.load(Ordering::Acquire) {
-            return Err(call);
+            return false;
         }
-        self.incoming_tx.send(call).map_err(|e| {
+        if self.incoming_tx.send(call).is_err() {
             self.incoming_taken.store(false, Ordering::Release);
-            e.0
-        })
+            return false;
+        }
+        true
     }
 }

@@ -116,11 +116,10 @@ async fn apply(store: &Store, ops: &[PersistOp], cdr_ids: &mut HashMap<u64, i64>
         ops.iter().filter_map(|o| if let PersistOp::CdrStart { key, .. } = o { Some(*key) } else { None }).collect();
     let mut answered: HashMap<u64, Timestamp> = HashMap::new();
     for o in ops {
-        if let PersistOp::CdrAnswer { key, at } = o {
-            if started.contains(key) {
+        if let PersistOp::CdrAnswer { key, at } = o
+            && started.contains(key) {
                 answered.entry(*key).or_insert(*at);
             }
-        }
     }
     let mut tx = store.begin().await?;
     let mut new_ids: Vec<(u64, i64)> = Vec::new();

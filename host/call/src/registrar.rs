@@ -313,11 +313,10 @@ fn apply(
             return RegisterOutcome::TooBrief(cfg.min_expires);
         }
         let instance = c.instance().map(|i| i.into_owned());
-        if let Some(b) = list.iter().find(|b| same_binding(b, addr.uri_str, instance.as_deref())) {
-            if b.call_id == call_id && b.cseq >= cseq.seq {
+        if let Some(b) = list.iter().find(|b| same_binding(b, addr.uri_str, instance.as_deref()))
+            && b.call_id == call_id && b.cseq >= cseq.seq {
                 return RegisterOutcome::Reject(500, "Out of Order");
             }
-        }
         wanted.push((addr.uri_str.to_owned(), instance, asked.min(cfg.max_expires)));
     }
 
