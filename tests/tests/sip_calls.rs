@@ -168,3 +168,16 @@ async fn a_trusted_trunk_reaches_the_numbers_extension() -> anyhow::Result<()> {
     assert_eq!((c["caller_id_num"].as_str(), c["callee"].as_str(), c["trunk_id"].as_i64()), (Some("+15550001111"), Some("+15550100"), Some(trunk)));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_caller_on_tcp_reaches_a_phone_on_udp() -> anyhow::Result<()> {
+    let pbx = pbx_with_two().await?;
+    let callee = uas(&pbx, "uas.xml", "102", PW_102, 1)?;
+    uac(&pbx, "uac.xml", "102", &["-t", "t1"])?.wait(WAIT).assert_ok();
+    callee.wait(WAIT).assert_ok();
+    let c = &pbx.wait_cdrs(1).await?[0];
+    assert_eq!(c["disposition"].as_str(), Some("answered"));
+    // the SIP log (on in these tests) shows the caller's INVITE arriving on TCP
+    assert!(pbx.server.logs().lines().any(|l| l.contains("\"TCP\"") && l.contains("INVITE sip:102@")), "the caller's INVITE came over TCP");
+    Ok(())
+}

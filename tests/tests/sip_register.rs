@@ -186,3 +186,24 @@ async fn repeated_failures_ban_the_source() -> anyhow::Result<()> {
     .assert_ok();
     Ok(())
 }
+
+#[tokio::test]
+async fn registration_over_tcp() -> anyhow::Result<()> {
+    let pbx = Pbx::start(&[]).await?;
+    let id = pbx.extension("101", "Secret-101-pw").await?;
+    pbx.wait_directory(1, 0, 0).await?;
+    let tmp = tempfile::tempdir()?;
+    let csv = users_csv(tmp.path(), &[("101".into(), "Secret-101-pw".into())])?;
+    let port = free_port(Ipv4Addr::LOCALHOST);
+    sipp(
+        "register.xml",
+        (Ipv4Addr::LOCALHOST, port),
+        Some(&pbx.sip()),
+        &["-t", "t1", "-inf", csv.to_str().unwrap_or_default(), "-au", "[field0]", "-ap", "[field1]", "-key", "contact_port", &port.to_string(), "-key", "expires", "300", "-m", "1"],
+    )?
+    .wait(Duration::from_secs(20))
+    .assert_ok();
+    let regs = pbx.wait_registrations(id, 1).await?;
+    assert_eq!(regs[0]["transport"], "tcp");
+    Ok(())
+}
