@@ -27,7 +27,7 @@ use crate::core::{AuthResult, Core, Timer, ALLOW};
 use crate::directory::User;
 use crate::events::{ActiveCall, CallState, PbxEvent};
 use crate::persist::PersistOp;
-use crate::{CallError, IncomingCall, RingOutcome};
+use crate::{CallError, IncomingCall, RingOutcome, RingRequest};
 
 /// One side of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +182,8 @@ struct ALeg {
 
 /// One contact rung.
 struct BLeg {
+    /// The extension this contact belongs to.
+    extension_id: i64,
     call_id: String,
     tx: ClientTxId,
     invite: Message,
@@ -324,7 +326,7 @@ impl Core {
         };
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
         let key = self.new_call(now, tx, msg, source, Direction::Internal, party, dialled, None, None);
-        self.ring_extensions(now, key, &[target], None, Completion::Respond, Some(source));
+        self.ring_extensions(now, key, &[target], None, None, Completion::Respond, Some(source));
     }
 
     /// Checks an INVITE we are about to route: a Contact (to reach the caller later) and a
@@ -376,7 +378,7 @@ impl Core {
             return;
         }
         match did.target_extension.and_then(|id| self.dir.by_id(id).cloned()) {
-            Some(t) => self.ring_extensions(now, key, &[t], None, Completion::Respond, None),
+            Some(t) => self.ring_extensions(now, key, &[t], None, None, Completion::Respond, None),
             None => {
                 tracing::info!(number = %did.number, "the inbound number's flow starts with no extension node: unavailable until the flow engine runs it");
                 self.end_call(now, key, 480, Cause::Unavailable, None);
@@ -451,13 +453,16 @@ impl Core {
         }
     }
 
-    /// Starts ringing every live contact of `targets` (except the caller's own device).
+    /// Starts ringing every live contact of `targets` (except the caller's own device),
+    /// showing `caller_id` (the call's caller when None).
+    #[allow(clippy::too_many_arguments)]
     fn ring_extensions(
         &mut self,
         now: Instant,
         key: u64,
         targets: &[Arc<User>],
         timeout: Option<Duration>,
+        caller_id: Option<Party>,
         completion: Completion,
         exclude: Option<Peer>,
     ) {
@@ -468,7 +473,7 @@ impl Core {
         for t in targets.iter().filter(|t| !t.dnd) {
             for b in self.registrar.contacts(t.id, now) {
                 if Some(b.next_hop) != exclude {
-                    contacts.push((t.extension.clone(), b));
+                    contacts.push((t.id, t.extension.clone(), b));
                 }
             }
         }
@@ -481,10 +486,10 @@ impl Core {
         let a_mf = call.a.invite.max_forwards().unwrap_or(70);
         let body = call.a.invite.body().clone();
         let content_type = call.a.invite.content_type().map(str::to_owned);
-        let caller = call.caller.clone();
+        let caller = caller_id.unwrap_or_else(|| call.caller.clone());
         let first_idx = call.legs.len();
         let mut legs = Vec::with_capacity(contacts.len());
-        for (ext, b) in contacts {
+        for (extension_id, ext, b) in contacts {
             let dest = b.next_hop;
             let (ct, body) = self.sdp_across(key, Side::A, content_type.as_deref(), &body);
             let call_id = self.ids.call_id();
@@ -514,7 +519,18 @@ impl Core {
                     let idx = first_idx + legs.len();
                     self.calls.clients.insert(tx, (ClientRole::BInvite { call: key, leg: idx }, dest));
                     self.calls.by_b.insert(call_id.clone(), (key, idx));
-                    legs.push(BLeg { call_id, tx, invite: inv, dest, contact, state: LegState::Calling, provisional: false, dialog: None, code: None });
+                    legs.push(BLeg {
+                        extension_id,
+                        call_id,
+                        tx,
+                        invite: inv,
+                        dest,
+                        contact,
+                        state: LegState::Calling,
+                        provisional: false,
+                        dialog: None,
+                        code: None,
+                    });
                 }
                 Err(e) => tracing::warn!(error = %e, "could not send the INVITE of a leg"),
             }
@@ -572,8 +588,7 @@ impl Core {
         &mut self,
         now: Instant,
         key: u64,
-        targets: &[i64],
-        timeout: Duration,
+        request: RingRequest,
         reply: oneshot::Sender<Result<RingOutcome, CallError>>,
     ) -> Result<(), (CallError, oneshot::Sender<Result<RingOutcome, CallError>>)> {
         let Some(call) = self.calls.calls.get_mut(&key) else { return Err((CallError::NoSuchCall, reply)) };
@@ -584,12 +599,13 @@ impl Core {
             return Err((CallError::InvalidState("already ringing"), reply));
         }
         call.controlled = true;
-        let users: Vec<Arc<User>> = targets.iter().filter_map(|id| self.dir.by_id(*id).cloned()).collect();
+        let users: Vec<Arc<User>> = request.extensions.iter().filter_map(|id| self.dir.by_id(*id).cloned()).collect();
         if users.is_empty() {
             let _ = reply.send(Ok(RingOutcome::Unavailable));
             return Ok(());
         }
-        self.ring_extensions(now, key, &users, Some(timeout), Completion::Notify(reply), None);
+        let caller_id = request.caller_id.map(|(name, number)| Party { name, number });
+        self.ring_extensions(now, key, &users, Some(request.timeout), caller_id, Completion::Notify(reply), None);
         Ok(())
     }
 
@@ -740,6 +756,7 @@ impl Core {
             call.pending_ack = Some((Side::B, tx));
         }
         call.legs[idx].dialog = Some(dialog);
+        let winner_extension = call.legs[idx].extension_id;
         call.winner = Some(idx);
         call.answered_at = Some(now);
         let ring = call.ring.take();
@@ -781,7 +798,7 @@ impl Core {
         self.set_timer(key, TimerKind::Session, session_at);
         self.publish(key);
         if let Some(Ring { completion: Completion::Notify(reply) }) = ring {
-            let _ = reply.send(Ok(RingOutcome::Answered));
+            let _ = reply.send(Ok(RingOutcome::Answered(winner_extension)));
         }
     }
 

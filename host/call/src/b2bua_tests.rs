@@ -659,21 +659,24 @@ fn a_controller_takes_inbound_calls_and_rings() {
     assert_eq!((call.dialled.as_str(), call.caller_id_num.as_str(), call.trunk_id), ("+61290000000", "+61400000001", 9));
 
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, targets: vec![2], timeout: Duration::from_secs(10), reply: tx });
+    let req = |caller_id| crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(10), caller_id };
+    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, request: req(None), reply: tx });
     let out = h.out();
     let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    assert!(inv.header(HeaderName::From).unwrap().starts_with("\"Carrier Caller\" <sip:+61400000001@"), "{inv}");
     h.send("10.0.0.21:5060", &bob.answer(&inv, 486, "b1", false));
     h.out();
     assert_eq!(rx.try_recv().unwrap().unwrap(), RingOutcome::Busy);
     assert_eq!(h.shared.calls.len(), 1, "the caller still waits for the controller");
 
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, targets: vec![2], timeout: Duration::from_secs(10), reply: tx });
+    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, request: req(Some((Some("Sales".into()), "+61290000000".into()))), reply: tx });
     let out = h.out();
     let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    assert!(inv.header(HeaderName::From).unwrap().starts_with("\"Sales\" <sip:+61290000000@"), "the caller id shown: {inv}");
     h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b2", true));
     let out = h.out();
-    assert_eq!(rx.try_recv().unwrap().unwrap(), RingOutcome::Answered);
+    assert_eq!(rx.try_recv().unwrap().unwrap(), RingOutcome::Answered(2), "bob (extension id 2) answered");
     assert_eq!(only(&out, |m| is_status(m, 200))[0].0.to_string(), "198.51.100.7:5060");
 
     let (tx, mut rx) = tokio::sync::oneshot::channel();

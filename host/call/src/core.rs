@@ -43,12 +43,7 @@ pub(crate) enum Command {
     /// A new directory snapshot.
     Directory(Arc<Directory>),
     /// Ring extensions for a call held by an async controller.
-    Ring {
-        call: u64,
-        targets: Vec<i64>,
-        timeout: Duration,
-        reply: tokio::sync::oneshot::Sender<Result<crate::RingOutcome, crate::CallError>>,
-    },
+    Ring { call: u64, request: crate::RingRequest, reply: tokio::sync::oneshot::Sender<Result<crate::RingOutcome, crate::CallError>> },
     /// End a call (or refuse it with `code` when it is not answered yet).
     Hangup { call: u64, code: u16, reply: tokio::sync::oneshot::Sender<Result<(), crate::CallError>> },
     /// Stop: end every call, flush the registrations.
@@ -240,8 +235,8 @@ impl Core {
     pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
             Command::Directory(d) => self.set_directory(d),
-            Command::Ring { call, targets, timeout, reply } => {
-                let r = self.ring_for_controller(now, call, &targets, timeout, reply);
+            Command::Ring { call, request, reply } => {
+                let r = self.ring_for_controller(now, call, request, reply);
                 if let Err((e, reply)) = r {
                     let _ = reply.send(Err(e));
                 }
@@ -270,6 +265,7 @@ impl Core {
             self.digest = DigestServer::new(self.cfg.digest_key, d.realm.clone(), self.cfg.nonce_ttl);
         }
         self.shared.set_directory_counts(&d);
+        self.registrar.retain_extensions(|id| d.by_id(id).is_some(), &mut self.changes);
         self.dir = d;
     }
 

@@ -54,11 +54,22 @@ pub use sip::transaction::{Peer, Transport};
 
 use crate::core::{Command, Core, Ports};
 
+/// What to ring for a call held by a controller ([`PbxHandle::ring`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingRequest {
+    /// The extensions (by id) whose live contacts all ring at once.
+    pub extensions: Vec<i64>,
+    /// How long they ring before [`RingOutcome::NoAnswer`].
+    pub timeout: Duration,
+    /// The caller id the phones show (name, number); the call's caller when `None`.
+    pub caller_id: Option<(Option<String>, String)>,
+}
+
 /// How ringing ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RingOutcome {
-    /// A contact answered; the call is bridged and lives until a BYE.
-    Answered,
+    /// A contact of this extension (id) answered; the call is bridged and lives until a BYE.
+    Answered(i64),
     /// Nobody answered within the timeout (or every contact said 480/408).
     NoAnswer,
     /// Busy (486/600, or do-not-disturb).
@@ -295,12 +306,13 @@ impl PbxHandle {
         self.0.poke.notify_one();
     }
 
-    /// Rings every live contact of `extensions` for the call `key`, for at most `timeout`.
-    /// On [`RingOutcome::Answered`] the call is bridged; on any other outcome the caller is
-    /// still waiting (except [`RingOutcome::CallerHungUp`]) and the controller decides next.
-    pub async fn ring(&self, key: u64, extensions: Vec<i64>, timeout: Duration) -> Result<RingOutcome, CallError> {
+    /// Rings every live contact of the request's extensions for the call `key` (forked, the
+    /// first answer wins). On [`RingOutcome::Answered`] the call is bridged; on any other
+    /// outcome the caller is still waiting (except [`RingOutcome::CallerHungUp`]) and the
+    /// controller decides what comes next.
+    pub async fn ring(&self, key: u64, request: RingRequest) -> Result<RingOutcome, CallError> {
         let (reply, rx) = oneshot::channel();
-        self.command(Command::Ring { call: key, targets: extensions, timeout, reply })?;
+        self.command(Command::Ring { call: key, request, reply })?;
         rx.await.map_err(|_| CallError::Stopped)?
     }
 

@@ -218,6 +218,17 @@ impl Registrar {
         }
     }
 
+    /// Forgets the bindings of extensions that no longer exist (the store deleted their rows
+    /// with them).
+    pub fn retain_extensions(&mut self, exists: impl Fn(i64) -> bool, changes: &mut Vec<Change>) {
+        let gone: Vec<i64> = self.bindings.iter().map(|e| *e.key()).filter(|id| !exists(*id)).collect();
+        for id in gone {
+            if self.bindings.remove(&id).is_some() {
+                changes.push(Change { extension_id: id, count: 0, action: ChangeAction::Removed });
+            }
+        }
+    }
+
     /// Writes every binding whose stored expiry lags (at shutdown).
     pub fn flush_all(&self, ops: &mut Vec<PersistOp>) {
         for mut e in self.bindings.iter_mut() {
@@ -531,6 +542,17 @@ mod tests {
         r.expire(T0 + Duration::from_secs(61), &mut ops, &mut ch);
         assert!(matches!(&ops[..], [PersistOp::RegDelete { contact_uri, .. }] if contact_uri == "sip:a@10.0.0.5:5062"));
         assert!(r.bindings().is_empty());
+    }
+
+    #[test]
+    fn deleted_extensions_lose_their_bindings() {
+        let (mut r, u) = setup();
+        let (mut ops, mut ch) = (Vec::new(), Vec::new());
+        r.register(T0, &u, &register(&["<sip:a@10.0.0.5>"], Some(600), "c1", 1), peer("10.0.0.5:5060"), &mut ops, &mut ch);
+        ch.clear();
+        r.retain_extensions(|id| id != 1, &mut ch);
+        assert!(r.contacts(1, T0).is_empty());
+        assert_eq!(ch, vec![Change { extension_id: 1, count: 0, action: ChangeAction::Removed }]);
     }
 
     #[test]
