@@ -303,7 +303,7 @@ fn apply(
             return RegisterOutcome::Reject(400, "Invalid Contact *");
         }
         // RFC 3261 §10.3 step 6: a binding with the same Call-ID and a higher CSeq wins.
-        if list.iter().any(|b| b.call_id == call_id && b.cseq >= cseq.seq) {
+        if list.iter().any(|b| b.call_id == call_id && b.cseq > cseq.seq) {
             return RegisterOutcome::Reject(500, "Out of Order");
         }
         for b in list.drain(..) {
@@ -317,6 +317,7 @@ fn apply(
 
     // First pass: validate everything, so a failure leaves the bindings untouched.
     let mut wanted: Vec<(String, Option<String>, u32)> = Vec::with_capacity(contacts.len());
+    let mut repeated = false;
     for c in &contacts {
         let Some(addr) = c.addr() else { continue };
         let asked = c.expires().or(header_expires).unwrap_or(cfg.default_expires);
@@ -325,10 +326,18 @@ fn apply(
         }
         let instance = c.instance().map(|i| i.into_owned());
         if let Some(b) = list.iter().find(|b| same_binding(b, addr.uri_str, instance.as_deref()))
-            && b.call_id == call_id && b.cseq >= cseq.seq {
+            && b.call_id == call_id
+        {
+            if b.cseq > cseq.seq {
                 return RegisterOutcome::Reject(500, "Out of Order");
             }
+            // the very request again (its answer was lost): the same answer, no change
+            repeated |= b.cseq == cseq.seq;
+        }
         wanted.push((addr.uri_str.to_owned(), instance, asked.min(cfg.max_expires)));
+    }
+    if repeated {
+        return RegisterOutcome::Ok(list.iter().map(|b| (b.contact.clone(), b.remaining(now))).collect());
     }
 
     // Second pass: apply.
@@ -488,10 +497,15 @@ mod tests {
         assert!(ops.is_empty(), "{ops:?}");
         r.register(T0 + Duration::from_secs(13), &u, &register(&["<sip:alice@10.0.0.5>"], Some(120), "c1", 3), src, &mut ops, &mut ch);
         assert_eq!(ops.len(), 1);
-        // out of order CSeq on the same Call-ID fails and changes nothing
-        let out = r.register(T0 + Duration::from_secs(14), &u, &register(&["<sip:alice@10.0.0.5>"], Some(0), "c1", 3), src, &mut ops, &mut ch);
+        // an older CSeq on the same Call-ID fails and changes nothing
+        let out = r.register(T0 + Duration::from_secs(14), &u, &register(&["<sip:alice@10.0.0.5>"], Some(0), "c1", 2), src, &mut ops, &mut ch);
         assert_eq!(out, RegisterOutcome::Reject(500, "Out of Order"));
         assert_eq!(r.contacts(1, T0).len(), 1);
+        // the same request again (a retransmission) gets the same answer and changes nothing
+        ops.clear();
+        let out = r.register(T0 + Duration::from_secs(14), &u, &register(&["<sip:alice@10.0.0.5>"], Some(0), "c1", 3), src, &mut ops, &mut ch);
+        assert_eq!(out, RegisterOutcome::Ok(vec![("sip:alice@10.0.0.5".into(), 119)]));
+        assert!(ops.is_empty());
 
         ops.clear();
         let out = r.register(T0 + Duration::from_secs(20), &u, &register(&["<sip:alice@10.0.0.5>"], Some(0), "c1", 4), src, &mut ops, &mut ch);
