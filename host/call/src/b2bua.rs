@@ -399,6 +399,7 @@ impl Core {
         trunk_id: Option<i64>,
         flow_id: Option<i64>,
     ) -> u64 {
+        self.reply(now, tx, 100);
         self.calls.next_key += 1;
         let key = self.calls.next_key;
         let to_tag = self.ids.tag();

@@ -171,6 +171,7 @@ impl Phone {
         let inv = self.invite(to, None, sdp);
         h.send(&self.addr.clone(), &inv);
         let out = h.out();
+        assert_eq!(out.len(), 1, "a challenge alone, no 100 Trying before it");
         let ch = out.iter().find_map(|(_, m)| challenge_in(m)).expect("407 challenge");
         let mut inv = self.invite(to, Some(&ch), sdp);
         // the second INVITE of a call shares the Call-ID
@@ -409,6 +410,7 @@ fn internal_call_forks_first_answer_wins() {
     alice.call(&mut h, "102", true);
     let out = h.out();
     assert!(only(&out, |m| is_status(m, 100)).len() == 1, "100 Trying at once");
+    assert!(!out.iter().any(|(_, m)| m.status() == Some(407)), "the authenticated INVITE is not challenged");
     let invites = only(&out, |m| is_req(m, Method::Invite));
     assert_eq!(invites.len(), 2, "both contacts ring");
     let inv1 = invites.iter().find(|(a, _)| a.to_string() == "10.0.0.21:5060").unwrap().1.clone();

@@ -109,7 +109,9 @@ impl Core {
         timers.insert((Instant::ZERO, Timer::Sweep));
         shared.set_directory_counts(&dir);
         Core {
-            txl: TransactionLayer::new(cfg.timers),
+            // 100 Trying is ours to send, once an INVITE is authenticated and routed: a
+            // challenge goes out alone
+            txl: TransactionLayer::new(sip::transaction::Config { auto_trying: false, ..cfg.timers }),
             guard: Guard::new(cfg.security.clone()),
             ids: IdGenerator::new(seed),
             nonce_ids: std::cell::RefCell::new(IdGenerator::new(derive_seed(&seed))),
