@@ -11,6 +11,9 @@ macro_rules! cdr_cols {
     };
 }
 
+/// Rows per statement of the batch writes (well under SQLite's 32766 bound parameters).
+const BATCH_ROWS: usize = 500;
+
 fn push_filter(q: &mut QueryBuilder<Db>, f: &CdrFilter) {
     q.push(" WHERE 1 = 1");
     if let Some(d) = f.direction {
@@ -106,6 +109,67 @@ impl Cdrs<'_> {
         .bind(id)
         .fetch_one(&mut *c)
         .await?)
+    }
+
+    /// Writes the CDRs of several calls that start (each with its answer time when already
+    /// answered) in one statement; returns their ids in the order given.
+    pub async fn insert_many(self, rows: &[(NewCdr, Option<Timestamp>)]) -> Result<Vec<i64>> {
+        let mut c = self.db.acquire().await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(BATCH_ROWS) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO cdrs (call_id, start_time, answer_time, caller_id_name, caller_id_num, callee, trunk_id, direction, \
+                 flow_id, flow_version) ",
+            );
+            q.push_values(chunk, |mut b, (n, answer)| {
+                b.push_bind(n.call_id.clone())
+                    .push_bind(n.start_time)
+                    .push_bind(*answer)
+                    .push_bind(n.caller_id_name.clone())
+                    .push_bind(n.caller_id_num.clone())
+                    .push_bind(n.callee.clone())
+                    .push_bind(n.trunk_id)
+                    .push_bind(n.direction)
+                    .push_bind(n.flow_id)
+                    .push_bind(n.flow_version);
+            });
+            q.push(" RETURNING id");
+            let mut got: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *c).await?;
+            // A rowid table gives the rows of one INSERT increasing ids in VALUES order;
+            // RETURNING lists them in no promised order.
+            got.sort_unstable();
+            ids.extend(got.into_iter().map(|(id,)| id));
+        }
+        Ok(ids)
+    }
+
+    /// Completes several CDRs at hang-up in one statement, like [`Cdrs::finish`]: `(id, end,
+    /// start, answer)`. Returns how many rows it completed.
+    pub async fn finish_many(self, rows: &[(i64, CdrEnd, Timestamp, Option<Timestamp>)]) -> Result<u64> {
+        let mut c = self.db.acquire().await?;
+        let mut n = 0;
+        for chunk in rows.chunks(BATCH_ROWS) {
+            let mut q = QueryBuilder::<Db>::new(
+                "WITH v(id, end_time, duration, billable_dur, disposition, hangup_cause, flow_path, recording_file) AS (",
+            );
+            q.push_values(chunk, |mut b, (id, e, start, answer)| {
+                b.push_bind(*id)
+                    .push_bind(e.end_time)
+                    .push_bind(e.end_time.seconds_since(*start))
+                    .push_bind(answer.map(|a| e.end_time.seconds_since(a)).unwrap_or(0))
+                    .push_bind(e.disposition)
+                    .push_bind(e.hangup_cause.clone())
+                    .push_bind(Json(e.flow_path.clone()))
+                    .push_bind(e.recording_file.clone());
+            });
+            q.push(
+                ") UPDATE cdrs SET end_time = v.end_time, duration = v.duration, billable_dur = v.billable_dur, \
+                 disposition = v.disposition, hangup_cause = v.hangup_cause, flow_path = v.flow_path, \
+                 recording_file = COALESCE(v.recording_file, cdrs.recording_file) FROM v WHERE cdrs.id = v.id",
+            );
+            n += q.build().execute(&mut *c).await?.rows_affected();
+        }
+        Ok(n)
     }
 
     /// Completes the CDR at hang-up like [`Cdrs::update_end`], for a caller that knows the call's
@@ -248,6 +312,19 @@ mod tests {
         assert_eq!((c2.duration, c2.billable_dur, c2.answer_time), (Some(12), Some(10), Some(t1 + Duration::seconds(2))));
         assert!(!s.cdrs().finish(999_999, &end, t1, None).await.unwrap());
         assert_eq!(s.cdrs().delete_before(t0).await.unwrap(), 1);
+        // batches: ids in the order given, ends matched by id
+        let batch: Vec<(NewCdr, Option<Timestamp>)> = (0..3)
+            .map(|i| (NewCdr { call_id: format!("b{i}"), start_time: t1 + Duration::seconds(i), ..n.clone() }, (i == 1).then_some(t1 + Duration::seconds(5))))
+            .collect();
+        let ids = s.cdrs().insert_many(&batch).await.unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(s.cdrs().get(*id).await.unwrap().unwrap().call_id, format!("b{i}"));
+        }
+        let ends: Vec<_> = ids.iter().enumerate().map(|(i, id)| (*id, end.clone(), t1 + Duration::seconds(i as i64), batch[i].1)).collect();
+        assert_eq!(s.cdrs().finish_many(&ends).await.unwrap(), 3);
+        let b1 = s.cdrs().get(ids[1]).await.unwrap().unwrap();
+        assert_eq!((b1.duration, b1.billable_dur, b1.hangup_cause.as_deref()), (Some(11), Some(7), Some("normal_clearing")));
+        assert_eq!(s.cdrs().delete_before(t0).await.unwrap(), 3);
         assert_eq!(cdr.flow_path, serde_json::json!(["n1", "n2"]));
 
         let f = CdrFilter { direction: Some(Direction::Inbound), from: Timestamp::parse("2026-01-02"), ..Default::default() };
