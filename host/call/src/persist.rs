@@ -111,22 +111,19 @@ pub(crate) async fn writer(store: Store, outbox: Arc<Outbox>, stop: Arc<tokio::s
 }
 
 async fn apply(store: &Store, ops: &[PersistOp], cdr_ids: &mut HashMap<u64, i64>) -> Result<(), store::StoreError> {
-    // A call answered before its start was written gets one INSERT with both.
+    // A call answered before its start was written gets one row with both.
     let started: std::collections::HashSet<u64> =
         ops.iter().filter_map(|o| if let PersistOp::CdrStart { key, .. } = o { Some(*key) } else { None }).collect();
     let mut answered: HashMap<u64, Timestamp> = HashMap::new();
     for o in ops {
         if let PersistOp::CdrAnswer { key, at } = o
-            && started.contains(key) {
-                answered.entry(*key).or_insert(*at);
-            }
+            && started.contains(key)
+        {
+            answered.entry(*key).or_insert(*at);
+        }
     }
     let mut tx = store.begin().await?;
-    let mut new_ids: Vec<(u64, i64)> = Vec::new();
-    let mut ended: Vec<u64> = Vec::new();
-    let lookup = |key: u64, new_ids: &[(u64, i64)]| {
-        new_ids.iter().rev().find(|(k, _)| *k == key).map(|(_, id)| *id).or_else(|| cdr_ids.get(&key).copied())
-    };
+    // 1. registrations, in order
     for op in ops {
         match op {
             PersistOp::RegUpsert(r) => match tx.registrations().upsert(r).await {
@@ -138,23 +135,47 @@ async fn apply(store: &Store, ops: &[PersistOp], cdr_ids: &mut HashMap<u64, i64>
             PersistOp::RegDelete { extension_id, contact_uri } => {
                 tx.registrations().delete(*extension_id, contact_uri).await?;
             }
-            PersistOp::CdrStart { key, cdr } => {
-                let id = tx.cdrs().insert_start_answered(cdr, answered.get(key).copied()).await?;
-                new_ids.push((*key, id));
-            }
-            PersistOp::CdrAnswer { key, .. } if answered.contains_key(key) => {}
-            PersistOp::CdrAnswer { key, at } => {
-                if let Some(id) = lookup(*key, &new_ids) {
-                    tx.cdrs().update_answer(id, *at).await?;
-                }
-            }
-            PersistOp::CdrEnd { key, end, start, answer } => {
-                if let Some(id) = lookup(*key, &new_ids) {
-                    tx.cdrs().finish(id, end, *start, *answer).await?;
-                }
-                ended.push(*key);
-            }
+            _ => {}
         }
+    }
+    // 2. the calls that started, in one statement
+    let starts: Vec<(u64, (store::NewCdr, Option<Timestamp>))> = ops
+        .iter()
+        .filter_map(|o| match o {
+            PersistOp::CdrStart { key, cdr } => Some((*key, (cdr.clone(), answered.get(key).copied()))),
+            _ => None,
+        })
+        .collect();
+    let mut new_ids: HashMap<u64, i64> = HashMap::new();
+    if !starts.is_empty() {
+        let rows: Vec<(store::NewCdr, Option<Timestamp>)> = starts.iter().map(|(_, r)| r.clone()).collect();
+        let ids = tx.cdrs().insert_many(&rows).await?;
+        new_ids.extend(starts.iter().map(|(k, _)| *k).zip(ids));
+    }
+    let id_of = |key: u64| new_ids.get(&key).or_else(|| cdr_ids.get(&key)).copied();
+    // 3. answers of calls written earlier
+    for op in ops {
+        if let PersistOp::CdrAnswer { key, at } = op
+            && !answered.contains_key(key)
+            && let Some(id) = id_of(*key)
+        {
+            tx.cdrs().update_answer(id, *at).await?;
+        }
+    }
+    // 4. the calls that ended, in one statement
+    let mut ended = Vec::new();
+    let ends: Vec<(i64, CdrEnd, Timestamp, Option<Timestamp>)> = ops
+        .iter()
+        .filter_map(|o| match o {
+            PersistOp::CdrEnd { key, end, start, answer } => {
+                ended.push(*key);
+                id_of(*key).map(|id| (id, end.clone(), *start, *answer))
+            }
+            _ => None,
+        })
+        .collect();
+    if !ends.is_empty() {
+        tx.cdrs().finish_many(&ends).await?;
     }
     tx.commit().await?;
     cdr_ids.extend(new_ids);
@@ -204,6 +225,27 @@ mod tests {
         let row = s.cdrs().get(row.id).await.unwrap().unwrap();
         assert_eq!((row.duration, row.billable_dur, row.disposition), (Some(61), Some(60), Some(Disposition::Answered)));
         assert!(ids.is_empty(), "ended calls are forgotten");
+
+        // several calls in one flush; one answered in a later flush, ends together
+        let other = |n: &str| NewCdr { call_id: n.into(), ..cdr.clone() };
+        apply(&s, &[PersistOp::CdrStart { key: 8, cdr: other("c8") }, PersistOp::CdrStart { key: 9, cdr: other("c9") }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrAnswer { key: 9, at: t(3000) }], &mut ids).await.unwrap();
+        let end = |d| CdrEnd { end_time: t(10_000), disposition: d, hangup_cause: None, flow_path: serde_json::json!([]), recording_file: None };
+        apply(
+            &s,
+            &[
+                PersistOp::CdrEnd { key: 8, end: end(Disposition::NoAnswer), start: t(0), answer: None },
+                PersistOp::CdrEnd { key: 9, end: end(Disposition::Answered), start: t(0), answer: Some(t(3000)) },
+            ],
+            &mut ids,
+        )
+        .await
+        .unwrap();
+        let all = s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items;
+        let by = |n: &str| all.iter().find(|c| c.call_id == n).cloned().unwrap();
+        assert_eq!((by("c8").disposition, by("c8").billable_dur), (Some(Disposition::NoAnswer), Some(0)));
+        assert_eq!((by("c9").answer_time, by("c9").billable_dur), (Some(t(3000)), Some(7)));
+        assert!(ids.is_empty());
     }
 
     #[tokio::test]
