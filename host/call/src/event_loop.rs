@@ -37,6 +37,8 @@ const FIRST_CONN: usize = 16;
 const UDP_BATCH: usize = 64;
 /// Bytes a TCP connection may have queued for writing before it is closed as stuck.
 const MAX_TCP_BACKLOG: usize = 1 << 20;
+/// How long an accepted connection may go without one whole message.
+const SILENT_TCP_LIMIT: Duration = Duration::from_secs(30);
 /// How long the loop keeps running after a shutdown, to send the last BYEs.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 
@@ -52,6 +54,9 @@ struct Conn {
     connecting: bool,
     writable_interest: bool,
     last_active: Instant,
+    /// Whether a whole message ever arrived (a connection that sends none is closed soon).
+    spoke: bool,
+    opened: Instant,
 }
 
 pub(crate) struct Loop {
@@ -309,6 +314,8 @@ impl Loop {
                 connecting,
                 writable_interest: connecting,
                 last_active: now,
+                spoke: connecting,
+                opened: now,
             },
         );
         Some(token)
@@ -400,6 +407,9 @@ impl Loop {
             match f {
                 Ok(Frame::Ping) => self.send_tcp(now, peer.addr, Bytes::from_static(b"\r\n")),
                 Ok(Frame::Message(m)) => {
+                    if let Some(c) = self.conns.get_mut(&token) {
+                        c.spoke = true;
+                    }
                     if self.log != SipLogMode::Off {
                         siplog::log(self.log, "recv", peer, &m.to_bytes());
                     }
@@ -459,7 +469,12 @@ impl Loop {
     }
 
     fn close_idle(&mut self, now: Instant) {
-        let idle: Vec<Token> = self.conns.iter().filter(|(_, c)| now - c.last_active > self.tcp_idle).map(|(t, _)| *t).collect();
+        let idle: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now - c.last_active > self.tcp_idle || (!c.spoke && now - c.opened > SILENT_TCP_LIMIT))
+            .map(|(t, _)| *t)
+            .collect();
         for t in idle {
             self.close(t, false);
         }
