@@ -58,12 +58,7 @@ fn main() {
     cmd.args(["--workspace", "--locked", "--quiet"]);
     let output = cmd.output().unwrap_or_else(|e| fail(&format!("running {}: {e}; {}", tc.cargo.display(), toolchain::SETUP_HINT)));
     if !output.status.success() {
-        fail(&format!(
-            "building the built-in nodes (nodes/, with {:?}) failed:\n{}\n{}",
-            tc.kind,
-            String::from_utf8_lossy(&output.stderr),
-            toolchain::SETUP_HINT
-        ));
+        fail(&format!("building the built-in nodes (nodes/, with {:?}) failed:\n{}", tc.kind, String::from_utf8_lossy(&output.stderr)));
     }
 
     let mut generated = String::from(

@@ -131,9 +131,16 @@
 // The generated bindings need `unsafe` (the canonical ABI); everything written here is safe.
 #![deny(unsafe_code)]
 
+#[cfg(all(feature = "bump-alloc", target_arch = "wasm32"))]
+mod alloc;
 pub mod entity;
 #[cfg(feature = "guest")]
 mod host;
+
+/// Nodes allocate with a bump allocator (see `alloc.rs`; feature `bump-alloc`).
+#[cfg(all(feature = "bump-alloc", target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: alloc::NodeAllocator = alloc::NodeAllocator::new();
 #[cfg(feature = "guest")]
 pub use host::{Host, Wasm};
 

@@ -765,8 +765,10 @@ impl Engine {
     /// [`simulate_blocking`](Engine::simulate_blocking).
     pub fn test_plugin_blocking(&self, component: &[u8], script: Script) -> Result<SimReport, Error> {
         let node = script.node.clone().unwrap_or_default();
-        let requested = crate::tooling::inspect_plugin(self, component)?.info.capabilities;
-        let t = self.plugin_type(component, node.grants.as_deref().unwrap_or(&requested))?;
+        let mut t = self.plugin_type(component, &[])?;
+        let granted = crate::types::Grants::effective(&t.info.capabilities, node.grants.as_deref());
+        t.info.granted = granted.list();
+        t.grants = Arc::new(granted);
         let id = t.info.id.clone();
         let mut reg = Registry::clone(&self.registry());
         reg.insert(t);

@@ -132,6 +132,10 @@ pub enum SdkSource {
     Version(String),
 }
 
+/// A node crate's `.cargo/config.toml`: 2 MiB of initial memory, so the SDK's allocator
+/// serves a run from it without growing memory (growth costs the host two `mprotect`s).
+const NODE_CARGO_CONFIG: &str = include_str!("../../../nodes/.cargo/config.toml");
+
 /// The SDK sources, for [`SdkSource::Vendored`].
 const SDK_FILES: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../../../sdk/Cargo.toml")),
@@ -139,6 +143,7 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
     ("src/entity.rs", include_str!("../../../sdk/src/entity.rs")),
     ("src/host.rs", include_str!("../../../sdk/src/host.rs")),
+    ("src/alloc.rs", include_str!("../../../sdk/src/alloc.rs")),
     ("wit/types.wit", include_str!("../../../wit/types.wit")),
     ("wit/call.wit", include_str!("../../../wit/call.wit")),
     ("wit/directory.wit", include_str!("../../../wit/directory.wit")),
@@ -286,6 +291,7 @@ sdk::export_node!({struct_name});
 "#,
     )?;
     write(&dir.join(".gitignore"), "/target\n")?;
+    write(&dir.join(".cargo/config.toml"), NODE_CARGO_CONFIG)?;
     write(
         &dir.join("README.md"),
         &format!(
