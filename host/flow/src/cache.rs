@@ -43,16 +43,16 @@ impl ComponentCache {
     pub fn load(&self, engine: &wasmtime::Engine, bytes: &[u8]) -> Result<(Component, String), Error> {
         let sha = sha256_hex(bytes);
         let path = self.path(engine, &sha);
-        if let Some(p) = &path {
-            if let Some(c) = read_cached(engine, p) {
-                return Ok((c, sha));
-            }
+        if let Some(p) = &path
+            && let Some(c) = read_cached(engine, p)
+        {
+            return Ok((c, sha));
         }
         let component = Component::new(engine, bytes).map_err(|e| Error::component(format!("compiling {}", &sha[..12]), e))?;
-        if let Some(p) = &path {
-            if let Err(e) = write_cached(&component, p) {
-                tracing::warn!(path = %p.display(), "could not cache a compiled component: {e}");
-            }
+        if let Some(p) = &path
+            && let Err(e) = write_cached(&component, p)
+        {
+            tracing::warn!(path = %p.display(), "could not cache a compiled component: {e}");
         }
         Ok((component, sha))
     }

@@ -127,10 +127,10 @@ pub(crate) fn info_from_describe(d: &wit::NodeInfo, builtin: bool, granted: Opti
     let outputs: Vec<OutputDecl> = d.outputs.iter().map(output_from_wit).collect();
     check_outputs(&outputs)?;
     let capabilities = d.capabilities.iter().map(capability_from_wit).collect::<Result<Vec<_>, _>>()?;
-    if let Some(k) = &d.entity_kind {
-        if crate::entity::EntityKind::parse(k).is_none() {
-            return Err(format!("entity-kind {k:?} is not an entity type"));
-        }
+    if let Some(k) = &d.entity_kind
+        && crate::entity::EntityKind::parse(k).is_none()
+    {
+        return Err(format!("entity-kind {k:?} is not an entity type"));
     }
     let grants = Grants::effective(&capabilities, granted);
     let info = NodeTypeInfo {

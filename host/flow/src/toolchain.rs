@@ -72,10 +72,10 @@ fn misleading(key: &str) -> bool {
 /// an existing file (it is a symlink to an lld that may not be installed), else the newest
 /// `/usr/lib/llvm-*/bin/wasm-ld`.
 pub fn find_wasm_ld() -> Option<PathBuf> {
-    if let Ok(p) = std::fs::canonicalize("/usr/bin/rust-lld") {
-        if p.is_file() {
-            return Some(PathBuf::from("/usr/bin/rust-lld"));
-        }
+    if let Ok(p) = std::fs::canonicalize("/usr/bin/rust-lld")
+        && p.is_file()
+    {
+        return Some(PathBuf::from("/usr/bin/rust-lld"));
     }
     let mut best: Option<(u32, PathBuf)> = None;
     for entry in std::fs::read_dir("/usr/lib").ok()?.flatten() {
@@ -103,10 +103,10 @@ impl WasmToolchain {
     pub fn detect(rustc: Option<PathBuf>, cargo: Option<PathBuf>) -> Result<WasmToolchain, String> {
         let rustc = rustc.unwrap_or_else(|| PathBuf::from("rustc"));
         let cargo = cargo.unwrap_or_else(|| PathBuf::from("cargo"));
-        if let Some(root) = sysroot(&rustc) {
-            if root.join("lib/rustlib").join(WASM_TARGET).join("lib").is_dir() {
-                return Ok(WasmToolchain { cargo, rustc, kind: ToolchainKind::Rustup });
-            }
+        if let Some(root) = sysroot(&rustc)
+            && root.join("lib/rustlib").join(WASM_TARGET).join("lib").is_dir()
+        {
+            return Ok(WasmToolchain { cargo, rustc, kind: ToolchainKind::Rustup });
         }
         let debian = Path::new(DEBIAN_RUSTC).is_file() && Path::new(DEBIAN_CARGO).is_file() && Path::new(DEBIAN_STD_SRC).is_dir();
         if !debian {
