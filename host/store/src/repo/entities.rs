@@ -460,6 +460,23 @@ impl VoicemailMessages<'_> {
         Ok((total, unread.unwrap_or(0)))
     }
 
+    /// (total, unread) messages of each box that has any, in one query (the boxes' list).
+    pub async fn counts_by_box(self) -> Result<std::collections::HashMap<i64, (i64, i64)>> {
+        let mut c = self.db.acquire().await?;
+        let rows: Vec<(i64, i64, Option<i64>)> =
+            sqlx::query_as("SELECT mailbox_id, COUNT(*), SUM(read = 0) FROM voicemail_messages GROUP BY mailbox_id")
+                .fetch_all(&mut *c)
+                .await?;
+        Ok(rows.into_iter().map(|(id, total, unread)| (id, (total, unread.unwrap_or(0)))).collect())
+    }
+
+    /// Unread messages of all boxes together (the dashboard).
+    pub async fn unread_total(self) -> Result<i64> {
+        let mut c = self.db.acquire().await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM voicemail_messages WHERE read = 0").fetch_one(&mut *c).await?;
+        Ok(n)
+    }
+
     /// Messages older than their box's retention at `now` (retention 0 keeps forever).
     pub async fn list_expired(self, now: Timestamp) -> Result<Vec<VoicemailMessage>> {
         let mut c = self.db.acquire().await?;
