@@ -172,6 +172,16 @@ fn jwt_validation() -> Validation {
 
 /// The caller, and the session token whose cookie should be re-sent (the session was extended).
 async fn authenticate(state: &AppState, headers: &HeaderMap, method: &Method) -> ApiResult<(Principal, Option<String>)> {
+    authenticate_with(state, headers, method, true).await
+}
+
+/// Who `headers` (a session cookie or a bearer token) authenticate, without extending the
+/// session: what `/ws` checks when a socket opens and while it stays open.
+pub(crate) async fn principal(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
+    authenticate_with(state, headers, &Method::GET, false).await.map(|(p, _)| p)
+}
+
+async fn authenticate_with(state: &AppState, headers: &HeaderMap, method: &Method, touch: bool) -> ApiResult<(Principal, Option<String>)> {
     let store = state.store();
     let now = Timestamp::now();
     if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
@@ -200,7 +210,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, method: &Method) ->
         }
     }
     let mut refresh = None;
-    if now.unix_millis() - session.last_seen_at.unix_millis() >= TOUCH_INTERVAL.whole_milliseconds() as i64 {
+    if touch && now.unix_millis() - session.last_seen_at.unix_millis() >= TOUCH_INTERVAL.whole_milliseconds() as i64 {
         store.sessions().touch(&hash, now, now + SESSION_TTL).await?;
         refresh = Some(token.to_owned());
     }

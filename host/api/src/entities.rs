@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Data, List, ListMeta, PageQuery, PathParams, Query};
-use crate::resources::{Resource, SecretNames};
+use crate::resources::{rows_as_is, Resource, SecretNames};
 use crate::validate::*;
 use crate::AppState;
 
@@ -126,7 +126,7 @@ impl Resource for Extensions {
     const KIND: EntityKind = EntityKind::Extension;
     const LABEL: &'static str = "extension";
     type Row = Extension;
-    type Item = Extension;
+    type Item = crate::views::ExtensionView;
     type Input = ExtensionInput;
     type Prepared = (ExtensionFields, Option<String>);
 
@@ -135,6 +135,9 @@ impl Resource for Extensions {
     }
     async fn list(store: &Store, page: Page) -> Result<Paged<Extension>, StoreError> {
         store.extensions().list(page).await
+    }
+    async fn view(state: &AppState, rows: Vec<Extension>) -> ApiResult<Vec<Self::Item>> {
+        crate::views::extensions(state, rows).await
     }
     async fn get(store: &Store, id: i64) -> Result<Option<Extension>, StoreError> {
         store.extensions().get(id).await
@@ -268,7 +271,7 @@ impl Resource for Trunks {
     const KIND: EntityKind = EntityKind::Trunk;
     const LABEL: &'static str = "trunk";
     type Row = Trunk;
-    type Item = Trunk;
+    type Item = crate::views::TrunkView;
     type Input = TrunkInput;
     type Prepared = (TrunkFields, OwnedSecret);
 
@@ -277,6 +280,9 @@ impl Resource for Trunks {
     }
     async fn list(store: &Store, page: Page) -> Result<Paged<Trunk>, StoreError> {
         store.trunks().list(page).await
+    }
+    async fn view(state: &AppState, rows: Vec<Trunk>) -> ApiResult<Vec<Self::Item>> {
+        crate::views::trunks(state, rows).await
     }
     async fn get(store: &Store, id: i64) -> Result<Option<Trunk>, StoreError> {
         store.trunks().get(id).await
@@ -416,6 +422,7 @@ impl Resource for Numbers {
     async fn list(store: &Store, page: Page) -> Result<Paged<InboundNumber>, StoreError> {
         store.inbound_numbers().list(page).await
     }
+    rows_as_is!();
     async fn get(store: &Store, id: i64) -> Result<Option<InboundNumber>, StoreError> {
         store.inbound_numbers().get(id).await
     }
@@ -514,7 +521,7 @@ impl Resource for VoicemailBoxes {
     const KIND: EntityKind = EntityKind::VoicemailBox;
     const LABEL: &'static str = "voicemail box";
     type Row = VoicemailBox;
-    type Item = VoicemailBox;
+    type Item = crate::views::VoicemailBoxView;
     type Input = VoicemailBoxInput;
     type Prepared = (VoicemailBoxFields, OwnedSecret);
 
@@ -523,6 +530,9 @@ impl Resource for VoicemailBoxes {
     }
     async fn list(store: &Store, page: Page) -> Result<Paged<VoicemailBox>, StoreError> {
         store.voicemail_boxes().list(page).await
+    }
+    async fn view(state: &AppState, rows: Vec<VoicemailBox>) -> ApiResult<Vec<Self::Item>> {
+        crate::views::voicemail_boxes(state, rows).await
     }
     async fn get(store: &Store, id: i64) -> Result<Option<VoicemailBox>, StoreError> {
         store.voicemail_boxes().get(id).await
@@ -622,6 +632,7 @@ impl Resource for RingGroups {
     async fn list(store: &Store, page: Page) -> Result<Paged<RingGroup>, StoreError> {
         store.ring_groups().list(page).await
     }
+    rows_as_is!();
     async fn get(store: &Store, id: i64) -> Result<Option<RingGroup>, StoreError> {
         store.ring_groups().get(id).await
     }
@@ -718,6 +729,7 @@ impl Resource for IvrMenus {
     async fn list(store: &Store, page: Page) -> Result<Paged<IvrMenu>, StoreError> {
         store.ivr_menus().list(page).await
     }
+    rows_as_is!();
     async fn get(store: &Store, id: i64) -> Result<Option<IvrMenu>, StoreError> {
         store.ivr_menus().get(id).await
     }
@@ -801,6 +813,7 @@ impl Resource for TimeSwitches {
     async fn list(store: &Store, page: Page) -> Result<Paged<TimeSwitch>, StoreError> {
         store.time_switches().list(page).await
     }
+    rows_as_is!();
     async fn get(store: &Store, id: i64) -> Result<Option<TimeSwitch>, StoreError> {
         store.time_switches().get(id).await
     }
@@ -897,7 +910,7 @@ impl Resource for Conferences {
     const KIND: EntityKind = EntityKind::ConferenceBridge;
     const LABEL: &'static str = "conference bridge";
     type Row = ConferenceBridge;
-    type Item = ConferenceBridge;
+    type Item = crate::views::ConferenceView;
     type Input = ConferenceInput;
     type Prepared = (ConferenceBridgeFields, OwnedSecret);
 
@@ -906,6 +919,9 @@ impl Resource for Conferences {
     }
     async fn list(store: &Store, page: Page) -> Result<Paged<ConferenceBridge>, StoreError> {
         store.conference_bridges().list(page).await
+    }
+    async fn view(state: &AppState, rows: Vec<ConferenceBridge>) -> ApiResult<Vec<Self::Item>> {
+        crate::views::conferences(state, rows).await
     }
     async fn get(store: &Store, id: i64) -> Result<Option<ConferenceBridge>, StoreError> {
         store.conference_bridges().get(id).await
@@ -1053,6 +1069,7 @@ impl Resource for Flows {
         store.call_flows().get(id).await
     }
 
+    rows_as_is!();
     async fn prepare(state: &AppState, i: CallFlowInput, cur: Option<&CallFlow>) -> ApiResult<(Self::Prepared, SecretNames)> {
         let creating = cur.is_none();
         let mut e = Errors::new();

@@ -19,7 +19,7 @@ pub struct FieldError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// machine-readable: bad_request, validation_failed, unauthorized, forbidden, not_found,
-    /// conflict, payload_too_large, unsupported_media_type, too_many_requests, internal
+    /// conflict, payload_too_large, unsupported_media_type, too_many_requests, unavailable, internal
     pub code: &'static str,
     pub message: String,
     pub details: Vec<FieldError>,
@@ -57,6 +57,9 @@ pub enum ApiError {
     UnsupportedMediaType(&'static str),
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64, message: &'static str },
+    /// A component the request needs is not running (the PBX, for live data); 503.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +122,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => ("payload_too_large", "request body too large".to_owned(), vec![], None),
             ApiError::UnsupportedMediaType(m) => ("unsupported_media_type", m.to_owned(), vec![], None),
             ApiError::TooManyRequests { message, .. } => ("too_many_requests", message.to_owned(), vec![], None),
+            ApiError::Unavailable(m) => ("unavailable", m, vec![], None),
             ApiError::Internal(_) => ("internal", "internal server error".to_owned(), vec![], None),
         };
         ErrorBody { code, message, details, references }

@@ -11,20 +11,27 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+mod calls;
 mod cdrs;
 mod entities;
 pub mod error;
 pub mod extract;
+mod files;
 pub mod openapi;
 mod prompts;
 mod resources;
 pub mod settings;
+pub mod spa;
 mod system;
+mod trunks;
 pub mod validate;
+mod views;
+mod voicemail;
+mod ws;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -72,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) started: Instant,
     pub(crate) lockout: auth::Lockout,
     pub(crate) probes: RwLock<BTreeMap<String, HealthProbe>>,
+    /// The running PBX, once the binary attached it (live registrations, calls, `/ws`).
+    pub(crate) pbx: OnceLock<call::PbxHandle>,
 }
 
 /// What every handler can reach. Cheap to clone. The call and flow handles join it when those
@@ -88,6 +97,7 @@ impl AppState {
             started: Instant::now(),
             lockout: auth::Lockout::default(),
             probes: RwLock::new(BTreeMap::new()),
+            pbx: OnceLock::new(),
         }))
     }
 
@@ -105,6 +115,16 @@ impl AppState {
 
     pub fn uptime(&self) -> Duration {
         self.0.started.elapsed()
+    }
+
+    /// Connects the running PBX: live registration counts, active calls and hangup, and the
+    /// events `/ws` relays. Without it those report no registrations and no calls.
+    pub fn attach_pbx(&self, pbx: call::PbxHandle) {
+        let _ = self.0.pbx.set(pbx);
+    }
+
+    pub(crate) fn pbx(&self) -> Option<&call::PbxHandle> {
+        self.0.pbx.get()
     }
 
     /// Adds a component to `/api/v1/health` (e.g. "sip", "trunks").
@@ -143,6 +163,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(prompts::routes(state.config().max_upload_bytes))
                 .merge(settings::routes())
                 .merge(system::routes())
+                .merge(calls::routes())
+                .merge(voicemail::routes(state.config().max_upload_bytes))
                 .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth)),
         )
         .fallback(|| async { ApiError::NotFound })
@@ -150,8 +172,10 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .nest("/api/v1", api)
-        .fallback(|| async { ApiError::NotFound })
+        .route("/ws", axum::routing::get(ws::upgrade))
+        .fallback(spa::fallback)
         .layer(middleware::from_fn(rejections_to_envelope))
+        .layer(middleware::from_fn(spa::security_headers))
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))

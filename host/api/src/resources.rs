@@ -32,14 +32,17 @@ pub(crate) trait Resource: Send + Sync + 'static {
     /// Singular label for messages ("extension").
     const LABEL: &'static str;
     type Row: Serialize + ToSchema + Send + Sync;
-    /// What lists show (usually the row itself).
+    /// What GET, lists, create and update show: the row itself, or the row with live
+    /// read-only fields (`views.rs`: registration counts, trunk status, message counts).
     type Item: Serialize + ToSchema + Send;
     type Input: DeserializeOwned + ToSchema + Send;
     /// Validated values, ready to write.
     type Prepared: Send + Sync;
 
     fn id(row: &Self::Row) -> i64;
-    fn list(store: &Store, page: Page) -> impl Future<Output = Result<Paged<Self::Item>, StoreError>> + Send;
+    fn list(store: &Store, page: Page) -> impl Future<Output = Result<Paged<Self::Row>, StoreError>> + Send;
+    /// Rows as the API shows them ([`Resource::Item`]); [`rows_as_is!`] when that is the row.
+    fn view(state: &AppState, rows: Vec<Self::Row>) -> impl Future<Output = ApiResult<Vec<Self::Item>>> + Send;
     fn get(store: &Store, id: i64) -> impl Future<Output = Result<Option<Self::Row>, StoreError>> + Send;
     /// Merges the input over the current row (None on create) and validates the whole.
     fn prepare(
@@ -50,6 +53,20 @@ pub(crate) trait Resource: Send + Sync + 'static {
     fn insert(tx: &mut Tx, p: &Self::Prepared) -> impl Future<Output = Result<Self::Row, StoreError>> + Send;
     fn update(tx: &mut Tx, id: i64, p: &Self::Prepared) -> impl Future<Output = Result<Self::Row, StoreError>> + Send;
     fn delete(tx: &mut Tx, id: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The [`Resource::view`] of an entity shown as stored.
+macro_rules! rows_as_is {
+    () => {
+        async fn view(_state: &AppState, rows: Vec<Self::Row>) -> ApiResult<Vec<Self::Item>> {
+            Ok(rows)
+        }
+    };
+}
+pub(crate) use rows_as_is;
+
+async fn view_one<R: Resource>(state: &AppState, row: R::Row) -> ApiResult<R::Item> {
+    R::view(state, vec![row]).await?.pop().ok_or_else(|| ApiError::internal("a view lost its row"))
 }
 
 fn audit_json<T: Serialize>(row: &T, secrets: &SecretNames) -> serde_json::Value {
@@ -65,21 +82,23 @@ fn audit_json<T: Serialize>(row: &T, secrets: &SecretNames) -> serde_json::Value
 async fn list<R: Resource>(State(state): State<AppState>, Query(q): Query<PageQuery>) -> ApiResult<List<R::Item>> {
     let page = q.page()?;
     let p = R::list(state.store(), page).await?;
-    Ok(List { data: p.items, meta: ListMeta { total: p.total, limit: page.limit, offset: page.offset } })
+    let items = R::view(&state, p.items).await?;
+    Ok(List { data: items, meta: ListMeta { total: p.total, limit: page.limit, offset: page.offset } })
 }
 
-async fn get_one<R: Resource>(State(state): State<AppState>, PathParams(id): PathParams<i64>) -> ApiResult<Data<R::Row>> {
-    R::get(state.store(), id).await?.map(Data::new).ok_or(ApiError::NotFound)
+async fn get_one<R: Resource>(State(state): State<AppState>, PathParams(id): PathParams<i64>) -> ApiResult<Data<R::Item>> {
+    let row = R::get(state.store(), id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Data::new(view_one::<R>(&state, row).await?))
 }
 
-async fn create<R: Resource>(State(state): State<AppState>, caller: Caller, Json(input): Json<R::Input>) -> ApiResult<Created<R::Row>> {
+async fn create<R: Resource>(State(state): State<AppState>, caller: Caller, Json(input): Json<R::Input>) -> ApiResult<Created<R::Item>> {
     let (prepared, secrets) = R::prepare(&state, input, None).await?;
     let mut tx = state.store().begin().await?;
     let row = R::insert(&mut tx, &prepared).await?;
     let id = R::id(&row).to_string();
     tx.audit(&caller.actor(), "create", R::KIND.as_str(), Some(&id), None, Some(&audit_json(&row, &secrets))).await?;
     tx.commit().await?;
-    Ok(Created(row))
+    Ok(Created(view_one::<R>(&state, row).await?))
 }
 
 async fn update<R: Resource>(
@@ -87,7 +106,7 @@ async fn update<R: Resource>(
     caller: Caller,
     PathParams(id): PathParams<i64>,
     Json(input): Json<R::Input>,
-) -> ApiResult<Data<R::Row>> {
+) -> ApiResult<Data<R::Item>> {
     let current = R::get(state.store(), id).await?.ok_or(ApiError::NotFound)?;
     let (prepared, secrets) = R::prepare(&state, input, Some(&current)).await?;
     let mut tx = state.store().begin().await?;
@@ -102,7 +121,7 @@ async fn update<R: Resource>(
     )
     .await?;
     tx.commit().await?;
-    Ok(Data::new(row))
+    Ok(Data::new(view_one::<R>(&state, row).await?))
 }
 
 async fn delete<R: Resource>(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>) -> ApiResult<Data<Deleted>> {
@@ -203,7 +222,6 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
     for (name, s) in schemas {
         comps.schemas.insert(name, s);
     }
-    let row: RefOr<Schema> = Ref::from_schema_name(<R::Row as ToSchema>::name()).into();
     let item: RefOr<Schema> = Ref::from_schema_name(<R::Item as ToSchema>::name()).into();
     let input: RefOr<Schema> = Ref::from_schema_name(<R::Input as ToSchema>::name()).into();
     let tag = R::PATH.trim_start_matches('/');
@@ -212,23 +230,23 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
 
     let list_op = op(format!("list_{tag}"), format!("List {}s", R::LABEL))
         .parameters(Some(page_params()))
-        .response("200", json_response("a page", list_envelope(item)))
+        .response("200", json_response("a page", list_envelope(item.clone())))
         .response("400", error_response("bad pagination"))
         .build();
     let create_op = op(format!("create_{tag}"), format!("Create a {}", R::LABEL))
         .request_body(Some(body()))
-        .response("201", json_response("created", envelope(row.clone())))
+        .response("201", json_response("created", envelope(item.clone())))
         .response("422", error_response("invalid field"))
         .build();
     let get_op = op(format!("get_{tag}"), format!("Get a {}", R::LABEL))
         .parameter(id_param())
-        .response("200", json_response("found", envelope(row.clone())))
+        .response("200", json_response("found", envelope(item.clone())))
         .response("404", error_response("no such id"))
         .build();
     let update_op = op(format!("update_{tag}"), format!("Update a {} (absent fields are kept)", R::LABEL))
         .parameter(id_param())
         .request_body(Some(body()))
-        .response("200", json_response("updated", envelope(row.clone())))
+        .response("200", json_response("updated", envelope(item.clone())))
         .response("404", error_response("no such id"))
         .response("422", error_response("invalid field"))
         .build();

@@ -40,7 +40,7 @@ async fn envelope_auth_and_session_flow() {
 
     let (s, _, b) = call(&app, Request::get("/api/v1/extensions").body(Body::empty()).unwrap()).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
-    let (s, _, b) = call(&app, Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+    let (s, _, b) = call(&app, Request::get("/api/v1/nowhere").body(Body::empty()).unwrap()).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 
     let (s, _, b) = call(&app, json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678", "extra": 1}))).await;

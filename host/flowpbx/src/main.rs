@@ -83,6 +83,8 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     // (registrations survive a restart until they expire: the SIP stack reloads them)
     let expired_sessions = store.sessions().delete_expired(store::Timestamp::now()).await?;
     tracing::debug!(expired_sessions, "cleared ephemeral state");
+    // the default prompts, where the media engine and the prompts library read them
+    media::prompts::extract_system_prompts(&data_dir).context("extracting the default prompts")?;
 
     let state = api::AppState::new(
         store.clone(),
@@ -95,6 +97,7 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         layers,
     );
     let pbx = call::start(sip_config(&config.sip, &secret_key), store.clone()).await.context("starting the SIP stack")?;
+    state.attach_pbx(pbx.clone());
     state.register_health("sip", {
         let pbx = pbx.clone();
         Arc::new(move || {

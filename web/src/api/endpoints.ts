@@ -154,7 +154,7 @@ export const api = {
       form.set('file', file);
       return request<Prompt>('POST', '/prompts', { form });
     },
-    remove: (id: Id) => request<void>('DELETE', `/prompts/${id}`),
+    remove: (id: Id | string) => request<void>('DELETE', `/prompts/${id}`),
     audioUrl: (id: Id | string) => `/api/v1/prompts/${id}/audio`,
   },
 

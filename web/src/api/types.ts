@@ -74,7 +74,8 @@ export interface Registration {
   push_platform?: string | null;
 }
 
-export type TrunkStatus = 'registered' | 'registering' | 'failed' | 'unregistered' | 'disabled' | 'ok' | 'unknown';
+/** `unmonitored`: an IP trunk the PBX accepts calls from without probing it (no OPTIONS ping) */
+export type TrunkStatus = 'registered' | 'registering' | 'failed' | 'unregistered' | 'unmonitored' | 'disabled' | 'ok' | 'unknown';
 
 export interface Trunk extends Timestamps {
   id: Id;
@@ -224,7 +225,8 @@ export interface Conference extends Timestamps {
 }
 
 export interface Prompt extends Timestamps {
-  id: Id;
+  /** a number for uploads, `system:<name>` for the prompts shipped with the binary */
+  id: Id | string;
   name: string;
   original_name?: string | null;
   /** system prompts ship with the binary and cannot be deleted */

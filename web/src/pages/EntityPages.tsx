@@ -205,33 +205,14 @@ function Registrations({ id }: { id: Id }) {
 
 function TrunkStatusView({ trunk }: { trunk: Trunk }) {
   const liveStatus = useLive((s) => s.trunks[String(trunk.id)]);
-  const [result, setResult] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const test = async () => {
-    setBusy(true);
-    try {
-      const r = await api.trunks.test(trunk.id);
-      setResult(`${r.ok ? '✓' : '✖'} ${r.message}`);
-    } catch (e) {
-      setResult(`✖ ${errorMessage(e)}`);
-    } finally {
-      setBusy(false);
-    }
-  };
+  // No "Test trunk" button: the SIP stack cannot send an OPTIONS ping to a trunk yet
+  // (POST /trunks/:id/test, API-NEEDS.md §3), and a button that cannot test would mislead.
   return (
     <div className="text-sm">
       <p className="mb-2">
         Status: <StatusDot status={entityStatus('trunk', trunk, { trunk: liveStatus?.status })} />
       </p>
       {(liveStatus?.detail ?? trunk.status_detail) && <p className="mb-2 text-slate-600">{liveStatus?.detail ?? trunk.status_detail}</p>}
-      <button type="button" className="btn" onClick={() => void test()} disabled={busy}>
-        {busy ? 'Testing…' : 'Test trunk'}
-      </button>
-      {result && (
-        <p role="status" className="mt-2">
-          {result}
-        </p>
-      )}
     </div>
   );
 }

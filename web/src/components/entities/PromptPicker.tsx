@@ -15,7 +15,8 @@ export function PromptPicker({
 }: {
   id: string;
   label: string;
-  /** the prompt id, as text ("" for none) */
+  /** the prompt's name ("" for none): what `greeting_file` and prompt fields of node configs
+   *  hold, and what the media engine plays (a custom prompt of a system prompt's name wins) */
   value: string;
   onChange: (v: string) => void;
   error?: string;
@@ -32,7 +33,7 @@ export function PromptPicker({
     try {
       const p = await api.prompts.upload(file, api.prompts.nameFromFile(file.name));
       await qc.invalidateQueries({ queryKey: keys.prompts });
-      onChange(String(p.id));
+      onChange(p.name);
     } catch (e) {
       setUploadError(errorMessage(e));
     } finally {
@@ -41,7 +42,10 @@ export function PromptPicker({
     }
   };
 
-  const help = 'A WAV file; listen to it here before using it.';
+  // a custom prompt of the same name as a system one is what plays
+  const matches = (prompts.data ?? []).filter((p) => p.name === value);
+  const selected = matches.find((p) => p.kind !== 'system') ?? matches[0];
+  const help = 'A WAV file of any rate (converted to 8 kHz mono); listen to it here before using it.';
   return (
     <Field id={id} label={label} error={error ?? uploadError ?? undefined} help={help}>
       <div className="flex flex-wrap items-center gap-2">
@@ -52,8 +56,9 @@ export function PromptPicker({
           onChange={(e) => onChange(e.target.value)}
         >
           <option value="">— none —</option>
+          {value && !selected && <option value={value}>{value}</option>}
           {(prompts.data ?? []).map((p) => (
-            <option key={p.id} value={String(p.id)}>
+            <option key={p.id} value={p.name}>
               {p.name}
               {p.kind === 'system' ? ' (system)' : ''}
             </option>
@@ -74,8 +79,8 @@ export function PromptPicker({
           }}
         />
       </div>
-      {value && (
-        <audio className="mt-2 h-8 w-full" controls preload="none" src={api.prompts.audioUrl(value)} aria-label={`Preview ${label}`} />
+      {selected && (
+        <audio className="mt-2 h-8 w-full" controls preload="none" src={api.prompts.audioUrl(selected.id)} aria-label={`Preview ${label}`} />
       )}
     </Field>
   );
