@@ -55,6 +55,15 @@ pub enum MediaError {
     /// The session was closed (or its engine stopped) before the request could be served.
     #[error("media session closed")]
     SessionClosed,
+    /// The conference already has its maximum number of participants.
+    #[error("the conference is full ({max} participants)")]
+    ConferenceFull {
+        /// The maximum.
+        max: usize,
+    },
+    /// The participant (or leg) is not in that conference.
+    #[error("not in the conference")]
+    NotInConference,
     /// An invalid configuration value.
     #[error("invalid media configuration: {0}")]
     Config(String),

@@ -17,6 +17,8 @@ pub mod dtmf;
 pub mod engine;
 pub mod error;
 pub mod g711;
+pub mod jitter;
+pub mod mixer;
 pub mod negotiate;
 pub mod player;
 pub mod ports;

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::codec::{AudioDecoder, AudioEncoder, CodecSpec, OpusSettings};
+use crate::codec::{AudioDecoder, AudioEncoder, CodecKind, CodecSpec, OpusSettings};
 use crate::dtmf::{DtmfGenerator, DtmfReceiver, DtmfUpdate};
 use crate::negotiate::{dtmf_path, DtmfPath, LegCodecs};
 use crate::player::{PlayRequest, Player};
@@ -202,6 +202,29 @@ pub struct Transmit {
     pub data: Vec<u8>,
 }
 
+/// An audio packet of a leg that is in a conference, for the room's mixer (see
+/// [`Session::take_conference_packet`]): the payload is `buf[payload]` of the datagram just
+/// handed to [`Session::handle_datagram`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferencePacket {
+    /// The leg it came from.
+    pub leg: LegId,
+    /// The tag the leg joined with ([`Session::join_conference`]).
+    pub tag: u64,
+    /// The codec its payload type names.
+    pub codec: CodecKind,
+    /// RTP sequence number.
+    pub sequence: u16,
+    /// RTP timestamp.
+    pub timestamp: u32,
+    /// Where the payload lies in the datagram.
+    pub payload: std::ops::Range<usize>,
+}
+
+/// The local source id under which a leg's conference frames are numbered (apart from the
+/// ids of prompts and DTMF, which count up from 1).
+const CONFERENCE_SOURCE: u64 = 1 << 63;
+
 #[derive(Debug, Clone, Default)]
 struct Latch {
     addr: Option<SocketAddr>,
@@ -255,6 +278,9 @@ struct Leg {
     dtmf_rx: DtmfReceiver,
     dtmf_tx: Option<DtmfOut>,
     player: Option<Player>,
+    /// Set while the leg is in a conference (the tag it joined with): its audio goes to the
+    /// room instead of the other leg, and it hears what the room sends.
+    conference: Option<u64>,
     /// Encoder toward this leg, for its send codec.
     encoder: Option<(CodecSpec, AudioEncoder)>,
     /// Decoders of what this leg sends, by payload type.
@@ -292,6 +318,7 @@ impl Leg {
             dtmf_rx: DtmfReceiver::new(),
             dtmf_tx: None,
             player: None,
+            conference: None,
             encoder: None,
             decoders: Vec::new(),
             resample_out: None,
@@ -363,6 +390,7 @@ pub struct Session {
     pcm2: Vec<i16>,
     updates: Vec<DtmfUpdate>,
     payload: Vec<u8>,
+    conference_in: Option<ConferencePacket>,
 }
 
 impl std::fmt::Debug for Session {
@@ -393,6 +421,7 @@ impl Session {
             pcm2: Vec::new(),
             updates: Vec::new(),
             payload: Vec::new(),
+            conference_in: None,
         }
     }
 
@@ -452,6 +481,71 @@ impl Session {
     /// Whether the legs are bridged.
     pub fn is_bridged(&self) -> bool {
         self.bridged
+    }
+
+    /// Whether audio and DTMF flow between the legs: bridged, and neither is in a conference.
+    fn linked(&self) -> bool {
+        self.bridged && self.legs[0].conference.is_none() && self.legs[1].conference.is_none()
+    }
+
+    /// Puts a leg into a conference under `tag`: from now on its audio packets are handed
+    /// out by [`Session::take_conference_packet`] (not relayed to the other leg, not while
+    /// the leg is on hold), and it hears the frames given to
+    /// [`Session::send_conference_frame`], on its usual SSRC and numbering. Digits are still
+    /// reported as [`MediaEvent::Dtmf`]; prompts played to the leg replace the room's audio
+    /// while they play.
+    pub fn join_conference(&mut self, leg: LegId, tag: u64) {
+        let l = &mut self.legs[leg.index()];
+        l.conference = Some(tag);
+        l.pending.clear();
+        l.out.interrupt();
+    }
+
+    /// Takes a leg out of its conference; it is then as before it joined (bridged to the
+    /// other leg again if the session is bridged).
+    pub fn leave_conference(&mut self, leg: LegId) {
+        let l = &mut self.legs[leg.index()];
+        if l.conference.take().is_some() {
+            l.out.interrupt();
+        }
+        if self.conference_in.as_ref().is_some_and(|p| p.leg == leg) {
+            self.conference_in = None;
+        }
+    }
+
+    /// The tag a leg joined its conference with, if it is in one.
+    pub fn conference_tag(&self, leg: LegId) -> Option<u64> {
+        self.legs[leg.index()].conference
+    }
+
+    /// The audio packet of a conference leg that the last [`Session::handle_datagram`] took
+    /// in, if any: pass `buf[packet.payload]` to the room.
+    pub fn take_conference_packet(&mut self) -> Option<ConferencePacket> {
+        self.conference_in.take()
+    }
+
+    /// Sends a leg the frame its conference mixed for it (`payload` encoded in `codec`,
+    /// covering `units` of the codec's RTP clock), numbered on the leg's output stream so
+    /// joins, leaves and prompts never break its sequence. Returns `false` when the frame is
+    /// not sent: the leg is not in a conference, plays a prompt or DTMF, is on hold, has no
+    /// address yet, or no longer sends `codec`.
+    pub fn send_conference_frame(&mut self, leg: LegId, codec: CodecKind, payload: &[u8], units: u32, now: Instant) -> bool {
+        let l = &mut self.legs[leg.index()];
+        let Some(tag) = l.conference else { return false };
+        let Some(remote) = l.remote.as_ref() else { return false };
+        let send = remote.codecs.send_codec();
+        if l.player.is_some() || l.dtmf_tx.is_some() || !remote.direction.remote_receives() || send.kind != codec {
+            return false;
+        }
+        let (pt, clock) = (send.pt, send.clock_rate);
+        let Some(dest) = l.rtp.addr else { return false };
+        let num = l.out.local(CONFERENCE_SOURCE | tag, units, clock, now, payload.len());
+        let hdr = RtpHeader { marker: num.marker, payload_type: pt, sequence: num.seq, timestamp: num.ts, ssrc: l.out.ssrc() };
+        let mut data = self.buffer();
+        data.resize(RTP_HEADER_LEN + payload.len(), 0);
+        let _ = rtp::build(&hdr, payload, &mut data);
+        self.transmits.push_back(Transmit { leg, stream: StreamKind::Rtp, to: dest, data });
+        true
     }
 
     /// The SSRC a leg receives from FlowPBX.
@@ -518,7 +612,7 @@ impl Session {
         self.digit_started(leg, digit.to_ascii_uppercase(), now, false);
         self.events.push_back(MediaEvent::Dtmf(DigitEvent { leg, digit: digit.to_ascii_uppercase(), duration, source: DtmfSource::SipInfo }));
         let other = leg.other();
-        if self.bridged && self.legs[other.index()].codecs().is_some_and(|c| c.telephone_event.is_some()) {
+        if self.linked() && self.legs[other.index()].codecs().is_some_and(|c| c.telephone_event.is_some()) {
             self.send_dtmf(other, digit, duration, now)?;
         }
         Ok(())
@@ -611,6 +705,7 @@ impl Session {
     /// caller sends `buf[..len]` as told. Malformed or unexpected datagrams are dropped (and
     /// counted), never an error.
     pub fn handle_datagram(&mut self, leg: LegId, stream: StreamKind, from: SocketAddr, buf: &mut [u8], now: Instant) -> Option<Forward> {
+        self.conference_in = None;
         if stream == StreamKind::Rtcp || rtp::looks_like_rtcp(buf) {
             return self.handle_rtcp(leg, stream, from, buf, now);
         }
@@ -669,8 +764,17 @@ impl Session {
         };
         l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), in_clock, now);
 
+        // a conference leg's audio goes to its room (unless the leg is on hold: its phone may
+        // be playing music into the call)
+        if let Some(tag) = self.legs[li].conference
+            && self.legs[li].remote.as_ref().is_some_and(|r| r.direction.remote_receives()) {
+                let codec = self.legs[li].codecs().and_then(|c| c.audio_by_pt(hdr.payload_type)).map(|c| c.kind);
+                if let Some(codec) = codec {
+                    self.conference_in = Some(ConferencePacket { leg, tag, codec, sequence: hdr.sequence, timestamp: hdr.timestamp, payload: payload_offset..payload_offset + payload_len });
+                }
+            }
         let other = &self.legs[oi];
-        let relay = self.bridged && other.accepts_relay();
+        let relay = self.linked() && other.accepts_relay();
         let out_clock = other.codecs().map(|c| c.send_codec().clock_rate);
         let same = other.codecs().is_some_and(|c| c.send_codec().kind == in_kind && c.send_codec().clock_rate == in_clock);
         let passthrough_pt = other.codecs().and_then(|c| c.audio.iter().find(|x| x.kind == in_kind && x.clock_rate == in_clock)).map(|x| x.pt);
@@ -722,7 +826,7 @@ impl Session {
     }
 
     fn forward_dtmf(&mut self, leg: LegId, hdr: RtpHeader, buf: &mut [u8], now: Instant) -> Option<Forward> {
-        if !self.bridged {
+        if !self.linked() {
             return None;
         }
         let (from_codecs, to_codecs) = (self.legs[leg.index()].codecs()?, self.legs[leg.other().index()].codecs()?);
@@ -758,7 +862,7 @@ impl Session {
         if self.legs[leg.index()].player.as_ref().is_some_and(|p| p.is_interruptible()) {
             self.finish_player(leg, Some(digit), false);
         }
-        if !live || !self.bridged {
+        if !live || !self.linked() {
             return;
         }
         let (Some(from), Some(to)) = (self.legs[leg.index()].codecs(), self.legs[leg.other().index()].codecs()) else { return };
@@ -939,7 +1043,7 @@ impl Session {
         // relay when both directions pass through (the reports then describe the far
         // endpoint's stream); when FlowPBX transcodes or plays, it reports itself instead
         let oi = leg.other().index();
-        if !self.bridged || !self.legs[li].passthrough || !self.legs[oi].passthrough {
+        if !self.linked() || !self.legs[li].passthrough || !self.legs[oi].passthrough {
             return None;
         }
         let o = &self.legs[oi];
@@ -1102,7 +1206,7 @@ impl Session {
 
     fn send_reports(&mut self, now: Instant) {
         for i in 0..2 {
-            let passthrough_pair = self.bridged && self.legs[0].passthrough && self.legs[1].passthrough && self.legs.iter().all(|l| l.player.is_none());
+            let passthrough_pair = self.linked() && self.legs[0].passthrough && self.legs[1].passthrough && self.legs.iter().all(|l| l.player.is_none());
             let l = &mut self.legs[i];
             if now < l.next_rtcp || l.remote.is_none() {
                 continue;
