@@ -217,7 +217,7 @@ impl Server {
             });
         }
         self.child = Some(child);
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let client = http_builder().timeout(Duration::from_secs(2)).build()?;
         let url = self.url("/api/v1/health");
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
@@ -399,9 +399,21 @@ pub struct Client {
     bearer: Option<String>,
 }
 
+/// A reqwest builder that works whatever TLS features the workspace unifies
+/// into reqwest: the flow crate turns on `rustls-no-provider`, and a client
+/// built without a process-wide rustls provider panics, so one is installed
+/// first (ring, the provider the flow crate uses too).
+pub fn http_builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
 impl Client {
     pub fn new(base_url: &str) -> Client {
-        let http = reqwest::Client::builder()
+        let http = http_builder()
             .cookie_store(true)
             .timeout(Duration::from_secs(30))
             .build()
@@ -411,7 +423,7 @@ impl Client {
 
     /// A client that authenticates with an API token instead of a session.
     pub fn with_bearer(&self, token: &str) -> Client {
-        Client { http: reqwest::Client::new(), base: self.base.clone(), csrf: Arc::new(Mutex::new(None)), bearer: Some(token.to_owned()) }
+        Client { http: http_builder().build().unwrap_or_default(), base: self.base.clone(), csrf: Arc::new(Mutex::new(None)), bearer: Some(token.to_owned()) }
     }
 
     /// The underlying reqwest client (cookie jar included) for requests the helpers do not cover.
