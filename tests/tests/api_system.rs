@@ -181,7 +181,10 @@ async fn prompts_upload_download_delete() -> anyhow::Result<()> {
     assert_eq!(c.delete(&format!("/ivr-menus/{}", ivr.data()["id"])).await?.status, 200);
     assert_eq!(c.delete(&format!("/prompts/{id}")).await?.status, 200);
     assert!(!server.data_dir().join("prompts/custom/welcome.wav").exists());
-    assert_eq!(c.get("/prompts").await?.body["meta"]["total"], 1);
+    // the system prompts are listed beside the one custom prompt left
+    let listed = c.get("/prompts?limit=100").await?;
+    let custom: Vec<_> = listed.data().as_array().unwrap().iter().filter(|p| p["kind"] == "custom").map(|p| p["name"].clone()).collect();
+    assert_eq!(custom, vec![json!("long")], "{}", listed.text);
     Ok(())
 }
 

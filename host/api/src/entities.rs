@@ -989,9 +989,13 @@ async fn validate_graph(state: &AppState, e: &mut Errors, g: &serde_json::Value)
         return Ok(());
     };
     for k in obj.keys() {
-        if !matches!(k.as_str(), "nodes" | "edges" | "viewport") {
-            e.add(format!("flow_data.{k}"), "unknown field (expected nodes, edges, viewport)");
+        if !matches!(k.as_str(), "nodes" | "edges" | "viewport" | "settings") {
+            e.add(format!("flow_data.{k}"), "unknown field (expected nodes, edges, viewport, settings)");
         }
+    }
+    // the flow-wide fallback ({fallback_node, fallback_prompt}); the flow engine checks its meaning
+    if let Some(s) = obj.get("settings") {
+        e.check(s.is_object(), "flow_data.settings", "must be an object (fallback_node, fallback_prompt)");
     }
     let nodes = match obj.get("nodes") {
         Some(serde_json::Value::Array(a)) => a.as_slice(),
@@ -1065,11 +1069,11 @@ impl Resource for Flows {
     async fn list(store: &Store, page: Page) -> Result<Paged<CallFlow>, StoreError> {
         store.call_flows().list(page).await
     }
+    rows_as_is!();
     async fn get(store: &Store, id: i64) -> Result<Option<CallFlow>, StoreError> {
         store.call_flows().get(id).await
     }
 
-    rows_as_is!();
     async fn prepare(state: &AppState, i: CallFlowInput, cur: Option<&CallFlow>) -> ApiResult<(Self::Prepared, SecretNames)> {
         let creating = cur.is_none();
         let mut e = Errors::new();

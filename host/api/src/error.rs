@@ -26,6 +26,11 @@ pub struct ErrorBody {
     /// For a 409 on delete: what still refers to the entity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub references: Option<Vec<Reference>>,
+    /// For `flow_invalid` (publishing a flow with errors): every problem the validator found,
+    /// `{severity, code, message, node_id?, edge_id?, field?}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub problems: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,6 +65,9 @@ pub enum ApiError {
     /// A component the request needs is not running (the PBX, for live data); 503.
     #[error("{0}")]
     Unavailable(String),
+    /// A flow graph with errors; 422 `flow_invalid` with `error.problems`.
+    #[error("{message}")]
+    FlowInvalid { message: String, problems: Vec<serde_json::Value> },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -90,11 +98,13 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::FlowInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn body(self) -> ErrorBody {
+        let mut flow_problems = None;
         let (code, message, details, references) = match self {
             ApiError::BadRequest { message, details } => ("bad_request", message, details, None),
             ApiError::Validation(details) => {
@@ -123,9 +133,13 @@ impl ApiError {
             ApiError::UnsupportedMediaType(m) => ("unsupported_media_type", m.to_owned(), vec![], None),
             ApiError::TooManyRequests { message, .. } => ("too_many_requests", message.to_owned(), vec![], None),
             ApiError::Unavailable(m) => ("unavailable", m, vec![], None),
+            ApiError::FlowInvalid { message, problems } => {
+                flow_problems = Some(problems);
+                ("flow_invalid", message, vec![], None)
+            }
             ApiError::Internal(_) => ("internal", "internal server error".to_owned(), vec![], None),
         };
-        ErrorBody { code, message, details, references }
+        ErrorBody { code, message, details, references, problems: flow_problems }
     }
 }
 

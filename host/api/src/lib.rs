@@ -16,8 +16,11 @@ mod cdrs;
 mod entities;
 pub mod error;
 pub mod extract;
+pub mod flow_sync;
+pub mod flows_engine;
 mod files;
 pub mod openapi;
+mod plugins;
 mod prompts;
 mod resources;
 pub mod settings;
@@ -79,6 +82,8 @@ pub(crate) struct Inner {
     pub(crate) started: Instant,
     pub(crate) lockout: auth::Lockout,
     pub(crate) probes: RwLock<BTreeMap<String, HealthProbe>>,
+    /// The flow engine, once started (`AppState::start_flow_engine`).
+    pub(crate) flows: OnceLock<flows_engine::FlowRuntime>,
     /// The running PBX, once the binary attached it (live registrations, calls, `/ws`).
     pub(crate) pbx: OnceLock<call::PbxHandle>,
 }
@@ -97,6 +102,7 @@ impl AppState {
             started: Instant::now(),
             lockout: auth::Lockout::default(),
             probes: RwLock::new(BTreeMap::new()),
+            flows: OnceLock::new(),
             pbx: OnceLock::new(),
         }))
     }
@@ -163,6 +169,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(prompts::routes(state.config().max_upload_bytes))
                 .merge(settings::routes())
                 .merge(system::routes())
+                .merge(flows_engine::routes())
+                .merge(plugins::routes())
                 .merge(calls::routes())
                 .merge(voicemail::routes(state.config().max_upload_bytes))
                 .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth)),

@@ -50,6 +50,7 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut doc = ApiDoc::openapi();
+        doc.merge(crate::flows_engine::FlowsDoc::openapi());
         doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
         crate::resources::document(&mut doc);
         doc

@@ -98,6 +98,7 @@ async fn create<R: Resource>(State(state): State<AppState>, caller: Caller, Json
     let id = R::id(&row).to_string();
     tx.audit(&caller.actor(), "create", R::KIND.as_str(), Some(&id), None, Some(&audit_json(&row, &secrets))).await?;
     tx.commit().await?;
+    state.entity_changed(R::KIND, R::id(&row)).await;
     Ok(Created(view_one::<R>(&state, row).await?))
 }
 
@@ -121,6 +122,7 @@ async fn update<R: Resource>(
     )
     .await?;
     tx.commit().await?;
+    state.entity_changed(R::KIND, id).await;
     Ok(Data::new(view_one::<R>(&state, row).await?))
 }
 
@@ -140,6 +142,7 @@ async fn delete<R: Resource>(State(state): State<AppState>, caller: Caller, Path
     }
     tx.audit(&caller.actor(), "delete", R::KIND.as_str(), Some(&id.to_string()), Some(&audit_json(&current, &vec![])), None).await?;
     tx.commit().await?;
+    state.entity_changed(R::KIND, id).await;
     Ok(Data::new(Deleted { id, deleted: true }))
 }
 

@@ -3,8 +3,9 @@
 //! legs are cancelled. Requests inside a confirmed call are relayed leg to leg.
 //!
 //! **The media seam.** SDP crosses from one leg to the other in exactly one place,
-//! [`Core::sdp_across`]. Today it passes the body through unchanged; the media engine will
-//! anchor the call there (allocate a session, rewrite connection and ports, negotiate codecs).
+//! [`Core::sdp_across`] (crossing.rs): every call's media is anchored in a media session
+//! opened when the call arrives, each leg's SDP is read for the session and rewritten with
+//! FlowPBX's address, ports and negotiated codecs.
 //!
 //! **The controller seam.** Ringing is a job with a completion: the built-in routing
 //! (extension dials extension, a trusted trunk's number) answers the caller itself when the
@@ -24,6 +25,8 @@ use tokio::sync::oneshot;
 
 use crate::clock::wall;
 use crate::core::{AuthResult, Core, Timer, ALLOW};
+use crate::crossing::{fault_status, leg as media_leg, CallMedia, SdpKind};
+use crate::sdp_media::is_sdp;
 use crate::directory::User;
 use crate::events::{ActiveCall, CallState, PbxEvent};
 use crate::persist::PersistOp;
@@ -69,6 +72,8 @@ pub(crate) enum Cause {
     SessionTimeout,
     /// The PBX stopped.
     Shutdown,
+    /// A leg sent no media for the media timeout.
+    MediaTimeout,
 }
 
 impl Cause {
@@ -85,6 +90,7 @@ impl Cause {
             Cause::AckTimeout => "ack_timeout".into(),
             Cause::SessionTimeout => "session_timeout".into(),
             Cause::Shutdown => "system_shutdown".into(),
+            Cause::MediaTimeout => "media_timeout".into(),
         }
     }
 
@@ -101,6 +107,7 @@ impl Cause {
             Cause::AckTimeout => "ack_timeout",
             Cause::SessionTimeout => "session_timeout",
             Cause::Shutdown => "system_shutdown",
+            Cause::MediaTimeout => "media_timeout",
         }
     }
 
@@ -140,7 +147,7 @@ impl Cause {
             // Redirects and auth challenges of a callee mean nothing to our caller.
             Cause::Failed(c) if (400..700).contains(&c) && !matches!(c, 401 | 407) => c,
             Cause::Failed(_) => 480,
-            Cause::Normal | Cause::AckTimeout | Cause::SessionTimeout => 480,
+            Cause::Normal | Cause::AckTimeout | Cause::SessionTimeout | Cause::MediaTimeout => 480,
             Cause::Shutdown => 503,
         }
     }
@@ -227,6 +234,14 @@ pub(crate) struct Call {
     /// The deadlines scheduled in the core's timer set for this call.
     ring_at: Option<Instant>,
     session_at: Option<Instant>,
+    /// The extension that placed the call (internal calls).
+    caller_ext: Option<i64>,
+    /// The call's anchored media (None on a PBX without a media engine).
+    pub(crate) media: Option<CallMedia>,
+    /// The caller was answered by FlowPBX itself (a flow), before any callee.
+    pub(crate) local_answer: bool,
+    /// The call's recording, relative to the data dir.
+    recording: Option<String>,
 }
 
 /// What a client transaction of ours is for.
@@ -234,7 +249,7 @@ pub(crate) struct Call {
 enum ClientRole {
     BInvite { call: u64, leg: usize },
     ReInvite { call: u64, to: Side, server: ServerTxId },
-    Relay { call: u64, server: ServerTxId },
+    Relay { call: u64, to: Side, server: ServerTxId },
     Fire,
 }
 
@@ -242,7 +257,7 @@ enum ClientRole {
 #[derive(Default)]
 pub(crate) struct CallTable {
     next_key: u64,
-    calls: HashMap<u64, Call>,
+    pub(crate) calls: HashMap<u64, Call>,
     by_a: HashMap<(String, String), u64>,
     by_b: HashMap<String, (u64, usize)>,
     a_invites: HashMap<ServerTxId, u64>,
@@ -325,7 +340,7 @@ impl Core {
             return self.reply(now, tx, 404);
         };
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
-        let key = self.new_call(now, tx, msg, source, Direction::Internal, party, dialled, None, None);
+        let Some(key) = self.new_call(now, tx, msg, source, Direction::Internal, party, dialled, None, None, Some(caller.id)) else { return };
         self.ring_extensions(now, key, &[target], None, None, Completion::Respond, Some(source));
     }
 
@@ -361,7 +376,9 @@ impl Core {
             number: from.and_then(|f| f.uri.user().map(|u| u.into_owned())).unwrap_or_else(|| "anonymous".into()),
         };
         let call_id = msg.call_id().unwrap_or("").to_owned();
-        let key = self.new_call(now, tx, msg, source, Direction::Inbound, party.clone(), did.number.clone(), Some(trunk_id), did.flow_id);
+        let Some(key) = self.new_call(now, tx, msg, source, Direction::Inbound, party.clone(), did.number.clone(), Some(trunk_id), did.flow_id, None) else {
+            return;
+        };
         let incoming = IncomingCall {
             key,
             call_id,
@@ -398,13 +415,22 @@ impl Core {
         callee: String,
         trunk_id: Option<i64>,
         flow_id: Option<i64>,
-    ) -> u64 {
+        caller_ext: Option<i64>,
+    ) -> Option<u64> {
+        let call_id = invite.call_id().unwrap_or("").to_owned();
+        let key = self.calls.next_key + 1;
+        let media = match self.open_media(key, &call_id, invite.content_type(), invite.body()) {
+            Ok(m) => m,
+            Err((code, reason)) => {
+                tracing::info!(%call_id, code, "call refused: its media cannot be anchored");
+                self.reply_with(now, tx, code, Some(reason), |_| {});
+                return None;
+            }
+        };
         self.reply(now, tx, 100);
-        self.calls.next_key += 1;
-        let key = self.calls.next_key;
+        self.calls.next_key = key;
         let to_tag = self.ids.tag();
         let contact = self.contact_for(&callee, source);
-        let call_id = invite.call_id().unwrap_or("").to_owned();
         let from_tag = invite.from_tag().unwrap_or("").to_owned();
         self.ops.push(PersistOp::CdrStart {
             key,
@@ -436,6 +462,10 @@ impl Core {
             controlled: false,
             ring_at: None,
             session_at: None,
+            caller_ext,
+            media,
+            local_answer: false,
+            recording: None,
         };
         let view = call.view();
         self.shared.calls.insert(key, view.clone());
@@ -443,7 +473,7 @@ impl Core {
         self.calls.by_a.insert((call_id, from_tag), key);
         self.calls.a_invites.insert(tx, key);
         self.calls.calls.insert(key, call);
-        key
+        Some(key)
     }
 
     fn publish(&mut self, key: u64) {
@@ -492,7 +522,7 @@ impl Core {
         let mut legs = Vec::with_capacity(contacts.len());
         for (extension_id, ext, b) in contacts {
             let dest = b.next_hop;
-            let (ct, body) = self.sdp_across(key, Side::A, content_type.as_deref(), &body);
+            let (ct, body) = self.offer_for_callee(key, dest, content_type.as_deref(), &body);
             let call_id = self.ids.call_id();
             let from_tag = self.ids.tag();
             let via = self.via_for(dest);
@@ -546,12 +576,6 @@ impl Core {
         self.publish(key);
     }
 
-    /// The one place SDP crosses from one leg to the other. Media anchoring goes here; for
-    /// now the offer or answer passes unchanged.
-    pub(crate) fn sdp_across(&mut self, _key: u64, _from: Side, content_type: Option<&str>, body: &Bytes) -> (Option<String>, Bytes) {
-        (content_type.map(str::to_owned), body.clone())
-    }
-
     /// A ring job ended without an answer.
     fn finish_ring(&mut self, now: Instant, key: u64, cause: Cause, completion: Completion) {
         self.set_timer(key, TimerKind::Ring, None);
@@ -593,8 +617,9 @@ impl Core {
         reply: oneshot::Sender<Result<RingOutcome, CallError>>,
     ) -> Result<(), (CallError, oneshot::Sender<Result<RingOutcome, CallError>>)> {
         let Some(call) = self.calls.calls.get_mut(&key) else { return Err((CallError::NoSuchCall, reply)) };
-        if call.answered_at.is_some() || call.a.final_sent {
-            return Err((CallError::InvalidState("the call is answered or over"), reply));
+        let answered_elsewhere = call.winner.is_some() || (call.a.final_sent && !call.local_answer);
+        if answered_elsewhere {
+            return Err((CallError::InvalidState("the call is bridged or over"), reply));
         }
         if call.ring.is_some() {
             return Err((CallError::InvalidState("already ringing"), reply));
@@ -653,13 +678,13 @@ impl Core {
         match role {
             ClientRole::BInvite { call, leg } => self.on_leg_response(now, tx, call, leg, code, msg, dest),
             ClientRole::ReInvite { call, to, server } => self.on_reinvite_response(now, tx, call, to, server, code, msg),
-            ClientRole::Relay { call, server } => {
+            ClientRole::Relay { call, to, server } => {
                 if code >= 200 {
                     let update_ok = (200..300).contains(&code) && msg.cseq().is_some_and(|s| s.method == Method::Update);
                     if update_ok {
                         self.session_refreshed(now, call);
                     }
-                    self.relay_response(now, server, call, &msg);
+                    self.relay_response(now, server, call, to, &msg);
                 }
             }
             ClientRole::Fire => {}
@@ -680,16 +705,31 @@ impl Core {
             if code == 100 || leg.state != LegState::Calling || call.winner.is_some() || call.a.final_sent {
                 return;
             }
-            // 180/183 go to the caller; the first early SDP with them.
-            let with_sdp = !msg.body().is_empty() && !call.a.early_media;
-            if with_sdp {
-                call.a.early_media = true;
-            }
+            // 180/183 go to the caller; the first early SDP with them (an answer to the
+            // caller's offer: without one there is nothing it could answer).
+            let with_sdp = !msg.body().is_empty() && !call.a.early_media && call.media.as_ref().is_none_or(CallMedia::caller_offer_pending);
             let a_tx = call.a.tx;
+            let a_peer = call.a.source;
             let to_tag = call.a.to_tag.clone();
             let contact = call.a.contact.clone();
-            let resp_code = if code == 183 && !with_sdp { 180 } else { code };
-            let body = if with_sdp { Some(self.sdp_across(key, Side::B, msg.content_type(), msg.body())) } else { None };
+            let body = if with_sdp {
+                match self.sdp_across(key, Side::B, SdpKind::EarlyAnswer, msg.content_type(), msg.body(), a_peer) {
+                    Ok(b) if !b.1.is_empty() => Some(b),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::debug!(key, ?e, "early SDP of a callee not usable");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            if body.is_some()
+                && let Some(call) = self.calls.calls.get_mut(&key)
+            {
+                call.a.early_media = true;
+            }
+            let resp_code = if code == 183 && body.is_none() { 180 } else { code };
             let Some(req) = self.txl.request(a_tx) else { return };
             let mut r = Message::response_to(req, resp_code, None, Some(&to_tag));
             r.push_header(HeaderName::Contact, &format!("<{contact}>"));
@@ -723,17 +763,15 @@ impl Core {
     fn on_leg_answered(&mut self, now: Instant, tx: ClientTxId, key: u64, idx: usize, msg: Message, dest: Peer) {
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
         let Some(leg) = call.legs.get_mut(idx) else { return };
-        let won = call.winner.is_none() && !call.a.final_sent && leg.state == LegState::Calling;
+        // the caller still waits for an answer, or a flow answered it and rings on its behalf
+        let caller_waits = !call.a.final_sent || (call.local_answer && call.a.dialog.is_some());
+        let won = call.winner.is_none() && caller_waits && leg.state == LegState::Calling;
         let dialog = Dialog::uac(&leg.invite, &msg, &leg.contact);
         if !won {
             // Another leg won, or the caller is gone: take this answer and end it.
             leg.state = LegState::Done;
-            if let Ok(mut d) = dialog {
-                let via = self.via_for(dest);
-                let _ = self.txl.send_ack(tx, dest, d.ack(&via));
-                let via = self.via_for(dest);
-                let bye = d.request(Method::Bye, &via);
-                self.send_fire(now, dest, Some(bye));
+            if let Ok(d) = dialog {
+                self.ack_and_bye(now, tx, dest, d);
             }
             return;
         }
@@ -746,20 +784,37 @@ impl Core {
                 return self.after_leg_failed(now, key);
             }
         };
-        leg.state = LegState::Answered;
-        let a_offered = !call.a.invite.body().is_empty();
-        if a_offered {
+        // Our INVITE carried an offer (the 2xx answers it) or not (the 2xx offers, the
+        // caller's ACK will answer).
+        let b_offered = !leg.invite.body().is_empty();
+        let local = call.local_answer;
+        let a_peer = call.a.source;
+        let kind = if b_offered { SdpKind::Answer } else { SdpKind::Offer };
+        let (ct, body) = match self.sdp_across(key, Side::B, kind, msg.content_type(), msg.body(), a_peer) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(key, ?e, "a callee answered with SDP FlowPBX cannot anchor: hung up");
+                self.ack_and_bye(now, tx, dest, dialog);
+                if let Some(l) = self.calls.calls.get_mut(&key).and_then(|c| c.legs.get_mut(idx)) {
+                    l.state = LegState::Done;
+                    l.code = Some(488);
+                }
+                return self.after_leg_failed(now, key);
+            }
+        };
+        if b_offered {
             let via = self.via_for(dest);
             let _ = self.txl.send_ack(tx, dest, dialog.ack(&via));
         }
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
-        if !a_offered {
+        if !b_offered {
             call.pending_ack = Some((Side::B, tx));
         }
+        call.legs[idx].state = LegState::Answered;
         call.legs[idx].dialog = Some(dialog);
         let winner_extension = call.legs[idx].extension_id;
         call.winner = Some(idx);
-        call.answered_at = Some(now);
+        call.answered_at.get_or_insert(now);
         let ring = call.ring.take();
         // The other legs stop ringing.
         let mut stop = Vec::new();
@@ -773,8 +828,50 @@ impl Core {
             self.cancel_leg(now, ltx, d, provisional, cancel);
         }
         self.set_timer(key, TimerKind::Ring, None);
-        // Answer the caller.
-        let (ct, body) = self.sdp_across(key, Side::B, msg.content_type(), msg.body());
+        self.record_if_asked(key, winner_extension);
+        if local {
+            // the caller, answered by a flow, heard ringback: now the callee
+            if let Some(m) = self.media.as_mut() {
+                m.stop_playback(key, media::LegId::A);
+            }
+        } else {
+            self.answer_caller(now, key, ct, body);
+        }
+        self.publish(key);
+        if let Some(Ring { completion: Completion::Notify(reply) }) = ring {
+            let _ = reply.send(Ok(RingOutcome::Answered(winner_extension)));
+        }
+    }
+
+    /// Acknowledges a 2xx we do not want and hangs its dialog up.
+    fn ack_and_bye(&mut self, now: Instant, tx: ClientTxId, dest: Peer, mut d: Dialog) {
+        let via = self.via_for(dest);
+        let _ = self.txl.send_ack(tx, dest, d.ack(&via));
+        let via = self.via_for(dest);
+        let bye = d.request(Method::Bye, &via);
+        self.send_fire(now, dest, Some(bye));
+    }
+
+    /// Records the call (both legs, stereo) when the caller's or the answering extension's
+    /// recording mode is `always`.
+    fn record_if_asked(&mut self, key: u64, answering_extension: i64) {
+        let Some(call) = self.calls.calls.get(&key) else { return };
+        let wants = |id: Option<i64>| id.and_then(|id| self.dir.by_id(id)).is_some_and(|u| u.record_always);
+        if !(wants(call.caller_ext) || wants(Some(answering_extension))) || call.recording.is_some() {
+            return;
+        }
+        let stamp = wall(call.answered_at.unwrap_or(call.started_at)).unix_millis();
+        let name = format!("{stamp}-{}", call.a.invite.call_id().unwrap_or("call"));
+        let Some(port) = self.media.as_mut() else { return };
+        let path = port.record(key, &name);
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.recording = path;
+        }
+    }
+
+    /// Answers the caller with a 2xx carrying `body` (FlowPBX's SDP toward it), starting its
+    /// dialog and session timer; the CDR's answer time is written.
+    pub(crate) fn answer_caller(&mut self, now: Instant, key: u64, ct: Option<String>, body: Bytes) {
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
         let a_tx = call.a.tx;
         let Some(req) = self.txl.request(a_tx) else { return };
@@ -793,14 +890,11 @@ impl Core {
         }
         call.a.dialog = Dialog::uas(&call.a.invite, &call.a.to_tag, &call.a.contact, true).ok();
         call.a.final_sent = true;
+        call.answered_at.get_or_insert(now);
         let session_at = call.session.map(|s| s.expires_at());
         let _ = self.txl.send_response(now, a_tx, ok);
         self.ops.push(PersistOp::CdrAnswer { key, at: wall(now) });
         self.set_timer(key, TimerKind::Session, session_at);
-        self.publish(key);
-        if let Some(Ring { completion: Completion::Notify(reply) }) = ring {
-            let _ = reply.send(Ok(RingOutcome::Answered(winner_extension)));
-        }
     }
 
     /// Stops a leg that is still ringing: CANCEL now, or as soon as it sends a provisional
@@ -854,7 +948,7 @@ impl Core {
                     }
                 self.after_leg_failed(now, call);
             }
-            ClientRole::ReInvite { server, call, .. } | ClientRole::Relay { server, call } => {
+            ClientRole::ReInvite { server, call, .. } | ClientRole::Relay { server, call, .. } => {
                 if self.calls.calls.contains_key(&call) {
                     self.reply(now, server, code);
                 }
@@ -883,19 +977,40 @@ impl Core {
     }
 
     pub(crate) fn on_ack(&mut self, now: Instant, tx: Option<ServerTxId>, msg: Message) {
-        let _ = now;
         let found = self.find_call(&msg);
         let key = tx.and_then(|t| self.calls.a_invites.get(&t).copied()).or(found.map(|(k, _)| k));
         let Some(key) = key else { return };
         let side = found.map(|(_, s)| s).unwrap_or(Side::A);
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
-        let Some((to, ctx)) = call.pending_ack else { return };
+        let Some((to, ctx)) = call.pending_ack else {
+            // the answer to an offer FlowPBX made itself in its 2xx
+            if self.local_offer_to(key, side) {
+                let toward = self.side_peer(key, side);
+                if let Some(toward) = toward
+                    && let Err(e) = self.sdp_across(key, side, SdpKind::Answer, msg.content_type(), msg.body(), toward)
+                {
+                    tracing::info!(key, ?e, "the ACK's SDP answer is not usable");
+                }
+            }
+            return;
+        };
         if to == side {
             return;
         }
         call.pending_ack = None;
-        let (ct, body) = self.sdp_across(key, side, msg.content_type(), msg.body());
         let Some(peer) = self.side_peer(key, to) else { return };
+        let (ct, body) = match self.sdp_across(key, side, SdpKind::Answer, msg.content_type(), msg.body(), peer) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::info!(key, ?e, "the ACK's SDP answer cannot be anchored: hanging up");
+                let via = self.via_for(peer);
+                if let Some(d) = self.side_dialog(key, to) {
+                    let ack = d.ack(&via);
+                    let _ = self.txl.send_ack(ctx, peer, ack);
+                }
+                return self.end_call(now, key, 0, Cause::Failed(488), None);
+            }
+        };
         let via = self.via_for(peer);
         let Some(dialog) = self.side_dialog(key, to) else { return };
         let mut ack = dialog.ack(&via);
@@ -1001,11 +1116,17 @@ impl Core {
             let (code, reason) = e.status().unwrap_or((500, "Server Internal Error"));
             return self.reply_with(now, tx, code, Some(reason), |_| {});
         }
+        let anchored = self.calls.calls.get(&key).is_some_and(|c| c.media.is_some());
+        let alone = self.side_dialog(key, other(side)).is_none();
         match method {
             Method::Bye => {
                 self.reply(now, tx, 200);
                 self.end_call(now, key, 0, Cause::Normal, Some(side));
             }
+            Method::Info if anchored && is_dtmf_info(msg.content_type()) => self.on_info_dtmf(now, key, side, tx, &msg),
+            // a side with nobody on the other end (a caller in a flow): FlowPBX answers
+            Method::Invite | Method::Update if alone && anchored => self.on_local_reoffer(now, key, side, tx, &msg),
+            Method::Options | Method::Info if alone => self.reply(now, tx, 200),
             Method::Invite | Method::Update | Method::Info | Method::Message | Method::Notify | Method::Options => {
                 self.relay_request(now, key, other(side), tx, &msg);
             }
@@ -1017,8 +1138,18 @@ impl Core {
     /// Relays an in-dialog request to the other side's dialog.
     fn relay_request(&mut self, now: Instant, key: u64, to: Side, server: ServerTxId, msg: &Message) {
         let Some(method) = msg.method().cloned() else { return };
-        let (ct, body) = self.sdp_across(key, other(to), msg.content_type(), msg.body());
         let Some(peer) = self.side_peer(key, to) else { return self.reply(now, server, 481) };
+        let (ct, body) = if matches!(method, Method::Invite | Method::Update) {
+            match self.sdp_across(key, other(to), SdpKind::Offer, msg.content_type(), msg.body(), peer) {
+                Ok(b) => b,
+                Err(e) => {
+                    let (code, reason) = fault_status(e);
+                    return self.reply_with(now, server, code, Some(reason), |_| {});
+                }
+            }
+        } else {
+            not_sdp(msg)
+        };
         let via = self.via_for(peer);
         let Some(dialog) = self.side_dialog(key, to) else { return self.reply(now, server, 481) };
         let mut req = dialog.request(method.clone(), &via);
@@ -1033,7 +1164,7 @@ impl Core {
         match self.txl.send_request(now, peer, req) {
             Ok(ctx) => {
                 let role =
-                    if method == Method::Invite { ClientRole::ReInvite { call: key, to, server } } else { ClientRole::Relay { call: key, server } };
+                    if method == Method::Invite { ClientRole::ReInvite { call: key, to, server } } else { ClientRole::Relay { call: key, to, server } };
                 self.calls.clients.insert(ctx, (role, peer));
             }
             Err(e) => {
@@ -1043,10 +1174,25 @@ impl Core {
         }
     }
 
-    /// Relays a final response to the server transaction it answers, with our Contact.
-    fn relay_response(&mut self, now: Instant, server: ServerTxId, key: u64, msg: &Message) {
+    /// Relays a final response from side `from` to the server transaction it answers, with
+    /// our Contact.
+    fn relay_response(&mut self, now: Instant, server: ServerTxId, key: u64, from: Side, msg: &Message) {
         let Some(code) = msg.status() else { return };
-        let (ct, body) = self.sdp_across(key, Side::B, msg.content_type(), msg.body());
+        let (sdp_method, offered) = match self.txl.request(server) {
+            Some(r) => (matches!(r.method(), Some(Method::Invite | Method::Update)), is_sdp(r.content_type(), r.body())),
+            None => return,
+        };
+        let toward = self.side_peer(key, other(from));
+        let (ct, body) = match toward {
+            Some(toward) if sdp_method && (200..300).contains(&code) => {
+                let kind = if offered { SdpKind::Answer } else { SdpKind::Offer };
+                self.sdp_across(key, from, kind, msg.content_type(), msg.body(), toward).unwrap_or_else(|e| {
+                    tracing::warn!(key, ?e, "an answer FlowPBX cannot anchor: relayed without SDP");
+                    (None, Bytes::new())
+                })
+            }
+            _ => not_sdp(msg),
+        };
         let Some(req) = self.txl.request(server) else { return };
         let contact = self.calls.calls.get(&key).map(|c| {
             // our Contact towards the side the request came from
@@ -1098,7 +1244,111 @@ impl Core {
             }
             self.session_refreshed(now, key);
         }
-        self.relay_response(now, server, key, &msg);
+        self.relay_response(now, server, key, to, &msg);
+    }
+
+    // ----- media: digits, re-offers to FlowPBX, timeouts -----
+
+    /// A digit by SIP INFO: answered here and handed to the media session, which reports it
+    /// (to a flow collecting digits) and relays it (RFC 4733, or INFO again via
+    /// [`Core::on_media_digit`]).
+    fn on_info_dtmf(&mut self, now: Instant, key: u64, side: Side, tx: ServerTxId, msg: &Message) {
+        let ct = msg.content_type().unwrap_or("");
+        if let Err(e) = media::dtmf::parse_sip_info(ct, msg.body()) {
+            tracing::debug!(key, error = %e, "unreadable DTMF INFO");
+            return self.reply_with(now, tx, 400, Some("Bad DTMF Body"), |_| {});
+        }
+        self.reply(now, tx, 200);
+        if let Some(port) = self.media.as_mut() {
+            port.sip_info(key, media_leg(side), ct, msg.body());
+        }
+    }
+
+    /// A re-INVITE or UPDATE from a side that has nobody on the other end (a caller a flow
+    /// answered): FlowPBX answers it itself — a hold or a new address reaches the session.
+    fn on_local_reoffer(&mut self, now: Instant, key: u64, side: Side, tx: ServerTxId, msg: &Message) {
+        let Some(toward) = self.side_peer(key, side) else { return self.reply(now, tx, 481) };
+        let contact = match self.calls.calls.get(&key) {
+            Some(c) if side == Side::A => c.a.contact.clone(),
+            Some(c) => c.winner.and_then(|w| c.legs.get(w)).map(|l| l.contact.clone()).unwrap_or_default(),
+            None => return self.reply(now, tx, 481),
+        };
+        if msg.method() == Some(&Method::Update) && msg.body().is_empty() {
+            self.session_refreshed(now, key);
+            return self.reply_with(now, tx, 200, None, |r| r.push_header(HeaderName::Contact, &format!("<{contact}>")));
+        }
+        match self.answer_locally(key, side, Some(msg.body()), msg.content_type(), toward) {
+            Ok((ct, body)) => {
+                self.session_refreshed(now, key);
+                self.reply_with(now, tx, 200, None, |r| {
+                    r.push_header(HeaderName::Contact, &format!("<{contact}>"));
+                    r.push_header(HeaderName::Allow, ALLOW);
+                    if !body.is_empty() {
+                        r.set_body(ct.as_deref(), body);
+                    }
+                });
+            }
+            Err(e) => {
+                let (code, reason) = fault_status(e);
+                self.reply_with(now, tx, code, Some(reason), |_| {});
+            }
+        }
+    }
+
+    /// The media session heard nothing from a leg for the media timeout: BYE both sides.
+    /// (The session does not count silence while a side holds.)
+    pub(crate) fn on_media_timeout(&mut self, now: Instant, key: u64, leg: media::LegId) {
+        if self.calls.calls.get(&key).is_some_and(|c| c.answered_at.is_some()) {
+            tracing::info!(key, ?leg, "media timeout: hanging up both sides");
+            self.end_call(now, key, 0, Cause::MediaTimeout, None);
+        }
+    }
+
+    /// A digit a leg pressed, from the media session: a bridged call relays it to the other
+    /// side as SIP INFO when that side negotiated no telephone-event (otherwise the session
+    /// already sent it as RFC 4733).
+    pub(crate) fn on_media_digit(&mut self, now: Instant, key: u64, digit: media::DigitEvent) {
+        let from = if digit.leg == media::LegId::A { Side::A } else { Side::B };
+        let to = other(from);
+        let Some(call) = self.calls.calls.get(&key) else { return };
+        if call.winner.is_none() || call.media.as_ref().and_then(|m| m.telephone_event(to)) != Some(false) {
+            return;
+        }
+        let Some(peer) = self.side_peer(key, to) else { return };
+        let via = self.via_for(peer);
+        let Some(dialog) = self.side_dialog(key, to) else { return };
+        let mut info = dialog.request(Method::Info, &via);
+        let body = format!("Signal={}\r\nDuration={}\r\n", digit.digit, digit.duration.as_millis().clamp(40, 10_000));
+        info.set_body(Some("application/dtmf-relay"), Bytes::from(body));
+        self.send_fire(now, peer, Some(info));
+    }
+
+    /// A flow answers the caller: FlowPBX's own answer to the caller's offer (or its offer,
+    /// answered by the ACK), a 2xx, the CDR's answer time. Nothing happens when answered.
+    pub(crate) fn answer_for_controller(&mut self, now: Instant, key: u64) -> Result<(), CallError> {
+        let Some(call) = self.calls.calls.get(&key) else { return Err(CallError::NoSuchCall) };
+        if call.a.final_sent {
+            return if call.a.dialog.is_some() { Ok(()) } else { Err(CallError::NoSuchCall) };
+        }
+        if call.ring.is_some() {
+            return Err(CallError::InvalidState("extensions are ringing"));
+        }
+        let toward = call.a.source;
+        // the caller's offer is still pending (nothing answered it), so `None` reads it
+        let (body_ct, body) = match self.answer_locally(key, Side::A, None, None, toward) {
+            Ok(b) => b,
+            Err(e) => {
+                let (code, _) = fault_status(e);
+                self.end_call(now, key, code, Cause::Failed(code), None);
+                return Err(CallError::InvalidState("the caller's SDP cannot be answered"));
+            }
+        };
+        if let Some(c) = self.calls.calls.get_mut(&key) {
+            c.local_answer = true;
+        }
+        self.answer_caller(now, key, body_ct, body);
+        self.publish(key);
+        Ok(())
     }
 
     // ----- the end -----
@@ -1156,6 +1406,11 @@ impl Core {
         for leg in &call.legs {
             self.calls.by_b.remove(&leg.call_id);
         }
+        if call.media.is_some()
+            && let Some(port) = self.media.as_mut()
+        {
+            port.close(key);
+        }
         let disposition = cause.disposition(answered);
         self.ops.push(PersistOp::CdrEnd {
             key,
@@ -1166,12 +1421,28 @@ impl Core {
                 disposition,
                 hangup_cause: Some(cause.hangup_cause()),
                 flow_path: serde_json::json!([]),
-                recording_file: None,
+                recording_file: call.recording.take(),
             },
         });
         self.shared.calls.remove(&key);
         self.shared.emit(|| PbxEvent::CallEnded { key, disposition, cause: cause.cause_str() });
         tracing::debug!(key, ?cause, answered, "call ended");
+    }
+}
+
+/// SIP INFO carrying a DTMF digit.
+fn is_dtmf_info(content_type: Option<&str>) -> bool {
+    let mime = content_type.and_then(|c| c.split(';').next()).unwrap_or("").trim();
+    mime.eq_ignore_ascii_case("application/dtmf-relay") || mime.eq_ignore_ascii_case("application/dtmf")
+}
+
+/// A relayed request's or response's body when it is not an offer/answer: passed unless it
+/// is SDP (an OPTIONS answer's capabilities would name a phone's own address).
+fn not_sdp(msg: &Message) -> (Option<String>, Bytes) {
+    if is_sdp(msg.content_type(), msg.body()) {
+        (None, Bytes::new())
+    } else {
+        (msg.content_type().map(str::to_owned), msg.body().clone())
     }
 }
 

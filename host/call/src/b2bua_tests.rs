@@ -52,10 +52,19 @@ impl H {
     }
 
     fn with(f: impl FnOnce(&mut SipConfig)) -> H {
+        H::build(f, None)
+    }
+
+    /// A core whose calls are anchored in `media`.
+    fn with_media(media: FakeMedia) -> H {
+        H::build(|_| {}, Some(Box::new(media)))
+    }
+
+    fn build(f: impl FnOnce(&mut SipConfig), media: Option<Box<dyn crate::anchor::MediaPort>>) -> H {
         let mut cfg = SipConfig::new("192.0.2.1".parse().unwrap(), 5060, 5060, [9; 32]);
         f(&mut cfg);
         let shared = Shared::new();
-        let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060 }, Arc::new(directory()), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()));
+        let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060 }, Arc::new(directory()), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()), media);
         let mut h = H { core, now: T0, shared, ops: Vec::new() };
         h.core.handle_timeout(T0);
         h
@@ -701,4 +710,164 @@ fn shutdown_ends_calls() {
     assert_eq!(only(&out, |m| is_status(m, 503)).len(), 1);
     assert!(h.core.is_stopped());
     assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end no_answer system_shutdown");
+}
+
+// ----- anchored media -----
+
+/// A media port that notes what the core asks of it.
+#[derive(Clone, Default)]
+struct FakeMedia(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl FakeMedia {
+    fn log(&self, s: String) {
+        self.0.lock().unwrap().push(s);
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl crate::anchor::MediaPort for FakeMedia {
+    fn open(&mut self, key: u64, _call_id: &str) -> Result<[u16; 2], media::MediaError> {
+        self.log(format!("open {key}"));
+        Ok([20000, 20002])
+    }
+    fn set_remote(&mut self, _key: u64, leg: media::LegId, r: media::RemoteMedia) {
+        let rtp = r.rtp.map(|a| a.to_string()).unwrap_or_default();
+        self.log(format!("remote {leg:?} {rtp} {:?} te={} {:?}", r.codecs.send_codec().kind, r.codecs.telephone_event.is_some(), r.direction));
+    }
+    fn bridge(&mut self, _key: u64) {
+        self.log("bridge".into());
+    }
+    fn stop_playback(&mut self, _key: u64, leg: media::LegId) {
+        self.log(format!("stop {leg:?}"));
+    }
+    fn sip_info(&mut self, _key: u64, leg: media::LegId, _ct: &str, body: &[u8]) {
+        self.log(format!("info {leg:?} {}", String::from_utf8_lossy(body).trim()));
+    }
+    fn record(&mut self, _key: u64, _name: &str) -> Option<String> {
+        self.log("record".into());
+        Some("recordings/x.wav".into())
+    }
+    fn close(&mut self, key: u64) {
+        self.log(format!("close {key}"));
+    }
+}
+
+fn body_of(m: &Message) -> String {
+    String::from_utf8_lossy(m.body()).into_owned()
+}
+
+#[test]
+fn anchored_call_rewrites_sdp_relays_digits_and_times_out() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    let (mut alice, mut bob, _, inv) = alice_calls_bob(&mut h, true);
+    let offer = body_of(&inv);
+    assert!(offer.contains("c=IN IP4 192.0.2.1\r\n"), "the callee sees the PBX: {offer}");
+    assert!(offer.contains("m=audio 20002 RTP/AVP 0 8 111 101\r\n"), "the caller's codec first, then what FlowPBX transcodes to: {offer}");
+    assert!(!offer.contains("10.0.0.1"), "{offer}");
+    assert_eq!(media.take(), ["open 1", "remote A 10.0.0.1:4000 Pcmu te=false SendRecv"]);
+
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    let answer = body_of(&ok);
+    assert!(answer.contains("c=IN IP4 192.0.2.1\r\n") && answer.contains("m=audio 20000 RTP/AVP 0\r\n"), "{answer}");
+    assert_eq!(media.take(), ["remote B 10.0.0.1:4000 Pcmu te=false SendRecv", "remote A 10.0.0.1:4000 Pcmu te=false SendRecv", "bridge"]);
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, false));
+    h.out();
+
+    // a digit by INFO is answered and goes to the media session
+    let mut info = alice.in_dialog_as_caller(&ok, Method::Info);
+    info.set_body(Some("application/dtmf-relay"), bytes::Bytes::from_static(b"Signal=5\r\nDuration=160\r\n"));
+    h.send("10.0.0.5:5060", &info);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Info).len(), 1);
+    assert!(only(&out, |m| is_req(m, Method::Info)).is_empty(), "not relayed as SIP: the session relays it");
+    assert_eq!(media.take(), ["info A Signal=5\r\nDuration=160"]);
+    // a digit from bob's side reaches alice (no telephone-event) as INFO
+    let digit = media::DigitEvent { leg: media::LegId::B, digit: '7', duration: Duration::from_millis(120), source: media::DtmfSource::Rfc4733 };
+    h.core.handle_command(h.now, crate::core::Command::Dtmf { call: 1, digit });
+    let out = h.out();
+    let infos = only(&out, |m| is_req(m, Method::Info));
+    assert_eq!(infos[0].0.to_string(), "10.0.0.5:5060");
+    assert_eq!(body_of(&infos[0].1), "Signal=7\r\nDuration=120\r\n");
+
+    // bob holds: the re-INVITE reaches alice from the PBX's address, sendonly
+    let mut reinv = bob.in_dialog_as_callee(&inv, "b1", Method::Invite);
+    let hold = SDP.replace("m=audio 4000 RTP/AVP 0\r\n", "m=audio 4000 RTP/AVP 0\r\na=sendonly\r\n");
+    reinv.set_body(Some("application/sdp"), bytes::Bytes::from(hold));
+    h.send("10.0.0.21:5060", &reinv);
+    let out = h.out();
+    let to_alice = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let b = body_of(&to_alice);
+    assert!(b.contains("a=sendonly") && b.contains("m=audio 20000 ") && b.contains("o=FlowPBX ") && b.contains(" 2 IN IP4 192.0.2.1"), "{b}");
+    assert_eq!(media.take(), ["remote B 10.0.0.1:4000 Pcmu te=false SendOnly"]);
+
+    // media timeout: BYE both, CDR cause, session closed
+    h.core.handle_command(h.now, crate::core::Command::MediaTimeout { call: 1, leg: media::LegId::A });
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 2);
+    assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end answered media_timeout");
+    assert_eq!(media.take(), ["close 1"]);
+}
+
+#[test]
+fn unusable_offers_are_refused_and_ports_released() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.6:5060");
+    let inv = alice.invite("102", None, false);
+    h.send("10.0.0.6:5060", &inv);
+    let ch = h.out().iter().find_map(|(_, m)| challenge_in(m)).unwrap();
+    let mut inv = alice.invite("102", Some(&ch), false);
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from_static(b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n"));
+    h.send("10.0.0.6:5060", &inv);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1, "G.729 only: not acceptable here");
+    assert!(media.take().is_empty(), "no session opened");
+    // a caller that cancels releases its session
+    let (_alice, bob, inv_a, inv) = alice_calls_bob(&mut h, true);
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 180, "b1", false));
+    h.out();
+    h.send("10.0.0.5:5060", &sip::transaction::cancel_for(&inv_a).unwrap());
+    h.out();
+    assert_eq!(media.take().last().map(String::as_str), Some("close 1"));
+}
+
+#[test]
+fn a_flow_answers_the_caller_then_rings_and_bridges() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut incoming = h.shared.take_incoming().unwrap();
+    let mut inv = trunk_invite("+61290000000");
+    let offer = SDP.replace("m=audio 4000 RTP/AVP 0\r\n", "m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n");
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from(offer));
+    h.send("198.51.100.7:5060", &inv);
+    h.out();
+    let call = incoming.try_recv().unwrap();
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    h.core.handle_command(h.now, crate::core::Command::Answer { call: call.key, reply: tx });
+    assert!(rx.try_recv().unwrap().is_ok());
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    assert!(body_of(&ok).contains("m=audio 20000 RTP/AVP 0 101\r\n"), "FlowPBX answers with the first codec and telephone-event: {}", body_of(&ok));
+    assert_eq!(cdr_ops(&h.ops).last().unwrap(), "answer");
+    media.take();
+
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let req = crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(10), caller_id: None };
+    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, request: req, reply: tx });
+    let out = h.out();
+    let to_bob = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    assert!(body_of(&to_bob).contains("m=audio 20002 RTP/AVP 0 8 111 101\r\n"), "FlowPBX offers the callee itself: {}", body_of(&to_bob));
+    h.send("10.0.0.21:5060", &bob.answer(&to_bob, 200, "b1", true));
+    let out = h.out();
+    assert_eq!(rx.try_recv().unwrap().unwrap(), RingOutcome::Answered(2));
+    assert!(only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Invite).is_empty(), "the caller was answered before");
+    assert_eq!(only(&out, |m| is_req(m, Method::Ack)).len(), 1, "bob's answer is acknowledged at once");
+    assert_eq!(media.take(), ["remote B 10.0.0.1:4000 Pcmu te=false SendRecv", "bridge", "stop A"]);
 }

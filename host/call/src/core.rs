@@ -16,6 +16,7 @@ use sip::auth::{Algorithm, AuthError, Credentials, DigestServer, ReplayGuard};
 use sip::transaction::{Event, Peer, ServerTxId, Transmit, Transport};
 use sip::{Disposition, HeaderName, IdGenerator, Instant, Message, Method, ParseError, TransactionLayer};
 
+use crate::anchor::MediaPort;
 use crate::b2bua::CallTable;
 use crate::config::SipConfig;
 use crate::directory::{Directory, User};
@@ -46,6 +47,12 @@ pub(crate) enum Command {
     Ring { call: u64, request: crate::RingRequest, reply: tokio::sync::oneshot::Sender<Result<crate::RingOutcome, crate::CallError>> },
     /// End a call (or refuse it with `code` when it is not answered yet).
     Hangup { call: u64, code: u16, reply: tokio::sync::oneshot::Sender<Result<(), crate::CallError>> },
+    /// Answer a call held by an async controller (FlowPBX answers the caller itself).
+    Answer { call: u64, reply: tokio::sync::oneshot::Sender<Result<(), crate::CallError>> },
+    /// A leg of a call sent no media for the media timeout.
+    MediaTimeout { call: u64, leg: media::LegId },
+    /// A leg of a call pressed a digit (RFC 4733 or SIP INFO).
+    Dtmf { call: u64, digit: media::DigitEvent },
     /// Stop: end every call, flush the registrations.
     Shutdown,
 }
@@ -88,6 +95,9 @@ pub(crate) struct Core {
     stateless: std::collections::VecDeque<Transmit>,
     pub(crate) shutting_down: bool,
     changes: Vec<crate::registrar::Change>,
+    /// Where calls' media is anchored (None: SDP passes through, as in unit tests without
+    /// a media engine).
+    pub(crate) media: Option<Box<dyn MediaPort>>,
 }
 
 /// The core's own timers.
@@ -102,7 +112,7 @@ pub(crate) enum Timer {
 }
 
 impl Core {
-    pub(crate) fn new(cfg: SipConfig, ports: Ports, dir: Arc<Directory>, seed: [u8; 32], shared: Arc<Shared>, locate: Locator) -> Core {
+    pub(crate) fn new(cfg: SipConfig, ports: Ports, dir: Arc<Directory>, seed: [u8; 32], shared: Arc<Shared>, locate: Locator, media: Option<Box<dyn MediaPort>>) -> Core {
         let digest = DigestServer::new(cfg.digest_key, dir.realm.clone(), cfg.nonce_ttl);
         let registrar = Registrar::new(cfg.registrar, shared.bindings.clone());
         let mut timers = BTreeSet::new();
@@ -127,6 +137,7 @@ impl Core {
             stateless: Default::default(),
             shutting_down: false,
             changes: Vec::new(),
+            media,
             ports,
             cfg,
         }
@@ -247,6 +258,12 @@ impl Core {
                 let r = self.hangup_for_controller(now, call, code);
                 let _ = reply.send(r);
             }
+            Command::Answer { call, reply } => {
+                let r = self.answer_for_controller(now, call);
+                let _ = reply.send(r);
+            }
+            Command::MediaTimeout { call, leg } => self.on_media_timeout(now, call, leg),
+            Command::Dtmf { call, digit } => self.on_media_digit(now, call, digit),
             Command::Shutdown => self.shutdown(now),
         }
         self.drain_events(now);

@@ -32,6 +32,8 @@ pub struct User {
     pub ring_timeout: u32,
     /// Contacts the extension may register at once.
     pub max_registrations: u32,
+    /// Its calls are recorded (recording mode `always`).
+    pub record_always: bool,
 }
 
 impl std::fmt::Debug for User {
@@ -62,6 +64,7 @@ impl User {
             dnd: false,
             ring_timeout: 30,
             max_registrations: 5,
+            record_always: false,
         }
     }
 }
@@ -200,6 +203,7 @@ impl Directory {
                     dnd: e.dnd,
                     ring_timeout: u32::try_from(e.ring_timeout).unwrap_or(30).clamp(1, 600),
                     max_registrations: u32::try_from(e.max_registrations).unwrap_or(5).max(1),
+                    record_always: e.recording_mode == store::RecordingMode::Always,
                 })
             })
             .collect();

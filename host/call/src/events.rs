@@ -115,6 +115,8 @@ pub struct Shared {
     pub(crate) guard: Mutex<crate::security::GuardStats>,
     /// Extensions, trusted trunks and inbound numbers in the directory in use.
     pub(crate) directory: Mutex<(usize, usize, usize)>,
+    /// Each anchored call's media, by call key (the flow controller plays and listens there).
+    pub(crate) media: Arc<DashMap<u64, Arc<crate::anchor::CallMedia>>>,
     incoming_tx: mpsc::UnboundedSender<IncomingCall>,
     incoming_rx: Mutex<Option<mpsc::UnboundedReceiver<IncomingCall>>>,
     incoming_taken: AtomicBool,
@@ -132,6 +134,7 @@ impl Shared {
             running: AtomicBool::new(false),
             guard: Mutex::new(Default::default()),
             directory: Mutex::new((0, 0, 0)),
+            media: Arc::new(DashMap::new()),
             incoming_tx,
             incoming_rx: Mutex::new(Some(incoming_rx)),
             incoming_taken: AtomicBool::new(false),

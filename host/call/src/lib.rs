@@ -20,16 +20,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod anchor;
 mod b2bua;
 mod clock;
 mod config;
 mod core;
+mod crossing;
 mod directory;
 mod error;
 mod event_loop;
 mod events;
 mod persist;
 mod registrar;
+mod sdp_media;
 mod security;
 mod siplog;
 
@@ -42,6 +45,7 @@ use mio::{Poll, Waker};
 use store::Store;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
+pub use anchor::CallMedia;
 pub use clock::wall;
 pub use config::{RegistrarConfig, SecurityConfig, SipConfig, SipLogMode};
 pub use directory::Directory;
@@ -128,6 +132,8 @@ pub struct Health {
 }
 
 struct Inner {
+    media: Option<media::MediaEngine>,
+    media_open: Arc<anchor::Open>,
     commands: std::sync::mpsc::Sender<Command>,
     waker: Arc<Waker>,
     shared: Arc<events::Shared>,
@@ -173,10 +179,22 @@ fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, CallError> {
     Ok(s.into())
 }
 
-/// Starts the PBX: loads the directory and the unexpired registrations from `store`, binds
-/// the SIP sockets, and runs the event loop on its own thread. Must be called within a tokio
-/// runtime (the write-behind and directory tasks run on it).
+/// Starts the PBX without a media engine: SDP passes between the legs unchanged and the
+/// phones send media to each other. See [`start_with_media`].
 pub async fn start(cfg: SipConfig, store: Store) -> Result<PbxHandle, CallError> {
+    start_inner(cfg, store, None).await
+}
+
+/// Starts the PBX: loads the directory and the unexpired registrations from `store`, binds
+/// the SIP sockets, and runs the event loop on its own thread. Every call's media is
+/// anchored in `media` (its RTP port range, its advertised address for peers the SIP
+/// locator cannot place). Must be called within a tokio runtime (the write-behind,
+/// directory and media event tasks run on it).
+pub async fn start_with_media(cfg: SipConfig, store: Store, media: media::MediaEngine) -> Result<PbxHandle, CallError> {
+    start_inner(cfg, store, Some(media)).await
+}
+
+async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::MediaEngine>) -> Result<PbxHandle, CallError> {
     let clock = clock::Clock::new();
     let now = clock.now();
     let stamp = directory::current_stamp(&store).await?;
@@ -198,14 +216,20 @@ pub async fn start(cfg: SipConfig, store: Store) -> Result<PbxHandle, CallError>
     let log = cfg.log;
     let tcp_idle = Duration::from_secs(u64::from(cfg.registrar.max_expires) + 120);
     let refresh = cfg.directory_refresh;
-    let mut core = Core::new(cfg, ports, dir.clone(), seed, shared.clone(), locate);
-    let restored = core.registrar.restore(now, kept);
-    tracing::info!(users = dir.user_count(), restored, expired, udp = ?udp_addr, tcp = ?tcp_addr, "SIP stack starting");
-
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), event_loop::WAKER)?);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
     let outbox = Arc::new(persist::Outbox::default());
+    let media_open = Arc::new(anchor::Open::default());
+    let port: Option<Box<dyn anchor::MediaPort>> = media_engine.clone().map(|engine| {
+        let link = anchor::CoreLink { commands: cmd_tx.clone(), waker: waker.clone() };
+        Box::new(anchor::EngineMedia::new(engine, tokio::runtime::Handle::current(), link, outbox.clone(), shared.media.clone(), media_open.clone()))
+            as Box<dyn anchor::MediaPort>
+    });
+    let mut core = Core::new(cfg, ports, dir.clone(), seed, shared.clone(), locate, port);
+    let restored = core.registrar.restore(now, kept);
+    tracing::info!(users = dir.user_count(), restored, expired, udp = ?udp_addr, tcp = ?tcp_addr, media = media_engine.is_some(), "SIP stack starting");
+
     let writer_stop = Arc::new(Notify::new());
     let writer = tokio::spawn(persist::writer(store.clone(), outbox.clone(), writer_stop.clone()));
 
@@ -236,6 +260,8 @@ pub async fn start(cfg: SipConfig, store: Store) -> Result<PbxHandle, CallError>
         }))
     };
     Ok(PbxHandle(Arc::new(Inner {
+        media: media_engine,
+        media_open,
         commands: cmd_tx,
         waker,
         shared,
@@ -316,6 +342,25 @@ impl PbxHandle {
         rx.await.map_err(|_| CallError::Stopped)?
     }
 
+    /// Answers the caller of the call `key` with FlowPBX's own SDP (the flow's prompts and
+    /// digit collection run on the call's media session, [`PbxHandle::call_media`]). Nothing
+    /// happens when it is answered already; it fails while extensions ring.
+    pub async fn answer(&self, key: u64) -> Result<(), CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Answer { call: key, reply })?;
+        rx.await.map_err(|_| CallError::Stopped)?
+    }
+
+    /// The media of the call `key` (None without a media engine or once the call ended).
+    pub fn call_media(&self, key: u64) -> Option<Arc<CallMedia>> {
+        self.0.shared.media.get(&key).map(|m| m.value().clone())
+    }
+
+    /// The media engine every call is anchored in (prompts, data dir).
+    pub fn media_engine(&self) -> Option<&media::MediaEngine> {
+        self.0.media.as_ref()
+    }
+
     /// Ends the call `key`: a caller still waiting is answered with `code` (a 3xx–6xx
     /// status; 480 otherwise), an answered call is hung up on both sides.
     pub async fn hangup(&self, key: u64, code: u16) -> Result<(), CallError> {
@@ -350,6 +395,8 @@ impl PbxHandle {
             let _ = rx.await;
         }
         self.0.refresher.abort();
+        // the media sessions' statistics reach the CDRs before the writer stops
+        self.0.media_open.wait_idle(Duration::from_secs(2)).await;
         self.0.writer_stop.notify_one();
         let writer = self.0.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(w) = writer {

@@ -50,6 +50,57 @@ pub enum PersistOp {
         /// When it was answered.
         answer: Option<Timestamp>,
     },
+    /// The call's per-leg media statistics (its media session closed; the CDR's end may be
+    /// written already).
+    CdrMedia {
+        /// The call.
+        key: u64,
+        /// `{"a": {...}, "b": {...}}`.
+        stats: serde_json::Value,
+    },
+    /// What a flow did with the call (before or after the call's end is written).
+    CdrFlow {
+        /// The call.
+        key: u64,
+        /// The flow and the version walked.
+        flow_id: i64,
+        /// The version.
+        version: i64,
+        /// The trace's path.
+        path: serde_json::Value,
+        /// Replaces signalling's disposition (voicemail).
+        disposition: Option<store::Disposition>,
+    },
+}
+
+/// How long a finished call's CDR id is kept for details that arrive after its end (media
+/// statistics, a flow's trace).
+const KEEP_ENDED: Duration = Duration::from_secs(120);
+
+/// The writer's memory of the calls it wrote.
+#[derive(Default)]
+struct Written {
+    /// Call key → CDR id.
+    ids: HashMap<u64, i64>,
+    /// Keys whose end is written, oldest first, with when.
+    ended: std::collections::VecDeque<(std::time::Instant, u64)>,
+    ended_keys: std::collections::HashSet<u64>,
+    /// A flow's result that came before its call's end: the end must not overwrite it.
+    flows: HashMap<u64, (serde_json::Value, Option<store::Disposition>)>,
+}
+
+impl Written {
+    fn forget_old(&mut self) {
+        while let Some(&(at, key)) = self.ended.front() {
+            if at.elapsed() < KEEP_ENDED {
+                break;
+            }
+            self.ended.pop_front();
+            self.ended_keys.remove(&key);
+            self.ids.remove(&key);
+            self.flows.remove(&key);
+        }
+    }
 }
 
 /// The queue between the event loop and the writer.
@@ -80,7 +131,7 @@ impl Outbox {
 
 /// Applies the queue every [`FLUSH_EVERY`] until `stop` is set and the queue is empty.
 pub(crate) async fn writer(store: Store, outbox: Arc<Outbox>, stop: Arc<tokio::sync::Notify>) {
-    let mut cdr_ids: HashMap<u64, i64> = HashMap::new();
+    let mut cdr_ids = Written::default();
     let mut retry: Vec<PersistOp> = Vec::new();
     let mut stopping = false;
     loop {
@@ -98,6 +149,7 @@ pub(crate) async fn writer(store: Store, outbox: Arc<Outbox>, stop: Arc<tokio::s
             }
             continue;
         }
+        cdr_ids.forget_old();
         match apply(&store, &ops, &mut cdr_ids).await {
             Ok(()) => {}
             Err(e) if !stopping && ops.len() < 100_000 => {
@@ -110,7 +162,7 @@ pub(crate) async fn writer(store: Store, outbox: Arc<Outbox>, stop: Arc<tokio::s
     }
 }
 
-async fn apply(store: &Store, ops: &[PersistOp], cdr_ids: &mut HashMap<u64, i64>) -> Result<(), store::StoreError> {
+async fn apply(store: &Store, ops: &[PersistOp], written: &mut Written) -> Result<(), store::StoreError> {
     // A call answered before its start was written gets one row with both.
     let started: std::collections::HashSet<u64> =
         ops.iter().filter_map(|o| if let PersistOp::CdrStart { key, .. } = o { Some(*key) } else { None }).collect();
@@ -152,7 +204,14 @@ async fn apply(store: &Store, ops: &[PersistOp], cdr_ids: &mut HashMap<u64, i64>
         let ids = tx.cdrs().insert_many(&rows).await?;
         new_ids.extend(starts.iter().map(|(k, _)| *k).zip(ids));
     }
-    let id_of = |key: u64| new_ids.get(&key).or_else(|| cdr_ids.get(&key)).copied();
+    let id_of = |key: u64| new_ids.get(&key).or_else(|| written.ids.get(&key)).copied();
+    // a flow's result arriving before (or with) the end of its call is kept in the end
+    let mut flows = written.flows.clone();
+    for op in ops {
+        if let PersistOp::CdrFlow { key, path, disposition, .. } = op {
+            flows.insert(*key, (path.clone(), *disposition));
+        }
+    }
     // 3. answers of calls written earlier
     for op in ops {
         if let PersistOp::CdrAnswer { key, at } = op
@@ -169,7 +228,14 @@ async fn apply(store: &Store, ops: &[PersistOp], cdr_ids: &mut HashMap<u64, i64>
         .filter_map(|o| match o {
             PersistOp::CdrEnd { key, end, start, answer } => {
                 ended.push(*key);
-                id_of(*key).map(|id| (id, end.clone(), *start, *answer))
+                let mut end = end.clone();
+                if let Some((path, disposition)) = flows.get(key) {
+                    end.flow_path = path.clone();
+                    if let Some(d) = disposition {
+                        end.disposition = *d;
+                    }
+                }
+                id_of(*key).map(|id| (id, end, *start, *answer))
             }
             _ => None,
         })
@@ -177,10 +243,39 @@ async fn apply(store: &Store, ops: &[PersistOp], cdr_ids: &mut HashMap<u64, i64>
     if !ends.is_empty() {
         tx.cdrs().finish_many(&ends).await?;
     }
+    // 5. details that come on their own: media statistics, a flow's result
+    for op in ops {
+        match op {
+            PersistOp::CdrMedia { key, stats } => match id_of(*key) {
+                Some(id) => {
+                    tx.cdrs().set_media_stats(id, stats).await?;
+                }
+                None => tracing::debug!(key, "media statistics of an unknown call dropped"),
+            },
+            PersistOp::CdrFlow { key, flow_id, version, path, disposition } => match id_of(*key) {
+                Some(id) => {
+                    tx.cdrs().set_flow(id, *flow_id, *version, path, *disposition).await?;
+                }
+                None => tracing::debug!(key, "a flow result of an unknown call dropped"),
+            },
+            _ => {}
+        }
+    }
     tx.commit().await?;
-    cdr_ids.extend(new_ids);
+    written.ids.extend(new_ids);
+    let now = std::time::Instant::now();
+    for op in ops {
+        if let PersistOp::CdrFlow { key, path, disposition, .. } = op
+            && !ended.contains(key)
+            && !written.ended_keys.contains(key)
+        {
+            written.flows.insert(*key, (path.clone(), *disposition));
+        }
+    }
     for k in ended {
-        cdr_ids.remove(&k);
+        written.flows.remove(&k);
+        written.ended_keys.insert(k);
+        written.ended.push_back((now, k));
     }
     Ok(())
 }
@@ -203,7 +298,7 @@ mod tests {
     #[tokio::test]
     async fn cdr_rows_follow_the_call_across_batches() {
         let (s, _d) = store().await;
-        let mut ids = HashMap::new();
+        let mut ids = Written::default();
         let cdr = NewCdr {
             call_id: "c1".into(),
             start_time: t(0),
@@ -224,7 +319,7 @@ mod tests {
         apply(&s, &[PersistOp::CdrEnd { key: 7, end, start: t(0), answer: Some(t(1500)) }], &mut ids).await.unwrap();
         let row = s.cdrs().get(row.id).await.unwrap().unwrap();
         assert_eq!((row.duration, row.billable_dur, row.disposition), (Some(61), Some(60), Some(Disposition::Answered)));
-        assert!(ids.is_empty(), "ended calls are forgotten");
+        assert_eq!(ids.ended.len(), 1, "an ended call is remembered for its late details");
 
         // several calls in one flush; one answered in a later flush, ends together
         let other = |n: &str| NewCdr { call_id: n.into(), ..cdr.clone() };
@@ -245,7 +340,42 @@ mod tests {
         let by = |n: &str| all.iter().find(|c| c.call_id == n).cloned().unwrap();
         assert_eq!((by("c8").disposition, by("c8").billable_dur), (Some(Disposition::NoAnswer), Some(0)));
         assert_eq!((by("c9").answer_time, by("c9").billable_dur), (Some(t(3000)), Some(7)));
-        assert!(ids.is_empty());
+        assert_eq!(ids.ended.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn media_statistics_and_flow_results_reach_the_cdr_in_any_order() {
+        let (s, _d) = store().await;
+        let mut ids = Written::default();
+        let cdr = |n: &str| NewCdr {
+            call_id: n.into(),
+            start_time: t(0),
+            caller_id_name: None,
+            caller_id_num: Some("+15550001111".into()),
+            callee: Some("+61290000000".into()),
+            trunk_id: None,
+            direction: Direction::Inbound,
+            flow_id: Some(3),
+            flow_version: None,
+        };
+        let end = CdrEnd { end_time: t(9_000), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None };
+        let path = serde_json::json!([{"node_id": "n1", "output": "next"}]);
+        // bridged by the flow: its result before the end, which must not erase it
+        apply(&s, &[PersistOp::CdrStart { key: 1, cdr: cdr("bridged") }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrFlow { key: 1, flow_id: 3, version: 2, path: path.clone(), disposition: None }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrEnd { key: 1, end: end.clone(), start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrMedia { key: 1, stats: serde_json::json!({"a": {"packets_received": 50}}) }], &mut ids).await.unwrap();
+        // voicemail: the flow's result after the end, with its disposition
+        apply(&s, &[PersistOp::CdrStart { key: 2, cdr: cdr("vm") }, PersistOp::CdrEnd { key: 2, end, start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrFlow { key: 2, flow_id: 3, version: 2, path: path.clone(), disposition: Some(Disposition::Voicemail) }], &mut ids).await.unwrap();
+        let all = s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items;
+        let by = |n: &str| all.iter().find(|c| c.call_id == n).cloned().unwrap();
+        let b = by("bridged");
+        assert_eq!((b.flow_path.clone(), b.flow_version, b.disposition), (path.clone(), Some(2), Some(Disposition::Answered)));
+        assert_eq!(b.media_stats, Some(serde_json::json!({"a": {"packets_received": 50}})));
+        let v = by("vm");
+        assert_eq!((v.flow_path, v.disposition), (path, Some(Disposition::Voicemail)));
+        assert!(ids.flows.is_empty());
     }
 
     #[tokio::test]
@@ -268,7 +398,7 @@ mod tests {
                 device_id: None,
             })
         };
-        let mut ids = HashMap::new();
+        let mut ids = Written::default();
         // a binding for an extension deleted meanwhile is skipped, not an error
         let mut gone = reg(t(60_000));
         if let PersistOp::RegUpsert(r) = &mut gone {

@@ -197,6 +197,12 @@ impl PreparedFlow {
         self.edges.get(&(node.to_string(), output.to_string())).map(String::as_str)
     }
 
+    /// The plugin node types this version runs, by id, with the sha256 of the component it
+    /// was published with: what to pin when the version is loaded again (start-up, rollback).
+    pub fn plugins(&self) -> BTreeMap<String, String> {
+        self.nodes.values().filter(|n| !n.ty.info.builtin).map(|n| (n.ty.info.id.clone(), n.ty.info.sha256.clone())).collect()
+    }
+
     /// The entry node ids.
     pub fn entries(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.nodes.values().filter(|n| n.ty.info.id == ENTRY_TYPE).map(|n| n.node.id.as_str()).collect();
@@ -416,6 +422,38 @@ impl Engine {
         Ok(info)
     }
 
+    /// The live registry with these plugin versions in place of (or beside) the installed
+    /// ones: what a published version is prepared against when it is loaded again, so it
+    /// runs the plugin versions it was published with. Each entry is a component and what
+    /// an administrator granted it. Blocking (compiles or loads from the cache, runs
+    /// `describe()`): call it from a blocking thread.
+    pub fn registry_pinned(&self, plugins: &[(&[u8], &[Capability])]) -> Result<Registry, Error> {
+        let mut reg = Registry::clone(&self.registry());
+        for (bytes, granted) in plugins {
+            reg.insert(self.plugin_type(bytes, granted)?);
+        }
+        Ok(reg)
+    }
+
+    /// The outputs a node of type `type_id` has with this config and entity (its
+    /// `outputs()`), as the editor draws them. `Ok(Err(why))` when the node rejects the
+    /// config or entity; `Err(NotFound)` when no such type is installed.
+    pub async fn node_outputs(&self, type_id: &str, config: &serde_json::Value, entity: Option<&crate::entity::Entity>) -> Result<Result<Vec<OutputDecl>, String>, Error> {
+        let reg = self.registry();
+        let t = reg.get(type_id).ok_or_else(|| Error::NotFound(format!("node type {type_id}")))?;
+        let Some(component) = &t.component else {
+            return Ok(Ok(t.info.outputs.clone()));
+        };
+        let pre = self.link(component)?;
+        let node: GraphNode = serde_json::from_value(serde_json::json!({ "id": "outputs", "type": type_id, "data": { "config": config } }))
+            .map_err(|e| Error::Graph(e.to_string()))?;
+        let input = wit::NodeInput {
+            config: config.to_string(),
+            entity: entity.map(|e| wit::Entity { kind: e.kind().as_str().into(), id: e.id(), data: e.to_json() }),
+        };
+        Ok(self.outputs_of(t, &pre, &node, &input, &self.inner.services).await)
+    }
+
     /// Removes a plugin (disabled or deleted). Published flows using it keep running.
     pub fn remove_plugin(&self, id: &str) -> bool {
         if !registry::valid_plugin_id(id) {
@@ -487,6 +525,12 @@ impl Engine {
         self.prepare_with(flow_id, version, graph, &reg, &self.inner.services).await
     }
 
+    /// Like [`prepare`](Engine::prepare) against another registry (one from
+    /// [`registry_pinned`](Engine::registry_pinned)).
+    pub async fn prepare_in(&self, flow_id: i64, version: i64, graph: Graph, reg: &Registry) -> Result<Arc<PreparedFlow>, Error> {
+        self.prepare_with(flow_id, version, graph, reg, &self.inner.services).await
+    }
+
     pub(crate) async fn prepare_with(&self, flow_id: i64, version: i64, graph: Graph, reg: &Registry, services: &Services) -> Result<Arc<PreparedFlow>, Error> {
         let (problems, mut outputs, pres) = self.check(Some(flow_id), &graph, reg, services).await;
         if validate::has_errors(&problems) {
@@ -496,7 +540,7 @@ impl Engine {
         for n in &graph.nodes {
             let ty = reg.get(&n.node_type).cloned().ok_or_else(|| Error::NotFound(format!("node type {}", n.node_type)))?;
             let (rev, o) = outputs.remove(&n.id).unwrap_or((0, Ok(Vec::new())));
-            let o = o.map_err(|e| Error::Invalid(vec![Problem { severity: validate::Severity::Error, code: validate::ProblemCode::InvalidConfig, message: e, node_id: Some(n.id.clone()), edge_id: None }]))?;
+            let o = o.map_err(|e| Error::Invalid(vec![Problem::node(validate::Severity::Error, validate::ProblemCode::InvalidConfig, &n.id, e)]))?;
             nodes.insert(
                 n.id.clone(),
                 PreparedNode {
@@ -662,7 +706,7 @@ impl Catalog for EngineCatalog<'_> {
     fn node_type(&self, t: &str) -> Option<&NodeTypeInfo> {
         self.reg.get(t).map(|t| &t.info)
     }
-    fn config_errors(&self, n: &GraphNode) -> Vec<String> {
+    fn config_errors(&self, n: &GraphNode) -> Vec<validate::ConfigError> {
         self.reg.get(&n.node_type).map(|t| t.config_errors(&n.data.config)).unwrap_or_default()
     }
     fn outputs(&self, n: &GraphNode) -> Result<Vec<OutputDecl>, String> {
@@ -677,6 +721,11 @@ impl Catalog for EngineCatalog<'_> {
     fn entry_mapped(&self, n: &GraphNode) -> bool {
         let snap = self.services.entities.snapshot();
         snap.entry_mapped(self.flow_id, &n.id)
-            || n.data.entity_id.is_some_and(|id| matches!(snap.get(EntityKind::InboundNumber, id).map(|c| &*c.entity), Some(crate::entity::Entity::InboundNumber(num)) if num.enabled))
+            // the entry links a number routed to this flow that names no entry node of its own
+            || n.data.entity_id.is_some_and(|id| {
+                matches!(snap.get(EntityKind::InboundNumber, id).map(|c| &*c.entity),
+                    Some(crate::entity::Entity::InboundNumber(num))
+                        if num.enabled && num.flow_id.is_some() && num.flow_id == self.flow_id && num.flow_entry_node.as_deref().is_none_or(|e| e == n.id))
+            })
     }
 }

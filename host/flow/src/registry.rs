@@ -14,6 +14,7 @@ use wasmtime::component::Component;
 use crate::bindings::types as wit;
 use crate::graph::ENTRY_TYPE;
 use crate::types::{Capability, Grants, NodeTypeInfo, OutputDecl};
+use crate::validate::ConfigError;
 
 /// One node type.
 pub struct NodeType {
@@ -32,18 +33,19 @@ impl std::fmt::Debug for NodeType {
 }
 
 impl NodeType {
-    /// Why `config` does not match the type's schema (empty: it does).
-    pub fn config_errors(&self, config: &serde_json::Value) -> Vec<String> {
-        match &self.schema {
-            None => Vec::new(),
-            Some(v) => v
-                .iter_errors(config)
-                .map(|e| {
-                    let at = e.instance_path().to_string();
-                    if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
-                })
-                .collect(),
-        }
+    /// Where `config` does not match the type's schema (empty: it does). A missing required
+    /// property is reported at the property itself.
+    pub fn config_errors(&self, config: &serde_json::Value) -> Vec<ConfigError> {
+        let Some(v) = &self.schema else { return Vec::new() };
+        v.iter_errors(config)
+            .map(|e| {
+                let mut path: Vec<String> = e.instance_path().segments().map(|seg| seg.to_string()).collect();
+                if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
+                    path.push(property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string()));
+                }
+                ConfigError { field: path.join("."), message: e.to_string() }
+            })
+            .collect()
     }
 
     /// The entry marker type: the host resolves it; it leaves by `next`.

@@ -65,6 +65,19 @@ pub struct Dtmf {
     pub digits: String,
 }
 
+/// Digits the caller presses when the flow asks for input ([`Script::menu_dtmf`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MenuDtmf {
+    pub digits: String,
+    /// How long after the asking starts (the prompt is cut short by the first digit).
+    #[serde(default = "one_s")]
+    pub after_ms: u64,
+}
+
+fn one_s() -> u64 {
+    1000
+}
+
 /// What a rung phone does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -214,6 +227,12 @@ pub struct Script {
     pub clock: ScriptClock,
     #[serde(default)]
     pub dtmf: Vec<Dtmf>,
+    /// Digits the caller presses each time the flow asks for input: one entry per digit
+    /// collection (an IVR menu's attempt), in order, each `after_ms` after that collection
+    /// starts. Unlike `dtmf` (times from the start of the call) this does not depend on how
+    /// long the prompts before it last. Both may be used; digits are taken in time order.
+    #[serde(default)]
+    pub menu_dtmf: Vec<MenuDtmf>,
     /// The caller hangs up at this time (ms from the start).
     #[serde(default)]
     pub hangup_at_ms: Option<u64>,
@@ -296,6 +315,8 @@ struct SimState {
     caller: Party,
     answered: bool,
     digits: VecDeque<(Instant, char)>,
+    /// `menu_dtmf` entries not yet pressed.
+    menu: VecDeque<MenuDtmf>,
     /// The flow ended the call (bridged, transferred, hung up).
     ended: Option<String>,
     caller_gone: bool,
@@ -320,21 +341,27 @@ impl SimCall {
         let mut digits = VecDeque::new();
         let mut dtmf = script.dtmf.clone();
         dtmf.sort_by_key(|d| d.at_ms);
+        let check = |digits: &str| match digits.chars().find(|c| !"0123456789*#ABCD".contains(*c)) {
+            Some(c) => Err(Error::Script(format!("{c:?} is not a DTMF digit"))),
+            None => Ok(()),
+        };
         for d in &dtmf {
+            check(&d.digits)?;
             for (i, c) in d.digits.chars().enumerate() {
-                if !"0123456789*#ABCD".contains(c) {
-                    return Err(Error::Script(format!("{c:?} is not a DTMF digit")));
-                }
                 digits.push_back((start + Duration::from_millis(d.at_ms + 150 * i as u64), c));
             }
         }
+        for m in &script.menu_dtmf {
+            check(&m.digits)?;
+        }
+        let menu = script.menu_dtmf.iter().cloned().collect();
         Ok(SimCall {
             call_id: script.call_id.clone().unwrap_or_else(|| "simulated-call".into()),
             dialled: script.dialled.clone(),
             start,
             start_wall: script.clock.instant()?,
             hangup_at: script.hangup_at_ms.map(|ms| start + Duration::from_millis(ms)),
-            state: Mutex::new(SimState { caller: script.caller.clone(), answered: false, digits, ended: None, caller_gone: false, events: Vec::new() }),
+            state: Mutex::new(SimState { caller: script.caller.clone(), answered: false, digits, menu, ended: None, caller_gone: false, events: Vec::new() }),
             script,
         })
     }
@@ -437,6 +464,19 @@ impl SimCall {
         Ok(())
     }
 
+    /// A digit collection starts: the caller's next `menu_dtmf` entry is pressed `after_ms`
+    /// from now.
+    fn press_next_menu_entry(&self) {
+        let mut s = self.lock();
+        if let Some(m) = s.menu.pop_front() {
+            let at = Instant::now() + Duration::from_millis(m.after_ms);
+            for (i, c) in m.digits.chars().enumerate() {
+                s.digits.push_back((at + Duration::from_millis(150 * i as u64), c));
+            }
+            s.digits.make_contiguous().sort_by_key(|d| d.0);
+        }
+    }
+
     fn behaviour(&self, t: &Target) -> (String, Answer) {
         match t {
             Target::Extension(x) => {
@@ -508,6 +548,12 @@ impl CallControl for SimCall {
             }
         })
         .await
+    }
+
+    async fn collect_digits(&self, o: &CollectOptions) -> Result<Collected, CallError> {
+        self.check()?;
+        self.press_next_menu_entry();
+        collect_with(self, o).await
     }
 
     async fn ring(&self, targets: &[Target], o: &RingOptions) -> Result<RingOutcome, CallError> {

@@ -36,8 +36,10 @@ pub enum ProblemCode {
     EdgeIntoEntry,
     /// No node type has this id (or its plugin is disabled).
     UnknownNodeType,
-    /// The config does not match the node type's JSON Schema, or the node rejected its
-    /// config or entity.
+    /// The config does not match the node type's JSON Schema (`field` names where), or the
+    /// node rejected its config or entity. Written `config_invalid` on the wire: the editor
+    /// shows problems whose code starts with `config` next to the config field.
+    #[serde(rename = "config_invalid")]
     InvalidConfig,
     /// A required entity is not linked, the linked one does not exist, or it is of the
     /// wrong type.
@@ -70,15 +72,30 @@ pub struct Problem {
     pub node_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edge_id: Option<String>,
+    /// For a config problem: the path inside the node's config, dotted (`rules.0.start`;
+    /// empty for the config as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl Problem {
-    fn node(severity: Severity, code: ProblemCode, node: &str, message: String) -> Problem {
-        Problem { severity, code, message, node_id: Some(node.to_string()), edge_id: None }
+    pub(crate) fn node(severity: Severity, code: ProblemCode, node: &str, message: String) -> Problem {
+        Problem { severity, code, message, node_id: Some(node.to_string()), edge_id: None, field: None }
     }
     fn edge(severity: Severity, code: ProblemCode, edge: &str, message: String) -> Problem {
-        Problem { severity, code, message, node_id: None, edge_id: Some(edge.to_string()) }
+        Problem { severity, code, message, node_id: None, edge_id: Some(edge.to_string()), field: None }
     }
+    fn flow(severity: Severity, code: ProblemCode, message: String) -> Problem {
+        Problem { severity, code, message, node_id: None, edge_id: None, field: None }
+    }
+}
+
+/// Where a config does not match its node type's schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The path inside the config, dotted (`rules.0.start`); empty for the whole config.
+    pub field: String,
+    pub message: String,
 }
 
 /// Whether any problem blocks publishing.
@@ -90,8 +107,8 @@ pub fn has_errors(problems: &[Problem]) -> bool {
 pub trait Catalog {
     /// The node type, if one with this id is available.
     fn node_type(&self, type_id: &str) -> Option<&NodeTypeInfo>;
-    /// Why the config does not match the type's schema (empty: it does).
-    fn config_errors(&self, node: &GraphNode) -> Vec<String>;
+    /// Where the config does not match the type's schema (empty: it does).
+    fn config_errors(&self, node: &GraphNode) -> Vec<ConfigError>;
     /// The node's outputs with its config and entity, or why the node rejects them.
     fn outputs(&self, node: &GraphNode) -> Result<Vec<OutputDecl>, String>;
     /// Whether an entity exists.
@@ -129,7 +146,10 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
         };
         waits.insert(&n.id, t.waits_for_caller);
         for e in catalog.config_errors(n) {
-            out.push(Problem::node(Error, InvalidConfig, &n.id, format!("config: {e}")));
+            let at = if e.field.is_empty() { "config".to_string() } else { format!("config.{}", e.field) };
+            let mut p = Problem::node(Error, InvalidConfig, &n.id, format!("{at}: {}", e.message));
+            p.field = Some(e.field);
+            out.push(p);
         }
         let mut entity_ok = true;
         match (&t.entity_kind, n.data.entity_id) {
@@ -229,7 +249,7 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
     // Entries.
     let entries: Vec<&GraphNode> = graph.entries().collect();
     if entries.is_empty() && !graph.nodes.is_empty() {
-        out.push(Problem { severity: Error, code: NoEntry, message: "the flow has no inbound number node".into(), node_id: None, edge_id: None });
+        out.push(Problem::flow(Error, NoEntry, "the flow has no inbound number node".into()));
     }
     for e in &entries {
         if !catalog.entry_mapped(e) {
@@ -244,7 +264,7 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
         if ids.contains(f.as_str()) {
             stack.push(f);
         } else {
-            out.push(Problem { severity: Error, code: BadFallback, message: format!("the fallback node {f:?} does not exist"), node_id: None, edge_id: None });
+            out.push(Problem::flow(Error, BadFallback, format!("the fallback node {f:?} does not exist")));
         }
     }
     while let Some(id) = stack.pop() {
@@ -387,8 +407,8 @@ mod tests {
         fn node_type(&self, t: &str) -> Option<&NodeTypeInfo> {
             self.types.get(t)
         }
-        fn config_errors(&self, n: &GraphNode) -> Vec<String> {
-            if n.data.config.get("bad").is_some() { vec!["bad is not allowed".into()] } else { vec![] }
+        fn config_errors(&self, n: &GraphNode) -> Vec<ConfigError> {
+            if n.data.config.get("bad").is_some() { vec![ConfigError { field: "bad".into(), message: "is not allowed".into() }] } else { vec![] }
         }
         fn outputs(&self, n: &GraphNode) -> Result<Vec<OutputDecl>, String> {
             if n.data.config.get("reject").is_some() {
@@ -475,6 +495,13 @@ mod tests {
         assert!(has_errors(&p));
         // The problem for the missing entity says which.
         assert!(p.iter().any(|p| p.message.contains("needs a linked ivr_menu") || p.message.contains("does not exist")));
+        // A schema problem names the config field, and says `config_invalid` on the wire.
+        let schema = p.iter().find(|p| p.node_id.as_deref() == Some("sw") && p.code == ProblemCode::InvalidConfig).unwrap();
+        assert_eq!(schema.field.as_deref(), Some("bad"));
+        assert_eq!(schema.message, "config.bad: is not allowed");
+        assert_eq!(serde_json::to_value(schema).unwrap()["code"], "config_invalid");
+        let rejected = p.iter().find(|p| p.node_id.as_deref() == Some("sw2") && p.code == ProblemCode::InvalidConfig).unwrap();
+        assert_eq!(rejected.field, None);
     }
 
     #[test]

@@ -160,6 +160,24 @@ fn ivr_an_invalid_choice_plays_the_invalid_prompt_and_repeats() {
 }
 
 #[test]
+fn menu_dtmf_presses_one_entry_per_collection_relative_to_its_start() {
+    // The first attempt gets "5" (invalid), the repeat gets "1": each 1 s after that
+    // attempt's greeting starts, however long the invalid prompt in between lasts.
+    let r = ivr(json!({"1": "Sales"}), json!({"menu_dtmf": [{"digits": "5"}, {"digits": "1", "after_ms": 500}]}));
+    assert_eq!(out(&r), "1");
+    let ev = events(&r);
+    assert_eq!(ev.iter().filter(|e| e.starts_with("play ivr/main")).count(), 2, "{ev:?}");
+    assert_eq!(ev.iter().filter(|e| *e == "audio_stopped").count(), 2, "both greetings are cut short: {ev:?}");
+    // No entry left: the next attempt times out like a silent caller.
+    assert_eq!(out(&ivr(json!({"1": "Sales"}), json!({"menu_dtmf": [{"digits": "9"}]}))), "timeout");
+    let g = graph(around("ivr_menu", Some(("ivr_menu", 3)), json!({}), &["1", "timeout", "invalid"]));
+    let err = engine()
+        .simulate_blocking(flow::sim::SimTarget::Draft { flow_id: 1, graph: g }, script(json!({"entities": [menu(json!({"1": "Sales"}))], "menu_dtmf": [{"digits": "x"}]})))
+        .unwrap_err();
+    assert!(err.to_string().contains("not a DTMF digit"), "{err}");
+}
+
+#[test]
 fn ivr_multi_digit_choices_use_the_inter_digit_timeout() {
     let opts = json!({"1": "One", "12": "Twelve"});
     assert_eq!(out(&ivr(opts.clone(), json!({"dtmf": [{"at_ms": 500, "digits": "12"}]}))), "12");

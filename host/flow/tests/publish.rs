@@ -184,7 +184,29 @@ fn a_new_plugin_version_changes_no_published_flow_until_it_is_republished() {
     assert!(e.remove_plugin("test/misbehave"));
     assert!(!e.node_types().iter().any(|t| t.id == "test/misbehave"));
     assert_eq!(out(&e), "was_denied");
-    assert!(matches!(rt.block_on(e.prepare(9, 3, graph(g))), Err(flow::Error::Invalid(_))));
+    assert!(matches!(rt.block_on(e.prepare(9, 3, graph(g.clone()))), Err(flow::Error::Invalid(_))));
+    // Loading a published version again (start-up, rollback) pins the plugin version it was
+    // published with, whatever the registry holds now.
+    let bytes = test_component("test_misbehave");
+    let pins = e.published(9).unwrap().plugins();
+    assert_eq!(pins.into_iter().collect::<Vec<_>>(), vec![("test/misbehave".to_string(), flow::cache::sha256_hex(&bytes))]);
+    let reg = e.registry_pinned(&[(&bytes, &[Capability::Kv])]).unwrap();
+    e.install(rt.block_on(e.prepare_in(9, 3, graph(g), &reg)).unwrap());
+    assert_eq!(out(&e), "ok");
+    assert!(!e.node_types().iter().any(|t| t.id == "test/misbehave"), "pinning installs nothing");
+}
+
+#[test]
+fn node_outputs_follow_config_and_entity() {
+    let e = live_engine();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outs = rt.block_on(e.node_outputs("time_switch", &json!({}), Some(&switch(all_week())))).unwrap().unwrap();
+    assert_eq!(outs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["open", "default"]);
+    let rejected = rt.block_on(e.node_outputs("time_switch", &json!({}), None)).unwrap();
+    assert!(rejected.is_err(), "a time switch needs its entity: {rejected:?}");
+    let entry = rt.block_on(e.node_outputs("inbound_number", &json!({}), None)).unwrap().unwrap();
+    assert_eq!(entry[0].id, "next");
+    assert!(matches!(rt.block_on(e.node_outputs("acme/none", &json!({}), None)), Err(flow::Error::NotFound(_))));
 }
 
 #[test]

@@ -32,6 +32,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the PBX server (what `flowpbx` does with no subcommand).
     Serve,
+    /// Write, build and try node plugins (WebAssembly components).
+    Node {
+        #[command(subcommand)]
+        command: crate::flow_cli::NodeCommand,
+    },
+    /// Work with call flows outside the server.
+    Flow {
+        #[command(subcommand)]
+        command: crate::flow_cli::FlowCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,6 +154,10 @@ pub struct Settings {
     /// Log format.
     #[arg(long, env = "FLOWPBX_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
+    /// Directory for compiled node components (a cache: safe to delete) [default:
+    /// <data-dir>/cache; for the node commands $XDG_CACHE_HOME/flowpbx or ~/.cache/flowpbx].
+    #[arg(long, env = "FLOWPBX_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
     /// Key that seals secrets at rest: 64 hex digits [default: <data-dir>/secret.key, created
     /// on first start].
     #[arg(long, env = "FLOWPBX_SECRET_KEY", hide_env_values = true, global = true)]

@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod flow_cli;
+mod flows;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,10 +27,12 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     let result = match cli.command {
-        None | Some(Command::Serve) => run_server(cli.settings, matches, started),
+        None | Some(Command::Serve) => run_server(cli.settings, matches, started).map(|()| std::process::ExitCode::SUCCESS),
+        Some(Command::Node { command }) => flow_cli::node(command, &cli.settings),
+        Some(Command::Flow { command }) => flow_cli::flow(command, &cli.settings),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("flowpbx: {e:#}");
@@ -96,7 +100,24 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         },
         layers,
     );
-    let pbx = call::start(sip_config(&config.sip, &secret_key), store.clone()).await.context("starting the SIP stack")?;
+    let media = media::MediaEngine::new(media_config(&config.media, &data_dir)).context("starting the media engine")?;
+    let pbx = call::start_with_media(sip_config(&config.sip, &secret_key), store.clone(), media.clone()).await.context("starting the SIP stack")?;
+    state.register_health("media", {
+        let media = media.clone();
+        Arc::new(move || {
+            let h = media.health();
+            api::ComponentStatus {
+                status: if h.recording_disk_low { "degraded" } else { "ok" },
+                detail: Some(format!(
+                    "{} sessions, {}/{} RTP port pairs in use{}",
+                    h.sessions,
+                    h.port_pairs_in_use,
+                    h.port_pairs,
+                    if h.recording_disk_low { ", recording skipped: disk space low" } else { "" }
+                )),
+            }
+        })
+    });
     state.attach_pbx(pbx.clone());
     state.register_health("sip", {
         let pbx = pbx.clone();
@@ -111,6 +132,7 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
             }
         })
     });
+    let _flows = flows::start(&state, settings.cache_dir.as_deref(), &pbx).await?;
     let app = api::router(state);
     let addr = SocketAddr::new(config.http.bind, config.http.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;
@@ -138,6 +160,18 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     pbx.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// The media engine's settings from the binary's.
+fn media_config(m: &config::MediaSettings, data_dir: &Path) -> media::EngineConfig {
+    let mut c = media::EngineConfig { data_dir: data_dir.to_path_buf(), ..Default::default() };
+    c.bind_ip = m.bind;
+    c.advertised_ip = m.external_ip;
+    c.port_min = m.rtp_port_min;
+    c.port_max = m.rtp_port_max;
+    c.session.media_timeout = Duration::from_secs(m.media_timeout_secs.max(1));
+    c.min_free_disk = m.recording_min_free_mb.saturating_mul(1 << 20);
+    c
 }
 
 /// The SIP stack's settings from the binary's.

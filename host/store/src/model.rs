@@ -592,6 +592,10 @@ pub struct FlowVersion {
     #[sqlx(json)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub flow_data: serde_json::Value,
+    /// The plugin versions it runs: `{"vendor/name": "<sha256 of the component>"}`.
+    #[sqlx(json)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub plugins: serde_json::Value,
     pub published_by: String,
     pub published_at: Timestamp,
 }
@@ -632,6 +636,11 @@ pub struct Cdr {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub flow_path: serde_json::Value,
     pub hangup_cause: Option<String>,
+    /// Per-leg media statistics (`a`: the caller, `b`: the callee): packets and bytes each
+    /// way, loss, jitter; written when the call's media session closes.
+    #[sqlx(json(nullable))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub media_stats: Option<serde_json::Value>,
 }
 
 /// A CDR as written when the call starts.

@@ -7,7 +7,7 @@ use crate::*;
 macro_rules! cdr_cols {
     () => {
         "id, call_id, start_time, answer_time, end_time, duration, billable_dur, caller_id_name, caller_id_num, callee, \
-         trunk_id, direction, disposition, recording_file, flow_id, flow_version, flow_path, hangup_cause"
+         trunk_id, direction, disposition, recording_file, flow_id, flow_version, flow_path, hangup_cause, media_stats"
     };
 }
 
@@ -188,6 +188,30 @@ impl Cdrs<'_> {
         .bind(&e.hangup_cause)
         .bind(Json(&e.flow_path))
         .bind(&e.recording_file)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Writes a call's per-leg media statistics (when its media session closed).
+    pub async fn set_media_stats(self, id: i64, stats: &serde_json::Value) -> Result<bool> {
+        let mut c = self.db.acquire().await?;
+        let r = sqlx::query("UPDATE cdrs SET media_stats = ? WHERE id = ?").bind(Json(stats)).bind(id).execute(&mut *c).await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Writes what a flow did with a call: the flow and version it walked, its path, and a
+    /// disposition that replaces the one signalling gave (a call that ended in voicemail).
+    pub async fn set_flow(self, id: i64, flow_id: i64, flow_version: i64, flow_path: &serde_json::Value, disposition: Option<Disposition>) -> Result<bool> {
+        let mut c = self.db.acquire().await?;
+        let r = sqlx::query(
+            "UPDATE cdrs SET flow_id = ?, flow_version = ?, flow_path = ?, disposition = COALESCE(?, disposition) WHERE id = ?",
+        )
+        .bind(flow_id)
+        .bind(flow_version)
+        .bind(Json(flow_path))
+        .bind(disposition)
         .bind(id)
         .execute(&mut *c)
         .await?;

@@ -93,7 +93,7 @@ impl CallFlows<'_> {
 
 macro_rules! version_cols {
     () => {
-        "id, flow_id, version, flow_data, published_by, published_at"
+        "id, flow_id, version, flow_data, plugins, published_by, published_at"
     };
 }
 
@@ -101,6 +101,12 @@ impl FlowVersions<'_> {
     /// Publishes `graph` as the next version of `flow_id` and marks the flow published.
     /// Run it inside a transaction with the audit row (`tx.flow_versions().publish(..)`).
     pub async fn publish(self, flow_id: i64, graph: &serde_json::Value, published_by: &str) -> Result<FlowVersion> {
+        self.publish_pinned(flow_id, graph, &serde_json::json!({}), published_by).await
+    }
+
+    /// [`publish`](Self::publish) recording the plugin versions the flow engine prepared the
+    /// version with (`{"vendor/name": "<sha256>"}`).
+    pub async fn publish_pinned(self, flow_id: i64, graph: &serde_json::Value, plugins: &serde_json::Value, published_by: &str) -> Result<FlowVersion> {
         let now = Timestamp::now();
         let mut c = self.db.acquire().await?;
         let (next,): (i64,) =
@@ -109,12 +115,13 @@ impl FlowVersions<'_> {
                 .fetch_one(&mut *c)
                 .await?;
         let v: FlowVersion = sqlx::query_as(concat!(
-            "INSERT INTO flow_versions (flow_id, version, flow_data, published_by, published_at) VALUES (?, ?, ?, ?, ?) RETURNING ",
+            "INSERT INTO flow_versions (flow_id, version, flow_data, plugins, published_by, published_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING ",
             version_cols!()
         ))
         .bind(flow_id)
         .bind(next)
         .bind(Json(graph))
+        .bind(Json(plugins))
         .bind(published_by)
         .bind(now)
         .fetch_one(&mut *c)
@@ -186,8 +193,10 @@ mod tests {
         let mut tx = s.begin().await.unwrap();
         let v1 = tx.flow_versions().publish(f.id, &serde_json::json!({"nodes": [1]}), "admin:a").await.unwrap();
         tx.commit().await.unwrap();
-        let v2 = s.flow_versions().publish(f.id, &serde_json::json!({"nodes": [2]}), "admin:a").await.unwrap();
+        let v2 = s.flow_versions().publish_pinned(f.id, &serde_json::json!({"nodes": [2]}), &serde_json::json!({"acme/crm": "ab"}), "admin:a").await.unwrap();
         assert_eq!((v1.version, v2.version), (1, 2));
+        assert_eq!(v1.plugins, serde_json::json!({}));
+        assert_eq!(s.flow_versions().get(f.id, 2).await.unwrap().unwrap().plugins["acme/crm"], "ab");
         let f = s.call_flows().get(f.id).await.unwrap().unwrap();
         assert!(f.published);
         assert_eq!(f.version, 2);
