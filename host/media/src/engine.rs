@@ -43,7 +43,10 @@ use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
+pub mod conference;
+
 pub use crate::recorder::RecordingInfo;
+pub use conference::{Conference, ConferenceEvent, ConferenceSettings, ConferenceSummary, JoinOptions, LeaveReason, Participant, ParticipantInfo};
 use crate::player::PlayRequest;
 use crate::ports::PortAllocator;
 use crate::record::{self, RecordMode};
@@ -145,6 +148,7 @@ enum Cmd {
     StopRecording(u64, oneshot::Sender<Result<RecordingInfo>>),
     Stats(u64, oneshot::Sender<SessionStats>),
     Close(u64, Option<oneshot::Sender<SessionStats>>),
+    Conference(Box<conference::RoomCmd>),
     Shutdown,
 }
 
@@ -155,6 +159,7 @@ struct NewSession {
     sockets: [UdpSocket; 4],
     ports: [u16; 2],
     events: tmpsc::Sender<MediaEvent>,
+    route: Arc<AtomicUsize>,
 }
 
 struct WorkerLink {
@@ -179,6 +184,23 @@ struct Shared {
     next_id: AtomicU64,
     sessions: AtomicUsize,
     events_dropped: AtomicU64,
+    conferences: conference::Registry,
+}
+
+impl Shared {
+    /// `<data-dir>/recordings/YYYY/MM/DD/<name>.wav` for today's date (UTC).
+    fn dated_recording_path(&self, name: &str) -> PathBuf {
+        let now = time::OffsetDateTime::now_utc();
+        let date = record::Date { year: now.year(), month: u8::from(now.month()), day: now.day() };
+        record::recording_path(&self.cfg.data_dir, date, name)
+    }
+
+    /// Opens a recording that will end up at `path`, after the free-disk check.
+    fn open_recording(&self, path: PathBuf, channels: u16) -> Result<RecordingSink> {
+        let dir = path.parent().map_or_else(|| self.cfg.data_dir.clone(), std::path::Path::to_path_buf);
+        self.recorder.check_disk(&dir, self.cfg.min_free_disk)?;
+        self.recorder.open(path, channels)
+    }
 }
 
 impl Drop for Shared {
@@ -224,10 +246,10 @@ impl MediaEngine {
             threads.push((i, poll, rx, link));
         }
         let prompts = crate::prompts::PromptStore::new(&cfg.data_dir);
-        let shared = Arc::new(Shared { cfg, ports: Mutex::new(ports), workers, recorder, prompts, next_id: AtomicU64::new(1), sessions: AtomicUsize::new(0), events_dropped: AtomicU64::new(0) });
+        let shared = Arc::new(Shared { cfg, ports: Mutex::new(ports), workers, recorder, prompts, next_id: AtomicU64::new(1), sessions: AtomicUsize::new(0), events_dropped: AtomicU64::new(0), conferences: conference::Registry::default() });
         // workers hold a weak-free view: the allocator and counters they need, not the engine
         for (i, poll, rx, link) in threads {
-            let ctx = WorkerCtx { ports: PortsRef(Arc::downgrade(&shared)), link, orphan_timeout: shared.cfg.orphan_timeout };
+            let ctx = WorkerCtx { ports: PortsRef(Arc::downgrade(&shared)), link, orphan_timeout: shared.cfg.orphan_timeout, index: i };
             std::thread::Builder::new().name(format!("media-relay-{i}")).spawn(move || Worker::new(poll, rx, ctx).run())?;
         }
         Ok(MediaEngine { shared })
@@ -298,7 +320,9 @@ impl MediaEngine {
             }
         };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let worker = self.shared.workers.iter().min_by_key(|w| w.sessions.load(Ordering::Relaxed)).cloned().ok_or(MediaError::SessionClosed)?;
+        let (index, worker) = self.shared.workers.iter().enumerate().min_by_key(|(_, w)| w.sessions.load(Ordering::Relaxed)).ok_or(MediaError::SessionClosed)?;
+        // the worker that owns the session now; a conference may move it to the room's worker
+        let route = Arc::new(AtomicUsize::new(index));
         let (etx, erx) = tmpsc::channel(self.shared.cfg.event_capacity.max(8));
         let now = Instant::now();
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -310,7 +334,7 @@ impl MediaEngine {
         let ip = self.advertised_ip();
         worker.sessions.fetch_add(1, Ordering::Relaxed);
         self.shared.sessions.fetch_add(1, Ordering::Relaxed);
-        let added = worker.send(Cmd::Add(Box::new(NewSession { id, call_id: call_id.to_string(), session, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp], ports: [pa, pb], events: etx })));
+        let added = worker.send(Cmd::Add(Box::new(NewSession { id, call_id: call_id.to_string(), session, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp], ports: [pa, pb], events: etx, route: route.clone() })));
         if let Err(e) = added {
             worker.sessions.fetch_sub(1, Ordering::Relaxed);
             self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
@@ -321,7 +345,7 @@ impl MediaEngine {
             return Err(e);
         }
         tracing::debug!(call_id, id, a = pa, b = pb, "media session created");
-        Ok(SessionHandle { control: SessionControl { id, call_id: call_id.into(), ports: [pa, pb], ip, worker, engine: self.clone() }, events: erx, closed: false })
+        Ok(SessionHandle { control: SessionControl { id, call_id: call_id.into(), ports: [pa, pb], ip, route, engine: self.clone() }, events: erx, closed: false })
     }
 }
 
@@ -345,7 +369,9 @@ pub struct SessionControl {
     call_id: Arc<str>,
     ports: [u16; 2],
     ip: IpAddr,
-    worker: Arc<WorkerLink>,
+    /// Index of the worker that owns the session (shared with it: a session that joins a
+    /// conference hosted elsewhere moves to that worker and updates it).
+    route: Arc<AtomicUsize>,
     engine: MediaEngine,
 }
 
@@ -416,7 +442,7 @@ impl SessionControl {
     }
 
     fn cmd(&self, c: Cmd) -> Result<()> {
-        self.worker.send(c)
+        self.engine.shared.workers.get(self.route.load(Ordering::Acquire)).ok_or(MediaError::SessionClosed)?.send(c)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T> {
@@ -473,9 +499,7 @@ impl SessionControl {
     /// [`EngineHealth::recording_disk_low`]) when free disk is under the threshold: the call
     /// goes on unrecorded. Returns the final path.
     pub fn start_recording(&self, mode: RecordMode, name: &str) -> Result<PathBuf> {
-        let now = time::OffsetDateTime::now_utc();
-        let date = record::Date { year: now.year(), month: u8::from(now.month()), day: now.day() };
-        let path = record::recording_path(&self.engine.shared.cfg.data_dir, date, name);
+        let path = self.engine.shared.dated_recording_path(name);
         self.start_recording_at(mode, path.clone())?;
         Ok(path)
     }
@@ -485,10 +509,7 @@ impl SessionControl {
     /// [`SessionHandle::start_recording`]. The caller stops it (e.g. at the box's maximum
     /// message length).
     pub fn start_recording_at(&self, mode: RecordMode, path: PathBuf) -> Result<()> {
-        let cfg = &self.engine.shared.cfg;
-        let dir = path.parent().map_or_else(|| cfg.data_dir.clone(), std::path::Path::to_path_buf);
-        self.engine.shared.recorder.check_disk(&dir, cfg.min_free_disk)?;
-        let sink = self.engine.shared.recorder.open(path, mode.channels() as u16)?;
+        let sink = self.engine.shared.open_recording(path, mode.channels() as u16)?;
         self.cmd(Cmd::StartRecording(self.id, mode, sink))
     }
 
@@ -563,6 +584,8 @@ struct WorkerCtx {
     ports: PortsRef,
     link: Arc<WorkerLink>,
     orphan_timeout: Duration,
+    /// This worker's index in the engine's list.
+    index: usize,
 }
 
 struct Slot {
@@ -575,6 +598,7 @@ struct Slot {
     recording: Option<RecordingSink>,
     scheduled: Option<Instant>,
     generation: u32,
+    route: Arc<AtomicUsize>,
 }
 
 struct Worker {
@@ -588,6 +612,10 @@ struct Worker {
     generation: u32,
     rx_batch: BatchReceiver,
     next_housekeeping: Instant,
+    rooms: conference::Rooms,
+    /// Sessions that moved to another worker (into a conference there), by id, with their
+    /// route: commands that were already on their way here follow them.
+    moved: HashMap<u64, Arc<AtomicUsize>>,
 }
 
 const SOCKET_KINDS: [(LegId, StreamKind); 4] = [(LegId::A, StreamKind::Rtp), (LegId::A, StreamKind::Rtcp), (LegId::B, StreamKind::Rtp), (LegId::B, StreamKind::Rtcp)];
@@ -609,6 +637,8 @@ impl Worker {
             generation: 0,
             rx_batch: BatchReceiver::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
+            rooms: conference::Rooms::default(),
+            moved: HashMap::new(),
         }
     }
 
@@ -617,6 +647,7 @@ impl Worker {
         loop {
             let now = Instant::now();
             let next = self.timers.peek().map_or(self.next_housekeeping, |Reverse((t, _, _))| (*t).min(self.next_housekeeping));
+            let next = self.rooms.next_timeout().map_or(next, |t| t.min(next));
             let timeout = next.saturating_duration_since(now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != ErrorKind::Interrupted {
@@ -635,6 +666,7 @@ impl Worker {
                 }
             }
             self.run_timers(Instant::now());
+            self.run_rooms(Instant::now());
         }
     }
 
@@ -661,6 +693,9 @@ impl Worker {
                 if let Some(f) = slot.session.handle_datagram(leg, stream, from, buf, now) {
                     let _ = slot.sockets[socket_index(f.leg, f.stream)].send_to(&buf[..f.len], f.to);
                 }
+                if let Some(p) = slot.session.take_conference_packet() {
+                    self.rooms.input(&p, buf);
+                }
             }
             flush(slot, &self.ctx);
             if n < BATCH {
@@ -674,7 +709,7 @@ impl Worker {
     fn commands(&mut self, now: Instant) -> bool {
         while let Ok(cmd) = self.rx.try_recv() {
             let id = match &cmd {
-                Cmd::Add(_) | Cmd::Shutdown => 0,
+                Cmd::Add(_) | Cmd::Conference(_) | Cmd::Shutdown => 0,
                 Cmd::SetRemote(id, ..)
                 | Cmd::Bridge(id, _)
                 | Cmd::Play(id, ..)
@@ -691,20 +726,28 @@ impl Worker {
                     for i in 0..self.slots.len() {
                         self.close_slot(i, None);
                     }
+                    self.rooms_shutdown();
                     return false;
                 }
                 Cmd::Add(new) => self.add(*new),
-                Cmd::Close(_, reply) => {
-                    if let Some(&i) = self.by_id.get(&id) {
-                        self.close_slot(i, reply);
-                    }
-                }
+                Cmd::Conference(c) => self.room_command(*c, now),
+                Cmd::Close(_, reply) => match self.by_id.get(&id) {
+                    Some(&i) => self.close_slot(i, reply),
+                    None => self.forward(id, Cmd::Close(id, reply)),
+                },
                 other => {
-                    let Some(&i) = self.by_id.get(&id) else { continue };
+                    let Some(&i) = self.by_id.get(&id) else {
+                        // a session that moved to a conference's worker a moment ago
+                        self.forward(id, other);
+                        continue;
+                    };
                     let Some(slot) = self.slots[i].as_mut() else { continue };
                     let s = &mut slot.session;
                     match other {
-                        Cmd::SetRemote(_, leg, r) => s.set_remote(leg, *r, now),
+                        Cmd::SetRemote(_, leg, r) => {
+                            s.set_remote(leg, *r, now);
+                            self.rooms.codec_changed(s, leg);
+                        }
                         Cmd::Bridge(_, true) => s.bridge(),
                         Cmd::Bridge(_, false) => s.unbridge(),
                         Cmd::Play(_, leg, req, tx) => {
@@ -745,7 +788,7 @@ impl Worker {
                         Cmd::Stats(_, tx) => {
                             let _ = tx.send(s.stats());
                         }
-                        Cmd::Add(_) | Cmd::Close(..) | Cmd::Shutdown => {}
+                        Cmd::Add(_) | Cmd::Close(..) | Cmd::Conference(_) | Cmd::Shutdown => {}
                     }
                     flush(slot, &self.ctx);
                     schedule(slot, i, &mut self.timers);
@@ -756,27 +799,39 @@ impl Worker {
     }
 
     fn add(&mut self, new: NewSession) {
+        let NewSession { id, call_id, session, sockets, ports, events, route } = new;
+        self.insert_slot(Slot { id, call_id, session, sockets, ports, events, recording: None, scheduled: None, generation: 0, route });
+    }
+
+    /// Takes a session (new, or moved here from another worker) into a free slot.
+    fn insert_slot(&mut self, mut slot: Slot) -> usize {
         let index = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let NewSession { id, call_id, session, mut sockets, ports, events } = new;
-        for (k, s) in sockets.iter_mut().enumerate() {
+        for (k, s) in slot.sockets.iter_mut().enumerate() {
             if let Err(e) = self.poll.registry().register(s, Token(index * 4 + k), Interest::READABLE) {
-                tracing::error!(error = %e, call_id, "cannot register RTP socket");
+                tracing::error!(error = %e, call_id = slot.call_id, "cannot register RTP socket");
             }
         }
         self.generation = self.generation.wrapping_add(1);
-        let mut slot = Slot { id, call_id, session, sockets, ports, events, recording: None, scheduled: None, generation: self.generation };
+        slot.generation = self.generation;
+        slot.scheduled = None;
         schedule(&mut slot, index, &mut self.timers);
+        self.by_id.insert(slot.id, index);
         self.slots[index] = Some(slot);
-        self.by_id.insert(id, index);
+        index
     }
 
     fn close_slot(&mut self, index: usize, reply: Option<oneshot::Sender<SessionStats>>) {
         let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else { return };
         self.by_id.remove(&slot.id);
         self.free.push(index);
+        for leg in [LegId::A, LegId::B] {
+            if let Some(tag) = slot.session.conference_tag(leg) {
+                self.member_gone(tag, LeaveReason::Hangup, Instant::now());
+            }
+        }
         if let Some(sink) = slot.recording.take() {
             slot.session.stop_recording();
             while let Some(b) = slot.session.poll_recording() {
@@ -820,6 +875,7 @@ impl Worker {
         }
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING;
+            self.rooms_housekeeping(now);
             let orphans: Vec<usize> = self
                 .slots
                 .iter()

@@ -34,7 +34,7 @@ pub mod stats;
 pub mod wav;
 
 pub use codec::{CodecKind, CodecSpec, OpusSettings};
-pub use engine::{EngineConfig, EngineHealth, MediaEngine, RecordingInfo, SessionControl, SessionHandle};
+pub use engine::{Conference, ConferenceEvent, ConferenceSettings, ConferenceSummary, EngineConfig, EngineHealth, JoinOptions, LeaveReason, MediaEngine, Participant, ParticipantInfo, RecordingInfo, SessionControl, SessionHandle};
 pub use error::{MediaError, Result};
 pub use negotiate::{answer_offer, answer_to_caller, offer_to_callee, plan, LegCodecs, MediaPlan};
 pub use player::{PlayRequest, Prompt};
