@@ -229,6 +229,9 @@ pub(crate) fn capabilities(v: &Value) -> Vec<Capability> {
         .collect()
 }
 
+/// How long a flow request waits for the engine to finish starting.
+const FLOW_ENGINE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl AppState {
     /// Starts the flow engine's side of the API: fills `engine` from the store (entities,
     /// enabled plugins, the live version of every published flow) and serves the flow
@@ -266,7 +269,21 @@ impl AppState {
         if self.0.flows.set(rt).is_err() {
             return Err(ApiError::Internal("the flow engine was started twice".into()));
         }
+        self.0.flows_ready.send_replace(Some(true));
         Ok(boot)
+    }
+
+    /// The flow engine could not start: flow routes answer 503 at once instead of waiting.
+    pub fn flow_engine_failed(&self, why: &str) {
+        self.0.flows_ready.send_replace(Some(false));
+        let why = why.to_owned();
+        self.register_health("flows", Arc::new(move || crate::ComponentStatus { status: "down", detail: Some(why.clone()) }));
+    }
+
+    /// The flow engine is starting in the background (compiling the node components on a
+    /// first start): health says so, and flow routes wait for it.
+    pub fn flow_engine_starting(&self) {
+        self.register_health("flows", Arc::new(|| crate::ComponentStatus { status: "starting", detail: Some("loading node components".into()) }));
     }
 
     /// The flow runtime, once started ([`AppState::start_flow_engine`]).
@@ -274,8 +291,19 @@ impl AppState {
         self.0.flows.get()
     }
 
-    pub(crate) fn flows(&self) -> ApiResult<&FlowRuntime> {
-        self.flow_runtime().ok_or_else(|| ApiError::Unavailable("the flow engine is not running".into()))
+    /// The flow runtime; while the engine starts (at most a few seconds, on a first start
+    /// with an empty component cache) a request waits for it rather than failing.
+    pub(crate) async fn flows(&self) -> ApiResult<&FlowRuntime> {
+        if let Some(rt) = self.flow_runtime() {
+            return Ok(rt);
+        }
+        let mut ready = self.0.flows_ready.subscribe();
+        let waited = tokio::time::timeout(FLOW_ENGINE_WAIT, ready.wait_for(Option::is_some)).await;
+        match (waited, self.flow_runtime()) {
+            (_, Some(rt)) => Ok(rt),
+            (Err(_), None) => Err(ApiError::Unavailable("the flow engine is still starting; try again".into())),
+            (Ok(_), None) => Err(ApiError::Unavailable("the flow engine is not running (see the log and /api/v1/health)".into())),
+        }
     }
 
     /// Tells the flow engine an entity changed (created, updated or deleted, and
@@ -375,7 +403,7 @@ fn view(info: NodeTypeInfo) -> NodeTypeView {
 #[utoipa::path(get, path = "/api/v1/node-types", tag = "flows",
     responses((status = 200, description = "every node type available: built-ins, then enabled plugins", body = inline(List<NodeTypeView>))))]
 pub(crate) async fn node_types(State(state): State<AppState>) -> ApiResult<List<NodeTypeView>> {
-    let types: Vec<NodeTypeView> = state.flows()?.engine().node_types().into_iter().map(view).collect();
+    let types: Vec<NodeTypeView> = state.flows().await?.engine().node_types().into_iter().map(view).collect();
     let n = types.len() as i64;
     Ok(List { data: types, meta: ListMeta { total: n, limit: n, offset: 0 } })
 }
@@ -406,7 +434,7 @@ pub struct OutputsRequest {
     responses((status = 200, description = "the node's outputs with this config and entity", body = inline(Data<Vec<Object>>)),
               (status = 404, body = crate::error::ErrorEnvelope), (status = 422, description = "the node rejects the config or entity", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn node_outputs(State(state): State<AppState>, PathParams(type_id): PathParams<String>, Json(req): Json<OutputsRequest>) -> ApiResult<Data<Vec<OutputDecl>>> {
-    let rt = state.flows()?;
+    let rt = state.flows().await?;
     let reg = rt.engine().registry();
     let t = reg.get(&type_id).ok_or(ApiError::NotFound)?;
     let declared = t.info.entity_kind.clone();
@@ -467,7 +495,7 @@ pub struct ValidationReport {
     responses((status = 200, body = inline(Data<ValidationReport>)), (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn validate_flow(State(state): State<AppState>, PathParams(id): PathParams<i64>, body: Bytes) -> ApiResult<Data<ValidationReport>> {
     let req: ValidateRequest = optional_body(&body)?;
-    let rt = state.flows()?;
+    let rt = state.flows().await?;
     let flow = state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
     let graph = parse_graph(req.flow_data.as_ref().unwrap_or(&flow.flow_data))?;
     let problems = rt.engine().validate(Some(id), &graph).await;
@@ -538,7 +566,7 @@ async fn next_version(store: &Store, flow_id: i64) -> ApiResult<i64> {
     responses((status = 200, description = "the new version, live", body = inline(Data<PublishedVersion>)), (status = 404, body = crate::error::ErrorEnvelope),
               (status = 422, description = "the draft has errors: error.problems lists them all; nothing changed", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn publish(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>) -> ApiResult<Data<PublishedVersion>> {
-    let rt = state.flows()?;
+    let rt = state.flows().await?;
     let _g = rt.0.publish.lock().await;
     let flow = state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
     let graph = parse_graph(&flow.flow_data)?;
@@ -558,7 +586,7 @@ pub struct RollbackRequest {
     responses((status = 200, description = "a new version with the old one's graph and plugin versions, live", body = inline(Data<PublishedVersion>)),
               (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn rollback(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>, Json(req): Json<RollbackRequest>) -> ApiResult<Data<PublishedVersion>> {
-    let rt = state.flows()?;
+    let rt = state.flows().await?;
     let _g = rt.0.publish.lock().await;
     state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
     let old = state.store().flow_versions().get(id, req.version).await?.ok_or_else(|| ApiError::field("version", format!("flow {id} has no version {}", req.version)))?;
@@ -931,7 +959,7 @@ pub fn simulate_view(r: SimReport) -> SimulateResult {
     responses((status = 200, description = "the path the call took, with each node's output and log lines", body = inline(Data<SimulateResult>)),
               (status = 404, body = crate::error::ErrorEnvelope), (status = 422, description = "a bad script field, or a draft with errors (error.problems)", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn simulate(State(state): State<AppState>, PathParams(id): PathParams<i64>, Json(req): Json<SimulateRequest>) -> ApiResult<Data<SimulateResult>> {
-    let rt = state.flows()?;
+    let rt = state.flows().await?;
     let flow = state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
     let sel = match &req.version {
         None | Some(Value::Null) => VersionSel::Draft,

@@ -84,6 +84,9 @@ pub(crate) struct Inner {
     pub(crate) probes: RwLock<BTreeMap<String, HealthProbe>>,
     /// The flow engine, once started (`AppState::start_flow_engine`).
     pub(crate) flows: OnceLock<flows_engine::FlowRuntime>,
+    /// Where the flow engine's start is: `None` starting (or not started), `Some(true)`
+    /// serving, `Some(false)` failed. Flow routes wait on it while it starts.
+    pub(crate) flows_ready: tokio::sync::watch::Sender<Option<bool>>,
     /// The running PBX, once the binary attached it (live registrations, calls, `/ws`).
     pub(crate) pbx: OnceLock<call::PbxHandle>,
 }
@@ -103,6 +106,7 @@ impl AppState {
             lockout: auth::Lockout::default(),
             probes: RwLock::new(BTreeMap::new()),
             flows: OnceLock::new(),
+            flows_ready: tokio::sync::watch::Sender::new(None),
             pbx: OnceLock::new(),
         }))
     }

@@ -115,7 +115,7 @@ async fn store_component(state: &AppState, sha256: &str, bytes: &[u8]) -> ApiRes
               (status = 409, description = "this version is already uploaded", body = crate::error::ErrorEnvelope),
               (status = 422, description = "the component is refused (error.details names why)", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn upload_plugin(State(state): State<AppState>, caller: Caller, mut form: Multipart) -> ApiResult<Created<PluginView>> {
-    let rt = state.flows()?;
+    let rt = state.flows().await?;
     let mut file: Option<bytes::Bytes> = None;
     loop {
         let field = match form.next_field().await {
@@ -218,7 +218,7 @@ fn parse_grants(p: &Plugin, given: &[String]) -> ApiResult<Vec<Capability>> {
 #[utoipa::path(put, path = "/api/v1/plugins/{id}", tag = "plugins", params(("id" = i64, Path)), request_body = PluginUpdate,
     responses((status = 200, body = inline(Data<PluginView>)), (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn update_plugin(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>, Json(req): Json<PluginUpdate>) -> ApiResult<Data<PluginView>> {
-    let rt = state.flows()?;
+    let rt = state.flows().await?;
     let store = state.store();
     let current = store.plugins().get(id).await?.ok_or(ApiError::NotFound)?;
     let granted = match &req.granted_capabilities {
@@ -301,7 +301,7 @@ async fn users(store: &Store, p: &Plugin) -> ApiResult<Vec<Reference>> {
     responses((status = 200, body = inline(Data<Deleted>)), (status = 404, body = crate::error::ErrorEnvelope),
               (status = 409, description = "a live flow version runs it, or (enabled) a draft uses it: error.references", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn delete_plugin(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>) -> ApiResult<Data<Deleted>> {
-    let rt = state.flows()?;
+    let rt = state.flows().await?;
     let store = state.store();
     let p = store.plugins().get(id).await?.ok_or(ApiError::NotFound)?;
     let refs = users(store, &p).await?;
