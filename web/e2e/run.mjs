@@ -266,7 +266,7 @@ async function scenario(url) {
   await step('edges connected from the outputs, labelled with them', async () => {
     await connect(ids.number, /./, ids.ts);
     await connect(ids.ts, 'Business hours', ids.ivr);
-    await connect(ids.ts, 'default', ids.vm);
+    await connect(ids.ts, 'No match', ids.vm); // the switch's `default` output
     await connect(ids.ivr, 'Sales', ids.rg);
     await connect(ids.rg, /no.?answer/i, ids.vm);
     expect((await page.locator('.react-flow__edge').count()) === 5, 'five edges');
