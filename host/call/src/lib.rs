@@ -134,6 +134,7 @@ pub struct Health {
 struct Inner {
     media: Option<media::MediaEngine>,
     media_open: Arc<anchor::Open>,
+    outbox: Arc<persist::Outbox>,
     commands: std::sync::mpsc::Sender<Command>,
     waker: Arc<Waker>,
     shared: Arc<events::Shared>,
@@ -240,7 +241,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         core,
         clock,
         cmd_rx,
-        outbox,
+        outbox.clone(),
         shared.clone(),
         log,
         tcp_idle,
@@ -262,6 +263,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     Ok(PbxHandle(Arc::new(Inner {
         media: media_engine,
         media_open,
+        outbox,
         commands: cmd_tx,
         waker,
         shared,
@@ -367,6 +369,19 @@ impl PbxHandle {
         let (reply, rx) = oneshot::channel();
         self.command(Command::Hangup { call: key, code, reply })?;
         rx.await.map_err(|_| CallError::Stopped)?
+    }
+
+    /// Whether the call `key` is still in progress (not ended, whatever its state).
+    pub fn is_live(&self, key: u64) -> bool {
+        self.0.shared.calls.contains_key(&key)
+    }
+
+    /// Writes what a flow did with the call `key` to its CDR (flow id and version, the
+    /// trace's path, and a disposition that replaces signalling's, e.g. voicemail). Written
+    /// behind with the call's other CDR writes, before or after the call's end.
+    pub fn record_flow(&self, key: u64, flow_id: i64, version: i64, path: serde_json::Value, disposition: Option<store::Disposition>) {
+        let mut ops = vec![persist::PersistOp::CdrFlow { key, flow_id, version, path, disposition }];
+        self.0.outbox.extend(&mut ops);
     }
 
     /// The PBX's health and counters.

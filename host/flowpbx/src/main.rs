@@ -2,6 +2,8 @@
 //! shutdown, and the wiring of the crates. With no subcommand it runs the server.
 #![forbid(unsafe_code)]
 
+mod call_control;
+mod call_runner;
 mod config;
 mod flow_cli;
 mod flows;
@@ -132,7 +134,9 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
             }
         })
     });
-    let _flows = flows::start(&state, settings.cache_dir.as_deref(), &pbx).await?;
+    let flow_runtime = flows::start(&state, settings.cache_dir.as_deref(), &pbx).await?;
+    // every inbound call walks its number's published flow
+    let _runner = call_runner::start(pbx.clone(), store.clone(), flow_runtime);
     let app = api::router(state);
     let addr = SocketAddr::new(config.http.bind, config.http.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;

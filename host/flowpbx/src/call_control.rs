@@ -1,0 +1,572 @@
+//! The flow engine's [`CallControl`] over a real call: SIP through [`call::PbxHandle`]
+//! (answer, ring, hang up) and audio through the call's media session ([`call::CallMedia`]:
+//! prompts, digits, recording).
+//!
+//! One [`PbxCall`] per call a flow runs. At creation it takes the media session's event
+//! listener and subscribes to the PBX's call events; one task per call ([`watch_call`])
+//! turns them into a digit queue (the caller's leg only, type-ahead kept), the set of
+//! finished playbacks, and a "the call ended" flag every waiting method selects on, so a
+//! caller who hangs up mid-node ends the node at once with [`CallError::CallerHungUp`].
+//!
+//! **Architecture invariant:** no SQL here — the few reads and the voicemail insert go
+//! through the store's repositories; CDR writes go through [`call::PbxHandle::record_flow`].
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flow::control::{
+    CallControl, CallError, ConferenceOptions, ConferenceOutcome, HangupCause, Party, RingOptions, RingOutcome, Target, VoicemailOptions,
+    VoicemailOutcome,
+};
+use flow::entity::{ConferenceBridge, VoicemailBox};
+use media::{LegId, MediaEvent, PlayRequest, Prompt, RecordMode};
+use tokio::sync::{mpsc, watch, Notify};
+
+/// The caller's leg in the call's media session.
+const CALLER: LegId = LegId::A;
+/// A voicemail recording also ends when the caller's leg sends no RTP for this long.
+const VOICEMAIL_SILENCE: Duration = Duration::from_secs(5);
+/// How long a finished recording may take to appear under its final name.
+const RECORDING_SETTLE: Duration = Duration::from_secs(3);
+/// The longest text read by TTS (the flow host caps it too).
+const MAX_TTS: usize = 4000;
+
+/// What the per-call task shares with the control.
+#[derive(Default)]
+struct Playback {
+    finished: Mutex<HashSet<u64>>,
+    notify: Notify,
+}
+
+/// A real call driven by a flow.
+pub struct PbxCall {
+    pbx: call::PbxHandle,
+    store: store::Store,
+    key: u64,
+    call_id: String,
+    caller: Party,
+    dialled: String,
+    data_dir: PathBuf,
+    answered: AtomicBool,
+    ended: watch::Receiver<bool>,
+    digits: tokio::sync::Mutex<mpsc::UnboundedReceiver<char>>,
+    playback: Arc<Playback>,
+    /// The caller id a `set_caller_id` node chose, presented on later rings.
+    caller_id: Mutex<Option<Party>>,
+    /// Whether a voicemail message was stored (the CDR's disposition).
+    voicemail_left: AtomicBool,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PbxCall {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+/// The SIP status that refuses a caller not answered yet, per hang-up cause.
+pub fn refusal_status(cause: HangupCause) -> u16 {
+    match cause {
+        HangupCause::Busy => 486,
+        HangupCause::Rejected => 603,
+        HangupCause::NoAnswer => 408,
+        HangupCause::Congestion => 503,
+        HangupCause::Unavailable | HangupCause::Normal => 480,
+    }
+}
+
+/// A prompt name as flows write it (`system/beep`, `custom/welcome`, `welcome`) → the name
+/// the prompt store loads (custom uploads first, then the system set).
+pub fn prompt_name(name: &str) -> &str {
+    name.strip_prefix("system/").or_else(|| name.strip_prefix("custom/")).unwrap_or(name)
+}
+
+/// Where a voicemail message is recorded, relative to the data dir:
+/// `voicemail/<box>/<unix ms>-<call key>.wav`.
+pub fn voicemail_file(box_id: i64, unix_ms: i64, key: u64) -> PathBuf {
+    Path::new("voicemail").join(box_id.to_string()).join(format!("{unix_ms}-{key}.wav"))
+}
+
+/// How a PBX ring ended, in the engine's terms (`None`: the caller hung up).
+pub fn ring_outcome(o: call::RingOutcome, targets: &[Target]) -> Option<RingOutcome> {
+    Some(match o {
+        call::RingOutcome::Answered(id) => {
+            let to = targets
+                .iter()
+                .find(|t| matches!(t, Target::Extension(x) if x.id == id))
+                .map(Target::describe)
+                .unwrap_or_else(|| format!("extension id {id}"));
+            RingOutcome::Answered(to)
+        }
+        call::RingOutcome::NoAnswer => RingOutcome::NoAnswer,
+        call::RingOutcome::Busy | call::RingOutcome::Declined => RingOutcome::Busy,
+        call::RingOutcome::Unavailable => RingOutcome::Failed("no device of the extension is registered".into()),
+        call::RingOutcome::Failed(code) => RingOutcome::Failed(format!("ringing failed with SIP {code}")),
+        call::RingOutcome::CallerHungUp => return None,
+    })
+}
+
+/// The task that follows one call: its media events (digits of the caller's leg, finished
+/// playbacks) and the PBX's events (its end).
+async fn watch_call(
+    pbx: call::PbxHandle,
+    key: u64,
+    mut events: tokio::sync::broadcast::Receiver<call::PbxEvent>,
+    mut media: Option<mpsc::UnboundedReceiver<MediaEvent>>,
+    digits: mpsc::UnboundedSender<char>,
+    playback: Arc<Playback>,
+    ended: watch::Sender<bool>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    if !pbx.is_live(key) {
+        let _ = ended.send(true);
+        return;
+    }
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(call::PbxEvent::CallEnded { key: k, .. }) if k == key => break,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => if !pbx.is_live(key) { break },
+                Err(RecvError::Closed) => break,
+            },
+            ev = async { match media.as_mut() { Some(m) => m.recv().await, None => std::future::pending().await } } => match ev {
+                Some(MediaEvent::Dtmf(d)) if d.leg == CALLER => { let _ = digits.send(d.digit); }
+                Some(MediaEvent::PlaybackFinished { leg, id, .. }) if leg == CALLER => {
+                    playback.finished.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+                    playback.notify.notify_waiters();
+                }
+                Some(_) => {}
+                // the media session closed: the call is over
+                None => { media = None; if !pbx.is_live(key) { break } }
+            },
+        }
+    }
+    let _ = ended.send(true);
+    playback.notify.notify_waiters();
+}
+
+/// Stops a playback when the `play` future is dropped before it finished (barge-in, a
+/// node's wall clock, a hang-up).
+struct StopOnDrop<'a> {
+    media: &'a call::CallMedia,
+    armed: bool,
+}
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.media.control().stop_playback(CALLER);
+        }
+    }
+}
+
+impl PbxCall {
+    /// Takes control of the call `incoming` (its digits and playback events from now on).
+    pub fn new(pbx: call::PbxHandle, store: store::Store, incoming: &call::IncomingCall) -> Arc<PbxCall> {
+        let events = pbx.subscribe();
+        let media = pbx.call_media(incoming.key).map(|m| m.listen());
+        let (digits_tx, digits_rx) = mpsc::unbounded_channel();
+        let (ended_tx, ended_rx) = watch::channel(false);
+        let playback = Arc::new(Playback::default());
+        let watcher = tokio::spawn(watch_call(pbx.clone(), incoming.key, events, media, digits_tx, playback.clone(), ended_tx));
+        let data_dir = pbx.media_engine().map(|m| m.config().data_dir.clone()).unwrap_or_default();
+        Arc::new(PbxCall {
+            store,
+            key: incoming.key,
+            call_id: incoming.call_id.clone(),
+            caller: Party { number: incoming.caller_id_num.clone(), name: incoming.caller_id_name.clone() },
+            dialled: incoming.dialled.clone(),
+            data_dir,
+            answered: AtomicBool::new(false),
+            ended: ended_rx,
+            digits: tokio::sync::Mutex::new(digits_rx),
+            playback,
+            caller_id: Mutex::new(None),
+            voicemail_left: AtomicBool::new(false),
+            watcher,
+            pbx,
+        })
+    }
+
+    /// Whether a voicemail message was left during the flow.
+    pub fn left_voicemail(&self) -> bool {
+        self.voicemail_left.load(Ordering::Acquire)
+    }
+
+    fn hung_up(&self) -> bool {
+        *self.ended.borrow()
+    }
+
+    fn check_live(&self) -> Result<(), CallError> {
+        if self.hung_up() || !self.pbx.is_live(self.key) { Err(CallError::CallerHungUp) } else { Ok(()) }
+    }
+
+    /// Resolves when the call ends.
+    async fn until_hangup(&self) {
+        let mut rx = self.ended.clone();
+        let _ = rx.wait_for(|e| *e).await;
+    }
+
+    /// A PBX error, as the engine sees it: the caller hung up when the call is gone.
+    fn pbx_error(&self, what: &str, e: call::CallError) -> CallError {
+        if !self.pbx.is_live(self.key) {
+            CallError::CallerHungUp
+        } else {
+            CallError::Failed(format!("{what}: {e}"))
+        }
+    }
+
+    fn call_media(&self) -> Result<Arc<call::CallMedia>, CallError> {
+        self.check_live()?;
+        self.pbx.call_media(self.key).ok_or_else(|| CallError::Failed("the call has no media session".into()))
+    }
+
+    fn load_prompt(&self, name: &str) -> Result<Prompt, CallError> {
+        let engine = self.pbx.media_engine().ok_or_else(|| CallError::Failed("no media engine".into()))?;
+        engine.prompts().load(prompt_name(name)).map_err(|e| CallError::Failed(format!("prompt {name:?}: {e}")))
+    }
+
+    /// Plays prompts to the caller until they end (answering first). Dropping it stops them.
+    async fn play_prompts(&self, prompts: Vec<Prompt>) -> Result<(), CallError> {
+        self.answer().await?;
+        let media = self.call_media()?;
+        let id = media
+            .control()
+            .play(CALLER, PlayRequest::sequence(prompts))
+            .await
+            .map_err(|e| if self.hung_up() { CallError::CallerHungUp } else { CallError::Failed(format!("playing: {e}")) })?;
+        let mut guard = StopOnDrop { media: &media, armed: true };
+        loop {
+            let notified = self.playback.notify.notified();
+            if self.playback.finished.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+                guard.armed = false;
+                return Ok(());
+            }
+            if self.hung_up() {
+                guard.armed = false;
+                return Err(CallError::CallerHungUp);
+            }
+            notified.await;
+        }
+    }
+
+    /// Removes digits pressed so far (before a recording starts).
+    async fn drain_digits(&self) {
+        let mut d = self.digits.lock().await;
+        while d.try_recv().is_ok() {}
+    }
+
+    /// Text to speech with espeak-ng into an 8 kHz WAV (None when espeak-ng is missing).
+    async fn synthesize(&self, text: &str) -> Result<Option<Prompt>, CallError> {
+        let text: String = text.chars().take(MAX_TTS).collect();
+        let out = tokio::process::Command::new("espeak-ng").arg("--stdout").arg("-s").arg("160").arg("--").arg(&text).kill_on_drop(true).output().await;
+        match out {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CallError::Failed(format!("text to speech: {e}"))),
+            Ok(o) if !o.status.success() => Err(CallError::Failed(format!("text to speech: espeak-ng exited with {}", o.status))),
+            Ok(o) => Prompt::from_wav("tts", &o.stdout).map(Some).map_err(|e| CallError::Failed(format!("text to speech: {e}"))),
+        }
+    }
+
+    /// Records the caller into `path` until `max`, `#`, silence or a hang-up; returns the
+    /// recorded length and whether the caller hung up.
+    async fn record_message(&self, path: &Path, max: Duration) -> Result<(Duration, bool), CallError> {
+        let media = self.call_media()?;
+        let control = media.control().clone();
+        control.start_recording_at(RecordMode::Leg(CALLER), path.to_path_buf()).map_err(|e| CallError::Failed(format!("recording: {e}")))?;
+        let silence = async {
+            let mut last = None;
+            let mut quiet = Duration::ZERO;
+            let step = Duration::from_millis(500);
+            loop {
+                tokio::time::sleep(step).await;
+                let Ok(s) = control.stats().await else { return };
+                let packets = s.a.received.packets;
+                if last == Some(packets) {
+                    quiet += step;
+                    if quiet >= VOICEMAIL_SILENCE {
+                        return;
+                    }
+                } else {
+                    quiet = Duration::ZERO;
+                }
+                last = Some(packets);
+            }
+        };
+        let pound = async {
+            loop {
+                match self.next_digit().await {
+                    Ok('#') => return,
+                    Ok(_) => {}
+                    Err(_) => return std::future::pending().await,
+                }
+            }
+        };
+        let hung_up = tokio::select! {
+            _ = tokio::time::sleep(max) => false,
+            _ = pound => false,
+            _ = silence => false,
+            _ = self.until_hangup() => true,
+        };
+        if !hung_up && let Ok(info) = control.stop_recording().await {
+            return Ok((info.duration, false));
+        }
+        // the call ended: closing the session finishes the file
+        let t0 = tokio::time::Instant::now();
+        loop {
+            if let Ok(bytes) = tokio::fs::read(path).await
+                && let Ok(samples) = media::wav::decode_internal(&bytes)
+            {
+                return Ok((Duration::from_micros(samples.len() as u64 * 125), true));
+            }
+            if t0.elapsed() > RECORDING_SETTLE {
+                return Err(CallError::Failed("the recording did not complete".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn caller_id_for_ring(&self, options: &RingOptions) -> Option<(Option<String>, String)> {
+        let chosen = options.caller_id.clone().or_else(|| self.caller_id.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        chosen.map(|p| (p.name, p.number))
+    }
+}
+
+#[async_trait]
+impl CallControl for PbxCall {
+    fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    fn caller(&self) -> Party {
+        self.caller.clone()
+    }
+
+    fn dialled(&self) -> &str {
+        &self.dialled
+    }
+
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+
+    fn is_answered(&self) -> bool {
+        self.answered.load(Ordering::Acquire)
+    }
+
+    async fn answer(&self) -> Result<(), CallError> {
+        self.check_live()?;
+        if self.is_answered() {
+            return Ok(());
+        }
+        self.pbx.answer(self.key).await.map_err(|e| self.pbx_error("answering", e))?;
+        self.answered.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn play(&self, prompt: &str) -> Result<(), CallError> {
+        self.check_live()?;
+        let p = self.load_prompt(prompt)?;
+        self.play_prompts(vec![p]).await
+    }
+
+    async fn say(&self, text: &str) -> Result<(), CallError> {
+        self.check_live()?;
+        match self.synthesize(text).await? {
+            Some(p) => self.play_prompts(vec![p]).await,
+            None => {
+                tracing::warn!(call_id = %self.call_id, "espeak-ng is not installed: text to speech plays nothing");
+                self.answer().await
+            }
+        }
+    }
+
+    async fn next_digit(&self) -> Result<char, CallError> {
+        self.check_live()?;
+        let mut digits = self.digits.lock().await;
+        if let Ok(d) = digits.try_recv() {
+            return Ok(d);
+        }
+        tokio::select! {
+            d = digits.recv() => d.ok_or(CallError::CallerHungUp),
+            _ = self.until_hangup() => Err(CallError::CallerHungUp),
+        }
+    }
+
+    async fn ring(&self, targets: &[Target], options: &RingOptions) -> Result<RingOutcome, CallError> {
+        self.check_live()?;
+        let extensions: Vec<i64> = targets
+            .iter()
+            .filter_map(|t| match t {
+                Target::Extension(x) => Some(x.id),
+                Target::Number(_) => None,
+            })
+            .collect();
+        if extensions.is_empty() {
+            return Ok(RingOutcome::Failed("calls to external numbers need outbound trunk calling, which the SIP core does not do yet".into()));
+        }
+        if extensions.len() < targets.len() {
+            tracing::info!(call_id = %self.call_id, "external numbers skipped: the SIP core places no outbound trunk calls yet");
+        }
+        let request = call::RingRequest { extensions, timeout: options.timeout, caller_id: self.caller_id_for_ring(options) };
+        let outcome = tokio::select! {
+            r = self.pbx.ring(self.key, request) => r.map_err(|e| self.pbx_error("ringing", e))?,
+            _ = self.until_hangup() => return Err(CallError::CallerHungUp),
+        };
+        if matches!(outcome, call::RingOutcome::Answered(_)) {
+            self.answered.store(true, Ordering::Release);
+        }
+        ring_outcome(outcome, targets).ok_or(CallError::CallerHungUp)
+    }
+
+    async fn voicemail(&self, mailbox: &VoicemailBox, options: &VoicemailOptions) -> Result<VoicemailOutcome, CallError> {
+        self.check_live()?;
+        let db = |e: store::StoreError| CallError::Failed(format!("voicemail box {}: {e}", mailbox.id));
+        let stored = self.store.voicemail_boxes().get(mailbox.id).await.map_err(db)?;
+        let Some(stored) = stored else { return Err(CallError::Failed(format!("there is no voicemail box {}", mailbox.id))) };
+        let (count, _) = self.store.voicemail_messages().counts(mailbox.id).await.map_err(db)?;
+        if count >= stored.max_messages.max(0) {
+            tracing::info!(call_id = %self.call_id, mailbox = mailbox.id, count, "mailbox full");
+            self.play(media::prompts::MAILBOX_FULL).await?;
+            return Ok(VoicemailOutcome { recorded: false, duration: Duration::ZERO });
+        }
+        let mut prompts = Vec::new();
+        if options.play_greeting {
+            let custom = match (&stored.greeting_type, &stored.greeting_file) {
+                (store::GreetingType::Custom, Some(f)) => self.load_prompt(f).ok(),
+                _ => None,
+            };
+            prompts.push(match custom {
+                Some(p) => p,
+                None => self.load_prompt(media::prompts::VOICEMAIL_GREETING)?,
+            });
+        }
+        prompts.push(self.load_prompt(media::prompts::BEEP)?);
+        // a digit during the greeting skips to the tone
+        tokio::select! {
+            biased;
+            r = self.play_prompts(prompts) => r?,
+            d = self.next_digit() => { d?; self.play(media::prompts::BEEP).await?; }
+        }
+        self.drain_digits().await;
+
+        let limit = Duration::from_secs(u64::try_from(stored.max_message_duration).unwrap_or(120).max(1));
+        let max = options.max_duration.map_or(limit, |m| m.min(limit));
+        let now = store::Timestamp::now();
+        let rel = voicemail_file(mailbox.id, now.unix_millis(), self.key);
+        let path = self.data_dir.join(&rel);
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| CallError::Failed(format!("voicemail folder: {e}")))?;
+        }
+        let (duration, hung_up) = self.record_message(&path, max).await?;
+        if duration.is_zero() {
+            let _ = tokio::fs::remove_file(&path).await;
+            return if hung_up { Err(CallError::CallerHungUp) } else { Ok(VoicemailOutcome { recorded: false, duration }) };
+        }
+        let msg = store::NewVoicemailMessage {
+            mailbox_id: mailbox.id,
+            caller_id_name: self.caller.name.clone(),
+            caller_id_num: Some(self.caller.number.clone()),
+            timestamp: now,
+            duration: Some(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX).max(1)),
+            file_path: rel.to_string_lossy().into_owned(),
+        };
+        self.store.voicemail_messages().insert(&msg).await.map_err(db)?;
+        self.voicemail_left.store(true, Ordering::Release);
+        tracing::info!(call_id = %self.call_id, mailbox = mailbox.id, ms = duration.as_millis() as u64, "voicemail message stored");
+        if hung_up {
+            return Err(CallError::CallerHungUp);
+        }
+        Ok(VoicemailOutcome { recorded: true, duration })
+    }
+
+    async fn transfer(&self, target: &Target) -> Result<(), CallError> {
+        self.check_live()?;
+        let timeout = match target {
+            Target::Extension(x) => Duration::from_secs(u64::from(x.ring_timeout.clamp(5, 600))),
+            Target::Number(n) => {
+                let trunks = self.store.trunks().list_enabled().await.map_err(|e| CallError::Failed(format!("trunks: {e}")))?;
+                return Err(CallError::Failed(if trunks.is_empty() {
+                    format!("no trunk to transfer to {n}")
+                } else {
+                    format!("transfer to {n}: the SIP core places no outbound trunk calls yet")
+                }));
+            }
+        };
+        let options = RingOptions { timeout, caller_id: None };
+        match self.ring(std::slice::from_ref(target), &options).await? {
+            RingOutcome::Answered(_) => Ok(()),
+            other => Err(CallError::Failed(format!("transfer to {}: {other:?}", target.describe()))),
+        }
+    }
+
+    async fn hangup(&self, cause: HangupCause) -> Result<(), CallError> {
+        if !self.pbx.is_live(self.key) {
+            return Ok(());
+        }
+        match self.pbx.hangup(self.key, refusal_status(cause)).await {
+            Ok(()) => Ok(()),
+            Err(_) if !self.pbx.is_live(self.key) => Ok(()),
+            Err(e) => Err(CallError::Failed(format!("hanging up: {e}"))),
+        }
+    }
+
+    async fn set_caller_id(&self, caller: &Party) -> Result<(), CallError> {
+        self.check_live()?;
+        *self.caller_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(caller.clone());
+        Ok(())
+    }
+
+    async fn conference(&self, bridge: &ConferenceBridge, _options: &ConferenceOptions) -> Result<ConferenceOutcome, CallError> {
+        self.check_live()?;
+        Err(CallError::Failed(format!("conference bridge {}: the media engine has no conference rooms yet", bridge.id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_names_lose_their_folder() {
+        assert_eq!(prompt_name("system/beep"), "beep");
+        assert_eq!(prompt_name("custom/welcome-2"), "welcome-2");
+        assert_eq!(prompt_name("welcome"), "welcome");
+        // only one prefix goes: the store refuses what is left
+        assert_eq!(prompt_name("system/custom/x"), "custom/x");
+    }
+
+    #[test]
+    fn hang_up_causes_map_to_sip_statuses() {
+        assert_eq!(refusal_status(HangupCause::Busy), 486);
+        assert_eq!(refusal_status(HangupCause::Rejected), 603);
+        assert_eq!(refusal_status(HangupCause::Congestion), 503);
+        assert_eq!(refusal_status(HangupCause::NoAnswer), 408);
+        assert_eq!(refusal_status(HangupCause::Normal), 480);
+    }
+
+    #[test]
+    fn voicemail_files_are_per_box() {
+        assert_eq!(voicemail_file(7, 1700000000123, 42), Path::new("voicemail/7/1700000000123-42.wav"));
+    }
+
+    fn ext(id: i64, number: &str) -> Target {
+        let x: flow::entity::Extension = serde_json::from_value(serde_json::json!({"id": id, "extension": number, "name": "n"})).unwrap();
+        Target::Extension(x)
+    }
+
+    #[test]
+    fn ring_outcomes_name_the_answering_extension() {
+        let t = [ext(3, "101"), ext(4, "102")];
+        assert_eq!(ring_outcome(call::RingOutcome::Answered(4), &t), Some(RingOutcome::Answered("extension 102".into())));
+        assert_eq!(ring_outcome(call::RingOutcome::Declined, &t), Some(RingOutcome::Busy));
+        assert_eq!(ring_outcome(call::RingOutcome::NoAnswer, &t), Some(RingOutcome::NoAnswer));
+        assert!(matches!(ring_outcome(call::RingOutcome::Unavailable, &t), Some(RingOutcome::Failed(_))));
+        assert_eq!(ring_outcome(call::RingOutcome::CallerHungUp, &t), None);
+    }
+}
