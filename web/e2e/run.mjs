@@ -271,33 +271,79 @@ async function scenario(url) {
     await connect(ids.rg, /no.?answer/i, ids.vm);
     expect((await page.locator('.react-flow__edge').count()) === 5, 'five edges');
     await page.getByText('All changes saved').waitFor();
+    // the saved draft connects output ids; the canvas labels each edge with its output's label
+    const flowId = flowUrl.match(/\/flows\/(\d+)$/)[1];
+    const saved = (await (await page.request.get(`${url}/api/v1/flows/${flowId}`)).json()).data.flow_data.edges;
+    const handles = saved.map((e) => `${e.source}:${e.sourceHandle}>${e.target}`).sort();
+    const want = [`${ids.number}:next>${ids.ts}`, `${ids.ts}:Business hours>${ids.ivr}`, `${ids.ts}:default>${ids.vm}`, `${ids.ivr}:1>${ids.rg}`, `${ids.rg}:no_answer>${ids.vm}`].sort();
+    expect(JSON.stringify(handles) === JSON.stringify(want), `saved edges ${handles}`);
+    const labels = (await page.locator('.react-flow__edgelabel-renderer > div').allTextContents()).sort();
+    expect(JSON.stringify(labels) === JSON.stringify(['Business hours', 'Next', 'No answer', 'No match', 'Sales']), `edge labels ${labels}`);
     await shot(page, 'editor-built');
   });
 
-  await step('validate and publish', async () => {
+  await step('validate lists the problems, outlines the offending node, a click focuses it', async () => {
+    // a Play Message node with neither a prompt nor a text: its config is invalid (an error)
+    ids.play = await drop('play_message', 10, 280);
     await page.getByRole('button', { name: 'Validate' }).click();
-    await page.getByRole('tab', { name: /Problems/ }).waitFor();
+    const problems = page.getByRole('list', { name: 'Problems' });
+    await problems.waitFor();
+    await page.locator(`.react-flow__node.has-error[data-id="${ids.play}"]`).waitFor();
+    const errors = await page.locator('.react-flow__node.has-error').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')));
+    expect(JSON.stringify(errors) === JSON.stringify([ids.play]), `nodes outlined in red: ${errors}`);
+    await shot(page, 'editor-problems');
+    await problems.getByRole('button').filter({ hasText: 'Play Message' }).first().click();
+    const inspector = page.getByLabel('Node settings');
+    await inspector.getByText(ids.play, { exact: true }).waitFor();
+    expect(await page.locator(`.react-flow__node.selected[data-id="${ids.play}"]`).count() === 1, 'the problem selects its node');
+    await inspector.getByRole('button', { name: 'Remove node' }).click();
+    await page.locator(`.react-flow__node[data-id="${ids.play}"]`).waitFor({ state: 'detached' });
+    delete ids.play;
+    await page.getByRole('button', { name: 'Validate' }).click();
+    await page.getByRole('tab', { name: /Problems/ }).click();
+    await page.getByText(/^0 errors,/).waitFor();
+    expect((await page.locator('.react-flow__node.has-error').count()) === 0, 'no node outlined once fixed');
+  });
+
+  await step('publish', async () => {
     await page.getByRole('button', { name: 'Publish' }).click();
     await page.getByText(/Published version 1/).waitFor();
   });
 
-  await step('a simulated test call lights the expected path', async () => {
+  await step('a simulated test call lights the path the simulator returned, step by step', async () => {
     await page.getByRole('tab', { name: 'Test call' }).click();
-    await page.getByLabel('Date and time').fill('2026-03-02T10:00'); // a Monday
+    await page.getByLabel('Date and time').fill('2026-03-02T10:00'); // a Monday, in business hours
     await page.getByLabel('Time zone').last().fill('UTC');
     await page.getByLabel('Digits pressed').fill('1');
-    await page.getByRole('button', { name: 'Run test call' }).click();
-    await page.getByTestId('sim-steps').waitFor();
-    await page.getByRole('button', { name: 'Last step' }).click();
-    const onPath = await page.locator('.react-flow__node.on-path').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')));
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/simulate') && r.request().method() === 'POST'),
+      page.getByRole('button', { name: 'Run test call' }).click(),
+    ]);
+    expect(resp.status() === 200, `simulate answered ${resp.status()}`);
+    const sim = (await resp.json()).data;
+    const simPath = sim.steps.map((s) => s.node_id);
     const expected = [ids.number, ids.ts, ids.ivr, ids.rg];
-    expect(expected.every((id) => onPath.includes(id)) && !onPath.includes(ids.vm), `path ${onPath} is not ${expected}`);
+    expect(JSON.stringify(simPath) === JSON.stringify(expected), `the simulator walked ${simPath}, not ${expected}`);
+    expect(/answered/.test(sim.outcome), `outcome ${sim.outcome}`);
+    await page.getByTestId('sim-steps').waitFor();
+    const onPath = () => page.locator('.react-flow__node.on-path').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')).sort());
+    const current = () => page.locator('.react-flow__node.path-current').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')));
+    await page.getByRole('button', { name: 'First step' }).click();
+    expect(JSON.stringify(await onPath()) === JSON.stringify([ids.number]), `first step lights ${await onPath()}`);
+    await page.getByRole('button', { name: 'Next step' }).click();
+    expect(JSON.stringify(await current()) === JSON.stringify([ids.ts]), `second step is at ${await current()}`);
+    await page.getByRole('button', { name: 'Last step' }).click();
+    expect(JSON.stringify(await onPath()) === JSON.stringify([...simPath].sort()), `path ${await onPath()} is not ${simPath}`);
     const steps = await page.getByTestId('sim-steps').locator('li').evaluateAll((ls) => ls.map((l) => l.getAttribute('data-node-id')));
-    expect(JSON.stringify(steps) === JSON.stringify(expected), `steps ${steps}`);
+    expect(JSON.stringify(steps) === JSON.stringify(simPath), `steps ${steps}`);
+    // the IVR step names the output by its label, as the canvas does
+    expect(/Sales/.test((await page.getByTestId('sim-steps').locator('li').nth(2).textContent()) ?? ''), 'IVR step shows the output label');
+    const edgesOnPath = await page.locator('.react-flow__edge.on-path').count();
+    expect(edgesOnPath === simPath.length - 1, `${edgesOnPath} edges lit`);
     await shot(page, 'editor-test-call');
   });
 
-  await step('publish a change, then roll back to version 1', async () => {
+  await step('publish a change, its diff, then roll back to version 1', async () => {
     await page.locator(`.react-flow__node[data-id="${ids.vm}"]`).click();
     await page.getByRole('tab', { name: 'Node' }).click();
     await page.getByLabel('Label', { exact: true }).fill('Night voicemail');
@@ -305,11 +351,25 @@ async function scenario(url) {
     await page.getByRole('button', { name: 'Publish' }).click();
     await page.getByText(/Published version 2/).waitFor();
     await page.getByRole('tab', { name: 'Versions' }).click();
+    const v2 = page.getByRole('listitem').filter({ hasText: 'Version 2' });
+    await v2.getByRole('button', { name: 'Changes in v2' }).click();
+    const diff = page.getByRole('dialog', { name: 'Changes from v1 to v2' });
+    await diff.getByText('Nodes changed').waitFor();
+    const changed = (await diff.textContent()) ?? '';
+    expect(changed.includes(ids.vm) && /label/.test(changed) && !/Nodes added|Nodes removed|Edges/.test(changed), `diff: ${changed}`);
+    await shot(page, 'editor-diff');
+    await diff.getByRole('button', { name: 'Close' }).click();
     const v1 = page.getByRole('listitem').filter({ hasText: 'Version 1' });
     await v1.getByRole('button', { name: 'Roll back to this' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Roll back to' }).click();
     await page.getByRole('dialog').waitFor({ state: 'detached' });
-    await page.getByRole('listitem').filter({ hasText: /Version \d+\s*live/ }).first().waitFor();
+    await page.getByRole('listitem').filter({ hasText: /Version 3\s*live/ }).waitFor();
+    // the live version now runs version 1's graph
+    const flowId = flowUrl.match(/\/flows\/(\d+)$/)[1];
+    const r = await page.request.get(`${url}/api/v1/flows/${flowId}/versions/1/diff/live`);
+    const d = (await r.json()).data;
+    const n = [d.nodes.added, d.nodes.removed, d.nodes.changed, d.edges.added, d.edges.removed, d.edges.changed].flat().length;
+    expect(r.ok() && d.to === 3 && n === 0, `live after the rollback differs from version 1: ${JSON.stringify(d)}`);
     await v1.getByRole('button', { name: 'View' }).click();
     await page.getByText(/Viewing version 1/).first().waitFor();
     await shot(page, 'editor-version-1');

@@ -90,11 +90,14 @@ export function useNodeOutputs(
 ): { outputs: NodeOutput[]; error: string | null } {
   // every node type has outputs(input); the registry may say the answer never changes
   const dynamic = !!nodeType && nodeType.dynamic_outputs !== false;
+  // a node that needs an entity has nothing to compute its outputs from until one is linked
+  // (or being created): it shows the outputs describe() declares meanwhile
+  const unlinked = !!nodeType?.entity_required && !!entity && (entity.entity_id === null || entity.entity_id === undefined) && entity.entity == null;
   const payload = JSON.stringify({ config, entity });
   const q = useQuery({
     queryKey: keys.nodeOutputs(nodeType?.id ?? '', payload),
     queryFn: async () => (await api.nodeTypes.outputs(nodeType!.id, config, entity)).map((o) => ({ ...o, id: String((o as { id?: string; name?: string }).id ?? (o as { name?: string }).name) })),
-    enabled: dynamic,
+    enabled: dynamic && !unlinked,
     placeholderData: keepPreviousData,
     staleTime: Infinity,
     retry: (n, e) => !(e instanceof ApiError && e.status < 500) && n < 2,
@@ -103,7 +106,7 @@ export function useNodeOutputs(
   const lastGood = useRef<NodeOutput[] | null>(null);
   if (q.data) lastGood.current = q.data;
   if (!nodeType) return { outputs: [], error: null };
-  if (!dynamic) return { outputs: nodeType.outputs, error: null };
+  if (!dynamic || unlinked) return { outputs: nodeType.outputs, error: null };
   return { outputs: q.data ?? lastGood.current ?? nodeType.outputs, error: q.error ? errorMessage(q.error) : null };
 }
 

@@ -296,6 +296,8 @@ export interface Problem {
   message: string;
   node_id?: string | null;
   edge_id?: string | null;
+  /** for a config problem (code `config_invalid`): the dotted path inside the node's config */
+  field?: string | null;
 }
 
 export interface ValidationResult {
@@ -409,7 +411,7 @@ export interface SimulateRequest {
   timezone: string;
   digits: SimDigits[];
   /** extension id → what it does when rung */
-  answers: Record<string, 'answer' | 'busy' | 'no_answer'>;
+  answers: Record<string, 'answer' | 'busy' | 'no_answer' | 'unavailable'>;
   http: SimHttpResponse[];
 }
 

@@ -95,7 +95,8 @@ describe('weekly grid', () => {
     expect(g[0][34]).toBe(-1); // mon 17:00 (end is exclusive)
     expect(g[1][24]).toBe(1); // tue 12:00
     expect(g[6][47]).toBe(2); // sun 23:30
-    expect(g[6][2]).toBe(2); // sun 01:00
-    expect(g[6][12]).toBe(-1); // sun 06:00
+    expect(g[0][2]).toBe(2); // mon 01:00: Sunday night runs into Monday morning
+    expect(g[6][2]).toBe(-1); // sun 01:00: Saturday has no night rule
+    expect(g[0][12]).toBe(-1); // mon 06:00 (end is exclusive)
   });
 });

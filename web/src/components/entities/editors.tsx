@@ -126,7 +126,7 @@ export function TimeRulesEditor({
   return (
     <fieldset className="mb-3 rounded-md border border-slate-200 p-3">
       <legend className="px-1 text-sm font-medium text-slate-700">Rules</legend>
-      <p className="mb-2 text-xs text-slate-500">Checked top to bottom; the first that matches wins. Each rule is an output of the node, plus “default”.</p>
+      <p className="mb-2 text-xs text-slate-500">Checked top to bottom; the first that matches wins. Each rule is an output of the node (named by its label), plus “No match”.</p>
       {errors.rules && (
         <p role="alert" className="mb-2 text-xs text-red-600">
           {errors.rules}
@@ -221,7 +221,7 @@ export function OverridesEditor({
   errors: Record<string, string>;
 }) {
   const update = (i: number, patch: Partial<TimeOverride>) => onChange(overrides.map((r, j) => (j === i ? { ...r, ...patch } : r)));
-  const outputs = [{ value: 'default', label: 'default (closed)' }, ...rules.map((r) => ({ value: r.label, label: r.label }))];
+  const outputs = [{ value: '', label: 'its own output' }, { value: 'default', label: 'No match' }, ...rules.map((r) => ({ value: r.label, label: r.label }))];
   return (
     <fieldset className="mb-3 rounded-md border border-slate-200 p-3">
       <legend className="px-1 text-sm font-medium text-slate-700">Holidays and date overrides</legend>
@@ -252,7 +252,7 @@ export function OverridesEditor({
               <label className="label" htmlFor={`${id}-o${i}-out`}>
                 Route to
               </label>
-              <select id={`${id}-o${i}-out`} className="input" value={o.dest_node ?? 'default'} onChange={(ev) => update(i, { dest_node: ev.target.value })}>
+              <select id={`${id}-o${i}-out`} className="input" value={o.dest_node ?? ''} onChange={(ev) => update(i, { dest_node: ev.target.value || null })}>
                 {outputs.map((x) => (
                   <option key={x.value} value={x.value}>
                     {x.label}
@@ -284,17 +284,23 @@ function minutes(hhmm: string): number | null {
   return Number(m[1]) * 60 + Number(m[2]);
 }
 
-/** Which rule (index) wins at each half hour of the week, first match wins; -1 = default. */
+/**
+ * Which rule (index) wins at each half hour of the week, first match wins; -1 = no match. The
+ * time switch node's semantics: a missing start is 00:00, a missing end 24:00, the end is
+ * exclusive, and a rule whose end is not after its start runs overnight: from the start on its
+ * days into the next morning (22:00–06:00 on Friday covers Friday night and Saturday until 6).
+ */
 export function weeklyGrid(rules: TimeRule[]): number[][] {
-  return WEEKDAYS.map((d) =>
+  return WEEKDAYS.map((d, di) =>
     Array.from({ length: 48 }, (_, slot) => {
       const t = slot * 30;
+      const yesterday = WEEKDAYS[(di + 6) % 7].key;
       return rules.findIndex((r) => {
-        const a = minutes(r.start);
-        const b = minutes(r.end);
-        if (a === null || b === null || !r.days.includes(d.key)) return false;
-        // a range that ends before it starts runs past midnight (e.g. 22:00–06:00)
-        return a <= b ? t >= a && t < b : t >= a || t < b;
+        const a = r.start ? minutes(r.start) : 0;
+        const b = r.end ? minutes(r.end) : 1440;
+        if (a === null || b === null) return false;
+        if (a < b) return r.days.includes(d.key) && t >= a && t < b;
+        return (r.days.includes(d.key) && t >= a) || (r.days.includes(yesterday) && t < b);
       });
     }),
   );
@@ -326,7 +332,7 @@ export function WeeklyGrid({ rules }: { rules: TimeRule[] }) {
                 {row.map((ri, s) => (
                   <td
                     key={s}
-                    title={`${WEEKDAYS[d].short} ${String(Math.floor(s / 2)).padStart(2, '0')}:${s % 2 ? '30' : '00'} → ${ri >= 0 ? rules[ri].label : 'default'}`}
+                    title={`${WEEKDAYS[d].short} ${String(Math.floor(s / 2)).padStart(2, '0')}:${s % 2 ? '30' : '00'} → ${ri >= 0 ? rules[ri].label : 'No match'}`}
                     className={`h-3 w-2 border-r border-white ${ri >= 0 ? RULE_COLORS[ri % RULE_COLORS.length] : 'bg-slate-200'}`}
                   />
                 ))}
@@ -344,7 +350,7 @@ export function WeeklyGrid({ rules }: { rules: TimeRule[] }) {
         ))}
         <span className="inline-flex items-center gap-1">
           <span className="inline-block h-2 w-3 bg-slate-200" aria-hidden="true" />
-          default
+          No match
         </span>
       </div>
     </figure>

@@ -50,7 +50,7 @@ export function Inspector({ nodeId }: { nodeId: string }) {
   const schemaErrors = useMemo(() => {
     const fromServer: Record<string, string> = {};
     for (const p of problems as Problem[]) {
-      if (p.node_id === nodeId && p.code.startsWith('config')) fromServer[(p as Problem & { field?: string }).field ?? ''] = p.message;
+      if (p.node_id === nodeId && p.code.startsWith('config')) fromServer[p.field ?? ''] = p.message;
     }
     return nt && node ? { ...fromServer, ...checkValue(nt.config_schema, node.data.config) } : fromServer;
   }, [nt, node, problems, nodeId]);

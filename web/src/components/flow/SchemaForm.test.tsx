@@ -1,7 +1,9 @@
-import { fireEvent, render, screen } from '@testing-library/react';
+import { fireEvent, screen } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { useState } from 'react';
-import { describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { mockApi } from '../../test/mockApi';
+import { renderWithApp as render } from '../../test/render';
 import type { JsonSchema } from '../../api/types';
 import { checkValue, defaultsFromSchema } from './schema';
 import { SchemaForm } from './SchemaForm';
@@ -14,7 +16,10 @@ const schema: JsonSchema = {
     url: { type: 'string', title: 'URL', format: 'uri', description: 'Where to POST the call' },
     method: { type: 'string', enum: ['POST', 'GET'], default: 'POST' },
     timeout_ms: { type: 'integer', title: 'Timeout (ms)', minimum: 100, maximum: 10000, default: 3000 },
-    follow: { type: 'boolean', title: 'Follow redirects' },
+    follow: { type: 'boolean', title: 'Follow redirects', default: false },
+    verbose: { type: 'boolean', title: 'Verbose' },
+    prompt: { type: 'string', minLength: 1 },
+    variables: { type: 'object', title: 'Variables', additionalProperties: { type: 'string' } },
     mode: { oneOf: [{ const: 'json', title: 'JSON field' }, { const: 'status', title: 'HTTP status' }], default: 'json' },
     outputs: { type: 'array', title: 'Outputs', items: { type: 'string', title: 'Output' }, maxItems: 3 },
     headers: { type: 'object', title: 'Headers', properties: { authorization: { type: 'string', 'x-widget': 'password' } } },
@@ -38,8 +43,11 @@ function Harness({ onChange, errors }: { onChange: (v: Record<string, unknown>) 
 }
 
 describe('JSON-Schema form', () => {
+  beforeEach(() => void mockApi({ 'GET /prompts': () => [] }));
+
   it('starts from the defaults', () => {
-    expect(defaultsFromSchema(schema)).toEqual({ method: 'POST', timeout_ms: 3000, follow: false, mode: 'json', outputs: [], headers: {} });
+    // no invented values: a boolean without a default is left to the node
+    expect(defaultsFromSchema(schema)).toEqual({ method: 'POST', timeout_ms: 3000, follow: false, mode: 'json', outputs: [], headers: {}, variables: {} });
   });
 
   it('renders a labelled control per property, of the right kind', () => {
@@ -52,6 +60,24 @@ describe('JSON-Schema form', () => {
     expect(screen.getByLabelText('Mode')).toHaveDisplayValue('JSON field');
     expect(screen.getByLabelText('Authorization')).toHaveAttribute('type', 'password');
     expect(screen.getByRole('group', { name: 'Outputs' })).toBeInTheDocument();
+    expect(screen.getByLabelText('Verbose')).toHaveDisplayValue("the node's default");
+    // a `prompt` string is picked from the prompts library
+    expect(screen.getByRole('button', { name: 'Upload…' })).toBeInTheDocument();
+  });
+
+  it('edits a free-keyed map (headers, variables) and a boolean left to the node', async () => {
+    const onChange = vi.fn();
+    render(<Harness onChange={onChange} />);
+    const user = userEvent.setup();
+    await user.click(screen.getByRole('button', { name: 'Add variables' }));
+    const name = screen.getByLabelText('Variables name 1');
+    await user.clear(name);
+    await user.type(name, 'team');
+    await user.type(screen.getByLabelText('Variables value 1'), 'sales');
+    await user.selectOptions(screen.getByLabelText('Verbose'), 'no');
+    expect(onChange.mock.calls.at(-1)![0]).toMatchObject({ variables: { team: 'sales' }, verbose: false });
+    await user.selectOptions(screen.getByLabelText('Verbose'), "the node's default");
+    expect(onChange.mock.calls.at(-1)![0]).not.toHaveProperty('verbose');
   });
 
   it('reports typed values as the user edits', async () => {

@@ -3,7 +3,7 @@ import { Fragment } from 'react';
 import type { JsonSchema } from '../../api/types';
 import { Checkbox, describedBy, Field } from '../common/ui';
 import { PromptPicker } from '../entities/PromptPicker';
-import { choices, defaultsFromSchema, humanize, schemaType } from './schema';
+import { choices, defaultsFromSchema, humanize, isPromptField, mapValues, schemaType } from './schema';
 
 export interface SchemaFormProps {
   schema: JsonSchema;
@@ -76,7 +76,7 @@ function SchemaField(props: NodeProps) {
   const t = schemaType(schema);
   const ch = choices(schema);
 
-  if (schema['x-widget'] === 'prompt') {
+  if (isPromptField(path.split('.').at(-1) ?? '', schema)) {
     return (
       <PromptPicker
         id={id}
@@ -110,7 +110,23 @@ function SchemaField(props: NodeProps) {
 
   switch (t) {
     case 'boolean':
-      return <Checkbox id={id} label={label} checked={value === true} onChange={onChange} error={error} help={help} />;
+      if (typeof schema.default === 'boolean')
+        return <Checkbox id={id} label={label} checked={(value ?? schema.default) === true} onChange={onChange} error={error} help={help} />;
+      // no default in the schema: unset means "what the node does by default", so three choices
+      return (
+        <Field id={id} label={label} error={error} help={help}>
+          <select
+            {...describedBy(id, error, help)}
+            className={`input ${error ? 'input-error' : ''}`}
+            value={value === undefined ? '' : String(value)}
+            onChange={(e) => onChange(e.target.value === '' ? undefined : e.target.value === 'true')}
+          >
+            <option value="">the node's default</option>
+            <option value="true">yes</option>
+            <option value="false">no</option>
+          </select>
+        </Field>
+      );
     case 'integer':
     case 'number':
       return (
@@ -164,6 +180,7 @@ function SchemaField(props: NodeProps) {
       );
     }
     case 'object':
+      if (mapValues(schema)) return <MapField {...props} />;
       return (
         <fieldset className="mb-3 rounded-md border border-slate-200 p-3">
           <legend className="px-1 text-sm font-medium text-slate-700">{label}</legend>
@@ -237,6 +254,47 @@ function ArrayField({ schema, value, onChange, errors, path, idPrefix, label = '
         onClick={() => onChange([...items, defaultsFromSchema(itemSchema) ?? (schemaType(itemSchema) === 'string' ? '' : undefined)])}
       >
         Add {(itemSchema.title ?? 'item').toLowerCase()}
+      </button>
+    </fieldset>
+  );
+}
+
+/** An object of free keys (`additionalProperties: {type: string}`): HTTP headers, variables. */
+function MapField({ schema, value, onChange, errors, path, idPrefix, label = '' }: NodeProps) {
+  const o = (value && typeof value === 'object' && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
+  const entries = Object.entries(o);
+  const values = mapValues(schema) ?? { type: 'string' };
+  const id = `${idPrefix}-${path.replace(/\./g, '-')}`;
+  const error = errors[path];
+  const rename = (from: string, to: string) => onChange(Object.fromEntries(entries.map(([k, v]) => (k === from ? [to, v] : [k, v]))));
+  const nextKey = () => {
+    for (let i = entries.length + 1; ; i++) if (!(`key${i}` in o)) return `key${i}`;
+  };
+  return (
+    <fieldset className="mb-3 rounded-md border border-slate-200 p-3">
+      <legend className="px-1 text-sm font-medium text-slate-700">{label}</legend>
+      {schema.description && <p className="mb-2 text-xs text-slate-500">{schema.description}</p>}
+      {error && <p role="alert" className="mb-2 text-xs text-red-600">{error}</p>}
+      {entries.map(([k, v], i) => (
+        <div key={i} className="mb-2 grid grid-cols-[1fr_1fr_auto] items-start gap-1">
+          <label className="sr-only" htmlFor={`${id}-k${i}`}>{`${label} name ${i + 1}`}</label>
+          <input id={`${id}-k${i}`} className="input" value={k} onChange={(e) => rename(k, e.target.value)} />
+          <label className="sr-only" htmlFor={`${id}-v${i}`}>{`${label} value ${i + 1}`}</label>
+          <input
+            id={`${id}-v${i}`}
+            className={`input ${errors[`${path}.${k}`] ? 'input-error' : ''}`}
+            aria-invalid={errors[`${path}.${k}`] ? true : undefined}
+            title={errors[`${path}.${k}`]}
+            value={typeof v === 'string' ? v : JSON.stringify(v ?? '')}
+            onChange={(e) => onChange({ ...o, [k]: schemaType(values) === 'string' ? e.target.value : (() => { try { return JSON.parse(e.target.value); } catch { return e.target.value; } })() })}
+          />
+          <button type="button" className="btn btn-ghost btn-sm" aria-label={`Remove ${label.toLowerCase()} ${k}`} onClick={() => onChange(Object.fromEntries(entries.filter(([x]) => x !== k)))}>
+            ✕
+          </button>
+        </div>
+      ))}
+      <button type="button" className="btn btn-sm" onClick={() => onChange({ ...o, [nextKey()]: '' })}>
+        Add {label.toLowerCase()}
       </button>
     </fieldset>
   );

@@ -171,6 +171,7 @@ const ANSWER_CHOICES = [
   { value: 'answer', label: 'answers' },
   { value: 'no_answer', label: 'does not answer' },
   { value: 'busy', label: 'is busy' },
+  { value: 'unavailable', label: 'is offline' },
 ] as const;
 
 export function defaultSimulation(): SimulateRequest {
@@ -227,6 +228,9 @@ export function TestCallPanel({ flowId, onBeforeRun }: { flowId: Id; onBeforeRun
   const set = <K extends keyof SimulateRequest>(k: K, v: SimulateRequest[K]) => setReq((r) => ({ ...r, [k]: v }));
   const frame = path ? path.frames[path.stepper.index] : undefined;
   const nodeName = useNodeNamer();
+  const outputsOf = useEditor((s) => s.outputs);
+  // the simulator reports output ids ("1", "default"); the canvas shows their labels
+  const outputLabel = (nodeId: string, output: string) => outputsOf[nodeId]?.find((o) => o.id === output)?.label ?? output;
 
   return (
     <div className="p-3">
@@ -382,7 +386,7 @@ export function TestCallPanel({ flowId, onBeforeRun }: { flowId: Id; onBeforeRun
                   <span>
                     {i + 1}. {nodeName(s.node_id)}
                   </span>
-                  <span className="text-xs text-slate-500">{s.output ? `→ ${s.output}` : ''}</span>
+                  <span className="text-xs text-slate-500">{s.output ? `→ ${outputLabel(s.node_id, s.output)}` : ''}</span>
                 </div>
                 {s.error && <div className="text-xs text-red-600">{s.error}</div>}
                 {i === frame?.index && s.logs.length > 0 && (

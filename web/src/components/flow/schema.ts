@@ -23,7 +23,12 @@ export function choices(s: JsonSchema): { value: unknown; label: string }[] | un
   return undefined;
 }
 
-/** The value a new node starts with: defaults, recursively; required objects filled in. */
+/**
+ * The value a new node starts with: the schema's defaults, recursively. A property without a
+ * `default` is left out, booleans included: the node's own default applies (the voicemail
+ * node plays the greeting unless `play_greeting` is false, so inventing `false` here would
+ * change what the node does).
+ */
 export function defaultsFromSchema(s: JsonSchema): unknown {
   if (s.default !== undefined) return structuredClone(s.default);
   const t = schemaType(s);
@@ -36,7 +41,6 @@ export function defaultsFromSchema(s: JsonSchema): unknown {
     return out;
   }
   if (t === 'array') return s.minItems && s.items ? Array.from({ length: s.minItems }, () => defaultsFromSchema(s.items!)) : [];
-  if (t === 'boolean') return false;
   return undefined;
 }
 
@@ -62,6 +66,8 @@ export function checkValue(s: JsonSchema, v: unknown, path = ''): Record<string,
         if (o[r] === undefined || o[r] === null || o[r] === '') errs[at(r)] = 'Required.';
       }
       for (const [k, p] of Object.entries(s.properties ?? {})) Object.assign(errs, checkValue(p, o[k], at(k)));
+      const values = mapValues(s);
+      if (values) for (const [k, x] of Object.entries(o)) Object.assign(errs, checkValue(values, x, at(k)));
       break;
     }
     case 'array': {
@@ -108,6 +114,18 @@ export function checkValue(s: JsonSchema, v: unknown, path = ''): Record<string,
       break;
   }
   return errs;
+}
+
+/** A string property that names a prompt of the library (played by name). */
+export function isPromptField(key: string, s: JsonSchema): boolean {
+  if (s['x-widget'] === 'prompt') return true;
+  return schemaType(s) === 'string' && !s.enum && /(^|_)prompt$/.test(key);
+}
+
+/** The schema of a map's values (`additionalProperties: {…}` and no fixed properties). */
+export function mapValues(s: JsonSchema): JsonSchema | undefined {
+  if (schemaType(s) !== 'object' || Object.keys(s.properties ?? {}).length > 0) return undefined;
+  return s.additionalProperties && typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined;
 }
 
 export function humanize(key: string): string {
