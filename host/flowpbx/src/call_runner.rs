@@ -10,6 +10,9 @@
 //! never a stuck call.
 
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use flow::graph::{Graph, ENTRY_TYPE};
 use flow::trace::Trace;
 
@@ -43,11 +46,11 @@ pub fn flow_path(trace: &Trace) -> serde_json::Value {
 
 /// Starts running inbound calls through flows. `None` when another consumer took the
 /// PBX's inbound calls already.
-pub fn start(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime) -> Option<tokio::task::JoinHandle<()>> {
+pub fn start(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime, data_dir: PathBuf) -> Option<tokio::task::JoinHandle<()>> {
     let mut rx = pbx.incoming_calls()?;
     Some(tokio::spawn(async move {
         while let Some(incoming) = rx.recv().await {
-            tokio::spawn(run_one(pbx.clone(), store.clone(), runtime.clone(), incoming));
+            tokio::spawn(run_one(pbx.clone(), store.clone(), runtime.clone(), data_dir.clone(), incoming));
         }
     }))
 }
@@ -59,14 +62,35 @@ async fn refuse(pbx: &call::PbxHandle, incoming: &call::IncomingCall, why: &str)
     }
 }
 
+/// A flow the engine does not hold (published outside the API, or its load failed at
+/// start-up): its latest published version from the store, prepared for this call only.
+async fn latest_published(store: &store::Store, runtime: &api::flows_engine::FlowRuntime, data_dir: &Path, flow_id: i64) -> Option<Arc<flow::PreparedFlow>> {
+    let published = store.call_flows().get(flow_id).await.ok().flatten().is_some_and(|f| f.published);
+    if !published {
+        return None;
+    }
+    let row = store.flow_versions().latest(flow_id).await.ok().flatten()?;
+    match api::flows_engine::load_version(runtime.engine(), store, data_dir, &row, row.version).await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(flow_id, version = row.version, error = %e, "the flow's published version cannot be loaded");
+            None
+        }
+    }
+}
+
 /// Runs one call through its number's flow and writes the trace to the CDR.
-async fn run_one(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime, incoming: call::IncomingCall) {
+async fn run_one(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime, data_dir: PathBuf, incoming: call::IncomingCall) {
     let Some(flow_id) = incoming.flow_id else {
         return refuse(&pbx, &incoming, "the number enters no flow").await;
     };
     // the version live now: the call keeps it whatever is published while it runs
-    let Some(flow) = runtime.engine().published(flow_id) else {
-        return refuse(&pbx, &incoming, "the number's flow is not published").await;
+    let flow = match runtime.engine().published(flow_id) {
+        Some(f) => f,
+        None => match latest_published(&store, &runtime, &data_dir, flow_id).await {
+            Some(f) => f,
+            None => return refuse(&pbx, &incoming, "the number's flow is not published").await,
+        },
     };
     let number = match store.inbound_numbers().get_by_number(&incoming.dialled).await {
         Ok(n) => n,

@@ -136,7 +136,7 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     });
     let flow_runtime = flows::start(&state, settings.cache_dir.as_deref(), &pbx).await?;
     // every inbound call walks its number's published flow
-    let _runner = call_runner::start(pbx.clone(), store.clone(), flow_runtime);
+    let _runner = call_runner::start(pbx.clone(), store.clone(), flow_runtime, data_dir.clone());
     let app = api::router(state);
     let addr = SocketAddr::new(config.http.bind, config.http.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;
