@@ -1,0 +1,332 @@
+//! Calls whose media crosses the real binary: every call's RTP is anchored in FlowPBX.
+//!
+//! SIPp does the signalling (UAC → PBX → UAS, both registered extensions); the media is
+//! either SIPp's own (`pcap_play` of sip-tester's G.711 A-law speech and RFC 2833 digit) or an
+//! RTP endpoint of the test (`media_support::RtpEndpoint`: tones in G.711 or Opus, everything
+//! it receives recorded). Covered: packets re-addressed from FlowPBX's port with the payload
+//! untouched and one continuous output stream, the digit relayed on the callee's own
+//! telephone-event payload type, PCMU ↔ Opus transcoding both ways, a stereo recording with
+//! the caller left and the callee right, a media timeout (BYE both ways, ports reclaimed),
+//! and the CDR's media statistics.
+
+mod media_support;
+mod sip_support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use media_support::{free_media_port, opus_decode, opus_tone, pcap_udp_payloads, pcmu_tone, sipp_received_sdps, tone_purity, ulaw_decode, wait_sdp_sent_to, Rtp, RtpEndpoint, Sdp};
+use serde_json::{json, Value};
+use sip_support::{free_port, register, sipp, Pbx, Sipp};
+
+const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
+const PW_101: &str = "Secret-101-pw";
+const PW_102: &str = "Secret-102-pw";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A PBX (full SIP log: the tests read the SDP it sent) with extensions 101 and 102
+/// (`callee` is 102's settings).
+async fn pbx(flags: &[&str], callee: Value) -> anyhow::Result<Pbx> {
+    let mut args = vec!["--sip-log", "full"];
+    args.extend_from_slice(flags);
+    let pbx = Pbx::start(&args).await?;
+    pbx.extension("101", PW_101).await?;
+    let mut b = json!({"extension": "102", "name": "Ext 102", "sip_password": PW_102});
+    if let (Some(b), Some(extra)) = (b.as_object_mut(), callee.as_object()) {
+        b.extend(extra.clone());
+    }
+    pbx.extension_with(b).await?;
+    pbx.wait_directory(2, 0, 0).await?;
+    Ok(pbx)
+}
+
+/// The SDP keys of `media_uac.xml` / `media_uas.xml`.
+fn sdp_keys(rtp_port: u16, pt: u8, codec: &str, te_pt: u8) -> Vec<String> {
+    ["-key", "rtp_port", &rtp_port.to_string(), "-key", "pt", &pt.to_string(), "-key", "codec", codec, "-key", "te_pt", &te_pt.to_string()]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// 102 as a SIPp UAS (`media_uas.xml`) whose media is `rtp_port`; returns it and its SIP port.
+fn callee(pbx: &Pbx, keys: &[String]) -> anyhow::Result<(Sipp, u16)> {
+    let port = free_port(LO);
+    let mut args: Vec<&str> = vec!["-m", "1"];
+    args.extend(keys.iter().map(String::as_str));
+    let run = sipp("media_uas.xml", (LO, port), None, &args)?;
+    register(pbx, "102", PW_102, port, 300)?.assert_ok();
+    Ok((run, port))
+}
+
+/// 101 calling 102 with `scenario`; returns it and its SIP port.
+fn caller(pbx: &Pbx, scenario: &str, extra: &[String]) -> anyhow::Result<(Sipp, u16)> {
+    let port = free_port(LO);
+    let mut args: Vec<&str> = vec!["-s", "102", "-au", "101", "-ap", PW_101, "-key", "caller", "101", "-m", "1"];
+    args.extend(extra.iter().map(String::as_str));
+    Ok((sipp(scenario, (LO, port), Some(&pbx.sip()), &args)?, port))
+}
+
+/// The one SDP a SIPp run received.
+fn received_sdp(messages: &str) -> anyhow::Result<Sdp> {
+    let mut s = sipp_received_sdps(messages);
+    anyhow::ensure!(!s.is_empty(), "no SDP received:\n{messages}");
+    Ok(s.remove(s.len() - 1))
+}
+
+/// Every RTP packet `ep` received came from `from`; returns the packets.
+fn all_from(ep: &RtpEndpoint, from: SocketAddr) -> Vec<Rtp> {
+    let got = ep.rtp();
+    let strangers: Vec<SocketAddr> = got.iter().map(|(a, _)| *a).filter(|a| *a != from).collect();
+    assert!(strangers.is_empty(), "RTP from {strangers:?}, FlowPBX's port is {from}");
+    got.into_iter().map(|(_, p)| p).collect()
+}
+
+/// One output stream: one SSRC, sequence numbers each one more than the last.
+fn assert_continuous(packets: &[Rtp]) {
+    let ssrcs: std::collections::BTreeSet<u32> = packets.iter().map(|p| p.ssrc).collect();
+    assert_eq!(ssrcs.len(), 1, "one SSRC toward a leg: {ssrcs:x?}");
+    for w in packets.windows(2) {
+        // a retransmission in the input (RFC 4733's end packet, sent three times with one
+        // sequence number) stays one in the output
+        let repeated = w[1].seq == w[0].seq && w[1].payload == w[0].payload && w[1].ts == w[0].ts;
+        assert!(repeated || w[1].seq == w[0].seq.wrapping_add(1), "sequence continuous: {} then {} ({:?})", w[0].seq, w[1].seq, packets.iter().map(|p| (p.pt, p.seq, p.ts)).collect::<Vec<_>>());
+    }
+}
+
+/// The CDR's per-leg statistics, after checking they are there.
+fn media_stats(cdr: &Value) -> (Value, Value) {
+    let s = &cdr["media_stats"];
+    assert!(s.is_object(), "cdrs.media_stats written: {cdr}");
+    for leg in ["a", "b"] {
+        for f in ["packets_received", "packets_lost", "jitter_ms", "packets_sent", "bytes_received"] {
+            assert!(s[leg][f].is_number(), "media_stats.{leg}.{f}: {s}");
+        }
+    }
+    (s["a"].clone(), s["b"].clone())
+}
+
+/// Fails the test with `r`'s error while the caller still holds the PBX (its log is shown
+/// when it is dropped during the panic).
+fn checked(r: anyhow::Result<()>) {
+    if let Err(e) = r {
+        panic!("{e:#}");
+    }
+}
+
+async fn health_media(pbx: &Pbx) -> anyhow::Result<String> {
+    let r = pbx.admin.get("/health").await?;
+    Ok(r.data()["components"]["media"]["detail"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn sipp_pcap_audio_and_dtmf_cross_the_pbx_readdressed() {
+    let pbx = pbx(&[], json!({})).await.expect("PBX started");
+    checked(sipp_pcap_audio_and_dtmf_cross_the_pbx_readdressed_on(&pbx).await);
+}
+
+async fn sipp_pcap_audio_and_dtmf_cross_the_pbx_readdressed_on(pbx: &Pbx) -> anyhow::Result<()> {
+    // the callee answers PCMA and telephone-event on 100, though the offer said 101
+    let sink = RtpEndpoint::bind()?;
+    let (uas, _) = callee(pbx, &sdp_keys(sink.port, 8, "PCMA/8000", 100))?;
+    let sipp_media = free_media_port();
+    let (uac, _) = caller(pbx, "media_uac_pcap.xml", &["-mp".to_owned(), sipp_media.to_string()])?;
+    let uac = uac.wait(WAIT);
+    uac.assert_ok();
+    let uas = uas.wait(WAIT);
+    uas.assert_ok();
+
+    // what each side was told: FlowPBX's address and a port of its own, toward each
+    let offer = received_sdp(&uas.messages)?;
+    let answer = received_sdp(&uac.messages)?;
+    assert_eq!((offer.ip.as_str(), answer.ip.as_str()), ("127.0.0.1", "127.0.0.1"));
+    assert_ne!(offer.port, answer.port, "a port per leg");
+    assert!(offer.port != sipp_media && answer.port != sipp_media);
+    assert_eq!(offer.encoding(8), Some("PCMA/8000"), "the caller's codec offered first: {}", offer.text);
+    assert_eq!(offer.formats.first(), Some(&8));
+    assert_eq!(answer.formats, vec![8, 101], "the caller's payload types answered back: {}", answer.text);
+
+    let got = all_from(&sink, offer.addr()?);
+    let audio: Vec<&Rtp> = got.iter().filter(|p| p.pt == 8).collect();
+    let events: Vec<&Rtp> = got.iter().filter(|p| p.pt == 100).collect();
+    let others: Vec<u8> = got.iter().map(|p| p.pt).filter(|pt| ![8, 100].contains(pt)).collect();
+    eprintln!("callee got {} PCMA packets, {} telephone-event packets, other payload types {others:?}; {} RTCP datagrams", audio.len(), events.len(), sink.rtcp().len());
+    assert!(others.is_empty(), "only PCMA and the callee's telephone-event: {others:?}");
+    // 2 s of 30 ms packets
+    assert!((55..=75).contains(&audio.len()), "about 66 PCMA packets: {}", audio.len());
+    // passthrough: the payloads are sip-tester's, byte for byte, in order
+    let pcap = pcap_udp_payloads("/usr/share/sip-tester/g711a.pcap")?;
+    let sent: Vec<Vec<u8>> = pcap.iter().filter_map(|p| Rtp::parse(p)).map(|p| p.payload).collect();
+    let first = sent.iter().position(|p| *p == audio[0].payload).context("the first PCMA payload is one of the pcap's")?;
+    for (i, p) in audio.iter().enumerate() {
+        assert_eq!(p.payload, sent[first + i], "payload {i} relayed unchanged");
+    }
+    // the digit: RFC 4733 on the callee's payload type, event 1, ended
+    assert!(events.len() >= 3, "the digit's packets: {}", events.len());
+    assert!(events.iter().all(|p| p.payload.len() >= 4 && p.payload[0] == 1), "event 1: {:?}", events.iter().map(|p| p.payload.clone()).collect::<Vec<_>>());
+    assert!(events.iter().any(|p| p.payload[1] & 0x80 != 0), "an end packet");
+    assert!(events.windows(2).all(|w| w[0].ts == w[1].ts), "one event, one timestamp");
+    // one stream toward the callee across SIPp's two recordings (two SSRCs, two sequences)
+    assert_continuous(&got);
+
+    let c = &pbx.wait_cdrs(1).await?[0];
+    let (a, b) = media_stats(c);
+    eprintln!("media_stats: a {a}\n b {b}");
+    let a_rx = a["packets_received"].as_u64().unwrap_or(0);
+    assert!(a_rx >= audio.len() as u64 + 3, "the caller's packets counted: {a}");
+    assert_eq!(a["packets_lost"].as_u64(), Some(0), "{a}");
+    assert!(b["packets_sent"].as_u64().unwrap_or(0) >= audio.len() as u64, "{b}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn opus_only_caller_reaches_a_pcmu_only_callee_through_the_transcoder() {
+    let pbx = pbx(&[], json!({})).await.expect("PBX started");
+    checked(opus_only_caller_reaches_a_pcmu_only_callee_through_the_transcoder_on(&pbx).await);
+}
+
+async fn opus_only_caller_reaches_a_pcmu_only_callee_through_the_transcoder_on(pbx: &Pbx) -> anyhow::Result<()> {
+    let (ea, eb) = (RtpEndpoint::bind()?, RtpEndpoint::bind()?);
+    let (uas, uas_port) = callee(pbx, &sdp_keys(eb.port, 0, "PCMU/8000", 101))?;
+    let (uac, uac_port) = caller(pbx, "media_uac.xml", &[sdp_keys(ea.port, 111, "opus/48000/2", 101), vec!["-d".into(), "2500".into()]].concat())?;
+    // learn FlowPBX's ports from what it sent, then talk: 440 Hz in Opus, 1 kHz in PCMU
+    let to_b = wait_sdp_sent_to(&pbx.server, uas_port, Duration::from_secs(10)).await?;
+    let to_a = wait_sdp_sent_to(&pbx.server, uac_port, Duration::from_secs(10)).await?;
+    ea.send(to_a.addr()?, 0x1111_0001, opus_tone(111, 440.0)?);
+    eb.send(to_b.addr()?, 0x2222_0002, pcmu_tone(0, 1000.0));
+    let uac = uac.wait(WAIT);
+    uac.assert_ok();
+    uas.wait(WAIT).assert_ok();
+    ea.stop_sending();
+    eb.stop_sending();
+
+    // the SDPs: the callee was offered the caller's Opus and FlowPBX's G.711; the caller was
+    // answered Opus only
+    assert_eq!(to_b.encoding(111), Some("opus/48000/2"), "{}", to_b.text);
+    assert_eq!(to_b.encoding(0), Some("PCMU/8000"), "{}", to_b.text);
+    assert_eq!(to_a.formats, vec![111, 101], "{}", to_a.text);
+    assert_eq!(to_a.encoding(111), Some("opus/48000/2"));
+
+    let at_b = all_from(&eb, to_b.addr()?);
+    let at_a = all_from(&ea, to_a.addr()?);
+    let b_pts: std::collections::BTreeSet<u8> = at_b.iter().map(|p| p.pt).collect();
+    let a_pts: std::collections::BTreeSet<u8> = at_a.iter().map(|p| p.pt).collect();
+    eprintln!("callee got {} packets (payload types {b_pts:?}), caller got {} ({a_pts:?}); sent {} / {}", at_b.len(), at_a.len(), ea.sent(), eb.sent());
+    assert_eq!(b_pts.into_iter().collect::<Vec<_>>(), vec![0], "PCMU toward the callee");
+    assert_eq!(a_pts.into_iter().collect::<Vec<_>>(), vec![111], "Opus toward the caller");
+    assert!(at_b.len() >= 80 && at_a.len() >= 80, "about 2 s each way: {} {}", at_b.len(), at_a.len());
+    assert_continuous(&at_b);
+    assert_continuous(&at_a);
+    assert!(at_b.iter().all(|p| p.payload.len() == 160), "20 ms of PCMU per packet");
+    assert!(at_a.windows(2).all(|w| w[1].ts.wrapping_sub(w[0].ts) == 960), "Opus timestamps at 48 kHz, 20 ms apart");
+
+    // and it is the audio that was sent: the tones, decoded
+    let pcm_b: Vec<i16> = at_b.iter().skip(10).flat_map(|p| p.payload.iter().map(|&c| ulaw_decode(c))).collect();
+    let payloads_a: Vec<Vec<u8>> = at_a.iter().map(|p| p.payload.clone()).collect();
+    let pcm_a = opus_decode(&payloads_a)?;
+    let pcm_a = &pcm_a[pcm_a.len().min(48000 / 5)..];
+    let (p440, p1k) = (tone_purity(&pcm_b, 8000, 440.0), tone_purity(pcm_a, 48000, 1000.0));
+    eprintln!("440 Hz purity at the callee (PCMU) {p440:.3}, 1 kHz purity at the caller (Opus) {p1k:.3}");
+    assert!(p440 > 0.8, "the caller's 440 Hz reached the callee: {p440}");
+    assert!(p1k > 0.8, "the callee's 1 kHz reached the caller: {p1k}");
+    assert!(tone_purity(&pcm_b, 8000, 1000.0) < 0.05, "not an echo of the callee's own tone");
+
+    let c = &pbx.wait_cdrs(1).await?[0];
+    assert_eq!(c["hangup_cause"].as_str(), Some("normal_clearing"));
+    let (a, b) = media_stats(c);
+    assert!(a["packets_received"].as_u64().unwrap_or(0) >= 80 && b["packets_received"].as_u64().unwrap_or(0) >= 80, "{a} {b}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_recorded_call_keeps_the_caller_left_and_the_callee_right() {
+    let pbx = pbx(&[], json!({"recording_mode": "always"})).await.expect("PBX started");
+    checked(a_recorded_call_keeps_the_caller_left_and_the_callee_right_on(&pbx).await);
+}
+
+async fn a_recorded_call_keeps_the_caller_left_and_the_callee_right_on(pbx: &Pbx) -> anyhow::Result<()> {
+    let (ea, eb) = (RtpEndpoint::bind()?, RtpEndpoint::bind()?);
+    let (uas, uas_port) = callee(pbx, &sdp_keys(eb.port, 0, "PCMU/8000", 101))?;
+    let (uac, uac_port) = caller(pbx, "media_uac.xml", &[sdp_keys(ea.port, 0, "PCMU/8000", 101), vec!["-d".into(), "2500".into()]].concat())?;
+    let to_b = wait_sdp_sent_to(&pbx.server, uas_port, Duration::from_secs(10)).await?;
+    let to_a = wait_sdp_sent_to(&pbx.server, uac_port, Duration::from_secs(10)).await?;
+    ea.send(to_a.addr()?, 0x3333_0003, pcmu_tone(0, 440.0));
+    eb.send(to_b.addr()?, 0x4444_0004, pcmu_tone(0, 1000.0));
+    uac.wait(WAIT).assert_ok();
+    uas.wait(WAIT).assert_ok();
+    ea.stop_sending();
+    eb.stop_sending();
+    // recording did not stop the relay
+    assert!(eb.rtp().len() >= 80 && ea.rtp().len() >= 80, "{} {}", eb.rtp().len(), ea.rtp().len());
+
+    let c = &pbx.wait_cdrs(1).await?[0];
+    let file = c["recording_file"].as_str().with_context(|| format!("recording_file: {c}"))?.to_owned();
+    let today = time::OffsetDateTime::now_utc();
+    let dir = format!("recordings/{:04}/{:02}/{:02}/", today.year(), u8::from(today.month()), today.day());
+    assert!(file.starts_with(&dir) && file.ends_with(".wav"), "{file} under {dir}");
+    let path = pbx.server.data_dir().join(&file);
+    // the CDR names the file once it is closed; give the writer a moment to rename
+    let t0 = Instant::now();
+    while !path.is_file() && t0.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut wav = hound::WavReader::open(&path).with_context(|| format!("{}", path.display()))?;
+    let spec = wav.spec();
+    assert_eq!((spec.channels, spec.bits_per_sample), (2, 16), "{spec:?}");
+    let samples: Vec<i16> = wav.samples::<i16>().collect::<Result<_, _>>()?;
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let secs = left.len() as f64 / f64::from(spec.sample_rate);
+    let rate = spec.sample_rate;
+    let (l440, r1k) = (tone_purity(&left, rate, 440.0), tone_purity(&right, rate, 1000.0));
+    let (lrms, rrms) = (media_support::rms(&left), media_support::rms(&right));
+    eprintln!("recording {file}: {secs:.2} s at {rate} Hz; left 440 Hz purity {l440:.3} (rms {lrms:.0}), right 1 kHz purity {r1k:.3} (rms {rrms:.0})");
+    assert!(secs >= 1.5, "the call's length: {secs}");
+    assert!(lrms > 1000.0 && rrms > 1000.0, "both channels hold audio: {lrms} {rrms}");
+    assert!(l440 > 0.7 && r1k > 0.7, "caller left, callee right: {l440} {r1k}");
+    assert!(tone_purity(&left, rate, 1000.0) < 0.05 && tone_purity(&right, rate, 440.0) < 0.05, "no crosstalk");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_silent_leg_ends_the_call_with_media_timeout() {
+    let pbx = pbx(&["--media-timeout-secs", "2"], json!({})).await.expect("PBX started");
+    checked(a_silent_leg_ends_the_call_with_media_timeout_on(&pbx).await);
+}
+
+async fn a_silent_leg_ends_the_call_with_media_timeout_on(pbx: &Pbx) -> anyhow::Result<()> {
+    let (ea, eb) = (RtpEndpoint::bind()?, RtpEndpoint::bind()?);
+    let (uas, uas_port) = callee(pbx, &sdp_keys(eb.port, 0, "PCMU/8000", 101))?;
+    let (uac, uac_port) = caller(pbx, "media_uac_hungup.xml", &sdp_keys(ea.port, 0, "PCMU/8000", 101))?;
+    let to_b = wait_sdp_sent_to(&pbx.server, uas_port, Duration::from_secs(10)).await?;
+    let to_a = wait_sdp_sent_to(&pbx.server, uac_port, Duration::from_secs(10)).await?;
+    ea.send(to_a.addr()?, 0x5555_0005, pcmu_tone(0, 440.0));
+    eb.send(to_b.addr()?, 0x6666_0006, pcmu_tone(0, 1000.0));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let during = health_media(pbx).await?;
+    assert!(during.starts_with("1 sessions, 2/"), "a port pair per leg: {during}");
+    // the caller goes silent; the callee keeps talking
+    ea.stop_sending();
+    let silent_at = Instant::now();
+    let uac = uac.wait(WAIT);
+    let ended_after = silent_at.elapsed();
+    uac.assert_ok();
+    uas.wait(WAIT).assert_ok();
+    eb.stop_sending();
+    eprintln!("BYE {ended_after:?} after the caller went silent");
+    assert!(ended_after >= Duration::from_millis(1800) && ended_after < Duration::from_secs(6), "{ended_after:?}");
+
+    let c = &pbx.wait_cdrs(1).await?[0];
+    assert_eq!((c["disposition"].as_str(), c["hangup_cause"].as_str()), (Some("answered"), Some("media_timeout")), "{c}");
+    let t0 = Instant::now();
+    loop {
+        let h = health_media(pbx).await?;
+        if h.starts_with("0 sessions, 0/") {
+            break;
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(5), "ports not reclaimed: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(pbx.sip_health().await?.contains(" 0 calls"), "{}", pbx.sip_health().await?);
+    Ok(())
+}
