@@ -1,7 +1,7 @@
 // Helpers shared by the end-to-end test (run.mjs) and the editor benchmark (bench.mjs): the
 // real binary on a fresh data dir and free ports, web/dist served alone, Debian's Chromium.
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -52,7 +52,8 @@ export async function startBinary() {
   if (!existsSync(bin)) throw new Error(`${bin} not found: build it (cargo build --bin flowpbx) or set FLOWPBX_BIN`);
   const data = mkdtempSync(join(tmpdir(), 'flowpbx-e2e-'));
   const http = await freePort();
-  const sip = await freePort();
+  let sip = await freePort();
+  while (sip === http) sip = await freePort(); // the kernel may hand the same free port out twice
   const child = spawn(bin, [], {
     env: {
       ...process.env,
@@ -72,7 +73,41 @@ export async function startBinary() {
   });
   const url = `http://127.0.0.1:${http}`;
   await waitHealthy(url);
+  sipPorts.set(url, sip);
   return url;
+}
+
+/** The SIP port (UDP and TCP) of each binary startBinary started, by its URL. */
+export const sipPorts = new Map();
+
+/**
+ * Places one real call with SIPp (Debian's sip-tester) from `from` (a loopback address an IP
+ * trunk trusts) to `number` at the PBX: tests/sip/trunk_call.xml (INVITE, 200, ACK, a pause,
+ * BYE). Resolves with SIPp's exit code and output.
+ */
+export async function sippCall({ from, sipPort, number, pauseMs = 1500 }) {
+  const local = await freePort();
+  return new Promise((res, rej) => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowpbx-sipp-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const child = spawn(
+      'sipp',
+      ['-sf', join(repo, 'tests/sip/trunk_call.xml'), '-i', from, '-p', String(local), '-s', number, '-m', '1', '-d', String(pauseMs), '-nostdin', '-timeout', '30s', '-timeout_error', '-trace_err', `127.0.0.1:${sipPort}`],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', (e) => rej(new Error(`sipp (Debian package sip-tester): ${e.message}`)));
+    child.on('exit', (code) => {
+      // SIPp's own error log says why a call failed (the unexpected message, the timeout)
+      const errs = readdirSync(dir)
+        .filter((f) => f.endsWith('_errors.log'))
+        .map((f) => readFileSync(join(dir, f), 'utf8'))
+        .join('');
+      res({ code, out: (errs || out).slice(-3000) });
+    });
+  });
 }
 
 /**

@@ -18,7 +18,7 @@
 // Prints "N passed, N failed" and exits non-zero on a failure.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifacts, browser, runCleanups, serveDist, shot, startBinary } from './lib.mjs';
+import { artifacts, browser, runCleanups, serveDist, shot, sipPorts, sippCall, startBinary } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name) => {
@@ -79,7 +79,7 @@ async function smoke() {
 
 const ADMIN = { username: 'admin', password: 'e2e-password-123' };
 
-async function scenario(url) {
+async function scenario(url, sipPort) {
   const ctx = await browser();
   const page = ctx.pages()[0] ?? (await ctx.newPage());
   current = page;
@@ -252,6 +252,10 @@ async function scenario(url) {
     expect(Object.values(ids).every(Boolean), `nodes created: ${JSON.stringify(ids)}`);
     // the IVR grew a handle for digit 1 from its digit map
     await page.locator(`.react-flow__node[data-id="${ids.ivr}"] [data-output="1"]`).waitFor();
+    // the number created on the canvas enters this flow at its node
+    const flowId = Number(flowUrl.match(/\/flows\/(\d+)$/)[1]);
+    const num = (await (await page.request.get(`${url}/api/v1/numbers?limit=100`)).json()).data.find((n) => n.number === '+61299990000');
+    expect(num?.flow_id === flowId && num?.flow_entry_node === ids.number, `the number maps to ${num?.flow_id}/${num?.flow_entry_node}`);
   });
 
   const handle = (node, outputText) =>
@@ -375,6 +379,57 @@ async function scenario(url) {
     await shot(page, 'editor-version-1');
   });
 
+  await step('a real call takes the live flow; "Show path" on its CDR row draws its traversal', async () => {
+    if (!sipPort) {
+      console.log('     skipped: no SIP port (--url without --sip-port)');
+      return;
+    }
+    const api = `${url}/api/v1`;
+    const csrf = (await (await page.request.get(`${api}/auth/me`)).json()).data.csrf_token;
+    const headers = { 'X-CSRF-Token': csrf };
+    // an IP-authenticated trunk from a loopback address SIPp sends from, carrying the number
+    const t = await page.request.post(`${api}/trunks`, { headers, data: { name: 'Loopback carrier', type: 'ip', remote_hosts: ['127.0.0.2/32'] } });
+    expect(t.status() === 201, `trunk: ${t.status()} ${await t.text()}`);
+    const trunkId = (await t.json()).data.id;
+    const num = (await (await page.request.get(`${api}/numbers?limit=100`)).json()).data.find((n) => n.number === '+61299990000');
+    const { id: numId, created_at: _c, updated_at: _u, ...numBody } = num;
+    const u = await page.request.put(`${api}/numbers/${numId}`, { headers, data: { ...numBody, trunk_id: trunkId } });
+    expect(u.ok(), `number: ${u.status()} ${await u.text()}`);
+    // the SIP stack's directory follows the store within its refresh interval
+    for (const end = Date.now() + 15_000; ; await new Promise((r) => setTimeout(r, 100))) {
+      const h = (await (await page.request.get(`${api}/health`)).json()).data;
+      if (/[1-9]\d* trusted trunk/.test(h?.components?.sip?.detail ?? '')) break;
+      expect(Date.now() < end, `the SIP directory never saw the trunk: ${JSON.stringify(h?.components?.sip)}`);
+    }
+    let call;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      call = await sippCall({ from: '127.0.0.2', sipPort, number: '+61299990000' });
+      if (call.code === 0) break;
+      await new Promise((r) => setTimeout(r, 1000)); // the number's new trunk may not be loaded yet
+    }
+    expect(call.code === 0, `the call failed (sipp exit ${call.code}): ${call.out}`);
+    // the CDR is written when the call ends (batched): wait for it and its flow path
+    let cdr;
+    for (const end = Date.now() + 10_000; !cdr && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+      const list = (await (await page.request.get(`${api}/cdrs?limit=10`)).json()).data;
+      cdr = list.find((c) => c.callee === '+61299990000' && Array.isArray(c.flow_path) && c.flow_path.length > 0);
+    }
+    expect(cdr, 'no CDR with a flow path for the call');
+    const walked = cdr.flow_path.map((p) => (typeof p === 'string' ? p : p.node_id));
+    expect(walked[0] === ids.number && walked[1] === ids.ts && cdr.flow_version === 3, `CDR path ${walked} (version ${cdr.flow_version})`);
+    await page.goto(`${url}/calls`);
+    const row = page.getByRole('row').filter({ hasText: '+61299990000' }).first();
+    await row.getByRole('link', { name: 'Show path' }).click();
+    await page.waitForURL(new RegExp(`\\?cdr=${cdr.id}$`));
+    await page.getByText(/Viewing version 3/).first().waitFor();
+    // the traversal plays step by step; wait for the last one
+    const want = [...new Set(walked)].sort();
+    await page.waitForFunction((n) => document.querySelectorAll('.react-flow__node.on-path').length >= n, want.length);
+    const lit = await page.locator('.react-flow__node.on-path').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')).sort());
+    expect(JSON.stringify(lit) === JSON.stringify(want), `Show path lit ${lit}, the CDR walked ${walked}`);
+    await shot(page, 'editor-show-path');
+  });
+
   await step('the editor works at tablet width', async () => {
     await page.setViewportSize({ width: 820, height: 1180 });
     await page.goto(flowUrl);
@@ -389,7 +444,8 @@ try {
   if (args.includes('--smoke')) await smoke();
   else {
     const server = arg('--url') ?? (await startBinary());
-    await scenario(args.includes('--dist') ? await serveDist(server) : server);
+    const sipPort = sipPorts.get(server) ?? (arg('--sip-port') ? Number(arg('--sip-port')) : undefined);
+    await scenario(args.includes('--dist') ? await serveDist(server) : server, sipPort);
   }
 } catch (e) {
   code = 1;

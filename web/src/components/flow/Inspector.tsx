@@ -65,6 +65,10 @@ export function Inspector({ nodeId }: { nodeId: string }) {
     // a number placed on the canvas routes to this flow's node
     if (entityType === 'inbound_number' && flowId) {
       try {
+        // the server checks that flow_entry_node is a node of the saved draft, and a node just
+        // dropped is not saved yet (autosave waits for a pause): save the draft first
+        const st = useEditor.getState();
+        await api.flows.update(flowId, { name: st.name, flow_data: st.graph() });
         await api.numbers.update(e.id, { flow_id: flowId, flow_entry_node: nodeId });
         void qc.invalidateQueries({ queryKey: keys.entities('inbound_number') });
       } catch {
