@@ -12,7 +12,7 @@ import { entityTypeForNode } from '../api/entities';
 import { keys, useNodeTypes } from '../api/queries';
 import type { Id, NodeType, Problem } from '../api/types';
 import { ErrorBanner, Spinner } from '../components/common/ui';
-import { FlowNode, useNodeNamer } from '../components/flow/FlowNode';
+import { FlowNode, useNodeNamer, useOutputLabel } from '../components/flow/FlowNode';
 import { Inspector } from '../components/flow/Inspector';
 import { LabelledEdge } from '../components/flow/LabelledEdge';
 import { DND_TYPE, Palette } from '../components/flow/Palette';
@@ -410,6 +410,7 @@ function Editor() {
 function PathSummary() {
   const path = useEditor((s) => s.path);
   const nameOf = useNodeNamer();
+  const outputLabel = useOutputLabel();
   const stepPath = useEditor((s) => s.stepPath);
   if (!path) return null;
   return (
@@ -424,7 +425,7 @@ function PathSummary() {
           return (
             <li key={f.index} className={f.index === path.stepper.index ? 'font-semibold text-emerald-700' : ''}>
               {nameOf(f.nodeId)}
-              {f.step.output ? ` → ${f.step.output}` : ''}
+              {f.step.output ? ` → ${outputLabel(f.nodeId, f.step.output)}` : ''}
               {f.step.error ? ` (${f.step.error})` : ''}
             </li>
           );

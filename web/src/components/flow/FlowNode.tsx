@@ -61,6 +61,12 @@ export function useNodeNamer(): (nodeId: string) => string {
   };
 }
 
+/** An output's label on a node of the canvas (paths and traces report output ids: "1", "default"). */
+export function useOutputLabel(): (nodeId: string, output: string) => string {
+  const outputs = useEditor((s) => s.outputs);
+  return (nodeId, output) => outputs[nodeId]?.find((o) => o.id === output)?.label ?? output;
+}
+
 export function findNodeType(types: NodeType[] | undefined, id: string): NodeType | undefined {
   return types?.find((t) => t.id === id);
 }

@@ -93,4 +93,24 @@ describe('inspector', () => {
     await user.keyboard('{ArrowDown}{ArrowDown}{Enter}');
     expect(useEditor.getState().nodes[0].data.entity_id).toBe(13);
   });
+
+  it('a number linked on the canvas enters the flow at its node: the draft is saved first', async () => {
+    const inbound: NodeType = { id: 'inbound_number', name: 'Inbound Number', version: '0.1.0', category: 'entry', icon: 'phone', config_schema: { type: 'object' }, outputs: [{ id: 'next', label: 'Next' }], dynamic_outputs: false, capabilities: [], entity_type: 'inbound_number', entry: true };
+    api.on('GET /node-types', () => [voicemail, hangup, inbound]);
+    api.on('GET /numbers', () => ({ status: 200, body: { data: [{ id: 5, number: '+61299990000', enabled: true }], meta: { total: 1, limit: 100, offset: 0 } } }));
+    api.on('GET /trunks', () => ({ status: 200, body: { data: [], meta: { total: 0, limit: 100, offset: 0 } } }));
+    api.on('PUT /flows/1', ({ body }) => ({ id: 1, ...(body as object) }));
+    api.on('PUT /numbers/5', ({ body }) => ({ id: 5, number: '+61299990000', ...(body as object) }));
+    let id = '';
+    act(() => void (id = useEditor.getState().addNode('inbound_number', { x: 0, y: 0 })));
+    renderWithApp(<Inspector nodeId={id} />);
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole('combobox', { name: 'Number' }));
+    await user.click(await screen.findByRole('option', { name: /\+61299990000/ }));
+    await waitFor(() => expect(api.calls.some((c) => c.method === 'PUT' && c.path === '/numbers/5')).toBe(true));
+    const puts = api.calls.filter((c) => c.method === 'PUT');
+    expect(puts.map((c) => c.path)).toEqual(['/flows/1', '/numbers/5']);
+    expect((puts[0].body as { flow_data: { nodes: { id: string; data: { entity_id: number } }[] } }).flow_data.nodes.find((n) => n.id === id)?.data.entity_id).toBe(5);
+    expect(puts[1].body).toEqual({ flow_id: 1, flow_entry_node: id });
+  });
 });

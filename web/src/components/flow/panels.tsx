@@ -8,7 +8,7 @@ import { keys, useEntities } from '../../api/queries';
 import type { FlowDiff, Id, Problem, SimulateRequest, SimulateResult } from '../../api/types';
 import { useEditor } from '../../store/editor';
 import { ConfirmDelete } from '../common/ConfirmDelete';
-import { useNodeNamer } from './FlowNode';
+import { useNodeNamer, useOutputLabel } from './FlowNode';
 import { Dialog, ErrorBanner, formatDate, Spinner } from '../common/ui';
 
 export function ProblemsPanel({ onFocus }: { onFocus: (p: Problem) => void }) {
@@ -228,9 +228,7 @@ export function TestCallPanel({ flowId, onBeforeRun }: { flowId: Id; onBeforeRun
   const set = <K extends keyof SimulateRequest>(k: K, v: SimulateRequest[K]) => setReq((r) => ({ ...r, [k]: v }));
   const frame = path ? path.frames[path.stepper.index] : undefined;
   const nodeName = useNodeNamer();
-  const outputsOf = useEditor((s) => s.outputs);
-  // the simulator reports output ids ("1", "default"); the canvas shows their labels
-  const outputLabel = (nodeId: string, output: string) => outputsOf[nodeId]?.find((o) => o.id === output)?.label ?? output;
+  const outputLabel = useOutputLabel();
 
   return (
     <div className="p-3">
