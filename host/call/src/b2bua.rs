@@ -394,13 +394,9 @@ impl Core {
             }
             return;
         }
-        match did.target_extension.and_then(|id| self.dir.by_id(id).cloned()) {
-            Some(t) => self.ring_extensions(now, key, &[t], None, None, Completion::Respond, None),
-            None => {
-                tracing::info!(number = %did.number, "the inbound number's flow starts with no extension node: unavailable until the flow engine runs it");
-                self.end_call(now, key, 480, Cause::Unavailable, None);
-            }
-        }
+        // no flow runner takes calls (the process runs no flow engine): never a stuck call
+        tracing::warn!(number = %did.number, "no flow runner takes inbound calls: refused with 480");
+        self.end_call(now, key, 480, Cause::Unavailable, None);
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -38,7 +38,7 @@ fn directory() -> Directory {
     let mut dave = User::for_test(4, "104", "dave", REALM, "dave-pw");
     dave.ring_timeout = 5;
     let trunk = TrustedTrunk::for_test(9, "carrier", &["198.51.100.0/24"]);
-    let did = Did { number: "+61290000000".into(), trunk_id: Some(9), flow_id: Some(1), target_extension: Some(2) };
+    let did = Did { number: "+61290000000".into(), trunk_id: Some(9), flow_id: Some(1) };
     Directory::new(REALM, vec![alice, bob, carol, dave], vec![trunk], vec![did])
 }
 
@@ -634,16 +634,17 @@ fn trunk_invite(number: &str) -> Message {
 }
 
 #[test]
-fn trusted_trunk_rings_the_numbers_extension() {
+fn trusted_trunk_call_without_a_flow_runner_is_unavailable() {
     let mut h = H::new();
     let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
     h.register(&mut bob);
     h.send("198.51.100.7:5060", &trunk_invite("61290000000"));
     let out = h.out();
     assert!(only(&out, |m| is_status(m, 407)).is_empty(), "trusted: no challenge");
-    let inv = only(&out, |m| is_req(m, Method::Invite));
-    assert_eq!(inv[0].0.to_string(), "10.0.0.21:5060");
-    assert!(inv[0].1.header(HeaderName::From).unwrap().contains("+61400000001"));
+    // only a flow routes inbound numbers: nothing rings without the runner, and nothing waits
+    assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty());
+    assert_eq!(only(&out, |m| is_status(m, 480)).len(), 1);
+    assert!(h.shared.calls.is_empty());
     let mut bad = trunk_invite("0299999999");
     bad.set_header(HeaderName::CallId, "trunk-call-2");
     bad.set_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk2");

@@ -94,11 +94,8 @@ pub struct Did {
     pub number: String,
     /// The trunk it belongs to, when set: then only that trunk may deliver it.
     pub trunk_id: Option<i64>,
-    /// The flow it enters.
+    /// The flow it enters (the flow runner walks it; see [`crate::PbxHandle::incoming_calls`]).
     pub flow_id: Option<i64>,
-    /// The extension rung for it until the flow engine runs the flow: the extension node the
-    /// published flow's entry node leads to.
-    pub target_extension: Option<i64>,
 }
 
 /// A snapshot of everything the SIP path looks up.
@@ -220,14 +217,7 @@ impl Directory {
             if !n.enabled {
                 continue;
             }
-            let target_extension = match n.flow_id {
-                Some(flow) => match store.flow_versions().latest(flow).await? {
-                    Some(v) => first_extension(&v.flow_data, n.flow_entry_node.as_deref(), n.id),
-                    None => None,
-                },
-                None => None,
-            };
-            dids.push(Did { number: n.number.clone(), trunk_id: n.trunk_id, flow_id: n.flow_id, target_extension });
+            dids.push(Did { number: n.number.clone(), trunk_id: n.trunk_id, flow_id: n.flow_id });
         }
         Ok(Directory::new(realm, users, trunks, dids))
     }
@@ -248,34 +238,6 @@ fn parse_net(s: &str) -> Option<IpNet> {
         return Some(n.trunc());
     }
     s.parse::<IpAddr>().ok().map(IpNet::from)
-}
-
-/// The extension the flow's entry node leads to, if the node after it is an `extension` node
-/// (the route taken for an inbound number until the flow engine walks the flow).
-fn first_extension(graph: &serde_json::Value, entry: Option<&str>, number_id: i64) -> Option<i64> {
-    let nodes = graph.get("nodes")?.as_array()?;
-    let edges = graph.get("edges")?.as_array()?;
-    let entry_id = match entry {
-        Some(e) => e.to_owned(),
-        None => nodes
-            .iter()
-            .find(|n| {
-                n.get("type").and_then(|t| t.as_str()) == Some("inbound_number")
-                    && entity_id(n) == Some(number_id)
-            })?
-            .get("id")?
-            .as_str()?
-            .to_owned(),
-    };
-    let next = edges.iter().find(|e| e.get("source").and_then(|s| s.as_str()) == Some(entry_id.as_str()))?;
-    let target = next.get("target")?.as_str()?;
-    let node = nodes.iter().find(|n| n.get("id").and_then(|i| i.as_str()) == Some(target))?;
-    (node.get("type")?.as_str()? == "extension").then(|| entity_id(node)).flatten()
-}
-
-fn entity_id(node: &serde_json::Value) -> Option<i64> {
-    let v = node.get("data")?.get("entity_id")?;
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
 /// Polls the store's change stamp and realm; sends a fresh snapshot when either changed.
@@ -334,30 +296,13 @@ mod tests {
             "r",
             vec![],
             vec![t],
-            vec![Did { number: "+61290000000".into(), trunk_id: None, flow_id: None, target_extension: Some(3) }],
+            vec![Did { number: "+61290000000".into(), trunk_id: None, flow_id: Some(3) }],
         );
         assert_eq!(d.trunk_for("203.0.113.9".parse().unwrap()).map(|t| t.id), Some(1));
         assert_eq!(d.trunk_for("::ffff:198.51.100.7".parse().unwrap()).map(|t| t.id), Some(1));
         assert!(d.trunk_for("198.51.100.8".parse().unwrap()).is_none());
-        assert_eq!(d.did("61290000000").and_then(|d| d.target_extension), Some(3));
-        assert_eq!(d.did("+61290000000").and_then(|d| d.target_extension), Some(3));
+        assert_eq!(d.did("61290000000").and_then(|d| d.flow_id), Some(3));
+        assert_eq!(d.did("+61290000000").and_then(|d| d.flow_id), Some(3));
         assert!(d.did("0290000000").is_none());
-    }
-
-    #[test]
-    fn entry_node_leads_to_extension() {
-        let g = serde_json::json!({
-            "nodes": [
-                {"id": "n1", "type": "inbound_number", "data": {"entity_id": 4}},
-                {"id": "n2", "type": "extension", "data": {"entity_id": "7"}},
-                {"id": "n3", "type": "voicemail", "data": {"entity_id": 1}}
-            ],
-            "edges": [{"id": "e1", "source": "n1", "target": "n2", "sourceHandle": "next"},
-                      {"id": "e2", "source": "n2", "target": "n3", "sourceHandle": "no_answer"}]
-        });
-        assert_eq!(first_extension(&g, Some("n1"), 4), Some(7));
-        assert_eq!(first_extension(&g, None, 4), Some(7));
-        assert_eq!(first_extension(&g, None, 5), None);
-        assert_eq!(first_extension(&g, Some("n2"), 4), None, "n2 leads to a voicemail node");
     }
 }

@@ -160,7 +160,7 @@ impl Shared {
     }
 
     /// Takes the receiver of inbound calls (once): from then on calls to inbound numbers go
-    /// to it instead of ringing the number's extension.
+    /// to it (without a receiver they are refused with 480).
     pub(crate) fn take_incoming(&self) -> Option<mpsc::UnboundedReceiver<IncomingCall>> {
         let rx = self.incoming_rx.lock().ok()?.take()?;
         self.incoming_taken.store(true, Ordering::Release);

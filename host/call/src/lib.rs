@@ -321,9 +321,9 @@ impl PbxHandle {
         self.0.shared.subscribe()
     }
 
-    /// Takes the stream of calls to inbound numbers (once; `None` afterwards). Until someone
-    /// takes it — and again if the receiver is dropped — such a call rings the extension its
-    /// number's flow starts with.
+    /// Takes the stream of calls to inbound numbers (once; `None` afterwards): the flow
+    /// runner walks each through its number's flow. Until someone takes it — and again if
+    /// the receiver is dropped — such a call is refused with 480 (never a stuck call).
     pub fn incoming_calls(&self) -> Option<mpsc::UnboundedReceiver<IncomingCall>> {
         self.0.shared.take_incoming()
     }
