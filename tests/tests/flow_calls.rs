@@ -3,7 +3,7 @@
 //! IVR menu where the caller presses 1 as RFC 2833 (sip-tester's dtmf_2833_1.pcap) and the
 //! branch for 1 is taken; number → voicemail where the caller speaks (g711a.pcap) and hangs
 //! up, leaving a message with a WAV; and a version published during a call, which the call
-//! does not see. Each call's CDR carries the flow, its version and the nodes it walked.
+//! does not see; and a number whose flow is not published, refused with 480. Each call's CDR carries the flow, its version and the nodes it walked.
 
 mod sip_support;
 
@@ -234,5 +234,22 @@ async fn a_call_keeps_the_version_it_started_with() -> anyhow::Result<()> {
     let cdrs = wait_flow_cdrs(&pbx, 2).await?;
     let second = cdrs.iter().find(|c| c["flow_version"].as_i64() == Some(2)).context("a CDR of version 2")?;
     assert_eq!(path(second), p(&[("in", "next"), ("short", "next"), ("bye2", "")]), "{second}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_number_whose_flow_is_not_published_is_refused() -> anyhow::Result<()> {
+    let (pbx, _, trunk) = pbx().await?;
+    let graph = json!({"nodes": [node("in", "inbound_number", json!({})), node("bye", "hangup", json!({}))], "edges": [edge("in", "next", "bye")]});
+    let r = pbx.admin.post("/flows", &json!({"name": "Draft line", "flow_data": graph})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let flow = r.data()["id"].as_i64().context("flow id")?;
+    let r = pbx.admin.post("/numbers", &json!({"number": NUMBER, "trunk_id": trunk, "flow_id": flow, "flow_entry_node": "in"})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    pbx.wait_directory(1, 1, 1).await?;
+    carrier_call(&pbx, "flow_trunk_refused.xml", 0)?.wait(WAIT).assert_ok();
+    let c = &pbx.wait_cdrs(1).await?[0];
+    assert!(c["answer_time"].is_null(), "{c}");
+    assert!(path(c).is_empty(), "no flow ran: {c}");
     Ok(())
 }
