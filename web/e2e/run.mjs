@@ -2,18 +2,20 @@
 // End-to-end test of the admin UI against the real flowpbx binary, in Debian's Chromium
 // driven by playwright-core (no browser download). What issue 6's Tests section names:
 // first-boot setup, login, a flow built by dragging number → time switch → IVR → ring group /
-// voicemail with every entity created inline, edges connected, published, a simulated test
-// call whose highlighted path matches the expected nodes, and a rollback. Screenshots of the
-// editor go to tests/artifacts/.
+// voicemail with every entity created inline, edges connected (output ids saved, labels
+// drawn), validation problems outlined and focused, published, a simulated test call whose
+// highlighted path is the one the simulator returned, step by step, a diff and a rollback; then
+// a real call (SIPp, Debian's sip-tester, from an IP trunk on 127.0.0.2) through the live flow
+// and "Show path" on its CDR row. Screenshots of the editor go to tests/artifacts/web/.
 //
 //   node e2e/run.mjs                 start target/debug/flowpbx (or $FLOWPBX_BIN) on a fresh
 //                                    data dir and free ports, then run the scenario
-//   node e2e/run.mjs --url URL       run against a binary already listening at URL (fresh!)
-//   node e2e/run.mjs --dist          serve web/dist in front of the binary's API (for a binary
-//                                    that does not embed the SPA yet); combines with --url
+//   node e2e/run.mjs --url URL       run against a binary already listening at URL (fresh!);
+//                                    add --sip-port N for the real call, else it is skipped
+//   node e2e/run.mjs --dist          serve web/dist in front of the binary's API (try SPA
+//                                    changes without rebuilding the binary); combines with --url
 //   node e2e/run.mjs --smoke         no binary: serve web/dist and check the shell renders at
-//                                    1280×800 and at tablet width (what runs before the API is
-//                                    complete)
+//                                    1280×800 and at tablet width
 //
 // Prints "N passed, N failed" and exits non-zero on a failure.
 import { mkdirSync } from 'node:fs';
