@@ -317,24 +317,23 @@ pub fn rms(samples: &[i16]) -> f64 {
     (samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / samples.len() as f64).sqrt()
 }
 
-/// The best normalised cross-correlation of `window` against `signal` over every lag, and
-/// that lag (where `window` starts in `signal`).
-pub fn best_correlation(signal: &[i16], window: &[i16]) -> (f64, usize) {
-    let w: Vec<f64> = window.iter().map(|&s| f64::from(s)).collect();
-    let wn = w.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if wn == 0.0 || signal.len() < w.len() {
+/// The best normalised cross-correlation of `window` against `signal` for the lags (where
+/// `window` would start in `signal`) in `lags`, and that lag.
+pub fn best_correlation(signal: &[i16], window: &[i16], lags: std::ops::Range<usize>) -> (f64, usize) {
+    let wn = window.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+    if wn == 0.0 || signal.len() < window.len() {
         return (0.0, 0);
     }
-    let s: Vec<f64> = signal.iter().map(|&x| f64::from(x)).collect();
-    // running energy of the signal under the window
-    let mut energy: f64 = s[..w.len()].iter().map(|x| x * x).sum();
+    let last = (signal.len() - window.len()).min(lags.end.saturating_sub(1));
     let mut best = (f64::MIN, 0);
-    for lag in 0..=s.len() - w.len() {
-        if lag > 0 {
-            energy += s[lag + w.len() - 1].powi(2) - s[lag - 1].powi(2);
+    for lag in lags.start.min(last)..=last {
+        let s = &signal[lag..lag + window.len()];
+        let (mut dot, mut energy) = (0i64, 0i64);
+        for (&a, &b) in s.iter().zip(window) {
+            dot += i64::from(a) * i64::from(b);
+            energy += i64::from(a) * i64::from(a);
         }
-        let dot: f64 = s[lag..lag + w.len()].iter().zip(&w).map(|(a, b)| a * b).sum();
-        let c = if energy > 0.0 { dot / (energy.max(0.0).sqrt() * wn) } else { 0.0 };
+        let c = if energy > 0 { dot as f64 / ((energy as f64).sqrt() * wn) } else { 0.0 };
         if c > best.0 {
             best = (c, lag);
         }
@@ -504,7 +503,7 @@ mod tests {
         let t = sine(440.0, 8000, 8000.0, 0, 8000);
         assert!(tone_purity(&t, 8000, 440.0) > 0.99);
         assert!(tone_purity(&t, 8000, 1000.0) < 0.01);
-        let (c, lag) = best_correlation(&t, &t[1234..1234 + 800]);
+        let (c, lag) = best_correlation(&t, &t[1234..1234 + 800], 0..8000);
         assert!(c > 0.999 && lag % 200 == 1234 % 200, "{c} {lag}");
     }
 }

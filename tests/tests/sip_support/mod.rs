@@ -3,6 +3,8 @@
 //! API for what the PBX wrote.
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod baresip;
+
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
