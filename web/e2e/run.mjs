@@ -288,10 +288,11 @@ async function scenario(url, sipPort) {
     await shot(page, 'editor-built');
   });
 
-  await step('validate lists the problems, outlines the offending node, a click focuses it', async () => {
+  await step('publishing with an error is refused: problems listed, the node outlined, a click focuses it', async () => {
     // a Play Message node with neither a prompt nor a text: its config is invalid (an error)
     ids.play = await drop('play_message', 10, 280);
-    await page.getByRole('button', { name: 'Validate' }).click();
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await page.getByRole('alert').filter({ hasText: /has 1 error/ }).waitFor();
     const problems = page.getByRole('list', { name: 'Problems' });
     await problems.waitFor();
     await page.locator(`.react-flow__node.has-error[data-id="${ids.play}"]`).waitFor();
@@ -311,9 +312,12 @@ async function scenario(url, sipPort) {
     expect((await page.locator('.react-flow__node.has-error').count()) === 0, 'no node outlined once fixed');
   });
 
-  await step('publish', async () => {
+  await step('publish, the warnings still listed', async () => {
     await page.getByRole('button', { name: 'Publish' }).click();
     await page.getByText(/Published version 1/).waitFor();
+    // the IVR's timeout and invalid outputs lead nowhere: warnings, which do not block
+    await page.getByRole('tab', { name: /Problems/ }).click();
+    await page.getByText(/^0 errors, [1-9]\d* warnings?/).waitFor();
   });
 
   await step('a simulated test call lights the path the simulator returned, step by step', async () => {

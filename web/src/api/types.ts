@@ -288,6 +288,8 @@ export interface FlowVersion {
   flow_data?: Graph;
   /** the version currently live */
   live?: boolean;
+  /** on publish and rollback: what the validator warned about */
+  warnings?: Problem[];
 }
 
 export interface Problem {

@@ -207,7 +207,8 @@ function Editor() {
     try {
       await save();
       const v = await api.flows.publish(flowId);
-      s.setProblems([]);
+      // what remains are warnings (they do not block publishing): keep them listed
+      s.setProblems(v.warnings ?? []);
       setNotice({ tone: 'ok', text: `Published version ${v.version}.` });
       void qc.invalidateQueries({ queryKey: keys.versions(flowId) });
       void qc.invalidateQueries({ queryKey: keys.flows });
