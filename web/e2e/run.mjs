@@ -391,16 +391,25 @@ async function scenario(url, sipPort) {
       return;
     }
     const api = `${url}/api/v1`;
-    const csrf = (await (await page.request.get(`${api}/auth/me`)).json()).data.csrf_token;
-    const headers = { 'X-CSRF-Token': csrf };
-    // an IP-authenticated trunk from a loopback address SIPp sends from, carrying the number
-    const t = await page.request.post(`${api}/trunks`, { headers, data: { name: 'Loopback carrier', type: 'ip', remote_hosts: ['127.0.0.2/32'] } });
-    expect(t.status() === 201, `trunk: ${t.status()} ${await t.text()}`);
-    const trunkId = (await t.json()).data.id;
+    // an IP-authenticated trunk from the loopback address SIPp sends from, made in the UI,
+    // and the number moved onto it from the Numbers page
+    await page.goto(`${url}/trunks`);
+    await page.getByRole('button', { name: 'New trunk…' }).click();
+    let d = page.getByRole('dialog');
+    await d.getByLabel('Name', { exact: true }).fill('Loopback carrier');
+    await d.getByLabel('Type').selectOption('ip');
+    await d.getByLabel('Allowed hosts').fill('127.0.0.2/32');
+    await d.getByRole('button', { name: 'Create trunk' }).click();
+    await d.waitFor({ state: 'detached' });
+    await page.goto(`${url}/numbers`);
+    await page.getByRole('button', { name: 'Edit +61299990000 Main office' }).click();
+    d = page.getByRole('dialog');
+    await d.getByLabel('Trunk').selectOption({ label: 'Loopback carrier' });
+    await d.getByRole('button', { name: 'Save' }).click();
+    await d.waitFor({ state: 'detached' });
     const num = (await (await page.request.get(`${api}/numbers?limit=100`)).json()).data.find((n) => n.number === '+61299990000');
-    const { id: numId, created_at: _c, updated_at: _u, ...numBody } = num;
-    const u = await page.request.put(`${api}/numbers/${numId}`, { headers, data: { ...numBody, trunk_id: trunkId } });
-    expect(u.ok(), `number: ${u.status()} ${await u.text()}`);
+    const flowId = Number(flowUrl.match(/\/flows\/(\d+)$/)[1]);
+    expect(num.trunk_id && num.flow_id === flowId && num.flow_entry_node === ids.number, `the number after the edit: ${JSON.stringify(num)}`);
     // the SIP stack's directory follows the store within its refresh interval
     for (const end = Date.now() + 15_000; ; await new Promise((r) => setTimeout(r, 100))) {
       const h = (await (await page.request.get(`${api}/health`)).json()).data;
