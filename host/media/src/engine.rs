@@ -723,10 +723,11 @@ impl Worker {
             };
             match cmd {
                 Cmd::Shutdown => {
+                    // rooms first: their participants learn it was a shutdown, not a hangup
+                    self.rooms_shutdown();
                     for i in 0..self.slots.len() {
                         self.close_slot(i, None);
                     }
-                    self.rooms_shutdown();
                     return false;
                 }
                 Cmd::Add(new) => self.add(*new),
