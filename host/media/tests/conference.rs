@@ -316,3 +316,41 @@ async fn a_leg_without_media_or_twice_in_is_refused() {
     assert!(room.is_empty());
     assert!(room.participants().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_are_announced_talkers_reported_and_a_reinvite_changes_the_codec_heard() {
+    let e = engine((32300, 32399), 1);
+    let mut phones = vec![Phone::new(CodecSpec::pcmu(), FREQS[0], 21), Phone::new(CodecSpec::pcmu(), FREQS[1], 22)];
+    let mut calls = Vec::new();
+    for (i, p) in phones.iter().enumerate() {
+        let call = e.create_session(&format!("ann-{i}")).unwrap();
+        call.set_remote(LegId::A, RemoteMedia::new(Some(p.sock.local_addr().unwrap()), p.codecs()));
+        calls.push(call);
+    }
+    let targets: Vec<SocketAddr> = calls.iter().map(|c| c.local_rtp(LegId::A)).collect();
+    let room = e.conference("announced", ConferenceSettings { mix_rate: 8000, ..Default::default() });
+    let mut events = room.subscribe();
+    let first = room.join(&calls[0], LegId::A, JoinOptions::default()).await.unwrap();
+    let beep = e.prompts().load(media::prompts::BEEP).unwrap();
+    let second = room.join(&calls[1], LegId::A, JoinOptions { muted: true, announce: Some(beep) }).await.unwrap();
+    assert!(matches!(next_event(&mut events, |e| matches!(e, ConferenceEvent::Joined { .. })).await, ConferenceEvent::Joined { participant, ref call_id, leg: LegId::A } if participant == first.id() && call_id == "ann-0"));
+    // the first phone (silent) hears the join beep (1 kHz, 400 ms); the second joined muted
+    let heard = talk(&mut phones, &targets, Duration::from_millis(800), &[true, false]);
+    let beep_level = tone(&heard[0], 8000, 1000.0);
+    assert!(beep_level > 500.0, "no join announcement: {beep_level}");
+    assert!(tone(&heard[0], 8000, FREQS[1]) < QUIET, "a muted joiner is heard");
+    // unmuted and talking: reported, and heard
+    second.set_muted(false).await.unwrap();
+    let heard = talk(&mut phones, &targets, Duration::from_millis(800), &[true, false]);
+    assert!(tone(&heard[0], 8000, FREQS[1]) > LOUD);
+    assert!(matches!(next_event(&mut events, |e| matches!(e, ConferenceEvent::Talking { talking: true, .. })).await, ConferenceEvent::Talking { participant, .. } if participant == second.id()));
+    // a re-INVITE moves the first phone to PCMA: the room follows
+    phones[0] = Phone::new(CodecSpec::pcma(), FREQS[0], 23);
+    calls[0].set_remote(LegId::A, RemoteMedia::new(Some(phones[0].sock.local_addr().unwrap()), phones[0].codecs()));
+    let heard = talk(&mut phones, &targets, Duration::from_millis(1000), &[true, false]);
+    assert!(phones[0].headers.iter().all(|h| h.payload_type == 8), "still PCMU after the re-INVITE");
+    assert!(tone(&heard[0], 8000, FREQS[1]) > LOUD);
+    assert_eq!(room.participants().await.unwrap()[0].codec, CodecKind::Pcma);
+    drop((first, second));
+    next_event(&mut events, |e| matches!(e, ConferenceEvent::Closed { .. })).await;
+}
