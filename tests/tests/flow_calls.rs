@@ -127,7 +127,7 @@ async fn an_rfc2833_digit_picks_the_menu_branch() -> anyhow::Result<()> {
     let (pbx, _, trunk) = pbx().await?;
     let r = pbx
         .admin
-        .post("/ivr-menus", &json!({"name": "Main menu", "greeting_file": "welcome", "timeout": 10, "max_retries": 0, "digit_timeout": 2, "options": {"1": "Sales", "2": "Support"}}))
+        .post("/ivr-menus", &json!({"name": "Main menu", "greeting_tts": "Press one for sales, two for support.", "timeout": 10, "max_retries": 0, "digit_timeout": 2, "options": {"1": "Sales", "2": "Support"}}))
         .await?;
     anyhow::ensure!(r.status == 201, "{}", r.text);
     let menu = r.data()["id"].as_i64().context("menu id")?;
@@ -152,7 +152,7 @@ async fn an_rfc2833_digit_picks_the_menu_branch() -> anyhow::Result<()> {
     )
     .await?;
     pbx.wait_directory(1, 1, 1).await?;
-    // the digit arrives 1 s into the greeting, which it interrupts
+    // the digit arrives 1 s into the spoken greeting (espeak-ng), which it interrupts
     carrier_call(&pbx, "flow_trunk_digit.xml", 1000)?.wait(WAIT).assert_ok();
     let c = &wait_flow_cdrs(&pbx, 1).await?[0];
     let walked = path(c);

@@ -91,6 +91,27 @@ pub fn voicemail_file(box_id: i64, unix_ms: i64, key: u64) -> PathBuf {
     Path::new("voicemail").join(box_id.to_string()).join(format!("{unix_ms}-{key}.wav"))
 }
 
+/// A WAV written to a pipe (`espeak-ng --stdout`) carries placeholder sizes in its RIFF and
+/// `data` headers: set them to what the bytes hold.
+pub fn fix_streamed_wav(wav: &mut [u8]) {
+    if wav.len() < 12 || &wav[..4] != b"RIFF" || &wav[8..12] != b"WAVE" {
+        return;
+    }
+    let riff = u32::try_from(wav.len() - 8).unwrap_or(u32::MAX);
+    wav[4..8].copy_from_slice(&riff.to_le_bytes());
+    let mut at = 12;
+    while at + 8 <= wav.len() {
+        let size = u32::from_le_bytes([wav[at + 4], wav[at + 5], wav[at + 6], wav[at + 7]]) as usize;
+        let body = at + 8;
+        if &wav[at..at + 4] == b"data" {
+            let real = u32::try_from(size.min(wav.len() - body)).unwrap_or(u32::MAX);
+            wav[at + 4..at + 8].copy_from_slice(&real.to_le_bytes());
+            return;
+        }
+        at = body.saturating_add(size).saturating_add(size & 1);
+    }
+}
+
 /// How a PBX ring ended, in the engine's terms (`None`: the caller hung up).
 pub fn ring_outcome(o: call::RingOutcome, targets: &[Target]) -> Option<RingOutcome> {
     Some(match o {
@@ -269,7 +290,10 @@ impl PbxCall {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(CallError::Failed(format!("text to speech: {e}"))),
             Ok(o) if !o.status.success() => Err(CallError::Failed(format!("text to speech: espeak-ng exited with {}", o.status))),
-            Ok(o) => Prompt::from_wav("tts", &o.stdout).map(Some).map_err(|e| CallError::Failed(format!("text to speech: {e}"))),
+            Ok(mut o) => {
+                fix_streamed_wav(&mut o.stdout);
+                Prompt::from_wav("tts", &o.stdout).map(Some).map_err(|e| CallError::Failed(format!("text to speech: {e}")))
+            }
         }
     }
 
@@ -553,6 +577,33 @@ mod tests {
     #[test]
     fn voicemail_files_are_per_box() {
         assert_eq!(voicemail_file(7, 1700000000123, 42), Path::new("voicemail/7/1700000000123-42.wav"));
+    }
+
+    #[test]
+    fn streamed_wav_sizes_are_fixed() {
+        let samples = [1000i16, -1000, 500, -500];
+        let mut wav = media::wav::encode(&samples, 1, 8000);
+        wav[4..8].copy_from_slice(&0x7fff_f000u32.to_le_bytes());
+        let data_at = wav.windows(4).position(|w| w == b"data").unwrap();
+        wav[data_at + 4..data_at + 8].copy_from_slice(&0x7fff_f000u32.to_le_bytes());
+        fix_streamed_wav(&mut wav);
+        assert_eq!(u32::from_le_bytes(wav[4..8].try_into().unwrap()) as usize, wav.len() - 8);
+        assert_eq!(u32::from_le_bytes(wav[data_at + 4..data_at + 8].try_into().unwrap()), 8);
+        assert_eq!(media::wav::decode_internal(&wav).unwrap(), samples);
+        // not a WAV: untouched
+        let mut other = b"hello world!".to_vec();
+        fix_streamed_wav(&mut other);
+        assert_eq!(other, b"hello world!");
+    }
+
+    /// When espeak-ng is installed (scripts/setup installs it), its speech decodes to a prompt.
+    #[tokio::test]
+    async fn espeak_speech_becomes_a_prompt() {
+        let Ok(o) = tokio::process::Command::new("espeak-ng").args(["--stdout", "--", "Press one for sales"]).output().await else { return };
+        let mut wav = o.stdout;
+        fix_streamed_wav(&mut wav);
+        let p = Prompt::from_wav("tts", &wav).unwrap();
+        assert!(p.duration() > Duration::from_millis(500), "{p:?}");
     }
 
     fn ext(id: i64, number: &str) -> Target {
