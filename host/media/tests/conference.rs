@@ -273,7 +273,10 @@ async fn sessions_of_two_workers_share_a_room_and_a_hangup_leaves_it() {
     let mut events = room.subscribe();
     let a = room.join(&calls[0], LegId::A, JoinOptions::default()).await.unwrap();
     // the second session was created on the other worker (least loaded): it moves to the room's
-    let mut b = room.join(&calls[1], LegId::A, JoinOptions { muted: false, announce: None }).await.unwrap();
+    // (a command sent while it moves reaches it wherever it is by then)
+    let (b, stats) = tokio::join!(room.join(&calls[1], LegId::A, JoinOptions { muted: false, announce: None }), calls[1].stats());
+    let mut b = b.unwrap();
+    stats.unwrap();
     let targets: Vec<SocketAddr> = calls.iter().map(|c| c.local_rtp(LegId::A)).collect();
     let heard = talk(&mut phones, &targets, Duration::from_millis(1500), &[false, false]);
     let l0 = levels(&phones[0], &heard[0], &FREQS);

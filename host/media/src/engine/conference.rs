@@ -476,6 +476,17 @@ struct LiveRoom {
     recording: Option<(RecordingSink, PathBuf)>,
 }
 
+impl LiveRoom {
+    /// Passes the room's talking changes on to subscribers.
+    fn emit_events(&mut self) {
+        while let Some(ev) = self.room.poll_event() {
+            if let RoomEvent::Talking { participant, talking } = ev {
+                self.shared.emit(ConferenceEvent::Talking { participant: participant.0, talking });
+            }
+        }
+    }
+}
+
 struct Member {
     room: u64,
     session: u64,
@@ -789,11 +800,7 @@ impl Worker {
 
     fn drain_room_events(&mut self, room: u64) {
         if let Some(live) = self.rooms.find(room) {
-            while let Some(ev) = live.room.poll_event() {
-                if let RoomEvent::Talking { participant, talking } = ev {
-                    live.shared.emit(ConferenceEvent::Talking { participant: participant.0, talking });
-                }
-            }
+            live.emit_events();
         }
     }
 
@@ -811,11 +818,7 @@ impl Worker {
                     super::flush(slot, ctx);
                     super::schedule(slot, i, timers);
                 }
-                while let Some(ev) = live.room.poll_event() {
-                    if let RoomEvent::Talking { participant, talking } = ev {
-                        live.shared.emit(ConferenceEvent::Talking { participant: participant.0, talking });
-                    }
-                }
+                live.emit_events();
                 if let Some((sink, _)) = &live.recording {
                     while let Some(b) = live.room.poll_recording() {
                         sink.push(b);
