@@ -1,7 +1,7 @@
 //! Calls from a trusted trunk (SIPp on 127.0.0.2) walking the dialled number's published
 //! flow in the real binary: number → extension answered by a registered SIPp phone; number →
-//! IVR menu where the caller presses 1 as RFC 2833 (sip-tester's dtmf_2833_1.pcap) and the
-//! branch for 1 is taken; number → voicemail where the caller speaks (g711a.pcap) and hangs
+//! IVR menu where the caller presses 1 as RFC 2833 (sip-tester's dtmf_2833_1.pcap) or SIP
+//! INFO and the branch for 1 is taken; a caller hanging up mid-prompt; number → voicemail where the caller speaks (g711a.pcap) and hangs
 //! up, leaving a message with a WAV; and a version published during a call, which the call
 //! does not see; and a number whose flow is not published, refused with 480. Each call's CDR carries the flow, its version and the nodes it walked.
 
@@ -122,8 +122,9 @@ async fn a_number_rings_the_extension_its_flow_names() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn an_rfc2833_digit_picks_the_menu_branch() -> anyhow::Result<()> {
+/// An IVR menu (1: a prompt then hang up; anything else: hang up) the caller answers with
+/// `scenario`; checks the branch for 1 was taken.
+async fn menu_call(scenario: &str) -> anyhow::Result<()> {
     let (pbx, _, trunk) = pbx().await?;
     let r = pbx
         .admin
@@ -153,11 +154,44 @@ async fn an_rfc2833_digit_picks_the_menu_branch() -> anyhow::Result<()> {
     .await?;
     pbx.wait_directory(1, 1, 1).await?;
     // the digit arrives 1 s into the spoken greeting (espeak-ng), which it interrupts
-    carrier_call(&pbx, "flow_trunk_digit.xml", 1000)?.wait(WAIT).assert_ok();
+    carrier_call(&pbx, scenario, 1000)?.wait(WAIT).assert_ok();
     let c = &wait_flow_cdrs(&pbx, 1).await?[0];
     let walked = path(c);
     assert_eq!(walked[..3], p(&[("in", "next"), ("menu", "1"), ("sales", "next")])[..], "{c}");
     assert_eq!(walked.get(3).map(|s| s.0.as_str()), Some("bye"), "{c}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_rfc2833_digit_picks_the_menu_branch() -> anyhow::Result<()> {
+    menu_call("flow_trunk_digit.xml").await
+}
+
+#[tokio::test]
+async fn a_sip_info_digit_picks_the_menu_branch() -> anyhow::Result<()> {
+    menu_call("flow_trunk_info_digit.xml").await
+}
+
+#[tokio::test]
+async fn a_caller_hanging_up_mid_prompt_ends_the_walk() -> anyhow::Result<()> {
+    let (pbx, _, trunk) = pbx().await?;
+    publish_flow(
+        &pbx,
+        trunk,
+        vec![
+            node("in", "inbound_number", json!({})),
+            node("long", "play_message", json!({"config": {"prompt": "system/voicemail-greeting"}})),
+            node("bye", "hangup", json!({})),
+        ],
+        vec![edge("in", "next", "long"), edge("long", "next", "bye")],
+    )
+    .await?;
+    pbx.wait_directory(1, 1, 1).await?;
+    // the caller hangs up 1 s into the 5 s prompt
+    carrier_call(&pbx, "trunk_call.xml", 1000)?.wait(WAIT).assert_ok();
+    let c = &wait_flow_cdrs(&pbx, 1).await?[0];
+    assert_eq!(path(c), p(&[("in", "next"), ("long", "-")]), "{c}");
+    assert!(path(c).len() == 2 && c["flow_path"][1]["duration_ms"].as_u64().unwrap_or(u64::MAX) < 3000, "the prompt stopped at the hang-up: {c}");
     Ok(())
 }
 
