@@ -1,9 +1,11 @@
 //! Calls from a trusted trunk (SIPp on 127.0.0.2) walking the dialled number's published
 //! flow in the real binary: number → extension answered by a registered SIPp phone; number →
-//! IVR menu where the caller presses 1 as RFC 2833 (sip-tester's dtmf_2833_1.pcap) or SIP
-//! INFO and the branch for 1 is taken; a caller hanging up mid-prompt; number → voicemail where the caller speaks (g711a.pcap) and hangs
-//! up, leaving a message with a WAV; and a version published during a call, which the call
-//! does not see; and a number whose flow is not published, refused with 480. Each call's CDR carries the flow, its version and the nodes it walked.
+//! IVR menu (a spoken greeting) where the caller presses 1 as RFC 2833 (sip-tester's
+//! dtmf_2833_1.pcap) or SIP INFO and the branch for 1 is taken; a caller hanging up
+//! mid-prompt; number → voicemail where the caller speaks (g711a.pcap) and hangs up, leaving a
+//! message with a WAV, and a full box taking none; a version published during a call, which
+//! the call does not see; a number whose flow is not published, refused with 480. Each call's
+//! CDR carries the flow, its version and the nodes it walked.
 
 mod sip_support;
 
@@ -195,10 +197,10 @@ async fn a_caller_hanging_up_mid_prompt_ends_the_walk() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_caller_leaves_a_voicemail_message() -> anyhow::Result<()> {
+/// A box (at most `max_messages`) behind the number: in → voicemail (no greeting) → hang up.
+async fn voicemail_line(max_messages: u32) -> anyhow::Result<(Pbx, i64)> {
     let (pbx, _, trunk) = pbx().await?;
-    let r = pbx.admin.post("/voicemail-boxes", &json!({"name": "Sales", "max_message_duration": 60})).await?;
+    let r = pbx.admin.post("/voicemail-boxes", &json!({"name": "Sales", "max_message_duration": 60, "max_messages": max_messages})).await?;
     anyhow::ensure!(r.status == 201, "{}", r.text);
     let vm = r.data()["id"].as_i64().context("box id")?;
     publish_flow(
@@ -213,15 +215,25 @@ async fn a_caller_leaves_a_voicemail_message() -> anyhow::Result<()> {
     )
     .await?;
     pbx.wait_directory(1, 1, 1).await?;
+    Ok((pbx, vm))
+}
+
+async fn messages(pbx: &Pbx, vm: i64) -> anyhow::Result<Vec<Value>> {
+    let r = pbx.admin.get(&format!("/voicemail-boxes/{vm}/messages")).await?;
+    Ok(r.data().as_array().cloned().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_caller_leaves_a_voicemail_message() -> anyhow::Result<()> {
+    let (pbx, vm) = voicemail_line(50).await?;
     // the tone, then 3 s of speech, then the caller hangs up
     carrier_call(&pbx, "flow_trunk_message.xml", 3000)?.wait(WAIT).assert_ok();
     let c = &wait_flow_cdrs(&pbx, 1).await?[0];
     assert_eq!(path(c), p(&[("in", "next"), ("vm", "-")]), "{c}");
     assert_eq!(c["disposition"].as_str(), Some("voicemail"), "{c}");
 
-    let r = pbx.admin.get(&format!("/voicemail-boxes/{vm}/messages")).await?;
-    let msgs = r.data().as_array().cloned().unwrap_or_default();
-    assert_eq!(msgs.len(), 1, "{}", r.text);
+    let msgs = messages(&pbx, vm).await?;
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
     let m = &msgs[0];
     assert_eq!(m["caller_id_num"].as_str(), Some("+15550001111"));
     assert!(m["duration"].as_i64().unwrap_or(0) >= 1, "{m}");
@@ -230,6 +242,22 @@ async fn a_caller_leaves_a_voicemail_message() -> anyhow::Result<()> {
     assert_eq!(&wav[..4], b"RIFF");
     // 8 kHz 16-bit mono: at least 1 s of audio
     assert!(wav.len() > 44 + 16_000, "{} bytes", wav.len());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_full_mailbox_takes_no_message() -> anyhow::Result<()> {
+    let (pbx, vm) = voicemail_line(1).await?;
+    carrier_call(&pbx, "flow_trunk_message.xml", 2000)?.wait(WAIT).assert_ok();
+    // the trace is written once the message is stored
+    wait_flow_cdrs(&pbx, 1).await?;
+    assert_eq!(messages(&pbx, vm).await?.len(), 1);
+    // the box is full: the caller hears so, nothing is recorded, and the flow goes on
+    carrier_call(&pbx, "flow_trunk_wait_bye.xml", 0)?.wait(WAIT).assert_ok();
+    let cdrs = wait_flow_cdrs(&pbx, 2).await?;
+    let second = cdrs.iter().find(|c| c["disposition"].as_str() != Some("voicemail")).context("the second call's CDR")?;
+    assert_eq!(path(second), p(&[("in", "next"), ("vm", "done"), ("bye", "")]), "{second}");
+    assert_eq!(messages(&pbx, vm).await?.len(), 1);
     Ok(())
 }
 
