@@ -42,38 +42,101 @@ impl RecordMode {
     }
 }
 
-/// Aligns 8 kHz audio of one or two channels on the wall clock.
+/// Where a block of decoded audio sits in its RTP stream: placing it by timestamp keeps it in
+/// place whatever the network or the relay thread did to its arrival time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaTime {
+    /// The stream (a new SSRC starts a new anchor).
+    pub ssrc: u32,
+    /// The packet's RTP timestamp.
+    pub timestamp: u32,
+    /// The RTP clock rate of the payload type.
+    pub clock_rate: u32,
+}
+
+/// A stream's RTP timestamp pinned to a timeline position.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    ssrc: u32,
+    clock_rate: u32,
+    timestamp: u32,
+    pos: u64,
+}
+
+/// A timestamp that puts audio further than this from where its arrival time would is not
+/// trusted (a sender's clock jumped, or drifted that far): the stream is anchored again.
+const RESYNC: u64 = RATE as u64 * 2 / 5; // 400 ms
+/// Audio that starts within this of where the channel ends is joined on (resampling and
+/// rounding move a block's length by a sample or two; a click is worse than 2 ms of shift).
+const SNAP: u64 = RATE as u64 / 500; // 2 ms
+
+/// Aligns 8 kHz audio of one or two channels on the wall clock. Audio with RTP timing is
+/// placed by its timestamp relative to the first packet of its stream (itself placed by
+/// arrival): jitter, a late burst, reordering and loss leave everything else in place, and a
+/// lost packet leaves silence where it was. Audio without timing is placed by arrival.
 #[derive(Debug, Clone)]
 pub struct Aligner {
     start: Instant,
     /// Invariant: `bufs[c][0]` is the sample at timeline position `flushed`.
     bufs: Vec<Vec<i16>>,
+    anchors: Vec<Option<Anchor>>,
     flushed: u64,
 }
 
 impl Aligner {
     /// Starts the timeline at `now`.
     pub fn new(channels: usize, now: Instant) -> Self {
-        Aligner { start: now, bufs: vec![Vec::new(); channels.clamp(1, 2)], flushed: 0 }
+        let channels = channels.clamp(1, 2);
+        Aligner { start: now, bufs: vec![Vec::new(); channels], anchors: vec![None; channels], flushed: 0 }
     }
 
     fn position(&self, now: Instant) -> u64 {
         (now.saturating_duration_since(self.start).as_micros() as u64) * u64::from(RATE) / 1_000_000
     }
 
-    /// Adds `pcm` that arrived at `now` (so it ends about now) to a channel.
+    /// Adds `pcm` that arrived at `now` (so it ends about now) to a channel, placed by arrival.
     pub fn push(&mut self, channel: usize, pcm: &[i16], now: Instant) {
+        self.push_timed(channel, pcm, None, now);
+    }
+
+    /// Adds `pcm` that arrived at `now` to a channel, placed by its RTP timing when given.
+    pub fn push_timed(&mut self, channel: usize, pcm: &[i16], timing: Option<MediaTime>, now: Instant) {
         let pos_now = self.position(now);
-        let Some(buf) = self.bufs.get_mut(channel) else { return };
-        let end = self.flushed + buf.len() as u64;
-        let expected_start = pos_now.saturating_sub(pcm.len() as u64);
-        if end + GAP_TOLERANCE < expected_start {
-            buf.resize((expected_start - self.flushed) as usize, 0);
+        let flushed = self.flushed;
+        let (Some(buf), Some(anchor)) = (self.bufs.get_mut(channel), self.anchors.get_mut(channel)) else { return };
+        let end = flushed + buf.len() as u64;
+        let arrival_start = pos_now.saturating_sub(pcm.len() as u64);
+        // by arrival: joined on when it follows closely, else where it arrived (a gap)
+        let by_arrival = if end + GAP_TOLERANCE >= arrival_start { end } else { arrival_start };
+        let mut start = by_arrival;
+        if let Some(t) = timing.filter(|t| t.clock_rate > 0) {
+            let predicted = anchor
+                .filter(|a| a.ssrc == t.ssrc && a.clock_rate == t.clock_rate)
+                .and_then(|a| {
+                    let units = i64::from(t.timestamp.wrapping_sub(a.timestamp) as i32);
+                    u64::try_from(a.pos as i64 + units * i64::from(RATE) / i64::from(t.clock_rate)).ok()
+                })
+                .filter(|p| p.abs_diff(arrival_start) <= RESYNC);
+            match predicted {
+                Some(p) if p.abs_diff(end) <= SNAP => start = end,
+                Some(p) => start = p,
+                None => *anchor = Some(Anchor { ssrc: t.ssrc, clock_rate: t.clock_rate, timestamp: t.timestamp, pos: by_arrival }),
+            }
         }
-        if end > pos_now + MAX_AHEAD {
+        if start > pos_now + MAX_AHEAD {
             return;
         }
-        buf.extend_from_slice(pcm);
+        // what falls before the flushed point is too late to be written
+        let skip = flushed.saturating_sub(start) as usize;
+        let Some(pcm) = pcm.get(skip..).filter(|p| !p.is_empty()) else { return };
+        let off = (start.max(flushed) - flushed) as usize;
+        if off > buf.len() {
+            buf.resize(off, 0);
+        }
+        // a reordered or repeated packet lands on what is there (silence, or itself)
+        let overlap = (buf.len() - off).min(pcm.len());
+        buf[off..off + overlap].copy_from_slice(&pcm[..overlap]);
+        buf.extend_from_slice(&pcm[overlap..]);
     }
 
     /// Appends to `out` everything up to `now − LATENCY`, interleaved, channels padded with
@@ -215,6 +278,61 @@ mod tests {
         a.finish(&mut out);
         assert_eq!(out.len(), 8000);
         assert!(out.iter().all(|&s| s == 5));
+    }
+
+    fn timed(ts: u32) -> Option<MediaTime> {
+        Some(MediaTime { ssrc: 7, timestamp: ts, clock_rate: 8000 })
+    }
+
+    #[test]
+    fn a_late_burst_lands_in_place() {
+        // a steady stream whose 6th..8th packets are held up 70 ms (a stalled thread, a wifi
+        // hiccup) and then arrive together: the audio stays contiguous and in place
+        let t0 = Instant::now();
+        let mut a = Aligner::new(1, t0);
+        let mut out = Vec::new();
+        for i in 1..=20u64 {
+            let at = if (6..=8).contains(&i) { t0 + ms(20 * 8 + 10) } else { t0 + ms(20 * i) };
+            a.push_timed(0, &[i as i16; 160], timed(1000 + 160 * i as u32), at);
+        }
+        a.finish(&mut out);
+        assert_eq!(out.len(), 20 * 160, "no silence inserted");
+        for (i, frame) in out.chunks(160).enumerate() {
+            assert!(frame.iter().all(|&s| s == i as i16 + 1), "frame {i} in place: {:?}", &frame[..4]);
+        }
+    }
+
+    #[test]
+    fn loss_reordering_and_a_new_stream_by_timestamp() {
+        let t0 = Instant::now();
+        let mut a = Aligner::new(1, t0);
+        let mut out = Vec::new();
+        // packets 1..=10 at 48 kHz RTP clock (Opus), 4 lost, 6 and 7 swapped
+        let opus = |ts: u32| Some(MediaTime { ssrc: 9, timestamp: ts, clock_rate: 48000 });
+        for i in [1u32, 2, 3, 5, 7, 6, 8, 9, 10] {
+            a.push_timed(0, &[i as i16; 160], opus((u32::MAX - 2000).wrapping_add(960 * i)), t0 + ms(20 * u64::from(i)));
+        }
+        // then the sender restarts (new SSRC, unrelated timestamps) 100 ms after its last packet
+        a.push_timed(0, &[11; 160], Some(MediaTime { ssrc: 10, timestamp: 5, clock_rate: 8000 }), t0 + ms(320));
+        a.finish(&mut out);
+        let frames: Vec<i16> = out.chunks(160).map(|f| f[0]).collect();
+        // the lost packet is 20 ms of silence in its place; the new stream starts where it arrived
+        assert_eq!(frames, vec![1, 2, 3, 0, 5, 6, 7, 8, 9, 10, 0, 0, 0, 0, 0, 11]);
+        assert!(out.chunks(160).all(|f| f.iter().all(|&s| s == f[0])), "whole frames");
+    }
+
+    #[test]
+    fn a_timestamp_far_from_the_arrival_time_is_not_trusted() {
+        let t0 = Instant::now();
+        let mut a = Aligner::new(1, t0);
+        let mut out = Vec::new();
+        a.push_timed(0, &[1; 160], timed(0), t0 + ms(20));
+        // the sender's timestamps jump 10 s ahead: re-anchored, joined on by arrival
+        a.push_timed(0, &[2; 160], timed(80_000), t0 + ms(40));
+        a.push_timed(0, &[3; 160], timed(80_160), t0 + ms(60));
+        a.finish(&mut out);
+        let frames: Vec<i16> = out.chunks(160).map(|f| f[0]).collect();
+        assert_eq!(frames, vec![1, 2, 3]);
     }
 
     #[test]

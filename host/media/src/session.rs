@@ -21,7 +21,7 @@ use crate::codec::{AudioDecoder, AudioEncoder, CodecKind, CodecSpec, OpusSetting
 use crate::dtmf::{DtmfGenerator, DtmfReceiver, DtmfUpdate};
 use crate::negotiate::{dtmf_path, DtmfPath, LegCodecs};
 use crate::player::{PlayRequest, Player};
-use crate::record::{Aligner, RecordMode};
+use crate::record::{Aligner, MediaTime, RecordMode};
 use crate::resample::Resampler;
 use crate::rewriter::OutputStream;
 use crate::rtcp::{self, ReportBlock, RtcpPacket, SdesChunk, SenderInfo, SsrcField};
@@ -797,7 +797,8 @@ impl Session {
         let mut result = None;
         if let Ok(rate) = decoded {
             if let Some(ch) = record_channel {
-                self.record_pcm(leg, ch, rate, &pcm, now);
+                let timing = MediaTime { ssrc: hdr.ssrc, timestamp: hdr.timestamp, clock_rate: in_clock };
+                self.record_pcm(leg, ch, rate, &pcm, timing, now);
             }
             if need_transcode {
                 self.legs[li].passthrough = false;
@@ -897,10 +898,11 @@ impl Session {
         Ok(dec.pcm_rate())
     }
 
-    fn record_pcm(&mut self, leg: LegId, channel: usize, rate: u32, pcm: &[i16], now: Instant) {
+    #[allow(clippy::too_many_arguments)]
+    fn record_pcm(&mut self, leg: LegId, channel: usize, rate: u32, pcm: &[i16], timing: MediaTime, now: Instant) {
         let Some(rec) = self.recording.as_mut() else { return };
         if rate == crate::record::RATE {
-            rec.aligner.push(channel, pcm, now);
+            rec.aligner.push_timed(channel, pcm, Some(timing), now);
             return;
         }
         let l = &mut self.legs[leg.index()];
@@ -913,7 +915,7 @@ impl Session {
         if let Some((_, r)) = l.resample_rec.as_mut() {
             self.pcm2.clear();
             r.process_i16(pcm, &mut self.pcm2);
-            rec.aligner.push(channel, &self.pcm2, now);
+            rec.aligner.push_timed(channel, &self.pcm2, Some(timing), now);
         }
     }
 
