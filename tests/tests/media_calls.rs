@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use media_support::{best_correlation, free_media_port, opus_decode, opus_tone, pcap_udp_payloads, pcmu_tone, sipp_received_sdps, tone_purity, ulaw_decode, wait_sdp_sent_to, Rtp, RtpEndpoint, Sdp};
+use media_support::{best_correlation, free_media_port, median_purity, opus_decode, opus_tone, active_span, dropouts, pcap_udp_payloads, pcmu_tone, rr_ssrcs, rtcp_packets, rtcp_receiver_report, sipp_received_sdps, tone_purity, ulaw_decode, wait_sdp_sent_to, Rtp, RtpEndpoint, Sdp};
 use serde_json::{json, Value};
 use sip_support::baresip::{write_wav, Baresip, Phone};
 use sip_support::{free_port, register, sipp, Pbx, Sipp};
@@ -244,25 +244,56 @@ async fn opus_only_caller_reaches_a_pcmu_only_callee_through_the_transcoder_on(p
 }
 
 #[tokio::test]
-async fn a_recorded_call_keeps_the_caller_left_and_the_callee_right() {
+async fn a_pcmu_call_latches_relays_rtcp_and_is_recorded_caller_left_callee_right() {
     let pbx = pbx(&[], json!({"recording_mode": "always"})).await.expect("PBX started");
-    checked(a_recorded_call_keeps_the_caller_left_and_the_callee_right_on(&pbx).await);
+    checked(a_pcmu_call_latches_relays_rtcp_and_is_recorded_caller_left_callee_right_on(&pbx).await);
 }
 
-async fn a_recorded_call_keeps_the_caller_left_and_the_callee_right_on(pbx: &Pbx) -> anyhow::Result<()> {
+async fn a_pcmu_call_latches_relays_rtcp_and_is_recorded_caller_left_callee_right_on(pbx: &Pbx) -> anyhow::Result<()> {
     let (ea, eb) = (RtpEndpoint::bind()?, RtpEndpoint::bind()?);
+    // the caller's SDP names a port it does not send from (a phone behind NAT): FlowPBX must
+    // answer where the packets come from
+    let decoy = RtpEndpoint::bind()?;
     let (uas, uas_port) = callee(pbx, &sdp_keys(eb.port, 0, "PCMU/8000", 101))?;
-    let (uac, uac_port) = caller(pbx, "media_uac.xml", &[sdp_keys(ea.port, 0, "PCMU/8000", 101), vec!["-d".into(), "2500".into()]].concat())?;
+    let (uac, uac_port) = caller(pbx, "media_uac.xml", &[sdp_keys(decoy.port, 0, "PCMU/8000", 101), vec!["-d".into(), "2500".into()]].concat())?;
     let to_b = wait_sdp_sent_to(&pbx.server, uas_port, Duration::from_secs(10)).await?;
     let to_a = wait_sdp_sent_to(&pbx.server, uac_port, Duration::from_secs(10)).await?;
-    ea.send(to_a.addr()?, 0x3333_0003, pcmu_tone(0, 440.0));
-    eb.send(to_b.addr()?, 0x4444_0004, pcmu_tone(0, 1000.0));
+    let (ssrc_a, ssrc_b) = (0x3333_0003, 0x4444_0004);
+    ea.send(to_a.addr()?, ssrc_a, pcmu_tone(0, 440.0));
+    eb.send(to_b.addr()?, ssrc_b, pcmu_tone(0, 1000.0));
+    // once media flows, the caller reports on what it receives from FlowPBX
+    anyhow::ensure!(ea.wait_rtp(10, Duration::from_secs(5)) >= 10, "no audio reached the caller's real address");
+    let toward_a = ea.rtp()[0].1.ssrc;
+    let rtcp_to = SocketAddr::new(to_a.addr()?.ip(), to_a.port + 1);
+    ea.send_rtcp(rtcp_to, &rtcp_receiver_report(ssrc_a, toward_a, 1234, "caller@test"))?;
     uac.wait(WAIT).assert_ok();
     uas.wait(WAIT).assert_ok();
     ea.stop_sending();
     eb.stop_sending();
+    // latched: the callee's audio went where the caller's packets came from
+    let (at_a, at_decoy) = (ea.rtp().len(), decoy.rtp().len());
+    eprintln!("caller got {at_a} packets at its real address, {at_decoy} at its SDP's; callee got {}", eb.rtp().len());
+    assert!(at_a >= 80, "the caller's real address got the callee's audio: {at_a}");
+    assert!(at_decoy <= 5, "at most what was sent before the first packet latched: {at_decoy}");
     // recording did not stop the relay
-    assert!(eb.rtp().len() >= 80 && ea.rtp().len() >= 80, "{} {}", eb.rtp().len(), ea.rtp().len());
+    assert!(eb.rtp().len() >= 80, "{}", eb.rtp().len());
+    all_from(&ea, to_a.addr()?);
+    let toward_b = all_from(&eb, to_b.addr()?)[0].ssrc;
+    // both directions pass through: the caller's report reaches the callee, from FlowPBX's
+    // RTCP port, with its SSRCs in the callee's terms (sender: the stream the callee receives;
+    // subject: the callee's own stream)
+    let reports: Vec<(u32, u32)> = eb
+        .rtcp()
+        .iter()
+        .flat_map(|d| {
+            assert_eq!(d.from, SocketAddr::new(to_b.addr().map(|a| a.ip()).unwrap_or(LO.into()), to_b.port + 1), "RTCP from FlowPBX's RTCP port");
+            rtcp_packets(&d.data)
+        })
+        .filter(|(pt, _)| *pt == 201)
+        .filter_map(|(_, body)| rr_ssrcs(&body))
+        .collect();
+    eprintln!("callee got receiver reports {reports:x?} (FlowPBX toward it {toward_b:x}, its own {ssrc_b:x})");
+    assert!(reports.contains(&(toward_b, ssrc_b)), "the caller's report relayed and rewritten: {reports:x?}");
 
     let c = &pbx.wait_cdrs(1).await?[0];
     let file = c["recording_file"].as_str().with_context(|| format!("recording_file: {c}"))?.to_owned();
@@ -283,13 +314,21 @@ async fn a_recorded_call_keeps_the_caller_left_and_the_callee_right_on(pbx: &Pbx
     let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
     let secs = left.len() as f64 / f64::from(spec.sample_rate);
     let rate = spec.sample_rate;
-    let (l440, r1k) = (tone_purity(&left, rate, 440.0), tone_purity(&right, rate, 1000.0));
+    let block = rate as usize / 10;
+    let (l440, r1k) = (median_purity(&left, rate, 440.0, block), median_purity(&right, rate, 1000.0, block));
     let (lrms, rrms) = (media_support::rms(&left), media_support::rms(&right));
-    eprintln!("recording {file}: {secs:.2} s at {rate} Hz; left 440 Hz purity {l440:.3} (rms {lrms:.0}), right 1 kHz purity {r1k:.3} (rms {rrms:.0})");
+    let (ls, rs) = (active_span(&left, 1000), active_span(&right, 1000));
+    eprintln!("recording {file}: {secs:.2} s at {rate} Hz; left 440 Hz purity {l440:.3} (rms {lrms:.0}, sound {ls:?}), right 1 kHz purity {r1k:.3} (rms {rrms:.0}, sound {rs:?})");
     assert!(secs >= 1.5, "the call's length: {secs}");
     assert!(lrms > 1000.0 && rrms > 1000.0, "both channels hold audio: {lrms} {rrms}");
-    assert!(l440 > 0.7 && r1k > 0.7, "caller left, callee right: {l440} {r1k}");
-    assert!(tone_purity(&left, rate, 1000.0) < 0.05 && tone_purity(&right, rate, 440.0) < 0.05, "no crosstalk");
+    assert!(l440 > 0.9 && r1k > 0.9, "caller left, callee right: {l440} {r1k}");
+    assert!(median_purity(&left, rate, 1000.0, block) < 0.05 && median_purity(&right, rate, 440.0, block) < 0.05, "no crosstalk");
+    // the tones were continuous: so is what was recorded (5 ms of silence is a dropout), and
+    // the two sides started together (both phones started talking at the same moment)
+    let ((l0, l1), (r0, r1)) = (ls.context("left silent")?, rs.context("right silent")?);
+    let (ld, rd) = (dropouts(&left[l0..=l1], 200, rate as usize / 200), dropouts(&right[r0..=r1], 200, rate as usize / 200));
+    assert!(ld.is_empty() && rd.is_empty(), "dropouts (start, samples): left {ld:?}, right {rd:?}");
+    assert!(l0.abs_diff(r0) < rate as usize / 10, "the channels line up: left from {l0}, right from {r0}");
     Ok(())
 }
 

@@ -85,6 +85,7 @@ pub type Frame = (u8, Vec<u8>, u32);
 /// A media endpoint of the test's own: RTP on an even port, RTCP on the next.
 pub struct RtpEndpoint {
     rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
     pub port: u16,
     received: Arc<Mutex<Vec<Datagram>>>,
     stop: Arc<AtomicBool>,
@@ -113,9 +114,9 @@ impl RtpEndpoint {
     fn with(rtp: UdpSocket, rtcp: UdpSocket, port: u16) -> anyhow::Result<RtpEndpoint> {
         let received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let rtp = Arc::new(rtp);
+        let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
         let mut threads = Vec::new();
-        for (sock, is_rtcp) in [(rtp.clone(), false), (Arc::new(rtcp), true)] {
+        for (sock, is_rtcp) in [(rtp.clone(), false), (rtcp.clone(), true)] {
             sock.set_read_timeout(Some(Duration::from_millis(20)))?;
             let (received, stop) = (received.clone(), stop.clone());
             threads.push(std::thread::spawn(move || {
@@ -128,7 +129,7 @@ impl RtpEndpoint {
                 }
             }));
         }
-        Ok(RtpEndpoint { rtp, port, received, stop, sending: Arc::new(AtomicBool::new(false)), sent: Arc::new(Mutex::new(0)), threads })
+        Ok(RtpEndpoint { rtp, rtcp, port, received, stop, sending: Arc::new(AtomicBool::new(false)), sent: Arc::new(Mutex::new(0)), threads })
     }
 
     /// Everything received so far.
@@ -187,6 +188,11 @@ impl RtpEndpoint {
         std::thread::spawn(f);
     }
 
+    /// Sends one datagram from the RTCP socket.
+    pub fn send_rtcp(&self, to: SocketAddr, data: &[u8]) -> std::io::Result<usize> {
+        self.rtcp.send_to(data, to)
+    }
+
     /// Stops the stream [`send`](Self::send) started.
     pub fn stop_sending(&self) {
         self.sending.store(false, Ordering::Relaxed);
@@ -205,6 +211,54 @@ impl Drop for RtpEndpoint {
             let _ = t.join();
         }
     }
+}
+
+// ---- RTCP ----
+
+/// A compound RTCP packet: a receiver report from `ssrc` with one block about `about`, and
+/// an SDES with its CNAME.
+pub fn rtcp_receiver_report(ssrc: u32, about: u32, highest_seq: u32, cname: &str) -> Vec<u8> {
+    let mut v = vec![0x81, 201, 0, 7];
+    v.extend_from_slice(&ssrc.to_be_bytes());
+    v.extend_from_slice(&about.to_be_bytes());
+    v.extend_from_slice(&[0, 0, 0, 0]); // fraction lost 0, cumulative 0
+    v.extend_from_slice(&highest_seq.to_be_bytes());
+    v.extend_from_slice(&[0, 0, 0, 20]); // jitter
+    v.extend_from_slice(&[0; 8]); // LSR, DLSR
+    let mut chunk = ssrc.to_be_bytes().to_vec();
+    chunk.push(1);
+    chunk.push(cname.len() as u8);
+    chunk.extend_from_slice(cname.as_bytes());
+    chunk.push(0);
+    while chunk.len() % 4 != 0 {
+        chunk.push(0);
+    }
+    v.extend_from_slice(&[0x81, 202]);
+    v.extend_from_slice(&((chunk.len() / 4) as u16).to_be_bytes());
+    v.extend_from_slice(&chunk);
+    v
+}
+
+/// The packets of a compound RTCP datagram: (packet type, the words after the header's).
+pub fn rtcp_packets(data: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 4 <= data.len() {
+        let len = (usize::from(u16::from_be_bytes([data[off + 2], data[off + 3]])) + 1) * 4;
+        let Some(p) = data.get(off..off + len) else { break };
+        out.push((p[1], p[4..].to_vec()));
+        off += len;
+    }
+    out
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// A receiver report's sender SSRC and its first block's subject.
+pub fn rr_ssrcs(body: &[u8]) -> Option<(u32, u32)> {
+    Some((be32(body, 0)?, be32(body, 4)?))
 }
 
 // ---- audio ----
@@ -307,6 +361,42 @@ pub fn tone_purity(samples: &[i16], rate: u32, freq: f64) -> f64 {
         return 0.0;
     }
     2.0 * (re * re + im * im) / (samples.len() as f64 * energy)
+}
+
+/// Where a channel holds sound: the first and last sample above `level`.
+pub fn active_span(samples: &[i16], level: i16) -> Option<(usize, usize)> {
+    let first = samples.iter().position(|s| s.unsigned_abs() > level.unsigned_abs())?;
+    let last = samples.iter().rposition(|s| s.unsigned_abs() > level.unsigned_abs())?;
+    Some((first, last))
+}
+
+/// Silences of at least `min_len` samples (all under `level`) inside `samples`: dropouts in
+/// what should be a continuous tone. Returns their (start, length).
+pub fn dropouts(samples: &[i16], level: i16, min_len: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut run = 0;
+    for (i, s) in samples.iter().enumerate() {
+        if s.unsigned_abs() < level.unsigned_abs() {
+            run += 1;
+        } else {
+            if run >= min_len {
+                out.push((i - run, run));
+            }
+            run = 0;
+        }
+    }
+    out
+}
+
+/// The median over `block`-sample blocks of [`tone_purity`]: insensitive to the phase jumps
+/// between blocks that a single transform over a long signal would count against it.
+pub fn median_purity(samples: &[i16], rate: u32, freq: f64, block: usize) -> f64 {
+    let mut p: Vec<f64> = samples.chunks_exact(block).map(|b| tone_purity(b, rate, freq)).collect();
+    if p.is_empty() {
+        return 0.0;
+    }
+    p.sort_by(f64::total_cmp);
+    p[p.len() / 2]
 }
 
 /// Root mean square level.
