@@ -699,6 +699,29 @@ fn a_controller_takes_inbound_calls_and_rings() {
 }
 
 #[test]
+fn a_controller_stops_an_abandoned_ring() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut incoming = h.shared.take_incoming().unwrap();
+    h.send("198.51.100.7:5060", &trunk_invite("+61290000000"));
+    h.out();
+    let call = incoming.try_recv().unwrap();
+    let (tx, _rx) = tokio::sync::oneshot::channel();
+    let request = crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(30), caller_id: None };
+    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, request, reply: tx });
+    let inv = only(&h.out(), |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 180, "b1", false));
+    h.out();
+    h.core.handle_command(h.now, crate::core::Command::StopRing { call: call.key });
+    assert_eq!(only(&h.out(), |m| is_req(m, Method::Cancel)).len(), 1, "the phone stops ringing");
+    assert_eq!(h.shared.calls.len(), 1, "the caller still waits for the controller");
+    // nothing rings any more: stopping again does nothing
+    h.core.handle_command(h.now, crate::core::Command::StopRing { call: call.key });
+    assert!(h.out().is_empty());
+}
+
+#[test]
 fn shutdown_ends_calls() {
     let mut h = H::new();
     let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");

@@ -45,6 +45,9 @@ pub(crate) enum Command {
     Directory(Arc<Directory>),
     /// Ring extensions for a call held by an async controller.
     Ring { call: u64, request: crate::RingRequest, reply: tokio::sync::oneshot::Sender<Result<crate::RingOutcome, crate::CallError>> },
+    /// Stop ringing for a call held by an async controller (its ring was abandoned); the
+    /// caller keeps waiting.
+    StopRing { call: u64 },
     /// End a call (or refuse it with `code` when it is not answered yet).
     Hangup { call: u64, code: u16, reply: tokio::sync::oneshot::Sender<Result<(), crate::CallError>> },
     /// Answer a call held by an async controller (FlowPBX answers the caller itself).
@@ -254,6 +257,7 @@ impl Core {
                     let _ = reply.send(Err(e));
                 }
             }
+            Command::StopRing { call } => self.ring_timeout(now, call),
             Command::Hangup { call, code, reply } => {
                 let r = self.hangup_for_controller(now, call, code);
                 let _ = reply.send(r);

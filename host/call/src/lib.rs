@@ -344,6 +344,13 @@ impl PbxHandle {
         rx.await.map_err(|_| CallError::Stopped)?
     }
 
+    /// Stops the ringing of the call `key` (the phones get CANCEL) when the controller
+    /// gives up on a [`PbxHandle::ring`] it no longer waits for; the caller keeps waiting.
+    /// Nothing happens when nothing rings.
+    pub fn stop_ring(&self, key: u64) {
+        let _ = self.command(Command::StopRing { call: key });
+    }
+
     /// Answers the caller of the call `key` with FlowPBX's own SDP (the flow's prompts and
     /// digit collection run on the call's media session, [`PbxHandle::call_media`]). Nothing
     /// happens when it is answered already; it fails while extensions ring.

@@ -186,6 +186,21 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// Stops ringing when the `ring` future is dropped before the ring ended.
+struct StopRingOnDrop<'a> {
+    pbx: &'a call::PbxHandle,
+    key: u64,
+    armed: bool,
+}
+
+impl Drop for StopRingOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pbx.stop_ring(self.key);
+        }
+    }
+}
+
 impl PbxCall {
     /// Takes control of the call `incoming` (its digits and playback events from now on).
     pub fn new(pbx: call::PbxHandle, store: store::Store, incoming: &call::IncomingCall) -> Arc<PbxCall> {
@@ -438,10 +453,14 @@ impl CallControl for PbxCall {
             tracing::info!(call_id = %self.call_id, "external numbers skipped: the SIP core places no outbound trunk calls yet");
         }
         let request = call::RingRequest { extensions, timeout: options.timeout, caller_id: self.caller_id_for_ring(options) };
+        // dropped before it ends (the node's wall clock): the phones stop ringing
+        let mut guard = StopRingOnDrop { pbx: &self.pbx, key: self.key, armed: true };
         let outcome = tokio::select! {
-            r = self.pbx.ring(self.key, request) => r.map_err(|e| self.pbx_error("ringing", e))?,
-            _ = self.until_hangup() => return Err(CallError::CallerHungUp),
+            r = self.pbx.ring(self.key, request) => r.map_err(|e| self.pbx_error("ringing", e)),
+            _ = self.until_hangup() => Err(CallError::CallerHungUp),
         };
+        guard.armed = false;
+        let outcome = outcome?;
         if matches!(outcome, call::RingOutcome::Answered(_)) {
             self.answered.store(true, Ordering::Release);
         }
