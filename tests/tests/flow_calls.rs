@@ -4,7 +4,7 @@
 //! dtmf_2833_1.pcap) or SIP INFO and the branch for 1 is taken; a caller hanging up
 //! mid-prompt; number → voicemail where the caller speaks (g711a.pcap) and hangs up, leaving a
 //! message with a WAV, and a full box taking none; a version published during a call, which
-//! the call does not see; a number whose flow is not published, refused with 480. Each call's
+//! the call does not see; two callers in a conference; a number whose flow is not published, refused with 480. Each call's
 //! CDR carries the flow, its version and the nodes it walked.
 
 mod sip_support;
@@ -313,5 +313,39 @@ async fn a_number_whose_flow_is_not_published_is_refused() -> anyhow::Result<()>
     let c = &pbx.wait_cdrs(1).await?[0];
     assert!(c["answer_time"].is_null(), "{c}");
     assert!(path(c).is_empty(), "no flow ran: {c}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_callers_meet_in_a_conference() -> anyhow::Result<()> {
+    let (pbx, _, trunk) = pbx().await?;
+    let r = pbx.admin.post("/conferences", &json!({"name": "Standup", "extension": "800", "announce_joins": true})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let bridge = r.data()["id"].as_i64().context("bridge id")?;
+    publish_flow(
+        &pbx,
+        trunk,
+        vec![
+            node("in", "inbound_number", json!({})),
+            node("conf", "conference", json!({"entity_id": bridge, "entity_type": "conference_bridge"})),
+            node("bye", "hangup", json!({})),
+        ],
+        vec![edge("in", "next", "conf"), edge("conf", "left", "bye")],
+    )
+    .await?;
+    pbx.wait_directory(1, 1, 1).await?;
+    // both speak for a while, overlapping, then hang up
+    let first = carrier_call(&pbx, "flow_trunk_message.xml", 4000)?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let second = carrier_call(&pbx, "flow_trunk_message.xml", 2000)?;
+    first.wait(WAIT).assert_ok();
+    second.wait(WAIT).assert_ok();
+    let cdrs = wait_flow_cdrs(&pbx, 2).await?;
+    for c in &cdrs {
+        assert_eq!(path(c), p(&[("in", "next"), ("conf", "-")]), "in the room until the hang-up: {c}");
+        // each heard the room: the other caller's speech, mixed, and the join tones
+        assert!(c["media_stats"]["a"]["packets_sent"].as_u64().unwrap_or(0) > 50, "{c}");
+    }
+    assert_eq!(pbx.server.logs().matches("joined the conference").count(), 2);
     Ok(())
 }

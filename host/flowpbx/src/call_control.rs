@@ -32,6 +32,8 @@ const CALLER: LegId = LegId::A;
 const VOICEMAIL_SILENCE: Duration = Duration::from_secs(5);
 /// How long a finished recording may take to appear under its final name.
 const RECORDING_SETTLE: Duration = Duration::from_secs(3);
+/// Attempts at a conference PIN.
+const PIN_TRIES: usize = 3;
 /// The longest text read by TTS (the flow host caps it too).
 const MAX_TTS: usize = 4000;
 
@@ -110,6 +112,11 @@ pub fn fix_streamed_wav(wav: &mut [u8]) {
         }
         at = body.saturating_add(size).saturating_add(size & 1);
     }
+}
+
+/// The media engine's room of a conference bridge.
+pub fn conference_room(bridge_id: i64) -> String {
+    format!("bridge-{bridge_id}")
 }
 
 /// How a PBX ring ended, in the engine's terms (`None`: the caller hung up).
@@ -370,6 +377,28 @@ impl PbxCall {
         }
     }
 
+    /// Asks for a conference bridge's PIN (three tries, `#` ends an entry).
+    async fn ask_conference_pin(&self, bridge_id: i64) -> Result<(), CallError> {
+        let options = flow::control::CollectOptions {
+            prompt: Some(flow::control::Media::Prompt(media::prompts::ENTER_PIN.into())),
+            max_digits: 16,
+            first_digit_timeout: Duration::from_secs(10),
+            inter_digit_timeout: Duration::from_secs(5),
+            terminators: "#".into(),
+        };
+        for _ in 0..PIN_TRIES {
+            let entered = self.collect_digits(&options).await?;
+            if !entered.digits.is_empty() {
+                let ok = self.store.conference_bridges().verify_pin(bridge_id, &entered.digits).await.map_err(|e| CallError::Failed(format!("conference PIN: {e}")))?;
+                if ok {
+                    return Ok(());
+                }
+            }
+            self.play(media::prompts::INVALID_OPTION).await?;
+        }
+        Err(CallError::Failed(format!("no valid PIN for conference bridge {bridge_id}")))
+    }
+
     fn caller_id_for_ring(&self, options: &RingOptions) -> Option<(Option<String>, String)> {
         let chosen = options.caller_id.clone().or_else(|| self.caller_id.lock().unwrap_or_else(|e| e.into_inner()).clone());
         chosen.map(|p| (p.name, p.number))
@@ -565,9 +594,41 @@ impl CallControl for PbxCall {
         Ok(())
     }
 
-    async fn conference(&self, bridge: &ConferenceBridge, _options: &ConferenceOptions) -> Result<ConferenceOutcome, CallError> {
-        self.check_live()?;
-        Err(CallError::Failed(format!("conference bridge {}: the media engine has no conference rooms yet", bridge.id)))
+    async fn conference(&self, bridge: &ConferenceBridge, options: &ConferenceOptions) -> Result<ConferenceOutcome, CallError> {
+        self.answer().await?;
+        if bridge.has_pin {
+            self.ask_conference_pin(bridge.id).await?;
+        }
+        let engine = self.pbx.media_engine().ok_or_else(|| CallError::Failed("no media engine".into()))?;
+        let settings = media::ConferenceSettings {
+            max_participants: usize::try_from(bridge.max_members).unwrap_or(usize::MAX),
+            record: bridge.record,
+            music_when_alone: engine.prompts().load(media::prompts::MUSIC_ON_HOLD).ok(),
+            ..media::ConferenceSettings::default()
+        };
+        let room = engine.conference(&conference_room(bridge.id), settings);
+        let join = media::JoinOptions {
+            muted: options.muted || bridge.mute_on_join,
+            announce: if bridge.announce_joins { engine.prompts().load(media::prompts::BEEP).ok() } else { None },
+        };
+        let media = self.call_media()?;
+        let mut participant = room.join(media.control(), CALLER, join).await.map_err(|e| match e {
+            media::MediaError::ConferenceFull { .. } => CallError::Failed(format!("conference bridge {} is full", bridge.id)),
+            _ if self.hung_up() => CallError::CallerHungUp,
+            e => CallError::Failed(format!("joining conference bridge {}: {e}", bridge.id)),
+        })?;
+        tracing::info!(call_id = %self.call_id, bridge = bridge.id, participant = participant.id(), "joined the conference");
+        let t0 = tokio::time::Instant::now();
+        tokio::select! {
+            reason = participant.left() => {
+                tracing::info!(call_id = %self.call_id, bridge = bridge.id, ?reason, "left the conference");
+                match reason {
+                    media::LeaveReason::Hangup => Err(CallError::CallerHungUp),
+                    _ => Ok(ConferenceOutcome { duration: t0.elapsed() }),
+                }
+            }
+            _ = self.until_hangup() => Err(CallError::CallerHungUp),
+        }
     }
 }
 
