@@ -230,7 +230,7 @@ pub fn rtcp_receiver_report(ssrc: u32, about: u32, highest_seq: u32, cname: &str
     chunk.push(cname.len() as u8);
     chunk.extend_from_slice(cname.as_bytes());
     chunk.push(0);
-    while chunk.len() % 4 != 0 {
+    while !chunk.len().is_multiple_of(4) {
         chunk.push(0);
     }
     v.extend_from_slice(&[0x81, 202]);
