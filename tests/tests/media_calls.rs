@@ -333,6 +333,61 @@ async fn a_pcmu_call_latches_relays_rtcp_and_is_recorded_caller_left_callee_righ
 }
 
 #[tokio::test]
+async fn hold_and_resume_keep_one_stream_and_no_media_timeout_on_hold() {
+    let pbx = pbx(&["--media-timeout-secs", "2"], json!({})).await.expect("PBX started");
+    checked(hold_and_resume_keep_one_stream_and_no_media_timeout_on_hold_on(&pbx).await);
+}
+
+async fn hold_and_resume_keep_one_stream_and_no_media_timeout_on_hold_on(pbx: &Pbx) -> anyhow::Result<()> {
+    let (ea, eb) = (RtpEndpoint::bind()?, RtpEndpoint::bind()?);
+    let port = free_port(LO);
+    let mut args: Vec<String> = vec!["-m".into(), "1".into()];
+    args.extend(sdp_keys(eb.port, 0, "PCMU/8000", 101));
+    let uas = sipp("media_uas_hold.xml", (LO, port), None, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    register(pbx, "102", PW_102, port, 300)?.assert_ok();
+    let (uac, uac_port) = caller(pbx, "media_uac_hold.xml", &sdp_keys(ea.port, 0, "PCMU/8000", 101))?;
+    let to_a = wait_sdp_sent_to(&pbx.server, uac_port, Duration::from_secs(10)).await?;
+    ea.send(to_a.addr()?, 0x7777_0007, pcmu_tone(0, 440.0));
+    // the caller talks 1 s, then holds for 3 s (longer than the 2 s media timeout) silent
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ea.stop_sending();
+    let before = eb.rtp().len();
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    // resumed: a phone restarting its stream (new SSRC, its own sequence)
+    ea.send(to_a.addr()?, 0x7777_0008, pcmu_tone(0, 440.0));
+    let uac = uac.wait(WAIT);
+    uac.assert_ok();
+    let uas = uas.wait(WAIT);
+    uas.assert_ok();
+    ea.stop_sending();
+
+    // the hold crossed as a direction, each way
+    let offers = sipp_received_sdps(&uas.messages);
+    let answers = sipp_received_sdps(&uac.messages);
+    let dir = |s: &Sdp| ["sendonly", "recvonly", "inactive", "sendrecv"].into_iter().find(|d| s.text.contains(&format!("a={d}"))).unwrap_or("sendrecv");
+    let offered: Vec<&str> = offers.iter().map(dir).collect();
+    let answered: Vec<&str> = answers.iter().map(dir).collect();
+    eprintln!("callee offered {offered:?}, caller answered {answered:?}");
+    assert_eq!(offered, vec!["sendrecv", "sendonly", "sendrecv"], "the callee was told of the hold");
+    assert_eq!(answered, vec!["sendrecv", "recvonly", "sendrecv"], "the caller's hold was answered");
+    assert!(offers.iter().all(|o| o.port == offers[0].port) && answers.iter().all(|a| a.port == answers[0].port), "FlowPBX's ports kept");
+
+    // one stream toward the callee across the hold and the caller's new SSRC
+    let got = all_from(&eb, offers[0].addr()?);
+    eprintln!("callee got {} packets, {before} before the hold", got.len());
+    assert!(before >= 40 && got.len() >= before + 60, "audio before and after the hold: {before} then {}", got.len());
+    assert_continuous(&got);
+    let (last_before, first_after) = (&got[before - 1], &got[before]);
+    let gap = first_after.ts.wrapping_sub(last_before.ts);
+    assert!((8000..8000 * 10).contains(&gap), "the timestamp moved on with the time on hold: {gap}");
+
+    // silence on hold is not a media timeout: the caller hung up
+    let c = &pbx.wait_cdrs(1).await?[0];
+    assert_eq!(c["hangup_cause"].as_str(), Some("normal_clearing"), "{c}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_silent_leg_ends_the_call_with_media_timeout() {
     let pbx = pbx(&["--media-timeout-secs", "2"], json!({})).await.expect("PBX started");
     checked(a_silent_leg_ends_the_call_with_media_timeout_on(&pbx).await);

@@ -481,9 +481,9 @@ pub fn sipp_received_sdps(messages: &str) -> Vec<Sdp> {
         .split("message received")
         .skip(1)
         .filter_map(|block| {
-            let start = block.find("v=0")?;
-            let end = block[start..].find("\n\n\n").or_else(|| block[start..].find("-----")).map_or(block.len(), |e| start + e);
-            Sdp::parse(&block[start..end])
+            // the received message ends where the trace's next entry begins
+            let block = &block[..block.find("\n-----").unwrap_or(block.len())];
+            Sdp::parse(&block[block.find("v=0")?..])
         })
         .collect()
 }
