@@ -740,7 +740,7 @@ impl Session {
         // DTMF
         if let Some(te) = codecs.telephone_event.as_ref().filter(|te| te.pt == hdr.payload_type) {
             let clock = te.clock_rate;
-            l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), clock, now);
+            l.recv.on_untimed_packet(hdr.ssrc, hdr.sequence, buf.len());
             let mut updates = std::mem::take(&mut self.updates);
             updates.clear();
             let payload = &buf[payload_offset..payload_offset + payload_len];

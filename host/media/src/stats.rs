@@ -77,6 +77,17 @@ impl RecvStats {
     /// Accounts one packet: its SSRC, sequence, timestamp, size on the wire, the payload's
     /// clock rate, and when it arrived.
     pub fn on_packet(&mut self, ssrc: u32, seq: u16, ts: u32, bytes: usize, clock_rate: u32, now: Instant) {
+        self.account(ssrc, seq, bytes, Some((ts, clock_rate, now)));
+    }
+
+    /// A packet whose timestamp is not its sampling instant: RFC 4733 gives every packet of
+    /// an event the event's start timestamp, so they count for packets and loss but would
+    /// read as 20 ms of jitter each.
+    pub fn on_untimed_packet(&mut self, ssrc: u32, seq: u16, bytes: usize) {
+        self.account(ssrc, seq, bytes, None);
+    }
+
+    fn account(&mut self, ssrc: u32, seq: u16, bytes: usize, timing: Option<(u32, u32, Instant)>) {
         self.packets += 1;
         self.bytes += bytes as u64;
         if self.ssrc != Some(ssrc) {
@@ -108,11 +119,15 @@ impl RecvStats {
                 // reordered or duplicate within the misorder window: received, not newest
                 self.duplicates_or_late += 1;
                 self.received += 1;
-                self.update_jitter(ts, clock_rate, now);
+                if let Some((ts, clock_rate, now)) = timing {
+                    self.update_jitter(ts, clock_rate, now);
+                }
                 return;
             }
         }
-        self.update_jitter(ts, clock_rate, now);
+        if let Some((ts, clock_rate, now)) = timing {
+            self.update_jitter(ts, clock_rate, now);
+        }
     }
 
     fn update_jitter(&mut self, ts: u32, clock_rate: u32, now: Instant) {
@@ -343,6 +358,25 @@ mod tests {
         // J converges to |D| = 80 units = 10 ms
         assert!((75..=80).contains(&s.jitter_units()), "{}", s.jitter_units());
         assert!(s.jitter() >= Duration::from_micros(9_300));
+    }
+
+    #[test]
+    fn telephone_events_count_but_add_no_jitter() {
+        let t0 = Instant::now();
+        let mut s = RecvStats::new(t0);
+        let at = |i: u64| t0 + Duration::from_millis(20 * i);
+        for i in 0..10u16 {
+            s.on_packet(1, i, u32::from(i) * 160, 172, 8000, at(u64::from(i)));
+        }
+        // a digit: 8 packets, one timestamp (the event's start), 20 ms apart
+        for i in 10..18u16 {
+            s.on_untimed_packet(1, i, 16);
+        }
+        for i in 18..30u16 {
+            s.on_packet(1, i, u32::from(i) * 160, 172, 8000, at(u64::from(i)));
+        }
+        assert_eq!((s.expected(), s.lost(), s.snapshot().packets), (30, 0, 30));
+        assert_eq!(s.jitter_units(), 0);
     }
 
     #[test]
