@@ -33,12 +33,14 @@ export function freePort() {
   });
 }
 
-export async function waitHealthy(url, ms = 20_000) {
+/** Waits until the binary answers health with 200 and its flow engine (which starts in the
+ * background, compiling the node components on a first start) is no longer starting. */
+export async function waitHealthy(url, ms = 60_000) {
   const end = Date.now() + ms;
   for (;;) {
     try {
       const r = await fetch(`${url}/api/v1/health`);
-      if (r.ok) return;
+      if (r.ok && (await r.json()).data?.components?.flows?.status !== 'starting') return;
     } catch {
       /* not up yet */
     }

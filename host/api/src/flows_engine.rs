@@ -229,6 +229,19 @@ pub(crate) fn capabilities(v: &Value) -> Vec<Capability> {
         .collect()
 }
 
+/// Where the flow engine's start is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineState {
+    /// Nothing started it (yet): flow routes wait for a while, then answer 503.
+    NotStarted,
+    /// Starting in the background ([`AppState::flow_engine_starting`]).
+    Starting,
+    /// Serving.
+    Ready,
+    /// Could not start ([`AppState::flow_engine_failed`]).
+    Failed,
+}
+
 /// How long a flow request waits for the engine to finish starting.
 const FLOW_ENGINE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -269,13 +282,13 @@ impl AppState {
         if self.0.flows.set(rt).is_err() {
             return Err(ApiError::Internal("the flow engine was started twice".into()));
         }
-        self.0.flows_ready.send_replace(Some(true));
+        self.0.flows_ready.send_replace(EngineState::Ready);
         Ok(boot)
     }
 
     /// The flow engine could not start: flow routes answer 503 at once instead of waiting.
     pub fn flow_engine_failed(&self, why: &str) {
-        self.0.flows_ready.send_replace(Some(false));
+        self.0.flows_ready.send_replace(EngineState::Failed);
         let why = why.to_owned();
         self.register_health("flows", Arc::new(move || crate::ComponentStatus { status: "down", detail: Some(why.clone()) }));
     }
@@ -283,6 +296,13 @@ impl AppState {
     /// The flow engine is starting in the background (compiling the node components on a
     /// first start): health says so, and flow routes wait for it.
     pub fn flow_engine_starting(&self) {
+        self.0.flows_ready.send_if_modified(|s| {
+            let was = *s;
+            if was == EngineState::NotStarted {
+                *s = EngineState::Starting;
+            }
+            was == EngineState::NotStarted
+        });
         self.register_health("flows", Arc::new(|| crate::ComponentStatus { status: "starting", detail: Some("loading node components".into()) }));
     }
 
@@ -298,7 +318,7 @@ impl AppState {
             return Ok(rt);
         }
         let mut ready = self.0.flows_ready.subscribe();
-        let waited = tokio::time::timeout(FLOW_ENGINE_WAIT, ready.wait_for(Option::is_some)).await;
+        let waited = tokio::time::timeout(FLOW_ENGINE_WAIT, ready.wait_for(|s| matches!(s, EngineState::Ready | EngineState::Failed))).await;
         match (waited, self.flow_runtime()) {
             (_, Some(rt)) => Ok(rt),
             (Err(_), None) => Err(ApiError::Unavailable("the flow engine is still starting; try again".into())),
@@ -310,7 +330,17 @@ impl AppState {
     /// committed): nodes see the change on their next run. Every writer of an entity calls
     /// it; the generic CRUD layer does for the entity routes.
     pub async fn entity_changed(&self, kind: EntityKind, id: i64) {
-        let Some(rt) = self.flow_runtime() else { return };
+        // while the engine starts (its entity cache may already be loaded) the change waits
+        // for it, so that it is not lost
+        let starting = *self.0.flows_ready.borrow() == EngineState::Starting;
+        let rt = match self.flow_runtime() {
+            Some(rt) => rt,
+            None if starting => match self.flows().await {
+                Ok(rt) => rt,
+                Err(_) => return,
+            },
+            None => return,
+        };
         if kind == EntityKind::CallFlow {
             match self.store().call_flows().get(id).await {
                 Ok(None) => {

@@ -84,9 +84,8 @@ pub(crate) struct Inner {
     pub(crate) probes: RwLock<BTreeMap<String, HealthProbe>>,
     /// The flow engine, once started (`AppState::start_flow_engine`).
     pub(crate) flows: OnceLock<flows_engine::FlowRuntime>,
-    /// Where the flow engine's start is: `None` starting (or not started), `Some(true)`
-    /// serving, `Some(false)` failed. Flow routes wait on it while it starts.
-    pub(crate) flows_ready: tokio::sync::watch::Sender<Option<bool>>,
+    /// Where the flow engine's start is. Flow routes wait on it while it starts.
+    pub(crate) flows_ready: tokio::sync::watch::Sender<flows_engine::EngineState>,
     /// The running PBX, once the binary attached it (live registrations, calls, `/ws`).
     pub(crate) pbx: OnceLock<call::PbxHandle>,
 }
@@ -106,7 +105,7 @@ impl AppState {
             lockout: auth::Lockout::default(),
             probes: RwLock::new(BTreeMap::new()),
             flows: OnceLock::new(),
-            flows_ready: tokio::sync::watch::Sender::new(None),
+            flows_ready: tokio::sync::watch::Sender::new(flows_engine::EngineState::NotStarted),
             pbx: OnceLock::new(),
         }))
     }

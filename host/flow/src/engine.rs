@@ -363,10 +363,11 @@ impl Engine {
     pub(crate) async fn describe(&self, pre: &PluginPre<HostState>) -> Result<wit::NodeInfo, RunError> {
         let wall = self.inner.limits.describe_wall_clock;
         let mut store = self.store(self.state("", "", Arc::new(Grants::default()), Services::in_memory(), None));
-        let r = tokio::time::timeout(wall, async {
+        let clock = store.data().meter.clock();
+        let r = tokio::time::timeout(wall, crate::host::CpuMeter::guest(clock, async {
             let inst = pre.instantiate_async(&mut store).await?;
             inst.flowpbx_node_node().call_describe(&mut store).await
-        })
+        }))
         .await;
         self.classify(&store, r, wall)
     }
@@ -375,10 +376,11 @@ impl Engine {
     async fn outputs_of(&self, ty: &NodeType, pre: &PluginPre<HostState>, node: &GraphNode, input: &wit::NodeInput, services: &Services) -> Result<Vec<OutputDecl>, String> {
         let wall = self.inner.limits.describe_wall_clock;
         let mut store = self.store(self.state(&node.id, &ty.info.id, ty.grants.clone(), services.clone(), None));
-        let r = tokio::time::timeout(wall, async {
+        let clock = store.data().meter.clock();
+        let r = tokio::time::timeout(wall, crate::host::CpuMeter::guest(clock, async {
             let inst = pre.instantiate_async(&mut store).await?;
             inst.flowpbx_node_node().call_outputs(&mut store, input).await
-        })
+        }))
         .await;
         match self.classify(&store, r, wall) {
             Err(e) => Err(format!("outputs() failed: {e}")),
@@ -632,7 +634,8 @@ impl Engine {
         let cached = pn.cached_outputs(rev);
         let wall = pn.ty.wall_clock;
         let mut store = self.store(self.state(&pn.node.id, &pn.ty.info.id, pn.ty.grants.clone(), services.clone(), Some(call)));
-        let r = tokio::time::timeout(wall, async {
+        let clock = store.data().meter.clock();
+        let r = tokio::time::timeout(wall, crate::host::CpuMeter::guest(clock, async {
             let inst = pre.instantiate_async(&mut store).await?;
             let g = inst.flowpbx_node_node();
             let outs = match cached {
@@ -652,7 +655,7 @@ impl Engine {
             };
             let r = g.call_run(&mut store, &input).await?;
             Ok(Ok((r, outs)))
-        })
+        }))
         .await;
         let result = match self.classify(&store, r, wall) {
             Err(e) => Err(e),

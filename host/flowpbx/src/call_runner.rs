@@ -1,6 +1,6 @@
 //! The flow runner: every call to an inbound number walks the number's published flow.
 //!
-//! [`start`] takes the PBX's stream of inbound calls ([`call::PbxHandle::incoming_calls`])
+//! [`run`] reads the PBX's stream of inbound calls ([`call::PbxHandle::incoming_calls`])
 //! and runs each call on its own task: the flow's live version is taken once, when the call
 //! arrives (a version published during the call does not change it), the entry node is the
 //! number's `flow_entry_node`, else the `inbound_number` node linked to that number, and the
@@ -44,15 +44,13 @@ pub fn flow_path(trace: &Trace) -> serde_json::Value {
     serde_json::from_str(&trace.flow_path()).unwrap_or_else(|_| serde_json::Value::Array(Vec::new()))
 }
 
-/// Starts running inbound calls through flows. `None` when another consumer took the
-/// PBX's inbound calls already.
-pub fn start(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime, data_dir: PathBuf) -> Option<tokio::task::JoinHandle<()>> {
-    let mut rx = pbx.incoming_calls()?;
-    Some(tokio::spawn(async move {
-        while let Some(incoming) = rx.recv().await {
-            tokio::spawn(run_one(pbx.clone(), store.clone(), runtime.clone(), data_dir.clone(), incoming));
-        }
-    }))
+/// Runs inbound calls through flows until the PBX stops: each call that arrives on `rx`
+/// (the PBX's [`call::PbxHandle::incoming_calls`], taken before the engine started, so that
+/// calls arriving while it starts wait for it) walks on its own task.
+pub async fn run(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime, data_dir: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceiver<call::IncomingCall>) {
+    while let Some(incoming) = rx.recv().await {
+        tokio::spawn(run_one(pbx.clone(), store.clone(), runtime.clone(), data_dir.clone(), incoming));
+    }
 }
 
 async fn refuse(pbx: &call::PbxHandle, incoming: &call::IncomingCall, why: &str) {

@@ -134,9 +134,30 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
             }
         })
     });
-    let flow_runtime = flows::start(&state, settings.cache_dir.as_deref(), &pbx).await?;
-    // every inbound call walks its number's published flow
-    let _runner = call_runner::start(pbx.clone(), store.clone(), flow_runtime, data_dir.clone());
+    // The flow engine starts in the background (a first start compiles the node components,
+    // seconds on a small machine): HTTP and SIP serve at once, flow routes wait for the
+    // engine, and calls to numbers queue until it is up. Every inbound call then walks its
+    // number's published flow. An engine that cannot start is reported (log, health, 503 on
+    // flow routes) and calls to numbers are refused with 480; the rest of the PBX serves on.
+    let incoming = pbx.incoming_calls();
+    state.flow_engine_starting();
+    tokio::spawn({
+        let (state, pbx, store, data_dir, cache_dir) = (state.clone(), pbx.clone(), store.clone(), data_dir.clone(), settings.cache_dir.clone());
+        async move {
+            match flows::start(&state, cache_dir.as_deref(), &pbx).await {
+                Ok(runtime) => {
+                    if let Some(rx) = incoming {
+                        call_runner::run(pbx, store, runtime, data_dir, rx).await;
+                    }
+                }
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    tracing::error!(error = %why, "the flow engine could not start: calls to numbers are refused");
+                    state.flow_engine_failed(&why);
+                }
+            }
+        }
+    });
     let app = api::router(state);
     let addr = SocketAddr::new(config.http.bind, config.http.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;

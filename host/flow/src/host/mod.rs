@@ -13,8 +13,11 @@ mod http;
 mod kv;
 mod log;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(not(unix))]
+use std::time::Instant;
 
 use crate::bindings::types as wit;
 use crate::control::{CallControl, CallError, HangupCause, Party};
@@ -78,23 +81,79 @@ impl wasmtime::ResourceLimiter for MemLimiter {
     }
 }
 
-/// Guest CPU time of one run: wall time since the run started minus time spent in host
-/// calls. The epoch callback compares it with the budget.
+/// Guest CPU time of one run, read from the CPU clock of the thread that runs it: the run's
+/// future is polled through [`CpuMeter::guest`], which adds up the thread CPU time spent
+/// inside each poll; host calls go through [`HostState::timed`], whose own polls are taken
+/// back out. Time the run spends waiting — for a host call to complete, or for the executor
+/// to poll it again after the epoch callback made it yield — is no one's CPU and is not
+/// counted, so a busy machine does not push a well-behaved node over its budget. The epoch
+/// callback, which runs on the polling thread, compares [`CpuMeter::used`] with the budget.
 pub(crate) struct CpuMeter {
     pub budget: Duration,
-    started: Instant,
-    in_host: Duration,
+    clock: Arc<CpuClock>,
     pub exceeded: bool,
+}
+
+/// The counters a run's polls write (a run is polled by one thread at a time, but not
+/// always the same one: atomics keep the store data `Send`).
+#[derive(Default)]
+pub(crate) struct CpuClock {
+    /// Thread CPU time inside finished polls of the run.
+    polled_ns: AtomicU64,
+    /// The thread CPU clock when the poll in progress began (0: none in progress).
+    poll_start_ns: AtomicU64,
+    /// Thread CPU time inside polls of host calls.
+    host_ns: AtomicU64,
 }
 
 impl CpuMeter {
     pub fn new(budget: Duration) -> CpuMeter {
-        CpuMeter { budget, started: Instant::now(), in_host: Duration::ZERO, exceeded: false }
+        CpuMeter { budget, clock: Arc::new(CpuClock::default()), exceeded: false }
     }
-    /// Guest time so far.
+
+    /// Guest CPU time so far (call it from the thread polling the run).
     pub fn used(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.in_host)
+        let c = &self.clock;
+        let start = c.poll_start_ns.load(Ordering::Relaxed);
+        let current = if start == 0 { 0 } else { thread_cpu_ns().saturating_sub(start) };
+        let total = c.polled_ns.load(Ordering::Relaxed) + current;
+        Duration::from_nanos(total.saturating_sub(c.host_ns.load(Ordering::Relaxed)))
     }
+
+    /// Runs the run's future `f` (instantiation and the guest calls), metering its polls.
+    /// Take the clock (`meter.clock()`) before `f` borrows the store.
+    pub async fn guest<F: Future>(clock: Arc<CpuClock>, f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        std::future::poll_fn(|cx| {
+            let t0 = thread_cpu_ns().max(1);
+            clock.poll_start_ns.store(t0, Ordering::Relaxed);
+            let r = f.as_mut().poll(cx);
+            clock.poll_start_ns.store(0, Ordering::Relaxed);
+            clock.polled_ns.fetch_add(thread_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
+            r
+        })
+        .await
+    }
+
+    /// The counters [`CpuMeter::guest`] writes.
+    pub fn clock(&self) -> Arc<CpuClock> {
+        self.clock.clone()
+    }
+}
+
+/// CPU time of the calling thread, in nanoseconds.
+#[cfg(unix)]
+fn thread_cpu_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// Elsewhere: wall time since the process first asked (counts waiting, so it errs toward
+/// stopping a node early).
+#[cfg(not(unix))]
+fn thread_cpu_ns() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
 }
 
 /// How many log lines a run keeps, and how long each may be.
@@ -138,12 +197,17 @@ impl HostState {
         }
     }
 
-    /// Awaits a host operation, counting its time as host time (not guest CPU).
+    /// Awaits a host operation: the CPU time its polls take is host time, not the guest's.
     pub async fn timed<F: Future>(&mut self, f: F) -> F::Output {
-        let t = Instant::now();
-        let r = f.await;
-        self.meter.in_host += t.elapsed();
-        r
+        let clock = self.meter.clock();
+        let mut f = std::pin::pin!(f);
+        std::future::poll_fn(|cx| {
+            let t0 = thread_cpu_ns();
+            let r = f.as_mut().poll(cx);
+            clock.host_ns.fetch_add(thread_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
+            r
+        })
+        .await
     }
 
     /// Keeps a line for the trace and sends it to the log.
