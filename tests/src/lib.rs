@@ -143,6 +143,7 @@ pub struct Server {
     log: Arc<Mutex<Vec<String>>>,
     opts: ServerOptions,
     started_in: Duration,
+    ready_in: Duration,
 }
 
 impl Server {
@@ -171,6 +172,7 @@ impl Server {
             log: Arc::new(Mutex::new(Vec::new())),
             opts,
             started_in: Duration::ZERO,
+            ready_in: Duration::ZERO,
         };
         s.spawn().await?;
         Ok(s)
@@ -259,6 +261,7 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        self.ready_in = t0.elapsed();
         Ok(())
     }
 
@@ -288,6 +291,11 @@ impl Server {
     /// may still have been starting).
     pub fn startup_time(&self) -> Duration {
         self.started_in
+    }
+
+    /// How long the last start took until the flow engine was up too.
+    pub fn ready_time(&self) -> Duration {
+        self.ready_in
     }
 
     pub fn pid(&self) -> Option<u32> {
