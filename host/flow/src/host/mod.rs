@@ -13,11 +13,9 @@ mod http;
 mod kv;
 mod log;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-#[cfg(not(unix))]
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::bindings::types as wit;
 use crate::control::{CallControl, CallError, HangupCause, Party};
@@ -81,13 +79,16 @@ impl wasmtime::ResourceLimiter for MemLimiter {
     }
 }
 
-/// Guest CPU time of one run, read from the CPU clock of the thread that runs it: the run's
-/// future is polled through [`CpuMeter::guest`], which adds up the thread CPU time spent
-/// inside each poll; host calls go through [`HostState::timed`], whose own polls are taken
-/// back out. Time the run spends waiting — for a host call to complete, or for the executor
-/// to poll it again after the epoch callback made it yield — is no one's CPU and is not
-/// counted, so a busy machine does not push a well-behaved node over its budget. The epoch
-/// callback, which runs on the polling thread, compares [`CpuMeter::used`] with the budget.
+/// Guest CPU time of one run. The run's future is polled through [`CpuMeter::guest`], which
+/// adds up the time spent inside each poll; host calls go through [`HostState::timed`], whose
+/// own polls are taken back out. Time the run spends waiting — for a host call to complete,
+/// or for the executor to poll it again after the epoch callback made it yield — is no one's
+/// CPU and is not counted, so a busy machine does not push a well-behaved node over its
+/// budget. A poll is timed by the monotonic clock (a few ns to read) until the run first
+/// reaches the epoch callback, i.e. has run for a slice; from then on, by the CPU clock of
+/// the polling thread (a system call to read, paid only by long runs), so that time the
+/// thread was preempted does not count either. The epoch callback, which runs on the polling
+/// thread, compares [`CpuMeter::used`] with the budget.
 pub(crate) struct CpuMeter {
     pub budget: Duration,
     clock: Arc<CpuClock>,
@@ -98,12 +99,22 @@ pub(crate) struct CpuMeter {
 /// always the same one: atomics keep the store data `Send`).
 #[derive(Default)]
 pub(crate) struct CpuClock {
-    /// Thread CPU time inside finished polls of the run.
+    /// Time inside finished polls of the run, in ns.
     polled_ns: AtomicU64,
-    /// The thread CPU clock when the poll in progress began (0: none in progress).
+    /// The clock when the poll in progress began (0: none in progress).
     poll_start_ns: AtomicU64,
-    /// Thread CPU time inside polls of host calls.
+    /// Whether the poll in progress is timed by the thread CPU clock.
+    poll_precise: AtomicBool,
+    /// Time inside polls of host calls, in ns.
     host_ns: AtomicU64,
+    /// The run reached the epoch callback: later polls use the thread CPU clock.
+    precise: AtomicBool,
+}
+
+impl CpuClock {
+    fn now(precise: bool) -> u64 {
+        if precise { thread_cpu_ns() } else { monotonic_ns() }
+    }
 }
 
 impl CpuMeter {
@@ -111,11 +122,13 @@ impl CpuMeter {
         CpuMeter { budget, clock: Arc::new(CpuClock::default()), exceeded: false }
     }
 
-    /// Guest CPU time so far (call it from the thread polling the run).
+    /// Guest CPU time so far. Called by the epoch callback (on the polling thread), which
+    /// also switches the run's later polls to the thread CPU clock.
     pub fn used(&self) -> Duration {
         let c = &self.clock;
+        c.precise.store(true, Ordering::Relaxed);
         let start = c.poll_start_ns.load(Ordering::Relaxed);
-        let current = if start == 0 { 0 } else { thread_cpu_ns().saturating_sub(start) };
+        let current = if start == 0 { 0 } else { CpuClock::now(c.poll_precise.load(Ordering::Relaxed)).saturating_sub(start) };
         let total = c.polled_ns.load(Ordering::Relaxed) + current;
         Duration::from_nanos(total.saturating_sub(c.host_ns.load(Ordering::Relaxed)))
     }
@@ -125,11 +138,28 @@ impl CpuMeter {
     pub async fn guest<F: Future>(clock: Arc<CpuClock>, f: F) -> F::Output {
         let mut f = std::pin::pin!(f);
         std::future::poll_fn(|cx| {
-            let t0 = thread_cpu_ns().max(1);
+            let precise = clock.precise.load(Ordering::Relaxed);
+            let t0 = CpuClock::now(precise).max(1);
+            clock.poll_precise.store(precise, Ordering::Relaxed);
             clock.poll_start_ns.store(t0, Ordering::Relaxed);
             let r = f.as_mut().poll(cx);
             clock.poll_start_ns.store(0, Ordering::Relaxed);
-            clock.polled_ns.fetch_add(thread_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
+            clock.polled_ns.fetch_add(CpuClock::now(precise).saturating_sub(t0), Ordering::Relaxed);
+            r
+        })
+        .await
+    }
+
+    /// Runs a host operation `f` inside a guest poll: the time its polls take is taken back
+    /// out of the guest's.
+    pub async fn host<F: Future>(clock: Arc<CpuClock>, f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        std::future::poll_fn(|cx| {
+            // the same clock as the guest poll this host poll runs inside
+            let precise = clock.poll_precise.load(Ordering::Relaxed);
+            let t0 = CpuClock::now(precise);
+            let r = f.as_mut().poll(cx);
+            clock.host_ns.fetch_add(CpuClock::now(precise).saturating_sub(t0), Ordering::Relaxed);
             r
         })
         .await
@@ -141,6 +171,12 @@ impl CpuMeter {
     }
 }
 
+/// The monotonic clock, in ns since the process first asked (never 0).
+fn monotonic_ns() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+}
+
 /// CPU time of the calling thread, in nanoseconds.
 #[cfg(unix)]
 fn thread_cpu_ns() -> u64 {
@@ -148,12 +184,10 @@ fn thread_cpu_ns() -> u64 {
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
-/// Elsewhere: wall time since the process first asked (counts waiting, so it errs toward
-/// stopping a node early).
+/// Elsewhere: the monotonic clock (counts preemption, so it errs toward stopping a node early).
 #[cfg(not(unix))]
 fn thread_cpu_ns() -> u64 {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+    monotonic_ns()
 }
 
 /// How many log lines a run keeps, and how long each may be.
@@ -197,17 +231,9 @@ impl HostState {
         }
     }
 
-    /// Awaits a host operation: the CPU time its polls take is host time, not the guest's.
+    /// Awaits a host operation: the time its polls take is host time, not the guest's.
     pub async fn timed<F: Future>(&mut self, f: F) -> F::Output {
-        let clock = self.meter.clock();
-        let mut f = std::pin::pin!(f);
-        std::future::poll_fn(|cx| {
-            let t0 = thread_cpu_ns();
-            let r = f.as_mut().poll(cx);
-            clock.host_ns.fetch_add(thread_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
-            r
-        })
-        .await
+        CpuMeter::host(self.meter.clock(), f).await
     }
 
     /// Keeps a line for the trace and sends it to the log.
@@ -270,3 +296,56 @@ pub(crate) fn call_error(call: &CallCtx, e: CallError) -> wit::NodeError {
 }
 
 impl wit::Host for HostState {}
+
+#[cfg(test)]
+mod meter_tests {
+    use super::*;
+
+    fn spin(d: Duration) {
+        let t = Instant::now();
+        while t.elapsed() < d {
+            std::hint::black_box(0u64);
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_between_polls_is_not_guest_time_but_work_inside_them_is() {
+        let meter = CpuMeter::new(Duration::from_millis(50));
+        CpuMeter::guest(meter.clock(), async {
+            // pending for 80 ms (as a run waiting for the executor or a host call)
+            tokio::time::sleep(Duration::from_millis(80)).await;
+            spin(Duration::from_millis(5));
+        })
+        .await;
+        let used = meter.used();
+        assert!(used >= Duration::from_millis(5) && used < Duration::from_millis(40), "{used:?}");
+    }
+
+    #[tokio::test]
+    async fn after_the_first_slice_the_thread_cpu_clock_times_the_polls() {
+        let meter = CpuMeter::new(Duration::from_millis(50));
+        let _ = meter.used(); // what the epoch callback does after a slice
+        CpuMeter::guest(meter.clock(), async {
+            tokio::task::yield_now().await;
+            spin(Duration::from_millis(10));
+            // a blocking sleep inside a poll: preempted time, no CPU
+            std::thread::sleep(Duration::from_millis(60));
+        })
+        .await;
+        let used = meter.used();
+        assert!(used >= Duration::from_millis(9) && used < Duration::from_millis(40), "{used:?}");
+    }
+
+    #[tokio::test]
+    async fn host_calls_inside_a_poll_are_taken_back_out() {
+        let meter = CpuMeter::new(Duration::from_millis(50));
+        let clock = meter.clock();
+        CpuMeter::guest(clock.clone(), async {
+            CpuMeter::host(clock.clone(), async { spin(Duration::from_millis(30)) }).await;
+            spin(Duration::from_millis(2));
+        })
+        .await;
+        let used = meter.used();
+        assert!(used >= Duration::from_millis(2) && used < Duration::from_millis(10), "{used:?}");
+    }
+}
