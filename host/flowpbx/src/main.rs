@@ -1,6 +1,7 @@
 //! The `flowpbx` binary: command line and configuration, logging, start-up and graceful
 //! shutdown, and the wiring of the crates. With no subcommand it runs the server.
-#![forbid(unsafe_code)]
+// One audited use of `unsafe`: the allocator setting in `fixed_mmap_threshold`.
+#![deny(unsafe_code)]
 
 mod call_control;
 mod call_runner;
@@ -53,7 +54,28 @@ fn init_logging(s: &Settings) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("logging: {e}"))
 }
 
+/// glibc raises its mmap threshold each time a large block it had mmapped is freed, after which
+/// blocks of that size come from the heap and stay resident once freed. Every argon2id hash
+/// (an admin login, a conference or voicemail PIN) allocates 9 MiB and frees it: with the
+/// dynamic threshold the process kept about 9 MiB more after the first login (idle RSS 47.1
+/// → 37.5 MiB with the threshold fixed, measured with the release build). Setting it fixes it
+/// at glibc's default (128 KiB), so large blocks always go back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn fixed_mmap_threshold() {
+    // SAFETY: mallopt only changes allocator parameters; it is called before the runtime
+    // starts any thread, and M_MMAP_THRESHOLD with 128 KiB is a valid setting.
+    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+    if ok != 1 {
+        tracing::debug!("mallopt(M_MMAP_THRESHOLD) was refused");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fixed_mmap_threshold() {}
+
 fn run_server(settings: Settings, matches: clap::ArgMatches, started: Instant) -> anyhow::Result<()> {
+    fixed_mmap_threshold();
     // Two workers are plenty for the API and signalling; CPU-heavy work (argon2) goes to the
     // blocking pool.
     let rt = tokio::runtime::Builder::new_multi_thread()
