@@ -319,3 +319,32 @@ async fn health_status_openapi() -> anyhow::Result<()> {
     assert_eq!(st.data()["counts"]["extensions"], 0);
     Ok(())
 }
+
+/// The flow engine starts beside HTTP and SIP: with nothing in the component cache (it
+/// compiles every built-in node) the API answers long before the engine is up, health says
+/// so meanwhile, and flow routes work once it is.
+#[tokio::test]
+async fn http_serves_while_the_flow_engine_compiles() -> anyhow::Result<()> {
+    let cache = tempfile::tempdir()?;
+    let server = Server::start_with(flowpbx_tests::ServerOptions {
+        args: vec!["--cache-dir".into(), cache.path().to_string_lossy().into_owned()],
+        ..Default::default()
+    })
+    .await?;
+    let gap = server.ready_time().saturating_sub(server.startup_time());
+    assert!(
+        gap > std::time::Duration::from_millis(300),
+        "health answered after {:?}, the engine was up after {:?}: HTTP waited for the engine",
+        server.startup_time(),
+        server.ready_time()
+    );
+    let c = server.admin().await?;
+    let r = c.get("/health").await?;
+    assert_eq!(r.data()["components"]["flows"]["status"], "ok", "{}", r.text);
+    let r = c.get("/node-types").await?;
+    assert_eq!(r.status, 200);
+    assert!(r.data().as_array().is_some_and(|a| a.len() >= 12), "{}", r.text);
+    // the compiled components are now in the cache for the next start
+    assert!(std::fs::read_dir(cache.path().join("components"))?.count() >= 12);
+    Ok(())
+}

@@ -24,12 +24,18 @@ pub struct ComponentCache {
 }
 
 impl ComponentCache {
-    /// A cache in `dir` (`<data-dir>/cache/components`), created if missing.
-    pub fn new(dir: Option<PathBuf>) -> Result<ComponentCache, Error> {
-        if let Some(d) = &dir {
-            std::fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
-        }
-        Ok(ComponentCache { dir })
+    /// A cache in `dir` (`<data-dir>/cache/components`), created if missing. A directory
+    /// that cannot be created costs start-up time, not the engine: it is logged, and
+    /// components are compiled at every start.
+    pub fn new(dir: Option<PathBuf>) -> ComponentCache {
+        let dir = dir.filter(|d| match std::fs::create_dir_all(d) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(dir = %d.display(), error = %e, "cannot create the component cache; node components are compiled at every start");
+                false
+            }
+        });
+        ComponentCache { dir }
     }
 
     fn path(&self, engine: &wasmtime::Engine, sha: &str) -> Option<PathBuf> {
@@ -91,4 +97,20 @@ fn write_cached(c: &Component, p: &Path) -> Result<(), String> {
     std::fs::write(&tmp, &bytes).map_err(|e| e.to_string())?;
     std::fs::write(sidecar(p), sha256_hex(&bytes)).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, p).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_dir_that_cannot_be_created_means_no_cache_not_an_error() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        // a directory below a regular file cannot exist
+        let cache = ComponentCache::new(Some(file.path().join("components")));
+        assert!(cache.dir.is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ComponentCache::new(Some(dir.path().join("a/b")));
+        assert!(cache.dir.as_deref().is_some_and(Path::is_dir));
+    }
 }

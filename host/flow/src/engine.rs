@@ -268,7 +268,7 @@ impl Engine {
         let wasm = wasmtime::Engine::new(&cfg).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasm);
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| Error::Engine(format!("{e:#}")))?;
-        let cache = ComponentCache::new(config.cache_dir)?;
+        let cache = ComponentCache::new(config.cache_dir);
         let ticker = Ticker::start(wasm.clone())?;
         let inner = Arc::new(Inner {
             wasm,
