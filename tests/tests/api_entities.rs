@@ -187,6 +187,9 @@ async fn validation_errors_name_their_fields() -> anyhow::Result<()> {
     check(c.post("/ring-groups", &json!({"name": "R", "members": [1, "two"]})).await?, 422, "members[1]");
     let r = c.post_raw("/extensions", "application/json", "{\"extension\": \"203\",").await?;
     assert_eq!((r.status, r.error_code()), (400, Some("bad_request")), "{}", r.text);
+    // an array is not an object, even where serde would read it as the fields in order
+    let r = c.post_raw("/extensions", "application/json", r#"["203", "X", null, "password1"]"#).await?;
+    assert_eq!((r.status, r.error_fields()), (422, vec!["body".to_string()]), "{}", r.text);
     let r = c.post_raw("/extensions", "text/plain", "extension=203").await?;
     assert_eq!((r.status, r.error_code()), (415, Some("unsupported_media_type")), "{}", r.text);
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(1024 * 1024 + 10));

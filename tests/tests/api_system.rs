@@ -305,6 +305,22 @@ async fn health_status_openapi() -> anyhow::Result<()> {
     for s in ["Extension", "ExtensionInput", "Trunk", "ErrorEnvelope", "ListMeta"] {
         assert!(schemas.contains_key(s), "OpenAPI lacks schema {s}");
     }
+    // the conventions every operation follows are in the document: public operations need
+    // no credentials, the others may answer 401; every one may answer 400 and 422; list
+    // bounds are stated
+    let op = |path: &str, method: &str| r.body["paths"][path][method].clone();
+    assert_eq!(op("/api/v1/health", "get")["security"], json!([{}]));
+    assert_eq!(op("/api/v1/auth/login", "post")["security"], json!([{}]));
+    for (path, method) in [("/api/v1/extensions", "get"), ("/api/v1/extensions", "post"), ("/api/v1/cdrs", "get"), ("/api/v1/settings", "put")] {
+        let responses = op(path, method)["responses"].clone();
+        for code in ["400", "401", "422"] {
+            assert!(responses.get(code).is_some(), "{method} {path} does not document {code}: {responses}");
+        }
+    }
+    assert!(op("/api/v1/extensions", "post")["responses"].get("415").is_some());
+    let limit = op("/api/v1/cdrs", "get")["parameters"].as_array().and_then(|ps| ps.iter().find(|p| p["name"] == "limit").cloned()).expect("limit");
+    assert_eq!((limit["schema"]["minimum"].as_i64(), limit["schema"]["maximum"].as_i64()), (Some(1), Some(100)), "{limit}");
+
     // every $ref points at a schema that exists
     let text = r.text.clone();
     for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {

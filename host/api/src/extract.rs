@@ -62,6 +62,11 @@ where
                 ApiError::bad_request(rej.body_text())
             }
         })?;
+        // every request body of the API is an object; serde would read an array as a
+        // struct's fields in order
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::Validation(vec![FieldError { field: "body".into(), message: "must be a JSON object, not an array".into() }]));
+        }
         parse_json(&bytes).map(Json)
     }
 }

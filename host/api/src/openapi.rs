@@ -24,6 +24,72 @@ impl Modify for Security {
     }
 }
 
+/// What every operation can answer besides its own responses, and the bounds the handlers
+/// check, so that the document says what the server does:
+/// - public operations (health, first-boot setup, login) need no credentials: `security: [{}]`;
+/// - every other operation can answer 401 (no or a bad session or token), and a
+///   state-changing one 403 (without the CSRF token);
+/// - every operation can answer 400 (a malformed path, query or body);
+/// - every operation can answer 422 (a parameter or a field fails validation), and one with a
+///   request body 413 (too large) and 415 (not JSON, or not the upload type);
+/// - `limit` is 1..=100 and `offset` >= 0 wherever a list takes them.
+///
+/// Every error has the `ErrorEnvelope` body.
+struct Conventions;
+
+const PUBLIC: &[(&str, &str)] = &[("/api/v1/health", "get"), ("/api/v1/setup", "get"), ("/api/v1/setup", "post"), ("/api/v1/auth/login", "post")];
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{Operation, ParameterIn};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
+
+        fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
+            RefOr::T(ResponseBuilder::new().description(description).content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build()).build())
+        }
+        fn add(op: &mut Operation, code: &str, description: &str) {
+            op.responses.responses.entry(code.to_owned()).or_insert_with(|| error(description));
+        }
+        fn bound(op: &mut Operation) {
+            for p in op.parameters.iter_mut().flatten() {
+                if p.parameter_in != ParameterIn::Query {
+                    continue;
+                }
+                let (min, max) = match p.name.as_str() {
+                    "limit" => (1, Some(100)),
+                    "offset" => (0, None),
+                    _ => continue,
+                };
+                if let Some(RefOr::T(Schema::Object(o))) = &mut p.schema {
+                    o.minimum = Some(utoipa::Number::Int(min));
+                    o.maximum = max.map(utoipa::Number::Int);
+                }
+            }
+        }
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let ops = [("get", &mut item.get), ("put", &mut item.put), ("post", &mut item.post), ("delete", &mut item.delete), ("patch", &mut item.patch)];
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
+                if PUBLIC.contains(&(path.as_str(), method)) {
+                    op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::default()]);
+                } else {
+                    add(op, "401", "not signed in: no or an expired session, or a bad API token");
+                    if method != "get" {
+                        add(op, "403", "forbidden: a state-changing request without the X-CSRF-Token header");
+                    }
+                }
+                add(op, "400", "a malformed request: path, query or body");
+                add(op, "422", "a parameter or field failed validation (details name it)");
+                if op.request_body.is_some() {
+                    add(op, "413", "the body is too large");
+                    add(op, "415", "the body is not of the expected media type");
+                }
+                bound(op);
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "FlowPBX API", description = "REST API of FlowPBX. Every response is {\"data\": …} (lists add \"meta\") or {\"error\": {\"code\", \"message\", \"details\"}}."),
@@ -53,6 +119,7 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
         doc.merge(crate::flows_engine::FlowsDoc::openapi());
         doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
         crate::resources::document(&mut doc);
+        Conventions.modify(&mut doc);
         doc
     })
 }

@@ -145,10 +145,10 @@ impl SettingsLayers {
 /// One setting as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SettingView {
-    #[schema(value_type = Object)]
+    /// a number, a string, a list or null (unset), by setting
     pub value: serde_json::Value,
     pub source: SettingSource,
-    #[schema(value_type = Object)]
+    /// as `value`
     pub default: serde_json::Value,
     /// a change takes effect after a restart
     pub restart_required: bool,
