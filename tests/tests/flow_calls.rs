@@ -340,7 +340,9 @@ async fn two_callers_meet_in_a_conference() -> anyhow::Result<()> {
     let second = carrier_call(&pbx, "flow_trunk_message.xml", 2000)?;
     first.wait(WAIT).assert_ok();
     second.wait(WAIT).assert_ok();
-    let cdrs = wait_flow_cdrs(&pbx, 2).await?;
+    wait_flow_cdrs(&pbx, 2).await?;
+    // (the media statistics follow the end, once each media session has closed)
+    let cdrs = pbx.wait_cdrs_with(2, |c| c["media_stats"].is_object()).await?;
     for c in &cdrs {
         assert_eq!(path(c), p(&[("in", "next"), ("conf", "-")]), "in the room until the hang-up: {c}");
         // each heard the room: the other caller's speech, mixed, and the join tones

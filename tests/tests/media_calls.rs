@@ -99,6 +99,12 @@ fn assert_continuous(packets: &[Rtp]) {
     }
 }
 
+/// Whether the CDR has its media statistics (written just after the end, once the call's
+/// media session has closed).
+fn has_media_stats(cdr: &Value) -> bool {
+    cdr["media_stats"].is_object()
+}
+
 /// The CDR's per-leg statistics, after checking they are there.
 fn media_stats(cdr: &Value) -> (Value, Value) {
     let s = &cdr["media_stats"];
@@ -174,7 +180,7 @@ async fn sipp_pcap_audio_and_dtmf_cross_the_pbx_readdressed_on(pbx: &Pbx) -> any
     // one stream toward the callee across SIPp's two recordings (two SSRCs, two sequences)
     assert_continuous(&got);
 
-    let c = &pbx.wait_cdrs(1).await?[0];
+    let c = &pbx.wait_cdrs_with(1, has_media_stats).await?[0];
     let (a, b) = media_stats(c);
     eprintln!("media_stats: a {a}\n b {b}");
     let a_rx = a["packets_received"].as_u64().unwrap_or(0);
@@ -236,7 +242,7 @@ async fn opus_only_caller_reaches_a_pcmu_only_callee_through_the_transcoder_on(p
     assert!(p1k > 0.8, "the callee's 1 kHz reached the caller: {p1k}");
     assert!(tone_purity(&pcm_b, 8000, 1000.0) < 0.05, "not an echo of the callee's own tone");
 
-    let c = &pbx.wait_cdrs(1).await?[0];
+    let c = &pbx.wait_cdrs_with(1, has_media_stats).await?[0];
     assert_eq!(c["hangup_cause"].as_str(), Some("normal_clearing"));
     let (a, b) = media_stats(c);
     assert!(a["packets_received"].as_u64().unwrap_or(0) >= 80 && b["packets_received"].as_u64().unwrap_or(0) >= 80, "{a} {b}");
@@ -540,7 +546,7 @@ async fn baresip_phones_hear_each_other_through_the_relay_on(pbx: &Pbx) -> anyho
     // G.711 passed through untouched: what arrives is what was sent, up to μ-law's quantisation
     assert!(to_b > 0.95 && to_a > 0.95, "each phone hears the other: {to_b} {to_a}");
     assert!(echo_b < 0.3 && echo_a < 0.3, "and not itself: {echo_b} {echo_a}");
-    let c = &pbx.wait_cdrs(1).await?[0];
+    let c = &pbx.wait_cdrs_with(1, has_media_stats).await?[0];
     assert_eq!(c["hangup_cause"].as_str(), Some("normal_clearing"));
     let (a, b) = media_stats(c);
     assert!(a["packets_received"].as_u64().unwrap_or(0) >= 100 && b["packets_received"].as_u64().unwrap_or(0) >= 100, "{a} {b}");

@@ -22,9 +22,9 @@ use crate::AppState;
 pub struct CdrQuery {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
-    #[param(value_type = Option<String>)]
+    #[param(inline)]
     pub direction: Option<Direction>,
-    #[param(value_type = Option<String>)]
+    #[param(inline)]
     pub disposition: Option<Disposition>,
     pub from: Option<String>,
     pub to: Option<String>,

@@ -71,22 +71,32 @@ where
     }
 }
 
-/// Deserialises a JSON document, naming the field that is wrong.
+/// Deserialises a JSON document, naming the field that is wrong. A number with a zero
+/// fraction (`30.0`) is an integer, as JSON Schema has it, wherever an integer is expected.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let inner = e.inner();
-            use serde_json::error::Category;
-            match inner.classify() {
-                Category::Syntax | Category::Eof | Category::Io => Err(ApiError::BadRequest {
-                    message: format!("malformed JSON: {inner}"),
-                    details: vec![FieldError { field: "body".into(), message: inner.to_string() }],
-                }),
-                Category::Data => Err(ApiError::Validation(vec![path_error(e.path(), &inner.to_string())])),
+    let mut doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|inner| ApiError::BadRequest {
+        message: format!("malformed JSON: {inner}"),
+        details: vec![FieldError { field: "body".into(), message: inner.to_string() }],
+    })?;
+    integral_floats(&mut doc);
+    serde_path_to_error::deserialize::<_, T>(doc).map_err(|e| ApiError::Validation(vec![path_error(e.path(), &e.inner().to_string())]))
+}
+
+/// Turns every float with a zero fraction that an i64 holds exactly into an integer.
+fn integral_floats(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() <= 9_007_199_254_740_992.0
+            {
+                *v = Value::from(f as i64);
             }
         }
+        Value::Array(a) => a.iter_mut().for_each(integral_floats),
+        Value::Object(o) => o.values_mut().for_each(integral_floats),
+        _ => {}
     }
 }
 
@@ -249,5 +259,16 @@ mod tests {
         assert_eq!(field_of(parse_json(br#"{}"#)), (422, "a".into()));
         assert_eq!(field_of(parse_json(br#"{"a": 1"#)), (400, "body".into()));
         assert_eq!(field_of(parse_json(br#"[1]"#)), (422, "body".into()));
+    }
+
+    #[test]
+    fn a_float_with_a_zero_fraction_is_an_integer() {
+        let t: T = parse_json(br#"{"a": 30.0, "b": [1.0, 2]}"#).unwrap();
+        assert_eq!((t.a, t.b), (30, Some(vec![1, 2])));
+        assert_eq!(field_of(parse_json(br#"{"a": 30.5}"#)), (422, "a".into()));
+        assert_eq!(field_of(parse_json(br#"{"a": 300.0}"#)), (422, "a".into()));
+        // a float field keeps taking integers and floats
+        let v: serde_json::Value = parse_json(br#"{"x": 1.5, "y": 2.0}"#).unwrap();
+        assert_eq!(v, serde_json::json!({"x": 1.5, "y": 2}));
     }
 }

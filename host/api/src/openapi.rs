@@ -32,7 +32,8 @@ impl Modify for Security {
 /// - every operation can answer 400 (a malformed path, query or body);
 /// - every operation can answer 422 (a parameter or a field fails validation), and one with a
 ///   request body 413 (too large) and 415 (not JSON, or not the upload type);
-/// - `limit` is 1..=100 and `offset` >= 0 wherever a list takes them.
+/// - `limit` is 1..=100 and `offset` >= 0 wherever a list takes them, and every 64-bit
+///   integer parameter says so.
 ///
 /// Every error has the `ErrorEnvelope` body.
 struct Conventions;
@@ -51,18 +52,24 @@ impl Modify for Conventions {
             op.responses.responses.entry(code.to_owned()).or_insert_with(|| error(description));
         }
         fn bound(op: &mut Operation) {
+            use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
             for p in op.parameters.iter_mut().flatten() {
-                if p.parameter_in != ParameterIn::Query {
-                    continue;
-                }
-                let (min, max) = match p.name.as_str() {
-                    "limit" => (1, Some(100)),
-                    "offset" => (0, None),
-                    _ => continue,
-                };
-                if let Some(RefOr::T(Schema::Object(o))) = &mut p.schema {
-                    o.minimum = Some(utoipa::Number::Int(min));
-                    o.maximum = max.map(utoipa::Number::Int);
+                let Some(RefOr::T(Schema::Object(o))) = &mut p.schema else { continue };
+                match (&p.parameter_in, p.name.as_str()) {
+                    (ParameterIn::Query, "limit") => {
+                        o.minimum = Some(utoipa::Number::Int(1));
+                        o.maximum = Some(utoipa::Number::Int(100));
+                    }
+                    (ParameterIn::Query, "offset") => {
+                        o.minimum = Some(utoipa::Number::Int(0));
+                        o.maximum = Some(utoipa::Number::Int(i64::MAX as isize));
+                    }
+                    // an id or a number in a path or query is a 64-bit signed integer
+                    _ if o.format == Some(SchemaFormat::KnownFormat(KnownFormat::Int64)) => {
+                        o.minimum.get_or_insert(utoipa::Number::Int(i64::MIN as isize));
+                        o.maximum.get_or_insert(utoipa::Number::Int(i64::MAX as isize));
+                    }
+                    _ => {}
                 }
             }
         }

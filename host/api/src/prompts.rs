@@ -210,6 +210,7 @@ pub struct PromptQuery {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
     /// system | custom (both when absent)
+    #[param(value_type = Option<String>, pattern = "^(system|custom)$")]
     pub kind: Option<String>,
 }
 

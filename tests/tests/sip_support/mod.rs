@@ -97,11 +97,18 @@ impl Pbx {
 
     /// Polls until `n` CDRs have an end time; returns them newest first.
     pub async fn wait_cdrs(&self, n: usize) -> anyhow::Result<Vec<Value>> {
+        self.wait_cdrs_with(n, |_| true).await
+    }
+
+    /// Waits until at least `n` CDRs have ended and `complete` holds for each of them (the
+    /// media statistics, for one, are written just after the end, when the call's media
+    /// session has closed).
+    pub async fn wait_cdrs_with(&self, n: usize, complete: impl Fn(&Value) -> bool) -> anyhow::Result<Vec<Value>> {
         let t0 = Instant::now();
         loop {
             let r = self.admin.get("/cdrs?limit=100").await?;
             let all = r.data().as_array().cloned().unwrap_or_default();
-            let ended: Vec<Value> = all.iter().filter(|c| !c["end_time"].is_null()).cloned().collect();
+            let ended: Vec<Value> = all.iter().filter(|c| !c["end_time"].is_null() && complete(c)).cloned().collect();
             if ended.len() >= n {
                 return Ok(ended);
             }
