@@ -125,6 +125,7 @@ impl Resource for Extensions {
     const PATH: &'static str = "/extensions";
     const KIND: EntityKind = EntityKind::Extension;
     const LABEL: &'static str = "extension";
+    const CREATE_REQUIRED: &'static [&'static str] = &["extension", "name", "sip_password"];
     type Row = Extension;
     type Item = crate::views::ExtensionView;
     type Input = ExtensionInput;
@@ -270,6 +271,7 @@ impl Resource for Trunks {
     const PATH: &'static str = "/trunks";
     const KIND: EntityKind = EntityKind::Trunk;
     const LABEL: &'static str = "trunk";
+    const CREATE_REQUIRED: &'static [&'static str] = &["name", "type"];
     type Row = Trunk;
     type Item = crate::views::TrunkView;
     type Input = TrunkInput;
@@ -411,6 +413,7 @@ impl Resource for Numbers {
     const PATH: &'static str = "/numbers";
     const KIND: EntityKind = EntityKind::InboundNumber;
     const LABEL: &'static str = "inbound number";
+    const CREATE_REQUIRED: &'static [&'static str] = &["number"];
     type Row = InboundNumber;
     type Item = InboundNumber;
     type Input = InboundNumberInput;
@@ -520,6 +523,7 @@ impl Resource for VoicemailBoxes {
     const PATH: &'static str = "/voicemail-boxes";
     const KIND: EntityKind = EntityKind::VoicemailBox;
     const LABEL: &'static str = "voicemail box";
+    const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = VoicemailBox;
     type Item = crate::views::VoicemailBoxView;
     type Input = VoicemailBoxInput;
@@ -621,6 +625,7 @@ impl Resource for RingGroups {
     const PATH: &'static str = "/ring-groups";
     const KIND: EntityKind = EntityKind::RingGroup;
     const LABEL: &'static str = "ring group";
+    const CREATE_REQUIRED: &'static [&'static str] = &["name", "members"];
     type Row = RingGroup;
     type Item = RingGroup;
     type Input = RingGroupInput;
@@ -718,6 +723,7 @@ impl Resource for IvrMenus {
     const PATH: &'static str = "/ivr-menus";
     const KIND: EntityKind = EntityKind::IvrMenu;
     const LABEL: &'static str = "IVR menu";
+    const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = IvrMenu;
     type Item = IvrMenu;
     type Input = IvrMenuInput;
@@ -802,6 +808,7 @@ impl Resource for TimeSwitches {
     const PATH: &'static str = "/time-switches";
     const KIND: EntityKind = EntityKind::TimeSwitch;
     const LABEL: &'static str = "time switch";
+    const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = TimeSwitch;
     type Item = TimeSwitch;
     type Input = TimeSwitchInput;
@@ -909,6 +916,7 @@ impl Resource for Conferences {
     const PATH: &'static str = "/conferences";
     const KIND: EntityKind = EntityKind::ConferenceBridge;
     const LABEL: &'static str = "conference bridge";
+    const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = ConferenceBridge;
     type Item = crate::views::ConferenceView;
     type Input = ConferenceInput;
@@ -1058,6 +1066,7 @@ impl Resource for Flows {
     const PATH: &'static str = "/flows";
     const KIND: EntityKind = EntityKind::CallFlow;
     const LABEL: &'static str = "call flow";
+    const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = CallFlow;
     type Item = CallFlow;
     type Input = CallFlowInput;

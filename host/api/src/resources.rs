@@ -12,7 +12,7 @@ use serde::Serialize;
 use store::{EntityKind, Page, Paged, Store, StoreError, Tx};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type};
+use utoipa::openapi::{AllOfBuilder, ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -31,6 +31,9 @@ pub(crate) trait Resource: Send + Sync + 'static {
     const KIND: EntityKind;
     /// Singular label for messages ("extension").
     const LABEL: &'static str;
+    /// The input fields a create needs (an update keeps what is absent); the OpenAPI
+    /// document's create body requires them.
+    const CREATE_REQUIRED: &'static [&'static str];
     type Row: Serialize + ToSchema + Send + Sync;
     /// What GET, lists, create and update show: the row itself, or the row with live
     /// read-only fields (`views.rs`: registration counts, trunk status, message counts).
@@ -228,7 +231,15 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
     let item: RefOr<Schema> = Ref::from_schema_name(<R::Item as ToSchema>::name()).into();
     let input: RefOr<Schema> = Ref::from_schema_name(<R::Input as ToSchema>::name()).into();
     let tag = R::PATH.trim_start_matches('/');
-    let body = || RequestBodyBuilder::new().content("application/json", ContentBuilder::new().schema(Some(input.clone())).build()).required(Some(Required::True)).build();
+    let body = |schema: RefOr<Schema>| RequestBodyBuilder::new().content("application/json", ContentBuilder::new().schema(Some(schema)).build()).required(Some(Required::True)).build();
+    // a create: the input with the fields a create needs required
+    let create_schema: RefOr<Schema> = Schema::AllOf(
+        AllOfBuilder::new()
+            .item(input.clone())
+            .item(R::CREATE_REQUIRED.iter().fold(ObjectBuilder::new().schema_type(Type::Object), |o, f| o.required(*f)))
+            .build(),
+    )
+    .into();
     let op = |id: String, summary: String| OperationBuilder::new().operation_id(Some(id)).summary(Some(summary)).tag(tag);
 
     let list_op = op(format!("list_{tag}"), format!("List {}s", R::LABEL))
@@ -237,7 +248,7 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
         .response("400", error_response("bad pagination"))
         .build();
     let create_op = op(format!("create_{tag}"), format!("Create a {}", R::LABEL))
-        .request_body(Some(body()))
+        .request_body(Some(body(create_schema)))
         .response("201", json_response("created", envelope(item.clone())))
         .response("422", error_response("invalid field"))
         .build();
@@ -248,7 +259,7 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
         .build();
     let update_op = op(format!("update_{tag}"), format!("Update a {} (absent fields are kept)", R::LABEL))
         .parameter(id_param())
-        .request_body(Some(body()))
+        .request_body(Some(body(input.clone())))
         .response("200", json_response("updated", envelope(item.clone())))
         .response("404", error_response("no such id"))
         .response("422", error_response("invalid field"))

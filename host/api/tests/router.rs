@@ -81,3 +81,35 @@ async fn openapi_document_is_served() {
     assert!(b["paths"]["/api/v1/conferences/{id}"]["delete"].is_object());
     assert!(b["components"]["schemas"]["ConferenceBridge"].is_object());
 }
+
+/// The fields the document says a create requires are the ones the server asks for when a
+/// create leaves them out, for every entity.
+#[tokio::test]
+async fn the_document_states_what_a_create_requires() {
+    let (app, _dir) = app().await;
+    let (_, _, doc) = call(&app, Request::get("/api/v1/openapi.json").body(Body::empty()).unwrap()).await;
+    call(&app, json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678"}))).await;
+    let (_, h, b) = call(&app, json_req("POST", "/api/v1/auth/login", json!({"username": "admin", "password": "12345678"}))).await;
+    let cookie = h[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let csrf = b["data"]["csrf_token"].as_str().unwrap().to_owned();
+    for path in ["extensions", "trunks", "numbers", "voicemail-boxes", "ring-groups", "ivr-menus", "time-switches", "conferences", "flows"] {
+        let schema = &doc["paths"][format!("/api/v1/{path}")]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        let mut documented: Vec<String> =
+            schema["allOf"][1]["required"].as_array().unwrap_or_else(|| panic!("{path}: {schema}")).iter().map(|f| f.as_str().unwrap().to_owned()).collect();
+        let mut req = json_req("POST", &format!("/api/v1/{path}"), json!({}));
+        req.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+        req.headers_mut().insert("x-csrf-token", csrf.parse().unwrap());
+        let (s, _, b) = call(&app, req).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {b}");
+        let mut asked: Vec<String> = b["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["message"] == "is required")
+            .map(|d| d["field"].as_str().unwrap().to_owned())
+            .collect();
+        documented.sort();
+        asked.sort();
+        assert_eq!(documented, asked, "{path}");
+    }
+}
