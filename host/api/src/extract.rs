@@ -62,22 +62,22 @@ where
                 ApiError::bad_request(rej.body_text())
             }
         })?;
-        // every request body of the API is an object; serde would read an array as a
-        // struct's fields in order
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-            return Err(ApiError::Validation(vec![FieldError { field: "body".into(), message: "must be a JSON object, not an array".into() }]));
-        }
         parse_json(&bytes).map(Json)
     }
 }
 
-/// Deserialises a JSON document, naming the field that is wrong. A number with a zero
+/// Deserialises a JSON object, naming the field that is wrong. A number with a zero
 /// fraction (`30.0`) is an integer, as JSON Schema has it, wherever an integer is expected.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|inner| ApiError::BadRequest {
         message: format!("malformed JSON: {inner}"),
         details: vec![FieldError { field: "body".into(), message: inner.to_string() }],
     })?;
+    // every request body of the API is an object; serde would read an array as a struct's
+    // fields in order
+    if doc.is_array() {
+        return Err(ApiError::Validation(vec![FieldError { field: "body".into(), message: "must be a JSON object, not an array".into() }]));
+    }
     integral_floats(&mut doc);
     serde_path_to_error::deserialize::<_, T>(doc).map_err(|e| ApiError::Validation(vec![path_error(e.path(), &e.inner().to_string())]))
 }
