@@ -380,12 +380,18 @@ async fn hold_and_resume_keep_one_stream_and_no_media_timeout_on_hold_on(pbx: &P
 
     // one stream toward the callee across the hold and the caller's new SSRC
     let got = all_from(&eb, offers[0].addr()?);
-    eprintln!("callee got {} packets, {before} before the hold", got.len());
-    assert!(before >= 40 && got.len() >= before + 60, "audio before and after the hold: {before} then {}", got.len());
     assert_continuous(&got);
-    let (last_before, first_after) = (&got[before - 1], &got[before]);
+    // the hold is where the callee heard nothing for longest (counting what had arrived when
+    // the caller stopped would race with the packets still crossing the relay)
+    let arrivals: Vec<Instant> = eb.datagrams().iter().filter(|d| !d.rtcp && Rtp::parse(&d.data).is_some()).map(|d| d.at).collect();
+    let (quiet, held_after) = arrivals.windows(2).enumerate().map(|(i, w)| (w[1] - w[0], i + 1)).max().context("no audio at the callee")?;
+    eprintln!("callee got {} packets, {held_after} before a {quiet:?} silence ({before} when the caller stopped)", got.len());
+    assert!(quiet >= Duration::from_secs(2), "the hold silenced the callee's audio: {quiet:?}");
+    assert!(held_after >= 40 && got.len() >= held_after + 60, "audio before and after the hold: {held_after} then {}", got.len());
+    let (last_before, first_after) = (&got[held_after - 1], &got[held_after]);
     let gap = first_after.ts.wrapping_sub(last_before.ts);
     assert!((8000..8000 * 10).contains(&gap), "the timestamp moved on with the time on hold: {gap}");
+    assert!(first_after.marker, "the resumed stream starts a talkspurt");
 
     // silence on hold is not a media timeout: the caller hung up
     let c = &pbx.wait_cdrs(1).await?[0];
