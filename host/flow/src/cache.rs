@@ -69,19 +69,23 @@ fn sidecar(p: &Path) -> PathBuf {
 }
 
 fn read_cached(engine: &wasmtime::Engine, p: &Path) -> Option<Component> {
-    let bytes = std::fs::read(p).ok()?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(p).ok()?, &mut hasher).ok()?;
     let want = std::fs::read_to_string(sidecar(p)).ok()?;
-    if sha256_hex(&bytes) != want.trim() {
+    if hex::encode(hasher.finalize()) != want.trim() {
         tracing::warn!(path = %p.display(), "cached component does not match its checksum; recompiling");
         return None;
     }
-    // SAFETY: `Component::deserialize` trusts its input to be a wasmtime artifact. These bytes
-    // were produced by `Component::serialize` of this same engine configuration (the file
-    // name carries its compatibility fingerprint, and wasmtime re-checks it), written by us
-    // into the PBX's own data dir, and match the checksum written beside them — a torn or
-    // corrupted write is never loaded.
+    // SAFETY: `Component::deserialize_file` trusts its input to be a wasmtime artifact and
+    // maps the file rather than copying it (a node's compiled code costs resident memory only
+    // for the pages a run touches). The file was produced by `Component::serialize` of this
+    // same engine configuration (the name carries its compatibility fingerprint, and wasmtime
+    // re-checks it), written by us into the PBX's own data dir, and matches the checksum
+    // written beside it — a torn or corrupted write is never loaded. A cache file is never
+    // modified in place: it is written under a temporary name and renamed over, so the mapped
+    // file keeps its contents for as long as the component lives.
     #[allow(unsafe_code)]
-    let c = unsafe { Component::deserialize(engine, &bytes) };
+    let c = unsafe { Component::deserialize_file(engine, p) };
     match c {
         Ok(c) => Some(c),
         Err(e) => {
@@ -102,6 +106,49 @@ fn write_cached(c: &Component, p: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn only_file(dir: &Path, ext: &str) -> PathBuf {
+        let files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().ends_with(ext)).collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files.into_iter().next().unwrap()
+    }
+
+    fn inode(p: &Path) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap())
+    }
+
+    #[test]
+    fn a_cached_component_is_mapped_from_disk_and_a_corrupted_one_recompiled() {
+        let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ComponentCache::new(Some(dir.path().to_path_buf()));
+        let (_, bytes) = crate::builtin::BUILTIN_COMPONENTS.iter().find(|(n, _)| *n == "node_hangup").expect("the hangup node is built in");
+        let (first, sha) = cache.load(&engine, bytes).unwrap();
+        assert_eq!(sha, sha256_hex(bytes));
+        let file = only_file(dir.path(), ".cwasm");
+        assert!(file.file_name().unwrap().to_string_lossy().starts_with(&sha), "{}", file.display());
+        assert_eq!(std::fs::read_to_string(sidecar(&file)).unwrap(), sha256_hex(&std::fs::read(&file).unwrap()));
+
+        // a hit loads the file as it is (same inode: nothing was rewritten) and gives the
+        // same component
+        let ino = inode(&file);
+        let (again, _) = cache.load(&engine, bytes).unwrap();
+        assert_eq!(inode(&file), ino, "a cache hit does not recompile");
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(maps.lines().any(|l| l.ends_with(&*file.to_string_lossy())), "the compiled code is mapped from the cache file, not copied");
+        assert_eq!(again.component_type().exports(&engine).count(), first.component_type().exports(&engine).count());
+
+        // a flipped byte fails the checksum: compiled again, and the file replaced by a good one
+        let mut corrupt = std::fs::read(&file).unwrap();
+        let mid = corrupt.len() / 2;
+        corrupt[mid] ^= 0xff;
+        std::fs::write(&file, &corrupt).unwrap();
+        let (fixed, _) = cache.load(&engine, bytes).unwrap();
+        assert_ne!(std::fs::read(&file).unwrap(), corrupt, "the corrupted file was replaced");
+        assert_eq!(std::fs::read_to_string(sidecar(&file)).unwrap(), sha256_hex(&std::fs::read(&file).unwrap()));
+        assert_eq!(fixed.component_type().exports(&engine).count(), first.component_type().exports(&engine).count());
+        assert_eq!(only_file(dir.path(), ".cwasm"), file, "no stray temporary files");
+    }
 
     #[test]
     fn a_cache_dir_that_cannot_be_created_means_no_cache_not_an_error() {
