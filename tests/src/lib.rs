@@ -357,8 +357,14 @@ impl Server {
 
     /// The process's resident set size in KiB (Linux: VmRSS of /proc/<pid>/status).
     pub fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS")
+    }
+
+    /// A size field of the server's `/proc/<pid>/status` in KiB (`VmRSS`, `RssAnon`,
+    /// `RssFile`, …).
+    pub fn status_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// Whether the process is still running.
