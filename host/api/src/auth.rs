@@ -259,8 +259,10 @@ pub struct SetupRequest {
     #[serde(default)]
     pub external_ip: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 65535)]
     pub sip_udp_port: Option<u16>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 65535)]
     pub sip_tcp_port: Option<u16>,
     #[serde(default)]
     pub sip_realm: Option<String>,

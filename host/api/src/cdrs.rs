@@ -40,7 +40,8 @@ impl CdrQuery {
     fn filter(&self) -> ApiResult<CdrFilter> {
         let mut details = Vec::new();
         let mut time = |field: &str, v: &Option<String>, end: bool| -> Option<Timestamp> {
-            let s = v.as_deref()?;
+            // an empty parameter (a form submitted with the field blank) filters nothing
+            let s = v.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
             match Timestamp::parse(s) {
                 Some(t) if end && s.len() == 10 => Some(t + time::Duration::days(1)),
                 Some(t) => Some(t),
@@ -60,13 +61,18 @@ impl CdrQuery {
             disposition: self.disposition,
             from,
             to,
-            caller: self.caller.clone(),
-            callee: self.callee.clone(),
+            caller: non_empty(&self.caller),
+            callee: non_empty(&self.callee),
             trunk_id: self.trunk_id,
-            call_id: self.call_id.clone(),
-            party: self.party.clone(),
+            call_id: non_empty(&self.call_id),
+            party: non_empty(&self.party),
         })
     }
+}
+
+/// A text filter: absent when empty.
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 #[utoipa::path(get, path = "/api/v1/cdrs", tag = "cdrs", params(CdrQuery), responses((status = 200, body = inline(List<Cdr>))))]
@@ -130,8 +136,10 @@ fn csv_row(out: &mut String, c: &Cdr) {
 const EXPORT_CHUNK: i64 = 1000;
 
 #[utoipa::path(get, path = "/api/v1/cdrs/export", tag = "cdrs", params(CdrQuery),
-    responses((status = 200, description = "CSV of every matching CDR, newest first", content_type = "text/csv")))]
+    responses((status = 200, description = "CSV of every matching CDR, newest first (`limit` and `offset` are checked like the list's and do not apply: the export has every row)", content_type = "text/csv")))]
 pub(crate) async fn export_cdrs(State(state): State<AppState>, Query(q): Query<CdrQuery>) -> ApiResult<Response> {
+    // the same query as the list's (the UI passes its list's parameters): paging is checked, not applied
+    PageQuery { limit: q.limit, offset: q.offset }.page()?;
     let filter = q.filter()?;
     let store: Store = state.store().clone();
     // keyset pagination: memory stays flat however many rows match
@@ -175,6 +183,16 @@ pub(crate) fn routes() -> Router<AppState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_filters_filter_nothing() {
+        let q: CdrQuery = serde_json::from_value(serde_json::json!({"from": "", "to": " ", "caller": "", "callee": " 100 ", "party": ""})).unwrap();
+        let f = q.filter().unwrap();
+        assert!(f.from.is_none() && f.to.is_none() && f.caller.is_none() && f.party.is_none(), "{f:?}");
+        assert_eq!(f.callee.as_deref(), Some("100"));
+        let q: CdrQuery = serde_json::from_value(serde_json::json!({"from": "yesterday"})).unwrap();
+        assert!(q.filter().is_err());
+    }
 
     #[test]
     fn csv_quoting() {

@@ -102,20 +102,26 @@ impl OwnedSecret {
 #[serde(deny_unknown_fields)]
 pub struct ExtensionInput {
     /// 2-6 digits, unique in the dial plan
+    #[schema(pattern = r"^\s*[0-9]{2,6}\s*$")]
     pub extension: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
     /// defaults to the extension number
+    #[schema(pattern = r"^\s*[A-Za-z0-9._-]{1,64}\s*$")]
     pub sip_username: Option<String>,
     /// write-only; required on create, 8-128 characters
+    #[schema(min_length = 8, max_length = 128, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub sip_password: Option<String>,
+    #[schema(minimum = 5, maximum = 300)]
     pub ring_timeout: Option<i64>,
     pub dnd: Option<bool>,
     pub follow_me_enabled: Option<bool>,
     pub follow_me_numbers: Option<Vec<FollowMeNumber>>,
     pub recording_mode: Option<RecordingMode>,
+    #[schema(minimum = 1, maximum = 20)]
     pub max_registrations: Option<i64>,
 }
 
@@ -228,6 +234,7 @@ pub const CODECS: &[&str] = &["g711u", "g711a", "opus", "g722"];
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkInput {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     #[serde(rename = "type")]
     pub trunk_type: Option<TrunkType>,
@@ -235,33 +242,39 @@ pub struct TrunkInput {
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>)]
     pub host: Option<Option<String>>,
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<i64>,
     pub transport: Option<Transport>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 128)]
     pub username: Option<Option<String>>,
     /// write-only; null removes it
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256)]
     pub password: Option<Option<String>>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 128)]
     pub auth_username: Option<Option<String>>,
+    #[schema(minimum = 60, maximum = 86400)]
     pub register_expiry: Option<i64>,
     pub remote_hosts: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>)]
     pub local_host: Option<Option<String>>,
     pub codecs: Option<Vec<String>>,
+    #[schema(minimum = 0, maximum = 10000)]
     pub max_channels: Option<i64>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 64)]
     pub caller_id_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>)]
     pub caller_id_num: Option<Option<String>>,
+    #[schema(minimum = 0, maximum = 20)]
     pub prefix_strip: Option<i64>,
+    #[schema(pattern = r"^([0-9+]{0,20}|\+?[0-9*#]{2,19})$")]
     pub prefix_add: Option<String>,
+    #[schema(minimum = 0, maximum = 1000)]
     pub priority: Option<i64>,
 }
 
@@ -390,9 +403,10 @@ impl Resource for Trunks {
 #[serde(deny_unknown_fields)]
 pub struct InboundNumberInput {
     /// E.164, e.g. +61299990000
+    #[schema(pattern = r"^\s*\+[1-9][0-9]{1,14}\s*$")]
     pub number: Option<String>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100)]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<i64>)]
@@ -492,16 +506,17 @@ impl Resource for Numbers {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoicemailBoxInput {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\s*([0-9]{2,6})?\s*$")]
     pub mailbox_number: Option<Option<String>>,
     /// write-only, 4-12 digits; null removes it
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]{4,12}$")]
     pub pin: Option<Option<String>>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\s*([A-Za-z0-9_-]{1,64})?\s*$")]
     pub greeting_file: Option<Option<String>>,
     pub greeting_type: Option<GreetingType>,
     pub email_notify: Option<bool>,
@@ -509,8 +524,11 @@ pub struct VoicemailBoxInput {
     #[schema(value_type = Option<String>)]
     pub email_address: Option<Option<String>>,
     pub email_attach_audio: Option<bool>,
+    #[schema(minimum = 10, maximum = 3600)]
     pub max_message_duration: Option<i64>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_messages: Option<i64>,
+    #[schema(minimum = 0, maximum = 3650)]
     pub retention_days: Option<i64>,
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<i64>)]
@@ -608,10 +626,13 @@ impl Resource for VoicemailBoxes {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RingGroupInput {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     pub strategy: Option<RingStrategy>,
+    #[schema(minimum = 5, maximum = 600)]
     pub ring_timeout: Option<i64>,
     /// extension ids, in ring order
+    #[schema(min_items = 1, max_items = 100)]
     pub members: Option<Vec<i64>>,
     pub caller_id_mode: Option<CallerIdMode>,
     #[serde(default, deserialize_with = "double")]
@@ -702,16 +723,20 @@ impl Resource for RingGroups {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IvrMenuInput {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// a prompt name
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\s*([A-Za-z0-9_-]{1,64})?\s*$")]
     pub greeting_file: Option<Option<String>>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     pub greeting_tts: Option<Option<String>>,
+    #[schema(minimum = 1, maximum = 60)]
     pub timeout: Option<i64>,
+    #[schema(minimum = 0, maximum = 10)]
     pub max_retries: Option<i64>,
+    #[schema(minimum = 1, maximum = 30)]
     pub digit_timeout: Option<i64>,
     /// "0"-"9", "*", "#", "i" (invalid), "t" (timeout) → output label or node id
     pub options: Option<BTreeMap<String, String>>,
@@ -790,13 +815,14 @@ impl Resource for IvrMenus {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeSwitchInput {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// IANA time zone, e.g. Australia/Sydney
     pub timezone: Option<String>,
     pub rules: Option<Vec<TimeRule>>,
     pub overrides: Option<Vec<DateOverride>>,
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100)]
     pub default_dest: Option<Option<String>>,
 }
 
@@ -842,7 +868,7 @@ impl Resource for TimeSwitches {
         e.check(f.rules.len() <= 50, "rules", "at most 50 rules");
         for (n, r) in f.rules.iter().enumerate() {
             let p = format!("rules[{n}]");
-            e.check(!r.label.trim().is_empty() && r.label.len() <= 100, format!("{p}.label"), "must be 1-100 characters");
+            e.check(!r.label.trim().is_empty() && r.label.chars().count() <= 100, format!("{p}.label"), "must be 1-100 characters");
             e.check(!r.days.is_empty(), format!("{p}.days"), "must list at least one day");
             let mut seen = HashSet::new();
             for (d, day) in r.days.iter().enumerate() {
@@ -857,7 +883,7 @@ impl Resource for TimeSwitches {
         e.check(f.overrides.len() <= 366, "overrides", "at most 366 overrides");
         for (n, o) in f.overrides.iter().enumerate() {
             let p = format!("overrides[{n}]");
-            e.check(!o.label.trim().is_empty() && o.label.len() <= 100, format!("{p}.label"), "must be 1-100 characters");
+            e.check(!o.label.trim().is_empty() && o.label.chars().count() <= 100, format!("{p}.label"), "must be 1-100 characters");
             e.check(is_date(&o.date), format!("{p}.date"), "must be a date YYYY-MM-DD");
             if let Some(end) = &o.end_date {
                 e.check(is_date(end) && end.as_str() >= o.date.as_str(), format!("{p}.end_date"), "must be a date YYYY-MM-DD not before date");
@@ -895,15 +921,17 @@ impl Resource for TimeSwitches {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConferenceInput {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// dial-in number, 2-6 digits, unique in the dial plan
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\s*([0-9]{2,6})?\s*$")]
     pub extension: Option<Option<String>>,
     /// write-only, 4-12 digits; null removes it
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]{4,12}$")]
     pub pin: Option<Option<String>>,
+    #[schema(minimum = 2, maximum = 100)]
     pub max_members: Option<i64>,
     pub record: Option<bool>,
     pub mute_on_join: Option<bool>,
@@ -982,6 +1010,7 @@ impl Resource for Conferences {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallFlowInput {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// React Flow JSON: {"nodes": [{id, type, position, data}], "edges": [{id, source, target, …}]}
     #[schema(value_type = Option<Object>)]

@@ -68,6 +68,12 @@ where
 
 /// Deserialises a JSON object, naming the field that is wrong. A number with a zero
 /// fraction (`30.0`) is an integer, as JSON Schema has it, wherever an integer is expected.
+/// Whether an optional JSON body was left out: empty, whitespace, or a JSON `null`.
+pub fn is_absent_body(bytes: &[u8]) -> bool {
+    let t = bytes.trim_ascii();
+    t.is_empty() || t == b"null"
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|inner| ApiError::BadRequest {
         message: format!("malformed JSON: {inner}"),
@@ -248,6 +254,16 @@ mod tests {
             Err(ApiError::Validation(d)) => (422, d[0].field.clone()),
             Err(ApiError::BadRequest { details, .. }) => (400, details[0].field.clone()),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_optional_body_is_absent_when_empty_blank_or_null() {
+        for b in [&b""[..], b"  \r\n", b"null", b" null\n"] {
+            assert!(is_absent_body(b), "{b:?}");
+        }
+        for b in [&b"{}"[..], b"nul", b"[null]", b"\"null\""] {
+            assert!(!is_absent_body(b), "{b:?}");
         }
     }
 

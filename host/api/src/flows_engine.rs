@@ -401,7 +401,7 @@ fn parse_graph(v: &Value) -> ApiResult<Graph> {
 
 /// An optional JSON body: empty is `T::default()`.
 fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { parse_json(body) }
+    if crate::extract::is_absent_body(body) { Ok(T::default()) } else { parse_json(body) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -521,7 +521,7 @@ pub struct ValidationReport {
     pub problems: Vec<Value>,
 }
 
-#[utoipa::path(post, path = "/api/v1/flows/{id}/validate", tag = "flows", params(("id" = i64, Path)), request_body = ValidateRequest,
+#[utoipa::path(post, path = "/api/v1/flows/{id}/validate", tag = "flows", params(("id" = i64, Path)), request_body(content = Option<ValidateRequest>, description = "absent: the stored draft"),
     responses((status = 200, body = inline(Data<ValidationReport>)), (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn validate_flow(State(state): State<AppState>, PathParams(id): PathParams<i64>, body: Bytes) -> ApiResult<Data<ValidationReport>> {
     let req: ValidateRequest = optional_body(&body)?;
@@ -655,9 +655,9 @@ pub struct Changes {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FlowDiff {
     /// A version number or `"draft"`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = version_ref_schema)]
     pub from: Value,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = version_ref_schema)]
     pub to: Value,
     pub nodes: Changes,
     pub edges: Changes,
@@ -665,12 +665,26 @@ pub struct FlowDiff {
     pub settings_changed: bool,
 }
 
+/// A side of a diff in the document: a version number or `"draft"` (`"live"` is resolved to
+/// its number).
+fn version_ref_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::{schema::OneOfBuilder, ObjectBuilder, Schema, Type};
+    Schema::OneOf(OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Integer).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64))).minimum(Some(1)))
+        .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["draft", "live"])))
+        .build())
+}
+
 /// `draft`, `live` or a version number.
 fn version_selector(s: &str) -> ApiResult<VersionSel> {
     match s {
         "draft" => Ok(VersionSel::Draft),
         "live" => Ok(VersionSel::Live),
-        n => n.parse::<i64>().ok().filter(|v| *v > 0).map(VersionSel::Number).ok_or_else(|| ApiError::field("version", format!("{n:?} is not a version number, \"draft\" or \"live\""))),
+        // digits only, as the document's pattern says ("+1" and "01" are not version numbers)
+        n => Some(n)
+            .filter(|n| !n.starts_with('0') && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<i64>().ok())
+            .map(VersionSel::Number).ok_or_else(|| ApiError::field("version", format!("{n:?} is not a version number, \"draft\" or \"live\""))),
     }
 }
 
@@ -745,7 +759,7 @@ fn diff_view(a: &Graph, b: &Graph, from: Value, to: Value) -> FlowDiff {
 }
 
 #[utoipa::path(get, path = "/api/v1/flows/{id}/versions/{a}/diff/{b}", tag = "flows",
-    params(("id" = i64, Path), ("a" = String, Path, description = "a version number, draft or live"), ("b" = String, Path, description = "a version number, draft or live")),
+    params(("id" = i64, Path), ("a" = String, Path, pattern = r"^([1-9][0-9]{0,17}|draft|live)$", description = "a version number, draft or live"), ("b" = String, Path, pattern = r"^([1-9][0-9]{0,17}|draft|live)$", description = "a version number, draft or live")),
     responses((status = 200, body = inline(Data<FlowDiff>)), (status = 404, body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn diff(State(state): State<AppState>, PathParams((id, a, b)): PathParams<(i64, String, String)>) -> ApiResult<Data<FlowDiff>> {
     let (sa, sb) = (version_selector(&a)?, version_selector(&b)?);
@@ -1038,4 +1052,19 @@ pub(crate) struct FlowsDoc;
 /// Where a plugin component is stored: `<data-dir>/plugins/<sha256>.wasm` (relative path).
 pub(crate) fn plugin_file(sha256: &str) -> String {
     Path::new(PLUGINS_DIR).join(format!("{sha256}.wasm")).to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_is_draft_live_or_digits() {
+        assert!(matches!(version_selector("draft"), Ok(VersionSel::Draft)));
+        assert!(matches!(version_selector("live"), Ok(VersionSel::Live)));
+        assert!(matches!(version_selector("12"), Ok(VersionSel::Number(12))));
+        for bad in ["0", "01", "+1", "-1", "", "1.0", "99999999999999999999", "Draft"] {
+            assert!(version_selector(bad).is_err(), "{bad:?}");
+        }
+    }
 }

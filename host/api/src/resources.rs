@@ -12,6 +12,7 @@ use serde::Serialize;
 use store::{EntityKind, Page, Paged, Store, StoreError, Tx};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::{AllOfBuilder, ContentBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type};
 use utoipa::ToSchema;
 
@@ -202,6 +203,56 @@ fn id_param() -> utoipa::openapi::path::Parameter {
         .build()
 }
 
+/// What a create adds to an input's schema: the fields it needs are present and not null
+/// (an input's fields are nullable because an update may leave them out, and a null required
+/// field is as missing as an absent one).
+fn create_required<I: ToSchema>(fields: &[&str]) -> Schema {
+    let input = match <I as utoipa::PartialSchema>::schema() {
+        RefOr::T(Schema::Object(o)) => Some(o),
+        _ => None,
+    };
+    let mut o = ObjectBuilder::new().schema_type(Type::Object);
+    for f in fields {
+        o = o.required(*f);
+        if let Some(p) = input.as_ref().and_then(|i| i.properties.get(*f)).and_then(not_null) {
+            o = o.property(*f, p);
+        }
+    }
+    o.build().into()
+}
+
+/// A property's schema without its `null` alternative, when it has one.
+fn not_null(p: &RefOr<Schema>) -> Option<RefOr<Schema>> {
+    let without_null = |t: &SchemaType| match t {
+        SchemaType::Array(types) if types.contains(&Type::Null) => {
+            let rest: Vec<Type> = types.iter().filter(|t| **t != Type::Null).cloned().collect();
+            Some(if rest.len() == 1 { SchemaType::Type(rest[0].clone()) } else { SchemaType::Array(rest) })
+        }
+        _ => None,
+    };
+    match p {
+        RefOr::T(Schema::Object(o)) => without_null(&o.schema_type).map(|t| {
+            let mut o = o.clone();
+            o.schema_type = t;
+            RefOr::T(Schema::Object(o))
+        }),
+        RefOr::T(Schema::Array(a)) => without_null(&a.schema_type).map(|t| {
+            let mut a = a.clone();
+            a.schema_type = t;
+            RefOr::T(Schema::Array(a))
+        }),
+        RefOr::T(Schema::OneOf(one)) => {
+            let is_null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+            let mut rest = one.items.iter().filter(|s| !is_null(s));
+            match (rest.next(), rest.next()) {
+                (Some(only), None) if one.items.iter().any(is_null) => Some(only.clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 fn page_params() -> Vec<utoipa::openapi::path::Parameter> {
     ["limit", "offset"]
         .iter()
@@ -236,7 +287,7 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
     let create_schema: RefOr<Schema> = Schema::AllOf(
         AllOfBuilder::new()
             .item(input.clone())
-            .item(R::CREATE_REQUIRED.iter().fold(ObjectBuilder::new().schema_type(Type::Object), |o, f| o.required(*f)))
+            .item(create_required::<R::Input>(R::CREATE_REQUIRED))
             .build(),
     )
     .into();

@@ -63,7 +63,7 @@ pub(crate) async fn set_read(
     PathParams((id, msg)): PathParams<(i64, i64)>,
     body: bytes::Bytes,
 ) -> ApiResult<Data<VoicemailMessage>> {
-    let read = if body.iter().all(u8::is_ascii_whitespace) { true } else { crate::extract::parse_json::<ReadState>(&body)?.read };
+    let read = if crate::extract::is_absent_body(&body) { true } else { crate::extract::parse_json::<ReadState>(&body)?.read };
     message_of(&state, id, msg).await?;
     state.store().voicemail_messages().set_read(msg, read).await?;
     let m = message_of(&state, id, msg).await?;

@@ -113,3 +113,49 @@ async fn the_document_states_what_a_create_requires() {
         assert_eq!(documented, asked, "{path}");
     }
 }
+
+/// The details of the error a create with `body` gets (empty when it is accepted).
+async fn refused_fields(app: &axum::Router, cookie: &str, csrf: &str, uri: &str, body: Value) -> Vec<Value> {
+    let mut req = json_req("POST", uri, body);
+    req.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    req.headers_mut().insert("x-csrf-token", csrf.parse().unwrap());
+    let (_, _, b) = call(app, req).await;
+    b["error"]["details"].as_array().cloned().unwrap_or_default()
+}
+
+/// Every integer range the document states for an entity's fields is the one the server
+/// enforces (each bound accepted, one past it refused naming the field), and a field a create
+/// requires is refused as null, as the document says.
+#[tokio::test]
+async fn the_documented_ranges_and_required_fields_are_the_servers() {
+    let (app, _dir) = app().await;
+    let (_, _, doc) = call(&app, Request::get("/api/v1/openapi.json").body(Body::empty()).unwrap()).await;
+    call(&app, json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678"}))).await;
+    let (_, h, b) = call(&app, json_req("POST", "/api/v1/auth/login", json!({"username": "admin", "password": "12345678"}))).await;
+    let cookie = h[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let csrf = b["data"]["csrf_token"].as_str().unwrap().to_owned();
+    let mut ranges = 0;
+    for path in ["extensions", "trunks", "numbers", "voicemail-boxes", "ring-groups", "ivr-menus", "time-switches", "conferences", "flows"] {
+        let uri = format!("/api/v1/{path}");
+        let schema = &doc["paths"][&uri]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        let input = schema["allOf"][0]["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+        for (field, p) in doc["components"]["schemas"][input]["properties"].as_object().unwrap() {
+            let (Some(lo), Some(hi)) = (p["minimum"].as_i64(), p["maximum"].as_i64()) else { continue };
+            ranges += 1;
+            for (v, refused) in [(lo - 1, true), (lo, false), (hi, false), (hi + 1, true)] {
+                let details = refused_fields(&app, &cookie, &csrf, &uri, json!({field: v})).await;
+                let names = details.iter().any(|d| d["field"] == field.as_str());
+                assert_eq!(names, refused, "{path}.{field} = {v} (documented {lo}..={hi}): {details:?}");
+            }
+        }
+        for field in schema["allOf"][1]["required"].as_array().unwrap() {
+            let field = field.as_str().unwrap();
+            let p = &schema["allOf"][1]["properties"][field];
+            assert!(p.is_object(), "{path}: the create schema states {field}'s type");
+            assert!(!p.to_string().contains("\"null\""), "{path}.{field} is not nullable on create: {p}");
+            let details = refused_fields(&app, &cookie, &csrf, &uri, json!({field: null})).await;
+            assert!(details.iter().any(|d| d["field"] == field && d["message"] == "is required"), "{path}.{field}: null is missing: {details:?}");
+        }
+    }
+    assert!(ranges >= 15, "the document states the entities' ranges: {ranges}");
+}

@@ -98,10 +98,13 @@ pub struct Paged<T> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FollowMeNumber {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\+?[0-9*#]{2,20}$"))]
     pub number: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 300))]
     pub delay: u32,
     #[serde(default = "default_follow_me_timeout")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 300))]
     pub timeout: u32,
 }
 
@@ -115,12 +118,17 @@ fn default_follow_me_timeout() -> u32 {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TimeRule {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
     pub label: String,
     /// mon, tue, wed, thu, fri, sat, sun
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub days: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"))]
     pub start: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"))]
     pub end: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
     pub dest_node: Option<String>,
 }
 
@@ -130,17 +138,23 @@ pub struct TimeRule {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DateOverride {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
     pub label: String,
     /// YYYY-MM-DD
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"))]
     pub date: String,
     /// YYYY-MM-DD, inclusive; absent: the one day
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"))]
     pub end_date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"))]
     pub start: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"))]
     pub end: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
     pub dest_node: Option<String>,
 }
 
