@@ -327,7 +327,12 @@ mod meter_tests {
         let _ = meter.used(); // what the epoch callback does after a slice
         CpuMeter::guest(meter.clock(), async {
             tokio::task::yield_now().await;
-            spin(Duration::from_millis(10));
+            // 10 ms of this thread's CPU (a wall-clock spin on a loaded machine is partly
+            // preempted, and the meter rightly does not count that part)
+            let t = thread_cpu_ns();
+            while thread_cpu_ns() - t < 10_000_000 {
+                std::hint::black_box(0u64);
+            }
             // a blocking sleep inside a poll: preempted time, no CPU
             std::thread::sleep(Duration::from_millis(60));
         })
