@@ -40,8 +40,7 @@ impl CdrQuery {
     fn filter(&self) -> ApiResult<CdrFilter> {
         let mut details = Vec::new();
         let mut time = |field: &str, v: &Option<String>, end: bool| -> Option<Timestamp> {
-            // an empty parameter (a form submitted with the field blank) filters nothing
-            let s = v.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
+            let s = non_blank(v)?;
             match Timestamp::parse(s) {
                 Some(t) if end && s.len() == 10 => Some(t + time::Duration::days(1)),
                 Some(t) => Some(t),
@@ -70,9 +69,15 @@ impl CdrQuery {
     }
 }
 
-/// A text filter: absent when empty.
+/// A filter parameter, trimmed; a blank one (a form submitted with the field empty) filters
+/// nothing.
+fn non_blank(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A text filter: absent when blank.
 fn non_empty(v: &Option<String>) -> Option<String> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    non_blank(v).map(str::to_owned)
 }
 
 #[utoipa::path(get, path = "/api/v1/cdrs", tag = "cdrs", params(CdrQuery), responses((status = 200, body = inline(List<Cdr>))))]

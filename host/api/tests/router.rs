@@ -82,24 +82,50 @@ async fn openapi_document_is_served() {
     assert!(b["components"]["schemas"]["ConferenceBridge"].is_object());
 }
 
+/// The entities with generic CRUD.
+const ENTITY_PATHS: [&str; 9] = ["extensions", "trunks", "numbers", "voicemail-boxes", "ring-groups", "ivr-menus", "time-switches", "conferences", "flows"];
+
+/// A signed-in administrator's session cookie and CSRF token.
+struct Admin {
+    cookie: String,
+    csrf: String,
+}
+
+/// The OpenAPI document, then first-boot setup and a login.
+async fn document_and_admin(app: &axum::Router) -> (Value, Admin) {
+    let (_, _, doc) = call(app, Request::get("/api/v1/openapi.json").body(Body::empty()).unwrap()).await;
+    call(app, json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678"}))).await;
+    let (_, h, b) = call(app, json_req("POST", "/api/v1/auth/login", json!({"username": "admin", "password": "12345678"}))).await;
+    let cookie = h[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let csrf = b["data"]["csrf_token"].as_str().unwrap().to_owned();
+    (doc, Admin { cookie, csrf })
+}
+
+/// A create of `body` at `uri` as the administrator: the status and the response body.
+async fn create(app: &axum::Router, admin: &Admin, uri: &str, body: Value) -> (StatusCode, Value) {
+    let mut req = json_req("POST", uri, body);
+    req.headers_mut().insert(header::COOKIE, admin.cookie.parse().unwrap());
+    req.headers_mut().insert("x-csrf-token", admin.csrf.parse().unwrap());
+    let (s, _, b) = call(app, req).await;
+    (s, b)
+}
+
+/// The details of the error a create with `body` gets (empty when it is accepted).
+async fn refused_fields(app: &axum::Router, admin: &Admin, uri: &str, body: Value) -> Vec<Value> {
+    create(app, admin, uri, body).await.1["error"]["details"].as_array().cloned().unwrap_or_default()
+}
+
 /// The fields the document says a create requires are the ones the server asks for when a
 /// create leaves them out, for every entity.
 #[tokio::test]
 async fn the_document_states_what_a_create_requires() {
     let (app, _dir) = app().await;
-    let (_, _, doc) = call(&app, Request::get("/api/v1/openapi.json").body(Body::empty()).unwrap()).await;
-    call(&app, json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678"}))).await;
-    let (_, h, b) = call(&app, json_req("POST", "/api/v1/auth/login", json!({"username": "admin", "password": "12345678"}))).await;
-    let cookie = h[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let csrf = b["data"]["csrf_token"].as_str().unwrap().to_owned();
-    for path in ["extensions", "trunks", "numbers", "voicemail-boxes", "ring-groups", "ivr-menus", "time-switches", "conferences", "flows"] {
+    let (doc, admin) = document_and_admin(&app).await;
+    for path in ENTITY_PATHS {
         let schema = &doc["paths"][format!("/api/v1/{path}")]["post"]["requestBody"]["content"]["application/json"]["schema"];
         let mut documented: Vec<String> =
             schema["allOf"][1]["required"].as_array().unwrap_or_else(|| panic!("{path}: {schema}")).iter().map(|f| f.as_str().unwrap().to_owned()).collect();
-        let mut req = json_req("POST", &format!("/api/v1/{path}"), json!({}));
-        req.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
-        req.headers_mut().insert("x-csrf-token", csrf.parse().unwrap());
-        let (s, _, b) = call(&app, req).await;
+        let (s, b) = create(&app, &admin, &format!("/api/v1/{path}"), json!({})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {b}");
         let mut asked: Vec<String> = b["error"]["details"]
             .as_array()
@@ -114,28 +140,15 @@ async fn the_document_states_what_a_create_requires() {
     }
 }
 
-/// The details of the error a create with `body` gets (empty when it is accepted).
-async fn refused_fields(app: &axum::Router, cookie: &str, csrf: &str, uri: &str, body: Value) -> Vec<Value> {
-    let mut req = json_req("POST", uri, body);
-    req.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
-    req.headers_mut().insert("x-csrf-token", csrf.parse().unwrap());
-    let (_, _, b) = call(app, req).await;
-    b["error"]["details"].as_array().cloned().unwrap_or_default()
-}
-
 /// Every integer range the document states for an entity's fields is the one the server
 /// enforces (each bound accepted, one past it refused naming the field), and a field a create
 /// requires is refused as null, as the document says.
 #[tokio::test]
 async fn the_documented_ranges_and_required_fields_are_the_servers() {
     let (app, _dir) = app().await;
-    let (_, _, doc) = call(&app, Request::get("/api/v1/openapi.json").body(Body::empty()).unwrap()).await;
-    call(&app, json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678"}))).await;
-    let (_, h, b) = call(&app, json_req("POST", "/api/v1/auth/login", json!({"username": "admin", "password": "12345678"}))).await;
-    let cookie = h[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let csrf = b["data"]["csrf_token"].as_str().unwrap().to_owned();
+    let (doc, admin) = document_and_admin(&app).await;
     let mut ranges = 0;
-    for path in ["extensions", "trunks", "numbers", "voicemail-boxes", "ring-groups", "ivr-menus", "time-switches", "conferences", "flows"] {
+    for path in ENTITY_PATHS {
         let uri = format!("/api/v1/{path}");
         let schema = &doc["paths"][&uri]["post"]["requestBody"]["content"]["application/json"]["schema"];
         let input = schema["allOf"][0]["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
@@ -143,7 +156,7 @@ async fn the_documented_ranges_and_required_fields_are_the_servers() {
             let (Some(lo), Some(hi)) = (p["minimum"].as_i64(), p["maximum"].as_i64()) else { continue };
             ranges += 1;
             for (v, refused) in [(lo - 1, true), (lo, false), (hi, false), (hi + 1, true)] {
-                let details = refused_fields(&app, &cookie, &csrf, &uri, json!({field: v})).await;
+                let details = refused_fields(&app, &admin, &uri, json!({field: v})).await;
                 let names = details.iter().any(|d| d["field"] == field.as_str());
                 assert_eq!(names, refused, "{path}.{field} = {v} (documented {lo}..={hi}): {details:?}");
             }
@@ -153,7 +166,7 @@ async fn the_documented_ranges_and_required_fields_are_the_servers() {
             let p = &schema["allOf"][1]["properties"][field];
             assert!(p.is_object(), "{path}: the create schema states {field}'s type");
             assert!(!p.to_string().contains("\"null\""), "{path}.{field} is not nullable on create: {p}");
-            let details = refused_fields(&app, &cookie, &csrf, &uri, json!({field: null})).await;
+            let details = refused_fields(&app, &admin, &uri, json!({field: null})).await;
             assert!(details.iter().any(|d| d["field"] == field && d["message"] == "is required"), "{path}.{field}: null is missing: {details:?}");
         }
     }
