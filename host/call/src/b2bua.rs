@@ -19,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sip::dialog::{Dialog, SessionTimer, SessionTimerConfig};
 use sip::transaction::{cancel_for, ClientTxId, Peer, ServerTxId};
+use sip::msg::{name_addr, HeaderInjection, SipUriBuilder};
 use sip::{HeaderName, Instant, Message, Method};
 use store::{CdrEnd, Direction, Disposition, NewCdr};
 use tokio::sync::oneshot;
@@ -206,11 +207,49 @@ struct Ring {
     completion: Completion,
 }
 
-/// Who the caller is.
+/// Who the caller is, as FlowPBX presents it on the legs it places.
+///
+/// Invariant: `number` is `anonymous` or 1–32 characters of `[0-9+*#]`; `name` holds no
+/// control characters and at most 64 characters (it is quoted when written).
 #[derive(Debug, Clone)]
 pub(crate) struct Party {
     pub name: Option<String>,
     pub number: String,
+}
+
+impl Party {
+    /// A caller id from outside (a trunk's From, a flow's caller-id choice): the number keeps
+    /// its `[0-9+*#]` characters (visual separators such as spaces, dashes, dots and
+    /// parentheses go; anything else, or nothing left, makes it `anonymous`), the name loses
+    /// control characters and is cut to 64 characters.
+    pub(crate) fn from_untrusted(name: Option<&str>, number: Option<&str>) -> Party {
+        Party { name: name.and_then(clean_display_name), number: number.map_or_else(|| ANONYMOUS.to_owned(), caller_number) }
+    }
+}
+
+/// The number shown for a caller who withheld or has none.
+pub(crate) const ANONYMOUS: &str = "anonymous";
+
+/// A caller number from outside, as we present it (see [`Party`]).
+pub(crate) fn caller_number(raw: &str) -> String {
+    let raw = raw.trim();
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '0'..='9' | '+' | '*' | '#' => out.push(c),
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => return ANONYMOUS.to_owned(),
+        }
+    }
+    if out.is_empty() || out.len() > 32 || out[1..].contains('+') { ANONYMOUS.to_owned() } else { out }
+}
+
+/// A display name from outside: control characters dropped, at most 64 characters; `None`
+/// when nothing is left.
+pub(crate) fn clean_display_name(raw: &str) -> Option<String> {
+    let s: String = raw.chars().filter(|c| !c.is_control()).take(64).collect();
+    let s = s.trim();
+    if s.is_empty() { None } else { Some(s.to_owned()) }
 }
 
 /// A B2BUA call.
@@ -318,11 +357,6 @@ impl Core {
         if msg.max_forwards() == Some(0) {
             return self.reply(now, tx, 483);
         }
-        let unsupported: Vec<String> = msg.require().filter(|t| !t.eq_ignore_ascii_case("timer")).map(str::to_owned).collect();
-        if !unsupported.is_empty() {
-            let list = unsupported.join(", ");
-            return self.reply_with(now, tx, 420, None, |r| r.push_header(HeaderName::Unsupported, &list));
-        }
         let dialled = msg.uri().and_then(|u| u.user().map(|u| u.into_owned())).unwrap_or_default();
         if let Some(trunk) = self.dir.trunk_for(source.addr.ip()) {
             let trunk_id = trunk.id;
@@ -348,7 +382,7 @@ impl Core {
     /// Session-Expires we accept.
     fn check_invite(&mut self, now: Instant, tx: ServerTxId, msg: &Message) -> bool {
         if msg.contact().is_none() {
-            self.reply_with(now, tx, 400, Some("Missing Contact"), |_| {});
+            self.reply_with(now, tx, 400, Some("Missing Contact"), |_| Ok(()));
             return false;
         }
         if let Some(se) = msg.session_expires() {
@@ -371,10 +405,10 @@ impl Core {
             return;
         }
         let from = msg.from();
-        let party = Party {
-            name: from.and_then(|f| f.display_name().map(|d| d.into_owned())).filter(|n| !n.is_empty()),
-            number: from.and_then(|f| f.uri.user().map(|u| u.into_owned())).unwrap_or_else(|| "anonymous".into()),
-        };
+        let party = Party::from_untrusted(
+            from.and_then(|f| f.display_name().map(|d| d.into_owned())).as_deref(),
+            from.and_then(|f| f.uri.user().map(|u| u.into_owned())).as_deref(),
+        );
         let call_id = msg.call_id().unwrap_or("").to_owned();
         let Some(key) = self.new_call(now, tx, msg, source, Direction::Inbound, party.clone(), did.number.clone(), Some(trunk_id), did.flow_id, None) else {
             return;
@@ -419,7 +453,7 @@ impl Core {
             Ok(m) => m,
             Err((code, reason)) => {
                 tracing::info!(%call_id, code, "call refused: its media cannot be anchored");
-                self.reply_with(now, tx, code, Some(reason), |_| {});
+                self.reply_with(now, tx, code, Some(reason), |_| Ok(()));
                 return None;
             }
         };
@@ -524,23 +558,28 @@ impl Core {
             let via = self.via_for(dest);
             let domain = self.domain_for(dest);
             let contact = self.contact_for(&caller.number, dest);
-            let mut inv = Message::request(Method::Invite, &b.contact);
-            inv.push_header(HeaderName::Via, &via);
-            inv.push_header(HeaderName::MaxForwards, &a_mf.saturating_sub(1).min(70).to_string());
-            let from = match &caller.name {
-                Some(n) => format!("{} <sip:{}@{domain}>;tag={from_tag}", sip::msg::quote(n), caller.number),
-                None => format!("<sip:{}@{domain}>;tag={from_tag}", caller.number),
+            let built = (|| -> Result<Message, HeaderInjection> {
+                let mut inv = Message::request(Method::Invite, &b.contact)?;
+                inv.push_header(HeaderName::Via, &via)?;
+                inv.push_header(HeaderName::MaxForwards, &a_mf.saturating_sub(1).min(70).to_string())?;
+                let from_uri = SipUriBuilder::new(&domain).user(&caller.number).build().ok_or(HeaderInjection)?;
+                inv.push_header(HeaderName::From, &name_addr(caller.name.as_deref(), &from_uri, Some(&from_tag)))?;
+                let to_uri = SipUriBuilder::new(&domain).user(&ext).build().ok_or(HeaderInjection)?;
+                inv.push_header(HeaderName::To, &name_addr(None, &to_uri, None))?;
+                inv.push_header(HeaderName::CallId, &call_id)?;
+                inv.push_header(HeaderName::CSeq, "1 INVITE")?;
+                inv.push_header(HeaderName::Contact, &format!("<{contact}>"))?;
+                inv.push_header(HeaderName::Allow, ALLOW)?;
+                inv.push_header(HeaderName::UserAgent, &self.cfg.user_agent)?;
+                if !body.is_empty() {
+                    inv.set_body(ct.as_deref(), body)?;
+                }
+                Ok(inv)
+            })();
+            let Ok(inv) = built else {
+                tracing::warn!(key, %ext, "an INVITE for this contact could not be written: skipped");
+                continue;
             };
-            inv.push_header(HeaderName::From, &from);
-            inv.push_header(HeaderName::To, &format!("<sip:{ext}@{domain}>"));
-            inv.push_header(HeaderName::CallId, &call_id);
-            inv.push_header(HeaderName::CSeq, "1 INVITE");
-            inv.push_header(HeaderName::Contact, &format!("<{contact}>"));
-            inv.push_header(HeaderName::Allow, ALLOW);
-            inv.push_header(HeaderName::UserAgent, &self.cfg.user_agent);
-            if !body.is_empty() {
-                inv.set_body(ct.as_deref(), body);
-            }
             match self.txl.send_request(now, dest, inv.clone()) {
                 Ok(tx) => {
                     let idx = first_idx + legs.len();
@@ -626,7 +665,7 @@ impl Core {
             let _ = reply.send(Ok(RingOutcome::Unavailable));
             return Ok(());
         }
-        let caller_id = request.caller_id.map(|(name, number)| Party { name, number });
+        let caller_id = request.caller_id.map(|(name, number)| Party::from_untrusted(name.as_deref(), Some(&number)));
         self.ring_extensions(now, key, &users, Some(request.timeout), caller_id, Completion::Notify(reply), None);
         Ok(())
     }
@@ -728,9 +767,13 @@ impl Core {
             let resp_code = if code == 183 && body.is_none() { 180 } else { code };
             let Some(req) = self.txl.request(a_tx) else { return };
             let mut r = Message::response_to(req, resp_code, None, Some(&to_tag));
-            r.push_header(HeaderName::Contact, &format!("<{contact}>"));
-            if let Some((ct, b)) = body {
-                r.set_body(ct.as_deref(), b);
+            let built = r.push_header(HeaderName::Contact, &format!("<{contact}>")).and_then(|()| match body {
+                Some((ct, b)) => r.set_body(ct.as_deref(), b),
+                None => Ok(()),
+            });
+            if built.is_err() {
+                tracing::warn!(key, "a provisional answer could not be written: not relayed");
+                return;
             }
             let _ = self.txl.send_response(now, a_tx, r);
             return;
@@ -872,10 +915,13 @@ impl Core {
         let a_tx = call.a.tx;
         let Some(req) = self.txl.request(a_tx) else { return };
         let mut ok = Message::response_to(req, 200, None, Some(&call.a.to_tag));
-        ok.push_header(HeaderName::Contact, &format!("<{}>", call.a.contact));
-        ok.push_header(HeaderName::Allow, ALLOW);
-        if !body.is_empty() {
-            ok.set_body(ct.as_deref(), body);
+        let built = ok
+            .push_header(HeaderName::Contact, &format!("<{}>", call.a.contact))
+            .and_then(|()| ok.push_header(HeaderName::Allow, ALLOW))
+            .and_then(|()| if body.is_empty() { Ok(()) } else { ok.set_body(ct.as_deref(), body) });
+        if built.is_err() {
+            tracing::warn!(key, "the answer could not be written: the call ends");
+            return self.end_call(now, key, 500, Cause::Failed(500), None);
         }
         // RFC 4028: a caller that supports session timers refreshes the session; we hang
         // up when it stops.
@@ -910,9 +956,10 @@ impl Core {
         let (Some(from), Some(cseq)) = (msg.header(HeaderName::From), msg.cseq()) else { return };
         let Some(contact) = msg.contact().map(|c| c.uri_str.to_owned()) else { return };
         let Some(dest) = dest.or_else(|| peer_of_uri(&contact)) else { return };
-        let mut invite = Message::request(Method::Invite, &contact);
-        invite.push_header(HeaderName::From, from);
-        invite.push_header(HeaderName::CSeq, &format!("{} INVITE", cseq.seq));
+        let Ok(mut invite) = Message::request(Method::Invite, &contact) else { return };
+        if invite.push_header(HeaderName::From, from).and_then(|()| invite.push_header(HeaderName::CSeq, &format!("{} INVITE", cseq.seq))).is_err() {
+            return;
+        }
         let local_contact = self.contact_for("flowpbx", dest);
         let Ok(mut d) = Dialog::uac(&invite, msg, &local_contact) else { return };
         let via = self.via_for(dest);
@@ -1010,8 +1057,8 @@ impl Core {
         let via = self.via_for(peer);
         let Some(dialog) = self.side_dialog(key, to) else { return };
         let mut ack = dialog.ack(&via);
-        if !body.is_empty() {
-            ack.set_body(ct.as_deref(), body);
+        if !body.is_empty() && ack.set_body(ct.as_deref(), body).is_err() {
+            tracing::warn!(key, "an ACK body could not be written: sent without it");
         }
         let _ = self.txl.send_ack(ctx, peer, ack);
     }
@@ -1110,7 +1157,7 @@ impl Core {
         };
         if let Err(e) = check {
             let (code, reason) = e.status().unwrap_or((500, "Server Internal Error"));
-            return self.reply_with(now, tx, code, Some(reason), |_| {});
+            return self.reply_with(now, tx, code, Some(reason), |_| Ok(()));
         }
         let anchored = self.calls.calls.get(&key).is_some_and(|c| c.media.is_some());
         let alone = self.side_dialog(key, other(side)).is_none();
@@ -1126,7 +1173,7 @@ impl Core {
             Method::Invite | Method::Update | Method::Info | Method::Message | Method::Notify | Method::Options => {
                 self.relay_request(now, key, other(side), tx, &msg);
             }
-            Method::Refer => self.reply_with(now, tx, 501, Some("Transfer Not Supported Yet"), |_| {}),
+            Method::Refer => self.reply_with(now, tx, 501, Some("Transfer Not Supported Yet"), |_| Ok(())),
             _ => self.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
         }
     }
@@ -1134,13 +1181,16 @@ impl Core {
     /// Relays an in-dialog request to the other side's dialog.
     fn relay_request(&mut self, now: Instant, key: u64, to: Side, server: ServerTxId, msg: &Message) {
         let Some(method) = msg.method().cloned() else { return };
+        if msg.max_forwards() == Some(0) {
+            return self.reply(now, server, 483);
+        }
         let Some(peer) = self.side_peer(key, to) else { return self.reply(now, server, 481) };
         let (ct, body) = if matches!(method, Method::Invite | Method::Update) {
             match self.sdp_across(key, other(to), SdpKind::Offer, msg.content_type(), msg.body(), peer) {
                 Ok(b) => b,
                 Err(e) => {
                     let (code, reason) = fault_status(e);
-                    return self.reply_with(now, server, code, Some(reason), |_| {});
+                    return self.reply_with(now, server, code, Some(reason), |_| Ok(()));
                 }
             }
         } else {
@@ -1151,11 +1201,15 @@ impl Core {
         let mut req = dialog.request(method.clone(), &via);
         for h in [HeaderName::ContentDisposition, HeaderName::Event, HeaderName::SubscriptionState, HeaderName::SessionExpires, HeaderName::MinSe] {
             for v in msg.headers(h) {
-                req.push_header(h, v);
+                // copied from a parsed message: the parser refused CR, LF and NUL
+                let _ = req.push_header(h, v);
             }
         }
-        if !body.is_empty() {
-            req.set_body(ct.as_deref(), body);
+        if let Some(mf) = msg.max_forwards() {
+            let _ = req.set_header(HeaderName::MaxForwards, &mf.saturating_sub(1).min(70).to_string());
+        }
+        if !body.is_empty() && req.set_body(ct.as_deref(), body).is_err() {
+            return self.reply_with(now, server, 500, None, |_| Ok(()));
         }
         match self.txl.send_request(now, peer, req) {
             Ok(ctx) => {
@@ -1202,20 +1256,21 @@ impl Core {
         let target_refresh = matches!(req.method(), Some(Method::Invite | Method::Update));
         if (200..300).contains(&code) {
             if let Some(c) = contact.filter(|c| target_refresh && !c.is_empty()) {
-                r.push_header(HeaderName::Contact, &format!("<{c}>"));
+                let _ = r.push_header(HeaderName::Contact, &format!("<{c}>"));
             }
+            // copied from a parsed message: the parser refused CR, LF and NUL
             for h in [HeaderName::SessionExpires, HeaderName::Require] {
                 for v in msg.headers(h) {
-                    r.push_header(h, v);
+                    let _ = r.push_header(h, v);
                 }
             }
         }
         if (code == 491 || code == 503)
             && let Some(v) = msg.header(HeaderName::RetryAfter) {
-                r.push_header(HeaderName::RetryAfter, v);
+                let _ = r.push_header(HeaderName::RetryAfter, v);
             }
-        if !body.is_empty() {
-            r.set_body(ct.as_deref(), body);
+        if !body.is_empty() && r.set_body(ct.as_deref(), body).is_err() {
+            r = Message::response_to(req, 500, None, None);
         }
         let _ = self.txl.send_response(now, server, r);
     }
@@ -1252,7 +1307,7 @@ impl Core {
         let ct = msg.content_type().unwrap_or("");
         if let Err(e) = media::dtmf::parse_sip_info(ct, msg.body()) {
             tracing::debug!(key, error = %e, "unreadable DTMF INFO");
-            return self.reply_with(now, tx, 400, Some("Bad DTMF Body"), |_| {});
+            return self.reply_with(now, tx, 400, Some("Bad DTMF Body"), |_| Ok(()));
         }
         self.reply(now, tx, 200);
         if let Some(port) = self.media.as_mut() {
@@ -1277,16 +1332,14 @@ impl Core {
             Ok((ct, body)) => {
                 self.session_refreshed(now, key);
                 self.reply_with(now, tx, 200, None, |r| {
-                    r.push_header(HeaderName::Contact, &format!("<{contact}>"));
-                    r.push_header(HeaderName::Allow, ALLOW);
-                    if !body.is_empty() {
-                        r.set_body(ct.as_deref(), body);
-                    }
+                    r.push_header(HeaderName::Contact, &format!("<{contact}>"))?;
+                    r.push_header(HeaderName::Allow, ALLOW)?;
+                    if body.is_empty() { Ok(()) } else { r.set_body(ct.as_deref(), body) }
                 });
             }
             Err(e) => {
                 let (code, reason) = fault_status(e);
-                self.reply_with(now, tx, code, Some(reason), |_| {});
+                self.reply_with(now, tx, code, Some(reason), |_| Ok(()));
             }
         }
     }
@@ -1315,8 +1368,9 @@ impl Core {
         let Some(dialog) = self.side_dialog(key, to) else { return };
         let mut info = dialog.request(Method::Info, &via);
         let body = format!("Signal={}\r\nDuration={}\r\n", digit.digit, digit.duration.as_millis().clamp(40, 10_000));
-        info.set_body(Some("application/dtmf-relay"), Bytes::from(body));
-        self.send_fire(now, peer, Some(info));
+        if info.set_body(Some("application/dtmf-relay"), Bytes::from(body)).is_ok() {
+            self.send_fire(now, peer, Some(info));
+        }
     }
 
     /// A flow answers the caller: FlowPBX's own answer to the caller's offer (or its offer,

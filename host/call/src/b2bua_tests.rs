@@ -142,22 +142,22 @@ impl Phone {
     fn base(&mut self, method: Method, uri: &str, to: &str) -> Message {
         self.cseq += 1;
         self.n += 1;
-        Message::request(method.clone(), uri)
-            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bK{}{};rport", self.addr, self.user, self.n))
-            .with_header(HeaderName::MaxForwards, "70")
-            .with_header(HeaderName::From, &format!("<sip:{}@{REALM}>;tag={}", self.user, self.tag))
-            .with_header(HeaderName::To, to)
-            .with_header(HeaderName::CallId, &self.call_id)
-            .with_header(HeaderName::CSeq, &format!("{} {}", self.cseq, method))
-            .with_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr))
+        Message::request(method.clone(), uri).unwrap()
+            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bK{}{};rport", self.addr, self.user, self.n)).unwrap()
+            .with_header(HeaderName::MaxForwards, "70").unwrap()
+            .with_header(HeaderName::From, &format!("<sip:{}@{REALM}>;tag={}", self.user, self.tag)).unwrap()
+            .with_header(HeaderName::To, to).unwrap()
+            .with_header(HeaderName::CallId, &self.call_id).unwrap()
+            .with_header(HeaderName::CSeq, &format!("{} {}", self.cseq, method)).unwrap()
+            .with_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr)).unwrap()
     }
 
     fn register(&mut self, ch: Option<&Challenge>) -> Message {
         let to = format!("<sip:{}@{REALM}>", self.user);
-        let mut m = self.base(Method::Register, &format!("sip:{REALM}"), &to).with_header(HeaderName::Expires, "600");
+        let mut m = self.base(Method::Register, &format!("sip:{REALM}"), &to).with_header(HeaderName::Expires, "600").unwrap();
         if let Some(ch) = ch {
             let v = ch.authorization("REGISTER", &format!("sip:{REALM}"), &self.user, &self.password, "cn", 1);
-            m.push_header(HeaderName::Authorization, &v);
+            m.push_header(HeaderName::Authorization, &v).unwrap();
         }
         m
     }
@@ -167,10 +167,10 @@ impl Phone {
         let mut m = self.base(Method::Invite, &uri, &format!("<{uri}>"));
         if let Some(ch) = ch {
             let v = ch.authorization("INVITE", &uri, &self.user, &self.password, "cn", 1);
-            m.push_header(HeaderName::ProxyAuthorization, &v);
+            m.push_header(HeaderName::ProxyAuthorization, &v).unwrap();
         }
         if sdp {
-            m.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes()));
+            m.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
         }
         m
     }
@@ -184,7 +184,7 @@ impl Phone {
         let ch = out.iter().find_map(|(_, m)| challenge_in(m)).expect("407 challenge");
         let mut inv = self.invite(to, Some(&ch), sdp);
         // the second INVITE of a call shares the Call-ID
-        inv.set_header(HeaderName::CSeq, &format!("{} INVITE", self.cseq));
+        inv.set_header(HeaderName::CSeq, &format!("{} INVITE", self.cseq)).unwrap();
         h.send(&self.addr.clone(), &inv);
         inv
     }
@@ -193,10 +193,10 @@ impl Phone {
     fn answer(&self, req: &Message, code: u16, tag: &str, sdp: bool) -> Message {
         let mut r = Message::response_to(req, code, None, Some(tag));
         if (101..300).contains(&code) {
-            r.push_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr));
+            r.push_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr)).unwrap();
         }
         if sdp {
-            r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes()));
+            r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
         }
         r
     }
@@ -206,14 +206,14 @@ impl Phone {
         self.n += 1;
         let from = format!("{};tag={tag}", invite.header(HeaderName::To).unwrap());
         let contact = invite.contact().unwrap().uri_str.to_owned();
-        Message::request(method.clone(), &contact)
-            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bKd{}{}", self.addr, self.user, self.n))
-            .with_header(HeaderName::MaxForwards, "70")
-            .with_header(HeaderName::From, &from)
-            .with_header(HeaderName::To, invite.header(HeaderName::From).unwrap())
-            .with_header(HeaderName::CallId, invite.call_id().unwrap())
-            .with_header(HeaderName::CSeq, &format!("{} {method}", 100 + self.n))
-            .with_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr))
+        Message::request(method.clone(), &contact).unwrap()
+            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bKd{}{}", self.addr, self.user, self.n)).unwrap()
+            .with_header(HeaderName::MaxForwards, "70").unwrap()
+            .with_header(HeaderName::From, &from).unwrap()
+            .with_header(HeaderName::To, invite.header(HeaderName::From).unwrap()).unwrap()
+            .with_header(HeaderName::CallId, invite.call_id().unwrap()).unwrap()
+            .with_header(HeaderName::CSeq, &format!("{} {method}", 100 + self.n)).unwrap()
+            .with_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr)).unwrap()
     }
 
     /// An in-dialog request from the caller, in the dialog the 200 created.
@@ -221,21 +221,21 @@ impl Phone {
         self.n += 1;
         self.cseq += 1;
         let target = ok.contact().unwrap().uri_str.to_owned();
-        Message::request(method.clone(), &target)
-            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bKc{}{}", self.addr, self.user, self.n))
-            .with_header(HeaderName::MaxForwards, "70")
-            .with_header(HeaderName::From, ok.header(HeaderName::From).unwrap())
-            .with_header(HeaderName::To, ok.header(HeaderName::To).unwrap())
-            .with_header(HeaderName::CallId, ok.call_id().unwrap())
-            .with_header(HeaderName::CSeq, &format!("{} {method}", self.cseq))
+        Message::request(method.clone(), &target).unwrap()
+            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bKc{}{}", self.addr, self.user, self.n)).unwrap()
+            .with_header(HeaderName::MaxForwards, "70").unwrap()
+            .with_header(HeaderName::From, ok.header(HeaderName::From).unwrap()).unwrap()
+            .with_header(HeaderName::To, ok.header(HeaderName::To).unwrap()).unwrap()
+            .with_header(HeaderName::CallId, ok.call_id().unwrap()).unwrap()
+            .with_header(HeaderName::CSeq, &format!("{} {method}", self.cseq)).unwrap()
     }
 
     fn ack_for(&mut self, ok: &Message, sdp: bool) -> Message {
         let mut a = self.in_dialog_as_caller(ok, Method::Ack);
         self.cseq -= 1;
-        a.set_header(HeaderName::CSeq, &format!("{} ACK", ok.cseq().unwrap().seq));
+        a.set_header(HeaderName::CSeq, &format!("{} ACK", ok.cseq().unwrap().seq)).unwrap();
         if sdp {
-            a.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes()));
+            a.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
         }
         a
     }
@@ -287,7 +287,7 @@ fn register_is_challenged_then_accepted() {
     assert!(h.ops.iter().any(|o| matches!(o, PersistOp::RegUpsert(r) if r.extension_id == 1)));
     // a REGISTER for someone else's address is refused
     let mut r = p.register(Some(&ch));
-    r.set_header(HeaderName::To, &format!("<sip:bob@{REALM}>"));
+    r.set_header(HeaderName::To, &format!("<sip:bob@{REALM}>")).unwrap();
     h.send("10.0.0.5:5060", &r);
     assert!(h.out().iter().any(|(_, m)| m.status() == Some(403) || m.status() == Some(401)));
 }
@@ -373,7 +373,7 @@ fn options_scanners_and_malformed_input() {
     assert_eq!(ok.header(HeaderName::Accept), Some("application/sdp"));
     assert!(ok.header(HeaderName::Supported).is_some());
 
-    let scan = p.base(Method::Options, &format!("sip:100@{REALM}"), &format!("<sip:100@{REALM}>")).with_header(HeaderName::UserAgent, "friendly-scanner");
+    let scan = p.base(Method::Options, &format!("sip:100@{REALM}"), &format!("<sip:100@{REALM}>")).with_header(HeaderName::UserAgent, "friendly-scanner").unwrap();
     h.send("10.0.0.7:5060", &scan);
     assert!(h.out().is_empty(), "scanners get silence");
 
@@ -386,7 +386,7 @@ fn options_scanners_and_malformed_input() {
     assert!(h.out().is_empty());
 
     let mut inv = p.invite("102", None, true);
-    inv.set_header(HeaderName::MaxForwards, "0");
+    inv.set_header(HeaderName::MaxForwards, "0").unwrap();
     h.send("10.0.0.7:5060", &inv);
     assert!(h.out().iter().any(|(_, m)| m.status() == Some(483)), "loops end with 483");
 }
@@ -466,7 +466,7 @@ fn callee_hangs_up_and_reinvite_is_relayed() {
 
     // bob puts the call on hold: the re-INVITE reaches alice, her answer goes back
     let mut reinv = bob.in_dialog_as_callee(&inv, "b1", Method::Invite);
-    reinv.set_body(Some("application/sdp"), bytes::Bytes::from_static(b"v=0\r\na=sendonly\r\n"));
+    reinv.set_body(Some("application/sdp"), bytes::Bytes::from_static(b"v=0\r\na=sendonly\r\n")).unwrap();
     h.send("10.0.0.21:5060", &reinv);
     let out = h.out();
     let to_alice = only(&out, |m| is_req(m, Method::Invite))[0].clone();
@@ -593,11 +593,11 @@ fn session_timer_ends_a_silent_call() {
     let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
     h.register(&mut bob);
     let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
-    let inv = alice.invite("102", None, true).with_header(HeaderName::SessionExpires, "90").with_header(HeaderName::Supported, "timer");
+    let inv = alice.invite("102", None, true).with_header(HeaderName::SessionExpires, "90").unwrap().with_header(HeaderName::Supported, "timer").unwrap();
     h.send("10.0.0.5:5060", &inv);
     let ch = h.out().iter().find_map(|(_, m)| challenge_in(m)).unwrap();
-    let mut inv = alice.invite("102", Some(&ch), true).with_header(HeaderName::SessionExpires, "90").with_header(HeaderName::Supported, "timer");
-    inv.set_header(HeaderName::CSeq, &format!("{} INVITE", alice.cseq));
+    let mut inv = alice.invite("102", Some(&ch), true).with_header(HeaderName::SessionExpires, "90").unwrap().with_header(HeaderName::Supported, "timer").unwrap();
+    inv.set_header(HeaderName::CSeq, &format!("{} INVITE", alice.cseq)).unwrap();
     h.send("10.0.0.5:5060", &inv);
     let out = h.out();
     let leg = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
@@ -623,14 +623,14 @@ fn session_timer_ends_a_silent_call() {
 
 fn trunk_invite(number: &str) -> Message {
     let uri = format!("sip:{number}@192.0.2.1");
-    Message::request(Method::Invite, &uri)
-        .with_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk1")
-        .with_header(HeaderName::MaxForwards, "70")
-        .with_header(HeaderName::From, "\"Carrier Caller\" <sip:+61400000001@198.51.100.7>;tag=tr1")
-        .with_header(HeaderName::To, &format!("<{uri}>"))
-        .with_header(HeaderName::CallId, "trunk-call-1")
-        .with_header(HeaderName::CSeq, "1 INVITE")
-        .with_header(HeaderName::Contact, "<sip:+61400000001@198.51.100.7:5060>")
+    Message::request(Method::Invite, &uri).unwrap()
+        .with_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk1").unwrap()
+        .with_header(HeaderName::MaxForwards, "70").unwrap()
+        .with_header(HeaderName::From, "\"Carrier Caller\" <sip:+61400000001@198.51.100.7>;tag=tr1").unwrap()
+        .with_header(HeaderName::To, &format!("<{uri}>")).unwrap()
+        .with_header(HeaderName::CallId, "trunk-call-1").unwrap()
+        .with_header(HeaderName::CSeq, "1 INVITE").unwrap()
+        .with_header(HeaderName::Contact, "<sip:+61400000001@198.51.100.7:5060>").unwrap()
 }
 
 #[test]
@@ -646,13 +646,13 @@ fn trusted_trunk_call_without_a_flow_runner_is_unavailable() {
     assert_eq!(only(&out, |m| is_status(m, 480)).len(), 1);
     assert!(h.shared.calls.is_empty());
     let mut bad = trunk_invite("0299999999");
-    bad.set_header(HeaderName::CallId, "trunk-call-2");
-    bad.set_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk2");
+    bad.set_header(HeaderName::CallId, "trunk-call-2").unwrap();
+    bad.set_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk2").unwrap();
     h.send("198.51.100.7:5060", &bad);
     assert_eq!(only(&h.out(), |m| is_status(m, 404)).len(), 1, "unknown number");
     // the same INVITE from an untrusted address is challenged
     let mut other = trunk_invite("61290000000");
-    other.set_header(HeaderName::Via, "SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bKx");
+    other.set_header(HeaderName::Via, "SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bKx").unwrap();
     h.send("203.0.113.9:5060", &other);
     assert_eq!(only(&h.out(), |m| is_status(m, 407)).len(), 1);
     assert_eq!(cdr_ops(&h.ops).iter().filter(|s| s.starts_with("start Inbound")).count(), 1);
@@ -804,7 +804,7 @@ fn anchored_call_rewrites_sdp_relays_digits_and_times_out() {
 
     // a digit by INFO is answered and goes to the media session
     let mut info = alice.in_dialog_as_caller(&ok, Method::Info);
-    info.set_body(Some("application/dtmf-relay"), bytes::Bytes::from_static(b"Signal=5\r\nDuration=160\r\n"));
+    info.set_body(Some("application/dtmf-relay"), bytes::Bytes::from_static(b"Signal=5\r\nDuration=160\r\n")).unwrap();
     h.send("10.0.0.5:5060", &info);
     let out = h.out();
     assert_eq!(only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Info).len(), 1);
@@ -821,7 +821,7 @@ fn anchored_call_rewrites_sdp_relays_digits_and_times_out() {
     // bob holds: the re-INVITE reaches alice from the PBX's address, sendonly
     let mut reinv = bob.in_dialog_as_callee(&inv, "b1", Method::Invite);
     let hold = SDP.replace("m=audio 4000 RTP/AVP 0\r\n", "m=audio 4000 RTP/AVP 0\r\na=sendonly\r\n");
-    reinv.set_body(Some("application/sdp"), bytes::Bytes::from(hold));
+    reinv.set_body(Some("application/sdp"), bytes::Bytes::from(hold)).unwrap();
     h.send("10.0.0.21:5060", &reinv);
     let out = h.out();
     let to_alice = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
@@ -846,7 +846,7 @@ fn unusable_offers_are_refused_and_ports_released() {
     h.send("10.0.0.6:5060", &inv);
     let ch = h.out().iter().find_map(|(_, m)| challenge_in(m)).unwrap();
     let mut inv = alice.invite("102", Some(&ch), false);
-    inv.set_body(Some("application/sdp"), bytes::Bytes::from_static(b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n"));
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from_static(b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n")).unwrap();
     h.send("10.0.0.6:5060", &inv);
     let out = h.out();
     assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1, "G.729 only: not acceptable here");
@@ -869,7 +869,7 @@ fn a_flow_answers_the_caller_then_rings_and_bridges() {
     let mut incoming = h.shared.take_incoming().unwrap();
     let mut inv = trunk_invite("+61290000000");
     let offer = SDP.replace("m=audio 4000 RTP/AVP 0\r\n", "m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n");
-    inv.set_body(Some("application/sdp"), bytes::Bytes::from(offer));
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from(offer)).unwrap();
     h.send("198.51.100.7:5060", &inv);
     h.out();
     let call = incoming.try_recv().unwrap();
@@ -894,4 +894,138 @@ fn a_flow_answers_the_caller_then_rings_and_bridges() {
     assert!(only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Invite).is_empty(), "the caller was answered before");
     assert_eq!(only(&out, |m| is_req(m, Method::Ack)).len(), 1, "bob's answer is acknowledged at once");
     assert_eq!(media.take(), ["remote B 10.0.0.1:4000 Pcmu te=false SendRecv", "bridge", "stop A"]);
+}
+
+// ----- hostile input: reflection, injection, RFC 4475 -----
+
+/// A request naming another host in its Via, or carrying its own `received`/`rport`, is
+/// answered at its real source, on the stateless path (OPTIONS, REGISTER challenges), the
+/// transaction path (the 407 to an INVITE and its retransmissions) and the parse-error path.
+#[test]
+fn answers_go_to_the_source_whatever_the_via_says() {
+    let mut h = H::new();
+    let src = "203.0.113.50:5999";
+    for (i, via) in [
+        "SIP/2.0/UDP 127.0.0.1:22;branch=z9hG4bKr1",
+        "SIP/2.0/UDP 203.0.113.50:5060;branch=z9hG4bKr2;received=10.9.9.9;rport=53",
+        "SIP/2.0/UDP 192.168.1.1;branch=z9hG4bKr3;rport",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut p = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+        let mut o = p.base(Method::Options, &format!("sip:{REALM}"), &format!("<sip:{REALM}>"));
+        o.set_header(HeaderName::Via, via).unwrap();
+        h.send(src, &o);
+        let mut inv = p.invite("102", None, true);
+        inv.set_header(HeaderName::Via, &via.replace("z9hG4bKr", "z9hG4bKi")).unwrap();
+        inv.set_header(HeaderName::CallId, &format!("reflect-{i}")).unwrap();
+        h.send(src, &inv);
+        let out = h.out();
+        assert_eq!(out.len(), 2, "{via}: {out:?}");
+        for (dest, m) in &out {
+            assert_eq!(dest.ip().to_string(), "203.0.113.50", "{via}: {m}");
+            let v = m.top_via().unwrap();
+            assert!(v.received().is_none_or(|r| r == "203.0.113.50"), "{via}: {m}");
+        }
+        // the 407's retransmissions go to the same place
+        h.advance(Duration::from_millis(600));
+        for (dest, _) in h.out() {
+            assert_eq!(dest.ip().to_string(), "203.0.113.50");
+        }
+    }
+    // a request too broken for a transaction: its 400 goes to the source too
+    let bad = b"OPTIONS sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.20.30.40:5060;branch=z9hG4bKbad;received=10.20.30.40\r\nMax-Forwards: 70\r\nFrom: <sip:a@pbx.test>;tag=1\r\nTo: <sip:pbx.test>\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    h.core.handle_datagram(h.now, peer(src), bad);
+    let t = h.core.poll_transmit().expect("a 400");
+    assert!(t.payload.starts_with(b"SIP/2.0 400 Missing Call-ID"));
+    assert_eq!(t.dest.addr.to_string(), src);
+    assert!(h.core.poll_transmit().is_none());
+}
+
+/// A caller id from a trunk (and from a flow) never writes a header of its own: escaped user
+/// parts, numbers limited to `[0-9+*#]`, display names quoted.
+#[test]
+fn caller_ids_cannot_inject_headers() {
+    let mut h = H::new();
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut incoming = h.shared.take_incoming().unwrap();
+    let mut inv = trunk_invite("+61290000000");
+    // %0D%0A decodes to CR LF: a user part that would end the From line once unescaped
+    inv.set_header(HeaderName::From, "\"Evil\\\" <sip:x@y>\" <sip:+614%0D%0AX-Injected:%201@carrier.example>;tag=e1").unwrap();
+    h.send("198.51.100.7:5060", &inv);
+    h.out();
+    let call = incoming.try_recv().unwrap();
+    assert_eq!(call.caller_id_num, "anonymous", "not a number: withheld");
+    let (tx, _rx) = tokio::sync::oneshot::channel();
+    // a flow's caller id with a line break in the name and letters in the number
+    let request = crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(10), caller_id: Some((Some("Sales\r\nX-Evil: 1".into()), "+1 (555) 010-0199".into())) };
+    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, request, reply: tx });
+    let out = h.out();
+    let (_, leg) = only(&out, |m| is_req(m, Method::Invite))[0].clone();
+    let text = leg.to_string();
+    assert!(!text.contains("X-Evil") || text.contains("\"SalesX-Evil: 1\""), "{text}");
+    assert!(!text.contains("\r\nX-Evil") && !text.contains("\r\nX-Injected"), "{text}");
+    assert!(leg.header(HeaderName::From).unwrap().starts_with("\"SalesX-Evil: 1\" <sip:+15550100199@"), "{text}");
+    h.core.handle_command(h.now, crate::core::Command::StopRing { call: call.key });
+}
+
+#[test]
+fn unknown_extensions_unreadable_bodies_and_stray_responses() {
+    let mut h = H::new();
+    let mut p = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    // RFC 4475 §3.3.5: Require with unknown extensions → 420 listing them (Proxy-Require is
+    // a proxy's business), on the stateless path too
+    let mut o = p.base(Method::Options, &format!("sip:{REALM}"), &format!("<sip:{REALM}>"));
+    o.push_header(HeaderName::Require, "nothingSupportsThis, nothingSupportsThisEither").unwrap();
+    o.push_header(HeaderName::ProxyRequire, "noProxiesSupportThis").unwrap();
+    h.send("10.0.0.5:5060", &o);
+    let r = h.out().remove(0).1;
+    assert_eq!(r.status(), Some(420), "{r}");
+    assert_eq!(r.header(HeaderName::Unsupported), Some("nothingSupportsThis, nothingSupportsThisEither"));
+    let mut inv = p.invite("102", None, true);
+    inv.push_header(HeaderName::Require, "timer, 100rel").unwrap();
+    h.send("10.0.0.5:5060", &inv);
+    let r = h.out().remove(0).1;
+    assert_eq!((r.status(), r.header(HeaderName::Unsupported)), (Some(420), Some("100rel")));
+    // RFC 4475 §3.3.6: a body we cannot read → 415 with Accept
+    let mut inv = p.invite("102", None, false);
+    inv.set_body(Some("application/unknownformat"), bytes::Bytes::from_static(b"<audio> <pcmu port=\"443\"/> </audio>")).unwrap();
+    h.send("10.0.0.5:5060", &inv);
+    let r = h.out().remove(0).1;
+    assert_eq!(r.status(), Some(415), "{r}");
+    assert_eq!(r.header(HeaderName::Accept), Some("application/sdp"));
+    let mut inv = p.invite("102", None, true);
+    inv.push_header(HeaderName::ContentEncoding, "gzip").unwrap();
+    h.send("10.0.0.5:5060", &inv);
+    assert_eq!(h.out().remove(0).1.status(), Some(415));
+    // a 2xx that matches nothing of ours is dropped, not acknowledged towards its Contact
+    let stray = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKnotours\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\n\
+                 Call-ID: stray@x\r\nCSeq: 1 INVITE\r\nContact: <sip:victim@10.66.66.66:5060>\r\nContent-Length: 0\r\n\r\n";
+    h.core.handle_datagram(h.now, peer("203.0.113.9:5060"), stray.as_bytes());
+    h.advance(Duration::from_secs(1));
+    let out = h.out();
+    assert!(out.iter().all(|(dest, m)| dest.to_string() == "10.0.0.5:5060" && !m.is_request()), "stray responses get silence: {out:?}");
+}
+
+/// An in-dialog request with Max-Forwards 0 that would be relayed to the other side ends
+/// with 483 instead.
+#[test]
+fn in_dialog_relay_honours_max_forwards() {
+    let mut h = H::new();
+    let (mut alice, bob, _inv_a, inv_b) = alice_calls_bob(&mut h, true);
+    h.send("10.0.0.21:5060", &bob.answer(&inv_b, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    let ack = alice.ack_for(&ok, false);
+    h.send("10.0.0.5:5060", &ack);
+    h.out();
+    let mut info = alice.in_dialog_as_caller(&ok, Method::Message);
+    info.set_header(HeaderName::MaxForwards, "0").unwrap();
+    info.set_body(Some("text/plain"), bytes::Bytes::from_static(b"hi")).unwrap();
+    h.send("10.0.0.5:5060", &info);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 483)).len(), 1, "{out:?}");
+    assert!(only(&out, |m| is_req(m, Method::Message)).is_empty());
 }

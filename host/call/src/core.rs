@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use sip::auth::{Algorithm, AuthError, Credentials, DigestServer, ReplayGuard};
 use sip::transaction::{Event, Peer, ServerTxId, Transmit, Transport};
+use sip::msg::{split_list, HeaderInjection};
 use sip::{Disposition, HeaderName, IdGenerator, Instant, Message, Method, ParseError, TransactionLayer};
 
 use crate::anchor::MediaPort;
@@ -180,9 +181,11 @@ impl Core {
             return;
         }
         tracing::debug!(peer = %peer.addr, error = %e, code, "malformed SIP request answered");
+        let mut req = req.clone();
+        req.stamp_received(peer.addr);
         let tag = self.ids.tag();
-        let resp = Message::response_to(req, code, Some(reason), Some(&tag));
-        let dest = TransactionLayer::response_destination(req, peer);
+        let resp = Message::response_to(&req, code, Some(reason), Some(&tag));
+        let dest = TransactionLayer::response_destination(&req, peer);
         self.stateless.push_back(Transmit { dest, payload: resp.to_bytes() });
     }
 
@@ -202,6 +205,9 @@ impl Core {
             if msg.to_tag().is_none() && matches!(msg.method(), Some(Method::Register | Method::Options)) {
                 msg.stamp_received(peer.addr);
                 let to = TransactionLayer::response_destination(&msg, peer);
+                if let Some(f) = request_fault(&msg) {
+                    return self.reply_to(now, to, &msg, f.code, None, |r| f.headers(r));
+                }
                 return self.on_stateless(now, to, &msg, peer);
             }
         }
@@ -217,9 +223,9 @@ impl Core {
         match msg.method() {
             Some(Method::Register) => self.on_register(now, to, msg, source),
             _ => self.reply_to(now, to, msg, 200, None, |r| {
-                r.push_header(HeaderName::Allow, ALLOW);
-                r.push_header(HeaderName::Accept, "application/sdp");
-                r.push_header(HeaderName::Supported, SUPPORTED);
+                r.push_header(HeaderName::Allow, ALLOW)?;
+                r.push_header(HeaderName::Accept, "application/sdp")?;
+                r.push_header(HeaderName::Supported, SUPPORTED)
             }),
         }
     }
@@ -328,7 +334,12 @@ impl Core {
                 Event::Cancel { tx, invite, msg: _ } => self.on_cancel(now, tx, invite),
                 Event::Ack { tx, msg, source: _ } => self.on_ack(now, tx, msg),
                 Event::Response { tx, msg } => self.on_response(now, tx, msg),
-                Event::StrayResponse { msg, source } => self.kill_stray_2xx(now, &msg, Some(source)),
+                // a 2xx that matches no transaction of ours is not ours to answer: an ACK and
+                // BYE towards whoever sent it would let anyone aim our requests (RFC 3261
+                // §18.1.2: a response matching no transaction is discarded)
+                Event::StrayResponse { msg, source } => {
+                    tracing::debug!(peer = %source.addr, call_id = msg.call_id().unwrap_or(""), "stray response dropped");
+                }
                 Event::Timeout { tx } => self.on_client_failure(now, tx, 408),
                 Event::TransportError { tx } => self.on_client_failure(now, tx, 503),
                 Event::AckTimeout { tx } => self.on_ack_timeout(now, tx),
@@ -339,6 +350,9 @@ impl Core {
 
     fn on_request(&mut self, now: Instant, tx: ServerTxId, msg: Message, source: Peer) {
         let Some(method) = msg.method().cloned() else { return };
+        if let Some(f) = request_fault(&msg) {
+            return self.reply_with(now, tx, f.code, None, |r| f.headers(r));
+        }
         if self.shutting_down && msg.to_tag().is_none() {
             self.reply_with(now, tx, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
             return;
@@ -361,25 +375,33 @@ impl Core {
 
     /// Answers a server transaction with a status and its standard reason.
     pub(crate) fn reply(&mut self, now: Instant, tx: ServerTxId, code: u16) {
-        self.reply_with(now, tx, code, None, |_| {});
+        self.reply_with(now, tx, code, None, |_| Ok(()));
     }
 
     /// Answers with extra headers; final responses get a To-tag.
-    pub(crate) fn reply_with(&mut self, now: Instant, tx: ServerTxId, code: u16, reason: Option<&str>, f: impl FnOnce(&mut Message)) {
+    /// A header the closure adds that is refused ([`HeaderInjection`]) turns the answer
+    /// into a plain 500: nothing unchecked reaches the wire.
+    pub(crate) fn reply_with(&mut self, now: Instant, tx: ServerTxId, code: u16, reason: Option<&str>, f: impl FnOnce(&mut Message) -> Result<(), HeaderInjection>) {
         let Some(req) = self.txl.request(tx) else { return };
         let tag = if code > 100 { Some(self.ids.tag()) } else { None };
         let mut resp = Message::response_to(req, code, reason, tag.as_deref());
-        f(&mut resp);
+        if f(&mut resp).is_err() {
+            tracing::warn!(code, "a response header was refused (CR/LF/NUL): answered 500");
+            resp = Message::response_to(req, 500, None, tag.as_deref());
+        }
         if let Err(e) = self.txl.send_response(now, tx, resp) {
             tracing::debug!(error = %e, code, "response not sent");
         }
     }
 
     /// Answers `req` statelessly, to `dest`.
-    fn reply_to(&mut self, _now: Instant, dest: Peer, req: &Message, code: u16, reason: Option<&str>, f: impl FnOnce(&mut Message)) {
+    fn reply_to(&mut self, _now: Instant, dest: Peer, req: &Message, code: u16, reason: Option<&str>, f: impl FnOnce(&mut Message) -> Result<(), HeaderInjection>) {
         let tag = self.ids.tag();
         let mut resp = Message::response_to(req, code, reason, Some(&tag));
-        f(&mut resp);
+        if f(&mut resp).is_err() {
+            tracing::warn!(code, "a response header was refused (CR/LF/NUL): answered 500");
+            resp = Message::response_to(req, 500, None, Some(&tag));
+        }
         self.stateless.push_back(Transmit { dest, payload: resp.to_bytes() });
     }
 
@@ -504,7 +526,8 @@ impl Core {
         for alg in &self.cfg.digest_algorithms {
             let mut v = String::with_capacity(160);
             v.push_str("Digest realm=\"");
-            v.push_str(&self.dir.realm);
+            // the digest server's realm: quotes and control characters dropped
+            v.push_str(self.digest.realm());
             v.push_str("\", nonce=\"");
             v.push_str(&nonce);
             v.push_str("\", algorithm=");
@@ -513,7 +536,9 @@ impl Core {
             if stale {
                 v.push_str(", stale=true");
             }
-            resp.push_header(header, &v);
+            if resp.push_header(header, &v).is_err() {
+                tracing::warn!("a challenge could not be written");
+            }
         }
         resp
     }
@@ -529,19 +554,20 @@ impl Core {
         let aor = msg.to().and_then(|t| t.uri.user().map(|u| u.into_owned()));
         if !aor.as_deref().is_some_and(|a| a == user.username || a == user.extension) {
             tracing::info!(user = %user.username, aor = ?aor, "REGISTER for another user's address refused");
-            return self.reply_to(now, to, msg, 403, None, |_| {});
+            return self.reply_to(now, to, msg, 403, None, |_| Ok(()));
         }
         let out = self.registrar.register(now, &user, msg, source, &mut self.ops, &mut self.changes);
         match out {
             RegisterOutcome::Ok(held) => self.reply_to(now, to, msg, 200, None, |r| {
                 for (c, secs) in &held {
-                    r.push_header(HeaderName::Contact, &format!("<{c}>;expires={secs}"));
+                    r.push_header(HeaderName::Contact, &format!("<{c}>;expires={secs}"))?;
                 }
+                Ok(())
             }),
             RegisterOutcome::TooBrief(min) => {
                 self.reply_to(now, to, msg, 423, None, |r| r.push_header(HeaderName::MinExpires, &min.to_string()))
             }
-            RegisterOutcome::Reject(code, reason) => self.reply_to(now, to, msg, code, Some(reason), |_| {}),
+            RegisterOutcome::Reject(code, reason) => self.reply_to(now, to, msg, code, Some(reason), |_| Ok(())),
         }
         self.publish_changes();
     }
@@ -591,4 +617,50 @@ pub(crate) fn fmt_addr(a: SocketAddr) -> String {
 fn sanitize_user(u: &str) -> String {
     let s: String = u.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(*c)).collect();
     if s.is_empty() { "flowpbx".to_owned() } else { s }
+}
+
+/// What we refuse about a request before its method's handler sees it (RFC 3261 §8.2.2):
+/// a `Require` naming an extension we do not support (420 with `Unsupported`), and a session
+/// description we cannot read (415 with `Accept`/`Accept-Encoding`).
+pub(crate) struct RequestFault {
+    pub code: u16,
+    unsupported: Option<String>,
+}
+
+impl RequestFault {
+    /// Adds what the status needs to say.
+    pub(crate) fn headers(&self, r: &mut Message) -> Result<(), HeaderInjection> {
+        match self.code {
+            420 => r.push_header(HeaderName::Unsupported, self.unsupported.as_deref().unwrap_or("")),
+            415 => {
+                r.push_header(HeaderName::Accept, "application/sdp")?;
+                r.push_header_named("Accept-Encoding", "identity")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The extensions a `Require` may name (RFC 4028 session timers).
+const SUPPORTED_EXTENSIONS: &[&str] = &["timer"];
+
+/// See [`RequestFault`]. ACK and CANCEL are never refused for `Require` (§8.2.2.3); a body is
+/// checked on INVITE and UPDATE, the requests whose SDP we must read to anchor the media.
+pub(crate) fn request_fault(msg: &Message) -> Option<RequestFault> {
+    let method = msg.method()?;
+    if matches!(method, Method::Ack | Method::Cancel) {
+        return None;
+    }
+    let unsupported: Vec<&str> = msg.require().filter(|t| !SUPPORTED_EXTENSIONS.iter().any(|s| t.eq_ignore_ascii_case(s))).collect();
+    if !unsupported.is_empty() {
+        return Some(RequestFault { code: 420, unsupported: Some(unsupported.join(", ")) });
+    }
+    if matches!(method, Method::Invite | Method::Update) && !msg.body().is_empty() {
+        let mime = msg.content_type().and_then(|c| c.split(';').next()).map(str::trim).unwrap_or("");
+        let encoded = msg.header(HeaderName::ContentEncoding).is_some_and(|e| split_list(e).any(|e| !e.eq_ignore_ascii_case("identity")));
+        if !mime.eq_ignore_ascii_case("application/sdp") || encoded {
+            return Some(RequestFault { code: 415, unsupported: None });
+        }
+    }
+    None
 }

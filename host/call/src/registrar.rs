@@ -445,17 +445,17 @@ mod tests {
     }
 
     fn register(contacts: &[&str], expires: Option<u32>, call_id: &str, cseq: u32) -> Message {
-        let mut m = Message::request(sip::Method::Register, "sip:pbx")
-            .with_header(sip::HeaderName::Via, "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKx")
-            .with_header(sip::HeaderName::From, "<sip:alice@pbx>;tag=1")
-            .with_header(sip::HeaderName::To, "<sip:alice@pbx>")
-            .with_header(sip::HeaderName::CallId, call_id)
-            .with_header(sip::HeaderName::CSeq, &format!("{cseq} REGISTER"));
+        let mut m = Message::request(sip::Method::Register, "sip:pbx").unwrap()
+            .with_header(sip::HeaderName::Via, "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKx").unwrap()
+            .with_header(sip::HeaderName::From, "<sip:alice@pbx>;tag=1").unwrap()
+            .with_header(sip::HeaderName::To, "<sip:alice@pbx>").unwrap()
+            .with_header(sip::HeaderName::CallId, call_id).unwrap()
+            .with_header(sip::HeaderName::CSeq, &format!("{cseq} REGISTER")).unwrap();
         for c in contacts {
-            m.push_header(sip::HeaderName::Contact, c);
+            m.push_header(sip::HeaderName::Contact, c).unwrap();
         }
         if let Some(e) = expires {
-            m.push_header(sip::HeaderName::Expires, &e.to_string());
+            m.push_header(sip::HeaderName::Expires, &e.to_string()).unwrap();
         }
         Message::parse(&m.to_bytes()).unwrap()
     }

@@ -125,7 +125,7 @@ fn main() {
                 let ok = server.verify(now, ip, "REGISTER", &creds, &stored, &mut guard).is_ok();
                 let mut resp = Message::response_to(&msg, if ok { 200 } else { 403 }, None, Some("srvtag"));
                 if let Some(c) = msg.contact() {
-                    resp.push_header(HeaderName::Contact, &format!("<{}>;expires=3600", c.uri_str));
+                    resp.push_header(HeaderName::Contact, &format!("<{}>;expires=3600", c.uri_str)).unwrap();
                 }
                 let _ = tl.send_response(now, tx, resp);
             }

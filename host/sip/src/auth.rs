@@ -299,8 +299,12 @@ type NonceId = [u8; 16];
 
 impl DigestServer {
     /// A server for `realm` with a secret MAC key and a nonce lifetime (300 s is usual).
+    /// Quotes, backslashes and control characters cannot stand in a realm written into a
+    /// quoted challenge: they are dropped.
     pub fn new(key: [u8; 32], realm: impl Into<String>, nonce_ttl: Duration) -> Self {
-        DigestServer { key, realm: realm.into(), nonce_ttl }
+        let mut realm = realm.into();
+        realm.retain(|c| !c.is_control() && c != '"' && c != '\\');
+        DigestServer { key, realm, nonce_ttl }
     }
 
     /// The realm.
@@ -358,7 +362,8 @@ impl DigestServer {
             if stale {
                 v.push_str(", stale=true");
             }
-            resp.push_header(header, &v);
+            // the realm was made writable by `DigestServer::new`
+            resp.push_copied(header, &v);
         }
     }
 

@@ -95,6 +95,7 @@ impl Dialog {
     /// early, 2xx confirmed (RFC 3261 §12.1.2). The route set is the response's Record-Route
     /// reversed.
     pub fn uac(invite: &Message, resp: &Message, local_contact: &str) -> Result<Dialog, DialogError> {
+        check_contact(local_contact)?;
         let code = resp.status().ok_or(DialogError::InvalidMessage("not a response"))?;
         if !(101..300).contains(&code) {
             return Err(DialogError::InvalidMessage("only 101-299 create dialogs"));
@@ -122,6 +123,10 @@ impl Dialog {
     /// The UAS's dialog from the INVITE it received and the To-tag it put in its 1xx/2xx
     /// (RFC 3261 §12.1.1). `confirmed` when created by sending a 2xx.
     pub fn uas(invite: &Message, local_tag: &str, local_contact: &str, confirmed: bool) -> Result<Dialog, DialogError> {
+        check_contact(local_contact)?;
+        if !crate::msg::is_token(local_tag) {
+            return Err(DialogError::InvalidMessage("our tag is not a token"));
+        }
         let call_id = invite.call_id().ok_or(DialogError::InvalidMessage("no Call-ID"))?;
         let remote_tag = invite.from_tag().ok_or(DialogError::InvalidMessage("no From-tag"))?;
         let to = invite.header(HeaderName::To).ok_or(DialogError::InvalidMessage("no To"))?;
@@ -230,18 +235,18 @@ impl Dialog {
             }
             _ => (self.remote_target.clone(), self.route_set.clone()),
         };
-        let mut m = Message::request(method.clone(), &ruri);
-        m.push_header(HeaderName::Via, top_via);
-        m.push_header(HeaderName::MaxForwards, "70");
+        let mut m = Message::request_copied(method.clone(), &ruri);
+        m.push_copied(HeaderName::Via, top_via);
+        m.push_copied(HeaderName::MaxForwards, "70");
         for r in &routes {
-            m.push_header(HeaderName::Route, r);
+            m.push_copied(HeaderName::Route, r);
         }
-        m.push_header(HeaderName::From, &self.local);
-        m.push_header(HeaderName::To, &self.remote);
-        m.push_header(HeaderName::CallId, &self.id.call_id);
-        m.push_header(HeaderName::CSeq, &format!("{seq} {method}"));
+        m.push_copied(HeaderName::From, &self.local);
+        m.push_copied(HeaderName::To, &self.remote);
+        m.push_copied(HeaderName::CallId, &self.id.call_id);
+        m.push_copied(HeaderName::CSeq, &format!("{seq} {method}"));
         if matches!(method, Method::Invite | Method::Update | Method::Subscribe | Method::Notify | Method::Refer) {
-            m.push_header(HeaderName::Contact, &format!("<{}>", self.local_contact.trim_matches(['<', '>'])));
+            m.push_copied(HeaderName::Contact, &format!("<{}>", self.local_contact.trim_matches(['<', '>'])));
         }
         m
     }
@@ -264,9 +269,18 @@ impl Dialog {
     pub fn ack(&self, top_via: &str) -> Message {
         let mut m = self.build(Method::Ack, self.invite_seq, top_via);
         let cseq = format!("{} ACK", self.invite_seq);
-        m.set_header(HeaderName::CSeq, &cseq);
+        m.set_copied(HeaderName::CSeq, &cseq);
         m
     }
+}
+
+/// Our Contact for a dialog must be a URI we can write: no whitespace, CR, LF or NUL.
+fn check_contact(c: &str) -> Result<(), DialogError> {
+    let c = c.trim_matches(['<', '>']);
+    if c.is_empty() || c.bytes().any(|b| b.is_ascii_whitespace() || b == 0 || b == b'<' || b == b'>') {
+        return Err(DialogError::InvalidMessage("our Contact is not a URI"));
+    }
+    Ok(())
 }
 
 /// Session timer settings (RFC 4028).
@@ -307,10 +321,10 @@ impl SessionTimer {
     /// UAC side: adds Session-Expires, Min-SE and `Supported: timer` to an outgoing INVITE.
     pub fn offer(cfg: &SessionTimerConfig, invite: &mut Message) {
         let min_se = cfg.min_se.max(90);
-        invite.set_header(HeaderName::SessionExpires, &cfg.interval.max(min_se).to_string());
-        invite.set_header(HeaderName::MinSe, &min_se.to_string());
+        invite.set_copied(HeaderName::SessionExpires, &cfg.interval.max(min_se).to_string());
+        invite.set_copied(HeaderName::MinSe, &min_se.to_string());
         if !invite.supports("timer") {
-            invite.push_header(HeaderName::Supported, "timer");
+            invite.push_copied(HeaderName::Supported, "timer");
         }
     }
 
@@ -351,16 +365,16 @@ impl SessionTimer {
     }
 
     fn answer_as(resp: &mut Message, interval: u32, refresher: Refresher, require: bool, now: Instant) -> Result<SessionTimer, DialogError> {
-        resp.set_header(HeaderName::SessionExpires, &format!("{interval};refresher={}", refresher.as_str()));
+        resp.set_copied(HeaderName::SessionExpires, &format!("{interval};refresher={}", refresher.as_str()));
         if require {
-            resp.set_header(HeaderName::Require, "timer");
+            resp.set_copied(HeaderName::Require, "timer");
         }
         Ok(SessionTimer { interval, we_refresh: refresher == Refresher::Uas, last_refresh: now })
     }
 
     /// Adds our Min-SE to a 422 response.
     pub fn reject(cfg: &SessionTimerConfig, resp: &mut Message) {
-        resp.set_header(HeaderName::MinSe, &cfg.min_se.max(90).to_string());
+        resp.set_copied(HeaderName::MinSe, &cfg.min_se.max(90).to_string());
     }
 
     /// A refresh (a 2xx to a re-INVITE/UPDATE, sent or received) happened at `now`.

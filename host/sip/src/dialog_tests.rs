@@ -23,8 +23,8 @@ Content-Length: 0
 
 fn resp(code: u16, tag: &str, contact: &str) -> Message {
     let mut r = Message::response_to(&invite(), code, None, Some(tag));
-    r.push_header(HeaderName::Contact, contact);
-    r.push_header(HeaderName::RecordRoute, "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>");
+    r.push_header(HeaderName::Contact, contact).unwrap();
+    r.push_header(HeaderName::RecordRoute, "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>").unwrap();
     Message::parse(&r.to_bytes()).unwrap()
 }
 
@@ -71,7 +71,7 @@ fn early_dialog_ends_on_failure() {
     assert_eq!(d.state, DialogState::Terminated);
     assert!(Dialog::uac(&invite(), &resp(100, "", "<sip:b@h>"), "sip:a@h").is_err());
     let mut no_tag = Message::response_to(&invite(), 180, None, None);
-    no_tag.push_header(HeaderName::Contact, "<sip:b@h>");
+    no_tag.push_header(HeaderName::Contact, "<sip:b@h>").unwrap();
     assert!(Dialog::uac(&invite(), &no_tag, "sip:a@h").is_err());
 }
 
@@ -86,7 +86,7 @@ fn uas_cseq_rules_and_target_refresh() {
     assert_eq!(bye.to_tag(), Some("atag"));
     assert_eq!(bye.from_tag(), Some("btag"));
     assert_eq!(bye.cseq().unwrap().seq, 1);
-    bye.set_header(HeaderName::CSeq, "1 BYE");
+    bye.set_header(HeaderName::CSeq, "1 BYE").unwrap();
 
     let in_dialog = |method: &str, seq: u32, contact: &str| {
         parse(&format!(
@@ -108,7 +108,7 @@ CSeq: {seq} {method}
     assert_eq!(d.remote_target, "sip:alice@198.51.100.1:6000");
     assert_eq!(d.on_request(&in_dialog("UPDATE", 11, "")), Err(DialogError::CSeqOutOfOrder));
     let mut other = in_dialog("BYE", 12, "");
-    other.set_header(HeaderName::CallId, "other");
+    other.set_header(HeaderName::CallId, "other").unwrap();
     assert_eq!(d.on_request(&other), Err(DialogError::WrongDialog));
     assert_eq!(d.on_request(&in_dialog("BYE", 12, "")), Ok(()));
     assert_eq!(d.state, DialogState::Terminated);
@@ -155,7 +155,7 @@ fn session_timer_negotiation_and_deadlines() {
 
     // Too small: 422 with our Min-SE, and the UAC retries with it.
     let mut small = invite();
-    small.set_header(HeaderName::SessionExpires, "60");
+    small.set_header(HeaderName::SessionExpires, "60").unwrap();
     let mut r = Message::response_to(&small, 200, None, Some("b"));
     let err = SessionTimer::answer(&cfg, &small, &mut r, Instant::ZERO).unwrap_err();
     assert_eq!(err, DialogError::SessionIntervalTooSmall(90));

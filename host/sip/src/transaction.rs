@@ -312,49 +312,54 @@ fn client_key(msg: &Message) -> Option<ClientKey> {
     Some(ClientKey { branch: via.branch()?.into(), method: msg.cseq()?.method })
 }
 
-/// Where a response to a request from `source` goes (RFC 3261 §18.2.2, RFC 3581 §4).
+/// Where a response to a request from `source` goes (RFC 3261 §18.2.2, RFC 3581 §4), to the
+/// letter and never further: on a reliable transport the connection it came on; otherwise
+/// always the source IP, at the source port when `rport` was asked for (or when the Via names
+/// another host: the port written beside a host that did not send the request means nothing),
+/// and at the Via's port only when the Via names the source IP itself and no `rport`. Nothing
+/// the client wrote can aim a response at another address.
 fn response_destination(req: &Message, source: Peer) -> Peer {
     if source.transport.is_reliable() {
         return source;
     }
-    let Some(via) = req.top_via() else { return source };
-    let ip = via.received().and_then(|r| r.parse().ok()).or(via.host.ip()).unwrap_or(source.addr.ip());
-    let port = match via.rport() {
-        Some(Some(p)) => p,
-        _ => via.port.unwrap_or(via.default_port()),
+    let port = match req.top_via() {
+        Some(via) if via.rport().is_none() && via.host.ip() == Some(source.addr.ip()) => {
+            via.port.unwrap_or(via.default_port())
+        }
+        _ => source.addr.port(),
     };
-    Peer { transport: source.transport, addr: SocketAddr::new(ip, port) }
+    Peer { transport: source.transport, addr: SocketAddr::new(source.addr.ip(), port) }
 }
 
 /// The CANCEL for an INVITE we sent (RFC 3261 §9.1): same Request-URI, top Via (so the same
 /// branch), From, To, Call-ID, CSeq number and Route set. Send it with
 /// [`TransactionLayer::send_request`] to the INVITE's destination.
 pub fn cancel_for(invite: &Message) -> Option<Message> {
-    let mut c = Message::request(Method::Cancel, invite.uri_str()?);
-    c.push_header(HeaderName::Via, invite.headers(HeaderName::Via).next()?);
+    let mut c = Message::request_copied(Method::Cancel, invite.uri_str()?);
+    c.push_copied(HeaderName::Via, invite.headers(HeaderName::Via).next()?);
     for h in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
-        c.push_header(h, invite.header(h)?);
+        c.push_copied(h, invite.header(h)?);
     }
-    c.push_header(HeaderName::CSeq, &format!("{} CANCEL", invite.cseq()?.seq));
+    c.push_copied(HeaderName::CSeq, &format!("{} CANCEL", invite.cseq()?.seq));
     for r in invite.headers(HeaderName::Route) {
-        c.push_header(HeaderName::Route, r);
+        c.push_copied(HeaderName::Route, r);
     }
-    c.push_header(HeaderName::MaxForwards, "70");
+    c.push_copied(HeaderName::MaxForwards, "70");
     Some(c)
 }
 
 /// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3).
 fn ack_for_non2xx(invite: &Message, resp: &Message) -> Option<Message> {
-    let mut a = Message::request(Method::Ack, invite.uri_str()?);
-    a.push_header(HeaderName::Via, invite.headers(HeaderName::Via).next()?);
-    a.push_header(HeaderName::From, invite.header(HeaderName::From)?);
-    a.push_header(HeaderName::To, resp.header(HeaderName::To)?);
-    a.push_header(HeaderName::CallId, invite.header(HeaderName::CallId)?);
-    a.push_header(HeaderName::CSeq, &format!("{} ACK", invite.cseq()?.seq));
+    let mut a = Message::request_copied(Method::Ack, invite.uri_str()?);
+    a.push_copied(HeaderName::Via, invite.headers(HeaderName::Via).next()?);
+    a.push_copied(HeaderName::From, invite.header(HeaderName::From)?);
+    a.push_copied(HeaderName::To, resp.header(HeaderName::To)?);
+    a.push_copied(HeaderName::CallId, invite.header(HeaderName::CallId)?);
+    a.push_copied(HeaderName::CSeq, &format!("{} ACK", invite.cseq()?.seq));
     for r in invite.headers(HeaderName::Route) {
-        a.push_header(HeaderName::Route, r);
+        a.push_copied(HeaderName::Route, r);
     }
-    a.push_header(HeaderName::MaxForwards, "70");
+    a.push_copied(HeaderName::MaxForwards, "70");
     Some(a)
 }
 
@@ -671,7 +676,8 @@ impl TransactionLayer {
         }
         let resp_dest = response_destination(&msg, source);
         if self.len() >= self.config.max_transactions {
-            let resp = Message::response_to(&msg, 503, None, None).with_header(HeaderName::RetryAfter, "5");
+            let mut resp = Message::response_to(&msg, 503, None, None);
+            resp.push_copied(HeaderName::RetryAfter, "5");
             self.send_stateless(resp_dest, &resp);
             return;
         }

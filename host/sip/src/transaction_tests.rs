@@ -162,7 +162,7 @@ fn forking_passes_every_fork_up_and_resends_acks_for_retransmitted_2xx() {
     assert_eq!(got, vec![(180, "a".into()), (180, "b".into()), (183, "b".into()), (200, "a".into()), (200, "b".into())]);
     // The user ACKs fork a; its retransmitted 200 gets the same ACK back, no event.
     let mut ack = request("ACK", "z9hG4bKack-a", ";tag=a");
-    ack.set_header(HeaderName::CSeq, "1 ACK");
+    ack.set_header(HeaderName::CSeq, "1 ACK").unwrap();
     tl.send_ack(tx, udp(5070), ack.clone()).unwrap();
     assert_eq!(drain(&mut tl).sent.len(), 1);
     tl.handle_message(MS(600), udp(5060), response(&inv, 200, "a"));
@@ -306,7 +306,7 @@ fn server_invite_timer_g_until_ack_then_timer_i() {
     // G: T1, 2T1, 4T1, then capped at T2.
     assert_eq!(times, vec![1500, 2500, 4500, 8500]);
     let mut ack = request("ACK", "z9hG4bKg1", ";tag=u1");
-    ack.set_header(HeaderName::CSeq, "1 ACK");
+    ack.set_header(HeaderName::CSeq, "1 ACK").unwrap();
     tl.handle_message(MS(9000), udp(5060), ack.clone());
     let out = drain(&mut tl);
     assert!(out.events.is_empty(), "the ACK of a non-2xx stays in the transaction");
@@ -341,7 +341,7 @@ fn server_invite_2xx_retransmitted_until_the_end_to_end_ack() {
     assert_eq!(times, vec![500, 1500]);
     // The ACK of a 2xx has a new branch; it still finds the transaction through the dialog.
     let mut ack = request("ACK", "z9hG4bKnewbranch", ";tag=u2");
-    ack.set_header(HeaderName::CSeq, "1 ACK");
+    ack.set_header(HeaderName::CSeq, "1 ACK").unwrap();
     tl.handle_message(MS(2000), udp(5060), ack.clone());
     let out = drain(&mut tl);
     assert!(matches!(&out.events[..], [Event::Ack { tx: Some(t), .. }] if *t == tx));
@@ -363,7 +363,7 @@ fn server_invite_2xx_without_ack_times_out_with_timer_l() {
     assert!(matches!(events.as_slice(), [Event::AckTimeout { tx: t }] if *t == tx));
     // An ACK with no transaction left is still passed up to the dialog.
     let mut ack = request("ACK", "z9hG4bKlate", ";tag=u3");
-    ack.set_header(HeaderName::CSeq, "1 ACK");
+    ack.set_header(HeaderName::CSeq, "1 ACK").unwrap();
     tl.handle_message(MS(40_000), udp(5060), ack);
     assert!(matches!(drain(&mut tl).events.as_slice(), [Event::Ack { tx: None, .. }]));
 }
@@ -388,7 +388,7 @@ fn cancel_before_the_final_response() {
     tl.reply(MS(210), itx, 487, None, Some("u4")).unwrap();
     assert_eq!(sent_lines(&drain(&mut tl)), vec!["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]);
     let mut ack = request("ACK", "z9hG4bKc1", ";tag=u4");
-    ack.set_header(HeaderName::CSeq, "1 ACK");
+    ack.set_header(HeaderName::CSeq, "1 ACK").unwrap();
     tl.handle_message(MS(300), udp(5060), ack);
     assert!(drain(&mut tl).events.is_empty());
 }
@@ -487,7 +487,8 @@ fn responses_follow_received_and_rport() {
     assert_eq!(out.sent[0].dest, src);
     let resp = Message::parse(&out.sent[0].payload).unwrap();
     assert_eq!(resp.top_via().unwrap().rport(), Some(Some(40123)));
-    // Without rport: the received address and the sent-by port.
+    // Without rport, from a host the Via does not name: the source address and port (the
+    // port written beside another host means nothing for where the request came from).
     let text2 = text.replace(";rport", "").replace("z9hG4bKnat", "z9hG4bKnat2");
     tl.handle_message(MS(2), src, Message::parse(text2.as_bytes()).unwrap());
     let tx = match drain(&mut tl).events.pop() {
@@ -495,7 +496,58 @@ fn responses_follow_received_and_rport() {
         other => panic!("{other:?}"),
     };
     tl.reply(MS(3), tx, 200, None, None).unwrap();
-    assert_eq!(drain(&mut tl).sent[0].dest.addr, "198.51.100.7:5060".parse().unwrap());
+    assert_eq!(drain(&mut tl).sent[0].dest.addr, src.addr);
+    // Without rport, from the host the Via names: the Via's port (RFC 3261 §18.2.2).
+    let text3 = text2.replace("10.0.0.5:5060", "198.51.100.7:5070").replace("z9hG4bKnat2", "z9hG4bKnat3");
+    tl.handle_message(MS(4), src, Message::parse(text3.as_bytes()).unwrap());
+    let tx = match drain(&mut tl).events.pop() {
+        Some(Event::Request { tx, .. }) => tx,
+        other => panic!("{other:?}"),
+    };
+    tl.reply(MS(5), tx, 200, None, None).unwrap();
+    assert_eq!(drain(&mut tl).sent[0].dest.addr, "198.51.100.7:5070".parse().unwrap());
+}
+
+/// A request that names another host in its Via, or carries its own `received=`/`rport=`,
+/// is still answered to where it came from: nothing the client writes aims a response
+/// elsewhere (no reflection towards a victim, loopback or the LAN).
+#[test]
+fn responses_never_follow_what_the_client_wrote() {
+    let src = Peer { transport: Transport::Udp, addr: "198.51.100.7:40123".parse().unwrap() };
+    let forged = [
+        "SIP/2.0/UDP 127.0.0.1:22;branch=z9hG4bKf1",
+        "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKf2;received=10.1.1.1",
+        "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bKf3;received=10.1.1.1;rport=53",
+        "SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKf4;rport=53",
+        "SIP/2.0/UDP victim.example.com:9;branch=z9hG4bKf5;rport;received=192.0.2.99",
+    ];
+    for via in forged {
+        let mut tl = layer();
+        let text = format!(
+            "OPTIONS sip:pbx SIP/2.0\r\nVia: {via}\r\nFrom: <sip:a@pbx>;tag=1\r\nTo: <sip:pbx>\r\n\
+             Call-ID: forged@x\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        );
+        tl.handle_message(MS(0), src, Message::parse(text.as_bytes()).unwrap());
+        let (tx, stamped) = match drain(&mut tl).events.pop() {
+            Some(Event::Request { tx, msg, .. }) => (tx, msg.top_via().unwrap().params.get("received").flatten().map(str::to_owned)),
+            other => panic!("{other:?}"),
+        };
+        assert!(stamped.is_none() || stamped.as_deref() == Some("198.51.100.7"), "{via}: received {stamped:?}");
+        tl.reply(MS(1), tx, 200, None, None).unwrap();
+        let out = drain(&mut tl);
+        let dest = out.sent[0].dest.addr;
+        assert_eq!(dest.ip(), src.addr.ip(), "{via}");
+        if via.contains("198.51.100.7:5060") {
+            // the Via names the source itself and asks no rport: its port
+            assert_eq!(dest, "198.51.100.7:5060".parse().unwrap(), "{via}");
+        } else {
+            assert_eq!(dest, src.addr, "{via}");
+        }
+        let resp = Message::parse(&out.sent[0].payload).unwrap();
+        let v = resp.top_via().unwrap();
+        assert!(v.received().is_none_or(|r| r == "198.51.100.7"), "{via}: {:?}", v.received());
+        assert!(v.rport().is_none_or(|p| p == Some(40123)), "{via}: {:?}", v.rport());
+    }
 }
 
 #[test]

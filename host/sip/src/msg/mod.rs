@@ -5,6 +5,7 @@
 //! ([`Via`], [`NameAddr`], [`CSeq`], ...) borrow from it and are parsed on demand. Changing a
 //! header appends the new value to the text and moves the offset.
 
+pub mod build;
 mod framer;
 mod hdr;
 mod parse;
@@ -14,6 +15,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub use build::{check_value, escape_user, name_addr, quote_display, HeaderInjection, SipUriBuilder};
 pub use framer::{Frame, StreamFramer};
 pub use hdr::{
     is_token, parse_u32, split_list, CSeq, Contact, NameAddr, Refresher, SessionExpires, Via,
@@ -272,24 +274,42 @@ impl Message {
         parse::parse(data, MAX_MESSAGE_SIZE)
     }
 
-    /// A new request with no headers, to be completed with [`Message::with_header`].
-    pub fn request(method: Method, uri: &str) -> Message {
+    /// A new request with no headers, to be completed with [`Message::with_header`]. The
+    /// Request-URI may hold no whitespace, CR, LF or NUL.
+    pub fn request(method: Method, uri: &str) -> Result<Message, HeaderInjection> {
+        if uri.is_empty() || uri.bytes().any(|b| b.is_ascii_whitespace() || b == 0) {
+            return Err(HeaderInjection);
+        }
         let mut head = String::with_capacity(512);
         head.push_str(uri);
-        Message {
+        Ok(Message {
             start: StartLine::Request { method, uri: Span::of(0, uri.len()) },
             head,
             headers: Vec::with_capacity(12),
             body: Bytes::new(),
-        }
+        })
+    }
+
+    /// [`Message::request`] for a Request-URI this crate parsed from a message.
+    pub(crate) fn request_copied(method: Method, uri: &str) -> Message {
+        debug_assert!(check_value(uri).is_ok());
+        let mut head = String::with_capacity(512);
+        head.push_str(uri);
+        Message { start: StartLine::Request { method, uri: Span::of(0, uri.len()) }, head, headers: Vec::with_capacity(12), body: Bytes::new() }
     }
 
     /// A new response with no headers. Usually [`Message::response_to`] is what you want.
+    /// Control characters in `reason` (a phrase relayed from elsewhere) become spaces.
     pub fn response(code: u16, reason: &str) -> Message {
         let mut head = String::with_capacity(512);
-        head.push_str(reason);
+        if reason.chars().any(|c| c.is_control() && c != '\t') {
+            head.extend(reason.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }));
+        } else {
+            head.push_str(reason);
+        }
+        let reason_len = head.len();
         Message {
-            start: StartLine::Response { code, reason: Span::of(0, reason.len()) },
+            start: StartLine::Response { code, reason: Span::of(0, reason_len) },
             head,
             headers: Vec::with_capacity(10),
             body: Bytes::new(),
@@ -307,7 +327,7 @@ impl Message {
         for h in &req.headers {
             if let Name::Known(n) = h.name {
                 if matches!(n, HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq) {
-                    resp.push_header(n, req.span(h.value));
+                    resp.push_copied(n, req.span(h.value));
                 } else if n == HeaderName::To {
                     let v = req.span(h.value);
                     let has_tag = NameAddr::parse(v).is_some_and(|a| a.tag().is_some());
@@ -320,7 +340,7 @@ impl Message {
                             let span = Span::of(start, resp.head.len());
                             resp.headers.push(Header { name: Name::Known(n), value: span });
                         }
-                        _ => resp.push_header(n, v),
+                        _ => resp.push_copied(n, v),
                     }
                 }
             }
@@ -441,38 +461,65 @@ impl Message {
         })
     }
 
-    /// Appends a header after the others.
-    pub fn push_header(&mut self, name: HeaderName, value: &str) {
+    /// Appends a header after the others. A value holding CR, LF or NUL is refused.
+    pub fn push_header(&mut self, name: HeaderName, value: &str) -> Result<(), HeaderInjection> {
+        check_value(value)?;
+        self.push_copied(name, value);
+        Ok(())
+    }
+
+    /// Appends a value copied from a message this crate parsed (which cannot hold CR, LF or
+    /// NUL: the parser refuses them).
+    pub(crate) fn push_copied(&mut self, name: HeaderName, value: &str) {
+        debug_assert!(check_value(value).is_ok());
         let value = self.append(value);
         self.headers.push(Header { name: Name::Known(name), value });
     }
 
-    /// Appends a header by its text name (a known name maps to its [`HeaderName`]).
-    pub fn push_header_named(&mut self, name: &str, value: &str) {
+    /// Appends a header by its text name (a known name maps to its [`HeaderName`]). A name
+    /// that is not a token, or a value holding CR, LF or NUL, is refused.
+    pub fn push_header_named(&mut self, name: &str, value: &str) -> Result<(), HeaderInjection> {
+        if !is_token(name) {
+            return Err(HeaderInjection);
+        }
+        check_value(value)?;
         let name = match HeaderName::from_name(name) {
             Some(k) => Name::Known(k),
             None => Name::Other(self.append(name)),
         };
         let value = self.append(value);
         self.headers.push(Header { name, value });
+        Ok(())
     }
 
     /// Builder form of [`Message::push_header`].
-    pub fn with_header(mut self, name: HeaderName, value: &str) -> Message {
-        self.push_header(name, value);
-        self
+    pub fn with_header(mut self, name: HeaderName, value: &str) -> Result<Message, HeaderInjection> {
+        self.push_header(name, value)?;
+        Ok(self)
     }
 
     /// Inserts a header before the first one of the same name (or first of all when there is
-    /// none): how a Via or a Record-Route is added on top.
-    pub fn prepend_header(&mut self, name: HeaderName, value: &str) {
+    /// none): how a Via or a Record-Route is added on top. A value holding CR, LF or NUL is
+    /// refused.
+    pub fn prepend_header(&mut self, name: HeaderName, value: &str) -> Result<(), HeaderInjection> {
+        check_value(value)?;
         let value = self.append(value);
         let pos = self.headers.iter().position(|h| h.name == Name::Known(name)).unwrap_or(0);
         self.headers.insert(pos, Header { name: Name::Known(name), value });
+        Ok(())
     }
 
-    /// Sets a header: replaces the first of that name and removes the others, or appends.
-    pub fn set_header(&mut self, name: HeaderName, value: &str) {
+    /// Sets a header: replaces the first of that name and removes the others, or appends. A
+    /// value holding CR, LF or NUL is refused.
+    pub fn set_header(&mut self, name: HeaderName, value: &str) -> Result<(), HeaderInjection> {
+        check_value(value)?;
+        self.set_copied(name, value);
+        Ok(())
+    }
+
+    /// [`Message::set_header`] for a value this crate parsed or built from checked parts.
+    pub(crate) fn set_copied(&mut self, name: HeaderName, value: &str) {
+        debug_assert!(check_value(value).is_ok());
         let span = self.append(value);
         let wanted = Name::Known(name);
         let mut found = false;
@@ -675,19 +722,23 @@ impl Message {
     }
 
     /// Replaces the body and its Content-Type (`None` removes Content-Type).
-    pub fn set_body(&mut self, content_type: Option<&str>, body: Bytes) {
+    pub fn set_body(&mut self, content_type: Option<&str>, body: Bytes) -> Result<(), HeaderInjection> {
         match content_type {
-            Some(ct) => self.set_header(HeaderName::ContentType, ct),
+            Some(ct) => self.set_header(HeaderName::ContentType, ct)?,
             None => {
                 self.remove_headers(HeaderName::ContentType);
             }
         }
         self.body = body;
+        Ok(())
     }
 
     /// Fills in `received` and `rport` on the top Via of a request that arrived from
-    /// `source` (RFC 3261 §18.2.1, RFC 3581 §4): `received` when the sent-by host is not the
-    /// source address or when `rport` was asked for; `rport` only when asked for.
+    /// `source` (RFC 3261 §18.2.1, RFC 3581 §4). Whatever `received`/`rport` values the client
+    /// wrote are removed: they are claims, and a response routed by them would make us a
+    /// reflector. `received` is added when the sent-by host is not the source address or
+    /// when `rport` was asked for; `rport` (a bare one, or one a client filled in itself)
+    /// gets the real source port.
     pub fn stamp_received(&mut self, source: std::net::SocketAddr) {
         let Some(idx) = self.headers.iter().position(|h| h.name == Name::Known(HeaderName::Via)) else {
             return;
@@ -695,9 +746,10 @@ impl Message {
         let value = self.span(self.headers[idx].value);
         let first = hdr::split_list(value).next().unwrap_or("");
         let Some(via) = Via::parse(first) else { return };
-        let wants_rport = via.rport() == Some(None);
+        let wants_rport = via.rport().is_some();
         let host_matches = via.host.ip() == Some(source.ip());
-        if host_matches && !wants_rport {
+        let has_received = via.params.get("received").is_some();
+        if host_matches && !wants_rport && !has_received {
             return;
         }
         let first_off = first.as_ptr() as usize - value.as_ptr() as usize;
@@ -719,7 +771,9 @@ impl Message {
             }
         }
         use fmt::Write;
-        let _ = write!(rebuilt, ";received={}", source.ip());
+        if !host_matches || wants_rport {
+            let _ = write!(rebuilt, ";received={}", source.ip());
+        }
         if wants_rport {
             let _ = write!(rebuilt, ";rport={}", source.port());
         }

@@ -207,18 +207,10 @@ pub fn unquote(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Quotes `s` as a SIP quoted-string.
+/// Quotes `s` as a SIP quoted-string (control characters dropped: see
+/// [`super::build::quote_display`]).
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+    super::build::quote_display(s)
 }
 
 /// Decodes `%XX` escapes (RFC 3261 §19.1.2). Invalid escapes are kept as written; bytes that
