@@ -85,12 +85,37 @@ fn run_corpus(sock: &UdpSocket, pbx: &str, dir: &Path) -> anyhow::Result<usize> 
             }
             _ => panic!("{name}: expected {expect:?}, got {got:?}"),
         }
+        // an error answer to an INVITE is retransmitted until acknowledged: acknowledge it
+        if let Some(text) = &got
+            && let Some(ack) = ack_for(text)
+        {
+            sock.send_to(ack.as_bytes(), pbx)?;
+        }
         // drain retransmissions of error answers before the next case
         sock.set_read_timeout(Some(Duration::from_millis(20)))?;
         while sock.recv_from(&mut buf).is_ok() {}
         checked += 1;
     }
     Ok(checked)
+}
+
+/// The ACK for a non-2xx final response to an INVITE (RFC 3261 §17.1.1.3), from the
+/// response's own Via, From, To, Call-ID and CSeq number; `None` for anything else.
+fn ack_for(response: &str) -> Option<String> {
+    let code: u16 = response.split(' ').nth(1)?.parse().ok()?;
+    let header = |name: &str| response.lines().find(|l| l.split(':').next().is_some_and(|n| n.trim().eq_ignore_ascii_case(name))).map(|l| l.to_owned());
+    let cseq = header("CSeq")?;
+    if code < 300 || !cseq.ends_with("INVITE") {
+        return None;
+    }
+    let n = cseq.split(':').nth(1)?.split_whitespace().next()?;
+    Some(format!(
+        "ACK sip:pbx SIP/2.0\r\n{}\r\nMax-Forwards: 70\r\n{}\r\n{}\r\n{}\r\nCSeq: {n} ACK\r\nContent-Length: 0\r\n\r\n",
+        header("Via")?,
+        header("From")?,
+        header("To")?,
+        header("Call-ID")?
+    ))
 }
 
 fn options(sock: &UdpSocket, pbx: &str, n: u32) -> anyhow::Result<String> {
@@ -137,6 +162,104 @@ async fn malformed_input_is_answered_or_dropped() -> anyhow::Result<()> {
     let ok = options(&sock, &addr, 1)?;
     assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
     assert!(ok.contains("Allow: ") && ok.contains("Accept: application/sdp"), "{ok}");
+    assert!(pbx.server.is_running());
+    Ok(())
+}
+
+/// PROTOS c07-sip style mutations (the suite itself is a Java jar that no package carries):
+/// each field of a valid INVITE replaced by overflows, format strings, control and
+/// non-UTF-8 bytes, huge and negative numbers, empty values. None gets a 2xx, every one is
+/// answered with a 4xx/5xx or dropped, and the server serves on.
+#[tokio::test]
+async fn protos_style_invite_mutations_never_get_a_2xx() -> anyhow::Result<()> {
+    let mut pbx = Pbx::start(&["--sip-rate-limit", "0"]).await?;
+    pbx.extension("101", "Secret-101-pw").await?;
+    pbx.wait_directory(1, 0, 0).await?;
+    let addr = pbx.sip();
+    let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let me = sock.local_addr()?.to_string();
+    let fields = ["METHOD", "RURI", "VERSION", "VIA", "FROM", "TO", "CALLID", "CSEQ", "CONTACT", "MAXFWD", "CTYPE", "CLEN", "SDPV", "SDPO", "SDPC", "SDPM"];
+    let payloads: Vec<Vec<u8>> = vec![
+        b"a".repeat(2048),
+        b"a".repeat(70_000),
+        b"%s%s%s%s%n%n%x".to_vec(),
+        b"\x00".to_vec(),
+        b"\x1b[2J\x07".to_vec(),
+        b"\xff\xfe\xfd\xc0\xaf".to_vec(),
+        b"4294967296".to_vec(),
+        b"-1".to_vec(),
+        b"99999999999999999999999999".to_vec(),
+        b"".to_vec(),
+        b"<sip:@>".to_vec(),
+        b"\"\\\"".to_vec(),
+        b"sip:%00@%0d%0a".to_vec(),
+        b":::@@@;;;===".to_vec(),
+        b"\r\n\r\n".to_vec(),
+    ];
+    let template = "METHOD RURI VERSION\r\nVia: SIP/2.0/UDP VIA;branch=z9hG4bKBRANCH\r\nFrom: FROM;tag=t1\r\nTo: TO\r\nCall-ID: CALLID\r\nCSeq: CSEQ INVITE\r\nContact: CONTACT\r\nMax-Forwards: MAXFWD\r\nContent-Type: CTYPE\r\nContent-Length: CLEN\r\n\r\nSDPBODY";
+    let sdp = "v=SDPV\r\no=SDPO\r\ns=-\r\nc=IN IP4 SDPC\r\nt=0 0\r\nm=SDPM\r\n";
+    let defaults = [
+        ("METHOD", "INVITE".to_owned()),
+        ("RURI", format!("sip:101@{addr}")),
+        ("VERSION", "SIP/2.0".to_owned()),
+        ("VIA", me.clone()),
+        ("FROM", "<sip:p@example.com>".to_owned()),
+        ("TO", format!("<sip:101@{addr}>")),
+        ("CALLID", "protos-N@example.com".to_owned()),
+        ("CSEQ", "1".to_owned()),
+        ("CONTACT", format!("<sip:p@{me}>")),
+        ("MAXFWD", "70".to_owned()),
+        ("CTYPE", "application/sdp".to_owned()),
+        ("SDPV", "0".to_owned()),
+        ("SDPO", "- 1 1 IN IP4 127.0.0.1".to_owned()),
+        ("SDPC", "127.0.0.1".to_owned()),
+        ("SDPM", "audio 4000 RTP/AVP 0".to_owned()),
+    ];
+    let mut n = 0;
+    let mut buf = vec![0u8; 70_000];
+    let mut answered = 0;
+    for field in fields {
+        for p in &payloads {
+            n += 1;
+            let fill = |key: &str| -> Vec<u8> {
+                if key == field {
+                    return p.clone();
+                }
+                let v = defaults.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap_or_default();
+                v.replace('N', &n.to_string()).into_bytes()
+            };
+            let mut body = sdp.as_bytes().to_vec();
+            for key in ["SDPV", "SDPO", "SDPC", "SDPM"] {
+                body = replace(&body, key.as_bytes(), &fill(key));
+            }
+            let mut msg = template.as_bytes().to_vec();
+            for key in ["METHOD", "RURI", "VERSION", "VIA", "FROM", "TO", "CALLID", "CSEQ", "CONTACT", "MAXFWD", "CTYPE"] {
+                msg = replace(&msg, key.as_bytes(), &fill(key));
+            }
+            msg = replace(&msg, b"BRANCH", format!("protos{n}").as_bytes());
+            let clen = if field == "CLEN" { p.clone() } else { body.len().to_string().into_bytes() };
+            msg = replace(&msg, b"CLEN", &clen);
+            msg = replace(&msg, b"SDPBODY", &body);
+            if msg.len() > 65_000 {
+                msg.truncate(65_000);
+            }
+            sock.send_to(&msg, &addr)?;
+            sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+            while let Ok((len, _)) = sock.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+                assert!(!text.starts_with("SIP/2.0 2"), "case {n} ({field}) got a 2xx: {text}");
+                if !text.starts_with("SIP/2.0 1") {
+                    answered += 1;
+                    if let Some(ack) = ack_for(&text) {
+                        sock.send_to(ack.as_bytes(), &addr)?;
+                    }
+                }
+            }
+        }
+    }
+    assert!(answered > n / 2, "{answered} of {n} answered");
+    let ok = options(&sock, &addr, 77)?;
+    assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
     assert!(pbx.server.is_running());
     Ok(())
 }

@@ -1029,3 +1029,38 @@ fn in_dialog_relay_honours_max_forwards() {
     assert_eq!(only(&out, |m| is_status(m, 483)).len(), 1, "{out:?}");
     assert!(only(&out, |m| is_req(m, Method::Message)).is_empty());
 }
+
+/// Credentials computed for another Request-URI are not accepted (and not counted); a
+/// trusted trunk's address registers nothing and is never banned, whatever arrives from it.
+#[test]
+fn digest_uri_and_trunk_addresses() {
+    let mut h = H::with_security(SecurityConfig { auth_fail_limit: 2, ..SecurityConfig::default() });
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let r = alice.register(None);
+    h.send("10.0.0.5:5060", &r);
+    let ch = challenge_in(&h.out()[0].1).unwrap();
+    let mut r = alice.register(None);
+    let v = ch.authorization("REGISTER", "sip:elsewhere.test", "alice", "alice-pw", "cn", 1);
+    r.push_header(HeaderName::Authorization, &v).unwrap();
+    h.send("10.0.0.5:5060", &r);
+    assert_eq!(h.out()[0].1.status(), Some(401), "another URI's credentials");
+    h.register(&mut alice);
+
+    // from the trunk's network: REGISTER refused, failures never ban it
+    let mut fake = Phone::new("alice", "wrong", "198.51.100.7:5060");
+    for _ in 0..5 {
+        let r = fake.register(None);
+        h.send("198.51.100.7:5060", &r);
+        assert_eq!(h.out()[0].1.status(), Some(403));
+        let inv = fake.invite("102", Some(&ch), true);
+        h.send("198.51.100.7:5060", &inv);
+        h.out();
+    }
+    assert!(!h.core.guard.is_banned("198.51.100.7".parse().unwrap(), h.now), "a trunk's address is never banned");
+    let mut incoming = h.shared.take_incoming().unwrap();
+    let mut inv = trunk_invite("+61290000000");
+    inv.set_header(HeaderName::CallId, "after-failures").unwrap();
+    h.send("198.51.100.7:5060", &inv);
+    h.out();
+    assert!(incoming.try_recv().is_ok(), "the carrier's calls still come in");
+}

@@ -477,6 +477,11 @@ impl Core {
             None if creds.algorithm.base() == Algorithm::Sha256 => DUMMY_HA1_SHA256.to_owned(),
             None => DUMMY_HA1_MD5.to_owned(),
         };
+        // credentials computed for another Request-URI answer someone else's challenge
+        if !msg.uri_str().is_some_and(|r| sip::auth::digest_uri_matches(&creds.uri, r)) {
+            tracing::debug!(%ip, user = %creds.username, uri = %creds.uri, "SIP credentials for another Request-URI");
+            return AuthResult::Challenge { stale: false };
+        }
         let method = msg.method().map(|m| m.as_str()).unwrap_or("");
         match self.digest.verify(now, ip, method, &creds, &ha1, &mut self.replay) {
             Ok(()) => match user {
@@ -497,7 +502,14 @@ impl Core {
         }
     }
 
+    /// Counts a failed authentication towards the source's ban. A trusted trunk's address
+    /// never goes to the ban list: over UDP a source address is easily forged, and banning a
+    /// carrier's address would cut every call it brings.
     fn auth_failed(&mut self, ip: IpAddr, now: Instant, user: &str) {
+        if self.dir.trunk_for(ip).is_some() {
+            tracing::info!(%ip, %user, "failed SIP authentication from a trusted trunk's address (not counted towards a ban)");
+            return;
+        }
         if self.guard.auth_failed(ip, now, user) {
             self.shared.emit(|| PbxEvent::SourceBanned { ip, until_secs: self.cfg.security.ban_duration.as_secs() });
         }
@@ -546,6 +558,12 @@ impl Core {
     // ----- REGISTER -----
 
     fn on_register(&mut self, now: Instant, to: Peer, msg: &Message, source: Peer) {
+        // a trusted trunk's address is a carrier, not a phone: nothing registers from it (and
+        // a forged REGISTER from it must not cost the carrier anything)
+        if self.dir.trunk_for(source.addr.ip()).is_some() {
+            tracing::info!(peer = %source.addr, "REGISTER from a trusted trunk's address refused");
+            return self.reply_to(now, to, msg, 403, Some("Registration Not Allowed From A Trunk Address"), |_| Ok(()));
+        }
         let user = match self.authenticate(now, msg, source) {
             AuthResult::Ok(u) => u,
             AuthResult::Challenge { stale } => return self.challenge_to(now, to, msg, source, stale),

@@ -18,6 +18,7 @@ pub(crate) fn log(mode: SipLogMode, direction: &'static str, peer: Peer, data: &
         _ => &text[..],
     };
     let call_id = call_id(&text[..head_end]).unwrap_or("-");
+    let shown = redact(shown);
     tracing::info!(
         target: "flowpbx::sip",
         direction,
@@ -28,6 +29,53 @@ pub(crate) fn log(mode: SipLogMode, direction: &'static str, peer: Peer, data: &
         sip = ?shown,
         "sip {direction}"
     );
+}
+
+/// The credentials of `Authorization` and `Proxy-Authorization` lines (and their folded
+/// continuations) replaced by `<redacted>`, the username kept: a digest response is an
+/// offline-guessable hash of the password, it has no place in a log.
+fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    let is_auth = |line: &str| {
+        line.split_once(':').is_some_and(|(n, _)| {
+            let n = n.trim();
+            n.eq_ignore_ascii_case("authorization") || n.eq_ignore_ascii_case("proxy-authorization")
+        })
+    };
+    if !text.split('\n').any(is_auth) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_auth = false;
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let folded = line.starts_with([' ', '\t']) && !line.trim().is_empty();
+        if is_auth(line) && !folded {
+            in_auth = true;
+            let (name, value) = line.split_once(':').unwrap_or((line, ""));
+            out.push_str(name);
+            out.push_str(": ");
+            let user = value.split(',').find_map(|p| p.trim().trim_start_matches("Digest").trim().strip_prefix("username=").map(str::trim));
+            if let Some(u) = user {
+                out.push_str("username=");
+                out.push_str(u);
+                out.push_str(", ");
+            }
+            out.push_str("<redacted>");
+            if line.ends_with('\r') {
+                out.push('\r');
+            }
+        } else if in_auth && folded {
+            if line.ends_with('\r') {
+                out.push('\r');
+            }
+        } else {
+            in_auth = false;
+            out.push_str(line);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The Call-ID (or compact `i`) header's value in a header section.
@@ -41,6 +89,18 @@ fn call_id(head: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn credentials_never_reach_the_log() {
+        let msg = "REGISTER sip:pbx SIP/2.0\r\nVia: x\r\nAUTHORIZATION: Digest username=\"alice\", realm=\"pbx\", nonce=\"n\",\r\n  response=\"0123456789abcdef\"\r\n\
+                   proxy-authorization : Digest username=\"bob\",response=\"fedcba\"\r\nCall-ID: c\r\n\r\n";
+        let r = super::redact(msg);
+        assert!(!r.contains("0123456789abcdef") && !r.contains("fedcba") && !r.contains("nonce"), "{r}");
+        assert!(r.contains("AUTHORIZATION: username=\"alice\", <redacted>\r\n"), "{r}");
+        assert!(r.contains("username=\"bob\""), "{r}");
+        assert!(r.contains("Call-ID: c\r\n"), "{r}");
+        assert!(matches!(super::redact("OPTIONS sip:a SIP/2.0\r\nVia: x\r\n"), std::borrow::Cow::Borrowed(_)));
+    }
+
     #[test]
     fn finds_call_id_in_both_forms() {
         assert_eq!(super::call_id("OPTIONS sip:a SIP/2.0\r\nVia: x\r\nCall-ID: abc@h\r\n"), Some("abc@h"));

@@ -11,6 +11,7 @@
 //! **Architecture invariant:** no SQL here — the few reads and the voicemail insert go
 //! through the store's repositories; CDR writes go through [`call::PbxHandle::record_flow`].
 
+use crate::pin_guard::{PinGuard, PinSource};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,6 +62,10 @@ pub struct PbxCall {
     caller_id: Mutex<Option<Party>>,
     /// Whether a voicemail message was stored (the CDR's disposition).
     voicemail_left: AtomicBool,
+    /// The trunk the call came in on.
+    trunk_id: i64,
+    /// Conference-PIN failures across calls.
+    pins: Arc<PinGuard>,
     watcher: tokio::task::JoinHandle<()>,
 }
 
@@ -210,7 +215,7 @@ impl Drop for StopRingOnDrop<'_> {
 
 impl PbxCall {
     /// Takes control of the call `incoming` (its digits and playback events from now on).
-    pub fn new(pbx: call::PbxHandle, store: store::Store, incoming: &call::IncomingCall) -> Arc<PbxCall> {
+    pub fn new(pbx: call::PbxHandle, store: store::Store, incoming: &call::IncomingCall, pins: Arc<PinGuard>) -> Arc<PbxCall> {
         let events = pbx.subscribe();
         let media = pbx.call_media(incoming.key).map(|m| m.listen());
         let (digits_tx, digits_rx) = mpsc::unbounded_channel();
@@ -231,6 +236,8 @@ impl PbxCall {
             playback,
             caller_id: Mutex::new(None),
             voicemail_left: AtomicBool::new(false),
+            trunk_id: incoming.trunk_id,
+            pins,
             watcher,
             pbx,
         })
@@ -386,14 +393,22 @@ impl PbxCall {
             inter_digit_timeout: Duration::from_secs(5),
             terminators: "#".into(),
         };
+        let source = PinSource { bridge_id, trunk_id: self.trunk_id, caller: self.caller.number.clone() };
         for _ in 0..PIN_TRIES {
             let entered = self.collect_digits(&options).await?;
+            if !self.pins.allowed(&source, std::time::Instant::now()) {
+                // too many wrong PINs from this caller (or for this bridge) lately: no check
+                tracing::warn!(call_id = %self.call_id, bridge_id, caller = %self.caller.number, "conference PIN entry refused: too many failures");
+                break;
+            }
             if !entered.digits.is_empty() {
                 let ok = self.store.conference_bridges().verify_pin(bridge_id, &entered.digits).await.map_err(|e| CallError::Failed(format!("conference PIN: {e}")))?;
                 if ok {
+                    self.pins.succeeded(&source);
                     return Ok(());
                 }
             }
+            self.pins.failed(&source, std::time::Instant::now());
             self.play(media::prompts::INVALID_OPTION).await?;
         }
         Err(CallError::Failed(format!("no valid PIN for conference bridge {bridge_id}")))

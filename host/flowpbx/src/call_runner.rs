@@ -17,6 +17,7 @@ use flow::graph::{Graph, ENTRY_TYPE};
 use flow::trace::Trace;
 
 use crate::call_control::PbxCall;
+use crate::pin_guard::PinGuard;
 
 /// The node a call to the number `number_id` enters `graph` at: the number's configured
 /// entry node when the graph has it, else the `inbound_number` node linked to that number,
@@ -48,8 +49,9 @@ pub fn flow_path(trace: &Trace) -> serde_json::Value {
 /// (the PBX's [`call::PbxHandle::incoming_calls`], taken before the engine started, so that
 /// calls arriving while it starts wait for it) walks on its own task.
 pub async fn run(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime, data_dir: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceiver<call::IncomingCall>) {
+    let pins = Arc::new(PinGuard::new());
     while let Some(incoming) = rx.recv().await {
-        tokio::spawn(run_one(pbx.clone(), store.clone(), runtime.clone(), data_dir.clone(), incoming));
+        tokio::spawn(run_one(pbx.clone(), store.clone(), runtime.clone(), data_dir.clone(), incoming, pins.clone()));
     }
 }
 
@@ -78,7 +80,7 @@ async fn latest_published(store: &store::Store, runtime: &api::flows_engine::Flo
 }
 
 /// Runs one call through its number's flow and writes the trace to the CDR.
-async fn run_one(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime, data_dir: PathBuf, incoming: call::IncomingCall) {
+async fn run_one(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime, data_dir: PathBuf, incoming: call::IncomingCall, pins: Arc<PinGuard>) {
     let Some(flow_id) = incoming.flow_id else {
         return refuse(&pbx, &incoming, "the number enters no flow").await;
     };
@@ -100,7 +102,7 @@ async fn run_one(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_
     let Some(entry) = entry_node(&flow.graph, number.as_ref().map(|n| n.id), number.as_ref().and_then(|n| n.flow_entry_node.as_deref())) else {
         return refuse(&pbx, &incoming, "the flow has no entry node for the number").await;
     };
-    let call = PbxCall::new(pbx.clone(), store, &incoming);
+    let call = PbxCall::new(pbx.clone(), store, &incoming, pins);
     tracing::info!(call_id = %incoming.call_id, flow_id, version = flow.version, entry = %entry, "call enters its flow");
     let trace = runtime.engine().run_call(flow, &entry, call.clone()).await;
     let disposition = call.left_voicemail().then_some(store::Disposition::Voicemail);

@@ -8,6 +8,7 @@ mod call_runner;
 mod config;
 mod flow_cli;
 mod flows;
+mod pin_guard;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -95,9 +96,38 @@ fn load_secret_key(settings: &Settings, data_dir: &Path) -> anyhow::Result<Secre
     }
 }
 
+/// Everything the server writes (the database, the secret key, recordings, voicemail, the
+/// component cache, uploaded prompts and plugins) is for its own user only: the umask makes
+/// new files 0600 and directories 0700, and what an older version left readable in the data
+/// dir is narrowed at start.
+fn make_private(data_dir: &Path) -> anyhow::Result<()> {
+    use rustix::fs::Mode;
+    rustix::process::umask(Mode::from_raw_mode(0o077));
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let narrow = |path: &Path, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && !meta.file_type().is_symlink()
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot make private");
+            }
+        }
+    };
+    narrow(data_dir, 0o700);
+    for f in [store::DB_FILE.to_owned(), format!("{}-wal", store::DB_FILE), format!("{}-shm", store::DB_FILE), store::SECRET_KEY_FILE.to_owned()] {
+        narrow(&data_dir.join(f), 0o600);
+    }
+    for d in ["recordings", "voicemail", "cache", "plugins", "prompts"] {
+        narrow(&data_dir.join(d), 0o700);
+    }
+    Ok(())
+}
+
 async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) -> anyhow::Result<()> {
     let data_dir = settings.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    make_private(&data_dir)?;
     let secret_key = load_secret_key(&settings, &data_dir)?;
     let db_path = data_dir.join(store::DB_FILE);
     let store = Store::open(StoreOptions { path: db_path.clone(), secret_key: secret_key.clone(), sip_realm: None, max_connections: 4 })

@@ -405,9 +405,9 @@ impl DigestServer {
         if !ct_eq(expected.as_bytes(), creds.response.as_bytes()) {
             return Err(AuthError::WrongResponse);
         }
-        if let Some(nc) = creds.nc {
-            replay.check_and_record(id, issued, nc, now, self.nonce_ttl)?;
-        }
+        // Without qop (RFC 2069 clients) there is no nonce-count: the nonce is good for one
+        // request, recorded as count 1, so the same response cannot be replayed.
+        replay.check_and_record(id, issued, creds.nc.unwrap_or(1), now, self.nonce_ttl)?;
         Ok(())
     }
 
@@ -425,6 +425,31 @@ impl DigestServer {
         let mut ms = [0u8; 8];
         ms.copy_from_slice(&id[..8]);
         Ok((id, Duration::from_millis(u64::from_be_bytes(ms))))
+    }
+}
+
+/// Whether the digest `uri` of the credentials names the request's Request-URI (RFC 2617
+/// §3.2.2.5): the same text, or a SIP URI with the same scheme and host, the same port when
+/// both write one, and the same user part when the digest's has one (parameters aside).
+/// Credentials computed for another URI are someone else's request: above all another user
+/// part (another number dialled). Two leniencies keep real clients working: SIPp writes
+/// `sip:host:port` (no user, the port it sent to) as the digest uri of every request, and a
+/// port written on one side only names the same server.
+pub fn digest_uri_matches(digest_uri: &str, request_uri: &str) -> bool {
+    use crate::msg::Uri;
+    if digest_uri.eq_ignore_ascii_case(request_uri) {
+        return true;
+    }
+    match (Uri::parse(digest_uri), Uri::parse(request_uri)) {
+        (Some(Uri::Sip(a)), Some(Uri::Sip(b))) => {
+            let ports_agree = match (a.port, b.port) {
+                (Some(x), Some(y)) => x == y,
+                _ => true,
+            };
+            let users_agree = a.user.is_none() || a.user_unescaped() == b.user_unescaped();
+            a.secure == b.secure && users_agree && a.host.same_as(&b.host) && ports_agree
+        }
+        _ => false,
     }
 }
 
@@ -751,5 +776,38 @@ mod tests {
         let stored = ha1(Algorithm::Md5, "1001", "pbx.example.com", "pw");
         assert_eq!(srv.verify(now, IP, "INVITE", &creds, &stored, &mut guard), Ok(()));
         assert_eq!(srv.verify(now, IP, "BYE", &creds, &stored, &mut guard), Err(AuthError::WrongResponse));
+    }
+
+    #[test]
+    fn digest_uri_must_name_the_request_uri() {
+        assert!(digest_uri_matches("sip:pbx.test", "sip:pbx.test"));
+        assert!(digest_uri_matches("sip:pbx.test", "sip:PBX.test:5060;transport=udp"));
+        assert!(digest_uri_matches("sip:102@pbx.test", "sip:102@pbx.test;user=phone"));
+        assert!(!digest_uri_matches("sip:102@pbx.test", "sip:900@pbx.test"));
+        assert!(!digest_uri_matches("sip:102@pbx.test", "sip:pbx.test"));
+        assert!(digest_uri_matches("sip:pbx.test:5060", "sip:900@pbx.test"), "SIPp's host-only digest uri");
+        assert!(!digest_uri_matches("sip:pbx.test", "sip:other.test"));
+        assert!(digest_uri_matches("sip:pbx.test:5070", "sip:pbx.test"), "a port on one side only");
+        assert!(!digest_uri_matches("sip:pbx.test:5070", "sip:pbx.test:5060"));
+        assert!(!digest_uri_matches("sips:pbx.test", "sip:pbx.test"));
+        assert!(digest_uri_matches("tel:+15551234", "tel:+15551234"));
+        assert!(!digest_uri_matches("garbage", "sip:pbx.test"));
+    }
+
+    #[test]
+    fn a_response_without_qop_is_good_for_one_request() {
+        let srv = DigestServer::new([7; 32], "pbx", Duration::from_secs(300));
+        let mut ids = IdGenerator::new([3; 32]);
+        let now = Instant::from_millis(1_000);
+        let nonce = srv.nonce(now, IP, &mut ids);
+        let ha1 = ha1(Algorithm::Md5, "alice", "pbx", "pw");
+        let response = compute_response(Algorithm::Md5, &ha1, &nonce, None, None, None, "REGISTER", "sip:pbx");
+        let creds = Credentials::parse(&format!(
+            "Digest username=\"alice\", realm=\"pbx\", nonce=\"{nonce}\", uri=\"sip:pbx\", response=\"{response}\", algorithm=MD5"
+        ))
+        .unwrap();
+        let mut guard = ReplayGuard::new(10);
+        assert_eq!(srv.verify(now, IP, "REGISTER", &creds, &ha1, &mut guard), Ok(()));
+        assert_eq!(srv.verify(now, IP, "REGISTER", &creds, &ha1, &mut guard), Err(AuthError::Replay), "replayed");
     }
 }
