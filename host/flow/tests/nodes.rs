@@ -382,9 +382,19 @@ fn set_caller_id_replaces_or_prefixes_for_what_follows() {
     let s = json!({"caller": {"number": "0400111222", "name": "Bob"}, "entities": [ext(1, "101")], "extensions": {"101": "answer"}});
     let r = simulate(&engine(), g(json!({"name": "Support: ", "mode": "prepend"})), s.clone());
     assert!(events(&r).contains(&"caller_id 0400111222 (Support: Bob)".to_string()), "{:?}", events(&r));
-    let r = simulate(&engine(), g(json!({"number": "+61299990000", "name": "Reception"})), s);
+    let r = simulate(&engine(), g(json!({"number": "+61299990000", "name": "Reception"})), s.clone());
     assert!(events(&r).contains(&"caller_id +61299990000 (Reception)".to_string()));
     assert_eq!(r.trace.outcome, Outcome::Bridged { to: "extension 101".into() });
+    // what the host would have to write into a header is refused: the node's error path
+    let mut bad = s.clone();
+    bad["caller"]["number"] = json!("+61400111222");
+    let r = simulate(&engine(), g(json!({"number": "+1", "mode": "prepend"})), bad);
+    assert_eq!(out(&r), "error", "+1+61400111222 is no number");
+    assert!(r.trace.steps[1].error.as_deref().unwrap_or("").contains("caller id number"), "{:?}", r.trace.steps[1].error);
+    let mut withheld = s;
+    withheld["caller"]["number"] = json!("anonymous");
+    let r = simulate(&engine(), g(json!({"name": "Support: ", "mode": "prepend"})), withheld);
+    assert!(events(&r).contains(&"caller_id anonymous (Support: Bob)".to_string()), "{:?}", events(&r));
 }
 
 // ---------------------------------------------------------------- transfer

@@ -23,6 +23,26 @@ fn party_in(p: Party) -> control::Party {
     control::Party { number: p.number, name: p.name }
 }
 
+/// A caller id a node presents: `anonymous` or a number of 1–32 characters of `[0-9+*#]`
+/// (a `+` only first) and a name of at most 64 characters without control characters. Anything else is
+/// the node's error, never written into a SIP header.
+fn check_caller_id(p: &Party) -> Result<(), NodeError> {
+    let n = &p.number;
+    let number_ok = n == "anonymous"
+        || !n.is_empty()
+        && n.len() <= 32
+        && n.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == '*' || c == '#' || (c == '+' && i == 0));
+    if !number_ok {
+        return Err(NodeError::InvalidConfig(format!("caller id number {n:?}: 1 to 32 of 0-9 + * # (+ first)")));
+    }
+    if let Some(name) = &p.name
+        && (name.chars().count() > 64 || name.chars().any(char::is_control))
+    {
+        return Err(NodeError::InvalidConfig("caller id name: at most 64 characters, no control characters".into()));
+    }
+    Ok(())
+}
+
 fn party_out(p: control::Party) -> Party {
     Party { number: p.number, name: p.name }
 }
@@ -147,6 +167,7 @@ impl Host for HostState {
         let caller_id = match o.caller_id {
             Some(p) => {
                 self.require(&Capability::CallerId).map_err(NodeError::Denied)?;
+                check_caller_id(&p)?;
                 Some(party_in(p))
             }
             None => None,
@@ -204,9 +225,7 @@ impl Host for HostState {
     async fn set_caller_id(&mut self, caller: Party) -> Result<(), NodeError> {
         let c = self.live_call()?;
         self.require(&Capability::CallerId).map_err(NodeError::Denied)?;
-        if caller.number.len() > 64 || caller.name.as_ref().is_some_and(|n| n.len() > 128) {
-            return Err(NodeError::InvalidConfig("caller id too long".into()));
-        }
+        check_caller_id(&caller)?;
         let p = party_in(caller);
         self.timed(c.control.set_caller_id(&p)).await.map_err(|e| call_error(&c, e))?;
         c.shared().caller = p;
