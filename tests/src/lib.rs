@@ -498,10 +498,10 @@ impl Client {
 
     /// Sends a prepared request, adding the CSRF header and bearer token.
     pub async fn send(&self, mut req: reqwest::RequestBuilder) -> anyhow::Result<Response> {
-        if let Some(t) = self.csrf_token() {
-            if let Ok(v) = HeaderValue::from_str(&t) {
-                req = req.header("x-csrf-token", v);
-            }
+        if let Some(t) = self.csrf_token()
+            && let Ok(v) = HeaderValue::from_str(&t)
+        {
+            req = req.header("x-csrf-token", v);
         }
         if let Some(b) = &self.bearer {
             req = req.bearer_auth(b);

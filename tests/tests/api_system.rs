@@ -209,7 +209,8 @@ async fn cdr_list_filters_and_csv_export() -> anyhow::Result<()> {
             .insert_start(&store::NewCdr {
                 call_id: format!("call-{i}@test"),
                 start_time: t0 + time_days(i),
-                caller_id_name: Some("Caller, \"Quoted\"".into()),
+                // the first caller's name is a spreadsheet formula (a trunk sends what it likes)
+                caller_id_name: Some(if i == 0 { "=cmd|' /C calc'!A0".into() } else { "Caller, \"Quoted\"".into() }),
                 caller_id_num: Some(format!("+6140000{i:04}")),
                 callee: Some("101".into()),
                 trunk_id: None,
@@ -258,6 +259,9 @@ async fn cdr_list_filters_and_csv_export() -> anyhow::Result<()> {
     assert_eq!(lines.len(), 11, "{csv}");
     assert!(lines[0].starts_with("id,call_id,start_time"));
     assert!(lines[1].contains("\"Caller, \"\"Quoted\"\"\""), "{}", lines[1]);
+    // cells a spreadsheet would run as formulas stay text: prefixed with '
+    assert!(lines[10].contains(",'=cmd|' /C calc'!A0,'+61400000000,"), "{}", lines[10]);
+    assert!(lines.iter().all(|l| !l.contains(",=") && !l.contains(",+") && !l.contains(",@")), "{csv}");
     Ok(())
 }
 
@@ -362,5 +366,67 @@ async fn http_serves_while_the_flow_engine_compiles() -> anyhow::Result<()> {
     assert!(r.data().as_array().is_some_and(|a| a.len() >= 12), "{}", r.text);
     // the compiled components are now in the cache for the next start
     assert!(std::fs::read_dir(cache.path().join("components"))?.count() >= 12);
+    Ok(())
+}
+
+/// A GET of `path` naming `host` in the Host header: the status and the error code.
+async fn get_as_host(server: &Server, path: &str, host: &str) -> anyhow::Result<(u16, Option<String>)> {
+    let r = flowpbx_tests::http_builder().build()?.get(server.url(path)).header("host", host).send().await?;
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    Ok((status, body["error"]["code"].as_str().map(str::to_owned)))
+}
+
+/// DNS rebinding: with a hostname configured, a request naming another host is refused with
+/// 421 and the envelope (the API, the SPA and /ws alike); the hostname, localhost and the
+/// address the server is bound to are served.
+#[tokio::test]
+async fn a_request_for_another_host_is_refused() -> anyhow::Result<()> {
+    let server = Server::start_with(flowpbx_tests::ServerOptions { args: vec!["--hostname".into(), "pbx.test".into()], ..Default::default() }).await?;
+    let port = server.ports().http;
+    let _ = server.admin().await?;
+    for host in ["rebind.attacker.example".to_owned(), format!("rebind.attacker.example:{port}"), "pbx.test.attacker.example".into(), format!("192.0.2.1:{port}")] {
+        for path in ["/api/v1/health", "/api/v1/setup", "/", "/ws"] {
+            assert_eq!(get_as_host(&server, path, &host).await?, (421, Some("misdirected_request".into())), "{host} {path}");
+        }
+    }
+    for host in [format!("pbx.test:{port}"), "PBX.TEST".into(), format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        assert_eq!(get_as_host(&server, "/api/v1/health", &host).await?.0, 200, "{host}");
+    }
+    Ok(())
+}
+
+/// Before first-boot setup a server with no hostname answers only to its addresses and
+/// localhost: a rebinding page cannot run setup and take the PBX.
+#[tokio::test]
+async fn setup_cannot_be_reached_through_a_rebound_name() -> anyhow::Result<()> {
+    let server = Server::start().await?;
+    let r = flowpbx_tests::http_builder()
+        .build()?
+        .post(server.url("/api/v1/setup"))
+        .header("host", "rebind.attacker.example")
+        .json(&json!({"username": "attacker", "password": "attacker password"}))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 421);
+    assert_eq!(server.client().get("/setup").await?.data()["required"], true, "setup was not done");
+    // after setup (no hostname set) names are not checked
+    let _ = server.admin().await?;
+    assert_eq!(get_as_host(&server, "/api/v1/health", "pbx.lan").await?.0, 200);
+    Ok(())
+}
+
+/// Health tells an anonymous caller each component's status, never its details (internal
+/// error text, figures); a signed-in administrator sees them.
+#[tokio::test]
+async fn health_details_only_for_the_signed_in() -> anyhow::Result<()> {
+    let server = Server::start().await?;
+    let r = server.client().get("/health").await?;
+    let components = r.data()["components"].as_object().expect("components");
+    assert!(components.contains_key("sip") && components.contains_key("database"), "{}", r.text);
+    assert!(components.values().all(|c| c.get("detail").is_none() && c["status"].is_string()), "{}", r.text);
+    let admin = server.admin().await?;
+    let r = admin.get("/health").await?;
+    assert!(r.data()["components"]["sip"]["detail"].as_str().is_some_and(|d| d.contains("extensions")), "{}", r.text);
     Ok(())
 }

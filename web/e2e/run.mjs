@@ -445,6 +445,37 @@ async function scenario(url, sipPort) {
     await shot(page, 'editor-show-path');
   });
 
+  await step('settings: a read-only token, the sessions, a password change that ends the others', async () => {
+    await page.goto(`${url}/settings`);
+    await page.getByLabel('New token name').fill('wallboard');
+    await page.getByLabel('Scope').selectOption('read');
+    await page.getByLabel('Expires in (days)').fill('30');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const jwt = (await page.locator('[role=status] code').textContent())?.trim();
+    expect(jwt, 'the token is shown once, when created');
+    await page.getByRole('list', { name: 'API tokens' }).getByText('wallboard').waitFor();
+    const bearer = { Authorization: `Bearer ${jwt}` };
+    expect((await fetch(`${url}/api/v1/extensions`, { headers: bearer })).status === 200, 'a read token reads');
+    const write = await fetch(`${url}/api/v1/ring-groups`, { method: 'POST', headers: { ...bearer, 'Content-Type': 'application/json' }, body: '{"name":"x"}' });
+    expect(write.status === 403, `a read token wrote: ${write.status}`);
+    // another session: listed, and ended by the password change
+    const other = await fetch(`${url}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) });
+    const cookie = (other.headers.get('set-cookie') ?? '').split(';')[0];
+    expect(other.status === 200 && cookie, `the second login answered ${other.status}`);
+    await page.reload();
+    const sessions = page.getByRole('list', { name: 'Sessions' });
+    await sessions.getByText('this session').waitFor();
+    expect((await sessions.getByRole('listitem').count()) >= 2, 'both sessions are listed');
+    await page.getByLabel(/^Current password/).fill(ADMIN.password);
+    await page.getByLabel(/^New password/).fill('e2e-password-456');
+    await page.getByLabel(/^Repeat the new password/).fill('e2e-password-456');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.getByText(/^Password changed\./).waitFor();
+    expect((await fetch(`${url}/api/v1/extensions`, { headers: { Cookie: cookie } })).status === 401, 'the other session ended');
+    expect((await fetch(`${url}/api/v1/extensions`, { headers: bearer })).status === 200, 'tokens live on unless asked');
+    await shot(page, 'settings-account');
+  });
+
   await step('the editor works at tablet width', async () => {
     await page.setViewportSize({ width: 820, height: 1180 });
     await page.goto(flowUrl);

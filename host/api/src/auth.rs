@@ -1,13 +1,13 @@
 //! Authentication: first-boot setup, admin sessions (HttpOnly SameSite=Strict cookie plus a
-//! CSRF token for every state-changing request), login lockout per IP, API tokens (bearer
-//! JWTs) for integrations, and the middleware that guards every other route.
+//! CSRF token for every state-changing request; 24 h sliding, 7 days at most), login
+//! throttling ([`crate::login_limit`]), API tokens (bearer JWTs with a scope and an expiry) for
+//! integrations, and the middleware that guards every other route: what a token of each scope
+//! may reach is [`token_need`]'s table.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
@@ -16,31 +16,37 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use store::{constant_time_eq, random_token, sha256_hex, verify_password, Actor, AdminUser, ApiToken, NewSession, Timestamp};
+use store::{
+    constant_time_eq, random_token, sha256_hex, verify_password, Actor, AdminUser, ApiToken, NewSession, SessionInfo, Timestamp, TokenScope,
+};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Created, Data, Deleted, Json, List, ListMeta, PageQuery, PathParams, Query};
+use crate::host_check::ConnInfo;
 use crate::settings::{apply_settings_update, SettingsUpdate};
 use crate::validate::Errors;
 use crate::AppState;
 
 pub const SESSION_COOKIE: &str = "flowpbx_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// Sessions last this long after the last activity.
+/// Sessions last this long after the last activity…
 pub const SESSION_TTL: time::Duration = time::Duration::hours(24);
-/// Failed logins from one IP within [`LOCKOUT_WINDOW`] that lock it out.
-pub const LOCKOUT_FAILURES: usize = 5;
-pub const LOCKOUT_WINDOW: Duration = Duration::from_secs(60);
-pub const LOCKOUT_DURATION: Duration = Duration::from_secs(15 * 60);
+/// …and never longer than this after the login, however active.
+pub const SESSION_MAX_LIFETIME: time::Duration = time::Duration::days(7);
+/// An API token's lifetime when its creation names none.
+pub const TOKEN_DEFAULT_DAYS: u32 = 90;
+/// The longest lifetime an API token can be given.
+pub const TOKEN_MAX_DAYS: u32 = 365;
 /// A session's expiry is pushed forward at most this often (saves a write per request).
 const TOUCH_INTERVAL: time::Duration = time::Duration::seconds(60);
 
 /// Who is making a request.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    Admin { user_id: i64, username: String },
-    Token { token_id: i64, name: String },
+    /// A signed-in administrator, by their session.
+    Admin { user_id: i64, username: String, session_id: i64 },
+    Token { token_id: i64, name: String, scope: TokenScope },
 }
 
 /// The authenticated caller and their address, inserted by [`require_auth`].
@@ -65,6 +71,15 @@ impl Caller {
             Principal::Token { .. } => None,
         }
     }
+
+    /// Err(403) unless the caller is a signed-in session: what creating tokens, uploading
+    /// plugins and granting capabilities need, whatever a token's scope.
+    pub fn require_session(&self, what: &'static str) -> ApiResult<(i64, &str, i64)> {
+        match &self.principal {
+            Principal::Admin { user_id, username, session_id } => Ok((*user_id, username.as_str(), *session_id)),
+            Principal::Token { .. } => Err(ApiError::Forbidden(what)),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -74,58 +89,47 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// The client's IP, when the server was started with connect info.
+/// The client's IP, when the server was started with connect info ([`ConnInfo`] or a plain
+/// `SocketAddr`). `X-Forwarded-For` is not trusted.
 pub fn client_ip(parts_ext: &axum::http::Extensions) -> Option<IpAddr> {
-    parts_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    parts_ext
+        .get::<ConnectInfo<ConnInfo>>()
+        .map(|c| c.0.remote.ip())
+        .or_else(|| parts_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+        .map(|ip| ip.to_canonical())
 }
 
 // ---------------------------------------------------------------------------------------------
-// lockout
+// what a token may reach
 
-#[derive(Default)]
-struct IpRecord {
-    failures: VecDeque<Instant>,
-    locked_until: Option<Instant>,
+/// What a request needs of an API token. A session may do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenNeed {
+    /// A token of at least this scope.
+    Scope(TokenScope),
+    /// No token at all: a signed-in session.
+    Session,
 }
 
-/// Failed-login accounting per client IP (in memory).
-#[derive(Default)]
-pub struct Lockout(Mutex<HashMap<IpAddr, IpRecord>>);
-
-impl Lockout {
-    /// Err(seconds to wait) while the IP is locked out.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
-        let Ok(map) = self.0.lock() else { return Ok(()) };
-        match map.get(&ip).and_then(|r| r.locked_until) {
-            Some(until) if until > now => Err((until - now).as_secs().max(1)),
-            _ => Ok(()),
-        }
-    }
-
-    /// Records a failure; Some(seconds) when this failure locked the IP out.
-    pub fn failure(&self, ip: IpAddr, now: Instant) -> Option<u64> {
-        let Ok(mut map) = self.0.lock() else { return None };
-        if map.len() > 10_000 {
-            map.retain(|_, r| r.locked_until.is_some_and(|u| u > now) || r.failures.back().is_some_and(|t| now - *t < LOCKOUT_WINDOW));
-        }
-        let rec = map.entry(ip).or_default();
-        while rec.failures.front().is_some_and(|t| now.duration_since(*t) >= LOCKOUT_WINDOW) {
-            rec.failures.pop_front();
-        }
-        rec.failures.push_back(now);
-        if rec.failures.len() >= LOCKOUT_FAILURES {
-            rec.failures.clear();
-            rec.locked_until = Some(now + LOCKOUT_DURATION);
-            Some(LOCKOUT_DURATION.as_secs())
-        } else {
-            None
-        }
-    }
-
-    pub fn success(&self, ip: IpAddr) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(&ip);
-        }
+/// The table of what a token needs, by method and route (the route's template under
+/// `/api/v1`, as axum matched it):
+/// - a session only: creating tokens, uploading plugins, changing the password, listing and
+///   ending sessions (granting plugin capabilities is checked in the handler: the same route
+///   enables a plugin);
+/// - `admin`: the token list and revocation, settings, the audit log, the system status,
+///   enabling and deleting plugins;
+/// - `read`: any other GET (or HEAD);
+/// - `write`: any other method.
+pub fn token_need(method: &Method, route: &str) -> TokenNeed {
+    let route = route.strip_prefix("/api/v1").unwrap_or(route);
+    let read = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    match route {
+        "/api-tokens" | "/plugins" if *method == Method::POST => TokenNeed::Session,
+        "/auth/password" | "/auth/sessions" | "/auth/sessions/{id}" => TokenNeed::Session,
+        "/api-tokens" | "/api-tokens/{id}" | "/settings" | "/audit-log" | "/system/status" => TokenNeed::Scope(TokenScope::Admin),
+        "/plugins/{id}" if !read => TokenNeed::Scope(TokenScope::Admin),
+        _ if read => TokenNeed::Scope(TokenScope::Read),
+        _ => TokenNeed::Scope(TokenScope::Write),
     }
 }
 
@@ -170,18 +174,25 @@ fn jwt_validation() -> Validation {
     v
 }
 
-/// The caller, and the session token whose cookie should be re-sent (the session was extended).
-async fn authenticate(state: &AppState, headers: &HeaderMap, method: &Method) -> ApiResult<(Principal, Option<String>)> {
+/// A session cookie to send again: the token and its new lifetime in seconds.
+struct Refresh {
+    token: String,
+    max_age: i64,
+}
+
+/// The caller, and the session cookie to re-send (the session was extended).
+async fn authenticate(state: &AppState, headers: &HeaderMap, method: &Method) -> ApiResult<(Principal, Option<Refresh>)> {
     authenticate_with(state, headers, method, true).await
 }
 
 /// Who `headers` (a session cookie or a bearer token) authenticate, without extending the
-/// session: what `/ws` checks when a socket opens and while it stays open.
+/// session: what `/ws` checks when a socket opens and while it stays open, and what health
+/// checks to show its details.
 pub(crate) async fn principal(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
     authenticate_with(state, headers, &Method::GET, false).await.map(|(p, _)| p)
 }
 
-async fn authenticate_with(state: &AppState, headers: &HeaderMap, method: &Method, touch: bool) -> ApiResult<(Principal, Option<String>)> {
+async fn authenticate_with(state: &AppState, headers: &HeaderMap, method: &Method, touch: bool) -> ApiResult<(Principal, Option<Refresh>)> {
     let store = state.store();
     let now = Timestamp::now();
     if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
@@ -195,7 +206,7 @@ async fn authenticate_with(state: &AppState, headers: &HeaderMap, method: &Metho
             .use_live(&data.claims.jti, now)
             .await?
             .ok_or(ApiError::Unauthorized("API token revoked or expired"))?;
-        return Ok((Principal::Token { token_id: token.id, name: token.name }, None));
+        return Ok((Principal::Token { token_id: token.id, name: token.name, scope: token.scope }, None));
     }
     let Some(token) = cookie_value(headers, SESSION_COOKIE) else {
         return Err(ApiError::Unauthorized("authentication required"));
@@ -210,27 +221,44 @@ async fn authenticate_with(state: &AppState, headers: &HeaderMap, method: &Metho
         }
     }
     let mut refresh = None;
-    if touch && now.unix_millis() - session.last_seen_at.unix_millis() >= TOUCH_INTERVAL.whole_milliseconds() as i64 {
-        store.sessions().touch(&hash, now, now + SESSION_TTL).await?;
-        refresh = Some(token.to_owned());
+    if touch
+        && now.unix_millis() - session.last_seen_at.unix_millis() >= TOUCH_INTERVAL.whole_milliseconds() as i64
+        && let Some(until) = store.sessions().touch(&hash, now, now + SESSION_TTL).await?
+    {
+        refresh = Some(Refresh { token: token.to_owned(), max_age: until.seconds_since(now) });
     }
-    Ok((Principal::Admin { user_id: session.admin_user_id, username: session.username }, refresh))
+    Ok((Principal::Admin { user_id: session.admin_user_id, username: session.username, session_id: session.id }, refresh))
 }
 
 /// Middleware of every protected route: a session cookie (with the CSRF token on
-/// state-changing methods) or a bearer API token.
+/// state-changing methods) or a bearer API token of the scope the route needs
+/// ([`token_need`]; 403 otherwise).
 pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ip = client_ip(req.extensions());
     let https = is_https(req.headers());
     match authenticate(&state, req.headers(), req.method()).await {
         Ok((principal, refresh)) => {
+            if let Principal::Token { scope, .. } = &principal {
+                let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| req.uri().path().to_owned());
+                match token_need(req.method(), &route) {
+                    TokenNeed::Session => return ApiError::Forbidden("this needs a signed-in session: an API token cannot do it").into_response(),
+                    TokenNeed::Scope(needed) if !scope.allows(needed) => {
+                        return ApiError::Forbidden(match needed {
+                            TokenScope::Admin => "this needs an API token with the admin scope",
+                            _ => "this needs an API token with the write scope",
+                        })
+                        .into_response();
+                    }
+                    TokenNeed::Scope(_) => {}
+                }
+            }
             req.extensions_mut().insert(Caller { principal, ip });
             let mut resp = next.run(req).await;
             // the session was extended: so is the cookie (unless the handler set its own)
-            if let Some(token) = refresh {
-                if !resp.headers().contains_key(header::SET_COOKIE) {
-                    resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&token, SESSION_TTL.whole_seconds(), https));
-                }
+            if let Some(r) = refresh
+                && !resp.headers().contains_key(header::SET_COOKIE)
+            {
+                resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&r.token, r.max_age, https));
             }
             resp
         }
@@ -279,18 +307,62 @@ pub struct LoginRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
     pub user: Option<AdminUser>,
-    /// set when authenticated by an API token
+    /// set when authenticated by an API token: its name
     pub token: Option<String>,
+    /// set when authenticated by an API token: its scope
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<TokenScope>,
     pub csrf_token: Option<String>,
 }
 
+/// A token to create (only a signed-in session can).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiToken {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    /// days until it expires; absent: never
+    /// read: GET only; write: entity changes too; admin: settings, tokens, plugins and the
+    /// audit log too
+    pub scope: TokenScope,
+    /// days until it expires (default 90, at most 365)
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
     pub expires_in_days: Option<u32>,
+}
+
+/// A password change: the current password, the new one, and whether to revoke the API
+/// tokens this administrator created too. Every other session of the administrator ends.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    #[schema(min_length = 8, max_length = 1024)]
+    pub new_password: String,
+    /// also revoke every API token this administrator created (default false)
+    #[serde(default)]
+    pub revoke_tokens: bool,
+}
+
+/// What a password change ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    pub sessions_ended: u64,
+    pub tokens_revoked: u64,
+}
+
+/// One of the administrator's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    #[serde(flatten)]
+    pub info: SessionInfo,
+    /// the session making this request
+    pub current: bool,
+}
+
+/// How many sessions were ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsEnded {
+    pub ended: u64,
 }
 
 /// A created API token: `token` (the bearer JWT) is shown only here.
@@ -350,6 +422,7 @@ pub(crate) async fn setup(State(state): State<AppState>, req: Request) -> ApiRes
     if let Some(realm) = realm_change {
         store.set_sip_realm(&realm).await?;
     }
+    state.refresh_host_policy().await?;
     tracing::info!(username = %user.username, "first-boot setup created the administrator");
     Ok(Created(user))
 }
@@ -363,16 +436,18 @@ impl<T: serde::de::DeserializeOwned> Json<T> {
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = inline(Data<Me>)), (status = 401, body = crate::error::ErrorEnvelope),
-              (status = 429, body = crate::error::ErrorEnvelope)))]
+              (status = 429, description = "too many failed attempts for this username from this address, from this address, or (from an address that has failed) for this username: Retry-After says when to try again", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let ip = client_ip(req.extensions());
     let key_ip = ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let headers = req.headers().clone();
-    let now = Instant::now();
-    if let Err(secs) = state.0.lockout.check(key_ip, now) {
-        return Err(ApiError::TooManyRequests { retry_after_secs: secs, message: "too many failed logins; try again later" });
-    }
     let Json(body) = Json::<LoginRequest>::from_request_any(req, &state).await?;
+    // reserved before the hash is checked: parallel attempts cannot overrun the limits
+    let attempt = state
+        .0
+        .login_limiter
+        .reserve(&body.username, key_ip, Instant::now())
+        .map_err(|r| ApiError::TooManyRequests { retry_after_secs: r.retry_after_secs, message: "too many failed logins; try again later" })?;
     let store = state.store();
     let found = store.admin_users().get_with_hash(&body.username).await?;
     let ok = match &found {
@@ -383,28 +458,29 @@ pub(crate) async fn login(State(state): State<AppState>, req: Request) -> ApiRes
             false
         }
     };
-    let actor = Actor { name: format!("admin:{}", body.username), ip: ip.map(|i| i.to_string()) };
+    let actor = Actor { name: format!("admin:{}", body.username.chars().take(64).collect::<String>()), ip: ip.map(|i| i.to_string()) };
     let Some((user, _)) = found.filter(|_| ok) else {
-        let locked = state.0.lockout.failure(key_ip, Instant::now());
+        let source = attempt.source();
+        if let Some(secs) = attempt.failed() {
+            tracing::warn!(%source, lock_secs = secs, "logins locked after repeated failures");
+        }
         let mut tx = store.begin().await?;
         tx.audit(&actor, "login_failed", "session", None, None, None).await?;
         tx.commit().await?;
-        if let Some(secs) = locked {
-            tracing::warn!(ip = %key_ip, "login locked out after repeated failures");
-            return Err(ApiError::TooManyRequests { retry_after_secs: secs, message: "too many failed logins; try again later" });
-        }
         return Err(ApiError::Unauthorized("wrong username or password"));
     };
-    state.0.lockout.success(key_ip);
+    attempt.succeeded();
     let token = random_token(32);
     let csrf = random_token(32);
+    let now = Timestamp::now();
     let mut tx = store.begin().await?;
     tx.sessions()
         .create(&NewSession {
             token_hash: sha256_hex(token.as_bytes()),
             admin_user_id: user.id,
             csrf_token: csrf.clone(),
-            expires_at: Timestamp::now() + SESSION_TTL,
+            expires_at: now + SESSION_TTL,
+            absolute_expires_at: now + SESSION_MAX_LIFETIME,
             ip: ip.map(|i| i.to_string()),
             user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect()),
         })
@@ -412,7 +488,7 @@ pub(crate) async fn login(State(state): State<AppState>, req: Request) -> ApiRes
     tx.admin_users().touch_login(user.id).await?;
     tx.audit(&actor, "login", "session", Some(&user.id.to_string()), None, None).await?;
     tx.commit().await?;
-    let mut resp = Data::new(Me { user: Some(user), token: None, csrf_token: Some(csrf) }).into_response();
+    let mut resp = Data::new(Me { user: Some(user), token: None, scope: None, csrf_token: Some(csrf) }).into_response();
     resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&token, SESSION_TTL.whole_seconds(), is_https(&headers)));
     Ok(resp)
 }
@@ -445,9 +521,9 @@ pub(crate) async fn me(State(state): State<AppState>, caller: Caller, headers: H
                 Some(t) => state.store().sessions().get_live(&sha256_hex(t.as_bytes()), Timestamp::now()).await?.map(|s| s.csrf_token),
                 None => None,
             };
-            Ok(Data::new(Me { user, token: None, csrf_token: csrf }))
+            Ok(Data::new(Me { user, token: None, scope: None, csrf_token: csrf }))
         }
-        Principal::Token { name, .. } => Ok(Data::new(Me { user: None, token: Some(name), csrf_token: None })),
+        Principal::Token { name, scope, .. } => Ok(Data::new(Me { user: None, token: Some(name), scope: Some(scope), csrf_token: None })),
     }
 }
 
@@ -458,25 +534,24 @@ pub(crate) async fn list_tokens(State(state): State<AppState>, Query(q): Query<P
     Ok(List { data: p.items, meta: ListMeta { total: p.total, limit: page.limit, offset: page.offset } })
 }
 
-#[utoipa::path(post, path = "/api/v1/api-tokens", tag = "auth", request_body = NewApiToken, responses((status = 201, body = inline(Data<CreatedApiToken>))))]
+#[utoipa::path(post, path = "/api/v1/api-tokens", tag = "auth", request_body = NewApiToken,
+    responses((status = 201, body = inline(Data<CreatedApiToken>)), (status = 403, description = "an API token cannot create tokens", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn create_token(State(state): State<AppState>, caller: Caller, Json(body): Json<NewApiToken>) -> ApiResult<Created<CreatedApiToken>> {
+    let (user_id, _, _) = caller.require_session("only a signed-in session can create API tokens")?;
     let mut e = Errors::new();
     e.non_empty("name", &body.name, 100);
-    if let Some(d) = body.expires_in_days {
-        e.range("expires_in_days", i64::from(d), 1, 3650);
-    }
+    let days = body.expires_in_days.unwrap_or(TOKEN_DEFAULT_DAYS);
+    e.range("expires_in_days", i64::from(days), 1, i64::from(TOKEN_MAX_DAYS));
     e.finish()?;
     let now = Timestamp::now();
-    let expires = body.expires_in_days.map(|d| now + time::Duration::days(i64::from(d)));
+    let expires = now + time::Duration::days(i64::from(days));
     let jti = random_token(16);
     let mut tx = state.store().begin().await?;
-    let info = tx.api_tokens().create(body.name.trim(), &jti, caller.admin_id(), expires).await?;
-    let claims = Claims {
-        sub: format!("token:{}", info.id),
-        jti,
-        iat: now.unix_millis() / 1000,
-        exp: expires.map(|t| t.unix_millis() / 1000),
-    };
+    let info = tx
+        .api_tokens()
+        .create(&store::NewApiToken { name: body.name.trim(), jti: &jti, scope: body.scope, created_by: Some(user_id), expires_at: expires })
+        .await?;
+    let claims = Claims { sub: format!("token:{}", info.id), jti, iat: now.unix_millis() / 1000, exp: Some(expires.unix_millis() / 1000) };
     let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&state.config().jwt_secret))
         .map_err(ApiError::internal)?;
     tx.audit(&caller.actor(), "create", "api_token", Some(&info.id.to_string()), None, Some(&serde_json::to_value(&info).unwrap_or_default()))
@@ -503,6 +578,87 @@ pub(crate) async fn revoke_token(State(state): State<AppState>, caller: Caller, 
     Ok(Data::new(after))
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
+    responses((status = 200, body = inline(Data<PasswordChanged>)),
+              (status = 403, description = "an API token cannot change a password", body = crate::error::ErrorEnvelope),
+              (status = 422, description = "current_password is wrong, or new_password is too short or long", body = crate::error::ErrorEnvelope),
+              (status = 429, description = "too many wrong current passwords (the login limits): Retry-After", body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn change_password(State(state): State<AppState>, caller: Caller, Json(body): Json<PasswordChange>) -> ApiResult<Data<PasswordChanged>> {
+    let (user_id, username, session_id) = caller.require_session("only a signed-in session can change a password")?;
+    let mut e = Errors::new();
+    e.check((8..=1024).contains(&body.new_password.chars().count()), "new_password", "must be 8 to 1024 characters");
+    e.check(body.new_password != body.current_password, "new_password", "must differ from the current password");
+    e.finish()?;
+    // the current password is checked under the login limits: a stolen session cannot guess it
+    let ip = caller.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let attempt = state
+        .0
+        .login_limiter
+        .reserve(username, ip, Instant::now())
+        .map_err(|r| ApiError::TooManyRequests { retry_after_secs: r.retry_after_secs, message: "too many wrong passwords; try again later" })?;
+    let store = state.store();
+    let hash = store.admin_users().password_hash(user_id).await?.ok_or(ApiError::Unauthorized("session expired"))?;
+    if !verify_password(&body.current_password, &hash).await {
+        attempt.failed();
+        let mut tx = store.begin().await?;
+        tx.audit(&caller.actor(), "password_change_failed", "admin_user", Some(&user_id.to_string()), None, None).await?;
+        tx.commit().await?;
+        return Err(ApiError::field("current_password", "is not your current password"));
+    }
+    attempt.succeeded();
+    let mut tx = store.begin().await?;
+    tx.admin_users().set_password(user_id, &body.new_password).await?;
+    let sessions_ended = tx.sessions().delete_others(user_id, session_id).await?;
+    let tokens_revoked = if body.revoke_tokens { tx.api_tokens().revoke_created_by(user_id).await? } else { 0 };
+    let after = serde_json::json!({"sessions_ended": sessions_ended, "tokens_revoked": tokens_revoked});
+    tx.audit(&caller.actor(), "change_password", "admin_user", Some(&user_id.to_string()), None, Some(&after)).await?;
+    tx.commit().await?;
+    tracing::info!(username, sessions_ended, tokens_revoked, "an administrator changed their password");
+    Ok(Data::new(PasswordChanged { sessions_ended, tokens_revoked }))
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth",
+    responses((status = 200, description = "the caller's live sessions, the most recently used first", body = inline(List<SessionView>)),
+              (status = 403, description = "an API token has no sessions", body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn list_sessions(State(state): State<AppState>, caller: Caller) -> ApiResult<List<SessionView>> {
+    let (user_id, _, current) = caller.require_session("only a signed-in session can list sessions")?;
+    let data: Vec<SessionView> =
+        state.store().sessions().list_for_user(user_id, Timestamp::now()).await?.into_iter().map(|info| SessionView { current: info.id == current, info }).collect();
+    let total = data.len() as i64;
+    Ok(List { data, meta: ListMeta { total, limit: total, offset: 0 } })
+}
+
+#[utoipa::path(delete, path = "/api/v1/auth/sessions", tag = "auth",
+    responses((status = 200, description = "every other session of the caller ended", body = inline(Data<SessionsEnded>)),
+              (status = 403, description = "an API token has no sessions", body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn end_other_sessions(State(state): State<AppState>, caller: Caller) -> ApiResult<Data<SessionsEnded>> {
+    let (user_id, _, current) = caller.require_session("only a signed-in session can end sessions")?;
+    let mut tx = state.store().begin().await?;
+    let ended = tx.sessions().delete_others(user_id, current).await?;
+    tx.audit(&caller.actor(), "end_sessions", "session", None, None, Some(&serde_json::json!({"ended": ended}))).await?;
+    tx.commit().await?;
+    Ok(Data::new(SessionsEnded { ended }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth", params(("id" = i64, Path)),
+    responses((status = 200, description = "ended (ending the current session signs out)", body = inline(Data<Deleted>)),
+              (status = 403, description = "an API token has no sessions", body = crate::error::ErrorEnvelope),
+              (status = 404, description = "the caller has no such session", body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn end_session(State(state): State<AppState>, caller: Caller, headers: HeaderMap, PathParams(id): PathParams<i64>) -> ApiResult<Response> {
+    let (user_id, _, current) = caller.require_session("only a signed-in session can end sessions")?;
+    let mut tx = state.store().begin().await?;
+    if !tx.sessions().delete_for_user(user_id, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    tx.audit(&caller.actor(), "end_session", "session", Some(&id.to_string()), None, None).await?;
+    tx.commit().await?;
+    let mut resp = Data::new(Deleted { id, deleted: true }).into_response();
+    if id == current {
+        resp.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0, is_https(&headers)));
+    }
+    Ok(resp)
+}
+
 pub(crate) fn public_routes() -> Router<AppState> {
     Router::new().route("/setup", get(setup_status).post(setup)).route("/auth/login", post(login))
 }
@@ -511,6 +667,9 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/auth/logout", post(logout))
         .route("/auth/me", get(me))
+        .route("/auth/password", post(change_password))
+        .route("/auth/sessions", get(list_sessions).delete(end_other_sessions))
+        .route("/auth/sessions/{id}", delete(end_session))
         .route("/api-tokens", get(list_tokens).post(create_token))
         .route("/api-tokens/{id}", delete(revoke_token))
 }
@@ -520,22 +679,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lockout_after_five_failures_in_a_minute() {
-        let l = Lockout::default();
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let t = Instant::now();
-        for i in 0..4 {
-            assert_eq!(l.failure(ip, t + Duration::from_secs(i)), None);
+    fn what_a_token_needs() {
+        use TokenNeed::*;
+        use TokenScope::*;
+        let need = |m: Method, r: &str| token_need(&m, r);
+        assert_eq!(need(Method::GET, "/api/v1/extensions"), Scope(Read));
+        assert_eq!(need(Method::GET, "/api/v1/extensions/{id}"), Scope(Read));
+        assert_eq!(need(Method::POST, "/api/v1/extensions"), Scope(Write));
+        assert_eq!(need(Method::PUT, "/api/v1/extensions/{id}"), Scope(Write));
+        assert_eq!(need(Method::DELETE, "/api/v1/extensions/{id}"), Scope(Write));
+        assert_eq!(need(Method::POST, "/api/v1/flows/{id}/publish"), Scope(Write));
+        assert_eq!(need(Method::GET, "/api/v1/settings"), Scope(Admin));
+        assert_eq!(need(Method::PUT, "/api/v1/settings"), Scope(Admin));
+        assert_eq!(need(Method::GET, "/api/v1/audit-log"), Scope(Admin));
+        assert_eq!(need(Method::GET, "/api/v1/api-tokens"), Scope(Admin));
+        assert_eq!(need(Method::DELETE, "/api/v1/api-tokens/{id}"), Scope(Admin));
+        assert_eq!(need(Method::GET, "/api/v1/plugins"), Scope(Read));
+        assert_eq!(need(Method::PUT, "/api/v1/plugins/{id}"), Scope(Admin));
+        assert_eq!(need(Method::DELETE, "/api/v1/plugins/{id}"), Scope(Admin));
+        assert_eq!(need(Method::POST, "/api/v1/api-tokens"), Session);
+        assert_eq!(need(Method::POST, "/api/v1/plugins"), Session);
+        assert_eq!(need(Method::POST, "/api/v1/auth/password"), Session);
+        assert_eq!(need(Method::GET, "/api/v1/auth/sessions"), Session);
+        assert_eq!(need(Method::DELETE, "/api/v1/auth/sessions/{id}"), Session);
+    }
+
+    /// Every operation the OpenAPI document lists gets a need, and no GET needs more than read
+    /// unless it is an admin or a session route.
+    #[test]
+    fn every_documented_operation_has_a_need() {
+        let doc = crate::openapi::document();
+        let mut counts = std::collections::BTreeMap::new();
+        for (path, item) in &doc.paths.paths {
+            for (m, op) in [(Method::GET, &item.get), (Method::POST, &item.post), (Method::PUT, &item.put), (Method::DELETE, &item.delete)] {
+                if op.is_none() {
+                    continue;
+                }
+                let need = token_need(&m, path);
+                *counts.entry(format!("{need:?}")).or_insert(0) += 1;
+                if m == Method::GET {
+                    assert_ne!(need, TokenNeed::Scope(TokenScope::Write), "{path}");
+                } else {
+                    assert_ne!(need, TokenNeed::Scope(TokenScope::Read), "{m} {path}");
+                }
+            }
         }
-        assert!(l.check(ip, t).is_ok());
-        assert_eq!(l.failure(ip, t + Duration::from_secs(5)), Some(900));
-        assert!(l.check(ip, t + Duration::from_secs(6)).is_err());
-        assert!(l.check(ip, t + Duration::from_secs(5 + 901)).is_ok());
-        // failures spread over more than a minute do not lock
-        let ip2: IpAddr = "192.0.2.2".parse().unwrap();
-        for i in 0..10 {
-            assert_eq!(l.failure(ip2, t + Duration::from_secs(i * 20)), None);
-        }
+        assert!(counts.len() == 4, "{counts:?}");
     }
 
     #[test]

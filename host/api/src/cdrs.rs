@@ -97,12 +97,18 @@ pub(crate) async fn get_cdr(State(state): State<AppState>, PathParams(id): PathP
 const CSV_HEADER: &str = "id,call_id,start_time,answer_time,end_time,duration,billable_dur,caller_id_name,caller_id_num,callee,\
 trunk_id,direction,disposition,recording_file,flow_id,flow_version,flow_path,hangup_cause\r\n";
 
+/// One CSV cell. A cell a spreadsheet would read as a formula (starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return: a caller name from a trunk is outside input) is prefixed
+/// with `'` so that it stays text; then a cell with a comma, a quote or a line break is quoted.
 fn csv_field(out: &mut String, v: &str) {
+    let guard = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { "'" } else { "" };
     if v.contains([',', '"', '\r', '\n']) {
         out.push('"');
+        out.push_str(guard);
         out.push_str(&v.replace('"', "\"\""));
         out.push('"');
     } else {
+        out.push_str(guard);
         out.push_str(v);
     }
 }
@@ -206,5 +212,24 @@ mod tests {
         s.push(',');
         csv_field(&mut s, "a \"b\", c");
         assert_eq!(s, "plain,\"a \"\"b\"\", c\"");
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_stay_text() {
+        let cell = |v: &str| {
+            let mut s = String::new();
+            csv_field(&mut s, v);
+            s
+        };
+        assert_eq!(cell("=HYPERLINK(\"http://x\",\"y\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
+        assert_eq!(cell("+61299990000"), "'+61299990000");
+        assert_eq!(cell("-1+cmd|' /C calc'!A0"), "'-1+cmd|' /C calc'!A0");
+        assert_eq!(cell("@SUM(A1:A2)"), "'@SUM(A1:A2)");
+        assert_eq!(cell("\t=1"), "'\t=1");
+        assert_eq!(cell("\r=1"), "\"'\r=1\"");
+        assert_eq!(cell("=1,2"), "\"'=1,2\"");
+        // inside a cell they are harmless
+        assert_eq!(cell("a=b"), "a=b");
+        assert_eq!(cell("2026-01-01T10:00:00Z"), "2026-01-01T10:00:00Z");
     }
 }

@@ -202,12 +202,11 @@ impl Resource for Extensions {
         if !e.has("extension") {
             check_number_free(state, &mut e, "extension", &f.extension, me).await?;
         }
-        if !e.has("sip_username") {
-            if let Some(other) = state.store().extensions().get_by_sip_username(&f.sip_username).await? {
-                if Some(other.id) != cur.map(|c| c.id) {
-                    e.add("sip_username", format!("already used by extension {}", other.extension));
-                }
-            }
+        if !e.has("sip_username")
+            && let Some(other) = state.store().extensions().get_by_sip_username(&f.sip_username).await?
+            && Some(other.id) != cur.map(|c| c.id)
+        {
+            e.add("sip_username", format!("already used by extension {}", other.extension));
         }
         e.finish()?;
         let secrets = if i.sip_password.is_some() { vec!["sip_password"] } else { vec![] };
@@ -477,12 +476,11 @@ impl Resource for Numbers {
             (None, Some(_)) => e.add("flow_entry_node", "needs flow_id"),
             (None, None) => {}
         }
-        if !e.has("number") {
-            if let Some(other) = state.store().inbound_numbers().get_by_number(&f.number).await? {
-                if Some(other.id) != cur.map(|c| c.id) {
-                    e.add("number", "is already configured");
-                }
-            }
+        if !e.has("number")
+            && let Some(other) = state.store().inbound_numbers().get_by_number(&f.number).await?
+            && Some(other.id) != cur.map(|c| c.id)
+        {
+            e.add("number", "is already configured");
         }
         e.finish()?;
         Ok((f, vec![]))

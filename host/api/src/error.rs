@@ -19,7 +19,8 @@ pub struct FieldError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// machine-readable: bad_request, validation_failed, unauthorized, forbidden, not_found,
-    /// conflict, payload_too_large, unsupported_media_type, too_many_requests, unavailable, internal
+    /// conflict, payload_too_large, unsupported_media_type, misdirected_request, too_many_requests,
+    /// unavailable, internal
     pub code: &'static str,
     pub message: String,
     pub details: Vec<FieldError>,
@@ -62,6 +63,9 @@ pub enum ApiError {
     UnsupportedMediaType(&'static str),
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64, message: &'static str },
+    /// A `Host` this server does not answer to (DNS rebinding); 421.
+    #[error("{0}")]
+    MisdirectedRequest(&'static str),
     /// A component the request needs is not running (the PBX, for live data); 503.
     #[error("{0}")]
     Unavailable(String),
@@ -97,6 +101,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::FlowInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -132,6 +137,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => ("payload_too_large", "request body too large".to_owned(), vec![], None),
             ApiError::UnsupportedMediaType(m) => ("unsupported_media_type", m.to_owned(), vec![], None),
             ApiError::TooManyRequests { message, .. } => ("too_many_requests", message.to_owned(), vec![], None),
+            ApiError::MisdirectedRequest(m) => ("misdirected_request", m.to_owned(), vec![], None),
             ApiError::Unavailable(m) => ("unavailable", m, vec![], None),
             ApiError::FlowInvalid { message, problems } => {
                 flow_problems = Some(problems);
@@ -171,10 +177,10 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %msg, "request failed");
         }
         let mut resp = (status, axum::Json(ErrorEnvelope { error: self.body() })).into_response();
-        if let Some(secs) = retry {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Some(secs) = retry
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }

@@ -19,6 +19,8 @@ pub mod extract;
 pub mod flow_sync;
 pub mod flows_engine;
 mod files;
+pub mod host_check;
+pub mod login_limit;
 pub mod openapi;
 mod plugins;
 mod prompts;
@@ -47,6 +49,7 @@ use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, 
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
+pub use host_check::ConnInfo;
 pub use settings::{SettingLayer, SettingSource, SettingsLayers};
 pub use store::Store;
 
@@ -80,7 +83,9 @@ pub(crate) struct Inner {
     pub(crate) config: ApiConfig,
     pub(crate) settings: SettingsLayers,
     pub(crate) started: Instant,
-    pub(crate) lockout: auth::Lockout,
+    pub(crate) login_limiter: login_limit::LoginLimiter,
+    /// What the `Host` check accepts (loaded on first use, refreshed on a settings change).
+    pub(crate) host_policy: host_check::SharedPolicy,
     pub(crate) probes: RwLock<BTreeMap<String, HealthProbe>>,
     /// The flow engine, once started (`AppState::start_flow_engine`).
     pub(crate) flows: OnceLock<flows_engine::FlowRuntime>,
@@ -102,7 +107,8 @@ impl AppState {
             config,
             settings,
             started: Instant::now(),
-            lockout: auth::Lockout::default(),
+            login_limiter: login_limit::LoginLimiter::default(),
+            host_policy: tokio::sync::RwLock::new(None),
             probes: RwLock::new(BTreeMap::new()),
             flows: OnceLock::new(),
             flows_ready: tokio::sync::watch::Sender::new(flows_engine::EngineState::NotStarted),
@@ -136,6 +142,22 @@ impl AppState {
         self.0.pbx.get()
     }
 
+    /// What the `Host` check accepts now.
+    pub(crate) async fn host_policy(&self) -> ApiResult<Arc<host_check::HostPolicy>> {
+        if let Some(p) = self.0.host_policy.read().await.as_ref() {
+            return Ok(p.clone());
+        }
+        self.refresh_host_policy().await
+    }
+
+    /// Reloads what the `Host` check accepts (after the settings or the setup state changed).
+    pub(crate) async fn refresh_host_policy(&self) -> ApiResult<Arc<host_check::HostPolicy>> {
+        let mut slot = self.0.host_policy.write().await;
+        let p = Arc::new(host_check::HostPolicy::load(self).await?);
+        *slot = Some(p.clone());
+        Ok(p)
+    }
+
     /// Adds a component to `/api/v1/health` (e.g. "sip", "trunks").
     pub fn register_health(&self, name: &str, probe: HealthProbe) {
         if let Ok(mut p) = self.0.probes.write() {
@@ -157,7 +179,8 @@ impl MakeRequestId for CounterRequestId {
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application: `/api/v1/...` with its middleware. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` so login lockout sees client IPs.
+/// `into_make_service_with_connect_info::<ConnInfo>()` so that login limits see client
+/// addresses and the `Host` check the local one.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::public_routes())
@@ -186,6 +209,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", axum::routing::get(ws::upgrade))
         .fallback(spa::fallback)
         .layer(middleware::from_fn(rejections_to_envelope))
+        .layer(middleware::from_fn_with_state(state.clone(), host_check::check_host))
         .layer(middleware::from_fn(spa::security_headers))
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))

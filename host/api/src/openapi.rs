@@ -20,15 +20,31 @@ impl Modify for Security {
             crate::auth::SESSION_COOKIE,
             "admin session from POST /api/v1/auth/login; state-changing requests also need the X-CSRF-Token header",
         ))));
-        c.add_security_scheme("api_token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+        c.add_security_scheme(
+            "api_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "an API token (POST /api/v1/api-tokens, from a signed-in session). Its scope bounds what it reaches: \
+                         read: GET only; write: entity changes too; admin: settings, tokens, plugins, the audit log and the system \
+                         status too. No token may create tokens, upload plugins, grant plugin capabilities, change a password or \
+                         list and end sessions (403). Tokens expire (90 days unless created with another lifetime, at most 365).",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 
 /// What every operation can answer besides its own responses, and the bounds the handlers
 /// check, so that the document says what the server does:
 /// - public operations (health, first-boot setup, login) need no credentials: `security: [{}]`;
-/// - every other operation can answer 401 (no or a bad session or token), and a
-///   state-changing one 403 (without the CSRF token);
+/// - every other operation can answer 401 (no or a bad session or token) and 403 (beyond an
+///   API token's scope, a session-only operation, or a state-changing one without the CSRF
+///   token);
+/// - every operation can answer 421 (a `Host` the server does not answer to);
 /// - every operation can answer 400 (a malformed path, query or body);
 /// - every operation can answer 422 (a parameter or a field fails validation), and one with a
 ///   request body 413 (too large) and 415 (not JSON, or not the upload type);
@@ -81,11 +97,14 @@ impl Modify for Conventions {
                     op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::default()]);
                 } else {
                     add(op, "401", "not signed in: no or an expired session, or a bad API token");
-                    if method != "get" {
-                        add(op, "403", "forbidden: a state-changing request without the X-CSRF-Token header");
-                    }
+                    add(op, "403", if method == "get" {
+                        "forbidden: beyond the API token's scope, or a session-only operation"
+                    } else {
+                        "forbidden: a state-changing request without the X-CSRF-Token header, beyond the API token's scope, or a session-only operation"
+                    });
                 }
                 add(op, "400", "a malformed request: path, query or body");
+                add(op, "421", "the Host header names a host this server does not answer to (see the hostname setting)");
                 add(op, "422", "a parameter or field failed validation (details name it)");
                 if op.request_body.is_some() {
                     add(op, "413", "the body is too large");
@@ -103,6 +122,7 @@ impl Modify for Conventions {
     paths(
         crate::auth::setup_status, crate::auth::setup, crate::auth::login, crate::auth::logout, crate::auth::me,
         crate::auth::list_tokens, crate::auth::create_token, crate::auth::revoke_token,
+        crate::auth::change_password, crate::auth::list_sessions, crate::auth::end_other_sessions, crate::auth::end_session,
         crate::entities::extension_registrations, crate::entities::flow_versions, crate::entities::flow_version,
         crate::cdrs::list_cdrs, crate::cdrs::get_cdr, crate::cdrs::export_cdrs,
         crate::prompts::list_prompts, crate::prompts::upload_prompt, crate::prompts::get_prompt, crate::prompts::prompt_audio, crate::prompts::delete_prompt,

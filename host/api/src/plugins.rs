@@ -7,7 +7,8 @@
 //! Enabling puts its node type in the registry (the palette and new publications use it);
 //! published flows keep the version they were published with until they are republished.
 //! Grants are the row's: a change applies to the next call of every flow running that
-//! version.
+//! version. Uploading and granting need a signed-in session: an API token of any scope gets
+//! 403 (an admin token may enable, disable and delete).
 
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::routing::get;
@@ -115,6 +116,7 @@ async fn store_component(state: &AppState, sha256: &str, bytes: &[u8]) -> ApiRes
               (status = 409, description = "this version is already uploaded", body = crate::error::ErrorEnvelope),
               (status = 422, description = "the component is refused (error.details names why)", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn upload_plugin(State(state): State<AppState>, caller: Caller, mut form: Multipart) -> ApiResult<Created<PluginView>> {
+    caller.require_session("only a signed-in session can upload plugins")?;
     let rt = state.flows().await?;
     let mut file: Option<bytes::Bytes> = None;
     loop {
@@ -216,8 +218,14 @@ fn parse_grants(p: &Plugin, given: &[String]) -> ApiResult<Vec<Capability>> {
 }
 
 #[utoipa::path(put, path = "/api/v1/plugins/{id}", tag = "plugins", params(("id" = i64, Path)), request_body = PluginUpdate,
-    responses((status = 200, body = inline(Data<PluginView>)), (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = inline(Data<PluginView>)), (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope),
+              (status = 403, description = "an API token cannot change granted_capabilities (an admin token may enable and disable)", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn update_plugin(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>, Json(req): Json<PluginUpdate>) -> ApiResult<Data<PluginView>> {
+    // what a plugin may reach is granted from a signed-in session only (an admin token may
+    // enable, disable and delete)
+    if req.granted_capabilities.is_some() {
+        caller.require_session("only a signed-in session can grant plugin capabilities")?;
+    }
     let rt = state.flows().await?;
     let store = state.store();
     let current = store.plugins().get(id).await?.ok_or(ApiError::NotFound)?;

@@ -389,6 +389,7 @@ pub(crate) async fn put_settings(
     if let Some(realm) = realm {
         store.set_sip_realm(&realm).await?;
     }
+    state.refresh_host_policy().await?;
     let after = store.settings().all().await?;
     let old = view(&state, &before);
     let new = view(&state, &after);

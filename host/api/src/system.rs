@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -41,9 +41,14 @@ async fn components(state: &AppState) -> BTreeMap<String, ComponentStatus> {
 }
 
 #[utoipa::path(get, path = "/api/v1/health", tag = "system",
-    responses((status = 200, body = inline(Data<Health>)), (status = 503, body = inline(Data<Health>), description = "a component is down")))]
-pub(crate) async fn health(State(state): State<AppState>) -> Response {
-    let components = components(&state).await;
+    responses((status = 200, body = inline(Data<Health>), description = "a component's `detail` (its figures, or why it is not ok) only for a signed-in caller"),
+              (status = 503, body = inline(Data<Health>), description = "a component is down")))]
+pub(crate) async fn health(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let mut components = components(&state).await;
+    // internal error text and figures are for administrators, not for whoever asks
+    if crate::auth::principal(&state, &headers).await.is_err() {
+        components.values_mut().for_each(|c| c.detail = None);
+    }
     let down = components.values().any(|c| c.status == "down");
     let degraded = down || components.values().any(|c| c.status != "ok");
     let h = Health {

@@ -45,10 +45,10 @@ impl Errors {
     }
 
     pub fn opt_len(&mut self, field: &str, v: &Option<String>, max: usize) {
-        if let Some(v) = v {
-            if v.chars().count() > max {
-                self.add(field, format!("must be at most {max} characters"));
-            }
+        if let Some(v) = v
+            && v.chars().count() > max
+        {
+            self.add(field, format!("must be at most {max} characters"));
         }
     }
 

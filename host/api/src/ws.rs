@@ -168,10 +168,10 @@ async fn serve(state: AppState, mut socket: WebSocket, headers: HeaderMap) {
         tokio::select! {
             ev = next_event(&mut events) => match ev {
                 Next::Event(ev) => {
-                    if let Some((kind, data)) = event_frame(&ev) {
-                        if socket.send(frame(kind, data)).await.is_err() {
-                            return;
-                        }
+                    if let Some((kind, data)) = event_frame(&ev)
+                        && socket.send(frame(kind, data)).await.is_err()
+                    {
+                        return;
                     }
                 }
                 Next::Lagged => match snapshot(&state).await {
@@ -194,7 +194,7 @@ async fn serve(state: AppState, mut socket: WebSocket, headers: HeaderMap) {
             },
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
-                if ticks % AUTH_EVERY == 0 {
+                if ticks.is_multiple_of(AUTH_EVERY) {
                     if auth::principal(&state, &headers).await.is_err() {
                         close(socket, CLOSE_UNAUTHORIZED, "session ended").await;
                         return;

@@ -172,3 +172,87 @@ async fn the_documented_ranges_and_required_fields_are_the_servers() {
     }
     assert!(ranges >= 15, "the document states the entities' ranges: {ranges}");
 }
+
+fn get_with_host(uri: &str, host: &str) -> Request<Body> {
+    Request::get(uri).header(header::HOST, host).body(Body::empty()).unwrap()
+}
+
+/// DNS rebinding: before setup only addresses and localhost are served (setup would be anyone's
+/// who reaches it through a name they control); once a hostname is set, only it besides them.
+#[tokio::test]
+async fn a_foreign_host_is_refused_before_setup_and_once_a_hostname_is_set() {
+    let (app, _dir) = app().await;
+    let (s, _, b) = call(&app, get_with_host("/api/v1/setup", "rebind.attacker.example:8080")).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::MISDIRECTED_REQUEST, Some("misdirected_request")), "{b}");
+    let mut req = json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678"}));
+    req.headers_mut().insert(header::HOST, "rebind.attacker.example".parse().unwrap());
+    assert_eq!(call(&app, req).await.0, StatusCode::MISDIRECTED_REQUEST, "setup through a rebound name");
+    // the SPA and /ws too
+    assert_eq!(call(&app, get_with_host("/", "rebind.attacker.example")).await.0, StatusCode::MISDIRECTED_REQUEST);
+    for ok in ["127.0.0.1:8080", "localhost:8080", "[::1]:8080"] {
+        assert_eq!(call(&app, get_with_host("/api/v1/setup", ok)).await.0, StatusCode::OK, "{ok}");
+    }
+    let mut req = json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678", "hostname": "pbx.example.com"}));
+    req.headers_mut().insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(call(&app, req).await.0, StatusCode::CREATED);
+    assert_eq!(call(&app, get_with_host("/api/v1/health", "PBX.example.com:8080")).await.0, StatusCode::OK);
+    assert_eq!(call(&app, get_with_host("/api/v1/health", "rebind.attacker.example")).await.0, StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(call(&app, get_with_host("/api/v1/health", "pbx.example.com.attacker.example")).await.0, StatusCode::MISDIRECTED_REQUEST);
+    // a request without Host (not a browser's) is served
+    assert_eq!(call(&app, Request::get("/api/v1/health").body(Body::empty()).unwrap()).await.0, StatusCode::OK);
+}
+
+/// With setup done and no hostname configured, names are not checked (nothing to check them
+/// against): a server reached as pbx.lan keeps working.
+#[tokio::test]
+async fn without_a_hostname_any_name_is_served_after_setup() {
+    let (app, _dir) = app().await;
+    call(&app, json_req("POST", "/api/v1/setup", json!({"username": "admin", "password": "12345678"}))).await;
+    assert_eq!(call(&app, get_with_host("/api/v1/health", "pbx.lan")).await.0, StatusCode::OK);
+}
+
+/// Health shows components' details (error text, figures) to a signed-in caller only.
+#[tokio::test]
+async fn health_details_are_for_signed_in_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::Store::open(store::StoreOptions::new(dir.path().join("flowpbx.db"), store::SecretKey::generate(), "flowpbx")).await.unwrap();
+    let state = api::AppState::new(
+        store,
+        api::ApiConfig { data_dir: dir.path().to_path_buf(), jwt_secret: [7; 32], max_upload_bytes: 1 << 20, version: "test" },
+        api::SettingsLayers::default(),
+    );
+    state.register_health(
+        "trunks",
+        std::sync::Arc::new(|| api::ComponentStatus { status: "down", detail: Some("connect to 10.1.2.3:5060 failed: secret internals".into()) }),
+    );
+    let app = api::router(state);
+    let (s, _, b) = call(&app, Request::get("/api/v1/health").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(b["data"]["components"]["trunks"], json!({"status": "down"}), "{b}");
+    assert!(!b.to_string().contains("secret internals"));
+    let (_, admin) = document_and_admin(&app).await;
+    let mut req = Request::get("/api/v1/health").body(Body::empty()).unwrap();
+    req.headers_mut().insert(header::COOKIE, admin.cookie.parse().unwrap());
+    let (_, _, b) = call(&app, req).await;
+    assert_eq!(b["data"]["components"]["trunks"]["detail"], "connect to 10.1.2.3:5060 failed: secret internals");
+}
+
+/// The document states the token scopes, the session-only operations and what a token
+/// creation takes.
+#[tokio::test]
+async fn the_document_states_scopes_and_sessions() {
+    let (app, _dir) = app().await;
+    let (doc, _) = document_and_admin(&app).await;
+    for (path, method) in [("/api/v1/auth/password", "post"), ("/api/v1/auth/sessions", "get"), ("/api/v1/auth/sessions", "delete"), ("/api/v1/auth/sessions/{id}", "delete")] {
+        let op = &doc["paths"][path][method];
+        assert!(op["responses"]["403"].is_object(), "{method} {path}: {op}");
+    }
+    let input = &doc["components"]["schemas"]["NewApiToken"];
+    let required: Vec<&str> = input["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(required.contains(&"scope") && required.contains(&"name"), "{input}");
+    assert_eq!(input["properties"]["expires_in_days"]["maximum"], 365, "{input}");
+    let scope = doc["components"]["schemas"]["TokenScope"].to_string();
+    assert!(["read", "write", "admin"].iter().all(|s| scope.contains(s)), "{scope}");
+    assert!(doc["components"]["securitySchemes"]["api_token"]["description"].as_str().unwrap().contains("scope"));
+    assert!(doc["paths"]["/api/v1/extensions"]["get"]["responses"]["421"].is_object());
+}

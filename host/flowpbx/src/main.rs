@@ -229,7 +229,7 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     );
     tracing::debug!(?config, "effective configuration");
 
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    axum::serve(listener, app.into_make_service_with_connect_info::<api::ConnInfo>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;

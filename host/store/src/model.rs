@@ -57,6 +57,26 @@ text_enum!(CallerIdMode { Pass = "pass", Fixed = "fixed", Prepend = "prepend" })
 text_enum!(Direction { Inbound = "inbound", Outbound = "outbound", Internal = "internal" });
 text_enum!(Disposition { Answered = "answered", NoAnswer = "no_answer", Busy = "busy", Failed = "failed", Voicemail = "voicemail" });
 text_enum!(PushPlatform { Fcm = "fcm", Apns = "apns" });
+text_enum!(
+    /// What an API token may do: `read` (GET only), `write` (entity changes too), `admin`
+    /// (settings, tokens, plugins and the audit log too). Ordered: each includes the ones before.
+    TokenScope { Read = "read", Write = "write", Admin = "admin" }
+);
+
+impl TokenScope {
+    /// Whether a token of this scope may do what `needed` allows.
+    pub fn allows(self, needed: TokenScope) -> bool {
+        self.rank() >= needed.rank()
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            TokenScope::Read => 0,
+            TokenScope::Write => 1,
+            TokenScope::Admin => 2,
+        }
+    }
+}
 
 /// `limit`/`offset` of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -840,14 +860,31 @@ pub struct AdminUser {
 /// A live admin session with its user.
 #[derive(Debug, Clone, FromRow)]
 pub struct Session {
+    pub id: i64,
     /// SHA-256 (hex) of the cookie token
-    pub id: String,
+    pub token_hash: String,
     pub admin_user_id: i64,
     pub username: String,
     pub csrf_token: String,
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
+    /// The sliding expiry (pushed forward on activity, never past `absolute_expires_at`).
     pub expires_at: Timestamp,
+    /// The end of the session however active it is.
+    pub absolute_expires_at: Timestamp,
+}
+
+/// A session as its administrator sees it in the list of their sessions (no token, no CSRF).
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionInfo {
+    pub id: i64,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub absolute_expires_at: Timestamp,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// An API token for an integration (the JWT itself is shown once, at creation).
@@ -858,8 +895,10 @@ pub struct ApiToken {
     pub name: String,
     #[serde(skip)]
     pub jti: String,
+    pub scope: TokenScope,
     pub created_by: Option<i64>,
     pub created_at: Timestamp,
+    /// Every token made since scopes exist expires (migration 0004 gave the older ones a date).
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,

@@ -3,6 +3,7 @@
 import { request, requestPage, type Page, type Query } from './client';
 import type {
   ActiveCall,
+  AdminSession,
   AdminUser,
   ApiToken,
   Cdr,
@@ -17,7 +18,10 @@ import type {
   InboundNumber,
   IvrMenu,
   NodeOutput,
+  NewApiToken,
   NodeType,
+  PasswordChange,
+  PasswordChanged,
   Plugin,
   Prompt,
   Registration,
@@ -101,6 +105,11 @@ export const api = {
     login: (username: string, password: string) => request<Session>('POST', '/auth/login', { body: { username, password } }),
     logout: () => request<void>('POST', '/auth/logout'),
     me: () => request<Session>('GET', '/auth/me'),
+    /** ends every other session; revokes the administrator's tokens only when asked */
+    changePassword: (body: PasswordChange) => request<PasswordChanged>('POST', '/auth/password', { body }),
+    sessions: async () => (await requestPage<AdminSession>('/auth/sessions')).items,
+    endSession: (id: Id) => request<void>('DELETE', `/auth/sessions/${id}`),
+    endOtherSessions: () => request<{ ended: number }>('DELETE', '/auth/sessions'),
   },
   setup: {
     status: () => request<SetupStatus>('GET', '/setup'),
@@ -206,7 +215,7 @@ export const api = {
 
   tokens: {
     list: async () => (await requestPage<ApiToken>('/api-tokens')).items,
-    create: (name: string, expires_in_days?: number) => request<ApiToken>('POST', '/api-tokens', { body: { name, expires_in_days } }),
+    create: (body: NewApiToken) => request<ApiToken>('POST', '/api-tokens', { body }),
     revoke: (id: Id) => request<void>('DELETE', `/api-tokens/${id}`),
   },
 };

@@ -17,6 +17,8 @@ export interface AdminUser {
 export interface Session {
   user: AdminUser | null;
   token?: string | null;
+  /** the API token's scope, when authenticated by one */
+  scope?: TokenScope;
   csrf_token: string | null;
 }
 
@@ -543,12 +545,53 @@ export interface Plugin {
   created_at?: string;
 }
 
+/** What an API token may do: read (GET only), write (entity changes too), admin (settings, tokens, plugins, the audit log too). */
+export type TokenScope = 'read' | 'write' | 'admin';
+
 export interface ApiToken {
   id: Id;
   name: string;
+  scope: TokenScope;
   created_at: string;
   expires_at?: string | null;
+  revoked_at?: string | null;
   last_used_at?: string | null;
   /** only in the response that creates it */
   token?: string;
+}
+
+/** POST /api-tokens (from a signed-in session only). */
+export interface NewApiToken {
+  name: string;
+  scope: TokenScope;
+  /** 1..=365; the server's default is 90 */
+  expires_in_days?: number;
+}
+
+/** GET /auth/sessions: one of the signed-in administrator's sessions. */
+export interface AdminSession {
+  id: Id;
+  created_at: string;
+  last_seen_at: string;
+  /** the sliding expiry (24 h after the last use) */
+  expires_at: string;
+  /** the end of the session however active (7 days after the login) */
+  absolute_expires_at: string;
+  ip?: string | null;
+  user_agent?: string | null;
+  /** the session making the request */
+  current: boolean;
+}
+
+/** POST /auth/password */
+export interface PasswordChange {
+  current_password: string;
+  new_password: string;
+  /** also revoke every API token this administrator created */
+  revoke_tokens?: boolean;
+}
+
+export interface PasswordChanged {
+  sessions_ended: number;
+  tokens_revoked: number;
 }

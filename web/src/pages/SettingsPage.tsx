@@ -1,19 +1,21 @@
-// Settings (system_config keys) grouped as an administrator thinks of them, and API tokens.
+// Settings (system_config keys) grouped as an administrator thinks of them; the account
+// (password, sessions) and API tokens.
 import { useEffect, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { ApiError, errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { keys } from '../api/queries';
-import type { ApiToken, SettingsChanged, SettingsUpdate } from '../api/types';
-import { ConfirmDelete } from '../components/common/ConfirmDelete';
-import { Checkbox, ErrorBanner, formatDate, NumberInput, PageHeader, Spinner, TextInput } from '../components/common/ui';
+import type { SettingsChanged, SettingsUpdate } from '../api/types';
+import { Checkbox, ErrorBanner, NumberInput, PageHeader, Spinner, TextInput } from '../components/common/ui';
+import { ChangePassword, Sessions } from '../components/settings/Account';
+import { ApiTokens } from '../components/settings/ApiTokens';
 
 /** Labels and groups for the keys the server knows; a key not listed here still shows, under "Other". */
 const GROUPS: { title: string; keys: Record<string, { label: string; help?: string }> }[] = [
   {
     title: 'Network',
     keys: {
-      hostname: { label: 'Hostname', help: 'The name phones and trunks use to reach this PBX' },
+      hostname: { label: 'Hostname', help: 'The name phones, trunks and browsers use to reach this PBX; once set, the web UI answers only to it and to the server\'s addresses' },
       external_ip: { label: 'External IP', help: 'The public address behind NAT; empty to detect' },
       http_port: { label: 'Web and API port' },
     },
@@ -128,60 +130,9 @@ export default function SettingsPage() {
           )}
         </div>
       </form>
-      <Tokens />
+      <ChangePassword />
+      <Sessions />
+      <ApiTokens />
     </div>
-  );
-}
-
-function Tokens() {
-  const qc = useQueryClient();
-  const tokens = useQuery({ queryKey: ['tokens'], queryFn: api.tokens.list });
-  const [name, setName] = useState('');
-  const [created, setCreated] = useState<ApiToken | null>(null);
-  const [revoking, setRevoking] = useState<ApiToken | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const create = async (e: React.FormEvent) => {
-    e.preventDefault();
-    setError(null);
-    try {
-      setCreated(await api.tokens.create(name));
-      setName('');
-      void qc.invalidateQueries({ queryKey: ['tokens'] });
-    } catch (err) {
-      setError(errorMessage(err));
-    }
-  };
-  return (
-    <section className="card mt-6 p-4" aria-labelledby="tokens-title">
-      <h2 id="tokens-title" className="mb-2 font-semibold">
-        API tokens
-      </h2>
-      <p className="mb-3 text-sm text-slate-600">Bearer tokens for integrations. A token is shown once, when it is created.</p>
-      <ErrorBanner error={error ?? (tokens.error ? errorMessage(tokens.error) : null)} />
-      {created?.token && (
-        <div role="status" className="mb-3 rounded-md bg-emerald-50 p-2 text-sm">
-          Token for {created.name}: <code className="break-all">{created.token}</code>
-        </div>
-      )}
-      <ul className="mb-3 divide-y divide-slate-100 text-sm">
-        {(tokens.data ?? []).map((t) => (
-          <li key={t.id} className="flex items-center justify-between py-1">
-            <span>
-              {t.name} <span className="text-xs text-slate-500">created {formatDate(t.created_at)}, last used {formatDate(t.last_used_at)}</span>
-            </span>
-            <button type="button" className="btn btn-ghost btn-sm text-red-700" onClick={() => setRevoking(t)}>
-              Revoke
-            </button>
-          </li>
-        ))}
-      </ul>
-      <form onSubmit={create} className="flex items-end gap-2">
-        <TextInput id="token-name" label="New token name" value={name} onChange={setName} className="mb-0 flex-1" />
-        <button type="submit" className="btn" disabled={!name.trim()}>
-          Create token
-        </button>
-      </form>
-      {revoking && <ConfirmDelete verb="Revoke" what={`token ${revoking.name}`} onConfirm={() => api.tokens.revoke(revoking.id)} onClose={() => setRevoking(null)} onDone={() => void qc.invalidateQueries({ queryKey: ['tokens'] })} />}
-    </section>
   );
 }

@@ -19,7 +19,7 @@ mod registrations;
 mod settings;
 
 pub use audit::AuditFilter;
-pub use auth::NewSession;
+pub use auth::{NewApiToken, NewSession};
 pub use entities::SecretUpdate;
 pub use flows::CallFlowSummary;
 
