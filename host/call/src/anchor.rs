@@ -21,6 +21,7 @@ use std::time::Duration;
 use media::{LegId, MediaEngine, MediaError, MediaEvent, RecordMode, RemoteMedia, SessionControl, SessionHandle, SessionStats};
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use crate::b2bua::CallCommand;
 use crate::core::Command;
 use crate::persist::{Outbox, PersistOp};
 
@@ -237,11 +238,11 @@ impl Pump {
         match &ev {
             MediaEvent::MediaTimeout { leg, silent_for } => {
                 tracing::info!(key = self.key, ?leg, silent_ms = silent_for.as_millis() as u64, "no media from a leg: ending the call");
-                self.link.send(Command::MediaTimeout { call: self.key, leg: *leg });
+                self.link.send(Command::Call(CallCommand::MediaTimeout { call: self.key, leg: *leg }));
             }
             MediaEvent::Dtmf(d) => {
                 self.entry.tap(&ev);
-                self.link.send(Command::Dtmf { call: self.key, digit: *d });
+                self.link.send(Command::Call(CallCommand::Dtmf { call: self.key, digit: *d }));
             }
             MediaEvent::PlaybackFinished { .. } => self.entry.tap(&ev),
             MediaEvent::Latched { .. } => {}

@@ -7,24 +7,25 @@
 //! (answered per `ParseError::disposition`), scanner User-Agent (dropped), rate limit
 //! (dropped; trusted trunks exempt), transaction matching, then the method's handler.
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sip::auth::{Algorithm, AuthError, Credentials, DigestServer, ReplayGuard};
-use sip::transaction::{Event, Peer, ServerTxId, Transmit, Transport};
 use sip::msg::{split_list, HeaderInjection};
+use sip::transaction::{Event, Peer, ServerTxId, Transmit};
 use sip::{Disposition, HeaderName, IdGenerator, Instant, Message, Method, ParseError, TransactionLayer};
 
 use crate::anchor::MediaPort;
-use crate::b2bua::CallTable;
+use crate::b2bua::{B2bua, Ctx};
 use crate::config::SipConfig;
 use crate::directory::{Directory, User};
 use crate::events::{PbxEvent, Shared};
 use crate::persist::PersistOp;
 use crate::registrar::{RegisterOutcome, Registrar};
 use crate::security::Guard;
+pub(crate) use crate::signalling::{Locator, Ports};
+use crate::signalling::Signalling;
 
 /// The methods we answer or relay, for Allow.
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE, NOTIFY";
@@ -36,36 +37,14 @@ pub(crate) const SUPPORTED: &str = "timer";
 const DUMMY_HA1_MD5: &str = "00000000000000000000000000000000";
 const DUMMY_HA1_SHA256: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Finds the local IP a peer reaches us at (the route's source address, or the external
-/// address for peers outside the local networks).
-pub(crate) type Locator = Box<dyn FnMut(IpAddr) -> IpAddr + Send>;
-
 /// Commands from the async world (the handle) to the core.
 pub(crate) enum Command {
     /// A new directory snapshot.
     Directory(Arc<Directory>),
-    /// Ring extensions for a call held by an async controller.
-    Ring { call: u64, request: crate::RingRequest, reply: tokio::sync::oneshot::Sender<Result<crate::RingOutcome, crate::CallError>> },
-    /// Stop ringing for a call held by an async controller (its ring was abandoned); the
-    /// caller keeps waiting.
-    StopRing { call: u64 },
-    /// End a call (or refuse it with `code` when it is not answered yet).
-    Hangup { call: u64, code: u16, reply: tokio::sync::oneshot::Sender<Result<(), crate::CallError>> },
-    /// Answer a call held by an async controller (FlowPBX answers the caller itself).
-    Answer { call: u64, reply: tokio::sync::oneshot::Sender<Result<(), crate::CallError>> },
-    /// A leg of a call sent no media for the media timeout.
-    MediaTimeout { call: u64, leg: media::LegId },
-    /// A leg of a call pressed a digit (RFC 4733 or SIP INFO).
-    Dtmf { call: u64, digit: media::DigitEvent },
+    /// Something for a call (a controller's action, a media event).
+    Call(crate::b2bua::CallCommand),
     /// Stop: end every call, flush the registrations.
     Shutdown,
-}
-
-/// Where the core is bound, per transport.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ports {
-    pub udp: u16,
-    pub tcp: u16,
 }
 
 /// What authenticating a request came to.
@@ -76,12 +55,12 @@ pub(crate) enum AuthResult {
     Challenge { stale: bool },
 }
 
-/// The PBX state machine.
+/// The PBX state machine: requests in, checked (ban, parse, scanner, rate, RFC 3261 §8.2.2),
+/// authenticated, and dispatched to the registrar or the B2BUA; bytes, store writes and
+/// deadlines out.
 pub(crate) struct Core {
     pub(crate) cfg: SipConfig,
-    pub(crate) ports: Ports,
-    pub(crate) txl: TransactionLayer,
-    pub(crate) ids: IdGenerator,
+    pub(crate) sig: Signalling,
     /// Tags and nonce salts of challenges (built with `&self`).
     nonce_ids: std::cell::RefCell<IdGenerator>,
     digest: DigestServer,
@@ -89,62 +68,47 @@ pub(crate) struct Core {
     pub(crate) guard: Guard,
     pub(crate) dir: Arc<Directory>,
     pub(crate) registrar: Registrar,
-    pub(crate) calls: CallTable,
-    pub(crate) ops: Vec<PersistOp>,
+    /// The calls.
+    pub(crate) b2bua: B2bua,
+    /// The registrar's store writes.
+    ops: Vec<PersistOp>,
     pub(crate) shared: Arc<Shared>,
-    locate: Locator,
-    /// Our own timers: (when, what).
-    pub(crate) timers: BTreeSet<(Instant, Timer)>,
-    /// Stateless answers and other sends outside the transaction layer.
-    stateless: std::collections::VecDeque<Transmit>,
+    /// The next housekeeping (registration expiry, guard sweep).
+    next_sweep: Instant,
     pub(crate) shutting_down: bool,
     changes: Vec<crate::registrar::Change>,
-    /// Where calls' media is anchored (None: SDP passes through, as in unit tests without
-    /// a media engine).
-    pub(crate) media: Option<Box<dyn MediaPort>>,
-}
-
-/// The core's own timers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Timer {
-    /// Housekeeping: registration expiry, guard sweep.
-    Sweep,
-    /// A call's ring timeout.
-    Ring(u64),
-    /// A call's session timer expiry (RFC 4028).
-    Session(u64),
 }
 
 impl Core {
     pub(crate) fn new(cfg: SipConfig, ports: Ports, dir: Arc<Directory>, seed: [u8; 32], shared: Arc<Shared>, locate: Locator, media: Option<Box<dyn MediaPort>>) -> Core {
         let digest = DigestServer::new(cfg.digest_key, dir.realm.clone(), cfg.nonce_ttl);
         let registrar = Registrar::new(cfg.registrar, shared.bindings.clone());
-        let mut timers = BTreeSet::new();
-        timers.insert((Instant::ZERO, Timer::Sweep));
         shared.set_directory_counts(&dir);
+        // 100 Trying is ours to send, once an INVITE is authenticated and routed: a
+        // challenge goes out alone
+        let txl = TransactionLayer::new(sip::transaction::Config { auto_trying: false, ..cfg.timers });
+        let sig = Signalling::new(txl, IdGenerator::new(seed), ports, locate, cfg.hostname.clone(), cfg.user_agent.clone());
         Core {
-            // 100 Trying is ours to send, once an INVITE is authenticated and routed: a
-            // challenge goes out alone
-            txl: TransactionLayer::new(sip::transaction::Config { auto_trying: false, ..cfg.timers }),
+            sig,
             guard: Guard::new(cfg.security.clone()),
-            ids: IdGenerator::new(seed),
             nonce_ids: std::cell::RefCell::new(IdGenerator::new(derive_seed(&seed))),
             digest,
             replay: ReplayGuard::new(20_000),
             dir,
             registrar,
-            calls: CallTable::default(),
+            b2bua: B2bua::new(media, shared.clone(), cfg.session_expires),
             ops: Vec::new(),
             shared,
-            locate,
-            timers,
-            stateless: Default::default(),
+            next_sweep: Instant::ZERO,
             shutting_down: false,
             changes: Vec::new(),
-            media,
-            ports,
             cfg,
         }
+    }
+
+    /// The context a B2BUA input runs in.
+    fn cx(&mut self) -> (&mut B2bua, Ctx<'_>) {
+        (&mut self.b2bua, Ctx { sig: &mut self.sig, dir: &self.dir, registrar: &self.registrar })
     }
 
     // ----- inputs -----
@@ -183,10 +147,8 @@ impl Core {
         tracing::debug!(peer = %peer.addr, error = %e, code, "malformed SIP request answered");
         let mut req = req.clone();
         req.stamp_received(peer.addr);
-        let tag = self.ids.tag();
-        let resp = Message::response_to(&req, code, Some(reason), Some(&tag));
         let dest = TransactionLayer::response_destination(&req, peer);
-        self.stateless.push_back(Transmit { dest, payload: resp.to_bytes() });
+        self.sig.reply_to(dest, &req, code, Some(reason), |_| Ok(()));
     }
 
     fn allow(&mut self, now: Instant, peer: Peer) -> bool {
@@ -206,23 +168,23 @@ impl Core {
                 msg.stamp_received(peer.addr);
                 let to = TransactionLayer::response_destination(&msg, peer);
                 if let Some(f) = request_fault(&msg) {
-                    return self.reply_to(now, to, &msg, f.code, None, |r| f.headers(r));
+                    return self.sig.reply_to(to, &msg, f.code, None, |r| f.headers(r));
                 }
                 return self.on_stateless(now, to, &msg, peer);
             }
         }
-        self.txl.handle_message(now, peer, msg);
+        self.sig.txl.handle_message(now, peer, msg);
         self.drain_events(now);
     }
 
     /// `to` is where the answer goes (RFC 3261 §18.2.2).
     fn on_stateless(&mut self, now: Instant, to: Peer, msg: &Message, source: Peer) {
         if self.shutting_down {
-            return self.reply_to(now, to, msg, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
+            return self.sig.reply_to(to, msg, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
         }
         match msg.method() {
             Some(Method::Register) => self.on_register(now, to, msg, source),
-            _ => self.reply_to(now, to, msg, 200, None, |r| {
+            _ => self.sig.reply_to(to, msg, 200, None, |r| {
                 r.push_header(HeaderName::Allow, ALLOW)?;
                 r.push_header(HeaderName::Accept, "application/sdp")?;
                 r.push_header(HeaderName::Supported, SUPPORTED)
@@ -232,24 +194,16 @@ impl Core {
 
     /// Runs the timers due at `now`.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        self.txl.handle_timeout(now);
+        self.sig.txl.handle_timeout(now);
         self.drain_events(now);
-        while let Some(&(at, t)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.remove(&(at, t));
-            match t {
-                Timer::Sweep => {
-                    self.registrar.expire(now, &mut self.ops, &mut self.changes);
-                    self.guard.sweep(now);
-                    self.timers.insert((now + Duration::from_secs(1), Timer::Sweep));
-                }
-                Timer::Ring(key) => self.ring_timeout(now, key),
-                Timer::Session(key) => self.session_timeout(now, key),
-            }
-            self.drain_events(now);
+        if self.next_sweep <= now {
+            self.registrar.expire(now, &mut self.ops, &mut self.changes);
+            self.guard.sweep(now);
+            self.next_sweep = now + Duration::from_secs(1);
         }
+        let (b2bua, mut cx) = self.cx();
+        b2bua.handle_timeout(&mut cx, now);
+        self.drain_events(now);
         self.publish_changes();
     }
 
@@ -257,24 +211,11 @@ impl Core {
     pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
             Command::Directory(d) => self.set_directory(d),
-            Command::Ring { call, request, reply } => {
-                let r = self.ring_for_controller(now, call, request, reply);
-                if let Err((e, reply)) = r {
-                    let _ = reply.send(Err(e));
-                }
-            }
-            Command::StopRing { call } => self.ring_timeout(now, call),
-            Command::Hangup { call, code, reply } => {
-                let r = self.hangup_for_controller(now, call, code);
-                let _ = reply.send(r);
-            }
-            Command::Answer { call, reply } => {
-                let r = self.answer_for_controller(now, call);
-                let _ = reply.send(r);
-            }
-            Command::MediaTimeout { call, leg } => self.on_media_timeout(now, call, leg),
-            Command::Dtmf { call, digit } => self.on_media_digit(now, call, digit),
             Command::Shutdown => self.shutdown(now),
+            Command::Call(c) => {
+                let (b2bua, mut cx) = self.cx();
+                b2bua.handle_command(&mut cx, now, c);
+            }
         }
         self.drain_events(now);
         self.publish_changes();
@@ -282,8 +223,8 @@ impl Core {
 
     /// A stream to `peer` failed (connection refused, reset): its client transactions fail.
     pub(crate) fn handle_transport_error(&mut self, now: Instant, peer: Peer) {
-        for tx in self.calls.client_txs_to(peer) {
-            self.txl.handle_transport_error(tx);
+        for tx in self.b2bua.client_txs_to(peer) {
+            self.sig.txl.handle_transport_error(tx);
         }
         self.drain_events(now);
     }
@@ -302,48 +243,41 @@ impl Core {
 
     /// The next bytes to send.
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.stateless.pop_front().or_else(|| self.txl.poll_transmit())
+        self.sig.poll_transmit()
     }
 
     /// When `handle_timeout` is next due.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let own = self.timers.first().map(|(t, _)| *t);
-        match (own, self.txl.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, None) => a,
-            (None, b) => b,
-        }
+        [Some(self.next_sweep), self.sig.txl.poll_timeout(), self.b2bua.poll_timeout()].into_iter().flatten().min()
     }
 
     /// The store writes queued since the last call.
     pub(crate) fn take_ops(&mut self, into: &mut Vec<PersistOp>) {
         into.append(&mut self.ops);
+        self.b2bua.take_ops(into);
     }
 
     /// Whether shutdown has finished its work (no call left).
     pub(crate) fn is_stopped(&self) -> bool {
-        self.shutting_down && self.calls.is_empty()
+        self.shutting_down && self.b2bua.is_empty()
     }
 
     // ----- dispatch -----
 
     fn drain_events(&mut self, now: Instant) {
-        while let Some(ev) = self.txl.poll_event() {
+        while let Some(ev) = self.sig.txl.poll_event() {
             match ev {
                 Event::Request { tx, msg, source } => self.on_request(now, tx, msg, source),
-                Event::Cancel { tx, invite, msg: _ } => self.on_cancel(now, tx, invite),
-                Event::Ack { tx, msg, source: _ } => self.on_ack(now, tx, msg),
-                Event::Response { tx, msg } => self.on_response(now, tx, msg),
                 // a 2xx that matches no transaction of ours is not ours to answer: an ACK and
                 // BYE towards whoever sent it would let anyone aim our requests (RFC 3261
                 // §18.1.2: a response matching no transaction is discarded)
                 Event::StrayResponse { msg, source } => {
                     tracing::debug!(peer = %source.addr, call_id = msg.call_id().unwrap_or(""), "stray response dropped");
                 }
-                Event::Timeout { tx } => self.on_client_failure(now, tx, 408),
-                Event::TransportError { tx } => self.on_client_failure(now, tx, 503),
-                Event::AckTimeout { tx } => self.on_ack_timeout(now, tx),
-                _ => {}
+                ev => {
+                    let (b2bua, mut cx) = self.cx();
+                    b2bua.handle_event(&mut cx, now, ev);
+                }
             }
         }
     }
@@ -351,102 +285,44 @@ impl Core {
     fn on_request(&mut self, now: Instant, tx: ServerTxId, msg: Message, source: Peer) {
         let Some(method) = msg.method().cloned() else { return };
         if let Some(f) = request_fault(&msg) {
-            return self.reply_with(now, tx, f.code, None, |r| f.headers(r));
+            return self.sig.reply_with(now, tx, f.code, None, |r| f.headers(r));
         }
         if self.shutting_down && msg.to_tag().is_none() {
-            self.reply_with(now, tx, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
+            self.sig.reply_with(now, tx, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
             return;
         }
         if msg.to_tag().is_some() {
-            return self.on_in_dialog(now, tx, msg);
+            let (b2bua, mut cx) = self.cx();
+            return b2bua.on_in_dialog(&mut cx, now, tx, msg);
         }
         match method {
             Method::Invite => self.on_invite(now, tx, msg, source),
-            Method::Bye | Method::Update | Method::Info | Method::Prack => self.reply(now, tx, 481),
-            Method::Subscribe | Method::Publish => self.reply(now, tx, 489),
+            Method::Bye | Method::Update | Method::Info | Method::Prack => self.sig.reply(now, tx, 481),
+            Method::Subscribe | Method::Publish => self.sig.reply(now, tx, 489),
             Method::Message | Method::Notify | Method::Refer => {
-                self.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW))
+                self.sig.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW))
             }
-            _ => self.reply_with(now, tx, 501, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
+            _ => self.sig.reply_with(now, tx, 501, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
         }
     }
 
-    // ----- responses -----
-
-    /// Answers a server transaction with a status and its standard reason.
-    pub(crate) fn reply(&mut self, now: Instant, tx: ServerTxId, code: u16) {
-        self.reply_with(now, tx, code, None, |_| Ok(()));
-    }
-
-    /// Answers with extra headers; final responses get a To-tag.
-    /// A header the closure adds that is refused ([`HeaderInjection`]) turns the answer
-    /// into a plain 500: nothing unchecked reaches the wire.
-    pub(crate) fn reply_with(&mut self, now: Instant, tx: ServerTxId, code: u16, reason: Option<&str>, f: impl FnOnce(&mut Message) -> Result<(), HeaderInjection>) {
-        let Some(req) = self.txl.request(tx) else { return };
-        let tag = if code > 100 { Some(self.ids.tag()) } else { None };
-        let mut resp = Message::response_to(req, code, reason, tag.as_deref());
-        if f(&mut resp).is_err() {
-            tracing::warn!(code, "a response header was refused (CR/LF/NUL): answered 500");
-            resp = Message::response_to(req, 500, None, tag.as_deref());
+    /// A new INVITE: from a trusted trunk's address a trunk call, else it must authenticate
+    /// as an extension; the B2BUA takes it from there.
+    fn on_invite(&mut self, now: Instant, tx: ServerTxId, msg: Message, source: Peer) {
+        if msg.max_forwards() == Some(0) {
+            return self.sig.reply(now, tx, 483);
         }
-        if let Err(e) = self.txl.send_response(now, tx, resp) {
-            tracing::debug!(error = %e, code, "response not sent");
+        if let Some(trunk) = self.dir.trunk_for(source.addr.ip()) {
+            let trunk_id = trunk.id;
+            let (b2bua, mut cx) = self.cx();
+            return b2bua.inbound_from_trunk(&mut cx, now, tx, msg, source, trunk_id);
         }
-    }
-
-    /// Answers `req` statelessly, to `dest`.
-    fn reply_to(&mut self, _now: Instant, dest: Peer, req: &Message, code: u16, reason: Option<&str>, f: impl FnOnce(&mut Message) -> Result<(), HeaderInjection>) {
-        let tag = self.ids.tag();
-        let mut resp = Message::response_to(req, code, reason, Some(&tag));
-        if f(&mut resp).is_err() {
-            tracing::warn!(code, "a response header was refused (CR/LF/NUL): answered 500");
-            resp = Message::response_to(req, 500, None, Some(&tag));
-        }
-        self.stateless.push_back(Transmit { dest, payload: resp.to_bytes() });
-    }
-
-    // ----- addresses -----
-
-    /// Our address as `peer` should see it.
-    pub(crate) fn local_addr(&mut self, peer: Peer) -> SocketAddr {
-        let ip = (self.locate)(peer.addr.ip());
-        let port = match peer.transport {
-            Transport::Udp => self.ports.udp,
-            _ => self.ports.tcp,
+        let caller = match self.authenticate(now, &msg, source) {
+            AuthResult::Ok(u) => u,
+            AuthResult::Challenge { stale } => return self.challenge(now, tx, source, stale),
         };
-        SocketAddr::new(ip, port)
-    }
-
-    /// A top Via for a request to `peer`, with a fresh branch.
-    pub(crate) fn via_for(&mut self, peer: Peer) -> String {
-        let addr = self.local_addr(peer);
-        let branch = self.ids.branch();
-        format!("SIP/2.0/{} {};branch={branch};rport", peer.transport.as_str(), fmt_addr(addr))
-    }
-
-    /// Our Contact URI (without brackets) for `user` towards `peer`.
-    pub(crate) fn contact_for(&mut self, user: &str, peer: Peer) -> String {
-        let addr = self.local_addr(peer);
-        let mut c = format!("sip:{}@{}", sanitize_user(user), fmt_addr(addr));
-        if peer.transport != Transport::Udp {
-            c.push_str(";transport=");
-            c.push_str(crate::registrar::transport_name(peer.transport));
-        }
-        c
-    }
-
-    /// The domain we write in From/To of the calls we place.
-    pub(crate) fn domain_for(&mut self, peer: Peer) -> String {
-        match &self.cfg.hostname {
-            Some(h) => h.clone(),
-            None => {
-                let addr = self.local_addr(peer);
-                match addr.ip() {
-                    IpAddr::V6(a) => format!("[{a}]"),
-                    IpAddr::V4(a) => a.to_string(),
-                }
-            }
-        }
+        let (b2bua, mut cx) = self.cx();
+        b2bua.internal_call(&mut cx, now, tx, msg, source, caller);
     }
 
     // ----- authentication -----
@@ -517,14 +393,14 @@ impl Core {
 
     /// Answers with a 401 (REGISTER) or 407 challenge. The same headers for everyone.
     pub(crate) fn challenge(&mut self, now: Instant, tx: ServerTxId, source: Peer, stale: bool) {
-        let Some(req) = self.txl.request(tx) else { return };
+        let Some(req) = self.sig.txl.request(tx) else { return };
         let resp = self.challenge_for(now, req, source, stale);
-        let _ = self.txl.send_response(now, tx, resp);
+        let _ = self.sig.txl.send_response(now, tx, resp);
     }
 
     fn challenge_to(&mut self, now: Instant, dest: Peer, req: &Message, source: Peer, stale: bool) {
         let resp = self.challenge_for(now, req, source, stale);
-        self.stateless.push_back(Transmit { dest, payload: resp.to_bytes() });
+        self.sig.send_stateless(Transmit { dest, payload: resp.to_bytes() });
     }
 
     fn challenge_for(&self, now: Instant, req: &Message, source: Peer, stale: bool) -> Message {
@@ -562,7 +438,7 @@ impl Core {
         // a forged REGISTER from it must not cost the carrier anything)
         if self.dir.trunk_for(source.addr.ip()).is_some() {
             tracing::info!(peer = %source.addr, "REGISTER from a trusted trunk's address refused");
-            return self.reply_to(now, to, msg, 403, Some("Registration Not Allowed From A Trunk Address"), |_| Ok(()));
+            return self.sig.reply_to(to, msg, 403, Some("Registration Not Allowed From A Trunk Address"), |_| Ok(()));
         }
         let user = match self.authenticate(now, msg, source) {
             AuthResult::Ok(u) => u,
@@ -572,20 +448,20 @@ impl Core {
         let aor = msg.to().and_then(|t| t.uri.user().map(|u| u.into_owned()));
         if !aor.as_deref().is_some_and(|a| a == user.username || a == user.extension) {
             tracing::info!(user = %user.username, aor = ?aor, "REGISTER for another user's address refused");
-            return self.reply_to(now, to, msg, 403, None, |_| Ok(()));
+            return self.sig.reply_to(to, msg, 403, None, |_| Ok(()));
         }
         let out = self.registrar.register(now, &user, msg, source, &mut self.ops, &mut self.changes);
         match out {
-            RegisterOutcome::Ok(held) => self.reply_to(now, to, msg, 200, None, |r| {
+            RegisterOutcome::Ok(held) => self.sig.reply_to(to, msg, 200, None, |r| {
                 for (c, secs) in &held {
                     r.push_header(HeaderName::Contact, &format!("<{c}>;expires={secs}"))?;
                 }
                 Ok(())
             }),
             RegisterOutcome::TooBrief(min) => {
-                self.reply_to(now, to, msg, 423, None, |r| r.push_header(HeaderName::MinExpires, &min.to_string()))
+                self.sig.reply_to(to, msg, 423, None, |r| r.push_header(HeaderName::MinExpires, &min.to_string()))
             }
-            RegisterOutcome::Reject(code, reason) => self.reply_to(now, to, msg, code, Some(reason), |_| Ok(())),
+            RegisterOutcome::Reject(code, reason) => self.sig.reply_to(to, msg, code, Some(reason), |_| Ok(())),
         }
         self.publish_changes();
     }
@@ -607,9 +483,8 @@ impl Core {
         }
         self.shutting_down = true;
         self.registrar.flush_all(&mut self.ops);
-        for key in self.calls.keys() {
-            self.end_call(now, key, 503, crate::b2bua::Cause::Shutdown, None);
-        }
+        let (b2bua, mut cx) = self.cx();
+        b2bua.shutdown(&mut cx, now);
     }
 }
 
@@ -621,20 +496,6 @@ fn derive_seed(seed: &[u8; 32]) -> [u8; 32] {
         *b ^= 0x5c;
     }
     out
-}
-
-/// `ip:port`, IPv6 in brackets.
-pub(crate) fn fmt_addr(a: SocketAddr) -> String {
-    match a {
-        SocketAddr::V4(v4) => v4.to_string(),
-        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
-    }
-}
-
-/// Keeps a user part to what needs no escaping.
-fn sanitize_user(u: &str) -> String {
-    let s: String = u.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(*c)).collect();
-    if s.is_empty() { "flowpbx".to_owned() } else { s }
 }
 
 /// What we refuse about a request before its method's handler sees it (RFC 3261 §8.2.2):

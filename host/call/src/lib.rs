@@ -25,7 +25,6 @@ mod b2bua;
 mod clock;
 mod config;
 mod core;
-mod crossing;
 mod directory;
 mod error;
 mod event_loop;
@@ -34,6 +33,7 @@ mod persist;
 mod registrar;
 mod sdp_media;
 mod security;
+mod signalling;
 mod siplog;
 
 use std::collections::HashMap;
@@ -56,6 +56,7 @@ pub use security::GuardStats;
 pub use sip::auth::Algorithm as DigestAlgorithm;
 pub use sip::transaction::{Peer, Transport};
 
+use crate::b2bua::CallCommand;
 use crate::core::{Command, Core, Ports};
 
 /// What to ring for a call held by a controller ([`PbxHandle::ring`]).
@@ -340,7 +341,7 @@ impl PbxHandle {
     /// controller decides what comes next.
     pub async fn ring(&self, key: u64, request: RingRequest) -> Result<RingOutcome, CallError> {
         let (reply, rx) = oneshot::channel();
-        self.command(Command::Ring { call: key, request, reply })?;
+        self.command(Command::Call(CallCommand::Ring { call: key, request, reply }))?;
         rx.await.map_err(|_| CallError::Stopped)?
     }
 
@@ -348,7 +349,7 @@ impl PbxHandle {
     /// gives up on a [`PbxHandle::ring`] it no longer waits for; the caller keeps waiting.
     /// Nothing happens when nothing rings.
     pub fn stop_ring(&self, key: u64) {
-        let _ = self.command(Command::StopRing { call: key });
+        let _ = self.command(Command::Call(CallCommand::StopRing { call: key }));
     }
 
     /// Answers the caller of the call `key` with FlowPBX's own SDP (the flow's prompts and
@@ -356,7 +357,7 @@ impl PbxHandle {
     /// happens when it is answered already; it fails while extensions ring.
     pub async fn answer(&self, key: u64) -> Result<(), CallError> {
         let (reply, rx) = oneshot::channel();
-        self.command(Command::Answer { call: key, reply })?;
+        self.command(Command::Call(CallCommand::Answer { call: key, reply }))?;
         rx.await.map_err(|_| CallError::Stopped)?
     }
 
@@ -374,7 +375,7 @@ impl PbxHandle {
     /// status; 480 otherwise), an answered call is hung up on both sides.
     pub async fn hangup(&self, key: u64, code: u16) -> Result<(), CallError> {
         let (reply, rx) = oneshot::channel();
-        self.command(Command::Hangup { call: key, code, reply })?;
+        self.command(Command::Call(CallCommand::Hangup { call: key, code, reply }))?;
         rx.await.map_err(|_| CallError::Stopped)?
     }
 

@@ -12,7 +12,9 @@
 //! job fails; an async controller (the flow engine, through [`crate::PbxHandle::ring`]) gets
 //! the outcome and decides what comes next.
 
-use std::collections::HashMap;
+mod crossing;
+
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,14 +26,150 @@ use sip::{HeaderName, Instant, Message, Method};
 use store::{CdrEnd, Direction, Disposition, NewCdr};
 use tokio::sync::oneshot;
 
+use crate::anchor::MediaPort;
 use crate::clock::wall;
-use crate::core::{AuthResult, Core, Timer, ALLOW};
-use crate::crossing::{fault_status, leg as media_leg, CallMedia, SdpKind};
-use crate::sdp_media::is_sdp;
-use crate::directory::User;
-use crate::events::{ActiveCall, CallState, PbxEvent};
+use crate::core::ALLOW;
+use crate::directory::{Directory, User};
+use crate::events::{ActiveCall, CallState, PbxEvent, Shared};
 use crate::persist::PersistOp;
+use crate::registrar::Registrar;
+use crate::sdp_media::is_sdp;
+use crate::signalling::Signalling;
 use crate::{CallError, IncomingCall, RingOutcome, RingRequest};
+use crossing::{fault_status, leg as media_leg, CallMedia, SdpKind};
+
+/// What a B2BUA input runs with: the signalling it writes through, and the directory and
+/// registrations it reads. Borrowed from the core for one input.
+pub(crate) struct Ctx<'a> {
+    pub sig: &'a mut Signalling,
+    pub dir: &'a Directory,
+    pub registrar: &'a Registrar,
+}
+
+/// What the async world asks of a call (a controller's action, a media event).
+pub(crate) enum CallCommand {
+    /// Ring extensions for a call held by an async controller.
+    Ring { call: u64, request: RingRequest, reply: oneshot::Sender<Result<RingOutcome, CallError>> },
+    /// Stop ringing for a call held by an async controller (its ring was abandoned); the
+    /// caller keeps waiting.
+    StopRing { call: u64 },
+    /// End a call (or refuse it with `code` when it is not answered yet).
+    Hangup { call: u64, code: u16, reply: oneshot::Sender<Result<(), CallError>> },
+    /// Answer a call held by an async controller (FlowPBX answers the caller itself).
+    Answer { call: u64, reply: oneshot::Sender<Result<(), CallError>> },
+    /// A leg of a call sent no media for the media timeout.
+    MediaTimeout { call: u64, leg: media::LegId },
+    /// A leg of a call pressed a digit (RFC 4733 or SIP INFO).
+    Dtmf { call: u64, digit: media::DigitEvent },
+}
+
+/// A call's own deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum CallTimer {
+    /// The ring timeout.
+    Ring(u64),
+    /// The session timer's expiry (RFC 4028).
+    Session(u64),
+}
+
+/// The B2BUA: the calls, their media and their deadlines. Inputs are the `handle_*` and
+/// `on_*` methods (with a [`Ctx`]); outputs leave through the context's transaction layer
+/// (SIP), [`B2bua::take_ops`] (store writes), [`B2bua::poll_timeout`] (deadlines) and the
+/// shared state the handle reads (views of calls, events, inbound calls for a controller).
+pub(crate) struct B2bua {
+    table: CallTable,
+    /// Where calls' media is anchored (None: SDP passes through, as in unit tests without
+    /// a media engine).
+    media: Option<Box<dyn MediaPort>>,
+    timers: BTreeSet<(Instant, CallTimer)>,
+    ops: Vec<PersistOp>,
+    shared: Arc<Shared>,
+    /// The session interval we grant (RFC 4028).
+    session_expires: u32,
+}
+
+impl B2bua {
+    pub(crate) fn new(media: Option<Box<dyn MediaPort>>, shared: Arc<Shared>, session_expires: u32) -> B2bua {
+        B2bua { table: CallTable::default(), media, timers: BTreeSet::new(), ops: Vec::new(), shared, session_expires }
+    }
+
+    /// Whether no call is left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// The client transactions of ours towards `peer` (a stream to it failed).
+    pub(crate) fn client_txs_to(&self, peer: Peer) -> Vec<ClientTxId> {
+        self.table.client_txs_to(peer)
+    }
+
+    /// The store writes queued since the last call.
+    pub(crate) fn take_ops(&mut self, into: &mut Vec<PersistOp>) {
+        into.append(&mut self.ops);
+    }
+
+    /// When [`B2bua::handle_timeout`] is next due.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Runs the calls' deadlines due at `now`.
+    pub(crate) fn handle_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant) {
+        while let Some(&(at, t)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, t));
+            match t {
+                CallTimer::Ring(key) => self.ring_timeout(cx, now, key),
+                CallTimer::Session(key) => self.session_timeout(cx, now, key),
+            }
+        }
+    }
+
+    /// A transaction-layer event about our calls.
+    pub(crate) fn handle_event(&mut self, cx: &mut Ctx<'_>, now: Instant, ev: sip::transaction::Event) {
+        use sip::transaction::Event;
+        match ev {
+            Event::Cancel { tx, invite, msg: _ } => self.on_cancel(cx, now, tx, invite),
+            Event::Ack { tx, msg, source: _ } => self.on_ack(cx, now, tx, msg),
+            Event::Response { tx, msg } => self.on_response(cx, now, tx, msg),
+            Event::Timeout { tx } => self.on_client_failure(cx, now, tx, 408),
+            Event::TransportError { tx } => self.on_client_failure(cx, now, tx, 503),
+            Event::AckTimeout { tx } => self.on_ack_timeout(cx, now, tx),
+            _ => {}
+        }
+    }
+
+    /// A command from the handle.
+    pub(crate) fn handle_command(&mut self, cx: &mut Ctx<'_>, now: Instant, cmd: CallCommand) {
+        match cmd {
+            CallCommand::Ring { call, request, reply } => {
+                if let Err((e, reply)) = self.ring_for_controller(cx, now, call, request, reply) {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            CallCommand::StopRing { call } => self.ring_timeout(cx, now, call),
+            CallCommand::Hangup { call, code, reply } => {
+                let r = self.hangup_for_controller(cx, now, call, code);
+                let _ = reply.send(r);
+            }
+            CallCommand::Answer { call, reply } => {
+                let r = self.answer_for_controller(cx, now, call);
+                let _ = reply.send(r);
+            }
+            CallCommand::MediaTimeout { call, leg } => self.on_media_timeout(cx, now, call, leg),
+            CallCommand::Dtmf { call, digit } => self.on_media_digit(cx, now, call, digit),
+        }
+    }
+
+    /// Ends every call (the PBX stops).
+    pub(crate) fn shutdown(&mut self, cx: &mut Ctx<'_>, now: Instant) {
+        for key in self.table.keys() {
+            self.end_call(cx, now, key, 503, Cause::Shutdown, None);
+        }
+    }
+}
 
 /// One side of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,58 +488,51 @@ fn other(side: Side) -> Side {
     }
 }
 
-impl Core {
+impl B2bua {
     // ----- new calls -----
 
-    pub(crate) fn on_invite(&mut self, now: Instant, tx: ServerTxId, msg: Message, source: Peer) {
-        if msg.max_forwards() == Some(0) {
-            return self.reply(now, tx, 483);
-        }
-        let dialled = msg.uri().and_then(|u| u.user().map(|u| u.into_owned())).unwrap_or_default();
-        if let Some(trunk) = self.dir.trunk_for(source.addr.ip()) {
-            let trunk_id = trunk.id;
-            return self.inbound_from_trunk(now, tx, msg, source, trunk_id, &dialled);
-        }
-        let caller = match self.authenticate(now, &msg, source) {
-            AuthResult::Ok(u) => u,
-            AuthResult::Challenge { stale } => return self.challenge(now, tx, source, stale),
-        };
-        if !self.check_invite(now, tx, &msg) {
+    /// An extension's INVITE (authenticated by the core) to another extension.
+    pub(crate) fn internal_call(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, msg: Message, source: Peer, caller: Arc<User>) {
+        if !self.check_invite(cx, now, tx, &msg) {
             return;
         }
-        let Some(target) = self.dir.by_number(&dialled).cloned() else {
+        let dialled = msg.uri().and_then(|u| u.user().map(|u| u.into_owned())).unwrap_or_default();
+        let Some(target) = cx.dir.by_number(&dialled).cloned() else {
             tracing::debug!(caller = %caller.extension, %dialled, "no such extension");
-            return self.reply(now, tx, 404);
+            return cx.sig.reply(now, tx, 404);
         };
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
-        let Some(key) = self.new_call(now, tx, msg, source, Direction::Internal, party, dialled, None, None, Some(caller.id)) else { return };
-        self.ring_extensions(now, key, &[target], None, None, Completion::Respond, Some(source));
+        let Some(key) = self.new_call(cx, now, tx, msg, source, Direction::Internal, party, dialled, None, None, Some(caller.id)) else { return };
+        self.ring_extensions(cx, now, key, &[target], None, None, Completion::Respond, Some(source));
     }
 
     /// Checks an INVITE we are about to route: a Contact (to reach the caller later) and a
     /// Session-Expires we accept.
-    fn check_invite(&mut self, now: Instant, tx: ServerTxId, msg: &Message) -> bool {
+    fn check_invite(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, msg: &Message) -> bool {
         if msg.contact().is_none() {
-            self.reply_with(now, tx, 400, Some("Missing Contact"), |_| Ok(()));
+            cx.sig.reply_with(now, tx, 400, Some("Missing Contact"), |_| Ok(()));
             return false;
         }
         if let Some(se) = msg.session_expires() {
             let min = SessionTimerConfig::default().min_se;
             if se.interval < min {
-                self.reply_with(now, tx, 422, None, |r| r.push_header(HeaderName::MinSe, &min.to_string()));
+                cx.sig.reply_with(now, tx, 422, None, |r| r.push_header(HeaderName::MinSe, &min.to_string()));
                 return false;
             }
         }
         true
     }
 
-    fn inbound_from_trunk(&mut self, now: Instant, tx: ServerTxId, msg: Message, source: Peer, trunk_id: i64, dialled: &str) {
-        let did = self.dir.did(dialled).filter(|d| d.trunk_id.is_none_or(|t| t == trunk_id)).cloned();
+    /// A trusted trunk's INVITE to one of our numbers: handed to the controller (a flow).
+    pub(crate) fn inbound_from_trunk(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, msg: Message, source: Peer, trunk_id: i64) {
+        let dialled = msg.uri().and_then(|u| u.user().map(|u| u.into_owned())).unwrap_or_default();
+        let dialled = dialled.as_str();
+        let did = cx.dir.did(dialled).filter(|d| d.trunk_id.is_none_or(|t| t == trunk_id)).cloned();
         let Some(did) = did else {
             tracing::info!(trunk_id, %dialled, "inbound call to an unknown number");
-            return self.reply(now, tx, 404);
+            return cx.sig.reply(now, tx, 404);
         };
-        if !self.check_invite(now, tx, &msg) {
+        if !self.check_invite(cx, now, tx, &msg) {
             return;
         }
         let from = msg.from();
@@ -410,7 +541,7 @@ impl Core {
             from.and_then(|f| f.uri.user().map(|u| u.into_owned())).as_deref(),
         );
         let call_id = msg.call_id().unwrap_or("").to_owned();
-        let Some(key) = self.new_call(now, tx, msg, source, Direction::Inbound, party.clone(), did.number.clone(), Some(trunk_id), did.flow_id, None) else {
+        let Some(key) = self.new_call(cx, now, tx, msg, source, Direction::Inbound, party.clone(), did.number.clone(), Some(trunk_id), did.flow_id, None) else {
             return;
         };
         let incoming = IncomingCall {
@@ -423,19 +554,18 @@ impl Core {
             flow_id: did.flow_id,
         };
         if self.shared.hand_off(incoming) {
-            if let Some(c) = self.calls.calls.get_mut(&key) {
+            if let Some(c) = self.table.calls.get_mut(&key) {
                 c.controlled = true;
             }
             return;
         }
         // no flow runner takes calls (the process runs no flow engine): never a stuck call
         tracing::warn!(number = %did.number, "no flow runner takes inbound calls: refused with 480");
-        self.end_call(now, key, 480, Cause::Unavailable, None);
+        self.end_call(cx, now, key, 480, Cause::Unavailable, None);
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn new_call(
-        &mut self,
+    fn new_call(&mut self, cx: &mut Ctx<'_>,
         now: Instant,
         tx: ServerTxId,
         invite: Message,
@@ -448,19 +578,19 @@ impl Core {
         caller_ext: Option<i64>,
     ) -> Option<u64> {
         let call_id = invite.call_id().unwrap_or("").to_owned();
-        let key = self.calls.next_key + 1;
-        let media = match self.open_media(key, &call_id, invite.content_type(), invite.body()) {
+        let key = self.table.next_key + 1;
+        let media = match self.open_media(cx, key, &call_id, invite.content_type(), invite.body()) {
             Ok(m) => m,
             Err((code, reason)) => {
                 tracing::info!(%call_id, code, "call refused: its media cannot be anchored");
-                self.reply_with(now, tx, code, Some(reason), |_| Ok(()));
+                cx.sig.reply_with(now, tx, code, Some(reason), |_| Ok(()));
                 return None;
             }
         };
-        self.reply(now, tx, 100);
-        self.calls.next_key = key;
-        let to_tag = self.ids.tag();
-        let contact = self.contact_for(&callee, source);
+        cx.sig.reply(now, tx, 100);
+        self.table.next_key = key;
+        let to_tag = cx.sig.ids.tag();
+        let contact = cx.sig.contact_for(&callee, source);
         let from_tag = invite.from_tag().unwrap_or("").to_owned();
         self.ops.push(PersistOp::CdrStart {
             key,
@@ -500,14 +630,14 @@ impl Core {
         let view = call.view();
         self.shared.calls.insert(key, view.clone());
         self.shared.emit(|| PbxEvent::CallStarted(view));
-        self.calls.by_a.insert((call_id, from_tag), key);
-        self.calls.a_invites.insert(tx, key);
-        self.calls.calls.insert(key, call);
+        self.table.by_a.insert((call_id, from_tag), key);
+        self.table.a_invites.insert(tx, key);
+        self.table.calls.insert(key, call);
         Some(key)
     }
 
     fn publish(&mut self, key: u64) {
-        if let Some(c) = self.calls.calls.get(&key) {
+        if let Some(c) = self.table.calls.get(&key) {
             let v = c.view();
             self.shared.calls.insert(key, v.clone());
             self.shared.emit(|| PbxEvent::CallUpdated(v));
@@ -517,8 +647,7 @@ impl Core {
     /// Starts ringing every live contact of `targets` (except the caller's own device),
     /// showing `caller_id` (the call's caller when None).
     #[allow(clippy::too_many_arguments)]
-    fn ring_extensions(
-        &mut self,
+    fn ring_extensions(&mut self, cx: &mut Ctx<'_>,
         now: Instant,
         key: u64,
         targets: &[Arc<User>],
@@ -528,22 +657,22 @@ impl Core {
         exclude: Option<Peer>,
     ) {
         if targets.iter().all(|t| t.dnd) {
-            return self.finish_ring(now, key, Cause::Busy, completion);
+            return self.finish_ring(cx, now, key, Cause::Busy, completion);
         }
         let mut contacts = Vec::new();
         for t in targets.iter().filter(|t| !t.dnd) {
-            for b in self.registrar.contacts(t.id, now) {
+            for b in cx.registrar.contacts(t.id, now) {
                 if Some(b.next_hop) != exclude {
                     contacts.push((t.id, t.extension.clone(), b));
                 }
             }
         }
         if contacts.is_empty() {
-            return self.finish_ring(now, key, Cause::Unavailable, completion);
+            return self.finish_ring(cx, now, key, Cause::Unavailable, completion);
         }
         let secs = targets.iter().map(|t| t.ring_timeout).max().unwrap_or(30);
         let timeout = timeout.unwrap_or(Duration::from_secs(u64::from(secs)));
-        let Some(call) = self.calls.calls.get(&key) else { return };
+        let Some(call) = self.table.calls.get(&key) else { return };
         let a_mf = call.a.invite.max_forwards().unwrap_or(70);
         let body = call.a.invite.body().clone();
         let content_type = call.a.invite.content_type().map(str::to_owned);
@@ -552,12 +681,12 @@ impl Core {
         let mut legs = Vec::with_capacity(contacts.len());
         for (extension_id, ext, b) in contacts {
             let dest = b.next_hop;
-            let (ct, body) = self.offer_for_callee(key, dest, content_type.as_deref(), &body);
-            let call_id = self.ids.call_id();
-            let from_tag = self.ids.tag();
-            let via = self.via_for(dest);
-            let domain = self.domain_for(dest);
-            let contact = self.contact_for(&caller.number, dest);
+            let (ct, body) = self.offer_for_callee(cx, key, dest, content_type.as_deref(), &body);
+            let call_id = cx.sig.ids.call_id();
+            let from_tag = cx.sig.ids.tag();
+            let via = cx.sig.via_for(dest);
+            let domain = cx.sig.domain_for(dest);
+            let contact = cx.sig.contact_for(&caller.number, dest);
             let built = (|| -> Result<Message, HeaderInjection> {
                 let mut inv = Message::request(Method::Invite, &b.contact)?;
                 inv.push_header(HeaderName::Via, &via)?;
@@ -570,7 +699,7 @@ impl Core {
                 inv.push_header(HeaderName::CSeq, "1 INVITE")?;
                 inv.push_header(HeaderName::Contact, &format!("<{contact}>"))?;
                 inv.push_header(HeaderName::Allow, ALLOW)?;
-                inv.push_header(HeaderName::UserAgent, &self.cfg.user_agent)?;
+                inv.push_header(HeaderName::UserAgent, &cx.sig.user_agent)?;
                 if !body.is_empty() {
                     inv.set_body(ct.as_deref(), body)?;
                 }
@@ -580,11 +709,11 @@ impl Core {
                 tracing::warn!(key, %ext, "an INVITE for this contact could not be written: skipped");
                 continue;
             };
-            match self.txl.send_request(now, dest, inv.clone()) {
+            match cx.sig.txl.send_request(now, dest, inv.clone()) {
                 Ok(tx) => {
                     let idx = first_idx + legs.len();
-                    self.calls.clients.insert(tx, (ClientRole::BInvite { call: key, leg: idx }, dest));
-                    self.calls.by_b.insert(call_id.clone(), (key, idx));
+                    self.table.clients.insert(tx, (ClientRole::BInvite { call: key, leg: idx }, dest));
+                    self.table.by_b.insert(call_id.clone(), (key, idx));
                     legs.push(BLeg {
                         extension_id,
                         call_id,
@@ -602,9 +731,9 @@ impl Core {
             }
         }
         if legs.is_empty() {
-            return self.finish_ring(now, key, Cause::Failed(500), completion);
+            return self.finish_ring(cx, now, key, Cause::Failed(500), completion);
         }
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         call.legs.extend(legs);
         call.ring = Some(Ring { completion });
         self.set_timer(key, TimerKind::Ring, Some(now + timeout));
@@ -612,14 +741,14 @@ impl Core {
     }
 
     /// A ring job ended without an answer.
-    fn finish_ring(&mut self, now: Instant, key: u64, cause: Cause, completion: Completion) {
+    fn finish_ring(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, cause: Cause, completion: Completion) {
         self.set_timer(key, TimerKind::Ring, None);
         match completion {
-            Completion::Respond => self.end_call(now, key, cause.status(), cause, None),
+            Completion::Respond => self.end_call(cx, now, key, cause.status(), cause, None),
             Completion::Notify(reply) => {
                 let _ = reply.send(Ok(cause.outcome()));
                 if cause == Cause::OriginatorCancel {
-                    self.end_call(now, key, 487, cause, None);
+                    self.end_call(cx, now, key, 487, cause, None);
                 } else {
                     self.publish(key);
                 }
@@ -628,10 +757,10 @@ impl Core {
     }
 
     fn set_timer(&mut self, key: u64, kind: TimerKind, at: Option<Instant>) {
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         let (slot, timer) = match kind {
-            TimerKind::Ring => (&mut call.ring_at, Timer::Ring(key)),
-            TimerKind::Session => (&mut call.session_at, Timer::Session(key)),
+            TimerKind::Ring => (&mut call.ring_at, CallTimer::Ring(key)),
+            TimerKind::Session => (&mut call.session_at, CallTimer::Session(key)),
         };
         if let Some(old) = slot.take() {
             self.timers.remove(&(old, timer));
@@ -644,14 +773,13 @@ impl Core {
 
     // ----- the controller API -----
 
-    pub(crate) fn ring_for_controller(
-        &mut self,
+    pub(crate) fn ring_for_controller(&mut self, cx: &mut Ctx<'_>,
         now: Instant,
         key: u64,
         request: RingRequest,
         reply: oneshot::Sender<Result<RingOutcome, CallError>>,
     ) -> Result<(), (CallError, oneshot::Sender<Result<RingOutcome, CallError>>)> {
-        let Some(call) = self.calls.calls.get_mut(&key) else { return Err((CallError::NoSuchCall, reply)) };
+        let Some(call) = self.table.calls.get_mut(&key) else { return Err((CallError::NoSuchCall, reply)) };
         let answered_elsewhere = call.winner.is_some() || (call.a.final_sent && !call.local_answer);
         if answered_elsewhere {
             return Err((CallError::InvalidState("the call is bridged or over"), reply));
@@ -660,18 +788,18 @@ impl Core {
             return Err((CallError::InvalidState("already ringing"), reply));
         }
         call.controlled = true;
-        let users: Vec<Arc<User>> = request.extensions.iter().filter_map(|id| self.dir.by_id(*id).cloned()).collect();
+        let users: Vec<Arc<User>> = request.extensions.iter().filter_map(|id| cx.dir.by_id(*id).cloned()).collect();
         if users.is_empty() {
             let _ = reply.send(Ok(RingOutcome::Unavailable));
             return Ok(());
         }
         let caller_id = request.caller_id.map(|(name, number)| Party::from_untrusted(name.as_deref(), Some(&number)));
-        self.ring_extensions(now, key, &users, Some(request.timeout), caller_id, Completion::Notify(reply), None);
+        self.ring_extensions(cx, now, key, &users, Some(request.timeout), caller_id, Completion::Notify(reply), None);
         Ok(())
     }
 
-    pub(crate) fn hangup_for_controller(&mut self, now: Instant, key: u64, code: u16) -> Result<(), CallError> {
-        let Some(call) = self.calls.calls.get(&key) else { return Err(CallError::NoSuchCall) };
+    pub(crate) fn hangup_for_controller(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, code: u16) -> Result<(), CallError> {
+        let Some(call) = self.table.calls.get(&key) else { return Err(CallError::NoSuchCall) };
         let code = if (300..700).contains(&code) { code } else { 480 };
         let cause = if call.answered_at.is_some() {
             Cause::Normal
@@ -684,42 +812,42 @@ impl Core {
                 c => Cause::Failed(c),
             }
         };
-        self.end_call(now, key, code, cause, None);
+        self.end_call(cx, now, key, code, cause, None);
         Ok(())
     }
 
     // ----- responses to our requests -----
 
-    pub(crate) fn on_response(&mut self, now: Instant, tx: ClientTxId, msg: Message) {
+    pub(crate) fn on_response(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, msg: Message) {
         let Some(code) = msg.status() else { return };
-        if let Some((dest, cancel)) = self.calls.cancel_on_provisional.remove(&tx) {
+        if let Some((dest, cancel)) = self.table.cancel_on_provisional.remove(&tx) {
             if code < 200 {
-                self.send_fire(now, dest, Some(cancel));
+                self.send_fire(cx, now, dest, Some(cancel));
             } else if code < 300 {
-                self.kill_stray_2xx(now, &msg, Some(dest));
+                self.kill_stray_2xx(cx, now, &msg, Some(dest));
             }
-            self.calls.clients.remove(&tx);
+            self.table.clients.remove(&tx);
             return;
         }
-        let Some(&(role, dest)) = self.calls.clients.get(&tx) else {
+        let Some(&(role, dest)) = self.table.clients.get(&tx) else {
             if (200..300).contains(&code) && msg.cseq().is_some_and(|c| c.method == Method::Invite) {
-                self.kill_stray_2xx(now, &msg, None);
+                self.kill_stray_2xx(cx, now, &msg, None);
             }
             return;
         };
         if code >= 200 {
-            self.calls.clients.remove(&tx);
+            self.table.clients.remove(&tx);
         }
         match role {
-            ClientRole::BInvite { call, leg } => self.on_leg_response(now, tx, call, leg, code, msg, dest),
-            ClientRole::ReInvite { call, to, server } => self.on_reinvite_response(now, tx, call, to, server, code, msg),
+            ClientRole::BInvite { call, leg } => self.on_leg_response(cx, now, tx, call, leg, code, msg, dest),
+            ClientRole::ReInvite { call, to, server } => self.on_reinvite_response(cx, now, tx, call, to, server, code, msg),
             ClientRole::Relay { call, to, server } => {
                 if code >= 200 {
                     let update_ok = (200..300).contains(&code) && msg.cseq().is_some_and(|s| s.method == Method::Update);
                     if update_ok {
                         self.session_refreshed(now, call);
                     }
-                    self.relay_response(now, server, call, to, &msg);
+                    self.relay_response(cx, now, server, call, to, &msg);
                 }
             }
             ClientRole::Fire => {}
@@ -727,10 +855,10 @@ impl Core {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_leg_response(&mut self, now: Instant, tx: ClientTxId, key: u64, idx: usize, code: u16, msg: Message, dest: Peer) {
-        let Some(call) = self.calls.calls.get_mut(&key) else {
+    fn on_leg_response(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: u64, idx: usize, code: u16, msg: Message, dest: Peer) {
+        let Some(call) = self.table.calls.get_mut(&key) else {
             if (200..300).contains(&code) {
-                self.kill_stray_2xx(now, &msg, Some(dest));
+                self.kill_stray_2xx(cx, now, &msg, Some(dest));
             }
             return;
         };
@@ -748,7 +876,7 @@ impl Core {
             let to_tag = call.a.to_tag.clone();
             let contact = call.a.contact.clone();
             let body = if with_sdp {
-                match self.sdp_across(key, Side::B, SdpKind::EarlyAnswer, msg.content_type(), msg.body(), a_peer) {
+                match self.sdp_across(cx, key, Side::B, SdpKind::EarlyAnswer, msg.content_type(), msg.body(), a_peer) {
                     Ok(b) if !b.1.is_empty() => Some(b),
                     Ok(_) => None,
                     Err(e) => {
@@ -760,12 +888,12 @@ impl Core {
                 None
             };
             if body.is_some()
-                && let Some(call) = self.calls.calls.get_mut(&key)
+                && let Some(call) = self.table.calls.get_mut(&key)
             {
                 call.a.early_media = true;
             }
             let resp_code = if code == 183 && body.is_none() { 180 } else { code };
-            let Some(req) = self.txl.request(a_tx) else { return };
+            let Some(req) = cx.sig.txl.request(a_tx) else { return };
             let mut r = Message::response_to(req, resp_code, None, Some(&to_tag));
             let built = r.push_header(HeaderName::Contact, &format!("<{contact}>")).and_then(|()| match body {
                 Some((ct, b)) => r.set_body(ct.as_deref(), b),
@@ -775,32 +903,32 @@ impl Core {
                 tracing::warn!(key, "a provisional answer could not be written: not relayed");
                 return;
             }
-            let _ = self.txl.send_response(now, a_tx, r);
+            let _ = cx.sig.txl.send_response(now, a_tx, r);
             return;
         }
         if code < 300 {
-            return self.on_leg_answered(now, tx, key, idx, msg, dest);
+            return self.on_leg_answered(cx, now, tx, key, idx, msg, dest);
         }
         if leg.state == LegState::Calling {
             leg.state = LegState::Done;
             leg.code = Some(code);
         }
-        self.after_leg_failed(now, key);
+        self.after_leg_failed(cx, now, key);
     }
 
-    fn after_leg_failed(&mut self, now: Instant, key: u64) {
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+    fn after_leg_failed(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64) {
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         if call.winner.is_some() || call.ring.is_none() || call.legs.iter().any(|l| l.state == LegState::Calling) {
             return;
         }
         let codes: Vec<u16> = call.legs.iter().filter_map(|l| l.code).collect();
         let cause = Cause::from_leg_codes(&codes);
         let Some(ring) = call.ring.take() else { return };
-        self.finish_ring(now, key, cause, ring.completion);
+        self.finish_ring(cx, now, key, cause, ring.completion);
     }
 
-    fn on_leg_answered(&mut self, now: Instant, tx: ClientTxId, key: u64, idx: usize, msg: Message, dest: Peer) {
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+    fn on_leg_answered(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: u64, idx: usize, msg: Message, dest: Peer) {
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         let Some(leg) = call.legs.get_mut(idx) else { return };
         // the caller still waits for an answer, or a flow answered it and rings on its behalf
         let caller_waits = !call.a.final_sent || (call.local_answer && call.a.dialog.is_some());
@@ -810,7 +938,7 @@ impl Core {
             // Another leg won, or the caller is gone: take this answer and end it.
             leg.state = LegState::Done;
             if let Ok(d) = dialog {
-                self.ack_and_bye(now, tx, dest, d);
+                self.ack_and_bye(cx, now, tx, dest, d);
             }
             return;
         }
@@ -820,7 +948,7 @@ impl Core {
                 tracing::warn!(error = %e, "unusable 2xx from a callee");
                 leg.state = LegState::Done;
                 leg.code = Some(502);
-                return self.after_leg_failed(now, key);
+                return self.after_leg_failed(cx, now, key);
             }
         };
         // Our INVITE carried an offer (the 2xx answers it) or not (the 2xx offers, the
@@ -829,23 +957,23 @@ impl Core {
         let local = call.local_answer;
         let a_peer = call.a.source;
         let kind = if b_offered { SdpKind::Answer } else { SdpKind::Offer };
-        let (ct, body) = match self.sdp_across(key, Side::B, kind, msg.content_type(), msg.body(), a_peer) {
+        let (ct, body) = match self.sdp_across(cx, key, Side::B, kind, msg.content_type(), msg.body(), a_peer) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(key, ?e, "a callee answered with SDP FlowPBX cannot anchor: hung up");
-                self.ack_and_bye(now, tx, dest, dialog);
-                if let Some(l) = self.calls.calls.get_mut(&key).and_then(|c| c.legs.get_mut(idx)) {
+                self.ack_and_bye(cx, now, tx, dest, dialog);
+                if let Some(l) = self.table.calls.get_mut(&key).and_then(|c| c.legs.get_mut(idx)) {
                     l.state = LegState::Done;
                     l.code = Some(488);
                 }
-                return self.after_leg_failed(now, key);
+                return self.after_leg_failed(cx, now, key);
             }
         };
         if b_offered {
-            let via = self.via_for(dest);
-            let _ = self.txl.send_ack(tx, dest, dialog.ack(&via));
+            let via = cx.sig.via_for(dest);
+            let _ = cx.sig.txl.send_ack(tx, dest, dialog.ack(&via));
         }
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         if !b_offered {
             call.pending_ack = Some((Side::B, tx));
         }
@@ -864,17 +992,17 @@ impl Core {
             }
         }
         for (ltx, d, provisional, cancel) in stop {
-            self.cancel_leg(now, ltx, d, provisional, cancel);
+            self.cancel_leg(cx, now, ltx, d, provisional, cancel);
         }
         self.set_timer(key, TimerKind::Ring, None);
-        self.record_if_asked(key, winner_extension);
+        self.record_if_asked(cx, key, winner_extension);
         if local {
             // the caller, answered by a flow, heard ringback: now the callee
             if let Some(m) = self.media.as_mut() {
                 m.stop_playback(key, media::LegId::A);
             }
         } else {
-            self.answer_caller(now, key, ct, body);
+            self.answer_caller(cx, now, key, ct, body);
         }
         self.publish(key);
         if let Some(Ring { completion: Completion::Notify(reply) }) = ring {
@@ -883,19 +1011,19 @@ impl Core {
     }
 
     /// Acknowledges a 2xx we do not want and hangs its dialog up.
-    fn ack_and_bye(&mut self, now: Instant, tx: ClientTxId, dest: Peer, mut d: Dialog) {
-        let via = self.via_for(dest);
-        let _ = self.txl.send_ack(tx, dest, d.ack(&via));
-        let via = self.via_for(dest);
+    fn ack_and_bye(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, dest: Peer, mut d: Dialog) {
+        let via = cx.sig.via_for(dest);
+        let _ = cx.sig.txl.send_ack(tx, dest, d.ack(&via));
+        let via = cx.sig.via_for(dest);
         let bye = d.request(Method::Bye, &via);
-        self.send_fire(now, dest, Some(bye));
+        self.send_fire(cx, now, dest, Some(bye));
     }
 
     /// Records the call (both legs, stereo) when the caller's or the answering extension's
     /// recording mode is `always`.
-    fn record_if_asked(&mut self, key: u64, answering_extension: i64) {
-        let Some(call) = self.calls.calls.get(&key) else { return };
-        let wants = |id: Option<i64>| id.and_then(|id| self.dir.by_id(id)).is_some_and(|u| u.record_always);
+    fn record_if_asked(&mut self, cx: &mut Ctx<'_>, key: u64, answering_extension: i64) {
+        let Some(call) = self.table.calls.get(&key) else { return };
+        let wants = |id: Option<i64>| id.and_then(|id| cx.dir.by_id(id)).is_some_and(|u| u.record_always);
         if !(wants(call.caller_ext) || wants(Some(answering_extension))) || call.recording.is_some() {
             return;
         }
@@ -903,17 +1031,17 @@ impl Core {
         let name = format!("{stamp}-{}", call.a.invite.call_id().unwrap_or("call"));
         let Some(port) = self.media.as_mut() else { return };
         let path = port.record(key, &name);
-        if let Some(call) = self.calls.calls.get_mut(&key) {
+        if let Some(call) = self.table.calls.get_mut(&key) {
             call.recording = path;
         }
     }
 
     /// Answers the caller with a 2xx carrying `body` (FlowPBX's SDP toward it), starting its
     /// dialog and session timer; the CDR's answer time is written.
-    pub(crate) fn answer_caller(&mut self, now: Instant, key: u64, ct: Option<String>, body: Bytes) {
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+    pub(crate) fn answer_caller(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, ct: Option<String>, body: Bytes) {
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         let a_tx = call.a.tx;
-        let Some(req) = self.txl.request(a_tx) else { return };
+        let Some(req) = cx.sig.txl.request(a_tx) else { return };
         let mut ok = Message::response_to(req, 200, None, Some(&call.a.to_tag));
         let built = ok
             .push_header(HeaderName::Contact, &format!("<{}>", call.a.contact))
@@ -921,38 +1049,38 @@ impl Core {
             .and_then(|()| if body.is_empty() { Ok(()) } else { ok.set_body(ct.as_deref(), body) });
         if built.is_err() {
             tracing::warn!(key, "the answer could not be written: the call ends");
-            return self.end_call(now, key, 500, Cause::Failed(500), None);
+            return self.end_call(cx, now, key, 500, Cause::Failed(500), None);
         }
         // RFC 4028: a caller that supports session timers refreshes the session; we hang
         // up when it stops.
         let refresher_is_caller = call.a.invite.session_expires().is_some_and(|se| se.refresher != Some(sip::msg::Refresher::Uas));
         if refresher_is_caller && call.a.invite.supports("timer") {
-            let cfg = SessionTimerConfig { interval: self.cfg.session_expires, ..SessionTimerConfig::default() };
+            let cfg = SessionTimerConfig { interval: self.session_expires, ..SessionTimerConfig::default() };
             call.session = SessionTimer::answer(&cfg, &call.a.invite, &mut ok, now).ok();
         }
         call.a.dialog = Dialog::uas(&call.a.invite, &call.a.to_tag, &call.a.contact, true).ok();
         call.a.final_sent = true;
         call.answered_at.get_or_insert(now);
         let session_at = call.session.map(|s| s.expires_at());
-        let _ = self.txl.send_response(now, a_tx, ok);
+        let _ = cx.sig.txl.send_response(now, a_tx, ok);
         self.ops.push(PersistOp::CdrAnswer { key, at: wall(now) });
         self.set_timer(key, TimerKind::Session, session_at);
     }
 
     /// Stops a leg that is still ringing: CANCEL now, or as soon as it sends a provisional
     /// response (RFC 3261 §9.1).
-    fn cancel_leg(&mut self, now: Instant, tx: ClientTxId, dest: Peer, provisional: bool, cancel: Option<Message>) {
+    fn cancel_leg(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, dest: Peer, provisional: bool, cancel: Option<Message>) {
         let Some(cancel) = cancel else { return };
         if provisional {
-            self.send_fire(now, dest, Some(cancel));
+            self.send_fire(cx, now, dest, Some(cancel));
         } else {
-            self.calls.cancel_on_provisional.insert(tx, (dest, cancel));
+            self.table.cancel_on_provisional.insert(tx, (dest, cancel));
         }
     }
 
     /// A 2xx to an INVITE nobody wants (a late fork, a leg that lost the race after its
     /// transaction ended): acknowledge it and hang it up.
-    pub(crate) fn kill_stray_2xx(&mut self, now: Instant, msg: &Message, dest: Option<Peer>) {
+    pub(crate) fn kill_stray_2xx(&mut self, cx: &mut Ctx<'_>, now: Instant, msg: &Message, dest: Option<Peer>) {
         let (Some(from), Some(cseq)) = (msg.header(HeaderName::From), msg.cseq()) else { return };
         let Some(contact) = msg.contact().map(|c| c.uri_str.to_owned()) else { return };
         let Some(dest) = dest.or_else(|| peer_of_uri(&contact)) else { return };
@@ -960,40 +1088,40 @@ impl Core {
         if invite.push_header(HeaderName::From, from).and_then(|()| invite.push_header(HeaderName::CSeq, &format!("{} INVITE", cseq.seq))).is_err() {
             return;
         }
-        let local_contact = self.contact_for("flowpbx", dest);
+        let local_contact = cx.sig.contact_for("flowpbx", dest);
         let Ok(mut d) = Dialog::uac(&invite, msg, &local_contact) else { return };
-        let via = self.via_for(dest);
-        self.txl.send_stateless(dest, &d.ack(&via));
-        let via = self.via_for(dest);
+        let via = cx.sig.via_for(dest);
+        cx.sig.txl.send_stateless(dest, &d.ack(&via));
+        let via = cx.sig.via_for(dest);
         let bye = d.request(Method::Bye, &via);
-        self.send_fire(now, dest, Some(bye));
+        self.send_fire(cx, now, dest, Some(bye));
     }
 
-    fn send_fire(&mut self, now: Instant, dest: Peer, req: Option<Message>) {
+    fn send_fire(&mut self, cx: &mut Ctx<'_>, now: Instant, dest: Peer, req: Option<Message>) {
         let Some(req) = req else { return };
-        match self.txl.send_request(now, dest, req) {
+        match cx.sig.txl.send_request(now, dest, req) {
             Ok(tx) => {
-                self.calls.clients.insert(tx, (ClientRole::Fire, dest));
+                self.table.clients.insert(tx, (ClientRole::Fire, dest));
             }
             Err(e) => tracing::debug!(error = %e, "request not sent"),
         }
     }
 
-    pub(crate) fn on_client_failure(&mut self, now: Instant, tx: ClientTxId, code: u16) {
-        self.calls.cancel_on_provisional.remove(&tx);
-        let Some((role, _)) = self.calls.clients.remove(&tx) else { return };
+    pub(crate) fn on_client_failure(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, code: u16) {
+        self.table.cancel_on_provisional.remove(&tx);
+        let Some((role, _)) = self.table.clients.remove(&tx) else { return };
         match role {
             ClientRole::BInvite { call, leg } => {
-                if let Some(l) = self.calls.calls.get_mut(&call).and_then(|c| c.legs.get_mut(leg))
+                if let Some(l) = self.table.calls.get_mut(&call).and_then(|c| c.legs.get_mut(leg))
                     && l.state == LegState::Calling {
                         l.state = LegState::Done;
                         l.code = Some(code);
                     }
-                self.after_leg_failed(now, call);
+                self.after_leg_failed(cx, now, call);
             }
             ClientRole::ReInvite { server, call, .. } | ClientRole::Relay { server, call, .. } => {
-                if self.calls.calls.contains_key(&call) {
-                    self.reply(now, server, code);
+                if self.table.calls.contains_key(&call) {
+                    cx.sig.reply(now, server, code);
                 }
             }
             ClientRole::Fire => {}
@@ -1002,35 +1130,35 @@ impl Core {
 
     // ----- CANCEL, ACK, timeouts -----
 
-    pub(crate) fn on_cancel(&mut self, now: Instant, tx: ServerTxId, invite: ServerTxId) {
-        self.reply(now, tx, 200);
-        match self.calls.a_invites.get(&invite).copied() {
+    pub(crate) fn on_cancel(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, invite: ServerTxId) {
+        cx.sig.reply(now, tx, 200);
+        match self.table.a_invites.get(&invite).copied() {
             Some(key) => {
-                let ring = self.calls.calls.get_mut(&key).and_then(|c| c.ring.take());
+                let ring = self.table.calls.get_mut(&key).and_then(|c| c.ring.take());
                 match ring {
                     Some(r) => {
-                        self.stop_ringing(now, key);
-                        self.finish_ring(now, key, Cause::OriginatorCancel, r.completion)
+                        self.stop_ringing(cx, now, key);
+                        self.finish_ring(cx, now, key, Cause::OriginatorCancel, r.completion)
                     }
-                    None => self.end_call(now, key, 487, Cause::OriginatorCancel, None),
+                    None => self.end_call(cx, now, key, 487, Cause::OriginatorCancel, None),
                 }
             }
-            None => self.reply(now, invite, 487),
+            None => cx.sig.reply(now, invite, 487),
         }
     }
 
-    pub(crate) fn on_ack(&mut self, now: Instant, tx: Option<ServerTxId>, msg: Message) {
+    pub(crate) fn on_ack(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: Option<ServerTxId>, msg: Message) {
         let found = self.find_call(&msg);
-        let key = tx.and_then(|t| self.calls.a_invites.get(&t).copied()).or(found.map(|(k, _)| k));
+        let key = tx.and_then(|t| self.table.a_invites.get(&t).copied()).or(found.map(|(k, _)| k));
         let Some(key) = key else { return };
         let side = found.map(|(_, s)| s).unwrap_or(Side::A);
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         let Some((to, ctx)) = call.pending_ack else {
             // the answer to an offer FlowPBX made itself in its 2xx
             if self.local_offer_to(key, side) {
                 let toward = self.side_peer(key, side);
                 if let Some(toward) = toward
-                    && let Err(e) = self.sdp_across(key, side, SdpKind::Answer, msg.content_type(), msg.body(), toward)
+                    && let Err(e) = self.sdp_across(cx, key, side, SdpKind::Answer, msg.content_type(), msg.body(), toward)
                 {
                     tracing::info!(key, ?e, "the ACK's SDP answer is not usable");
                 }
@@ -1042,38 +1170,38 @@ impl Core {
         }
         call.pending_ack = None;
         let Some(peer) = self.side_peer(key, to) else { return };
-        let (ct, body) = match self.sdp_across(key, side, SdpKind::Answer, msg.content_type(), msg.body(), peer) {
+        let (ct, body) = match self.sdp_across(cx, key, side, SdpKind::Answer, msg.content_type(), msg.body(), peer) {
             Ok(b) => b,
             Err(e) => {
                 tracing::info!(key, ?e, "the ACK's SDP answer cannot be anchored: hanging up");
-                let via = self.via_for(peer);
+                let via = cx.sig.via_for(peer);
                 if let Some(d) = self.side_dialog(key, to) {
                     let ack = d.ack(&via);
-                    let _ = self.txl.send_ack(ctx, peer, ack);
+                    let _ = cx.sig.txl.send_ack(ctx, peer, ack);
                 }
-                return self.end_call(now, key, 0, Cause::Failed(488), None);
+                return self.end_call(cx, now, key, 0, Cause::Failed(488), None);
             }
         };
-        let via = self.via_for(peer);
+        let via = cx.sig.via_for(peer);
         let Some(dialog) = self.side_dialog(key, to) else { return };
         let mut ack = dialog.ack(&via);
         if !body.is_empty() && ack.set_body(ct.as_deref(), body).is_err() {
             tracing::warn!(key, "an ACK body could not be written: sent without it");
         }
-        let _ = self.txl.send_ack(ctx, peer, ack);
+        let _ = cx.sig.txl.send_ack(ctx, peer, ack);
     }
 
-    pub(crate) fn on_ack_timeout(&mut self, now: Instant, tx: ServerTxId) {
-        if let Some(key) = self.calls.a_invites.get(&tx).copied()
-            && self.calls.calls.get(&key).is_some_and(|c| c.answered_at.is_some()) {
+    pub(crate) fn on_ack_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId) {
+        if let Some(key) = self.table.a_invites.get(&tx).copied()
+            && self.table.calls.get(&key).is_some_and(|c| c.answered_at.is_some()) {
                 tracing::info!(key, "the caller never acknowledged the answer: hanging up");
-                self.end_call(now, key, 0, Cause::AckTimeout, None);
+                self.end_call(cx, now, key, 0, Cause::AckTimeout, None);
             }
     }
 
     /// Marks every ringing leg done and cancels it.
-    fn stop_ringing(&mut self, now: Instant, key: u64) {
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+    fn stop_ringing(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64) {
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         let mut stop = Vec::new();
         for l in call.legs.iter_mut().filter(|l| l.state == LegState::Calling) {
             l.state = LegState::Done;
@@ -1081,25 +1209,25 @@ impl Core {
             stop.push((l.tx, l.dest, l.provisional, cancel_for(&l.invite)));
         }
         for (tx, d, p, c) in stop {
-            self.cancel_leg(now, tx, d, p, c);
+            self.cancel_leg(cx, now, tx, d, p, c);
         }
     }
 
-    pub(crate) fn ring_timeout(&mut self, now: Instant, key: u64) {
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+    pub(crate) fn ring_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64) {
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         call.ring_at = None;
         let Some(ring) = call.ring.take() else { return };
-        self.stop_ringing(now, key);
-        self.finish_ring(now, key, Cause::NoAnswer, ring.completion);
+        self.stop_ringing(cx, now, key);
+        self.finish_ring(cx, now, key, Cause::NoAnswer, ring.completion);
     }
 
-    pub(crate) fn session_timeout(&mut self, now: Instant, key: u64) {
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+    pub(crate) fn session_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64) {
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         call.session_at = None;
         let due = call.session.is_some_and(|s| s.expires_at() <= now);
         if due {
             tracing::info!(key, "session timer expired: hanging up");
-            self.end_call(now, key, 0, Cause::SessionTimeout, None);
+            self.end_call(cx, now, key, 0, Cause::SessionTimeout, None);
         } else {
             let at = call.session.map(|s| s.expires_at());
             self.set_timer(key, TimerKind::Session, at);
@@ -1107,7 +1235,7 @@ impl Core {
     }
 
     fn session_refreshed(&mut self, now: Instant, key: u64) {
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let Some(call) = self.table.calls.get_mut(&key) else { return };
         let Some(st) = call.session.as_mut() else { return };
         st.refreshed(now);
         let at = st.expires_at();
@@ -1119,17 +1247,17 @@ impl Core {
     fn find_call(&self, msg: &Message) -> Option<(u64, Side)> {
         let call_id = msg.call_id()?;
         if let Some(from_tag) = msg.from_tag()
-            && let Some(&k) = self.calls.by_a.get(&(call_id.to_owned(), from_tag.to_owned())) {
+            && let Some(&k) = self.table.by_a.get(&(call_id.to_owned(), from_tag.to_owned())) {
                 return Some((k, Side::A));
             }
-        let &(k, leg) = self.calls.by_b.get(call_id)?;
-        let call = self.calls.calls.get(&k)?;
+        let &(k, leg) = self.table.by_b.get(call_id)?;
+        let call = self.table.calls.get(&k)?;
         (call.winner == Some(leg)).then_some((k, Side::B))
     }
 
     /// The confirmed dialog of a side.
     fn side_dialog(&mut self, key: u64, side: Side) -> Option<&mut Dialog> {
-        let call = self.calls.calls.get_mut(&key)?;
+        let call = self.table.calls.get_mut(&key)?;
         match side {
             Side::A => call.a.dialog.as_mut(),
             Side::B => call.legs.get_mut(call.winner?)?.dialog.as_mut(),
@@ -1139,65 +1267,65 @@ impl Core {
     /// Where a side is reached (the address we have been talking to: symmetric signalling,
     /// so phones behind NAT are reached through their NAT binding).
     fn side_peer(&self, key: u64, side: Side) -> Option<Peer> {
-        let call = self.calls.calls.get(&key)?;
+        let call = self.table.calls.get(&key)?;
         match side {
             Side::A => Some(call.a.source),
             Side::B => call.legs.get(call.winner?).map(|l| l.dest),
         }
     }
 
-    pub(crate) fn on_in_dialog(&mut self, now: Instant, tx: ServerTxId, msg: Message) {
+    pub(crate) fn on_in_dialog(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, msg: Message) {
         let Some(method) = msg.method().cloned() else { return };
         let Some((key, side)) = self.find_call(&msg) else {
-            return self.reply(now, tx, 481);
+            return cx.sig.reply(now, tx, 481);
         };
         let check = match self.side_dialog(key, side) {
             Some(d) => d.on_request(&msg),
-            None => return self.reply(now, tx, 481),
+            None => return cx.sig.reply(now, tx, 481),
         };
         if let Err(e) = check {
             let (code, reason) = e.status().unwrap_or((500, "Server Internal Error"));
-            return self.reply_with(now, tx, code, Some(reason), |_| Ok(()));
+            return cx.sig.reply_with(now, tx, code, Some(reason), |_| Ok(()));
         }
-        let anchored = self.calls.calls.get(&key).is_some_and(|c| c.media.is_some());
+        let anchored = self.table.calls.get(&key).is_some_and(|c| c.media.is_some());
         let alone = self.side_dialog(key, other(side)).is_none();
         match method {
             Method::Bye => {
-                self.reply(now, tx, 200);
-                self.end_call(now, key, 0, Cause::Normal, Some(side));
+                cx.sig.reply(now, tx, 200);
+                self.end_call(cx, now, key, 0, Cause::Normal, Some(side));
             }
-            Method::Info if anchored && is_dtmf_info(msg.content_type()) => self.on_info_dtmf(now, key, side, tx, &msg),
+            Method::Info if anchored && is_dtmf_info(msg.content_type()) => self.on_info_dtmf(cx, now, key, side, tx, &msg),
             // a side with nobody on the other end (a caller in a flow): FlowPBX answers
-            Method::Invite | Method::Update if alone && anchored => self.on_local_reoffer(now, key, side, tx, &msg),
-            Method::Options | Method::Info if alone => self.reply(now, tx, 200),
+            Method::Invite | Method::Update if alone && anchored => self.on_local_reoffer(cx, now, key, side, tx, &msg),
+            Method::Options | Method::Info if alone => cx.sig.reply(now, tx, 200),
             Method::Invite | Method::Update | Method::Info | Method::Message | Method::Notify | Method::Options => {
-                self.relay_request(now, key, other(side), tx, &msg);
+                self.relay_request(cx, now, key, other(side), tx, &msg);
             }
-            Method::Refer => self.reply_with(now, tx, 501, Some("Transfer Not Supported Yet"), |_| Ok(())),
-            _ => self.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
+            Method::Refer => cx.sig.reply_with(now, tx, 501, Some("Transfer Not Supported Yet"), |_| Ok(())),
+            _ => cx.sig.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
         }
     }
 
     /// Relays an in-dialog request to the other side's dialog.
-    fn relay_request(&mut self, now: Instant, key: u64, to: Side, server: ServerTxId, msg: &Message) {
+    fn relay_request(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, to: Side, server: ServerTxId, msg: &Message) {
         let Some(method) = msg.method().cloned() else { return };
         if msg.max_forwards() == Some(0) {
-            return self.reply(now, server, 483);
+            return cx.sig.reply(now, server, 483);
         }
-        let Some(peer) = self.side_peer(key, to) else { return self.reply(now, server, 481) };
+        let Some(peer) = self.side_peer(key, to) else { return cx.sig.reply(now, server, 481) };
         let (ct, body) = if matches!(method, Method::Invite | Method::Update) {
-            match self.sdp_across(key, other(to), SdpKind::Offer, msg.content_type(), msg.body(), peer) {
+            match self.sdp_across(cx, key, other(to), SdpKind::Offer, msg.content_type(), msg.body(), peer) {
                 Ok(b) => b,
                 Err(e) => {
                     let (code, reason) = fault_status(e);
-                    return self.reply_with(now, server, code, Some(reason), |_| Ok(()));
+                    return cx.sig.reply_with(now, server, code, Some(reason), |_| Ok(()));
                 }
             }
         } else {
             not_sdp(msg)
         };
-        let via = self.via_for(peer);
-        let Some(dialog) = self.side_dialog(key, to) else { return self.reply(now, server, 481) };
+        let via = cx.sig.via_for(peer);
+        let Some(dialog) = self.side_dialog(key, to) else { return cx.sig.reply(now, server, 481) };
         let mut req = dialog.request(method.clone(), &via);
         for h in [HeaderName::ContentDisposition, HeaderName::Event, HeaderName::SubscriptionState, HeaderName::SessionExpires, HeaderName::MinSe] {
             for v in msg.headers(h) {
@@ -1209,26 +1337,26 @@ impl Core {
             let _ = req.set_header(HeaderName::MaxForwards, &mf.saturating_sub(1).min(70).to_string());
         }
         if !body.is_empty() && req.set_body(ct.as_deref(), body).is_err() {
-            return self.reply_with(now, server, 500, None, |_| Ok(()));
+            return cx.sig.reply_with(now, server, 500, None, |_| Ok(()));
         }
-        match self.txl.send_request(now, peer, req) {
+        match cx.sig.txl.send_request(now, peer, req) {
             Ok(ctx) => {
                 let role =
                     if method == Method::Invite { ClientRole::ReInvite { call: key, to, server } } else { ClientRole::Relay { call: key, to, server } };
-                self.calls.clients.insert(ctx, (role, peer));
+                self.table.clients.insert(ctx, (role, peer));
             }
             Err(e) => {
                 tracing::debug!(error = %e, "relay failed");
-                self.reply(now, server, 500);
+                cx.sig.reply(now, server, 500);
             }
         }
     }
 
     /// Relays a final response from side `from` to the server transaction it answers, with
     /// our Contact.
-    fn relay_response(&mut self, now: Instant, server: ServerTxId, key: u64, from: Side, msg: &Message) {
+    fn relay_response(&mut self, cx: &mut Ctx<'_>, now: Instant, server: ServerTxId, key: u64, from: Side, msg: &Message) {
         let Some(code) = msg.status() else { return };
-        let (sdp_method, offered) = match self.txl.request(server) {
+        let (sdp_method, offered) = match cx.sig.txl.request(server) {
             Some(r) => (matches!(r.method(), Some(Method::Invite | Method::Update)), is_sdp(r.content_type(), r.body())),
             None => return,
         };
@@ -1236,17 +1364,17 @@ impl Core {
         let (ct, body) = match toward {
             Some(toward) if sdp_method && (200..300).contains(&code) => {
                 let kind = if offered { SdpKind::Answer } else { SdpKind::Offer };
-                self.sdp_across(key, from, kind, msg.content_type(), msg.body(), toward).unwrap_or_else(|e| {
+                self.sdp_across(cx, key, from, kind, msg.content_type(), msg.body(), toward).unwrap_or_else(|e| {
                     tracing::warn!(key, ?e, "an answer FlowPBX cannot anchor: relayed without SDP");
                     (None, Bytes::new())
                 })
             }
             _ => not_sdp(msg),
         };
-        let Some(req) = self.txl.request(server) else { return };
-        let contact = self.calls.calls.get(&key).map(|c| {
+        let Some(req) = cx.sig.txl.request(server) else { return };
+        let contact = self.table.calls.get(&key).map(|c| {
             // our Contact towards the side the request came from
-            if self.calls.by_a.contains_key(&(req.call_id().unwrap_or("").to_owned(), req.from_tag().unwrap_or("").to_owned())) {
+            if self.table.by_a.contains_key(&(req.call_id().unwrap_or("").to_owned(), req.from_tag().unwrap_or("").to_owned())) {
                 c.a.contact.clone()
             } else {
                 c.winner.and_then(|w| c.legs.get(w)).map(|l| l.contact.clone()).unwrap_or_default()
@@ -1272,30 +1400,30 @@ impl Core {
         if !body.is_empty() && r.set_body(ct.as_deref(), body).is_err() {
             r = Message::response_to(req, 500, None, None);
         }
-        let _ = self.txl.send_response(now, server, r);
+        let _ = cx.sig.txl.send_response(now, server, r);
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_reinvite_response(&mut self, now: Instant, tx: ClientTxId, key: u64, to: Side, server: ServerTxId, code: u16, msg: Message) {
+    fn on_reinvite_response(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: u64, to: Side, server: ServerTxId, code: u16, msg: Message) {
         if code < 200 {
             return;
         }
         if (200..300).contains(&code) {
-            let offer_in_invite = self.txl.request(server).is_some_and(|r| !r.body().is_empty());
+            let offer_in_invite = cx.sig.txl.request(server).is_some_and(|r| !r.body().is_empty());
             let peer = self.side_peer(key, to);
-            let via = peer.map(|p| self.via_for(p));
+            let via = peer.map(|p| cx.sig.via_for(p));
             if let (Some(dialog), Some(peer), Some(via)) = (self.side_dialog(key, to), peer, via) {
                 let _ = dialog.on_response(&msg);
                 if offer_in_invite {
                     let ack = dialog.ack(&via);
-                    let _ = self.txl.send_ack(tx, peer, ack);
-                } else if let Some(c) = self.calls.calls.get_mut(&key) {
+                    let _ = cx.sig.txl.send_ack(tx, peer, ack);
+                } else if let Some(c) = self.table.calls.get_mut(&key) {
                     c.pending_ack = Some((to, tx));
                 }
             }
             self.session_refreshed(now, key);
         }
-        self.relay_response(now, server, key, to, &msg);
+        self.relay_response(cx, now, server, key, to, &msg);
     }
 
     // ----- media: digits, re-offers to FlowPBX, timeouts -----
@@ -1303,13 +1431,13 @@ impl Core {
     /// A digit by SIP INFO: answered here and handed to the media session, which reports it
     /// (to a flow collecting digits) and relays it (RFC 4733, or INFO again via
     /// [`Core::on_media_digit`]).
-    fn on_info_dtmf(&mut self, now: Instant, key: u64, side: Side, tx: ServerTxId, msg: &Message) {
+    fn on_info_dtmf(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, side: Side, tx: ServerTxId, msg: &Message) {
         let ct = msg.content_type().unwrap_or("");
         if let Err(e) = media::dtmf::parse_sip_info(ct, msg.body()) {
             tracing::debug!(key, error = %e, "unreadable DTMF INFO");
-            return self.reply_with(now, tx, 400, Some("Bad DTMF Body"), |_| Ok(()));
+            return cx.sig.reply_with(now, tx, 400, Some("Bad DTMF Body"), |_| Ok(()));
         }
-        self.reply(now, tx, 200);
+        cx.sig.reply(now, tx, 200);
         if let Some(port) = self.media.as_mut() {
             port.sip_info(key, media_leg(side), ct, msg.body());
         }
@@ -1317,21 +1445,21 @@ impl Core {
 
     /// A re-INVITE or UPDATE from a side that has nobody on the other end (a caller a flow
     /// answered): FlowPBX answers it itself — a hold or a new address reaches the session.
-    fn on_local_reoffer(&mut self, now: Instant, key: u64, side: Side, tx: ServerTxId, msg: &Message) {
-        let Some(toward) = self.side_peer(key, side) else { return self.reply(now, tx, 481) };
-        let contact = match self.calls.calls.get(&key) {
+    fn on_local_reoffer(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, side: Side, tx: ServerTxId, msg: &Message) {
+        let Some(toward) = self.side_peer(key, side) else { return cx.sig.reply(now, tx, 481) };
+        let contact = match self.table.calls.get(&key) {
             Some(c) if side == Side::A => c.a.contact.clone(),
             Some(c) => c.winner.and_then(|w| c.legs.get(w)).map(|l| l.contact.clone()).unwrap_or_default(),
-            None => return self.reply(now, tx, 481),
+            None => return cx.sig.reply(now, tx, 481),
         };
         if msg.method() == Some(&Method::Update) && msg.body().is_empty() {
             self.session_refreshed(now, key);
-            return self.reply_with(now, tx, 200, None, |r| r.push_header(HeaderName::Contact, &format!("<{contact}>")));
+            return cx.sig.reply_with(now, tx, 200, None, |r| r.push_header(HeaderName::Contact, &format!("<{contact}>")));
         }
-        match self.answer_locally(key, side, Some(msg.body()), msg.content_type(), toward) {
+        match self.answer_locally(cx, key, side, Some(msg.body()), msg.content_type(), toward) {
             Ok((ct, body)) => {
                 self.session_refreshed(now, key);
-                self.reply_with(now, tx, 200, None, |r| {
+                cx.sig.reply_with(now, tx, 200, None, |r| {
                     r.push_header(HeaderName::Contact, &format!("<{contact}>"))?;
                     r.push_header(HeaderName::Allow, ALLOW)?;
                     if body.is_empty() { Ok(()) } else { r.set_body(ct.as_deref(), body) }
@@ -1339,44 +1467,44 @@ impl Core {
             }
             Err(e) => {
                 let (code, reason) = fault_status(e);
-                self.reply_with(now, tx, code, Some(reason), |_| Ok(()));
+                cx.sig.reply_with(now, tx, code, Some(reason), |_| Ok(()));
             }
         }
     }
 
     /// The media session heard nothing from a leg for the media timeout: BYE both sides.
     /// (The session does not count silence while a side holds.)
-    pub(crate) fn on_media_timeout(&mut self, now: Instant, key: u64, leg: media::LegId) {
-        if self.calls.calls.get(&key).is_some_and(|c| c.answered_at.is_some()) {
+    pub(crate) fn on_media_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, leg: media::LegId) {
+        if self.table.calls.get(&key).is_some_and(|c| c.answered_at.is_some()) {
             tracing::info!(key, ?leg, "media timeout: hanging up both sides");
-            self.end_call(now, key, 0, Cause::MediaTimeout, None);
+            self.end_call(cx, now, key, 0, Cause::MediaTimeout, None);
         }
     }
 
     /// A digit a leg pressed, from the media session: a bridged call relays it to the other
     /// side as SIP INFO when that side negotiated no telephone-event (otherwise the session
     /// already sent it as RFC 4733).
-    pub(crate) fn on_media_digit(&mut self, now: Instant, key: u64, digit: media::DigitEvent) {
+    pub(crate) fn on_media_digit(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, digit: media::DigitEvent) {
         let from = if digit.leg == media::LegId::A { Side::A } else { Side::B };
         let to = other(from);
-        let Some(call) = self.calls.calls.get(&key) else { return };
+        let Some(call) = self.table.calls.get(&key) else { return };
         if call.winner.is_none() || call.media.as_ref().and_then(|m| m.telephone_event(to)) != Some(false) {
             return;
         }
         let Some(peer) = self.side_peer(key, to) else { return };
-        let via = self.via_for(peer);
+        let via = cx.sig.via_for(peer);
         let Some(dialog) = self.side_dialog(key, to) else { return };
         let mut info = dialog.request(Method::Info, &via);
         let body = format!("Signal={}\r\nDuration={}\r\n", digit.digit, digit.duration.as_millis().clamp(40, 10_000));
         if info.set_body(Some("application/dtmf-relay"), Bytes::from(body)).is_ok() {
-            self.send_fire(now, peer, Some(info));
+            self.send_fire(cx, now, peer, Some(info));
         }
     }
 
     /// A flow answers the caller: FlowPBX's own answer to the caller's offer (or its offer,
     /// answered by the ACK), a 2xx, the CDR's answer time. Nothing happens when answered.
-    pub(crate) fn answer_for_controller(&mut self, now: Instant, key: u64) -> Result<(), CallError> {
-        let Some(call) = self.calls.calls.get(&key) else { return Err(CallError::NoSuchCall) };
+    pub(crate) fn answer_for_controller(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64) -> Result<(), CallError> {
+        let Some(call) = self.table.calls.get(&key) else { return Err(CallError::NoSuchCall) };
         if call.a.final_sent {
             return if call.a.dialog.is_some() { Ok(()) } else { Err(CallError::NoSuchCall) };
         }
@@ -1385,18 +1513,18 @@ impl Core {
         }
         let toward = call.a.source;
         // the caller's offer is still pending (nothing answered it), so `None` reads it
-        let (body_ct, body) = match self.answer_locally(key, Side::A, None, None, toward) {
+        let (body_ct, body) = match self.answer_locally(cx, key, Side::A, None, None, toward) {
             Ok(b) => b,
             Err(e) => {
                 let (code, _) = fault_status(e);
-                self.end_call(now, key, code, Cause::Failed(code), None);
+                self.end_call(cx, now, key, code, Cause::Failed(code), None);
                 return Err(CallError::InvalidState("the caller's SDP cannot be answered"));
             }
         };
-        if let Some(c) = self.calls.calls.get_mut(&key) {
+        if let Some(c) = self.table.calls.get_mut(&key) {
             c.local_answer = true;
         }
-        self.answer_caller(now, key, body_ct, body);
+        self.answer_caller(cx, now, key, body_ct, body);
         self.publish(key);
         Ok(())
     }
@@ -1406,25 +1534,25 @@ impl Core {
     /// Ends a call: answers or hangs up the caller, cancels or hangs up the callee legs,
     /// writes the CDR's end. `a_code` answers an unanswered caller (0: the cause's status);
     /// `by` is the side that hung up (it gets no BYE).
-    pub(crate) fn end_call(&mut self, now: Instant, key: u64, a_code: u16, cause: Cause, by: Option<Side>) {
+    pub(crate) fn end_call(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, a_code: u16, cause: Cause, by: Option<Side>) {
         self.set_timer(key, TimerKind::Ring, None);
         self.set_timer(key, TimerKind::Session, None);
-        let Some(mut call) = self.calls.calls.remove(&key) else { return };
+        let Some(mut call) = self.table.calls.remove(&key) else { return };
         let answered = call.answered_at.is_some();
         // The caller.
         if !call.a.final_sent {
             let code = if a_code >= 300 { a_code } else { cause.status() };
-            if let Some(req) = self.txl.request(call.a.tx) {
+            if let Some(req) = cx.sig.txl.request(call.a.tx) {
                 let r = Message::response_to(req, code, None, Some(&call.a.to_tag));
-                let _ = self.txl.send_response(now, call.a.tx, r);
+                let _ = cx.sig.txl.send_response(now, call.a.tx, r);
             }
             call.a.final_sent = true;
         } else if by != Some(Side::A)
             && let Some(d) = call.a.dialog.as_mut() {
                 let peer = call.a.source;
-                let via = self.via_for(peer);
+                let via = cx.sig.via_for(peer);
                 let bye = d.request(Method::Bye, &via);
-                self.send_fire(now, peer, Some(bye));
+                self.send_fire(cx, now, peer, Some(bye));
             }
         // The callee legs.
         for leg in call.legs.iter_mut() {
@@ -1432,13 +1560,13 @@ impl Core {
                 LegState::Calling => {
                     leg.state = LegState::Done;
                     let cancel = cancel_for(&leg.invite);
-                    self.cancel_leg(now, leg.tx, leg.dest, leg.provisional, cancel);
+                    self.cancel_leg(cx, now, leg.tx, leg.dest, leg.provisional, cancel);
                 }
                 LegState::Answered if by != Some(Side::B) => {
                     if let Some(d) = leg.dialog.as_mut() {
-                        let via = self.via_for(leg.dest);
+                        let via = cx.sig.via_for(leg.dest);
                         let bye = d.request(Method::Bye, &via);
-                        self.send_fire(now, leg.dest, Some(bye));
+                        self.send_fire(cx, now, leg.dest, Some(bye));
                     }
                 }
                 _ => {}
@@ -1450,11 +1578,11 @@ impl Core {
         // Indexes. (Roles of legs still ringing stay until their INVITE finishes, so a late
         // answer is acknowledged and hung up.)
         if let (Some(cid), Some(ft)) = (call.a.invite.call_id(), call.a.invite.from_tag()) {
-            self.calls.by_a.remove(&(cid.to_owned(), ft.to_owned()));
+            self.table.by_a.remove(&(cid.to_owned(), ft.to_owned()));
         }
-        self.calls.a_invites.remove(&call.a.tx);
+        self.table.a_invites.remove(&call.a.tx);
         for leg in &call.legs {
-            self.calls.by_b.remove(&leg.call_id);
+            self.table.by_b.remove(&leg.call_id);
         }
         if call.media.is_some()
             && let Some(port) = self.media.as_mut()
@@ -1515,5 +1643,4 @@ fn peer_of_uri(uri: &str) -> Option<Peer> {
 }
 
 #[cfg(test)]
-#[path = "b2bua_tests.rs"]
 mod tests;

@@ -672,7 +672,7 @@ fn a_controller_takes_inbound_calls_and_rings() {
 
     let (tx, mut rx) = tokio::sync::oneshot::channel();
     let req = |caller_id| crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(10), caller_id };
-    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, request: req(None), reply: tx });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request: req(None), reply: tx }));
     let out = h.out();
     let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
     assert!(inv.header(HeaderName::From).unwrap().starts_with("\"Carrier Caller\" <sip:+61400000001@"), "{inv}");
@@ -682,7 +682,7 @@ fn a_controller_takes_inbound_calls_and_rings() {
     assert_eq!(h.shared.calls.len(), 1, "the caller still waits for the controller");
 
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, request: req(Some((Some("Sales".into()), "+61290000000".into()))), reply: tx });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request: req(Some((Some("Sales".into()), "+61290000000".into()))), reply: tx }));
     let out = h.out();
     let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
     assert!(inv.header(HeaderName::From).unwrap().starts_with("\"Sales\" <sip:+61290000000@"), "the caller id shown: {inv}");
@@ -692,7 +692,7 @@ fn a_controller_takes_inbound_calls_and_rings() {
     assert_eq!(only(&out, |m| is_status(m, 200))[0].0.to_string(), "198.51.100.7:5060");
 
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    h.core.handle_command(h.now, crate::core::Command::Hangup { call: call.key, code: 0, reply: tx });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Hangup { call: call.key, code: 0, reply: tx }));
     assert!(rx.try_recv().unwrap().is_ok());
     assert_eq!(only(&h.out(), |m| is_req(m, Method::Bye)).len(), 2);
     assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end answered normal_clearing");
@@ -709,15 +709,15 @@ fn a_controller_stops_an_abandoned_ring() {
     let call = incoming.try_recv().unwrap();
     let (tx, _rx) = tokio::sync::oneshot::channel();
     let request = crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(30), caller_id: None };
-    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, request, reply: tx });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request, reply: tx }));
     let inv = only(&h.out(), |m| is_req(m, Method::Invite))[0].1.clone();
     h.send("10.0.0.21:5060", &bob.answer(&inv, 180, "b1", false));
     h.out();
-    h.core.handle_command(h.now, crate::core::Command::StopRing { call: call.key });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::StopRing { call: call.key }));
     assert_eq!(only(&h.out(), |m| is_req(m, Method::Cancel)).len(), 1, "the phone stops ringing");
     assert_eq!(h.shared.calls.len(), 1, "the caller still waits for the controller");
     // nothing rings any more: stopping again does nothing
-    h.core.handle_command(h.now, crate::core::Command::StopRing { call: call.key });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::StopRing { call: call.key }));
     assert!(h.out().is_empty());
 }
 
@@ -812,7 +812,7 @@ fn anchored_call_rewrites_sdp_relays_digits_and_times_out() {
     assert_eq!(media.take(), ["info A Signal=5\r\nDuration=160"]);
     // a digit from bob's side reaches alice (no telephone-event) as INFO
     let digit = media::DigitEvent { leg: media::LegId::B, digit: '7', duration: Duration::from_millis(120), source: media::DtmfSource::Rfc4733 };
-    h.core.handle_command(h.now, crate::core::Command::Dtmf { call: 1, digit });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Dtmf { call: 1, digit }));
     let out = h.out();
     let infos = only(&out, |m| is_req(m, Method::Info));
     assert_eq!(infos[0].0.to_string(), "10.0.0.5:5060");
@@ -830,7 +830,7 @@ fn anchored_call_rewrites_sdp_relays_digits_and_times_out() {
     assert_eq!(media.take(), ["remote B 10.0.0.1:4000 Pcmu te=false SendOnly"]);
 
     // media timeout: BYE both, CDR cause, session closed
-    h.core.handle_command(h.now, crate::core::Command::MediaTimeout { call: 1, leg: media::LegId::A });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::MediaTimeout { call: 1, leg: media::LegId::A }));
     let out = h.out();
     assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 2);
     assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end answered media_timeout");
@@ -874,7 +874,7 @@ fn a_flow_answers_the_caller_then_rings_and_bridges() {
     h.out();
     let call = incoming.try_recv().unwrap();
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    h.core.handle_command(h.now, crate::core::Command::Answer { call: call.key, reply: tx });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Answer { call: call.key, reply: tx }));
     assert!(rx.try_recv().unwrap().is_ok());
     let out = h.out();
     let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
@@ -884,7 +884,7 @@ fn a_flow_answers_the_caller_then_rings_and_bridges() {
 
     let (tx, mut rx) = tokio::sync::oneshot::channel();
     let req = crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(10), caller_id: None };
-    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, request: req, reply: tx });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request: req, reply: tx }));
     let out = h.out();
     let to_bob = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
     assert!(body_of(&to_bob).contains("m=audio 20002 RTP/AVP 0 8 111 101\r\n"), "FlowPBX offers the callee itself: {}", body_of(&to_bob));
@@ -961,14 +961,14 @@ fn caller_ids_cannot_inject_headers() {
     let (tx, _rx) = tokio::sync::oneshot::channel();
     // a flow's caller id with a line break in the name and letters in the number
     let request = crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(10), caller_id: Some((Some("Sales\r\nX-Evil: 1".into()), "+1 (555) 010-0199".into())) };
-    h.core.handle_command(h.now, crate::core::Command::Ring { call: call.key, request, reply: tx });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request, reply: tx }));
     let out = h.out();
     let (_, leg) = only(&out, |m| is_req(m, Method::Invite))[0].clone();
     let text = leg.to_string();
     assert!(!text.contains("X-Evil") || text.contains("\"SalesX-Evil: 1\""), "{text}");
     assert!(!text.contains("\r\nX-Evil") && !text.contains("\r\nX-Injected"), "{text}");
     assert!(leg.header(HeaderName::From).unwrap().starts_with("\"SalesX-Evil: 1\" <sip:+15550100199@"), "{text}");
-    h.core.handle_command(h.now, crate::core::Command::StopRing { call: call.key });
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::StopRing { call: call.key }));
 }
 
 #[test]

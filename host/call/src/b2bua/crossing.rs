@@ -19,8 +19,7 @@ use media::{answer_offer, answer_to_caller, offer_to_callee, CodecKind, CodecSpe
 use sip::sdp::Direction;
 use sip::transaction::Peer;
 
-use crate::b2bua::Side;
-use crate::core::Core;
+use super::{B2bua, Ctx, Side};
 use crate::sdp_media::{self, is_sdp, LegSdp, LocalSession, Outgoing, SdpFault, APPLICATION_SDP};
 
 /// What an SDP body is in the offer/answer exchange.
@@ -107,15 +106,15 @@ fn passthrough(content_type: Option<&str>, body: &Bytes) -> Body {
     (content_type.map(str::to_owned), body.clone())
 }
 
-impl Core {
+impl B2bua {
     /// Opens the media of a new call and reads the caller's offer, if its INVITE has one.
     /// `Err` is the status to refuse the call with.
-    pub(crate) fn open_media(&mut self, key: u64, call_id: &str, content_type: Option<&str>, body: &Bytes) -> Result<Option<CallMedia>, (u16, &'static str)> {
+    pub(crate) fn open_media(&mut self, cx: &mut Ctx<'_>, key: u64, call_id: &str, content_type: Option<&str>, body: &Bytes) -> Result<Option<CallMedia>, (u16, &'static str)> {
         if self.media.is_none() {
             return Ok(None);
         }
         let offer = if is_sdp(content_type, body) { Some(sdp_media::read(body).map_err(fault_status)?) } else { None };
-        let sessions = [self.local_session(), self.local_session()];
+        let sessions = [self.local_session(cx), self.local_session(cx)];
         let Some(port) = self.media.as_mut() else { return Ok(None) };
         let ports = port.open(key, call_id).map_err(|e| {
             tracing::warn!(error = %e, "no media for a new call");
@@ -136,21 +135,21 @@ impl Core {
         Ok(Some(m))
     }
 
-    fn local_session(&mut self) -> LocalSession {
-        let id = self.ids.tag().bytes().fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b))) % 1_000_000_000_000;
+    fn local_session(&mut self, cx: &mut Ctx<'_>) -> LocalSession {
+        let id = cx.sig.ids.tag().bytes().fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b))) % 1_000_000_000_000;
         LocalSession { id, version: 0 }
     }
 
-    fn media_ip(&mut self, toward: Peer) -> IpAddr {
-        self.local_addr(toward).ip()
+    fn media_ip(&mut self, cx: &mut Ctx<'_>, toward: Peer) -> IpAddr {
+        cx.sig.local_addr(toward).ip()
     }
 
     /// The body of the INVITE to a callee leg at `dest`: the caller's offer re-offered from
     /// FlowPBX, or FlowPBX's own offer once a flow answered the caller; none for a delayed
     /// offer (or a PBX without media, where the caller's body passes).
-    pub(crate) fn offer_for_callee(&mut self, key: u64, dest: Peer, content_type: Option<&str>, body: &Bytes) -> Body {
-        let ip = self.media_ip(dest);
-        let Some(call) = self.calls.calls.get_mut(&key) else { return passthrough(content_type, body) };
+    pub(crate) fn offer_for_callee(&mut self, cx: &mut Ctx<'_>, key: u64, dest: Peer, content_type: Option<&str>, body: &Bytes) -> Body {
+        let ip = self.media_ip(cx, dest);
+        let Some(call) = self.table.calls.get_mut(&key) else { return passthrough(content_type, body) };
         let local_answer = call.local_answer;
         let Some(m) = call.media.as_mut() else { return passthrough(content_type, body) };
         let (codecs, ptime, direction) = match &m.offer {
@@ -172,12 +171,12 @@ impl Core {
     /// FlowPBX's address. Bodies that are not SDP, and every body on a PBX without media,
     /// pass unchanged. An empty result means nothing crosses (an answer to FlowPBX's own
     /// offer).
-    pub(crate) fn sdp_across(&mut self, key: u64, from: Side, kind: SdpKind, content_type: Option<&str>, body: &Bytes, toward: Peer) -> Result<Body, SdpFault> {
+    pub(crate) fn sdp_across(&mut self, cx: &mut Ctx<'_>, key: u64, from: Side, kind: SdpKind, content_type: Option<&str>, body: &Bytes, toward: Peer) -> Result<Body, SdpFault> {
         if !is_sdp(content_type, body) {
             return Ok(passthrough(content_type, body));
         }
-        let ip = self.media_ip(toward);
-        let Some(call) = self.calls.calls.get_mut(&key) else { return Ok(passthrough(content_type, body)) };
+        let ip = self.media_ip(cx, toward);
+        let Some(call) = self.table.calls.get_mut(&key) else { return Ok(passthrough(content_type, body)) };
         let Some(m) = call.media.as_mut() else { return Ok(passthrough(content_type, body)) };
         let Some(port) = self.media.as_mut() else { return Ok(passthrough(content_type, body)) };
         let sdp = sdp_media::read(body)?;
@@ -250,9 +249,9 @@ impl Core {
     /// FlowPBX answers the caller's offer itself (a flow answers): the first codec it handles,
     /// plus telephone-event. With no offer (a delayed-offer INVITE or re-INVITE), FlowPBX
     /// offers and the caller's ACK answers. Returns the body for the 2xx.
-    pub(crate) fn answer_locally(&mut self, key: u64, side: Side, offer: Option<&Bytes>, content_type: Option<&str>, toward: Peer) -> Result<Body, SdpFault> {
-        let ip = self.media_ip(toward);
-        let Some(call) = self.calls.calls.get_mut(&key) else { return Ok((None, Bytes::new())) };
+    pub(crate) fn answer_locally(&mut self, cx: &mut Ctx<'_>, key: u64, side: Side, offer: Option<&Bytes>, content_type: Option<&str>, toward: Peer) -> Result<Body, SdpFault> {
+        let ip = self.media_ip(cx, toward);
+        let Some(call) = self.table.calls.get_mut(&key) else { return Ok((None, Bytes::new())) };
         let Some(m) = call.media.as_mut() else { return Ok((None, Bytes::new())) };
         let Some(port) = self.media.as_mut() else { return Ok((None, Bytes::new())) };
         // the offer: given, else the caller's INVITE's that is still pending
@@ -293,6 +292,6 @@ impl Core {
 
     /// Whether an ACK or answer from `side` answers an offer FlowPBX made itself.
     pub(crate) fn local_offer_to(&self, key: u64, side: Side) -> bool {
-        self.calls.calls.get(&key).and_then(|c| c.media.as_ref()).is_some_and(|m| matches!(m.offer, Some(PendingOffer::Local { to, .. }) if to == side))
+        self.table.calls.get(&key).and_then(|c| c.media.as_ref()).is_some_and(|m| matches!(m.offer, Some(PendingOffer::Local { to, .. }) if to == side))
     }
 }
