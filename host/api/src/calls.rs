@@ -93,7 +93,7 @@ pub struct HungUp {
         (status = 503, body = crate::error::ErrorEnvelope, description = "the PBX is not running")))]
 pub(crate) async fn hangup(State(state): State<AppState>, PathParams(id): PathParams<String>) -> ApiResult<Data<HungUp>> {
     let pbx = state.pbx().ok_or_else(|| ApiError::Unavailable("the SIP stack is not running".into()))?;
-    let key: u64 = id.parse().map_err(|_| ApiError::NotFound)?;
+    let key: call::CallKey = id.parse().map_err(|_| ApiError::NotFound)?;
     // a caller still waiting hears 480 Temporarily Unavailable; an answered call gets BYEs
     match pbx.hangup(key, 480).await {
         Ok(()) => Ok(Data::new(HungUp { id, hung_up: true })),

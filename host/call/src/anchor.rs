@@ -23,25 +23,26 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::b2bua::CallCommand;
 use crate::core::Command;
+use crate::events::CallKey;
 use crate::persist::{Outbox, PersistOp};
 
 /// What the core asks of the media layer. Commands are fire-and-forget: failures are logged
 /// (and show up as silence or a media timeout), never waited for on the SIP thread.
 pub(crate) trait MediaPort: Send {
     /// Opens a call's media: FlowPBX's RTP ports toward leg A and leg B.
-    fn open(&mut self, key: u64, call_id: &str) -> Result<[u16; 2], MediaError>;
+    fn open(&mut self, key: CallKey, call_id: &str) -> Result<[u16; 2], MediaError>;
     /// What a leg's SDP says (again on every re-INVITE).
-    fn set_remote(&mut self, key: u64, leg: LegId, remote: RemoteMedia);
+    fn set_remote(&mut self, key: CallKey, leg: LegId, remote: RemoteMedia);
     /// Connects the legs.
-    fn bridge(&mut self, key: u64);
+    fn bridge(&mut self, key: CallKey);
     /// Stops what plays to a leg (ringback while a flow rings).
-    fn stop_playback(&mut self, key: u64, leg: LegId);
+    fn stop_playback(&mut self, key: CallKey, leg: LegId);
     /// A digit a leg sent by SIP INFO (already checked with `media::dtmf::parse_sip_info`).
-    fn sip_info(&mut self, key: u64, leg: LegId, content_type: &str, body: &[u8]);
+    fn sip_info(&mut self, key: CallKey, leg: LegId, content_type: &str, body: &[u8]);
     /// Starts recording both legs (stereo); the file's path relative to the data dir.
-    fn record(&mut self, key: u64, name: &str) -> Option<String>;
+    fn record(&mut self, key: CallKey, name: &str) -> Option<String>;
     /// The call ended: close the session (statistics to the CDR, ports reclaimed).
-    fn close(&mut self, key: u64);
+    fn close(&mut self, key: CallKey);
 }
 
 /// How tasks reach the core: its command queue and the event loop's waker.
@@ -118,9 +119,9 @@ pub(crate) struct EngineMedia {
     rt: tokio::runtime::Handle,
     link: CoreLink,
     outbox: Arc<Outbox>,
-    calls: Arc<dashmap::DashMap<u64, Arc<CallMedia>>>,
+    calls: Arc<dashmap::DashMap<CallKey, Arc<CallMedia>>>,
     open: Arc<Open>,
-    closers: HashMap<u64, oneshot::Sender<()>>,
+    closers: HashMap<CallKey, oneshot::Sender<()>>,
     data_dir: PathBuf,
 }
 
@@ -130,20 +131,20 @@ impl EngineMedia {
         rt: tokio::runtime::Handle,
         link: CoreLink,
         outbox: Arc<Outbox>,
-        calls: Arc<dashmap::DashMap<u64, Arc<CallMedia>>>,
+        calls: Arc<dashmap::DashMap<CallKey, Arc<CallMedia>>>,
         open: Arc<Open>,
     ) -> Self {
         let data_dir = engine.config().data_dir.clone();
         EngineMedia { engine, rt, link, outbox, calls, open, closers: HashMap::new(), data_dir }
     }
 
-    fn control(&self, key: u64) -> Option<SessionControl> {
+    fn control(&self, key: CallKey) -> Option<SessionControl> {
         self.calls.get(&key).map(|c| c.control.clone())
     }
 }
 
 impl MediaPort for EngineMedia {
-    fn open(&mut self, key: u64, call_id: &str) -> Result<[u16; 2], MediaError> {
+    fn open(&mut self, key: CallKey, call_id: &str) -> Result<[u16; 2], MediaError> {
         let handle = self.engine.create_session(call_id)?;
         let ports = [handle.local_rtp(LegId::A).port(), handle.local_rtp(LegId::B).port()];
         let entry = Arc::new(CallMedia { control: handle.control(), tap: Mutex::new(None) });
@@ -156,25 +157,25 @@ impl MediaPort for EngineMedia {
         Ok(ports)
     }
 
-    fn set_remote(&mut self, key: u64, leg: LegId, remote: RemoteMedia) {
+    fn set_remote(&mut self, key: CallKey, leg: LegId, remote: RemoteMedia) {
         if let Some(c) = self.control(key) {
             c.set_remote(leg, remote);
         }
     }
 
-    fn bridge(&mut self, key: u64) {
+    fn bridge(&mut self, key: CallKey) {
         if let Some(c) = self.control(key) {
             c.bridge();
         }
     }
 
-    fn stop_playback(&mut self, key: u64, leg: LegId) {
+    fn stop_playback(&mut self, key: CallKey, leg: LegId) {
         if let Some(c) = self.control(key) {
             c.stop_playback(leg);
         }
     }
 
-    fn sip_info(&mut self, key: u64, leg: LegId, content_type: &str, body: &[u8]) {
+    fn sip_info(&mut self, key: CallKey, leg: LegId, content_type: &str, body: &[u8]) {
         let Some(c) = self.control(key) else { return };
         let (ct, body) = (content_type.to_owned(), body.to_vec());
         self.rt.spawn(async move {
@@ -184,7 +185,7 @@ impl MediaPort for EngineMedia {
         });
     }
 
-    fn record(&mut self, key: u64, name: &str) -> Option<String> {
+    fn record(&mut self, key: CallKey, name: &str) -> Option<String> {
         let c = self.control(key)?;
         match c.start_recording(RecordMode::Both, name) {
             Ok(path) => Some(path.strip_prefix(&self.data_dir).unwrap_or(&path).to_string_lossy().into_owned()),
@@ -195,7 +196,7 @@ impl MediaPort for EngineMedia {
         }
     }
 
-    fn close(&mut self, key: u64) {
+    fn close(&mut self, key: CallKey) {
         self.calls.remove(&key);
         // dropping the sender ends the pump, which closes the session
         self.closers.remove(&key);
@@ -204,7 +205,7 @@ impl MediaPort for EngineMedia {
 
 /// The task that reads one session's events.
 struct Pump {
-    key: u64,
+    key: CallKey,
     link: CoreLink,
     outbox: Arc<Outbox>,
     entry: Arc<CallMedia>,
@@ -227,7 +228,7 @@ impl Pump {
                 let mut ops = vec![PersistOp::CdrMedia { key: self.key, stats: stats_json(&stats) }];
                 self.outbox.extend(&mut ops);
             }
-            Err(e) => tracing::debug!(error = %e, key = self.key, "media session already gone"),
+            Err(e) => tracing::debug!(error = %e, key = %self.key, "media session already gone"),
         }
         if self.open.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.open.idle.notify_waiters();
@@ -237,7 +238,7 @@ impl Pump {
     fn on_event(&self, ev: MediaEvent) {
         match &ev {
             MediaEvent::MediaTimeout { leg, silent_for } => {
-                tracing::info!(key = self.key, ?leg, silent_ms = silent_for.as_millis() as u64, "no media from a leg: ending the call");
+                tracing::info!(key = %self.key, ?leg, silent_ms = silent_for.as_millis() as u64, "no media from a leg: ending the call");
                 self.link.send(Command::Call(CallCommand::MediaTimeout { call: self.key, leg: *leg }));
             }
             MediaEvent::Dtmf(d) => {

@@ -12,11 +12,46 @@ use tokio::sync::{broadcast, mpsc};
 use crate::registrar::{Bindings, ChangeAction};
 use crate::IncomingCall;
 
+/// The PBX's name for a call: what the handle's operations, the media session, the CDR
+/// writer and the events use. Unique for the life of the process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallKey(u64);
+
+impl CallKey {
+    /// The key after this one.
+    pub(crate) fn next(self) -> CallKey {
+        CallKey(self.0 + 1)
+    }
+
+    /// The number, for logs and wire formats that want one.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// A key from its number (a test's, or one read back from a wire format).
+    pub fn from_raw(n: u64) -> CallKey {
+        CallKey(n)
+    }
+}
+
+impl std::fmt::Display for CallKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for CallKey {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(CallKey)
+    }
+}
+
 /// A call in progress, as the API lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveCall {
     /// The PBX's key for the call (what `ring`/`hangup` take).
-    pub key: u64,
+    pub key: CallKey,
     /// The caller's Call-ID.
     pub call_id: String,
     /// Internal or inbound.
@@ -77,7 +112,7 @@ pub enum PbxEvent {
     /// A call ended.
     CallEnded {
         /// The call.
-        key: u64,
+        key: CallKey,
         /// How it ended, for the CDR.
         disposition: store::Disposition,
         /// The hangup cause.
@@ -106,7 +141,7 @@ pub struct Counters {
 /// The state shared between the event loop and the handle.
 pub struct Shared {
     pub(crate) bindings: Bindings,
-    pub(crate) calls: DashMap<u64, ActiveCall>,
+    pub(crate) calls: DashMap<CallKey, ActiveCall>,
     events: broadcast::Sender<PbxEvent>,
     pub(crate) counters: Counters,
     /// Whether the event loop runs.
@@ -116,7 +151,7 @@ pub struct Shared {
     /// Extensions, trusted trunks and inbound numbers in the directory in use.
     pub(crate) directory: Mutex<(usize, usize, usize)>,
     /// Each anchored call's media, by call key (the flow controller plays and listens there).
-    pub(crate) media: Arc<DashMap<u64, Arc<crate::anchor::CallMedia>>>,
+    pub(crate) media: Arc<DashMap<CallKey, Arc<crate::anchor::CallMedia>>>,
     incoming_tx: mpsc::UnboundedSender<IncomingCall>,
     incoming_rx: Mutex<Option<mpsc::UnboundedReceiver<IncomingCall>>>,
     incoming_taken: AtomicBool,

@@ -50,7 +50,7 @@ pub use clock::wall;
 pub use config::{RegistrarConfig, SecurityConfig, SipConfig, SipLogMode};
 pub use directory::Directory;
 pub use error::CallError;
-pub use events::{ActiveCall, CallState, PbxEvent};
+pub use events::{ActiveCall, CallKey, CallState, PbxEvent};
 pub use registrar::{Binding, ChangeAction};
 pub use security::GuardStats;
 pub use sip::auth::Algorithm as DigestAlgorithm;
@@ -95,7 +95,7 @@ pub enum RingOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingCall {
     /// The PBX's key for the call.
-    pub key: u64,
+    pub key: CallKey,
     /// The caller's Call-ID.
     pub call_id: String,
     /// The caller's display name.
@@ -339,7 +339,7 @@ impl PbxHandle {
     /// first answer wins). On [`RingOutcome::Answered`] the call is bridged; on any other
     /// outcome the caller is still waiting (except [`RingOutcome::CallerHungUp`]) and the
     /// controller decides what comes next.
-    pub async fn ring(&self, key: u64, request: RingRequest) -> Result<RingOutcome, CallError> {
+    pub async fn ring(&self, key: CallKey, request: RingRequest) -> Result<RingOutcome, CallError> {
         let (reply, rx) = oneshot::channel();
         self.command(Command::Call(CallCommand::Ring { call: key, request, reply }))?;
         rx.await.map_err(|_| CallError::Stopped)?
@@ -348,21 +348,21 @@ impl PbxHandle {
     /// Stops the ringing of the call `key` (the phones get CANCEL) when the controller
     /// gives up on a [`PbxHandle::ring`] it no longer waits for; the caller keeps waiting.
     /// Nothing happens when nothing rings.
-    pub fn stop_ring(&self, key: u64) {
+    pub fn stop_ring(&self, key: CallKey) {
         let _ = self.command(Command::Call(CallCommand::StopRing { call: key }));
     }
 
     /// Answers the caller of the call `key` with FlowPBX's own SDP (the flow's prompts and
     /// digit collection run on the call's media session, [`PbxHandle::call_media`]). Nothing
     /// happens when it is answered already; it fails while extensions ring.
-    pub async fn answer(&self, key: u64) -> Result<(), CallError> {
+    pub async fn answer(&self, key: CallKey) -> Result<(), CallError> {
         let (reply, rx) = oneshot::channel();
         self.command(Command::Call(CallCommand::Answer { call: key, reply }))?;
         rx.await.map_err(|_| CallError::Stopped)?
     }
 
     /// The media of the call `key` (None without a media engine or once the call ended).
-    pub fn call_media(&self, key: u64) -> Option<Arc<CallMedia>> {
+    pub fn call_media(&self, key: CallKey) -> Option<Arc<CallMedia>> {
         self.0.shared.media.get(&key).map(|m| m.value().clone())
     }
 
@@ -373,21 +373,21 @@ impl PbxHandle {
 
     /// Ends the call `key`: a caller still waiting is answered with `code` (a 3xx–6xx
     /// status; 480 otherwise), an answered call is hung up on both sides.
-    pub async fn hangup(&self, key: u64, code: u16) -> Result<(), CallError> {
+    pub async fn hangup(&self, key: CallKey, code: u16) -> Result<(), CallError> {
         let (reply, rx) = oneshot::channel();
         self.command(Command::Call(CallCommand::Hangup { call: key, code, reply }))?;
         rx.await.map_err(|_| CallError::Stopped)?
     }
 
     /// Whether the call `key` is still in progress (not ended, whatever its state).
-    pub fn is_live(&self, key: u64) -> bool {
+    pub fn is_live(&self, key: CallKey) -> bool {
         self.0.shared.calls.contains_key(&key)
     }
 
     /// Writes what a flow did with the call `key` to its CDR (flow id and version, the
     /// trace's path, and a disposition that replaces signalling's, e.g. voicemail). Written
     /// behind with the call's other CDR writes, before or after the call's end.
-    pub fn record_flow(&self, key: u64, flow_id: i64, version: i64, path: serde_json::Value, disposition: Option<store::Disposition>) {
+    pub fn record_flow(&self, key: CallKey, flow_id: i64, version: i64, path: serde_json::Value, disposition: Option<store::Disposition>) {
         let mut ops = vec![persist::PersistOp::CdrFlow { key, flow_id, version, path, disposition }];
         self.0.outbox.extend(&mut ops);
     }

@@ -4,6 +4,7 @@
 //! and end, each written within one flush of happening, so a killed process loses at most
 //! the end of the calls in progress).
 
+use crate::events::CallKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,21 +29,21 @@ pub enum PersistOp {
     /// A call started: insert its CDR; `key` names it in the later updates.
     CdrStart {
         /// The PBX's key for the call.
-        key: u64,
+        key: CallKey,
         /// The row.
         cdr: NewCdr,
     },
     /// The call was answered.
     CdrAnswer {
         /// The call.
-        key: u64,
+        key: CallKey,
         /// When.
         at: Timestamp,
     },
     /// The call ended.
     CdrEnd {
         /// The call.
-        key: u64,
+        key: CallKey,
         /// How.
         end: CdrEnd,
         /// When it started (for the durations).
@@ -54,14 +55,14 @@ pub enum PersistOp {
     /// written already).
     CdrMedia {
         /// The call.
-        key: u64,
+        key: CallKey,
         /// `{"a": {...}, "b": {...}}`.
         stats: serde_json::Value,
     },
     /// What a flow did with the call (before or after the call's end is written).
     CdrFlow {
         /// The call.
-        key: u64,
+        key: CallKey,
         /// The flow and the version walked.
         flow_id: i64,
         /// The version.
@@ -81,12 +82,12 @@ const KEEP_ENDED: Duration = Duration::from_secs(120);
 #[derive(Default)]
 struct Written {
     /// Call key → CDR id.
-    ids: HashMap<u64, i64>,
+    ids: HashMap<CallKey, i64>,
     /// Keys whose end is written, oldest first, with when.
-    ended: std::collections::VecDeque<(std::time::Instant, u64)>,
-    ended_keys: std::collections::HashSet<u64>,
+    ended: std::collections::VecDeque<(std::time::Instant, CallKey)>,
+    ended_keys: std::collections::HashSet<CallKey>,
     /// A flow's result that came before its call's end: the end must not overwrite it.
-    flows: HashMap<u64, (serde_json::Value, Option<store::Disposition>)>,
+    flows: HashMap<CallKey, (serde_json::Value, Option<store::Disposition>)>,
 }
 
 impl Written {
@@ -164,9 +165,9 @@ pub(crate) async fn writer(store: Store, outbox: Arc<Outbox>, stop: Arc<tokio::s
 
 async fn apply(store: &Store, ops: &[PersistOp], written: &mut Written) -> Result<(), store::StoreError> {
     // A call answered before its start was written gets one row with both.
-    let started: std::collections::HashSet<u64> =
+    let started: std::collections::HashSet<CallKey> =
         ops.iter().filter_map(|o| if let PersistOp::CdrStart { key, .. } = o { Some(*key) } else { None }).collect();
-    let mut answered: HashMap<u64, Timestamp> = HashMap::new();
+    let mut answered: HashMap<CallKey, Timestamp> = HashMap::new();
     for o in ops {
         if let PersistOp::CdrAnswer { key, at } = o
             && started.contains(key)
@@ -191,20 +192,20 @@ async fn apply(store: &Store, ops: &[PersistOp], written: &mut Written) -> Resul
         }
     }
     // 2. the calls that started, in one statement
-    let starts: Vec<(u64, (store::NewCdr, Option<Timestamp>))> = ops
+    let starts: Vec<(CallKey, (store::NewCdr, Option<Timestamp>))> = ops
         .iter()
         .filter_map(|o| match o {
             PersistOp::CdrStart { key, cdr } => Some((*key, (cdr.clone(), answered.get(key).copied()))),
             _ => None,
         })
         .collect();
-    let mut new_ids: HashMap<u64, i64> = HashMap::new();
+    let mut new_ids: HashMap<CallKey, i64> = HashMap::new();
     if !starts.is_empty() {
         let rows: Vec<(store::NewCdr, Option<Timestamp>)> = starts.iter().map(|(_, r)| r.clone()).collect();
         let ids = tx.cdrs().insert_many(&rows).await?;
         new_ids.extend(starts.iter().map(|(k, _)| *k).zip(ids));
     }
-    let id_of = |key: u64| new_ids.get(&key).or_else(|| written.ids.get(&key)).copied();
+    let id_of = |key: CallKey| new_ids.get(&key).or_else(|| written.ids.get(&key)).copied();
     // a flow's result arriving before (or with) the end of its call is kept in the end
     let mut flows = written.flows.clone();
     for op in ops {
@@ -250,13 +251,13 @@ async fn apply(store: &Store, ops: &[PersistOp], written: &mut Written) -> Resul
                 Some(id) => {
                     tx.cdrs().set_media_stats(id, stats).await?;
                 }
-                None => tracing::debug!(key, "media statistics of an unknown call dropped"),
+                None => tracing::debug!(key = %key, "media statistics of an unknown call dropped"),
             },
             PersistOp::CdrFlow { key, flow_id, version, path, disposition } => match id_of(*key) {
                 Some(id) => {
                     tx.cdrs().set_flow(id, *flow_id, *version, path, *disposition).await?;
                 }
-                None => tracing::debug!(key, "a flow result of an unknown call dropped"),
+                None => tracing::debug!(key = %key, "a flow result of an unknown call dropped"),
             },
             _ => {}
         }
@@ -311,26 +312,26 @@ mod tests {
             flow_version: None,
         };
         // start and answer in one flush: one row, answered
-        apply(&s, &[PersistOp::CdrStart { key: 7, cdr: cdr.clone() }, PersistOp::CdrAnswer { key: 7, at: t(1500) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(7), cdr: cdr.clone() }, PersistOp::CdrAnswer { key: CallKey::from_raw(7), at: t(1500) }], &mut ids).await.unwrap();
         let row = &s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items[0];
         assert_eq!((row.answer_time, row.end_time), (Some(t(1500)), None), "written before the end: a crash loses only the end");
         // the end in a later flush
         let end = CdrEnd { end_time: t(61_500), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None };
-        apply(&s, &[PersistOp::CdrEnd { key: 7, end, start: t(0), answer: Some(t(1500)) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrEnd { key: CallKey::from_raw(7), end, start: t(0), answer: Some(t(1500)) }], &mut ids).await.unwrap();
         let row = s.cdrs().get(row.id).await.unwrap().unwrap();
         assert_eq!((row.duration, row.billable_dur, row.disposition), (Some(61), Some(60), Some(Disposition::Answered)));
         assert_eq!(ids.ended.len(), 1, "an ended call is remembered for its late details");
 
         // several calls in one flush; one answered in a later flush, ends together
         let other = |n: &str| NewCdr { call_id: n.into(), ..cdr.clone() };
-        apply(&s, &[PersistOp::CdrStart { key: 8, cdr: other("c8") }, PersistOp::CdrStart { key: 9, cdr: other("c9") }], &mut ids).await.unwrap();
-        apply(&s, &[PersistOp::CdrAnswer { key: 9, at: t(3000) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(8), cdr: other("c8") }, PersistOp::CdrStart { key: CallKey::from_raw(9), cdr: other("c9") }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrAnswer { key: CallKey::from_raw(9), at: t(3000) }], &mut ids).await.unwrap();
         let end = |d| CdrEnd { end_time: t(10_000), disposition: d, hangup_cause: None, flow_path: serde_json::json!([]), recording_file: None };
         apply(
             &s,
             &[
-                PersistOp::CdrEnd { key: 8, end: end(Disposition::NoAnswer), start: t(0), answer: None },
-                PersistOp::CdrEnd { key: 9, end: end(Disposition::Answered), start: t(0), answer: Some(t(3000)) },
+                PersistOp::CdrEnd { key: CallKey::from_raw(8), end: end(Disposition::NoAnswer), start: t(0), answer: None },
+                PersistOp::CdrEnd { key: CallKey::from_raw(9), end: end(Disposition::Answered), start: t(0), answer: Some(t(3000)) },
             ],
             &mut ids,
         )
@@ -361,13 +362,13 @@ mod tests {
         let end = CdrEnd { end_time: t(9_000), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None };
         let path = serde_json::json!([{"node_id": "n1", "output": "next"}]);
         // bridged by the flow: its result before the end, which must not erase it
-        apply(&s, &[PersistOp::CdrStart { key: 1, cdr: cdr("bridged") }], &mut ids).await.unwrap();
-        apply(&s, &[PersistOp::CdrFlow { key: 1, flow_id: 3, version: 2, path: path.clone(), disposition: None }], &mut ids).await.unwrap();
-        apply(&s, &[PersistOp::CdrEnd { key: 1, end: end.clone(), start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
-        apply(&s, &[PersistOp::CdrMedia { key: 1, stats: serde_json::json!({"a": {"packets_received": 50}}) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(1), cdr: cdr("bridged") }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrFlow { key: CallKey::from_raw(1), flow_id: 3, version: 2, path: path.clone(), disposition: None }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrEnd { key: CallKey::from_raw(1), end: end.clone(), start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrMedia { key: CallKey::from_raw(1), stats: serde_json::json!({"a": {"packets_received": 50}}) }], &mut ids).await.unwrap();
         // voicemail: the flow's result after the end, with its disposition
-        apply(&s, &[PersistOp::CdrStart { key: 2, cdr: cdr("vm") }, PersistOp::CdrEnd { key: 2, end, start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
-        apply(&s, &[PersistOp::CdrFlow { key: 2, flow_id: 3, version: 2, path: path.clone(), disposition: Some(Disposition::Voicemail) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(2), cdr: cdr("vm") }, PersistOp::CdrEnd { key: CallKey::from_raw(2), end, start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrFlow { key: CallKey::from_raw(2), flow_id: 3, version: 2, path: path.clone(), disposition: Some(Disposition::Voicemail) }], &mut ids).await.unwrap();
         let all = s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items;
         let by = |n: &str| all.iter().find(|c| c.call_id == n).cloned().unwrap();
         let b = by("bridged");

@@ -49,7 +49,7 @@ struct Playback {
 pub struct PbxCall {
     pbx: call::PbxHandle,
     store: store::Store,
-    key: u64,
+    key: call::CallKey,
     call_id: String,
     caller: Party,
     dialled: String,
@@ -94,7 +94,7 @@ pub fn prompt_name(name: &str) -> &str {
 
 /// Where a voicemail message is recorded, relative to the data dir:
 /// `voicemail/<box>/<unix ms>-<call key>.wav`.
-pub fn voicemail_file(box_id: i64, unix_ms: i64, key: u64) -> PathBuf {
+pub fn voicemail_file(box_id: i64, unix_ms: i64, key: call::CallKey) -> PathBuf {
     Path::new("voicemail").join(box_id.to_string()).join(format!("{unix_ms}-{key}.wav"))
 }
 
@@ -147,7 +147,7 @@ pub fn ring_outcome(o: call::RingOutcome, targets: &[Target]) -> Option<RingOutc
 /// playbacks) and the PBX's events (its end).
 async fn watch_call(
     pbx: call::PbxHandle,
-    key: u64,
+    key: call::CallKey,
     mut events: tokio::sync::broadcast::Receiver<call::PbxEvent>,
     mut media: Option<mpsc::UnboundedReceiver<MediaEvent>>,
     digits: mpsc::UnboundedSender<char>,
@@ -201,7 +201,7 @@ impl Drop for StopOnDrop<'_> {
 /// Stops ringing when the `ring` future is dropped before the ring ended.
 struct StopRingOnDrop<'a> {
     pbx: &'a call::PbxHandle,
-    key: u64,
+    key: call::CallKey,
     armed: bool,
 }
 

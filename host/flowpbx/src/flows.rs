@@ -59,7 +59,7 @@ pub struct PbxDirectory {
     pbx: call::PbxHandle,
     entities: Arc<EntityCache>,
     /// Numbers (caller and callee) of each call in progress, by call key.
-    calls: Mutex<HashMap<u64, [String; 2]>>,
+    calls: Mutex<HashMap<call::CallKey, [String; 2]>>,
     /// Number → when its last call ended.
     last_end: Mutex<HashMap<String, jiff::Timestamp>>,
 }

@@ -20,6 +20,7 @@ use sip::sdp::Direction;
 use sip::transaction::Peer;
 
 use super::{B2bua, Ctx, Side};
+use crate::events::CallKey;
 use crate::sdp_media::{self, is_sdp, LegSdp, LocalSession, Outgoing, SdpFault, APPLICATION_SDP};
 
 /// What an SDP body is in the offer/answer exchange.
@@ -109,7 +110,7 @@ fn passthrough(content_type: Option<&str>, body: &Bytes) -> Body {
 impl B2bua {
     /// Opens the media of a new call and reads the caller's offer, if its INVITE has one.
     /// `Err` is the status to refuse the call with.
-    pub(crate) fn open_media(&mut self, cx: &mut Ctx<'_>, key: u64, call_id: &str, content_type: Option<&str>, body: &Bytes) -> Result<Option<CallMedia>, (u16, &'static str)> {
+    pub(crate) fn open_media(&mut self, cx: &mut Ctx<'_>, key: CallKey, call_id: &str, content_type: Option<&str>, body: &Bytes) -> Result<Option<CallMedia>, (u16, &'static str)> {
         if self.media.is_none() {
             return Ok(None);
         }
@@ -147,10 +148,10 @@ impl B2bua {
     /// The body of the INVITE to a callee leg at `dest`: the caller's offer re-offered from
     /// FlowPBX, or FlowPBX's own offer once a flow answered the caller; none for a delayed
     /// offer (or a PBX without media, where the caller's body passes).
-    pub(crate) fn offer_for_callee(&mut self, cx: &mut Ctx<'_>, key: u64, dest: Peer, content_type: Option<&str>, body: &Bytes) -> Body {
+    pub(crate) fn offer_for_callee(&mut self, cx: &mut Ctx<'_>, key: CallKey, dest: Peer, content_type: Option<&str>, body: &Bytes) -> Body {
         let ip = self.media_ip(cx, dest);
-        let Some(call) = self.table.calls.get_mut(&key) else { return passthrough(content_type, body) };
-        let local_answer = call.local_answer;
+        let Some(call) = self.table.get_mut(key) else { return passthrough(content_type, body) };
+        let local_answer = call.answered_locally();
         let Some(m) = call.media.as_mut() else { return passthrough(content_type, body) };
         let (codecs, ptime, direction) = match &m.offer {
             Some(PendingOffer::Relayed { from: Side::A, offer, relayed }) => (relayed.clone(), offer.ptime, offer.direction),
@@ -171,12 +172,12 @@ impl B2bua {
     /// FlowPBX's address. Bodies that are not SDP, and every body on a PBX without media,
     /// pass unchanged. An empty result means nothing crosses (an answer to FlowPBX's own
     /// offer).
-    pub(crate) fn sdp_across(&mut self, cx: &mut Ctx<'_>, key: u64, from: Side, kind: SdpKind, content_type: Option<&str>, body: &Bytes, toward: Peer) -> Result<Body, SdpFault> {
+    pub(crate) fn sdp_across(&mut self, cx: &mut Ctx<'_>, key: CallKey, from: Side, kind: SdpKind, content_type: Option<&str>, body: &Bytes, toward: Peer) -> Result<Body, SdpFault> {
         if !is_sdp(content_type, body) {
             return Ok(passthrough(content_type, body));
         }
         let ip = self.media_ip(cx, toward);
-        let Some(call) = self.table.calls.get_mut(&key) else { return Ok(passthrough(content_type, body)) };
+        let Some(call) = self.table.get_mut(key) else { return Ok(passthrough(content_type, body)) };
         let Some(m) = call.media.as_mut() else { return Ok(passthrough(content_type, body)) };
         let Some(port) = self.media.as_mut() else { return Ok(passthrough(content_type, body)) };
         let sdp = sdp_media::read(body)?;
@@ -238,7 +239,7 @@ impl B2bua {
                     Ok((None, Bytes::new()))
                 }
                 pending => {
-                    tracing::debug!(key, ?from, "an SDP answer with no offer of ours pending: ignored");
+                    tracing::debug!(key = %key, ?from, "an SDP answer with no offer of ours pending: ignored");
                     m.offer = pending;
                     Ok((None, Bytes::new()))
                 }
@@ -249,9 +250,9 @@ impl B2bua {
     /// FlowPBX answers the caller's offer itself (a flow answers): the first codec it handles,
     /// plus telephone-event. With no offer (a delayed-offer INVITE or re-INVITE), FlowPBX
     /// offers and the caller's ACK answers. Returns the body for the 2xx.
-    pub(crate) fn answer_locally(&mut self, cx: &mut Ctx<'_>, key: u64, side: Side, offer: Option<&Bytes>, content_type: Option<&str>, toward: Peer) -> Result<Body, SdpFault> {
+    pub(crate) fn answer_locally(&mut self, cx: &mut Ctx<'_>, key: CallKey, side: Side, offer: Option<&Bytes>, content_type: Option<&str>, toward: Peer) -> Result<Body, SdpFault> {
         let ip = self.media_ip(cx, toward);
-        let Some(call) = self.table.calls.get_mut(&key) else { return Ok((None, Bytes::new())) };
+        let Some(call) = self.table.get_mut(key) else { return Ok((None, Bytes::new())) };
         let Some(m) = call.media.as_mut() else { return Ok((None, Bytes::new())) };
         let Some(port) = self.media.as_mut() else { return Ok((None, Bytes::new())) };
         // the offer: given, else the caller's INVITE's that is still pending
@@ -291,7 +292,7 @@ impl B2bua {
     }
 
     /// Whether an ACK or answer from `side` answers an offer FlowPBX made itself.
-    pub(crate) fn local_offer_to(&self, key: u64, side: Side) -> bool {
-        self.table.calls.get(&key).and_then(|c| c.media.as_ref()).is_some_and(|m| matches!(m.offer, Some(PendingOffer::Local { to, .. }) if to == side))
+    pub(crate) fn local_offer_to(&self, key: CallKey, side: Side) -> bool {
+        self.table.get(key).and_then(|c| c.media.as_ref()).is_some_and(|m| matches!(m.offer, Some(PendingOffer::Local { to, .. }) if to == side))
     }
 }

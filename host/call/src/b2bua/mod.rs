@@ -13,8 +13,9 @@
 //! the outcome and decides what comes next.
 
 mod crossing;
+mod table;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,13 +31,14 @@ use crate::anchor::MediaPort;
 use crate::clock::wall;
 use crate::core::ALLOW;
 use crate::directory::{Directory, User};
-use crate::events::{ActiveCall, CallState, PbxEvent, Shared};
+use crate::events::{ActiveCall, CallKey, CallState, PbxEvent, Shared};
 use crate::persist::PersistOp;
 use crate::registrar::Registrar;
 use crate::sdp_media::is_sdp;
 use crate::signalling::Signalling;
 use crate::{CallError, IncomingCall, RingOutcome, RingRequest};
 use crossing::{fault_status, leg as media_leg, CallMedia, SdpKind};
+use table::CallTable;
 
 /// What a B2BUA input runs with: the signalling it writes through, and the directory and
 /// registrations it reads. Borrowed from the core for one input.
@@ -49,27 +51,27 @@ pub(crate) struct Ctx<'a> {
 /// What the async world asks of a call (a controller's action, a media event).
 pub(crate) enum CallCommand {
     /// Ring extensions for a call held by an async controller.
-    Ring { call: u64, request: RingRequest, reply: oneshot::Sender<Result<RingOutcome, CallError>> },
+    Ring { call: CallKey, request: RingRequest, reply: oneshot::Sender<Result<RingOutcome, CallError>> },
     /// Stop ringing for a call held by an async controller (its ring was abandoned); the
     /// caller keeps waiting.
-    StopRing { call: u64 },
+    StopRing { call: CallKey },
     /// End a call (or refuse it with `code` when it is not answered yet).
-    Hangup { call: u64, code: u16, reply: oneshot::Sender<Result<(), CallError>> },
+    Hangup { call: CallKey, code: u16, reply: oneshot::Sender<Result<(), CallError>> },
     /// Answer a call held by an async controller (FlowPBX answers the caller itself).
-    Answer { call: u64, reply: oneshot::Sender<Result<(), CallError>> },
+    Answer { call: CallKey, reply: oneshot::Sender<Result<(), CallError>> },
     /// A leg of a call sent no media for the media timeout.
-    MediaTimeout { call: u64, leg: media::LegId },
+    MediaTimeout { call: CallKey, leg: media::LegId },
     /// A leg of a call pressed a digit (RFC 4733 or SIP INFO).
-    Dtmf { call: u64, digit: media::DigitEvent },
+    Dtmf { call: CallKey, digit: media::DigitEvent },
 }
 
 /// A call's own deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum CallTimer {
     /// The ring timeout.
-    Ring(u64),
+    Ring(CallKey),
     /// The session timer's expiry (RFC 4028).
-    Session(u64),
+    Session(CallKey),
 }
 
 /// The B2BUA: the calls, their media and their deadlines. Inputs are the `handle_*` and
@@ -322,7 +324,6 @@ struct ALeg {
     /// Our Contact towards A.
     contact: String,
     dialog: Option<Dialog>,
-    final_sent: bool,
     early_media: bool,
 }
 
@@ -343,6 +344,22 @@ struct BLeg {
 
 struct Ring {
     completion: Completion,
+}
+
+/// A callee leg's place in its call's `legs` (legs are only ever added).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LegIdx(usize);
+
+/// Where a call is. A call that ended is no longer in the table.
+enum Phase {
+    /// The caller has heard 100 Trying (and maybe ringing) and waits for a final answer. A
+    /// controller decides what rings, or the built-in routing rings the dialled extension.
+    Waiting { ring: Option<Ring> },
+    /// FlowPBX answered the caller itself (a flow plays, collects, records); legs may ring on
+    /// the flow's behalf while the caller hears ringback.
+    AnsweredLocally { ring: Option<Ring> },
+    /// A callee answered: the caller's dialog and `winner`'s are bridged until a BYE.
+    Bridged { winner: LegIdx },
 }
 
 /// Who the caller is, as FlowPBX presents it on the legs it places.
@@ -392,12 +409,11 @@ pub(crate) fn clean_display_name(raw: &str) -> Option<String> {
 
 /// A B2BUA call.
 pub(crate) struct Call {
-    key: u64,
+    key: CallKey,
     direction: Direction,
     a: ALeg,
     legs: Vec<BLeg>,
-    winner: Option<usize>,
-    ring: Option<Ring>,
+    phase: Phase,
     started_at: Instant,
     answered_at: Option<Instant>,
     caller: Party,
@@ -406,8 +422,6 @@ pub(crate) struct Call {
     /// A 2xx ACK owed to a side until the other side's ACK brings the answer (an offer in a
     /// 2xx, when the INVITE had no SDP).
     pending_ack: Option<(Side, ClientTxId)>,
-    /// Driven by an async controller rather than the built-in routing.
-    controlled: bool,
     /// The deadlines scheduled in the core's timer set for this call.
     ring_at: Option<Instant>,
     session_at: Option<Instant>,
@@ -415,8 +429,6 @@ pub(crate) struct Call {
     caller_ext: Option<i64>,
     /// The call's anchored media (None on a PBX without a media engine).
     pub(crate) media: Option<CallMedia>,
-    /// The caller was answered by FlowPBX itself (a flow), before any callee.
-    pub(crate) local_answer: bool,
     /// The call's recording, relative to the data dir.
     recording: Option<String>,
 }
@@ -424,42 +436,55 @@ pub(crate) struct Call {
 /// What a client transaction of ours is for.
 #[derive(Debug, Clone, Copy)]
 enum ClientRole {
-    BInvite { call: u64, leg: usize },
-    ReInvite { call: u64, to: Side, server: ServerTxId },
-    Relay { call: u64, to: Side, server: ServerTxId },
+    BInvite { call: CallKey, leg: LegIdx },
+    ReInvite { call: CallKey, to: Side, server: ServerTxId },
+    Relay { call: CallKey, to: Side, server: ServerTxId },
     Fire,
 }
 
-/// All calls and their indexes.
-#[derive(Default)]
-pub(crate) struct CallTable {
-    next_key: u64,
-    pub(crate) calls: HashMap<u64, Call>,
-    by_a: HashMap<(String, String), u64>,
-    by_b: HashMap<String, (u64, usize)>,
-    a_invites: HashMap<ServerTxId, u64>,
-    clients: HashMap<ClientTxId, (ClientRole, Peer)>,
-    /// CANCELs owed to legs that have not sent a provisional response yet (RFC 3261 §9.1):
-    /// sent when one arrives, even after the call is gone.
-    cancel_on_provisional: HashMap<ClientTxId, (Peer, Message)>,
-}
-
-impl CallTable {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.calls.is_empty()
-    }
-
-    pub(crate) fn keys(&self) -> Vec<u64> {
-        self.calls.keys().copied().collect()
-    }
-
-    pub(crate) fn client_txs_to(&self, peer: Peer) -> Vec<ClientTxId> {
-        self.clients.iter().filter(|(_, (_, p))| *p == peer).map(|(t, _)| *t).collect()
-    }
-
-}
-
 impl Call {
+    /// What rings for the call, if anything.
+    fn ring(&self) -> Option<&Ring> {
+        match &self.phase {
+            Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => ring.as_ref(),
+            Phase::Bridged { .. } => None,
+        }
+    }
+
+    /// Takes the ring job (it ended, or it is being stopped).
+    fn take_ring(&mut self) -> Option<Ring> {
+        match &mut self.phase {
+            Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => ring.take(),
+            Phase::Bridged { .. } => None,
+        }
+    }
+
+    /// The callee leg the caller is bridged to.
+    fn winner(&self) -> Option<LegIdx> {
+        match self.phase {
+            Phase::Bridged { winner } => Some(winner),
+            _ => None,
+        }
+    }
+
+    /// Whether the caller got its final answer (from FlowPBX or through a callee).
+    fn caller_answered(&self) -> bool {
+        !matches!(self.phase, Phase::Waiting { .. })
+    }
+
+    /// Whether FlowPBX answered the caller itself and no callee is bridged yet.
+    pub(crate) fn answered_locally(&self) -> bool {
+        matches!(self.phase, Phase::AnsweredLocally { .. })
+    }
+
+    fn leg(&self, i: LegIdx) -> Option<&BLeg> {
+        self.legs.get(i.0)
+    }
+
+    fn leg_mut(&mut self, i: LegIdx) -> Option<&mut BLeg> {
+        self.legs.get_mut(i.0)
+    }
+
     fn view(&self) -> ActiveCall {
         ActiveCall {
             key: self.key,
@@ -470,7 +495,7 @@ impl Call {
             callee: self.callee.clone(),
             state: if self.answered_at.is_some() {
                 CallState::Answered
-            } else if self.ring.is_some() {
+            } else if self.ring().is_some() {
                 CallState::Ringing
             } else {
                 CallState::Routing
@@ -554,9 +579,6 @@ impl B2bua {
             flow_id: did.flow_id,
         };
         if self.shared.hand_off(incoming) {
-            if let Some(c) = self.table.calls.get_mut(&key) {
-                c.controlled = true;
-            }
             return;
         }
         // no flow runner takes calls (the process runs no flow engine): never a stuck call
@@ -576,9 +598,9 @@ impl B2bua {
         trunk_id: Option<i64>,
         flow_id: Option<i64>,
         caller_ext: Option<i64>,
-    ) -> Option<u64> {
+    ) -> Option<CallKey> {
         let call_id = invite.call_id().unwrap_or("").to_owned();
-        let key = self.table.next_key + 1;
+        let key = self.table.peek_key();
         let media = match self.open_media(cx, key, &call_id, invite.content_type(), invite.body()) {
             Ok(m) => m,
             Err((code, reason)) => {
@@ -588,7 +610,6 @@ impl B2bua {
             }
         };
         cx.sig.reply(now, tx, 100);
-        self.table.next_key = key;
         let to_tag = cx.sig.ids.tag();
         let contact = cx.sig.contact_for(&callee, source);
         let from_tag = invite.from_tag().unwrap_or("").to_owned();
@@ -609,35 +630,30 @@ impl B2bua {
         let call = Call {
             key,
             direction,
-            a: ALeg { tx, invite, source, to_tag, contact, dialog: None, final_sent: false, early_media: false },
+            a: ALeg { tx, invite, source, to_tag, contact, dialog: None, early_media: false },
             legs: Vec::new(),
-            winner: None,
-            ring: None,
+            phase: Phase::Waiting { ring: None },
             started_at: now,
             answered_at: None,
             caller,
             callee,
             session: None,
             pending_ack: None,
-            controlled: false,
             ring_at: None,
             session_at: None,
             caller_ext,
             media,
-            local_answer: false,
             recording: None,
         };
         let view = call.view();
         self.shared.calls.insert(key, view.clone());
         self.shared.emit(|| PbxEvent::CallStarted(view));
-        self.table.by_a.insert((call_id, from_tag), key);
-        self.table.a_invites.insert(tx, key);
-        self.table.calls.insert(key, call);
+        self.table.insert(call, call_id, from_tag);
         Some(key)
     }
 
-    fn publish(&mut self, key: u64) {
-        if let Some(c) = self.table.calls.get(&key) {
+    fn publish(&mut self, key: CallKey) {
+        if let Some(c) = self.table.get(key) {
             let v = c.view();
             self.shared.calls.insert(key, v.clone());
             self.shared.emit(|| PbxEvent::CallUpdated(v));
@@ -649,7 +665,7 @@ impl B2bua {
     #[allow(clippy::too_many_arguments)]
     fn ring_extensions(&mut self, cx: &mut Ctx<'_>,
         now: Instant,
-        key: u64,
+        key: CallKey,
         targets: &[Arc<User>],
         timeout: Option<Duration>,
         caller_id: Option<Party>,
@@ -672,7 +688,7 @@ impl B2bua {
         }
         let secs = targets.iter().map(|t| t.ring_timeout).max().unwrap_or(30);
         let timeout = timeout.unwrap_or(Duration::from_secs(u64::from(secs)));
-        let Some(call) = self.table.calls.get(&key) else { return };
+        let Some(call) = self.table.get(key) else { return };
         let a_mf = call.a.invite.max_forwards().unwrap_or(70);
         let body = call.a.invite.body().clone();
         let content_type = call.a.invite.content_type().map(str::to_owned);
@@ -706,14 +722,14 @@ impl B2bua {
                 Ok(inv)
             })();
             let Ok(inv) = built else {
-                tracing::warn!(key, %ext, "an INVITE for this contact could not be written: skipped");
+                tracing::warn!(key = %key, %ext, "an INVITE for this contact could not be written: skipped");
                 continue;
             };
             match cx.sig.txl.send_request(now, dest, inv.clone()) {
                 Ok(tx) => {
-                    let idx = first_idx + legs.len();
-                    self.table.clients.insert(tx, (ClientRole::BInvite { call: key, leg: idx }, dest));
-                    self.table.by_b.insert(call_id.clone(), (key, idx));
+                    let idx = LegIdx(first_idx + legs.len());
+                    self.table.add_client(tx, ClientRole::BInvite { call: key, leg: idx }, dest);
+                    self.table.index_leg(call_id.clone(), key, idx);
                     legs.push(BLeg {
                         extension_id,
                         call_id,
@@ -733,15 +749,24 @@ impl B2bua {
         if legs.is_empty() {
             return self.finish_ring(cx, now, key, Cause::Failed(500), completion);
         }
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
+        let Some(call) = self.table.get_mut(key) else { return };
         call.legs.extend(legs);
-        call.ring = Some(Ring { completion });
+        match &mut call.phase {
+            Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => *ring = Some(Ring { completion }),
+            Phase::Bridged { .. } => {
+                // ring_for_controller refuses a bridged call; nothing else rings one
+                if let Completion::Notify(reply) = completion {
+                    let _ = reply.send(Err(CallError::InvalidState("the call is bridged")));
+                }
+                return;
+            }
+        }
         self.set_timer(key, TimerKind::Ring, Some(now + timeout));
         self.publish(key);
     }
 
     /// A ring job ended without an answer.
-    fn finish_ring(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, cause: Cause, completion: Completion) {
+    fn finish_ring(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, cause: Cause, completion: Completion) {
         self.set_timer(key, TimerKind::Ring, None);
         match completion {
             Completion::Respond => self.end_call(cx, now, key, cause.status(), cause, None),
@@ -756,8 +781,8 @@ impl B2bua {
         }
     }
 
-    fn set_timer(&mut self, key: u64, kind: TimerKind, at: Option<Instant>) {
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
+    fn set_timer(&mut self, key: CallKey, kind: TimerKind, at: Option<Instant>) {
+        let Some(call) = self.table.get_mut(key) else { return };
         let (slot, timer) = match kind {
             TimerKind::Ring => (&mut call.ring_at, CallTimer::Ring(key)),
             TimerKind::Session => (&mut call.session_at, CallTimer::Session(key)),
@@ -775,19 +800,17 @@ impl B2bua {
 
     pub(crate) fn ring_for_controller(&mut self, cx: &mut Ctx<'_>,
         now: Instant,
-        key: u64,
+        key: CallKey,
         request: RingRequest,
         reply: oneshot::Sender<Result<RingOutcome, CallError>>,
     ) -> Result<(), (CallError, oneshot::Sender<Result<RingOutcome, CallError>>)> {
-        let Some(call) = self.table.calls.get_mut(&key) else { return Err((CallError::NoSuchCall, reply)) };
-        let answered_elsewhere = call.winner.is_some() || (call.a.final_sent && !call.local_answer);
-        if answered_elsewhere {
+        let Some(call) = self.table.get_mut(key) else { return Err((CallError::NoSuchCall, reply)) };
+        if matches!(call.phase, Phase::Bridged { .. }) {
             return Err((CallError::InvalidState("the call is bridged or over"), reply));
         }
-        if call.ring.is_some() {
+        if call.ring().is_some() {
             return Err((CallError::InvalidState("already ringing"), reply));
         }
-        call.controlled = true;
         let users: Vec<Arc<User>> = request.extensions.iter().filter_map(|id| cx.dir.by_id(*id).cloned()).collect();
         if users.is_empty() {
             let _ = reply.send(Ok(RingOutcome::Unavailable));
@@ -798,8 +821,8 @@ impl B2bua {
         Ok(())
     }
 
-    pub(crate) fn hangup_for_controller(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, code: u16) -> Result<(), CallError> {
-        let Some(call) = self.table.calls.get(&key) else { return Err(CallError::NoSuchCall) };
+    pub(crate) fn hangup_for_controller(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, code: u16) -> Result<(), CallError> {
+        let Some(call) = self.table.get(key) else { return Err(CallError::NoSuchCall) };
         let code = if (300..700).contains(&code) { code } else { 480 };
         let cause = if call.answered_at.is_some() {
             Cause::Normal
@@ -820,23 +843,23 @@ impl B2bua {
 
     pub(crate) fn on_response(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, msg: Message) {
         let Some(code) = msg.status() else { return };
-        if let Some((dest, cancel)) = self.table.cancel_on_provisional.remove(&tx) {
+        if let Some((dest, cancel)) = self.table.take_owed_cancel(tx) {
             if code < 200 {
                 self.send_fire(cx, now, dest, Some(cancel));
             } else if code < 300 {
                 self.kill_stray_2xx(cx, now, &msg, Some(dest));
             }
-            self.table.clients.remove(&tx);
+            self.table.take_client(tx);
             return;
         }
-        let Some(&(role, dest)) = self.table.clients.get(&tx) else {
+        let Some((role, dest)) = self.table.client(tx) else {
             if (200..300).contains(&code) && msg.cseq().is_some_and(|c| c.method == Method::Invite) {
                 self.kill_stray_2xx(cx, now, &msg, None);
             }
             return;
         };
         if code >= 200 {
-            self.table.clients.remove(&tx);
+            self.table.take_client(tx);
         }
         match role {
             ClientRole::BInvite { call, leg } => self.on_leg_response(cx, now, tx, call, leg, code, msg, dest),
@@ -855,17 +878,18 @@ impl B2bua {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_leg_response(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: u64, idx: usize, code: u16, msg: Message, dest: Peer) {
-        let Some(call) = self.table.calls.get_mut(&key) else {
+    fn on_leg_response(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: CallKey, idx: LegIdx, code: u16, msg: Message, dest: Peer) {
+        let Some(call) = self.table.get_mut(key) else {
             if (200..300).contains(&code) {
                 self.kill_stray_2xx(cx, now, &msg, Some(dest));
             }
             return;
         };
-        let Some(leg) = call.legs.get_mut(idx) else { return };
+        let caller_answered = call.caller_answered();
+        let Some(leg) = call.leg_mut(idx) else { return };
         if code < 200 {
             leg.provisional = true;
-            if code == 100 || leg.state != LegState::Calling || call.winner.is_some() || call.a.final_sent {
+            if code == 100 || leg.state != LegState::Calling || caller_answered {
                 return;
             }
             // 180/183 go to the caller; the first early SDP with them (an answer to the
@@ -880,7 +904,7 @@ impl B2bua {
                     Ok(b) if !b.1.is_empty() => Some(b),
                     Ok(_) => None,
                     Err(e) => {
-                        tracing::debug!(key, ?e, "early SDP of a callee not usable");
+                        tracing::debug!(key = %key, ?e, "early SDP of a callee not usable");
                         None
                     }
                 }
@@ -888,7 +912,7 @@ impl B2bua {
                 None
             };
             if body.is_some()
-                && let Some(call) = self.table.calls.get_mut(&key)
+                && let Some(call) = self.table.get_mut(key)
             {
                 call.a.early_media = true;
             }
@@ -900,7 +924,7 @@ impl B2bua {
                 None => Ok(()),
             });
             if built.is_err() {
-                tracing::warn!(key, "a provisional answer could not be written: not relayed");
+                tracing::warn!(key = %key, "a provisional answer could not be written: not relayed");
                 return;
             }
             let _ = cx.sig.txl.send_response(now, a_tx, r);
@@ -916,23 +940,27 @@ impl B2bua {
         self.after_leg_failed(cx, now, key);
     }
 
-    fn after_leg_failed(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64) {
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
-        if call.winner.is_some() || call.ring.is_none() || call.legs.iter().any(|l| l.state == LegState::Calling) {
+    fn after_leg_failed(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) {
+        let Some(call) = self.table.get_mut(key) else { return };
+        if call.ring().is_none() || call.legs.iter().any(|l| l.state == LegState::Calling) {
             return;
         }
         let codes: Vec<u16> = call.legs.iter().filter_map(|l| l.code).collect();
         let cause = Cause::from_leg_codes(&codes);
-        let Some(ring) = call.ring.take() else { return };
+        let Some(ring) = call.take_ring() else { return };
         self.finish_ring(cx, now, key, cause, ring.completion);
     }
 
-    fn on_leg_answered(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: u64, idx: usize, msg: Message, dest: Peer) {
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
-        let Some(leg) = call.legs.get_mut(idx) else { return };
+    fn on_leg_answered(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: CallKey, idx: LegIdx, msg: Message, dest: Peer) {
+        let Some(call) = self.table.get_mut(key) else { return };
         // the caller still waits for an answer, or a flow answered it and rings on its behalf
-        let caller_waits = !call.a.final_sent || (call.local_answer && call.a.dialog.is_some());
-        let won = call.winner.is_none() && caller_waits && leg.state == LegState::Calling;
+        let caller_waits = match call.phase {
+            Phase::Waiting { .. } => true,
+            Phase::AnsweredLocally { .. } => call.a.dialog.is_some(),
+            Phase::Bridged { .. } => false,
+        };
+        let Some(leg) = call.leg_mut(idx) else { return };
+        let won = caller_waits && leg.state == LegState::Calling;
         let dialog = Dialog::uac(&leg.invite, &msg, &leg.contact);
         if !won {
             // Another leg won, or the caller is gone: take this answer and end it.
@@ -954,15 +982,15 @@ impl B2bua {
         // Our INVITE carried an offer (the 2xx answers it) or not (the 2xx offers, the
         // caller's ACK will answer).
         let b_offered = !leg.invite.body().is_empty();
-        let local = call.local_answer;
+        let local = call.answered_locally();
         let a_peer = call.a.source;
         let kind = if b_offered { SdpKind::Answer } else { SdpKind::Offer };
         let (ct, body) = match self.sdp_across(cx, key, Side::B, kind, msg.content_type(), msg.body(), a_peer) {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(key, ?e, "a callee answered with SDP FlowPBX cannot anchor: hung up");
+                tracing::warn!(key = %key, ?e, "a callee answered with SDP FlowPBX cannot anchor: hung up");
                 self.ack_and_bye(cx, now, tx, dest, dialog);
-                if let Some(l) = self.table.calls.get_mut(&key).and_then(|c| c.legs.get_mut(idx)) {
+                if let Some(l) = self.table.get_mut(key).and_then(|c| c.leg_mut(idx)) {
                     l.state = LegState::Done;
                     l.code = Some(488);
                 }
@@ -973,20 +1001,21 @@ impl B2bua {
             let via = cx.sig.via_for(dest);
             let _ = cx.sig.txl.send_ack(tx, dest, dialog.ack(&via));
         }
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
+        let Some(call) = self.table.get_mut(key) else { return };
         if !b_offered {
             call.pending_ack = Some((Side::B, tx));
         }
-        call.legs[idx].state = LegState::Answered;
-        call.legs[idx].dialog = Some(dialog);
-        let winner_extension = call.legs[idx].extension_id;
-        call.winner = Some(idx);
+        let Some(leg) = call.leg_mut(idx) else { return };
+        leg.state = LegState::Answered;
+        leg.dialog = Some(dialog);
+        let winner_extension = leg.extension_id;
+        let ring = call.take_ring();
+        call.phase = Phase::Bridged { winner: idx };
         call.answered_at.get_or_insert(now);
-        let ring = call.ring.take();
         // The other legs stop ringing.
         let mut stop = Vec::new();
         for (i, l) in call.legs.iter_mut().enumerate() {
-            if i != idx && l.state == LegState::Calling {
+            if i != idx.0 && l.state == LegState::Calling {
                 l.state = LegState::Done;
                 stop.push((l.tx, l.dest, l.provisional, cancel_for(&l.invite)));
             }
@@ -1021,8 +1050,8 @@ impl B2bua {
 
     /// Records the call (both legs, stereo) when the caller's or the answering extension's
     /// recording mode is `always`.
-    fn record_if_asked(&mut self, cx: &mut Ctx<'_>, key: u64, answering_extension: i64) {
-        let Some(call) = self.table.calls.get(&key) else { return };
+    fn record_if_asked(&mut self, cx: &mut Ctx<'_>, key: CallKey, answering_extension: i64) {
+        let Some(call) = self.table.get(key) else { return };
         let wants = |id: Option<i64>| id.and_then(|id| cx.dir.by_id(id)).is_some_and(|u| u.record_always);
         if !(wants(call.caller_ext) || wants(Some(answering_extension))) || call.recording.is_some() {
             return;
@@ -1031,15 +1060,15 @@ impl B2bua {
         let name = format!("{stamp}-{}", call.a.invite.call_id().unwrap_or("call"));
         let Some(port) = self.media.as_mut() else { return };
         let path = port.record(key, &name);
-        if let Some(call) = self.table.calls.get_mut(&key) {
+        if let Some(call) = self.table.get_mut(key) {
             call.recording = path;
         }
     }
 
     /// Answers the caller with a 2xx carrying `body` (FlowPBX's SDP toward it), starting its
     /// dialog and session timer; the CDR's answer time is written.
-    pub(crate) fn answer_caller(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, ct: Option<String>, body: Bytes) {
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
+    pub(crate) fn answer_caller(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, ct: Option<String>, body: Bytes) {
+        let Some(call) = self.table.get_mut(key) else { return };
         let a_tx = call.a.tx;
         let Some(req) = cx.sig.txl.request(a_tx) else { return };
         let mut ok = Message::response_to(req, 200, None, Some(&call.a.to_tag));
@@ -1048,7 +1077,7 @@ impl B2bua {
             .and_then(|()| ok.push_header(HeaderName::Allow, ALLOW))
             .and_then(|()| if body.is_empty() { Ok(()) } else { ok.set_body(ct.as_deref(), body) });
         if built.is_err() {
-            tracing::warn!(key, "the answer could not be written: the call ends");
+            tracing::warn!(key = %key, "the answer could not be written: the call ends");
             return self.end_call(cx, now, key, 500, Cause::Failed(500), None);
         }
         // RFC 4028: a caller that supports session timers refreshes the session; we hang
@@ -1059,7 +1088,11 @@ impl B2bua {
             call.session = SessionTimer::answer(&cfg, &call.a.invite, &mut ok, now).ok();
         }
         call.a.dialog = Dialog::uas(&call.a.invite, &call.a.to_tag, &call.a.contact, true).ok();
-        call.a.final_sent = true;
+        // a callee's answer bridged the call already; otherwise FlowPBX answers it itself
+        if let Phase::Waiting { ring } = &mut call.phase {
+            let ring = ring.take();
+            call.phase = Phase::AnsweredLocally { ring };
+        }
         call.answered_at.get_or_insert(now);
         let session_at = call.session.map(|s| s.expires_at());
         let _ = cx.sig.txl.send_response(now, a_tx, ok);
@@ -1074,7 +1107,7 @@ impl B2bua {
         if provisional {
             self.send_fire(cx, now, dest, Some(cancel));
         } else {
-            self.table.cancel_on_provisional.insert(tx, (dest, cancel));
+            self.table.owe_cancel(tx, dest, cancel);
         }
     }
 
@@ -1101,18 +1134,18 @@ impl B2bua {
         let Some(req) = req else { return };
         match cx.sig.txl.send_request(now, dest, req) {
             Ok(tx) => {
-                self.table.clients.insert(tx, (ClientRole::Fire, dest));
+                self.table.add_client(tx, ClientRole::Fire, dest);
             }
             Err(e) => tracing::debug!(error = %e, "request not sent"),
         }
     }
 
     pub(crate) fn on_client_failure(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, code: u16) {
-        self.table.cancel_on_provisional.remove(&tx);
-        let Some((role, _)) = self.table.clients.remove(&tx) else { return };
+        self.table.take_owed_cancel(tx);
+        let Some((role, _)) = self.table.take_client(tx) else { return };
         match role {
             ClientRole::BInvite { call, leg } => {
-                if let Some(l) = self.table.calls.get_mut(&call).and_then(|c| c.legs.get_mut(leg))
+                if let Some(l) = self.table.get_mut(call).and_then(|c| c.leg_mut(leg))
                     && l.state == LegState::Calling {
                         l.state = LegState::Done;
                         l.code = Some(code);
@@ -1120,7 +1153,7 @@ impl B2bua {
                 self.after_leg_failed(cx, now, call);
             }
             ClientRole::ReInvite { server, call, .. } | ClientRole::Relay { server, call, .. } => {
-                if self.table.calls.contains_key(&call) {
+                if self.table.get(call).is_some() {
                     cx.sig.reply(now, server, code);
                 }
             }
@@ -1132,9 +1165,9 @@ impl B2bua {
 
     pub(crate) fn on_cancel(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, invite: ServerTxId) {
         cx.sig.reply(now, tx, 200);
-        match self.table.a_invites.get(&invite).copied() {
+        match self.table.by_a_invite(invite) {
             Some(key) => {
-                let ring = self.table.calls.get_mut(&key).and_then(|c| c.ring.take());
+                let ring = self.table.get_mut(key).and_then(Call::take_ring);
                 match ring {
                     Some(r) => {
                         self.stop_ringing(cx, now, key);
@@ -1149,10 +1182,10 @@ impl B2bua {
 
     pub(crate) fn on_ack(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: Option<ServerTxId>, msg: Message) {
         let found = self.find_call(&msg);
-        let key = tx.and_then(|t| self.table.a_invites.get(&t).copied()).or(found.map(|(k, _)| k));
+        let key = tx.and_then(|t| self.table.by_a_invite(t)).or(found.map(|(k, _)| k));
         let Some(key) = key else { return };
         let side = found.map(|(_, s)| s).unwrap_or(Side::A);
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
+        let Some(call) = self.table.get_mut(key) else { return };
         let Some((to, ctx)) = call.pending_ack else {
             // the answer to an offer FlowPBX made itself in its 2xx
             if self.local_offer_to(key, side) {
@@ -1160,7 +1193,7 @@ impl B2bua {
                 if let Some(toward) = toward
                     && let Err(e) = self.sdp_across(cx, key, side, SdpKind::Answer, msg.content_type(), msg.body(), toward)
                 {
-                    tracing::info!(key, ?e, "the ACK's SDP answer is not usable");
+                    tracing::info!(key = %key, ?e, "the ACK's SDP answer is not usable");
                 }
             }
             return;
@@ -1173,7 +1206,7 @@ impl B2bua {
         let (ct, body) = match self.sdp_across(cx, key, side, SdpKind::Answer, msg.content_type(), msg.body(), peer) {
             Ok(b) => b,
             Err(e) => {
-                tracing::info!(key, ?e, "the ACK's SDP answer cannot be anchored: hanging up");
+                tracing::info!(key = %key, ?e, "the ACK's SDP answer cannot be anchored: hanging up");
                 let via = cx.sig.via_for(peer);
                 if let Some(d) = self.side_dialog(key, to) {
                     let ack = d.ack(&via);
@@ -1186,22 +1219,22 @@ impl B2bua {
         let Some(dialog) = self.side_dialog(key, to) else { return };
         let mut ack = dialog.ack(&via);
         if !body.is_empty() && ack.set_body(ct.as_deref(), body).is_err() {
-            tracing::warn!(key, "an ACK body could not be written: sent without it");
+            tracing::warn!(key = %key, "an ACK body could not be written: sent without it");
         }
         let _ = cx.sig.txl.send_ack(ctx, peer, ack);
     }
 
     pub(crate) fn on_ack_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId) {
-        if let Some(key) = self.table.a_invites.get(&tx).copied()
-            && self.table.calls.get(&key).is_some_and(|c| c.answered_at.is_some()) {
-                tracing::info!(key, "the caller never acknowledged the answer: hanging up");
+        if let Some(key) = self.table.by_a_invite(tx)
+            && self.table.get(key).is_some_and(|c| c.answered_at.is_some()) {
+                tracing::info!(key = %key, "the caller never acknowledged the answer: hanging up");
                 self.end_call(cx, now, key, 0, Cause::AckTimeout, None);
             }
     }
 
     /// Marks every ringing leg done and cancels it.
-    fn stop_ringing(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64) {
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
+    fn stop_ringing(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) {
+        let Some(call) = self.table.get_mut(key) else { return };
         let mut stop = Vec::new();
         for l in call.legs.iter_mut().filter(|l| l.state == LegState::Calling) {
             l.state = LegState::Done;
@@ -1213,20 +1246,20 @@ impl B2bua {
         }
     }
 
-    pub(crate) fn ring_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64) {
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
+    pub(crate) fn ring_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) {
+        let Some(call) = self.table.get_mut(key) else { return };
         call.ring_at = None;
-        let Some(ring) = call.ring.take() else { return };
+        let Some(ring) = call.take_ring() else { return };
         self.stop_ringing(cx, now, key);
         self.finish_ring(cx, now, key, Cause::NoAnswer, ring.completion);
     }
 
-    pub(crate) fn session_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64) {
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
+    pub(crate) fn session_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) {
+        let Some(call) = self.table.get_mut(key) else { return };
         call.session_at = None;
         let due = call.session.is_some_and(|s| s.expires_at() <= now);
         if due {
-            tracing::info!(key, "session timer expired: hanging up");
+            tracing::info!(key = %key, "session timer expired: hanging up");
             self.end_call(cx, now, key, 0, Cause::SessionTimeout, None);
         } else {
             let at = call.session.map(|s| s.expires_at());
@@ -1234,8 +1267,8 @@ impl B2bua {
         }
     }
 
-    fn session_refreshed(&mut self, now: Instant, key: u64) {
-        let Some(call) = self.table.calls.get_mut(&key) else { return };
+    fn session_refreshed(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.table.get_mut(key) else { return };
         let Some(st) = call.session.as_mut() else { return };
         st.refreshed(now);
         let at = st.expires_at();
@@ -1244,33 +1277,35 @@ impl B2bua {
 
     // ----- in-dialog requests -----
 
-    fn find_call(&self, msg: &Message) -> Option<(u64, Side)> {
+    fn find_call(&self, msg: &Message) -> Option<(CallKey, Side)> {
         let call_id = msg.call_id()?;
-        if let Some(from_tag) = msg.from_tag()
-            && let Some(&k) = self.table.by_a.get(&(call_id.to_owned(), from_tag.to_owned())) {
-                return Some((k, Side::A));
-            }
-        let &(k, leg) = self.table.by_b.get(call_id)?;
-        let call = self.table.calls.get(&k)?;
-        (call.winner == Some(leg)).then_some((k, Side::B))
+        if let Some(k) = msg.from_tag().and_then(|t| self.table.by_caller_dialog(call_id, t)) {
+            return Some((k, Side::A));
+        }
+        let (k, leg) = self.table.by_leg_call_id(call_id)?;
+        let call = self.table.get(k)?;
+        (call.winner() == Some(leg)).then_some((k, Side::B))
     }
 
     /// The confirmed dialog of a side.
-    fn side_dialog(&mut self, key: u64, side: Side) -> Option<&mut Dialog> {
-        let call = self.table.calls.get_mut(&key)?;
+    fn side_dialog(&mut self, key: CallKey, side: Side) -> Option<&mut Dialog> {
+        let call = self.table.get_mut(key)?;
         match side {
             Side::A => call.a.dialog.as_mut(),
-            Side::B => call.legs.get_mut(call.winner?)?.dialog.as_mut(),
+            Side::B => {
+                let w = call.winner()?;
+                call.leg_mut(w)?.dialog.as_mut()
+            }
         }
     }
 
     /// Where a side is reached (the address we have been talking to: symmetric signalling,
     /// so phones behind NAT are reached through their NAT binding).
-    fn side_peer(&self, key: u64, side: Side) -> Option<Peer> {
-        let call = self.table.calls.get(&key)?;
+    fn side_peer(&self, key: CallKey, side: Side) -> Option<Peer> {
+        let call = self.table.get(key)?;
         match side {
             Side::A => Some(call.a.source),
-            Side::B => call.legs.get(call.winner?).map(|l| l.dest),
+            Side::B => call.leg(call.winner()?).map(|l| l.dest),
         }
     }
 
@@ -1287,7 +1322,7 @@ impl B2bua {
             let (code, reason) = e.status().unwrap_or((500, "Server Internal Error"));
             return cx.sig.reply_with(now, tx, code, Some(reason), |_| Ok(()));
         }
-        let anchored = self.table.calls.get(&key).is_some_and(|c| c.media.is_some());
+        let anchored = self.table.get(key).is_some_and(|c| c.media.is_some());
         let alone = self.side_dialog(key, other(side)).is_none();
         match method {
             Method::Bye => {
@@ -1307,7 +1342,7 @@ impl B2bua {
     }
 
     /// Relays an in-dialog request to the other side's dialog.
-    fn relay_request(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, to: Side, server: ServerTxId, msg: &Message) {
+    fn relay_request(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, to: Side, server: ServerTxId, msg: &Message) {
         let Some(method) = msg.method().cloned() else { return };
         if msg.max_forwards() == Some(0) {
             return cx.sig.reply(now, server, 483);
@@ -1343,7 +1378,7 @@ impl B2bua {
             Ok(ctx) => {
                 let role =
                     if method == Method::Invite { ClientRole::ReInvite { call: key, to, server } } else { ClientRole::Relay { call: key, to, server } };
-                self.table.clients.insert(ctx, (role, peer));
+                self.table.add_client(ctx, role, peer);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "relay failed");
@@ -1354,7 +1389,7 @@ impl B2bua {
 
     /// Relays a final response from side `from` to the server transaction it answers, with
     /// our Contact.
-    fn relay_response(&mut self, cx: &mut Ctx<'_>, now: Instant, server: ServerTxId, key: u64, from: Side, msg: &Message) {
+    fn relay_response(&mut self, cx: &mut Ctx<'_>, now: Instant, server: ServerTxId, key: CallKey, from: Side, msg: &Message) {
         let Some(code) = msg.status() else { return };
         let (sdp_method, offered) = match cx.sig.txl.request(server) {
             Some(r) => (matches!(r.method(), Some(Method::Invite | Method::Update)), is_sdp(r.content_type(), r.body())),
@@ -1365,19 +1400,19 @@ impl B2bua {
             Some(toward) if sdp_method && (200..300).contains(&code) => {
                 let kind = if offered { SdpKind::Answer } else { SdpKind::Offer };
                 self.sdp_across(cx, key, from, kind, msg.content_type(), msg.body(), toward).unwrap_or_else(|e| {
-                    tracing::warn!(key, ?e, "an answer FlowPBX cannot anchor: relayed without SDP");
+                    tracing::warn!(key = %key, ?e, "an answer FlowPBX cannot anchor: relayed without SDP");
                     (None, Bytes::new())
                 })
             }
             _ => not_sdp(msg),
         };
         let Some(req) = cx.sig.txl.request(server) else { return };
-        let contact = self.table.calls.get(&key).map(|c| {
+        let contact = self.table.get(key).map(|c| {
             // our Contact towards the side the request came from
-            if self.table.by_a.contains_key(&(req.call_id().unwrap_or("").to_owned(), req.from_tag().unwrap_or("").to_owned())) {
+            if self.table.by_caller_dialog(req.call_id().unwrap_or(""), req.from_tag().unwrap_or("")).is_some() {
                 c.a.contact.clone()
             } else {
-                c.winner.and_then(|w| c.legs.get(w)).map(|l| l.contact.clone()).unwrap_or_default()
+                c.winner().and_then(|w| c.leg(w)).map(|l| l.contact.clone()).unwrap_or_default()
             }
         });
         let mut r = Message::response_to(req, code, msg.reason(), None);
@@ -1404,7 +1439,7 @@ impl B2bua {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_reinvite_response(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: u64, to: Side, server: ServerTxId, code: u16, msg: Message) {
+    fn on_reinvite_response(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: CallKey, to: Side, server: ServerTxId, code: u16, msg: Message) {
         if code < 200 {
             return;
         }
@@ -1417,7 +1452,7 @@ impl B2bua {
                 if offer_in_invite {
                     let ack = dialog.ack(&via);
                     let _ = cx.sig.txl.send_ack(tx, peer, ack);
-                } else if let Some(c) = self.table.calls.get_mut(&key) {
+                } else if let Some(c) = self.table.get_mut(key) {
                     c.pending_ack = Some((to, tx));
                 }
             }
@@ -1431,10 +1466,10 @@ impl B2bua {
     /// A digit by SIP INFO: answered here and handed to the media session, which reports it
     /// (to a flow collecting digits) and relays it (RFC 4733, or INFO again via
     /// [`Core::on_media_digit`]).
-    fn on_info_dtmf(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, side: Side, tx: ServerTxId, msg: &Message) {
+    fn on_info_dtmf(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, side: Side, tx: ServerTxId, msg: &Message) {
         let ct = msg.content_type().unwrap_or("");
         if let Err(e) = media::dtmf::parse_sip_info(ct, msg.body()) {
-            tracing::debug!(key, error = %e, "unreadable DTMF INFO");
+            tracing::debug!(key = %key, error = %e, "unreadable DTMF INFO");
             return cx.sig.reply_with(now, tx, 400, Some("Bad DTMF Body"), |_| Ok(()));
         }
         cx.sig.reply(now, tx, 200);
@@ -1445,11 +1480,11 @@ impl B2bua {
 
     /// A re-INVITE or UPDATE from a side that has nobody on the other end (a caller a flow
     /// answered): FlowPBX answers it itself — a hold or a new address reaches the session.
-    fn on_local_reoffer(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, side: Side, tx: ServerTxId, msg: &Message) {
+    fn on_local_reoffer(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, side: Side, tx: ServerTxId, msg: &Message) {
         let Some(toward) = self.side_peer(key, side) else { return cx.sig.reply(now, tx, 481) };
-        let contact = match self.table.calls.get(&key) {
+        let contact = match self.table.get(key) {
             Some(c) if side == Side::A => c.a.contact.clone(),
-            Some(c) => c.winner.and_then(|w| c.legs.get(w)).map(|l| l.contact.clone()).unwrap_or_default(),
+            Some(c) => c.winner().and_then(|w| c.leg(w)).map(|l| l.contact.clone()).unwrap_or_default(),
             None => return cx.sig.reply(now, tx, 481),
         };
         if msg.method() == Some(&Method::Update) && msg.body().is_empty() {
@@ -1474,9 +1509,9 @@ impl B2bua {
 
     /// The media session heard nothing from a leg for the media timeout: BYE both sides.
     /// (The session does not count silence while a side holds.)
-    pub(crate) fn on_media_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, leg: media::LegId) {
-        if self.table.calls.get(&key).is_some_and(|c| c.answered_at.is_some()) {
-            tracing::info!(key, ?leg, "media timeout: hanging up both sides");
+    pub(crate) fn on_media_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, leg: media::LegId) {
+        if self.table.get(key).is_some_and(|c| c.answered_at.is_some()) {
+            tracing::info!(key = %key, ?leg, "media timeout: hanging up both sides");
             self.end_call(cx, now, key, 0, Cause::MediaTimeout, None);
         }
     }
@@ -1484,11 +1519,11 @@ impl B2bua {
     /// A digit a leg pressed, from the media session: a bridged call relays it to the other
     /// side as SIP INFO when that side negotiated no telephone-event (otherwise the session
     /// already sent it as RFC 4733).
-    pub(crate) fn on_media_digit(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, digit: media::DigitEvent) {
+    pub(crate) fn on_media_digit(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, digit: media::DigitEvent) {
         let from = if digit.leg == media::LegId::A { Side::A } else { Side::B };
         let to = other(from);
-        let Some(call) = self.table.calls.get(&key) else { return };
-        if call.winner.is_none() || call.media.as_ref().and_then(|m| m.telephone_event(to)) != Some(false) {
+        let Some(call) = self.table.get(key) else { return };
+        if call.winner().is_none() || call.media.as_ref().and_then(|m| m.telephone_event(to)) != Some(false) {
             return;
         }
         let Some(peer) = self.side_peer(key, to) else { return };
@@ -1503,12 +1538,12 @@ impl B2bua {
 
     /// A flow answers the caller: FlowPBX's own answer to the caller's offer (or its offer,
     /// answered by the ACK), a 2xx, the CDR's answer time. Nothing happens when answered.
-    pub(crate) fn answer_for_controller(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64) -> Result<(), CallError> {
-        let Some(call) = self.table.calls.get(&key) else { return Err(CallError::NoSuchCall) };
-        if call.a.final_sent {
+    pub(crate) fn answer_for_controller(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) -> Result<(), CallError> {
+        let Some(call) = self.table.get(key) else { return Err(CallError::NoSuchCall) };
+        if call.caller_answered() {
             return if call.a.dialog.is_some() { Ok(()) } else { Err(CallError::NoSuchCall) };
         }
-        if call.ring.is_some() {
+        if call.ring().is_some() {
             return Err(CallError::InvalidState("extensions are ringing"));
         }
         let toward = call.a.source;
@@ -1521,9 +1556,6 @@ impl B2bua {
                 return Err(CallError::InvalidState("the caller's SDP cannot be answered"));
             }
         };
-        if let Some(c) = self.table.calls.get_mut(&key) {
-            c.local_answer = true;
-        }
         self.answer_caller(cx, now, key, body_ct, body);
         self.publish(key);
         Ok(())
@@ -1534,19 +1566,18 @@ impl B2bua {
     /// Ends a call: answers or hangs up the caller, cancels or hangs up the callee legs,
     /// writes the CDR's end. `a_code` answers an unanswered caller (0: the cause's status);
     /// `by` is the side that hung up (it gets no BYE).
-    pub(crate) fn end_call(&mut self, cx: &mut Ctx<'_>, now: Instant, key: u64, a_code: u16, cause: Cause, by: Option<Side>) {
+    pub(crate) fn end_call(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, a_code: u16, cause: Cause, by: Option<Side>) {
         self.set_timer(key, TimerKind::Ring, None);
         self.set_timer(key, TimerKind::Session, None);
-        let Some(mut call) = self.table.calls.remove(&key) else { return };
+        let Some(mut call) = self.table.remove(key) else { return };
         let answered = call.answered_at.is_some();
         // The caller.
-        if !call.a.final_sent {
+        if !call.caller_answered() {
             let code = if a_code >= 300 { a_code } else { cause.status() };
             if let Some(req) = cx.sig.txl.request(call.a.tx) {
                 let r = Message::response_to(req, code, None, Some(&call.a.to_tag));
                 let _ = cx.sig.txl.send_response(now, call.a.tx, r);
             }
-            call.a.final_sent = true;
         } else if by != Some(Side::A)
             && let Some(d) = call.a.dialog.as_mut() {
                 let peer = call.a.source;
@@ -1572,18 +1603,11 @@ impl B2bua {
                 _ => {}
             }
         }
-        if let Some(Ring { completion: Completion::Notify(reply) }) = call.ring.take() {
+        if let Some(Ring { completion: Completion::Notify(reply) }) = call.take_ring() {
             let _ = reply.send(Ok(cause.outcome()));
         }
-        // Indexes. (Roles of legs still ringing stay until their INVITE finishes, so a late
-        // answer is acknowledged and hung up.)
-        if let (Some(cid), Some(ft)) = (call.a.invite.call_id(), call.a.invite.from_tag()) {
-            self.table.by_a.remove(&(cid.to_owned(), ft.to_owned()));
-        }
-        self.table.a_invites.remove(&call.a.tx);
-        for leg in &call.legs {
-            self.table.by_b.remove(&leg.call_id);
-        }
+        // (the roles of legs still ringing stay until their INVITE finishes, so a late
+        // answer is acknowledged and hung up)
         if call.media.is_some()
             && let Some(port) = self.media.as_mut()
         {
@@ -1604,7 +1628,7 @@ impl B2bua {
         });
         self.shared.calls.remove(&key);
         self.shared.emit(|| PbxEvent::CallEnded { key, disposition, cause: cause.cause_str() });
-        tracing::debug!(key, ?cause, answered, "call ended");
+        tracing::debug!(key = %key, ?cause, answered, "call ended");
     }
 }
 

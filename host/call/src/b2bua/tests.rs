@@ -752,28 +752,28 @@ impl FakeMedia {
 }
 
 impl crate::anchor::MediaPort for FakeMedia {
-    fn open(&mut self, key: u64, _call_id: &str) -> Result<[u16; 2], media::MediaError> {
+    fn open(&mut self, key: crate::CallKey, _call_id: &str) -> Result<[u16; 2], media::MediaError> {
         self.log(format!("open {key}"));
         Ok([20000, 20002])
     }
-    fn set_remote(&mut self, _key: u64, leg: media::LegId, r: media::RemoteMedia) {
+    fn set_remote(&mut self, _key: crate::CallKey, leg: media::LegId, r: media::RemoteMedia) {
         let rtp = r.rtp.map(|a| a.to_string()).unwrap_or_default();
         self.log(format!("remote {leg:?} {rtp} {:?} te={} {:?}", r.codecs.send_codec().kind, r.codecs.telephone_event.is_some(), r.direction));
     }
-    fn bridge(&mut self, _key: u64) {
+    fn bridge(&mut self, _key: crate::CallKey) {
         self.log("bridge".into());
     }
-    fn stop_playback(&mut self, _key: u64, leg: media::LegId) {
+    fn stop_playback(&mut self, _key: crate::CallKey, leg: media::LegId) {
         self.log(format!("stop {leg:?}"));
     }
-    fn sip_info(&mut self, _key: u64, leg: media::LegId, _ct: &str, body: &[u8]) {
+    fn sip_info(&mut self, _key: crate::CallKey, leg: media::LegId, _ct: &str, body: &[u8]) {
         self.log(format!("info {leg:?} {}", String::from_utf8_lossy(body).trim()));
     }
-    fn record(&mut self, _key: u64, _name: &str) -> Option<String> {
+    fn record(&mut self, _key: crate::CallKey, _name: &str) -> Option<String> {
         self.log("record".into());
         Some("recordings/x.wav".into())
     }
-    fn close(&mut self, key: u64) {
+    fn close(&mut self, key: crate::CallKey) {
         self.log(format!("close {key}"));
     }
 }
@@ -812,7 +812,7 @@ fn anchored_call_rewrites_sdp_relays_digits_and_times_out() {
     assert_eq!(media.take(), ["info A Signal=5\r\nDuration=160"]);
     // a digit from bob's side reaches alice (no telephone-event) as INFO
     let digit = media::DigitEvent { leg: media::LegId::B, digit: '7', duration: Duration::from_millis(120), source: media::DtmfSource::Rfc4733 };
-    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Dtmf { call: 1, digit }));
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Dtmf { call: crate::CallKey::from_raw(1), digit }));
     let out = h.out();
     let infos = only(&out, |m| is_req(m, Method::Info));
     assert_eq!(infos[0].0.to_string(), "10.0.0.5:5060");
@@ -830,7 +830,7 @@ fn anchored_call_rewrites_sdp_relays_digits_and_times_out() {
     assert_eq!(media.take(), ["remote B 10.0.0.1:4000 Pcmu te=false SendOnly"]);
 
     // media timeout: BYE both, CDR cause, session closed
-    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::MediaTimeout { call: 1, leg: media::LegId::A }));
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::MediaTimeout { call: crate::CallKey::from_raw(1), leg: media::LegId::A }));
     let out = h.out();
     assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 2);
     assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end answered media_timeout");
