@@ -58,6 +58,15 @@ text_enum!(Direction { Inbound = "inbound", Outbound = "outbound", Internal = "i
 text_enum!(Disposition { Answered = "answered", NoAnswer = "no_answer", Busy = "busy", Failed = "failed", Voicemail = "voicemail" });
 text_enum!(PushPlatform { Fcm = "fcm", Apns = "apns" });
 text_enum!(
+    /// A class of outbound numbers: what an outbound route's numbers are, and what an
+    /// extension may call.
+    CallClass { Local = "local", National = "national", International = "international", Premium = "premium" }
+);
+text_enum!(
+    /// Whose caller id an outbound route presents.
+    RouteCallerId { Extension = "extension", Route = "route", Trunk = "trunk", Anonymous = "anonymous" }
+);
+text_enum!(
     /// What an API token may do: `read` (GET only), `write` (entity changes too), `admin`
     /// (settings, tokens, plugins and the audit log too). Ordered: each includes the ones before.
     TokenScope { Read = "read", Write = "write", Admin = "admin" }
@@ -230,6 +239,15 @@ pub struct TrunkFields {
     pub prefix_strip: i64,
     pub prefix_add: String,
     pub priority: i64,
+    /// Where requests to the carrier go first (`host[:port]` or a SIP URI); none: `host`.
+    pub outbound_proxy: Option<String>,
+    /// Seconds between OPTIONS keep-alives (0: none).
+    pub options_interval: i64,
+    /// The carrier's country code (`61`), national trunk prefix (`0`) and international
+    /// prefix (`0011`), to make E.164 of the numbers it sends; empty: taken as written.
+    pub country_code: String,
+    pub national_prefix: String,
+    pub international_prefix: String,
 }
 
 impl Default for TrunkFields {
@@ -253,6 +271,11 @@ impl Default for TrunkFields {
             prefix_strip: 0,
             prefix_add: String::new(),
             priority: 10,
+            outbound_proxy: None,
+            options_interval: 30,
+            country_code: String::new(),
+            national_prefix: String::new(),
+            international_prefix: String::new(),
         }
     }
 }
@@ -296,6 +319,56 @@ row!(
     InboundNumber, InboundNumberFields
 );
 
+/// The writable columns of an outbound route (its trunks are written with it, in order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutboundRouteFields {
+    pub name: String,
+    /// Lower first.
+    pub position: i64,
+    pub enabled: bool,
+    /// Dialled-digit patterns: a prefix (`9`), an Asterisk pattern (`_NXXNXXXXXX`) or a
+    /// regular expression (`^\+44[0-9]+$`).
+    #[sqlx(json)]
+    pub patterns: Vec<String>,
+    pub call_class: CallClass,
+    pub strip_digits: i64,
+    pub prepend: String,
+    pub caller_id_mode: RouteCallerId,
+    pub caller_id_name: Option<String>,
+    pub caller_id_num: Option<String>,
+    /// The extensions (ids) that may use it; empty: every extension whose classes allow it.
+    #[sqlx(json)]
+    pub extension_ids: Vec<i64>,
+    /// The route's trunks (ids), tried in this order.
+    #[sqlx(json)]
+    pub trunk_ids: Vec<i64>,
+}
+
+impl Default for OutboundRouteFields {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            position: 10,
+            enabled: true,
+            patterns: Vec::new(),
+            call_class: CallClass::National,
+            strip_digits: 0,
+            prepend: String::new(),
+            caller_id_mode: RouteCallerId::Extension,
+            caller_id_name: None,
+            caller_id_num: None,
+            extension_ids: Vec::new(),
+            trunk_ids: Vec::new(),
+        }
+    }
+}
+
+row!(
+    /// An outbound route: dialled numbers to trunks.
+    OutboundRoute, OutboundRouteFields
+);
+
 /// The writable columns of an extension (the SIP password is passed separately).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, FromRow)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -311,6 +384,18 @@ pub struct ExtensionFields {
     pub follow_me_numbers: Vec<FollowMeNumber>,
     pub recording_mode: RecordingMode,
     pub max_registrations: i64,
+    /// What the extension presents when it calls out (a route may present its own).
+    pub outbound_caller_id_name: Option<String>,
+    pub outbound_caller_id_num: Option<String>,
+    /// The number presented to emergency services (its location's callback number).
+    pub emergency_caller_id_num: Option<String>,
+    /// The classes of outbound numbers it may call (emergency numbers always).
+    #[sqlx(json)]
+    pub call_classes: Vec<CallClass>,
+    /// Outbound calls at once (0: none).
+    pub max_outbound_calls: i64,
+    /// Outbound minutes a day (0: no cap).
+    pub daily_outbound_minutes: i64,
 }
 
 impl Default for ExtensionFields {
@@ -326,6 +411,12 @@ impl Default for ExtensionFields {
             follow_me_numbers: Vec::new(),
             recording_mode: RecordingMode::Off,
             max_registrations: 5,
+            outbound_caller_id_name: None,
+            outbound_caller_id_num: None,
+            emergency_caller_id_num: None,
+            call_classes: vec![CallClass::Local, CallClass::National],
+            max_outbound_calls: 2,
+            daily_outbound_minutes: 0,
         }
     }
 }

@@ -26,6 +26,7 @@ macro_rules! trunk_cols {
     () => {
         "id, name, type, enabled, host, port, transport, username, auth_username, register_expiry, remote_hosts, \
          local_host, codecs, max_channels, caller_id_name, caller_id_num, prefix_strip, prefix_add, priority, \
+         outbound_proxy, options_interval, country_code, national_prefix, international_prefix, \
          created_at, updated_at, password_enc IS NOT NULL AS password_set"
     };
 }
@@ -65,8 +66,9 @@ impl Trunks<'_> {
         Ok(sqlx::query_as(concat!(
             "INSERT INTO trunks (name, type, enabled, host, port, transport, username, password_enc, auth_username, \
              register_expiry, remote_hosts, local_host, codecs, max_channels, caller_id_name, caller_id_num, \
-             prefix_strip, prefix_add, priority, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+             prefix_strip, prefix_add, priority, outbound_proxy, options_interval, country_code, national_prefix, \
+             international_prefix, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
             trunk_cols!()
         ))
         .bind(&f.name)
@@ -88,6 +90,11 @@ impl Trunks<'_> {
         .bind(f.prefix_strip)
         .bind(&f.prefix_add)
         .bind(f.priority)
+        .bind(&f.outbound_proxy)
+        .bind(f.options_interval)
+        .bind(&f.country_code)
+        .bind(&f.national_prefix)
+        .bind(&f.international_prefix)
         .bind(now)
         .bind(now)
         .fetch_one(&mut *c)
@@ -105,7 +112,8 @@ impl Trunks<'_> {
             "UPDATE trunks SET name = ?, type = ?, enabled = ?, host = ?, port = ?, transport = ?, username = ?, \
              password_enc = CASE WHEN ? THEN password_enc ELSE ? END, auth_username = ?, register_expiry = ?, \
              remote_hosts = ?, local_host = ?, codecs = ?, max_channels = ?, caller_id_name = ?, caller_id_num = ?, \
-             prefix_strip = ?, prefix_add = ?, priority = ?, updated_at = ? WHERE id = ? RETURNING ",
+             prefix_strip = ?, prefix_add = ?, priority = ?, outbound_proxy = ?, options_interval = ?, country_code = ?, \
+             national_prefix = ?, international_prefix = ?, updated_at = ? WHERE id = ? RETURNING ",
             trunk_cols!()
         ))
         .bind(&f.name)
@@ -128,6 +136,11 @@ impl Trunks<'_> {
         .bind(f.prefix_strip)
         .bind(&f.prefix_add)
         .bind(f.priority)
+        .bind(&f.outbound_proxy)
+        .bind(f.options_interval)
+        .bind(&f.country_code)
+        .bind(&f.national_prefix)
+        .bind(&f.international_prefix)
         .bind(Timestamp::now())
         .bind(id)
         .fetch_optional(&mut *c)

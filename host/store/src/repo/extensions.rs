@@ -11,7 +11,8 @@ const COL_HA1_SHA256: &str = "extensions.ha1_sha256";
 macro_rules! cols {
     () => {
         "id, extension, name, email, sip_username, ring_timeout, dnd, follow_me_enabled, \
-         follow_me_numbers, recording_mode, max_registrations, created_at, updated_at"
+         follow_me_numbers, recording_mode, max_registrations, outbound_caller_id_name, outbound_caller_id_num, \
+         emergency_caller_id_num, call_classes, max_outbound_calls, daily_outbound_minutes, created_at, updated_at"
     };
 }
 
@@ -94,7 +95,9 @@ impl Extensions<'_> {
         Ok(sqlx::query_as(concat!(
             "INSERT INTO extensions (extension, name, email, sip_username, sip_password_enc, ha1_md5_enc, \
              ha1_sha256_enc, ha1_realm, ring_timeout, dnd, follow_me_enabled, follow_me_numbers, recording_mode, \
-             max_registrations, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+             max_registrations, outbound_caller_id_name, outbound_caller_id_num, emergency_caller_id_num, call_classes, \
+             max_outbound_calls, daily_outbound_minutes, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
             cols!()
         ))
         .bind(&f.extension)
@@ -111,6 +114,12 @@ impl Extensions<'_> {
         .bind(Json(&f.follow_me_numbers))
         .bind(f.recording_mode)
         .bind(f.max_registrations)
+        .bind(&f.outbound_caller_id_name)
+        .bind(&f.outbound_caller_id_num)
+        .bind(&f.emergency_caller_id_num)
+        .bind(Json(&f.call_classes))
+        .bind(f.max_outbound_calls)
+        .bind(f.daily_outbound_minutes)
         .bind(now)
         .bind(now)
         .fetch_one(&mut *c)
@@ -142,7 +151,9 @@ impl Extensions<'_> {
         Ok(sqlx::query_as(concat!(
             "UPDATE extensions SET extension = ?, name = ?, email = ?, sip_username = ?, sip_password_enc = ?, \
              ha1_md5_enc = ?, ha1_sha256_enc = ?, ha1_realm = ?, ring_timeout = ?, dnd = ?, follow_me_enabled = ?, \
-             follow_me_numbers = ?, recording_mode = ?, max_registrations = ?, updated_at = ? WHERE id = ? RETURNING ",
+             follow_me_numbers = ?, recording_mode = ?, max_registrations = ?, outbound_caller_id_name = ?, \
+             outbound_caller_id_num = ?, emergency_caller_id_num = ?, call_classes = ?, max_outbound_calls = ?, \
+             daily_outbound_minutes = ?, updated_at = ? WHERE id = ? RETURNING ",
             cols!()
         ))
         .bind(&f.extension)
@@ -159,6 +170,12 @@ impl Extensions<'_> {
         .bind(Json(&f.follow_me_numbers))
         .bind(f.recording_mode)
         .bind(f.max_registrations)
+        .bind(&f.outbound_caller_id_name)
+        .bind(&f.outbound_caller_id_num)
+        .bind(&f.emergency_caller_id_num)
+        .bind(Json(&f.call_classes))
+        .bind(f.max_outbound_calls)
+        .bind(f.daily_outbound_minutes)
         .bind(Timestamp::now())
         .bind(id)
         .fetch_one(&mut *c)
@@ -246,7 +263,7 @@ impl Extensions<'_> {
         Ok(out)
     }
 
-    /// A value that changes whenever an extension, trunk, inbound number or published flow
+    /// A value that changes whenever an extension, trunk, inbound number, outbound route or published flow
     /// version is added, changed or removed: the SIP stack polls it (one cheap query) to know
     /// when to reload its in-memory directory.
     pub async fn change_stamp(self) -> Result<String> {
@@ -255,6 +272,7 @@ impl Extensions<'_> {
             "SELECT (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM extensions) || ';' || \
              (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM trunks) || ';' || \
              (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM inbound_numbers) || ';' || \
+             (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM outbound_routes) || ';' || \
              (SELECT COUNT(*) || '/' || TOTAL(id) FROM flow_versions)",
         )
         .fetch_one(&mut *c)

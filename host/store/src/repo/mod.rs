@@ -16,6 +16,7 @@ mod flows;
 mod plugins;
 mod references;
 mod registrations;
+mod routes;
 mod settings;
 
 pub use audit::AuditFilter;
@@ -62,6 +63,8 @@ repos! {
     Settings => settings;
     /// `trunks`
     Trunks => trunks;
+    /// `outbound_routes` with their trunks
+    OutboundRoutes => outbound_routes;
     /// `inbound_numbers`
     InboundNumbers => inbound_numbers;
     /// `extensions`, with their SIP credentials
