@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use sip::auth::Algorithm;
-use store::{Page, Store, TrunkType};
+use sip::transaction::{Peer, Transport};
+use store::{CallClass, Page, Store, TrunkType};
+
+use crate::routing::{CallerId, Numbering, Pattern, Route};
 
 /// One extension, as the SIP stack needs it.
 pub struct User {
@@ -34,6 +37,16 @@ pub struct User {
     pub max_registrations: u32,
     /// Its calls are recorded (recording mode `always`).
     pub record_always: bool,
+    /// What it presents when it calls out.
+    pub outbound_caller_id: Option<CallerId>,
+    /// What emergency services see.
+    pub emergency_caller_id: Option<CallerId>,
+    /// The classes of outbound numbers it may call.
+    pub call_classes: Vec<CallClass>,
+    /// Outbound calls at once (0: none).
+    pub max_outbound_calls: u32,
+    /// Outbound minutes a day (0: no cap).
+    pub daily_outbound_minutes: u32,
 }
 
 impl std::fmt::Debug for User {
@@ -65,6 +78,11 @@ impl User {
             ring_timeout: 30,
             max_registrations: 5,
             record_always: false,
+            outbound_caller_id: None,
+            emergency_caller_id: None,
+            call_classes: vec![CallClass::Local, CallClass::National],
+            max_outbound_calls: 2,
+            daily_outbound_minutes: 0,
         }
     }
 }
@@ -84,6 +102,103 @@ impl TrustedTrunk {
     #[cfg(test)]
     pub(crate) fn for_test(id: i64, name: &str, hosts: &[&str]) -> TrustedTrunk {
         TrustedTrunk { id, name: name.into(), nets: hosts.iter().filter_map(|h| parse_net(h)).collect() }
+    }
+}
+
+/// The account a registration trunk registers with. Password-equivalent: kept in memory as
+/// the HA1s are.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The user part of the address of record (`sip:user@host`).
+    pub username: String,
+    /// The digest username (often the same).
+    pub auth_username: String,
+    /// The digest password.
+    pub password: String,
+    /// The registration interval asked for, seconds.
+    pub expiry: u32,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account").field("username", &self.username).field("auth_username", &self.auth_username).field("expiry", &self.expiry).finish_non_exhaustive()
+    }
+}
+
+/// An enabled trunk: where its requests go, how numbers and caller ids are written for it,
+/// and (registration trunks) the account.
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    /// The trunk's id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// The account, for a registration trunk.
+    pub account: Option<Account>,
+    /// The carrier's domain as written (`sip.carrier.example`): Request-URI, To and From host.
+    pub domain: String,
+    /// The port written with the domain (absent for 5060/5061).
+    pub port: u16,
+    /// The transport its requests use.
+    pub transport: Transport,
+    /// Where its requests are sent: the outbound proxy's address, else the domain's
+    /// (resolved when the directory loaded; `None` when it does not resolve).
+    pub next_hop: Option<Peer>,
+    /// The outbound proxy's URI for the Route header (`sip:proxy.example;lr`).
+    pub route: Option<String>,
+    /// Seconds between OPTIONS keep-alives (0: none).
+    pub options_interval: u32,
+    /// Calls at once (0: no limit).
+    pub max_channels: u32,
+    /// The caller id it presents when a route says "the trunk's".
+    pub caller_id: Option<CallerId>,
+    /// Digits taken off every number sent to it.
+    pub prefix_strip: usize,
+    /// Then put in front.
+    pub prefix_add: String,
+    /// How it writes numbers (to make E.164 of inbound ones).
+    pub numbering: Numbering,
+    /// Where its calls come from: the `ip` trunk's remote hosts, or the registration trunk's
+    /// resolved domain and proxy addresses.
+    nets: Vec<IpNet>,
+    /// What its registration depends on: a change re-registers (and lifts a 403 stop).
+    pub fingerprint: String,
+}
+
+impl Trunk {
+    /// Whether a request from `ip` may be this trunk's.
+    pub fn owns(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.nets.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The number sent to this trunk for a route's number.
+    pub fn dial_string(&self, number: &str) -> String {
+        crate::routing::manipulate(number, self.prefix_strip, &self.prefix_add)
+    }
+
+    /// A registration trunk for tests, reached at `hop`.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: i64, domain: &str, hop: &str, account: Option<Account>) -> Trunk {
+        let next_hop: std::net::SocketAddr = hop.parse().unwrap();
+        Trunk {
+            id,
+            name: format!("trunk {id}"),
+            fingerprint: format!("{domain}|{hop}|{account:?}"),
+            account,
+            domain: domain.into(),
+            port: 0,
+            transport: Transport::Udp,
+            next_hop: Some(Peer { transport: Transport::Udp, addr: next_hop }),
+            route: None,
+            options_interval: 30,
+            max_channels: 0,
+            caller_id: None,
+            prefix_strip: 0,
+            prefix_add: String::new(),
+            numbering: Numbering::default(),
+            nets: vec![IpNet::from(next_hop.ip())],
+        }
     }
 }
 
@@ -108,6 +223,9 @@ pub struct Directory {
     by_id: HashMap<i64, Arc<User>>,
     trunks: Vec<TrustedTrunk>,
     dids: HashMap<String, Did>,
+    /// Every enabled trunk, in priority order.
+    all_trunks: Vec<Arc<Trunk>>,
+    routes: Vec<Route>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -180,6 +298,38 @@ impl Directory {
         }
     }
 
+    /// With every enabled trunk (in priority order) and the outbound routes.
+    pub fn with_trunks(mut self, trunks: Vec<Trunk>, routes: Vec<Route>) -> Directory {
+        self.all_trunks = trunks.into_iter().map(Arc::new).collect();
+        self.routes = routes;
+        self
+    }
+
+    /// Every enabled trunk, in priority order.
+    pub fn trunks(&self) -> &[Arc<Trunk>] {
+        &self.all_trunks
+    }
+
+    /// The enabled trunk with this id.
+    pub fn trunk(&self, id: i64) -> Option<&Arc<Trunk>> {
+        self.all_trunks.iter().find(|t| t.id == id)
+    }
+
+    /// The outbound routes, in the order they are tried.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The registration trunk a request from `ip` to our contact user `ruri_user` belongs to:
+    /// its source must be the carrier's; among several trunks of one carrier, the one whose
+    /// contact user the Request-URI names.
+    pub fn registration_trunk_for(&self, ip: IpAddr, ruri_user: Option<&str>) -> Option<&Arc<Trunk>> {
+        let mut candidates = self.all_trunks.iter().filter(|t| t.account.is_some() && t.owns(ip));
+        let first = candidates.next()?;
+        let named = std::iter::once(first).chain(candidates).find(|t| ruri_user.is_some_and(|u| t.account.as_ref().is_some_and(|a| a.username == u)));
+        Some(named.unwrap_or(first))
+    }
+
     /// Loads a snapshot from the store.
     pub async fn load(store: &Store) -> Result<Directory, store::StoreError> {
         let creds = store.extensions().all_sip_credentials().await?;
@@ -201,17 +351,50 @@ impl Directory {
                     ring_timeout: u32::try_from(e.ring_timeout).unwrap_or(30).clamp(1, 600),
                     max_registrations: u32::try_from(e.max_registrations).unwrap_or(5).max(1),
                     record_always: e.recording_mode == store::RecordingMode::Always,
+                    outbound_caller_id: e.outbound_caller_id_num.clone().map(|number| CallerId { name: e.outbound_caller_id_name.clone(), number }),
+                    emergency_caller_id: e.emergency_caller_id_num.clone().map(|number| CallerId { name: None, number }),
+                    call_classes: e.call_classes.clone(),
+                    max_outbound_calls: u32::try_from(e.max_outbound_calls).unwrap_or(0),
+                    daily_outbound_minutes: u32::try_from(e.daily_outbound_minutes).unwrap_or(0),
                 })
             })
             .collect();
-        let trunks = store
-            .trunks()
-            .list_enabled()
-            .await?
-            .into_iter()
+        let enabled = store.trunks().list_enabled().await?;
+        let trunks = enabled
+            .iter()
             .filter(|t| t.trunk_type == TrunkType::Ip)
             .map(|t| TrustedTrunk { id: t.row.id, name: t.name.clone(), nets: t.remote_hosts.iter().filter_map(|h| parse_net(h)).collect() })
             .collect();
+        let mut all_trunks = Vec::with_capacity(enabled.len());
+        for t in &enabled {
+            let password = if t.trunk_type == TrunkType::Register { store.trunks().password(t.row.id).await? } else { None };
+            all_trunks.push(load_trunk(t, password).await);
+        }
+        let mut routes = Vec::new();
+        for r in store.outbound_routes().all().await? {
+            if !r.enabled {
+                continue;
+            }
+            let patterns: Vec<Pattern> = r.patterns.iter().filter_map(|p| match Pattern::parse(p) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(route = r.id, pattern = %p, error = %e, "an outbound route pattern does not compile: skipped");
+                    None
+                }
+            }).collect();
+            routes.push(Route {
+                id: r.id,
+                name: r.name.clone(),
+                patterns,
+                class: r.call_class,
+                strip_digits: usize::try_from(r.strip_digits).unwrap_or(0),
+                prepend: r.prepend.clone(),
+                caller_id_mode: r.caller_id_mode,
+                caller_id: r.caller_id_num.clone().map(|number| CallerId { name: r.caller_id_name.clone(), number }),
+                extension_ids: r.extension_ids.clone(),
+                trunk_ids: r.trunk_ids.clone(),
+            });
+        }
         let mut dids = Vec::new();
         for n in store.inbound_numbers().list(Page::all()).await?.items {
             if !n.enabled {
@@ -219,7 +402,114 @@ impl Directory {
             }
             dids.push(Did { number: n.number.clone(), trunk_id: n.trunk_id, flow_id: n.flow_id });
         }
-        Ok(Directory::new(realm, users, trunks, dids))
+        Ok(Directory::new(realm, users, trunks, dids).with_trunks(all_trunks, routes))
+    }
+}
+
+/// A transport from its stored name.
+fn transport(t: store::Transport) -> Transport {
+    match t {
+        store::Transport::Udp => Transport::Udp,
+        store::Transport::Tcp => Transport::Tcp,
+        store::Transport::Tls => Transport::Tls,
+    }
+}
+
+/// `host[:port]`, `[v6]:port` or a `sip:`/`sips:` URI: the host and the port when written.
+fn host_port(s: &str) -> Option<(String, Option<u16>)> {
+    let s = s.trim();
+    let s = s.strip_prefix("sips:").or_else(|| s.strip_prefix("sip:")).unwrap_or(s);
+    let s = s.split(';').next()?;
+    let s = s.rsplit('@').next()?;
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        (format!("[{h}]"), after.strip_prefix(':').map(str::parse).transpose().ok()?)
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p.parse().ok()?)),
+            None => (s.to_owned(), None),
+        }
+    };
+    if host.is_empty() { None } else { Some((host, port)) }
+}
+
+/// The addresses of `host` (an IP as it is; a name resolved, five seconds at most).
+async fn resolve(host: &str, port: u16) -> Vec<std::net::SocketAddr> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return vec![std::net::SocketAddr::new(ip, port)];
+    }
+    match tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((bare, port))).await {
+        Ok(Ok(addrs)) => addrs.collect(),
+        Ok(Err(e)) => {
+            tracing::warn!(%host, error = %e, "a trunk's host does not resolve");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::warn!(%host, "a trunk's host took more than 5 s to resolve");
+            Vec::new()
+        }
+    }
+}
+
+/// A stored trunk as the SIP stack holds it: its host and proxy resolved.
+async fn load_trunk(t: &store::Trunk, password: Option<String>) -> Trunk {
+    let transport = transport(t.transport);
+    let default_port = if transport == Transport::Tls { 5061 } else { 5060 };
+    let (domain, written_port) = t.host.as_deref().and_then(host_port).unwrap_or_default();
+    let port = written_port.unwrap_or_else(|| u16::try_from(t.port).unwrap_or(default_port));
+    let proxy = t.outbound_proxy.as_deref().and_then(host_port);
+    let (hop_host, hop_port) = match &proxy {
+        Some((h, p)) => (h.clone(), p.unwrap_or(default_port)),
+        None => (domain.clone(), port),
+    };
+    let mut addrs = if hop_host.is_empty() { Vec::new() } else { resolve(&hop_host, hop_port).await };
+    if proxy.is_some() && !domain.is_empty() {
+        addrs.extend(resolve(&domain, port).await);
+    }
+    let next_hop = addrs.first().map(|a| Peer { transport, addr: *a });
+    let mut nets: Vec<IpNet> = addrs.iter().map(|a| IpNet::from(canonical(a.ip()))).collect();
+    nets.extend(t.remote_hosts.iter().filter_map(|h| parse_net(h)));
+    let account = match (t.trunk_type, &t.username, password) {
+        (TrunkType::Register, Some(user), Some(password)) => Some(Account {
+            username: user.clone(),
+            auth_username: t.auth_username.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| user.clone()),
+            password,
+            expiry: u32::try_from(t.register_expiry).unwrap_or(300).clamp(60, 86_400),
+        }),
+        _ => None,
+    };
+    let route = proxy.map(|(h, p)| match p {
+        Some(p) => format!("sip:{h}:{p};lr"),
+        None => format!("sip:{h};lr"),
+    });
+    let fingerprint = format!(
+        "{}|{}|{}|{:?}|{:?}|{:?}|{:?}",
+        domain,
+        port,
+        t.transport,
+        t.outbound_proxy,
+        next_hop.map(|p| p.addr),
+        account.as_ref().map(|a| (&a.username, &a.auth_username, a.expiry)),
+        account.as_ref().map(|a| sip::auth::ha1(Algorithm::Md5, &a.auth_username, "", &a.password))
+    );
+    Trunk {
+        id: t.row.id,
+        name: t.name.clone(),
+        account,
+        domain,
+        port: if port == default_port { 0 } else { port },
+        transport,
+        next_hop,
+        route,
+        options_interval: u32::try_from(t.options_interval).unwrap_or(30),
+        max_channels: u32::try_from(t.max_channels).unwrap_or(0),
+        caller_id: t.caller_id_num.clone().map(|number| CallerId { name: t.caller_id_name.clone(), number }),
+        prefix_strip: usize::try_from(t.prefix_strip).unwrap_or(0),
+        prefix_add: t.prefix_add.clone(),
+        numbering: Numbering { country_code: t.country_code.clone(), national_prefix: t.national_prefix.clone(), international_prefix: t.international_prefix.clone() },
+        nets,
+        fingerprint,
     }
 }
 

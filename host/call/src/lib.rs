@@ -31,6 +31,7 @@ mod event_loop;
 mod events;
 mod persist;
 mod registrar;
+pub mod routing;
 mod sdp_media;
 mod security;
 mod signalling;
