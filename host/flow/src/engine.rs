@@ -369,7 +369,9 @@ impl Engine {
                 } else if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::StackOverflow)) {
                     Err(RunError::StackOverflow)
                 } else {
-                    Err(RunError::Trap(format!("{e:#}")))
+                    // (a wasm backtrace names the guest's functions: its text, made fit for
+                    // a log line)
+                    Err(RunError::Trap(guest_text(&format!("{e:#}"), 4 * MAX_LOG_BYTES)))
                 }
             }
         }
