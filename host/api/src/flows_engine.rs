@@ -29,7 +29,7 @@ use flow::entity::Entity;
 use flow::graph::{Graph, GraphEdge};
 use flow::sim::{Answer, CannedResponse, MenuDtmf, Script, SimReport, SimTarget};
 use flow::trace::Outcome;
-use flow::types::{Capability, NodeTypeInfo, OutputDecl};
+use flow::types::{Capability, NodeTypeInfo, OutputDecl, PluginGrants};
 use flow::validate::Problem;
 use flow::{Engine, PreparedFlow};
 use serde::{Deserialize, Serialize};
@@ -167,20 +167,20 @@ pub async fn load_version(engine: &Engine, store: &Store, data_dir: &Path, row: 
         return engine.prepare(row.flow_id, as_version, graph).await;
     }
     let rows = store.plugins().list(Page::all()).await.map_err(|e| flow::Error::Engine(e.to_string()))?.items;
-    let mut pinned: Vec<(Vec<u8>, Vec<Capability>)> = Vec::new();
+    let mut pinned: Vec<(Vec<u8>, PluginGrants)> = Vec::new();
     for (id, sha) in &pins {
         let Some(p) = rows.iter().find(|p| &p.sha256 == sha) else {
             tracing::warn!(flow = row.flow_id, version = row.version, plugin = %id, "the plugin version this flow version was published with is gone; using the installed one");
             continue;
         };
         match plugin_bytes(data_dir, p).await {
-            Ok(b) => pinned.push((b, capabilities(&p.granted_capabilities))),
+            Ok(b) => pinned.push((b, plugin_grants(p))),
             Err(e) => tracing::warn!(flow = row.flow_id, plugin = %id, error = %e, "pinned plugin unreadable; using the installed one"),
         }
     }
     let e = engine.clone();
     let reg = tokio::task::spawn_blocking(move || {
-        let refs: Vec<(&[u8], &[Capability])> = pinned.iter().map(|(b, g)| (b.as_slice(), g.as_slice())).collect();
+        let refs: Vec<(&[u8], &PluginGrants)> = pinned.iter().map(|(b, g)| (b.as_slice(), g)).collect();
         e.registry_pinned(&refs)
     })
     .await
@@ -205,12 +205,22 @@ pub async fn install_enabled_plugins(engine: &Engine, store: &Store, data_dir: &
 /// thread.
 async fn install_plugin_row(engine: &Engine, data_dir: &Path, p: &Plugin) -> Result<NodeTypeInfo, String> {
     let bytes = plugin_bytes(data_dir, p).await?;
-    let granted = capabilities(&p.granted_capabilities);
+    let granted = plugin_grants(p);
     let engine = engine.clone();
     tokio::task::spawn_blocking(move || engine.install_plugin(&bytes, &granted))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// What a plugins row grants (`granted_capabilities`: capabilities, networks and ports, or
+/// the column's first shape, a list of capabilities); unreadable entries are skipped.
+pub(crate) fn plugin_grants(p: &Plugin) -> PluginGrants {
+    let (g, bad) = PluginGrants::from_stored(&p.granted_capabilities);
+    for b in bad {
+        tracing::warn!(plugin = %p.key(), version = %p.version, entry = %b, "ignoring an unreadable stored grant");
+    }
+    g
 }
 
 /// Capabilities stored in a plugins row (a JSON array of strings); unreadable ones are

@@ -8,12 +8,17 @@
 //! published flows keep the version they were published with until they are republished.
 //! Grants are the row's: a change applies to the next call of every flow running that
 //! version. Uploading and granting need a signed-in session: an API token of any scope gets
-//! 403 (an admin token may enable, disable and delete).
+//! 403 (an admin token may enable, disable and delete). Besides capabilities, an
+//! administrator may open non-public networks (CIDRs) and ports other than 80 and 443 to a
+//! plugin's HTTP; its `http:<host>` grants alone reach only public addresses on 80 and 443
+//! (see `flow::egress`). They are stored in the row's `granted_capabilities` JSON as
+//! `{"capabilities", "networks", "ports"}`; rows holding the first shape, a bare list of
+//! capabilities, keep loading.
 
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::routing::get;
 use axum::Router;
-use flow::types::Capability;
+use flow::types::{Capability, PluginGrants};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use store::{NewPlugin, Page, Plugin, Reference, Store};
@@ -22,7 +27,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Created, Data, Deleted, Json, List, ListMeta, PageQuery, PathParams, Query};
-use crate::flows_engine::{capabilities, flow_error, install_plugin, plugin_file, PLUGINS_DIR};
+use crate::flows_engine::{capabilities, flow_error, install_plugin, plugin_file, plugin_grants, PLUGINS_DIR};
 use crate::AppState;
 
 /// The largest upload body accepted (the engine's component size limit is checked on top).
@@ -43,6 +48,10 @@ pub struct PluginView {
     pub requested_capabilities: Vec<String>,
     /// What an administrator granted of that.
     pub granted_capabilities: Vec<String>,
+    /// Non-public networks (CIDRs) an administrator opened to its HTTP.
+    pub granted_networks: Vec<String>,
+    /// Ports besides 80 and 443 an administrator opened to its HTTP.
+    pub granted_ports: Vec<u16>,
     pub enabled: bool,
     /// The node types it provides (`vendor/name`).
     pub node_types: Vec<String>,
@@ -58,6 +67,7 @@ fn strings(v: &Value) -> Vec<String> {
 
 async fn view(state: &AppState, p: Plugin) -> PluginView {
     let size = tokio::fs::metadata(state.config().data_dir.join(&p.file_path)).await.ok().map(|m| m.len());
+    let granted = plugin_grants(&p);
     PluginView {
         id: p.id,
         node_types: vec![p.key()],
@@ -67,7 +77,9 @@ async fn view(state: &AppState, p: Plugin) -> PluginView {
         sha256: p.sha256,
         size,
         requested_capabilities: strings(&p.requested_capabilities),
-        granted_capabilities: strings(&p.granted_capabilities),
+        granted_capabilities: granted.capabilities.iter().map(Capability::to_string).collect(),
+        granted_networks: granted.egress.networks.iter().map(ToString::to_string).collect(),
+        granted_ports: granted.egress.ports,
         enabled: p.enabled,
         created_at: p.created_at,
         updated_at: p.updated_at,
@@ -162,7 +174,7 @@ pub(crate) async fn upload_plugin(State(state): State<AppState>, caller: Caller,
         sha256: manifest.sha256.clone(),
         file_path: rel.clone(),
         requested_capabilities: json!(requested),
-        granted_capabilities: json!([]),
+        granted_capabilities: PluginGrants::default().to_stored(),
         enabled: false,
     };
     let result = async {
@@ -193,24 +205,61 @@ pub struct PluginUpdate {
     /// The capabilities granted (each one it asks for); the rest are denied.
     #[serde(default)]
     pub granted_capabilities: Option<Vec<String>>,
+    /// Networks its HTTP may reach although they are not public (loopback, RFC 1918, CGNAT,
+    /// link-local, unique-local, …): CIDRs without host bits (`10.1.0.0/16`, `fd00::/8`) or
+    /// single addresses. Public addresses need none; unspecified, multicast and broadcast
+    /// addresses stay closed whatever is granted.
+    #[serde(default)]
+    pub granted_networks: Option<Vec<String>>,
+    /// Ports its HTTP may use besides 80 and 443 (1 to 65535).
+    #[serde(default)]
+    pub granted_ports: Option<Vec<u16>>,
     /// Enabling one version of a plugin disables its other versions.
     #[serde(default)]
     pub enabled: Option<bool>,
 }
 
-fn parse_grants(p: &Plugin, given: &[String]) -> ApiResult<Vec<Capability>> {
-    let requested = capabilities(&p.requested_capabilities);
+/// The grants a change asks for: the stored ones with the fields it gives replaced, each
+/// checked (every problem named by its field).
+fn parse_grants(p: &Plugin, req: &PluginUpdate) -> ApiResult<PluginGrants> {
+    let mut out = plugin_grants(p);
     let mut errors = Vec::new();
-    let mut out: Vec<Capability> = Vec::new();
-    for (i, s) in given.iter().enumerate() {
-        let field = format!("granted_capabilities[{i}]");
-        match s.parse::<Capability>() {
-            Err(m) => errors.push(FieldError { field, message: m }),
-            Ok(c) if !requested.contains(&c) => errors.push(FieldError { field, message: format!("{c} is not something {} asks for", p.key()) }),
-            Ok(c) => {
-                if !out.contains(&c) {
-                    out.push(c);
+    if let Some(given) = &req.granted_capabilities {
+        let requested = capabilities(&p.requested_capabilities);
+        out.capabilities.clear();
+        for (i, s) in given.iter().enumerate() {
+            let field = format!("granted_capabilities[{i}]");
+            match s.parse::<Capability>() {
+                Err(m) => errors.push(FieldError { field, message: m }),
+                Ok(c) if !requested.contains(&c) => errors.push(FieldError { field, message: format!("{c} is not something {} asks for", p.key()) }),
+                Ok(c) => {
+                    if !out.capabilities.contains(&c) {
+                        out.capabilities.push(c);
+                    }
                 }
+            }
+        }
+    }
+    if let Some(given) = &req.granted_networks {
+        out.egress.networks.clear();
+        for (i, s) in given.iter().enumerate() {
+            match flow::egress::parse_network(s) {
+                Err(m) => errors.push(FieldError { field: format!("granted_networks[{i}]"), message: m }),
+                Ok(n) => {
+                    if !out.egress.networks.contains(&n) {
+                        out.egress.networks.push(n);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(given) = &req.granted_ports {
+        out.egress.ports.clear();
+        for (i, &port) in given.iter().enumerate() {
+            if port == 0 {
+                errors.push(FieldError { field: format!("granted_ports[{i}]"), message: "must be between 1 and 65535".into() });
+            } else if !out.egress.ports.contains(&port) {
+                out.egress.ports.push(port);
             }
         }
     }
@@ -219,22 +268,18 @@ fn parse_grants(p: &Plugin, given: &[String]) -> ApiResult<Vec<Capability>> {
 
 #[utoipa::path(put, path = "/api/v1/plugins/{id}", tag = "plugins", params(("id" = i64, Path)), request_body = PluginUpdate,
     responses((status = 200, body = inline(Data<PluginView>)), (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope),
-              (status = 403, description = "an API token cannot change granted_capabilities (an admin token may enable and disable)", body = crate::error::ErrorEnvelope)))]
+              (status = 403, description = "an API token cannot change granted_capabilities, granted_networks or granted_ports (an admin token may enable and disable)", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn update_plugin(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>, Json(req): Json<PluginUpdate>) -> ApiResult<Data<PluginView>> {
     // what a plugin may reach is granted from a signed-in session only (an admin token may
     // enable, disable and delete)
-    if req.granted_capabilities.is_some() {
-        caller.require_session("only a signed-in session can grant plugin capabilities")?;
+    if req.granted_capabilities.is_some() || req.granted_networks.is_some() || req.granted_ports.is_some() {
+        caller.require_session("only a signed-in session can grant plugin capabilities, networks or ports")?;
     }
     let rt = state.flows().await?;
     let store = state.store();
     let current = store.plugins().get(id).await?.ok_or(ApiError::NotFound)?;
-    let granted = match &req.granted_capabilities {
-        Some(g) => Some(parse_grants(&current, g)?),
-        None => None,
-    };
-    let granted_json = granted.as_ref().map(|g| json!(g.iter().map(Capability::to_string).collect::<Vec<_>>()));
-    let grants_changed = granted_json.as_ref().is_some_and(|g| *g != current.granted_capabilities);
+    let granted = parse_grants(&current, &req)?;
+    let grants_changed = granted != plugin_grants(&current);
     let enable = req.enabled.unwrap_or(current.enabled);
     if enable && !current.enabled {
         // Checked before anything changes: the component still loads.
@@ -247,10 +292,8 @@ pub(crate) async fn update_plugin(State(state): State<AppState>, caller: Caller,
     }
     let mut tx = store.begin().await?;
     let mut row = current.clone();
-    if let Some(g) = &granted_json
-        && grants_changed
-    {
-        row = tx.plugins().set_granted(id, g).await?;
+    if grants_changed {
+        row = tx.plugins().set_granted(id, &granted.to_stored()).await?;
     }
     let mut disabled_others = Vec::new();
     if enable != current.enabled {

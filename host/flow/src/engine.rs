@@ -6,8 +6,10 @@
 //! Limits of one node run: memory (`Limits::memory_bytes`, enforced by a resource limiter
 //! and the pool's slot size), CPU (`Limits::cpu` of guest execution: an epoch callback
 //! compares wall time minus time spent in host calls with the budget, so waiting for a
-//! caller costs nothing), wall clock (per node type, from its `describe()`, clamped), and
-//! the wasm stack. A separate thread advances the epoch every millisecond.
+//! caller costs nothing), wall clock (the host's `Limits::wall_clock` of the node's own
+//! time — a node type may ask for less in `describe()`, never more — with waits on the caller
+//! not counted, and `Limits::max_wall_clock` for the whole run), and the wasm stack. A
+//! separate thread advances the epoch every millisecond.
 
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
@@ -21,13 +23,14 @@ use wasmtime::{Store, UpdateDeadline};
 use crate::bindings::{Plugin, PluginPre, types as wit};
 use crate::cache::ComponentCache;
 use crate::control::CallControl;
+use crate::egress::Egress;
 use crate::entity::EntityKind;
 use crate::graph::{ENTRY_TYPE, ERROR_OUTPUT, Graph, GraphNode};
-use crate::host::{CallCtx, HostState};
+use crate::host::{CallCtx, HostState, MAX_LOG_BYTES, WallClock, guest_text, wall_limited};
 use crate::registry::{self, NodeType, Registry};
 use crate::services::Services;
 use crate::trace::{LogLine, Trace};
-use crate::types::{Capability, Grants, NodeTypeInfo, OutputDecl};
+use crate::types::{Grants, NodeTypeInfo, OutputDecl, PluginGrants};
 use crate::validate::{self, Catalog, Problem};
 use crate::Error;
 
@@ -40,12 +43,22 @@ pub struct Limits {
     pub cpu: Duration,
     /// Node runs per call (default 200): stops a runaway flow.
     pub max_node_runs: u32,
-    /// The longest wall clock any node type may ask for (default 4 h 5 min: a conference).
+    /// The wall clock of a node's own time in one run (default 30 s): guest code and the host
+    /// calls that do not wait on the caller (HTTP, kv, …). The host's limit: a node type may
+    /// ask for less in `describe()` (`wall-clock-ms`), never more. Time waiting on the caller
+    /// (prompts, digits, ringing, voicemail, transfer, conference) is not counted.
+    pub wall_clock: Duration,
+    /// The longest one run may last, waits on the caller included (default 4 h 5 min: a
+    /// conference).
     pub max_wall_clock: Duration,
     /// Wall clock of `describe()` and `outputs()` (default 2 s).
     pub describe_wall_clock: Duration,
-    /// Per node type id, a wall clock to use instead of the one the type declares.
+    /// Per node type id, an own-time wall clock to use instead of `wall_clock` and what the
+    /// type asks for (the host's configuration: it may be longer than `wall_clock`).
     pub wall_clock_overrides: BTreeMap<String, Duration>,
+    /// Where the built-in nodes' HTTP (the webhook) may go beyond the public internet and
+    /// ports 80 and 443 (default: nowhere). A plugin's comes from its grant.
+    pub builtin_egress: Egress,
     /// The largest plugin component accepted (default 10 MiB).
     pub max_plugin_bytes: usize,
     /// Node runs that may execute at once (the pooling allocator's size; default 256).
@@ -64,9 +77,11 @@ impl Default for Limits {
             memory_bytes: 16 << 20,
             cpu: Duration::from_millis(50),
             max_node_runs: 200,
+            wall_clock: Duration::from_secs(30),
             max_wall_clock: Duration::from_secs(4 * 3600 + 300),
             describe_wall_clock: Duration::from_secs(2),
             wall_clock_overrides: BTreeMap::new(),
+            builtin_egress: Egress::default(),
             max_plugin_bytes: 10 << 20,
             max_concurrent_runs: 256,
             max_wasm_stack: 512 << 10,
@@ -229,8 +244,9 @@ pub struct Engine {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// Outcome of running guest code in a store, before mapping to [`RunError`].
-pub(crate) type GuestResult<T> = Result<wasmtime::Result<T>, tokio::time::error::Elapsed>;
+/// Outcome of running guest code in a store, before mapping to [`RunError`]: `Err` is the
+/// wall-clock limit that ran out.
+pub(crate) type GuestResult<T> = Result<wasmtime::Result<T>, Duration>;
 
 impl Engine {
     /// Starts the engine: configures wasmtime, compiles (or loads from the cache) the
@@ -312,9 +328,13 @@ impl Engine {
         self.registry().list()
     }
 
+    /// A node type's own-time wall clock: the host's configured override for the type, else
+    /// what it asked for when that is less than the host's limit, else the host's limit (at
+    /// least 100 ms; never more than a run's total).
     fn wall_clock_for(&self, id: &str, declared_ms: u32) -> Duration {
         let l = &self.inner.limits;
-        l.wall_clock_overrides.get(id).copied().unwrap_or(Duration::from_millis(u64::from(declared_ms).max(100))).min(l.max_wall_clock)
+        let asked = Duration::from_millis(u64::from(declared_ms).max(100));
+        l.wall_clock_overrides.get(id).copied().unwrap_or(asked.min(l.wall_clock)).min(l.max_wall_clock)
     }
 
     /// A store for one run of guest code, with the memory limiter and the CPU budget armed.
@@ -336,9 +356,9 @@ impl Engine {
     }
 
     /// Maps a failed guest call onto a [`RunError`], using what the store saw.
-    pub(crate) fn classify<T>(&self, store: &Store<HostState>, r: GuestResult<T>, wall: Duration) -> Result<T, RunError> {
+    pub(crate) fn classify<T>(&self, store: &Store<HostState>, r: GuestResult<T>) -> Result<T, RunError> {
         match r {
-            Err(_) => Err(RunError::WallClock(wall)),
+            Err(limit) => Err(RunError::WallClock(limit)),
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 let s = store.data();
@@ -349,40 +369,50 @@ impl Engine {
                 } else if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::StackOverflow)) {
                     Err(RunError::StackOverflow)
                 } else {
-                    Err(RunError::Trap(format!("{e:#}")))
+                    // (a wasm backtrace names the guest's functions: its text, made fit for
+                    // a log line)
+                    Err(RunError::Trap(guest_text(&format!("{e:#}"), 4 * MAX_LOG_BYTES)))
                 }
             }
         }
     }
 
-    fn state(&self, node_id: &str, ty: &str, grants: Arc<Grants>, services: Services, call: Option<CallCtx>) -> HostState {
-        HostState::new(self.inner.limits.memory_bytes, self.inner.limits.cpu, node_id.into(), ty.into(), grants, services, call)
+    /// The store data of a run whose own time is limited to `wall` (and the whole run to
+    /// `Limits::max_wall_clock`).
+    fn state(&self, wall: Duration, node_id: &str, ty: &str, grants: Arc<Grants>, services: Services, call: Option<CallCtx>) -> HostState {
+        let l = &self.inner.limits;
+        HostState::new(l.memory_bytes, l.cpu, WallClock::new(wall, l.max_wall_clock), node_id.into(), ty.into(), grants, services, call)
     }
 
     /// Runs `describe()` of a component.
     pub(crate) async fn describe(&self, pre: &PluginPre<HostState>) -> Result<wit::NodeInfo, RunError> {
         let wall = self.inner.limits.describe_wall_clock;
-        let mut store = self.store(self.state("", "", Arc::new(Grants::default()), Services::in_memory(), None));
-        let clock = store.data().meter.clock();
-        let r = tokio::time::timeout(wall, crate::host::CpuMeter::guest(clock, async {
+        let mut store = self.store(self.state(wall, "", "", Arc::new(Grants::default()), Services::in_memory(), None));
+        let (clock, wall) = (store.data().meter.clock(), store.data().wall.clone());
+        let r = wall_limited(wall, crate::host::CpuMeter::guest(clock, async {
             let inst = pre.instantiate_async(&mut store).await?;
             inst.flowpbx_node_node().call_describe(&mut store).await
         }))
         .await;
-        self.classify(&store, r, wall)
+        let r = self.classify(&store, r);
+        // (describe runs before the node type exists: its lines are not kept)
+        drop(store.into_data().finish_logs());
+        r
     }
 
     /// Runs `outputs()` for a graph node without a call (validation, publishing).
     async fn outputs_of(&self, ty: &NodeType, pre: &PluginPre<HostState>, node: &GraphNode, input: &wit::NodeInput, services: &Services) -> Result<Vec<OutputDecl>, String> {
         let wall = self.inner.limits.describe_wall_clock;
-        let mut store = self.store(self.state(&node.id, &ty.info.id, ty.grants.clone(), services.clone(), None));
-        let clock = store.data().meter.clock();
-        let r = tokio::time::timeout(wall, crate::host::CpuMeter::guest(clock, async {
+        let mut store = self.store(self.state(wall, &node.id, &ty.info.id, ty.grants.clone(), services.clone(), None));
+        let (clock, wall) = (store.data().meter.clock(), store.data().wall.clone());
+        let r = wall_limited(wall, crate::host::CpuMeter::guest(clock, async {
             let inst = pre.instantiate_async(&mut store).await?;
             inst.flowpbx_node_node().call_outputs(&mut store, input).await
         }))
         .await;
-        match self.classify(&store, r, wall) {
+        let r = self.classify(&store, r);
+        drop(store.into_data().finish_logs());
+        match r {
             Err(e) => Err(format!("outputs() failed: {e}")),
             Ok(Err(m)) => Err(m),
             Ok(Ok(o)) => {
@@ -395,14 +425,17 @@ impl Engine {
 
     /// Compiles (or loads) a component, checks that it targets the world, describes it and
     /// builds its node type. `granted: None` = built-in.
-    pub(crate) fn node_type_from(&self, bytes: &[u8], builtin: bool, granted: Option<&[Capability]>) -> Result<NodeType, Error> {
+    /// `granted: None` = everything it declares, and the built-ins' egress
+    /// (`Limits::builtin_egress`).
+    pub(crate) fn node_type_from(&self, bytes: &[u8], builtin: bool, granted: Option<&PluginGrants>) -> Result<NodeType, Error> {
         let (component, sha) = self.inner.cache.load(&self.inner.wasm, bytes)?;
         crate::tooling::check_world(&self.inner.wasm, &component).map_err(Error::Plugin)?;
         let pre = self.link(&component)?;
         let d = run_blocking_or_inline(self.describe(&pre)).map_err(Error::Engine)?.map_err(|e| Error::Plugin(format!("describe() failed: {e}")))?;
         let wall = self.wall_clock_for(&d.id, d.wall_clock_ms);
-        let (info, grants, schema) = registry::info_from_describe(&d, builtin, granted, &sha, wall).map_err(Error::Plugin)?;
-        Ok(NodeType { info, component: Some(component), grants: Arc::new(grants), wall_clock: wall, schema: schema.map(Arc::new) })
+        let (info, grants, schema) = registry::info_from_describe(&d, builtin, granted.map(|g| g.capabilities.as_slice()), &sha, wall).map_err(Error::Plugin)?;
+        let egress = granted.map_or_else(|| self.inner.limits.builtin_egress.clone(), |g| g.egress.clone());
+        Ok(NodeType { info, component: Some(component), grants: Arc::new(grants.with_egress(egress)), wall_clock: wall, schema: schema.map(Arc::new) })
     }
 
     pub(crate) fn link(&self, component: &Component) -> Result<PluginPre<HostState>, Error> {
@@ -410,9 +443,9 @@ impl Engine {
         PluginPre::new(pre).map_err(|e| Error::component("linking", e))
     }
 
-    /// Installs (or replaces) an enabled plugin with the capabilities an administrator
-    /// granted. Published flows keep the version they were published with.
-    pub fn install_plugin(&self, bytes: &[u8], granted: &[Capability]) -> Result<NodeTypeInfo, Error> {
+    /// Installs (or replaces) an enabled plugin with what an administrator granted it.
+    /// Published flows keep the version they were published with.
+    pub fn install_plugin(&self, bytes: &[u8], granted: &PluginGrants) -> Result<NodeTypeInfo, Error> {
         let manifest = crate::tooling::inspect_plugin(self, bytes)?;
         let t = self.node_type_from(bytes, false, Some(granted))?;
         debug_assert_eq!(t.info.id, manifest.info.id);
@@ -429,7 +462,7 @@ impl Engine {
     /// runs the plugin versions it was published with. Each entry is a component and what
     /// an administrator granted it. Blocking (compiles or loads from the cache, runs
     /// `describe()`): call it from a blocking thread.
-    pub fn registry_pinned(&self, plugins: &[(&[u8], &[Capability])]) -> Result<Registry, Error> {
+    pub fn registry_pinned(&self, plugins: &[(&[u8], &PluginGrants)]) -> Result<Registry, Error> {
         let mut reg = Registry::clone(&self.registry());
         for (bytes, granted) in plugins {
             reg.insert(self.plugin_type(bytes, granted)?);
@@ -632,10 +665,9 @@ impl Engine {
             return (Err(RunError::InvalidConfig(format!("the linked {what} no longer exists"))), Vec::new());
         }
         let cached = pn.cached_outputs(rev);
-        let wall = pn.ty.wall_clock;
-        let mut store = self.store(self.state(&pn.node.id, &pn.ty.info.id, pn.ty.grants.clone(), services.clone(), Some(call)));
-        let clock = store.data().meter.clock();
-        let r = tokio::time::timeout(wall, crate::host::CpuMeter::guest(clock, async {
+        let mut store = self.store(self.state(pn.ty.wall_clock, &pn.node.id, &pn.ty.info.id, pn.ty.grants.clone(), services.clone(), Some(call)));
+        let (clock, wall) = (store.data().meter.clock(), store.data().wall.clone());
+        let r = wall_limited(wall, crate::host::CpuMeter::guest(clock, async {
             let inst = pre.instantiate_async(&mut store).await?;
             let g = inst.flowpbx_node_node();
             let outs = match cached {
@@ -657,26 +689,24 @@ impl Engine {
             Ok(Ok((r, outs)))
         }))
         .await;
-        let result = match self.classify(&store, r, wall) {
+        // What the guest says (an error's text, an output id) reaches the trace and the
+        // process log: made fit for a log line like its log lines.
+        let text = |m: String| guest_text(&m, MAX_LOG_BYTES);
+        let result = match self.classify(&store, r) {
             Err(e) => Err(e),
-            Ok(Err(config)) => Err(RunError::InvalidConfig(config)),
+            Ok(Err(config)) => Err(RunError::InvalidConfig(text(config))),
             Ok(Ok((Err(e), _))) => Err(match e {
                 wit::NodeError::CallerHungUp => RunError::CallerHungUp,
-                wit::NodeError::Denied(m) => RunError::Denied(m),
-                wit::NodeError::InvalidConfig(m) => RunError::InvalidConfig(m),
-                wit::NodeError::Failed(m) => RunError::Failed(m),
+                wit::NodeError::Denied(m) => RunError::Denied(text(m)),
+                wit::NodeError::InvalidConfig(m) => RunError::InvalidConfig(text(m)),
+                wit::NodeError::Failed(m) => RunError::Failed(text(m)),
             }),
             Ok(Ok((Ok(out), outs))) => {
                 let declared = out == ERROR_OUTPUT || outs.iter().any(|o| o.id == out) || (out.is_empty() && outs.is_empty());
-                if declared { Ok(out) } else { Err(RunError::UndeclaredOutput(out)) }
+                if declared { Ok(out) } else { Err(RunError::UndeclaredOutput(text(out))) }
             }
         };
-        let mut s = store.into_data();
-        if s.dropped_logs > 0 {
-            let n = s.dropped_logs;
-            s.logs.push(LogLine { level: "warn".into(), message: format!("{n} more log lines dropped") });
-        }
-        (result, s.logs)
+        (result, store.into_data().finish_logs())
     }
 }
 

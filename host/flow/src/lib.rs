@@ -22,6 +22,7 @@ pub mod builtin;
 pub mod cache;
 pub mod control;
 pub mod diff;
+pub mod egress;
 mod engine;
 pub mod entity;
 mod error;

@@ -6,9 +6,11 @@
 
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::egress::Egress;
 use crate::entity::EntityCache;
 
 /// An extension's presence now.
@@ -134,6 +136,10 @@ pub struct HttpRequest {
     #[serde(serialize_with = "lossy_body")]
     pub body: Vec<u8>,
     pub timeout: Duration,
+    /// Where the node may connect beyond the public internet and ports 80 and 443 (its
+    /// grant): a live client checks every address it would connect to against it.
+    #[serde(skip)]
+    pub egress: Egress,
 }
 
 fn lossy_body<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -157,6 +163,9 @@ pub enum HttpError {
     TooLarge,
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The destination is not one the node may reach (its address or port).
+    #[error("denied: {0}")]
+    Denied(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -170,43 +179,137 @@ pub trait HttpClient: Send + Sync {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError>;
 }
 
-/// The live client: reqwest over rustls (ring, Mozilla's roots), no redirects (a node sees
-/// the 3xx; following one could leave the granted host), the request's own timeout, and
-/// bodies cut off at [`MAX_RESPONSE_BYTES`].
+/// Name resolution for the live HTTP client.
+#[async_trait]
+pub trait Resolver: Send + Sync {
+    /// The addresses of a DNS name.
+    async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String>;
+}
+
+/// The system's resolver (`getaddrinfo`: `/etc/hosts`, then DNS).
+pub struct SystemResolver;
+
+#[async_trait]
+impl Resolver for SystemResolver {
+    async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+        let found = tokio::net::lookup_host((name, 0)).await.map_err(|e| e.to_string())?;
+        Ok(found.map(|a| a.ip()).collect())
+    }
+}
+
+/// reqwest's own resolver for the per-request clients: refuses every name. Every name a
+/// request may reach is given to the client, already checked, with `resolve_to_addrs`;
+/// anything else failing here means no lookup happens behind the check.
+struct NoLookups;
+
+impl reqwest::dns::Resolve for NoLookups {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let msg = format!("{} was not resolved and checked first", name.as_str());
+        Box::pin(async move { Err(msg.into()) })
+    }
+}
+
+/// The live client: reqwest over rustls (ring, Mozilla's roots). Each request resolves its
+/// host once ([`Resolver`]), keeps the addresses its grant allows ([`Egress::check_addr`]:
+/// public ones, and non-public ones only in a granted network), and connects to exactly
+/// those (a client per request, told the addresses; its own lookups fail), on port 80, 443
+/// or a granted one. No redirects (a node sees the 3xx; following one could leave the
+/// checked destination), no proxy from the environment, the request's own timeout over the
+/// lookup and the whole exchange, and bodies cut off at [`MAX_RESPONSE_BYTES`].
 pub struct ReqwestClient {
-    client: reqwest::Client,
+    tls: rustls::ClientConfig,
+    resolver: Arc<dyn Resolver>,
 }
 
 impl ReqwestClient {
-    /// A client. Fails only if TLS cannot be set up.
+    /// A client with the system resolver. Fails only if TLS cannot be set up.
     pub fn new() -> Result<ReqwestClient, String> {
+        ReqwestClient::with_resolver(Arc::new(SystemResolver))
+    }
+
+    /// A client resolving names with `resolver`.
+    pub fn with_resolver(resolver: Arc<dyn Resolver>) -> Result<ReqwestClient, String> {
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let client = reqwest::Client::builder()
+        // the configuration is checked once here, not on every request
+        ReqwestClient::client(tls.clone()).build().map_err(|e| e.to_string())?;
+        Ok(ReqwestClient { tls, resolver })
+    }
+
+    fn client(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(NoLookups))
+            .pool_max_idle_per_host(0)
             .user_agent(concat!("FlowPBX/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(ReqwestClient { client })
     }
+
+    /// The addresses a request may connect to: its host's (resolved once), each checked
+    /// against the grant. `None` for an IP literal (connected to as it is, once checked).
+    async fn destinations(&self, url: &url::Url, egress: &Egress) -> Result<Option<Vec<SocketAddr>>, HttpError> {
+        let port = url.port_or_known_default().ok_or_else(|| HttpError::Invalid("the url has no port".into()))?;
+        egress.check_port(port).map_err(|d| HttpError::Denied(d.to_string()))?;
+        let name = match url.host() {
+            None => return Err(HttpError::Invalid("the url has no host".into())),
+            Some(url::Host::Ipv4(a)) => return egress.check_addr(a.into()).map(|_| None).map_err(|d| HttpError::Denied(d.to_string())),
+            Some(url::Host::Ipv6(a)) => return egress.check_addr(a.into()).map(|_| None).map_err(|d| HttpError::Denied(d.to_string())),
+            Some(url::Host::Domain(name)) => name,
+        };
+        let found = self.resolver.lookup(name).await.map_err(|e| HttpError::Failed(format!("resolving {name}: {e}")))?;
+        let mut open: Vec<SocketAddr> = Vec::new();
+        let mut refused = None;
+        for ip in found {
+            match egress.check_addr(ip) {
+                Ok(ip) if !open.iter().any(|a| a.ip() == ip) => open.push(SocketAddr::new(ip, port)),
+                Ok(_) => {}
+                Err(d) => refused = Some(refused.unwrap_or(d)),
+            }
+        }
+        match (open.is_empty(), refused) {
+            (false, _) => Ok(Some(open)),
+            (true, Some(d)) => Err(HttpError::Denied(format!("{name}: {d}"))),
+            (true, None) => Err(HttpError::Failed(format!("{name} has no address"))),
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated (reqwest's own text hides why a connection failed).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        next = cause.source();
+    }
+    s
 }
 
 #[async_trait]
 impl HttpClient for ReqwestClient {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
         let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| HttpError::Invalid(format!("method {:?}", req.method)))?;
-        let mut b = self.client.request(method, req.url).timeout(req.timeout).body(req.body);
-        for (k, v) in &req.headers {
-            b = b.header(k.as_str(), v.as_str());
-        }
-        let classify = |e: reqwest::Error| if e.is_timeout() { HttpError::Timeout } else { HttpError::Failed(e.to_string()) };
+        let classify = |e: reqwest::Error| if e.is_timeout() { HttpError::Timeout } else { HttpError::Failed(error_chain(&e)) };
         let exchange = async {
+            let mut client = ReqwestClient::client(self.tls.clone());
+            if let (Some(addrs), Some(name)) = (self.destinations(&req.url, &req.egress).await?, req.url.host_str()) {
+                client = client.resolve_to_addrs(name, &addrs);
+            }
+            let client = client.build().map_err(|e| HttpError::Failed(error_chain(&e)))?;
+            let mut b = client.request(method, req.url).timeout(req.timeout).body(req.body);
+            for (k, v) in &req.headers {
+                b = b.header(k.as_str(), v.as_str());
+            }
             let mut resp = b.send().await.map_err(classify)?;
             let status = resp.status().as_u16();
             let headers = resp
@@ -226,7 +329,8 @@ impl HttpClient for ReqwestClient {
             }
             Ok(HttpResponse { status, headers, body })
         };
-        // reqwest's timeout covers the whole exchange, but the body loop is ours: bound it too.
+        // reqwest's timeout covers its exchange, but the lookup and the body loop are ours:
+        // bound them too.
         tokio::time::timeout(req.timeout, exchange).await.unwrap_or(Err(HttpError::Timeout))
     }
 }
@@ -311,6 +415,7 @@ mod tests {
             headers: vec![("x-test".into(), "1".into())],
             body: vec![],
             timeout: Duration::from_millis(timeout_ms),
+            egress: Egress { networks: vec!["127.0.0.0/8".parse().unwrap()], ports: vec![addr.port()] },
         }
     }
 

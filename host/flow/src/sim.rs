@@ -811,7 +811,7 @@ impl Engine {
     /// [`simulate_blocking`](Engine::simulate_blocking).
     pub fn test_plugin_blocking(&self, component: &[u8], script: Script) -> Result<SimReport, Error> {
         let node = script.node.clone().unwrap_or_default();
-        let mut t = self.plugin_type(component, &[])?;
+        let mut t = self.plugin_type(component, &crate::types::PluginGrants::default())?;
         let granted = crate::types::Grants::effective(&t.info.capabilities, node.grants.as_deref());
         t.info.granted = granted.list();
         t.grants = Arc::new(granted);

@@ -15,7 +15,7 @@ use wasmtime::component::Component;
 use crate::engine::Engine;
 use crate::registry::{NodeType, valid_plugin_id};
 use crate::toolchain::WasmToolchain;
-use crate::types::{Capability, NodeTypeInfo};
+use crate::types::{Capability, NodeTypeInfo, PluginGrants};
 use crate::Error;
 
 /// The WIT package every node targets.
@@ -78,8 +78,8 @@ const COMPONENT_MAGIC: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00
 const CORE_MAGIC: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 
 impl Engine {
-    /// Checks and loads a plugin component into a node type with `granted` capabilities.
-    pub(crate) fn plugin_type(&self, bytes: &[u8], granted: &[Capability]) -> Result<NodeType, Error> {
+    /// Checks and loads a plugin component into a node type with what was `granted`.
+    pub(crate) fn plugin_type(&self, bytes: &[u8], granted: &PluginGrants) -> Result<NodeType, Error> {
         let max = self.limits().max_plugin_bytes;
         if bytes.len() > max {
             return Err(Error::Plugin(format!("the component is {} bytes; the limit is {max}", bytes.len())));
@@ -106,7 +106,7 @@ impl Engine {
 /// the limits, a namespaced id. The caller stores it as `<data-dir>/plugins/<sha256>.wasm`
 /// and lists `requested()` for an administrator to grant.
 pub fn inspect_plugin(engine: &Engine, bytes: &[u8]) -> Result<PluginManifest, Error> {
-    let t = engine.plugin_type(bytes, &[])?;
+    let t = engine.plugin_type(bytes, &PluginGrants::default())?;
     let component = t.component.as_ref().ok_or_else(|| Error::Plugin("no component".into()))?;
     let world_version = check_world(&engine.inner.wasm, component).map_err(Error::Plugin)?;
     Ok(PluginManifest { sha256: t.info.sha256.clone(), info: t.info, world_version, size: bytes.len() })

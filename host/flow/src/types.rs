@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+use crate::egress::Egress;
+
 /// A capability a node asks for or an administrator grants. Written as a string on the wire
 /// and in the plugins table: `http:api.example.com`, `http:*.example.com`, `http:*`, `kv`,
 /// `directory`, `external_calls`, `voicemail`, `conference`, `caller_id`.
@@ -85,18 +87,98 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// What a node may use: the capabilities it declared that it was also granted. A built-in
-/// is granted everything it declares; a plugin only what an administrator granted of that.
+/// What an administrator granted a plugin: capabilities (each one it asks for) and, for its
+/// HTTP, the non-public networks and the ports besides 80 and 443 it may reach. Stored in the
+/// plugins table's `granted_capabilities` column as `{"capabilities": [..], "networks":
+/// [CIDR..], "ports": [..]}`; a bare array of capabilities (the column's first shape) is read
+/// as capabilities alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginGrants {
+    pub capabilities: Vec<Capability>,
+    pub egress: Egress,
+}
+
+impl PluginGrants {
+    /// Capabilities alone (public addresses, ports 80 and 443).
+    pub fn of(capabilities: &[Capability]) -> PluginGrants {
+        PluginGrants { capabilities: capabilities.to_vec(), egress: Egress::default() }
+    }
+
+    /// Reads the stored column. Entries that do not parse are left out and returned as
+    /// messages beside what did.
+    pub fn from_stored(v: &serde_json::Value) -> (PluginGrants, Vec<String>) {
+        let mut bad = Vec::new();
+        let (caps, nets, ports) = match v {
+            serde_json::Value::Array(_) => (Some(v), None, None),
+            serde_json::Value::Object(m) => (m.get("capabilities"), m.get("networks"), m.get("ports")),
+            serde_json::Value::Null => (None, None, None),
+            other => {
+                bad.push(format!("granted capabilities are neither a list nor an object: {other}"));
+                (None, None, None)
+            }
+        };
+        let items = |x: Option<&serde_json::Value>| x.and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+        let mut g = PluginGrants::default();
+        for c in items(caps) {
+            match c.as_str().map(str::parse::<Capability>) {
+                Some(Ok(c)) if !g.capabilities.contains(&c) => g.capabilities.push(c),
+                Some(Ok(_)) => {}
+                _ => bad.push(format!("capability {c}")),
+            }
+        }
+        for n in items(nets) {
+            match n.as_str().map(crate::egress::parse_network) {
+                Some(Ok(n)) if !g.egress.networks.contains(&n) => g.egress.networks.push(n),
+                Some(Ok(_)) => {}
+                _ => bad.push(format!("network {n}")),
+            }
+        }
+        for p in items(ports) {
+            match p.as_u64().and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0) {
+                Some(p) if !g.egress.ports.contains(&p) => g.egress.ports.push(p),
+                Some(_) => {}
+                None => bad.push(format!("port {p}")),
+            }
+        }
+        (g, bad)
+    }
+
+    /// The stored column's value.
+    pub fn to_stored(&self) -> serde_json::Value {
+        serde_json::json!({
+            "capabilities": self.capabilities.iter().map(Capability::to_string).collect::<Vec<_>>(),
+            "networks": self.egress.networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "ports": self.egress.ports,
+        })
+    }
+}
+
+/// What a node may use: the capabilities it declared that it was also granted, and where its
+/// HTTP may go beyond the public internet. A built-in is granted everything it declares; a
+/// plugin only what an administrator granted of that.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
     set: std::collections::BTreeSet<Capability>,
+    egress: Egress,
 }
 
 impl Grants {
-    /// `granted: None` = a built-in (everything declared).
+    /// `granted: None` = a built-in (everything declared). No egress beyond the public
+    /// internet (see [`Grants::with_egress`]).
     pub fn effective(declared: &[Capability], granted: Option<&[Capability]>) -> Grants {
         let set = declared.iter().filter(|c| granted.is_none_or(|g| g.contains(c))).cloned().collect();
-        Grants { set }
+        Grants { set, egress: Egress::default() }
+    }
+
+    /// The same grants with these networks and ports open to its HTTP.
+    pub fn with_egress(mut self, egress: Egress) -> Grants {
+        self.egress = egress;
+        self
+    }
+
+    /// Where its HTTP may go beyond the public internet and ports 80 and 443.
+    pub fn egress(&self) -> &Egress {
+        &self.egress
     }
 
     /// Whether a capability (other than `http`) is held.
@@ -185,6 +267,32 @@ mod tests {
         assert!(!plugin.allows_host("api.example.com"), "a wider grant than declared gives nothing");
         let http = Grants::effective(&declared, Some(&[Capability::Http("api.example.com".into())]));
         assert!(http.allows_host("api.example.com") && !http.allows_host("other.example.com"));
+    }
+
+    #[test]
+    fn stored_grants_load_in_both_shapes_and_round_trip() {
+        use serde_json::json;
+        // the column's first shape: a list of capabilities
+        let (g, bad) = PluginGrants::from_stored(&json!(["kv", "http:api.example.com"]));
+        assert!(bad.is_empty());
+        assert_eq!(g, PluginGrants::of(&[Capability::Kv, Capability::Http("api.example.com".into())]));
+        // the object, and back
+        let v = json!({"capabilities": ["kv"], "networks": ["127.0.0.0/8", "fd00::/8"], "ports": [8080]});
+        let (g, bad) = PluginGrants::from_stored(&v);
+        assert!(bad.is_empty());
+        assert_eq!(g.egress.networks.iter().map(ToString::to_string).collect::<Vec<_>>(), ["127.0.0.0/8", "fd00::/8"]);
+        assert_eq!(g.egress.ports, [8080]);
+        assert_eq!(g.to_stored(), v);
+        assert_eq!(PluginGrants::from_stored(&g.to_stored()).0, g);
+        // what does not parse is left out and reported; the rest loads
+        let (g, bad) = PluginGrants::from_stored(&json!({"capabilities": ["kv", "root"], "networks": ["10.0.0.1/8", "10.0.0.0/8"], "ports": [0, 70000, "x", 22]}));
+        assert_eq!(g.capabilities, [Capability::Kv]);
+        assert_eq!(g.egress.networks.len(), 1);
+        assert_eq!(g.egress.ports, [22]);
+        assert_eq!(bad.len(), 5, "{bad:?}");
+        assert_eq!(PluginGrants::from_stored(&json!(null)).0, PluginGrants::default());
+        assert_eq!(PluginGrants::from_stored(&json!({})).0, PluginGrants::default());
+        assert_eq!(PluginGrants::from_stored(&json!("kv")).1.len(), 1);
     }
 
     #[test]

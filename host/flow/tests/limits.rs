@@ -6,25 +6,32 @@ mod common;
 use common::*;
 use flow::sim::{CannedHttp, CannedResponse, Script, SimCall};
 use flow::trace::{Outcome, Trace};
-use flow::types::Capability;
+use flow::types::{Capability, PluginGrants};
 use flow::{Engine, PreparedFlow};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn engine_for(grants: &[Capability]) -> Engine {
+    engine_limited(grants, limits())
+}
+
+/// The engine with `limits`, misbehave installed with `grants`, and canned HTTP for
+/// `allowed.test`: `/slow` answers after a minute, the rest at once.
+fn engine_limited(grants: &[Capability], limits: flow::Limits) -> Engine {
     let mut s = services(vec![]);
-    s.http = Arc::new(CannedHttp::new(vec![CannedResponse {
-        method: None,
-        url: "https://allowed.test/*".into(),
-        status: 200,
-        headers: Default::default(),
-        body: json!({"ok": true}),
-        delay_ms: 0,
-    }]));
-    let e = engine_with(s, limits());
-    e.install_plugin(&test_component("test_misbehave"), grants).expect("misbehave installs");
+    let canned = |url: &str, delay_ms: u64| CannedResponse { method: None, url: url.into(), status: 200, headers: Default::default(), body: json!({"ok": true}), delay_ms };
+    s.http = Arc::new(CannedHttp::new(vec![canned("https://allowed.test/slow", 60_000), canned("https://allowed.test/*", 0)]));
+    let e = engine_with(s, limits);
+    e.install_plugin(&test_component("test_misbehave"), &PluginGrants::of(grants)).expect("misbehave installs");
     e
+}
+
+/// misbehave fetching `https://allowed.test/slow` with a 30 s timeout.
+fn slow_fetch() -> serde_json::Value {
+    let mut g = bad_flow("fetch", true);
+    g["nodes"][1]["data"]["config"] = json!({"do": "fetch", "url": "https://allowed.test/slow", "timeout_ms": 30_000});
+    g
 }
 
 /// entry → misbehave(do) → ok / was_denied / error each lead to a distinct message, then
@@ -166,11 +173,45 @@ async fn an_undeclared_output_takes_the_error_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_in_a_host_call_is_cut_by_the_wall_clock() {
-    let e = engine_for(&[]);
-    let (t, took) = alongside(&e, bad_flow("hang", true), json!({"test/hang": 3_600_000})).await;
+    // An HTTP request the server never answers (within its 30 s timeout) is the node's own
+    // time: cut by the 1 s it asked for.
+    let e = engine_for(&[Capability::Http("allowed.test".into())]);
+    let (t, took) = alongside(&e, slow_fetch(), json!({})).await;
     took_error_path(&t);
     assert!(error_of(&t).contains("wall-clock limit of 1s"), "{}", error_of(&t));
     assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_asking_for_more_wall_clock_than_the_host_allows_gets_the_hosts() {
+    // misbehave asks for 1 s; this host allows 300 ms.
+    let e = engine_limited(&[Capability::Http("allowed.test".into())], flow::Limits { wall_clock: Duration::from_millis(300), ..limits() });
+    let info = e.node_types().into_iter().find(|t| t.id == "test/misbehave").unwrap();
+    assert_eq!(info.wall_clock_ms, 300);
+    let (t, took) = alongside(&e, slow_fetch(), json!({})).await;
+    took_error_path(&t);
+    assert!(error_of(&t).contains("wall-clock limit of 300ms"), "{}", error_of(&t));
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // asking for less than the host's limit gets what was asked
+    assert_eq!(engine_for(&[]).node_types().into_iter().find(|t| t.id == "test/misbehave").unwrap().wall_clock_ms, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_the_caller_is_not_the_nodes_own_time() {
+    // A 1.5 s prompt in a node with 1 s of its own: the prompt waits on the caller.
+    let e = engine_for(&[]);
+    let (t, took) = alongside(&e, bad_flow("hang", true), json!({"test/hang": 1500})).await;
+    assert_eq!(t.path()[1], ("bad".to_string(), "ok".to_string()), "{t:#?}");
+    assert!(took >= Duration::from_millis(1500), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_total_limit_ends_a_run_that_waits_on_the_caller_forever() {
+    let e = engine_limited(&[], flow::Limits { max_wall_clock: Duration::from_secs(2), ..limits() });
+    let (t, took) = alongside(&e, bad_flow("hang", true), json!({"test/hang": 3_600_000})).await;
+    took_error_path(&t);
+    assert!(error_of(&t).contains("wall-clock limit of 2s"), "{}", error_of(&t));
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(10), "took {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +272,31 @@ async fn log_lines_are_capped() {
     let (t, _) = alongside(&e, bad_flow("log_flood", true), json!({})).await;
     let logs = &t.steps[1].logs;
     assert_eq!(logs.len(), 101);
+    assert_eq!(logs[99].message, "line 99");
     assert_eq!(logs[100].message, "900 more log lines dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_log_line_is_cut_and_cannot_forge_lines() {
+    let e = engine_for(&[]);
+    let (t, _) = alongside(&e, bad_flow("log_long", true), json!({})).await;
+    let logs = &t.steps[1].logs;
+    assert_eq!(logs.len(), 1);
+    let m = &logs[0].message;
+    assert!(m.len() <= 1024 + 3 && m.ends_with('…'), "{} bytes", m.len());
+    assert!(m.starts_with("first\\nERROR forged line\\r\\u{1b}[31m"), "{m}");
+    assert!(!m.chars().any(char::is_control), "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_error_is_cut_and_cannot_forge_lines() {
+    let e = engine_for(&[]);
+    let (t, _) = alongside(&e, bad_flow("fail_long", true), json!({})).await;
+    took_error_path(&t);
+    let m = error_of(&t);
+    assert!(m.len() < 1100, "{} bytes", m.len());
+    assert!(m.starts_with("failed: bad\\nERROR forged x"), "{m}");
+    assert!(!m.chars().any(char::is_control));
 }
 
 #[test]
@@ -266,7 +331,10 @@ fn uploads_are_checked() {
     assert_eq!(m.info.id, "test/misbehave");
     assert_eq!(m.world_version, "0.1.0");
     assert_eq!(m.sha256.len(), 64);
-    assert_eq!(m.requested(), &[Capability::Http("allowed.test".into()), Capability::Kv, Capability::Directory]);
+    assert_eq!(
+        m.requested(),
+        &[Capability::Http("allowed.test".into()), Capability::Http("127.0.0.1".into()), Capability::Http("localhost".into()), Capability::Kv, Capability::Directory]
+    );
     assert!(m.info.granted.is_empty());
 
     let refuse = |bytes: &[u8]| flow::tooling::inspect_plugin(&e, bytes).unwrap_err().to_string();

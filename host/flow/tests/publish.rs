@@ -6,7 +6,7 @@ use common::*;
 use flow::entity::{Entity, EntityKind};
 use flow::sim::{SimCall, SimTarget};
 use flow::trace::Outcome;
-use flow::types::Capability;
+use flow::types::{Capability, PluginGrants};
 use flow::validate::{ProblemCode, Severity};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -160,7 +160,7 @@ fn publishing_refuses_a_flow_with_errors_and_reports_them_all() {
 fn a_new_plugin_version_changes_no_published_flow_until_it_is_republished() {
     let e = live_engine();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    e.install_plugin(&test_component("test_misbehave"), &[Capability::Kv]).unwrap();
+    e.install_plugin(&test_component("test_misbehave"), &PluginGrants::of(&[Capability::Kv])).unwrap();
     let g = json!({
         "nodes": [
             {"id": "in", "type": "inbound_number", "data": {}},
@@ -176,7 +176,7 @@ fn a_new_plugin_version_changes_no_published_flow_until_it_is_republished() {
     assert_eq!(out(&e), "ok");
     // The plugin is reinstalled without the kv grant: the published flow keeps the type it
     // was published with.
-    e.install_plugin(&test_component("test_misbehave"), &[]).unwrap();
+    e.install_plugin(&test_component("test_misbehave"), &PluginGrants::default()).unwrap();
     assert_eq!(out(&e), "ok");
     e.install(rt.block_on(e.prepare(9, 2, graph(g.clone()))).unwrap());
     assert_eq!(out(&e), "was_denied");
@@ -190,7 +190,7 @@ fn a_new_plugin_version_changes_no_published_flow_until_it_is_republished() {
     let bytes = test_component("test_misbehave");
     let pins = e.published(9).unwrap().plugins();
     assert_eq!(pins.into_iter().collect::<Vec<_>>(), vec![("test/misbehave".to_string(), flow::cache::sha256_hex(&bytes))]);
-    let reg = e.registry_pinned(&[(&bytes, &[Capability::Kv])]).unwrap();
+    let reg = e.registry_pinned(&[(&bytes, &PluginGrants::of(&[Capability::Kv]))]).unwrap();
     e.install(rt.block_on(e.prepare_in(9, 3, graph(g), &reg)).unwrap());
     assert_eq!(out(&e), "ok");
     assert!(!e.node_types().iter().any(|t| t.id == "test/misbehave"), "pinning installs nothing");

@@ -38,7 +38,7 @@ fn scaffold_build_test_and_install_a_plugin() {
     assert_eq!(r.trace.steps[1].logs[0].message, "greeting +61400000001");
 
     // Installed, it is a node type like any other.
-    e.install_plugin(&bytes, &[]).unwrap();
+    e.install_plugin(&bytes, &flow::types::PluginGrants::default()).unwrap();
     let r = simulate(
         &e,
         json!({

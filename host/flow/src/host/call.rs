@@ -1,4 +1,10 @@
 //! `flowpbx:node/call`: acting on the call through [`CallControl`](crate::control::CallControl).
+//!
+//! The calls that wait on the caller — `play`, `say`, `collect-digits`, `ring`, `voicemail`,
+//! `transfer`, `conference` — run through [`HostState::waiting`]: their time is not the
+//! node's own wall-clock time. Each is bounded by its arguments (clamped here) or by the
+//! caller (a prompt's length, a ring's timeout, a box's longest message, the caller leaving a
+//! conference), and all by the run's total limit.
 
 use std::time::Duration;
 
@@ -115,13 +121,13 @@ impl Host for HostState {
     async fn play(&mut self, prompt: String) -> Result<(), NodeError> {
         too_long("the prompt name", &prompt)?;
         let c = self.live_call()?;
-        self.timed(c.control.play(&prompt)).await.map_err(|e| call_error(&c, e))
+        self.waiting(c.control.play(&prompt)).await.map_err(|e| call_error(&c, e))
     }
 
     async fn say(&mut self, text: String) -> Result<(), NodeError> {
         too_long("the text", &text)?;
         let c = self.live_call()?;
-        self.timed(c.control.say(&text)).await.map_err(|e| call_error(&c, e))
+        self.waiting(c.control.say(&text)).await.map_err(|e| call_error(&c, e))
     }
 
     async fn collect_digits(&mut self, o: wit::CollectOptions) -> Result<wit::Collected, NodeError> {
@@ -144,7 +150,7 @@ impl Host for HostState {
             inter_digit_timeout: ms(o.inter_digit_timeout_ms, 0, 300_000),
             terminators: o.terminators.chars().filter(|c| "0123456789*#ABCD".contains(*c)).collect(),
         };
-        let r = self.timed(c.control.collect_digits(&opts)).await.map_err(|e| call_error(&c, e))?;
+        let r = self.waiting(c.control.collect_digits(&opts)).await.map_err(|e| call_error(&c, e))?;
         Ok(wit::Collected {
             digits: r.digits,
             ended_by: match r.ended_by {
@@ -173,7 +179,7 @@ impl Host for HostState {
             None => None,
         };
         let opts = control::RingOptions { timeout: ms(o.timeout_ms, 1000, 600_000), caller_id };
-        let r = self.timed(c.control.ring(&resolved, &opts)).await.map_err(|e| call_error(&c, e))?;
+        let r = self.waiting(c.control.ring(&resolved, &opts)).await.map_err(|e| call_error(&c, e))?;
         Ok(match r {
             control::RingOutcome::Answered(to) => {
                 c.shared().left = Some(Left::Bridged(to));
@@ -195,14 +201,14 @@ impl Host for HostState {
         let limit = u64::from(b.max_message_duration.max(1));
         let max = Duration::from_secs(o.max_duration_s.map(u64::from).unwrap_or(limit).clamp(1, limit));
         let opts = control::VoicemailOptions { play_greeting: o.play_greeting, max_duration: Some(max) };
-        let r = self.timed(c.control.voicemail(&b, &opts)).await.map_err(|e| call_error(&c, e))?;
+        let r = self.waiting(c.control.voicemail(&b, &opts)).await.map_err(|e| call_error(&c, e))?;
         Ok(wit::VoicemailResult { recorded: r.recorded, duration_ms: r.duration.as_millis().min(u32::MAX as u128) as u32 })
     }
 
     async fn transfer(&mut self, target: Destination) -> Result<(), NodeError> {
         let c = self.live_call()?;
         let t = self.target(target)?;
-        self.timed(c.control.transfer(&t)).await.map_err(|e| call_error(&c, e))?;
+        self.waiting(c.control.transfer(&t)).await.map_err(|e| call_error(&c, e))?;
         c.shared().left = Some(Left::Transferred(t.describe()));
         Ok(())
     }
@@ -239,7 +245,7 @@ impl Host for HostState {
             return Err(NodeError::Failed(format!("entity {bridge} is not a conference bridge")));
         };
         let b = b.clone();
-        let r = self.timed(c.control.conference(&b, &control::ConferenceOptions { muted: o.muted })).await.map_err(|e| call_error(&c, e))?;
+        let r = self.waiting(c.control.conference(&b, &control::ConferenceOptions { muted: o.muted })).await.map_err(|e| call_error(&c, e))?;
         Ok(wit::ConferenceResult { duration_ms: r.duration.as_millis().min(u64::MAX as u128) as u64 })
     }
 

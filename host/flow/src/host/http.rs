@@ -1,5 +1,6 @@
 //! `flowpbx:node/http`: outbound requests to granted hosts only.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::HostState;
@@ -23,6 +24,19 @@ impl Host for HostState {
             self.log_line("warn", &format!("denied: http to {host} was not granted"));
             return Err(HttpError::Denied(host));
         }
+        // The port, and an address written in the URL, are checked here (a simulation too);
+        // the addresses a name resolves to, by the live client when it resolves it.
+        let egress = self.grants.egress().clone();
+        let port = url.port_or_known_default().unwrap_or(0);
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(a)) => Some(IpAddr::V4(a)),
+            Some(url::Host::Ipv6(a)) => Some(IpAddr::V6(a)),
+            _ => None,
+        };
+        if let Err(d) = egress.check_port(port).and_then(|()| literal.map_or(Ok(()), |a| egress.check_addr(a).map(|_| ()))) {
+            self.log_line("warn", &format!("denied: http to {host}: {d}"));
+            return Err(HttpError::Denied(host));
+        }
         let method = req.method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
             return Err(HttpError::InvalidRequest(format!("method {:?}", req.method)));
@@ -42,6 +56,7 @@ impl Host for HostState {
             headers: req.headers,
             body: req.body,
             timeout: Duration::from_millis(u64::from(req.timeout_ms).clamp(100, 30_000)),
+            egress,
         };
         let http = self.services.http.clone();
         match self.timed(http.send(out)).await {
@@ -49,6 +64,11 @@ impl Host for HostState {
             Err(services::HttpError::Timeout) => Err(HttpError::Timeout),
             Err(services::HttpError::TooLarge) => Err(HttpError::TooLarge),
             Err(services::HttpError::Invalid(m)) => Err(HttpError::InvalidRequest(m)),
+            // (the guest gets the host, as the contract says; the trace says why)
+            Err(services::HttpError::Denied(m)) => {
+                self.log_line("warn", &format!("denied: http to {m}"));
+                Err(HttpError::Denied(host))
+            }
             Err(services::HttpError::Failed(m)) => Err(HttpError::Failed(m)),
         }
     }

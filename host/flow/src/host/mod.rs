@@ -190,9 +190,122 @@ fn thread_cpu_ns() -> u64 {
     monotonic_ns()
 }
 
-/// How many log lines a run keeps, and how long each may be.
+/// The wall clock of one run, with two limits. The node's own time — guest code and the
+/// host calls that do not wait on the caller (HTTP, kv, directory, answering, hanging up…) —
+/// is held to `own`: the host's limit, or less if the node type asked for less. Time inside
+/// a host call that waits on the caller (a prompt or TTS playing, collecting digits,
+/// ringing, voicemail, a transfer, a conference; see [`HostState::waiting`]) is not own time:
+/// each is bounded by its own arguments, which the host clamps, and ends when the caller
+/// hangs up. `total` bounds the whole run, waits included.
+pub(crate) struct WallClock {
+    own: Duration,
+    total: Duration,
+    start: tokio::time::Instant,
+    waits: Mutex<Waits>,
+}
+
+#[derive(Default)]
+struct Waits {
+    /// Waits in progress (host calls do not nest today; counted all the same).
+    depth: u32,
+    since: Option<tokio::time::Instant>,
+    /// Time spent in finished waits.
+    waited: Duration,
+}
+
+impl WallClock {
+    /// A clock starting now (tokio's clock: virtual in a simulation).
+    pub fn new(own: Duration, total: Duration) -> Arc<WallClock> {
+        Arc::new(WallClock { own, total: total.max(own), start: tokio::time::Instant::now(), waits: Mutex::new(Waits::default()) })
+    }
+
+    fn waits(&self) -> std::sync::MutexGuard<'_, Waits> {
+        self.waits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the run must have ended, and the limit that is: while the run waits on the
+    /// caller only the total applies.
+    fn deadline(&self) -> (tokio::time::Instant, Duration) {
+        let w = self.waits();
+        let total = self.start + self.total;
+        if w.depth > 0 {
+            return (total, self.total);
+        }
+        let own = self.start + w.waited + self.own;
+        if own < total { (own, self.own) } else { (total, self.total) }
+    }
+
+    /// Starts a wait on the caller; it ends when the guard is dropped.
+    fn begin_wait(self: &Arc<Self>) -> WaitGuard {
+        let mut w = self.waits();
+        if w.depth == 0 {
+            w.since = Some(tokio::time::Instant::now());
+        }
+        w.depth += 1;
+        WaitGuard(self.clone())
+    }
+}
+
+/// A wait on the caller in progress.
+pub(crate) struct WaitGuard(Arc<WallClock>);
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        let mut w = self.0.waits();
+        w.depth = w.depth.saturating_sub(1);
+        if w.depth == 0
+            && let Some(since) = w.since.take()
+        {
+            w.waited += since.elapsed();
+        }
+    }
+}
+
+/// Runs a run's future (instantiation and the guest calls) under its wall clock: `Err` with
+/// the limit that ran out, when one did (the future is dropped, which ends the run).
+pub(crate) async fn wall_limited<F: Future>(wall: Arc<WallClock>, f: F) -> Result<F::Output, Duration> {
+    let mut f = std::pin::pin!(f);
+    let mut sleep = std::pin::pin!(tokio::time::sleep_until(wall.deadline().0));
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Ok(v));
+        }
+        // The deadline moves when a wait ends; a wait's own end wakes this (the host call
+        // completing wakes the run), so it is re-read after every poll.
+        let (deadline, limit) = wall.deadline();
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        sleep.as_mut().poll(cx).map(|()| Err(limit))
+    })
+    .await
+}
+
+/// How many log lines a run keeps (and logs), and how long each may be: the rest is counted
+/// and reported in one line at the end of the run.
 pub(crate) const MAX_LOG_LINES: usize = 100;
-pub(crate) const MAX_LOG_BYTES: usize = 4096;
+pub(crate) const MAX_LOG_BYTES: usize = 1024;
+
+/// Text from a guest made fit for a log line: control characters (a newline would forge a
+/// line of the process log, an escape sequence would reach a terminal) escaped, and cut to
+/// `max` bytes (with `…`).
+pub(crate) fn guest_text(message: &str, max: usize) -> String {
+    let mut out = String::with_capacity(message.len().min(max + 4));
+    for c in message.chars() {
+        let before = out.len();
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        if out.len() > max {
+            out.truncate(before);
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
 
 /// The store data of one node run.
 pub(crate) struct HostState {
@@ -206,10 +319,12 @@ pub(crate) struct HostState {
     pub call: Option<CallCtx>,
     pub logs: Vec<LogLine>,
     pub dropped_logs: usize,
+    pub wall: Arc<WallClock>,
 }
 
 impl HostState {
-    pub fn new(cap: usize, budget: Duration, node_id: Arc<str>, type_id: Arc<str>, grants: Arc<Grants>, services: Services, call: Option<CallCtx>) -> HostState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(cap: usize, budget: Duration, wall: Arc<WallClock>, node_id: Arc<str>, type_id: Arc<str>, grants: Arc<Grants>, services: Services, call: Option<CallCtx>) -> HostState {
         HostState {
             limiter: MemLimiter { cap, denied: false },
             meter: CpuMeter::new(budget),
@@ -220,6 +335,7 @@ impl HostState {
             call,
             logs: Vec::new(),
             dropped_logs: 0,
+            wall,
         }
     }
 
@@ -236,30 +352,50 @@ impl HostState {
         CpuMeter::host(self.meter.clock(), f).await
     }
 
-    /// Keeps a line for the trace and sends it to the log.
+    /// Awaits a host operation that waits on the caller: host time (as [`timed`]), and not
+    /// the node's own wall-clock time (see [`WallClock`]).
+    ///
+    /// [`timed`]: HostState::timed
+    pub async fn waiting<F: Future>(&mut self, f: F) -> F::Output {
+        let _wait = self.wall.begin_wait();
+        self.timed(f).await
+    }
+
+    /// Keeps a line for the trace and sends it to the process log: at most
+    /// [`MAX_LOG_LINES`] a run, each cut to [`MAX_LOG_BYTES`] with control characters
+    /// escaped; further lines are only counted ([`HostState::finish_logs`] reports them).
     pub fn log_line(&mut self, level: &str, message: &str) {
-        let call_id = self.call.as_ref().map(|c| c.control.call_id().to_string()).unwrap_or_default();
-        match level {
-            "error" => tracing::error!(call_id, node = %self.node_id, node_type = %self.type_id, "{message}"),
-            "warn" => tracing::warn!(call_id, node = %self.node_id, node_type = %self.type_id, "{message}"),
-            "info" => tracing::info!(call_id, node = %self.node_id, node_type = %self.type_id, "{message}"),
-            "debug" => tracing::debug!(call_id, node = %self.node_id, node_type = %self.type_id, "{message}"),
-            _ => tracing::trace!(call_id, node = %self.node_id, node_type = %self.type_id, "{message}"),
-        }
         if self.logs.len() >= MAX_LOG_LINES {
             self.dropped_logs += 1;
             return;
         }
-        let mut m = message.to_string();
-        if m.len() > MAX_LOG_BYTES {
-            let mut cut = MAX_LOG_BYTES;
-            while !m.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            m.truncate(cut);
-            m.push('…');
-        }
+        let m = guest_text(message, MAX_LOG_BYTES);
+        self.emit(level, &m);
         self.logs.push(LogLine { level: level.to_string(), message: m });
+    }
+
+    fn emit(&self, level: &str, m: &str) {
+        let call_id = self.call.as_ref().map(|c| c.control.call_id().to_string()).unwrap_or_default();
+        match level {
+            "error" => tracing::error!(call_id, node = %self.node_id, node_type = %self.type_id, "{m}"),
+            "warn" => tracing::warn!(call_id, node = %self.node_id, node_type = %self.type_id, "{m}"),
+            "info" => tracing::info!(call_id, node = %self.node_id, node_type = %self.type_id, "{m}"),
+            "debug" => tracing::debug!(call_id, node = %self.node_id, node_type = %self.type_id, "{m}"),
+            _ => tracing::trace!(call_id, node = %self.node_id, node_type = %self.type_id, "{m}"),
+        }
+    }
+
+    /// The run's log lines, with one line saying how many more were dropped, if any (that
+    /// line also goes to the process log).
+    pub fn finish_logs(&mut self) -> Vec<LogLine> {
+        let mut logs = std::mem::take(&mut self.logs);
+        if self.dropped_logs > 0 {
+            let m = format!("{} more log lines dropped", self.dropped_logs);
+            self.emit("warn", &m);
+            logs.push(LogLine { level: "warn".into(), message: m });
+            self.dropped_logs = 0;
+        }
+        logs
     }
 
     /// `Ok` when the node holds `c`; else logs the refusal and returns what to tell the guest.
@@ -353,5 +489,75 @@ mod meter_tests {
         let used = meter.used();
         // the 60 ms host call is out; the bound leaves room for the 2 ms spin being preempted
         assert!(used >= Duration::from_millis(2) && used < Duration::from_millis(30), "{used:?}");
+    }
+}
+
+#[cfg(test)]
+mod wall_tests {
+    use super::*;
+    use tokio::time::{Instant, sleep};
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn own_time_is_limited() {
+        let wall = WallClock::new(S, 100 * S);
+        let t = Instant::now();
+        assert_eq!(wall_limited(wall, sleep(2 * S)).await, Err(S));
+        assert_eq!(t.elapsed(), S);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_on_the_caller_is_not_own_time_but_own_time_adds_up_around_waits() {
+        let wall = WallClock::new(S, 100 * S);
+        let w = wall.clone();
+        let r = wall_limited(wall, async move {
+            sleep(S * 6 / 10).await;
+            let g = w.begin_wait();
+            sleep(5 * S).await;
+            drop(g);
+            sleep(S * 3 / 10).await;
+            "done"
+        })
+        .await;
+        assert_eq!(r, Ok("done"), "0.9 s of own time around a 5 s wait");
+
+        let wall = WallClock::new(S, 100 * S);
+        let w = wall.clone();
+        let t = Instant::now();
+        let r = wall_limited(wall, async move {
+            sleep(S * 6 / 10).await;
+            let g = w.begin_wait();
+            sleep(5 * S).await;
+            drop(g);
+            sleep(S * 6 / 10).await;
+        })
+        .await;
+        assert_eq!(r, Err(S), "1.2 s of own time");
+        assert_eq!(t.elapsed(), 6 * S);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_total_bounds_waits() {
+        let wall = WallClock::new(S, 3 * S);
+        let w = wall.clone();
+        let t = Instant::now();
+        let r = wall_limited(wall, async move {
+            let _g = w.begin_wait();
+            sleep(3600 * S).await;
+        })
+        .await;
+        assert_eq!(r, Err(3 * S));
+        assert_eq!(t.elapsed(), 3 * S);
+    }
+
+    #[test]
+    fn guest_text_escapes_control_characters_and_cuts() {
+        assert_eq!(guest_text("a\nb", 100), "a\\nb");
+        assert_eq!(guest_text("line\nforged: admin logged in\r\u{1b}[2J", 100), "line\\nforged: admin logged in\\r\\u{1b}[2J");
+        let long = "é".repeat(1000);
+        let cut = guest_text(&long, 1024);
+        assert!(cut.len() <= 1024 + '…'.len_utf8() && cut.ends_with('…'), "{}", cut.len());
+        assert_eq!(guest_text("short", 1024), "short");
     }
 }

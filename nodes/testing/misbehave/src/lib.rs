@@ -1,7 +1,8 @@
 //! A node that does what its config's `do` says, most of it forbidden: the host tests use it
 //! to check that every limit and every capability holds. Never embedded in the binary.
 //!
-//! It declares `http:allowed.test`, `kv` and `directory`; tests grant some or none.
+//! It declares `http:allowed.test`, `http:127.0.0.1`, `http:localhost`, `kv` and
+//! `directory`; tests grant some or none.
 
 use sdk::types::{Capability, Destination, NodeError};
 use sdk::{Host, Input, Node, NodeInfo};
@@ -17,6 +18,11 @@ pub struct Config {
     /// For `echo`: the output to return.
     #[serde(default)]
     pub output: Option<String>,
+    /// For `fetch`: the URL to GET, and its timeout.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u32>,
 }
 
 #[inline(never)]
@@ -41,7 +47,13 @@ impl Node for Misbehave {
         NodeInfo {
             category: "test".into(),
             outputs: vec![sdk::output("ok", "OK"), sdk::output("was_denied", "Was denied")],
-            capabilities: vec![Capability::Http("allowed.test".into()), Capability::Kv, Capability::Directory],
+            capabilities: vec![
+                Capability::Http("allowed.test".into()),
+                Capability::Http("127.0.0.1".into()),
+                Capability::Http("localhost".into()),
+                Capability::Kv,
+                Capability::Directory,
+            ],
             wall_clock_ms: 1_000,
             ..sdk::node_info("test/misbehave", "Misbehave", env!("CARGO_PKG_VERSION"))
         }
@@ -100,6 +112,34 @@ impl Node for Misbehave {
                 host.play("test/hang")?;
                 Ok("ok".into())
             }
+            // GET `url`: `ok` with the status and body length logged, `was_denied`, or the
+            // error path with what went wrong.
+            "fetch" => {
+                let url = input.config.url.unwrap_or_default();
+                let r = host.http_send(&sdk::http::Request { method: "GET".into(), url, headers: vec![], body: vec![], timeout_ms: input.config.timeout_ms.unwrap_or(5000) });
+                match r {
+                    Ok(resp) => {
+                        sdk::info!(host, "status {} body {} bytes", resp.status, resp.body.len());
+                        Ok("ok".into())
+                    }
+                    Err(sdk::http::HttpError::Denied(h)) => {
+                        sdk::info!(host, "denied {h}");
+                        Ok("was_denied".into())
+                    }
+                    Err(e) => Err(NodeError::Failed(format!("{e:?}"))),
+                }
+            }
+            // one 10 KiB line that forges lines of the process log
+            "log_long" => {
+                let mut line = String::from("first\nERROR forged line\r\u{1b}[31m");
+                while line.len() < 10 * 1024 {
+                    line.push_str("0123456789");
+                }
+                sdk::info!(host, "{line}");
+                Ok("ok".into())
+            }
+            // an error whose text is 100 KiB with a forged line
+            "fail_long" => Err(NodeError::Failed(format!("bad\nERROR forged {}", "x".repeat(100 * 1024)))),
             "log_flood" => {
                 for i in 0..1000 {
                     sdk::info!(host, "line {i}");
