@@ -67,8 +67,9 @@ impl Direction {
 /// What a leg's SDP says about its endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteMedia {
-    /// c= address and m= port. `None` (or port 0) when the SDP has none yet; FlowPBX then
-    /// waits for the first packet to learn it.
+    /// c= address and m= port: where FlowPBX sends, and the source strict RTP prefers.
+    /// `None` (or port 0, or `0.0.0.0`) when the SDP has none: nothing is sent, and no
+    /// source is learned unless [`crate::Learning::Any`] is configured ([`crate::latch`]).
     pub rtp: Option<SocketAddr>,
     /// a=rtcp, or the RTP port + 1.
     pub rtcp: Option<SocketAddr>,
@@ -406,8 +407,8 @@ impl Session {
     /// the same address keeps a latched source. The output numbering is untouched, so the
     /// leg sees one continuous stream. Codec changes take effect with the next packet.
     pub fn set_remote(&mut self, leg: LegId, mut remote: RemoteMedia, now: Instant) {
-        // 0.0.0.0 (RFC 2543 hold) or port 0 is no address: nothing is sent until the
-        // endpoint's own packets teach one
+        // 0.0.0.0 (RFC 2543 hold) or port 0 is no address: nothing is sent, and strict RTP
+        // learns no source (unless learning is `any`), until an SDP names one
         let usable = |a: &SocketAddr| !a.ip().is_unspecified() && a.port() != 0;
         remote.rtp = remote.rtp.filter(usable);
         remote.rtcp = remote.rtcp.filter(usable);
