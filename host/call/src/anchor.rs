@@ -264,6 +264,7 @@ pub(crate) fn stats_json(s: &SessionStats) -> serde_json::Value {
             "packets_sent": l.sent_packets,
             "bytes_sent": l.sent_bytes,
             "dropped": l.dropped,
+            "packets_refused": l.refused,
             "remote_fraction_lost": l.remote.fraction_lost,
             "remote_jitter_ms": (l.remote.jitter.as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
             "rtcp_packets": l.remote.rtcp_packets,

@@ -64,6 +64,16 @@ impl SipLog {
     }
 }
 
+/// Which RTP sources a call leg may learn before it latches (strict RTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RtpLearning {
+    /// the SDP's address at once; its IP on another port, or any address when the SDP's is
+    /// private (RFC 1918, CGNAT, link-local, ULA), after the probation
+    Nat,
+    /// any address after the probation (peers that send from elsewhere than their SDP says)
+    Any,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// human-readable lines
@@ -115,6 +125,13 @@ pub struct Settings {
     /// Hang up a call after this many seconds without RTP.
     #[arg(long, env = "FLOWPBX_MEDIA_TIMEOUT_SECS", default_value_t = 60, global = true)]
     pub media_timeout_secs: u64,
+    /// Strict RTP: consecutive in-sequence packets of one SSRC that a source other than the
+    /// address the SDP named must send before a call leg accepts it (0 or 1: its first).
+    #[arg(long, env = "FLOWPBX_RTP_STRICT_PROBATION", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=50), global = true)]
+    pub rtp_strict_probation: u32,
+    /// Strict RTP: which sources a call leg may learn before it latches.
+    #[arg(long, env = "FLOWPBX_RTP_STRICT_LEARNING", value_enum, default_value = "nat", global = true)]
+    pub rtp_strict_learning: RtpLearning,
     /// SIP message logging.
     #[arg(long, env = "FLOWPBX_SIP_LOG", value_enum, default_value = "off", global = true)]
     pub sip_log: SipLog,
@@ -202,6 +219,8 @@ pub struct MediaSettings {
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     pub media_timeout_secs: u64,
+    pub rtp_strict_probation: u32,
+    pub rtp_strict_learning: RtpLearning,
     pub recording_min_free_mb: u64,
 }
 
@@ -351,6 +370,8 @@ pub fn resolve(s: &Settings, layers: &SettingsLayers, stored: &BTreeMap<String, 
             rtp_port_min: parse_value(&r, keys::RTP_PORT_MIN)?,
             rtp_port_max: parse_value(&r, keys::RTP_PORT_MAX)?,
             media_timeout_secs: parse_value(&r, keys::MEDIA_TIMEOUT_SECS)?,
+            rtp_strict_probation: s.rtp_strict_probation,
+            rtp_strict_learning: s.rtp_strict_learning,
             recording_min_free_mb: parse_value(&r, keys::RECORDING_MIN_FREE_MB)?,
         },
     };
@@ -382,6 +403,7 @@ mod tests {
         let c = resolve(&cli.settings, &l, &BTreeMap::new()).unwrap();
         assert_eq!((c.http.port, c.sip.udp_port, c.sip.tcp_port, c.sip.tls_port), (8080, 5060, 5060, 5061));
         assert_eq!((c.media.rtp_port_min, c.media.rtp_port_max, c.media.media_timeout_secs), (10000, 20000, 60));
+        assert_eq!((c.media.rtp_strict_probation, c.media.rtp_strict_learning), (4, RtpLearning::Nat));
         assert_eq!(c.sip.realm, "flowpbx");
         assert_eq!(cli.settings.data_dir, PathBuf::from("./data"));
 
@@ -401,6 +423,18 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Serve)));
         let c = resolve(&cli.settings, &layers(&m), &stored).unwrap();
         assert_eq!((c.sip.udp_port, c.sip.tcp_port), (5080, 5090));
+    }
+
+    #[test]
+    fn strict_rtp_flags() {
+        let m = matches(&["--rtp-strict-probation", "0", "--rtp-strict-learning", "any"]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let c = resolve(&cli.settings, &layers(&m), &BTreeMap::new()).unwrap();
+        assert_eq!((c.media.rtp_strict_probation, c.media.rtp_strict_learning), (0, RtpLearning::Any));
+        for bad in [&["--rtp-strict-probation", "51"][..], &["--rtp-strict-probation", "-1"], &["--rtp-strict-learning", "off"]] {
+            let args = std::iter::once("flowpbx").chain(bad.iter().copied());
+            assert!(Cli::command().try_get_matches_from(args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -247,6 +247,13 @@ fn media_config(m: &config::MediaSettings, data_dir: &Path) -> media::EngineConf
     c.port_min = m.rtp_port_min;
     c.port_max = m.rtp_port_max;
     c.session.media_timeout = Duration::from_secs(m.media_timeout_secs.max(1));
+    c.session.strict = media::StrictRtp {
+        probation: m.rtp_strict_probation,
+        learning: match m.rtp_strict_learning {
+            config::RtpLearning::Nat => media::Learning::Nat,
+            config::RtpLearning::Any => media::Learning::Any,
+        },
+    };
     c.min_free_disk = m.recording_min_free_mb.saturating_mul(1 << 20);
     c
 }

@@ -103,8 +103,9 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
-    /// Reads `FLOWPBX_RTP_PORT_MIN`, `FLOWPBX_RTP_PORT_MAX` and `FLOWPBX_EXTERNAL_IP` over the
-    /// defaults, with `data_dir`.
+    /// Reads `FLOWPBX_RTP_PORT_MIN`, `FLOWPBX_RTP_PORT_MAX`, `FLOWPBX_EXTERNAL_IP`,
+    /// `FLOWPBX_RTP_STRICT_PROBATION` and `FLOWPBX_RTP_STRICT_LEARNING` over the defaults,
+    /// with `data_dir`.
     pub fn from_env(data_dir: PathBuf) -> Result<Self> {
         let mut c = EngineConfig { data_dir, ..Default::default() };
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -116,6 +117,12 @@ impl EngineConfig {
         }
         if let Some(v) = var("FLOWPBX_EXTERNAL_IP") {
             c.advertised_ip = Some(v.trim().parse().map_err(|_| MediaError::Config(format!("FLOWPBX_EXTERNAL_IP: {v:?} is not an IP address")))?);
+        }
+        if let Some(v) = var("FLOWPBX_RTP_STRICT_PROBATION") {
+            c.session.strict.probation = v.trim().parse().map_err(|_| MediaError::Config(format!("FLOWPBX_RTP_STRICT_PROBATION: {v:?} is not a packet count")))?;
+        }
+        if let Some(v) = var("FLOWPBX_RTP_STRICT_LEARNING") {
+            c.session.strict.learning = v.parse().map_err(|e| MediaError::Config(format!("FLOWPBX_RTP_STRICT_LEARNING: {e}")))?;
         }
         Ok(c)
     }
@@ -285,7 +292,8 @@ impl MediaEngine {
 
     fn bind_pair(&self) -> Result<(u16, UdpSocket, UdpSocket)> {
         let ip = self.shared.cfg.bind_ip;
-        // ports some other program holds are skipped; the allocator's round robin moves on
+        // ports some other program holds are skipped (the pair is quarantined) and another
+        // random pair is tried
         for _ in 0..64 {
             let port = self.shared.ports.lock().map_err(|_| MediaError::SessionClosed)?.allocate()?;
             let bound = std::net::UdpSocket::bind(SocketAddr::new(ip, port)).and_then(|rtp| {

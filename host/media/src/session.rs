@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{AudioDecoder, AudioEncoder, CodecKind, CodecSpec, OpusSettings};
 use crate::dtmf::{DtmfGenerator, DtmfReceiver, DtmfUpdate};
+use crate::latch::{RtcpLatch, RtpLatch, StrictRtp, Verdict};
 use crate::negotiate::{dtmf_path, DtmfPath, LegCodecs};
 use crate::player::{PlayRequest, Player};
 use crate::record::{Aligner, MediaTime, RecordMode};
@@ -66,8 +67,9 @@ impl Direction {
 /// What a leg's SDP says about its endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteMedia {
-    /// c= address and m= port. `None` (or port 0) when the SDP has none yet; FlowPBX then
-    /// waits for the first packet to learn it.
+    /// c= address and m= port: where FlowPBX sends, and the source strict RTP prefers.
+    /// `None` (or port 0, or `0.0.0.0`) when the SDP has none: nothing is sent, and no
+    /// source is learned unless [`crate::Learning::Any`] is configured ([`crate::latch`]).
     pub rtp: Option<SocketAddr>,
     /// a=rtcp, or the RTP port + 1.
     pub rtcp: Option<SocketAddr>,
@@ -93,8 +95,11 @@ impl RemoteMedia {
 pub struct SessionConfig {
     /// A leg silent this long (while it should be sending) raises [`MediaEvent::MediaTimeout`].
     pub media_timeout: Duration,
-    /// A latched address silent this long may be replaced by a new source address
-    /// (NAT rebinding without the same SSRC).
+    /// Which sources a leg's RTP and RTCP are accepted from ([`crate::latch`]).
+    pub strict: StrictRtp,
+    /// A latched NAT address silent this long may be replaced by another port of its IP
+    /// that serves probation (a NAT's new mapping after a long hold; rule 6 of
+    /// [`crate::latch`]). Never by another IP without SSRC and sequence continuity.
     pub relatch_after: Duration,
     /// Interval of the RTCP reports FlowPBX sends itself (when it is the media source).
     pub rtcp_interval: Duration,
@@ -108,6 +113,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             media_timeout: Duration::from_secs(60),
+            strict: StrictRtp::default(),
             relatch_after: Duration::from_secs(2),
             rtcp_interval: Duration::from_secs(5),
             opus: OpusSettings::default(),
@@ -225,38 +231,6 @@ pub struct ConferencePacket {
 /// ids of prompts and DTMF, which count up from 1).
 const CONFERENCE_SOURCE: u64 = 1 << 63;
 
-#[derive(Debug, Clone, Default)]
-struct Latch {
-    addr: Option<SocketAddr>,
-    latched: bool,
-    ssrc: Option<u32>,
-    last_rx: Option<Instant>,
-}
-
-impl Latch {
-    /// Whether a datagram from `from` is accepted; `Some(true)` when it (re)latched.
-    fn accept(&mut self, from: SocketAddr, ssrc: Option<u32>, now: Instant, relatch_after: Duration) -> Option<bool> {
-        if self.latched && self.addr == Some(from) {
-            self.last_rx = Some(now);
-            if ssrc.is_some() {
-                self.ssrc = ssrc;
-            }
-            return Some(false);
-        }
-        let may = !self.latched
-            || (ssrc.is_some() && ssrc == self.ssrc)
-            || self.last_rx.is_none_or(|t| now.saturating_duration_since(t) >= relatch_after);
-        if !may {
-            return None;
-        }
-        self.addr = Some(from);
-        self.latched = true;
-        self.ssrc = ssrc.or(self.ssrc);
-        self.last_rx = Some(now);
-        Some(true)
-    }
-}
-
 struct DtmfOut {
     generator: DtmfGenerator,
     ts: Option<u32>,
@@ -269,11 +243,13 @@ struct Leg {
     id: LegId,
     remote: Option<RemoteMedia>,
     remote_since: Option<Instant>,
-    rtp: Latch,
-    rtcp: Latch,
+    rtp: RtpLatch,
+    rtcp: RtcpLatch,
     recv: RecvStats,
     out: OutputStream,
     dropped: u64,
+    /// Datagrams refused for their source (strict RTP).
+    refused: u64,
     remote_report: RemoteReport,
     dtmf_rx: DtmfReceiver,
     dtmf_tx: Option<DtmfOut>,
@@ -309,11 +285,12 @@ impl Leg {
             id,
             remote: None,
             remote_since: None,
-            rtp: Latch::default(),
-            rtcp: Latch::default(),
+            rtp: RtpLatch::default(),
+            rtcp: RtcpLatch::default(),
             recv: RecvStats::new(now),
             out: OutputStream::new(ssrc, seed.rotate_left(17)),
             dropped: 0,
+            refused: 0,
             remote_report: RemoteReport::default(),
             dtmf_rx: DtmfReceiver::new(),
             dtmf_tx: None,
@@ -358,7 +335,7 @@ impl Leg {
     }
 
     fn stats(&self) -> LegStats {
-        LegStats { received: self.recv.snapshot(), sent_packets: self.out.packets, sent_bytes: self.out.octets, dropped: self.dropped, remote: self.remote_report }
+        LegStats { received: self.recv.snapshot(), sent_packets: self.out.packets, sent_bytes: self.out.octets, dropped: self.dropped, refused: self.refused, remote: self.remote_report }
     }
 }
 
@@ -426,22 +403,22 @@ impl Session {
     }
 
     /// Sets (or, on a re-INVITE, replaces) what a leg's SDP says. A changed address drops
-    /// the latch so the endpoint's next packet is learned again; the output numbering is
-    /// untouched, so the leg sees one continuous stream. Codec changes take effect with the
-    /// next packet.
+    /// the latch and starts learning again, preferring the new address ([`crate::latch`]);
+    /// the same address keeps a latched source. The output numbering is untouched, so the
+    /// leg sees one continuous stream. Codec changes take effect with the next packet.
     pub fn set_remote(&mut self, leg: LegId, mut remote: RemoteMedia, now: Instant) {
-        // 0.0.0.0 (RFC 2543 hold) or port 0 is no address: nothing is sent until the
-        // endpoint's own packets teach one
+        // 0.0.0.0 (RFC 2543 hold) or port 0 is no address: nothing is sent, and strict RTP
+        // learns no source (unless learning is `any`), until an SDP names one
         let usable = |a: &SocketAddr| !a.ip().is_unspecified() && a.port() != 0;
         remote.rtp = remote.rtp.filter(usable);
         remote.rtcp = remote.rtcp.filter(usable);
         let l = &mut self.legs[leg.index()];
         let old = l.remote.take();
         if old.as_ref().map(|o| o.rtp) != Some(remote.rtp) || !l.rtp.latched {
-            l.rtp = Latch { addr: remote.rtp, ..Latch::default() };
+            l.rtp = RtpLatch::new(remote.rtp);
         }
-        if old.as_ref().map(|o| o.rtcp) != Some(remote.rtcp) || !l.rtcp.latched {
-            l.rtcp = Latch { addr: remote.rtcp, ..Latch::default() };
+        if old.as_ref().map(|o| o.rtcp) != Some(remote.rtcp) {
+            l.rtcp = RtcpLatch::new(remote.rtcp);
         }
         let codec_changed = old.as_ref().map(|o| o.codecs.send_codec()) != Some(remote.codecs.send_codec());
         if codec_changed {
@@ -707,7 +684,7 @@ impl Session {
     pub fn handle_datagram(&mut self, leg: LegId, stream: StreamKind, from: SocketAddr, buf: &mut [u8], now: Instant) -> Option<Forward> {
         self.conference_in = None;
         if stream == StreamKind::Rtcp || rtp::looks_like_rtcp(buf) {
-            return self.handle_rtcp(leg, stream, from, buf, now);
+            return self.handle_rtcp(leg, stream, from, buf);
         }
         let li = leg.index();
         let oi = leg.other().index();
@@ -718,15 +695,15 @@ impl Session {
                 return None;
             }
         };
-        let relatch_after = self.cfg.relatch_after;
+        let (strict, relatch_after) = (self.cfg.strict, self.cfg.relatch_after);
         let l = &mut self.legs[li];
-        match l.rtp.accept(from, Some(hdr.ssrc), now, relatch_after) {
-            None => {
-                l.dropped += 1;
+        match l.rtp.accept(from, hdr.ssrc, hdr.sequence, now, strict, relatch_after) {
+            Verdict::Accept => {}
+            Verdict::Latched => self.events.push_back(MediaEvent::Latched { leg, stream: StreamKind::Rtp, addr: from }),
+            Verdict::Refuse => {
+                l.refused += 1;
                 return None;
             }
-            Some(true) => self.events.push_back(MediaEvent::Latched { leg, stream: StreamKind::Rtp, addr: from }),
-            Some(false) => {}
         }
         let l = &mut self.legs[li];
         l.last_rx = Some(now);
@@ -1005,7 +982,7 @@ impl Session {
         self.payload = payload;
     }
 
-    fn handle_rtcp(&mut self, leg: LegId, stream: StreamKind, from: SocketAddr, buf: &mut [u8], now: Instant) -> Option<Forward> {
+    fn handle_rtcp(&mut self, leg: LegId, stream: StreamKind, from: SocketAddr, buf: &mut [u8]) -> Option<Forward> {
         let li = leg.index();
         let parsed = match rtcp::parse_compound(buf) {
             Ok(p) => p,
@@ -1018,17 +995,15 @@ impl Session {
             RtcpPacket::SenderReport { ssrc, .. } | RtcpPacket::ReceiverReport { ssrc, .. } => Some(*ssrc),
             _ => None,
         });
-        let relatch_after = self.cfg.relatch_after;
         let l = &mut self.legs[li];
-        // RTCP multiplexed on the RTP port is latched with the RTP stream
-        let latch = if stream == StreamKind::Rtp { &mut l.rtp } else { &mut l.rtcp };
-        match latch.accept(from, sender, now, relatch_after) {
-            None => {
-                l.dropped += 1;
+        // bound to the RTP stream: its source's IP (with rtcp-mux, its address) and SSRC
+        match l.rtcp.accept(&l.rtp, from, sender, stream == StreamKind::Rtp) {
+            Verdict::Accept => {}
+            Verdict::Latched => self.events.push_back(MediaEvent::Latched { leg, stream, addr: from }),
+            Verdict::Refuse => {
+                l.refused += 1;
                 return None;
             }
-            Some(true) if stream == StreamKind::Rtcp => self.events.push_back(MediaEvent::Latched { leg, stream, addr: from }),
-            _ => {}
         }
         let l = &mut self.legs[li];
         l.remote_report.rtcp_packets += 1;

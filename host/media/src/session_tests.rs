@@ -3,6 +3,7 @@
 use super::*;
 use crate::codec::CodecKind;
 use crate::dtmf::TelephoneEvent;
+use crate::latch::{Learning, CONTINUITY_WINDOW};
 use crate::player::Prompt;
 
 fn addr(s: &str) -> SocketAddr {
@@ -69,15 +70,36 @@ fn run(s: &mut Session, from: Instant, to: Instant) -> Vec<(Instant, Transmit)> 
     out
 }
 
+/// A caller behind NAT: its SDP names a private address, its packets come from elsewhere.
+const A_PRIVATE: &str = "192.168.1.10:4000";
+const A_NAT: &str = "203.0.113.5:31000";
+const INJECTOR: &str = "198.18.0.66:7078";
+
+/// Sends `n` consecutive packets (sequence from `seq`, 20 ms apart from `at`) from `from`;
+/// returns which were forwarded.
+fn burst(s: &mut Session, leg: LegId, from: &str, ssrc: u32, seq: u16, n: u16, at: Instant) -> Vec<bool> {
+    (0..n)
+        .map(|i| {
+            let q = seq.wrapping_add(i);
+            send(s, leg, from, pkt(0, q, u32::from(q) * 160, ssrc, &[0x11; 160]), at + ms(20 * u64::from(i))).is_some()
+        })
+        .collect()
+}
+
+fn latched_events(s: &mut Session) -> Vec<(LegId, StreamKind, SocketAddr)> {
+    events(s).into_iter().filter_map(|e| if let MediaEvent::Latched { leg, stream, addr } = e { Some((leg, stream, addr)) } else { None }).collect()
+}
+
 #[test]
 fn passthrough_rewrites_header_and_latches() {
     let t0 = Instant::now();
     let te_a = CodecSpec::telephone_event(101, 8000);
-    let mut s = session(&[CodecSpec::pcmu(), te_a], &[CodecSpec::pcmu()], t0);
+    let mut s = session(&[CodecSpec::pcmu(), te_a.clone()], &[CodecSpec::pcmu()], t0);
+    s.set_remote(LegId::A, remote(A_PRIVATE, &[CodecSpec::pcmu(), te_a]), t0);
     s.bridge();
-    // the caller is behind NAT: packets come from another address than its SDP said
-    let nat = "203.0.113.5:31000";
-    let (f, h, p) = send(&mut s, LegId::A, nat, pkt(0, 500, 8000, 0xaaaa, &[0x55; 160]), t0).unwrap();
+    // the caller is behind NAT: its first three packets serve the probation
+    assert_eq!(burst(&mut s, LegId::A, A_NAT, 0xaaaa, 497, 3, t0), [false; 3]);
+    let (f, h, p) = send(&mut s, LegId::A, A_NAT, pkt(0, 500, 8000, 0xaaaa, &[0x55; 160]), t0 + ms(60)).unwrap();
     assert_eq!(f.leg, LegId::B);
     assert_eq!(f.stream, StreamKind::Rtp);
     assert_eq!(f.to, addr(B_SDP), "B not latched yet: its SDP address");
@@ -86,37 +108,272 @@ fn passthrough_rewrites_header_and_latches() {
     assert_ne!(h.ssrc, 0xaaaa);
     assert!(h.marker);
     assert_eq!(&p[12..172], &[0x55; 160][..]);
-    assert!(events(&mut s).contains(&MediaEvent::Latched { leg: LegId::A, stream: StreamKind::Rtp, addr: addr(nat) }));
+    assert!(latched_events(&mut s).contains(&(LegId::A, StreamKind::Rtp, addr(A_NAT))));
     // the callee answers from its SDP address; its audio goes to where the caller really is
-    let (f, _, _) = send(&mut s, LegId::B, B_SDP, pkt(0, 9, 100, 0xbbbb, &[1; 160]), t0 + ms(5)).unwrap();
-    assert_eq!(f.to, addr(nat));
-    let (_, h2, _) = send(&mut s, LegId::A, nat, pkt(0, 501, 8160, 0xaaaa, &[0x55; 160]), t0 + ms(20)).unwrap();
+    let (f, _, _) = send(&mut s, LegId::B, B_SDP, pkt(0, 9, 100, 0xbbbb, &[1; 160]), t0 + ms(65)).unwrap();
+    assert_eq!(f.to, addr(A_NAT));
+    let (_, h2, _) = send(&mut s, LegId::A, A_NAT, pkt(0, 501, 8160, 0xaaaa, &[0x55; 160]), t0 + ms(80)).unwrap();
     assert_eq!((h2.sequence, h2.timestamp, h2.marker), (h.sequence.wrapping_add(1), h.timestamp.wrapping_add(160), false));
-    // a stranger is ignored while the caller's address is live
-    assert!(send(&mut s, LegId::A, "192.0.2.99:666", pkt(0, 502, 8320, 0xcccc, &[0; 160]), t0 + ms(40)).is_none());
+    // a stranger is refused while the caller's address is live
+    assert!(send(&mut s, LegId::A, "192.0.2.99:666", pkt(0, 502, 8320, 0xcccc, &[0; 160]), t0 + ms(100)).is_none());
     let st = s.stats();
     assert_eq!(st.a.received.packets, 2);
-    assert_eq!(st.a.dropped, 1);
+    assert_eq!((st.a.refused, st.a.dropped), (4, 0));
     assert_eq!(st.b.sent_packets, 2);
 }
 
 #[test]
-fn relatching_rules_for_nat_rebinding() {
+fn learning_prefers_the_sdp_address() {
+    let t0 = Instant::now();
+    let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+    s.set_remote(LegId::A, remote(A_PRIVATE, &[CodecSpec::pcmu()]), t0);
+    s.bridge();
+    // a NAT-looking source is part-way through its probation ...
+    assert_eq!(burst(&mut s, LegId::A, A_NAT, 0xaaaa, 1, 3, t0), [false; 3]);
+    // ... when the SDP's own address sends: it latches at once, its first packet relayed
+    assert!(send(&mut s, LegId::A, A_PRIVATE, pkt(0, 70, 0, 0x5d9, &[0; 160]), t0 + ms(61)).is_some());
+    assert_eq!(latched_events(&mut s), vec![(LegId::A, StreamKind::Rtp, addr(A_PRIVATE))]);
+    // the other source finishing its four packets changes nothing now
+    assert!(send(&mut s, LegId::A, A_NAT, pkt(0, 4, 640, 0xaaaa, &[0; 160]), t0 + ms(80)).is_none());
+    assert_eq!(burst(&mut s, LegId::A, A_NAT, 0xaaaa, 5, 10, t0 + ms(100)), [false; 10]);
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr(A_PRIVATE)));
+    // the callee, public and exact, latches on its first packet without probation
+    assert!(send(&mut s, LegId::B, B_SDP, pkt(0, 1, 0, 0xbbbb, &[0; 160]), t0).is_some());
+    assert_eq!(s.stats().b.refused, 0);
+}
+
+#[test]
+fn a_third_address_during_ringing_is_ignored() {
+    let t0 = Instant::now();
+    // ringing: the caller's offer is known (a public address that has not sent yet), the
+    // callee has answered nothing
+    let mut s = Session::new(SessionConfig::default(), t0, Duration::ZERO, 11);
+    s.set_remote(LegId::A, remote(A_SDP, &[CodecSpec::pcmu()]), t0);
+    s.bridge();
+    // an injector sprays both legs with well-formed, in-sequence RTP of one SSRC
+    assert_eq!(burst(&mut s, LegId::A, INJECTOR, 0x1bad, 1, 200, t0), [false; 200]);
+    assert_eq!(burst(&mut s, LegId::B, INJECTOR, 0x1bad, 1, 200, t0), [false; 200]);
+    // nothing latched, nothing sent anywhere
+    assert!(drain(&mut s).is_empty());
+    assert!(latched_events(&mut s).is_empty());
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr(A_SDP)));
+    assert_eq!(s.destination(LegId::B, StreamKind::Rtp), None);
+    // the callee answers; the real parties' media flows and the injector stays out
+    s.set_remote(LegId::B, remote(B_SDP, &[CodecSpec::pcmu()]), t0 + ms(4000));
+    let (f, _, _) = send(&mut s, LegId::B, B_SDP, pkt(0, 1, 0, 0xbbbb, &[0x22; 160]), t0 + ms(4001)).unwrap();
+    assert_eq!(f.to, addr(A_SDP));
+    let (f, _, _) = send(&mut s, LegId::A, A_SDP, pkt(0, 1, 0, 0xaaaa, &[0x33; 160]), t0 + ms(4002)).unwrap();
+    assert_eq!(f.to, addr(B_SDP));
+    assert_eq!(burst(&mut s, LegId::A, INJECTOR, 0x1bad, 201, 50, t0 + ms(4003)), [false; 50]);
+    assert_eq!(burst(&mut s, LegId::B, INJECTOR, 0x1bad, 201, 50, t0 + ms(4003)), [false; 50]);
+    let st = s.stats();
+    assert_eq!((st.a.refused, st.b.refused), (250, 250));
+    assert_eq!((st.a.received.packets, st.b.received.packets), (1, 1));
+    assert_eq!((st.a.sent_packets, st.b.sent_packets), (1, 1));
+}
+
+#[test]
+fn probation_of_n_in_sequence_packets_latches_a_nat_source() {
+    for probation in [0u32, 1, 2, 4, 7] {
+        let t0 = Instant::now();
+        let cfg = SessionConfig { strict: StrictRtp { probation, ..StrictRtp::default() }, ..SessionConfig::default() };
+        let mut s = Session::new(cfg, t0, Duration::ZERO, 5);
+        s.set_remote(LegId::A, remote(A_PRIVATE, &[CodecSpec::pcmu()]), t0);
+        s.set_remote(LegId::B, remote(B_SDP, &[CodecSpec::pcmu()]), t0);
+        s.bridge();
+        let n = probation.max(1) as usize;
+        let got = burst(&mut s, LegId::A, A_NAT, 0xaaaa, 65534, 10, t0);
+        let mut want = vec![false; n - 1];
+        want.resize(10, true);
+        assert_eq!(got, want, "probation {probation} (across the sequence wrap)");
+        assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr(A_NAT)));
+        assert_eq!(s.stats().a.refused, n as u64 - 1);
+    }
+    // the SDP's IP on another port is a NAT that kept the address: the same probation
     let t0 = Instant::now();
     let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
     s.bridge();
-    send(&mut s, LegId::A, "203.0.113.5:31000", pkt(0, 1, 0, 0xaaaa, &[0; 160]), t0).unwrap();
-    // same SSRC from a new port (the NAT rebound): followed at once
-    assert!(send(&mut s, LegId::A, "203.0.113.5:31002", pkt(0, 2, 160, 0xaaaa, &[0; 160]), t0 + ms(20)).is_some());
+    assert_eq!(burst(&mut s, LegId::A, "192.0.2.10:4444", 9, 1, 5, t0), [false, false, false, true, true]);
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr("192.0.2.10:4444")));
+}
+
+#[test]
+fn a_gap_or_an_ssrc_change_restarts_probation() {
+    let t0 = Instant::now();
+    let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+    s.set_remote(LegId::A, remote(A_PRIVATE, &[CodecSpec::pcmu()]), t0);
+    s.bridge();
+    let mut at = t0;
+    let mut one = |s: &mut Session, from: &str, seq: u16, ssrc: u32| {
+        at += ms(20);
+        send(s, LegId::A, from, pkt(0, seq, u32::from(seq) * 160, ssrc, &[0; 160]), at).is_some()
+    };
+    // 1, 2, 3, then a gap (5): counting starts again at 5
+    assert!(!one(&mut s, A_NAT, 1, 0xa) && !one(&mut s, A_NAT, 2, 0xa) && !one(&mut s, A_NAT, 3, 0xa));
+    assert!(!one(&mut s, A_NAT, 5, 0xa) && !one(&mut s, A_NAT, 6, 0xa) && !one(&mut s, A_NAT, 7, 0xa));
+    // a new SSRC: again
+    assert!(!one(&mut s, A_NAT, 8, 0xb) && !one(&mut s, A_NAT, 9, 0xb) && !one(&mut s, A_NAT, 10, 0xb));
+    // a repeated sequence number: again
+    assert!(!one(&mut s, A_NAT, 10, 0xb) && !one(&mut s, A_NAT, 11, 0xb) && !one(&mut s, A_NAT, 12, 0xb));
+    // another source in between: both restart
+    assert!(!one(&mut s, "203.0.113.9:5000", 13, 0xb) && !one(&mut s, A_NAT, 13, 0xb));
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr(A_PRIVATE)), "nothing latched yet");
+    assert!(!one(&mut s, A_NAT, 14, 0xb) && !one(&mut s, A_NAT, 15, 0xb));
+    assert!(one(&mut s, A_NAT, 16, 0xb), "four in a row");
+    assert_eq!(s.stats().a.refused, 16);
+}
+
+#[test]
+fn after_a_hold_an_injector_is_refused_and_the_endpoint_resuming_is_accepted() {
+    for caller in [A_SDP, A_NAT] {
+        let t0 = Instant::now();
+        let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+        if caller == A_NAT {
+            s.set_remote(LegId::A, remote(A_PRIVATE, &[CodecSpec::pcmu()]), t0);
+        }
+        s.bridge();
+        burst(&mut s, LegId::A, caller, 0xaaaa, 100, 10, t0);
+        burst(&mut s, LegId::B, B_SDP, 0xbbbb, 300, 10, t0);
+        assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr(caller)));
+        // hold: both silent for 10 s (the old rule re-latched after 2 s of silence)
+        let after = t0 + Duration::from_secs(10);
+        // an injector with its own SSRC, in sequence, on both legs, for a long while
+        assert_eq!(burst(&mut s, LegId::A, INJECTOR, 0x1bad, 1, 100, after), [false; 100], "{caller}");
+        assert_eq!(burst(&mut s, LegId::B, INJECTOR, 0x1bad, 1, 100, after), [false; 100]);
+        assert!(drain(&mut s).is_empty(), "nothing sent toward the injector");
+        assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr(caller)));
+        assert_eq!(s.destination(LegId::B, StreamKind::Rtp), Some(addr(B_SDP)));
+        // the caller resumes from its address, with a new SSRC and numbering: accepted at once
+        let resume = after + Duration::from_secs(3);
+        let (f, _, _) = send(&mut s, LegId::A, caller, pkt(0, 9000, 1, 0xa2a2, &[0; 160]), resume).unwrap();
+        assert_eq!(f.to, addr(B_SDP));
+        let (f, _, _) = send(&mut s, LegId::B, B_SDP, pkt(0, 50, 1, 0xb2b2, &[0; 160]), resume).unwrap();
+        assert_eq!(f.to, addr(caller));
+        let st = s.stats();
+        let probation = if caller == A_NAT { 3 } else { 0 };
+        assert_eq!((st.a.refused, st.b.refused), (100 + probation, 100));
+    }
+}
+
+#[test]
+fn a_nat_rebinding_with_continuity_is_followed() {
+    let t0 = Instant::now();
+    let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+    s.set_remote(LegId::A, remote(A_PRIVATE, &[CodecSpec::pcmu()]), t0);
+    s.bridge();
+    burst(&mut s, LegId::A, A_NAT, 0xaaaa, 1, 10, t0);
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr(A_NAT)));
+    let _ = events(&mut s);
+    // the NAT gives the stream a new port: same SSRC, the next sequence number: at once
+    assert!(send(&mut s, LegId::A, "203.0.113.5:31002", pkt(0, 11, 1760, 0xaaaa, &[0; 160]), t0 + ms(200)).is_some());
     assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr("203.0.113.5:31002")));
-    // another SSRC from elsewhere: refused while the latched address is live ...
-    assert!(send(&mut s, LegId::A, "198.18.0.1:4000", pkt(0, 7, 0, 0xdddd, &[0; 160]), t0 + ms(500)).is_none());
-    // ... accepted once it has been silent for relatch_after (2 s)
-    assert!(send(&mut s, LegId::A, "198.18.0.1:4000", pkt(0, 8, 160, 0xdddd, &[0; 160]), t0 + ms(2100)).is_some());
-    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr("198.18.0.1:4000")));
-    // a re-INVITE with a new address unlatches: the next source is learned again
+    // then a new public IP (a mobile handover), a few packets lost on the way: at once
+    assert!(send(&mut s, LegId::A, "198.51.100.77:40000", pkt(0, 15, 2400, 0xaaaa, &[0; 160]), t0 + ms(300)).is_some());
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr("198.51.100.77:40000")));
+    assert_eq!(
+        latched_events(&mut s),
+        vec![(LegId::A, StreamKind::Rtp, addr("203.0.113.5:31002")), (LegId::A, StreamKind::Rtp, addr("198.51.100.77:40000"))]
+    );
+    // the latched SSRC from elsewhere without continuity: behind, equal, or too far ahead
+    for seq in [14u16, 15, 15 + CONTINUITY_WINDOW + 1, 30_000] {
+        assert!(send(&mut s, LegId::A, INJECTOR, pkt(0, seq, 0, 0xaaaa, &[0; 160]), t0 + ms(400)).is_none(), "{seq}");
+    }
+    // and a new SSRC from the old address after a pause: refused (the stream moved on)
+    assert!(send(&mut s, LegId::A, A_NAT, pkt(0, 1, 0, 0x77, &[0; 160]), t0 + ms(500)).is_none());
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr("198.51.100.77:40000")));
+    // a re-INVITE with a new address starts learning again, preferring it
     s.set_remote(LegId::A, remote("192.0.2.77:7000", &[CodecSpec::pcmu()]), t0 + ms(3000));
-    assert!(send(&mut s, LegId::A, "192.0.2.77:7002", pkt(0, 9, 320, 0xeeee, &[0; 160]), t0 + ms(3001)).is_some());
+    assert!(send(&mut s, LegId::A, "192.0.2.77:7000", pkt(0, 9, 320, 0xeeee, &[0; 160]), t0 + ms(3001)).is_some());
+}
+
+#[test]
+fn a_nat_port_after_a_long_silence_serves_probation_on_the_same_ip_only() {
+    let t0 = Instant::now();
+    let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+    s.set_remote(LegId::A, remote(A_PRIVATE, &[CodecSpec::pcmu()]), t0);
+    s.bridge();
+    burst(&mut s, LegId::A, A_NAT, 0xaaaa, 1, 10, t0);
+    // while the latched source talks, another port of its IP with a new SSRC gets nowhere
+    assert_eq!(burst(&mut s, LegId::A, "203.0.113.5:32000", 0xcc, 1, 6, t0 + ms(200)), [false; 6]);
+    // after 2 s of silence (an inactive hold outliving the NAT mapping) it may, after probation
+    let later = t0 + Duration::from_secs(40);
+    assert_eq!(burst(&mut s, LegId::A, "203.0.113.5:32000", 0xcc, 100, 5, later), [false, false, false, true, true]);
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr("203.0.113.5:32000")));
+    // a leg latched to its exact SDP address never moves that way: it is not behind NAT
+    let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+    s.bridge();
+    burst(&mut s, LegId::A, A_SDP, 0xaaaa, 1, 10, t0);
+    assert_eq!(burst(&mut s, LegId::A, "192.0.2.10:4010", 0xcc, 100, 20, later), [false; 20]);
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr(A_SDP)));
+}
+
+#[test]
+fn learning_any_takes_another_ip_after_probation_but_never_after_latching() {
+    let t0 = Instant::now();
+    let cfg = SessionConfig { strict: StrictRtp { learning: Learning::Any, probation: 4 }, ..SessionConfig::default() };
+    let mut s = Session::new(cfg, t0, Duration::ZERO, 9);
+    s.set_remote(LegId::A, remote(A_SDP, &[CodecSpec::pcmu()]), t0);
+    s.set_remote(LegId::B, remote(B_SDP, &[CodecSpec::pcmu()]), t0);
+    s.bridge();
+    // a gateway that sends from another address than its (public) SDP: learned after probation
+    assert_eq!(burst(&mut s, LegId::A, "192.0.2.200:9000", 0xa, 1, 5, t0), [false, false, false, true, true]);
+    // once latched, the lock is the same as in the default mode
+    assert_eq!(burst(&mut s, LegId::A, INJECTOR, 0x1bad, 1, 20, t0 + Duration::from_secs(30)), [false; 20]);
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr("192.0.2.200:9000")));
+}
+
+#[test]
+fn rtcp_is_bound_to_its_rtp_stream() {
+    let t0 = Instant::now();
+    let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+    s.set_remote(LegId::A, remote(A_PRIVATE, &[CodecSpec::pcmu()]), t0);
+    s.bridge();
+    send(&mut s, LegId::B, B_SDP, pkt(0, 1, 0, 0xbbbb, &[0; 160]), t0).unwrap();
+    let rr = |ssrc: u32| {
+        let mut b = Vec::new();
+        rtcp::build_compound(&[RtcpPacket::ReceiverReport { ssrc, reports: vec![] }], &mut b);
+        b
+    };
+    let rtcp_in = |s: &mut Session, from: &str, ssrc: u32| s.handle_datagram(LegId::A, StreamKind::Rtcp, addr(from), &mut rr(ssrc), t0 + ms(500)).is_some();
+    // before A's RTP latched: only the SDP's RTCP address (its RTP port + 1)
+    assert!(!rtcp_in(&mut s, "203.0.113.5:31001", 0xaaaa));
+    assert!(rtcp_in(&mut s, "192.168.1.10:4001", 0xaaaa));
+    // RTP latches to the NAT address
+    burst(&mut s, LegId::A, A_NAT, 0xaaaa, 1, 5, t0 + ms(100));
+    let _ = events(&mut s);
+    // another IP, even with the right SSRC and the right port: refused
+    assert!(!rtcp_in(&mut s, "198.18.0.66:31001", 0xaaaa));
+    // the latched IP on a port that is neither the SDP's RTCP port nor RTP + 1: refused
+    assert!(!rtcp_in(&mut s, "203.0.113.5:40001", 0xaaaa));
+    // the right place with another sender SSRC: refused
+    assert!(!rtcp_in(&mut s, "203.0.113.5:31001", 0x1bad));
+    // the right place and SSRC (RTP + 1): accepted, and RTCP to A now goes there
+    assert!(rtcp_in(&mut s, "203.0.113.5:31001", 0xaaaa));
+    assert_eq!(latched_events(&mut s), vec![(LegId::A, StreamKind::Rtcp, addr("203.0.113.5:31001"))]);
+    assert_eq!(s.destination(LegId::A, StreamKind::Rtcp), Some(addr("203.0.113.5:31001")));
+    // the SDP's RTCP port on the latched IP (a NAT keeping ports): accepted too
+    assert!(rtcp_in(&mut s, "203.0.113.5:4001", 0xaaaa));
+    // with rtcp-mux only the RTP source itself
+    let mut m = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
+    m.set_remote(LegId::A, RemoteMedia { rtcp_mux: true, ..remote(A_SDP, &[CodecSpec::pcmu()]) }, t0);
+    m.bridge();
+    send(&mut m, LegId::A, A_SDP, pkt(0, 1, 0, 0xaaaa, &[0; 160]), t0).unwrap();
+    assert!(m.handle_datagram(LegId::A, StreamKind::Rtp, addr("192.0.2.10:4001"), &mut rr(0xaaaa), t0).is_none());
+    assert!(m.handle_datagram(LegId::A, StreamKind::Rtp, addr(INJECTOR), &mut rr(0xaaaa), t0).is_none());
+    assert!(m.handle_datagram(LegId::A, StreamKind::Rtp, addr(A_SDP), &mut rr(0x1bad), t0).is_none());
+    assert_eq!(m.stats().a.refused, 3);
+    assert_eq!(s.stats().a.refused, 4 + 3, "RTCP refusals and the probation");
+}
+
+#[test]
+fn addresses_a_nat_hides() {
+    use crate::latch::behind_nat;
+    for ip in ["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.0.1", "100.64.0.1", "100.127.255.254", "169.254.1.1", "fd00::1", "fe80::1", "::ffff:192.168.1.1"] {
+        assert!(behind_nat(ip.parse().unwrap()), "{ip}");
+    }
+    for ip in ["8.8.8.8", "127.0.0.1", "127.0.0.3", "172.32.0.1", "100.128.0.1", "192.0.2.10", "203.0.113.5", "2001:db8::1", "::1", "::ffff:8.8.8.8"] {
+        assert!(!behind_nat(ip.parse().unwrap()), "{ip}");
+    }
 }
 
 #[test]
@@ -567,14 +824,28 @@ fn a_reinvite_that_changes_codec_keeps_the_stream_continuous() {
 }
 
 #[test]
-fn an_unspecified_sdp_address_sends_nothing_until_learned() {
+fn an_unspecified_sdp_address_sends_nothing_and_learns_nothing() {
     let t0 = Instant::now();
     let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
     s.set_remote(LegId::B, remote("0.0.0.0:5000", &[CodecSpec::pcmu()]), t0);
     s.bridge();
     assert_eq!(s.destination(LegId::B, StreamKind::Rtp), None);
     assert!(send(&mut s, LegId::A, A_SDP, pkt(0, 1, 0, 1, &[0; 160]), t0).is_none());
-    // B's own packet teaches its address
-    send(&mut s, LegId::B, "198.51.100.7:6000", pkt(0, 1, 0, 2, &[0; 160]), t0);
-    assert!(send(&mut s, LegId::A, A_SDP, pkt(0, 2, 160, 1, &[0; 160]), t0 + ms(20)).is_some());
+    // no address to prefer and no NAT to explain a source: nothing is learned
+    assert_eq!(burst(&mut s, LegId::B, "198.51.100.7:6000", 2, 1, 10, t0), [false; 10]);
+    assert_eq!(s.destination(LegId::B, StreamKind::Rtp), None);
+    assert!(send(&mut s, LegId::A, A_SDP, pkt(0, 2, 160, 1, &[0; 160]), t0 + ms(20)).is_none());
+    // the next SDP names the address: learning starts there
+    s.set_remote(LegId::B, remote("198.51.100.7:6000", &[CodecSpec::pcmu()]), t0 + ms(300));
+    send(&mut s, LegId::B, "198.51.100.7:6000", pkt(0, 11, 0, 2, &[0; 160]), t0 + ms(301));
+    assert!(send(&mut s, LegId::A, A_SDP, pkt(0, 3, 320, 1, &[0; 160]), t0 + ms(320)).is_some());
+    // in the permissive learning mode the packets themselves teach it, after probation
+    let cfg = SessionConfig { strict: StrictRtp { learning: Learning::Any, probation: 4 }, ..SessionConfig::default() };
+    let mut s = Session::new(cfg, t0, Duration::ZERO, 2);
+    s.set_remote(LegId::A, remote(A_SDP, &[CodecSpec::pcmu()]), t0);
+    s.set_remote(LegId::B, remote("0.0.0.0:5000", &[CodecSpec::pcmu()]), t0);
+    s.bridge();
+    assert_eq!(burst(&mut s, LegId::B, "198.51.100.7:6000", 2, 1, 5, t0), [false, false, false, true, true]);
+    let (f, _, _) = send(&mut s, LegId::A, A_SDP, pkt(0, 1, 0, 1, &[0; 160]), t0 + ms(100)).unwrap();
+    assert_eq!(f.to, addr("198.51.100.7:6000"));
 }

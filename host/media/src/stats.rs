@@ -261,9 +261,13 @@ pub struct LegStats {
     pub sent_packets: u64,
     /// RTP bytes we sent to the leg.
     pub sent_bytes: u64,
-    /// Datagrams dropped because they came from an address the leg is not latched to, or
-    /// did not parse.
+    /// Datagrams from an accepted source dropped because they did not parse or carried a
+    /// payload type the leg did not negotiate.
     pub dropped: u64,
+    /// Datagrams refused for their source (strict RTP, [`crate::latch`]): from an address
+    /// the leg is not latched to, including a new source's packets while it served its
+    /// probation. Never forwarded, never answered.
+    pub refused: u64,
     /// The leg's own RTCP view of what we send it.
     pub remote: RemoteReport,
 }

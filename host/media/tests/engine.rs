@@ -47,7 +47,8 @@ async fn relays_between_two_peers_and_reclaims_ports() {
     let e = engine((31000, 31099), |_| {});
     let call = e.create_session("relay-test").unwrap();
     let (caller, callee) = (peer(), peer());
-    // the callee's SDP is right; the caller's SDP is wrong (NAT): latching finds it
+    // the callee's SDP is right; the caller's SDP names another port of its address (a NAT
+    // that kept the IP): latching finds it after probation
     call.set_remote(LegId::A, RemoteMedia::new(Some("127.0.0.1:9".parse().unwrap()), pcmu()));
     call.set_remote(LegId::B, RemoteMedia::new(Some(callee.local_addr().unwrap()), pcmu()));
     call.bridge();
@@ -57,6 +58,13 @@ async fn relays_between_two_peers_and_reclaims_ports() {
     assert_eq!(call.local_rtcp(LegId::A).port(), a_local.port() + 1);
     assert_eq!(e.health().port_pairs_in_use, 2);
 
+    // the first three of four consecutive packets serve the probation: refused, not relayed
+    callee.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    for i in 0..3u16 {
+        caller.send_to(&pkt(0, 997 + i, 160 * u32::from(i), 0xabc, &[0xee; 160]), a_local).unwrap();
+    }
+    assert!(recv(&callee).is_none(), "a source on probation is not relayed");
+    callee.set_read_timeout(Some(Duration::from_millis(2000))).unwrap();
     let mut seen = Vec::new();
     for i in 0..50u16 {
         caller.send_to(&pkt(0, 1000 + i, 160 * u32::from(i), 0xabc, &[i as u8; 160]), a_local).unwrap();
@@ -77,7 +85,7 @@ async fn relays_between_two_peers_and_reclaims_ports() {
     assert_eq!(b[12], 7);
 
     let stats = call.stats().await.unwrap();
-    assert_eq!(stats.a.received.packets, 50);
+    assert_eq!((stats.a.received.packets, stats.a.refused), (50, 3));
     assert_eq!(stats.a.received.lost, 0);
     assert_eq!(stats.b.sent_packets, 50);
     assert_eq!(stats.b.received.packets, 1);

@@ -1,4 +1,5 @@
-//! The passthrough relay path allocates nothing: counted with a global allocator.
+//! The passthrough relay path, and refusing packets from strangers, allocate nothing:
+//! counted with a global allocator.
 //! (One test in this binary, so no other thread allocates while it counts.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -69,5 +70,21 @@ fn passthrough_packets_allocate_nothing() {
         let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
         assert_eq!(forwarded, 9_990);
         assert_eq!(allocations, 0, "{a_codec:?}: {allocations} allocations on the passthrough path");
+        // a flood from an injector (refused by strict RTP) costs no allocation either
+        let injector: SocketAddr = "198.18.0.66:7078".parse().unwrap();
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let mut refused = 0;
+        for i in 0..10_000u16 {
+            rtp::build(&RtpHeader { marker: false, payload_type: a_codec.pt, sequence: i, timestamp: u32::from(i) * 160, ssrc: 0x1bad }, &payload, &mut pkt).unwrap();
+            let now = t0 + Duration::from_secs(300) + Duration::from_millis(u64::from(i));
+            for leg in [LegId::A, LegId::B] {
+                if s.handle_datagram(leg, StreamKind::Rtp, injector, &mut pkt, now).is_none() {
+                    refused += 1;
+                }
+            }
+        }
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        assert_eq!(refused, 20_000);
+        assert_eq!(allocations, 0, "{a_codec:?}: {allocations} allocations refusing injected packets");
     }
 }

@@ -112,8 +112,11 @@ impl Baresip {
             modules.push("sndfile.so".into());
         }
         let rtp = 30000 + (sip_port % 100) * 20;
+        // the phone talks to the PBX over loopback: its SDP names the loopback address it
+        // sends from (left to itself it names the default route's interface, an address it
+        // does not send from, which strict RTP rightly refuses to learn)
         let mut config = format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nsip_trans_def udp\nmodule_path /usr/lib/baresip/modules\n\
+            "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\nsip_trans_def udp\nmodule_path /usr/lib/baresip/modules\n\
              ctrl_tcp_listen 127.0.0.1:{ctrl_port}\naudio_source aufile,{}\naudio_player aufile,{}\naudio_alert aufile,{}\n\
              rtp_ports {rtp}-{}\nsnd_path {}\n",
             source.display(),
