@@ -671,7 +671,7 @@ mod tests {
 
     #[test]
     fn voicemail_files_are_per_box() {
-        assert_eq!(voicemail_file(7, 1700000000123, 42), Path::new("voicemail/7/1700000000123-42.wav"));
+        assert_eq!(voicemail_file(7, 1700000000123, call::CallKey::from_raw(42)), Path::new("voicemail/7/1700000000123-42.wav"));
     }
 
     #[test]

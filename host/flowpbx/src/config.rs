@@ -132,6 +132,14 @@ pub struct Settings {
     /// Strict RTP: which sources a call leg may learn before it latches.
     #[arg(long, env = "FLOWPBX_RTP_STRICT_LEARNING", value_enum, default_value = "nat", global = true)]
     pub rtp_strict_learning: RtpLearning,
+    /// Networks the built-in webhook node may reach although they are not public (loopback,
+    /// RFC 1918, CGNAT, link-local, ULA): CIDRs or addresses, comma-separated (an internal CRM
+    /// at 10.1.2.3 needs `10.1.2.3` or `10.1.0.0/16`). Plugins get theirs from their grants.
+    #[arg(long, env = "FLOWPBX_WEBHOOK_ALLOW_NETWORKS", value_delimiter = ',', global = true)]
+    pub webhook_allow_networks: Vec<String>,
+    /// Ports the built-in webhook node may use besides 80 and 443, comma-separated.
+    #[arg(long, env = "FLOWPBX_WEBHOOK_ALLOW_PORTS", value_delimiter = ',', global = true)]
+    pub webhook_allow_ports: Vec<u16>,
     /// SIP message logging.
     #[arg(long, env = "FLOWPBX_SIP_LOG", value_enum, default_value = "off", global = true)]
     pub sip_log: SipLog,
@@ -224,6 +232,13 @@ pub struct MediaSettings {
     pub recording_min_free_mb: u64,
 }
 
+/// What the flow engine is started with.
+#[derive(Debug, Clone, Default)]
+pub struct FlowSettings {
+    /// What the built-in nodes' HTTP (the webhook) may reach besides public 80/443.
+    pub builtin_egress: flow::egress::Egress,
+}
+
 /// The effective configuration.
 #[derive(Debug, Clone)]
 #[allow(dead_code)] // fields the SIP and media crates read once they are wired in
@@ -232,6 +247,23 @@ pub struct Config {
     pub http: HttpSettings,
     pub sip: SipSettings,
     pub media: MediaSettings,
+    pub flow: FlowSettings,
+}
+
+/// The webhook's networks and ports, each checked.
+fn builtin_egress(s: &Settings) -> anyhow::Result<flow::egress::Egress> {
+    let mut egress = flow::egress::Egress::default();
+    for n in &s.webhook_allow_networks {
+        let n = flow::egress::parse_network(n).map_err(|e| anyhow::anyhow!("--webhook-allow-networks {n:?}: {e}"))?;
+        egress.networks.push(n);
+    }
+    for &p in &s.webhook_allow_ports {
+        if p == 0 {
+            bail!("--webhook-allow-ports: 0 is no port");
+        }
+        egress.ports.push(p);
+    }
+    Ok(egress)
 }
 
 /// The stored-setting keys with their clap ids (the same names).
@@ -374,6 +406,7 @@ pub fn resolve(s: &Settings, layers: &SettingsLayers, stored: &BTreeMap<String, 
             rtp_strict_learning: s.rtp_strict_learning,
             recording_min_free_mb: parse_value(&r, keys::RECORDING_MIN_FREE_MB)?,
         },
+        flow: FlowSettings { builtin_egress: builtin_egress(s)? },
     };
     if config.media.rtp_port_min >= config.media.rtp_port_max {
         bail!("rtp_port_min ({}) must be below rtp_port_max ({})", config.media.rtp_port_min, config.media.rtp_port_max);
@@ -435,6 +468,22 @@ mod tests {
             let args = std::iter::once("flowpbx").chain(bad.iter().copied());
             assert!(Cli::command().try_get_matches_from(args).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn webhook_egress_flags() {
+        let m = matches(&["--webhook-allow-networks", "10.1.0.0/16,127.0.0.1", "--webhook-allow-ports", "8080"]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let c = resolve(&cli.settings, &layers(&m), &BTreeMap::new()).unwrap();
+        assert_eq!(c.flow.builtin_egress.networks.len(), 2);
+        assert_eq!(c.flow.builtin_egress.ports, vec![8080]);
+        let m = matches(&["--webhook-allow-networks", "10.1.2.3/8"]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let err = resolve(&cli.settings, &layers(&m), &BTreeMap::new()).unwrap_err().to_string();
+        assert!(err.contains("webhook-allow-networks"), "{err}");
+        let m = matches(&[]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        assert!(resolve(&cli.settings, &layers(&m), &BTreeMap::new()).unwrap().flow.builtin_egress.networks.is_empty());
     }
 
     #[test]

@@ -214,7 +214,7 @@ pub fn flow(cmd: FlowCommand, s: &Settings) -> anyhow::Result<ExitCode> {
             Some(_) => Some(crate::flows::server_cache_dir(s.cache_dir.as_deref(), &s.data_dir)),
             None => user_cache_dir(s),
         };
-        let engine = crate::flows::build_engine(cache, services).await?;
+        let engine = crate::flows::build_engine(cache, services, flow::Limits::default()).await?;
         if let Some(st) = &store {
             api::flows_engine::install_enabled_plugins(&engine, st, &s.data_dir).await?;
         }

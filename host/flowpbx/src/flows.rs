@@ -21,8 +21,8 @@ pub fn server_cache_dir(cache_dir: Option<&Path>, data_dir: &Path) -> PathBuf {
 
 /// Builds the engine (compiling the built-in nodes, or loading them from the cache) on a
 /// blocking thread.
-pub async fn build_engine(cache_dir: Option<PathBuf>, services: Services) -> anyhow::Result<Engine> {
-    tokio::task::spawn_blocking(move || Engine::new(EngineConfig { cache_dir, limits: Limits::default() }, services))
+pub async fn build_engine(cache_dir: Option<PathBuf>, services: Services, limits: Limits) -> anyhow::Result<Engine> {
+    tokio::task::spawn_blocking(move || Engine::new(EngineConfig { cache_dir, limits }, services))
         .await
         .context("starting the flow engine")?
         .context("starting the flow engine")
@@ -31,13 +31,14 @@ pub async fn build_engine(cache_dir: Option<PathBuf>, services: Services) -> any
 /// Starts the flow engine for the server and hands it to the API, which loads entities,
 /// enabled plugins and the live version of every published flow. Returns the runtime the
 /// call wiring reaches the engine through (`runtime.engine()`).
-pub async fn start(state: &api::AppState, cache_dir: Option<&Path>, pbx: &call::PbxHandle) -> anyhow::Result<api::flows_engine::FlowRuntime> {
+pub async fn start(state: &api::AppState, cache_dir: Option<&Path>, pbx: &call::PbxHandle, settings: &crate::config::FlowSettings) -> anyhow::Result<api::flows_engine::FlowRuntime> {
     let t0 = std::time::Instant::now();
     let entities = Arc::new(EntityCache::new());
     let directory = PbxDirectory::start(pbx.clone(), entities.clone());
     let http = ReqwestClient::new().map_err(|e| anyhow::anyhow!("the webhook HTTP client: {e}"))?;
     let services = Services { entities, directory, kv: api::flow_sync::StoreKv::new(state.store().clone()), http: Arc::new(http) };
-    let engine = build_engine(Some(server_cache_dir(cache_dir, &state.config().data_dir)), services).await?;
+    let limits = Limits { builtin_egress: settings.builtin_egress.clone(), ..Limits::default() };
+    let engine = build_engine(Some(server_cache_dir(cache_dir, &state.config().data_dir)), services, limits).await?;
     let boot = state.start_flow_engine(engine).await.map_err(|e| anyhow::anyhow!("loading flows: {e}"))?;
     tracing::info!(
         entities = boot.entities,

@@ -195,8 +195,9 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     state.flow_engine_starting();
     tokio::spawn({
         let (state, pbx, store, data_dir, cache_dir) = (state.clone(), pbx.clone(), store.clone(), data_dir.clone(), settings.cache_dir.clone());
+        let flow_settings = config.flow.clone();
         async move {
-            match flows::start(&state, cache_dir.as_deref(), &pbx).await {
+            match flows::start(&state, cache_dir.as_deref(), &pbx, &flow_settings).await {
                 Ok(runtime) => {
                     if let Some(rx) = incoming {
                         call_runner::run(pbx, store, runtime, data_dir, rx).await;
