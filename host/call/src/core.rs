@@ -26,6 +26,7 @@ use crate::registrar::{RegisterOutcome, Registrar};
 use crate::security::Guard;
 pub(crate) use crate::signalling::{Locator, Ports};
 use crate::signalling::Signalling;
+use crate::trunks::Trunks;
 
 /// The methods we answer or relay, for Allow.
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE, NOTIFY";
@@ -70,6 +71,8 @@ pub(crate) struct Core {
     pub(crate) registrar: Registrar,
     /// The calls.
     pub(crate) b2bua: B2bua,
+    /// The trunks' registrations and keep-alives.
+    pub(crate) trunks: Trunks,
     /// The registrar's store writes.
     ops: Vec<PersistOp>,
     pub(crate) shared: Arc<Shared>,
@@ -97,6 +100,7 @@ impl Core {
             dir,
             registrar,
             b2bua: B2bua::new(media, shared.clone(), cfg.session_expires),
+            trunks: Trunks::new(shared.clone()),
             ops: Vec::new(),
             shared,
             next_sweep: Instant::ZERO,
@@ -108,7 +112,13 @@ impl Core {
 
     /// The context a B2BUA input runs in.
     fn cx(&mut self) -> (&mut B2bua, Ctx<'_>) {
-        (&mut self.b2bua, Ctx { sig: &mut self.sig, dir: &self.dir, registrar: &self.registrar })
+        (&mut self.b2bua, Ctx { sig: &mut self.sig, dir: &self.dir, registrar: &self.registrar, trunks: &self.trunks })
+    }
+
+    /// Starts the trunks' registrations and keep-alives (the event loop calls it once, with
+    /// the clock, before its first turn).
+    pub(crate) fn start(&mut self, now: Instant) {
+        self.trunks.set_directory(&mut self.sig, now, &self.dir);
     }
 
     // ----- inputs -----
@@ -201,6 +211,7 @@ impl Core {
             self.guard.sweep(now);
             self.next_sweep = now + Duration::from_secs(1);
         }
+        self.trunks.handle_timeout(&mut self.sig, now);
         let (b2bua, mut cx) = self.cx();
         b2bua.handle_timeout(&mut cx, now);
         self.drain_events(now);
@@ -210,7 +221,10 @@ impl Core {
     /// A command from the handle.
     pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
-            Command::Directory(d) => self.set_directory(d),
+            Command::Directory(d) => {
+                self.set_directory(d);
+                self.trunks.set_directory(&mut self.sig, now, &self.dir);
+            }
             Command::Shutdown => self.shutdown(now),
             Command::Call(c) => {
                 let (b2bua, mut cx) = self.cx();
@@ -248,7 +262,7 @@ impl Core {
 
     /// When `handle_timeout` is next due.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [Some(self.next_sweep), self.sig.txl.poll_timeout(), self.b2bua.poll_timeout()].into_iter().flatten().min()
+        [Some(self.next_sweep), self.sig.txl.poll_timeout(), self.b2bua.poll_timeout(), self.trunks.poll_timeout()].into_iter().flatten().min()
     }
 
     /// The store writes queued since the last call.
@@ -273,6 +287,15 @@ impl Core {
                 // §18.1.2: a response matching no transaction is discarded)
                 Event::StrayResponse { msg, source } => {
                     tracing::debug!(peer = %source.addr, call_id = msg.call_id().unwrap_or(""), "stray response dropped");
+                }
+                Event::Response { tx, msg } if self.trunks.owns(tx) => {
+                    self.trunks.handle_response(&mut self.sig, now, tx, &msg);
+                }
+                Event::Timeout { tx } if self.trunks.owns(tx) => {
+                    self.trunks.handle_failure(&mut self.sig, now, tx, 408);
+                }
+                Event::TransportError { tx } if self.trunks.owns(tx) => {
+                    self.trunks.handle_failure(&mut self.sig, now, tx, 503);
                 }
                 ev => {
                     let (b2bua, mut cx) = self.cx();
@@ -483,6 +506,7 @@ impl Core {
         }
         self.shutting_down = true;
         self.registrar.flush_all(&mut self.ops);
+        self.trunks.shutdown(&mut self.sig, now);
         let (b2bua, mut cx) = self.cx();
         b2bua.shutdown(&mut cx, now);
     }

@@ -131,6 +131,7 @@ impl Loop {
                 tracing::error!(error = %e, "cannot poll the SIP TCP listener");
             }
         self.shared.running.store(true, Ordering::Release);
+        self.core.start(self.clock.now());
         let mut events = Events::with_capacity(256);
         let mut buf = vec![0u8; sip::msg::MAX_MESSAGE_SIZE + 1];
         loop {

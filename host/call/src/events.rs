@@ -118,6 +118,8 @@ pub enum PbxEvent {
         /// The hangup cause.
         cause: &'static str,
     },
+    /// A trunk's registration or reachability changed.
+    TrunkStatus(crate::trunks::TrunkStatus),
     /// A source was banned after repeated failed authentications.
     SourceBanned {
         /// The address.
@@ -152,6 +154,8 @@ pub struct Shared {
     pub(crate) directory: Mutex<(usize, usize, usize)>,
     /// Each anchored call's media, by call key (the flow controller plays and listens there).
     pub(crate) media: Arc<DashMap<CallKey, Arc<crate::anchor::CallMedia>>>,
+    /// Every enabled trunk's registration and reachability.
+    pub(crate) trunks: DashMap<i64, crate::trunks::TrunkStatus>,
     incoming_tx: mpsc::UnboundedSender<IncomingCall>,
     incoming_rx: Mutex<Option<mpsc::UnboundedReceiver<IncomingCall>>>,
     incoming_taken: AtomicBool,
@@ -170,6 +174,7 @@ impl Shared {
             guard: Mutex::new(Default::default()),
             directory: Mutex::new((0, 0, 0)),
             media: Arc::new(DashMap::new()),
+            trunks: DashMap::new(),
             incoming_tx,
             incoming_rx: Mutex::new(Some(incoming_rx)),
             incoming_taken: AtomicBool::new(false),

@@ -36,6 +36,7 @@ mod sdp_media;
 mod security;
 mod signalling;
 mod siplog;
+mod trunks;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,6 +55,7 @@ pub use error::CallError;
 pub use events::{ActiveCall, CallKey, CallState, PbxEvent};
 pub use registrar::{Binding, ChangeAction};
 pub use security::GuardStats;
+pub use trunks::{RegistrationState, RegistrationStatus, TrunkStatus};
 pub use sip::auth::Algorithm as DigestAlgorithm;
 pub use sip::transaction::{Peer, Transport};
 
@@ -309,6 +311,13 @@ impl PbxHandle {
     /// How many live contacts each registered extension has.
     pub fn registration_counts(&self) -> HashMap<i64, usize> {
         self.0.shared.bindings.iter().map(|e| (*e.key(), e.value().len())).collect()
+    }
+
+    /// What the PBX knows of an enabled trunk: its registration (registration trunks) and
+    /// whether it answers OPTIONS. `None` for a trunk that is disabled or unknown (or not
+    /// loaded yet: the directory follows the store within its refresh interval).
+    pub fn trunk_status(&self, trunk_id: i64) -> Option<TrunkStatus> {
+        self.0.shared.trunks.get(&trunk_id).map(|s| s.clone())
     }
 
     /// The calls in progress.

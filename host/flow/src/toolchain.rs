@@ -130,6 +130,10 @@ impl WasmToolchain {
         }
         c.args(["build", "--release", "--target", WASM_TARGET]);
         c.env("CARGO_TARGET_DIR", target_dir);
+        // an outer `build.build-dir` (shared between checkouts, say) would hold the nested
+        // build's intermediate artifacts too, where another checkout's nodes — the same
+        // package ids — could pass for this one's: the nested build keeps its own
+        c.env("CARGO_BUILD_BUILD_DIR", target_dir);
         c.env("RUSTC", &self.rustc);
         if let ToolchainKind::DebianBuildStd { linker } = &self.kind {
             c.env("RUSTC_BOOTSTRAP", "1");

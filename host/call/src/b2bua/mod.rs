@@ -46,6 +46,8 @@ pub(crate) struct Ctx<'a> {
     pub sig: &'a mut Signalling,
     pub dir: &'a Directory,
     pub registrar: &'a Registrar,
+    /// Which trunks are up.
+    pub trunks: &'a crate::trunks::Trunks,
 }
 
 /// What the async world asks of a call (a controller's action, a media event).
