@@ -184,7 +184,7 @@ impl Trunk {
         Trunk {
             id,
             name: format!("trunk {id}"),
-            fingerprint: format!("{domain}|{hop}|{account:?}"),
+            fingerprint: format!("{domain}|{hop}|{account:?}|{:?}", account.as_ref().map(|a| sip::auth::ha1(Algorithm::Md5, &a.auth_username, "", &a.password))),
             account,
             domain: domain.into(),
             port: 0,

@@ -1064,3 +1064,181 @@ fn digest_uri_and_trunk_addresses() {
     h.out();
     assert!(incoming.try_recv().is_ok(), "the carrier's calls still come in");
 }
+
+// ----- registration trunks -----
+
+const CARRIER: &str = "203.0.113.10:5060";
+
+fn reg_trunk_directory() -> Directory {
+    let account = crate::directory::Account { username: "acme".into(), auth_username: "acme-auth".into(), password: "trunk-pw".into(), expiry: 300 };
+    let trunk = crate::directory::Trunk::for_test(20, "sip.carrier.test", CARRIER, Some(account));
+    let mut d = directory();
+    d = d.with_trunks(vec![trunk], vec![]);
+    d
+}
+
+impl H {
+    fn with_directory(d: Directory) -> H {
+        let mut h = H::build(|_| {}, None);
+        h.core.handle_command(h.now, crate::core::Command::Directory(Arc::new(d)));
+        h.advance(Duration::ZERO);
+        h
+    }
+}
+
+/// The carrier's answer to a request of ours.
+fn carrier_answer(req: &Message, code: u16, f: impl FnOnce(&mut Message)) -> Message {
+    let mut r = Message::response_to(req, code, None, Some("carrier-tag"));
+    f(&mut r);
+    r
+}
+
+fn status(h: &H) -> crate::trunks::TrunkStatus {
+    h.shared.trunks.get(&20).map(|s| s.clone()).expect("a status")
+}
+
+#[test]
+fn a_registration_trunk_registers_with_digest_and_refreshes() {
+    let mut h = H::with_directory(reg_trunk_directory());
+    let out = h.out();
+    let reg = only(&out, |m| is_req(m, Method::Register));
+    assert_eq!(reg.len(), 1, "{out:?}");
+    let (dest, reg) = reg[0].clone();
+    assert_eq!(dest.to_string(), CARRIER);
+    assert_eq!(reg.uri_str(), Some("sip:sip.carrier.test"));
+    assert_eq!(reg.to().unwrap().uri_str, "sip:acme@sip.carrier.test");
+    assert_eq!(reg.expires(), Some(300));
+    assert!(reg.contact().unwrap().uri_str.starts_with("sip:acme@192.0.2.1:5060"));
+    assert_eq!(status(&h).registration.unwrap().state, crate::RegistrationState::Registering);
+    // the OPTIONS keep-alive goes too
+    assert_eq!(only(&out, |m| is_req(m, Method::Options)).len(), 1);
+
+    // 401: answered with the auth username, same Call-ID, next CSeq
+    let challenge = "Digest realm=\"carrier\", nonce=\"abc123\", algorithm=MD5, qop=\"auth\"";
+    h.send(CARRIER, &carrier_answer(&reg, 401, |r| r.push_header(HeaderName::WwwAuthenticate, challenge).unwrap()));
+    let out = h.out();
+    let (_, reg2) = only(&out, |m| is_req(m, Method::Register))[0].clone();
+    assert_eq!(reg2.call_id(), reg.call_id());
+    assert_eq!(reg2.cseq().unwrap().seq, reg.cseq().unwrap().seq + 1);
+    let creds = sip::auth::Credentials::from_message(&reg2, HeaderName::Authorization, "carrier").unwrap();
+    assert_eq!(creds.username, "acme-auth");
+    let ha1 = sip::auth::ha1(sip::auth::Algorithm::Md5, "acme-auth", "carrier", "trunk-pw");
+    let srv = sip::auth::DigestServer::new([0; 32], "carrier", Duration::from_secs(300));
+    let _ = srv; // the response is checked by recomputing it below
+    let expected = Challenge::parse(challenge).unwrap().authorization("REGISTER", "sip:sip.carrier.test", "acme-auth", "trunk-pw", creds.cnonce.as_deref().unwrap(), 1);
+    assert!(expected.contains(&format!("response=\"{}\"", creds.response)), "{expected} vs {}", creds.response);
+    let _ = ha1;
+
+    // 200 granting 120 s: registered, refreshed at 90 s
+    h.send(CARRIER, &carrier_answer(&reg2, 200, |r| {
+        let c = reg2.contact().unwrap().uri_str.to_owned();
+        r.push_header(HeaderName::Contact, &format!("<{c}>;expires=120")).unwrap();
+    }));
+    h.out();
+    let st = status(&h).registration.unwrap();
+    assert_eq!(st.state, crate::RegistrationState::Registered);
+    assert!(st.expires_at_ms.is_some() && st.error.is_none());
+    h.advance(Duration::from_secs(89));
+    assert!(only(&h.out(), |m| is_req(m, Method::Register)).is_empty());
+    h.advance(Duration::from_secs(2));
+    let out = h.out();
+    let mut refresh = only(&out, |m| is_req(m, Method::Register));
+    refresh.dedup_by_key(|(_, m)| m.cseq().map(|c| c.seq));
+    assert_eq!(refresh.len(), 1, "the refresh at 85% or expiry-30 s (retransmissions aside)");
+    let (_, r3) = refresh[0].clone();
+
+    // 503 with Retry-After: failed, retried then
+    h.send(CARRIER, &carrier_answer(&r3, 503, |r| r.push_header(HeaderName::RetryAfter, "20").unwrap()));
+    h.out();
+    let st = status(&h).registration.unwrap();
+    assert_eq!((st.state, st.last_response.clone().map(|r| r.0)), (crate::RegistrationState::Failed, Some(503)));
+    h.advance(Duration::from_secs(19));
+    assert!(only(&h.out(), |m| is_req(m, Method::Register)).is_empty());
+    h.advance(Duration::from_secs(2));
+    let out = h.out();
+    let (_, r4) = only(&out, |m| is_req(m, Method::Register))[0].clone();
+
+    // 423: the Min-Expires is taken and sent at once
+    h.send(CARRIER, &carrier_answer(&r4, 423, |r| r.push_header(HeaderName::MinExpires, "600").unwrap()));
+    let out = h.out();
+    let (_, r5) = only(&out, |m| is_req(m, Method::Register))[0].clone();
+    assert_eq!(r5.expires(), Some(600));
+
+    // 403: stopped, nothing more until the trunk is edited
+    h.send(CARRIER, &carrier_answer(&r5, 403, |_| {}));
+    h.out();
+    assert_eq!(status(&h).registration.unwrap().state, crate::RegistrationState::Stopped);
+    h.advance(Duration::from_secs(3600));
+    assert!(only(&h.out(), |m| is_req(m, Method::Register)).is_empty(), "no retry after 403");
+    // an edit (another password: another fingerprint) starts again
+    let account = crate::directory::Account { username: "acme".into(), auth_username: "acme-auth".into(), password: "new-pw".into(), expiry: 300 };
+    let edited = directory().with_trunks(vec![crate::directory::Trunk::for_test(20, "sip.carrier.test", CARRIER, Some(account))], vec![]);
+    h.core.handle_command(h.now, crate::core::Command::Directory(Arc::new(edited)));
+    h.advance(Duration::ZERO);
+    assert_eq!(only(&h.out(), |m| is_req(m, Method::Register)).len(), 1);
+}
+
+#[test]
+fn failures_back_off_doubling_and_wrong_credentials_are_not_retried_at_once() {
+    let mut h = H::with_directory(reg_trunk_directory());
+    let out = h.out();
+    let (_, reg) = only(&out, |m| is_req(m, Method::Register))[0].clone();
+    let challenge = "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\"";
+    h.send(CARRIER, &carrier_answer(&reg, 401, |r| r.push_header(HeaderName::WwwAuthenticate, challenge).unwrap()));
+    let out = h.out();
+    let (_, reg2) = only(&out, |m| is_req(m, Method::Register))[0].clone();
+    // the same challenge again: the credentials are wrong — a failure, not a loop
+    h.send(CARRIER, &carrier_answer(&reg2, 401, |r| r.push_header(HeaderName::WwwAuthenticate, challenge).unwrap()));
+    assert!(only(&h.out(), |m| is_req(m, Method::Register)).is_empty());
+    let st = status(&h).registration.unwrap();
+    assert_eq!(st.state, crate::RegistrationState::Failed);
+    assert!(st.error.unwrap().contains("credentials"));
+    // retries: 30 s ±20 %, then 60 s ±20 % (timeouts: the carrier says nothing)
+    let mut gaps = Vec::new();
+    let mut last = h.now;
+    let mut last_cseq = reg2.cseq().unwrap().seq;
+    for _ in 0..3 {
+        let mut waited = Duration::ZERO;
+        loop {
+            h.advance(Duration::from_secs(1));
+            waited += Duration::from_secs(1);
+            let out = h.out();
+            // a new REGISTER (not a retransmission of the last): a higher CSeq
+            let fresh = only(&out, |m| is_req(m, Method::Register)).iter().filter_map(|(_, m)| m.cseq().map(|c| c.seq)).filter(|&c| c > last_cseq).max();
+            if let Some(c) = fresh {
+                last_cseq = c;
+                break;
+            }
+            assert!(waited < Duration::from_secs(200), "no retry");
+        }
+        gaps.push(h.now.saturating_duration_since(last).as_secs());
+        last = h.now;
+        // no answer at all: the transaction times out (32 s) and the next wait doubles
+    }
+    assert!((24..=37).contains(&gaps[0]), "{gaps:?}");
+    assert!(gaps[1] >= 32 + 48 && gaps[1] <= 32 + 73, "timeout then about 60 s: {gaps:?}");
+}
+
+#[test]
+fn a_trunk_that_stops_answering_options_is_down_until_it_answers() {
+    let mut h = H::with_directory(reg_trunk_directory());
+    let out = h.out();
+    let (_, opt) = only(&out, |m| is_req(m, Method::Options))[0].clone();
+    h.send(CARRIER, &carrier_answer(&opt, 200, |_| {}));
+    h.out();
+    assert_eq!(status(&h).reachable, Some(true));
+    assert!(status(&h).rtt_ms.is_some());
+    h.advance(Duration::from_secs(30));
+    assert_eq!(only(&h.out(), |m| is_req(m, Method::Options)).len(), 1, "every 30 s");
+    h.advance(Duration::from_secs(9));
+    h.out();
+    assert_eq!(status(&h).reachable, Some(false), "8 s without an answer: down");
+    assert!(!h.core.trunks.usable(20));
+    h.advance(Duration::from_secs(21));
+    let out = h.out();
+    let (_, opt) = only(&out, |m| is_req(m, Method::Options))[0].clone();
+    h.send(CARRIER, &carrier_answer(&opt, 404, |_| {}));
+    h.out();
+    assert_eq!(status(&h).reachable, Some(true), "any answer is a live carrier");
+    assert!(h.core.trunks.usable(20));
+}
