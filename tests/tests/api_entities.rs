@@ -290,3 +290,83 @@ async fn pagination_bounds() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Trunks with their keep-alive and numbering, an outbound route over two of them in order,
+/// read back as written; bad routes and trunks refused naming the field; a routed trunk kept.
+#[tokio::test]
+async fn outbound_routes_over_trunks() -> anyhow::Result<()> {
+    let server = Server::start().await?;
+    let c = server.admin().await?;
+
+    let primary = create(
+        &c,
+        "/trunks",
+        json!({"name": "Primary", "type": "register", "host": "sip.carrier.example", "username": "acct", "password": "p".repeat(128),
+               "outbound_proxy": "sip:edge.carrier.example:5070;lr", "options_interval": 15, "country_code": "61", "national_prefix": "0",
+               "international_prefix": "0011"}),
+    )
+    .await?;
+    assert_eq!((primary["options_interval"].as_i64(), primary["country_code"].as_str()), (Some(15), Some("61")));
+    assert_eq!(primary["outbound_proxy"], "sip:edge.carrier.example:5070;lr");
+    let backup = create(&c, "/trunks", json!({"name": "Backup", "type": "ip", "remote_hosts": ["198.51.100.9"], "options_interval": 0})).await?;
+    assert_eq!(backup["options_interval"], 0);
+    let ext = create(
+        &c,
+        "/extensions",
+        json!({"extension": "101", "name": "A", "sip_password": "password-101", "call_classes": ["local", "national", "international"],
+               "outbound_caller_id_num": "+61290000101", "emergency_caller_id_num": "+61290000100", "max_outbound_calls": 1, "daily_outbound_minutes": 120}),
+    )
+    .await?;
+    assert_eq!(ext["call_classes"], json!(["local", "national", "international"]));
+
+    let (p, b) = (primary["id"].as_i64().unwrap(), backup["id"].as_i64().unwrap());
+    let body = json!({"name": "National", "position": 10, "patterns": ["_0[2-9]XXXXXXXX", "^\\+61[0-9]{9}$", "13"], "call_class": "national",
+                      "strip_digits": 1, "prepend": "+61", "caller_id_mode": "extension", "extension_ids": [ext["id"]], "trunk_ids": [b, p]});
+    let route = create(&c, "/outbound-routes", body.clone()).await?;
+    let id = route["id"].as_i64().unwrap();
+    for (k, v) in body.as_object().unwrap() {
+        assert_eq!(&route[k], v, "{k}");
+    }
+    let got = c.get(&format!("/outbound-routes/{id}")).await?;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.data()["trunk_ids"], json!([b, p]), "tried in the order given");
+    assert_eq!(got.data(), &route);
+    let list = c.get("/outbound-routes").await?;
+    assert_eq!((list.status, list.body["meta"]["total"].as_i64()), (200, Some(1)));
+    let r = c.put(&format!("/outbound-routes/{id}"), &json!({"trunk_ids": [p, b]})).await?;
+    assert_eq!((r.status, &r.data()["trunk_ids"]), (200, &json!([p, b])), "{}", r.text);
+    assert_eq!(r.data()["patterns"], body["patterns"], "kept");
+
+    // bad input, each a 422 naming its field
+    let check = |r: flowpbx_tests::Response, field: &str| {
+        assert_eq!(r.status, 422, "{field}: {}", r.text);
+        assert!(r.error_fields().iter().any(|f| f == field), "expected field {field}: {}", r.text);
+    };
+    let route_with = |extra: Value| {
+        let mut r = json!({"name": "R", "patterns": ["9"], "trunk_ids": [p]});
+        r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        r
+    };
+    check(c.post("/outbound-routes", &route_with(json!({"patterns": ["9", "_0[9-2]X"]}))).await?, "patterns[1]");
+    check(c.post("/outbound-routes", &route_with(json!({"patterns": ["^(0"]}))).await?, "patterns[0]");
+    check(c.post("/outbound-routes", &route_with(json!({"patterns": ["nine"]}))).await?, "patterns[0]");
+    check(c.post("/outbound-routes", &route_with(json!({"trunk_ids": [p, 9999]}))).await?, "trunk_ids[1]");
+    check(c.post("/outbound-routes", &route_with(json!({"trunk_ids": []}))).await?, "trunk_ids");
+    check(c.post("/outbound-routes", &route_with(json!({"caller_id_mode": "route"}))).await?, "caller_id_num");
+    check(c.post("/outbound-routes", &route_with(json!({"position": 10, "patterns": ["13"]}))).await?, "patterns[0]");
+    check(c.post("/trunks", &json!({"name": "T", "type": "register", "host": "h.example", "username": "u", "password": "p".repeat(129)})).await?, "password");
+    check(c.post("/trunks", &json!({"name": "T", "type": "ip", "remote_hosts": ["198.51.100.1"], "options_interval": 3})).await?, "options_interval");
+    check(c.put(&format!("/extensions/{}", ext["id"]), &json!({"call_classes": ["premium", "premium"]})).await?, "call_classes[1]");
+    assert_eq!(c.get("/outbound-routes").await?.body["meta"]["total"], 1, "nothing refused was written");
+
+    // a trunk a route uses stays until the route lets it go; the route goes plainly
+    let r = c.delete(&format!("/trunks/{b}")).await?;
+    assert_eq!((r.status, r.error_code()), (409, Some("conflict")), "{}", r.text);
+    assert_eq!(r.body["error"]["references"][0]["entity_type"], "outbound_route");
+    assert_eq!(r.body["error"]["references"][0]["entity_id"], id);
+    let r = c.delete(&format!("/outbound-routes/{id}")).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(c.delete(&format!("/trunks/{b}")).await?.status, 200);
+    assert!(!server.logs().contains("panicked"), "{}", server.logs());
+    Ok(())
+}

@@ -13,11 +13,14 @@ use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Deserializer};
 use store::*;
+use utoipa::openapi::schema::{KnownFormat, SchemaFormat, SchemaType};
+use utoipa::openapi::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, RefOr, Schema, Type};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Data, List, ListMeta, PageQuery, PathParams, Query};
 use crate::resources::{rows_as_is, Resource, SecretNames};
+use crate::route_patterns;
 use crate::validate::*;
 use crate::AppState;
 
@@ -51,6 +54,56 @@ async fn check_exists(state: &AppState, e: &mut Errors, field: &str, kind: Entit
         e.add(field, format!("no {} with id {id}", kind.as_str().replace('_', " ")));
     }
     Ok(())
+}
+
+/// Trimmed; empty is none.
+fn trim_opt(v: Option<Option<String>>) -> Option<Option<String>> {
+    v.map(|o| o.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
+}
+
+fn caller_id_name(e: &mut Errors, field: &str, v: &Option<String>) {
+    if let Some(n) = v {
+        e.check(is_caller_id_name(n), field, "must be at most 64 characters without control characters");
+    }
+}
+
+fn caller_id_num(e: &mut Errors, field: &str, v: &Option<String>) {
+    if let Some(n) = v {
+        e.check(is_caller_id_num(n), field, "must be 1 to 32 digits, * or # (optionally starting with +)");
+    }
+}
+
+/// An array of distinct items (`uniqueItems`), nullable like every input field.
+fn unique_array(items: impl Into<RefOr<Schema>>, min: Option<usize>, max: usize, description: &str) -> ArrayBuilder {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(items.into())
+        .unique_items(true)
+        .min_items(min)
+        .max_items(Some(max))
+        .description(Some(description))
+}
+
+fn call_classes_schema() -> ArrayBuilder {
+    unique_array(
+        Ref::from_schema_name(CallClass::name()),
+        None,
+        CallClass::ALL.len(),
+        "the classes of outbound numbers it may call, each at most once (emergency numbers always); empty: none",
+    )
+}
+
+fn int64() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+}
+
+/// Seconds between OPTIONS keep-alives: 0 (none) or 5 to 3600.
+fn options_interval_schema() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(int64().minimum(Some(0)).maximum(Some(0)).description(Some("no keep-alive")))
+        .item(int64().minimum(Some(5)).maximum(Some(3600)).description(Some("seconds between OPTIONS")))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some("0 (no OPTIONS keep-alive) or 5 to 3600 seconds"))
 }
 
 fn secret_pin(e: &mut Errors, pin: &Option<Option<String>>) {
@@ -123,6 +176,25 @@ pub struct ExtensionInput {
     pub recording_mode: Option<RecordingMode>,
     #[schema(minimum = 1, maximum = 20)]
     pub max_registrations: Option<i64>,
+    /// what it presents when it calls out (a route may present its own); null or empty: none
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
+    pub outbound_caller_id_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*(\+?[0-9*#]{1,32})?\s*$")]
+    pub outbound_caller_id_num: Option<Option<String>>,
+    /// the callback number emergency services are given
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*(\+?[0-9*#]{1,32})?\s*$")]
+    pub emergency_caller_id_num: Option<Option<String>>,
+    #[schema(schema_with = call_classes_schema)]
+    pub call_classes: Option<Vec<CallClass>>,
+    /// outbound calls at once (0: none)
+    #[schema(minimum = 0, maximum = 100)]
+    pub max_outbound_calls: Option<i64>,
+    /// outbound minutes a day (0: no cap)
+    #[schema(minimum = 0, maximum = 100000)]
+    pub daily_outbound_minutes: Option<i64>,
 }
 
 pub(crate) struct Extensions;
@@ -171,6 +243,12 @@ impl Resource for Extensions {
         set(&mut f.follow_me_numbers, i.follow_me_numbers);
         set(&mut f.recording_mode, i.recording_mode);
         set(&mut f.max_registrations, i.max_registrations);
+        set(&mut f.outbound_caller_id_name, trim_opt(i.outbound_caller_id_name));
+        set(&mut f.outbound_caller_id_num, trim_opt(i.outbound_caller_id_num));
+        set(&mut f.emergency_caller_id_num, trim_opt(i.emergency_caller_id_num));
+        set(&mut f.call_classes, i.call_classes);
+        set(&mut f.max_outbound_calls, i.max_outbound_calls);
+        set(&mut f.daily_outbound_minutes, i.daily_outbound_minutes);
 
         if !e.has("extension") {
             e.check(is_internal_number(&f.extension), "extension", "must be 2 to 6 digits");
@@ -198,6 +276,15 @@ impl Resource for Extensions {
             e.check((5..=300).contains(&fm.timeout), format!("follow_me_numbers[{n}].timeout"), "must be between 5 and 300");
         }
         e.check(!(f.follow_me_enabled && f.follow_me_numbers.is_empty()), "follow_me_numbers", "must not be empty when follow-me is enabled");
+        caller_id_name(&mut e, "outbound_caller_id_name", &f.outbound_caller_id_name);
+        caller_id_num(&mut e, "outbound_caller_id_num", &f.outbound_caller_id_num);
+        caller_id_num(&mut e, "emergency_caller_id_num", &f.emergency_caller_id_num);
+        let mut seen = HashSet::new();
+        for (n, c) in f.call_classes.iter().enumerate() {
+            e.check(seen.insert(*c), format!("call_classes[{n}]"), "is listed twice");
+        }
+        e.range("max_outbound_calls", f.max_outbound_calls, 0, 100);
+        e.range("daily_outbound_minutes", f.daily_outbound_minutes, 0, 100_000);
         let me = cur.map(|c| (EntityKind::Extension, c.id));
         if !e.has("extension") {
             check_number_free(state, &mut e, "extension", &f.extension, me).await?;
@@ -249,7 +336,7 @@ pub struct TrunkInput {
     pub username: Option<Option<String>>,
     /// write-only; null removes it
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 256)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128)]
     pub password: Option<Option<String>>,
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>, max_length = 128)]
@@ -275,6 +362,22 @@ pub struct TrunkInput {
     pub prefix_add: Option<String>,
     #[schema(minimum = 0, maximum = 1000)]
     pub priority: Option<i64>,
+    /// where requests to the carrier go first: `host[:port]` or a `sip:`/`sips:` URI; null
+    /// or empty: straight to `host`
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>, max_length = 256)]
+    pub outbound_proxy: Option<Option<String>>,
+    #[schema(schema_with = options_interval_schema)]
+    pub options_interval: Option<i64>,
+    /// the carrier's country code (`61`); empty: numbers are taken as written
+    #[schema(pattern = r"^\s*([1-9][0-9]{0,2})?\s*$")]
+    pub country_code: Option<String>,
+    /// the national trunk prefix (`0`); needs country_code
+    #[schema(pattern = r"^\s*[0-9]{0,6}\s*$")]
+    pub national_prefix: Option<String>,
+    /// the international prefix (`0011`, `00`)
+    #[schema(pattern = r"^\s*[0-9]{0,6}\s*$")]
+    pub international_prefix: Option<String>,
 }
 
 pub(crate) struct Trunks;
@@ -327,6 +430,11 @@ impl Resource for Trunks {
         set(&mut f.prefix_strip, i.prefix_strip);
         set(&mut f.prefix_add, i.prefix_add.map(|s| s.trim().to_owned()));
         set(&mut f.priority, i.priority);
+        set(&mut f.outbound_proxy, trim(i.outbound_proxy));
+        set(&mut f.options_interval, i.options_interval);
+        set(&mut f.country_code, i.country_code.map(|s| s.trim().to_owned()));
+        set(&mut f.national_prefix, i.national_prefix.map(|s| s.trim().to_owned()));
+        set(&mut f.international_prefix, i.international_prefix.map(|s| s.trim().to_owned()));
         let password = owned_update(&i.password);
 
         if !e.has("name") {
@@ -361,7 +469,18 @@ impl Resource for Trunks {
             e.check(is_ip_or_cidr(h), format!("remote_hosts[{n}]"), "must be an IP address or CIDR block");
         }
         if let Some(p) = password.set_value() {
-            e.check((1..=256).contains(&p.len()), "password", "must be 1 to 256 characters");
+            e.check((1..=128).contains(&p.chars().count()), "password", "must be 1 to 128 characters");
+        }
+        if let Some(p) = &f.outbound_proxy {
+            e.check(p.len() <= 256 && (is_host_port(p) || is_sip_uri(p)), "outbound_proxy", "must be host[:port] or a sip: or sips: URI");
+        }
+        e.check(f.options_interval == 0 || (5..=3600).contains(&f.options_interval), "options_interval", "must be 0 (none) or between 5 and 3600");
+        let digits = |s: &str, max: usize| s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
+        e.check(f.country_code.is_empty() || (digits(&f.country_code, 3) && !f.country_code.starts_with('0')), "country_code", "must be 1 to 3 digits not starting with 0, or empty");
+        e.check(digits(&f.national_prefix, 6), "national_prefix", "must be at most 6 digits");
+        e.check(digits(&f.international_prefix, 6), "international_prefix", "must be at most 6 digits");
+        if !f.national_prefix.is_empty() && !e.has("national_prefix") {
+            e.check(!f.country_code.is_empty(), "national_prefix", "needs country_code (a national number becomes +<country code><number>)");
         }
         match f.trunk_type {
             TrunkType::Register => {
@@ -391,6 +510,195 @@ impl Resource for Trunks {
     }
     async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
         tx.trunks().delete(id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// outbound routes
+
+fn patterns_schema() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(route_patterns::MAX_REGEX)))
+        .min_items(Some(1))
+        .max_items(Some(MAX_PATTERNS))
+        .description(Some(
+            "dialled-number patterns, each a prefix of 0-9 + * # (`9`, `+44`), an Asterisk pattern starting with _ \
+             (`_NXXNXXXXXX`, `_0[2-9]XXXXXXXX`, `_00.`: X any digit, Z 1-9, N 2-9, [set], . one or more, ! zero or more) \
+             or a regular expression starting with ^ (`^\\+44[0-9]+$`); each at most once",
+        ))
+}
+
+fn trunk_ids_schema() -> ArrayBuilder {
+    unique_array(int64(), Some(1), MAX_ROUTE_TRUNKS, "the route's trunks (ids), tried in this order")
+}
+
+fn extension_ids_schema() -> ArrayBuilder {
+    unique_array(int64(), None, MAX_ROUTE_EXTENSIONS, "the extensions (ids) that may use the route; empty: every extension whose call classes allow it")
+}
+
+const MAX_PATTERNS: usize = 20;
+const MAX_ROUTE_TRUNKS: usize = 20;
+const MAX_ROUTE_EXTENSIONS: usize = 1000;
+
+/// An outbound route to create or change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundRouteInput {
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
+    pub name: Option<String>,
+    /// routes are tried by position, lower first (then by id)
+    #[schema(minimum = 0, maximum = 10000)]
+    pub position: Option<i64>,
+    pub enabled: Option<bool>,
+    #[schema(schema_with = patterns_schema)]
+    pub patterns: Option<Vec<String>>,
+    /// the class of the numbers it reaches: an extension needs it in its call_classes
+    pub call_class: Option<CallClass>,
+    /// digits taken off the front of the dialled number
+    #[schema(minimum = 0, maximum = 20)]
+    pub strip_digits: Option<i64>,
+    /// put in front after stripping
+    #[schema(pattern = r"^\s*[0-9+*#]{0,20}\s*$")]
+    pub prepend: Option<String>,
+    /// whose caller id is presented; `route` needs caller_id_num
+    pub caller_id_mode: Option<RouteCallerId>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
+    pub caller_id_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*(\+?[0-9*#]{1,32})?\s*$")]
+    pub caller_id_num: Option<Option<String>>,
+    #[schema(schema_with = extension_ids_schema)]
+    pub extension_ids: Option<Vec<i64>>,
+    #[schema(schema_with = trunk_ids_schema)]
+    pub trunk_ids: Option<Vec<i64>>,
+}
+
+pub(crate) struct OutboundRoutes;
+
+impl Resource for OutboundRoutes {
+    const PATH: &'static str = "/outbound-routes";
+    const KIND: EntityKind = EntityKind::OutboundRoute;
+    const LABEL: &'static str = "outbound route";
+    const CREATE_REQUIRED: &'static [&'static str] = &["name", "patterns", "trunk_ids"];
+    type Row = OutboundRoute;
+    type Item = crate::views::OutboundRouteView;
+    type Input = OutboundRouteInput;
+    type Prepared = OutboundRouteFields;
+
+    fn id(row: &OutboundRoute) -> i64 {
+        row.id
+    }
+    async fn list(store: &Store, page: Page) -> Result<Paged<OutboundRoute>, StoreError> {
+        store.outbound_routes().list(page).await
+    }
+    async fn view(state: &AppState, rows: Vec<OutboundRoute>) -> ApiResult<Vec<Self::Item>> {
+        crate::views::outbound_routes(state, rows).await
+    }
+    async fn get(store: &Store, id: i64) -> Result<Option<OutboundRoute>, StoreError> {
+        store.outbound_routes().get(id).await
+    }
+
+    async fn prepare(state: &AppState, i: OutboundRouteInput, cur: Option<&OutboundRoute>) -> ApiResult<(Self::Prepared, SecretNames)> {
+        let creating = cur.is_none();
+        let mut e = Errors::new();
+        required(&mut e, creating, &i.name, "name");
+        required(&mut e, creating, &i.patterns, "patterns");
+        required(&mut e, creating, &i.trunk_ids, "trunk_ids");
+        let mut f = cur.map(|c| c.fields.clone()).unwrap_or_default();
+        set(&mut f.name, i.name.map(|s| s.trim().to_owned()));
+        set(&mut f.position, i.position);
+        set(&mut f.enabled, i.enabled);
+        set(&mut f.patterns, i.patterns.map(|v| v.iter().map(|p| route_patterns::normalise(p)).collect()));
+        set(&mut f.call_class, i.call_class);
+        set(&mut f.strip_digits, i.strip_digits);
+        set(&mut f.prepend, i.prepend.map(|s| s.trim().to_owned()));
+        set(&mut f.caller_id_mode, i.caller_id_mode);
+        set(&mut f.caller_id_name, trim_opt(i.caller_id_name));
+        set(&mut f.caller_id_num, trim_opt(i.caller_id_num));
+        set(&mut f.extension_ids, i.extension_ids);
+        set(&mut f.trunk_ids, i.trunk_ids);
+
+        if !e.has("name") {
+            e.non_empty("name", &f.name, 64);
+            e.check(!f.name.chars().any(char::is_control), "name", "must not contain control characters");
+        }
+        e.range("position", f.position, 0, 10_000);
+        e.range("strip_digits", f.strip_digits, 0, 20);
+        e.check(f.prepend.len() <= 20 && f.prepend.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'*' | b'#')),
+            "prepend", "must be at most 20 digits, +, * or #");
+        caller_id_name(&mut e, "caller_id_name", &f.caller_id_name);
+        caller_id_num(&mut e, "caller_id_num", &f.caller_id_num);
+        if f.caller_id_mode == RouteCallerId::Route && f.caller_id_num.is_none() && !e.has("caller_id_num") {
+            e.add("caller_id_num", "is required when caller_id_mode is route");
+        }
+
+        if !e.has("patterns") {
+            e.check(!f.patterns.is_empty(), "patterns", "must list at least one pattern");
+            e.check(f.patterns.len() <= MAX_PATTERNS, "patterns", format!("at most {MAX_PATTERNS} patterns"));
+        }
+        // the items of an over-long list are not looked at: the list is refused as a whole
+        let mut seen = HashSet::new();
+        for (n, p) in f.patterns.iter().enumerate().filter(|_| f.patterns.len() <= MAX_PATTERNS) {
+            if let Err(why) = route_patterns::parse(p) {
+                e.add(format!("patterns[{n}]"), why);
+            } else {
+                e.check(seen.insert(p.as_str()), format!("patterns[{n}]"), "is listed twice");
+            }
+        }
+
+        if !e.has("trunk_ids") {
+            e.check(!f.trunk_ids.is_empty(), "trunk_ids", "must list at least one trunk");
+            e.check(f.trunk_ids.len() <= MAX_ROUTE_TRUNKS, "trunk_ids", format!("at most {MAX_ROUTE_TRUNKS} trunks"));
+        }
+        let mut seen = HashSet::new();
+        for (n, t) in f.trunk_ids.iter().enumerate().filter(|_| f.trunk_ids.len() <= MAX_ROUTE_TRUNKS) {
+            if seen.insert(*t) {
+                check_exists(state, &mut e, &format!("trunk_ids[{n}]"), EntityKind::Trunk, *t).await?;
+            } else {
+                e.add(format!("trunk_ids[{n}]"), "is listed twice");
+            }
+        }
+        e.check(f.extension_ids.len() <= MAX_ROUTE_EXTENSIONS, "extension_ids", format!("at most {MAX_ROUTE_EXTENSIONS} extensions"));
+        let mut seen = HashSet::new();
+        for (n, x) in f.extension_ids.iter().enumerate().filter(|_| f.extension_ids.len() <= MAX_ROUTE_EXTENSIONS) {
+            if seen.insert(*x) {
+                check_exists(state, &mut e, &format!("extension_ids[{n}]"), EntityKind::Extension, *x).await?;
+            } else {
+                e.add(format!("extension_ids[{n}]"), "is listed twice");
+            }
+        }
+
+        // two enabled routes at the same position with the same pattern: which one takes the
+        // call would depend on their ids, so the second is refused
+        if f.enabled {
+            let me = cur.map(|c| c.id);
+            let others = state.store().outbound_routes().all().await?;
+            for (n, p) in f.patterns.iter().enumerate() {
+                let clash = others.iter().find(|o| Some(o.id) != me && o.enabled && o.position == f.position && o.patterns.contains(p));
+                if let Some(o) = clash
+                    && !e.has(&format!("patterns[{n}]"))
+                {
+                    e.add(
+                        format!("patterns[{n}]"),
+                        format!("route \"{}\" (id {}) has the same pattern at the same position {}; give one of them another position", o.name, o.id, o.position),
+                    );
+                }
+            }
+        }
+        e.finish()?;
+        Ok((f, vec![]))
+    }
+
+    async fn insert(tx: &mut Tx, f: &Self::Prepared) -> Result<OutboundRoute, StoreError> {
+        tx.outbound_routes().insert(f).await
+    }
+    async fn update(tx: &mut Tx, id: i64, f: &Self::Prepared) -> Result<OutboundRoute, StoreError> {
+        tx.outbound_routes().update(id, f).await
+    }
+    async fn delete(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        tx.outbound_routes().delete(id).await
     }
 }
 

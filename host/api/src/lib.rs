@@ -25,6 +25,7 @@ pub mod openapi;
 mod plugins;
 mod prompts;
 mod resources;
+pub mod route_patterns;
 pub mod settings;
 pub mod spa;
 mod system;

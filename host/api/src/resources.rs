@@ -161,6 +161,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .merge(resource_routes::<entities::Extensions>())
         .merge(resource_routes::<entities::Trunks>())
+        .merge(resource_routes::<entities::OutboundRoutes>())
         .merge(resource_routes::<entities::Numbers>())
         .merge(resource_routes::<entities::VoicemailBoxes>())
         .merge(resource_routes::<entities::RingGroups>())
@@ -335,6 +336,7 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
 pub(crate) fn document(doc: &mut utoipa::openapi::OpenApi) {
     add_resource::<entities::Extensions>(doc);
     add_resource::<entities::Trunks>(doc);
+    add_resource::<entities::OutboundRoutes>(doc);
     add_resource::<entities::Numbers>(doc);
     add_resource::<entities::VoicemailBoxes>(doc);
     add_resource::<entities::RingGroups>(doc);

@@ -122,6 +122,62 @@ pub fn is_ip_or_cidr(s: &str) -> bool {
     }
 }
 
+/// A caller id number to present: an optional "+", then 1 to 32 digits, "*" or "#".
+pub fn is_caller_id_num(s: &str) -> bool {
+    let d = s.strip_prefix('+').unwrap_or(s);
+    (1..=32).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+}
+
+/// A caller id name to present: at most 64 characters, none a control character.
+pub fn is_caller_id_name(s: &str) -> bool {
+    s.chars().count() <= 64 && !s.chars().any(char::is_control)
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
+/// `host[:port]`: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port 1-65535.
+pub fn is_host_port(s: &str) -> bool {
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else { return false };
+        return ip.parse::<std::net::Ipv6Addr>().is_ok() && (after.is_empty() || after.strip_prefix(':').is_some_and(is_port));
+    }
+    match s.split_once(':') {
+        None => is_host(s),
+        Some((h, p)) => is_host(h) && is_port(p),
+    }
+}
+
+/// A SIP or SIPS URI naming a host: `sip:[user@]host[:port][;param[=value]]...` (no headers).
+pub fn is_sip_uri(s: &str) -> bool {
+    let lower = s.get(..5).map(str::to_ascii_lowercase).unwrap_or_default();
+    let rest = if lower.starts_with("sip:") {
+        &s[4..]
+    } else if lower == "sips:" {
+        &s[5..]
+    } else {
+        return false;
+    };
+    let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'%+".contains(&b));
+    let (hostport, params) = match rest.rsplit_once('@') {
+        Some((user, after)) => {
+            if user.is_empty() || !user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()%&=+$,;?/".contains(&b)) {
+                return false;
+            }
+            after.split_once(';').map_or((after, None), |(h, p)| (h, Some(p)))
+        }
+        None => rest.split_once(';').map_or((rest, None), |(h, p)| (h, Some(p))),
+    };
+    is_host_port(hostport)
+        && params.is_none_or(|p| {
+            p.split(';').all(|kv| match kv.split_once('=') {
+                Some((k, v)) => token(k) && token(v),
+                None => token(kv),
+            })
+        })
+}
+
 /// An IANA time-zone name known to the bundled tz database.
 pub fn is_iana_timezone(s: &str) -> bool {
     !s.is_empty() && jiff::tz::TimeZone::get(s).is_ok()
@@ -163,5 +219,20 @@ mod tests {
         assert!(is_ip_or_cidr("203.0.113.0/24") && is_ip_or_cidr("::1") && !is_ip_or_cidr("1.2.3.4/33"));
         assert!(is_email("a@b.co") && !is_email("a@b") && !is_email("a b@c.de"));
         assert!(is_host("sip.example.com") && is_host("10.0.0.1") && !is_host("-bad-.com"));
+        assert!(is_caller_id_num("+61290000001") && is_caller_id_num("*") && is_caller_id_num(&"9".repeat(32)));
+        assert!(!is_caller_id_num("") && !is_caller_id_num("+") && !is_caller_id_num(&"9".repeat(33)) && !is_caller_id_num("12 34"));
+        assert!(is_caller_id_name("Acme Pty Ltd") && is_caller_id_name("") && !is_caller_id_name("a\u{7}b") && !is_caller_id_name(&"n".repeat(65)));
+        for ok in ["proxy.example.com", "proxy.example.com:5070", "10.0.0.1:5060", "[2001:db8::1]:5060", "[::1]"] {
+            assert!(is_host_port(ok), "{ok}");
+        }
+        for bad in ["", "proxy:0", "proxy:65536", "proxy:50x", "2001:db8::1", "[::1]:", "[nope]:5060", "a b", "host:5060:1"] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+        for ok in ["sip:proxy.example.com", "SIP:proxy.example.com:5070;lr", "sips:[::1]:5061;transport=tcp", "sip:user@10.0.0.1;lr;maddr=10.0.0.2"] {
+            assert!(is_sip_uri(ok), "{ok}");
+        }
+        for bad in ["sip:", "http://proxy", "sip:proxy;", "sip:proxy?x=1", "sip:@proxy", "sip:proxy;a=b c", "sip:pro xy"] {
+            assert!(!is_sip_uri(bad), "{bad}");
+        }
     }
 }

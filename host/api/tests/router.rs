@@ -83,7 +83,8 @@ async fn openapi_document_is_served() {
 }
 
 /// The entities with generic CRUD.
-const ENTITY_PATHS: [&str; 9] = ["extensions", "trunks", "numbers", "voicemail-boxes", "ring-groups", "ivr-menus", "time-switches", "conferences", "flows"];
+const ENTITY_PATHS: [&str; 10] =
+    ["extensions", "trunks", "outbound-routes", "numbers", "voicemail-boxes", "ring-groups", "ivr-menus", "time-switches", "conferences", "flows"];
 
 /// A signed-in administrator's session cookie and CSRF token.
 struct Admin {
@@ -153,12 +154,21 @@ async fn the_documented_ranges_and_required_fields_are_the_servers() {
         let schema = &doc["paths"][&uri]["post"]["requestBody"]["content"]["application/json"]["schema"];
         let input = schema["allOf"][0]["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
         for (field, p) in doc["components"]["schemas"][input]["properties"].as_object().unwrap() {
-            let (Some(lo), Some(hi)) = (p["minimum"].as_i64(), p["maximum"].as_i64()) else { continue };
-            ranges += 1;
-            for (v, refused) in [(lo - 1, true), (lo, false), (hi, false), (hi + 1, true)] {
-                let details = refused_fields(&app, &admin, &uri, json!({field: v})).await;
-                let names = details.iter().any(|d| d["field"] == field.as_str());
-                assert_eq!(names, refused, "{path}.{field} = {v} (documented {lo}..={hi}): {details:?}");
+            // a range, or alternatives of ranges (`oneOf`: 0, or 5 to 3600): a value is
+            // accepted when one of them holds it
+            let alternatives: Vec<&Value> = match p["oneOf"].as_array() {
+                Some(items) => items.iter().collect(),
+                None => vec![p],
+            };
+            let stated: Vec<(i64, i64)> = alternatives.iter().filter_map(|a| Some((a["minimum"].as_i64()?, a["maximum"].as_i64()?))).collect();
+            for &(lo, hi) in &stated {
+                ranges += 1;
+                for v in [lo - 1, lo, hi, hi + 1] {
+                    let refused = !stated.iter().any(|&(l, h)| (l..=h).contains(&v));
+                    let details = refused_fields(&app, &admin, &uri, json!({field: v})).await;
+                    let names = details.iter().any(|d| d["field"] == field.as_str());
+                    assert_eq!(names, refused, "{path}.{field} = {v} (documented {stated:?}): {details:?}");
+                }
             }
         }
         for field in schema["allOf"][1]["required"].as_array().unwrap() {
@@ -255,4 +265,488 @@ async fn the_document_states_scopes_and_sessions() {
     assert!(["read", "write", "admin"].iter().all(|s| scope.contains(s)), "{scope}");
     assert!(doc["components"]["securitySchemes"]["api_token"]["description"].as_str().unwrap().contains("scope"));
     assert!(doc["paths"]["/api/v1/extensions"]["get"]["responses"]["421"].is_object());
+}
+
+// ---------------------------------------------------------------------------------------------
+// trunks, extensions' outbound limits and outbound routes
+
+/// A request as the administrator: the status and the response body.
+async fn send(app: &axum::Router, admin: &Admin, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut req = match body {
+        Some(b) => json_req(method, uri, b),
+        None => Request::builder().method(method).uri(uri).body(Body::empty()).unwrap(),
+    };
+    req.headers_mut().insert(header::COOKIE, admin.cookie.parse().unwrap());
+    req.headers_mut().insert("x-csrf-token", admin.csrf.parse().unwrap());
+    let (s, _, b) = call(app, req).await;
+    (s, b)
+}
+
+/// The fields a 422 names.
+fn fields_of(b: &Value) -> Vec<String> {
+    b["error"]["details"].as_array().map(|d| d.iter().filter_map(|d| d["field"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+/// The body is refused with a 422 naming `field` (and only fields in `field`'s family).
+#[track_caller]
+fn refused(s: StatusCode, b: &Value, field: &str) {
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "expected a 422 naming {field}: {b}");
+    let fields = fields_of(b);
+    assert!(fields.iter().any(|f| f == field), "expected {field} among {fields:?}: {b}");
+}
+
+/// A body the server takes: its data.
+#[track_caller]
+fn taken(s: StatusCode, b: &Value) -> Value {
+    assert!(s == StatusCode::OK || s == StatusCode::CREATED, "{s}: {b}");
+    b["data"].clone()
+}
+
+#[tokio::test]
+async fn trunk_keep_alive_numbering_and_proxy_fields_are_validated_and_kept() {
+    let (app, _dir) = app().await;
+    let (_, admin) = document_and_admin(&app).await;
+    let ip = |extra: Value| {
+        let mut b = json!({"name": "Carrier", "type": "ip", "remote_hosts": ["198.51.100.1"]});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    // each rule, refused naming its field
+    for (extra, field) in [
+        (json!({"outbound_proxy": "proxy.example.com:0"}), "outbound_proxy"),
+        (json!({"outbound_proxy": "http://proxy.example.com"}), "outbound_proxy"),
+        (json!({"outbound_proxy": "sip:proxy example"}), "outbound_proxy"),
+        (json!({"outbound_proxy": "2001:db8::1"}), "outbound_proxy"),
+        (json!({"outbound_proxy": format!("sip:{}.example.com", "a".repeat(250))}), "outbound_proxy"),
+        (json!({"options_interval": 4}), "options_interval"),
+        (json!({"options_interval": 1}), "options_interval"),
+        (json!({"options_interval": 3601}), "options_interval"),
+        (json!({"options_interval": -1}), "options_interval"),
+        (json!({"country_code": "1234"}), "country_code"),
+        (json!({"country_code": "61a"}), "country_code"),
+        (json!({"country_code": "061"}), "country_code"),
+        (json!({"national_prefix": "0000000"}), "national_prefix"),
+        (json!({"national_prefix": "0", "country_code": ""}), "national_prefix"),
+        (json!({"international_prefix": "00+"}), "international_prefix"),
+        (json!({"international_prefix": "0011223"}), "international_prefix"),
+        (json!({"options_interval": "30"}), "options_interval"),
+    ] {
+        let (s, b) = create(&app, &admin, "/api/v1/trunks", ip(extra.clone())).await;
+        refused(s, &b, field);
+        assert_eq!(fields_of(&b), vec![field.to_owned()], "only {field} is wrong in {extra}");
+    }
+    // the bounds of each are taken
+    for extra in [
+        json!({"outbound_proxy": "proxy.example.com"}),
+        json!({"outbound_proxy": "10.0.0.1:5070"}),
+        json!({"outbound_proxy": "[2001:db8::1]:5060"}),
+        json!({"outbound_proxy": "sips:edge.example.com:5061;transport=tcp;lr"}),
+        json!({"options_interval": 0}),
+        json!({"options_interval": 5}),
+        json!({"options_interval": 3600}),
+        json!({"country_code": "1", "national_prefix": "1", "international_prefix": "011"}),
+        json!({"country_code": "998", "national_prefix": "000000", "international_prefix": "000000"}),
+        json!({"country_code": "", "national_prefix": "", "international_prefix": "00"}),
+    ] {
+        let (s, b) = create(&app, &admin, "/api/v1/trunks", ip(extra.clone())).await;
+        let d = taken(s, &b);
+        for (k, v) in extra.as_object().unwrap() {
+            assert_eq!(&d[k], v, "{k} of {extra}");
+        }
+    }
+
+    // defaults, absent keeps, null and empty clear
+    let (s, b) = create(&app, &admin, "/api/v1/trunks", ip(json!({"outbound_proxy": " sip:proxy.example.com;lr ", "country_code": " 61 ", "national_prefix": "0"}))).await;
+    let t = taken(s, &b);
+    assert_eq!((t["outbound_proxy"].as_str(), t["options_interval"].as_i64()), (Some("sip:proxy.example.com;lr"), Some(30)), "trimmed; OPTIONS every 30 s by default");
+    assert_eq!((t["country_code"].as_str(), t["international_prefix"].as_str()), (Some("61"), Some("")));
+    let uri = format!("/api/v1/trunks/{}", t["id"]);
+    let (s, _) = send(&app, &admin, "PUT", &uri, Some(json!({"options_interval": 60}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = send(&app, &admin, "GET", &uri, None).await;
+    let d = taken(s, &b);
+    assert_eq!((d["options_interval"].as_i64(), d["outbound_proxy"].as_str(), d["national_prefix"].as_str()), (Some(60), Some("sip:proxy.example.com;lr"), Some("0")));
+    let (s, b) = send(&app, &admin, "PUT", &uri, Some(json!({"outbound_proxy": null}))).await;
+    assert!(taken(s, &b)["outbound_proxy"].is_null());
+    let (s, b) = send(&app, &admin, "PUT", &uri, Some(json!({"outbound_proxy": "  "}))).await;
+    assert!(taken(s, &b)["outbound_proxy"].is_null(), "blank is none");
+    // a national prefix needs the country code it stands for, also on an update
+    let (s, b) = send(&app, &admin, "PUT", &uri, Some(json!({"country_code": ""}))).await;
+    refused(s, &b, "national_prefix");
+    let (s, b) = send(&app, &admin, "PUT", &uri, Some(json!({"country_code": "", "national_prefix": ""}))).await;
+    assert_eq!(taken(s, &b)["country_code"], "");
+}
+
+#[tokio::test]
+async fn registration_trunks_need_their_credentials_and_passwords_are_bounded() {
+    let (app, _dir) = app().await;
+    let (_, admin) = document_and_admin(&app).await;
+    let reg = json!({"name": "Provider", "type": "register", "host": "sip.provider.example", "username": "acct", "password": "p"});
+    for (drop, field) in [("host", "host"), ("username", "username"), ("password", "password")] {
+        let mut b = reg.clone();
+        b.as_object_mut().unwrap().remove(drop);
+        let (s, body) = create(&app, &admin, "/api/v1/trunks", b).await;
+        refused(s, &body, field);
+    }
+    let with_pw = |pw: String| {
+        let mut b = reg.clone();
+        b["password"] = pw.into();
+        b
+    };
+    let (s, b) = create(&app, &admin, "/api/v1/trunks", with_pw("é".repeat(129))).await;
+    refused(s, &b, "password");
+    let (s, b) = create(&app, &admin, "/api/v1/trunks", with_pw("p".repeat(129))).await;
+    refused(s, &b, "password");
+    let (s, b) = create(&app, &admin, "/api/v1/trunks", with_pw(String::new())).await;
+    refused(s, &b, "password");
+    let (s, b) = create(&app, &admin, "/api/v1/trunks", with_pw("é".repeat(128))).await;
+    let t = taken(s, &b);
+    assert_eq!(t["password_set"], true);
+    assert!(t.get("password").is_none(), "a secret is never returned");
+    // an update keeps the stored password; removing it from a registration trunk is refused
+    let uri = format!("/api/v1/trunks/{}", t["id"]);
+    assert_eq!(send(&app, &admin, "PUT", &uri, Some(json!({"port": 5080}))).await.0, StatusCode::OK);
+    let (s, b) = send(&app, &admin, "PUT", &uri, Some(json!({"password": null}))).await;
+    refused(s, &b, "password");
+    let (s, b) = send(&app, &admin, "PUT", &uri, Some(json!({"username": null}))).await;
+    refused(s, &b, "username");
+    let (s, b) = send(&app, &admin, "PUT", &uri, Some(json!({"password": "x".repeat(129)}))).await;
+    refused(s, &b, "password");
+}
+
+#[tokio::test]
+async fn extension_outbound_caller_ids_classes_and_limits() {
+    let (app, _dir) = app().await;
+    let (_, admin) = document_and_admin(&app).await;
+    let ext = |n: u32, extra: Value| {
+        let mut b = json!({"extension": format!("{n}"), "name": "A", "sip_password": "password-1"});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    for (extra, field) in [
+        (json!({"outbound_caller_id_num": "+"}), "outbound_caller_id_num"),
+        (json!({"outbound_caller_id_num": "02 9000 0000"}), "outbound_caller_id_num"),
+        (json!({"outbound_caller_id_num": format!("+{}", "1".repeat(33))}), "outbound_caller_id_num"),
+        (json!({"emergency_caller_id_num": "++61"}), "emergency_caller_id_num"),
+        (json!({"emergency_caller_id_num": "61a"}), "emergency_caller_id_num"),
+        (json!({"outbound_caller_id_name": "n".repeat(65)}), "outbound_caller_id_name"),
+        (json!({"outbound_caller_id_name": "Acme\u{0007}"}), "outbound_caller_id_name"),
+        (json!({"outbound_caller_id_name": "Acme\r\nX-Evil: 1"}), "outbound_caller_id_name"),
+        (json!({"call_classes": ["local", "local"]}), "call_classes[1]"),
+        (json!({"call_classes": ["local", "galactic"]}), "call_classes[1]"),
+        (json!({"call_classes": "local"}), "call_classes"),
+        (json!({"max_outbound_calls": 101}), "max_outbound_calls"),
+        (json!({"max_outbound_calls": -1}), "max_outbound_calls"),
+        (json!({"daily_outbound_minutes": 100_001}), "daily_outbound_minutes"),
+    ] {
+        let (s, b) = create(&app, &admin, "/api/v1/extensions", ext(201, extra.clone())).await;
+        refused(s, &b, field);
+        assert_eq!(fields_of(&b).len(), 1, "only {field} is wrong in {extra}: {b}");
+    }
+    // defaults: local and national, 2 calls at once, no daily cap, no caller ids
+    let (s, b) = create(&app, &admin, "/api/v1/extensions", ext(201, json!({}))).await;
+    let e = taken(s, &b);
+    assert_eq!(e["call_classes"], json!(["local", "national"]));
+    assert_eq!((e["max_outbound_calls"].as_i64(), e["daily_outbound_minutes"].as_i64()), (Some(2), Some(0)));
+    assert!(e["outbound_caller_id_num"].is_null() && e["emergency_caller_id_num"].is_null());
+    let uri = format!("/api/v1/extensions/{}", e["id"]);
+    let all = json!({"outbound_caller_id_name": "Acme Pty Ltd", "outbound_caller_id_num": "+61290000001", "emergency_caller_id_num": "0290000009",
+                     "call_classes": ["international", "premium", "local"], "max_outbound_calls": 100, "daily_outbound_minutes": 100000});
+    let (s, b) = send(&app, &admin, "PUT", &uri, Some(all.clone())).await;
+    let d = taken(s, &b);
+    for (k, v) in all.as_object().unwrap() {
+        assert_eq!(&d[k], v, "{k}");
+    }
+    // absent keeps, null clears, an empty class list is allowed (emergency calls only)
+    let (s, b) = send(&app, &admin, "PUT", &uri, Some(json!({"outbound_caller_id_num": null, "call_classes": [], "max_outbound_calls": 0}))).await;
+    let d = taken(s, &b);
+    assert!(d["outbound_caller_id_num"].is_null());
+    assert_eq!((d["call_classes"].clone(), d["max_outbound_calls"].as_i64()), (json!([]), Some(0)));
+    assert_eq!((d["outbound_caller_id_name"].as_str(), d["emergency_caller_id_num"].as_str()), (Some("Acme Pty Ltd"), Some("0290000009")));
+}
+
+/// Two trunks and an extension to route with: their ids.
+async fn carriers(app: &axum::Router, admin: &Admin) -> (i64, i64, i64) {
+    let t = |name: &str, host: &str| json!({"name": name, "type": "ip", "remote_hosts": [host]});
+    let (s, body) = create(app, admin, "/api/v1/trunks", t("A", "198.51.100.1")).await;
+    let a = taken(s, &body);
+    let (s, body) = create(app, admin, "/api/v1/trunks", t("B", "198.51.100.2")).await;
+    let b = taken(s, &body);
+    let (s, body) = create(app, admin, "/api/v1/extensions", json!({"extension": "101", "name": "A", "sip_password": "password-1"})).await;
+    let e = taken(s, &body);
+    (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap(), e["id"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn outbound_routes_round_trip_in_order_with_their_trunks() {
+    let (app, _dir) = app().await;
+    let (_, admin) = document_and_admin(&app).await;
+    let (a, b, ext) = carriers(&app, &admin).await;
+    let body = json!({"name": "National", "position": 20, "enabled": true, "patterns": ["0", "_0[2-9]XXXXXXXX", "^\\+61[0-9]{9}$"],
+                      "call_class": "national", "strip_digits": 1, "prepend": "+61", "caller_id_mode": "route",
+                      "caller_id_name": "Acme", "caller_id_num": "+61290000000", "extension_ids": [ext], "trunk_ids": [b, a]});
+    let (s, r) = create(&app, &admin, "/api/v1/outbound-routes", body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let route = r["data"].clone();
+    for (k, v) in body.as_object().unwrap() {
+        assert_eq!(&route[k], v, "{k}");
+    }
+    assert_eq!(route["warnings"], json!([]));
+    let id = route["id"].as_i64().unwrap();
+    let uri = format!("/api/v1/outbound-routes/{id}");
+    let (s, got) = send(&app, &admin, "GET", &uri, None).await;
+    assert_eq!((s, &got["data"]), (StatusCode::OK, &route));
+
+    // defaults, and Asterisk letters read as upper case
+    let (s, r) = create(&app, &admin, "/api/v1/outbound-routes", json!({"name": " Mobile ", "patterns": [" _04xxxxxxxx "], "trunk_ids": [a]})).await;
+    let m = taken(s, &r);
+    assert_eq!(m["name"], "Mobile");
+    assert_eq!(m["patterns"], json!(["_04XXXXXXXX"]));
+    assert_eq!((m["position"].as_i64(), m["enabled"].as_bool(), m["call_class"].as_str()), (Some(10), Some(true), Some("national")));
+    assert_eq!((m["strip_digits"].as_i64(), m["prepend"].as_str(), m["caller_id_mode"].as_str()), (Some(0), Some(""), Some("extension")));
+    assert_eq!(m["extension_ids"], json!([]));
+
+    // listed in the order they are tried, paged
+    let (s, l) = send(&app, &admin, "GET", "/api/v1/outbound-routes?limit=1", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(l["meta"], json!({"total": 2, "limit": 1, "offset": 0}));
+    assert_eq!(l["data"][0]["name"], "Mobile", "position 10 before 20");
+    let (_, l) = send(&app, &admin, "GET", "/api/v1/outbound-routes?offset=1", None).await;
+    assert_eq!(l["data"][0]["id"], id);
+
+    // an update keeps what it does not send, reorders trunks, clears with null
+    let (s, r) = send(&app, &admin, "PUT", &uri, Some(json!({"trunk_ids": [a, b], "caller_id_name": null, "caller_id_mode": "anonymous"}))).await;
+    let u = taken(s, &r);
+    assert_eq!(u["trunk_ids"], json!([a, b]));
+    assert!(u["caller_id_name"].is_null());
+    assert_eq!((u["patterns"].clone(), u["prepend"].as_str()), (body["patterns"].clone(), Some("+61")));
+    let (s, r) = send(&app, &admin, "PUT", &uri, Some(json!({"trunk_ids": [b]}))).await;
+    assert_eq!(taken(s, &r)["trunk_ids"], json!([b]));
+
+    // every change has its audit row
+    let (_, audit) = send(&app, &admin, "GET", "/api/v1/audit-log?entity_type=outbound_route", None).await;
+    let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().filter_map(|a| a["action"].as_str()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "create").count(), 2, "{audit}");
+    assert_eq!(actions.iter().filter(|a| **a == "update").count(), 2, "{audit}");
+
+    // a route's delete is plain; then it is gone
+    let (s, d) = send(&app, &admin, "DELETE", &uri, None).await;
+    assert_eq!((s, &d["data"]), (StatusCode::OK, &json!({"id": id, "deleted": true})));
+    assert_eq!(send(&app, &admin, "GET", &uri, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(send(&app, &admin, "PUT", &uri, Some(json!({"position": 1}))).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(send(&app, &admin, "DELETE", &uri, None).await.0, StatusCode::NOT_FOUND);
+    let (_, audit) = send(&app, &admin, "GET", &format!("/api/v1/audit-log?entity_type=outbound_route&entity_id={id}"), None).await;
+    assert!(audit["data"].as_array().unwrap().iter().any(|a| a["action"] == "delete"), "{audit}");
+}
+
+#[tokio::test]
+async fn outbound_route_validation_names_each_field() {
+    let (app, _dir) = app().await;
+    let (_, admin) = document_and_admin(&app).await;
+    let (a, b, ext) = carriers(&app, &admin).await;
+    let route = |extra: Value| {
+        let mut r = json!({"name": "R", "patterns": ["9"], "trunk_ids": [a]});
+        r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        r
+    };
+    let cases = [
+        (json!({"name": ""}), "name"),
+        (json!({"name": "   "}), "name"),
+        (json!({"name": "n".repeat(65)}), "name"),
+        (json!({"name": "Bad\u{0000}name"}), "name"),
+        (json!({"patterns": []}), "patterns"),
+        (json!({"patterns": (0..21).map(|i| format!("{i}")).collect::<Vec<_>>()}), "patterns"),
+        (json!({"patterns": ["9", "9x"]}), "patterns[1]"),
+        (json!({"patterns": ["9", "8", "_9[2-"]}), "patterns[2]"),
+        (json!({"patterns": ["_9[5-2]"]}), "patterns[0]"),
+        (json!({"patterns": ["_9]"]}), "patterns[0]"),
+        (json!({"patterns": ["_9.X"]}), "patterns[0]"),
+        (json!({"patterns": ["_9Q"]}), "patterns[0]"),
+        (json!({"patterns": ["_"]}), "patterns[0]"),
+        (json!({"patterns": ["^(0"]}), "patterns[0]"),
+        (json!({"patterns": ["^(((([0-9]{100}){100}){100}){100})"]}), "patterns[0]"),
+        (json!({"patterns": [""]}), "patterns[0]"),
+        (json!({"patterns": ["9", "9"]}), "patterns[1]"),
+        (json!({"patterns": [9]}), "patterns[0]"),
+        (json!({"trunk_ids": []}), "trunk_ids"),
+        (json!({"trunk_ids": [a, 4242]}), "trunk_ids[1]"),
+        (json!({"trunk_ids": [a, b, a]}), "trunk_ids[2]"),
+        (json!({"trunk_ids": (0..21).collect::<Vec<_>>()}), "trunk_ids"),
+        (json!({"extension_ids": [ext, 4242]}), "extension_ids[1]"),
+        (json!({"extension_ids": [ext, ext]}), "extension_ids[1]"),
+        (json!({"extension_ids": (0..1001).collect::<Vec<_>>()}), "extension_ids"),
+        (json!({"patterns": (0..21).map(|i| format!("_{i}x[")).collect::<Vec<_>>()}), "patterns"),
+        (json!({"strip_digits": 21}), "strip_digits"),
+        (json!({"strip_digits": -1}), "strip_digits"),
+        (json!({"prepend": "+61a"}), "prepend"),
+        (json!({"prepend": "1".repeat(21)}), "prepend"),
+        (json!({"position": 10001}), "position"),
+        (json!({"position": -1}), "position"),
+        (json!({"caller_id_mode": "route"}), "caller_id_num"),
+        (json!({"caller_id_mode": "route", "caller_id_num": ""}), "caller_id_num"),
+        (json!({"caller_id_mode": "somebody"}), "caller_id_mode"),
+        (json!({"caller_id_num": "12 34"}), "caller_id_num"),
+        (json!({"caller_id_name": "x".repeat(65)}), "caller_id_name"),
+        (json!({"caller_id_name": "a\u{009b}b"}), "caller_id_name"),
+        (json!({"call_class": "internal"}), "call_class"),
+        (json!({"colour": "red"}), "colour"),
+    ];
+    for (extra, field) in cases {
+        let (s, body) = create(&app, &admin, "/api/v1/outbound-routes", route(extra.clone())).await;
+        refused(s, &body, field);
+        assert_eq!(fields_of(&body), vec![field.to_owned()], "only {field} is wrong in {extra}");
+    }
+    // the messages say what is wrong
+    let (_, body) = create(&app, &admin, "/api/v1/outbound-routes", route(json!({"patterns": ["_9[5-2]", "^(0", "abc"], "trunk_ids": [4242]}))).await;
+    let msgs: Vec<String> = body["error"]["details"].as_array().unwrap().iter().map(|d| format!("{}: {}", d["field"].as_str().unwrap(), d["message"].as_str().unwrap())).collect();
+    assert!(msgs[0].starts_with("patterns[0]") && msgs[0].contains("backwards"), "{msgs:?}");
+    assert!(msgs[1].starts_with("patterns[1]") && msgs[1].contains("unclosed group"), "{msgs:?}");
+    assert!(msgs[2].starts_with("patterns[2]") && msgs[2].contains("prefix"), "{msgs:?}");
+    assert!(msgs[3].starts_with("trunk_ids[0]") && msgs[3].contains("4242"), "{msgs:?}");
+    // required on create, null included
+    for field in ["name", "patterns", "trunk_ids"] {
+        let mut r = route(json!({}));
+        r[field] = Value::Null;
+        let (s, body) = create(&app, &admin, "/api/v1/outbound-routes", r).await;
+        refused(s, &body, field);
+    }
+    // an update is validated as a whole: it cannot empty the trunks or break the mode
+    let (s, body) = create(&app, &admin, "/api/v1/outbound-routes", route(json!({"caller_id_mode": "route", "caller_id_num": "+61290000000"}))).await;
+    let uri = format!("/api/v1/outbound-routes/{}", taken(s, &body)["id"]);
+    for (change, field) in [(json!({"trunk_ids": []}), "trunk_ids"), (json!({"caller_id_num": null}), "caller_id_num"), (json!({"patterns": ["_["]}), "patterns[0]")] {
+        let (s, body) = send(&app, &admin, "PUT", &uri, Some(change)).await;
+        refused(s, &body, field);
+    }
+    // nothing refused was written
+    let (_, l) = send(&app, &admin, "GET", "/api/v1/outbound-routes", None).await;
+    assert_eq!(l["meta"]["total"], 1, "{l}");
+}
+
+#[tokio::test]
+async fn overlapping_routes_clash_at_one_position_and_warn_when_shadowed() {
+    let (app, _dir) = app().await;
+    let (_, admin) = document_and_admin(&app).await;
+    let (a, b, ext) = carriers(&app, &admin).await;
+    let new = |body: Value| {
+        let app = app.clone();
+        let admin = Admin { cookie: admin.cookie.clone(), csrf: admin.csrf.clone() };
+        async move { create(&app, &admin, "/api/v1/outbound-routes", body).await }
+    };
+    let (s, body) = new(json!({"name": "Intl", "position": 10, "call_class": "international", "patterns": ["0011", "_00."], "trunk_ids": [a]})).await;
+    let intl = taken(s, &body);
+    let intl_id = intl["id"].as_i64().unwrap();
+
+    // the same pattern at the same position: which one wins would be an accident of ids
+    let (s, body) = new(json!({"name": "Intl 2", "position": 10, "call_class": "international", "patterns": ["1", "_00."], "trunk_ids": [b]})).await;
+    refused(s, &body, "patterns[1]");
+    let msg = body["error"]["details"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("\"Intl\"") && msg.contains(&format!("id {intl_id}")), "names the other route: {msg}");
+    // a disabled one, or another position, is allowed
+    let (s, body) = new(json!({"name": "Intl spare", "position": 10, "enabled": false, "call_class": "international", "patterns": ["_00."], "trunk_ids": [b]})).await;
+    let spare = taken(s, &body);
+    assert_eq!(spare["warnings"], json!([]), "a disabled route shadows nothing and is not shadowed");
+    // ... but enabling the disabled one at that position is the same clash
+    let (s, body) = send(&app, &admin, "PUT", &format!("/api/v1/outbound-routes/{}", spare["id"]), Some(json!({"enabled": true}))).await;
+    refused(s, &body, "patterns[0]");
+
+    // later routes whose patterns an earlier prefix takes: saved, with warnings at both ends
+    let (s, body) = new(json!({"name": "UK", "position": 20, "call_class": "international", "patterns": ["_0044X.", "^\\+44", "001144"], "trunk_ids": [b]})).await;
+    let uk = taken(s, &body);
+    let w = uk["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!((w[0]["field"].as_str(), w[0]["other_route_id"].as_i64()), (Some("patterns[2]"), Some(intl_id)));
+    assert!(w[0]["message"].as_str().unwrap().contains("0011"), "{w:?}");
+    let (_, got) = send(&app, &admin, "GET", &format!("/api/v1/outbound-routes/{intl_id}"), None).await;
+    let w = got["data"]["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!((w[0]["field"].as_str(), w[0]["other_route_id"].as_i64()), (Some("patterns[0]"), uk["id"].as_i64()));
+    assert!(w[0]["message"].as_str().unwrap().contains("001144"), "{w:?}");
+
+    // a different class, or a route limited to some extensions, lets calls through: no warning
+    let (s, body) = new(json!({"name": "Premium", "position": 30, "call_class": "premium", "patterns": ["00119"], "trunk_ids": [b]})).await;
+    assert_eq!(taken(s, &body)["warnings"], json!([]));
+    let (s, body) = new(json!({"name": "Boss only", "position": 5, "call_class": "international", "extension_ids": [ext], "patterns": ["0"], "trunk_ids": [b]})).await;
+    let boss = taken(s, &body);
+    assert_eq!(boss["warnings"], json!([]), "a route open to some extensions shadows nothing for the others");
+    // the same pattern at another position: the later one never takes a call
+    let (s, body) = new(json!({"name": "Intl late", "position": 40, "call_class": "international", "patterns": ["_00."], "trunk_ids": [b]})).await;
+    let late = taken(s, &body);
+    assert_eq!(late["warnings"][0]["field"], "patterns[0]", "{late}");
+    assert!(late["warnings"][0]["message"].as_str().unwrap().contains("the same pattern"), "{late}");
+    // lists carry them too
+    let (_, l) = send(&app, &admin, "GET", "/api/v1/outbound-routes?limit=100", None).await;
+    let listed = l["data"].as_array().unwrap().iter().find(|r| r["id"] == late["id"]).unwrap().clone();
+    assert_eq!(listed["warnings"], late["warnings"]);
+}
+
+#[tokio::test]
+async fn deleting_a_routed_trunk_or_a_routes_extension_is_a_409_naming_the_routes() {
+    let (app, _dir) = app().await;
+    let (_, admin) = document_and_admin(&app).await;
+    let (a, b, ext) = carriers(&app, &admin).await;
+    let (s, body) = create(&app, &admin, "/api/v1/outbound-routes", json!({"name": "National", "patterns": ["0"], "trunk_ids": [a, b], "extension_ids": [ext]})).await;
+    let route = taken(s, &body);
+    let (s, body) = create(&app, &admin, "/api/v1/outbound-routes", json!({"name": "Backup", "position": 50, "patterns": ["1"], "trunk_ids": [b]})).await;
+    let backup = taken(s, &body);
+
+    let (s, body) = send(&app, &admin, "DELETE", &format!("/api/v1/trunks/{b}"), None).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")), "{body}");
+    let refs: Vec<(String, i64, String)> = body["error"]["references"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["entity_type"].as_str().unwrap().to_owned(), r["entity_id"].as_i64().unwrap(), r["via"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(refs, vec![("outbound_route".into(), route["id"].as_i64().unwrap(), "trunk_ids".into()), ("outbound_route".into(), backup["id"].as_i64().unwrap(), "trunk_ids".into())]);
+    assert_eq!(body["error"]["references"][0]["name"], "National");
+    assert_eq!(fields_of(&body), vec![format!("outbound_route:{}", route["id"]), format!("outbound_route:{}", backup["id"])]);
+    let (s, body) = send(&app, &admin, "DELETE", &format!("/api/v1/extensions/{ext}"), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["references"][0]["via"], "extension_ids");
+    // the trunk is still there and still routed
+    assert_eq!(send(&app, &admin, "GET", &format!("/api/v1/trunks/{b}"), None).await.0, StatusCode::OK);
+
+    // once no route uses it, it goes
+    let (s, _) = send(&app, &admin, "PUT", &format!("/api/v1/outbound-routes/{}", route["id"]), Some(json!({"trunk_ids": [a], "extension_ids": []}))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(send(&app, &admin, "DELETE", &format!("/api/v1/outbound-routes/{}", backup["id"]), None).await.0, StatusCode::OK);
+    assert_eq!(send(&app, &admin, "DELETE", &format!("/api/v1/trunks/{b}"), None).await.0, StatusCode::OK);
+    assert_eq!(send(&app, &admin, "DELETE", &format!("/api/v1/extensions/{ext}"), None).await.0, StatusCode::OK);
+    assert_eq!(send(&app, &admin, "DELETE", &format!("/api/v1/trunks/{a}"), None).await.0, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn the_document_describes_outbound_routes_and_the_new_fields() {
+    let (app, _dir) = app().await;
+    let (doc, _) = document_and_admin(&app).await;
+    for (path, methods) in [("/api/v1/outbound-routes", &["get", "post"][..]), ("/api/v1/outbound-routes/{id}", &["get", "put", "delete"][..])] {
+        for m in methods {
+            assert!(doc["paths"][path][m].is_object(), "{m} {path}");
+        }
+    }
+    assert!(doc["paths"]["/api/v1/outbound-routes/{id}"]["delete"]["responses"]["409"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    for name in ["OutboundRoute", "OutboundRouteInput", "OutboundRouteView", "RouteWarning", "CallClass", "RouteCallerId"] {
+        assert!(schemas[name].is_object(), "{name}");
+    }
+    let input = &schemas["OutboundRouteInput"]["properties"];
+    assert_eq!((input["patterns"]["minItems"].as_i64(), input["patterns"]["maxItems"].as_i64()), (Some(1), Some(20)), "{}", input["patterns"]);
+    assert_eq!((input["trunk_ids"]["minItems"].as_i64(), input["trunk_ids"]["uniqueItems"].as_bool()), (Some(1), Some(true)), "{}", input["trunk_ids"]);
+    assert_eq!(input["extension_ids"]["uniqueItems"], true);
+    assert_eq!(input["name"]["maxLength"], 64);
+    let post = &doc["paths"]["/api/v1/outbound-routes"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    let required: Vec<&str> = post["allOf"][1]["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(required, ["name", "patterns", "trunk_ids"]);
+    let ext = &schemas["ExtensionInput"]["properties"];
+    assert_eq!(ext["call_classes"]["uniqueItems"], true, "{}", ext["call_classes"]);
+    assert_eq!(ext["max_outbound_calls"]["maximum"], 100);
+    assert_eq!(ext["daily_outbound_minutes"]["maximum"], 100000);
+    let trunk = &schemas["TrunkInput"]["properties"];
+    assert_eq!(trunk["password"]["maxLength"], 128);
+    let alts = trunk["options_interval"]["oneOf"].as_array().unwrap_or_else(|| panic!("{}", trunk["options_interval"]));
+    let ranges: Vec<(Option<i64>, Option<i64>)> = alts.iter().map(|a| (a["minimum"].as_i64(), a["maximum"].as_i64())).collect();
+    assert_eq!(ranges, vec![(Some(0), Some(0)), (Some(5), Some(3600)), (None, None)]);
+    assert!(schemas["Trunk"].to_string().contains("options_interval") || schemas["TrunkFields"].to_string().contains("options_interval"));
+    // the route view lists its warnings
+    assert!(schemas["OutboundRouteView"].to_string().contains("warnings"), "{}", schemas["OutboundRouteView"]);
 }

@@ -1053,6 +1053,7 @@ pub enum EntityKind {
     ConferenceBridge,
     CallFlow,
     Prompt,
+    OutboundRoute,
 }
 
 impl EntityKind {
@@ -1067,6 +1068,7 @@ impl EntityKind {
         EntityKind::ConferenceBridge,
         EntityKind::CallFlow,
         EntityKind::Prompt,
+        EntityKind::OutboundRoute,
     ];
 
     /// The name flow nodes use in `data.entity_type`.
@@ -1082,6 +1084,7 @@ impl EntityKind {
             EntityKind::ConferenceBridge => "conference_bridge",
             EntityKind::CallFlow => "call_flow",
             EntityKind::Prompt => "prompt",
+            EntityKind::OutboundRoute => "outbound_route",
         }
     }
 
@@ -1101,6 +1104,7 @@ impl EntityKind {
             EntityKind::ConferenceBridge => "conference_bridges",
             EntityKind::CallFlow => "call_flows",
             EntityKind::Prompt => "prompts",
+            EntityKind::OutboundRoute => "outbound_routes",
         }
     }
 }

@@ -20,6 +20,7 @@ impl References<'_> {
             "time_switches" => "SELECT EXISTS (SELECT 1 FROM time_switches WHERE id = ?)",
             "conference_bridges" => "SELECT EXISTS (SELECT 1 FROM conference_bridges WHERE id = ?)",
             "call_flows" => "SELECT EXISTS (SELECT 1 FROM call_flows WHERE id = ?)",
+            "outbound_routes" => "SELECT EXISTS (SELECT 1 FROM outbound_routes WHERE id = ?)",
             _ => "SELECT EXISTS (SELECT 1 FROM prompts WHERE id = ?)",
         };
         let (e,): (bool,) = sqlx::query_as(sql).bind(id).fetch_one(&mut *c).await?;
@@ -55,13 +56,34 @@ impl References<'_> {
                     .fetch_all(&mut *c)
                     .await?,
                 );
-            }
-            EntityKind::Trunk => push(
-                sqlx::query_as("SELECT 'inbound_number', n.id, n.number, 'trunk_id' FROM inbound_numbers n WHERE n.trunk_id = ?")
+                // a route limited to some extensions: removing one would leave a dangling id
+                push(
+                    sqlx::query_as(
+                        "SELECT 'outbound_route', r.id, r.name, 'extension_ids' FROM outbound_routes r \
+                         WHERE EXISTS (SELECT 1 FROM json_each(r.extension_ids) e WHERE e.value = ?) ORDER BY r.position, r.id",
+                    )
                     .bind(id)
                     .fetch_all(&mut *c)
                     .await?,
-            ),
+                );
+            }
+            EntityKind::Trunk => {
+                push(
+                    sqlx::query_as("SELECT 'inbound_number', n.id, n.number, 'trunk_id' FROM inbound_numbers n WHERE n.trunk_id = ?")
+                        .bind(id)
+                        .fetch_all(&mut *c)
+                        .await?,
+                );
+                push(
+                    sqlx::query_as(
+                        "SELECT 'outbound_route', r.id, r.name, 'trunk_ids' FROM outbound_routes r \
+                         JOIN outbound_route_trunks t ON t.route_id = r.id WHERE t.trunk_id = ? ORDER BY r.position, r.id",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?,
+                );
+            }
             EntityKind::CallFlow => push(
                 sqlx::query_as("SELECT 'inbound_number', n.id, n.number, 'flow_id' FROM inbound_numbers n WHERE n.flow_id = ?")
                     .bind(id)
@@ -167,5 +189,37 @@ mod tests {
         assert!(!s.references().exists(EntityKind::IvrMenu, 9).await.unwrap());
         assert_eq!(s.references().number_owners("101", None).await.unwrap().len(), 1);
         assert!(s.references().number_owners("101", Some((EntityKind::Extension, e.id))).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn outbound_routes_hold_their_trunks_and_extensions() {
+        let (s, _d) = open_temp().await;
+        let e = s
+            .extensions()
+            .insert(&ExtensionFields { extension: "101".into(), name: "A".into(), sip_username: "a".into(), ..Default::default() }, "pw")
+            .await
+            .unwrap();
+        let other = s
+            .extensions()
+            .insert(&ExtensionFields { extension: "102".into(), name: "B".into(), sip_username: "b".into(), ..Default::default() }, "pw")
+            .await
+            .unwrap();
+        let trunk = |name: &str| TrunkFields { name: name.into(), host: Some("sip.example.com".into()), ..Default::default() };
+        let a = s.trunks().insert(&trunk("a"), None).await.unwrap().row;
+        let b = s.trunks().insert(&trunk("b"), None).await.unwrap().row;
+        let r = s
+            .outbound_routes()
+            .insert(&OutboundRouteFields { name: "National".into(), patterns: vec!["0".into()], trunk_ids: vec![a.id], extension_ids: vec![e.id], ..Default::default() })
+            .await
+            .unwrap();
+        let refs = s.references().to(EntityKind::Trunk, a.id).await.unwrap();
+        assert_eq!(refs, vec![Reference { entity_type: "outbound_route".into(), entity_id: r.id, name: "National".into(), via: "trunk_ids".into() }]);
+        assert!(s.references().to(EntityKind::Trunk, b.id).await.unwrap().is_empty());
+        let refs = s.references().to(EntityKind::Extension, e.id).await.unwrap();
+        assert_eq!(refs.iter().map(|r| r.via.as_str()).collect::<Vec<_>>(), vec!["extension_ids"]);
+        assert!(s.references().to(EntityKind::Extension, other.id).await.unwrap().is_empty());
+        assert!(s.references().exists(EntityKind::OutboundRoute, r.id).await.unwrap());
+        assert!(!s.references().exists(EntityKind::OutboundRoute, r.id + 1).await.unwrap());
+        assert!(s.references().to(EntityKind::OutboundRoute, r.id).await.unwrap().is_empty());
     }
 }
