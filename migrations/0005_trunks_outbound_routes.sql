@@ -60,3 +60,9 @@ CREATE TABLE outbound_route_trunks (
     PRIMARY KEY (route_id, trunk_id)
 );
 CREATE INDEX outbound_route_trunks_trunk ON outbound_route_trunks (trunk_id);
+
+-- A CDR names the extension that placed the call (outbound minutes a day are counted by it)
+-- and the outbound route it took.
+ALTER TABLE cdrs ADD COLUMN extension_id INTEGER;
+ALTER TABLE cdrs ADD COLUMN route_id INTEGER;
+CREATE INDEX cdrs_extension_start ON cdrs (extension_id, start_time);

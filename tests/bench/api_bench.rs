@@ -147,6 +147,8 @@ async fn main() -> anyhow::Result<()> {
                     direction: dirs[(i % 3) as usize],
                     flow_id: None,
                     flow_version: None,
+                    extension_id: None,
+                    route_id: None,
                 })
                 .await?;
             tx.cdrs().update_answer(id, start + time::Duration::seconds(5)).await?;
@@ -159,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
                         hangup_cause: Some("normal_clearing".into()),
                         flow_path: json!(["n1", "n2", "n3"]),
                         recording_file: None,
+                        trunk_id: None,
                     },
                 )
                 .await?;

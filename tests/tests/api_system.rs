@@ -216,7 +216,7 @@ async fn cdr_list_filters_and_csv_export() -> anyhow::Result<()> {
                 trunk_id: None,
                 direction: dir,
                 flow_id: None,
-                flow_version: None,
+                flow_version: None, extension_id: None, route_id: None,
             })
             .await?;
         s.cdrs()
@@ -227,7 +227,7 @@ async fn cdr_list_filters_and_csv_export() -> anyhow::Result<()> {
                     disposition: store::Disposition::NoAnswer,
                     hangup_cause: Some("no_answer".into()),
                     flow_path: json!(["n1"]),
-                    recording_file: None,
+                    recording_file: None, trunk_id: None,
                 },
             )
             .await?;

@@ -57,6 +57,24 @@ pub struct SipConfig {
     pub session_expires: u32,
     /// The User-Agent / Server header value.
     pub user_agent: String,
+    /// Emergency numbers and the PBX-wide outbound limit.
+    pub outbound: OutboundConfig,
+}
+
+/// Outbound calling: the numbers that always go out, and how many calls may be out at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundConfig {
+    /// Emergency numbers: routed first, whatever the extension's classes and limits, with its
+    /// emergency caller id.
+    pub emergency_numbers: Vec<String>,
+    /// Outbound calls at once across the PBX (0: none).
+    pub max_calls: u32,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig { emergency_numbers: ["911", "112", "999", "000"].map(String::from).to_vec(), max_calls: 10 }
+    }
 }
 
 impl SipConfig {
@@ -78,6 +96,7 @@ impl SipConfig {
             directory_refresh: Duration::from_millis(500),
             session_expires: 1800,
             user_agent: concat!("FlowPBX/", env!("CARGO_PKG_VERSION")).to_owned(),
+            outbound: OutboundConfig::default(),
         }
     }
 }

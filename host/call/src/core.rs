@@ -99,7 +99,7 @@ impl Core {
             replay: ReplayGuard::new(20_000),
             dir,
             registrar,
-            b2bua: B2bua::new(media, shared.clone(), cfg.session_expires),
+            b2bua: B2bua::new(media, shared.clone(), cfg.session_expires, cfg.outbound.clone()),
             trunks: Trunks::new(shared.clone()),
             ops: Vec::new(),
             shared,
@@ -340,6 +340,14 @@ impl Core {
             let (b2bua, mut cx) = self.cx();
             return b2bua.inbound_from_trunk(&mut cx, now, tx, msg, source, trunk_id);
         }
+        // a carrier we register with sends calls to the contact we registered, from its
+        // own addresses: anything else claiming to be it is an ordinary request (407)
+        let ruri_user = msg.uri().and_then(|u| u.user().map(|u| u.into_owned()));
+        if let Some(trunk) = self.dir.registration_trunk_for(source.addr.ip(), ruri_user.as_deref()) {
+            let trunk_id = trunk.id;
+            let (b2bua, mut cx) = self.cx();
+            return b2bua.inbound_from_trunk(&mut cx, now, tx, msg, source, trunk_id);
+        }
         let caller = match self.authenticate(now, &msg, source) {
             AuthResult::Ok(u) => u,
             AuthResult::Challenge { stale } => return self.challenge(now, tx, source, stale),
@@ -405,8 +413,8 @@ impl Core {
     /// never goes to the ban list: over UDP a source address is easily forged, and banning a
     /// carrier's address would cut every call it brings.
     fn auth_failed(&mut self, ip: IpAddr, now: Instant, user: &str) {
-        if self.dir.trunk_for(ip).is_some() {
-            tracing::info!(%ip, %user, "failed SIP authentication from a trusted trunk's address (not counted towards a ban)");
+        if self.dir.trunk_for(ip).is_some() || self.dir.registration_trunk_for(ip, None).is_some() {
+            tracing::info!(%ip, %user, "failed SIP authentication from a trunk's address (not counted towards a ban)");
             return;
         }
         if self.guard.auth_failed(ip, now, user) {
@@ -459,8 +467,8 @@ impl Core {
     fn on_register(&mut self, now: Instant, to: Peer, msg: &Message, source: Peer) {
         // a trusted trunk's address is a carrier, not a phone: nothing registers from it (and
         // a forged REGISTER from it must not cost the carrier anything)
-        if self.dir.trunk_for(source.addr.ip()).is_some() {
-            tracing::info!(peer = %source.addr, "REGISTER from a trusted trunk's address refused");
+        if self.dir.trunk_for(source.addr.ip()).is_some() || self.dir.registration_trunk_for(source.addr.ip(), None).is_some() {
+            tracing::info!(peer = %source.addr, "REGISTER from a trunk's address refused");
             return self.sig.reply_to(to, msg, 403, Some("Registration Not Allowed From A Trunk Address"), |_| Ok(()));
         }
         let user = match self.authenticate(now, msg, source) {

@@ -118,6 +118,17 @@ pub enum PbxEvent {
         /// The hangup cause.
         cause: &'static str,
     },
+    /// An outbound call was refused, or ended, by a toll-fraud limit (or a class the
+    /// extension may not call).
+    OutboundLimit {
+        /// The extension.
+        extension_id: i64,
+        /// The number it dialled.
+        number: String,
+        /// Which: `extension_concurrent_calls`, `pbx_concurrent_calls`, `daily_minutes`,
+        /// `class_not_permitted`.
+        limit: &'static str,
+    },
     /// A trunk's registration or reachability changed.
     TrunkStatus(crate::trunks::TrunkStatus),
     /// A source was banned after repeated failed authentications.

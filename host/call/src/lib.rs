@@ -49,7 +49,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 pub use anchor::CallMedia;
 pub use clock::wall;
-pub use config::{RegistrarConfig, SecurityConfig, SipConfig, SipLogMode};
+pub use config::{OutboundConfig, RegistrarConfig, SecurityConfig, SipConfig, SipLogMode};
 pub use directory::Directory;
 pub use error::CallError;
 pub use events::{ActiveCall, CallKey, CallState, PbxEvent};
@@ -78,6 +78,11 @@ pub struct RingRequest {
 pub enum RingOutcome {
     /// A contact of this extension (id) answered; the call is bridged and lives until a BYE.
     Answered(i64),
+    /// A number outside answered through this trunk; the call is bridged.
+    AnsweredOutside {
+        /// The trunk.
+        trunk_id: i64,
+    },
     /// Nobody answered within the timeout (or every contact said 480/408).
     NoAnswer,
     /// Busy (486/600, or do-not-disturb).
@@ -233,6 +238,12 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     });
     let mut core = Core::new(cfg, ports, dir.clone(), seed, shared.clone(), locate, port);
     let restored = core.registrar.restore(now, kept);
+    // outbound minutes already talked today (UTC) count towards the daily caps
+    let day_start = store::Timestamp::from_unix_millis(wall_now.unix_millis().div_euclid(86_400_000) * 86_400_000).unwrap_or(wall_now);
+    match store.cdrs().outbound_seconds_since(day_start).await {
+        Ok(used) => core.b2bua.set_outbound_usage(now, &used),
+        Err(e) => tracing::warn!(error = %e, "today's outbound minutes could not be read: caps count from now"),
+    }
     tracing::info!(users = dir.user_count(), restored, expired, udp = ?udp_addr, tcp = ?tcp_addr, media = media_engine.is_some(), "SIP stack starting");
 
     let writer_stop = Arc::new(Notify::new());

@@ -72,6 +72,18 @@ pub enum PersistOp {
         /// Replaces signalling's disposition (voicemail).
         disposition: Option<store::Disposition>,
     },
+    /// Something the SIP stack did on its own that the audit log keeps (a toll-fraud limit
+    /// refused a call).
+    Audit {
+        /// What (`outbound_limit`).
+        action: String,
+        /// Of what.
+        entity_type: String,
+        /// Which one.
+        entity_id: Option<String>,
+        /// The details.
+        details: serde_json::Value,
+    },
 }
 
 /// How long a finished call's CDR id is kept for details that arrive after its end (media
@@ -259,6 +271,9 @@ async fn apply(store: &Store, ops: &[PersistOp], written: &mut Written) -> Resul
                 }
                 None => tracing::debug!(key = %key, "a flow result of an unknown call dropped"),
             },
+            PersistOp::Audit { action, entity_type, entity_id, details } => {
+                tx.audit(&store::Actor::system(), action, entity_type, entity_id.as_deref(), None, Some(details)).await?;
+            }
             _ => {}
         }
     }
@@ -309,14 +324,14 @@ mod tests {
             trunk_id: None,
             direction: Direction::Internal,
             flow_id: None,
-            flow_version: None,
+            flow_version: None, extension_id: None, route_id: None,
         };
         // start and answer in one flush: one row, answered
         apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(7), cdr: cdr.clone() }, PersistOp::CdrAnswer { key: CallKey::from_raw(7), at: t(1500) }], &mut ids).await.unwrap();
         let row = &s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items[0];
         assert_eq!((row.answer_time, row.end_time), (Some(t(1500)), None), "written before the end: a crash loses only the end");
         // the end in a later flush
-        let end = CdrEnd { end_time: t(61_500), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None };
+        let end = CdrEnd { end_time: t(61_500), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
         apply(&s, &[PersistOp::CdrEnd { key: CallKey::from_raw(7), end, start: t(0), answer: Some(t(1500)) }], &mut ids).await.unwrap();
         let row = s.cdrs().get(row.id).await.unwrap().unwrap();
         assert_eq!((row.duration, row.billable_dur, row.disposition), (Some(61), Some(60), Some(Disposition::Answered)));
@@ -326,7 +341,7 @@ mod tests {
         let other = |n: &str| NewCdr { call_id: n.into(), ..cdr.clone() };
         apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(8), cdr: other("c8") }, PersistOp::CdrStart { key: CallKey::from_raw(9), cdr: other("c9") }], &mut ids).await.unwrap();
         apply(&s, &[PersistOp::CdrAnswer { key: CallKey::from_raw(9), at: t(3000) }], &mut ids).await.unwrap();
-        let end = |d| CdrEnd { end_time: t(10_000), disposition: d, hangup_cause: None, flow_path: serde_json::json!([]), recording_file: None };
+        let end = |d| CdrEnd { end_time: t(10_000), disposition: d, hangup_cause: None, flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
         apply(
             &s,
             &[
@@ -357,9 +372,9 @@ mod tests {
             trunk_id: None,
             direction: Direction::Inbound,
             flow_id: Some(3),
-            flow_version: None,
+            flow_version: None, extension_id: None, route_id: None,
         };
-        let end = CdrEnd { end_time: t(9_000), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None };
+        let end = CdrEnd { end_time: t(9_000), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
         let path = serde_json::json!([{"node_id": "n1", "output": "next"}]);
         // bridged by the flow: its result before the end, which must not erase it
         apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(1), cdr: cdr("bridged") }], &mut ids).await.unwrap();

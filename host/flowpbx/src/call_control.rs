@@ -135,6 +135,10 @@ pub fn ring_outcome(o: call::RingOutcome, targets: &[Target]) -> Option<RingOutc
                 .unwrap_or_else(|| format!("extension id {id}"));
             RingOutcome::Answered(to)
         }
+        call::RingOutcome::AnsweredOutside { trunk_id } => {
+            let to = targets.iter().find(|t| matches!(t, Target::Number(_))).map(Target::describe).unwrap_or_else(|| format!("a number through trunk {trunk_id}"));
+            RingOutcome::Answered(to)
+        }
         call::RingOutcome::NoAnswer => RingOutcome::NoAnswer,
         call::RingOutcome::Busy | call::RingOutcome::Declined => RingOutcome::Busy,
         call::RingOutcome::Unavailable => RingOutcome::Failed("no device of the extension is registered".into()),

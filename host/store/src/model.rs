@@ -766,6 +766,10 @@ pub struct Cdr {
     #[sqlx(json(nullable))]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub media_stats: Option<serde_json::Value>,
+    /// The extension that placed the call (internal and outbound calls).
+    pub extension_id: Option<i64>,
+    /// The outbound route it took.
+    pub route_id: Option<i64>,
 }
 
 /// A CDR as written when the call starts.
@@ -780,6 +784,10 @@ pub struct NewCdr {
     pub direction: Direction,
     pub flow_id: Option<i64>,
     pub flow_version: Option<i64>,
+    /// The extension that placed the call.
+    pub extension_id: Option<i64>,
+    /// The outbound route it takes.
+    pub route_id: Option<i64>,
 }
 
 /// What is known when the call ends. Duration and billable duration are computed from the
@@ -791,6 +799,8 @@ pub struct CdrEnd {
     pub hangup_cause: Option<String>,
     pub flow_path: serde_json::Value,
     pub recording_file: Option<String>,
+    /// The trunk the call went out on (the last tried, for a failed one); None keeps it.
+    pub trunk_id: Option<i64>,
 }
 
 /// Filters of the call log. Times are inclusive lower (`from`) and exclusive upper (`to`).

@@ -15,7 +15,7 @@
 mod crossing;
 mod table;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +74,8 @@ pub(crate) enum CallTimer {
     Ring(CallKey),
     /// The session timer's expiry (RFC 4028).
     Session(CallKey),
+    /// The caller's daily outbound minutes run out.
+    Cap(CallKey),
 }
 
 /// The B2BUA: the calls, their media and their deadlines. Inputs are the `handle_*` and
@@ -82,6 +84,9 @@ pub(crate) enum CallTimer {
 /// shared state the handle reads (views of calls, events, inbound calls for a controller).
 pub(crate) struct B2bua {
     table: CallTable,
+    limits: crate::config::OutboundConfig,
+    /// Outbound seconds talked per extension: (UTC day, seconds).
+    usage: HashMap<i64, (i64, u64)>,
     /// Where calls' media is anchored (None: SDP passes through, as in unit tests without
     /// a media engine).
     media: Option<Box<dyn MediaPort>>,
@@ -93,8 +98,8 @@ pub(crate) struct B2bua {
 }
 
 impl B2bua {
-    pub(crate) fn new(media: Option<Box<dyn MediaPort>>, shared: Arc<Shared>, session_expires: u32) -> B2bua {
-        B2bua { table: CallTable::default(), media, timers: BTreeSet::new(), ops: Vec::new(), shared, session_expires }
+    pub(crate) fn new(media: Option<Box<dyn MediaPort>>, shared: Arc<Shared>, session_expires: u32, limits: crate::config::OutboundConfig) -> B2bua {
+        B2bua { table: CallTable::default(), limits, usage: HashMap::new(), media, timers: BTreeSet::new(), ops: Vec::new(), shared, session_expires }
     }
 
     /// Whether no call is left.
@@ -127,6 +132,7 @@ impl B2bua {
             match t {
                 CallTimer::Ring(key) => self.ring_timeout(cx, now, key),
                 CallTimer::Session(key) => self.session_timeout(cx, now, key),
+                CallTimer::Cap(key) => self.cap_reached(cx, now, key),
             }
         }
     }
@@ -217,6 +223,8 @@ pub(crate) enum Cause {
     Shutdown,
     /// A leg sent no media for the media timeout.
     MediaTimeout,
+    /// The caller's daily outbound minutes ran out.
+    LimitReached,
 }
 
 impl Cause {
@@ -234,6 +242,7 @@ impl Cause {
             Cause::SessionTimeout => "session_timeout".into(),
             Cause::Shutdown => "system_shutdown".into(),
             Cause::MediaTimeout => "media_timeout".into(),
+            Cause::LimitReached => "outbound_limit".into(),
         }
     }
 
@@ -251,6 +260,7 @@ impl Cause {
             Cause::SessionTimeout => "session_timeout",
             Cause::Shutdown => "system_shutdown",
             Cause::MediaTimeout => "media_timeout",
+            Cause::LimitReached => "outbound_limit",
         }
     }
 
@@ -291,6 +301,7 @@ impl Cause {
             Cause::Failed(c) if (400..700).contains(&c) && !matches!(c, 401 | 407) => c,
             Cause::Failed(_) => 480,
             Cause::Normal | Cause::AckTimeout | Cause::SessionTimeout | Cause::MediaTimeout => 480,
+            Cause::LimitReached => 403,
             Cause::Shutdown => 503,
         }
     }
@@ -331,8 +342,8 @@ struct ALeg {
 
 /// One contact rung.
 struct BLeg {
-    /// The extension this contact belongs to.
-    extension_id: i64,
+    /// What it rings.
+    target: LegTarget,
     call_id: String,
     tx: ClientTxId,
     invite: Message,
@@ -346,7 +357,61 @@ struct BLeg {
 
 struct Ring {
     completion: Completion,
+    /// The trunks still to try, in order, if the one ringing fails over.
+    next: std::collections::VecDeque<TrunkAttempt>,
 }
+
+/// What a callee leg rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegTarget {
+    /// A registered contact of this extension.
+    Extension(i64),
+    /// A number through this trunk; `auth_tried` once it was sent with credentials.
+    Trunk { trunk_id: i64, auth_tried: bool },
+}
+
+/// What a new call is.
+struct NewCall {
+    direction: Direction,
+    /// The caller, for the CDR and the legs (internal, inbound).
+    caller: Party,
+    callee: String,
+    trunk_id: Option<i64>,
+    flow_id: Option<i64>,
+    /// The extension that places it.
+    caller_ext: Option<i64>,
+    outbound: Option<Outbound>,
+}
+
+/// A trunk to try for an outbound leg, with the number as the route made it.
+#[derive(Debug, Clone)]
+struct TrunkAttempt {
+    trunk_id: i64,
+    number: String,
+}
+
+/// What a call that goes out through trunks presents and what it took.
+#[derive(Debug, Clone)]
+struct Outbound {
+    route_id: Option<i64>,
+    emergency: bool,
+    caller_id_mode: store::RouteCallerId,
+    /// The caller id the route chose (`None`: the trunk's, or anonymous).
+    caller_id: Option<crate::routing::CallerId>,
+    /// The trunk tried last (the one that answered, once answered).
+    trunk_id: Option<i64>,
+}
+
+/// How long an outbound call rings before it gives up (the carrier usually ends it first).
+const OUTBOUND_RING_SECS: u64 = 180;
+
+/// Whether a trunk's final answer sends the call to the next trunk (RFC 3261's server and
+/// global failures, timeouts, a trunk we cannot reach), as against an answer about the
+/// number or the callee (busy, declined, not found).
+fn fails_over(code: u16) -> bool {
+    code == 408 || (500..600).contains(&code) || ((600..700).contains(&code) && !matches!(code, 603 | 604 | 606))
+}
+
 
 /// A callee leg's place in its call's `legs` (legs are only ever added).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -427,12 +492,15 @@ pub(crate) struct Call {
     /// The deadlines scheduled in the core's timer set for this call.
     ring_at: Option<Instant>,
     session_at: Option<Instant>,
+    cap_at: Option<Instant>,
     /// The extension that placed the call (internal calls).
     caller_ext: Option<i64>,
     /// The call's anchored media (None on a PBX without a media engine).
     pub(crate) media: Option<CallMedia>,
     /// The call's recording, relative to the data dir.
     recording: Option<String>,
+    /// Set when it goes out through trunks.
+    outbound: Option<Outbound>,
 }
 
 /// What a client transaction of ours is for.
@@ -518,19 +586,286 @@ fn other(side: Side) -> Side {
 impl B2bua {
     // ----- new calls -----
 
-    /// An extension's INVITE (authenticated by the core) to another extension.
+    /// An extension's INVITE (authenticated by the core): to another extension, or out
+    /// through the outbound routes.
     pub(crate) fn internal_call(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, msg: Message, source: Peer, caller: Arc<User>) {
         if !self.check_invite(cx, now, tx, &msg) {
             return;
         }
         let dialled = msg.uri().and_then(|u| u.user().map(|u| u.into_owned())).unwrap_or_default();
         let Some(target) = cx.dir.by_number(&dialled).cloned() else {
-            tracing::debug!(caller = %caller.extension, %dialled, "no such extension");
-            return cx.sig.reply(now, tx, 404);
+            return self.outbound_from_extension(cx, now, tx, msg, source, caller, dialled);
         };
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
-        let Some(key) = self.new_call(cx, now, tx, msg, source, Direction::Internal, party, dialled, None, None, Some(caller.id)) else { return };
+        let n = NewCall { direction: Direction::Internal, caller: party, callee: dialled, trunk_id: None, flow_id: None, caller_ext: Some(caller.id), outbound: None };
+        let Some(key) = self.new_call(cx, now, tx, msg, source, n) else { return };
         self.ring_extensions(cx, now, key, &[target], None, None, Completion::Respond, Some(source));
+    }
+
+    /// An extension dials a number that is not internal: the outbound routes choose the
+    /// trunks (emergency numbers first), the extension's classes and limits are checked, and
+    /// the trunks are tried in order.
+    #[allow(clippy::too_many_arguments)]
+    fn outbound_from_extension(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, msg: Message, source: Peer, caller: Arc<User>, dialled: String) {
+        use crate::routing::{plan, CallerId, Placer};
+        let dialled = dialled.trim().to_owned();
+        if dialled.is_empty() || !dialled.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#')) {
+            tracing::debug!(caller = %caller.extension, %dialled, "no such extension, and not a number");
+            return cx.sig.reply(now, tx, 404);
+        }
+        let placer = Placer::Extension {
+            id: caller.id,
+            classes: caller.call_classes.clone(),
+            outbound: caller.outbound_caller_id.clone(),
+            emergency: caller.emergency_caller_id.clone(),
+            own: CallerId { name: Some(caller.name.clone()), number: caller.extension.clone() },
+        };
+        let all_trunks: Vec<i64> = cx.dir.trunks().iter().map(|t| t.id).collect();
+        let p = match plan(&dialled, &placer, cx.dir.routes(), &self.limits.emergency_numbers, &all_trunks) {
+            Ok(p) => p,
+            Err(refusal) => {
+                let (why, reason) = match &refusal {
+                    crate::routing::Refusal::NoRoute => ("no outbound route matches the number", "No Route"),
+                    crate::routing::Refusal::NotPermitted { .. } => ("the extension may not call this class of number", "Call Class Not Permitted"),
+                };
+                tracing::warn!(extension = %caller.extension, %dialled, ?refusal, "outbound call refused: {why}");
+                if matches!(refusal, crate::routing::Refusal::NotPermitted { .. }) {
+                    self.limit_tripped(caller.id, &dialled, "class_not_permitted");
+                }
+                return cx.sig.reply_with(now, tx, refusal.status(), Some(reason), |_| Ok(()));
+            }
+        };
+        if !p.emergency
+            && let Some((limit, reason)) = self.outbound_limit_hit(&caller, now)
+        {
+            tracing::warn!(extension = %caller.extension, %dialled, limit, "outbound call refused: a limit is reached");
+            self.limit_tripped(caller.id, &dialled, limit);
+            return cx.sig.reply_with(now, tx, 403, Some(reason), |_| Ok(()));
+        }
+        let attempts: std::collections::VecDeque<TrunkAttempt> = p.trunk_ids.iter().map(|&trunk_id| TrunkAttempt { trunk_id, number: p.number.clone() }).collect();
+        let outbound = Outbound { route_id: p.route_id, emergency: p.emergency, caller_id_mode: p.caller_id_mode, caller_id: p.caller_id.clone(), trunk_id: None };
+        let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
+        let n = NewCall { direction: Direction::Outbound, caller: party, callee: dialled, trunk_id: None, flow_id: None, caller_ext: Some(caller.id), outbound: Some(outbound) };
+        let Some(key) = self.new_call(cx, now, tx, msg, source, n) else { return };
+        self.ring_trunks(cx, now, key, attempts, Duration::from_secs(OUTBOUND_RING_SECS), Completion::Respond);
+    }
+
+    /// Which outbound limit an extension's new call would break: its calls at once, the
+    /// PBX's calls at once, its minutes today. `(name, reason phrase)`.
+    fn outbound_limit_hit(&self, caller: &User, now: Instant) -> Option<(&'static str, &'static str)> {
+        let mut mine = 0;
+        let mut all = 0;
+        for c in self.table.calls() {
+            if c.outbound.is_some() {
+                all += 1;
+                if c.caller_ext == Some(caller.id) {
+                    mine += 1;
+                }
+            }
+        }
+        if mine >= caller.max_outbound_calls {
+            return Some(("extension_concurrent_calls", "Too Many Outbound Calls"));
+        }
+        if all >= self.limits.max_calls {
+            return Some(("pbx_concurrent_calls", "Too Many Outbound Calls"));
+        }
+        if caller.daily_outbound_minutes > 0 && self.used_today(caller.id, now) >= u64::from(caller.daily_outbound_minutes) * 60 {
+            return Some(("daily_minutes", "Daily Outbound Minutes Used Up"));
+        }
+        None
+    }
+
+    /// Outbound seconds an extension talked today (UTC).
+    fn used_today(&self, extension_id: i64, now: Instant) -> u64 {
+        let today = wall(now).unix_millis().div_euclid(86_400_000);
+        self.usage.get(&extension_id).filter(|(day, _)| *day == today).map_or(0, |(_, secs)| *secs)
+    }
+
+    /// Seconds already talked today per extension (read from the CDRs at start).
+    pub(crate) fn set_outbound_usage(&mut self, now: Instant, used: &[(i64, i64)]) {
+        let today = wall(now).unix_millis().div_euclid(86_400_000);
+        for &(ext, secs) in used {
+            self.usage.insert(ext, (today, u64::try_from(secs).unwrap_or(0)));
+        }
+    }
+
+    /// A toll-fraud limit refused or ended a call: logged, in the audit log and on /ws.
+    fn limit_tripped(&mut self, extension_id: i64, number: &str, limit: &'static str) {
+        self.ops.push(PersistOp::Audit {
+            action: "outbound_limit".into(),
+            entity_type: "extension".into(),
+            entity_id: Some(extension_id.to_string()),
+            details: serde_json::json!({ "limit": limit, "number": number }),
+        });
+        let number = number.to_owned();
+        self.shared.emit(|| PbxEvent::OutboundLimit { extension_id, number, limit });
+    }
+
+    /// Starts ringing out through the first usable trunk of `attempts` (the rest wait for a
+    /// failover). No usable trunk: the ring fails with 503.
+    fn ring_trunks(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, mut attempts: std::collections::VecDeque<TrunkAttempt>, timeout: Duration, completion: Completion) {
+        while let Some(a) = attempts.pop_front() {
+            if self.start_trunk_leg(cx, now, key, &a).is_ok() {
+                let Some(call) = self.table.get_mut(key) else { return };
+                match &mut call.phase {
+                    Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => *ring = Some(Ring { completion, next: attempts }),
+                    Phase::Bridged { .. } => return,
+                }
+                self.set_timer(key, TimerKind::Ring, Some(now + timeout));
+                self.publish(key);
+                return;
+            }
+        }
+        tracing::warn!(key = %key, "no trunk can take the call");
+        self.finish_ring(cx, now, key, Cause::Failed(503), completion);
+    }
+
+    /// Calls in progress on a trunk (ringing or answered legs).
+    fn trunk_channels(&self, trunk_id: i64) -> u32 {
+        let mut n = 0;
+        for c in self.table.calls() {
+            n += c.legs.iter().filter(|l| l.state != LegState::Done && matches!(l.target, LegTarget::Trunk { trunk_id: t, .. } if t == trunk_id)).count() as u32;
+        }
+        n
+    }
+
+    /// Sends the INVITE of an outbound leg to a trunk; `Err` when the trunk cannot take it
+    /// (gone, down, full, unresolved, unwritable).
+    fn start_trunk_leg(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, a: &TrunkAttempt) -> Result<(), ()> {
+        let Some(trunk) = cx.dir.trunk(a.trunk_id).cloned() else {
+            tracing::info!(trunk = a.trunk_id, "a route's trunk is disabled or gone: skipped");
+            return Err(());
+        };
+        if !cx.trunks.usable(trunk.id) {
+            tracing::info!(trunk = trunk.id, "trunk down (OPTIONS): skipped");
+            return Err(());
+        }
+        if trunk.max_channels > 0 && self.trunk_channels(trunk.id) >= trunk.max_channels {
+            tracing::info!(trunk = trunk.id, max = trunk.max_channels, "trunk full: skipped");
+            return Err(());
+        }
+        let Some(dest) = trunk.next_hop else {
+            tracing::info!(trunk = trunk.id, "trunk's host does not resolve: skipped");
+            return Err(());
+        };
+        let Some(call) = self.table.get(key) else { return Err(()) };
+        let a_mf = call.a.invite.max_forwards().unwrap_or(70);
+        let body = call.a.invite.body().clone();
+        let content_type = call.a.invite.content_type().map(str::to_owned);
+        let Some(out) = call.outbound.clone() else { return Err(()) };
+        let number = trunk.dial_string(&a.number);
+        let (ct, body) = self.offer_for_callee(cx, key, dest, content_type.as_deref(), &body);
+        let call_id = cx.sig.ids.call_id();
+        let from_tag = cx.sig.ids.tag();
+        let via = cx.sig.via_for(dest);
+        let hostport = if trunk.port == 0 { trunk.domain.clone() } else { format!("{}:{}", trunk.domain, trunk.port) };
+        // a registration trunk's provider wants its own domain in From; an IP trunk, ours
+        let from_host = if trunk.account.is_some() { hostport.clone() } else { cx.sig.domain_for(dest) };
+        let presented = match out.caller_id_mode {
+            store::RouteCallerId::Anonymous => None,
+            store::RouteCallerId::Trunk => trunk.caller_id.clone(),
+            _ => out.caller_id.clone().or_else(|| trunk.caller_id.clone()),
+        };
+        let contact_user = trunk.account.as_ref().map(|acc| acc.username.clone()).unwrap_or_else(|| "flowpbx".into());
+        let contact = cx.sig.contact_for(&contact_user, dest);
+        let user_agent = cx.sig.user_agent.clone();
+        let built = (|| -> Result<Message, HeaderInjection> {
+            let ruri = SipUriBuilder::new(&hostport).user(&number).build().ok_or(HeaderInjection)?;
+            let mut inv = Message::request(Method::Invite, &ruri)?;
+            inv.push_header(HeaderName::Via, &via)?;
+            inv.push_header(HeaderName::MaxForwards, &a_mf.saturating_sub(1).min(70).to_string())?;
+            if let Some(route) = &trunk.route {
+                inv.push_header(HeaderName::Route, &format!("<{route}>"))?;
+            }
+            match &presented {
+                Some(cid) => {
+                    let uri = SipUriBuilder::new(&from_host).user(&cid.number).build().ok_or(HeaderInjection)?;
+                    inv.push_header(HeaderName::From, &name_addr(cid.name.as_deref(), &uri, Some(&from_tag)))?;
+                    inv.push_header(HeaderName::PAssertedIdentity, &name_addr(cid.name.as_deref(), &uri, None))?;
+                }
+                None => {
+                    inv.push_header(HeaderName::From, &format!("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={from_tag}"))?;
+                    inv.push_header(HeaderName::Privacy, "id")?;
+                }
+            }
+            inv.push_header(HeaderName::To, &name_addr(None, &ruri, None))?;
+            inv.push_header(HeaderName::CallId, &call_id)?;
+            inv.push_header(HeaderName::CSeq, "1 INVITE")?;
+            inv.push_header(HeaderName::Contact, &format!("<{contact}>"))?;
+            inv.push_header(HeaderName::Allow, ALLOW)?;
+            inv.push_header(HeaderName::UserAgent, &user_agent)?;
+            if !body.is_empty() {
+                inv.set_body(ct.as_deref(), body)?;
+            }
+            Ok(inv)
+        })();
+        let Ok(inv) = built else {
+            tracing::warn!(key = %key, trunk = trunk.id, "an INVITE to this trunk could not be written: skipped");
+            return Err(());
+        };
+        let tx = match cx.sig.txl.send_request(now, dest, inv.clone()) {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::warn!(error = %e, trunk = trunk.id, "could not send the INVITE to a trunk");
+                return Err(());
+            }
+        };
+        let Some(call) = self.table.get_mut(key) else { return Err(()) };
+        let idx = LegIdx(call.legs.len());
+        call.legs.push(BLeg {
+            target: LegTarget::Trunk { trunk_id: trunk.id, auth_tried: false },
+            call_id: call_id.clone(),
+            tx,
+            invite: inv,
+            dest,
+            contact,
+            state: LegState::Calling,
+            provisional: false,
+            dialog: None,
+            code: None,
+        });
+        if let Some(o) = call.outbound.as_mut() {
+            o.trunk_id = Some(trunk.id);
+        }
+        self.table.add_client(tx, ClientRole::BInvite { call: key, leg: idx }, dest);
+        self.table.index_leg(call_id, key, idx);
+        tracing::info!(key = %key, trunk = trunk.id, %number, "outbound call to a trunk");
+        Ok(())
+    }
+
+    /// A trunk asked a leg for credentials (401/407): sends the INVITE again with them, once,
+    /// as a new transaction of the same dialog attempt. False when it cannot (no account, or
+    /// already tried: then the challenge is the leg's failure).
+    fn authenticate_leg(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, idx: LegIdx, resp: &Message) -> bool {
+        let Some(call) = self.table.get_mut(key) else { return false };
+        let Some(leg) = call.leg_mut(idx) else { return false };
+        let LegTarget::Trunk { trunk_id, auth_tried: false } = leg.target else { return false };
+        let Some(account) = cx.dir.trunk(trunk_id).and_then(|t| t.account.clone()) else { return false };
+        let header = if resp.status() == Some(407) { HeaderName::ProxyAuthenticate } else { HeaderName::WwwAuthenticate };
+        let mut challenges: Vec<sip::auth::Challenge> = resp.headers(header).filter_map(|v| sip::auth::Challenge::parse(v).ok()).collect();
+        challenges.sort_by_key(|c| if c.algorithm.base() == sip::auth::Algorithm::Sha256 { 0 } else { 1 });
+        let Some(ch) = challenges.into_iter().next() else { return false };
+        let answer = if resp.status() == Some(407) { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
+        let Some(uri) = leg.invite.uri_str().map(str::to_owned) else { return false };
+        let Some(seq) = leg.invite.cseq().map(|c| c.seq + 1) else { return false };
+        let cnonce = cx.sig.ids.tag();
+        let via = cx.sig.via_for(leg.dest);
+        let mut inv = leg.invite.clone();
+        let built = inv
+            .set_header(HeaderName::Via, &via)
+            .and_then(|()| inv.set_header(HeaderName::CSeq, &format!("{seq} INVITE")))
+            .and_then(|()| inv.set_header(answer, &ch.authorization("INVITE", &uri, &account.auth_username, &account.password, &cnonce, 1)));
+        if built.is_err() {
+            return false;
+        }
+        let dest = leg.dest;
+        let Ok(tx) = cx.sig.txl.send_request(now, dest, inv.clone()) else { return false };
+        leg.tx = tx;
+        leg.invite = inv;
+        leg.provisional = false;
+        leg.target = LegTarget::Trunk { trunk_id, auth_tried: true };
+        self.table.add_client(tx, ClientRole::BInvite { call: key, leg: idx }, dest);
+        true
     }
 
     /// Checks an INVITE we are about to route: a Contact (to reach the caller later) and a
@@ -550,9 +885,19 @@ impl B2bua {
         true
     }
 
-    /// A trusted trunk's INVITE to one of our numbers: handed to the controller (a flow).
+    /// A trunk's INVITE to one of our numbers: handed to the controller (a flow). The number
+    /// dialled is the Request-URI's user (the To's when the carrier addressed the contact we
+    /// registered), made E.164 by the trunk's numbering; the caller is P-Asserted-Identity,
+    /// else Remote-Party-ID, else From.
     pub(crate) fn inbound_from_trunk(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, msg: Message, source: Peer, trunk_id: i64) {
-        let dialled = msg.uri().and_then(|u| u.user().map(|u| u.into_owned())).unwrap_or_default();
+        let trunk = cx.dir.trunk(trunk_id).cloned();
+        let contact_user = trunk.as_ref().and_then(|t| t.account.as_ref()).map(|a| a.username.clone());
+        let ruri_user = msg.uri().and_then(|u| u.user().map(|u| u.into_owned())).filter(|u| !u.is_empty() && Some(u) != contact_user.as_ref());
+        let raw = ruri_user.or_else(|| msg.to().and_then(|t| t.uri.user().map(|u| u.into_owned()))).unwrap_or_default();
+        let dialled = match &trunk {
+            Some(t) => t.numbering.to_e164(&raw),
+            None => raw,
+        };
         let dialled = dialled.as_str();
         let did = cx.dir.did(dialled).filter(|d| d.trunk_id.is_none_or(|t| t == trunk_id)).cloned();
         let Some(did) = did else {
@@ -562,13 +907,19 @@ impl B2bua {
         if !self.check_invite(cx, now, tx, &msg) {
             return;
         }
-        let from = msg.from();
-        let party = Party::from_untrusted(
-            from.and_then(|f| f.display_name().map(|d| d.into_owned())).as_deref(),
-            from.and_then(|f| f.uri.user().map(|u| u.into_owned())).as_deref(),
-        );
+        let identity = msg
+            .header(HeaderName::PAssertedIdentity)
+            .or_else(|| msg.header(HeaderName::RemotePartyId))
+            .and_then(|v| sip::msg::NameAddr::parse(sip::msg::split_list(v).next().unwrap_or(v)))
+            .or_else(|| msg.from());
+        let number = identity.and_then(|f| f.uri.user().map(|u| u.into_owned())).map(|n| match &trunk {
+            Some(t) => t.numbering.to_e164(&n),
+            None => n,
+        });
+        let party = Party::from_untrusted(identity.and_then(|f| f.display_name().map(|d| d.into_owned())).as_deref(), number.as_deref());
         let call_id = msg.call_id().unwrap_or("").to_owned();
-        let Some(key) = self.new_call(cx, now, tx, msg, source, Direction::Inbound, party.clone(), did.number.clone(), Some(trunk_id), did.flow_id, None) else {
+        let n = NewCall { direction: Direction::Inbound, caller: party.clone(), callee: did.number.clone(), trunk_id: Some(trunk_id), flow_id: did.flow_id, caller_ext: None, outbound: None };
+        let Some(key) = self.new_call(cx, now, tx, msg, source, n) else {
             return;
         };
         let incoming = IncomingCall {
@@ -589,18 +940,8 @@ impl B2bua {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn new_call(&mut self, cx: &mut Ctx<'_>,
-        now: Instant,
-        tx: ServerTxId,
-        invite: Message,
-        source: Peer,
-        direction: Direction,
-        caller: Party,
-        callee: String,
-        trunk_id: Option<i64>,
-        flow_id: Option<i64>,
-        caller_ext: Option<i64>,
-    ) -> Option<CallKey> {
+    fn new_call(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, invite: Message, source: Peer, n: NewCall) -> Option<CallKey> {
+        let NewCall { direction, caller, callee, trunk_id, flow_id, caller_ext, outbound } = n;
         let call_id = invite.call_id().unwrap_or("").to_owned();
         let key = self.table.peek_key();
         let media = match self.open_media(cx, key, &call_id, invite.content_type(), invite.body()) {
@@ -627,6 +968,8 @@ impl B2bua {
                 direction,
                 flow_id,
                 flow_version: None,
+                extension_id: caller_ext,
+                route_id: outbound.as_ref().and_then(|o| o.route_id),
             },
         });
         let call = Call {
@@ -643,9 +986,11 @@ impl B2bua {
             pending_ack: None,
             ring_at: None,
             session_at: None,
+            cap_at: None,
             caller_ext,
             media,
             recording: None,
+            outbound,
         };
         let view = call.view();
         self.shared.calls.insert(key, view.clone());
@@ -733,7 +1078,7 @@ impl B2bua {
                     self.table.add_client(tx, ClientRole::BInvite { call: key, leg: idx }, dest);
                     self.table.index_leg(call_id.clone(), key, idx);
                     legs.push(BLeg {
-                        extension_id,
+                        target: LegTarget::Extension(extension_id),
                         call_id,
                         tx,
                         invite: inv,
@@ -754,7 +1099,7 @@ impl B2bua {
         let Some(call) = self.table.get_mut(key) else { return };
         call.legs.extend(legs);
         match &mut call.phase {
-            Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => *ring = Some(Ring { completion }),
+            Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => *ring = Some(Ring { completion, next: Default::default() }),
             Phase::Bridged { .. } => {
                 // ring_for_controller refuses a bridged call; nothing else rings one
                 if let Completion::Notify(reply) = completion {
@@ -788,6 +1133,7 @@ impl B2bua {
         let (slot, timer) = match kind {
             TimerKind::Ring => (&mut call.ring_at, CallTimer::Ring(key)),
             TimerKind::Session => (&mut call.session_at, CallTimer::Session(key)),
+            TimerKind::Cap => (&mut call.cap_at, CallTimer::Cap(key)),
         };
         if let Some(old) = slot.take() {
             self.timers.remove(&(old, timer));
@@ -936,6 +1282,10 @@ impl B2bua {
             return self.on_leg_answered(cx, now, tx, key, idx, msg, dest);
         }
         if leg.state == LegState::Calling {
+            if matches!(code, 401 | 407) && matches!(leg.target, LegTarget::Trunk { auth_tried: false, .. }) && self.authenticate_leg(cx, now, key, idx, &msg) {
+                return;
+            }
+            let Some(leg) = self.table.get_mut(key).and_then(|c| c.leg_mut(idx)) else { return };
             leg.state = LegState::Done;
             leg.code = Some(code);
         }
@@ -948,6 +1298,17 @@ impl B2bua {
             return;
         }
         let codes: Vec<u16> = call.legs.iter().filter_map(|l| l.code).collect();
+        // a trunk that failed over: the next one of the route
+        let last_trunk_code = call.legs.last().filter(|l| matches!(l.target, LegTarget::Trunk { .. })).and_then(|l| l.code);
+        if let Some(code) = last_trunk_code
+            && fails_over(code)
+            && call.ring().is_some_and(|r| !r.next.is_empty())
+        {
+            let Some(ring) = call.take_ring() else { return };
+            tracing::info!(key = %key, code, "the trunk failed: trying the next");
+            let timeout = call.ring_at.map(|t| t.saturating_duration_since(now)).unwrap_or(Duration::from_secs(OUTBOUND_RING_SECS));
+            return self.ring_trunks(cx, now, key, ring.next, timeout, ring.completion);
+        }
         let cause = Cause::from_leg_codes(&codes);
         let Some(ring) = call.take_ring() else { return };
         self.finish_ring(cx, now, key, cause, ring.completion);
@@ -1010,7 +1371,7 @@ impl B2bua {
         let Some(leg) = call.leg_mut(idx) else { return };
         leg.state = LegState::Answered;
         leg.dialog = Some(dialog);
-        let winner_extension = leg.extension_id;
+        let target = leg.target;
         let ring = call.take_ring();
         call.phase = Phase::Bridged { winner: idx };
         call.answered_at.get_or_insert(now);
@@ -1026,7 +1387,12 @@ impl B2bua {
             self.cancel_leg(cx, now, ltx, d, provisional, cancel);
         }
         self.set_timer(key, TimerKind::Ring, None);
-        self.record_if_asked(cx, key, winner_extension);
+        let answering_extension = match target {
+            LegTarget::Extension(id) => Some(id),
+            LegTarget::Trunk { .. } => None,
+        };
+        self.record_if_asked(cx, key, answering_extension);
+        self.cap_outbound_call(cx, now, key);
         if local {
             // the caller, answered by a flow, heard ringback: now the callee
             if let Some(m) = self.media.as_mut() {
@@ -1036,9 +1402,36 @@ impl B2bua {
             self.answer_caller(cx, now, key, ct, body);
         }
         self.publish(key);
-        if let Some(Ring { completion: Completion::Notify(reply) }) = ring {
-            let _ = reply.send(Ok(RingOutcome::Answered(winner_extension)));
+        if let Some(Ring { completion: Completion::Notify(reply), .. }) = ring {
+            let outcome = match target {
+                LegTarget::Extension(id) => RingOutcome::Answered(id),
+                LegTarget::Trunk { trunk_id, .. } => RingOutcome::AnsweredOutside { trunk_id },
+            };
+            let _ = reply.send(Ok(outcome));
         }
+    }
+
+    /// An answered outbound call of an extension with a daily minute cap ends when the cap is
+    /// reached.
+    fn cap_outbound_call(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) {
+        let Some(call) = self.table.get(key) else { return };
+        let (Some(out), Some(ext)) = (&call.outbound, call.caller_ext) else { return };
+        if out.emergency {
+            return;
+        }
+        let Some(cap) = cx.dir.by_id(ext).map(|u| u.daily_outbound_minutes).filter(|m| *m > 0) else { return };
+        let left = (u64::from(cap) * 60).saturating_sub(self.used_today(ext, now));
+        self.set_timer(key, TimerKind::Cap, Some(now + Duration::from_secs(left)));
+    }
+
+    /// The daily minute cap ran out during the call.
+    pub(crate) fn cap_reached(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) {
+        let Some(call) = self.table.get(key) else { return };
+        let ext = call.caller_ext.unwrap_or(0);
+        let number = call.callee.clone();
+        tracing::warn!(key = %key, extension = ext, "daily outbound minutes used up: the call ends");
+        self.limit_tripped(ext, &number, "daily_minutes");
+        self.end_call(cx, now, key, 0, Cause::LimitReached, None);
     }
 
     /// Acknowledges a 2xx we do not want and hangs its dialog up.
@@ -1052,10 +1445,10 @@ impl B2bua {
 
     /// Records the call (both legs, stereo) when the caller's or the answering extension's
     /// recording mode is `always`.
-    fn record_if_asked(&mut self, cx: &mut Ctx<'_>, key: CallKey, answering_extension: i64) {
+    fn record_if_asked(&mut self, cx: &mut Ctx<'_>, key: CallKey, answering_extension: Option<i64>) {
         let Some(call) = self.table.get(key) else { return };
         let wants = |id: Option<i64>| id.and_then(|id| cx.dir.by_id(id)).is_some_and(|u| u.record_always);
-        if !(wants(call.caller_ext) || wants(Some(answering_extension))) || call.recording.is_some() {
+        if !(wants(call.caller_ext) || wants(answering_extension)) || call.recording.is_some() {
             return;
         }
         let stamp = wall(call.answered_at.unwrap_or(call.started_at)).unix_millis();
@@ -1605,7 +1998,7 @@ impl B2bua {
                 _ => {}
             }
         }
-        if let Some(Ring { completion: Completion::Notify(reply) }) = call.take_ring() {
+        if let Some(Ring { completion: Completion::Notify(reply), .. }) = call.take_ring() {
             let _ = reply.send(Ok(cause.outcome()));
         }
         // (the roles of legs still ringing stay until their INVITE finishes, so a late
@@ -1614,6 +2007,16 @@ impl B2bua {
             && let Some(port) = self.media.as_mut()
         {
             port.close(key);
+        }
+        // the minutes an outbound call talked count towards its extension's day
+        if let (Some(ext), Some(answered_at)) = (call.caller_ext.filter(|_| call.outbound.is_some()), call.answered_at) {
+            let secs = now.saturating_duration_since(answered_at).as_secs();
+            let today = wall(now).unix_millis().div_euclid(86_400_000);
+            let e = self.usage.entry(ext).or_insert((today, 0));
+            if e.0 != today {
+                *e = (today, 0);
+            }
+            e.1 += secs;
         }
         let disposition = cause.disposition(answered);
         self.ops.push(PersistOp::CdrEnd {
@@ -1626,6 +2029,7 @@ impl B2bua {
                 hangup_cause: Some(cause.hangup_cause()),
                 flow_path: serde_json::json!([]),
                 recording_file: call.recording.take(),
+                trunk_id: call.outbound.as_ref().and_then(|o| o.trunk_id),
             },
         });
         self.shared.calls.remove(&key);
@@ -1655,6 +2059,8 @@ fn not_sdp(msg: &Message) -> (Option<String>, Bytes) {
 enum TimerKind {
     Ring,
     Session,
+    /// The daily outbound minute cap.
+    Cap,
 }
 
 /// The address a URI names (for a stray answer we know nothing else about).

@@ -35,6 +35,11 @@ impl CallTable {
         self.calls.is_empty()
     }
 
+    /// Every call.
+    pub(crate) fn calls(&self) -> impl Iterator<Item = &Call> {
+        self.calls.values()
+    }
+
     pub(crate) fn keys(&self) -> Vec<CallKey> {
         self.calls.keys().copied().collect()
     }

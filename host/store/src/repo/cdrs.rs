@@ -7,7 +7,8 @@ use crate::*;
 macro_rules! cdr_cols {
     () => {
         "id, call_id, start_time, answer_time, end_time, duration, billable_dur, caller_id_name, caller_id_num, callee, \
-         trunk_id, direction, disposition, recording_file, flow_id, flow_version, flow_path, hangup_cause, media_stats"
+         trunk_id, direction, disposition, recording_file, flow_id, flow_version, flow_path, hangup_cause, media_stats, \
+         extension_id, route_id"
     };
 }
 
@@ -57,7 +58,7 @@ impl Cdrs<'_> {
         let mut c = self.db.acquire().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO cdrs (call_id, start_time, answer_time, caller_id_name, caller_id_num, callee, trunk_id, direction, \
-             flow_id, flow_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             flow_id, flow_version, extension_id, route_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&n.call_id)
         .bind(n.start_time)
@@ -69,6 +70,8 @@ impl Cdrs<'_> {
         .bind(n.direction)
         .bind(n.flow_id)
         .bind(n.flow_version)
+        .bind(n.extension_id)
+        .bind(n.route_id)
         .fetch_one(&mut *c)
         .await?;
         Ok(id)
@@ -96,7 +99,7 @@ impl Cdrs<'_> {
         let billable = answer.map(|a| e.end_time.seconds_since(a)).unwrap_or(0);
         Ok(sqlx::query_as(concat!(
             "UPDATE cdrs SET end_time = ?, duration = ?, billable_dur = ?, disposition = ?, hangup_cause = ?, flow_path = ?, \
-             recording_file = COALESCE(?, recording_file) WHERE id = ? RETURNING ",
+             recording_file = COALESCE(?, recording_file), trunk_id = COALESCE(?, trunk_id) WHERE id = ? RETURNING ",
             cdr_cols!()
         ))
         .bind(e.end_time)
@@ -106,6 +109,7 @@ impl Cdrs<'_> {
         .bind(&e.hangup_cause)
         .bind(Json(&e.flow_path))
         .bind(&e.recording_file)
+        .bind(e.trunk_id)
         .bind(id)
         .fetch_one(&mut *c)
         .await?)
@@ -119,7 +123,7 @@ impl Cdrs<'_> {
         for chunk in rows.chunks(BATCH_ROWS) {
             let mut q = QueryBuilder::<Db>::new(
                 "INSERT INTO cdrs (call_id, start_time, answer_time, caller_id_name, caller_id_num, callee, trunk_id, direction, \
-                 flow_id, flow_version) ",
+                 flow_id, flow_version, extension_id, route_id) ",
             );
             q.push_values(chunk, |mut b, (n, answer)| {
                 b.push_bind(n.call_id.clone())
@@ -131,7 +135,9 @@ impl Cdrs<'_> {
                     .push_bind(n.trunk_id)
                     .push_bind(n.direction)
                     .push_bind(n.flow_id)
-                    .push_bind(n.flow_version);
+                    .push_bind(n.flow_version)
+                    .push_bind(n.extension_id)
+                    .push_bind(n.route_id);
             });
             q.push(" RETURNING id");
             let mut got: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *c).await?;
@@ -150,7 +156,7 @@ impl Cdrs<'_> {
         let mut n = 0;
         for chunk in rows.chunks(BATCH_ROWS) {
             let mut q = QueryBuilder::<Db>::new(
-                "WITH v(id, end_time, duration, billable_dur, disposition, hangup_cause, flow_path, recording_file) AS (",
+                "WITH v(id, end_time, duration, billable_dur, disposition, hangup_cause, flow_path, recording_file, trunk_id) AS (",
             );
             q.push_values(chunk, |mut b, (id, e, start, answer)| {
                 b.push_bind(*id)
@@ -160,12 +166,14 @@ impl Cdrs<'_> {
                     .push_bind(e.disposition)
                     .push_bind(e.hangup_cause.clone())
                     .push_bind(Json(e.flow_path.clone()))
-                    .push_bind(e.recording_file.clone());
+                    .push_bind(e.recording_file.clone())
+                    .push_bind(e.trunk_id);
             });
             q.push(
                 ") UPDATE cdrs SET end_time = v.end_time, duration = v.duration, billable_dur = v.billable_dur, \
                  disposition = v.disposition, hangup_cause = v.hangup_cause, flow_path = v.flow_path, \
-                 recording_file = COALESCE(v.recording_file, cdrs.recording_file) FROM v WHERE cdrs.id = v.id",
+                 recording_file = COALESCE(v.recording_file, cdrs.recording_file), \
+                 trunk_id = COALESCE(v.trunk_id, cdrs.trunk_id) FROM v WHERE cdrs.id = v.id",
             );
             n += q.build().execute(&mut *c).await?.rows_affected();
         }
@@ -179,7 +187,7 @@ impl Cdrs<'_> {
         let mut c = self.db.acquire().await?;
         let r = sqlx::query(
             "UPDATE cdrs SET end_time = ?, duration = ?, billable_dur = ?, disposition = ?, hangup_cause = ?, flow_path = ?, \
-             recording_file = COALESCE(?, recording_file) WHERE id = ?",
+             recording_file = COALESCE(?, recording_file), trunk_id = COALESCE(?, trunk_id) WHERE id = ?",
         )
         .bind(e.end_time)
         .bind(e.end_time.seconds_since(start))
@@ -188,10 +196,24 @@ impl Cdrs<'_> {
         .bind(&e.hangup_cause)
         .bind(Json(&e.flow_path))
         .bind(&e.recording_file)
+        .bind(e.trunk_id)
         .bind(id)
         .execute(&mut *c)
         .await?;
         Ok(r.rows_affected() > 0)
+    }
+
+    /// Outbound seconds talked per extension on calls that started at `since` or later (the
+    /// daily minute caps are counted from it).
+    pub async fn outbound_seconds_since(self, since: Timestamp) -> Result<Vec<(i64, i64)>> {
+        let mut c = self.db.acquire().await?;
+        Ok(sqlx::query_as(
+            "SELECT extension_id, CAST(TOTAL(billable_dur) AS INTEGER) FROM cdrs \
+             WHERE direction = 'outbound' AND extension_id IS NOT NULL AND start_time >= ? GROUP BY extension_id",
+        )
+        .bind(since)
+        .fetch_all(&mut *c)
+        .await?)
     }
 
     /// Writes a call's per-leg media statistics (when its media session closed).
@@ -305,7 +327,7 @@ mod tests {
                 trunk_id: None,
                 direction: Direction::Inbound,
                 flow_id: None,
-                flow_version: None,
+                flow_version: None, extension_id: None, route_id: None,
             })
             .await
             .unwrap();
@@ -320,7 +342,7 @@ mod tests {
                     disposition: Disposition::Answered,
                     hangup_cause: Some("normal_clearing".into()),
                     flow_path: serde_json::json!(["n1", "n2"]),
-                    recording_file: None,
+                    recording_file: None, trunk_id: None,
                 },
             )
             .await
@@ -328,9 +350,9 @@ mod tests {
         assert_eq!((cdr.duration, cdr.billable_dur), (Some(65), Some(60)));
         // the batched path: start and answer in one insert, the end without a read
         let t1 = t0 - Duration::days(1);
-        let n = NewCdr { call_id: "def@h".into(), start_time: t1, caller_id_name: None, caller_id_num: Some("101".into()), callee: Some("102".into()), trunk_id: None, direction: Direction::Internal, flow_id: None, flow_version: None };
+        let n = NewCdr { call_id: "def@h".into(), start_time: t1, caller_id_name: None, caller_id_num: Some("101".into()), callee: Some("102".into()), trunk_id: None, direction: Direction::Internal, flow_id: None, flow_version: None, extension_id: None, route_id: None };
         let id2 = s.cdrs().insert_start_answered(&n, Some(t1 + Duration::seconds(2))).await.unwrap();
-        let end = CdrEnd { end_time: t1 + Duration::seconds(12), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None };
+        let end = CdrEnd { end_time: t1 + Duration::seconds(12), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
         assert!(s.cdrs().finish(id2, &end, t1, Some(t1 + Duration::seconds(2))).await.unwrap());
         let c2 = s.cdrs().get(id2).await.unwrap().unwrap();
         assert_eq!((c2.duration, c2.billable_dur, c2.answer_time), (Some(12), Some(10), Some(t1 + Duration::seconds(2))));
