@@ -1242,3 +1242,208 @@ fn a_trunk_that_stops_answering_options_is_down_until_it_answers() {
     assert_eq!(status(&h).reachable, Some(true), "any answer is a live carrier");
     assert!(h.core.trunks.usable(20));
 }
+
+// ----- outbound through trunks -----
+
+const CARRIER_B: &str = "203.0.113.20:5060";
+
+fn route(id: i64, patterns: &[&str], class: store::CallClass, trunks: &[i64]) -> crate::routing::Route {
+    crate::routing::Route {
+        id,
+        name: format!("route {id}"),
+        patterns: patterns.iter().map(|p| crate::routing::Pattern::parse(p).unwrap()).collect(),
+        class,
+        strip_digits: 0,
+        prepend: String::new(),
+        caller_id_mode: store::RouteCallerId::Extension,
+        caller_id: None,
+        extension_ids: vec![],
+        trunk_ids: trunks.to_vec(),
+    }
+}
+
+/// Alice (101) with an outbound caller id and national calls only; two carriers: 20
+/// (registration, account "acme"), 21 (IP trunk, strips the 0 and adds 61); a national
+/// route over 20 then 21 that makes 0290001234 into +61290001234.
+fn outbound_directory(f: impl FnOnce(&mut Vec<crate::directory::Trunk>, &mut Vec<crate::routing::Route>, &mut User)) -> Directory {
+    let account = crate::directory::Account { username: "acme".into(), auth_username: "acme".into(), password: "trunk-pw".into(), expiry: 300 };
+    let mut t20 = crate::directory::Trunk::for_test(20, "sip.carrier.test", CARRIER, Some(account));
+    t20.options_interval = 0;
+    let mut t21 = crate::directory::Trunk::for_test(21, "ip.carrier.test", CARRIER_B, None);
+    t21.options_interval = 0;
+    t21.prefix_strip = 1;
+    t21.prefix_add = "61".into();
+    let mut national = route(1, &["_0[2-9]XXXXXXXX"], store::CallClass::National, &[20, 21]);
+    national.caller_id_mode = store::RouteCallerId::Extension;
+    let intl = route(2, &["_0011."], store::CallClass::International, &[20]);
+    let mut trunks = vec![t20, t21];
+    let mut routes = vec![national, intl];
+    let mut alice = User::for_test(1, "101", "alice", REALM, "alice-pw");
+    alice.outbound_caller_id = Some(crate::routing::CallerId { name: Some("Acme Sales".into()), number: "+61290000101".into() });
+    alice.emergency_caller_id = Some(crate::routing::CallerId { name: None, number: "+61290000999".into() });
+    f(&mut trunks, &mut routes, &mut alice);
+    let bob = User::for_test(2, "102", "bob", REALM, "bob-pw");
+    Directory::new(REALM, vec![alice, bob], vec![], vec![]).with_trunks(trunks, routes)
+}
+
+fn dial(h: &mut H, number: &str) -> (Phone, Vec<(SocketAddr, Message)>) {
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(h, number, true);
+    let out = h.out();
+    (alice, out)
+}
+
+#[test]
+fn a_phone_dials_out_through_the_route_with_its_caller_id_and_digits() {
+    let mut h = H::with_directory(outbound_directory(|_, _, _| {}));
+    h.out();
+    let (_, out) = dial(&mut h, "0290001234");
+    let invs = only(&out, |m| is_req(m, Method::Invite));
+    assert_eq!(invs.len(), 1, "{out:?}");
+    let (dest, inv) = invs[0].clone();
+    assert_eq!(dest.to_string(), CARRIER, "the route's first trunk");
+    assert_eq!(inv.uri_str(), Some("sip:0290001234@sip.carrier.test"));
+    let from = inv.from().unwrap();
+    assert_eq!((from.uri.user().as_deref(), from.display_name().as_deref()), (Some("+61290000101"), Some("Acme Sales")));
+    assert!(from.uri_str.ends_with("@sip.carrier.test"), "the provider's domain for a registration trunk: {}", from.uri_str);
+    assert!(inv.header(HeaderName::PAssertedIdentity).unwrap().contains("+61290000101"));
+    assert!(inv.contact().unwrap().uri_str.starts_with("sip:acme@"));
+    // the carrier wants credentials: the INVITE goes again, once, with them
+    let challenge = "Digest realm=\"carrier\", nonce=\"xyz\", qop=\"auth\"";
+    h.send(CARRIER, &carrier_answer(&inv, 407, |r| r.push_header(HeaderName::ProxyAuthenticate, challenge).unwrap()));
+    let out = h.out();
+    let (_, inv2) = only(&out, |m| is_req(m, Method::Invite))[0].clone();
+    assert_eq!(inv2.call_id(), inv.call_id());
+    assert_eq!(inv2.cseq().unwrap().seq, 2);
+    assert!(inv2.header(HeaderName::ProxyAuthorization).unwrap().contains("username=\"acme\""));
+    // 503: the next trunk of the route, with its own digit rules
+    h.send(CARRIER, &carrier_answer(&inv2, 503, |_| {}));
+    let out = h.out();
+    let invs = only(&out, |m| is_req(m, Method::Invite));
+    assert_eq!(invs.len(), 1, "failover: {out:?}");
+    let (dest, inv3) = invs[0].clone();
+    assert_eq!(dest.to_string(), CARRIER_B);
+    assert_eq!(inv3.uri_str(), Some("sip:61290001234@ip.carrier.test"), "strip 1, prepend 61");
+    // it answers: the caller is bridged
+    h.send(CARRIER_B, &carrier_answer(&inv3, 200, |r| {
+        r.push_header(HeaderName::Contact, "<sip:gw@203.0.113.20>").unwrap();
+        r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+    }));
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 200)).iter().filter(|(d, _)| d.to_string() == "10.0.0.5:5060").count(), 1);
+    assert!(cdr_ops(&h.ops).iter().any(|c| c.starts_with("start Outbound 0290001234")), "{:?}", cdr_ops(&h.ops));
+}
+
+#[test]
+fn busy_does_not_fail_over_and_classes_and_limits_refuse() {
+    let mut h = H::with_directory(outbound_directory(|_, _, _| {}));
+    h.out();
+    let (_, out) = dial(&mut h, "0290001234");
+    let (_, inv) = only(&out, |m| is_req(m, Method::Invite))[0].clone();
+    h.send(CARRIER, &carrier_answer(&inv, 486, |_| {}));
+    let out = h.out();
+    assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty(), "busy is the callee's answer, not the trunk's failure");
+    assert_eq!(only(&out, |m| is_status(m, 486)).len(), 1);
+
+    // international: not in alice's classes
+    let mut rx = h.shared.subscribe();
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call_id = "intl".into();
+    alice.n = 100; // new branches
+    alice.call(&mut h, "0011442079460000", true);
+    let out = h.out();
+    assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty());
+    let refused = only(&out, |m| is_status(m, 403));
+    assert_eq!(refused.len(), 1);
+    assert!(matches!(rx.try_recv(), Ok(crate::PbxEvent::OutboundLimit { limit: "class_not_permitted", .. })));
+    assert!(h.ops.iter().any(|o| matches!(o, PersistOp::Audit { action, .. } if action == "outbound_limit")));
+    // a number no route takes
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call_id = "none".into();
+    alice.n = 200;
+    alice.call(&mut h, "12345", true);
+    assert_eq!(only(&h.out(), |m| is_status(m, 404)).len(), 1);
+}
+
+#[test]
+fn concurrent_calls_channels_and_emergency() {
+    // alice may have one outbound call; the registration trunk holds one channel
+    let mut h = H::with_directory(outbound_directory(|trunks, _, alice| {
+        alice.max_outbound_calls = 1;
+        trunks[0].max_channels = 1;
+    }));
+    h.out();
+    let (_, out) = dial(&mut h, "0290001234");
+    assert_eq!(only(&out, |m| is_req(m, Method::Invite))[0].0.to_string(), CARRIER);
+    // a second call of alice's: her limit
+    let mut a2 = Phone::new("alice", "alice-pw", "10.0.0.6:5060");
+    a2.call_id = "second".into();
+    a2.call(&mut h, "0290005678", true);
+    let out = h.out();
+    assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty());
+    assert_eq!(only(&out, |m| is_status(m, 403)).len(), 1, "too many outbound calls");
+    // an emergency call goes whatever the limit, with her emergency caller id
+    let mut a3 = Phone::new("alice", "alice-pw", "10.0.0.7:5060");
+    a3.call_id = "emergency".into();
+    a3.call(&mut h, "000", true);
+    let out = h.out();
+    let invs = only(&out, |m| is_req(m, Method::Invite));
+    assert_eq!(invs.len(), 1, "{out:?}");
+    // trunk 20 is full (one channel): the emergency call takes the next trunk
+    assert_eq!(invs[0].0.to_string(), CARRIER_B);
+    assert_eq!(invs[0].1.from().unwrap().uri.user().as_deref(), Some("+61290000999"));
+    assert_eq!(invs[0].1.uri_str(), Some("sip:6100@ip.carrier.test"), "the trunk's own digit rules still apply");
+}
+
+#[test]
+fn a_down_trunk_is_skipped() {
+    let mut h = H::with_directory(outbound_directory(|trunks, _, _| trunks[0].options_interval = 30));
+    h.out();
+    h.advance(Duration::from_secs(9));
+    h.out();
+    assert!(!h.core.trunks.usable(20), "its OPTIONS went unanswered");
+    let (_, out) = dial(&mut h, "0290001234");
+    let invs = only(&out, |m| is_req(m, Method::Invite));
+    assert_eq!(invs.len(), 1);
+    assert_eq!(invs[0].0.to_string(), CARRIER_B, "straight to the next trunk");
+}
+
+#[test]
+fn inbound_through_a_registration_trunk_and_impostors() {
+    let mut h = H::with_directory({
+        let d = outbound_directory(|trunks, _, _| {
+            trunks[0].numbering = crate::routing::Numbering { country_code: "61".into(), national_prefix: "0".into(), international_prefix: "0011".into() };
+        });
+        let did = Did { number: "+61290000000".into(), trunk_id: Some(20), flow_id: Some(1) };
+        let users = vec![User::for_test(1, "101", "alice", REALM, "alice-pw")];
+        let trunks: Vec<crate::directory::Trunk> = d.trunks().iter().map(|t| (**t).clone()).collect();
+        Directory::new(REALM, users, vec![], vec![did]).with_trunks(trunks, vec![])
+    });
+    h.out();
+    let mut incoming = h.shared.take_incoming().unwrap();
+    // the carrier addresses our registered contact (user "acme"); the DID is in To, national
+    let inv = Message::request(Method::Invite, "sip:acme@192.0.2.1:5060").unwrap()
+        .with_header(HeaderName::Via, "SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKin1").unwrap()
+        .with_header(HeaderName::MaxForwards, "70").unwrap()
+        .with_header(HeaderName::From, "\"Someone\" <sip:0400111222@sip.carrier.test>;tag=in1").unwrap()
+        .with_header(HeaderName::To, "<sip:0290000000@sip.carrier.test>").unwrap()
+        .with_header(HeaderName::CallId, "carrier-in-1").unwrap()
+        .with_header(HeaderName::CSeq, "1 INVITE").unwrap()
+        .with_header(HeaderName::Contact, "<sip:gw@203.0.113.10:5060>").unwrap()
+        .with_header(HeaderName::PAssertedIdentity, "\"Ann Caller\" <sip:0400999888@sip.carrier.test>").unwrap();
+    h.send(CARRIER, &inv);
+    let out = h.out();
+    assert!(only(&out, |m| is_status(m, 407)).is_empty(), "the carrier is trusted");
+    let call = incoming.try_recv().expect("handed to the flow runner");
+    assert_eq!(call.dialled, "+61290000000");
+    assert_eq!(call.caller_id_num, "+61400999888", "P-Asserted-Identity, made E.164");
+    assert_eq!(call.caller_id_name.as_deref(), Some("Ann Caller"));
+    assert_eq!(call.trunk_id, 20);
+    // the same INVITE from elsewhere is an ordinary request: challenged
+    let mut fake = inv.clone();
+    fake.set_header(HeaderName::CallId, "impostor").unwrap();
+    fake.set_header(HeaderName::Via, "SIP/2.0/UDP 198.18.0.9:5060;branch=z9hG4bKfake").unwrap();
+    h.send("198.18.0.9:5060", &fake);
+    assert_eq!(only(&h.out(), |m| is_status(m, 407)).len(), 1);
+    assert!(incoming.try_recv().is_err());
+}
