@@ -199,6 +199,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(flows_engine::routes())
                 .merge(plugins::routes())
                 .merge(calls::routes())
+                .merge(trunks::routes())
                 .merge(voicemail::routes(state.config().max_upload_bytes))
                 .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth)),
         )

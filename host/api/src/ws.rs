@@ -123,6 +123,9 @@ pub(crate) fn event_frame(ev: &call::PbxEvent) -> Option<(&'static str, Value)> 
             ("call.ended", json!({ "id": key.to_string(), "disposition": disposition, "cause": cause }))
         }
         E::SourceBanned { ip, until_secs } => ("source.banned", json!({ "ip": ip.to_string(), "until_secs": until_secs })),
+        E::OutboundLimit { extension_id, number, limit } => {
+            ("outbound.limit", json!({ "extension_id": extension_id, "number": number, "limit": limit }))
+        }
         _ => return None,
     };
     Some((kind, data))

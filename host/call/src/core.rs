@@ -44,6 +44,8 @@ pub(crate) enum Command {
     Directory(Arc<Directory>),
     /// Something for a call (a controller's action, a media event).
     Call(crate::b2bua::CallCommand),
+    /// Test a trunk: an OPTIONS, and a REGISTER for a registration trunk.
+    TestTrunk { trunk_id: i64, reply: tokio::sync::oneshot::Sender<crate::trunks::TrunkTest>, refused: tokio::sync::oneshot::Sender<()> },
     /// Stop: end every call, flush the registrations.
     Shutdown,
 }
@@ -226,6 +228,11 @@ impl Core {
                 self.trunks.set_directory(&mut self.sig, now, &self.dir);
             }
             Command::Shutdown => self.shutdown(now),
+            Command::TestTrunk { trunk_id, reply, refused } => {
+                if !self.trunks.start_test(&mut self.sig, now, trunk_id, reply) {
+                    let _ = refused.send(());
+                }
+            }
             Command::Call(c) => {
                 let (b2bua, mut cx) = self.cx();
                 b2bua.handle_command(&mut cx, now, c);

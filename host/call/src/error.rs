@@ -26,6 +26,9 @@ pub enum CallError {
     /// The call does not exist (any more).
     #[error("no such call")]
     NoSuchCall,
+    /// The trunk is not an enabled trunk the SIP stack holds.
+    #[error("no such enabled trunk")]
+    NoSuchTrunk,
     /// The call is not in a state that allows this operation (ringing twice, ...).
     #[error("invalid call state: {0}")]
     InvalidState(&'static str),

@@ -55,7 +55,7 @@ pub use error::CallError;
 pub use events::{ActiveCall, CallKey, CallState, PbxEvent};
 pub use registrar::{Binding, ChangeAction};
 pub use security::GuardStats;
-pub use trunks::{RegistrationState, RegistrationStatus, TrunkStatus};
+pub use trunks::{Probe, RegistrationState, RegistrationStatus, TrunkStatus, TrunkTest};
 pub use sip::auth::Algorithm as DigestAlgorithm;
 pub use sip::transaction::{Peer, Transport};
 
@@ -329,6 +329,23 @@ impl PbxHandle {
     /// loaded yet: the directory follows the store within its refresh interval).
     pub fn trunk_status(&self, trunk_id: i64) -> Option<TrunkStatus> {
         self.0.shared.trunks.get(&trunk_id).map(|s| s.clone())
+    }
+
+    /// Tests an enabled trunk: sends an OPTIONS and, for a registration trunk, a REGISTER
+    /// (a real refresh of its registration), and reports their answers and round trips
+    /// (within 8 s). `Err(NoSuchTrunk)` for a trunk the PBX does not hold (disabled, unknown,
+    /// or not loaded yet).
+    pub async fn test_trunk(&self, trunk_id: i64) -> Result<TrunkTest, CallError> {
+        let (reply, rx) = oneshot::channel();
+        let (refused, refused_rx) = oneshot::channel();
+        self.command(Command::TestTrunk { trunk_id, reply, refused })?;
+        tokio::select! {
+            r = rx => r.map_err(|_| CallError::Stopped),
+            r = refused_rx => match r {
+                Ok(()) => Err(CallError::NoSuchTrunk),
+                Err(_) => Err(CallError::Stopped),
+            },
+        }
     }
 
     /// The calls in progress.

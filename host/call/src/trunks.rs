@@ -103,6 +103,46 @@ impl TrunkStatus {
     }
 }
 
+/// What one probe of a trunk test came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probe {
+    /// The final response's status.
+    pub status: Option<u16>,
+    /// Its reason phrase.
+    pub reason: Option<String>,
+    /// The round trip, ms.
+    pub rtt_ms: Option<u64>,
+    /// Why there is no answer (no answer in time, not reachable, not resolved).
+    pub error: Option<String>,
+}
+
+/// What `POST /trunks/{id}/test` reports: an OPTIONS, and a REGISTER for a registration
+/// trunk (a real refresh of its registration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkTest {
+    /// The OPTIONS.
+    pub options: Probe,
+    /// The REGISTER (registration trunks).
+    pub register: Option<Probe>,
+}
+
+/// How long a test waits for its answers.
+const TEST_TIMEOUT: Duration = Duration::from_secs(8);
+
+struct PendingTest {
+    replies: Vec<tokio::sync::oneshot::Sender<TrunkTest>>,
+    started: Instant,
+    options: Option<Probe>,
+    /// `Some(None)`: a REGISTER is awaited.
+    register: Option<Option<Probe>>,
+}
+
+impl PendingTest {
+    fn done(&self) -> bool {
+        self.options.is_some() && !matches!(self.register, Some(None))
+    }
+}
+
 /// A REGISTER or OPTIONS of ours, by purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
@@ -110,6 +150,8 @@ enum Purpose {
     /// The last REGISTER (Expires 0): the trunk went away or the PBX stops.
     Unregister,
     Options,
+    /// A test's OPTIONS (does not change the keep-alive's state).
+    TestOptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -117,6 +159,7 @@ enum Due {
     Register,
     Options,
     OptionsTimeout,
+    TestDeadline,
 }
 
 struct Registration {
@@ -161,6 +204,7 @@ pub(crate) struct Trunks {
     timers: BTreeSet<(Instant, i64, Due)>,
     scheduled: HashMap<(i64, Due), Instant>,
     clients: HashMap<ClientTxId, (i64, Purpose)>,
+    tests: HashMap<i64, PendingTest>,
     shared: Arc<Shared>,
 }
 
@@ -188,7 +232,7 @@ fn best_challenge(resp: &Message) -> Option<Challenge> {
 
 impl Trunks {
     pub(crate) fn new(shared: Arc<Shared>) -> Trunks {
-        Trunks { states: HashMap::new(), timers: BTreeSet::new(), scheduled: HashMap::new(), clients: HashMap::new(), shared }
+        Trunks { states: HashMap::new(), timers: BTreeSet::new(), scheduled: HashMap::new(), clients: HashMap::new(), tests: HashMap::new(), shared }
     }
 
     /// Whether a routed call may try this trunk: not down by its keep-alive.
@@ -284,6 +328,7 @@ impl Trunks {
                 Due::Register => self.send_register(sig, now, id),
                 Due::Options => self.send_options(sig, now, id),
                 Due::OptionsTimeout => self.options_failed(now, id, None),
+                Due::TestDeadline => self.finish_test(id, true),
             }
         }
     }
@@ -420,10 +465,21 @@ impl Trunks {
         if outstanding {
             return; // the last one is still out
         }
-        let Some(s) = self.states.get(&id) else { return };
-        let Some(dest) = s.trunk.next_hop else {
+        let Some(req) = self.options_request(sig, id) else {
             return self.options_failed(now, id, None);
         };
+        if self.send(sig, now, id, Purpose::Options, req) {
+            if let Some(s) = self.states.get_mut(&id) {
+                s.keepalive.sent_at = Some(now);
+            }
+            self.schedule(id, Due::OptionsTimeout, Some(now + OPTIONS_TIMEOUT.min(interval)));
+        }
+    }
+
+    /// An OPTIONS to trunk `id` (`None` when its host does not resolve).
+    fn options_request(&mut self, sig: &mut Signalling, id: i64) -> Option<(Peer, Message)> {
+        let s = self.states.get(&id)?;
+        let dest = s.trunk.next_hop?;
         let hostport = if s.trunk.port == 0 { s.trunk.domain.clone() } else { format!("{}:{}", s.trunk.domain, s.trunk.port) };
         let route = s.trunk.route.clone();
         let from_tag = sig.ids.tag();
@@ -445,13 +501,7 @@ impl Trunks {
             m.push_header(HeaderName::UserAgent, &sig.user_agent)?;
             Ok(m)
         })();
-        let Ok(msg) = built else { return };
-        if self.send(sig, now, id, Purpose::Options, (dest, msg)) {
-            if let Some(s) = self.states.get_mut(&id) {
-                s.keepalive.sent_at = Some(now);
-            }
-            self.schedule(id, Due::OptionsTimeout, Some(now + OPTIONS_TIMEOUT.min(interval)));
-        }
+        built.ok().map(|m| (dest, m))
     }
 
     fn options_failed(&mut self, now: Instant, id: i64, status: Option<u16>) {
@@ -478,7 +528,15 @@ impl Trunks {
         match purpose {
             Purpose::Unregister => {}
             Purpose::Options => self.on_options_answer(now, id, code),
-            Purpose::Register => self.on_register_answer(sig, now, id, code, msg),
+            Purpose::TestOptions => self.test_answer(now, id, false, code, msg.reason()),
+            Purpose::Register => {
+                // a test waiting for the registration hears its final answer (a challenge is
+                // not final: the REGISTER goes again with credentials)
+                if !matches!(code, 401 | 407) || self.states.get(&id).and_then(|s| s.reg.as_ref()).is_some_and(|r| r.answered.is_some()) {
+                    self.test_answer(now, id, true, code, msg.reason());
+                }
+                self.on_register_answer(sig, now, id, code, msg)
+            }
         }
         true
     }
@@ -490,12 +548,97 @@ impl Trunks {
         match purpose {
             Purpose::Unregister => {}
             Purpose::Options => self.options_failed(now, id, None),
+            Purpose::TestOptions => self.test_failed(id, false, if code == 408 { "no answer" } else { "not reachable" }),
             Purpose::Register => {
+                self.test_failed(id, true, if code == 408 { "no answer" } else { "not reachable" });
                 let why = if code == 408 { "no answer from the provider".to_string() } else { "the provider cannot be reached".to_string() };
                 self.register_failed(sig, now, id, why, None, None);
             }
         }
         true
+    }
+
+    /// Starts a test of trunk `id`; the answer comes on `reply` within [`TEST_TIMEOUT`].
+    /// `false` when the trunk is not an enabled trunk the PBX knows.
+    pub(crate) fn start_test(&mut self, sig: &mut Signalling, now: Instant, id: i64, reply: tokio::sync::oneshot::Sender<TrunkTest>) -> bool {
+        let Some(s) = self.states.get(&id) else { return false };
+        if let Some(t) = self.tests.get_mut(&id) {
+            t.replies.push(reply);
+            return true;
+        }
+        let registers = s.reg.is_some();
+        let stopped = s.reg.as_ref().is_some_and(|r| r.state == RegistrationState::Stopped);
+        self.tests.insert(id, PendingTest { replies: vec![reply], started: now, options: None, register: registers.then_some(None) });
+        self.schedule(id, Due::TestDeadline, Some(now + TEST_TIMEOUT));
+        // the OPTIONS
+        match self.options_request(sig, id) {
+            Some(req) => {
+                if !self.send(sig, now, id, Purpose::TestOptions, req) {
+                    self.test_failed(id, false, "could not be sent");
+                }
+            }
+            None => self.test_failed(id, false, "its host does not resolve"),
+        }
+        // a registration attempt now (a test is the administrator's edit: a 403 stop is tried
+        // again too)
+        if registers {
+            if let Some(r) = self.states.get_mut(&id).and_then(|s| s.reg.as_mut()) {
+                if stopped {
+                    r.state = RegistrationState::Registering;
+                }
+                r.challenge = None;
+            }
+            self.schedule(id, Due::Register, None);
+            self.send_register(sig, now, id);
+        }
+        self.finish_test(id, false);
+        true
+    }
+
+    fn test_answer(&mut self, now: Instant, id: i64, register: bool, code: u16, reason: Option<&str>) {
+        let Some(t) = self.tests.get_mut(&id) else { return };
+        let probe = Probe {
+            status: Some(code),
+            reason: reason.map(str::to_owned),
+            rtt_ms: Some(now.saturating_duration_since(t.started).as_millis().min(u128::from(u64::MAX)) as u64),
+            error: None,
+        };
+        if register {
+            if matches!(t.register, Some(None)) {
+                t.register = Some(Some(probe));
+            }
+        } else if t.options.is_none() {
+            t.options = Some(probe);
+        }
+        self.finish_test(id, false);
+    }
+
+    fn test_failed(&mut self, id: i64, register: bool, why: &str) {
+        let Some(t) = self.tests.get_mut(&id) else { return };
+        let probe = Probe { error: Some(why.to_owned()), ..Probe::default() };
+        if register {
+            if matches!(t.register, Some(None)) {
+                t.register = Some(Some(probe));
+            }
+        } else if t.options.is_none() {
+            t.options = Some(probe);
+        }
+        self.finish_test(id, false);
+    }
+
+    /// Answers a test once both probes are in (or, at its deadline, with what is).
+    fn finish_test(&mut self, id: i64, deadline: bool) {
+        let Some(t) = self.tests.get(&id) else { return };
+        if !deadline && !t.done() {
+            return;
+        }
+        let Some(t) = self.tests.remove(&id) else { return };
+        self.schedule(id, Due::TestDeadline, None);
+        let timeout = || Probe { error: Some("no answer in 8 s".into()), ..Probe::default() };
+        let result = TrunkTest { options: t.options.unwrap_or_else(timeout), register: t.register.map(|r| r.unwrap_or_else(timeout)) };
+        for reply in t.replies {
+            let _ = reply.send(result.clone());
+        }
     }
 
     fn on_options_answer(&mut self, now: Instant, id: i64, code: u16) {
