@@ -45,7 +45,7 @@ pub(crate) enum Command {
     /// Something for a call (a controller's action, a media event).
     Call(crate::b2bua::CallCommand),
     /// Test a trunk: an OPTIONS, and a REGISTER for a registration trunk.
-    TestTrunk { trunk_id: i64, reply: tokio::sync::oneshot::Sender<crate::trunks::TrunkTest>, refused: tokio::sync::oneshot::Sender<()> },
+    TestTrunk { trunk_id: i64, reply: tokio::sync::oneshot::Sender<Result<crate::trunks::TrunkTest, crate::CallError>> },
     /// Stop: end every call, flush the registrations.
     Shutdown,
 }
@@ -228,11 +228,7 @@ impl Core {
                 self.trunks.set_directory(&mut self.sig, now, &self.dir);
             }
             Command::Shutdown => self.shutdown(now),
-            Command::TestTrunk { trunk_id, reply, refused } => {
-                if !self.trunks.start_test(&mut self.sig, now, trunk_id, reply) {
-                    let _ = refused.send(());
-                }
-            }
+            Command::TestTrunk { trunk_id, reply } => self.trunks.start_test(&mut self.sig, now, trunk_id, reply),
             Command::Call(c) => {
                 let (b2bua, mut cx) = self.cx();
                 b2bua.handle_command(&mut cx, now, c);

@@ -337,15 +337,8 @@ impl PbxHandle {
     /// or not loaded yet).
     pub async fn test_trunk(&self, trunk_id: i64) -> Result<TrunkTest, CallError> {
         let (reply, rx) = oneshot::channel();
-        let (refused, refused_rx) = oneshot::channel();
-        self.command(Command::TestTrunk { trunk_id, reply, refused })?;
-        tokio::select! {
-            r = rx => r.map_err(|_| CallError::Stopped),
-            r = refused_rx => match r {
-                Ok(()) => Err(CallError::NoSuchTrunk),
-                Err(_) => Err(CallError::Stopped),
-            },
-        }
+        self.command(Command::TestTrunk { trunk_id, reply })?;
+        rx.await.map_err(|_| CallError::Stopped)?
     }
 
     /// The calls in progress.

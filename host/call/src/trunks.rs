@@ -130,7 +130,7 @@ pub struct TrunkTest {
 const TEST_TIMEOUT: Duration = Duration::from_secs(8);
 
 struct PendingTest {
-    replies: Vec<tokio::sync::oneshot::Sender<TrunkTest>>,
+    replies: Vec<tokio::sync::oneshot::Sender<Result<TrunkTest, crate::CallError>>>,
     started: Instant,
     options: Option<Probe>,
     /// `Some(None)`: a REGISTER is awaited.
@@ -558,13 +558,16 @@ impl Trunks {
         true
     }
 
-    /// Starts a test of trunk `id`; the answer comes on `reply` within [`TEST_TIMEOUT`].
-    /// `false` when the trunk is not an enabled trunk the PBX knows.
-    pub(crate) fn start_test(&mut self, sig: &mut Signalling, now: Instant, id: i64, reply: tokio::sync::oneshot::Sender<TrunkTest>) -> bool {
-        let Some(s) = self.states.get(&id) else { return false };
+    /// Starts a test of trunk `id`; the answer comes on `reply` within [`TEST_TIMEOUT`]
+    /// (`NoSuchTrunk` at once for a trunk that is not an enabled trunk the PBX knows).
+    pub(crate) fn start_test(&mut self, sig: &mut Signalling, now: Instant, id: i64, reply: tokio::sync::oneshot::Sender<Result<TrunkTest, crate::CallError>>) {
+        let Some(s) = self.states.get(&id) else {
+            let _ = reply.send(Err(crate::CallError::NoSuchTrunk));
+            return;
+        };
         if let Some(t) = self.tests.get_mut(&id) {
             t.replies.push(reply);
-            return true;
+            return;
         }
         let registers = s.reg.is_some();
         let stopped = s.reg.as_ref().is_some_and(|r| r.state == RegistrationState::Stopped);
@@ -592,7 +595,6 @@ impl Trunks {
             self.send_register(sig, now, id);
         }
         self.finish_test(id, false);
-        true
     }
 
     fn test_answer(&mut self, now: Instant, id: i64, register: bool, code: u16, reason: Option<&str>) {
@@ -637,7 +639,7 @@ impl Trunks {
         let timeout = || Probe { error: Some("no answer in 8 s".into()), ..Probe::default() };
         let result = TrunkTest { options: t.options.unwrap_or_else(timeout), register: t.register.map(|r| r.unwrap_or_else(timeout)) };
         for reply in t.replies {
-            let _ = reply.send(result.clone());
+            let _ = reply.send(Ok(result.clone()));
         }
     }
 

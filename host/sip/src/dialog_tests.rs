@@ -22,9 +22,9 @@ Content-Length: 0
 }
 
 fn resp(code: u16, tag: &str, contact: &str) -> Message {
+    // (the Record-Route is copied from the INVITE by response_to, RFC 3261 §12.1.1)
     let mut r = Message::response_to(&invite(), code, None, Some(tag));
     r.push_header(HeaderName::Contact, contact).unwrap();
-    r.push_header(HeaderName::RecordRoute, "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>").unwrap();
     Message::parse(&r.to_bytes()).unwrap()
 }
 

@@ -159,6 +159,23 @@ mod tests {
     }
 
     #[test]
+    fn dialog_answers_keep_the_record_route() {
+        let req = Message::parse(
+            b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP p2;branch=z9hG4bK2\r\nVia: SIP/2.0/UDP p1;branch=z9hG4bK1\r\n\
+              Record-Route: <sip:p2;lr>\r\nRecord-Route: <sip:p1;lr>\r\nFrom: <sip:c@d>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\
+              Contact: <sip:c@d>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        for code in [180, 200] {
+            let r = Message::response_to(&req, code, None, Some("t"));
+            assert_eq!(r.headers(HeaderName::RecordRoute).collect::<Vec<_>>(), vec!["<sip:p2;lr>", "<sip:p1;lr>"], "{code}");
+        }
+        for code in [100, 486] {
+            assert_eq!(Message::response_to(&req, code, None, Some("t")).headers(HeaderName::RecordRoute).count(), 0, "{code}");
+        }
+    }
+
+    #[test]
     fn user_parts_are_escaped() {
         assert_eq!(escape_user("+15551234567"), "+15551234567");
         assert_eq!(escape_user("alice;x=1?y"), "alice;x=1?y");

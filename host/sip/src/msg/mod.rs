@@ -318,6 +318,8 @@ impl Message {
 
     /// A response to `req` per RFC 3261 §8.2.6: copies every Via (in order), From, To,
     /// Call-ID and CSeq, and adds `to_tag` to To when To has no tag and the code is not 100.
+    /// A dialog-creating answer (101–299) also copies every Record-Route (§12.1.1), so the
+    /// proxies that asked to stay in the path see the dialog's later requests.
     /// A `reason` of `None` uses the standard phrase for the code.
     ///
     /// Works on a partly parsed request too (for the 400 of a [`crate::ParseError`]): headers
@@ -326,7 +328,7 @@ impl Message {
         let mut resp = Message::response(code, reason.unwrap_or_else(|| reason_phrase(code)));
         for h in &req.headers {
             if let Name::Known(n) = h.name {
-                if matches!(n, HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq) {
+                if matches!(n, HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq) || (n == HeaderName::RecordRoute && (101..300).contains(&code)) {
                     resp.push_copied(n, req.span(h.value));
                 } else if n == HeaderName::To {
                     let v = req.span(h.value);
