@@ -140,6 +140,13 @@ pub struct Settings {
     /// Ports the built-in webhook node may use besides 80 and 443, comma-separated.
     #[arg(long, env = "FLOWPBX_WEBHOOK_ALLOW_PORTS", value_delimiter = ',', global = true)]
     pub webhook_allow_ports: Vec<u16>,
+    /// Emergency numbers, comma-separated: dialled from any extension they go out first,
+    /// whatever its call classes and limits, with its emergency caller id.
+    #[arg(long, env = "FLOWPBX_EMERGENCY_NUMBERS", value_delimiter = ',', default_value = "911,112,999,000", global = true)]
+    pub emergency_numbers: Vec<String>,
+    /// Outbound calls at once across the PBX (0: none).
+    #[arg(long, env = "FLOWPBX_MAX_OUTBOUND_CALLS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=10000), global = true)]
+    pub max_outbound_calls: u32,
     /// SIP message logging.
     #[arg(long, env = "FLOWPBX_SIP_LOG", value_enum, default_value = "off", global = true)]
     pub sip_log: SipLog,
@@ -216,6 +223,8 @@ pub struct SipSettings {
     pub min_expires: u32,
     pub max_expires: u32,
     pub digest_algorithms: Vec<call::DigestAlgorithm>,
+    pub emergency_numbers: Vec<String>,
+    pub max_outbound_calls: u32,
 }
 
 /// What the media engine will read.
@@ -248,6 +257,18 @@ pub struct Config {
     pub sip: SipSettings,
     pub media: MediaSettings,
     pub flow: FlowSettings,
+}
+
+/// Emergency numbers: each 2–6 of 0-9 (`911`, `112`, `000`).
+fn emergency_numbers(v: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for n in v.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if !(2..=6).contains(&n.len()) || !n.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("--emergency-numbers: {n:?} must be 2 to 6 digits");
+        }
+        out.push(n.to_owned());
+    }
+    Ok(out)
 }
 
 /// The webhook's networks and ports, each checked.
@@ -395,6 +416,8 @@ pub fn resolve(s: &Settings, layers: &SettingsLayers, stored: &BTreeMap<String, 
             min_expires: s.sip_min_expires,
             max_expires: s.sip_max_expires,
             digest_algorithms: digest_algorithms(&s.sip_digest_algorithms)?,
+            emergency_numbers: emergency_numbers(&s.emergency_numbers)?,
+            max_outbound_calls: s.max_outbound_calls,
         },
         media: MediaSettings {
             bind: s.bind_address,
@@ -468,6 +491,22 @@ mod tests {
             let args = std::iter::once("flowpbx").chain(bad.iter().copied());
             assert!(Cli::command().try_get_matches_from(args).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn outbound_flags() {
+        let m = matches(&[]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let c = resolve(&cli.settings, &layers(&m), &BTreeMap::new()).unwrap();
+        assert_eq!(c.sip.emergency_numbers, vec!["911", "112", "999", "000"]);
+        assert_eq!(c.sip.max_outbound_calls, 10);
+        let m = matches(&["--emergency-numbers", "000,106", "--max-outbound-calls", "4"]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let c = resolve(&cli.settings, &layers(&m), &BTreeMap::new()).unwrap();
+        assert_eq!((c.sip.emergency_numbers.clone(), c.sip.max_outbound_calls), (vec!["000".to_string(), "106".to_string()], 4));
+        let m = matches(&["--emergency-numbers", "9x1"]);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        assert!(resolve(&cli.settings, &layers(&m), &BTreeMap::new()).is_err());
     }
 
     #[test]

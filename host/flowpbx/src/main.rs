@@ -278,6 +278,7 @@ fn sip_config(s: &config::SipSettings, key: &SecretKey) -> call::SipConfig {
     c.security.ban_duration = Duration::from_secs(s.ban_secs);
     c.security.rate_limit = s.rate_limit;
     c.security.rate_burst = s.rate_burst;
+    c.outbound = call::OutboundConfig { emergency_numbers: s.emergency_numbers.clone(), max_calls: s.max_outbound_calls };
     c
 }
 
