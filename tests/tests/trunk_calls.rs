@@ -278,3 +278,41 @@ async fn a_failing_carrier_fails_over_and_a_silent_one_is_skipped() -> anyhow::R
     wait_status(&pbx, ta, "registered", Duration::from_secs(15)).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_flow_transfers_a_pstn_caller_to_a_number_outside() -> anyhow::Result<()> {
+    let (phone, phone_addr) = pstn_phone("pstn_uas.xml", PSTN_IP, 1, &[])?;
+    let carrier = Carrier::start(CarrierOptions { accounts: vec![account()], pstn_uas: Some(phone_addr), ..Default::default() })?;
+    let pbx = Pbx::start(&[]).await?;
+    let trunk = registration_trunk(&pbx, &carrier, json!({})).await?;
+    let r = pbx
+        .admin
+        .post("/outbound-routes", &json!({"name": "National", "patterns": ["_1NXXNXXXXXX"], "call_class": "national", "strip_digits": 1, "prepend": "+1", "trunk_ids": [trunk]}))
+        .await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    // a transfer node with no extension linked, to a number outside: the draft saves
+    let node = |id: &str, ty: &str, data: Value| json!({"id": id, "type": ty, "position": {"x": 0, "y": 0}, "data": data});
+    let nodes = vec![node("in", "inbound_number", json!({})), node("out", "transfer", json!({"entity_type": "extension", "entity_id": null, "config": {"number": "12125559876"}}))];
+    let edges = vec![json!({"id": "e1", "source": "in", "sourceHandle": "next", "target": "out"})];
+    let r = pbx.admin.post("/flows", &json!({"name": "Forward", "flow_data": {"nodes": nodes, "edges": edges}})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let flow = r.data()["id"].as_i64().context("flow id")?;
+    let r = pbx.admin.post(&format!("/flows/{flow}/publish"), &json!({})).await?;
+    anyhow::ensure!(r.status == 200, "publish: {}", r.text);
+    let r = pbx.admin.post("/numbers", &json!({"number": DID, "trunk_id": trunk, "flow_id": flow, "flow_entry_node": "in"})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    carrier.wait_registered("acme", 1, Duration::from_secs(15))?;
+    settle().await;
+    let mut call = PstnCall::to(DID);
+    call.pai = Some("sip:+15557654321@carrier.test".into());
+    pstn_call(&carrier, &call, &[])?.wait(WAIT).assert_ok();
+    let phone = phone.wait(WAIT);
+    phone.assert_ok();
+    let out = carrier.events_of("INVITE").into_iter().find(|e| e.outcome.contains("relay to pstn")).context("the call out crossed the carrier")?;
+    assert!(out.ruri.starts_with("sip:+12125559876@"), "{}", out.ruri);
+    assert!(out.from.contains("+15557654321"), "the flow presents the caller: {}", out.from);
+    let c = &pbx.wait_cdrs(1).await?[0];
+    assert_eq!((c["direction"].as_str(), c["disposition"].as_str()), (Some("inbound"), Some("answered")));
+    assert_eq!(c["trunk_id"].as_i64(), Some(trunk), "an inbound call keeps the trunk it came in on");
+    Ok(())
+}

@@ -1370,9 +1370,14 @@ async fn validate_graph(state: &AppState, e: &mut Errors, g: &serde_json::Value)
         if let Some(kind) = data.get("entity_type").filter(|v| !v.is_null()) {
             match kind.as_str().and_then(EntityKind::parse) {
                 None => e.add(format!("{p}.data.entity_type"), "unknown entity type"),
-                Some(kind) => match data["entity_id"].as_i64() {
-                    None => e.add(format!("{p}.data.entity_id"), "must be the id of the linked entity"),
-                    Some(id) => check_exists(state, e, &format!("{p}.data.entity_id"), kind, id).await?,
+                // no entity linked (a transfer to a number outside, an unfinished node): the
+                // draft saves; Validate and Publish say when the node needs one
+                Some(kind) => match &data["entity_id"] {
+                    serde_json::Value::Null => {}
+                    v => match v.as_i64() {
+                        None => e.add(format!("{p}.data.entity_id"), "must be the id of the linked entity, or null"),
+                        Some(id) => check_exists(state, e, &format!("{p}.data.entity_id"), kind, id).await?,
+                    },
                 },
             }
         }

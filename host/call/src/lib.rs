@@ -67,6 +67,9 @@ use crate::core::{Command, Core, Ports};
 pub struct RingRequest {
     /// The extensions (by id) whose live contacts all ring at once.
     pub extensions: Vec<i64>,
+    /// Numbers outside (E.164 or dial strings) rung at the same time through the outbound
+    /// routes (one number alone fails over along its route's trunks).
+    pub numbers: Vec<String>,
     /// How long they ring before [`RingOutcome::NoAnswer`].
     pub timeout: Duration,
     /// The caller id the phones show (name, number); the call's caller when `None`.

@@ -487,20 +487,16 @@ impl CallControl for PbxCall {
 
     async fn ring(&self, targets: &[Target], options: &RingOptions) -> Result<RingOutcome, CallError> {
         self.check_live()?;
-        let extensions: Vec<i64> = targets
-            .iter()
-            .filter_map(|t| match t {
-                Target::Extension(x) => Some(x.id),
-                Target::Number(_) => None,
-            })
-            .collect();
-        if extensions.is_empty() {
-            return Ok(RingOutcome::Failed("calls to external numbers need outbound trunk calling, which the SIP core does not do yet".into()));
+        let mut extensions = Vec::new();
+        let mut numbers = Vec::new();
+        for t in targets {
+            match t {
+                Target::Extension(x) => extensions.push(x.id),
+                // out through the outbound routes (the SIP stack's, with their trunks)
+                Target::Number(n) => numbers.push(n.clone()),
+            }
         }
-        if extensions.len() < targets.len() {
-            tracing::info!(call_id = %self.call_id, "external numbers skipped: the SIP core places no outbound trunk calls yet");
-        }
-        let request = call::RingRequest { extensions, timeout: options.timeout, caller_id: self.caller_id_for_ring(options) };
+        let request = call::RingRequest { extensions, numbers, timeout: options.timeout, caller_id: self.caller_id_for_ring(options) };
         // dropped before it ends (the node's wall clock): the phones stop ringing
         let mut guard = StopRingOnDrop { pbx: &self.pbx, key: self.key, armed: true };
         let outcome = tokio::select! {
@@ -509,7 +505,7 @@ impl CallControl for PbxCall {
         };
         guard.armed = false;
         let outcome = outcome?;
-        if matches!(outcome, call::RingOutcome::Answered(_)) {
+        if matches!(outcome, call::RingOutcome::Answered(_) | call::RingOutcome::AnsweredOutside { .. }) {
             self.answered.store(true, Ordering::Release);
         }
         ring_outcome(outcome, targets).ok_or(CallError::CallerHungUp)
@@ -580,14 +576,8 @@ impl CallControl for PbxCall {
         self.check_live()?;
         let timeout = match target {
             Target::Extension(x) => Duration::from_secs(u64::from(x.ring_timeout.clamp(5, 600))),
-            Target::Number(n) => {
-                let trunks = self.store.trunks().list_enabled().await.map_err(|e| CallError::Failed(format!("trunks: {e}")))?;
-                return Err(CallError::Failed(if trunks.is_empty() {
-                    format!("no trunk to transfer to {n}")
-                } else {
-                    format!("transfer to {n}: the SIP core places no outbound trunk calls yet")
-                }));
-            }
+            // a number outside rings through its route until the carrier gives up
+            Target::Number(_) => Duration::from_secs(120),
         };
         let options = RingOptions { timeout, caller_id: None };
         match self.ring(std::slice::from_ref(target), &options).await? {

@@ -599,7 +599,7 @@ impl B2bua {
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
         let n = NewCall { direction: Direction::Internal, caller: party, callee: dialled, trunk_id: None, flow_id: None, caller_ext: Some(caller.id), outbound: None };
         let Some(key) = self.new_call(cx, now, tx, msg, source, n) else { return };
-        self.ring_extensions(cx, now, key, &[target], None, None, Completion::Respond, Some(source));
+        self.ring_extensions(cx, now, key, &[target], None, None, Completion::Respond, Some(source), Vec::new());
     }
 
     /// An extension dials a number that is not internal: the outbound routes choose the
@@ -1018,8 +1018,19 @@ impl B2bua {
         caller_id: Option<Party>,
         completion: Completion,
         exclude: Option<Peer>,
+        outside: Vec<std::collections::VecDeque<TrunkAttempt>>,
     ) {
-        if targets.iter().all(|t| t.dnd) {
+        // numbers outside ring beside the extensions: each through its first usable trunk
+        let mut started_outside = 0;
+        for mut attempts in outside {
+            while let Some(a) = attempts.pop_front() {
+                if self.start_trunk_leg(cx, now, key, &a).is_ok() {
+                    started_outside += 1;
+                    break;
+                }
+            }
+        }
+        if started_outside == 0 && !targets.is_empty() && targets.iter().all(|t| t.dnd) {
             return self.finish_ring(cx, now, key, Cause::Busy, completion);
         }
         let mut contacts = Vec::new();
@@ -1030,7 +1041,7 @@ impl B2bua {
                 }
             }
         }
-        if contacts.is_empty() {
+        if contacts.is_empty() && started_outside == 0 {
             return self.finish_ring(cx, now, key, Cause::Unavailable, completion);
         }
         let secs = targets.iter().map(|t| t.ring_timeout).max().unwrap_or(30);
@@ -1093,7 +1104,7 @@ impl B2bua {
                 Err(e) => tracing::warn!(error = %e, "could not send the INVITE of a leg"),
             }
         }
-        if legs.is_empty() {
+        if legs.is_empty() && started_outside == 0 {
             return self.finish_ring(cx, now, key, Cause::Failed(500), completion);
         }
         let Some(call) = self.table.get_mut(key) else { return };
@@ -1160,12 +1171,46 @@ impl B2bua {
             return Err((CallError::InvalidState("already ringing"), reply));
         }
         let users: Vec<Arc<User>> = request.extensions.iter().filter_map(|id| cx.dir.by_id(*id).cloned()).collect();
-        if users.is_empty() {
-            let _ = reply.send(Ok(RingOutcome::Unavailable));
+        let caller_id = request.caller_id.map(|(name, number)| Party::from_untrusted(name.as_deref(), Some(&number)));
+        // numbers outside go through the outbound routes; a flow is the administrator's, so
+        // no extension's classes apply, but the PBX's limit of calls out does
+        let mut outside = Vec::new();
+        if !request.numbers.is_empty() {
+            let shown = caller_id.clone().unwrap_or_else(|| call.caller.clone());
+            let placer = crate::routing::Placer::Flow { caller: crate::routing::CallerId { name: shown.name.clone(), number: shown.number.clone() } };
+            let all_trunks: Vec<i64> = cx.dir.trunks().iter().map(|t| t.id).collect();
+            let out_now = self.table.calls().filter(|c| c.outbound.is_some() && c.key != key).count() as u32;
+            for number in &request.numbers {
+                match crate::routing::plan(number, &placer, cx.dir.routes(), &self.limits.emergency_numbers, &all_trunks) {
+                    Ok(p) if p.emergency || out_now < self.limits.max_calls => {
+                        if let Some(call) = self.table.get_mut(key)
+                            && call.outbound.is_none()
+                        {
+                            call.outbound = Some(Outbound { route_id: p.route_id, emergency: p.emergency, caller_id_mode: p.caller_id_mode, caller_id: p.caller_id.clone(), trunk_id: None });
+                        }
+                        outside.push(p.trunk_ids.iter().map(|&trunk_id| TrunkAttempt { trunk_id, number: p.number.clone() }).collect::<std::collections::VecDeque<_>>());
+                    }
+                    Ok(_) => {
+                        tracing::warn!(key = %key, %number, "a flow's call out refused: the PBX's outbound limit is reached");
+                        let number = number.clone();
+                        self.shared.emit(|| PbxEvent::OutboundLimit { extension_id: 0, number, limit: "pbx_concurrent_calls" });
+                    }
+                    Err(e) => tracing::warn!(key = %key, %number, refusal = ?e, "a flow's number has no outbound route"),
+                }
+            }
+        }
+        if users.is_empty() && outside.is_empty() {
+            let outcome = if request.numbers.is_empty() { RingOutcome::Unavailable } else { RingOutcome::Failed(404) };
+            let _ = reply.send(Ok(outcome));
             return Ok(());
         }
-        let caller_id = request.caller_id.map(|(name, number)| Party::from_untrusted(name.as_deref(), Some(&number)));
-        self.ring_extensions(cx, now, key, &users, Some(request.timeout), caller_id, Completion::Notify(reply), None);
+        if users.is_empty() && outside.len() == 1 {
+            // one number: its route's trunks in turn, failing over
+            let attempts = outside.pop().unwrap_or_default();
+            self.ring_trunks(cx, now, key, attempts, request.timeout, Completion::Notify(reply));
+            return Ok(());
+        }
+        self.ring_extensions(cx, now, key, &users, Some(request.timeout), caller_id, Completion::Notify(reply), None, outside);
         Ok(())
     }
 
@@ -2029,7 +2074,9 @@ impl B2bua {
                 hangup_cause: Some(cause.hangup_cause()),
                 flow_path: serde_json::json!([]),
                 recording_file: call.recording.take(),
-                trunk_id: call.outbound.as_ref().and_then(|o| o.trunk_id),
+                // an outbound call's trunk is the one it went out on; an inbound call keeps the
+                // trunk it came from
+                trunk_id: call.outbound.as_ref().filter(|_| call.direction == Direction::Outbound).and_then(|o| o.trunk_id),
             },
         });
         self.shared.calls.remove(&key);

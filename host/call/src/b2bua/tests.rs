@@ -671,7 +671,7 @@ fn a_controller_takes_inbound_calls_and_rings() {
     assert_eq!((call.dialled.as_str(), call.caller_id_num.as_str(), call.trunk_id), ("+61290000000", "+61400000001", 9));
 
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    let req = |caller_id| crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(10), caller_id };
+    let req = |caller_id| crate::RingRequest { extensions: vec![2], numbers: vec![], timeout: Duration::from_secs(10), caller_id };
     h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request: req(None), reply: tx }));
     let out = h.out();
     let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
@@ -708,7 +708,7 @@ fn a_controller_stops_an_abandoned_ring() {
     h.out();
     let call = incoming.try_recv().unwrap();
     let (tx, _rx) = tokio::sync::oneshot::channel();
-    let request = crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(30), caller_id: None };
+    let request = crate::RingRequest { extensions: vec![2], numbers: vec![], timeout: Duration::from_secs(30), caller_id: None };
     h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request, reply: tx }));
     let inv = only(&h.out(), |m| is_req(m, Method::Invite))[0].1.clone();
     h.send("10.0.0.21:5060", &bob.answer(&inv, 180, "b1", false));
@@ -883,7 +883,7 @@ fn a_flow_answers_the_caller_then_rings_and_bridges() {
     media.take();
 
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    let req = crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(10), caller_id: None };
+    let req = crate::RingRequest { extensions: vec![2], numbers: vec![], timeout: Duration::from_secs(10), caller_id: None };
     h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request: req, reply: tx }));
     let out = h.out();
     let to_bob = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
@@ -960,7 +960,7 @@ fn caller_ids_cannot_inject_headers() {
     assert_eq!(call.caller_id_num, "anonymous", "not a number: withheld");
     let (tx, _rx) = tokio::sync::oneshot::channel();
     // a flow's caller id with a line break in the name and letters in the number
-    let request = crate::RingRequest { extensions: vec![2], timeout: Duration::from_secs(10), caller_id: Some((Some("Sales\r\nX-Evil: 1".into()), "+1 (555) 010-0199".into())) };
+    let request = crate::RingRequest { extensions: vec![2], numbers: vec![], timeout: Duration::from_secs(10), caller_id: Some((Some("Sales\r\nX-Evil: 1".into()), "+1 (555) 010-0199".into())) };
     h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request, reply: tx }));
     let out = h.out();
     let (_, leg) = only(&out, |m| is_req(m, Method::Invite))[0].clone();
