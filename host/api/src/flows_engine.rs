@@ -32,6 +32,7 @@ use flow::trace::Outcome;
 use flow::types::{Capability, NodeTypeInfo, OutputDecl, PluginGrants};
 use flow::validate::Problem;
 use flow::{Engine, PreparedFlow};
+use pbx::flow_sync;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use store::{EntityKind, FlowVersion, Page, Plugin, Store};
@@ -40,7 +41,6 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{parse_json, Data, Json, List, ListMeta, PathParams};
-use crate::flow_sync;
 use crate::AppState;
 
 /// Where uploaded plugin components live, relative to the data dir: `<sha256>.wasm`.

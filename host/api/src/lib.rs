@@ -16,7 +16,6 @@ mod cdrs;
 mod entities;
 pub mod error;
 pub mod extract;
-pub mod flow_sync;
 pub mod flows_engine;
 mod files;
 pub mod host_check;
@@ -50,7 +49,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
 pub use host_check::ConnInfo;
-pub use settings::{SettingLayer, SettingSource, SettingsLayers};
+pub use pbx::settings::{SettingLayer, SettingsLayers};
 pub use store::Store;
 
 /// Static configuration of the API, from the binary's config.

@@ -93,7 +93,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> ApiResult<Data<Syst
     let ports = resolved
         .iter()
         .filter(|(k, _)| k.ends_with("_port") || k.starts_with("rtp_port"))
-        .map(|(k, r)| ((*k).to_owned(), (r.value.clone(), r.source)))
+        .map(|(k, r)| ((*k).to_owned(), (r.value.clone(), r.source.into())))
         .collect();
     let db_path = store.path().to_path_buf();
     let size = ["", "-wal"]

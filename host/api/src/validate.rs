@@ -92,23 +92,7 @@ pub fn is_email(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
 }
 
-/// A DNS host name (RFC 1123 labels).
-pub fn is_hostname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
-
-/// A host: an IP address or a DNS name.
-pub fn is_host(s: &str) -> bool {
-    s.parse::<IpAddr>().is_ok() || is_hostname(s)
-}
+pub use pbx::settings::{is_host, is_hostname};
 
 /// An IP address or CIDR block ("203.0.113.0/24", "2001:db8::/32").
 pub fn is_ip_or_cidr(s: &str) -> bool {

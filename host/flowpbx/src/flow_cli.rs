@@ -206,7 +206,7 @@ pub fn flow(cmd: FlowCommand, s: &Settings) -> anyhow::Result<ExitCode> {
         }
         let entities = Arc::new(EntityCache::new());
         if let Some(st) = &store {
-            api::flow_sync::load_entities(st, &entities).await?;
+            pbx::flow_sync::load_entities(st, &entities).await?;
         }
         let services = Services { entities, ..Services::in_memory() };
         // The server's cache when simulating its data, else the user's.

@@ -1,7 +1,7 @@
 //! Wiring of the flow engine into the server: one [`flow::Engine`] per process with its live
 //! services — the entity cache (filled and kept current by the API), presence from the SIP
 //! registrar and the calls in progress ([`PbxDirectory`]), kv state in the database
-//! (`api::flow_sync::StoreKv`) and outbound HTTP for webhooks (`ReqwestClient`) — started
+//! (`pbx::flow_sync::StoreKv`) and outbound HTTP for webhooks (`ReqwestClient`) — started
 //! with the published flows and enabled plugins loaded.
 
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ pub async fn start(state: &api::AppState, cache_dir: Option<&Path>, pbx: &call::
     let entities = Arc::new(EntityCache::new());
     let directory = PbxDirectory::start(pbx.clone(), entities.clone());
     let http = ReqwestClient::new().map_err(|e| anyhow::anyhow!("the webhook HTTP client: {e}"))?;
-    let services = Services { entities, directory, kv: api::flow_sync::StoreKv::new(state.store().clone()), http: Arc::new(http) };
+    let services = Services { entities, directory, kv: pbx::flow_sync::StoreKv::new(state.store().clone()), http: Arc::new(http) };
     let limits = Limits { builtin_egress: settings.builtin_egress.clone(), ..Limits::default() };
     let engine = build_engine(Some(server_cache_dir(cache_dir, &state.config().data_dir)), services, limits).await?;
     let boot = state.start_flow_engine(engine).await.map_err(|e| anyhow::anyhow!("loading flows: {e}"))?;

@@ -109,10 +109,9 @@ fn make_private(data_dir: &Path) -> anyhow::Result<()> {
         if let Ok(meta) = std::fs::symlink_metadata(path)
             && !meta.file_type().is_symlink()
             && meta.permissions().mode() & 0o077 != 0
+            && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         {
-            if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot make private");
-            }
+            tracing::warn!(path = %path.display(), error = %e, "cannot make private");
         }
     };
     narrow(data_dir, 0o700);

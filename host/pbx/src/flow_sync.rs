@@ -2,8 +2,9 @@
 //! entity a node can link, in the SDK's shape) and the nodes' persistent kv state.
 //!
 //! - [`load_entities`] fills the engine's [`EntityCache`] at start-up;
-//!   [`entity_changed`] refreshes one entity after every change the API commits (the generic
-//!   CRUD layer calls it), so a node sees an edit on the next call without republishing.
+//!   [`refresh_entity`] brings one entity up to date after every committed change
+//!   (`FlowService::entity_changed`, which the API's CRUD layer calls), so a node sees an edit
+//!   on the next call without republishing.
 //! - [`sdk_entity`] is the one mapping from the data model's columns to the entity JSON a
 //!   node receives (`sdk::entity`); the editor's unsaved values go through it too.
 //! - [`StoreKv`] is the engine's [`KvStore`] over the `plugin_kv` table.

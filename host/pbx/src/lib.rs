@@ -1,0 +1,21 @@
+//! FlowPBX's application layer: what both the HTTP API (`api`) and the binary (`flowpbx`)
+//! use, above the SIP core (`call`), the flow engine (`flow`), the media engine (`media`)
+//! and storage (`store`).
+//!
+//! - [`settings`]: the stored-setting catalogue, resolution (flag > env > stored > default)
+//!   and validated changes.
+//! - [`flow_sync`]: entities from the store into the flow engine's entity cache, and the
+//!   nodes' kv state in the database.
+//!
+//! One error enum, [`Error`]; the API maps it onto its envelope.
+//!
+//! **Architecture invariant:** no HTTP here (no axum, no status codes, no OpenAPI): an
+//! operation takes typed input and answers typed output or an [`Error`] naming the field at
+//! fault; no SQL either (the store's repositories only).
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod flow_sync;
+pub mod settings;
+
+pub use error::{Error, FieldProblem, Problems, Result};
