@@ -86,10 +86,9 @@ pub(crate) struct Inner {
     /// What the `Host` check accepts (loaded on first use, refreshed on a settings change).
     pub(crate) host_policy: host_check::SharedPolicy,
     pub(crate) probes: RwLock<BTreeMap<String, HealthProbe>>,
-    /// The flow engine, once started (`AppState::start_flow_engine`).
-    pub(crate) flows: OnceLock<flows_engine::FlowRuntime>,
-    /// Where the flow engine's start is. Flow routes wait on it while it starts.
-    pub(crate) flows_ready: tokio::sync::watch::Sender<flows_engine::EngineState>,
+    /// The flow runtime and its lifecycle (the binary starts the engine through it; flow
+    /// routes wait on it while it starts).
+    pub(crate) flows: pbx::flows::FlowService,
     /// The running PBX, once the binary attached it (live registrations, calls, `/ws`).
     pub(crate) pbx: OnceLock<call::PbxHandle>,
 }
@@ -102,6 +101,7 @@ pub struct AppState(pub(crate) Arc<Inner>);
 impl AppState {
     pub fn new(store: Store, config: ApiConfig, settings: SettingsLayers) -> Self {
         AppState(Arc::new(Inner {
+            flows: pbx::flows::FlowService::new(store.clone(), config.data_dir.clone()),
             store,
             config,
             settings,
@@ -109,8 +109,6 @@ impl AppState {
             login_limiter: login_limit::LoginLimiter::default(),
             host_policy: tokio::sync::RwLock::new(None),
             probes: RwLock::new(BTreeMap::new()),
-            flows: OnceLock::new(),
-            flows_ready: tokio::sync::watch::Sender::new(flows_engine::EngineState::NotStarted),
             pbx: OnceLock::new(),
         }))
     }

@@ -37,6 +37,9 @@ async fn components(state: &AppState) -> BTreeMap<String, ComponentStatus> {
     for (name, probe) in probes {
         out.insert(name, probe());
     }
+    if let Some(h) = state.flow_service().health() {
+        out.insert("flows".to_owned(), ComponentStatus { status: h.status, detail: Some(h.detail) });
+    }
     out
 }
 

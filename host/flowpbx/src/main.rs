@@ -7,7 +7,6 @@ mod call_control;
 mod call_runner;
 mod config;
 mod flow_cli;
-mod flows;
 mod pin_guard;
 
 use std::net::SocketAddr;
@@ -191,21 +190,22 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     // number's published flow. An engine that cannot start is reported (log, health, 503 on
     // flow routes) and calls to numbers are refused with 480; the rest of the PBX serves on.
     let incoming = pbx.incoming_calls();
-    state.flow_engine_starting();
+    let flows = state.flow_service().clone();
+    flows.starting();
     tokio::spawn({
-        let (state, pbx, store, data_dir, cache_dir) = (state.clone(), pbx.clone(), store.clone(), data_dir.clone(), settings.cache_dir.clone());
-        let flow_settings = config.flow.clone();
+        let pbx = pbx.clone();
+        let engine_settings = pbx::engine::EngineSettings { cache_dir: settings.cache_dir.clone(), builtin_egress: config.flow.builtin_egress.clone() };
         async move {
-            match flows::start(&state, cache_dir.as_deref(), &pbx, &flow_settings).await {
+            match pbx::engine::start(&flows, &pbx, &engine_settings).await {
                 Ok(runtime) => {
                     if let Some(rx) = incoming {
-                        call_runner::run(pbx, store, runtime, data_dir, rx).await;
+                        call_runner::run(pbx, runtime, rx).await;
                     }
                 }
                 Err(e) => {
-                    let why = format!("{e:#}");
+                    let why = e.to_string();
                     tracing::error!(error = %why, "the flow engine could not start: calls to numbers are refused");
-                    state.flow_engine_failed(&why);
+                    flows.failed(&why);
                 }
             }
         }

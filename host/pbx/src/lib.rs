@@ -4,6 +4,12 @@
 //!
 //! - [`settings`]: the stored-setting catalogue, resolution (flag > env > stored > default)
 //!   and validated changes.
+//! - [`flows`]: the flow runtime and its lifecycle ([`flows::FlowService`]: not started,
+//!   starting in the background, ready or failed) and the operations on flows: node types
+//!   and outputs, validate, publish, rollback, the graphs of versions, simulate.
+//! - [`plugins`]: uploading, granting, enabling and deleting node plugins.
+//! - [`engine`]: the server's engine with its live services (presence from the PBX, kv in the
+//!   database, webhooks' HTTP) and its start.
 //! - [`flow_sync`]: entities from the store into the flow engine's entity cache, and the
 //!   nodes' kv state in the database.
 //!
@@ -14,8 +20,11 @@
 //! fault; no SQL either (the store's repositories only).
 #![forbid(unsafe_code)]
 
+pub mod engine;
 mod error;
 pub mod flow_sync;
+pub mod flows;
+pub mod plugins;
 pub mod settings;
 
 pub use error::{Error, FieldProblem, Problems, Result};
