@@ -3,11 +3,8 @@
 // One audited use of `unsafe`: the allocator setting in `fixed_mmap_threshold`.
 #![deny(unsafe_code)]
 
-mod call_control;
-mod call_runner;
 mod config;
 mod flow_cli;
-mod pin_guard;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -184,32 +181,10 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
             }
         })
     });
-    // The flow engine starts in the background (a first start compiles the node components,
-    // seconds on a small machine): HTTP and SIP serve at once, flow routes wait for the
-    // engine, and calls to numbers queue until it is up. Every inbound call then walks its
-    // number's published flow. An engine that cannot start is reported (log, health, 503 on
-    // flow routes) and calls to numbers are refused with 480; the rest of the PBX serves on.
-    let incoming = pbx.incoming_calls();
-    let flows = state.flow_service().clone();
-    flows.starting();
-    tokio::spawn({
-        let pbx = pbx.clone();
-        let engine_settings = pbx::engine::EngineSettings { cache_dir: settings.cache_dir.clone(), builtin_egress: config.flow.builtin_egress.clone() };
-        async move {
-            match pbx::engine::start(&flows, &pbx, &engine_settings).await {
-                Ok(runtime) => {
-                    if let Some(rx) = incoming {
-                        call_runner::run(pbx, runtime, rx).await;
-                    }
-                }
-                Err(e) => {
-                    let why = e.to_string();
-                    tracing::error!(error = %why, "the flow engine could not start: calls to numbers are refused");
-                    flows.failed(&why);
-                }
-            }
-        }
-    });
+    // The flow engine starts in the background; every inbound call then walks its number's
+    // published flow (see pbx::engine::start_in_background).
+    let engine_settings = pbx::engine::EngineSettings { cache_dir: settings.cache_dir.clone(), builtin_egress: config.flow.builtin_egress.clone() };
+    pbx::engine::start_in_background(state.flow_service().clone(), pbx.clone(), engine_settings);
     let app = api::router(state);
     let addr = SocketAddr::new(config.http.bind, config.http.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;

@@ -63,6 +63,32 @@ pub async fn start(flows: &FlowService, pbx: &call::PbxHandle, settings: &Engine
     flows.runtime().cloned().ok_or_else(|| Error::Internal("the flow engine did not start".into()))
 }
 
+/// Starts the server's flow engine in the background (a first start compiles the node
+/// components, seconds on a small machine) and then runs every inbound call through its
+/// number's flow ([`crate::call_runner::run`]). The PBX's inbound calls are taken now, so calls
+/// arriving while the engine starts wait for it; operations on flows wait too
+/// ([`FlowService::ready`]). An engine that cannot start is logged and marked failed (health
+/// says why, operations fail at once) and calls to numbers are refused with 480; the rest of
+/// the PBX serves on.
+pub fn start_in_background(flows: FlowService, pbx: call::PbxHandle, settings: EngineSettings) -> tokio::task::JoinHandle<()> {
+    let incoming = pbx.incoming_calls();
+    flows.starting();
+    tokio::spawn(async move {
+        match start(&flows, &pbx, &settings).await {
+            Ok(runtime) => {
+                if let Some(rx) = incoming {
+                    crate::call_runner::run(pbx, runtime, rx).await;
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                tracing::error!(error = %why, "the flow engine could not start: calls to numbers are refused");
+                flows.failed(&why);
+            }
+        }
+    })
+}
+
 /// Presence for the ring strategies and routing decisions, from the running PBX: registered
 /// devices from the registrar's bindings; on a call and the end of the last call from the
 /// calls in progress, matched by the extension's number (the caller's number or the number

@@ -12,6 +12,10 @@
 //!   database, webhooks' HTTP) and its start.
 //! - [`flow_sync`]: entities from the store into the flow engine's entity cache, and the
 //!   nodes' kv state in the database.
+//! - [`call_runner`]: every inbound call to a number walks its flow, on its own task, and
+//!   its trace reaches the CDR; [`call_control`]: the flow engine's `CallControl` over a real
+//!   call (prompts, TTS, digits, ringing, voicemail, conference with PIN, transfer, hang-up),
+//!   with [`pin_guard`] counting wrong conference PINs across calls.
 //!
 //! One error enum, [`Error`]; the API maps it onto its envelope.
 //!
@@ -20,10 +24,13 @@
 //! fault; no SQL either (the store's repositories only).
 #![forbid(unsafe_code)]
 
+pub mod call_control;
+pub mod call_runner;
 pub mod engine;
 mod error;
 pub mod flow_sync;
 pub mod flows;
+pub mod pin_guard;
 pub mod plugins;
 pub mod settings;
 

@@ -9,13 +9,13 @@
 //! was left). A number with no flow, or whose flow is not published, is refused with 480:
 //! never a stuck call.
 
-
 use std::sync::Arc;
 
 use flow::graph::{Graph, ENTRY_TYPE};
 use flow::trace::Trace;
 
 use crate::call_control::PbxCall;
+use crate::flows::FlowRuntime;
 use crate::pin_guard::PinGuard;
 
 /// The node a call to the number `number_id` enters `graph` at: the number's configured
@@ -47,7 +47,7 @@ pub fn flow_path(trace: &Trace) -> serde_json::Value {
 /// Runs inbound calls through flows until the PBX stops: each call that arrives on `rx`
 /// (the PBX's [`call::PbxHandle::incoming_calls`], taken before the engine started, so that
 /// calls arriving while it starts wait for it) walks on its own task.
-pub async fn run(pbx: call::PbxHandle, runtime: pbx::flows::FlowRuntime, mut rx: tokio::sync::mpsc::UnboundedReceiver<call::IncomingCall>) {
+pub async fn run(pbx: call::PbxHandle, runtime: FlowRuntime, mut rx: tokio::sync::mpsc::UnboundedReceiver<call::IncomingCall>) {
     let pins = Arc::new(PinGuard::new());
     while let Some(incoming) = rx.recv().await {
         tokio::spawn(run_one(pbx.clone(), runtime.clone(), incoming, pins.clone()));
@@ -62,7 +62,7 @@ async fn refuse(pbx: &call::PbxHandle, incoming: &call::IncomingCall, why: &str)
 }
 
 /// Runs one call through its number's flow and writes the trace to the CDR.
-async fn run_one(pbx: call::PbxHandle, runtime: pbx::flows::FlowRuntime, incoming: call::IncomingCall, pins: Arc<PinGuard>) {
+async fn run_one(pbx: call::PbxHandle, runtime: FlowRuntime, incoming: call::IncomingCall, pins: Arc<PinGuard>) {
     let store = runtime.store().clone();
     let Some(flow_id) = incoming.flow_id else {
         return refuse(&pbx, &incoming, "the number enters no flow").await;
