@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
+use flow::graph::Graph;
 use serde::{Deserialize, Deserializer};
 use store::*;
 use utoipa::ToSchema;
@@ -357,8 +358,16 @@ impl Resource for Trunks {
             e.check(CODECS.contains(&c.as_str()), format!("codecs[{n}]"), format!("must be one of {}", CODECS.join(", ")));
             e.check(seen.insert(c.clone()), format!("codecs[{n}]"), "is listed twice");
         }
+        let mut remote_hosts = Vec::with_capacity(f.remote_hosts.len());
         for (n, h) in f.remote_hosts.iter().enumerate() {
-            e.check(is_ip_or_cidr(h), format!("remote_hosts[{n}]"), "must be an IP address or CIDR block");
+            match RemoteHost::parse(h) {
+                Some(h) => remote_hosts.push(h),
+                None => e.add(format!("remote_hosts[{n}]"), "must be an IP address or CIDR block"),
+            }
+        }
+        if remote_hosts.len() == f.remote_hosts.len() {
+            // stored as parsed: what the SIP directory reads back
+            f.remote_hosts = remote_hosts.iter().map(RemoteHost::to_string).collect();
         }
         if let Some(p) = password.set_value() {
             e.check((1..=256).contains(&p.len()), "password", "must be 1 to 256 characters");
@@ -466,9 +475,7 @@ impl Resource for Numbers {
                 None => e.add("flow_id", format!("no call flow with id {fid}")),
                 Some(flow) => {
                     if let Some(node) = entry {
-                        let found = flow.flow_data["nodes"]
-                            .as_array()
-                            .is_some_and(|ns| ns.iter().any(|n| n["id"].as_str() == Some(node.as_str())));
+                        let found = Graph::deserialize(&flow.flow_data).is_ok_and(|g| g.node(node).is_some());
                         e.check(found, "flow_entry_node", format!("flow \"{}\" has no node {node}", flow.name));
                     }
                 }
@@ -1017,71 +1024,39 @@ pub struct CallFlowInput {
 
 const MAX_NODES: usize = 500;
 
-/// Checks the graph's shape and that the entities its nodes link to exist.
-async fn validate_graph(state: &AppState, e: &mut Errors, g: &serde_json::Value) -> ApiResult<()> {
-    let Some(obj) = g.as_object() else {
-        e.add("flow_data", "must be an object with nodes and edges");
-        return Ok(());
-    };
-    for k in obj.keys() {
-        if !matches!(k.as_str(), "nodes" | "edges" | "viewport" | "settings") {
-            e.add(format!("flow_data.{k}"), "unknown field (expected nodes, edges, viewport, settings)");
-        }
+/// What a draft must be beyond its shape: known top-level keys, at most [`MAX_NODES`]
+/// nodes, node ids unique and at most 100 characters, edges between nodes of the flow, and
+/// the entities nodes link to existing. What a node's type, config and outputs must be is
+/// the flow engine's validator's, at publishing.
+async fn check_graph(state: &AppState, e: &mut Errors, g: &Graph) -> ApiResult<()> {
+    for k in g.extra.keys().filter(|k| *k != "viewport") {
+        e.add(format!("flow_data.{k}"), "unknown field (expected nodes, edges, viewport, settings)");
     }
-    // the flow-wide fallback ({fallback_node, fallback_prompt}); the flow engine checks its meaning
-    if let Some(s) = obj.get("settings") {
-        e.check(s.is_object(), "flow_data.settings", "must be an object (fallback_node, fallback_prompt)");
-    }
-    let nodes = match obj.get("nodes") {
-        Some(serde_json::Value::Array(a)) => a.as_slice(),
-        None => &[],
-        Some(_) => {
-            e.add("flow_data.nodes", "must be an array");
-            &[]
-        }
-    };
-    e.check(nodes.len() <= MAX_NODES, "flow_data.nodes", format!("at most {MAX_NODES} nodes"));
+    e.check(g.nodes.len() <= MAX_NODES, "flow_data.nodes", format!("at most {MAX_NODES} nodes"));
     let mut ids = HashSet::new();
-    for (n, node) in nodes.iter().enumerate() {
+    for (n, node) in g.nodes.iter().enumerate() {
         let p = format!("flow_data.nodes[{n}]");
-        match node["id"].as_str() {
-            Some(id) if !id.is_empty() && id.len() <= 100 => {
-                e.check(ids.insert(id.to_owned()), format!("{p}.id"), "is used by another node");
-            }
-            _ => e.add(format!("{p}.id"), "must be a non-empty string of at most 100 characters"),
+        if node.id.is_empty() || node.id.len() > 100 {
+            e.add(format!("{p}.id"), "must be a non-empty string of at most 100 characters");
+        } else {
+            e.check(ids.insert(node.id.as_str()), format!("{p}.id"), "is used by another node");
         }
-        e.check(node["type"].as_str().is_some_and(|t| !t.is_empty() && t.len() <= 100), format!("{p}.type"), "must be a non-empty string");
-        if let Some(pos) = node.get("position") {
-            e.check(pos["x"].is_number() && pos["y"].is_number(), format!("{p}.position"), "must be {x: number, y: number}");
-        }
-        let data = &node["data"];
-        if !data.is_null() && !data.is_object() {
-            e.add(format!("{p}.data"), "must be an object");
-            continue;
-        }
-        if let Some(kind) = data.get("entity_type").filter(|v| !v.is_null()) {
-            match kind.as_str().and_then(EntityKind::parse) {
+        e.check(!node.node_type.is_empty() && node.node_type.len() <= 100, format!("{p}.type"), "must be a non-empty string");
+        if let Some(kind) = &node.data.entity_type {
+            match EntityKind::parse(kind) {
                 None => e.add(format!("{p}.data.entity_type"), "unknown entity type"),
-                Some(kind) => match data["entity_id"].as_i64() {
+                Some(kind) => match node.data.entity_id {
                     None => e.add(format!("{p}.data.entity_id"), "must be the id of the linked entity"),
                     Some(id) => check_exists(state, e, &format!("{p}.data.entity_id"), kind, id).await?,
                 },
             }
         }
     }
-    let edges = match obj.get("edges") {
-        Some(serde_json::Value::Array(a)) => a.as_slice(),
-        None => &[],
-        Some(_) => {
-            e.add("flow_data.edges", "must be an array");
-            &[]
-        }
-    };
-    for (n, edge) in edges.iter().enumerate() {
+    for (n, edge) in g.edges.iter().enumerate() {
         let p = format!("flow_data.edges[{n}]");
-        e.check(edge["id"].as_str().is_some_and(|s| !s.is_empty()), format!("{p}.id"), "must be a non-empty string");
-        for end in ["source", "target"] {
-            e.check(edge[end].as_str().is_some_and(|s| ids.contains(s)), format!("{p}.{end}"), "must be the id of a node of this flow");
+        e.check(!edge.id.is_empty(), format!("{p}.id"), "must be a non-empty string");
+        for (end, id) in [("source", &edge.source), ("target", &edge.target)] {
+            e.check(ids.contains(id.as_str()), format!("{p}.{end}"), "must be the id of a node of this flow");
         }
     }
     Ok(())
@@ -1120,7 +1095,9 @@ impl Resource for Flows {
         if !e.has("name") {
             e.non_empty("name", &f.name, 100);
         }
-        validate_graph(state, &mut e, &f.flow_data).await?;
+        if let Some(graph) = parse_graph(&mut e, &f.flow_data) {
+            check_graph(state, &mut e, &graph).await?;
+        }
         e.finish()?;
         Ok((f, vec![]))
     }
