@@ -40,14 +40,14 @@ fn required<T>(e: &mut Errors, creating: bool, v: &Option<T>, field: &str) {
 }
 
 /// The number is free in the dial plan (extensions, conference bridges, mailbox numbers).
-async fn check_number_free(state: &AppState, e: &mut Errors, field: &str, number: &str, me: Option<(EntityKind, i64)>) -> ApiResult<()> {
+async fn check_number_free(state: &AppState, e: &mut Errors, field: &str, number: &str, me: Option<(ResourceKind, i64)>) -> ApiResult<()> {
     if let Some(o) = state.store().references().number_owners(number, me).await?.first() {
         e.add(field, format!("{number} is already used by {} \"{}\"", o.entity_type.replace('_', " "), o.name));
     }
     Ok(())
 }
 
-async fn check_exists(state: &AppState, e: &mut Errors, field: &str, kind: EntityKind, id: i64) -> ApiResult<()> {
+async fn check_exists(state: &AppState, e: &mut Errors, field: &str, kind: ResourceKind, id: i64) -> ApiResult<()> {
     if !state.store().references().exists(kind, id).await? {
         e.add(field, format!("no {} with id {id}", kind.as_str().replace('_', " ")));
     }
@@ -130,7 +130,7 @@ pub(crate) struct Extensions;
 
 impl Resource for Extensions {
     const PATH: &'static str = "/extensions";
-    const KIND: EntityKind = EntityKind::Extension;
+    const KIND: ResourceKind = ResourceKind::Extension;
     const LABEL: &'static str = "extension";
     const CREATE_REQUIRED: &'static [&'static str] = &["extension", "name", "sip_password"];
     type Row = Extension;
@@ -199,7 +199,7 @@ impl Resource for Extensions {
             e.check((5..=300).contains(&fm.timeout), format!("follow_me_numbers[{n}].timeout"), "must be between 5 and 300");
         }
         e.check(!(f.follow_me_enabled && f.follow_me_numbers.is_empty()), "follow_me_numbers", "must not be empty when follow-me is enabled");
-        let me = cur.map(|c| (EntityKind::Extension, c.id));
+        let me = cur.map(|c| (ResourceKind::Extension, c.id));
         if !e.has("extension") {
             check_number_free(state, &mut e, "extension", &f.extension, me).await?;
         }
@@ -282,7 +282,7 @@ pub(crate) struct Trunks;
 
 impl Resource for Trunks {
     const PATH: &'static str = "/trunks";
-    const KIND: EntityKind = EntityKind::Trunk;
+    const KIND: ResourceKind = ResourceKind::Trunk;
     const LABEL: &'static str = "trunk";
     const CREATE_REQUIRED: &'static [&'static str] = &["name", "type"];
     type Row = Trunk;
@@ -433,7 +433,7 @@ pub(crate) struct Numbers;
 
 impl Resource for Numbers {
     const PATH: &'static str = "/numbers";
-    const KIND: EntityKind = EntityKind::InboundNumber;
+    const KIND: ResourceKind = ResourceKind::InboundNumber;
     const LABEL: &'static str = "inbound number";
     const CREATE_REQUIRED: &'static [&'static str] = &["number"];
     type Row = InboundNumber;
@@ -468,7 +468,7 @@ impl Resource for Numbers {
         }
         e.opt_len("name", &f.name, 100);
         if let Some(t) = f.trunk_id {
-            check_exists(state, &mut e, "trunk_id", EntityKind::Trunk, t).await?;
+            check_exists(state, &mut e, "trunk_id", ResourceKind::Trunk, t).await?;
         }
         match (f.flow_id, &f.flow_entry_node) {
             (Some(fid), entry) => match state.store().call_flows().get(fid).await? {
@@ -544,7 +544,7 @@ pub(crate) struct VoicemailBoxes;
 
 impl Resource for VoicemailBoxes {
     const PATH: &'static str = "/voicemail-boxes";
-    const KIND: EntityKind = EntityKind::VoicemailBox;
+    const KIND: ResourceKind = ResourceKind::VoicemailBox;
     const LABEL: &'static str = "voicemail box";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = VoicemailBox;
@@ -598,11 +598,11 @@ impl Resource for VoicemailBoxes {
         e.range("max_messages", f.max_messages, 1, 1000);
         e.range("retention_days", f.retention_days, 0, 3650);
         if let Some(x) = f.notify_extension_id {
-            check_exists(state, &mut e, "notify_extension_id", EntityKind::Extension, x).await?;
+            check_exists(state, &mut e, "notify_extension_id", ResourceKind::Extension, x).await?;
         }
         if let Some(n) = f.mailbox_number.clone() {
             if is_internal_number(&n) {
-                check_number_free(state, &mut e, "mailbox_number", &n, cur.map(|c| (EntityKind::VoicemailBox, c.row.id))).await?;
+                check_number_free(state, &mut e, "mailbox_number", &n, cur.map(|c| (ResourceKind::VoicemailBox, c.row.id))).await?;
             } else {
                 e.add("mailbox_number", "must be 2 to 6 digits");
             }
@@ -649,7 +649,7 @@ pub(crate) struct RingGroups;
 
 impl Resource for RingGroups {
     const PATH: &'static str = "/ring-groups";
-    const KIND: EntityKind = EntityKind::RingGroup;
+    const KIND: ResourceKind = ResourceKind::RingGroup;
     const LABEL: &'static str = "ring group";
     const CREATE_REQUIRED: &'static [&'static str] = &["name", "members"];
     type Row = RingGroup;
@@ -751,7 +751,7 @@ pub(crate) struct IvrMenus;
 
 impl Resource for IvrMenus {
     const PATH: &'static str = "/ivr-menus";
-    const KIND: EntityKind = EntityKind::IvrMenu;
+    const KIND: ResourceKind = ResourceKind::IvrMenu;
     const LABEL: &'static str = "IVR menu";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = IvrMenu;
@@ -837,7 +837,7 @@ pub(crate) struct TimeSwitches;
 
 impl Resource for TimeSwitches {
     const PATH: &'static str = "/time-switches";
-    const KIND: EntityKind = EntityKind::TimeSwitch;
+    const KIND: ResourceKind = ResourceKind::TimeSwitch;
     const LABEL: &'static str = "time switch";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = TimeSwitch;
@@ -947,7 +947,7 @@ pub(crate) struct Conferences;
 
 impl Resource for Conferences {
     const PATH: &'static str = "/conferences";
-    const KIND: EntityKind = EntityKind::ConferenceBridge;
+    const KIND: ResourceKind = ResourceKind::ConferenceBridge;
     const LABEL: &'static str = "conference bridge";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = ConferenceBridge;
@@ -986,7 +986,7 @@ impl Resource for Conferences {
         e.range("max_members", f.max_members, 2, 100);
         if let Some(n) = f.extension.clone() {
             if is_internal_number(&n) {
-                check_number_free(state, &mut e, "extension", &n, cur.map(|c| (EntityKind::ConferenceBridge, c.row.id))).await?;
+                check_number_free(state, &mut e, "extension", &n, cur.map(|c| (ResourceKind::ConferenceBridge, c.row.id))).await?;
             } else {
                 e.add("extension", "must be 2 to 6 digits");
             }
@@ -1043,7 +1043,7 @@ async fn check_graph(state: &AppState, e: &mut Errors, g: &Graph) -> ApiResult<(
         }
         e.check(!node.node_type.is_empty() && node.node_type.len() <= 100, format!("{p}.type"), "must be a non-empty string");
         if let Some(kind) = &node.data.entity_type {
-            match EntityKind::parse(kind) {
+            match ResourceKind::parse(kind) {
                 None => e.add(format!("{p}.data.entity_type"), "unknown entity type"),
                 Some(kind) => match node.data.entity_id {
                     None => e.add(format!("{p}.data.entity_id"), "must be the id of the linked entity"),
@@ -1066,7 +1066,7 @@ pub(crate) struct Flows;
 
 impl Resource for Flows {
     const PATH: &'static str = "/flows";
-    const KIND: EntityKind = EntityKind::CallFlow;
+    const KIND: ResourceKind = ResourceKind::CallFlow;
     const LABEL: &'static str = "call flow";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = CallFlow;

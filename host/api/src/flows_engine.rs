@@ -22,7 +22,7 @@ use flow::validate::Problem;
 use pbx::flows::{FlowRuntime, FlowService, OutputsQuery, Published, Simulation, VersionSel};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use store::EntityKind;
+use store::ResourceKind;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -49,7 +49,7 @@ impl AppState {
     /// Tells the flow engine an entity changed (created, updated or deleted, and
     /// committed): nodes see the change on their next run. Every writer of an entity calls
     /// it; the generic CRUD layer does for the entity routes.
-    pub async fn entity_changed(&self, kind: EntityKind, id: i64) {
+    pub async fn entity_changed(&self, kind: ResourceKind, id: i64) {
         self.0.flows.entity_changed(kind, id).await;
     }
 }

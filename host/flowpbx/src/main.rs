@@ -176,7 +176,7 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
                 status: if h.running { "ok" } else { "down" },
                 detail: Some(format!(
                     "{} extensions, {} trusted trunks, {} numbers, {} registrations, {} calls, {} banned sources",
-                    h.directory.0, h.directory.1, h.directory.2, h.registrations, h.calls, h.guard.banned
+                    h.directory.extensions, h.directory.trusted_trunks, h.directory.numbers, h.registrations, h.calls, h.guard.banned
                 )),
             }
         })

@@ -88,7 +88,7 @@ async fn run_one(pbx: call::PbxHandle, runtime: FlowRuntime, incoming: call::Inc
     let call = PbxCall::new(pbx.clone(), store, &incoming, pins);
     tracing::info!(call_id = %incoming.call_id, flow_id, version = flow.version, entry = %entry, "call enters its flow");
     let trace = runtime.engine().run_call(flow, &entry, call.clone()).await;
-    let disposition = call.left_voicemail().then_some(store::Disposition::Voicemail);
+    let disposition = call.left_voicemail().then_some(store::CallDisposition::Voicemail);
     pbx.record_flow(incoming.key, trace.flow_id, trace.flow_version, flow_path(&trace), disposition);
 }
 

@@ -32,7 +32,7 @@ use flow::validate::{Problem, Severity};
 use flow::{Engine, PreparedFlow};
 use serde::Serialize;
 use serde_json::{json, Value};
-use store::{Actor, EntityKind, FlowVersion, Page, Plugin, Store};
+use store::{Actor, ResourceKind, FlowVersion, Page, Plugin, Store};
 
 use crate::error::{Error, Result};
 use crate::flow_sync;
@@ -180,7 +180,7 @@ impl FlowService {
     /// Tells the engine an entity changed (created, updated or deleted, and committed): nodes
     /// see the change on their next run; a deleted flow stops taking calls. Every writer of
     /// an entity calls it.
-    pub async fn entity_changed(&self, kind: EntityKind, id: i64) {
+    pub async fn entity_changed(&self, kind: ResourceKind, id: i64) {
         // while the engine starts (its entity cache may already be loaded) the change waits
         // for it, so that it is not lost
         let rt = match self.runtime() {
@@ -191,7 +191,7 @@ impl FlowService {
             },
             None => return,
         };
-        if kind == EntityKind::CallFlow {
+        if kind == ResourceKind::CallFlow {
             match self.0.store.call_flows().get(id).await {
                 Ok(None) => {
                     if rt.engine().unpublish(id).is_some() {
@@ -485,7 +485,7 @@ impl FlowRuntime {
             Some(from) => ("rollback", json!({"version": v.version, "graph_of_version": from, "plugins": pins})),
             None => ("publish", json!({"version": v.version, "plugins": pins, "warnings": prepared.warnings.len()})),
         };
-        tx.audit(actor, action, EntityKind::CallFlow.as_str(), Some(&flow_id.to_string()), None, Some(&after)).await?;
+        tx.audit(actor, action, ResourceKind::CallFlow.as_str(), Some(&flow_id.to_string()), None, Some(&after)).await?;
         tx.commit().await?;
         let warnings = prepared.warnings.clone();
         self.0.engine.install(prepared);

@@ -24,7 +24,7 @@ use sip::dialog::{Dialog, SessionTimer, SessionTimerConfig};
 use sip::transaction::{cancel_for, ClientTxId, Peer, ServerTxId};
 use sip::msg::{name_addr, HeaderInjection, SipUriBuilder};
 use sip::{HeaderName, Instant, Message, Method};
-use store::{CdrEnd, Direction, Disposition, NewCdr};
+use store::{CdrEnd, CallDirection, CallDisposition, NewCdr};
 use tokio::sync::oneshot;
 
 use crate::anchor::MediaPort;
@@ -37,7 +37,7 @@ use crate::registrar::Registrar;
 use crate::sdp_media::is_sdp;
 use crate::signalling::Signalling;
 use crate::{CallError, IncomingCall, RingOutcome, RingRequest};
-use crossing::{fault_status, leg as media_leg, CallMedia, SdpKind};
+use crossing::{fault_status, leg as media_leg, SdpState, SdpKind};
 use table::CallTable;
 
 /// What a B2BUA input runs with: the signalling it writes through, and the directory and
@@ -252,14 +252,14 @@ impl Cause {
         }
     }
 
-    fn disposition(self, answered: bool) -> Disposition {
+    fn disposition(self, answered: bool) -> CallDisposition {
         if answered {
-            return Disposition::Answered;
+            return CallDisposition::Answered;
         }
         match self {
-            Cause::Busy | Cause::Declined => Disposition::Busy,
-            Cause::NoAnswer | Cause::OriginatorCancel | Cause::Normal | Cause::Shutdown => Disposition::NoAnswer,
-            _ => Disposition::Failed,
+            Cause::Busy | Cause::Declined => CallDisposition::Busy,
+            Cause::NoAnswer | Cause::OriginatorCancel | Cause::Normal | Cause::Shutdown => CallDisposition::NoAnswer,
+            _ => CallDisposition::Failed,
         }
     }
 
@@ -410,7 +410,7 @@ pub(crate) fn clean_display_name(raw: &str) -> Option<String> {
 /// A B2BUA call.
 pub(crate) struct Call {
     key: CallKey,
-    direction: Direction,
+    direction: CallDirection,
     a: ALeg,
     legs: Vec<BLeg>,
     phase: Phase,
@@ -428,7 +428,7 @@ pub(crate) struct Call {
     /// The extension that placed the call (internal calls).
     caller_ext: Option<i64>,
     /// The call's anchored media (None on a PBX without a media engine).
-    pub(crate) media: Option<CallMedia>,
+    pub(crate) media: Option<SdpState>,
     /// The call's recording, relative to the data dir.
     recording: Option<String>,
 }
@@ -527,7 +527,7 @@ impl B2bua {
             return cx.sig.reply(now, tx, 404);
         };
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
-        let Some(key) = self.new_call(cx, now, tx, msg, source, Direction::Internal, party, dialled, None, None, Some(caller.id)) else { return };
+        let Some(key) = self.new_call(cx, now, tx, msg, source, CallDirection::Internal, party, dialled, None, None, Some(caller.id)) else { return };
         self.ring_extensions(cx, now, key, &[target], None, None, Completion::Respond, Some(source));
     }
 
@@ -566,7 +566,7 @@ impl B2bua {
             from.and_then(|f| f.uri.user().map(|u| u.into_owned())).as_deref(),
         );
         let call_id = msg.call_id().unwrap_or("").to_owned();
-        let Some(key) = self.new_call(cx, now, tx, msg, source, Direction::Inbound, party.clone(), did.number.clone(), Some(trunk_id), did.flow_id, None) else {
+        let Some(key) = self.new_call(cx, now, tx, msg, source, CallDirection::Inbound, party.clone(), did.number.clone(), Some(trunk_id), did.flow_id, None) else {
             return;
         };
         let incoming = IncomingCall {
@@ -592,7 +592,7 @@ impl B2bua {
         tx: ServerTxId,
         invite: Message,
         source: Peer,
-        direction: Direction,
+        direction: CallDirection,
         caller: Party,
         callee: String,
         trunk_id: Option<i64>,
@@ -894,7 +894,7 @@ impl B2bua {
             }
             // 180/183 go to the caller; the first early SDP with them (an answer to the
             // caller's offer: without one there is nothing it could answer).
-            let with_sdp = !msg.body().is_empty() && !call.a.early_media && call.media.as_ref().is_none_or(CallMedia::caller_offer_pending);
+            let with_sdp = !msg.body().is_empty() && !call.a.early_media && call.media.as_ref().is_none_or(SdpState::caller_offer_pending);
             let a_tx = call.a.tx;
             let a_peer = call.a.source;
             let to_tag = call.a.to_tag.clone();
