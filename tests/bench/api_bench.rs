@@ -128,8 +128,8 @@ async fn main() -> anyhow::Result<()> {
     let st = store::Store::open(store::StoreOptions { path: server.db_path(), secret_key: store::SecretKey::parse(&key)?, sip_realm: None, max_connections: 1 }).await?;
     let t = Instant::now();
     let t0 = store::Timestamp::parse("2025-01-01T00:00:00Z").unwrap();
-    let dirs = [store::Direction::Inbound, store::Direction::Outbound, store::Direction::Internal];
-    let disp = [store::Disposition::Answered, store::Disposition::NoAnswer, store::Disposition::Busy, store::Disposition::Voicemail];
+    let dirs = [store::CallDirection::Inbound, store::CallDirection::Outbound, store::CallDirection::Internal];
+    let disp = [store::CallDisposition::Answered, store::CallDisposition::NoAnswer, store::CallDisposition::Busy, store::CallDisposition::Voicemail];
     let mut done = 0i64;
     while done < a.cdrs {
         let mut tx = st.begin().await?;

@@ -203,7 +203,7 @@ async fn cdr_list_filters_and_csv_export() -> anyhow::Result<()> {
     .await?;
     let t0 = store::Timestamp::parse("2026-01-10T09:00:00Z").unwrap();
     for i in 0..30i64 {
-        let dir = if i % 3 == 0 { store::Direction::Outbound } else { store::Direction::Inbound };
+        let dir = if i % 3 == 0 { store::CallDirection::Outbound } else { store::CallDirection::Inbound };
         let id = s
             .cdrs()
             .insert_start(&store::NewCdr {
@@ -224,7 +224,7 @@ async fn cdr_list_filters_and_csv_export() -> anyhow::Result<()> {
                 id,
                 &store::CdrEnd {
                     end_time: t0 + time_days(i) + time::Duration::seconds(30),
-                    disposition: store::Disposition::NoAnswer,
+                    disposition: store::CallDisposition::NoAnswer,
                     hangup_cause: Some("no_answer".into()),
                     flow_path: json!(["n1"]),
                     recording_file: None, trunk_id: None,

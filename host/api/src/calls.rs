@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
-use store::{CdrFilter, Direction, Disposition, Page, Timestamp};
+use store::{CdrFilter, CallDirection, CallDisposition, Page, Timestamp};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -23,7 +23,7 @@ pub struct ActiveCall {
     pub id: String,
     /// The caller's SIP Call-ID.
     pub call_id: String,
-    pub direction: Direction,
+    pub direction: CallDirection,
     pub caller_id_name: Option<String>,
     pub caller_id_num: String,
     /// The number dialled.
@@ -137,11 +137,11 @@ pub(crate) async fn dashboard_stats(State(state): State<AppState>) -> ApiResult<
         let now = Timestamp::now().unix_millis();
         Timestamp::from_unix_millis(now - now.rem_euclid(86_400_000))
     };
-    let today = |disposition: Option<Disposition>| CdrFilter { from: midnight, disposition, ..Default::default() };
+    let today = |disposition: Option<CallDisposition>| CdrFilter { from: midnight, disposition, ..Default::default() };
     let count = |f: CdrFilter| async move { store.cdrs().list(&f, Page::new(1, 0)).await.map(|p| p.total) };
     let calls_today = count(today(None)).await?;
-    let answered_today = count(today(Some(Disposition::Answered))).await?;
-    let missed_today = count(today(Some(Disposition::NoAnswer))).await? + count(today(Some(Disposition::Busy))).await?;
+    let answered_today = count(today(Some(CallDisposition::Answered))).await?;
+    let missed_today = count(today(Some(CallDisposition::NoAnswer))).await? + count(today(Some(CallDisposition::Busy))).await?;
     let voicemail_unread = store.voicemail_messages().unread_total().await?;
     Ok(Data::new(DashboardStats {
         active_calls: state.pbx().map_or(0, |p| p.health().calls),

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use store::{Cdr, CdrFilter, Direction, Disposition, Store, Timestamp};
+use store::{Cdr, CdrFilter, CallDirection, CallDisposition, Store, Timestamp};
 use utoipa::IntoParams;
 
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -23,9 +23,9 @@ pub struct CdrQuery {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
     #[param(inline)]
-    pub direction: Option<Direction>,
+    pub direction: Option<CallDirection>,
     #[param(inline)]
-    pub disposition: Option<Disposition>,
+    pub disposition: Option<CallDisposition>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub caller: Option<String>,

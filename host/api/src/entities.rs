@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
+use flow::graph::Graph;
 use serde::{Deserialize, Deserializer};
 use store::*;
 use utoipa::openapi::schema::{KnownFormat, SchemaFormat, SchemaType};
@@ -42,14 +43,14 @@ fn required<T>(e: &mut Errors, creating: bool, v: &Option<T>, field: &str) {
 }
 
 /// The number is free in the dial plan (extensions, conference bridges, mailbox numbers).
-async fn check_number_free(state: &AppState, e: &mut Errors, field: &str, number: &str, me: Option<(EntityKind, i64)>) -> ApiResult<()> {
+async fn check_number_free(state: &AppState, e: &mut Errors, field: &str, number: &str, me: Option<(ResourceKind, i64)>) -> ApiResult<()> {
     if let Some(o) = state.store().references().number_owners(number, me).await?.first() {
         e.add(field, format!("{number} is already used by {} \"{}\"", o.entity_type.replace('_', " "), o.name));
     }
     Ok(())
 }
 
-async fn check_exists(state: &AppState, e: &mut Errors, field: &str, kind: EntityKind, id: i64) -> ApiResult<()> {
+async fn check_exists(state: &AppState, e: &mut Errors, field: &str, kind: ResourceKind, id: i64) -> ApiResult<()> {
     if !state.store().references().exists(kind, id).await? {
         e.add(field, format!("no {} with id {id}", kind.as_str().replace('_', " ")));
     }
@@ -201,7 +202,7 @@ pub(crate) struct Extensions;
 
 impl Resource for Extensions {
     const PATH: &'static str = "/extensions";
-    const KIND: EntityKind = EntityKind::Extension;
+    const KIND: ResourceKind = ResourceKind::Extension;
     const LABEL: &'static str = "extension";
     const CREATE_REQUIRED: &'static [&'static str] = &["extension", "name", "sip_password"];
     type Row = Extension;
@@ -285,7 +286,7 @@ impl Resource for Extensions {
         }
         e.range("max_outbound_calls", f.max_outbound_calls, 0, 100);
         e.range("daily_outbound_minutes", f.daily_outbound_minutes, 0, 100_000);
-        let me = cur.map(|c| (EntityKind::Extension, c.id));
+        let me = cur.map(|c| (ResourceKind::Extension, c.id));
         if !e.has("extension") {
             check_number_free(state, &mut e, "extension", &f.extension, me).await?;
         }
@@ -384,7 +385,7 @@ pub(crate) struct Trunks;
 
 impl Resource for Trunks {
     const PATH: &'static str = "/trunks";
-    const KIND: EntityKind = EntityKind::Trunk;
+    const KIND: ResourceKind = ResourceKind::Trunk;
     const LABEL: &'static str = "trunk";
     const CREATE_REQUIRED: &'static [&'static str] = &["name", "type"];
     type Row = Trunk;
@@ -465,8 +466,16 @@ impl Resource for Trunks {
             e.check(CODECS.contains(&c.as_str()), format!("codecs[{n}]"), format!("must be one of {}", CODECS.join(", ")));
             e.check(seen.insert(c.clone()), format!("codecs[{n}]"), "is listed twice");
         }
+        let mut remote_hosts = Vec::with_capacity(f.remote_hosts.len());
         for (n, h) in f.remote_hosts.iter().enumerate() {
-            e.check(is_ip_or_cidr(h), format!("remote_hosts[{n}]"), "must be an IP address or CIDR block");
+            match RemoteHost::parse(h) {
+                Some(h) => remote_hosts.push(h),
+                None => e.add(format!("remote_hosts[{n}]"), "must be an IP address or CIDR block"),
+            }
+        }
+        if remote_hosts.len() == f.remote_hosts.len() {
+            // stored as parsed: what the SIP directory reads back
+            f.remote_hosts = remote_hosts.iter().map(RemoteHost::to_string).collect();
         }
         if let Some(p) = password.set_value() {
             e.check((1..=128).contains(&p.chars().count()), "password", "must be 1 to 128 characters");
@@ -579,7 +588,7 @@ pub(crate) struct OutboundRoutes;
 
 impl Resource for OutboundRoutes {
     const PATH: &'static str = "/outbound-routes";
-    const KIND: EntityKind = EntityKind::OutboundRoute;
+    const KIND: ResourceKind = ResourceKind::OutboundRoute;
     const LABEL: &'static str = "outbound route";
     const CREATE_REQUIRED: &'static [&'static str] = &["name", "patterns", "trunk_ids"];
     type Row = OutboundRoute;
@@ -655,7 +664,7 @@ impl Resource for OutboundRoutes {
         let mut seen = HashSet::new();
         for (n, t) in f.trunk_ids.iter().enumerate().filter(|_| f.trunk_ids.len() <= MAX_ROUTE_TRUNKS) {
             if seen.insert(*t) {
-                check_exists(state, &mut e, &format!("trunk_ids[{n}]"), EntityKind::Trunk, *t).await?;
+                check_exists(state, &mut e, &format!("trunk_ids[{n}]"), ResourceKind::Trunk, *t).await?;
             } else {
                 e.add(format!("trunk_ids[{n}]"), "is listed twice");
             }
@@ -664,7 +673,7 @@ impl Resource for OutboundRoutes {
         let mut seen = HashSet::new();
         for (n, x) in f.extension_ids.iter().enumerate().filter(|_| f.extension_ids.len() <= MAX_ROUTE_EXTENSIONS) {
             if seen.insert(*x) {
-                check_exists(state, &mut e, &format!("extension_ids[{n}]"), EntityKind::Extension, *x).await?;
+                check_exists(state, &mut e, &format!("extension_ids[{n}]"), ResourceKind::Extension, *x).await?;
             } else {
                 e.add(format!("extension_ids[{n}]"), "is listed twice");
             }
@@ -732,7 +741,7 @@ pub(crate) struct Numbers;
 
 impl Resource for Numbers {
     const PATH: &'static str = "/numbers";
-    const KIND: EntityKind = EntityKind::InboundNumber;
+    const KIND: ResourceKind = ResourceKind::InboundNumber;
     const LABEL: &'static str = "inbound number";
     const CREATE_REQUIRED: &'static [&'static str] = &["number"];
     type Row = InboundNumber;
@@ -767,16 +776,14 @@ impl Resource for Numbers {
         }
         e.opt_len("name", &f.name, 100);
         if let Some(t) = f.trunk_id {
-            check_exists(state, &mut e, "trunk_id", EntityKind::Trunk, t).await?;
+            check_exists(state, &mut e, "trunk_id", ResourceKind::Trunk, t).await?;
         }
         match (f.flow_id, &f.flow_entry_node) {
             (Some(fid), entry) => match state.store().call_flows().get(fid).await? {
                 None => e.add("flow_id", format!("no call flow with id {fid}")),
                 Some(flow) => {
                     if let Some(node) = entry {
-                        let found = flow.flow_data["nodes"]
-                            .as_array()
-                            .is_some_and(|ns| ns.iter().any(|n| n["id"].as_str() == Some(node.as_str())));
+                        let found = Graph::deserialize(&flow.flow_data).is_ok_and(|g| g.node(node).is_some());
                         e.check(found, "flow_entry_node", format!("flow \"{}\" has no node {node}", flow.name));
                     }
                 }
@@ -845,7 +852,7 @@ pub(crate) struct VoicemailBoxes;
 
 impl Resource for VoicemailBoxes {
     const PATH: &'static str = "/voicemail-boxes";
-    const KIND: EntityKind = EntityKind::VoicemailBox;
+    const KIND: ResourceKind = ResourceKind::VoicemailBox;
     const LABEL: &'static str = "voicemail box";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = VoicemailBox;
@@ -899,11 +906,11 @@ impl Resource for VoicemailBoxes {
         e.range("max_messages", f.max_messages, 1, 1000);
         e.range("retention_days", f.retention_days, 0, 3650);
         if let Some(x) = f.notify_extension_id {
-            check_exists(state, &mut e, "notify_extension_id", EntityKind::Extension, x).await?;
+            check_exists(state, &mut e, "notify_extension_id", ResourceKind::Extension, x).await?;
         }
         if let Some(n) = f.mailbox_number.clone() {
             if is_internal_number(&n) {
-                check_number_free(state, &mut e, "mailbox_number", &n, cur.map(|c| (EntityKind::VoicemailBox, c.row.id))).await?;
+                check_number_free(state, &mut e, "mailbox_number", &n, cur.map(|c| (ResourceKind::VoicemailBox, c.row.id))).await?;
             } else {
                 e.add("mailbox_number", "must be 2 to 6 digits");
             }
@@ -950,7 +957,7 @@ pub(crate) struct RingGroups;
 
 impl Resource for RingGroups {
     const PATH: &'static str = "/ring-groups";
-    const KIND: EntityKind = EntityKind::RingGroup;
+    const KIND: ResourceKind = ResourceKind::RingGroup;
     const LABEL: &'static str = "ring group";
     const CREATE_REQUIRED: &'static [&'static str] = &["name", "members"];
     type Row = RingGroup;
@@ -1052,7 +1059,7 @@ pub(crate) struct IvrMenus;
 
 impl Resource for IvrMenus {
     const PATH: &'static str = "/ivr-menus";
-    const KIND: EntityKind = EntityKind::IvrMenu;
+    const KIND: ResourceKind = ResourceKind::IvrMenu;
     const LABEL: &'static str = "IVR menu";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = IvrMenu;
@@ -1138,7 +1145,7 @@ pub(crate) struct TimeSwitches;
 
 impl Resource for TimeSwitches {
     const PATH: &'static str = "/time-switches";
-    const KIND: EntityKind = EntityKind::TimeSwitch;
+    const KIND: ResourceKind = ResourceKind::TimeSwitch;
     const LABEL: &'static str = "time switch";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = TimeSwitch;
@@ -1248,7 +1255,7 @@ pub(crate) struct Conferences;
 
 impl Resource for Conferences {
     const PATH: &'static str = "/conferences";
-    const KIND: EntityKind = EntityKind::ConferenceBridge;
+    const KIND: ResourceKind = ResourceKind::ConferenceBridge;
     const LABEL: &'static str = "conference bridge";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = ConferenceBridge;
@@ -1287,7 +1294,7 @@ impl Resource for Conferences {
         e.range("max_members", f.max_members, 2, 100);
         if let Some(n) = f.extension.clone() {
             if is_internal_number(&n) {
-                check_number_free(state, &mut e, "extension", &n, cur.map(|c| (EntityKind::ConferenceBridge, c.row.id))).await?;
+                check_number_free(state, &mut e, "extension", &n, cur.map(|c| (ResourceKind::ConferenceBridge, c.row.id))).await?;
             } else {
                 e.add("extension", "must be 2 to 6 digits");
             }
@@ -1325,76 +1332,41 @@ pub struct CallFlowInput {
 
 const MAX_NODES: usize = 500;
 
-/// Checks the graph's shape and that the entities its nodes link to exist.
-async fn validate_graph(state: &AppState, e: &mut Errors, g: &serde_json::Value) -> ApiResult<()> {
-    let Some(obj) = g.as_object() else {
-        e.add("flow_data", "must be an object with nodes and edges");
-        return Ok(());
-    };
-    for k in obj.keys() {
-        if !matches!(k.as_str(), "nodes" | "edges" | "viewport" | "settings") {
-            e.add(format!("flow_data.{k}"), "unknown field (expected nodes, edges, viewport, settings)");
-        }
+/// What a draft must be beyond its shape: known top-level keys, at most [`MAX_NODES`]
+/// nodes, node ids unique and at most 100 characters, edges between nodes of the flow, and
+/// the entities nodes link to existing. What a node's type, config and outputs must be is
+/// the flow engine's validator's, at publishing.
+async fn check_graph(state: &AppState, e: &mut Errors, g: &Graph) -> ApiResult<()> {
+    for k in g.extra.keys().filter(|k| *k != "viewport") {
+        e.add(format!("flow_data.{k}"), "unknown field (expected nodes, edges, viewport, settings)");
     }
-    // the flow-wide fallback ({fallback_node, fallback_prompt}); the flow engine checks its meaning
-    if let Some(s) = obj.get("settings") {
-        e.check(s.is_object(), "flow_data.settings", "must be an object (fallback_node, fallback_prompt)");
-    }
-    let nodes = match obj.get("nodes") {
-        Some(serde_json::Value::Array(a)) => a.as_slice(),
-        None => &[],
-        Some(_) => {
-            e.add("flow_data.nodes", "must be an array");
-            &[]
-        }
-    };
-    e.check(nodes.len() <= MAX_NODES, "flow_data.nodes", format!("at most {MAX_NODES} nodes"));
+    e.check(g.nodes.len() <= MAX_NODES, "flow_data.nodes", format!("at most {MAX_NODES} nodes"));
     let mut ids = HashSet::new();
-    for (n, node) in nodes.iter().enumerate() {
+    for (n, node) in g.nodes.iter().enumerate() {
         let p = format!("flow_data.nodes[{n}]");
-        match node["id"].as_str() {
-            Some(id) if !id.is_empty() && id.len() <= 100 => {
-                e.check(ids.insert(id.to_owned()), format!("{p}.id"), "is used by another node");
-            }
-            _ => e.add(format!("{p}.id"), "must be a non-empty string of at most 100 characters"),
+        if node.id.is_empty() || node.id.len() > 100 {
+            e.add(format!("{p}.id"), "must be a non-empty string of at most 100 characters");
+        } else {
+            e.check(ids.insert(node.id.as_str()), format!("{p}.id"), "is used by another node");
         }
-        e.check(node["type"].as_str().is_some_and(|t| !t.is_empty() && t.len() <= 100), format!("{p}.type"), "must be a non-empty string");
-        if let Some(pos) = node.get("position") {
-            e.check(pos["x"].is_number() && pos["y"].is_number(), format!("{p}.position"), "must be {x: number, y: number}");
-        }
-        let data = &node["data"];
-        if !data.is_null() && !data.is_object() {
-            e.add(format!("{p}.data"), "must be an object");
-            continue;
-        }
-        if let Some(kind) = data.get("entity_type").filter(|v| !v.is_null()) {
-            match kind.as_str().and_then(EntityKind::parse) {
+        e.check(!node.node_type.is_empty() && node.node_type.len() <= 100, format!("{p}.type"), "must be a non-empty string");
+        if let Some(kind) = &node.data.entity_type {
+            match ResourceKind::parse(kind) {
                 None => e.add(format!("{p}.data.entity_type"), "unknown entity type"),
                 // no entity linked (a transfer to a number outside, an unfinished node): the
                 // draft saves; Validate and Publish say when the node needs one
-                Some(kind) => match &data["entity_id"] {
-                    serde_json::Value::Null => {}
-                    v => match v.as_i64() {
-                        None => e.add(format!("{p}.data.entity_id"), "must be the id of the linked entity, or null"),
-                        Some(id) => check_exists(state, e, &format!("{p}.data.entity_id"), kind, id).await?,
-                    },
+                Some(kind) => match node.data.entity_id {
+                    None => {}
+                    Some(id) => check_exists(state, e, &format!("{p}.data.entity_id"), kind, id).await?,
                 },
             }
         }
     }
-    let edges = match obj.get("edges") {
-        Some(serde_json::Value::Array(a)) => a.as_slice(),
-        None => &[],
-        Some(_) => {
-            e.add("flow_data.edges", "must be an array");
-            &[]
-        }
-    };
-    for (n, edge) in edges.iter().enumerate() {
+    for (n, edge) in g.edges.iter().enumerate() {
         let p = format!("flow_data.edges[{n}]");
-        e.check(edge["id"].as_str().is_some_and(|s| !s.is_empty()), format!("{p}.id"), "must be a non-empty string");
-        for end in ["source", "target"] {
-            e.check(edge[end].as_str().is_some_and(|s| ids.contains(s)), format!("{p}.{end}"), "must be the id of a node of this flow");
+        e.check(!edge.id.is_empty(), format!("{p}.id"), "must be a non-empty string");
+        for (end, id) in [("source", &edge.source), ("target", &edge.target)] {
+            e.check(ids.contains(id.as_str()), format!("{p}.{end}"), "must be the id of a node of this flow");
         }
     }
     Ok(())
@@ -1404,7 +1376,7 @@ pub(crate) struct Flows;
 
 impl Resource for Flows {
     const PATH: &'static str = "/flows";
-    const KIND: EntityKind = EntityKind::CallFlow;
+    const KIND: ResourceKind = ResourceKind::CallFlow;
     const LABEL: &'static str = "call flow";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = CallFlow;
@@ -1433,7 +1405,9 @@ impl Resource for Flows {
         if !e.has("name") {
             e.non_empty("name", &f.name, 100);
         }
-        validate_graph(state, &mut e, &f.flow_data).await?;
+        if let Some(graph) = parse_graph(&mut e, &f.flow_data) {
+            check_graph(state, &mut e, &graph).await?;
+        }
         e.finish()?;
         Ok((f, vec![]))
     }

@@ -166,6 +166,28 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<pbx::Error> for ApiError {
+    fn from(e: pbx::Error) -> Self {
+        match e {
+            pbx::Error::NotFound => ApiError::NotFound,
+            pbx::Error::Invalid(problems) => {
+                ApiError::Validation(problems.into_iter().map(|p| FieldError { field: p.field, message: p.message }).collect())
+            }
+            pbx::Error::FlowInvalid(problems) => {
+                let n = problems.iter().filter(|p| p.severity == flow::validate::Severity::Error).count();
+                ApiError::FlowInvalid {
+                    message: format!("the flow has {n} error(s); nothing was changed"),
+                    problems: problems.iter().filter_map(|p| serde_json::to_value(p).ok()).collect(),
+                }
+            }
+            pbx::Error::Conflict { message, references } => ApiError::Conflict { message, references },
+            pbx::Error::Unavailable(m) => ApiError::Unavailable(m),
+            pbx::Error::Store(e) => e.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -17,7 +17,7 @@ use crate::error::{ApiError, FieldError};
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
 /// Turns a serde_path_to_error failure into a field-naming error.
-fn path_error(path: &serde_path_to_error::Path, inner: &str) -> FieldError {
+pub(crate) fn path_error(path: &serde_path_to_error::Path, inner: &str) -> FieldError {
     let base = path.to_string();
     let base = if base == "." || base == "?" { String::new() } else { base };
     // unknown/missing fields are reported on the parent; name the field itself

@@ -1,25 +1,14 @@
-//! The flow engine behind the REST API: the node registry, validating, publishing, rolling
-//! back, diffing and simulating flows, and keeping the engine in step with storage.
+//! The flow routes: the node registry, validating, publishing, rolling back, diffing and
+//! simulating flows. Each handler parses its input, calls the flow runtime of the
+//! application layer (`pbx::flows`) and maps the answer onto the wire; publishing and
+//! everything else that changes the engine lives there.
 //!
-//! - [`FlowRuntime`]: the engine plus what the API keeps beside it (the publish lock, which
-//!   version of each flow is live). [`AppState::start_flow_engine`] fills the engine from the
-//!   store at start-up: entities, enabled plugins, and the live version of every published
-//!   flow, prepared with the plugin versions it was published with.
-//! - Routes: `GET /node-types`, `POST /node-types/{id}/outputs`, `POST /flows/{id}/validate`,
-//!   `POST /flows/{id}/publish`, `POST /flows/{id}/rollback`,
-//!   `GET /flows/{id}/versions/{a}/diff/{b}`, `POST /flows/{id}/simulate`.
-//! - [`AppState::entity_changed`]: after every committed change to an entity (the generic
-//!   CRUD layer calls it), the engine's entity cache is refreshed; a deleted flow stops
-//!   taking calls.
-//!
-//! Publishing: validate → prepare (link the components) → insert the immutable
-//! `flow_versions` row (with the plugin versions it runs, and its audit row) → swap it in.
-//! Calls in progress keep the version they started with; the next call gets the new one as
-//! soon as the request returns.
+//! Routes: `GET /node-types`, `POST /node-types/{id}/outputs`, `POST /flows/{id}/validate`,
+//! `POST /flows/{id}/publish`, `POST /flows/{id}/rollback`,
+//! `GET /flows/{id}/versions/{a}/diff/{b}`, `POST /flows/{id}/simulate`. Flow routes wait
+//! (up to 60 s) while the engine starts in the background.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -27,362 +16,41 @@ use axum::routing::{get, post};
 use axum::Router;
 use flow::entity::Entity;
 use flow::graph::{Graph, GraphEdge};
-use flow::sim::{Answer, CannedResponse, MenuDtmf, Script, SimReport, SimTarget};
-use flow::trace::Outcome;
-use flow::types::{Capability, NodeTypeInfo, OutputDecl, PluginGrants};
+use flow::sim::{Answer, CannedResponse, MenuDtmf, Script};
+use flow::types::{NodeTypeInfo, OutputDecl};
 use flow::validate::Problem;
-use flow::{Engine, PreparedFlow};
+use pbx::flows::{FlowRuntime, FlowService, OutputsQuery, Published, Simulation, VersionSel};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use store::{EntityKind, FlowVersion, Page, Plugin, Store};
+use store::ResourceKind;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{parse_json, Data, Json, List, ListMeta, PathParams};
-use crate::flow_sync;
 use crate::AppState;
 
-/// Where uploaded plugin components live, relative to the data dir: `<sha256>.wasm`.
-pub const PLUGINS_DIR: &str = "plugins";
-
-/// The flow engine and what the API keeps beside it. Cheap to clone.
-#[derive(Clone)]
-pub struct FlowRuntime(Arc<RuntimeInner>);
-
-struct RuntimeInner {
-    engine: Engine,
-    data_dir: PathBuf,
-    /// Publishing, rolling back and re-preparing after a grant change run one at a time, so
-    /// a version number is prepared, written and installed in order.
-    publish: tokio::sync::Mutex<()>,
-    /// flow id → the version live in the engine.
-    live: Mutex<BTreeMap<i64, i64>>,
-    /// flow id → why its live version could not be loaded at start-up.
-    failed: Mutex<BTreeMap<i64, String>>,
-}
-
-/// What start-up loaded into the engine.
-#[derive(Debug, Clone, Default)]
-pub struct FlowBoot {
-    pub entities: usize,
-    pub plugins: usize,
-    pub flows: usize,
-    /// Flows (id, reason) whose live version could not be loaded: calls to them are not
-    /// routed by a flow until they are published again.
-    pub failed: Vec<(i64, String)>,
-}
-
-impl FlowRuntime {
-    /// The engine (for the call wiring: `published`, `run_call`).
-    pub fn engine(&self) -> &Engine {
-        &self.0.engine
-    }
-
-    fn set_live(&self, flow_id: i64, version: Option<i64>) {
-        let mut live = self.0.live.lock().unwrap_or_else(|e| e.into_inner());
-        match version {
-            Some(v) => live.insert(flow_id, v),
-            None => live.remove(&flow_id),
-        };
-        self.0.failed.lock().unwrap_or_else(|e| e.into_inner()).remove(&flow_id);
-    }
-
-    /// Reads a plugin's component file.
-    pub(crate) async fn plugin_bytes(&self, p: &Plugin) -> Result<Vec<u8>, String> {
-        plugin_bytes(&self.0.data_dir, p).await
-    }
-
-    /// See [`load_version`].
-    pub(crate) async fn load_version(&self, store: &Store, row: &FlowVersion, as_version: i64) -> Result<Arc<PreparedFlow>, flow::Error> {
-        load_version(&self.0.engine, store, &self.0.data_dir, row, as_version).await
-    }
-
-    /// Loads the live version of every published flow into the engine (start-up).
-    async fn load_published(&self, store: &Store) -> Result<(usize, Vec<(i64, String)>), store::StoreError> {
-        let mut ok = 0;
-        let mut failed = Vec::new();
-        for f in store.call_flows().list_summaries(Page::all()).await?.items {
-            if !f.published {
-                continue;
-            }
-            let Some(row) = store.flow_versions().latest(f.id).await? else { continue };
-            match self.load_version(store, &row, row.version).await {
-                Ok(p) => {
-                    self.0.engine.install(p);
-                    self.set_live(f.id, Some(row.version));
-                    ok += 1;
-                }
-                Err(e) => {
-                    let why = flow_error_text(&e);
-                    tracing::error!(flow = f.id, version = row.version, error = %why, "the live version of a flow could not be loaded; calls to it are not routed by it until it is published again");
-                    self.0.failed.lock().unwrap_or_else(|e| e.into_inner()).insert(f.id, why.clone());
-                    failed.push((f.id, why));
-                }
-            }
-        }
-        Ok((ok, failed))
-    }
-
-    /// Prepares again the live versions that run the plugin version `sha256` (after its
-    /// grants changed: what an administrator grants or revokes applies to the next call).
-    pub(crate) async fn reload_flows_using(&self, store: &Store, sha256: &str) {
-        let _g = self.0.publish.lock().await;
-        let live: Vec<(i64, i64)> = self.0.live.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(f, v)| (*f, *v)).collect();
-        for (flow_id, version) in live {
-            let uses = self.0.engine.published(flow_id).is_some_and(|p| p.plugins().values().any(|s| s == sha256));
-            if !uses {
-                continue;
-            }
-            let row = match store.flow_versions().get(flow_id, version).await {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::error!(flow = flow_id, error = %e, "could not reload a flow after a grant change");
-                    continue;
-                }
-            };
-            match self.load_version(store, &row, version).await {
-                Ok(p) => self.0.engine.install(p),
-                Err(e) => tracing::error!(flow = flow_id, version, error = %flow_error_text(&e), "could not reload a flow after a grant change; it keeps the grants it had"),
-            }
-        }
-    }
-}
-
-/// Reads a plugin's component file (`data_dir` + the row's `file_path`).
-async fn plugin_bytes(data_dir: &Path, p: &Plugin) -> Result<Vec<u8>, String> {
-    let path = data_dir.join(&p.file_path);
-    tokio::fs::read(&path).await.map_err(|e| format!("reading {}: {e}", path.display()))
-}
-
-/// Prepares a stored flow version as version `as_version` of its flow (not installed), with
-/// the plugin versions it was published with: those whose rows and files still exist; the
-/// others resolve to what is installed now. What start-up, rollback, simulating an old
-/// version and `flowpbx flow simulate` load.
-pub async fn load_version(engine: &Engine, store: &Store, data_dir: &Path, row: &FlowVersion, as_version: i64) -> Result<Arc<PreparedFlow>, flow::Error> {
-    let graph = Graph::from_value(row.flow_data.clone())?;
-    let pins: Vec<(String, String)> = row.plugins.as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect();
-    if pins.is_empty() {
-        return engine.prepare(row.flow_id, as_version, graph).await;
-    }
-    let rows = store.plugins().list(Page::all()).await.map_err(|e| flow::Error::Engine(e.to_string()))?.items;
-    let mut pinned: Vec<(Vec<u8>, PluginGrants)> = Vec::new();
-    for (id, sha) in &pins {
-        let Some(p) = rows.iter().find(|p| &p.sha256 == sha) else {
-            tracing::warn!(flow = row.flow_id, version = row.version, plugin = %id, "the plugin version this flow version was published with is gone; using the installed one");
-            continue;
-        };
-        match plugin_bytes(data_dir, p).await {
-            Ok(b) => pinned.push((b, plugin_grants(p))),
-            Err(e) => tracing::warn!(flow = row.flow_id, plugin = %id, error = %e, "pinned plugin unreadable; using the installed one"),
-        }
-    }
-    let e = engine.clone();
-    let reg = tokio::task::spawn_blocking(move || {
-        let refs: Vec<(&[u8], &PluginGrants)> = pinned.iter().map(|(b, g)| (b.as_slice(), g)).collect();
-        e.registry_pinned(&refs)
-    })
-    .await
-    .map_err(|e| flow::Error::Engine(e.to_string()))??;
-    engine.prepare_in(row.flow_id, as_version, graph, &reg).await
-}
-
-/// Installs every enabled plugin row into the engine's registry. Returns how many loaded;
-/// one that does not is logged and skipped.
-pub async fn install_enabled_plugins(engine: &Engine, store: &Store, data_dir: &Path) -> Result<usize, store::StoreError> {
-    let mut n = 0;
-    for p in store.plugins().list_enabled().await? {
-        match install_plugin_row(engine, data_dir, &p).await {
-            Ok(_) => n += 1,
-            Err(e) => tracing::error!(plugin = %p.key(), version = %p.version, error = %e, "an enabled plugin could not be installed"),
-        }
-    }
-    Ok(n)
-}
-
-/// Installs one plugin row (enabled, with its grants) into the registry, on a blocking
-/// thread.
-async fn install_plugin_row(engine: &Engine, data_dir: &Path, p: &Plugin) -> Result<NodeTypeInfo, String> {
-    let bytes = plugin_bytes(data_dir, p).await?;
-    let granted = plugin_grants(p);
-    let engine = engine.clone();
-    tokio::task::spawn_blocking(move || engine.install_plugin(&bytes, &granted))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-}
-
-/// What a plugins row grants (`granted_capabilities`: capabilities, networks and ports, or
-/// the column's first shape, a list of capabilities); unreadable entries are skipped.
-pub(crate) fn plugin_grants(p: &Plugin) -> PluginGrants {
-    let (g, bad) = PluginGrants::from_stored(&p.granted_capabilities);
-    for b in bad {
-        tracing::warn!(plugin = %p.key(), version = %p.version, entry = %b, "ignoring an unreadable stored grant");
-    }
-    g
-}
-
-/// Capabilities stored in a plugins row (a JSON array of strings); unreadable ones are
-/// skipped.
-pub(crate) fn capabilities(v: &Value) -> Vec<Capability> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| match c.as_str().map(str::parse::<Capability>) {
-            Some(Ok(c)) => Some(c),
-            _ => {
-                tracing::warn!(capability = %c, "ignoring an unreadable stored capability");
-                None
-            }
-        })
-        .collect()
-}
-
-/// Where the flow engine's start is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineState {
-    /// Nothing started it (yet): flow routes wait for a while, then answer 503.
-    NotStarted,
-    /// Starting in the background ([`AppState::flow_engine_starting`]).
-    Starting,
-    /// Serving.
-    Ready,
-    /// Could not start ([`AppState::flow_engine_failed`]).
-    Failed,
-}
-
-/// How long a flow request waits for the engine to finish starting.
-const FLOW_ENGINE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
 impl AppState {
-    /// Starts the flow engine's side of the API: fills `engine` from the store (entities,
-    /// enabled plugins, the live version of every published flow) and serves the flow
-    /// routes with it. Call once, before serving.
-    pub async fn start_flow_engine(&self, engine: Engine) -> Result<FlowBoot, ApiError> {
-        let rt = FlowRuntime(Arc::new(RuntimeInner {
-            engine,
-            data_dir: self.config().data_dir.clone(),
-            publish: tokio::sync::Mutex::new(()),
-            live: Mutex::new(BTreeMap::new()),
-            failed: Mutex::new(BTreeMap::new()),
-        }));
-        let store = self.store();
-        let mut boot = FlowBoot { entities: flow_sync::load_entities(store, &rt.engine().services().entities).await?, ..FlowBoot::default() };
-        boot.plugins = install_enabled_plugins(rt.engine(), store, &rt.0.data_dir).await?;
-        let (flows, failed) = rt.load_published(store).await?;
-        boot.flows = flows;
-        boot.failed = failed;
-        let probe_rt = rt.clone();
-        self.register_health(
-            "flows",
-            Arc::new(move || {
-                let live = probe_rt.0.live.lock().map(|l| l.len()).unwrap_or(0);
-                let failed = probe_rt.0.failed.lock().map(|f| f.keys().map(|k| k.to_string()).collect::<Vec<_>>()).unwrap_or_default();
-                crate::ComponentStatus {
-                    status: if failed.is_empty() { "ok" } else { "degraded" },
-                    detail: Some(if failed.is_empty() {
-                        format!("{} node types, {live} flows live", probe_rt.engine().node_types().len())
-                    } else {
-                        format!("{live} flows live; not loaded: flows {}", failed.join(", "))
-                    }),
-                }
-            }),
-        );
-        if self.0.flows.set(rt).is_err() {
-            return Err(ApiError::Internal("the flow engine was started twice".into()));
-        }
-        self.0.flows_ready.send_replace(EngineState::Ready);
-        Ok(boot)
+    /// The flow runtime's slot and lifecycle (the binary starts the engine through it).
+    pub fn flow_service(&self) -> &FlowService {
+        &self.0.flows
     }
 
-    /// The flow engine could not start: flow routes answer 503 at once instead of waiting.
-    pub fn flow_engine_failed(&self, why: &str) {
-        self.0.flows_ready.send_replace(EngineState::Failed);
-        let why = why.to_owned();
-        self.register_health("flows", Arc::new(move || crate::ComponentStatus { status: "down", detail: Some(why.clone()) }));
-    }
-
-    /// The flow engine is starting in the background (compiling the node components on a
-    /// first start): health says so, and flow routes wait for it.
-    pub fn flow_engine_starting(&self) {
-        self.0.flows_ready.send_if_modified(|s| {
-            let was = *s;
-            if was == EngineState::NotStarted {
-                *s = EngineState::Starting;
-            }
-            was == EngineState::NotStarted
-        });
-        self.register_health("flows", Arc::new(|| crate::ComponentStatus { status: "starting", detail: Some("loading node components".into()) }));
-    }
-
-    /// The flow runtime, once started ([`AppState::start_flow_engine`]).
+    /// The flow runtime, once started.
     pub fn flow_runtime(&self) -> Option<&FlowRuntime> {
-        self.0.flows.get()
+        self.0.flows.runtime()
     }
 
-    /// The flow runtime; while the engine starts (at most a few seconds, on a first start
-    /// with an empty component cache) a request waits for it rather than failing.
+    /// The flow runtime; while the engine starts a request waits for it rather than failing.
     pub(crate) async fn flows(&self) -> ApiResult<&FlowRuntime> {
-        if let Some(rt) = self.flow_runtime() {
-            return Ok(rt);
-        }
-        let mut ready = self.0.flows_ready.subscribe();
-        let waited = tokio::time::timeout(FLOW_ENGINE_WAIT, ready.wait_for(|s| matches!(s, EngineState::Ready | EngineState::Failed))).await;
-        match (waited, self.flow_runtime()) {
-            (_, Some(rt)) => Ok(rt),
-            (Err(_), None) => Err(ApiError::Unavailable("the flow engine is still starting; try again".into())),
-            (Ok(_), None) => Err(ApiError::Unavailable("the flow engine is not running (see the log and /api/v1/health)".into())),
-        }
+        Ok(self.0.flows.ready().await?)
     }
 
     /// Tells the flow engine an entity changed (created, updated or deleted, and
     /// committed): nodes see the change on their next run. Every writer of an entity calls
     /// it; the generic CRUD layer does for the entity routes.
-    pub async fn entity_changed(&self, kind: EntityKind, id: i64) {
-        // while the engine starts (its entity cache may already be loaded) the change waits
-        // for it, so that it is not lost
-        let starting = *self.0.flows_ready.borrow() == EngineState::Starting;
-        let rt = match self.flow_runtime() {
-            Some(rt) => rt,
-            None if starting => match self.flows().await {
-                Ok(rt) => rt,
-                Err(_) => return,
-            },
-            None => return,
-        };
-        if kind == EntityKind::CallFlow {
-            match self.store().call_flows().get(id).await {
-                Ok(None) => {
-                    if rt.engine().unpublish(id).is_some() {
-                        tracing::info!(flow = id, "a deleted flow no longer takes calls");
-                    }
-                    rt.set_live(id, None);
-                }
-                Ok(Some(_)) => {}
-                Err(e) => tracing::error!(flow = id, error = %e, "could not check a changed flow"),
-            }
-            return;
-        }
-        flow_sync::refresh_entity(self.store(), &rt.engine().services().entities, kind, id).await;
-    }
-}
-
-/// Installs an enabled plugin row into the engine's registry. Returns its node type.
-pub(crate) async fn install_plugin(rt: &FlowRuntime, p: &Plugin) -> Result<NodeTypeInfo, String> {
-    install_plugin_row(rt.engine(), &rt.0.data_dir, p).await
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-fn flow_error_text(e: &flow::Error) -> String {
-    match e {
-        flow::Error::Invalid(problems) => {
-            let errors: Vec<String> = problems.iter().filter(|p| p.severity == flow::validate::Severity::Error).map(|p| p.message.clone()).collect();
-            format!("the flow has errors: {}", errors.join("; "))
-        }
-        other => other.to_string(),
+    pub async fn entity_changed(&self, kind: ResourceKind, id: i64) {
+        self.0.flows.entity_changed(kind, id).await;
     }
 }
 
@@ -390,23 +58,9 @@ fn problems_json(problems: &[Problem]) -> Vec<Value> {
     problems.iter().filter_map(|p| serde_json::to_value(p).ok()).collect()
 }
 
-/// Maps a flow engine error onto the wire: the client's mistakes are 4xx naming what is
-/// wrong (`field` for a shape or script error), a missing thing is 404, the rest 500.
-pub(crate) fn flow_error(e: flow::Error, field: &str) -> ApiError {
-    match e {
-        flow::Error::Invalid(problems) => {
-            let n = problems.iter().filter(|p| p.severity == flow::validate::Severity::Error).count();
-            ApiError::FlowInvalid { message: format!("the flow has {n} error(s); nothing was changed"), problems: problems_json(&problems) }
-        }
-        flow::Error::Graph(m) => ApiError::field("flow_data", m),
-        flow::Error::Plugin(m) | flow::Error::Script(m) => ApiError::field(field, m),
-        flow::Error::NotFound(_) => ApiError::NotFound,
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
-fn parse_graph(v: &Value) -> ApiResult<Graph> {
-    Graph::from_value(v.clone()).map_err(|e| flow_error(e, "flow_data"))
+/// A graph given in a request: unreadable names `flow_data`.
+fn parse_graph(v: Value) -> ApiResult<Graph> {
+    Graph::from_value(v).map_err(|e| ApiError::from(pbx::Error::from_flow(e, "flow_data")))
 }
 
 /// An optional JSON body: empty is `T::default()`.
@@ -475,36 +129,8 @@ pub struct OutputsRequest {
               (status = 404, body = crate::error::ErrorEnvelope), (status = 422, description = "the node rejects the config or entity", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn node_outputs(State(state): State<AppState>, PathParams(type_id): PathParams<String>, Json(req): Json<OutputsRequest>) -> ApiResult<Data<Vec<OutputDecl>>> {
     let rt = state.flows().await?;
-    let reg = rt.engine().registry();
-    let t = reg.get(&type_id).ok_or(ApiError::NotFound)?;
-    let declared = t.info.entity_kind.clone();
-    let kind_name = match (&req.entity_type, &declared) {
-        (Some(given), Some(d)) if given != d => return Err(ApiError::field("entity_type", format!("{type_id} links a {d}, not a {given}"))),
-        (Some(given), _) => Some(given.clone()),
-        (None, d) => d.clone(),
-    };
-    let kind = match &kind_name {
-        Some(k) => Some(flow::entity::EntityKind::parse(k).ok_or_else(|| ApiError::field("entity_type", format!("{k} is not an entity type")))?),
-        None => None,
-    };
-    let entity: Option<Entity> = match (kind, req.entity, req.entity_id) {
-        (Some(k), Some(mut values), id) => {
-            flow_sync::resolve_prompts(state.store(), k, &mut values).await?;
-            Some(flow_sync::sdk_entity(k, id.unwrap_or(0), &values).map_err(|m| ApiError::field("entity", m))?)
-        }
-        (Some(k), None, Some(id)) => {
-            let c = rt.engine().services().entities.get(k, id).ok_or_else(|| ApiError::field("entity_id", format!("no {k} with id {id}")))?;
-            Some((*c.entity).clone())
-        }
-        (None, Some(_), _) | (None, None, Some(_)) => return Err(ApiError::field("entity_type", format!("{type_id} links no entity"))),
-        _ => None,
-    };
-    let config = req.config.unwrap_or_else(|| json!({}));
-    match rt.engine().node_outputs(&type_id, &config, entity.as_ref()).await {
-        Ok(Ok(o)) => Ok(Data::new(o)),
-        Ok(Err(why)) => Err(ApiError::field("config", why)),
-        Err(e) => Err(flow_error(e, "config")),
-    }
+    let q = OutputsQuery { config: req.config, entity_type: req.entity_type, entity_id: req.entity_id, entity: req.entity };
+    Ok(Data::new(rt.node_outputs(&type_id, q).await?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -535,10 +161,8 @@ pub struct ValidationReport {
     responses((status = 200, body = inline(Data<ValidationReport>)), (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn validate_flow(State(state): State<AppState>, PathParams(id): PathParams<i64>, body: Bytes) -> ApiResult<Data<ValidationReport>> {
     let req: ValidateRequest = optional_body(&body)?;
-    let rt = state.flows().await?;
-    let flow = state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
-    let graph = parse_graph(req.flow_data.as_ref().unwrap_or(&flow.flow_data))?;
-    let problems = rt.engine().validate(Some(id), &graph).await;
+    let graph = req.flow_data.map(parse_graph).transpose()?;
+    let problems = state.flows().await?.validate(id, graph).await?;
     Ok(Data::new(ValidationReport { valid: !flow::validate::has_errors(&problems), problems: problems_json(&problems) }))
 }
 
@@ -563,56 +187,29 @@ pub struct PublishedVersion {
     pub rolled_back_to: Option<i64>,
 }
 
-/// Writes `prepared` as the next version of its flow (with its audit row) and swaps it in.
-/// The caller holds the publish lock.
-async fn commit_version(state: &AppState, caller: &Caller, rt: &FlowRuntime, prepared: Arc<PreparedFlow>, graph: &Value, rolled_back_to: Option<i64>) -> ApiResult<PublishedVersion> {
-    let flow_id = prepared.flow_id;
-    let pins = json!(prepared.plugins());
-    let actor = caller.actor();
-    let mut tx = state.store().begin().await?;
-    let v = tx.flow_versions().publish_pinned(flow_id, graph, &pins, &actor.name).await?;
-    if v.version != prepared.version {
-        // Only this process writes versions, under the publish lock.
-        return Err(ApiError::Internal(format!("flow {flow_id}: prepared version {} but the store numbered it {}", prepared.version, v.version)));
+impl From<Published> for PublishedVersion {
+    fn from(p: Published) -> Self {
+        let v = p.version;
+        PublishedVersion {
+            id: v.id,
+            flow_id: v.flow_id,
+            version: v.version,
+            published_by: v.published_by,
+            published_at: v.published_at,
+            plugins: v.plugins,
+            live: true,
+            warnings: problems_json(&p.warnings),
+            rolled_back_to: p.rolled_back_to,
+        }
     }
-    let (action, after) = match rolled_back_to {
-        Some(from) => ("rollback", json!({"version": v.version, "graph_of_version": from, "plugins": pins})),
-        None => ("publish", json!({"version": v.version, "plugins": pins, "warnings": prepared.warnings.len()})),
-    };
-    tx.audit(&actor, action, EntityKind::CallFlow.as_str(), Some(&flow_id.to_string()), None, Some(&after)).await?;
-    tx.commit().await?;
-    let warnings = problems_json(&prepared.warnings);
-    rt.engine().install(prepared);
-    rt.set_live(flow_id, Some(v.version));
-    tracing::info!(flow = flow_id, version = v.version, by = %actor.name, action, "flow version live");
-    Ok(PublishedVersion {
-        id: v.id,
-        flow_id,
-        version: v.version,
-        published_by: v.published_by,
-        published_at: v.published_at,
-        plugins: v.plugins,
-        live: true,
-        warnings,
-        rolled_back_to,
-    })
-}
-
-async fn next_version(store: &Store, flow_id: i64) -> ApiResult<i64> {
-    Ok(store.flow_versions().latest(flow_id).await?.map_or(1, |v| v.version + 1))
 }
 
 #[utoipa::path(post, path = "/api/v1/flows/{id}/publish", tag = "flows", params(("id" = i64, Path)),
     responses((status = 200, description = "the new version, live", body = inline(Data<PublishedVersion>)), (status = 404, body = crate::error::ErrorEnvelope),
               (status = 422, description = "the draft has errors: error.problems lists them all; nothing changed", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn publish(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>) -> ApiResult<Data<PublishedVersion>> {
-    let rt = state.flows().await?;
-    let _g = rt.0.publish.lock().await;
-    let flow = state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
-    let graph = parse_graph(&flow.flow_data)?;
-    let next = next_version(state.store(), id).await?;
-    let prepared = rt.engine().prepare(id, next, graph).await.map_err(|e| flow_error(e, "flow_data"))?;
-    Ok(Data::new(commit_version(&state, &caller, rt, prepared, &flow.flow_data, None).await?))
+    let published = state.flows().await?.publish(id, &caller.actor()).await?;
+    Ok(Data::new(published.into()))
 }
 
 /// Which published version to publish again.
@@ -626,13 +223,8 @@ pub struct RollbackRequest {
     responses((status = 200, description = "a new version with the old one's graph and plugin versions, live", body = inline(Data<PublishedVersion>)),
               (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn rollback(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>, Json(req): Json<RollbackRequest>) -> ApiResult<Data<PublishedVersion>> {
-    let rt = state.flows().await?;
-    let _g = rt.0.publish.lock().await;
-    state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
-    let old = state.store().flow_versions().get(id, req.version).await?.ok_or_else(|| ApiError::field("version", format!("flow {id} has no version {}", req.version)))?;
-    let next = next_version(state.store(), id).await?;
-    let prepared = rt.load_version(state.store(), &old, next).await.map_err(|e| flow_error(e, "version"))?;
-    Ok(Data::new(commit_version(&state, &caller, rt, prepared, &old.flow_data, Some(old.version)).await?))
+    let published = state.flows().await?.rollback(id, req.version, &caller.actor()).await?;
+    Ok(Data::new(published.into()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -698,30 +290,6 @@ fn version_selector(s: &str) -> ApiResult<VersionSel> {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum VersionSel {
-    #[default]
-    Draft,
-    Live,
-    Number(i64),
-}
-
-/// The graph JSON of a version (a number, `live`) or the draft, and what it is called in a
-/// diff.
-async fn graph_of(store: &Store, flow_id: i64, sel: VersionSel) -> ApiResult<(Value, Value)> {
-    match sel {
-        VersionSel::Draft => Ok((store.call_flows().get(flow_id).await?.ok_or(ApiError::NotFound)?.flow_data.clone(), json!("draft"))),
-        VersionSel::Live => {
-            let v = store.flow_versions().latest(flow_id).await?.ok_or_else(|| ApiError::field("version", "the flow has no published version"))?;
-            Ok((v.flow_data, json!(v.version)))
-        }
-        VersionSel::Number(n) => {
-            let v = store.flow_versions().get(flow_id, n).await?.ok_or(ApiError::NotFound)?;
-            Ok((v.flow_data, json!(n)))
-        }
-    }
-}
-
 fn edge_fields(a: &GraphEdge, b: &GraphEdge) -> Vec<String> {
     let mut f = Vec::new();
     if a.source != b.source {
@@ -773,10 +341,10 @@ fn diff_view(a: &Graph, b: &Graph, from: Value, to: Value) -> FlowDiff {
     responses((status = 200, body = inline(Data<FlowDiff>)), (status = 404, body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn diff(State(state): State<AppState>, PathParams((id, a, b)): PathParams<(i64, String, String)>) -> ApiResult<Data<FlowDiff>> {
     let (sa, sb) = (version_selector(&a)?, version_selector(&b)?);
-    state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
-    let (ga, from) = graph_of(state.store(), id, sa).await?;
-    let (gb, to) = graph_of(state.store(), id, sb).await?;
-    Ok(Data::new(diff_view(&parse_graph(&ga)?, &parse_graph(&gb)?, from, to)))
+    let (ga, from) = pbx::flows::graph_of(state.store(), id, sa).await?;
+    let (gb, to) = pbx::flows::graph_of(state.store(), id, sb).await?;
+    let name = |v: Option<i64>| v.map_or_else(|| json!("draft"), |n| json!(n));
+    Ok(Data::new(diff_view(&ga, &gb, name(from), name(to))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -964,48 +532,22 @@ fn script_from(req: &SimulateRequest, rt: &FlowRuntime) -> ApiResult<Script> {
     Ok(s)
 }
 
-fn outcome_text(r: &SimReport) -> (String, Option<String>) {
-    let event = |name: &str| r.events.iter().rev().find(|e| e.event == name).map(|e| e.detail.clone());
-    match &r.trace.outcome {
-        Outcome::Bridged { to } => (format!("answered by {to}"), None),
-        Outcome::Transferred => (event("transfer").map(|t| format!("transferred to {t}")).unwrap_or_else(|| "transferred".into()), None),
-        Outcome::HungUp { cause } => (format!("hung up ({})", to_json(cause).as_str().unwrap_or("normal")), None),
-        Outcome::EndOfFlow => ("the flow ended: hung up".into(), None),
-        Outcome::CallerHungUp => match event("message_stored") {
-            Some(d) => (format!("voicemail: message left in {d}"), None),
-            None => ("the caller hung up".into(), None),
-        },
-        Outcome::Failed { reason } => (format!("failed: {reason}"), Some(reason.clone())),
-    }
-}
-
-/// A simulation report as the API (and `flowpbx flow simulate`) shows it.
-pub fn simulate_view(r: SimReport) -> SimulateResult {
-    let (outcome, error) = outcome_text(&r);
-    let start = r.trace.steps.first().map(|s| s.entered_at);
-    let steps = r
-        .trace
-        .steps
-        .iter()
-        .map(|s| SimStep {
-            node_id: s.node_id.clone(),
-            node_type: s.node_type.clone(),
-            output: s.output.clone(),
-            entered_at_ms: start.and_then(|t0| u64::try_from(s.entered_at.duration_since(t0).as_millis()).ok()).unwrap_or(0),
-            duration_ms: s.duration_ms,
-            error: s.error.clone(),
-            logs: s.logs.iter().map(|l| format!("{}: {}", l.level, l.message)).collect(),
-        })
-        .collect();
-    SimulateResult {
-        flow_id: r.trace.flow_id,
-        flow_version: r.trace.flow_version,
-        steps,
-        outcome,
-        error,
-        events: r.events.iter().map(to_json).collect(),
-        http_requests: r.http_requests.iter().map(to_json).collect(),
-        duration_ms: r.duration_ms,
+impl From<Simulation> for SimulateResult {
+    fn from(v: Simulation) -> Self {
+        SimulateResult {
+            flow_id: v.flow_id,
+            flow_version: v.flow_version,
+            steps: v
+                .steps
+                .into_iter()
+                .map(|s| SimStep { node_id: s.node_id, node_type: s.node_type, output: s.output, entered_at_ms: s.entered_at_ms, duration_ms: s.duration_ms, error: s.error, logs: s.logs })
+                .collect(),
+            outcome: v.outcome,
+            error: v.error,
+            events: v.events,
+            http_requests: v.http_requests,
+            duration_ms: v.duration_ms,
+        }
     }
 }
 
@@ -1014,7 +556,7 @@ pub fn simulate_view(r: SimReport) -> SimulateResult {
               (status = 404, body = crate::error::ErrorEnvelope), (status = 422, description = "a bad script field, or a draft with errors (error.problems)", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn simulate(State(state): State<AppState>, PathParams(id): PathParams<i64>, Json(req): Json<SimulateRequest>) -> ApiResult<Data<SimulateResult>> {
     let rt = state.flows().await?;
-    let flow = state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
+    state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
     let sel = match &req.version {
         None | Some(Value::Null) => VersionSel::Draft,
         Some(Value::String(s)) => version_selector(s)?,
@@ -1022,19 +564,8 @@ pub(crate) async fn simulate(State(state): State<AppState>, PathParams(id): Path
         Some(_) => return Err(ApiError::field("version", "must be \"draft\", \"live\" or a version number")),
     };
     let script = script_from(&req, rt)?;
-    let target = match sel {
-        VersionSel::Draft => SimTarget::Draft { flow_id: id, graph: parse_graph(&flow.flow_data)? },
-        VersionSel::Live => SimTarget::Prepared(rt.engine().published(id).ok_or_else(|| ApiError::field("version", "the flow has no live version"))?),
-        VersionSel::Number(n) => match rt.engine().published(id).filter(|p| p.version == n) {
-            Some(p) => SimTarget::Prepared(p),
-            None => {
-                let row = state.store().flow_versions().get(id, n).await?.ok_or_else(|| ApiError::field("version", format!("flow {id} has no version {n}")))?;
-                SimTarget::Prepared(rt.load_version(state.store(), &row, n).await.map_err(|e| flow_error(e, "version"))?)
-            }
-        },
-    };
-    let report = rt.engine().simulate(target, script).await.map_err(|e| flow_error(e, "script"))?;
-    Ok(Data::new(simulate_view(report)))
+    let report = rt.simulate(id, sel, script).await?;
+    Ok(Data::new(Simulation::from(report).into()))
 }
 
 /// The flow engine's routes (behind authentication).
@@ -1058,11 +589,6 @@ pub(crate) fn routes() -> Router<AppState> {
                        SimDigits, SimHttp, SimulateRequest, SimStep, SimulateResult, crate::plugins::PluginView, crate::plugins::PluginUpdate, FieldError))
 )]
 pub(crate) struct FlowsDoc;
-
-/// Where a plugin component is stored: `<data-dir>/plugins/<sha256>.wasm` (relative path).
-pub(crate) fn plugin_file(sha256: &str) -> String {
-    Path::new(PLUGINS_DIR).join(format!("{sha256}.wasm")).to_string_lossy().into_owned()
-}
 
 #[cfg(test)]
 mod tests {

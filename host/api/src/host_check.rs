@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
 
 use crate::error::ApiError;
-use crate::settings::keys;
+use pbx::settings::keys;
 use crate::AppState;
 
 /// The addresses of a connection: the client's, and the local one it reached. Serve the

@@ -16,7 +16,6 @@ mod cdrs;
 mod entities;
 pub mod error;
 pub mod extract;
-pub mod flow_sync;
 pub mod flows_engine;
 mod files;
 pub mod host_check;
@@ -51,7 +50,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
 pub use host_check::ConnInfo;
-pub use settings::{SettingLayer, SettingSource, SettingsLayers};
+pub use pbx::settings::{SettingLayer, SettingsLayers};
 pub use store::Store;
 
 /// Static configuration of the API, from the binary's config.
@@ -88,10 +87,9 @@ pub(crate) struct Inner {
     /// What the `Host` check accepts (loaded on first use, refreshed on a settings change).
     pub(crate) host_policy: host_check::SharedPolicy,
     pub(crate) probes: RwLock<BTreeMap<String, HealthProbe>>,
-    /// The flow engine, once started (`AppState::start_flow_engine`).
-    pub(crate) flows: OnceLock<flows_engine::FlowRuntime>,
-    /// Where the flow engine's start is. Flow routes wait on it while it starts.
-    pub(crate) flows_ready: tokio::sync::watch::Sender<flows_engine::EngineState>,
+    /// The flow runtime and its lifecycle (the binary starts the engine through it; flow
+    /// routes wait on it while it starts).
+    pub(crate) flows: pbx::flows::FlowService,
     /// The running PBX, once the binary attached it (live registrations, calls, `/ws`).
     pub(crate) pbx: OnceLock<call::PbxHandle>,
 }
@@ -104,6 +102,7 @@ pub struct AppState(pub(crate) Arc<Inner>);
 impl AppState {
     pub fn new(store: Store, config: ApiConfig, settings: SettingsLayers) -> Self {
         AppState(Arc::new(Inner {
+            flows: pbx::flows::FlowService::new(store.clone(), config.data_dir.clone()),
             store,
             config,
             settings,
@@ -111,8 +110,6 @@ impl AppState {
             login_limiter: login_limit::LoginLimiter::default(),
             host_policy: tokio::sync::RwLock::new(None),
             probes: RwLock::new(BTreeMap::new()),
-            flows: OnceLock::new(),
-            flows_ready: tokio::sync::watch::Sender::new(flows_engine::EngineState::NotStarted),
             pbx: OnceLock::new(),
         }))
     }

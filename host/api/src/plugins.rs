@@ -1,33 +1,22 @@
-//! Node plugins: upload a component (checked: size limit, a component targeting a supported
-//! world version, `describe()` within the limits, a namespaced id), list them with the
-//! capabilities they ask for, grant capabilities, enable or disable a version, delete.
-//!
-//! A component is stored as `<data-dir>/plugins/<sha256>.wasm` and described by a
-//! `plugins` row; several versions of one plugin may be uploaded, one is enabled at a time.
-//! Enabling puts its node type in the registry (the palette and new publications use it);
-//! published flows keep the version they were published with until they are republished.
-//! Grants are the row's: a change applies to the next call of every flow running that
-//! version. Uploading and granting need a signed-in session: an API token of any scope gets
-//! 403 (an admin token may enable, disable and delete). Besides capabilities, an
-//! administrator may open non-public networks (CIDRs) and ports other than 80 and 443 to a
-//! plugin's HTTP; its `http:<host>` grants alone reach only public addresses on 80 and 443
-//! (see `flow::egress`). They are stored in the row's `granted_capabilities` JSON as
-//! `{"capabilities", "networks", "ports"}`; rows holding the first shape, a bare list of
-//! capabilities, keep loading.
+//! The plugin routes: upload a component, list the versions with what they ask for and were
+//! granted, grant capabilities, networks and ports, enable or disable a version, delete. The
+//! checks and the lifecycle are `pbx::plugins`'; this module parses the requests, says who
+//! may (uploading and granting need a signed-in session: an API token of any scope gets 403;
+//! an admin token may enable, disable and delete) and shapes the answers.
 
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::routing::get;
 use axum::Router;
-use flow::types::{Capability, PluginGrants};
+use flow::types::Capability;
+use pbx::plugins::PluginChange;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use store::{NewPlugin, Page, Plugin, Reference, Store};
+use serde_json::Value;
+use store::Plugin;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Created, Data, Deleted, Json, List, ListMeta, PageQuery, PathParams, Query};
-use crate::flows_engine::{capabilities, flow_error, install_plugin, plugin_file, plugin_grants, PLUGINS_DIR};
 use crate::AppState;
 
 /// The largest upload body accepted (the engine's component size limit is checked on top).
@@ -67,7 +56,7 @@ fn strings(v: &Value) -> Vec<String> {
 
 async fn view(state: &AppState, p: Plugin) -> PluginView {
     let size = tokio::fs::metadata(state.config().data_dir.join(&p.file_path)).await.ok().map(|m| m.len());
-    let granted = plugin_grants(&p);
+    let granted = pbx::plugins::grants(&p);
     PluginView {
         id: p.id,
         node_types: vec![p.key()],
@@ -104,24 +93,6 @@ pub(crate) async fn get_plugin(State(state): State<AppState>, PathParams(id): Pa
     Ok(Data::new(view(&state, p).await))
 }
 
-/// Writes a component to `<data-dir>/plugins/<sha256>.wasm` (temporary name, then rename).
-async fn store_component(state: &AppState, sha256: &str, bytes: &[u8]) -> ApiResult<String> {
-    let rel = plugin_file(sha256);
-    let dir = state.config().data_dir.join(PLUGINS_DIR);
-    tokio::fs::create_dir_all(&dir).await.map_err(ApiError::internal)?;
-    let tmp = dir.join(format!(".{sha256}.{}.tmp", store::random_token(6)));
-    let write = async {
-        tokio::fs::write(&tmp, bytes).await?;
-        tokio::fs::File::open(&tmp).await?.sync_all().await?;
-        tokio::fs::rename(&tmp, state.config().data_dir.join(&rel)).await
-    };
-    if let Err(e) = write.await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(ApiError::internal(e));
-    }
-    Ok(rel)
-}
-
 #[utoipa::path(post, path = "/api/v1/plugins", tag = "plugins",
     request_body(content_type = "multipart/form-data", description = "field file: the component (.wasm, built with `flowpbx node build`)"),
     responses((status = 201, description = "stored, disabled, nothing granted", body = inline(Data<PluginView>)),
@@ -149,53 +120,8 @@ pub(crate) async fn upload_plugin(State(state): State<AppState>, caller: Caller,
         }
     }
     let bytes = file.ok_or_else(|| ApiError::field("file", "is required"))?;
-    let engine = rt.engine().clone();
-    let checked = bytes.clone();
-    let manifest = tokio::task::spawn_blocking(move || flow::tooling::inspect_plugin(&engine, &checked))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| flow_error(e, "file"))?;
-    let id = manifest.info.id.clone();
-    let (vendor, name) = id.split_once('/').ok_or_else(|| ApiError::field("file", format!("{id:?} is not vendor/name")))?;
-    let version = manifest.info.version.clone();
-    if let Some(existing) = state.store().plugins().get_by_identity(vendor, name, &version).await? {
-        return Err(if existing.sha256 == manifest.sha256 {
-            ApiError::Conflict { message: format!("{id} {version} is already uploaded (plugin {})", existing.id), references: vec![] }
-        } else {
-            ApiError::field("file", format!("{id} {version} is already uploaded with other content: give the new build a new version"))
-        });
-    }
-    let rel = store_component(&state, &manifest.sha256, &bytes).await?;
-    let requested: Vec<String> = manifest.requested().iter().map(Capability::to_string).collect();
-    let new = NewPlugin {
-        vendor: vendor.to_owned(),
-        name: name.to_owned(),
-        version: version.clone(),
-        sha256: manifest.sha256.clone(),
-        file_path: rel.clone(),
-        requested_capabilities: json!(requested),
-        granted_capabilities: PluginGrants::default().to_stored(),
-        enabled: false,
-    };
-    let result = async {
-        let mut tx = state.store().begin().await?;
-        let p = tx.plugins().insert(&new).await?;
-        let after = json!({"plugin": id, "version": version, "sha256": p.sha256, "size": bytes.len(), "requested_capabilities": requested});
-        tx.audit(&caller.actor(), "create", "plugin", Some(&p.id.to_string()), None, Some(&after)).await?;
-        tx.commit().await?;
-        Ok::<_, ApiError>(p)
-    }
-    .await;
-    match result {
-        Ok(p) => {
-            tracing::info!(plugin = %id, %version, sha256 = %p.sha256, "plugin uploaded");
-            Ok(Created(view(&state, p).await))
-        }
-        Err(e) => {
-            let _ = tokio::fs::remove_file(state.config().data_dir.join(&rel)).await;
-            Err(e)
-        }
-    }
+    let p = rt.upload_plugin(bytes.to_vec(), &caller.actor()).await?;
+    Ok(Created(view(&state, p).await))
 }
 
 /// What to change; absent fields are kept.
@@ -219,157 +145,31 @@ pub struct PluginUpdate {
     pub enabled: Option<bool>,
 }
 
-/// The grants a change asks for: the stored ones with the fields it gives replaced, each
-/// checked (every problem named by its field).
-fn parse_grants(p: &Plugin, req: &PluginUpdate) -> ApiResult<PluginGrants> {
-    let mut out = plugin_grants(p);
-    let mut errors = Vec::new();
-    if let Some(given) = &req.granted_capabilities {
-        let requested = capabilities(&p.requested_capabilities);
-        out.capabilities.clear();
-        for (i, s) in given.iter().enumerate() {
-            let field = format!("granted_capabilities[{i}]");
-            match s.parse::<Capability>() {
-                Err(m) => errors.push(FieldError { field, message: m }),
-                Ok(c) if !requested.contains(&c) => errors.push(FieldError { field, message: format!("{c} is not something {} asks for", p.key()) }),
-                Ok(c) => {
-                    if !out.capabilities.contains(&c) {
-                        out.capabilities.push(c);
-                    }
-                }
-            }
-        }
-    }
-    if let Some(given) = &req.granted_networks {
-        out.egress.networks.clear();
-        for (i, s) in given.iter().enumerate() {
-            match flow::egress::parse_network(s) {
-                Err(m) => errors.push(FieldError { field: format!("granted_networks[{i}]"), message: m }),
-                Ok(n) => {
-                    if !out.egress.networks.contains(&n) {
-                        out.egress.networks.push(n);
-                    }
-                }
-            }
-        }
-    }
-    if let Some(given) = &req.granted_ports {
-        out.egress.ports.clear();
-        for (i, &port) in given.iter().enumerate() {
-            if port == 0 {
-                errors.push(FieldError { field: format!("granted_ports[{i}]"), message: "must be between 1 and 65535".into() });
-            } else if !out.egress.ports.contains(&port) {
-                out.egress.ports.push(port);
-            }
-        }
-    }
-    if errors.is_empty() { Ok(out) } else { Err(ApiError::Validation(errors)) }
-}
-
 #[utoipa::path(put, path = "/api/v1/plugins/{id}", tag = "plugins", params(("id" = i64, Path)), request_body = PluginUpdate,
     responses((status = 200, body = inline(Data<PluginView>)), (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope),
               (status = 403, description = "an API token cannot change granted_capabilities, granted_networks or granted_ports (an admin token may enable and disable)", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn update_plugin(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>, Json(req): Json<PluginUpdate>) -> ApiResult<Data<PluginView>> {
+    let change = PluginChange {
+        granted_capabilities: req.granted_capabilities,
+        granted_networks: req.granted_networks,
+        granted_ports: req.granted_ports,
+        enabled: req.enabled,
+    };
     // what a plugin may reach is granted from a signed-in session only (an admin token may
     // enable, disable and delete)
-    if req.granted_capabilities.is_some() || req.granted_networks.is_some() || req.granted_ports.is_some() {
+    if change.grants_anything() {
         caller.require_session("only a signed-in session can grant plugin capabilities, networks or ports")?;
     }
     let rt = state.flows().await?;
-    let store = state.store();
-    let current = store.plugins().get(id).await?.ok_or(ApiError::NotFound)?;
-    let granted = parse_grants(&current, &req)?;
-    let grants_changed = granted != plugin_grants(&current);
-    let enable = req.enabled.unwrap_or(current.enabled);
-    if enable && !current.enabled {
-        // Checked before anything changes: the component still loads.
-        let bytes = rt.plugin_bytes(&current).await.map_err(|m| ApiError::field("enabled", m))?;
-        let engine = rt.engine().clone();
-        tokio::task::spawn_blocking(move || flow::tooling::inspect_plugin(&engine, &bytes))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| flow_error(e, "enabled"))?;
-    }
-    let mut tx = store.begin().await?;
-    let mut row = current.clone();
-    if grants_changed {
-        row = tx.plugins().set_granted(id, &granted.to_stored()).await?;
-    }
-    let mut disabled_others = Vec::new();
-    if enable != current.enabled {
-        if enable {
-            for other in store.plugins().list_enabled().await?.into_iter().filter(|o| o.key() == current.key() && o.id != id) {
-                tx.plugins().set_enabled(other.id, false).await?;
-                disabled_others.push(other.version);
-            }
-        }
-        row = tx.plugins().set_enabled(id, enable).await?;
-    }
-    let before = json!({"granted_capabilities": current.granted_capabilities, "enabled": current.enabled});
-    let after = json!({"granted_capabilities": row.granted_capabilities, "enabled": row.enabled, "disabled_versions": disabled_others});
-    tx.audit(&caller.actor(), "update", "plugin", Some(&id.to_string()), Some(&before), Some(&after)).await?;
-    tx.commit().await?;
-
-    if row.enabled && (!current.enabled || grants_changed) {
-        install_plugin(rt, &row).await.map_err(|m| ApiError::Internal(format!("installing {} {}: {m}", row.key(), row.version)))?;
-    } else if !row.enabled && current.enabled {
-        rt.engine().remove_plugin(&row.key());
-    }
-    if grants_changed {
-        rt.reload_flows_using(store, &row.sha256).await;
-    }
+    let row = rt.update_plugin(id, &change, &caller.actor()).await?;
     Ok(Data::new(view(&state, row).await))
-}
-
-/// Where a plugin version is still used: the nodes of live versions that run it, and — when
-/// it is the enabled version, the one drafts use — the nodes of drafts.
-async fn users(store: &Store, p: &Plugin) -> ApiResult<Vec<Reference>> {
-    let key = p.key();
-    let mut out = Vec::new();
-    for f in store.call_flows().list(Page::all()).await?.items {
-        let mut nodes_of = |graph: &Value, via: &dyn Fn(&str) -> String| {
-            for n in graph["nodes"].as_array().into_iter().flatten() {
-                if n["type"].as_str() == Some(key.as_str()) {
-                    out.push(Reference { entity_type: "call_flow".into(), entity_id: f.id, name: f.name.clone(), via: via(n["id"].as_str().unwrap_or("?")) });
-                }
-            }
-        };
-        if p.enabled {
-            nodes_of(&f.flow_data, &|n| format!("node:{n}"));
-        }
-        if f.published
-            && let Some(v) = store.flow_versions().latest(f.id).await?
-            && v.plugins.get(&key).and_then(Value::as_str) == Some(p.sha256.as_str())
-        {
-            let version = v.version;
-            nodes_of(&v.flow_data, &|n| format!("published:v{version}:node:{n}"));
-        }
-    }
-    Ok(out)
 }
 
 #[utoipa::path(delete, path = "/api/v1/plugins/{id}", tag = "plugins", params(("id" = i64, Path)),
     responses((status = 200, body = inline(Data<Deleted>)), (status = 404, body = crate::error::ErrorEnvelope),
               (status = 409, description = "a live flow version runs it, or (enabled) a draft uses it: error.references", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn delete_plugin(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>) -> ApiResult<Data<Deleted>> {
-    let rt = state.flows().await?;
-    let store = state.store();
-    let p = store.plugins().get(id).await?.ok_or(ApiError::NotFound)?;
-    let refs = users(store, &p).await?;
-    if !refs.is_empty() {
-        return Err(ApiError::Conflict { message: format!("{} {} is still in use ({} references)", p.key(), p.version, refs.len()), references: refs });
-    }
-    let mut tx = store.begin().await?;
-    let gone = tx.plugins().delete(id).await?.ok_or(ApiError::NotFound)?;
-    let before = json!({"plugin": gone.key(), "version": gone.version, "sha256": gone.sha256, "enabled": gone.enabled});
-    tx.audit(&caller.actor(), "delete", "plugin", Some(&id.to_string()), Some(&before), None).await?;
-    tx.commit().await?;
-    if gone.enabled {
-        rt.engine().remove_plugin(&gone.key());
-    }
-    if let Err(e) = tokio::fs::remove_file(state.config().data_dir.join(&gone.file_path)).await {
-        tracing::warn!(error = %e, file = %gone.file_path, "could not remove a deleted plugin's component");
-    }
+    state.flows().await?.delete_plugin(id, &caller.actor()).await?;
     Ok(Data::new(Deleted { id, deleted: true }))
 }
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
-use store::{EntityKind, NewPrompt, Prompt};
+use store::{ResourceKind, NewPrompt, Prompt};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
@@ -346,7 +346,7 @@ pub(crate) async fn delete_prompt(State(state): State<AppState>, caller: Caller,
         PromptId::Custom(id) => id,
     };
     let mut tx = state.store().begin().await?;
-    let refs = tx.references().to(EntityKind::Prompt, id).await?;
+    let refs = tx.references().to(ResourceKind::Prompt, id).await?;
     if !refs.is_empty() {
         return Err(ApiError::Conflict { message: format!("the prompt is still in use ({} references)", refs.len()), references: refs });
     }

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use store::{EntityKind, Page, Paged, Store, StoreError, Tx};
+use store::{ResourceKind, Page, Paged, Store, StoreError, Tx};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::SchemaType;
@@ -29,7 +29,7 @@ pub(crate) type SecretNames = Vec<&'static str>;
 pub(crate) trait Resource: Send + Sync + 'static {
     /// Path under /api/v1 ("/extensions").
     const PATH: &'static str;
-    const KIND: EntityKind;
+    const KIND: ResourceKind;
     /// Singular label for messages ("extension").
     const LABEL: &'static str;
     /// The input fields a create needs (an update keeps what is absent); the OpenAPI

@@ -37,6 +37,9 @@ async fn components(state: &AppState) -> BTreeMap<String, ComponentStatus> {
     for (name, probe) in probes {
         out.insert(name, probe());
     }
+    if let Some(h) = state.flow_service().health() {
+        out.insert("flows".to_owned(), ComponentStatus { status: h.status, detail: Some(h.detail) });
+    }
     out
 }
 
@@ -93,7 +96,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> ApiResult<Data<Syst
     let ports = resolved
         .iter()
         .filter(|(k, _)| k.ends_with("_port") || k.starts_with("rtp_port"))
-        .map(|(k, r)| ((*k).to_owned(), (r.value.clone(), r.source)))
+        .map(|(k, r)| ((*k).to_owned(), (r.value.clone(), r.source.into())))
         .collect();
     let db_path = store.path().to_path_buf();
     let size = ["", "-wal"]

@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use crate::error::{ApiError, FieldError};
 
 /// Collects field errors.
@@ -92,33 +94,39 @@ pub fn is_email(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
 }
 
-/// A DNS host name (RFC 1123 labels).
-pub fn is_hostname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+pub use pbx::settings::{is_host, is_hostname};
+
+/// A trunk's remote host as the API takes it: an IP address (a network of one) or a CIDR
+/// block ("203.0.113.0/24", "2001:db8::/32"; host bits are allowed and ignored when
+/// matching). Parsed once here; it is stored as its [`Display`](std::fmt::Display) text,
+/// which the SIP directory reads back strictly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteHost {
+    Address(IpAddr),
+    Block(IpNet),
 }
 
-/// A host: an IP address or a DNS name.
-pub fn is_host(s: &str) -> bool {
-    s.parse::<IpAddr>().is_ok() || is_hostname(s)
+impl RemoteHost {
+    /// `None` for anything else (a name, a prefix too long for the family, spaces).
+    pub fn parse(s: &str) -> Option<RemoteHost> {
+        if s.contains('/') { s.parse::<IpNet>().ok().map(RemoteHost::Block) } else { s.parse::<IpAddr>().ok().map(RemoteHost::Address) }
+    }
+
+    /// The network it covers.
+    pub fn network(self) -> IpNet {
+        match self {
+            RemoteHost::Address(a) => IpNet::from(a),
+            RemoteHost::Block(n) => n.trunc(),
+        }
+    }
 }
 
-/// An IP address or CIDR block ("203.0.113.0/24", "2001:db8::/32").
-pub fn is_ip_or_cidr(s: &str) -> bool {
-    match s.split_once('/') {
-        None => s.parse::<IpAddr>().is_ok(),
-        Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
-            (Ok(IpAddr::V4(_)), Ok(b)) => b <= 32,
-            (Ok(IpAddr::V6(_)), Ok(b)) => b <= 128,
-            _ => false,
-        },
+impl std::fmt::Display for RemoteHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteHost::Address(a) => a.fmt(f),
+            RemoteHost::Block(n) => n.fmt(f),
+        }
     }
 }
 
@@ -204,6 +212,20 @@ pub fn is_prompt_name(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
 }
 
+/// Parses a graph once, into the flow engine's [`Graph`](flow::graph::Graph): a shape error names its field
+/// (`flow_data.nodes[0].id`). `None` (with the problem added) when it does not parse.
+pub(crate) fn parse_graph(e: &mut Errors, g: &serde_json::Value) -> Option<flow::graph::Graph> {
+    match serde_path_to_error::deserialize::<_, flow::graph::Graph>(g) {
+        Ok(graph) => Some(graph),
+        Err(err) => {
+            let fe = crate::extract::path_error(err.path(), &err.inner().to_string());
+            let field = if fe.field == "body" { "flow_data".to_owned() } else { format!("flow_data.{}", fe.field) };
+            e.add(field, fe.message);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,7 +238,16 @@ mod tests {
         assert!(is_iana_timezone("Australia/Sydney") && is_iana_timezone("UTC") && !is_iana_timezone("Mars/Base"));
         assert!(is_hhmm("08:30") && is_hhmm("24:00") && !is_hhmm("24:01") && !is_hhmm("8:30"));
         assert!(is_date("2026-12-25") && !is_date("2026-02-30"));
-        assert!(is_ip_or_cidr("203.0.113.0/24") && is_ip_or_cidr("::1") && !is_ip_or_cidr("1.2.3.4/33"));
+        for ok in ["203.0.113.0/24", "198.51.100.7", "::1", "2001:db8::/32", "10.1.2.3/8"] {
+            let h = RemoteHost::parse(ok).unwrap_or_else(|| panic!("{ok}"));
+            assert_eq!(h.to_string(), ok, "stored as written");
+            assert_eq!(RemoteHost::parse(&h.to_string()), Some(h));
+        }
+        assert_eq!(RemoteHost::parse("10.1.2.3/8").map(RemoteHost::network), "10.0.0.0/8".parse().ok());
+        assert_eq!(RemoteHost::parse("198.51.100.7").map(RemoteHost::network), "198.51.100.7/32".parse().ok());
+        for bad in ["1.2.3.4/33", "::1/129", "sip.example.com", " 1.2.3.4", "1.2.3.4/", "/8", ""] {
+            assert_eq!(RemoteHost::parse(bad), None, "{bad:?}");
+        }
         assert!(is_email("a@b.co") && !is_email("a@b") && !is_email("a b@c.de"));
         assert!(is_host("sip.example.com") && is_host("10.0.0.1") && !is_host("-bad-.com"));
         assert!(is_caller_id_num("+61290000001") && is_caller_id_num("*") && is_caller_id_num(&"9".repeat(32)));
@@ -234,5 +265,21 @@ mod tests {
         for bad in ["sip:", "http://proxy", "sip:proxy;", "sip:proxy?x=1", "sip:@proxy", "sip:proxy;a=b c", "sip:pro xy"] {
             assert!(!is_sip_uri(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_graph_is_parsed_once_and_a_bad_shape_names_its_field() {
+        let fields = |v: serde_json::Value| {
+            let mut e = Errors::new();
+            let g = parse_graph(&mut e, &v);
+            (g.is_some(), e.0.into_iter().map(|f| f.field).collect::<Vec<_>>())
+        };
+        assert_eq!(fields(serde_json::json!({"nodes": [{"id": "a", "type": "hangup", "data": {"entity_id": "7"}}], "edges": []})), (true, vec![]));
+        assert_eq!(fields(serde_json::json!([])), (false, vec!["flow_data".to_string()]));
+        assert_eq!(fields(serde_json::json!({"nodes": "no"})), (false, vec!["flow_data.nodes".to_string()]));
+        assert_eq!(fields(serde_json::json!({"nodes": [{"id": 1, "type": "x"}]})), (false, vec!["flow_data.nodes[0].id".to_string()]));
+        assert_eq!(fields(serde_json::json!({"nodes": [{"id": "a"}]})), (false, vec!["flow_data.nodes[0].type".to_string()]));
+        assert_eq!(fields(serde_json::json!({"nodes": [{"id": "a", "type": "x", "data": {"entity_id": "x1"}}]})), (false, vec!["flow_data.nodes[0].data.entity_id".to_string()]));
+        assert_eq!(fields(serde_json::json!({"edges": [{"id": "e", "source": "a"}]})), (false, vec!["flow_data.edges[0].target".to_string()]));
     }
 }

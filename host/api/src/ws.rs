@@ -252,7 +252,7 @@ mod tests {
         let (kind, data) = event_frame(&ev).unwrap();
         assert_eq!(kind, "registration.changed");
         assert_eq!(data, json!({"extension_id": 7, "registration_count": 2, "action": "added"}));
-        let ev = call::PbxEvent::CallEnded { key: call::CallKey::from_raw(42), disposition: store::Disposition::NoAnswer, cause: "no_answer" };
+        let ev = call::PbxEvent::CallEnded { key: call::CallKey::from_raw(42), disposition: store::CallDisposition::NoAnswer, cause: "no_answer" };
         let (kind, data) = event_frame(&ev).unwrap();
         assert_eq!(kind, "call.ended");
         assert_eq!(data, json!({"id": "42", "disposition": "no_answer", "cause": "no_answer"}));

@@ -521,13 +521,15 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// An IP (a /32 or /128) or a CIDR.
+/// A trunk's `remote_hosts` entry: an IP (a /32 or /128) or a CIDR, as the API parsed and
+/// stored it. Anything else was not written by the API (an edited database): it is logged
+/// and the entry trusts no one.
 fn parse_net(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<IpNet>() {
-        return Some(n.trunc());
+    let net = if s.contains('/') { s.parse::<IpNet>().ok().map(|n| n.trunc()) } else { s.parse::<IpAddr>().ok().map(IpNet::from) };
+    if net.is_none() {
+        tracing::error!(entry = %s.escape_debug(), "a trunk's remote_hosts entry is not an IP address or CIDR block; it is ignored");
     }
-    s.parse::<IpAddr>().ok().map(IpNet::from)
+    net
 }
 
 /// Polls the store's change stamp and realm; sends a fresh snapshot when either changed.
@@ -594,5 +596,15 @@ mod tests {
         assert_eq!(d.did("61290000000").and_then(|d| d.flow_id), Some(3));
         assert_eq!(d.did("+61290000000").and_then(|d| d.flow_id), Some(3));
         assert!(d.did("0290000000").is_none());
+    }
+
+    #[test]
+    fn remote_hosts_read_back_strictly() {
+        assert_eq!(parse_net("10.1.2.3/8"), "10.0.0.0/8".parse().ok());
+        assert_eq!(parse_net("2001:db8::1"), "2001:db8::1/128".parse().ok());
+        // what the API never stores is refused (and logged), not guessed at
+        for bad in [" 10.0.0.1", "10.0.0.1/33", "sip.example.com", "", "10.0.0.0/"] {
+            assert_eq!(parse_net(bad), None, "{bad:?}");
+        }
     }
 }

@@ -55,7 +55,7 @@ pub struct ActiveCall {
     /// The caller's Call-ID.
     pub call_id: String,
     /// Internal or inbound.
-    pub direction: store::Direction,
+    pub direction: store::CallDirection,
     /// The caller's name, when known.
     pub caller_id_name: Option<String>,
     /// The caller's number.
@@ -114,7 +114,7 @@ pub enum PbxEvent {
         /// The call.
         key: CallKey,
         /// How it ended, for the CDR.
-        disposition: store::Disposition,
+        disposition: store::CallDisposition,
         /// The hangup cause.
         cause: &'static str,
     },
@@ -151,6 +151,18 @@ pub struct Counters {
     pub send_errors: AtomicU64,
 }
 
+/// What the SIP stack's in-memory directory holds (it follows the store within a refresh
+/// interval).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectoryCounts {
+    /// Extensions.
+    pub extensions: usize,
+    /// Enabled `ip` trunks (trusted by source address).
+    pub trusted_trunks: usize,
+    /// Enabled inbound numbers.
+    pub numbers: usize,
+}
+
 /// The state shared between the event loop and the handle.
 pub struct Shared {
     pub(crate) bindings: Bindings,
@@ -161,8 +173,8 @@ pub struct Shared {
     pub(crate) running: AtomicBool,
     /// Security counters, refreshed by the loop.
     pub(crate) guard: Mutex<crate::security::GuardStats>,
-    /// Extensions, trusted trunks and inbound numbers in the directory in use.
-    pub(crate) directory: Mutex<(usize, usize, usize)>,
+    /// What the directory in use holds.
+    pub(crate) directory: Mutex<DirectoryCounts>,
     /// Each anchored call's media, by call key (the flow controller plays and listens there).
     pub(crate) media: Arc<DashMap<CallKey, Arc<crate::anchor::CallMedia>>>,
     /// Every enabled trunk's registration and reachability.
@@ -183,7 +195,7 @@ impl Shared {
             counters: Counters::default(),
             running: AtomicBool::new(false),
             guard: Mutex::new(Default::default()),
-            directory: Mutex::new((0, 0, 0)),
+            directory: Mutex::new(DirectoryCounts::default()),
             media: Arc::new(DashMap::new()),
             trunks: DashMap::new(),
             incoming_tx,
@@ -202,7 +214,7 @@ impl Shared {
     pub(crate) fn set_directory_counts(&self, d: &crate::Directory) {
         let (t, n) = d.trunk_and_number_counts();
         if let Ok(mut c) = self.directory.lock() {
-            *c = (d.user_count(), t, n);
+            *c = DirectoryCounts { extensions: d.user_count(), trusted_trunks: t, numbers: n };
         }
     }
 

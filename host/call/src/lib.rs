@@ -52,7 +52,7 @@ pub use clock::wall;
 pub use config::{OutboundConfig, RegistrarConfig, SecurityConfig, SipConfig, SipLogMode};
 pub use directory::Directory;
 pub use error::CallError;
-pub use events::{ActiveCall, CallKey, CallState, PbxEvent};
+pub use events::{ActiveCall, CallKey, CallState, DirectoryCounts, PbxEvent};
 pub use registrar::{Binding, ChangeAction};
 pub use security::GuardStats;
 pub use trunks::{Probe, RegistrationState, RegistrationStatus, TrunkStatus, TrunkTest};
@@ -134,9 +134,8 @@ pub struct Health {
     pub registrations: usize,
     /// Calls in progress.
     pub calls: usize,
-    /// Extensions, trusted trunks and inbound numbers the SIP stack knows (its in-memory
-    /// directory, which follows the store within a refresh interval).
-    pub directory: (usize, usize, usize),
+    /// What the SIP stack's in-memory directory holds.
+    pub directory: DirectoryCounts,
     /// Security counters.
     pub guard: GuardStats,
     /// Messages received, sent, failed to send.
@@ -421,7 +420,7 @@ impl PbxHandle {
     /// Writes what a flow did with the call `key` to its CDR (flow id and version, the
     /// trace's path, and a disposition that replaces signalling's, e.g. voicemail). Written
     /// behind with the call's other CDR writes, before or after the call's end.
-    pub fn record_flow(&self, key: CallKey, flow_id: i64, version: i64, path: serde_json::Value, disposition: Option<store::Disposition>) {
+    pub fn record_flow(&self, key: CallKey, flow_id: i64, version: i64, path: serde_json::Value, disposition: Option<store::CallDisposition>) {
         let mut ops = vec![persist::PersistOp::CdrFlow { key, flow_id, version, path, disposition }];
         self.0.outbox.extend(&mut ops);
     }

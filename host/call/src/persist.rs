@@ -70,7 +70,7 @@ pub enum PersistOp {
         /// The trace's path.
         path: serde_json::Value,
         /// Replaces signalling's disposition (voicemail).
-        disposition: Option<store::Disposition>,
+        disposition: Option<store::CallDisposition>,
     },
     /// Something the SIP stack did on its own that the audit log keeps (a toll-fraud limit
     /// refused a call).
@@ -99,7 +99,7 @@ struct Written {
     ended: std::collections::VecDeque<(std::time::Instant, CallKey)>,
     ended_keys: std::collections::HashSet<CallKey>,
     /// A flow's result that came before its call's end: the end must not overwrite it.
-    flows: HashMap<CallKey, (serde_json::Value, Option<store::Disposition>)>,
+    flows: HashMap<CallKey, (serde_json::Value, Option<store::CallDisposition>)>,
 }
 
 impl Written {
@@ -299,7 +299,7 @@ async fn apply(store: &Store, ops: &[PersistOp], written: &mut Written) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use store::{Direction, Disposition, ExtensionFields, NewCdr, Page, StoreOptions};
+    use store::{CallDirection, CallDisposition, ExtensionFields, NewCdr, Page, StoreOptions};
 
     async fn store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -322,7 +322,7 @@ mod tests {
             caller_id_num: Some("101".into()),
             callee: Some("102".into()),
             trunk_id: None,
-            direction: Direction::Internal,
+            direction: CallDirection::Internal,
             flow_id: None,
             flow_version: None, extension_id: None, route_id: None,
         };
@@ -331,10 +331,10 @@ mod tests {
         let row = &s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items[0];
         assert_eq!((row.answer_time, row.end_time), (Some(t(1500)), None), "written before the end: a crash loses only the end");
         // the end in a later flush
-        let end = CdrEnd { end_time: t(61_500), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
+        let end = CdrEnd { end_time: t(61_500), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
         apply(&s, &[PersistOp::CdrEnd { key: CallKey::from_raw(7), end, start: t(0), answer: Some(t(1500)) }], &mut ids).await.unwrap();
         let row = s.cdrs().get(row.id).await.unwrap().unwrap();
-        assert_eq!((row.duration, row.billable_dur, row.disposition), (Some(61), Some(60), Some(Disposition::Answered)));
+        assert_eq!((row.duration, row.billable_dur, row.disposition), (Some(61), Some(60), Some(CallDisposition::Answered)));
         assert_eq!(ids.ended.len(), 1, "an ended call is remembered for its late details");
 
         // several calls in one flush; one answered in a later flush, ends together
@@ -345,8 +345,8 @@ mod tests {
         apply(
             &s,
             &[
-                PersistOp::CdrEnd { key: CallKey::from_raw(8), end: end(Disposition::NoAnswer), start: t(0), answer: None },
-                PersistOp::CdrEnd { key: CallKey::from_raw(9), end: end(Disposition::Answered), start: t(0), answer: Some(t(3000)) },
+                PersistOp::CdrEnd { key: CallKey::from_raw(8), end: end(CallDisposition::NoAnswer), start: t(0), answer: None },
+                PersistOp::CdrEnd { key: CallKey::from_raw(9), end: end(CallDisposition::Answered), start: t(0), answer: Some(t(3000)) },
             ],
             &mut ids,
         )
@@ -354,7 +354,7 @@ mod tests {
         .unwrap();
         let all = s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items;
         let by = |n: &str| all.iter().find(|c| c.call_id == n).cloned().unwrap();
-        assert_eq!((by("c8").disposition, by("c8").billable_dur), (Some(Disposition::NoAnswer), Some(0)));
+        assert_eq!((by("c8").disposition, by("c8").billable_dur), (Some(CallDisposition::NoAnswer), Some(0)));
         assert_eq!((by("c9").answer_time, by("c9").billable_dur), (Some(t(3000)), Some(7)));
         assert_eq!(ids.ended.len(), 3);
     }
@@ -370,11 +370,11 @@ mod tests {
             caller_id_num: Some("+15550001111".into()),
             callee: Some("+61290000000".into()),
             trunk_id: None,
-            direction: Direction::Inbound,
+            direction: CallDirection::Inbound,
             flow_id: Some(3),
             flow_version: None, extension_id: None, route_id: None,
         };
-        let end = CdrEnd { end_time: t(9_000), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
+        let end = CdrEnd { end_time: t(9_000), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
         let path = serde_json::json!([{"node_id": "n1", "output": "next"}]);
         // bridged by the flow: its result before the end, which must not erase it
         apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(1), cdr: cdr("bridged") }], &mut ids).await.unwrap();
@@ -383,14 +383,14 @@ mod tests {
         apply(&s, &[PersistOp::CdrMedia { key: CallKey::from_raw(1), stats: serde_json::json!({"a": {"packets_received": 50}}) }], &mut ids).await.unwrap();
         // voicemail: the flow's result after the end, with its disposition
         apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(2), cdr: cdr("vm") }, PersistOp::CdrEnd { key: CallKey::from_raw(2), end, start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
-        apply(&s, &[PersistOp::CdrFlow { key: CallKey::from_raw(2), flow_id: 3, version: 2, path: path.clone(), disposition: Some(Disposition::Voicemail) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrFlow { key: CallKey::from_raw(2), flow_id: 3, version: 2, path: path.clone(), disposition: Some(CallDisposition::Voicemail) }], &mut ids).await.unwrap();
         let all = s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items;
         let by = |n: &str| all.iter().find(|c| c.call_id == n).cloned().unwrap();
         let b = by("bridged");
-        assert_eq!((b.flow_path.clone(), b.flow_version, b.disposition), (path.clone(), Some(2), Some(Disposition::Answered)));
+        assert_eq!((b.flow_path.clone(), b.flow_version, b.disposition), (path.clone(), Some(2), Some(CallDisposition::Answered)));
         assert_eq!(b.media_stats, Some(serde_json::json!({"a": {"packets_received": 50}})));
         let v = by("vm");
-        assert_eq!((v.flow_path, v.disposition), (path, Some(Disposition::Voicemail)));
+        assert_eq!((v.flow_path, v.disposition), (path, Some(CallDisposition::Voicemail)));
         assert!(ids.flows.is_empty());
     }
 

@@ -65,12 +65,12 @@ impl LegSdp {
 }
 
 /// The media crate's name for an SDP direction.
-pub(crate) fn media_direction(d: Direction) -> media::Direction {
+pub(crate) fn media_direction(d: Direction) -> media::MediaDirection {
     match d {
-        Direction::SendRecv => media::Direction::SendRecv,
-        Direction::SendOnly => media::Direction::SendOnly,
-        Direction::RecvOnly => media::Direction::RecvOnly,
-        Direction::Inactive => media::Direction::Inactive,
+        Direction::SendRecv => media::MediaDirection::SendRecv,
+        Direction::SendOnly => media::MediaDirection::SendOnly,
+        Direction::RecvOnly => media::MediaDirection::RecvOnly,
+        Direction::Inactive => media::MediaDirection::Inactive,
     }
 }
 
@@ -223,7 +223,7 @@ mod tests {
         // G.729 is not ours: left out
         assert_eq!(kinds, vec![(96, CodecKind::Opus), (0, CodecKind::Pcmu), (101, CodecKind::TelephoneEvent)]);
         let r = l.remote(&l.codecs).unwrap();
-        assert_eq!(r.direction, media::Direction::SendOnly);
+        assert_eq!(r.direction, media::MediaDirection::SendOnly);
         assert_eq!(r.codecs.telephone_event.as_ref().map(|t| t.pt), Some(101));
         assert!(l.sdp.is_hold());
     }

@@ -9,8 +9,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
-use api::settings::keys;
-use api::{SettingLayer, SettingSource, SettingsLayers};
+use pbx::settings::{keys, Resolved, SettingLayer, SettingSource, SettingsLayers};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
@@ -83,7 +82,7 @@ pub enum LogFormat {
 }
 
 /// The settings, as flags and environment variables. The field names are the stored settings'
-/// keys (api::settings::keys).
+/// keys (pbx::settings::keys).
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Directory for the database, secret key, prompts, recordings and voicemail.
@@ -352,11 +351,11 @@ pub fn layers(m: &ArgMatches) -> SettingsLayers {
     )
 }
 
-fn get<'a>(resolved: &'a BTreeMap<&'static str, api::settings::Resolved>, key: &str) -> Option<&'a str> {
+fn get<'a>(resolved: &'a BTreeMap<&'static str, Resolved>, key: &str) -> Option<&'a str> {
     resolved.get(key).and_then(|r| r.value.as_deref()).filter(|v| !v.is_empty())
 }
 
-fn parse_value<T: std::str::FromStr>(resolved: &BTreeMap<&'static str, api::settings::Resolved>, key: &str) -> anyhow::Result<T>
+fn parse_value<T: std::str::FromStr>(resolved: &BTreeMap<&'static str, Resolved>, key: &str) -> anyhow::Result<T>
 where
     T::Err: std::fmt::Display,
 {
@@ -406,7 +405,7 @@ pub fn resolve(s: &Settings, layers: &SettingsLayers, stored: &BTreeMap<String, 
             tls_port: parse_value(&r, keys::SIP_TLS_PORT)?,
             external_ip,
             hostname: get(&r, keys::HOSTNAME).map(str::to_owned),
-            realm: get(&r, keys::SIP_REALM).unwrap_or(api::settings::DEFAULT_REALM).to_owned(),
+            realm: get(&r, keys::SIP_REALM).unwrap_or(pbx::settings::DEFAULT_REALM).to_owned(),
             log: sip_log,
             auth_fail_limit: s.sip_auth_fail_limit,
             auth_fail_window_secs: s.sip_auth_fail_window_secs,

@@ -206,17 +206,17 @@ pub fn flow(cmd: FlowCommand, s: &Settings) -> anyhow::Result<ExitCode> {
         }
         let entities = Arc::new(EntityCache::new());
         if let Some(st) = &store {
-            api::flow_sync::load_entities(st, &entities).await?;
+            pbx::flow_sync::load_entities(st, &entities).await?;
         }
         let services = Services { entities, ..Services::in_memory() };
         // The server's cache when simulating its data, else the user's.
         let cache = match &store {
-            Some(_) => Some(crate::flows::server_cache_dir(s.cache_dir.as_deref(), &s.data_dir)),
+            Some(_) => Some(pbx::engine::server_cache_dir(s.cache_dir.as_deref(), &s.data_dir)),
             None => user_cache_dir(s),
         };
-        let engine = crate::flows::build_engine(cache, services, flow::Limits::default()).await?;
+        let engine = pbx::engine::build_engine(cache, services, flow::Limits::default()).await?;
         if let Some(st) = &store {
-            api::flows_engine::install_enabled_plugins(&engine, st, &s.data_dir).await?;
+            pbx::flows::install_enabled_plugins(&engine, st, &s.data_dir).await?;
         }
         let target = match (&f.flow, f.flow_id) {
             (Some(file), _) => {
@@ -242,7 +242,7 @@ pub fn flow(cmd: FlowCommand, s: &Settings) -> anyhow::Result<ExitCode> {
                                 st.flow_versions().get(id, n).await?.with_context(|| format!("flow {id} has no version {n}"))?
                             }
                         };
-                        SimTarget::Prepared(api::flows_engine::load_version(&engine, st, &s.data_dir, &row, row.version).await.map_err(describe_flow_error)?)
+                        SimTarget::Prepared(pbx::flows::load_version(&engine, st, &s.data_dir, &row, row.version).await.map_err(describe_flow_error)?)
                     }
                 }
             }
@@ -276,8 +276,7 @@ fn describe_flow_error(e: flow::Error) -> anyhow::Error {
 }
 
 fn print_report(report: SimReport, json: bool) -> anyhow::Result<ExitCode> {
-    let failed = report.trace.steps.iter().any(|s| s.error.is_some()) || matches!(report.trace.outcome, flow::trace::Outcome::Failed { .. });
-    let view = api::flows_engine::simulate_view(report);
+    let view = pbx::flows::Simulation::from(report);
     if json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
@@ -302,5 +301,5 @@ fn print_report(report: SimReport, json: bool) -> anyhow::Result<ExitCode> {
         }
         println!("Outcome: {}", view.outcome);
     }
-    Ok(if failed { ExitCode::from(EXIT_CALL_FAILED) } else { ExitCode::SUCCESS })
+    Ok(if view.failed { ExitCode::from(EXIT_CALL_FAILED) } else { ExitCode::SUCCESS })
 }

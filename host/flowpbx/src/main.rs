@@ -3,12 +3,8 @@
 // One audited use of `unsafe`: the allocator setting in `fixed_mmap_threshold`.
 #![deny(unsafe_code)]
 
-mod call_control;
-mod call_runner;
 mod config;
 mod flow_cli;
-mod flows;
-mod pin_guard;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -109,10 +105,9 @@ fn make_private(data_dir: &Path) -> anyhow::Result<()> {
         if let Ok(meta) = std::fs::symlink_metadata(path)
             && !meta.file_type().is_symlink()
             && meta.permissions().mode() & 0o077 != 0
+            && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         {
-            if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot make private");
-            }
+            tracing::warn!(path = %path.display(), error = %e, "cannot make private");
         }
     };
     narrow(data_dir, 0o700);
@@ -181,36 +176,15 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
                 status: if h.running { "ok" } else { "down" },
                 detail: Some(format!(
                     "{} extensions, {} trusted trunks, {} numbers, {} registrations, {} calls, {} banned sources",
-                    h.directory.0, h.directory.1, h.directory.2, h.registrations, h.calls, h.guard.banned
+                    h.directory.extensions, h.directory.trusted_trunks, h.directory.numbers, h.registrations, h.calls, h.guard.banned
                 )),
             }
         })
     });
-    // The flow engine starts in the background (a first start compiles the node components,
-    // seconds on a small machine): HTTP and SIP serve at once, flow routes wait for the
-    // engine, and calls to numbers queue until it is up. Every inbound call then walks its
-    // number's published flow. An engine that cannot start is reported (log, health, 503 on
-    // flow routes) and calls to numbers are refused with 480; the rest of the PBX serves on.
-    let incoming = pbx.incoming_calls();
-    state.flow_engine_starting();
-    tokio::spawn({
-        let (state, pbx, store, data_dir, cache_dir) = (state.clone(), pbx.clone(), store.clone(), data_dir.clone(), settings.cache_dir.clone());
-        let flow_settings = config.flow.clone();
-        async move {
-            match flows::start(&state, cache_dir.as_deref(), &pbx, &flow_settings).await {
-                Ok(runtime) => {
-                    if let Some(rx) = incoming {
-                        call_runner::run(pbx, store, runtime, data_dir, rx).await;
-                    }
-                }
-                Err(e) => {
-                    let why = format!("{e:#}");
-                    tracing::error!(error = %why, "the flow engine could not start: calls to numbers are refused");
-                    state.flow_engine_failed(&why);
-                }
-            }
-        }
-    });
+    // The flow engine starts in the background; every inbound call then walks its number's
+    // published flow (see pbx::engine::start_in_background).
+    let engine_settings = pbx::engine::EngineSettings { cache_dir: settings.cache_dir.clone(), builtin_egress: config.flow.builtin_egress.clone() };
+    pbx::engine::start_in_background(state.flow_service().clone(), pbx.clone(), engine_settings);
     let app = api::router(state);
     let addr = SocketAddr::new(config.http.bind, config.http.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;

@@ -42,7 +42,7 @@ pub use negotiate::{answer_offer, answer_to_caller, offer_to_callee, plan, LegCo
 pub use player::{PlayRequest, Prompt};
 pub use prompts::PromptStore;
 pub use record::RecordMode;
-pub use session::{DigitEvent, Direction, DtmfSource, MediaEvent, RemoteMedia, SessionConfig, StreamKind};
+pub use session::{DigitEvent, DtmfSource, MediaDirection, MediaEvent, RemoteMedia, SessionConfig, StreamKind};
 pub use stats::{LegStats, SessionStats, StreamStats};
 
 /// One side of a call: A is the caller (the leg that sent the first INVITE), B the callee.

@@ -41,7 +41,7 @@ pub enum StreamKind {
 
 /// A leg's SDP direction, as its endpoint wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
+pub enum MediaDirection {
     /// Both ways.
     #[default]
     SendRecv,
@@ -53,14 +53,14 @@ pub enum Direction {
     Inactive,
 }
 
-impl Direction {
+impl MediaDirection {
     /// Whether the endpoint sends media.
     pub fn remote_sends(self) -> bool {
-        matches!(self, Direction::SendRecv | Direction::SendOnly)
+        matches!(self, MediaDirection::SendRecv | MediaDirection::SendOnly)
     }
     /// Whether the endpoint wants media.
     pub fn remote_receives(self) -> bool {
-        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+        matches!(self, MediaDirection::SendRecv | MediaDirection::RecvOnly)
     }
 }
 
@@ -79,14 +79,14 @@ pub struct RemoteMedia {
     /// The negotiated codecs.
     pub codecs: LegCodecs,
     /// a=sendrecv / sendonly / recvonly / inactive.
-    pub direction: Direction,
+    pub direction: MediaDirection,
 }
 
 impl RemoteMedia {
     /// A send-recv endpoint at `rtp` with RTCP on the next port.
     pub fn new(rtp: Option<SocketAddr>, codecs: LegCodecs) -> Self {
         let rtcp = rtp.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
-        RemoteMedia { rtp, rtcp, rtcp_mux: false, codecs, direction: Direction::SendRecv }
+        RemoteMedia { rtp, rtcp, rtcp_mux: false, codecs, direction: MediaDirection::SendRecv }
     }
 }
 
@@ -1163,7 +1163,7 @@ impl Session {
     }
 
     fn check_timeouts(&mut self, now: Instant) {
-        let holding = self.legs.iter().any(|l| l.remote.as_ref().is_some_and(|r| r.direction != Direction::SendRecv));
+        let holding = self.legs.iter().any(|l| l.remote.as_ref().is_some_and(|r| r.direction != MediaDirection::SendRecv));
         for l in &mut self.legs {
             let Some(remote) = &l.remote else { continue };
             if holding || !remote.direction.remote_sends() || l.timeout_reported {

@@ -393,7 +393,7 @@ fn not_bridged_or_held_legs_get_nothing() {
     let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
     assert!(send(&mut s, LegId::A, A_SDP, pkt(0, 1, 0, 1, &[0; 160]), t0).is_none());
     s.bridge();
-    s.set_remote(LegId::B, RemoteMedia { direction: Direction::SendOnly, ..remote(B_SDP, &[CodecSpec::pcmu()]) }, t0);
+    s.set_remote(LegId::B, RemoteMedia { direction: MediaDirection::SendOnly, ..remote(B_SDP, &[CodecSpec::pcmu()]) }, t0);
     assert!(send(&mut s, LegId::A, A_SDP, pkt(0, 2, 160, 1, &[0; 160]), t0 + ms(20)).is_none());
 }
 
@@ -451,8 +451,8 @@ fn hold_and_unhold_keep_continuity_and_suppress_timeouts() {
     send(&mut s, LegId::B, B_SDP, pkt(0, 1, 0, 2, &[0; 160]), t0).unwrap();
     // A puts B on hold: A sendonly, B recvonly
     let (ra, rb) = legs(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()]);
-    s.set_remote(LegId::A, RemoteMedia { direction: Direction::SendOnly, ..ra.clone() }, t0 + ms(10));
-    s.set_remote(LegId::B, RemoteMedia { direction: Direction::RecvOnly, ..rb.clone() }, t0 + ms(10));
+    s.set_remote(LegId::A, RemoteMedia { direction: MediaDirection::SendOnly, ..ra.clone() }, t0 + ms(10));
+    s.set_remote(LegId::B, RemoteMedia { direction: MediaDirection::RecvOnly, ..rb.clone() }, t0 + ms(10));
     let moh = s.play(LegId::B, PlayRequest::music_on_hold(Prompt::from_samples("moh", vec![5; 8000])), t0 + ms(10));
     // two minutes of silence from both while held: no timeout, MOH keeps flowing to B
     let sent = run(&mut s, t0 + ms(10), t0 + Duration::from_secs(120));

@@ -54,8 +54,14 @@ text_enum!(RecordingMode { Off = "off", Always = "always", OnDemand = "on_demand
 text_enum!(GreetingType { Default = "default", Custom = "custom", NameOnly = "name_only" });
 text_enum!(RingStrategy { RingAll = "ring_all", Sequential = "sequential", RoundRobin = "round_robin", Random = "random", LongestIdle = "longest_idle" });
 text_enum!(CallerIdMode { Pass = "pass", Fixed = "fixed", Prepend = "prepend" });
-text_enum!(Direction { Inbound = "inbound", Outbound = "outbound", Internal = "internal" });
-text_enum!(Disposition { Answered = "answered", NoAnswer = "no_answer", Busy = "busy", Failed = "failed", Voicemail = "voicemail" });
+text_enum!(
+    /// Which way a call went (a CDR's `direction`).
+    CallDirection { Inbound = "inbound", Outbound = "outbound", Internal = "internal" }
+);
+text_enum!(
+    /// How a call ended (a CDR's `disposition`).
+    CallDisposition { Answered = "answered", NoAnswer = "no_answer", Busy = "busy", Failed = "failed", Voicemail = "voicemail" }
+);
 text_enum!(PushPlatform { Fcm = "fcm", Apns = "apns" });
 text_enum!(
     /// A class of outbound numbers: what an outbound route's numbers are, and what an
@@ -751,8 +757,8 @@ pub struct Cdr {
     pub caller_id_num: Option<String>,
     pub callee: Option<String>,
     pub trunk_id: Option<i64>,
-    pub direction: Direction,
-    pub disposition: Option<Disposition>,
+    pub direction: CallDirection,
+    pub disposition: Option<CallDisposition>,
     pub recording_file: Option<String>,
     pub flow_id: Option<i64>,
     pub flow_version: Option<i64>,
@@ -781,7 +787,7 @@ pub struct NewCdr {
     pub caller_id_num: Option<String>,
     pub callee: Option<String>,
     pub trunk_id: Option<i64>,
-    pub direction: Direction,
+    pub direction: CallDirection,
     pub flow_id: Option<i64>,
     pub flow_version: Option<i64>,
     /// The extension that placed the call.
@@ -795,7 +801,7 @@ pub struct NewCdr {
 #[derive(Debug, Clone)]
 pub struct CdrEnd {
     pub end_time: Timestamp,
-    pub disposition: Disposition,
+    pub disposition: CallDisposition,
     pub hangup_cause: Option<String>,
     pub flow_path: serde_json::Value,
     pub recording_file: Option<String>,
@@ -806,8 +812,8 @@ pub struct CdrEnd {
 /// Filters of the call log. Times are inclusive lower (`from`) and exclusive upper (`to`).
 #[derive(Debug, Clone, Default)]
 pub struct CdrFilter {
-    pub direction: Option<Direction>,
-    pub disposition: Option<Disposition>,
+    pub direction: Option<CallDirection>,
+    pub disposition: Option<CallDisposition>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
     pub caller: Option<String>,
@@ -1047,12 +1053,13 @@ pub struct Setting {
     pub updated_at: Timestamp,
 }
 
-/// An entity kind that can be referenced (by a flow node's `data.entity_type`, or by another
-/// entity's column).
+/// A kind of resource of the data model, as the API serves, audits and references it (by a
+/// flow node's `data.entity_type`, or by another row's column). The kinds a flow node can link
+/// are a subset, `flow::entity::EntityKind` (the SDK's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-pub enum EntityKind {
+pub enum ResourceKind {
     Extension,
     Trunk,
     InboundNumber,
@@ -1066,35 +1073,35 @@ pub enum EntityKind {
     OutboundRoute,
 }
 
-impl EntityKind {
-    pub const ALL: &'static [EntityKind] = &[
-        EntityKind::Extension,
-        EntityKind::Trunk,
-        EntityKind::InboundNumber,
-        EntityKind::VoicemailBox,
-        EntityKind::RingGroup,
-        EntityKind::IvrMenu,
-        EntityKind::TimeSwitch,
-        EntityKind::ConferenceBridge,
-        EntityKind::CallFlow,
-        EntityKind::Prompt,
-        EntityKind::OutboundRoute,
+impl ResourceKind {
+    pub const ALL: &'static [ResourceKind] = &[
+        ResourceKind::Extension,
+        ResourceKind::Trunk,
+        ResourceKind::InboundNumber,
+        ResourceKind::VoicemailBox,
+        ResourceKind::RingGroup,
+        ResourceKind::IvrMenu,
+        ResourceKind::TimeSwitch,
+        ResourceKind::ConferenceBridge,
+        ResourceKind::CallFlow,
+        ResourceKind::Prompt,
+        ResourceKind::OutboundRoute,
     ];
 
     /// The name flow nodes use in `data.entity_type`.
     pub fn as_str(&self) -> &'static str {
         match self {
-            EntityKind::Extension => "extension",
-            EntityKind::Trunk => "trunk",
-            EntityKind::InboundNumber => "inbound_number",
-            EntityKind::VoicemailBox => "voicemail_box",
-            EntityKind::RingGroup => "ring_group",
-            EntityKind::IvrMenu => "ivr_menu",
-            EntityKind::TimeSwitch => "time_switch",
-            EntityKind::ConferenceBridge => "conference_bridge",
-            EntityKind::CallFlow => "call_flow",
-            EntityKind::Prompt => "prompt",
-            EntityKind::OutboundRoute => "outbound_route",
+            ResourceKind::Extension => "extension",
+            ResourceKind::Trunk => "trunk",
+            ResourceKind::InboundNumber => "inbound_number",
+            ResourceKind::VoicemailBox => "voicemail_box",
+            ResourceKind::RingGroup => "ring_group",
+            ResourceKind::IvrMenu => "ivr_menu",
+            ResourceKind::TimeSwitch => "time_switch",
+            ResourceKind::ConferenceBridge => "conference_bridge",
+            ResourceKind::CallFlow => "call_flow",
+            ResourceKind::Prompt => "prompt",
+            ResourceKind::OutboundRoute => "outbound_route",
         }
     }
 
@@ -1104,17 +1111,17 @@ impl EntityKind {
 
     pub(crate) fn table(&self) -> &'static str {
         match self {
-            EntityKind::Extension => "extensions",
-            EntityKind::Trunk => "trunks",
-            EntityKind::InboundNumber => "inbound_numbers",
-            EntityKind::VoicemailBox => "voicemail_boxes",
-            EntityKind::RingGroup => "ring_groups",
-            EntityKind::IvrMenu => "ivr_menus",
-            EntityKind::TimeSwitch => "time_switches",
-            EntityKind::ConferenceBridge => "conference_bridges",
-            EntityKind::CallFlow => "call_flows",
-            EntityKind::Prompt => "prompts",
-            EntityKind::OutboundRoute => "outbound_routes",
+            ResourceKind::Extension => "extensions",
+            ResourceKind::Trunk => "trunks",
+            ResourceKind::InboundNumber => "inbound_numbers",
+            ResourceKind::VoicemailBox => "voicemail_boxes",
+            ResourceKind::RingGroup => "ring_groups",
+            ResourceKind::IvrMenu => "ivr_menus",
+            ResourceKind::TimeSwitch => "time_switches",
+            ResourceKind::ConferenceBridge => "conference_bridges",
+            ResourceKind::CallFlow => "call_flows",
+            ResourceKind::Prompt => "prompts",
+            ResourceKind::OutboundRoute => "outbound_routes",
         }
     }
 }

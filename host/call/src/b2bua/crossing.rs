@@ -43,9 +43,9 @@ pub(crate) enum PendingOffer {
     Local { to: Side, codecs: Vec<CodecSpec> },
 }
 
-/// A call's media, as the core keeps it.
+/// A call's offer/answer state, as the core keeps it (what `sdp_across` rewrites with).
 #[derive(Debug, Clone)]
-pub(crate) struct CallMedia {
+pub(crate) struct SdpState {
     /// FlowPBX's RTP port toward each side.
     ports: [u16; 2],
     /// FlowPBX's `o=` line toward each side.
@@ -55,7 +55,7 @@ pub(crate) struct CallMedia {
     negotiated: [Option<Vec<CodecSpec>>; 2],
 }
 
-impl CallMedia {
+impl SdpState {
     /// Whether a side negotiated telephone-event (None: nothing negotiated yet).
     pub(crate) fn telephone_event(&self, side: Side) -> Option<bool> {
         self.negotiated[idx(side)].as_ref().map(|c| c.iter().any(|c| c.kind == CodecKind::TelephoneEvent))
@@ -110,7 +110,7 @@ fn passthrough(content_type: Option<&str>, body: &Bytes) -> Body {
 impl B2bua {
     /// Opens the media of a new call and reads the caller's offer, if its INVITE has one.
     /// `Err` is the status to refuse the call with.
-    pub(crate) fn open_media(&mut self, cx: &mut Ctx<'_>, key: CallKey, call_id: &str, content_type: Option<&str>, body: &Bytes) -> Result<Option<CallMedia>, (u16, &'static str)> {
+    pub(crate) fn open_media(&mut self, cx: &mut Ctx<'_>, key: CallKey, call_id: &str, content_type: Option<&str>, body: &Bytes) -> Result<Option<SdpState>, (u16, &'static str)> {
         if self.media.is_none() {
             return Ok(None);
         }
@@ -121,7 +121,7 @@ impl B2bua {
             tracing::warn!(error = %e, "no media for a new call");
             (503, "Service Unavailable")
         })?;
-        let mut m = CallMedia { ports, sessions, offer: None, negotiated: [None, None] };
+        let mut m = SdpState { ports, sessions, offer: None, negotiated: [None, None] };
         if let Some(offer) = offer {
             match offer.remote(&offer.codecs) {
                 Ok(remote) => port.set_remote(key, LegId::A, remote),

@@ -24,7 +24,7 @@ use sip::dialog::{Dialog, SessionTimer, SessionTimerConfig};
 use sip::transaction::{cancel_for, ClientTxId, Peer, ServerTxId};
 use sip::msg::{name_addr, HeaderInjection, SipUriBuilder};
 use sip::{HeaderName, Instant, Message, Method};
-use store::{CdrEnd, Direction, Disposition, NewCdr};
+use store::{CdrEnd, CallDirection, CallDisposition, NewCdr};
 use tokio::sync::oneshot;
 
 use crate::anchor::MediaPort;
@@ -37,7 +37,7 @@ use crate::registrar::Registrar;
 use crate::sdp_media::is_sdp;
 use crate::signalling::Signalling;
 use crate::{CallError, IncomingCall, RingOutcome, RingRequest};
-use crossing::{fault_status, leg as media_leg, CallMedia, SdpKind};
+use crossing::{fault_status, leg as media_leg, SdpState, SdpKind};
 use table::CallTable;
 
 /// What a B2BUA input runs with: the signalling it writes through, and the directory and
@@ -264,14 +264,14 @@ impl Cause {
         }
     }
 
-    fn disposition(self, answered: bool) -> Disposition {
+    fn disposition(self, answered: bool) -> CallDisposition {
         if answered {
-            return Disposition::Answered;
+            return CallDisposition::Answered;
         }
         match self {
-            Cause::Busy | Cause::Declined => Disposition::Busy,
-            Cause::NoAnswer | Cause::OriginatorCancel | Cause::Normal | Cause::Shutdown => Disposition::NoAnswer,
-            _ => Disposition::Failed,
+            Cause::Busy | Cause::Declined => CallDisposition::Busy,
+            Cause::NoAnswer | Cause::OriginatorCancel | Cause::Normal | Cause::Shutdown => CallDisposition::NoAnswer,
+            _ => CallDisposition::Failed,
         }
     }
 
@@ -372,7 +372,7 @@ enum LegTarget {
 
 /// What a new call is.
 struct NewCall {
-    direction: Direction,
+    direction: CallDirection,
     /// The caller, for the CDR and the legs (internal, inbound).
     caller: Party,
     callee: String,
@@ -477,7 +477,7 @@ pub(crate) fn clean_display_name(raw: &str) -> Option<String> {
 /// A B2BUA call.
 pub(crate) struct Call {
     key: CallKey,
-    direction: Direction,
+    direction: CallDirection,
     a: ALeg,
     legs: Vec<BLeg>,
     phase: Phase,
@@ -496,7 +496,7 @@ pub(crate) struct Call {
     /// The extension that placed the call (internal calls).
     caller_ext: Option<i64>,
     /// The call's anchored media (None on a PBX without a media engine).
-    pub(crate) media: Option<CallMedia>,
+    pub(crate) media: Option<SdpState>,
     /// The call's recording, relative to the data dir.
     recording: Option<String>,
     /// Set when it goes out through trunks.
@@ -597,7 +597,7 @@ impl B2bua {
             return self.outbound_from_extension(cx, now, tx, msg, source, caller, dialled);
         };
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
-        let n = NewCall { direction: Direction::Internal, caller: party, callee: dialled, trunk_id: None, flow_id: None, caller_ext: Some(caller.id), outbound: None };
+        let n = NewCall { direction: CallDirection::Internal, caller: party, callee: dialled, trunk_id: None, flow_id: None, caller_ext: Some(caller.id), outbound: None };
         let Some(key) = self.new_call(cx, now, tx, msg, source, n) else { return };
         self.ring_extensions(cx, now, key, &[target], None, None, Completion::Respond, Some(source), Vec::new());
     }
@@ -645,7 +645,7 @@ impl B2bua {
         let attempts: std::collections::VecDeque<TrunkAttempt> = p.trunk_ids.iter().map(|&trunk_id| TrunkAttempt { trunk_id, number: p.number.clone() }).collect();
         let outbound = Outbound { route_id: p.route_id, emergency: p.emergency, caller_id_mode: p.caller_id_mode, caller_id: p.caller_id.clone(), trunk_id: None };
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
-        let n = NewCall { direction: Direction::Outbound, caller: party, callee: dialled, trunk_id: None, flow_id: None, caller_ext: Some(caller.id), outbound: Some(outbound) };
+        let n = NewCall { direction: CallDirection::Outbound, caller: party, callee: dialled, trunk_id: None, flow_id: None, caller_ext: Some(caller.id), outbound: Some(outbound) };
         let Some(key) = self.new_call(cx, now, tx, msg, source, n) else { return };
         self.ring_trunks(cx, now, key, attempts, Duration::from_secs(OUTBOUND_RING_SECS), Completion::Respond);
     }
@@ -918,7 +918,7 @@ impl B2bua {
         });
         let party = Party::from_untrusted(identity.and_then(|f| f.display_name().map(|d| d.into_owned())).as_deref(), number.as_deref());
         let call_id = msg.call_id().unwrap_or("").to_owned();
-        let n = NewCall { direction: Direction::Inbound, caller: party.clone(), callee: did.number.clone(), trunk_id: Some(trunk_id), flow_id: did.flow_id, caller_ext: None, outbound: None };
+        let n = NewCall { direction: CallDirection::Inbound, caller: party.clone(), callee: did.number.clone(), trunk_id: Some(trunk_id), flow_id: did.flow_id, caller_ext: None, outbound: None };
         let Some(key) = self.new_call(cx, now, tx, msg, source, n) else {
             return;
         };
@@ -1287,7 +1287,7 @@ impl B2bua {
             }
             // 180/183 go to the caller; the first early SDP with them (an answer to the
             // caller's offer: without one there is nothing it could answer).
-            let with_sdp = !msg.body().is_empty() && !call.a.early_media && call.media.as_ref().is_none_or(CallMedia::caller_offer_pending);
+            let with_sdp = !msg.body().is_empty() && !call.a.early_media && call.media.as_ref().is_none_or(SdpState::caller_offer_pending);
             let a_tx = call.a.tx;
             let a_peer = call.a.source;
             let to_tag = call.a.to_tag.clone();
@@ -2076,7 +2076,7 @@ impl B2bua {
                 recording_file: call.recording.take(),
                 // an outbound call's trunk is the one it went out on; an inbound call keeps the
                 // trunk it came from
-                trunk_id: call.outbound.as_ref().filter(|_| call.direction == Direction::Outbound).and_then(|o| o.trunk_id),
+                trunk_id: call.outbound.as_ref().filter(|_| call.direction == CallDirection::Outbound).and_then(|o| o.trunk_id),
             },
         });
         self.shared.calls.remove(&key);

@@ -225,7 +225,7 @@ impl Cdrs<'_> {
 
     /// Writes what a flow did with a call: the flow and version it walked, its path, and a
     /// disposition that replaces the one signalling gave (a call that ended in voicemail).
-    pub async fn set_flow(self, id: i64, flow_id: i64, flow_version: i64, flow_path: &serde_json::Value, disposition: Option<Disposition>) -> Result<bool> {
+    pub async fn set_flow(self, id: i64, flow_id: i64, flow_version: i64, flow_path: &serde_json::Value, disposition: Option<CallDisposition>) -> Result<bool> {
         let mut c = self.db.acquire().await?;
         let r = sqlx::query(
             "UPDATE cdrs SET flow_id = ?, flow_version = ?, flow_path = ?, disposition = COALESCE(?, disposition) WHERE id = ?",
@@ -325,7 +325,7 @@ mod tests {
                 caller_id_num: Some("+61400000000".into()),
                 callee: Some("101".into()),
                 trunk_id: None,
-                direction: Direction::Inbound,
+                direction: CallDirection::Inbound,
                 flow_id: None,
                 flow_version: None, extension_id: None, route_id: None,
             })
@@ -339,7 +339,7 @@ mod tests {
                 id,
                 &CdrEnd {
                     end_time: t0 + Duration::seconds(65),
-                    disposition: Disposition::Answered,
+                    disposition: CallDisposition::Answered,
                     hangup_cause: Some("normal_clearing".into()),
                     flow_path: serde_json::json!(["n1", "n2"]),
                     recording_file: None, trunk_id: None,
@@ -350,9 +350,9 @@ mod tests {
         assert_eq!((cdr.duration, cdr.billable_dur), (Some(65), Some(60)));
         // the batched path: start and answer in one insert, the end without a read
         let t1 = t0 - Duration::days(1);
-        let n = NewCdr { call_id: "def@h".into(), start_time: t1, caller_id_name: None, caller_id_num: Some("101".into()), callee: Some("102".into()), trunk_id: None, direction: Direction::Internal, flow_id: None, flow_version: None, extension_id: None, route_id: None };
+        let n = NewCdr { call_id: "def@h".into(), start_time: t1, caller_id_name: None, caller_id_num: Some("101".into()), callee: Some("102".into()), trunk_id: None, direction: CallDirection::Internal, flow_id: None, flow_version: None, extension_id: None, route_id: None };
         let id2 = s.cdrs().insert_start_answered(&n, Some(t1 + Duration::seconds(2))).await.unwrap();
-        let end = CdrEnd { end_time: t1 + Duration::seconds(12), disposition: Disposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
+        let end = CdrEnd { end_time: t1 + Duration::seconds(12), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
         assert!(s.cdrs().finish(id2, &end, t1, Some(t1 + Duration::seconds(2))).await.unwrap());
         let c2 = s.cdrs().get(id2).await.unwrap().unwrap();
         assert_eq!((c2.duration, c2.billable_dur, c2.answer_time), (Some(12), Some(10), Some(t1 + Duration::seconds(2))));
@@ -373,9 +373,9 @@ mod tests {
         assert_eq!(s.cdrs().delete_before(t0).await.unwrap(), 3);
         assert_eq!(cdr.flow_path, serde_json::json!(["n1", "n2"]));
 
-        let f = CdrFilter { direction: Some(Direction::Inbound), from: Timestamp::parse("2026-01-02"), ..Default::default() };
+        let f = CdrFilter { direction: Some(CallDirection::Inbound), from: Timestamp::parse("2026-01-02"), ..Default::default() };
         assert_eq!(s.cdrs().list(&f, Page::default()).await.unwrap().total, 1);
-        let f = CdrFilter { direction: Some(Direction::Outbound), ..Default::default() };
+        let f = CdrFilter { direction: Some(CallDirection::Outbound), ..Default::default() };
         assert_eq!(s.cdrs().list(&f, Page::default()).await.unwrap().total, 0);
         let f = CdrFilter { to: Timestamp::parse("2026-01-02"), ..Default::default() };
         assert_eq!(s.cdrs().list(&f, Page::default()).await.unwrap().total, 0);

@@ -7,7 +7,7 @@ use crate::*;
 
 impl References<'_> {
     /// Does the entity exist?
-    pub async fn exists(self, kind: EntityKind, id: i64) -> Result<bool> {
+    pub async fn exists(self, kind: ResourceKind, id: i64) -> Result<bool> {
         let mut c = self.db.acquire().await?;
         // The table name comes from a closed enum, never from input.
         let sql = match kind.table() {
@@ -29,7 +29,7 @@ impl References<'_> {
 
     /// Everything that refers to the entity: other entities' columns, flow drafts' nodes and the
     /// live (latest published) versions' nodes. Empty: it can be deleted safely.
-    pub async fn to(self, kind: EntityKind, id: i64) -> Result<Vec<Reference>> {
+    pub async fn to(self, kind: ResourceKind, id: i64) -> Result<Vec<Reference>> {
         let mut c = self.db.acquire().await?;
         let mut out: Vec<Reference> = Vec::new();
         let mut push = |rows: Vec<(String, i64, String, String)>| {
@@ -37,7 +37,7 @@ impl References<'_> {
         };
 
         match kind {
-            EntityKind::Extension => {
+            ResourceKind::Extension => {
                 push(
                     sqlx::query_as(
                         "SELECT 'ring_group', g.id, g.name, 'members' FROM ring_groups g \
@@ -67,7 +67,7 @@ impl References<'_> {
                     .await?,
                 );
             }
-            EntityKind::Trunk => {
+            ResourceKind::Trunk => {
                 push(
                     sqlx::query_as("SELECT 'inbound_number', n.id, n.number, 'trunk_id' FROM inbound_numbers n WHERE n.trunk_id = ?")
                         .bind(id)
@@ -84,13 +84,13 @@ impl References<'_> {
                     .await?,
                 );
             }
-            EntityKind::CallFlow => push(
+            ResourceKind::CallFlow => push(
                 sqlx::query_as("SELECT 'inbound_number', n.id, n.number, 'flow_id' FROM inbound_numbers n WHERE n.flow_id = ?")
                     .bind(id)
                     .fetch_all(&mut *c)
                     .await?,
             ),
-            EntityKind::Prompt => {
+            ResourceKind::Prompt => {
                 push(
                     sqlx::query_as(
                         "SELECT 'ivr_menu', m.id, m.name, 'greeting_file' FROM ivr_menus m \
@@ -145,7 +145,7 @@ impl References<'_> {
 
     /// Who already uses `number` in the dial plan (extensions, conference bridges and
     /// voicemail boxes' mailbox numbers), leaving out `except` (the entity being edited).
-    pub async fn number_owners(self, number: &str, except: Option<(EntityKind, i64)>) -> Result<Vec<NumberOwner>> {
+    pub async fn number_owners(self, number: &str, except: Option<(ResourceKind, i64)>) -> Result<Vec<NumberOwner>> {
         let mut c = self.db.acquire().await?;
         let rows: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT 'extension', id, name FROM extensions WHERE extension = ?1 \
@@ -180,15 +180,15 @@ mod tests {
         let graph = serde_json::json!({"nodes": [{"id": "n1", "type": "extension", "data": {"entity_type": "extension", "entity_id": e.id}}], "edges": []});
         let f = s.call_flows().insert(&CallFlowFields { name: "Main".into(), flow_data: graph.clone() }).await.unwrap();
         s.flow_versions().publish(f.id, &graph, "t").await.unwrap();
-        let refs = s.references().to(EntityKind::Extension, e.id).await.unwrap();
+        let refs = s.references().to(ResourceKind::Extension, e.id).await.unwrap();
         let vias: Vec<&str> = refs.iter().map(|r| r.via.as_str()).collect();
         assert_eq!(vias, vec!["members", "node:n1", "published:v1:node:n1"], "{refs:?}");
-        assert!(s.references().to(EntityKind::Trunk, 1).await.unwrap().is_empty());
+        assert!(s.references().to(ResourceKind::Trunk, 1).await.unwrap().is_empty());
 
-        assert!(s.references().exists(EntityKind::Extension, e.id).await.unwrap());
-        assert!(!s.references().exists(EntityKind::IvrMenu, 9).await.unwrap());
+        assert!(s.references().exists(ResourceKind::Extension, e.id).await.unwrap());
+        assert!(!s.references().exists(ResourceKind::IvrMenu, 9).await.unwrap());
         assert_eq!(s.references().number_owners("101", None).await.unwrap().len(), 1);
-        assert!(s.references().number_owners("101", Some((EntityKind::Extension, e.id))).await.unwrap().is_empty());
+        assert!(s.references().number_owners("101", Some((ResourceKind::Extension, e.id))).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -212,14 +212,14 @@ mod tests {
             .insert(&OutboundRouteFields { name: "National".into(), patterns: vec!["0".into()], trunk_ids: vec![a.id], extension_ids: vec![e.id], ..Default::default() })
             .await
             .unwrap();
-        let refs = s.references().to(EntityKind::Trunk, a.id).await.unwrap();
+        let refs = s.references().to(ResourceKind::Trunk, a.id).await.unwrap();
         assert_eq!(refs, vec![Reference { entity_type: "outbound_route".into(), entity_id: r.id, name: "National".into(), via: "trunk_ids".into() }]);
-        assert!(s.references().to(EntityKind::Trunk, b.id).await.unwrap().is_empty());
-        let refs = s.references().to(EntityKind::Extension, e.id).await.unwrap();
+        assert!(s.references().to(ResourceKind::Trunk, b.id).await.unwrap().is_empty());
+        let refs = s.references().to(ResourceKind::Extension, e.id).await.unwrap();
         assert_eq!(refs.iter().map(|r| r.via.as_str()).collect::<Vec<_>>(), vec!["extension_ids"]);
-        assert!(s.references().to(EntityKind::Extension, other.id).await.unwrap().is_empty());
-        assert!(s.references().exists(EntityKind::OutboundRoute, r.id).await.unwrap());
-        assert!(!s.references().exists(EntityKind::OutboundRoute, r.id + 1).await.unwrap());
-        assert!(s.references().to(EntityKind::OutboundRoute, r.id).await.unwrap().is_empty());
+        assert!(s.references().to(ResourceKind::Extension, other.id).await.unwrap().is_empty());
+        assert!(s.references().exists(ResourceKind::OutboundRoute, r.id).await.unwrap());
+        assert!(!s.references().exists(ResourceKind::OutboundRoute, r.id + 1).await.unwrap());
+        assert!(s.references().to(ResourceKind::OutboundRoute, r.id).await.unwrap().is_empty());
     }
 }

@@ -9,14 +9,13 @@
 //! was left). A number with no flow, or whose flow is not published, is refused with 480:
 //! never a stuck call.
 
-
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flow::graph::{Graph, ENTRY_TYPE};
 use flow::trace::Trace;
 
 use crate::call_control::PbxCall;
+use crate::flows::FlowRuntime;
 use crate::pin_guard::PinGuard;
 
 /// The node a call to the number `number_id` enters `graph` at: the number's configured
@@ -48,10 +47,10 @@ pub fn flow_path(trace: &Trace) -> serde_json::Value {
 /// Runs inbound calls through flows until the PBX stops: each call that arrives on `rx`
 /// (the PBX's [`call::PbxHandle::incoming_calls`], taken before the engine started, so that
 /// calls arriving while it starts wait for it) walks on its own task.
-pub async fn run(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime, data_dir: PathBuf, mut rx: tokio::sync::mpsc::UnboundedReceiver<call::IncomingCall>) {
+pub async fn run(pbx: call::PbxHandle, runtime: FlowRuntime, mut rx: tokio::sync::mpsc::UnboundedReceiver<call::IncomingCall>) {
     let pins = Arc::new(PinGuard::new());
     while let Some(incoming) = rx.recv().await {
-        tokio::spawn(run_one(pbx.clone(), store.clone(), runtime.clone(), data_dir.clone(), incoming, pins.clone()));
+        tokio::spawn(run_one(pbx.clone(), runtime.clone(), incoming, pins.clone()));
     }
 }
 
@@ -62,32 +61,16 @@ async fn refuse(pbx: &call::PbxHandle, incoming: &call::IncomingCall, why: &str)
     }
 }
 
-/// A flow the engine does not hold (published outside the API, or its load failed at
-/// start-up): its latest published version from the store, prepared for this call only.
-async fn latest_published(store: &store::Store, runtime: &api::flows_engine::FlowRuntime, data_dir: &Path, flow_id: i64) -> Option<Arc<flow::PreparedFlow>> {
-    let published = store.call_flows().get(flow_id).await.ok().flatten().is_some_and(|f| f.published);
-    if !published {
-        return None;
-    }
-    let row = store.flow_versions().latest(flow_id).await.ok().flatten()?;
-    match api::flows_engine::load_version(runtime.engine(), store, data_dir, &row, row.version).await {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::warn!(flow_id, version = row.version, error = %e, "the flow's published version cannot be loaded");
-            None
-        }
-    }
-}
-
 /// Runs one call through its number's flow and writes the trace to the CDR.
-async fn run_one(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_engine::FlowRuntime, data_dir: PathBuf, incoming: call::IncomingCall, pins: Arc<PinGuard>) {
+async fn run_one(pbx: call::PbxHandle, runtime: FlowRuntime, incoming: call::IncomingCall, pins: Arc<PinGuard>) {
+    let store = runtime.store().clone();
     let Some(flow_id) = incoming.flow_id else {
         return refuse(&pbx, &incoming, "the number enters no flow").await;
     };
     // the version live now: the call keeps it whatever is published while it runs
     let flow = match runtime.engine().published(flow_id) {
         Some(f) => f,
-        None => match latest_published(&store, &runtime, &data_dir, flow_id).await {
+        None => match runtime.latest_published(flow_id).await {
             Some(f) => f,
             None => return refuse(&pbx, &incoming, "the number's flow is not published").await,
         },
@@ -105,7 +88,7 @@ async fn run_one(pbx: call::PbxHandle, store: store::Store, runtime: api::flows_
     let call = PbxCall::new(pbx.clone(), store, &incoming, pins);
     tracing::info!(call_id = %incoming.call_id, flow_id, version = flow.version, entry = %entry, "call enters its flow");
     let trace = runtime.engine().run_call(flow, &entry, call.clone()).await;
-    let disposition = call.left_voicemail().then_some(store::Disposition::Voicemail);
+    let disposition = call.left_voicemail().then_some(store::CallDisposition::Voicemail);
     pbx.record_flow(incoming.key, trace.flow_id, trace.flow_version, flow_path(&trace), disposition);
 }
 

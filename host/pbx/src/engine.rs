@@ -1,17 +1,29 @@
-//! Wiring of the flow engine into the server: one [`flow::Engine`] per process with its live
-//! services — the entity cache (filled and kept current by the API), presence from the SIP
-//! registrar and the calls in progress ([`PbxDirectory`]), kv state in the database
-//! (`api::flow_sync::StoreKv`) and outbound HTTP for webhooks (`ReqwestClient`) — started
-//! with the published flows and enabled plugins loaded.
+//! The flow engine of the server, wired to its live services: one [`flow::Engine`] per
+//! process with the entity cache (filled and kept current by [`crate::flows::FlowService`]),
+//! presence from the SIP registrar and the calls in progress ([`PbxDirectory`]), kv state in
+//! the database ([`crate::flow_sync::StoreKv`]) and outbound HTTP for webhooks
+//! ([`ReqwestClient`], the built-in nodes reaching what [`EngineSettings::builtin_egress`]
+//! opens) — started with the published flows and enabled plugins loaded.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
 use flow::entity::{Entity, EntityCache, EntityKind};
 use flow::services::{Directory, Presence, ReqwestClient, Services};
 use flow::{Engine, EngineConfig, Limits};
+
+use crate::error::{Error, Result};
+use crate::flows::{FlowRuntime, FlowService};
+
+/// What the server's flow engine is started with.
+#[derive(Debug, Clone, Default)]
+pub struct EngineSettings {
+    /// `--cache-dir`: where compiled components are cached (else `<data-dir>/cache`).
+    pub cache_dir: Option<PathBuf>,
+    /// What the built-in nodes' HTTP (the webhook) may reach besides public 80/443.
+    pub builtin_egress: flow::egress::Egress,
+}
 
 /// Where compiled components are cached: `--cache-dir` (else `<data-dir>/cache`) +
 /// `components`.
@@ -19,27 +31,27 @@ pub fn server_cache_dir(cache_dir: Option<&Path>, data_dir: &Path) -> PathBuf {
     cache_dir.map(Path::to_path_buf).unwrap_or_else(|| data_dir.join("cache")).join("components")
 }
 
-/// Builds the engine (compiling the built-in nodes, or loading them from the cache) on a
+/// Builds an engine (compiling the built-in nodes, or loading them from the cache) on a
 /// blocking thread.
-pub async fn build_engine(cache_dir: Option<PathBuf>, services: Services, limits: Limits) -> anyhow::Result<Engine> {
+pub async fn build_engine(cache_dir: Option<PathBuf>, services: Services, limits: Limits) -> Result<Engine> {
     tokio::task::spawn_blocking(move || Engine::new(EngineConfig { cache_dir, limits }, services))
         .await
-        .context("starting the flow engine")?
-        .context("starting the flow engine")
+        .map_err(|e| Error::Internal(format!("starting the flow engine: {e}")))?
+        .map_err(Error::Flow)
 }
 
-/// Starts the flow engine for the server and hands it to the API, which loads entities,
-/// enabled plugins and the live version of every published flow. Returns the runtime the
-/// call wiring reaches the engine through (`runtime.engine()`).
-pub async fn start(state: &api::AppState, cache_dir: Option<&Path>, pbx: &call::PbxHandle, settings: &crate::config::FlowSettings) -> anyhow::Result<api::flows_engine::FlowRuntime> {
+/// Builds the server's engine with its live services and starts `flows` with it, which
+/// loads entities, enabled plugins and the live version of every published flow. Returns the
+/// runtime the call wiring reaches the engine through.
+pub async fn start(flows: &FlowService, pbx: &call::PbxHandle, settings: &EngineSettings) -> Result<FlowRuntime> {
     let t0 = std::time::Instant::now();
     let entities = Arc::new(EntityCache::new());
     let directory = PbxDirectory::start(pbx.clone(), entities.clone());
-    let http = ReqwestClient::new().map_err(|e| anyhow::anyhow!("the webhook HTTP client: {e}"))?;
-    let services = Services { entities, directory, kv: api::flow_sync::StoreKv::new(state.store().clone()), http: Arc::new(http) };
+    let http = ReqwestClient::new().map_err(|e| Error::Internal(format!("the webhook HTTP client: {e}")))?;
+    let services = Services { entities, directory, kv: crate::flow_sync::StoreKv::new(flows.store().clone()), http: Arc::new(http) };
     let limits = Limits { builtin_egress: settings.builtin_egress.clone(), ..Limits::default() };
-    let engine = build_engine(Some(server_cache_dir(cache_dir, &state.config().data_dir)), services, limits).await?;
-    let boot = state.start_flow_engine(engine).await.map_err(|e| anyhow::anyhow!("loading flows: {e}"))?;
+    let engine = build_engine(Some(server_cache_dir(settings.cache_dir.as_deref(), flows.data_dir())), services, limits).await?;
+    let boot = flows.start(engine).await?;
     tracing::info!(
         entities = boot.entities,
         plugins = boot.plugins,
@@ -48,7 +60,33 @@ pub async fn start(state: &api::AppState, cache_dir: Option<&Path>, pbx: &call::
         ms = t0.elapsed().as_millis() as u64,
         "flow engine ready"
     );
-    state.flow_runtime().cloned().context("the flow engine did not start")
+    flows.runtime().cloned().ok_or_else(|| Error::Internal("the flow engine did not start".into()))
+}
+
+/// Starts the server's flow engine in the background (a first start compiles the node
+/// components, seconds on a small machine) and then runs every inbound call through its
+/// number's flow ([`crate::call_runner::run`]). The PBX's inbound calls are taken now, so calls
+/// arriving while the engine starts wait for it; operations on flows wait too
+/// ([`FlowService::ready`]). An engine that cannot start is logged and marked failed (health
+/// says why, operations fail at once) and calls to numbers are refused with 480; the rest of
+/// the PBX serves on.
+pub fn start_in_background(flows: FlowService, pbx: call::PbxHandle, settings: EngineSettings) -> tokio::task::JoinHandle<()> {
+    let incoming = pbx.incoming_calls();
+    flows.starting();
+    tokio::spawn(async move {
+        match start(&flows, &pbx, &settings).await {
+            Ok(runtime) => {
+                if let Some(rx) = incoming {
+                    crate::call_runner::run(pbx, runtime, rx).await;
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                tracing::error!(error = %why, "the flow engine could not start: calls to numbers are refused");
+                flows.failed(&why);
+            }
+        }
+    })
 }
 
 /// Presence for the ring strategies and routing decisions, from the running PBX: registered

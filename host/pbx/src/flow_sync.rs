@@ -2,8 +2,9 @@
 //! entity a node can link, in the SDK's shape) and the nodes' persistent kv state.
 //!
 //! - [`load_entities`] fills the engine's [`EntityCache`] at start-up;
-//!   [`entity_changed`] refreshes one entity after every change the API commits (the generic
-//!   CRUD layer calls it), so a node sees an edit on the next call without republishing.
+//!   [`refresh_entity`] brings one entity up to date after every committed change
+//!   (`FlowService::entity_changed`, which the API's CRUD layer calls), so a node sees an edit
+//!   on the next call without republishing.
 //! - [`sdk_entity`] is the one mapping from the data model's columns to the entity JSON a
 //!   node receives (`sdk::entity`); the editor's unsaved values go through it too.
 //! - [`StoreKv`] is the engine's [`KvStore`] over the `plugin_kv` table.
@@ -11,14 +12,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use flow::entity::{Entity, EntityCache, EntityKind as FlowKind};
+use flow::entity::{Entity, EntityCache, EntityKind};
 use flow::services::{KvError, KvStore};
 use serde_json::{Map, Value};
-use store::{EntityKind, Page, Store, StoreError};
+use store::{ResourceKind, Page, Store, StoreError};
 
 /// The flow engine's kind for a store entity kind (`None`: nodes never link it).
-pub fn flow_kind(kind: EntityKind) -> Option<FlowKind> {
-    FlowKind::parse(kind.as_str())
+pub fn flow_kind(kind: ResourceKind) -> Option<EntityKind> {
+    EntityKind::parse(kind.as_str())
 }
 
 /// The JSON a node receives for an entity, from the entity as the API shows it (its row, or
@@ -35,13 +36,13 @@ pub fn flow_kind(kind: EntityKind) -> Option<FlowKind> {
 ///   override's `dest_node` names); an override leaves by `dest_node`, or by an output of
 ///   its own when it names none;
 /// - conference bridge: `pin_set` becomes `has_pin`.
-pub fn sdk_entity(kind: FlowKind, id: i64, v: &Value) -> Result<Entity, String> {
+pub fn sdk_entity(kind: EntityKind, id: i64, v: &Value) -> Result<Entity, String> {
     let mut o: Map<String, Value> = v.as_object().cloned().ok_or_else(|| format!("the {kind} is not a JSON object"))?;
     o.insert("id".into(), id.into());
     // Absent and null mean the same to the API; the SDK's defaults fill in for absent.
     o.retain(|_, v| !v.is_null());
     match kind {
-        FlowKind::RingGroup => {
+        EntityKind::RingGroup => {
             let value = o.remove("caller_id_value").and_then(|v| v.as_str().map(str::to_owned)).filter(|s| !s.trim().is_empty());
             match (o.get("caller_id_mode").and_then(Value::as_str), value) {
                 (Some("fixed"), Some(v)) if is_phone_number(&v) => {
@@ -57,12 +58,12 @@ pub fn sdk_entity(kind: FlowKind, id: i64, v: &Value) -> Result<Entity, String> 
                 _ => {}
             }
         }
-        FlowKind::IvrMenu => {
+        EntityKind::IvrMenu => {
             if let Some(Value::Object(opts)) = o.get_mut("options") {
                 opts.retain(|k, _| k != "i" && k != "t");
             }
         }
-        FlowKind::TimeSwitch => {
+        EntityKind::TimeSwitch => {
             if let Some(Value::Array(rules)) = o.get_mut("rules") {
                 for r in rules.iter_mut().filter_map(Value::as_object_mut) {
                     r.remove("dest_node");
@@ -81,11 +82,11 @@ pub fn sdk_entity(kind: FlowKind, id: i64, v: &Value) -> Result<Entity, String> 
                 }
             }
         }
-        FlowKind::ConferenceBridge => {
+        EntityKind::ConferenceBridge => {
             let pin = o.remove("pin_set").and_then(|v| v.as_bool()).unwrap_or(false);
             o.insert("has_pin".into(), pin.into());
         }
-        FlowKind::InboundNumber | FlowKind::Extension | FlowKind::VoicemailBox => {}
+        EntityKind::InboundNumber | EntityKind::Extension | EntityKind::VoicemailBox => {}
     }
     Entity::from_json(kind, &Value::Object(o).to_string()).map_err(|e| format!("the {kind} cannot be read by nodes: {e}"))
 }
@@ -97,8 +98,8 @@ fn is_phone_number(s: &str) -> bool {
 
 /// An IVR menu's `greeting_file` may hold a prompt id (the prompt picker writes ids): nodes
 /// play prompts by name, so an id of an existing prompt becomes its name.
-pub async fn resolve_prompts(store: &Store, kind: FlowKind, v: &mut Value) -> Result<(), StoreError> {
-    if kind != FlowKind::IvrMenu {
+pub async fn resolve_prompts(store: &Store, kind: EntityKind, v: &mut Value) -> Result<(), StoreError> {
+    if kind != EntityKind::IvrMenu {
         return Ok(());
     }
     let Some(id) = v.get("greeting_file").and_then(Value::as_str).and_then(|s| s.parse::<i64>().ok()) else { return Ok(()) };
@@ -109,15 +110,15 @@ pub async fn resolve_prompts(store: &Store, kind: FlowKind, v: &mut Value) -> Re
 }
 
 /// One entity as nodes see it, read from the store (`None`: it does not exist).
-pub async fn read_entity(store: &Store, kind: FlowKind, id: i64) -> Result<Option<Entity>, StoreError> {
+pub async fn read_entity(store: &Store, kind: EntityKind, id: i64) -> Result<Option<Entity>, StoreError> {
     let row = match kind {
-        FlowKind::InboundNumber => to_value(store.inbound_numbers().get(id).await?),
-        FlowKind::Extension => to_value(store.extensions().get(id).await?),
-        FlowKind::VoicemailBox => to_value(store.voicemail_boxes().get(id).await?),
-        FlowKind::RingGroup => to_value(store.ring_groups().get(id).await?),
-        FlowKind::IvrMenu => to_value(store.ivr_menus().get(id).await?),
-        FlowKind::TimeSwitch => to_value(store.time_switches().get(id).await?),
-        FlowKind::ConferenceBridge => to_value(store.conference_bridges().get(id).await?),
+        EntityKind::InboundNumber => to_value(store.inbound_numbers().get(id).await?),
+        EntityKind::Extension => to_value(store.extensions().get(id).await?),
+        EntityKind::VoicemailBox => to_value(store.voicemail_boxes().get(id).await?),
+        EntityKind::RingGroup => to_value(store.ring_groups().get(id).await?),
+        EntityKind::IvrMenu => to_value(store.ivr_menus().get(id).await?),
+        EntityKind::TimeSwitch => to_value(store.time_switches().get(id).await?),
+        EntityKind::ConferenceBridge => to_value(store.conference_bridges().get(id).await?),
     };
     let Some(mut row) = row else { return Ok(None) };
     resolve_prompts(store, kind, &mut row).await?;
@@ -144,15 +145,15 @@ fn to_values<T: serde::Serialize>(rows: Vec<T>) -> Vec<Value> {
 /// Returns how many were loaded.
 pub async fn load_entities(store: &Store, cache: &EntityCache) -> Result<usize, StoreError> {
     let all = Page::all();
-    let mut rows: Vec<(FlowKind, Value)> = Vec::new();
-    let mut add = |k: FlowKind, v: Vec<Value>| rows.extend(v.into_iter().map(|r| (k, r)));
-    add(FlowKind::InboundNumber, to_values(store.inbound_numbers().list(all).await?.items));
-    add(FlowKind::Extension, to_values(store.extensions().list(all).await?.items));
-    add(FlowKind::VoicemailBox, to_values(store.voicemail_boxes().list(all).await?.items));
-    add(FlowKind::RingGroup, to_values(store.ring_groups().list(all).await?.items));
-    add(FlowKind::IvrMenu, to_values(store.ivr_menus().list(all).await?.items));
-    add(FlowKind::TimeSwitch, to_values(store.time_switches().list(all).await?.items));
-    add(FlowKind::ConferenceBridge, to_values(store.conference_bridges().list(all).await?.items));
+    let mut rows: Vec<(EntityKind, Value)> = Vec::new();
+    let mut add = |k: EntityKind, v: Vec<Value>| rows.extend(v.into_iter().map(|r| (k, r)));
+    add(EntityKind::InboundNumber, to_values(store.inbound_numbers().list(all).await?.items));
+    add(EntityKind::Extension, to_values(store.extensions().list(all).await?.items));
+    add(EntityKind::VoicemailBox, to_values(store.voicemail_boxes().list(all).await?.items));
+    add(EntityKind::RingGroup, to_values(store.ring_groups().list(all).await?.items));
+    add(EntityKind::IvrMenu, to_values(store.ivr_menus().list(all).await?.items));
+    add(EntityKind::TimeSwitch, to_values(store.time_switches().list(all).await?.items));
+    add(EntityKind::ConferenceBridge, to_values(store.conference_bridges().list(all).await?.items));
     let mut entities = Vec::with_capacity(rows.len());
     for (kind, mut row) in rows {
         let Some(id) = row.get("id").and_then(Value::as_i64) else { continue };
@@ -169,7 +170,7 @@ pub async fn load_entities(store: &Store, cache: &EntityCache) -> Result<usize, 
 
 /// Brings one entity of the cache up to date with the store (after a create, update or
 /// delete). Failing to read is logged: the next change or restart repairs it.
-pub async fn refresh_entity(store: &Store, cache: &EntityCache, kind: EntityKind, id: i64) {
+pub async fn refresh_entity(store: &Store, cache: &EntityCache, kind: ResourceKind, id: i64) {
     let Some(k) = flow_kind(kind) else { return };
     match read_entity(store, k, id).await {
         Ok(Some(e)) => cache.upsert(e),
@@ -236,25 +237,25 @@ mod tests {
     #[test]
     fn rows_map_onto_the_node_contract() {
         let g = sdk_entity(
-            FlowKind::RingGroup,
+            EntityKind::RingGroup,
             4,
             &json!({"name": "Sales", "strategy": "round_robin", "ring_timeout": 20, "members": [1, 2], "caller_id_mode": "prepend", "caller_id_value": "Sales", "created_at": "x"}),
         )
         .unwrap();
         let Entity::RingGroup(g) = g else { panic!() };
         assert_eq!((g.id, g.members.clone(), g.caller_id_name.as_deref()), (4, vec![1, 2], Some("Sales: ")));
-        let Entity::RingGroup(f) = sdk_entity(FlowKind::RingGroup, 4, &json!({"name": "S", "members": [], "caller_id_mode": "fixed", "caller_id_value": "+61299990000"})).unwrap() else {
+        let Entity::RingGroup(f) = sdk_entity(EntityKind::RingGroup, 4, &json!({"name": "S", "members": [], "caller_id_mode": "fixed", "caller_id_value": "+61299990000"})).unwrap() else {
             panic!()
         };
         assert_eq!((f.caller_id_number.as_deref(), f.caller_id_name), (Some("+61299990000"), None));
 
-        let Entity::IvrMenu(m) = sdk_entity(FlowKind::IvrMenu, 1, &json!({"name": "M", "options": {"1": "Sales", "i": "node_9", "t": "node_8"}, "greeting_file": null})).unwrap() else {
+        let Entity::IvrMenu(m) = sdk_entity(EntityKind::IvrMenu, 1, &json!({"name": "M", "options": {"1": "Sales", "i": "node_9", "t": "node_8"}, "greeting_file": null})).unwrap() else {
             panic!()
         };
         assert_eq!(m.options.keys().collect::<Vec<_>>(), ["1"]);
 
         let Entity::TimeSwitch(t) = sdk_entity(
-            FlowKind::TimeSwitch,
+            EntityKind::TimeSwitch,
             2,
             &json!({"name": "Hours", "timezone": "UTC", "rules": [{"label": "Open", "days": ["mon"], "start": "09:00", "end": "17:00", "dest_node": "node_3"}],
                     "overrides": [{"label": "Xmas", "date": "2026-12-25", "dest_node": "default"}, {"label": "Party", "date": "2026-12-24"}], "default_dest": null}),
@@ -266,8 +267,8 @@ mod tests {
         assert_eq!(t.overrides[0].output.as_deref(), Some("default"));
         assert_eq!(t.overrides[1].output, None);
 
-        let Entity::ConferenceBridge(c) = sdk_entity(FlowKind::ConferenceBridge, 3, &json!({"name": "Board", "max_members": 5, "pin_set": true})).unwrap() else { panic!() };
+        let Entity::ConferenceBridge(c) = sdk_entity(EntityKind::ConferenceBridge, 3, &json!({"name": "Board", "max_members": 5, "pin_set": true})).unwrap() else { panic!() };
         assert!(c.has_pin);
-        assert!(sdk_entity(FlowKind::Extension, 1, &json!([1])).is_err());
+        assert!(sdk_entity(EntityKind::Extension, 1, &json!([1])).is_err());
     }
 }
