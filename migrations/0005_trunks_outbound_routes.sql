@@ -66,3 +66,6 @@ CREATE INDEX outbound_route_trunks_trunk ON outbound_route_trunks (trunk_id);
 ALTER TABLE cdrs ADD COLUMN extension_id INTEGER;
 ALTER TABLE cdrs ADD COLUMN route_id INTEGER;
 CREATE INDEX cdrs_extension_start ON cdrs (extension_id, start_time);
+-- The transfers a call went through (blind or attended: when, by whom, to what; an attended
+-- one names the call it replaced), linking the calls.
+ALTER TABLE cdrs ADD COLUMN transfers TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(transfers));

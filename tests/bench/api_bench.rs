@@ -161,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
                         hangup_cause: Some("normal_clearing".into()),
                         flow_path: json!(["n1", "n2", "n3"]),
                         recording_file: None,
-                        trunk_id: None,
+                        trunk_id: None, transfers: None,
                     },
                 )
                 .await?;

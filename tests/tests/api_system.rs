@@ -227,7 +227,7 @@ async fn cdr_list_filters_and_csv_export() -> anyhow::Result<()> {
                     disposition: store::CallDisposition::NoAnswer,
                     hangup_cause: Some("no_answer".into()),
                     flow_path: json!(["n1"]),
-                    recording_file: None, trunk_id: None,
+                    recording_file: None, trunk_id: None, transfers: None,
                 },
             )
             .await?;

@@ -331,7 +331,7 @@ mod tests {
         let row = &s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items[0];
         assert_eq!((row.answer_time, row.end_time), (Some(t(1500)), None), "written before the end: a crash loses only the end");
         // the end in a later flush
-        let end = CdrEnd { end_time: t(61_500), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
+        let end = CdrEnd { end_time: t(61_500), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None, transfers: None };
         apply(&s, &[PersistOp::CdrEnd { key: CallKey::from_raw(7), end, start: t(0), answer: Some(t(1500)) }], &mut ids).await.unwrap();
         let row = s.cdrs().get(row.id).await.unwrap().unwrap();
         assert_eq!((row.duration, row.billable_dur, row.disposition), (Some(61), Some(60), Some(CallDisposition::Answered)));
@@ -341,7 +341,7 @@ mod tests {
         let other = |n: &str| NewCdr { call_id: n.into(), ..cdr.clone() };
         apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(8), cdr: other("c8") }, PersistOp::CdrStart { key: CallKey::from_raw(9), cdr: other("c9") }], &mut ids).await.unwrap();
         apply(&s, &[PersistOp::CdrAnswer { key: CallKey::from_raw(9), at: t(3000) }], &mut ids).await.unwrap();
-        let end = |d| CdrEnd { end_time: t(10_000), disposition: d, hangup_cause: None, flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
+        let end = |d| CdrEnd { end_time: t(10_000), disposition: d, hangup_cause: None, flow_path: serde_json::json!([]), recording_file: None, trunk_id: None, transfers: None };
         apply(
             &s,
             &[
@@ -374,7 +374,7 @@ mod tests {
             flow_id: Some(3),
             flow_version: None, extension_id: None, route_id: None,
         };
-        let end = CdrEnd { end_time: t(9_000), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
+        let end = CdrEnd { end_time: t(9_000), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None, transfers: None };
         let path = serde_json::json!([{"node_id": "n1", "output": "next"}]);
         // bridged by the flow: its result before the end, which must not erase it
         apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(1), cdr: cdr("bridged") }], &mut ids).await.unwrap();

@@ -776,6 +776,10 @@ pub struct Cdr {
     pub extension_id: Option<i64>,
     /// The outbound route it took.
     pub route_id: Option<i64>,
+    /// The transfers it went through (`[{at_ms, kind, by, to | replaced_call, ...}]`).
+    #[sqlx(json)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub transfers: serde_json::Value,
 }
 
 /// A CDR as written when the call starts.
@@ -807,6 +811,8 @@ pub struct CdrEnd {
     pub recording_file: Option<String>,
     /// The trunk the call went out on (the last tried, for a failed one); None keeps it.
     pub trunk_id: Option<i64>,
+    /// The transfers the call went through; None keeps what is there.
+    pub transfers: Option<serde_json::Value>,
 }
 
 /// Filters of the call log. Times are inclusive lower (`from`) and exclusive upper (`to`).

@@ -291,6 +291,24 @@ impl B2bua {
         }
     }
 
+    /// FlowPBX's offer to a transfer target that takes `side`'s place: from `side`'s media
+    /// port, the codecs the party that stays negotiated first (so no transcoding is needed
+    /// when the target has them), then every codec FlowPBX handles. Pending as a local offer
+    /// to `side`, which the target's answer completes.
+    pub(crate) fn transfer_offer(&mut self, cx: &mut Ctx<'_>, key: CallKey, side: Side, dest: Peer) -> Body {
+        let ip = self.media_ip(cx, dest);
+        let Some(call) = self.table.get_mut(key) else { return (None, Bytes::new()) };
+        let Some(m) = call.media.as_mut() else { return (None, Bytes::new()) };
+        let base = m.negotiated[idx(other(side))].clone().unwrap_or_else(default_offer);
+        let codecs = offer_to_callee(&base);
+        let out = sdp_media::write(
+            &mut m.sessions[idx(side)],
+            &Outgoing { ip, port: m.ports[idx(side)], codecs: &codecs, ptime: None, direction: Direction::SendRecv, rtcp_mux: false, mirror: None },
+        );
+        m.offer = Some(PendingOffer::Local { to: side, codecs });
+        (Some(APPLICATION_SDP.into()), out)
+    }
+
     /// Whether an ACK or answer from `side` answers an offer FlowPBX made itself.
     pub(crate) fn local_offer_to(&self, key: CallKey, side: Side) -> bool {
         self.table.get(key).and_then(|c| c.media.as_ref()).is_some_and(|m| matches!(m.offer, Some(PendingOffer::Local { to, .. }) if to == side))

@@ -14,6 +14,7 @@
 
 mod crossing;
 mod table;
+mod transfer;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub(crate) enum CallTimer {
     Session(CallKey),
     /// The caller's daily outbound minutes run out.
     Cap(CallKey),
+    /// A transfer target rang too long.
+    Transfer(CallKey),
 }
 
 /// The B2BUA: the calls, their media and their deadlines. Inputs are the `handle_*` and
@@ -133,6 +136,7 @@ impl B2bua {
                 CallTimer::Ring(key) => self.ring_timeout(cx, now, key),
                 CallTimer::Session(key) => self.session_timeout(cx, now, key),
                 CallTimer::Cap(key) => self.cap_reached(cx, now, key),
+                CallTimer::Transfer(key) => self.transfer_timeout(cx, now, key),
             }
         }
     }
@@ -326,6 +330,8 @@ enum LegState {
     Answered,
     /// Failed, cancelled, or lost the race.
     Done,
+    /// Answered, then replaced by a transfer: its dialog is over (a BYE on it gets 200).
+    Retired,
 }
 
 /// The caller's side.
@@ -344,6 +350,8 @@ struct ALeg {
 struct BLeg {
     /// What it rings.
     target: LegTarget,
+    /// Why: the call's ring, or a transfer.
+    purpose: LegPurpose,
     call_id: String,
     tx: ClientTxId,
     invite: Message,
@@ -359,6 +367,25 @@ struct Ring {
     completion: Completion,
     /// The trunks still to try, in order, if the one ringing fails over.
     next: std::collections::VecDeque<TrunkAttempt>,
+}
+
+/// Why a callee leg was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegPurpose {
+    /// To answer the caller (the call's ring job).
+    Ring,
+    /// To take a side's place: a transfer (REFER) by that side.
+    Transfer,
+}
+
+/// One contact leg to start.
+struct ContactLeg<'a> {
+    extension_id: i64,
+    ext: &'a str,
+    binding: &'a crate::registrar::Binding,
+    caller: &'a Party,
+    max_forwards: u32,
+    purpose: LegPurpose,
 }
 
 /// What a callee leg rings.
@@ -493,6 +520,7 @@ pub(crate) struct Call {
     ring_at: Option<Instant>,
     session_at: Option<Instant>,
     cap_at: Option<Instant>,
+    transfer_at: Option<Instant>,
     /// The extension that placed the call (internal calls).
     caller_ext: Option<i64>,
     /// The call's anchored media (None on a PBX without a media engine).
@@ -501,6 +529,12 @@ pub(crate) struct Call {
     recording: Option<String>,
     /// Set when it goes out through trunks.
     outbound: Option<Outbound>,
+    /// The leg now serving side A: the caller transferred the callee to it.
+    a_leg: Option<LegIdx>,
+    /// A transfer in progress.
+    transfer: Option<transfer::TransferJob>,
+    /// The transfers done, for the CDR.
+    transfers: Vec<serde_json::Value>,
 }
 
 /// What a client transaction of ours is for.
@@ -509,6 +543,8 @@ enum ClientRole {
     BInvite { call: CallKey, leg: LegIdx },
     ReInvite { call: CallKey, to: Side, server: ServerTxId },
     Relay { call: CallKey, to: Side, server: ServerTxId },
+    /// FlowPBX's own re-INVITE of a side (after a transfer).
+    LocalReInvite { call: CallKey, to: Side },
     Fire,
 }
 
@@ -732,6 +768,11 @@ impl B2bua {
     /// Sends the INVITE of an outbound leg to a trunk; `Err` when the trunk cannot take it
     /// (gone, down, full, unresolved, unwritable).
     fn start_trunk_leg(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, a: &TrunkAttempt) -> Result<(), ()> {
+        self.start_trunk_leg_for(cx, now, key, a, LegPurpose::Ring).map(|_| ())
+    }
+
+    /// [`B2bua::start_trunk_leg`] for a purpose; the body is FlowPBX's offer for a transfer.
+    fn start_trunk_leg_for(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, a: &TrunkAttempt, purpose: LegPurpose) -> Result<LegIdx, ()> {
         let Some(trunk) = cx.dir.trunk(a.trunk_id).cloned() else {
             tracing::info!(trunk = a.trunk_id, "a route's trunk is disabled or gone: skipped");
             return Err(());
@@ -754,7 +795,10 @@ impl B2bua {
         let content_type = call.a.invite.content_type().map(str::to_owned);
         let Some(out) = call.outbound.clone() else { return Err(()) };
         let number = trunk.dial_string(&a.number);
-        let (ct, body) = self.offer_for_callee(cx, key, dest, content_type.as_deref(), &body);
+        let (ct, body) = match (purpose, self.table.get(key).and_then(|c| c.transfer.as_ref()).map(|t| t.by)) {
+            (LegPurpose::Transfer, Some(side)) => self.transfer_offer(cx, key, side, dest),
+            _ => self.offer_for_callee(cx, key, dest, content_type.as_deref(), &body),
+        };
         let call_id = cx.sig.ids.call_id();
         let from_tag = cx.sig.ids.tag();
         let via = cx.sig.via_for(dest);
@@ -814,6 +858,7 @@ impl B2bua {
         let idx = LegIdx(call.legs.len());
         call.legs.push(BLeg {
             target: LegTarget::Trunk { trunk_id: trunk.id, auth_tried: false },
+            purpose,
             call_id: call_id.clone(),
             tx,
             invite: inv,
@@ -830,7 +875,7 @@ impl B2bua {
         self.table.add_client(tx, ClientRole::BInvite { call: key, leg: idx }, dest);
         self.table.index_leg(call_id, key, idx);
         tracing::info!(key = %key, trunk = trunk.id, %number, "outbound call to a trunk");
-        Ok(())
+        Ok(idx)
     }
 
     /// A trunk asked a leg for credentials (401/407): sends the INVITE again with them, once,
@@ -987,10 +1032,14 @@ impl B2bua {
             ring_at: None,
             session_at: None,
             cap_at: None,
+            transfer_at: None,
             caller_ext,
             media,
             recording: None,
             outbound,
+            a_leg: None,
+            transfer: None,
+            transfers: Vec::new(),
         };
         let view = call.view();
         self.shared.calls.insert(key, view.clone());
@@ -1051,64 +1100,18 @@ impl B2bua {
         let body = call.a.invite.body().clone();
         let content_type = call.a.invite.content_type().map(str::to_owned);
         let caller = caller_id.unwrap_or_else(|| call.caller.clone());
-        let first_idx = call.legs.len();
-        let mut legs = Vec::with_capacity(contacts.len());
+        let mut started = 0;
         for (extension_id, ext, b) in contacts {
-            let dest = b.next_hop;
-            let (ct, body) = self.offer_for_callee(cx, key, dest, content_type.as_deref(), &body);
-            let call_id = cx.sig.ids.call_id();
-            let from_tag = cx.sig.ids.tag();
-            let via = cx.sig.via_for(dest);
-            let domain = cx.sig.domain_for(dest);
-            let contact = cx.sig.contact_for(&caller.number, dest);
-            let built = (|| -> Result<Message, HeaderInjection> {
-                let mut inv = Message::request(Method::Invite, &b.contact)?;
-                inv.push_header(HeaderName::Via, &via)?;
-                inv.push_header(HeaderName::MaxForwards, &a_mf.saturating_sub(1).min(70).to_string())?;
-                let from_uri = SipUriBuilder::new(&domain).user(&caller.number).build().ok_or(HeaderInjection)?;
-                inv.push_header(HeaderName::From, &name_addr(caller.name.as_deref(), &from_uri, Some(&from_tag)))?;
-                let to_uri = SipUriBuilder::new(&domain).user(&ext).build().ok_or(HeaderInjection)?;
-                inv.push_header(HeaderName::To, &name_addr(None, &to_uri, None))?;
-                inv.push_header(HeaderName::CallId, &call_id)?;
-                inv.push_header(HeaderName::CSeq, "1 INVITE")?;
-                inv.push_header(HeaderName::Contact, &format!("<{contact}>"))?;
-                inv.push_header(HeaderName::Allow, ALLOW)?;
-                inv.push_header(HeaderName::UserAgent, &cx.sig.user_agent)?;
-                if !body.is_empty() {
-                    inv.set_body(ct.as_deref(), body)?;
-                }
-                Ok(inv)
-            })();
-            let Ok(inv) = built else {
-                tracing::warn!(key = %key, %ext, "an INVITE for this contact could not be written: skipped");
-                continue;
-            };
-            match cx.sig.txl.send_request(now, dest, inv.clone()) {
-                Ok(tx) => {
-                    let idx = LegIdx(first_idx + legs.len());
-                    self.table.add_client(tx, ClientRole::BInvite { call: key, leg: idx }, dest);
-                    self.table.index_leg(call_id.clone(), key, idx);
-                    legs.push(BLeg {
-                        target: LegTarget::Extension(extension_id),
-                        call_id,
-                        tx,
-                        invite: inv,
-                        dest,
-                        contact,
-                        state: LegState::Calling,
-                        provisional: false,
-                        dialog: None,
-                        code: None,
-                    });
-                }
-                Err(e) => tracing::warn!(error = %e, "could not send the INVITE of a leg"),
+            let (ct, body) = self.offer_for_callee(cx, key, b.next_hop, content_type.as_deref(), &body);
+            let spec = ContactLeg { extension_id, ext: &ext, binding: &b, caller: &caller, max_forwards: u32::from(a_mf.saturating_sub(1).min(70)), purpose: LegPurpose::Ring };
+            if self.start_contact_leg(cx, now, key, spec, ct, body).is_ok() {
+                started += 1;
             }
         }
-        if legs.is_empty() && started_outside == 0 {
+        if started == 0 && started_outside == 0 {
             return self.finish_ring(cx, now, key, Cause::Failed(500), completion);
         }
         let Some(call) = self.table.get_mut(key) else { return };
-        call.legs.extend(legs);
         match &mut call.phase {
             Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => *ring = Some(Ring { completion, next: Default::default() }),
             Phase::Bridged { .. } => {
@@ -1121,6 +1124,65 @@ impl B2bua {
         }
         self.set_timer(key, TimerKind::Ring, Some(now + timeout));
         self.publish(key);
+    }
+
+    /// Sends the INVITE of a leg to one registered contact of an extension and adds the leg
+    /// to the call; `Err` when it cannot be written or sent.
+    fn start_contact_leg(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, spec: ContactLeg<'_>, ct: Option<String>, body: Bytes) -> Result<LegIdx, ()> {
+        let ContactLeg { extension_id, ext, binding, caller, max_forwards, purpose } = spec;
+        let dest = binding.next_hop;
+        let call_id = cx.sig.ids.call_id();
+        let from_tag = cx.sig.ids.tag();
+        let via = cx.sig.via_for(dest);
+        let domain = cx.sig.domain_for(dest);
+        let contact = cx.sig.contact_for(&caller.number, dest);
+        let built = (|| -> Result<Message, HeaderInjection> {
+            let mut inv = Message::request(Method::Invite, &binding.contact)?;
+            inv.push_header(HeaderName::Via, &via)?;
+            inv.push_header(HeaderName::MaxForwards, &max_forwards.to_string())?;
+            let from_uri = SipUriBuilder::new(&domain).user(&caller.number).build().ok_or(HeaderInjection)?;
+            inv.push_header(HeaderName::From, &name_addr(caller.name.as_deref(), &from_uri, Some(&from_tag)))?;
+            let to_uri = SipUriBuilder::new(&domain).user(ext).build().ok_or(HeaderInjection)?;
+            inv.push_header(HeaderName::To, &name_addr(None, &to_uri, None))?;
+            inv.push_header(HeaderName::CallId, &call_id)?;
+            inv.push_header(HeaderName::CSeq, "1 INVITE")?;
+            inv.push_header(HeaderName::Contact, &format!("<{contact}>"))?;
+            inv.push_header(HeaderName::Allow, ALLOW)?;
+            inv.push_header(HeaderName::UserAgent, &cx.sig.user_agent)?;
+            if !body.is_empty() {
+                inv.set_body(ct.as_deref(), body)?;
+            }
+            Ok(inv)
+        })();
+        let Ok(inv) = built else {
+            tracing::warn!(key = %key, %ext, "an INVITE for this contact could not be written: skipped");
+            return Err(());
+        };
+        let tx = match cx.sig.txl.send_request(now, dest, inv.clone()) {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not send the INVITE of a leg");
+                return Err(());
+            }
+        };
+        let Some(call) = self.table.get_mut(key) else { return Err(()) };
+        let idx = LegIdx(call.legs.len());
+        call.legs.push(BLeg {
+            target: LegTarget::Extension(extension_id),
+            purpose,
+            call_id: call_id.clone(),
+            tx,
+            invite: inv,
+            dest,
+            contact,
+            state: LegState::Calling,
+            provisional: false,
+            dialog: None,
+            code: None,
+        });
+        self.table.add_client(tx, ClientRole::BInvite { call: key, leg: idx }, dest);
+        self.table.index_leg(call_id, key, idx);
+        Ok(idx)
     }
 
     /// A ring job ended without an answer.
@@ -1145,6 +1207,7 @@ impl B2bua {
             TimerKind::Ring => (&mut call.ring_at, CallTimer::Ring(key)),
             TimerKind::Session => (&mut call.session_at, CallTimer::Session(key)),
             TimerKind::Cap => (&mut call.cap_at, CallTimer::Cap(key)),
+            TimerKind::Transfer => (&mut call.transfer_at, CallTimer::Transfer(key)),
         };
         if let Some(old) = slot.take() {
             self.timers.remove(&(old, timer));
@@ -1257,6 +1320,11 @@ impl B2bua {
         match role {
             ClientRole::BInvite { call, leg } => self.on_leg_response(cx, now, tx, call, leg, code, msg, dest),
             ClientRole::ReInvite { call, to, server } => self.on_reinvite_response(cx, now, tx, call, to, server, code, msg),
+            ClientRole::LocalReInvite { call, to } => {
+                if code >= 200 {
+                    self.on_local_reinvite_response(cx, now, tx, call, to, code, msg);
+                }
+            }
             ClientRole::Relay { call, to, server } => {
                 if code >= 200 {
                     let update_ok = (200..300).contains(&code) && msg.cseq().is_some_and(|s| s.method == Method::Update);
@@ -1278,6 +1346,9 @@ impl B2bua {
             }
             return;
         };
+        if call.leg(idx).is_some_and(|l| l.purpose == LegPurpose::Transfer) {
+            return self.on_transfer_leg_response(cx, now, tx, key, idx, code, msg, dest);
+        }
         let caller_answered = call.caller_answered();
         let Some(leg) = call.leg_mut(idx) else { return };
         if code < 200 {
@@ -1585,16 +1656,26 @@ impl B2bua {
         let Some((role, _)) = self.table.take_client(tx) else { return };
         match role {
             ClientRole::BInvite { call, leg } => {
+                let transfer = self.table.get(call).and_then(|c| c.leg(leg)).is_some_and(|l| l.purpose == LegPurpose::Transfer);
                 if let Some(l) = self.table.get_mut(call).and_then(|c| c.leg_mut(leg))
                     && l.state == LegState::Calling {
                         l.state = LegState::Done;
                         l.code = Some(code);
                     }
-                self.after_leg_failed(cx, now, call);
+                if transfer {
+                    self.transfer_leg_failed(cx, now, call, code);
+                } else {
+                    self.after_leg_failed(cx, now, call);
+                }
             }
             ClientRole::ReInvite { server, call, .. } | ClientRole::Relay { server, call, .. } => {
                 if self.table.get(call).is_some() {
                     cx.sig.reply(now, server, code);
+                }
+            }
+            ClientRole::LocalReInvite { call, .. } => {
+                if let Some(m) = self.table.get_mut(call).and_then(|c| c.media.as_mut()) {
+                    m.offer = None;
                 }
             }
             ClientRole::Fire => {}
@@ -1624,7 +1705,12 @@ impl B2bua {
         let found = self.find_call(&msg);
         let key = tx.and_then(|t| self.table.by_a_invite(t)).or(found.map(|(k, _)| k));
         let Some(key) = key else { return };
-        let side = found.map(|(_, s)| s).unwrap_or(Side::A);
+        let side = match found {
+            Some((_, Some(s))) => s,
+            // an ACK on a retired dialog concerns nothing that remains
+            Some((_, None)) => return,
+            None => Side::A,
+        };
         let Some(call) = self.table.get_mut(key) else { return };
         let Some((to, ctx)) = call.pending_ack else {
             // the answer to an offer FlowPBX made itself in its 2xx
@@ -1717,21 +1803,33 @@ impl B2bua {
 
     // ----- in-dialog requests -----
 
-    fn find_call(&self, msg: &Message) -> Option<(CallKey, Side)> {
+    /// The call and side a request or ACK belongs to; the side is `None` for a dialog a
+    /// transfer retired (the transferor's).
+    fn find_call(&self, msg: &Message) -> Option<(CallKey, Option<Side>)> {
         let call_id = msg.call_id()?;
         if let Some(k) = msg.from_tag().and_then(|t| self.table.by_caller_dialog(call_id, t)) {
-            return Some((k, Side::A));
+            let retired = self.table.get(k).is_some_and(|c| c.a_leg.is_some());
+            return Some((k, (!retired).then_some(Side::A)));
         }
         let (k, leg) = self.table.by_leg_call_id(call_id)?;
         let call = self.table.get(k)?;
-        (call.winner() == Some(leg)).then_some((k, Side::B))
+        if call.winner() == Some(leg) {
+            return Some((k, Some(Side::B)));
+        }
+        if call.a_leg == Some(leg) {
+            return Some((k, Some(Side::A)));
+        }
+        call.leg(leg).is_some_and(|l| l.state == LegState::Retired).then_some((k, None))
     }
 
     /// The confirmed dialog of a side.
     fn side_dialog(&mut self, key: CallKey, side: Side) -> Option<&mut Dialog> {
         let call = self.table.get_mut(key)?;
         match side {
-            Side::A => call.a.dialog.as_mut(),
+            Side::A => match call.a_leg {
+                Some(l) => call.leg_mut(l)?.dialog.as_mut(),
+                None => call.a.dialog.as_mut(),
+            },
             Side::B => {
                 let w = call.winner()?;
                 call.leg_mut(w)?.dialog.as_mut()
@@ -1744,7 +1842,10 @@ impl B2bua {
     fn side_peer(&self, key: CallKey, side: Side) -> Option<Peer> {
         let call = self.table.get(key)?;
         match side {
-            Side::A => Some(call.a.source),
+            Side::A => match call.a_leg {
+                Some(l) => call.leg(l).map(|l| l.dest),
+                None => Some(call.a.source),
+            },
             Side::B => call.leg(call.winner()?).map(|l| l.dest),
         }
     }
@@ -1753,6 +1854,10 @@ impl B2bua {
         let Some(method) = msg.method().cloned() else { return };
         let Some((key, side)) = self.find_call(&msg) else {
             return cx.sig.reply(now, tx, 481);
+        };
+        let Some(side) = side else {
+            // the dialog of a party that transferred its call away: its BYE ends only that
+            return if method == Method::Bye { cx.sig.reply(now, tx, 200) } else { cx.sig.reply(now, tx, 481) };
         };
         let check = match self.side_dialog(key, side) {
             Some(d) => d.on_request(&msg),
@@ -1776,7 +1881,7 @@ impl B2bua {
             Method::Invite | Method::Update | Method::Info | Method::Message | Method::Notify | Method::Options => {
                 self.relay_request(cx, now, key, other(side), tx, &msg);
             }
-            Method::Refer => cx.sig.reply_with(now, tx, 501, Some("Transfer Not Supported Yet"), |_| Ok(())),
+            Method::Refer => self.on_refer(cx, now, key, side, tx, &msg),
             _ => cx.sig.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
         }
     }
@@ -2009,6 +2114,8 @@ impl B2bua {
     pub(crate) fn end_call(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, a_code: u16, cause: Cause, by: Option<Side>) {
         self.set_timer(key, TimerKind::Ring, None);
         self.set_timer(key, TimerKind::Session, None);
+        self.set_timer(key, TimerKind::Cap, None);
+        self.set_timer(key, TimerKind::Transfer, None);
         let Some(mut call) = self.table.remove(key) else { return };
         let answered = call.answered_at.is_some();
         // The caller.
@@ -2019,21 +2126,24 @@ impl B2bua {
                 let _ = cx.sig.txl.send_response(now, call.a.tx, r);
             }
         } else if by != Some(Side::A)
+            && call.a_leg.is_none()
             && let Some(d) = call.a.dialog.as_mut() {
                 let peer = call.a.source;
                 let via = cx.sig.via_for(peer);
                 let bye = d.request(Method::Bye, &via);
                 self.send_fire(cx, now, peer, Some(bye));
             }
-        // The callee legs.
-        for leg in call.legs.iter_mut() {
+        // The callee legs (and a leg that took the caller's place in a transfer).
+        let a_leg = call.a_leg;
+        for (i, leg) in call.legs.iter_mut().enumerate() {
+            let leg_side = if a_leg == Some(LegIdx(i)) { Side::A } else { Side::B };
             match leg.state {
                 LegState::Calling => {
                     leg.state = LegState::Done;
                     let cancel = cancel_for(&leg.invite);
                     self.cancel_leg(cx, now, leg.tx, leg.dest, leg.provisional, cancel);
                 }
-                LegState::Answered if by != Some(Side::B) => {
+                LegState::Answered if by != Some(leg_side) => {
                     if let Some(d) = leg.dialog.as_mut() {
                         let via = cx.sig.via_for(leg.dest);
                         let bye = d.request(Method::Bye, &via);
@@ -2074,6 +2184,7 @@ impl B2bua {
                 hangup_cause: Some(cause.hangup_cause()),
                 flow_path: serde_json::json!([]),
                 recording_file: call.recording.take(),
+                transfers: (!call.transfers.is_empty()).then(|| serde_json::Value::Array(std::mem::take(&mut call.transfers))),
                 // an outbound call's trunk is the one it went out on; an inbound call keeps the
                 // trunk it came from
                 trunk_id: call.outbound.as_ref().filter(|_| call.direction == CallDirection::Outbound).and_then(|o| o.trunk_id),
@@ -2106,6 +2217,8 @@ fn not_sdp(msg: &Message) -> (Option<String>, Bytes) {
 enum TimerKind {
     Ring,
     Session,
+    /// A transfer target rings too long.
+    Transfer,
     /// The daily outbound minute cap.
     Cap,
 }

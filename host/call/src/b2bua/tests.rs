@@ -1447,3 +1447,134 @@ fn inbound_through_a_registration_trunk_and_impostors() {
     assert_eq!(only(&h.out(), |m| is_status(m, 407)).len(), 1);
     assert!(incoming.try_recv().is_err());
 }
+
+// ----- transfer -----
+
+/// Alice (caller) ↔ Bob bridged, Dave (104) registered: returns the phones, Bob's leg INVITE
+/// and the 200 Alice got.
+fn bridged_with_dave(h: &mut H) -> (Phone, Phone, Phone, Message, Message) {
+    let mut dave = Phone::new("dave", "dave-pw", "10.0.0.24:5060");
+    h.register(&mut dave);
+    let (mut alice, bob, _inv_a, inv_b) = alice_calls_bob(h, true);
+    h.send("10.0.0.21:5060", &bob.answer(&inv_b, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200)).into_iter().find(|(d, _)| d.to_string() == "10.0.0.5:5060").unwrap().1.clone();
+    let ack = alice.ack_for(&ok, false);
+    h.send("10.0.0.5:5060", &ack);
+    h.out();
+    (alice, bob, dave, inv_b, ok)
+}
+
+#[test]
+fn blind_transfer_by_the_callee_hands_the_caller_to_the_target() {
+    let mut h = H::new();
+    let (mut alice, mut bob, dave, inv_b, ok) = bridged_with_dave(&mut h);
+    let mut refer = bob.in_dialog_as_callee(&inv_b, "b1", Method::Refer);
+    refer.push_header(HeaderName::ReferTo, &format!("<sip:104@{REALM}>")).unwrap();
+    h.send("10.0.0.21:5060", &refer);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 202)).len(), 1, "{out:?}");
+    let notify = only(&out, |m| is_req(m, Method::Notify))[0].1.clone();
+    assert_eq!(notify.header(HeaderName::Event), Some("refer"));
+    assert!(String::from_utf8_lossy(notify.body()).starts_with("SIP/2.0 100 Trying"));
+    let (dest, inv_d) = only(&out, |m| is_req(m, Method::Invite))[0].clone();
+    assert_eq!(dest.to_string(), "10.0.0.24:5060", "the target rings");
+    assert_eq!(inv_d.from().unwrap().uri.user().as_deref(), Some("101"), "the target sees the party it gets");
+    h.send("10.0.0.21:5060", &bob.answer(&notify, 200, "x", false));
+    h.send("10.0.0.24:5060", &dave.answer(&inv_d, 180, "d1", false));
+    let out = h.out();
+    let n180 = only(&out, |m| is_req(m, Method::Notify))[0].1.clone();
+    assert!(String::from_utf8_lossy(n180.body()).starts_with("SIP/2.0 180 Ringing"));
+    // Dave answers: ACKed, Bob hears 200 and gets a BYE, Alice is re-offered
+    h.send("10.0.0.24:5060", &dave.answer(&inv_d, 200, "d1", true));
+    let out = h.out();
+    assert!(out.iter().any(|(d, m)| d.to_string() == "10.0.0.24:5060" && is_req(m, Method::Ack)), "{out:?}");
+    let last = only(&out, |m| is_req(m, Method::Notify))[0].1.clone();
+    assert!(String::from_utf8_lossy(last.body()).starts_with("SIP/2.0 200 OK"));
+    assert!(last.header(HeaderName::SubscriptionState).unwrap().starts_with("terminated"));
+    assert!(out.iter().any(|(d, m)| d.to_string() == "10.0.0.21:5060" && is_req(m, Method::Bye)), "the transferor goes");
+    let (_, reinv) = out.iter().find(|(d, m)| d.to_string() == "10.0.0.5:5060" && is_req(m, Method::Invite)).expect("Alice re-INVITEd").clone();
+    h.send("10.0.0.5:5060", &alice.answer(&reinv, 200, "x", true));
+    assert!(h.out().iter().any(|(d, m)| d.to_string() == "10.0.0.5:5060" && is_req(m, Method::Ack)));
+    // Bob's own BYE on the retired dialog: 200, the call goes on
+    let bye = bob.in_dialog_as_callee(&inv_b, "b1", Method::Bye);
+    h.send("10.0.0.21:5060", &bye);
+    assert_eq!(only(&h.out(), |m| is_status(m, 200)).len(), 1);
+    assert_eq!(h.shared.calls.len(), 1);
+    // in-dialog requests from Alice now reach Dave
+    let info = alice.in_dialog_as_caller(&ok, Method::Message);
+    h.send("10.0.0.5:5060", &info);
+    assert!(h.out().iter().any(|(d, m)| d.to_string() == "10.0.0.24:5060" && is_req(m, Method::Message)));
+    // Dave hangs up: Alice gets the BYE, the CDR records the transfer
+    let bye = Message::request(Method::Bye, &inv_d.contact().unwrap().uri_str.to_owned()).unwrap()
+        .with_header(HeaderName::Via, "SIP/2.0/UDP 10.0.0.24:5060;branch=z9hG4bKdbye").unwrap()
+        .with_header(HeaderName::MaxForwards, "70").unwrap()
+        .with_header(HeaderName::From, &format!("{};tag=d1", inv_d.header(HeaderName::To).unwrap())).unwrap()
+        .with_header(HeaderName::To, inv_d.header(HeaderName::From).unwrap()).unwrap()
+        .with_header(HeaderName::CallId, inv_d.call_id().unwrap()).unwrap()
+        .with_header(HeaderName::CSeq, "9 BYE").unwrap();
+    h.send("10.0.0.24:5060", &bye);
+    let out = h.out();
+    assert!(out.iter().any(|(d, m)| d.to_string() == "10.0.0.5:5060" && is_req(m, Method::Bye)), "{out:?}");
+    assert!(h.shared.calls.is_empty());
+    let end = h.ops.iter().rev().find_map(|o| match o {
+        PersistOp::CdrEnd { end, .. } => Some(end.clone()),
+        _ => None,
+    });
+    let transfers = end.unwrap().transfers.unwrap();
+    assert_eq!(transfers[0]["kind"], "blind");
+    assert_eq!(transfers[0]["to"], "104");
+}
+
+#[test]
+fn a_transfer_to_someone_busy_fails_and_the_call_stays() {
+    let mut h = H::new();
+    let (_alice, mut bob, dave, inv_b, _ok) = bridged_with_dave(&mut h);
+    let mut refer = bob.in_dialog_as_callee(&inv_b, "b1", Method::Refer);
+    refer.push_header(HeaderName::ReferTo, &format!("<sip:104@{REALM}>")).unwrap();
+    h.send("10.0.0.21:5060", &refer);
+    let out = h.out();
+    let (_, inv_d) = only(&out, |m| is_req(m, Method::Invite))[0].clone();
+    h.send("10.0.0.24:5060", &dave.answer(&inv_d, 486, "d1", false));
+    let out = h.out();
+    let last = only(&out, |m| is_req(m, Method::Notify)).last().unwrap().1.clone();
+    assert!(String::from_utf8_lossy(last.body()).starts_with("SIP/2.0 486"), "{last}");
+    assert!(only(&out, |m| is_req(m, Method::Bye)).is_empty(), "nobody is hung up");
+    assert_eq!(h.shared.calls.len(), 1);
+    // a REFER to nobody registered, and one from a call not answered yet
+    let mut refer = bob.in_dialog_as_callee(&inv_b, "b1", Method::Refer);
+    refer.push_header(HeaderName::ReferTo, &format!("<sip:102@{REALM}>")).unwrap();
+    refer.set_header(HeaderName::CallId, inv_b.call_id().unwrap()).unwrap();
+    h.send("10.0.0.21:5060", &refer);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 202)).len(), 1);
+}
+
+#[test]
+fn blind_transfer_by_the_caller_puts_the_target_in_its_place() {
+    let mut h = H::new();
+    let (mut alice, bob, dave, inv_b, ok) = bridged_with_dave(&mut h);
+    let mut refer = alice.in_dialog_as_caller(&ok, Method::Refer);
+    refer.push_header(HeaderName::ReferTo, &format!("<sip:104@{REALM}>")).unwrap();
+    refer.push_header(HeaderName::Contact, "<sip:alice@10.0.0.5:5060>").unwrap();
+    h.send("10.0.0.5:5060", &refer);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 202)).len(), 1, "{out:?}");
+    let (_, inv_d) = only(&out, |m| is_req(m, Method::Invite))[0].clone();
+    assert_eq!(inv_d.from().unwrap().uri.user().as_deref(), Some("102"), "Dave sees Bob, whom he gets");
+    h.send("10.0.0.24:5060", &dave.answer(&inv_d, 200, "d1", true));
+    let out = h.out();
+    assert!(out.iter().any(|(d, m)| d.to_string() == "10.0.0.5:5060" && is_req(m, Method::Bye)), "Alice goes: {out:?}");
+    let (_, reinv) = out.iter().find(|(d, m)| d.to_string() == "10.0.0.21:5060" && is_req(m, Method::Invite)).expect("Bob re-INVITEd").clone();
+    h.send("10.0.0.21:5060", &bob.answer(&reinv, 200, "b1", true));
+    h.out();
+    // Bob hangs up: Dave (now the caller's side) gets the BYE, not Alice
+    let mut bob2 = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    bob2.n = 50;
+    let bye = bob2.in_dialog_as_callee(&inv_b, "b1", Method::Bye);
+    h.send("10.0.0.21:5060", &bye);
+    let out = h.out();
+    assert!(out.iter().any(|(d, m)| d.to_string() == "10.0.0.24:5060" && is_req(m, Method::Bye)), "{out:?}");
+    assert!(!out.iter().any(|(d, m)| d.to_string() == "10.0.0.5:5060" && is_req(m, Method::Bye)));
+    assert!(h.shared.calls.is_empty());
+}

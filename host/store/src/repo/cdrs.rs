@@ -8,7 +8,7 @@ macro_rules! cdr_cols {
     () => {
         "id, call_id, start_time, answer_time, end_time, duration, billable_dur, caller_id_name, caller_id_num, callee, \
          trunk_id, direction, disposition, recording_file, flow_id, flow_version, flow_path, hangup_cause, media_stats, \
-         extension_id, route_id"
+         extension_id, route_id, transfers"
     };
 }
 
@@ -99,7 +99,8 @@ impl Cdrs<'_> {
         let billable = answer.map(|a| e.end_time.seconds_since(a)).unwrap_or(0);
         Ok(sqlx::query_as(concat!(
             "UPDATE cdrs SET end_time = ?, duration = ?, billable_dur = ?, disposition = ?, hangup_cause = ?, flow_path = ?, \
-             recording_file = COALESCE(?, recording_file), trunk_id = COALESCE(?, trunk_id) WHERE id = ? RETURNING ",
+             recording_file = COALESCE(?, recording_file), trunk_id = COALESCE(?, trunk_id), \
+             transfers = COALESCE(?, transfers) WHERE id = ? RETURNING ",
             cdr_cols!()
         ))
         .bind(e.end_time)
@@ -110,6 +111,7 @@ impl Cdrs<'_> {
         .bind(Json(&e.flow_path))
         .bind(&e.recording_file)
         .bind(e.trunk_id)
+        .bind(e.transfers.as_ref().map(Json))
         .bind(id)
         .fetch_one(&mut *c)
         .await?)
@@ -156,7 +158,7 @@ impl Cdrs<'_> {
         let mut n = 0;
         for chunk in rows.chunks(BATCH_ROWS) {
             let mut q = QueryBuilder::<Db>::new(
-                "WITH v(id, end_time, duration, billable_dur, disposition, hangup_cause, flow_path, recording_file, trunk_id) AS (",
+                "WITH v(id, end_time, duration, billable_dur, disposition, hangup_cause, flow_path, recording_file, trunk_id, transfers) AS (",
             );
             q.push_values(chunk, |mut b, (id, e, start, answer)| {
                 b.push_bind(*id)
@@ -167,13 +169,15 @@ impl Cdrs<'_> {
                     .push_bind(e.hangup_cause.clone())
                     .push_bind(Json(e.flow_path.clone()))
                     .push_bind(e.recording_file.clone())
-                    .push_bind(e.trunk_id);
+                    .push_bind(e.trunk_id)
+                    .push_bind(e.transfers.clone().map(Json));
             });
             q.push(
                 ") UPDATE cdrs SET end_time = v.end_time, duration = v.duration, billable_dur = v.billable_dur, \
                  disposition = v.disposition, hangup_cause = v.hangup_cause, flow_path = v.flow_path, \
                  recording_file = COALESCE(v.recording_file, cdrs.recording_file), \
-                 trunk_id = COALESCE(v.trunk_id, cdrs.trunk_id) FROM v WHERE cdrs.id = v.id",
+                 trunk_id = COALESCE(v.trunk_id, cdrs.trunk_id), transfers = COALESCE(v.transfers, cdrs.transfers) \
+                 FROM v WHERE cdrs.id = v.id",
             );
             n += q.build().execute(&mut *c).await?.rows_affected();
         }
@@ -187,7 +191,8 @@ impl Cdrs<'_> {
         let mut c = self.db.acquire().await?;
         let r = sqlx::query(
             "UPDATE cdrs SET end_time = ?, duration = ?, billable_dur = ?, disposition = ?, hangup_cause = ?, flow_path = ?, \
-             recording_file = COALESCE(?, recording_file), trunk_id = COALESCE(?, trunk_id) WHERE id = ?",
+             recording_file = COALESCE(?, recording_file), trunk_id = COALESCE(?, trunk_id), \
+             transfers = COALESCE(?, transfers) WHERE id = ?",
         )
         .bind(e.end_time)
         .bind(e.end_time.seconds_since(start))
@@ -197,6 +202,7 @@ impl Cdrs<'_> {
         .bind(Json(&e.flow_path))
         .bind(&e.recording_file)
         .bind(e.trunk_id)
+        .bind(e.transfers.as_ref().map(Json))
         .bind(id)
         .execute(&mut *c)
         .await?;
@@ -342,7 +348,7 @@ mod tests {
                     disposition: CallDisposition::Answered,
                     hangup_cause: Some("normal_clearing".into()),
                     flow_path: serde_json::json!(["n1", "n2"]),
-                    recording_file: None, trunk_id: None,
+                    recording_file: None, trunk_id: None, transfers: None,
                 },
             )
             .await
@@ -352,7 +358,7 @@ mod tests {
         let t1 = t0 - Duration::days(1);
         let n = NewCdr { call_id: "def@h".into(), start_time: t1, caller_id_name: None, caller_id_num: Some("101".into()), callee: Some("102".into()), trunk_id: None, direction: CallDirection::Internal, flow_id: None, flow_version: None, extension_id: None, route_id: None };
         let id2 = s.cdrs().insert_start_answered(&n, Some(t1 + Duration::seconds(2))).await.unwrap();
-        let end = CdrEnd { end_time: t1 + Duration::seconds(12), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None };
+        let end = CdrEnd { end_time: t1 + Duration::seconds(12), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None, transfers: None };
         assert!(s.cdrs().finish(id2, &end, t1, Some(t1 + Duration::seconds(2))).await.unwrap());
         let c2 = s.cdrs().get(id2).await.unwrap().unwrap();
         assert_eq!((c2.duration, c2.billable_dur, c2.answer_time), (Some(12), Some(10), Some(t1 + Duration::seconds(2))));
