@@ -27,11 +27,9 @@ pub struct ErrorBody {
     /// For a 409 on delete: what still refers to the entity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub references: Option<Vec<Reference>>,
-    /// For `flow_invalid` (publishing a flow with errors): every problem the validator found,
-    /// `{severity, code, message, node_id?, edge_id?, field?}`.
+    /// For `flow_invalid` (publishing a flow with errors): every problem the validator found.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub problems: Option<Vec<serde_json::Value>>,
+    pub problems: Option<Vec<crate::flows_engine::ProblemView>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,7 +69,7 @@ pub enum ApiError {
     Unavailable(String),
     /// A flow graph with errors; 422 `flow_invalid` with `error.problems`.
     #[error("{message}")]
-    FlowInvalid { message: String, problems: Vec<serde_json::Value> },
+    FlowInvalid { message: String, problems: Vec<crate::flows_engine::ProblemView> },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -177,7 +175,7 @@ impl From<pbx::Error> for ApiError {
                 let n = problems.iter().filter(|p| p.severity == flow::validate::Severity::Error).count();
                 ApiError::FlowInvalid {
                     message: format!("the flow has {n} error(s); nothing was changed"),
-                    problems: problems.iter().filter_map(|p| serde_json::to_value(p).ok()).collect(),
+                    problems: problems.iter().map(crate::flows_engine::ProblemView::from).collect(),
                 }
             }
             pbx::Error::Conflict { message, references } => ApiError::Conflict { message, references },

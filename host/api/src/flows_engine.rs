@@ -54,8 +54,51 @@ impl AppState {
     }
 }
 
-fn problems_json(problems: &[Problem]) -> Vec<Value> {
-    problems.iter().filter_map(|p| serde_json::to_value(p).ok()).collect()
+/// How bad a problem is: an error blocks publishing, a warning does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemSeverity {
+    Error,
+    Warning,
+}
+
+/// One problem the validator found in a graph (`flow::validate::Problem` on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ProblemView {
+    pub severity: ProblemSeverity,
+    /// What kind (`dangling_edge`, `unreachable`, …); a config problem's code starts with
+    /// `config` and it names the `field`.
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge_id: Option<String>,
+    /// For a config problem: the dotted path inside the node's config (`rules.0.start`;
+    /// empty for the config as a whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl From<&Problem> for ProblemView {
+    fn from(p: &Problem) -> Self {
+        ProblemView {
+            severity: match p.severity {
+                flow::validate::Severity::Error => ProblemSeverity::Error,
+                flow::validate::Severity::Warning => ProblemSeverity::Warning,
+            },
+            // the code's serde name (snake_case), as the wire has always carried it
+            code: serde_json::to_value(p.code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            message: p.message.clone(),
+            node_id: p.node_id.clone(),
+            edge_id: p.edge_id.clone(),
+            field: p.field.clone(),
+        }
+    }
+}
+
+fn problems_json(problems: &[Problem]) -> Vec<ProblemView> {
+    problems.iter().map(ProblemView::from).collect()
 }
 
 /// A graph given in a request: unreadable names `flow_data`.
@@ -123,14 +166,30 @@ pub struct OutputsRequest {
     pub entity: Option<Value>,
 }
 
+/// One output of a node (wit `output`): the id an edge's `sourceHandle` names and `run`
+/// returns, and the label the editor shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct NodeOutput {
+    pub id: String,
+    pub label: String,
+    /// The call has left the flow when the node takes it: no edge is followed.
+    pub terminal: bool,
+}
+
+impl From<OutputDecl> for NodeOutput {
+    fn from(o: OutputDecl) -> Self {
+        NodeOutput { id: o.id, label: o.label, terminal: o.terminal }
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/node-types/{id}/outputs", tag = "flows", params(("id" = String, Path, description = "the node type id, URL-encoded (acme%2Fcrm)")),
     request_body = OutputsRequest,
-    responses((status = 200, description = "the node's outputs with this config and entity", body = inline(Data<Vec<Object>>)),
+    responses((status = 200, description = "the node's outputs with this config and entity", body = inline(Data<Vec<NodeOutput>>)),
               (status = 404, body = crate::error::ErrorEnvelope), (status = 422, description = "the node rejects the config or entity", body = crate::error::ErrorEnvelope)))]
-pub(crate) async fn node_outputs(State(state): State<AppState>, PathParams(type_id): PathParams<String>, Json(req): Json<OutputsRequest>) -> ApiResult<Data<Vec<OutputDecl>>> {
+pub(crate) async fn node_outputs(State(state): State<AppState>, PathParams(type_id): PathParams<String>, Json(req): Json<OutputsRequest>) -> ApiResult<Data<Vec<NodeOutput>>> {
     let rt = state.flows().await?;
     let q = OutputsQuery { config: req.config, entity_type: req.entity_type, entity_id: req.entity_id, entity: req.entity };
-    Ok(Data::new(rt.node_outputs(&type_id, q).await?))
+    Ok(Data::new(rt.node_outputs(&type_id, q).await?.into_iter().map(NodeOutput::from).collect()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,11 +209,8 @@ pub struct ValidateRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ValidationReport {
     pub valid: bool,
-    /// `{severity: "error"|"warning", code, message, node_id?, edge_id?, field?}`, errors
-    /// first. Config problems have a code starting with `config` and `field` = the path
-    /// inside the node's config.
-    #[schema(value_type = Vec<Object>)]
-    pub problems: Vec<Value>,
+    /// Errors first.
+    pub problems: Vec<ProblemView>,
 }
 
 #[utoipa::path(post, path = "/api/v1/flows/{id}/validate", tag = "flows", params(("id" = i64, Path)), request_body(content = Option<ValidateRequest>, description = "absent: the stored draft"),
@@ -180,8 +236,7 @@ pub struct PublishedVersion {
     pub plugins: Value,
     pub live: bool,
     /// What the validator warned about (nothing that blocks publishing).
-    #[schema(value_type = Vec<Object>)]
-    pub warnings: Vec<Value>,
+    pub warnings: Vec<ProblemView>,
     /// For a rollback: the version whose graph was published again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rolled_back_to: Option<i64>,
@@ -375,13 +430,30 @@ pub struct SimHttp {
     pub timeout: bool,
 }
 
+/// What an extension does when the simulated call rings it (`answers` of a
+/// [`SimulateRequest`]; read by `answer_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SimAnswer {
+    Answer,
+    Busy,
+    NoAnswer,
+    Unavailable,
+}
+
+/// `version` of a [`SimulateRequest`]: a version number, `"draft"` or `"live"`, or null.
+fn simulated_version_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::{schema::OneOfBuilder, ObjectBuilder, Schema, Type};
+    Schema::OneOf(OneOfBuilder::new().item(version_ref_schema()).item(ObjectBuilder::new().schema_type(Type::Null)).build())
+}
+
 /// A scripted test call. Every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimulateRequest {
     /// `"draft"` (default), `"live"` or a published version number.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = simulated_version_schema)]
     pub version: Option<Value>,
     /// The caller's number.
     #[serde(default)]
@@ -406,7 +478,7 @@ pub struct SimulateRequest {
     /// Extension id → `answer`, `busy`, `no_answer` or `unavailable`; extensions not listed
     /// answer.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, SimAnswer>)]
     pub answers: BTreeMap<String, String>,
     /// Canned responses for outbound HTTP (webhook nodes).
     #[serde(default)]
@@ -454,7 +526,13 @@ pub struct SimulateResult {
 }
 
 fn answer_of(field: &str, s: &str) -> ApiResult<Answer> {
-    serde_json::from_value(json!(s)).map_err(|_| ApiError::field(field, "must be answer, busy, no_answer or unavailable"))
+    let a: SimAnswer = serde_json::from_value(json!(s)).map_err(|_| ApiError::field(field, "must be answer, busy, no_answer or unavailable"))?;
+    Ok(match a {
+        SimAnswer::Answer => Answer::Answer,
+        SimAnswer::Busy => Answer::Busy,
+        SimAnswer::NoAnswer => Answer::NoAnswer,
+        SimAnswer::Unavailable => Answer::Unavailable,
+    })
 }
 
 /// The simulator's script from the request, against the live entities.
@@ -601,6 +679,35 @@ mod tests {
         assert!(matches!(version_selector("12"), Ok(VersionSel::Number(12))));
         for bad in ["0", "01", "+1", "-1", "", "1.0", "99999999999999999999", "Draft"] {
             assert!(version_selector(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The answers the document lists are the ones the simulator takes, and nothing else.
+    #[test]
+    fn a_simulated_answer_is_one_the_document_lists() {
+        for (text, answer) in [("answer", Answer::Answer), ("busy", Answer::Busy), ("no_answer", Answer::NoAnswer), ("unavailable", Answer::Unavailable)] {
+            assert_eq!(answer_of("answers.1", text).ok(), Some(answer), "{text}");
+        }
+        for bad in ["Answer", "", "answer_after_ms", "{\"answer_after_ms\": 5}", "ring"] {
+            assert!(answer_of("answers.1", bad).is_err(), "{bad:?}");
+        }
+        let doc = serde_json::to_value(crate::openapi::document()).unwrap();
+        let answers = &doc["components"]["schemas"]["SimulateRequest"]["properties"]["answers"]["additionalProperties"];
+        assert_eq!(answers["$ref"], "#/components/schemas/SimAnswer", "{answers}");
+        assert_eq!(doc["components"]["schemas"]["SimAnswer"]["enum"], json!(["answer", "busy", "no_answer", "unavailable"]));
+    }
+
+    /// A problem reaches the wire as the validator wrote it: the same fields and values as
+    /// `flow::validate::Problem`'s own serialisation (which the wire carried before).
+    #[test]
+    fn a_problem_view_is_the_problem_as_serialised() {
+        use flow::validate::{ProblemCode, Severity};
+        let problems = [
+            Problem { severity: Severity::Error, code: ProblemCode::InvalidConfig, message: "bad".into(), node_id: Some("n1".into()), edge_id: None, field: Some("rules.0.start".into()) },
+            Problem { severity: Severity::Warning, code: ProblemCode::Unreachable, message: "far".into(), node_id: None, edge_id: Some("e2".into()), field: None },
+        ];
+        for p in &problems {
+            assert_eq!(serde_json::to_value(ProblemView::from(p)).unwrap(), serde_json::to_value(p).unwrap());
         }
     }
 }

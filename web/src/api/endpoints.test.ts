@@ -3,7 +3,7 @@ import { api, normalizeNodeType } from './endpoints';
 import { entityTypeForNode } from './entities';
 
 describe('node type normalisation', () => {
-  it('reads describe() JSON: schema as text, outputs by id, entity_kind', () => {
+  it('reads describe() JSON: schema as text, outputs by id (labelled by it when unlabelled), entity_kind', () => {
     const t = normalizeNodeType({
       id: 'acme/crm',
       name: 'CRM lookup',
@@ -16,7 +16,7 @@ describe('node type normalisation', () => {
       entity_kind: null,
     });
     expect(t.config_schema).toEqual({ type: 'object', properties: { url: { type: 'string' } } });
-    expect(t.outputs).toEqual([{ id: 'found', label: 'Found', terminal: false }, { id: 'legacy', label: undefined, terminal: false }]);
+    expect(t.outputs).toEqual([{ id: 'found', label: 'Found', terminal: false }, { id: 'legacy', label: 'legacy', terminal: false }]);
     expect(t.entity_type).toBeNull();
     expect(normalizeNodeType({ id: 'x', config_schema: 'not json', outputs: 'nope' }).config_schema).toEqual({});
   });

@@ -1,5 +1,5 @@
-// Every route the SPA calls, typed. Paths follow seeds/003 §7 and issues 2 and 5; the routes
-// the server does not have yet are listed in web/API-NEEDS.md.
+// Every route the SPA calls, with the server's types for it (types.ts, generated from the
+// server's OpenAPI document).
 import { request, requestPage, type Page, type Query } from './client';
 import type {
   ActiveCall,
@@ -8,37 +8,60 @@ import type {
   ApiToken,
   Cdr,
   Conference,
+  ConferenceCreate,
+  ConferenceUpdate,
+  CreatedApiToken,
   Extension,
+  ExtensionCreate,
+  ExtensionUpdate,
   Flow,
+  FlowCreate,
   FlowDiff,
+  FlowUpdate,
   FlowVersion,
+  FlowVersionSummary,
   Graph,
   Health,
   Id,
   InboundNumber,
+  InboundNumberCreate,
+  InboundNumberUpdate,
   IvrMenu,
-  NodeOutput,
+  IvrMenuCreate,
+  IvrMenuUpdate,
   NewApiToken,
+  NodeOutput,
   NodeType,
   PasswordChange,
   PasswordChanged,
   Plugin,
+  PluginUpdate,
   Prompt,
+  PublishedVersion,
   Registration,
   RingGroup,
+  RingGroupCreate,
+  RingGroupUpdate,
   Session,
+  SessionsEnded,
   Settings,
-  SystemStatus,
   SettingsChanged,
   SettingsUpdate,
   SetupRequest,
   SetupStatus,
   SimulateRequest,
   SimulateResult,
+  SystemStatus,
   TimeSwitch,
+  TimeSwitchCreate,
+  TimeSwitchUpdate,
   Trunk,
+  TrunkCreate,
+  TrunkUpdate,
   ValidationResult,
   VoicemailBox,
+  VoicemailBoxCreate,
+  VoicemailBoxUpdate,
   VoicemailMessage,
 } from './types';
 
@@ -55,7 +78,12 @@ export function normalizeNodeType(raw: Record<string, unknown>): NodeType {
       schema = {};
     }
   }
-  const outputs = Array.isArray(raw.outputs) ? (raw.outputs as Record<string, unknown>[]).map((o) => ({ id: String(o.id ?? o.name ?? ''), label: o.label === undefined ? undefined : String(o.label), terminal: o.terminal === true })) : [];
+  const outputs = Array.isArray(raw.outputs)
+    ? (raw.outputs as Record<string, unknown>[]).map((o) => {
+        const id = String(o.id ?? o.name ?? '');
+        return { id, label: o.label === undefined || o.label === null ? id : String(o.label), terminal: o.terminal === true };
+      })
+    : [];
   return {
     ...(raw as unknown as NodeType),
     config_schema: (schema && typeof schema === 'object' ? schema : {}) as NodeType['config_schema'],
@@ -70,16 +98,17 @@ export interface ListParams extends Query {
   offset?: number;
 }
 
-export interface Resource<T extends { id: Id }> {
+/** An entity's CRUD routes: `T` is what they show, `C` what a create takes, `U` an update. */
+export interface Resource<T extends { id: Id }, C = unknown, U = unknown> {
   path: string;
   list(params?: ListParams): Promise<Page<T>>;
   get(id: Id): Promise<T>;
-  create(body: Partial<T>): Promise<T>;
-  update(id: Id, body: Partial<T>): Promise<T>;
+  create(body: C): Promise<T>;
+  update(id: Id, body: U): Promise<T>;
   remove(id: Id): Promise<void>;
 }
 
-export function resource<T extends { id: Id }>(path: string): Resource<T> {
+export function resource<T extends { id: Id }, C, U>(path: string): Resource<T, C, U> {
   return {
     path,
     list: async (params) => requestPage<T>(path, { limit: 100, ...params }),
@@ -91,7 +120,7 @@ export function resource<T extends { id: Id }>(path: string): Resource<T> {
 }
 
 /** All rows of a list endpoint, page by page (the API caps a page at 100). */
-export async function listAll<T extends { id: Id }>(r: Resource<T>, params?: ListParams): Promise<T[]> {
+export async function listAll<T extends { id: Id }>(r: Resource<T, never, never>, params?: ListParams): Promise<T[]> {
   const out: T[] = [];
   for (let offset = 0; ; offset += 100) {
     const page = await r.list({ ...params, limit: 100, offset });
@@ -109,7 +138,7 @@ export const api = {
     changePassword: (body: PasswordChange) => request<PasswordChanged>('POST', '/auth/password', { body }),
     sessions: async () => (await requestPage<AdminSession>('/auth/sessions')).items,
     endSession: (id: Id) => request<void>('DELETE', `/auth/sessions/${id}`),
-    endOtherSessions: () => request<{ ended: number }>('DELETE', '/auth/sessions'),
+    endOtherSessions: () => request<SessionsEnded>('DELETE', '/auth/sessions'),
   },
   setup: {
     status: () => request<SetupStatus>('GET', '/setup'),
@@ -122,16 +151,13 @@ export const api = {
   hangupCall: (id: string) => request<void>('POST', `/calls/${encodeURIComponent(id)}/hangup`),
 
   extensions: {
-    ...resource<Extension>('/extensions'),
+    ...resource<Extension, ExtensionCreate, ExtensionUpdate>('/extensions'),
     registrations: async (id: Id) => (await requestPage<Registration>(`/extensions/${id}/registrations`)).items,
   },
-  trunks: {
-    ...resource<Trunk>('/trunks'),
-    test: (id: Id) => request<{ ok: boolean; message: string }>('POST', `/trunks/${id}/test`),
-  },
-  numbers: resource<InboundNumber>('/numbers'),
+  trunks: resource<Trunk, TrunkCreate, TrunkUpdate>('/trunks'),
+  numbers: resource<InboundNumber, InboundNumberCreate, InboundNumberUpdate>('/numbers'),
   voicemailBoxes: {
-    ...resource<VoicemailBox>('/voicemail-boxes'),
+    ...resource<VoicemailBox, VoicemailBoxCreate, VoicemailBoxUpdate>('/voicemail-boxes'),
     messages: async (id: Id) => (await requestPage<VoicemailMessage>(`/voicemail-boxes/${id}/messages`)).items,
     markRead: (id: Id, msg: Id) => request<void>('PUT', `/voicemail-boxes/${id}/messages/${msg}/read`),
     deleteMessage: (id: Id, msg: Id) => request<void>('DELETE', `/voicemail-boxes/${id}/messages/${msg}`),
@@ -143,10 +169,10 @@ export const api = {
       return request<VoicemailBox>('POST', `/voicemail-boxes/${id}/greeting`, { form });
     },
   },
-  ringGroups: resource<RingGroup>('/ring-groups'),
-  ivrMenus: resource<IvrMenu>('/ivr-menus'),
-  timeSwitches: resource<TimeSwitch>('/time-switches'),
-  conferences: resource<Conference>('/conferences'),
+  ringGroups: resource<RingGroup, RingGroupCreate, RingGroupUpdate>('/ring-groups'),
+  ivrMenus: resource<IvrMenu, IvrMenuCreate, IvrMenuUpdate>('/ivr-menus'),
+  timeSwitches: resource<TimeSwitch, TimeSwitchCreate, TimeSwitchUpdate>('/time-switches'),
+  conferences: resource<Conference, ConferenceCreate, ConferenceUpdate>('/conferences'),
 
   prompts: {
     /** A prompt name the API takes (1–64 letters, digits, _ or -) from a file name. */
@@ -168,15 +194,15 @@ export const api = {
   },
 
   flows: {
-    ...resource<Flow>('/flows'),
+    ...resource<Flow, FlowCreate, FlowUpdate>('/flows'),
     validate: (id: Id, flow_data?: Graph) =>
       request<ValidationResult>('POST', `/flows/${id}/validate`, { body: flow_data ? { flow_data } : {} }),
-    publish: (id: Id) => request<FlowVersion>('POST', `/flows/${id}/publish`),
-    versions: async (id: Id) => (await requestPage<FlowVersion>(`/flows/${id}/versions`, { limit: 100 })).items,
+    publish: (id: Id) => request<PublishedVersion>('POST', `/flows/${id}/publish`),
+    versions: async (id: Id) => (await requestPage<FlowVersionSummary>(`/flows/${id}/versions`, { limit: 100 })).items,
     version: (id: Id, v: number) => request<FlowVersion>('GET', `/flows/${id}/versions/${v}`),
     diff: (id: Id, a: number | 'draft', b: number | 'draft') =>
       request<FlowDiff>('GET', `/flows/${id}/versions/${a}/diff/${b}`),
-    rollback: (id: Id, version: number) => request<FlowVersion>('POST', `/flows/${id}/rollback`, { body: { version } }),
+    rollback: (id: Id, version: number) => request<PublishedVersion>('POST', `/flows/${id}/rollback`, { body: { version } }),
     simulate: (id: Id, body: SimulateRequest) => request<SimulateResult>('POST', `/flows/${id}/simulate`, { body }),
   },
 
@@ -204,7 +230,7 @@ export const api = {
       form.set('file', file);
       return request<Plugin>('POST', '/plugins', { form });
     },
-    update: (id: Id, body: { granted_capabilities?: string[]; enabled?: boolean }) => request<Plugin>('PUT', `/plugins/${id}`, { body }),
+    update: (id: Id, body: PluginUpdate) => request<Plugin>('PUT', `/plugins/${id}`, { body }),
     remove: (id: Id) => request<void>('DELETE', `/plugins/${id}`),
   },
 
@@ -215,7 +241,7 @@ export const api = {
 
   tokens: {
     list: async () => (await requestPage<ApiToken>('/api-tokens')).items,
-    create: (body: NewApiToken) => request<ApiToken>('POST', '/api-tokens', { body }),
+    create: (body: NewApiToken) => request<CreatedApiToken>('POST', '/api-tokens', { body }),
     revoke: (id: Id) => request<void>('DELETE', `/api-tokens/${id}`),
   },
 };

@@ -128,7 +128,7 @@ export function entityKind(t: string | null | undefined): EntityKind | undefined
 
 /**
  * The entity a built-in node type links, for a registry that does not say (node types of the
- * registry carry `entity_type`; see API-NEEDS.md). Plugins link none unless they declare one.
+ * registry carry `entity_kind`; see API-NEEDS.md §4). Plugins link none unless they declare one.
  */
 const BUILTIN_ENTITY: Record<string, EntityType> = {
   inbound_number: 'inbound_number',

@@ -5,13 +5,13 @@ describe('live updates', () => {
   it('applies a snapshot then events', () => {
     let s = applyLiveEvent(initialLive, {
       type: 'snapshot',
-      data: { calls: [{ id: 'c1', direction: 'inbound', state: 'ringing', started_at: '2026-01-01T00:00:00Z' }], registrations: { '1': 2 }, trunks: [{ id: 3, status: 'registered' }] },
+      data: { calls: [{ id: 'c1', call_id: 'sip-c1', caller_id_num: '+15555550100', callee: '+61299990000', direction: 'inbound', state: 'ringing', started_at: '2026-01-01T00:00:00Z' }], registrations: { '1': 2 }, trunks: [{ id: 3, status: 'registered' }] },
     });
     expect(s.synced).toBe(true);
     expect(Object.keys(s.calls)).toEqual(['c1']);
-    s = applyLiveEvent(s, { type: 'call.updated', data: { id: 'c1', direction: 'inbound', state: 'answered', started_at: '2026-01-01T00:00:00Z' } });
+    s = applyLiveEvent(s, { type: 'call.updated', data: { id: 'c1', call_id: 'sip-c1', caller_id_num: '+15555550100', callee: '+61299990000', direction: 'inbound', state: 'answered', started_at: '2026-01-01T00:00:00Z' } });
     expect(s.calls.c1.state).toBe('answered');
-    s = applyLiveEvent(s, { type: 'call.started', data: { id: 'c2', direction: 'internal', state: 'ringing', started_at: '2026-01-01T00:01:00Z' } });
+    s = applyLiveEvent(s, { type: 'call.started', data: { id: 'c2', call_id: 'sip-c2', caller_id_num: '+15555550100', callee: '+61299990000', direction: 'internal', state: 'ringing', started_at: '2026-01-01T00:01:00Z' } });
     s = applyLiveEvent(s, { type: 'call.ended', data: { id: 'c1' } });
     expect(Object.keys(s.calls)).toEqual(['c2']);
     s = applyLiveEvent(s, { type: 'registration.changed', data: { extension_id: 1, registration_count: 0, action: 'removed' } });

@@ -1,18 +1,17 @@
-// Live updates over the WebSocket at /ws (format in web/API-NEEDS.md). The connection carries
-// the session cookie; the server sends a `snapshot` first, then one event per change. The
-// state here is a plain reducer so it can be tested without a socket.
+// Live updates over the WebSocket at /ws (frames in web/API-NEEDS.md §2: the OpenAPI document
+// does not describe them; host/api/src/ws.rs writes them). The connection carries the session
+// cookie; the server sends a `snapshot` first, then one event per change. The state here is a
+// plain reducer so it can be tested without a socket.
 import { useSyncExternalStore } from 'react';
-import type { ActiveCall, Id, Registration, TrunkStatus } from './types';
+import type { ActiveCall, Cdr, Id, TrunkStatus } from './types';
 
 export type LiveEvent =
   | { type: 'snapshot'; data: { calls: ActiveCall[]; registrations: Record<string, number>; trunks: { id: Id; status: TrunkStatus; detail?: string | null }[] } }
   | { type: 'call.started' | 'call.updated'; data: ActiveCall }
-  | { type: 'call.ended'; data: { id: string; disposition?: string; cdr_id?: Id } }
-  | {
-      type: 'registration.changed';
-      data: { extension_id: Id; registration_count: number; action?: 'added' | 'removed' | 'refreshed'; registration?: Registration };
-    }
-  | { type: 'trunk.status'; data: { id: Id; status: TrunkStatus; detail?: string | null } };
+  | { type: 'call.ended'; data: { id: string; disposition?: Cdr['disposition']; cause?: string | null } }
+  | { type: 'registration.changed'; data: { extension_id: Id; registration_count: number; action?: 'added' | 'removed' | 'refreshed' } }
+  | { type: 'trunk.status'; data: { id: Id; status: TrunkStatus; detail?: string | null } }
+  | { type: 'source.banned'; data: { ip: string; until_secs: number } };
 
 export type Connection = 'connecting' | 'open' | 'closed';
 

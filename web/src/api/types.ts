@@ -1,244 +1,110 @@
-// Wire types. Field names are the data model's column names (seeds/003 §4); write-only
-// secrets (sip_password, password, pin) are sent and never come back.
+// The wire types, under the names the SPA uses. They are the server's: openapi.gen.ts is
+// generated from web/openapi.json, the document the server serves at /api/v1/openapi.json
+// (`npm run gen:api`, which `npm run build` and `npm run typecheck` run first; the api
+// crate's tests fail when web/openapi.json is not what the server serves, and
+// scripts/api-types regenerates both). A server change that breaks the SPA is therefore a
+// type error here or where the type is used. Types are looked up by route where the document
+// inlines them, so a route the server does not have does not compile.
+//
+// Written by hand is only what the document cannot say: the flow graph, the node types'
+// describe() JSON and the JSON Schema of their configs are free-form JSON to the server.
+import type { components, paths } from './openapi.gen';
+
+type Schemas = components['schemas'];
+type Method = 'get' | 'put' | 'post' | 'delete';
+/** The methods route `P` has. */
+type MethodOf<P extends keyof paths> = { [M in Method]-?: undefined extends paths[P][M] ? never : M }[Method];
+type JsonOf<R> = R extends { content: { 'application/json': infer B } } ? B : never;
+/** The JSON body of the success answer (200, else 201) of `M P`. */
+type SuccessOf<P extends keyof paths, M extends MethodOf<P>> = paths[P][M] extends { responses: infer R }
+  ? R extends { 200: infer A }
+    ? JsonOf<A>
+    : R extends { 201: infer A }
+      ? JsonOf<A>
+      : never
+  : never;
+/** The `data` of what `M P` answers. */
+export type DataOf<P extends keyof paths, M extends MethodOf<P>> = SuccessOf<P, M> extends { data: infer D } ? D : never;
+/** One item of the list `GET P` answers. */
+export type ItemOf<P extends keyof paths> = 'get' extends MethodOf<P> ? (DataOf<P, 'get' & MethodOf<P>> extends readonly (infer I)[] ? I : never) : never;
+/** The JSON body `M P` takes. */
+export type BodyOf<P extends keyof paths, M extends MethodOf<P>> = paths[P][M] extends { requestBody?: infer B } ? JsonOf<NonNullable<B>> : never;
 
 export type Id = number;
 
-export interface Timestamps {
-  created_at?: string;
-  updated_at?: string;
-}
-
-export interface AdminUser {
-  id: Id;
-  username: string;
-}
+// ---- auth, first boot ---------------------------------------------------------------------
 
 /** GET /auth/me and POST /auth/login: an admin session (user + CSRF token), or an API token. */
-export interface Session {
-  user: AdminUser | null;
-  token?: string | null;
-  /** the API token's scope, when authenticated by one */
-  scope?: TokenScope;
-  csrf_token: string | null;
-}
-
-export interface SetupStatus {
-  /** true while no admin exists: the SPA shows the wizard */
-  required: boolean;
-}
-
+export type Session = DataOf<'/api/v1/auth/me', 'get'>;
+export type AdminUser = DataOf<'/api/v1/setup', 'post'>;
+export type SetupStatus = DataOf<'/api/v1/setup', 'get'>;
 /** POST /setup: the first administrator and the network settings of the wizard. */
-export interface SetupRequest {
-  username: string;
-  password: string;
-  hostname?: string;
-  external_ip?: string;
-  sip_udp_port?: number;
-  sip_tcp_port?: number;
-  sip_realm?: string;
-}
+export type SetupRequest = BodyOf<'/api/v1/setup', 'post'>;
+/** What an API token may do: read (GET only), write (entity changes too), admin (settings, tokens, plugins, the audit log too). */
+export type TokenScope = Schemas['TokenScope'];
+export type ApiToken = ItemOf<'/api/v1/api-tokens'>;
+/** A token just created: the only time its `token` is shown. */
+export type CreatedApiToken = DataOf<'/api/v1/api-tokens', 'post'>;
+/** POST /api-tokens (from a signed-in session only). */
+export type NewApiToken = BodyOf<'/api/v1/api-tokens', 'post'>;
+/** GET /auth/sessions: one of the signed-in administrator's sessions. */
+export type AdminSession = ItemOf<'/api/v1/auth/sessions'>;
+export type PasswordChange = BodyOf<'/api/v1/auth/password', 'post'>;
+export type PasswordChanged = DataOf<'/api/v1/auth/password', 'post'>;
+export type SessionsEnded = DataOf<'/api/v1/auth/sessions', 'delete'>;
 
-export interface FollowMeNumber {
-  number: string;
-  delay: number;
-  timeout: number;
-}
+// ---- entities: what GET shows, what a create takes, what an update takes ------------------
 
-export interface Extension extends Timestamps {
-  id: Id;
-  extension: string;
-  name: string;
-  email?: string | null;
-  sip_username: string;
-  /** write-only */
-  sip_password?: string;
-  ring_timeout: number;
-  dnd: boolean;
-  follow_me_enabled: boolean;
-  follow_me_numbers: FollowMeNumber[];
-  recording_mode: 'off' | 'always' | 'on_demand';
-  max_registrations: number;
-  /** read-only: number of live registrations (contacts) */
-  registration_count?: number;
-}
+export type Extension = DataOf<'/api/v1/extensions/{id}', 'get'>;
+export type ExtensionCreate = BodyOf<'/api/v1/extensions', 'post'>;
+export type ExtensionUpdate = BodyOf<'/api/v1/extensions/{id}', 'put'>;
+export type FollowMeNumber = Schemas['FollowMeNumber'];
+export type Registration = ItemOf<'/api/v1/extensions/{id}/registrations'>;
 
-export interface Registration {
-  id: Id;
-  extension_id: Id;
-  contact_uri: string;
-  transport: string;
-  user_agent?: string | null;
-  source_ip?: string | null;
-  source_port?: number | null;
-  expires?: string | null;
-  registered_at?: string | null;
-  device_id?: string | null;
-  push_platform?: string | null;
-}
+export type Trunk = DataOf<'/api/v1/trunks/{id}', 'get'>;
+export type TrunkCreate = BodyOf<'/api/v1/trunks', 'post'>;
+export type TrunkUpdate = BodyOf<'/api/v1/trunks/{id}', 'put'>;
+export type TrunkStatus = Trunk['status'];
 
-/** `unmonitored`: an IP trunk the PBX accepts calls from without probing it (no OPTIONS ping) */
-export type TrunkStatus = 'registered' | 'registering' | 'failed' | 'unregistered' | 'unmonitored' | 'disabled' | 'ok' | 'unknown';
+export type InboundNumber = DataOf<'/api/v1/numbers/{id}', 'get'>;
+export type InboundNumberCreate = BodyOf<'/api/v1/numbers', 'post'>;
+export type InboundNumberUpdate = BodyOf<'/api/v1/numbers/{id}', 'put'>;
 
-export interface Trunk extends Timestamps {
-  id: Id;
-  name: string;
-  type: 'register' | 'ip';
-  enabled: boolean;
-  host?: string | null;
-  port: number;
-  transport: 'udp' | 'tcp' | 'tls';
-  username?: string | null;
-  /** write-only */
-  password?: string;
-  auth_username?: string | null;
-  register_expiry: number;
-  remote_hosts: string[];
-  local_host?: string | null;
-  codecs: string[];
-  max_channels: number;
-  caller_id_name?: string | null;
-  caller_id_num?: string | null;
-  prefix_strip: number;
-  prefix_add: string;
-  priority: number;
-  /** read-only: whether a password is stored (it is never returned) */
-  password_set?: boolean;
-  /** read-only, live */
-  status?: TrunkStatus;
-  status_detail?: string | null;
-}
+export type VoicemailBox = DataOf<'/api/v1/voicemail-boxes/{id}', 'get'>;
+export type VoicemailBoxCreate = BodyOf<'/api/v1/voicemail-boxes', 'post'>;
+export type VoicemailBoxUpdate = BodyOf<'/api/v1/voicemail-boxes/{id}', 'put'>;
+export type VoicemailMessage = ItemOf<'/api/v1/voicemail-boxes/{id}/messages'>;
 
-export interface InboundNumber extends Timestamps {
-  id: Id;
-  number: string;
-  name?: string | null;
-  trunk_id?: Id | null;
-  flow_id?: Id | null;
-  flow_entry_node?: string | null;
-  enabled: boolean;
-}
+export type RingGroup = DataOf<'/api/v1/ring-groups/{id}', 'get'>;
+export type RingGroupCreate = BodyOf<'/api/v1/ring-groups', 'post'>;
+export type RingGroupUpdate = BodyOf<'/api/v1/ring-groups/{id}', 'put'>;
 
-export interface VoicemailBox extends Timestamps {
-  id: Id;
-  name: string;
-  mailbox_number?: string | null;
-  /** write-only */
-  pin?: string;
-  greeting_file?: string | null;
-  greeting_type: 'default' | 'custom' | 'name_only';
-  email_notify: boolean;
-  email_address?: string | null;
-  email_attach_audio: boolean;
-  max_message_duration: number;
-  max_messages: number;
-  retention_days: number;
-  notify_extension_id?: Id | null;
-  /** read-only: whether a PIN is stored */
-  pin_set?: boolean;
-  /** read-only */
-  message_count?: number;
-  unread_count?: number;
-}
-
-export interface VoicemailMessage {
-  id: Id;
-  mailbox_id: Id;
-  caller_id_name?: string | null;
-  caller_id_num?: string | null;
-  timestamp: string;
-  duration?: number | null;
-  read: boolean;
-  read_at?: string | null;
-}
-
-export interface RingGroup extends Timestamps {
-  id: Id;
-  name: string;
-  strategy: 'ring_all' | 'round_robin' | 'random' | 'longest_idle' | 'sequential';
-  ring_timeout: number;
-  members: Id[];
-  caller_id_mode: 'pass' | 'fixed' | 'prepend';
-  /** the fixed caller ID, or the text prepended */
-  caller_id_value?: string | null;
-}
-
+export type IvrMenu = DataOf<'/api/v1/ivr-menus/{id}', 'get'>;
+export type IvrMenuCreate = BodyOf<'/api/v1/ivr-menus', 'post'>;
+export type IvrMenuUpdate = BodyOf<'/api/v1/ivr-menus/{id}', 'put'>;
 /** digit ("0"–"9", "*", "#"), or "i" (invalid) / "t" (timeout) → label shown on the output */
-export type IvrOptions = Record<string, string>;
+export type IvrOptions = IvrMenu['options'];
 
-export interface IvrMenu extends Timestamps {
-  id: Id;
-  name: string;
-  /** a prompt id from the prompts library (as text), or empty */
-  greeting_file?: string | null;
-  greeting_tts?: string | null;
-  timeout: number;
-  max_retries: number;
-  digit_timeout: number;
-  options: IvrOptions;
-}
-
-export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
-
-export interface TimeRule {
-  label: string;
-  days: Weekday[];
-  /** HH:MM; an end before the start spans midnight */
-  start: string;
-  end: string;
-  dest_node?: string | null;
-}
-
+export type TimeSwitch = DataOf<'/api/v1/time-switches/{id}', 'get'>;
+export type TimeSwitchCreate = BodyOf<'/api/v1/time-switches', 'post'>;
+export type TimeSwitchUpdate = BodyOf<'/api/v1/time-switches/{id}', 'put'>;
+export type TimeRule = Schemas['TimeRule'];
 /**
  * A date (or date range, optionally only between start and end) that overrides the weekly
  * rules. `dest_node` holds the output the call takes: a rule's label, or "default".
  */
-export interface TimeOverride {
-  label: string;
-  date: string;
-  end_date?: string | null;
-  start?: string | null;
-  end?: string | null;
-  dest_node?: string | null;
-}
+export type TimeOverride = Schemas['DateOverride'];
+/** The days a time rule names (the document says only "string"; the server checks these). */
+export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
 
-export interface TimeSwitch extends Timestamps {
-  id: Id;
-  name: string;
-  timezone: string;
-  rules: TimeRule[];
-  overrides: TimeOverride[];
-  default_dest?: string | null;
-}
+export type Conference = DataOf<'/api/v1/conferences/{id}', 'get'>;
+export type ConferenceCreate = BodyOf<'/api/v1/conferences', 'post'>;
+export type ConferenceUpdate = BodyOf<'/api/v1/conferences/{id}', 'put'>;
 
-export interface Conference extends Timestamps {
-  id: Id;
-  name: string;
-  extension?: string | null;
-  /** write-only */
-  pin?: string;
-  /** read-only: whether a PIN is stored */
-  pin_set?: boolean;
-  max_members: number;
-  record: boolean;
-  mute_on_join: boolean;
-  announce_joins: boolean;
-  /** read-only, live */
-  participant_count?: number;
-}
+export type Prompt = ItemOf<'/api/v1/prompts'>;
 
-export interface Prompt extends Timestamps {
-  /** a number for uploads, `system:<name>` for the prompts shipped with the binary */
-  id: Id | string;
-  name: string;
-  original_name?: string | null;
-  /** system prompts ship with the binary and cannot be deleted */
-  kind?: 'system' | 'custom';
-  sample_rate?: number;
-  duration_ms?: number | null;
-  size_bytes?: number | null;
-}
-
-// ---- flows ----------------------------------------------------------------------------
+// ---- flows ------------------------------------------------------------------------------
+// The document gives a flow's graph as free-form JSON: its shape (React Flow's) is the SPA's.
 
 export interface GraphNode {
   id: string;
@@ -270,72 +136,41 @@ export interface Graph {
   [k: string]: unknown;
 }
 
-export interface Flow extends Timestamps {
-  id: Id;
-  name: string;
-  flow_data: Graph;
-  /** the last published version, 0 or null when never published */
-  version?: number | null;
-  published: boolean;
-  published_at?: string | null;
-}
+/** A flow as the SPA holds it: the server's, with its draft graph typed. */
+export type Flow = Omit<DataOf<'/api/v1/flows/{id}', 'get'>, 'flow_data'> & { flow_data: Graph };
+export type FlowCreate = Omit<BodyOf<'/api/v1/flows', 'post'>, 'flow_data'> & { flow_data?: Graph | null };
+export type FlowUpdate = Omit<BodyOf<'/api/v1/flows/{id}', 'put'>, 'flow_data'> & { flow_data?: Graph | null };
+/** A row of GET /flows/:id/versions. */
+export type FlowVersionSummary = ItemOf<'/api/v1/flows/{id}/versions'>;
+/** GET /flows/:id/versions/:v: a published version with its graph. */
+export type FlowVersion = Omit<DataOf<'/api/v1/flows/{id}/versions/{version}', 'get'>, 'flow_data'> & { flow_data: Graph };
+/** What publishing and rolling back answer: the version now live. */
+export type PublishedVersion = DataOf<'/api/v1/flows/{id}/publish', 'post'>;
+export type Problem = Schemas['ProblemView'];
+export type ValidationResult = DataOf<'/api/v1/flows/{id}/validate', 'post'>;
 
-export interface FlowVersion {
-  id?: Id;
-  flow_id?: Id;
-  version: number;
-  published_at: string;
-  published_by?: string | null;
-  /** present on GET /flows/:id/versions/:v */
-  flow_data?: Graph;
-  /** the version currently live */
-  live?: boolean;
-  /** on publish and rollback: what the validator warned about */
-  warnings?: Problem[];
+type ServerDiff = DataOf<'/api/v1/flows/{id}/versions/{a}/diff/{b}', 'get'>;
+export type Change<T> = Omit<Schemas['Change'], 'before' | 'after'> & { before: T; after: T };
+export interface Changes<T> {
+  added: T[];
+  removed: T[];
+  changed: Change<T>[];
 }
-
-export interface Problem {
-  severity: 'error' | 'warning';
-  code: string;
-  message: string;
-  node_id?: string | null;
-  edge_id?: string | null;
-  /** for a config problem (code `config_invalid`): the dotted path inside the node's config */
-  field?: string | null;
-}
-
-export interface ValidationResult {
-  valid: boolean;
-  problems: Problem[];
-}
-
-export interface Change<T> {
-  id: string;
-  before?: T;
-  after?: T;
-  /** for changed items: what differs */
-  fields?: string[];
-}
-
-export interface FlowDiff {
-  from: number | 'draft';
-  to: number | 'draft';
-  nodes: { added: GraphNode[]; removed: GraphNode[]; changed: Change<GraphNode>[] };
-  edges: { added: GraphEdge[]; removed: GraphEdge[]; changed: Change<GraphEdge>[] };
-}
+export type FlowDiff = Omit<ServerDiff, 'nodes' | 'edges'> & { nodes: Changes<GraphNode>; edges: Changes<GraphEdge> };
 
 /** One output handle of a node (wit `output`): what `run` returns and an edge's sourceHandle. */
-export interface NodeOutput {
-  id: string;
-  label?: string;
-  /** the call has left the flow when it takes this output: no edge is needed */
-  terminal?: boolean;
-}
+export type NodeOutput = DataOf<'/api/v1/node-types/{id}/outputs', 'post'>[number];
 
 /** Every node has this output implicitly: the host takes it when the node fails. */
 export const ERROR_OUTPUT = 'error';
 
-export interface NodeType {
+type NodeTypeView = Schemas['NodeTypeView'];
+
+/**
+ * A node type as the editor uses it (endpoints.ts `normalizeNodeType`): describe()'s JSON,
+ * which the document leaves free-form, plus what the host adds and the document does say.
+ */
+export interface NodeType extends Pick<NodeTypeView, 'source' | 'entry' | 'dynamic_outputs'> {
   id: string;
   name: string;
   version: string;
@@ -345,20 +180,15 @@ export interface NodeType {
   config_schema: JsonSchema;
   /** fixed outputs; config-dependent ones come from POST /node-types/:id/outputs */
   outputs: NodeOutput[];
-  /** false when outputs(input) always equals `outputs` (saves asking the host per node) */
-  dynamic_outputs?: boolean;
   capabilities: unknown[];
   /** the entity type a node of this type links (wit `entity-kind`) */
   entity_type?: string | null;
   entity_required?: boolean;
   waits_for_caller?: boolean;
   wall_clock_ms?: number;
-  /** entry nodes have no input handle */
-  entry?: boolean;
-  /** "builtin" or the plugin id */
-  source?: string;
 }
 
+/** The JSON Schema of a node type's config, as far as the generated form reads it. */
 export interface JsonSchema {
   type?: string | string[];
   title?: string;
@@ -385,213 +215,45 @@ export interface JsonSchema {
   [k: string]: unknown;
 }
 
-// ---- simulator ------------------------------------------------------------------------
+// ---- simulator --------------------------------------------------------------------------
 
-export interface SimDigits {
-  digits: string;
-  /** ms after the node starts collecting */
-  after_ms?: number;
-}
-
-export interface SimHttpResponse {
-  /** a URL prefix the webhook node calls */
-  url: string;
-  status: number;
-  body: string;
-  /** simulate no answer within the node's timeout */
-  timeout?: boolean;
-}
-
-export interface SimulateRequest {
-  /** the draft, the live version, or a published version number */
-  version: 'draft' | 'live' | number;
-  caller: string;
-  caller_name?: string;
-  dialled: string;
-  /** the entry node (an inbound_number node); defaults to the one mapped to `dialled` */
-  entry_node?: string;
-  /** local time in `timezone`, "2026-12-25T09:00" */
-  time: string;
-  timezone: string;
-  digits: SimDigits[];
-  /** extension id → what it does when rung */
-  answers: Record<string, 'answer' | 'busy' | 'no_answer' | 'unavailable'>;
-  http: SimHttpResponse[];
-}
-
-export interface SimStep {
-  node_id: string;
-  node_type: string;
-  output?: string | null;
-  entered_at_ms: number;
-  duration_ms: number;
-  error?: string | null;
-  logs: string[];
-}
-
-export interface SimulateResult {
-  steps: SimStep[];
-  /** how the call ended: "answered by 101", "voicemail", "hangup", … */
-  outcome: string;
-  error?: string | null;
-}
+export type SimDigits = Schemas['SimDigits'];
+export type SimHttpResponse = Schemas['SimHttp'];
+export type SimulateRequest = BodyOf<'/api/v1/flows/{id}/simulate', 'post'>;
+export type SimStep = Schemas['SimStep'];
+export type SimulateResult = DataOf<'/api/v1/flows/{id}/simulate', 'post'>;
 
 // ---- calls, CDRs, system ----------------------------------------------------------------
 
+/** One step of a CDR's `flow_path`: the flow engine's trace (flow::trace), without log lines. */
 export interface PathEntry {
   node_id: string;
+  node_type?: string;
   output?: string | null;
   entered_at?: string | null;
   duration_ms?: number | null;
   error?: string | null;
 }
 
-export interface Cdr {
-  id: Id;
-  call_id: string;
-  start_time: string;
-  answer_time?: string | null;
-  end_time?: string | null;
-  duration?: number | null;
-  billable_dur?: number | null;
-  caller_id_name?: string | null;
-  caller_id_num?: string | null;
-  callee?: string | null;
-  trunk_id?: Id | null;
-  direction: 'inbound' | 'outbound' | 'internal';
-  disposition?: 'answered' | 'no_answer' | 'busy' | 'failed' | 'voicemail' | null;
-  recording_file?: string | null;
-  flow_id?: Id | null;
-  flow_version?: number | null;
-  flow_path?: PathEntry[] | string[] | null;
-  hangup_cause?: string | null;
-}
-
-export interface ActiveCall {
-  id: string;
-  call_id?: string;
-  direction: 'inbound' | 'outbound' | 'internal';
-  caller_id_name?: string | null;
-  caller_id_num?: string | null;
-  callee?: string | null;
-  state: 'ringing' | 'in_flow' | 'answered' | 'bridged' | 'held' | string;
-  started_at: string;
-  answered_at?: string | null;
-  flow_id?: Id | null;
-  current_node?: string | null;
-}
-
-export interface ComponentHealth {
-  status: 'ok' | 'degraded' | 'down' | string;
-  detail?: string | null;
-}
-
-export interface Health {
-  status: 'ok' | 'degraded' | 'down' | string;
-  version: string;
-  uptime_seconds: number;
-  components: Record<string, ComponentHealth>;
-}
-
+/**
+ * A CDR. The document types `flow_path` as an object (store::Cdr's annotation); the server
+ * writes the trace's steps as an array (older rows: node ids).
+ */
+export type Cdr = Omit<DataOf<'/api/v1/cdrs/{id}', 'get'>, 'flow_path'> & { flow_path?: PathEntry[] | string[] | null };
+export type ActiveCall = ItemOf<'/api/v1/calls/active'>;
+export type ComponentHealth = Schemas['ComponentStatus'];
+export type Health = DataOf<'/api/v1/health', 'get'>;
 /** GET /system/status */
-export interface SystemStatus {
-  version: string;
-  uptime_seconds: number;
-  schema_version: number;
-  database_path: string;
-  database_size_bytes: number;
-  data_dir: string;
-  sip_realm: string;
-  /** extensions, registrations, trunks, call_flows, cdrs */
-  counts: Record<string, number>;
-  components: Record<string, ComponentHealth>;
-  now: string;
-}
+export type SystemStatus = DataOf<'/api/v1/system/status', 'get'>;
 
 /** Where a setting's effective value comes from: a flag or an environment variable beat the stored value. */
-export type SettingSource = 'flag' | 'env' | 'stored' | 'default' | string;
-
-export interface SettingView {
-  value: string | number | boolean | null;
-  source: SettingSource;
-  default: string | number | boolean | null;
-  /** a change takes effect after a restart */
-  restart_required: boolean;
-}
-
+export type SettingSource = Schemas['SettingSource'];
+export type SettingView = Schemas['SettingView'];
 /** GET /settings: every key the server knows, with its effective value. */
-export type Settings = Record<string, SettingView>;
-
+export type Settings = DataOf<'/api/v1/settings', 'get'>;
 /** PUT /settings: the keys to change; null clears the stored value (back to the default). */
-export type SettingsUpdate = Record<string, string | number | boolean | null>;
+export type SettingsUpdate = BodyOf<'/api/v1/settings', 'put'>;
+export type SettingsChanged = DataOf<'/api/v1/settings', 'put'>;
 
-export interface SettingsChanged {
-  settings: Settings;
-  restart_required: string[];
-  overridden: string[];
-}
-
-export interface Plugin {
-  id: Id;
-  vendor: string;
-  name: string;
-  version: string;
-  sha256: string;
-  requested_capabilities: string[];
-  granted_capabilities: string[];
-  enabled: boolean;
-  node_types?: string[];
-  size?: number;
-  created_at?: string;
-}
-
-/** What an API token may do: read (GET only), write (entity changes too), admin (settings, tokens, plugins, the audit log too). */
-export type TokenScope = 'read' | 'write' | 'admin';
-
-export interface ApiToken {
-  id: Id;
-  name: string;
-  scope: TokenScope;
-  created_at: string;
-  expires_at?: string | null;
-  revoked_at?: string | null;
-  last_used_at?: string | null;
-  /** only in the response that creates it */
-  token?: string;
-}
-
-/** POST /api-tokens (from a signed-in session only). */
-export interface NewApiToken {
-  name: string;
-  scope: TokenScope;
-  /** 1..=365; the server's default is 90 */
-  expires_in_days?: number;
-}
-
-/** GET /auth/sessions: one of the signed-in administrator's sessions. */
-export interface AdminSession {
-  id: Id;
-  created_at: string;
-  last_seen_at: string;
-  /** the sliding expiry (24 h after the last use) */
-  expires_at: string;
-  /** the end of the session however active (7 days after the login) */
-  absolute_expires_at: string;
-  ip?: string | null;
-  user_agent?: string | null;
-  /** the session making the request */
-  current: boolean;
-}
-
-/** POST /auth/password */
-export interface PasswordChange {
-  current_password: string;
-  new_password: string;
-  /** also revoke every API token this administrator created */
-  revoke_tokens?: boolean;
-}
-
-export interface PasswordChanged {
-  sessions_ended: number;
-  tokens_revoked: number;
-}
+export type Plugin = DataOf<'/api/v1/plugins/{id}', 'get'>;
+export type PluginUpdate = BodyOf<'/api/v1/plugins/{id}', 'put'>;

@@ -74,7 +74,7 @@ export default function DashboardPage() {
                     <td>{c.caller_id_name ?? ''} {c.caller_id_num ?? ''}</td>
                     <td>{c.callee ?? ''}</td>
                     <td>{c.state}</td>
-                    <td>{formatDuration((now - Date.parse(c.started_at)) / 1000)}</td>
+                    <td>{c.started_at ? formatDuration((now - Date.parse(c.started_at)) / 1000) : ''}</td>
                     <td>
                       <button type="button" className="btn btn-ghost btn-sm text-red-700" onClick={() => void api.hangupCall(c.id)}>
                         Hang up

@@ -206,7 +206,7 @@ function Registrations({ id }: { id: Id }) {
 function TrunkStatusView({ trunk }: { trunk: Trunk }) {
   const liveStatus = useLive((s) => s.trunks[String(trunk.id)]);
   // No "Test trunk" button: the SIP stack cannot send an OPTIONS ping to a trunk yet
-  // (POST /trunks/:id/test, API-NEEDS.md §3), and a button that cannot test would mislead.
+  // (POST /trunks/:id/test, API-NEEDS.md §5), and a button that cannot test would mislead.
   return (
     <div className="text-sm">
       <p className="mb-2">

@@ -10,8 +10,16 @@ import { Checkbox, ErrorBanner, NumberInput, PageHeader, Spinner, TextInput } fr
 import { ChangePassword, Sessions } from '../components/settings/Account';
 import { ApiTokens } from '../components/settings/ApiTokens';
 
-/** Labels and groups for the keys the server knows; a key not listed here still shows, under "Other". */
-const GROUPS: { title: string; keys: Record<string, { label: string; help?: string }> }[] = [
+/** A key `PUT /settings` takes. */
+type Key = keyof SettingsUpdate;
+/** A setting's value in the form. */
+type FormValue = string | number | boolean | null;
+
+/**
+ * Labels and groups for the keys `PUT /settings` takes (the compiler checks each against the
+ * document). A key `GET /settings` lists that is not here still shows, read-only, under "Other".
+ */
+const GROUPS: { title: string; keys: { [K in Key]?: { label: string; help?: string } } }[] = [
   {
     title: 'Network',
     keys: {
@@ -41,24 +49,26 @@ const GROUPS: { title: string; keys: Record<string, { label: string; help?: stri
   },
 ];
 const KNOWN = new Set(GROUPS.flatMap((g) => Object.keys(g.keys)));
+const settable = (k: string): k is Key => KNOWN.has(k);
 
 const SOURCE_TEXT: Record<string, string> = { flag: 'set by a command-line flag', env: 'set by an environment variable' };
 
 export default function SettingsPage() {
   const qc = useQueryClient();
   const settings = useQuery({ queryKey: keys.settings, queryFn: api.settings.get });
-  const [values, setValues] = useState<SettingsUpdate>({});
+  const [values, setValues] = useState<Record<string, FormValue>>({});
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [result, setResult] = useState<SettingsChanged | null>(null);
   useEffect(() => {
-    if (settings.data) setValues(Object.fromEntries(Object.entries(settings.data).map(([k, v]) => [k, v.value])));
+    if (settings.data) setValues(Object.fromEntries(Object.entries(settings.data).map(([k, v]) => [k, v.value as FormValue])));
   }, [settings.data]);
 
   const save = useMutation({
     mutationFn: () => {
-      const changed: SettingsUpdate = {};
-      for (const [k, v] of Object.entries(values)) if (settings.data?.[k] && settings.data[k].value !== v) changed[k] = v === '' ? null : v;
-      return api.settings.update(changed);
+      // each value is of its key's type: the inputs are chosen by the type of the value shown
+      const changed: Partial<Record<Key, FormValue>> = {};
+      for (const [k, v] of Object.entries(values)) if (settable(k) && settings.data?.[k] && settings.data[k].value !== v) changed[k] = v === '' ? null : v;
+      return api.settings.update(changed as SettingsUpdate);
     },
     onSuccess: (r) => {
       qc.setQueryData(keys.settings, r.settings);
@@ -73,7 +83,7 @@ export default function SettingsPage() {
 
   if (settings.isLoading) return <Spinner />;
   const data = settings.data ?? {};
-  const set = (k: string, v: SettingsUpdate[string]) => {
+  const set = (k: string, v: FormValue) => {
     setResult(null);
     setValues((p) => ({ ...p, [k]: v }));
   };
@@ -82,10 +92,11 @@ export default function SettingsPage() {
     const view = data[k];
     if (!view) return null;
     const fixed = SOURCE_TEXT[view.source];
-    const h = [help, fixed ? `${fixed}: change it there` : null, view.default !== null && view.default !== '' ? `default ${String(view.default)}` : null, view.restart_required ? 'takes effect after a restart' : null]
+    const h = [help, fixed ? `${fixed}: change it there` : null, settable(k) ? null : 'not changed from here', view.default !== null && view.default !== '' ? `default ${String(view.default)}` : null, view.restart_required ? 'takes effect after a restart' : null]
       .filter(Boolean)
       .join(' · ');
     const numeric = typeof view.default === 'number' || typeof view.value === 'number';
+    if (!settable(k)) return <TextInput key={k} id={id(k)} label={label} help={h} disabled value={view.value === null ? '' : String(view.value)} onChange={() => undefined} />;
     if (typeof view.value === 'boolean') return <Checkbox key={k} id={id(k)} label={label} help={h} checked={values[k] === true} error={errors[k]} onChange={(x) => set(k, x)} />;
     return numeric ? (
       <NumberInput key={k} id={id(k)} label={label} help={h} value={typeof values[k] === 'number' ? (values[k] as number) : values[k] ? Number(values[k]) : null} error={errors[k]} onChange={(x) => set(k, x)} />

@@ -98,7 +98,7 @@ describe('editor undo/redo', () => {
     const a = st().addNode('ivr_menu', { x: 0, y: 0 });
     const b = st().addNode('hangup', { x: 200, y: 0 });
     st().connect({ source: a, sourceHandle: '1', target: b, targetHandle: 'incoming' });
-    st().setOutputs(a, [{ id: '1', label: '1 Sales' }, { id: 'timeout' }]);
+    st().setOutputs(a, [{ id: '1', label: '1 Sales', terminal: false }, { id: 'timeout', label: 'timeout', terminal: false }]);
     await Promise.resolve();
     expect(st().graph().edges[0].label).toBe('1 Sales');
   });

@@ -45,7 +45,7 @@ describe('entity form', () => {
 
   it('puts errors on fields the form does not show in a banner', async () => {
     mockApi({ 'PUT /ring-groups/3': () => ({ status: 422, body: { error: { code: 'validation_failed', message: 'unknown field', details: [{ field: 'colour', message: 'unknown field' }] } } }) });
-    renderWithApp(<EntityForm type="ring_group" entity={{ id: 3, name: 'Sales', strategy: 'ring_all', ring_timeout: 30, members: [], caller_id_mode: 'pass' }} onSaved={() => undefined} />);
+    renderWithApp(<EntityForm type="ring_group" entity={{ id: 3, name: 'Sales', strategy: 'ring_all', ring_timeout: 30, members: [], caller_id_mode: 'pass', created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' }} onSaved={() => undefined} />);
     await userEvent.setup().click(screen.getByRole('button', { name: 'Save' }));
     expect(await screen.findByRole('alert')).toHaveTextContent('unknown field');
   });

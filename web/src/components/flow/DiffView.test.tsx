@@ -13,9 +13,10 @@ describe('version diff', () => {
           nodes: {
             added: [{ id: 'n9', type: 'hangup', position: { x: 0, y: 0 }, data: { label: 'Bye' } }],
             removed: [{ id: 'n2', type: 'voicemail', position: { x: 0, y: 0 }, data: {} }],
-            changed: [{ id: 'n3', after: { id: 'n3', type: 'ivr_menu', position: { x: 0, y: 0 }, data: { label: 'Menu' } }, fields: ['config.timeout', 'label'] }],
+            changed: [{ id: 'n3', before: { id: 'n3', type: 'ivr_menu', position: { x: 0, y: 0 }, data: { label: 'Menu' } }, after: { id: 'n3', type: 'ivr_menu', position: { x: 0, y: 0 }, data: { label: 'Menu' } }, fields: ['config.timeout', 'label'] }],
           },
           edges: { added: [{ id: 'e1', source: 'n3', target: 'n9', sourceHandle: '2', label: '2 Bye' }], removed: [], changed: [] },
+          settings_changed: false,
         }}
       />,
     );
@@ -28,7 +29,7 @@ describe('version diff', () => {
 
   it('says so when nothing differs', () => {
     const empty = { added: [], removed: [], changed: [] };
-    render(<DiffView diff={{ from: 2, to: 3, nodes: empty, edges: empty }} />);
+    render(<DiffView diff={{ from: 2, to: 3, nodes: empty, edges: empty, settings_changed: false }} />);
     expect(screen.getByText('No differences.')).toBeInTheDocument();
   });
 });

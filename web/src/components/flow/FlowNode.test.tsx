@@ -14,10 +14,12 @@ const ivr: NodeType = {
   category: 'Routing',
   icon: 'dialpad',
   config_schema: { type: 'object', properties: {} },
-  outputs: [{ id: 'timeout' }, { id: 'invalid' }],
+  outputs: [{ id: 'timeout', label: 'timeout', terminal: false }, { id: 'invalid', label: 'invalid', terminal: false }],
   dynamic_outputs: true,
   capabilities: [],
   entity_type: 'ivr_menu',
+  source: 'builtin',
+  entry: false,
 };
 const ringGroup: NodeType = {
   id: 'ring_group',
@@ -26,9 +28,11 @@ const ringGroup: NodeType = {
   category: 'Ring',
   icon: '👥',
   config_schema: { type: 'object', properties: {} },
-  outputs: [{ id: 'answered', label: 'Answered', terminal: true }, { id: 'no_answer', label: 'No answer' }],
+  outputs: [{ id: 'answered', label: 'Answered', terminal: true }, { id: 'no_answer', label: 'No answer', terminal: false }],
   dynamic_outputs: false,
   capabilities: [],
+  source: 'builtin',
+  entry: false,
 };
 
 let api: MockApi;

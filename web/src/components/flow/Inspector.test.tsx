@@ -14,12 +14,14 @@ const voicemail: NodeType = {
   category: 'destination',
   icon: 'voicemail',
   config_schema: { type: 'object', properties: { beep: { type: 'boolean', title: 'Beep before recording', default: true } } },
-  outputs: [{ id: 'done', label: 'After recording' }],
+  outputs: [{ id: 'done', label: 'After recording', terminal: false }],
   dynamic_outputs: false,
   capabilities: ['voicemail'],
   entity_type: 'voicemail_box',
+  source: 'builtin',
+  entry: false,
 };
-const hangup: NodeType = { id: 'hangup', name: 'Hang up', version: '0.1.0', category: 'destination', icon: 'hangup', config_schema: { type: 'object', properties: {} }, outputs: [], dynamic_outputs: false, capabilities: [] };
+const hangup: NodeType = { id: 'hangup', name: 'Hang up', version: '0.1.0', category: 'destination', icon: 'hangup', config_schema: { type: 'object', properties: {} }, outputs: [], dynamic_outputs: false, capabilities: [], source: 'builtin', entry: false };
 
 let api: MockApi;
 let boxes: { id: number; name: string }[];
@@ -95,7 +97,7 @@ describe('inspector', () => {
   });
 
   it('a number linked on the canvas enters the flow at its node: the draft is saved first', async () => {
-    const inbound: NodeType = { id: 'inbound_number', name: 'Inbound Number', version: '0.1.0', category: 'entry', icon: 'phone', config_schema: { type: 'object' }, outputs: [{ id: 'next', label: 'Next' }], dynamic_outputs: false, capabilities: [], entity_type: 'inbound_number', entry: true };
+    const inbound: NodeType = { id: 'inbound_number', name: 'Inbound Number', version: '0.1.0', category: 'entry', icon: 'phone', config_schema: { type: 'object' }, outputs: [{ id: 'next', label: 'Next', terminal: false }], dynamic_outputs: false, capabilities: [], entity_type: 'inbound_number', entry: true, source: 'builtin' };
     api.on('GET /node-types', () => [voicemail, hangup, inbound]);
     api.on('GET /numbers', () => ({ status: 200, body: { data: [{ id: 5, number: '+61299990000', enabled: true }], meta: { total: 1, limit: 100, offset: 0 } } }));
     api.on('GET /trunks', () => ({ status: 200, body: { data: [], meta: { total: 0, limit: 100, offset: 0 } } }));

@@ -5,7 +5,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { errorMessage } from '../../api/client';
 import { api } from '../../api/endpoints';
 import { keys, useEntities } from '../../api/queries';
-import type { FlowDiff, Id, Problem, SimulateRequest, SimulateResult } from '../../api/types';
+import type { FlowDiff, Id, Problem, SimHttpResponse, SimulateRequest, SimulateResult } from '../../api/types';
 import { useEditor } from '../../store/editor';
 import { ConfirmDelete } from '../common/ConfirmDelete';
 import { useNodeNamer, useOutputLabel } from './FlowNode';
@@ -174,7 +174,20 @@ const ANSWER_CHOICES = [
   { value: 'unavailable', label: 'is offline' },
 ] as const;
 
-export function defaultSimulation(): SimulateRequest {
+/**
+ * The test-call form: a simulate request (whose fields are all optional to the server) with
+ * the fields the form edits always present.
+ */
+export type SimulationForm = Omit<SimulateRequest, 'caller' | 'dialled' | 'time' | 'timezone' | 'answers' | 'http'> & {
+  caller: string;
+  dialled: string;
+  time: string;
+  timezone: string;
+  answers: NonNullable<SimulateRequest['answers']>;
+  http: (SimHttpResponse & { status: number; body: string })[];
+};
+
+export function defaultSimulation(): SimulationForm {
   const now = new Date();
   const pad = (n: number) => String(n).padStart(2, '0');
   return {
@@ -197,7 +210,7 @@ export function TestCallPanel({ flowId, onBeforeRun }: { flowId: Id; onBeforeRun
   const clearPath = useEditor((s) => s.clearPath);
   const exts = useEntities('extension');
   const numbers = useEntities('inbound_number');
-  const [req, setReq] = useState<SimulateRequest>(defaultSimulation);
+  const [req, setReq] = useState<SimulationForm>(defaultSimulation);
   const [digitText, setDigitText] = useState('');
   const [result, setResult] = useState<SimulateResult | null>(null);
   const entries = nodes.filter((n) => n.data.nodeType === 'inbound_number');
@@ -225,7 +238,7 @@ export function TestCallPanel({ flowId, onBeforeRun }: { flowId: Id; onBeforeRun
     return () => clearInterval(t);
   }, [playing, stepPath]);
 
-  const set = <K extends keyof SimulateRequest>(k: K, v: SimulateRequest[K]) => setReq((r) => ({ ...r, [k]: v }));
+  const set = <K extends keyof SimulationForm>(k: K, v: SimulationForm[K]) => setReq((r) => ({ ...r, [k]: v }));
   const frame = path ? path.frames[path.stepper.index] : undefined;
   const nodeName = useNodeNamer();
   const outputLabel = useOutputLabel();

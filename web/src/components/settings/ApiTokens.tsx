@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { ApiError, errorMessage } from '../../api/client';
 import { api } from '../../api/endpoints';
-import type { ApiToken, TokenScope } from '../../api/types';
+import type { ApiToken, CreatedApiToken, TokenScope } from '../../api/types';
 import { ConfirmDelete } from '../common/ConfirmDelete';
 import { ErrorBanner, formatDate, NumberInput, Select, TextInput } from '../common/ui';
 
@@ -31,7 +31,7 @@ export function ApiTokens() {
   const [name, setName] = useState('');
   const [scope, setScope] = useState<TokenScope>('read');
   const [days, setDays] = useState<number | null>(TOKEN_DEFAULT_DAYS);
-  const [created, setCreated] = useState<ApiToken | null>(null);
+  const [created, setCreated] = useState<CreatedApiToken | null>(null);
   const [revoking, setRevoking] = useState<ApiToken | null>(null);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<string | null>(null);
