@@ -763,6 +763,12 @@ impl crate::anchor::MediaPort for FakeMedia {
     fn bridge(&mut self, _key: crate::CallKey) {
         self.log("bridge".into());
     }
+    fn unbridge(&mut self, _key: crate::CallKey) {
+        self.log("unbridge".into());
+    }
+    fn play_prompt(&mut self, _key: crate::CallKey, leg: media::LegId, name: &str, times: usize) {
+        self.log(format!("play {leg:?} {name} x{times}"));
+    }
     fn stop_playback(&mut self, _key: crate::CallKey, leg: media::LegId) {
         self.log(format!("stop {leg:?}"));
     }
