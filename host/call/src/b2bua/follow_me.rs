@@ -32,7 +32,7 @@ use crate::routing::{CallerId, Placer};
 /// How long a number outside that answered has to press 1.
 pub(super) const CONFIRM_WINDOW: Duration = Duration::from_secs(20);
 /// The prompt it hears.
-pub(super) const CONFIRM_PROMPT: &str = "follow-me-accept";
+pub(super) const CONFIRM_PROMPT: &str = media::prompts::FOLLOW_ME_ACCEPT;
 /// How many times the prompt plays (about three seconds each) within the window.
 const CONFIRM_REPEATS: usize = 5;
 /// The digit that accepts.

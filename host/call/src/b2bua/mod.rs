@@ -1552,9 +1552,14 @@ impl B2bua {
         // Our INVITE carried an offer (the 2xx answers it) or not (the 2xx offers, the
         // caller's ACK will answer).
         let b_offered = !leg.invite.body().is_empty();
+        let confirm = leg.confirm;
         // a follow-me number outside confirms first (it needs media to hear the prompt)
-        if leg.confirm && b_offered && call.media.is_some() && self.media.is_some() {
+        if confirm && b_offered && call.media.is_some() && self.media.is_some() {
             return self.start_confirming(cx, now, tx, key, idx, msg, dest, dialog);
+        }
+        if confirm {
+            // a delayed-offer caller (or a PBX without media): no prompt can be heard
+            tracing::warn!(key = %key, "a follow-me number answered a call FlowPBX cannot play to (no offer from the caller): put through unconfirmed");
         }
         let a_peer = call.a.source;
         let kind = if b_offered { SdpKind::Answer } else { SdpKind::Offer };
