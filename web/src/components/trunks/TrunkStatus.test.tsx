@@ -54,6 +54,7 @@ describe('trunk status badge', () => {
       [{ id: 3, status: 'registering', registration: { state: 'registering' } }, {}, /registering/, /keep-alive: waiting/],
       [{ id: 3, status: 'stopped', registration: { state: 'stopped', error: 'forbidden by the provider (403): edit the trunk to try again' } }, {}, /stopped/, /Not retried until the trunk is edited/],
       [{ id: 3, status: 'down', reachable: false, detail: 'it does not answer OPTIONS: calls skip it until it does' }, {}, /down/, /keep-alive: down/],
+      [{ id: 3, status: 'down', reachable: false, registration: { state: 'failed', error: 'no answer from the provider' } }, {}, /down/, /Registration: failed \(no answer from the provider\)/],
       [{ id: 3, status: 'up', reachable: true, rtt_ms: 7 }, { type: 'ip' }, /up/, /keep-alive: up, 7 ms/],
       [{ id: 3, status: 'unmonitored', detail: 'calls from 198.51.100.1 are accepted; keep-alive (OPTIONS) is off' }, { type: 'ip', options_interval: 0 }, /not monitored/, /keep-alive: off/],
       [{ id: 3, status: 'disabled' }, { enabled: false }, /disabled/, /^disabled$/],

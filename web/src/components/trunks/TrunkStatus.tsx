@@ -69,8 +69,12 @@ export function trunkStatusWords(s: TrunkLiveStatus, optionsInterval?: number): 
       return { tone: 'bad', label: 'failed', detail: reg?.error ?? s.detail ?? 'the last attempt failed', nextAt: next, nextKind: 'retry', keepAlive };
     case 'stopped':
       return { tone: 'bad', label: 'stopped', detail: `${reg?.error ?? s.detail ?? 'the provider refused the registration'}. Not retried until the trunk is edited or tested.`, keepAlive };
-    case 'down':
-      return { tone: 'bad', label: 'down', detail: s.detail ?? 'it does not answer OPTIONS: calls skip it until it does', nextAt: next, nextKind: reg?.state === 'registered' ? 'refresh' : 'retry', keepAlive };
+    case 'down': {
+      // a registration trunk that stopped answering: how its registration fares too
+      const why = s.detail ?? 'it does not answer OPTIONS: calls skip it until it does';
+      const r = reg ? `. Registration: ${reg.state}${reg.error ? ` (${reg.error})` : ''}` : '';
+      return { tone: 'bad', label: 'down', detail: `${why}${r}`, nextAt: next, nextKind: reg?.state === 'registered' ? 'refresh' : 'retry', keepAlive };
+    }
     case 'up':
       return { tone: 'ok', label: 'up', keepAlive };
     case 'unmonitored':
