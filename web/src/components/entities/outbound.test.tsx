@@ -95,6 +95,16 @@ describe('trunk: keep-alive, proxy, numbering', () => {
 });
 
 describe('toll-fraud notices', () => {
+  it('shows a dialled string from a phone as text, never as markup', async () => {
+    mockApi({ 'GET /extensions': () => [] });
+    const { container } = renderWithApp(<Notices />);
+    act(() => live.dispatch({ type: 'outbound.limit', data: { extension_id: 9, number: '<img src=x onerror=alert(1)>', limit: '<b>x</b>' } }));
+    const alert = await screen.findByRole('alert');
+    expect(alert).toHaveTextContent('<img src=x onerror=alert(1)>');
+    expect(alert).toHaveTextContent('hit a limit (<b>x</b>)');
+    expect(container.querySelector('img, b')).toBeNull();
+  });
+
   it('an outbound.limit event shows a notice naming the extension until dismissed', async () => {
     mockApi({ 'GET /extensions': () => [{ id: 7, extension: '101', name: 'Alice' }] });
     renderWithApp(<Notices />);

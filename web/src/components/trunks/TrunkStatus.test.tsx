@@ -115,6 +115,14 @@ describe('trunk test result', () => {
     expect(items[0]).toHaveTextContent('firewall');
   });
 
+  it('a carrier’s reason phrase is shown as text, never as markup', () => {
+    const { container } = renderWithApp(
+      <TrunkTestResultPanel result={{ id: 3, options: { answer: { code: 200, reason: '<script>alert(1)</script><img src=x>' }, rtt_ms: 1 }, register: null, status: { id: 3, status: 'up' } }} />,
+    );
+    expect(screen.getByTestId('probe-OPTIONS')).toHaveTextContent('OPTIONS: 200 <script>alert(1)</script><img src=x> in 1 ms');
+    expect(container.querySelector('script, img')).toBeNull();
+  });
+
   it('words for the answers a carrier gives', () => {
     expect(probeWords('REGISTER', { answer: { code: 200, reason: 'OK' }, rtt_ms: 1 })).toMatchObject({ tone: 'ok', headline: '200 OK in 1 ms' });
     expect(probeWords('REGISTER', { answer: { code: 401, reason: 'Unauthorized' } }).explanation).toMatch(/credentials/);
