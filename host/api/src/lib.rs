@@ -24,6 +24,7 @@ pub mod openapi;
 mod plugins;
 mod prompts;
 mod resources;
+mod route_order;
 pub mod route_patterns;
 pub mod settings;
 pub mod spa;
@@ -197,6 +198,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(plugins::routes())
                 .merge(calls::routes())
                 .merge(trunks::routes())
+                .merge(route_order::routes())
                 .merge(voicemail::routes(state.config().max_upload_bytes))
                 .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth)),
         )

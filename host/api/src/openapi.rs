@@ -129,7 +129,7 @@ impl Modify for Conventions {
         crate::settings::get_settings, crate::settings::put_settings,
         crate::system::health, crate::system::status, crate::system::audit_log,
         crate::calls::list_active, crate::calls::hangup, crate::calls::dashboard_stats,
-        crate::trunks::trunk_status, crate::trunks::test_trunk,
+        crate::trunks::trunk_status, crate::trunks::test_trunk, crate::route_order::order_outbound_routes,
         crate::voicemail::list_messages, crate::voicemail::set_read, crate::voicemail::delete_message,
         crate::voicemail::message_audio, crate::voicemail::upload_greeting,
     ),
