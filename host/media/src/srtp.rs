@@ -263,7 +263,7 @@ enum SessionKeys {
     /// per packet (the clone is a copy; HMAC's key padding is not recomputed).
     Cm { aes: Aes128, salt: [u8; 14], mac: HmacSha1 },
     /// AES-GCM.
-    Gcm { aead: Box<Aes128Gcm>, salt: [u8; 12] },
+    Gcm { aead: Aes128Gcm, salt: [u8; 12] },
 }
 
 impl SessionKeys {
@@ -273,7 +273,7 @@ impl SessionKeys {
         let keys = if key.suite.is_gcm() {
             let mut salt = [0u8; 12];
             derive(key, labels[2], &mut salt);
-            SessionKeys::Gcm { aead: Box::new(Aes128Gcm::new((&enc).into())), salt }
+            SessionKeys::Gcm { aead: Aes128Gcm::new((&enc).into()), salt }
         } else {
             let mut salt = [0u8; 14];
             derive(key, labels[2], &mut salt);

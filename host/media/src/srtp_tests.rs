@@ -18,7 +18,7 @@ fn key(suite: SrtpSuite, key: &str, salt: &str) -> SrtpKey {
 fn with_session_keys(suite: SrtpSuite, enc: &[u8], salt: &[u8]) -> SrtpContext {
     let mut c = SrtpContext::new(&SrtpKey::new(suite, &vec![0u8; suite.key_len() + suite.salt_len()]).unwrap());
     let keys = || match suite {
-        SrtpSuite::AeadAes128Gcm => SessionKeys::Gcm { aead: Box::new(Aes128Gcm::new(enc.into())), salt: salt.try_into().unwrap() },
+        SrtpSuite::AeadAes128Gcm => SessionKeys::Gcm { aead: Aes128Gcm::new(enc.into()), salt: salt.try_into().unwrap() },
         _ => SessionKeys::Cm { aes: <Aes128 as KeyInit>::new(enc.into()), salt: salt.try_into().unwrap(), mac: <HmacSha1 as Mac>::new_from_slice(&[0u8; 20]).unwrap() },
     };
     c.rtp = keys();
