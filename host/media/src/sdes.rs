@@ -200,6 +200,13 @@ pub struct SdesAnswer {
 /// key of that suite under its tag. Unusable attributes are skipped; when none is left,
 /// [`SdesError::NoUsableCrypto`] lists why.
 pub fn answer<'a>(offer: impl IntoIterator<Item = &'a str>, preference: &[SrtpSuite]) -> Result<SdesAnswer, SdesError> {
+    answer_keeping(offer, preference, None)
+}
+
+/// [`answer`] for a re-offer: when the chosen suite is that of `ours` (the key FlowPBX
+/// answered with before), `ours` is answered again instead of a fresh key, so the endpoint's
+/// context for FlowPBX's stream carries on (RFC 4568 §7.1.4 lets the answerer keep its key).
+pub fn answer_keeping<'a>(offer: impl IntoIterator<Item = &'a str>, preference: &[SrtpSuite], ours: Option<&SrtpKey>) -> Result<SdesAnswer, SdesError> {
     let mut usable = Vec::new();
     let mut skipped = Vec::new();
     for line in offer {
@@ -210,7 +217,10 @@ pub fn answer<'a>(offer: impl IntoIterator<Item = &'a str>, preference: &[SrtpSu
         }
     }
     let chosen = preference.iter().find_map(|s| usable.iter().find(|a| a.suite() == *s)).ok_or(SdesError::NoUsableCrypto(skipped))?;
-    let ours = CryptoAttribute::generate(chosen.tag, chosen.suite())?;
+    let ours = match ours.filter(|k| k.suite() == chosen.suite()) {
+        Some(key) => CryptoAttribute { tag: chosen.tag, key: key.clone() },
+        None => CryptoAttribute::generate(chosen.tag, chosen.suite())?,
+    };
     Ok(SdesAnswer { keys: SrtpKeys { inbound: chosen.key.clone(), outbound: ours.key.clone() }, attribute: ours })
 }
 
@@ -320,6 +330,11 @@ mod tests {
         assert_eq!(reasons.len(), 2);
         assert!(e.to_string().contains("F8_128") && e.to_string().contains("MKI"), "{e}");
         assert!(matches!(answer([], &SrtpSuite::ALL), Err(SdesError::NoUsableCrypto(v)) if v.is_empty()));
+        // a re-offer: our key again when the suite is the same, a fresh one otherwise
+        let again = answer_keeping(offer_lines.iter().map(String::as_str), &SrtpSuite::ALL, Some(&a.keys.outbound)).unwrap();
+        assert_eq!((again.attribute.tag, &again.keys.outbound), (4, &a.keys.outbound));
+        let other = answer_keeping(offer_lines.iter().map(String::as_str), &[SrtpSuite::AesCm128HmacSha1_32], Some(&a.keys.outbound)).unwrap();
+        assert_ne!(other.keys.outbound.suite(), a.keys.outbound.suite());
     }
 
     #[test]

@@ -472,9 +472,10 @@ impl Session {
     }
 
     /// Makes a leg's media SRTP with `keys` (from SDES: the endpoint's `a=crypto` key is
-    /// `inbound`, FlowPBX's own `outbound`), or plain RTP again with `None`. The same keys
-    /// again (a re-INVITE repeating its `a=crypto`) keep the contexts, so rollover counters
-    /// and replay lists carry on; new keys start fresh ones.
+    /// `inbound`, FlowPBX's own `outbound`), or plain RTP again with `None`. Each direction
+    /// whose key is the same as before (a re-INVITE repeating its `a=crypto`) keeps its
+    /// context, so its rollover counters and replay lists carry on (an endpoint keeping its
+    /// key keeps its ROC); a direction with a new key starts a fresh one.
     ///
     /// From then on every datagram of the leg is authenticated and decrypted before it is
     /// latched, relayed, recorded, mixed or read for DTMF; one with a bad tag is dropped and
@@ -484,10 +485,21 @@ impl Session {
     /// taken for plain RTP.
     pub fn set_srtp(&mut self, leg: LegId, keys: Option<SrtpKeys>) {
         let l = &mut self.legs[leg.index()];
-        match keys {
-            None => l.srtp = None,
-            Some(keys) if l.srtp.as_ref().is_some_and(|s| s.keys == keys) => {}
-            Some(keys) => {
+        let Some(keys) = keys else {
+            l.srtp = None;
+            return;
+        };
+        match l.srtp.as_mut() {
+            Some(s) => {
+                if s.keys.inbound != keys.inbound {
+                    s.inbound = SrtpContext::new(&keys.inbound);
+                }
+                if s.keys.outbound != keys.outbound {
+                    s.outbound = SrtpContext::new(&keys.outbound);
+                }
+                s.keys = keys;
+            }
+            None => {
                 let (inbound, outbound) = (SrtpContext::new(&keys.inbound), SrtpContext::new(&keys.outbound));
                 l.srtp = Some(Box::new(LegSrtp { keys, inbound, outbound }));
             }

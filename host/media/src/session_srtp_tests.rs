@@ -317,7 +317,18 @@ fn the_same_keys_again_keep_the_state_new_keys_start_afresh() {
     s.set_srtp(LegId::A, Some(keys.clone()));
     assert!(sent(&mut s, LegId::A, A_SDP, p.clone(), t0).is_none());
     assert_eq!(s.stats().a.srtp_replays, 1);
-    // new keys: the old key's packets no longer authenticate
+    // a re-INVITE where only FlowPBX's key changes: the phone's context carries on (its
+    // replay list, its rollover counter), what FlowPBX sends uses the new key
+    let mut rekeyed = keys.clone();
+    rekeyed.outbound = SrtpKey::generate(SrtpSuite::AeadAes128Gcm).unwrap();
+    s.set_srtp(LegId::A, Some(rekeyed.clone()));
+    assert!(sent(&mut s, LegId::A, A_SDP, p.clone(), t0).is_none());
+    assert_eq!(s.stats().a.srtp_replays, 2);
+    let (_, out) = sent(&mut s, LegId::B, B_SDP, pkt(0, 1, 0, 0xbbbb, &[9; 160]), t0).unwrap();
+    assert_eq!(out.len(), 172 + 16, "GCM's tag toward the phone now");
+    assert!(SrtpContext::new(&rekeyed.outbound).unprotect_rtp(&mut out.clone()).is_ok());
+    assert_eq!(s.stats().a.srtp, Some(SrtpSuite::AeadAes128Gcm));
+    // new keys both ways: the old key's packets no longer authenticate
     let fresh = srtp_leg(&mut s, LegId::A, SrtpSuite::AesCm128HmacSha1_80);
     assert!(sent(&mut s, LegId::A, A_SDP, p.clone(), t0).is_none());
     assert_eq!(s.stats().a.srtp_auth_failures, 1);
