@@ -197,6 +197,11 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !self.opts.args.iter().any(|a| a == "--https-port") {
+            // HTTPS's default is 443, which one server alone could bind: a test that wants
+            // HTTPS gives a free port
+            cmd.args(["--https-port", "0"]);
+        }
         if !self.opts.args.iter().any(|a| a == "--cache-dir") {
             // compiled node components shared by every test's server (the cache is written
             // atomically): a start does not recompile every built-in node

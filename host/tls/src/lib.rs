@@ -42,6 +42,8 @@ use std::time::{Duration, SystemTime};
 use rustls::crypto::CryptoProvider;
 
 pub use acme::{AcmeConfig, Challenge};
+/// The TLS stream type of [`TlsListener`]'s connections.
+pub use tokio_rustls;
 pub use cert::{CertInfo, LoadedCert};
 pub use dns::{CloudflareProvider, DnsProvider, ExecProvider};
 pub use error::{CertError, DnsError, Error};
