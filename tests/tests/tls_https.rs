@@ -174,7 +174,8 @@ async fn changed_files_are_served_without_a_restart_and_bad_ones_refused() {
 async fn bad_files_at_start_stop_it_with_the_reason() {
     let ca = TestCa::new("FlowPBX e2e CA");
     let https = free_tcp_port().unwrap().to_string();
-    let cases: Vec<(Box<dyn Fn(&Path)>, &str)> = vec![
+    type Prepare<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(Prepare, &str)> = vec![
         (
             Box::new(|d: &Path| {
                 let (c, k) = ca.issue(&[NAME], -20, -2);

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use sha2::Digest;
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    flowpbx_tests::http_builder(); // installs the process's provider once
+    let _ = flowpbx_tests::http_builder(); // installs the process's provider once
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -178,7 +178,7 @@ impl ChallTestSrv {
 
     /// POSTs JSON to the management API.
     pub async fn manage(&self, path: &str, body: Value) -> anyhow::Result<()> {
-        let r = reqwest::Client::new().post(format!("http://127.0.0.1:{}{path}", self.management)).json(&body).send().await?;
+        let r = flowpbx_tests::http_builder().build()?.post(format!("http://127.0.0.1:{}{path}", self.management)).json(&body).send().await?;
         if !r.status().is_success() {
             bail!("challtestsrv {path}: {}", r.status());
         }
