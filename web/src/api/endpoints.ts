@@ -29,6 +29,7 @@ import type {
   Session,
   Settings,
   SystemStatus,
+  TlsStatus,
   SettingsChanged,
   SettingsUpdate,
   SetupRequest,
@@ -118,6 +119,7 @@ export const api = {
   /** 503 (a component down) still carries the health report */
   health: () => request<Health>('GET', '/health', { dataOn: [503] }),
   systemStatus: () => request<SystemStatus>('GET', '/system/status'),
+  systemTls: () => request<TlsStatus>('GET', '/system/tls'),
   activeCalls: async () => (await requestPage<ActiveCall>('/calls/active')).items,
   hangupCall: (id: string) => request<void>('POST', `/calls/${encodeURIComponent(id)}/hangup`),
 

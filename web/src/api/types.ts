@@ -508,6 +508,47 @@ export interface SystemStatus {
   now: string;
 }
 
+/** GET /system/tls: the server certificate (HTTPS; SIP over TLS uses the same one). */
+export interface TlsCertificate {
+  source: 'file' | 'acme' | 'self_signed' | string;
+  subject: string;
+  /** DNS names and IP addresses it is valid for */
+  sans: string[];
+  issuer: string;
+  not_before: string;
+  not_after: string;
+  /** whole days until not_after (negative once expired) */
+  days_left: number;
+  serial: string;
+  sha256_fingerprint: string;
+  self_signed: boolean;
+  installed_at: string;
+}
+
+export interface TlsStatus {
+  /** false when the server runs without TLS */
+  enabled: boolean;
+  /** the configured source (the certificate may still be the self-signed one while ACME has not issued) */
+  mode: 'file' | 'acme' | 'self_signed' | string | null;
+  https_port: number | null;
+  /** CA-issued and valid: HTTP redirects to HTTPS and HSTS is sent */
+  trusted: boolean;
+  certificate: TlsCertificate | null;
+  files: { cert: string; key: string } | null;
+  acme: { directory: string; domains: string[]; challenge: string; account: string | null } | null;
+  last_attempt: string | null;
+  last_success: string | null;
+  /** why the last renewal or reload failed; the previous certificate keeps serving */
+  last_error: string | null;
+  last_error_at: string | null;
+  failures: number;
+  next_renewal: string | null;
+  renewing: boolean;
+  listeners: Record<string, { address: string | null; error: string | null }>;
+  health: 'ok' | 'degraded' | string;
+  health_detail: string;
+}
+
 /** Where a setting's effective value comes from: a flag or an environment variable beat the stored value. */
 export type SettingSource = 'flag' | 'env' | 'stored' | 'default' | string;
 
