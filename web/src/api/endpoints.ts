@@ -50,6 +50,7 @@ import type {
   Session,
   SessionsEnded,
   Settings,
+  TlsStatus,
   SettingsChanged,
   SettingsUpdate,
   SetupRequest,
@@ -154,6 +155,7 @@ export const api = {
   /** 503 (a component down) still carries the health report */
   health: () => request<Health>('GET', '/health', { dataOn: [503] }),
   systemStatus: () => request<SystemStatus>('GET', '/system/status'),
+  systemTls: () => request<TlsStatus>('GET', '/system/tls'),
   activeCalls: async () => (await requestPage<ActiveCall>('/calls/active')).items,
   hangupCall: (id: string) => request<void>('POST', `/calls/${encodeURIComponent(id)}/hangup`),
 

@@ -21,6 +21,7 @@ export const keys = {
   settings: ['settings'] as const,
   dashboard: ['dashboard'] as const,
   health: ['health'] as const,
+  tls: ['system', 'tls'] as const,
   cdrs: (params: unknown) => ['cdrs', params] as const,
   activeCalls: ['calls', 'active'] as const,
   outboundRoutes: ['outbound-routes'] as const,

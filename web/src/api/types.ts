@@ -267,6 +267,10 @@ export type Health = DataOf<'/api/v1/health', 'get'>;
 /** GET /system/status */
 export type SystemStatus = DataOf<'/api/v1/system/status', 'get'>;
 
+/** GET /system/tls: the server certificate (HTTPS; SIP over TLS uses the same one). */
+export type TlsStatus = DataOf<'/api/v1/system/tls', 'get'>;
+export type TlsCertificate = NonNullable<TlsStatus['certificate']>;
+
 /** Where a setting's effective value comes from: a flag or an environment variable beat the stored value. */
 export type SettingSource = Schemas['SettingSource'];
 export type SettingView = Schemas['SettingView'];
