@@ -1591,6 +1591,72 @@ fn blind_transfer_by_the_caller_puts_the_target_in_its_place() {
     assert!(h.shared.calls.is_empty());
 }
 
+#[test]
+fn attended_transfer_with_replaces_moves_the_consulted_party_into_the_call() {
+    let mut h = H::new();
+    // call 1: Alice → Bob; call 2: Bob (a second line) consults Dave
+    let (mut alice, mut bob, dave, inv_b, ok) = bridged_with_dave(&mut h);
+    let mut bob2 = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    bob2.call_id = "consult-1".into();
+    bob2.tag = "bc".into();
+    bob2.call(&mut h, "104", true);
+    let out = h.out();
+    let (_, inv_d) = only(&out, |m| is_req(m, Method::Invite)).into_iter().find(|(d, _)| d.to_string() == "10.0.0.24:5060").unwrap().clone();
+    h.send("10.0.0.24:5060", &dave.answer(&inv_d, 200, "d1", true));
+    let out = h.out();
+    let ok2 = only(&out, |m| is_status(m, 200)).into_iter().find(|(_, m)| m.call_id() == Some("consult-1")).unwrap().1.clone();
+    let ack2 = bob2.ack_for(&ok2, false);
+    h.send("10.0.0.21:5060", &ack2);
+    h.out();
+    assert_eq!(h.shared.calls.len(), 2);
+    let pbx_tag = ok2.to().unwrap().tag().unwrap().to_owned();
+    let replaces = format!("consult-1%3Bto-tag%3D{pbx_tag}%3Bfrom-tag%3Dbc");
+
+    // the attacker's cases: Alice names Bob's consultation (not her call), a guessed tag
+    let mut steal = alice.in_dialog_as_caller(&ok, Method::Refer);
+    steal.push_header(HeaderName::ReferTo, &format!("<sip:104@{REALM}?Replaces={replaces}>")).unwrap();
+    h.send("10.0.0.5:5060", &steal);
+    assert_eq!(only(&h.out(), |m| is_status(m, 403)).len(), 1, "only the consultation's own party may join it");
+    let mut guess = bob.in_dialog_as_callee(&inv_b, "b1", Method::Refer);
+    guess.push_header(HeaderName::ReferTo, &format!("<sip:104@{REALM}?Replaces=consult-1%3Bto-tag%3Dguess%3Bfrom-tag%3Dbc>")).unwrap();
+    h.send("10.0.0.21:5060", &guess);
+    assert_eq!(only(&h.out(), |m| is_status(m, 481)).len(), 1, "every identifier must match");
+    assert_eq!(h.shared.calls.len(), 2, "nothing moved");
+
+    // Bob transfers call 1 to Dave, replacing the consultation
+    let mut refer = bob.in_dialog_as_callee(&inv_b, "b1", Method::Refer);
+    refer.push_header(HeaderName::ReferTo, &format!("<sip:104@{REALM}?Replaces={replaces}>")).unwrap();
+    h.send("10.0.0.21:5060", &refer);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 202)).len(), 1, "{out:?}");
+    // Dave is re-INVITEd on his own dialog, Bob's consultation line is hung up
+    let (_, reinv_d) = out.iter().find(|(d, m)| d.to_string() == "10.0.0.24:5060" && is_req(m, Method::Invite)).expect("Dave re-INVITEd").clone();
+    assert_eq!(reinv_d.call_id(), inv_d.call_id(), "on Dave's dialog");
+    assert!(out.iter().any(|(_, m)| is_req(m, Method::Bye) && m.call_id() == Some("consult-1")), "the consultation ends: {out:?}");
+    assert_eq!(h.shared.calls.len(), 1);
+    h.send("10.0.0.24:5060", &dave.answer(&reinv_d, 200, "d1", true));
+    let out = h.out();
+    let last = only(&out, |m| is_req(m, Method::Notify)).last().expect("final NOTIFY").1.clone();
+    assert!(String::from_utf8_lossy(last.body()).starts_with("SIP/2.0 200 OK"), "{last}");
+    assert!(out.iter().any(|(_, m)| is_req(m, Method::Bye) && m.call_id() == inv_b.call_id()), "Bob's first line goes: {out:?}");
+    let (_, reinv_a) = out.iter().find(|(d, m)| d.to_string() == "10.0.0.5:5060" && is_req(m, Method::Invite)).expect("Alice re-offered").clone();
+    h.send("10.0.0.5:5060", &alice.answer(&reinv_a, 200, "x", true));
+    h.out();
+    // Alice and Dave are one call now: Alice's BYE reaches Dave
+    let bye = alice.in_dialog_as_caller(&ok, Method::Bye);
+    h.send("10.0.0.5:5060", &bye);
+    let out = h.out();
+    assert!(out.iter().any(|(d, m)| d.to_string() == "10.0.0.24:5060" && is_req(m, Method::Bye)), "{out:?}");
+    assert!(h.shared.calls.is_empty());
+    let end = h.ops.iter().rev().find_map(|o| match o {
+        PersistOp::CdrEnd { end, .. } if end.transfers.is_some() => Some(end.clone()),
+        _ => None,
+    });
+    let transfers = end.expect("the first call's CDR").transfers.unwrap();
+    assert_eq!(transfers[0]["kind"], "attended");
+    assert_eq!(transfers[0]["by"], "callee");
+}
+
 // ----- follow-me -----
 
 fn follow_me(simultaneous: bool, confirm: bool, numbers: &[(&str, u64, u64)]) -> crate::directory::FollowMe {

@@ -87,7 +87,7 @@ impl B2bua {
         };
         // attended: Refer-To: <sip:t@pbx?Replaces=callid%3Bto-tag%3D..%3Bfrom-tag%3D..>
         if let Some(replaces) = target_uri.headers.and_then(replaces_header) {
-            return self.attended_transfer(cx, now, key, side, tx, &replaces);
+            return self.attended_transfer(cx, now, key, side, by_ext, tx, &replaces);
         }
         let Some(target) = target_uri.user_unescaped().map(|u| u.into_owned()).filter(|u| !u.is_empty()) else {
             return cx.sig.reply_with(now, tx, 400, Some("Refer-To Names No One"), |_| Ok(()));
@@ -419,13 +419,20 @@ impl B2bua {
     }
 
     /// An attended transfer: side `by` of call `key` asks that the party of its other call
-    /// (the dialog `replaces` names, as seen by `by`) take its place here.
-    fn attended_transfer(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, by: Side, tx: ServerTxId, replaces: &Replaces) {
+    /// (the dialog `replaces` names, as seen by `by`) take its place here. The named dialog
+    /// must be one of the transferor's own (the same extension, all three of Call-ID and tags
+    /// matching): nobody moves someone else's call by guessing its identifiers.
+    #[allow(clippy::too_many_arguments)]
+    fn attended_transfer(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, by: Side, by_ext: i64, tx: ServerTxId, replaces: &Replaces) {
         let Some((other_key, other_side)) = self.find_dialog(&replaces.call_id, &replaces.from_tag, &replaces.to_tag) else {
             return cx.sig.reply_with(now, tx, 481, Some("Replaced Dialog Not Found"), |_| Ok(()));
         };
         if other_key == key {
             return cx.sig.reply_with(now, tx, 400, Some("Replaces Names This Call"), |_| Ok(()));
+        }
+        if self.side_extension(other_key, other_side) != Some(by_ext) {
+            tracing::warn!(key = %key, "REFER with Replaces naming another extension's call refused");
+            return cx.sig.reply_with(now, tx, 403, Some("Not Your Call"), |_| Ok(()));
         }
         // the consultation call: its other side (the target T) comes into this call
         let Some(t_side_leg) = self.table.get(other_key).and_then(|c| if other_side == Side::A { c.winner() } else { c.a_leg.or(None) }) else {
@@ -475,21 +482,33 @@ impl B2bua {
         }
     }
 
-    /// The call and side whose dialog (as FlowPBX's peer sees it) has this Call-ID and tags.
+    /// The call and side whose confirmed dialog has this Call-ID and these two tags (in
+    /// either order: the sender may write them as it or as its peer sees the dialog).
     fn find_dialog(&self, call_id: &str, from_tag: &str, to_tag: &str) -> Option<(CallKey, Side)> {
-        // the transferor's view: its From-tag is its own tag, To-tag ours
-        if let Some(k) = self.table.by_caller_dialog(call_id, from_tag) {
-            return Some((k, Side::A));
-        }
-        if let Some(k) = self.table.by_caller_dialog(call_id, to_tag) {
-            return Some((k, Side::A));
-        }
-        let (k, leg) = self.table.by_leg_call_id(call_id)?;
-        let call = self.table.get(k)?;
-        if call.winner() == Some(leg) {
-            return Some((k, Side::B));
-        }
-        (call.a_leg == Some(leg)).then_some((k, Side::A))
+        let found = if let Some(k) = self.table.by_caller_dialog(call_id, from_tag).or_else(|| self.table.by_caller_dialog(call_id, to_tag)) {
+            (k, Side::A)
+        } else {
+            let (k, leg) = self.table.by_leg_call_id(call_id)?;
+            let call = self.table.get(k)?;
+            if call.winner() == Some(leg) {
+                (k, Side::B)
+            } else if call.a_leg == Some(leg) {
+                (k, Side::A)
+            } else {
+                return None;
+            }
+        };
+        let call = self.table.get(found.0)?;
+        let dialog = match found.1 {
+            Side::A => match call.a_leg {
+                Some(l) => call.leg(l)?.dialog.as_ref(),
+                None => call.a.dialog.as_ref(),
+            },
+            Side::B => call.winner().and_then(|w| call.leg(w)).and_then(|l| l.dialog.as_ref()),
+        }?;
+        let (l, r) = (dialog.id.local_tag.as_str(), dialog.id.remote_tag.as_str());
+        let tags_match = (l == from_tag && r == to_tag) || (l == to_tag && r == from_tag);
+        (dialog.id.call_id == call_id && tags_match).then_some(found)
     }
 }
 
