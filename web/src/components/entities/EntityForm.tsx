@@ -1,7 +1,7 @@
 // The entity forms, shared by the CRUD pages and the flow editor's inline creation and side
 // panel (seeds/003 §16): one component per entity type, one save path, API errors shown next
 // to the field they name.
-import { useEffect, useMemo, useState, type ReactNode } from 'react';
+import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ApiError, errorMessage } from '../../api/client';
 import { ENTITY_KINDS, type EntityMap, type EntityType } from '../../api/entities';
 import { api } from '../../api/endpoints';
@@ -108,6 +108,14 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
 
   useEffect(() => setValues(start), [start]);
 
+  // after a refused save, the first field in error is focused (and scrolled to): it may be
+  // far down the drawer, such as a follow-me number's ring time
+  const formRef = useRef<HTMLFormElement>(null);
+  const [refused, setRefused] = useState(0);
+  useEffect(() => {
+    if (refused) formRef.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
+  }, [refused]);
+
   const set = (k: string, v: unknown) => {
     setValues((prev) => {
       const next = { ...prev, [k]: v };
@@ -138,6 +146,7 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
       if (e instanceof ApiError) {
         const fe = e.fieldErrors();
         setErrors(fe);
+        setRefused((n) => n + 1);
         const unnamed = e.details.filter((d) => !d.field).map((d) => d.message);
         const shown = Object.keys(fe).some((f) => FIELDS_SHOWN[type].some((s) => f === s || f.startsWith(`${s}.`)));
         setBanner(shown && unnamed.length === 0 ? null : [e.message, ...unnamed].join(' '));
@@ -147,7 +156,7 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
 
   const p = { values, set, errors, idp, remapErrors };
   return (
-    <form onSubmit={submit} noValidate aria-label={`${editing ? 'Edit' : 'New'} ${ENTITY_KINDS[type].singular}`}>
+    <form ref={formRef} onSubmit={submit} noValidate aria-label={`${editing ? 'Edit' : 'New'} ${ENTITY_KINDS[type].singular}`}>
       <ErrorBanner error={banner} />
       {type === 'extension' && <ExtensionFields {...p} editing={editing} />}
       {type === 'trunk' && <TrunkFields {...p} editing={editing} />}

@@ -100,6 +100,8 @@ describe('follow-me on the extension form', () => {
     const ring2 = screen.getByLabelText('Ring time of number 2 (s)');
     await waitFor(() => expect(ring2).toHaveAttribute('aria-invalid', 'true'));
     expect(ring2).toHaveAccessibleDescription('Ring time: must be between 5 and 300');
+    // the first field in error has the focus
+    expect(screen.getByLabelText('Number 1')).toHaveFocus();
     expect(screen.getByLabelText('Ring time of number 1 (s)')).not.toHaveAttribute('aria-invalid');
     expect(screen.getByLabelText('Number 1')).toHaveAccessibleDescription('Number: must be a phone number');
     expect(within(screen.getByTestId('follow-me-row-1')).getByRole('alert')).toHaveTextContent('Ring time: must be between 5 and 300');

@@ -205,13 +205,13 @@ export function FollowMeFields({ values: v, set, errors, remapErrors, idp }: Fol
                 : `Phones ring for ${phones} s (the ring timeout, or until the last number stops); each number starts after its delay and rings for its ring time.`}
             </p>
             {numbers.length > 0 && (
-              <div className="mb-1 hidden gap-2 text-xs font-medium text-slate-500 sm:flex" aria-hidden="true">
-                <span className="w-5" />
-                <span className="flex-1">Number</span>
-                {showDelay && <span className="w-20">Delay (s)</span>}
-                <span className="w-20">Ring time (s)</span>
-                <span className="w-24">Rings</span>
-                <span className="w-[5.5rem]" />
+              <div className="mb-1 hidden items-end gap-2 border border-transparent px-2 text-xs font-medium text-slate-500 sm:flex" aria-hidden="true">
+                <span className="w-5 shrink-0" />
+                <span className="min-w-28 flex-1">Number</span>
+                {showDelay && <span className="w-[4.5rem] shrink-0">Delay (s)</span>}
+                <span className="w-[4.5rem] shrink-0">Ring (s)</span>
+                <span className="w-16 shrink-0">Rings</span>
+                <span className="w-[5.25rem] shrink-0" />
               </div>
             )}
             <ol className="mb-2">
@@ -225,10 +225,10 @@ export function FollowMeFields({ values: v, set, errors, remapErrors, idp }: Fol
                 return (
                   <li key={i} className="mb-2 rounded border border-slate-100 bg-slate-50 p-2" data-testid={`follow-me-row-${i}`}>
                     <div className="flex flex-wrap items-center gap-2">
-                      <span className="w-5 text-right text-xs text-slate-500" aria-hidden="true">
+                      <span className="w-5 shrink-0 text-right text-xs text-slate-500" aria-hidden="true">
                         {i + 1}.
                       </span>
-                      <div className="min-w-36 flex-1">
+                      <div className="min-w-28 flex-1">
                         <label htmlFor={`${id}-${i}-number`} className="sr-only">
                           Number {i + 1}
                         </label>
@@ -245,7 +245,7 @@ export function FollowMeFields({ values: v, set, errors, remapErrors, idp }: Fol
                         />
                       </div>
                       {showDelay && (
-                        <div className="w-20">
+                        <div className="w-[4.5rem] shrink-0">
                           <label htmlFor={`${id}-${i}-delay`} className="sr-only">
                             Delay of number {i + 1} (s)
                           </label>
@@ -264,7 +264,7 @@ export function FollowMeFields({ values: v, set, errors, remapErrors, idp }: Fol
                           />
                         </div>
                       )}
-                      <div className="w-20">
+                      <div className="w-[4.5rem] shrink-0">
                         <label htmlFor={`${id}-${i}-timeout`} className="sr-only">
                           Ring time of number {i + 1} (s)
                         </label>
@@ -282,10 +282,10 @@ export function FollowMeFields({ values: v, set, errors, remapErrors, idp }: Fol
                           onChange={(ev) => update(i, { timeout: ev.target.value === '' ? undefined : Number(ev.target.value) })}
                         />
                       </div>
-                      <span className="w-24 text-xs text-slate-500" data-testid={`follow-me-when-${i}`}>
+                      <span className="w-16 shrink-0 text-xs text-slate-500" data-testid={`follow-me-when-${i}`}>
                         {from}–{to} s
                       </span>
-                      <div className="flex gap-0.5">
+                      <div className="flex w-[5.25rem] shrink-0 justify-end">
                         <button id={`${id}-${i}-up`} type="button" className="btn btn-ghost btn-sm" aria-label={`Move number ${i + 1} up`} disabled={i === 0} onClick={() => move(i, -1)}>
                           ↑
                         </button>
