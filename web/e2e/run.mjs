@@ -11,8 +11,10 @@
 // REGISTER only) turns registered on the Trunks page without a reload, its Test shows both
 // answers with their round trips, the dashboard shows it registered; an outbound route with a
 // bad pattern gets the server's error on that pattern, good ones save, and the order changes
-// by the arrows and by dragging. Screenshots go to tests/artifacts/web/ (the editor,
-// trunks-live-status, trunks-test-result, outbound-routes, outbound-routes-field-error).
+// by the arrows and by dragging. Follow-me on a new extension: two numbers ringing together
+// saved, seen after a reload, a ring time under 5 s refused on its row's field. Screenshots go
+// to tests/artifacts/web/ (the editor, trunks-live-status, trunks-test-result,
+// outbound-routes, outbound-routes-field-error, follow-me-form, follow-me-field-error).
 //
 //   node e2e/run.mjs                 start target/debug/flowpbx (or $FLOWPBX_BIN) on a fresh
 //                                    data dir and free ports, then run the scenario
@@ -600,6 +602,62 @@ async function scenario(url, sipPort) {
     await table.getByText('National').first().waitFor();
     expect(JSON.stringify(await rows()) === '["Emergency numbers","International","National"]', `rows after a reload: ${await rows()}`);
     await shot(page, 'outbound-routes');
+  });
+
+  await step('follow-me: two numbers ringing together are saved, shown after a reload, a bad ring time refused on its row', async () => {
+    await page.goto(`${url}/extensions`);
+    await page.getByRole('button', { name: 'New extension…' }).click();
+    let d = page.getByRole('dialog');
+    await d.getByLabel('Extension number').fill('102');
+    await d.getByLabel('Name', { exact: true }).fill('Bob');
+    await d.getByLabel('SIP password').fill('bob-secret-12345');
+    await d.getByRole('button', { name: 'Create extension' }).click();
+    await d.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Edit 102 Bob' }).click();
+    d = page.getByRole('dialog');
+    await d.getByRole('switch', { name: 'Follow me' }).check();
+    await d.getByRole('radio', { name: 'Simultaneous' }).check();
+    await d.getByRole('button', { name: 'Add number' }).click();
+    await d.getByLabel('Number 1', { exact: true }).fill('0412 345 678');
+    await d.getByLabel('Delay of number 1 (s)').fill('10');
+    await d.getByLabel('Ring time of number 1 (s)').fill('25');
+    await d.getByRole('button', { name: 'Add number' }).click();
+    await d.getByLabel('Number 2', { exact: true }).fill('+61299990000');
+    await d.getByLabel('Ring time of number 2 (s)').fill('40');
+    await d.getByTestId('follow-me-when-0').getByText('10–35 s').waitFor();
+    await shot(page, 'follow-me-form');
+    await d.getByRole('button', { name: 'Save' }).click();
+    await d.waitFor({ state: 'detached' }).catch(async () => {
+      throw new Error(`save: ${(await d.getByRole('alert').allTextContents()).join(' / ') || 'the form stayed open'}`);
+    });
+    const stored = (await (await page.request.get(`${url}/api/v1/extensions?limit=100`)).json()).data.find((x) => x.extension === '102');
+    const want = { follow_me_enabled: true, follow_me_mode: 'simultaneous', follow_me_confirm: true,
+      follow_me_numbers: [{ number: '0412345678', delay: 10, timeout: 25 }, { number: '+61299990000', delay: 0, timeout: 40 }] };
+    const got = { follow_me_enabled: stored?.follow_me_enabled, follow_me_mode: stored?.follow_me_mode, follow_me_confirm: stored?.follow_me_confirm, follow_me_numbers: stored?.follow_me_numbers };
+    expect(JSON.stringify(got) === JSON.stringify(want), `stored: ${JSON.stringify(got)}`);
+    await page.reload();
+    const row = page.locator('tbody tr', { hasText: 'Bob' });
+    await row.getByText('follow-me', { exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Edit 102 Bob' }).click();
+    d = page.getByRole('dialog');
+    expect(await d.getByRole('switch', { name: 'Follow me' }).isChecked(), 'follow-me is on after a reload');
+    expect(await d.getByRole('radio', { name: 'Simultaneous' }).isChecked(), 'simultaneous after a reload');
+    expect((await d.getByLabel('Number 1', { exact: true }).inputValue()) === '0412345678', 'number 1 after a reload');
+    expect((await d.getByLabel('Number 2', { exact: true }).inputValue()) === '+61299990000', 'number 2 after a reload');
+    expect((await d.getByLabel('Delay of number 1 (s)').inputValue()) === '10', 'delay 1 after a reload');
+    expect((await d.getByLabel('Ring time of number 2 (s)').inputValue()) === '40', 'ring time 2 after a reload');
+    // the server refuses a ring time under 5 s, on that row's field
+    const ring2 = d.getByLabel('Ring time of number 2 (s)');
+    await ring2.fill('2');
+    await d.getByRole('button', { name: 'Save' }).click();
+    await d.getByTestId('follow-me-row-1').getByRole('alert').filter({ hasText: 'Ring time: must be between 5 and 300' }).waitFor();
+    expect((await ring2.getAttribute('aria-invalid')) === 'true', 'the ring time field is not marked invalid');
+    expect(await ring2.evaluate((el) => el === document.activeElement), 'the field in error does not have the focus');
+    expect((await d.getByLabel('Ring time of number 1 (s)').getAttribute('aria-invalid')) === null, 'the other row is marked invalid');
+    await shot(page, 'follow-me-field-error');
+    await d.getByRole('button', { name: 'Cancel' }).click();
+    const after = (await (await page.request.get(`${url}/api/v1/extensions?limit=100`)).json()).data.find((x) => x.extension === '102');
+    expect(after?.follow_me_numbers?.[1]?.timeout === 40, `the refused edit changed it: ${JSON.stringify(after?.follow_me_numbers)}`);
   });
 
   await step('the editor works at tablet width', async () => {

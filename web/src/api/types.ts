@@ -59,6 +59,8 @@ export type Extension = DataOf<'/api/v1/extensions/{id}', 'get'>;
 export type ExtensionCreate = BodyOf<'/api/v1/extensions', 'post'>;
 export type ExtensionUpdate = BodyOf<'/api/v1/extensions/{id}', 'put'>;
 export type FollowMeNumber = Schemas['FollowMeNumber'];
+/** How follow-me rings: phones first then each number (`sequential`), or all together. */
+export type FollowMeMode = Schemas['FollowMeMode'];
 export type Registration = ItemOf<'/api/v1/extensions/{id}/registrations'>;
 
 export type Trunk = DataOf<'/api/v1/trunks/{id}', 'get'>;

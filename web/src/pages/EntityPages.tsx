@@ -30,7 +30,7 @@ function useColumns(type: EntityType): Column[] {
     case 'extension':
       return [
         { header: 'Ext.', cell: (e) => (e as Extension).extension },
-        { header: 'Name', cell: (e) => (e as Extension).name },
+        { header: 'Name', cell: (e) => <ExtensionName ext={e as Extension} /> },
         { header: 'SIP user', cell: (e) => (e as Extension).sip_username },
         { header: 'Status', cell: (e) => <StatusDot status={status(e)} /> },
         { header: 'DND', cell: (e) => ((e as Extension).dnd ? 'on' : '') },
@@ -208,6 +208,24 @@ function Registrations({ id }: { id: Id }) {
         ))}
       </tbody>
     </table>
+  );
+}
+
+/** The name, with a small "follow-me" badge when it is on (its numbers and mode on hover). */
+function ExtensionName({ ext }: { ext: Extension }) {
+  const n = ext.follow_me_numbers?.length ?? 0;
+  return (
+    <>
+      {ext.name}
+      {ext.follow_me_enabled && (
+        <span
+          className="ml-2 rounded-full bg-indigo-50 px-1.5 py-0.5 align-middle text-[11px] font-medium text-indigo-700"
+          title={`Follow-me on: ${n} ${n === 1 ? 'number' : 'numbers'}, ${ext.follow_me_mode}${ext.follow_me_confirm ? ', press 1 to accept' : ''}`}
+        >
+          follow-me
+        </span>
+      )}
+    </>
   );
 }
 

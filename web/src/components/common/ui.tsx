@@ -210,6 +210,54 @@ export function Checkbox({
   );
 }
 
+/** An on/off switch: a checkbox with the switch role, drawn as a toggle. */
+export function Switch({
+  id,
+  label,
+  checked,
+  onChange,
+  error,
+  help,
+}: {
+  id: string;
+  label: string;
+  checked: boolean;
+  onChange: (v: boolean) => void;
+  error?: string;
+  help?: ReactNode;
+}) {
+  return (
+    <div className="mb-3">
+      <div className="flex items-start gap-2">
+        <span className="relative mt-0.5 inline-flex h-5 w-9 shrink-0">
+          <input
+            {...describedBy(id, error, help)}
+            type="checkbox"
+            role="switch"
+            className="peer absolute inset-0 h-full w-full cursor-pointer appearance-none rounded-full bg-slate-300 transition-colors checked:bg-indigo-600 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-indigo-600"
+            checked={checked}
+            onChange={(e) => onChange(e.target.checked)}
+          />
+          <span aria-hidden="true" className="pointer-events-none absolute left-0.5 top-0.5 h-4 w-4 rounded-full bg-white shadow transition-transform peer-checked:translate-x-4" />
+        </span>
+        <label htmlFor={id} className="text-sm text-slate-700">
+          {label}
+        </label>
+      </div>
+      {help && !error && (
+        <p id={`${id}-help`} className="ml-11 mt-0.5 text-xs text-slate-500">
+          {help}
+        </p>
+      )}
+      {error && (
+        <p id={`${id}-error`} role="alert" className="ml-11 mt-0.5 text-xs text-red-600">
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
 export function StatusDot({ status }: { status?: EntityStatus }) {
   if (!status) return null;
   const color = { ok: 'bg-emerald-500', warn: 'bg-amber-500', bad: 'bg-red-500', idle: 'bg-slate-300' }[status.tone];

@@ -38,7 +38,7 @@ describe('entity form', () => {
     const ext = await screen.findByLabelText(/Extension number/);
     await waitFor(() => expect(ext).toHaveAttribute('aria-invalid', 'true'));
     expect(ext).toHaveAccessibleDescription('extension 101 is taken by Nick');
-    expect(screen.getByText('not a dialable number')).toBeInTheDocument();
+    expect(screen.getByLabelText('Number 1')).toHaveAccessibleDescription('Number: not a dialable number');
     // every error has a place on the form: no banner
     expect(screen.queryByText('2 fields are invalid')).not.toBeInTheDocument();
   });

@@ -1,14 +1,15 @@
 // The entity forms, shared by the CRUD pages and the flow editor's inline creation and side
 // panel (seeds/003 §16): one component per entity type, one save path, API errors shown next
 // to the field they name.
-import { useEffect, useMemo, useState, type ReactNode } from 'react';
+import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ApiError, errorMessage } from '../../api/client';
 import { ENTITY_KINDS, type EntityMap, type EntityType } from '../../api/entities';
 import { api } from '../../api/endpoints';
 import { useEntities, useFlows, useSaveEntity } from '../../api/queries';
 import type { Id } from '../../api/types';
 import { Checkbox, ErrorBanner, NumberInput, Select, TextInput } from '../common/ui';
-import { DigitMapEditor, FollowMeEditor, MembersEditor, OverridesEditor, TimeRulesEditor, WeeklyGrid } from './editors';
+import { DigitMapEditor, MembersEditor, OverridesEditor, TimeRulesEditor, WeeklyGrid } from './editors';
+import { FollowMeFields, followMeBody } from './followMe';
 import { ExtensionOutboundFields, TrunkConnectionFields, TrunkNumberingFields } from './outbound';
 import { PromptPicker } from './PromptPicker';
 
@@ -19,7 +20,7 @@ export function entityDefaults(type: EntityType): Values {
   switch (type) {
     case 'extension':
       return {
-        extension: '', name: '', email: '', sip_username: '', sip_password: '', ring_timeout: 30, dnd: false, follow_me_enabled: false, follow_me_numbers: [], recording_mode: 'off', max_registrations: 5,
+        extension: '', name: '', email: '', sip_username: '', sip_password: '', ring_timeout: 30, dnd: false, follow_me_enabled: false, follow_me_numbers: [], follow_me_mode: 'sequential', follow_me_confirm: true, recording_mode: 'off', max_registrations: 5,
         // calling out: the server's defaults (international and premium off)
         outbound_caller_id_name: '', outbound_caller_id_num: '', emergency_caller_id_num: '', call_classes: ['local', 'national'], max_outbound_calls: 2, daily_outbound_minutes: 0,
       };
@@ -65,6 +66,7 @@ export function toRequestBody(type: EntityType, v: Values, editing: boolean): Va
     out[k] = val === '' && !required.has(k) ? null : val;
   }
   if (type === 'conference_bridge' && out.extension === null) delete out.extension;
+  if (type === 'extension' && Array.isArray(out.follow_me_numbers)) out.follow_me_numbers = followMeBody(out.follow_me_numbers as never);
   return out;
 }
 
@@ -106,6 +108,14 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
 
   useEffect(() => setValues(start), [start]);
 
+  // after a refused save, the first field in error is focused (and scrolled to): it may be
+  // far down the drawer, such as a follow-me number's ring time
+  const formRef = useRef<HTMLFormElement>(null);
+  const [refused, setRefused] = useState(0);
+  useEffect(() => {
+    if (refused) formRef.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
+  }, [refused]);
+
   const set = (k: string, v: unknown) => {
     setValues((prev) => {
       const next = { ...prev, [k]: v };
@@ -114,6 +124,16 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
     });
     if (errors[k]) setErrors((e) => ({ ...e, [k]: '' }));
   };
+  // a list's editor moves its entries' errors with them (`follow_me_numbers.2.timeout`)
+  const remapErrors = (fn: (field: string) => string | null) =>
+    setErrors((e) => {
+      const out: Record<string, string> = {};
+      for (const [k, m] of Object.entries(e)) {
+        const to = m ? fn(k) : null;
+        if (to !== null) out[to] = m;
+      }
+      return out;
+    });
 
   const submit = async (ev: React.FormEvent) => {
     ev.preventDefault();
@@ -126,6 +146,7 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
       if (e instanceof ApiError) {
         const fe = e.fieldErrors();
         setErrors(fe);
+        setRefused((n) => n + 1);
         const unnamed = e.details.filter((d) => !d.field).map((d) => d.message);
         const shown = Object.keys(fe).some((f) => FIELDS_SHOWN[type].some((s) => f === s || f.startsWith(`${s}.`)));
         setBanner(shown && unnamed.length === 0 ? null : [e.message, ...unnamed].join(' '));
@@ -133,9 +154,9 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
     }
   };
 
-  const p = { values, set, errors, idp };
+  const p = { values, set, errors, idp, remapErrors };
   return (
-    <form onSubmit={submit} noValidate aria-label={`${editing ? 'Edit' : 'New'} ${ENTITY_KINDS[type].singular}`}>
+    <form ref={formRef} onSubmit={submit} noValidate aria-label={`${editing ? 'Edit' : 'New'} ${ENTITY_KINDS[type].singular}`}>
       <ErrorBanner error={banner} />
       {type === 'extension' && <ExtensionFields {...p} editing={editing} />}
       {type === 'trunk' && <TrunkFields {...p} editing={editing} />}
@@ -162,7 +183,7 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
 
 /** Field names each form shows; an error on any other field goes in the banner. */
 const FIELDS_SHOWN: Record<EntityType, string[]> = {
-  extension: ['extension', 'name', 'email', 'sip_username', 'sip_password', 'ring_timeout', 'dnd', 'follow_me_enabled', 'follow_me_numbers', 'recording_mode', 'max_registrations', 'outbound_caller_id_name', 'outbound_caller_id_num', 'emergency_caller_id_num', 'call_classes', 'max_outbound_calls', 'daily_outbound_minutes'],
+  extension: ['extension', 'name', 'email', 'sip_username', 'sip_password', 'ring_timeout', 'dnd', 'follow_me_enabled', 'follow_me_numbers', 'follow_me_mode', 'follow_me_confirm', 'recording_mode', 'max_registrations', 'outbound_caller_id_name', 'outbound_caller_id_num', 'emergency_caller_id_num', 'call_classes', 'max_outbound_calls', 'daily_outbound_minutes'],
   trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority', 'outbound_proxy', 'options_interval', 'country_code', 'national_prefix', 'international_prefix'],
   inbound_number: ['number', 'name', 'trunk_id', 'flow_id', 'flow_entry_node', 'enabled'],
   voicemail_box: ['name', 'mailbox_number', 'pin', 'greeting_type', 'email_notify', 'email_address', 'email_attach_audio', 'max_message_duration', 'max_messages', 'retention_days', 'notify_extension_id'],
@@ -177,13 +198,14 @@ interface FP {
   set: (k: string, v: unknown) => void;
   errors: Record<string, string>;
   idp: string;
+  remapErrors: (fn: (field: string) => string | null) => void;
   editing?: boolean;
 }
 
 const str = (v: unknown) => (v === null || v === undefined ? '' : String(v));
 const num = (v: unknown) => (typeof v === 'number' ? v : null);
 
-function ExtensionFields({ values: v, set, errors: e, idp, editing }: FP) {
+function ExtensionFields({ values: v, set, errors: e, idp, editing, remapErrors }: FP) {
   const [show, setShow] = useState(false);
   return (
     <>
@@ -226,10 +248,7 @@ function ExtensionFields({ values: v, set, errors: e, idp, editing }: FP) {
           options={[{ value: 'off', label: 'Off' }, { value: 'always', label: 'Always' }, { value: 'on_demand', label: 'On demand' }]} />
       </div>
       <Checkbox id={`${idp}-dnd`} label="Do not disturb" checked={v.dnd === true} error={e.dnd} onChange={(x) => set('dnd', x)} />
-      <Checkbox id={`${idp}-follow_me_enabled`} label="Follow me" checked={v.follow_me_enabled === true} error={e.follow_me_enabled} onChange={(x) => set('follow_me_enabled', x)} />
-      {v.follow_me_enabled === true && (
-        <FollowMeEditor id={`${idp}-fm`} value={(v.follow_me_numbers as never) ?? []} onChange={(x) => set('follow_me_numbers', x)} errors={e} />
-      )}
+      <FollowMeFields values={v} set={set} errors={e} remapErrors={remapErrors} idp={idp} />
       <ExtensionOutboundFields values={v} set={set} errors={e} idp={idp} />
     </>
   );

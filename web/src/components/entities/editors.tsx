@@ -1,8 +1,8 @@
 // Editors for the JSON columns of the data model: IVR digit maps, time-switch rules and
-// overrides with a weekly grid preview, ring group members, follow-me numbers.
+// overrides with a weekly grid preview, ring group members (follow-me is in followMe.tsx).
 import { useMemo, useState } from 'react';
 import type { EntityMap } from '../../api/entities';
-import type { FollowMeNumber, Id, IvrOptions, TimeOverride, TimeRule, Weekday } from '../../api/types';
+import type { Id, IvrOptions, TimeOverride, TimeRule, Weekday } from '../../api/types';
 import { useEntities } from '../../api/queries';
 import { Dialog, StatusDot } from '../common/ui';
 import { entityStatus } from '../../api/entities';
@@ -453,48 +453,6 @@ export function MembersEditor({
           )}
         </Dialog>
       )}
-    </fieldset>
-  );
-}
-
-export function FollowMeEditor({ id, value, onChange, errors }: { id: string; value: FollowMeNumber[]; onChange: (v: FollowMeNumber[]) => void; errors: Record<string, string> }) {
-  const update = (i: number, patch: Partial<FollowMeNumber>) => onChange(value.map((r, j) => (j === i ? { ...r, ...patch } : r)));
-  return (
-    <fieldset className="mb-3 rounded-md border border-slate-200 p-3">
-      <legend className="px-1 text-sm font-medium text-slate-700">Follow-me numbers</legend>
-      {value.map((n, i) => (
-        <div key={i} className="mb-2 flex flex-wrap items-end gap-2">
-          <div className="flex-1">
-            <label className="label" htmlFor={`${id}-fm${i}-n`}>
-              Number
-            </label>
-            <input id={`${id}-fm${i}-n`} className={`input ${errors[`follow_me_numbers.${i}.number`] ? 'input-error' : ''}`} value={n.number} onChange={(e) => update(i, { number: e.target.value })} />
-          </div>
-          <div className="w-24">
-            <label className="label" htmlFor={`${id}-fm${i}-d`}>
-              Delay (s)
-            </label>
-            <input id={`${id}-fm${i}-d`} type="number" min={0} className="input" value={n.delay} onChange={(e) => update(i, { delay: Number(e.target.value) })} />
-          </div>
-          <div className="w-24">
-            <label className="label" htmlFor={`${id}-fm${i}-t`}>
-              Ring (s)
-            </label>
-            <input id={`${id}-fm${i}-t`} type="number" min={1} className="input" value={n.timeout} onChange={(e) => update(i, { timeout: Number(e.target.value) })} />
-          </div>
-          <button type="button" className="btn btn-ghost btn-sm" aria-label={`Remove follow-me number ${i + 1}`} onClick={() => onChange(value.filter((_, j) => j !== i))}>
-            ✕
-          </button>
-          {errors[`follow_me_numbers.${i}.number`] && (
-            <p role="alert" className="w-full text-xs text-red-600">
-              {errors[`follow_me_numbers.${i}.number`]}
-            </p>
-          )}
-        </div>
-      ))}
-      <button type="button" className="btn btn-sm" onClick={() => onChange([...value, { number: '', delay: 10, timeout: 20 }])}>
-        Add number
-      </button>
     </fieldset>
   );
 }
