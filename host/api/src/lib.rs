@@ -16,6 +16,7 @@ mod cdrs;
 mod entities;
 pub mod error;
 pub mod extract;
+pub mod flow_versions;
 pub mod flows_engine;
 mod files;
 pub mod host_check;
@@ -194,6 +195,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(settings::routes())
                 .merge(system::routes())
                 .merge(flows_engine::routes())
+                .merge(flow_versions::routes())
                 .merge(plugins::routes())
                 .merge(calls::routes())
                 .merge(trunks::routes())
