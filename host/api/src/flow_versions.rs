@@ -149,10 +149,8 @@ pub(crate) async fn reset_draft(State(state): State<AppState>, caller: Caller, P
 pub struct FieldChangeView {
     /// The column (`timeout`), or a key inside a JSON column (`options.3`).
     pub field: String,
-    /// Absent: the field (or key) was not there.
-    #[schema(value_type = Option<Object>)]
+    /// Absent: the field (or key) was not there. Any JSON value (the column's).
     pub before: Option<Value>,
-    #[schema(value_type = Option<Object>)]
     pub after: Option<Value>,
 }
 

@@ -11,6 +11,7 @@ import { Checkbox, ErrorBanner, NumberInput, Select, TextInput } from '../common
 import { DigitMapEditor, FollowMeEditor, MembersEditor, OverridesEditor, TimeRulesEditor, WeeklyGrid } from './editors';
 import { ExtensionOutboundFields, TrunkConnectionFields, TrunkNumberingFields } from './outbound';
 import { PromptPicker } from './PromptPicker';
+import { FlowsUsing } from '../flow/DraftStatus';
 
 type Values = Record<string, unknown>;
 
@@ -91,6 +92,9 @@ export interface EntityFormProps<K extends EntityType> {
   submitLabel?: string;
 }
 
+/** Entities whose settings a published flow version captures (extensions and numbers stay live). */
+const FLOW_CONFIG_KINDS = new Set<string>(['ivr_menu', 'ring_group', 'time_switch', 'voicemail_box', 'conference_bridge']);
+
 export function EntityForm<K extends EntityType>({ type, entity, initial, onSaved, onCancel, onDraft, extraActions, idPrefix, submitLabel }: EntityFormProps<K>) {
   const editing = !!entity;
   const start = useMemo<Values>(
@@ -137,6 +141,7 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
   return (
     <form onSubmit={submit} noValidate aria-label={`${editing ? 'Edit' : 'New'} ${ENTITY_KINDS[type].singular}`}>
       <ErrorBanner error={banner} />
+      {editing && FLOW_CONFIG_KINDS.has(type) && <FlowsUsing entityType={type} entityId={(entity as { id: Id }).id} />}
       {type === 'extension' && <ExtensionFields {...p} editing={editing} />}
       {type === 'trunk' && <TrunkFields {...p} editing={editing} />}
       {type === 'inbound_number' && <NumberFields {...p} />}
