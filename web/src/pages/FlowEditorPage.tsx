@@ -257,7 +257,11 @@ function Editor() {
       else await viewVersion(v, `version ${v}`);
       const st = useEditor.getState();
       const title = `${typeof d.from === 'number' ? `v${d.from}` : d.from} → ${typeof d.to === 'number' ? `v${d.to}` : d.to}`;
-      st.setDiffMarks(markEntities(diffMarks(d, title), st.nodes, d.entities ?? []));
+      const m = markEntities(diffMarks(d, title), st.nodes, d.entities ?? []);
+      st.setDiffMarks(m);
+      // frame what changed
+      const marked = Object.keys(m.nodes).map((id) => ({ id }));
+      if (marked.length) setTimeout(() => void rf.fitView({ nodes: marked, padding: 0.3, duration: 0, maxZoom: 1 }), 50);
     } catch (e) {
       setNotice({ tone: 'bad', text: errorMessage(e) });
     }
