@@ -147,6 +147,9 @@ pub struct VoicemailBox {
     pub mailbox_number: Option<String>,
     #[serde(default)]
     pub greeting_type: GreetingType,
+    /// The prompt played as the custom greeting (its name).
+    #[serde(default)]
+    pub greeting_file: Option<String>,
     /// Longest message, in seconds.
     #[serde(default = "max_message_duration")]
     pub max_message_duration: u32,

@@ -376,7 +376,8 @@ async function scenario(url, sipPort) {
     const diff = page.getByRole('dialog', { name: 'Changes from v1 to v2' });
     await diff.getByText('Nodes changed').waitFor();
     const changed = (await diff.textContent()) ?? '';
-    expect(changed.includes(ids.vm) && /label/.test(changed) && !/Nodes added|Nodes removed|Edges/.test(changed), `diff: ${changed}`);
+    // named by label, before → after, no internal ids
+    expect(/Night voicemail/.test(changed) && /Label: \(none\) → Night voicemail/.test(changed) && !changed.includes(ids.vm) && !/Nodes added|Nodes removed|Edges/.test(changed), `diff: ${changed}`);
     await shot(page, 'editor-diff');
     await diff.getByRole('button', { name: 'Close' }).click();
     const v1 = page.getByRole('listitem').filter({ hasText: 'Version 1' });
@@ -393,6 +394,46 @@ async function scenario(url, sipPort) {
     await v1.getByRole('button', { name: 'View' }).click();
     await page.getByText(/Viewing version 1/).first().waitFor();
     await shot(page, 'editor-version-1');
+  });
+
+  await step('after the rollback the draft differs from live: an entity edit, the diff on the canvas, reset to live', async () => {
+    await page.getByRole('button', { name: 'Back to draft' }).first().click();
+    await page.getByText('All changes saved').waitFor();
+    // the IVR menu gains digit 2 on its own page, which names the flow using it
+    await page.goto(`${url}/ivr-menus`);
+    await page.getByRole('button', { name: 'Edit Main menu' }).click();
+    const d = page.getByRole('dialog');
+    const using = d.getByRole('region', { name: 'Flows using this' });
+    await using.getByText(/live version 3/).waitFor();
+    await d.getByRole('button', { name: /^Add digit/ }).click();
+    await d.getByLabel('Label for digit 2').fill('Support');
+    await d.getByRole('button', { name: 'Save' }).click();
+    await d.waitFor({ state: 'detached' });
+    await page.goto(flowUrl);
+    const status = page.getByTestId('draft-status');
+    await status.filter({ hasText: 'Draft differs from live (version 3)' }).waitFor();
+    const why = (await status.textContent()) ?? '';
+    expect(/the graph/.test(why) && /IVR menu “Main menu”/.test(why), `draft status: ${why}`);
+    await shot(page, 'editor-draft-differs');
+    await status.getByRole('button', { name: 'What changed' }).click();
+    const diff = page.getByRole('dialog', { name: 'Changes from live to draft' });
+    await diff.getByText('Settings of linked entities').waitFor();
+    const text = (await diff.textContent()) ?? '';
+    expect(/Option 2: \(none\) → Support/.test(text) && /Label: \(none\) → Night voicemail/.test(text) && !text.includes(ids.vm) && !text.includes(ids.ivr), `live → draft diff: ${text}`);
+    await shot(page, 'editor-diff-live-draft');
+    await diff.getByRole('button', { name: 'Show on canvas' }).click();
+    await page.getByTestId('diff-legend').waitFor();
+    const marked = await page.locator('.react-flow__node.diff-changed').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')).sort());
+    expect(JSON.stringify(marked) === JSON.stringify([ids.ivr, ids.vm].sort()), `nodes marked changed: ${marked}`);
+    await shot(page, 'editor-diff-canvas');
+    await page.getByRole('button', { name: 'Hide changes' }).click();
+    await status.getByRole('button', { name: 'Reset to live' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Reset draft' }).click();
+    await status.filter({ hasText: 'Draft is live (version 3)' }).waitFor();
+    await page.locator(`.react-flow__node[data-id="${ids.vm}"]`).filter({ hasText: 'Night voicemail' }).waitFor({ state: 'detached' });
+    const menu = (await (await page.request.get(`${url}/api/v1/ivr-menus?limit=100`)).json()).data.find((m) => m.name === 'Main menu');
+    expect(JSON.stringify(menu.options) === JSON.stringify({ 1: 'Sales' }), `the menu after the reset: ${JSON.stringify(menu.options)}`);
+    await shot(page, 'editor-draft-reset');
   });
 
   await step('a real call takes the live flow; "Show path" on its CDR row draws its traversal', async () => {

@@ -1388,7 +1388,7 @@ impl Resource for Flows {
     const LABEL: &'static str = "call flow";
     const CREATE_REQUIRED: &'static [&'static str] = &["name"];
     type Row = CallFlow;
-    type Item = CallFlow;
+    type Item = crate::flow_versions::FlowView;
     type Input = CallFlowInput;
     type Prepared = CallFlowFields;
 
@@ -1398,7 +1398,9 @@ impl Resource for Flows {
     async fn list(store: &Store, page: Page) -> Result<Paged<CallFlow>, StoreError> {
         store.call_flows().list(page).await
     }
-    rows_as_is!();
+    async fn view(state: &AppState, rows: Vec<CallFlow>) -> ApiResult<Vec<Self::Item>> {
+        crate::flow_versions::flows(state, rows).await
+    }
     async fn get(store: &Store, id: i64) -> Result<Option<CallFlow>, StoreError> {
         store.call_flows().get(id).await
     }

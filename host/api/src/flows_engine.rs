@@ -320,6 +320,12 @@ pub struct FlowDiff {
     pub edges: Changes,
     /// Whether the flow settings (the fallback) changed.
     pub settings_changed: bool,
+    /// The entities whose configuration differs (what each side runs with: a version's
+    /// captured configuration, the draft's current one), field by field.
+    pub entities: Vec<crate::flow_versions::EntityChangeView>,
+    /// What to call each node of either side: its label, else its linked entity's name, else
+    /// its type's name (the newer side's when they differ).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A side of a diff in the document: a version number or `"draft"` (`"live"` is resolved to
@@ -388,18 +394,48 @@ fn diff_view(a: &Graph, b: &Graph, from: Value, to: Value) -> FlowDiff {
         removed: d.edges_removed.iter().map(to_json).collect(),
         changed: d.edges_changed.iter().map(|c| Change { id: c.id.clone(), before: to_json(&c.old), after: to_json(&c.new), fields: edge_fields(&c.old, &c.new) }).collect(),
     };
-    FlowDiff { from, to, nodes, edges, settings_changed: d.settings_changed }
+    FlowDiff { from, to, nodes, edges, settings_changed: d.settings_changed, entities: Vec::new(), labels: BTreeMap::new() }
+}
+
+/// What a person calls each node of the graphs: its label, else the name of the entity it
+/// links (as that side has it), else its type's name.
+async fn node_labels(state: &AppState, sides: [(&Graph, &[pbx::versions::EntityConfig]); 2]) -> ApiResult<BTreeMap<String, String>> {
+    let types: Vec<NodeTypeInfo> = state.flow_runtime().map(|rt| rt.engine().node_types()).unwrap_or_default();
+    let mut labels = BTreeMap::new();
+    for (graph, entities) in sides {
+        for n in &graph.nodes {
+            let own = Some(n.data.label.trim()).filter(|l| !l.is_empty()).map(str::to_owned);
+            let linked = match (n.data.entity_type.as_deref().and_then(flow::entity::EntityKind::parse), n.data.entity_id) {
+                (Some(kind), Some(id)) => match entities.iter().find(|c| c.kind == kind && c.id == id) {
+                    Some(c) => Some(c.name().to_owned()).filter(|s| !s.is_empty()),
+                    None => pbx::flow_sync::read_row(state.store(), kind, id).await?.and_then(|row| {
+                        let name = row.get("name").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+                        name.or_else(|| row.get("number").and_then(Value::as_str).map(str::to_owned))
+                    }),
+                },
+                _ => None,
+            };
+            let typed = || types.iter().find(|t| t.id == n.node_type).map_or_else(|| n.node_type.clone(), |t| t.name.clone());
+            labels.insert(n.id.clone(), own.or(linked).unwrap_or_else(typed));
+        }
+    }
+    Ok(labels)
 }
 
 #[utoipa::path(get, path = "/api/v1/flows/{id}/versions/{a}/diff/{b}", tag = "flows",
     params(("id" = i64, Path), ("a" = String, Path, pattern = r"^([1-9][0-9]{0,17}|draft|live)$", description = "a version number, draft or live"), ("b" = String, Path, pattern = r"^([1-9][0-9]{0,17}|draft|live)$", description = "a version number, draft or live")),
-    responses((status = 200, body = inline(Data<FlowDiff>)), (status = 404, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, description = "graph and entity changes from a to b", body = inline(Data<FlowDiff>)), (status = 404, body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn diff(State(state): State<AppState>, PathParams((id, a, b)): PathParams<(i64, String, String)>) -> ApiResult<Data<FlowDiff>> {
     let (sa, sb) = (version_selector(&a)?, version_selector(&b)?);
     let (ga, from) = pbx::flows::graph_of(state.store(), id, sa).await?;
     let (gb, to) = pbx::flows::graph_of(state.store(), id, sb).await?;
+    let ea = pbx::versions::entities_at(state.store(), id, sa).await?;
+    let eb = pbx::versions::entities_at(state.store(), id, sb).await?;
     let name = |v: Option<i64>| v.map_or_else(|| json!("draft"), |n| json!(n));
-    Ok(Data::new(diff_view(&ga, &gb, name(from), name(to))))
+    let mut view = diff_view(&ga, &gb, name(from), name(to));
+    view.entities = pbx::versions::entity_changes(&ea, &eb).into_iter().map(Into::into).collect();
+    view.labels = node_labels(&state, [(&ga, &ea), (&gb, &eb)]).await?;
+    Ok(Data::new(view))
 }
 
 // ---------------------------------------------------------------------------------------------

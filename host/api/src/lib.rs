@@ -16,6 +16,7 @@ mod cdrs;
 mod entities;
 pub mod error;
 pub mod extract;
+pub mod flow_versions;
 pub mod flows_engine;
 mod files;
 pub mod host_check;
@@ -216,6 +217,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(system::routes())
                 .merge(transport::routes())
                 .merge(flows_engine::routes())
+                .merge(flow_versions::routes())
                 .merge(plugins::routes())
                 .merge(calls::routes())
                 .merge(trunks::routes())

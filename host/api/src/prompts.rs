@@ -348,7 +348,7 @@ pub(crate) async fn delete_prompt(State(state): State<AppState>, caller: Caller,
     let mut tx = state.store().begin().await?;
     let refs = tx.references().to(ResourceKind::Prompt, id).await?;
     if !refs.is_empty() {
-        return Err(ApiError::Conflict { message: format!("the prompt is still in use ({} references)", refs.len()), references: refs });
+        return Err(ApiError::Conflict { message: crate::resources::in_use_message("prompt", &refs), references: refs });
     }
     let p = tx.prompts().delete(id).await?.ok_or(ApiError::NotFound)?;
     tx.audit(&caller.actor(), "delete", "prompt", Some(&id.to_string()), Some(&serde_json::to_value(&p).unwrap_or_default()), None).await?;

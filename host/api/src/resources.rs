@@ -136,10 +136,7 @@ async fn delete<R: Resource>(State(state): State<AppState>, caller: Caller, Path
     // checked inside the write transaction, so nothing can add a reference in between
     let refs = tx.references().to(R::KIND, id).await?;
     if !refs.is_empty() {
-        return Err(ApiError::Conflict {
-            message: format!("the {} is still in use ({} references)", R::LABEL, refs.len()),
-            references: refs,
-        });
+        return Err(ApiError::Conflict { message: in_use_message(R::LABEL, &refs), references: refs });
     }
     if !R::delete(&mut tx, id).await? {
         return Err(ApiError::NotFound);
@@ -148,6 +145,31 @@ async fn delete<R: Resource>(State(state): State<AppState>, caller: Caller, Path
     tx.commit().await?;
     state.entity_changed(R::KIND, id).await;
     Ok(Data::new(Deleted { id, deleted: true }))
+}
+
+/// Why an entity cannot be deleted, for a person: a live flow version running with it comes
+/// first (calls use it now; it goes once a version without it is published), then the rest.
+pub(crate) fn in_use_message(label: &str, refs: &[store::Reference]) -> String {
+    let live: Vec<String> = refs
+        .iter()
+        .filter_map(|r| {
+            let version = r.via.strip_prefix("published:v")?.split(':').next()?;
+            Some(format!("\"{}\" (version {version})", r.name))
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if live.is_empty() {
+        format!("the {label} is still in use ({} references)", refs.len())
+    } else {
+        format!(
+            "the {label} is used by the live version of {} {}: calls run with it. Publish {} without it first, then delete it ({} references)",
+            if live.len() == 1 { "flow" } else { "flows" },
+            live.join(", "),
+            if live.len() == 1 { "a version" } else { "versions" },
+            refs.len()
+        )
+    }
 }
 
 fn resource_routes<R: Resource>() -> Router<AppState> {
@@ -344,4 +366,21 @@ pub(crate) fn document(doc: &mut utoipa::openapi::OpenApi) {
     add_resource::<entities::TimeSwitches>(doc);
     add_resource::<entities::Conferences>(doc);
     add_resource::<entities::Flows>(doc);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_use_message;
+    use store::Reference;
+
+    #[test]
+    fn a_live_version_using_an_entity_is_named_first() {
+        let r = |via: &str, name: &str| Reference { entity_type: "call_flow".into(), entity_id: 1, name: name.into(), via: via.into() };
+        let refs = [r("node:n1", "Main line"), r("published:v3:node:n1", "Main line")];
+        assert_eq!(
+            in_use_message("IVR menu", &refs),
+            "the IVR menu is used by the live version of flow \"Main line\" (version 3): calls run with it. Publish a version without it first, then delete it (2 references)"
+        );
+        assert_eq!(in_use_message("IVR menu", &refs[..1]), "the IVR menu is still in use (1 references)");
+    }
 }

@@ -24,7 +24,7 @@ use crate::bindings::{Plugin, PluginPre, types as wit};
 use crate::cache::ComponentCache;
 use crate::control::CallControl;
 use crate::egress::Egress;
-use crate::entity::EntityKind;
+use crate::entity::{EntityKind, Pinned};
 use crate::graph::{ENTRY_TYPE, ERROR_OUTPUT, Graph, GraphNode};
 use crate::host::{CallCtx, HostState, MAX_LOG_BYTES, WallClock, guest_text, wall_limited};
 use crate::registry::{self, NodeType, Registry};
@@ -195,6 +195,9 @@ pub struct PreparedFlow {
     pub graph: Arc<Graph>,
     /// The warnings validation found (a prepared flow has no errors).
     pub warnings: Vec<Problem>,
+    /// The entities this version runs with (see [`Pinned`]); `None`: the live ones (a draft,
+    /// or a version prepared without them).
+    pub pinned: Option<Arc<Pinned>>,
     pub(crate) nodes: HashMap<String, PreparedNode>,
     /// (source node, output) → target node.
     pub(crate) edges: HashMap<(String, String), String>,
@@ -501,11 +504,12 @@ impl Engine {
         removed
     }
 
-    /// The node input for a graph node with its entity from `services`.
-    fn input_for(node: &GraphNode, config: String, services: &Services) -> (wit::NodeInput, u64) {
+    /// The node input for a graph node with its entity: the pinned one of its version, else
+    /// the live one of `services`.
+    fn input_for(node: &GraphNode, config: String, services: &Services, pinned: Option<&Pinned>) -> (wit::NodeInput, u64) {
         let kind = node.data.entity_type.as_deref().and_then(EntityKind::parse);
         let cached = match (node.data.entity_id, kind) {
-            (Some(id), Some(k)) => services.entities.get(k, id).map(|c| (k, id, c)),
+            (Some(id), Some(k)) => Pinned::lookup(pinned, &services.entities, k, id).map(|c| (k, id, c)),
             _ => None,
         };
         match cached {
@@ -515,7 +519,7 @@ impl Engine {
     }
 
     /// Validates a graph against a registry and services, running each node's `outputs()`.
-    async fn check(&self, flow_id: Option<i64>, graph: &Graph, reg: &Registry, services: &Services) -> (Vec<Problem>, HashMap<String, (u64, Result<Vec<OutputDecl>, String>)>, HashMap<String, PluginPre<HostState>>) {
+    async fn check(&self, flow_id: Option<i64>, graph: &Graph, reg: &Registry, services: &Services, pinned: Option<&Pinned>) -> (Vec<Problem>, HashMap<String, (u64, Result<Vec<OutputDecl>, String>)>, HashMap<String, PluginPre<HostState>>) {
         let mut pres: HashMap<String, PluginPre<HostState>> = HashMap::new();
         let mut outputs = HashMap::new();
         for n in &graph.nodes {
@@ -538,11 +542,11 @@ impl Engine {
                     }
                 },
             };
-            let (input, rev) = Self::input_for(n, n.data.config.to_string(), services);
+            let (input, rev) = Self::input_for(n, n.data.config.to_string(), services, pinned);
             let o = self.outputs_of(t, &pre, n, &input, services).await;
             outputs.insert(n.id.clone(), (rev, o));
         }
-        let catalog = EngineCatalog { reg, outputs: &outputs, services, flow_id };
+        let catalog = EngineCatalog { reg, outputs: &outputs, services, flow_id, pinned };
         (validate::validate(graph, &catalog), outputs, pres)
     }
 
@@ -550,24 +554,35 @@ impl Engine {
     /// registry and entities.
     pub async fn validate(&self, flow_id: Option<i64>, graph: &Graph) -> Vec<Problem> {
         let reg = self.registry();
-        self.check(flow_id, graph, &reg, &self.inner.services).await.0
+        self.check(flow_id, graph, &reg, &self.inner.services, None).await.0
     }
 
     /// Validates and links a flow version: what publishing installs and simulating runs.
     /// Fails with [`Error::Invalid`] (all problems) when validation finds an error.
     pub async fn prepare(&self, flow_id: i64, version: i64, graph: Graph) -> Result<Arc<PreparedFlow>, Error> {
         let reg = self.registry();
-        self.prepare_with(flow_id, version, graph, &reg, &self.inner.services).await
+        self.prepare_with(flow_id, version, graph, &reg, &self.inner.services, None).await
     }
 
     /// Like [`prepare`](Engine::prepare) against another registry (one from
     /// [`registry_pinned`](Engine::registry_pinned)).
     pub async fn prepare_in(&self, flow_id: i64, version: i64, graph: Graph, reg: &Registry) -> Result<Arc<PreparedFlow>, Error> {
-        self.prepare_with(flow_id, version, graph, reg, &self.inner.services).await
+        self.prepare_with(flow_id, version, graph, reg, &self.inner.services, None).await
     }
 
-    pub(crate) async fn prepare_with(&self, flow_id: i64, version: i64, graph: Graph, reg: &Registry, services: &Services) -> Result<Arc<PreparedFlow>, Error> {
-        let (problems, mut outputs, pres) = self.check(Some(flow_id), &graph, reg, services).await;
+    /// Prepares a published version with the entities it runs with: validated against them
+    /// (a linked menu, group, switch, box or bridge must be among them), its outputs computed
+    /// from them, and its calls see them instead of the live ones. `reg`: a registry from
+    /// [`registry_pinned`](Engine::registry_pinned), else the live one.
+    pub async fn prepare_pinned(&self, flow_id: i64, version: i64, graph: Graph, reg: Option<&Registry>, pinned: Arc<Pinned>) -> Result<Arc<PreparedFlow>, Error> {
+        match reg {
+            Some(r) => self.prepare_with(flow_id, version, graph, r, &self.inner.services, Some(pinned)).await,
+            None => self.prepare_with(flow_id, version, graph, &self.registry(), &self.inner.services, Some(pinned)).await,
+        }
+    }
+
+    pub(crate) async fn prepare_with(&self, flow_id: i64, version: i64, graph: Graph, reg: &Registry, services: &Services, pinned: Option<Arc<Pinned>>) -> Result<Arc<PreparedFlow>, Error> {
+        let (problems, mut outputs, pres) = self.check(Some(flow_id), &graph, reg, services, pinned.as_deref()).await;
         if validate::has_errors(&problems) {
             return Err(Error::Invalid(problems));
         }
@@ -603,7 +618,7 @@ impl Engine {
             edges.insert((e.source.clone(), handle), e.target.clone());
         }
         let warnings = problems;
-        Ok(Arc::new(PreparedFlow { flow_id, version, graph: Arc::new(graph), warnings, nodes, edges }))
+        Ok(Arc::new(PreparedFlow { flow_id, version, graph: Arc::new(graph), warnings, pinned, nodes, edges }))
     }
 
     /// Makes a prepared version the published one of its flow, atomically: calls that
@@ -648,7 +663,7 @@ impl Engine {
             return (Err(RunError::Failed(format!("the flow has no node {node_id:?}"))), Vec::new());
         };
         let shared = Arc::new(Mutex::new(crate::host::CallShared { caller: call.caller(), variables: Vec::new(), left: None }));
-        let ctx = CallCtx { control: call, shared, flow_id: flow.flow_id, flow_version: flow.version, entry_node: node_id.into() };
+        let ctx = CallCtx { control: call, shared, flow_id: flow.flow_id, flow_version: flow.version, entry_node: node_id.into(), pinned: flow.pinned.clone() };
         self.run_node(pn, ctx, services).await
     }
 
@@ -659,7 +674,7 @@ impl Engine {
         let Some(pre) = &pn.pre else {
             return (Err(RunError::Failed(format!("node type {} has no component", pn.ty.info.id))), Vec::new());
         };
-        let (input, rev) = Self::input_for(&pn.node, pn.config_json.clone(), services);
+        let (input, rev) = Self::input_for(&pn.node, pn.config_json.clone(), services, call.pinned.as_deref());
         if pn.ty.info.entity_required && input.entity.is_none() {
             let what = pn.ty.info.entity_kind.clone().unwrap_or_default();
             return (Err(RunError::InvalidConfig(format!("the linked {what} no longer exists"))), Vec::new());
@@ -733,6 +748,8 @@ struct EngineCatalog<'a> {
     outputs: &'a HashMap<String, (u64, Result<Vec<OutputDecl>, String>)>,
     services: &'a Services,
     flow_id: Option<i64>,
+    /// A published version's entities: a versioned entity must be among them.
+    pinned: Option<&'a Pinned>,
 }
 
 impl Catalog for EngineCatalog<'_> {
@@ -749,7 +766,10 @@ impl Catalog for EngineCatalog<'_> {
         }
     }
     fn entity_exists(&self, kind: EntityKind, id: i64) -> bool {
-        self.services.entities.get(kind, id).is_some()
+        match self.pinned {
+            Some(p) if crate::entity::is_versioned(kind) => p.get(kind, id).is_some(),
+            _ => self.services.entities.get(kind, id).is_some(),
+        }
     }
     fn entry_mapped(&self, n: &GraphNode) -> bool {
         let snap = self.services.entities.snapshot();

@@ -1,8 +1,12 @@
 //! The entity cache: the current data of every entity a node can link, in memory, so a node
 //! run never waits on storage. The api/call layer fills it from the store at start-up
 //! ([`EntityCache::replace_all`]) and after every change ([`EntityCache::upsert`],
-//! [`EntityCache::remove`]); the engine reads it on every node run, so nodes see edits at
-//! once without republishing.
+//! [`EntityCache::remove`]); drafts, validation and simulated drafts read it, so they see
+//! edits at once.
+//!
+//! A published version carries [`Pinned`] entities: the configuration of the menus, ring
+//! groups, time switches, voicemail boxes and conference bridges it was published with. Its
+//! calls see those ([`Pinned::lookup`]), and only extensions and inbound numbers live.
 //!
 //! The entity types are the SDK's ([`sdk::entity`]): what the host serialises is exactly what
 //! a node deserialises.
@@ -147,9 +151,75 @@ impl EntityCache {
     }
 }
 
+/// Whether a published flow version captures this kind of entity (its configuration is flow
+/// configuration: menus, ring groups, time switches, voicemail boxes, conference bridges) or
+/// reads it live (extensions — people and phones — and inbound numbers).
+pub fn is_versioned(kind: EntityKind) -> bool {
+    !matches!(kind, EntityKind::Extension | EntityKind::InboundNumber)
+}
+
+/// The entities a published flow version runs with: what it captured when it was published
+/// (or, for a version loaded again, what it had captured then). Immutable; the engine looks a
+/// versioned entity up here before the live cache, so an edit reaches a flow's calls only
+/// when the flow is published again.
+#[derive(Debug, Default)]
+pub struct Pinned {
+    map: HashMap<(EntityKind, i64), Cached>,
+}
+
+impl Pinned {
+    /// These entities, each with a revision of its own (kinds that are not versioned are
+    /// left out: they stay live).
+    pub fn new(entities: impl IntoIterator<Item = Entity>) -> Pinned {
+        Pinned { map: entities.into_iter().filter(|e| is_versioned(e.kind())).map(|e| ((e.kind(), e.id()), cached(e))).collect() }
+    }
+
+    /// One pinned entity.
+    pub fn get(&self, kind: EntityKind, id: i64) -> Option<&Cached> {
+        self.map.get(&(kind, id))
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The entity a flow run sees: `pinned`'s for a versioned kind it holds, else the live
+    /// cache's.
+    pub fn lookup(pinned: Option<&Pinned>, live: &EntityCache, kind: EntityKind, id: i64) -> Option<Cached> {
+        match pinned.and_then(|p| p.get(kind, id)) {
+            Some(c) => Some(c.clone()),
+            None => live.get(kind, id),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pinned_entities_win_over_live_ones_and_extensions_are_never_pinned() {
+        let menu = |opts: &str| Entity::from_json(EntityKind::IvrMenu, &format!(r#"{{"id": 3, "name": "M", "options": {opts}}}"#)).unwrap();
+        let live = EntityCache::with([menu(r#"{"1": "A", "3": "B"}"#), ext(1, "101")]);
+        let pinned = Pinned::new([menu(r#"{"1": "A"}"#), ext(1, "999")]);
+        assert_eq!(pinned.len(), 1, "an extension is not flow configuration");
+        let seen = Pinned::lookup(Some(&pinned), &live, EntityKind::IvrMenu, 3).unwrap();
+        let Entity::IvrMenu(m) = &*seen.entity else { panic!() };
+        assert_eq!(m.options.keys().collect::<Vec<_>>(), ["1"]);
+        let Entity::IvrMenu(now) = &*Pinned::lookup(None, &live, EntityKind::IvrMenu, 3).unwrap().entity else { panic!() };
+        assert_eq!(now.options.len(), 2, "without pins (a draft) the live entity");
+        let x = Pinned::lookup(Some(&pinned), &live, EntityKind::Extension, 1).unwrap();
+        assert!(x.json.contains("\"101\""), "extensions stay live");
+        // the pinned revision stays put while the live entity changes
+        live.upsert(menu(r#"{"2": "C"}"#));
+        assert_eq!(Pinned::lookup(Some(&pinned), &live, EntityKind::IvrMenu, 3).unwrap().rev, seen.rev);
+    }
 
     fn ext(id: i64, number: &str) -> Entity {
         Entity::Extension(Extension {

@@ -770,7 +770,7 @@ impl Engine {
                     Some(r) => r,
                     None => Registry::clone(&self.registry()),
                 };
-                self.prepare_with(flow_id, 0, graph, &reg, &services).await?
+                self.prepare_with(flow_id, 0, graph, &reg, &services, None).await?
             }
         };
         let entry = match &script.entry {

@@ -52,7 +52,7 @@ pub(crate) async fn walk(engine: &Engine, flow: &Arc<PreparedFlow>, entry: &str,
 
 async fn walk_in_span(engine: &Engine, flow: &Arc<PreparedFlow>, entry: &str, call: Arc<dyn CallControl>, services: &Services) -> Trace {
     let shared = Arc::new(Mutex::new(CallShared { caller: call.caller(), variables: Vec::new(), left: None }));
-    let ctx = CallCtx { control: call.clone(), shared: shared.clone(), flow_id: flow.flow_id, flow_version: flow.version, entry_node: entry.into() };
+    let ctx = CallCtx { control: call.clone(), shared: shared.clone(), flow_id: flow.flow_id, flow_version: flow.version, entry_node: entry.into(), pinned: flow.pinned.clone() };
     let limit = engine.limits().max_node_runs;
     let mut steps: Vec<Step> = Vec::new();
     let mut current = entry.to_string();

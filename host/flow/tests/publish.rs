@@ -135,6 +135,39 @@ fn entities_stay_live_without_republishing() {
 }
 
 #[test]
+fn a_pinned_version_runs_with_the_entities_it_was_published_with() {
+    let e = live_engine();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let open = switch(all_week());
+    let pinned = |ents: Vec<Entity>| Arc::new(flow::entity::Pinned::new(ents));
+    e.install(rt.block_on(e.prepare_pinned(7, 1, graph(hours_flow("open")), None, pinned(vec![open.clone(), inbound()]))).unwrap());
+    assert_eq!(e.published(7).unwrap().pinned.as_ref().map(|p| p.len()), Some(1), "the number is not pinned");
+    // The administrator closes the business (open one minute a week): version 1 still
+    // routes by the rules it was published with.
+    let closed = switch(json!([{"id": "open", "label": "Open", "days": ["mon"], "start": "00:00", "end": "00:01"}]));
+    e.services().entities.upsert(closed.clone());
+    let r = sim_published(&e, 7);
+    assert_eq!(r.trace.path()[1], ("ts".to_string(), "open".to_string()));
+    assert!(events(&r).contains(&"play open (3000 ms)".to_string()));
+    // A draft (nothing pinned) sees the edit at once.
+    let draft = simulate(&e, hours_flow("open"), json!({"dialled": "+61299990000"}));
+    assert_eq!(draft.trace.path()[1], ("ts".to_string(), "default".to_string()));
+    // Publishing again pins the edited switch.
+    e.install(rt.block_on(e.prepare_pinned(7, 2, graph(hours_flow("open")), None, pinned(vec![closed]))).unwrap());
+    assert_eq!(sim_published(&e, 7).trace.path()[1], ("ts".to_string(), "default".to_string()));
+    // Rolling back re-prepares version 1's graph with version 1's entities.
+    e.install(rt.block_on(e.prepare_pinned(7, 3, graph(hours_flow("open")), None, pinned(vec![open]))).unwrap());
+    assert_eq!(sim_published(&e, 7).trace.path()[1], ("ts".to_string(), "open".to_string()));
+    // Deleting the live entity leaves a pinned version running.
+    e.services().entities.remove(EntityKind::TimeSwitch, 1);
+    assert!(events(&sim_published(&e, 7)).contains(&"play open (3000 ms)".to_string()));
+    // A version must have every versioned entity it links among its pins.
+    let err = rt.block_on(e.prepare_pinned(7, 4, graph(hours_flow("open")), None, pinned(vec![]))).unwrap_err();
+    let flow::Error::Invalid(problems) = err else { panic!("{err}") };
+    assert!(problems.iter().any(|p| p.code == ProblemCode::MissingEntity && p.node_id.as_deref() == Some("ts")), "{problems:#?}");
+}
+
+#[test]
 fn publishing_refuses_a_flow_with_errors_and_reports_them_all() {
     let e = live_engine();
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -514,18 +514,21 @@ impl CallControl for PbxCall {
     async fn voicemail(&self, mailbox: &VoicemailBox, options: &VoicemailOptions) -> Result<VoicemailOutcome, CallError> {
         self.check_live()?;
         let db = |e: store::StoreError| CallError::Failed(format!("voicemail box {}: {e}", mailbox.id));
-        let stored = self.store.voicemail_boxes().get(mailbox.id).await.map_err(db)?;
-        let Some(stored) = stored else { return Err(CallError::Failed(format!("there is no voicemail box {}", mailbox.id))) };
+        // The box's settings are the ones the flow version runs with (`mailbox`, as it was
+        // published); its messages are live, and so must the box be (they are stored in it).
+        if self.store.voicemail_boxes().get(mailbox.id).await.map_err(db)?.is_none() {
+            return Err(CallError::Failed(format!("there is no voicemail box {}", mailbox.id)));
+        }
         let (count, _) = self.store.voicemail_messages().counts(mailbox.id).await.map_err(db)?;
-        if count >= stored.max_messages.max(0) {
+        if count >= i64::from(mailbox.max_messages) {
             tracing::info!(call_id = %self.call_id, mailbox = mailbox.id, count, "mailbox full");
             self.play(media::prompts::MAILBOX_FULL).await?;
             return Ok(VoicemailOutcome { recorded: false, duration: Duration::ZERO });
         }
         let mut prompts = Vec::new();
         if options.play_greeting {
-            let custom = match (&stored.greeting_type, &stored.greeting_file) {
-                (store::GreetingType::Custom, Some(f)) => self.load_prompt(f).ok(),
+            let custom = match (mailbox.greeting_type, &mailbox.greeting_file) {
+                (flow::entity::GreetingType::Custom, Some(f)) => self.load_prompt(f).ok(),
                 _ => None,
             };
             prompts.push(match custom {
@@ -542,7 +545,7 @@ impl CallControl for PbxCall {
         }
         self.drain_digits().await;
 
-        let limit = Duration::from_secs(u64::try_from(stored.max_message_duration).unwrap_or(120).max(1));
+        let limit = Duration::from_secs(u64::from(mailbox.max_message_duration).max(1));
         let max = options.max_duration.map_or(limit, |m| m.min(limit));
         let now = store::Timestamp::now();
         let rel = voicemail_file(mailbox.id, now.unix_millis(), self.key);

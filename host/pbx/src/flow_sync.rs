@@ -3,8 +3,10 @@
 //!
 //! - [`load_entities`] fills the engine's [`EntityCache`] at start-up;
 //!   [`refresh_entity`] brings one entity up to date after every committed change
-//!   (`FlowService::entity_changed`, which the API's CRUD layer calls), so a node sees an edit
-//!   on the next call without republishing.
+//!   (`FlowService::entity_changed`, which the API's CRUD layer calls): drafts, validation
+//!   and the editor see an edit at once, and so do calls for the kinds that stay live
+//!   (extensions, inbound numbers). A published version runs with the entities it captured
+//!   (`crate::versions`), which the cache does not change.
 //! - [`sdk_entity`] is the one mapping from the data model's columns to the entity JSON a
 //!   node receives (`sdk::entity`); the editor's unsaved values go through it too.
 //! - [`StoreKv`] is the engine's [`KvStore`] over the `plugin_kv` table.
@@ -96,10 +98,10 @@ fn is_phone_number(s: &str) -> bool {
     !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
 }
 
-/// An IVR menu's `greeting_file` may hold a prompt id (the prompt picker writes ids): nodes
-/// play prompts by name, so an id of an existing prompt becomes its name.
+/// An IVR menu's or a voicemail box's `greeting_file` may hold a prompt id (the prompt picker
+/// writes ids): nodes play prompts by name, so an id of an existing prompt becomes its name.
 pub async fn resolve_prompts(store: &Store, kind: EntityKind, v: &mut Value) -> Result<(), StoreError> {
-    if kind != EntityKind::IvrMenu {
+    if !matches!(kind, EntityKind::IvrMenu | EntityKind::VoicemailBox) {
         return Ok(());
     }
     let Some(id) = v.get("greeting_file").and_then(Value::as_str).and_then(|s| s.parse::<i64>().ok()) else { return Ok(()) };
@@ -109,9 +111,10 @@ pub async fn resolve_prompts(store: &Store, kind: EntityKind, v: &mut Value) -> 
     Ok(())
 }
 
-/// One entity as nodes see it, read from the store (`None`: it does not exist).
-pub async fn read_entity(store: &Store, kind: EntityKind, id: i64) -> Result<Option<Entity>, StoreError> {
-    let row = match kind {
+/// One entity's row as the API shows it (the data model's column names), read from the
+/// store (`None`: it does not exist).
+pub async fn read_row(store: &Store, kind: EntityKind, id: i64) -> Result<Option<Value>, StoreError> {
+    Ok(match kind {
         EntityKind::InboundNumber => to_value(store.inbound_numbers().get(id).await?),
         EntityKind::Extension => to_value(store.extensions().get(id).await?),
         EntityKind::VoicemailBox => to_value(store.voicemail_boxes().get(id).await?),
@@ -119,8 +122,18 @@ pub async fn read_entity(store: &Store, kind: EntityKind, id: i64) -> Result<Opt
         EntityKind::IvrMenu => to_value(store.ivr_menus().get(id).await?),
         EntityKind::TimeSwitch => to_value(store.time_switches().get(id).await?),
         EntityKind::ConferenceBridge => to_value(store.conference_bridges().get(id).await?),
-    };
-    let Some(mut row) = row else { return Ok(None) };
+    })
+}
+
+/// One entity as nodes see it, read from the store (`None`: it does not exist).
+pub async fn read_entity(store: &Store, kind: EntityKind, id: i64) -> Result<Option<Entity>, StoreError> {
+    let Some(row) = read_row(store, kind, id).await? else { return Ok(None) };
+    node_entity(store, kind, id, row).await
+}
+
+/// The entity nodes see for a row (or a version's captured columns) of the data model:
+/// prompt ids resolved to names, then [`sdk_entity`]. `None` (logged) when the mapping fails.
+pub async fn node_entity(store: &Store, kind: EntityKind, id: i64, mut row: Value) -> Result<Option<Entity>, StoreError> {
     resolve_prompts(store, kind, &mut row).await?;
     match sdk_entity(kind, id, &row) {
         Ok(e) => Ok(Some(e)),

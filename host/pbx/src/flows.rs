@@ -13,10 +13,12 @@
 //!   and the plugin operations (`plugins.rs`); [`graph_of`] reads the graph of a version or
 //!   the draft (for a diff).
 //!
-//! Publishing: validate → prepare (link the components) → insert the immutable
-//! `flow_versions` row (with the plugin versions it runs, and its audit row) → swap it in.
-//! Calls in progress keep the version they started with; the next call gets the new one as
-//! soon as the operation returns.
+//! Publishing: capture the linked entities' configuration (`crate::versions`) → validate →
+//! prepare (link the components, pin the captured entities) → insert the immutable
+//! `flow_versions` row (with the plugin versions it runs, the entities it captured, and its
+//! audit row) → swap it in. Calls in progress keep the version they started with; the next
+//! call gets the new one as soon as the operation returns. An entity edited afterwards
+//! changes what the next publication captures, never the live version.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,7 @@ use store::{Actor, ResourceKind, FlowVersion, Page, Plugin, Store};
 
 use crate::error::{Error, Result};
 use crate::flow_sync;
+use crate::versions;
 
 /// Where uploaded plugin components live, relative to the data dir: `<sha256>.wasm`.
 pub const PLUGINS_DIR: &str = "plugins";
@@ -177,9 +180,11 @@ impl FlowService {
         }
     }
 
-    /// Tells the engine an entity changed (created, updated or deleted, and committed): nodes
-    /// see the change on their next run; a deleted flow stops taking calls. Every writer of
-    /// an entity calls it.
+    /// Tells the engine an entity changed (created, updated or deleted, and committed):
+    /// drafts, validation and the editor see the change at once, and so do calls for an
+    /// extension or a number; a published version keeps the configuration of the menus,
+    /// groups, switches, boxes and bridges it captured until its flow is published again. A
+    /// deleted flow stops taking calls. Every writer of an entity calls it.
     pub async fn entity_changed(&self, kind: ResourceKind, id: i64) {
         // while the engine starts (its entity cache may already be loaded) the change waits
         // for it, so that it is not lost
@@ -345,8 +350,17 @@ impl FlowRuntime {
                 continue;
             }
             let Some(row) = store.flow_versions().latest(f.id).await? else { continue };
-            match self.load_version(&row, row.version).await {
+            let entities = versions::of_version(store, &row).await?;
+            match load_version_with(&self.0.engine, store, &self.0.data_dir, &row, row.version, &entities.configs).await {
                 Ok(p) => {
+                    // a version published before versions captured entities ran with the
+                    // live ones until now: it keeps them as they are from here on
+                    if !entities.filled.is_empty() {
+                        let mut tx = store.begin().await?;
+                        versions::record(&mut tx, f.id, row.version, &entities.filled).await?;
+                        tx.commit().await?;
+                        tracing::info!(flow = f.id, version = row.version, entities = entities.filled.len(), "the live version now keeps the entities it runs with");
+                    }
                     self.0.engine.install(p);
                     self.set_live(f.id, Some(row.version));
                     ok += 1;
@@ -444,35 +458,51 @@ impl FlowRuntime {
         Ok(self.0.engine.validate(Some(flow_id), &graph).await)
     }
 
-    /// Publishes a flow's draft as its next version: `Error::FlowInvalid` (nothing changed)
-    /// when it has errors.
+    /// Publishes a flow's draft as its next version: its graph and the configuration, now,
+    /// of every menu, ring group, time switch, voicemail box and conference bridge it links
+    /// (what its calls will run with). `Error::FlowInvalid` (nothing changed) when it has
+    /// errors.
     pub async fn publish(&self, flow_id: i64, actor: &Actor) -> Result<Published> {
         let _g = self.0.publish.lock().await;
-        let flow = self.0.store.call_flows().get(flow_id).await?.ok_or(Error::NotFound)?;
+        let store = &self.0.store;
+        let flow = store.call_flows().get(flow_id).await?.ok_or(Error::NotFound)?;
         let graph = parse_graph(&flow.flow_data)?;
         let next = self.next_version(flow_id).await?;
-        let prepared = self.0.engine.prepare(flow_id, next, graph).await.map_err(|e| Error::from_flow(e, "flow_data"))?;
-        self.commit_version(actor, prepared, &flow.flow_data, None).await
+        let entities = versions::capture(store, &graph).await?;
+        let pinned = Arc::new(versions::pin(store, &entities).await?);
+        let prepared = self.0.engine.prepare_pinned(flow_id, next, graph, None, pinned).await.map_err(|e| Error::from_flow(e, "flow_data"))?;
+        self.commit_version(actor, prepared, &flow.flow_data, &entities, None).await
     }
 
-    /// Publishes the graph (and plugin versions) of an earlier version as the next version.
+    /// Publishes an earlier version again as the next version: its graph, its plugin
+    /// versions and the entity configuration it captured. Refused when an entity it captured
+    /// has since been deleted (its messages, its PIN, its number are gone with it).
     pub async fn rollback(&self, flow_id: i64, version: i64, actor: &Actor) -> Result<Published> {
         let _g = self.0.publish.lock().await;
         let store = &self.0.store;
         store.call_flows().get(flow_id).await?.ok_or(Error::NotFound)?;
         let old = store.flow_versions().get(flow_id, version).await?.ok_or_else(|| Error::field("version", format!("flow {flow_id} has no version {version}")))?;
+        let entities = versions::of_version(store, &old).await?;
+        for c in &entities.configs {
+            if flow_sync::read_row(store, c.kind, c.id).await?.is_none() {
+                return Err(Error::field(
+                    "version",
+                    format!("version {version} uses the {} \"{}\", which has been deleted since: it cannot be made live again", versions::kind_label(c.kind), c.name()),
+                ));
+            }
+        }
         let next = self.next_version(flow_id).await?;
-        let prepared = self.load_version(&old, next).await.map_err(|e| Error::from_flow(e, "version"))?;
-        self.commit_version(actor, prepared, &old.flow_data, Some(old.version)).await
+        let prepared = load_version_with(&self.0.engine, store, &self.0.data_dir, &old, next, &entities.configs).await.map_err(|e| Error::from_flow(e, "version"))?;
+        self.commit_version(actor, prepared, &old.flow_data, &entities.configs, Some(old.version)).await
     }
 
     async fn next_version(&self, flow_id: i64) -> Result<i64> {
         Ok(self.0.store.flow_versions().latest(flow_id).await?.map_or(1, |v| v.version + 1))
     }
 
-    /// Writes `prepared` as the next version of its flow (with its audit row) and swaps it
-    /// in. The caller holds the publish lock.
-    async fn commit_version(&self, actor: &Actor, prepared: Arc<PreparedFlow>, graph: &Value, rolled_back_to: Option<i64>) -> Result<Published> {
+    /// Writes `prepared` as the next version of its flow (with the entity configuration it
+    /// runs with and its audit row) and swaps it in. The caller holds the publish lock.
+    async fn commit_version(&self, actor: &Actor, prepared: Arc<PreparedFlow>, graph: &Value, entities: &[versions::EntityConfig], rolled_back_to: Option<i64>) -> Result<Published> {
         let flow_id = prepared.flow_id;
         let pins = json!(prepared.plugins());
         let mut tx = self.0.store.begin().await?;
@@ -481,9 +511,11 @@ impl FlowRuntime {
             // Only this process writes versions, under the publish lock.
             return Err(Error::Internal(format!("flow {flow_id}: prepared version {} but the store numbered it {}", prepared.version, v.version)));
         }
+        versions::record(&mut tx, flow_id, v.version, entities).await?;
+        let captured: Vec<Value> = entities.iter().map(|c| json!({"entity_type": c.kind.as_str(), "entity_id": c.id})).collect();
         let (action, after) = match rolled_back_to {
-            Some(from) => ("rollback", json!({"version": v.version, "graph_of_version": from, "plugins": pins})),
-            None => ("publish", json!({"version": v.version, "plugins": pins, "warnings": prepared.warnings.len()})),
+            Some(from) => ("rollback", json!({"version": v.version, "graph_of_version": from, "plugins": pins, "entities": captured})),
+            None => ("publish", json!({"version": v.version, "plugins": pins, "entities": captured, "warnings": prepared.warnings.len()})),
         };
         tx.audit(actor, action, ResourceKind::CallFlow.as_str(), Some(&flow_id.to_string()), None, Some(&after)).await?;
         tx.commit().await?;
@@ -555,14 +587,22 @@ pub(crate) async fn plugin_bytes(data_dir: &Path, p: &Plugin) -> Result<Vec<u8>,
 }
 
 /// Prepares a stored flow version as version `as_version` of its flow (not installed), with
-/// the plugin versions it was published with: those whose rows and files still exist; the
-/// others resolve to what is installed now. What start-up, rollback, simulating an old
-/// version, a call to a flow the engine does not hold and `flowpbx flow simulate` load.
+/// the plugin versions it was published with (those whose rows and files still exist; the
+/// others resolve to what is installed now) and the entity configuration it captured
+/// ([`versions::of_version`]). What start-up, rollback, simulating an old version, a call to
+/// a flow the engine does not hold and `flowpbx flow simulate` load.
 pub async fn load_version(engine: &Engine, store: &Store, data_dir: &Path, row: &FlowVersion, as_version: i64) -> Result<Arc<PreparedFlow>, flow::Error> {
+    let entities = versions::of_version(store, row).await.map_err(|e| flow::Error::Engine(e.to_string()))?;
+    load_version_with(engine, store, data_dir, row, as_version, &entities.configs).await
+}
+
+/// [`load_version`] with the version's entities already read.
+async fn load_version_with(engine: &Engine, store: &Store, data_dir: &Path, row: &FlowVersion, as_version: i64, entities: &[versions::EntityConfig]) -> Result<Arc<PreparedFlow>, flow::Error> {
     let graph = Graph::from_value(row.flow_data.clone())?;
+    let entity_pins = Arc::new(versions::pin(store, entities).await.map_err(|e| flow::Error::Engine(e.to_string()))?);
     let pins: Vec<(String, String)> = row.plugins.as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect();
     if pins.is_empty() {
-        return engine.prepare(row.flow_id, as_version, graph).await;
+        return engine.prepare_pinned(row.flow_id, as_version, graph, None, entity_pins).await;
     }
     let rows = store.plugins().list(Page::all()).await.map_err(|e| flow::Error::Engine(e.to_string()))?.items;
     let mut pinned: Vec<(Vec<u8>, PluginGrants)> = Vec::new();
@@ -583,7 +623,7 @@ pub async fn load_version(engine: &Engine, store: &Store, data_dir: &Path, row: 
     })
     .await
     .map_err(|e| flow::Error::Engine(e.to_string()))??;
-    engine.prepare_in(row.flow_id, as_version, graph, &reg).await
+    engine.prepare_pinned(row.flow_id, as_version, graph, Some(&reg), entity_pins).await
 }
 
 /// Installs every enabled plugin row into the engine's registry. Returns how many loaded;

@@ -7,6 +7,10 @@
 //! - [`flows`]: the flow runtime and its lifecycle ([`flows::FlowService`]: not started,
 //!   starting in the background, ready or failed) and the operations on flows: node types
 //!   and outputs, validate, publish, rollback, the graphs of versions, simulate.
+//! - [`versions`]: what a published version captures of the entities it links (menus, ring
+//!   groups, time switches, voicemail boxes, conference bridges), how a draft stands against
+//!   the live version, which flows an entity's edit affects, the entity side of a diff, and
+//!   resetting a draft to the live version.
 //! - [`plugins`]: uploading, granting, enabling and deleting node plugins.
 //! - [`engine`]: the server's engine with its live services (presence from the PBX, kv in the
 //!   database, webhooks' HTTP) and its start.
@@ -33,5 +37,6 @@ pub mod flows;
 pub mod pin_guard;
 pub mod plugins;
 pub mod settings;
+pub mod versions;
 
 pub use error::{Error, FieldProblem, Problems, Result};

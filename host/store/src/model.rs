@@ -742,6 +742,23 @@ pub struct FlowVersion {
     pub published_at: Timestamp,
 }
 
+/// The configuration of an entity as a published flow version captured it
+/// (`flow_version_entities`): what calls on that version run with, whatever the entity's row
+/// says now. Written once, with its version, never updated.
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VersionEntity {
+    pub flow_id: i64,
+    pub version: i64,
+    /// The data model's kind (`ivr_menu`, `ring_group`, …).
+    pub entity_type: String,
+    pub entity_id: i64,
+    /// The entity's columns as the API showed them then, without `id` and timestamps.
+    #[sqlx(json)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: serde_json::Value,
+}
+
 /// A version as listed (without its graph).
 #[derive(Debug, Clone, Serialize, FromRow)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

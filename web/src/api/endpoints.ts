@@ -16,7 +16,10 @@ import type {
   ExtensionUpdate,
   Flow,
   FlowCreate,
+  DiffSide,
+  DraftReset,
   FlowDiff,
+  FlowUse,
   FlowUpdate,
   FlowVersion,
   FlowVersionSummary,
@@ -220,8 +223,11 @@ export const api = {
     publish: (id: Id) => request<PublishedVersion>('POST', `/flows/${id}/publish`),
     versions: async (id: Id) => (await requestPage<FlowVersionSummary>(`/flows/${id}/versions`, { limit: 100 })).items,
     version: (id: Id, v: number) => request<FlowVersion>('GET', `/flows/${id}/versions/${v}`),
-    diff: (id: Id, a: number | 'draft', b: number | 'draft') =>
-      request<FlowDiff>('GET', `/flows/${id}/versions/${a}/diff/${b}`),
+    diff: (id: Id, a: DiffSide, b: DiffSide) => request<FlowDiff>('GET', `/flows/${id}/versions/${a}/diff/${b}`),
+    /** Every flow whose draft or live version links the entity. */
+    using: async (entityType: string, entityId: Id) => (await requestPage<FlowUse>(`/flows/using/${entityType}/${entityId}`)).items,
+    /** The draft back to the live version: its graph and the entities as the version captured them. */
+    resetDraft: (id: Id) => request<DraftReset>('POST', `/flows/${id}/reset-draft`),
     rollback: (id: Id, version: number) => request<PublishedVersion>('POST', `/flows/${id}/rollback`, { body: { version } }),
     simulate: (id: Id, body: SimulateRequest) => request<SimulateResult>('POST', `/flows/${id}/simulate`, { body }),
   },

@@ -64,6 +64,9 @@ export function useSaveEntity<K extends EntityType>(type: K) {
     onSuccess: (saved) => {
       qc.setQueryData(keys.entity(type, (saved as { id: Id }).id), saved);
       void qc.invalidateQueries({ queryKey: keys.entities(type) });
+      // an edit of an entity a flow links changes that flow's draft (not its live version)
+      void qc.invalidateQueries({ queryKey: keys.flows });
+      void qc.invalidateQueries({ queryKey: ['flows-using'] });
     },
   });
 }

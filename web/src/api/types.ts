@@ -180,6 +180,16 @@ export interface Changes<T> {
   changed: Change<T>[];
 }
 export type FlowDiff = Omit<ServerDiff, 'nodes' | 'edges'> & { nodes: Changes<GraphNode>; edges: Changes<GraphEdge> };
+/** An entity's configuration between the two sides of a diff, field by field. */
+export type EntityChange = Schemas['EntityChangeView'];
+/** How a flow's draft stands against its live version (part of every flow the API shows). */
+export type DraftStatus = Schemas['DraftStatusView'];
+/** A flow that links an entity, and what an edit of the entity means for it. */
+export type FlowUse = ItemOf<'/api/v1/flows/using/{entity_type}/{id}'>;
+/** POST /flows/{id}/reset-draft: the flow with its draft back to the live version. */
+export type DraftReset = Omit<DataOf<'/api/v1/flows/{id}/reset-draft', 'post'>, 'flow'> & { flow: Flow };
+/** A side of a diff: a version number, the draft, or the live version. */
+export type DiffSide = number | 'draft' | 'live';
 
 /** One output handle of a node (wit `output`): what `run` returns and an edge's sourceHandle. */
 export type NodeOutput = DataOf<'/api/v1/node-types/{id}/outputs', 'post'>[number];

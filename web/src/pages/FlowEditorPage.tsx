@@ -10,13 +10,15 @@ import { ApiError, errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { entityTypeForNode } from '../api/entities';
 import { keys, useNodeTypes } from '../api/queries';
-import type { Id, NodeType, Problem } from '../api/types';
+import type { DiffSide, Flow, FlowDiff, Id, NodeType, Problem } from '../api/types';
 import { ErrorBanner, Spinner } from '../components/common/ui';
 import { FlowNode, useNodeNamer, useOutputLabel } from '../components/flow/FlowNode';
 import { Inspector } from '../components/flow/Inspector';
 import { LabelledEdge } from '../components/flow/LabelledEdge';
 import { DND_TYPE, Palette } from '../components/flow/Palette';
-import { ProblemsPanel, TestCallPanel, VersionsPanel } from '../components/flow/panels';
+import { DiffDialog, ProblemsPanel, TestCallPanel, VersionsPanel } from '../components/flow/panels';
+import { diffMarks, markEntities } from '../components/flow/diff';
+import { DraftStatusBar } from '../components/flow/DraftStatus';
 import { toSteps } from '../components/flow/pathAnimation';
 import { defaultsFromSchema } from '../components/flow/schema';
 import { useEditor } from '../store/editor';
@@ -52,6 +54,7 @@ function Editor() {
   const [busy, setBusy] = useState<string | null>(null);
   const [mobilePalette, setMobilePalette] = useState(false);
   const [notice, setNotice] = useState<{ tone: 'ok' | 'bad'; text: string } | null>(null);
+  const [liveDiff, setLiveDiff] = useState(false);
 
   const versionParam = params.get('version');
   const cdrParam = params.get('cdr');
@@ -232,18 +235,61 @@ function Editor() {
     if (p.node_id) setTab('inspect');
   };
 
+  // back to the draft from a read-only view (one opened by URL, or by a diff or a test call)
+  const backToDraft = () => {
+    if (versionParam || cdrParam) setParams({});
+    else if (flow.data && useEditor.getState().readOnly) useEditor.getState().load(flow.data);
+  };
+
+  /** A published version's graph on the canvas, read-only, without changing the URL. */
+  const viewVersion = async (v: number, title: string) => {
+    await save().catch(() => undefined);
+    const fv = await api.flows.version(flowId, v);
+    useEditor.getState().view(fv.flow_data ?? { nodes: [], edges: [] }, title);
+  };
+
+  // a diff drawn on its newer side: the draft, or a published version viewed read-only
+  const showDiff = async (d: FlowDiff, b: DiffSide) => {
+    try {
+      const live = flow.data?.draft.live_version ?? null;
+      const v = b === 'live' ? live : b;
+      if (v === 'draft' || v === null) backToDraft();
+      else await viewVersion(v, `version ${v}`);
+      const st = useEditor.getState();
+      const title = `${typeof d.from === 'number' ? `v${d.from}` : d.from} → ${typeof d.to === 'number' ? `v${d.to}` : d.to}`;
+      const m = markEntities(diffMarks(d, title), st.nodes, d.entities ?? []);
+      st.setDiffMarks(m);
+      // frame what changed
+      const marked = Object.keys(m.nodes).map((id) => ({ id }));
+      if (marked.length) setTimeout(() => void rf.fitView({ nodes: marked, padding: 0.3, duration: 0, maxZoom: 1 }), 50);
+    } catch (e) {
+      setNotice({ tone: 'bad', text: errorMessage(e) });
+    }
+  };
+
+  const onReset = (f: Flow) => {
+    qc.setQueryData(keys.flow(flowId), f);
+    useEditor.getState().load(f);
+    void qc.invalidateQueries({ queryKey: keys.flows });
+    void qc.invalidateQueries({ queryKey: ['flows-using'] });
+    setNotice({ tone: 'ok', text: `The draft is version ${f.draft.live_version ?? ''} again.` });
+  };
+
   // canvas decorations: problems in red, the path in green, edges named after their output
   const errNodes = useMemo(() => new Set(s.problems.filter((p) => p.node_id && p.severity === 'error').map((p) => p.node_id!)), [s.problems]);
   const errEdges = useMemo(() => new Set(s.problems.filter((p) => p.edge_id).map((p) => p.edge_id!)), [s.problems]);
   const frame = s.path ? s.path.frames[s.path.stepper.index] : undefined;
-  const displayNodes = useMemo(
-    () =>
-      s.nodes.map((n) => {
-        const cls = [errNodes.has(n.id) ? 'has-error' : '', frame?.visitedNodes.includes(n.id) ? 'on-path' : '', frame?.nodeId === n.id ? 'path-current' : ''].filter(Boolean).join(' ');
-        return cls ? { ...n, className: cls } : n;
-      }),
-    [s.nodes, errNodes, frame],
-  );
+  const marks = s.diffMarks;
+  const displayNodes = useMemo(() => {
+    const shown = s.nodes.map((n) => {
+      const mark = marks?.nodes[n.id];
+      const cls = [errNodes.has(n.id) ? 'has-error' : '', frame?.visitedNodes.includes(n.id) ? 'on-path' : '', frame?.nodeId === n.id ? 'path-current' : '', mark ? `diff-${mark}` : ''].filter(Boolean).join(' ');
+      return cls ? { ...n, className: cls } : n;
+    });
+    // removed nodes stay where they were, faded, while a diff is shown
+    const here = new Set(s.nodes.map((n) => n.id));
+    return marks ? [...shown, ...marks.ghostNodes.filter((g) => !here.has(g.id))] : shown;
+  }, [s.nodes, errNodes, frame, marks]);
   // an edge object is rebuilt only when what it shows changed, so React Flow re-renders only it
   const edgeCache = useRef(new Map<string, { src: unknown; label: unknown; cls?: string; animated: boolean; out: Edge }>());
   const displayEdges: Edge[] = useMemo(() => {
@@ -251,7 +297,8 @@ function Editor() {
     const next = s.edges.map((e) => {
       const o = s.outputs[e.source]?.find((x) => x.id === e.sourceHandle);
       const label = o ? (o.label ?? o.id) : (e.label ?? e.sourceHandle ?? undefined);
-      const cls = [errEdges.has(e.id) ? 'has-error' : '', frame?.visitedEdges.includes(e.id) ? 'on-path' : ''].filter(Boolean).join(' ') || undefined;
+      const mark = marks?.edges[e.id];
+      const cls = [errEdges.has(e.id) ? 'has-error' : '', frame?.visitedEdges.includes(e.id) ? 'on-path' : '', mark ? `diff-${mark}` : ''].filter(Boolean).join(' ') || undefined;
       const animated = frame?.edgeId === e.id;
       const hit = cache.get(e.id);
       if (hit && hit.src === e && hit.label === label && hit.cls === cls && hit.animated === animated) return hit.out;
@@ -260,8 +307,12 @@ function Editor() {
       return out;
     });
     if (cache.size > next.length * 2) for (const k of cache.keys()) if (!s.edges.some((e) => e.id === k)) cache.delete(k);
-    return next;
-  }, [s.edges, s.outputs, errEdges, frame]);
+    if (!marks) return next;
+    const ends = new Set(displayNodes.map((n) => n.id));
+    const here = new Set(s.edges.map((e) => e.id));
+    const ghosts: Edge[] = marks.ghostEdges.filter((g) => !here.has(g.id) && ends.has(g.source) && ends.has(g.target)).map((g) => ({ ...g, type: 'labelled', label: g.label ?? g.sourceHandle ?? undefined }));
+    return [...next, ...ghosts];
+  }, [s.edges, s.outputs, errEdges, frame, marks, displayNodes]);
 
   const selected = s.nodes.filter((n) => n.selected);
   const readOnly = !!s.readOnly;
@@ -290,6 +341,7 @@ function Editor() {
         <span className={`text-xs ${s.saveState === 'error' ? 'text-red-600' : 'text-slate-500'}`} role="status" aria-live="polite" data-testid="save-state">
           {readOnly ? `Viewing ${s.readOnly} (read-only)` : saveText}
         </span>
+        {!readOnly && flow.data?.draft && <DraftStatusBar flowId={flowId} status={flow.data.draft} onShowDiff={() => setLiveDiff(true)} onReset={onReset} />}
         <div className="ml-auto flex flex-wrap items-center gap-1">
           <button type="button" className="btn btn-sm" onClick={s.undo} disabled={readOnly || s.history.past.length === 0} aria-label="Undo" title="Undo (Ctrl+Z)">
             ↶
@@ -304,7 +356,7 @@ function Editor() {
             Paste
           </button>
           {readOnly ? (
-            <button type="button" className="btn btn-sm" onClick={() => setParams({})}>
+            <button type="button" className="btn btn-sm" onClick={backToDraft}>
               Back to draft
             </button>
           ) : (
@@ -327,6 +379,16 @@ function Editor() {
           </button>
         </div>
       )}
+      {marks && (
+        <div role="status" className="flex items-center gap-2 bg-slate-50 px-3 py-1 text-xs text-slate-700" data-testid="diff-legend">
+          Changes {marks.title} on the canvas: <span className="diff-chip diff-chip-added">added</span> <span className="diff-chip diff-chip-changed">changed</span>{' '}
+          <span className="diff-chip diff-chip-removed">removed</span>
+          <button type="button" className="btn btn-sm ml-auto" onClick={() => s.setDiffMarks(null)}>
+            Hide changes
+          </button>
+        </div>
+      )}
+      {liveDiff && <DiffDialog flowId={flowId} a="live" b="draft" onClose={() => setLiveDiff(false)} onShow={(d, b) => void showDiff(d, b)} />}
       <div className="flex min-h-0 flex-1">
         <aside className="hidden w-44 shrink-0 border-r border-slate-200 bg-slate-50 md:block xl:w-52">
           <Palette onAdd={(t) => addNodeOfType(t)} disabled={readOnly} />
@@ -397,10 +459,21 @@ function Editor() {
             {tab === 'versions' && (
               <VersionsPanel
                 flowId={flowId}
-                onView={(v) => void save().catch(() => undefined).finally(() => setParams(v === null ? {} : { version: String(v) }))}
+                onView={(v) => void save().catch(() => undefined).finally(() => (v === null ? backToDraft() : setParams({ version: String(v) })))}
+                onShowDiff={(d, b) => void showDiff(d, b)}
               />
             )}
-            {tab === 'test' && <TestCallPanel flowId={flowId} onBeforeRun={save} />}
+            {tab === 'test' && (
+              <TestCallPanel
+                flowId={flowId}
+                onBeforeRun={save}
+                onBeforeShow={async (v) => {
+                  // a run of the live version is drawn over the live graph, not the draft's
+                  if (v > 0) await viewVersion(v, `live version ${v} (test call)`);
+                  else backToDraft();
+                }}
+              />
+            )}
           </div>
         </aside>
       </div>

@@ -6,6 +6,7 @@ import { create } from 'zustand';
 import type { Graph, Id, NodeOutput, Problem } from '../api/types';
 import { edgeId, flowToGraph, graphToFlow, INPUT_HANDLE, newNodeId, type PbxEdge, type PbxNode, type PbxNodeData } from '../components/flow/graph';
 import { pathFrames, step, type PathFrame, type PathStep, type StepAction, type Stepper } from '../components/flow/pathAnimation';
+import type { DiffMarks } from '../components/flow/diff';
 import { copySelection, pasteClipboard, readClipboard, writeClipboard, type ClipboardData } from './clipboard';
 import { emptyHistory, record, redo, undo, type History } from './history';
 
@@ -40,7 +41,10 @@ export interface EditorState extends Doc {
   dragging: boolean;
   /** unsaved values of a linked entity being edited in the side panel, by node id */
   drafts: Record<string, unknown>;
+  /** a version diff drawn on the canvas (cleared by loading or viewing another graph) */
+  diffMarks: DiffMarks | null;
 
+  setDiffMarks(m: DiffMarks | null): void;
   setDraft(nodeId: string, values: unknown | null): void;
   load(flow: { id: Id; name: string; flow_data: Graph }): void;
   view(graph: Graph, title: string): void;
@@ -103,6 +107,11 @@ export const useEditor = create<EditorState>((set, get) => {
     clipboard: null,
     dragging: false,
     drafts: {},
+    diffMarks: null,
+
+    setDiffMarks(diffMarks) {
+      set({ diffMarks });
+    },
 
     setDraft(nodeId, values) {
       const drafts = { ...get().drafts };
@@ -113,12 +122,12 @@ export const useEditor = create<EditorState>((set, get) => {
 
     load(flow) {
       const { nodes, edges, extra } = graphToFlow(flow.flow_data);
-      set({ flowId: flow.id, name: flow.name, nodes, edges, extra, readOnly: null, history: emptyHistory(), revision: 0, saveState: 'saved', saveError: null, problems: [], path: null, outputs: {}, drafts: {} });
+      set({ flowId: flow.id, name: flow.name, nodes, edges, extra, readOnly: null, history: emptyHistory(), revision: 0, saveState: 'saved', saveError: null, problems: [], path: null, outputs: {}, drafts: {}, diffMarks: null });
     },
 
     view(graph, title) {
       const { nodes, edges, extra } = graphToFlow(graph);
-      set({ nodes, edges, extra, readOnly: title, history: emptyHistory(), problems: [], path: null });
+      set({ nodes, edges, extra, readOnly: title, history: emptyHistory(), problems: [], path: null, diffMarks: null });
     },
 
     onNodesChange(changes) {

@@ -75,8 +75,11 @@ impl HostState {
         }
     }
 
+    /// An entity the node names (a voicemail box, a conference bridge): the one its flow
+    /// version was published with, else the live one.
     fn entity(&self, kind: EntityKind, id: i64) -> Result<std::sync::Arc<Entity>, NodeError> {
-        self.services.entities.get(kind, id).map(|c| c.entity).ok_or_else(|| NodeError::Failed(format!("there is no {kind} {id}")))
+        let pinned = self.call.as_ref().and_then(|c| c.pinned.as_deref());
+        crate::entity::Pinned::lookup(pinned, &self.services.entities, kind, id).map(|c| c.entity).ok_or_else(|| NodeError::Failed(format!("there is no {kind} {id}")))
     }
 }
 

@@ -48,6 +48,8 @@ pub(crate) struct CallCtx {
     pub flow_id: i64,
     pub flow_version: i64,
     pub entry_node: Arc<str>,
+    /// The entities the flow version runs with (`None`: a draft, which reads the live ones).
+    pub pinned: Option<Arc<crate::entity::Pinned>>,
 }
 
 impl CallCtx {

@@ -1,6 +1,6 @@
 use sqlx::types::Json;
 
-use super::{delete_by_id, paged, CallFlows, FlowVersions};
+use super::{delete_by_id, paged, CallFlows, FlowVersionEntities, FlowVersions};
 use crate::*;
 
 macro_rules! flow_cols {
@@ -180,6 +180,38 @@ impl FlowVersions<'_> {
     }
 }
 
+impl FlowVersionEntities<'_> {
+    /// Records what version `version` of `flow_id` captured of an entity. Run it in the
+    /// transaction that publishes the version (or, for a version published before entities
+    /// were captured, once when it is first loaded); a second capture of the same entity for
+    /// the same version is refused (the primary key), never an overwrite.
+    pub async fn insert(self, flow_id: i64, version: i64, entity_type: &str, entity_id: i64, data: &serde_json::Value) -> Result<()> {
+        let mut c = self.db.acquire().await?;
+        sqlx::query("INSERT INTO flow_version_entities (flow_id, version, entity_type, entity_id, data) VALUES (?, ?, ?, ?, ?)")
+            .bind(flow_id)
+            .bind(version)
+            .bind(entity_type)
+            .bind(entity_id)
+            .bind(Json(data))
+            .execute(&mut *c)
+            .await?;
+        Ok(())
+    }
+
+    /// What a version captured, by entity type and id.
+    pub async fn of_version(self, flow_id: i64, version: i64) -> Result<Vec<VersionEntity>> {
+        let mut c = self.db.acquire().await?;
+        Ok(sqlx::query_as(
+            "SELECT flow_id, version, entity_type, entity_id, data FROM flow_version_entities \
+             WHERE flow_id = ? AND version = ? ORDER BY entity_type, entity_id",
+        )
+        .bind(flow_id)
+        .bind(version)
+        .fetch_all(&mut *c)
+        .await?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::test_util::open_temp;
@@ -209,5 +241,29 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("immutable"));
+    }
+
+    #[tokio::test]
+    async fn version_entities_are_captured_once_and_go_with_their_flow() {
+        let (s, _d) = open_temp().await;
+        let f = s.call_flows().insert(&CallFlowFields { name: "Main".into(), ..Default::default() }).await.unwrap();
+        let mut tx = s.begin().await.unwrap();
+        let v1 = tx.flow_versions().publish(f.id, &serde_json::json!({"nodes": []}), "admin:a").await.unwrap();
+        tx.flow_version_entities().insert(f.id, v1.version, "ivr_menu", 3, &serde_json::json!({"options": {"1": "A"}})).await.unwrap();
+        tx.flow_version_entities().insert(f.id, v1.version, "ring_group", 2, &serde_json::json!({"members": [1]})).await.unwrap();
+        tx.commit().await.unwrap();
+        let got = s.flow_version_entities().of_version(f.id, 1).await.unwrap();
+        assert_eq!(got.iter().map(|e| (e.entity_type.as_str(), e.entity_id)).collect::<Vec<_>>(), [("ivr_menu", 3), ("ring_group", 2)]);
+        assert_eq!(got[0].data["options"]["1"], "A");
+        assert!(s.flow_version_entities().of_version(f.id, 2).await.unwrap().is_empty());
+        // captured once: neither a second insert nor an update changes what v1 runs with
+        assert!(s.flow_version_entities().insert(f.id, 1, "ivr_menu", 3, &serde_json::json!({})).await.is_err());
+        let err = sqlx::query("UPDATE flow_version_entities SET data = '{}' WHERE flow_id = ?").bind(f.id).execute(s.pool()).await.unwrap_err();
+        assert!(err.to_string().contains("immutable"), "{err}");
+        // only for a version that exists
+        assert!(s.flow_version_entities().insert(f.id, 7, "ivr_menu", 3, &serde_json::json!({})).await.is_err());
+        // deleting the flow takes its versions and what they captured
+        assert!(s.call_flows().delete(f.id).await.unwrap());
+        assert!(s.flow_version_entities().of_version(f.id, 1).await.unwrap().is_empty());
     }
 }

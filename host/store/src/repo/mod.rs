@@ -85,6 +85,8 @@ repos! {
     CallFlows => call_flows;
     /// `flow_versions` (published, immutable)
     FlowVersions => flow_versions;
+    /// `flow_version_entities` (what a published version captured of its entities; immutable)
+    FlowVersionEntities => flow_version_entities;
     /// `cdrs`
     Cdrs => cdrs;
     /// `recordings`

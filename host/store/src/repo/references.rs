@@ -109,6 +109,43 @@ impl References<'_> {
                     .fetch_all(&mut *c)
                     .await?,
                 );
+                // a greeting the live version of a flow captured: calls play it until another
+                // version is published
+                push(
+                    sqlx::query_as(
+                        "SELECT 'call_flow', f.id, f.name, 'published:v' || e.version || ':' || e.entity_type || ':' || e.entity_id || ':greeting_file' \
+                         FROM call_flows f JOIN flow_version_entities e ON e.flow_id = f.id AND e.version = f.version \
+                         WHERE e.data ->> '$.greeting_file' IN ((SELECT name FROM prompts WHERE id = ?1), CAST(?1 AS TEXT)) ORDER BY f.id",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?,
+                );
+                // nodes' `prompt` / `…_prompt` settings, in drafts and live versions (by name,
+                // or custom/<name>)
+                push(
+                    sqlx::query_as(
+                        "SELECT 'call_flow', f.id, f.name, 'node:' || COALESCE(n.value ->> '$.id', '?') || ':config.' || k.key \
+                         FROM call_flows f, json_each(f.flow_data, '$.nodes') n, json_each(n.value, '$.data.config') k \
+                         WHERE (k.key = 'prompt' OR k.key LIKE '%\\_prompt' ESCAPE '\\') \
+                         AND k.value IN ((SELECT name FROM prompts WHERE id = ?1), (SELECT 'custom/' || name FROM prompts WHERE id = ?1)) ORDER BY f.id",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?,
+                );
+                push(
+                    sqlx::query_as(
+                        "SELECT 'call_flow', f.id, f.name, 'published:v' || v.version || ':node:' || COALESCE(n.value ->> '$.id', '?') || ':config.' || k.key \
+                         FROM call_flows f JOIN flow_versions v ON v.flow_id = f.id AND v.version = f.version, \
+                         json_each(v.flow_data, '$.nodes') n, json_each(n.value, '$.data.config') k \
+                         WHERE (k.key = 'prompt' OR k.key LIKE '%\\_prompt' ESCAPE '\\') \
+                         AND k.value IN ((SELECT name FROM prompts WHERE id = ?1), (SELECT 'custom/' || name FROM prompts WHERE id = ?1)) ORDER BY f.id",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?,
+                );
             }
             _ => {}
         }
@@ -189,6 +226,36 @@ mod tests {
         assert!(!s.references().exists(ResourceKind::IvrMenu, 9).await.unwrap());
         assert_eq!(s.references().number_owners("101", None).await.unwrap().len(), 1);
         assert!(s.references().number_owners("101", Some((ResourceKind::Extension, e.id))).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_prompt_is_used_by_what_live_versions_captured_and_by_node_settings() {
+        let (s, _d) = open_temp().await;
+        let new = |name: &str| NewPrompt { name: name.into(), file_path: format!("prompts/custom/{name}.wav"), original_name: None, sample_rate: 8000, channels: 1, bits_per_sample: 16, duration_ms: 1, size_bytes: 1 };
+        let hello = s.prompts().insert(&new("hello")).await.unwrap();
+        let bye = s.prompts().insert(&new("bye")).await.unwrap();
+        let other = s.prompts().insert(&new("other")).await.unwrap();
+        let graph = serde_json::json!({"nodes": [
+            {"id": "p", "type": "play_message", "data": {"config": {"prompt": "custom/bye"}}},
+            {"id": "h", "type": "hangup", "data": {"config": {"sorry_prompt": "other", "note": "hello"}}}
+        ], "edges": []});
+        let f = s.call_flows().insert(&CallFlowFields { name: "Main".into(), flow_data: graph.clone() }).await.unwrap();
+        let mut tx = s.begin().await.unwrap();
+        let v = tx.flow_versions().publish(f.id, &graph, "t").await.unwrap();
+        // the menu's row no longer names it, but the live version captured it
+        tx.flow_version_entities().insert(f.id, v.version, "ivr_menu", 4, &serde_json::json!({"greeting_file": hello.id.to_string()})).await.unwrap();
+        tx.commit().await.unwrap();
+        let vias = |refs: Vec<Reference>| refs.into_iter().map(|r| r.via).collect::<Vec<_>>();
+        assert_eq!(vias(s.references().to(ResourceKind::Prompt, hello.id).await.unwrap()), ["published:v1:ivr_menu:4:greeting_file"]);
+        assert_eq!(vias(s.references().to(ResourceKind::Prompt, bye.id).await.unwrap()), ["node:p:config.prompt", "published:v1:node:p:config.prompt"]);
+        assert_eq!(vias(s.references().to(ResourceKind::Prompt, other.id).await.unwrap()), ["node:h:config.sorry_prompt", "published:v1:node:h:config.sorry_prompt"]);
+        // a version that is no longer live holds nothing: publish one without them
+        let empty = serde_json::json!({"nodes": [], "edges": []});
+        s.call_flows().update(f.id, &CallFlowFields { name: "Main".into(), flow_data: empty.clone() }).await.unwrap();
+        s.flow_versions().publish(f.id, &empty, "t").await.unwrap();
+        for p in [&hello, &bye, &other] {
+            assert!(s.references().to(ResourceKind::Prompt, p.id).await.unwrap().is_empty(), "{}", p.name);
+        }
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ import { DigitMapEditor, MembersEditor, OverridesEditor, TimeRulesEditor, Weekly
 import { FollowMeFields, followMeBody } from './followMe';
 import { ExtensionOutboundFields, TrunkConnectionFields, TrunkNumberingFields } from './outbound';
 import { PromptPicker } from './PromptPicker';
+import { FlowsUsing } from '../flow/DraftStatus';
 
 type Values = Record<string, unknown>;
 
@@ -93,6 +94,9 @@ export interface EntityFormProps<K extends EntityType> {
   submitLabel?: string;
 }
 
+/** Entities whose settings a published flow version captures (extensions and numbers stay live). */
+const FLOW_CONFIG_KINDS = new Set<string>(['ivr_menu', 'ring_group', 'time_switch', 'voicemail_box', 'conference_bridge']);
+
 export function EntityForm<K extends EntityType>({ type, entity, initial, onSaved, onCancel, onDraft, extraActions, idPrefix, submitLabel }: EntityFormProps<K>) {
   const editing = !!entity;
   const start = useMemo<Values>(
@@ -158,6 +162,7 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
   return (
     <form ref={formRef} onSubmit={submit} noValidate aria-label={`${editing ? 'Edit' : 'New'} ${ENTITY_KINDS[type].singular}`}>
       <ErrorBanner error={banner} />
+      {editing && FLOW_CONFIG_KINDS.has(type) && <FlowsUsing entityType={type} entityId={(entity as { id: Id }).id} />}
       {type === 'extension' && <ExtensionFields {...p} editing={editing} />}
       {type === 'trunk' && <TrunkFields {...p} editing={editing} />}
       {type === 'inbound_number' && <NumberFields {...p} />}

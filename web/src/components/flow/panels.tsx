@@ -5,7 +5,8 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { errorMessage } from '../../api/client';
 import { api } from '../../api/endpoints';
 import { keys, useEntities } from '../../api/queries';
-import type { FlowDiff, Id, Problem, SimHttpResponse, SimulateRequest, SimulateResult } from '../../api/types';
+import type { DiffSide, FlowDiff, Id, Problem, SimHttpResponse, SimulateRequest, SimulateResult } from '../../api/types';
+import { entityFieldLabel, entityKindLabel, formatValue, isEmptyDiff, meaningfulFields, nodeFieldLabel, nodeFieldValue } from './diff';
 import { useEditor } from '../../store/editor';
 import { ConfirmDelete } from '../common/ConfirmDelete';
 import { useNodeNamer, useOutputLabel } from './FlowNode';
@@ -42,13 +43,13 @@ export function ProblemsPanel({ onFocus }: { onFocus: (p: Problem) => void }) {
   );
 }
 
-export function VersionsPanel({ flowId, onView }: { flowId: Id; onView: (v: number | null) => void }) {
+export function VersionsPanel({ flowId, onView, onShowDiff }: { flowId: Id; onView: (v: number | null) => void; onShowDiff?: (d: FlowDiff, b: DiffSide) => void }) {
   const qc = useQueryClient();
   const versions = useQuery({ queryKey: keys.versions(flowId), queryFn: () => api.flows.versions(flowId) });
   const flow = useQuery({ queryKey: keys.flow(flowId), queryFn: () => api.flows.get(flowId) });
   const isLive = (v: { version: number; live?: boolean }) => v.live ?? (!!flow.data?.published && flow.data.version === v.version);
   const viewing = useEditor((s) => s.readOnly);
-  const [diff, setDiff] = useState<{ a: number | 'draft'; b: number | 'draft' } | null>(null);
+  const [diff, setDiff] = useState<{ a: DiffSide; b: DiffSide } | null>(null);
   const [rollback, setRollback] = useState<number | null>(null);
 
   if (versions.isLoading) return <Spinner />;
@@ -99,7 +100,7 @@ export function VersionsPanel({ flowId, onView }: { flowId: Id; onView: (v: numb
           </li>
         ))}
       </ol>
-      {diff && <DiffDialog flowId={flowId} a={diff.a} b={diff.b} onClose={() => setDiff(null)} />}
+      {diff && <DiffDialog flowId={flowId} a={diff.a} b={diff.b} onClose={() => setDiff(null)} onShow={onShowDiff} />}
       {rollback !== null && (
         <ConfirmDelete
           verb="Roll back to"
@@ -116,50 +117,109 @@ export function VersionsPanel({ flowId, onView }: { flowId: Id; onView: (v: numb
   );
 }
 
-function DiffDialog({ flowId, a, b, onClose }: { flowId: Id; a: number | 'draft'; b: number | 'draft'; onClose: () => void }) {
+const sideName = (x: DiffSide) => (x === 'draft' ? 'draft' : x === 'live' ? 'live' : `v${x}`);
+
+export function DiffDialog({ flowId, a, b, onClose, onShow }: { flowId: Id; a: DiffSide; b: DiffSide; onClose: () => void; onShow?: (d: FlowDiff, b: DiffSide) => void }) {
   const q = useQuery({ queryKey: ['diff', flowId, a, b], queryFn: () => api.flows.diff(flowId, a, b) });
+  const exts = useEntities('extension');
+  const extName = (id: unknown) => {
+    const x = (exts.data ?? []).find((e) => e.id === id);
+    return x ? `${x.extension} ${x.name}` : undefined;
+  };
+  // ring-group members and a voicemail box's notify extension are extension ids
+  const nameOf = (field: string, v: unknown) => (/^members(\.|\[\]|$)/.test(field) || field === 'notify_extension_id' ? (Array.isArray(v) ? v.map((x) => extName(x) ?? String(x)).join(', ') : extName(v)) : undefined);
   return (
-    <Dialog title={`Changes from ${a === 'draft' ? 'draft' : `v${a}`} to ${b === 'draft' ? 'draft' : `v${b}`}`} onClose={onClose} wide>
+    <Dialog title={`Changes from ${sideName(a)} to ${sideName(b)}`} onClose={onClose} wide>
       {q.isLoading && <Spinner />}
       <ErrorBanner error={q.error ? errorMessage(q.error) : null} />
-      {q.data && <DiffView diff={q.data} />}
+      {q.data && <DiffView diff={q.data} nameOf={nameOf} />}
+      {q.data && onShow && !isEmptyDiff(q.data) && (
+        <div className="mt-3 flex justify-end">
+          <button
+            type="button"
+            className="btn btn-sm"
+            onClick={() => {
+              onShow(q.data, b);
+              onClose();
+            }}
+          >
+            Show on canvas
+          </button>
+        </div>
+      )}
     </Dialog>
   );
 }
 
-export function DiffView({ diff }: { diff: FlowDiff }) {
+type Named = { id: string; type?: string; data?: { label?: string } };
+
+export function DiffView({ diff, nameOf }: { diff: FlowDiff; nameOf?: (field: string, v: unknown) => string | undefined }) {
+  if (isEmptyDiff(diff)) return <p className="text-sm text-slate-600">No differences.</p>;
   const n = diff.nodes;
   const e = diff.edges;
-  const none = [n.added, n.removed, n.changed, e.added, e.removed, e.changed].every((x) => x.length === 0);
-  if (none) return <p className="text-sm text-slate-600">No differences.</p>;
-  const nodeName = (x: { id: string; type?: string; data?: { label?: string } }) => `${x.data?.label || x.type || ''} (${x.id})`;
+  const labels = diff.labels ?? {};
+  const name = (id: string, node?: Named) => labels[id] || node?.data?.label || node?.type || 'a removed node';
+  const nodeById = new Map<string, Named>([...n.added, ...n.removed, ...n.changed.map((c) => c.after)].map((x) => [x.id, x as Named]));
+  const nodeName = (x: Named) => name(x.id, x);
+  const edgeText = (x: { source: string; target: string; sourceHandle?: string | null; label?: unknown }) =>
+    `${name(x.source, nodeById.get(x.source))} —${typeof x.label === 'string' && x.label ? x.label : (x.sourceHandle ?? '')}→ ${name(x.target, nodeById.get(x.target))}`;
+  const changedNodes = n.changed.filter((c) => meaningfulFields(c.fields).length > 0);
   return (
-    <div className="space-y-3 text-sm">
-      <DiffSection title="Nodes added" tone="add" items={n.added.map(nodeName)} />
-      <DiffSection title="Nodes removed" tone="del" items={n.removed.map(nodeName)} />
+    <div className="space-y-3 text-sm" data-testid="diff-view">
+      <DiffSection title="Nodes added" tone="add" items={n.added.map((x) => ({ text: nodeName(x as Named) }))} />
+      <DiffSection title="Nodes removed" tone="del" items={n.removed.map((x) => ({ text: nodeName(x as Named) }))} />
       <DiffSection
         title="Nodes changed"
         tone="chg"
-        items={n.changed.map((c) => `${nodeName((c.after ?? c.before ?? { id: c.id }) as never)}${c.fields?.length ? `: ${c.fields.join(', ')}` : ''}`)}
+        items={changedNodes.map((c) => ({
+          text: nodeName(c.after as Named),
+          fields: meaningfulFields(c.fields).map((f) => ({ label: nodeFieldLabel(f), before: formatValue(nodeFieldValue(c.before, f)), after: formatValue(nodeFieldValue(c.after, f)) })),
+        }))}
       />
-      <DiffSection title="Edges added" tone="add" items={e.added.map((x) => `${x.source} —${x.label ?? x.sourceHandle ?? ''}→ ${x.target}`)} />
-      <DiffSection title="Edges removed" tone="del" items={e.removed.map((x) => `${x.source} —${x.label ?? x.sourceHandle ?? ''}→ ${x.target}`)} />
-      <DiffSection title="Edges changed" tone="chg" items={e.changed.map((c) => `${c.id}${c.fields?.length ? `: ${c.fields.join(', ')}` : ''}`)} />
+      <DiffSection title="Edges added" tone="add" items={e.added.map((x) => ({ text: edgeText(x) }))} />
+      <DiffSection title="Edges removed" tone="del" items={e.removed.map((x) => ({ text: edgeText(x) }))} />
+      <DiffSection title="Edges changed" tone="chg" items={e.changed.map((c) => ({ text: `${edgeText(c.before)} ⇒ ${edgeText(c.after)}` }))} />
+      <DiffSection
+        title="Settings of linked entities"
+        tone="chg"
+        items={(diff.entities ?? []).map((x) => ({
+          text: `${entityKindLabel(x.entity_type)} “${x.name}”${x.change === 'added' ? ' (now used)' : x.change === 'removed' ? ' (no longer used)' : ''}`,
+          tone: x.change === 'added' ? 'add' : x.change === 'removed' ? 'del' : 'chg',
+          fields: x.fields.map((f) => ({ label: entityFieldLabel(f.field), before: formatValue(f.before, nameOf, f.field), after: formatValue(f.after, nameOf, f.field) })),
+        }))}
+      />
+      {diff.settings_changed && <p className="text-amber-700">The flow's settings (its fallback) changed.</p>}
     </div>
   );
 }
 
-function DiffSection({ title, items, tone }: { title: string; items: string[]; tone: 'add' | 'del' | 'chg' }) {
+type Tone = 'add' | 'del' | 'chg';
+interface DiffItem {
+  text: string;
+  tone?: Tone;
+  fields?: { label: string; before: string; after: string }[];
+}
+
+function DiffSection({ title, items, tone }: { title: string; items: DiffItem[]; tone: Tone }) {
   if (items.length === 0) return null;
-  const color = { add: 'text-emerald-700', del: 'text-red-700', chg: 'text-amber-700' }[tone];
-  const sign = { add: '+', del: '−', chg: '~' }[tone];
+  const color = { add: 'text-emerald-700', del: 'text-red-700', chg: 'text-amber-700' };
+  const sign = { add: '+', del: '−', chg: '~' };
   return (
     <section>
       <h3 className="mb-1 font-medium">{title}</h3>
-      <ul className={`space-y-0.5 font-mono text-xs ${color}`}>
+      <ul className="space-y-0.5 text-xs" aria-label={title}>
         {items.map((x, i) => (
-          <li key={i}>
-            {sign} {x}
+          <li key={i} className={color[x.tone ?? tone]}>
+            {sign[x.tone ?? tone]} {x.text}
+            {x.fields && x.fields.length > 0 && (
+              <ul className="ml-4 text-slate-700">
+                {x.fields.map((f) => (
+                  <li key={f.label} data-testid="diff-field">
+                    {f.label}: <del className="text-red-700">{f.before}</del> → <ins className="text-emerald-700 no-underline">{f.after}</ins>
+                  </li>
+                ))}
+              </ul>
+            )}
           </li>
         ))}
       </ul>
@@ -202,7 +262,11 @@ export function defaultSimulation(): SimulationForm {
   };
 }
 
-export function TestCallPanel({ flowId, onBeforeRun }: { flowId: Id; onBeforeRun: () => Promise<void> }) {
+/**
+ * `onBeforeShow` puts the graph the run used on the canvas (0: the draft, else that published
+ * version's graph: a run of the live version is drawn over the live graph) before its path.
+ */
+export function TestCallPanel({ flowId, onBeforeRun, onBeforeShow }: { flowId: Id; onBeforeRun: () => Promise<void>; onBeforeShow?: (version: number) => Promise<void> }) {
   const nodes = useEditor((s) => s.nodes);
   const showPath = useEditor((s) => s.showPath);
   const path = useEditor((s) => s.path);
@@ -222,11 +286,13 @@ export function TestCallPanel({ flowId, onBeforeRun }: { flowId: Id; onBeforeRun
         .split(/[\s,]+/)
         .filter(Boolean)
         .map((d) => ({ digits: d, after_ms: 1000 }));
-      return api.flows.simulate(flowId, { ...req, digits });
+      const r = await api.flows.simulate(flowId, { ...req, digits });
+      await onBeforeShow?.(r.flow_version);
+      return r;
     },
     onSuccess: (r) => {
       setResult(r);
-      showPath('Test call', r.steps);
+      showPath(r.flow_version > 0 ? `Test call (version ${r.flow_version})` : 'Test call', r.steps);
     },
   });
 
