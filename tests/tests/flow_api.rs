@@ -319,7 +319,7 @@ async fn publish_simulate_publish_again_and_roll_back() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn entity_edits_reach_the_next_call_without_republishing() -> anyhow::Result<()> {
+async fn entity_edits_wait_for_a_publish_and_extensions_stay_live() -> anyhow::Result<()> {
     let server = Server::start().await?;
     let c = server.admin().await?;
     let h = hours_entities(&c).await?;
@@ -328,7 +328,8 @@ async fn entity_edits_reach_the_next_call_without_republishing() -> anyhow::Resu
     let sunday = closed_call(json!("live"));
     assert_eq!(path(&simulate(&c, flow, sunday.clone()).await?)[1].1, "default");
 
-    // Open on Sundays too: the live version routes the next call by the new rule.
+    // Open on Sundays too: flow configuration, so the live version keeps what was published
+    // and the draft shows the change until it is published.
     let r = c
         .put(
             &format!("/time-switches/{}", h.switch),
@@ -337,10 +338,14 @@ async fn entity_edits_reach_the_next_call_without_republishing() -> anyhow::Resu
         .await?;
     assert_eq!(r.status, 200, "{}", r.text);
     let sim = simulate(&c, flow, sunday.clone()).await?;
+    assert_eq!(path(&sim)[1].1, "default", "the published rules still route the live call");
+    assert_eq!(sim["flow_version"], 1);
+    assert_eq!(c.post(&format!("/flows/{flow}/publish"), &json!({})).await?.status, 200);
+    let sim = simulate(&c, flow, sunday.clone()).await?;
     assert_eq!(path(&sim), p(&[("in", "next"), ("ts", "Open"), ("ext", "answered")]));
-    assert_eq!(sim["flow_version"], 1, "no republishing");
+    assert_eq!(sim["flow_version"], 2);
 
-    // Do-not-disturb on the extension: it is busy for the next call.
+    // Do-not-disturb on the extension: people are not flow configuration, busy at once.
     assert_eq!(c.put(&format!("/extensions/{}", h.ext), &json!({"dnd": true})).await?.status, 200);
     assert_eq!(path(&simulate(&c, flow, sunday.clone()).await?)[2], ("ext".to_string(), "busy".to_string()));
 
