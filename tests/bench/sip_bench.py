@@ -230,14 +230,14 @@ class FlowPBX(Server):
 class Kamailio(Server):
     name = "Kamailio"
 
-    def __init__(self, workdir, users, children_n):
+    def __init__(self, workdir, users, children_n, trunk_ip="127.0.0.2", did="+15550000001"):
         self.dir = Path(tempfile.mkdtemp(prefix="kamailio-", dir=workdir))
         self.port = free_port()
         mpath = next((p for p in ["/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules",
                                   "/usr/lib64/kamailio/modules"] if Path(p).is_dir()), "/usr/lib/x86_64-linux-gnu/kamailio/modules")
         cfg = (ROOT / "tests" / "bench" / "sip_kamailio.cfg").read_text()
         for k, v in {"@PORT@": self.port, "@CHILDREN@": children_n, "@MPATH@": mpath, "@FIRST_USER@": FIRST_USER,
-                     "@USERS@": users}.items():
+                     "@USERS@": users, "@TRUNK_IP@": trunk_ip, "@DID@": did, "@CALLEE@": FIRST_USER + 1}.items():
             cfg = cfg.replace(k, str(v))
         (self.dir / "kamailio.cfg").write_text(cfg)
         self.proc = subprocess.Popen(
