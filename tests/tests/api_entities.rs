@@ -170,8 +170,15 @@ async fn validation_errors_name_their_fields() -> anyhow::Result<()> {
     check(c.post("/trunks", &json!({"name": "T", "type": "register"})).await?, 422, "host");
     check(c.post("/trunks", &json!({"name": "T", "type": "ip", "remote_hosts": ["300.1.1.1"]})).await?, 422, "remote_hosts[0]");
     check(c.post("/ivr-menus", &json!({"name": "I", "options": {"x": "a"}})).await?, 422, "options.x");
+    // an unfinished node saves (drafts always save): a linked entity that does not exist is
+    // the validator's to report, at Validate and Publish; a broken shape is still refused
+    let unfinished = c.post("/flows", &json!({"name": "Draft", "flow_data": {"nodes": [{"id": "n1", "type": "extension", "data": {"entity_type": "extension", "entity_id": 4242, "config": {"timeout": -5}}}], "edges": []}})).await?;
+    assert_eq!(unfinished.status, 201, "{}", unfinished.text);
+    let draft_id = unfinished.data()["id"].as_i64().unwrap();
+    let del = c.delete(&format!("/flows/{draft_id}")).await?;
+    assert_eq!(del.status, 200, "{}", del.text);
     check(
-        c.post("/flows", &json!({"name": "F", "flow_data": {"nodes": [{"id": "n1", "type": "extension", "data": {"entity_type": "extension", "entity_id": 4242}}], "edges": []}})).await?,
+        c.post("/flows", &json!({"name": "F", "flow_data": {"nodes": [{"id": "n1", "type": "x", "data": {"entity_id": "seven"}}], "edges": []}})).await?,
         422,
         "flow_data.nodes[0].data.entity_id",
     );
