@@ -42,6 +42,7 @@ speak no-answer "There is no answer."
 speak busy "The number you are calling is busy."
 speak transfer "Please hold while your call is transferred."
 speak enter-pin "Please enter your PIN, followed by the pound key."
+speak follow-me-accept "You have a call. Press one to accept it."
 for d in 0 1 2 3 4 5 6 7 8 9; do
   words=(zero one two three four five six seven eight nine)
   speak "digit-$d" "${words[$d]}"

@@ -1,16 +1,23 @@
 //! Relay benchmark: N concurrent G.711 calls (50 packets/s each way) from a load generator on
-//! loopback through FlowPBX's media engine (in a child process), then through rtpengine
-//! (Debian `rtpengine`, userspace forwarding, driven over its ng control protocol), printing
-//! for each the relay's CPU per forwarded packet (from /proc utime+stime), loss, added
-//! latency, and RSS per relayed call.
+//! loopback through FlowPBX's media engine (in a child process), plain RTP on both legs and
+//! then an SRTP leg A (keys by SDES: the generator offers, the relay answers) bridged to a
+//! plain leg B, then through rtpengine (Debian `rtpengine`, userspace forwarding, driven over
+//! its ng control protocol), printing for each the relay's CPU per forwarded packet (from
+//! /proc utime+stime), loss, added latency, and RSS per relayed call. In the SRTP run the
+//! generator encrypts what it sends leg A and authenticates and decrypts what leg A sends it
+//! (a packet that fails counts as lost); half the relayed packets are decrypted by FlowPBX,
+//! half encrypted, so the difference of the two FlowPBX rows is SRTP's cost per packet.
 //!
-//! Run: `cargo bench -p media --bench media_relay -- [--calls 1000] [--secs 20] [--only flowpbx|rtpengine] [--workers N]`
-//! (the relay runs the engine's default worker count, min(2, CPUs), as rtpengine runs 2 threads)
+//! Run: `cargo bench -p media --bench media_relay -- [--calls 1000] [--secs 20]
+//! [--only flowpbx,srtp,rtpengine] [--suite AES_CM_128_HMAC_SHA1_80] [--repeat 1] [--workers N]`
+//! (the relay runs the engine's default worker count, min(2, CPUs), as rtpengine runs 2 threads;
+//! `--repeat N` runs the FlowPBX rows N times, alternating, and prints their medians)
 //! (tests/bench/media_relay.sh wraps it). Not part of the test suite.
 
 #[path = "media_common.rs"]
 mod common;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +28,9 @@ use std::os::fd::AsRawFd;
 
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::socket::{recvmmsg, sendmmsg, setsockopt, sockopt, MsgFlags, MultiHeaders, SockaddrStorage};
+
+use media::sdes;
+use media::srtp::{SrtpContext, SrtpSuite, MAX_OVERHEAD};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -34,33 +44,109 @@ fn main() {
     }
     let calls: usize = arg("--calls", "1000").parse().expect("--calls N");
     let secs: u64 = arg("--secs", "20").parse().expect("--secs S");
-    let only = arg("--only", "both");
+    let only = arg("--only", "flowpbx,srtp,rtpengine");
+    let only: Vec<&str> = only.split(',').map(str::trim).collect();
+    let repeat: usize = arg("--repeat", "1").parse().expect("--repeat N");
+    let suite = SrtpSuite::from_name(&arg("--suite", "AES_CM_128_HMAC_SHA1_80")).expect("--suite: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32 or AEAD_AES_128_GCM");
     println!("media relay benchmark: {calls} calls, G.711 20 ms (50 pps each way = {} pps offered), {secs} s measured", calls * 100);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("machine: {} CPUs, load average {}", std::thread::available_parallelism().map_or(0, |n| n.get()), load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
-    let mut rows = Vec::new();
-    if only == "both" || only == "flowpbx" {
-        rows.push(run_flowpbx(calls, secs));
+    let mut runs: Vec<Vec<Row>> = Vec::new();
+    for round in 0..repeat.max(1) {
+        if repeat > 1 {
+            println!("-- round {} of {repeat}", round + 1);
+        }
+        let mut rows = Vec::new();
+        if only.contains(&"flowpbx") {
+            rows.push(run_flowpbx(calls, secs, None));
+        }
+        if only.contains(&"srtp") {
+            rows.push(run_flowpbx(calls, secs, Some(suite)));
+        }
+        runs.push(rows);
     }
-    if only == "both" || only == "rtpengine" {
+    // medians of each FlowPBX row over the rounds
+    let mut rows: Vec<Row> = (0..runs[0].len()).map(|i| Row::median(runs.iter().map(|r| &r[i]).collect())).collect();
+    if only.contains(&"rtpengine") {
         match run_rtpengine(calls, secs) {
             Ok(r) => rows.push(r),
             Err(e) => println!("rtpengine: not run: {e}"),
         }
     }
     println!();
-    println!("{:<22} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}", "relay", "CPU/packet", "CPU %", "loss %", "lat mean", "lat p99", "lat max", "RSS/call");
+    if repeat > 1 {
+        println!("FlowPBX rows: medians of {repeat} runs");
+    }
+    println!("{:<42} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}", "relay", "CPU/packet", "user/packet", "CPU %", "loss %", "lat mean", "lat p99", "lat max", "RSS/call");
     for r in &rows {
         println!(
-            "{:<22} {:>9.2} µs {:>9.1}% {:>9.4}% {:>7.0} µs {:>7.0} µs {:>7.0} µs {:>8.1} KiB",
-            r.name, r.cpu_per_packet_us, r.cpu_percent, r.loss_percent, r.lat_mean_us, r.lat_p99_us, r.lat_max_us, r.rss_per_call_kib
+            "{:<42} {:>9.2} µs {:>9.2} µs {:>9.1}% {:>9.4}% {:>7.0} µs {:>7.0} µs {:>7.0} µs {:>8.1} KiB",
+            r.name, r.cpu_per_packet_us, r.user_per_packet_us, r.cpu_percent, r.loss_percent, r.lat_mean_us, r.lat_p99_us, r.lat_max_us, r.rss_per_call_kib
         );
+    }
+    let plain = rows.iter().find(|r| r.name == "FlowPBX media RTP<->RTP");
+    let srtp = rows.iter().find(|r| r.name.starts_with("FlowPBX media SRTP"));
+    if let (Some(p), Some(s)) = (plain, srtp) {
+        println!();
+        println!(
+            "SRTP ({suite}) adds {:.2} µs of relay CPU per packet ({:.2} µs SRTP<->RTP vs {:.2} µs RTP<->RTP; user space alone {:.2} µs; goal: at most 2 µs)",
+            s.cpu_per_packet_us - p.cpu_per_packet_us,
+            s.cpu_per_packet_us,
+            p.cpu_per_packet_us,
+            s.user_per_packet_us - p.user_per_packet_us
+        );
+    }
+    if only.contains(&"srtp") {
+        crypto_per_packet();
     }
 }
 
+/// The SRTP transform alone, in this process on one core, per 172-byte G.711 packet: what
+/// a relayed packet costs on top of plain relay (half the packets of an SRTP<->RTP call are
+/// decrypted, half encrypted), without the sockets' noise.
+fn crypto_per_packet() {
+    println!();
+    println!("SRTP transform alone, per 172-byte RTP packet (median of 5 runs of 200000):");
+    for suite in SrtpSuite::ALL {
+        let key = media::srtp::SrtpKey::generate(suite).expect("key");
+        let (mut tx, mut rx) = (SrtpContext::new(&key), SrtpContext::new(&key));
+        let n = 200_000u32;
+        let mut protect_ns = Vec::new();
+        let mut unprotect_ns = Vec::new();
+        let mut packets: Vec<PktBuf> = vec![[0u8; PKT + MAX_OVERHEAD]; n as usize];
+        let mut seq = 0u16;
+        for _ in 0..5 {
+            for p in packets.iter_mut() {
+                let h = media::rtp::RtpHeader { marker: false, payload_type: 0, sequence: seq, timestamp: u32::from(seq) * 160, ssrc: 1 };
+                seq = seq.wrapping_add(1);
+                h.write(p);
+                p[12..PKT].fill(0x55);
+            }
+            let t = Instant::now();
+            let mut len = 0;
+            for p in packets.iter_mut() {
+                len = tx.protect_rtp(p, PKT).expect("protect");
+            }
+            protect_ns.push(t.elapsed().as_nanos() as f64 / f64::from(n));
+            let t = Instant::now();
+            for p in packets.iter_mut() {
+                std::hint::black_box(rx.unprotect_rtp(&mut p[..len]).expect("unprotect"));
+            }
+            unprotect_ns.push(t.elapsed().as_nanos() as f64 / f64::from(n));
+        }
+        protect_ns.sort_by(f64::total_cmp);
+        unprotect_ns.sort_by(f64::total_cmp);
+        let (p, u) = (protect_ns[2], unprotect_ns[2]);
+        println!("  {:<26} protect {p:>6.0} ns, unprotect {u:>6.0} ns, mean per relayed packet {:>6.0} ns", suite.name(), (p + u) / 2.0);
+    }
+}
+
+#[derive(Clone)]
 struct Row {
     name: String,
     cpu_per_packet_us: f64,
+    /// The user-space part (SRTP's work is there; the kernel part is the sockets).
+    user_per_packet_us: f64,
     cpu_percent: f64,
     loss_percent: f64,
     lat_mean_us: f64,
@@ -69,9 +155,34 @@ struct Row {
     rss_per_call_kib: f64,
 }
 
-/// The child process: a media engine with one relay worker; calls are set up from stdin.
+impl Row {
+    /// Each figure's median over runs of the same configuration.
+    fn median(rows: Vec<&Row>) -> Row {
+        let m = |f: fn(&Row) -> f64| {
+            let mut v: Vec<f64> = rows.iter().map(|r| f(r)).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        Row {
+            name: rows[0].name.clone(),
+            cpu_per_packet_us: m(|r| r.cpu_per_packet_us),
+            user_per_packet_us: m(|r| r.user_per_packet_us),
+            cpu_percent: m(|r| r.cpu_percent),
+            loss_percent: m(|r| r.loss_percent),
+            lat_mean_us: m(|r| r.lat_mean_us),
+            lat_p99_us: m(|r| r.lat_p99_us),
+            lat_max_us: m(|r| r.lat_max_us),
+            rss_per_call_kib: m(|r| r.rss_per_call_kib),
+        }
+    }
+}
+
+/// The child process: a media engine; calls are set up from stdin. With `--srtp SUITE`
+/// each line carries the generator's SDES offer for leg A after the two addresses, and the
+/// answer goes back after the relay's two addresses.
 fn serve() {
     let calls: usize = arg("--calls", "1000").parse().expect("--calls");
+    let srtp = SrtpSuite::from_name(&arg("--srtp", ""));
     let default_workers = media::EngineConfig::default().workers.to_string();
     let workers: usize = arg("--workers", &default_workers).parse().expect("--workers");
     let cfg = media::EngineConfig { bind_ip: "127.0.0.1".parse().expect("ip"), port_min: 20000, port_max: 29999, workers, ..Default::default() };
@@ -89,10 +200,17 @@ fn serve() {
         let a: SocketAddr = it.next().expect("a").parse().expect("addr");
         let b: SocketAddr = it.next().expect("b").parse().expect("addr");
         let s = engine.create_session("bench").expect("session");
+        let mut answer = String::new();
+        if let Some(suite) = srtp {
+            let offer = it.collect::<Vec<_>>().join(" ");
+            let a = sdes::answer([offer.as_str()], &[suite]).expect("SDES answer");
+            answer = format!(" {}", a.attribute);
+            s.set_srtp(media::LegId::A, Some(a.keys));
+        }
         s.set_remote(media::LegId::A, media::RemoteMedia::new(Some(a), codecs.clone()));
         s.set_remote(media::LegId::B, media::RemoteMedia::new(Some(b), codecs.clone()));
         s.bridge();
-        writeln!(out, "{} {}", s.local_rtp(media::LegId::A), s.local_rtp(media::LegId::B)).expect("stdout");
+        writeln!(out, "{} {}{answer}", s.local_rtp(media::LegId::A), s.local_rtp(media::LegId::B)).expect("stdout");
         sessions.push(s);
     }
     writeln!(out, "rss_before {rss_before}").expect("stdout");
@@ -112,6 +230,16 @@ struct Setup {
     /// Per call: where the caller sends, where the callee sends.
     targets: Vec<(SocketAddr, SocketAddr)>,
     rss_before_kib: u64,
+    /// The callers' SRTP contexts when leg A is SRTP.
+    srtp: Option<SrtpPeers>,
+}
+
+/// The generator's side of SRTP leg A of every call: what it encrypts with, what it
+/// decrypts with, and which call a relay port belongs to.
+struct SrtpPeers {
+    tx: Vec<SrtpContext>,
+    rx: Vec<SrtpContext>,
+    by_port: HashMap<u16, usize>,
 }
 
 /// The generator's two sockets: every caller leg talks from the first, every callee leg from
@@ -139,29 +267,58 @@ fn peers() -> Peers {
     Peers { caller: make(), callee: make() }
 }
 
-fn run_flowpbx(calls: usize, secs: u64) -> Row {
+fn run_flowpbx(calls: usize, secs: u64, srtp: Option<SrtpSuite>) -> Row {
     let peers = peers();
     let exe = std::env::current_exe().expect("exe");
-    let mut child = Command::new(exe).args(["--serve", "--calls", &calls.to_string(), "--workers", &arg("--workers", &media::EngineConfig::default().workers.to_string())]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn relay");
+    let suite_arg = srtp.map_or(String::new(), |s| s.name().to_string());
+    let mut child = Command::new(exe)
+        .args(["--serve", "--calls", &calls.to_string(), "--workers", &arg("--workers", &media::EngineConfig::default().workers.to_string()), "--srtp", &suite_arg])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn relay");
     let pid = child.id();
     let mut stdin = child.stdin.take().expect("stdin");
+    let mut offers = Vec::with_capacity(calls);
     for _ in 0..calls {
-        writeln!(stdin, "{} {}", peers.caller.local_addr().expect("addr"), peers.callee.local_addr().expect("addr")).expect("write");
+        let offer = match srtp {
+            Some(suite) => {
+                let o = sdes::offer(&[suite]).expect("SDES offer");
+                let text = format!(" {}", o[0]);
+                offers.push(o);
+                text
+            }
+            None => String::new(),
+        };
+        writeln!(stdin, "{} {}{offer}", peers.caller.local_addr().expect("addr"), peers.callee.local_addr().expect("addr")).expect("write");
     }
     stdin.flush().expect("flush");
     let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
     let mut targets = Vec::with_capacity(calls);
+    let mut contexts = SrtpPeers { tx: Vec::new(), rx: Vec::new(), by_port: HashMap::new() };
     let mut line = String::new();
-    for _ in 0..calls {
+    for i in 0..calls {
         line.clear();
         reader.read_line(&mut line).expect("read");
         let mut it = line.split_whitespace();
-        targets.push((it.next().expect("a").parse().expect("addr"), it.next().expect("b").parse().expect("addr")));
+        let (a, b): (SocketAddr, SocketAddr) = (it.next().expect("a").parse().expect("addr"), it.next().expect("b").parse().expect("addr"));
+        if srtp.is_some() {
+            let answer = it.collect::<Vec<_>>().join(" ");
+            let keys = sdes::accept_answer(offers.get(i).expect("offered"), &answer).expect("SDES answer");
+            contexts.tx.push(SrtpContext::new(&keys.outbound));
+            contexts.rx.push(SrtpContext::new(&keys.inbound));
+            contexts.by_port.insert(a.port(), i);
+        }
+        targets.push((a, b));
     }
     line.clear();
     reader.read_line(&mut line).expect("read");
     let rss_before_kib = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let row = load(Setup { name: "FlowPBX media".into(), pid, targets, rss_before_kib }, &peers, secs);
+    let name = match srtp {
+        Some(suite) => format!("FlowPBX media SRTP<->RTP ({})", short_suite(suite)),
+        None => "FlowPBX media RTP<->RTP".to_string(),
+    };
+    let row = load(Setup { name, pid, targets, rss_before_kib, srtp: srtp.map(|_| contexts) }, &peers, secs);
     let _ = writeln!(stdin, "quit");
     let _ = child.wait();
     row
@@ -322,22 +479,32 @@ fn run_rtpengine(calls: usize, secs: u64) -> Result<Row, String> {
     }
     let _ = B::Int(0);
     let _ = B::List(Vec::new());
-    Ok(load(Setup { name: "rtpengine (userspace)".into(), pid, targets, rss_before_kib }, &peers, secs))
+    Ok(load(Setup { name: "rtpengine (userspace) RTP<->RTP".into(), pid, targets, rss_before_kib, srtp: None }, &peers, secs))
+}
+
+fn short_suite(s: SrtpSuite) -> &'static str {
+    match s {
+        SrtpSuite::AesCm128HmacSha1_80 => "AES-CM/SHA1-80",
+        SrtpSuite::AesCm128HmacSha1_32 => "AES-CM/SHA1-32",
+        SrtpSuite::AeadAes128Gcm => "AES-GCM",
+    }
 }
 
 // ---- the load generator ----
 
 const PAYLOAD: usize = 160;
 const PKT: usize = 12 + PAYLOAD;
+/// A generator packet's buffer: the plain packet and room for SRTP's tag.
+type PktBuf = [u8; PKT + MAX_OVERHEAD];
 const RX_BATCH: usize = 64;
 
 /// Sends `pkts` (datagram, destination) from `sock` with as few sendmmsg calls as possible;
 /// returns how many went out.
-fn send_batch(sock: &UdpSocket, headers: &mut MultiHeaders<SockaddrStorage>, pkts: &[([u8; PKT], SocketAddr)]) -> u64 {
+fn send_batch(sock: &UdpSocket, headers: &mut MultiHeaders<SockaddrStorage>, pkts: &[(PktBuf, usize, SocketAddr)]) -> u64 {
     let mut sent = 0u64;
     for chunk in pkts.chunks(RX_BATCH) {
-        let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
-        let addrs: Vec<Option<SockaddrStorage>> = chunk.iter().map(|(_, a)| Some(SockaddrStorage::from(*a))).collect();
+        let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(b, n, _)| [IoSlice::new(&b[..*n])]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = chunk.iter().map(|(_, _, a)| Some(SockaddrStorage::from(*a))).collect();
         if let Ok(r) = sendmmsg(sock.as_raw_fd(), headers, slices.iter(), &addrs, [], MsgFlags::empty()) {
             sent += r.count() as u64;
         }
@@ -345,17 +512,18 @@ fn send_batch(sock: &UdpSocket, headers: &mut MultiHeaders<SockaddrStorage>, pkt
     sent
 }
 
-/// Receives everything queued on `sock`, calling `each(datagram)`.
-fn recv_all(sock: &UdpSocket, headers: &mut MultiHeaders<SockaddrStorage>, bufs: &mut [[u8; 256]], mut each: impl FnMut(&[u8])) {
+/// Receives everything queued on `sock`, calling `each(datagram, source port)`.
+fn recv_all(sock: &UdpSocket, headers: &mut MultiHeaders<SockaddrStorage>, bufs: &mut [[u8; 256]], mut each: impl FnMut(&mut [u8], u16)) {
     loop {
-        let mut lens = [0usize; RX_BATCH];
+        let mut lens = [(0usize, 0u16); RX_BATCH];
         let n = {
             let mut slices: Vec<[IoSliceMut<'_>; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(&mut b[..])]).collect();
             match recvmmsg(sock.as_raw_fd(), headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None) {
                 Ok(r) => {
                     let mut n = 0;
                     for (i, m) in r.enumerate() {
-                        lens[i] = m.bytes;
+                        let port = m.address.and_then(|a: SockaddrStorage| a.as_sockaddr_in().map(|v4| v4.port())).unwrap_or(0);
+                        lens[i] = (m.bytes, port);
                         n = i + 1;
                     }
                     n
@@ -364,7 +532,8 @@ fn recv_all(sock: &UdpSocket, headers: &mut MultiHeaders<SockaddrStorage>, bufs:
             }
         };
         for i in 0..n {
-            each(&bufs[i][..lens[i].min(256)]);
+            let (len, port) = lens[i];
+            each(&mut bufs[i][..len.min(256)], port);
         }
         if n < RX_BATCH {
             return;
@@ -372,8 +541,9 @@ fn recv_all(sock: &UdpSocket, headers: &mut MultiHeaders<SockaddrStorage>, bufs:
     }
 }
 
-fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
+fn load(mut setup: Setup, peers: &Peers, secs: u64) -> Row {
     let calls = setup.targets.len();
+    let mut srtp_failures = 0u64;
     let mut poll = Poll::new().expect("poll");
     let caller_fd = peers.caller.as_raw_fd();
     let callee_fd = peers.callee.as_raw_fd();
@@ -396,8 +566,8 @@ fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
     let mut t_measure = base;
     let mut seq = 0u16;
     let mut next_ms = 0u64;
-    let mut to_relay_a: Vec<([u8; PKT], SocketAddr)> = Vec::with_capacity(calls / 20 + 1);
-    let mut to_relay_b: Vec<([u8; PKT], SocketAddr)> = Vec::with_capacity(calls / 20 + 1);
+    let mut to_relay_a: Vec<(PktBuf, usize, SocketAddr)> = Vec::with_capacity(calls / 20 + 1);
+    let mut to_relay_b: Vec<(PktBuf, usize, SocketAddr)> = Vec::with_capacity(calls / 20 + 1);
     // calls are spread over the 20 ms period: each millisecond sends for calls i ≡ ms (mod 20)
     loop {
         let now = Instant::now();
@@ -427,14 +597,18 @@ fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
             to_relay_b.clear();
             for i in (slot..calls).step_by(20) {
                 for dir in 0..2 {
-                    let mut pkt = [0u8; PKT];
+                    let mut pkt: PktBuf = [0u8; PKT + MAX_OVERHEAD];
                     let h = media::rtp::RtpHeader { marker: false, payload_type: 0, sequence: seq, timestamp: ts, ssrc: (i * 2 + dir) as u32 };
                     h.write(&mut pkt);
                     pkt[12..20].copy_from_slice(&stamp.to_le_bytes());
                     if dir == 0 {
-                        to_relay_a.push((pkt, setup.targets[i].0));
+                        let len = match setup.srtp.as_mut() {
+                            Some(c) => c.tx[i].protect_rtp(&mut pkt, PKT).expect("protect"),
+                            None => PKT,
+                        };
+                        to_relay_a.push((pkt, len, setup.targets[i].0));
                     } else {
-                        to_relay_b.push((pkt, setup.targets[i].1));
+                        to_relay_b.push((pkt, PKT, setup.targets[i].1));
                     }
                 }
             }
@@ -445,8 +619,19 @@ fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
         let until_next = Duration::from_millis(next_ms).saturating_sub(Instant::now() - base);
         let _ = poll.poll(&mut events, Some(until_next));
         let now_ns = (Instant::now() - base).as_nanos() as u64;
-        for sock in [&peers.caller, &peers.callee] {
-            recv_all(sock, &mut rx_headers, &mut rx_bufs, |d| {
+        for (k, sock) in [&peers.caller, &peers.callee].into_iter().enumerate() {
+            recv_all(sock, &mut rx_headers, &mut rx_bufs, |d, port| {
+                // the caller's side of an SRTP call: authenticate and decrypt
+                let d: &[u8] = match setup.srtp.as_mut().filter(|_| k == 0) {
+                    Some(c) => match c.by_port.get(&port).map(|&i| c.rx[i].unprotect_rtp(d)) {
+                        Some(Ok(n)) => &d[..n],
+                        _ => {
+                            srtp_failures += 1;
+                            return;
+                        }
+                    },
+                    None => d,
+                };
                 if d.len() >= 20 {
                     let stamp = u64::from_le_bytes(d[12..20].try_into().unwrap_or([0; 8]));
                     let lat = now_ns.saturating_sub(stamp) / 1000;
@@ -463,9 +648,13 @@ fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
     let drain_until = Instant::now() + Duration::from_millis(200);
     while Instant::now() < drain_until {
         let _ = poll.poll(&mut events, Some(Duration::from_millis(20)));
-        for sock in [&peers.caller, &peers.callee] {
-            recv_all(sock, &mut rx_headers, &mut rx_bufs, |d| {
-                if d.len() >= 20 {
+        for (k, sock) in [&peers.caller, &peers.callee].into_iter().enumerate() {
+            recv_all(sock, &mut rx_headers, &mut rx_bufs, |d, port| {
+                let ok = match setup.srtp.as_mut().filter(|_| k == 0) {
+                    Some(c) => c.by_port.get(&port).is_some_and(|&i| c.rx[i].unprotect_rtp(d).is_ok()),
+                    None => true,
+                };
+                if ok && d.len() >= 20 {
                     received += 1;
                 }
             });
@@ -491,6 +680,7 @@ fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
     let row = Row {
         name: setup.name,
         cpu_per_packet_us: cpu * 1e6 / received.max(1) as f64,
+        user_per_packet_us: user * 1e6 / received.max(1) as f64,
         cpu_percent: cpu * 100.0 / wall,
         loss_percent: 100.0 * (sent.saturating_sub(received)) as f64 / sent.max(1) as f64,
         lat_mean_us: lat_sum / measured.max(1) as f64,
@@ -498,6 +688,9 @@ fn load(setup: Setup, peers: &Peers, secs: u64) -> Row {
         lat_max_us: lat_max as f64,
         rss_per_call_kib: rss_after.saturating_sub(setup.rss_before_kib) as f64 / calls as f64,
     };
+    if setup.srtp.is_some() {
+        println!("{}: {srtp_failures} SRTP packets from the relay failed to authenticate", row.name);
+    }
     println!(
         "{}: sent {sent}, forwarded {received}, relay CPU {cpu:.2} s (user {user:.2}, kernel {sys:.2}) over {wall:.1} s, RSS {} -> {rss_after} KiB (generator CPU so far {gen_cpu:.1} s){}",
         row.name,

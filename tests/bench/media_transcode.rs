@@ -82,9 +82,11 @@ fn main() {
             let now = t0 + Duration::from_millis(20 * f as u64);
             for s in sessions.iter_mut() {
                 let mut pa = packet(0, f as u16, (f * 160) as u32, 1, &ulaw[f]);
-                let _ = s.handle_datagram(LegId::A, StreamKind::Rtp, a, &mut pa, now);
+                let pa_len = pa.len();
+                let _ = s.handle_datagram(LegId::A, StreamKind::Rtp, a, &mut pa, pa_len, now);
                 let mut pb = packet(111, f as u16, (f * 960) as u32, 2, &opus_in[f]);
-                let _ = s.handle_datagram(LegId::B, StreamKind::Rtp, b, &mut pb, now);
+                let pb_len = pb.len();
+                let _ = s.handle_datagram(LegId::B, StreamKind::Rtp, b, &mut pb, pb_len, now);
                 while let Some(t) = s.poll_transmit() {
                     out += 1;
                     s.recycle(t.data);
@@ -118,7 +120,8 @@ fn main() {
         p[2..4].copy_from_slice(&(i as u16).to_be_bytes());
         p[4..8].copy_from_slice(&(i * 160).to_be_bytes());
         p[8..12].copy_from_slice(&9u32.to_be_bytes());
-        std::hint::black_box(s.handle_datagram(LegId::A, StreamKind::Rtp, a, &mut p, t0 + Duration::from_micros(u64::from(i) * 20)));
+        let p_len = p.len();
+        std::hint::black_box(s.handle_datagram(LegId::A, StreamKind::Rtp, a, &mut p, p_len, t0 + Duration::from_micros(u64::from(i) * 20)));
     }
     let ns = start.elapsed().as_nanos() as f64 / f64::from(n);
     println!("sans-IO passthrough: {ns:.0} ns per packet (parse, latch, stats, rewrite), sockets excluded");

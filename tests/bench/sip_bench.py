@@ -187,7 +187,7 @@ class FlowPBX(Server):
         self.proc = subprocess.Popen(
             [str(binary), "--data-dir", str(self.dir), "--bind-address", "127.0.0.1", "--http-port", str(self.http),
              "--sip-port", str(self.port), "--sip-log", "off", "--log-level", "warn", "--sip-rate-limit", "0",
-             "--sip-auth-fail-limit", "0", "--rtp-port-min", "40000", "--rtp-port-max", "40999"],
+             "--sip-auth-fail-limit", "0", "--rtp-port-min", "40000", "--rtp-port-max", "40999", "--https-port", "0"],
             stdout=subprocess.DEVNULL, stderr=open(self.dir / "log", "w"))
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         self.csrf = None

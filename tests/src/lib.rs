@@ -100,6 +100,11 @@ impl Ports {
     }
 }
 
+/// A TCP port free on 127.0.0.1 now (for the listeners a test adds: HTTPS, HTTP-01).
+pub fn free_tcp_port() -> anyhow::Result<u16> {
+    free_tcp()
+}
+
 fn free_tcp() -> anyhow::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
@@ -197,6 +202,11 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !self.opts.args.iter().any(|a| a == "--https-port") {
+            // HTTPS's default is 443, which one server alone could bind: a test that wants
+            // HTTPS gives a free port
+            cmd.args(["--https-port", "0"]);
+        }
         if !self.opts.args.iter().any(|a| a == "--cache-dir") {
             // compiled node components shared by every test's server (the cache is written
             // atomically): a start does not recompile every built-in node
@@ -447,6 +457,24 @@ impl Client {
             .build()
             .unwrap_or_default();
         Client { http, base: base_url.trim_end_matches('/').to_owned(), csrf: Arc::new(Mutex::new(None)), bearer: None }
+    }
+
+    /// A client over a reqwest client of the test's own (HTTPS with a test CA's root, names
+    /// resolved to the test's addresses); give it a cookie store to keep a session.
+    pub fn from_http(base_url: &str, http: reqwest::Client) -> Client {
+        Client { http, base: base_url.trim_end_matches('/').to_owned(), csrf: Arc::new(Mutex::new(None)), bearer: None }
+    }
+
+    /// First-boot setup (when needed) and login as the administrator, through this client.
+    pub async fn setup_and_login(&self) -> anyhow::Result<Response> {
+        let r = self.get("/setup").await?;
+        if r.body["data"]["required"] == Value::Bool(true) {
+            let r = self.post("/setup", &serde_json::json!({"username": ADMIN_USER, "password": ADMIN_PASSWORD})).await?;
+            if r.status != 201 {
+                bail!("setup failed: {} {}", r.status, r.text);
+            }
+        }
+        self.login(ADMIN_USER, ADMIN_PASSWORD).await
     }
 
     /// A client that authenticates with an API token instead of a session.

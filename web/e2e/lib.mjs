@@ -169,3 +169,62 @@ export async function browser(viewport = { width: 1280, height: 800 }) {
 
 export const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
 
+
+/**
+ * A tiny SIP peer on 127.0.0.1 for the trunk tests: a UDP socket that answers OPTIONS and
+ * REGISTER with 200 and nothing else. Strict: a datagram must be a request whose request line
+ * is `METHOD sip:… SIP/2.0` with Via, From, To, Call-ID and a CSeq naming the same method;
+ * anything else (INVITE, responses, garbage) gets no answer. The answer copies every Via (in
+ * order), From, To (with a tag added), Call-ID and CSeq; a REGISTER's answer grants its
+ * Contact the Expires asked for. Every request is kept in `requests` ({method, uri, from,
+ * callId, source}); `answered` counts the answers sent.
+ */
+export async function startSipResponder(host = '127.0.0.1') {
+  const { createSocket } = await import('node:dgram');
+  const sock = createSocket('udp4');
+  const peer = { port: 0, requests: [], answered: 0, refused: 0 };
+  const compact = { v: 'via', f: 'from', t: 'to', i: 'call-id', m: 'contact' };
+  sock.on('message', (buf, rinfo) => {
+    const text = buf.toString('utf8');
+    const head = text.split(/\r\n\r\n/)[0];
+    const lines = head.split(/\r\n/);
+    const m = /^([A-Z]+) (sips?:[^ ]+) SIP\/2\.0$/.exec(lines[0] ?? '');
+    if (!m) {
+      peer.refused++;
+      return;
+    }
+    const [, method, uri] = m;
+    const headers = [];
+    for (const l of lines.slice(1)) {
+      const i = l.indexOf(':');
+      if (i <= 0) continue;
+      const name = l.slice(0, i).trim().toLowerCase();
+      headers.push([compact[name] ?? name, l.slice(i + 1).trim()]);
+    }
+    const all = (n) => headers.filter(([k]) => k === n).map(([, v]) => v);
+    const one = (n) => all(n)[0];
+    const [via, from, to, callId, cseq] = [all('via'), one('from'), one('to'), one('call-id'), one('cseq')];
+    const cseqOk = cseq && new RegExp(`^\\d+\\s+${method}$`).test(cseq);
+    if (!['OPTIONS', 'REGISTER'].includes(method) || via.length === 0 || !from || !to || !callId || !cseqOk) {
+      peer.refused++;
+      return;
+    }
+    peer.requests.push({ method, uri, from, callId, source: `${rinfo.address}:${rinfo.port}` });
+    const out = ['SIP/2.0 200 OK', ...via.map((v) => `Via: ${v}`), `From: ${from}`, `To: ${/;\s*tag=/i.test(to) ? to : `${to};tag=e2e${peer.answered}`}`, `Call-ID: ${callId}`, `CSeq: ${cseq}`];
+    if (method === 'REGISTER') {
+      const expires = Number(one('expires') ?? 300) || 300;
+      for (const c of all('contact')) out.push(`Contact: ${/;\s*expires=/i.test(c) ? c : `${c};expires=${expires}`}`);
+      out.push(`Expires: ${expires}`);
+    }
+    out.push('Server: flowpbx-e2e-responder', 'Content-Length: 0', '', '');
+    sock.send(out.join('\r\n'), rinfo.port, rinfo.address, () => undefined);
+    peer.answered++;
+  });
+  await new Promise((res, rej) => {
+    sock.once('error', rej);
+    sock.bind(0, host, res);
+  });
+  peer.port = sock.address().port;
+  cleanups.push(() => sock.close());
+  return peer;
+}

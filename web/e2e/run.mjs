@@ -6,7 +6,13 @@
 // drawn), validation problems outlined and focused, published, a simulated test call whose
 // highlighted path is the one the simulator returned, step by step, a diff and a rollback; then
 // a real call (SIPp, Debian's sip-tester, from an IP trunk on 127.0.0.2) through the live flow
-// and "Show path" on its CDR row. Screenshots of the editor go to tests/artifacts/web/.
+// and "Show path" on its CDR row. Then the outside world: a registration trunk to a strict
+// UDP SIP responder this test runs on 127.0.0.1 (lib.mjs startSipResponder: OPTIONS and
+// REGISTER only) turns registered on the Trunks page without a reload, its Test shows both
+// answers with their round trips, the dashboard shows it registered; an outbound route with a
+// bad pattern gets the server's error on that pattern, good ones save, and the order changes
+// by the arrows and by dragging. Screenshots go to tests/artifacts/web/ (the editor,
+// trunks-live-status, trunks-test-result, outbound-routes, outbound-routes-field-error).
 //
 //   node e2e/run.mjs                 start target/debug/flowpbx (or $FLOWPBX_BIN) on a fresh
 //                                    data dir and free ports, then run the scenario
@@ -20,7 +26,7 @@
 // Prints "N passed, N failed" and exits non-zero on a failure.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifacts, browser, runCleanups, serveDist, shot, sipPorts, sippCall, startBinary } from './lib.mjs';
+import { artifacts, browser, runCleanups, serveDist, shot, sipPorts, sippCall, startBinary, startSipResponder } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name) => {
@@ -476,6 +482,124 @@ async function scenario(url, sipPort) {
     expect((await fetch(`${url}/api/v1/extensions`, { headers: { Cookie: cookie } })).status === 401, 'the other session ended');
     expect((await fetch(`${url}/api/v1/extensions`, { headers: bearer })).status === 200, 'tokens live on unless asked');
     await shot(page, 'settings-account');
+  });
+
+  // a carrier of our own on loopback: a strict UDP responder that answers OPTIONS and REGISTER
+  const carrier = await startSipResponder('127.0.0.1');
+  let trunkId;
+
+  await step('a registration trunk to a carrier on 127.0.0.1 turns registered live, without a reload', async () => {
+    await page.goto(`${url}/trunks`);
+    await page.getByRole('button', { name: 'New trunk…' }).click();
+    const d = page.getByRole('dialog');
+    await d.getByLabel('Name', { exact: true }).fill('Loopback registrar');
+    await d.getByLabel('Registrar host').fill('127.0.0.1');
+    await d.getByLabel('Port', { exact: true }).fill(String(carrier.port));
+    await d.getByLabel('Username', { exact: true }).fill('e2e-acct');
+    await d.getByLabel('Password', { exact: true }).fill('trunk-secret-2');
+    await d.getByLabel('Keep-alive every (s)').fill('5');
+    await d.getByLabel('Country code').fill('61');
+    await d.getByLabel('National prefix', { exact: true }).fill('0');
+    await d.getByRole('list', { name: 'E.164 examples' }).getByText('+61212345678').waitFor();
+    await d.getByRole('button', { name: 'Create trunk' }).click();
+    await d.waitFor({ state: 'detached' });
+    const trunks = (await (await page.request.get(`${url}/api/v1/trunks?limit=100`)).json()).data;
+    const t = trunks.find((x) => x.name === 'Loopback registrar');
+    expect(t && t.options_interval === 5 && t.country_code === '61', `the trunk as saved: ${JSON.stringify(t)}`);
+    trunkId = t.id;
+    // a mark on the page: it is still there after the status changes, so nothing reloaded
+    await page.evaluate(() => (window.__noReload = true));
+    const badge = page.getByTestId(`trunk-status-${trunkId}`);
+    await badge.waitFor();
+    const before = await badge.getAttribute('data-status');
+    const t0 = Date.now();
+    await page.locator(`[data-testid="trunk-status-${trunkId}"][data-status="registered"]`).waitFor({ timeout: 30_000 });
+    console.log(`     ${before} → registered on the page after ${Date.now() - t0} ms`);
+    expect(await page.evaluate(() => window.__noReload === true), 'the page reloaded');
+    await page.locator(`[data-testid="trunk-status-${trunkId}"]`).getByText(/keep-alive: up, \d+ ms/).waitFor({ timeout: 20_000 });
+    // what the carrier saw: a REGISTER for the account, from the PBX on loopback
+    const reg = carrier.requests.find((r) => r.method === 'REGISTER');
+    expect(reg && /sip:e2e-acct@127\.0\.0\.1/.test(reg.from) && reg.source.startsWith('127.0.0.1:'), `the carrier's requests: ${JSON.stringify(carrier.requests)}`);
+    expect(carrier.requests.some((r) => r.method === 'OPTIONS'), 'no OPTIONS keep-alive reached the carrier');
+    await shot(page, 'trunks-live-status');
+  });
+
+  await step('Test sends OPTIONS and REGISTER and shows the answers with their round trips', async () => {
+    const sent = carrier.requests.length;
+    await page.getByRole('button', { name: 'Test Loopback registrar' }).click();
+    const d = page.getByRole('dialog', { name: 'Loopback registrar' });
+    const opts = d.getByTestId('probe-OPTIONS');
+    await opts.waitFor({ timeout: 15_000 });
+    const optText = (await opts.textContent()) ?? '';
+    const regText = (await d.getByTestId('probe-REGISTER').textContent()) ?? '';
+    const rtt = /OPTIONS: 200 OK in (\d+) ms/.exec(optText);
+    expect(rtt, `OPTIONS result: ${optText}`);
+    expect(/REGISTER: 200 OK in \d+ ms/.test(regText) && /accepted the credentials/.test(regText), `REGISTER result: ${regText}`);
+    console.log(`     OPTIONS round trip ${rtt[1]} ms; ${regText.match(/in \d+ ms/)?.[0]} for the REGISTER`);
+    expect(carrier.requests.slice(sent).filter((r) => r.method === 'OPTIONS' || r.method === 'REGISTER').length >= 2, 'the test reached the carrier');
+    await d.locator('dd', { hasText: /^registered$/ }).waitFor();
+    await shot(page, 'trunks-test-result');
+    await d.getByRole('button', { name: 'Close' }).click();
+  });
+
+  await step('the dashboard shows the trunk registered', async () => {
+    await page.getByRole('link', { name: 'Dashboard' }).click();
+    const row = page.getByRole('list', { name: 'Trunk states' }).getByRole('listitem').filter({ hasText: 'Loopback registrar' });
+    await row.getByText('registered').waitFor();
+  });
+
+  await step('outbound routes: a bad pattern is refused on its field, a good one saves, the order changes', async () => {
+    await page.getByRole('link', { name: 'Outbound routes' }).click();
+    await page.getByRole('heading', { name: 'Outbound routes' }).waitFor();
+    const table = page.getByRole('table', { name: 'Outbound routes in the order they are tried' });
+    await table.getByRole('cell', { name: 'Emergency numbers', exact: true }).waitFor();
+    const newRoute = async (name, pattern, klass) => {
+      await page.getByRole('button', { name: 'New route…' }).click();
+      const d = page.getByRole('dialog');
+      await d.getByLabel('Name', { exact: true }).fill(name);
+      await d.getByLabel('Class of numbers').selectOption(klass);
+      await d.getByLabel('Pattern 1', { exact: true }).fill(pattern);
+      await d.getByLabel('Add a trunk').selectOption({ label: 'Loopback registrar' });
+      return d;
+    };
+    let d = await newRoute('International', '_00[5-2]X.', 'international');
+    // the hint already doubts it; the server's 422 lands on the pattern
+    await d.getByTestId('pattern-hint-0').getByText(/Looks wrong/).waitFor();
+    await d.getByRole('button', { name: 'Create route' }).click();
+    const p1 = d.getByLabel('Pattern 1', { exact: true });
+    await d.getByRole('alert').filter({ hasText: /goes backwards/ }).waitFor();
+    expect((await p1.getAttribute('aria-invalid')) === 'true', 'the pattern field is not marked invalid');
+    await shot(page, 'outbound-routes-field-error');
+    await p1.fill('_00[2-5]X.');
+    await d.getByTestId('pattern-hint-0').getByText(/at least 5 characters: starting 00/).waitFor();
+    await d.getByLabel('Try a number').fill('00442079460000');
+    await d.getByText(/Matches pattern 1/).waitFor();
+    await d.getByRole('button', { name: 'Create route' }).click();
+    await d.waitFor({ state: 'detached' });
+    d = await newRoute('National', '_0[2-9]XXXXXXXX', 'national');
+    await d.getByLabel('Strip digits').fill('1');
+    await d.getByLabel('Prepend').fill('+61');
+    await d.getByTestId('pattern-hint-0').getByText(/sent as \+61/).waitFor();
+    await d.getByRole('button', { name: 'Create route' }).click();
+    await d.waitFor({ state: 'detached' });
+    const order = async () => (await (await page.request.get(`${url}/api/v1/outbound-routes?limit=100`)).json()).data.map((r) => r.name);
+    const rows = async () => (await table.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.querySelectorAll('td')[1]?.childNodes[0]?.textContent ?? '')));
+    expect(JSON.stringify(await order()) === '["International","National"]', `created in order: ${await order()}`);
+    await table.getByText('strip 1, prepend +61').waitFor();
+    // the arrows: National first
+    await page.getByRole('button', { name: 'Move National up' }).click();
+    await page.getByText('Order saved.').waitFor();
+    expect(JSON.stringify(await order()) === '["National","International"]', `after moving up: ${await order()}`);
+    expect(JSON.stringify(await rows()) === '["Emergency numbers","National","International"]', `rows: ${await rows()}`);
+    // dragging a row: International back on top
+    await table.locator('tbody tr', { hasText: '_00[2-5]X.' }).dragTo(table.locator('tbody tr', { hasText: '_0[2-9]XXXXXXXX' }));
+    for (const end = Date.now() + 10_000; JSON.stringify(await order()) !== '["International","National"]'; await new Promise((r) => setTimeout(r, 100))) {
+      expect(Date.now() < end, `after dragging: ${await order()}`);
+    }
+    await page.reload();
+    await table.getByText('National').first().waitFor();
+    expect(JSON.stringify(await rows()) === '["Emergency numbers","International","National"]', `rows after a reload: ${await rows()}`);
+    await shot(page, 'outbound-routes');
   });
 
   await step('the editor works at tablet width', async () => {

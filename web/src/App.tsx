@@ -20,6 +20,7 @@ const EntityPages = lazy(() => import('./pages/EntityPages'));
 const PromptsPage = lazy(() => import('./pages/PromptsPage'));
 const PluginsPage = lazy(() => import('./pages/PluginsPage'));
 const CallHistoryPage = lazy(() => import('./pages/CallHistoryPage'));
+const OutboundRoutesPage = lazy(() => import('./pages/OutboundRoutesPage'));
 const SettingsPage = lazy(() => import('./pages/SettingsPage'));
 
 export const queryClient = new QueryClient({
@@ -89,6 +90,7 @@ const router = createBrowserRouter([
       { path: 'flows/:id', element: <FlowEditorPage /> },
       { path: 'extensions', element: entity('extension') },
       { path: 'trunks', element: entity('trunk') },
+      { path: 'outbound-routes', element: <OutboundRoutesPage /> },
       { path: 'numbers', element: entity('inbound_number') },
       { path: 'voicemail', element: entity('voicemail_box') },
       { path: 'ring-groups', element: entity('ring_group') },

@@ -117,7 +117,7 @@ pub enum TokenNeed {
 ///   ending sessions (granting plugin capabilities is checked in the handler: the same route
 ///   enables a plugin);
 /// - `admin`: the token list and revocation, settings, the audit log, the system status,
-///   enabling and deleting plugins;
+///   enabling and deleting plugins, renewing the TLS certificate;
 /// - `read`: any other GET (or HEAD);
 /// - `write`: any other method.
 pub fn token_need(method: &Method, route: &str) -> TokenNeed {
@@ -128,6 +128,7 @@ pub fn token_need(method: &Method, route: &str) -> TokenNeed {
         "/auth/password" | "/auth/sessions" | "/auth/sessions/{id}" => TokenNeed::Session,
         "/api-tokens" | "/api-tokens/{id}" | "/settings" | "/audit-log" | "/system/status" => TokenNeed::Scope(TokenScope::Admin),
         "/plugins/{id}" if !read => TokenNeed::Scope(TokenScope::Admin),
+        "/system/tls/renew" => TokenNeed::Scope(TokenScope::Admin),
         _ if read => TokenNeed::Scope(TokenScope::Read),
         _ => TokenNeed::Scope(TokenScope::Write),
     }

@@ -174,6 +174,12 @@ pub struct ExtensionInput {
     pub dnd: Option<bool>,
     pub follow_me_enabled: Option<bool>,
     pub follow_me_numbers: Option<Vec<FollowMeNumber>>,
+    /// `sequential`: the devices ring for `ring_timeout`, then each number in turn for its
+    /// `timeout`; `simultaneous`: the devices and the numbers together, each number after its
+    /// `delay`
+    pub follow_me_mode: Option<FollowMeMode>,
+    /// a number outside must press 1 to take the call, so its voicemail never does
+    pub follow_me_confirm: Option<bool>,
     pub recording_mode: Option<RecordingMode>,
     #[schema(minimum = 1, maximum = 20)]
     pub max_registrations: Option<i64>,
@@ -242,6 +248,8 @@ impl Resource for Extensions {
         set(&mut f.dnd, i.dnd);
         set(&mut f.follow_me_enabled, i.follow_me_enabled);
         set(&mut f.follow_me_numbers, i.follow_me_numbers);
+        set(&mut f.follow_me_mode, i.follow_me_mode);
+        set(&mut f.follow_me_confirm, i.follow_me_confirm);
         set(&mut f.recording_mode, i.recording_mode);
         set(&mut f.max_registrations, i.max_registrations);
         set(&mut f.outbound_caller_id_name, trim_opt(i.outbound_caller_id_name));

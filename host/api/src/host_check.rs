@@ -35,11 +35,13 @@ use crate::AppState;
 pub struct ConnInfo {
     pub remote: SocketAddr,
     pub local: Option<SocketAddr>,
+    /// The connection is TLS (the HTTPS listener).
+    pub tls: bool,
 }
 
 impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for ConnInfo {
     fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        ConnInfo { remote: *stream.remote_addr(), local: stream.io().local_addr().ok() }
+        ConnInfo { remote: *stream.remote_addr(), local: stream.io().local_addr().ok(), tls: false }
     }
 }
 
@@ -49,6 +51,8 @@ impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for ConnInfo {
 pub(crate) struct HostPolicy {
     /// lower case, without a trailing dot
     hostname: Option<String>,
+    /// the certificate's ACME domains (lower case; `*.` wildcards match one label)
+    other_names: Vec<String>,
     external_ip: Option<IpAddr>,
     setup_done: bool,
 }
@@ -60,6 +64,7 @@ impl HostPolicy {
         let value = |k: &str| resolved.get(k).and_then(|r| r.value.clone()).filter(|v| !v.trim().is_empty());
         Ok(HostPolicy {
             hostname: value(keys::HOSTNAME).map(|h| normalise(&h)),
+            other_names: state.https().map(|h| h.store.domains().iter().map(|d| normalise(d)).collect()).unwrap_or_default(),
             external_ip: value(keys::EXTERNAL_IP).and_then(|v| v.trim().parse().ok()),
             setup_done: store.admin_users().count().await? > 0,
         })
@@ -84,7 +89,12 @@ impl HostPolicy {
                 || local.is_none_or(|l| l.to_canonical() == ip);
         }
         let name = normalise(name);
-        name == "localhost" || self.hostname.as_deref() == Some(name.as_str())
+        name == "localhost"
+            || self.hostname.as_deref() == Some(name.as_str())
+            || self.other_names.iter().any(|o| match o.strip_prefix("*.") {
+                Some(base) => name.split_once('.').is_some_and(|(first, rest)| !first.is_empty() && rest == base),
+                None => *o == name,
+            })
     }
 }
 
@@ -94,7 +104,7 @@ fn normalise(h: &str) -> String {
 
 /// The host of a `Host` value: `name`, `name:port`, `1.2.3.4:port`, `[v6]:port`. None when
 /// it is not one of those.
-fn host_part(v: &str) -> Option<&str> {
+pub(crate) fn host_part(v: &str) -> Option<&str> {
     if let Some(rest) = v.strip_prefix('[') {
         let (ip, after) = rest.split_once(']')?;
         return (after.is_empty() || after.strip_prefix(':').is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))).then_some(ip);
@@ -142,7 +152,7 @@ mod tests {
     use super::*;
 
     fn policy(hostname: Option<&str>, external_ip: Option<&str>, setup_done: bool) -> HostPolicy {
-        HostPolicy { hostname: hostname.map(normalise), external_ip: external_ip.map(|i| i.parse().unwrap()), setup_done }
+        HostPolicy { hostname: hostname.map(normalise), other_names: vec![], external_ip: external_ip.map(|i| i.parse().unwrap()), setup_done }
     }
 
     fn ip(s: &str) -> Option<IpAddr> {
@@ -163,6 +173,18 @@ mod tests {
         assert!(!p.accepts("evil.example", None));
         // IPv4-mapped local addresses compare as IPv4
         assert!(p.accepts("192.0.2.10", ip("::ffff:192.0.2.10")));
+    }
+
+    #[test]
+    fn acme_domains_are_served_too() {
+        let mut p = policy(Some("pbx.example.com"), None, true);
+        p.other_names = vec!["sip.example.com".into(), "*.phones.example.com".into()];
+        for ok in ["sip.example.com", "SIP.example.com:443", "desk1.phones.example.com"] {
+            assert!(p.accepts(ok, ip("192.0.2.10")), "{ok}");
+        }
+        for bad in ["phones.example.com", "a.b.phones.example.com", "evil.example.com"] {
+            assert!(!p.accepts(bad, ip("192.0.2.10")), "{bad}");
+        }
     }
 
     #[test]

@@ -24,10 +24,12 @@ pub mod openapi;
 mod plugins;
 mod prompts;
 mod resources;
+mod route_order;
 pub mod route_patterns;
 pub mod settings;
 pub mod spa;
 mod system;
+pub mod transport;
 mod trunks;
 pub mod validate;
 mod views;
@@ -50,6 +52,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
 pub use host_check::ConnInfo;
+pub use transport::HttpsListener;
 pub use pbx::settings::{SettingLayer, SettingsLayers};
 pub use store::Store;
 
@@ -92,6 +95,8 @@ pub(crate) struct Inner {
     pub(crate) flows: pbx::flows::FlowService,
     /// The running PBX, once the binary attached it (live registrations, calls, `/ws`).
     pub(crate) pbx: OnceLock<call::PbxHandle>,
+    /// The certificate store and the HTTPS port, once the binary attached them.
+    pub(crate) https: OnceLock<transport::Https>,
 }
 
 /// What every handler can reach. Cheap to clone. The call and flow handles join it when those
@@ -111,6 +116,7 @@ impl AppState {
             host_policy: tokio::sync::RwLock::new(None),
             probes: RwLock::new(BTreeMap::new()),
             pbx: OnceLock::new(),
+            https: OnceLock::new(),
         }))
     }
 
@@ -138,6 +144,21 @@ impl AppState {
 
     pub(crate) fn pbx(&self) -> Option<&call::PbxHandle> {
         self.0.pbx.get()
+    }
+
+    /// Connects the certificate store and says where HTTPS listens (0: nowhere): HTTP-01
+    /// answers, `GET /system/tls`, the redirect to HTTPS and HSTS once the certificate is
+    /// trusted, the ACME domains in the `Host` check.
+    pub fn attach_tls(&self, store: tls::CertStore, https_port: u16) {
+        let _ = self.0.https.set(transport::Https { store, port: https_port });
+        // the Host check learns the certificate's domains on its next load
+        if let Ok(mut p) = self.0.host_policy.try_write() {
+            *p = None;
+        }
+    }
+
+    pub(crate) fn https(&self) -> Option<&transport::Https> {
+        self.0.https.get()
     }
 
     /// What the `Host` check accepts now.
@@ -193,10 +214,12 @@ pub fn router(state: AppState) -> Router {
                 .merge(prompts::routes(state.config().max_upload_bytes))
                 .merge(settings::routes())
                 .merge(system::routes())
+                .merge(transport::routes())
                 .merge(flows_engine::routes())
                 .merge(plugins::routes())
                 .merge(calls::routes())
                 .merge(trunks::routes())
+                .merge(route_order::routes())
                 .merge(voicemail::routes(state.config().max_upload_bytes))
                 .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth)),
         )
@@ -208,7 +231,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", axum::routing::get(ws::upgrade))
         .fallback(spa::fallback)
         .layer(middleware::from_fn(rejections_to_envelope))
+        .layer(middleware::from_fn_with_state(state.clone(), transport::https_policy))
         .layer(middleware::from_fn_with_state(state.clone(), host_check::check_host))
+        .layer(middleware::from_fn_with_state(state.clone(), transport::acme_challenge))
         .layer(middleware::from_fn(spa::security_headers))
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))

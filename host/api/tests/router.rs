@@ -680,6 +680,53 @@ async fn overlapping_routes_clash_at_one_position_and_warn_when_shadowed() {
 }
 
 #[tokio::test]
+async fn outbound_routes_are_reordered_in_one_go() {
+    let (app, _dir) = app().await;
+    let (_, admin) = document_and_admin(&app).await;
+    let (a, _, _) = carriers(&app, &admin).await;
+    let mut ids = Vec::new();
+    // two disabled routes with the same pattern at the same position, and one other
+    for (name, position, enabled) in [("First", 10, true), ("Second", 10, false), ("Third", 5, true)] {
+        let (s, body) = create(&app, &admin, "/api/v1/outbound-routes", json!({"name": name, "position": position, "enabled": enabled, "patterns": ["9"], "trunk_ids": [a]})).await;
+        ids.push(taken(s, &body)["id"].as_i64().unwrap());
+    }
+    let (first, second, third) = (ids[0], ids[1], ids[2]);
+    let order = |ids: Value| send(&app, &admin, "PUT", "/api/v1/outbound-routes/order", Some(json!({ "ids": ids })));
+
+    // not every route once: refused naming the entry, nothing moves
+    let (s, b) = order(json!([second, first])).await;
+    refused(s, &b, "ids");
+    assert!(b["error"]["details"][0]["message"].as_str().unwrap().contains(&format!("\"Third\" (id {third})")), "{b}");
+    let (s, b) = order(json!([second, first, third, 4242])).await;
+    refused(s, &b, "ids[3]");
+    let (s, b) = order(json!([second, first, second, third])).await;
+    refused(s, &b, "ids[2]");
+    let (s, b) = order(json!({"first": first})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (_, l) = send(&app, &admin, "GET", "/api/v1/outbound-routes", None).await;
+    let names: Vec<&str> = l["data"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Third", "First", "Second"]);
+
+    // the new order, with room between the positions; the answer is the list in that order
+    let (s, b) = order(json!([second, first, third])).await;
+    let listed = taken(s, &b);
+    let got: Vec<(i64, i64)> = listed.as_array().unwrap().iter().map(|r| (r["id"].as_i64().unwrap(), r["position"].as_i64().unwrap())).collect();
+    assert_eq!(got, vec![(second, 10), (first, 20), (third, 30)]);
+    let (_, l) = send(&app, &admin, "GET", "/api/v1/outbound-routes", None).await;
+    assert_eq!(l["data"], listed);
+    // "Second" no longer shares a position with "First": it can be enabled now
+    let (s, b) = send(&app, &admin, "PUT", &format!("/api/v1/outbound-routes/{second}"), Some(json!({"enabled": true}))).await;
+    taken(s, &b);
+    // the routes that moved have their audit rows ("Second" stayed at 10)
+    let (_, audit) = send(&app, &admin, "GET", "/api/v1/audit-log?entity_type=outbound_route&limit=100", None).await;
+    let moved: Vec<String> = audit["data"].as_array().unwrap().iter().filter(|a| a["action"] == "update").map(|a| a["entity_id"].to_string().trim_matches('"').to_owned()).collect();
+    assert!(moved.contains(&first.to_string()) && moved.contains(&third.to_string()), "{audit}");
+    // the same order again changes nothing
+    let (s, b) = order(json!([second, first, third])).await;
+    assert_eq!(taken(s, &b).as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
 async fn deleting_a_routed_trunk_or_a_routes_extension_is_a_409_naming_the_routes() {
     let (app, _dir) = app().await;
     let (_, admin) = document_and_admin(&app).await;

@@ -35,6 +35,11 @@ pub(crate) trait MediaPort: Send {
     fn set_remote(&mut self, key: CallKey, leg: LegId, remote: RemoteMedia);
     /// Connects the legs.
     fn bridge(&mut self, key: CallKey);
+    /// Disconnects the legs (a follow-me number confirming must not hear the caller).
+    fn unbridge(&mut self, key: CallKey);
+    /// Plays a prompt (by name: a custom upload, else the system one) to a leg `times` times
+    /// over.
+    fn play_prompt(&mut self, key: CallKey, leg: LegId, name: &str, times: usize);
     /// Stops what plays to a leg (ringback while a flow rings).
     fn stop_playback(&mut self, key: CallKey, leg: LegId);
     /// A digit a leg sent by SIP INFO (already checked with `media::dtmf::parse_sip_info`).
@@ -167,6 +172,29 @@ impl MediaPort for EngineMedia {
         if let Some(c) = self.control(key) {
             c.bridge();
         }
+    }
+
+    fn unbridge(&mut self, key: CallKey) {
+        if let Some(c) = self.control(key) {
+            c.unbridge();
+        }
+    }
+
+    fn play_prompt(&mut self, key: CallKey, leg: LegId, name: &str, times: usize) {
+        let Some(c) = self.control(key) else { return };
+        let prompt = match self.engine.prompts().load(name) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, prompt = name, "a prompt of the PBX is missing: nothing plays");
+                return;
+            }
+        };
+        let req = media::PlayRequest::sequence(vec![prompt; times.max(1)]);
+        self.rt.spawn(async move {
+            if let Err(e) = c.play(leg, req).await {
+                tracing::debug!(error = %e, "prompt not played");
+            }
+        });
     }
 
     fn stop_playback(&mut self, key: CallKey, leg: LegId) {

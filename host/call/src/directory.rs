@@ -47,6 +47,31 @@ pub struct User {
     pub max_outbound_calls: u32,
     /// Outbound minutes a day (0: no cap).
     pub daily_outbound_minutes: u32,
+    /// Follow-me, when enabled (with at least one number).
+    pub follow_me: Option<FollowMe>,
+}
+
+/// An extension's follow-me: what rings after (or beside) its devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowMe {
+    /// Sequential: devices for the ring time, then each number in turn; simultaneous: all
+    /// together, each number after its delay.
+    pub simultaneous: bool,
+    /// A number outside must press 1 before the call is put through.
+    pub confirm: bool,
+    /// The numbers, in order.
+    pub numbers: Vec<FollowMeTarget>,
+}
+
+/// One follow-me number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowMeTarget {
+    /// An internal extension number or a number outside (through the outbound routes).
+    pub number: String,
+    /// Simultaneous mode: how long after the start it starts ringing.
+    pub delay: Duration,
+    /// How long it rings.
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for User {
@@ -83,6 +108,7 @@ impl User {
             call_classes: vec![CallClass::Local, CallClass::National],
             max_outbound_calls: 2,
             daily_outbound_minutes: 0,
+            follow_me: None,
         }
     }
 }
@@ -356,6 +382,19 @@ impl Directory {
                     call_classes: e.call_classes.clone(),
                     max_outbound_calls: u32::try_from(e.max_outbound_calls).unwrap_or(0),
                     daily_outbound_minutes: u32::try_from(e.daily_outbound_minutes).unwrap_or(0),
+                    follow_me: (e.follow_me_enabled && !e.follow_me_numbers.is_empty()).then(|| FollowMe {
+                        simultaneous: e.follow_me_mode == store::FollowMeMode::Simultaneous,
+                        confirm: e.follow_me_confirm,
+                        numbers: e
+                            .follow_me_numbers
+                            .iter()
+                            .map(|n| FollowMeTarget {
+                                number: n.number.clone(),
+                                delay: Duration::from_secs(u64::from(n.delay.min(300))),
+                                timeout: Duration::from_secs(u64::from(n.timeout.clamp(5, 300))),
+                            })
+                            .collect(),
+                    }),
                 })
             })
             .collect();

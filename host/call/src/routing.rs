@@ -260,6 +260,16 @@ pub enum Placer {
         /// The caller id the flow presents.
         caller: CallerId,
     },
+    /// An extension's follow-me rings one of its numbers for a caller: the extension's
+    /// classes and the routes' extension lists apply, the caller is presented.
+    FollowMe {
+        /// The extension.
+        id: i64,
+        /// The classes it may call.
+        classes: Vec<CallClass>,
+        /// Who calls it.
+        caller: CallerId,
+    },
 }
 
 /// Why an outbound call is refused.
@@ -321,7 +331,7 @@ pub fn plan(dialled: &str, placer: &Placer, routes: &[Route], emergency_numbers:
         let route = routes.iter().find(|r| r.matches(dialled));
         let caller_id = match placer {
             Placer::Extension { emergency, outbound, own, .. } => emergency.clone().or_else(|| outbound.clone()).or_else(|| Some(own.clone())),
-            Placer::Flow { caller } => Some(caller.clone()),
+            Placer::Flow { caller } | Placer::FollowMe { caller, .. } => Some(caller.clone()),
         };
         return Ok(Plan {
             route_id: route.map(|r| r.id),
@@ -335,7 +345,7 @@ pub fn plan(dialled: &str, placer: &Placer, routes: &[Route], emergency_numbers:
     }
     let mut refused = None;
     for r in routes.iter().filter(|r| r.matches(dialled)) {
-        if let Placer::Extension { id, classes, .. } = placer {
+        if let Placer::Extension { id, classes, .. } | Placer::FollowMe { id, classes, .. } = placer {
             let listed = r.extension_ids.is_empty() || r.extension_ids.contains(id);
             if !listed || !classes.contains(&r.class) {
                 refused.get_or_insert(Refusal::NotPermitted { route: r.id, class: r.class });
@@ -346,7 +356,7 @@ pub fn plan(dialled: &str, placer: &Placer, routes: &[Route], emergency_numbers:
             (RouteCallerId::Anonymous | RouteCallerId::Trunk, _) => None,
             (RouteCallerId::Route, _) => r.caller_id.clone(),
             (RouteCallerId::Extension, Placer::Extension { outbound, own, .. }) => outbound.clone().or_else(|| r.caller_id.clone()).or_else(|| Some(own.clone())),
-            (RouteCallerId::Extension, Placer::Flow { caller }) => Some(caller.clone()),
+            (RouteCallerId::Extension, Placer::Flow { caller } | Placer::FollowMe { caller, .. }) => Some(caller.clone()),
         };
         return Ok(Plan {
             route_id: Some(r.id),

@@ -73,6 +73,21 @@ pub enum RtpLearning {
     Any,
 }
 
+/// How the ACME CA checks that this server holds the domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AcmeChallenge {
+    /// a file on http://<domain>/.well-known/acme-challenge/ (port 80: --acme-http-port)
+    #[value(name = "http-01")]
+    Http01,
+    /// a TLS handshake on the HTTPS port (443)
+    #[value(name = "tls-alpn-01")]
+    TlsAlpn01,
+    /// a TXT record, put by --acme-dns-script or Cloudflare (--cloudflare-api-token); the
+    /// only way to a wildcard certificate
+    #[value(name = "dns-01")]
+    Dns01,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// human-readable lines
@@ -193,6 +208,54 @@ pub struct Settings {
     /// on first start].
     #[arg(long, env = "FLOWPBX_SECRET_KEY", hide_env_values = true, global = true)]
     pub secret_key: Option<String>,
+    /// HTTPS port of the web UI and REST API, 0 for none [default: 443; when the default
+    /// cannot be bound the server runs without HTTPS and health says why].
+    #[arg(long, env = "FLOWPBX_HTTPS_PORT", global = true)]
+    pub https_port: Option<u16>,
+    /// PEM certificate chain (the server's certificate first) for HTTPS and SIP over TLS;
+    /// read again when it changes [default: ACME with --acme, else a self-signed certificate
+    /// made on first start].
+    #[arg(long, env = "FLOWPBX_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "FLOWPBX_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// Get the certificate from an ACME CA (Let's Encrypt unless --acme-directory) and renew
+    /// it; for --acme-domains, else the hostname.
+    #[arg(long, env = "FLOWPBX_ACME", global = true)]
+    pub acme: bool,
+    /// Names of the ACME certificate, comma-separated (implies --acme) [default: the hostname].
+    #[arg(long, env = "FLOWPBX_ACME_DOMAINS", value_delimiter = ',', global = true)]
+    pub acme_domains: Vec<String>,
+    /// The ACME CA's directory URL.
+    #[arg(long, env = "FLOWPBX_ACME_DIRECTORY", default_value = tls::acme::LETS_ENCRYPT, global = true)]
+    pub acme_directory: String,
+    /// Contact e-mail given to the ACME CA (expiry notices).
+    #[arg(long, env = "FLOWPBX_ACME_EMAIL", global = true)]
+    pub acme_email: Option<String>,
+    /// How the ACME CA validates the domains.
+    #[arg(long, env = "FLOWPBX_ACME_CHALLENGE", value_enum, default_value = "http-01", global = true)]
+    pub acme_challenge: AcmeChallenge,
+    /// Port of the plain-HTTP listener that answers HTTP-01 (and redirects to HTTPS), 0 for
+    /// none; CAs validate on 80.
+    #[arg(long, env = "FLOWPBX_ACME_HTTP_PORT", default_value_t = 80, global = true)]
+    pub acme_http_port: u16,
+    /// PEM root certificate trusted for the ACME CA's own HTTPS instead of the system's (a
+    /// private CA).
+    #[arg(long, env = "FLOWPBX_ACME_CA_ROOT", global = true)]
+    pub acme_ca_root: Option<PathBuf>,
+    /// DNS-01 by a script run as `script add|remove <name> <value>`.
+    #[arg(long, env = "FLOWPBX_ACME_DNS_SCRIPT", global = true)]
+    pub acme_dns_script: Option<PathBuf>,
+    /// DNS-01 through Cloudflare with this API token (Zone.DNS:Edit).
+    #[arg(long, env = "FLOWPBX_CLOUDFLARE_API_TOKEN", hide_env_values = true, global = true)]
+    pub cloudflare_api_token: Option<String>,
+    /// Cloudflare's API base URL.
+    #[arg(long, env = "FLOWPBX_CLOUDFLARE_API", default_value = tls::dns::CLOUDFLARE_API, global = true)]
+    pub cloudflare_api: String,
+    /// Seconds between putting the DNS-01 records and asking the CA to look.
+    #[arg(long, env = "FLOWPBX_ACME_DNS_WAIT_SECS", default_value_t = 30, global = true)]
+    pub acme_dns_wait_secs: u64,
 }
 
 /// HTTP server settings.
@@ -240,6 +303,47 @@ pub struct MediaSettings {
     pub recording_min_free_mb: u64,
 }
 
+/// Where the certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    SelfSigned,
+    Files { cert: PathBuf, key: PathBuf },
+    Acme(AcmeSettings),
+}
+
+/// DNS-01's provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsProvider {
+    Script(PathBuf),
+    Cloudflare { api: String, token: String },
+}
+
+/// The ACME source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSettings {
+    pub directory: String,
+    pub domains: Vec<String>,
+    pub email: Option<String>,
+    pub challenge: AcmeChallenge,
+    pub ca_root: Option<PathBuf>,
+    pub dns: Option<DnsProvider>,
+    pub dns_wait_secs: u64,
+}
+
+/// HTTPS and its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// 0: no HTTPS
+    pub https_port: u16,
+    /// given by a flag or the environment (a failure to bind it stops the start)
+    pub https_port_explicit: bool,
+    pub source: TlsSource,
+    /// the HTTP-01 listener's port (0: none); used with ACME's http-01 only
+    pub acme_http_port: u16,
+    /// names of the self-signed certificate
+    pub self_signed_names: Vec<String>,
+}
+
 /// What the flow engine is started with.
 #[derive(Debug, Clone, Default)]
 pub struct FlowSettings {
@@ -256,6 +360,7 @@ pub struct Config {
     pub sip: SipSettings,
     pub media: MediaSettings,
     pub flow: FlowSettings,
+    pub tls: TlsSettings,
 }
 
 /// Emergency numbers: each 2–6 of 0-9 (`911`, `112`, `000`).
@@ -284,6 +389,89 @@ fn builtin_egress(s: &Settings) -> anyhow::Result<flow::egress::Egress> {
         egress.ports.push(p);
     }
     Ok(egress)
+}
+
+/// HTTPS and the certificate's source, from the flags; `hostname` is the resolved setting.
+fn tls_settings(s: &Settings, hostname: Option<&str>, external_ip: Option<IpAddr>, http_port: u16) -> anyhow::Result<TlsSettings> {
+    let files = match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        (None, Some(_)) => bail!("--tls-key was given without --tls-cert (the certificate it belongs to)"),
+        (Some(_), None) => bail!("--tls-cert was given without --tls-key"),
+    };
+    let acme = s.acme || !s.acme_domains.is_empty();
+    let source = match (files, acme) {
+        (Some(_), true) => bail!("choose one source of the certificate: --tls-cert/--tls-key or --acme"),
+        (Some((cert, key)), false) => TlsSource::Files { cert, key },
+        (None, false) => TlsSource::SelfSigned,
+        (None, true) => {
+            let mut domains: Vec<String> = s.acme_domains.iter().map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()).filter(|d| !d.is_empty()).collect();
+            if domains.is_empty() {
+                match hostname {
+                    Some(h) => domains.push(h.trim().trim_end_matches('.').to_ascii_lowercase()),
+                    None => bail!("--acme needs --acme-domains or a hostname (--hostname)"),
+                }
+            }
+            domains.dedup();
+            for d in &domains {
+                tls::acme::check_domain(d).map_err(|why| anyhow!("ACME domain {d:?}: {why}"))?;
+            }
+            if let Some(e) = &s.acme_email
+                && (e.contains(char::is_whitespace) || e.contains(',') || e.split_once('@').is_none_or(|(u, h)| u.is_empty() || !h.contains('.')))
+            {
+                bail!("--acme-email {e:?} is not an e-mail address");
+            }
+            let dns = match (&s.acme_dns_script, &s.cloudflare_api_token) {
+                (Some(_), Some(_)) => bail!("choose one DNS-01 provider: --acme-dns-script or --cloudflare-api-token"),
+                (Some(script), None) => Some(DnsProvider::Script(script.clone())),
+                (None, Some(token)) => Some(DnsProvider::Cloudflare { api: s.cloudflare_api.clone(), token: token.clone() }),
+                (None, None) => None,
+            };
+            if s.acme_challenge == AcmeChallenge::Dns01 && dns.is_none() {
+                bail!("--acme-challenge dns-01 needs --acme-dns-script or --cloudflare-api-token");
+            }
+            if let Some(d) = domains.iter().find(|d| d.starts_with("*.")) && s.acme_challenge != AcmeChallenge::Dns01 {
+                bail!("ACME domain {d:?}: a wildcard needs --acme-challenge dns-01");
+            }
+            TlsSource::Acme(AcmeSettings {
+                directory: s.acme_directory.clone(),
+                domains,
+                email: s.acme_email.clone(),
+                challenge: s.acme_challenge,
+                ca_root: s.acme_ca_root.clone(),
+                dns,
+                dns_wait_secs: s.acme_dns_wait_secs,
+            })
+        }
+    };
+    let https_port = s.https_port.unwrap_or(443);
+    if https_port != 0 && https_port == http_port {
+        bail!("https_port and http_port are both {https_port}");
+    }
+    let acme_http_port = match &source {
+        TlsSource::Acme(a) if a.challenge == AcmeChallenge::Http01 => s.acme_http_port,
+        _ => 0,
+    };
+    if acme_http_port != 0 && acme_http_port == https_port {
+        bail!("--acme-http-port and --https-port are both {https_port}");
+    }
+    if let TlsSource::Acme(a) = &source
+        && a.challenge == AcmeChallenge::TlsAlpn01
+        && https_port == 0
+    {
+        bail!("--acme-challenge tls-alpn-01 needs HTTPS (--https-port is 0)");
+    }
+    let mut names: Vec<String> = Vec::new();
+    if let Some(h) = hostname {
+        names.push(h.trim().trim_end_matches('.').to_ascii_lowercase());
+    }
+    names.extend(["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()]);
+    for ip in [external_ip, Some(s.bind_address).filter(|ip| !ip.is_unspecified())].into_iter().flatten() {
+        names.push(ip.to_string());
+    }
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    Ok(TlsSettings { https_port, https_port_explicit: s.https_port.is_some(), source, acme_http_port, self_signed_names: names })
 }
 
 /// The stored-setting keys with their clap ids (the same names).
@@ -440,6 +628,7 @@ pub fn resolve(s: &Settings, layers: &SettingsLayers, stored: &BTreeMap<String, 
             recording_min_free_mb: parse_value(&r, keys::RECORDING_MIN_FREE_MB)?,
         },
         flow: FlowSettings { builtin_egress: builtin_egress(s)? },
+        tls: tls_settings(s, get(&r, keys::HOSTNAME), external_ip, parse_value(&r, keys::HTTP_PORT)?)?,
     };
     if config.media.rtp_port_min >= config.media.rtp_port_max {
         bail!("rtp_port_min ({}) must be below rtp_port_max ({})", config.media.rtp_port_min, config.media.rtp_port_max);
@@ -548,6 +737,50 @@ mod tests {
         let m = matches(&[]);
         let cli = Cli::from_arg_matches(&m).unwrap();
         assert!(resolve(&cli.settings, &layers(&m), &BTreeMap::new()).unwrap().flow.builtin_egress.networks.is_empty());
+    }
+
+    fn tls_of(args: &[&str]) -> anyhow::Result<TlsSettings> {
+        let m = matches(args);
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        resolve(&cli.settings, &layers(&m), &BTreeMap::new()).map(|c| c.tls)
+    }
+
+    #[test]
+    fn tls_sources() {
+        let t = tls_of(&[]).unwrap();
+        assert_eq!((t.https_port, t.https_port_explicit, t.source, t.acme_http_port), (443, false, TlsSource::SelfSigned, 0));
+        assert!(t.self_signed_names.contains(&"localhost".to_owned()));
+        let t = tls_of(&["--https-port", "0", "--tls-cert", "/c.pem", "--tls-key", "/k.pem"]).unwrap();
+        assert_eq!((t.https_port, t.https_port_explicit), (0, true));
+        assert_eq!(t.source, TlsSource::Files { cert: "/c.pem".into(), key: "/k.pem".into() });
+        let t = tls_of(&["--hostname", "PBX.example.com", "--acme", "--acme-email", "ops@example.com"]).unwrap();
+        let TlsSource::Acme(a) = &t.source else { panic!("{t:?}") };
+        assert_eq!((a.domains.clone(), a.challenge, t.acme_http_port), (vec!["pbx.example.com".to_owned()], AcmeChallenge::Http01, 80));
+        assert_eq!(a.directory, tls::acme::LETS_ENCRYPT);
+        assert_eq!(t.self_signed_names[0], "pbx.example.com");
+        let t = tls_of(&["--acme-domains", "a.example.com,*.example.com", "--acme-challenge", "dns-01", "--acme-dns-script", "/bin/dns"]).unwrap();
+        let TlsSource::Acme(a) = &t.source else { panic!() };
+        assert_eq!(a.dns, Some(DnsProvider::Script("/bin/dns".into())));
+        assert_eq!(t.acme_http_port, 0, "no HTTP-01 listener for dns-01");
+    }
+
+    #[test]
+    fn tls_mistakes_are_refused_with_the_flag_named() {
+        for (args, says) in [
+            (&["--tls-key", "/k.pem"][..], "--tls-key was given without --tls-cert"),
+            (&["--tls-cert", "/c.pem"], "without --tls-key"),
+            (&["--tls-cert", "/c", "--tls-key", "/k", "--acme", "--hostname", "a.example.com"], "choose one source"),
+            (&["--acme"], "needs --acme-domains or a hostname"),
+            (&["--acme-domains", "localhost"], "two labels"),
+            (&["--acme-domains", "*.example.com"], "wildcard needs --acme-challenge dns-01"),
+            (&["--acme-domains", "a.example.com", "--acme-challenge", "dns-01"], "needs --acme-dns-script"),
+            (&["--acme-domains", "a.example.com", "--acme-email", "nobody"], "not an e-mail"),
+            (&["--acme-domains", "a.example.com", "--acme-challenge", "tls-alpn-01", "--https-port", "0"], "needs HTTPS"),
+            (&["--https-port", "8080"], "https_port and http_port"),
+        ] {
+            let e = tls_of(args).unwrap_err().to_string();
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
     }
 
     #[test]

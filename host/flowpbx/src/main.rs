@@ -21,6 +21,9 @@ const MAX_UPLOAD_BYTES: usize = 20 * 1024 * 1024;
 
 fn main() -> std::process::ExitCode {
     let started = Instant::now();
+    // one crypto provider for every TLS user of the process (HTTPS, ACME, webhooks, SIP over
+    // TLS): ring, the only one this build links
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (cli, matches) = config::parse();
     if let Err(e) = init_logging(&cli.settings) {
         eprintln!("flowpbx: {e:#}");
@@ -114,7 +117,7 @@ fn make_private(data_dir: &Path) -> anyhow::Result<()> {
     for f in [store::DB_FILE.to_owned(), format!("{}-wal", store::DB_FILE), format!("{}-shm", store::DB_FILE), store::SECRET_KEY_FILE.to_owned()] {
         narrow(&data_dir.join(f), 0o600);
     }
-    for d in ["recordings", "voicemail", "cache", "plugins", "prompts"] {
+    for d in ["recordings", "voicemail", "cache", "plugins", "prompts", "tls"] {
         narrow(&data_dir.join(d), 0o700);
     }
     Ok(())
@@ -168,6 +171,15 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         })
     });
     state.attach_pbx(pbx.clone());
+    let certs = tls::start(tls::default_provider(), tls_config(&config.tls, &data_dir)?).context("the TLS certificate")?;
+    state.attach_tls(certs.clone(), config.tls.https_port);
+    state.register_health("tls", {
+        let certs = certs.clone();
+        Arc::new(move || {
+            let h = certs.health(std::time::SystemTime::now());
+            api::ComponentStatus { status: h.status, detail: Some(h.detail) }
+        })
+    });
     state.register_health("sip", {
         let pbx = pbx.clone();
         Arc::new(move || {
@@ -188,9 +200,50 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     let app = api::router(state);
     let addr = SocketAddr::new(config.http.bind, config.http.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut more_servers = tokio::task::JoinSet::new();
+    if config.tls.https_port != 0 {
+        let https_addr = SocketAddr::new(config.http.bind, config.tls.https_port);
+        match tokio::net::TcpListener::bind(https_addr).await {
+            Ok(l) => {
+                let https = api::HttpsListener::new(l, &certs).context("HTTPS")?;
+                certs.note_listener("https", Ok(https_addr));
+                let serve = axum::serve(https, app.clone().into_make_service_with_connect_info::<api::ConnInfo>()).with_graceful_shutdown(stopped());
+                more_servers.spawn(async move { serve.await.context("serving HTTPS") });
+            }
+            Err(e) if !config.tls.https_port_explicit => {
+                tracing::warn!(error = %e, "cannot listen for HTTPS on {https_addr}: running without HTTPS (set --https-port to a free port, or 0)");
+                certs.note_listener("https", Err(format!("cannot listen on {https_addr}: {e}")));
+            }
+            Err(e) => return Err(e).with_context(|| format!("listening for HTTPS on {https_addr}")),
+        }
+    }
+    if config.tls.acme_http_port != 0 && config.tls.acme_http_port != config.http.port {
+        // the CA validates HTTP-01 on port 80: the same application answers there
+        let acme_addr = SocketAddr::new(config.http.bind, config.tls.acme_http_port);
+        match tokio::net::TcpListener::bind(acme_addr).await {
+            Ok(l) => {
+                certs.note_listener("acme-http", Ok(acme_addr));
+                let serve = axum::serve(l, app.clone().into_make_service_with_connect_info::<api::ConnInfo>()).with_graceful_shutdown(stopped());
+                more_servers.spawn(async move { serve.await.context("serving HTTP-01") });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen on {acme_addr} for ACME HTTP-01: the CA will not reach this server");
+                certs.note_listener("acme-http", Err(format!("cannot listen on {acme_addr}: {e}")));
+            }
+        }
+    }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         http = %addr,
+        https = config.tls.https_port,
+        tls = ?certs.status().mode,
         sip_udp = config.sip.udp_port,
         sip_tcp = config.sip.tcp_port,
         sip_tls = config.sip.tls_port,
@@ -204,14 +257,59 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     );
     tracing::debug!(?config, "effective configuration");
 
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<api::ConnInfo>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stopped())
         .await
         .context("serving HTTP")?;
     tracing::info!("shutting down");
+    // the other listeners stop with it (their connections get the same grace)
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(r) = more_servers.join_next().await {
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %e, "a listener ended with an error");
+            }
+        }
+    })
+    .await;
     pbx.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// The certificate store's settings from the binary's.
+fn tls_config(t: &config::TlsSettings, data_dir: &Path) -> anyhow::Result<tls::TlsConfig> {
+    let source = match &t.source {
+        config::TlsSource::SelfSigned => tls::SourceConfig::SelfSigned,
+        config::TlsSource::Files { cert, key } => tls::SourceConfig::Files(tls::FilesConfig { cert: cert.clone(), key: key.clone(), poll: tls::files::DEFAULT_POLL }),
+        config::TlsSource::Acme(a) => {
+            let challenge = match a.challenge {
+                config::AcmeChallenge::Http01 => tls::Challenge::Http01,
+                config::AcmeChallenge::TlsAlpn01 => tls::Challenge::TlsAlpn01,
+                config::AcmeChallenge::Dns01 => {
+                    let provider: Arc<dyn tls::DnsProvider> = match &a.dns {
+                        Some(config::DnsProvider::Script(script)) => Arc::new(tls::ExecProvider::new(script.clone())),
+                        Some(config::DnsProvider::Cloudflare { api, token }) => Arc::new(tls::CloudflareProvider::new(api, token, tls::default_provider()).context("Cloudflare")?),
+                        None => anyhow::bail!("dns-01 needs a DNS provider"),
+                    };
+                    tls::Challenge::Dns01 { provider, propagation: Duration::from_secs(a.dns_wait_secs) }
+                }
+            };
+            tls::SourceConfig::Acme(tls::AcmeConfig {
+                directory: a.directory.clone(),
+                domains: a.domains.clone(),
+                contact: a.email.iter().cloned().collect(),
+                challenge,
+                ca_root: a.ca_root.clone(),
+                policy: tls::RenewalPolicy::default(),
+                order_timeout: Duration::from_secs(120),
+            })
+        }
+    };
+    Ok(tls::TlsConfig { data_dir: data_dir.to_path_buf(), source, self_signed_names: t.self_signed_names.clone() })
 }
 
 /// The media engine's settings from the binary's.

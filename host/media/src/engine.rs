@@ -146,6 +146,7 @@ pub struct EngineHealth {
 enum Cmd {
     Add(Box<NewSession>),
     SetRemote(u64, LegId, Box<RemoteMedia>),
+    SetSrtp(u64, LegId, Option<Box<crate::srtp::SrtpKeys>>),
     Bridge(u64, bool),
     Play(u64, LegId, PlayRequest, oneshot::Sender<u64>),
     StopPlay(u64, LegId),
@@ -464,6 +465,13 @@ impl SessionControl {
         let _ = self.cmd(Cmd::SetRemote(self.id, leg, Box::new(remote)));
     }
 
+    /// Makes a leg's media SRTP with the keys SDES negotiated (the endpoint's as
+    /// `inbound`, ours as `outbound`), or plain RTP with `None`; see
+    /// [`Session::set_srtp`]. Send it before the `set_remote` of the same offer/answer.
+    pub fn set_srtp(&self, leg: LegId, keys: Option<crate::srtp::SrtpKeys>) {
+        let _ = self.cmd(Cmd::SetSrtp(self.id, leg, keys.map(Box::new)));
+    }
+
     /// Connects the legs' audio and DTMF.
     pub fn bridge(&self) {
         let _ = self.cmd(Cmd::Bridge(self.id, true));
@@ -546,6 +554,9 @@ const WAKER: Token = Token(usize::MAX);
 /// Datagrams read per `recvmmsg` call.
 const BATCH: usize = 8;
 const DATAGRAM_MAX: usize = 2048;
+/// Each receive buffer has room after the largest datagram for the SRTP trailer the packet
+/// may gain on its way to the other leg.
+const BUFFER_LEN: usize = DATAGRAM_MAX + crate::srtp::MAX_OVERHEAD;
 
 /// Reads up to [`BATCH`] datagrams with one `recvmmsg` into preallocated buffers. A batch
 /// shorter than `BATCH` means the socket was empty at that moment, which spares the extra
@@ -558,14 +569,14 @@ struct BatchReceiver {
 
 impl BatchReceiver {
     fn new() -> Self {
-        BatchReceiver { headers: MultiHeaders::preallocate(BATCH, None), bufs: vec![vec![0u8; DATAGRAM_MAX]; BATCH], meta: [(0, None); BATCH] }
+        BatchReceiver { headers: MultiHeaders::preallocate(BATCH, None), bufs: vec![vec![0u8; BUFFER_LEN]; BATCH], meta: [(0, None); BATCH] }
     }
 
     /// Receives into `self.bufs`; returns how many datagrams (0 when the socket is empty).
     fn recv(&mut self, fd: std::os::fd::RawFd) -> std::io::Result<usize> {
         let mut slices: [[IoSliceMut<'_>; 1]; BATCH] = {
             let mut it = self.bufs.iter_mut();
-            std::array::from_fn(|_| [IoSliceMut::new(it.next().map_or(&mut [][..], |b| &mut b[..]))])
+            std::array::from_fn(|_| [IoSliceMut::new(it.next().map_or(&mut [][..], |b| &mut b[..DATAGRAM_MAX]))])
         };
         let results = match recvmmsg(fd, &mut self.headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None) {
             Ok(r) => r,
@@ -697,8 +708,8 @@ impl Worker {
             for i in 0..n {
                 let (len, from) = self.rx_batch.meta[i];
                 let Some(from) = from else { continue };
-                let buf = &mut self.rx_batch.bufs[i][..len.min(DATAGRAM_MAX)];
-                if let Some(f) = slot.session.handle_datagram(leg, stream, from, buf, now) {
+                let buf = &mut self.rx_batch.bufs[i][..];
+                if let Some(f) = slot.session.handle_datagram(leg, stream, from, buf, len.min(DATAGRAM_MAX), now) {
                     let _ = slot.sockets[socket_index(f.leg, f.stream)].send_to(&buf[..f.len], f.to);
                 }
                 if let Some(p) = slot.session.take_conference_packet() {
@@ -719,6 +730,7 @@ impl Worker {
             let id = match &cmd {
                 Cmd::Add(_) | Cmd::Conference(_) | Cmd::Shutdown => 0,
                 Cmd::SetRemote(id, ..)
+                | Cmd::SetSrtp(id, ..)
                 | Cmd::Bridge(id, _)
                 | Cmd::Play(id, ..)
                 | Cmd::StopPlay(id, _)
@@ -757,6 +769,7 @@ impl Worker {
                             s.set_remote(leg, *r, now);
                             self.rooms.codec_changed(s, leg);
                         }
+                        Cmd::SetSrtp(_, leg, keys) => s.set_srtp(leg, keys.map(|k| *k)),
                         Cmd::Bridge(_, true) => s.bridge(),
                         Cmd::Bridge(_, false) => s.unbridge(),
                         Cmd::Play(_, leg, req, tx) => {

@@ -30,7 +30,9 @@ pub mod resample;
 pub mod rewriter;
 pub mod rtcp;
 pub mod rtp;
+pub mod sdes;
 pub mod session;
+pub mod srtp;
 pub mod stats;
 pub mod wav;
 
@@ -42,6 +44,8 @@ pub use negotiate::{answer_offer, answer_to_caller, offer_to_callee, plan, LegCo
 pub use player::{PlayRequest, Prompt};
 pub use prompts::PromptStore;
 pub use record::RecordMode;
+pub use sdes::{CryptoAttribute, SdesAnswer, SdesError};
+pub use srtp::{SrtpContext, SrtpError, SrtpKey, SrtpKeys, SrtpSuite};
 pub use session::{DigitEvent, DtmfSource, MediaDirection, MediaEvent, RemoteMedia, SessionConfig, StreamKind};
 pub use stats::{LegStats, SessionStats, StreamStats};
 

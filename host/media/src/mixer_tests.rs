@@ -487,7 +487,8 @@ fn sessions_keep_their_numbering_through_join_prompt_and_leave() {
             let pt = if i == 1 { 8 } else { 0 };
             let mut p = vec![0u8; 172];
             rtp::build(&RtpHeader { marker: false, payload_type: pt, sequence: tick as u16, timestamp: tick * 160, ssrc: 5 + i as u32 }, &payload, &mut p).unwrap();
-            assert!(s.handle_datagram(LegId::A, StreamKind::Rtp, phones[i].into(), &mut p, now).is_none(), "a conference leg's audio is not relayed");
+            let n = p.len();
+            assert!(s.handle_datagram(LegId::A, StreamKind::Rtp, phones[i].into(), &mut p, n, now).is_none(), "a conference leg's audio is not relayed");
             if let Some(c) = s.take_conference_packet() {
                 assert_eq!(c.tag, i as u64 + 1);
                 room.push(ParticipantId(c.tag), c.codec, c.sequence, &p[c.payload]);

@@ -49,6 +49,8 @@ pub const BUSY: &str = "busy";
 pub const TRANSFER: &str = "transfer";
 /// "Please enter your PIN, followed by the pound key."
 pub const ENTER_PIN: &str = "enter-pin";
+/// Played to a follow-me number that answers: "You have a call. Press one to accept it."
+pub const FOLLOW_ME_ACCEPT: &str = "follow-me-accept";
 
 /// A prompt name is a plain file stem: letters, digits, `-` and `_`, 1–64 characters.
 pub fn valid_name(name: &str) -> bool {
@@ -163,7 +165,7 @@ mod tests {
 
     const EXPECTED: &[&str] = &[
         WELCOME, PLEASE_HOLD, INVALID_OPTION, GOODBYE, SORRY, VOICEMAIL_GREETING, LEAVE_MESSAGE_AFTER_TONE, BEEP, MAILBOX_FULL, NO_ANSWER, BUSY,
-        TRANSFER, ENTER_PIN, "digit-0", "digit-1", "digit-2", "digit-3", "digit-4", "digit-5", "digit-6", "digit-7", "digit-8", "digit-9", "star",
+        TRANSFER, ENTER_PIN, FOLLOW_ME_ACCEPT, "digit-0", "digit-1", "digit-2", "digit-3", "digit-4", "digit-5", "digit-6", "digit-7", "digit-8", "digit-9", "star",
         "pound", MUSIC_ON_HOLD,
     ];
 

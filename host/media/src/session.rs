@@ -12,6 +12,11 @@
 //!
 //! The passthrough path (same codec both sides) rewrites the RTP header in place and returns
 //! it: no allocation, no copy.
+//!
+//! SRTP ([`Session::set_srtp`]): a leg's datagrams are authenticated and decrypted in place
+//! before anything else looks at them (latching, relay, recording, DTMF, conference); what
+//! goes to a leg is encrypted last, after rewriting, in the room the caller leaves after the
+//! datagram ([`crate::srtp::MAX_OVERHEAD`]). Each leg has its own keys: they never cross.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -27,6 +32,7 @@ use crate::resample::Resampler;
 use crate::rewriter::OutputStream;
 use crate::rtcp::{self, ReportBlock, RtcpPacket, SdesChunk, SenderInfo, SsrcField};
 use crate::rtp::{self, RtpHeader, RtpPacket, RTP_HEADER_LEN};
+use crate::srtp::{SrtpContext, SrtpError, SrtpKeys};
 use crate::stats::{LegStats, RecvStats, RemoteReport, SessionStats};
 use crate::{LegId, MediaError, Result};
 
@@ -181,7 +187,8 @@ pub enum MediaEvent {
 }
 
 /// "Send the buffer you passed to `handle_datagram`, now `len` bytes long, out of `leg`'s
-/// `stream` socket to `to`."
+/// `stream` socket to `to`." (`len` differs from the datagram's when SRTP removed or added
+/// a trailer.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forward {
     /// The leg whose socket sends it.
@@ -239,8 +246,23 @@ struct DtmfOut {
     clock: u32,
 }
 
+/// A leg's SRTP: its keys and the two contexts made from them.
+struct LegSrtp {
+    keys: SrtpKeys,
+    /// Unprotects what the endpoint sends.
+    inbound: SrtpContext,
+    /// Protects what FlowPBX sends it.
+    outbound: SrtpContext,
+}
+
 struct Leg {
     id: LegId,
+    /// Set when the leg's media is SRTP.
+    srtp: Option<Box<LegSrtp>>,
+    /// Datagrams whose SRTP/SRTCP authentication failed.
+    srtp_auth_failures: u64,
+    /// SRTP/SRTCP datagrams refused as replays (checked before the tag).
+    srtp_replays: u64,
     remote: Option<RemoteMedia>,
     remote_since: Option<Instant>,
     rtp: RtpLatch,
@@ -283,6 +305,9 @@ impl Leg {
         let ssrc = (seed ^ (seed >> 29)) as u32 | 1;
         Leg {
             id,
+            srtp: None,
+            srtp_auth_failures: 0,
+            srtp_replays: 0,
             remote: None,
             remote_since: None,
             rtp: RtpLatch::default(),
@@ -335,7 +360,17 @@ impl Leg {
     }
 
     fn stats(&self) -> LegStats {
-        LegStats { received: self.recv.snapshot(), sent_packets: self.out.packets, sent_bytes: self.out.octets, dropped: self.dropped, refused: self.refused, remote: self.remote_report }
+        LegStats {
+            received: self.recv.snapshot(),
+            sent_packets: self.out.packets,
+            sent_bytes: self.out.octets,
+            dropped: self.dropped,
+            refused: self.refused,
+            srtp: self.srtp.as_ref().map(|s| s.keys.outbound.suite()),
+            srtp_auth_failures: self.srtp_auth_failures,
+            srtp_replays: self.srtp_replays,
+            remote: self.remote_report,
+        }
     }
 }
 
@@ -436,6 +471,46 @@ impl Session {
         l.timeout_reported = false;
     }
 
+    /// Makes a leg's media SRTP with `keys` (from SDES: the endpoint's `a=crypto` key is
+    /// `inbound`, FlowPBX's own `outbound`), or plain RTP again with `None`. Each direction
+    /// whose key is the same as before (a re-INVITE repeating its `a=crypto`) keeps its
+    /// context, so its rollover counters and replay lists carry on (an endpoint keeping its
+    /// key keeps its ROC); a direction with a new key starts a fresh one.
+    ///
+    /// From then on every datagram of the leg is authenticated and decrypted before it is
+    /// latched, relayed, recorded, mixed or read for DTMF; one with a bad tag is dropped and
+    /// counted in `srtp_auth_failures` (a plain RTP packet too), one whose index was seen
+    /// already or is older than the replay window in `srtp_replays`. Everything FlowPBX sends the leg is encrypted after rewriting. Call it
+    /// before the `set_remote` of the same offer/answer, so no packet of the new media is
+    /// taken for plain RTP.
+    pub fn set_srtp(&mut self, leg: LegId, keys: Option<SrtpKeys>) {
+        let l = &mut self.legs[leg.index()];
+        let Some(keys) = keys else {
+            l.srtp = None;
+            return;
+        };
+        match l.srtp.as_mut() {
+            Some(s) => {
+                if s.keys.inbound != keys.inbound {
+                    s.inbound = SrtpContext::new(&keys.inbound);
+                }
+                if s.keys.outbound != keys.outbound {
+                    s.outbound = SrtpContext::new(&keys.outbound);
+                }
+                s.keys = keys;
+            }
+            None => {
+                let (inbound, outbound) = (SrtpContext::new(&keys.inbound), SrtpContext::new(&keys.outbound));
+                l.srtp = Some(Box::new(LegSrtp { keys, inbound, outbound }));
+            }
+        }
+    }
+
+    /// Whether a leg's media is SRTP.
+    pub fn is_srtp(&self, leg: LegId) -> bool {
+        self.legs[leg.index()].srtp.is_some()
+    }
+
     /// The codecs a leg negotiated, if known.
     pub fn codecs(&self, leg: LegId) -> Option<&LegCodecs> {
         self.legs[leg.index()].codecs()
@@ -521,7 +596,7 @@ impl Session {
         let mut data = self.buffer();
         data.resize(RTP_HEADER_LEN + payload.len(), 0);
         let _ = rtp::build(&hdr, payload, &mut data);
-        self.transmits.push_back(Transmit { leg, stream: StreamKind::Rtp, to: dest, data });
+        self.queue(Transmit { leg, stream: StreamKind::Rtp, to: dest, data }, false);
         true
     }
 
@@ -634,6 +709,25 @@ impl Session {
         b
     }
 
+    /// Queues a packet the session made, encrypted first when its leg is SRTP (in the
+    /// buffer's spare capacity: no allocation while the packet fits [`MTU`]).
+    fn queue(&mut self, mut t: Transmit, is_rtcp: bool) {
+        if let Some(s) = self.legs[t.leg.index()].srtp.as_mut() {
+            let len = t.data.len();
+            t.data.resize(len + crate::srtp::MAX_OVERHEAD, 0);
+            let protected = if is_rtcp { s.outbound.protect_rtcp(&mut t.data, len) } else { s.outbound.protect_rtp(&mut t.data, len) };
+            match protected {
+                Ok(n) => t.data.truncate(n),
+                Err(e) => {
+                    tracing::debug!(leg = ?t.leg, error = %e, "packet not sent: SRTP protect failed");
+                    self.recycle(t.data);
+                    return;
+                }
+            }
+        }
+        self.transmits.push_back(t);
+    }
+
     /// Gives a sent [`Transmit`]'s buffer back for reuse.
     pub fn recycle(&mut self, mut data: Vec<u8>) {
         if self.pool.len() < 16 {
@@ -677,18 +771,24 @@ impl Session {
         Some(t)
     }
 
-    /// Handles one datagram received on `leg`'s `stream` socket from `from`. `buf` is the
-    /// datagram; it may be rewritten in place, and when the result is `Some(Forward)` the
-    /// caller sends `buf[..len]` as told. Malformed or unexpected datagrams are dropped (and
+    /// Handles one datagram received on `leg`'s `stream` socket from `from`: `buf[..len]` is
+    /// the datagram, and the rest of `buf` room it may grow into (SRTP toward the other leg
+    /// adds a trailer: leave [`crate::srtp::MAX_OVERHEAD`] bytes, or such packets are dropped).
+    /// It may be rewritten in place, and when the result is `Some(Forward)` the caller sends
+    /// `buf[..forward.len]` as told. Malformed or unexpected datagrams are dropped (and
     /// counted), never an error.
-    pub fn handle_datagram(&mut self, leg: LegId, stream: StreamKind, from: SocketAddr, buf: &mut [u8], now: Instant) -> Option<Forward> {
+    pub fn handle_datagram(&mut self, leg: LegId, stream: StreamKind, from: SocketAddr, buf: &mut [u8], len: usize, now: Instant) -> Option<Forward> {
         self.conference_in = None;
-        if stream == StreamKind::Rtcp || rtp::looks_like_rtcp(buf) {
-            return self.handle_rtcp(leg, stream, from, buf);
+        let len = len.min(buf.len());
+        let is_rtcp = stream == StreamKind::Rtcp || rtp::looks_like_rtcp(&buf[..len]);
+        // SRTP: authenticated and decrypted before anything reads it
+        let len = self.unprotect(leg, is_rtcp, &mut buf[..len])?;
+        if is_rtcp {
+            return self.handle_rtcp(leg, stream, from, buf, len);
         }
         let li = leg.index();
         let oi = leg.other().index();
-        let (hdr, payload_offset, payload_len) = match RtpPacket::parse(buf) {
+        let (hdr, payload_offset, payload_len) = match RtpPacket::parse(&buf[..len]) {
             Ok(p) => (p.header, p.payload_offset, p.payload.len()),
             Err(_) => {
                 self.legs[li].dropped += 1;
@@ -710,14 +810,14 @@ impl Session {
         l.timeout_reported = false;
         let Some(codecs) = l.remote.as_ref().map(|r| &r.codecs) else {
             // no SDP yet: count it, nothing to do with it
-            l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), 8000, now);
+            l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, len, 8000, now);
             return None;
         };
 
         // DTMF
         if let Some(te) = codecs.telephone_event.as_ref().filter(|te| te.pt == hdr.payload_type) {
             let clock = te.clock_rate;
-            l.recv.on_untimed_packet(hdr.ssrc, hdr.sequence, buf.len());
+            l.recv.on_untimed_packet(hdr.ssrc, hdr.sequence, len);
             let mut updates = std::mem::take(&mut self.updates);
             updates.clear();
             let payload = &buf[payload_offset..payload_offset + payload_len];
@@ -728,18 +828,18 @@ impl Session {
                 self.dtmf_update(leg, u, now);
             }
             self.updates = updates;
-            return self.forward_dtmf(leg, hdr, buf, now);
+            return self.forward_dtmf(leg, hdr, buf, len, now);
         }
 
         // copies of the few fields needed: the fast path must not clone a CodecSpec (its fmtp
         // is a String)
         let Some((in_kind, in_clock)) = codecs.audio_by_pt(hdr.payload_type).map(|c| (c.kind, c.clock_rate)) else {
             // comfort noise or an unnegotiated payload type: not relayed
-            l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), 8000, now);
+            l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, len, 8000, now);
             l.dropped += 1;
             return None;
         };
-        l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, buf.len(), in_clock, now);
+        l.recv.on_packet(hdr.ssrc, hdr.sequence, hdr.timestamp, len, in_clock, now);
 
         // a conference leg's audio goes to its room (unless the leg is on hold: its phone may
         // be playing music into the call)
@@ -760,7 +860,7 @@ impl Session {
         // Fast path: forward with the header rewritten.
         if relay && same && record_channel.is_none() {
             self.legs[li].passthrough = true;
-            return self.forward_rtp(leg, hdr, passthrough_pt.unwrap_or(hdr.payload_type), in_clock, payload_len, buf, now);
+            return self.forward_rtp(leg, hdr, passthrough_pt.unwrap_or(hdr.payload_type), in_clock, payload_len, buf, len, now);
         }
 
         // Decode (for the recorder and/or for transcoding).
@@ -789,21 +889,61 @@ impl Session {
         self.pcm = pcm;
         if relay && same {
             self.legs[li].passthrough = true;
-            result = self.forward_rtp(leg, hdr, passthrough_pt.unwrap_or(hdr.payload_type), in_clock, payload_len, buf, now);
+            result = self.forward_rtp(leg, hdr, passthrough_pt.unwrap_or(hdr.payload_type), in_clock, payload_len, buf, len, now);
         }
         result
     }
 
+    /// Authenticates and decrypts a datagram of an SRTP leg in place: the plain packet's
+    /// length, or `None` when it is refused (counted: a bad tag, a replay, or malformed).
+    /// A plain leg's datagram passes as it is.
+    fn unprotect(&mut self, leg: LegId, is_rtcp: bool, datagram: &mut [u8]) -> Option<usize> {
+        let l = &mut self.legs[leg.index()];
+        let Some(s) = l.srtp.as_mut() else { return Some(datagram.len()) };
+        let result = if is_rtcp { s.inbound.unprotect_rtcp(datagram) } else { s.inbound.unprotect_rtp(datagram) };
+        match result {
+            Ok(n) => Some(n),
+            Err(SrtpError::AuthenticationFailed) => {
+                l.srtp_auth_failures += 1;
+                None
+            }
+            Err(SrtpError::Replay) => {
+                l.srtp_replays += 1;
+                None
+            }
+            Err(_) => {
+                l.dropped += 1;
+                None
+            }
+        }
+    }
+
+    /// Encrypts `buf[..len]`, a packet for `to`, in place when that leg is SRTP: the length
+    /// to send, or `None` when it cannot be (no room, an index used already, an expired key;
+    /// counted as dropped on the leg it came from).
+    fn protect_out(&mut self, to: LegId, is_rtcp: bool, buf: &mut [u8], len: usize) -> Option<usize> {
+        let Some(s) = self.legs[to.index()].srtp.as_mut() else { return Some(len) };
+        let result = if is_rtcp { s.outbound.protect_rtcp(buf, len) } else { s.outbound.protect_rtp(buf, len) };
+        match result {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.legs[to.other().index()].dropped += 1;
+                None
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
-    fn forward_rtp(&mut self, leg: LegId, hdr: RtpHeader, out_pt: u8, clock: u32, payload_len: usize, buf: &mut [u8], now: Instant) -> Option<Forward> {
+    fn forward_rtp(&mut self, leg: LegId, hdr: RtpHeader, out_pt: u8, clock: u32, payload_len: usize, buf: &mut [u8], len: usize, now: Instant) -> Option<Forward> {
         let o = &mut self.legs[leg.other().index()];
         let to = o.rtp.addr?;
         let n = o.out.relay(hdr.ssrc, hdr.sequence, hdr.timestamp, clock, now, payload_len);
-        rtp::rewrite_header(buf, &RtpHeader { marker: hdr.marker || n.marker, payload_type: out_pt, sequence: n.seq, timestamp: n.ts, ssrc: o.out.ssrc() });
-        Some(Forward { leg: leg.other(), stream: StreamKind::Rtp, to, len: buf.len() })
+        rtp::rewrite_header(&mut buf[..len], &RtpHeader { marker: hdr.marker || n.marker, payload_type: out_pt, sequence: n.seq, timestamp: n.ts, ssrc: o.out.ssrc() });
+        let len = self.protect_out(leg.other(), false, buf, len)?;
+        Some(Forward { leg: leg.other(), stream: StreamKind::Rtp, to, len })
     }
 
-    fn forward_dtmf(&mut self, leg: LegId, hdr: RtpHeader, buf: &mut [u8], now: Instant) -> Option<Forward> {
+    fn forward_dtmf(&mut self, leg: LegId, hdr: RtpHeader, buf: &mut [u8], len: usize, now: Instant) -> Option<Forward> {
         if !self.linked() {
             return None;
         }
@@ -817,8 +957,8 @@ impl Session {
         if o.player.is_some() || o.dtmf_tx.is_some() || !o.remote.as_ref().is_some_and(|r| r.direction.remote_receives()) {
             return None;
         }
-        let len = buf.len().saturating_sub(RTP_HEADER_LEN);
-        self.forward_rtp(leg, hdr, pt, clock, len, buf, now)
+        let payload_len = len.saturating_sub(RTP_HEADER_LEN);
+        self.forward_rtp(leg, hdr, pt, clock, payload_len, buf, len, now)
     }
 
     fn dtmf_update(&mut self, leg: LegId, u: DtmfUpdate, now: Instant) {
@@ -977,14 +1117,14 @@ impl Session {
             let mut data = self.buffer();
             data.resize(RTP_HEADER_LEN + n, 0);
             let _ = rtp::build(&RtpHeader { marker, payload_type: pt, sequence: seq, timestamp: ts, ssrc }, &payload[..n], &mut data);
-            self.transmits.push_back(Transmit { leg: to, stream: StreamKind::Rtp, to: dest, data });
+            self.queue(Transmit { leg: to, stream: StreamKind::Rtp, to: dest, data }, false);
         }
         self.payload = payload;
     }
 
-    fn handle_rtcp(&mut self, leg: LegId, stream: StreamKind, from: SocketAddr, buf: &mut [u8]) -> Option<Forward> {
+    fn handle_rtcp(&mut self, leg: LegId, stream: StreamKind, from: SocketAddr, buf: &mut [u8], len: usize) -> Option<Forward> {
         let li = leg.index();
-        let parsed = match rtcp::parse_compound(buf) {
+        let parsed = match rtcp::parse_compound(&buf[..len]) {
             Ok(p) => p,
             Err(_) => {
                 self.legs[li].dropped += 1;
@@ -1026,13 +1166,14 @@ impl Session {
         let o = &self.legs[oi];
         let (out_stream, to) = o.rtcp_dest()?;
         let (their_view, other_source) = (o.out.ssrc(), o.recv.ssrc());
-        rtcp::rewrite_ssrcs(buf, |field, ssrc| match field {
+        rtcp::rewrite_ssrcs(&mut buf[..len], |field, ssrc| match field {
             SsrcField::Sender => their_view,
             SsrcField::ReportSubject if ssrc == ours => other_source.unwrap_or(ssrc),
             SsrcField::ReportSubject => ssrc,
         })
         .ok()?;
-        Some(Forward { leg: leg.other(), stream: out_stream, to, len: buf.len() })
+        let len = self.protect_out(leg.other(), true, buf, len)?;
+        Some(Forward { leg: leg.other(), stream: out_stream, to, len })
     }
 
     /// Runs what is due at `now`: prompt frames, DTMF packets, lost DTMF ends, recorder
@@ -1121,7 +1262,7 @@ impl Session {
                 data.clear();
                 data.resize(RTP_HEADER_LEN + n, 0);
                 let _ = rtp::build(&hdr, &payload[..n], &mut data);
-                self.transmits.push_back(Transmit { leg, stream: StreamKind::Rtp, to: dest, data });
+                self.queue(Transmit { leg, stream: StreamKind::Rtp, to: dest, data }, false);
             }
         self.payload = payload;
         self.pcm2 = resampled;
@@ -1158,7 +1299,7 @@ impl Session {
             data.clear();
             data.resize(RTP_HEADER_LEN + 4, 0);
             let _ = rtp::build(&hdr, &ev.payload, &mut data);
-            self.transmits.push_back(Transmit { leg, stream: StreamKind::Rtp, to: dest, data });
+            self.queue(Transmit { leg, stream: StreamKind::Rtp, to: dest, data }, false);
         }
     }
 
@@ -1208,10 +1349,11 @@ impl Session {
                 _ => packets.push(RtcpPacket::ReceiverReport { ssrc, reports }),
             }
             packets.push(RtcpPacket::SourceDescription(vec![SdesChunk { ssrc, items: vec![(1, self.cfg.cname.clone())] }]));
+            let leg = l.id;
             let mut data = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(MTU));
             data.clear();
             rtcp::build_compound(&packets, &mut data);
-            self.transmits.push_back(Transmit { leg: l.id, stream, to: dest, data });
+            self.queue(Transmit { leg, stream, to: dest, data }, true);
         }
     }
 }

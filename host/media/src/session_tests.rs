@@ -6,6 +6,9 @@ use crate::dtmf::TelephoneEvent;
 use crate::latch::{Learning, CONTINUITY_WINDOW};
 use crate::player::Prompt;
 
+#[path = "session_srtp_tests.rs"]
+mod srtp;
+
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
@@ -42,8 +45,19 @@ fn pkt(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     b
 }
 
+/// Hands `p` to the session as a datagram with room for an SRTP trailer; afterwards `p` is
+/// what the session made of it: the forwarded packet (`p.len() == forward.len`), or the
+/// datagram as it was left.
+fn feed(s: &mut Session, leg: LegId, stream: StreamKind, from: SocketAddr, p: &mut Vec<u8>, now: Instant) -> Option<Forward> {
+    let n = p.len();
+    p.resize(n + crate::srtp::MAX_OVERHEAD, 0);
+    let f = s.handle_datagram(leg, stream, from, p, n, now);
+    p.truncate(f.map_or(n, |f| f.len));
+    f
+}
+
 fn send(s: &mut Session, leg: LegId, from: &str, mut p: Vec<u8>, now: Instant) -> Option<(Forward, RtpHeader, Vec<u8>)> {
-    let f = s.handle_datagram(leg, StreamKind::Rtp, addr(from), &mut p, now)?;
+    let f = feed(s, leg, StreamKind::Rtp, addr(from), &mut p, now)?;
     let h = RtpPacket::parse(&p[..f.len]).unwrap().header;
     Some((f, h, p))
 }
@@ -334,7 +348,7 @@ fn rtcp_is_bound_to_its_rtp_stream() {
         rtcp::build_compound(&[RtcpPacket::ReceiverReport { ssrc, reports: vec![] }], &mut b);
         b
     };
-    let rtcp_in = |s: &mut Session, from: &str, ssrc: u32| s.handle_datagram(LegId::A, StreamKind::Rtcp, addr(from), &mut rr(ssrc), t0 + ms(500)).is_some();
+    let rtcp_in = |s: &mut Session, from: &str, ssrc: u32| feed(s, LegId::A, StreamKind::Rtcp, addr(from), &mut rr(ssrc), t0 + ms(500)).is_some();
     // before A's RTP latched: only the SDP's RTCP address (its RTP port + 1)
     assert!(!rtcp_in(&mut s, "203.0.113.5:31001", 0xaaaa));
     assert!(rtcp_in(&mut s, "192.168.1.10:4001", 0xaaaa));
@@ -358,9 +372,9 @@ fn rtcp_is_bound_to_its_rtp_stream() {
     m.set_remote(LegId::A, RemoteMedia { rtcp_mux: true, ..remote(A_SDP, &[CodecSpec::pcmu()]) }, t0);
     m.bridge();
     send(&mut m, LegId::A, A_SDP, pkt(0, 1, 0, 0xaaaa, &[0; 160]), t0).unwrap();
-    assert!(m.handle_datagram(LegId::A, StreamKind::Rtp, addr("192.0.2.10:4001"), &mut rr(0xaaaa), t0).is_none());
-    assert!(m.handle_datagram(LegId::A, StreamKind::Rtp, addr(INJECTOR), &mut rr(0xaaaa), t0).is_none());
-    assert!(m.handle_datagram(LegId::A, StreamKind::Rtp, addr(A_SDP), &mut rr(0x1bad), t0).is_none());
+    assert!(feed(&mut m, LegId::A, StreamKind::Rtp, addr("192.0.2.10:4001"), &mut rr(0xaaaa), t0).is_none());
+    assert!(feed(&mut m, LegId::A, StreamKind::Rtp, addr(INJECTOR), &mut rr(0xaaaa), t0).is_none());
+    assert!(feed(&mut m, LegId::A, StreamKind::Rtp, addr(A_SDP), &mut rr(0x1bad), t0).is_none());
     assert_eq!(m.stats().a.refused, 3);
     assert_eq!(s.stats().a.refused, 4 + 3, "RTCP refusals and the probation");
 }
@@ -694,7 +708,7 @@ fn rtcp_is_relayed_with_ssrcs_rewritten_and_reports_kept() {
     }];
     let mut buf = Vec::new();
     rtcp::build_compound(&rr, &mut buf);
-    let f = s.handle_datagram(LegId::B, StreamKind::Rtcp, addr("198.51.100.20:5001"), &mut buf, t0 + ms(10)).unwrap();
+    let f = feed(&mut s, LegId::B, StreamKind::Rtcp, addr("198.51.100.20:5001"), &mut buf, t0 + ms(10)).unwrap();
     assert_eq!((f.leg, f.stream, f.to), (LegId::A, StreamKind::Rtcp, addr("192.0.2.10:4001")));
     match &rtcp::parse_compound(&buf[..f.len]).unwrap()[0] {
         RtcpPacket::ReceiverReport { ssrc, reports } => {
@@ -709,7 +723,7 @@ fn rtcp_is_relayed_with_ssrcs_rewritten_and_reports_kept() {
     assert_eq!(st.b.remote.jitter, ms(10));
     assert_eq!(st.b.remote.rtcp_packets, 1);
     let mut junk = vec![0x80, 201, 0, 40];
-    assert!(s.handle_datagram(LegId::B, StreamKind::Rtcp, addr("198.51.100.20:5001"), &mut junk, t0).is_none());
+    assert!(feed(&mut s, LegId::B, StreamKind::Rtcp, addr("198.51.100.20:5001"), &mut junk, t0).is_none());
 }
 
 #[test]
@@ -742,8 +756,8 @@ fn garbage_never_panics() {
             b[1] = [0u8, 101, 111, 200, 201][(seed % 5) as usize];
         }
         let stream = if i % 3 == 0 { StreamKind::Rtcp } else { StreamKind::Rtp };
-        let _ = s.handle_datagram(LegId::A, stream, addr(A_SDP), &mut b, t0 + ms(u64::from(i)));
-        let _ = s.handle_datagram(LegId::B, stream, addr(B_SDP), &mut b, t0 + ms(u64::from(i)));
+        let _ = feed(&mut s, LegId::A, stream, addr(A_SDP), &mut b, t0 + ms(u64::from(i)));
+        let _ = feed(&mut s, LegId::B, stream, addr(B_SDP), &mut b, t0 + ms(u64::from(i)));
         drain(&mut s);
     }
     s.handle_timeout(t0 + ms(6000));
@@ -760,11 +774,11 @@ fn rtcp_mux_legs_get_rtcp_on_the_rtp_port() {
     // A's RTCP (on its RTCP port) reaches B on B's RTP port; B's muxed RTCP reaches A's RTCP port
     let mut sr = Vec::new();
     rtcp::build_compound(&[RtcpPacket::ReceiverReport { ssrc: 0xaaaa, reports: vec![] }], &mut sr);
-    let f = s.handle_datagram(LegId::A, StreamKind::Rtcp, addr("192.0.2.10:4001"), &mut sr.clone(), t0).unwrap();
+    let f = feed(&mut s, LegId::A, StreamKind::Rtcp, addr("192.0.2.10:4001"), &mut sr.clone(), t0).unwrap();
     assert_eq!((f.stream, f.to), (StreamKind::Rtp, addr(B_SDP)));
     let mut rr = Vec::new();
     rtcp::build_compound(&[RtcpPacket::ReceiverReport { ssrc: 0xbbbb, reports: vec![] }], &mut rr);
-    let f = s.handle_datagram(LegId::B, StreamKind::Rtp, addr(B_SDP), &mut rr, t0).unwrap();
+    let f = feed(&mut s, LegId::B, StreamKind::Rtp, addr(B_SDP), &mut rr, t0).unwrap();
     assert_eq!((f.stream, f.to), (StreamKind::Rtcp, addr("192.0.2.10:4001")));
     assert_eq!(s.destination(LegId::B, StreamKind::Rtcp), Some(addr(B_SDP)));
 }

@@ -262,12 +262,22 @@ pub struct LegStats {
     /// RTP bytes we sent to the leg.
     pub sent_bytes: u64,
     /// Datagrams from an accepted source dropped because they did not parse or carried a
-    /// payload type the leg did not negotiate.
+    /// payload type the leg did not negotiate (or, SRTP, were malformed, or could not be
+    /// protected for the other leg).
     pub dropped: u64,
     /// Datagrams refused for their source (strict RTP, [`crate::latch`]): from an address
     /// the leg is not latched to, including a new source's packets while it served its
     /// probation. Never forwarded, never answered.
     pub refused: u64,
+    /// The crypto suite when the leg's media was SRTP ([`crate::session::Session::set_srtp`]).
+    pub srtp: Option<crate::srtp::SrtpSuite>,
+    /// SRTP/SRTCP datagrams whose authentication tag did not verify (forged, corrupted,
+    /// another key, or plain RTP on an SRTP leg): dropped, never forwarded.
+    pub srtp_auth_failures: u64,
+    /// SRTP/SRTCP datagrams refused as replays: an index seen already, or older than the
+    /// 128-packet window. RFC 3711 §3.3 checks this before the tag, so a forgery carrying an
+    /// old index is counted here too. Dropped, never forwarded.
+    pub srtp_replays: u64,
     /// The leg's own RTCP view of what we send it.
     pub remote: RemoteReport,
 }

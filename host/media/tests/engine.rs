@@ -331,3 +331,85 @@ async fn a_cloned_control_plays_from_another_task_while_the_handle_reads_events(
     // the session is gone: commands that answer say so
     assert!(matches!(control.stats().await, Err(MediaError::SessionClosed)));
 }
+
+/// An SRTP phone (keys from an SDES offer/answer, its own contexts made from the parsed
+/// strings) and a plain RTP trunk through the engine on loopback, RTP and RTCP both ways;
+/// forged and replayed packets are counted and never reach the trunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srtp_phone_talks_to_a_plain_peer_over_sockets() {
+    use media::rtcp::{self, RtcpPacket};
+    use media::sdes;
+    use media::srtp::{SrtpContext, MAX_OVERHEAD};
+
+    let e = engine((31900, 31999), |_| {});
+    let call = e.create_session("srtp-test").unwrap();
+    let (phone, trunk, trunk_rtcp) = (peer(), peer(), peer());
+    // SDES: the phone offers, FlowPBX answers; each side keeps its keys from the strings
+    let offered = sdes::offer(&[SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::AesCm128HmacSha1_32]).unwrap();
+    let lines: Vec<String> = offered.iter().map(|a| format!("a=crypto:{a}")).collect();
+    let answer = sdes::answer(lines.iter().map(String::as_str), &SrtpSuite::ALL).unwrap();
+    assert_eq!(answer.attribute.tag, 1);
+    let phone_keys = sdes::accept_answer(&offered, &answer.attribute.to_string()).unwrap();
+    let (mut phone_tx, mut phone_rx) = (SrtpContext::new(&phone_keys.outbound), SrtpContext::new(&phone_keys.inbound));
+    call.set_srtp(LegId::A, Some(answer.keys));
+    call.set_remote(LegId::A, RemoteMedia { rtcp_mux: true, ..RemoteMedia::new(Some(phone.local_addr().unwrap()), pcmu()) });
+    call.set_remote(LegId::B, RemoteMedia { rtcp: Some(trunk_rtcp.local_addr().unwrap()), ..RemoteMedia::new(Some(trunk.local_addr().unwrap()), pcmu()) });
+    call.bridge();
+    let (a_local, b_local, b_local_rtcp) = (call.local_rtp(LegId::A), call.local_rtp(LegId::B), call.local_rtcp(LegId::B));
+    let protect = |ctx: &mut SrtpContext, plain: &[u8], rtcp: bool| {
+        let mut b = plain.to_vec();
+        b.resize(plain.len() + MAX_OVERHEAD, 0);
+        let n = if rtcp { ctx.protect_rtcp(&mut b, plain.len()) } else { ctx.protect_rtp(&mut b, plain.len()) }.unwrap();
+        b.truncate(n);
+        b
+    };
+
+    let mut last_srtp = Vec::new();
+    for i in 0..30u16 {
+        // phone → trunk: plain on the trunk's side
+        let srtp = protect(&mut phone_tx, &pkt(0, 40_000 + i, 160 * u32::from(i), 0xabc, &[i as u8; 160]), false);
+        assert_eq!(srtp.len(), 182);
+        phone.send_to(&srtp, a_local).unwrap();
+        last_srtp = srtp;
+        let (b, from) = recv(&trunk).expect("relayed to the trunk");
+        assert_eq!((from, b.len()), (b_local, 172));
+        assert_eq!(RtpPacket::parse(&b).unwrap().payload, &[i as u8; 160][..]);
+        // trunk → phone: SRTP the phone opens with the key from FlowPBX's a=crypto
+        trunk.send_to(&pkt(0, 7 + i, 160 * u32::from(i), 0xdef, &[0x80 | i as u8; 160]), b_local).unwrap();
+        let (mut b, from) = recv(&phone).expect("relayed to the phone");
+        assert_eq!((from, b.len()), (a_local, 182));
+        let n = phone_rx.unprotect_rtp(&mut b).expect("authentic SRTP");
+        assert_eq!(RtpPacket::parse(&b[..n]).unwrap().payload, &[0x80 | i as u8; 160][..]);
+    }
+
+    // SRTCP from the phone (rtcp-mux, on its RTP port) reaches the trunk's RTCP socket as RTCP
+    let mut rr = Vec::new();
+    rtcp::build_compound(&[RtcpPacket::ReceiverReport { ssrc: 0xabc, reports: vec![] }], &mut rr);
+    phone.send_to(&protect(&mut phone_tx, &rr, true), a_local).unwrap();
+    let (b, from) = recv(&trunk_rtcp).expect("RTCP relayed to the trunk");
+    assert_eq!(from, b_local_rtcp);
+    assert!(matches!(&rtcp::parse_compound(&b).unwrap()[0], RtcpPacket::ReceiverReport { .. }));
+    // and the trunk's RTCP reaches the phone as SRTCP on its RTP port
+    let mut rr = Vec::new();
+    rtcp::build_compound(&[RtcpPacket::ReceiverReport { ssrc: 0xdef, reports: vec![] }], &mut rr);
+    trunk_rtcp.send_to(&rr, b_local_rtcp).unwrap();
+    let (mut b, from) = recv(&phone).expect("SRTCP relayed to the phone");
+    assert_eq!(from, a_local);
+    assert_eq!(b.len(), rr.len() + 14);
+    let n = phone_rx.unprotect_rtcp(&mut b).expect("authentic SRTCP");
+    assert!(matches!(&rtcp::parse_compound(&b[..n]).unwrap()[0], RtcpPacket::ReceiverReport { .. }));
+
+    // a forged packet, a replay and plain RTP from the phone's address: nothing reaches the trunk
+    let mut forged = protect(&mut phone_tx, &pkt(0, 40_100, 0, 0xabc, &[1; 160]), false);
+    forged[30] ^= 0x10;
+    phone.send_to(&forged, a_local).unwrap();
+    phone.send_to(&last_srtp, a_local).unwrap();
+    phone.send_to(&pkt(0, 40_101, 0, 0xabc, &[2; 160]), a_local).unwrap();
+    trunk.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    assert!(recv(&trunk).is_none(), "nothing forged or replayed is relayed");
+    let st = call.close().await.unwrap();
+    assert_eq!(st.a.srtp, Some(SrtpSuite::AesCm128HmacSha1_80));
+    assert_eq!((st.a.srtp_auth_failures, st.a.srtp_replays), (2, 1));
+    assert_eq!(st.a.received.packets, 30);
+    assert_eq!(st.b.srtp, None);
+}

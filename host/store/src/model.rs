@@ -51,6 +51,12 @@ text_enum!(
     Transport { Udp = "udp", Tcp = "tcp", Tls = "tls" }
 );
 text_enum!(RecordingMode { Off = "off", Always = "always", OnDemand = "on_demand" });
+text_enum!(
+    /// How follow-me rings: the devices first, then each number outside in turn
+    /// (`sequential`), or the devices and the numbers together, each number after its delay
+    /// (`simultaneous`).
+    FollowMeMode { Sequential = "sequential", Simultaneous = "simultaneous" }
+);
 text_enum!(GreetingType { Default = "default", Custom = "custom", NameOnly = "name_only" });
 text_enum!(RingStrategy { RingAll = "ring_all", Sequential = "sequential", RoundRobin = "round_robin", Random = "random", LongestIdle = "longest_idle" });
 text_enum!(CallerIdMode { Pass = "pass", Fixed = "fixed", Prepend = "prepend" });
@@ -388,6 +394,9 @@ pub struct ExtensionFields {
     pub follow_me_enabled: bool,
     #[sqlx(json)]
     pub follow_me_numbers: Vec<FollowMeNumber>,
+    pub follow_me_mode: FollowMeMode,
+    /// A number outside must press 1 to take the call (so its voicemail never does).
+    pub follow_me_confirm: bool,
     pub recording_mode: RecordingMode,
     pub max_registrations: i64,
     /// What the extension presents when it calls out (a route may present its own).
@@ -415,6 +424,8 @@ impl Default for ExtensionFields {
             dnd: false,
             follow_me_enabled: false,
             follow_me_numbers: Vec::new(),
+            follow_me_mode: FollowMeMode::Sequential,
+            follow_me_confirm: true,
             recording_mode: RecordingMode::Off,
             max_registrations: 5,
             outbound_caller_id_name: None,

@@ -32,6 +32,11 @@ import type {
   NewApiToken,
   NodeOutput,
   NodeType,
+  OrderedOutboundRoutes,
+  OutboundRoute,
+  OutboundRouteCreate,
+  OutboundRouteOrder,
+  OutboundRouteUpdate,
   PasswordChange,
   PasswordChanged,
   Plugin,
@@ -45,6 +50,7 @@ import type {
   Session,
   SessionsEnded,
   Settings,
+  TlsStatus,
   SettingsChanged,
   SettingsUpdate,
   SetupRequest,
@@ -57,6 +63,8 @@ import type {
   TimeSwitchUpdate,
   Trunk,
   TrunkCreate,
+  TrunkLiveStatus,
+  TrunkTestResult,
   TrunkUpdate,
   ValidationResult,
   VoicemailBox,
@@ -147,6 +155,7 @@ export const api = {
   /** 503 (a component down) still carries the health report */
   health: () => request<Health>('GET', '/health', { dataOn: [503] }),
   systemStatus: () => request<SystemStatus>('GET', '/system/status'),
+  systemTls: () => request<TlsStatus>('GET', '/system/tls'),
   activeCalls: async () => (await requestPage<ActiveCall>('/calls/active')).items,
   hangupCall: (id: string) => request<void>('POST', `/calls/${encodeURIComponent(id)}/hangup`),
 
@@ -154,7 +163,18 @@ export const api = {
     ...resource<Extension, ExtensionCreate, ExtensionUpdate>('/extensions'),
     registrations: async (id: Id) => (await requestPage<Registration>(`/extensions/${id}/registrations`)).items,
   },
-  trunks: resource<Trunk, TrunkCreate, TrunkUpdate>('/trunks'),
+  trunks: {
+    ...resource<Trunk, TrunkCreate, TrunkUpdate>('/trunks'),
+    /** registration state, next attempt, last response, keep-alive */
+    status: (id: Id) => request<TrunkLiveStatus>('GET', `/trunks/${id}/status`),
+    /** sends an OPTIONS (and a REGISTER for a registration trunk); answers within ~8 s */
+    test: (id: Id) => request<TrunkTestResult>('POST', `/trunks/${id}/test`),
+  },
+  outboundRoutes: {
+    ...resource<OutboundRoute, OutboundRouteCreate, OutboundRouteUpdate>('/outbound-routes'),
+    /** every route's id in the order they are to be tried; answers the routes in that order */
+    order: (ids: Id[]) => request<OrderedOutboundRoutes>('PUT', '/outbound-routes/order', { body: { ids } satisfies OutboundRouteOrder }),
+  },
   numbers: resource<InboundNumber, InboundNumberCreate, InboundNumberUpdate>('/numbers'),
   voicemailBoxes: {
     ...resource<VoicemailBox, VoicemailBoxCreate, VoicemailBoxUpdate>('/voicemail-boxes'),

@@ -158,8 +158,9 @@ export function entityStatus(type: EntityType, e: AnyEntity, live?: { registrati
     if (!t.enabled) return { tone: 'idle', text: 'disabled' };
     const s = live?.trunk ?? t.status;
     if (!s) return undefined;
-    if (s === 'registered' || s === 'ok') return { tone: 'ok', text: s };
-    if (s === 'failed') return { tone: 'bad', text: 'failed' };
+    if (s === 'registered' || s === 'up' || s === 'ok') return { tone: 'ok', text: s };
+    if (s === 'failed' || s === 'stopped' || s === 'down') return { tone: 'bad', text: s };
+    if (s === 'unmonitored' || s === 'unknown') return { tone: 'idle', text: s === 'unmonitored' ? 'not monitored' : s };
     return { tone: 'warn', text: s };
   }
   if (type === 'inbound_number') return (e as InboundNumber).enabled ? undefined : { tone: 'idle', text: 'disabled' };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyLiveEvent, initialLive, parseLiveEvent, reconnectDelay } from './live';
+import { applyLiveEvent, initialLive, MAX_NOTICES, parseLiveEvent, reconnectDelay } from './live';
 
 describe('live updates', () => {
   it('applies a snapshot then events', () => {
@@ -16,9 +16,19 @@ describe('live updates', () => {
     expect(Object.keys(s.calls)).toEqual(['c2']);
     s = applyLiveEvent(s, { type: 'registration.changed', data: { extension_id: 1, registration_count: 0, action: 'removed' } });
     expect(s.registrations['1']).toBe(0);
-    s = applyLiveEvent(s, { type: 'trunk.status', data: { id: 3, status: 'failed', detail: '403 Forbidden' } });
-    expect(s.trunks['3']).toEqual({ status: 'failed', detail: '403 Forbidden' });
+    s = applyLiveEvent(s, { type: 'trunk.status', data: { id: 3, status: 'failed', detail: '403 Forbidden', registration: { state: 'failed', error: '403 Forbidden', next_attempt_at_ms: 1 } } });
+    expect(s.trunks['3']).toEqual({ id: 3, status: 'failed', detail: '403 Forbidden', registration: { state: 'failed', error: '403 Forbidden', next_attempt_at_ms: 1 } });
     expect(s.seq).toBe(6);
+  });
+
+  it('keeps the last few toll-fraud notices, across snapshots', () => {
+    let s = initialLive;
+    for (let i = 0; i < MAX_NOTICES + 2; i++) s = applyLiveEvent(s, { type: 'outbound.limit', data: { extension_id: 7, number: `00${i}`, limit: 'daily_minutes' } });
+    expect(s.notices.map((n) => n.number)).toEqual(['002', '003', '004', '005', '006']);
+    expect(new Set(s.notices.map((n) => n.id)).size).toBe(MAX_NOTICES);
+    s = applyLiveEvent(s, { type: 'snapshot', data: { calls: [], registrations: {}, trunks: [] } });
+    expect(s.notices).toHaveLength(MAX_NOTICES);
+    expect(parseLiveEvent('{"type":"outbound.limit","data":{"extension_id":7,"number":"0011","limit":"class_not_permitted"}}')?.type).toBe('outbound.limit');
   });
 
   it('ignores what it does not understand', () => {

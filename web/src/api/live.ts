@@ -3,14 +3,35 @@
 // cookie; the server sends a `snapshot` first, then one event per change. The state here is a
 // plain reducer so it can be tested without a socket.
 import { useSyncExternalStore } from 'react';
-import type { ActiveCall, Cdr, Id, TrunkStatus } from './types';
+import type { ActiveCall, Cdr, Id, TrunkLiveStatus } from './types';
+
+/**
+ * `outbound.limit`: a toll-fraud guard refused (or ended) an outbound call. `limit` is
+ * `extension_concurrent_calls`, `pbx_concurrent_calls`, `daily_minutes` or
+ * `class_not_permitted`; `extension_id` is 0 for a flow's call.
+ */
+export interface OutboundLimitEvent {
+  extension_id: Id;
+  number: string;
+  limit: string;
+}
+
+/** A notice shown until dismissed (a toll-fraud guard that tripped). */
+export interface LiveNotice extends OutboundLimitEvent {
+  id: number;
+  at: number;
+}
+
+/** At most this many notices are kept: a flood of refused calls does not bury the page. */
+export const MAX_NOTICES = 5;
 
 export type LiveEvent =
-  | { type: 'snapshot'; data: { calls: ActiveCall[]; registrations: Record<string, number>; trunks: { id: Id; status: TrunkStatus; detail?: string | null }[] } }
+  | { type: 'snapshot'; data: { calls: ActiveCall[]; registrations: Record<string, number>; trunks: TrunkLiveStatus[] } }
   | { type: 'call.started' | 'call.updated'; data: ActiveCall }
   | { type: 'call.ended'; data: { id: string; disposition?: Cdr['disposition']; cause?: string | null } }
   | { type: 'registration.changed'; data: { extension_id: Id; registration_count: number; action?: 'added' | 'removed' | 'refreshed' } }
-  | { type: 'trunk.status'; data: { id: Id; status: TrunkStatus; detail?: string | null } }
+  | { type: 'trunk.status'; data: TrunkLiveStatus }
+  | { type: 'outbound.limit'; data: OutboundLimitEvent }
   | { type: 'source.banned'; data: { ip: string; until_secs: number } };
 
 export type Connection = 'connecting' | 'open' | 'closed';
@@ -21,12 +42,15 @@ export interface LiveState {
   synced: boolean;
   calls: Record<string, ActiveCall>;
   registrations: Record<string, number>;
-  trunks: Record<string, { status: TrunkStatus; detail?: string | null }>;
+  /** each trunk's status as the server last sent it (registration, keep-alive) */
+  trunks: Record<string, TrunkLiveStatus>;
+  /** toll-fraud guards that tripped, newest last, until dismissed */
+  notices: LiveNotice[];
   /** bumps on every event, so pages can refetch lists that depend on it (e.g. recent calls) */
   seq: number;
 }
 
-export const initialLive: LiveState = { connection: 'closed', synced: false, calls: {}, registrations: {}, trunks: {}, seq: 0 };
+export const initialLive: LiveState = { connection: 'closed', synced: false, calls: {}, registrations: {}, trunks: {}, notices: [], seq: 0 };
 
 export function applyLiveEvent(s: LiveState, ev: LiveEvent): LiveState {
   const seq = s.seq + 1;
@@ -35,7 +59,7 @@ export function applyLiveEvent(s: LiveState, ev: LiveEvent): LiveState {
       const calls: Record<string, ActiveCall> = {};
       for (const c of ev.data.calls ?? []) calls[c.id] = c;
       const trunks: LiveState['trunks'] = {};
-      for (const t of ev.data.trunks ?? []) trunks[String(t.id)] = { status: t.status, detail: t.detail };
+      for (const t of ev.data.trunks ?? []) trunks[String(t.id)] = t;
       return { ...s, synced: true, calls, registrations: { ...(ev.data.registrations ?? {}) }, trunks, seq };
     }
     case 'call.started':
@@ -49,7 +73,10 @@ export function applyLiveEvent(s: LiveState, ev: LiveEvent): LiveState {
     case 'registration.changed':
       return { ...s, registrations: { ...s.registrations, [String(ev.data.extension_id)]: ev.data.registration_count }, seq };
     case 'trunk.status':
-      return { ...s, trunks: { ...s.trunks, [String(ev.data.id)]: { status: ev.data.status, detail: ev.data.detail } }, seq };
+      return { ...s, trunks: { ...s.trunks, [String(ev.data.id)]: ev.data }, seq };
+    case 'outbound.limit': {
+      return { ...s, notices: [...s.notices, { ...ev.data, id: seq, at: Date.now() }].slice(-MAX_NOTICES), seq };
+    }
     default:
       return s;
   }
@@ -59,7 +86,7 @@ export function parseLiveEvent(raw: string): LiveEvent | null {
   try {
     const v = JSON.parse(raw) as { type?: unknown; data?: unknown };
     if (typeof v.type !== 'string' || v.data === undefined || v.data === null) return null;
-    const known = ['snapshot', 'call.started', 'call.updated', 'call.ended', 'registration.changed', 'trunk.status'];
+    const known = ['snapshot', 'call.started', 'call.updated', 'call.ended', 'registration.changed', 'trunk.status', 'outbound.limit'];
     return known.includes(v.type) ? (v as LiveEvent) : null;
   } catch {
     return null;
@@ -89,6 +116,10 @@ class LiveStore {
 
   dispatch(ev: LiveEvent) {
     this.set(applyLiveEvent(this.state, ev));
+  }
+
+  dismissNotice(id: number) {
+    this.set({ ...this.state, notices: this.state.notices.filter((n) => n.id !== id) });
   }
 
   private set(s: LiveState) {

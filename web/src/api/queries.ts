@@ -4,7 +4,7 @@ import { useRef } from 'react';
 import { ApiError, errorMessage } from './client';
 import { api, listAll } from './endpoints';
 import { ENTITY_KINDS, type EntityMap, type EntityType } from './entities';
-import type { Id, NodeOutput, NodeType } from './types';
+import type { Id, NodeOutput, NodeType, OutboundRoute } from './types';
 
 export const keys = {
   session: ['session'] as const,
@@ -21,8 +21,10 @@ export const keys = {
   settings: ['settings'] as const,
   dashboard: ['dashboard'] as const,
   health: ['health'] as const,
+  tls: ['system', 'tls'] as const,
   cdrs: (params: unknown) => ['cdrs', params] as const,
   activeCalls: ['calls', 'active'] as const,
+  outboundRoutes: ['outbound-routes'] as const,
 };
 
 export function useSession() {
@@ -116,4 +118,28 @@ export function usePrompts() {
 
 export function useFlows() {
   return useQuery({ queryKey: keys.flows, queryFn: () => listAll(api.flows) });
+}
+
+/** Every outbound route, in the order they are tried. */
+export function useOutboundRoutes() {
+  return useQuery({ queryKey: keys.outboundRoutes, queryFn: () => listAll(api.outboundRoutes), staleTime: 10_000 });
+}
+
+/** Writes the order of every route; the list shows the new order at once and the server's after. */
+export function useOrderOutboundRoutes() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (ids: Id[]) => api.outboundRoutes.order(ids),
+    onMutate: async (ids) => {
+      await qc.cancelQueries({ queryKey: keys.outboundRoutes });
+      const before = qc.getQueryData<OutboundRoute[]>(keys.outboundRoutes);
+      if (before) qc.setQueryData(keys.outboundRoutes, ids.map((id) => before.find((r) => r.id === id)).filter((r): r is OutboundRoute => !!r));
+      return { before };
+    },
+    onError: (_e, _ids, ctx) => {
+      if (ctx?.before) qc.setQueryData(keys.outboundRoutes, ctx.before);
+    },
+    onSuccess: (routes) => qc.setQueryData(keys.outboundRoutes, routes),
+    onSettled: () => void qc.invalidateQueries({ queryKey: keys.outboundRoutes }),
+  });
 }

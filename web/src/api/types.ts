@@ -65,6 +65,27 @@ export type Trunk = DataOf<'/api/v1/trunks/{id}', 'get'>;
 export type TrunkCreate = BodyOf<'/api/v1/trunks', 'post'>;
 export type TrunkUpdate = BodyOf<'/api/v1/trunks/{id}', 'put'>;
 export type TrunkStatus = Trunk['status'];
+/** GET /trunks/:id/status, and what the /ws snapshot and `trunk.status` frames carry. */
+export type TrunkLiveStatus = DataOf<'/api/v1/trunks/{id}/status', 'get'>;
+/** A registration trunk's registration: state, last error and response, next attempt. */
+export type TrunkRegistration = Schemas['RegistrationView'];
+/** POST /trunks/:id/test: an OPTIONS and, for a registration trunk, a REGISTER. */
+export type TrunkTestResult = DataOf<'/api/v1/trunks/{id}/test', 'post'>;
+export type TrunkProbe = Schemas['ProbeView'];
+export type SipAnswer = Schemas['SipAnswer'];
+
+/** A class of outbound numbers: what a route reaches and what an extension may call. */
+export type CallClass = Schemas['CallClass'];
+/** Whose caller ID an outbound route presents. */
+export type RouteCallerId = Schemas['RouteCallerId'];
+export type OutboundRoute = DataOf<'/api/v1/outbound-routes/{id}', 'get'>;
+export type OutboundRouteCreate = BodyOf<'/api/v1/outbound-routes', 'post'>;
+export type OutboundRouteUpdate = BodyOf<'/api/v1/outbound-routes/{id}', 'put'>;
+export type RouteWarning = Schemas['RouteWarning'];
+/** PUT /outbound-routes/order: every route's id, first tried first. */
+export type OutboundRouteOrder = BodyOf<'/api/v1/outbound-routes/order', 'put'>;
+/** What it answers: every route, in the new order. */
+export type OrderedOutboundRoutes = DataOf<'/api/v1/outbound-routes/order', 'put'>;
 
 export type InboundNumber = DataOf<'/api/v1/numbers/{id}', 'get'>;
 export type InboundNumberCreate = BodyOf<'/api/v1/numbers', 'post'>;
@@ -245,6 +266,10 @@ export type ComponentHealth = Schemas['ComponentStatus'];
 export type Health = DataOf<'/api/v1/health', 'get'>;
 /** GET /system/status */
 export type SystemStatus = DataOf<'/api/v1/system/status', 'get'>;
+
+/** GET /system/tls: the server certificate (HTTPS; SIP over TLS uses the same one). */
+export type TlsStatus = DataOf<'/api/v1/system/tls', 'get'>;
+export type TlsCertificate = NonNullable<TlsStatus['certificate']>;
 
 /** Where a setting's effective value comes from: a flag or an environment variable beat the stored value. */
 export type SettingSource = Schemas['SettingSource'];

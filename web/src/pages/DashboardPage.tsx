@@ -5,7 +5,8 @@ import { errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { useLive } from '../api/live';
 import { keys, useEntities } from '../api/queries';
-import type { ActiveCall } from '../api/types';
+import type { ActiveCall, Trunk } from '../api/types';
+import { TrunkStatusBadge, trunkStatusWords, useTrunkStatus } from '../components/trunks/TrunkStatus';
 import { ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, StatusDot, TableHead } from '../components/common/ui';
 import { useEffect, useState } from 'react';
 
@@ -32,7 +33,6 @@ export default function DashboardPage() {
   const synced = useLive((s) => s.synced);
   const liveCalls = useLive((s) => s.calls);
   const liveRegs = useLive((s) => s.registrations);
-  const liveTrunks = useLive((s) => s.trunks);
   // refetch the lists that live events change, at most every few events
   const tick = Math.floor(seq / 5);
   const status = useQuery({ queryKey: ['system-status', tick], queryFn: api.systemStatus, placeholderData: (p) => p });
@@ -46,7 +46,7 @@ export default function DashboardPage() {
 
   const calls: ActiveCall[] = synced ? Object.values(liveCalls) : (restCalls.data ?? []);
   const registrations = synced ? Object.values(liveRegs).reduce((a, b) => a + b, 0) : (status.data?.counts.registrations ?? 0);
-  const stats = { data: status.data && { extensions: status.data.counts.extensions, calls_today: callsToday.data?.total ?? callsToday.data?.items.length, recent_cdrs: recent.data?.items ?? [], trunks: (trunks.data ?? []).map((t) => ({ id: t.id, name: t.name, status: t.enabled ? (t.status ?? 'unknown') : 'disabled' })) }, isLoading: status.isLoading || trunks.isLoading, error: status.error ?? recent.error };
+  const stats = { data: status.data && { extensions: status.data.counts.extensions, calls_today: callsToday.data?.total ?? callsToday.data?.items.length, recent_cdrs: recent.data?.items ?? [], trunks: trunks.data ?? [] }, isLoading: status.isLoading || trunks.isLoading, error: status.error ?? recent.error };
 
   return (
     <div>
@@ -91,17 +91,8 @@ export default function DashboardPage() {
             Trunks
           </h2>
           {stats.isLoading && <Spinner />}
-          <ul className="space-y-1 text-sm">
-            {(stats.data?.trunks ?? []).map((t) => {
-              const st = liveTrunks[String(t.id)]?.status ?? t.status;
-              const tone = st === 'registered' || st === 'ok' ? 'ok' : st === 'failed' ? 'bad' : st === 'disabled' ? 'idle' : 'warn';
-              return (
-                <li key={t.id} className="flex justify-between">
-                  <span>{t.name}</span>
-                  <StatusDot status={{ tone, text: st }} />
-                </li>
-              );
-            })}
+          <ul className="space-y-1 text-sm" aria-label="Trunk states">
+            {stats.data && (trunks.data ?? []).map((t) => <DashboardTrunk key={t.id} trunk={t} />)}
             {stats.data && stats.data.trunks.length === 0 && (
               <li className="text-slate-500">
                 No trunks. <Link className="text-indigo-700 underline" to="/trunks">Add one</Link>
@@ -152,5 +143,22 @@ export default function DashboardPage() {
         </section>
       </div>
     </div>
+  );
+}
+
+/** A trunk on the dashboard: its state, and the error when it is not working. */
+function DashboardTrunk({ trunk }: { trunk: Trunk }) {
+  const status = useTrunkStatus(trunk);
+  const w = trunkStatusWords(status, trunk.options_interval);
+  return (
+    <li>
+      <div className="flex justify-between gap-2">
+        <Link to="/trunks" className="hover:underline">
+          {trunk.name}
+        </Link>
+        <TrunkStatusBadge trunk={trunk} status={status} compact />
+      </div>
+      {w.tone === 'bad' && w.detail && <p className="text-xs text-slate-500">{w.detail}</p>}
+    </li>
   );
 }

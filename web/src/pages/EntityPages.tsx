@@ -13,6 +13,7 @@ import type { Extension, Id, InboundNumber, IvrMenu, RingGroup, TimeSwitch, Trun
 import { ConfirmDelete } from '../components/common/ConfirmDelete';
 import { Dialog, Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, StatusDot, TableHead, DeleteButton } from '../components/common/ui';
 import { EntityForm } from '../components/entities/EntityForm';
+import { TrunkPanel, TrunkStatusBadge, useTrunkStatus } from '../components/trunks/TrunkStatus';
 
 interface Column {
   header: string;
@@ -40,7 +41,7 @@ function useColumns(type: EntityType): Column[] {
         { header: 'Type', cell: (e) => ((e as Trunk).type === 'register' ? 'registration' : 'IP') },
         { header: 'Host', cell: (e) => ENTITY_KINDS.trunk.subtitle!(e as Trunk) },
         { header: 'Priority', cell: (e) => (e as Trunk).priority },
-        { header: 'Status', cell: (e) => <StatusDot status={status(e)} /> },
+        { header: 'Status', cell: (e) => <TrunkStatusCell trunk={e as Trunk} /> },
       ];
     case 'inbound_number':
       return [
@@ -104,6 +105,8 @@ export default function EntityPage({ type: t }: { type: string }) {
   const [editing, setEditing] = useState<AnyEntity | 'new' | null>(null);
   const [deleting, setDeleting] = useState<AnyEntity | null>(null);
   const [details, setDetails] = useState<AnyEntity | null>(null);
+  // the trunk test runs as its dialog opens
+  const [testing, setTesting] = useState(false);
   const title = (e: AnyEntity) => (kind.title as (x: AnyEntity) => string)(e);
 
   const rows = useMemo(() => {
@@ -142,8 +145,13 @@ export default function EntityPage({ type: t }: { type: string }) {
                   ))}
                   <td className="whitespace-nowrap text-right">
                     {hasDetails && (
-                      <button type="button" className="btn btn-ghost btn-sm" onClick={() => setDetails(e)}>
+                      <button type="button" className="btn btn-ghost btn-sm" onClick={() => { setTesting(false); setDetails(e); }} aria-label={type === 'trunk' ? `Status of ${title(e)}` : undefined}>
                         {type === 'extension' ? 'Devices' : type === 'trunk' ? 'Status' : 'Messages'}
+                      </button>
+                    )}
+                    {type === 'trunk' && (
+                      <button type="button" className="btn btn-ghost btn-sm" onClick={() => { setTesting(true); setDetails(e); }} aria-label={`Test ${title(e)}`}>
+                        Test
                       </button>
                     )}
                     <button type="button" className="btn btn-ghost btn-sm" onClick={() => setEditing(e)} aria-label={`Edit ${title(e)}`}>
@@ -168,7 +176,7 @@ export default function EntityPage({ type: t }: { type: string }) {
       {details && (
         <Dialog title={title(details)} onClose={() => setDetails(null)} wide>
           {type === 'extension' && <Registrations id={details.id} />}
-          {type === 'trunk' && <TrunkStatusView trunk={details as Trunk} />}
+          {type === 'trunk' && <TrunkPanel trunk={((list.data ?? []) as AnyEntity[]).find((t) => t.id === details.id) as Trunk ?? (details as Trunk)} autoTest={testing} />}
           {type === 'voicemail_box' && <Messages id={details.id} />}
         </Dialog>
       )}
@@ -203,18 +211,8 @@ function Registrations({ id }: { id: Id }) {
   );
 }
 
-function TrunkStatusView({ trunk }: { trunk: Trunk }) {
-  const liveStatus = useLive((s) => s.trunks[String(trunk.id)]);
-  // No "Test trunk" button: the SIP stack cannot send an OPTIONS ping to a trunk yet
-  // (POST /trunks/:id/test, API-NEEDS.md §5), and a button that cannot test would mislead.
-  return (
-    <div className="text-sm">
-      <p className="mb-2">
-        Status: <StatusDot status={entityStatus('trunk', trunk, { trunk: liveStatus?.status })} />
-      </p>
-      {(liveStatus?.detail ?? trunk.status_detail) && <p className="mb-2 text-slate-600">{liveStatus?.detail ?? trunk.status_detail}</p>}
-    </div>
-  );
+function TrunkStatusCell({ trunk }: { trunk: Trunk }) {
+  return <TrunkStatusBadge trunk={trunk} status={useTrunkStatus(trunk)} />;
 }
 
 function Messages({ id }: { id: Id }) {

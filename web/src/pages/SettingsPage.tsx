@@ -1,5 +1,5 @@
-// Settings (system_config keys) grouped as an administrator thinks of them; the account
-// (password, sessions) and API tokens.
+// Settings (system_config keys) grouped as an administrator thinks of them; the HTTPS
+// certificate (read-only); the account (password, sessions) and API tokens.
 import { useEffect, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { ApiError, errorMessage } from '../api/client';
@@ -8,6 +8,7 @@ import { keys } from '../api/queries';
 import type { SettingsChanged, SettingsUpdate } from '../api/types';
 import { Checkbox, ErrorBanner, NumberInput, PageHeader, Spinner, TextInput } from '../components/common/ui';
 import { ChangePassword, Sessions } from '../components/settings/Account';
+import { CertificatePanel } from '../components/settings/Certificate';
 import { ApiTokens } from '../components/settings/ApiTokens';
 
 /** A key `PUT /settings` takes. */
@@ -141,6 +142,7 @@ export default function SettingsPage() {
           )}
         </div>
       </form>
+      <CertificatePanel />
       <ChangePassword />
       <Sessions />
       <ApiTokens />

@@ -247,6 +247,32 @@ impl B2bua {
         }
     }
 
+    /// A leg's answer heard without crossing: the leg (a follow-me number confirming) is
+    /// given to the media session as `side` so it can hear a prompt and press a digit, the
+    /// legs are not connected, and the offer stays pending so the answer that wins crosses
+    /// later ([`B2bua::sdp_across`] with the same body, or another leg's).
+    pub(crate) fn sdp_listen(&mut self, key: CallKey, side: Side, content_type: Option<&str>, body: &Bytes) -> Result<(), SdpFault> {
+        let Some(call) = self.table.get_mut(key) else { return Ok(()) };
+        let Some(m) = call.media.as_mut() else { return Ok(()) };
+        let Some(port) = self.media.as_mut() else { return Ok(()) };
+        if !is_sdp(content_type, body) {
+            return Err(SdpFault::Unreadable);
+        }
+        let pending = match &m.offer {
+            Some(PendingOffer::Relayed { from, .. }) => *from == other(side),
+            Some(PendingOffer::Local { to, .. }) => *to == side,
+            None => false,
+        };
+        if !pending {
+            return Err(SdpFault::NoAudio);
+        }
+        let sdp = sdp_media::read(body)?;
+        let remote = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec)?;
+        port.unbridge(key);
+        port.set_remote(key, leg(side), remote);
+        Ok(())
+    }
+
     /// FlowPBX answers the caller's offer itself (a flow answers): the first codec it handles,
     /// plus telephone-event. With no offer (a delayed-offer INVITE or re-INVITE), FlowPBX
     /// offers and the caller's ACK answers. Returns the body for the 2xx.

@@ -13,6 +13,7 @@
 //! the outcome and decides what comes next.
 
 mod crossing;
+mod follow_me;
 mod table;
 mod transfer;
 
@@ -79,6 +80,8 @@ pub(crate) enum CallTimer {
     Cap(CallKey),
     /// A transfer target rang too long.
     Transfer(CallKey),
+    /// A leg's own deadline (a follow-me step) or the next follow-me step is due.
+    Legs(CallKey),
 }
 
 /// The B2BUA: the calls, their media and their deadlines. Inputs are the `handle_*` and
@@ -137,6 +140,7 @@ impl B2bua {
                 CallTimer::Session(key) => self.session_timeout(cx, now, key),
                 CallTimer::Cap(key) => self.cap_reached(cx, now, key),
                 CallTimer::Transfer(key) => self.transfer_timeout(cx, now, key),
+                CallTimer::Legs(key) => self.legs_due(cx, now, key),
             }
         }
     }
@@ -328,6 +332,9 @@ enum LegState {
     Calling,
     /// Answered (the winner).
     Answered,
+    /// A follow-me number outside answered and hears "press 1 to accept": its dialog is up,
+    /// the caller does not hear it yet.
+    Confirming,
     /// Failed, cancelled, or lost the race.
     Done,
     /// Answered, then replaced by a transfer: its dialog is over (a BYE on it gets 200).
@@ -361,12 +368,30 @@ struct BLeg {
     provisional: bool,
     dialog: Option<Dialog>,
     code: Option<u16>,
+    /// The trunks still to try, in order, when this leg's trunk fails over.
+    fallback: std::collections::VecDeque<TrunkAttempt>,
+    /// When it stops ringing (a follow-me step's time; `None`: the ring's own timeout).
+    deadline: Option<Instant>,
+    /// It must confirm (press 1) before it is put through: a follow-me number outside. Its
+    /// early media is not relayed (a carrier's announcements are not the callee).
+    confirm: bool,
+    /// A confirming leg's answer (content type, SDP), crossed to the caller once confirmed.
+    answer: Option<(Option<String>, Bytes)>,
+}
+
+impl BLeg {
+    /// Ringing, or answered and confirming: still in the race.
+    fn active(&self) -> bool {
+        matches!(self.state, LegState::Calling | LegState::Confirming)
+    }
 }
 
 struct Ring {
     completion: Completion,
-    /// The trunks still to try, in order, if the one ringing fails over.
-    next: std::collections::VecDeque<TrunkAttempt>,
+    /// Follow-me's steps still to ring.
+    follow: Option<follow_me::FollowMePlan>,
+    /// The first of the call's legs this ring started (a flow may ring several times).
+    first_leg: usize,
 }
 
 /// Why a callee leg was started.
@@ -410,21 +435,30 @@ struct NewCall {
     outbound: Option<Outbound>,
 }
 
-/// A trunk to try for an outbound leg, with the number as the route made it.
+/// A trunk to try for an outbound leg, with the number and caller id as the route made
+/// them.
 #[derive(Debug, Clone)]
 struct TrunkAttempt {
     trunk_id: i64,
     number: String,
+    caller_id_mode: store::RouteCallerId,
+    /// The caller id the route chose (`None`: the trunk's, or anonymous).
+    caller_id: Option<crate::routing::CallerId>,
 }
 
-/// What a call that goes out through trunks presents and what it took.
+impl TrunkAttempt {
+    /// The trunks of a route's plan, in order.
+    fn all_of(p: &crate::routing::Plan) -> std::collections::VecDeque<TrunkAttempt> {
+        p.trunk_ids.iter().map(|&trunk_id| TrunkAttempt { trunk_id, number: p.number.clone(), caller_id_mode: p.caller_id_mode, caller_id: p.caller_id.clone() }).collect()
+    }
+}
+
+/// The route a call that goes out through trunks took (what it presents is each
+/// [`TrunkAttempt`]'s).
 #[derive(Debug, Clone)]
 struct Outbound {
     route_id: Option<i64>,
     emergency: bool,
-    caller_id_mode: store::RouteCallerId,
-    /// The caller id the route chose (`None`: the trunk's, or anonymous).
-    caller_id: Option<crate::routing::CallerId>,
     /// The trunk tried last (the one that answered, once answered).
     trunk_id: Option<i64>,
 }
@@ -521,6 +555,7 @@ pub(crate) struct Call {
     session_at: Option<Instant>,
     cap_at: Option<Instant>,
     transfer_at: Option<Instant>,
+    legs_at: Option<Instant>,
     /// The extension that placed the call (internal calls).
     caller_ext: Option<i64>,
     /// The call's anchored media (None on a PBX without a media engine).
@@ -678,8 +713,8 @@ impl B2bua {
             self.limit_tripped(caller.id, &dialled, limit);
             return cx.sig.reply_with(now, tx, 403, Some(reason), |_| Ok(()));
         }
-        let attempts: std::collections::VecDeque<TrunkAttempt> = p.trunk_ids.iter().map(|&trunk_id| TrunkAttempt { trunk_id, number: p.number.clone() }).collect();
-        let outbound = Outbound { route_id: p.route_id, emergency: p.emergency, caller_id_mode: p.caller_id_mode, caller_id: p.caller_id.clone(), trunk_id: None };
+        let attempts = TrunkAttempt::all_of(&p);
+        let outbound = Outbound { route_id: p.route_id, emergency: p.emergency, trunk_id: None };
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
         let n = NewCall { direction: CallDirection::Outbound, caller: party, callee: dialled, trunk_id: None, flow_id: None, caller_ext: Some(caller.id), outbound: Some(outbound) };
         let Some(key) = self.new_call(cx, now, tx, msg, source, n) else { return };
@@ -739,21 +774,52 @@ impl B2bua {
 
     /// Starts ringing out through the first usable trunk of `attempts` (the rest wait for a
     /// failover). No usable trunk: the ring fails with 503.
-    fn ring_trunks(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, mut attempts: std::collections::VecDeque<TrunkAttempt>, timeout: Duration, completion: Completion) {
-        while let Some(a) = attempts.pop_front() {
-            if self.start_trunk_leg(cx, now, key, &a).is_ok() {
-                let Some(call) = self.table.get_mut(key) else { return };
-                match &mut call.phase {
-                    Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => *ring = Some(Ring { completion, next: attempts }),
-                    Phase::Bridged { .. } => return,
-                }
-                self.set_timer(key, TimerKind::Ring, Some(now + timeout));
-                self.publish(key);
-                return;
+    fn ring_trunks(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, attempts: std::collections::VecDeque<TrunkAttempt>, timeout: Duration, completion: Completion) {
+        let Some(first_leg) = self.table.get(key).map(|c| c.legs.len()) else { return };
+        if self.start_trunk_legs(cx, now, key, attempts, LegPurpose::Ring).is_some() {
+            let Some(call) = self.table.get_mut(key) else { return };
+            match &mut call.phase {
+                Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => *ring = Some(Ring { completion, follow: None, first_leg }),
+                Phase::Bridged { .. } => return,
             }
+            self.set_timer(key, TimerKind::Ring, Some(now + timeout));
+            self.publish(key);
+            return;
         }
         tracing::warn!(key = %key, "no trunk can take the call");
         self.finish_ring(cx, now, key, Cause::Failed(503), completion);
+    }
+
+    /// Starts a leg through the first usable trunk of `attempts`; the rest stay with the leg
+    /// for its failover. `None` when no trunk can take it.
+    fn start_trunk_legs(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, mut attempts: std::collections::VecDeque<TrunkAttempt>, purpose: LegPurpose) -> Option<LegIdx> {
+        while let Some(a) = attempts.pop_front() {
+            if let Ok(idx) = self.start_trunk_leg_for(cx, now, key, &a, purpose) {
+                if let Some(leg) = self.table.get_mut(key).and_then(|c| c.leg_mut(idx)) {
+                    leg.fallback = attempts;
+                }
+                return Some(idx);
+            }
+        }
+        None
+    }
+
+    /// A trunk leg failed with `code`: when the code sends calls on to the next trunk and the
+    /// leg has one left, a new leg takes its place there (same deadline, same confirmation).
+    fn fail_over_leg(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, idx: LegIdx, code: u16) -> bool {
+        let Some(leg) = self.table.get_mut(key).and_then(|c| c.leg_mut(idx)) else { return false };
+        if !matches!(leg.target, LegTarget::Trunk { .. }) || !fails_over(code) || leg.fallback.is_empty() {
+            return false;
+        }
+        let attempts = std::mem::take(&mut leg.fallback);
+        let (purpose, deadline, confirm) = (leg.purpose, leg.deadline, leg.confirm);
+        tracing::info!(key = %key, code, "the trunk failed: trying the next");
+        let Some(next) = self.start_trunk_legs(cx, now, key, attempts, purpose) else { return false };
+        if let Some(leg) = self.table.get_mut(key).and_then(|c| c.leg_mut(next)) {
+            leg.deadline = deadline;
+            leg.confirm = confirm;
+        }
+        true
     }
 
     /// Calls in progress on a trunk (ringing or answered legs).
@@ -766,12 +832,8 @@ impl B2bua {
     }
 
     /// Sends the INVITE of an outbound leg to a trunk; `Err` when the trunk cannot take it
-    /// (gone, down, full, unresolved, unwritable).
-    fn start_trunk_leg(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, a: &TrunkAttempt) -> Result<(), ()> {
-        self.start_trunk_leg_for(cx, now, key, a, LegPurpose::Ring).map(|_| ())
-    }
-
-    /// [`B2bua::start_trunk_leg`] for a purpose; the body is FlowPBX's offer for a transfer.
+    /// (gone, down, full, unresolved, unwritable). The body is FlowPBX's offer for a
+    /// transfer, the caller's (rewritten) otherwise.
     fn start_trunk_leg_for(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, a: &TrunkAttempt, purpose: LegPurpose) -> Result<LegIdx, ()> {
         let Some(trunk) = cx.dir.trunk(a.trunk_id).cloned() else {
             tracing::info!(trunk = a.trunk_id, "a route's trunk is disabled or gone: skipped");
@@ -793,7 +855,6 @@ impl B2bua {
         let a_mf = call.a.invite.max_forwards().unwrap_or(70);
         let body = call.a.invite.body().clone();
         let content_type = call.a.invite.content_type().map(str::to_owned);
-        let Some(out) = call.outbound.clone() else { return Err(()) };
         let number = trunk.dial_string(&a.number);
         let (ct, body) = match (purpose, self.table.get(key).and_then(|c| c.transfer.as_ref()).map(|t| t.by)) {
             (LegPurpose::Transfer, Some(side)) => self.transfer_offer(cx, key, side, dest),
@@ -805,10 +866,10 @@ impl B2bua {
         let hostport = if trunk.port == 0 { trunk.domain.clone() } else { format!("{}:{}", trunk.domain, trunk.port) };
         // a registration trunk's provider wants its own domain in From; an IP trunk, ours
         let from_host = if trunk.account.is_some() { hostport.clone() } else { cx.sig.domain_for(dest) };
-        let presented = match out.caller_id_mode {
+        let presented = match a.caller_id_mode {
             store::RouteCallerId::Anonymous => None,
             store::RouteCallerId::Trunk => trunk.caller_id.clone(),
-            _ => out.caller_id.clone().or_else(|| trunk.caller_id.clone()),
+            _ => a.caller_id.clone().or_else(|| trunk.caller_id.clone()),
         };
         let contact_user = trunk.account.as_ref().map(|acc| acc.username.clone()).unwrap_or_else(|| "flowpbx".into());
         let contact = cx.sig.contact_for(&contact_user, dest);
@@ -868,6 +929,10 @@ impl B2bua {
             provisional: false,
             dialog: None,
             code: None,
+            fallback: Default::default(),
+            deadline: None,
+            confirm: false,
+            answer: None,
         });
         if let Some(o) = call.outbound.as_mut() {
             o.trunk_id = Some(trunk.id);
@@ -1033,6 +1098,7 @@ impl B2bua {
             session_at: None,
             cap_at: None,
             transfer_at: None,
+            legs_at: None,
             caller_ext,
             media,
             recording: None,
@@ -1069,51 +1135,39 @@ impl B2bua {
         exclude: Option<Peer>,
         outside: Vec<std::collections::VecDeque<TrunkAttempt>>,
     ) {
+        let Some(first_leg) = self.table.get(key).map(|c| c.legs.len()) else { return };
         // numbers outside ring beside the extensions: each through its first usable trunk
         let mut started_outside = 0;
-        for mut attempts in outside {
-            while let Some(a) = attempts.pop_front() {
-                if self.start_trunk_leg(cx, now, key, &a).is_ok() {
-                    started_outside += 1;
-                    break;
-                }
+        for attempts in outside {
+            if self.start_trunk_legs(cx, now, key, attempts, LegPurpose::Ring).is_some() {
+                started_outside += 1;
             }
         }
         if started_outside == 0 && !targets.is_empty() && targets.iter().all(|t| t.dnd) {
             return self.finish_ring(cx, now, key, Cause::Busy, completion);
         }
-        let mut contacts = Vec::new();
-        for t in targets.iter().filter(|t| !t.dnd) {
-            for b in cx.registrar.contacts(t.id, now) {
-                if Some(b.next_hop) != exclude {
-                    contacts.push((t.id, t.extension.clone(), b));
-                }
-            }
-        }
-        if contacts.is_empty() && started_outside == 0 {
-            return self.finish_ring(cx, now, key, Cause::Unavailable, completion);
+        // one person with follow-me: their devices, then (or with) their numbers
+        if started_outside == 0
+            && let [person] = targets
+            && let Some(fm) = person.follow_me.clone()
+        {
+            let devices_for = timeout.unwrap_or(Duration::from_secs(u64::from(person.ring_timeout)));
+            return self.ring_follow_me(cx, now, key, person.clone(), &fm, devices_for, caller_id, completion, exclude);
         }
         let secs = targets.iter().map(|t| t.ring_timeout).max().unwrap_or(30);
         let timeout = timeout.unwrap_or(Duration::from_secs(u64::from(secs)));
         let Some(call) = self.table.get(key) else { return };
-        let a_mf = call.a.invite.max_forwards().unwrap_or(70);
-        let body = call.a.invite.body().clone();
-        let content_type = call.a.invite.content_type().map(str::to_owned);
         let caller = caller_id.unwrap_or_else(|| call.caller.clone());
-        let mut started = 0;
-        for (extension_id, ext, b) in contacts {
-            let (ct, body) = self.offer_for_callee(cx, key, b.next_hop, content_type.as_deref(), &body);
-            let spec = ContactLeg { extension_id, ext: &ext, binding: &b, caller: &caller, max_forwards: u32::from(a_mf.saturating_sub(1).min(70)), purpose: LegPurpose::Ring };
-            if self.start_contact_leg(cx, now, key, spec, ct, body).is_ok() {
-                started += 1;
-            }
+        let (found, started) = self.start_contacts(cx, now, key, targets, &caller, exclude);
+        if found == 0 && started_outside == 0 {
+            return self.finish_ring(cx, now, key, Cause::Unavailable, completion);
         }
-        if started == 0 && started_outside == 0 {
+        if started.is_empty() && started_outside == 0 {
             return self.finish_ring(cx, now, key, Cause::Failed(500), completion);
         }
         let Some(call) = self.table.get_mut(key) else { return };
         match &mut call.phase {
-            Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => *ring = Some(Ring { completion, next: Default::default() }),
+            Phase::Waiting { ring } | Phase::AnsweredLocally { ring } => *ring = Some(Ring { completion, follow: None, first_leg }),
             Phase::Bridged { .. } => {
                 // ring_for_controller refuses a bridged call; nothing else rings one
                 if let Completion::Notify(reply) = completion {
@@ -1124,6 +1178,34 @@ impl B2bua {
         }
         self.set_timer(key, TimerKind::Ring, Some(now + timeout));
         self.publish(key);
+    }
+
+    /// Rings every live contact of `targets` that is not on do-not-disturb (and not
+    /// `exclude`, the caller's own phone), showing `caller`: how many contacts there were,
+    /// and the legs started.
+    fn start_contacts(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, targets: &[Arc<User>], caller: &Party, exclude: Option<Peer>) -> (usize, Vec<LegIdx>) {
+        let mut contacts = Vec::new();
+        for t in targets.iter().filter(|t| !t.dnd) {
+            for b in cx.registrar.contacts(t.id, now) {
+                if Some(b.next_hop) != exclude {
+                    contacts.push((t.id, t.extension.clone(), b));
+                }
+            }
+        }
+        let Some(call) = self.table.get(key) else { return (0, Vec::new()) };
+        let a_mf = call.a.invite.max_forwards().unwrap_or(70);
+        let body = call.a.invite.body().clone();
+        let content_type = call.a.invite.content_type().map(str::to_owned);
+        let found = contacts.len();
+        let mut started = Vec::new();
+        for (extension_id, ext, b) in contacts {
+            let (ct, body) = self.offer_for_callee(cx, key, b.next_hop, content_type.as_deref(), &body);
+            let spec = ContactLeg { extension_id, ext: &ext, binding: &b, caller, max_forwards: u32::from(a_mf.saturating_sub(1).min(70)), purpose: LegPurpose::Ring };
+            if let Ok(idx) = self.start_contact_leg(cx, now, key, spec, ct, body) {
+                started.push(idx);
+            }
+        }
+        (found, started)
     }
 
     /// Sends the INVITE of a leg to one registered contact of an extension and adds the leg
@@ -1179,6 +1261,10 @@ impl B2bua {
             provisional: false,
             dialog: None,
             code: None,
+            fallback: Default::default(),
+            deadline: None,
+            confirm: false,
+            answer: None,
         });
         self.table.add_client(tx, ClientRole::BInvite { call: key, leg: idx }, dest);
         self.table.index_leg(call_id, key, idx);
@@ -1208,6 +1294,7 @@ impl B2bua {
             TimerKind::Session => (&mut call.session_at, CallTimer::Session(key)),
             TimerKind::Cap => (&mut call.cap_at, CallTimer::Cap(key)),
             TimerKind::Transfer => (&mut call.transfer_at, CallTimer::Transfer(key)),
+            TimerKind::Legs => (&mut call.legs_at, CallTimer::Legs(key)),
         };
         if let Some(old) = slot.take() {
             self.timers.remove(&(old, timer));
@@ -1249,9 +1336,9 @@ impl B2bua {
                         if let Some(call) = self.table.get_mut(key)
                             && call.outbound.is_none()
                         {
-                            call.outbound = Some(Outbound { route_id: p.route_id, emergency: p.emergency, caller_id_mode: p.caller_id_mode, caller_id: p.caller_id.clone(), trunk_id: None });
+                            call.outbound = Some(Outbound { route_id: p.route_id, emergency: p.emergency, trunk_id: None });
                         }
-                        outside.push(p.trunk_ids.iter().map(|&trunk_id| TrunkAttempt { trunk_id, number: p.number.clone() }).collect::<std::collections::VecDeque<_>>());
+                        outside.push(TrunkAttempt::all_of(&p));
                     }
                     Ok(_) => {
                         tracing::warn!(key = %key, %number, "a flow's call out refused: the PBX's outbound limit is reached");
@@ -1356,9 +1443,11 @@ impl B2bua {
             if code == 100 || leg.state != LegState::Calling || caller_answered {
                 return;
             }
+            let quiet = leg.confirm;
             // 180/183 go to the caller; the first early SDP with them (an answer to the
-            // caller's offer: without one there is nothing it could answer).
-            let with_sdp = !msg.body().is_empty() && !call.a.early_media && call.media.as_ref().is_none_or(SdpState::caller_offer_pending);
+            // caller's offer: without one there is nothing it could answer). A leg that must
+            // confirm relays none: what plays there is a carrier's, not the callee.
+            let with_sdp = !quiet && !msg.body().is_empty() && !call.a.early_media && call.media.as_ref().is_none_or(SdpState::caller_offer_pending);
             let a_tx = call.a.tx;
             let a_peer = call.a.source;
             let to_tag = call.a.to_tag.clone();
@@ -1404,29 +1493,31 @@ impl B2bua {
             let Some(leg) = self.table.get_mut(key).and_then(|c| c.leg_mut(idx)) else { return };
             leg.state = LegState::Done;
             leg.code = Some(code);
+            if self.fail_over_leg(cx, now, key, idx, code) {
+                return;
+            }
         }
         self.after_leg_failed(cx, now, key);
     }
 
+    /// A leg of the ring ended without winning: when nothing else rings, follow-me's next
+    /// step starts, or the ring ends with what the legs answered.
     fn after_leg_failed(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) {
-        let Some(call) = self.table.get_mut(key) else { return };
-        if call.ring().is_none() || call.legs.iter().any(|l| l.state == LegState::Calling) {
+        let Some(call) = self.table.get(key) else { return };
+        let Some(ring) = call.ring() else { return };
+        let this_ring = || call.legs.iter().skip(ring.first_leg).filter(|l| l.purpose == LegPurpose::Ring);
+        if this_ring().any(BLeg::active) {
             return;
         }
-        let codes: Vec<u16> = call.legs.iter().filter_map(|l| l.code).collect();
-        // a trunk that failed over: the next one of the route
-        let last_trunk_code = call.legs.last().filter(|l| matches!(l.target, LegTarget::Trunk { .. })).and_then(|l| l.code);
-        if let Some(code) = last_trunk_code
-            && fails_over(code)
-            && call.ring().is_some_and(|r| !r.next.is_empty())
-        {
-            let Some(ring) = call.take_ring() else { return };
-            tracing::info!(key = %key, code, "the trunk failed: trying the next");
-            let timeout = call.ring_at.map(|t| t.saturating_duration_since(now)).unwrap_or(Duration::from_secs(OUTBOUND_RING_SECS));
-            return self.ring_trunks(cx, now, key, ring.next, timeout, ring.completion);
+        if self.next_follow_me_step(cx, now, key) {
+            return;
         }
-        let cause = Cause::from_leg_codes(&codes);
+        let Some(call) = self.table.get_mut(key) else { return };
+        let Some(ring) = call.ring() else { return };
+        let codes: Vec<u16> = call.legs.iter().skip(ring.first_leg).filter(|l| l.purpose == LegPurpose::Ring).filter_map(|l| l.code).collect();
+        let cause = if ring.follow.is_some() { follow_me::cause(&codes) } else { Cause::from_leg_codes(&codes) };
         let Some(ring) = call.take_ring() else { return };
+        self.set_timer(key, TimerKind::Legs, None);
         self.finish_ring(cx, now, key, cause, ring.completion);
     }
 
@@ -1461,7 +1552,15 @@ impl B2bua {
         // Our INVITE carried an offer (the 2xx answers it) or not (the 2xx offers, the
         // caller's ACK will answer).
         let b_offered = !leg.invite.body().is_empty();
-        let local = call.answered_locally();
+        let confirm = leg.confirm;
+        // a follow-me number outside confirms first (it needs media to hear the prompt)
+        if confirm && b_offered && call.media.is_some() && self.media.is_some() {
+            return self.start_confirming(cx, now, tx, key, idx, msg, dest, dialog);
+        }
+        if confirm {
+            // a delayed-offer caller (or a PBX without media): no prompt can be heard
+            tracing::warn!(key = %key, "a follow-me number answered a call FlowPBX cannot play to (no offer from the caller): put through unconfirmed");
+        }
         let a_peer = call.a.source;
         let kind = if b_offered { SdpKind::Answer } else { SdpKind::Offer };
         let (ct, body) = match self.sdp_across(cx, key, Side::B, kind, msg.content_type(), msg.body(), a_peer) {
@@ -1485,24 +1584,49 @@ impl B2bua {
             call.pending_ack = Some((Side::B, tx));
         }
         let Some(leg) = call.leg_mut(idx) else { return };
-        leg.state = LegState::Answered;
         leg.dialog = Some(dialog);
+        self.leg_wins(cx, now, key, idx, ct, body);
+    }
+
+    /// A leg answered (and confirmed, where it had to): the caller is bridged to it, the
+    /// other legs stop, the ring's controller hears who answered. `ct`/`body` answer the
+    /// caller when it still waits.
+    fn leg_wins(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, idx: LegIdx, ct: Option<String>, body: Bytes) {
+        let Some(call) = self.table.get_mut(key) else { return };
+        let local = call.answered_locally();
+        let Some(leg) = call.leg_mut(idx) else { return };
+        leg.state = LegState::Answered;
         let target = leg.target;
         let ring = call.take_ring();
         call.phase = Phase::Bridged { winner: idx };
         call.answered_at.get_or_insert(now);
-        // The other legs stop ringing.
+        // The other legs stop ringing (a number confirming is hung up).
         let mut stop = Vec::new();
+        let mut hang = Vec::new();
         for (i, l) in call.legs.iter_mut().enumerate() {
-            if i != idx.0 && l.state == LegState::Calling {
-                l.state = LegState::Done;
-                stop.push((l.tx, l.dest, l.provisional, cancel_for(&l.invite)));
+            if i == idx.0 {
+                continue;
+            }
+            match l.state {
+                LegState::Calling => {
+                    l.state = LegState::Done;
+                    stop.push((l.tx, l.dest, l.provisional, cancel_for(&l.invite)));
+                }
+                LegState::Confirming => {
+                    l.state = LegState::Done;
+                    if let Some(d) = l.dialog.take() {
+                        hang.push((l.dest, d));
+                    }
+                }
+                _ => {}
             }
         }
         for (ltx, d, provisional, cancel) in stop {
             self.cancel_leg(cx, now, ltx, d, provisional, cancel);
         }
+        self.hang_up_confirming(cx, now, key, hang);
         self.set_timer(key, TimerKind::Ring, None);
+        self.set_timer(key, TimerKind::Legs, None);
         let answering_extension = match target {
             LegTarget::Extension(id) => Some(id),
             LegTarget::Trunk { .. } => None,
@@ -1657,14 +1781,16 @@ impl B2bua {
         match role {
             ClientRole::BInvite { call, leg } => {
                 let transfer = self.table.get(call).and_then(|c| c.leg(leg)).is_some_and(|l| l.purpose == LegPurpose::Transfer);
+                let mut failed = false;
                 if let Some(l) = self.table.get_mut(call).and_then(|c| c.leg_mut(leg))
                     && l.state == LegState::Calling {
                         l.state = LegState::Done;
                         l.code = Some(code);
+                        failed = true;
                     }
                 if transfer {
                     self.transfer_leg_failed(cx, now, call, code);
-                } else {
+                } else if !(failed && self.fail_over_leg(cx, now, call, leg, code)) {
                     self.after_leg_failed(cx, now, call);
                 }
             }
@@ -1758,18 +1884,27 @@ impl B2bua {
             }
     }
 
-    /// Marks every ringing leg done and cancels it.
+    /// Marks every ringing leg done and cancels it (and hangs up a number confirming).
     fn stop_ringing(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) {
         let Some(call) = self.table.get_mut(key) else { return };
         let mut stop = Vec::new();
-        for l in call.legs.iter_mut().filter(|l| l.state == LegState::Calling) {
+        let mut hang = Vec::new();
+        for l in call.legs.iter_mut().filter(|l| l.active()) {
+            if l.state == LegState::Confirming {
+                if let Some(d) = l.dialog.take() {
+                    hang.push((l.dest, d));
+                }
+            } else {
+                stop.push((l.tx, l.dest, l.provisional, cancel_for(&l.invite)));
+            }
             l.state = LegState::Done;
             l.code.get_or_insert(487);
-            stop.push((l.tx, l.dest, l.provisional, cancel_for(&l.invite)));
         }
         for (tx, d, p, c) in stop {
             self.cancel_leg(cx, now, tx, d, p, c);
         }
+        self.hang_up_confirming(cx, now, key, hang);
+        self.set_timer(key, TimerKind::Legs, None);
     }
 
     pub(crate) fn ring_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) {
@@ -1853,6 +1988,11 @@ impl B2bua {
     pub(crate) fn on_in_dialog(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, msg: Message) {
         let Some(method) = msg.method().cloned() else { return };
         let Some((key, side)) = self.find_call(&msg) else {
+            if let Some((key, idx)) = msg.call_id().and_then(|c| self.table.by_leg_call_id(c))
+                && self.table.get(key).and_then(|c| c.leg(idx)).is_some_and(|l| l.state == LegState::Confirming)
+            {
+                return self.on_confirming_request(cx, now, tx, key, idx, &msg);
+            }
             return cx.sig.reply(now, tx, 481);
         };
         let Some(side) = side else {
@@ -2065,6 +2205,9 @@ impl B2bua {
     /// side as SIP INFO when that side negotiated no telephone-event (otherwise the session
     /// already sent it as RFC 4733).
     pub(crate) fn on_media_digit(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, digit: media::DigitEvent) {
+        if digit.leg == media::LegId::B && self.confirming_leg(key).is_some() {
+            return self.on_confirm_digit(cx, now, key, digit.digit);
+        }
         let from = if digit.leg == media::LegId::A { Side::A } else { Side::B };
         let to = other(from);
         let Some(call) = self.table.get(key) else { return };
@@ -2116,6 +2259,7 @@ impl B2bua {
         self.set_timer(key, TimerKind::Session, None);
         self.set_timer(key, TimerKind::Cap, None);
         self.set_timer(key, TimerKind::Transfer, None);
+        self.set_timer(key, TimerKind::Legs, None);
         let Some(mut call) = self.table.remove(key) else { return };
         let answered = call.answered_at.is_some();
         // The caller.
@@ -2143,7 +2287,7 @@ impl B2bua {
                     let cancel = cancel_for(&leg.invite);
                     self.cancel_leg(cx, now, leg.tx, leg.dest, leg.provisional, cancel);
                 }
-                LegState::Answered if by != Some(leg_side) => {
+                LegState::Answered | LegState::Confirming if by != Some(leg_side) => {
                     if let Some(d) = leg.dialog.as_mut() {
                         let via = cx.sig.via_for(leg.dest);
                         let bye = d.request(Method::Bye, &via);
@@ -2221,6 +2365,8 @@ enum TimerKind {
     Transfer,
     /// The daily outbound minute cap.
     Cap,
+    /// Legs' deadlines and follow-me steps.
+    Legs,
 }
 
 /// The address a URI names (for a stray answer we know nothing else about).

@@ -763,6 +763,12 @@ impl crate::anchor::MediaPort for FakeMedia {
     fn bridge(&mut self, _key: crate::CallKey) {
         self.log("bridge".into());
     }
+    fn unbridge(&mut self, _key: crate::CallKey) {
+        self.log("unbridge".into());
+    }
+    fn play_prompt(&mut self, _key: crate::CallKey, leg: media::LegId, name: &str, times: usize) {
+        self.log(format!("play {leg:?} {name} x{times}"));
+    }
     fn stop_playback(&mut self, _key: crate::CallKey, leg: media::LegId) {
         self.log(format!("stop {leg:?}"));
     }
@@ -1266,6 +1272,11 @@ fn route(id: i64, patterns: &[&str], class: store::CallClass, trunks: &[i64]) ->
 /// (registration, account "acme"), 21 (IP trunk, strips the 0 and adds 61); a national
 /// route over 20 then 21 that makes 0290001234 into +61290001234.
 fn outbound_directory(f: impl FnOnce(&mut Vec<crate::directory::Trunk>, &mut Vec<crate::routing::Route>, &mut User)) -> Directory {
+    outbound_directory_with(f, |_| {})
+}
+
+/// [`outbound_directory`], Bob as `g` makes him.
+fn outbound_directory_with(f: impl FnOnce(&mut Vec<crate::directory::Trunk>, &mut Vec<crate::routing::Route>, &mut User), g: impl FnOnce(&mut User)) -> Directory {
     let account = crate::directory::Account { username: "acme".into(), auth_username: "acme".into(), password: "trunk-pw".into(), expiry: 300 };
     let mut t20 = crate::directory::Trunk::for_test(20, "sip.carrier.test", CARRIER, Some(account));
     t20.options_interval = 0;
@@ -1282,7 +1293,8 @@ fn outbound_directory(f: impl FnOnce(&mut Vec<crate::directory::Trunk>, &mut Vec
     alice.outbound_caller_id = Some(crate::routing::CallerId { name: Some("Acme Sales".into()), number: "+61290000101".into() });
     alice.emergency_caller_id = Some(crate::routing::CallerId { name: None, number: "+61290000999".into() });
     f(&mut trunks, &mut routes, &mut alice);
-    let bob = User::for_test(2, "102", "bob", REALM, "bob-pw");
+    let mut bob = User::for_test(2, "102", "bob", REALM, "bob-pw");
+    g(&mut bob);
     Directory::new(REALM, vec![alice, bob], vec![], vec![]).with_trunks(trunks, routes)
 }
 
@@ -1577,4 +1589,227 @@ fn blind_transfer_by_the_caller_puts_the_target_in_its_place() {
     assert!(out.iter().any(|(d, m)| d.to_string() == "10.0.0.24:5060" && is_req(m, Method::Bye)), "{out:?}");
     assert!(!out.iter().any(|(d, m)| d.to_string() == "10.0.0.5:5060" && is_req(m, Method::Bye)));
     assert!(h.shared.calls.is_empty());
+}
+
+// ----- follow-me -----
+
+fn follow_me(simultaneous: bool, confirm: bool, numbers: &[(&str, u64, u64)]) -> crate::directory::FollowMe {
+    crate::directory::FollowMe {
+        simultaneous,
+        confirm,
+        numbers: numbers
+            .iter()
+            .map(|&(n, delay, timeout)| crate::directory::FollowMeTarget { number: n.into(), delay: Duration::from_secs(delay), timeout: Duration::from_secs(timeout) })
+            .collect(),
+    }
+}
+
+/// The outbound directory with Bob's follow-me set (he rings 5 s), anchored in `media`.
+fn follow_me_harness(fm: crate::directory::FollowMe, media: FakeMedia) -> H {
+    let d = outbound_directory_with(|_, _, _| {}, |bob| {
+        bob.ring_timeout = 5;
+        bob.follow_me = Some(fm);
+    });
+    let mut h = H::build(|_| {}, Some(Box::new(media)));
+    h.core.handle_command(h.now, crate::core::Command::Directory(Arc::new(d)));
+    h.advance(Duration::ZERO);
+    h.out();
+    h
+}
+
+fn digit(h: &mut H, leg: media::LegId, d: char) {
+    let digit = media::DigitEvent { leg, digit: d, duration: Duration::from_millis(120), source: media::DtmfSource::Rfc4733 };
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Dtmf { call: crate::CallKey::from_raw(1), digit }));
+}
+
+fn carrier_200(inv: &Message) -> Message {
+    carrier_answer(inv, 200, |r| {
+        r.push_header(HeaderName::Contact, "<sip:mobile@203.0.113.10>").unwrap();
+        r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+    })
+}
+
+#[test]
+fn sequential_follow_me_rings_the_desk_then_the_mobile_which_must_press_1() {
+    let media = FakeMedia::default();
+    let mut h = follow_me_harness(follow_me(false, true, &[("0290001234", 0, 30)]), media.clone());
+    let (mut alice, bob, _, desk_inv) = alice_calls_bob(&mut h, true);
+    assert_eq!(desk_inv.uri_str(), Some("sip:bob@10.0.0.21:5060"), "the desk phone first");
+    h.send("10.0.0.21:5060", &bob.answer(&desk_inv, 180, "b1", false));
+    h.out();
+    media.take();
+    // the desk rings its 5 s: then it stops and the mobile rings, through the route
+    h.advance(Duration::from_secs(5));
+    let out = h.out();
+    let cancels = only(&out, |m| is_req(m, Method::Cancel));
+    assert_eq!(cancels.len(), 1, "{out:?}");
+    assert_eq!(cancels[0].0.to_string(), "10.0.0.21:5060");
+    let invs = only(&out, |m| is_req(m, Method::Invite));
+    assert_eq!(invs.len(), 1, "{out:?}");
+    let (dest, mob) = invs[0].clone();
+    assert_eq!(dest.to_string(), CARRIER);
+    assert_eq!(mob.uri_str(), Some("sip:0290001234@sip.carrier.test"));
+    assert_eq!(mob.from().unwrap().uri.user().as_deref(), Some("101"), "the mobile sees who calls");
+    // the carrier's 183 with announcements is not relayed as early media
+    h.send(CARRIER, &carrier_answer(&mob, 183, |r| {
+        r.push_header(HeaderName::Contact, "<sip:mobile@203.0.113.10>").unwrap();
+        r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+    }));
+    let out = h.out();
+    let ringing: Vec<_> = only(&out, |m| m.status().is_some_and(|c| (180..190).contains(&c)));
+    assert_eq!(ringing.len(), 1);
+    assert_eq!(ringing[0].1.status(), Some(180), "plain ringing, no carrier media");
+    assert!(ringing[0].1.body().is_empty());
+    // it answers (a voicemail would too): acknowledged, asked to press 1, not put through
+    h.send(CARRIER, &carrier_200(&mob));
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_req(m, Method::Ack)).len(), 1);
+    assert!(only(&out, |m| is_status(m, 200)).is_empty(), "the caller is not answered yet: {out:?}");
+    let log = media.take();
+    assert!(log.iter().any(|l| l == "unbridge"), "{log:?}");
+    assert!(log.iter().any(|l| l.starts_with("remote B 10.0.0.1:4000")), "{log:?}");
+    assert!(log.iter().any(|l| l == "play B follow-me-accept x5"), "{log:?}");
+    // the caller's digits and other keys change nothing
+    digit(&mut h, media::LegId::A, '1');
+    digit(&mut h, media::LegId::B, '2');
+    assert!(only(&h.out(), |m| is_status(m, 200)).is_empty());
+    // 1: put through
+    digit(&mut h, media::LegId::B, '1');
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200));
+    assert_eq!(ok.len(), 1, "{out:?}");
+    assert_eq!(ok[0].0.to_string(), "10.0.0.5:5060");
+    let log = media.take();
+    assert_eq!(log.first().map(String::as_str), Some("stop B"), "{log:?}");
+    assert!(log.iter().any(|l| l == "bridge"), "{log:?}");
+    assert!(cdr_ops(&h.ops).contains(&"answer".to_string()));
+    // the call runs between alice and the mobile: alice's BYE reaches the carrier
+    let ok = ok[0].1.clone();
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, false));
+    h.send("10.0.0.5:5060", &alice.in_dialog_as_caller(&ok, Method::Bye));
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_req(m, Method::Bye))[0].0.to_string(), CARRIER);
+}
+
+#[test]
+fn a_number_that_does_not_press_1_is_hung_up_and_the_next_rings() {
+    let media = FakeMedia::default();
+    let mut h = follow_me_harness(follow_me(false, true, &[("0290001234", 0, 30), ("0290005678", 0, 30)]), media.clone());
+    let (_alice, _bob, _, _) = alice_calls_bob(&mut h, true);
+    h.advance(Duration::from_secs(5));
+    let out = h.out();
+    let (_, first) = only(&out, |m| is_req(m, Method::Invite) && m.uri_str() == Some("sip:0290001234@sip.carrier.test"))[0].clone();
+    h.send(CARRIER, &carrier_200(&first));
+    h.out();
+    // 20 s of prompt and no 1: the first number is hung up, the second rings
+    h.advance(Duration::from_secs(20));
+    let out = h.out();
+    let byes = only(&out, |m| is_req(m, Method::Bye));
+    assert!(!byes.is_empty() && byes.iter().all(|(_, b)| b.call_id() == first.call_id()), "{out:?}");
+    let invs = only(&out, |m| is_req(m, Method::Invite) && m.uri_str() == Some("sip:0290005678@sip.carrier.test"));
+    assert_eq!(invs.len(), 1);
+    assert_eq!(invs[0].1.uri_str(), Some("sip:0290005678@sip.carrier.test"));
+    assert!(media.take().iter().any(|l| l == "stop B"), "the prompt stops with it");
+    // the second one answers and hangs up before pressing anything: the ring is over
+    let second = invs[0].1.clone();
+    h.send(CARRIER, &carrier_answer(&second, 200, |r| {
+        r.push_header(HeaderName::Contact, "<sip:mobile2@203.0.113.10>").unwrap();
+        r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+    }));
+    h.out();
+    let mut bye = Message::request(Method::Bye, "sip:flowpbx@192.0.2.1").unwrap()
+        .with_header(HeaderName::Via, "SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKcarrierbye").unwrap()
+        .with_header(HeaderName::MaxForwards, "70").unwrap()
+        .with_header(HeaderName::From, &format!("{};tag=carrier-tag", second.header(HeaderName::To).unwrap())).unwrap()
+        .with_header(HeaderName::To, second.header(HeaderName::From).unwrap()).unwrap()
+        .with_header(HeaderName::CallId, second.call_id().unwrap()).unwrap()
+        .with_header(HeaderName::CSeq, "1 BYE").unwrap();
+    bye.push_header(HeaderName::Contact, "<sip:mobile2@203.0.113.10>").unwrap();
+    h.send(CARRIER, &bye);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Bye).len(), 1, "{out:?}");
+    let refused = only(&out, |m| is_status(m, 480));
+    assert_eq!(refused.len(), 1, "nobody took it: the caller hears no answer: {out:?}");
+    assert_eq!(refused[0].0.to_string(), "10.0.0.5:5060");
+    assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end no_answer no_answer");
+}
+
+#[test]
+fn simultaneous_follow_me_rings_all_and_a_desk_answer_beats_a_number_confirming() {
+    let media = FakeMedia::default();
+    let mut h = follow_me_harness(follow_me(true, true, &[("0290001234", 0, 30), ("0290005678", 3, 30)]), media.clone());
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(&mut h, "102", true);
+    let out = h.out();
+    let invs = only(&out, |m| is_req(m, Method::Invite));
+    assert_eq!(invs.len(), 2, "the desk and the first number at once: {out:?}");
+    let desk = invs.iter().find(|(d, _)| d.to_string() == "10.0.0.21:5060").unwrap().1.clone();
+    let mob = invs.iter().find(|(d, _)| d.to_string() == CARRIER).unwrap().1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&desk, 180, "b1", false));
+    h.send(CARRIER, &carrier_answer(&mob, 180, |_| {}));
+    h.out();
+    // the second number after its 3 s delay
+    h.advance(Duration::from_secs(3));
+    let out = h.out();
+    let late = only(&out, |m| is_req(m, Method::Invite) && m.uri_str() != mob.uri_str());
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].1.uri_str(), Some("sip:0290005678@sip.carrier.test"));
+    let mob2 = late[0].1.clone();
+    // the first number answers and confirms slowly; the second answers meanwhile: hung up
+    h.send(CARRIER, &carrier_200(&mob));
+    h.out();
+    h.send(CARRIER, &carrier_answer(&mob2, 200, |r| {
+        r.push_header(HeaderName::Contact, "<sip:mobile2@203.0.113.10>").unwrap();
+        r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+    }));
+    let out = h.out();
+    let byes = only(&out, |m| is_req(m, Method::Bye));
+    assert_eq!(byes.len(), 1, "one number confirms at a time: {out:?}");
+    assert_eq!(byes[0].1.call_id(), mob2.call_id());
+    // bob picks up at his desk: he wins, the number confirming is hung up
+    h.send("10.0.0.21:5060", &bob.answer(&desk, 200, "b1", true));
+    let out = h.out();
+    let byes = only(&out, |m| is_req(m, Method::Bye));
+    assert_eq!(byes.len(), 1, "{out:?}");
+    assert_eq!(byes[0].1.call_id(), mob.call_id());
+    let ok = only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Invite);
+    assert_eq!(ok.iter().filter(|(d, _)| d.to_string() == "10.0.0.5:5060").count(), 1);
+    assert!(media.take().iter().any(|l| l == "stop B"), "the prompt does not play to bob");
+    // a 1 on the callee side is bob's now: relayed to alice like any digit, nothing else
+    digit(&mut h, media::LegId::B, '1');
+    let out = h.out();
+    assert!(out.iter().all(|(d, m)| is_req(m, Method::Info) && d.to_string() == "10.0.0.5:5060"), "{out:?}");
+}
+
+#[test]
+fn follow_me_numbers_keep_the_extensions_classes() {
+    // bob may not call international numbers; his follow-me cannot either
+    let media = FakeMedia::default();
+    let mut h = follow_me_harness(follow_me(false, true, &[("0011442079460000", 0, 30)]), media);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(&mut h, "102", true);
+    let out = h.out();
+    assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty(), "{out:?}");
+    assert_eq!(only(&out, |m| is_status(m, 480)).len(), 1, "no desk registered, the number not allowed: unavailable");
+}
+
+#[test]
+fn follow_me_to_an_internal_number_rings_its_phones_without_confirmation() {
+    let media = FakeMedia::default();
+    let mut h = follow_me_harness(follow_me(false, true, &[("101", 0, 30)]), media.clone());
+    // nobody at bob's desk: alice's own extension is his follow-me number; her second phone rings
+    let mut alice2 = Phone::new("alice", "alice-pw", "10.0.0.6:5060");
+    h.register(&mut alice2);
+    let mut caller = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    caller.call(&mut h, "102", true);
+    let out = h.out();
+    let invs = only(&out, |m| is_req(m, Method::Invite));
+    assert_eq!(invs.len(), 1, "{out:?}");
+    assert_eq!(invs[0].0.to_string(), "10.0.0.6:5060");
+    h.send("10.0.0.6:5060", &alice2.answer(&invs[0].1, 200, "a2", true));
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Invite).len(), 1, "put through at once");
+    assert!(!media.take().iter().any(|l| l.starts_with("play")));
 }

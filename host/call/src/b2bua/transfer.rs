@@ -151,9 +151,9 @@ impl B2bua {
             }
         };
         if let Some(call) = self.table.get_mut(key) {
-            call.outbound.get_or_insert(Outbound { route_id: plan.route_id, emergency: plan.emergency, caller_id_mode: plan.caller_id_mode, caller_id: plan.caller_id.clone(), trunk_id: None });
+            call.outbound.get_or_insert(Outbound { route_id: plan.route_id, emergency: plan.emergency, trunk_id: None });
         }
-        let mut attempts: VecDeque<TrunkAttempt> = plan.trunk_ids.iter().map(|&trunk_id| TrunkAttempt { trunk_id, number: plan.number.clone() }).collect();
+        let mut attempts = TrunkAttempt::all_of(&plan);
         while let Some(a) = attempts.pop_front() {
             if self.start_trunk_leg_for(cx, now, key, &a, LegPurpose::Transfer).is_ok() {
                 if let Some(t) = self.table.get_mut(key).and_then(|c| c.transfer.as_mut()) {
@@ -461,7 +461,8 @@ impl B2bua {
         let Ok(ctx) = cx.sig.txl.send_request(now, dest, inv.clone()) else { return self.fail_transfer(cx, now, key, 503) };
         let Some(call) = self.table.get_mut(key) else { return };
         let idx = LegIdx(call.legs.len());
-        call.legs.push(BLeg { target, purpose: LegPurpose::Transfer, call_id: leg_call_id.clone(), tx: ctx, invite: inv, dest, contact, state: LegState::Calling, provisional: true, dialog: Some(dialog), code: None });
+        call.legs.push(BLeg { target, purpose: LegPurpose::Transfer, call_id: leg_call_id.clone(), tx: ctx, invite: inv, dest, contact, state: LegState::Calling, provisional: true, dialog: Some(dialog), code: None,
+            fallback: VecDeque::new(), deadline: None, confirm: false, answer: None });
         self.table.add_client(ctx, ClientRole::BInvite { call: key, leg: idx }, dest);
         self.table.index_leg(leg_call_id, key, idx);
         self.set_timer(key, TimerKind::Transfer, Some(now + std::time::Duration::from_secs(32)));

@@ -9,6 +9,7 @@ import { useEntities, useFlows, useSaveEntity } from '../../api/queries';
 import type { Id } from '../../api/types';
 import { Checkbox, ErrorBanner, NumberInput, Select, TextInput } from '../common/ui';
 import { DigitMapEditor, FollowMeEditor, MembersEditor, OverridesEditor, TimeRulesEditor, WeeklyGrid } from './editors';
+import { ExtensionOutboundFields, TrunkConnectionFields, TrunkNumberingFields } from './outbound';
 import { PromptPicker } from './PromptPicker';
 
 type Values = Record<string, unknown>;
@@ -17,9 +18,13 @@ type Values = Record<string, unknown>;
 export function entityDefaults(type: EntityType): Values {
   switch (type) {
     case 'extension':
-      return { extension: '', name: '', email: '', sip_username: '', sip_password: '', ring_timeout: 30, dnd: false, follow_me_enabled: false, follow_me_numbers: [], recording_mode: 'off', max_registrations: 5 };
+      return {
+        extension: '', name: '', email: '', sip_username: '', sip_password: '', ring_timeout: 30, dnd: false, follow_me_enabled: false, follow_me_numbers: [], recording_mode: 'off', max_registrations: 5,
+        // calling out: the server's defaults (international and premium off)
+        outbound_caller_id_name: '', outbound_caller_id_num: '', emergency_caller_id_num: '', call_classes: ['local', 'national'], max_outbound_calls: 2, daily_outbound_minutes: 0,
+      };
     case 'trunk':
-      return { name: '', type: 'register', enabled: true, host: '', port: 5060, transport: 'udp', username: '', password: '', auth_username: '', register_expiry: 300, remote_hosts: [], local_host: '', codecs: ['g711u', 'g711a'], max_channels: 0, caller_id_name: '', caller_id_num: '', prefix_strip: 0, prefix_add: '', priority: 10 };
+      return { name: '', type: 'register', enabled: true, host: '', port: 5060, transport: 'udp', username: '', password: '', auth_username: '', register_expiry: 300, remote_hosts: [], local_host: '', codecs: ['g711u', 'g711a'], max_channels: 0, caller_id_name: '', caller_id_num: '', prefix_strip: 0, prefix_add: '', priority: 10, outbound_proxy: '', options_interval: 30, country_code: '', national_prefix: '', international_prefix: '' };
     case 'inbound_number':
       return { number: '', name: '', trunk_id: null, flow_id: null, flow_entry_node: null, enabled: true };
     case 'voicemail_box':
@@ -50,7 +55,8 @@ export function toRequestBody(type: EntityType, v: Values, editing: boolean): Va
   const out: Values = {};
   const readOnly = new Set(['id', 'created_at', 'updated_at', 'registration_count', 'status', 'status_detail', 'message_count', 'unread_count', 'participant_count', 'password_set', 'pin_set']);
   // text the API takes as a plain string (never null): '' is a value there
-  const required = new Set(['name', 'extension', 'number', 'sip_username', 'prefix_add']);
+  // (a trunk's numbering rules: '' clears them, null would keep the stored ones)
+  const required = new Set(['name', 'extension', 'number', 'sip_username', 'prefix_add', 'country_code', 'national_prefix', 'international_prefix']);
   for (const [k, val] of Object.entries(v)) {
     if (readOnly.has(k)) continue;
     if (WRITE_ONLY.includes(k) && (val === '' || val === undefined || val === null)) {
@@ -156,8 +162,8 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
 
 /** Field names each form shows; an error on any other field goes in the banner. */
 const FIELDS_SHOWN: Record<EntityType, string[]> = {
-  extension: ['extension', 'name', 'email', 'sip_username', 'sip_password', 'ring_timeout', 'dnd', 'follow_me_enabled', 'follow_me_numbers', 'recording_mode', 'max_registrations'],
-  trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority'],
+  extension: ['extension', 'name', 'email', 'sip_username', 'sip_password', 'ring_timeout', 'dnd', 'follow_me_enabled', 'follow_me_numbers', 'recording_mode', 'max_registrations', 'outbound_caller_id_name', 'outbound_caller_id_num', 'emergency_caller_id_num', 'call_classes', 'max_outbound_calls', 'daily_outbound_minutes'],
+  trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority', 'outbound_proxy', 'options_interval', 'country_code', 'national_prefix', 'international_prefix'],
   inbound_number: ['number', 'name', 'trunk_id', 'flow_id', 'flow_entry_node', 'enabled'],
   voicemail_box: ['name', 'mailbox_number', 'pin', 'greeting_type', 'email_notify', 'email_address', 'email_attach_audio', 'max_message_duration', 'max_messages', 'retention_days', 'notify_extension_id'],
   ring_group: ['name', 'strategy', 'ring_timeout', 'members', 'caller_id_mode', 'caller_id_value'],
@@ -224,6 +230,7 @@ function ExtensionFields({ values: v, set, errors: e, idp, editing }: FP) {
       {v.follow_me_enabled === true && (
         <FollowMeEditor id={`${idp}-fm`} value={(v.follow_me_numbers as never) ?? []} onChange={(x) => set('follow_me_numbers', x)} errors={e} />
       )}
+      <ExtensionOutboundFields values={v} set={set} errors={e} idp={idp} />
     </>
   );
 }
@@ -251,10 +258,10 @@ function TrunkFields({ values: v, set, errors: e, idp, editing }: FP) {
           <NumberInput id={`${idp}-port`} label="Port" min={1} max={65535} value={num(v.port)} error={e.port} onChange={(x) => set('port', x)} />
           <Select id={`${idp}-transport`} label="Transport" value={str(v.transport)} error={e.transport} onChange={(x) => set('transport', x)}
             options={['udp', 'tcp', 'tls'].map((t) => ({ value: t, label: t.toUpperCase() }))} />
-          <TextInput id={`${idp}-username`} label="Username" value={str(v.username)} error={e.username} onChange={(x) => set('username', x)} autoComplete="off" />
-          <TextInput id={`${idp}-password`} label="Password" type="password" value={str(v.password)} error={e.password} autoComplete="new-password"
+          <TextInput id={`${idp}-username`} label="Username" required value={str(v.username)} error={e.username} onChange={(x) => set('username', x)} autoComplete="off" />
+          <TextInput id={`${idp}-password`} label="Password" type="password" required={!editing || !v.password_set} value={str(v.password)} error={e.password} autoComplete="new-password"
             help={editing ? (v.password_set ? 'A password is stored; leave empty to keep it.' : 'No password stored.') : undefined} onChange={(x) => set('password', x)} />
-          <TextInput id={`${idp}-auth_username`} label="Auth username" help="If different" value={str(v.auth_username)} error={e.auth_username} onChange={(x) => set('auth_username', x)} />
+          <TextInput id={`${idp}-auth_username`} label="Auth username" help="If the carrier's differs from the username" value={str(v.auth_username)} error={e.auth_username} onChange={(x) => set('auth_username', x)} />
           <NumberInput id={`${idp}-register_expiry`} label="Register every (s)" min={60} value={num(v.register_expiry)} error={e.register_expiry} onChange={(x) => set('register_expiry', x)} />
         </div>
       ) : (
@@ -275,6 +282,7 @@ function TrunkFields({ values: v, set, errors: e, idp, editing }: FP) {
           </div>
         </div>
       )}
+      <TrunkConnectionFields values={v} set={set} errors={e} idp={idp} />
       <fieldset className="mb-3">
         <legend className="label">Codecs</legend>
         <div className="flex flex-wrap gap-4">
@@ -295,6 +303,7 @@ function TrunkFields({ values: v, set, errors: e, idp, editing }: FP) {
         <NumberInput id={`${idp}-prefix_strip`} label="Strip digits" min={0} value={num(v.prefix_strip)} error={e.prefix_strip} onChange={(x) => set('prefix_strip', x)} />
         <TextInput id={`${idp}-prefix_add`} label="Add prefix" value={str(v.prefix_add)} error={e.prefix_add} onChange={(x) => set('prefix_add', x)} />
       </div>
+      <TrunkNumberingFields values={v} set={set} errors={e} idp={idp} />
     </>
   );
 }

@@ -6,12 +6,14 @@ import { useQueryClient } from '@tanstack/react-query';
 import { setCsrfToken } from '../../api/client';
 import { api } from '../../api/endpoints';
 import { live, useLive } from '../../api/live';
+import { Notices } from './Notices';
 
 const NAV: { to: string; label: string; icon: string }[] = [
   { to: '/', label: 'Dashboard', icon: '▦' },
   { to: '/flows', label: 'Call flows', icon: '⇄' },
   { to: '/extensions', label: 'Extensions', icon: '👤' },
   { to: '/trunks', label: 'Trunks', icon: '⛓' },
+  { to: '/outbound-routes', label: 'Outbound routes', icon: '↗' },
   { to: '/numbers', label: 'Numbers', icon: '📞' },
   { to: '/voicemail', label: 'Voicemail', icon: '📬' },
   { to: '/ring-groups', label: 'Ring groups', icon: '👥' },
@@ -107,6 +109,7 @@ export function AppLayout({ user, children }: { user: string; children: ReactNod
           </button>
           <span className="font-semibold">FlowPBX</span>
         </div>
+        <Notices />
         <main id="main" className={`min-h-0 flex-1 ${editor ? 'overflow-hidden' : 'overflow-y-auto p-4 md:p-6'}`}>
           {children}
         </main>
