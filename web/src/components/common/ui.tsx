@@ -331,6 +331,16 @@ export function Empty({ children }: { children: ReactNode }) {
   return <p className="p-6 text-center text-sm text-slate-500">{children}</p>;
 }
 
+/** Who did something, as the audit records it (`admin:alice`, `token:ci`), in words. */
+export function actorWords(actor: string): string {
+  const [kind, ...rest] = actor.split(':');
+  const name = rest.join(':');
+  if (!name) return actor;
+  if (kind === 'admin') return name;
+  if (kind === 'token') return `the API token “${name}”`;
+  return actor;
+}
+
 export function formatDate(s?: string | null): string {
   if (!s) return '—';
   const d = new Date(s);
