@@ -131,3 +131,28 @@ describe('entity select wording', () => {
     expect(withArticle('voicemail box')).toBe('a voicemail box');
   });
 });
+
+describe('hints and required markers follow the server', () => {
+  it('the extension password and voicemail PIN hints are the server’s bounds', () => {
+    mockApi({});
+    renderWithApp(<EntityForm type="extension" onSaved={() => undefined} />);
+    expect(screen.getByLabelText(/^SIP password/)).toHaveAccessibleDescription('8–128 characters.');
+  });
+
+  it('a voicemail PIN says 4–12 digits', () => {
+    mockApi({});
+    renderWithApp(<EntityForm type="voicemail_box" onSaved={() => undefined} />);
+    expect(screen.getByLabelText(/^PIN/)).toHaveAccessibleDescription('4–12 digits');
+  });
+
+  it('a trunk marks what its type needs', async () => {
+    mockApi({});
+    renderWithApp(<EntityForm type="trunk" onSaved={() => undefined} />);
+    expect(screen.getByLabelText(/^Registrar host/)).toBeRequired();
+    expect(screen.getByLabelText(/^Username/)).toBeRequired();
+    expect(screen.getByLabelText(/^Password/)).toBeRequired();
+    await userEvent.setup().selectOptions(screen.getByLabelText(/^Type/), 'ip');
+    expect(screen.getByLabelText(/^Outbound host/)).not.toBeRequired();
+    expect(screen.getByText('Allowed hosts').className).toContain("after:content-['*']");
+  });
+});
