@@ -95,7 +95,9 @@ function FlowNodeView({ id, data, selected }: NodeProps<PbxNode>) {
   const entity = useEntity(entityType ?? 'extension', entityType ? data.entity_id : null);
   // an entity being typed into asks for the outputs once typing pauses, not per keystroke
   const draft = useDebounced(useEditor((s) => s.drafts[id]), 400);
-  const { outputs, error: outputsError } = useNodeOutputs(nt, data.config, entityType ? { entity_type: entityType, entity_id: data.entity_id, entity: draft ?? entity.data } : undefined);
+  // an unfinished node cannot say its outputs yet (a transfer with no target): it keeps the
+  // declared ones, and what is missing is the validator's to say (Problems, outlined in red)
+  const { outputs } = useNodeOutputs(nt, data.config, entityType ? { entity_type: entityType, entity_id: data.entity_id, entity: draft ?? entity.data } : undefined);
   const setOutputs = useEditor((s) => s.setOutputs);
   const updateInternals = useUpdateNodeInternals();
   const outputKey = outputs.map((o) => `${o.id}:${o.label ?? ''}`).join('|');
@@ -132,7 +134,6 @@ function FlowNodeView({ id, data, selected }: NodeProps<PbxNode>) {
           <div className="truncate text-xs text-slate-500">{entityTitle ?? `${kind.singular} #${data.entity_id}`}</div>
         )}
         {unknown && <div className="text-xs text-red-600">unknown node type</div>}
-        {outputsError && <div className="text-xs text-red-600" role="note">{outputsError}</div>}
       </div>
       {outputs.length > 0 && (
         <ul className="border-t border-slate-100 py-1">
