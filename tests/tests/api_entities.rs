@@ -256,6 +256,18 @@ async fn delete_of_a_referenced_entity_is_a_409_listing_references() -> anyhow::
         ]
     );
     assert_eq!(r.error_fields().len(), 3);
+    // the 409's message and details are in words: no node id, no field name
+    let msg = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("still in use (3 places)"), "{msg}");
+    for d in r.body["error"]["details"].as_array().unwrap() {
+        let m = d["message"].as_str().unwrap();
+        assert!(!m.contains("n1") && !m.contains('_'), "{m}");
+    }
+    // what a delete would be refused for, asked before: the same references
+    let r = c.get(&format!("/extensions/{id}/references")).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.data().as_array().map(|a| a.len()), Some(3), "{}", r.text);
+    assert_eq!(c.get("/extensions/999999/references").await?.status, 404);
     let r = c.delete(&format!("/trunks/{}", trunk["id"])).await?;
     assert_eq!(r.status, 409, "{}", r.text);
     let r = c.delete(&format!("/flows/{}", flow["id"])).await?;
@@ -267,6 +279,7 @@ async fn delete_of_a_referenced_entity_is_a_409_listing_references() -> anyhow::
     assert_eq!(c.delete(&format!("/flows/{}", flow["id"])).await?.status, 200);
     assert_eq!(c.delete(&format!("/ring-groups/{}", rg["id"])).await?.status, 200);
     assert_eq!(c.put(&format!("/voicemail-boxes/{}", vm["id"]), &json!({"notify_extension_id": null})).await?.status, 200);
+    assert_eq!(c.get(&format!("/extensions/{id}/references")).await?.data(), &json!([]));
     let r = c.delete(&format!("/extensions/{id}")).await?;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(c.delete(&format!("/trunks/{}", trunk["id"])).await?.status, 200);
