@@ -14,6 +14,12 @@ async fn setup_login_csrf_logout() -> anyhow::Result<()> {
 
     let r = c.get("/setup").await?;
     assert_eq!((r.status, r.data()["required"].as_bool()), (200, Some(true)), "{}", r.text);
+    // the wizard starts from the SIP ports in force: the harness gives --sip-port
+    let ports = &r.data()["sip_ports"];
+    assert_eq!(ports["sip_udp_port"]["value"], server.ports().sip, "{}", r.text);
+    assert_eq!(ports["sip_udp_port"]["source"], "flag");
+    assert_eq!(ports["sip_udp_port"]["set_by"], "--sip-port");
+    assert_eq!(ports["sip_tls_port"]["source"], "default");
     // everything but health, login and setup needs auth
     let r = c.get("/extensions").await?;
     assert_eq!((r.status, r.error_code()), (401, Some("unauthorized")), "{}", r.text);
@@ -32,6 +38,7 @@ async fn setup_login_csrf_logout() -> anyhow::Result<()> {
     let r = c.post("/setup", &json!({"username": "other", "password": "another password"})).await?;
     assert_eq!((r.status, r.error_code()), (409, Some("conflict")), "{}", r.text);
     assert_eq!(c.get("/setup").await?.data()["required"], false);
+    assert!(c.get("/setup").await?.data().get("sip_ports").is_none(), "the ports are the settings' once set up");
 
     let r = c.post("/auth/login", &json!({"username": ADMIN_USER, "password": "wrong password"})).await?;
     assert_eq!((r.status, r.error_code()), (401, Some("unauthorized")), "{}", r.text);

@@ -170,8 +170,15 @@ async fn validation_errors_name_their_fields() -> anyhow::Result<()> {
     check(c.post("/trunks", &json!({"name": "T", "type": "register"})).await?, 422, "host");
     check(c.post("/trunks", &json!({"name": "T", "type": "ip", "remote_hosts": ["300.1.1.1"]})).await?, 422, "remote_hosts[0]");
     check(c.post("/ivr-menus", &json!({"name": "I", "options": {"x": "a"}})).await?, 422, "options.x");
+    // an unfinished node saves (drafts always save): a linked entity that does not exist is
+    // the validator's to report, at Validate and Publish; a broken shape is still refused
+    let unfinished = c.post("/flows", &json!({"name": "Draft", "flow_data": {"nodes": [{"id": "n1", "type": "extension", "data": {"entity_type": "extension", "entity_id": 4242, "config": {"timeout": -5}}}], "edges": []}})).await?;
+    assert_eq!(unfinished.status, 201, "{}", unfinished.text);
+    let draft_id = unfinished.data()["id"].as_i64().unwrap();
+    let del = c.delete(&format!("/flows/{draft_id}")).await?;
+    assert_eq!(del.status, 200, "{}", del.text);
     check(
-        c.post("/flows", &json!({"name": "F", "flow_data": {"nodes": [{"id": "n1", "type": "extension", "data": {"entity_type": "extension", "entity_id": 4242}}], "edges": []}})).await?,
+        c.post("/flows", &json!({"name": "F", "flow_data": {"nodes": [{"id": "n1", "type": "x", "data": {"entity_id": "seven"}}], "edges": []}})).await?,
         422,
         "flow_data.nodes[0].data.entity_id",
     );
@@ -249,6 +256,18 @@ async fn delete_of_a_referenced_entity_is_a_409_listing_references() -> anyhow::
         ]
     );
     assert_eq!(r.error_fields().len(), 3);
+    // the 409's message and details are in words: no node id, no field name
+    let msg = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("still in use (3 places)"), "{msg}");
+    for d in r.body["error"]["details"].as_array().unwrap() {
+        let m = d["message"].as_str().unwrap();
+        assert!(!m.contains("n1") && !m.contains('_'), "{m}");
+    }
+    // what a delete would be refused for, asked before: the same references
+    let r = c.get(&format!("/extensions/{id}/references")).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.data().as_array().map(|a| a.len()), Some(3), "{}", r.text);
+    assert_eq!(c.get("/extensions/999999/references").await?.status, 404);
     let r = c.delete(&format!("/trunks/{}", trunk["id"])).await?;
     assert_eq!(r.status, 409, "{}", r.text);
     let r = c.delete(&format!("/flows/{}", flow["id"])).await?;
@@ -260,6 +279,7 @@ async fn delete_of_a_referenced_entity_is_a_409_listing_references() -> anyhow::
     assert_eq!(c.delete(&format!("/flows/{}", flow["id"])).await?.status, 200);
     assert_eq!(c.delete(&format!("/ring-groups/{}", rg["id"])).await?.status, 200);
     assert_eq!(c.put(&format!("/voicemail-boxes/{}", vm["id"]), &json!({"notify_extension_id": null})).await?.status, 200);
+    assert_eq!(c.get(&format!("/extensions/{id}/references")).await?.data(), &json!([]));
     let r = c.delete(&format!("/extensions/{id}")).await?;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(c.delete(&format!("/trunks/{}", trunk["id"])).await?.status, 200);

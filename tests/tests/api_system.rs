@@ -123,6 +123,25 @@ async fn settings_layering_and_realm() -> anyhow::Result<()> {
         assert_eq!(r.status, 422, "{body}: {}", r.text);
         assert!(r.error_fields().contains(&field.to_owned()), "{body}: {}", r.text);
     }
+    // every wrong field at once, each named, in words (no setting key, no serde jargon)
+    let r = c.put("/settings", &json!({"sip_tls_port": 0, "sip_log": "loud", "rtp_port_min": 20000, "rtp_port_max": 10000, "media_timeout_secs": -5})).await?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let mut fields = r.error_fields();
+    fields.sort();
+    assert_eq!(fields, ["media_timeout_secs", "rtp_port_min", "sip_log", "sip_tls_port"], "{}", r.text);
+    for d in r.body["error"]["details"].as_array().unwrap() {
+        let m = d["message"].as_str().unwrap();
+        assert!(!m.contains('_') && !m.contains('`') && !m.contains("expected"), "{m}");
+    }
+    // nothing of a refused change is stored
+    assert_eq!(c.get("/settings").await?.data()["sip_tls_port"]["value"], 5071);
+    // a value a flag fixes names the flag; a choice lists its values; a port its range
+    let s = c.get("/settings").await?;
+    assert_eq!(s.data()["http_port"]["set_by"], "--http-port");
+    assert_eq!(s.data()["sip_udp_port"]["set_by"], "--sip-port");
+    assert!(s.data()["sip_tls_port"].get("set_by").is_none());
+    assert_eq!(s.data()["sip_log"]["choices"], json!(["off", "headers", "full"]));
+    assert_eq!((s.data()["sip_tls_port"]["minimum"].as_u64(), s.data()["sip_tls_port"]["maximum"].as_u64()), (Some(1), Some(65535)));
     // null resets to the default
     let r = c.put("/settings", &json!({"sip_tls_port": null})).await?;
     assert_eq!(r.data()["settings"]["sip_tls_port"]["source"], "default");

@@ -105,6 +105,13 @@ async function scenario(url, sipPort) {
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByLabel('Hostname').fill('pbx.e2e.test');
     await page.getByRole('button', { name: 'Next' }).click();
+    // the SIP ports the server runs on (the e2e binary gets them from the environment), not 5060
+    const udp = page.getByLabel('SIP UDP port');
+    await udp.waitFor();
+    expect(sipPort === undefined || (await udp.inputValue()) === String(sipPort), `the wizard shows UDP ${await udp.inputValue()}, the server runs on ${sipPort}`);
+    expect(await udp.isDisabled(), 'a port the environment fixes is not edited in the wizard');
+    await page.getByText('Set by FLOWPBX_SIP_UDP_PORT: change it there.').waitFor();
+    await shot(page, 'setup-ports');
     await page.getByRole('button', { name: 'Next' }).click(); // SIP ports as they are
     await page.getByRole('button', { name: 'Next' }).click(); // no trunk
     await page.getByLabel('Extension number').fill('101');
@@ -190,11 +197,12 @@ async function scenario(url, sipPort) {
     await d.getByRole('button', { name: 'Save' }).click();
     await d.waitFor({ state: 'detached' });
     await page.getByRole('button', { name: 'Delete 101 Alice' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    // in use: the dialog says so before anything is confirmed, and offers no Delete
     const impact = page.getByRole('list', { name: 'Still used by' });
     await impact.waitFor();
     const text = await impact.textContent();
     expect(/Everyone/.test(text ?? ''), `impact list: ${text}`);
+    expect((await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).count()) === 0, 'no Delete offered for an entity in use');
     await shot(page, 'delete-impact');
     await page.getByRole('dialog').getByRole('button', { name: 'Close', exact: true }).last().click();
   });
@@ -311,7 +319,8 @@ async function scenario(url, sipPort) {
     await shot(page, 'editor-problems');
     await problems.getByRole('button').filter({ hasText: 'Play Message' }).first().click();
     const inspector = page.getByLabel('Node settings');
-    await inspector.getByText(ids.play, { exact: true }).waitFor();
+    await inspector.getByRole('heading', { name: 'Play Message' }).waitFor();
+    expect((await inspector.getByText(ids.play, { exact: true }).count()) === 0, 'no node id in the side panel');
     expect(await page.locator(`.react-flow__node.selected[data-id="${ids.play}"]`).count() === 1, 'the problem selects its node');
     await inspector.getByRole('button', { name: 'Remove node' }).click();
     await page.locator(`.react-flow__node[data-id="${ids.play}"]`).waitFor({ state: 'detached' });
@@ -328,6 +337,37 @@ async function scenario(url, sipPort) {
     // the IVR's timeout and invalid outputs lead nowhere: warnings, which do not block
     await page.getByRole('tab', { name: /Problems/ }).click();
     await page.getByText(/^0 errors, [1-9]\d* warnings?/).waitFor();
+  });
+
+  await step('an unfinished transfer saves; problems follow the edits without Validate; the queue is coming', async () => {
+    // the queue is drawn in the palette as coming, and cannot be added
+    const queue = page.locator('[data-node-type="queue"]');
+    expect((await queue.isDisabled()) && /coming/.test((await queue.textContent()) ?? ''), 'the queue is marked coming and not addable');
+    ids.xfer = await drop('transfer', 10, 520);
+    const xfer = page.locator(`.react-flow__node[data-id="${ids.xfer}"]`);
+    // drafts always save, an unfinished node included, and a node just dropped has no red note
+    await page.getByText('All changes saved').waitFor();
+    expect((await xfer.locator('[role=note]').count()) === 0, 'no red note on a node just dropped');
+    // the validator runs by itself: outlined until it has somewhere to send the call
+    await page.locator(`.react-flow__node.has-error[data-id="${ids.xfer}"]`).waitFor();
+    await page.getByRole('tab', { name: /Problems/ }).click();
+    const problems = (await page.getByRole('list', { name: 'Problems' }).textContent()) ?? '';
+    expect(!problems.includes(ids.xfer) && !/_/.test(problems.replace(/[\w.+-]+@[\w.-]+/g, '')), `problems in words: ${problems}`);
+    await xfer.click();
+    await page.getByRole('tab', { name: 'Node' }).click();
+    await page.getByLabel('Outside number').fill('+61299990001');
+    await page.locator(`.react-flow__node.has-error[data-id="${ids.xfer}"]`).waitFor({ state: 'detached' });
+    await page.getByText('All changes saved').waitFor();
+    const flowId = flowUrl.match(/\/flows\/(\d+)$/)[1];
+    const saved = (await (await page.request.get(`${url}/api/v1/flows/${flowId}`)).json()).data.flow_data.nodes.find((n) => n.id === ids.xfer);
+    expect(saved?.data?.config?.number === '+61299990001' && !saved?.data?.entity_id, `saved transfer: ${JSON.stringify(saved)}`);
+    // removed, its problems go with it
+    await page.getByLabel('Node settings').getByRole('button', { name: 'Remove node' }).click();
+    await xfer.waitFor({ state: 'detached' });
+    delete ids.xfer;
+    await page.getByText('All changes saved').waitFor();
+    await page.getByRole('tab', { name: /Problems/ }).click();
+    await page.getByText(/^0 errors,/).waitFor();
   });
 
   await step('a simulated test call lights the path the simulator returned, step by step', async () => {
@@ -382,7 +422,9 @@ async function scenario(url, sipPort) {
     await diff.getByRole('button', { name: 'Close' }).click();
     const v1 = page.getByRole('listitem').filter({ hasText: 'Version 1' });
     await v1.getByRole('button', { name: 'Roll back to this' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Roll back to' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Roll back to version 1?' });
+    expect(/can be undone/.test((await confirm.textContent()) ?? '') && !/cannot be undone/.test((await confirm.textContent()) ?? ''), 'a rollback says it can be undone');
+    await confirm.getByRole('button', { name: 'Roll back', exact: true }).click();
     await page.getByRole('dialog').waitFor({ state: 'detached' });
     await page.getByRole('listitem').filter({ hasText: /Version 3\s*live/ }).waitFor();
     // the live version now runs version 1's graph
@@ -494,6 +536,24 @@ async function scenario(url, sipPort) {
     const lit = await page.locator('.react-flow__node.on-path').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')).sort());
     expect(JSON.stringify(lit) === JSON.stringify(want), `Show path lit ${lit}, the CDR walked ${walked}`);
     await shot(page, 'editor-show-path');
+  });
+
+  await step('settings: what the environment fixes is read-only and named; every error at once', async () => {
+    await page.goto(`${url}/settings`);
+    const udp = page.getByLabel('SIP UDP port');
+    await udp.waitFor();
+    expect(await udp.isDisabled(), 'a port the environment fixes is read-only');
+    await page.getByText(/Set by FLOWPBX_SIP_UDP_PORT: change it there/).waitFor();
+    expect((await page.getByLabel('SIP message log').evaluate((e) => e.tagName)) === 'SELECT', 'the SIP log level is a select');
+    await page.getByLabel('SIP TLS port').fill('70000');
+    await page.getByLabel('Hang up after silence (s)').fill('0');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    const alerts = page.locator('[role=alert]');
+    await page.getByText('must be a port number from 1 to 65535').waitFor();
+    const all = (await alerts.allTextContents()).join(' | ');
+    expect(/whole number from/.test(all) && !/_|expected|`/.test(all), `every error at once, in words: ${all}`);
+    await shot(page, 'settings-errors');
+    await page.reload();
   });
 
   await step('settings: a read-only token, the sessions, a password change that ends the others', async () => {
@@ -699,6 +759,20 @@ async function scenario(url, sipPort) {
     await d.getByRole('button', { name: 'Cancel' }).click();
     const after = (await (await page.request.get(`${url}/api/v1/extensions?limit=100`)).json()).data.find((x) => x.extension === '102');
     expect(after?.follow_me_numbers?.[1]?.timeout === 40, `the refused edit changed it: ${JSON.stringify(after?.follow_me_numbers)}`);
+  });
+
+  await step('at 1280×720 "Fit to screen" shows the whole flow', async () => {
+    await page.setViewportSize({ width: 1280, height: 720 });
+    await page.goto(flowUrl);
+    await page.getByTestId('canvas').waitFor();
+    await page.locator('.react-flow__node').first().waitFor();
+    await page.getByRole('button', { name: 'Fit to screen' }).click();
+    await page.waitForTimeout(400);
+    const box = await page.getByTestId('canvas').boundingBox();
+    const nodes = await page.locator('.react-flow__node').evaluateAll((ns) => ns.map((n) => n.getBoundingClientRect()).map((r) => ({ l: r.left, t: r.top, r: r.right, b: r.bottom })));
+    const inside = nodes.every((n) => n.l >= box.x - 1 && n.t >= box.y - 1 && n.r <= box.x + box.width + 1 && n.b <= box.y + box.height + 1);
+    expect(nodes.length > 0 && inside, `nodes outside the canvas at 1280x720: ${JSON.stringify({ box, nodes })}`);
+    await shot(page, 'editor-1280x720');
   });
 
   await step('the editor works at tablet width', async () => {

@@ -6,7 +6,8 @@
 // its own TypeScript 5 (it drives TypeScript's compiler API, which TypeScript 7 does not have);
 // scripts/setup installs it.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { constraintsModule } from './constraints.mjs';
 import { fileURLToPath } from 'node:url';
 
 const web = fileURLToPath(new URL('..', import.meta.url));
@@ -19,4 +20,11 @@ if (!existsSync(cli)) {
 // `Record<string, unknown>`, not an object that can hold nothing.
 const args = [cli, 'openapi.json', '--empty-objects-unknown', '--output', 'src/api/openapi.gen.ts'];
 const run = spawnSync(process.execPath, args, { cwd: web, stdio: ['ignore', 'ignore', 'inherit'] });
-process.exit(run.status ?? 1);
+if (run.status !== 0) process.exit(run.status ?? 1);
+// The forms' hints and required markers come from the same document (src/api/constraints.ts
+// reads this): written only when it changed, so the build hash stays put.
+const doc = JSON.parse(readFileSync(`${web}openapi.json`, 'utf8'));
+const out = `${web}src/api/constraints.gen.ts`;
+const text = constraintsModule(doc);
+if (!existsSync(out) || readFileSync(out, 'utf8') !== text) writeFileSync(out, text);
+process.exit(0);

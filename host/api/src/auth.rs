@@ -275,6 +275,19 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
 pub struct SetupStatus {
     /// true until the first administrator exists
     pub required: bool,
+    /// While setup is required: the SIP ports in force (a flag or environment variable the
+    /// server was started with, else the default), for the wizard to start from; absent
+    /// once set up (the settings show them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_ports: Option<SetupPorts>,
+}
+
+/// The SIP ports as they are, each with what fixes it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetupPorts {
+    pub sip_udp_port: crate::settings::SettingView,
+    pub sip_tcp_port: crate::settings::SettingView,
+    pub sip_tls_port: crate::settings::SettingView,
 }
 
 /// First-boot setup: the first administrator, and optionally the wizard's settings.
@@ -386,7 +399,19 @@ fn validate_credentials(e: &mut Errors, username: &str, password: &str) {
 
 #[utoipa::path(get, path = "/api/v1/setup", tag = "auth", responses((status = 200, body = inline(Data<SetupStatus>))))]
 pub(crate) async fn setup_status(State(state): State<AppState>) -> ApiResult<Data<SetupStatus>> {
-    Ok(Data::new(SetupStatus { required: state.store().admin_users().count().await? == 0 }))
+    let required = state.store().admin_users().count().await? == 0;
+    let sip_ports = if required {
+        let effective = state.settings_layers().effective(&state.store().settings().all().await?);
+        use pbx::settings::keys;
+        let view = |key: &str| effective.iter().find(|e| e.setting.key == key).map(crate::settings::setting_view);
+        match (view(keys::SIP_UDP_PORT), view(keys::SIP_TCP_PORT), view(keys::SIP_TLS_PORT)) {
+            (Some(sip_udp_port), Some(sip_tcp_port), Some(sip_tls_port)) => Some(SetupPorts { sip_udp_port, sip_tcp_port, sip_tls_port }),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    Ok(Data::new(SetupStatus { required, sip_ports }))
 }
 
 #[utoipa::path(post, path = "/api/v1/setup", tag = "auth", request_body = SetupRequest,

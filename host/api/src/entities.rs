@@ -396,6 +396,8 @@ impl Resource for Trunks {
     const KIND: ResourceKind = ResourceKind::Trunk;
     const LABEL: &'static str = "trunk";
     const CREATE_REQUIRED: &'static [&'static str] = &["name", "type"];
+    const CREATE_REQUIRED_WHEN: &'static [(&'static str, &'static str, &'static [&'static str])] =
+        &[("type", "register", &["host", "username", "password"]), ("type", "ip", &["remote_hosts"])];
     type Row = Trunk;
     type Item = crate::views::TrunkView;
     type Input = TrunkInput;
@@ -834,7 +836,7 @@ pub struct VoicemailBoxInput {
     pub mailbox_number: Option<Option<String>>,
     /// write-only, 4-12 digits; null removes it
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>, pattern = r"^[0-9]{4,12}$")]
+    #[schema(value_type = Option<String>, min_length = 4, max_length = 12, pattern = r"^[0-9]{4,12}$")]
     pub pin: Option<Option<String>>,
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>, pattern = r"^\s*([A-Za-z0-9_-]{1,64})?\s*$")]
@@ -1250,7 +1252,7 @@ pub struct ConferenceInput {
     pub extension: Option<Option<String>>,
     /// write-only, 4-12 digits; null removes it
     #[serde(default, deserialize_with = "double")]
-    #[schema(value_type = Option<String>, pattern = r"^[0-9]{4,12}$")]
+    #[schema(value_type = Option<String>, min_length = 4, max_length = 12, pattern = r"^[0-9]{4,12}$")]
     pub pin: Option<Option<String>>,
     #[schema(minimum = 2, maximum = 100)]
     pub max_members: Option<i64>,
@@ -1341,10 +1343,12 @@ pub struct CallFlowInput {
 const MAX_NODES: usize = 500;
 
 /// What a draft must be beyond its shape: known top-level keys, at most [`MAX_NODES`]
-/// nodes, node ids unique and at most 100 characters, edges between nodes of the flow, and
-/// the entities nodes link to existing. What a node's type, config and outputs must be is
-/// the flow engine's validator's, at publishing.
-async fn check_graph(state: &AppState, e: &mut Errors, g: &Graph) -> ApiResult<()> {
+/// nodes, node ids unique and at most 100 characters, node types named, edges between nodes
+/// of the flow. That is the structure the editor needs to open it again; an unfinished node
+/// (no entity chosen yet, a linked entity that has gone, a config the node rejects) saves,
+/// because drafts always save: what a node's type, config, entity and outputs must be is the
+/// validator's, at Validate and Publish.
+fn check_graph(e: &mut Errors, g: &Graph) {
     for k in g.extra.keys().filter(|k| *k != "viewport") {
         e.add(format!("flow_data.{k}"), "unknown field (expected nodes, edges, viewport, settings)");
     }
@@ -1357,18 +1361,8 @@ async fn check_graph(state: &AppState, e: &mut Errors, g: &Graph) -> ApiResult<(
         } else {
             e.check(ids.insert(node.id.as_str()), format!("{p}.id"), "is used by another node");
         }
-        e.check(!node.node_type.is_empty() && node.node_type.len() <= 100, format!("{p}.type"), "must be a non-empty string");
-        if let Some(kind) = &node.data.entity_type {
-            match ResourceKind::parse(kind) {
-                None => e.add(format!("{p}.data.entity_type"), "unknown entity type"),
-                // no entity linked (a transfer to a number outside, an unfinished node): the
-                // draft saves; Validate and Publish say when the node needs one
-                Some(kind) => match node.data.entity_id {
-                    None => {}
-                    Some(id) => check_exists(state, e, &format!("{p}.data.entity_id"), kind, id).await?,
-                },
-            }
-        }
+        e.check(!node.node_type.is_empty() && node.node_type.len() <= 100, format!("{p}.type"), "must name the node's type (at most 100 characters)");
+        e.check(node.data.entity_type.as_ref().is_none_or(|k| k.len() <= 100), format!("{p}.data.entity_type"), "must be at most 100 characters");
     }
     for (n, edge) in g.edges.iter().enumerate() {
         let p = format!("flow_data.edges[{n}]");
@@ -1377,7 +1371,6 @@ async fn check_graph(state: &AppState, e: &mut Errors, g: &Graph) -> ApiResult<(
             e.check(ids.contains(id.as_str()), format!("{p}.{end}"), "must be the id of a node of this flow");
         }
     }
-    Ok(())
 }
 
 pub(crate) struct Flows;
@@ -1405,7 +1398,7 @@ impl Resource for Flows {
         store.call_flows().get(id).await
     }
 
-    async fn prepare(state: &AppState, i: CallFlowInput, cur: Option<&CallFlow>) -> ApiResult<(Self::Prepared, SecretNames)> {
+    async fn prepare(_state: &AppState, i: CallFlowInput, cur: Option<&CallFlow>) -> ApiResult<(Self::Prepared, SecretNames)> {
         let creating = cur.is_none();
         let mut e = Errors::new();
         required(&mut e, creating, &i.name, "name");
@@ -1416,7 +1409,7 @@ impl Resource for Flows {
             e.non_empty("name", &f.name, 100);
         }
         if let Some(graph) = parse_graph(&mut e, &f.flow_data) {
-            check_graph(state, &mut e, &graph).await?;
+            check_graph(&mut e, &graph);
         }
         e.finish()?;
         Ok((f, vec![]))

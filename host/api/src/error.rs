@@ -113,7 +113,7 @@ impl ApiError {
             ApiError::Validation(details) => {
                 let message = match details.first() {
                     Some(d) if details.len() == 1 => format!("{}: {}", d.field, d.message),
-                    _ => format!("{} fields are invalid", details.len()),
+                    _ => format!("{} values are not valid", details.len()),
                 };
                 ("validation_failed", message, details, None)
             }
@@ -125,7 +125,7 @@ impl ApiError {
                     .iter()
                     .map(|r| FieldError {
                         field: format!("{}:{}", r.entity_type, r.entity_id),
-                        message: format!("{} \"{}\" uses it ({})", r.entity_type.replace('_', " "), r.name, r.via),
+                        message: format!("{} “{}” uses it {}", r.entity_type.replace('_', " "), r.name, via_words(&r.via)),
                     })
                     .collect();
                 let refs = if references.is_empty() { None } else { Some(references) };
@@ -141,9 +141,31 @@ impl ApiError {
                 flow_problems = Some(problems);
                 ("flow_invalid", message, vec![], None)
             }
-            ApiError::Internal(_) => ("internal", "internal server error".to_owned(), vec![], None),
+            ApiError::Internal(_) => ("internal", "the server had a problem; its log says what".to_owned(), vec![], None),
         };
         ErrorBody { code, message, details, references, problems: flow_problems }
+    }
+}
+
+/// Where a reference uses an entity, in words (`members` → "as a member", `node:n3` → "in
+/// its draft"): the node id of a flow means nothing to the person deleting.
+pub(crate) fn via_words(via: &str) -> String {
+    if let Some(rest) = via.strip_prefix("published:v") {
+        let version = rest.split(':').next().unwrap_or("");
+        return format!("in its live version {version}");
+    }
+    if via.starts_with("node:") {
+        return "in its draft".into();
+    }
+    match via {
+        "members" => "as a member".into(),
+        "notify_extension_id" => "for its message-waiting lamp".into(),
+        "trunk_id" => "as its trunk".into(),
+        "flow_id" => "to route its calls".into(),
+        "greeting_file" => "as its greeting".into(),
+        "trunk_ids" => "among its trunks".into(),
+        "extension_ids" => "among the extensions it serves".into(),
+        other => format!("({})", other.replace('_', " ")),
     }
 }
 

@@ -33,8 +33,78 @@ pub(crate) fn path_error(path: &serde_path_to_error::Path, inner: &str) -> Field
         None => base,
     };
     // serde_json appends " at line 1 column 10"; keep the message short
-    let message = inner.split(" at line ").next().unwrap_or(inner).to_owned();
+    let message = plain_words(inner.split(" at line ").next().unwrap_or(inner));
     FieldError { field, message }
+}
+
+/// What a value must be, from serde's `expected …` (`u16`, `a string`, `one of `a`, `b``).
+fn expected_words(expected: &str) -> String {
+    let e = expected.trim();
+    let listed = |s: &str| s.split(['`', ',']).map(str::trim).filter(|w| !w.is_empty() && *w != "or").collect::<Vec<_>>().join(", ");
+    if let Some(rest) = e.strip_prefix("one of ") {
+        return format!("must be one of: {}", listed(rest));
+    }
+    if e.starts_with('`') {
+        return format!("must be one of: {}", listed(e));
+    }
+    match e {
+        "u8" => "must be a whole number from 0 to 255".into(),
+        "u16" => "must be a whole number from 0 to 65535".into(),
+        "u32" | "u64" | "usize" => "must be a whole number, 0 or more".into(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "must be a whole number".into(),
+        "f32" | "f64" => "must be a number".into(),
+        "a boolean" => "must be true or false".into(),
+        "a string" | "a borrowed string" | "a character" => "must be text".into(),
+        "a sequence" | "a list" => "must be a list".into(),
+        e if e.starts_with("struct ") || e.starts_with("a map") || e.contains("object") => "must be an object".into(),
+        e if e.starts_with("a ") || e.starts_with("an ") => format!("must be {e}"),
+        _ => "has a value of the wrong kind".into(),
+    }
+}
+
+/// serde's messages in words for the person who filled the form: `invalid value: integer
+/// `-5`, expected u64` → "must be a whole number, 0 or more"; `unknown variant `loud`,
+/// expected one of `off`, `full`` → "must be one of: off, full". A message of our own (a
+/// custom deserialiser's) is kept.
+pub(crate) fn plain_words(inner: &str) -> String {
+    if inner.starts_with("unknown field `") {
+        return "is not a field here".into();
+    }
+    if inner.starts_with("missing field `") {
+        return "is required".into();
+    }
+    if inner.starts_with("duplicate field `") {
+        return "is given twice".into();
+    }
+    if let Some(rest) = inner.strip_prefix("unknown variant `") {
+        return match rest.split_once(", expected ") {
+            Some((_, expected)) => expected_words(expected),
+            None => "is not one of the choices".into(),
+        };
+    }
+    if let Some(rest) = inner.strip_prefix("invalid type: ").or_else(|| inner.strip_prefix("invalid value: ")) {
+        return match rest.rsplit_once(", expected ") {
+            Some(("null", expected)) => format!("{} (it is empty)", expected_words(expected)),
+            Some((_, expected)) => expected_words(expected),
+            None => "is not a valid value".into(),
+        };
+    }
+    if let Some(rest) = inner.strip_prefix("invalid length ") {
+        return match rest.split_once(", expected ") {
+            Some((_, expected)) => format!("must have {expected}"),
+            None => "has the wrong number of entries".into(),
+        };
+    }
+    inner.to_owned()
+}
+
+/// serde_json's syntax errors in words: what is wrong and where.
+fn syntax_words(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Eof => "it ends too early",
+        _ => "it is not valid JSON",
+    };
+    format!("The request could not be read: {what} (line {}, column {}).", e.line(), e.column())
 }
 
 /// A JSON request body: `Content-Type: application/json`, at most [`MAX_JSON_BODY`] bytes,
@@ -75,9 +145,9 @@ pub fn is_absent_body(bytes: &[u8]) -> bool {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|inner| ApiError::BadRequest {
-        message: format!("malformed JSON: {inner}"),
-        details: vec![FieldError { field: "body".into(), message: inner.to_string() }],
+    let mut doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|inner| {
+        let message = syntax_words(&inner);
+        ApiError::BadRequest { message: message.clone(), details: vec![FieldError { field: "body".into(), message }] }
     })?;
     // every request body of the API is an object; serde would read an array as a struct's
     // fields in order
@@ -265,6 +335,31 @@ mod tests {
         for b in [&b"{}"[..], b"nul", b"[null]", b"\"null\""] {
             assert!(!is_absent_body(b), "{b:?}");
         }
+    }
+
+    #[test]
+    fn serde_messages_become_words() {
+        for (serde, words) in [
+            ("invalid value: integer `-5`, expected u64", "must be a whole number, 0 or more"),
+            ("invalid value: integer `70000`, expected u16", "must be a whole number from 0 to 65535"),
+            ("invalid type: string \"x\", expected i64", "must be a whole number"),
+            ("invalid type: null, expected a string", "must be text (it is empty)"),
+            ("invalid type: integer `3`, expected a boolean", "must be true or false"),
+            ("invalid type: map, expected a sequence", "must be a list"),
+            ("unknown variant `loud`, expected one of `off`, `headers`, `full`", "must be one of: off, headers, full"),
+            ("unknown variant `x`, expected `a` or `b`", "must be one of: a, b"),
+            ("unknown field `colour`, expected one of `a`, `b`", "is not a field here"),
+            ("missing field `name`", "is required"),
+            ("entity_id is not an integer", "entity_id is not an integer"),
+        ] {
+            assert_eq!(plain_words(serde), words, "{serde}");
+        }
+        // through the extractor: no serde jargon reaches the envelope
+        let Err(ApiError::Validation(d)) = parse_json::<T>(br#"{"a": -5}"#) else { panic!() };
+        assert_eq!((d[0].field.as_str(), d[0].message.as_str()), ("a", "must be a whole number from 0 to 255"));
+        let Err(ApiError::BadRequest { message, details }) = parse_json::<T>(b"{\"a\": ") else { panic!() };
+        assert!(message.starts_with("The request could not be read: it ends too early"), "{message}");
+        assert_eq!(details[0].field, "body");
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub(crate) trait Resource: Send + Sync + 'static {
     /// The input fields a create needs (an update keeps what is absent); the OpenAPI
     /// document's create body requires them.
     const CREATE_REQUIRED: &'static [&'static str];
+    /// What a create needs besides, by the value of one field: `(field, value, needed)` (a
+    /// registration trunk needs its host and credentials, an IP trunk its addresses). The
+    /// create body's schema states them as a `oneOf` of those cases.
+    const CREATE_REQUIRED_WHEN: &'static [(&'static str, &'static str, &'static [&'static str])] = &[];
     type Row: Serialize + ToSchema + Send + Sync;
     /// What GET, lists, create and update show: the row itself, or the row with live
     /// read-only fields (`views.rs`: registration counts, trunk status, message counts).
@@ -160,7 +164,8 @@ pub(crate) fn in_use_message(label: &str, refs: &[store::Reference]) -> String {
         .into_iter()
         .collect();
     if live.is_empty() {
-        format!("the {label} is still in use ({} references)", refs.len())
+        let places = if refs.len() == 1 { "1 place".to_owned() } else { format!("{} places", refs.len()) };
+        format!("the {label} is still in use ({places}): remove it from there first")
     } else {
         format!(
             "the {label} is used by the live version of {} {}: calls run with it. Publish {} without it first, then delete it ({} references)",
@@ -172,10 +177,18 @@ pub(crate) fn in_use_message(label: &str, refs: &[store::Reference]) -> String {
     }
 }
 
+/// What uses the entity now (what a delete would be refused for): the editor says so before
+/// asking to confirm a delete.
+async fn references<R: Resource>(State(state): State<AppState>, PathParams(id): PathParams<i64>) -> ApiResult<Data<Vec<store::Reference>>> {
+    R::get(state.store(), id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Data::new(state.store().references().to(R::KIND, id).await?))
+}
+
 fn resource_routes<R: Resource>() -> Router<AppState> {
     Router::new()
         .route(R::PATH, get(list::<R>).post(create::<R>))
         .route(&format!("{}/{{id}}", R::PATH), get(get_one::<R>).put(update::<R>).delete(delete::<R>))
+        .route(&format!("{}/{{id}}/references", R::PATH), get(references::<R>))
 }
 
 /// Every entity's CRUD routes.
@@ -307,13 +320,22 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
     let tag = R::PATH.trim_start_matches('/');
     let body = |schema: RefOr<Schema>| RequestBodyBuilder::new().content("application/json", ContentBuilder::new().schema(Some(schema)).build()).required(Some(Required::True)).build();
     // a create: the input with the fields a create needs required
-    let create_schema: RefOr<Schema> = Schema::AllOf(
-        AllOfBuilder::new()
-            .item(input.clone())
-            .item(create_required::<R::Input>(R::CREATE_REQUIRED))
-            .build(),
-    )
-    .into();
+    let mut all_of = AllOfBuilder::new().item(input.clone()).item(create_required::<R::Input>(R::CREATE_REQUIRED));
+    if !R::CREATE_REQUIRED_WHEN.is_empty() {
+        let mut cases = utoipa::openapi::OneOfBuilder::new();
+        for (field, value, needed) in R::CREATE_REQUIRED_WHEN {
+            let mut o = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(*field, ObjectBuilder::new().schema_type(Type::String).enum_values(Some([*value])))
+                .required(*field);
+            for n in *needed {
+                o = o.required(*n);
+            }
+            cases = cases.item(o);
+        }
+        all_of = all_of.item(Schema::OneOf(cases.build()));
+    }
+    let create_schema: RefOr<Schema> = Schema::AllOf(all_of.build()).into();
     let op = |id: String, summary: String| OperationBuilder::new().operation_id(Some(id)).summary(Some(summary)).tag(tag);
 
     let list_op = op(format!("list_{tag}"), format!("List {}s", R::LABEL))
@@ -345,6 +367,12 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
         .response("409", error_response("still referenced; error.references lists by what"))
         .build();
 
+    let refs_op = op(format!("references_{tag}"), format!("What uses a {} (a delete is refused while anything does)", R::LABEL))
+        .parameter(id_param())
+        .response("200", json_response("what refers to it; empty: it can be deleted", envelope(utoipa::openapi::ArrayBuilder::new().items(Ref::from_schema_name("Reference")).into())))
+        .response("404", error_response("no such id"))
+        .build();
+
     let mut coll = PathItem::new(HttpMethod::Get, list_op);
     coll.post = Some(create_op);
     let mut item = PathItem::new(HttpMethod::Get, get_op);
@@ -352,6 +380,7 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
     item.delete = Some(delete_op);
     doc.paths.paths.insert(format!("/api/v1{}", R::PATH), coll);
     doc.paths.paths.insert(format!("/api/v1{}/{{id}}", R::PATH), item);
+    doc.paths.paths.insert(format!("/api/v1{}/{{id}}/references", R::PATH), PathItem::new(HttpMethod::Get, refs_op));
 }
 
 /// Adds every generic resource's paths and schemas to the document.

@@ -14,7 +14,7 @@ use store::{Actor, Tx};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Data, Json};
 use crate::AppState;
 
@@ -49,6 +49,41 @@ pub struct SettingView {
     pub default: serde_json::Value,
     /// a change takes effect after a restart
     pub restart_required: bool,
+    /// What fixes the value when `source` is `flag` or `env`: the flag as typed
+    /// (`--sip-port`) or the environment variable (`FLOWPBX_SIP_PORT`). A stored value is
+    /// kept but does not apply while it is set; change it there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_by: Option<String>,
+    /// The values it takes, when it is a choice (the SIP log: off, headers, full).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<String>>,
+    /// The smallest and largest value of a number (a port: 1 to 65535).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<u64>,
+}
+
+/// A setting's view from its effective value.
+pub(crate) fn setting_view(e: &pbx::settings::Effective) -> SettingView {
+    let (minimum, maximum) = match e.setting.kind {
+        SettingKind::Port => (Some(1), Some(65535)),
+        SettingKind::Number { min, max } => (Some(min), Some(max)),
+        _ => (None, None),
+    };
+    SettingView {
+        value: typed(e.setting.kind, e.value.as_deref()),
+        source: e.source.into(),
+        default: typed(e.setting.kind, e.default.as_deref()),
+        restart_required: e.setting.restart_required,
+        set_by: e.fixed_by.clone(),
+        choices: match e.setting.kind {
+            SettingKind::Choice(c) => Some(c.iter().map(|x| (*x).to_owned()).collect()),
+            _ => None,
+        },
+        minimum,
+        maximum,
+    }
 }
 
 fn typed(kind: SettingKind, v: Option<&str>) -> serde_json::Value {
@@ -64,15 +99,7 @@ fn view(state: &AppState, stored: &BTreeMap<String, String>) -> BTreeMap<String,
         .settings_layers()
         .effective(stored)
         .into_iter()
-        .map(|e| {
-            let view = SettingView {
-                value: typed(e.setting.kind, e.value.as_deref()),
-                source: e.source.into(),
-                default: typed(e.setting.kind, e.default.as_deref()),
-                restart_required: e.setting.restart_required,
-            };
-            (e.setting.key.to_owned(), view)
-        })
+        .map(|e| (e.setting.key.to_owned(), setting_view(&e)))
         .collect()
 }
 
@@ -124,6 +151,44 @@ pub struct SettingsUpdate {
 }
 
 impl SettingsUpdate {
+    /// Reads a change from a JSON object field by field, so every field that is wrong is
+    /// named at once (a typed body stops at the first): the change of the fields that are
+    /// right, and what is wrong with the others.
+    pub(crate) fn from_object(obj: serde_json::Map<String, serde_json::Value>) -> (SettingsUpdate, Vec<FieldError>) {
+        let mut u = SettingsUpdate::default();
+        let mut errors = Vec::new();
+        for (k, v) in obj {
+            let port = pbx::settings::find(&k).is_some_and(|s| s.kind == SettingKind::Port);
+            macro_rules! take {
+                ($f:ident) => {
+                    match serde_json::from_value(v) {
+                        Ok(x) => u.$f = Some(x),
+                        Err(err) => errors.push(FieldError {
+                            field: k.clone(),
+                            message: if port { "must be a port number from 1 to 65535".into() } else { crate::extract::plain_words(&err.to_string()) },
+                        }),
+                    }
+                };
+            }
+            match k.as_str() {
+                keys::HTTP_PORT => take!(http_port),
+                keys::SIP_UDP_PORT => take!(sip_udp_port),
+                keys::SIP_TCP_PORT => take!(sip_tcp_port),
+                keys::SIP_TLS_PORT => take!(sip_tls_port),
+                keys::EXTERNAL_IP => take!(external_ip),
+                keys::HOSTNAME => take!(hostname),
+                keys::SIP_REALM => take!(sip_realm),
+                keys::RTP_PORT_MIN => take!(rtp_port_min),
+                keys::RTP_PORT_MAX => take!(rtp_port_max),
+                keys::MEDIA_TIMEOUT_SECS => take!(media_timeout_secs),
+                keys::SIP_LOG => take!(sip_log),
+                keys::RECORDING_MIN_FREE_MB => take!(recording_min_free_mb),
+                _ => errors.push(FieldError { field: k.clone(), message: "is not a setting".into() }),
+            }
+        }
+        (u, errors)
+    }
+
     /// (key, change) pairs: None = unchanged, Some(None) = reset, Some(Some(text)) = store.
     fn changes(&self) -> Vec<(&'static str, Option<Change>)> {
         fn s<T: ToString>(v: &Option<Option<T>>) -> Option<Option<String>> {
@@ -172,14 +237,20 @@ pub(crate) async fn get_settings(State(state): State<AppState>) -> ApiResult<Dat
 }
 
 #[utoipa::path(put, path = "/api/v1/settings", tag = "settings", request_body = SettingsUpdate,
-    responses((status = 200, body = inline(Data<SettingsChanged>)), (status = 422, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = inline(Data<SettingsChanged>)), (status = 422, description = "every field that is wrong, at once", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn put_settings(
     State(state): State<AppState>,
     caller: Caller,
-    Json(update): Json<SettingsUpdate>,
+    Json(body): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Data<SettingsChanged>> {
+    let (update, mut errors) = SettingsUpdate::from_object(body);
     let store = state.store();
     let before = store.settings().all().await?;
+    let changes: Vec<(&'static str, Change)> = update.changes().into_iter().filter_map(|(k, c)| c.map(|c| (k, c))).collect();
+    errors.extend(pbx::settings::check_update(state.settings_layers(), &before, &changes).into_iter().map(|p| FieldError { field: p.field, message: p.message }));
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let mut tx = store.begin().await?;
     let realm = apply_settings_update(&state, &mut tx, &update, &caller.actor()).await?;
     tx.commit().await?;

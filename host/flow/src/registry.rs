@@ -43,7 +43,7 @@ impl NodeType {
                 if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
                     path.push(property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string()));
                 }
-                ConfigError { field: path.join("."), message: e.to_string() }
+                ConfigError { field: path.join("."), message: schema_words(e.kind()) }
             })
             .collect()
     }
@@ -68,12 +68,60 @@ impl NodeType {
                 wall_clock_ms: 0,
                 builtin: true,
                 sha256: String::new(),
+                coming: false,
             },
             component: None,
             grants: Arc::new(Grants::default()),
             wall_clock: Duration::ZERO,
             schema: None,
         }
+    }
+}
+
+/// What a config value breaks, in the administrator's words (jsonschema's own messages quote
+/// the value and the regular expression: `"12ab" does not match "^\\+?[0-9*#]{1,32}$"`).
+/// The field is named by the problem, not here.
+pub(crate) fn schema_words(kind: &jsonschema::error::ValidationErrorKind) -> String {
+    use jsonschema::error::{TypeKind, ValidationErrorKind as K};
+    let num = |v: &serde_json::Value| v.to_string();
+    match kind {
+        K::Required { .. } => "is required".into(),
+        K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
+            format!("{} not a setting of this node", if unexpected.len() == 1 { format!("“{}” is", unexpected[0]) } else { format!("“{}” are", unexpected.join("”, “")) })
+        }
+        K::Minimum { limit } => format!("must be at least {}", num(limit)),
+        K::Maximum { limit } => format!("must be at most {}", num(limit)),
+        K::ExclusiveMinimum { limit } => format!("must be more than {}", num(limit)),
+        K::ExclusiveMaximum { limit } => format!("must be less than {}", num(limit)),
+        K::MinLength { limit: 1 } => "must not be empty".into(),
+        K::MinLength { limit } => format!("must be at least {limit} characters long"),
+        K::MaxLength { limit } => format!("must be at most {limit} characters long"),
+        K::MinItems { limit } => format!("needs at least {limit} entr{}", if *limit == 1 { "y" } else { "ies" }),
+        K::MaxItems { limit } => format!("takes at most {limit} entries"),
+        K::UniqueItems => "lists something twice".into(),
+        K::Pattern { .. } | K::Format { .. } => "does not have the expected form".into(),
+        K::Enum { options } => match options.as_array() {
+            Some(o) => format!("must be one of {}", o.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(", ")),
+            None => "is not one of the choices".into(),
+        },
+        K::Constant { expected_value } => format!("must be {}", expected_value.as_str().map(str::to_owned).unwrap_or_else(|| expected_value.to_string())),
+        K::Type { kind } => {
+            let word = |t: &jsonschema::JsonType| match t.to_string().as_str() {
+                "integer" => "a whole number",
+                "number" => "a number",
+                "string" => "text",
+                "boolean" => "yes or no",
+                "array" => "a list",
+                "object" => "a group of settings",
+                _ => "empty",
+            };
+            match kind {
+                TypeKind::Single(t) => format!("must be {}", word(t)),
+                TypeKind::Multiple(ts) => format!("must be {}", ts.iter().map(|t| word(&t)).collect::<Vec<_>>().join(" or ")),
+            }
+        }
+        K::AnyOf { .. } | K::OneOfNotValid { .. } | K::OneOfMultipleValid { .. } | K::Not { .. } => "is not one of the accepted forms".into(),
+        _ => "is not a valid value".into(),
     }
 }
 
@@ -115,6 +163,11 @@ pub(crate) fn check_outputs(outs: &[OutputDecl]) -> Result<(), String> {
     Ok(())
 }
 
+/// Built-ins that are drawn but do not work yet: the queue waits for queues (ACD, hold
+/// music). They load, so a flow holding one still opens, but the editor does not offer them
+/// and the validator refuses to publish them (`ProblemCode::NotAvailable`).
+pub const COMING_BUILTINS: &[&str] = &["queue"];
+
 /// Turns what `describe()` returned into a node type's info, refusing what cannot work.
 /// `granted: None` is a built-in (granted everything it declares).
 pub(crate) fn info_from_describe(d: &wit::NodeInfo, builtin: bool, granted: Option<&[Capability]>, sha256: &str, wall_clock: Duration) -> Result<(NodeTypeInfo, Grants, Option<jsonschema::Validator>), String> {
@@ -152,6 +205,7 @@ pub(crate) fn info_from_describe(d: &wit::NodeInfo, builtin: bool, granted: Opti
         wall_clock_ms: wall_clock.as_millis() as u64,
         builtin,
         sha256: sha256.to_string(),
+        coming: builtin && COMING_BUILTINS.contains(&d.id.as_str()),
     };
     Ok((info, grants, Some(validator)))
 }

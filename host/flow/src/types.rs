@@ -236,6 +236,10 @@ pub struct NodeTypeInfo {
     pub builtin: bool,
     /// The sha256 of the component (hex); empty for the entry marker.
     pub sha256: String,
+    /// A built-in that is drawn but not working yet (the queue, until queues exist): the
+    /// editor does not offer it, and a flow that uses it is refused at publishing.
+    #[serde(default)]
+    pub coming: bool,
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub enum ProblemCode {
     EndlessLoop,
     /// `settings.fallback_node` names no node.
     BadFallback,
+    /// A node type that is drawn but not working yet (the queue): it cannot be published.
+    NotAvailable,
 }
 
 /// One problem.
@@ -117,22 +119,82 @@ pub trait Catalog {
     fn entry_mapped(&self, node: &GraphNode) -> bool;
 }
 
-/// Every problem of `graph`, errors first, then in graph order.
+/// An entity kind as an administrator says it (`ivr_menu` → "IVR menu").
+pub fn kind_words(kind: &str) -> String {
+    match kind {
+        "ivr_menu" => "IVR menu".into(),
+        "inbound_number" => "inbound number".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// A config key as a label: `max_duration_s` → "Max duration (seconds)".
+pub fn humanize_key(key: &str) -> String {
+    let (stem, unit) = match key {
+        k if k.ends_with("_ms") => (&k[..k.len() - 3], " (milliseconds)"),
+        k if k.ends_with("_secs") => (&k[..k.len() - 5], " (seconds)"),
+        k if k.ends_with("_s") => (&k[..k.len() - 2], " (seconds)"),
+        k => (k, ""),
+    };
+    let words = stem.replace(['_', '-'], " ");
+    let words = words.trim();
+    let mut c = words.chars();
+    match c.next() {
+        Some(f) => format!("{}{}{unit}", f.to_uppercase(), c.as_str()),
+        None => key.to_string(),
+    }
+}
+
+/// A dotted config path as the editor labels it (the schema's `title`, else the key made
+/// readable; list items by their position from 1): `rules.0.start` → "Rules › 1 › Start".
+pub fn field_label(schema: &serde_json::Value, path: &str) -> String {
+    let mut at = Some(schema);
+    let mut parts = Vec::new();
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let s = at;
+        let prop = s.and_then(|s| s.get("properties")).and_then(|p| p.get(seg));
+        if let Some(p) = prop {
+            parts.push(p.get("title").and_then(|t| t.as_str()).map(str::to_owned).unwrap_or_else(|| humanize_key(seg)));
+            at = Some(p);
+        } else if let Ok(i) = seg.parse::<usize>() {
+            parts.push((i + 1).to_string());
+            at = s.and_then(|s| s.get("items"));
+        } else {
+            parts.push(humanize_key(seg));
+            at = s.and_then(|s| s.get("additionalProperties")).filter(|a| a.is_object());
+        }
+    }
+    parts.join(" › ")
+}
+
+/// Every problem of `graph`, errors first, then in graph order. Messages are written for the
+/// administrator: nodes are named by their label (else their type), outputs by their label,
+/// never by an internal id.
 pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
     use ProblemCode::*;
     use Severity::*;
     let mut out = Vec::new();
+    let node_name = |id: &str| -> String {
+        match graph.node(id) {
+            Some(n) if !n.data.label.trim().is_empty() => format!("“{}”", n.data.label.trim()),
+            Some(n) => match catalog.node_type(&n.node_type) {
+                Some(t) => format!("the {} node", t.name),
+                None => "a node".into(),
+            },
+            None => "a node that is no longer in the flow".into(),
+        }
+    };
 
     let mut seen = HashSet::new();
     for n in &graph.nodes {
         if !seen.insert(n.id.as_str()) {
-            out.push(Problem::node(Error, DuplicateId, &n.id, format!("two nodes have the id {:?}", n.id)));
+            out.push(Problem::node(Error, DuplicateId, &n.id, "two nodes share one identifier: delete one of them and add it again".into()));
         }
     }
     let mut seen_edges = HashSet::new();
     for e in &graph.edges {
         if !seen_edges.insert(e.id.as_str()) {
-            out.push(Problem::edge(Error, DuplicateId, &e.id, format!("two edges have the id {:?}", e.id)));
+            out.push(Problem::edge(Error, DuplicateId, &e.id, "two connections share one identifier: delete one of them and draw it again".into()));
         }
     }
 
@@ -141,13 +203,16 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
     let mut waits: HashMap<&str, bool> = HashMap::new();
     for n in &graph.nodes {
         let Some(t) = catalog.node_type(&n.node_type) else {
-            out.push(Problem::node(Error, UnknownNodeType, &n.id, format!("no node type {:?} is installed and enabled", n.node_type)));
+            out.push(Problem::node(Error, UnknownNodeType, &n.id, format!("the node type “{}” is not installed, or its plugin is disabled", n.node_type)));
             continue;
         };
         waits.insert(&n.id, t.waits_for_caller);
+        if t.coming {
+            out.push(Problem::node(Error, NotAvailable, &n.id, format!("{} nodes are not available yet: remove this one to publish", t.name)));
+        }
         for e in catalog.config_errors(n) {
-            let at = if e.field.is_empty() { "config".to_string() } else { format!("config.{}", e.field) };
-            let mut p = Problem::node(Error, InvalidConfig, &n.id, format!("{at}: {}", e.message));
+            let message = if e.field.is_empty() { e.message.clone() } else { format!("{}: {}", field_label(&t.config_schema, &e.field), e.message) };
+            let mut p = Problem::node(Error, InvalidConfig, &n.id, message);
             p.field = Some(e.field);
             out.push(p);
         }
@@ -155,23 +220,23 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
         match (&t.entity_kind, n.data.entity_id) {
             (Some(kind), None) if t.entity_required => {
                 entity_ok = false;
-                out.push(Problem::node(Error, MissingEntity, &n.id, format!("{} needs a linked {kind}", t.name)));
+                out.push(Problem::node(Error, MissingEntity, &n.id, format!("choose the {} this {} node uses", kind_words(kind), t.name)));
             }
-            (None, Some(_)) => out.push(Problem::node(Error, MissingEntity, &n.id, format!("{} links no entities", t.name))),
+            (None, Some(_)) => out.push(Problem::node(Error, MissingEntity, &n.id, format!("a {} node links nothing: remove its link", t.name))),
             (Some(kind), Some(id)) => {
                 let declared = n.data.entity_type.as_deref().unwrap_or(kind);
                 match EntityKind::parse(kind) {
                     _ if declared != kind => {
                         entity_ok = false;
-                        out.push(Problem::node(Error, MissingEntity, &n.id, format!("{} links a {kind}, not a {declared}", t.name)));
+                        out.push(Problem::node(Error, MissingEntity, &n.id, format!("a {} node uses a {}, not a {}: choose one again", t.name, kind_words(kind), kind_words(declared))));
                     }
                     Some(k) if !catalog.entity_exists(k, id) => {
                         entity_ok = false;
-                        out.push(Problem::node(Error, MissingEntity, &n.id, format!("{kind} {id} does not exist")));
+                        out.push(Problem::node(Error, MissingEntity, &n.id, format!("the {} it used no longer exists: choose another", kind_words(kind))));
                     }
                     None => {
                         entity_ok = false;
-                        out.push(Problem::node(Error, MissingEntity, &n.id, format!("unknown entity type {kind:?}")));
+                        out.push(Problem::node(Error, MissingEntity, &n.id, format!("the node type links an unknown kind of thing ({kind})")));
                     }
                     Some(_) => {}
                 }
@@ -196,12 +261,11 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
     let mut used: HashMap<(&str, String), &str> = HashMap::new();
     for e in &graph.edges {
         if !ids.contains(e.source.as_str()) || !ids.contains(e.target.as_str()) {
-            let which = if ids.contains(e.source.as_str()) { &e.target } else { &e.source };
-            out.push(Problem::edge(Error, DanglingEdge, &e.id, format!("edge connects node {which:?}, which does not exist")));
+            out.push(Problem::edge(Error, DanglingEdge, &e.id, "a connection leads to or from a node that is no longer in the flow: delete it".into()));
             continue;
         }
         if entry_ids.contains(e.target.as_str()) {
-            out.push(Problem::edge(Error, EdgeIntoEntry, &e.id, "an entry node takes no incoming edges".into()));
+            out.push(Problem::edge(Error, EdgeIntoEntry, &e.id, "nothing can lead into an inbound number: calls only enter there".into()));
         }
         let Some(outs) = outputs.get(e.source.as_str()) else {
             // The source node already has a problem of its own; count the edge as followed so
@@ -216,22 +280,23 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
                 if non_error.len() == 1 {
                     non_error[0].id.clone()
                 } else {
-                    out.push(Problem::edge(Error, UnknownOutput, &e.id, format!("edge from {:?} names no output (sourceHandle)", e.source)));
+                    out.push(Problem::edge(Error, UnknownOutput, &e.id, format!("a connection from {} does not say which output it leaves by: draw it again", node_name(&e.source))));
                     continue;
                 }
             }
         };
         let decl = outs.iter().find(|o| o.id == handle);
         if decl.is_none() && handle != ERROR_OUTPUT {
-            out.push(Problem::edge(Error, UnknownOutput, &e.id, format!("node {:?} has no output {handle:?}", e.source)));
+            out.push(Problem::edge(Error, UnknownOutput, &e.id, format!("{} no longer has the output “{handle}”: delete this connection or draw it again", node_name(&e.source))));
             continue;
         }
-        if let Some(first) = used.insert((&e.source, handle.clone()), &e.id) {
-            out.push(Problem::edge(Error, DuplicateEdge, &e.id, format!("output {handle:?} of {:?} already has edge {first:?}", e.source)));
+        let label = decl.map(|d| d.label.clone()).filter(|l| !l.is_empty()).unwrap_or_else(|| if handle == ERROR_OUTPUT { "error".into() } else { handle.clone() });
+        if used.insert((&e.source, handle.clone()), &e.id).is_some() {
+            out.push(Problem::edge(Error, DuplicateEdge, &e.id, format!("the output “{label}” of {} has two connections: a call can follow only one", node_name(&e.source))));
             continue;
         }
         if decl.is_some_and(|d| d.terminal) {
-            out.push(Problem::edge(Warning, EdgeFromTerminal, &e.id, format!("output {handle:?} ends the flow; this edge is never followed")));
+            out.push(Problem::edge(Warning, EdgeFromTerminal, &e.id, format!("the output “{label}” of {} ends the call's way through the flow: this connection is never followed", node_name(&e.source))));
             continue;
         }
         followed.entry(&e.source).or_default().push(&e.target);
@@ -241,7 +306,7 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
     for n in &graph.nodes {
         for o in outputs.get(n.id.as_str()).into_iter().flatten() {
             if !o.terminal && !used.contains_key(&(n.id.as_str(), o.id.clone())) {
-                out.push(Problem::node(Warning, UnconnectedOutput, &n.id, format!("output {:?} has no edge: a call taking it is hung up", o.label)));
+                out.push(Problem::node(Warning, UnconnectedOutput, &n.id, format!("the output “{}” leads nowhere: a call taking it is hung up", if o.label.is_empty() { &o.id } else { &o.label })));
             }
         }
     }
@@ -249,11 +314,11 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
     // Entries.
     let entries: Vec<&GraphNode> = graph.entries().collect();
     if entries.is_empty() && !graph.nodes.is_empty() {
-        out.push(Problem::flow(Error, NoEntry, "the flow has no inbound number node".into()));
+        out.push(Problem::flow(Error, NoEntry, "add an Inbound Number node: calls enter the flow there".into()));
     }
     for e in &entries {
         if !catalog.entry_mapped(e) {
-            out.push(Problem::node(Warning, EntryUnmapped, &e.id, "no inbound number is mapped to this entry".into()));
+            out.push(Problem::node(Warning, EntryUnmapped, &e.id, "no inbound number routes calls here yet: choose one".into()));
         }
     }
 
@@ -264,7 +329,7 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
         if ids.contains(f.as_str()) {
             stack.push(f);
         } else {
-            out.push(Problem::flow(Error, BadFallback, format!("the fallback node {f:?} does not exist")));
+            out.push(Problem::flow(Error, BadFallback, "the node calls fall back to when something fails is no longer in the flow".into()));
         }
     }
     while let Some(id) = stack.pop() {
@@ -275,7 +340,7 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
     if !entries.is_empty() {
         for n in &graph.nodes {
             if !reached.contains(n.id.as_str()) {
-                out.push(Problem::node(Warning, Unreachable, &n.id, "no entry reaches this node".into()));
+                out.push(Problem::node(Warning, Unreachable, &n.id, "no call can reach this node: nothing leads to it from an inbound number".into()));
             }
         }
     }
@@ -284,13 +349,15 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
     for scc in strongly_connected(&graph.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), &followed) {
         let cyclic = scc.len() > 1 || followed.get(scc[0]).is_some_and(|t| t.contains(&scc[0]));
         if cyclic && !scc.iter().any(|id| waits.get(id).copied().unwrap_or(true)) {
-            let mut names: Vec<&str> = scc.clone();
-            names.sort_unstable();
+            let mut ids: Vec<&str> = scc.clone();
+            ids.sort_unstable();
+            let mut names: Vec<String> = ids.iter().map(|id| node_name(id)).collect();
+            names.dedup();
             out.push(Problem::node(
                 Error,
                 EndlessLoop,
-                names[0],
-                format!("the loop through {} never waits for the caller: it would spin until the step limit", names.join(", ")),
+                ids[0],
+                format!("the loop through {} never waits for the caller: a call would go round it until it is cut off", names.join(", ")),
             ));
         }
     }
@@ -386,6 +453,7 @@ mod tests {
             wall_clock_ms: 1000,
             builtin: true,
             sha256: String::new(),
+            coming: false,
         }
     }
 
@@ -494,11 +562,17 @@ mod tests {
         assert!(p[first_warning..].iter().all(|p| p.severity == Severity::Warning));
         assert!(has_errors(&p));
         // The problem for the missing entity says which.
-        assert!(p.iter().any(|p| p.message.contains("needs a linked ivr_menu") || p.message.contains("does not exist")));
+        assert!(p.iter().any(|p| p.message.contains("choose the IVR menu") || p.message.contains("no longer exists")));
+        // no message names a node or an edge by its id
+        for p in &p {
+            for id in ["\"entry\"", "\"sw\"", "\"ghost\"", "\"e1\"", "\"e3\"", "\"e7\"", "config."] {
+                assert!(!p.message.contains(id), "{id} in {:?}", p.message);
+            }
+        }
         // A schema problem names the config field, and says `config_invalid` on the wire.
         let schema = p.iter().find(|p| p.node_id.as_deref() == Some("sw") && p.code == ProblemCode::InvalidConfig).unwrap();
         assert_eq!(schema.field.as_deref(), Some("bad"));
-        assert_eq!(schema.message, "config.bad: is not allowed");
+        assert_eq!(schema.message, "Bad: is not allowed");
         assert_eq!(serde_json::to_value(schema).unwrap()["code"], "config_invalid");
         let rejected = p.iter().find(|p| p.node_id.as_deref() == Some("sw2") && p.code == ProblemCode::InvalidConfig).unwrap();
         assert_eq!(rejected.field, None);
@@ -517,8 +591,8 @@ mod tests {
         let p = validate(&g, &fake());
         let missing: Vec<_> = p.iter().filter(|p| p.code == ProblemCode::MissingEntity).map(|p| (p.node_id.clone().unwrap(), p.message.clone())).collect();
         assert_eq!(missing.len(), 2, "{missing:?}");
-        assert!(missing.iter().any(|(n, m)| n == "m2" && m.contains("ivr_menu 2 does not exist")));
-        assert!(missing.iter().any(|(n, m)| n == "m3" && m.contains("not a ring_group")));
+        assert!(missing.iter().any(|(n, m)| n == "m2" && m.contains("the IVR menu it used no longer exists")));
+        assert!(missing.iter().any(|(n, m)| n == "m3" && m.contains("not a ring group")));
     }
 
     #[test]
@@ -540,7 +614,7 @@ mod tests {
         let p = validate(&g, &fake());
         let loops: Vec<_> = p.iter().filter(|p| p.code == ProblemCode::EndlessLoop).collect();
         assert_eq!(loops.len(), 1, "{p:#?}");
-        assert!(loops[0].message.contains("a, b"));
+        assert!(loops[0].message.contains("the switch node"), "{}", loops[0].message);
         assert_eq!(loops[0].severity, Severity::Error);
 
         // A self-loop through a non-waiting node spins too.
@@ -583,6 +657,38 @@ mod tests {
         assert!(!p.iter().any(|p| p.code == ProblemCode::Unreachable && p.node_id.as_deref() == Some("fb")), "{p:#?}");
         assert!(p.iter().any(|p| p.code == ProblemCode::UnknownOutput && p.edge_id.as_deref() == Some("e2")));
         assert!(!p.iter().any(|p| p.edge_id.as_deref() == Some("e1")));
+    }
+
+    #[test]
+    fn a_coming_node_type_cannot_be_published() {
+        let mut cat = fake();
+        let mut q = info("queue", &[("answered", true)], true, None);
+        q.coming = true;
+        q.name = "Queue".into();
+        cat.types.insert("queue".into(), q);
+        let g = graph(json!([n("entry", "inbound_number"), n("q", "queue")]), json!([e("e1", "entry", "next", "q")]));
+        let p = validate(&g, &cat);
+        let na: Vec<_> = p.iter().filter(|p| p.code == ProblemCode::NotAvailable).collect();
+        assert_eq!(na.len(), 1, "{p:#?}");
+        assert_eq!((na[0].severity, na[0].node_id.as_deref()), (Severity::Error, Some("q")));
+        assert!(na[0].message.starts_with("Queue nodes are not available yet"), "{}", na[0].message);
+        assert_eq!(serde_json::to_value(na[0]).unwrap()["code"], "not_available");
+        // the same graph without the flag publishes
+        cat.types.get_mut("queue").unwrap().coming = false;
+        assert!(!has_errors(&validate(&g, &cat)));
+    }
+
+    #[test]
+    fn config_fields_are_named_as_the_editor_labels_them() {
+        assert_eq!(humanize_key("max_duration_s"), "Max duration (seconds)");
+        assert_eq!(humanize_key("timeout_ms"), "Timeout (milliseconds)");
+        assert_eq!(humanize_key("number"), "Number");
+        let schema = json!({"properties": {"rules": {"items": {"properties": {"start": {"title": "Opens at"}}}}, "headers": {"additionalProperties": {"type": "string"}}}});
+        assert_eq!(field_label(&schema, "rules.0.start"), "Rules › 1 › Opens at");
+        assert_eq!(field_label(&schema, "headers.x_api_key"), "Headers › X api key");
+        assert_eq!(field_label(&schema, "unknown_s"), "Unknown (seconds)");
+        assert_eq!(kind_words("ivr_menu"), "IVR menu");
+        assert_eq!(kind_words("ring_group"), "ring group");
     }
 
     #[test]

@@ -141,9 +141,9 @@ async fn walk_in_span(engine: &Engine, flow: &Arc<PreparedFlow>, entry: &str, ca
 
 #[cfg(test)]
 mod tests {
-    //! The walker's routing, driven through real built-in nodes (play_message, hangup,
-    //! queue, which always fails, and ring_group, whose `answered` is terminal) on the
-    //! simulator's virtual clock.
+    //! The walker's routing, driven through real built-in nodes (play_message, hangup, a
+    //! webhook with no answer to get, which fails, and ring_group, whose `answered` is
+    //! terminal) on the simulator's virtual clock.
     use crate::sim::{Script, SimReport, SimTarget};
     use crate::trace::Outcome;
     use crate::{Engine, EngineConfig, Limits, services::Services};
@@ -166,7 +166,7 @@ mod tests {
     fn nodes() -> Value {
         json!([
             {"id": "in", "type": "inbound_number", "data": {}},
-            {"id": "q", "type": "queue", "data": {}},
+            {"id": "q", "type": "webhook", "data": {"config": {"url": "https://crm.example.test/route"}}},
             {"id": "say", "type": "play_message", "data": {"config": {"prompt": "p"}}},
             {"id": "fb", "type": "play_message", "data": {"config": {"prompt": "fallback"}}},
             {"id": "bye", "type": "hangup", "data": {"config": {"cause": "rejected"}}}
@@ -193,7 +193,7 @@ mod tests {
 
         let r = run(&e, nodes(), json!([to_q, {"id": "3", "source": "fb", "sourceHandle": "next", "target": "bye"}]), json!({"fallback_node": "fb"}), json!({}));
         assert_eq!(r.trace.node_ids(), ["in", "q", "fb", "bye"]);
-        assert!(r.trace.steps[1].error.as_deref().unwrap().contains("queues are not available"));
+        assert!(r.trace.steps[1].error.as_deref().is_some_and(|e| e.contains("crm.example.test")), "{:?}", r.trace.steps[1].error);
 
         let r = run(&e, nodes(), json!([to_q]), json!({"fallback_prompt": "custom/sorry"}), json!({}));
         assert_eq!(r.trace.node_ids(), ["in", "q"]);

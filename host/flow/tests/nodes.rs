@@ -406,9 +406,38 @@ fn transfer_goes_to_the_linked_extension_or_an_external_number() {
     assert_eq!(r.trace.outcome, Outcome::Transferred);
     let r = simulate(&engine(), around("transfer", None, json!({"number": "+61299990001"}), &[]), json!({}));
     assert!(events(&r).contains(&"transfer number +61299990001".to_string()));
-    let r = simulate(&engine(), around("transfer", None, json!({}), &[]), json!({}));
-    assert_eq!(out(&r), "error");
-    assert!(r.trace.steps[1].error.as_deref().unwrap_or("").contains("link an extension or set a number"));
+    // with neither, Validate says so (a_transfer_or_ring_with_nowhere_to_go_…)
+}
+
+#[test]
+fn an_extension_node_rings_an_outside_number_when_no_extension_is_linked() {
+    let r = simulate(&engine(), around("extension", None, json!({"number": "+61299990001", "timeout": 5}), &["answered", "no_answer", "busy"]), json!({}));
+    assert!(events(&r).iter().any(|e| e.contains("+61299990001")), "{:?}", events(&r));
+    assert_eq!(out(&r), "no_answer", "the script answers no number");
+    assert_eq!(r.trace.steps[1].duration_ms, 5_000);
+    // the call's log says what happened in words, not as a Rust enum
+    let logs = r.trace.steps[1].logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>().join("\n");
+    assert!(logs.contains("+61299990001: no answer") && !logs.contains("NoAnswer"), "{logs}");
+}
+
+#[test]
+fn a_transfer_or_ring_with_nowhere_to_go_is_a_validation_problem_in_words() {
+    let e = engine();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for t in ["transfer", "extension"] {
+        let g = flow::graph::Graph::from_value(around(t, None, json!({}), &[])).unwrap();
+        let p = rt.block_on(e.validate(Some(1), &g));
+        let mine: Vec<_> = p.iter().filter(|p| p.node_id.as_deref() == Some("x") && p.severity == flow::validate::Severity::Error).collect();
+        assert_eq!(mine.len(), 1, "{t}: {p:#?}");
+        assert_eq!(mine[0].message, "choose an extension or enter an outside number", "{t}");
+        // an outside number alone is enough
+        let g = flow::graph::Graph::from_value(around(t, None, json!({"number": "+12125559876"}), &[])).unwrap();
+        assert!(!rt.block_on(e.validate(Some(1), &g)).iter().any(|p| p.node_id.as_deref() == Some("x") && p.severity == flow::validate::Severity::Error), "{t}");
+        // a number that is not one is named with the field's label
+        let g = flow::graph::Graph::from_value(around(t, None, json!({"number": "call me"}), &[])).unwrap();
+        let p = rt.block_on(e.validate(Some(1), &g));
+        assert!(p.iter().any(|p| p.node_id.as_deref() == Some("x") && p.message == "Outside number: does not have the expected form"), "{t}: {p:#?}");
+    }
 }
 
 // ---------------------------------------------------------------- webhook
@@ -486,14 +515,18 @@ fn conference_joins_the_bridge_until_the_caller_leaves() {
 }
 
 #[test]
-fn queue_is_reserved_and_takes_its_error_output() {
+fn queue_is_coming_and_a_flow_holding_one_is_refused() {
     let e = engine();
     let q = e.node_types().into_iter().find(|t| t.id == "queue").unwrap();
     assert_eq!(q.outputs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["answered", "timeout"]);
-    let r = simulate(&e, around("queue", None, json!({}), &["answered", "timeout"]), json!({}));
-    assert_eq!(out(&r), "error");
-    assert_eq!(r.trace.node_ids(), ["in", "x", "o_error", "bye"]);
-    assert!(r.trace.steps[1].error.as_deref().unwrap().contains("queues are not available yet"));
+    assert!(q.coming, "the queue is marked coming");
+    assert!(e.node_types().iter().filter(|t| t.id != "queue").all(|t| !t.coming), "only the queue");
+    let g = graph(around("queue", None, json!({}), &["answered", "timeout"]));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let p = rt.block_on(e.validate(Some(1), &g));
+    assert!(p.iter().any(|p| p.code == flow::validate::ProblemCode::NotAvailable && p.node_id.as_deref() == Some("x")), "{p:#?}");
+    // publishing (prepare) refuses it
+    assert!(matches!(rt.block_on(e.prepare(1, 1, g)), Err(flow::Error::Invalid(_))));
 }
 
 // ---------------------------------------------------------------- the whole

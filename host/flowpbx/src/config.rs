@@ -519,21 +519,32 @@ pub fn layers(m: &ArgMatches) -> SettingsLayers {
             .find(|a| a.get_id().as_str() == id)
             .and_then(|a| a.get_default_values().first().map(|v| v.to_string_lossy().into_owned()))
     };
+    // what the administrator would change: the flag as typed, or the environment variable
+    let named = |id: &str, src: SettingSource| {
+        let arg = cmd.get_arguments().find(|a| a.get_id().as_str() == id)?;
+        match src {
+            SettingSource::Flag => arg.get_long().map(|l| format!("--{l}")),
+            SettingSource::Env => arg.get_env().map(|e| e.to_string_lossy().into_owned()),
+            _ => None,
+        }
+    };
     let sip_port = source(m, "sip_port").and_then(|s| raw(m, "sip_port").map(|v| (v, s)));
     SettingsLayers::new(
         LAYERED
             .iter()
         .map(|key| {
             let mut fixed = source(m, key).and_then(|s| raw(m, key).map(|v| (v, s)));
+            let mut fixed_by = fixed.as_ref().and_then(|(_, s)| named(key, *s));
             // --sip-port stands for both UDP and TCP unless those are given themselves
             if (*key == keys::SIP_UDP_PORT || *key == keys::SIP_TCP_PORT) && sip_port.is_some() {
                 let specific_is_flag = fixed.as_ref().is_some_and(|(_, s)| *s == SettingSource::Flag);
                 let general_is_flag = sip_port.as_ref().is_some_and(|(_, s)| *s == SettingSource::Flag);
                 if fixed.is_none() || (general_is_flag && !specific_is_flag) {
                     fixed = sip_port.clone();
+                    fixed_by = sip_port.as_ref().and_then(|(_, s)| named("sip_port", *s));
                 }
             }
-            SettingLayer { key, fixed, default: default_of(key) }
+            SettingLayer { key, fixed, fixed_by, default: default_of(key) }
         })
         .collect(),
     )
@@ -667,6 +678,21 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Serve)));
         let c = resolve(&cli.settings, &layers(&m), &stored).unwrap();
         assert_eq!((c.sip.udp_port, c.sip.tcp_port), (5080, 5090));
+        // the Settings page names what fixes a value: the flag as typed
+        let by = |l: &SettingsLayers, k: &str| l.layer(k).and_then(|x| x.fixed_by.clone());
+        let l = layers(&m);
+        assert_eq!(by(&l, keys::SIP_UDP_PORT).as_deref(), Some("--sip-port"));
+        assert_eq!(by(&l, keys::SIP_TCP_PORT).as_deref(), Some("--sip-tcp-port"));
+        assert_eq!(by(&l, keys::HTTP_PORT), None);
+    }
+
+    #[test]
+    fn a_flag_is_named_as_what_fixes_a_setting() {
+        // (an environment variable is named FLOWPBX_…: the web e2e test starts the binary so)
+        let m = Cli::command().try_get_matches_from(["flowpbx", "--rtp-port-min", "30000"]).unwrap();
+        let l = layers(&m);
+        assert_eq!(l.layer(keys::RTP_PORT_MIN).and_then(|x| x.fixed_by.clone()).as_deref(), Some("--rtp-port-min"));
+        assert_eq!(l.layer(keys::RTP_PORT_MIN).and_then(|x| x.fixed.clone()).map(|f| f.1), Some(SettingSource::Flag));
     }
 
     #[test]

@@ -101,6 +101,15 @@ impl Problems {
         self.0.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The problems, in the order they were added.
+    pub fn into_vec(self) -> Vec<FieldProblem> {
+        self.0
+    }
+
     /// Ok when nothing was added, else [`Error::Invalid`].
     pub fn finish(self) -> Result<()> {
         if self.0.is_empty() { Ok(()) } else { Err(Error::Invalid(self.0)) }

@@ -99,6 +99,9 @@ pub enum SettingSource {
 pub struct SettingLayer {
     pub key: &'static str,
     pub fixed: Option<(String, SettingSource)>,
+    /// What fixed it, as the administrator would change it: the flag (`--sip-port`) or the
+    /// environment variable (`FLOWPBX_SIP_PORT`).
+    pub fixed_by: Option<String>,
     pub default: Option<String>,
 }
 
@@ -122,6 +125,8 @@ pub struct Effective {
     pub value: Option<String>,
     pub source: SettingSource,
     pub default: Option<String>,
+    /// The flag or environment variable that fixes it, when one does.
+    pub fixed_by: Option<String>,
 }
 
 impl SettingsLayers {
@@ -131,7 +136,7 @@ impl SettingsLayers {
 
     /// The same layers without the flag/env values: what applies once those are gone.
     pub fn without_overrides(&self) -> Self {
-        Self { layers: self.layers.iter().map(|l| SettingLayer { fixed: None, ..l.clone() }).collect() }
+        Self { layers: self.layers.iter().map(|l| SettingLayer { fixed: None, fixed_by: None, ..l.clone() }).collect() }
     }
 
     /// The layers of one setting.
@@ -178,7 +183,12 @@ impl SettingsLayers {
             .iter()
             .map(|s| {
                 let r = resolved.get(s.key).cloned().unwrap_or(Resolved { value: None, source: SettingSource::Default });
-                Effective { setting: *s, value: r.value, source: r.source, default: self.layer(s.key).and_then(|l| l.default.clone()) }
+                let layer = self.layer(s.key);
+                let fixed_by = match r.source {
+                    SettingSource::Flag | SettingSource::Env => layer.and_then(|l| l.fixed_by.clone()),
+                    _ => None,
+                };
+                Effective { setting: *s, value: r.value, source: r.source, default: layer.and_then(|l| l.default.clone()), fixed_by }
             })
             .collect()
     }
@@ -206,7 +216,7 @@ fn validate_value(e: &mut Problems, key: &str, kind: SettingKind, v: &str) {
     match kind {
         SettingKind::Port => match v.parse::<u16>() {
             Ok(p) if p >= 1 => {}
-            _ => e.add(key, "must be a port number between 1 and 65535"),
+            _ => e.add(key, "must be a port number from 1 to 65535"),
         },
         SettingKind::Ip => e.check(v.parse::<IpAddr>().is_ok(), key, "must be an IPv4 or IPv6 address"),
         SettingKind::Host => e.check(is_host(v), key, "must be a host name or IP address"),
@@ -217,7 +227,7 @@ fn validate_value(e: &mut Problems, key: &str, kind: SettingKind, v: &str) {
         ),
         SettingKind::Number { min, max } => match v.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => {}
-            _ => e.add(key, format!("must be a whole number between {min} and {max}")),
+            _ => e.add(key, format!("must be a whole number from {min} to {max}")),
         },
         SettingKind::Choice(opts) => e.check(opts.contains(&v), key, format!("must be one of {}", opts.join(", "))),
     }
@@ -227,26 +237,74 @@ fn validate_value(e: &mut Problems, key: &str, kind: SettingKind, v: &str) {
 /// default).
 pub type Change = Option<String>;
 
-/// Validates and writes a change of stored settings inside `tx`, with its audit row: every
-/// value against its kind, then the rules between settings on the effective values and on
-/// what the stored values alone give (so nothing breaks once a flag or environment variable
-/// is dropped). Returns the new effective SIP realm when it changed (the caller applies it
-/// to the store after the commit).
-pub async fn apply_update(layers: &SettingsLayers, tx: &mut Tx, changes: &[(&'static str, Change)], actor: &Actor) -> Result<Option<String>> {
-    if changes.is_empty() {
-        return Ok(None);
-    }
+/// Every problem of a change of stored settings, all at once: each value against its kind,
+/// then the rules between settings — among the values that passed — on the effective values
+/// and on what the stored values alone give (so nothing breaks once a flag or environment
+/// variable is dropped). `stored` is what is stored now. Messages name other settings as the
+/// Settings page labels them.
+pub fn check_update(layers: &SettingsLayers, stored: &BTreeMap<String, String>, changes: &[(&'static str, Change)]) -> Vec<crate::error::FieldProblem> {
     let mut e = Problems::new();
+    let mut bad = std::collections::BTreeSet::new();
     for (key, change) in changes {
+        let before = e.len();
         match (change, find(key)) {
             (_, None) => e.add(*key, "is not a setting"),
             (Some(v), Some(s)) => validate_value(&mut e, key, s.kind, v),
             (None, Some(_)) => {}
         }
+        if e.len() > before {
+            bad.insert(*key);
+        }
     }
-    e.finish()?;
+    let mut after = stored.clone();
+    for (key, change) in changes.iter().filter(|(k, _)| !bad.contains(k)) {
+        match change {
+            Some(v) => after.insert((*key).to_owned(), v.clone()),
+            None => after.remove(*key),
+        };
+    }
+    let new = layers.resolve(&after);
+    let mut cross = Problems::new();
+    for view in [&new, &layers.without_overrides().resolve(&after)] {
+        let num = |k: &str| view.get(k).and_then(|r| r.value.as_deref()).and_then(|v| v.parse::<u32>().ok());
+        if let (Some(lo), Some(hi)) = (num(keys::RTP_PORT_MIN), num(keys::RTP_PORT_MAX)) {
+            if lo >= hi {
+                cross.add(keys::RTP_PORT_MIN, format!("must be lower than the last RTP port ({hi})"));
+            } else if hi - lo < 3 {
+                cross.add(keys::RTP_PORT_MAX, format!("must be at least {} so two calls fit (a call takes a pair of ports)", lo + 3));
+            }
+        }
+        if let (Some(h), Some(t)) = (num(keys::HTTP_PORT), num(keys::SIP_TCP_PORT)) {
+            cross.check(h != t, keys::HTTP_PORT, format!("must differ from the SIP TCP port ({t})"));
+        }
+        if let (Some(t), Some(tls)) = (num(keys::SIP_TCP_PORT), num(keys::SIP_TLS_PORT)) {
+            cross.check(t != tls, keys::SIP_TLS_PORT, format!("must differ from the SIP TCP port ({t})"));
+        }
+        if let Some(h) = view.get(keys::HOSTNAME).and_then(|r| r.value.as_deref()) {
+            cross.check(is_host(h), keys::HOSTNAME, "must be a host name or IP address");
+        }
+        if !cross.is_empty() {
+            break;
+        }
+    }
+    let mut all = e.into_vec();
+    // a key already refused for its value is not refused again for what it would clash with
+    all.extend(cross.into_vec().into_iter().filter(|p| !bad.contains(p.field.as_str())));
+    all
+}
 
+/// Validates ([`check_update`]: every problem at once) and writes a change of stored
+/// settings inside `tx`, with its audit row. Returns the new effective SIP realm when it
+/// changed (the caller applies it to the store after the commit).
+pub async fn apply_update(layers: &SettingsLayers, tx: &mut Tx, changes: &[(&'static str, Change)], actor: &Actor) -> Result<Option<String>> {
+    if changes.is_empty() {
+        return Ok(None);
+    }
     let before = tx.settings().all().await?;
+    let problems = check_update(layers, &before, changes);
+    if !problems.is_empty() {
+        return Err(crate::Error::Invalid(problems));
+    }
     let mut after = before.clone();
     for (key, change) in changes {
         match change {
@@ -256,30 +314,6 @@ pub async fn apply_update(layers: &SettingsLayers, tx: &mut Tx, changes: &[(&'st
     }
     let old = layers.resolve(&before);
     let new = layers.resolve(&after);
-    let mut e = Problems::new();
-    for view in [&new, &layers.without_overrides().resolve(&after)] {
-        let num = |k: &str| view.get(k).and_then(|r| r.value.as_deref()).and_then(|v| v.parse::<u32>().ok());
-        if let (Some(lo), Some(hi)) = (num(keys::RTP_PORT_MIN), num(keys::RTP_PORT_MAX)) {
-            if lo >= hi {
-                e.add(keys::RTP_PORT_MIN, "must be below rtp_port_max");
-            } else if hi - lo < 3 {
-                e.add(keys::RTP_PORT_MAX, "the RTP range must hold at least two port pairs");
-            }
-        }
-        if let (Some(h), Some(t)) = (num(keys::HTTP_PORT), num(keys::SIP_TCP_PORT)) {
-            e.check(h != t, keys::HTTP_PORT, "must differ from sip_tcp_port");
-        }
-        if let (Some(t), Some(tls)) = (num(keys::SIP_TCP_PORT), num(keys::SIP_TLS_PORT)) {
-            e.check(t != tls, keys::SIP_TLS_PORT, "must differ from sip_tcp_port");
-        }
-        if let Some(h) = view.get(keys::HOSTNAME).and_then(|r| r.value.as_deref()) {
-            e.check(is_host(h), keys::HOSTNAME, "must be a host name or IP address");
-        }
-        if !e.is_empty() {
-            break;
-        }
-    }
-    e.finish()?;
 
     for (key, change) in changes {
         match change {
@@ -311,10 +345,10 @@ mod tests {
     #[test]
     fn layering_and_realm_default() {
         let layers = SettingsLayers::new(vec![
-            SettingLayer { key: keys::HTTP_PORT, fixed: Some(("9000".into(), SettingSource::Flag)), default: Some("8080".into()) },
-            SettingLayer { key: keys::SIP_UDP_PORT, fixed: None, default: Some("5060".into()) },
-            SettingLayer { key: keys::HOSTNAME, fixed: None, default: None },
-            SettingLayer { key: keys::SIP_REALM, fixed: None, default: None },
+            SettingLayer { key: keys::HTTP_PORT, fixed: Some(("9000".into(), SettingSource::Flag)), fixed_by: Some("--http-port".into()), default: Some("8080".into()) },
+            SettingLayer { key: keys::SIP_UDP_PORT, fixed: None, fixed_by: None, default: Some("5060".into()) },
+            SettingLayer { key: keys::HOSTNAME, fixed: None, fixed_by: None, default: None },
+            SettingLayer { key: keys::SIP_REALM, fixed: None, fixed_by: None, default: None },
         ]);
         let mut stored = BTreeMap::new();
         stored.insert("http_port".to_string(), "7000".to_string());
@@ -329,6 +363,8 @@ mod tests {
         assert_eq!(eff.len(), CATALOGUE.len());
         let http = eff.iter().find(|e| e.setting.key == keys::HTTP_PORT).unwrap();
         assert_eq!((http.value.as_deref(), http.source, http.default.as_deref()), (Some("9000"), SettingSource::Flag, Some("8080")));
+        assert_eq!(http.fixed_by.as_deref(), Some("--http-port"));
+        assert!(eff.iter().filter(|e| e.setting.key != keys::HTTP_PORT).all(|e| e.fixed_by.is_none()));
     }
 
     #[test]
@@ -346,13 +382,19 @@ mod tests {
     #[tokio::test]
     async fn changes_are_checked_field_by_field_and_across_fields() {
         let (s, _dir) = store().await;
-        let layers = SettingsLayers::new(vec![SettingLayer { key: keys::HTTP_PORT, fixed: Some(("5060".into(), SettingSource::Env)), default: Some("8080".into()) }]);
+        let layers = SettingsLayers::new(vec![SettingLayer { key: keys::HTTP_PORT, fixed: Some(("5060".into(), SettingSource::Env)), fixed_by: Some("FLOWPBX_HTTP_PORT".into()), default: Some("8080".into()) }]);
         let actor = Actor { name: "t".into(), ip: None };
         let mut tx = s.begin().await.unwrap();
         let bad = [(keys::SIP_UDP_PORT, Some("0".to_string())), (keys::SIP_LOG, Some("loud".to_string())), ("nope", None)];
         let Err(crate::Error::Invalid(p)) = apply_update(&layers, &mut tx, &bad, &actor).await else { panic!() };
         let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, [keys::SIP_UDP_PORT, keys::SIP_LOG, "nope"]);
+        // every problem at once: a bad value and a clash between two good ones
+        let both = [(keys::SIP_UDP_PORT, Some("70000".to_string())), (keys::RTP_PORT_MIN, Some("20000".to_string())), (keys::RTP_PORT_MAX, Some("10000".to_string()))];
+        let Err(crate::Error::Invalid(p)) = apply_update(&layers, &mut tx, &both, &actor).await else { panic!() };
+        let got: Vec<(&str, &str)> = p.iter().map(|p| (p.field.as_str(), p.message.as_str())).collect();
+        assert_eq!(got, [(keys::SIP_UDP_PORT, "must be a port number from 1 to 65535"), (keys::RTP_PORT_MIN, "must be lower than the last RTP port (10000)")]);
+        assert!(p.iter().all(|p| !p.message.contains('_')), "no setting key in a message: {p:?}");
         // the environment's HTTP port is the TCP port asked for: refused
         let clash = [(keys::SIP_TCP_PORT, Some("5060".to_string()))];
         let Err(crate::Error::Invalid(p)) = apply_update(&layers, &mut tx, &clash, &actor).await else { panic!() };

@@ -29,7 +29,7 @@ impl Node for Conference {
             config_schema: sdk::schema(serde_json::json!({
                 "type": "object",
                 "additionalProperties": false,
-                "properties": { "muted": { "type": "boolean" } }
+                "properties": { "muted": { "type": "boolean", "title": "Join muted" } }
             })),
             outputs: vec![sdk::output("left", "After leaving")],
             capabilities: vec![Capability::Conference],

@@ -31,8 +31,8 @@ impl Node for PlayMessage {
                 "additionalProperties": false,
                 "properties": {
                     "prompt": { "type": "string", "minLength": 1 },
-                    "tts": { "type": "string", "minLength": 1, "maxLength": 2000 },
-                    "repeat": { "type": "integer", "minimum": 1, "maximum": 10 }
+                    "tts": { "type": "string", "title": "Text to speak", "minLength": 1, "maxLength": 2000 },
+                    "repeat": { "type": "integer", "title": "Play it (times)", "minimum": 1, "maximum": 10 }
                 },
                 "anyOf": [ { "required": ["prompt"] }, { "required": ["tts"] } ]
             })),

@@ -1,5 +1,6 @@
-//! Queue (reserved): an ACD queue with hold music, a later phase. The node type exists so
-//! flows can be drawn with it; until queues exist a run takes the `error` path.
+//! Queue (coming): an ACD queue with hold music, a later phase. The host marks it coming
+//! (`flow::registry::COMING_BUILTINS`): the editor does not offer it and a flow holding one
+//! is refused at publishing; a run takes the `error` path.
 
 use sdk::{Host, Input, Node, NodeError, NodeInfo};
 use serde::Deserialize;
@@ -18,7 +19,7 @@ impl Node for Queue {
         NodeInfo {
             category: "destination".into(),
             icon: "⏳".into(),
-            description: "ACD queue with hold music (reserved: not available yet; calls take the error path).".into(),
+            description: "Coming: call queues with hold music. Not available yet: a flow holding one cannot be published.".into(),
             outputs: vec![sdk::terminal_output("answered", "Answered"), sdk::output("timeout", "Timeout")],
             waits_for_caller: true,
             wall_clock_ms: 2_000,

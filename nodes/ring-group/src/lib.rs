@@ -68,6 +68,16 @@ fn caller_id(group: &Group, caller: &Party) -> Option<Party> {
     }
 }
 
+/// What a ring came to, in words for the call's log.
+fn said(r: &RingResult) -> String {
+    match r {
+        RingResult::Answered => "answered".into(),
+        RingResult::NoAnswer => "no answer".into(),
+        RingResult::Busy => "busy".into(),
+        RingResult::Failed(why) => format!("could not ring: {why}"),
+    }
+}
+
 /// The members in the order the strategy rings them (one at a time).
 fn order(group: &Group, host: &mut dyn Host, call_id: &str, unix_ms: i64) -> Result<Vec<i64>, NodeError> {
     let mut members = group.members.clone();
@@ -76,8 +86,8 @@ fn order(group: &Group, host: &mut dyn Host, call_id: &str, unix_ms: i64) -> Res
         RingStrategy::RoundRobin => {
             let start = match host.kv_increment(&format!("rr:{}", group.id), 1) {
                 Ok(n) => (n - 1).rem_euclid(members.len() as i64) as usize,
-                Err(e) => {
-                    sdk::warn!(host, "round-robin pointer unavailable ({e:?}); starting at the first member");
+                Err(_) => {
+                    sdk::warn!(host, "the round-robin position could not be read; starting at the first member");
                     0
                 }
             };
@@ -114,7 +124,7 @@ impl Node for RingGroup {
             config_schema: sdk::schema(serde_json::json!({
                 "type": "object",
                 "additionalProperties": false,
-                "properties": { "timeout": { "type": "integer", "minimum": 1, "maximum": 600 } }
+                "properties": { "timeout": { "type": "integer", "title": "Ring for (seconds)", "minimum": 1, "maximum": 600 } }
             })),
             outputs: vec![sdk::terminal_output("answered", "Answered"), sdk::output("no_answer", "No answer")],
             capabilities: vec![Capability::Directory, Capability::Kv, Capability::CallerId],
@@ -140,7 +150,7 @@ impl Node for RingGroup {
         if group.strategy == RingStrategy::RingAll {
             let targets: Vec<Destination> = group.members.iter().map(|id| Destination::Extension(*id)).collect();
             let r = host.ring(&targets, &RingOptions { timeout_ms: total_ms as u32, caller_id })?;
-            sdk::info!(host, "ring group {} (ring all): {r:?}", group.id);
+            sdk::info!(host, "ring group {} (ring all): {}", group.name, said(&r));
             return Ok(if matches!(r, RingResult::Answered) { "answered" } else { "no_answer" }.into());
         }
 
@@ -152,7 +162,7 @@ impl Node for RingGroup {
                 break;
             }
             let r = host.ring(&[Destination::Extension(member)], &RingOptions { timeout_ms: member_ms.min(left) as u32, caller_id: caller_id.clone() })?;
-            sdk::debug!(host, "ring group {}: member {member}: {r:?}", group.id);
+            sdk::debug!(host, "ring group {}: member {member}: {}", group.name, said(&r));
             if matches!(r, RingResult::Answered) {
                 return Ok("answered".into());
             }

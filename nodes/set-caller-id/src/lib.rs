@@ -42,8 +42,8 @@ impl Node for SetCallerId {
                 "type": "object",
                 "additionalProperties": false,
                 "properties": {
-                    "name": { "type": "string", "maxLength": 64 },
-                    "number": { "type": "string", "pattern": "^\\+?[0-9*#]{1,32}$" },
+                    "name": { "type": "string", "title": "Caller ID name", "maxLength": 64 },
+                    "number": { "type": "string", "title": "Caller ID number", "pattern": "^\\+?[0-9*#]{1,32}$" },
                     "mode": { "enum": ["replace", "prepend"] }
                 },
                 "anyOf": [ { "required": ["name"] }, { "required": ["number"] } ]

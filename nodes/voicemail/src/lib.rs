@@ -37,8 +37,8 @@ impl Node for Voicemail {
                 "type": "object",
                 "additionalProperties": false,
                 "properties": {
-                    "play_greeting": { "type": "boolean" },
-                    "max_duration_s": { "type": "integer", "minimum": 1, "maximum": 3600 }
+                    "play_greeting": { "type": "boolean", "title": "Play the greeting" },
+                    "max_duration_s": { "type": "integer", "title": "Max duration (seconds)", "minimum": 1, "maximum": 3600 }
                 }
             })),
             outputs: vec![sdk::output("done", "After recording")],

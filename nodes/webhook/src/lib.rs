@@ -98,10 +98,10 @@ impl Node for Webhook {
                 "additionalProperties": false,
                 "required": ["url"],
                 "properties": {
-                    "url": { "type": "string", "pattern": "^https?://" },
+                    "url": { "type": "string", "title": "URL", "pattern": "^https?://" },
                     "method": { "enum": ["POST", "PUT", "GET"] },
                     "headers": { "type": "object", "additionalProperties": { "type": "string" } },
-                    "timeout_ms": { "type": "integer", "minimum": 100, "maximum": 10000 },
+                    "timeout_ms": { "type": "integer", "title": "Timeout (milliseconds)", "minimum": 100, "maximum": 10000 },
                     "field": { "type": "string", "minLength": 1 },
                     "routes": {
                         "type": "array",
@@ -162,7 +162,9 @@ impl Node for Webhook {
                 return Ok("timeout".into());
             }
             Err(HttpError::Denied(h)) => return Err(NodeError::Denied(format!("http to {h}"))),
-            Err(e) => return Err(NodeError::Failed(format!("webhook {}: {e:?}", c.url))),
+            Err(HttpError::InvalidRequest(why)) => return Err(NodeError::InvalidConfig(format!("the request to {} cannot be sent: {why}", c.url))),
+            Err(HttpError::TooLarge) => return Err(NodeError::Failed(format!("{} answered with more than 1 MiB", c.url))),
+            Err(HttpError::Failed(why)) => return Err(NodeError::Failed(format!("{} could not be reached: {why}", c.url))),
         };
         if !(200..300).contains(&resp.status) {
             return Err(NodeError::Failed(format!("webhook {} answered {}", c.url, resp.status)));

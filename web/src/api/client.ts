@@ -62,12 +62,7 @@ export class ApiError extends Error {
 
   /** The impact list of a 409: what still uses the entity, as lines a person can read. */
   impact(): string[] {
-    if (this.references.length > 0) {
-      return this.references.map((r) => {
-        const what = r.name ? `“${r.name}”` : `#${r.entity_id}`;
-        return `${humanType(r.entity_type)} ${what}${r.via ? ` (${humanVia(r.via)})` : ''}`;
-      });
-    }
+    if (this.references.length > 0) return referenceLines(this.references);
     return this.details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message));
   }
 }
@@ -81,10 +76,28 @@ export function normalizeField(field: string): string {
 }
 
 /** "published:v2:node:n3" → "node n3 of published version 2", "members" → "members" */
-function humanVia(via: string): string {
+/** What uses an entity, as lines a person can read: `Call flow “Main” (in its draft)`. */
+export function referenceLines(refs: Reference[]): string[] {
+  return refs.map((r) => {
+    const what = r.name ? `“${r.name}”` : `#${r.entity_id}`;
+    return `${humanType(r.entity_type)} ${what}${r.via ? ` (${humanVia(r.via)})` : ''}`;
+  });
+}
+
+/** How a reference uses the entity; a flow's node ids mean nothing to the reader. */
+export function humanVia(via: string): string {
   const m = /^(?:published:v(\d+):)?node:(.+)$/.exec(via);
-  if (!m) return via.replace(/_/g, ' ');
-  return m[1] ? `node ${m[2]} of published version ${m[1]}` : `node ${m[2]} of the draft`;
+  if (m) return m[1] ? `in its published version ${m[1]}` : 'in its draft';
+  const words: Record<string, string> = {
+    members: 'as a member',
+    notify_extension_id: 'for its message-waiting lamp',
+    trunk_id: 'as its trunk',
+    trunk_ids: 'among its trunks',
+    flow_id: 'to route its calls',
+    greeting_file: 'as its greeting',
+    extension_ids: 'among the extensions it serves',
+  };
+  return words[via] ?? via.replace(/_/g, ' ');
 }
 
 function humanType(t: string): string {

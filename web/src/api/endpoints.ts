@@ -1,6 +1,6 @@
 // Every route the SPA calls, with the server's types for it (types.ts, generated from the
 // server's OpenAPI document).
-import { request, requestPage, type Page, type Query } from './client';
+import { request, requestPage, type Page, type Query, type Reference } from './client';
 import type {
   ActiveCall,
   AdminSession,
@@ -117,6 +117,8 @@ export interface Resource<T extends { id: Id }, C = unknown, U = unknown> {
   create(body: C): Promise<T>;
   update(id: Id, body: U): Promise<T>;
   remove(id: Id): Promise<void>;
+  /** what uses it now: a delete is refused while anything does */
+  references(id: Id): Promise<Reference[]>;
 }
 
 export function resource<T extends { id: Id }, C, U>(path: string): Resource<T, C, U> {
@@ -127,6 +129,7 @@ export function resource<T extends { id: Id }, C, U>(path: string): Resource<T, 
     create: (body) => request<T>('POST', path, { body }),
     update: (id, body) => request<T>('PUT', `${path}/${id}`, { body }),
     remove: (id) => request<void>('DELETE', `${path}/${id}`),
+    references: (id) => request<Reference[]>('GET', `${path}/${id}/references`),
   };
 }
 

@@ -219,6 +219,8 @@ export interface NodeType extends Pick<NodeTypeView, 'source' | 'entry' | 'dynam
   entity_required?: boolean;
   waits_for_caller?: boolean;
   wall_clock_ms?: number;
+  /** drawn but not working yet (the queue, until queues exist): not offered, refused at publishing */
+  coming?: boolean;
 }
 
 /** The JSON Schema of a node type's config, as far as the generated form reads it. */

@@ -171,7 +171,12 @@ export default function EntityPage({ type: t }: { type: string }) {
         </Dialog>
       )}
       {deleting && (
-        <ConfirmDelete what={`${kind.singular} ${title(deleting)}`} onConfirm={() => del.mutateAsync(deleting.id)} onClose={() => setDeleting(null)} />
+        <ConfirmDelete
+          what={`${kind.singular} ${title(deleting)}`}
+          usage={() => kind.resource.references(deleting.id)}
+          onConfirm={() => del.mutateAsync(deleting.id)}
+          onClose={() => setDeleting(null)}
+        />
       )}
       {details && (
         <Dialog title={title(details)} onClose={() => setDetails(null)} wide>

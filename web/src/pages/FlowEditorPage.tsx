@@ -133,6 +133,27 @@ function Editor() {
     return () => clearTimeout(t);
   }, [s.revision, s.saveState, s.readOnly, save]);
 
+  // continuous validation: once the draft is saved and nothing changed for a moment, the
+  // validator's problems replace the shown ones (fixed problems go, new ones appear);
+  // Validate and Publish only add opening the Problems tab
+  const validatedRevision = useRef<number | null>(null);
+  useEffect(() => {
+    if (s.readOnly || s.saveState !== 'saved' || s.flowId !== flowId || validatedRevision.current === s.revision) return;
+    const rev = s.revision;
+    const t = setTimeout(() => {
+      api.flows
+        .validate(flowId)
+        .then((r) => {
+          const st = useEditor.getState();
+          if (st.revision !== rev || st.readOnly || st.flowId !== flowId) return;
+          validatedRevision.current = rev;
+          st.setProblems(r.problems);
+        })
+        .catch(() => undefined);
+    }, 500);
+    return () => clearTimeout(t);
+  }, [s.revision, s.saveState, s.readOnly, s.flowId, flowId]);
+
   // leaving the editor (another page, another flow) saves what the timer had not yet
   useEffect(() => () => void save().catch(() => undefined), [save]);
 
@@ -354,6 +375,9 @@ function Editor() {
           </button>
           <button type="button" className="btn btn-sm" onClick={() => s.paste()} disabled={readOnly} title="Paste (Ctrl+V)">
             Paste
+          </button>
+          <button type="button" className="btn btn-sm" onClick={() => void rf.fitView({ padding: 0.2, duration: 200, maxZoom: 1 })} title="Show the whole flow">
+            Fit to screen
           </button>
           {readOnly ? (
             <button type="button" className="btn btn-sm" onClick={backToDraft}>

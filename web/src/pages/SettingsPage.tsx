@@ -6,7 +6,7 @@ import { ApiError, errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { keys } from '../api/queries';
 import type { SettingsChanged, SettingsUpdate } from '../api/types';
-import { Checkbox, ErrorBanner, NumberInput, PageHeader, Spinner, TextInput } from '../components/common/ui';
+import { Checkbox, ErrorBanner, NumberInput, PageHeader, Select, Spinner, TextInput } from '../components/common/ui';
 import { ChangePassword, Sessions } from '../components/settings/Account';
 import { CertificatePanel } from '../components/settings/Certificate';
 import { ApiTokens } from '../components/settings/ApiTokens';
@@ -36,7 +36,7 @@ const GROUPS: { title: string; keys: { [K in Key]?: { label: string; help?: stri
       sip_tcp_port: { label: 'SIP TCP port' },
       sip_tls_port: { label: 'SIP TLS port' },
       sip_realm: { label: 'Digest realm', help: 'Changing it makes every phone authenticate again' },
-      sip_log: { label: 'SIP message log', help: 'off, headers or full' },
+      sip_log: { label: 'SIP message log', help: 'What of each SIP message the log shows' },
     },
   },
   {
@@ -52,7 +52,11 @@ const GROUPS: { title: string; keys: { [K in Key]?: { label: string; help?: stri
 const KNOWN = new Set(GROUPS.flatMap((g) => Object.keys(g.keys)));
 const settable = (k: string): k is Key => KNOWN.has(k);
 
-const SOURCE_TEXT: Record<string, string> = { flag: 'set by a command-line flag', env: 'set by an environment variable' };
+const SOURCE_TEXT: Record<string, string> = { flag: 'a command-line flag', env: 'an environment variable' };
+const LABELS: Record<string, string> = Object.fromEntries(GROUPS.flatMap((g) => Object.entries(g.keys).map(([k, f]) => [k, f!.label])));
+/** Settings named as the page labels them (the server's lists give keys). */
+export const settingNames = (ks: string[]) => ks.map((k) => LABELS[k] ?? k.replace(/_/g, ' ')).join(', ');
+const CHOICE_TEXT: Record<string, string> = { off: 'Off', headers: 'Headers only', full: 'Full messages' };
 
 export default function SettingsPage() {
   const qc = useQueryClient();
@@ -92,15 +96,18 @@ export default function SettingsPage() {
   const field = (k: string, label: string, help?: string) => {
     const view = data[k];
     if (!view) return null;
-    const fixed = SOURCE_TEXT[view.source];
-    const h = [help, fixed ? `${fixed}: change it there` : null, settable(k) ? null : 'not changed from here', view.default !== null && view.default !== '' ? `default ${String(view.default)}` : null, view.restart_required ? 'takes effect after a restart' : null]
+    // a flag or environment variable wins over what is stored: shown, named, not edited here
+    const fixed = SOURCE_TEXT[view.source] ? (view.set_by ?? SOURCE_TEXT[view.source]) : null;
+    const h = [help, fixed ? `Set by ${fixed}: change it there` : null, settable(k) ? null : 'not changed from here', view.default !== null && view.default !== '' ? `default ${String(view.default)}` : null, view.restart_required ? 'takes effect after a restart' : null]
       .filter(Boolean)
       .join(' · ');
     const numeric = typeof view.default === 'number' || typeof view.value === 'number';
     if (!settable(k)) return <TextInput key={k} id={id(k)} label={label} help={h} disabled value={view.value === null ? '' : String(view.value)} onChange={() => undefined} />;
+    if (view.choices?.length)
+      return <Select key={k} id={id(k)} label={label} help={h} disabled={!!fixed} value={values[k] === null || values[k] === undefined ? '' : String(values[k])} error={errors[k]} options={view.choices.map((c) => ({ value: c, label: CHOICE_TEXT[c] ?? c }))} onChange={(x) => set(k, x)} />;
     if (typeof view.value === 'boolean') return <Checkbox key={k} id={id(k)} label={label} help={h} checked={values[k] === true} error={errors[k]} onChange={(x) => set(k, x)} />;
     return numeric ? (
-      <NumberInput key={k} id={id(k)} label={label} help={h} value={typeof values[k] === 'number' ? (values[k] as number) : values[k] ? Number(values[k]) : null} error={errors[k]} onChange={(x) => set(k, x)} />
+      <NumberInput key={k} id={id(k)} label={label} help={h} disabled={!!fixed} min={view.minimum ?? undefined} max={view.maximum ?? undefined} value={typeof values[k] === 'number' ? (values[k] as number) : values[k] ? Number(values[k]) : null} error={errors[k]} onChange={(x) => set(k, x)} />
     ) : (
       <TextInput key={k} id={id(k)} label={label} help={h} disabled={!!fixed} value={values[k] === null || values[k] === undefined ? '' : String(values[k])} error={errors[k]} onChange={(x) => set(k, x)} />
     );
@@ -112,6 +119,8 @@ export default function SettingsPage() {
       <PageHeader title="Settings" />
       <ErrorBanner error={settings.error ? errorMessage(settings.error) : save.error && !(save.error instanceof ApiError && save.error.details.length) ? errorMessage(save.error) : null} />
       <form
+        // the server checks every value and answers with every problem at once
+        noValidate
         onSubmit={(e) => {
           e.preventDefault();
           save.mutate();
@@ -136,8 +145,8 @@ export default function SettingsPage() {
           {result && (
             <span role="status" className="text-sm text-emerald-700">
               Saved.
-              {result.restart_required.length > 0 && ` Restart FlowPBX for ${result.restart_required.join(', ')} to take effect.`}
-              {result.overridden.length > 0 && ` ${result.overridden.join(', ')} stay as the flag or environment sets them.`}
+              {result.restart_required.length > 0 && ` Restart FlowPBX for ${settingNames(result.restart_required)} to take effect.`}
+              {result.overridden.length > 0 && ` ${settingNames(result.overridden)}: the flag or environment variable still decides.`}
             </span>
           )}
         </div>

@@ -1,7 +1,7 @@
 // First boot (seeds/003 §11.2): admin account, hostname / external IP, SIP ports, optionally a
 // first trunk and a first extension. One POST /api/v1/setup at the end; errors are shown on
 // the step that holds the field they name.
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Navigate, useNavigate } from 'react-router';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { ApiError, errorMessage, setCsrfToken } from '../api/client';
@@ -55,6 +55,22 @@ export default function SetupPage() {
   const [trunkDone, setTrunkDone] = useState(false);
   const [extDone, setExtDone] = useState(false);
   const set = (k: keyof typeof v, x: unknown) => setV((p) => ({ ...p, [k]: x }));
+  // the SIP ports start from what the server runs on (a flag or environment variable, else
+  // the default); one a flag or variable fixes is shown, not edited
+  const ports = status.data?.sip_ports ?? null;
+  useEffect(() => {
+    if (!ports) return;
+    const n = (x: unknown, d: number) => (typeof x === 'number' ? x : d);
+    setV((p) => ({ ...p, sip_udp_port: n(ports.sip_udp_port.value, 5060), sip_tcp_port: n(ports.sip_tcp_port.value, 5060), sip_tls_port: n(ports.sip_tls_port.value, 5061) }));
+  }, [ports]);
+  const fixedBy = (k: 'sip_udp_port' | 'sip_tcp_port' | 'sip_tls_port'): string | null => {
+    const p = ports?.[k];
+    return p && (p.source === 'flag' || p.source === 'env') ? (p.set_by ?? (p.source === 'flag' ? 'a command-line flag' : 'an environment variable')) : null;
+  };
+  const portHelp = (k: 'sip_udp_port' | 'sip_tcp_port' | 'sip_tls_port') => {
+    const by = fixedBy(k);
+    return by ? `Set by ${by}: change it there.` : undefined;
+  };
 
   if (status.isLoading) return <Spinner />;
   if (status.data && !status.data.required && !adminDone) return <Navigate to="/login" replace />;
@@ -104,8 +120,8 @@ export default function SetupPage() {
           password: v.password,
           ...(v.hostname ? { hostname: v.hostname } : {}),
           ...(v.external_ip ? { external_ip: v.external_ip } : {}),
-          ...(v.sip_udp_port ? { sip_udp_port: v.sip_udp_port } : {}),
-          ...(v.sip_tcp_port ? { sip_tcp_port: v.sip_tcp_port } : {}),
+          ...(v.sip_udp_port && !fixedBy('sip_udp_port') ? { sip_udp_port: v.sip_udp_port } : {}),
+          ...(v.sip_tcp_port && !fixedBy('sip_tcp_port') ? { sip_tcp_port: v.sip_tcp_port } : {}),
         };
         await api.setup.run(body);
         qc.setQueryData(keys.setup, { required: false });
@@ -113,7 +129,7 @@ export default function SetupPage() {
         setCsrfToken(session.csrf_token ?? null);
         qc.setQueryData(keys.session, session);
         setAdminDone(true);
-        if (v.sip_tls_port && v.sip_tls_port !== 5061) {
+        if (v.sip_tls_port && !fixedBy('sip_tls_port') && v.sip_tls_port !== (typeof ports?.sip_tls_port.value === 'number' ? ports.sip_tls_port.value : 5061)) {
           at = 'settings';
           await api.settings.update({ sip_tls_port: v.sip_tls_port });
         }
@@ -180,9 +196,9 @@ export default function SetupPage() {
           )}
           {step === 2 && (
             <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-3">
-              <NumberInput id="setup-udp" label="SIP UDP port" min={1} max={65535} value={v.sip_udp_port} error={errors.sip_udp_port} onChange={(x) => set('sip_udp_port', x)} />
-              <NumberInput id="setup-tcp" label="SIP TCP port" min={1} max={65535} value={v.sip_tcp_port} error={errors.sip_tcp_port} onChange={(x) => set('sip_tcp_port', x)} />
-              <NumberInput id="setup-tls" label="SIP TLS port" min={1} max={65535} value={v.sip_tls_port} error={errors.sip_tls_port} onChange={(x) => set('sip_tls_port', x)} />
+              <NumberInput id="setup-udp" label="SIP UDP port" min={1} max={65535} value={v.sip_udp_port} error={errors.sip_udp_port} help={portHelp('sip_udp_port')} disabled={!!fixedBy('sip_udp_port')} onChange={(x) => set('sip_udp_port', x)} />
+              <NumberInput id="setup-tcp" label="SIP TCP port" min={1} max={65535} value={v.sip_tcp_port} error={errors.sip_tcp_port} help={portHelp('sip_tcp_port')} disabled={!!fixedBy('sip_tcp_port')} onChange={(x) => set('sip_tcp_port', x)} />
+              <NumberInput id="setup-tls" label="SIP TLS port" min={1} max={65535} value={v.sip_tls_port} error={errors.sip_tls_port} help={portHelp('sip_tls_port')} disabled={!!fixedBy('sip_tls_port')} onChange={(x) => set('sip_tls_port', x)} />
             </div>
           )}
           {step === 3 && (

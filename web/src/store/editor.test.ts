@@ -75,6 +75,28 @@ describe('editor undo/redo', () => {
     expect(st().edges).toHaveLength(1);
   });
 
+  it('a removed node takes its problems (and its edges\' problems) with it at once', () => {
+    const a = st().addNode('inbound_number', { x: 0, y: 0 });
+    const b = st().addNode('extension', { x: 200, y: 0 });
+    st().connect({ source: a, sourceHandle: 'next', target: b, targetHandle: 'incoming' });
+    const edge = st().edges[0].id;
+    st().setProblems([
+      { severity: 'error', code: 'entity', message: 'choose an extension', node_id: b },
+      { severity: 'warning', code: 'edge', message: 'x', edge_id: edge },
+      { severity: 'error', code: 'flow', message: 'the flow has no entry' },
+      { severity: 'error', code: 'x', message: 'y', node_id: a },
+    ]);
+    st().onNodesChange([{ type: 'remove', id: b }]);
+    expect(st().problems.map((p) => p.message)).toEqual(['the flow has no entry', 'y']);
+  });
+
+  it('only the node just added is marked to offer its "New …" form', () => {
+    const a = st().addNode('extension', { x: 0, y: 0 });
+    expect(st().justAdded).toBe(a);
+    st().clearJustAdded();
+    expect(st().justAdded).toBeNull();
+  });
+
   it('an output leads to one node: connecting it again replaces the edge', () => {
     const a = st().addNode('ring_group', { x: 0, y: 0 });
     const b = st().addNode('voicemail', { x: 200, y: 0 });

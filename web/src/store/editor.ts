@@ -43,9 +43,12 @@ export interface EditorState extends Doc {
   drafts: Record<string, unknown>;
   /** a version diff drawn on the canvas (cleared by loading or viewing another graph) */
   diffMarks: DiffMarks | null;
+  /** the node just dropped from the palette: only it offers "New …" by itself */
+  justAdded: string | null;
 
   setDiffMarks(m: DiffMarks | null): void;
   setDraft(nodeId: string, values: unknown | null): void;
+  clearJustAdded(): void;
   load(flow: { id: Id; name: string; flow_data: Graph }): void;
   view(graph: Graph, title: string): void;
   onNodesChange(changes: NodeChange<PbxNode>[]): void;
@@ -75,6 +78,18 @@ const clean = (d: Doc): Doc => ({
   edges: d.edges.map(({ selected: _s, ...e }) => e as PbxEdge),
 });
 
+/**
+ * The problems that still name something of the document: a removed node's or edge's
+ * problems go with it at once (the debounced validation then says what is left).
+ */
+export function pruneProblems(problems: Problem[], doc: Doc): Problem[] {
+  if (problems.length === 0) return problems;
+  const nodes = new Set(doc.nodes.map((n) => n.id));
+  const edges = new Set(doc.edges.map((e) => e.id));
+  const kept = problems.filter((p) => (!p.node_id || nodes.has(p.node_id)) && (!p.edge_id || edges.has(p.edge_id)));
+  return kept.length === problems.length ? problems : kept;
+}
+
 let pendingOutputs: Record<string, NodeOutput[]> | null = null;
 
 export const useEditor = create<EditorState>((set, get) => {
@@ -84,6 +99,7 @@ export const useEditor = create<EditorState>((set, get) => {
     if (s.readOnly) return;
     set({
       ...next,
+      problems: pruneProblems(s.problems, { nodes: next.nodes ?? s.nodes, edges: next.edges ?? s.edges }),
       history: record(s.history, clean({ nodes: s.nodes, edges: s.edges }), { key }),
       revision: s.revision + 1,
       saveState: 'dirty',
@@ -113,6 +129,12 @@ export const useEditor = create<EditorState>((set, get) => {
       set({ diffMarks });
     },
 
+    justAdded: null,
+
+    clearJustAdded() {
+      if (get().justAdded !== null) set({ justAdded: null });
+    },
+
     setDraft(nodeId, values) {
       const drafts = { ...get().drafts };
       if (values === null) delete drafts[nodeId];
@@ -122,7 +144,7 @@ export const useEditor = create<EditorState>((set, get) => {
 
     load(flow) {
       const { nodes, edges, extra } = graphToFlow(flow.flow_data);
-      set({ flowId: flow.id, name: flow.name, nodes, edges, extra, readOnly: null, history: emptyHistory(), revision: 0, saveState: 'saved', saveError: null, problems: [], path: null, outputs: {}, drafts: {}, diffMarks: null });
+      set({ flowId: flow.id, name: flow.name, nodes, edges, extra, readOnly: null, history: emptyHistory(), revision: 0, saveState: 'saved', saveError: null, problems: [], path: null, outputs: {}, drafts: {}, diffMarks: null, justAdded: null });
     },
 
     view(graph, title) {
@@ -193,6 +215,7 @@ export const useEditor = create<EditorState>((set, get) => {
         data: { nodeType, label: '', entity_id: null, entity_type: null, config: {}, ...data },
       };
       change({ nodes: [...s.nodes.map((n) => (n.selected ? { ...n, selected: false } : n)), node] });
+      set({ justAdded: id });
       return id;
     },
 
@@ -211,14 +234,14 @@ export const useEditor = create<EditorState>((set, get) => {
       const s = get();
       if (s.readOnly) return;
       const r = undo(s.history, clean({ nodes: s.nodes, edges: s.edges }));
-      if (r) set({ ...r.state, history: r.history, revision: s.revision + 1, saveState: 'dirty' });
+      if (r) set({ ...r.state, problems: pruneProblems(s.problems, r.state), history: r.history, revision: s.revision + 1, saveState: 'dirty' });
     },
 
     redo() {
       const s = get();
       if (s.readOnly) return;
       const r = redo(s.history, clean({ nodes: s.nodes, edges: s.edges }));
-      if (r) set({ ...r.state, history: r.history, revision: s.revision + 1, saveState: 'dirty' });
+      if (r) set({ ...r.state, problems: pruneProblems(s.problems, r.state), history: r.history, revision: s.revision + 1, saveState: 'dirty' });
     },
 
     copy() {

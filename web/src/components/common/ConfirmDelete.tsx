@@ -1,7 +1,8 @@
-// Destructive actions go through this: a confirmation, then the request; when the server
-// answers 409 the dialog stays open and lists what still uses the thing (the impact list).
-import { useState } from 'react';
-import { ApiError, errorMessage } from '../../api/client';
+// Destructive actions go through this: a confirmation, then the request. When `usage` is
+// given the dialog asks first what still uses the thing and, if anything does, says so
+// instead of offering to confirm (the impact list); a 409 from the request shows the same.
+import { useEffect, useState, type ReactNode } from 'react';
+import { ApiError, errorMessage, referenceLines, type Reference } from '../../api/client';
 import { Dialog, ErrorBanner } from './ui';
 
 export function ConfirmDelete({
@@ -10,17 +11,41 @@ export function ConfirmDelete({
   onClose,
   onDone,
   verb = 'Delete',
+  message = 'This cannot be undone.',
+  usage,
 }: {
   /** "extension 101 Nick" */
   what: string;
   onConfirm: () => Promise<unknown>;
   onClose: () => void;
   onDone?: () => void;
+  /** the title's verb and the button's text ("Delete", "Revoke", "Roll back") */
   verb?: string;
+  /** what confirming means; a deletion cannot be undone, a rollback can */
+  message?: ReactNode;
+  /** what uses the thing now (GET …/references), asked before offering to confirm */
+  usage?: () => Promise<Reference[]>;
 }) {
   const [busy, setBusy] = useState(false);
   const [impact, setImpact] = useState<string[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [checking, setChecking] = useState(!!usage);
+
+  useEffect(() => {
+    if (!usage) return;
+    let cancelled = false;
+    usage()
+      .then((refs) => {
+        if (!cancelled && refs.length > 0) setImpact(referenceLines(refs));
+      })
+      // the check is a courtesy: the delete itself is refused (409) while something uses it
+      .catch(() => undefined)
+      .finally(() => !cancelled && setChecking(false));
+    return () => {
+      cancelled = true;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
 
   const run = async () => {
     setBusy(true);
@@ -53,7 +78,7 @@ export function ConfirmDelete({
               <li key={line}>{line}</li>
             ))}
           </ul>
-          <p className="mb-3 text-xs text-slate-500">{error}</p>
+          <p className="mb-3 text-xs text-slate-500">{error ?? 'Remove it from there first, then delete it.'}</p>
           <div className="flex justify-end">
             <button type="button" className="btn" onClick={onClose}>
               Close
@@ -62,13 +87,13 @@ export function ConfirmDelete({
         </div>
       ) : (
         <div>
-          <p className="mb-3 text-sm text-slate-700">This cannot be undone.</p>
+          <div className="mb-3 text-sm text-slate-700">{checking ? 'Checking what uses it…' : message}</div>
           <ErrorBanner error={error} />
           <div className="flex justify-end gap-2">
             <button type="button" className="btn" onClick={onClose}>
               Cancel
             </button>
-            <button type="button" className="btn btn-danger" onClick={run} disabled={busy}>
+            <button type="button" className="btn btn-danger" onClick={run} disabled={busy || checking}>
               {busy ? 'Working…' : verb}
             </button>
           </div>

@@ -103,6 +103,7 @@ export function NumberInput({
   min,
   max,
   required,
+  disabled,
 }: {
   id: string;
   label: string;
@@ -113,6 +114,7 @@ export function NumberInput({
   min?: number;
   max?: number;
   required?: boolean;
+  disabled?: boolean;
 }) {
   return (
     <Field id={id} label={label} error={error} help={help} required={required}>
@@ -121,6 +123,7 @@ export function NumberInput({
         className={`input ${error ? 'input-error' : ''}`}
         type="number"
         inputMode="numeric"
+        disabled={disabled}
         min={min}
         max={max}
         value={value ?? ''}
@@ -139,6 +142,7 @@ export function Select({
   error,
   help,
   required,
+  disabled,
 }: {
   id: string;
   label: string;
@@ -148,11 +152,13 @@ export function Select({
   error?: string;
   help?: ReactNode;
   required?: boolean;
+  disabled?: boolean;
 }) {
   return (
     <Field id={id} label={label} error={error} help={help} required={required}>
       <select
         {...describedBy(id, error, help)}
+        disabled={disabled}
         className={`input ${error ? 'input-error' : ''}`}
         value={value ?? ''}
         onChange={(e) => onChange(e.target.value)}
@@ -377,6 +383,16 @@ export function PageHeader({ title, children }: { title: string; children?: Reac
 
 export function Empty({ children }: { children: ReactNode }) {
   return <p className="p-6 text-center text-sm text-slate-500">{children}</p>;
+}
+
+/** Who did something, as the audit records it (`admin:alice`, `token:ci`), in words. */
+export function actorWords(actor: string): string {
+  const [kind, ...rest] = actor.split(':');
+  const name = rest.join(':');
+  if (!name) return actor;
+  if (kind === 'admin') return name;
+  if (kind === 'token') return `the API token “${name}”`;
+  return actor;
 }
 
 export function formatDate(s?: string | null): string {

@@ -67,8 +67,29 @@ describe('confirm delete', () => {
     renderWithApp(<ConfirmDelete what="extension 101 Nick" onConfirm={fail} onClose={() => undefined} onDone={onDone} />);
     await userEvent.setup().click(screen.getByRole('button', { name: 'Delete' }));
     const list = await screen.findByRole('list', { name: 'Still used by' });
-    expect(list).toHaveTextContent('Ring group “Sales” (members)');
+    expect(list).toHaveTextContent('Ring group “Sales” (as a member)');
     expect(onDone).not.toHaveBeenCalled();
+  });
+
+  it('says the entity is in use before offering to confirm', async () => {
+    const onConfirm = vi.fn(async () => undefined);
+    const usage = vi.fn(async () => [{ entity_type: 'call_flow', entity_id: 2, name: 'Main', via: 'node:n3' }]);
+    renderWithApp(<ConfirmDelete what="extension 101 Nick" usage={usage} onConfirm={onConfirm} onClose={() => undefined} />);
+    const list = await screen.findByRole('list', { name: 'Still used by' });
+    expect(list).toHaveTextContent('Call flow “Main” (in its draft)');
+    // nothing to confirm: no delete button at all
+    expect(screen.queryByRole('button', { name: 'Delete' })).not.toBeInTheDocument();
+    expect(onConfirm).not.toHaveBeenCalled();
+  });
+
+  it('offers to confirm once the check finds nothing using it', async () => {
+    const onConfirm = vi.fn(async () => undefined);
+    renderWithApp(<ConfirmDelete what="extension 101 Nick" usage={async () => []} onConfirm={onConfirm} onClose={() => undefined} />);
+    const del = await screen.findByRole('button', { name: 'Delete' });
+    await waitFor(() => expect(del).toBeEnabled());
+    expect(screen.getByText('This cannot be undone.')).toBeInTheDocument();
+    await userEvent.setup().click(del);
+    await waitFor(() => expect(onConfirm).toHaveBeenCalled());
   });
 
   it('closes and reports when the delete succeeds', async () => {
@@ -98,5 +119,40 @@ describe('weekly grid', () => {
     expect(g[0][2]).toBe(2); // mon 01:00: Sunday night runs into Monday morning
     expect(g[6][2]).toBe(-1); // sun 01:00: Saturday has no night rule
     expect(g[0][12]).toBe(-1); // mon 06:00 (end is exclusive)
+  });
+});
+
+describe('entity select wording', () => {
+  it('puts the right article before a kind', async () => {
+    const { withArticle } = await import('./EntitySelect');
+    expect(withArticle('extension')).toBe('an extension');
+    expect(withArticle('IVR menu')).toBe('an IVR menu');
+    expect(withArticle('ring group')).toBe('a ring group');
+    expect(withArticle('voicemail box')).toBe('a voicemail box');
+  });
+});
+
+describe('hints and required markers follow the server', () => {
+  it('the extension password and voicemail PIN hints are the server’s bounds', () => {
+    mockApi({});
+    renderWithApp(<EntityForm type="extension" onSaved={() => undefined} />);
+    expect(screen.getByLabelText(/^SIP password/)).toHaveAccessibleDescription('8–128 characters.');
+  });
+
+  it('a voicemail PIN says 4–12 digits', () => {
+    mockApi({});
+    renderWithApp(<EntityForm type="voicemail_box" onSaved={() => undefined} />);
+    expect(screen.getByLabelText(/^PIN/)).toHaveAccessibleDescription('4–12 digits');
+  });
+
+  it('a trunk marks what its type needs', async () => {
+    mockApi({});
+    renderWithApp(<EntityForm type="trunk" onSaved={() => undefined} />);
+    expect(screen.getByLabelText(/^Registrar host/)).toBeRequired();
+    expect(screen.getByLabelText(/^Username/)).toBeRequired();
+    expect(screen.getByLabelText(/^Password/)).toBeRequired();
+    await userEvent.setup().selectOptions(screen.getByLabelText(/^Type/), 'ip');
+    expect(screen.getByLabelText(/^Outbound host/)).not.toBeRequired();
+    expect(screen.getByText('Allowed hosts').className).toContain("after:content-['*']");
   });
 });

@@ -4,6 +4,7 @@
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ApiError, errorMessage } from '../../api/client';
 import { ENTITY_KINDS, type EntityMap, type EntityType } from '../../api/entities';
+import { isRequired, lengthHint, range } from '../../api/constraints';
 import { api } from '../../api/endpoints';
 import { useEntities, useFlows, useSaveEntity } from '../../api/queries';
 import type { Id } from '../../api/types';
@@ -207,6 +208,7 @@ interface FP {
   editing?: boolean;
 }
 
+const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 const str = (v: unknown) => (v === null || v === undefined ? '' : String(v));
 const num = (v: unknown) => (typeof v === 'number' ? v : null);
 
@@ -236,7 +238,7 @@ function ExtensionFields({ values: v, set, errors: e, idp, editing, remapErrors 
               value={str(v.sip_password)}
               error={e.sip_password}
               autoComplete="new-password"
-              help={editing ? 'Leave empty to keep the current password.' : 'At least 12 characters.'}
+              help={editing ? 'Leave empty to keep the current password.' : `${cap(lengthHint('extension', 'sip_password') ?? '')}.`}
               onChange={(x) => set('sip_password', x)}
               className="mb-0"
             />
@@ -272,18 +274,18 @@ function TrunkFields({ values: v, set, errors: e, idp, editing }: FP) {
     <>
       <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">
         <TextInput id={`${idp}-name`} label="Name" required value={str(v.name)} error={e.name} onChange={(x) => set('name', x)} />
-        <Select id={`${idp}-type`} label="Type" value={str(v.type)} error={e.type} onChange={(x) => set('type', x)}
+        <Select id={`${idp}-type`} label="Type" required={isRequired('trunk', 'type', v)} value={str(v.type)} error={e.type} onChange={(x) => set('type', x)}
           options={[{ value: 'register', label: 'Registration (username/password)' }, { value: 'ip', label: 'IP authentication' }]} />
       </div>
       <Checkbox id={`${idp}-enabled`} label="Enabled" checked={v.enabled === true} onChange={(x) => set('enabled', x)} />
       {reg ? (
         <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-3">
-          <TextInput id={`${idp}-host`} label="Registrar host" required className="sm:col-span-2" value={str(v.host)} error={e.host} onChange={(x) => set('host', x)} />
+          <TextInput id={`${idp}-host`} label="Registrar host" required={isRequired('trunk', 'host', v)} className="sm:col-span-2" value={str(v.host)} error={e.host} onChange={(x) => set('host', x)} />
           <NumberInput id={`${idp}-port`} label="Port" min={1} max={65535} value={num(v.port)} error={e.port} onChange={(x) => set('port', x)} />
           <Select id={`${idp}-transport`} label="Transport" value={str(v.transport)} error={e.transport} onChange={(x) => set('transport', x)}
             options={['udp', 'tcp', 'tls'].map((t) => ({ value: t, label: t.toUpperCase() }))} />
-          <TextInput id={`${idp}-username`} label="Username" required value={str(v.username)} error={e.username} onChange={(x) => set('username', x)} autoComplete="off" />
-          <TextInput id={`${idp}-password`} label="Password" type="password" required={!editing || !v.password_set} value={str(v.password)} error={e.password} autoComplete="new-password"
+          <TextInput id={`${idp}-username`} label="Username" required={isRequired('trunk', 'username', v)} value={str(v.username)} error={e.username} onChange={(x) => set('username', x)} autoComplete="off" />
+          <TextInput id={`${idp}-password`} label="Password" type="password" required={isRequired('trunk', 'password', v) && (!editing || !v.password_set)} value={str(v.password)} error={e.password} autoComplete="new-password"
             help={editing ? (v.password_set ? 'A password is stored; leave empty to keep it.' : 'No password stored.') : undefined} onChange={(x) => set('password', x)} />
           <TextInput id={`${idp}-auth_username`} label="Auth username" help="If the carrier's differs from the username" value={str(v.auth_username)} error={e.auth_username} onChange={(x) => set('auth_username', x)} />
           <NumberInput id={`${idp}-register_expiry`} label="Register every (s)" min={60} value={num(v.register_expiry)} error={e.register_expiry} onChange={(x) => set('register_expiry', x)} />
@@ -291,7 +293,7 @@ function TrunkFields({ values: v, set, errors: e, idp, editing }: FP) {
       ) : (
         <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">
           <div className="mb-3">
-            <label className="label after:ml-0.5 after:text-red-600 after:content-['*']" htmlFor={`${idp}-remote_hosts`}>
+            <label className={`label ${isRequired('trunk', 'remote_hosts', v) ? "after:ml-0.5 after:text-red-600 after:content-['*']" : ''}`} htmlFor={`${idp}-remote_hosts`}>
               Allowed hosts
             </label>
             <textarea id={`${idp}-remote_hosts`} className={`input ${e.remote_hosts ? 'input-error' : ''}`} rows={3} placeholder="One IP or CIDR per line"
@@ -364,7 +366,7 @@ function VoicemailFields({ values: v, set, errors: e, idp, editing }: FP) {
       <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">
         <TextInput id={`${idp}-name`} label="Name" required value={str(v.name)} error={e.name} onChange={(x) => set('name', x)} />
         <TextInput id={`${idp}-mailbox_number`} label="Mailbox number" help="Optional dial-in number" value={str(v.mailbox_number)} error={e.mailbox_number} onChange={(x) => set('mailbox_number', x)} />
-        <TextInput id={`${idp}-pin`} label="PIN" type="password" autoComplete="new-password" help={editing ? (v.pin_set ? 'A PIN is stored; leave empty to keep it.' : 'No PIN set.') : '4–10 digits'} value={str(v.pin)} error={e.pin} onChange={(x) => set('pin', x)} />
+        <TextInput id={`${idp}-pin`} label="PIN" type="password" autoComplete="new-password" help={editing ? (v.pin_set ? 'A PIN is stored; leave empty to keep it.' : 'No PIN set.') : cap(lengthHint('voicemail_box', 'pin') ?? '')} value={str(v.pin)} error={e.pin} onChange={(x) => set('pin', x)} />
         <Select id={`${idp}-greeting_type`} label="Greeting" value={str(v.greeting_type)} error={e.greeting_type} onChange={(x) => set('greeting_type', x)}
           options={[{ value: 'default', label: 'Default' }, { value: 'custom', label: 'Custom recording' }, { value: 'name_only', label: 'Name only' }]} />
       </div>
@@ -380,8 +382,8 @@ function VoicemailFields({ values: v, set, errors: e, idp, editing }: FP) {
         </div>
       )}
       <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-3">
-        <NumberInput id={`${idp}-max_message_duration`} label="Max length (s)" min={10} value={num(v.max_message_duration)} error={e.max_message_duration} onChange={(x) => set('max_message_duration', x)} />
-        <NumberInput id={`${idp}-max_messages`} label="Max messages" min={1} value={num(v.max_messages)} error={e.max_messages} onChange={(x) => set('max_messages', x)} />
+        <NumberInput id={`${idp}-max_message_duration`} label="Max length (s)" {...range('voicemail_box', 'max_message_duration')} value={num(v.max_message_duration)} error={e.max_message_duration} onChange={(x) => set('max_message_duration', x)} />
+        <NumberInput id={`${idp}-max_messages`} label="Max messages" {...range('voicemail_box', 'max_messages')} value={num(v.max_messages)} error={e.max_messages} onChange={(x) => set('max_messages', x)} />
         <NumberInput id={`${idp}-retention_days`} label="Keep (days)" help="0 = forever" min={0} value={num(v.retention_days)} error={e.retention_days} onChange={(x) => set('retention_days', x)} />
       </div>
     </>
@@ -474,8 +476,8 @@ function ConferenceFields({ values: v, set, errors: e, idp, editing }: FP) {
       <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">
         <TextInput id={`${idp}-name`} label="Name" required value={str(v.name)} error={e.name} onChange={(x) => set('name', x)} />
         <TextInput id={`${idp}-extension`} label="Dial-in extension" value={str(v.extension)} error={e.extension} onChange={(x) => set('extension', x)} />
-        <TextInput id={`${idp}-pin`} label="PIN" type="password" autoComplete="new-password" help={editing ? (v.pin_set ? 'A PIN is stored; leave empty to keep it.' : 'No PIN: anyone may join.') : 'Optional'} value={str(v.pin)} error={e.pin} onChange={(x) => set('pin', x)} />
-        <NumberInput id={`${idp}-max_members`} label="Max participants" min={2} max={100} value={num(v.max_members)} error={e.max_members} onChange={(x) => set('max_members', x)} />
+        <TextInput id={`${idp}-pin`} label="PIN" type="password" autoComplete="new-password" help={editing ? (v.pin_set ? 'A PIN is stored; leave empty to keep it.' : 'No PIN: anyone may join.') : `Optional, ${lengthHint('conference_bridge', 'pin')}`} value={str(v.pin)} error={e.pin} onChange={(x) => set('pin', x)} />
+        <NumberInput id={`${idp}-max_members`} label="Max participants" {...range('conference_bridge', 'max_members')} value={num(v.max_members)} error={e.max_members} onChange={(x) => set('max_members', x)} />
       </div>
       <Checkbox id={`${idp}-record`} label="Record the conference" checked={v.record === true} onChange={(x) => set('record', x)} />
       <Checkbox id={`${idp}-mute_on_join`} label="Mute participants when they join" checked={v.mute_on_join === true} onChange={(x) => set('mute_on_join', x)} />

@@ -91,7 +91,7 @@ export function EntitySelect({
           aria-autocomplete="list"
           aria-activedescendant={open ? `${id}-opt-${active}` : undefined}
           className="input"
-          placeholder={selected ? title(selected) : `Choose or create a ${kind.singular}…`}
+          placeholder={selected ? title(selected) : `Choose or create ${withArticle(kind.singular)}…`}
           value={open ? query : selected ? title(selected) : ''}
           onFocus={() => {
             setOpen(true);
@@ -157,4 +157,12 @@ export function EntitySelect({
       )}
     </div>
   );
+}
+
+/** "an extension", "a ring group", "an IVR menu": the article English puts before the word. */
+export function withArticle(word: string): string {
+  // initialisms read letter by letter: "an IVR menu", "a SIP trunk"
+  const initialism = /^[A-Z]{2,}/.exec(word)?.[0];
+  const vowelSound = initialism ? /^[AEFHILMNORSX]/.test(initialism) : /^[aeiou]/i.test(word);
+  return `${vowelSound ? 'an' : 'a'} ${word}`;
 }

@@ -102,14 +102,23 @@ describe('node output handles', () => {
     // removing a digit removes its handle
     act(() => useEditor.getState().setDraft('n_ivr', { options: { '2': 'Support' } }));
     await waitFor(() => expect(handles('n_ivr')).toEqual(['2', 'timeout', 'invalid', 'error']));
-    // outputs(input) failing (an unusable config) is shown on the node
+    // outputs(input) failing (an unusable or unfinished config) puts no red note on the node:
+    // the validator's problem says what is missing; the last good handles stay meanwhile
     api.on('POST /node-types/ivr_menu/outputs', () => ({ status: 422, body: { error: { code: 'validation_failed', message: 'digit "x" is not a key', details: [] } } }));
     act(() => useEditor.getState().setDraft('n_ivr', { options: { x: 'bad' } }));
-    await waitFor(() => expect(document.querySelector('[data-id="n_ivr"] [role="note"]')).toHaveTextContent('digit "x" is not a key'));
-    // and the last good handles stay meanwhile
+    await waitFor(() => expect(api.calls.filter((c) => c.path === '/node-types/ivr_menu/outputs').at(-1)!.body).toMatchObject({ entity: { options: { x: 'bad' } } }));
+    expect(document.querySelector('[data-id="n_ivr"] [role="note"]')).toBeNull();
     expect(handles('n_ivr')).toEqual(['2', 'timeout', 'invalid', 'error']);
+    // typing (a draft changing at every keystroke) asks once it pauses, for the last value
+    const before = api.calls.filter((c) => c.path === '/node-types/ivr_menu/outputs').length;
+    for (const tz of ['E', 'Eu', 'Eur', 'Euro', 'Europe']) act(() => useEditor.getState().setDraft('n_ivr', { options: { '9': tz } }));
+    await waitFor(() => expect(api.calls.filter((c) => c.path === '/node-types/ivr_menu/outputs').length).toBe(before + 1));
+    await new Promise((r) => setTimeout(r, 600));
+    const typed = api.calls.filter((c) => c.path === '/node-types/ivr_menu/outputs');
+    expect(typed.length).toBe(before + 1);
+    expect(typed.at(-1)!.body).toMatchObject({ entity: { options: { '9': 'Europe' } } });
     const asked = api.calls.filter((c) => c.path === '/node-types/ivr_menu/outputs');
-    expect(asked.at(-2)!.body).toMatchObject({ config: {}, entity_type: 'ivr_menu', entity_id: 4 });
+    expect(asked[0].body).toMatchObject({ config: {}, entity_type: 'ivr_menu', entity_id: 4 });
   });
 
   it('has an input handle unless it is an entry node', async () => {

@@ -2,7 +2,7 @@
 // and one labelled output handle per output. Outputs that depend on config (IVR digits,
 // time-switch rules) are asked of the node type and update while the config is edited.
 import { Handle, Position, useUpdateNodeInternals, type NodeProps } from '@xyflow/react';
-import { memo, useEffect, useRef } from 'react';
+import { memo, useEffect, useRef, useState } from 'react';
 import { ENTITY_KINDS, entityTypeForNode, type AnyEntity, type EntityType } from '../../api/entities';
 import { keys, useEntity, useNodeOutputs, useNodeTypes } from '../../api/queries';
 import { useQueryClient } from '@tanstack/react-query';
@@ -51,7 +51,8 @@ export function useNodeNamer(): (nodeId: string) => string {
   const qc = useQueryClient();
   return (nodeId) => {
     const n = nodes.find((x) => x.id === nodeId);
-    if (!n) return nodeId;
+    // a node of another version of the flow, or one removed since: its id means nothing
+    if (!n) return 'a node no longer in the flow';
     if (n.data.label) return n.data.label;
     const nt = findNodeType(types.data, n.data.nodeType);
     const et = entityTypeForNode(nt ?? { id: n.data.nodeType, entity_type: n.data.entity_type });
@@ -64,7 +65,23 @@ export function useNodeNamer(): (nodeId: string) => string {
 /** An output's label on a node of the canvas (paths and traces report output ids: "1", "default"). */
 export function useOutputLabel(): (nodeId: string, output: string) => string {
   const outputs = useEditor((s) => s.outputs);
-  return (nodeId, output) => outputs[nodeId]?.find((o) => o.id === output)?.label ?? output;
+  return (nodeId, output) => outputs[nodeId]?.find((o) => o.id === output)?.label ?? outputWords(output);
+}
+
+/** An output id in words when no label is known: `no_answer` → "no answer". */
+export function outputWords(id: string): string {
+  return id.replace(/[_-]+/g, ' ').trim() || id;
+}
+
+/** `value`, once it has stopped changing for `ms` (a form being typed into). */
+export function useDebounced<T>(value: T, ms: number): T {
+  const [v, setV] = useState(value);
+  useEffect(() => {
+    if (v === value) return;
+    const t = setTimeout(() => setV(value), ms);
+    return () => clearTimeout(t);
+  }, [value, ms, v]);
+  return v;
 }
 
 export function findNodeType(types: NodeType[] | undefined, id: string): NodeType | undefined {
@@ -76,8 +93,11 @@ function FlowNodeView({ id, data, selected }: NodeProps<PbxNode>) {
   const nt = findNodeType(types.data, data.nodeType);
   const entityType = entityTypeForNode(nt ?? { id: data.nodeType, entity_type: data.entity_type }) as EntityType | undefined;
   const entity = useEntity(entityType ?? 'extension', entityType ? data.entity_id : null);
-  const draft = useEditor((s) => s.drafts[id]);
-  const { outputs, error: outputsError } = useNodeOutputs(nt, data.config, entityType ? { entity_type: entityType, entity_id: data.entity_id, entity: draft ?? entity.data } : undefined);
+  // an entity being typed into asks for the outputs once typing pauses, not per keystroke
+  const draft = useDebounced(useEditor((s) => s.drafts[id]), 400);
+  // an unfinished node cannot say its outputs yet (a transfer with no target): it keeps the
+  // declared ones, and what is missing is the validator's to say (Problems, outlined in red)
+  const { outputs } = useNodeOutputs(nt, data.config, entityType ? { entity_type: entityType, entity_id: data.entity_id, entity: draft ?? entity.data } : undefined);
   const setOutputs = useEditor((s) => s.setOutputs);
   const updateInternals = useUpdateNodeInternals();
   const outputKey = outputs.map((o) => `${o.id}:${o.label ?? ''}`).join('|');
@@ -114,7 +134,6 @@ function FlowNodeView({ id, data, selected }: NodeProps<PbxNode>) {
           <div className="truncate text-xs text-slate-500">{entityTitle ?? `${kind.singular} #${data.entity_id}`}</div>
         )}
         {unknown && <div className="text-xs text-red-600">unknown node type</div>}
-        {outputsError && <div className="text-xs text-red-600" role="note">{outputsError}</div>}
       </div>
       {outputs.length > 0 && (
         <ul className="border-t border-slate-100 py-1">

@@ -54,7 +54,9 @@ beforeEach(() => {
 afterEach(() => vi.unstubAllGlobals());
 
 describe('inspector', () => {
-  it('a node with no entity, and none exists: the creation drawer opens, the new entity is linked', async () => {
+  it('a node just dropped with no entity, and none exists: the creation drawer opens, the new entity is linked', async () => {
+    // as the palette adds it
+    useEditor.setState({ justAdded: 'vm' });
     renderWithApp(<Inspector nodeId="vm" />);
     const dialog = await screen.findByRole('dialog', { name: 'New voicemail box' });
     const user = userEvent.setup();
@@ -64,6 +66,17 @@ describe('inspector', () => {
     expect(useEditor.getState().nodes[0].data.entity_type).toBe('voicemail_box');
     expect(api.calls.find((c) => c.method === 'POST')!.body).toMatchObject({ name: 'After hours' });
     await waitFor(() => expect(screen.queryByRole('dialog')).not.toBeInTheDocument());
+  });
+
+  it('selecting an unfinished node later only selects it: no form in the way, it can be removed', async () => {
+    renderWithApp(<Inspector nodeId="vm" />);
+    const remove = await screen.findByRole('button', { name: 'Remove node' });
+    // the entity list has loaded (empty) and still no drawer
+    await waitFor(() => expect(api.calls.some((c) => c.path.startsWith('/voicemail-boxes'))).toBe(true));
+    expect(screen.queryByRole('dialog')).not.toBeInTheDocument();
+    expect(screen.getAllByRole('combobox')[0]).toHaveAttribute('placeholder', 'Choose or create a voicemail box…');
+    await userEvent.setup().click(remove);
+    expect(useEditor.getState().nodes.map((n) => n.id)).toEqual(['bye']);
   });
 
   it('edits the config from the schema form, and connects outputs from the keyboard', async () => {

@@ -26,6 +26,8 @@ export function Inspector({ nodeId }: { nodeId: string }) {
   const update = useEditor((s) => s.updateNodeData);
   const removeNodes = useEditor((s) => s.removeNodes);
   const setDraft = useEditor((s) => s.setDraft);
+  const justAdded = useEditor((s) => s.justAdded);
+  const clearJustAdded = useEditor((s) => s.clearJustAdded);
   const types = useNodeTypes();
   const qc = useQueryClient();
   const nt = node ? findNodeType(types.data, node.data.nodeType) : undefined;
@@ -36,12 +38,18 @@ export function Inspector({ nodeId }: { nodeId: string }) {
   const [editing, setEditing] = useState(false);
   const [deleting, setDeleting] = useState(false);
 
-  // §5.1: a freshly dropped node with no entity, and none exists yet: offer to create one
+  // §5.1: a node just dropped from the palette with no entity, and none exists yet: offer to
+  // create one, once. Selecting an unfinished node later only selects it (it can be
+  // deleted, or finished from this panel).
   const fresh = !!node && !!entityType && !node.data.entity_id;
   useEffect(() => {
-    if (fresh && !readOnly && list.isSuccess && list.data.length === 0) setCreating(true);
+    if (justAdded === null) return;
+    if (justAdded !== nodeId) return clearJustAdded();
+    if (!list.isSuccess) return;
+    clearJustAdded();
+    if (fresh && !readOnly && list.data.length === 0) setCreating(true);
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [nodeId, list.isSuccess]);
+  }, [nodeId, list.isSuccess, justAdded]);
   useEffect(() => {
     setEditing(false);
     return () => setDraft(nodeId, null);
@@ -83,7 +91,6 @@ export function Inspector({ nodeId }: { nodeId: string }) {
     <div className="p-3" aria-label="Node settings">
       <div className="mb-3 flex items-center justify-between">
         <h2 className="text-sm font-semibold">{nt?.name ?? node.data.nodeType}</h2>
-        <span className="text-xs text-slate-400">{node.id}</span>
       </div>
       {nodeProblems.length > 0 && (
         <ul className="mb-3 space-y-1 rounded-md border border-red-200 bg-red-50 p-2 text-xs text-red-800" aria-label="Problems of this node">
@@ -180,6 +187,12 @@ export function Inspector({ nodeId }: { nodeId: string }) {
       {deleting && kind && entityType && entity.data && (
         <ConfirmDelete
           what={`${kind.singular} ${title(entity.data as AnyEntity)}`}
+          // this node's own link does not count: the delete unlinks it first
+          usage={async () =>
+            (await kind.resource.references((entity.data as AnyEntity).id as Id)).filter(
+              (r) => !(r.entity_type === 'call_flow' && r.entity_id === flowId && r.via === `node:${nodeId}`),
+            )
+          }
           onConfirm={async () => {
             // this node's own link must not block the delete: unlink it and save the draft
             // first; when something else still uses the entity, link it back

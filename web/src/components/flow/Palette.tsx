@@ -42,20 +42,21 @@ export function Palette({ onAdd, disabled, id = 'palette' }: { onAdd: (t: NodeTy
                 <li key={t.id}>
                   <button
                     type="button"
-                    draggable={!disabled}
-                    disabled={disabled}
+                    draggable={!disabled && !t.coming}
+                    disabled={disabled || t.coming}
                     data-node-type={t.id}
-                    title={t.description ?? `${t.name} (${t.id} ${t.version})`}
+                    title={t.coming ? `${t.name}: coming in a later release; a flow that uses it cannot be published` : (t.description ?? `${t.name} (${t.id} ${t.version})`)}
                     className="flex w-full cursor-grab items-center gap-2 rounded-md border border-slate-200 bg-white px-2 py-1.5 text-left text-sm hover:border-indigo-400 hover:bg-indigo-50 focus-visible:outline-2 focus-visible:outline-indigo-600 disabled:cursor-not-allowed disabled:opacity-50"
                     onDragStart={(e) => {
                       e.dataTransfer.setData(DND_TYPE, t.id);
                       e.dataTransfer.effectAllowed = 'move';
                     }}
                     onClick={() => onAdd(t)}
-                    aria-label={`Add ${t.name} node`}
+                    aria-label={t.coming ? `${t.name} node (coming)` : `Add ${t.name} node`}
                   >
                     <span aria-hidden="true">{nodeIcon(t.icon)}</span>
                     <span className="flex-1 truncate">{t.name}</span>
+                    {t.coming && <span className="rounded bg-amber-100 px-1 text-[10px] text-amber-800">coming</span>}
                     {t.source && t.source !== 'builtin' && <span className="rounded bg-slate-100 px-1 text-[10px] text-slate-500">plugin</span>}
                   </button>
                 </li>

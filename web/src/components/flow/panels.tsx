@@ -10,14 +10,19 @@ import { entityFieldLabel, entityKindLabel, formatValue, isEmptyDiff, meaningful
 import { useEditor } from '../../store/editor';
 import { ConfirmDelete } from '../common/ConfirmDelete';
 import { useNodeNamer, useOutputLabel } from './FlowNode';
-import { Dialog, ErrorBanner, formatDate, Spinner } from '../common/ui';
+import { actorWords, Dialog, ErrorBanner, formatDate, Spinner } from '../common/ui';
 
 export function ProblemsPanel({ onFocus }: { onFocus: (p: Problem) => void }) {
   const problems = useEditor((s) => s.problems);
+  const edges = useEditor((s) => s.edges);
   const nameOf = useNodeNamer();
+  const edgeName = (id: string) => {
+    const e = edges.find((x) => x.id === id);
+    return e ? `connection ${nameOf(e.source)} → ${nameOf(e.target)}` : 'a connection';
+  };
   if (problems.length === 0) return <p className="p-3 text-sm text-emerald-700">No problems found.</p>;
   const errors = problems.filter((p) => p.severity === 'error').length;
-  const label = (p: Problem) => (p.node_id ? nameOf(p.node_id) : p.edge_id ? `edge ${p.edge_id}` : 'flow');
+  const label = (p: Problem) => (p.node_id ? nameOf(p.node_id) : p.edge_id ? edgeName(p.edge_id) : 'Flow');
   return (
     <div className="p-3">
       <p className="mb-2 text-sm text-slate-600">
@@ -77,7 +82,7 @@ export function VersionsPanel({ flowId, onView, onShowDiff }: { flowId: Id; onVi
             </div>
             <div className="text-xs text-slate-500">
               {formatDate(v.published_at)}
-              {v.published_by ? ` by ${v.published_by}` : ''}
+              {v.published_by ? ` by ${actorWords(v.published_by)}` : ''}
             </div>
             <div className="mt-1 flex flex-wrap gap-1">
               <button type="button" className="btn btn-sm" onClick={() => onView(v.version)}>
@@ -103,8 +108,13 @@ export function VersionsPanel({ flowId, onView, onShowDiff }: { flowId: Id; onVi
       {diff && <DiffDialog flowId={flowId} a={diff.a} b={diff.b} onClose={() => setDiff(null)} onShow={onShowDiff} />}
       {rollback !== null && (
         <ConfirmDelete
-          verb="Roll back to"
-          what={`version ${rollback}`}
+          verb="Roll back"
+          what={`to version ${rollback}`}
+          message={
+            <>
+              Calls will follow version {rollback} from now on. Your draft stays as it is, and this can be undone: roll back again to the version that is live now.
+            </>
+          }
           onConfirm={() => api.flows.rollback(flowId, rollback)}
           onClose={() => setRollback(null)}
           onDone={() => {
@@ -347,13 +357,13 @@ export function TestCallPanel({ flowId, onBeforeRun, onBeforeShow }: { flowId: I
               ))}
             </select>
           </div>
-          <div>
+          <div className="col-span-2">
             <label className="label" htmlFor="sim-time">
               Date and time
             </label>
             <input id="sim-time" type="datetime-local" className="input" value={req.time} onChange={(e) => set('time', e.target.value)} />
           </div>
-          <div>
+          <div className="col-span-2">
             <label className="label" htmlFor="sim-tz">
               Time zone
             </label>
