@@ -55,6 +55,9 @@ describe('settings page', () => {
     renderWithApp(<SettingsPage />);
     const user = userEvent.setup();
     const tls = await screen.findByLabelText('SIP TLS port');
+    // the form is seeded once the settings (and the certificate panel's query) have loaded
+    await waitFor(() => expect(tls).toHaveValue(5061));
+    await waitFor(() => expect(screen.getByLabelText('RTP ports from')).toHaveValue(10000));
     await user.clear(tls);
     await user.type(tls, '70000');
     await user.clear(screen.getByLabelText('RTP ports from'));
