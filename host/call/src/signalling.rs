@@ -20,6 +20,7 @@ pub(crate) type Locator = Box<dyn FnMut(IpAddr) -> IpAddr + Send>;
 pub(crate) struct Ports {
     pub udp: u16,
     pub tcp: u16,
+    pub tls: u16,
 }
 
 /// See the module documentation.
@@ -91,6 +92,7 @@ impl Signalling {
         let ip = (self.locate)(peer.addr.ip());
         let port = match peer.transport {
             Transport::Udp => self.ports.udp,
+            Transport::Tls | Transport::Wss => self.ports.tls,
             _ => self.ports.tcp,
         };
         SocketAddr::new(ip, port)
