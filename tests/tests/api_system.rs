@@ -104,11 +104,13 @@ async fn settings_layering_and_realm() -> anyhow::Result<()> {
     assert_eq!(r.data()["media_timeout_secs"]["source"], "default");
     assert_eq!(r.data()["media_timeout_secs"]["value"], 60);
 
-    let r = c.put("/settings", &json!({"sip_tls_port": 5071, "sip_udp_port": 5999, "sip_realm": "corp.example"})).await?;
+    let r = c.put("/settings", &json!({"sip_tls_port": 5071, "sip_udp_port": 5999, "media_timeout_secs": 45, "sip_realm": "corp.example"})).await?;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.data()["settings"]["sip_tls_port"]["value"], server.ports().sip_tls);
     assert_eq!(r.data()["settings"]["sip_tls_port"]["source"], "flag");
-    assert_eq!(r.data()["restart_required"], json!(["sip_tls_port"]));
+    assert_eq!(r.data()["settings"]["media_timeout_secs"]["value"], 45);
+    // what the flags hide needs no restart; a stored value in force does
+    assert_eq!(r.data()["restart_required"], json!(["media_timeout_secs"]));
     assert_eq!(r.data()["overridden"], json!(["sip_udp_port", "sip_tls_port"]), "the flag still wins");
     let st = c.get("/system/status").await?;
     assert_eq!(st.data()["sip_realm"], "corp.example", "{}", st.text);
