@@ -481,6 +481,12 @@ class Stream:
     def close(self):
         self.w.close()
 
+    async def closed(self):
+        try:
+            await self.w.wait_closed()
+        except Exception:
+            pass
+
 
 class Datagrams(asyncio.DatagramProtocol):
     def __init__(self):
@@ -538,6 +544,7 @@ async def tls_worker(mode, port, ctx, users, n, counters, seq):
             conn = None
         if mode == "tls-handshake" and conn is not None:
             conn.close()
+            await conn.closed()
             conn = None
     if conn is not None:
         conn.close()
