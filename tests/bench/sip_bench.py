@@ -13,6 +13,10 @@ Run it on its own (not in CI): tests/bench/sip_bench.sh (builds the release bina
    authenticating its INVITE (407), holding each call --hold-ms, then BYE. Printed:
    completed, failed, INVITE (with credentials) -> 200 p50/p99, CPU per call.
 
+3. With --tls: SIP over TLS beside UDP on FlowPBX alone (see tls_bench below): registrations
+   per second and the server's CPU per registration over UDP, over kept TLS connections and
+   with a full TLS handshake per registration.
+
 Both servers run at once on their own ports; each measurement runs --rounds times,
 alternating between them, and the medians are printed (failures summed), so a change in the
 machine's load touches both alike. Kamailio is an in-memory registrar with digest auth (usrloc db_mode 0, users in an htable)
@@ -180,14 +184,17 @@ class Server:
 class FlowPBX(Server):
     name = "FlowPBX"
 
-    def __init__(self, binary, workdir, users):
+    def __init__(self, binary, workdir, users, tls=False):
         self.dir = Path(tempfile.mkdtemp(prefix="flowpbx-", dir=workdir))
         self.http = free_port()
         self.port = free_port()
+        # SIP over TLS only when measured (--tls); a fresh port either way (5061 may be taken)
+        self.tls_port = free_port()
         self.proc = subprocess.Popen(
             [str(binary), "--data-dir", str(self.dir), "--bind-address", "127.0.0.1", "--http-port", str(self.http),
              "--sip-port", str(self.port), "--sip-log", "off", "--log-level", "warn", "--sip-rate-limit", "0",
-             "--sip-auth-fail-limit", "0", "--rtp-port-min", "40000", "--rtp-port-max", "40999", "--https-port", "0"],
+             "--sip-auth-fail-limit", "0", "--rtp-port-min", "40000", "--rtp-port-max", "40999", "--https-port", "0",
+             "--sip-tls-port", str(self.tls_port) if tls else "0"],
             stdout=subprocess.DEVNULL, stderr=open(self.dir / "log", "w"))
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         self.csrf = None
@@ -348,7 +355,15 @@ def main():
     ap.add_argument("--kamailio-children", type=int, default=4, help="Kamailio's UDP worker processes")
     ap.add_argument("--only", choices=["flowpbx", "kamailio"], help="run one side only")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of each measurement, alternating the servers")
+    ap.add_argument("--tls", action="store_true", help="measure SIP over TLS beside UDP (FlowPBX only, no SIPp) instead")
+    ap.add_argument("--tls-registrations", type=int, default=6000, help="registrations per mode and round (--tls)")
+    ap.add_argument("--tls-concurrency", type=int, default=50, help="client workers (--tls)")
     args = ap.parse_args()
+    if args.tls:
+        workdir = tempfile.mkdtemp(prefix="sip-bench-")
+        tls_bench(args, workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return
     for tool in ["sipp"] + (["kamailio"] if args.only != "flowpbx" else []):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing (Debian: apt-get install sip-tester kamailio)")
@@ -399,6 +414,184 @@ def main():
         print(line)
     shutil.rmtree(workdir, ignore_errors=True)
 
+
+
+# ----- SIP over TLS beside UDP (--tls) -----
+#
+# SIPp from Debian is built without OpenSSL, so this part drives FlowPBX with a small asyncio
+# client of its own (the same client for UDP and TLS, so the server's CPU per registration is
+# compared like for like): each of --tls-concurrency workers registers users one after the
+# other (REGISTER, 401, REGISTER with an MD5 digest, 200). Modes:
+#   udp            one UDP socket per worker
+#   tls            one TLS connection per worker, kept (a phone's connection: refreshes)
+#   tls-handshake  a new TLS connection (full handshake) per registration
+# Printed per mode: registrations/s (bounded by this Python client, see the client CPU
+# column), the server's CPU per registration (utime+stime from /proc), failures.
+
+import asyncio
+import hashlib
+import re
+import ssl
+
+
+def digest_header(user, password, realm, nonce, uri, nc, cnonce):
+    ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"REGISTER:{uri}".encode()).hexdigest()
+    resp = hashlib.md5(f"{ha1}:{nonce}:{nc:08x}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+    return (f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", response="{resp}", '
+            f'algorithm=MD5, qop=auth, nc={nc:08x}, cnonce="{cnonce}"')
+
+
+def register_msg(transport, port, local_port, user, call_id, cseq, branch, auth=None):
+    uri = f"sip:127.0.0.1:{port}"
+    tp = "" if transport == "UDP" else ";transport=tls"
+    lines = [f"REGISTER {uri} SIP/2.0",
+             f"Via: SIP/2.0/{transport} 127.0.0.1:{local_port};branch=z9hG4bK{branch};rport",
+             f"From: <sip:{user}@127.0.0.1>;tag=t{call_id}", f"To: <sip:{user}@127.0.0.1>",
+             f"Call-ID: {call_id}", f"CSeq: {cseq} REGISTER",
+             f"Contact: <sip:{user}@127.0.0.1:{local_port}{tp}>", "Max-Forwards: 70", "Expires: 3600"]
+    if auth:
+        lines.append(f"Authorization: {auth}")
+    lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+NONCE = re.compile(r'nonce="([^"]+)"')
+REALM = re.compile(r'realm="([^"]+)"')
+
+
+class Stream:
+    def __init__(self, reader, writer):
+        self.r, self.w, self.buf = reader, writer, b""
+
+    async def request(self, data):
+        self.w.write(data)
+        await self.w.drain()
+        while b"\r\n\r\n" not in self.buf:
+            chunk = await self.r.read(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return head.decode(errors="replace")
+
+    def local_port(self):
+        return self.w.get_extra_info("sockname")[1]
+
+    def close(self):
+        self.w.close()
+
+    async def closed(self):
+        try:
+            await self.w.wait_closed()
+        except Exception:
+            pass
+
+
+class Datagrams(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.q = asyncio.Queue()
+
+    def datagram_received(self, data, addr):
+        self.q.put_nowait(data)
+
+
+class Udp:
+    def __init__(self, transport, proto):
+        self.t, self.p = transport, proto
+
+    async def request(self, data):
+        self.t.sendto(data)
+        return (await asyncio.wait_for(self.p.q.get(), 5)).decode(errors="replace")
+
+    def local_port(self):
+        return self.t.get_extra_info("sockname")[1]
+
+    def close(self):
+        self.t.close()
+
+
+async def connect(mode, port, ctx):
+    if mode == "udp":
+        loop = asyncio.get_running_loop()
+        t, p = await loop.create_datagram_endpoint(Datagrams, local_addr=("127.0.0.1", 0), remote_addr=("127.0.0.1", port))
+        return Udp(t, p)
+    r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1")
+    return Stream(r, w)
+
+
+async def tls_worker(mode, port, ctx, users, n, counters, seq):
+    transport = "UDP" if mode == "udp" else "TLS"
+    conn = None
+    for i in range(n):
+        user = users[i % len(users)]
+        try:
+            if conn is None or mode == "tls-handshake":
+                conn = await connect(mode, port, ctx)
+            lp = conn.local_port()
+            seq[0] += 1
+            cid = f"tb{seq[0]}"
+            h = await conn.request(register_msg(transport, port, lp, user, cid, 1, cid + "a"))
+            nonce, realm = NONCE.search(h).group(1), REALM.search(h).group(1)
+            auth = digest_header(user, f"bench-{user}", realm, nonce, f"sip:127.0.0.1:{port}", 1, cid)
+            h = await conn.request(register_msg(transport, port, lp, user, cid, 2, cid + "b", auth))
+            if h.startswith("SIP/2.0 200"):
+                counters["ok"] += 1
+            else:
+                counters["failed"] += 1
+        except Exception:
+            counters["failed"] += 1
+            conn = None
+        if mode == "tls-handshake" and conn is not None:
+            conn.close()
+            await conn.closed()
+            conn = None
+    if conn is not None:
+        conn.close()
+
+
+def tls_round(server, mode, port, args):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    users = [str(FIRST_USER + i) for i in range(args.users)]
+    per = args.tls_registrations // args.tls_concurrency
+    counters = {"ok": 0, "failed": 0}
+
+    async def run():
+        seq = [0]
+        await asyncio.gather(*(tls_worker(mode, port, ctx, users[w::args.tls_concurrency] or users, per, counters, seq)
+                               for w in range(args.tls_concurrency)))
+
+    cpu0, client0, t0 = cpu_seconds(server.pid), time.process_time(), time.monotonic()
+    asyncio.run(run())
+    wall, cpu, client = time.monotonic() - t0, cpu_seconds(server.pid) - cpu0, time.process_time() - client0
+    ok = counters["ok"]
+    return {f"{mode}: registrations/s": ok / wall if wall else 0.0,
+            f"{mode}: server CPU per registration (us)": cpu / max(ok, 1) * 1e6,
+            f"{mode}: client CPU per registration (us)": client / max(ok, 1) * 1e6,
+            f"{mode}: failed": counters["failed"]}
+
+
+def tls_bench(args, workdir):
+    server = FlowPBX(Path(args.flowpbx), workdir, args.users, tls=True)
+    rounds = []
+    try:
+        for r in range(args.rounds):
+            res = {}
+            for mode in ["udp", "tls", "tls-handshake"]:
+                print(f"== round {r + 1}/{args.rounds}: FlowPBX {mode} registrations", flush=True)
+                res.update(tls_round(server, mode, server.port if mode == "udp" else server.tls_port, args))
+            rounds.append(res)
+    finally:
+        server.stop()
+    out = median_of(rounds)
+    print()
+    print(f"FlowPBX, {args.users} users, {args.tls_registrations} registrations per mode and round, "
+          f"{args.tls_concurrency} workers; medians of {args.rounds} rounds (failures summed); {os.cpu_count()} CPUs, "
+          f"load average before: {LOAD_BEFORE}")
+    for k, v in out.items():
+        print(f"{k:52}{fmt(v):>14}")
 
 if __name__ == "__main__":
     main()

@@ -80,6 +80,8 @@ pub struct Ports {
     pub http: u16,
     /// SIP, UDP and TCP on the same number
     pub sip: u16,
+    /// SIP over TLS
+    pub sip_tls: u16,
     pub rtp_min: u16,
     pub rtp_max: u16,
 }
@@ -95,8 +97,14 @@ impl Ports {
                 break p;
             }
         };
-        let rtp_min = free_udp_range(200, &[http, sip])?;
-        Ok(Ports { http, sip, rtp_min, rtp_max: rtp_min + 199 })
+        let sip_tls = loop {
+            let p = free_tcp()?;
+            if p != http && p != sip {
+                break p;
+            }
+        };
+        let rtp_min = free_udp_range(200, &[http, sip, sip_tls])?;
+        Ok(Ports { http, sip, sip_tls, rtp_min, rtp_max: rtp_min + 199 })
     }
 }
 
@@ -206,6 +214,10 @@ impl Server {
             // HTTPS's default is 443, which one server alone could bind: a test that wants
             // HTTPS gives a free port
             cmd.args(["--https-port", "0"]);
+        }
+        if !self.opts.args.iter().any(|a| a == "--sip-tls-port") {
+            // SIP over TLS's default is 5061, which one server alone could bind
+            cmd.args(["--sip-tls-port", &p.sip_tls.to_string()]);
         }
         if !self.opts.args.iter().any(|a| a == "--cache-dir") {
             // compiled node components shared by every test's server (the cache is written

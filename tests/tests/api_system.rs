@@ -95,19 +95,23 @@ async fn settings_layering_and_realm() -> anyhow::Result<()> {
     let c = server.admin().await?;
     let r = c.get("/settings").await?;
     assert_eq!(r.status, 200);
-    // the harness passes --http-port and --sip-port
+    // the harness passes --http-port, --sip-port and --sip-tls-port
     assert_eq!(r.data()["http_port"]["source"], "flag");
     assert_eq!(r.data()["sip_udp_port"]["value"], server.ports().sip);
-    assert_eq!(r.data()["sip_tls_port"]["source"], "default");
-    assert_eq!(r.data()["sip_tls_port"]["value"], 5061);
+    assert_eq!(r.data()["sip_tls_port"]["source"], "flag");
+    assert_eq!(r.data()["sip_tls_port"]["value"], server.ports().sip_tls);
+    assert_eq!(r.data()["sip_tls_port"]["default"], 5061);
+    assert_eq!(r.data()["media_timeout_secs"]["source"], "default");
     assert_eq!(r.data()["media_timeout_secs"]["value"], 60);
 
-    let r = c.put("/settings", &json!({"sip_tls_port": 5071, "sip_udp_port": 5999, "sip_realm": "corp.example"})).await?;
+    let r = c.put("/settings", &json!({"sip_tls_port": 5071, "sip_udp_port": 5999, "media_timeout_secs": 45, "sip_realm": "corp.example"})).await?;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.data()["settings"]["sip_tls_port"]["value"], 5071);
-    assert_eq!(r.data()["settings"]["sip_tls_port"]["source"], "stored");
-    assert_eq!(r.data()["restart_required"], json!(["sip_tls_port"]));
-    assert_eq!(r.data()["overridden"], json!(["sip_udp_port"]), "the flag still wins");
+    assert_eq!(r.data()["settings"]["sip_tls_port"]["value"], server.ports().sip_tls);
+    assert_eq!(r.data()["settings"]["sip_tls_port"]["source"], "flag");
+    assert_eq!(r.data()["settings"]["media_timeout_secs"]["value"], 45);
+    // what the flags hide needs no restart; a stored value in force does
+    assert_eq!(r.data()["restart_required"], json!(["media_timeout_secs"]));
+    assert_eq!(r.data()["overridden"], json!(["sip_udp_port", "sip_tls_port"]), "the flag still wins");
     let st = c.get("/system/status").await?;
     assert_eq!(st.data()["sip_realm"], "corp.example", "{}", st.text);
 
@@ -143,8 +147,10 @@ async fn settings_layering_and_realm() -> anyhow::Result<()> {
     assert_eq!(s.data()["sip_log"]["choices"], json!(["off", "headers", "full"]));
     assert_eq!((s.data()["sip_tls_port"]["minimum"].as_u64(), s.data()["sip_tls_port"]["maximum"].as_u64()), (Some(1), Some(65535)));
     // null resets to the default
-    let r = c.put("/settings", &json!({"sip_tls_port": null})).await?;
-    assert_eq!(r.data()["settings"]["sip_tls_port"]["source"], "default");
+    let r = c.put("/settings", &json!({"media_timeout_secs": 90})).await?;
+    assert_eq!(r.data()["settings"]["media_timeout_secs"]["source"], "stored");
+    let r = c.put("/settings", &json!({"media_timeout_secs": null})).await?;
+    assert_eq!(r.data()["settings"]["media_timeout_secs"]["source"], "default");
     Ok(())
 }
 

@@ -387,6 +387,10 @@ pub struct TrunkInput {
     /// the international prefix (`0011`, `00`)
     #[schema(pattern = r"^\s*[0-9]{0,6}\s*$")]
     pub international_prefix: Option<String>,
+    /// transport `tls`: whether the carrier's certificate must be trusted (public CAs and the
+    /// system's store) and name its host; false only for transport `tls` (a carrier with a
+    /// private CA)
+    pub tls_verify: Option<bool>,
 }
 
 pub(crate) struct Trunks;
@@ -446,6 +450,7 @@ impl Resource for Trunks {
         set(&mut f.country_code, i.country_code.map(|s| s.trim().to_owned()));
         set(&mut f.national_prefix, i.national_prefix.map(|s| s.trim().to_owned()));
         set(&mut f.international_prefix, i.international_prefix.map(|s| s.trim().to_owned()));
+        set(&mut f.tls_verify, i.tls_verify);
         let password = owned_update(&i.password);
 
         if !e.has("name") {
@@ -494,6 +499,7 @@ impl Resource for Trunks {
             e.check(p.len() <= 256 && (is_host_port(p) || is_sip_uri(p)), "outbound_proxy", "must be host[:port] or a sip: or sips: URI");
         }
         e.check(f.options_interval == 0 || (5..=3600).contains(&f.options_interval), "options_interval", "must be 0 (none) or between 5 and 3600");
+        e.check(f.tls_verify || f.transport == Transport::Tls, "tls_verify", "can be turned off only for transport tls");
         let digits = |s: &str, max: usize| s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
         e.check(f.country_code.is_empty() || (digits(&f.country_code, 3) && !f.country_code.starts_with('0')), "country_code", "must be 1 to 3 digits not starting with 0, or empty");
         e.check(digits(&f.national_prefix, 6), "national_prefix", "must be at most 6 digits");

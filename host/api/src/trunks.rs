@@ -79,6 +79,9 @@ pub(crate) fn status_of(state: &AppState, t: &Trunk) -> TrunkStatus {
         next_attempt_at_ms: r.next_attempt_at_ms,
     });
     let (status, detail) = match (&s.registration, s.reachable) {
+        // its connection fails (a TLS certificate not trusted, a refused connection): that
+        // is the reason, whatever the keep-alive or the registration say
+        _ if s.transport_error.is_some() => ("failed", s.transport_error.clone()),
         (_, Some(false)) => ("down", Some("it does not answer OPTIONS: calls skip it until it does".to_owned())),
         (Some(r), _) => match r.state {
             call::RegistrationState::Registered => ("registered", None),

@@ -29,6 +29,11 @@ pub struct SipConfig {
     pub udp_port: u16,
     /// TCP port (0 disables TCP).
     pub tcp_port: u16,
+    /// TLS port (0, or no [`SipConfig::tls`], disables SIP over TLS).
+    pub tls_port: u16,
+    /// The TLS server configuration (the certificate store's) and crypto provider; `None`
+    /// runs without SIP over TLS.
+    pub tls: Option<crate::sip_tls::SipTls>,
     /// Public address written in Via and Contact for peers outside the local networks.
     pub external_ip: Option<IpAddr>,
     /// The PBX's SIP domain, written in From/To of the calls it places; the address when None.
@@ -84,6 +89,8 @@ impl SipConfig {
             bind,
             udp_port,
             tcp_port,
+            tls_port: 0,
+            tls: None,
             external_ip: None,
             hostname: None,
             log: SipLogMode::Off,
@@ -137,8 +144,11 @@ pub struct SecurityConfig {
     pub scanner_user_agents: Vec<String>,
     /// TCP connections accepted at once, and from one IP.
     pub max_tcp_connections: usize,
-    /// TCP connections one IP may hold.
+    /// TCP connections one IP may hold (TLS connections count as TCP ones).
     pub max_tcp_per_ip: usize,
+    /// How long a TLS handshake may take before the connection is closed (a client that
+    /// opens a connection and never finishes its handshake holds nothing longer).
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for SecurityConfig {
@@ -155,6 +165,7 @@ impl Default for SecurityConfig {
                 .collect(),
             max_tcp_connections: 4096,
             max_tcp_per_ip: 64,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }

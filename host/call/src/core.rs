@@ -238,9 +238,13 @@ impl Core {
         self.publish_changes();
     }
 
-    /// A stream to `peer` failed (connection refused, reset): its client transactions fail.
-    pub(crate) fn handle_transport_error(&mut self, now: Instant, peer: Peer) {
-        for tx in self.b2bua.client_txs_to(peer) {
+    /// A stream to `peer` failed (connection refused, reset, a TLS handshake refused): its
+    /// client transactions fail; a trunk behind it keeps `why` for its status.
+    pub(crate) fn handle_transport_error(&mut self, now: Instant, peer: Peer, why: Option<String>) {
+        self.trunks.note_transport_error(peer, why);
+        let mut txs = self.b2bua.client_txs_to(peer);
+        txs.extend(self.trunks.client_txs_to(peer));
+        for tx in txs {
             self.sig.txl.handle_transport_error(tx);
         }
         self.drain_events(now);

@@ -189,6 +189,11 @@ pub struct Trunk {
     nets: Vec<IpNet>,
     /// What its registration depends on: a change re-registers (and lifts a 403 stop).
     pub fingerprint: String,
+    /// Over TLS: the host name its certificate must name (the outbound proxy's, else the
+    /// domain), and whether it is verified at all.
+    pub tls_name: String,
+    /// See [`Trunk::tls_name`].
+    pub tls_verify: bool,
 }
 
 impl Trunk {
@@ -224,6 +229,8 @@ impl Trunk {
             prefix_add: String::new(),
             numbering: Numbering::default(),
             nets: vec![IpNet::from(next_hop.ip())],
+            tls_name: domain.into(),
+            tls_verify: true,
         }
     }
 }
@@ -334,6 +341,15 @@ impl Directory {
     /// Every enabled trunk, in priority order.
     pub fn trunks(&self) -> &[Arc<Trunk>] {
         &self.all_trunks
+    }
+
+    /// For a TLS connection to `addr`: the host name the certificate must name and whether
+    /// it is verified, when `addr` is a TLS trunk's next hop.
+    pub fn tls_peer(&self, addr: std::net::SocketAddr) -> Option<(&str, bool)> {
+        self.all_trunks
+            .iter()
+            .find(|t| t.transport == Transport::Tls && t.next_hop.is_some_and(|p| p.addr == addr))
+            .map(|t| (t.tls_name.as_str(), t.tls_verify))
     }
 
     /// The enabled trunk with this id.
@@ -523,10 +539,11 @@ async fn load_trunk(t: &store::Trunk, password: Option<String>) -> Trunk {
         None => format!("sip:{h};lr"),
     });
     let fingerprint = format!(
-        "{}|{}|{}|{:?}|{:?}|{:?}|{:?}",
+        "{}|{}|{}|{}|{:?}|{:?}|{:?}|{:?}",
         domain,
         port,
         t.transport,
+        t.tls_verify,
         t.outbound_proxy,
         next_hop.map(|p| p.addr),
         account.as_ref().map(|a| (&a.username, &a.auth_username, a.expiry)),
@@ -549,6 +566,8 @@ async fn load_trunk(t: &store::Trunk, password: Option<String>) -> Trunk {
         numbering: Numbering { country_code: t.country_code.clone(), national_prefix: t.national_prefix.clone(), international_prefix: t.international_prefix.clone() },
         nets,
         fingerprint,
+        tls_name: hop_host,
+        tls_verify: t.tls_verify,
     }
 }
 

@@ -7,7 +7,7 @@ pub enum CallError {
     /// A socket could not be opened or bound.
     #[error("SIP {what} socket on {addr}: {source}")]
     Bind {
-        /// `UDP` or `TCP`.
+        /// `UDP`, `TCP` or `TLS`.
         what: &'static str,
         /// The address.
         addr: std::net::SocketAddr,

@@ -1,10 +1,12 @@
-//! The event loop: one OS thread owning the sockets (UDP, the TCP listener and its
+//! The event loop: one OS thread owning the sockets (UDP, the TCP and TLS listeners and their
 //! connections, via mio), the clock, and the [`Core`]. Each turn it waits for readiness, a
 //! command (woken through a `mio::Waker`) or the core's next deadline; feeds the core; sends
 //! what the core produced; and hands the core's store writes to the write-behind outbox.
 //!
-//! TLS and WebSocket transports plug in beside TCP: a connection that yields frames to the
-//! core and takes bytes to write (see [`Conn`]).
+//! TCP and TLS are one kind of connection ([`Conn`]): a TLS one runs a rustls state machine
+//! between the socket and the framer (`read_tls`/`process_new_packets`/`reader` in,
+//! `writer`/`write_tls` out), everything else — framing, keep-alive pongs, limits per source,
+//! idle timeouts, reuse by `(transport, address)` — is shared. WebSocket plugs in beside them.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
@@ -21,6 +23,8 @@ use sip::msg::Frame;
 use sip::transaction::{Peer, Transmit, Transport};
 use sip::{Instant, StreamFramer};
 
+use crate::sip_tls::{self, Clients};
+
 use crate::clock::Clock;
 use crate::config::SipLogMode;
 use crate::core::{Command, Core};
@@ -31,6 +35,7 @@ use crate::siplog;
 pub(crate) const UDP: Token = Token(0);
 pub(crate) const LISTENER: Token = Token(1);
 pub(crate) const WAKER: Token = Token(2);
+pub(crate) const TLS_LISTENER: Token = Token(3);
 const FIRST_CONN: usize = 16;
 
 /// Datagrams read per turn before the loop sends what they produced.
@@ -42,16 +47,21 @@ const SILENT_TCP_LIMIT: Duration = Duration::from_secs(30);
 /// How long the loop keeps running after a shutdown, to send the last BYEs.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 
-/// One stream connection.
+/// One stream connection (TCP, or TLS over TCP).
 struct Conn {
     stream: TcpStream,
-    peer: SocketAddr,
+    /// The transport (TCP or TLS) and the remote address: how the core names it.
+    peer: Peer,
+    /// The TLS session of a TLS connection.
+    tls: Option<Box<rustls::Connection>>,
     framer: StreamFramer,
     out: VecDeque<Bytes>,
     /// Bytes of `out`'s front already written.
     written: usize,
     queued: usize,
     connecting: bool,
+    /// Whether we opened it (a failure fails our requests, with the reason).
+    outbound: bool,
     writable_interest: bool,
     last_active: Instant,
     /// Whether a whole message ever arrived (a connection that sends none is closed soon).
@@ -72,8 +82,12 @@ pub(crate) struct Loop {
     pub tcp_idle: Duration,
     pub max_tcp: usize,
     pub max_tcp_per_ip: usize,
+    tls_listener: Option<TcpListener>,
+    tls_server: Option<Arc<rustls::ServerConfig>>,
+    tls_clients: Option<Clients>,
+    tls_handshake_timeout: Duration,
     conns: HashMap<Token, Conn>,
-    by_addr: HashMap<SocketAddr, Token>,
+    by_addr: HashMap<Peer, Token>,
     next_token: usize,
     udp_pending: bool,
     ops: Vec<PersistOp>,
@@ -97,6 +111,7 @@ impl Loop {
     ) -> Loop {
         let max_tcp = core.cfg.security.max_tcp_connections;
         let max_tcp_per_ip = core.cfg.security.max_tcp_per_ip;
+        let tls_handshake_timeout = core.cfg.security.tls_handshake_timeout;
         Loop {
             poll,
             udp,
@@ -110,6 +125,10 @@ impl Loop {
             tcp_idle,
             max_tcp,
             max_tcp_per_ip,
+            tls_listener: None,
+            tls_server: None,
+            tls_clients: None,
+            tls_handshake_timeout,
             conns: HashMap::new(),
             by_addr: HashMap::new(),
             next_token: FIRST_CONN,
@@ -118,6 +137,15 @@ impl Loop {
             stop_at: None,
             next_idle_check: Instant::ZERO,
         }
+    }
+
+    /// Adds SIP over TLS: the listener (when there is one), the server configuration it
+    /// hands every accepted connection, and the client configurations of outbound ones.
+    pub(crate) fn with_tls(mut self, listener: Option<TcpListener>, server: Arc<rustls::ServerConfig>, clients: Clients) -> Loop {
+        self.tls_listener = listener;
+        self.tls_server = Some(server);
+        self.tls_clients = Some(clients);
+        self
     }
 
     /// Runs until shutdown.
@@ -129,6 +157,10 @@ impl Loop {
         if let Some(l) = self.listener.as_mut()
             && let Err(e) = self.poll.registry().register(l, LISTENER, Interest::READABLE) {
                 tracing::error!(error = %e, "cannot poll the SIP TCP listener");
+            }
+        if let Some(l) = self.tls_listener.as_mut()
+            && let Err(e) = self.poll.registry().register(l, TLS_LISTENER, Interest::READABLE) {
+                tracing::error!(error = %e, "cannot poll the SIP TLS listener");
             }
         self.shared.running.store(true, Ordering::Release);
         self.core.start(self.clock.now());
@@ -153,7 +185,8 @@ impl Loop {
             for ev in events.iter() {
                 match ev.token() {
                     UDP => read_udp = true,
-                    LISTENER => self.accept(now),
+                    LISTENER => self.accept(now, Transport::Tcp),
+                    TLS_LISTENER => self.accept(now, Transport::Tls),
                     WAKER => {}
                     t => self.conn_event(now, t, ev.is_readable(), ev.is_writable(), &mut buf),
                 }
@@ -168,7 +201,8 @@ impl Loop {
             }
             self.flush(now);
             if now >= self.next_idle_check {
-                self.next_idle_check = now + Duration::from_secs(10);
+                // every second: a TLS handshake's deadline is a few seconds
+                self.next_idle_check = now + Duration::from_secs(1);
                 self.close_idle(now);
                 if let Ok(mut g) = self.shared.guard.lock() {
                     *g = self.core.guard.stats();
@@ -255,7 +289,7 @@ impl Loop {
                     tracing::debug!(error = %e, dest = %t.dest.addr, "SIP UDP send failed");
                 }
             }
-            Transport::Tcp => self.send_tcp(now, t.dest.addr, t.payload),
+            Transport::Tcp | Transport::Tls => self.send_stream(now, t.dest, t.payload),
             other => {
                 self.shared.counters.send_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(transport = other.as_str(), "no such transport yet");
@@ -263,44 +297,66 @@ impl Loop {
         }
     }
 
-    // ----- TCP -----
+    // ----- TCP and TLS -----
 
-    fn accept(&mut self, now: Instant) {
+    fn accept(&mut self, now: Instant, transport: Transport) {
         loop {
-            let Some(l) = self.listener.as_ref() else { return };
+            let l = match transport {
+                Transport::Tls => self.tls_listener.as_ref(),
+                _ => self.listener.as_ref(),
+            };
+            let Some(l) = l else { return };
             match l.accept() {
                 Ok((stream, addr)) => {
-                    let per_ip = self.conns.values().filter(|c| c.peer.ip() == addr.ip()).count();
+                    // TCP and TLS connections share the limits: per IP and overall
+                    let per_ip = self.conns.values().filter(|c| c.peer.addr.ip() == addr.ip()).count();
                     if self.conns.len() >= self.max_tcp || per_ip >= self.max_tcp_per_ip {
-                        tracing::warn!(%addr, "SIP TCP connection refused: too many connections");
+                        tracing::warn!(%addr, transport = transport.as_str(), "SIP connection refused: too many connections");
                         continue;
                     }
                     if self.core.guard.is_banned(addr.ip(), now) {
                         continue;
                     }
+                    let tls = match transport {
+                        Transport::Tls => {
+                            let Some(cfg) = self.tls_server.clone() else { continue };
+                            match rustls::ServerConnection::new(cfg) {
+                                Ok(c) => Some(Box::new(rustls::Connection::Server(c))),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "SIP TLS connection refused: no TLS session");
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => None,
+                    };
                     let _ = stream.set_nodelay(true);
-                    self.add_conn(now, stream, addr, false);
+                    self.add_conn(now, stream, Peer { transport, addr }, tls, false);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    tracing::warn!(error = %e, "SIP TCP accept failed");
+                    tracing::warn!(error = %e, transport = transport.as_str(), "SIP accept failed");
                     return;
                 }
             }
         }
     }
 
-    fn add_conn(&mut self, now: Instant, mut stream: TcpStream, peer: SocketAddr, connecting: bool) -> Option<Token> {
+    fn add_conn(&mut self, now: Instant, mut stream: TcpStream, peer: Peer, mut tls: Option<Box<rustls::Connection>>, connecting: bool) -> Option<Token> {
         let token = Token(self.next_token);
         self.next_token += 1;
         let interest = if connecting { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
         if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
-            tracing::warn!(error = %e, "cannot poll a SIP TCP connection");
+            tracing::warn!(error = %e, "cannot poll a SIP connection");
             return None;
         }
+        if let Some(t) = tls.as_mut() {
+            // plaintext rustls may hold for us (the rest waits in `out`)
+            t.set_buffer_limit(Some(MAX_TCP_BACKLOG));
+        }
         if let Some(old) = self.by_addr.insert(peer, token) {
-            self.close(old, false);
+            self.close(old, false, None);
             self.by_addr.insert(peer, token);
         }
         self.conns.insert(
@@ -308,11 +364,13 @@ impl Loop {
             Conn {
                 stream,
                 peer,
+                tls,
                 framer: StreamFramer::default(),
                 out: VecDeque::new(),
                 written: 0,
                 queued: 0,
                 connecting,
+                outbound: connecting,
                 writable_interest: connecting,
                 last_active: now,
                 spoke: connecting,
@@ -322,35 +380,60 @@ impl Loop {
         Some(token)
     }
 
-    fn send_tcp(&mut self, now: Instant, addr: SocketAddr, payload: Bytes) {
-        let token = match self.by_addr.get(&addr) {
-            Some(t) => *t,
-            None => match TcpStream::connect(addr) {
-                Ok(s) => match self.add_conn(now, s, addr, true) {
-                    Some(t) => t,
-                    None => return self.tcp_failed(now, addr),
-                },
-                Err(e) => {
-                    tracing::debug!(error = %e, %addr, "SIP TCP connect failed");
-                    return self.tcp_failed(now, addr);
+    /// Opens a connection to `dest` (TCP, or TLS as a client of the trunk it belongs to).
+    fn connect(&mut self, now: Instant, dest: Peer) -> Result<Token, Option<String>> {
+        let tls = match dest.transport {
+            Transport::Tls => {
+                let Some(clients) = self.tls_clients.as_ref() else { return Err(Some("SIP over TLS is off".into())) };
+                // a trunk's certificate is checked against its host name (unless its
+                // tls_verify is off); anything else against the address
+                let (name, verify) = match self.core.dir.tls_peer(dest.addr) {
+                    Some((host, verify)) => (sip_tls::server_name(Some(host), dest.addr), verify),
+                    None => (sip_tls::server_name(None, dest.addr), true),
+                };
+                let cfg = if verify { clients.verify.clone() } else { clients.no_verify.clone() };
+                match rustls::ClientConnection::new(cfg, name) {
+                    Ok(c) => Some(Box::new(rustls::Connection::Client(c))),
+                    Err(e) => return Err(Some(sip_tls::describe(&e))),
                 }
+            }
+            _ => None,
+        };
+        match TcpStream::connect(dest.addr) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                self.add_conn(now, s, dest, tls, true).ok_or(None)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, dest = %dest.addr, transport = dest.transport.as_str(), "SIP connect failed");
+                Err(None)
+            }
+        }
+    }
+
+    fn send_stream(&mut self, now: Instant, dest: Peer, payload: Bytes) {
+        let token = match self.by_addr.get(&dest) {
+            Some(t) => *t,
+            None => match self.connect(now, dest) {
+                Ok(t) => t,
+                Err(why) => return self.stream_failed(now, dest, why),
             },
         };
         let Some(c) = self.conns.get_mut(&token) else { return };
         c.queued += payload.len();
         c.out.push_back(payload);
         if c.queued > MAX_TCP_BACKLOG {
-            tracing::warn!(%addr, "SIP TCP peer does not read: connection closed");
-            return self.close(token, true);
+            tracing::warn!(addr = %dest.addr, "SIP peer does not read: connection closed");
+            return self.close(token, true, None);
         }
         if !c.connecting {
             self.write(token);
         }
     }
 
-    fn tcp_failed(&mut self, now: Instant, addr: SocketAddr) {
+    fn stream_failed(&mut self, now: Instant, peer: Peer, why: Option<String>) {
         self.shared.counters.send_errors.fetch_add(1, Ordering::Relaxed);
-        self.core.handle_transport_error(now, Peer { transport: Transport::Tcp, addr });
+        self.core.handle_transport_error(now, peer, why);
     }
 
     fn conn_event(&mut self, now: Instant, token: Token, readable: bool, writable: bool, buf: &mut [u8]) {
@@ -359,7 +442,7 @@ impl Loop {
             match c.stream.take_error() {
                 Ok(None) if c.stream.peer_addr().is_ok() => c.connecting = false,
                 Ok(None) => {}
-                _ => return self.close(token, true),
+                _ => return self.close(token, true, None),
             }
         }
         if writable && !c.connecting {
@@ -373,40 +456,86 @@ impl Loop {
     fn read(&mut self, now: Instant, token: Token, buf: &mut [u8]) {
         let mut frames = Vec::new();
         let mut close = false;
+        let mut tls_error = None;
         let peer;
         {
             let Some(c) = self.conns.get_mut(&token) else { return };
-            peer = Peer { transport: Transport::Tcp, addr: c.peer };
+            peer = c.peer;
             loop {
-                match c.stream.read(buf) {
-                    Ok(0) => {
-                        close = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        c.last_active = now;
-                        c.framer.push(&buf[..n]);
-                        while let Some(f) = c.framer.next_frame() {
-                            frames.push(f);
-                        }
-                        if c.framer.is_broken() {
+                match c.tls.as_deref_mut() {
+                    None => match c.stream.read(buf) {
+                        Ok(0) => {
                             close = true;
                             break;
                         }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        close = true;
-                        break;
+                        Ok(n) => {
+                            c.last_active = now;
+                            c.framer.push(&buf[..n]);
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(_) => {
+                            close = true;
+                            break;
+                        }
+                    },
+                    Some(tls) => {
+                        let mut blocked = false;
+                        match tls.read_tls(&mut c.stream) {
+                            Ok(0) => close = true,
+                            Ok(_) => c.last_active = now,
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => blocked = true,
+                            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                            Err(_) => {
+                                close = true;
+                                break;
+                            }
+                        }
+                        if let Err(e) = tls.process_new_packets() {
+                            tls_error = Some(e);
+                            close = true;
+                            break;
+                        }
+                        loop {
+                            match tls.reader().read(buf) {
+                                // the peer's close_notify
+                                Ok(0) => {
+                                    close = true;
+                                    break;
+                                }
+                                Ok(n) => c.framer.push(&buf[..n]),
+                                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                                Err(_) => {
+                                    close = true;
+                                    break;
+                                }
+                            }
+                        }
+                        if close || blocked {
+                            break;
+                        }
                     }
                 }
+                while let Some(f) = c.framer.next_frame() {
+                    frames.push(f);
+                }
+                if c.framer.is_broken() {
+                    close = true;
+                    break;
+                }
             }
+            while let Some(f) = c.framer.next_frame() {
+                frames.push(f);
+            }
+        }
+        // handshake messages, or the alert of a failed handshake
+        if self.conns.get(&token).is_some_and(|c| c.tls.as_ref().is_some_and(|t| t.wants_write()) && !c.connecting) {
+            self.write(token);
         }
         for f in frames {
             self.shared.counters.received.fetch_add(1, Ordering::Relaxed);
             match f {
-                Ok(Frame::Ping) => self.send_tcp(now, peer.addr, Bytes::from_static(b"\r\n")),
+                Ok(Frame::Ping) => self.send_stream(now, peer, Bytes::from_static(b"\r\n")),
                 Ok(Frame::Message(m)) => {
                     if let Some(c) = self.conns.get_mut(&token) {
                         c.spoke = true;
@@ -421,35 +550,76 @@ impl Loop {
             self.flush(now);
         }
         if close {
-            self.close(token, false);
+            let why = tls_error.map(|e| {
+                let why = sip_tls::describe(&e);
+                tracing::debug!(addr = %peer.addr, %why, "SIP TLS connection failed");
+                why
+            });
+            // a handshake that failed is a failure to send (a trunk hears why); a peer that
+            // closed is not
+            let failed = why.is_some() && self.conns.get(&token).is_some_and(|c| c.outbound);
+            self.close(token, failed, why);
         }
     }
 
     fn write(&mut self, token: Token) {
         let mut failed = false;
         let Some(c) = self.conns.get_mut(&token) else { return };
-        while let Some(front) = c.out.front() {
-            match c.stream.write(&front[c.written..]) {
-                Ok(n) => {
-                    c.written += n;
-                    if c.written == front.len() {
-                        c.queued -= front.len();
-                        c.written = 0;
-                        c.out.pop_front();
+        match c.tls.as_deref_mut() {
+            None => {
+                while let Some(front) = c.out.front() {
+                    match c.stream.write(&front[c.written..]) {
+                        Ok(n) => {
+                            c.written += n;
+                            if c.written == front.len() {
+                                c.queued -= front.len();
+                                c.written = 0;
+                                c.out.pop_front();
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    failed = true;
-                    break;
+            }
+            Some(tls) => {
+                // plaintext into the session (it buffers until the handshake is done)…
+                while let Some(front) = c.out.front() {
+                    match tls.writer().write(&front[c.written..]) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            c.written += n;
+                            if c.written == front.len() {
+                                c.queued -= front.len();
+                                c.written = 0;
+                                c.out.pop_front();
+                            }
+                        }
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                // …and records onto the socket
+                while !failed && tls.wants_write() {
+                    match tls.write_tls(&mut c.stream) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(_) => failed = true,
+                    }
                 }
             }
         }
         if failed {
-            return self.close(token, true);
+            return self.close(token, true, None);
         }
-        let want = !c.out.is_empty();
+        let want = !c.out.is_empty() || c.tls.as_ref().is_some_and(|t| t.wants_write());
         if want != c.writable_interest {
             c.writable_interest = want;
             let interest = if want { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
@@ -457,7 +627,9 @@ impl Loop {
         }
     }
 
-    fn close(&mut self, token: Token, failed: bool) {
+    /// Closes a connection; when it `failed` (or unsent messages are lost) the core hears of
+    /// it, with `why` when there is more to say than "not reachable".
+    fn close(&mut self, token: Token, failed: bool, why: Option<String>) {
         let Some(mut c) = self.conns.remove(&token) else { return };
         let _ = self.poll.registry().deregister(&mut c.stream);
         if self.by_addr.get(&c.peer) == Some(&token) {
@@ -465,19 +637,31 @@ impl Loop {
         }
         if failed || !c.out.is_empty() {
             let now = self.clock.now();
-            self.tcp_failed(now, c.peer);
+            self.stream_failed(now, c.peer, why);
         }
     }
 
     fn close_idle(&mut self, now: Instant) {
-        let idle: Vec<Token> = self
+        let idle: Vec<(Token, bool)> = self
             .conns
             .iter()
-            .filter(|(_, c)| now - c.last_active > self.tcp_idle || (!c.spoke && now - c.opened > SILENT_TCP_LIMIT))
-            .map(|(t, _)| *t)
+            .filter_map(|(t, c)| {
+                let handshaking = c.tls.as_ref().is_some_and(|s| s.is_handshaking());
+                if handshaking && now - c.opened > self.tls_handshake_timeout {
+                    return Some((*t, true));
+                }
+                let idle = now - c.last_active > self.tcp_idle || (!c.spoke && now - c.opened > SILENT_TCP_LIMIT);
+                idle.then_some((*t, false))
+            })
             .collect();
-        for t in idle {
-            self.close(t, false);
+        for (t, handshake) in idle {
+            if handshake {
+                let outbound = self.conns.get(&t).is_some_and(|c| c.outbound);
+                tracing::debug!(addr = ?self.conns.get(&t).map(|c| c.peer.addr), "SIP TLS handshake timed out: connection closed");
+                self.close(t, outbound, Some("TLS handshake timed out".into()));
+            } else {
+                self.close(t, false, None);
+            }
         }
     }
 }

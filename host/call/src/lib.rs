@@ -35,6 +35,7 @@ pub mod routing;
 mod sdp_media;
 mod security;
 mod signalling;
+mod sip_tls;
 mod siplog;
 mod trunks;
 
@@ -49,6 +50,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 pub use anchor::CallMedia;
 pub use clock::wall;
+pub use sip_tls::SipTls;
 pub use config::{OutboundConfig, RegistrarConfig, SecurityConfig, SipConfig, SipLogMode};
 pub use directory::Directory;
 pub use error::CallError;
@@ -130,6 +132,8 @@ pub struct Health {
     pub udp: Option<SocketAddr>,
     /// The TCP address listened on.
     pub tcp: Option<SocketAddr>,
+    /// The TLS address listened on.
+    pub tls: Option<SocketAddr>,
     /// Live contacts.
     pub registrations: usize,
     /// Calls in progress.
@@ -152,6 +156,7 @@ struct Inner {
     poke: Arc<Notify>,
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
     writer_stop: Arc<Notify>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -180,9 +185,9 @@ fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, CallError> {
     Ok(s.into())
 }
 
-fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, CallError> {
+fn bind_tcp(addr: SocketAddr, what: &'static str) -> Result<std::net::TcpListener, CallError> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let err = |source| CallError::Bind { what: "TCP", addr, source };
+    let err = |source| CallError::Bind { what, addr, source };
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
     s.set_reuse_address(true).map_err(err)?;
     s.set_nonblocking(true).map_err(err)?;
@@ -216,10 +221,16 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     let kept = store.registrations().list_all_unexpired(wall_now).await?;
 
     let udp = if cfg.udp_port != 0 { Some(bind_udp(SocketAddr::new(cfg.bind, cfg.udp_port))?) } else { None };
-    let tcp = if cfg.tcp_port != 0 { Some(bind_tcp(SocketAddr::new(cfg.bind, cfg.tcp_port))?) } else { None };
+    let tcp = if cfg.tcp_port != 0 { Some(bind_tcp(SocketAddr::new(cfg.bind, cfg.tcp_port), "TCP")?) } else { None };
+    let tls_setup = match &cfg.tls {
+        Some(t) => Some((t.server.clone(), sip_tls::Clients::new(&t.provider).map_err(|e| CallError::Io(std::io::Error::other(format!("SIP TLS client configuration: {e}"))))?)),
+        None => None,
+    };
+    let tls = if cfg.tls_port != 0 && tls_setup.is_some() { Some(bind_tcp(SocketAddr::new(cfg.bind, cfg.tls_port), "TLS")?) } else { None };
     let udp_addr = udp.as_ref().and_then(|s| s.local_addr().ok());
     let tcp_addr = tcp.as_ref().and_then(|s| s.local_addr().ok());
-    let ports = Ports { udp: udp_addr.map_or(0, |a| a.port()), tcp: tcp_addr.map_or(0, |a| a.port()) };
+    let tls_addr = tls.as_ref().and_then(|s| s.local_addr().ok());
+    let ports = Ports { udp: udp_addr.map_or(0, |a| a.port()), tcp: tcp_addr.map_or(0, |a| a.port()), tls: tls_addr.map_or(0, |a| a.port()) };
 
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| CallError::Io(std::io::Error::other(e.to_string())))?;
@@ -246,7 +257,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         Ok(used) => core.b2bua.set_outbound_usage(now, &used),
         Err(e) => tracing::warn!(error = %e, "today's outbound minutes could not be read: caps count from now"),
     }
-    tracing::info!(users = dir.user_count(), restored, expired, udp = ?udp_addr, tcp = ?tcp_addr, media = media_engine.is_some(), "SIP stack starting");
+    tracing::info!(users = dir.user_count(), restored, expired, udp = ?udp_addr, tcp = ?tcp_addr, tls = ?tls_addr, media = media_engine.is_some(), "SIP stack starting");
 
     let writer_stop = Arc::new(Notify::new());
     let writer = tokio::spawn(persist::writer(store.clone(), outbox.clone(), writer_stop.clone()));
@@ -263,6 +274,10 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         log,
         tcp_idle,
     );
+    let lp = match tls_setup {
+        Some((server, clients)) => lp.with_tls(tls.map(mio::net::TcpListener::from_std), server, clients),
+        None => lp,
+    };
     let (stopped_tx, stopped_rx) = oneshot::channel();
     std::thread::Builder::new().name("sip".into()).spawn(move || {
         lp.run();
@@ -287,6 +302,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         poke,
         udp: udp_addr,
         tcp: tcp_addr,
+        tls: tls_addr,
         stopped: Mutex::new(Some(stopped_rx)),
         writer_stop,
         writer: Mutex::new(Some(writer)),
@@ -308,6 +324,11 @@ impl PbxHandle {
     /// The TCP address the PBX listens on.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.0.tcp
+    }
+
+    /// The TLS address the PBX listens on.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.0.tls
     }
 
     /// The live contacts of an extension.
@@ -433,6 +454,7 @@ impl PbxHandle {
             running: s.running.load(std::sync::atomic::Ordering::Acquire),
             udp: self.0.udp,
             tcp: self.0.tcp,
+            tls: self.0.tls,
             registrations: s.bindings.iter().map(|e| e.value().len()).sum(),
             calls: s.calls.len(),
             directory: s.directory.lock().map(|d| *d).unwrap_or_default(),

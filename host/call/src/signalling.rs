@@ -20,6 +20,7 @@ pub(crate) type Locator = Box<dyn FnMut(IpAddr) -> IpAddr + Send>;
 pub(crate) struct Ports {
     pub udp: u16,
     pub tcp: u16,
+    pub tls: u16,
 }
 
 /// See the module documentation.
@@ -91,6 +92,7 @@ impl Signalling {
         let ip = (self.locate)(peer.addr.ip());
         let port = match peer.transport {
             Transport::Udp => self.ports.udp,
+            Transport::Tls | Transport::Wss => self.ports.tls,
             _ => self.ports.tcp,
         };
         SocketAddr::new(ip, port)
@@ -105,7 +107,18 @@ impl Signalling {
 
     /// Our Contact URI (without brackets) for `user` towards `peer`.
     pub(crate) fn contact_for(&mut self, user: &str, peer: Peer) -> String {
+        self.contact_for_scheme(user, peer, false)
+    }
+
+    /// Our Contact URI for a dialog whose Request-URI is `sips:` when `sips` (RFC 3261
+    /// §8.1.1.8, §12.1.1: the Contact of a SIPS request and of its answer must be SIPS;
+    /// RFC 5630: `sips:` means TLS on every hop, so without `transport=tls`). Only over TLS:
+    /// over anything else it is the plain form.
+    pub(crate) fn contact_for_scheme(&mut self, user: &str, peer: Peer, sips: bool) -> String {
         let addr = self.local_addr(peer);
+        if sips && peer.transport == Transport::Tls {
+            return format!("sips:{}@{}", sanitize_user(user), fmt_addr(addr));
+        }
         let mut c = format!("sip:{}@{}", sanitize_user(user), fmt_addr(addr));
         if peer.transport != Transport::Udp {
             c.push_str(";transport=");
@@ -141,4 +154,26 @@ pub(crate) fn fmt_addr(a: SocketAddr) -> String {
 fn sanitize_user(u: &str) -> String {
     let s: String = u.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(*c)).collect();
     if s.is_empty() { "flowpbx".to_owned() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig() -> Signalling {
+        let txl = TransactionLayer::new(sip::transaction::Config::default());
+        Signalling::new(txl, IdGenerator::new([7; 32]), Ports { udp: 5060, tcp: 5060, tls: 5061 }, Box::new(|_| "192.0.2.1".parse().unwrap()), None, "t".into())
+    }
+
+    #[test]
+    fn tls_addresses_and_sips_contacts() {
+        let mut s = sig();
+        let tls = Peer { transport: Transport::Tls, addr: "198.51.100.2:40000".parse().unwrap() };
+        let tcp = Peer { transport: Transport::Tcp, addr: "198.51.100.2:40000".parse().unwrap() };
+        assert!(s.via_for(tls).starts_with("SIP/2.0/TLS 192.0.2.1:5061;branch="));
+        assert_eq!(s.contact_for("101", tls), "sip:101@192.0.2.1:5061;transport=tls");
+        assert_eq!(s.contact_for_scheme("101", tls, true), "sips:101@192.0.2.1:5061");
+        // sips only where the hop is TLS
+        assert_eq!(s.contact_for_scheme("101", tcp, true), "sip:101@192.0.2.1:5060;transport=tcp");
+    }
 }

@@ -88,12 +88,18 @@ pub struct TrunkStatus {
     pub rtt_ms: Option<u64>,
     /// The last OPTIONS answer: status.
     pub options_status: Option<u16>,
+    /// Why its connection failed the last time (stream transports: "TLS certificate not
+    /// trusted: …", "cannot connect …"); cleared by its next answer.
+    pub transport_error: Option<String>,
 }
 
 impl TrunkStatus {
     /// The one-word state the Trunks page shows: `registered`, `registering`, `failed`,
     /// `stopped`, `down`, `up`, `unknown`.
     pub fn summary(&self) -> &'static str {
+        if self.transport_error.is_some() {
+            return "failed";
+        }
         match (&self.registration, self.reachable) {
             (_, Some(false)) => "down",
             (Some(r), _) => r.state.as_str(),
@@ -196,6 +202,8 @@ struct State {
     keepalive: Keepalive,
     /// Our contact user toward the provider.
     contact_user: String,
+    /// Why the connection to it failed last (see [`TrunkStatus::transport_error`]).
+    transport_error: Option<String>,
 }
 
 /// Every enabled trunk's registration and keep-alive.
@@ -297,7 +305,7 @@ impl Trunks {
                 });
                 let contact_user = trunk.account.as_ref().map(|a| a.username.clone()).unwrap_or_else(|| "flowpbx".into());
                 let keepalive = Keepalive { reachable: None, rtt: None, status: None, sent_at: None };
-                self.states.insert(id, State { trunk: trunk.clone(), reg, keepalive, contact_user });
+                self.states.insert(id, State { trunk: trunk.clone(), reg, keepalive, contact_user, transport_error: None });
                 self.schedule(id, Due::Register, trunk.account.as_ref().map(|_| now));
                 self.schedule(id, Due::Options, (trunk.options_interval > 0).then_some(now));
                 self.publish(id);
@@ -517,9 +525,35 @@ impl Trunks {
         self.publish(id);
     }
 
+    /// The trunk transactions in flight to `peer` (its connection failed).
+    pub(crate) fn client_txs_to(&self, peer: Peer) -> Vec<ClientTxId> {
+        self.clients.iter().filter(|(_, (id, _))| self.states.get(id).is_some_and(|s| s.trunk.next_hop == Some(peer))).map(|(tx, _)| *tx).collect()
+    }
+
+    /// The connection to `peer` failed: the trunks behind it keep why (shown in their
+    /// status until they answer again).
+    pub(crate) fn note_transport_error(&mut self, peer: Peer, why: Option<String>) {
+        let ids: Vec<i64> = self.states.iter().filter(|(_, s)| s.trunk.next_hop == Some(peer)).map(|(id, _)| *id).collect();
+        for id in ids {
+            let why = why.clone().unwrap_or_else(|| format!("cannot connect to {} over {}", peer.addr, peer.transport.as_str()));
+            if let Some(s) = self.states.get_mut(&id) {
+                if s.transport_error.as_deref() != Some(why.as_str()) {
+                    tracing::warn!(trunk = id, name = %s.trunk.name, error = %why, "trunk connection failed");
+                }
+                s.transport_error = Some(why);
+            }
+            self.publish(id);
+        }
+    }
+
     /// A response to a request of ours; false when the transaction is not a trunk's.
     pub(crate) fn handle_response(&mut self, sig: &mut Signalling, now: Instant, tx: ClientTxId, msg: &Message) -> bool {
         let Some(&(id, purpose)) = self.clients.get(&tx) else { return false };
+        if let Some(s) = self.states.get_mut(&id)
+            && s.transport_error.take().is_some()
+        {
+            self.publish(id);
+        }
         let Some(code) = msg.status() else { return true };
         if code < 200 {
             return true;
@@ -545,13 +579,19 @@ impl Trunks {
     /// false when it is not a trunk's.
     pub(crate) fn handle_failure(&mut self, sig: &mut Signalling, now: Instant, tx: ClientTxId, code: u16) -> bool {
         let Some((id, purpose)) = self.clients.remove(&tx) else { return false };
+        let transport_error = self.states.get(&id).and_then(|s| s.transport_error.clone()).filter(|_| code != 408);
+        let short = transport_error.clone().unwrap_or_else(|| if code == 408 { "no answer".into() } else { "not reachable".into() });
         match purpose {
             Purpose::Unregister => {}
             Purpose::Options => self.options_failed(now, id, None),
-            Purpose::TestOptions => self.test_failed(id, false, if code == 408 { "no answer" } else { "not reachable" }),
+            Purpose::TestOptions => self.test_failed(id, false, &short),
             Purpose::Register => {
-                self.test_failed(id, true, if code == 408 { "no answer" } else { "not reachable" });
-                let why = if code == 408 { "no answer from the provider".to_string() } else { "the provider cannot be reached".to_string() };
+                self.test_failed(id, true, &short);
+                let why = match transport_error {
+                    Some(e) => e,
+                    None if code == 408 => "no answer from the provider".to_string(),
+                    None => "the provider cannot be reached".to_string(),
+                };
                 self.register_failed(sig, now, id, why, None, None);
             }
         }
@@ -753,6 +793,7 @@ impl Trunks {
             reachable: s.keepalive.reachable,
             rtt_ms: s.keepalive.rtt.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
             options_status: s.keepalive.status,
+            transport_error: s.transport_error.clone(),
         };
         let changed = self.shared.trunks.get(&id).is_none_or(|old| *old != status);
         if changed {

@@ -153,7 +153,17 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         layers,
     );
     let media = media::MediaEngine::new(media_config(&config.media, &data_dir)).context("starting the media engine")?;
-    let pbx = call::start_with_media(sip_config(&config.sip, &secret_key), store.clone(), media.clone()).await.context("starting the SIP stack")?;
+    // the certificate first: SIP over TLS serves it from the SIP stack's start
+    let certs = tls::start(tls::default_provider(), tls_config(&config.tls, &data_dir)?).context("the TLS certificate")?;
+    let mut sip = sip_config(&config.sip, &secret_key);
+    if config.sip.tls_port != 0 {
+        sip.tls_port = config.sip.tls_port;
+        sip.tls = Some(call::SipTls { server: certs.server_config(Vec::new()).context("the SIP TLS configuration")?, provider: tls::default_provider() });
+    }
+    let pbx = call::start_with_media(sip, store.clone(), media.clone()).await.context("starting the SIP stack")?;
+    if let Some(a) = pbx.tls_addr() {
+        certs.note_listener("sip-tls", Ok(a));
+    }
     state.register_health("media", {
         let media = media.clone();
         Arc::new(move || {
@@ -171,7 +181,6 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         })
     });
     state.attach_pbx(pbx.clone());
-    let certs = tls::start(tls::default_provider(), tls_config(&config.tls, &data_dir)?).context("the TLS certificate")?;
     state.attach_tls(certs.clone(), config.tls.https_port);
     state.register_health("tls", {
         let certs = certs.clone();

@@ -260,6 +260,9 @@ pub struct TrunkFields {
     pub country_code: String,
     pub national_prefix: String,
     pub international_prefix: String,
+    /// Over TLS: whether the carrier's certificate must be trusted (public CAs and the
+    /// system's store) and name its host. Off for a carrier with a private CA.
+    pub tls_verify: bool,
 }
 
 impl Default for TrunkFields {
@@ -288,6 +291,7 @@ impl Default for TrunkFields {
             country_code: String::new(),
             national_prefix: String::new(),
             international_prefix: String::new(),
+            tls_verify: true,
         }
     }
 }

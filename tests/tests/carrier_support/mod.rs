@@ -132,6 +132,9 @@ pub struct CarrierOptions {
     pub no_reply_timeout: Duration,
     /// How long the carrier lets the next hop ring before it answers 408 (tm fr_inv_timer).
     pub ring_timeout: Duration,
+    /// SIP over TLS too (Debian `kamailio-tls-modules`), on a port of its own, serving this
+    /// PEM certificate chain and key.
+    pub tls: Option<(String, String)>,
 }
 
 impl Default for CarrierOptions {
@@ -149,6 +152,7 @@ impl Default for CarrierOptions {
             pstn_routes: Vec::new(),
             no_reply_timeout: Duration::from_secs(5),
             ring_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -238,6 +242,7 @@ pub struct Carrier {
     lifeline: Option<ChildStdin>,
     dir: tempfile::TempDir,
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     opts: CarrierOptions,
     /// Kamailio's output lines and when the harness read them.
     log: Arc<Mutex<Vec<(Instant, String)>>>,
@@ -293,7 +298,7 @@ fn reason(code: u16) -> &'static str {
 }
 
 /// Renders the configuration template.
-fn render(opts: &CarrierOptions, port: u16, run_dir: &Path) -> anyhow::Result<String> {
+fn render(opts: &CarrierOptions, port: u16, tls_port: u16, run_dir: &Path) -> anyhow::Result<String> {
     if opts.realm.is_empty() || !opts.realm.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
         bail!("realm {:?}: letters, digits, dots and dashes only", opts.realm);
     }
@@ -303,6 +308,7 @@ fn render(opts: &CarrierOptions, port: u16, run_dir: &Path) -> anyhow::Result<St
     let cfg = template
         .replace("@IP@", &opts.ip.to_string())
         .replace("@PORT@", &port.to_string())
+        .replace("@TLS_PORT@", &tls_port.to_string())
         .replace("@MPATH@", module_dir()?)
         .replace("@RUNDIR@", &run_dir.display().to_string())
         .replace("@REALM@", &opts.realm)
@@ -343,7 +349,29 @@ impl Carrier {
         let port = if opts.port == 0 { free_port(opts.ip) } else { opts.port };
         let dir = tempfile::Builder::new().prefix("carrier-").tempdir()?;
         let cfg_path = dir.path().join("kamailio.cfg");
-        std::fs::write(&cfg_path, render(&opts, port, dir.path())?)?;
+        let tls_port = match &opts.tls {
+            Some((chain, key)) => {
+                let tls_port = loop {
+                    let p = free_port(opts.ip);
+                    if p != port {
+                        break p;
+                    }
+                };
+                std::fs::write(dir.path().join("cert.pem"), chain)?;
+                std::fs::write(dir.path().join("key.pem"), key)?;
+                let d = dir.path().display();
+                std::fs::write(
+                    dir.path().join("tls.cfg"),
+                    format!(
+                        "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\ncertificate = {d}/cert.pem\nprivate_key = {d}/key.pem\n\n\
+                         [client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+                    ),
+                )?;
+                tls_port
+            }
+            None => 0,
+        };
+        std::fs::write(&cfg_path, render(&opts, port, tls_port, dir.path())?)?;
         let bin = kamailio_bin()?;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
@@ -352,7 +380,9 @@ impl Carrier {
             .arg(&bin)
             // foreground, log to stderr, 32 MiB shared and 4 MiB private memory per process,
             // pid file and run-time files in the temporary dir
-            .args(["-DD", "-E", "-m", "32", "-M", "4", "-f"])
+            .args(["-DD", "-E", "-m", "32", "-M", "4"])
+            .args(if tls_port != 0 { &["-A", "WITH_TLS"][..] } else { &[] })
+            .arg("-f")
             .arg(&cfg_path)
             .arg("-Y")
             .arg(dir.path())
@@ -380,8 +410,17 @@ impl Carrier {
             });
         }
         let lifeline = child.stdin.take();
-        let mut carrier =
-            Carrier { child: Some(child), lifeline, dir, addr: SocketAddr::from((opts.ip, port)), opts, log, rpc_seq: AtomicU64::new(0), started_in: Duration::ZERO };
+        let mut carrier = Carrier {
+            child: Some(child),
+            lifeline,
+            dir,
+            addr: SocketAddr::from((opts.ip, port)),
+            tls_addr: (tls_port != 0).then(|| SocketAddr::from((opts.ip, tls_port))),
+            opts,
+            log,
+            rpc_seq: AtomicU64::new(0),
+            started_in: Duration::ZERO,
+        };
         carrier.wait_ready()?;
         carrier.load()?;
         carrier.started_in = t0.elapsed();
@@ -427,6 +466,11 @@ impl Carrier {
     /// The carrier's SIP address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its SIP-over-TLS address (with [`CarrierOptions::tls`]).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// `127.0.0.5:<port>` (what a trunk's host/registrar field holds).

@@ -31,12 +31,14 @@ pub struct Phone<'a> {
     pub source: Option<&'a Path>,
     /// Dump the decoded audio (sndfile) into the phone's directory.
     pub dump: bool,
+    /// Register and call over TLS (`pbx` is then the PBX's TLS address).
+    pub tls: bool,
 }
 
 impl<'a> Phone<'a> {
     /// A G.711 phone with a silent microphone and no dump.
     pub fn new(user: &'a str, password: &'a str, pbx: &'a str, auto_answer: bool) -> Self {
-        Phone { user, password, pbx, auto_answer, codec_modules: &["g711"], audio_codecs: None, source: None, dump: false }
+        Phone { user, password, pbx, auto_answer, codec_modules: &["g711"], audio_codecs: None, source: None, dump: false, tls: false }
     }
 }
 
@@ -131,7 +133,8 @@ impl Baresip {
         std::fs::write(dir.path().join("config"), config)?;
         let answer = if p.auto_answer { ";answermode=auto" } else { "" };
         let codecs = p.audio_codecs.map(|c| format!(";audio_codecs={c}")).unwrap_or_default();
-        std::fs::write(dir.path().join("accounts"), format!("<sip:{}@{}>;auth_pass={};regint=300{answer}{codecs}\n", p.user, p.pbx, p.password))?;
+        let transport = if p.tls { ";transport=tls" } else { "" };
+        std::fs::write(dir.path().join("accounts"), format!("<sip:{}@{}{transport}>;auth_pass={};regint=300{answer}{codecs}\n", p.user, p.pbx, p.password))?;
         let log = std::fs::File::create(dir.path().join("baresip.log"))?;
         let child = Command::new("baresip")
             .arg("-f")

@@ -202,7 +202,10 @@ function Registrations({ id }: { id: Id }) {
         {q.data.map((r) => (
           <tr key={r.id}>
             <td className="break-all font-mono text-xs">{r.contact_uri}</td>
-            <td>{r.transport}</td>
+            <td>
+              {r.transport?.toUpperCase() ?? ''}
+              {(r.transport === 'tls' || r.transport === 'wss') && <span className="ml-1 text-xs text-emerald-700">encrypted</span>}
+            </td>
             <td>{r.user_agent ?? ''}</td>
             <td>
               {r.source_ip}

@@ -1064,7 +1064,8 @@ impl B2bua {
         };
         cx.sig.reply(now, tx, 100);
         let to_tag = cx.sig.ids.tag();
-        let contact = cx.sig.contact_for(&callee, source);
+        let sips = matches!(invite.uri(), Some(sip::msg::Uri::Sip(u)) if u.secure);
+        let contact = cx.sig.contact_for_scheme(&callee, source, sips);
         let from_tag = invite.from_tag().unwrap_or("").to_owned();
         self.ops.push(PersistOp::CdrStart {
             key,
@@ -1217,7 +1218,8 @@ impl B2bua {
         let from_tag = cx.sig.ids.tag();
         let via = cx.sig.via_for(dest);
         let domain = cx.sig.domain_for(dest);
-        let contact = cx.sig.contact_for(&caller.number, dest);
+        let sips = matches!(sip::msg::Uri::parse(&binding.contact), Some(sip::msg::Uri::Sip(u)) if u.secure);
+        let contact = cx.sig.contact_for_scheme(&caller.number, dest, sips);
         let built = (|| -> Result<Message, HeaderInjection> {
             let mut inv = Message::request(Method::Invite, &binding.contact)?;
             inv.push_header(HeaderName::Via, &via)?;

@@ -64,7 +64,7 @@ impl H {
         let mut cfg = SipConfig::new("192.0.2.1".parse().unwrap(), 5060, 5060, [9; 32]);
         f(&mut cfg);
         let shared = Shared::new();
-        let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060 }, Arc::new(directory()), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()), media);
+        let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060, tls: 5061 }, Arc::new(directory()), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()), media);
         let mut h = H { core, now: T0, shared, ops: Vec::new() };
         h.core.handle_timeout(T0);
         h
@@ -1878,4 +1878,80 @@ fn follow_me_to_an_internal_number_rings_its_phones_without_confirmation() {
     let out = h.out();
     assert_eq!(only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Invite).len(), 1, "put through at once");
     assert!(!media.take().iter().any(|l| l.starts_with("play")));
+}
+
+// ----- SIP over TLS -----
+
+impl H {
+    fn send_tls(&mut self, from: &str, msg: &Message) {
+        let p = Peer { transport: Transport::Tls, addr: from.parse().unwrap() };
+        self.core.handle_frame(self.now, p, Ok(msg.clone()));
+        self.core.take_ops(&mut self.ops);
+    }
+
+    fn out_peers(&mut self) -> Vec<(Peer, Message)> {
+        let mut v = Vec::new();
+        while let Some(t) = self.core.poll_transmit() {
+            v.push((t.dest, Message::parse(&t.payload).expect("we send what we can parse")));
+        }
+        self.core.take_ops(&mut self.ops);
+        v
+    }
+}
+
+/// A request of `p` over TLS with a `sips:` Contact.
+fn over_tls(mut m: Message, p: &Phone) -> Message {
+    let via = m.header(HeaderName::Via).unwrap().replace("SIP/2.0/UDP", "SIP/2.0/TLS");
+    m.set_header(HeaderName::Via, &via).unwrap();
+    m.set_header(HeaderName::Contact, &format!("<sips:{}@{}>", p.user, p.addr)).unwrap();
+    m
+}
+
+#[test]
+fn a_sips_call_over_tls_rides_the_registration_connection_with_sips_contacts() {
+    let mut h = H::new();
+    // Bob registers over TLS (a sips: contact) from his connection's address
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:40001");
+    let r = over_tls(bob.register(None), &bob);
+    h.send_tls("10.0.0.21:40001", &r);
+    let out = h.out_peers();
+    assert_eq!(out[0].0.transport, Transport::Tls, "answered down the connection");
+    let ch = challenge_in(&out[0].1).expect("a challenge");
+    let r = over_tls(bob.register(Some(&ch)), &bob);
+    h.send_tls("10.0.0.21:40001", &r);
+    let out = h.out_peers();
+    assert_eq!(out[0].1.status(), Some(200), "{}", out[0].1);
+    let b = h.shared.bindings.get(&2).unwrap()[0].clone();
+    assert_eq!((b.source.transport, b.next_hop), (Transport::Tls, Peer { transport: Transport::Tls, addr: "10.0.0.21:40001".parse().unwrap() }));
+
+    // Alice calls sips:102 over TLS
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:40002");
+    let sips_invite = |alice: &mut Phone, ch: Option<&Challenge>| {
+        let uri = format!("sips:102@{REALM}");
+        let mut m = over_tls(alice.base(Method::Invite, &uri, &format!("<{uri}>")), alice);
+        if let Some(ch) = ch {
+            m.push_header(HeaderName::ProxyAuthorization, &ch.authorization("INVITE", &uri, "alice", "alice-pw", "cn", 1)).unwrap();
+        }
+        m.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+        m
+    };
+    let inv = sips_invite(&mut alice, None);
+    h.send_tls("10.0.0.5:40002", &inv);
+    let ch = h.out_peers().iter().find_map(|(_, m)| challenge_in(m)).expect("407");
+    let mut inv_a = sips_invite(&mut alice, Some(&ch));
+    inv_a.set_header(HeaderName::CSeq, &format!("{} INVITE", alice.cseq)).unwrap();
+    h.send_tls("10.0.0.5:40002", &inv_a);
+    let out = h.out_peers();
+    let (to, inv_b) = out.iter().find(|(_, m)| is_req(m, Method::Invite)).expect("an INVITE to Bob").clone();
+    // down Bob's registration connection, to his sips: contact, with a sips: Contact of ours
+    assert_eq!(to, Peer { transport: Transport::Tls, addr: "10.0.0.21:40001".parse().unwrap() });
+    assert_eq!(inv_b.uri_str(), Some("sips:bob@10.0.0.21:40001"));
+    assert!(inv_b.header(HeaderName::Via).unwrap().starts_with("SIP/2.0/TLS 192.0.2.1:5061;"), "{inv_b}");
+    assert_eq!(inv_b.contact().unwrap().uri_str, "sips:101@192.0.2.1:5061", "{inv_b}");
+    // Bob answers: Alice's 200 carries a sips: Contact too (RFC 3261 12.1.1)
+    h.send_tls("10.0.0.21:40001", &bob.answer(&inv_b, 200, "bt", true));
+    let out = h.out_peers();
+    let (to, ok) = out.iter().find(|(_, m)| is_status(m, 200)).expect("200 to Alice").clone();
+    assert_eq!(to.transport, Transport::Tls);
+    assert!(ok.contact().unwrap().uri_str.starts_with("sips:102@192.0.2.1:5061"), "{ok}");
 }

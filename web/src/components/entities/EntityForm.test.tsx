@@ -50,6 +50,28 @@ describe('entity form', () => {
     expect(await screen.findByRole('alert')).toHaveTextContent('unknown field');
   });
 
+  it('offers the TLS verification switch for a TLS trunk only, and sends it', async () => {
+    const api = mockApi({ 'POST /trunks': ({ body }) => ({ status: 201, body: { data: { id: 4, ...(body as object) } } }) });
+    renderWithApp(<EntityForm type="trunk" onSaved={() => undefined} />);
+    const user = userEvent.setup();
+    expect(screen.queryByLabelText(/Verify the carrier's TLS certificate/)).not.toBeInTheDocument();
+    await user.selectOptions(screen.getByLabelText(/Transport/), 'tls');
+    const verify = screen.getByLabelText(/Verify the carrier's TLS certificate/);
+    expect(verify).toBeChecked();
+    await user.click(verify);
+    expect(verify).toHaveAccessibleDescription(/not authenticated/);
+    await user.type(screen.getByLabelText(/^Name/), 'Carrier');
+    await user.type(screen.getByLabelText(/Registrar host/), 'sip.carrier.example');
+    await user.type(screen.getByLabelText(/^Username/), 'acme');
+    await user.type(screen.getByLabelText(/^Password/), 'pw');
+    await user.click(screen.getByRole('button', { name: 'Create trunk' }));
+    await waitFor(() => expect(api.calls.length).toBe(1));
+    expect(api.calls[0].body).toMatchObject({ transport: 'tls', tls_verify: false });
+    // back to UDP: verification is on again (off is refused for anything but TLS)
+    await user.selectOptions(screen.getByLabelText(/Transport/), 'udp');
+    expect(screen.queryByLabelText(/Verify the carrier's TLS certificate/)).not.toBeInTheDocument();
+  });
+
   it('sends no empty secret on edit, and no read-only field', () => {
     const body = toRequestBody('trunk', { id: 2, name: 'T', password: '', password_set: true, status: 'registered', created_at: 'x', host: '' }, true);
     expect(body).toEqual({ name: 'T', host: null });

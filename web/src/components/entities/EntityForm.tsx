@@ -27,7 +27,7 @@ export function entityDefaults(type: EntityType): Values {
         outbound_caller_id_name: '', outbound_caller_id_num: '', emergency_caller_id_num: '', call_classes: ['local', 'national'], max_outbound_calls: 2, daily_outbound_minutes: 0,
       };
     case 'trunk':
-      return { name: '', type: 'register', enabled: true, host: '', port: 5060, transport: 'udp', username: '', password: '', auth_username: '', register_expiry: 300, remote_hosts: [], local_host: '', codecs: ['g711u', 'g711a'], max_channels: 0, caller_id_name: '', caller_id_num: '', prefix_strip: 0, prefix_add: '', priority: 10, outbound_proxy: '', options_interval: 30, country_code: '', national_prefix: '', international_prefix: '' };
+      return { name: '', type: 'register', enabled: true, host: '', port: 5060, transport: 'udp', username: '', password: '', auth_username: '', register_expiry: 300, remote_hosts: [], local_host: '', codecs: ['g711u', 'g711a'], max_channels: 0, caller_id_name: '', caller_id_num: '', prefix_strip: 0, prefix_add: '', priority: 10, outbound_proxy: '', options_interval: 30, country_code: '', national_prefix: '', international_prefix: '', tls_verify: true };
     case 'inbound_number':
       return { number: '', name: '', trunk_id: null, flow_id: null, flow_entry_node: null, enabled: true };
     case 'voicemail_box':
@@ -190,7 +190,7 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
 /** Field names each form shows; an error on any other field goes in the banner. */
 const FIELDS_SHOWN: Record<EntityType, string[]> = {
   extension: ['extension', 'name', 'email', 'sip_username', 'sip_password', 'ring_timeout', 'dnd', 'follow_me_enabled', 'follow_me_numbers', 'follow_me_mode', 'follow_me_confirm', 'recording_mode', 'max_registrations', 'outbound_caller_id_name', 'outbound_caller_id_num', 'emergency_caller_id_num', 'call_classes', 'max_outbound_calls', 'daily_outbound_minutes'],
-  trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority', 'outbound_proxy', 'options_interval', 'country_code', 'national_prefix', 'international_prefix'],
+  trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority', 'outbound_proxy', 'options_interval', 'country_code', 'national_prefix', 'international_prefix', 'tls_verify'],
   inbound_number: ['number', 'name', 'trunk_id', 'flow_id', 'flow_entry_node', 'enabled'],
   voicemail_box: ['name', 'mailbox_number', 'pin', 'greeting_type', 'email_notify', 'email_address', 'email_attach_audio', 'max_message_duration', 'max_messages', 'retention_days', 'notify_extension_id'],
   ring_group: ['name', 'strategy', 'ring_timeout', 'members', 'caller_id_mode', 'caller_id_value'],
@@ -282,13 +282,27 @@ function TrunkFields({ values: v, set, errors: e, idp, editing }: FP) {
         <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-3">
           <TextInput id={`${idp}-host`} label="Registrar host" required={isRequired('trunk', 'host', v)} className="sm:col-span-2" value={str(v.host)} error={e.host} onChange={(x) => set('host', x)} />
           <NumberInput id={`${idp}-port`} label="Port" min={1} max={65535} value={num(v.port)} error={e.port} onChange={(x) => set('port', x)} />
-          <Select id={`${idp}-transport`} label="Transport" value={str(v.transport)} error={e.transport} onChange={(x) => set('transport', x)}
+          <Select id={`${idp}-transport`} label="Transport" value={str(v.transport)} error={e.transport}
+            onChange={(x) => {
+              set('transport', x);
+              // verification can be off only over TLS
+              if (x !== 'tls') set('tls_verify', true);
+            }}
             options={['udp', 'tcp', 'tls'].map((t) => ({ value: t, label: t.toUpperCase() }))} />
           <TextInput id={`${idp}-username`} label="Username" required={isRequired('trunk', 'username', v)} value={str(v.username)} error={e.username} onChange={(x) => set('username', x)} autoComplete="off" />
           <TextInput id={`${idp}-password`} label="Password" type="password" required={isRequired('trunk', 'password', v) && (!editing || !v.password_set)} value={str(v.password)} error={e.password} autoComplete="new-password"
             help={editing ? (v.password_set ? 'A password is stored; leave empty to keep it.' : 'No password stored.') : undefined} onChange={(x) => set('password', x)} />
           <TextInput id={`${idp}-auth_username`} label="Auth username" help="If the carrier's differs from the username" value={str(v.auth_username)} error={e.auth_username} onChange={(x) => set('auth_username', x)} />
           <NumberInput id={`${idp}-register_expiry`} label="Register every (s)" min={60} value={num(v.register_expiry)} error={e.register_expiry} onChange={(x) => set('register_expiry', x)} />
+          {v.transport === 'tls' && (
+            <div className="sm:col-span-3">
+              <Checkbox id={`${idp}-tls_verify`} label="Verify the carrier's TLS certificate" checked={v.tls_verify !== false} error={e.tls_verify}
+                help={v.tls_verify === false
+                  ? 'Off: any certificate is accepted — encrypted, but the carrier is not authenticated. Only for a carrier with a private CA.'
+                  : 'Against the public CAs and this server\'s system store, for the registrar host (or outbound proxy).'}
+                onChange={(x) => set('tls_verify', x)} />
+            </div>
+          )}
         </div>
       ) : (
         <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-2">
