@@ -14,7 +14,7 @@
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -133,31 +133,67 @@ fn ticks(d: Duration) -> u64 {
     (d.as_micros() / TICK.as_micros()).max(1) as u64 + 1
 }
 
-/// Advances the engine's epoch every [`TICK`] until dropped.
+/// Advances the engine's epoch every [`TICK`] while guest code may run (a store is alive),
+/// and sleeps parked otherwise: an idle PBX pays no thousand wake-ups a second.
 struct Ticker {
-    stop: Arc<AtomicBool>,
+    shared: Arc<TickShared>,
+}
+
+struct TickShared {
+    stop: AtomicBool,
+    /// Stores alive ([`Awake`] guards).
+    running: AtomicUsize,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+/// Keeps the epoch advancing while held: one per store (in its [`HostState`]).
+pub(crate) struct Awake(Arc<TickShared>);
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Ticker {
     fn start(engine: wasmtime::Engine) -> Result<Ticker, Error> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        std::thread::Builder::new()
+        let shared = Arc::new(TickShared { stop: AtomicBool::new(false), running: AtomicUsize::new(0), thread: std::sync::OnceLock::new() });
+        let s = shared.clone();
+        let handle = std::thread::Builder::new()
             .name("flow-epoch".into())
             .spawn(move || {
-                while !s.load(Ordering::Relaxed) {
+                while !s.stop.load(Ordering::Relaxed) {
+                    if s.running.load(Ordering::SeqCst) == 0 {
+                        // an unpark that came first makes this return at once
+                        std::thread::park();
+                        continue;
+                    }
                     std::thread::sleep(TICK);
                     engine.increment_epoch();
                 }
             })
             .map_err(|e| Error::io("starting the epoch thread", e))?;
-        Ok(Ticker { stop })
+        let _ = shared.thread.set(handle.thread().clone());
+        Ok(Ticker { shared })
+    }
+
+    /// The epoch advances until the guard is dropped.
+    fn wake(&self) -> Awake {
+        if self.shared.running.fetch_add(1, Ordering::SeqCst) == 0
+            && let Some(t) = self.shared.thread.get()
+        {
+            t.unpark();
+        }
+        Awake(self.shared.clone())
     }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.shared.thread.get() {
+            t.unpark();
+        }
     }
 }
 
@@ -238,7 +274,7 @@ pub(crate) struct Inner {
     published: ArcSwap<HashMap<i64, Arc<PreparedFlow>>>,
     publish_lock: Mutex<()>,
     pub services: Services,
-    _ticker: Ticker,
+    ticker: Ticker,
 }
 
 /// The flow engine. Cheap to clone; share one per process.
@@ -298,7 +334,7 @@ impl Engine {
             published: ArcSwap::from_pointee(HashMap::new()),
             publish_lock: Mutex::new(()),
             services,
-            _ticker: ticker,
+            ticker,
         });
         let engine = Engine { inner };
         let mut reg = Registry::default();
@@ -341,7 +377,8 @@ impl Engine {
     }
 
     /// A store for one run of guest code, with the memory limiter and the CPU budget armed.
-    pub(crate) fn store(&self, state: HostState) -> Store<HostState> {
+    pub(crate) fn store(&self, mut state: HostState) -> Store<HostState> {
+        state.awake = Some(self.inner.ticker.wake());
         let mut store = Store::new(&self.inner.wasm, state);
         store.limiter(|s| &mut s.limiter);
         let budget = store.data().meter.budget;

@@ -322,6 +322,8 @@ pub(crate) struct HostState {
     pub logs: Vec<LogLine>,
     pub dropped_logs: usize,
     pub wall: Arc<WallClock>,
+    /// Keeps the engine's epoch ticking while this store lives.
+    pub awake: Option<crate::engine::Awake>,
 }
 
 impl HostState {
@@ -338,6 +340,7 @@ impl HostState {
             logs: Vec::new(),
             dropped_logs: 0,
             wall,
+            awake: None,
         }
     }
 
