@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use sip::auth::Algorithm;
 use sip::transaction::{Peer, Transport};
-use store::{CallClass, Page, Store, TrunkType};
+use store::{CallClass, Page, SrtpPolicy, Store, TrunkType};
 
 use crate::routing::{CallerId, Numbering, Pattern, Route};
 
@@ -49,6 +49,8 @@ pub struct User {
     pub daily_outbound_minutes: u32,
     /// Follow-me, when enabled (with at least one number).
     pub follow_me: Option<FollowMe>,
+    /// SRTP (SDES) for its media.
+    pub srtp: SrtpPolicy,
 }
 
 /// An extension's follow-me: what rings after (or beside) its devices.
@@ -109,6 +111,7 @@ impl User {
             max_outbound_calls: 2,
             daily_outbound_minutes: 0,
             follow_me: None,
+            srtp: SrtpPolicy::Off,
         }
     }
 }
@@ -189,6 +192,8 @@ pub struct Trunk {
     nets: Vec<IpNet>,
     /// What its registration depends on: a change re-registers (and lifts a 403 stop).
     pub fingerprint: String,
+    /// SRTP (SDES) toward the carrier.
+    pub srtp: SrtpPolicy,
 }
 
 impl Trunk {
@@ -224,6 +229,7 @@ impl Trunk {
             prefix_add: String::new(),
             numbering: Numbering::default(),
             nets: vec![IpNet::from(next_hop.ip())],
+            srtp: SrtpPolicy::Off,
         }
     }
 }
@@ -395,6 +401,7 @@ impl Directory {
                             })
                             .collect(),
                     }),
+                    srtp: e.srtp,
                 })
             })
             .collect();
@@ -549,6 +556,7 @@ async fn load_trunk(t: &store::Trunk, password: Option<String>) -> Trunk {
         numbering: Numbering { country_code: t.country_code.clone(), national_prefix: t.national_prefix.clone(), international_prefix: t.international_prefix.clone() },
         nets,
         fingerprint,
+        srtp: t.srtp,
     }
 }
 

@@ -35,6 +35,7 @@ pub mod routing;
 mod sdp_media;
 mod security;
 mod signalling;
+mod srtp;
 mod siplog;
 mod trunks;
 

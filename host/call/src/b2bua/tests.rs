@@ -61,10 +61,14 @@ impl H {
     }
 
     fn build(f: impl FnOnce(&mut SipConfig), media: Option<Box<dyn crate::anchor::MediaPort>>) -> H {
+        H::build_in(f, media, directory())
+    }
+
+    fn build_in(f: impl FnOnce(&mut SipConfig), media: Option<Box<dyn crate::anchor::MediaPort>>, dir: Directory) -> H {
         let mut cfg = SipConfig::new("192.0.2.1".parse().unwrap(), 5060, 5060, [9; 32]);
         f(&mut cfg);
         let shared = Shared::new();
-        let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060 }, Arc::new(directory()), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()), media);
+        let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060 }, Arc::new(dir), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()), media);
         let mut h = H { core, now: T0, shared, ops: Vec::new() };
         h.core.handle_timeout(T0);
         h
@@ -759,6 +763,12 @@ impl crate::anchor::MediaPort for FakeMedia {
     fn set_remote(&mut self, _key: crate::CallKey, leg: media::LegId, r: media::RemoteMedia) {
         let rtp = r.rtp.map(|a| a.to_string()).unwrap_or_default();
         self.log(format!("remote {leg:?} {rtp} {:?} te={} {:?}", r.codecs.send_codec().kind, r.codecs.telephone_event.is_some(), r.direction));
+    }
+    fn set_srtp(&mut self, _key: crate::CallKey, leg: media::LegId, keys: Option<media::SrtpKeys>) {
+        match keys {
+            Some(k) => self.log(format!("srtp {leg:?} {}", k.outbound.suite())),
+            None => self.log(format!("srtp {leg:?} off")),
+        }
     }
     fn bridge(&mut self, _key: crate::CallKey) {
         self.log("bridge".into());
@@ -1812,4 +1822,159 @@ fn follow_me_to_an_internal_number_rings_its_phones_without_confirmation() {
     let out = h.out();
     assert_eq!(only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Invite).len(), 1, "put through at once");
     assert!(!media.take().iter().any(|l| l.starts_with("play")));
+}
+
+// ----- SRTP (SDES) per leg -----
+
+/// alice (101) and bob (102) with these SRTP policies.
+fn srtp_h(media: &FakeMedia, alice: store::SrtpPolicy, bob: store::SrtpPolicy) -> H {
+    let mut dir_users = Vec::new();
+    let mut a = User::for_test(1, "101", "alice", REALM, "alice-pw");
+    a.srtp = alice;
+    let mut b = User::for_test(2, "102", "bob", REALM, "bob-pw");
+    b.srtp = bob;
+    dir_users.push(a);
+    dir_users.push(b);
+    let dir = Directory::new(REALM, dir_users, vec![], vec![]);
+    H::build_in(|_| {}, Some(Box::new(media.clone())), dir)
+}
+
+const KEY30: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+fn sdp_with(proto: &str, crypto: &[String]) -> String {
+    let mut s = SDP.replace("RTP/AVP", proto);
+    for c in crypto {
+        s.push_str(&format!("a=crypto:{c}\r\n"));
+    }
+    s
+}
+
+/// alice's authenticated INVITE to bob with `body` as its SDP; what FlowPBX sent back.
+fn call_with_sdp(h: &mut H, alice: &mut Phone, body: &str) -> Vec<(SocketAddr, Message)> {
+    let mut inv = alice.invite("102", None, false);
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from(body.to_owned())).unwrap();
+    h.send("10.0.0.5:5060", &inv);
+    let out = h.out();
+    let ch = out.iter().find_map(|(_, m)| challenge_in(m)).expect("407 challenge");
+    let mut inv = alice.invite("102", Some(&ch), false);
+    inv.set_header(HeaderName::CSeq, &format!("{} INVITE", alice.cseq)).unwrap();
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from(body.to_owned())).unwrap();
+    h.send("10.0.0.5:5060", &inv);
+    h.out()
+}
+
+fn crypto_lines(body: &str) -> Vec<String> {
+    body.lines().filter_map(|l| l.strip_prefix("a=crypto:")).map(str::to_owned).collect()
+}
+
+#[test]
+fn srtp_required_refuses_a_plain_offer_with_488() {
+    let media = FakeMedia::default();
+    let mut h = srtp_h(&media, store::SrtpPolicy::Required, store::SrtpPolicy::Off);
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    for body in [SDP.to_owned(), sdp_with("RTP/SAVP", &[]), sdp_with("RTP/SAVP", &[format!("1 F8_128_HMAC_SHA1_80 inline:{KEY30}")]), sdp_with("RTP/AVP", &[format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}|2^31|1:4")])] {
+        let out = call_with_sdp(&mut h, &mut alice, &body);
+        assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1, "{body}");
+        assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty(), "nothing rings");
+        let log = media.take();
+        assert!(log.iter().all(|l| !l.starts_with("srtp") && !l.starts_with("remote")), "{log:?}");
+    }
+}
+
+#[test]
+fn srtp_phone_to_plain_phone_is_terminated_per_leg() {
+    let media = FakeMedia::default();
+    let mut h = srtp_h(&media, store::SrtpPolicy::Required, store::SrtpPolicy::Off);
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let theirs = format!("5 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}");
+    let gcm = media::CryptoAttribute::generate(6, media::SrtpSuite::AeadAes128Gcm).unwrap().to_string();
+    let out = call_with_sdp(&mut h, &mut alice, &sdp_with("RTP/SAVP", &[theirs.clone(), gcm.clone()]));
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let offer = body_of(&inv);
+    assert!(offer.contains("m=audio 20002 RTP/AVP "), "bob (off) is offered plain RTP: {offer}");
+    assert!(crypto_lines(&offer).is_empty(), "no keys toward a plain leg: {offer}");
+    assert!(!offer.contains(KEY30));
+    assert_eq!(media.take(), ["open 1", "srtp A AEAD_AES_128_GCM", "remote A 10.0.0.1:4000 Pcmu te=false SendRecv"], "alice's keys before her remote");
+
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    let answer = body_of(&ok);
+    assert!(answer.contains("m=audio 20000 RTP/SAVP 0\r\n"), "the answer mirrors alice's profile: {answer}");
+    let lines = crypto_lines(&answer);
+    assert_eq!(lines.len(), 1, "{answer}");
+    let ours = media::CryptoAttribute::parse(&lines[0]).unwrap();
+    assert_eq!((ours.tag, ours.suite()), (6, media::SrtpSuite::AeadAes128Gcm), "the best suite offered, under its tag");
+    assert_ne!(ours.to_string(), gcm, "FlowPBX's own key, not alice's");
+    let log = media.take();
+    assert_eq!(log, ["remote B 10.0.0.1:4000 Pcmu te=false SendRecv", "remote A 10.0.0.1:4000 Pcmu te=false SendRecv", "bridge"], "bob stays plain");
+    let view = h.shared.calls.iter().next().map(|c| (c.caller_srtp, c.callee_srtp)).unwrap();
+    assert_eq!(view, (Some("AEAD_AES_128_GCM"), None));
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, false));
+    h.out();
+
+    // alice re-INVITEs with the same key: answered with FlowPBX's same key (contexts kept)
+    let mut re = alice.in_dialog_as_caller(&ok, Method::Invite);
+    re.set_body(Some("application/sdp"), bytes::Bytes::from(sdp_with("RTP/SAVP", &[gcm.clone()]))).unwrap();
+    h.send("10.0.0.5:5060", &re);
+    let out = h.out();
+    let reinv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    assert!(crypto_lines(&body_of(&reinv)).is_empty(), "bob still gets plain");
+    assert_eq!(media.take()[0], "srtp A AEAD_AES_128_GCM");
+    h.send("10.0.0.21:5060", &bob.answer(&reinv, 200, "b1", true));
+    let out = h.out();
+    let ok2 = only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Invite)[0].1.clone();
+    let again = crypto_lines(&body_of(&ok2));
+    assert_eq!(again, lines, "the same key again");
+    media.take();
+    // a re-INVITE dropping crypto is refused; the call stays encrypted
+    let mut re = alice.in_dialog_as_caller(&ok, Method::Invite);
+    re.set_body(Some("application/sdp"), bytes::Bytes::from(SDP)).unwrap();
+    h.send("10.0.0.5:5060", &re);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1);
+    assert!(media.take().is_empty());
+}
+
+#[test]
+fn srtp_required_callee_gets_savp_and_its_answer_is_checked() {
+    let media = FakeMedia::default();
+    let mut h = srtp_h(&media, store::SrtpPolicy::Optional, store::SrtpPolicy::Required);
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    // alice offers plain: fine for her (optional)
+    let out = call_with_sdp(&mut h, &mut alice, SDP);
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let offer = body_of(&inv);
+    assert!(offer.contains("m=audio 20002 RTP/SAVP "), "{offer}");
+    let offered = crypto_lines(&offer);
+    assert_eq!(offered.len(), 3, "{offer}");
+    media.take();
+    // bob answers without crypto: he requires SRTP, so the leg fails (BYE) and alice gets 488
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 1, "the unusable answer is hung up");
+    assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1);
+
+    // again, bob answers the 80-bit suite with his own key
+    let out = call_with_sdp(&mut h, &mut alice, SDP);
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let offered = crypto_lines(&body_of(&inv));
+    media.take();
+    let bob_key = media::sdes::answer(offered.iter().map(String::as_str), &[media::SrtpSuite::AesCm128HmacSha1_80]).unwrap();
+    let mut ok = bob.answer(&inv, 200, "b2", false);
+    ok.set_body(Some("application/sdp"), bytes::Bytes::from(sdp_with("RTP/SAVP", &[bob_key.attribute.to_string()]))).unwrap();
+    h.send("10.0.0.21:5060", &ok);
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    let answer = body_of(&ok);
+    assert!(answer.contains("RTP/AVP") && crypto_lines(&answer).is_empty(), "alice offered plain and gets plain: {answer}");
+    let log = media.take();
+    assert_eq!(log[0], "srtp B AES_CM_128_HMAC_SHA1_80", "{log:?}");
+    assert!(!log.iter().any(|l| l.starts_with("srtp A")), "{log:?}");
 }

@@ -26,7 +26,7 @@ macro_rules! trunk_cols {
     () => {
         "id, name, type, enabled, host, port, transport, username, auth_username, register_expiry, remote_hosts, \
          local_host, codecs, max_channels, caller_id_name, caller_id_num, prefix_strip, prefix_add, priority, \
-         outbound_proxy, options_interval, country_code, national_prefix, international_prefix, \
+         outbound_proxy, options_interval, country_code, national_prefix, international_prefix, srtp, \
          created_at, updated_at, password_enc IS NOT NULL AS password_set"
     };
 }
@@ -67,8 +67,8 @@ impl Trunks<'_> {
             "INSERT INTO trunks (name, type, enabled, host, port, transport, username, password_enc, auth_username, \
              register_expiry, remote_hosts, local_host, codecs, max_channels, caller_id_name, caller_id_num, \
              prefix_strip, prefix_add, priority, outbound_proxy, options_interval, country_code, national_prefix, \
-             international_prefix, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+             international_prefix, srtp, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
             trunk_cols!()
         ))
         .bind(&f.name)
@@ -95,6 +95,7 @@ impl Trunks<'_> {
         .bind(&f.country_code)
         .bind(&f.national_prefix)
         .bind(&f.international_prefix)
+        .bind(f.srtp)
         .bind(now)
         .bind(now)
         .fetch_one(&mut *c)
@@ -113,7 +114,7 @@ impl Trunks<'_> {
              password_enc = CASE WHEN ? THEN password_enc ELSE ? END, auth_username = ?, register_expiry = ?, \
              remote_hosts = ?, local_host = ?, codecs = ?, max_channels = ?, caller_id_name = ?, caller_id_num = ?, \
              prefix_strip = ?, prefix_add = ?, priority = ?, outbound_proxy = ?, options_interval = ?, country_code = ?, \
-             national_prefix = ?, international_prefix = ?, updated_at = ? WHERE id = ? RETURNING ",
+             national_prefix = ?, international_prefix = ?, srtp = ?, updated_at = ? WHERE id = ? RETURNING ",
             trunk_cols!()
         ))
         .bind(&f.name)
@@ -141,6 +142,7 @@ impl Trunks<'_> {
         .bind(&f.country_code)
         .bind(&f.national_prefix)
         .bind(&f.international_prefix)
+        .bind(f.srtp)
         .bind(Timestamp::now())
         .bind(id)
         .fetch_optional(&mut *c)
