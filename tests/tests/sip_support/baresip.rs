@@ -31,12 +31,14 @@ pub struct Phone<'a> {
     pub source: Option<&'a Path>,
     /// Dump the decoded audio (sndfile) into the phone's directory.
     pub dump: bool,
+    /// The account's `mediaenc` (`srtp`, `srtp-mand`): SDES-SRTP through the srtp module.
+    pub mediaenc: Option<&'a str>,
 }
 
 impl<'a> Phone<'a> {
     /// A G.711 phone with a silent microphone and no dump.
     pub fn new(user: &'a str, password: &'a str, pbx: &'a str, auto_answer: bool) -> Self {
-        Phone { user, password, pbx, auto_answer, codec_modules: &["g711"], audio_codecs: None, source: None, dump: false }
+        Phone { user, password, pbx, auto_answer, codec_modules: &["g711"], audio_codecs: None, source: None, dump: false, mediaenc: None }
     }
 }
 
@@ -107,6 +109,10 @@ impl Baresip {
             }
         };
         let mut modules: Vec<String> = p.codec_modules.iter().map(|m| format!("{m}.so")).collect();
+        // before account.so: an account names its mediaenc when it is loaded
+        if p.mediaenc.is_some() {
+            modules.push("srtp.so".into());
+        }
         modules.extend(["aufile.so", "account.so", "menu.so", "ctrl_tcp.so"].map(str::to_owned));
         if p.dump {
             modules.push("sndfile.so".into());
@@ -131,7 +137,8 @@ impl Baresip {
         std::fs::write(dir.path().join("config"), config)?;
         let answer = if p.auto_answer { ";answermode=auto" } else { "" };
         let codecs = p.audio_codecs.map(|c| format!(";audio_codecs={c}")).unwrap_or_default();
-        std::fs::write(dir.path().join("accounts"), format!("<sip:{}@{}>;auth_pass={};regint=300{answer}{codecs}\n", p.user, p.pbx, p.password))?;
+        let enc = p.mediaenc.map(|e| format!(";mediaenc={e}")).unwrap_or_default();
+        std::fs::write(dir.path().join("accounts"), format!("<sip:{}@{}>;auth_pass={};regint=300{answer}{codecs}{enc}\n", p.user, p.pbx, p.password))?;
         let log = std::fs::File::create(dir.path().join("baresip.log"))?;
         let child = Command::new("baresip")
             .arg("-f")
