@@ -598,7 +598,10 @@ async fn baresip_srtp_phone_and_plain_phone_hear_each_other_on(pbx: &Pbx) -> any
     // the SIP directory follows the store within its refresh interval
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let srtp = Audio { mediaenc: Some("srtp-mand"), ..G711 };
-    let [(to_b, echo_b), (to_a, echo_a)] = baresip_call(pbx, &srtp, &G711, Duration::from_secs(3)).await?;
+    // during the call, forged SRTP (a made-up tag) reaches FlowPBX's port toward 101
+    let (call, forged) = tokio::join!(baresip_call(pbx, &srtp, &G711, Duration::from_secs(3)), forge_srtp(pbx));
+    let [(to_b, echo_b), (to_a, echo_a)] = call?;
+    let forged = forged?;
     assert!(to_b > 0.95 && to_a > 0.95, "each phone hears the other across SRTP↔RTP: {to_b} {to_a}");
     assert!(echo_b < 0.3 && echo_a < 0.3, "and not itself: {echo_b} {echo_a}");
     // what FlowPBX said: RTP/SAVP with a=crypto to 101, plain RTP/AVP without keys to 102
@@ -618,7 +621,9 @@ async fn baresip_srtp_phone_and_plain_phone_hear_each_other_on(pbx: &Pbx) -> any
     assert!(c["callee_srtp"].is_null(), "the callee's was plain: {c}");
     let (a, b) = media_stats(c);
     assert_eq!(a["srtp"].as_str(), Some("AES_CM_128_HMAC_SHA1_80"), "{a}");
-    assert_eq!(a["srtp_auth_failures"].as_u64(), Some(0), "{a}");
+    assert_eq!(a["srtp_auth_failures"].as_u64(), Some(forged), "every forged packet dropped and counted: {a}");
+    let health = health_media(pbx).await?;
+    assert!(health.contains(&format!("{forged} SRTP packets dropped (bad tag)")), "{health}");
     assert!(b["srtp"].is_null(), "{b}");
     assert!(a["packets_received"].as_u64().unwrap_or(0) >= 100 && b["packets_received"].as_u64().unwrap_or(0) >= 100, "{a} {b}");
     // the recorder heard plain audio: the caller's channel correlates with 101's noise
@@ -633,6 +638,39 @@ async fn baresip_srtp_phone_and_plain_phone_hear_each_other_on(pbx: &Pbx) -> any
     eprintln!("recording {file}: caller channel correlates {rec:.4} with 101's microphone");
     assert!(rec > 0.9, "the recording holds the caller's decrypted audio: {rec}");
     Ok(())
+}
+
+/// Once FlowPBX has answered 101 with SRTP, sends 50 packets that look like SRTP (a valid
+/// RTP header, a payload, a made-up 80-bit tag) from another socket to FlowPBX's port in
+/// that answer; returns how many were sent.
+async fn forge_srtp(pbx: &Pbx) -> anyhow::Result<u64> {
+    let t0 = Instant::now();
+    let port = loop {
+        let log = pbx.server.logs();
+        let found = log.lines().filter(|l| l.contains("sip send") && l.contains("200 OK") && l.contains("RTP/SAVP")).find_map(|l| {
+            let rest = &l[l.find("m=audio ")? + 8..];
+            rest.split(' ').next()?.parse::<u16>().ok()
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(15), "FlowPBX never answered 101 with RTP/SAVP");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let sock = tokio::net::UdpSocket::bind((LO, 0)).await?;
+    let mut sent = 0;
+    for i in 0..50u16 {
+        let mut pkt = vec![0x80, 0x00];
+        pkt.extend_from_slice(&(1000 + i).to_be_bytes());
+        pkt.extend_from_slice(&(u32::from(i) * 160).to_be_bytes());
+        pkt.extend_from_slice(&0x5eed_f00du32.to_be_bytes());
+        pkt.extend(std::iter::repeat_n(0xd5u8, 160));
+        pkt.extend_from_slice(&[0xa5; 10]);
+        sock.send_to(&pkt, (LO, port)).await?;
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(sent)
 }
 
 /// One channel of a WAV at 8 kHz.
