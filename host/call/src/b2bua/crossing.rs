@@ -50,7 +50,7 @@ pub(crate) enum SdpKind {
 pub(crate) enum PendingOffer {
     /// A side offered; FlowPBX offered the other side `relayed`. `answer`: FlowPBX's SDES
     /// answer to the offerer (None: plain); `crypto`: the keys FlowPBX offered the other side.
-    Relayed { from: Side, offer: LegSdp, relayed: Vec<CodecSpec>, answer: Option<SdesAnswer>, crypto: Option<Vec<CryptoAttribute>> },
+    Relayed { from: Side, offer: Box<LegSdp>, relayed: Vec<CodecSpec>, answer: Option<Box<SdesAnswer>>, crypto: Option<Vec<CryptoAttribute>> },
     /// FlowPBX offered `to` these codecs itself (a flow answered or rings), with these keys.
     Local { to: Side, codecs: Vec<CodecSpec>, crypto: Option<Vec<CryptoAttribute>> },
 }
@@ -178,7 +178,7 @@ impl B2bua {
             port.set_remote(key, LegId::A, remote);
             let relayed = offer_to_callee(&offer.codecs);
             let crypto = srtp::offer(SrtpPolicy::Optional, None);
-            m.offer = Some(PendingOffer::Relayed { from: Side::A, offer, relayed, answer: sdes, crypto });
+            m.offer = Some(PendingOffer::Relayed { from: Side::A, offer: Box::new(offer), relayed, answer: sdes.map(Box::new), crypto });
         }
         Ok(Some(m))
     }
@@ -245,7 +245,7 @@ impl B2bua {
                     &mut m.sessions[idx(to)],
                     &Outgoing { ip, port: m.ports[idx(to)], codecs: &relayed, ptime: sdp.ptime, direction: sdp.direction, rtcp_mux: false, mirror: None, secure, crypto: &lines },
                 );
-                m.offer = Some(PendingOffer::Relayed { from, offer: sdp, relayed, answer: sdes, crypto });
+                m.offer = Some(PendingOffer::Relayed { from, offer: Box::new(sdp), relayed, answer: sdes.map(Box::new), crypto });
                 Ok((Some(APPLICATION_SDP.into()), out))
             }
             SdpKind::Answer | SdpKind::EarlyAnswer => match m.offer.take() {
@@ -350,7 +350,7 @@ impl B2bua {
             }
             // its keys went to the session when the offer arrived
             None => match m.offer.take() {
-                Some(PendingOffer::Relayed { from, offer, answer, .. }) if from == side => Some((offer, answer)),
+                Some(PendingOffer::Relayed { from, offer, answer, .. }) if from == side => Some((*offer, answer.map(|a| *a))),
                 other => {
                     m.offer = other;
                     None

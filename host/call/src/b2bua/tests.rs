@@ -1919,7 +1919,7 @@ fn srtp_phone_to_plain_phone_is_terminated_per_leg() {
 
     // alice re-INVITEs with the same key: answered with FlowPBX's same key (contexts kept)
     let mut re = alice.in_dialog_as_caller(&ok, Method::Invite);
-    re.set_body(Some("application/sdp"), bytes::Bytes::from(sdp_with("RTP/SAVP", &[gcm.clone()]))).unwrap();
+    re.set_body(Some("application/sdp"), bytes::Bytes::from(sdp_with("RTP/SAVP", std::slice::from_ref(&gcm)))).unwrap();
     h.send("10.0.0.5:5060", &re);
     let out = h.out();
     let reinv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
