@@ -1978,3 +1978,67 @@ fn srtp_required_callee_gets_savp_and_its_answer_is_checked() {
     assert_eq!(log[0], "srtp B AES_CM_128_HMAC_SHA1_80", "{log:?}");
     assert!(!log.iter().any(|l| l.starts_with("srtp A")), "{log:?}");
 }
+
+#[test]
+fn srtp_required_trunk_answered_by_a_flow_then_bridged_to_a_plain_answer() {
+    // the carrier (trunk 9) requires SRTP; bob (102) optional
+    let media = FakeMedia::default();
+    let mut bob_user = User::for_test(2, "102", "bob", REALM, "bob-pw");
+    bob_user.srtp = store::SrtpPolicy::Optional;
+    let mut carrier = crate::directory::Trunk::for_test(9, "carrier.example", "198.51.100.7:5060", None);
+    carrier.srtp = store::SrtpPolicy::Required;
+    let dir = Directory::new(REALM, vec![User::for_test(1, "101", "alice", REALM, "alice-pw"), bob_user], vec![TrustedTrunk::for_test(9, "carrier", &["198.51.100.0/24"])], vec![Did {
+        number: "+61290000000".into(),
+        trunk_id: Some(9),
+        flow_id: Some(1),
+    }])
+    .with_trunks(vec![carrier], vec![]);
+    let mut h = H::build_in(|_| {}, Some(Box::new(media.clone())), dir);
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut incoming = h.shared.take_incoming().unwrap();
+    // a plain offer from the carrier: refused before the flow sees it
+    let mut inv = trunk_invite("+61290000000");
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+    h.send("198.51.100.7:5060", &inv);
+    assert_eq!(only(&h.out(), |m| is_status(m, 488)).len(), 1);
+    assert!(incoming.try_recv().is_err());
+    assert_eq!(media.take().len(), 2, "opened and closed at once");
+    // with crypto: the flow answers, with FlowPBX's own key under the carrier's tag
+    let mut inv = trunk_invite("+61290000000");
+    inv.set_header(HeaderName::CallId, "trunk-call-2").unwrap();
+    inv.set_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk2").unwrap();
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from(sdp_with("RTP/SAVP", &[format!("3 AES_CM_128_HMAC_SHA1_32 inline:{KEY30}")]))).unwrap();
+    h.send("198.51.100.7:5060", &inv);
+    h.out();
+    let call = incoming.try_recv().unwrap();
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Answer { call: call.key, reply: tx }));
+    assert!(rx.try_recv().unwrap().is_ok());
+    let ok = only(&h.out(), |m| is_status(m, 200))[0].1.clone();
+    let answer = body_of(&ok);
+    assert!(answer.contains("m=audio 20000 RTP/SAVP 0\r\n"), "{answer}");
+    let lines = crypto_lines(&answer);
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].starts_with("3 AES_CM_128_HMAC_SHA1_32 inline:") && !lines[0].contains(KEY30), "{}", lines[0]);
+    let log = media.take();
+    assert_eq!(log.get(1).map(String::as_str), Some("srtp A AES_CM_128_HMAC_SHA1_32"), "keys before the remote: {log:?}");
+    // the flow rings bob (optional): RTP/AVP with fresh keys of FlowPBX's, none of the carrier's
+    let (tx, _rx) = tokio::sync::oneshot::channel();
+    let req = crate::RingRequest { extensions: vec![2], numbers: vec![], timeout: Duration::from_secs(10), caller_id: None };
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request: req, reply: tx }));
+    let to_bob = only(&h.out(), |m| is_req(m, Method::Invite))[0].1.clone();
+    let offer = body_of(&to_bob);
+    assert!(offer.contains("RTP/AVP"), "{offer}");
+    let offered = crypto_lines(&offer);
+    assert_eq!(offered.len(), 3, "{offer}");
+    assert!(offered.iter().all(|l| !l.contains(KEY30) && !l.contains(&lines[0][lines[0].find("inline:").unwrap()..])), "keys never cross legs");
+    // bob answers plain (optional): his leg stays plain, the carrier's stays encrypted
+    h.send("10.0.0.21:5060", &bob.answer(&to_bob, 200, "b1", true));
+    h.out();
+    let log = media.take();
+    assert!(!log.iter().any(|l| l.starts_with("srtp")), "{log:?}");
+    assert!(log.contains(&"bridge".to_owned()), "{log:?}");
+    let view = h.shared.calls.iter().next().map(|c| (c.caller_srtp, c.callee_srtp)).unwrap();
+    assert_eq!(view, (Some("AES_CM_128_HMAC_SHA1_32"), None));
+}
