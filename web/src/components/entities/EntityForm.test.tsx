@@ -50,7 +50,7 @@ describe('entity form', () => {
           ? { status: 422, body: { error: { code: 'validation_failed', message: '1 field is invalid', details: [{ field: 'srtp', message: 'the carrier cannot do SRTP' }] } } }
           : { status: 200, body: { data: { id: 4, ...(body as object) } } },
     });
-    renderWithApp(<EntityForm type="trunk" entity={{ id: 4, name: 'Carrier', type: 'ip', remote_hosts: ['192.0.2.1'], codecs: ['g711u'], srtp: 'off', created_at: 'x', updated_at: 'x' }} onSaved={() => undefined} />);
+    renderWithApp(<EntityForm type="trunk" entity={{ id: 4, name: 'Carrier', type: 'ip', remote_hosts: ['192.0.2.1'], codecs: ['g711u'], srtp: 'off', created_at: 'x', updated_at: 'x' } as never} onSaved={() => undefined} />);
     const user = userEvent.setup();
     const select = screen.getByLabelText(/Media encryption/);
     expect(select).toHaveValue('off');
