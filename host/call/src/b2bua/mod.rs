@@ -1870,6 +1870,11 @@ impl B2bua {
                     && let Err(e) = self.sdp_across(cx, key, side, SdpKind::Answer, msg.content_type(), msg.body(), toward)
                 {
                     tracing::info!(key = %key, ?e, "the ACK's SDP answer is not usable");
+                    // a side that must be encrypted answered without usable keys: its media
+                    // would flow in clear, so the call ends
+                    if e == crate::sdp_media::SdpFault::Crypto {
+                        return self.end_call(cx, now, key, 0, Cause::Failed(488), None);
+                    }
                 }
             }
             return;

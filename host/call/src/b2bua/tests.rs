@@ -2042,3 +2042,93 @@ fn srtp_required_trunk_answered_by_a_flow_then_bridged_to_a_plain_answer() {
     let view = h.shared.calls.iter().next().map(|c| (c.caller_srtp, c.callee_srtp)).unwrap();
     assert_eq!(view, (Some("AES_CM_128_HMAC_SHA1_32"), None));
 }
+
+#[test]
+fn srtp_delayed_offer_is_offered_with_keys_and_a_plain_ack_is_hung_up() {
+    for with_keys in [true, false] {
+        let media = FakeMedia::default();
+        let mut h = srtp_h(&media, store::SrtpPolicy::Required, store::SrtpPolicy::Off);
+        let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+        h.register(&mut bob);
+        let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+        // no SDP in alice's INVITE: bob's 200 offers, FlowPBX re-offers alice with keys
+        alice.call(&mut h, "102", false);
+        let inv = only(&h.out(), |m| is_req(m, Method::Invite))[0].1.clone();
+        assert!(inv.body().is_empty(), "a delayed offer stays delayed");
+        h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+        let ok = only(&h.out(), |m| is_status(m, 200))[0].1.clone();
+        let offer = body_of(&ok);
+        assert!(offer.contains("RTP/SAVP"), "alice requires SRTP: {offer}");
+        let offered = crypto_lines(&offer);
+        assert_eq!(offered.len(), 3, "{offer}");
+        media.take();
+        let mut ack = alice.ack_for(&ok, false);
+        let body = if with_keys {
+            let theirs = media::sdes::answer(offered.iter().map(String::as_str), &[media::SrtpSuite::AesCm128HmacSha1_80]).unwrap();
+            sdp_with("RTP/SAVP", &[theirs.attribute.to_string()])
+        } else {
+            SDP.to_owned()
+        };
+        ack.set_body(Some("application/sdp"), bytes::Bytes::from(body)).unwrap();
+        h.send("10.0.0.5:5060", &ack);
+        let out = h.out();
+        let log = media.take();
+        if with_keys {
+            assert_eq!(log.first().map(String::as_str), Some("srtp A AES_CM_128_HMAC_SHA1_80"), "{log:?}");
+            assert!(only(&out, |m| is_req(m, Method::Bye)).is_empty());
+        } else {
+            assert!(!log.iter().any(|l| l.starts_with("srtp")), "{log:?}");
+            assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 2, "a required leg answering plain ends the call: {out:?}");
+        }
+    }
+}
+
+#[test]
+fn srtp_required_trunk_caller_answered_by_a_flow_without_an_offer() {
+    for with_keys in [true, false] {
+        let media = FakeMedia::default();
+        let mut carrier = crate::directory::Trunk::for_test(9, "carrier.example", "198.51.100.7:5060", None);
+        carrier.srtp = store::SrtpPolicy::Required;
+        let did = Did { number: "+61290000000".into(), trunk_id: Some(9), flow_id: Some(1) };
+        let dir = Directory::new(REALM, vec![], vec![TrustedTrunk::for_test(9, "carrier", &["198.51.100.0/24"])], vec![did]).with_trunks(vec![carrier], vec![]);
+        let mut h = H::build_in(|_| {}, Some(Box::new(media.clone())), dir);
+        let mut incoming = h.shared.take_incoming().unwrap();
+        h.send("198.51.100.7:5060", &trunk_invite("+61290000000"));
+        h.out();
+        let call = incoming.try_recv().unwrap();
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Answer { call: call.key, reply: tx }));
+        let ok = only(&h.out(), |m| is_status(m, 200))[0].1.clone();
+        let offer = body_of(&ok);
+        assert!(offer.contains("RTP/SAVP"), "{offer}");
+        let offered = crypto_lines(&offer);
+        assert_eq!(offered.len(), 3);
+        media.take();
+        let body = if with_keys {
+            let theirs = media::sdes::answer(offered.iter().map(String::as_str), &[media::SrtpSuite::AeadAes128Gcm]).unwrap();
+            sdp_with("RTP/SAVP", &[theirs.attribute.to_string()])
+        } else {
+            SDP.to_owned()
+        };
+        let to = format!("{};tag={}", ok.header(HeaderName::To).unwrap().split(";tag=").next().unwrap(), ok.to_tag().unwrap());
+        let ack = Message::request(Method::Ack, "sip:192.0.2.1:5060").unwrap()
+            .with_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunkack").unwrap()
+            .with_header(HeaderName::MaxForwards, "70").unwrap()
+            .with_header(HeaderName::From, "\"Carrier Caller\" <sip:+61400000001@198.51.100.7>;tag=tr1").unwrap()
+            .with_header(HeaderName::To, &to).unwrap()
+            .with_header(HeaderName::CallId, "trunk-call-1").unwrap()
+            .with_header(HeaderName::CSeq, "1 ACK").unwrap();
+        let mut ack = ack;
+        ack.set_body(Some("application/sdp"), bytes::Bytes::from(body)).unwrap();
+        h.send("198.51.100.7:5060", &ack);
+        let out = h.out();
+        let log = media.take();
+        if with_keys {
+            assert_eq!(log.first().map(String::as_str), Some("srtp A AEAD_AES_128_GCM"), "{log:?}");
+            assert!(only(&out, |m| is_req(m, Method::Bye)).is_empty(), "{out:?}");
+        } else {
+            assert!(!log.iter().any(|l| l.starts_with("srtp")), "{log:?}");
+            assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 1, "the carrier's plain answer ends the call: {out:?} {log:?}");
+        }
+    }
+}
