@@ -153,7 +153,11 @@ async fn validation_errors_name_their_fields() -> anyhow::Result<()> {
     check(c.post("/extensions", &json!({"extension": "201", "name": "X"})).await?, 422, "sip_password");
     check(c.post("/extensions", &json!({"extension": "201", "name": "X", "sip_password": "password1", "email": "nope"})).await?, 422, "email");
     check(c.post("/extensions", &json!({"extension": "201", "name": "X", "sip_password": "password1", "recording_mode": "sometimes"})).await?, 422, "recording_mode");
-    create_ok(&c, "/extensions", json!({"extension": "201", "name": "X", "sip_password": "password1"})).await?;
+    check(c.post("/extensions", &json!({"extension": "201", "name": "X", "sip_password": "password1", "srtp": "sometimes"})).await?, 422, "srtp");
+    check(c.post("/extensions", &json!({"extension": "201", "name": "X", "sip_password": "password1", "srtp": true})).await?, 422, "srtp");
+    check(c.post("/trunks", &json!({"name": "T", "type": "ip", "remote_hosts": ["192.0.2.1"], "srtp": "REQUIRED"})).await?, 422, "srtp");
+    let x = create_ok(&c, "/extensions", json!({"extension": "201", "name": "X", "sip_password": "password1"})).await?;
+    assert_eq!(x["srtp"], "optional", "SRTP is offered by default: {x}");
     // unique in the dial plan: another extension, a conference bridge or a mailbox number
     check(c.post("/extensions", &json!({"extension": "201", "name": "Y", "sip_username": "y", "sip_password": "password1"})).await?, 422, "extension");
     check(c.post("/conferences", &json!({"name": "C", "extension": "201"})).await?, 422, "extension");

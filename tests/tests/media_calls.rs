@@ -449,9 +449,11 @@ struct Audio {
     codecs: Option<&'static str>,
     rate: u32,
     channels: u16,
+    /// The account's `mediaenc` (SRTP).
+    mediaenc: Option<&'static str>,
 }
 
-const G711: Audio = Audio { modules: &["g711"], codecs: None, rate: 8000, channels: 1 };
+const G711: Audio = Audio { modules: &["g711"], codecs: None, rate: 8000, channels: 1, mediaenc: None };
 
 /// `secs` of band-limited noise at 8 kHz (white noise through two one-pole low-passes, about
 /// 1 kHz): no period, so a window of it correlates with one place only; smooth enough that a
@@ -518,7 +520,7 @@ async fn baresip_call(pbx: &Pbx, a: &Audio, b: &Audio, talk: Duration) -> anyhow
     write_wav(&src_a, a.rate, a.channels, &upsample(&na, a.rate, a.channels))?;
     write_wav(&src_b, b.rate, b.channels, &upsample(&nb, b.rate, b.channels))?;
     let sip = pbx.sip();
-    let phone = |user, pw, auto, au: &Audio, src| Phone { codec_modules: au.modules, audio_codecs: au.codecs, source: Some(src), dump: true, ..Phone::new(user, pw, &sip, auto) };
+    let phone = |user, pw, auto, au: &Audio, src| Phone { codec_modules: au.modules, audio_codecs: au.codecs, source: Some(src), dump: true, mediaenc: au.mediaenc, ..Phone::new(user, pw, &sip, auto) };
     let mut pa = Baresip::start_phone(&phone("101", PW_101, false, a, &src_a)).await?;
     let mut pb = Baresip::start_phone(&phone("102", PW_102, true, b, &src_b)).await?;
     for id in [1, 2] {
@@ -566,8 +568,8 @@ async fn baresip_opus_phone_and_pcmu_phone_hear_each_other_through_the_transcode
 }
 
 async fn baresip_opus_phone_and_pcmu_phone_hear_each_other_through_the_transcoder_on(pbx: &Pbx) -> anyhow::Result<()> {
-    let opus = Audio { modules: &["opus"], codecs: None, rate: 48000, channels: 2 };
-    let pcmu = Audio { modules: &["g711"], codecs: Some("PCMU/8000/1"), rate: 8000, channels: 1 };
+    let opus = Audio { modules: &["opus"], codecs: None, rate: 48000, channels: 2, mediaenc: None };
+    let pcmu = Audio { modules: &["g711"], codecs: Some("PCMU/8000/1"), rate: 8000, channels: 1, mediaenc: None };
     let [(to_b, echo_b), (to_a, echo_a)] = baresip_call(pbx, &opus, &pcmu, Duration::from_secs(3)).await?;
     // decoded, resampled and encoded again: not the same bytes, still the same sound. Toward
     // the PCMU phone the waveform survives (0.99 measured); toward the Opus phone FlowPBX
@@ -577,4 +579,105 @@ async fn baresip_opus_phone_and_pcmu_phone_hear_each_other_through_the_transcode
     assert!(to_a > 0.6, "the Opus phone hears the PCMU phone: {to_a}");
     assert!(echo_b < 0.3 && echo_a < 0.3, "and not itself: {echo_b} {echo_a}");
     Ok(())
+}
+
+/// SRTP with SDES terminated per leg: 101 is a baresip with `mediaenc=srtp-mand` (RTP/SAVP,
+/// `a=crypto`) on an extension that requires SRTP; 102 is a baresip on plain RTP (its
+/// extension's SRTP is off) and records the call. FlowPBX decrypts 101's audio, relays it
+/// plain to 102 and encrypts 102's toward 101: each phone hears the other, the recording holds
+/// 101's plain audio, and the CDR says which leg was encrypted.
+#[tokio::test]
+async fn baresip_srtp_phone_and_plain_phone_hear_each_other() {
+    let pbx = pbx(&[], json!({"srtp": "off", "recording_mode": "always"})).await.expect("PBX started");
+    checked(baresip_srtp_phone_and_plain_phone_hear_each_other_on(&pbx).await);
+}
+
+async fn baresip_srtp_phone_and_plain_phone_hear_each_other_on(pbx: &Pbx) -> anyhow::Result<()> {
+    let r = pbx.admin.put("/extensions/1", &json!({"srtp": "required"})).await?;
+    anyhow::ensure!(r.status == 200 && r.data()["srtp"] == "required", "{} {}", r.status, r.text);
+    // the SIP directory follows the store within its refresh interval
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let srtp = Audio { mediaenc: Some("srtp-mand"), ..G711 };
+    // during the call, forged SRTP (a made-up tag) reaches FlowPBX's port toward 101
+    let (call, forged) = tokio::join!(baresip_call(pbx, &srtp, &G711, Duration::from_secs(3)), forge_srtp(pbx));
+    let [(to_b, echo_b), (to_a, echo_a)] = call?;
+    let forged = forged?;
+    assert!(to_b > 0.95 && to_a > 0.95, "each phone hears the other across SRTP↔RTP: {to_b} {to_a}");
+    assert!(echo_b < 0.3 && echo_a < 0.3, "and not itself: {echo_b} {echo_a}");
+    // what FlowPBX said: RTP/SAVP with a=crypto to 101, plain RTP/AVP without keys to 102
+    let log = pbx.server.logs();
+    let answered_savp = log.lines().any(|l| l.contains("sip send") && l.contains("200 OK") && l.contains("RTP/SAVP") && l.contains("a=crypto:"));
+    assert!(answered_savp, "FlowPBX answered 101 with SRTP");
+    let plain_to_b = log.lines().any(|l| l.contains("sip send") && l.contains("INVITE sip:102") && l.contains("RTP/AVP") && !l.contains("a=crypto"));
+    assert!(plain_to_b, "102 (off) was offered plain RTP without keys");
+    assert!(log.contains("inline:<redacted>"), "the SIP log shows the crypto lines");
+    for line in log.lines().filter(|l| l.contains("inline:")) {
+        for part in line.split("inline:").skip(1) {
+            assert!(part.starts_with("<redacted>"), "an SDES key in the log: {:.80}", part);
+        }
+    }
+    let c = &pbx.wait_cdrs_with(1, has_media_stats).await?[0];
+    assert_eq!(c["caller_srtp"].as_str(), Some("AES_CM_128_HMAC_SHA1_80"), "the caller's leg was encrypted: {c}");
+    assert!(c["callee_srtp"].is_null(), "the callee's was plain: {c}");
+    let (a, b) = media_stats(c);
+    assert_eq!(a["srtp"].as_str(), Some("AES_CM_128_HMAC_SHA1_80"), "{a}");
+    assert_eq!(a["srtp_auth_failures"].as_u64(), Some(forged), "every forged packet dropped and counted: {a}");
+    let health = health_media(pbx).await?;
+    assert!(health.contains(&format!("{forged} SRTP packets dropped (bad tag)")), "{health}");
+    assert!(b["srtp"].is_null(), "{b}");
+    assert!(a["packets_received"].as_u64().unwrap_or(0) >= 100 && b["packets_received"].as_u64().unwrap_or(0) >= 100, "{a} {b}");
+    // the recorder heard plain audio: the caller's channel correlates with 101's noise
+    let file = c["recording_file"].as_str().with_context(|| format!("recording_file: {c}"))?.to_owned();
+    let path = pbx.server.data_dir().join(&file);
+    let t0 = Instant::now();
+    while !path.is_file() && t0.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = read_8k_channel(&path, 0)?;
+    let (rec, _, _) = heard(&left, &noise(1, 12), &noise(2, 12))?;
+    eprintln!("recording {file}: caller channel correlates {rec:.4} with 101's microphone");
+    assert!(rec > 0.9, "the recording holds the caller's decrypted audio: {rec}");
+    Ok(())
+}
+
+/// Once FlowPBX has answered 101 with SRTP, sends 50 packets that look like SRTP (a valid
+/// RTP header, a payload, a made-up 80-bit tag) from another socket to FlowPBX's port in
+/// that answer; returns how many were sent.
+async fn forge_srtp(pbx: &Pbx) -> anyhow::Result<u64> {
+    let t0 = Instant::now();
+    let port = loop {
+        let log = pbx.server.logs();
+        let found = log.lines().filter(|l| l.contains("sip send") && l.contains("200 OK") && l.contains("RTP/SAVP")).find_map(|l| {
+            let rest = &l[l.find("m=audio ")? + 8..];
+            rest.split(' ').next()?.parse::<u16>().ok()
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(15), "FlowPBX never answered 101 with RTP/SAVP");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let sock = tokio::net::UdpSocket::bind((LO, 0)).await?;
+    let mut sent = 0;
+    for i in 0..50u16 {
+        let mut pkt = vec![0x80, 0x00];
+        pkt.extend_from_slice(&(1000 + i).to_be_bytes());
+        pkt.extend_from_slice(&(u32::from(i) * 160).to_be_bytes());
+        pkt.extend_from_slice(&0x5eed_f00du32.to_be_bytes());
+        pkt.extend(std::iter::repeat_n(0xd5u8, 160));
+        pkt.extend_from_slice(&[0xa5; 10]);
+        sock.send_to(&pkt, (LO, port)).await?;
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(sent)
+}
+
+/// One channel of a WAV at 8 kHz.
+fn read_8k_channel(path: &std::path::Path, channel: usize) -> anyhow::Result<Vec<i16>> {
+    let mut r = hound::WavReader::open(path).with_context(|| format!("{}", path.display()))?;
+    let spec = r.spec();
+    let all: Vec<i16> = r.samples::<i16>().collect::<Result<_, _>>()?;
+    let step = usize::from(spec.channels) * (spec.sample_rate / 8000).max(1) as usize;
+    Ok(all.into_iter().skip(channel).step_by(step).collect())
 }

@@ -85,6 +85,27 @@ async fn busy_callee_gives_486() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An extension that requires SRTP offering plain RTP (no `a=crypto`) is refused with 488
+/// before anything rings; the same phone on `optional` gets through.
+#[tokio::test]
+async fn srtp_required_extension_offering_plain_rtp_gets_488() -> anyhow::Result<()> {
+    let pbx = Pbx::start(&[]).await?;
+    let id = pbx.extension_with(json!({"extension": "101", "name": "Ext 101", "sip_password": PW_101, "srtp": "required"})).await?;
+    pbx.extension("102", PW_102).await?;
+    pbx.wait_directory(2, 0, 0).await?;
+    let callee = uas(&pbx, "uas.xml", "102", PW_102, 1)?;
+    let r = uac(&pbx, "uac_refused.xml", "102", &[])?.wait(WAIT);
+    r.assert_ok();
+    assert!(r.log.contains("final 488"), "{}", r.log);
+    // optional: the plain offer is fine
+    let u = pbx.admin.put(&format!("/extensions/{id}"), &json!({"srtp": "optional"})).await?;
+    assert_eq!(u.status, 200, "{}", u.text);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    uac(&pbx, "uac.xml", "102", &[])?.wait(WAIT).assert_ok();
+    callee.wait(WAIT).assert_ok();
+    Ok(())
+}
+
 #[tokio::test]
 async fn forking_rings_both_phones_and_the_first_answer_wins() -> anyhow::Result<()> {
     let pbx = pbx_with_two().await?;

@@ -36,6 +36,11 @@ pub struct ActiveCall {
     pub flow_id: Option<i64>,
     /// The node the call is in, when the flow engine reports it.
     pub current_node: Option<String>,
+    /// The caller's leg is encrypted (SRTP): its suite, e.g. `AES_CM_128_HMAC_SHA1_80`;
+    /// null: plain RTP (or no media yet).
+    pub caller_srtp: Option<&'static str>,
+    /// The callee's leg is encrypted (SRTP): its suite; null: plain RTP.
+    pub callee_srtp: Option<&'static str>,
 }
 
 impl From<&call::ActiveCall> for ActiveCall {
@@ -52,6 +57,8 @@ impl From<&call::ActiveCall> for ActiveCall {
             answered_at: c.answered_at_ms.and_then(Timestamp::from_unix_millis),
             flow_id: None,
             current_node: None,
+            caller_srtp: c.caller_srtp,
+            callee_srtp: c.callee_srtp,
         }
     }
 }

@@ -180,6 +180,10 @@ pub struct ExtensionInput {
     pub follow_me_mode: Option<FollowMeMode>,
     /// a number outside must press 1 to take the call, so its voicemail never does
     pub follow_me_confirm: Option<bool>,
+    /// SRTP (SDES) for the extension's media: `off` (plain RTP only; an RTP/SAVP offer is
+    /// refused with 488), `optional` (RTP/AVP offers carry `a=crypto` lines; crypto offered is
+    /// answered), `required` (RTP/SAVP offers; an offer without usable crypto gets 488)
+    pub srtp: Option<SrtpPolicy>,
     pub recording_mode: Option<RecordingMode>,
     #[schema(minimum = 1, maximum = 20)]
     pub max_registrations: Option<i64>,
@@ -250,6 +254,7 @@ impl Resource for Extensions {
         set(&mut f.follow_me_numbers, i.follow_me_numbers);
         set(&mut f.follow_me_mode, i.follow_me_mode);
         set(&mut f.follow_me_confirm, i.follow_me_confirm);
+        set(&mut f.srtp, i.srtp);
         set(&mut f.recording_mode, i.recording_mode);
         set(&mut f.max_registrations, i.max_registrations);
         set(&mut f.outbound_caller_id_name, trim_opt(i.outbound_caller_id_name));
@@ -391,6 +396,9 @@ pub struct TrunkInput {
     /// system's store) and name its host; false only for transport `tls` (a carrier with a
     /// private CA)
     pub tls_verify: Option<bool>,
+    /// SRTP (SDES) toward the carrier: `off`, `optional` (RTP/AVP offers with `a=crypto`
+    /// lines) or `required` (RTP/SAVP; a call without usable crypto fails with 488)
+    pub srtp: Option<SrtpPolicy>,
 }
 
 pub(crate) struct Trunks;
@@ -451,6 +459,7 @@ impl Resource for Trunks {
         set(&mut f.national_prefix, i.national_prefix.map(|s| s.trim().to_owned()));
         set(&mut f.international_prefix, i.international_prefix.map(|s| s.trim().to_owned()));
         set(&mut f.tls_verify, i.tls_verify);
+        set(&mut f.srtp, i.srtp);
         let password = owned_update(&i.password);
 
         if !e.has("name") {

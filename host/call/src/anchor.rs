@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use media::{LegId, MediaEngine, MediaError, MediaEvent, RecordMode, RemoteMedia, SessionControl, SessionHandle, SessionStats};
+use media::{LegId, MediaEngine, MediaError, MediaEvent, RecordMode, RemoteMedia, SessionControl, SessionHandle, SessionStats, SrtpKeys};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::b2bua::CallCommand;
@@ -33,6 +33,9 @@ pub(crate) trait MediaPort: Send {
     fn open(&mut self, key: CallKey, call_id: &str) -> Result<[u16; 2], MediaError>;
     /// What a leg's SDP says (again on every re-INVITE).
     fn set_remote(&mut self, key: CallKey, leg: LegId, remote: RemoteMedia);
+    /// A leg's SRTP keys from SDES (None: plain RTP again); sent before the `set_remote` of
+    /// the same offer/answer.
+    fn set_srtp(&mut self, key: CallKey, leg: LegId, keys: Option<SrtpKeys>);
     /// Connects the legs.
     fn bridge(&mut self, key: CallKey);
     /// Disconnects the legs (a follow-me number confirming must not hear the caller).
@@ -168,6 +171,12 @@ impl MediaPort for EngineMedia {
         }
     }
 
+    fn set_srtp(&mut self, key: CallKey, leg: LegId, keys: Option<SrtpKeys>) {
+        if let Some(c) = self.control(key) {
+            c.set_srtp(leg, keys);
+        }
+    }
+
     fn bridge(&mut self, key: CallKey) {
         if let Some(c) = self.control(key) {
             c.bridge();
@@ -253,7 +262,8 @@ impl Pump {
         }
         match handle.close().await {
             Ok(stats) => {
-                let mut ops = vec![PersistOp::CdrMedia { key: self.key, stats: stats_json(&stats) }];
+                let srtp = [stats.a.srtp.map(|s| s.to_string()), stats.b.srtp.map(|s| s.to_string())];
+                let mut ops = vec![PersistOp::CdrMedia { key: self.key, stats: stats_json(&stats), srtp }];
                 self.outbox.extend(&mut ops);
             }
             Err(e) => tracing::debug!(error = %e, key = %self.key, "media session already gone"),
@@ -280,7 +290,8 @@ impl Pump {
 }
 
 /// The CDR's per-leg media statistics: packets and bytes each way, loss and jitter of what
-/// each leg sent us (from sequence numbers), and what its RTCP reported of what we sent.
+/// each leg sent us (from sequence numbers), and what its RTCP reported of what we sent; for
+/// an SRTP leg its suite and the datagrams dropped for a bad tag or as replays.
 pub(crate) fn stats_json(s: &SessionStats) -> serde_json::Value {
     let leg = |l: &media::LegStats| {
         serde_json::json!({
@@ -296,6 +307,9 @@ pub(crate) fn stats_json(s: &SessionStats) -> serde_json::Value {
             "remote_fraction_lost": l.remote.fraction_lost,
             "remote_jitter_ms": (l.remote.jitter.as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
             "rtcp_packets": l.remote.rtcp_packets,
+            "srtp": l.srtp.map(|s| s.to_string()),
+            "srtp_auth_failures": l.srtp_auth_failures,
+            "srtp_replays": l.srtp_replays,
         })
     };
     serde_json::json!({ "a": leg(&s.a), "b": leg(&s.b) })

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use sip::auth::Algorithm;
 use sip::transaction::{Peer, Transport};
-use store::{CallClass, Page, Store, TrunkType};
+use store::{CallClass, Page, SrtpPolicy, Store, TrunkType};
 
 use crate::routing::{CallerId, Numbering, Pattern, Route};
 
@@ -49,6 +49,8 @@ pub struct User {
     pub daily_outbound_minutes: u32,
     /// Follow-me, when enabled (with at least one number).
     pub follow_me: Option<FollowMe>,
+    /// SRTP (SDES) for its media.
+    pub srtp: SrtpPolicy,
 }
 
 /// An extension's follow-me: what rings after (or beside) its devices.
@@ -109,6 +111,7 @@ impl User {
             max_outbound_calls: 2,
             daily_outbound_minutes: 0,
             follow_me: None,
+            srtp: SrtpPolicy::Off,
         }
     }
 }
@@ -194,6 +197,8 @@ pub struct Trunk {
     pub tls_name: String,
     /// See [`Trunk::tls_name`].
     pub tls_verify: bool,
+    /// SRTP (SDES) toward the carrier.
+    pub srtp: SrtpPolicy,
 }
 
 impl Trunk {
@@ -231,6 +236,7 @@ impl Trunk {
             nets: vec![IpNet::from(next_hop.ip())],
             tls_name: domain.into(),
             tls_verify: true,
+            srtp: SrtpPolicy::Off,
         }
     }
 }
@@ -411,6 +417,7 @@ impl Directory {
                             })
                             .collect(),
                     }),
+                    srtp: e.srtp,
                 })
             })
             .collect();
@@ -568,6 +575,7 @@ async fn load_trunk(t: &store::Trunk, password: Option<String>) -> Trunk {
         fingerprint,
         tls_name: hop_host,
         tls_verify: t.tls_verify,
+        srtp: t.srtp,
     }
 }
 

@@ -68,6 +68,10 @@ pub struct ActiveCall {
     pub started_at_ms: i64,
     /// When it was answered, Unix milliseconds.
     pub answered_at_ms: Option<i64>,
+    /// The caller's leg is encrypted: its SRTP suite (None: plain RTP, or no media yet).
+    pub caller_srtp: Option<&'static str>,
+    /// The callee's leg is encrypted: its SRTP suite.
+    pub callee_srtp: Option<&'static str>,
 }
 
 /// The state of a call in progress.

@@ -36,6 +36,7 @@ mod sdp_media;
 mod security;
 mod signalling;
 mod sip_tls;
+mod srtp;
 mod siplog;
 mod trunks;
 

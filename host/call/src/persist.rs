@@ -58,6 +58,8 @@ pub enum PersistOp {
         key: CallKey,
         /// `{"a": {...}, "b": {...}}`.
         stats: serde_json::Value,
+        /// Each leg's SRTP suite (caller, callee); None: plain RTP.
+        srtp: [Option<String>; 2],
     },
     /// What a flow did with the call (before or after the call's end is written).
     CdrFlow {
@@ -259,9 +261,10 @@ async fn apply(store: &Store, ops: &[PersistOp], written: &mut Written) -> Resul
     // 5. details that come on their own: media statistics, a flow's result
     for op in ops {
         match op {
-            PersistOp::CdrMedia { key, stats } => match id_of(*key) {
+            PersistOp::CdrMedia { key, stats, srtp } => match id_of(*key) {
                 Some(id) => {
                     tx.cdrs().set_media_stats(id, stats).await?;
+                    tx.cdrs().set_media_encryption(id, srtp[0].as_deref(), srtp[1].as_deref()).await?;
                 }
                 None => tracing::debug!(key = %key, "media statistics of an unknown call dropped"),
             },
@@ -380,7 +383,7 @@ mod tests {
         apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(1), cdr: cdr("bridged") }], &mut ids).await.unwrap();
         apply(&s, &[PersistOp::CdrFlow { key: CallKey::from_raw(1), flow_id: 3, version: 2, path: path.clone(), disposition: None }], &mut ids).await.unwrap();
         apply(&s, &[PersistOp::CdrEnd { key: CallKey::from_raw(1), end: end.clone(), start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
-        apply(&s, &[PersistOp::CdrMedia { key: CallKey::from_raw(1), stats: serde_json::json!({"a": {"packets_received": 50}}) }], &mut ids).await.unwrap();
+        apply(&s, &[PersistOp::CdrMedia { key: CallKey::from_raw(1), stats: serde_json::json!({"a": {"packets_received": 50}}), srtp: [Some("AES_CM_128_HMAC_SHA1_80".into()), None] }], &mut ids).await.unwrap();
         // voicemail: the flow's result after the end, with its disposition
         apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(2), cdr: cdr("vm") }, PersistOp::CdrEnd { key: CallKey::from_raw(2), end, start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
         apply(&s, &[PersistOp::CdrFlow { key: CallKey::from_raw(2), flow_id: 3, version: 2, path: path.clone(), disposition: Some(CallDisposition::Voicemail) }], &mut ids).await.unwrap();
@@ -389,7 +392,9 @@ mod tests {
         let b = by("bridged");
         assert_eq!((b.flow_path.clone(), b.flow_version, b.disposition), (path.clone(), Some(2), Some(CallDisposition::Answered)));
         assert_eq!(b.media_stats, Some(serde_json::json!({"a": {"packets_received": 50}})));
+        assert_eq!((b.caller_srtp.as_deref(), b.callee_srtp.as_deref()), (Some("AES_CM_128_HMAC_SHA1_80"), None), "the caller's leg was encrypted, the callee's plain");
         let v = by("vm");
+        assert_eq!((v.caller_srtp.clone(), v.callee_srtp.clone()), (None, None));
         assert_eq!((v.flow_path, v.disposition), (path, Some(CallDisposition::Voicemail)));
         assert!(ids.flows.is_empty());
     }

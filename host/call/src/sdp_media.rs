@@ -27,6 +27,10 @@ pub(crate) enum SdpFault {
     NoAudio,
     /// No audio codec FlowPBX handles (PCMU, PCMA, Opus).
     NoCodec,
+    /// The leg's SRTP policy and the SDP's crypto do not agree: an RTP/SAVP offer without
+    /// usable `a=crypto`, no crypto where the leg requires it, crypto where it is off, or an
+    /// answer whose `a=crypto` does not match what FlowPBX offered.
+    Crypto,
 }
 
 /// A leg's audio stream, as its SDP describes it.
@@ -49,6 +53,10 @@ pub(crate) struct LegSdp {
     pub ptime: Option<u32>,
     /// The stream's direction as the leg wrote it.
     pub direction: Direction,
+    /// The profile is RTP/SAVP or RTP/SAVPF (SRTP is mandatory for the stream).
+    pub secure: bool,
+    /// The stream's `a=crypto` values (SDES keys: never logged).
+    pub crypto: Vec<String>,
 }
 
 impl LegSdp {
@@ -74,14 +82,21 @@ pub(crate) fn media_direction(d: Direction) -> media::MediaDirection {
     }
 }
 
-/// Reads a leg's SDP: the first active RTP/AVP or RTP/AVPF audio stream.
+/// The most `a=crypto` lines of one stream that are read (more are ignored: an offer names
+/// one per suite, and FlowPBX knows three).
+pub(crate) const MAX_CRYPTO_LINES: usize = 16;
+
+/// The longest `a=crypto` value read (longer ones are not kept, so they count as unusable).
+pub(crate) const MAX_CRYPTO_LEN: usize = 256;
+
+/// Reads a leg's SDP: the first active RTP/AVP(F) or RTP/SAVP(F) audio stream.
 pub(crate) fn read(body: &[u8]) -> Result<LegSdp, SdpFault> {
     let sdp = SessionDescription::parse(body).map_err(|_| SdpFault::Unreadable)?;
     let (index, m) = sdp
         .media
         .iter()
         .enumerate()
-        .find(|(_, m)| m.kind == "audio" && m.port != 0 && matches!(m.proto.as_str(), "RTP/AVP" | "RTP/AVPF"))
+        .find(|(_, m)| m.kind == "audio" && m.port != 0 && matches!(m.proto.as_str(), "RTP/AVP" | "RTP/AVPF" | "RTP/SAVP" | "RTP/SAVPF"))
         .ok_or(SdpFault::NoAudio)?;
     let codecs: Vec<CodecSpec> = m
         .formats
@@ -107,7 +122,16 @@ pub(crate) fn read(body: &[u8]) -> Result<LegSdp, SdpFault> {
     let rtcp_mux = m.attributes.iter().any(|a| a.name == "rtcp-mux");
     let ptime = m.ptime();
     let direction = sdp.direction(m);
-    Ok(LegSdp { index, rtp, rtcp, rtcp_mux, codecs, ptime, direction, sdp })
+    let secure = m.proto.starts_with("RTP/SAVP");
+    let crypto = m
+        .attributes
+        .iter()
+        .filter(|a| a.name == "crypto")
+        .filter_map(|a| a.value.as_deref())
+        .map(|v| if v.len() > MAX_CRYPTO_LEN { String::new() } else { v.to_owned() })
+        .take(MAX_CRYPTO_LINES)
+        .collect();
+    Ok(LegSdp { index, rtp, rtcp, rtcp_mux, codecs, ptime, direction, secure, crypto, sdp })
 }
 
 /// FlowPBX's side of the session toward one leg: the `o=` line it keeps for that leg.
@@ -135,6 +159,10 @@ pub(crate) struct Outgoing<'a> {
     pub rtcp_mux: bool,
     /// For an answer: the offer, whose media lines are mirrored (others rejected with port 0).
     pub mirror: Option<&'a LegSdp>,
+    /// For an offer: RTP/SAVP rather than RTP/AVP (an answer mirrors the offer's profile).
+    pub secure: bool,
+    /// `a=crypto` values to write (SDES: FlowPBX's keys toward this leg).
+    pub crypto: &'a [String],
 }
 
 /// Writes the description.
@@ -143,7 +171,7 @@ pub(crate) fn write(session: &mut LocalSession, out: &Outgoing<'_>) -> Bytes {
     let mut audio = Media {
         kind: "audio".into(),
         port: out.port,
-        proto: out.mirror.map_or_else(|| "RTP/AVP".to_owned(), |m| m.sdp.media[m.index].proto.clone()),
+        proto: out.mirror.map_or_else(|| if out.secure { "RTP/SAVP" } else { "RTP/AVP" }.to_owned(), |m| m.sdp.media[m.index].proto.clone()),
         formats: Vec::with_capacity(out.codecs.len()),
         connection: None,
         attributes: Vec::new(),
@@ -161,6 +189,9 @@ pub(crate) fn write(session: &mut LocalSession, out: &Outgoing<'_>) -> Bytes {
     }
     if out.rtcp_mux {
         audio.attributes.push(Attribute { name: "rtcp-mux".into(), value: None });
+    }
+    for c in out.crypto {
+        audio.attributes.push(Attribute { name: "crypto".into(), value: Some(c.clone()) });
     }
     audio.set_direction(out.direction);
     let media = match out.mirror {
@@ -244,7 +275,7 @@ mod tests {
         let codecs = [CodecSpec::opus(96), CodecSpec::telephone_event(101, 8000)];
         let body = write(
             &mut s,
-            &Outgoing { ip: "192.0.2.9".parse().unwrap(), port: 12000, codecs: &codecs, ptime: None, direction: Direction::RecvOnly, rtcp_mux: true, mirror: Some(&offer) },
+            &Outgoing { ip: "192.0.2.9".parse().unwrap(), port: 12000, codecs: &codecs, ptime: None, direction: Direction::RecvOnly, rtcp_mux: true, mirror: Some(&offer), secure: false, crypto: &[] },
         );
         let text = std::str::from_utf8(&body).unwrap();
         assert!(text.contains("o=FlowPBX 7 1 IN IP4 192.0.2.9\r\n"), "{text}");
@@ -255,7 +286,7 @@ mod tests {
         assert!(text.contains("m=video 0 RTP/AVP 97\r\n"), "{text}");
         let again = read(&body).unwrap();
         assert_eq!(again.rtp, Some("192.0.2.9:12000".parse().unwrap()));
-        write(&mut s, &Outgoing { ip: "192.0.2.9".parse().unwrap(), port: 12000, codecs: &codecs, ptime: None, direction: Direction::SendRecv, rtcp_mux: false, mirror: None });
+        write(&mut s, &Outgoing { ip: "192.0.2.9".parse().unwrap(), port: 12000, codecs: &codecs, ptime: None, direction: Direction::SendRecv, rtcp_mux: false, mirror: None, secure: false, crypto: &[] });
         assert_eq!(s.version, 2);
     }
 }

@@ -19,6 +19,7 @@ pub(crate) fn log(mode: SipLogMode, direction: &'static str, peer: Peer, data: &
     };
     let call_id = call_id(&text[..head_end]).unwrap_or("-");
     let shown = redact(shown);
+    let shown = redact_keys(&shown);
     tracing::info!(
         target: "flowpbx::sip",
         direction,
@@ -78,6 +79,32 @@ fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// SDES keys (`a=crypto:… inline:<key||salt>`, RFC 4568) replaced by `<redacted>`: a key in
+/// a log decrypts the call's audio. The `inline:` prefix is matched in any case (as the SDES
+/// parser does); the key runs to a `|`, `;`, space or line end.
+fn redact_keys(text: &str) -> std::borrow::Cow<'_, str> {
+    const TAG: &[u8] = b"inline:";
+    let bytes = text.as_bytes();
+    let find = |from: usize| (from..bytes.len().saturating_sub(TAG.len() - 1)).find(|&i| bytes[i..i + TAG.len()].eq_ignore_ascii_case(TAG));
+    let Some(mut at) = find(0) else { return std::borrow::Cow::Borrowed(text) };
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    loop {
+        let key_start = at + TAG.len();
+        let key_end = bytes[key_start..].iter().position(|b| matches!(b, b'|' | b';' | b' ' | b'\t' | b'\r' | b'\n')).map_or(bytes.len(), |n| key_start + n);
+        // the boundaries are ASCII bytes: slicing at them stays on char boundaries
+        out.push_str(&text[copied..key_start]);
+        out.push_str("<redacted>");
+        copied = key_end;
+        match find(key_end) {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// The Call-ID (or compact `i`) header's value in a header section.
 fn call_id(head: &str) -> Option<&str> {
     head.lines().skip(1).find_map(|line| {
@@ -99,6 +126,22 @@ mod tests {
         assert!(r.contains("username=\"bob\""), "{r}");
         assert!(r.contains("Call-ID: c\r\n"), "{r}");
         assert!(matches!(super::redact("OPTIONS sip:a SIP/2.0\r\nVia: x\r\n"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn sdes_keys_never_reach_the_log() {
+        let msg = "INVITE sip:b SIP/2.0\r\nCall-ID: c\r\n\r\nm=audio 4000 RTP/SAVP 0\r\n\
+                   a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^31\r\n\
+                   a=crypto:2 AEAD_AES_128_GCM INLINE:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0 KDR=0\r\n\
+                   a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:dGFpbGtleQ==";
+        let r = super::redact_keys(msg);
+        assert!(!r.contains("WVNfX19") && !r.contains("c2VjcmV0") && !r.contains("dGFpbGtleQ"), "{r}");
+        assert!(r.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>|2^31\r\n"), "{r}");
+        assert!(r.contains("INLINE:<redacted> KDR=0\r\n") && r.ends_with("inline:<redacted>"), "{r}");
+        assert!(matches!(super::redact_keys("OPTIONS sip:a SIP/2.0\r\n"), std::borrow::Cow::Borrowed(_)));
+        // odd input: a trailing prefix, multi-byte text around it
+        assert_eq!(super::redact_keys("é inline:"), "é inline:<redacted>");
+        assert_eq!(super::redact_keys("inline"), "inline");
     }
 
     #[test]

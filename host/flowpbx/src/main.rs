@@ -171,10 +171,12 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
             api::ComponentStatus {
                 status: if h.recording_disk_low { "degraded" } else { "ok" },
                 detail: Some(format!(
-                    "{} sessions, {}/{} RTP port pairs in use{}",
+                    "{} sessions, {}/{} RTP port pairs in use, {} SRTP packets dropped (bad tag), {} (replays){}",
                     h.sessions,
                     h.port_pairs_in_use,
                     h.port_pairs,
+                    h.srtp_auth_failures,
+                    h.srtp_replays,
                     if h.recording_disk_low { ", recording skipped: disk space low" } else { "" }
                 )),
             }

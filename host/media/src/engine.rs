@@ -141,6 +141,12 @@ pub struct EngineHealth {
     pub recording_disk_low: bool,
     /// Events dropped because a session's consumer did not keep up.
     pub events_dropped: u64,
+    /// SRTP/SRTCP datagrams dropped because their authentication tag did not verify
+    /// (forged, corrupted, another key, plain RTP on an SRTP leg), by the sessions closed
+    /// since start; never forwarded.
+    pub srtp_auth_failures: u64,
+    /// SRTP/SRTCP datagrams dropped as replays, by the sessions closed since start.
+    pub srtp_replays: u64,
 }
 
 enum Cmd {
@@ -192,6 +198,8 @@ struct Shared {
     next_id: AtomicU64,
     sessions: AtomicUsize,
     events_dropped: AtomicU64,
+    srtp_auth_failures: AtomicU64,
+    srtp_replays: AtomicU64,
     conferences: conference::Registry,
 }
 
@@ -254,7 +262,7 @@ impl MediaEngine {
             threads.push((i, poll, rx, link));
         }
         let prompts = crate::prompts::PromptStore::new(&cfg.data_dir);
-        let shared = Arc::new(Shared { cfg, ports: Mutex::new(ports), workers, recorder, prompts, next_id: AtomicU64::new(1), sessions: AtomicUsize::new(0), events_dropped: AtomicU64::new(0), conferences: conference::Registry::default() });
+        let shared = Arc::new(Shared { cfg, ports: Mutex::new(ports), workers, recorder, prompts, next_id: AtomicU64::new(1), sessions: AtomicUsize::new(0), events_dropped: AtomicU64::new(0), srtp_auth_failures: AtomicU64::new(0), srtp_replays: AtomicU64::new(0), conferences: conference::Registry::default() });
         // workers hold a weak-free view: the allocator and counters they need, not the engine
         for (i, poll, rx, link) in threads {
             let ctx = WorkerCtx { ports: PortsRef(Arc::downgrade(&shared)), link, orphan_timeout: shared.cfg.orphan_timeout, index: i };
@@ -288,6 +296,8 @@ impl MediaEngine {
             port_pairs: cap,
             recording_disk_low: self.shared.recorder.disk_low.load(Ordering::Relaxed),
             events_dropped: self.shared.events_dropped.load(Ordering::Relaxed),
+            srtp_auth_failures: self.shared.srtp_auth_failures.load(Ordering::Relaxed),
+            srtp_replays: self.shared.srtp_replays.load(Ordering::Relaxed),
         }
     }
 
@@ -872,6 +882,8 @@ impl Worker {
                 p.release(slot.ports[1]);
             }
             shared.sessions.fetch_sub(1, Ordering::Relaxed);
+            shared.srtp_auth_failures.fetch_add(stats.a.srtp_auth_failures + stats.b.srtp_auth_failures, Ordering::Relaxed);
+            shared.srtp_replays.fetch_add(stats.a.srtp_replays + stats.b.srtp_replays, Ordering::Relaxed);
         }
         self.ctx.link.sessions.fetch_sub(1, Ordering::Relaxed);
         tracing::debug!(call_id = slot.call_id, "media session closed");

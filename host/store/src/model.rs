@@ -57,6 +57,12 @@ text_enum!(
     /// (`simultaneous`).
     FollowMeMode { Sequential = "sequential", Simultaneous = "simultaneous" }
 );
+text_enum!(
+    /// SRTP with SDES (RFC 4568) for an extension's or a trunk's media: `off` (plain RTP
+    /// only), `optional` (offers RTP/AVP with `a=crypto` lines, answers crypto when offered)
+    /// or `required` (offers RTP/SAVP; an offer without usable crypto is refused with 488).
+    SrtpPolicy { Off = "off", Optional = "optional", Required = "required" }
+);
 text_enum!(GreetingType { Default = "default", Custom = "custom", NameOnly = "name_only" });
 text_enum!(RingStrategy { RingAll = "ring_all", Sequential = "sequential", RoundRobin = "round_robin", Random = "random", LongestIdle = "longest_idle" });
 text_enum!(CallerIdMode { Pass = "pass", Fixed = "fixed", Prepend = "prepend" });
@@ -263,6 +269,8 @@ pub struct TrunkFields {
     /// Over TLS: whether the carrier's certificate must be trusted (public CAs and the
     /// system's store) and name its host. Off for a carrier with a private CA.
     pub tls_verify: bool,
+    /// SRTP toward the carrier.
+    pub srtp: SrtpPolicy,
 }
 
 impl Default for TrunkFields {
@@ -292,6 +300,7 @@ impl Default for TrunkFields {
             national_prefix: String::new(),
             international_prefix: String::new(),
             tls_verify: true,
+            srtp: SrtpPolicy::Off,
         }
     }
 }
@@ -401,6 +410,8 @@ pub struct ExtensionFields {
     pub follow_me_mode: FollowMeMode,
     /// A number outside must press 1 to take the call (so its voicemail never does).
     pub follow_me_confirm: bool,
+    /// SRTP for the extension's calls.
+    pub srtp: SrtpPolicy,
     pub recording_mode: RecordingMode,
     pub max_registrations: i64,
     /// What the extension presents when it calls out (a route may present its own).
@@ -430,6 +441,7 @@ impl Default for ExtensionFields {
             follow_me_numbers: Vec::new(),
             follow_me_mode: FollowMeMode::Sequential,
             follow_me_confirm: true,
+            srtp: SrtpPolicy::Optional,
             recording_mode: RecordingMode::Off,
             max_registrations: 5,
             outbound_caller_id_name: None,
@@ -812,6 +824,11 @@ pub struct Cdr {
     #[sqlx(json)]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub transfers: serde_json::Value,
+    /// The caller's leg was encrypted: its SRTP suite (`AES_CM_128_HMAC_SHA1_80`, ...);
+    /// none for plain RTP.
+    pub caller_srtp: Option<String>,
+    /// The callee's leg was encrypted: its SRTP suite; none for plain RTP.
+    pub callee_srtp: Option<String>,
 }
 
 /// A CDR as written when the call starts.

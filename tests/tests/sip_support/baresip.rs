@@ -33,12 +33,14 @@ pub struct Phone<'a> {
     pub dump: bool,
     /// Register and call over TLS (`pbx` is then the PBX's TLS address).
     pub tls: bool,
+    /// The account's `mediaenc` (`srtp`, `srtp-mand`): SDES-SRTP through the srtp module.
+    pub mediaenc: Option<&'a str>,
 }
 
 impl<'a> Phone<'a> {
     /// A G.711 phone with a silent microphone and no dump.
     pub fn new(user: &'a str, password: &'a str, pbx: &'a str, auto_answer: bool) -> Self {
-        Phone { user, password, pbx, auto_answer, codec_modules: &["g711"], audio_codecs: None, source: None, dump: false, tls: false }
+        Phone { user, password, pbx, auto_answer, codec_modules: &["g711"], audio_codecs: None, source: None, dump: false, tls: false, mediaenc: None }
     }
 }
 
@@ -109,6 +111,10 @@ impl Baresip {
             }
         };
         let mut modules: Vec<String> = p.codec_modules.iter().map(|m| format!("{m}.so")).collect();
+        // before account.so: an account names its mediaenc when it is loaded
+        if p.mediaenc.is_some() {
+            modules.push("srtp.so".into());
+        }
         modules.extend(["aufile.so", "account.so", "menu.so", "ctrl_tcp.so"].map(str::to_owned));
         if p.dump {
             modules.push("sndfile.so".into());
@@ -134,7 +140,8 @@ impl Baresip {
         let answer = if p.auto_answer { ";answermode=auto" } else { "" };
         let codecs = p.audio_codecs.map(|c| format!(";audio_codecs={c}")).unwrap_or_default();
         let transport = if p.tls { ";transport=tls" } else { "" };
-        std::fs::write(dir.path().join("accounts"), format!("<sip:{}@{}{transport}>;auth_pass={};regint=300{answer}{codecs}\n", p.user, p.pbx, p.password))?;
+        let enc = p.mediaenc.map(|e| format!(";mediaenc={e}")).unwrap_or_default();
+        std::fs::write(dir.path().join("accounts"), format!("<sip:{}@{}{transport}>;auth_pass={};regint=300{answer}{codecs}{enc}\n", p.user, p.pbx, p.password))?;
         let log = std::fs::File::create(dir.path().join("baresip.log"))?;
         let child = Command::new("baresip")
             .arg("-f")

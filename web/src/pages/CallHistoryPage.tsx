@@ -6,7 +6,7 @@ import { Link, useSearchParams } from 'react-router';
 import { errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { keys } from '../api/queries';
-import { Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, TableHead } from '../components/common/ui';
+import { Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, SrtpBadge, TableHead } from '../components/common/ui';
 
 const PAGE = 50;
 
@@ -117,8 +117,9 @@ export default function CallHistoryPage() {
                   <td>
                     {c.caller_id_name ? `${c.caller_id_name} ` : ''}
                     {c.caller_id_num ?? ''}
+                    <SrtpBadge suite={c.caller_srtp} />
                   </td>
-                  <td>{c.callee ?? ''}</td>
+                  <td>{c.callee ?? ''}<SrtpBadge suite={c.callee_srtp} /></td>
                   <td>{c.disposition ?? ''}</td>
                   <td>{formatDuration(c.duration)}</td>
                   <td className="text-right">

@@ -7,7 +7,7 @@ import { useLive } from '../api/live';
 import { keys, useEntities } from '../api/queries';
 import type { ActiveCall, Trunk } from '../api/types';
 import { TrunkStatusBadge, trunkStatusWords, useTrunkStatus } from '../components/trunks/TrunkStatus';
-import { ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, StatusDot, TableHead } from '../components/common/ui';
+import { ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, SrtpBadge, StatusDot, TableHead } from '../components/common/ui';
 import { useEffect, useState } from 'react';
 
 function Stat({ label, value }: { label: string; value: string | number }) {
@@ -71,8 +71,8 @@ export default function DashboardPage() {
               <tbody>
                 {calls.map((c) => (
                   <tr key={c.id}>
-                    <td>{c.caller_id_name ?? ''} {c.caller_id_num ?? ''}</td>
-                    <td>{c.callee ?? ''}</td>
+                    <td>{c.caller_id_name ?? ''} {c.caller_id_num ?? ''}<SrtpBadge suite={c.caller_srtp} /></td>
+                    <td>{c.callee ?? ''}<SrtpBadge suite={c.callee_srtp} /></td>
                     <td>{c.state}</td>
                     <td>{c.started_at ? formatDuration((now - Date.parse(c.started_at)) / 1000) : ''}</td>
                     <td>

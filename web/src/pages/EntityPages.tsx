@@ -180,7 +180,7 @@ export default function EntityPage({ type: t }: { type: string }) {
       )}
       {details && (
         <Dialog title={title(details)} onClose={() => setDetails(null)} wide>
-          {type === 'extension' && <Registrations id={details.id} />}
+          {type === 'extension' && <Registrations id={details.id} srtp={(details as { srtp?: string }).srtp} />}
           {type === 'trunk' && <TrunkPanel trunk={((list.data ?? []) as AnyEntity[]).find((t) => t.id === details.id) as Trunk ?? (details as Trunk)} autoTest={testing} />}
           {type === 'voicemail_box' && <Messages id={details.id} />}
         </Dialog>
@@ -189,13 +189,21 @@ export default function EntityPage({ type: t }: { type: string }) {
   );
 }
 
-function Registrations({ id }: { id: Id }) {
+const SRTP_POLICY: Record<string, string> = {
+  off: 'plain RTP (SRTP off)',
+  optional: 'SRTP when the device takes the keys offered (optional)',
+  required: 'always SRTP (required: plain calls are refused)',
+};
+
+function Registrations({ id, srtp }: { id: Id; srtp?: string }) {
   const seq = useLive((s) => s.registrations[String(id)]);
   const q = useQuery({ queryKey: ['registrations', id, seq], queryFn: () => api.extensions.registrations(id) });
   if (q.isLoading) return <Spinner />;
   if (q.error) return <ErrorBanner error={errorMessage(q.error)} />;
   if (!q.data?.length) return <Empty>No device is registered.</Empty>;
   return (
+    <>
+    {srtp && <p className="mb-2 text-sm text-slate-600">Media of these devices&apos; calls: {SRTP_POLICY[srtp] ?? srtp}. Each call shows whether its legs were encrypted.</p>}
     <table className="table">
       <TableHead columns={['Contact', 'Transport', 'Device', 'From', 'Expires']} actions={false} />
       <tbody>
@@ -216,6 +224,7 @@ function Registrations({ id }: { id: Id }) {
         ))}
       </tbody>
     </table>
+    </>
   );
 }
 

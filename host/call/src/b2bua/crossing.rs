@@ -11,17 +11,28 @@
 //!
 //! FlowPBX answers the caller itself when a flow answers (`answer_locally`), and offers the
 //! callee itself when a flow rings after that (`PendingOffer::Local`).
+//!
+//! SRTP (SDES, `crate::srtp`): each side has the policy of its extension or trunk. An offer's
+//! `a=crypto` is answered with a fresh key of FlowPBX's own (decided when the offer arrives,
+//! so a side that requires SRTP and offers none is refused with 488 before anything rings);
+//! what FlowPBX offers the other side carries keys of its own, made once per offer (forks
+//! share them, only one answers). A side's keys go to the media session (`set_srtp`) before
+//! its `set_remote`; keys never cross from one side to the other.
 
 use std::net::IpAddr;
 
 use bytes::Bytes;
-use media::{answer_offer, answer_to_caller, offer_to_callee, CodecKind, CodecSpec, LegId};
+use media::sdes::{CryptoAttribute, SdesAnswer};
+use media::{answer_offer, answer_to_caller, offer_to_callee, CodecKind, CodecSpec, LegId, SrtpKeys, SrtpSuite};
+use store::SrtpPolicy;
 use sip::sdp::Direction;
 use sip::transaction::Peer;
 
 use super::{B2bua, Ctx, Side};
 use crate::events::CallKey;
+use crate::anchor::MediaPort;
 use crate::sdp_media::{self, is_sdp, LegSdp, LocalSession, Outgoing, SdpFault, APPLICATION_SDP};
+use crate::srtp;
 
 /// What an SDP body is in the offer/answer exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +48,11 @@ pub(crate) enum SdpKind {
 /// An offer waiting for its answer.
 #[derive(Debug, Clone)]
 pub(crate) enum PendingOffer {
-    /// A side offered; FlowPBX offered the other side `relayed`.
-    Relayed { from: Side, offer: LegSdp, relayed: Vec<CodecSpec> },
-    /// FlowPBX offered `to` these codecs itself (a flow answered or rings).
-    Local { to: Side, codecs: Vec<CodecSpec> },
+    /// A side offered; FlowPBX offered the other side `relayed`. `answer`: FlowPBX's SDES
+    /// answer to the offerer (None: plain); `crypto`: the keys FlowPBX offered the other side.
+    Relayed { from: Side, offer: Box<LegSdp>, relayed: Vec<CodecSpec>, answer: Option<Box<SdesAnswer>>, crypto: Option<Vec<CryptoAttribute>> },
+    /// FlowPBX offered `to` these codecs itself (a flow answered or rings), with these keys.
+    Local { to: Side, codecs: Vec<CodecSpec>, crypto: Option<Vec<CryptoAttribute>> },
 }
 
 /// A call's offer/answer state, as the core keeps it (what `sdp_across` rewrites with).
@@ -53,12 +65,41 @@ pub(crate) struct SdpState {
     pub(crate) offer: Option<PendingOffer>,
     /// The codecs each side negotiated last.
     negotiated: [Option<Vec<CodecSpec>>; 2],
+    /// Each side's SRTP policy (its extension's or trunk's).
+    policy: [SrtpPolicy; 2],
+    /// Each side's SRTP keys in the media session now (None: plain RTP).
+    keys: [Option<SrtpKeys>; 2],
 }
 
 impl SdpState {
     /// Whether a side negotiated telephone-event (None: nothing negotiated yet).
     pub(crate) fn telephone_event(&self, side: Side) -> Option<bool> {
         self.negotiated[idx(side)].as_ref().map(|c| c.iter().any(|c| c.kind == CodecKind::TelephoneEvent))
+    }
+
+    /// The SRTP suite of each side's media now (None: plain RTP).
+    pub(crate) fn srtp(&self) -> [Option<SrtpSuite>; 2] {
+        [self.keys[0].as_ref().map(|k| k.outbound.suite()), self.keys[1].as_ref().map(|k| k.outbound.suite())]
+    }
+
+    /// Sets a side's SRTP policy (the leg that answers for side B, a transfer target).
+    pub(crate) fn set_policy(&mut self, side: Side, policy: SrtpPolicy) {
+        self.policy[idx(side)] = policy;
+    }
+
+    /// FlowPBX's current outbound key toward a side (kept on re-offers).
+    fn our_key(&self, side: Side) -> Option<&media::SrtpKey> {
+        self.keys[idx(side)].as_ref().map(|k| &k.outbound)
+    }
+
+    /// Gives a side's keys to the media session (before its `set_remote`); nothing is sent
+    /// for a side that stays plain.
+    fn set_keys(&mut self, port: &mut dyn MediaPort, key: CallKey, side: Side, keys: Option<SrtpKeys>) {
+        if keys.is_none() && self.keys[idx(side)].is_none() {
+            return;
+        }
+        port.set_srtp(key, leg(side), keys.clone());
+        self.keys[idx(side)] = keys;
     }
 
     /// Whether the caller's INVITE carried an offer still waiting for its answer.
@@ -97,7 +138,7 @@ fn default_offer() -> Vec<CodecSpec> {
 pub(crate) fn fault_status(f: SdpFault) -> (u16, &'static str) {
     match f {
         SdpFault::Unreadable => (400, "Bad SDP"),
-        SdpFault::NoAudio | SdpFault::NoCodec => (488, "Not Acceptable Here"),
+        SdpFault::NoAudio | SdpFault::NoCodec | SdpFault::Crypto => (488, "Not Acceptable Here"),
     }
 }
 
@@ -110,7 +151,7 @@ fn passthrough(content_type: Option<&str>, body: &Bytes) -> Body {
 impl B2bua {
     /// Opens the media of a new call and reads the caller's offer, if its INVITE has one.
     /// `Err` is the status to refuse the call with.
-    pub(crate) fn open_media(&mut self, cx: &mut Ctx<'_>, key: CallKey, call_id: &str, content_type: Option<&str>, body: &Bytes) -> Result<Option<SdpState>, (u16, &'static str)> {
+    pub(crate) fn open_media(&mut self, cx: &mut Ctx<'_>, key: CallKey, call_id: &str, content_type: Option<&str>, body: &Bytes, policy: SrtpPolicy) -> Result<Option<SdpState>, (u16, &'static str)> {
         if self.media.is_none() {
             return Ok(None);
         }
@@ -121,17 +162,23 @@ impl B2bua {
             tracing::warn!(error = %e, "no media for a new call");
             (503, "Service Unavailable")
         })?;
-        let mut m = SdpState { ports, sessions, offer: None, negotiated: [None, None] };
+        let mut m = SdpState { ports, sessions, offer: None, negotiated: [None, None], policy: [policy, SrtpPolicy::Off], keys: [None, None] };
         if let Some(offer) = offer {
-            match offer.remote(&offer.codecs) {
-                Ok(remote) => port.set_remote(key, LegId::A, remote),
-                Err(_) => {
+            let remote = offer.remote(&offer.codecs).map_err(|_| SdpFault::NoCodec);
+            let sdes = srtp::answer(policy, &offer, None);
+            let (remote, sdes) = match (remote, sdes) {
+                (Ok(r), Ok(s)) => (r, s),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::info!(key = %key, ?e, ?policy, "the caller's offer cannot be anchored: refused");
                     port.close(key);
-                    return Err((488, "Not Acceptable Here"));
+                    return Err(fault_status(e));
                 }
-            }
+            };
+            m.set_keys(port.as_mut(), key, Side::A, sdes.as_ref().map(|a| a.keys.clone()));
+            port.set_remote(key, LegId::A, remote);
             let relayed = offer_to_callee(&offer.codecs);
-            m.offer = Some(PendingOffer::Relayed { from: Side::A, offer, relayed });
+            let crypto = srtp::offer(SrtpPolicy::Optional, None);
+            m.offer = Some(PendingOffer::Relayed { from: Side::A, offer: Box::new(offer), relayed, answer: sdes.map(Box::new), crypto });
         }
         Ok(Some(m))
     }
@@ -148,22 +195,25 @@ impl B2bua {
     /// The body of the INVITE to a callee leg at `dest`: the caller's offer re-offered from
     /// FlowPBX, or FlowPBX's own offer once a flow answered the caller; none for a delayed
     /// offer (or a PBX without media, where the caller's body passes).
-    pub(crate) fn offer_for_callee(&mut self, cx: &mut Ctx<'_>, key: CallKey, dest: Peer, content_type: Option<&str>, body: &Bytes) -> Body {
+    pub(crate) fn offer_for_callee(&mut self, cx: &mut Ctx<'_>, key: CallKey, dest: Peer, content_type: Option<&str>, body: &Bytes, policy: SrtpPolicy) -> Body {
         let ip = self.media_ip(cx, dest);
         let Some(call) = self.table.get_mut(key) else { return passthrough(content_type, body) };
         let local_answer = call.answered_locally();
         let Some(m) = call.media.as_mut() else { return passthrough(content_type, body) };
-        let (codecs, ptime, direction) = match &m.offer {
-            Some(PendingOffer::Relayed { from: Side::A, offer, relayed }) => (relayed.clone(), offer.ptime, offer.direction),
+        m.set_policy(Side::B, policy);
+        let (codecs, ptime, direction, crypto) = match &m.offer {
+            Some(PendingOffer::Relayed { from: Side::A, offer, relayed, crypto, .. }) => (relayed.clone(), offer.ptime, offer.direction, crypto.clone()),
             _ if local_answer => {
                 let base = m.negotiated[0].clone().unwrap_or_else(default_offer);
                 let codecs = offer_to_callee(&base);
-                m.offer = Some(PendingOffer::Local { to: Side::B, codecs: codecs.clone() });
-                (codecs, None, Direction::SendRecv)
+                let crypto = srtp::offer(SrtpPolicy::Optional, m.our_key(Side::B));
+                m.offer = Some(PendingOffer::Local { to: Side::B, codecs: codecs.clone(), crypto: crypto.clone() });
+                (codecs, None, Direction::SendRecv, crypto)
             }
             _ => return (None, Bytes::new()),
         };
-        let out = sdp_media::write(&mut m.sessions[1], &Outgoing { ip, port: m.ports[1], codecs: &codecs, ptime, direction, rtcp_mux: false, mirror: None });
+        let (secure, lines) = srtp::offer_lines(policy, crypto.as_deref());
+        let out = sdp_media::write(&mut m.sessions[1], &Outgoing { ip, port: m.ports[1], codecs: &codecs, ptime, direction, rtcp_mux: false, mirror: None, secure, crypto: &lines });
         (Some(APPLICATION_SDP.into()), out)
     }
 
@@ -185,56 +235,66 @@ impl B2bua {
         match kind {
             SdpKind::Offer => {
                 let remote = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec)?;
+                let sdes = srtp::answer(m.policy[idx(from)], &sdp, m.our_key(from))?;
+                m.set_keys(port.as_mut(), key, from, sdes.as_ref().map(|a| a.keys.clone()));
                 port.set_remote(key, leg(from), remote);
                 let relayed = offer_to_callee(&sdp.codecs);
+                let crypto = srtp::offer(m.policy[idx(to)], m.our_key(to));
+                let (secure, lines) = srtp::offer_lines(m.policy[idx(to)], crypto.as_deref());
                 let out = sdp_media::write(
                     &mut m.sessions[idx(to)],
-                    &Outgoing { ip, port: m.ports[idx(to)], codecs: &relayed, ptime: sdp.ptime, direction: sdp.direction, rtcp_mux: false, mirror: None },
+                    &Outgoing { ip, port: m.ports[idx(to)], codecs: &relayed, ptime: sdp.ptime, direction: sdp.direction, rtcp_mux: false, mirror: None, secure, crypto: &lines },
                 );
-                m.offer = Some(PendingOffer::Relayed { from, offer: sdp, relayed });
+                m.offer = Some(PendingOffer::Relayed { from, offer: Box::new(sdp), relayed, answer: sdes.map(Box::new), crypto });
                 Ok((Some(APPLICATION_SDP.into()), out))
             }
             SdpKind::Answer | SdpKind::EarlyAnswer => match m.offer.take() {
-                Some(PendingOffer::Relayed { from: offerer, offer, relayed }) if offerer == to => {
+                Some(PendingOffer::Relayed { from: offerer, offer, relayed, answer: sdes, crypto }) if offerer == to => {
                     let answer = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec);
                     let back = answer_to_caller(&offer.codecs, &sdp.codecs).map_err(|_| SdpFault::NoCodec);
-                    let (answer, back) = match (answer, back) {
-                        (Ok(a), Ok(b)) => (a, b),
-                        (Err(e), _) | (_, Err(e)) => {
-                            m.offer = Some(PendingOffer::Relayed { from: offerer, offer, relayed });
+                    let keys = srtp::accept(m.policy[idx(from)], crypto.as_deref(), &sdp);
+                    let back_remote = back.as_ref().map_err(|e| *e).and_then(|b| offer.remote(b).map_err(|_| SdpFault::NoCodec));
+                    let (answer, back, keys, back_remote) = match (answer, back, keys, back_remote) {
+                        (Ok(a), Ok(b), Ok(k), Ok(r)) => (a, b, k, r),
+                        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
+                            m.offer = Some(PendingOffer::Relayed { from: offerer, offer, relayed, answer: sdes, crypto });
                             return Err(e);
                         }
                     };
-                    let back_remote = offer.remote(&back).map_err(|_| SdpFault::NoCodec)?;
+                    m.set_keys(port.as_mut(), key, from, keys);
                     port.set_remote(key, leg(from), answer);
                     port.set_remote(key, leg(to), back_remote);
                     port.bridge(key);
+                    let lines: Vec<String> = sdes.iter().map(|a| a.attribute.to_string()).collect();
                     let out = sdp_media::write(
                         &mut m.sessions[idx(to)],
-                        &Outgoing { ip, port: m.ports[idx(to)], codecs: &back, ptime: None, direction: sdp.direction, rtcp_mux: offer.rtcp_mux, mirror: Some(&offer) },
+                        &Outgoing { ip, port: m.ports[idx(to)], codecs: &back, ptime: None, direction: sdp.direction, rtcp_mux: offer.rtcp_mux, mirror: Some(&offer), secure: false, crypto: &lines },
                     );
                     m.negotiated[idx(from)] = Some(sdp.codecs.clone());
                     m.negotiated[idx(to)] = Some(back);
                     if kind == SdpKind::EarlyAnswer {
-                        m.offer = Some(PendingOffer::Relayed { from: offerer, offer, relayed });
+                        m.offer = Some(PendingOffer::Relayed { from: offerer, offer, relayed, answer: sdes, crypto });
                     }
                     Ok((Some(APPLICATION_SDP.into()), out))
                 }
-                Some(PendingOffer::Local { to: offered, codecs }) if offered == from => {
-                    let remote = match sdp.remote(&sdp.codecs) {
-                        Ok(r) => r,
-                        Err(_) => {
-                            m.offer = Some(PendingOffer::Local { to: offered, codecs });
-                            return Err(SdpFault::NoCodec);
+                Some(PendingOffer::Local { to: offered, codecs, crypto }) if offered == from => {
+                    let remote = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec);
+                    let keys = srtp::accept(m.policy[idx(from)], crypto.as_deref(), &sdp);
+                    let (remote, keys) = match (remote, keys) {
+                        (Ok(r), Ok(k)) => (r, k),
+                        (Err(e), _) | (_, Err(e)) => {
+                            m.offer = Some(PendingOffer::Local { to: offered, codecs, crypto });
+                            return Err(e);
                         }
                     };
+                    m.set_keys(port.as_mut(), key, from, keys);
                     port.set_remote(key, leg(from), remote);
                     if m.negotiated[idx(to)].is_some() {
                         port.bridge(key);
                     }
                     m.negotiated[idx(from)] = Some(sdp.codecs.clone());
                     if kind == SdpKind::EarlyAnswer {
-                        m.offer = Some(PendingOffer::Local { to: offered, codecs });
+                        m.offer = Some(PendingOffer::Local { to: offered, codecs, crypto });
                     }
                     Ok((None, Bytes::new()))
                 }
@@ -258,17 +318,16 @@ impl B2bua {
         if !is_sdp(content_type, body) {
             return Err(SdpFault::Unreadable);
         }
-        let pending = match &m.offer {
-            Some(PendingOffer::Relayed { from, .. }) => *from == other(side),
-            Some(PendingOffer::Local { to, .. }) => *to == side,
-            None => false,
+        let crypto = match &m.offer {
+            Some(PendingOffer::Relayed { from, crypto, .. }) if *from == other(side) => crypto.clone(),
+            Some(PendingOffer::Local { to, crypto, .. }) if *to == side => crypto.clone(),
+            _ => return Err(SdpFault::NoAudio),
         };
-        if !pending {
-            return Err(SdpFault::NoAudio);
-        }
         let sdp = sdp_media::read(body)?;
         let remote = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec)?;
+        let keys = srtp::accept(m.policy[idx(side)], crypto.as_deref(), &sdp)?;
         port.unbridge(key);
+        m.set_keys(port.as_mut(), key, side, keys);
         port.set_remote(key, leg(side), remote);
         Ok(())
     }
@@ -283,9 +342,15 @@ impl B2bua {
         let Some(port) = self.media.as_mut() else { return Ok((None, Bytes::new())) };
         // the offer: given, else the caller's INVITE's that is still pending
         let offer = match offer.filter(|b| is_sdp(content_type, b)) {
-            Some(b) => Some(sdp_media::read(b)?),
+            Some(b) => {
+                let offer = sdp_media::read(b)?;
+                let sdes = srtp::answer(m.policy[idx(side)], &offer, m.our_key(side))?;
+                m.set_keys(port.as_mut(), key, side, sdes.as_ref().map(|a| a.keys.clone()));
+                Some((offer, sdes))
+            }
+            // its keys went to the session when the offer arrived
             None => match m.offer.take() {
-                Some(PendingOffer::Relayed { from, offer, .. }) if from == side => Some(offer),
+                Some(PendingOffer::Relayed { from, offer, answer, .. }) if from == side => Some((*offer, answer.map(|a| *a))),
                 other => {
                     m.offer = other;
                     None
@@ -293,25 +358,29 @@ impl B2bua {
             },
         };
         match offer {
-            Some(offer) => {
+            Some((offer, sdes)) => {
                 let codecs = answer_offer(&offer.codecs).map_err(|_| SdpFault::NoCodec)?;
                 let remote = offer.remote(&codecs).map_err(|_| SdpFault::NoCodec)?;
                 port.set_remote(key, leg(side), remote);
                 let direction = Direction::answer(offer.direction, Direction::SendRecv);
+                let lines: Vec<String> = sdes.iter().map(|a| a.attribute.to_string()).collect();
                 let out = sdp_media::write(
                     &mut m.sessions[idx(side)],
-                    &Outgoing { ip, port: m.ports[idx(side)], codecs: &codecs, ptime: None, direction, rtcp_mux: offer.rtcp_mux, mirror: Some(&offer) },
+                    &Outgoing { ip, port: m.ports[idx(side)], codecs: &codecs, ptime: None, direction, rtcp_mux: offer.rtcp_mux, mirror: Some(&offer), secure: false, crypto: &lines },
                 );
                 m.negotiated[idx(side)] = Some(codecs);
                 Ok((Some(APPLICATION_SDP.into()), out))
             }
             None => {
                 let codecs = m.negotiated[idx(side)].as_deref().map(offer_to_callee).unwrap_or_else(default_offer);
+                let policy = m.policy[idx(side)];
+                let crypto = srtp::offer(policy, m.our_key(side));
+                let (secure, lines) = srtp::offer_lines(policy, crypto.as_deref());
                 let out = sdp_media::write(
                     &mut m.sessions[idx(side)],
-                    &Outgoing { ip, port: m.ports[idx(side)], codecs: &codecs, ptime: None, direction: Direction::SendRecv, rtcp_mux: false, mirror: None },
+                    &Outgoing { ip, port: m.ports[idx(side)], codecs: &codecs, ptime: None, direction: Direction::SendRecv, rtcp_mux: false, mirror: None, secure, crypto: &lines },
                 );
-                m.offer = Some(PendingOffer::Local { to: side, codecs });
+                m.offer = Some(PendingOffer::Local { to: side, codecs, crypto });
                 Ok((Some(APPLICATION_SDP.into()), out))
             }
         }
@@ -321,17 +390,21 @@ impl B2bua {
     /// port, the codecs the party that stays negotiated first (so no transcoding is needed
     /// when the target has them), then every codec FlowPBX handles. Pending as a local offer
     /// to `side`, which the target's answer completes.
-    pub(crate) fn transfer_offer(&mut self, cx: &mut Ctx<'_>, key: CallKey, side: Side, dest: Peer) -> Body {
+    pub(crate) fn transfer_offer(&mut self, cx: &mut Ctx<'_>, key: CallKey, side: Side, dest: Peer, policy: SrtpPolicy) -> Body {
         let ip = self.media_ip(cx, dest);
         let Some(call) = self.table.get_mut(key) else { return (None, Bytes::new()) };
         let Some(m) = call.media.as_mut() else { return (None, Bytes::new()) };
         let base = m.negotiated[idx(other(side))].clone().unwrap_or_else(default_offer);
         let codecs = offer_to_callee(&base);
+        // a new party: fresh keys, whatever the one it replaces had
+        m.set_policy(side, policy);
+        let crypto = srtp::offer(policy, None);
+        let (secure, lines) = srtp::offer_lines(policy, crypto.as_deref());
         let out = sdp_media::write(
             &mut m.sessions[idx(side)],
-            &Outgoing { ip, port: m.ports[idx(side)], codecs: &codecs, ptime: None, direction: Direction::SendRecv, rtcp_mux: false, mirror: None },
+            &Outgoing { ip, port: m.ports[idx(side)], codecs: &codecs, ptime: None, direction: Direction::SendRecv, rtcp_mux: false, mirror: None, secure, crypto: &lines },
         );
-        m.offer = Some(PendingOffer::Local { to: side, codecs });
+        m.offer = Some(PendingOffer::Local { to: side, codecs, crypto });
         (Some(APPLICATION_SDP.into()), out)
     }
 

@@ -317,6 +317,11 @@ impl B2bua {
             Phase::Bridged { .. } => false,
         };
         let a_peer = call.a.source;
+        if let Some(policy) = call.leg(idx).map(|l| super::target_policy(cx.dir, l.target))
+            && let Some(m) = call.media.as_mut()
+        {
+            m.set_policy(Side::B, policy);
+        }
         let Some(leg) = call.leg_mut(idx) else { return };
         let (ct, body) = leg.answer.take().unwrap_or_default();
         leg.deadline = None;

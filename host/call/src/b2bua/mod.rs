@@ -26,7 +26,7 @@ use sip::dialog::{Dialog, SessionTimer, SessionTimerConfig};
 use sip::transaction::{cancel_for, ClientTxId, Peer, ServerTxId};
 use sip::msg::{name_addr, HeaderInjection, SipUriBuilder};
 use sip::{HeaderName, Instant, Message, Method};
-use store::{CdrEnd, CallDirection, CallDisposition, NewCdr};
+use store::{CdrEnd, CallDirection, CallDisposition, NewCdr, SrtpPolicy};
 use tokio::sync::oneshot;
 
 use crate::anchor::MediaPort;
@@ -422,6 +422,14 @@ enum LegTarget {
     Trunk { trunk_id: i64, auth_tried: bool },
 }
 
+/// The SRTP policy of what a callee leg rings (its extension's or trunk's).
+fn target_policy(dir: &Directory, target: LegTarget) -> SrtpPolicy {
+    match target {
+        LegTarget::Extension(id) => dir.by_id(id).map_or(SrtpPolicy::Off, |u| u.srtp),
+        LegTarget::Trunk { trunk_id, .. } => dir.trunk(trunk_id).map_or(SrtpPolicy::Off, |t| t.srtp),
+    }
+}
+
 /// What a new call is.
 struct NewCall {
     direction: CallDirection,
@@ -627,6 +635,7 @@ impl Call {
     }
 
     fn view(&self) -> ActiveCall {
+        let srtp = self.media.as_ref().map(SdpState::srtp).unwrap_or_default();
         ActiveCall {
             key: self.key,
             call_id: self.a.invite.call_id().unwrap_or("").to_owned(),
@@ -643,6 +652,8 @@ impl Call {
             },
             started_at_ms: wall(self.started_at).unix_millis(),
             answered_at_ms: self.answered_at.map(|t| wall(t).unix_millis()),
+            caller_srtp: srtp[0].map(|s| s.name()),
+            callee_srtp: srtp[1].map(|s| s.name()),
         }
     }
 }
@@ -857,8 +868,8 @@ impl B2bua {
         let content_type = call.a.invite.content_type().map(str::to_owned);
         let number = trunk.dial_string(&a.number);
         let (ct, body) = match (purpose, self.table.get(key).and_then(|c| c.transfer.as_ref()).map(|t| t.by)) {
-            (LegPurpose::Transfer, Some(side)) => self.transfer_offer(cx, key, side, dest),
-            _ => self.offer_for_callee(cx, key, dest, content_type.as_deref(), &body),
+            (LegPurpose::Transfer, Some(side)) => self.transfer_offer(cx, key, side, dest, trunk.srtp),
+            _ => self.offer_for_callee(cx, key, dest, content_type.as_deref(), &body, trunk.srtp),
         };
         let call_id = cx.sig.ids.call_id();
         let from_tag = cx.sig.ids.tag();
@@ -1054,7 +1065,13 @@ impl B2bua {
         let NewCall { direction, caller, callee, trunk_id, flow_id, caller_ext, outbound } = n;
         let call_id = invite.call_id().unwrap_or("").to_owned();
         let key = self.table.peek_key();
-        let media = match self.open_media(cx, key, &call_id, invite.content_type(), invite.body()) {
+        // the caller's SRTP policy: its trunk's for an inbound call, else its extension's
+        let caller_policy = match (direction, trunk_id, caller_ext) {
+            (CallDirection::Inbound, Some(t), _) => cx.dir.trunk(t).map_or(SrtpPolicy::Off, |t| t.srtp),
+            (_, _, Some(e)) => cx.dir.by_id(e).map_or(SrtpPolicy::Off, |u| u.srtp),
+            _ => SrtpPolicy::Off,
+        };
+        let media = match self.open_media(cx, key, &call_id, invite.content_type(), invite.body(), caller_policy) {
             Ok(m) => m,
             Err((code, reason)) => {
                 tracing::info!(%call_id, code, "call refused: its media cannot be anchored");
@@ -1189,7 +1206,7 @@ impl B2bua {
         for t in targets.iter().filter(|t| !t.dnd) {
             for b in cx.registrar.contacts(t.id, now) {
                 if Some(b.next_hop) != exclude {
-                    contacts.push((t.id, t.extension.clone(), b));
+                    contacts.push((t.id, t.extension.clone(), t.srtp, b));
                 }
             }
         }
@@ -1199,8 +1216,8 @@ impl B2bua {
         let content_type = call.a.invite.content_type().map(str::to_owned);
         let found = contacts.len();
         let mut started = Vec::new();
-        for (extension_id, ext, b) in contacts {
-            let (ct, body) = self.offer_for_callee(cx, key, b.next_hop, content_type.as_deref(), &body);
+        for (extension_id, ext, policy, b) in contacts {
+            let (ct, body) = self.offer_for_callee(cx, key, b.next_hop, content_type.as_deref(), &body, policy);
             let spec = ContactLeg { extension_id, ext: &ext, binding: &b, caller, max_forwards: u32::from(a_mf.saturating_sub(1).min(70)), purpose: LegPurpose::Ring };
             if let Ok(idx) = self.start_contact_leg(cx, now, key, spec, ct, body) {
                 started.push(idx);
@@ -1439,6 +1456,13 @@ impl B2bua {
             return self.on_transfer_leg_response(cx, now, tx, key, idx, code, msg, dest);
         }
         let caller_answered = call.caller_answered();
+        // side B's SDP is this leg's while no callee is bridged: its SRTP policy applies
+        if call.winner().is_none()
+            && let Some(policy) = call.leg(idx).map(|l| target_policy(cx.dir, l.target))
+            && let Some(m) = call.media.as_mut()
+        {
+            m.set_policy(Side::B, policy);
+        }
         let Some(leg) = call.leg_mut(idx) else { return };
         if code < 200 {
             leg.provisional = true;
@@ -1848,6 +1872,11 @@ impl B2bua {
                     && let Err(e) = self.sdp_across(cx, key, side, SdpKind::Answer, msg.content_type(), msg.body(), toward)
                 {
                     tracing::info!(key = %key, ?e, "the ACK's SDP answer is not usable");
+                    // a side that must be encrypted answered without usable keys: its media
+                    // would flow in clear, so the call ends
+                    if e == crate::sdp_media::SdpFault::Crypto {
+                        return self.end_call(cx, now, key, 0, Cause::Failed(488), None);
+                    }
                 }
             }
             return;

@@ -61,10 +61,14 @@ impl H {
     }
 
     fn build(f: impl FnOnce(&mut SipConfig), media: Option<Box<dyn crate::anchor::MediaPort>>) -> H {
+        H::build_in(f, media, directory())
+    }
+
+    fn build_in(f: impl FnOnce(&mut SipConfig), media: Option<Box<dyn crate::anchor::MediaPort>>, dir: Directory) -> H {
         let mut cfg = SipConfig::new("192.0.2.1".parse().unwrap(), 5060, 5060, [9; 32]);
         f(&mut cfg);
         let shared = Shared::new();
-        let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060, tls: 5061 }, Arc::new(directory()), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()), media);
+        let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060, tls: 5061 }, Arc::new(dir), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()), media);
         let mut h = H { core, now: T0, shared, ops: Vec::new() };
         h.core.handle_timeout(T0);
         h
@@ -759,6 +763,12 @@ impl crate::anchor::MediaPort for FakeMedia {
     fn set_remote(&mut self, _key: crate::CallKey, leg: media::LegId, r: media::RemoteMedia) {
         let rtp = r.rtp.map(|a| a.to_string()).unwrap_or_default();
         self.log(format!("remote {leg:?} {rtp} {:?} te={} {:?}", r.codecs.send_codec().kind, r.codecs.telephone_event.is_some(), r.direction));
+    }
+    fn set_srtp(&mut self, _key: crate::CallKey, leg: media::LegId, keys: Option<media::SrtpKeys>) {
+        match keys {
+            Some(k) => self.log(format!("srtp {leg:?} {}", k.outbound.suite())),
+            None => self.log(format!("srtp {leg:?} off")),
+        }
     }
     fn bridge(&mut self, _key: crate::CallKey) {
         self.log("bridge".into());
@@ -1954,4 +1964,313 @@ fn a_sips_call_over_tls_rides_the_registration_connection_with_sips_contacts() {
     let (to, ok) = out.iter().find(|(_, m)| is_status(m, 200)).expect("200 to Alice").clone();
     assert_eq!(to.transport, Transport::Tls);
     assert!(ok.contact().unwrap().uri_str.starts_with("sips:102@192.0.2.1:5061"), "{ok}");
+}
+
+// ----- SRTP (SDES) per leg -----
+
+/// alice (101) and bob (102) with these SRTP policies.
+fn srtp_h(media: &FakeMedia, alice: store::SrtpPolicy, bob: store::SrtpPolicy) -> H {
+    let mut dir_users = Vec::new();
+    let mut a = User::for_test(1, "101", "alice", REALM, "alice-pw");
+    a.srtp = alice;
+    let mut b = User::for_test(2, "102", "bob", REALM, "bob-pw");
+    b.srtp = bob;
+    dir_users.push(a);
+    dir_users.push(b);
+    let dir = Directory::new(REALM, dir_users, vec![], vec![]);
+    H::build_in(|_| {}, Some(Box::new(media.clone())), dir)
+}
+
+const KEY30: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+fn sdp_with(proto: &str, crypto: &[String]) -> String {
+    let mut s = SDP.replace("RTP/AVP", proto);
+    for c in crypto {
+        s.push_str(&format!("a=crypto:{c}\r\n"));
+    }
+    s
+}
+
+/// alice's authenticated INVITE to bob with `body` as its SDP; what FlowPBX sent back.
+fn call_with_sdp(h: &mut H, alice: &mut Phone, body: &str) -> Vec<(SocketAddr, Message)> {
+    let mut inv = alice.invite("102", None, false);
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from(body.to_owned())).unwrap();
+    h.send("10.0.0.5:5060", &inv);
+    let out = h.out();
+    let ch = out.iter().find_map(|(_, m)| challenge_in(m)).expect("407 challenge");
+    let mut inv = alice.invite("102", Some(&ch), false);
+    inv.set_header(HeaderName::CSeq, &format!("{} INVITE", alice.cseq)).unwrap();
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from(body.to_owned())).unwrap();
+    h.send("10.0.0.5:5060", &inv);
+    h.out()
+}
+
+fn crypto_lines(body: &str) -> Vec<String> {
+    body.lines().filter_map(|l| l.strip_prefix("a=crypto:")).map(str::to_owned).collect()
+}
+
+#[test]
+fn srtp_required_refuses_a_plain_offer_with_488() {
+    let media = FakeMedia::default();
+    let mut h = srtp_h(&media, store::SrtpPolicy::Required, store::SrtpPolicy::Off);
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    for body in [SDP.to_owned(), sdp_with("RTP/SAVP", &[]), sdp_with("RTP/SAVP", &[format!("1 F8_128_HMAC_SHA1_80 inline:{KEY30}")]), sdp_with("RTP/AVP", &[format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}|2^31|1:4")])] {
+        let out = call_with_sdp(&mut h, &mut alice, &body);
+        assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1, "{body}");
+        assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty(), "nothing rings");
+        let log = media.take();
+        assert!(log.iter().all(|l| !l.starts_with("srtp") && !l.starts_with("remote")), "{log:?}");
+    }
+}
+
+#[test]
+fn srtp_phone_to_plain_phone_is_terminated_per_leg() {
+    let media = FakeMedia::default();
+    let mut h = srtp_h(&media, store::SrtpPolicy::Required, store::SrtpPolicy::Off);
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let theirs = format!("5 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}");
+    let gcm = media::CryptoAttribute::generate(6, media::SrtpSuite::AeadAes128Gcm).unwrap().to_string();
+    let out = call_with_sdp(&mut h, &mut alice, &sdp_with("RTP/SAVP", &[theirs.clone(), gcm.clone()]));
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let offer = body_of(&inv);
+    assert!(offer.contains("m=audio 20002 RTP/AVP "), "bob (off) is offered plain RTP: {offer}");
+    assert!(crypto_lines(&offer).is_empty(), "no keys toward a plain leg: {offer}");
+    assert!(!offer.contains(KEY30));
+    assert_eq!(media.take(), ["open 1", "srtp A AEAD_AES_128_GCM", "remote A 10.0.0.1:4000 Pcmu te=false SendRecv"], "alice's keys before her remote");
+
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    let answer = body_of(&ok);
+    assert!(answer.contains("m=audio 20000 RTP/SAVP 0\r\n"), "the answer mirrors alice's profile: {answer}");
+    let lines = crypto_lines(&answer);
+    assert_eq!(lines.len(), 1, "{answer}");
+    let ours = media::CryptoAttribute::parse(&lines[0]).unwrap();
+    assert_eq!((ours.tag, ours.suite()), (6, media::SrtpSuite::AeadAes128Gcm), "the best suite offered, under its tag");
+    assert_ne!(ours.to_string(), gcm, "FlowPBX's own key, not alice's");
+    let log = media.take();
+    assert_eq!(log, ["remote B 10.0.0.1:4000 Pcmu te=false SendRecv", "remote A 10.0.0.1:4000 Pcmu te=false SendRecv", "bridge"], "bob stays plain");
+    let view = h.shared.calls.iter().next().map(|c| (c.caller_srtp, c.callee_srtp)).unwrap();
+    assert_eq!(view, (Some("AEAD_AES_128_GCM"), None));
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, false));
+    h.out();
+
+    // alice re-INVITEs with the same key: answered with FlowPBX's same key (contexts kept)
+    let mut re = alice.in_dialog_as_caller(&ok, Method::Invite);
+    re.set_body(Some("application/sdp"), bytes::Bytes::from(sdp_with("RTP/SAVP", std::slice::from_ref(&gcm)))).unwrap();
+    h.send("10.0.0.5:5060", &re);
+    let out = h.out();
+    let reinv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    assert!(crypto_lines(&body_of(&reinv)).is_empty(), "bob still gets plain");
+    assert_eq!(media.take()[0], "srtp A AEAD_AES_128_GCM");
+    h.send("10.0.0.21:5060", &bob.answer(&reinv, 200, "b1", true));
+    let out = h.out();
+    let ok2 = only(&out, |m| is_status(m, 200) && m.cseq().unwrap().method == Method::Invite)[0].1.clone();
+    let again = crypto_lines(&body_of(&ok2));
+    assert_eq!(again, lines, "the same key again");
+    media.take();
+    // a re-INVITE dropping crypto is refused; the call stays encrypted
+    let mut re = alice.in_dialog_as_caller(&ok, Method::Invite);
+    re.set_body(Some("application/sdp"), bytes::Bytes::from(SDP)).unwrap();
+    h.send("10.0.0.5:5060", &re);
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1);
+    assert!(media.take().is_empty());
+}
+
+#[test]
+fn srtp_required_callee_gets_savp_and_its_answer_is_checked() {
+    let media = FakeMedia::default();
+    let mut h = srtp_h(&media, store::SrtpPolicy::Optional, store::SrtpPolicy::Required);
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    // alice offers plain: fine for her (optional)
+    let out = call_with_sdp(&mut h, &mut alice, SDP);
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let offer = body_of(&inv);
+    assert!(offer.contains("m=audio 20002 RTP/SAVP "), "{offer}");
+    let offered = crypto_lines(&offer);
+    assert_eq!(offered.len(), 3, "{offer}");
+    media.take();
+    // bob answers without crypto: he requires SRTP, so the leg fails (BYE) and alice gets 488
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 1, "the unusable answer is hung up");
+    assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1);
+
+    // again, bob answers the 80-bit suite with his own key
+    let out = call_with_sdp(&mut h, &mut alice, SDP);
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let offered = crypto_lines(&body_of(&inv));
+    media.take();
+    let bob_key = media::sdes::answer(offered.iter().map(String::as_str), &[media::SrtpSuite::AesCm128HmacSha1_80]).unwrap();
+    let mut ok = bob.answer(&inv, 200, "b2", false);
+    ok.set_body(Some("application/sdp"), bytes::Bytes::from(sdp_with("RTP/SAVP", &[bob_key.attribute.to_string()]))).unwrap();
+    h.send("10.0.0.21:5060", &ok);
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    let answer = body_of(&ok);
+    assert!(answer.contains("RTP/AVP") && crypto_lines(&answer).is_empty(), "alice offered plain and gets plain: {answer}");
+    let log = media.take();
+    assert_eq!(log[0], "srtp B AES_CM_128_HMAC_SHA1_80", "{log:?}");
+    assert!(!log.iter().any(|l| l.starts_with("srtp A")), "{log:?}");
+}
+
+#[test]
+fn srtp_required_trunk_answered_by_a_flow_then_bridged_to_a_plain_answer() {
+    // the carrier (trunk 9) requires SRTP; bob (102) optional
+    let media = FakeMedia::default();
+    let mut bob_user = User::for_test(2, "102", "bob", REALM, "bob-pw");
+    bob_user.srtp = store::SrtpPolicy::Optional;
+    let mut carrier = crate::directory::Trunk::for_test(9, "carrier.example", "198.51.100.7:5060", None);
+    carrier.srtp = store::SrtpPolicy::Required;
+    let dir = Directory::new(REALM, vec![User::for_test(1, "101", "alice", REALM, "alice-pw"), bob_user], vec![TrustedTrunk::for_test(9, "carrier", &["198.51.100.0/24"])], vec![Did {
+        number: "+61290000000".into(),
+        trunk_id: Some(9),
+        flow_id: Some(1),
+    }])
+    .with_trunks(vec![carrier], vec![]);
+    let mut h = H::build_in(|_| {}, Some(Box::new(media.clone())), dir);
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut incoming = h.shared.take_incoming().unwrap();
+    // a plain offer from the carrier: refused before the flow sees it
+    let mut inv = trunk_invite("+61290000000");
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+    h.send("198.51.100.7:5060", &inv);
+    assert_eq!(only(&h.out(), |m| is_status(m, 488)).len(), 1);
+    assert!(incoming.try_recv().is_err());
+    assert_eq!(media.take().len(), 2, "opened and closed at once");
+    // with crypto: the flow answers, with FlowPBX's own key under the carrier's tag
+    let mut inv = trunk_invite("+61290000000");
+    inv.set_header(HeaderName::CallId, "trunk-call-2").unwrap();
+    inv.set_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk2").unwrap();
+    inv.set_body(Some("application/sdp"), bytes::Bytes::from(sdp_with("RTP/SAVP", &[format!("3 AES_CM_128_HMAC_SHA1_32 inline:{KEY30}")]))).unwrap();
+    h.send("198.51.100.7:5060", &inv);
+    h.out();
+    let call = incoming.try_recv().unwrap();
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Answer { call: call.key, reply: tx }));
+    assert!(rx.try_recv().unwrap().is_ok());
+    let ok = only(&h.out(), |m| is_status(m, 200))[0].1.clone();
+    let answer = body_of(&ok);
+    assert!(answer.contains("m=audio 20000 RTP/SAVP 0\r\n"), "{answer}");
+    let lines = crypto_lines(&answer);
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].starts_with("3 AES_CM_128_HMAC_SHA1_32 inline:") && !lines[0].contains(KEY30), "{}", lines[0]);
+    let log = media.take();
+    assert_eq!(log.get(1).map(String::as_str), Some("srtp A AES_CM_128_HMAC_SHA1_32"), "keys before the remote: {log:?}");
+    // the flow rings bob (optional): RTP/AVP with fresh keys of FlowPBX's, none of the carrier's
+    let (tx, _rx) = tokio::sync::oneshot::channel();
+    let req = crate::RingRequest { extensions: vec![2], numbers: vec![], timeout: Duration::from_secs(10), caller_id: None };
+    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request: req, reply: tx }));
+    let to_bob = only(&h.out(), |m| is_req(m, Method::Invite))[0].1.clone();
+    let offer = body_of(&to_bob);
+    assert!(offer.contains("RTP/AVP"), "{offer}");
+    let offered = crypto_lines(&offer);
+    assert_eq!(offered.len(), 3, "{offer}");
+    assert!(offered.iter().all(|l| !l.contains(KEY30) && !l.contains(&lines[0][lines[0].find("inline:").unwrap()..])), "keys never cross legs");
+    // bob answers plain (optional): his leg stays plain, the carrier's stays encrypted
+    h.send("10.0.0.21:5060", &bob.answer(&to_bob, 200, "b1", true));
+    h.out();
+    let log = media.take();
+    assert!(!log.iter().any(|l| l.starts_with("srtp")), "{log:?}");
+    assert!(log.contains(&"bridge".to_owned()), "{log:?}");
+    let view = h.shared.calls.iter().next().map(|c| (c.caller_srtp, c.callee_srtp)).unwrap();
+    assert_eq!(view, (Some("AES_CM_128_HMAC_SHA1_32"), None));
+}
+
+#[test]
+fn srtp_delayed_offer_is_offered_with_keys_and_a_plain_ack_is_hung_up() {
+    for with_keys in [true, false] {
+        let media = FakeMedia::default();
+        let mut h = srtp_h(&media, store::SrtpPolicy::Required, store::SrtpPolicy::Off);
+        let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+        h.register(&mut bob);
+        let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+        // no SDP in alice's INVITE: bob's 200 offers, FlowPBX re-offers alice with keys
+        alice.call(&mut h, "102", false);
+        let inv = only(&h.out(), |m| is_req(m, Method::Invite))[0].1.clone();
+        assert!(inv.body().is_empty(), "a delayed offer stays delayed");
+        h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+        let ok = only(&h.out(), |m| is_status(m, 200))[0].1.clone();
+        let offer = body_of(&ok);
+        assert!(offer.contains("RTP/SAVP"), "alice requires SRTP: {offer}");
+        let offered = crypto_lines(&offer);
+        assert_eq!(offered.len(), 3, "{offer}");
+        media.take();
+        let mut ack = alice.ack_for(&ok, false);
+        let body = if with_keys {
+            let theirs = media::sdes::answer(offered.iter().map(String::as_str), &[media::SrtpSuite::AesCm128HmacSha1_80]).unwrap();
+            sdp_with("RTP/SAVP", &[theirs.attribute.to_string()])
+        } else {
+            SDP.to_owned()
+        };
+        ack.set_body(Some("application/sdp"), bytes::Bytes::from(body)).unwrap();
+        h.send("10.0.0.5:5060", &ack);
+        let out = h.out();
+        let log = media.take();
+        if with_keys {
+            assert_eq!(log.first().map(String::as_str), Some("srtp A AES_CM_128_HMAC_SHA1_80"), "{log:?}");
+            assert!(only(&out, |m| is_req(m, Method::Bye)).is_empty());
+        } else {
+            assert!(!log.iter().any(|l| l.starts_with("srtp")), "{log:?}");
+            assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 2, "a required leg answering plain ends the call: {out:?}");
+        }
+    }
+}
+
+#[test]
+fn srtp_required_trunk_caller_answered_by_a_flow_without_an_offer() {
+    for with_keys in [true, false] {
+        let media = FakeMedia::default();
+        let mut carrier = crate::directory::Trunk::for_test(9, "carrier.example", "198.51.100.7:5060", None);
+        carrier.srtp = store::SrtpPolicy::Required;
+        let did = Did { number: "+61290000000".into(), trunk_id: Some(9), flow_id: Some(1) };
+        let dir = Directory::new(REALM, vec![], vec![TrustedTrunk::for_test(9, "carrier", &["198.51.100.0/24"])], vec![did]).with_trunks(vec![carrier], vec![]);
+        let mut h = H::build_in(|_| {}, Some(Box::new(media.clone())), dir);
+        let mut incoming = h.shared.take_incoming().unwrap();
+        h.send("198.51.100.7:5060", &trunk_invite("+61290000000"));
+        h.out();
+        let call = incoming.try_recv().unwrap();
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Answer { call: call.key, reply: tx }));
+        let ok = only(&h.out(), |m| is_status(m, 200))[0].1.clone();
+        let offer = body_of(&ok);
+        assert!(offer.contains("RTP/SAVP"), "{offer}");
+        let offered = crypto_lines(&offer);
+        assert_eq!(offered.len(), 3);
+        media.take();
+        let body = if with_keys {
+            let theirs = media::sdes::answer(offered.iter().map(String::as_str), &[media::SrtpSuite::AeadAes128Gcm]).unwrap();
+            sdp_with("RTP/SAVP", &[theirs.attribute.to_string()])
+        } else {
+            SDP.to_owned()
+        };
+        let to = format!("{};tag={}", ok.header(HeaderName::To).unwrap().split(";tag=").next().unwrap(), ok.to_tag().unwrap());
+        let ack = Message::request(Method::Ack, "sip:192.0.2.1:5060").unwrap()
+            .with_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunkack").unwrap()
+            .with_header(HeaderName::MaxForwards, "70").unwrap()
+            .with_header(HeaderName::From, "\"Carrier Caller\" <sip:+61400000001@198.51.100.7>;tag=tr1").unwrap()
+            .with_header(HeaderName::To, &to).unwrap()
+            .with_header(HeaderName::CallId, "trunk-call-1").unwrap()
+            .with_header(HeaderName::CSeq, "1 ACK").unwrap();
+        let mut ack = ack;
+        ack.set_body(Some("application/sdp"), bytes::Bytes::from(body)).unwrap();
+        h.send("198.51.100.7:5060", &ack);
+        let out = h.out();
+        let log = media.take();
+        if with_keys {
+            assert_eq!(log.first().map(String::as_str), Some("srtp A AEAD_AES_128_GCM"), "{log:?}");
+            assert!(only(&out, |m| is_req(m, Method::Bye)).is_empty(), "{out:?}");
+        } else {
+            assert!(!log.iter().any(|l| l.starts_with("srtp")), "{log:?}");
+            assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 1, "the carrier's plain answer ends the call: {out:?} {log:?}");
+        }
+    }
 }

@@ -120,7 +120,7 @@ impl B2bua {
             }
             let mut started = 0;
             for b in contacts {
-                let (ct, body) = self.transfer_offer(cx, key, by, b.next_hop);
+                let (ct, body) = self.transfer_offer(cx, key, by, b.next_hop, user.srtp);
                 let spec = ContactLeg { extension_id: user.id, ext: &user.extension, binding: &b, caller: &shown, max_forwards: 70, purpose: LegPurpose::Transfer };
                 if self.start_contact_leg(cx, now, key, spec, ct, body).is_ok() {
                     started += 1;
@@ -459,7 +459,8 @@ impl B2bua {
             l.state = LegState::Retired;
         }
         // re-INVITE T from this call's media port for `by`, on T's own dialog
-        let (ct, body) = self.transfer_offer(cx, key, by, dest);
+        let policy = super::target_policy(cx.dir, target);
+        let (ct, body) = self.transfer_offer(cx, key, by, dest, policy);
         let via = cx.sig.via_for(dest);
         let mut inv = dialog.request(Method::Invite, &via);
         if !body.is_empty() && inv.set_body(ct.as_deref(), body).is_err() {

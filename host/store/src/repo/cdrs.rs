@@ -8,7 +8,7 @@ macro_rules! cdr_cols {
     () => {
         "id, call_id, start_time, answer_time, end_time, duration, billable_dur, caller_id_name, caller_id_num, callee, \
          trunk_id, direction, disposition, recording_file, flow_id, flow_version, flow_path, hangup_cause, media_stats, \
-         extension_id, route_id, transfers"
+         extension_id, route_id, transfers, caller_srtp, callee_srtp"
     };
 }
 
@@ -226,6 +226,14 @@ impl Cdrs<'_> {
     pub async fn set_media_stats(self, id: i64, stats: &serde_json::Value) -> Result<bool> {
         let mut c = self.db.acquire().await?;
         let r = sqlx::query("UPDATE cdrs SET media_stats = ? WHERE id = ?").bind(Json(stats)).bind(id).execute(&mut *c).await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Writes whether each leg's media was encrypted: its SRTP suite, none for plain RTP
+    /// (when the call's media session closed).
+    pub async fn set_media_encryption(self, id: i64, caller_srtp: Option<&str>, callee_srtp: Option<&str>) -> Result<bool> {
+        let mut c = self.db.acquire().await?;
+        let r = sqlx::query("UPDATE cdrs SET caller_srtp = ?, callee_srtp = ? WHERE id = ?").bind(caller_srtp).bind(callee_srtp).bind(id).execute(&mut *c).await?;
         Ok(r.rows_affected() > 0)
     }
 

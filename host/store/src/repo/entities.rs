@@ -26,7 +26,7 @@ macro_rules! trunk_cols {
     () => {
         "id, name, type, enabled, host, port, transport, username, auth_username, register_expiry, remote_hosts, \
          local_host, codecs, max_channels, caller_id_name, caller_id_num, prefix_strip, prefix_add, priority, \
-         outbound_proxy, options_interval, country_code, national_prefix, international_prefix, tls_verify, \
+         outbound_proxy, options_interval, country_code, national_prefix, international_prefix, tls_verify, srtp, \
          created_at, updated_at, password_enc IS NOT NULL AS password_set"
     };
 }
@@ -67,8 +67,8 @@ impl Trunks<'_> {
             "INSERT INTO trunks (name, type, enabled, host, port, transport, username, password_enc, auth_username, \
              register_expiry, remote_hosts, local_host, codecs, max_channels, caller_id_name, caller_id_num, \
              prefix_strip, prefix_add, priority, outbound_proxy, options_interval, country_code, national_prefix, \
-             international_prefix, tls_verify, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+             international_prefix, tls_verify, srtp, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
             trunk_cols!()
         ))
         .bind(&f.name)
@@ -96,6 +96,7 @@ impl Trunks<'_> {
         .bind(&f.national_prefix)
         .bind(&f.international_prefix)
         .bind(f.tls_verify)
+        .bind(f.srtp)
         .bind(now)
         .bind(now)
         .fetch_one(&mut *c)
@@ -114,7 +115,7 @@ impl Trunks<'_> {
              password_enc = CASE WHEN ? THEN password_enc ELSE ? END, auth_username = ?, register_expiry = ?, \
              remote_hosts = ?, local_host = ?, codecs = ?, max_channels = ?, caller_id_name = ?, caller_id_num = ?, \
              prefix_strip = ?, prefix_add = ?, priority = ?, outbound_proxy = ?, options_interval = ?, country_code = ?, \
-             national_prefix = ?, international_prefix = ?, tls_verify = ?, updated_at = ? WHERE id = ? RETURNING ",
+             national_prefix = ?, international_prefix = ?, tls_verify = ?, srtp = ?, updated_at = ? WHERE id = ? RETURNING ",
             trunk_cols!()
         ))
         .bind(&f.name)
@@ -143,6 +144,7 @@ impl Trunks<'_> {
         .bind(&f.national_prefix)
         .bind(&f.international_prefix)
         .bind(f.tls_verify)
+        .bind(f.srtp)
         .bind(Timestamp::now())
         .bind(id)
         .fetch_optional(&mut *c)

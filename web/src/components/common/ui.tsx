@@ -436,3 +436,13 @@ export function DeleteButton({ what, onClick, label = 'Delete' }: { what: string
     </button>
   );
 }
+
+/** Marks a call leg whose media is encrypted (SRTP); nothing for plain RTP. */
+export function SrtpBadge({ suite }: { suite?: string | null }) {
+  if (!suite) return null;
+  return (
+    <span className="ml-1 rounded bg-emerald-100 px-1 text-xs text-emerald-800" title={`Media encrypted: ${suite}`} aria-label={`media encrypted (${suite})`}>
+      SRTP
+    </span>
+  );
+}

@@ -43,6 +43,25 @@ describe('entity form', () => {
     expect(screen.queryByText('2 fields are invalid')).not.toBeInTheDocument();
   });
 
+  it('sets a trunk\'s SRTP policy and shows the server\'s error beside it', async () => {
+    const api = mockApi({
+      'PUT /trunks/4': ({ body }) =>
+        (body as { srtp?: string }).srtp === 'required'
+          ? { status: 422, body: { error: { code: 'validation_failed', message: '1 field is invalid', details: [{ field: 'srtp', message: 'the carrier cannot do SRTP' }] } } }
+          : { status: 200, body: { data: { id: 4, ...(body as object) } } },
+    });
+    renderWithApp(<EntityForm type="trunk" entity={{ id: 4, name: 'Carrier', type: 'ip', remote_hosts: ['192.0.2.1'], codecs: ['g711u'], srtp: 'off', created_at: 'x', updated_at: 'x' } as never} onSaved={() => undefined} />);
+    const user = userEvent.setup();
+    const select = screen.getByLabelText(/Media encryption/);
+    expect(select).toHaveValue('off');
+    await user.selectOptions(select, 'required');
+    expect(screen.getByText(/Offers RTP\/SAVP/)).toBeInTheDocument();
+    await user.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(select).toHaveAttribute('aria-invalid', 'true'));
+    expect(select).toHaveAccessibleDescription('the carrier cannot do SRTP');
+    expect(api.calls[0].body).toMatchObject({ srtp: 'required' });
+  });
+
   it('puts errors on fields the form does not show in a banner', async () => {
     mockApi({ 'PUT /ring-groups/3': () => ({ status: 422, body: { error: { code: 'validation_failed', message: 'unknown field', details: [{ field: 'colour', message: 'unknown field' }] } } }) });
     renderWithApp(<EntityForm type="ring_group" entity={{ id: 3, name: 'Sales', strategy: 'ring_all', ring_timeout: 30, members: [], caller_id_mode: 'pass', created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' }} onSaved={() => undefined} />);

@@ -22,12 +22,12 @@ export function entityDefaults(type: EntityType): Values {
   switch (type) {
     case 'extension':
       return {
-        extension: '', name: '', email: '', sip_username: '', sip_password: '', ring_timeout: 30, dnd: false, follow_me_enabled: false, follow_me_numbers: [], follow_me_mode: 'sequential', follow_me_confirm: true, recording_mode: 'off', max_registrations: 5,
+        extension: '', name: '', email: '', sip_username: '', sip_password: '', ring_timeout: 30, dnd: false, follow_me_enabled: false, follow_me_numbers: [], follow_me_mode: 'sequential', follow_me_confirm: true, recording_mode: 'off', srtp: 'optional', max_registrations: 5,
         // calling out: the server's defaults (international and premium off)
         outbound_caller_id_name: '', outbound_caller_id_num: '', emergency_caller_id_num: '', call_classes: ['local', 'national'], max_outbound_calls: 2, daily_outbound_minutes: 0,
       };
     case 'trunk':
-      return { name: '', type: 'register', enabled: true, host: '', port: 5060, transport: 'udp', username: '', password: '', auth_username: '', register_expiry: 300, remote_hosts: [], local_host: '', codecs: ['g711u', 'g711a'], max_channels: 0, caller_id_name: '', caller_id_num: '', prefix_strip: 0, prefix_add: '', priority: 10, outbound_proxy: '', options_interval: 30, country_code: '', national_prefix: '', international_prefix: '', tls_verify: true };
+      return { name: '', type: 'register', enabled: true, host: '', port: 5060, transport: 'udp', username: '', password: '', auth_username: '', register_expiry: 300, remote_hosts: [], local_host: '', codecs: ['g711u', 'g711a'], max_channels: 0, caller_id_name: '', caller_id_num: '', prefix_strip: 0, prefix_add: '', priority: 10, outbound_proxy: '', options_interval: 30, country_code: '', national_prefix: '', international_prefix: '', tls_verify: true, srtp: 'off' };
     case 'inbound_number':
       return { number: '', name: '', trunk_id: null, flow_id: null, flow_entry_node: null, enabled: true };
     case 'voicemail_box':
@@ -189,8 +189,8 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
 
 /** Field names each form shows; an error on any other field goes in the banner. */
 const FIELDS_SHOWN: Record<EntityType, string[]> = {
-  extension: ['extension', 'name', 'email', 'sip_username', 'sip_password', 'ring_timeout', 'dnd', 'follow_me_enabled', 'follow_me_numbers', 'follow_me_mode', 'follow_me_confirm', 'recording_mode', 'max_registrations', 'outbound_caller_id_name', 'outbound_caller_id_num', 'emergency_caller_id_num', 'call_classes', 'max_outbound_calls', 'daily_outbound_minutes'],
-  trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority', 'outbound_proxy', 'options_interval', 'country_code', 'national_prefix', 'international_prefix', 'tls_verify'],
+  extension: ['extension', 'name', 'email', 'sip_username', 'sip_password', 'ring_timeout', 'dnd', 'follow_me_enabled', 'follow_me_numbers', 'follow_me_mode', 'follow_me_confirm', 'recording_mode', 'srtp', 'max_registrations', 'outbound_caller_id_name', 'outbound_caller_id_num', 'emergency_caller_id_num', 'call_classes', 'max_outbound_calls', 'daily_outbound_minutes'],
+  trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority', 'outbound_proxy', 'options_interval', 'country_code', 'national_prefix', 'international_prefix', 'tls_verify', 'srtp'],
   inbound_number: ['number', 'name', 'trunk_id', 'flow_id', 'flow_entry_node', 'enabled'],
   voicemail_box: ['name', 'mailbox_number', 'pin', 'greeting_type', 'email_notify', 'email_address', 'email_attach_audio', 'max_message_duration', 'max_messages', 'retention_days', 'notify_extension_id'],
   ring_group: ['name', 'strategy', 'ring_timeout', 'members', 'caller_id_mode', 'caller_id_value'],
@@ -254,10 +254,25 @@ function ExtensionFields({ values: v, set, errors: e, idp, editing, remapErrors 
         <Select id={`${idp}-recording_mode`} label="Recording" value={str(v.recording_mode)} error={e.recording_mode} onChange={(x) => set('recording_mode', x)}
           options={[{ value: 'off', label: 'Off' }, { value: 'always', label: 'Always' }, { value: 'on_demand', label: 'On demand' }]} />
       </div>
+      <SrtpSelect id={`${idp}-srtp`} value={str(v.srtp)} error={e.srtp} onChange={(x) => set('srtp', x)} />
       <Checkbox id={`${idp}-dnd`} label="Do not disturb" checked={v.dnd === true} error={e.dnd} onChange={(x) => set('dnd', x)} />
       <FollowMeFields values={v} set={set} errors={e} remapErrors={remapErrors} idp={idp} />
       <ExtensionOutboundFields values={v} set={set} errors={e} idp={idp} />
     </>
+  );
+}
+
+const SRTP_HELP: Record<string, string> = {
+  off: 'Plain RTP only; an offer that requires SRTP is refused.',
+  optional: 'Offers RTP/AVP with SDES keys; encrypted when the other end takes them.',
+  required: 'Offers RTP/SAVP; a call without usable SDES keys is refused (488).',
+};
+
+/** The SRTP (SDES) policy of an extension's or a trunk's media. */
+function SrtpSelect({ id, value, error, onChange }: { id: string; value: string; error?: string; onChange: (v: string) => void }) {
+  return (
+    <Select id={id} label="Media encryption (SRTP)" value={value} error={error} onChange={onChange} help={SRTP_HELP[value]}
+      options={[{ value: 'off', label: 'Off' }, { value: 'optional', label: 'Optional' }, { value: 'required', label: 'Required' }]} />
   );
 }
 
@@ -335,6 +350,7 @@ function TrunkFields({ values: v, set, errors: e, idp, editing }: FP) {
         </div>
         {e.codecs && <p role="alert" className="mt-1 text-xs text-red-600">{e.codecs}</p>}
       </fieldset>
+      <SrtpSelect id={`${idp}-srtp`} value={str(v.srtp)} error={e.srtp} onChange={(x) => set('srtp', x)} />
       <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-3">
         <TextInput id={`${idp}-caller_id_name`} label="Caller ID name" value={str(v.caller_id_name)} error={e.caller_id_name} onChange={(x) => set('caller_id_name', x)} />
         <TextInput id={`${idp}-caller_id_num`} label="Caller ID number" value={str(v.caller_id_num)} error={e.caller_id_num} onChange={(x) => set('caller_id_num', x)} />
