@@ -19,7 +19,8 @@ async fn setup_login_csrf_logout() -> anyhow::Result<()> {
     assert_eq!(ports["sip_udp_port"]["value"], server.ports().sip, "{}", r.text);
     assert_eq!(ports["sip_udp_port"]["source"], "flag");
     assert_eq!(ports["sip_udp_port"]["set_by"], "--sip-port");
-    assert_eq!(ports["sip_tls_port"]["source"], "default");
+    assert_eq!(ports["sip_tls_port"]["source"], "flag", "the harness gives --sip-tls-port too");
+    assert_eq!(ports["sip_tls_port"]["value"], server.ports().sip_tls);
     // everything but health, login and setup needs auth
     let r = c.get("/extensions").await?;
     assert_eq!((r.status, r.error_code()), (401, Some("unauthorized")), "{}", r.text);
@@ -60,9 +61,7 @@ async fn setup_login_csrf_logout() -> anyhow::Result<()> {
     let r = c.post("/ring-groups", &body).await?;
     assert_eq!((r.status, r.error_code()), (403, Some("forbidden")), "{}", r.text);
     // a wrong token too
-    let r = c
-        .send(c.http().post(c.url("/ring-groups")).header("x-csrf-token", "0000").json(&body))
-        .await?;
+    let r = c.send(c.http().post(c.url("/ring-groups")).header("x-csrf-token", "0000").json(&body)).await?;
     assert_eq!(r.status, 403);
     // reads do not need it
     assert_eq!(c.get("/extensions").await?.status, 200);
@@ -368,7 +367,8 @@ async fn password_change_and_sessions() -> anyhow::Result<()> {
     let r = a.delete("/auth/sessions").await?;
     assert_eq!((r.status, &r.data()["ended"]), (200, &json!(1)), "{}", r.text);
     assert_eq!(d.get("/extensions").await?.status, 401);
-    let r = a.post("/auth/password", &json!({"current_password": "a brand new password", "new_password": "and yet another one", "revoke_tokens": true})).await?;
+    let r =
+        a.post("/auth/password", &json!({"current_password": "a brand new password", "new_password": "and yet another one", "revoke_tokens": true})).await?;
     assert_eq!(r.data()["tokens_revoked"], 1, "{}", r.text);
     assert_eq!(bot.get("/extensions").await?.status, 401);
 

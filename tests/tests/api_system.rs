@@ -70,13 +70,8 @@ async fn data_survives_restart_and_no_secret_is_stored_in_clear() -> anyhow::Res
     assert_eq!(c.get("/trunks").await?.data()[0]["password_set"], true);
 
     // the digest credentials open with the same key after the restart
-    let s = store::Store::open(store::StoreOptions {
-        path: server.db_path(),
-        secret_key: store::SecretKey::parse(&key)?,
-        sip_realm: None,
-        max_connections: 1,
-    })
-    .await?;
+    let s = store::Store::open(store::StoreOptions { path: server.db_path(), secret_key: store::SecretKey::parse(&key)?, sip_realm: None, max_connections: 1 })
+        .await?;
     let cred = s.extensions().sip_credentials("101").await?.expect("credentials");
     assert_eq!(cred.ha1_md5, store::ha1_md5("101", "flowpbx", SIP_PASSWORD));
     s.close().await;
@@ -138,12 +133,13 @@ async fn settings_layering_and_realm() -> anyhow::Result<()> {
         assert!(!m.contains('_') && !m.contains('`') && !m.contains("expected"), "{m}");
     }
     // nothing of a refused change is stored
-    assert_eq!(c.get("/settings").await?.data()["sip_tls_port"]["value"], 5071);
+    assert_eq!(c.get("/settings").await?.data()["media_timeout_secs"]["value"], 45);
     // a value a flag fixes names the flag; a choice lists its values; a port its range
     let s = c.get("/settings").await?;
     assert_eq!(s.data()["http_port"]["set_by"], "--http-port");
     assert_eq!(s.data()["sip_udp_port"]["set_by"], "--sip-port");
-    assert!(s.data()["sip_tls_port"].get("set_by").is_none());
+    assert_eq!(s.data()["sip_tls_port"]["set_by"], "--sip-tls-port");
+    assert!(s.data()["media_timeout_secs"].get("set_by").is_none());
     assert_eq!(s.data()["sip_log"]["choices"], json!(["off", "headers", "full"]));
     assert_eq!((s.data()["sip_tls_port"]["minimum"].as_u64(), s.data()["sip_tls_port"]["maximum"].as_u64()), (Some(1), Some(65535)));
     // null resets to the default
@@ -219,13 +215,8 @@ async fn cdr_list_filters_and_csv_export() -> anyhow::Result<()> {
     let c = server.admin().await?;
     // write CDRs the way the PBX will, through the store on the same database file
     let key = std::fs::read_to_string(server.data_dir().join(store::SECRET_KEY_FILE))?;
-    let s = store::Store::open(store::StoreOptions {
-        path: server.db_path(),
-        secret_key: store::SecretKey::parse(&key)?,
-        sip_realm: None,
-        max_connections: 1,
-    })
-    .await?;
+    let s = store::Store::open(store::StoreOptions { path: server.db_path(), secret_key: store::SecretKey::parse(&key)?, sip_realm: None, max_connections: 1 })
+        .await?;
     let t0 = store::Timestamp::parse("2026-01-10T09:00:00Z").unwrap();
     for i in 0..30i64 {
         let dir = if i % 3 == 0 { store::CallDirection::Outbound } else { store::CallDirection::Inbound };
@@ -241,7 +232,9 @@ async fn cdr_list_filters_and_csv_export() -> anyhow::Result<()> {
                 trunk_id: None,
                 direction: dir,
                 flow_id: None,
-                flow_version: None, extension_id: None, route_id: None,
+                flow_version: None,
+                extension_id: None,
+                route_id: None,
             })
             .await?;
         s.cdrs()
@@ -252,7 +245,9 @@ async fn cdr_list_filters_and_csv_export() -> anyhow::Result<()> {
                     disposition: store::CallDisposition::NoAnswer,
                     hangup_cause: Some("no_answer".into()),
                     flow_path: json!(["n1"]),
-                    recording_file: None, trunk_id: None, transfers: None,
+                    recording_file: None,
+                    trunk_id: None,
+                    transfers: None,
                 },
             )
             .await?;
@@ -410,7 +405,9 @@ async fn a_request_for_another_host_is_refused() -> anyhow::Result<()> {
     let server = Server::start_with(flowpbx_tests::ServerOptions { args: vec!["--hostname".into(), "pbx.test".into()], ..Default::default() }).await?;
     let port = server.ports().http;
     let _ = server.admin().await?;
-    for host in ["rebind.attacker.example".to_owned(), format!("rebind.attacker.example:{port}"), "pbx.test.attacker.example".into(), format!("192.0.2.1:{port}")] {
+    for host in
+        ["rebind.attacker.example".to_owned(), format!("rebind.attacker.example:{port}"), "pbx.test.attacker.example".into(), format!("192.0.2.1:{port}")]
+    {
         for path in ["/api/v1/health", "/api/v1/setup", "/", "/ws"] {
             assert_eq!(get_as_host(&server, path, &host).await?, (421, Some("misdirected_request".into())), "{host} {path}");
         }

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use store::{ResourceKind, Page, Paged, Store, StoreError, Tx};
+use store::{Page, Paged, ResourceKind, Store, StoreError, Tx};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::SchemaType;
@@ -53,11 +53,7 @@ pub(crate) trait Resource: Send + Sync + 'static {
     fn view(state: &AppState, rows: Vec<Self::Row>) -> impl Future<Output = ApiResult<Vec<Self::Item>>> + Send;
     fn get(store: &Store, id: i64) -> impl Future<Output = Result<Option<Self::Row>, StoreError>> + Send;
     /// Merges the input over the current row (None on create) and validates the whole.
-    fn prepare(
-        state: &AppState,
-        input: Self::Input,
-        current: Option<&Self::Row>,
-    ) -> impl Future<Output = ApiResult<(Self::Prepared, SecretNames)>> + Send;
+    fn prepare(state: &AppState, input: Self::Input, current: Option<&Self::Row>) -> impl Future<Output = ApiResult<(Self::Prepared, SecretNames)>> + Send;
     fn insert(tx: &mut Tx, p: &Self::Prepared) -> impl Future<Output = Result<Self::Row, StoreError>> + Send;
     fn update(tx: &mut Tx, id: i64, p: &Self::Prepared) -> impl Future<Output = Result<Self::Row, StoreError>> + Send;
     fn delete(tx: &mut Tx, id: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -120,15 +116,8 @@ async fn update<R: Resource>(
     let (prepared, secrets) = R::prepare(&state, input, Some(&current)).await?;
     let mut tx = state.store().begin().await?;
     let row = R::update(&mut tx, id, &prepared).await?;
-    tx.audit(
-        &caller.actor(),
-        "update",
-        R::KIND.as_str(),
-        Some(&id.to_string()),
-        Some(&audit_json(&current, &vec![])),
-        Some(&audit_json(&row, &secrets)),
-    )
-    .await?;
+    tx.audit(&caller.actor(), "update", R::KIND.as_str(), Some(&id.to_string()), Some(&audit_json(&current, &vec![])), Some(&audit_json(&row, &secrets)))
+        .await?;
     tx.commit().await?;
     state.entity_changed(R::KIND, id).await;
     Ok(Data::new(view_one::<R>(&state, row).await?))
@@ -235,7 +224,9 @@ fn id_param() -> utoipa::openapi::path::Parameter {
         .name("id")
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
-        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))))
+        .schema(Some(
+            ObjectBuilder::new().schema_type(Type::Integer).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64))),
+        ))
         .build()
 }
 
@@ -318,7 +309,9 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
     let item: RefOr<Schema> = Ref::from_schema_name(<R::Item as ToSchema>::name()).into();
     let input: RefOr<Schema> = Ref::from_schema_name(<R::Input as ToSchema>::name()).into();
     let tag = R::PATH.trim_start_matches('/');
-    let body = |schema: RefOr<Schema>| RequestBodyBuilder::new().content("application/json", ContentBuilder::new().schema(Some(schema)).build()).required(Some(Required::True)).build();
+    let body = |schema: RefOr<Schema>| {
+        RequestBodyBuilder::new().content("application/json", ContentBuilder::new().schema(Some(schema)).build()).required(Some(Required::True)).build()
+    };
     // a create: the input with the fields a create needs required
     let mut all_of = AllOfBuilder::new().item(input.clone()).item(create_required::<R::Input>(R::CREATE_REQUIRED));
     if !R::CREATE_REQUIRED_WHEN.is_empty() {
@@ -369,7 +362,13 @@ fn add_resource<R: Resource>(doc: &mut utoipa::openapi::OpenApi) {
 
     let refs_op = op(format!("references_{tag}"), format!("What uses a {} (a delete is refused while anything does)", R::LABEL))
         .parameter(id_param())
-        .response("200", json_response("what refers to it; empty: it can be deleted", envelope(utoipa::openapi::ArrayBuilder::new().items(Ref::from_schema_name("Reference")).into())))
+        .response(
+            "200",
+            json_response(
+                "what refers to it; empty: it can be deleted",
+                envelope(utoipa::openapi::ArrayBuilder::new().items(Ref::from_schema_name("Reference")).into()),
+            ),
+        )
         .response("404", error_response("no such id"))
         .build();
 
@@ -410,6 +409,6 @@ mod tests {
             in_use_message("IVR menu", &refs),
             "the IVR menu is used by the live version of flow \"Main line\" (version 3): calls run with it. Publish a version without it first, then delete it (2 references)"
         );
-        assert_eq!(in_use_message("IVR menu", &refs[..1]), "the IVR menu is still in use (1 references)");
+        assert_eq!(in_use_message("IVR menu", &refs[..1]), "the IVR menu is still in use (1 place): remove it from there first");
     }
 }
