@@ -446,9 +446,7 @@ mod tests {
         assert_eq!(back, e);
 
         let rg = r#"{"id":2,"name":"Sales","members":[1,2]}"#;
-        let Entity::RingGroup(g) = Entity::from_json(EntityKind::RingGroup, rg).unwrap() else {
-            panic!("kind")
-        };
+        let Entity::RingGroup(g) = Entity::from_json(EntityKind::RingGroup, rg).unwrap() else { panic!("kind") };
         assert_eq!((g.strategy, g.ring_timeout, g.caller_id_mode), (RingStrategy::RingAll, 30, CallerIdMode::Pass));
         assert!(Entity::from_json(EntityKind::RingGroup, r#"{"id":2}"#).is_err());
     }

@@ -253,6 +253,7 @@ pub mod __private {
 /// ```
 #[cfg(feature = "guest")]
 #[macro_export]
+#[rustfmt::skip] // rustfmt does not settle on the `with_types_in` line
 macro_rules! export_node {
     ($node:ty) => {
         const _: () = {
@@ -261,14 +262,10 @@ macro_rules! export_node {
                 fn describe() -> $crate::types::NodeInfo {
                     <$node as $crate::Node>::describe()
                 }
-                fn outputs(
-                    input: $crate::types::NodeInput,
-                ) -> ::core::result::Result<::std::vec::Vec<$crate::types::Output>, ::std::string::String> {
+                fn outputs(input: $crate::types::NodeInput) -> ::core::result::Result<::std::vec::Vec<$crate::types::Output>, ::std::string::String> {
                     $crate::__private::outputs::<$node>(input)
                 }
-                fn run(
-                    input: $crate::types::NodeInput,
-                ) -> ::core::result::Result<::std::string::String, $crate::types::NodeError> {
+                fn run(input: $crate::types::NodeInput) -> ::core::result::Result<::std::string::String, $crate::types::NodeError> {
                     $crate::__private::run::<$node>(input)
                 }
             }

@@ -98,7 +98,12 @@ async fn main() -> anyhow::Result<()> {
     }
     starts.sort();
     ready.sort();
-    println!("start-up to healthy (empty data dir, {} runs)      median {:>10}  max {:>10}   goal < 1 s", a.starts, ms(percentile(&starts, 0.5)), ms(*starts.last().unwrap()));
+    println!(
+        "start-up to healthy (empty data dir, {} runs)      median {:>10}  max {:>10}   goal < 1 s",
+        a.starts,
+        ms(percentile(&starts, 0.5)),
+        ms(*starts.last().unwrap())
+    );
     println!("start-up until the flow engine is up too          median {:>10}  max {:>10}", ms(percentile(&ready, 0.5)), ms(*ready.last().unwrap()));
 
     // 2. idle RSS after first-boot setup and a login
@@ -118,14 +123,18 @@ async fn main() -> anyhow::Result<()> {
     // 3. 100 extensions (through the API), 100k CDRs (through the store, as the PBX writes them)
     let t = Instant::now();
     for i in 0..100 {
-        let r = c.post("/extensions", &json!({"extension": format!("{}", 1000 + i), "name": format!("User {i}"), "sip_password": format!("password-{i:04}")})).await?;
+        let r = c
+            .post("/extensions", &json!({"extension": format!("{}", 1000 + i), "name": format!("User {i}"), "sip_password": format!("password-{i:04}")}))
+            .await?;
         if r.status != 201 {
             bail!("creating extension {i}: {}", r.text);
         }
     }
     println!("create 100 extensions via the API                {:>10}", ms(t.elapsed()));
     let key = std::fs::read_to_string(server.data_dir().join(store::SECRET_KEY_FILE))?;
-    let st = store::Store::open(store::StoreOptions { path: server.db_path(), secret_key: store::SecretKey::parse(&key)?, sip_realm: None, max_connections: 1 }).await?;
+    let st =
+        store::Store::open(store::StoreOptions { path: server.db_path(), secret_key: store::SecretKey::parse(&key)?, sip_realm: None, max_connections: 1 })
+            .await?;
     let t = Instant::now();
     let t0 = store::Timestamp::parse("2025-01-01T00:00:00Z").unwrap();
     let dirs = [store::CallDirection::Inbound, store::CallDirection::Outbound, store::CallDirection::Internal];
@@ -161,7 +170,8 @@ async fn main() -> anyhow::Result<()> {
                         hangup_cause: Some("normal_clearing".into()),
                         flow_path: json!(["n1", "n2", "n3"]),
                         recording_file: None,
-                        trunk_id: None, transfers: None,
+                        trunk_id: None,
+                        transfers: None,
                     },
                 )
                 .await?;
@@ -186,6 +196,11 @@ async fn main() -> anyhow::Result<()> {
     println!("GET /cdrs/export (all {} rows, {:.1} MiB)     {:>10}", a.cdrs, csv.len() as f64 / 1048576.0, ms(t.elapsed()));
     let busy = server.rss_kib().unwrap_or(0);
     println!("RSS after the load                               {:>10.1} MiB", busy as f64 / 1024.0);
-    println!("RESULT startup_median_ms={:.1} idle_rss_mib={:.1} extensions_list_p95_ms={:.2}", percentile(&starts, 0.5).as_secs_f64() * 1000.0, idle as f64 / 1024.0, percentile(&ext, 0.95).as_secs_f64() * 1000.0);
+    println!(
+        "RESULT startup_median_ms={:.1} idle_rss_mib={:.1} extensions_list_p95_ms={:.2}",
+        percentile(&starts, 0.5).as_secs_f64() * 1000.0,
+        idle as f64 / 1024.0,
+        percentile(&ext, 0.95).as_secs_f64() * 1000.0
+    );
     Ok(())
 }

@@ -19,7 +19,7 @@ use flow::graph::Graph;
 use flow::services::{HttpClient, HttpError, HttpRequest, HttpResponse, MemoryKv, Services, StaticDirectory};
 use flow::sim::{Script, SimTarget};
 use flow::{Engine, EngineConfig, Limits, PreparedFlow};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -154,7 +154,15 @@ impl sdk::Host for NativeHost {
         Ok(())
     }
     fn extension(&mut self, id: i64) -> Result<Option<sdk::directory::ExtensionInfo>, sdk::NodeError> {
-        Ok(Some(sdk::directory::ExtensionInfo { id, number: format!("10{id}"), name: "x".into(), dnd: false, registered_devices: 1, in_call: false, idle_ms: None }))
+        Ok(Some(sdk::directory::ExtensionInfo {
+            id,
+            number: format!("10{id}"),
+            name: "x".into(),
+            dnd: false,
+            registered_devices: 1,
+            in_call: false,
+            idle_ms: None,
+        }))
     }
     fn find_extension(&mut self, _: &str) -> Result<Option<sdk::directory::ExtensionInfo>, sdk::NodeError> {
         Ok(None)
@@ -210,11 +218,17 @@ fn entity(kind: EntityKind, v: Value) -> Entity {
 
 fn entities() -> Vec<Entity> {
     let mut v = vec![
-        entity(EntityKind::TimeSwitch, json!({"id": 1, "name": "Hours", "timezone": "Australia/Sydney",
+        entity(
+            EntityKind::TimeSwitch,
+            json!({"id": 1, "name": "Hours", "timezone": "Australia/Sydney",
             "rules": [{"id": "open", "label": "Open", "days": ["mon","tue","wed","thu","fri"], "start": "08:30", "end": "17:00"},
                       {"id": "sat", "label": "Saturday", "days": ["sat"], "start": "09:00", "end": "12:00"}],
-            "overrides": [{"id": "holiday", "label": "Christmas", "date": "2026-12-25"}]})),
-        entity(EntityKind::IvrMenu, json!({"id": 1, "name": "Main", "greeting_file": "ivr/main", "options": {"1": "Sales", "2": "Support", "3": "Accounts", "#": "Operator"}})),
+            "overrides": [{"id": "holiday", "label": "Christmas", "date": "2026-12-25"}]}),
+        ),
+        entity(
+            EntityKind::IvrMenu,
+            json!({"id": 1, "name": "Main", "greeting_file": "ivr/main", "options": {"1": "Sales", "2": "Support", "3": "Accounts", "#": "Operator"}}),
+        ),
         entity(EntityKind::RingGroup, json!({"id": 1, "name": "Sales", "strategy": "ring_all", "members": [1, 2, 3]})),
         entity(EntityKind::VoicemailBox, json!({"id": 1, "name": "After hours"})),
         entity(EntityKind::ConferenceBridge, json!({"id": 1, "name": "Standup"})),
@@ -244,12 +258,36 @@ fn cases() -> Vec<Case> {
     vec![
         Case { name: "hangup (trivial)", ty: "hangup", entity: None, config: json!({}), native: native::<node_hangup::Hangup> },
         Case { name: "play_message", ty: "play_message", entity: None, config: json!({"prompt": "welcome"}), native: native::<node_play_message::PlayMessage> },
-        Case { name: "set_caller_id", ty: "set_caller_id", entity: None, config: json!({"name": "VIP: ", "mode": "prepend"}), native: native::<node_set_caller_id::SetCallerId> },
-        Case { name: "time_switch", ty: "time_switch", entity: Some((EntityKind::TimeSwitch, 1)), config: json!({}), native: native::<node_time_switch::TimeSwitch> },
+        Case {
+            name: "set_caller_id",
+            ty: "set_caller_id",
+            entity: None,
+            config: json!({"name": "VIP: ", "mode": "prepend"}),
+            native: native::<node_set_caller_id::SetCallerId>,
+        },
+        Case {
+            name: "time_switch",
+            ty: "time_switch",
+            entity: Some((EntityKind::TimeSwitch, 1)),
+            config: json!({}),
+            native: native::<node_time_switch::TimeSwitch>,
+        },
         Case { name: "ivr_menu", ty: "ivr_menu", entity: Some((EntityKind::IvrMenu, 1)), config: json!({}), native: native::<node_ivr_menu::IvrMenu> },
-        Case { name: "ring_group", ty: "ring_group", entity: Some((EntityKind::RingGroup, 1)), config: json!({}), native: native::<node_ring_group::RingGroup> },
+        Case {
+            name: "ring_group",
+            ty: "ring_group",
+            entity: Some((EntityKind::RingGroup, 1)),
+            config: json!({}),
+            native: native::<node_ring_group::RingGroup>,
+        },
         Case { name: "extension", ty: "extension", entity: Some((EntityKind::Extension, 1)), config: json!({}), native: native::<node_extension::Extension> },
-        Case { name: "voicemail", ty: "voicemail", entity: Some((EntityKind::VoicemailBox, 1)), config: json!({}), native: native::<node_voicemail::Voicemail> },
+        Case {
+            name: "voicemail",
+            ty: "voicemail",
+            entity: Some((EntityKind::VoicemailBox, 1)),
+            config: json!({}),
+            native: native::<node_voicemail::Voicemail>,
+        },
         Case { name: "transfer", ty: "transfer", entity: Some((EntityKind::Extension, 2)), config: json!({}), native: native::<node_transfer::Transfer> },
         Case {
             name: "webhook",
@@ -258,7 +296,13 @@ fn cases() -> Vec<Case> {
             config: json!({"url": "https://crm.example.com/route", "field": "route", "routes": [{"value": "sales"}, {"value": "support"}], "variables": {"account": "customer.id"}}),
             native: native::<node_webhook::Webhook>,
         },
-        Case { name: "conference", ty: "conference", entity: Some((EntityKind::ConferenceBridge, 1)), config: json!({}), native: native::<node_conference::Conference> },
+        Case {
+            name: "conference",
+            ty: "conference",
+            entity: Some((EntityKind::ConferenceBridge, 1)),
+            config: json!({}),
+            native: native::<node_conference::Conference>,
+        },
         Case { name: "queue (error path)", ty: "queue", entity: None, config: json!({}), native: native::<node_queue::Queue> },
     ]
 }
@@ -324,7 +368,8 @@ fn main() {
     };
     let cache = std::env::temp_dir().join("flowpbx-bench-components");
     let t = Instant::now();
-    let engine = Engine::new(EngineConfig { cache_dir: Some(cache), limits: Limits { max_concurrent_runs: 64, ..Limits::default() } }, services.clone()).expect("engine");
+    let engine = Engine::new(EngineConfig { cache_dir: Some(cache), limits: Limits { max_concurrent_runs: 64, ..Limits::default() } }, services.clone())
+        .expect("engine");
     println!("engine start (12 built-ins, compiled or from the cache): {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
 
@@ -368,7 +413,16 @@ fn main() {
         let native_p = percentiles(v);
         let shown = if out.is_empty() { "\"\"".to_string() } else { out.clone() };
         assert!(out == nout || (out.starts_with("error") && nout.starts_with("error")), "{}: wasm {out} vs native {nout}", c.name);
-        println!("{:<20} {:>8.1}µs {:>8.1}µs {:>9.2}µs {:>9.2}µs {:>7.0}x {:>8}", c.name, wasm.0, wasm.1, native_p.0, native_p.1, wasm.0 / native_p.0.max(0.001), shown);
+        println!(
+            "{:<20} {:>8.1}µs {:>8.1}µs {:>9.2}µs {:>9.2}µs {:>7.0}x {:>8}",
+            c.name,
+            wasm.0,
+            wasm.1,
+            native_p.0,
+            native_p.1,
+            wasm.0 / native_p.0.max(0.001),
+            shown
+        );
         if c.ty == "hangup" {
             trivial_p99 = wasm.1;
         }
@@ -423,8 +477,10 @@ fn main() {
     });
     println!("{runs:.0} node runs/s");
 
-    println!("\nGoals: trivial node p99 ≤ 20 µs: {trivial_p99:.1} µs ({}); 10-node flow ≤ 200 µs: walk p99 {:.1} µs ({})",
+    println!(
+        "\nGoals: trivial node p99 ≤ 20 µs: {trivial_p99:.1} µs ({}); 10-node flow ≤ 200 µs: walk p99 {:.1} µs ({})",
         if trivial_p99 <= 20.0 { "met" } else { "NOT met" },
         walk.1,
-        if walk.1 <= 200.0 { "met" } else { "NOT met" });
+        if walk.1 <= 200.0 { "met" } else { "NOT met" }
+    );
 }

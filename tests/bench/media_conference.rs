@@ -66,7 +66,13 @@ fn run(members: usize, talkers: usize, opus_share: usize, mix_rate: u32, secs: u
     let start = Instant::now();
     let mut feeds = Vec::new();
     for m in 0..members {
-        let spec = if opus_share > 0 && m % opus_share == 0 { CodecSpec::opus(111) } else if m % 2 == 0 { CodecSpec::pcmu() } else { CodecSpec::pcma() };
+        let spec = if opus_share > 0 && m % opus_share == 0 {
+            CodecSpec::opus(111)
+        } else if m % 2 == 0 {
+            CodecSpec::pcmu()
+        } else {
+            CodecSpec::pcma()
+        };
         room.join(ParticipantId(m as u64), &spec, 20, false, start).expect("join");
         let src = if m < talkers { speech } else { &noise[..] };
         feeds.push((spec.kind, packets(&spec, src, m * 48000, ticks.min(500))));
@@ -158,7 +164,13 @@ async fn engine_run(n: usize, talkers: usize, secs: u64, speech: &[i16]) -> f64 
     let mut phones = Vec::new();
     let mut keep = Vec::new();
     for m in 0..n {
-        let spec = if m % 3 == 0 { CodecSpec::opus(111) } else if m % 2 == 0 { CodecSpec::pcmu() } else { CodecSpec::pcma() };
+        let spec = if m % 3 == 0 {
+            CodecSpec::opus(111)
+        } else if m % 2 == 0 {
+            CodecSpec::pcmu()
+        } else {
+            CodecSpec::pcma()
+        };
         let sock = UdpSocket::bind("127.0.0.1:0").expect("phone");
         sock.set_nonblocking(true).expect("nonblocking");
         let call = e.create_session(&format!("bench-{m}")).expect("session");
@@ -178,7 +190,12 @@ async fn engine_run(n: usize, talkers: usize, secs: u64, speech: &[i16]) -> f64 
             let p = &pk[t % pk.len()];
             let units = if spec.clock_rate == 48000 { 960 } else { 160 };
             let len = 12 + p.len();
-            rtp::build(&RtpHeader { marker: false, payload_type: spec.pt, sequence: t as u16, timestamp: t as u32 * units, ssrc: m as u32 + 1 }, p, &mut wire[..len]).expect("fits");
+            rtp::build(
+                &RtpHeader { marker: false, payload_type: spec.pt, sequence: t as u16, timestamp: t as u32 * units, ssrc: m as u32 + 1 },
+                p,
+                &mut wire[..len],
+            )
+            .expect("fits");
             let _ = sock.send_to(&wire[..len], *to);
             while sock.recv_from(&mut buf).is_ok() {}
         }

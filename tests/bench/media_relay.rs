@@ -47,10 +47,15 @@ fn main() {
     let only = arg("--only", "flowpbx,srtp,rtpengine");
     let only: Vec<&str> = only.split(',').map(str::trim).collect();
     let repeat: usize = arg("--repeat", "1").parse().expect("--repeat N");
-    let suite = SrtpSuite::from_name(&arg("--suite", "AES_CM_128_HMAC_SHA1_80")).expect("--suite: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32 or AEAD_AES_128_GCM");
+    let suite = SrtpSuite::from_name(&arg("--suite", "AES_CM_128_HMAC_SHA1_80"))
+        .expect("--suite: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32 or AEAD_AES_128_GCM");
     println!("media relay benchmark: {calls} calls, G.711 20 ms (50 pps each way = {} pps offered), {secs} s measured", calls * 100);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("machine: {} CPUs, load average {}", std::thread::available_parallelism().map_or(0, |n| n.get()), load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    println!(
+        "machine: {} CPUs, load average {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
     let mut runs: Vec<Vec<Row>> = Vec::new();
     for round in 0..repeat.max(1) {
         if repeat > 1 {
@@ -77,7 +82,10 @@ fn main() {
     if repeat > 1 {
         println!("FlowPBX rows: medians of {repeat} runs");
     }
-    println!("{:<42} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}", "relay", "CPU/packet", "user/packet", "CPU %", "loss %", "lat mean", "lat p99", "lat max", "RSS/call");
+    println!(
+        "{:<42} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "relay", "CPU/packet", "user/packet", "CPU %", "loss %", "lat mean", "lat p99", "lat max", "RSS/call"
+    );
     for r in &rows {
         println!(
             "{:<42} {:>9.2} µs {:>9.2} µs {:>9.1}% {:>9.4}% {:>7.0} µs {:>7.0} µs {:>7.0} µs {:>8.1} KiB",
@@ -272,7 +280,15 @@ fn run_flowpbx(calls: usize, secs: u64, srtp: Option<SrtpSuite>) -> Row {
     let exe = std::env::current_exe().expect("exe");
     let suite_arg = srtp.map_or(String::new(), |s| s.name().to_string());
     let mut child = Command::new(exe)
-        .args(["--serve", "--calls", &calls.to_string(), "--workers", &arg("--workers", &media::EngineConfig::default().workers.to_string()), "--srtp", &suite_arg])
+        .args([
+            "--serve",
+            "--calls",
+            &calls.to_string(),
+            "--workers",
+            &arg("--workers", &media::EngineConfig::default().workers.to_string()),
+            "--srtp",
+            &suite_arg,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -443,7 +459,18 @@ impl Drop for KillOnDrop {
 fn run_rtpengine(calls: usize, secs: u64) -> Result<Row, String> {
     let ng_port = 22222;
     let child = Command::new("rtpengine")
-        .args(["--interface=127.0.0.1", &format!("--listen-ng=127.0.0.1:{ng_port}"), "--table=-1", "--foreground", "--log-stderr", "-L", "3", "--port-min=40000", "--port-max=59999", "--num-threads=2"])
+        .args([
+            "--interface=127.0.0.1",
+            &format!("--listen-ng=127.0.0.1:{ng_port}"),
+            "--table=-1",
+            "--foreground",
+            "--log-stderr",
+            "-L",
+            "3",
+            "--port-min=40000",
+            "--port-max=59999",
+            "--num-threads=2",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -473,7 +500,11 @@ fn run_rtpengine(calls: usize, secs: u64) -> Result<Row, String> {
         let call_id = format!("bench-{i}");
         let offer = ng(&ctl, 1000 + 2 * i, vec![("command", s("offer")), ("call-id", s(&call_id)), ("from-tag", s("ft")), ("sdp", s(&sdp(a_port)))])?;
         let to_callee = sdp_port(&offer)?;
-        let answer = ng(&ctl, 1001 + 2 * i, vec![("command", s("answer")), ("call-id", s(&call_id)), ("from-tag", s("ft")), ("to-tag", s("tt")), ("sdp", s(&sdp(b_port)))])?;
+        let answer = ng(
+            &ctl,
+            1001 + 2 * i,
+            vec![("command", s("answer")), ("call-id", s(&call_id)), ("from-tag", s("ft")), ("to-tag", s("tt")), ("sdp", s(&sdp(b_port)))],
+        )?;
         let to_caller = sdp_port(&answer)?;
         targets.push((SocketAddr::from(([127, 0, 0, 1], to_caller)), SocketAddr::from(([127, 0, 0, 1], to_callee))));
     }

@@ -59,11 +59,7 @@ fn locate_or_build() -> anyhow::Result<PathBuf> {
     let bin = target.join("debug").join("flowpbx");
     if !bin.is_file() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--bin", "flowpbx"])
-            .current_dir(&root)
-            .status()
-            .context("running cargo build --bin flowpbx")?;
+        let status = Command::new(cargo).args(["build", "--bin", "flowpbx"]).current_dir(&root).status().context("running cargo build --bin flowpbx")?;
         if !status.success() {
             bail!("cargo build --bin flowpbx failed: {status}");
         }
@@ -232,9 +228,12 @@ impl Server {
         }
         let t0 = Instant::now();
         let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
-        for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)]
-            .into_iter()
-            .flatten()
+        for pipe in [
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
         {
             let log = self.log.clone();
             std::thread::spawn(move || {
@@ -429,10 +428,7 @@ impl Response {
 
     /// The fields named in `error.details`.
     pub fn error_fields(&self) -> Vec<String> {
-        self.body["error"]["details"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|d| d["field"].as_str().map(str::to_owned)).collect())
-            .unwrap_or_default()
+        self.body["error"]["details"].as_array().map(|a| a.iter().filter_map(|d| d["field"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -463,11 +459,7 @@ pub fn http_builder() -> reqwest::ClientBuilder {
 
 impl Client {
     pub fn new(base_url: &str) -> Client {
-        let http = http_builder()
-            .cookie_store(true)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
+        let http = http_builder().cookie_store(true).timeout(Duration::from_secs(30)).build().unwrap_or_default();
         Client { http, base: base_url.trim_end_matches('/').to_owned(), csrf: Arc::new(Mutex::new(None)), bearer: None }
     }
 

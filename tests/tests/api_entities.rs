@@ -74,13 +74,7 @@ async fn crud_for_every_entity() -> anyhow::Result<()> {
         json!({"enabled": false, "codecs": ["g711u"]}),
     )
     .await?;
-    crud(
-        &c,
-        "/trunks",
-        json!({"name": "IP trunk", "type": "ip", "remote_hosts": ["203.0.113.0/24", "198.51.100.7"]}),
-        json!({"max_channels": 10}),
-    )
-    .await?;
+    crud(&c, "/trunks", json!({"name": "IP trunk", "type": "ip", "remote_hosts": ["203.0.113.0/24", "198.51.100.7"]}), json!({"max_channels": 10})).await?;
     crud(&c, "/numbers", json!({"number": "+61299990000", "name": "Main"}), json!({"name": "Main office", "enabled": false})).await?;
     crud(
         &c,
@@ -113,13 +107,8 @@ async fn crud_for_every_entity() -> anyhow::Result<()> {
         json!({"timezone": "Europe/London"}),
     )
     .await?;
-    crud(
-        &c,
-        "/conferences",
-        json!({"name": "Standup", "extension": "800", "pin": "1234", "max_members": 8, "mute_on_join": true}),
-        json!({"record": true}),
-    )
-    .await?;
+    crud(&c, "/conferences", json!({"name": "Standup", "extension": "800", "pin": "1234", "max_members": 8, "mute_on_join": true}), json!({"record": true}))
+        .await?;
     crud(
         &c,
         "/flows",
@@ -152,7 +141,11 @@ async fn validation_errors_name_their_fields() -> anyhow::Result<()> {
     check(c.post("/extensions", &json!({"extension": "1234567", "name": "X", "sip_password": "password1"})).await?, 422, "extension");
     check(c.post("/extensions", &json!({"extension": "201", "name": "X"})).await?, 422, "sip_password");
     check(c.post("/extensions", &json!({"extension": "201", "name": "X", "sip_password": "password1", "email": "nope"})).await?, 422, "email");
-    check(c.post("/extensions", &json!({"extension": "201", "name": "X", "sip_password": "password1", "recording_mode": "sometimes"})).await?, 422, "recording_mode");
+    check(
+        c.post("/extensions", &json!({"extension": "201", "name": "X", "sip_password": "password1", "recording_mode": "sometimes"})).await?,
+        422,
+        "recording_mode",
+    );
     check(c.post("/extensions", &json!({"extension": "201", "name": "X", "sip_password": "password1", "srtp": "sometimes"})).await?, 422, "srtp");
     check(c.post("/extensions", &json!({"extension": "201", "name": "X", "sip_password": "password1", "srtp": true})).await?, 422, "srtp");
     check(c.post("/trunks", &json!({"name": "T", "type": "ip", "remote_hosts": ["192.0.2.1"], "srtp": "REQUIRED"})).await?, 422, "srtp");
@@ -168,8 +161,16 @@ async fn validation_errors_name_their_fields() -> anyhow::Result<()> {
     check(c.post("/numbers", &json!({"number": "+61299990000", "trunk_id": 999})).await?, 422, "trunk_id");
     check(c.post("/numbers", &json!({"number": "+61299990000", "flow_id": 999})).await?, 422, "flow_id");
     check(c.post("/time-switches", &json!({"name": "T", "timezone": "Mars/Olympus", "rules": []})).await?, 422, "timezone");
-    check(c.post("/time-switches", &json!({"name": "T", "rules": [{"label": "x", "days": ["mon", "funday"], "start": "9:00", "end": "17:00"}]})).await?, 422, "rules[0].days[1]");
-    check(c.post("/time-switches", &json!({"name": "T", "rules": [{"label": "x", "days": ["mon"], "start": "9:00", "end": "17:00"}]})).await?, 422, "rules[0].start");
+    check(
+        c.post("/time-switches", &json!({"name": "T", "rules": [{"label": "x", "days": ["mon", "funday"], "start": "9:00", "end": "17:00"}]})).await?,
+        422,
+        "rules[0].days[1]",
+    );
+    check(
+        c.post("/time-switches", &json!({"name": "T", "rules": [{"label": "x", "days": ["mon"], "start": "9:00", "end": "17:00"}]})).await?,
+        422,
+        "rules[0].start",
+    );
     check(c.post("/ring-groups", &json!({"name": "R", "members": [12345]})).await?, 422, "members[0]");
     check(c.post("/trunks", &json!({"name": "T", "type": "register"})).await?, 422, "host");
     check(c.post("/trunks", &json!({"name": "T", "type": "ip", "remote_hosts": ["300.1.1.1"]})).await?, 422, "remote_hosts[0]");
@@ -187,7 +188,8 @@ async fn validation_errors_name_their_fields() -> anyhow::Result<()> {
         "flow_data.nodes[0].data.entity_id",
     );
     check(
-        c.post("/flows", &json!({"name": "F", "flow_data": {"nodes": [{"id": "n1", "type": "a"}], "edges": [{"id": "e", "source": "n1", "target": "zz"}]}})).await?,
+        c.post("/flows", &json!({"name": "F", "flow_data": {"nodes": [{"id": "n1", "type": "a"}], "edges": [{"id": "e", "source": "n1", "target": "zz"}]}}))
+            .await?,
         422,
         "flow_data.edges[0].target",
     );
@@ -248,8 +250,7 @@ async fn delete_of_a_referenced_entity_is_a_409_listing_references() -> anyhow::
     let r = c.delete(&format!("/extensions/{id}")).await?;
     assert_eq!((r.status, r.error_code()), (409, Some("conflict")), "{}", r.text);
     let refs = r.body["error"]["references"].as_array().expect("references");
-    let mut got: Vec<(String, String)> =
-        refs.iter().map(|r| (r["entity_type"].as_str().unwrap().to_owned(), r["via"].as_str().unwrap().to_owned())).collect();
+    let mut got: Vec<(String, String)> = refs.iter().map(|r| (r["entity_type"].as_str().unwrap().to_owned(), r["via"].as_str().unwrap().to_owned())).collect();
     got.sort();
     assert_eq!(
         got,

@@ -17,7 +17,9 @@ mod sip_support;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use carrier_support::{options_ping, pstn_call, pstn_phone, register_account, Account, Answer, Carrier, CarrierOptions, Digest, IpTrunk, PstnCall, Switch, PSTN_IP};
+use carrier_support::{
+    options_ping, pstn_call, pstn_phone, register_account, Account, Answer, Carrier, CarrierOptions, Digest, IpTrunk, PstnCall, Switch, PSTN_IP,
+};
 use sip_support::{free_port, received_responses, sipp, SippResult};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -50,7 +52,24 @@ fn contact() -> SocketAddr {
 /// The account side calling `number` through the carrier with `account`'s credentials (its
 /// SDP names a port nobody listens on, unless `extra` sets `-key rtp_port`).
 fn trunk_call(carrier: &Carrier, account: &Account, number: &str, extra: &[&str]) -> anyhow::Result<sip_support::Sipp> {
-    let mut args = vec!["-s", number, "-au", &account.auth_user, "-ap", &account.password, "-key", "caller", "+4930123", "-key", "pai", "P-Asserted-Identity: <sip:+4930123@pbx.test>", "-m", "1", "-d", "300"];
+    let mut args = vec![
+        "-s",
+        number,
+        "-au",
+        &account.auth_user,
+        "-ap",
+        &account.password,
+        "-key",
+        "caller",
+        "+4930123",
+        "-key",
+        "pai",
+        "P-Asserted-Identity: <sip:+4930123@pbx.test>",
+        "-m",
+        "1",
+        "-d",
+        "300",
+    ];
     let rtp_port = free_port(LO).to_string();
     if !extra.contains(&"rtp_port") {
         args.extend_from_slice(&["-key", "rtp_port", &rtp_port]);
@@ -211,7 +230,12 @@ fn a_pstn_call_to_a_did_reaches_the_registered_contact() -> anyhow::Result<()> {
     for inv in &relayed {
         assert_eq!(inv.ruri, format!("sip:{DID}@{}", c.sip()));
         for method in ["ACK", "BYE"] {
-            assert!(c.events_of(method).iter().any(|e| e.call_id == inv.call_id && e.outcome == "relay in-dialog"), "{method} of {}: {:#?}", inv.call_id, c.events());
+            assert!(
+                c.events_of(method).iter().any(|e| e.call_id == inv.call_id && e.outcome == "relay in-dialog"),
+                "{method} of {}: {:#?}",
+                inv.call_id,
+                c.events()
+            );
         }
     }
     assert!(c.relayed_replies().iter().any(|r| r.method == "INVITE" && r.status == 200));
@@ -316,7 +340,11 @@ fn options_are_answered_until_switched_off() -> anyhow::Result<()> {
 fn an_ip_trunk_needs_no_registration_and_no_digest() -> anyhow::Result<()> {
     let (pbx, pbx_addr) = pstn_phone("pstn_uas.xml", LO, 1, &[])?;
     let (phone, phone_addr) = pstn_phone("pstn_uas.xml", PSTN_IP, 1, &[])?;
-    let c = Carrier::start(CarrierOptions { ip_trunks: vec![IpTrunk { peer: pbx_addr, dids: vec!["+15557770001".into()] }], pstn_uas: Some(phone_addr), ..Default::default() })?;
+    let c = Carrier::start(CarrierOptions {
+        ip_trunks: vec![IpTrunk { peer: pbx_addr, dids: vec!["+15557770001".into()] }],
+        pstn_uas: Some(phone_addr),
+        ..Default::default()
+    })?;
     // in: straight to the peer, the DID as the Request-URI user
     pstn_call(&c, &PstnCall::to("+15557770001"), &[])?.wait(WAIT).assert_ok();
     let pbx = pbx.wait(WAIT);

@@ -88,12 +88,7 @@ async fn simulate(c: &Client, flow: i64, body: Value) -> anyhow::Result<Value> {
 }
 
 fn path(sim: &Value) -> Vec<(String, String)> {
-    sim["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["node_id"].as_str().unwrap().to_string(), s["output"].as_str().unwrap_or("-").to_string()))
-        .collect()
+    sim["steps"].as_array().unwrap().iter().map(|s| (s["node_id"].as_str().unwrap().to_string(), s["output"].as_str().unwrap_or("-").to_string())).collect()
 }
 
 fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -101,7 +96,12 @@ fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 fn events(sim: &Value) -> Vec<String> {
-    sim["events"].as_array().unwrap().iter().map(|e| format!("{} {}", e["event"].as_str().unwrap(), e["detail"].as_str().unwrap_or("")).trim().to_string()).collect()
+    sim["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}", e["event"].as_str().unwrap(), e["detail"].as_str().unwrap_or("")).trim().to_string())
+        .collect()
 }
 
 /// Tuesday 10:00 and Sunday 10:00 in Sydney.
@@ -154,7 +154,10 @@ async fn node_types_list_the_builtins_and_outputs_follow_config_and_entity() -> 
     assert_eq!(outs, ["Morning", "Afternoon", "default"]);
     // An IVR's digits; a rejected config is a 422 with the node's reason.
     let r = c
-        .post("/node-types/ivr_menu/outputs", &json!({"entity_type": "ivr_menu", "entity": {"name": "Menu", "options": {"1": "Sales", "2": "Support", "i": "node_9"}}}))
+        .post(
+            "/node-types/ivr_menu/outputs",
+            &json!({"entity_type": "ivr_menu", "entity": {"name": "Menu", "options": {"1": "Sales", "2": "Support", "i": "node_9"}}}),
+        )
         .await?;
     let outs: Vec<(&str, &str)> = r.data().as_array().unwrap().iter().map(|o| (o["id"].as_str().unwrap(), o["label"].as_str().unwrap())).collect();
     assert_eq!(outs, [("1", "Sales"), ("2", "Support"), ("timeout", "Timeout"), ("invalid", "Invalid")]);
@@ -369,7 +372,9 @@ async fn entity_edits_wait_for_a_publish_and_extensions_stay_live() -> anyhow::R
 async fn ivr_digits_and_webhook_responses_drive_a_simulated_call() -> anyhow::Result<()> {
     let server = Server::start().await?;
     let c = server.admin().await?;
-    let menu = create(&c, "/ivr-menus", json!({"name": "Main menu", "greeting_tts": "Press 1 for sales, 2 for support", "options": {"1": "Sales", "2": "Support"}})).await?;
+    let menu =
+        create(&c, "/ivr-menus", json!({"name": "Main menu", "greeting_tts": "Press 1 for sales, 2 for support", "options": {"1": "Sales", "2": "Support"}}))
+            .await?;
     let g = json!({
         "nodes": [
             {"id": "in", "type": "inbound_number", "data": {}},
@@ -396,14 +401,23 @@ async fn ivr_digits_and_webhook_responses_drive_a_simulated_call() -> anyhow::Re
     let sim = simulate(&c, flow, json!({"digits": [{"digits": "2", "after_ms": 1000}]})).await?;
     assert_eq!(path(&sim)[..2], p(&[("in", "next"), ("menu", "2")]));
     // "1", and the CRM says vip.
-    let sim = simulate(&c, flow, json!({"digits": [{"digits": "1"}], "http": [{"url": "https://crm.example.com/route", "status": 200, "body": "{\"route\":\"vip\"}"}]})).await?;
+    let sim = simulate(
+        &c,
+        flow,
+        json!({"digits": [{"digits": "1"}], "http": [{"url": "https://crm.example.com/route", "status": 200, "body": "{\"route\":\"vip\"}"}]}),
+    )
+    .await?;
     assert_eq!(path(&sim)[..3], p(&[("in", "next"), ("menu", "1"), ("hook", "vip")]), "{sim}");
     assert_eq!(sim["http_requests"][0]["result"], "200");
     // The CRM does not answer in time: the webhook's timeout output (unconnected: hung up).
-    let sim = simulate(&c, flow, json!({"digits": [{"digits": "1"}], "http": [{"url": "https://crm.example.com/", "status": 200, "body": "", "timeout": true}]})).await?;
+    let sim =
+        simulate(&c, flow, json!({"digits": [{"digits": "1"}], "http": [{"url": "https://crm.example.com/", "status": 200, "body": "", "timeout": true}]}))
+            .await?;
     assert_eq!(path(&sim)[2], ("hook".to_string(), "timeout".to_string()), "{sim}");
     // Deterministic: the same script, the same result.
-    let again = simulate(&c, flow, json!({"digits": [{"digits": "1"}], "http": [{"url": "https://crm.example.com/", "status": 200, "body": "", "timeout": true}]})).await?;
+    let again =
+        simulate(&c, flow, json!({"digits": [{"digits": "1"}], "http": [{"url": "https://crm.example.com/", "status": 200, "body": "", "timeout": true}]}))
+            .await?;
     assert_eq!(sim["steps"], again["steps"]);
     assert_eq!(sim["events"], again["events"]);
     Ok(())

@@ -78,10 +78,18 @@ async fn plugin_grants_take_networks_and_ports_checked_field_by_field() -> anyho
     let r = admin.put(&path, &json!({"granted_capabilities": ["http:127.0.0.1"], "granted_networks": ["127.0.0.0/8", "fd00::1", "127.0.0.0/8"], "granted_ports": [8080, 8080, 8443]})).await?;
     assert_eq!(r.status, 200, "{}", r.text);
     let d = r.data();
-    assert_eq!((d["granted_capabilities"].clone(), d["granted_networks"].clone(), d["granted_ports"].clone()), (json!(["http:127.0.0.1"]), json!(["127.0.0.0/8", "fd00::1/128"]), json!([8080, 8443])));
+    assert_eq!(
+        (d["granted_capabilities"].clone(), d["granted_networks"].clone(), d["granted_ports"].clone()),
+        (json!(["http:127.0.0.1"]), json!(["127.0.0.0/8", "fd00::1/128"]), json!([8080, 8443]))
+    );
     // a change that leaves them out keeps them
     let r = admin.put(&path, &json!({"enabled": true})).await?;
-    assert_eq!((r.status, r.data()["granted_networks"].clone(), r.data()["granted_ports"].clone()), (200, json!(["127.0.0.0/8", "fd00::1/128"]), json!([8080, 8443])), "{}", r.text);
+    assert_eq!(
+        (r.status, r.data()["granted_networks"].clone(), r.data()["granted_ports"].clone()),
+        (200, json!(["127.0.0.0/8", "fd00::1/128"]), json!([8080, 8443])),
+        "{}",
+        r.text
+    );
     let r = admin.put(&path, &json!({"granted_networks": []})).await?;
     assert_eq!((r.data()["granted_networks"].clone(), r.data()["granted_ports"].clone()), (json!([]), json!([8080, 8443])), "{}", r.text);
 
@@ -94,7 +102,11 @@ async fn plugin_grants_take_networks_and_ports_checked_field_by_field() -> anyho
     server.restart().await?;
     let admin = server.admin().await?;
     let d = admin.get(&path).await?.data().clone();
-    assert_eq!((d["granted_capabilities"].clone(), d["granted_networks"].clone(), d["granted_ports"].clone()), (json!(["http:127.0.0.1", "kv"]), json!([]), json!([])), "{d}");
+    assert_eq!(
+        (d["granted_capabilities"].clone(), d["granted_networks"].clone(), d["granted_ports"].clone()),
+        (json!(["http:127.0.0.1", "kv"]), json!([]), json!([])),
+        "{d}"
+    );
     let types = admin.get("/node-types").await?;
     let t = types.data().as_array().context("node types")?.iter().find(|t| t["id"] == "test/misbehave").cloned().context("the plugin is installed")?;
     assert_eq!(t["granted"], json!(["http:127.0.0.1", "kv"]), "{t}");
@@ -116,7 +128,9 @@ fn listener() -> anyhow::Result<(u16, Arc<Mutex<Vec<String>>>)> {
             let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string();
             s.lock().unwrap().push(line.split(' ').nth(1).unwrap_or_default().to_string());
             let body = r#"{"route": "vip"}"#;
-            let _ = c.write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes());
+            let _ = c.write_all(
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+            );
         }
     });
     Ok((port, seen))
@@ -163,7 +177,9 @@ fn free_media_port() -> u16 {
 /// a flow path.
 async fn call(pbx: &Pbx, n: usize) -> anyhow::Result<Vec<Value>> {
     let media = free_media_port();
-    sipp("flow_trunk_wait_bye.xml", (CARRIER, free_port(CARRIER)), Some(&pbx.sip()), &["-s", "15550100", "-m", "1", "-mp", &media.to_string()])?.wait(WAIT).assert_ok();
+    sipp("flow_trunk_wait_bye.xml", (CARRIER, free_port(CARRIER)), Some(&pbx.sip()), &["-s", "15550100", "-m", "1", "-mp", &media.to_string()])?
+        .wait(WAIT)
+        .assert_ok();
     let t0 = std::time::Instant::now();
     loop {
         let cdrs = pbx.wait_cdrs(n).await?;
@@ -190,7 +206,8 @@ async fn a_plugin_reaches_a_local_service_only_with_its_network_and_port_granted
     anyhow::ensure!(r.status == 200, "{}", r.text);
 
     // in → webhook → plugin fetch → a prompt (answers) → log flood → a long line → hang up
-    let hook = node("hook", "webhook", json!({"url": format!("http://127.0.0.1:{port}/webhook"), "field": "route", "routes": [{"value": "vip"}], "timeout_ms": 3000}));
+    let hook =
+        node("hook", "webhook", json!({"url": format!("http://127.0.0.1:{port}/webhook"), "field": "route", "routes": [{"value": "vip"}], "timeout_ms": 3000}));
     let fetch = node("fetch", "test/misbehave", json!({"do": "fetch", "url": format!("http://127.0.0.1:{port}/plugin"), "timeout_ms": 3000}));
     let nodes = vec![
         json!({"id": "in", "type": "inbound_number", "position": {"x": 0, "y": 0}, "data": {}}),

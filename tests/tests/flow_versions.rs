@@ -125,14 +125,25 @@ async fn a_live_call_runs_the_published_menu_until_publish_and_after_rollback() 
     // the API says what needs publishing, and why
     let f = pbx.admin.get(&format!("/flows/{flow}")).await?;
     let draft = &f.data()["draft"];
-    assert_eq!((draft["differs_from_live"].as_bool(), draft["graph_changed"].as_bool(), draft["live_version"].as_i64()), (Some(true), Some(true), Some(1)), "{}", f.text);
+    assert_eq!(
+        (draft["differs_from_live"].as_bool(), draft["graph_changed"].as_bool(), draft["live_version"].as_i64()),
+        (Some(true), Some(true), Some(1)),
+        "{}",
+        f.text
+    );
     assert_eq!(draft["entities_changed"], json!([{"entity_type": "ivr_menu", "entity_id": menu, "name": "Main menu"}]));
     let uses = pbx.admin.get(&format!("/flows/using/ivr_menu/{menu}")).await?;
     let u = &uses.data()[0];
-    assert_eq!((u["flow_id"].as_i64(), u["entity_changed"].as_bool(), u["needs_publish"].as_bool(), u["live_version"].as_i64()), (Some(flow), Some(true), Some(true), Some(1)), "{}", uses.text);
+    assert_eq!(
+        (u["flow_id"].as_i64(), u["entity_changed"].as_bool(), u["needs_publish"].as_bool(), u["live_version"].as_i64()),
+        (Some(flow), Some(true), Some(true), Some(1)),
+        "{}",
+        uses.text
+    );
     let d = pbx.admin.get(&format!("/flows/{flow}/versions/live/diff/draft")).await?;
     anyhow::ensure!(d.status == 200, "{}", d.text);
-    let menu_change = d.data()["entities"].as_array().and_then(|a| a.iter().find(|e| e["entity_id"].as_i64() == Some(menu)).cloned()).context("the menu in the diff")?;
+    let menu_change =
+        d.data()["entities"].as_array().and_then(|a| a.iter().find(|e| e["entity_id"].as_i64() == Some(menu)).cloned()).context("the menu in the diff")?;
     assert_eq!(menu_change["change"], json!("changed"));
     assert_eq!(menu_change["fields"], json!([{"field": "options.1", "before": null, "after": "Sales"}]), "{}", d.text);
     assert_eq!(d.data()["labels"]["sales"], json!("Sales"));

@@ -26,7 +26,11 @@ const MOBILE: &str = "12125551234";
 /// The carrier, a registration trunk on it, a national route, 101 with follow-me to the
 /// mobile (confirmation on) and 102 to call it.
 async fn setup(pstn: std::net::SocketAddr) -> anyhow::Result<(Carrier, Pbx)> {
-    let carrier = Carrier::start(CarrierOptions { accounts: vec![Account::new("acme", "acme-auth", TRUNK_PW, &["+15551230001"])], pstn_uas: Some(pstn), ..Default::default() })?;
+    let carrier = Carrier::start(CarrierOptions {
+        accounts: vec![Account::new("acme", "acme-auth", TRUNK_PW, &["+15551230001"])],
+        pstn_uas: Some(pstn),
+        ..Default::default()
+    })?;
     let pbx = Pbx::start(&[]).await?;
     let r = pbx
         .admin
@@ -40,7 +44,10 @@ async fn setup(pstn: std::net::SocketAddr) -> anyhow::Result<(Carrier, Pbx)> {
     let trunk = r.data()["id"].as_i64().context("trunk id")?;
     let r = pbx
         .admin
-        .post("/outbound-routes", &json!({"name": "National", "patterns": ["_1NXXNXXXXXX"], "call_class": "national", "strip_digits": 1, "prepend": "+1", "trunk_ids": [trunk]}))
+        .post(
+            "/outbound-routes",
+            &json!({"name": "National", "patterns": ["_1NXXNXXXXXX"], "call_class": "national", "strip_digits": 1, "prepend": "+1", "trunk_ids": [trunk]}),
+        )
         .await?;
     anyhow::ensure!(r.status == 201, "{}", r.text);
     let follow: Value = json!({"extension": "101", "name": "Alice", "sip_password": PW_101, "ring_timeout": 5,

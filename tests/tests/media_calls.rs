@@ -16,7 +16,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use media_support::{best_correlation, free_media_port, median_purity, opus_decode, opus_tone, active_span, dropouts, pcap_udp_payloads, pcmu_tone, rr_ssrcs, rtcp_packets, rtcp_receiver_report, sipp_received_sdps, tone_purity, ulaw_decode, wait_sdp_sent_to, Rtp, RtpEndpoint, Sdp};
+use media_support::{
+    active_span, best_correlation, dropouts, free_media_port, median_purity, opus_decode, opus_tone, pcap_udp_payloads, pcmu_tone, rr_ssrcs, rtcp_packets,
+    rtcp_receiver_report, sipp_received_sdps, tone_purity, ulaw_decode, wait_sdp_sent_to, Rtp, RtpEndpoint, Sdp,
+};
 use serde_json::{json, Value};
 use sip_support::baresip::{write_wav, Baresip, Phone};
 use sip_support::{free_port, register, sipp, Pbx, Sipp};
@@ -95,7 +98,13 @@ fn assert_continuous(packets: &[Rtp]) {
         // a retransmission in the input (RFC 4733's end packet, sent three times with one
         // sequence number) stays one in the output
         let repeated = w[1].seq == w[0].seq && w[1].payload == w[0].payload && w[1].ts == w[0].ts;
-        assert!(repeated || w[1].seq == w[0].seq.wrapping_add(1), "sequence continuous: {} then {} ({:?})", w[0].seq, w[1].seq, packets.iter().map(|p| (p.pt, p.seq, p.ts)).collect::<Vec<_>>());
+        assert!(
+            repeated || w[1].seq == w[0].seq.wrapping_add(1),
+            "sequence continuous: {} then {} ({:?})",
+            w[0].seq,
+            w[1].seq,
+            packets.iter().map(|p| (p.pt, p.seq, p.ts)).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -161,7 +170,12 @@ async fn sipp_pcap_audio_and_dtmf_cross_the_pbx_readdressed_on(pbx: &Pbx) -> any
     let audio: Vec<&Rtp> = got.iter().filter(|p| p.pt == 8).collect();
     let events: Vec<&Rtp> = got.iter().filter(|p| p.pt == 100).collect();
     let others: Vec<u8> = got.iter().map(|p| p.pt).filter(|pt| ![8, 100].contains(pt)).collect();
-    eprintln!("callee got {} PCMA packets, {} telephone-event packets, other payload types {others:?}; {} RTCP datagrams", audio.len(), events.len(), sink.rtcp().len());
+    eprintln!(
+        "callee got {} PCMA packets, {} telephone-event packets, other payload types {others:?}; {} RTCP datagrams",
+        audio.len(),
+        events.len(),
+        sink.rtcp().len()
+    );
     assert!(others.is_empty(), "only PCMA and the callee's telephone-event: {others:?}");
     // 2 s of 30 ms packets
     assert!((55..=75).contains(&audio.len()), "about 66 PCMA packets: {}", audio.len());
@@ -520,7 +534,14 @@ async fn baresip_call(pbx: &Pbx, a: &Audio, b: &Audio, talk: Duration) -> anyhow
     write_wav(&src_a, a.rate, a.channels, &upsample(&na, a.rate, a.channels))?;
     write_wav(&src_b, b.rate, b.channels, &upsample(&nb, b.rate, b.channels))?;
     let sip = pbx.sip();
-    let phone = |user, pw, auto, au: &Audio, src| Phone { codec_modules: au.modules, audio_codecs: au.codecs, source: Some(src), dump: true, mediaenc: au.mediaenc, ..Phone::new(user, pw, &sip, auto) };
+    let phone = |user, pw, auto, au: &Audio, src| Phone {
+        codec_modules: au.modules,
+        audio_codecs: au.codecs,
+        source: Some(src),
+        dump: true,
+        mediaenc: au.mediaenc,
+        ..Phone::new(user, pw, &sip, auto)
+    };
     let mut pa = Baresip::start_phone(&phone("101", PW_101, false, a, &src_a)).await?;
     let mut pb = Baresip::start_phone(&phone("102", PW_102, true, b, &src_b)).await?;
     for id in [1, 2] {
@@ -539,7 +560,11 @@ async fn baresip_call(pbx: &Pbx, a: &Audio, b: &Audio, talk: Duration) -> anyhow
     let at_a = read_8k(&pa.decoded_dump()?)?;
     let (cb, eb, lb) = heard(&at_b, &na, &nb).with_context(|| pb.log())?;
     let (ca, ea, la) = heard(&at_a, &nb, &na).with_context(|| pa.log())?;
-    eprintln!("102 heard 101: correlation {cb:.4} (own microphone {eb:.3}) at {lb} samples; 101 heard 102: {ca:.4} (own {ea:.3}) at {la}; decoded {} / {} samples", at_b.len(), at_a.len());
+    eprintln!(
+        "102 heard 101: correlation {cb:.4} (own microphone {eb:.3}) at {lb} samples; 101 heard 102: {ca:.4} (own {ea:.3}) at {la}; decoded {} / {} samples",
+        at_b.len(),
+        at_a.len()
+    );
     Ok([(cb, eb), (ca, ea)])
 }
 

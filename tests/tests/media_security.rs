@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use media_support::{pcmu_tone, rtcp_receiver_report, wait_sdp_sent_to, Rtp, RtpEndpoint};
 use anyhow::Context;
+use media_support::{pcmu_tone, rtcp_receiver_report, wait_sdp_sent_to, Rtp, RtpEndpoint};
 use serde_json::Value;
 use sip_support::{free_port, register, sipp, Pbx, Sipp};
 
@@ -52,7 +52,10 @@ async fn pbx() -> anyhow::Result<Pbx> {
 
 /// The SDP keys of the `media_*.xml` scenarios: PCMU and telephone-event 101 on `rtp_port`.
 fn sdp_keys(rtp_port: u16) -> Vec<String> {
-    ["-key", "rtp_port", &rtp_port.to_string(), "-key", "pt", "0", "-key", "codec", "PCMU/8000", "-key", "te_pt", "101"].into_iter().map(str::to_owned).collect()
+    ["-key", "rtp_port", &rtp_port.to_string(), "-key", "pt", "0", "-key", "codec", "PCMU/8000", "-key", "te_pt", "101"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// 102 as a SIPp UAS running `scenario`; returns it and its SIP port.
@@ -138,7 +141,15 @@ impl Injector {
                 while !stop.load(Ordering::Relaxed) {
                     // every port sees one stream: one SSRC, consecutive sequence numbers and
                     // timestamps, the easiest thing for a relay to mistake for a phone
-                    let rtp = Rtp { marker: round == 0, pt: 0, seq: 1000u16.wrapping_add(round as u16), ts: 160 * round, ssrc: INJECTOR_SSRC, payload: payload.clone() }.to_bytes();
+                    let rtp = Rtp {
+                        marker: round == 0,
+                        pt: 0,
+                        seq: 1000u16.wrapping_add(round as u16),
+                        ts: 160 * round,
+                        ssrc: INJECTOR_SSRC,
+                        payload: payload.clone(),
+                    }
+                    .to_bytes();
                     for &port in &ports {
                         let data = if port % 2 == 0 { &rtp } else { &rtcp };
                         if sock.send_to(data, (target, port)).is_ok() {
@@ -223,7 +234,11 @@ async fn rtp_sprayed_while_the_callee_rings_reaches_no_one_on(pbx: &Pbx) -> anyh
     // the callee is offered the call: it rings for 3 s; both legs' ports are open now
     let to_b = wait_sdp_sent_to(&pbx.server, uas_port, Duration::from_secs(10)).await?;
     let targets = udp_ports_of(pbx.server.pid().context("PBX pid")?, &range)?;
-    anyhow::ensure!(targets.len() == 4 && targets.contains(&to_b.port) && targets.contains(&(to_b.port + 1)), "two legs' RTP and RTCP ports, the callee's {} among them: {targets:?}", to_b.port);
+    anyhow::ensure!(
+        targets.len() == 4 && targets.contains(&to_b.port) && targets.contains(&(to_b.port + 1)),
+        "two legs' RTP and RTCP ports, the callee's {} among them: {targets:?}",
+        to_b.port
+    );
     let injector = Injector::start(LO, targets.clone())?;
     let spraying = Instant::now();
     let to_a = wait_sdp_sent_to(&pbx.server, uac_port, Duration::from_secs(10)).await?;
@@ -237,7 +252,13 @@ async fn rtp_sprayed_while_the_callee_rings_reaches_no_one_on(pbx: &Pbx) -> anyh
     ea.stop_sending();
     eb.stop_sending();
     let (sprayed, back) = injector.finish();
-    eprintln!("injector sprayed {sprayed} datagrams at {targets:?}: {:?} of ringing, {:?} of call; caller got {}, callee got {}", answered - spraying, answered.elapsed(), ea.rtp().len(), eb.rtp().len());
+    eprintln!(
+        "injector sprayed {sprayed} datagrams at {targets:?}: {:?} of ringing, {:?} of call; caller got {}, callee got {}",
+        answered - spraying,
+        answered.elapsed(),
+        ea.rtp().len(),
+        eb.rtp().len()
+    );
 
     assert!(back.is_empty(), "the injector received {} datagrams, the first from {}", back.len(), back[0].0);
     let heard_a = only_the_other_party("the caller", &ea, to_a.addr()?, CALLEE_HZ);
@@ -273,7 +294,12 @@ async fn rtp_sprayed_during_a_hold_reaches_no_one_and_the_phones_resume_on(pbx: 
     ea.stop_sending();
     eb.stop_sending();
     let targets = udp_ports_of(pbx.server.pid().context("PBX pid")?, &range)?;
-    anyhow::ensure!([to_a.port, to_a.port + 1, to_b.port, to_b.port + 1].iter().all(|p| targets.contains(p)), "both legs' ports {} and {}: {targets:?}", to_a.port, to_b.port);
+    anyhow::ensure!(
+        [to_a.port, to_a.port + 1, to_b.port, to_b.port + 1].iter().all(|p| targets.contains(p)),
+        "both legs' ports {} and {}: {targets:?}",
+        to_a.port,
+        to_b.port
+    );
     let injector = Injector::start(LO, targets.clone())?;
     tokio::time::sleep(Duration::from_millis(3200)).await;
     // resumed: phones restarting their streams (new SSRCs, their own numbering) from the

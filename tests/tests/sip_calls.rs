@@ -146,10 +146,8 @@ async fn do_not_disturb_ring_timeout_and_unknown_numbers() -> anyhow::Result<()>
     assert!(r.log.contains("final 404"), "unknown: {}", r.log);
 
     let cdrs = pbx.wait_cdrs(2).await?;
-    let shapes: Vec<(String, String)> = cdrs
-        .iter()
-        .map(|c| (c["callee"].as_str().unwrap_or("").to_owned(), c["disposition"].as_str().unwrap_or("").to_owned()))
-        .collect();
+    let shapes: Vec<(String, String)> =
+        cdrs.iter().map(|c| (c["callee"].as_str().unwrap_or("").to_owned(), c["disposition"].as_str().unwrap_or("").to_owned())).collect();
     assert!(shapes.contains(&("103".into(), "busy".into())), "{shapes:?}");
     assert!(shapes.contains(&("104".into(), "no_answer".into())), "{shapes:?}");
     Ok(())

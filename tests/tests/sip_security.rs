@@ -54,7 +54,8 @@ async fn answers_are_never_reflected_at_the_address_a_request_names() -> anyhow:
              To: <sip:{addr}>\r\nCall-ID: refl-{i}@example.com\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         );
         attacker.send_to(options.as_bytes(), &addr)?;
-        let register = options.replace("OPTIONS sip:", "REGISTER sip:").replace("1 OPTIONS", "1 REGISTER").replace("refl-", "reg-").replace("z9hG4bKrefl", "z9hG4bKreg");
+        let register =
+            options.replace("OPTIONS sip:", "REGISTER sip:").replace("1 OPTIONS", "1 REGISTER").replace("refl-", "reg-").replace("z9hG4bKrefl", "z9hG4bKreg");
         attacker.send_to(register.as_bytes(), &addr)?;
         let invite = format!(
             "INVITE sip:101@{addr} SIP/2.0\r\nVia: {via};branch=z9hG4bKinv{i}\r\nMax-Forwards: 70\r\nFrom: <sip:x@example.com>;tag=i{i}\r\n\

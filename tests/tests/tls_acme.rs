@@ -58,7 +58,11 @@ async fn tls_status(c: &Client) -> Value {
 async fn http01_issues_serves_renews_and_keeps_the_certificate() {
     let (https, acme_http) = (free_tcp_port().unwrap(), free_tcp_port().unwrap());
     let pebble = Pebble::start(acme_http, https).unwrap();
-    let args = acme_args(&pebble, https, &["--acme-domains".into(), NAME.into(), "--acme-http-port".into(), acme_http.to_string(), "--acme-email".into(), "ops@flowpbx.test".into()]);
+    let args = acme_args(
+        &pebble,
+        https,
+        &["--acme-domains".into(), NAME.into(), "--acme-http-port".into(), acme_http.to_string(), "--acme-email".into(), "ops@flowpbx.test".into()],
+    );
     let mut server = Server::start_with(ServerOptions { args, ..Default::default() }).await.unwrap();
     let root = pebble.issuing_root().await.unwrap();
     let first = wait_issued(https, NAME, &root, &server, &pebble).await;
@@ -188,7 +192,16 @@ read -r proto code rest <&3
     let args = acme_args(
         &pebble,
         https,
-        &["--acme-domains".into(), domains, "--acme-challenge".into(), "dns-01".into(), "--acme-dns-script".into(), script.display().to_string(), "--acme-dns-wait-secs".into(), "0".into()],
+        &[
+            "--acme-domains".into(),
+            domains,
+            "--acme-challenge".into(),
+            "dns-01".into(),
+            "--acme-dns-script".into(),
+            script.display().to_string(),
+            "--acme-dns-wait-secs".into(),
+            "0".into(),
+        ],
     );
     let server = Server::start_with(ServerOptions { args, ..Default::default() }).await.unwrap();
     let root = pebble.issuing_root().await.unwrap();

@@ -138,7 +138,8 @@ async fn changed_files_are_served_without_a_restart_and_bad_ones_refused() {
     // a certificate whose key is another's: refused, the first one still served
     let (cert_b, _) = ca.issue(&[NAME], -1, 90);
     write(&cert_path, &cert_b);
-    let s = wait_for(&c, "the mismatched pair is refused", |s| s["last_error"].as_str().is_some_and(|e| e.contains("does not belong to the certificate"))).await;
+    let s =
+        wait_for(&c, "the mismatched pair is refused", |s| s["last_error"].as_str().is_some_and(|e| e.contains("does not belong to the certificate"))).await;
     assert_eq!(s["certificate"]["sha256_fingerprint"], first.as_str());
     assert_eq!(s["health"], "degraded");
     assert!(s["health_detail"].as_str().unwrap().contains("certificate files refused"), "{s:#}");
@@ -210,7 +211,11 @@ async fn bad_files_at_start_stop_it_with_the_reason() {
         assert!(e.contains("exited during start-up") && e.contains(says), "{says}: {e}");
     }
     // a key without a certificate flag
-    let e = Server::start_with(ServerOptions { args: vec!["--tls-key".into(), "/nonexistent.pem".into()], ..Default::default() }).await.err().map(|e| format!("{e:#}")).unwrap_or_default();
+    let e = Server::start_with(ServerOptions { args: vec!["--tls-key".into(), "/nonexistent.pem".into()], ..Default::default() })
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
     assert!(e.contains("--tls-key was given without --tls-cert"), "{e}");
 }
 

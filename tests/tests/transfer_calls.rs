@@ -135,7 +135,12 @@ async fn an_attended_transfer_with_replaces_joins_the_transferred_party_and_the_
     args.extend(common);
     let consult = sipp("uac_consult.xml", (LO, free_port(LO)), Some(&pbx.sip()), &args)?;
 
-    let runs = [consult.wait(Duration::from_secs(40)), transferor.wait(Duration::from_secs(40)), transferred.wait(Duration::from_secs(40)), target.wait(Duration::from_secs(40))];
+    let runs = [
+        consult.wait(Duration::from_secs(40)),
+        transferor.wait(Duration::from_secs(40)),
+        transferred.wait(Duration::from_secs(40)),
+        target.wait(Duration::from_secs(40)),
+    ];
     if runs.iter().any(|r| r.code != Some(0)) {
         eprintln!("{}", pbx.server.logs());
     }

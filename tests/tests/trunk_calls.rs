@@ -175,10 +175,16 @@ async fn outbound_setup(pbx: &Pbx, trunks: &[i64]) -> anyhow::Result<i64> {
     let ext = r.data()["id"].as_i64().context("ext id")?;
     let r = pbx
         .admin
-        .post("/outbound-routes", &json!({"name": "National", "patterns": ["_1NXXNXXXXXX"], "call_class": "national", "strip_digits": 1, "prepend": "+1", "trunk_ids": trunks}))
+        .post(
+            "/outbound-routes",
+            &json!({"name": "National", "patterns": ["_1NXXNXXXXXX"], "call_class": "national", "strip_digits": 1, "prepend": "+1", "trunk_ids": trunks}),
+        )
         .await?;
     anyhow::ensure!(r.status == 201, "{}", r.text);
-    let r = pbx.admin.post("/outbound-routes", &json!({"name": "International", "patterns": ["_011."], "call_class": "international", "trunk_ids": [trunks[0]]})).await?;
+    let r = pbx
+        .admin
+        .post("/outbound-routes", &json!({"name": "International", "patterns": ["_011."], "call_class": "international", "trunk_ids": [trunks[0]]}))
+        .await?;
     anyhow::ensure!(r.status == 201, "{}", r.text);
     Ok(ext)
 }
@@ -287,12 +293,18 @@ async fn a_flow_transfers_a_pstn_caller_to_a_number_outside() -> anyhow::Result<
     let trunk = registration_trunk(&pbx, &carrier, json!({})).await?;
     let r = pbx
         .admin
-        .post("/outbound-routes", &json!({"name": "National", "patterns": ["_1NXXNXXXXXX"], "call_class": "national", "strip_digits": 1, "prepend": "+1", "trunk_ids": [trunk]}))
+        .post(
+            "/outbound-routes",
+            &json!({"name": "National", "patterns": ["_1NXXNXXXXXX"], "call_class": "national", "strip_digits": 1, "prepend": "+1", "trunk_ids": [trunk]}),
+        )
         .await?;
     anyhow::ensure!(r.status == 201, "{}", r.text);
     // a transfer node with no extension linked, to a number outside: the draft saves
     let node = |id: &str, ty: &str, data: Value| json!({"id": id, "type": ty, "position": {"x": 0, "y": 0}, "data": data});
-    let nodes = vec![node("in", "inbound_number", json!({})), node("out", "transfer", json!({"entity_type": "extension", "entity_id": null, "config": {"number": "12125559876"}}))];
+    let nodes = vec![
+        node("in", "inbound_number", json!({})),
+        node("out", "transfer", json!({"entity_type": "extension", "entity_id": null, "config": {"number": "12125559876"}})),
+    ];
     let edges = vec![json!({"id": "e1", "source": "in", "sourceHandle": "next", "target": "out"})];
     let r = pbx.admin.post("/flows", &json!({"name": "Forward", "flow_data": {"nodes": nodes, "edges": edges}})).await?;
     anyhow::ensure!(r.status == 201, "{}", r.text);

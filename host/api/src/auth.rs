@@ -16,9 +16,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use store::{
-    constant_time_eq, random_token, sha256_hex, verify_password, Actor, AdminUser, ApiToken, NewSession, SessionInfo, Timestamp, TokenScope,
-};
+use store::{constant_time_eq, random_token, sha256_hex, verify_password, Actor, AdminUser, ApiToken, NewSession, SessionInfo, Timestamp, TokenScope};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -45,8 +43,16 @@ const TOUCH_INTERVAL: time::Duration = time::Duration::seconds(60);
 #[derive(Debug, Clone)]
 pub enum Principal {
     /// A signed-in administrator, by their session.
-    Admin { user_id: i64, username: String, session_id: i64 },
-    Token { token_id: i64, name: String, scope: TokenScope },
+    Admin {
+        user_id: i64,
+        username: String,
+        session_id: i64,
+    },
+    Token {
+        token_id: i64,
+        name: String,
+        scope: TokenScope,
+    },
 }
 
 /// The authenticated caller and their address, inserted by [`require_auth`].
@@ -202,11 +208,7 @@ async fn authenticate_with(state: &AppState, headers: &HeaderMap, method: &Metho
         };
         let data = jsonwebtoken::decode::<Claims>(jwt.trim(), &DecodingKey::from_secret(&state.config().jwt_secret), &jwt_validation())
             .map_err(|_| ApiError::Unauthorized("invalid or expired API token"))?;
-        let token = store
-            .api_tokens()
-            .use_live(&data.claims.jti, now)
-            .await?
-            .ok_or(ApiError::Unauthorized("API token revoked or expired"))?;
+        let token = store.api_tokens().use_live(&data.claims.jti, now).await?.ok_or(ApiError::Unauthorized("API token revoked or expired"))?;
         return Ok((Principal::Token { token_id: token.id, name: token.name, scope: token.scope }, None));
     }
     let Some(token) = cookie_value(headers, SESSION_COOKIE) else {
@@ -389,8 +391,7 @@ pub struct CreatedApiToken {
 
 fn validate_credentials(e: &mut Errors, username: &str, password: &str) {
     e.check(
-        (1..=64).contains(&username.len())
-            && username.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@')),
+        (1..=64).contains(&username.len()) && username.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@')),
         "username",
         "must be 1-64 letters, digits, '.', '_', '-' or '@'",
     );
@@ -441,8 +442,7 @@ pub(crate) async fn setup(State(state): State<AppState>, req: Request) -> ApiRes
         .create_first(&body.username, &body.password)
         .await?
         .ok_or_else(|| ApiError::Conflict { message: "setup has already been done".into(), references: vec![] })?;
-    tx.audit(&actor, "setup", "admin_user", Some(&user.id.to_string()), None, Some(&serde_json::to_value(&user).unwrap_or_default()))
-        .await?;
+    tx.audit(&actor, "setup", "admin_user", Some(&user.id.to_string()), None, Some(&serde_json::to_value(&user).unwrap_or_default())).await?;
     let realm_change = apply_settings_update(&state, &mut tx, &update, &actor).await?;
     tx.commit().await?;
     if let Some(realm) = realm_change {
@@ -578,10 +578,9 @@ pub(crate) async fn create_token(State(state): State<AppState>, caller: Caller, 
         .create(&store::NewApiToken { name: body.name.trim(), jti: &jti, scope: body.scope, created_by: Some(user_id), expires_at: expires })
         .await?;
     let claims = Claims { sub: format!("token:{}", info.id), jti, iat: now.unix_millis() / 1000, exp: Some(expires.unix_millis() / 1000) };
-    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&state.config().jwt_secret))
-        .map_err(ApiError::internal)?;
-    tx.audit(&caller.actor(), "create", "api_token", Some(&info.id.to_string()), None, Some(&serde_json::to_value(&info).unwrap_or_default()))
-        .await?;
+    let token =
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&state.config().jwt_secret)).map_err(ApiError::internal)?;
+    tx.audit(&caller.actor(), "create", "api_token", Some(&info.id.to_string()), None, Some(&serde_json::to_value(&info).unwrap_or_default())).await?;
     tx.commit().await?;
     Ok(Created(CreatedApiToken { info, token }))
 }
@@ -648,8 +647,14 @@ pub(crate) async fn change_password(State(state): State<AppState>, caller: Calle
               (status = 403, description = "an API token has no sessions", body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn list_sessions(State(state): State<AppState>, caller: Caller) -> ApiResult<List<SessionView>> {
     let (user_id, _, current) = caller.require_session("only a signed-in session can list sessions")?;
-    let data: Vec<SessionView> =
-        state.store().sessions().list_for_user(user_id, Timestamp::now()).await?.into_iter().map(|info| SessionView { current: info.id == current, info }).collect();
+    let data: Vec<SessionView> = state
+        .store()
+        .sessions()
+        .list_for_user(user_id, Timestamp::now())
+        .await?
+        .into_iter()
+        .map(|info| SessionView { current: info.id == current, info })
+        .collect();
     let total = data.len() as i64;
     Ok(List { data, meta: ListMeta { total, limit: total, offset: 0 } })
 }

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
-use store::{CdrFilter, CallDirection, CallDisposition, Page, Timestamp};
+use store::{CallDirection, CallDisposition, CdrFilter, Page, Timestamp};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -165,8 +165,5 @@ pub(crate) async fn dashboard_stats(State(state): State<AppState>) -> ApiResult<
 }
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/calls/active", get(list_active))
-        .route("/calls/{id}/hangup", post(hangup))
-        .route("/dashboard/stats", get(dashboard_stats))
+    Router::new().route("/calls/active", get(list_active)).route("/calls/{id}/hangup", post(hangup)).route("/dashboard/stats", get(dashboard_stats))
 }

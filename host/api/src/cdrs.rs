@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use store::{Cdr, CdrFilter, CallDirection, CallDisposition, Store, Timestamp};
+use store::{CallDirection, CallDisposition, Cdr, CdrFilter, Store, Timestamp};
 use utoipa::IntoParams;
 
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -177,13 +177,7 @@ pub(crate) async fn export_cdrs(State(state): State<AppState>, Query(q): Query<C
             }
         }
     });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"cdrs.csv\""),
-        ],
-        Body::from_stream(stream),
-    )
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"cdrs.csv\"")], Body::from_stream(stream))
         .into_response())
 }
 

@@ -473,8 +473,12 @@ impl Resource for Trunks {
         e.range("max_channels", f.max_channels, 0, 10000);
         e.range("prefix_strip", f.prefix_strip, 0, 20);
         e.range("priority", f.priority, 0, 1000);
-        e.check(f.prefix_add.len() <= 20 && (f.prefix_add.is_empty() || is_dial_string(&f.prefix_add) || f.prefix_add.bytes().all(|b| b.is_ascii_digit() || b == b'+')),
-            "prefix_add", "must be digits (optionally starting with +), at most 20");
+        e.check(
+            f.prefix_add.len() <= 20
+                && (f.prefix_add.is_empty() || is_dial_string(&f.prefix_add) || f.prefix_add.bytes().all(|b| b.is_ascii_digit() || b == b'+')),
+            "prefix_add",
+            "must be digits (optionally starting with +), at most 20",
+        );
         if let Some(n) = &f.caller_id_num {
             e.check(is_dial_string(n), "caller_id_num", "must be a phone number");
         }
@@ -510,7 +514,11 @@ impl Resource for Trunks {
         e.check(f.options_interval == 0 || (5..=3600).contains(&f.options_interval), "options_interval", "must be 0 (none) or between 5 and 3600");
         e.check(f.tls_verify || f.transport == Transport::Tls, "tls_verify", "can be turned off only for transport tls");
         let digits = |s: &str, max: usize| s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
-        e.check(f.country_code.is_empty() || (digits(&f.country_code, 3) && !f.country_code.starts_with('0')), "country_code", "must be 1 to 3 digits not starting with 0, or empty");
+        e.check(
+            f.country_code.is_empty() || (digits(&f.country_code, 3) && !f.country_code.starts_with('0')),
+            "country_code",
+            "must be 1 to 3 digits not starting with 0, or empty",
+        );
         e.check(digits(&f.national_prefix, 6), "national_prefix", "must be at most 6 digits");
         e.check(digits(&f.international_prefix, 6), "international_prefix", "must be at most 6 digits");
         if !f.national_prefix.is_empty() && !e.has("national_prefix") {
@@ -660,8 +668,11 @@ impl Resource for OutboundRoutes {
         }
         e.range("position", f.position, 0, 10_000);
         e.range("strip_digits", f.strip_digits, 0, 20);
-        e.check(f.prepend.len() <= 20 && f.prepend.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'*' | b'#')),
-            "prepend", "must be at most 20 digits, +, * or #");
+        e.check(
+            f.prepend.len() <= 20 && f.prepend.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'*' | b'#')),
+            "prepend",
+            "must be at most 20 digits, +, * or #",
+        );
         caller_id_name(&mut e, "caller_id_name", &f.caller_id_name);
         caller_id_num(&mut e, "caller_id_num", &f.caller_id_num);
         if f.caller_id_mode == RouteCallerId::Route && f.caller_id_num.is_none() && !e.has("caller_id_num") {
@@ -716,7 +727,10 @@ impl Resource for OutboundRoutes {
                 {
                     e.add(
                         format!("patterns[{n}]"),
-                        format!("route \"{}\" (id {}) has the same pattern at the same position {}; give one of them another position", o.name, o.id, o.position),
+                        format!(
+                            "route \"{}\" (id {}) has the same pattern at the same position {}; give one of them another position",
+                            o.name, o.id, o.position
+                        ),
                     );
                 }
             }
@@ -1028,11 +1042,7 @@ impl Resource for RingGroups {
         }
         match f.caller_id_mode {
             CallerIdMode::Pass => {}
-            CallerIdMode::Fixed => e.check(
-                f.caller_id_value.as_deref().is_some_and(is_dial_string),
-                "caller_id_value",
-                "must be the phone number to present",
-            ),
+            CallerIdMode::Fixed => e.check(f.caller_id_value.as_deref().is_some_and(is_dial_string), "caller_id_value", "must be the phone number to present"),
             CallerIdMode::Prepend => e.check(
                 f.caller_id_value.as_deref().is_some_and(|v| (1..=20).contains(&v.chars().count())),
                 "caller_id_value",

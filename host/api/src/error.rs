@@ -177,10 +177,9 @@ impl From<StoreError> for ApiError {
                 let field = column.rsplit('.').next().unwrap_or(&column).to_owned();
                 ApiError::field(field, "is already in use")
             }
-            StoreError::ForeignKey => ApiError::Conflict {
-                message: "the change refers to a missing entity or removes one still in use".into(),
-                references: vec![],
-            },
+            StoreError::ForeignKey => {
+                ApiError::Conflict { message: "the change refers to a missing entity or removes one still in use".into(), references: vec![] }
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -190,9 +189,7 @@ impl From<pbx::Error> for ApiError {
     fn from(e: pbx::Error) -> Self {
         match e {
             pbx::Error::NotFound => ApiError::NotFound,
-            pbx::Error::Invalid(problems) => {
-                ApiError::Validation(problems.into_iter().map(|p| FieldError { field: p.field, message: p.message }).collect())
-            }
+            pbx::Error::Invalid(problems) => ApiError::Validation(problems.into_iter().map(|p| FieldError { field: p.field, message: p.message }).collect()),
             pbx::Error::FlowInvalid(problems) => {
                 let n = problems.iter().filter(|p| p.severity == flow::validate::Severity::Error).count();
                 ApiError::FlowInvalid {

@@ -21,10 +21,7 @@ pub(crate) fn path_error(path: &serde_path_to_error::Path, inner: &str) -> Field
     let base = path.to_string();
     let base = if base == "." || base == "?" { String::new() } else { base };
     // unknown/missing fields are reported on the parent; name the field itself
-    let named = ["unknown field `", "missing field `", "duplicate field `"]
-        .iter()
-        .find_map(|p| inner.strip_prefix(p))
-        .and_then(|rest| rest.split('`').next());
+    let named = ["unknown field `", "missing field `", "duplicate field `"].iter().find_map(|p| inner.strip_prefix(p)).and_then(|rest| rest.split('`').next());
     let field = match named {
         Some(name) if base.is_empty() => name.to_owned(),
         Some(name) if base == name || base.ends_with(&format!(".{name}")) => base,
@@ -215,10 +212,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(PathParams(v)),
-            Err(rej) => Err(ApiError::BadRequest {
-                message: rej.body_text(),
-                details: vec![FieldError { field: "path".into(), message: rej.body_text() }],
-            }),
+            Err(rej) => Err(ApiError::BadRequest { message: rej.body_text(), details: vec![FieldError { field: "path".into(), message: rej.body_text() }] }),
         }
     }
 }

@@ -82,9 +82,7 @@ pub(crate) async fn serve(path: &Path, content_type: &'static str, download_name
 }
 
 /// The bytes of `r` as a stream of chunks.
-fn chunks<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
-    r: R,
-) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+fn chunks<R: tokio::io::AsyncRead + Unpin + Send + 'static>(r: R) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
     futures_util::stream::unfold(r, |mut r| async move {
         let mut buf = vec![0u8; 64 * 1024];
         match r.read(&mut buf).await {

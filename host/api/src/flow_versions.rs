@@ -98,7 +98,14 @@ pub struct FlowUseView {
 
 impl From<FlowUse> for FlowUseView {
     fn from(u: FlowUse) -> Self {
-        FlowUseView { flow_id: u.flow_id, name: u.name, in_draft: u.in_draft, live_version: u.live_version, entity_changed: u.entity_changed, needs_publish: u.needs_publish }
+        FlowUseView {
+            flow_id: u.flow_id,
+            name: u.name,
+            in_draft: u.in_draft,
+            live_version: u.live_version,
+            entity_changed: u.entity_changed,
+            needs_publish: u.needs_publish,
+        }
     }
 }
 
@@ -200,5 +207,8 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// The OpenAPI paths and schemas of these routes.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(flows_using, reset_draft), components(schemas(EntityRefView, DraftStatusView, FlowView, FlowUseView, DraftReset, FieldChangeView, EntityChangeKind, EntityChangeView)))]
+#[openapi(
+    paths(flows_using, reset_draft),
+    components(schemas(EntityRefView, DraftStatusView, FlowView, FlowUseView, DraftReset, FieldChangeView, EntityChangeKind, EntityChangeView))
+)]
 pub(crate) struct VersionsDoc;

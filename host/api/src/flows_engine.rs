@@ -108,7 +108,11 @@ fn parse_graph(v: Value) -> ApiResult<Graph> {
 
 /// An optional JSON body: empty is `T::default()`.
 fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
-    if crate::extract::is_absent_body(body) { Ok(T::default()) } else { parse_json(body) }
+    if crate::extract::is_absent_body(body) {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,7 +190,11 @@ impl From<OutputDecl> for NodeOutput {
     request_body = OutputsRequest,
     responses((status = 200, description = "the node's outputs with this config and entity", body = inline(Data<Vec<NodeOutput>>)),
               (status = 404, body = crate::error::ErrorEnvelope), (status = 422, description = "the node rejects the config or entity", body = crate::error::ErrorEnvelope)))]
-pub(crate) async fn node_outputs(State(state): State<AppState>, PathParams(type_id): PathParams<String>, Json(req): Json<OutputsRequest>) -> ApiResult<Data<Vec<NodeOutput>>> {
+pub(crate) async fn node_outputs(
+    State(state): State<AppState>,
+    PathParams(type_id): PathParams<String>,
+    Json(req): Json<OutputsRequest>,
+) -> ApiResult<Data<Vec<NodeOutput>>> {
     let rt = state.flows().await?;
     let q = OutputsQuery { config: req.config, entity_type: req.entity_type, entity_id: req.entity_id, entity: req.entity };
     Ok(Data::new(rt.node_outputs(&type_id, q).await?.into_iter().map(NodeOutput::from).collect()))
@@ -277,7 +285,12 @@ pub struct RollbackRequest {
 #[utoipa::path(post, path = "/api/v1/flows/{id}/rollback", tag = "flows", params(("id" = i64, Path)), request_body = RollbackRequest,
     responses((status = 200, description = "a new version with the old one's graph and plugin versions, live", body = inline(Data<PublishedVersion>)),
               (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
-pub(crate) async fn rollback(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>, Json(req): Json<RollbackRequest>) -> ApiResult<Data<PublishedVersion>> {
+pub(crate) async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<i64>,
+    Json(req): Json<RollbackRequest>,
+) -> ApiResult<Data<PublishedVersion>> {
     let published = state.flows().await?.rollback(id, req.version, &caller.actor()).await?;
     Ok(Data::new(published.into()))
 }
@@ -332,10 +345,17 @@ pub struct FlowDiff {
 /// its number).
 fn version_ref_schema() -> utoipa::openapi::Schema {
     use utoipa::openapi::{schema::OneOfBuilder, ObjectBuilder, Schema, Type};
-    Schema::OneOf(OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::Integer).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64))).minimum(Some(1)))
-        .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["draft", "live"])))
-        .build())
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+                    .minimum(Some(1)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["draft", "live"])))
+            .build(),
+    )
 }
 
 /// `draft`, `live` or a version number.
@@ -347,7 +367,8 @@ fn version_selector(s: &str) -> ApiResult<VersionSel> {
         n => Some(n)
             .filter(|n| !n.starts_with('0') && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|n| n.parse::<i64>().ok())
-            .map(VersionSel::Number).ok_or_else(|| ApiError::field("version", format!("{n:?} is not a version number, \"draft\" or \"live\""))),
+            .map(VersionSel::Number)
+            .ok_or_else(|| ApiError::field("version", format!("{n:?} is not a version number, \"draft\" or \"live\""))),
     }
 }
 
@@ -392,7 +413,11 @@ fn diff_view(a: &Graph, b: &Graph, from: Value, to: Value) -> FlowDiff {
     let edges = Changes {
         added: d.edges_added.iter().map(to_json).collect(),
         removed: d.edges_removed.iter().map(to_json).collect(),
-        changed: d.edges_changed.iter().map(|c| Change { id: c.id.clone(), before: to_json(&c.old), after: to_json(&c.new), fields: edge_fields(&c.old, &c.new) }).collect(),
+        changed: d
+            .edges_changed
+            .iter()
+            .map(|c| Change { id: c.id.clone(), before: to_json(&c.old), after: to_json(&c.new), fields: edge_fields(&c.old, &c.new) })
+            .collect(),
     };
     FlowDiff { from, to, nodes, edges, settings_changed: d.settings_changed, entities: Vec::new(), labels: BTreeMap::new() }
 }
@@ -654,7 +679,15 @@ impl From<Simulation> for SimulateResult {
             steps: v
                 .steps
                 .into_iter()
-                .map(|s| SimStep { node_id: s.node_id, node_type: s.node_type, output: s.output, entered_at_ms: s.entered_at_ms, duration_ms: s.duration_ms, error: s.error, logs: s.logs })
+                .map(|s| SimStep {
+                    node_id: s.node_id,
+                    node_type: s.node_type,
+                    output: s.output,
+                    entered_at_ms: s.entered_at_ms,
+                    duration_ms: s.duration_ms,
+                    error: s.error,
+                    logs: s.logs,
+                })
                 .collect(),
             outcome: v.outcome,
             error: v.error,
@@ -668,7 +701,11 @@ impl From<Simulation> for SimulateResult {
 #[utoipa::path(post, path = "/api/v1/flows/{id}/simulate", tag = "flows", params(("id" = i64, Path)), request_body = SimulateRequest,
     responses((status = 200, description = "the path the call took, with each node's output and log lines", body = inline(Data<SimulateResult>)),
               (status = 404, body = crate::error::ErrorEnvelope), (status = 422, description = "a bad script field, or a draft with errors (error.problems)", body = crate::error::ErrorEnvelope)))]
-pub(crate) async fn simulate(State(state): State<AppState>, PathParams(id): PathParams<i64>, Json(req): Json<SimulateRequest>) -> ApiResult<Data<SimulateResult>> {
+pub(crate) async fn simulate(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<i64>,
+    Json(req): Json<SimulateRequest>,
+) -> ApiResult<Data<SimulateResult>> {
     let rt = state.flows().await?;
     state.store().call_flows().get(id).await?.ok_or(ApiError::NotFound)?;
     let sel = match &req.version {
@@ -697,10 +734,39 @@ pub(crate) fn routes() -> Router<AppState> {
 /// The OpenAPI paths of the flow engine's and the plugins' routes.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(node_types, node_outputs, validate_flow, publish, rollback, diff, simulate,
-          crate::plugins::list_plugins, crate::plugins::get_plugin, crate::plugins::upload_plugin, crate::plugins::update_plugin, crate::plugins::delete_plugin),
-    components(schemas(NodeTypeView, OutputsRequest, ValidateRequest, ValidationReport, PublishedVersion, RollbackRequest, Change, Changes, FlowDiff,
-                       SimDigits, SimHttp, SimulateRequest, SimStep, SimulateResult, crate::plugins::PluginView, crate::plugins::PluginUpdate, FieldError))
+    paths(
+        node_types,
+        node_outputs,
+        validate_flow,
+        publish,
+        rollback,
+        diff,
+        simulate,
+        crate::plugins::list_plugins,
+        crate::plugins::get_plugin,
+        crate::plugins::upload_plugin,
+        crate::plugins::update_plugin,
+        crate::plugins::delete_plugin
+    ),
+    components(schemas(
+        NodeTypeView,
+        OutputsRequest,
+        ValidateRequest,
+        ValidationReport,
+        PublishedVersion,
+        RollbackRequest,
+        Change,
+        Changes,
+        FlowDiff,
+        SimDigits,
+        SimHttp,
+        SimulateRequest,
+        SimStep,
+        SimulateResult,
+        crate::plugins::PluginView,
+        crate::plugins::PluginUpdate,
+        FieldError
+    ))
 )]
 pub(crate) struct FlowsDoc;
 
@@ -739,8 +805,22 @@ mod tests {
     fn a_problem_view_is_the_problem_as_serialised() {
         use flow::validate::{ProblemCode, Severity};
         let problems = [
-            Problem { severity: Severity::Error, code: ProblemCode::InvalidConfig, message: "bad".into(), node_id: Some("n1".into()), edge_id: None, field: Some("rules.0.start".into()) },
-            Problem { severity: Severity::Warning, code: ProblemCode::Unreachable, message: "far".into(), node_id: None, edge_id: Some("e2".into()), field: None },
+            Problem {
+                severity: Severity::Error,
+                code: ProblemCode::InvalidConfig,
+                message: "bad".into(),
+                node_id: Some("n1".into()),
+                edge_id: None,
+                field: Some("rules.0.start".into()),
+            },
+            Problem {
+                severity: Severity::Warning,
+                code: ProblemCode::Unreachable,
+                message: "far".into(),
+                node_id: None,
+                edge_id: Some("e2".into()),
+                field: None,
+            },
         ];
         for p in &problems {
             assert_eq!(serde_json::to_value(ProblemView::from(p)).unwrap(), serde_json::to_value(p).unwrap());

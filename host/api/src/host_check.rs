@@ -25,8 +25,8 @@ use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
 
 use crate::error::ApiError;
-use pbx::settings::keys;
 use crate::AppState;
+use pbx::settings::keys;
 
 /// The addresses of a connection: the client's, and the local one it reached. Serve the
 /// router with `into_make_service_with_connect_info::<ConnInfo>()` (a plain `SocketAddr`
@@ -162,10 +162,23 @@ mod tests {
     #[test]
     fn a_configured_hostname_is_the_only_name_served() {
         let p = policy(Some("PBX.example.com."), Some("203.0.113.9"), true);
-        for ok in ["pbx.example.com", "pbx.example.com:8080", "PBX.EXAMPLE.COM.", "localhost:8080", "127.0.0.1:8080", "[::1]:8080", "203.0.113.9", "192.0.2.10:80"] {
+        for ok in
+            ["pbx.example.com", "pbx.example.com:8080", "PBX.EXAMPLE.COM.", "localhost:8080", "127.0.0.1:8080", "[::1]:8080", "203.0.113.9", "192.0.2.10:80"]
+        {
             assert!(p.accepts(ok, ip("192.0.2.10")), "{ok}");
         }
-        for bad in ["evil.example", "evil.example:8080", "pbx.example.com.evil.example", "192.0.2.11:80", "[2001:db8::1]", "", ":80", "a:b:c", "[::1", "pbx.example.com:http"] {
+        for bad in [
+            "evil.example",
+            "evil.example:8080",
+            "pbx.example.com.evil.example",
+            "192.0.2.11:80",
+            "[2001:db8::1]",
+            "",
+            ":80",
+            "a:b:c",
+            "[::1",
+            "pbx.example.com:http",
+        ] {
             assert!(!p.accepts(bad, ip("192.0.2.10")), "{bad}");
         }
         // without the local address any IP literal (a rebinding page names a host, not an IP)

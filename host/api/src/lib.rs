@@ -16,9 +16,9 @@ mod cdrs;
 mod entities;
 pub mod error;
 pub mod extract;
+mod files;
 pub mod flow_versions;
 pub mod flows_engine;
-mod files;
 pub mod host_check;
 pub mod login_limit;
 pub mod openapi;
@@ -53,9 +53,9 @@ use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
 pub use host_check::ConnInfo;
-pub use transport::HttpsListener;
 pub use pbx::settings::{SettingLayer, SettingsLayers};
 pub use store::Store;
+pub use transport::HttpsListener;
 
 /// Static configuration of the API, from the binary's config.
 #[derive(Debug, Clone)]
@@ -257,11 +257,7 @@ async fn rejections_to_envelope(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let is_json = resp
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let is_json = resp.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     if is_json || method == Method::HEAD {
         return resp;
     }

@@ -116,9 +116,7 @@ impl Record {
     }
 
     fn is_stale(&self, now: Instant) -> bool {
-        self.in_flight == 0
-            && self.locked_until.is_none_or(|u| u <= now)
-            && self.failures.back().is_none_or(|t| now.saturating_duration_since(*t) >= WINDOW)
+        self.in_flight == 0 && self.locked_until.is_none_or(|u| u <= now) && self.failures.back().is_none_or(|t| now.saturating_duration_since(*t) >= WINDOW)
     }
 }
 

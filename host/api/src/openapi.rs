@@ -16,10 +16,13 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let c = doc.components.get_or_insert_with(Default::default);
-        c.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-            crate::auth::SESSION_COOKIE,
-            "admin session from POST /api/v1/auth/login; state-changing requests also need the X-CSRF-Token header",
-        ))));
+        c.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "admin session from POST /api/v1/auth/login; state-changing requests also need the X-CSRF-Token header",
+            ))),
+        );
         c.add_security_scheme(
             "api_token",
             SecurityScheme::Http(
@@ -62,7 +65,12 @@ impl Modify for Conventions {
         use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 
         fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
-            RefOr::T(ResponseBuilder::new().description(description).content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build()).build())
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build())
+                    .build(),
+            )
         }
         fn add(op: &mut Operation, code: &str, description: &str) {
             op.responses.responses.entry(code.to_owned()).or_insert_with(|| error(description));
@@ -97,11 +105,15 @@ impl Modify for Conventions {
                     op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::default()]);
                 } else {
                     add(op, "401", "not signed in: no or an expired session, or a bad API token");
-                    add(op, "403", if method == "get" {
-                        "forbidden: beyond the API token's scope, or a session-only operation"
-                    } else {
-                        "forbidden: a state-changing request without the X-CSRF-Token header, beyond the API token's scope, or a session-only operation"
-                    });
+                    add(
+                        op,
+                        "403",
+                        if method == "get" {
+                            "forbidden: beyond the API token's scope, or a session-only operation"
+                        } else {
+                            "forbidden: a state-changing request without the X-CSRF-Token header, beyond the API token's scope, or a session-only operation"
+                        },
+                    );
                 }
                 add(op, "400", "a malformed request: path, query or body");
                 add(op, "421", "the Host header names a host this server does not answer to (see the hostname setting)");

@@ -112,7 +112,11 @@ pub(crate) async fn upload_plugin(State(state): State<AppState>, caller: Caller,
         match field.name() {
             Some("file") => {
                 file = Some(field.bytes().await.map_err(|e| {
-                    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE { ApiError::PayloadTooLarge } else { ApiError::field("file", e.body_text()) }
+                    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::PayloadTooLarge
+                    } else {
+                        ApiError::field("file", e.body_text())
+                    }
                 })?)
             }
             Some(other) => return Err(ApiError::field(other, "unknown field (expected file)")),
@@ -148,7 +152,12 @@ pub struct PluginUpdate {
 #[utoipa::path(put, path = "/api/v1/plugins/{id}", tag = "plugins", params(("id" = i64, Path)), request_body = PluginUpdate,
     responses((status = 200, body = inline(Data<PluginView>)), (status = 404, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope),
               (status = 403, description = "an API token cannot change granted_capabilities, granted_networks or granted_ports (an admin token may enable and disable)", body = crate::error::ErrorEnvelope)))]
-pub(crate) async fn update_plugin(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>, Json(req): Json<PluginUpdate>) -> ApiResult<Data<PluginView>> {
+pub(crate) async fn update_plugin(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<i64>,
+    Json(req): Json<PluginUpdate>,
+) -> ApiResult<Data<PluginView>> {
     let change = PluginChange {
         granted_capabilities: req.granted_capabilities,
         granted_networks: req.granted_networks,

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
-use store::{ResourceKind, NewPrompt, Prompt};
+use store::{NewPrompt, Prompt, ResourceKind};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
@@ -66,13 +66,10 @@ pub fn inspect_wav(bytes: &[u8]) -> Result<AudioInfo, String> {
 /// float, A-law, µ-law) to the media engine's internal format (8 kHz mono 16-bit PCM), on
 /// the blocking pool. Unreadable or empty audio is a 422 on `file`.
 pub async fn convert_upload(bytes: bytes::Bytes) -> Result<(Vec<u8>, AudioInfo), ApiError> {
-    let converted = tokio::task::spawn_blocking(move || media::wav::convert_to_internal(&bytes))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            media::MediaError::UnreadableAudio(m) => ApiError::field("file", format!("cannot read the audio: {m}")),
-            other => ApiError::internal(other),
-        })?;
+    let converted = tokio::task::spawn_blocking(move || media::wav::convert_to_internal(&bytes)).await.map_err(ApiError::internal)?.map_err(|e| match e {
+        media::MediaError::UnreadableAudio(m) => ApiError::field("file", format!("cannot read the audio: {m}")),
+        other => ApiError::internal(other),
+    })?;
     let info = inspect_wav(&converted).map_err(|m| ApiError::field("file", m))?;
     Ok((converted, info))
 }
@@ -119,7 +116,11 @@ pub(crate) async fn read_upload(form: &mut Multipart, allow_name: bool) -> ApiRe
             Some("file") => {
                 let original = field.file_name().map(str::to_owned);
                 let data = field.bytes().await.map_err(|e| {
-                    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE { ApiError::PayloadTooLarge } else { ApiError::field("file", e.body_text()) }
+                    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::PayloadTooLarge
+                    } else {
+                        ApiError::field("file", e.body_text())
+                    }
                 })?;
                 file = Some((original, data));
             }
@@ -278,8 +279,7 @@ pub(crate) async fn upload_prompt(State(state): State<AppState>, caller: Caller,
     let result = async {
         let mut tx = state.store().begin().await?;
         let p = tx.prompts().insert(&new).await?;
-        tx.audit(&caller.actor(), "create", "prompt", Some(&p.id.to_string()), None, Some(&serde_json::to_value(&p).unwrap_or_default()))
-            .await?;
+        tx.audit(&caller.actor(), "create", "prompt", Some(&p.id.to_string()), None, Some(&serde_json::to_value(&p).unwrap_or_default())).await?;
         tx.commit().await?;
         Ok::<_, ApiError>(p)
     }

@@ -47,7 +47,11 @@ fn positions(n: usize) -> Vec<i64> {
     responses(
         (status = 200, description = "every route, in its new order", body = inline(Data<Vec<OutboundRouteView>>)),
         (status = 422, description = "`ids` is not every route exactly once (details name the entry)", body = crate::error::ErrorEnvelope)))]
-pub(crate) async fn order_outbound_routes(State(state): State<AppState>, caller: Caller, Json(input): Json<RouteOrder>) -> ApiResult<Data<Vec<OutboundRouteView>>> {
+pub(crate) async fn order_outbound_routes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(input): Json<RouteOrder>,
+) -> ApiResult<Data<Vec<OutboundRouteView>>> {
     let mut tx = state.store().begin().await?;
     // read inside the write transaction: a route added meanwhile is missing from `ids`
     let all = tx.outbound_routes().all().await?;

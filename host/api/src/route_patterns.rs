@@ -45,7 +45,11 @@ fn is_dial_char(b: u8) -> bool {
 /// The pattern as stored: trimmed, and an Asterisk pattern's letters in upper case.
 pub fn normalise(s: &str) -> String {
     let s = s.trim();
-    if s.starts_with('_') { s.to_ascii_uppercase() } else { s.to_owned() }
+    if s.starts_with('_') {
+        s.to_ascii_uppercase()
+    } else {
+        s.to_owned()
+    }
 }
 
 /// Parses a (normalised) pattern; the error says what is wrong, in words.
@@ -62,9 +66,7 @@ pub fn parse(s: &str) -> Result<Pattern, String> {
     if s.len() <= MAX_PREFIX && s.bytes().all(is_dial_char) {
         return Ok(Pattern::Prefix(s.to_owned()));
     }
-    Err(format!(
-        "must be a prefix of digits, +, * and # (at most {MAX_PREFIX}), an Asterisk pattern starting with _ or a regular expression starting with ^"
-    ))
+    Err(format!("must be a prefix of digits, +, * and # (at most {MAX_PREFIX}), an Asterisk pattern starting with _ or a regular expression starting with ^"))
 }
 
 fn asterisk(body: &str) -> Result<Vec<Elem>, String> {
@@ -176,9 +178,7 @@ fn regex(s: &str) -> Result<(), String> {
 pub fn covered_by_prefix(p: &Pattern, q: &str) -> bool {
     match p {
         Pattern::Prefix(s) => s.starts_with(q),
-        Pattern::Asterisk(elems) => {
-            q.len() <= elems.len() && q.bytes().zip(elems).all(|(c, e)| matches!(e, Elem::Set(s) if s.as_slice() == [c]))
-        }
+        Pattern::Asterisk(elems) => q.len() <= elems.len() && q.bytes().zip(elems).all(|(c, e)| matches!(e, Elem::Set(s) if s.as_slice() == [c])),
         Pattern::Regex => false,
     }
 }

@@ -95,12 +95,7 @@ fn typed(kind: SettingKind, v: Option<&str>) -> serde_json::Value {
 }
 
 fn view(state: &AppState, stored: &BTreeMap<String, String>) -> BTreeMap<String, SettingView> {
-    state
-        .settings_layers()
-        .effective(stored)
-        .into_iter()
-        .map(|e| (e.setting.key.to_owned(), setting_view(&e)))
-        .collect()
+    state.settings_layers().effective(stored).into_iter().map(|e| (e.setting.key.to_owned(), setting_view(&e))).collect()
 }
 
 /// Absent: unchanged; null: back to the default; a value: stored.
@@ -247,7 +242,8 @@ pub(crate) async fn put_settings(
     let store = state.store();
     let before = store.settings().all().await?;
     let changes: Vec<(&'static str, Change)> = update.changes().into_iter().filter_map(|(k, c)| c.map(|c| (k, c))).collect();
-    errors.extend(pbx::settings::check_update(state.settings_layers(), &before, &changes).into_iter().map(|p| FieldError { field: p.field, message: p.message }));
+    errors
+        .extend(pbx::settings::check_update(state.settings_layers(), &before, &changes).into_iter().map(|p| FieldError { field: p.field, message: p.message }));
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -261,8 +257,7 @@ pub(crate) async fn put_settings(
     let after = store.settings().all().await?;
     let old = view(&state, &before);
     let new = view(&state, &after);
-    let changed: Vec<&'static str> =
-        update.changes().into_iter().filter(|(_, c)| c.is_some()).map(|(k, _)| k).collect();
+    let changed: Vec<&'static str> = update.changes().into_iter().filter(|(_, c)| c.is_some()).map(|(k, _)| k).collect();
     let restart_required = changed
         .iter()
         .filter(|k| {

@@ -72,11 +72,7 @@ fn negotiate(headers: &HeaderMap, gzip: bool, brotli: bool) -> Encoding {
     for part in accept.split(',') {
         let mut it = part.split(';');
         let name = it.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = it
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .next()
-            .and_then(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
+        let q = it.filter_map(|p| p.trim().strip_prefix("q=")).next().and_then(|q| q.trim().parse::<f32>().ok()).unwrap_or(1.0);
         let ok = q > 0.0;
         match name.as_str() {
             "br" => br_ok = ok,
@@ -98,24 +94,16 @@ fn negotiate(headers: &HeaderMap, gzip: bool, brotli: bool) -> Encoding {
 }
 
 fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| {
-            let t = t.trim();
-            t == "*" || t.trim_start_matches("W/") == etag
-        })
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|t| {
+        let t = t.trim();
+        t == "*" || t.trim_start_matches("W/") == etag
+    })
 }
 
 fn serve_asset(a: &'static Asset, headers: &HeaderMap, head: bool) -> Response {
     let cache = if a.path.starts_with("/assets/") { IMMUTABLE } else { "no-cache" };
     let enc = negotiate(headers, a.gzip.is_some(), a.brotli.is_some());
-    let mut b = Response::builder()
-        .header(header::CONTENT_TYPE, a.content_type)
-        .header(header::CACHE_CONTROL, cache)
-        .header(header::ETAG, a.etag);
+    let mut b = Response::builder().header(header::CONTENT_TYPE, a.content_type).header(header::CACHE_CONTROL, cache).header(header::ETAG, a.etag);
     if a.gzip.is_some() || a.brotli.is_some() {
         b = b.header(header::VARY, "accept-encoding");
     }

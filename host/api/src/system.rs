@@ -54,12 +54,7 @@ pub(crate) async fn health(State(state): State<AppState>, headers: HeaderMap) ->
     }
     let down = components.values().any(|c| c.status == "down");
     let degraded = down || components.values().any(|c| c.status != "ok");
-    let h = Health {
-        status: if degraded { "degraded" } else { "ok" },
-        version: state.config().version,
-        uptime_seconds: state.uptime().as_secs(),
-        components,
-    };
+    let h = Health { status: if degraded { "degraded" } else { "ok" }, version: state.config().version, uptime_seconds: state.uptime().as_secs(), components };
     let code = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (code, Data::new(h)).into_response()
 }
@@ -99,11 +94,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> ApiResult<Data<Syst
         .map(|(k, r)| ((*k).to_owned(), (r.value.clone(), r.source.into())))
         .collect();
     let db_path = store.path().to_path_buf();
-    let size = ["", "-wal"]
-        .iter()
-        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db_path.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let size = ["", "-wal"].iter().filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db_path.display())).ok()).map(|m| m.len()).sum();
     Ok(Data::new(SystemStatus {
         version: state.config().version,
         uptime_seconds: state.uptime().as_secs(),

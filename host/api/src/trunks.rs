@@ -90,10 +90,9 @@ pub(crate) fn status_of(state: &AppState, t: &Trunk) -> TrunkStatus {
             call::RegistrationState::Stopped => ("stopped", r.error.clone()),
         },
         (None, Some(true)) => ("up", None),
-        (None, None) if t.options_interval == 0 => (
-            "unmonitored",
-            Some(format!("calls from {} are accepted; keep-alive (OPTIONS) is off", t.remote_hosts.join(", "))),
-        ),
+        (None, None) if t.options_interval == 0 => {
+            ("unmonitored", Some(format!("calls from {} are accepted; keep-alive (OPTIONS) is off", t.remote_hosts.join(", "))))
+        }
         (None, None) => ("unknown", Some("waiting for its first OPTIONS answer".to_owned())),
     };
     TrunkStatus { id, status, detail, registration, reachable: s.reachable, rtt_ms: s.rtt_ms }
@@ -134,11 +133,7 @@ pub struct TrunkTestView {
 }
 
 fn probe(p: &call::Probe) -> ProbeView {
-    ProbeView {
-        answer: p.status.map(|code| SipAnswer { code, reason: p.reason.clone().unwrap_or_default() }),
-        rtt_ms: p.rtt_ms,
-        error: p.error.clone(),
-    }
+    ProbeView { answer: p.status.map(|code| SipAnswer { code, reason: p.reason.clone().unwrap_or_default() }), rtt_ms: p.rtt_ms, error: p.error.clone() }
 }
 
 #[utoipa::path(post, path = "/api/v1/trunks/{id}/test", tag = "trunks", params(("id" = i64, Path)),

@@ -35,7 +35,11 @@ impl Errors {
 
     /// Ok when nothing was added, else the 422.
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
     }
 
     pub fn non_empty(&mut self, field: &str, v: &str, max: usize) {
@@ -109,7 +113,11 @@ pub enum RemoteHost {
 impl RemoteHost {
     /// `None` for anything else (a name, a prefix too long for the family, spaces).
     pub fn parse(s: &str) -> Option<RemoteHost> {
-        if s.contains('/') { s.parse::<IpNet>().ok().map(RemoteHost::Block) } else { s.parse::<IpAddr>().ok().map(RemoteHost::Address) }
+        if s.contains('/') {
+            s.parse::<IpNet>().ok().map(RemoteHost::Block)
+        } else {
+            s.parse::<IpAddr>().ok().map(RemoteHost::Address)
+        }
     }
 
     /// The network it covers.
@@ -279,7 +287,10 @@ mod tests {
         assert_eq!(fields(serde_json::json!({"nodes": "no"})), (false, vec!["flow_data.nodes".to_string()]));
         assert_eq!(fields(serde_json::json!({"nodes": [{"id": 1, "type": "x"}]})), (false, vec!["flow_data.nodes[0].id".to_string()]));
         assert_eq!(fields(serde_json::json!({"nodes": [{"id": "a"}]})), (false, vec!["flow_data.nodes[0].type".to_string()]));
-        assert_eq!(fields(serde_json::json!({"nodes": [{"id": "a", "type": "x", "data": {"entity_id": "x1"}}]})), (false, vec!["flow_data.nodes[0].data.entity_id".to_string()]));
+        assert_eq!(
+            fields(serde_json::json!({"nodes": [{"id": "a", "type": "x", "data": {"entity_id": "x1"}}]})),
+            (false, vec!["flow_data.nodes[0].data.entity_id".to_string()])
+        );
         assert_eq!(fields(serde_json::json!({"edges": [{"id": "e", "source": "a"}]})), (false, vec!["flow_data.edges[0].target".to_string()]));
     }
 }

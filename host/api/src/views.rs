@@ -137,9 +137,11 @@ fn reaches_first(earlier: &OutboundRoute, later: &OutboundRoute) -> bool {
 /// The first of `earlier`'s patterns that takes every number `p` matches.
 fn shadowing<'a>(earlier: &'a OutboundRoute, p: &str) -> Option<&'a str> {
     let parsed = route_patterns::parse(p).ok()?;
-    earlier.patterns.iter().map(String::as_str).find(|q| {
-        *q == p || matches!(route_patterns::parse(q), Ok(Pattern::Prefix(ref prefix)) if route_patterns::covered_by_prefix(&parsed, prefix))
-    })
+    earlier
+        .patterns
+        .iter()
+        .map(String::as_str)
+        .find(|q| *q == p || matches!(route_patterns::parse(q), Ok(Pattern::Prefix(ref prefix)) if route_patterns::covered_by_prefix(&parsed, prefix)))
 }
 
 /// The shadowed patterns of `route` and the ones it shadows, against every route (`all`, in

@@ -81,8 +81,7 @@ pub(crate) async fn delete_message(State(state): State<AppState>, caller: Caller
     message_of(&state, id, msg).await?;
     let mut tx = state.store().begin().await?;
     let m = tx.voicemail_messages().delete(msg).await?.ok_or(ApiError::NotFound)?;
-    tx.audit(&caller.actor(), "delete", "voicemail_message", Some(&msg.to_string()), Some(&serde_json::to_value(&m).unwrap_or_default()), None)
-        .await?;
+    tx.audit(&caller.actor(), "delete", "voicemail_message", Some(&msg.to_string()), Some(&serde_json::to_value(&m).unwrap_or_default()), None).await?;
     tx.commit().await?;
     if let Err(e) = tokio::fs::remove_file(state.config().data_dir.join(&m.file_path)).await {
         tracing::warn!(error = %e, file = %m.file_path, "could not remove a deleted voicemail message's file");

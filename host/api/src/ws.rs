@@ -119,13 +119,9 @@ pub(crate) fn event_frame(ev: &call::PbxEvent) -> Option<(&'static str, Value)> 
         }
         E::CallStarted(c) => ("call.started", serde_json::to_value(ActiveCall::from(c)).ok()?),
         E::CallUpdated(c) => ("call.updated", serde_json::to_value(ActiveCall::from(c)).ok()?),
-        E::CallEnded { key, disposition, cause } => {
-            ("call.ended", json!({ "id": key.to_string(), "disposition": disposition, "cause": cause }))
-        }
+        E::CallEnded { key, disposition, cause } => ("call.ended", json!({ "id": key.to_string(), "disposition": disposition, "cause": cause })),
         E::SourceBanned { ip, until_secs } => ("source.banned", json!({ "ip": ip.to_string(), "until_secs": until_secs })),
-        E::OutboundLimit { extension_id, number, limit } => {
-            ("outbound.limit", json!({ "extension_id": extension_id, "number": number, "limit": limit }))
-        }
+        E::OutboundLimit { extension_id, number, limit } => ("outbound.limit", json!({ "extension_id": extension_id, "number": number, "limit": limit })),
         _ => return None,
     };
     Some((kind, data))

@@ -8,9 +8,7 @@ use tower::ServiceExt;
 
 async fn app() -> (axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = store::Store::open(store::StoreOptions::new(dir.path().join("flowpbx.db"), store::SecretKey::generate(), "flowpbx"))
-        .await
-        .unwrap();
+    let store = store::Store::open(store::StoreOptions::new(dir.path().join("flowpbx.db"), store::SecretKey::generate(), "flowpbx")).await.unwrap();
     let state = api::AppState::new(
         store,
         api::ApiConfig { data_dir: dir.path().to_path_buf(), jwt_secret: [7; 32], max_upload_bytes: 1 << 20, version: "test" },
@@ -253,7 +251,9 @@ async fn health_details_are_for_signed_in_callers() {
 async fn the_document_states_scopes_and_sessions() {
     let (app, _dir) = app().await;
     let (doc, _) = document_and_admin(&app).await;
-    for (path, method) in [("/api/v1/auth/password", "post"), ("/api/v1/auth/sessions", "get"), ("/api/v1/auth/sessions", "delete"), ("/api/v1/auth/sessions/{id}", "delete")] {
+    for (path, method) in
+        [("/api/v1/auth/password", "post"), ("/api/v1/auth/sessions", "get"), ("/api/v1/auth/sessions", "delete"), ("/api/v1/auth/sessions/{id}", "delete")]
+    {
         let op = &doc["paths"][path][method];
         assert!(op["responses"]["403"].is_object(), "{method} {path}: {op}");
     }
@@ -356,16 +356,25 @@ async fn trunk_keep_alive_numbering_and_proxy_fields_are_validated_and_kept() {
     }
 
     // defaults, absent keeps, null and empty clear
-    let (s, b) = create(&app, &admin, "/api/v1/trunks", ip(json!({"outbound_proxy": " sip:proxy.example.com;lr ", "country_code": " 61 ", "national_prefix": "0"}))).await;
+    let (s, b) =
+        create(&app, &admin, "/api/v1/trunks", ip(json!({"outbound_proxy": " sip:proxy.example.com;lr ", "country_code": " 61 ", "national_prefix": "0"})))
+            .await;
     let t = taken(s, &b);
-    assert_eq!((t["outbound_proxy"].as_str(), t["options_interval"].as_i64()), (Some("sip:proxy.example.com;lr"), Some(30)), "trimmed; OPTIONS every 30 s by default");
+    assert_eq!(
+        (t["outbound_proxy"].as_str(), t["options_interval"].as_i64()),
+        (Some("sip:proxy.example.com;lr"), Some(30)),
+        "trimmed; OPTIONS every 30 s by default"
+    );
     assert_eq!((t["country_code"].as_str(), t["international_prefix"].as_str()), (Some("61"), Some("")));
     let uri = format!("/api/v1/trunks/{}", t["id"]);
     let (s, _) = send(&app, &admin, "PUT", &uri, Some(json!({"options_interval": 60}))).await;
     assert_eq!(s, StatusCode::OK);
     let (s, b) = send(&app, &admin, "GET", &uri, None).await;
     let d = taken(s, &b);
-    assert_eq!((d["options_interval"].as_i64(), d["outbound_proxy"].as_str(), d["national_prefix"].as_str()), (Some(60), Some("sip:proxy.example.com;lr"), Some("0")));
+    assert_eq!(
+        (d["options_interval"].as_i64(), d["outbound_proxy"].as_str(), d["national_prefix"].as_str()),
+        (Some(60), Some("sip:proxy.example.com;lr"), Some("0"))
+    );
     let (s, b) = send(&app, &admin, "PUT", &uri, Some(json!({"outbound_proxy": null}))).await;
     assert!(taken(s, &b)["outbound_proxy"].is_null());
     let (s, b) = send(&app, &admin, "PUT", &uri, Some(json!({"outbound_proxy": "  "}))).await;
@@ -598,7 +607,8 @@ async fn outbound_route_validation_names_each_field() {
     }
     // the messages say what is wrong
     let (_, body) = create(&app, &admin, "/api/v1/outbound-routes", route(json!({"patterns": ["_9[5-2]", "^(0", "abc"], "trunk_ids": [4242]}))).await;
-    let msgs: Vec<String> = body["error"]["details"].as_array().unwrap().iter().map(|d| format!("{}: {}", d["field"].as_str().unwrap(), d["message"].as_str().unwrap())).collect();
+    let msgs: Vec<String> =
+        body["error"]["details"].as_array().unwrap().iter().map(|d| format!("{}: {}", d["field"].as_str().unwrap(), d["message"].as_str().unwrap())).collect();
     assert!(msgs[0].starts_with("patterns[0]") && msgs[0].contains("backwards"), "{msgs:?}");
     assert!(msgs[1].starts_with("patterns[1]") && msgs[1].contains("unclosed group"), "{msgs:?}");
     assert!(msgs[2].starts_with("patterns[2]") && msgs[2].contains("prefix"), "{msgs:?}");
@@ -613,7 +623,9 @@ async fn outbound_route_validation_names_each_field() {
     // an update is validated as a whole: it cannot empty the trunks or break the mode
     let (s, body) = create(&app, &admin, "/api/v1/outbound-routes", route(json!({"caller_id_mode": "route", "caller_id_num": "+61290000000"}))).await;
     let uri = format!("/api/v1/outbound-routes/{}", taken(s, &body)["id"]);
-    for (change, field) in [(json!({"trunk_ids": []}), "trunk_ids"), (json!({"caller_id_num": null}), "caller_id_num"), (json!({"patterns": ["_["]}), "patterns[0]")] {
+    for (change, field) in
+        [(json!({"trunk_ids": []}), "trunk_ids"), (json!({"caller_id_num": null}), "caller_id_num"), (json!({"patterns": ["_["]}), "patterns[0]")]
+    {
         let (s, body) = send(&app, &admin, "PUT", &uri, Some(change)).await;
         refused(s, &body, field);
     }
@@ -642,7 +654,8 @@ async fn overlapping_routes_clash_at_one_position_and_warn_when_shadowed() {
     let msg = body["error"]["details"][0]["message"].as_str().unwrap();
     assert!(msg.contains("\"Intl\"") && msg.contains(&format!("id {intl_id}")), "names the other route: {msg}");
     // a disabled one, or another position, is allowed
-    let (s, body) = new(json!({"name": "Intl spare", "position": 10, "enabled": false, "call_class": "international", "patterns": ["_00."], "trunk_ids": [b]})).await;
+    let (s, body) =
+        new(json!({"name": "Intl spare", "position": 10, "enabled": false, "call_class": "international", "patterns": ["_00."], "trunk_ids": [b]})).await;
     let spare = taken(s, &body);
     assert_eq!(spare["warnings"], json!([]), "a disabled route shadows nothing and is not shadowed");
     // ... but enabling the disabled one at that position is the same clash
@@ -650,7 +663,8 @@ async fn overlapping_routes_clash_at_one_position_and_warn_when_shadowed() {
     refused(s, &body, "patterns[0]");
 
     // later routes whose patterns an earlier prefix takes: saved, with warnings at both ends
-    let (s, body) = new(json!({"name": "UK", "position": 20, "call_class": "international", "patterns": ["_0044X.", "^\\+44", "001144"], "trunk_ids": [b]})).await;
+    let (s, body) =
+        new(json!({"name": "UK", "position": 20, "call_class": "international", "patterns": ["_0044X.", "^\\+44", "001144"], "trunk_ids": [b]})).await;
     let uk = taken(s, &body);
     let w = uk["warnings"].as_array().unwrap();
     assert_eq!(w.len(), 1, "{w:?}");
@@ -665,7 +679,8 @@ async fn overlapping_routes_clash_at_one_position_and_warn_when_shadowed() {
     // a different class, or a route limited to some extensions, lets calls through: no warning
     let (s, body) = new(json!({"name": "Premium", "position": 30, "call_class": "premium", "patterns": ["00119"], "trunk_ids": [b]})).await;
     assert_eq!(taken(s, &body)["warnings"], json!([]));
-    let (s, body) = new(json!({"name": "Boss only", "position": 5, "call_class": "international", "extension_ids": [ext], "patterns": ["0"], "trunk_ids": [b]})).await;
+    let (s, body) =
+        new(json!({"name": "Boss only", "position": 5, "call_class": "international", "extension_ids": [ext], "patterns": ["0"], "trunk_ids": [b]})).await;
     let boss = taken(s, &body);
     assert_eq!(boss["warnings"], json!([]), "a route open to some extensions shadows nothing for the others");
     // the same pattern at another position: the later one never takes a call
@@ -687,7 +702,13 @@ async fn outbound_routes_are_reordered_in_one_go() {
     let mut ids = Vec::new();
     // two disabled routes with the same pattern at the same position, and one other
     for (name, position, enabled) in [("First", 10, true), ("Second", 10, false), ("Third", 5, true)] {
-        let (s, body) = create(&app, &admin, "/api/v1/outbound-routes", json!({"name": name, "position": position, "enabled": enabled, "patterns": ["9"], "trunk_ids": [a]})).await;
+        let (s, body) = create(
+            &app,
+            &admin,
+            "/api/v1/outbound-routes",
+            json!({"name": name, "position": position, "enabled": enabled, "patterns": ["9"], "trunk_ids": [a]}),
+        )
+        .await;
         ids.push(taken(s, &body)["id"].as_i64().unwrap());
     }
     let (first, second, third) = (ids[0], ids[1], ids[2]);
@@ -719,7 +740,8 @@ async fn outbound_routes_are_reordered_in_one_go() {
     taken(s, &b);
     // the routes that moved have their audit rows ("Second" stayed at 10)
     let (_, audit) = send(&app, &admin, "GET", "/api/v1/audit-log?entity_type=outbound_route&limit=100", None).await;
-    let moved: Vec<String> = audit["data"].as_array().unwrap().iter().filter(|a| a["action"] == "update").map(|a| a["entity_id"].to_string().trim_matches('"').to_owned()).collect();
+    let moved: Vec<String> =
+        audit["data"].as_array().unwrap().iter().filter(|a| a["action"] == "update").map(|a| a["entity_id"].to_string().trim_matches('"').to_owned()).collect();
     assert!(moved.contains(&first.to_string()) && moved.contains(&third.to_string()), "{audit}");
     // the same order again changes nothing
     let (s, b) = order(json!([second, first, third])).await;
@@ -731,7 +753,8 @@ async fn deleting_a_routed_trunk_or_a_routes_extension_is_a_409_naming_the_route
     let (app, _dir) = app().await;
     let (_, admin) = document_and_admin(&app).await;
     let (a, b, ext) = carriers(&app, &admin).await;
-    let (s, body) = create(&app, &admin, "/api/v1/outbound-routes", json!({"name": "National", "patterns": ["0"], "trunk_ids": [a, b], "extension_ids": [ext]})).await;
+    let (s, body) =
+        create(&app, &admin, "/api/v1/outbound-routes", json!({"name": "National", "patterns": ["0"], "trunk_ids": [a, b], "extension_ids": [ext]})).await;
     let route = taken(s, &body);
     let (s, body) = create(&app, &admin, "/api/v1/outbound-routes", json!({"name": "Backup", "position": 50, "patterns": ["1"], "trunk_ids": [b]})).await;
     let backup = taken(s, &body);
@@ -744,7 +767,13 @@ async fn deleting_a_routed_trunk_or_a_routes_extension_is_a_409_naming_the_route
         .iter()
         .map(|r| (r["entity_type"].as_str().unwrap().to_owned(), r["entity_id"].as_i64().unwrap(), r["via"].as_str().unwrap().to_owned()))
         .collect();
-    assert_eq!(refs, vec![("outbound_route".into(), route["id"].as_i64().unwrap(), "trunk_ids".into()), ("outbound_route".into(), backup["id"].as_i64().unwrap(), "trunk_ids".into())]);
+    assert_eq!(
+        refs,
+        vec![
+            ("outbound_route".into(), route["id"].as_i64().unwrap(), "trunk_ids".into()),
+            ("outbound_route".into(), backup["id"].as_i64().unwrap(), "trunk_ids".into())
+        ]
+    );
     assert_eq!(body["error"]["references"][0]["name"], "National");
     assert_eq!(fields_of(&body), vec![format!("outbound_route:{}", route["id"]), format!("outbound_route:{}", backup["id"])]);
     let (s, body) = send(&app, &admin, "DELETE", &format!("/api/v1/extensions/{ext}"), None).await;

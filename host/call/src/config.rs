@@ -159,10 +159,7 @@ impl Default for SecurityConfig {
             ban_duration: Duration::from_secs(15 * 60),
             rate_limit: 200,
             rate_burst: 400,
-            scanner_user_agents: ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "iwar"]
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            scanner_user_agents: ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "iwar"].into_iter().map(str::to_owned).collect(),
             max_tcp_connections: 4096,
             max_tcp_per_ip: 64,
             tls_handshake_timeout: Duration::from_secs(10),

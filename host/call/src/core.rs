@@ -24,8 +24,8 @@ use crate::events::{PbxEvent, Shared};
 use crate::persist::PersistOp;
 use crate::registrar::{RegisterOutcome, Registrar};
 use crate::security::Guard;
-pub(crate) use crate::signalling::{Locator, Ports};
 use crate::signalling::Signalling;
+pub(crate) use crate::signalling::{Locator, Ports};
 use crate::trunks::Trunks;
 
 /// The methods we answer or relay, for Allow.
@@ -85,7 +85,15 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(cfg: SipConfig, ports: Ports, dir: Arc<Directory>, seed: [u8; 32], shared: Arc<Shared>, locate: Locator, media: Option<Box<dyn MediaPort>>) -> Core {
+    pub(crate) fn new(
+        cfg: SipConfig,
+        ports: Ports,
+        dir: Arc<Directory>,
+        seed: [u8; 32],
+        shared: Arc<Shared>,
+        locate: Locator,
+        media: Option<Box<dyn MediaPort>>,
+    ) -> Core {
         let digest = DigestServer::new(cfg.digest_key, dir.realm.clone(), cfg.nonce_ttl);
         let registrar = Registrar::new(cfg.registrar, shared.bindings.clone());
         shared.set_directory_counts(&dir);
@@ -329,9 +337,7 @@ impl Core {
             Method::Invite => self.on_invite(now, tx, msg, source),
             Method::Bye | Method::Update | Method::Info | Method::Prack => self.sig.reply(now, tx, 481),
             Method::Subscribe | Method::Publish => self.sig.reply(now, tx, 489),
-            Method::Message | Method::Notify | Method::Refer => {
-                self.sig.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW))
-            }
+            Method::Message | Method::Notify | Method::Refer => self.sig.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
             _ => self.sig.reply_with(now, tx, 501, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
         }
     }
@@ -496,9 +502,7 @@ impl Core {
                 }
                 Ok(())
             }),
-            RegisterOutcome::TooBrief(min) => {
-                self.sig.reply_to(to, msg, 423, None, |r| r.push_header(HeaderName::MinExpires, &min.to_string()))
-            }
+            RegisterOutcome::TooBrief(min) => self.sig.reply_to(to, msg, 423, None, |r| r.push_header(HeaderName::MinExpires, &min.to_string())),
             RegisterOutcome::Reject(code, reason) => self.sig.reply_to(to, msg, code, Some(reason), |_| Ok(())),
         }
         self.publish_changes();

@@ -150,7 +150,11 @@ pub struct Account {
 
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account").field("username", &self.username).field("auth_username", &self.auth_username).field("expiry", &self.expiry).finish_non_exhaustive()
+        f.debug_struct("Account")
+            .field("username", &self.username)
+            .field("auth_username", &self.auth_username)
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
     }
 }
 
@@ -220,7 +224,10 @@ impl Trunk {
         Trunk {
             id,
             name: format!("trunk {id}"),
-            fingerprint: format!("{domain}|{hop}|{account:?}|{:?}", account.as_ref().map(|a| sip::auth::ha1(Algorithm::Md5, &a.auth_username, "", &a.password))),
+            fingerprint: format!(
+                "{domain}|{hop}|{account:?}|{:?}",
+                account.as_ref().map(|a| sip::auth::ha1(Algorithm::Md5, &a.auth_username, "", &a.password))
+            ),
             account,
             domain: domain.into(),
             port: 0,
@@ -437,13 +444,17 @@ impl Directory {
             if !r.enabled {
                 continue;
             }
-            let patterns: Vec<Pattern> = r.patterns.iter().filter_map(|p| match Pattern::parse(p) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::warn!(route = r.id, pattern = %p, error = %e, "an outbound route pattern does not compile: skipped");
-                    None
-                }
-            }).collect();
+            let patterns: Vec<Pattern> = r
+                .patterns
+                .iter()
+                .filter_map(|p| match Pattern::parse(p) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::warn!(route = r.id, pattern = %p, error = %e, "an outbound route pattern does not compile: skipped");
+                        None
+                    }
+                })
+                .collect();
             routes.push(Route {
                 id: r.id,
                 name: r.name.clone(),
@@ -492,7 +503,11 @@ fn host_port(s: &str) -> Option<(String, Option<u16>)> {
             None => (s.to_owned(), None),
         }
     };
-    if host.is_empty() { None } else { Some((host, port)) }
+    if host.is_empty() {
+        None
+    } else {
+        Some((host, port))
+    }
 }
 
 /// The addresses of `host` (an IP as it is; a name resolved, five seconds at most).
@@ -570,7 +585,11 @@ async fn load_trunk(t: &store::Trunk, password: Option<String>) -> Trunk {
         caller_id: t.caller_id_num.clone().map(|number| CallerId { name: t.caller_id_name.clone(), number }),
         prefix_strip: usize::try_from(t.prefix_strip).unwrap_or(0),
         prefix_add: t.prefix_add.clone(),
-        numbering: Numbering { country_code: t.country_code.clone(), national_prefix: t.national_prefix.clone(), international_prefix: t.international_prefix.clone() },
+        numbering: Numbering {
+            country_code: t.country_code.clone(),
+            national_prefix: t.national_prefix.clone(),
+            international_prefix: t.international_prefix.clone(),
+        },
         nets,
         fingerprint,
         tls_name: hop_host,
@@ -600,13 +619,7 @@ fn parse_net(s: &str) -> Option<IpNet> {
 
 /// Polls the store's change stamp and realm; sends a fresh snapshot when either changed.
 /// `poke` makes it check at once (an API write can call it).
-pub(crate) async fn refresher(
-    store: Store,
-    interval: Duration,
-    mut stamp: String,
-    poke: Arc<tokio::sync::Notify>,
-    send: impl Fn(Arc<Directory>) -> bool,
-) {
+pub(crate) async fn refresher(store: Store, interval: Duration, mut stamp: String, poke: Arc<tokio::sync::Notify>, send: impl Fn(Arc<Directory>) -> bool) {
     let mut realm = store.sip_realm();
     loop {
         tokio::select! {
@@ -650,12 +663,7 @@ mod tests {
     #[test]
     fn trunk_matching_and_did_forms() {
         let t = TrustedTrunk { id: 1, name: "carrier".into(), nets: ["203.0.113.0/24", "198.51.100.7"].iter().filter_map(|s| parse_net(s)).collect() };
-        let d = Directory::new(
-            "r",
-            vec![],
-            vec![t],
-            vec![Did { number: "+61290000000".into(), trunk_id: None, flow_id: Some(3) }],
-        );
+        let d = Directory::new("r", vec![], vec![t], vec![Did { number: "+61290000000".into(), trunk_id: None, flow_id: Some(3) }]);
         assert_eq!(d.trunk_for("203.0.113.9".parse().unwrap()).map(|t| t.id), Some(1));
         assert_eq!(d.trunk_for("::ffff:198.51.100.7".parse().unwrap()).map(|t| t.id), Some(1));
         assert!(d.trunk_for("198.51.100.8".parse().unwrap()).is_none());

@@ -151,17 +151,20 @@ impl Loop {
     /// Runs until shutdown.
     pub(crate) fn run(mut self) {
         if let Some(u) = self.udp.as_mut()
-            && let Err(e) = self.poll.registry().register(u, UDP, Interest::READABLE) {
-                tracing::error!(error = %e, "cannot poll the SIP UDP socket");
-            }
+            && let Err(e) = self.poll.registry().register(u, UDP, Interest::READABLE)
+        {
+            tracing::error!(error = %e, "cannot poll the SIP UDP socket");
+        }
         if let Some(l) = self.listener.as_mut()
-            && let Err(e) = self.poll.registry().register(l, LISTENER, Interest::READABLE) {
-                tracing::error!(error = %e, "cannot poll the SIP TCP listener");
-            }
+            && let Err(e) = self.poll.registry().register(l, LISTENER, Interest::READABLE)
+        {
+            tracing::error!(error = %e, "cannot poll the SIP TCP listener");
+        }
         if let Some(l) = self.tls_listener.as_mut()
-            && let Err(e) = self.poll.registry().register(l, TLS_LISTENER, Interest::READABLE) {
-                tracing::error!(error = %e, "cannot poll the SIP TLS listener");
-            }
+            && let Err(e) = self.poll.registry().register(l, TLS_LISTENER, Interest::READABLE)
+        {
+            tracing::error!(error = %e, "cannot poll the SIP TLS listener");
+        }
         self.shared.running.store(true, Ordering::Release);
         self.core.start(self.clock.now());
         let mut events = Events::with_capacity(256);
@@ -175,10 +178,11 @@ impl Loop {
                 next.map(|t| t - now)
             };
             if let Err(e) = self.poll.poll(&mut events, timeout)
-                && e.kind() != ErrorKind::Interrupted {
-                    tracing::error!(error = %e, "SIP event loop poll failed");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+                && e.kind() != ErrorKind::Interrupted
+            {
+                tracing::error!(error = %e, "SIP event loop poll failed");
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let now = self.clock.now();
             let pending = std::mem::take(&mut self.udp_pending);
             let mut read_udp = pending;

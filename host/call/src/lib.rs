@@ -36,8 +36,8 @@ mod sdp_media;
 mod security;
 mod signalling;
 mod sip_tls;
-mod srtp;
 mod siplog;
+mod srtp;
 mod trunks;
 
 use std::collections::HashMap;
@@ -51,16 +51,16 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 pub use anchor::CallMedia;
 pub use clock::wall;
-pub use sip_tls::SipTls;
 pub use config::{OutboundConfig, RegistrarConfig, SecurityConfig, SipConfig, SipLogMode};
 pub use directory::Directory;
 pub use error::CallError;
 pub use events::{ActiveCall, CallKey, CallState, DirectoryCounts, PbxEvent};
 pub use registrar::{Binding, ChangeAction};
 pub use security::GuardStats;
-pub use trunks::{Probe, RegistrationState, RegistrationStatus, TrunkStatus, TrunkTest};
 pub use sip::auth::Algorithm as DigestAlgorithm;
 pub use sip::transaction::{Peer, Transport};
+pub use sip_tls::SipTls;
+pub use trunks::{Probe, RegistrationState, RegistrationStatus, TrunkStatus, TrunkTest};
 
 use crate::b2bua::CallCommand;
 use crate::core::{Command, Core, Ports};
@@ -224,7 +224,10 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     let udp = if cfg.udp_port != 0 { Some(bind_udp(SocketAddr::new(cfg.bind, cfg.udp_port))?) } else { None };
     let tcp = if cfg.tcp_port != 0 { Some(bind_tcp(SocketAddr::new(cfg.bind, cfg.tcp_port), "TCP")?) } else { None };
     let tls_setup = match &cfg.tls {
-        Some(t) => Some((t.server.clone(), sip_tls::Clients::new(&t.provider).map_err(|e| CallError::Io(std::io::Error::other(format!("SIP TLS client configuration: {e}"))))?)),
+        Some(t) => Some((
+            t.server.clone(),
+            sip_tls::Clients::new(&t.provider).map_err(|e| CallError::Io(std::io::Error::other(format!("SIP TLS client configuration: {e}"))))?,
+        )),
         None => None,
     };
     let tls = if cfg.tls_port != 0 && tls_setup.is_some() { Some(bind_tcp(SocketAddr::new(cfg.bind, cfg.tls_port), "TLS")?) } else { None };
@@ -289,9 +292,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     let refresher = {
         let cmd = cmd_tx.clone();
         let waker = waker.clone();
-        tokio::spawn(directory::refresher(store, refresh, stamp, poke.clone(), move |d| {
-            cmd.send(Command::Directory(d)).is_ok() && waker.wake().is_ok()
-        }))
+        tokio::spawn(directory::refresher(store, refresh, stamp, poke.clone(), move |d| cmd.send(Command::Directory(d)).is_ok() && waker.wake().is_ok()))
     };
     Ok(PbxHandle(Arc::new(Inner {
         media: media_engine,
@@ -335,12 +336,7 @@ impl PbxHandle {
     /// The live contacts of an extension.
     pub fn registrations(&self, extension_id: i64) -> Vec<Binding> {
         let now = clock::Clock::new().now();
-        self.0
-            .shared
-            .bindings
-            .get(&extension_id)
-            .map(|v| v.iter().filter(|b| b.expires > now).cloned().collect())
-            .unwrap_or_default()
+        self.0.shared.bindings.get(&extension_id).map(|v| v.iter().filter(|b| b.expires > now).cloned().collect()).unwrap_or_default()
     }
 
     /// How many live contacts each registered extension has.

@@ -327,14 +327,30 @@ mod tests {
             trunk_id: None,
             direction: CallDirection::Internal,
             flow_id: None,
-            flow_version: None, extension_id: None, route_id: None,
+            flow_version: None,
+            extension_id: None,
+            route_id: None,
         };
         // start and answer in one flush: one row, answered
-        apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(7), cdr: cdr.clone() }, PersistOp::CdrAnswer { key: CallKey::from_raw(7), at: t(1500) }], &mut ids).await.unwrap();
+        apply(
+            &s,
+            &[PersistOp::CdrStart { key: CallKey::from_raw(7), cdr: cdr.clone() }, PersistOp::CdrAnswer { key: CallKey::from_raw(7), at: t(1500) }],
+            &mut ids,
+        )
+        .await
+        .unwrap();
         let row = &s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items[0];
         assert_eq!((row.answer_time, row.end_time), (Some(t(1500)), None), "written before the end: a crash loses only the end");
         // the end in a later flush
-        let end = CdrEnd { end_time: t(61_500), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None, transfers: None };
+        let end = CdrEnd {
+            end_time: t(61_500),
+            disposition: CallDisposition::Answered,
+            hangup_cause: Some("normal_clearing".into()),
+            flow_path: serde_json::json!([]),
+            recording_file: None,
+            trunk_id: None,
+            transfers: None,
+        };
         apply(&s, &[PersistOp::CdrEnd { key: CallKey::from_raw(7), end, start: t(0), answer: Some(t(1500)) }], &mut ids).await.unwrap();
         let row = s.cdrs().get(row.id).await.unwrap().unwrap();
         assert_eq!((row.duration, row.billable_dur, row.disposition), (Some(61), Some(60), Some(CallDisposition::Answered)));
@@ -342,9 +358,23 @@ mod tests {
 
         // several calls in one flush; one answered in a later flush, ends together
         let other = |n: &str| NewCdr { call_id: n.into(), ..cdr.clone() };
-        apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(8), cdr: other("c8") }, PersistOp::CdrStart { key: CallKey::from_raw(9), cdr: other("c9") }], &mut ids).await.unwrap();
+        apply(
+            &s,
+            &[PersistOp::CdrStart { key: CallKey::from_raw(8), cdr: other("c8") }, PersistOp::CdrStart { key: CallKey::from_raw(9), cdr: other("c9") }],
+            &mut ids,
+        )
+        .await
+        .unwrap();
         apply(&s, &[PersistOp::CdrAnswer { key: CallKey::from_raw(9), at: t(3000) }], &mut ids).await.unwrap();
-        let end = |d| CdrEnd { end_time: t(10_000), disposition: d, hangup_cause: None, flow_path: serde_json::json!([]), recording_file: None, trunk_id: None, transfers: None };
+        let end = |d| CdrEnd {
+            end_time: t(10_000),
+            disposition: d,
+            hangup_cause: None,
+            flow_path: serde_json::json!([]),
+            recording_file: None,
+            trunk_id: None,
+            transfers: None,
+        };
         apply(
             &s,
             &[
@@ -375,24 +405,63 @@ mod tests {
             trunk_id: None,
             direction: CallDirection::Inbound,
             flow_id: Some(3),
-            flow_version: None, extension_id: None, route_id: None,
+            flow_version: None,
+            extension_id: None,
+            route_id: None,
         };
-        let end = CdrEnd { end_time: t(9_000), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None, transfers: None };
+        let end = CdrEnd {
+            end_time: t(9_000),
+            disposition: CallDisposition::Answered,
+            hangup_cause: Some("normal_clearing".into()),
+            flow_path: serde_json::json!([]),
+            recording_file: None,
+            trunk_id: None,
+            transfers: None,
+        };
         let path = serde_json::json!([{"node_id": "n1", "output": "next"}]);
         // bridged by the flow: its result before the end, which must not erase it
         apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(1), cdr: cdr("bridged") }], &mut ids).await.unwrap();
         apply(&s, &[PersistOp::CdrFlow { key: CallKey::from_raw(1), flow_id: 3, version: 2, path: path.clone(), disposition: None }], &mut ids).await.unwrap();
         apply(&s, &[PersistOp::CdrEnd { key: CallKey::from_raw(1), end: end.clone(), start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
-        apply(&s, &[PersistOp::CdrMedia { key: CallKey::from_raw(1), stats: serde_json::json!({"a": {"packets_received": 50}}), srtp: [Some("AES_CM_128_HMAC_SHA1_80".into()), None] }], &mut ids).await.unwrap();
+        apply(
+            &s,
+            &[PersistOp::CdrMedia {
+                key: CallKey::from_raw(1),
+                stats: serde_json::json!({"a": {"packets_received": 50}}),
+                srtp: [Some("AES_CM_128_HMAC_SHA1_80".into()), None],
+            }],
+            &mut ids,
+        )
+        .await
+        .unwrap();
         // voicemail: the flow's result after the end, with its disposition
-        apply(&s, &[PersistOp::CdrStart { key: CallKey::from_raw(2), cdr: cdr("vm") }, PersistOp::CdrEnd { key: CallKey::from_raw(2), end, start: t(0), answer: Some(t(100)) }], &mut ids).await.unwrap();
-        apply(&s, &[PersistOp::CdrFlow { key: CallKey::from_raw(2), flow_id: 3, version: 2, path: path.clone(), disposition: Some(CallDisposition::Voicemail) }], &mut ids).await.unwrap();
+        apply(
+            &s,
+            &[
+                PersistOp::CdrStart { key: CallKey::from_raw(2), cdr: cdr("vm") },
+                PersistOp::CdrEnd { key: CallKey::from_raw(2), end, start: t(0), answer: Some(t(100)) },
+            ],
+            &mut ids,
+        )
+        .await
+        .unwrap();
+        apply(
+            &s,
+            &[PersistOp::CdrFlow { key: CallKey::from_raw(2), flow_id: 3, version: 2, path: path.clone(), disposition: Some(CallDisposition::Voicemail) }],
+            &mut ids,
+        )
+        .await
+        .unwrap();
         let all = s.cdrs().list(&Default::default(), Page::default()).await.unwrap().items;
         let by = |n: &str| all.iter().find(|c| c.call_id == n).cloned().unwrap();
         let b = by("bridged");
         assert_eq!((b.flow_path.clone(), b.flow_version, b.disposition), (path.clone(), Some(2), Some(CallDisposition::Answered)));
         assert_eq!(b.media_stats, Some(serde_json::json!({"a": {"packets_received": 50}})));
-        assert_eq!((b.caller_srtp.as_deref(), b.callee_srtp.as_deref()), (Some("AES_CM_128_HMAC_SHA1_80"), None), "the caller's leg was encrypted, the callee's plain");
+        assert_eq!(
+            (b.caller_srtp.as_deref(), b.callee_srtp.as_deref()),
+            (Some("AES_CM_128_HMAC_SHA1_80"), None),
+            "the caller's leg was encrypted, the callee's plain"
+        );
         let v = by("vm");
         assert_eq!((v.caller_srtp.clone(), v.callee_srtp.clone()), (None, None));
         assert_eq!((v.flow_path, v.disposition), (path, Some(CallDisposition::Voicemail)));
@@ -402,7 +471,11 @@ mod tests {
     #[tokio::test]
     async fn registrations_are_upserted_and_deleted() {
         let (s, _d) = store().await;
-        let e = s.extensions().insert(&ExtensionFields { extension: "101".into(), name: "A".into(), sip_username: "101".into(), ..Default::default() }, "password-1").await.unwrap();
+        let e = s
+            .extensions()
+            .insert(&ExtensionFields { extension: "101".into(), name: "A".into(), sip_username: "101".into(), ..Default::default() }, "password-1")
+            .await
+            .unwrap();
         let reg = |expires| {
             PersistOp::RegUpsert(store::NewRegistration {
                 extension_id: e.id,

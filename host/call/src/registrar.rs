@@ -165,22 +165,11 @@ impl Registrar {
 
     /// The contacts of an extension that are live at `now`.
     pub fn contacts(&self, extension_id: i64, now: Instant) -> Vec<Binding> {
-        self.bindings
-            .get(&extension_id)
-            .map(|v| v.iter().filter(|b| b.expires > now).cloned().collect())
-            .unwrap_or_default()
+        self.bindings.get(&extension_id).map(|v| v.iter().filter(|b| b.expires > now).cloned().collect()).unwrap_or_default()
     }
 
     /// Applies a REGISTER from `user` (already authenticated and authorised for the AOR).
-    pub fn register(
-        &mut self,
-        now: Instant,
-        user: &User,
-        req: &Message,
-        source: Peer,
-        ops: &mut Vec<PersistOp>,
-        changes: &mut Vec<Change>,
-    ) -> RegisterOutcome {
+    pub fn register(&mut self, now: Instant, user: &User, req: &Message, source: Peer, ops: &mut Vec<PersistOp>, changes: &mut Vec<Change>) -> RegisterOutcome {
         let out = {
             let mut entry = self.bindings.entry(user.id).or_default();
             apply(&self.cfg, entry.value_mut(), now, user, req, source, ops, changes)
@@ -250,8 +239,7 @@ impl Registrar {
             if expires <= now {
                 continue;
             }
-            let registered_at =
-                Instant::from_duration(Duration::from_millis(u64::try_from(r.registered_at.unix_millis()).unwrap_or(0)));
+            let registered_at = Instant::from_duration(Duration::from_millis(u64::try_from(r.registered_at.unix_millis()).unwrap_or(0)));
             let (Some(ip), Some(port)) = (r.source_ip.as_deref().and_then(|s| s.parse().ok()), r.source_port) else {
                 continue;
             };
@@ -445,12 +433,18 @@ mod tests {
     }
 
     fn register(contacts: &[&str], expires: Option<u32>, call_id: &str, cseq: u32) -> Message {
-        let mut m = Message::request(sip::Method::Register, "sip:pbx").unwrap()
-            .with_header(sip::HeaderName::Via, "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKx").unwrap()
-            .with_header(sip::HeaderName::From, "<sip:alice@pbx>;tag=1").unwrap()
-            .with_header(sip::HeaderName::To, "<sip:alice@pbx>").unwrap()
-            .with_header(sip::HeaderName::CallId, call_id).unwrap()
-            .with_header(sip::HeaderName::CSeq, &format!("{cseq} REGISTER")).unwrap();
+        let mut m = Message::request(sip::Method::Register, "sip:pbx")
+            .unwrap()
+            .with_header(sip::HeaderName::Via, "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKx")
+            .unwrap()
+            .with_header(sip::HeaderName::From, "<sip:alice@pbx>;tag=1")
+            .unwrap()
+            .with_header(sip::HeaderName::To, "<sip:alice@pbx>")
+            .unwrap()
+            .with_header(sip::HeaderName::CallId, call_id)
+            .unwrap()
+            .with_header(sip::HeaderName::CSeq, &format!("{cseq} REGISTER"))
+            .unwrap();
         for c in contacts {
             m.push_header(sip::HeaderName::Contact, c).unwrap();
         }
@@ -519,10 +513,7 @@ mod tests {
         let (mut r, u) = setup();
         let (mut ops, mut ch) = (Vec::new(), Vec::new());
         let src = peer("10.0.0.5:5060");
-        assert_eq!(
-            r.register(T0, &u, &register(&["<sip:a@10.0.0.5>"], Some(30), "c1", 1), src, &mut ops, &mut ch),
-            RegisterOutcome::TooBrief(60)
-        );
+        assert_eq!(r.register(T0, &u, &register(&["<sip:a@10.0.0.5>"], Some(30), "c1", 1), src, &mut ops, &mut ch), RegisterOutcome::TooBrief(60));
         let out = r.register(T0, &u, &register(&["<sip:a@10.0.0.5>;expires=99999"], None, "c1", 2), src, &mut ops, &mut ch);
         assert_eq!(out, RegisterOutcome::Ok(vec![("sip:a@10.0.0.5".into(), 3600)]), "clamped to max");
         r.register(T0 + Duration::from_secs(1), &u, &register(&["<sip:b@10.0.0.5>"], None, "c2", 1), src, &mut ops, &mut ch);
@@ -530,10 +521,7 @@ mod tests {
         let RegisterOutcome::Ok(held) = out else { panic!() };
         let names: Vec<&str> = held.iter().map(|(c, _)| c.as_str()).collect();
         assert_eq!(names, ["sip:b@10.0.0.5", "sip:c@10.0.0.5"], "the oldest was evicted at max_registrations=2");
-        assert_eq!(
-            r.register(T0, &u, &register(&["*"], Some(60), "c9", 1), src, &mut ops, &mut ch),
-            RegisterOutcome::Reject(400, "Invalid Contact *")
-        );
+        assert_eq!(r.register(T0, &u, &register(&["*"], Some(60), "c9", 1), src, &mut ops, &mut ch), RegisterOutcome::Reject(400, "Invalid Contact *"));
         ops.clear();
         assert_eq!(r.register(T0, &u, &register(&["*"], Some(0), "c9", 1), src, &mut ops, &mut ch), RegisterOutcome::Ok(vec![]));
         assert_eq!(ops.len(), 2);

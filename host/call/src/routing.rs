@@ -355,7 +355,9 @@ pub fn plan(dialled: &str, placer: &Placer, routes: &[Route], emergency_numbers:
         let caller_id = match (r.caller_id_mode, placer) {
             (RouteCallerId::Anonymous | RouteCallerId::Trunk, _) => None,
             (RouteCallerId::Route, _) => r.caller_id.clone(),
-            (RouteCallerId::Extension, Placer::Extension { outbound, own, .. }) => outbound.clone().or_else(|| r.caller_id.clone()).or_else(|| Some(own.clone())),
+            (RouteCallerId::Extension, Placer::Extension { outbound, own, .. }) => {
+                outbound.clone().or_else(|| r.caller_id.clone()).or_else(|| Some(own.clone()))
+            }
             (RouteCallerId::Extension, Placer::Flow { caller } | Placer::FollowMe { caller, .. }) => Some(caller.clone()),
         };
         return Ok(Plan {
@@ -450,7 +452,10 @@ mod tests {
         let plan = plan("0290001234", &ext(&[CallClass::National]), &rs, &[], &[10, 11]).unwrap();
         assert_eq!((plan.route_id, plan.number.as_str(), plan.trunk_ids.clone()), (Some(1), "+61290001234", vec![10, 11]));
         assert_eq!(plan.caller_id.unwrap().number, "+61290000005", "the extension's outbound caller id");
-        assert_eq!(super::plan("0011442079460000", &ext(&[CallClass::National]), &rs, &[], &[]), Err(Refusal::NotPermitted { route: 2, class: CallClass::International }));
+        assert_eq!(
+            super::plan("0011442079460000", &ext(&[CallClass::National]), &rs, &[], &[]),
+            Err(Refusal::NotPermitted { route: 2, class: CallClass::International })
+        );
         assert!(super::plan("0011442079460000", &ext(&[CallClass::International]), &rs, &[], &[]).is_ok());
         assert_eq!(super::plan("12345", &ext(&[CallClass::National]), &rs, &[], &[]), Err(Refusal::NoRoute));
         let prem = super::plan("19001234", &ext(&[CallClass::Premium]), &rs, &[], &[]).unwrap();

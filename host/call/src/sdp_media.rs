@@ -275,7 +275,17 @@ mod tests {
         let codecs = [CodecSpec::opus(96), CodecSpec::telephone_event(101, 8000)];
         let body = write(
             &mut s,
-            &Outgoing { ip: "192.0.2.9".parse().unwrap(), port: 12000, codecs: &codecs, ptime: None, direction: Direction::RecvOnly, rtcp_mux: true, mirror: Some(&offer), secure: false, crypto: &[] },
+            &Outgoing {
+                ip: "192.0.2.9".parse().unwrap(),
+                port: 12000,
+                codecs: &codecs,
+                ptime: None,
+                direction: Direction::RecvOnly,
+                rtcp_mux: true,
+                mirror: Some(&offer),
+                secure: false,
+                crypto: &[],
+            },
         );
         let text = std::str::from_utf8(&body).unwrap();
         assert!(text.contains("o=FlowPBX 7 1 IN IP4 192.0.2.9\r\n"), "{text}");
@@ -286,7 +296,20 @@ mod tests {
         assert!(text.contains("m=video 0 RTP/AVP 97\r\n"), "{text}");
         let again = read(&body).unwrap();
         assert_eq!(again.rtp, Some("192.0.2.9:12000".parse().unwrap()));
-        write(&mut s, &Outgoing { ip: "192.0.2.9".parse().unwrap(), port: 12000, codecs: &codecs, ptime: None, direction: Direction::SendRecv, rtcp_mux: false, mirror: None, secure: false, crypto: &[] });
+        write(
+            &mut s,
+            &Outgoing {
+                ip: "192.0.2.9".parse().unwrap(),
+                port: 12000,
+                codecs: &codecs,
+                ptime: None,
+                direction: Direction::SendRecv,
+                rtcp_mux: false,
+                mirror: None,
+                secure: false,
+                crypto: &[],
+            },
+        );
         assert_eq!(s.version, 2);
     }
 }

@@ -61,7 +61,14 @@ impl Signalling {
     /// Answers with extra headers; final responses get a To-tag. A header the closure adds
     /// that is refused ([`HeaderInjection`]) turns the answer into a plain 500: nothing
     /// unchecked reaches the wire.
-    pub(crate) fn reply_with(&mut self, now: Instant, tx: ServerTxId, code: u16, reason: Option<&str>, f: impl FnOnce(&mut Message) -> Result<(), HeaderInjection>) {
+    pub(crate) fn reply_with(
+        &mut self,
+        now: Instant,
+        tx: ServerTxId,
+        code: u16,
+        reason: Option<&str>,
+        f: impl FnOnce(&mut Message) -> Result<(), HeaderInjection>,
+    ) {
         let Some(req) = self.txl.request(tx) else { return };
         let tag = if code > 100 { Some(self.ids.tag()) } else { None };
         let mut resp = Message::response_to(req, code, reason, tag.as_deref());
@@ -153,7 +160,11 @@ pub(crate) fn fmt_addr(a: SocketAddr) -> String {
 /// Keeps a user part to what needs no escaping.
 fn sanitize_user(u: &str) -> String {
     let s: String = u.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(*c)).collect();
-    if s.is_empty() { "flowpbx".to_owned() } else { s }
+    if s.is_empty() {
+        "flowpbx".to_owned()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]

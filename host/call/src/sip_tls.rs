@@ -44,10 +44,8 @@ impl Clients {
         }
         let (added, ignored) = roots.add_parsable_certificates(native.certs);
         tracing::debug!(added, ignored, "system CA certificates for SIP over TLS");
-        let verify = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let verify =
+            ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?.with_root_certificates(roots).with_no_client_auth();
         let no_verify = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
             .dangerous()
@@ -63,7 +61,14 @@ impl Clients {
 struct AcceptAnyCertificate(Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
 
@@ -118,8 +123,14 @@ mod tests {
 
     #[test]
     fn certificate_errors_are_worded_for_the_trunk_status() {
-        assert_eq!(describe(&rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)), "TLS certificate not trusted: issued by an unknown CA (or self-signed)");
-        assert_eq!(describe(&rustls::Error::InvalidCertificate(CertificateError::NotValidForName)), "TLS certificate not trusted: not valid for the trunk's host name");
+        assert_eq!(
+            describe(&rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+            "TLS certificate not trusted: issued by an unknown CA (or self-signed)"
+        );
+        assert_eq!(
+            describe(&rustls::Error::InvalidCertificate(CertificateError::NotValidForName)),
+            "TLS certificate not trusted: not valid for the trunk's host name"
+        );
         assert!(describe(&rustls::Error::DecryptError).starts_with("TLS handshake failed: "));
     }
 

@@ -69,7 +69,11 @@ pub(crate) fn answer(policy: SrtpPolicy, offer: &LegSdp, ours: Option<&SrtpKey>)
         Ok(a) => Ok(Some(a)),
         Err(e) => {
             log_unusable("an SDP offer", &e);
-            if must { Err(SdpFault::Crypto) } else { Ok(None) }
+            if must {
+                Err(SdpFault::Crypto)
+            } else {
+                Ok(None)
+            }
         }
     }
 }

@@ -7,7 +7,8 @@ use crate::sdp_media::read;
 const KEY30: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
 
 fn sdp(proto: &str, crypto: &[&str]) -> LegSdp {
-    let mut s = format!("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 {proto} 0 101\r\na=rtpmap:101 telephone-event/8000\r\n");
+    let mut s =
+        format!("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 {proto} 0 101\r\na=rtpmap:101 telephone-event/8000\r\n");
     for c in crypto {
         s.push_str(&format!("a=crypto:{c}\r\n"));
     }
@@ -129,7 +130,10 @@ fn reasons_never_carry_the_key() {
 fn offers_per_policy() {
     assert!(offer(SrtpPolicy::Off, None).is_none());
     let o = offer(SrtpPolicy::Optional, None).unwrap();
-    assert_eq!(o.iter().map(|a| (a.tag, a.suite())).collect::<Vec<_>>(), vec![(1, SrtpSuite::AesCm128HmacSha1_80), (2, SrtpSuite::AeadAes128Gcm), (3, SrtpSuite::AesCm128HmacSha1_32)]);
+    assert_eq!(
+        o.iter().map(|a| (a.tag, a.suite())).collect::<Vec<_>>(),
+        vec![(1, SrtpSuite::AesCm128HmacSha1_80), (2, SrtpSuite::AeadAes128Gcm), (3, SrtpSuite::AesCm128HmacSha1_32)]
+    );
     let again = offer(SrtpPolicy::Optional, None).unwrap();
     assert_ne!(o[0].key, again[0].key, "fresh keys per offer");
     assert_eq!(offer_lines(SrtpPolicy::Off, Some(&o)), (false, vec![]));

@@ -398,7 +398,11 @@ impl Trunks {
             m.push_header(HeaderName::Allow, ALLOW)?;
             m.push_header(HeaderName::UserAgent, &sig.user_agent)?;
             if let Some((ch, nc)) = reg.challenge.as_mut() {
-                let header = if ch.stale || reg.last_response.as_ref().is_some_and(|(c, _)| *c == 407) { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
+                let header = if ch.stale || reg.last_response.as_ref().is_some_and(|(c, _)| *c == 407) {
+                    HeaderName::ProxyAuthorization
+                } else {
+                    HeaderName::Authorization
+                };
                 *nc += 1;
                 let cnonce = sig.ids.tag();
                 m.push_header(header, &ch.authorization("REGISTER", &ruri, &account.auth_username, &account.password, &cnonce, *nc))?;
@@ -701,7 +705,11 @@ impl Trunks {
     fn on_register_answer(&mut self, sig: &mut Signalling, now: Instant, id: i64, code: u16, msg: &Message) {
         let reason = msg.reason().unwrap_or("").to_owned();
         let response = Some((code, reason.clone()));
-        let retry_after = msg.header(HeaderName::RetryAfter).and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next()).and_then(|n| n.parse::<u64>().ok()).map(Duration::from_secs);
+        let retry_after = msg
+            .header(HeaderName::RetryAfter)
+            .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .map(Duration::from_secs);
         match code {
             200..=299 => {
                 let Some(s) = self.states.get_mut(&id) else { return };
@@ -709,10 +717,7 @@ impl Trunks {
                 let Some(r) = s.reg.as_mut() else { return };
                 // the interval granted to our contact, else the Expires header, else ours
                 let ours = msg.contacts().find(|c| c.addr().is_some_and(|a| a.uri.user().is_some_and(|u| u == contact_user)));
-                let granted = ours
-                    .and_then(|c| c.expires())
-                    .or_else(|| msg.expires())
-                    .unwrap_or(r.expires);
+                let granted = ours.and_then(|c| c.expires()).or_else(|| msg.expires()).unwrap_or(r.expires);
                 if granted == 0 {
                     return self.register_failed(sig, now, id, "the provider granted no time".into(), response, None);
                 }

@@ -244,7 +244,7 @@ pub async fn collect_with<C: CallControl + ?Sized>(call: &C, o: &CollectOptions)
 mod tests {
     use super::*;
     use std::sync::Mutex;
-    use tokio::time::{Instant, sleep_until};
+    use tokio::time::{sleep_until, Instant};
 
     /// Digits at fixed times from the start; a prompt that lasts 2 s.
     struct Keypad {

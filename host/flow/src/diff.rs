@@ -63,10 +63,7 @@ fn config_changes(a: &Value, b: &Value) -> Vec<ConfigChange> {
     let mut keys: Vec<&String> = ma.keys().chain(mb.keys()).collect();
     keys.sort();
     keys.dedup();
-    keys.into_iter()
-        .filter(|k| ma.get(*k) != mb.get(*k))
-        .map(|k| ConfigChange { key: k.clone(), old: ma.get(k).cloned(), new: mb.get(k).cloned() })
-        .collect()
+    keys.into_iter().filter(|k| ma.get(*k) != mb.get(*k)).map(|k| ConfigChange { key: k.clone(), old: ma.get(k).cloned(), new: mb.get(k).cloned() }).collect()
 }
 
 /// The differences from `a` to `b`, nodes and edges matched by id, in id order.

@@ -166,7 +166,11 @@ pub struct Egress {
 impl Egress {
     /// Whether a request may go to this port.
     pub fn check_port(&self, port: u16) -> Result<(), Denied> {
-        if OPEN_PORTS.contains(&port) || self.ports.contains(&port) { Ok(()) } else { Err(Denied::Port(port)) }
+        if OPEN_PORTS.contains(&port) || self.ports.contains(&port) {
+            Ok(())
+        } else {
+            Err(Denied::Port(port))
+        }
     }
 
     /// Whether a request may connect to `ip`; `Ok` holds the address to connect to (an
@@ -328,7 +332,19 @@ mod tests {
         let none = Egress::default();
         assert_eq!(none.check_addr("8.8.8.8".parse().unwrap()), Ok("8.8.8.8".parse().unwrap()));
         assert_eq!(none.check_addr("2606:4700::1111".parse().unwrap()), Ok("2606:4700::1111".parse().unwrap()));
-        for a in ["127.0.0.1", "10.0.0.1", "100.64.0.1", "169.254.169.254", "192.168.1.1", "fd00::1", "fe80::1", "::1", "192.0.2.1", "::ffff:10.0.0.1", "64:ff9b::7f00:1"] {
+        for a in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "100.64.0.1",
+            "169.254.169.254",
+            "192.168.1.1",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+            "192.0.2.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
+        ] {
             assert!(matches!(none.check_addr(a.parse().unwrap()), Err(Denied::NotGranted { .. })), "{a}");
         }
         for a in ["0.0.0.0", "::", "224.0.0.1", "ff02::1", "255.255.255.255", "::ffff:0.0.0.0"] {
@@ -338,7 +354,10 @@ mod tests {
 
     #[test]
     fn a_granted_network_opens_exactly_what_it_holds() {
-        let e = Egress { networks: vec![parse_network("127.0.0.0/8").unwrap(), parse_network("fd00::/16").unwrap(), parse_network("10.1.2.3").unwrap()], ports: vec![] };
+        let e = Egress {
+            networks: vec![parse_network("127.0.0.0/8").unwrap(), parse_network("fd00::/16").unwrap(), parse_network("10.1.2.3").unwrap()],
+            ports: vec![],
+        };
         assert!(e.check_addr("127.0.0.1".parse().unwrap()).is_ok());
         assert!(e.check_addr("127.9.9.9".parse().unwrap()).is_ok());
         assert!(e.check_addr("fd00::5".parse().unwrap()).is_ok());

@@ -20,13 +20,13 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Store, UpdateDeadline};
 
-use crate::bindings::{Plugin, PluginPre, types as wit};
+use crate::bindings::{types as wit, Plugin, PluginPre};
 use crate::cache::ComponentCache;
 use crate::control::CallControl;
 use crate::egress::Egress;
 use crate::entity::{EntityKind, Pinned};
-use crate::graph::{ENTRY_TYPE, ERROR_OUTPUT, Graph, GraphNode};
-use crate::host::{CallCtx, HostState, MAX_LOG_BYTES, WallClock, guest_text, wall_limited};
+use crate::graph::{Graph, GraphNode, ENTRY_TYPE, ERROR_OUTPUT};
+use crate::host::{guest_text, wall_limited, CallCtx, HostState, WallClock, MAX_LOG_BYTES};
 use crate::registry::{self, NodeType, Registry};
 use crate::services::Services;
 use crate::trace::{LogLine, Trace};
@@ -429,10 +429,13 @@ impl Engine {
         let wall = self.inner.limits.describe_wall_clock;
         let mut store = self.store(self.state(wall, "", "", Arc::new(Grants::default()), Services::in_memory(), None));
         let (clock, wall) = (store.data().meter.clock(), store.data().wall.clone());
-        let r = wall_limited(wall, crate::host::CpuMeter::guest(clock, async {
-            let inst = pre.instantiate_async(&mut store).await?;
-            inst.flowpbx_node_node().call_describe(&mut store).await
-        }))
+        let r = wall_limited(
+            wall,
+            crate::host::CpuMeter::guest(clock, async {
+                let inst = pre.instantiate_async(&mut store).await?;
+                inst.flowpbx_node_node().call_describe(&mut store).await
+            }),
+        )
         .await;
         let r = self.classify(&store, r);
         // (describe runs before the node type exists: its lines are not kept)
@@ -441,14 +444,24 @@ impl Engine {
     }
 
     /// Runs `outputs()` for a graph node without a call (validation, publishing).
-    async fn outputs_of(&self, ty: &NodeType, pre: &PluginPre<HostState>, node: &GraphNode, input: &wit::NodeInput, services: &Services) -> Result<Vec<OutputDecl>, String> {
+    async fn outputs_of(
+        &self,
+        ty: &NodeType,
+        pre: &PluginPre<HostState>,
+        node: &GraphNode,
+        input: &wit::NodeInput,
+        services: &Services,
+    ) -> Result<Vec<OutputDecl>, String> {
         let wall = self.inner.limits.describe_wall_clock;
         let mut store = self.store(self.state(wall, &node.id, &ty.info.id, ty.grants.clone(), services.clone(), None));
         let (clock, wall) = (store.data().meter.clock(), store.data().wall.clone());
-        let r = wall_limited(wall, crate::host::CpuMeter::guest(clock, async {
-            let inst = pre.instantiate_async(&mut store).await?;
-            inst.flowpbx_node_node().call_outputs(&mut store, input).await
-        }))
+        let r = wall_limited(
+            wall,
+            crate::host::CpuMeter::guest(clock, async {
+                let inst = pre.instantiate_async(&mut store).await?;
+                inst.flowpbx_node_node().call_outputs(&mut store, input).await
+            }),
+        )
         .await;
         let r = self.classify(&store, r);
         drop(store.into_data().finish_logs());
@@ -473,7 +486,8 @@ impl Engine {
         let pre = self.link(&component)?;
         let d = run_blocking_or_inline(self.describe(&pre)).map_err(Error::Engine)?.map_err(|e| Error::Plugin(format!("describe() failed: {e}")))?;
         let wall = self.wall_clock_for(&d.id, d.wall_clock_ms);
-        let (info, grants, schema) = registry::info_from_describe(&d, builtin, granted.map(|g| g.capabilities.as_slice()), &sha, wall).map_err(Error::Plugin)?;
+        let (info, grants, schema) =
+            registry::info_from_describe(&d, builtin, granted.map(|g| g.capabilities.as_slice()), &sha, wall).map_err(Error::Plugin)?;
         let egress = granted.map_or_else(|| self.inner.limits.builtin_egress.clone(), |g| g.egress.clone());
         Ok(NodeType { info, component: Some(component), grants: Arc::new(grants.with_egress(egress)), wall_clock: wall, schema: schema.map(Arc::new) })
     }
@@ -513,7 +527,12 @@ impl Engine {
     /// The outputs a node of type `type_id` has with this config and entity (its
     /// `outputs()`), as the editor draws them. `Ok(Err(why))` when the node rejects the
     /// config or entity; `Err(NotFound)` when no such type is installed.
-    pub async fn node_outputs(&self, type_id: &str, config: &serde_json::Value, entity: Option<&crate::entity::Entity>) -> Result<Result<Vec<OutputDecl>, String>, Error> {
+    pub async fn node_outputs(
+        &self,
+        type_id: &str,
+        config: &serde_json::Value,
+        entity: Option<&crate::entity::Entity>,
+    ) -> Result<Result<Vec<OutputDecl>, String>, Error> {
         let reg = self.registry();
         let t = reg.get(type_id).ok_or_else(|| Error::NotFound(format!("node type {type_id}")))?;
         let Some(component) = &t.component else {
@@ -556,7 +575,14 @@ impl Engine {
     }
 
     /// Validates a graph against a registry and services, running each node's `outputs()`.
-    async fn check(&self, flow_id: Option<i64>, graph: &Graph, reg: &Registry, services: &Services, pinned: Option<&Pinned>) -> (Vec<Problem>, HashMap<String, (u64, Result<Vec<OutputDecl>, String>)>, HashMap<String, PluginPre<HostState>>) {
+    async fn check(
+        &self,
+        flow_id: Option<i64>,
+        graph: &Graph,
+        reg: &Registry,
+        services: &Services,
+        pinned: Option<&Pinned>,
+    ) -> (Vec<Problem>, HashMap<String, (u64, Result<Vec<OutputDecl>, String>)>, HashMap<String, PluginPre<HostState>>) {
         let mut pres: HashMap<String, PluginPre<HostState>> = HashMap::new();
         let mut outputs = HashMap::new();
         for n in &graph.nodes {
@@ -611,14 +637,29 @@ impl Engine {
     /// (a linked menu, group, switch, box or bridge must be among them), its outputs computed
     /// from them, and its calls see them instead of the live ones. `reg`: a registry from
     /// [`registry_pinned`](Engine::registry_pinned), else the live one.
-    pub async fn prepare_pinned(&self, flow_id: i64, version: i64, graph: Graph, reg: Option<&Registry>, pinned: Arc<Pinned>) -> Result<Arc<PreparedFlow>, Error> {
+    pub async fn prepare_pinned(
+        &self,
+        flow_id: i64,
+        version: i64,
+        graph: Graph,
+        reg: Option<&Registry>,
+        pinned: Arc<Pinned>,
+    ) -> Result<Arc<PreparedFlow>, Error> {
         match reg {
             Some(r) => self.prepare_with(flow_id, version, graph, r, &self.inner.services, Some(pinned)).await,
             None => self.prepare_with(flow_id, version, graph, &self.registry(), &self.inner.services, Some(pinned)).await,
         }
     }
 
-    pub(crate) async fn prepare_with(&self, flow_id: i64, version: i64, graph: Graph, reg: &Registry, services: &Services, pinned: Option<Arc<Pinned>>) -> Result<Arc<PreparedFlow>, Error> {
+    pub(crate) async fn prepare_with(
+        &self,
+        flow_id: i64,
+        version: i64,
+        graph: Graph,
+        reg: &Registry,
+        services: &Services,
+        pinned: Option<Arc<Pinned>>,
+    ) -> Result<Arc<PreparedFlow>, Error> {
         let (problems, mut outputs, pres) = self.check(Some(flow_id), &graph, reg, services, pinned.as_deref()).await;
         if validate::has_errors(&problems) {
             return Err(Error::Invalid(problems));
@@ -695,7 +736,13 @@ impl Engine {
 
     /// Runs one node of a prepared flow for a call, outside a walk: what a benchmark or a
     /// single-node test measures. The output is checked as in a walk; nothing is followed.
-    pub async fn run_one(&self, flow: &PreparedFlow, node_id: &str, call: Arc<dyn CallControl>, services: &Services) -> (Result<String, RunError>, Vec<LogLine>) {
+    pub async fn run_one(
+        &self,
+        flow: &PreparedFlow,
+        node_id: &str,
+        call: Arc<dyn CallControl>,
+        services: &Services,
+    ) -> (Result<String, RunError>, Vec<LogLine>) {
         let Some(pn) = flow.nodes.get(node_id) else {
             return (Err(RunError::Failed(format!("the flow has no node {node_id:?}"))), Vec::new());
         };
@@ -719,27 +766,30 @@ impl Engine {
         let cached = pn.cached_outputs(rev);
         let mut store = self.store(self.state(pn.ty.wall_clock, &pn.node.id, &pn.ty.info.id, pn.ty.grants.clone(), services.clone(), Some(call)));
         let (clock, wall) = (store.data().meter.clock(), store.data().wall.clone());
-        let r = wall_limited(wall, crate::host::CpuMeter::guest(clock, async {
-            let inst = pre.instantiate_async(&mut store).await?;
-            let g = inst.flowpbx_node_node();
-            let outs = match cached {
-                Some(o) => o,
-                None => match g.call_outputs(&mut store, &input).await? {
-                    Ok(o) => {
-                        let o: Vec<OutputDecl> = o.iter().map(registry::output_from_wit).collect();
-                        if let Err(m) = registry::check_outputs(&o) {
-                            return Ok(Err(m));
+        let r = wall_limited(
+            wall,
+            crate::host::CpuMeter::guest(clock, async {
+                let inst = pre.instantiate_async(&mut store).await?;
+                let g = inst.flowpbx_node_node();
+                let outs = match cached {
+                    Some(o) => o,
+                    None => match g.call_outputs(&mut store, &input).await? {
+                        Ok(o) => {
+                            let o: Vec<OutputDecl> = o.iter().map(registry::output_from_wit).collect();
+                            if let Err(m) = registry::check_outputs(&o) {
+                                return Ok(Err(m));
+                            }
+                            let o = Arc::new(o);
+                            pn.store_outputs(rev, o.clone());
+                            o
                         }
-                        let o = Arc::new(o);
-                        pn.store_outputs(rev, o.clone());
-                        o
-                    }
-                    Err(m) => return Ok(Err(m)),
-                },
-            };
-            let r = g.call_run(&mut store, &input).await?;
-            Ok(Ok((r, outs)))
-        }))
+                        Err(m) => return Ok(Err(m)),
+                    },
+                };
+                let r = g.call_run(&mut store, &input).await?;
+                Ok(Ok((r, outs)))
+            }),
+        )
         .await;
         // What the guest says (an error's text, an output id) reaches the trace and the
         // process log: made fit for a log line like its log lines.
@@ -755,7 +805,11 @@ impl Engine {
             }),
             Ok(Ok((Ok(out), outs))) => {
                 let declared = out == ERROR_OUTPUT || outs.iter().any(|o| o.id == out) || (out.is_empty() && outs.is_empty());
-                if declared { Ok(out) } else { Err(RunError::UndeclaredOutput(text(out))) }
+                if declared {
+                    Ok(out)
+                } else {
+                    Err(RunError::UndeclaredOutput(text(out)))
+                }
             }
         };
         (result, store.into_data().finish_logs())

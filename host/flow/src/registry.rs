@@ -87,7 +87,10 @@ pub(crate) fn schema_words(kind: &jsonschema::error::ValidationErrorKind) -> Str
     match kind {
         K::Required { .. } => "is required".into(),
         K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
-            format!("{} not a setting of this node", if unexpected.len() == 1 { format!("“{}” is", unexpected[0]) } else { format!("“{}” are", unexpected.join("”, “")) })
+            format!(
+                "{} not a setting of this node",
+                if unexpected.len() == 1 { format!("“{}” is", unexpected[0]) } else { format!("“{}” are", unexpected.join("”, “")) }
+            )
         }
         K::Minimum { limit } => format!("must be at least {}", num(limit)),
         K::Maximum { limit } => format!("must be at most {}", num(limit)),
@@ -101,7 +104,9 @@ pub(crate) fn schema_words(kind: &jsonschema::error::ValidationErrorKind) -> Str
         K::UniqueItems => "lists something twice".into(),
         K::Pattern { .. } | K::Format { .. } => "does not have the expected form".into(),
         K::Enum { options } => match options.as_array() {
-            Some(o) => format!("must be one of {}", o.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(", ")),
+            Some(o) => {
+                format!("must be one of {}", o.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(", "))
+            }
             None => "is not one of the choices".into(),
         },
         K::Constant { expected_value } => format!("must be {}", expected_value.as_str().map(str::to_owned).unwrap_or_else(|| expected_value.to_string())),
@@ -170,7 +175,13 @@ pub const COMING_BUILTINS: &[&str] = &["queue"];
 
 /// Turns what `describe()` returned into a node type's info, refusing what cannot work.
 /// `granted: None` is a built-in (granted everything it declares).
-pub(crate) fn info_from_describe(d: &wit::NodeInfo, builtin: bool, granted: Option<&[Capability]>, sha256: &str, wall_clock: Duration) -> Result<(NodeTypeInfo, Grants, Option<jsonschema::Validator>), String> {
+pub(crate) fn info_from_describe(
+    d: &wit::NodeInfo,
+    builtin: bool,
+    granted: Option<&[Capability]>,
+    sha256: &str,
+    wall_clock: Duration,
+) -> Result<(NodeTypeInfo, Grants, Option<jsonschema::Validator>), String> {
     if d.id.is_empty() || d.id.len() > 129 {
         return Err("the node type id is empty or too long".into());
     }

@@ -312,11 +312,7 @@ impl HttpClient for ReqwestClient {
             }
             let mut resp = b.send().await.map_err(classify)?;
             let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).to_string()))
-                .collect();
+            let headers = resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).to_string())).collect();
             if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
                 return Err(HttpError::TooLarge);
             }
@@ -348,12 +344,7 @@ impl Services {
     /// In-memory services with an empty entity cache, no presence, memory kv and an HTTP
     /// client that refuses everything: for tests.
     pub fn in_memory() -> Services {
-        Services {
-            entities: Arc::new(EntityCache::new()),
-            directory: Arc::new(StaticDirectory::new()),
-            kv: Arc::new(MemoryKv::new()),
-            http: Arc::new(NoHttp),
-        }
+        Services { entities: Arc::new(EntityCache::new()), directory: Arc::new(StaticDirectory::new()), kv: Arc::new(MemoryKv::new()), http: Arc::new(NoHttp) }
     }
 }
 

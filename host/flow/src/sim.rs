@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::control::*;
 use crate::engine::{Engine, PreparedFlow};
 use crate::entity::{ConferenceBridge, Entity, EntityKind, VoicemailBox};
-use crate::graph::{ENTRY_TYPE, Graph};
+use crate::graph::{Graph, ENTRY_TYPE};
 use crate::registry::Registry;
 use crate::services::{Directory, HttpClient, HttpError, HttpRequest, HttpResponse, KvStore, MemoryKv, Presence, Services};
 use crate::trace::Trace;
@@ -91,7 +91,9 @@ pub enum Answer {
     Unavailable,
     /// Answers after this long: `{"answer_after_ms": 5000}`.
     #[serde(untagged)]
-    After { answer_after_ms: u64 },
+    After {
+        answer_after_ms: u64,
+    },
 }
 
 /// Presence of an extension (by number).
@@ -559,7 +561,11 @@ impl CallControl for SimCall {
     async fn ring(&self, targets: &[Target], o: &RingOptions) -> Result<RingOutcome, CallError> {
         self.guard(async {
             let names: Vec<String> = targets.iter().map(Target::describe).collect();
-            let cid = o.caller_id.as_ref().map(|p| format!(" showing {}{}", p.number, p.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default())).unwrap_or_default();
+            let cid = o
+                .caller_id
+                .as_ref()
+                .map(|p| format!(" showing {}{}", p.number, p.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()))
+                .unwrap_or_default();
             self.event("ring", format!("{} for {} ms{cid}", names.join(", "), o.timeout.as_millis()));
             let behaviours: Vec<(String, Answer)> = targets.iter().map(|t| self.behaviour(t)).collect();
             let answer = behaviours

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 
 use crate::engine::Engine;
-use crate::registry::{NodeType, valid_plugin_id};
+use crate::registry::{valid_plugin_id, NodeType};
 use crate::toolchain::WasmToolchain;
 use crate::types::{Capability, NodeTypeInfo, PluginGrants};
 use crate::Error;
@@ -51,7 +51,9 @@ pub fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<S
     for (name, _) in ty.imports(engine) {
         match split_name(name) {
             Some((iface, v)) if IMPORTABLE.contains(&iface) && v == version => {}
-            _ => return Err(format!("the component imports {name}, which a node cannot have (nodes get no WASI and nothing outside {WORLD_PACKAGE}@{version})")),
+            _ => {
+                return Err(format!("the component imports {name}, which a node cannot have (nodes get no WASI and nothing outside {WORLD_PACKAGE}@{version})"))
+            }
         }
     }
     Ok(version)
@@ -114,10 +116,7 @@ pub fn inspect_plugin(engine: &Engine, bytes: &[u8]) -> Result<PluginManifest, E
 
 /// Turns a core wasm module built with wit-bindgen into a component.
 pub fn componentize(core: &[u8]) -> Result<Vec<u8>, Error> {
-    wit_component::ComponentEncoder::default()
-        .module(core)
-        .and_then(|e| e.validate(true).encode())
-        .map_err(|e| Error::Build(format!("wit-component: {e:#}")))
+    wit_component::ComponentEncoder::default().module(core).and_then(|e| e.validate(true).encode()).map_err(|e| Error::Build(format!("wit-component: {e:#}")))
 }
 
 /// Where the plugin's SDK dependency comes from in a scaffolded crate.
@@ -344,10 +343,7 @@ pub fn build_plugin(engine: &Engine, dir: &Path, target_dir: Option<&Path>) -> R
     let tc = WasmToolchain::detect(None, None).map_err(Error::Build)?;
     let lib = cdylib_name(&tc.cargo, dir)?;
     let target = target_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.join("target"));
-    let out = tc
-        .build_command(dir, &target)
-        .output()
-        .map_err(|e| Error::Build(format!("running {}: {e}", tc.cargo.display())))?;
+    let out = tc.build_command(dir, &target).output().map_err(|e| Error::Build(format!("running {}: {e}", tc.cargo.display())))?;
     if !out.status.success() {
         return Err(Error::Build(String::from_utf8_lossy(&out.stderr).into_owned()));
     }

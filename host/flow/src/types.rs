@@ -41,9 +41,7 @@ fn valid_host_pattern(p: &str) -> bool {
         return true;
     }
     let name = p.strip_prefix("*.").unwrap_or(p);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 impl FromStr for Capability {
@@ -289,7 +287,8 @@ mod tests {
         assert_eq!(g.to_stored(), v);
         assert_eq!(PluginGrants::from_stored(&g.to_stored()).0, g);
         // what does not parse is left out and reported; the rest loads
-        let (g, bad) = PluginGrants::from_stored(&json!({"capabilities": ["kv", "root"], "networks": ["10.0.0.1/8", "10.0.0.0/8"], "ports": [0, 70000, "x", 22]}));
+        let (g, bad) =
+            PluginGrants::from_stored(&json!({"capabilities": ["kv", "root"], "networks": ["10.0.0.1/8", "10.0.0.0/8"], "ports": [0, 70000, "x", 22]}));
         assert_eq!(g.capabilities, [Capability::Kv]);
         assert_eq!(g.egress.networks.len(), 1);
         assert_eq!(g.egress.ports, [22]);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 use crate::entity::EntityKind;
-use crate::graph::{ERROR_OUTPUT, Graph, GraphNode};
+use crate::graph::{Graph, GraphNode, ERROR_OUTPUT};
 use crate::types::{NodeTypeInfo, OutputDecl};
 
 /// How bad a problem is.
@@ -228,7 +228,12 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
                 match EntityKind::parse(kind) {
                     _ if declared != kind => {
                         entity_ok = false;
-                        out.push(Problem::node(Error, MissingEntity, &n.id, format!("a {} node uses a {}, not a {}: choose one again", t.name, kind_words(kind), kind_words(declared))));
+                        out.push(Problem::node(
+                            Error,
+                            MissingEntity,
+                            &n.id,
+                            format!("a {} node uses a {}, not a {}: choose one again", t.name, kind_words(kind), kind_words(declared)),
+                        ));
                     }
                     Some(k) if !catalog.entity_exists(k, id) => {
                         entity_ok = false;
@@ -280,23 +285,44 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
                 if non_error.len() == 1 {
                     non_error[0].id.clone()
                 } else {
-                    out.push(Problem::edge(Error, UnknownOutput, &e.id, format!("a connection from {} does not say which output it leaves by: draw it again", node_name(&e.source))));
+                    out.push(Problem::edge(
+                        Error,
+                        UnknownOutput,
+                        &e.id,
+                        format!("a connection from {} does not say which output it leaves by: draw it again", node_name(&e.source)),
+                    ));
                     continue;
                 }
             }
         };
         let decl = outs.iter().find(|o| o.id == handle);
         if decl.is_none() && handle != ERROR_OUTPUT {
-            out.push(Problem::edge(Error, UnknownOutput, &e.id, format!("{} no longer has the output “{handle}”: delete this connection or draw it again", node_name(&e.source))));
+            out.push(Problem::edge(
+                Error,
+                UnknownOutput,
+                &e.id,
+                format!("{} no longer has the output “{handle}”: delete this connection or draw it again", node_name(&e.source)),
+            ));
             continue;
         }
-        let label = decl.map(|d| d.label.clone()).filter(|l| !l.is_empty()).unwrap_or_else(|| if handle == ERROR_OUTPUT { "error".into() } else { handle.clone() });
+        let label =
+            decl.map(|d| d.label.clone()).filter(|l| !l.is_empty()).unwrap_or_else(|| if handle == ERROR_OUTPUT { "error".into() } else { handle.clone() });
         if used.insert((&e.source, handle.clone()), &e.id).is_some() {
-            out.push(Problem::edge(Error, DuplicateEdge, &e.id, format!("the output “{label}” of {} has two connections: a call can follow only one", node_name(&e.source))));
+            out.push(Problem::edge(
+                Error,
+                DuplicateEdge,
+                &e.id,
+                format!("the output “{label}” of {} has two connections: a call can follow only one", node_name(&e.source)),
+            ));
             continue;
         }
         if decl.is_some_and(|d| d.terminal) {
-            out.push(Problem::edge(Warning, EdgeFromTerminal, &e.id, format!("the output “{label}” of {} ends the call's way through the flow: this connection is never followed", node_name(&e.source))));
+            out.push(Problem::edge(
+                Warning,
+                EdgeFromTerminal,
+                &e.id,
+                format!("the output “{label}” of {} ends the call's way through the flow: this connection is never followed", node_name(&e.source)),
+            ));
             continue;
         }
         followed.entry(&e.source).or_default().push(&e.target);
@@ -306,7 +332,12 @@ pub fn validate(graph: &Graph, catalog: &dyn Catalog) -> Vec<Problem> {
     for n in &graph.nodes {
         for o in outputs.get(n.id.as_str()).into_iter().flatten() {
             if !o.terminal && !used.contains_key(&(n.id.as_str(), o.id.clone())) {
-                out.push(Problem::node(Warning, UnconnectedOutput, &n.id, format!("the output “{}” leads nowhere: a call taking it is hung up", if o.label.is_empty() { &o.id } else { &o.label })));
+                out.push(Problem::node(
+                    Warning,
+                    UnconnectedOutput,
+                    &n.id,
+                    format!("the output “{}” leads nowhere: a call taking it is hung up", if o.label.is_empty() { &o.id } else { &o.label }),
+                ));
             }
         }
     }
@@ -476,7 +507,11 @@ mod tests {
             self.types.get(t)
         }
         fn config_errors(&self, n: &GraphNode) -> Vec<ConfigError> {
-            if n.data.config.get("bad").is_some() { vec![ConfigError { field: "bad".into(), message: "is not allowed".into() }] } else { vec![] }
+            if n.data.config.get("bad").is_some() {
+                vec![ConfigError { field: "bad".into(), message: "is not allowed".into() }]
+            } else {
+                vec![]
+            }
         }
         fn outputs(&self, n: &GraphNode) -> Result<Vec<OutputDecl>, String> {
             if n.data.config.get("reject").is_some() {
@@ -526,7 +561,17 @@ mod tests {
         let mut sw2 = n("sw2", "switch");
         sw2["data"]["config"] = json!({ "reject": 1 });
         let g = graph(
-            json!([n("entry", "inbound_number"), n("entry2", "inbound_number"), menu, sw, sw2, n("x", "nope"), n("r", "ring"), n("lost", "hangup"), n("entry", "hangup")]),
+            json!([
+                n("entry", "inbound_number"),
+                n("entry2", "inbound_number"),
+                menu,
+                sw,
+                sw2,
+                n("x", "nope"),
+                n("r", "ring"),
+                n("lost", "hangup"),
+                n("entry", "hangup")
+            ]),
             json!([
                 e("e1", "entry", "next", "sw"),
                 e("e2", "sw", "open", "r"),
@@ -609,7 +654,13 @@ mod tests {
         // switch -> switch2 -> switch: spins.
         let g = graph(
             json!([n("entry", "inbound_number"), n("a", "switch"), n("b", "switch"), n("h", "hangup")]),
-            json!([e("e1", "entry", "next", "a"), e("e2", "a", "open", "b"), e("e3", "b", "open", "a"), e("e4", "a", "default", "h"), e("e5", "b", "default", "h")]),
+            json!([
+                e("e1", "entry", "next", "a"),
+                e("e2", "a", "open", "b"),
+                e("e3", "b", "open", "a"),
+                e("e4", "a", "default", "h"),
+                e("e5", "b", "default", "h")
+            ]),
         );
         let p = validate(&g, &fake());
         let loops: Vec<_> = p.iter().filter(|p| p.code == ProblemCode::EndlessLoop).collect();
@@ -618,7 +669,10 @@ mod tests {
         assert_eq!(loops[0].severity, Severity::Error);
 
         // A self-loop through a non-waiting node spins too.
-        let g = graph(json!([n("entry", "inbound_number"), n("a", "switch"), n("h", "hangup")]), json!([e("e1", "entry", "next", "a"), e("e2", "a", "open", "a"), e("e3", "a", "default", "h")]));
+        let g = graph(
+            json!([n("entry", "inbound_number"), n("a", "switch"), n("h", "hangup")]),
+            json!([e("e1", "entry", "next", "a"), e("e2", "a", "open", "a"), e("e3", "a", "default", "h")]),
+        );
         assert!(validate(&g, &fake()).iter().any(|p| p.code == ProblemCode::EndlessLoop));
 
         // switch -> ring -(no answer)-> switch: the ring waits for the caller.

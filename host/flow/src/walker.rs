@@ -52,7 +52,14 @@ pub(crate) async fn walk(engine: &Engine, flow: &Arc<PreparedFlow>, entry: &str,
 
 async fn walk_in_span(engine: &Engine, flow: &Arc<PreparedFlow>, entry: &str, call: Arc<dyn CallControl>, services: &Services) -> Trace {
     let shared = Arc::new(Mutex::new(CallShared { caller: call.caller(), variables: Vec::new(), left: None }));
-    let ctx = CallCtx { control: call.clone(), shared: shared.clone(), flow_id: flow.flow_id, flow_version: flow.version, entry_node: entry.into(), pinned: flow.pinned.clone() };
+    let ctx = CallCtx {
+        control: call.clone(),
+        shared: shared.clone(),
+        flow_id: flow.flow_id,
+        flow_version: flow.version,
+        entry_node: entry.into(),
+        pinned: flow.pinned.clone(),
+    };
     let limit = engine.limits().max_node_runs;
     let mut steps: Vec<Step> = Vec::new();
     let mut current = entry.to_string();
@@ -146,12 +153,16 @@ mod tests {
     //! terminal) on the simulator's virtual clock.
     use crate::sim::{Script, SimReport, SimTarget};
     use crate::trace::Outcome;
-    use crate::{Engine, EngineConfig, Limits, services::Services};
-    use serde_json::{Value, json};
+    use crate::{services::Services, Engine, EngineConfig, Limits};
+    use serde_json::{json, Value};
 
     fn engine() -> Engine {
         let cache = std::env::temp_dir().join("flowpbx-flow-unit-cache");
-        Engine::new(EngineConfig { cache_dir: Some(cache), limits: Limits { max_concurrent_runs: 8, max_node_runs: 20, ..Limits::default() } }, Services::in_memory()).unwrap()
+        Engine::new(
+            EngineConfig { cache_dir: Some(cache), limits: Limits { max_concurrent_runs: 8, max_node_runs: 20, ..Limits::default() } },
+            Services::in_memory(),
+        )
+        .unwrap()
     }
 
     fn run(e: &Engine, nodes: Value, edges: Value, settings: Value, script: Value) -> SimReport {
@@ -186,12 +197,14 @@ mod tests {
     fn a_failure_takes_the_error_edge_then_the_fallback_then_sorry() {
         let e = engine();
         let to_q = json!({"id": "1", "source": "in", "sourceHandle": "next", "target": "q"});
-        let r = run(&e, nodes(), json!([to_q, {"id": "2", "source": "q", "sourceHandle": "error", "target": "bye"}]), json!({"fallback_node": "fb"}), json!({}));
+        let r =
+            run(&e, nodes(), json!([to_q, {"id": "2", "source": "q", "sourceHandle": "error", "target": "bye"}]), json!({"fallback_node": "fb"}), json!({}));
         assert_eq!(r.trace.path()[1], ("q".into(), "error".into()));
         assert_eq!(r.trace.node_ids(), ["in", "q", "bye"]);
         assert_eq!(r.trace.outcome, Outcome::HungUp { cause: crate::control::HangupCause::Rejected });
 
-        let r = run(&e, nodes(), json!([to_q, {"id": "3", "source": "fb", "sourceHandle": "next", "target": "bye"}]), json!({"fallback_node": "fb"}), json!({}));
+        let r =
+            run(&e, nodes(), json!([to_q, {"id": "3", "source": "fb", "sourceHandle": "next", "target": "bye"}]), json!({"fallback_node": "fb"}), json!({}));
         assert_eq!(r.trace.node_ids(), ["in", "q", "fb", "bye"]);
         assert!(r.trace.steps[1].error.as_deref().is_some_and(|e| e.contains("crm.example.test")), "{:?}", r.trace.steps[1].error);
 

@@ -8,16 +8,16 @@
 mod common;
 use async_trait::async_trait;
 use common::*;
-use flow::egress::{Egress, parse_network};
+use flow::egress::{parse_network, Egress};
 use flow::services::{ReqwestClient, Resolver, SystemResolver};
 use flow::sim::{Script, SimCall};
 use flow::trace::Trace;
 use flow::types::{Capability, PluginGrants};
 use flow::{Engine, Limits};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Resolves `allowed.test` to `first` the first time and to `then` afterwards (a name
@@ -116,7 +116,11 @@ fn plugin_engine(resolver: Arc<dyn Resolver>, caps: &[&str], networks: &[&str], 
 
 /// entry → `node` → each of `outputs` and `error` to a prompt of its own, then hang up.
 fn flow_of(node_type: &str, config: Value, outputs: &[&str]) -> Value {
-    let mut nodes = vec![json!({"id": "in", "type": "inbound_number", "data": {}}), json!({"id": "x", "type": node_type, "data": {"config": config}}), json!({"id": "bye", "type": "hangup", "data": {}})];
+    let mut nodes = vec![
+        json!({"id": "in", "type": "inbound_number", "data": {}}),
+        json!({"id": "x", "type": node_type, "data": {"config": config}}),
+        json!({"id": "bye", "type": "hangup", "data": {}}),
+    ];
     let mut edges = vec![json!({"id": "e-in", "source": "in", "sourceHandle": "next", "target": "x"})];
     for o in outputs.iter().chain(std::iter::once(&"error")) {
         nodes.push(json!({"id": format!("o_{o}"), "type": "play_message", "data": {"config": {"prompt": format!("after/{o}")}}}));
@@ -278,12 +282,18 @@ async fn the_webhook_cannot_reach_local_addresses_in_any_spelling() {
 async fn the_webhook_reaches_what_the_engine_grants_built_ins() {
     let l = listen(OK).await;
     let p = l.port();
-    let e = live_engine(Arc::new(SystemResolver), Limits { builtin_egress: Egress { networks: vec![parse_network("127.0.0.0/8").unwrap()], ports: vec![p] }, ..limits() });
+    let e = live_engine(
+        Arc::new(SystemResolver),
+        Limits { builtin_egress: Egress { networks: vec![parse_network("127.0.0.0/8").unwrap()], ports: vec![p] }, ..limits() },
+    );
     let (out, text) = outcome(&run(&e, webhook(&format!("http://127.0.0.1:{p}/"))).await);
     assert_eq!(out, "vip", "{text}");
     assert_eq!(l.hits(), 1);
     // the network without the port: refused
-    let e = live_engine(Arc::new(SystemResolver), Limits { builtin_egress: Egress { networks: vec![parse_network("127.0.0.0/8").unwrap()], ports: vec![] }, ..limits() });
+    let e = live_engine(
+        Arc::new(SystemResolver),
+        Limits { builtin_egress: Egress { networks: vec![parse_network("127.0.0.0/8").unwrap()], ports: vec![] }, ..limits() },
+    );
     let (out, text) = outcome(&run(&e, webhook(&format!("http://127.0.0.1:{p}/"))).await);
     assert_eq!(out, "error", "{text}");
     assert!(text.contains(&format!("port {p} was not granted")), "{text}");

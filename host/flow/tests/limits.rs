@@ -20,7 +20,14 @@ fn engine_for(grants: &[Capability]) -> Engine {
 /// `allowed.test`: `/slow` answers after a minute, the rest at once.
 fn engine_limited(grants: &[Capability], limits: flow::Limits) -> Engine {
     let mut s = services(vec![]);
-    let canned = |url: &str, delay_ms: u64| CannedResponse { method: None, url: url.into(), status: 200, headers: Default::default(), body: json!({"ok": true}), delay_ms };
+    let canned = |url: &str, delay_ms: u64| CannedResponse {
+        method: None,
+        url: url.into(),
+        status: 200,
+        headers: Default::default(),
+        body: json!({"ok": true}),
+        delay_ms,
+    };
     s.http = Arc::new(CannedHttp::new(vec![canned("https://allowed.test/slow", 60_000), canned("https://allowed.test/*", 0)]));
     let e = engine_with(s, limits);
     e.install_plugin(&test_component("test_misbehave"), &PluginGrants::of(grants)).expect("misbehave installs");
@@ -109,7 +116,11 @@ async fn alongside(e: &Engine, bad: serde_json::Value, prompts: serde_json::Valu
     });
     let (bad_trace, took) = b.await.expect("bad call task");
     let good_trace = g.await.expect("good call task");
-    assert_eq!(good_trace.path(), p(&[("in", "next"), ("a", "next"), ("b", "next"), ("c", "next"), ("bye", "")]), "the other call was affected: {good_trace:#?}");
+    assert_eq!(
+        good_trace.path(),
+        p(&[("in", "next"), ("a", "next"), ("b", "next"), ("c", "next"), ("bye", "")]),
+        "the other call was affected: {good_trace:#?}"
+    );
     assert_eq!(good_trace.outcome, Outcome::HungUp { cause: flow::control::HangupCause::Normal });
     assert!(good_trace.steps.iter().all(|s| s.error.is_none()));
     let ev = events_of(&good_call);
@@ -228,7 +239,9 @@ async fn capabilities_not_granted_are_denied_to_the_guest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn granted_capabilities_work_and_only_for_the_granted_host() {
     let e = engine_for(&[Capability::Http("allowed.test".into()), Capability::Kv, Capability::Directory, Capability::Voicemail]);
-    for (what, out) in [("http", "ok"), ("kv", "ok"), ("directory", "ok"), ("http_other_host", "was_denied"), ("voicemail", "was_denied"), ("external", "was_denied")] {
+    for (what, out) in
+        [("http", "ok"), ("kv", "ok"), ("directory", "ok"), ("http_other_host", "was_denied"), ("voicemail", "was_denied"), ("external", "was_denied")]
+    {
         let (t, _) = alongside(&e, bad_flow(what, true), json!({})).await;
         assert_eq!(t.path()[1], ("bad".to_string(), out.to_string()), "{what}: {t:#?}");
     }
@@ -333,7 +346,13 @@ fn uploads_are_checked() {
     assert_eq!(m.sha256.len(), 64);
     assert_eq!(
         m.requested(),
-        &[Capability::Http("allowed.test".into()), Capability::Http("127.0.0.1".into()), Capability::Http("localhost".into()), Capability::Kv, Capability::Directory]
+        &[
+            Capability::Http("allowed.test".into()),
+            Capability::Http("127.0.0.1".into()),
+            Capability::Http("localhost".into()),
+            Capability::Kv,
+            Capability::Directory
+        ]
     );
     assert!(m.info.granted.is_empty());
 

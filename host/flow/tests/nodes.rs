@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use flow::sim::SimReport;
 use flow::trace::Outcome;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 /// entry → `node` (type, entity, config); each of `outputs` leads to a play-message node
 /// `o_<output>` and then a hangup; `error` too.
@@ -15,7 +15,11 @@ fn around(node_type: &str, entity: Option<(&str, i64)>, config: Value, outputs: 
         data["entity_type"] = kind.into();
         data["entity_id"] = id.into();
     }
-    let mut nodes = vec![json!({"id": "in", "type": "inbound_number", "data": {}}), json!({"id": "x", "type": node_type, "data": data}), json!({"id": "bye", "type": "hangup", "data": {}})];
+    let mut nodes = vec![
+        json!({"id": "in", "type": "inbound_number", "data": {}}),
+        json!({"id": "x", "type": node_type, "data": data}),
+        json!({"id": "bye", "type": "hangup", "data": {}}),
+    ];
     let mut edges = vec![json!({"id": "e-in", "source": "in", "sourceHandle": "next", "target": "x"})];
     for o in outputs.iter().chain(std::iter::once(&"error")) {
         nodes.push(json!({"id": format!("o_{o}"), "type": "play_message", "data": {"config": {"prompt": format!("after/{o}")}}}));
@@ -98,7 +102,9 @@ fn time_switch_outputs_follow_its_rules_and_bad_rules_are_reported() {
     let err = e
         .simulate_blocking(
             flow::sim::SimTarget::Draft { flow_id: 1, graph: graph(flow.clone()) },
-            script(json!({"entities": [{"kind": "time_switch", "data": {"id": 1, "name": "x", "rules": [{"label": "bad", "days": ["mon"], "start": "25:00"}]}}]})),
+            script(
+                json!({"entities": [{"kind": "time_switch", "data": {"id": 1, "name": "x", "rules": [{"label": "bad", "days": ["mon"], "start": "25:00"}]}}]}),
+            ),
         )
         .unwrap_err();
     let flow::Error::Invalid(problems) = err else { panic!("{err}") };
@@ -172,7 +178,10 @@ fn menu_dtmf_presses_one_entry_per_collection_relative_to_its_start() {
     assert_eq!(out(&ivr(json!({"1": "Sales"}), json!({"menu_dtmf": [{"digits": "9"}]}))), "timeout");
     let g = graph(around("ivr_menu", Some(("ivr_menu", 3)), json!({}), &["1", "timeout", "invalid"]));
     let err = engine()
-        .simulate_blocking(flow::sim::SimTarget::Draft { flow_id: 1, graph: g }, script(json!({"entities": [menu(json!({"1": "Sales"}))], "menu_dtmf": [{"digits": "x"}]})))
+        .simulate_blocking(
+            flow::sim::SimTarget::Draft { flow_id: 1, graph: g },
+            script(json!({"entities": [menu(json!({"1": "Sales"}))], "menu_dtmf": [{"digits": "x"}]})),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("not a DTMF digit"), "{err}");
 }
@@ -192,7 +201,8 @@ fn ivr_reads_tts_when_there_is_no_prompt_and_ends_when_the_caller_hangs_up() {
     let mut m = menu(json!({"1": "Sales"}));
     m["data"]["greeting_file"] = Value::Null;
     m["data"]["greeting_tts"] = json!("Press one for sales");
-    let r = simulate(&engine(), around("ivr_menu", Some(("ivr_menu", 3)), json!({}), &["1", "timeout", "invalid"]), json!({"entities": [m], "hangup_at_ms": 3000}));
+    let r =
+        simulate(&engine(), around("ivr_menu", Some(("ivr_menu", 3)), json!({}), &["1", "timeout", "invalid"]), json!({"entities": [m], "hangup_at_ms": 3000}));
     assert!(events(&r).iter().any(|e| e.starts_with("say Press one for sales")));
     assert_eq!(r.trace.outcome, Outcome::CallerHungUp);
     assert_eq!(out(&r), "-");
@@ -327,7 +337,11 @@ fn vm_box() -> Value {
 
 #[test]
 fn voicemail_records_into_the_box_and_the_caller_hangs_up() {
-    let r = simulate(&engine(), around("voicemail", Some(("voicemail_box", 2)), json!({}), &["done"]), json!({"entities": [vm_box()], "voicemail": {"message_ms": 20_000}}));
+    let r = simulate(
+        &engine(),
+        around("voicemail", Some(("voicemail_box", 2)), json!({}), &["done"]),
+        json!({"entities": [vm_box()], "voicemail": {"message_ms": 20_000}}),
+    );
     let ev = events(&r);
     assert!(ev.contains(&"record voicemail box After Hours".to_string()), "{ev:?}");
     assert!(ev.contains(&"message_stored voicemail box After Hours (20000 ms)".to_string()), "{ev:?}");
@@ -358,7 +372,9 @@ fn play_message_plays_a_prompt_or_reads_text_then_continues() {
     let r = simulate(&e, around("play_message", None, json!({"tts": "We are closed"}), &["next"]), json!({}));
     assert!(events(&r).contains(&"say We are closed (1000 ms)".to_string()));
     // Neither prompt nor text: the schema refuses it.
-    let err = e.simulate_blocking(flow::sim::SimTarget::Draft { flow_id: 1, graph: graph(around("play_message", None, json!({}), &["next"])) }, script(json!({}))).unwrap_err();
+    let err = e
+        .simulate_blocking(flow::sim::SimTarget::Draft { flow_id: 1, graph: graph(around("play_message", None, json!({}), &["next"])) }, script(json!({})))
+        .unwrap_err();
     assert!(matches!(err, flow::Error::Invalid(_)));
 }
 
@@ -432,7 +448,10 @@ fn a_transfer_or_ring_with_nowhere_to_go_is_a_validation_problem_in_words() {
         assert_eq!(mine[0].message, "choose an extension or enter an outside number", "{t}");
         // an outside number alone is enough
         let g = flow::graph::Graph::from_value(around(t, None, json!({"number": "+12125559876"}), &[])).unwrap();
-        assert!(!rt.block_on(e.validate(Some(1), &g)).iter().any(|p| p.node_id.as_deref() == Some("x") && p.severity == flow::validate::Severity::Error), "{t}");
+        assert!(
+            !rt.block_on(e.validate(Some(1), &g)).iter().any(|p| p.node_id.as_deref() == Some("x") && p.severity == flow::validate::Severity::Error),
+            "{t}"
+        );
         // a number that is not one is named with the field's label
         let g = flow::graph::Graph::from_value(around(t, None, json!({"number": "call me"}), &[])).unwrap();
         let p = rt.block_on(e.validate(Some(1), &g));
@@ -444,7 +463,11 @@ fn a_transfer_or_ring_with_nowhere_to_go_is_a_validation_problem_in_words() {
 
 fn hook(config: Value, http: Value) -> SimReport {
     let outs = ["sales", "support", "default", "timeout"];
-    simulate(&engine(), around("webhook", None, config, &outs), json!({"http": http, "caller": {"number": "+61400000001", "name": "Ann"}, "dialled": "+61299990000"}))
+    simulate(
+        &engine(),
+        around("webhook", None, config, &outs),
+        json!({"http": http, "caller": {"number": "+61400000001", "name": "Ann"}, "dialled": "+61299990000"}),
+    )
 }
 
 fn hook_config() -> Value {
@@ -506,11 +529,19 @@ fn bridge() -> Value {
 
 #[test]
 fn conference_joins_the_bridge_until_the_caller_leaves() {
-    let r = simulate(&engine(), around("conference", Some(("conference_bridge", 9)), json!({"muted": true}), &["left"]), json!({"entities": [bridge()], "conference": {"stay_ms": 120_000}}));
+    let r = simulate(
+        &engine(),
+        around("conference", Some(("conference_bridge", 9)), json!({"muted": true}), &["left"]),
+        json!({"entities": [bridge()], "conference": {"stay_ms": 120_000}}),
+    );
     assert!(events(&r).contains(&"conference joins Standup after its PIN muted".to_string()), "{:?}", events(&r));
     assert_eq!(r.trace.outcome, Outcome::CallerHungUp);
     assert_eq!(r.duration_ms, 120_000);
-    let r = simulate(&engine(), around("conference", Some(("conference_bridge", 9)), json!({}), &["left"]), json!({"entities": [bridge()], "conference": {"then": "stay"}}));
+    let r = simulate(
+        &engine(),
+        around("conference", Some(("conference_bridge", 9)), json!({}), &["left"]),
+        json!({"entities": [bridge()], "conference": {"then": "stay"}}),
+    );
     assert_eq!(out(&r), "left");
 }
 
@@ -550,7 +581,21 @@ fn node_types_describe_themselves() {
     let e = engine();
     let types = e.node_types();
     let ids: Vec<&str> = types.iter().map(|t| t.id.as_str()).collect();
-    let mut want = ["inbound_number", "time_switch", "ivr_menu", "ring_group", "extension", "voicemail", "play_message", "conference", "transfer", "hangup", "set_caller_id", "webhook", "queue"];
+    let mut want = [
+        "inbound_number",
+        "time_switch",
+        "ivr_menu",
+        "ring_group",
+        "extension",
+        "voicemail",
+        "play_message",
+        "conference",
+        "transfer",
+        "hangup",
+        "set_caller_id",
+        "webhook",
+        "queue",
+    ];
     want.sort_unstable();
     let mut got = ids.clone();
     got.sort_unstable();

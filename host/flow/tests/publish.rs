@@ -8,7 +8,7 @@ use flow::sim::{SimCall, SimTarget};
 use flow::trace::Outcome;
 use flow::types::{Capability, PluginGrants};
 use flow::validate::{ProblemCode, Severity};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -259,7 +259,9 @@ fn the_simulator_enters_at_the_number_dialled() {
 #[test]
 fn the_trace_is_what_the_cdr_stores() {
     let e = live_engine();
-    let r = e.simulate_blocking(SimTarget::Draft { flow_id: 7, graph: graph(hours_flow("open")) }, script(json!({"clock": {"start": "2026-03-02T10:00:00Z"}}))).unwrap();
+    let r = e
+        .simulate_blocking(SimTarget::Draft { flow_id: 7, graph: graph(hours_flow("open")) }, script(json!({"clock": {"start": "2026-03-02T10:00:00Z"}})))
+        .unwrap();
     let path: Value = serde_json::from_str(&r.trace.flow_path()).unwrap();
     assert_eq!(path.as_array().unwrap().len(), 4);
     assert_eq!(path[0], json!({"node_id": "in", "node_type": "inbound_number", "output": "next", "entered_at": "2026-03-02T10:00:00Z", "duration_ms": 0}));

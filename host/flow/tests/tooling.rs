@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use flow::tooling::{SdkSource, build_plugin, scaffold_plugin};
+use flow::tooling::{build_plugin, scaffold_plugin, SdkSource};
 use serde_json::json;
 
 #[test]
@@ -56,9 +56,14 @@ fn scaffold_build_test_and_install_a_plugin() {
     );
     assert!(events(&r).iter().any(|ev| ev.starts_with("say Welcome Bo")));
     // The schema the plugin declared is enforced.
-    let g = graph(json!({"nodes": [{"id": "in", "type": "inbound_number", "data": {}}, {"id": "hi", "type": "acme/greeter", "data": {"config": {"greeting": ""}}}], "edges": [{"id": "1", "source": "in", "sourceHandle": "next", "target": "hi"}]}));
+    let g = graph(
+        json!({"nodes": [{"id": "in", "type": "inbound_number", "data": {}}, {"id": "hi", "type": "acme/greeter", "data": {"config": {"greeting": ""}}}], "edges": [{"id": "1", "source": "in", "sourceHandle": "next", "target": "hi"}]}),
+    );
     let problems = tokio::runtime::Runtime::new().unwrap().block_on(e.validate(None, &g));
-    assert!(problems.iter().any(|p| p.node_id.as_deref() == Some("hi") && p.field.as_deref() == Some("greeting") && p.message == "Greeting: must not be empty"), "{problems:#?}");
+    assert!(
+        problems.iter().any(|p| p.node_id.as_deref() == Some("hi") && p.field.as_deref() == Some("greeting") && p.message == "Greeting: must not be empty"),
+        "{problems:#?}"
+    );
 }
 
 #[test]

@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
-use pbx::settings::{keys, Resolved, SettingLayer, SettingSource, SettingsLayers};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use pbx::settings::{keys, Resolved, SettingLayer, SettingSource, SettingsLayers};
 
 /// FlowPBX: a self-hosted phone system whose call routing is a flow graph of WebAssembly nodes.
 ///
@@ -405,7 +405,8 @@ fn tls_settings(s: &Settings, hostname: Option<&str>, external_ip: Option<IpAddr
         (Some((cert, key)), false) => TlsSource::Files { cert, key },
         (None, false) => TlsSource::SelfSigned,
         (None, true) => {
-            let mut domains: Vec<String> = s.acme_domains.iter().map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()).filter(|d| !d.is_empty()).collect();
+            let mut domains: Vec<String> =
+                s.acme_domains.iter().map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()).filter(|d| !d.is_empty()).collect();
             if domains.is_empty() {
                 match hostname {
                     Some(h) => domains.push(h.trim().trim_end_matches('.').to_ascii_lowercase()),
@@ -430,7 +431,9 @@ fn tls_settings(s: &Settings, hostname: Option<&str>, external_ip: Option<IpAddr
             if s.acme_challenge == AcmeChallenge::Dns01 && dns.is_none() {
                 bail!("--acme-challenge dns-01 needs --acme-dns-script or --cloudflare-api-token");
             }
-            if let Some(d) = domains.iter().find(|d| d.starts_with("*.")) && s.acme_challenge != AcmeChallenge::Dns01 {
+            if let Some(d) = domains.iter().find(|d| d.starts_with("*."))
+                && s.acme_challenge != AcmeChallenge::Dns01
+            {
                 bail!("ACME domain {d:?}: a wildcard needs --acme-challenge dns-01");
             }
             TlsSource::Acme(AcmeSettings {
@@ -515,9 +518,7 @@ fn source(m: &ArgMatches, id: &str) -> Option<SettingSource> {
 pub fn layers(m: &ArgMatches) -> SettingsLayers {
     let cmd = Cli::command();
     let default_of = |id: &str| {
-        cmd.get_arguments()
-            .find(|a| a.get_id().as_str() == id)
-            .and_then(|a| a.get_default_values().first().map(|v| v.to_string_lossy().into_owned()))
+        cmd.get_arguments().find(|a| a.get_id().as_str() == id).and_then(|a| a.get_default_values().first().map(|v| v.to_string_lossy().into_owned()))
     };
     // what the administrator would change: the flag as typed, or the environment variable
     let named = |id: &str, src: SettingSource| {
@@ -532,21 +533,21 @@ pub fn layers(m: &ArgMatches) -> SettingsLayers {
     SettingsLayers::new(
         LAYERED
             .iter()
-        .map(|key| {
-            let mut fixed = source(m, key).and_then(|s| raw(m, key).map(|v| (v, s)));
-            let mut fixed_by = fixed.as_ref().and_then(|(_, s)| named(key, *s));
-            // --sip-port stands for both UDP and TCP unless those are given themselves
-            if (*key == keys::SIP_UDP_PORT || *key == keys::SIP_TCP_PORT) && sip_port.is_some() {
-                let specific_is_flag = fixed.as_ref().is_some_and(|(_, s)| *s == SettingSource::Flag);
-                let general_is_flag = sip_port.as_ref().is_some_and(|(_, s)| *s == SettingSource::Flag);
-                if fixed.is_none() || (general_is_flag && !specific_is_flag) {
-                    fixed = sip_port.clone();
-                    fixed_by = sip_port.as_ref().and_then(|(_, s)| named("sip_port", *s));
+            .map(|key| {
+                let mut fixed = source(m, key).and_then(|s| raw(m, key).map(|v| (v, s)));
+                let mut fixed_by = fixed.as_ref().and_then(|(_, s)| named(key, *s));
+                // --sip-port stands for both UDP and TCP unless those are given themselves
+                if (*key == keys::SIP_UDP_PORT || *key == keys::SIP_TCP_PORT) && sip_port.is_some() {
+                    let specific_is_flag = fixed.as_ref().is_some_and(|(_, s)| *s == SettingSource::Flag);
+                    let general_is_flag = sip_port.as_ref().is_some_and(|(_, s)| *s == SettingSource::Flag);
+                    if fixed.is_none() || (general_is_flag && !specific_is_flag) {
+                        fixed = sip_port.clone();
+                        fixed_by = sip_port.as_ref().and_then(|(_, s)| named("sip_port", *s));
+                    }
                 }
-            }
-            SettingLayer { key, fixed, fixed_by, default: default_of(key) }
-        })
-        .collect(),
+                SettingLayer { key, fixed, fixed_by, default: default_of(key) }
+            })
+            .collect(),
     )
 }
 

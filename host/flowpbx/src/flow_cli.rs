@@ -124,7 +124,10 @@ fn user_cache_dir(s: &Settings) -> Option<PathBuf> {
     if let Some(d) = &s.cache_dir {
         return Some(d.join("components"));
     }
-    let base = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("flowpbx").join("components"))
 }
 
@@ -265,7 +268,12 @@ fn describe_flow_error(e: flow::Error) -> anyhow::Error {
             let lines: Vec<String> = problems
                 .iter()
                 .map(|p| {
-                    let at = p.node_id.as_deref().map(|n| format!("node {n}")).or_else(|| p.edge_id.as_deref().map(|e| format!("edge {e}"))).unwrap_or_else(|| "flow".into());
+                    let at = p
+                        .node_id
+                        .as_deref()
+                        .map(|n| format!("node {n}"))
+                        .or_else(|| p.edge_id.as_deref().map(|e| format!("edge {e}")))
+                        .unwrap_or_else(|| "flow".into());
                     format!("  {:?} {at}: {}", p.severity, p.message)
                 })
                 .collect();
@@ -297,7 +305,12 @@ fn print_report(report: SimReport, json: bool) -> anyhow::Result<ExitCode> {
             println!("  {:>7} ms  {}{detail}", e["at_ms"], e["event"].as_str().unwrap_or(""));
         }
         for r in &view.http_requests {
-            println!("  HTTP {} {} -> {}", r["request"]["method"].as_str().unwrap_or(""), r["request"]["url"].as_str().unwrap_or(""), r["result"].as_str().unwrap_or(""));
+            println!(
+                "  HTTP {} {} -> {}",
+                r["request"]["method"].as_str().unwrap_or(""),
+                r["request"]["url"].as_str().unwrap_or(""),
+                r["result"].as_str().unwrap_or("")
+            );
         }
         println!("Outcome: {}", view.outcome);
     }

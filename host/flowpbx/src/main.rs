@@ -272,10 +272,7 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    axum::serve(listener, app.into_make_service_with_connect_info::<api::ConnInfo>())
-        .with_graceful_shutdown(stopped())
-        .await
-        .context("serving HTTP")?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<api::ConnInfo>()).with_graceful_shutdown(stopped()).await.context("serving HTTP")?;
     tracing::info!("shutting down");
     // the other listeners stop with it (their connections get the same grace)
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
@@ -295,7 +292,9 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
 fn tls_config(t: &config::TlsSettings, data_dir: &Path) -> anyhow::Result<tls::TlsConfig> {
     let source = match &t.source {
         config::TlsSource::SelfSigned => tls::SourceConfig::SelfSigned,
-        config::TlsSource::Files { cert, key } => tls::SourceConfig::Files(tls::FilesConfig { cert: cert.clone(), key: key.clone(), poll: tls::files::DEFAULT_POLL }),
+        config::TlsSource::Files { cert, key } => {
+            tls::SourceConfig::Files(tls::FilesConfig { cert: cert.clone(), key: key.clone(), poll: tls::files::DEFAULT_POLL })
+        }
         config::TlsSource::Acme(a) => {
             let challenge = match a.challenge {
                 config::AcmeChallenge::Http01 => tls::Challenge::Http01,
@@ -303,7 +302,9 @@ fn tls_config(t: &config::TlsSettings, data_dir: &Path) -> anyhow::Result<tls::T
                 config::AcmeChallenge::Dns01 => {
                     let provider: Arc<dyn tls::DnsProvider> = match &a.dns {
                         Some(config::DnsProvider::Script(script)) => Arc::new(tls::ExecProvider::new(script.clone())),
-                        Some(config::DnsProvider::Cloudflare { api, token }) => Arc::new(tls::CloudflareProvider::new(api, token, tls::default_provider()).context("Cloudflare")?),
+                        Some(config::DnsProvider::Cloudflare { api, token }) => {
+                            Arc::new(tls::CloudflareProvider::new(api, token, tls::default_provider()).context("Cloudflare")?)
+                        }
                         None => anyhow::bail!("dns-01 needs a DNS provider"),
                     };
                     tls::Challenge::Dns01 { provider, propagation: Duration::from_secs(a.dns_wait_secs) }

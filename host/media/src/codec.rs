@@ -353,9 +353,8 @@ mod tests {
             }
             assert_eq!(output.len(), input.len());
             // Opus delays the signal a few ms: find the best lag
-            let best = (0..rate as usize / 100)
-                .map(|lag| correlation(&input[..input.len() - lag - frame], &output[lag..input.len() - frame]))
-                .fold(0.0, f64::max);
+            let best =
+                (0..rate as usize / 100).map(|lag| correlation(&input[..input.len() - lag - frame], &output[lag..input.len() - frame])).fold(0.0, f64::max);
             assert!(best > 0.9, "rate {rate}: correlation {best}");
             // loss concealment produces a frame
             let mut plc = Vec::new();

@@ -194,7 +194,18 @@ impl DtmfGenerator {
     /// telephone-event clock rate, one packet per `interval` (the leg's ptime).
     pub fn new(digit: char, duration: Option<Duration>, clock_rate: u32, interval: Duration, now: Instant) -> Result<Self> {
         let code = event_for_digit(digit).ok_or_else(|| MediaError::InvalidDtmf(format!("not a DTMF digit: {digit:?}")))?;
-        Ok(DtmfGenerator { code, units_per_sec: clock_rate, interval: interval.max(Duration::from_millis(10)), start: now, next_due: now, packets: 0, total: duration, released: false, ends_sent: 0, last_duration: 0 })
+        Ok(DtmfGenerator {
+            code,
+            units_per_sec: clock_rate,
+            interval: interval.max(Duration::from_millis(10)),
+            start: now,
+            next_due: now,
+            packets: 0,
+            total: duration,
+            released: false,
+            ends_sent: 0,
+            last_duration: 0,
+        })
     }
 
     /// The digit being generated.
@@ -271,11 +282,7 @@ pub fn parse_sip_info(content_type: &str, body: &[u8]) -> Result<(char, Option<D
         let mut chars = s.chars();
         match (chars.next(), chars.next()) {
             (Some(c), None) if event_for_digit(c).is_some() => Ok(c.to_ascii_uppercase()),
-            _ => s
-                .parse::<u8>()
-                .ok()
-                .and_then(digit_for_event)
-                .ok_or_else(|| MediaError::InvalidDtmf(format!("not a DTMF signal: {s:?}"))),
+            _ => s.parse::<u8>().ok().and_then(digit_for_event).ok_or_else(|| MediaError::InvalidDtmf(format!("not a DTMF signal: {s:?}"))),
         }
     };
     match mime.as_str() {

@@ -39,21 +39,21 @@ use std::io::IoSliceMut;
 use std::os::fd::AsRawFd;
 
 use mio::net::UdpSocket;
-use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use mio::{Events, Interest, Poll, Token, Waker};
+use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 pub mod conference;
 
-pub use crate::recorder::RecordingInfo;
-pub use conference::{Conference, ConferenceEvent, ConferenceSettings, ConferenceSummary, JoinOptions, LeaveReason, Participant, ParticipantInfo};
 use crate::player::PlayRequest;
 use crate::ports::PortAllocator;
 use crate::record::{self, RecordMode};
+pub use crate::recorder::RecordingInfo;
 use crate::recorder::{RecorderPool, RecordingSink};
 use crate::session::{DigitEvent, DtmfSource, MediaEvent, RemoteMedia, Session, SessionConfig, StreamKind};
 use crate::stats::SessionStats;
 use crate::{LegId, MediaError, Result};
+pub use conference::{Conference, ConferenceEvent, ConferenceSettings, ConferenceSummary, JoinOptions, LeaveReason, Participant, ParticipantInfo};
 
 /// Configuration of the media engine.
 #[derive(Debug, Clone)]
@@ -119,7 +119,8 @@ impl EngineConfig {
             c.advertised_ip = Some(v.trim().parse().map_err(|_| MediaError::Config(format!("FLOWPBX_EXTERNAL_IP: {v:?} is not an IP address")))?);
         }
         if let Some(v) = var("FLOWPBX_RTP_STRICT_PROBATION") {
-            c.session.strict.probation = v.trim().parse().map_err(|_| MediaError::Config(format!("FLOWPBX_RTP_STRICT_PROBATION: {v:?} is not a packet count")))?;
+            c.session.strict.probation =
+                v.trim().parse().map_err(|_| MediaError::Config(format!("FLOWPBX_RTP_STRICT_PROBATION: {v:?} is not a packet count")))?;
         }
         if let Some(v) = var("FLOWPBX_RTP_STRICT_LEARNING") {
             c.session.strict.learning = v.parse().map_err(|e| MediaError::Config(format!("FLOWPBX_RTP_STRICT_LEARNING: {e}")))?;
@@ -262,7 +263,19 @@ impl MediaEngine {
             threads.push((i, poll, rx, link));
         }
         let prompts = crate::prompts::PromptStore::new(&cfg.data_dir);
-        let shared = Arc::new(Shared { cfg, ports: Mutex::new(ports), workers, recorder, prompts, next_id: AtomicU64::new(1), sessions: AtomicUsize::new(0), events_dropped: AtomicU64::new(0), srtp_auth_failures: AtomicU64::new(0), srtp_replays: AtomicU64::new(0), conferences: conference::Registry::default() });
+        let shared = Arc::new(Shared {
+            cfg,
+            ports: Mutex::new(ports),
+            workers,
+            recorder,
+            prompts,
+            next_id: AtomicU64::new(1),
+            sessions: AtomicUsize::new(0),
+            events_dropped: AtomicU64::new(0),
+            srtp_auth_failures: AtomicU64::new(0),
+            srtp_replays: AtomicU64::new(0),
+            conferences: conference::Registry::default(),
+        });
         // workers hold a weak-free view: the allocator and counters they need, not the engine
         for (i, poll, rx, link) in threads {
             let ctx = WorkerCtx { ports: PortsRef(Arc::downgrade(&shared)), link, orphan_timeout: shared.cfg.orphan_timeout, index: i };
@@ -339,7 +352,8 @@ impl MediaEngine {
             }
         };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let (index, worker) = self.shared.workers.iter().enumerate().min_by_key(|(_, w)| w.sessions.load(Ordering::Relaxed)).ok_or(MediaError::SessionClosed)?;
+        let (index, worker) =
+            self.shared.workers.iter().enumerate().min_by_key(|(_, w)| w.sessions.load(Ordering::Relaxed)).ok_or(MediaError::SessionClosed)?;
         // the worker that owns the session now; a conference may move it to the room's worker
         let route = Arc::new(AtomicUsize::new(index));
         let (etx, erx) = tmpsc::channel(self.shared.cfg.event_capacity.max(8));
@@ -353,7 +367,15 @@ impl MediaEngine {
         let ip = self.advertised_ip();
         worker.sessions.fetch_add(1, Ordering::Relaxed);
         self.shared.sessions.fetch_add(1, Ordering::Relaxed);
-        let added = worker.send(Cmd::Add(Box::new(NewSession { id, call_id: call_id.to_string(), session, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp], ports: [pa, pb], events: etx, route: route.clone() })));
+        let added = worker.send(Cmd::Add(Box::new(NewSession {
+            id,
+            call_id: call_id.to_string(),
+            session,
+            sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp],
+            ports: [pa, pb],
+            events: etx,
+            route: route.clone(),
+        })));
         if let Err(e) = added {
             worker.sessions.fetch_sub(1, Ordering::Relaxed);
             self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
@@ -364,7 +386,11 @@ impl MediaEngine {
             return Err(e);
         }
         tracing::debug!(call_id, id, a = pa, b = pb, "media session created");
-        Ok(SessionHandle { control: SessionControl { id, call_id: call_id.into(), ports: [pa, pb], ip, route, engine: self.clone() }, events: erx, closed: false })
+        Ok(SessionHandle {
+            control: SessionControl { id, call_id: call_id.into(), ports: [pa, pb], ip, route, engine: self.clone() },
+            events: erx,
+            closed: false,
+        })
     }
 }
 
@@ -548,7 +574,6 @@ impl SessionControl {
     pub async fn stats(&self) -> Result<SessionStats> {
         self.ask(|tx| Cmd::Stats(self.id, tx)).await
     }
-
 }
 
 impl Drop for SessionHandle {
@@ -596,7 +621,9 @@ impl BatchReceiver {
         let mut n = 0;
         for (i, msg) in results.enumerate() {
             let addr = msg.address.and_then(|a: SockaddrStorage| {
-                a.as_sockaddr_in().map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4))).or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6))))
+                a.as_sockaddr_in()
+                    .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+                    .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6))))
             });
             self.meta[i] = (msg.bytes, addr);
             n = i + 1;
@@ -647,7 +674,8 @@ struct Worker {
     moved: HashMap<u64, Arc<AtomicUsize>>,
 }
 
-const SOCKET_KINDS: [(LegId, StreamKind); 4] = [(LegId::A, StreamKind::Rtp), (LegId::A, StreamKind::Rtcp), (LegId::B, StreamKind::Rtp), (LegId::B, StreamKind::Rtcp)];
+const SOCKET_KINDS: [(LegId, StreamKind); 4] =
+    [(LegId::A, StreamKind::Rtp), (LegId::A, StreamKind::Rtcp), (LegId::B, StreamKind::Rtp), (LegId::B, StreamKind::Rtcp)];
 
 fn socket_index(leg: LegId, stream: StreamKind) -> usize {
     leg.index() * 2 + usize::from(stream == StreamKind::Rtcp)
@@ -679,10 +707,11 @@ impl Worker {
             let next = self.rooms.next_timeout().map_or(next, |t| t.min(next));
             let timeout = next.saturating_duration_since(now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
-                && e.kind() != ErrorKind::Interrupted {
-                    tracing::error!(error = %e, "media worker poll failed");
-                    return;
-                }
+                && e.kind() != ErrorKind::Interrupted
+            {
+                tracing::error!(error = %e, "media worker poll failed");
+                return;
+            }
             let now = Instant::now();
             // commands first: a packet that arrived with the set_remote/bridge that concerns
             // it must see their effect
@@ -955,8 +984,9 @@ fn flush(slot: &mut Slot, ctx: &WorkerCtx) {
 
 fn schedule(slot: &mut Slot, index: usize, timers: &mut BinaryHeap<Reverse<(Instant, usize, u32)>>) {
     if let Some(t) = slot.session.poll_timeout()
-        && slot.scheduled.is_none_or(|s| t < s) {
-            slot.scheduled = Some(t);
-            timers.push(Reverse((t, index, slot.generation)));
-        }
+        && slot.scheduled.is_none_or(|s| t < s)
+    {
+        slot.scheduled = Some(t);
+        timers.push(Reverse((t, index, slot.generation)));
+    }
 }

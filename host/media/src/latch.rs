@@ -244,9 +244,10 @@ impl RtcpLatch {
     /// the RTCP socket, or on the RTP socket (`muxed`), given the leg's RTP latch.
     pub(crate) fn accept(&mut self, rtp: &RtpLatch, from: SocketAddr, sender: Option<u32>, muxed: bool) -> Verdict {
         if let (Some(s), Some(latched)) = (sender, rtp.ssrc())
-            && s != latched {
-                return Verdict::Refuse;
-            }
+            && s != latched
+        {
+            return Verdict::Refuse;
+        }
         let source = match (rtp.latched, rtp.addr) {
             (true, Some(src)) if muxed => from == src,
             (true, Some(src)) => from.ip() == src.ip() && (from.port() == src.port().wrapping_add(1) || self.sdp.is_some_and(|s| s.port() == from.port())),

@@ -37,7 +37,10 @@ pub mod stats;
 pub mod wav;
 
 pub use codec::{CodecKind, CodecSpec, OpusSettings};
-pub use engine::{Conference, ConferenceEvent, ConferenceSettings, ConferenceSummary, EngineConfig, EngineHealth, JoinOptions, LeaveReason, MediaEngine, Participant, ParticipantInfo, RecordingInfo, SessionControl, SessionHandle};
+pub use engine::{
+    Conference, ConferenceEvent, ConferenceSettings, ConferenceSummary, EngineConfig, EngineHealth, JoinOptions, LeaveReason, MediaEngine, Participant,
+    ParticipantInfo, RecordingInfo, SessionControl, SessionHandle,
+};
 pub use error::{MediaError, Result};
 pub use latch::{Learning, StrictRtp};
 pub use negotiate::{answer_offer, answer_to_caller, offer_to_callee, plan, LegCodecs, MediaPlan};
@@ -45,8 +48,8 @@ pub use player::{PlayRequest, Prompt};
 pub use prompts::PromptStore;
 pub use record::RecordMode;
 pub use sdes::{CryptoAttribute, SdesAnswer, SdesError};
-pub use srtp::{SrtpContext, SrtpError, SrtpKey, SrtpKeys, SrtpSuite};
 pub use session::{DigitEvent, DtmfSource, MediaDirection, MediaEvent, RemoteMedia, SessionConfig, StreamKind};
+pub use srtp::{SrtpContext, SrtpError, SrtpKey, SrtpKeys, SrtpSuite};
 pub use stats::{LegStats, SessionStats, StreamStats};
 
 /// One side of a call: A is the caller (the leg that sent the first INVITE), B the callee.

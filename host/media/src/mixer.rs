@@ -157,7 +157,11 @@ pub fn soft_clip(x: i32) -> i16 {
     let head = i64::from(i16::MAX as i32 - KNEE);
     let over = i64::from(x.unsigned_abs()) - i64::from(KNEE);
     let y = (i64::from(KNEE) + over * head / (over + head)) as i16;
-    if x < 0 { -y } else { y }
+    if x < 0 {
+        -y
+    } else {
+        y
+    }
 }
 
 /// An encoder fed at the mixing rate: resamples to its codec's PCM rate and packs frames of
@@ -617,9 +621,10 @@ impl Room {
     /// Stops recording; the rest of the audio is queued for [`Room::poll_recording`].
     pub fn stop_recording(&mut self) {
         if let Some(r) = self.recording.take()
-            && !r.block.is_empty() {
-                self.rec_blocks.push_back(r.block);
-            }
+            && !r.block.is_empty()
+        {
+            self.rec_blocks.push_back(r.block);
+        }
     }
 
     /// Whether the mix is being recorded.
@@ -766,9 +771,10 @@ impl Room {
         // 4. music for a participant alone in the room
         if self.members.len() == 1 {
             if let Some(track) = &self.music_prompt
-                && self.music.player.is_none() {
-                    self.music.player = Some(Player::new(0, PlayRequest::music_on_hold(track.clone()), at));
-                }
+                && self.music.player.is_none()
+            {
+                self.music.player = Some(Player::new(0, PlayRequest::music_on_hold(track.clone()), at));
+            }
             if self.music.frame(at, &mut self.pcm8k, &mut self.track_pcm).is_some() {
                 for ((f, o), &s) in self.full.iter_mut().zip(self.full16.iter_mut()).zip(&self.track_pcm) {
                     *f += i32::from(s);

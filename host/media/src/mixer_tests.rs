@@ -30,7 +30,20 @@ impl Peer {
     fn new(id: u64, codec: CodecSpec, freq: f64, pcm_rate: u32, listen_rate: u32) -> Self {
         let enc = AudioEncoder::new(&codec, &OpusSettings { pcm_rate, ..Default::default() }).unwrap();
         let dec = AudioDecoder::new(&codec, &OpusSettings { pcm_rate: listen_rate, ..Default::default() }).unwrap();
-        Peer { id: ParticipantId(id), codec, frame_ms: 20, pcm_rate: enc.pcm_rate(), enc, dec, freq, amp: 4000.0, sent: 0, seq: 1000, heard: Vec::new(), frames: Vec::new() }
+        Peer {
+            id: ParticipantId(id),
+            codec,
+            frame_ms: 20,
+            pcm_rate: enc.pcm_rate(),
+            enc,
+            dec,
+            freq,
+            amp: 4000.0,
+            sent: 0,
+            seq: 1000,
+            heard: Vec::new(),
+            frames: Vec::new(),
+        }
     }
 
     fn join(&self, room: &mut Room, t0: Instant) {
@@ -323,7 +336,11 @@ fn listeners_share_one_encode_and_talkers_get_their_own() {
 fn packetisation_other_than_20ms_is_reframed() {
     let t0 = Instant::now();
     let mut room = Room::new(RoomConfig::default()).unwrap();
-    let mut peers = vec![Peer::new(1, CodecSpec::pcmu(), 500.0, 8000, 8000), Peer::new(2, CodecSpec::pcmu(), 0.0, 8000, 8000), Peer::new(3, CodecSpec::pcma(), 0.0, 8000, 8000)];
+    let mut peers = vec![
+        Peer::new(1, CodecSpec::pcmu(), 500.0, 8000, 8000),
+        Peer::new(2, CodecSpec::pcmu(), 0.0, 8000, 8000),
+        Peer::new(3, CodecSpec::pcma(), 0.0, 8000, 8000),
+    ];
     peers[1].frame_ms = 40;
     peers[2].frame_ms = 10;
     for p in &peers {
@@ -467,7 +484,8 @@ fn sessions_keep_their_numbering_through_join_prompt_and_leave() {
         })
         .collect();
     let mut sent: Vec<Vec<RtpHeader>> = vec![Vec::new(); 3];
-    let mut encoders: Vec<AudioEncoder> = (0..3).map(|i| AudioEncoder::new(&if i == 1 { CodecSpec::pcma() } else { CodecSpec::pcmu() }, &OpusSettings::default()).unwrap()).collect();
+    let mut encoders: Vec<AudioEncoder> =
+        (0..3).map(|i| AudioEncoder::new(&if i == 1 { CodecSpec::pcma() } else { CodecSpec::pcmu() }, &OpusSettings::default()).unwrap()).collect();
     let join = |room: &mut Room, s: &mut Session, i: usize, now: Instant| {
         let codecs = s.codecs(LegId::A).unwrap().clone();
         room.join(ParticipantId(i as u64 + 1), codecs.send_codec(), codecs.frame_ms(), false, now).unwrap();
@@ -486,7 +504,8 @@ fn sessions_keep_their_numbering_through_join_prompt_and_leave() {
             encoders[i].encode(&pcm, &mut payload).unwrap();
             let pt = if i == 1 { 8 } else { 0 };
             let mut p = vec![0u8; 172];
-            rtp::build(&RtpHeader { marker: false, payload_type: pt, sequence: tick as u16, timestamp: tick * 160, ssrc: 5 + i as u32 }, &payload, &mut p).unwrap();
+            rtp::build(&RtpHeader { marker: false, payload_type: pt, sequence: tick as u16, timestamp: tick * 160, ssrc: 5 + i as u32 }, &payload, &mut p)
+                .unwrap();
             let n = p.len();
             assert!(s.handle_datagram(LegId::A, StreamKind::Rtp, phones[i].into(), &mut p, n, now).is_none(), "a conference leg's audio is not relayed");
             if let Some(c) = s.take_conference_packet() {
@@ -523,7 +542,8 @@ fn sessions_keep_their_numbering_through_join_prompt_and_leave() {
             }
         }
     }
-    assert!(std::iter::from_fn(|| sessions[0].poll_event()).any(|e| matches!(e, crate::MediaEvent::PlaybackFinished { id, completed: true, .. } if id == prompt_id)));
+    assert!(std::iter::from_fn(|| sessions[0].poll_event())
+        .any(|e| matches!(e, crate::MediaEvent::PlaybackFinished { id, completed: true, .. } if id == prompt_id)));
     for (i, hdrs) in sent.iter().enumerate() {
         // phone 2 misses the 20 frames while it is out of the room
         assert!(hdrs.len() >= if i == 2 { 125 } else { 145 }, "phone {i}: {} packets", hdrs.len());

@@ -125,11 +125,7 @@ pub fn answer_offer(offer: &[CodecSpec]) -> Result<Vec<CodecSpec>> {
 /// FlowPBX handles (FlowPBX transcodes); plus the caller's telephone-event.
 pub fn answer_to_caller(caller_offer: &[CodecSpec], callee_answer: &[CodecSpec]) -> Result<Vec<CodecSpec>> {
     let chosen = callee_answer.iter().find(|c| c.is_audio()).ok_or(MediaError::NoCommonCodec)?;
-    let audio = caller_offer
-        .iter()
-        .find(|c| c.same_codec(chosen))
-        .or_else(|| caller_offer.iter().find(|c| c.is_audio()))
-        .ok_or(MediaError::NoCommonCodec)?;
+    let audio = caller_offer.iter().find(|c| c.same_codec(chosen)).or_else(|| caller_offer.iter().find(|c| c.is_audio())).ok_or(MediaError::NoCommonCodec)?;
     let mut out = vec![audio.clone()];
     if let Some(te) = pick_telephone_event(caller_offer, audio) {
         out.push(te);

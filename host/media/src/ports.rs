@@ -46,7 +46,17 @@ impl PortAllocator {
             return Err(MediaError::Config(format!("RTP port range {min}-{max} holds no even/odd pair")));
         }
         let n = usize::from(pairs);
-        Ok(PortAllocator { min, max, first, used: vec![false; n], free: (0..pairs).collect(), quarantine: VecDeque::new(), hold_back: n / 4, in_use: 0, rng: seed })
+        Ok(PortAllocator {
+            min,
+            max,
+            first,
+            used: vec![false; n],
+            free: (0..pairs).collect(),
+            quarantine: VecDeque::new(),
+            hold_back: n / 4,
+            in_use: 0,
+            rng: seed,
+        })
     }
 
     /// splitmix64: a fast generator over the OS-seeded state.

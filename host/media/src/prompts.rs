@@ -164,9 +164,33 @@ mod tests {
     use super::*;
 
     const EXPECTED: &[&str] = &[
-        WELCOME, PLEASE_HOLD, INVALID_OPTION, GOODBYE, SORRY, VOICEMAIL_GREETING, LEAVE_MESSAGE_AFTER_TONE, BEEP, MAILBOX_FULL, NO_ANSWER, BUSY,
-        TRANSFER, ENTER_PIN, FOLLOW_ME_ACCEPT, "digit-0", "digit-1", "digit-2", "digit-3", "digit-4", "digit-5", "digit-6", "digit-7", "digit-8", "digit-9", "star",
-        "pound", MUSIC_ON_HOLD,
+        WELCOME,
+        PLEASE_HOLD,
+        INVALID_OPTION,
+        GOODBYE,
+        SORRY,
+        VOICEMAIL_GREETING,
+        LEAVE_MESSAGE_AFTER_TONE,
+        BEEP,
+        MAILBOX_FULL,
+        NO_ANSWER,
+        BUSY,
+        TRANSFER,
+        ENTER_PIN,
+        FOLLOW_ME_ACCEPT,
+        "digit-0",
+        "digit-1",
+        "digit-2",
+        "digit-3",
+        "digit-4",
+        "digit-5",
+        "digit-6",
+        "digit-7",
+        "digit-8",
+        "digit-9",
+        "star",
+        "pound",
+        MUSIC_ON_HOLD,
     ];
 
     #[test]

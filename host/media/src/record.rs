@@ -194,13 +194,13 @@ pub struct Date {
 
 /// Keeps a file name to characters safe everywhere (call ids carry `@`, `/`, …).
 pub fn sanitize(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
-        .take(120)
-        .collect();
+    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).take(120).collect();
     let s = s.trim_start_matches('.').to_string();
-    if s.is_empty() { "recording".into() } else { s }
+    if s.is_empty() {
+        "recording".into()
+    } else {
+        s
+    }
 }
 
 /// `<data_dir>/recordings/YYYY/MM/DD/<name>.wav`.

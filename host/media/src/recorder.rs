@@ -170,10 +170,11 @@ fn writer_loop(rx: mpsc::Receiver<Msg>, queued: Arc<AtomicUsize>) {
             Msg::Data { id, samples } => {
                 queued.fetch_sub(samples.len() * 2, Ordering::AcqRel);
                 if let Some(Some(o)) = open.get_mut(&id)
-                    && let Err(e) = o.writer.write_samples(&samples) {
-                        tracing::error!(error = %e, path = %o.path.display(), "recording write failed");
-                        o.counters.dropped_blocks.fetch_add(1, Ordering::Relaxed);
-                    }
+                    && let Err(e) = o.writer.write_samples(&samples)
+                {
+                    tracing::error!(error = %e, path = %o.path.display(), "recording write failed");
+                    o.counters.dropped_blocks.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Msg::Close { id, reply } => {
                 let result = match open.remove(&id) {

@@ -34,7 +34,11 @@ pub struct Resampler {
 }
 
 fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 { a } else { gcd(b, a % b) }
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 fn bessel_i0(x: f64) -> f64 {

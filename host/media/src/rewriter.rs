@@ -16,11 +16,23 @@ use crate::rtp::seq_newer;
 enum Source {
     None,
     /// Packets of the other leg forwarded as they are (same clock): offsets map their numbers.
-    Relay { ssrc: u32, seq_offset: u16, ts_offset: u32 },
+    Relay {
+        ssrc: u32,
+        seq_offset: u16,
+        ts_offset: u32,
+    },
     /// Frames transcoded from the other leg: timestamps map from the input's through a clock ratio.
-    Mapped { ssrc: u32, in_base: u32, out_base: u32, in_rate: u32 },
+    Mapped {
+        ssrc: u32,
+        in_base: u32,
+        out_base: u32,
+        in_rate: u32,
+    },
     /// Frames FlowPBX generates (prompts, DTMF), identified by a caller-chosen id.
-    Local { id: u64, next_ts: u32 },
+    Local {
+        id: u64,
+        next_ts: u32,
+    },
 }
 
 /// One leg's outgoing RTP numbering.

@@ -98,9 +98,7 @@ pub enum RtcpPacket {
 }
 
 fn be32(b: &[u8], at: usize) -> Result<u32> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or(MediaError::MalformedRtcp("truncated field"))
+    b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])).ok_or(MediaError::MalformedRtcp("truncated field"))
 }
 
 fn parse_block(b: &[u8], at: usize) -> Result<ReportBlock> {
@@ -384,7 +382,15 @@ mod tests {
             RtcpPacket::SenderReport {
                 ssrc: 0x1111,
                 info: SenderInfo { ntp: 0x0102_0304_0506_0708, rtp_ts: 16000, packets: 100, octets: 16000 },
-                reports: vec![ReportBlock { ssrc: 0x2222, fraction_lost: 25, cumulative_lost: -3, highest_seq: 70000, jitter: 12, last_sr: 0xabcd, delay_since_last_sr: 655 }],
+                reports: vec![ReportBlock {
+                    ssrc: 0x2222,
+                    fraction_lost: 25,
+                    cumulative_lost: -3,
+                    highest_seq: 70000,
+                    jitter: 12,
+                    last_sr: 0xabcd,
+                    delay_since_last_sr: 655,
+                }],
             },
             RtcpPacket::SourceDescription(vec![SdesChunk { ssrc: 0x1111, items: vec![(1, "alice@example".into()), (6, "tool".into())] }]),
             RtcpPacket::Goodbye { ssrcs: vec![0x1111], reason: Some("done".into()) },

@@ -72,18 +72,12 @@ impl<'a> RtpPacket<'a> {
             ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
         };
         let mut off = RTP_HEADER_LEN + 4 * cc;
-        let csrc = buf
-            .get(RTP_HEADER_LEN..off)
-            .ok_or(MediaError::MalformedRtp("CSRC list truncated"))?;
+        let csrc = buf.get(RTP_HEADER_LEN..off).ok_or(MediaError::MalformedRtp("CSRC list truncated"))?;
         let extension = if has_ext {
-            let e = buf
-                .get(off..off + 4)
-                .ok_or(MediaError::MalformedRtp("extension header truncated"))?;
+            let e = buf.get(off..off + 4).ok_or(MediaError::MalformedRtp("extension header truncated"))?;
             let profile = u16::from_be_bytes([e[0], e[1]]);
             let words = usize::from(u16::from_be_bytes([e[2], e[3]]));
-            let data = buf
-                .get(off + 4..off + 4 + 4 * words)
-                .ok_or(MediaError::MalformedRtp("extension truncated"))?;
+            let data = buf.get(off + 4..off + 4 + 4 * words).ok_or(MediaError::MalformedRtp("extension truncated"))?;
             off += 4 + 4 * words;
             Some((profile, data))
         } else {
@@ -97,9 +91,7 @@ impl<'a> RtpPacket<'a> {
             }
             end -= pad;
         }
-        let payload = buf
-            .get(off..end)
-            .ok_or(MediaError::MalformedRtp("header longer than packet"))?;
+        let payload = buf.get(off..end).ok_or(MediaError::MalformedRtp("header longer than packet"))?;
         Ok(RtpPacket { header, csrc, extension, payload, payload_offset: off })
     }
 }

@@ -29,7 +29,10 @@ pub const MIN_LIFETIME: u64 = 1 << 31;
 pub const MAX_LIFETIME: u64 = 1 << 48;
 
 /// Standard base64 (RFC 4648 §4) that writes padding and reads it or not.
-const BASE64: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, GeneralPurposeConfig::new().with_encode_padding(true).with_decode_padding_mode(DecodePaddingMode::Indifferent));
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_encode_padding(true).with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Why an `a=crypto` attribute is unusable, or no answer could be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -296,7 +299,15 @@ mod tests {
         assert!(matches!(CryptoAttribute::parse("1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ="), Err(SdesError::Key(_))));
         assert!(matches!(CryptoAttribute::parse("1 AES_CM_128_HMAC_SHA1_80 inline:@@@@"), Err(SdesError::Key(_))));
         assert!(matches!(CryptoAttribute::parse(&format!("1 AEAD_AES_128_GCM inline:{KEY80}")), Err(SdesError::Key(_))), "30 bytes for GCM");
-        for bad in ["", "1", "1 AES_CM_128_HMAC_SHA1_80", "x AES_CM_128_HMAC_SHA1_80 inline:a", "1234567890 AES_CM_128_HMAC_SHA1_80 inline:a", "1 AES_CM_128_HMAC_SHA1_80 uri:x", "1 AES_CM_128_HMAC_SHA1_80 inl"] {
+        for bad in [
+            "",
+            "1",
+            "1 AES_CM_128_HMAC_SHA1_80",
+            "x AES_CM_128_HMAC_SHA1_80 inline:a",
+            "1234567890 AES_CM_128_HMAC_SHA1_80 inline:a",
+            "1 AES_CM_128_HMAC_SHA1_80 uri:x",
+            "1 AES_CM_128_HMAC_SHA1_80 inl",
+        ] {
             assert!(matches!(CryptoAttribute::parse(bad), Err(SdesError::Syntax(_))), "{bad:?}");
         }
     }
@@ -340,7 +351,10 @@ mod tests {
     #[test]
     fn offers_and_takes_the_answer() {
         let offered = offer(&SrtpSuite::ALL).unwrap();
-        assert_eq!(offered.iter().map(|a| (a.tag, a.suite())).collect::<Vec<_>>(), vec![(1, SrtpSuite::AeadAes128Gcm), (2, SrtpSuite::AesCm128HmacSha1_80), (3, SrtpSuite::AesCm128HmacSha1_32)]);
+        assert_eq!(
+            offered.iter().map(|a| (a.tag, a.suite())).collect::<Vec<_>>(),
+            vec![(1, SrtpSuite::AeadAes128Gcm), (2, SrtpSuite::AesCm128HmacSha1_80), (3, SrtpSuite::AesCm128HmacSha1_32)]
+        );
         // the callee answers the 80 (tag 2) with its own key
         let lines: Vec<String> = offered.iter().map(|a| format!("a=crypto:{a}")).collect();
         let callee = answer(lines.iter().map(String::as_str), &[SrtpSuite::AesCm128HmacSha1_80]).unwrap();

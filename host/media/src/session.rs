@@ -647,7 +647,10 @@ impl Session {
     /// Sends a digit to a leg as RFC 4733 events (the leg must have negotiated telephone-event).
     pub fn send_dtmf(&mut self, leg: LegId, digit: char, duration: Duration, now: Instant) -> Result<()> {
         let l = &mut self.legs[leg.index()];
-        let te = l.codecs().and_then(|c| c.telephone_event.clone()).ok_or_else(|| MediaError::UnsupportedCodec("the leg did not negotiate telephone-event; send SIP INFO".into()))?;
+        let te = l
+            .codecs()
+            .and_then(|c| c.telephone_event.clone())
+            .ok_or_else(|| MediaError::UnsupportedCodec("the leg did not negotiate telephone-event; send SIP INFO".into()))?;
         let generator = DtmfGenerator::new(digit, Some(duration.max(Duration::from_millis(40))), te.clock_rate, l.frame(), now)?;
         let id = self.next_local_id;
         self.next_local_id += 1;
@@ -844,12 +847,20 @@ impl Session {
         // a conference leg's audio goes to its room (unless the leg is on hold: its phone may
         // be playing music into the call)
         if let Some(tag) = self.legs[li].conference
-            && self.legs[li].remote.as_ref().is_some_and(|r| r.direction.remote_receives()) {
-                let codec = self.legs[li].codecs().and_then(|c| c.audio_by_pt(hdr.payload_type)).map(|c| c.kind);
-                if let Some(codec) = codec {
-                    self.conference_in = Some(ConferencePacket { leg, tag, codec, sequence: hdr.sequence, timestamp: hdr.timestamp, payload: payload_offset..payload_offset + payload_len });
-                }
+            && self.legs[li].remote.as_ref().is_some_and(|r| r.direction.remote_receives())
+        {
+            let codec = self.legs[li].codecs().and_then(|c| c.audio_by_pt(hdr.payload_type)).map(|c| c.kind);
+            if let Some(codec) = codec {
+                self.conference_in = Some(ConferencePacket {
+                    leg,
+                    tag,
+                    codec,
+                    sequence: hdr.sequence,
+                    timestamp: hdr.timestamp,
+                    payload: payload_offset..payload_offset + payload_len,
+                });
             }
+        }
         let other = &self.legs[oi];
         let relay = self.linked() && other.accepts_relay();
         let out_clock = other.codecs().map(|c| c.send_codec().clock_rate);
@@ -934,11 +945,24 @@ impl Session {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn forward_rtp(&mut self, leg: LegId, hdr: RtpHeader, out_pt: u8, clock: u32, payload_len: usize, buf: &mut [u8], len: usize, now: Instant) -> Option<Forward> {
+    fn forward_rtp(
+        &mut self,
+        leg: LegId,
+        hdr: RtpHeader,
+        out_pt: u8,
+        clock: u32,
+        payload_len: usize,
+        buf: &mut [u8],
+        len: usize,
+        now: Instant,
+    ) -> Option<Forward> {
         let o = &mut self.legs[leg.other().index()];
         let to = o.rtp.addr?;
         let n = o.out.relay(hdr.ssrc, hdr.sequence, hdr.timestamp, clock, now, payload_len);
-        rtp::rewrite_header(&mut buf[..len], &RtpHeader { marker: hdr.marker || n.marker, payload_type: out_pt, sequence: n.seq, timestamp: n.ts, ssrc: o.out.ssrc() });
+        rtp::rewrite_header(
+            &mut buf[..len],
+            &RtpHeader { marker: hdr.marker || n.marker, payload_type: out_pt, sequence: n.seq, timestamp: n.ts, ssrc: o.out.ssrc() },
+        );
         let len = self.protect_out(leg.other(), false, buf, len)?;
         Some(Forward { leg: leg.other(), stream: StreamKind::Rtp, to, len })
     }
@@ -967,9 +991,10 @@ impl Session {
             DtmfUpdate::Ended { digit, duration } => {
                 self.events.push_back(MediaEvent::Dtmf(DigitEvent { leg, digit, duration, source: DtmfSource::Rfc4733 }));
                 if let Some(d) = self.legs[leg.other().index()].dtmf_tx.as_mut()
-                    && d.generator.digit() == digit {
-                        d.generator.end(duration);
-                    }
+                    && d.generator.digit() == digit
+                {
+                    d.generator.end(duration);
+                }
             }
         }
     }
@@ -1150,12 +1175,13 @@ impl Session {
         let ours = l.out.ssrc();
         for p in &parsed {
             if let RtcpPacket::SenderReport { reports, .. } | RtcpPacket::ReceiverReport { reports, .. } = p
-                && let Some(r) = reports.iter().find(|r| r.ssrc == ours) {
-                    let clock = l.encoder.as_ref().map_or(8000, |(c, _)| c.clock_rate).max(1);
-                    l.remote_report.fraction_lost = f32::from(r.fraction_lost) / 256.0;
-                    l.remote_report.cumulative_lost = r.cumulative_lost;
-                    l.remote_report.jitter = Duration::from_micros(u64::from(r.jitter) * 1_000_000 / u64::from(clock));
-                }
+                && let Some(r) = reports.iter().find(|r| r.ssrc == ours)
+            {
+                let clock = l.encoder.as_ref().map_or(8000, |(c, _)| c.clock_rate).max(1);
+                l.remote_report.fraction_lost = f32::from(r.fraction_lost) / 256.0;
+                l.remote_report.cumulative_lost = r.cumulative_lost;
+                l.remote_report.jitter = Duration::from_micros(u64::from(r.jitter) * 1_000_000 / u64::from(clock));
+            }
         }
         // relay when both directions pass through (the reports then describe the far
         // endpoint's stream); when FlowPBX transcodes or plays, it reports itself instead
@@ -1191,13 +1217,14 @@ impl Session {
             self.updates = updates;
         }
         if let Some(r) = self.recording.as_mut()
-            && now >= r.next_flush {
-                let mut block = Vec::new();
-                if r.aligner.flush(now, &mut block) > 0 {
-                    self.rec_blocks.push_back(block);
-                }
-                r.next_flush = now + FLUSH_EVERY;
+            && now >= r.next_flush
+        {
+            let mut block = Vec::new();
+            if r.aligner.flush(now, &mut block) > 0 {
+                self.rec_blocks.push_back(block);
             }
+            r.next_flush = now + FLUSH_EVERY;
+        }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             self.check_timeouts(now);
@@ -1254,16 +1281,17 @@ impl Session {
         payload.resize(MTU - RTP_HEADER_LEN, 0);
         let l = &mut self.legs[leg.index()];
         if let Some((codec, enc)) = l.encoder.as_mut()
-            && let Ok(n) = enc.encode(samples, &mut payload) {
-                let units = enc.rtp_units(samples.len());
-                let num = l.out.local(source, units, codec.clock_rate, now, n);
-                let hdr = RtpHeader { marker: num.marker, payload_type: codec.pt, sequence: num.seq, timestamp: num.ts, ssrc: l.out.ssrc() };
-                let mut data = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(MTU));
-                data.clear();
-                data.resize(RTP_HEADER_LEN + n, 0);
-                let _ = rtp::build(&hdr, &payload[..n], &mut data);
-                self.queue(Transmit { leg, stream: StreamKind::Rtp, to: dest, data }, false);
-            }
+            && let Ok(n) = enc.encode(samples, &mut payload)
+        {
+            let units = enc.rtp_units(samples.len());
+            let num = l.out.local(source, units, codec.clock_rate, now, n);
+            let hdr = RtpHeader { marker: num.marker, payload_type: codec.pt, sequence: num.seq, timestamp: num.ts, ssrc: l.out.ssrc() };
+            let mut data = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(MTU));
+            data.clear();
+            data.resize(RTP_HEADER_LEN + n, 0);
+            let _ = rtp::build(&hdr, &payload[..n], &mut data);
+            self.queue(Transmit { leg, stream: StreamKind::Rtp, to: dest, data }, false);
+        }
         self.payload = payload;
         self.pcm2 = resampled;
     }

@@ -183,7 +183,9 @@ fn srtcp_both_ways_and_tampered_srtcp_is_counted() {
     assert_eq!((f.leg, f.stream, f.to), (LegId::A, StreamKind::Rtcp, addr(a_rtcp)));
     assert_eq!(f.len, plain_len + 14);
     let opened = phone.open(&plain, true).unwrap();
-    assert!(matches!(&rtcp::parse_compound(&opened).unwrap()[0], RtcpPacket::ReceiverReport { ssrc, reports } if *ssrc == s.output_ssrc(LegId::A) && reports[0].ssrc == 0xaaaa));
+    assert!(
+        matches!(&rtcp::parse_compound(&opened).unwrap()[0], RtcpPacket::ReceiverReport { ssrc, reports } if *ssrc == s.output_ssrc(LegId::A) && reports[0].ssrc == 0xaaaa)
+    );
     // tampered, replayed and plain RTCP from the phone's address are dropped and counted
     let good = phone.protect(rr(0xaaaa, s.output_ssrc(LegId::A)), true);
     let mut tampered = good.clone();
@@ -304,7 +306,8 @@ fn srtp_to_srtp_with_different_suites_keys_never_cross() {
 fn the_same_keys_again_keep_the_state_new_keys_start_afresh() {
     let t0 = Instant::now();
     let mut s = session(&[CodecSpec::pcmu()], &[CodecSpec::pcmu()], t0);
-    let keys = SrtpKeys { inbound: SrtpKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap(), outbound: SrtpKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap() };
+    let keys =
+        SrtpKeys { inbound: SrtpKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap(), outbound: SrtpKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap() };
     s.set_srtp(LegId::A, Some(keys.clone()));
     s.bridge();
     let mut tx = SrtpContext::new(&keys.inbound);

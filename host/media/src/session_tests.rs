@@ -21,10 +21,7 @@ const A_SDP: &str = "192.0.2.10:4000";
 const B_SDP: &str = "198.51.100.20:5000";
 
 fn legs(a: &[CodecSpec], b: &[CodecSpec]) -> (RemoteMedia, RemoteMedia) {
-    (
-        RemoteMedia::new(Some(addr(A_SDP)), LegCodecs::new(a, None).unwrap()),
-        RemoteMedia::new(Some(addr(B_SDP)), LegCodecs::new(b, None).unwrap()),
-    )
+    (RemoteMedia::new(Some(addr(A_SDP)), LegCodecs::new(a, None).unwrap()), RemoteMedia::new(Some(addr(B_SDP)), LegCodecs::new(b, None).unwrap()))
 }
 
 fn remote(at: &str, codecs: &[CodecSpec]) -> RemoteMedia {
@@ -284,10 +281,7 @@ fn a_nat_rebinding_with_continuity_is_followed() {
     // then a new public IP (a mobile handover), a few packets lost on the way: at once
     assert!(send(&mut s, LegId::A, "198.51.100.77:40000", pkt(0, 15, 2400, 0xaaaa, &[0; 160]), t0 + ms(300)).is_some());
     assert_eq!(s.destination(LegId::A, StreamKind::Rtp), Some(addr("198.51.100.77:40000")));
-    assert_eq!(
-        latched_events(&mut s),
-        vec![(LegId::A, StreamKind::Rtp, addr("203.0.113.5:31002")), (LegId::A, StreamKind::Rtp, addr("198.51.100.77:40000"))]
-    );
+    assert_eq!(latched_events(&mut s), vec![(LegId::A, StreamKind::Rtp, addr("203.0.113.5:31002")), (LegId::A, StreamKind::Rtp, addr("198.51.100.77:40000"))]);
     // the latched SSRC from elsewhere without continuity: behind, equal, or too far ahead
     for seq in [14u16, 15, 15 + CONTINUITY_WINDOW + 1, 30_000] {
         assert!(send(&mut s, LegId::A, INJECTOR, pkt(0, seq, 0, 0xaaaa, &[0; 160]), t0 + ms(400)).is_none(), "{seq}");
@@ -382,7 +376,9 @@ fn rtcp_is_bound_to_its_rtp_stream() {
 #[test]
 fn addresses_a_nat_hides() {
     use crate::latch::behind_nat;
-    for ip in ["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.0.1", "100.64.0.1", "100.127.255.254", "169.254.1.1", "fd00::1", "fe80::1", "::ffff:192.168.1.1"] {
+    for ip in
+        ["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.0.1", "100.64.0.1", "100.127.255.254", "169.254.1.1", "fd00::1", "fe80::1", "::ffff:192.168.1.1"]
+    {
         assert!(behind_nat(ip.parse().unwrap()), "{ip}");
     }
     for ip in ["8.8.8.8", "127.0.0.1", "127.0.0.3", "172.32.0.1", "100.128.0.1", "192.0.2.10", "203.0.113.5", "2001:db8::1", "::1", "::ffff:8.8.8.8"] {
@@ -498,7 +494,8 @@ fn a_silent_leg_times_out_once() {
     assert!(events(&mut s).iter().all(|e| !matches!(e, MediaEvent::MediaTimeout { .. })));
     let _ = run(&mut s, t0 + ms(59_000), t0 + ms(63_000));
     let ev = events(&mut s);
-    let timeouts: Vec<_> = ev.iter().filter_map(|e| if let MediaEvent::MediaTimeout { leg, silent_for } = e { Some((*leg, *silent_for)) } else { None }).collect();
+    let timeouts: Vec<_> =
+        ev.iter().filter_map(|e| if let MediaEvent::MediaTimeout { leg, silent_for } = e { Some((*leg, *silent_for)) } else { None }).collect();
     assert_eq!(timeouts.len(), 2, "{ev:?}");
     assert_eq!(timeouts[0].0, LegId::A);
     assert!(timeouts[0].1 >= Duration::from_secs(60));
@@ -543,11 +540,7 @@ fn rfc4733_passthrough_with_pt_mapping_and_one_event() {
 fn dtmf_is_generated_when_the_other_leg_cannot_take_passthrough() {
     let t0 = Instant::now();
     // A: PCMU + te/8000, B: Opus + te/48000 -> clocks differ: generate toward B
-    let mut s = session(
-        &[CodecSpec::pcmu(), CodecSpec::telephone_event(101, 8000)],
-        &[CodecSpec::opus(111), CodecSpec::telephone_event(110, 48000)],
-        t0,
-    );
+    let mut s = session(&[CodecSpec::pcmu(), CodecSpec::telephone_event(101, 8000)], &[CodecSpec::opus(111), CodecSpec::telephone_event(110, 48000)], t0);
     s.bridge();
     for (i, p) in dtmf_packets(101, 4000, 11, 9, 10).into_iter().enumerate() {
         assert!(send(&mut s, LegId::A, A_SDP, p, t0 + ms(20 * i as u64)).is_none());
@@ -640,7 +633,10 @@ fn pcmu_to_opus_transcoding() {
     assert_eq!(back.len(), 1);
     let p = RtpPacket::parse(&back[0].data).unwrap();
     assert_eq!((p.header.payload_type, p.payload.len()), (0, 160));
-    assert_eq!(crate::negotiate::plan(s.codecs(LegId::A).unwrap(), s.codecs(LegId::B).unwrap()).a_to_b, crate::negotiate::AudioPath::Transcode { from: CodecKind::Pcmu, to: CodecKind::Opus });
+    assert_eq!(
+        crate::negotiate::plan(s.codecs(LegId::A).unwrap(), s.codecs(LegId::B).unwrap()).a_to_b,
+        crate::negotiate::AudioPath::Transcode { from: CodecKind::Pcmu, to: CodecKind::Opus }
+    );
 }
 
 #[test]

@@ -374,7 +374,11 @@ fn estimate_index(top: u64, seq: u16) -> Option<u64> {
     let s_l = i64::from(top as u16);
     let seq = i64::from(seq);
     let v = if s_l < 32768 {
-        if seq - s_l > 32768 { roc - 1 } else { roc }
+        if seq - s_l > 32768 {
+            roc - 1
+        } else {
+            roc
+        }
     } else if s_l - 32768 > seq {
         roc + 1
     } else {
@@ -467,7 +471,11 @@ pub struct SrtpContext {
 
 impl std::fmt::Debug for SrtpContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SrtpContext").field("suite", &self.suite).field("rtp_packets", &self.rtp_used).field("rtcp_packets", &self.rtcp_used).finish_non_exhaustive()
+        f.debug_struct("SrtpContext")
+            .field("suite", &self.suite)
+            .field("rtp_packets", &self.rtp_used)
+            .field("rtcp_packets", &self.rtcp_used)
+            .finish_non_exhaustive()
     }
 }
 
@@ -540,7 +548,9 @@ impl SrtpContext {
             SessionKeys::Gcm { aead, salt } => {
                 let iv = gcm_rtp_iv(salt, ssrc, index);
                 let (head, rest) = buf.split_at_mut(header);
-                let tag = aead.encrypt_in_place_detached(Nonce::from_slice(&iv), head, &mut rest[..len - header]).map_err(|_| SrtpError::Malformed("too long for AES-GCM"))?;
+                let tag = aead
+                    .encrypt_in_place_detached(Nonce::from_slice(&iv), head, &mut rest[..len - header])
+                    .map_err(|_| SrtpError::Malformed("too long for AES-GCM"))?;
                 buf[len..len + 16].copy_from_slice(&tag);
             }
         }
@@ -621,7 +631,8 @@ impl SrtpContext {
                 let mut aad = [0u8; 12];
                 aad[..8].copy_from_slice(&buf[..8]);
                 aad[8..].copy_from_slice(&e_index);
-                let tag = aead.encrypt_in_place_detached(Nonce::from_slice(&iv), &aad, &mut buf[8..len]).map_err(|_| SrtpError::Malformed("too long for AES-GCM"))?;
+                let tag =
+                    aead.encrypt_in_place_detached(Nonce::from_slice(&iv), &aad, &mut buf[8..len]).map_err(|_| SrtpError::Malformed("too long for AES-GCM"))?;
                 buf[len..len + 16].copy_from_slice(&tag);
                 buf[len + 16..len + 20].copy_from_slice(&e_index);
             }
@@ -670,12 +681,14 @@ impl SrtpContext {
                     let mut aad = [0u8; 12];
                     aad[..8].copy_from_slice(&buf[..8]);
                     aad[8..].copy_from_slice(&e_index.to_be_bytes());
-                    aead.decrypt_in_place_detached(Nonce::from_slice(&iv), &aad, &mut buf[8..len], Tag::from_slice(&tag)).map_err(|_| SrtpError::AuthenticationFailed)?;
+                    aead.decrypt_in_place_detached(Nonce::from_slice(&iv), &aad, &mut buf[8..len], Tag::from_slice(&tag))
+                        .map_err(|_| SrtpError::AuthenticationFailed)?;
                 } else {
                     // authenticated only (RFC 7714 §9.2): the whole packet and E || index
                     // are the associated data; move the index next to the packet
                     buf.copy_within(len + 16..len + 20, len);
-                    aead.decrypt_in_place_detached(Nonce::from_slice(&iv), &buf[..len + 4], &mut [], Tag::from_slice(&tag)).map_err(|_| SrtpError::AuthenticationFailed)?;
+                    aead.decrypt_in_place_detached(Nonce::from_slice(&iv), &buf[..len + 4], &mut [], Tag::from_slice(&tag))
+                        .map_err(|_| SrtpError::AuthenticationFailed)?;
                 }
             }
         }

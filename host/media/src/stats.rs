@@ -251,7 +251,6 @@ pub struct RemoteReport {
     pub rtcp_packets: u64,
 }
 
-
 /// Per-leg statistics: the CDR keeps these.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LegStats {

@@ -133,19 +133,24 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedAudio> {
             (TAG_PCM, _) => i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as f32 / 65536.0,
             (_, 4) => {
                 let v = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-                if v.is_finite() { v.clamp(-1.0, 1.0) * 32767.0 } else { 0.0 }
+                if v.is_finite() {
+                    v.clamp(-1.0, 1.0) * 32767.0
+                } else {
+                    0.0
+                }
             }
             _ => {
                 let v = f64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
-                if v.is_finite() { (v.clamp(-1.0, 1.0) * 32767.0) as f32 } else { 0.0 }
+                if v.is_finite() {
+                    (v.clamp(-1.0, 1.0) * 32767.0) as f32
+                } else {
+                    0.0
+                }
             }
         }
     };
     let ch = f32::from(format.channels);
-    let samples = data
-        .chunks_exact(frame)
-        .map(|f| f.chunks_exact(bytes_per_sample).map(sample).sum::<f32>() / ch)
-        .collect();
+    let samples = data.chunks_exact(frame).map(|f| f.chunks_exact(bytes_per_sample).map(sample).sum::<f32>() / ch).collect();
     Ok(DecodedAudio { format, samples })
 }
 
@@ -316,11 +321,14 @@ mod tests {
         let t = tone(16000, 0.25);
         let u8data: Vec<u8> = t.iter().map(|v| (v * 127.0 + 128.0) as u8).collect();
         check_internal(&convert_to_internal(&wav(1, 1, 16000, 8, &u8data, false)).unwrap(), 0.25);
-        let d24: Vec<u8> = t.iter().flat_map(|v| {
-            let s = (v * 8_388_607.0) as i32;
-            let b = s.to_le_bytes();
-            [b[0], b[1], b[2]]
-        }).collect();
+        let d24: Vec<u8> = t
+            .iter()
+            .flat_map(|v| {
+                let s = (v * 8_388_607.0) as i32;
+                let b = s.to_le_bytes();
+                [b[0], b[1], b[2]]
+            })
+            .collect();
         check_internal(&convert_to_internal(&wav(1, 1, 16000, 24, &d24, true)).unwrap(), 0.25);
         let d32: Vec<u8> = t.iter().flat_map(|v| ((v * 2_147_483_647.0) as i32).to_le_bytes()).collect();
         check_internal(&convert_to_internal(&wav(1, 1, 16000, 32, &d32, false)).unwrap(), 0.25);

@@ -102,7 +102,12 @@ impl Phone {
                 let mut payload = [0u8; 1500];
                 let len = self.enc.encode(&pcm, &mut payload).unwrap();
                 let mut p = vec![0u8; 12 + len];
-                rtp::build(&RtpHeader { marker: false, payload_type: self.spec.pt, sequence: self.seq, timestamp: self.ts, ssrc: self.ssrc }, &payload[..len], &mut p).unwrap();
+                rtp::build(
+                    &RtpHeader { marker: false, payload_type: self.spec.pt, sequence: self.seq, timestamp: self.ts, ssrc: self.ssrc },
+                    &payload[..len],
+                    &mut p,
+                )
+                .unwrap();
                 self.sock.send_to(&p, to).unwrap();
                 self.seq = self.seq.wrapping_add(1);
                 self.ts = self.ts.wrapping_add(units);
@@ -160,7 +165,8 @@ fn talk_expecting(phones: &mut [Phone], targets: &[SocketAddr], dur: Duration, s
     let n = phones.len();
     std::thread::scope(|s| {
         let ready = &ready;
-        let handles: Vec<_> = phones.iter_mut().zip(targets).zip(silent).zip(want).map(|(((p, &t), &q), &w)| s.spawn(move || p.run(t, dur, q, w, ready, n))).collect();
+        let handles: Vec<_> =
+            phones.iter_mut().zip(targets).zip(silent).zip(want).map(|(((p, &t), &q), &w)| s.spawn(move || p.run(t, dur, q, w, ready, n))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
 }
@@ -192,7 +198,8 @@ async fn next_event(rx: &mut tokio::sync::broadcast::Receiver<ConferenceEvent>, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_codecs_hear_each_other_not_themselves_mute_kick_and_record() {
     let e = engine((32000, 32099), 1);
-    let mut phones = vec![Phone::new(CodecSpec::pcmu(), FREQS[0], 1), Phone::new(CodecSpec::pcma(), FREQS[1], 2), Phone::new(CodecSpec::opus(111), FREQS[2], 3)];
+    let mut phones =
+        vec![Phone::new(CodecSpec::pcmu(), FREQS[0], 1), Phone::new(CodecSpec::pcma(), FREQS[1], 2), Phone::new(CodecSpec::opus(111), FREQS[2], 3)];
     let mut calls = Vec::new();
     for (i, p) in phones.iter().enumerate() {
         let call = e.create_session(&format!("conf-{i}")).unwrap();
@@ -267,7 +274,9 @@ async fn three_codecs_hear_each_other_not_themselves_mute_kick_and_record() {
     let kicked = parts[2].id();
     room.kick(kicked).await.unwrap();
     assert_eq!(parts[2].left().await, LeaveReason::Kicked);
-    assert!(matches!(next_event(&mut events, |e| matches!(e, ConferenceEvent::Left { .. })).await, ConferenceEvent::Left { participant, reason: LeaveReason::Kicked } if participant == kicked));
+    assert!(
+        matches!(next_event(&mut events, |e| matches!(e, ConferenceEvent::Left { .. })).await, ConferenceEvent::Left { participant, reason: LeaveReason::Kicked } if participant == kicked)
+    );
     assert_eq!(room.len(), 2);
     assert!(matches!(room.kick(kicked).await, Err(MediaError::NotInConference)));
     let heard = talk_expecting(&mut phones, &targets, Duration::from_millis(1200), &[false; 3], &[true, true, false]);
@@ -277,7 +286,13 @@ async fn three_codecs_hear_each_other_not_themselves_mute_kick_and_record() {
     assert!(l1[0] > LOUD && l1[2] < QUIET, "{l1:?}");
     let before = phones[2].headers.len();
     let _ = talk_expecting(&mut phones[2..], &targets[2..], Duration::from_millis(300), &[false], &[false]);
-    assert_eq!(phones[2].headers.len(), before, "the kicked phone still gets the room: {} samples, {:?}", heard[2].len(), &phones[2].headers[before.saturating_sub(3)..]);
+    assert_eq!(
+        phones[2].headers.len(),
+        before,
+        "the kicked phone still gets the room: {} samples, {:?}",
+        heard[2].len(),
+        &phones[2].headers[before.saturating_sub(3)..]
+    );
 
     // the last two leave: the room closes and its recording holds the mix
     let p1 = parts.remove(1);
@@ -339,7 +354,9 @@ async fn sessions_of_two_workers_share_a_room_and_a_hangup_leaves_it() {
     // the first caller hangs up while in the room: it leaves, the room goes on
     let first = calls.remove(0);
     first.close().await.unwrap();
-    assert!(matches!(next_event(&mut events, |e| matches!(e, ConferenceEvent::Left { .. })).await, ConferenceEvent::Left { participant, reason: LeaveReason::Hangup } if participant == a.id()));
+    assert!(
+        matches!(next_event(&mut events, |e| matches!(e, ConferenceEvent::Left { .. })).await, ConferenceEvent::Left { participant, reason: LeaveReason::Hangup } if participant == a.id())
+    );
     assert_eq!(room.len(), 1);
     drop(a);
     // closing the moved session (its handle's route points at the room's worker) ends the room
@@ -384,7 +401,9 @@ async fn joins_are_announced_talkers_reported_and_a_reinvite_changes_the_codec_h
     let first = room.join(&calls[0], LegId::A, JoinOptions::default()).await.unwrap();
     let beep = e.prompts().load(media::prompts::BEEP).unwrap();
     let second = room.join(&calls[1], LegId::A, JoinOptions { muted: true, announce: Some(beep) }).await.unwrap();
-    assert!(matches!(next_event(&mut events, |e| matches!(e, ConferenceEvent::Joined { .. })).await, ConferenceEvent::Joined { participant, ref call_id, leg: LegId::A } if participant == first.id() && call_id == "ann-0"));
+    assert!(
+        matches!(next_event(&mut events, |e| matches!(e, ConferenceEvent::Joined { .. })).await, ConferenceEvent::Joined { participant, ref call_id, leg: LegId::A } if participant == first.id() && call_id == "ann-0")
+    );
     // the first phone (silent) hears the join beep (1 kHz, 400 ms); the second joined muted
     let heard = talk(&mut phones, &targets, Duration::from_millis(800), &[true, false]);
     let beep_level = tone_after(&heard[0], 8000, 1000.0, 0);
@@ -394,7 +413,9 @@ async fn joins_are_announced_talkers_reported_and_a_reinvite_changes_the_codec_h
     second.set_muted(false).await.unwrap();
     let heard = talk(&mut phones, &targets, Duration::from_millis(800), &[true, false]);
     assert!(tone(&heard[0], 8000, FREQS[1]) > LOUD);
-    assert!(matches!(next_event(&mut events, |e| matches!(e, ConferenceEvent::Talking { talking: true, .. })).await, ConferenceEvent::Talking { participant, .. } if participant == second.id()));
+    assert!(
+        matches!(next_event(&mut events, |e| matches!(e, ConferenceEvent::Talking { talking: true, .. })).await, ConferenceEvent::Talking { participant, .. } if participant == second.id())
+    );
     // a re-INVITE moves the first phone to PCMA: the room follows
     phones[0] = Phone::new(CodecSpec::pcma(), FREQS[0], 23);
     calls[0].set_remote(LegId::A, RemoteMedia::new(Some(phones[0].sock.local_addr().unwrap()), phones[0].codecs()));

@@ -40,10 +40,9 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn passthrough_packets_allocate_nothing() {
-    for (a_codec, b_codec, payload) in [
-        (CodecSpec::pcmu(), CodecSpec::pcmu(), vec![0x55u8; 160]),
-        (CodecSpec::opus(96), CodecSpec::opus(111), vec![0xfc, 0xff, 0xfe]),
-    ] {
+    for (a_codec, b_codec, payload) in
+        [(CodecSpec::pcmu(), CodecSpec::pcmu(), vec![0x55u8; 160]), (CodecSpec::opus(96), CodecSpec::opus(111), vec![0xfc, 0xff, 0xfe])]
+    {
         let t0 = Instant::now();
         let a: SocketAddr = "192.0.2.1:4000".parse().unwrap();
         let b: SocketAddr = "192.0.2.2:4000".parse().unwrap();
@@ -55,7 +54,8 @@ fn passthrough_packets_allocate_nothing() {
         let mut pkt = vec![0u8; 12 + payload.len()];
         // warm up: latching and the first packet's events may allocate
         for i in 0..10u16 {
-            rtp::build(&RtpHeader { marker: false, payload_type: a_codec.pt, sequence: i, timestamp: u32::from(i) * 160, ssrc: 7 }, &payload, &mut pkt).unwrap();
+            rtp::build(&RtpHeader { marker: false, payload_type: a_codec.pt, sequence: i, timestamp: u32::from(i) * 160, ssrc: 7 }, &payload, &mut pkt)
+                .unwrap();
             let pkt_len = pkt.len();
             let _ = s.handle_datagram(LegId::A, StreamKind::Rtp, a, &mut pkt, pkt_len, t0);
             let _ = s.handle_datagram(LegId::B, StreamKind::Rtp, b, &mut pkt.clone(), pkt_len, t0);
@@ -64,7 +64,8 @@ fn passthrough_packets_allocate_nothing() {
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         let mut forwarded = 0;
         for i in 10..10_000u16 {
-            rtp::build(&RtpHeader { marker: false, payload_type: a_codec.pt, sequence: i, timestamp: u32::from(i) * 160, ssrc: 7 }, &payload, &mut pkt).unwrap();
+            rtp::build(&RtpHeader { marker: false, payload_type: a_codec.pt, sequence: i, timestamp: u32::from(i) * 160, ssrc: 7 }, &payload, &mut pkt)
+                .unwrap();
             let now = t0 + Duration::from_millis(u64::from(i) * 20);
             let pkt_len = pkt.len();
             if s.handle_datagram(LegId::A, StreamKind::Rtp, a, &mut pkt, pkt_len, now).is_some() {
@@ -79,7 +80,8 @@ fn passthrough_packets_allocate_nothing() {
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         let mut refused = 0;
         for i in 0..10_000u16 {
-            rtp::build(&RtpHeader { marker: false, payload_type: a_codec.pt, sequence: i, timestamp: u32::from(i) * 160, ssrc: 0x1bad }, &payload, &mut pkt).unwrap();
+            rtp::build(&RtpHeader { marker: false, payload_type: a_codec.pt, sequence: i, timestamp: u32::from(i) * 160, ssrc: 0x1bad }, &payload, &mut pkt)
+                .unwrap();
             let now = t0 + Duration::from_secs(300) + Duration::from_millis(u64::from(i));
             let pkt_len = pkt.len();
             for leg in [LegId::A, LegId::B] {

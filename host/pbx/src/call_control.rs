@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flow::control::{
-    CallControl, CallError, ConferenceOptions, ConferenceOutcome, HangupCause, Party, RingOptions, RingOutcome, Target, VoicemailOptions,
-    VoicemailOutcome,
+    CallControl, CallError, ConferenceOptions, ConferenceOutcome, HangupCause, Party, RingOptions, RingOutcome, Target, VoicemailOptions, VoicemailOutcome,
 };
 use flow::entity::{ConferenceBridge, VoicemailBox};
 use media::{LegId, MediaEvent, PlayRequest, Prompt, RecordMode};
@@ -128,15 +127,13 @@ pub fn conference_room(bridge_id: i64) -> String {
 pub fn ring_outcome(o: call::RingOutcome, targets: &[Target]) -> Option<RingOutcome> {
     Some(match o {
         call::RingOutcome::Answered(id) => {
-            let to = targets
-                .iter()
-                .find(|t| matches!(t, Target::Extension(x) if x.id == id))
-                .map(Target::describe)
-                .unwrap_or_else(|| format!("extension id {id}"));
+            let to =
+                targets.iter().find(|t| matches!(t, Target::Extension(x) if x.id == id)).map(Target::describe).unwrap_or_else(|| format!("extension id {id}"));
             RingOutcome::Answered(to)
         }
         call::RingOutcome::AnsweredOutside { trunk_id } => {
-            let to = targets.iter().find(|t| matches!(t, Target::Number(_))).map(Target::describe).unwrap_or_else(|| format!("a number through trunk {trunk_id}"));
+            let to =
+                targets.iter().find(|t| matches!(t, Target::Number(_))).map(Target::describe).unwrap_or_else(|| format!("a number through trunk {trunk_id}"));
             RingOutcome::Answered(to)
         }
         call::RingOutcome::NoAnswer => RingOutcome::NoAnswer,
@@ -257,7 +254,11 @@ impl PbxCall {
     }
 
     fn check_live(&self) -> Result<(), CallError> {
-        if self.hung_up() || !self.pbx.is_live(self.key) { Err(CallError::CallerHungUp) } else { Ok(()) }
+        if self.hung_up() || !self.pbx.is_live(self.key) {
+            Err(CallError::CallerHungUp)
+        } else {
+            Ok(())
+        }
     }
 
     /// Resolves when the call ends.
@@ -289,11 +290,13 @@ impl PbxCall {
     async fn play_prompts(&self, prompts: Vec<Prompt>) -> Result<(), CallError> {
         self.answer().await?;
         let media = self.call_media()?;
-        let id = media
-            .control()
-            .play(CALLER, PlayRequest::sequence(prompts))
-            .await
-            .map_err(|e| if self.hung_up() { CallError::CallerHungUp } else { CallError::Failed(format!("playing: {e}")) })?;
+        let id = media.control().play(CALLER, PlayRequest::sequence(prompts)).await.map_err(|e| {
+            if self.hung_up() {
+                CallError::CallerHungUp
+            } else {
+                CallError::Failed(format!("playing: {e}"))
+            }
+        })?;
         let mut guard = StopOnDrop { media: &media, armed: true };
         loop {
             let notified = self.playback.notify.notified();
@@ -406,7 +409,12 @@ impl PbxCall {
                 break;
             }
             if !entered.digits.is_empty() {
-                let ok = self.store.conference_bridges().verify_pin(bridge_id, &entered.digits).await.map_err(|e| CallError::Failed(format!("conference PIN: {e}")))?;
+                let ok = self
+                    .store
+                    .conference_bridges()
+                    .verify_pin(bridge_id, &entered.digits)
+                    .await
+                    .map_err(|e| CallError::Failed(format!("conference PIN: {e}")))?;
                 if ok {
                     self.pins.succeeded(&source);
                     return Ok(());

@@ -157,11 +157,7 @@ impl Directory for PbxDirectory {
             None => None,
         };
         let Some(number) = number else { return Presence { registered_devices, ..Presence::default() } };
-        let in_call = self
-            .pbx
-            .active_calls()
-            .iter()
-            .any(|c| c.state == call::CallState::Answered && (c.caller_id_num == number || c.callee == number));
+        let in_call = self.pbx.active_calls().iter().any(|c| c.state == call::CallState::Answered && (c.caller_id_num == number || c.callee == number));
         let last_call_ended = self.last_end.lock().unwrap_or_else(|e| e.into_inner()).get(&number).copied();
         Presence { registered_devices, in_call, last_call_ended }
     }

@@ -112,7 +112,11 @@ impl Problems {
 
     /// Ok when nothing was added, else [`Error::Invalid`].
     pub fn finish(self) -> Result<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(Error::Invalid(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(self.0))
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use flow::entity::{Entity, EntityCache, EntityKind};
 use flow::services::{KvError, KvStore};
 use serde_json::{Map, Value};
-use store::{ResourceKind, Page, Store, StoreError};
+use store::{Page, ResourceKind, Store, StoreError};
 
 /// The flow engine's kind for a store entity kind (`None`: nodes never link it).
 pub fn flow_kind(kind: ResourceKind) -> Option<EntityKind> {
@@ -257,12 +257,16 @@ mod tests {
         .unwrap();
         let Entity::RingGroup(g) = g else { panic!() };
         assert_eq!((g.id, g.members.clone(), g.caller_id_name.as_deref()), (4, vec![1, 2], Some("Sales: ")));
-        let Entity::RingGroup(f) = sdk_entity(EntityKind::RingGroup, 4, &json!({"name": "S", "members": [], "caller_id_mode": "fixed", "caller_id_value": "+61299990000"})).unwrap() else {
+        let Entity::RingGroup(f) =
+            sdk_entity(EntityKind::RingGroup, 4, &json!({"name": "S", "members": [], "caller_id_mode": "fixed", "caller_id_value": "+61299990000"})).unwrap()
+        else {
             panic!()
         };
         assert_eq!((f.caller_id_number.as_deref(), f.caller_id_name), (Some("+61299990000"), None));
 
-        let Entity::IvrMenu(m) = sdk_entity(EntityKind::IvrMenu, 1, &json!({"name": "M", "options": {"1": "Sales", "i": "node_9", "t": "node_8"}, "greeting_file": null})).unwrap() else {
+        let Entity::IvrMenu(m) =
+            sdk_entity(EntityKind::IvrMenu, 1, &json!({"name": "M", "options": {"1": "Sales", "i": "node_9", "t": "node_8"}, "greeting_file": null})).unwrap()
+        else {
             panic!()
         };
         assert_eq!(m.options.keys().collect::<Vec<_>>(), ["1"]);
@@ -280,7 +284,10 @@ mod tests {
         assert_eq!(t.overrides[0].output.as_deref(), Some("default"));
         assert_eq!(t.overrides[1].output, None);
 
-        let Entity::ConferenceBridge(c) = sdk_entity(EntityKind::ConferenceBridge, 3, &json!({"name": "Board", "max_members": 5, "pin_set": true})).unwrap() else { panic!() };
+        let Entity::ConferenceBridge(c) = sdk_entity(EntityKind::ConferenceBridge, 3, &json!({"name": "Board", "max_members": 5, "pin_set": true})).unwrap()
+        else {
+            panic!()
+        };
         assert!(c.has_pin);
         assert!(sdk_entity(EntityKind::Extension, 1, &json!([1])).is_err());
     }

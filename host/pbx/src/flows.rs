@@ -34,7 +34,7 @@ use flow::validate::{Problem, Severity};
 use flow::{Engine, PreparedFlow};
 use serde::Serialize;
 use serde_json::{json, Value};
-use store::{Actor, ResourceKind, FlowVersion, Page, Plugin, Store};
+use store::{Actor, FlowVersion, Page, Plugin, ResourceKind, Store};
 
 use crate::error::{Error, Result};
 use crate::flow_sync;
@@ -359,7 +359,12 @@ impl FlowRuntime {
                         let mut tx = store.begin().await?;
                         versions::record(&mut tx, f.id, row.version, &entities.filled).await?;
                         tx.commit().await?;
-                        tracing::info!(flow = f.id, version = row.version, entities = entities.filled.len(), "the live version now keeps the entities it runs with");
+                        tracing::info!(
+                            flow = f.id,
+                            version = row.version,
+                            entities = entities.filled.len(),
+                            "the live version now keeps the entities it runs with"
+                        );
                     }
                     self.0.engine.install(p);
                     self.set_live(f.id, Some(row.version));
@@ -396,7 +401,9 @@ impl FlowRuntime {
             };
             match self.load_version(&row, version).await {
                 Ok(p) => self.0.engine.install(p),
-                Err(e) => tracing::error!(flow = flow_id, version, error = %flow_error_text(&e), "could not reload a flow after a grant change; it keeps the grants it had"),
+                Err(e) => {
+                    tracing::error!(flow = flow_id, version, error = %flow_error_text(&e), "could not reload a flow after a grant change; it keeps the grants it had")
+                }
             }
         }
     }
@@ -481,18 +488,24 @@ impl FlowRuntime {
         let _g = self.0.publish.lock().await;
         let store = &self.0.store;
         store.call_flows().get(flow_id).await?.ok_or(Error::NotFound)?;
-        let old = store.flow_versions().get(flow_id, version).await?.ok_or_else(|| Error::field("version", format!("flow {flow_id} has no version {version}")))?;
+        let old =
+            store.flow_versions().get(flow_id, version).await?.ok_or_else(|| Error::field("version", format!("flow {flow_id} has no version {version}")))?;
         let entities = versions::of_version(store, &old).await?;
         for c in &entities.configs {
             if flow_sync::read_row(store, c.kind, c.id).await?.is_none() {
                 return Err(Error::field(
                     "version",
-                    format!("version {version} uses the {} \"{}\", which has been deleted since: it cannot be made live again", versions::kind_label(c.kind), c.name()),
+                    format!(
+                        "version {version} uses the {} \"{}\", which has been deleted since: it cannot be made live again",
+                        versions::kind_label(c.kind),
+                        c.name()
+                    ),
                 ));
             }
         }
         let next = self.next_version(flow_id).await?;
-        let prepared = load_version_with(&self.0.engine, store, &self.0.data_dir, &old, next, &entities.configs).await.map_err(|e| Error::from_flow(e, "version"))?;
+        let prepared =
+            load_version_with(&self.0.engine, store, &self.0.data_dir, &old, next, &entities.configs).await.map_err(|e| Error::from_flow(e, "version"))?;
         self.commit_version(actor, prepared, &old.flow_data, &entities.configs, Some(old.version)).await
     }
 
@@ -502,7 +515,14 @@ impl FlowRuntime {
 
     /// Writes `prepared` as the next version of its flow (with the entity configuration it
     /// runs with and its audit row) and swaps it in. The caller holds the publish lock.
-    async fn commit_version(&self, actor: &Actor, prepared: Arc<PreparedFlow>, graph: &Value, entities: &[versions::EntityConfig], rolled_back_to: Option<i64>) -> Result<Published> {
+    async fn commit_version(
+        &self,
+        actor: &Actor,
+        prepared: Arc<PreparedFlow>,
+        graph: &Value,
+        entities: &[versions::EntityConfig],
+        rolled_back_to: Option<i64>,
+    ) -> Result<Published> {
         let flow_id = prepared.flow_id;
         let pins = json!(prepared.plugins());
         let mut tx = self.0.store.begin().await?;
@@ -540,7 +560,13 @@ impl FlowRuntime {
             VersionSel::Number(n) => match engine.published(flow_id).filter(|p| p.version == n) {
                 Some(p) => SimTarget::Prepared(p),
                 None => {
-                    let row = self.0.store.flow_versions().get(flow_id, n).await?.ok_or_else(|| Error::field("version", format!("flow {flow_id} has no version {n}")))?;
+                    let row = self
+                        .0
+                        .store
+                        .flow_versions()
+                        .get(flow_id, n)
+                        .await?
+                        .ok_or_else(|| Error::field("version", format!("flow {flow_id} has no version {n}")))?;
                     SimTarget::Prepared(self.load_version(&row, n).await.map_err(|e| Error::from_flow(e, "version"))?)
                 }
             },
@@ -597,7 +623,14 @@ pub async fn load_version(engine: &Engine, store: &Store, data_dir: &Path, row: 
 }
 
 /// [`load_version`] with the version's entities already read.
-async fn load_version_with(engine: &Engine, store: &Store, data_dir: &Path, row: &FlowVersion, as_version: i64, entities: &[versions::EntityConfig]) -> Result<Arc<PreparedFlow>, flow::Error> {
+async fn load_version_with(
+    engine: &Engine,
+    store: &Store,
+    data_dir: &Path,
+    row: &FlowVersion,
+    as_version: i64,
+    entities: &[versions::EntityConfig],
+) -> Result<Arc<PreparedFlow>, flow::Error> {
     let graph = Graph::from_value(row.flow_data.clone())?;
     let entity_pins = Arc::new(versions::pin(store, entities).await.map_err(|e| flow::Error::Engine(e.to_string()))?);
     let pins: Vec<(String, String)> = row.plugins.as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect();
@@ -645,10 +678,7 @@ pub(crate) async fn install_plugin_row(engine: &Engine, data_dir: &Path, p: &Plu
     let bytes = plugin_bytes(data_dir, p).await?;
     let granted = crate::plugins::grants(p);
     let engine = engine.clone();
-    tokio::task::spawn_blocking(move || engine.install_plugin(&bytes, &granted))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    tokio::task::spawn_blocking(move || engine.install_plugin(&bytes, &granted)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -119,7 +119,11 @@ pub fn parse_grants(p: &Plugin, change: &PluginChange) -> Result<PluginGrants> {
             }
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(Error::Invalid(errors)) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Invalid(errors))
+    }
 }
 
 /// Where a plugin version is still used: the nodes of live versions that run it, and — when
@@ -181,9 +185,8 @@ impl FlowRuntime {
     /// component the engine refuses names `file`; a version already uploaded is a conflict.
     pub async fn upload_plugin(&self, bytes: Vec<u8>, actor: &Actor) -> Result<Plugin> {
         let engine = self.engine().clone();
-        let (manifest, bytes) = tokio::task::spawn_blocking(move || (flow::tooling::inspect_plugin(&engine, &bytes), bytes))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let (manifest, bytes) =
+            tokio::task::spawn_blocking(move || (flow::tooling::inspect_plugin(&engine, &bytes), bytes)).await.map_err(|e| Error::Internal(e.to_string()))?;
         let manifest = manifest.map_err(|e| Error::from_flow(e, "file"))?;
         let id = manifest.info.id.clone();
         let (vendor, name) = id.split_once('/').ok_or_else(|| Error::field("file", format!("{id:?} is not vendor/name")))?;

@@ -166,11 +166,7 @@ impl SettingsLayers {
         }
         let realm_unset = out.get(keys::SIP_REALM).is_none_or(|r| r.value.as_deref().is_none_or(str::is_empty));
         if realm_unset {
-            let realm = out
-                .get(keys::HOSTNAME)
-                .and_then(|r| r.value.clone())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| DEFAULT_REALM.to_owned());
+            let realm = out.get(keys::HOSTNAME).and_then(|r| r.value.clone()).filter(|h| !h.is_empty()).unwrap_or_else(|| DEFAULT_REALM.to_owned());
             out.insert(keys::SIP_REALM, Resolved { value: Some(realm), source: SettingSource::Default });
         }
         out
@@ -198,13 +194,8 @@ impl SettingsLayers {
 pub fn is_hostname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+        && s.split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 /// A host: an IP address or a DNS name.
@@ -345,7 +336,12 @@ mod tests {
     #[test]
     fn layering_and_realm_default() {
         let layers = SettingsLayers::new(vec![
-            SettingLayer { key: keys::HTTP_PORT, fixed: Some(("9000".into(), SettingSource::Flag)), fixed_by: Some("--http-port".into()), default: Some("8080".into()) },
+            SettingLayer {
+                key: keys::HTTP_PORT,
+                fixed: Some(("9000".into(), SettingSource::Flag)),
+                fixed_by: Some("--http-port".into()),
+                default: Some("8080".into()),
+            },
             SettingLayer { key: keys::SIP_UDP_PORT, fixed: None, fixed_by: None, default: Some("5060".into()) },
             SettingLayer { key: keys::HOSTNAME, fixed: None, fixed_by: None, default: None },
             SettingLayer { key: keys::SIP_REALM, fixed: None, fixed_by: None, default: None },
@@ -382,7 +378,12 @@ mod tests {
     #[tokio::test]
     async fn changes_are_checked_field_by_field_and_across_fields() {
         let (s, _dir) = store().await;
-        let layers = SettingsLayers::new(vec![SettingLayer { key: keys::HTTP_PORT, fixed: Some(("5060".into(), SettingSource::Env)), fixed_by: Some("FLOWPBX_HTTP_PORT".into()), default: Some("8080".into()) }]);
+        let layers = SettingsLayers::new(vec![SettingLayer {
+            key: keys::HTTP_PORT,
+            fixed: Some(("5060".into(), SettingSource::Env)),
+            fixed_by: Some("FLOWPBX_HTTP_PORT".into()),
+            default: Some("8080".into()),
+        }]);
         let actor = Actor { name: "t".into(), ip: None };
         let mut tx = s.begin().await.unwrap();
         let bad = [(keys::SIP_UDP_PORT, Some("0".to_string())), (keys::SIP_LOG, Some("loud".to_string())), ("nope", None)];
@@ -390,7 +391,8 @@ mod tests {
         let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, [keys::SIP_UDP_PORT, keys::SIP_LOG, "nope"]);
         // every problem at once: a bad value and a clash between two good ones
-        let both = [(keys::SIP_UDP_PORT, Some("70000".to_string())), (keys::RTP_PORT_MIN, Some("20000".to_string())), (keys::RTP_PORT_MAX, Some("10000".to_string()))];
+        let both =
+            [(keys::SIP_UDP_PORT, Some("70000".to_string())), (keys::RTP_PORT_MIN, Some("20000".to_string())), (keys::RTP_PORT_MAX, Some("10000".to_string()))];
         let Err(crate::Error::Invalid(p)) = apply_update(&layers, &mut tx, &both, &actor).await else { panic!() };
         let got: Vec<(&str, &str)> = p.iter().map(|p| (p.field.as_str(), p.message.as_str())).collect();
         assert_eq!(got, [(keys::SIP_UDP_PORT, "must be a port number from 1 to 65535"), (keys::RTP_PORT_MIN, "must be lower than the last RTP port (10000)")]);

@@ -273,7 +273,9 @@ pub struct FlowUse {
 
 /// Every flow whose draft or live version links the entity, by name.
 pub async fn flows_using(store: &Store, kind: EntityKind, id: i64) -> Result<Vec<FlowUse>> {
-    let links = |v: &Value| Graph::from_value(v.clone()).is_ok_and(|g| g.nodes.iter().any(|n| n.data.entity_id == Some(id) && n.data.entity_type.as_deref() == Some(kind.as_str())));
+    let links = |v: &Value| {
+        Graph::from_value(v.clone()).is_ok_and(|g| g.nodes.iter().any(|n| n.data.entity_id == Some(id) && n.data.entity_type.as_deref() == Some(kind.as_str())))
+    };
     let mut out = Vec::new();
     for flow in store.call_flows().list(Page::all()).await?.items {
         let in_draft = links(&flow.flow_data);
@@ -339,7 +341,11 @@ fn field_changes(a: &Value, b: &Value) -> Vec<FieldChange> {
             // a map column (an IVR menu's options): key by key
             (Some(Value::Object(oa)), Some(Value::Object(ob))) => {
                 let sub: BTreeSet<&String> = oa.keys().chain(ob.keys()).collect();
-                out.extend(sub.into_iter().filter(|s| oa.get(*s) != ob.get(*s)).map(|s| FieldChange { field: format!("{k}.{s}"), before: oa.get(s).cloned(), after: ob.get(s).cloned() }));
+                out.extend(sub.into_iter().filter(|s| oa.get(*s) != ob.get(*s)).map(|s| FieldChange {
+                    field: format!("{k}.{s}"),
+                    before: oa.get(s).cloned(),
+                    after: ob.get(s).cloned(),
+                }));
             }
             _ => out.push(FieldChange { field: k.clone(), before: va.cloned(), after: vb.cloned() }),
         }
@@ -354,7 +360,8 @@ pub fn entity_changes(a: &[EntityConfig], b: &[EntityConfig]) -> Vec<EntityChang
     let keys: BTreeSet<&(EntityKind, i64)> = ma.keys().chain(mb.keys()).collect();
     let mut out = Vec::new();
     for k in keys {
-        let change = |c: &EntityConfig, change, fields| EntityChange { entity_type: c.kind.as_str().into(), entity_id: c.id, name: c.name().into(), change, fields };
+        let change =
+            |c: &EntityConfig, change, fields| EntityChange { entity_type: c.kind.as_str().into(), entity_id: c.id, name: c.name().into(), change, fields };
         match (ma.get(k), mb.get(k)) {
             (Some(x), Some(y)) => {
                 let fields = field_changes(&x.data, &y.data);
@@ -393,7 +400,11 @@ pub struct Reset {
 /// the restored entities.
 pub async fn reset_draft(store: &Store, flow_id: i64, actor: &Actor) -> Result<Reset> {
     let flow = store.call_flows().get(flow_id).await?.ok_or(Error::NotFound)?;
-    let live = store.flow_versions().latest(flow_id).await?.ok_or_else(|| Error::field("version", "the flow was never published: there is no live version to reset to"))?;
+    let live = store
+        .flow_versions()
+        .latest(flow_id)
+        .await?
+        .ok_or_else(|| Error::field("version", "the flow was never published: there is no live version to reset to"))?;
     let captured = of_version(store, &live).await?.configs;
     let mut stale = Vec::new();
     let mut problems = Problems::new();
@@ -422,7 +433,15 @@ pub async fn reset_draft(store: &Store, flow_id: i64, actor: &Actor) -> Result<R
     let fields = store::CallFlowFields { name: flow.fields.name.clone(), flow_data: graph };
     let updated = tx.call_flows().update(flow_id, &fields).await?;
     let after = json!({"reset_to_version": live.version, "entities_restored": restored.iter().map(|r| json!({"entity_type": r.entity_type, "entity_id": r.entity_id})).collect::<Vec<_>>()});
-    tx.audit(actor, "reset_draft", ResourceKind::CallFlow.as_str(), Some(&flow_id.to_string()), Some(&json!({"flow_data": flow.fields.flow_data})), Some(&after)).await?;
+    tx.audit(
+        actor,
+        "reset_draft",
+        ResourceKind::CallFlow.as_str(),
+        Some(&flow_id.to_string()),
+        Some(&json!({"flow_data": flow.fields.flow_data})),
+        Some(&after),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Reset { flow: updated, version: live.version, restored })
 }
@@ -441,7 +460,8 @@ async fn flow_sync_row(tx: &mut Tx, c: &EntityConfig) -> Result<Value> {
 }
 
 fn fields<T: serde::de::DeserializeOwned>(c: &EntityConfig) -> Result<T> {
-    serde_json::from_value(c.data.clone()).map_err(|e| Error::Internal(format!("the {} {} captured by a version cannot be read back: {e}", kind_label(c.kind), c.id)))
+    serde_json::from_value(c.data.clone())
+        .map_err(|e| Error::Internal(format!("the {} {} captured by a version cannot be read back: {e}", kind_label(c.kind), c.id)))
 }
 
 /// A number the restored entity had must not belong to something else now (the dial plan
@@ -450,7 +470,10 @@ async fn check_number(tx: &mut Tx, me: (ResourceKind, i64), what: &str, version:
     if let Some(n) = number
         && let Some(owner) = tx.references().number_owners(n, Some(me)).await?.first()
     {
-        problems.add("entities", format!("{what} had number {n} in version {version}, which the {} \"{}\" now uses", owner.entity_type.replace('_', " "), owner.name));
+        problems.add(
+            "entities",
+            format!("{what} had number {n} in version {version}, which the {} \"{}\" now uses", owner.entity_type.replace('_', " "), owner.name),
+        );
     }
     Ok(())
 }
@@ -542,16 +565,16 @@ mod tests {
         let menu = &d[2];
         assert_eq!(menu.name, "Main");
         let f: Vec<(&str, Option<&Value>, Option<&Value>)> = menu.fields.iter().map(|f| (f.field.as_str(), f.before.as_ref(), f.after.as_ref())).collect();
-        assert_eq!(
-            f,
-            [("options.2", Some(&json!("B")), None), ("options.3", None, Some(&json!("C"))), ("timeout", Some(&json!(10)), Some(&json!(5)))]
-        );
+        assert_eq!(f, [("options.2", Some(&json!("B")), None), ("options.3", None, Some(&json!("C"))), ("timeout", Some(&json!(10)), Some(&json!(5)))]);
         assert!(entity_changes(&a, &a).is_empty());
     }
 
     #[test]
     fn positions_alone_do_not_make_a_draft_differ() {
-        let g = |x: i64, label: &str| Graph::from_value(json!({"nodes": [{"id": "n", "type": "hangup", "position": {"x": x, "y": 0}, "data": {"label": label}}], "viewport": {"x": x}})).unwrap();
+        let g = |x: i64, label: &str| {
+            Graph::from_value(json!({"nodes": [{"id": "n", "type": "hangup", "position": {"x": x, "y": 0}, "data": {"label": label}}], "viewport": {"x": x}}))
+                .unwrap()
+        };
         assert!(!graphs_differ(&g(0, "Bye"), &g(50, "Bye")));
         assert!(graphs_differ(&g(0, "Bye"), &g(0, "Goodbye")));
     }

@@ -92,7 +92,15 @@ async fn new_flow(store: &Store, name: &str, graph: Value) -> i64 {
 }
 
 async fn new_menu(store: &Store) -> i64 {
-    let f = IvrMenuFields { name: "Main menu".into(), greeting_tts: Some("Press one.".into()), max_retries: 0, timeout: 3, digit_timeout: 2, options: [("1".to_string(), "Sales".to_string())].into(), ..IvrMenuFields::default() };
+    let f = IvrMenuFields {
+        name: "Main menu".into(),
+        greeting_tts: Some("Press one.".into()),
+        max_retries: 0,
+        timeout: 3,
+        digit_timeout: 2,
+        options: [("1".to_string(), "Sales".to_string())].into(),
+        ..IvrMenuFields::default()
+    };
     store.ivr_menus().insert(&f).await.unwrap().id
 }
 
@@ -126,10 +134,19 @@ async fn a_live_version_keeps_its_menu_until_published_and_rollback_restores_it(
     assert_eq!(rig.live_menu_output(flow, "3").await, "invalid");
     let status = versions::draft_status(&rig.store, &rig.store.call_flows().get(flow).await.unwrap().unwrap()).await.unwrap();
     assert!(status.differs_from_live && status.graph_changed, "{status:?}");
-    assert_eq!(status.entities_changed.iter().map(|e| (e.entity_type.as_str(), e.entity_id, e.name.as_str())).collect::<Vec<_>>(), [("ivr_menu", menu, "Main menu")]);
-    let diff = versions::entity_changes(&versions::entities_at(&rig.store, flow, VersionSel::Live).await.unwrap(), &versions::entities_at(&rig.store, flow, VersionSel::Draft).await.unwrap());
+    assert_eq!(
+        status.entities_changed.iter().map(|e| (e.entity_type.as_str(), e.entity_id, e.name.as_str())).collect::<Vec<_>>(),
+        [("ivr_menu", menu, "Main menu")]
+    );
+    let diff = versions::entity_changes(
+        &versions::entities_at(&rig.store, flow, VersionSel::Live).await.unwrap(),
+        &versions::entities_at(&rig.store, flow, VersionSel::Draft).await.unwrap(),
+    );
     assert_eq!(diff.len(), 1);
-    assert_eq!((diff[0].fields[0].field.as_str(), diff[0].fields[0].before.clone(), diff[0].fields[0].after.clone()), ("options.3", None, Some(json!("Billing"))));
+    assert_eq!(
+        (diff[0].fields[0].field.as_str(), diff[0].fields[0].before.clone(), diff[0].fields[0].after.clone()),
+        ("options.3", None, Some(json!("Billing")))
+    );
 
     // published again: now 3 is taken
     let v2 = rig.rt().publish(flow, &admin()).await.unwrap();
@@ -176,7 +193,10 @@ async fn publishing_one_flow_leaves_another_on_the_same_menu_alone() {
     rig.set_menu(menu, &[("1", "Sales"), ("3", "Billing")]).await;
     // both drafts changed with the shared row; both live versions are untouched
     let using = versions::flows_using(&rig.store, EntityKind::IvrMenu, menu).await.unwrap();
-    assert_eq!(using.iter().map(|u| (u.name.as_str(), u.live_version, u.entity_changed, u.needs_publish)).collect::<Vec<_>>(), [("A", Some(1), true, true), ("B", Some(1), true, true)]);
+    assert_eq!(
+        using.iter().map(|u| (u.name.as_str(), u.live_version, u.entity_changed, u.needs_publish)).collect::<Vec<_>>(),
+        [("A", Some(1), true, true), ("B", Some(1), true, true)]
+    );
 
     // A routes 3 and is published; B (whose graph has no 3) is not
     rig.store.call_flows().update(a, &CallFlowFields { name: "A".into(), flow_data: menu_graph(menu, true) }).await.unwrap();

@@ -77,9 +77,7 @@ impl Algorithm {
     /// Reads the token (case-insensitive); a missing algorithm means MD5.
     pub fn parse(s: Option<&str>) -> Option<Algorithm> {
         let Some(s) = s else { return Some(Algorithm::Md5) };
-        [Algorithm::Md5, Algorithm::Md5Sess, Algorithm::Sha256, Algorithm::Sha256Sess]
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+        [Algorithm::Md5, Algorithm::Md5Sess, Algorithm::Sha256, Algorithm::Sha256Sess].into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s))
     }
 
     /// The algorithm whose HA1 the store keeps for this one (MD5 for MD5-sess, ...).
@@ -252,23 +250,12 @@ fn compute_response(
     method: &str,
     uri: &str,
 ) -> String {
-    let ha1 = if algorithm.is_sess() {
-        algorithm.hash(&[ha1_hex.as_bytes(), nonce.as_bytes(), cnonce.unwrap_or("").as_bytes()])
-    } else {
-        ha1_hex.to_owned()
-    };
+    let ha1 = if algorithm.is_sess() { algorithm.hash(&[ha1_hex.as_bytes(), nonce.as_bytes(), cnonce.unwrap_or("").as_bytes()]) } else { ha1_hex.to_owned() };
     let ha2 = algorithm.hash(&[method.as_bytes(), uri.as_bytes()]);
     match qop {
         Some(q) => {
             let nc = format!("{:08x}", nc.unwrap_or(0));
-            algorithm.hash(&[
-                ha1.as_bytes(),
-                nonce.as_bytes(),
-                nc.as_bytes(),
-                cnonce.unwrap_or("").as_bytes(),
-                q.as_bytes(),
-                ha2.as_bytes(),
-            ])
+            algorithm.hash(&[ha1.as_bytes(), nonce.as_bytes(), nc.as_bytes(), cnonce.unwrap_or("").as_bytes(), q.as_bytes(), ha2.as_bytes()])
         }
         None => algorithm.hash(&[ha1.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]),
     }
@@ -372,15 +359,7 @@ impl DigestServer {
     ///
     /// Order of checks: realm, nonce MAC (bound to `ip`), nonce age ([`AuthError::Stale`]),
     /// response, then nonce-count replay (recorded only when everything else passed).
-    pub fn verify(
-        &self,
-        now: Instant,
-        ip: IpAddr,
-        method: &str,
-        creds: &Credentials,
-        ha1_hex: &str,
-        replay: &mut ReplayGuard,
-    ) -> Result<(), AuthError> {
+    pub fn verify(&self, now: Instant, ip: IpAddr, method: &str, creds: &Credentials, ha1_hex: &str, replay: &mut ReplayGuard) -> Result<(), AuthError> {
         if creds.realm != self.realm {
             return Err(AuthError::WrongRealm);
         }
@@ -392,16 +371,7 @@ impl DigestServer {
         if creds.qop.as_deref().is_some_and(|q| !q.eq_ignore_ascii_case("auth")) {
             return Err(AuthError::Malformed);
         }
-        let expected = compute_response(
-            creds.algorithm,
-            ha1_hex,
-            &creds.nonce,
-            creds.cnonce.as_deref(),
-            creds.nc,
-            creds.qop.as_deref(),
-            method,
-            &creds.uri,
-        );
+        let expected = compute_response(creds.algorithm, ha1_hex, &creds.nonce, creds.cnonce.as_deref(), creds.nc, creds.qop.as_deref(), method, &creds.uri);
         if !ct_eq(expected.as_bytes(), creds.response.as_bytes()) {
             return Err(AuthError::WrongResponse);
         }
@@ -567,15 +537,10 @@ impl Challenge {
     /// Proxy-Authenticate headers (SHA-256 over MD5).
     pub fn best_in(resp: &Message) -> Option<(HeaderName, Challenge)> {
         let mut best: Option<(HeaderName, Challenge)> = None;
-        for (h, out) in [
-            (HeaderName::WwwAuthenticate, HeaderName::Authorization),
-            (HeaderName::ProxyAuthenticate, HeaderName::ProxyAuthorization),
-        ] {
+        for (h, out) in [(HeaderName::WwwAuthenticate, HeaderName::Authorization), (HeaderName::ProxyAuthenticate, HeaderName::ProxyAuthorization)] {
             for v in resp.headers(h) {
                 if let Ok(c) = Challenge::parse(v) {
-                    let better = best.as_ref().is_none_or(|(_, b)| {
-                        b.algorithm.base() == Algorithm::Md5 && c.algorithm.base() == Algorithm::Sha256
-                    });
+                    let better = best.as_ref().is_none_or(|(_, b)| b.algorithm.base() == Algorithm::Md5 && c.algorithm.base() == Algorithm::Sha256);
                     if better {
                         best = Some((out, c));
                     }
@@ -637,16 +602,7 @@ mod tests {
     fn rfc2617_known_answer() {
         // RFC 2617 §3.5's example (with the HTTP method and uri).
         let ha1 = ha1(Algorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life");
-        let r = compute_response(
-            Algorithm::Md5,
-            &ha1,
-            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
-            Some("0a4f113b"),
-            Some(1),
-            Some("auth"),
-            "GET",
-            "/dir/index.html",
-        );
+        let r = compute_response(Algorithm::Md5, &ha1, "dcd98b7102dd2f0e8b11d0f600bfb0c093", Some("0a4f113b"), Some(1), Some("auth"), "GET", "/dir/index.html");
         assert_eq!(r, "6629fae49393a05397450978507c4ef1");
     }
 

@@ -26,20 +26,12 @@ pub struct DialogId {
 impl DialogId {
     /// The id, at the UAS, of the dialog an incoming request belongs to (local = To-tag).
     pub fn of_incoming(req: &Message) -> Option<DialogId> {
-        Some(DialogId {
-            call_id: req.call_id()?.to_owned(),
-            local_tag: req.to_tag()?.to_owned(),
-            remote_tag: req.from_tag()?.to_owned(),
-        })
+        Some(DialogId { call_id: req.call_id()?.to_owned(), local_tag: req.to_tag()?.to_owned(), remote_tag: req.from_tag()?.to_owned() })
     }
 
     /// The id, at the UAC, of the dialog a response belongs to (local = From-tag).
     pub fn of_response(resp: &Message) -> Option<DialogId> {
-        Some(DialogId {
-            call_id: resp.call_id()?.to_owned(),
-            local_tag: resp.from_tag()?.to_owned(),
-            remote_tag: resp.to_tag()?.to_owned(),
-        })
+        Some(DialogId { call_id: resp.call_id()?.to_owned(), local_tag: resp.from_tag()?.to_owned(), remote_tag: resp.to_tag()?.to_owned() })
     }
 }
 
@@ -226,7 +218,8 @@ impl Dialog {
     fn build(&self, method: Method, seq: u32, top_via: &str) -> Message {
         // RFC 3261 §12.2.1.1: loose routing keeps the remote target as Request-URI; a strict
         // router first in the route set becomes the Request-URI and the target goes last.
-        let first_route = self.route_set.first().and_then(|r| NameAddr::parse(r).map(|n| (n.uri_str.to_owned(), n.uri.as_sip().is_some_and(|s| s.is_loose_router()))));
+        let first_route =
+            self.route_set.first().and_then(|r| NameAddr::parse(r).map(|n| (n.uri_str.to_owned(), n.uri.as_sip().is_some_and(|s| s.is_loose_router()))));
         let (ruri, routes): (String, Vec<String>) = match first_route {
             Some((uri, false)) => {
                 let mut rest: Vec<String> = self.route_set[1..].to_vec();

@@ -218,9 +218,7 @@ impl DialogError {
     pub fn status(&self) -> Option<(u16, &'static str)> {
         match self {
             DialogError::CSeqOutOfOrder => Some((500, "CSeq Out of Order")),
-            DialogError::WrongDialog | DialogError::Terminated => {
-                Some((481, "Call/Transaction Does Not Exist"))
-            }
+            DialogError::WrongDialog | DialogError::Terminated => Some((481, "Call/Transaction Does Not Exist")),
             DialogError::SessionIntervalTooSmall(_) => Some((422, "Session Interval Too Small")),
             DialogError::InvalidMessage(_) => Some((400, "Bad Request")),
         }

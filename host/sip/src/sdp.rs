@@ -169,7 +169,11 @@ fn parse_addr(nettype: &str, addrtype: &str, addr: &str) -> Option<IpAddr> {
 }
 
 fn addr_type(ip: &IpAddr) -> &'static str {
-    if ip.is_ipv4() { "IP4" } else { "IP6" }
+    if ip.is_ipv4() {
+        "IP4"
+    } else {
+        "IP6"
+    }
 }
 
 impl Media {
@@ -387,7 +391,16 @@ impl fmt::Display for SessionDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = String::with_capacity(512);
         let o = &self.origin;
-        let _ = write!(s, "v=0\r\no={} {} {} IN {} {}\r\ns={}\r\n", o.username, o.session_id, o.session_version, addr_type(&o.address), o.address, self.session_name);
+        let _ = write!(
+            s,
+            "v=0\r\no={} {} {} IN {} {}\r\ns={}\r\n",
+            o.username,
+            o.session_id,
+            o.session_version,
+            addr_type(&o.address),
+            o.address,
+            self.session_name
+        );
         let conn = |s: &mut String, c: &Connection| {
             let _ = write!(s, "c=IN {} {}\r\n", addr_type(&c.address), c.address);
         };

@@ -83,13 +83,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            t1: Duration::from_millis(500),
-            t2: Duration::from_secs(4),
-            t4: Duration::from_secs(5),
-            auto_trying: true,
-            max_transactions: 200_000,
-        }
+        Config { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5), auto_trying: true, max_transactions: 200_000 }
     }
 }
 
@@ -291,11 +285,7 @@ pub struct TransactionLayer {
 fn server_key(msg: &Message, method: Method) -> Option<ServerKey> {
     let via = msg.top_via()?;
     match via.branch() {
-        Some(b) if via.has_magic_cookie() => Some(ServerKey::Branch {
-            branch: b.into(),
-            sent_by: via.sent_by.to_ascii_lowercase().into(),
-            method,
-        }),
+        Some(b) if via.has_magic_cookie() => Some(ServerKey::Branch { branch: b.into(), sent_by: via.sent_by.to_ascii_lowercase().into(), method }),
         _ => Some(ServerKey::Legacy {
             ruri: msg.uri_str()?.into(),
             from_tag: msg.from_tag().unwrap_or("").into(),
@@ -323,9 +313,7 @@ fn response_destination(req: &Message, source: Peer) -> Peer {
         return source;
     }
     let port = match req.top_via() {
-        Some(via) if via.rport().is_none() && via.host.ip() == Some(source.addr.ip()) => {
-            via.port.unwrap_or(via.default_port())
-        }
+        Some(via) if via.rport().is_none() && via.host.ip() == Some(source.addr.ip()) => via.port.unwrap_or(via.default_port()),
         _ => source.addr.port(),
     };
     Peer { transport: source.transport, addr: SocketAddr::new(source.addr.ip(), port) }
@@ -831,9 +819,7 @@ impl TransactionLayer {
                 (State::Accepted, 200..=299) => {
                     let tag = msg.to_tag().unwrap_or("");
                     match t.acks.iter().find(|(k, _, _)| &**k == tag) {
-                        Some((_, dest, payload)) => {
-                            self.transmits.push_back(Transmit { dest: *dest, payload: payload.clone() })
-                        }
+                        Some((_, dest, payload)) => self.transmits.push_back(Transmit { dest: *dest, payload: payload.clone() }),
                         None => emit = true,
                     }
                 }
@@ -900,8 +886,7 @@ impl TransactionLayer {
         if t.deadline.is_some_and(|d| d <= now) {
             // H (Completed) and L (Accepted without ACK) tell the user; I, J and L after the
             // ACK end quietly.
-            let unacked = t.invite
-                && (t.state == State::Completed || (t.state == State::Accepted && !t.acked));
+            let unacked = t.invite && (t.state == State::Completed || (t.state == State::Accepted && !t.acked));
             self.remove_server(id);
             if unacked {
                 self.events.push_back(Event::AckTimeout { tx: ServerTxId(id) });

@@ -456,7 +456,10 @@ fn rfc2543_requests_match_without_the_magic_cookie() {
     // An ACK with another To-tag does not match; the right one confirms the transaction.
     let ack = |tag: &str| {
         Message::parse(
-            text.replace("INVITE sip", "ACK sip").replace("7 INVITE", "7 ACK").replace("<sip:bob@example.com>", &format!("<sip:bob@example.com>;tag={tag}")).as_bytes(),
+            text.replace("INVITE sip", "ACK sip")
+                .replace("7 INVITE", "7 ACK")
+                .replace("<sip:bob@example.com>", &format!("<sip:bob@example.com>;tag={tag}"))
+                .as_bytes(),
         )
         .unwrap()
     };

@@ -26,8 +26,7 @@ fn every_valid_message_parses_and_round_trips() {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
         let msg = Message::parse(&data).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
-        let again = Message::parse(&msg.to_bytes())
-            .unwrap_or_else(|e| panic!("{} reparse: {e:?}", path.display()));
+        let again = Message::parse(&msg.to_bytes()).unwrap_or_else(|e| panic!("{} reparse: {e:?}", path.display()));
         assert_eq!(again.to_bytes(), msg.to_bytes(), "{}", path.display());
         assert_eq!(again.call_id(), msg.call_id());
         assert_eq!(again.cseq(), msg.cseq());

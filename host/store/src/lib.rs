@@ -28,10 +28,7 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use repo::*;
-pub use secrets::{
-    constant_time_eq, ha1_md5, ha1_sha256, hash_password, random_token, sha256_hex, verify_password, Cipher,
-    SecretKey,
-};
+pub use secrets::{constant_time_eq, ha1_md5, ha1_sha256, hash_password, random_token, sha256_hex, verify_password, Cipher, SecretKey};
 pub use timestamp::Timestamp;
 
 /// The migrations of `migrations/`, embedded.
@@ -128,14 +125,11 @@ impl Store {
 
     async fn check_schema_not_newer(pool: &SqlitePool, path: &str) -> Result<()> {
         let has_table: Option<(String,)> =
-            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
-                .fetch_optional(pool)
-                .await?;
+            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'").fetch_optional(pool).await?;
         if has_table.is_none() {
             return Ok(());
         }
-        let (found,): (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1").fetch_one(pool).await?;
+        let (found,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1").fetch_one(pool).await?;
         let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         match found {
             Some(found) if found > known => Err(StoreError::NewerSchema { path: path.to_owned(), found, known }),
@@ -144,10 +138,8 @@ impl Store {
     }
 
     async fn check_secret_key(&self) -> Result<()> {
-        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT value_enc FROM system_config WHERE key = ?")
-            .bind(KEY_CHECK)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("SELECT value_enc FROM system_config WHERE key = ?").bind(KEY_CHECK).fetch_optional(&self.pool).await?;
         match row {
             Some((Some(sealed),)) => match self.inner.cipher.open(KEY_CHECK, &sealed) {
                 Ok(p) if p == KEY_CHECK_PLAINTEXT => Ok(()),
@@ -175,8 +167,7 @@ impl Store {
 
     /// The schema version (the highest migration applied).
     pub async fn schema_version(&self) -> Result<i64> {
-        let (v,): (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1").fetch_one(&self.pool).await?;
+        let (v,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1").fetch_one(&self.pool).await?;
         Ok(v.unwrap_or(0))
     }
 
@@ -260,9 +251,7 @@ pub(crate) mod test_util {
 
     pub async fn open_temp() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(StoreOptions::new(dir.path().join(DB_FILE), SecretKey::generate(), "flowpbx"))
-            .await
-            .expect("open store");
+        let store = Store::open(StoreOptions::new(dir.path().join(DB_FILE), SecretKey::generate(), "flowpbx")).await.expect("open store");
         (store, dir)
     }
 }

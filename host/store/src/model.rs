@@ -611,15 +611,7 @@ pub struct IvrMenuFields {
 
 impl Default for IvrMenuFields {
     fn default() -> Self {
-        Self {
-            name: String::new(),
-            greeting_file: None,
-            greeting_tts: None,
-            timeout: 10,
-            max_retries: 3,
-            digit_timeout: 3,
-            options: BTreeMap::new(),
-        }
+        Self { name: String::new(), greeting_file: None, greeting_tts: None, timeout: 10, max_retries: 3, digit_timeout: 3, options: BTreeMap::new() }
     }
 }
 
@@ -643,13 +635,7 @@ pub struct TimeSwitchFields {
 
 impl Default for TimeSwitchFields {
     fn default() -> Self {
-        Self {
-            name: String::new(),
-            timezone: "Australia/Sydney".into(),
-            rules: Vec::new(),
-            overrides: Vec::new(),
-            default_dest: None,
-        }
+        Self { name: String::new(), timezone: "Australia/Sydney".into(), rules: Vec::new(), overrides: Vec::new(), default_dest: None }
     }
 }
 
@@ -671,14 +657,7 @@ pub struct ConferenceBridgeFields {
 
 impl Default for ConferenceBridgeFields {
     fn default() -> Self {
-        Self {
-            name: String::new(),
-            extension: None,
-            max_members: 10,
-            record: false,
-            mute_on_join: false,
-            announce_joins: false,
-        }
+        Self { name: String::new(), extension: None, max_members: 10, record: false, mute_on_join: false, announce_joins: false }
     }
 }
 

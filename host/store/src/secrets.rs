@@ -33,11 +33,8 @@ impl SecretKey {
     /// `FLOWPBX_SECRET_KEY` takes).
     pub fn parse(text: &str) -> Result<Self> {
         let text = text.trim();
-        let bytes = hex::decode(text)
-            .map_err(|_| StoreError::InvalidSecretKey("expected 64 hexadecimal digits".into()))?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| StoreError::InvalidSecretKey("expected 64 hexadecimal digits (32 bytes)".into()))?;
+        let bytes = hex::decode(text).map_err(|_| StoreError::InvalidSecretKey("expected 64 hexadecimal digits".into()))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| StoreError::InvalidSecretKey("expected 64 hexadecimal digits (32 bytes)".into()))?;
         Ok(Self(arr))
     }
 
@@ -110,10 +107,7 @@ impl Cipher {
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + 16);
         out.extend_from_slice(&nonce);
         // Encryption with a valid key and a fresh nonce only fails for plaintexts over 64 GiB.
-        let ct = self
-            .aead
-            .encrypt(&nonce, Payload { msg: plaintext, aad: column.as_bytes() })
-            .unwrap_or_default();
+        let ct = self.aead.encrypt(&nonce, Payload { msg: plaintext, aad: column.as_bytes() }).unwrap_or_default();
         out.extend_from_slice(&ct);
         out
     }
@@ -123,9 +117,7 @@ impl Cipher {
             return Err(StoreError::Decrypt);
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        self.aead
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: column.as_bytes() })
-            .map_err(|_| StoreError::Decrypt)
+        self.aead.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: column.as_bytes() }).map_err(|_| StoreError::Decrypt)
     }
 
     pub fn seal_str(&self, column: &str, s: &str) -> Vec<u8> {
@@ -188,10 +180,7 @@ pub async fn hash_password(password: &str) -> Result<String> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        hasher()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| StoreError::Hash(e.to_string()))
+        hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| StoreError::Hash(e.to_string()))
     })
     .await
     .map_err(|e| StoreError::Hash(e.to_string()))?
@@ -238,10 +227,7 @@ mod tests {
         // RFC 2617 §3.5: Mufasa / testrealm@host.com / Circle Of Life
         assert_eq!(ha1_md5("Mufasa", "testrealm@host.com", "Circle Of Life"), "939e7578ed9e3c518a452acee763bce9");
         // RFC 7616 §3.9.1: Mufasa / http-auth@example.org / Circle of Life (SHA-256)
-        assert_eq!(
-            ha1_sha256("Mufasa", "http-auth@example.org", "Circle of Life"),
-            "7987c64c30e25f1b74be53f966b49b90f2808aa92faf9a00262392d7b4794232"
-        );
+        assert_eq!(ha1_sha256("Mufasa", "http-auth@example.org", "Circle of Life"), "7987c64c30e25f1b74be53f966b49b90f2808aa92faf9a00262392d7b4794232");
     }
 
     #[test]

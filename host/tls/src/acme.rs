@@ -208,7 +208,8 @@ impl Client {
                 let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
                 let new = NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
                 let (account, credentials) = self.builder()?.create(&new, self.cfg.directory.clone(), None).await?;
-                let text = serde_json::to_vec_pretty(&StoredAccount { directory: self.cfg.directory.clone(), credentials }).map_err(|e| Error::Acme(e.to_string()))?;
+                let text =
+                    serde_json::to_vec_pretty(&StoredAccount { directory: self.cfg.directory.clone(), credentials }).map_err(|e| Error::Acme(e.to_string()))?;
                 write_private(&path, &text)?;
                 tracing::info!(account = account.id(), directory = %self.cfg.directory, "ACME account created");
                 account
@@ -296,7 +297,9 @@ impl Client {
         match order.poll_ready(&retry).await {
             Ok(OrderStatus::Ready) => {}
             Ok(status) => return Err(Error::Acme(format!("the order is {status:?}: {}", why_invalid(order).await))),
-            Err(instant_acme::Error::Timeout(_)) => return Err(Error::Acme(format!("the CA did not validate within {:?}: {}", self.cfg.order_timeout, why_invalid(order).await))),
+            Err(instant_acme::Error::Timeout(_)) => {
+                return Err(Error::Acme(format!("the CA did not validate within {:?}: {}", self.cfg.order_timeout, why_invalid(order).await)))
+            }
             Err(e) => return Err(Error::Acme(format!("the CA refused: {}", describe(&e)))),
         }
         let key = KeyPair::generate()?;
@@ -338,7 +341,11 @@ async fn why_invalid(order: &mut Order) -> String {
             }
         }
     }
-    if out.is_empty() { "no reason given".into() } else { out.join("; ") }
+    if out.is_empty() {
+        "no reason given".into()
+    } else {
+        out.join("; ")
+    }
 }
 
 /// The TLS-ALPN-01 validation certificate of `domain` (RFC 8737 §3): self-signed, naming only
@@ -427,7 +434,16 @@ mod tests {
         for good in ["pbx.example.com", "*.example.com", "a-b.c0.example"] {
             assert!(check_domain(good).is_ok(), "{good}");
         }
-        for bad in ["localhost", "127.0.0.1", "-a.example.com", "a..example.com", "a_b.example.com", "pbx.example.com.", "a.*.example.com", &format!("{}.com", "a".repeat(64))] {
+        for bad in [
+            "localhost",
+            "127.0.0.1",
+            "-a.example.com",
+            "a..example.com",
+            "a_b.example.com",
+            "pbx.example.com.",
+            "a.*.example.com",
+            &format!("{}.com", "a".repeat(64)),
+        ] {
             assert!(check_domain(bad).is_err(), "{bad}");
         }
         let cfg = |domains: &[&str], challenge| AcmeConfig {

@@ -75,7 +75,14 @@ pub struct LoadedCert {
 /// Refused: no certificate, no key, malformed PEM, a key the provider cannot use, a key that
 /// does not belong to the leaf certificate, a certificate outside its validity period at
 /// `now` (not-before with [`NOT_BEFORE_SKEW`]).
-pub fn parse_pair(cert_pem: &[u8], key_pem: &[u8], cert_what: &str, key_what: &str, provider: &CryptoProvider, now: SystemTime) -> Result<LoadedCert, CertError> {
+pub fn parse_pair(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_what: &str,
+    key_what: &str,
+    provider: &CryptoProvider,
+    now: SystemTime,
+) -> Result<LoadedCert, CertError> {
     let chain = parse_chain(cert_pem, cert_what)?;
     let key = parse_key(key_pem, key_what)?;
     let info = describe(&chain[0])?;

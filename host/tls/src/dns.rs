@@ -51,7 +51,10 @@ impl ExecProvider {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| err(format!("cannot run it: {e}")))?;
-        let out = tokio::time::timeout(self.timeout, child.wait_with_output()).await.map_err(|_| err(format!("{action} took longer than {:?}", self.timeout)))?.map_err(|e| err(e.to_string()))?;
+        let out = tokio::time::timeout(self.timeout, child.wait_with_output())
+            .await
+            .map_err(|_| err(format!("{action} took longer than {:?}", self.timeout)))?
+            .map_err(|e| err(e.to_string()))?;
         if out.status.success() {
             return Ok(());
         }
@@ -119,10 +122,8 @@ impl CloudflareProvider {
         if status.is_success() && body["success"] == Value::Bool(true) {
             return Ok(body["result"].clone());
         }
-        let errors: Vec<String> = body["errors"]
-            .as_array()
-            .map(|a| a.iter().map(|e| format!("{} {}", e["code"], e["message"].as_str().unwrap_or(""))).collect())
-            .unwrap_or_default();
+        let errors: Vec<String> =
+            body["errors"].as_array().map(|a| a.iter().map(|e| format!("{} {}", e["code"], e["message"].as_str().unwrap_or(""))).collect()).unwrap_or_default();
         Err(DnsError::Cloudflare(format!("HTTP {status}: {}", if errors.is_empty() { "no error given".to_owned() } else { errors.join("; ") })))
     }
 
@@ -182,14 +183,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("calls");
         let script = dir.path().join("dns.sh");
-        std::fs::write(&script, format!("#!/bin/sh\necho \"$1 $2 $3\" >> {}\n[ \"$2\" = \"_acme-challenge.bad.test\" ] && {{ echo 'zone not ours' >&2; exit 3; }}\nexit 0\n", log.display())).unwrap();
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$1 $2 $3\" >> {}\n[ \"$2\" = \"_acme-challenge.bad.test\" ] && {{ echo 'zone not ours' >&2; exit 3; }}\nexit 0\n",
+                log.display()
+            ),
+        )
+        .unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
         let p = ExecProvider::new(script.clone());
         p.add("_acme-challenge.pbx.test", "v4lue").await.unwrap();
         p.remove("_acme-challenge.pbx.test", "v4lue").await.unwrap();
         let e = p.add("_acme-challenge.bad.test", "x").await.unwrap_err();
         assert!(e.to_string().contains("zone not ours") && e.to_string().contains("exit status: 3"), "{e}");
-        assert_eq!(std::fs::read_to_string(&log).unwrap(), "add _acme-challenge.pbx.test v4lue\nremove _acme-challenge.pbx.test v4lue\nadd _acme-challenge.bad.test x\n");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "add _acme-challenge.pbx.test v4lue\nremove _acme-challenge.pbx.test v4lue\nadd _acme-challenge.bad.test x\n"
+        );
         let missing = ExecProvider::new(dir.path().join("nope.sh"));
         assert!(missing.add("a", "b").await.unwrap_err().to_string().contains("cannot run it"));
         let mut slow = ExecProvider::new(PathBuf::from("/bin/sleep"));
@@ -223,7 +234,14 @@ mod tests {
         (StatusCode::BAD_REQUEST, Json(json!({"success": false, "errors": [{"code": 1004, "message": why}], "result": null})))
     }
 
-    async fn handler(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, headers: HeaderMap, Query(q): Query<BTreeMap<String, String>>, body: axum::body::Bytes) -> (StatusCode, Json<Value>) {
+    async fn handler(
+        State(fake): State<Arc<Fake>>,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        Query(q): Query<BTreeMap<String, String>>,
+        body: axum::body::Bytes,
+    ) -> (StatusCode, Json<Value>) {
         fake.log.lock().unwrap().push(format!("{method} {uri}"));
         if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {TOKEN}")) {
             return (StatusCode::FORBIDDEN, Json(json!({"success": false, "errors": [{"code": 10000, "message": "Authentication error"}]})));
@@ -243,7 +261,11 @@ mod tests {
                 }
                 let Ok(v) = serde_json::from_slice::<Value>(&body) else { return bad(&fake, "body is not JSON".into()) };
                 let keys: Vec<&String> = v.as_object().map(|o| o.keys().collect()).unwrap_or_default();
-                if keys != ["content", "name", "ttl", "type"] || v["type"] != "TXT" || !v["ttl"].is_u64() || !v["name"].as_str().is_some_and(|n| n.starts_with("_acme-challenge.")) {
+                if keys != ["content", "name", "ttl", "type"]
+                    || v["type"] != "TXT"
+                    || !v["ttl"].is_u64()
+                    || !v["name"].as_str().is_some_and(|n| n.starts_with("_acme-challenge."))
+                {
                     return bad(&fake, format!("bad record {v}"));
                 }
                 let id = format!("rec-{}", fake.records.lock().unwrap().len() + 1);
@@ -255,7 +277,8 @@ mod tests {
                 if want != ["content", "name", "type"] || q["type"] != "TXT" {
                     return bad(&fake, format!("unexpected query {q:?}"));
                 }
-                let found: Vec<Value> = fake.records.lock().unwrap().iter().filter(|(_, (n, c))| *n == q["name"] && *c == q["content"]).map(|(id, _)| json!({"id": id})).collect();
+                let found: Vec<Value> =
+                    fake.records.lock().unwrap().iter().filter(|(_, (n, c))| *n == q["name"] && *c == q["content"]).map(|(id, _)| json!({"id": id})).collect();
                 ok(Value::Array(found))
             }
             _ => bad(&fake, format!("unexpected {method} {path}")),

@@ -131,7 +131,11 @@ mod tests {
         let (old, old_key) = self_signed(&["three.test"], days_from_now(-30), days_from_now(-1));
         write(&cfg.key, &old_key);
         write(&cfg.cert, &old);
-        assert!(eventually(Duration::from_secs(10), || store.status().last_error.as_deref().is_some_and(|e| e.contains("expired"))).await, "{:?}", store.status());
+        assert!(
+            eventually(Duration::from_secs(10), || store.status().last_error.as_deref().is_some_and(|e| e.contains("expired"))).await,
+            "{:?}",
+            store.status()
+        );
         assert_eq!(store.version(), v);
         assert_eq!(store.current().unwrap().info.sans, vec!["two.test"]);
         assert_eq!(store.health(SystemTime::now()).status, "degraded");
@@ -144,7 +148,10 @@ mod tests {
 
         // the key file gone: unreadable, named
         std::fs::remove_file(&cfg.key).unwrap();
-        assert!(eventually(Duration::from_secs(10), || store.status().last_error.as_deref().is_some_and(|e| e.contains("key.pem") && e.contains("cannot read"))).await);
+        assert!(
+            eventually(Duration::from_secs(10), || store.status().last_error.as_deref().is_some_and(|e| e.contains("key.pem") && e.contains("cannot read")))
+                .await
+        );
         assert_eq!(store.version(), v);
 
         // fixed: served, and the error is gone

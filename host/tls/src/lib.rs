@@ -42,8 +42,6 @@ use std::time::{Duration, SystemTime};
 use rustls::crypto::CryptoProvider;
 
 pub use acme::{AcmeConfig, Challenge};
-/// The TLS stream type of [`TlsListener`]'s connections.
-pub use tokio_rustls;
 pub use cert::{CertInfo, LoadedCert};
 pub use dns::{CloudflareProvider, DnsProvider, ExecProvider};
 pub use error::{CertError, DnsError, Error};
@@ -51,6 +49,8 @@ pub use files::FilesConfig;
 pub use listener::{HandshakeLimits, TlsListener};
 pub use renew::{RenewalPolicy, Renewer};
 pub use store::{CertResolver, CertStore, Current, Source, TlsHealth, TlsStatus, ACME_TLS_ALPN};
+/// The TLS stream type of [`TlsListener`]'s connections.
+pub use tokio_rustls;
 
 /// Where the certificate comes from.
 #[derive(Debug, Clone)]
@@ -90,7 +90,10 @@ pub fn start(provider: Arc<CryptoProvider>, config: TlsConfig) -> Result<CertSto
         }
         SourceConfig::Acme(acme) => {
             acme.check()?;
-            let store = CertStore::with_mode(provider, store::Mode::Acme { directory: acme.directory.clone(), domains: acme.domains.clone(), challenge: acme.challenge.name() });
+            let store = CertStore::with_mode(
+                provider,
+                store::Mode::Acme { directory: acme.directory.clone(), domains: acme.domains.clone(), challenge: acme.challenge.name() },
+            );
             let mut names = acme.domains.iter().filter(|d| !d.starts_with("*.")).cloned().collect::<Vec<_>>();
             for n in &config.self_signed_names {
                 if !names.contains(n) {
@@ -113,7 +116,8 @@ pub fn start(provider: Arc<CryptoProvider>, config: TlsConfig) -> Result<CertSto
 
 /// The files source alone (no data dir needed).
 pub fn start_files(provider: Arc<CryptoProvider>, files: FilesConfig) -> Result<CertStore, Error> {
-    let store = CertStore::with_mode(provider, store::Mode::Files(store::FilesStatus { cert: files.cert.display().to_string(), key: files.key.display().to_string() }));
+    let store =
+        CertStore::with_mode(provider, store::Mode::Files(store::FilesStatus { cert: files.cert.display().to_string(), key: files.key.display().to_string() }));
     let now = SystemTime::now();
     store.attempt_started(now);
     let since = files::stamps(&files);

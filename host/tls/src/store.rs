@@ -283,7 +283,9 @@ impl CertStore {
     /// not the generated one) and within its validity period. HTTP redirects to HTTPS and
     /// HSTS is sent only then.
     pub fn trusted(&self, now: SystemTime) -> bool {
-        self.current().is_some_and(|c| c.source != Source::SelfSigned && !c.info.self_signed && c.info.not_before <= now + crate::cert::NOT_BEFORE_SKEW && now <= c.info.not_after)
+        self.current().is_some_and(|c| {
+            c.source != Source::SelfSigned && !c.info.self_signed && c.info.not_before <= now + crate::cert::NOT_BEFORE_SKEW && now <= c.info.not_after
+        })
     }
 
     /// The names HTTPS answers to besides the hostname: the ACME domains.
@@ -368,7 +370,11 @@ impl CertStore {
         if let Some(e) = &s.last_error {
             let since = s.last_error_at.map(rfc3339).unwrap_or_default();
             let doing = if s.mode == Source::Acme { "renewal failing" } else { "certificate files refused" };
-            return degraded(format!("{doing} ({} attempts, last at {since}): {e}; still serving {what} until {}", s.failures.max(1), rfc3339(cert.info.not_after)));
+            return degraded(format!(
+                "{doing} ({} attempts, last at {since}): {e}; still serving {what} until {}",
+                s.failures.max(1),
+                rfc3339(cert.info.not_after)
+            ));
         }
         let left = cert.info.remaining(now);
         if left < EXPIRY_WARNING {

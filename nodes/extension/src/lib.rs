@@ -62,11 +62,7 @@ impl Node for Extension {
                     }
                 }
             })),
-            outputs: vec![
-                sdk::terminal_output("answered", "Answered"),
-                sdk::output("no_answer", "No answer"),
-                sdk::output("busy", "Busy"),
-            ],
+            outputs: vec![sdk::terminal_output("answered", "Answered"), sdk::output("no_answer", "No answer"), sdk::output("busy", "Busy")],
             capabilities: vec![Capability::ExternalCalls],
             entity_kind: Some("extension".into()),
             waits_for_caller: true,

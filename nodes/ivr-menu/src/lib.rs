@@ -34,7 +34,11 @@ fn check(menu: &Menu) -> Result<(), String> {
 
 fn label(key: &str, text: &str) -> String {
     // The seed stored node ids as option values; a label that looks like one says nothing.
-    if text.trim().is_empty() || text.starts_with("node_") { format!("Digit {key}") } else { text.to_string() }
+    if text.trim().is_empty() || text.starts_with("node_") {
+        format!("Digit {key}")
+    } else {
+        text.to_string()
+    }
 }
 
 enum Miss {

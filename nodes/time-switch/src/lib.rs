@@ -169,11 +169,7 @@ impl Plan {
         let date = t.year.max(0) as u32 * 10000 + t.month as u32 * 100 + t.day as u32;
         for (id, _, from, to, w) in &self.overrides {
             let in_dates = (*from..=*to).contains(&date);
-            let hit = if w.overnight() {
-                in_dates && (minute >= w.start || minute < w.end)
-            } else {
-                in_dates && minute >= w.start && minute < w.end
-            };
+            let hit = if w.overnight() { in_dates && (minute >= w.start || minute < w.end) } else { in_dates && minute >= w.start && minute < w.end };
             if hit {
                 return id;
             }
@@ -200,7 +196,8 @@ impl Node for TimeSwitch {
         NodeInfo {
             category: "routing".into(),
             icon: "🕐".into(),
-            description: "Routes by day and time in the switch's time zone: date overrides first, then weekly rules, top to bottom; no match leaves by default.".into(),
+            description:
+                "Routes by day and time in the switch's time zone: date overrides first, then weekly rules, top to bottom; no match leaves by default.".into(),
             config_schema: sdk::schema(serde_json::json!({"type": "object", "additionalProperties": false})),
             outputs: vec![sdk::output("default", "No match")],
             entity_kind: Some("time_switch".into()),
@@ -222,17 +219,7 @@ impl Node for TimeSwitch {
         let plan = Plan::new(&s).map_err(NodeError::InvalidConfig)?;
         let now = host.now(&s.timezone).map_err(|e| NodeError::InvalidConfig(format!("time zone {:?}: {e}", s.timezone)))?;
         let out = plan.route(&now).to_string();
-        sdk::debug!(
-            host,
-            "{:04}-{:02}-{:02} {:02}:{:02} {:?} in {} -> {out}",
-            now.year,
-            now.month,
-            now.day,
-            now.hour,
-            now.minute,
-            now.weekday,
-            s.timezone
-        );
+        sdk::debug!(host, "{:04}-{:02}-{:02} {:02}:{:02} {:?} in {} -> {out}", now.year, now.month, now.day, now.hour, now.minute, now.weekday, s.timezone);
         Ok(out)
     }
 }

@@ -8,7 +8,7 @@ use sdk::http::{HttpError, Request};
 use sdk::types::{Capability, NodeError, Output};
 use sdk::{Host, Input, Node, NodeInfo};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// The node type.
@@ -186,12 +186,7 @@ impl Node for Webhook {
             return Ok("default".into());
         };
         let value = text(value);
-        let out = c
-            .routes
-            .iter()
-            .find(|r| text(&r.value) == value)
-            .map(|r| r.id.clone().unwrap_or_else(|| text(&r.value)))
-            .unwrap_or_else(|| "default".into());
+        let out = c.routes.iter().find(|r| text(&r.value) == value).map(|r| r.id.clone().unwrap_or_else(|| text(&r.value))).unwrap_or_else(|| "default".into());
         sdk::info!(host, "webhook {}: {field} = {value:?} -> {out}", c.url);
         Ok(out)
     }

@@ -263,10 +263,16 @@ fn kamailio_bin() -> anyhow::Result<PathBuf> {
 
 /// Kamailio's module directory.
 fn module_dir() -> anyhow::Result<&'static str> {
-    ["/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules", "/usr/lib64/kamailio/modules", "/usr/local/lib64/kamailio/modules"]
-        .into_iter()
-        .find(|d| Path::new(d).join("tm.so").is_file())
-        .context("no Kamailio module directory with tm.so")
+    [
+        "/usr/lib/x86_64-linux-gnu/kamailio/modules",
+        "/usr/lib/aarch64-linux-gnu/kamailio/modules",
+        "/usr/lib/kamailio/modules",
+        "/usr/lib64/kamailio/modules",
+        "/usr/local/lib64/kamailio/modules",
+    ]
+    .into_iter()
+    .find(|d| Path::new(d).join("tm.so").is_file())
+    .context("no Kamailio module directory with tm.so")
 }
 
 /// The stock reason phrase of a status the switches send.
@@ -396,9 +402,12 @@ impl Carrier {
         let t0 = Instant::now();
         let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
         let log = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)]
-            .into_iter()
-            .flatten()
+        for pipe in [
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
         {
             let log = log.clone();
             std::thread::spawn(move || {
@@ -593,7 +602,15 @@ impl Carrier {
             .map(|c| {
                 let c = c["Contact"].clone();
                 let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-                Contact { uri: s("Address"), expires: c["Expires"].as_i64().unwrap_or(-1), call_id: s("Call-ID"), cseq: c["CSeq"].as_i64().unwrap_or(-1), user_agent: s("User-Agent"), socket: s("Socket"), raw: c }
+                Contact {
+                    uri: s("Address"),
+                    expires: c["Expires"].as_i64().unwrap_or(-1),
+                    call_id: s("Call-ID"),
+                    cseq: c["CSeq"].as_i64().unwrap_or(-1),
+                    user_agent: s("User-Agent"),
+                    socket: s("Socket"),
+                    raw: c,
+                }
             })
             .collect())
     }
@@ -772,7 +789,15 @@ pub struct PstnCall {
 
 impl PstnCall {
     pub fn to(did: &str) -> PstnCall {
-        PstnCall { from_ip: PSTN_IP, did: did.into(), caller: "+15550001111".into(), caller_name: "PSTN Caller".into(), pai: None, header: None, hold: Duration::from_millis(500) }
+        PstnCall {
+            from_ip: PSTN_IP,
+            did: did.into(),
+            caller: "+15550001111".into(),
+            caller_name: "PSTN Caller".into(),
+            pai: None,
+            header: None,
+            hold: Duration::from_millis(500),
+        }
     }
 }
 
@@ -784,7 +809,26 @@ pub fn pstn_call(carrier: &Carrier, call: &PstnCall, extra: &[&str]) -> anyhow::
     };
     let extra_header = call.header.clone().unwrap_or_else(|| "X-No-Extra: 1".to_owned());
     let hold = call.hold.as_millis().to_string();
-    let mut args = vec!["-s", &call.did, "-key", "caller", &call.caller, "-key", "caller_name", &call.caller_name, "-key", "pai", &pai, "-key", "extra", &extra_header, "-d", &hold, "-m", "1"];
+    let mut args = vec![
+        "-s",
+        &call.did,
+        "-key",
+        "caller",
+        &call.caller,
+        "-key",
+        "caller_name",
+        &call.caller_name,
+        "-key",
+        "pai",
+        &pai,
+        "-key",
+        "extra",
+        &extra_header,
+        "-d",
+        &hold,
+        "-m",
+        "1",
+    ];
     args.extend_from_slice(extra);
     sipp("pstn_uac.xml", (call.from_ip, free_port(call.from_ip)), Some(&carrier.sip()), &args)
 }

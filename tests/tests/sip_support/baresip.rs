@@ -141,7 +141,10 @@ impl Baresip {
         let codecs = p.audio_codecs.map(|c| format!(";audio_codecs={c}")).unwrap_or_default();
         let transport = if p.tls { ";transport=tls" } else { "" };
         let enc = p.mediaenc.map(|e| format!(";mediaenc={e}")).unwrap_or_default();
-        std::fs::write(dir.path().join("accounts"), format!("<sip:{}@{}{transport}>;auth_pass={};regint=300{answer}{codecs}{enc}\n", p.user, p.pbx, p.password))?;
+        std::fs::write(
+            dir.path().join("accounts"),
+            format!("<sip:{}@{}{transport}>;auth_pass={};regint=300{answer}{codecs}{enc}\n", p.user, p.pbx, p.password),
+        )?;
         let log = std::fs::File::create(dir.path().join("baresip.log"))?;
         let child = Command::new("baresip")
             .arg("-f")

@@ -217,7 +217,14 @@ impl Sipp {
             let _ = std::io::Read::read_to_string(&mut o, &mut stdout);
         }
         let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
-        SippResult { code, stdout: tail(&stdout, 3000).to_owned(), errors: read("errors.log"), log: read("log.log"), messages: read("messages.log"), what: self.what.clone() }
+        SippResult {
+            code,
+            stdout: tail(&stdout, 3000).to_owned(),
+            errors: read("errors.log"),
+            log: read("log.log"),
+            messages: read("messages.log"),
+            what: self.what.clone(),
+        }
     }
 
     pub fn dir(&self) -> &Path {

@@ -63,7 +63,11 @@ pub fn client_config(root_pem: &str) -> rustls::ClientConfig {
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
         roots.add(c.expect("root PEM")).expect("root");
     }
-    rustls::ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().expect("versions").with_root_certificates(roots).with_no_client_auth()
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 use rustls::pki_types::pem::PemObject;

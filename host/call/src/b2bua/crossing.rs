@@ -24,13 +24,13 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use media::sdes::{CryptoAttribute, SdesAnswer};
 use media::{answer_offer, answer_to_caller, offer_to_callee, CodecKind, CodecSpec, LegId, SrtpKeys, SrtpSuite};
-use store::SrtpPolicy;
 use sip::sdp::Direction;
 use sip::transaction::Peer;
+use store::SrtpPolicy;
 
 use super::{B2bua, Ctx, Side};
-use crate::events::CallKey;
 use crate::anchor::MediaPort;
+use crate::events::CallKey;
 use crate::sdp_media::{self, is_sdp, LegSdp, LocalSession, Outgoing, SdpFault, APPLICATION_SDP};
 use crate::srtp;
 
@@ -131,7 +131,12 @@ fn other(side: Side) -> Side {
 
 /// What FlowPBX offers when it makes the offer itself and has nothing to start from.
 fn default_offer() -> Vec<CodecSpec> {
-    vec![CodecSpec::pcmu(), CodecSpec::pcma(), CodecSpec::opus(media::negotiate::PREFERRED_OPUS_PT), CodecSpec::telephone_event(media::negotiate::PREFERRED_DTMF_PT, 8000)]
+    vec![
+        CodecSpec::pcmu(),
+        CodecSpec::pcma(),
+        CodecSpec::opus(media::negotiate::PREFERRED_OPUS_PT),
+        CodecSpec::telephone_event(media::negotiate::PREFERRED_DTMF_PT, 8000),
+    ]
 }
 
 /// The status a caller gets for SDP FlowPBX cannot anchor.
@@ -151,7 +156,15 @@ fn passthrough(content_type: Option<&str>, body: &Bytes) -> Body {
 impl B2bua {
     /// Opens the media of a new call and reads the caller's offer, if its INVITE has one.
     /// `Err` is the status to refuse the call with.
-    pub(crate) fn open_media(&mut self, cx: &mut Ctx<'_>, key: CallKey, call_id: &str, content_type: Option<&str>, body: &Bytes, policy: SrtpPolicy) -> Result<Option<SdpState>, (u16, &'static str)> {
+    pub(crate) fn open_media(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: CallKey,
+        call_id: &str,
+        content_type: Option<&str>,
+        body: &Bytes,
+        policy: SrtpPolicy,
+    ) -> Result<Option<SdpState>, (u16, &'static str)> {
         if self.media.is_none() {
             return Ok(None);
         }
@@ -195,7 +208,15 @@ impl B2bua {
     /// The body of the INVITE to a callee leg at `dest`: the caller's offer re-offered from
     /// FlowPBX, or FlowPBX's own offer once a flow answered the caller; none for a delayed
     /// offer (or a PBX without media, where the caller's body passes).
-    pub(crate) fn offer_for_callee(&mut self, cx: &mut Ctx<'_>, key: CallKey, dest: Peer, content_type: Option<&str>, body: &Bytes, policy: SrtpPolicy) -> Body {
+    pub(crate) fn offer_for_callee(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: CallKey,
+        dest: Peer,
+        content_type: Option<&str>,
+        body: &Bytes,
+        policy: SrtpPolicy,
+    ) -> Body {
         let ip = self.media_ip(cx, dest);
         let Some(call) = self.table.get_mut(key) else { return passthrough(content_type, body) };
         let local_answer = call.answered_locally();
@@ -213,7 +234,10 @@ impl B2bua {
             _ => return (None, Bytes::new()),
         };
         let (secure, lines) = srtp::offer_lines(policy, crypto.as_deref());
-        let out = sdp_media::write(&mut m.sessions[1], &Outgoing { ip, port: m.ports[1], codecs: &codecs, ptime, direction, rtcp_mux: false, mirror: None, secure, crypto: &lines });
+        let out = sdp_media::write(
+            &mut m.sessions[1],
+            &Outgoing { ip, port: m.ports[1], codecs: &codecs, ptime, direction, rtcp_mux: false, mirror: None, secure, crypto: &lines },
+        );
         (Some(APPLICATION_SDP.into()), out)
     }
 
@@ -222,7 +246,16 @@ impl B2bua {
     /// FlowPBX's address. Bodies that are not SDP, and every body on a PBX without media,
     /// pass unchanged. An empty result means nothing crosses (an answer to FlowPBX's own
     /// offer).
-    pub(crate) fn sdp_across(&mut self, cx: &mut Ctx<'_>, key: CallKey, from: Side, kind: SdpKind, content_type: Option<&str>, body: &Bytes, toward: Peer) -> Result<Body, SdpFault> {
+    pub(crate) fn sdp_across(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: CallKey,
+        from: Side,
+        kind: SdpKind,
+        content_type: Option<&str>,
+        body: &Bytes,
+        toward: Peer,
+    ) -> Result<Body, SdpFault> {
         if !is_sdp(content_type, body) {
             return Ok(passthrough(content_type, body));
         }
@@ -243,7 +276,17 @@ impl B2bua {
                 let (secure, lines) = srtp::offer_lines(m.policy[idx(to)], crypto.as_deref());
                 let out = sdp_media::write(
                     &mut m.sessions[idx(to)],
-                    &Outgoing { ip, port: m.ports[idx(to)], codecs: &relayed, ptime: sdp.ptime, direction: sdp.direction, rtcp_mux: false, mirror: None, secure, crypto: &lines },
+                    &Outgoing {
+                        ip,
+                        port: m.ports[idx(to)],
+                        codecs: &relayed,
+                        ptime: sdp.ptime,
+                        direction: sdp.direction,
+                        rtcp_mux: false,
+                        mirror: None,
+                        secure,
+                        crypto: &lines,
+                    },
                 );
                 m.offer = Some(PendingOffer::Relayed { from, offer: Box::new(sdp), relayed, answer: sdes.map(Box::new), crypto });
                 Ok((Some(APPLICATION_SDP.into()), out))
@@ -268,7 +311,17 @@ impl B2bua {
                     let lines: Vec<String> = sdes.iter().map(|a| a.attribute.to_string()).collect();
                     let out = sdp_media::write(
                         &mut m.sessions[idx(to)],
-                        &Outgoing { ip, port: m.ports[idx(to)], codecs: &back, ptime: None, direction: sdp.direction, rtcp_mux: offer.rtcp_mux, mirror: Some(&offer), secure: false, crypto: &lines },
+                        &Outgoing {
+                            ip,
+                            port: m.ports[idx(to)],
+                            codecs: &back,
+                            ptime: None,
+                            direction: sdp.direction,
+                            rtcp_mux: offer.rtcp_mux,
+                            mirror: Some(&offer),
+                            secure: false,
+                            crypto: &lines,
+                        },
                     );
                     m.negotiated[idx(from)] = Some(sdp.codecs.clone());
                     m.negotiated[idx(to)] = Some(back);
@@ -335,7 +388,15 @@ impl B2bua {
     /// FlowPBX answers the caller's offer itself (a flow answers): the first codec it handles,
     /// plus telephone-event. With no offer (a delayed-offer INVITE or re-INVITE), FlowPBX
     /// offers and the caller's ACK answers. Returns the body for the 2xx.
-    pub(crate) fn answer_locally(&mut self, cx: &mut Ctx<'_>, key: CallKey, side: Side, offer: Option<&Bytes>, content_type: Option<&str>, toward: Peer) -> Result<Body, SdpFault> {
+    pub(crate) fn answer_locally(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: CallKey,
+        side: Side,
+        offer: Option<&Bytes>,
+        content_type: Option<&str>,
+        toward: Peer,
+    ) -> Result<Body, SdpFault> {
         let ip = self.media_ip(cx, toward);
         let Some(call) = self.table.get_mut(key) else { return Ok((None, Bytes::new())) };
         let Some(m) = call.media.as_mut() else { return Ok((None, Bytes::new())) };
@@ -366,7 +427,17 @@ impl B2bua {
                 let lines: Vec<String> = sdes.iter().map(|a| a.attribute.to_string()).collect();
                 let out = sdp_media::write(
                     &mut m.sessions[idx(side)],
-                    &Outgoing { ip, port: m.ports[idx(side)], codecs: &codecs, ptime: None, direction, rtcp_mux: offer.rtcp_mux, mirror: Some(&offer), secure: false, crypto: &lines },
+                    &Outgoing {
+                        ip,
+                        port: m.ports[idx(side)],
+                        codecs: &codecs,
+                        ptime: None,
+                        direction,
+                        rtcp_mux: offer.rtcp_mux,
+                        mirror: Some(&offer),
+                        secure: false,
+                        crypto: &lines,
+                    },
                 );
                 m.negotiated[idx(side)] = Some(codecs);
                 Ok((Some(APPLICATION_SDP.into()), out))
@@ -378,7 +449,17 @@ impl B2bua {
                 let (secure, lines) = srtp::offer_lines(policy, crypto.as_deref());
                 let out = sdp_media::write(
                     &mut m.sessions[idx(side)],
-                    &Outgoing { ip, port: m.ports[idx(side)], codecs: &codecs, ptime: None, direction: Direction::SendRecv, rtcp_mux: false, mirror: None, secure, crypto: &lines },
+                    &Outgoing {
+                        ip,
+                        port: m.ports[idx(side)],
+                        codecs: &codecs,
+                        ptime: None,
+                        direction: Direction::SendRecv,
+                        rtcp_mux: false,
+                        mirror: None,
+                        secure,
+                        crypto: &lines,
+                    },
                 );
                 m.offer = Some(PendingOffer::Local { to: side, codecs, crypto });
                 Ok((Some(APPLICATION_SDP.into()), out))
@@ -402,7 +483,17 @@ impl B2bua {
         let (secure, lines) = srtp::offer_lines(policy, crypto.as_deref());
         let out = sdp_media::write(
             &mut m.sessions[idx(side)],
-            &Outgoing { ip, port: m.ports[idx(side)], codecs: &codecs, ptime: None, direction: Direction::SendRecv, rtcp_mux: false, mirror: None, secure, crypto: &lines },
+            &Outgoing {
+                ip,
+                port: m.ports[idx(side)],
+                codecs: &codecs,
+                ptime: None,
+                direction: Direction::SendRecv,
+                rtcp_mux: false,
+                mirror: None,
+                secure,
+                crypto: &lines,
+            },
         );
         m.offer = Some(PendingOffer::Local { to: side, codecs, crypto });
         (Some(APPLICATION_SDP.into()), out)

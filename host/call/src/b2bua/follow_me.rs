@@ -81,7 +81,9 @@ impl B2bua {
     /// Rings `person` with follow-me: the devices now (for `devices_for` when sequential),
     /// the numbers as the plan says.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn ring_follow_me(&mut self, cx: &mut Ctx<'_>,
+    pub(super) fn ring_follow_me(
+        &mut self,
+        cx: &mut Ctx<'_>,
         now: Instant,
         key: CallKey,
         person: Arc<User>,
@@ -96,11 +98,8 @@ impl B2bua {
         let steps: VecDeque<Step> =
             fm.numbers.iter().map(|n| Step { at: fm.simultaneous.then(|| now + n.delay), number: n.number.clone(), ring_for: n.timeout }).collect();
         // simultaneous: the devices ring as long as the last number does
-        let devices_until = if fm.simultaneous {
-            now + fm.numbers.iter().map(|n| n.delay + n.timeout).max().unwrap_or_default().max(devices_for)
-        } else {
-            now + devices_for
-        };
+        let devices_until =
+            if fm.simultaneous { now + fm.numbers.iter().map(|n| n.delay + n.timeout).max().unwrap_or_default().max(devices_for) } else { now + devices_for };
         let plan = FollowMePlan { extension_id: person.id, classes: person.call_classes.clone(), confirm: fm.confirm, caller: caller.clone(), steps };
         let first_leg = call.legs.len();
         match &mut call.phase {
@@ -266,7 +265,17 @@ impl B2bua {
 
     /// A follow-me number outside answered: it hears the prompt and must press 1.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn start_confirming(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: CallKey, idx: LegIdx, msg: Message, dest: Peer, dialog: Dialog) {
+    pub(super) fn start_confirming(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Instant,
+        tx: ClientTxId,
+        key: CallKey,
+        idx: LegIdx,
+        msg: Message,
+        dest: Peer,
+        dialog: Dialog,
+    ) {
         let refused = if self.confirming_leg(key).is_some() {
             tracing::info!(key = %key, "another follow-me number is confirming: this one is hung up");
             Some(486)

@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sip::dialog::{Dialog, SessionTimer, SessionTimerConfig};
-use sip::transaction::{cancel_for, ClientTxId, Peer, ServerTxId};
 use sip::msg::{name_addr, HeaderInjection, SipUriBuilder};
+use sip::transaction::{cancel_for, ClientTxId, Peer, ServerTxId};
 use sip::{HeaderName, Instant, Message, Method};
-use store::{CdrEnd, CallDirection, CallDisposition, NewCdr, SrtpPolicy};
+use store::{CallDirection, CallDisposition, CdrEnd, NewCdr, SrtpPolicy};
 use tokio::sync::oneshot;
 
 use crate::anchor::MediaPort;
@@ -39,7 +39,7 @@ use crate::registrar::Registrar;
 use crate::sdp_media::is_sdp;
 use crate::signalling::Signalling;
 use crate::{CallError, IncomingCall, RingOutcome, RingRequest};
-use crossing::{fault_status, leg as media_leg, SdpState, SdpKind};
+use crossing::{fault_status, leg as media_leg, SdpKind, SdpState};
 use table::CallTable;
 
 /// What a B2BUA input runs with: the signalling it writes through, and the directory and
@@ -457,7 +457,10 @@ struct TrunkAttempt {
 impl TrunkAttempt {
     /// The trunks of a route's plan, in order.
     fn all_of(p: &crate::routing::Plan) -> std::collections::VecDeque<TrunkAttempt> {
-        p.trunk_ids.iter().map(|&trunk_id| TrunkAttempt { trunk_id, number: p.number.clone(), caller_id_mode: p.caller_id_mode, caller_id: p.caller_id.clone() }).collect()
+        p.trunk_ids
+            .iter()
+            .map(|&trunk_id| TrunkAttempt { trunk_id, number: p.number.clone(), caller_id_mode: p.caller_id_mode, caller_id: p.caller_id.clone() })
+            .collect()
     }
 }
 
@@ -480,7 +483,6 @@ const OUTBOUND_RING_SECS: u64 = 180;
 fn fails_over(code: u16) -> bool {
     code == 408 || (500..600).contains(&code) || ((600..700).contains(&code) && !matches!(code, 603 | 604 | 606))
 }
-
 
 /// A callee leg's place in its call's `legs` (legs are only ever added).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,7 +534,11 @@ pub(crate) fn caller_number(raw: &str) -> String {
             _ => return ANONYMOUS.to_owned(),
         }
     }
-    if out.is_empty() || out.len() > 32 || out[1..].contains('+') { ANONYMOUS.to_owned() } else { out }
+    if out.is_empty() || out.len() > 32 || out[1..].contains('+') {
+        ANONYMOUS.to_owned()
+    } else {
+        out
+    }
 }
 
 /// A display name from outside: control characters dropped, at most 64 characters; `None`
@@ -540,7 +546,11 @@ pub(crate) fn caller_number(raw: &str) -> String {
 pub(crate) fn clean_display_name(raw: &str) -> Option<String> {
     let s: String = raw.chars().filter(|c| !c.is_control()).take(64).collect();
     let s = s.trim();
-    if s.is_empty() { None } else { Some(s.to_owned()) }
+    if s.is_empty() {
+        None
+    } else {
+        Some(s.to_owned())
+    }
 }
 
 /// A B2BUA call.
@@ -583,11 +593,25 @@ pub(crate) struct Call {
 /// What a client transaction of ours is for.
 #[derive(Debug, Clone, Copy)]
 enum ClientRole {
-    BInvite { call: CallKey, leg: LegIdx },
-    ReInvite { call: CallKey, to: Side, server: ServerTxId },
-    Relay { call: CallKey, to: Side, server: ServerTxId },
+    BInvite {
+        call: CallKey,
+        leg: LegIdx,
+    },
+    ReInvite {
+        call: CallKey,
+        to: Side,
+        server: ServerTxId,
+    },
+    Relay {
+        call: CallKey,
+        to: Side,
+        server: ServerTxId,
+    },
     /// FlowPBX's own re-INVITE of a side (after a transfer).
-    LocalReInvite { call: CallKey, to: Side },
+    LocalReInvite {
+        call: CallKey,
+        to: Side,
+    },
     Fire,
 }
 
@@ -679,7 +703,15 @@ impl B2bua {
             return self.outbound_from_extension(cx, now, tx, msg, source, caller, dialled);
         };
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
-        let n = NewCall { direction: CallDirection::Internal, caller: party, callee: dialled, trunk_id: None, flow_id: None, caller_ext: Some(caller.id), outbound: None };
+        let n = NewCall {
+            direction: CallDirection::Internal,
+            caller: party,
+            callee: dialled,
+            trunk_id: None,
+            flow_id: None,
+            caller_ext: Some(caller.id),
+            outbound: None,
+        };
         let Some(key) = self.new_call(cx, now, tx, msg, source, n) else { return };
         self.ring_extensions(cx, now, key, &[target], None, None, Completion::Respond, Some(source), Vec::new());
     }
@@ -727,7 +759,15 @@ impl B2bua {
         let attempts = TrunkAttempt::all_of(&p);
         let outbound = Outbound { route_id: p.route_id, emergency: p.emergency, trunk_id: None };
         let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
-        let n = NewCall { direction: CallDirection::Outbound, caller: party, callee: dialled, trunk_id: None, flow_id: None, caller_ext: Some(caller.id), outbound: Some(outbound) };
+        let n = NewCall {
+            direction: CallDirection::Outbound,
+            caller: party,
+            callee: dialled,
+            trunk_id: None,
+            flow_id: None,
+            caller_ext: Some(caller.id),
+            outbound: Some(outbound),
+        };
         let Some(key) = self.new_call(cx, now, tx, msg, source, n) else { return };
         self.ring_trunks(cx, now, key, attempts, Duration::from_secs(OUTBOUND_RING_SECS), Completion::Respond);
     }
@@ -785,7 +825,15 @@ impl B2bua {
 
     /// Starts ringing out through the first usable trunk of `attempts` (the rest wait for a
     /// failover). No usable trunk: the ring fails with 503.
-    fn ring_trunks(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, attempts: std::collections::VecDeque<TrunkAttempt>, timeout: Duration, completion: Completion) {
+    fn ring_trunks(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Instant,
+        key: CallKey,
+        attempts: std::collections::VecDeque<TrunkAttempt>,
+        timeout: Duration,
+        completion: Completion,
+    ) {
         let Some(first_leg) = self.table.get(key).map(|c| c.legs.len()) else { return };
         if self.start_trunk_legs(cx, now, key, attempts, LegPurpose::Ring).is_some() {
             let Some(call) = self.table.get_mut(key) else { return };
@@ -803,7 +851,14 @@ impl B2bua {
 
     /// Starts a leg through the first usable trunk of `attempts`; the rest stay with the leg
     /// for its failover. `None` when no trunk can take it.
-    fn start_trunk_legs(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, mut attempts: std::collections::VecDeque<TrunkAttempt>, purpose: LegPurpose) -> Option<LegIdx> {
+    fn start_trunk_legs(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Instant,
+        key: CallKey,
+        mut attempts: std::collections::VecDeque<TrunkAttempt>,
+        purpose: LegPurpose,
+    ) -> Option<LegIdx> {
         while let Some(a) = attempts.pop_front() {
             if let Ok(idx) = self.start_trunk_leg_for(cx, now, key, &a, purpose) {
                 if let Some(leg) = self.table.get_mut(key).and_then(|c| c.leg_mut(idx)) {
@@ -837,7 +892,8 @@ impl B2bua {
     fn trunk_channels(&self, trunk_id: i64) -> u32 {
         let mut n = 0;
         for c in self.table.calls() {
-            n += c.legs.iter().filter(|l| l.state != LegState::Done && matches!(l.target, LegTarget::Trunk { trunk_id: t, .. } if t == trunk_id)).count() as u32;
+            n +=
+                c.legs.iter().filter(|l| l.state != LegState::Done && matches!(l.target, LegTarget::Trunk { trunk_id: t, .. } if t == trunk_id)).count() as u32;
         }
         n
     }
@@ -1039,19 +1095,20 @@ impl B2bua {
         });
         let party = Party::from_untrusted(identity.and_then(|f| f.display_name().map(|d| d.into_owned())).as_deref(), number.as_deref());
         let call_id = msg.call_id().unwrap_or("").to_owned();
-        let n = NewCall { direction: CallDirection::Inbound, caller: party.clone(), callee: did.number.clone(), trunk_id: Some(trunk_id), flow_id: did.flow_id, caller_ext: None, outbound: None };
+        let n = NewCall {
+            direction: CallDirection::Inbound,
+            caller: party.clone(),
+            callee: did.number.clone(),
+            trunk_id: Some(trunk_id),
+            flow_id: did.flow_id,
+            caller_ext: None,
+            outbound: None,
+        };
         let Some(key) = self.new_call(cx, now, tx, msg, source, n) else {
             return;
         };
-        let incoming = IncomingCall {
-            key,
-            call_id,
-            caller_id_name: party.name,
-            caller_id_num: party.number,
-            dialled: did.number.clone(),
-            trunk_id,
-            flow_id: did.flow_id,
-        };
+        let incoming =
+            IncomingCall { key, call_id, caller_id_name: party.name, caller_id_num: party.number, dialled: did.number.clone(), trunk_id, flow_id: did.flow_id };
         if self.shared.hand_off(incoming) {
             return;
         }
@@ -1143,7 +1200,9 @@ impl B2bua {
     /// Starts ringing every live contact of `targets` (except the caller's own device),
     /// showing `caller_id` (the call's caller when None).
     #[allow(clippy::too_many_arguments)]
-    fn ring_extensions(&mut self, cx: &mut Ctx<'_>,
+    fn ring_extensions(
+        &mut self,
+        cx: &mut Ctx<'_>,
         now: Instant,
         key: CallKey,
         targets: &[Arc<User>],
@@ -1201,7 +1260,15 @@ impl B2bua {
     /// Rings every live contact of `targets` that is not on do-not-disturb (and not
     /// `exclude`, the caller's own phone), showing `caller`: how many contacts there were,
     /// and the legs started.
-    fn start_contacts(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, targets: &[Arc<User>], caller: &Party, exclude: Option<Peer>) -> (usize, Vec<LegIdx>) {
+    fn start_contacts(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Instant,
+        key: CallKey,
+        targets: &[Arc<User>],
+        caller: &Party,
+        exclude: Option<Peer>,
+    ) -> (usize, Vec<LegIdx>) {
         let mut contacts = Vec::new();
         for t in targets.iter().filter(|t| !t.dnd) {
             for b in cx.registrar.contacts(t.id, now) {
@@ -1218,7 +1285,8 @@ impl B2bua {
         let mut started = Vec::new();
         for (extension_id, ext, policy, b) in contacts {
             let (ct, body) = self.offer_for_callee(cx, key, b.next_hop, content_type.as_deref(), &body, policy);
-            let spec = ContactLeg { extension_id, ext: &ext, binding: &b, caller, max_forwards: u32::from(a_mf.saturating_sub(1).min(70)), purpose: LegPurpose::Ring };
+            let spec =
+                ContactLeg { extension_id, ext: &ext, binding: &b, caller, max_forwards: u32::from(a_mf.saturating_sub(1).min(70)), purpose: LegPurpose::Ring };
             if let Ok(idx) = self.start_contact_leg(cx, now, key, spec, ct, body) {
                 started.push(idx);
             }
@@ -1326,7 +1394,9 @@ impl B2bua {
 
     // ----- the controller API -----
 
-    pub(crate) fn ring_for_controller(&mut self, cx: &mut Ctx<'_>,
+    pub(crate) fn ring_for_controller(
+        &mut self,
+        cx: &mut Ctx<'_>,
         now: Instant,
         key: CallKey,
         request: RingRequest,
@@ -1809,11 +1879,12 @@ impl B2bua {
                 let transfer = self.table.get(call).and_then(|c| c.leg(leg)).is_some_and(|l| l.purpose == LegPurpose::Transfer);
                 let mut failed = false;
                 if let Some(l) = self.table.get_mut(call).and_then(|c| c.leg_mut(leg))
-                    && l.state == LegState::Calling {
-                        l.state = LegState::Done;
-                        l.code = Some(code);
-                        failed = true;
-                    }
+                    && l.state == LegState::Calling
+                {
+                    l.state = LegState::Done;
+                    l.code = Some(code);
+                    failed = true;
+                }
                 if transfer {
                     self.transfer_leg_failed(cx, now, call, code);
                 } else if !(failed && self.fail_over_leg(cx, now, call, leg, code)) {
@@ -1909,10 +1980,11 @@ impl B2bua {
 
     pub(crate) fn on_ack_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId) {
         if let Some(key) = self.table.by_a_invite(tx)
-            && self.table.get(key).is_some_and(|c| c.answered_at.is_some()) {
-                tracing::info!(key = %key, "the caller never acknowledged the answer: hanging up");
-                self.end_call(cx, now, key, 0, Cause::AckTimeout, None);
-            }
+            && self.table.get(key).is_some_and(|c| c.answered_at.is_some())
+        {
+            tracing::info!(key = %key, "the caller never acknowledged the answer: hanging up");
+            self.end_call(cx, now, key, 0, Cause::AckTimeout, None);
+        }
     }
 
     /// Marks every ringing leg done and cancels it (and hangs up a number confirming).
@@ -2092,8 +2164,7 @@ impl B2bua {
         }
         match cx.sig.txl.send_request(now, peer, req) {
             Ok(ctx) => {
-                let role =
-                    if method == Method::Invite { ClientRole::ReInvite { call: key, to, server } } else { ClientRole::Relay { call: key, to, server } };
+                let role = if method == Method::Invite { ClientRole::ReInvite { call: key, to, server } } else { ClientRole::Relay { call: key, to, server } };
                 self.table.add_client(ctx, role, peer);
             }
             Err(e) => {
@@ -2145,9 +2216,10 @@ impl B2bua {
             }
         }
         if (code == 491 || code == 503)
-            && let Some(v) = msg.header(HeaderName::RetryAfter) {
-                let _ = r.push_header(HeaderName::RetryAfter, v);
-            }
+            && let Some(v) = msg.header(HeaderName::RetryAfter)
+        {
+            let _ = r.push_header(HeaderName::RetryAfter, v);
+        }
         if !body.is_empty() && r.set_body(ct.as_deref(), body).is_err() {
             r = Message::response_to(req, 500, None, None);
         }
@@ -2213,7 +2285,11 @@ impl B2bua {
                 cx.sig.reply_with(now, tx, 200, None, |r| {
                     r.push_header(HeaderName::Contact, &format!("<{contact}>"))?;
                     r.push_header(HeaderName::Allow, ALLOW)?;
-                    if body.is_empty() { Ok(()) } else { r.set_body(ct.as_deref(), body) }
+                    if body.is_empty() {
+                        Ok(())
+                    } else {
+                        r.set_body(ct.as_deref(), body)
+                    }
                 });
             }
             Err(e) => {
@@ -2302,12 +2378,13 @@ impl B2bua {
             }
         } else if by != Some(Side::A)
             && call.a_leg.is_none()
-            && let Some(d) = call.a.dialog.as_mut() {
-                let peer = call.a.source;
-                let via = cx.sig.via_for(peer);
-                let bye = d.request(Method::Bye, &via);
-                self.send_fire(cx, now, peer, Some(bye));
-            }
+            && let Some(d) = call.a.dialog.as_mut()
+        {
+            let peer = call.a.source;
+            let via = cx.sig.via_for(peer);
+            let bye = d.request(Method::Bye, &via);
+            self.send_fire(cx, now, peer, Some(bye));
+        }
         // The callee legs (and a leg that took the caller's place in a transfer).
         let a_leg = call.a_leg;
         for (i, leg) in call.legs.iter_mut().enumerate() {

@@ -68,7 +68,15 @@ impl H {
         let mut cfg = SipConfig::new("192.0.2.1".parse().unwrap(), 5060, 5060, [9; 32]);
         f(&mut cfg);
         let shared = Shared::new();
-        let core = Core::new(cfg, Ports { udp: 5060, tcp: 5060, tls: 5061 }, Arc::new(dir), [1; 32], shared.clone(), Box::new(|_| "192.0.2.1".parse().unwrap()), media);
+        let core = Core::new(
+            cfg,
+            Ports { udp: 5060, tcp: 5060, tls: 5061 },
+            Arc::new(dir),
+            [1; 32],
+            shared.clone(),
+            Box::new(|_| "192.0.2.1".parse().unwrap()),
+            media,
+        );
         let mut h = H { core, now: T0, shared, ops: Vec::new() };
         h.core.handle_timeout(T0);
         h
@@ -140,20 +148,36 @@ struct Phone {
 
 impl Phone {
     fn new(user: &str, password: &str, addr: &str) -> Phone {
-        Phone { user: user.into(), password: password.into(), addr: addr.into(), call_id: format!("cid-{user}-{addr}"), tag: format!("t-{user}"), cseq: 0, n: 0 }
+        Phone {
+            user: user.into(),
+            password: password.into(),
+            addr: addr.into(),
+            call_id: format!("cid-{user}-{addr}"),
+            tag: format!("t-{user}"),
+            cseq: 0,
+            n: 0,
+        }
     }
 
     fn base(&mut self, method: Method, uri: &str, to: &str) -> Message {
         self.cseq += 1;
         self.n += 1;
-        Message::request(method.clone(), uri).unwrap()
-            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bK{}{};rport", self.addr, self.user, self.n)).unwrap()
-            .with_header(HeaderName::MaxForwards, "70").unwrap()
-            .with_header(HeaderName::From, &format!("<sip:{}@{REALM}>;tag={}", self.user, self.tag)).unwrap()
-            .with_header(HeaderName::To, to).unwrap()
-            .with_header(HeaderName::CallId, &self.call_id).unwrap()
-            .with_header(HeaderName::CSeq, &format!("{} {}", self.cseq, method)).unwrap()
-            .with_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr)).unwrap()
+        Message::request(method.clone(), uri)
+            .unwrap()
+            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bK{}{};rport", self.addr, self.user, self.n))
+            .unwrap()
+            .with_header(HeaderName::MaxForwards, "70")
+            .unwrap()
+            .with_header(HeaderName::From, &format!("<sip:{}@{REALM}>;tag={}", self.user, self.tag))
+            .unwrap()
+            .with_header(HeaderName::To, to)
+            .unwrap()
+            .with_header(HeaderName::CallId, &self.call_id)
+            .unwrap()
+            .with_header(HeaderName::CSeq, &format!("{} {}", self.cseq, method))
+            .unwrap()
+            .with_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr))
+            .unwrap()
     }
 
     fn register(&mut self, ch: Option<&Challenge>) -> Message {
@@ -210,14 +234,22 @@ impl Phone {
         self.n += 1;
         let from = format!("{};tag={tag}", invite.header(HeaderName::To).unwrap());
         let contact = invite.contact().unwrap().uri_str.to_owned();
-        Message::request(method.clone(), &contact).unwrap()
-            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bKd{}{}", self.addr, self.user, self.n)).unwrap()
-            .with_header(HeaderName::MaxForwards, "70").unwrap()
-            .with_header(HeaderName::From, &from).unwrap()
-            .with_header(HeaderName::To, invite.header(HeaderName::From).unwrap()).unwrap()
-            .with_header(HeaderName::CallId, invite.call_id().unwrap()).unwrap()
-            .with_header(HeaderName::CSeq, &format!("{} {method}", 100 + self.n)).unwrap()
-            .with_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr)).unwrap()
+        Message::request(method.clone(), &contact)
+            .unwrap()
+            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bKd{}{}", self.addr, self.user, self.n))
+            .unwrap()
+            .with_header(HeaderName::MaxForwards, "70")
+            .unwrap()
+            .with_header(HeaderName::From, &from)
+            .unwrap()
+            .with_header(HeaderName::To, invite.header(HeaderName::From).unwrap())
+            .unwrap()
+            .with_header(HeaderName::CallId, invite.call_id().unwrap())
+            .unwrap()
+            .with_header(HeaderName::CSeq, &format!("{} {method}", 100 + self.n))
+            .unwrap()
+            .with_header(HeaderName::Contact, &format!("<sip:{}@{}>", self.user, self.addr))
+            .unwrap()
     }
 
     /// An in-dialog request from the caller, in the dialog the 200 created.
@@ -225,13 +257,20 @@ impl Phone {
         self.n += 1;
         self.cseq += 1;
         let target = ok.contact().unwrap().uri_str.to_owned();
-        Message::request(method.clone(), &target).unwrap()
-            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bKc{}{}", self.addr, self.user, self.n)).unwrap()
-            .with_header(HeaderName::MaxForwards, "70").unwrap()
-            .with_header(HeaderName::From, ok.header(HeaderName::From).unwrap()).unwrap()
-            .with_header(HeaderName::To, ok.header(HeaderName::To).unwrap()).unwrap()
-            .with_header(HeaderName::CallId, ok.call_id().unwrap()).unwrap()
-            .with_header(HeaderName::CSeq, &format!("{} {method}", self.cseq)).unwrap()
+        Message::request(method.clone(), &target)
+            .unwrap()
+            .with_header(HeaderName::Via, &format!("SIP/2.0/UDP {};branch=z9hG4bKc{}{}", self.addr, self.user, self.n))
+            .unwrap()
+            .with_header(HeaderName::MaxForwards, "70")
+            .unwrap()
+            .with_header(HeaderName::From, ok.header(HeaderName::From).unwrap())
+            .unwrap()
+            .with_header(HeaderName::To, ok.header(HeaderName::To).unwrap())
+            .unwrap()
+            .with_header(HeaderName::CallId, ok.call_id().unwrap())
+            .unwrap()
+            .with_header(HeaderName::CSeq, &format!("{} {method}", self.cseq))
+            .unwrap()
     }
 
     fn ack_for(&mut self, ok: &Message, sdp: bool) -> Message {
@@ -377,7 +416,8 @@ fn options_scanners_and_malformed_input() {
     assert_eq!(ok.header(HeaderName::Accept), Some("application/sdp"));
     assert!(ok.header(HeaderName::Supported).is_some());
 
-    let scan = p.base(Method::Options, &format!("sip:100@{REALM}"), &format!("<sip:100@{REALM}>")).with_header(HeaderName::UserAgent, "friendly-scanner").unwrap();
+    let scan =
+        p.base(Method::Options, &format!("sip:100@{REALM}"), &format!("<sip:100@{REALM}>")).with_header(HeaderName::UserAgent, "friendly-scanner").unwrap();
     h.send("10.0.0.7:5060", &scan);
     assert!(h.out().is_empty(), "scanners get silence");
 
@@ -526,14 +566,7 @@ fn busy_dnd_unregistered_and_unknown() {
     }
     assert_eq!(
         cdr_ops(&h.ops),
-        [
-            "start Internal 102",
-            "end busy user_busy",
-            "start Internal 103",
-            "end busy user_busy",
-            "start Internal 104",
-            "end failed subscriber_absent"
-        ]
+        ["start Internal 102", "end busy user_busy", "start Internal 103", "end busy user_busy", "start Internal 104", "end failed subscriber_absent"]
     );
 }
 
@@ -600,7 +633,8 @@ fn session_timer_ends_a_silent_call() {
     let inv = alice.invite("102", None, true).with_header(HeaderName::SessionExpires, "90").unwrap().with_header(HeaderName::Supported, "timer").unwrap();
     h.send("10.0.0.5:5060", &inv);
     let ch = h.out().iter().find_map(|(_, m)| challenge_in(m)).unwrap();
-    let mut inv = alice.invite("102", Some(&ch), true).with_header(HeaderName::SessionExpires, "90").unwrap().with_header(HeaderName::Supported, "timer").unwrap();
+    let mut inv =
+        alice.invite("102", Some(&ch), true).with_header(HeaderName::SessionExpires, "90").unwrap().with_header(HeaderName::Supported, "timer").unwrap();
     inv.set_header(HeaderName::CSeq, &format!("{} INVITE", alice.cseq)).unwrap();
     h.send("10.0.0.5:5060", &inv);
     let out = h.out();
@@ -627,14 +661,22 @@ fn session_timer_ends_a_silent_call() {
 
 fn trunk_invite(number: &str) -> Message {
     let uri = format!("sip:{number}@192.0.2.1");
-    Message::request(Method::Invite, &uri).unwrap()
-        .with_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk1").unwrap()
-        .with_header(HeaderName::MaxForwards, "70").unwrap()
-        .with_header(HeaderName::From, "\"Carrier Caller\" <sip:+61400000001@198.51.100.7>;tag=tr1").unwrap()
-        .with_header(HeaderName::To, &format!("<{uri}>")).unwrap()
-        .with_header(HeaderName::CallId, "trunk-call-1").unwrap()
-        .with_header(HeaderName::CSeq, "1 INVITE").unwrap()
-        .with_header(HeaderName::Contact, "<sip:+61400000001@198.51.100.7:5060>").unwrap()
+    Message::request(Method::Invite, &uri)
+        .unwrap()
+        .with_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunk1")
+        .unwrap()
+        .with_header(HeaderName::MaxForwards, "70")
+        .unwrap()
+        .with_header(HeaderName::From, "\"Carrier Caller\" <sip:+61400000001@198.51.100.7>;tag=tr1")
+        .unwrap()
+        .with_header(HeaderName::To, &format!("<{uri}>"))
+        .unwrap()
+        .with_header(HeaderName::CallId, "trunk-call-1")
+        .unwrap()
+        .with_header(HeaderName::CSeq, "1 INVITE")
+        .unwrap()
+        .with_header(HeaderName::Contact, "<sip:+61400000001@198.51.100.7:5060>")
+        .unwrap()
 }
 
 #[test]
@@ -686,7 +728,14 @@ fn a_controller_takes_inbound_calls_and_rings() {
     assert_eq!(h.shared.calls.len(), 1, "the caller still waits for the controller");
 
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request: req(Some((Some("Sales".into()), "+61290000000".into()))), reply: tx }));
+    h.core.handle_command(
+        h.now,
+        crate::core::Command::Call(crate::b2bua::CallCommand::Ring {
+            call: call.key,
+            request: req(Some((Some("Sales".into()), "+61290000000".into()))),
+            reply: tx,
+        }),
+    );
     let out = h.out();
     let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
     assert!(inv.header(HeaderName::From).unwrap().starts_with("\"Sales\" <sip:+61290000000@"), "the caller id shown: {inv}");
@@ -846,7 +895,8 @@ fn anchored_call_rewrites_sdp_relays_digits_and_times_out() {
     assert_eq!(media.take(), ["remote B 10.0.0.1:4000 Pcmu te=false SendOnly"]);
 
     // media timeout: BYE both, CDR cause, session closed
-    h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::MediaTimeout { call: crate::CallKey::from_raw(1), leg: media::LegId::A }));
+    h.core
+        .handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::MediaTimeout { call: crate::CallKey::from_raw(1), leg: media::LegId::A }));
     let out = h.out();
     assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 2);
     assert_eq!(cdr_ops(&h.ops).last().unwrap(), "end answered media_timeout");
@@ -862,7 +912,11 @@ fn unusable_offers_are_refused_and_ports_released() {
     h.send("10.0.0.6:5060", &inv);
     let ch = h.out().iter().find_map(|(_, m)| challenge_in(m)).unwrap();
     let mut inv = alice.invite("102", Some(&ch), false);
-    inv.set_body(Some("application/sdp"), bytes::Bytes::from_static(b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n")).unwrap();
+    inv.set_body(
+        Some("application/sdp"),
+        bytes::Bytes::from_static(b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n"),
+    )
+    .unwrap();
     h.send("10.0.0.6:5060", &inv);
     let out = h.out();
     assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1, "G.729 only: not acceptable here");
@@ -976,7 +1030,12 @@ fn caller_ids_cannot_inject_headers() {
     assert_eq!(call.caller_id_num, "anonymous", "not a number: withheld");
     let (tx, _rx) = tokio::sync::oneshot::channel();
     // a flow's caller id with a line break in the name and letters in the number
-    let request = crate::RingRequest { extensions: vec![2], numbers: vec![], timeout: Duration::from_secs(10), caller_id: Some((Some("Sales\r\nX-Evil: 1".into()), "+1 (555) 010-0199".into())) };
+    let request = crate::RingRequest {
+        extensions: vec![2],
+        numbers: vec![],
+        timeout: Duration::from_secs(10),
+        caller_id: Some((Some("Sales\r\nX-Evil: 1".into()), "+1 (555) 010-0199".into())),
+    };
     h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Ring { call: call.key, request, reply: tx }));
     let out = h.out();
     let (_, leg) = only(&out, |m| is_req(m, Method::Invite))[0].clone();
@@ -1141,15 +1200,19 @@ fn a_registration_trunk_registers_with_digest_and_refreshes() {
     let ha1 = sip::auth::ha1(sip::auth::Algorithm::Md5, "acme-auth", "carrier", "trunk-pw");
     let srv = sip::auth::DigestServer::new([0; 32], "carrier", Duration::from_secs(300));
     let _ = srv; // the response is checked by recomputing it below
-    let expected = Challenge::parse(challenge).unwrap().authorization("REGISTER", "sip:sip.carrier.test", "acme-auth", "trunk-pw", creds.cnonce.as_deref().unwrap(), 1);
+    let expected =
+        Challenge::parse(challenge).unwrap().authorization("REGISTER", "sip:sip.carrier.test", "acme-auth", "trunk-pw", creds.cnonce.as_deref().unwrap(), 1);
     assert!(expected.contains(&format!("response=\"{}\"", creds.response)), "{expected} vs {}", creds.response);
     let _ = ha1;
 
     // 200 granting 120 s: registered, refreshed at 90 s
-    h.send(CARRIER, &carrier_answer(&reg2, 200, |r| {
-        let c = reg2.contact().unwrap().uri_str.to_owned();
-        r.push_header(HeaderName::Contact, &format!("<{c}>;expires=120")).unwrap();
-    }));
+    h.send(
+        CARRIER,
+        &carrier_answer(&reg2, 200, |r| {
+            let c = reg2.contact().unwrap().uri_str.to_owned();
+            r.push_header(HeaderName::Contact, &format!("<{c}>;expires=120")).unwrap();
+        }),
+    );
     h.out();
     let st = status(&h).registration.unwrap();
     assert_eq!(st.state, crate::RegistrationState::Registered);
@@ -1286,7 +1349,10 @@ fn outbound_directory(f: impl FnOnce(&mut Vec<crate::directory::Trunk>, &mut Vec
 }
 
 /// [`outbound_directory`], Bob as `g` makes him.
-fn outbound_directory_with(f: impl FnOnce(&mut Vec<crate::directory::Trunk>, &mut Vec<crate::routing::Route>, &mut User), g: impl FnOnce(&mut User)) -> Directory {
+fn outbound_directory_with(
+    f: impl FnOnce(&mut Vec<crate::directory::Trunk>, &mut Vec<crate::routing::Route>, &mut User),
+    g: impl FnOnce(&mut User),
+) -> Directory {
     let account = crate::directory::Account { username: "acme".into(), auth_username: "acme".into(), password: "trunk-pw".into(), expiry: 300 };
     let mut t20 = crate::directory::Trunk::for_test(20, "sip.carrier.test", CARRIER, Some(account));
     t20.options_interval = 0;
@@ -1347,10 +1413,13 @@ fn a_phone_dials_out_through_the_route_with_its_caller_id_and_digits() {
     assert_eq!(dest.to_string(), CARRIER_B);
     assert_eq!(inv3.uri_str(), Some("sip:61290001234@ip.carrier.test"), "strip 1, prepend 61");
     // it answers: the caller is bridged
-    h.send(CARRIER_B, &carrier_answer(&inv3, 200, |r| {
-        r.push_header(HeaderName::Contact, "<sip:gw@203.0.113.20>").unwrap();
-        r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
-    }));
+    h.send(
+        CARRIER_B,
+        &carrier_answer(&inv3, 200, |r| {
+            r.push_header(HeaderName::Contact, "<sip:gw@203.0.113.20>").unwrap();
+            r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+        }),
+    );
     let out = h.out();
     assert_eq!(only(&out, |m| is_status(m, 200)).iter().filter(|(d, _)| d.to_string() == "10.0.0.5:5060").count(), 1);
     assert!(cdr_ops(&h.ops).iter().any(|c| c.starts_with("start Outbound 0290001234")), "{:?}", cdr_ops(&h.ops));
@@ -1444,15 +1513,24 @@ fn inbound_through_a_registration_trunk_and_impostors() {
     h.out();
     let mut incoming = h.shared.take_incoming().unwrap();
     // the carrier addresses our registered contact (user "acme"); the DID is in To, national
-    let inv = Message::request(Method::Invite, "sip:acme@192.0.2.1:5060").unwrap()
-        .with_header(HeaderName::Via, "SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKin1").unwrap()
-        .with_header(HeaderName::MaxForwards, "70").unwrap()
-        .with_header(HeaderName::From, "\"Someone\" <sip:0400111222@sip.carrier.test>;tag=in1").unwrap()
-        .with_header(HeaderName::To, "<sip:0290000000@sip.carrier.test>").unwrap()
-        .with_header(HeaderName::CallId, "carrier-in-1").unwrap()
-        .with_header(HeaderName::CSeq, "1 INVITE").unwrap()
-        .with_header(HeaderName::Contact, "<sip:gw@203.0.113.10:5060>").unwrap()
-        .with_header(HeaderName::PAssertedIdentity, "\"Ann Caller\" <sip:0400999888@sip.carrier.test>").unwrap();
+    let inv = Message::request(Method::Invite, "sip:acme@192.0.2.1:5060")
+        .unwrap()
+        .with_header(HeaderName::Via, "SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKin1")
+        .unwrap()
+        .with_header(HeaderName::MaxForwards, "70")
+        .unwrap()
+        .with_header(HeaderName::From, "\"Someone\" <sip:0400111222@sip.carrier.test>;tag=in1")
+        .unwrap()
+        .with_header(HeaderName::To, "<sip:0290000000@sip.carrier.test>")
+        .unwrap()
+        .with_header(HeaderName::CallId, "carrier-in-1")
+        .unwrap()
+        .with_header(HeaderName::CSeq, "1 INVITE")
+        .unwrap()
+        .with_header(HeaderName::Contact, "<sip:gw@203.0.113.10:5060>")
+        .unwrap()
+        .with_header(HeaderName::PAssertedIdentity, "\"Ann Caller\" <sip:0400999888@sip.carrier.test>")
+        .unwrap();
     h.send(CARRIER, &inv);
     let out = h.out();
     assert!(only(&out, |m| is_status(m, 407)).is_empty(), "the carrier is trusted");
@@ -1528,13 +1606,20 @@ fn blind_transfer_by_the_callee_hands_the_caller_to_the_target() {
     h.send("10.0.0.5:5060", &info);
     assert!(h.out().iter().any(|(d, m)| d.to_string() == "10.0.0.24:5060" && is_req(m, Method::Message)));
     // Dave hangs up: Alice gets the BYE, the CDR records the transfer
-    let bye = Message::request(Method::Bye, &inv_d.contact().unwrap().uri_str.to_owned()).unwrap()
-        .with_header(HeaderName::Via, "SIP/2.0/UDP 10.0.0.24:5060;branch=z9hG4bKdbye").unwrap()
-        .with_header(HeaderName::MaxForwards, "70").unwrap()
-        .with_header(HeaderName::From, &format!("{};tag=d1", inv_d.header(HeaderName::To).unwrap())).unwrap()
-        .with_header(HeaderName::To, inv_d.header(HeaderName::From).unwrap()).unwrap()
-        .with_header(HeaderName::CallId, inv_d.call_id().unwrap()).unwrap()
-        .with_header(HeaderName::CSeq, "9 BYE").unwrap();
+    let bye = Message::request(Method::Bye, &inv_d.contact().unwrap().uri_str.to_owned())
+        .unwrap()
+        .with_header(HeaderName::Via, "SIP/2.0/UDP 10.0.0.24:5060;branch=z9hG4bKdbye")
+        .unwrap()
+        .with_header(HeaderName::MaxForwards, "70")
+        .unwrap()
+        .with_header(HeaderName::From, &format!("{};tag=d1", inv_d.header(HeaderName::To).unwrap()))
+        .unwrap()
+        .with_header(HeaderName::To, inv_d.header(HeaderName::From).unwrap())
+        .unwrap()
+        .with_header(HeaderName::CallId, inv_d.call_id().unwrap())
+        .unwrap()
+        .with_header(HeaderName::CSeq, "9 BYE")
+        .unwrap();
     h.send("10.0.0.24:5060", &bye);
     let out = h.out();
     assert!(out.iter().any(|(d, m)| d.to_string() == "10.0.0.5:5060" && is_req(m, Method::Bye)), "{out:?}");
@@ -1675,17 +1760,24 @@ fn follow_me(simultaneous: bool, confirm: bool, numbers: &[(&str, u64, u64)]) ->
         confirm,
         numbers: numbers
             .iter()
-            .map(|&(n, delay, timeout)| crate::directory::FollowMeTarget { number: n.into(), delay: Duration::from_secs(delay), timeout: Duration::from_secs(timeout) })
+            .map(|&(n, delay, timeout)| crate::directory::FollowMeTarget {
+                number: n.into(),
+                delay: Duration::from_secs(delay),
+                timeout: Duration::from_secs(timeout),
+            })
             .collect(),
     }
 }
 
 /// The outbound directory with Bob's follow-me set (he rings 5 s), anchored in `media`.
 fn follow_me_harness(fm: crate::directory::FollowMe, media: FakeMedia) -> H {
-    let d = outbound_directory_with(|_, _, _| {}, |bob| {
-        bob.ring_timeout = 5;
-        bob.follow_me = Some(fm);
-    });
+    let d = outbound_directory_with(
+        |_, _, _| {},
+        |bob| {
+            bob.ring_timeout = 5;
+            bob.follow_me = Some(fm);
+        },
+    );
     let mut h = H::build(|_| {}, Some(Box::new(media)));
     h.core.handle_command(h.now, crate::core::Command::Directory(Arc::new(d)));
     h.advance(Duration::ZERO);
@@ -1727,10 +1819,13 @@ fn sequential_follow_me_rings_the_desk_then_the_mobile_which_must_press_1() {
     assert_eq!(mob.uri_str(), Some("sip:0290001234@sip.carrier.test"));
     assert_eq!(mob.from().unwrap().uri.user().as_deref(), Some("101"), "the mobile sees who calls");
     // the carrier's 183 with announcements is not relayed as early media
-    h.send(CARRIER, &carrier_answer(&mob, 183, |r| {
-        r.push_header(HeaderName::Contact, "<sip:mobile@203.0.113.10>").unwrap();
-        r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
-    }));
+    h.send(
+        CARRIER,
+        &carrier_answer(&mob, 183, |r| {
+            r.push_header(HeaderName::Contact, "<sip:mobile@203.0.113.10>").unwrap();
+            r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+        }),
+    );
     let out = h.out();
     let ringing: Vec<_> = only(&out, |m| m.status().is_some_and(|c| (180..190).contains(&c)));
     assert_eq!(ringing.len(), 1);
@@ -1788,18 +1883,28 @@ fn a_number_that_does_not_press_1_is_hung_up_and_the_next_rings() {
     assert!(media.take().iter().any(|l| l == "stop B"), "the prompt stops with it");
     // the second one answers and hangs up before pressing anything: the ring is over
     let second = invs[0].1.clone();
-    h.send(CARRIER, &carrier_answer(&second, 200, |r| {
-        r.push_header(HeaderName::Contact, "<sip:mobile2@203.0.113.10>").unwrap();
-        r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
-    }));
+    h.send(
+        CARRIER,
+        &carrier_answer(&second, 200, |r| {
+            r.push_header(HeaderName::Contact, "<sip:mobile2@203.0.113.10>").unwrap();
+            r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+        }),
+    );
     h.out();
-    let mut bye = Message::request(Method::Bye, "sip:flowpbx@192.0.2.1").unwrap()
-        .with_header(HeaderName::Via, "SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKcarrierbye").unwrap()
-        .with_header(HeaderName::MaxForwards, "70").unwrap()
-        .with_header(HeaderName::From, &format!("{};tag=carrier-tag", second.header(HeaderName::To).unwrap())).unwrap()
-        .with_header(HeaderName::To, second.header(HeaderName::From).unwrap()).unwrap()
-        .with_header(HeaderName::CallId, second.call_id().unwrap()).unwrap()
-        .with_header(HeaderName::CSeq, "1 BYE").unwrap();
+    let mut bye = Message::request(Method::Bye, "sip:flowpbx@192.0.2.1")
+        .unwrap()
+        .with_header(HeaderName::Via, "SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKcarrierbye")
+        .unwrap()
+        .with_header(HeaderName::MaxForwards, "70")
+        .unwrap()
+        .with_header(HeaderName::From, &format!("{};tag=carrier-tag", second.header(HeaderName::To).unwrap()))
+        .unwrap()
+        .with_header(HeaderName::To, second.header(HeaderName::From).unwrap())
+        .unwrap()
+        .with_header(HeaderName::CallId, second.call_id().unwrap())
+        .unwrap()
+        .with_header(HeaderName::CSeq, "1 BYE")
+        .unwrap();
     bye.push_header(HeaderName::Contact, "<sip:mobile2@203.0.113.10>").unwrap();
     h.send(CARRIER, &bye);
     let out = h.out();
@@ -1836,10 +1941,13 @@ fn simultaneous_follow_me_rings_all_and_a_desk_answer_beats_a_number_confirming(
     // the first number answers and confirms slowly; the second answers meanwhile: hung up
     h.send(CARRIER, &carrier_200(&mob));
     h.out();
-    h.send(CARRIER, &carrier_answer(&mob2, 200, |r| {
-        r.push_header(HeaderName::Contact, "<sip:mobile2@203.0.113.10>").unwrap();
-        r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
-    }));
+    h.send(
+        CARRIER,
+        &carrier_answer(&mob2, 200, |r| {
+            r.push_header(HeaderName::Contact, "<sip:mobile2@203.0.113.10>").unwrap();
+            r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+        }),
+    );
     let out = h.out();
     let byes = only(&out, |m| is_req(m, Method::Bye));
     assert_eq!(byes.len(), 1, "one number confirms at a time: {out:?}");
@@ -2016,7 +2124,12 @@ fn srtp_required_refuses_a_plain_offer_with_488() {
     let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
     h.register(&mut bob);
     let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
-    for body in [SDP.to_owned(), sdp_with("RTP/SAVP", &[]), sdp_with("RTP/SAVP", &[format!("1 F8_128_HMAC_SHA1_80 inline:{KEY30}")]), sdp_with("RTP/AVP", &[format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}|2^31|1:4")])] {
+    for body in [
+        SDP.to_owned(),
+        sdp_with("RTP/SAVP", &[]),
+        sdp_with("RTP/SAVP", &[format!("1 F8_128_HMAC_SHA1_80 inline:{KEY30}")]),
+        sdp_with("RTP/AVP", &[format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}|2^31|1:4")]),
+    ] {
         let out = call_with_sdp(&mut h, &mut alice, &body);
         assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1, "{body}");
         assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty(), "nothing rings");
@@ -2129,11 +2242,12 @@ fn srtp_required_trunk_answered_by_a_flow_then_bridged_to_a_plain_answer() {
     bob_user.srtp = store::SrtpPolicy::Optional;
     let mut carrier = crate::directory::Trunk::for_test(9, "carrier.example", "198.51.100.7:5060", None);
     carrier.srtp = store::SrtpPolicy::Required;
-    let dir = Directory::new(REALM, vec![User::for_test(1, "101", "alice", REALM, "alice-pw"), bob_user], vec![TrustedTrunk::for_test(9, "carrier", &["198.51.100.0/24"])], vec![Did {
-        number: "+61290000000".into(),
-        trunk_id: Some(9),
-        flow_id: Some(1),
-    }])
+    let dir = Directory::new(
+        REALM,
+        vec![User::for_test(1, "101", "alice", REALM, "alice-pw"), bob_user],
+        vec![TrustedTrunk::for_test(9, "carrier", &["198.51.100.0/24"])],
+        vec![Did { number: "+61290000000".into(), trunk_id: Some(9), flow_id: Some(1) }],
+    )
     .with_trunks(vec![carrier], vec![]);
     let mut h = H::build_in(|_| {}, Some(Box::new(media.clone())), dir);
     let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
@@ -2253,13 +2367,20 @@ fn srtp_required_trunk_caller_answered_by_a_flow_without_an_offer() {
             SDP.to_owned()
         };
         let to = format!("{};tag={}", ok.header(HeaderName::To).unwrap().split(";tag=").next().unwrap(), ok.to_tag().unwrap());
-        let ack = Message::request(Method::Ack, "sip:192.0.2.1:5060").unwrap()
-            .with_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunkack").unwrap()
-            .with_header(HeaderName::MaxForwards, "70").unwrap()
-            .with_header(HeaderName::From, "\"Carrier Caller\" <sip:+61400000001@198.51.100.7>;tag=tr1").unwrap()
-            .with_header(HeaderName::To, &to).unwrap()
-            .with_header(HeaderName::CallId, "trunk-call-1").unwrap()
-            .with_header(HeaderName::CSeq, "1 ACK").unwrap();
+        let ack = Message::request(Method::Ack, "sip:192.0.2.1:5060")
+            .unwrap()
+            .with_header(HeaderName::Via, "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKtrunkack")
+            .unwrap()
+            .with_header(HeaderName::MaxForwards, "70")
+            .unwrap()
+            .with_header(HeaderName::From, "\"Carrier Caller\" <sip:+61400000001@198.51.100.7>;tag=tr1")
+            .unwrap()
+            .with_header(HeaderName::To, &to)
+            .unwrap()
+            .with_header(HeaderName::CallId, "trunk-call-1")
+            .unwrap()
+            .with_header(HeaderName::CSeq, "1 ACK")
+            .unwrap();
         let mut ack = ack;
         ack.set_body(Some("application/sdp"), bytes::Bytes::from(body)).unwrap();
         h.send("198.51.100.7:5060", &ack);

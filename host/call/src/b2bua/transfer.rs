@@ -121,7 +121,8 @@ impl B2bua {
             let mut started = 0;
             for b in contacts {
                 let (ct, body) = self.transfer_offer(cx, key, by, b.next_hop, user.srtp);
-                let spec = ContactLeg { extension_id: user.id, ext: &user.extension, binding: &b, caller: &shown, max_forwards: 70, purpose: LegPurpose::Transfer };
+                let spec =
+                    ContactLeg { extension_id: user.id, ext: &user.extension, binding: &b, caller: &shown, max_forwards: 70, purpose: LegPurpose::Transfer };
                 if self.start_contact_leg(cx, now, key, spec, ct, body).is_ok() {
                     started += 1;
                 }
@@ -180,7 +181,17 @@ impl B2bua {
 
     /// A response on a transfer leg.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_transfer_leg_response(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ClientTxId, key: CallKey, idx: LegIdx, code: u16, msg: Message, dest: Peer) {
+    pub(super) fn on_transfer_leg_response(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Instant,
+        tx: ClientTxId,
+        key: CallKey,
+        idx: LegIdx,
+        code: u16,
+        msg: Message,
+        dest: Peer,
+    ) {
         let Some(call) = self.table.get_mut(key) else { return };
         let Some(leg) = call.leg_mut(idx) else { return };
         if code < 200 {
@@ -440,7 +451,9 @@ impl B2bua {
             // between calls is not supported; the transferor can transfer the other way
             return cx.sig.reply_with(now, tx, 501, Some("Attended Transfer Of A Caller Not Supported"), |_| Ok(()));
         };
-        let Some(t_leg) = self.table.get(other_key).and_then(|c| c.leg(t_side_leg)).map(|l| (l.target, l.dest, l.contact.clone(), l.call_id.clone(), l.dialog.clone())) else {
+        let Some(t_leg) =
+            self.table.get(other_key).and_then(|c| c.leg(t_side_leg)).map(|l| (l.target, l.dest, l.contact.clone(), l.call_id.clone(), l.dialog.clone()))
+        else {
             return cx.sig.reply(now, tx, 481);
         };
         let (target, dest, contact, leg_call_id, Some(mut dialog)) = t_leg else { return cx.sig.reply(now, tx, 481) };
@@ -469,8 +482,23 @@ impl B2bua {
         let Ok(ctx) = cx.sig.txl.send_request(now, dest, inv.clone()) else { return self.fail_transfer(cx, now, key, 503) };
         let Some(call) = self.table.get_mut(key) else { return };
         let idx = LegIdx(call.legs.len());
-        call.legs.push(BLeg { target, purpose: LegPurpose::Transfer, call_id: leg_call_id.clone(), tx: ctx, invite: inv, dest, contact, state: LegState::Calling, provisional: true, dialog: Some(dialog), code: None,
-            fallback: VecDeque::new(), deadline: None, confirm: false, answer: None });
+        call.legs.push(BLeg {
+            target,
+            purpose: LegPurpose::Transfer,
+            call_id: leg_call_id.clone(),
+            tx: ctx,
+            invite: inv,
+            dest,
+            contact,
+            state: LegState::Calling,
+            provisional: true,
+            dialog: Some(dialog),
+            code: None,
+            fallback: VecDeque::new(),
+            deadline: None,
+            confirm: false,
+            answer: None,
+        });
         self.table.add_client(ctx, ClientRole::BInvite { call: key, leg: idx }, dest);
         self.table.index_leg(leg_call_id, key, idx);
         self.set_timer(key, TimerKind::Transfer, Some(now + std::time::Duration::from_secs(32)));
@@ -566,5 +594,4 @@ mod tests {
         assert_eq!(sipfrag(180), "SIP/2.0 180 Ringing\r\n");
         assert_eq!(sipfrag(200), "SIP/2.0 200 OK\r\n");
     }
-
 }

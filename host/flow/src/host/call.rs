@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{HostState, Left, call_error};
+use super::{call_error, HostState, Left};
 use crate::bindings::call::{self as wit, Host};
 use crate::bindings::types::{CallInfo, Destination, Media, NodeError, Party};
 use crate::control::{self, Target};
@@ -35,9 +35,7 @@ fn party_in(p: Party) -> control::Party {
 fn check_caller_id(p: &Party) -> Result<(), NodeError> {
     let n = &p.number;
     let number_ok = n == "anonymous"
-        || !n.is_empty()
-        && n.len() <= 32
-        && n.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == '*' || c == '#' || (c == '+' && i == 0));
+        || !n.is_empty() && n.len() <= 32 && n.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == '*' || c == '#' || (c == '+' && i == 0));
     if !number_ok {
         return Err(NodeError::InvalidConfig(format!("caller id number {n:?}: 1 to 32 of 0-9 + * # (+ first)")));
     }
@@ -79,12 +77,18 @@ impl HostState {
     /// version was published with, else the live one.
     fn entity(&self, kind: EntityKind, id: i64) -> Result<std::sync::Arc<Entity>, NodeError> {
         let pinned = self.call.as_ref().and_then(|c| c.pinned.as_deref());
-        crate::entity::Pinned::lookup(pinned, &self.services.entities, kind, id).map(|c| c.entity).ok_or_else(|| NodeError::Failed(format!("there is no {kind} {id}")))
+        crate::entity::Pinned::lookup(pinned, &self.services.entities, kind, id)
+            .map(|c| c.entity)
+            .ok_or_else(|| NodeError::Failed(format!("there is no {kind} {id}")))
     }
 }
 
 fn too_long(what: &str, s: &str) -> Result<(), NodeError> {
-    if s.len() > MAX_TEXT { Err(NodeError::InvalidConfig(format!("{what} is longer than {MAX_TEXT} bytes"))) } else { Ok(()) }
+    if s.len() > MAX_TEXT {
+        Err(NodeError::InvalidConfig(format!("{what} is longer than {MAX_TEXT} bytes")))
+    } else {
+        Ok(())
+    }
 }
 
 impl Host for HostState {

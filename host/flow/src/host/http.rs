@@ -45,7 +45,8 @@ impl Host for HostState {
             return Err(HttpError::InvalidRequest("the body is larger than 1 MiB".into()));
         }
         for (k, v) in &req.headers {
-            let bad = k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) || v.bytes().any(|b| b == b'\r' || b == b'\n');
+            let bad =
+                k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) || v.bytes().any(|b| b == b'\r' || b == b'\n');
             if bad {
                 return Err(HttpError::InvalidRequest(format!("header {k:?}")));
             }

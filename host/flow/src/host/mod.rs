@@ -115,7 +115,11 @@ pub(crate) struct CpuClock {
 
 impl CpuClock {
     fn now(precise: bool) -> u64 {
-        if precise { thread_cpu_ns() } else { monotonic_ns() }
+        if precise {
+            thread_cpu_ns()
+        } else {
+            monotonic_ns()
+        }
     }
 }
 
@@ -234,7 +238,11 @@ impl WallClock {
             return (total, self.total);
         }
         let own = self.start + w.waited + self.own;
-        if own < total { (own, self.own) } else { (total, self.total) }
+        if own < total {
+            (own, self.own)
+        } else {
+            (total, self.total)
+        }
     }
 
     /// Starts a wait on the caller; it ends when the guard is dropped.
@@ -328,7 +336,16 @@ pub(crate) struct HostState {
 
 impl HostState {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(cap: usize, budget: Duration, wall: Arc<WallClock>, node_id: Arc<str>, type_id: Arc<str>, grants: Arc<Grants>, services: Services, call: Option<CallCtx>) -> HostState {
+    pub fn new(
+        cap: usize,
+        budget: Duration,
+        wall: Arc<WallClock>,
+        node_id: Arc<str>,
+        type_id: Arc<str>,
+        grants: Arc<Grants>,
+        services: Services,
+        call: Option<CallCtx>,
+    ) -> HostState {
         HostState {
             limiter: MemLimiter { cap, denied: false },
             meter: CpuMeter::new(budget),
@@ -500,7 +517,7 @@ mod meter_tests {
 #[cfg(test)]
 mod wall_tests {
     use super::*;
-    use tokio::time::{Instant, sleep};
+    use tokio::time::{sleep, Instant};
 
     const S: Duration = Duration::from_secs(1);
 

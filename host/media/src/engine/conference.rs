@@ -237,7 +237,11 @@ impl MediaEngine {
         let mut out: Vec<ConferenceSummary> = map
             .values()
             .filter(|r| r.members.load(Ordering::Acquire) > 0)
-            .map(|r| ConferenceSummary { name: r.name.clone(), participants: r.members.load(Ordering::Acquire), recording: r.recording.load(Ordering::Acquire) })
+            .map(|r| ConferenceSummary {
+                name: r.name.clone(),
+                participants: r.members.load(Ordering::Acquire),
+                recording: r.recording.load(Ordering::Acquire),
+            })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
@@ -365,7 +369,12 @@ pub struct Participant {
 
 impl std::fmt::Debug for Participant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Participant").field("id", &self.id).field("room", &self.conference.room.name).field("call_id", &self.call_id).field("leg", &self.leg).finish()
+        f.debug_struct("Participant")
+            .field("id", &self.id)
+            .field("room", &self.conference.room.name)
+            .field("call_id", &self.call_id)
+            .field("leg", &self.leg)
+            .finish()
     }
 }
 
@@ -463,11 +472,31 @@ pub(super) enum RoomCmd {
     Join(Join),
     /// A session moving here, and the join it moves for.
     Adopt(Box<Slot>, Join),
-    Leave { room: u64, participant: u64, reply: Option<oneshot::Sender<Result<()>>> },
-    Kick { room: u64, participant: u64, reply: oneshot::Sender<Result<()>> },
-    Mute { room: u64, participant: u64, muted: bool, reply: oneshot::Sender<Result<()>> },
-    List { room: u64, reply: oneshot::Sender<Vec<ParticipantInfo>> },
-    Announce { room: u64, request: PlayRequest, reply: oneshot::Sender<Result<()>> },
+    Leave {
+        room: u64,
+        participant: u64,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
+    Kick {
+        room: u64,
+        participant: u64,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Mute {
+        room: u64,
+        participant: u64,
+        muted: bool,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    List {
+        room: u64,
+        reply: oneshot::Sender<Vec<ParticipantInfo>>,
+    },
+    Announce {
+        room: u64,
+        request: PlayRequest,
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 struct LiveRoom {
@@ -576,7 +605,16 @@ impl Worker {
                             .participants()
                             .filter_map(|p| {
                                 let m = members.get(&p.id.0)?;
-                                Some(ParticipantInfo { id: p.id.0, call_id: m.call_id.clone(), leg: m.leg, muted: p.muted, talking: p.talking, codec: p.codec, level: p.level, joined_at: m.joined_at })
+                                Some(ParticipantInfo {
+                                    id: p.id.0,
+                                    call_id: m.call_id.clone(),
+                                    leg: m.leg,
+                                    muted: p.muted,
+                                    talking: p.talking,
+                                    codec: p.codec,
+                                    level: p.level,
+                                    joined_at: m.joined_at,
+                                })
                             })
                             .collect()
                     })
@@ -678,7 +716,10 @@ impl Worker {
         live.shared.members.fetch_add(1, Ordering::AcqRel);
         live.shared.emit(ConferenceEvent::Joined { participant: j.id, call_id: call_id.clone(), leg: j.leg });
         tracing::debug!(room = live.shared.name, participant = j.id, call_id, "joined conference");
-        self.rooms.members.insert(j.id, Member { room: j.room.id, session: j.session, leg: j.leg, call_id, joined_at: SystemTime::now(), announce: j.options.announce, left: Some(j.left) });
+        self.rooms.members.insert(
+            j.id,
+            Member { room: j.room.id, session: j.session, leg: j.leg, call_id, joined_at: SystemTime::now(), announce: j.options.announce, left: Some(j.left) },
+        );
         let _ = j.reply.send(Ok(()));
     }
 
@@ -722,7 +763,8 @@ impl Worker {
         let mut room = Room::new(cfg)?;
         room.set_music(s.music_when_alone.clone());
         let mut recording = None;
-        if s.record && record_ok
+        if s.record
+            && record_ok
             && let Some(shared) = self.ctx.ports.0.upgrade()
         {
             let now = time::OffsetDateTime::now_utc();

@@ -15,7 +15,11 @@ pub struct HeaderInjection;
 
 /// Refuses a value holding CR, LF or NUL.
 pub fn check_value(v: &str) -> Result<(), HeaderInjection> {
-    if v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) { Err(HeaderInjection) } else { Ok(()) }
+    if v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        Err(HeaderInjection)
+    } else {
+        Ok(())
+    }
 }
 
 /// Whether `c` may stand unescaped in a user part (RFC 3261 §25: `unreserved` and

@@ -133,10 +133,7 @@ fn content_length(head: &[u8]) -> Result<usize, ()> {
     for line in head.split(|&b| b == b'\n').skip(1) {
         let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
         let name = line[..colon].trim_ascii();
-        let is_cl = std::str::from_utf8(name)
-            .ok()
-            .and_then(HeaderName::from_name)
-            .is_some_and(|n| n == HeaderName::ContentLength);
+        let is_cl = std::str::from_utf8(name).ok().and_then(HeaderName::from_name).is_some_and(|n| n == HeaderName::ContentLength);
         if !is_cl {
             continue;
         }

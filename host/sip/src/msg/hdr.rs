@@ -32,11 +32,7 @@ impl<'a> Via<'a> {
         let mut parts = [""; 3];
         for (i, part) in parts.iter_mut().enumerate() {
             rest = rest.trim_start();
-            let end = if i < 2 {
-                rest.find('/')?
-            } else {
-                rest.find(|c: char| c.is_ascii_whitespace())?
-            };
+            let end = if i < 2 { rest.find('/')? } else { rest.find(|c: char| c.is_ascii_whitespace())? };
             *part = rest[..end].trim_end();
             rest = if i < 2 { &rest[end + 1..] } else { &rest[end..] };
         }
@@ -82,7 +78,11 @@ impl<'a> Via<'a> {
 
     /// The default port of the transport: 5061 for TLS, 5060 otherwise.
     pub fn default_port(&self) -> u16 {
-        if self.transport.eq_ignore_ascii_case("TLS") { 5061 } else { 5060 }
+        if self.transport.eq_ignore_ascii_case("TLS") {
+            5061
+        } else {
+            5060
+        }
     }
 }
 
@@ -307,11 +307,7 @@ pub fn parse_u32(s: &str) -> Option<u32> {
 
 /// Whether `s` is a non-empty RFC 3261 token.
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
-        })
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'))
 }
 
 /// Splits a header value holding a comma-separated list (Via, Contact, Route, Supported, ...),
@@ -359,10 +355,7 @@ mod tests {
 
     #[test]
     fn contact_params() {
-        let c = Contact::parse(
-            "<sip:a@10.0.0.1;ob>;expires=60;q=0.5;+sip.instance=\"<urn:uuid:1234>\";reg-id=1",
-        )
-        .unwrap();
+        let c = Contact::parse("<sip:a@10.0.0.1;ob>;expires=60;q=0.5;+sip.instance=\"<urn:uuid:1234>\";reg-id=1").unwrap();
         assert_eq!(c.expires(), Some(60));
         assert_eq!(c.q(), Some(500));
         assert_eq!(c.instance().unwrap(), "urn:uuid:1234");

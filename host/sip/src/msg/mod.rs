@@ -17,10 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 pub use build::{check_value, escape_user, name_addr, quote_display, HeaderInjection, SipUriBuilder};
 pub use framer::{Frame, StreamFramer};
-pub use hdr::{
-    is_token, parse_u32, split_list, CSeq, Contact, NameAddr, Refresher, SessionExpires, Via,
-    MAGIC_COOKIE,
-};
+pub use hdr::{is_token, parse_u32, split_list, CSeq, Contact, NameAddr, Refresher, SessionExpires, Via, MAGIC_COOKIE};
 pub use uri::{quote, unescape, unquote, Host, Params, Scheme, SipUri, TelUri, Uri};
 
 /// The largest message accepted, in bytes (header section and body together).
@@ -282,12 +279,7 @@ impl Message {
         }
         let mut head = String::with_capacity(512);
         head.push_str(uri);
-        Ok(Message {
-            start: StartLine::Request { method, uri: Span::of(0, uri.len()) },
-            head,
-            headers: Vec::with_capacity(12),
-            body: Bytes::new(),
-        })
+        Ok(Message { start: StartLine::Request { method, uri: Span::of(0, uri.len()) }, head, headers: Vec::with_capacity(12), body: Bytes::new() })
     }
 
     /// [`Message::request`] for a Request-URI this crate parsed from a message.
@@ -308,12 +300,7 @@ impl Message {
             head.push_str(reason);
         }
         let reason_len = head.len();
-        Message {
-            start: StartLine::Response { code, reason: Span::of(0, reason_len) },
-            head,
-            headers: Vec::with_capacity(10),
-            body: Bytes::new(),
-        }
+        Message { start: StartLine::Response { code, reason: Span::of(0, reason_len) }, head, headers: Vec::with_capacity(10), body: Bytes::new() }
     }
 
     /// A response to `req` per RFC 3261 §8.2.6: copies every Via (in order), From, To,
@@ -328,7 +315,9 @@ impl Message {
         let mut resp = Message::response(code, reason.unwrap_or_else(|| reason_phrase(code)));
         for h in &req.headers {
             if let Name::Known(n) = h.name {
-                if matches!(n, HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq) || (n == HeaderName::RecordRoute && (101..300).contains(&code)) {
+                if matches!(n, HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq)
+                    || (n == HeaderName::RecordRoute && (101..300).contains(&code))
+                {
                     resp.push_copied(n, req.span(h.value));
                 } else if n == HeaderName::To {
                     let v = req.span(h.value);

@@ -208,9 +208,7 @@ fn read_head(head: &str, is_request: bool) -> Result<(Message, Option<K>), Parse
 /// which RFC 3261 §25.1 allows inside quoted strings).
 fn has_bare_control(line: &str) -> bool {
     let b = line.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| {
-        ((c < 0x20 && c != b'\t') || c == 0x7f) && (i == 0 || b[i - 1] != b'\\')
-    })
+    b.iter().enumerate().any(|(i, &c)| ((c < 0x20 && c != b'\t') || c == 0x7f) && (i == 0 || b[i - 1] != b'\\'))
 }
 
 fn flush_fold(msg: &mut Message, folded: Option<(usize, String)>) {

@@ -29,9 +29,7 @@ impl Host<'_> {
                 return Some(Host::Ip(IpAddr::V4(a)));
             }
         }
-        let valid = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        let valid = s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
         valid.then_some(Host::Domain(s))
     }
 
@@ -326,8 +324,7 @@ pub enum Uri<'a> {
 
 fn valid_scheme(s: &str) -> bool {
     let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic())
-        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic()) && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
 }
 
 impl<'a> Uri<'a> {
@@ -348,10 +345,7 @@ impl<'a> Uri<'a> {
                 Some(i) => (&rest[..i], &rest[i..]),
                 None => (rest, ""),
             };
-            let ok = !number.is_empty()
-                && number.bytes().all(|b| {
-                    b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
-                });
+            let ok = !number.is_empty() && number.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#'));
             ok.then(|| Uri::Tel(TelUri { number, params: Params::new(params) }))
         } else {
             if rest.is_empty() {

@@ -38,19 +38,17 @@ impl AuditLog<'_> {
         after: Option<&serde_json::Value>,
     ) -> Result<()> {
         let mut c = self.db.acquire().await?;
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, ip, action, entity_type, entity_id, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(Timestamp::now())
-        .bind(&actor.name)
-        .bind(&actor.ip)
-        .bind(action)
-        .bind(entity_type)
-        .bind(entity_id)
-        .bind(before.map(Json))
-        .bind(after.map(Json))
-        .execute(&mut *c)
-        .await?;
+        sqlx::query("INSERT INTO audit_log (at, actor, ip, action, entity_type, entity_id, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(Timestamp::now())
+            .bind(&actor.name)
+            .bind(&actor.ip)
+            .bind(action)
+            .bind(entity_type)
+            .bind(entity_id)
+            .bind(before.map(Json))
+            .bind(after.map(Json))
+            .execute(&mut *c)
+            .await?;
         Ok(())
     }
 

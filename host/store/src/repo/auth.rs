@@ -1,4 +1,3 @@
-
 use super::{AdminUsers, ApiTokens, Sessions};
 use crate::secrets::hash_password;
 use crate::*;
@@ -48,10 +47,7 @@ impl AdminUsers<'_> {
 
     pub async fn get(self, id: i64) -> Result<Option<AdminUser>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as("SELECT id, username, created_at, updated_at, last_login_at FROM admin_users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as("SELECT id, username, created_at, updated_at, last_login_at FROM admin_users WHERE id = ?").bind(id).fetch_optional(&mut *c).await?)
     }
 
     /// The user and their password hash, for a login check.
@@ -63,12 +59,10 @@ impl AdminUsers<'_> {
             password_hash: String,
         }
         let mut c = self.db.acquire().await?;
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT id, username, created_at, updated_at, last_login_at, password_hash FROM admin_users WHERE username = ?",
-        )
-        .bind(username)
-        .fetch_optional(&mut *c)
-        .await?;
+        let row: Option<Row> = sqlx::query_as("SELECT id, username, created_at, updated_at, last_login_at, password_hash FROM admin_users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&mut *c)
+            .await?;
         Ok(row.map(|r| (r.user, r.password_hash)))
     }
 
@@ -163,14 +157,13 @@ impl Sessions<'_> {
     /// one when that is sooner. The expiry it now has.
     pub async fn touch(self, token_hash: &str, now: Timestamp, expires_at: Timestamp) -> Result<Option<Timestamp>> {
         let mut c = self.db.acquire().await?;
-        let row: Option<(Timestamp,)> = sqlx::query_as(
-            "UPDATE sessions SET last_seen_at = ?, expires_at = MIN(?, absolute_expires_at) WHERE token_hash = ? RETURNING expires_at",
-        )
-        .bind(now)
-        .bind(expires_at)
-        .bind(token_hash)
-        .fetch_optional(&mut *c)
-        .await?;
+        let row: Option<(Timestamp,)> =
+            sqlx::query_as("UPDATE sessions SET last_seen_at = ?, expires_at = MIN(?, absolute_expires_at) WHERE token_hash = ? RETURNING expires_at")
+                .bind(now)
+                .bind(expires_at)
+                .bind(token_hash)
+                .fetch_optional(&mut *c)
+                .await?;
         Ok(row.map(|(t,)| t))
     }
 
@@ -182,11 +175,7 @@ impl Sessions<'_> {
 
     pub async fn delete_expired(self, now: Timestamp) -> Result<u64> {
         let mut c = self.db.acquire().await?;
-        let r = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR absolute_expires_at <= ?")
-            .bind(now)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
+        let r = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR absolute_expires_at <= ?").bind(now).bind(now).execute(&mut *c).await?;
         Ok(r.rows_affected())
     }
 
@@ -215,11 +204,7 @@ impl Sessions<'_> {
     /// Ends every session of an administrator but the one numbered `keep`; how many ended.
     pub async fn delete_others(self, admin_user_id: i64, keep: i64) -> Result<u64> {
         let mut c = self.db.acquire().await?;
-        let r = sqlx::query("DELETE FROM sessions WHERE admin_user_id = ? AND id <> ?")
-            .bind(admin_user_id)
-            .bind(keep)
-            .execute(&mut *c)
-            .await?;
+        let r = sqlx::query("DELETE FROM sessions WHERE admin_user_id = ? AND id <> ?").bind(admin_user_id).bind(keep).execute(&mut *c).await?;
         Ok(r.rows_affected())
     }
 }
@@ -260,13 +245,8 @@ impl ApiTokens<'_> {
 
     pub async fn list(self, page: Page) -> Result<Paged<ApiToken>> {
         let mut c = self.db.acquire().await?;
-        super::paged(
-            &mut c,
-            concat!("SELECT ", token_cols!(), " FROM api_tokens ORDER BY id DESC LIMIT ? OFFSET ?"),
-            "SELECT COUNT(*) FROM api_tokens",
-            page,
-        )
-        .await
+        super::paged(&mut c, concat!("SELECT ", token_cols!(), " FROM api_tokens ORDER BY id DESC LIMIT ? OFFSET ?"), "SELECT COUNT(*) FROM api_tokens", page)
+            .await
     }
 
     pub async fn get(self, id: i64) -> Result<Option<ApiToken>> {
@@ -293,14 +273,11 @@ impl ApiTokens<'_> {
     /// Revokes a token; the revoked row, or None if there is no such token.
     pub async fn revoke(self, id: i64) -> Result<Option<ApiToken>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING ",
-            token_cols!()
-        ))
-        .bind(Timestamp::now())
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?)
+        Ok(sqlx::query_as(concat!("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING ", token_cols!()))
+            .bind(Timestamp::now())
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?)
     }
 
     /// Revokes every live token an administrator created; how many.

@@ -80,11 +80,7 @@ impl Cdrs<'_> {
     /// Records the answer time (the first answer wins; later calls change nothing).
     pub async fn update_answer(self, id: i64, answer_time: Timestamp) -> Result<bool> {
         let mut c = self.db.acquire().await?;
-        let r = sqlx::query("UPDATE cdrs SET answer_time = ? WHERE id = ? AND answer_time IS NULL")
-            .bind(answer_time)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
+        let r = sqlx::query("UPDATE cdrs SET answer_time = ? WHERE id = ? AND answer_time IS NULL").bind(answer_time).bind(id).execute(&mut *c).await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -233,7 +229,8 @@ impl Cdrs<'_> {
     /// (when the call's media session closed).
     pub async fn set_media_encryption(self, id: i64, caller_srtp: Option<&str>, callee_srtp: Option<&str>) -> Result<bool> {
         let mut c = self.db.acquire().await?;
-        let r = sqlx::query("UPDATE cdrs SET caller_srtp = ?, callee_srtp = ? WHERE id = ?").bind(caller_srtp).bind(callee_srtp).bind(id).execute(&mut *c).await?;
+        let r =
+            sqlx::query("UPDATE cdrs SET caller_srtp = ?, callee_srtp = ? WHERE id = ?").bind(caller_srtp).bind(callee_srtp).bind(id).execute(&mut *c).await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -241,16 +238,14 @@ impl Cdrs<'_> {
     /// disposition that replaces the one signalling gave (a call that ended in voicemail).
     pub async fn set_flow(self, id: i64, flow_id: i64, flow_version: i64, flow_path: &serde_json::Value, disposition: Option<CallDisposition>) -> Result<bool> {
         let mut c = self.db.acquire().await?;
-        let r = sqlx::query(
-            "UPDATE cdrs SET flow_id = ?, flow_version = ?, flow_path = ?, disposition = COALESCE(?, disposition) WHERE id = ?",
-        )
-        .bind(flow_id)
-        .bind(flow_version)
-        .bind(Json(flow_path))
-        .bind(disposition)
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
+        let r = sqlx::query("UPDATE cdrs SET flow_id = ?, flow_version = ?, flow_path = ?, disposition = COALESCE(?, disposition) WHERE id = ?")
+            .bind(flow_id)
+            .bind(flow_version)
+            .bind(Json(flow_path))
+            .bind(disposition)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -341,7 +336,9 @@ mod tests {
                 trunk_id: None,
                 direction: CallDirection::Inbound,
                 flow_id: None,
-                flow_version: None, extension_id: None, route_id: None,
+                flow_version: None,
+                extension_id: None,
+                route_id: None,
             })
             .await
             .unwrap();
@@ -356,7 +353,9 @@ mod tests {
                     disposition: CallDisposition::Answered,
                     hangup_cause: Some("normal_clearing".into()),
                     flow_path: serde_json::json!(["n1", "n2"]),
-                    recording_file: None, trunk_id: None, transfers: None,
+                    recording_file: None,
+                    trunk_id: None,
+                    transfers: None,
                 },
             )
             .await
@@ -364,9 +363,29 @@ mod tests {
         assert_eq!((cdr.duration, cdr.billable_dur), (Some(65), Some(60)));
         // the batched path: start and answer in one insert, the end without a read
         let t1 = t0 - Duration::days(1);
-        let n = NewCdr { call_id: "def@h".into(), start_time: t1, caller_id_name: None, caller_id_num: Some("101".into()), callee: Some("102".into()), trunk_id: None, direction: CallDirection::Internal, flow_id: None, flow_version: None, extension_id: None, route_id: None };
+        let n = NewCdr {
+            call_id: "def@h".into(),
+            start_time: t1,
+            caller_id_name: None,
+            caller_id_num: Some("101".into()),
+            callee: Some("102".into()),
+            trunk_id: None,
+            direction: CallDirection::Internal,
+            flow_id: None,
+            flow_version: None,
+            extension_id: None,
+            route_id: None,
+        };
         let id2 = s.cdrs().insert_start_answered(&n, Some(t1 + Duration::seconds(2))).await.unwrap();
-        let end = CdrEnd { end_time: t1 + Duration::seconds(12), disposition: CallDisposition::Answered, hangup_cause: Some("normal_clearing".into()), flow_path: serde_json::json!([]), recording_file: None, trunk_id: None, transfers: None };
+        let end = CdrEnd {
+            end_time: t1 + Duration::seconds(12),
+            disposition: CallDisposition::Answered,
+            hangup_cause: Some("normal_clearing".into()),
+            flow_path: serde_json::json!([]),
+            recording_file: None,
+            trunk_id: None,
+            transfers: None,
+        };
         assert!(s.cdrs().finish(id2, &end, t1, Some(t1 + Duration::seconds(2))).await.unwrap());
         let c2 = s.cdrs().get(id2).await.unwrap().unwrap();
         assert_eq!((c2.duration, c2.billable_dur, c2.answer_time), (Some(12), Some(10), Some(t1 + Duration::seconds(2))));

@@ -4,10 +4,7 @@
 use sqlx::types::Json;
 
 use super::{delete_by_id, paged};
-use super::{
-    ConferenceBridges, InboundNumbers, IvrMenus, Prompts, Recordings, RingGroups, TimeSwitches, Trunks,
-    VoicemailBoxes, VoicemailMessages,
-};
+use super::{ConferenceBridges, InboundNumbers, IvrMenus, Prompts, Recordings, RingGroups, TimeSwitches, Trunks, VoicemailBoxes, VoicemailMessages};
 use crate::secrets::{hash_password, verify_password};
 use crate::*;
 
@@ -37,21 +34,13 @@ impl Trunks<'_> {
     /// Trunks in outbound preference order (priority, then id).
     pub async fn list(self, page: Page) -> Result<Paged<Trunk>> {
         let mut c = self.db.acquire().await?;
-        paged(
-            &mut c,
-            concat!("SELECT ", trunk_cols!(), " FROM trunks ORDER BY priority, id LIMIT ? OFFSET ?"),
-            "SELECT COUNT(*) FROM trunks",
-            page,
-        )
-        .await
+        paged(&mut c, concat!("SELECT ", trunk_cols!(), " FROM trunks ORDER BY priority, id LIMIT ? OFFSET ?"), "SELECT COUNT(*) FROM trunks", page).await
     }
 
     /// The enabled trunks in outbound preference order.
     pub async fn list_enabled(self) -> Result<Vec<Trunk>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", trunk_cols!(), " FROM trunks WHERE enabled = 1 ORDER BY priority, id"))
-            .fetch_all(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", trunk_cols!(), " FROM trunks WHERE enabled = 1 ORDER BY priority, id")).fetch_all(&mut *c).await?)
     }
 
     pub async fn get(self, id: i64) -> Result<Option<Trunk>> {
@@ -161,8 +150,7 @@ impl Trunks<'_> {
     pub async fn password(self, id: i64) -> Result<Option<String>> {
         let inner = self.inner;
         let mut c = self.db.acquire().await?;
-        let row: Option<(Option<Vec<u8>>,)> =
-            sqlx::query_as("SELECT password_enc FROM trunks WHERE id = ?").bind(id).fetch_optional(&mut *c).await?;
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT password_enc FROM trunks WHERE id = ?").bind(id).fetch_optional(&mut *c).await?;
         match row {
             Some((Some(sealed),)) => Ok(Some(inner.cipher.open_string(COL_TRUNK_PASSWORD, &sealed)?)),
             _ => Ok(None),
@@ -190,19 +178,13 @@ impl InboundNumbers<'_> {
 
     pub async fn get(self, id: i64) -> Result<Option<InboundNumber>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", number_cols!(), " FROM inbound_numbers WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", number_cols!(), " FROM inbound_numbers WHERE id = ?")).bind(id).fetch_optional(&mut *c).await?)
     }
 
     /// The DID `number` (E.164, "+61299990000").
     pub async fn get_by_number(self, number: &str) -> Result<Option<InboundNumber>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", number_cols!(), " FROM inbound_numbers WHERE number = ?"))
-            .bind(number)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", number_cols!(), " FROM inbound_numbers WHERE number = ?")).bind(number).fetch_optional(&mut *c).await?)
     }
 
     /// The numbers that enter `flow_id`.
@@ -279,13 +261,8 @@ async fn hash_secret_update(u: SecretUpdate<'_>) -> Result<(bool, Option<String>
 impl VoicemailBoxes<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<VoicemailBox>> {
         let mut c = self.db.acquire().await?;
-        paged(
-            &mut c,
-            concat!("SELECT ", vm_cols!(), " FROM voicemail_boxes ORDER BY name, id LIMIT ? OFFSET ?"),
-            "SELECT COUNT(*) FROM voicemail_boxes",
-            page,
-        )
-        .await
+        paged(&mut c, concat!("SELECT ", vm_cols!(), " FROM voicemail_boxes ORDER BY name, id LIMIT ? OFFSET ?"), "SELECT COUNT(*) FROM voicemail_boxes", page)
+            .await
     }
 
     pub async fn get(self, id: i64) -> Result<Option<VoicemailBox>> {
@@ -296,10 +273,7 @@ impl VoicemailBoxes<'_> {
     /// The box dialled as `number` for message retrieval.
     pub async fn get_by_mailbox_number(self, number: &str) -> Result<Option<VoicemailBox>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", vm_cols!(), " FROM voicemail_boxes WHERE mailbox_number = ?"))
-            .bind(number)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", vm_cols!(), " FROM voicemail_boxes WHERE mailbox_number = ?")).bind(number).fetch_optional(&mut *c).await?)
     }
 
     /// The boxes whose message-waiting lamp is on `extension_id` (the app's voicemail list).
@@ -381,8 +355,7 @@ impl VoicemailBoxes<'_> {
     /// Checks a caller's PIN for the box; false when the box has no PIN or it does not match.
     pub async fn verify_pin(self, id: i64, pin: &str) -> Result<bool> {
         let mut c = self.db.acquire().await?;
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT pin_hash FROM voicemail_boxes WHERE id = ?").bind(id).fetch_optional(&mut *c).await?;
+        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT pin_hash FROM voicemail_boxes WHERE id = ?").bind(id).fetch_optional(&mut *c).await?;
         drop(c);
         match row {
             Some((Some(h),)) => Ok(verify_password(pin, &h).await),
@@ -401,29 +374,20 @@ impl VoicemailMessages<'_> {
     /// A box's messages, newest first.
     pub async fn list(self, mailbox_id: i64, page: Page) -> Result<Paged<VoicemailMessage>> {
         let mut c = self.db.acquire().await?;
-        let items = sqlx::query_as(concat!(
-            "SELECT ",
-            msg_cols!(),
-            " FROM voicemail_messages WHERE mailbox_id = ? ORDER BY timestamp DESC, id DESC LIMIT ? OFFSET ?"
-        ))
-        .bind(mailbox_id)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(&mut *c)
-        .await?;
-        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM voicemail_messages WHERE mailbox_id = ?")
-            .bind(mailbox_id)
-            .fetch_one(&mut *c)
-            .await?;
+        let items =
+            sqlx::query_as(concat!("SELECT ", msg_cols!(), " FROM voicemail_messages WHERE mailbox_id = ? ORDER BY timestamp DESC, id DESC LIMIT ? OFFSET ?"))
+                .bind(mailbox_id)
+                .bind(page.limit)
+                .bind(page.offset)
+                .fetch_all(&mut *c)
+                .await?;
+        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM voicemail_messages WHERE mailbox_id = ?").bind(mailbox_id).fetch_one(&mut *c).await?;
         Ok(Paged { items, total })
     }
 
     pub async fn get(self, id: i64) -> Result<Option<VoicemailMessage>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", msg_cols!(), " FROM voicemail_messages WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", msg_cols!(), " FROM voicemail_messages WHERE id = ?")).bind(id).fetch_optional(&mut *c).await?)
     }
 
     pub async fn insert(self, m: &NewVoicemailMessage) -> Result<VoicemailMessage> {
@@ -460,20 +424,14 @@ impl VoicemailMessages<'_> {
     /// Deletes a message row and returns it (the caller removes the file).
     pub async fn delete(self, id: i64) -> Result<Option<VoicemailMessage>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("DELETE FROM voicemail_messages WHERE id = ? RETURNING ", msg_cols!()))
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("DELETE FROM voicemail_messages WHERE id = ? RETURNING ", msg_cols!())).bind(id).fetch_optional(&mut *c).await?)
     }
 
     /// (total, unread) messages of a box: what the message-waiting indicator shows.
     pub async fn counts(self, mailbox_id: i64) -> Result<(i64, i64)> {
         let mut c = self.db.acquire().await?;
         let (total, unread): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), SUM(read = 0) FROM voicemail_messages WHERE mailbox_id = ?")
-                .bind(mailbox_id)
-                .fetch_one(&mut *c)
-                .await?;
+            sqlx::query_as("SELECT COUNT(*), SUM(read = 0) FROM voicemail_messages WHERE mailbox_id = ?").bind(mailbox_id).fetch_one(&mut *c).await?;
         Ok((total, unread.unwrap_or(0)))
     }
 
@@ -481,9 +439,7 @@ impl VoicemailMessages<'_> {
     pub async fn counts_by_box(self) -> Result<std::collections::HashMap<i64, (i64, i64)>> {
         let mut c = self.db.acquire().await?;
         let rows: Vec<(i64, i64, Option<i64>)> =
-            sqlx::query_as("SELECT mailbox_id, COUNT(*), SUM(read = 0) FROM voicemail_messages GROUP BY mailbox_id")
-                .fetch_all(&mut *c)
-                .await?;
+            sqlx::query_as("SELECT mailbox_id, COUNT(*), SUM(read = 0) FROM voicemail_messages GROUP BY mailbox_id").fetch_all(&mut *c).await?;
         Ok(rows.into_iter().map(|(id, total, unread)| (id, (total, unread.unwrap_or(0)))).collect())
     }
 
@@ -517,13 +473,7 @@ macro_rules! rg_cols {
 impl RingGroups<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<RingGroup>> {
         let mut c = self.db.acquire().await?;
-        paged(
-            &mut c,
-            concat!("SELECT ", rg_cols!(), " FROM ring_groups ORDER BY name, id LIMIT ? OFFSET ?"),
-            "SELECT COUNT(*) FROM ring_groups",
-            page,
-        )
-        .await
+        paged(&mut c, concat!("SELECT ", rg_cols!(), " FROM ring_groups ORDER BY name, id LIMIT ? OFFSET ?"), "SELECT COUNT(*) FROM ring_groups", page).await
     }
 
     pub async fn get(self, id: i64) -> Result<Option<RingGroup>> {
@@ -586,13 +536,7 @@ macro_rules! ivr_cols {
 impl IvrMenus<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<IvrMenu>> {
         let mut c = self.db.acquire().await?;
-        paged(
-            &mut c,
-            concat!("SELECT ", ivr_cols!(), " FROM ivr_menus ORDER BY name, id LIMIT ? OFFSET ?"),
-            "SELECT COUNT(*) FROM ivr_menus",
-            page,
-        )
-        .await
+        paged(&mut c, concat!("SELECT ", ivr_cols!(), " FROM ivr_menus ORDER BY name, id LIMIT ? OFFSET ?"), "SELECT COUNT(*) FROM ivr_menus", page).await
     }
 
     pub async fn get(self, id: i64) -> Result<Option<IvrMenu>> {
@@ -657,13 +601,8 @@ macro_rules! ts_cols {
 impl TimeSwitches<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<TimeSwitch>> {
         let mut c = self.db.acquire().await?;
-        paged(
-            &mut c,
-            concat!("SELECT ", ts_cols!(), " FROM time_switches ORDER BY name, id LIMIT ? OFFSET ?"),
-            "SELECT COUNT(*) FROM time_switches",
-            page,
-        )
-        .await
+        paged(&mut c, concat!("SELECT ", ts_cols!(), " FROM time_switches ORDER BY name, id LIMIT ? OFFSET ?"), "SELECT COUNT(*) FROM time_switches", page)
+            .await
     }
 
     pub async fn get(self, id: i64) -> Result<Option<TimeSwitch>> {
@@ -736,19 +675,13 @@ impl ConferenceBridges<'_> {
 
     pub async fn get(self, id: i64) -> Result<Option<ConferenceBridge>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", conf_cols!(), " FROM conference_bridges WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", conf_cols!(), " FROM conference_bridges WHERE id = ?")).bind(id).fetch_optional(&mut *c).await?)
     }
 
     /// The bridge dialled as `number`.
     pub async fn get_by_extension(self, number: &str) -> Result<Option<ConferenceBridge>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", conf_cols!(), " FROM conference_bridges WHERE extension = ?"))
-            .bind(number)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", conf_cols!(), " FROM conference_bridges WHERE extension = ?")).bind(number).fetch_optional(&mut *c).await?)
     }
 
     pub async fn insert(self, f: &ConferenceBridgeFields, pin: Option<&str>) -> Result<ConferenceBridge> {
@@ -807,8 +740,7 @@ impl ConferenceBridges<'_> {
     /// Checks a caller's PIN; true when the bridge has no PIN at all.
     pub async fn verify_pin(self, id: i64, pin: &str) -> Result<bool> {
         let mut c = self.db.acquire().await?;
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT pin_hash FROM conference_bridges WHERE id = ?").bind(id).fetch_optional(&mut *c).await?;
+        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT pin_hash FROM conference_bridges WHERE id = ?").bind(id).fetch_optional(&mut *c).await?;
         drop(c);
         match row {
             Some((Some(h),)) => Ok(verify_password(pin, &h).await),
@@ -827,13 +759,7 @@ macro_rules! prompt_cols {
 impl Prompts<'_> {
     pub async fn list(self, page: Page) -> Result<Paged<Prompt>> {
         let mut c = self.db.acquire().await?;
-        paged(
-            &mut c,
-            concat!("SELECT ", prompt_cols!(), " FROM prompts ORDER BY name LIMIT ? OFFSET ?"),
-            "SELECT COUNT(*) FROM prompts",
-            page,
-        )
-        .await
+        paged(&mut c, concat!("SELECT ", prompt_cols!(), " FROM prompts ORDER BY name LIMIT ? OFFSET ?"), "SELECT COUNT(*) FROM prompts", page).await
     }
 
     pub async fn get(self, id: i64) -> Result<Option<Prompt>> {
@@ -843,10 +769,7 @@ impl Prompts<'_> {
 
     pub async fn get_by_name(self, name: &str) -> Result<Option<Prompt>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", prompt_cols!(), " FROM prompts WHERE name = ?"))
-            .bind(name)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", prompt_cols!(), " FROM prompts WHERE name = ?")).bind(name).fetch_optional(&mut *c).await?)
     }
 
     pub async fn insert(self, p: &NewPrompt) -> Result<Prompt> {
@@ -871,10 +794,7 @@ impl Prompts<'_> {
 
     pub async fn delete(self, id: i64) -> Result<Option<Prompt>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("DELETE FROM prompts WHERE id = ? RETURNING ", prompt_cols!()))
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("DELETE FROM prompts WHERE id = ? RETURNING ", prompt_cols!())).bind(id).fetch_optional(&mut *c).await?)
     }
 }
 
@@ -920,10 +840,7 @@ impl Recordings<'_> {
 
     pub async fn delete(self, id: i64) -> Result<Option<Recording>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("DELETE FROM recordings WHERE id = ? RETURNING ", rec_cols!()))
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("DELETE FROM recordings WHERE id = ? RETURNING ", rec_cols!())).bind(id).fetch_optional(&mut *c).await?)
     }
 
     /// Bytes used by all recordings.

@@ -48,32 +48,22 @@ impl Extensions<'_> {
     /// The extension dialled as `number` ("101").
     pub async fn get_by_extension(self, number: &str) -> Result<Option<Extension>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", cols!(), " FROM extensions WHERE extension = ?"))
-            .bind(number)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", cols!(), " FROM extensions WHERE extension = ?")).bind(number).fetch_optional(&mut *c).await?)
     }
 
     pub async fn get_by_sip_username(self, username: &str) -> Result<Option<Extension>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", cols!(), " FROM extensions WHERE sip_username = ?"))
-            .bind(username)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", cols!(), " FROM extensions WHERE sip_username = ?")).bind(username).fetch_optional(&mut *c).await?)
     }
 
     /// Several extensions by id (those that exist), in id order.
     pub async fn get_many(self, ids: &[i64]) -> Result<Vec<Extension>> {
         let mut c = self.db.acquire().await?;
         let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            cols!(),
-            " FROM extensions WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
-        ))
-        .bind(ids)
-        .fetch_all(&mut *c)
-        .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", cols!(), " FROM extensions WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"))
+            .bind(ids)
+            .fetch_all(&mut *c)
+            .await?)
     }
 
     pub async fn count(self) -> Result<i64> {
@@ -191,12 +181,7 @@ impl Extensions<'_> {
     /// Sets do-not-disturb (the app's and the phone's toggle).
     pub async fn set_dnd(self, id: i64, dnd: bool) -> Result<bool> {
         let mut c = self.db.acquire().await?;
-        let r = sqlx::query("UPDATE extensions SET dnd = ?, updated_at = ? WHERE id = ?")
-            .bind(dnd)
-            .bind(Timestamp::now())
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
+        let r = sqlx::query("UPDATE extensions SET dnd = ?, updated_at = ? WHERE id = ?").bind(dnd).bind(Timestamp::now()).bind(id).execute(&mut *c).await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -226,14 +211,7 @@ impl Extensions<'_> {
             let pw = cipher.open_string(COL_PASSWORD, &row.sip_password_enc)?;
             (ha1_md5(&row.sip_username, &realm, &pw), ha1_sha256(&row.sip_username, &realm, &pw))
         };
-        Ok(Some(SipCredentials {
-            extension_id: row.id,
-            extension: row.extension,
-            username: row.sip_username,
-            realm,
-            ha1_md5: md5,
-            ha1_sha256: sha,
-        }))
+        Ok(Some(SipCredentials { extension_id: row.id, extension: row.extension, username: row.sip_username, realm, ha1_md5: md5, ha1_sha256: sha }))
     }
 
     /// The digest credentials of every extension over the current realm, decrypted: what the

@@ -26,13 +26,7 @@ impl CallFlows<'_> {
     /// Flows with their draft graphs, by name.
     pub async fn list(self, page: Page) -> Result<Paged<CallFlow>> {
         let mut c = self.db.acquire().await?;
-        paged(
-            &mut c,
-            concat!("SELECT ", flow_cols!(), " FROM call_flows ORDER BY name, id LIMIT ? OFFSET ?"),
-            "SELECT COUNT(*) FROM call_flows",
-            page,
-        )
-        .await
+        paged(&mut c, concat!("SELECT ", flow_cols!(), " FROM call_flows ORDER BY name, id LIMIT ? OFFSET ?"), "SELECT COUNT(*) FROM call_flows", page).await
     }
 
     /// Flows without their graphs, by name.
@@ -56,32 +50,26 @@ impl CallFlows<'_> {
     pub async fn insert(self, f: &CallFlowFields) -> Result<CallFlow> {
         let now = Timestamp::now();
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!(
-            "INSERT INTO call_flows (name, flow_data, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING ",
-            flow_cols!()
-        ))
-        .bind(&f.name)
-        .bind(Json(&f.flow_data))
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *c)
-        .await?)
+        Ok(sqlx::query_as(concat!("INSERT INTO call_flows (name, flow_data, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING ", flow_cols!()))
+            .bind(&f.name)
+            .bind(Json(&f.flow_data))
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *c)
+            .await?)
     }
 
     /// Replaces the draft (published versions are untouched).
     pub async fn update(self, id: i64, f: &CallFlowFields) -> Result<CallFlow> {
         let mut c = self.db.acquire().await?;
-        sqlx::query_as(concat!(
-            "UPDATE call_flows SET name = ?, flow_data = ?, updated_at = ? WHERE id = ? RETURNING ",
-            flow_cols!()
-        ))
-        .bind(&f.name)
-        .bind(Json(&f.flow_data))
-        .bind(Timestamp::now())
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?
-        .ok_or(StoreError::NotFound)
+        sqlx::query_as(concat!("UPDATE call_flows SET name = ?, flow_data = ?, updated_at = ? WHERE id = ? RETURNING ", flow_cols!()))
+            .bind(&f.name)
+            .bind(Json(&f.flow_data))
+            .bind(Timestamp::now())
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     /// Deletes a flow and its published versions.
@@ -110,10 +98,7 @@ impl FlowVersions<'_> {
         let now = Timestamp::now();
         let mut c = self.db.acquire().await?;
         let (next,): (i64,) =
-            sqlx::query_as("SELECT COALESCE(MAX(version), 0) + 1 FROM flow_versions WHERE flow_id = ?")
-                .bind(flow_id)
-                .fetch_one(&mut *c)
-                .await?;
+            sqlx::query_as("SELECT COALESCE(MAX(version), 0) + 1 FROM flow_versions WHERE flow_id = ?").bind(flow_id).fetch_one(&mut *c).await?;
         let v: FlowVersion = sqlx::query_as(concat!(
             "INSERT INTO flow_versions (flow_id, version, flow_data, plugins, published_by, published_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING ",
             version_cols!()
@@ -150,10 +135,7 @@ impl FlowVersions<'_> {
         .bind(page.offset)
         .fetch_all(&mut *c)
         .await?;
-        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM flow_versions WHERE flow_id = ?")
-            .bind(flow_id)
-            .fetch_one(&mut *c)
-            .await?;
+        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM flow_versions WHERE flow_id = ?").bind(flow_id).fetch_one(&mut *c).await?;
         Ok(Paged { items, total })
     }
 
@@ -169,14 +151,10 @@ impl FlowVersions<'_> {
     /// The live version of a flow (the latest published), if any.
     pub async fn latest(self, flow_id: i64) -> Result<Option<FlowVersion>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            version_cols!(),
-            " FROM flow_versions WHERE flow_id = ? ORDER BY version DESC LIMIT 1"
-        ))
-        .bind(flow_id)
-        .fetch_optional(&mut *c)
-        .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", version_cols!(), " FROM flow_versions WHERE flow_id = ? ORDER BY version DESC LIMIT 1"))
+            .bind(flow_id)
+            .fetch_optional(&mut *c)
+            .await?)
     }
 }
 
@@ -235,11 +213,7 @@ mod tests {
         assert_eq!(s.flow_versions().latest(f.id).await.unwrap().unwrap().flow_data["nodes"][0], 2);
         assert_eq!(s.flow_versions().list(f.id, Page::default()).await.unwrap().total, 2);
         // the trigger refuses edits
-        let err = sqlx::query("UPDATE flow_versions SET flow_data = '{}' WHERE id = ?")
-            .bind(v1.id)
-            .execute(s.pool())
-            .await
-            .unwrap_err();
+        let err = sqlx::query("UPDATE flow_versions SET flow_data = '{}' WHERE id = ?").bind(v1.id).execute(s.pool()).await.unwrap_err();
         assert!(err.to_string().contains("immutable"));
     }
 

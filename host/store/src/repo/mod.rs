@@ -24,8 +24,6 @@ pub use auth::{NewApiToken, NewSession};
 pub use entities::SecretUpdate;
 pub use flows::CallFlowSummary;
 
-
-
 macro_rules! repos {
     ($($(#[$m:meta])* $name:ident => $accessor:ident;)*) => {
         $(
@@ -112,12 +110,7 @@ repos! {
 }
 
 /// Runs a page query and its count.
-pub(crate) async fn paged<T>(
-    conn: &mut SqliteConnection,
-    items_sql: &'static str,
-    count_sql: &'static str,
-    page: Page,
-) -> Result<Paged<T>>
+pub(crate) async fn paged<T>(conn: &mut SqliteConnection, items_sql: &'static str, count_sql: &'static str, page: Page) -> Result<Paged<T>>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
 {

@@ -24,9 +24,7 @@ impl Plugins<'_> {
     /// Every enabled plugin version (what the flow engine loads).
     pub async fn list_enabled(self) -> Result<Vec<Plugin>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("SELECT ", plugin_cols!(), " FROM plugins WHERE enabled = 1 ORDER BY vendor, name, id"))
-            .fetch_all(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", plugin_cols!(), " FROM plugins WHERE enabled = 1 ORDER BY vendor, name, id")).fetch_all(&mut *c).await?)
     }
 
     pub async fn get(self, id: i64) -> Result<Option<Plugin>> {
@@ -69,16 +67,13 @@ impl Plugins<'_> {
     /// Sets what the administrator granted.
     pub async fn set_granted(self, id: i64, granted: &serde_json::Value) -> Result<Plugin> {
         let mut c = self.db.acquire().await?;
-        sqlx::query_as(concat!(
-            "UPDATE plugins SET granted_capabilities = ?, updated_at = ? WHERE id = ? RETURNING ",
-            plugin_cols!()
-        ))
-        .bind(Json(granted))
-        .bind(Timestamp::now())
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?
-        .ok_or(StoreError::NotFound)
+        sqlx::query_as(concat!("UPDATE plugins SET granted_capabilities = ?, updated_at = ? WHERE id = ? RETURNING ", plugin_cols!()))
+            .bind(Json(granted))
+            .bind(Timestamp::now())
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     pub async fn set_enabled(self, id: i64, enabled: bool) -> Result<Plugin> {
@@ -95,10 +90,7 @@ impl Plugins<'_> {
     /// Deletes a plugin version row and returns it (the caller removes the file).
     pub async fn delete(self, id: i64) -> Result<Option<Plugin>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("DELETE FROM plugins WHERE id = ? RETURNING ", plugin_cols!()))
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("DELETE FROM plugins WHERE id = ? RETURNING ", plugin_cols!())).bind(id).fetch_optional(&mut *c).await?)
     }
 }
 
@@ -106,11 +98,8 @@ impl PluginKv<'_> {
     /// The value of `key` for `plugin` ("vendor/name").
     pub async fn get(self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
         let mut c = self.db.acquire().await?;
-        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM plugin_kv WHERE plugin = ? AND key = ?")
-            .bind(plugin)
-            .bind(key)
-            .fetch_optional(&mut *c)
-            .await?;
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT value FROM plugin_kv WHERE plugin = ? AND key = ?").bind(plugin).bind(key).fetch_optional(&mut *c).await?;
         Ok(row.map(|r| r.0))
     }
 
@@ -138,8 +127,7 @@ impl PluginKv<'_> {
     /// A plugin's keys, sorted.
     pub async fn keys(self, plugin: &str) -> Result<Vec<String>> {
         let mut c = self.db.acquire().await?;
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT key FROM plugin_kv WHERE plugin = ? ORDER BY key").bind(plugin).fetch_all(&mut *c).await?;
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT key FROM plugin_kv WHERE plugin = ? ORDER BY key").bind(plugin).fetch_all(&mut *c).await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
@@ -147,10 +135,7 @@ impl PluginKv<'_> {
     pub async fn size(self, plugin: &str) -> Result<i64> {
         let mut c = self.db.acquire().await?;
         let (n,): (Option<i64>,) =
-            sqlx::query_as("SELECT SUM(length(key) + length(value)) FROM plugin_kv WHERE plugin = ?")
-                .bind(plugin)
-                .fetch_one(&mut *c)
-                .await?;
+            sqlx::query_as("SELECT SUM(length(key) + length(value)) FROM plugin_kv WHERE plugin = ?").bind(plugin).fetch_one(&mut *c).await?;
         Ok(n.unwrap_or(0))
     }
 }

@@ -1,7 +1,6 @@
 //! What refers to an entity (so deleting it would break something), whether an entity exists,
 //! and who owns a dialable number.
 
-
 use super::References;
 use crate::*;
 
@@ -231,7 +230,16 @@ mod tests {
     #[tokio::test]
     async fn a_prompt_is_used_by_what_live_versions_captured_and_by_node_settings() {
         let (s, _d) = open_temp().await;
-        let new = |name: &str| NewPrompt { name: name.into(), file_path: format!("prompts/custom/{name}.wav"), original_name: None, sample_rate: 8000, channels: 1, bits_per_sample: 16, duration_ms: 1, size_bytes: 1 };
+        let new = |name: &str| NewPrompt {
+            name: name.into(),
+            file_path: format!("prompts/custom/{name}.wav"),
+            original_name: None,
+            sample_rate: 8000,
+            channels: 1,
+            bits_per_sample: 16,
+            duration_ms: 1,
+            size_bytes: 1,
+        };
         let hello = s.prompts().insert(&new("hello")).await.unwrap();
         let bye = s.prompts().insert(&new("bye")).await.unwrap();
         let other = s.prompts().insert(&new("other")).await.unwrap();
@@ -248,7 +256,10 @@ mod tests {
         let vias = |refs: Vec<Reference>| refs.into_iter().map(|r| r.via).collect::<Vec<_>>();
         assert_eq!(vias(s.references().to(ResourceKind::Prompt, hello.id).await.unwrap()), ["published:v1:ivr_menu:4:greeting_file"]);
         assert_eq!(vias(s.references().to(ResourceKind::Prompt, bye.id).await.unwrap()), ["node:p:config.prompt", "published:v1:node:p:config.prompt"]);
-        assert_eq!(vias(s.references().to(ResourceKind::Prompt, other.id).await.unwrap()), ["node:h:config.sorry_prompt", "published:v1:node:h:config.sorry_prompt"]);
+        assert_eq!(
+            vias(s.references().to(ResourceKind::Prompt, other.id).await.unwrap()),
+            ["node:h:config.sorry_prompt", "published:v1:node:h:config.sorry_prompt"]
+        );
         // a version that is no longer live holds nothing: publish one without them
         let empty = serde_json::json!({"nodes": [], "edges": []});
         s.call_flows().update(f.id, &CallFlowFields { name: "Main".into(), flow_data: empty.clone() }).await.unwrap();
@@ -276,7 +287,13 @@ mod tests {
         let b = s.trunks().insert(&trunk("b"), None).await.unwrap().row;
         let r = s
             .outbound_routes()
-            .insert(&OutboundRouteFields { name: "National".into(), patterns: vec!["0".into()], trunk_ids: vec![a.id], extension_ids: vec![e.id], ..Default::default() })
+            .insert(&OutboundRouteFields {
+                name: "National".into(),
+                patterns: vec!["0".into()],
+                trunk_ids: vec![a.id],
+                extension_ids: vec![e.id],
+                ..Default::default()
+            })
             .await
             .unwrap();
         let refs = s.references().to(ResourceKind::Trunk, a.id).await.unwrap();

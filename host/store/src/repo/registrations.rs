@@ -1,4 +1,3 @@
-
 use super::Registrations;
 use crate::*;
 
@@ -45,11 +44,8 @@ impl Registrations<'_> {
     /// Removes one binding (REGISTER with Expires: 0).
     pub async fn delete(self, extension_id: i64, contact_uri: &str) -> Result<bool> {
         let mut c = self.db.acquire().await?;
-        let r = sqlx::query("DELETE FROM registrations WHERE extension_id = ? AND contact_uri = ?")
-            .bind(extension_id)
-            .bind(contact_uri)
-            .execute(&mut *c)
-            .await?;
+        let r =
+            sqlx::query("DELETE FROM registrations WHERE extension_id = ? AND contact_uri = ?").bind(extension_id).bind(contact_uri).execute(&mut *c).await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -63,10 +59,7 @@ impl Registrations<'_> {
     /// Removes the bindings that expired at `now`; returns them (for events).
     pub async fn delete_expired(self, now: Timestamp) -> Result<Vec<Registration>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!("DELETE FROM registrations WHERE expires <= ? RETURNING ", reg_cols!()))
-            .bind(now)
-            .fetch_all(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(concat!("DELETE FROM registrations WHERE expires <= ? RETURNING ", reg_cols!())).bind(now).fetch_all(&mut *c).await?)
     }
 
     /// Removes every binding (registrations do not survive a restart).
@@ -79,15 +72,11 @@ impl Registrations<'_> {
     /// The live bindings of an extension at `now`, newest first.
     pub async fn list_unexpired(self, extension_id: i64, now: Timestamp) -> Result<Vec<Registration>> {
         let mut c = self.db.acquire().await?;
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            reg_cols!(),
-            " FROM registrations WHERE extension_id = ? AND expires > ? ORDER BY registered_at DESC, id DESC"
-        ))
-        .bind(extension_id)
-        .bind(now)
-        .fetch_all(&mut *c)
-        .await?)
+        Ok(sqlx::query_as(concat!("SELECT ", reg_cols!(), " FROM registrations WHERE extension_id = ? AND expires > ? ORDER BY registered_at DESC, id DESC"))
+            .bind(extension_id)
+            .bind(now)
+            .fetch_all(&mut *c)
+            .await?)
     }
 
     /// Every live binding at `now`.
@@ -102,32 +91,21 @@ impl Registrations<'_> {
     /// How many live bindings an extension has (against `max_registrations`).
     pub async fn count_unexpired(self, extension_id: i64, now: Timestamp) -> Result<i64> {
         let mut c = self.db.acquire().await?;
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM registrations WHERE extension_id = ? AND expires > ?")
-            .bind(extension_id)
-            .bind(now)
-            .fetch_one(&mut *c)
-            .await?;
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM registrations WHERE extension_id = ? AND expires > ?").bind(extension_id).bind(now).fetch_one(&mut *c).await?;
         Ok(n)
     }
 
     /// Sets the push token of an extension's device (the app's push-token endpoint).
-    pub async fn set_push_token(
-        self,
-        extension_id: i64,
-        device_id: &str,
-        platform: PushPlatform,
-        token: &str,
-    ) -> Result<u64> {
+    pub async fn set_push_token(self, extension_id: i64, device_id: &str, platform: PushPlatform, token: &str) -> Result<u64> {
         let mut c = self.db.acquire().await?;
-        let r = sqlx::query(
-            "UPDATE registrations SET push_token = ?, push_platform = ? WHERE extension_id = ? AND device_id = ?",
-        )
-        .bind(token)
-        .bind(platform)
-        .bind(extension_id)
-        .bind(device_id)
-        .execute(&mut *c)
-        .await?;
+        let r = sqlx::query("UPDATE registrations SET push_token = ?, push_platform = ? WHERE extension_id = ? AND device_id = ?")
+            .bind(token)
+            .bind(platform)
+            .bind(extension_id)
+            .bind(device_id)
+            .execute(&mut *c)
+            .await?;
         Ok(r.rows_affected())
     }
 }

@@ -1,6 +1,5 @@
 use std::collections::BTreeMap;
 
-
 use super::Settings;
 use crate::*;
 
@@ -13,19 +12,14 @@ impl Settings<'_> {
     pub async fn all(self) -> Result<BTreeMap<String, String>> {
         let mut c = self.db.acquire().await?;
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT key, value FROM system_config WHERE encrypted = 0 AND value IS NOT NULL")
-                .fetch_all(&mut *c)
-                .await?;
+            sqlx::query_as("SELECT key, value FROM system_config WHERE encrypted = 0 AND value IS NOT NULL").fetch_all(&mut *c).await?;
         Ok(rows.into_iter().collect())
     }
 
     pub async fn get(self, key: &str) -> Result<Option<String>> {
         let mut c = self.db.acquire().await?;
         let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT value FROM system_config WHERE key = ? AND encrypted = 0")
-                .bind(key)
-                .fetch_optional(&mut *c)
-                .await?;
+            sqlx::query_as("SELECT value FROM system_config WHERE key = ? AND encrypted = 0").bind(key).fetch_optional(&mut *c).await?;
         Ok(row.and_then(|r| r.0))
     }
 
@@ -70,10 +64,7 @@ impl Settings<'_> {
         let inner = self.inner;
         let mut c = self.db.acquire().await?;
         let row: Option<(Option<Vec<u8>>,)> =
-            sqlx::query_as("SELECT value_enc FROM system_config WHERE key = ? AND encrypted = 1")
-                .bind(key)
-                .fetch_optional(&mut *c)
-                .await?;
+            sqlx::query_as("SELECT value_enc FROM system_config WHERE key = ? AND encrypted = 1").bind(key).fetch_optional(&mut *c).await?;
         match row {
             Some((Some(sealed),)) => Ok(Some(inner.cipher.open_string(&sealed_column(key), &sealed)?)),
             _ => Ok(None),
