@@ -105,10 +105,13 @@ fn udp_ports_of(pid: u32, range: &RangeInclusive<u16>) -> anyhow::Result<Vec<u16
 
 /// The attacker: one UDP socket on 127.0.0.3 spraying `ports` every 20 ms (RTP at the even
 /// ones, RTCP at the odd ones), and recording everything that comes back to it.
+/// What came back to the attacker: (from, datagram).
+type Caught = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
+
 struct Injector {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
-    received: Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>,
+    received: Caught,
     threads: Vec<JoinHandle<()>>,
 }
 

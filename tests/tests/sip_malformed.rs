@@ -14,8 +14,11 @@ use std::time::Duration;
 use flowpbx_tests::workspace_root;
 use sip_support::Pbx;
 
-/// `(name, Some((code, reason)))` or `(name, None)` for drop, from an EXPECT file.
-fn expectations(dir: &Path) -> anyhow::Result<Vec<(String, Option<(u16, String)>)>> {
+/// A corpus file's name and what it gets: `Some((code, reason))`, or `None` for a drop.
+type Expectation = (String, Option<(u16, String)>);
+
+/// The expectations of an EXPECT file.
+fn expectations(dir: &Path) -> anyhow::Result<Vec<Expectation>> {
     let text = std::fs::read_to_string(dir.join("EXPECT"))?;
     let mut out = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {

@@ -149,10 +149,10 @@ impl Dialog {
         if resp.call_id() != Some(&self.id.call_id) || resp.from_tag() != Some(&self.id.local_tag) {
             return Err(DialogError::WrongDialog);
         }
-        if let Some(tag) = resp.to_tag() {
-            if tag != self.id.remote_tag {
-                return Err(DialogError::WrongDialog);
-            }
+        if let Some(tag) = resp.to_tag()
+            && tag != self.id.remote_tag
+        {
+            return Err(DialogError::WrongDialog);
         }
         let refresh = matches!(cseq.method, Method::Invite | Method::Update);
         match code {
@@ -168,10 +168,8 @@ impl Dialog {
                     rs.reverse();
                     self.route_set = rs;
                 }
-                if refresh {
-                    if let Some(t) = contact_uri(resp) {
-                        self.remote_target = t;
-                    }
+                if refresh && let Some(t) = contact_uri(resp) {
+                    self.remote_target = t;
                 }
             }
             300.. if self.state == DialogState::Early && cseq.method == Method::Invite => {

@@ -479,11 +479,11 @@ impl TransactionLayer {
             let invite_key = ClientKey { branch: key.branch.clone(), method: Method::Invite };
             if let Some(&inv) = self.client_index.get(&invite_key) {
                 let guard = now + self.config.t1 * 64;
-                if let Some(t) = self.clients.get_mut(&inv) {
-                    if matches!(t.state, State::Trying | State::Proceeding) {
-                        t.cancel_guard = Some(guard);
-                        t.deadline = Some(t.deadline.map_or(guard, |d| d.min(guard)));
-                    }
+                if let Some(t) = self.clients.get_mut(&inv)
+                    && matches!(t.state, State::Trying | State::Proceeding)
+                {
+                    t.cancel_guard = Some(guard);
+                    t.deadline = Some(t.deadline.map_or(guard, |d| d.min(guard)));
                 }
                 self.reschedule(inv);
             }
@@ -634,10 +634,10 @@ impl TransactionLayer {
     fn remove_server(&mut self, id: u64) {
         if let Some(t) = self.servers.remove(&id) {
             self.server_index.remove(&t.key);
-            if let Some(k) = t.ack_key {
-                if self.ack_index.get(&k) == Some(&id) {
-                    self.ack_index.remove(&k);
-                }
+            if let Some(k) = t.ack_key
+                && self.ack_index.get(&k) == Some(&id)
+            {
+                self.ack_index.remove(&k);
             }
         }
         if let Some(old) = self.scheduled.remove(&id) {
@@ -653,12 +653,11 @@ impl TransactionLayer {
         let Some(key) = server_key(&msg, method.clone()) else { return };
         if let Some(&id) = self.server_index.get(&key) {
             // A retransmission: re-send the last response, if any.
-            if let Some(t) = self.servers.get(&id) {
-                if let Some(p) = &t.last_response {
-                    if t.state != State::Confirmed {
-                        self.transmits.push_back(Transmit { dest: t.resp_dest, payload: p.clone() });
-                    }
-                }
+            if let Some(t) = self.servers.get(&id)
+                && let Some(p) = &t.last_response
+                && t.state != State::Confirmed
+            {
+                self.transmits.push_back(Transmit { dest: t.resp_dest, payload: p.clone() });
             }
             return;
         }
@@ -769,7 +768,7 @@ impl TransactionLayer {
         let Some(code) = msg.status() else { return };
         let Some(key) = client_key(&msg) else { return };
         let Some(&id) = self.client_index.get(&key) else {
-            if code >= 200 && code < 300 && key.method == Method::Invite {
+            if (200..300).contains(&code) && key.method == Method::Invite {
                 self.events.push_back(Event::StrayResponse { msg, source });
             } else {
                 tracing::debug!(code, branch = &*key.branch, "response matches no transaction, dropped");

@@ -142,7 +142,7 @@ impl B2bua {
     fn start_due_steps(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey) {
         loop {
             let Some(plan) = self.plan_mut(key) else { return };
-            if !plan.steps.front().is_some_and(|s| s.at.is_some_and(|at| at <= now)) {
+            if plan.steps.front().is_none_or(|s| s.at.is_none_or(|at| at > now)) {
                 return;
             }
             let Some(step) = plan.steps.pop_front() else { return };
@@ -172,7 +172,7 @@ impl B2bua {
             self.set_deadlines(key, &legs, until);
             return !legs.is_empty();
         }
-        if self.limits.emergency_numbers.iter().any(|e| *e == step.number) {
+        if self.limits.emergency_numbers.contains(&step.number) {
             tracing::warn!(key = %key, extension = ext_id, "an emergency number is not a follow-me destination: skipped");
             return false;
         }

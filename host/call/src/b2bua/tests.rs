@@ -1606,7 +1606,7 @@ fn blind_transfer_by_the_callee_hands_the_caller_to_the_target() {
     h.send("10.0.0.5:5060", &info);
     assert!(h.out().iter().any(|(d, m)| d.to_string() == "10.0.0.24:5060" && is_req(m, Method::Message)));
     // Dave hangs up: Alice gets the BYE, the CDR records the transfer
-    let bye = Message::request(Method::Bye, &inv_d.contact().unwrap().uri_str.to_owned())
+    let bye = Message::request(Method::Bye, inv_d.contact().unwrap().uri_str)
         .unwrap()
         .with_header(HeaderName::Via, "SIP/2.0/UDP 10.0.0.24:5060;branch=z9hG4bKdbye")
         .unwrap()

@@ -47,10 +47,10 @@ impl<'a> Via<'a> {
         let (host, port) = parse_hostport(sent_by)?;
         let params = Params::new(params);
         // A branch must be a token: a quoted or empty branch cannot be matched.
-        if let Some(b) = params.get("branch") {
-            if !b.is_some_and(is_token) {
-                return None;
-            }
+        if let Some(b) = params.get("branch")
+            && !b.is_some_and(is_token)
+        {
+            return None;
         }
         Some(Via { transport: parts[2], host, port, sent_by, params })
     }

@@ -241,10 +241,10 @@ fn validate(msg: &Message) -> Result<(), K> {
         return Err(K::Bad(HeaderName::Via));
     }
     for name in [HeaderName::From, HeaderName::To] {
-        if let Some(v) = one(name, true)? {
-            if NameAddr::parse(v).is_none() {
-                return Err(K::Bad(name));
-            }
+        if let Some(v) = one(name, true)?
+            && NameAddr::parse(v).is_none()
+        {
+            return Err(K::Bad(name));
         }
     }
     let call_id = one(HeaderName::CallId, true)?.unwrap_or("");
@@ -252,20 +252,20 @@ fn validate(msg: &Message) -> Result<(), K> {
         return Err(K::Bad(HeaderName::CallId));
     }
     let cseq = CSeq::parse(one(HeaderName::CSeq, true)?.unwrap_or("")).ok_or(K::Bad(HeaderName::CSeq))?;
-    if let Some(m) = msg.method() {
-        if *m != cseq.method {
-            return Err(K::CSeqMethodMismatch);
-        }
+    if let Some(m) = msg.method()
+        && *m != cseq.method
+    {
+        return Err(K::CSeqMethodMismatch);
     }
-    if let Some(mf) = one(HeaderName::MaxForwards, false)? {
-        if parse_u32(mf).is_none_or(|v| v > 255) {
-            return Err(K::Bad(HeaderName::MaxForwards));
-        }
+    if let Some(mf) = one(HeaderName::MaxForwards, false)?
+        && parse_u32(mf).is_none_or(|v| v > 255)
+    {
+        return Err(K::Bad(HeaderName::MaxForwards));
     }
-    if let Some(e) = one(HeaderName::Expires, false)? {
-        if parse_u32(e).is_none() {
-            return Err(K::Bad(HeaderName::Expires));
-        }
+    if let Some(e) = one(HeaderName::Expires, false)?
+        && parse_u32(e).is_none()
+    {
+        return Err(K::Bad(HeaderName::Expires));
     }
     let mut contacts = 0;
     let mut star = false;
@@ -285,15 +285,15 @@ fn validate(msg: &Message) -> Result<(), K> {
             return Err(K::Bad(name));
         }
     }
-    if let Some(se) = one(HeaderName::SessionExpires, false)? {
-        if SessionExpires::parse(se).is_none() {
-            return Err(K::Bad(HeaderName::SessionExpires));
-        }
+    if let Some(se) = one(HeaderName::SessionExpires, false)?
+        && SessionExpires::parse(se).is_none()
+    {
+        return Err(K::Bad(HeaderName::SessionExpires));
     }
-    if let Some(v) = one(HeaderName::MinSe, false)? {
-        if parse_u32(v.split(';').next().unwrap_or("")).is_none() {
-            return Err(K::Bad(HeaderName::MinSe));
-        }
+    if let Some(v) = one(HeaderName::MinSe, false)?
+        && parse_u32(v.split(';').next().unwrap_or("")).is_none()
+    {
+        return Err(K::Bad(HeaderName::MinSe));
     }
     Ok(())
 }

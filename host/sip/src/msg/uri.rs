@@ -24,10 +24,10 @@ impl Host<'_> {
             let inner = inner.strip_suffix(']')?;
             return inner.parse::<Ipv6Addr>().ok().map(|a| Host::Ip(IpAddr::V6(a)));
         }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            if let Ok(a) = s.parse::<Ipv4Addr>() {
-                return Some(Host::Ip(IpAddr::V4(a)));
-            }
+        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && let Ok(a) = s.parse::<Ipv4Addr>()
+        {
+            return Some(Host::Ip(IpAddr::V4(a)));
         }
         let valid = s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
         valid.then_some(Host::Domain(s))
