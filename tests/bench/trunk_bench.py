@@ -165,6 +165,7 @@ def main():
     ap.add_argument("--trunk-window", type=int, default=120, help="seconds of CPU measured while the trunks stay registered")
     ap.add_argument("--kamailio-children", type=int, default=4)
     ap.add_argument("--skip-trunks", action="store_true", help="only the inbound calls")
+    ap.add_argument("--skip-calls", action="store_true", help="only the registration trunks")
     args = ap.parse_args()
     for tool in ["sipp", "kamailio"]:
         if not shutil.which(tool):
@@ -177,11 +178,11 @@ def main():
         kam = Kamailio(workdir, users, args.kamailio_children, TRUNK_IP, DID)
         flowpbx_inbound_setup(pbx)
         rounds = {pbx.name: [], kam.name: []}
-        for r in range(args.rounds):
+        for r in range(0 if args.skip_calls else args.rounds):
             for s in (pbx, kam):
                 print(f"== round {r + 1}/{args.rounds}: {s.name} inbound trunk calls", flush=True)
                 rounds[s.name].append(inbound_calls(s, args, workdir))
-        results = {n: median_of(v) for n, v in rounds.items()}
+        results = {n: median_of(v) for n, v in rounds.items() if v}
         trunks = None
         if not args.skip_trunks:
             print(f"== FlowPBX: {args.trunks} registration trunks at Kamailio, {args.trunk_window} s", flush=True)
@@ -191,6 +192,17 @@ def main():
             if s:
                 s.stop()
     print()
+    if results:
+        print_calls(args, results)
+    if trunks:
+        print()
+        print(f"registration trunks (expiry {args.trunk_expiry} s, OPTIONS every {args.options_interval} s):")
+        for k, v in trunks.items():
+            print(f"{k:40}{fmt(v):>16}")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def print_calls(args, results):
     print(f"inbound trunk calls: {args.calls} per round at {args.call_rate}/s held {args.hold_ms} ms, medians of {args.rounds} "
           f"rounds (failures summed); {os.cpu_count()} CPUs, load average before: {LOAD_BEFORE}; Kamailio with "
           f"{args.kamailio_children} workers")
@@ -202,12 +214,6 @@ def main():
         if all(isinstance(v, (int, float)) for v in vals) and vals[1]:
             line += f"{vals[0] / vals[1]:>16.2f}"
         print(line)
-    if trunks:
-        print()
-        print(f"registration trunks (expiry {args.trunk_expiry} s, OPTIONS every {args.options_interval} s):")
-        for k, v in trunks.items():
-            print(f"{k:40}{fmt(v):>16}")
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
