@@ -31,7 +31,7 @@ use crate::trunks::Trunks;
 /// The methods we answer or relay, for Allow.
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE, NOTIFY";
 /// What we support, for Supported.
-pub(crate) const SUPPORTED: &str = "timer";
+pub(crate) const SUPPORTED: &str = "timer, replaces";
 
 /// A digest HA1 used for users that do not exist, so a made-up user costs the same work as a
 /// wrong password and fails the same way.
@@ -366,6 +366,10 @@ impl Core {
             AuthResult::Challenge { stale } => return self.challenge(now, tx, source, stale),
         };
         let (b2bua, mut cx) = self.cx();
+        // RFC 3891: a new INVITE that takes an existing dialog's place (call pull)
+        if msg.header_named("Replaces").is_some() {
+            return b2bua.invite_with_replaces(&mut cx, now, tx, msg, source, caller);
+        }
         b2bua.internal_call(&mut cx, now, tx, msg, source, caller);
     }
 
@@ -563,8 +567,8 @@ impl RequestFault {
     }
 }
 
-/// The extensions a `Require` may name (RFC 4028 session timers).
-const SUPPORTED_EXTENSIONS: &[&str] = &["timer"];
+/// The extensions a `Require` may name (RFC 4028 session timers, RFC 3891 Replaces).
+const SUPPORTED_EXTENSIONS: &[&str] = &["timer", "replaces"];
 
 /// See [`RequestFault`]. ACK and CANCEL are never refused for `Require` (§8.2.2.3); a body is
 /// checked on INVITE and UPDATE, the requests whose SDP we must read to anchor the media.

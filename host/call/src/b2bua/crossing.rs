@@ -500,6 +500,21 @@ impl B2bua {
     }
 
     /// Whether an ACK or answer from `side` answers an offer FlowPBX made itself.
+    /// Whether an offer for `side` would be answered by [`B2bua::answer_locally`], checked
+    /// without touching the media session (a replacing dialog's offer is checked before the
+    /// dialog it replaces loses its keys). An offer-less body is fine: FlowPBX offers.
+    pub(crate) fn check_offer(&self, key: CallKey, side: Side, content_type: Option<&str>, body: &Bytes) -> Result<(), SdpFault> {
+        if !is_sdp(content_type, body) {
+            return Ok(());
+        }
+        let Some(m) = self.table.get(key).and_then(|c| c.media.as_ref()) else { return Ok(()) };
+        let offer = sdp_media::read(body)?;
+        srtp::answer(m.policy[idx(side)], &offer, m.our_key(side))?;
+        let codecs = answer_offer(&offer.codecs).map_err(|_| SdpFault::NoCodec)?;
+        offer.remote(&codecs).map_err(|_| SdpFault::NoCodec)?;
+        Ok(())
+    }
+
     pub(crate) fn local_offer_to(&self, key: CallKey, side: Side) -> bool {
         self.table.get(key).and_then(|c| c.media.as_ref()).is_some_and(|m| matches!(m.offer, Some(PendingOffer::Local { to, .. }) if to == side))
     }

@@ -14,6 +14,7 @@
 
 mod crossing;
 mod follow_me;
+mod replaces;
 mod table;
 mod transfer;
 

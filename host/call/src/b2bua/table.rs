@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use sip::transaction::{ClientTxId, Peer, ServerTxId};
 use sip::Message;
 
-use super::{Call, ClientRole, LegIdx};
+use super::{ALeg, Call, ClientRole, LegIdx};
 use crate::events::CallKey;
 
 /// See the module documentation.
@@ -78,6 +78,24 @@ impl CallTable {
             self.by_b.remove(&leg.call_id);
         }
         Some(call)
+    }
+
+    /// Puts `new` in the caller's place (an INVITE with Replaces took it): the call is found
+    /// by the new dialog and INVITE transaction from now on, no longer by the old ones.
+    /// Returns the caller's side it replaced; `None` (nothing changed) for an unknown call.
+    pub(crate) fn replace_a(&mut self, key: CallKey, new: ALeg) -> Option<ALeg> {
+        let call = self.calls.get_mut(&key)?;
+        let (Some(cid), Some(ft)) = (new.invite.call_id(), new.invite.from_tag()) else { return None };
+        let new_index = (cid.to_owned(), ft.to_owned());
+        let new_tx = new.tx;
+        let old = std::mem::replace(&mut call.a, new);
+        if let (Some(cid), Some(ft)) = (old.invite.call_id(), old.invite.from_tag()) {
+            self.by_a.remove(&(cid.to_owned(), ft.to_owned()));
+        }
+        self.a_invites.remove(&old.tx);
+        self.by_a.insert(new_index, key);
+        self.a_invites.insert(new_tx, key);
+        Some(old)
     }
 
     /// A callee leg's Call-ID finds it.

@@ -1752,6 +1752,148 @@ fn attended_transfer_with_replaces_moves_the_consulted_party_into_the_call() {
     assert_eq!(transfers[0]["by"], "callee");
 }
 
+// ----- INVITE with Replaces (call pull) -----
+
+/// Alice (10.0.0.5) ↔ Bob bridged with anchored media: Alice's and Bob's phones, Bob's leg
+/// INVITE and the 200 Alice got.
+fn bridged_anchored(h: &mut H) -> (Phone, Phone, Message, Message) {
+    let (mut alice, bob, _inv_a, inv_b) = alice_calls_bob(h, true);
+    h.send("10.0.0.21:5060", &bob.answer(&inv_b, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200)).into_iter().find(|(d, _)| d.to_string() == "10.0.0.5:5060").unwrap().1.clone();
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, false));
+    h.out();
+    (alice, bob, inv_b, ok)
+}
+
+/// The Replaces value naming the dialog of Alice's first call (as her desk phone sees it).
+fn alices_dialog(ok: &Message) -> String {
+    format!("{};to-tag={};from-tag={}", ok.call_id().unwrap(), ok.to().unwrap().tag().unwrap(), ok.from().unwrap().tag().unwrap())
+}
+
+/// `p` sends an authenticated INVITE to `to` with these Replaces headers and this SDP (none
+/// when empty); what FlowPBX sent back, and the INVITE.
+fn invite_replacing(h: &mut H, p: &mut Phone, to: &str, replaces: &[&str], sdp: &str) -> (Vec<(SocketAddr, Message)>, Message) {
+    let build = |p: &mut Phone, ch: Option<&Challenge>| {
+        let mut m = p.invite(to, ch, false);
+        for r in replaces {
+            m.push_header_named("Replaces", r).unwrap();
+        }
+        if !sdp.is_empty() {
+            m.set_body(Some("application/sdp"), bytes::Bytes::from(sdp.to_owned())).unwrap();
+        }
+        m
+    };
+    let inv = build(p, None);
+    h.send(&p.addr.clone(), &inv);
+    let ch = h.out().iter().find_map(|(_, m)| challenge_in(m)).expect("407 challenge");
+    let mut inv = build(p, Some(&ch));
+    inv.set_header(HeaderName::CSeq, &format!("{} INVITE", p.cseq)).unwrap();
+    h.send(&p.addr.clone(), &inv);
+    (h.out(), inv)
+}
+
+const SDP_MOBILE: &str = "v=0\r\no=- 7 7 IN IP4 10.0.0.6\r\ns=-\r\nc=IN IP4 10.0.0.6\r\nt=0 0\r\nm=audio 4100 RTP/AVP 0\r\n";
+
+#[test]
+fn invite_with_replaces_pulls_the_callers_dialog_to_another_device() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    let (mut alice, mut bob, inv_b, ok) = bridged_anchored(&mut h);
+    media.take();
+    let mut mobile = Phone::new("alice", "alice-pw", "10.0.0.6:5060");
+    mobile.call_id = "pull-1".into();
+    mobile.tag = "m1".into();
+    let (out, inv_m) = invite_replacing(&mut h, &mut mobile, "102", &[&alices_dialog(&ok)], SDP_MOBILE);
+    // the mobile is answered from side A's port; the desk phone's dialog gets a BYE
+    let (dest, ok_m) = only(&out, |m| is_status(m, 200)).into_iter().find(|(_, m)| m.call_id() == Some("pull-1")).expect("200 to the mobile").clone();
+    assert_eq!(dest.to_string(), "10.0.0.6:5060");
+    let answer = body_of(&ok_m);
+    assert!(answer.contains("c=IN IP4 192.0.2.1\r\n") && answer.contains("m=audio 20000 "), "{answer}");
+    let byes: Vec<_> = only(&out, |m| is_req(m, Method::Bye));
+    assert_eq!(byes.len(), 1, "{out:?}");
+    assert_eq!(byes[0].0.to_string(), "10.0.0.5:5060");
+    assert_eq!(byes[0].1.call_id(), ok.call_id(), "on the replaced dialog");
+    assert!(!out.iter().any(|(d, _)| d.to_string() == "10.0.0.21:5060"), "Bob sees nothing: {out:?}");
+    assert!(media.take().iter().any(|l| l.starts_with("remote A 10.0.0.6:4100")), "side A's media now goes to the mobile");
+    h.send("10.0.0.6:5060", &mobile.ack_for(&ok_m, false));
+    h.out();
+    assert_eq!(h.shared.calls.len(), 1);
+    assert_eq!(h.shared.calls.iter().next().map(|c| c.call_id.clone()).as_deref(), inv_m.call_id());
+    // the desk phone's dialog is over: its BYE ends nothing
+    h.send("10.0.0.5:5060", &alice.in_dialog_as_caller(&ok, Method::Bye));
+    assert_eq!(only(&h.out(), |m| is_status(m, 481)).len(), 1);
+    assert_eq!(h.shared.calls.len(), 1);
+    // Bob hangs up: the mobile gets the BYE; the call's CDR ends once and records the pull
+    h.send("10.0.0.21:5060", &bob.in_dialog_as_callee(&inv_b, "b1", Method::Bye));
+    let out = h.out();
+    let byes = only(&out, |m| is_req(m, Method::Bye));
+    assert_eq!(byes.len(), 1, "{out:?}");
+    assert_eq!((byes[0].0.to_string(), byes[0].1.call_id()), ("10.0.0.6:5060".to_owned(), Some("pull-1")));
+    assert!(h.shared.calls.is_empty());
+    let ends: Vec<_> = h.ops.iter().filter_map(|o| if let PersistOp::CdrEnd { end, .. } = o { Some(end.clone()) } else { None }).collect();
+    assert_eq!(ends.len(), 1);
+    let transfers = ends[0].transfers.clone().unwrap();
+    assert_eq!(transfers[0]["kind"], "replaces");
+    assert_eq!(transfers[0]["replaced_call"], ok.call_id().unwrap());
+}
+
+#[test]
+fn invite_with_replaces_refuses_strangers_guesses_and_what_it_cannot_do() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    let (_alice, _bob, _inv_b, ok) = bridged_anchored(&mut h);
+    let dialog = alices_dialog(&ok);
+    let status_of = |out: &[(SocketAddr, Message)]| out.iter().find_map(|(_, m)| m.status().filter(|s| *s >= 200)).unwrap();
+    let mut mobile = Phone::new("alice", "alice-pw", "10.0.0.6:5060");
+    // another extension naming Alice's dialog, with every identifier right
+    let mut thief = Phone::new("bob", "bob-pw", "10.0.0.66:5060");
+    let (out, _) = invite_replacing(&mut h, &mut thief, "102", &[&dialog], SDP_MOBILE);
+    assert_eq!(status_of(&out), 403, "{out:?}");
+    // a guessed tag, an unknown Call-ID
+    let guessed = format!("{};to-tag=guess;from-tag={}", ok.call_id().unwrap(), ok.from().unwrap().tag().unwrap());
+    let (out, _) = invite_replacing(&mut h, &mut mobile, "102", &[&guessed], SDP_MOBILE);
+    assert_eq!(status_of(&out), 481);
+    let (out, _) = invite_replacing(&mut h, &mut mobile, "102", &["nope;to-tag=a;from-tag=b"], SDP_MOBILE);
+    assert_eq!(status_of(&out), 481);
+    // early-only on a confirmed dialog
+    let (out, _) = invite_replacing(&mut h, &mut mobile, "102", &[&format!("{dialog};early-only")], SDP_MOBILE);
+    assert_eq!(status_of(&out), 486);
+    // unreadable, twice, an offer FlowPBX cannot answer
+    let (out, _) = invite_replacing(&mut h, &mut mobile, "102", &["x;to-tag"], SDP_MOBILE);
+    assert_eq!(status_of(&out), 400);
+    let (out, _) = invite_replacing(&mut h, &mut mobile, "102", &[&dialog, &dialog], SDP_MOBILE);
+    assert_eq!(status_of(&out), 400);
+    let (out, _) = invite_replacing(&mut h, &mut mobile, "102", &[&dialog], &SDP_MOBILE.replace("RTP/AVP 0", "RTP/AVP 98"));
+    assert_eq!(status_of(&out), 488);
+    // nothing moved: no BYE went out, the call and its media are as they were
+    assert_eq!(h.shared.calls.len(), 1);
+    assert!(!media.take().iter().any(|l| l.contains("10.0.0.6")), "the media never heard the refused offers");
+
+    // Alice as the callee (side B) of a call from Bob: not supported, said so
+    let mut h = H::with_media(FakeMedia::default());
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    h.register(&mut alice);
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    bob.call(&mut h, "101", true);
+    let out = h.out();
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.5:5060", &alice.answer(&inv, 200, "a1", true));
+    h.out();
+    let b_side = format!("{};to-tag=a1;from-tag={}", inv.call_id().unwrap(), inv.from_tag().unwrap());
+    let (out, _) = invite_replacing(&mut h, &mut mobile, "102", &[&b_side], SDP_MOBILE);
+    let refusal = out.iter().find(|(_, m)| m.status() == Some(501)).expect("501").1.clone();
+    assert!(refusal.reason().unwrap_or("").contains("Not Supported"), "{refusal}");
+    assert!(only(&out, |m| is_req(m, Method::Bye)).is_empty());
+
+    // a call without anchored media
+    let mut h = H::new();
+    let (_alice, _bob, _inv_b, ok) = bridged_anchored(&mut h);
+    let (out, _) = invite_replacing(&mut h, &mut mobile, "102", &[&alices_dialog(&ok)], SDP_MOBILE);
+    assert_eq!(status_of(&out), 501);
+    assert_eq!(h.shared.calls.len(), 1);
+}
+
 // ----- follow-me -----
 
 fn follow_me(simultaneous: bool, confirm: bool, numbers: &[(&str, u64, u64)]) -> crate::directory::FollowMe {

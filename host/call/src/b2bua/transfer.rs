@@ -49,7 +49,7 @@ fn sipfrag(code: u16) -> String {
 impl B2bua {
     /// The extension a side of the call belongs to (the one whose permissions a transfer
     /// by it uses); `None` for a trunk's side.
-    fn side_extension(&self, key: CallKey, side: Side) -> Option<i64> {
+    pub(super) fn side_extension(&self, key: CallKey, side: Side) -> Option<i64> {
         let call = self.table.get(key)?;
         match side {
             Side::A => match call.a_leg {
@@ -378,7 +378,7 @@ impl B2bua {
     }
 
     /// Hangs up one side's dialog (BYE), leaving the call.
-    fn bye_side(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, side: Side) {
+    pub(super) fn bye_side(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, side: Side) {
         let Some(peer) = self.side_peer(key, side) else { return };
         let via = cx.sig.via_for(peer);
         let Some(dialog) = self.side_dialog(key, side) else { return };
@@ -513,7 +513,7 @@ impl B2bua {
 
     /// The call and side whose confirmed dialog has this Call-ID and these two tags (in
     /// either order: the sender may write them as it or as its peer sees the dialog).
-    fn find_dialog(&self, call_id: &str, from_tag: &str, to_tag: &str) -> Option<(CallKey, Side)> {
+    pub(super) fn find_dialog(&self, call_id: &str, from_tag: &str, to_tag: &str) -> Option<(CallKey, Side)> {
         let found = if let Some(k) = self.table.by_caller_dialog(call_id, from_tag).or_else(|| self.table.by_caller_dialog(call_id, to_tag)) {
             (k, Side::A)
         } else {
@@ -547,25 +547,33 @@ pub(crate) struct Replaces {
     pub call_id: String,
     pub to_tag: String,
     pub from_tag: String,
+    /// `early-only`: replace the dialog only while it is early (RFC 3891 §3, a 486 else).
+    pub early_only: bool,
 }
 
 impl Replaces {
     pub(crate) fn parse(v: &str) -> Option<Replaces> {
         let mut parts = v.split(';');
         let call_id = parts.next()?.trim().to_owned();
-        let (mut to_tag, mut from_tag) = (None, None);
+        let (mut to_tag, mut from_tag, mut early_only) = (None, None, false);
         for p in parts {
-            let (k, val) = p.split_once('=')?;
-            match k.trim().to_ascii_lowercase().as_str() {
-                "to-tag" => to_tag = Some(val.trim().to_owned()),
-                "from-tag" => from_tag = Some(val.trim().to_owned()),
+            let (k, val) = match p.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (p.trim(), None),
+            };
+            match (k.to_ascii_lowercase().as_str(), val) {
+                ("to-tag", Some(v)) => to_tag = Some(v.to_owned()),
+                ("from-tag", Some(v)) => from_tag = Some(v.to_owned()),
+                ("early-only", None) => early_only = true,
+                ("to-tag" | "from-tag" | "early-only", _) => return None,
                 _ => {}
             }
         }
-        if call_id.is_empty() {
+        let (to_tag, from_tag) = (to_tag?, from_tag?);
+        if call_id.is_empty() || to_tag.is_empty() || from_tag.is_empty() {
             return None;
         }
-        Some(Replaces { call_id, to_tag: to_tag?, from_tag: from_tag? })
+        Some(Replaces { call_id, to_tag, from_tag, early_only })
     }
 }
 
@@ -584,9 +592,19 @@ mod tests {
     #[test]
     fn replaces_in_a_refer_to() {
         let r = replaces_header("Replaces=abc%40host%3Bto-tag%3D7%3Bfrom-tag%3D9").unwrap();
-        assert_eq!(r, Replaces { call_id: "abc@host".into(), to_tag: "7".into(), from_tag: "9".into() });
+        assert_eq!(r, Replaces { call_id: "abc@host".into(), to_tag: "7".into(), from_tag: "9".into(), early_only: false });
         assert!(replaces_header("Other=1").is_none());
         assert!(Replaces::parse("only-a-call-id").is_none());
+    }
+
+    #[test]
+    fn replaces_header_values() {
+        let r = Replaces::parse("abc@host; from-tag=9 ;to-tag=7;early-only;x=1").unwrap();
+        assert_eq!(r, Replaces { call_id: "abc@host".into(), to_tag: "7".into(), from_tag: "9".into(), early_only: true });
+        // a flag with a value, a tag without one, an empty tag or Call-ID: unreadable
+        for bad in ["abc;to-tag=7;from-tag=9;early-only=yes", "abc;to-tag;from-tag=9", "abc;to-tag=;from-tag=9", ";to-tag=7;from-tag=9", "", "abc;;;"] {
+            assert!(Replaces::parse(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]
