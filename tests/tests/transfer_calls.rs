@@ -9,6 +9,10 @@
 //! (call 2) and then REFERs call 1 to 103 with `Replaces` naming call 2: 101 and 103 end up in
 //! one call and both of 102's dialogs are hung up. The two SIPp processes of 102 pass call 2's
 //! dialog to each other over SIPp's 3PCC twin socket, as one phone would hold both dialogs.
+//!
+//! Call pull (INVITE with Replaces): 102's desk phone calls 101, then 102's other device
+//! sends an INVITE with `Replaces` naming the desk's dialog (handed over the 3PCC socket): it
+//! is answered, the desk phone is hung up, and 101's hangup reaches the other device.
 
 mod media_support;
 mod sip_support;
@@ -152,5 +156,35 @@ async fn an_attended_transfer_with_replaces_joins_the_transferred_party_and_the_
     let t = transfers(one);
     assert_eq!((t[0]["kind"].as_str(), t[0]["by"].as_str()), (Some("attended"), Some("caller")), "{one}");
     assert_eq!((one["caller_id_num"].as_str(), one["callee"].as_str()), (Some("102"), Some("101")), "{one}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_invite_with_replaces_pulls_a_call_to_the_callers_other_device() -> anyhow::Result<()> {
+    let pbx = Pbx::start(&[]).await?;
+    let _ids = three_extensions(&pbx).await?;
+    let p101 = free_port(LO);
+    register(&pbx, "101", PW[0], p101, 300)?.assert_ok();
+    let twin = format!("127.0.0.1:{}", free_port(LO));
+    // 101 answers and, 4 s later, hangs up; 102's other device listens on the twin socket
+    // for the desk's dialog, then replaces it
+    let callee = sipp("uas_pulled.xml", (LO, p101), None, &["-m", "1"])?;
+    let common = ["-s", "101", "-au", "102", "-ap", PW[1], "-key", "caller", "102", "-m", "1", "-3pcc", twin.as_str()];
+    let mobile = sipp("uac_pull_mobile.xml", (LO, free_port(LO)), Some(&pbx.sip()), &common)?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let desk = sipp("uac_pull_desk.xml", (LO, free_port(LO)), Some(&pbx.sip()), &common)?;
+    let runs = [desk.wait(Duration::from_secs(40)), mobile.wait(Duration::from_secs(40)), callee.wait(Duration::from_secs(40))];
+    if runs.iter().any(|r| r.code != Some(0)) {
+        eprintln!("{}", pbx.server.logs());
+    }
+    for r in &runs {
+        r.assert_ok();
+    }
+    // one call, one CDR: the pull is recorded in it
+    let cdrs = pbx.wait_cdrs(1).await?;
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let t = transfers(&cdrs[0]);
+    assert_eq!((t.len(), t[0]["kind"].as_str(), t[0]["by"].as_str()), (1, Some("replaces"), Some("caller")), "{}", cdrs[0]);
+    assert_eq!((cdrs[0]["caller_id_num"].as_str(), cdrs[0]["callee"].as_str()), (Some("102"), Some("101")), "{}", cdrs[0]);
     Ok(())
 }
