@@ -69,7 +69,7 @@ fn thirty() -> u32 {
     30
 }
 
-/// A DID mapped to an entry node of a flow (seed §4.3).
+/// A DID mapped to an entry node of a flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboundNumber {
     pub id: i64,
@@ -108,7 +108,7 @@ pub enum RecordingMode {
     OnDemand,
 }
 
-/// An extension (seed §4.4), without its SIP credentials.
+/// An extension, without its SIP credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extension {
     pub id: i64,
@@ -138,7 +138,7 @@ pub enum GreetingType {
     NameOnly,
 }
 
-/// A voicemail box (seed §4.5), without its PIN and e-mail address.
+/// A voicemail box, without its PIN and e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoicemailBox {
     pub id: i64,
@@ -197,7 +197,7 @@ pub enum CallerIdMode {
     Prepend,
 }
 
-/// A ring group (seed §4.7).
+/// A ring group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RingGroup {
     pub id: i64,
@@ -220,7 +220,7 @@ pub struct RingGroup {
     pub caller_id_number: Option<String>,
 }
 
-/// An IVR menu (seed §4.8).
+/// An IVR menu.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IvrMenu {
     pub id: i64,
@@ -315,7 +315,7 @@ pub struct DateOverride {
     pub output: Option<String>,
 }
 
-/// A time switch (seed §4.9).
+/// A time switch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeSwitch {
     pub id: i64,
@@ -332,7 +332,7 @@ fn sydney() -> String {
     "Australia/Sydney".to_string()
 }
 
-/// A conference bridge (seed §4.13), without its PIN.
+/// A conference bridge, without its PIN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConferenceBridge {
     pub id: i64,

@@ -70,7 +70,8 @@ pub struct ApiConfig {
     pub version: &'static str,
 }
 
-/// The state of one component as health reports it (`database`, later `sip`, `trunks`…).
+/// The state of one component as health reports it (`database`, and the `media`, `tls` and
+/// `sip` probes the binary registers).
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ComponentStatus {
     /// ok | degraded | down
@@ -100,8 +101,8 @@ pub(crate) struct Inner {
     pub(crate) https: OnceLock<transport::Https>,
 }
 
-/// What every handler can reach. Cheap to clone. The call and flow handles join it when those
-/// crates land.
+/// What every handler can reach. Cheap to clone. It holds the flow service from the start;
+/// the binary attaches the running PBX ([`AppState::attach_pbx`]) and the certificate store.
 #[derive(Clone)]
 pub struct AppState(pub(crate) Arc<Inner>);
 
@@ -178,7 +179,7 @@ impl AppState {
         Ok(p)
     }
 
-    /// Adds a component to `/api/v1/health` (e.g. "sip", "trunks").
+    /// Adds a component to `/api/v1/health` (the binary adds "media", "tls" and "sip").
     pub fn register_health(&self, name: &str, probe: HealthProbe) {
         if let Ok(mut p) = self.0.probes.write() {
             p.insert(name.to_owned(), probe);

@@ -221,7 +221,7 @@ pub struct TlsView {
     pub next_renewal: Option<Timestamp>,
     /// an ACME order is in progress
     pub renewing: bool,
-    /// TLS listeners by name (https; later sip-tls and wss)
+    /// TLS listeners by name (https, sip-tls)
     pub listeners: BTreeMap<String, ListenerView>,
     /// ok | degraded, as the health endpoint's tls component says
     pub health: String,

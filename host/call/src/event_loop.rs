@@ -6,7 +6,8 @@
 //! TCP and TLS are one kind of connection ([`Conn`]): a TLS one runs a rustls state machine
 //! between the socket and the framer (`read_tls`/`process_new_packets`/`reader` in,
 //! `writer`/`write_tls` out), everything else — framing, keep-alive pongs, limits per source,
-//! idle timeouts, reuse by `(transport, address)` — is shared. WebSocket plugs in beside them.
+//! idle timeouts, reuse by `(transport, address)` — is shared. SIP over WebSocket (RFC 7118)
+//! is not served: `sip` knows the `ws`/`wss` transports only by name.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};

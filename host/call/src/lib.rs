@@ -1,5 +1,6 @@
-//! FlowPBX's PBX: SIP transports (UDP, TCP), the registrar, the B2BUA that connects
-//! extensions and trusted trunks, CDRs and SIP security, built on the sans-IO `sip` crate.
+//! FlowPBX's PBX: SIP transports (UDP, TCP, TLS), the registrar, the B2BUA that connects
+//! extensions, trusted and registration trunks (with follow-me, transfers and SRTP), CDRs
+//! and SIP security, built on the sans-IO `sip` crate.
 //!
 //! Entry point: [`start`] binds the sockets, loads the in-memory directory and the
 //! registrations the store kept, and runs the event loop on its own thread. The returned

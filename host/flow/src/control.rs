@@ -1,5 +1,5 @@
-//! [`CallControl`]: how the engine acts on a call. The `call` crate implements it with SIP and
-//! media; the simulator ([`crate::sim`]) with a script on a virtual clock. The engine never
+//! [`CallControl`]: how the engine acts on a call. The `pbx` crate implements it with SIP and
+//! media (`PbxCall` in `host/pbx/src/call_control.rs`, over `call::PbxHandle`); the simulator ([`crate::sim`]) with a script on a virtual clock. The engine never
 //! sees SIP: destinations arrive resolved to entities, prompts by name, and every wait is an
 //! `async` method.
 //!
@@ -185,9 +185,12 @@ pub trait CallControl: Send + Sync {
     /// Rings the targets at once; the first answer is bridged to the caller (the call then
     /// leaves the flow) and the others are cancelled.
     async fn ring(&self, targets: &[Target], options: &RingOptions) -> Result<RingOutcome, CallError>;
-    /// Deposits a message into a box (greeting, tone, recording, storage, MWI, e-mail).
+    /// Deposits a message into a box: greeting (the box's own or the system one), tone,
+    /// recording, and the message stored in the box. A full box plays a prompt and stores
+    /// nothing. No message-waiting indication or e-mail is sent.
     async fn voicemail(&self, mailbox: &VoicemailBox, options: &VoicemailOptions) -> Result<VoicemailOutcome, CallError>;
-    /// Blind transfer; the call leaves the flow.
+    /// Transfers the caller to the target: FlowPBX rings it itself (no REFER) and bridges the
+    /// answer, and the call leaves the flow; an error when it does not answer.
     async fn transfer(&self, target: &Target) -> Result<(), CallError>;
     /// Ends the call.
     async fn hangup(&self, cause: HangupCause) -> Result<(), CallError>;

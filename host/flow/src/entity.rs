@@ -1,5 +1,5 @@
 //! The entity cache: the current data of every entity a node can link, in memory, so a node
-//! run never waits on storage. The api/call layer fills it from the store at start-up
+//! run never waits on storage. `pbx` (`flow_sync.rs`) fills it from the store at start-up
 //! ([`EntityCache::replace_all`]) and after every change ([`EntityCache::upsert`],
 //! [`EntityCache::remove`]); drafts, validation and simulated drafts read it, so they see
 //! edits at once.

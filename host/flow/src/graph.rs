@@ -1,4 +1,4 @@
-//! The flow graph: React Flow JSON as the editor saves it (seed §5.2), parsed into types that
+//! The flow graph: React Flow JSON as the editor saves it (`web/src/components/flow/graph.ts`), parsed into types that
 //! keep every field they do not know so a round trip through the API loses nothing.
 
 use serde::{Deserialize, Serialize};

@@ -6,8 +6,8 @@
 //! - [`Engine`]: start one per process ([`Engine::new`]); [`Engine::validate`],
 //!   [`Engine::prepare`] + [`Engine::install`] (publish), [`Engine::published`],
 //!   [`Engine::run_call`] (walk a call), [`Engine::simulate`], [`Engine::install_plugin`].
-//! - [`control::CallControl`]: what a call must offer the engine (implemented by `call`).
-//! - [`entity::EntityCache`], [`services`]: what the PBX must offer (filled by api/call).
+//! - [`control::CallControl`]: what a call must offer the engine (implemented by `pbx`).
+//! - [`entity::EntityCache`], [`services`]: what the PBX must offer (filled by `pbx`).
 //! - [`tooling`]: `node new|build|test` and upload validation.
 //!
 //! **Architecture invariant:** nothing here knows SIP or media; the same engine runs a real

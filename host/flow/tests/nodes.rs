@@ -1,5 +1,5 @@
-//! Simulation tests for every built-in node, against its behaviour in seeds/003 §4–5 and
-//! issue 5. Each runs the real component in the simulator (virtual time).
+//! Simulation tests for every built-in node, against the behaviour its node's
+//! documentation states (`nodes/*/src/lib.rs`, `nodes/README.md`) and issue 5. Each runs the real component in the simulator (virtual time).
 
 mod common;
 use common::*;

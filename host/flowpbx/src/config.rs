@@ -118,7 +118,7 @@ pub struct Settings {
     /// SIP port over TCP.
     #[arg(long, env = "FLOWPBX_SIP_TCP_PORT", default_value_t = 5060, global = true)]
     pub sip_tcp_port: u16,
-    /// SIP port over TLS (used once TLS certificates are configured).
+    /// SIP port over TLS, served with the same certificate as HTTPS (0: no SIP over TLS).
     #[arg(long, env = "FLOWPBX_SIP_TLS_PORT", default_value_t = 5061, global = true)]
     pub sip_tls_port: u16,
     /// Public IP address put in SDP and Contact headers when behind NAT.
@@ -265,9 +265,8 @@ pub struct HttpSettings {
     pub port: u16,
 }
 
-/// What the SIP stack will read.
+/// What the SIP stack reads (`sip_config` in main.rs).
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // fields the SIP and media crates read once they are wired in
 pub struct SipSettings {
     pub bind: IpAddr,
     pub udp_port: u16,
@@ -289,9 +288,8 @@ pub struct SipSettings {
     pub max_outbound_calls: u32,
 }
 
-/// What the media engine will read.
+/// What the media engine reads (`media_config` in main.rs).
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // fields the SIP and media crates read once they are wired in
 pub struct MediaSettings {
     pub bind: IpAddr,
     pub external_ip: Option<IpAddr>,
@@ -353,7 +351,7 @@ pub struct FlowSettings {
 
 /// The effective configuration.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // fields the SIP and media crates read once they are wired in
+#[allow(dead_code)] // `data_dir`: main opens the data dir from the settings before this is built
 pub struct Config {
     pub data_dir: PathBuf,
     pub http: HttpSettings,

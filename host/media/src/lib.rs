@@ -1,5 +1,6 @@
 //! FlowPBX media: the RTP/RTCP relay that anchors every call, G.711 and Opus codecs,
-//! RFC 4733 DTMF, the prompt player, the recorder and the default prompts.
+//! SRTP (SDES keys), RFC 4733 DTMF, the prompt player, the recorder, conference rooms and
+//! the default prompts.
 //!
 //! Two layers:
 //! - a **sans-IO core** ([`session::Session`] and the modules it uses): bytes and instants

@@ -1,5 +1,5 @@
 //! FlowPBX's certificates: one [`CertStore`] holding the server certificate that every TLS
-//! listener serves — HTTPS now, SIP over TLS (5061) and WSS through the same store — from
+//! listener serves — HTTPS (the API's `/ws` included) and SIP over TLS (5061) — from
 //! one of three sources:
 //!
 //! - **files** (`--tls-cert`, `--tls-key`): checked at start (a bad pair stops the start with

@@ -1,5 +1,6 @@
-//! Transfer: blind-transfers the caller to an extension (the linked one) or to a number
-//! outside, rung through the outbound routes; the call leaves the flow.
+//! Transfer: transfers the caller to an extension (the linked one) or to a number outside,
+//! rung through the outbound routes: the host rings the target and bridges the caller to it
+//! when it answers; the call then leaves the flow.
 
 use sdk::types::{Capability, Destination};
 use sdk::{Host, Input, Node, NodeError, NodeInfo, Output};

@@ -1,5 +1,5 @@
 //! Voicemail: deposits the caller's message into the linked voicemail box (greeting, tone,
-//! recording; the host stores it, lights the lamp and sends the e-mail).
+//! recording; the host stores it in the box; no message-waiting lamp or e-mail is sent).
 
 use sdk::call::VoicemailOptions;
 use sdk::entity::VoicemailBox;

@@ -1,4 +1,4 @@
-// The entity types a flow node can link (seeds/003 §5.1), and the pages that manage them.
+// The entity types a flow node can link (`EntityKind` in host/flow/src/entity.rs), and the pages that manage them.
 // One table, so the CRUD pages, the inline creation in the editor and the selector agree.
 import { api, type Resource } from './endpoints';
 import type { Conference, Extension, Id, InboundNumber, IvrMenu, RingGroup, TimeSwitch, Trunk, VoicemailBox } from './types';

@@ -152,7 +152,7 @@ export interface GraphEdge {
   [k: string]: unknown;
 }
 
-/** seeds/003 §5.2. Top-level keys other than nodes/edges are kept as they came. */
+/** The flow graph (host/flow/src/graph.rs). Top-level keys other than nodes/edges are kept as they came. */
 export interface Graph {
   nodes: GraphNode[];
   edges: GraphEdge[];

@@ -1,4 +1,4 @@
-// First boot (seeds/003 §11.2): admin account, hostname / external IP, SIP ports, optionally a
+// First boot (POST /api/v1/setup): admin account, hostname / external IP, SIP ports, optionally a
 // first trunk and a first extension. One POST /api/v1/setup at the end; errors are shown on
 // the step that holds the field they name.
 import { useEffect, useState } from 'react';

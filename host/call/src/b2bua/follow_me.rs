@@ -1,4 +1,4 @@
-//! Follow-me (PRD §6.4): an extension that is rung rings its devices and its numbers.
+//! Follow-me (the extension's `follow_me_*` settings): an extension that is rung rings its devices and its numbers.
 //!
 //! **Sequential**: the devices ring for the ring time (the flow's, else the extension's),
 //! then each number in turn for its own time. **Simultaneous**: the devices and the numbers

@@ -212,7 +212,7 @@ pub(crate) struct WallClock {
 
 #[derive(Default)]
 struct Waits {
-    /// Waits in progress (host calls do not nest today; counted all the same).
+    /// Waits in progress (host calls do not nest; counted all the same).
     depth: u32,
     since: Option<tokio::time::Instant>,
     /// Time spent in finished waits.

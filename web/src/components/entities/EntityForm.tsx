@@ -1,5 +1,5 @@
 // The entity forms, shared by the CRUD pages and the flow editor's inline creation and side
-// panel (seeds/003 §16): one component per entity type, one save path, API errors shown next
+// panel: one component per entity type, one save path, API errors shown next
 // to the field they name.
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ApiError, errorMessage } from '../../api/client';

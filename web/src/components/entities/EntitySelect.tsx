@@ -1,4 +1,4 @@
-// The searchable entity selector of the flow editor (seeds/003 §5.1): "New …" always on top,
+// The searchable entity selector of the flow editor: "New …" always on top,
 // each entity with its status, keyboard driven (a WAI-ARIA combobox).
 import { useId, useMemo, useRef, useState } from 'react';
 import { ENTITY_KINDS, entityStatus, type AnyEntity, type EntityType } from '../../api/entities';

@@ -1,4 +1,4 @@
-// Follow-me on the extension form (PRD §6.4): the switch, how the numbers ring (sequential or
+// Follow-me on the extension form (host/call/src/b2bua/follow_me.rs): the switch, how the numbers ring (sequential or
 // simultaneous), the "press 1 to accept" confirmation, and the numbers in order with their
 // delay and ring time, each row showing when it rings. Server errors on a row's field
 // (`follow_me_numbers[1].timeout`) are shown on that field and move with the row when rows

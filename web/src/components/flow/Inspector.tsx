@@ -38,7 +38,7 @@ export function Inspector({ nodeId }: { nodeId: string }) {
   const [editing, setEditing] = useState(false);
   const [deleting, setDeleting] = useState(false);
 
-  // §5.1: a node just dropped from the palette with no entity, and none exists yet: offer to
+  // A node just dropped from the palette with no entity, and none exists yet: offer to
   // create one, once. Selecting an unfinished node later only selects it (it can be
   // deleted, or finished from this panel).
   const fresh = !!node && !!entityType && !node.data.entity_id;

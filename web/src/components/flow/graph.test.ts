@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Graph } from '../../api/types';
 import { flowToGraph, graphToFlow, INPUT_HANDLE } from './graph';
 
-// the example of seeds/003 §5.2, plus keys this editor does not know
+// a graph of every shape the engine reads (host/flow/src/graph.rs), plus keys this editor does not know
 const seed: Graph = {
   fallback: { prompt: 'sorry' },
   nodes: [

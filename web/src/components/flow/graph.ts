@@ -1,4 +1,4 @@
-// The flow graph JSON of seeds/003 §5.2 <-> React Flow's nodes and edges. The stored graph
+// The flow graph JSON (host/flow/src/graph.rs) <-> React Flow's nodes and edges. The stored graph
 // keeps only what the engine reads (id, type, position, data, edges with handles and labels);
 // React Flow's runtime fields (selection, measured size, dragging) never reach the server.
 import type { Edge, Node } from '@xyflow/react';
