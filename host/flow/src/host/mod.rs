@@ -449,7 +449,7 @@ pub(crate) fn call_error(call: &CallCtx, e: CallError) -> wit::NodeError {
             call.shared().left.get_or_insert(Left::CallerHungUp);
             wit::NodeError::CallerHungUp
         }
-        CallError::Failed(m) => wit::NodeError::Failed(m),
+        e => wit::NodeError::Failed(e.to_string()),
     }
 }
 
