@@ -484,7 +484,9 @@ impl Engine {
         let (component, sha) = self.inner.cache.load(&self.inner.wasm, bytes)?;
         crate::tooling::check_world(&self.inner.wasm, &component).map_err(Error::Plugin)?;
         let pre = self.link(&component)?;
-        let d = run_blocking_or_inline(self.describe(&pre)).map_err(Error::Engine)?.map_err(|e| Error::Plugin(format!("describe() failed: {e}")))?;
+        let d = run_blocking_or_inline(self.describe(&pre))
+            .map_err(|e| Error::Engine(format!("a runtime for describe(): {e}")))?
+            .map_err(|e| Error::Plugin(format!("describe() failed: {e}")))?;
         let wall = self.wall_clock_for(&d.id, d.wall_clock_ms);
         let (info, grants, schema) =
             registry::info_from_describe(&d, builtin, granted.map(|g| g.capabilities.as_slice()), &sha, wall).map_err(Error::Plugin)?;
@@ -819,13 +821,13 @@ impl Engine {
 /// `describe()` runs inside `Engine::new` and `install_plugin`, which are synchronous and may
 /// be called from inside or outside a tokio runtime: run the future on a scoped thread with
 /// its own small runtime.
-fn run_blocking_or_inline<F: Future + Send>(f: F) -> Result<F::Output, String>
+fn run_blocking_or_inline<F: Future + Send>(f: F) -> Result<F::Output, std::io::Error>
 where
     F::Output: Send,
 {
     std::thread::scope(|s| {
         s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| format!("a runtime for describe(): {e}"))?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
             Ok(rt.block_on(f))
         })
         .join()

@@ -340,7 +340,7 @@ fn cdylib_name(cargo: &Path, dir: &Path) -> Result<String, Error> {
 /// [`inspect_plugin`] (world version, `describe()`). Writes `<target>/flowpbx/<lib>.wasm`;
 /// `target_dir` defaults to `<dir>/target`.
 pub fn build_plugin(engine: &Engine, dir: &Path, target_dir: Option<&Path>) -> Result<BuildOutput, Error> {
-    let tc = WasmToolchain::detect(None, None).map_err(Error::Build)?;
+    let tc = WasmToolchain::detect(None, None)?;
     let lib = cdylib_name(&tc.cargo, dir)?;
     let target = target_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.join("target"));
     let out = tc.build_command(dir, &target).output().map_err(|e| Error::Build(format!("running {}: {e}", tc.cargo.display())))?;

@@ -100,7 +100,7 @@ pub fn parse_grants(p: &Plugin, change: &PluginChange) -> Result<PluginGrants> {
         out.egress.networks.clear();
         for (i, s) in given.iter().enumerate() {
             match flow::egress::parse_network(s) {
-                Err(m) => errors.push(FieldProblem { field: format!("granted_networks[{i}]"), message: m }),
+                Err(m) => errors.push(FieldProblem { field: format!("granted_networks[{i}]"), message: m.to_string() }),
                 Ok(n) => {
                     if !out.egress.networks.contains(&n) {
                         out.egress.networks.push(n);

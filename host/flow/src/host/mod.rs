@@ -420,13 +420,14 @@ impl HostState {
         logs
     }
 
-    /// `Ok` when the node holds `c`; else logs the refusal and returns what to tell the guest.
-    pub fn require(&mut self, c: &Capability) -> Result<(), String> {
+    /// `Ok` when the node holds `c`; else logs the refusal and returns it (the guest is told
+    /// through `From<NotGranted> for NodeError`).
+    pub fn require(&mut self, c: &Capability) -> Result<(), NotGranted> {
         if self.grants.allows(c) {
             return Ok(());
         }
         self.log_line("warn", &format!("denied: the node lacks the capability {c}"));
-        Err(c.to_string())
+        Err(NotGranted(c.clone()))
     }
 
     /// The call, if the run has one and it is still in the flow.
@@ -439,6 +440,17 @@ impl HostState {
             Some(Left::CallerHungUp) => Err(wit::NodeError::CallerHungUp),
             Some(other) => Err(wit::NodeError::Denied(format!("the call has left the flow ({other:?})"))),
         }
+    }
+}
+
+/// A capability the node was not granted (the text is the capability, as the guest sees it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotGranted(pub Capability);
+
+impl From<NotGranted> for wit::NodeError {
+    fn from(e: NotGranted) -> wit::NodeError {
+        wit::NodeError::Denied(e.to_string())
     }
 }
 
