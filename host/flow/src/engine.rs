@@ -470,7 +470,7 @@ impl Engine {
             Ok(Err(m)) => Err(m),
             Ok(Ok(o)) => {
                 let o: Vec<OutputDecl> = o.iter().map(registry::output_from_wit).collect();
-                registry::check_outputs(&o)?;
+                registry::check_outputs(&o).map_err(|e| e.to_string())?;
                 Ok(o)
             }
         }
@@ -482,14 +482,14 @@ impl Engine {
     /// (`Limits::builtin_egress`).
     pub(crate) fn node_type_from(&self, bytes: &[u8], builtin: bool, granted: Option<&PluginGrants>) -> Result<NodeType, Error> {
         let (component, sha) = self.inner.cache.load(&self.inner.wasm, bytes)?;
-        crate::tooling::check_world(&self.inner.wasm, &component).map_err(Error::Plugin)?;
+        crate::tooling::check_world(&self.inner.wasm, &component).map_err(|e| Error::Plugin(e.to_string()))?;
         let pre = self.link(&component)?;
         let d = run_blocking_or_inline(self.describe(&pre))
             .map_err(|e| Error::Engine(format!("a runtime for describe(): {e}")))?
             .map_err(|e| Error::Plugin(format!("describe() failed: {e}")))?;
         let wall = self.wall_clock_for(&d.id, d.wall_clock_ms);
         let (info, grants, schema) =
-            registry::info_from_describe(&d, builtin, granted.map(|g| g.capabilities.as_slice()), &sha, wall).map_err(Error::Plugin)?;
+            registry::info_from_describe(&d, builtin, granted.map(|g| g.capabilities.as_slice()), &sha, wall).map_err(|e| Error::Plugin(e.to_string()))?;
         let egress = granted.map_or_else(|| self.inner.limits.builtin_egress.clone(), |g| g.egress.clone());
         Ok(NodeType { info, component: Some(component), grants: Arc::new(grants.with_egress(egress)), wall_clock: wall, schema: schema.map(Arc::new) })
     }
@@ -778,8 +778,8 @@ impl Engine {
                     None => match g.call_outputs(&mut store, &input).await? {
                         Ok(o) => {
                             let o: Vec<OutputDecl> = o.iter().map(registry::output_from_wit).collect();
-                            if let Err(m) = registry::check_outputs(&o) {
-                                return Ok(Err(m));
+                            if let Err(e) = registry::check_outputs(&o) {
+                                return Ok(Err(e.to_string()));
                             }
                             let o = Arc::new(o);
                             pn.store_outputs(rev, o.clone());

@@ -86,7 +86,7 @@ pub fn parse_grants(p: &Plugin, change: &PluginChange) -> Result<PluginGrants> {
         for (i, s) in given.iter().enumerate() {
             let field = format!("granted_capabilities[{i}]");
             match s.parse::<Capability>() {
-                Err(m) => errors.push(FieldProblem { field, message: m }),
+                Err(m) => errors.push(FieldProblem { field, message: m.to_string() }),
                 Ok(c) if !requested.contains(&c) => errors.push(FieldProblem { field, message: format!("{c} is not something {} asks for", p.key()) }),
                 Ok(c) => {
                     if !out.capabilities.contains(&c) {
