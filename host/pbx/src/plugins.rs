@@ -243,7 +243,7 @@ impl FlowRuntime {
         let enable = change.enabled.unwrap_or(current.enabled);
         if enable && !current.enabled {
             // Checked before anything changes: the component still loads.
-            let bytes = plugin_bytes(self.data_dir(), &current).await.map_err(|m| Error::field("enabled", m))?;
+            let bytes = plugin_bytes(self.data_dir(), &current).await.map_err(|m| Error::field("enabled", m.to_string()))?;
             let engine = self.engine().clone();
             tokio::task::spawn_blocking(move || flow::tooling::inspect_plugin(&engine, &bytes))
                 .await
