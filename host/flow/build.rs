@@ -52,7 +52,7 @@ fn main() {
     std::fs::create_dir_all(&components).unwrap_or_else(|e| fail(&format!("{}: {e}", components.display())));
 
     let tc = toolchain::WasmToolchain::detect(std::env::var_os("RUSTC").map(PathBuf::from), std::env::var_os("CARGO").map(PathBuf::from))
-        .unwrap_or_else(|e| fail(&e));
+        .unwrap_or_else(|e| fail(&e.to_string()));
     let target_dir = root.join("target/wasm-nodes");
     let mut cmd = tc.build_command(&nodes, &target_dir);
     cmd.args(["--workspace", "--locked", "--quiet"]);

@@ -186,19 +186,64 @@ pub struct EntityData {
     pub json: String,
 }
 
+/// Why a node's input is unusable. Its text is what the flow's trace shows; `?` turns it
+/// into the `String` of [`Node::outputs`] or a [`NodeError::InvalidConfig`](types::NodeError).
+#[derive(Debug)]
+pub enum InputError {
+    /// The node needs a linked entity and has none.
+    NoEntity,
+    /// The linked entity does not parse as the type asked for.
+    Entity { kind: String, id: i64, source: serde_json::Error },
+    /// The configuration does not parse as the node's `Config`.
+    Config(serde_json::Error),
+}
+
+impl core::fmt::Display for InputError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InputError::NoEntity => f.write_str("this node needs a linked entity"),
+            InputError::Entity { kind, id, source } => write!(f, "the linked {kind} (id {id}) is unusable: {source}"),
+            InputError::Config(e) => write!(f, "invalid configuration: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for InputError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InputError::NoEntity => None,
+            InputError::Entity { source, .. } | InputError::Config(source) => Some(source),
+        }
+    }
+}
+
+/// The message the WIT's `result<_, string>` carries.
+impl From<InputError> for String {
+    fn from(e: InputError) -> String {
+        e.to_string()
+    }
+}
+
+#[cfg(feature = "guest")]
+impl From<InputError> for NodeError {
+    fn from(e: InputError) -> NodeError {
+        NodeError::InvalidConfig(e.to_string())
+    }
+}
+
 impl<C> Input<C> {
-    /// The linked entity as `T` (one of [`entity`]'s types, or your own), failing with a
-    /// message when there is none or it does not parse.
-    pub fn entity<T: DeserializeOwned>(&self) -> Result<T, String> {
-        let e = self.entity.as_ref().ok_or_else(|| "this node needs a linked entity".to_string())?;
-        serde_json::from_str(&e.json).map_err(|err| format!("the linked {} (id {}) is unusable: {err}", e.kind, e.id))
+    /// The linked entity as `T` (one of [`entity`]'s types, or your own), failing when there
+    /// is none or it does not parse.
+    pub fn entity<T: DeserializeOwned>(&self) -> Result<T, InputError> {
+        let e = self.entity.as_ref().ok_or(InputError::NoEntity)?;
+        serde_json::from_str(&e.json).map_err(|source| InputError::Entity { kind: e.kind.clone(), id: e.id, source })
     }
 }
 
 /// Parses the raw input the host passes into an [`Input`].
-pub fn parse_input<C: DeserializeOwned>(config: &str, entity: Option<(String, i64, String)>) -> Result<Input<C>, String> {
+pub fn parse_input<C: DeserializeOwned>(config: &str, entity: Option<(String, i64, String)>) -> Result<Input<C>, InputError> {
     let config = if config.trim().is_empty() { "{}" } else { config };
-    let config = serde_json::from_str(config).map_err(|e| format!("invalid configuration: {e}"))?;
+    let config = serde_json::from_str(config).map_err(InputError::Config)?;
     Ok(Input { config, entity: entity.map(|(kind, id, json)| EntityData { kind, id, json }) })
 }
 
@@ -233,7 +278,7 @@ pub trait Node {
 pub mod __private {
     use super::*;
 
-    fn parse<N: Node>(input: NodeInput) -> Result<Input<N::Config>, String> {
+    fn parse<N: Node>(input: NodeInput) -> Result<Input<N::Config>, InputError> {
         parse_input(&input.config, input.entity.map(|e| (e.kind, e.id, e.data)))
     }
 
@@ -242,7 +287,7 @@ pub mod __private {
     }
 
     pub fn run<N: Node>(input: NodeInput) -> Result<String, NodeError> {
-        N::run(parse::<N>(input).map_err(NodeError::InvalidConfig)?, &mut Wasm)
+        N::run(parse::<N>(input)?, &mut Wasm)
     }
 }
 
@@ -357,8 +402,13 @@ mod tests {
         assert_eq!(i.config.n, 3);
         let g: entity::RingGroup = i.entity().unwrap();
         assert_eq!(g.members, vec![7]);
-        assert!(parse_input::<Cfg>(r#"{"n":"x"}"#, None).unwrap_err().contains("invalid configuration"));
+        let bad = parse_input::<Cfg>(r#"{"n":"x"}"#, None).unwrap_err();
+        assert!(matches!(bad, InputError::Config(_)) && bad.to_string().starts_with("invalid configuration: "), "{bad}");
+        assert!(std::error::Error::source(&bad).is_some());
         let none: Input<Cfg> = parse_input("{}", None).unwrap();
-        assert!(none.entity::<entity::RingGroup>().is_err());
+        assert!(matches!(none.entity::<entity::RingGroup>(), Err(InputError::NoEntity)));
+        let wrong: Input<Cfg> = parse_input("{}", Some(("ring_group".into(), 4, "[]".into()))).unwrap();
+        let e = wrong.entity::<entity::RingGroup>().unwrap_err();
+        assert!(e.to_string().starts_with("the linked ring_group (id 4) is unusable: "), "{e}");
     }
 }

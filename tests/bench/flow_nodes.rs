@@ -242,7 +242,7 @@ fn entities() -> Vec<Entity> {
 type Native = fn(&str, Option<(String, i64, String)>, &mut NativeHost) -> Result<String, sdk::NodeError>;
 
 fn native<N: sdk::Node>(config: &str, ent: Option<(String, i64, String)>, host: &mut NativeHost) -> Result<String, sdk::NodeError> {
-    let input = sdk::parse_input::<N::Config>(config, ent).map_err(sdk::NodeError::InvalidConfig)?;
+    let input = sdk::parse_input::<N::Config>(config, ent)?;
     N::run(input, host)
 }
 

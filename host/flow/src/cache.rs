@@ -95,12 +95,21 @@ fn read_cached(engine: &wasmtime::Engine, p: &Path) -> Option<Component> {
     }
 }
 
-fn write_cached(c: &Component, p: &Path) -> Result<(), String> {
-    let bytes = c.serialize().map_err(|e| e.to_string())?;
+/// Why a compiled component was not cached (logged; the component is used all the same).
+#[derive(Debug, thiserror::Error)]
+enum CacheWriteError {
+    #[error("{0}")]
+    Serialize(wasmtime::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn write_cached(c: &Component, p: &Path) -> Result<(), CacheWriteError> {
+    let bytes = c.serialize().map_err(CacheWriteError::Serialize)?;
     let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, &bytes).map_err(|e| e.to_string())?;
-    std::fs::write(sidecar(p), sha256_hex(&bytes)).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, p).map_err(|e| e.to_string())
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::write(sidecar(p), sha256_hex(&bytes))?;
+    Ok(std::fs::rename(&tmp, p)?)
 }
 
 #[cfg(test)]

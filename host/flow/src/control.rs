@@ -13,6 +13,7 @@
 //!   [`CallControl::now`].
 
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::entity::{ConferenceBridge, Extension, VoicemailBox};
@@ -141,15 +142,68 @@ pub struct ConferenceOutcome {
     pub duration: Duration,
 }
 
-/// Why a call operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The underlying error of a failed call operation, from the layer below the
+/// [`CallControl`] implementation (SIP stack, media, store, file system). Shared, so a
+/// [`CallError`] stays cloneable.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Wraps an underlying error as a [`Cause`].
+pub fn cause<E: std::error::Error + Send + Sync + 'static>(e: E) -> Cause {
+    Arc::new(e)
+}
+
+/// Why a call operation failed. The text is what a node (and the trace) shows; the
+/// underlying error, where there is one, is its [`source`](std::error::Error::source).
+/// Mapped onto the guest's `node-error` in one place (`host::call_error`).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     /// The caller hung up: the call is over.
     #[error("the caller hung up")]
     CallerHungUp,
-    /// The operation is not possible on this call (the string says why).
+    /// The flow already ended the call (bridged, transferred, hung up: the reason).
+    #[error("the call has ended ({0})")]
+    Ended(String),
+    /// An operation of the SIP stack (`what`: answering, ringing) failed.
+    #[error("{what}: {source}")]
+    Call { what: &'static str, source: Cause },
+    #[error("the call has no media session")]
+    NoMediaSession,
+    #[error("no media engine")]
+    NoMediaEngine,
+    #[error("prompt {name:?}: {source}")]
+    Prompt { name: String, source: Cause },
+    #[error("playing: {0}")]
+    Playback(#[source] Cause),
+    #[error("text to speech: {0}")]
+    Speech(#[source] Cause),
+    #[error("text to speech: espeak-ng exited with {0}")]
+    SpeechExit(std::process::ExitStatus),
+    #[error("recording: {0}")]
+    Recording(#[source] Cause),
+    #[error("the recording did not complete")]
+    RecordingIncomplete,
+    #[error("conference PIN: {0}")]
+    ConferencePin(#[source] Cause),
+    #[error("no valid PIN for conference bridge {0}")]
+    NoValidPin(i64),
+    #[error("voicemail box {mailbox}: {source}")]
+    Voicemail { mailbox: i64, source: Cause },
+    #[error("there is no voicemail box {0}")]
+    NoVoicemailBox(i64),
+    #[error("voicemail folder: {0}")]
+    VoicemailFolder(#[source] Cause),
+    /// The transfer target did not answer (how the ring ended instead).
+    #[error("transfer to {target}: {outcome:?}")]
+    Transfer { target: String, outcome: RingOutcome },
+    #[error("hanging up: {0}")]
+    Hangup(#[source] Cause),
+    #[error("conference bridge {0} is full")]
+    ConferenceFull(i64),
+    #[error("joining conference bridge {bridge}: {source}")]
+    ConferenceJoin { bridge: i64, source: Cause },
+    /// The implementation does not offer the operation.
     #[error("{0}")]
-    Failed(String),
+    Unsupported(&'static str),
 }
 
 /// What the engine needs from a call.
@@ -303,7 +357,7 @@ mod tests {
             Ok(RingOutcome::NoAnswer)
         }
         async fn voicemail(&self, _: &VoicemailBox, _: &VoicemailOptions) -> Result<VoicemailOutcome, CallError> {
-            Err(CallError::Failed("none".into()))
+            Err(CallError::Unsupported("none"))
         }
         async fn transfer(&self, _: &Target) -> Result<(), CallError> {
             Ok(())
@@ -363,5 +417,22 @@ mod tests {
         assert_eq!(c, Collected { digits: "1".into(), ended_by: CollectEnd::Terminator });
         // The digit after the terminator stays for the next collection.
         assert_eq!(k.digits.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn call_errors_keep_their_text_and_chain_the_underlying_error() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only file system");
+        let e = CallError::VoicemailFolder(cause(io));
+        assert_eq!(e.to_string(), "voicemail folder: read-only file system");
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("read-only file system"));
+        let e = CallError::Voicemail { mailbox: 7, source: cause(std::fmt::Error) };
+        assert_eq!(e.to_string(), "voicemail box 7: an error occurred when formatting an argument");
+        assert!(e.source().is_some());
+        assert_eq!(CallError::NoValidPin(3).to_string(), "no valid PIN for conference bridge 3");
+        assert!(CallError::NoValidPin(3).source().is_none());
+        let t = CallError::Transfer { target: "extension 201".into(), outcome: RingOutcome::Busy };
+        assert_eq!(t.to_string(), "transfer to extension 201: Busy");
+        assert_eq!(CallError::Ended("bridged".into()).to_string(), "the call has ended (bridged)");
     }
 }

@@ -188,16 +188,31 @@ impl Egress {
     }
 }
 
+/// Why a granted network was refused (the text names the input; it is shown to the
+/// administrator as it is).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    #[error("{input:?} is not a CIDR (like 10.1.0.0/16 or fd00::/8) or an IP address")]
+    Syntax {
+        input: String,
+        #[source]
+        source: ipnet::AddrParseError,
+    },
+    /// A CIDR with host bits (`10.0.0.1/8`): `network` is what was probably meant.
+    #[error("{input:?} has host bits set: the network is {network}")]
+    HostBits { input: String, network: IpNet },
+}
+
 /// Parses a granted network: a CIDR (`10.1.0.0/16`, `fd00::/8`) without host bits, or one
 /// address (a /32 or /128).
-pub fn parse_network(s: &str) -> Result<IpNet, String> {
+pub fn parse_network(s: &str) -> Result<IpNet, NetworkError> {
     let s = s.trim();
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
     }
-    let net: IpNet = s.parse().map_err(|_| format!("{s:?} is not a CIDR (like 10.1.0.0/16 or fd00::/8) or an IP address"))?;
+    let net: IpNet = s.parse().map_err(|source| NetworkError::Syntax { input: s.to_string(), source })?;
     if net.trunc() != net {
-        return Err(format!("{s:?} has host bits set: the network is {}", net.trunc()));
+        return Err(NetworkError::HostBits { input: s.to_string(), network: net.trunc() });
     }
     Ok(net)
 }
@@ -391,6 +406,9 @@ mod tests {
         for bad in ["10.0.0.1/8", "10.0.0.0/33", "10.0.0/8", "example.com", "", "10.0.0.0/", "/8", "fd00::1/8", "300.0.0.0/8"] {
             assert!(parse_network(bad).is_err(), "{bad}");
         }
-        assert!(parse_network("10.0.0.1/8").unwrap_err().contains("10.0.0.0/8"));
+        let e = parse_network("10.0.0.1/8").unwrap_err();
+        assert!(matches!(&e, NetworkError::HostBits { network, .. } if network.to_string() == "10.0.0.0/8"), "{e:?}");
+        assert!(e.to_string().contains("10.0.0.0/8"));
+        assert!(std::error::Error::source(&parse_network("10.0.0/8").unwrap_err()).is_some());
     }
 }

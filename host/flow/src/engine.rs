@@ -470,7 +470,7 @@ impl Engine {
             Ok(Err(m)) => Err(m),
             Ok(Ok(o)) => {
                 let o: Vec<OutputDecl> = o.iter().map(registry::output_from_wit).collect();
-                registry::check_outputs(&o)?;
+                registry::check_outputs(&o).map_err(|e| e.to_string())?;
                 Ok(o)
             }
         }
@@ -482,12 +482,14 @@ impl Engine {
     /// (`Limits::builtin_egress`).
     pub(crate) fn node_type_from(&self, bytes: &[u8], builtin: bool, granted: Option<&PluginGrants>) -> Result<NodeType, Error> {
         let (component, sha) = self.inner.cache.load(&self.inner.wasm, bytes)?;
-        crate::tooling::check_world(&self.inner.wasm, &component).map_err(Error::Plugin)?;
+        crate::tooling::check_world(&self.inner.wasm, &component).map_err(|e| Error::Plugin(e.to_string()))?;
         let pre = self.link(&component)?;
-        let d = run_blocking_or_inline(self.describe(&pre)).map_err(Error::Engine)?.map_err(|e| Error::Plugin(format!("describe() failed: {e}")))?;
+        let d = run_blocking_or_inline(self.describe(&pre))
+            .map_err(|e| Error::Engine(format!("a runtime for describe(): {e}")))?
+            .map_err(|e| Error::Plugin(format!("describe() failed: {e}")))?;
         let wall = self.wall_clock_for(&d.id, d.wall_clock_ms);
         let (info, grants, schema) =
-            registry::info_from_describe(&d, builtin, granted.map(|g| g.capabilities.as_slice()), &sha, wall).map_err(Error::Plugin)?;
+            registry::info_from_describe(&d, builtin, granted.map(|g| g.capabilities.as_slice()), &sha, wall).map_err(|e| Error::Plugin(e.to_string()))?;
         let egress = granted.map_or_else(|| self.inner.limits.builtin_egress.clone(), |g| g.egress.clone());
         Ok(NodeType { info, component: Some(component), grants: Arc::new(grants.with_egress(egress)), wall_clock: wall, schema: schema.map(Arc::new) })
     }
@@ -776,8 +778,8 @@ impl Engine {
                     None => match g.call_outputs(&mut store, &input).await? {
                         Ok(o) => {
                             let o: Vec<OutputDecl> = o.iter().map(registry::output_from_wit).collect();
-                            if let Err(m) = registry::check_outputs(&o) {
-                                return Ok(Err(m));
+                            if let Err(e) = registry::check_outputs(&o) {
+                                return Ok(Err(e.to_string()));
                             }
                             let o = Arc::new(o);
                             pn.store_outputs(rev, o.clone());
@@ -819,13 +821,13 @@ impl Engine {
 /// `describe()` runs inside `Engine::new` and `install_plugin`, which are synchronous and may
 /// be called from inside or outside a tokio runtime: run the future on a scoped thread with
 /// its own small runtime.
-fn run_blocking_or_inline<F: Future + Send>(f: F) -> Result<F::Output, String>
+fn run_blocking_or_inline<F: Future + Send>(f: F) -> Result<F::Output, std::io::Error>
 where
     F::Output: Send,
 {
     std::thread::scope(|s| {
         s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| format!("a runtime for describe(): {e}"))?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
             Ok(rt.block_on(f))
         })
         .join()

@@ -29,6 +29,9 @@ pub enum Error {
     /// Building a plugin failed (toolchain missing, compile error).
     #[error("build failed: {0}")]
     Build(String),
+    /// No toolchain to build a plugin with.
+    #[error("build failed: {0}")]
+    Toolchain(#[from] crate::toolchain::ToolchainError),
     /// The engine could not start (wasmtime configuration).
     #[error("engine: {0}")]
     Engine(String),

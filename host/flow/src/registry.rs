@@ -13,7 +13,7 @@ use wasmtime::component::Component;
 
 use crate::bindings::types as wit;
 use crate::graph::ENTRY_TYPE;
-use crate::types::{Capability, Grants, NodeTypeInfo, OutputDecl};
+use crate::types::{Capability, CapabilityError, Grants, NodeTypeInfo, OutputDecl};
 use crate::validate::ConfigError;
 
 /// One node type.
@@ -136,7 +136,7 @@ pub fn valid_plugin_id(id: &str) -> bool {
     matches!(id.split_once('/'), Some((v, n)) if part(v) && part(n))
 }
 
-pub(crate) fn capability_from_wit(c: &wit::Capability) -> Result<Capability, String> {
+pub(crate) fn capability_from_wit(c: &wit::Capability) -> Result<Capability, CapabilityError> {
     Ok(match c {
         wit::Capability::Http(h) => format!("http:{h}").parse()?,
         wit::Capability::Kv => Capability::Kv,
@@ -152,20 +152,50 @@ pub(crate) fn output_from_wit(o: &wit::Output) -> OutputDecl {
     OutputDecl { id: o.id.clone(), label: o.label.clone(), terminal: o.terminal }
 }
 
+/// Why a node's declared outputs are unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputsError {
+    #[error("output {0} has an empty or over-long id")]
+    BadId(usize),
+    #[error("`error` is reserved: every node has it")]
+    Reserved,
+    #[error("output {0:?} is declared twice")]
+    Duplicate(String),
+}
+
 /// Checks a list of outputs: ids non-empty, unique, not `error`.
-pub(crate) fn check_outputs(outs: &[OutputDecl]) -> Result<(), String> {
+pub(crate) fn check_outputs(outs: &[OutputDecl]) -> Result<(), OutputsError> {
     for (i, o) in outs.iter().enumerate() {
         if o.id.is_empty() || o.id.len() > 64 {
-            return Err(format!("output {i} has an empty or over-long id"));
+            return Err(OutputsError::BadId(i));
         }
         if o.id == crate::graph::ERROR_OUTPUT {
-            return Err("`error` is reserved: every node has it".into());
+            return Err(OutputsError::Reserved);
         }
         if outs[..i].iter().any(|p| p.id == o.id) {
-            return Err(format!("output {:?} is declared twice", o.id));
+            return Err(OutputsError::Duplicate(o.id.clone()));
         }
     }
     Ok(())
+}
+
+/// Why what `describe()` returned cannot be a node type.
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    #[error("the node type id is empty or too long")]
+    BadId,
+    #[error("the node type has no name")]
+    NoName,
+    #[error("config-schema is not JSON: {0}")]
+    SchemaJson(#[source] serde_json::Error),
+    #[error("config-schema is not a usable JSON Schema: {0}")]
+    Schema(#[source] Box<jsonschema::ValidationError<'static>>),
+    #[error("{0}")]
+    Outputs(#[from] OutputsError),
+    #[error("{0}")]
+    Capability(#[from] CapabilityError),
+    #[error("entity-kind {0:?} is not an entity type")]
+    EntityKind(String),
 }
 
 /// Built-ins that are drawn but do not work yet: the queue waits for queues (ACD, hold
@@ -181,22 +211,22 @@ pub(crate) fn info_from_describe(
     granted: Option<&[Capability]>,
     sha256: &str,
     wall_clock: Duration,
-) -> Result<(NodeTypeInfo, Grants, Option<jsonschema::Validator>), String> {
+) -> Result<(NodeTypeInfo, Grants, Option<jsonschema::Validator>), DescribeError> {
     if d.id.is_empty() || d.id.len() > 129 {
-        return Err("the node type id is empty or too long".into());
+        return Err(DescribeError::BadId);
     }
     if d.name.trim().is_empty() {
-        return Err("the node type has no name".into());
+        return Err(DescribeError::NoName);
     }
-    let schema: serde_json::Value = serde_json::from_str(&d.config_schema).map_err(|e| format!("config-schema is not JSON: {e}"))?;
-    let validator = jsonschema::validator_for(&schema).map_err(|e| format!("config-schema is not a usable JSON Schema: {e}"))?;
+    let schema: serde_json::Value = serde_json::from_str(&d.config_schema).map_err(DescribeError::SchemaJson)?;
+    let validator = jsonschema::validator_for(&schema).map_err(|e| DescribeError::Schema(Box::new(e)))?;
     let outputs: Vec<OutputDecl> = d.outputs.iter().map(output_from_wit).collect();
     check_outputs(&outputs)?;
     let capabilities = d.capabilities.iter().map(capability_from_wit).collect::<Result<Vec<_>, _>>()?;
     if let Some(k) = &d.entity_kind
         && crate::entity::EntityKind::parse(k).is_none()
     {
-        return Err(format!("entity-kind {k:?} is not an entity type"));
+        return Err(DescribeError::EntityKind(k.clone()));
     }
     let grants = Grants::effective(&capabilities, granted);
     let info = NodeTypeInfo {
@@ -267,8 +297,9 @@ mod tests {
     fn outputs_must_be_unique_and_not_error() {
         let o = |id: &str| OutputDecl { id: id.into(), label: id.into(), terminal: false };
         assert!(check_outputs(&[o("a"), o("b")]).is_ok());
-        assert!(check_outputs(&[o("a"), o("a")]).is_err());
-        assert!(check_outputs(&[o("error")]).is_err());
-        assert!(check_outputs(&[o("")]).is_err());
+        assert_eq!(check_outputs(&[o("a"), o("a")]), Err(OutputsError::Duplicate("a".into())));
+        assert_eq!(check_outputs(&[o("error")]), Err(OutputsError::Reserved));
+        assert_eq!(check_outputs(&[o("b"), o("")]), Err(OutputsError::BadId(1)));
+        assert_eq!(OutputsError::Duplicate("a".into()).to_string(), "output \"a\" is declared twice");
     }
 }

@@ -183,7 +183,7 @@ pub trait HttpClient: Send + Sync {
 #[async_trait]
 pub trait Resolver: Send + Sync {
     /// The addresses of a DNS name.
-    async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String>;
+    async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, std::io::Error>;
 }
 
 /// The system's resolver (`getaddrinfo`: `/etc/hosts`, then DNS).
@@ -191,8 +191,8 @@ pub struct SystemResolver;
 
 #[async_trait]
 impl Resolver for SystemResolver {
-    async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String> {
-        let found = tokio::net::lookup_host((name, 0)).await.map_err(|e| e.to_string())?;
+    async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, std::io::Error> {
+        let found = tokio::net::lookup_host((name, 0)).await?;
         Ok(found.map(|a| a.ip()).collect())
     }
 }
@@ -209,6 +209,17 @@ impl reqwest::dns::Resolve for NoLookups {
     }
 }
 
+/// Why the live HTTP client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// rustls refused the protocol versions.
+    #[error("{0}")]
+    Tls(#[source] rustls::Error),
+    /// reqwest refused the configuration.
+    #[error("{0}")]
+    Build(#[source] reqwest::Error),
+}
+
 /// The live client: reqwest over rustls (ring, Mozilla's roots). Each request resolves its
 /// host once ([`Resolver`]), keeps the addresses its grant allows ([`Egress::check_addr`]:
 /// public ones, and non-public ones only in a granted network), and connects to exactly
@@ -223,20 +234,20 @@ pub struct ReqwestClient {
 
 impl ReqwestClient {
     /// A client with the system resolver. Fails only if TLS cannot be set up.
-    pub fn new() -> Result<ReqwestClient, String> {
+    pub fn new() -> Result<ReqwestClient, ClientError> {
         ReqwestClient::with_resolver(Arc::new(SystemResolver))
     }
 
     /// A client resolving names with `resolver`.
-    pub fn with_resolver(resolver: Arc<dyn Resolver>) -> Result<ReqwestClient, String> {
+    pub fn with_resolver(resolver: Arc<dyn Resolver>) -> Result<ReqwestClient, ClientError> {
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(ClientError::Tls)?
             .with_root_certificates(roots)
             .with_no_client_auth();
         // the configuration is checked once here, not on every request
-        ReqwestClient::client(tls.clone()).build().map_err(|e| e.to_string())?;
+        ReqwestClient::client(tls.clone()).build().map_err(ClientError::Build)?;
         Ok(ReqwestClient { tls, resolver })
     }
 

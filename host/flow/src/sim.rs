@@ -392,7 +392,7 @@ impl SimCall {
             return Err(CallError::CallerHungUp);
         }
         if let Some(why) = &s.ended {
-            return Err(CallError::Failed(format!("the call has ended ({why})")));
+            return Err(CallError::Ended(why.clone()));
         }
         Ok(())
     }

@@ -97,10 +97,30 @@ fn sysroot(rustc: &Path) -> Option<PathBuf> {
     Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
+/// Why no toolchain for the nodes was found. (No thiserror: build.rs includes this file.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolchainError {
+    /// Neither rustup's wasm32 target nor Debian's toolchain with the std sources.
+    NoWasmTarget,
+    /// Debian's toolchain, but no linker for wasm.
+    NoWasmLd,
+}
+
+impl std::fmt::Display for ToolchainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ToolchainError::NoWasmTarget => f.write_str(SETUP_HINT),
+            ToolchainError::NoWasmLd => write!(f, "no wasm-ld found (/usr/bin/rust-lld or /usr/lib/llvm-*/bin/wasm-ld); {SETUP_HINT}"),
+        }
+    }
+}
+
+impl std::error::Error for ToolchainError {}
+
 impl WasmToolchain {
     /// Finds a toolchain. `rustc`/`cargo` are the host's (a build script's `RUSTC`/`CARGO`);
     /// `None` means the ones on `PATH`.
-    pub fn detect(rustc: Option<PathBuf>, cargo: Option<PathBuf>) -> Result<WasmToolchain, String> {
+    pub fn detect(rustc: Option<PathBuf>, cargo: Option<PathBuf>) -> Result<WasmToolchain, ToolchainError> {
         let rustc = rustc.unwrap_or_else(|| PathBuf::from("rustc"));
         let cargo = cargo.unwrap_or_else(|| PathBuf::from("cargo"));
         if let Some(root) = sysroot(&rustc)
@@ -110,9 +130,9 @@ impl WasmToolchain {
         }
         let debian = Path::new(DEBIAN_RUSTC).is_file() && Path::new(DEBIAN_CARGO).is_file() && Path::new(DEBIAN_STD_SRC).is_dir();
         if !debian {
-            return Err(SETUP_HINT.to_string());
+            return Err(ToolchainError::NoWasmTarget);
         }
-        let linker = find_wasm_ld().ok_or_else(|| format!("no wasm-ld found (/usr/bin/rust-lld or /usr/lib/llvm-*/bin/wasm-ld); {SETUP_HINT}"))?;
+        let linker = find_wasm_ld().ok_or(ToolchainError::NoWasmLd)?;
         Ok(WasmToolchain { cargo: DEBIAN_CARGO.into(), rustc: DEBIAN_RUSTC.into(), kind: ToolchainKind::DebianBuildStd { linker } })
     }
 

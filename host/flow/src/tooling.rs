@@ -32,9 +32,22 @@ fn split_name(name: &str) -> Option<(&str, &str)> {
     rest.split_once('@')
 }
 
+/// Why a component is not a node this FlowPBX can load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorldError {
+    #[error("the component does not export {WORLD_PACKAGE}/node: it is not a FlowPBX node")]
+    NotANode,
+    /// It targets a world version this FlowPBX does not load.
+    #[error("the component targets {WORLD_PACKAGE}@{version}; this FlowPBX loads {}", SUPPORTED_WORLD_VERSIONS.join(", "))]
+    Version { version: String },
+    /// It imports something outside the contract (`name`) at `version`.
+    #[error("the component imports {name}, which a node cannot have (nodes get no WASI and nothing outside {WORLD_PACKAGE}@{version})")]
+    Import { name: String, version: String },
+}
+
 /// Checks that a component exports `flowpbx:node/node` at a supported version and imports
 /// nothing but the contract's interfaces (no WASI, nothing else). Returns the version.
-pub fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<String, String> {
+pub fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<String, WorldError> {
     let ty = component.component_type();
     let mut version = None;
     for (name, _) in ty.exports(engine) {
@@ -43,17 +56,15 @@ pub fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<S
         }
     }
     let Some(version) = version else {
-        return Err(format!("the component does not export {WORLD_PACKAGE}/node: it is not a FlowPBX node"));
+        return Err(WorldError::NotANode);
     };
     if !SUPPORTED_WORLD_VERSIONS.contains(&version.as_str()) {
-        return Err(format!("the component targets {WORLD_PACKAGE}@{version}; this FlowPBX loads {}", SUPPORTED_WORLD_VERSIONS.join(", ")));
+        return Err(WorldError::Version { version });
     }
     for (name, _) in ty.imports(engine) {
         match split_name(name) {
             Some((iface, v)) if IMPORTABLE.contains(&iface) && v == version => {}
-            _ => {
-                return Err(format!("the component imports {name}, which a node cannot have (nodes get no WASI and nothing outside {WORLD_PACKAGE}@{version})"))
-            }
+            _ => return Err(WorldError::Import { name: name.to_string(), version }),
         }
     }
     Ok(version)
@@ -110,7 +121,7 @@ impl Engine {
 pub fn inspect_plugin(engine: &Engine, bytes: &[u8]) -> Result<PluginManifest, Error> {
     let t = engine.plugin_type(bytes, &PluginGrants::default())?;
     let component = t.component.as_ref().ok_or_else(|| Error::Plugin("no component".into()))?;
-    let world_version = check_world(&engine.inner.wasm, component).map_err(Error::Plugin)?;
+    let world_version = check_world(&engine.inner.wasm, component).map_err(|e| Error::Plugin(e.to_string()))?;
     Ok(PluginManifest { sha256: t.info.sha256.clone(), info: t.info, world_version, size: bytes.len() })
 }
 
@@ -340,7 +351,7 @@ fn cdylib_name(cargo: &Path, dir: &Path) -> Result<String, Error> {
 /// [`inspect_plugin`] (world version, `describe()`). Writes `<target>/flowpbx/<lib>.wasm`;
 /// `target_dir` defaults to `<dir>/target`.
 pub fn build_plugin(engine: &Engine, dir: &Path, target_dir: Option<&Path>) -> Result<BuildOutput, Error> {
-    let tc = WasmToolchain::detect(None, None).map_err(Error::Build)?;
+    let tc = WasmToolchain::detect(None, None)?;
     let lib = cdylib_name(&tc.cargo, dir)?;
     let target = target_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.join("target"));
     let out = tc.build_command(dir, &target).output().map_err(|e| Error::Build(format!("running {}: {e}", tc.cargo.display())))?;

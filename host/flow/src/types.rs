@@ -44,9 +44,19 @@ fn valid_host_pattern(p: &str) -> bool {
     !name.is_empty() && name.len() <= 253 && name.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
+/// Why a capability string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapabilityError {
+    /// `http:` with something that is not a host pattern.
+    #[error("{0:?} is not a host name, *.name or *")]
+    HostPattern(String),
+    #[error("unknown capability {0:?}")]
+    Unknown(String),
+}
+
 impl FromStr for Capability {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = CapabilityError;
+    fn from_str(s: &str) -> Result<Self, CapabilityError> {
         Ok(match s {
             "kv" => Capability::Kv,
             "directory" => Capability::Directory,
@@ -56,8 +66,8 @@ impl FromStr for Capability {
             "caller_id" => Capability::CallerId,
             _ => match s.strip_prefix("http:") {
                 Some(h) if valid_host_pattern(&h.to_ascii_lowercase()) => Capability::Http(h.to_ascii_lowercase()),
-                Some(h) => return Err(format!("{h:?} is not a host name, *.name or *")),
-                None => return Err(format!("unknown capability {s:?}")),
+                Some(h) => return Err(CapabilityError::HostPattern(h.to_string())),
+                None => return Err(CapabilityError::Unknown(s.to_string())),
             },
         })
     }

@@ -31,7 +31,7 @@ struct Rebinding {
 
 #[async_trait]
 impl Resolver for Rebinding {
-    async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+    async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, std::io::Error> {
         if name != "allowed.test" {
             return SystemResolver.lookup(name).await;
         }

@@ -268,22 +268,22 @@ impl PbxCall {
     }
 
     /// A PBX error, as the engine sees it: the caller hung up when the call is gone.
-    fn pbx_error(&self, what: &str, e: call::CallError) -> CallError {
+    fn pbx_error(&self, what: &'static str, e: call::CallError) -> CallError {
         if !self.pbx.is_live(self.key) {
             CallError::CallerHungUp
         } else {
-            CallError::Failed(format!("{what}: {e}"))
+            CallError::Call { what, source: flow::control::cause(e) }
         }
     }
 
     fn call_media(&self) -> Result<Arc<call::CallMedia>, CallError> {
         self.check_live()?;
-        self.pbx.call_media(self.key).ok_or_else(|| CallError::Failed("the call has no media session".into()))
+        self.pbx.call_media(self.key).ok_or_else(|| CallError::NoMediaSession)
     }
 
     fn load_prompt(&self, name: &str) -> Result<Prompt, CallError> {
-        let engine = self.pbx.media_engine().ok_or_else(|| CallError::Failed("no media engine".into()))?;
-        engine.prompts().load(prompt_name(name)).map_err(|e| CallError::Failed(format!("prompt {name:?}: {e}")))
+        let engine = self.pbx.media_engine().ok_or_else(|| CallError::NoMediaEngine)?;
+        engine.prompts().load(prompt_name(name)).map_err(|e| CallError::Prompt { name: name.to_string(), source: flow::control::cause(e) })
     }
 
     /// Plays prompts to the caller until they end (answering first). Dropping it stops them.
@@ -294,7 +294,7 @@ impl PbxCall {
             if self.hung_up() {
                 CallError::CallerHungUp
             } else {
-                CallError::Failed(format!("playing: {e}"))
+                CallError::Playback(flow::control::cause(e))
             }
         })?;
         let mut guard = StopOnDrop { media: &media, armed: true };
@@ -324,11 +324,11 @@ impl PbxCall {
         let out = tokio::process::Command::new("espeak-ng").arg("--stdout").arg("-s").arg("160").arg("--").arg(&text).kill_on_drop(true).output().await;
         match out {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(CallError::Failed(format!("text to speech: {e}"))),
-            Ok(o) if !o.status.success() => Err(CallError::Failed(format!("text to speech: espeak-ng exited with {}", o.status))),
+            Err(e) => Err(CallError::Speech(flow::control::cause(e))),
+            Ok(o) if !o.status.success() => Err(CallError::SpeechExit(o.status)),
             Ok(mut o) => {
                 fix_streamed_wav(&mut o.stdout);
-                Prompt::from_wav("tts", &o.stdout).map(Some).map_err(|e| CallError::Failed(format!("text to speech: {e}")))
+                Prompt::from_wav("tts", &o.stdout).map(Some).map_err(|e| CallError::Speech(flow::control::cause(e)))
             }
         }
     }
@@ -338,7 +338,7 @@ impl PbxCall {
     async fn record_message(&self, path: &Path, max: Duration) -> Result<(Duration, bool), CallError> {
         let media = self.call_media()?;
         let control = media.control().clone();
-        control.start_recording_at(RecordMode::Leg(CALLER), path.to_path_buf()).map_err(|e| CallError::Failed(format!("recording: {e}")))?;
+        control.start_recording_at(RecordMode::Leg(CALLER), path.to_path_buf()).map_err(|e| CallError::Recording(flow::control::cause(e)))?;
         let silence = async {
             let mut last = None;
             let mut quiet = Duration::ZERO;
@@ -385,7 +385,7 @@ impl PbxCall {
                 return Ok((Duration::from_micros(samples.len() as u64 * 125), true));
             }
             if t0.elapsed() > RECORDING_SETTLE {
-                return Err(CallError::Failed("the recording did not complete".into()));
+                return Err(CallError::RecordingIncomplete);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -414,7 +414,7 @@ impl PbxCall {
                     .conference_bridges()
                     .verify_pin(bridge_id, &entered.digits)
                     .await
-                    .map_err(|e| CallError::Failed(format!("conference PIN: {e}")))?;
+                    .map_err(|e| CallError::ConferencePin(flow::control::cause(e)))?;
                 if ok {
                     self.pins.succeeded(&source);
                     return Ok(());
@@ -423,7 +423,7 @@ impl PbxCall {
             self.pins.failed(&source, std::time::Instant::now());
             self.play(media::prompts::INVALID_OPTION).await?;
         }
-        Err(CallError::Failed(format!("no valid PIN for conference bridge {bridge_id}")))
+        Err(CallError::NoValidPin(bridge_id))
     }
 
     fn caller_id_for_ring(&self, options: &RingOptions) -> Option<(Option<String>, String)> {
@@ -521,11 +521,11 @@ impl CallControl for PbxCall {
 
     async fn voicemail(&self, mailbox: &VoicemailBox, options: &VoicemailOptions) -> Result<VoicemailOutcome, CallError> {
         self.check_live()?;
-        let db = |e: store::StoreError| CallError::Failed(format!("voicemail box {}: {e}", mailbox.id));
+        let db = |e: store::StoreError| CallError::Voicemail { mailbox: mailbox.id, source: flow::control::cause(e) };
         // The box's settings are the ones the flow version runs with (`mailbox`, as it was
         // published); its messages are live, and so must the box be (they are stored in it).
         if self.store.voicemail_boxes().get(mailbox.id).await.map_err(db)?.is_none() {
-            return Err(CallError::Failed(format!("there is no voicemail box {}", mailbox.id)));
+            return Err(CallError::NoVoicemailBox(mailbox.id));
         }
         let (count, _) = self.store.voicemail_messages().counts(mailbox.id).await.map_err(db)?;
         if count >= i64::from(mailbox.max_messages) {
@@ -559,7 +559,7 @@ impl CallControl for PbxCall {
         let rel = voicemail_file(mailbox.id, now.unix_millis(), self.key);
         let path = self.data_dir.join(&rel);
         if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| CallError::Failed(format!("voicemail folder: {e}")))?;
+            tokio::fs::create_dir_all(dir).await.map_err(|e| CallError::VoicemailFolder(flow::control::cause(e)))?;
         }
         let (duration, hung_up) = self.record_message(&path, max).await?;
         if duration.is_zero() {
@@ -593,7 +593,7 @@ impl CallControl for PbxCall {
         let options = RingOptions { timeout, caller_id: None };
         match self.ring(std::slice::from_ref(target), &options).await? {
             RingOutcome::Answered(_) => Ok(()),
-            other => Err(CallError::Failed(format!("transfer to {}: {other:?}", target.describe()))),
+            other => Err(CallError::Transfer { target: target.describe(), outcome: other }),
         }
     }
 
@@ -604,7 +604,7 @@ impl CallControl for PbxCall {
         match self.pbx.hangup(self.key, refusal_status(cause)).await {
             Ok(()) => Ok(()),
             Err(_) if !self.pbx.is_live(self.key) => Ok(()),
-            Err(e) => Err(CallError::Failed(format!("hanging up: {e}"))),
+            Err(e) => Err(CallError::Hangup(flow::control::cause(e))),
         }
     }
 
@@ -619,7 +619,7 @@ impl CallControl for PbxCall {
         if bridge.has_pin {
             self.ask_conference_pin(bridge.id).await?;
         }
-        let engine = self.pbx.media_engine().ok_or_else(|| CallError::Failed("no media engine".into()))?;
+        let engine = self.pbx.media_engine().ok_or_else(|| CallError::NoMediaEngine)?;
         let settings = media::ConferenceSettings {
             max_participants: usize::try_from(bridge.max_members).unwrap_or(usize::MAX),
             record: bridge.record,
@@ -633,9 +633,9 @@ impl CallControl for PbxCall {
         };
         let media = self.call_media()?;
         let mut participant = room.join(media.control(), CALLER, join).await.map_err(|e| match e {
-            media::MediaError::ConferenceFull { .. } => CallError::Failed(format!("conference bridge {} is full", bridge.id)),
+            media::MediaError::ConferenceFull { .. } => CallError::ConferenceFull(bridge.id),
             _ if self.hung_up() => CallError::CallerHungUp,
-            e => CallError::Failed(format!("joining conference bridge {}: {e}", bridge.id)),
+            e => CallError::ConferenceJoin { bridge: bridge.id, source: flow::control::cause(e) },
         })?;
         tracing::info!(call_id = %self.call_id, bridge = bridge.id, participant = participant.id(), "joined the conference");
         let t0 = tokio::time::Instant::now();

@@ -38,8 +38,8 @@ pub fn flow_kind(kind: ResourceKind) -> Option<EntityKind> {
 ///   override's `dest_node` names); an override leaves by `dest_node`, or by an output of
 ///   its own when it names none;
 /// - conference bridge: `pin_set` becomes `has_pin`.
-pub fn sdk_entity(kind: EntityKind, id: i64, v: &Value) -> Result<Entity, String> {
-    let mut o: Map<String, Value> = v.as_object().cloned().ok_or_else(|| format!("the {kind} is not a JSON object"))?;
+pub fn sdk_entity(kind: EntityKind, id: i64, v: &Value) -> Result<Entity, EntityMapError> {
+    let mut o: Map<String, Value> = v.as_object().cloned().ok_or(EntityMapError::NotAnObject(kind))?;
     o.insert("id".into(), id.into());
     // Absent and null mean the same to the API; the SDK's defaults fill in for absent.
     o.retain(|_, v| !v.is_null());
@@ -90,7 +90,21 @@ pub fn sdk_entity(kind: EntityKind, id: i64, v: &Value) -> Result<Entity, String
         }
         EntityKind::InboundNumber | EntityKind::Extension | EntityKind::VoicemailBox => {}
     }
-    Entity::from_json(kind, &Value::Object(o).to_string()).map_err(|e| format!("the {kind} cannot be read by nodes: {e}"))
+    Entity::from_json(kind, &Value::Object(o).to_string()).map_err(|source| EntityMapError::Unreadable { kind, source })
+}
+
+/// Why a row could not become the entity nodes read ([`sdk_entity`]).
+#[derive(Debug, thiserror::Error)]
+pub enum EntityMapError {
+    #[error("the {0} is not a JSON object")]
+    NotAnObject(EntityKind),
+    /// The mapped JSON does not have the SDK type's shape.
+    #[error("the {kind} cannot be read by nodes: {source}")]
+    Unreadable {
+        kind: EntityKind,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 fn is_phone_number(s: &str) -> bool {
@@ -289,6 +303,10 @@ mod tests {
             panic!()
         };
         assert!(c.has_pin);
-        assert!(sdk_entity(EntityKind::Extension, 1, &json!([1])).is_err());
+        assert!(matches!(sdk_entity(EntityKind::Extension, 1, &json!([1])), Err(EntityMapError::NotAnObject(EntityKind::Extension))));
+        let e = sdk_entity(EntityKind::Extension, 1, &json!({"extension": 7})).unwrap_err();
+        assert!(matches!(e, EntityMapError::Unreadable { kind: EntityKind::Extension, .. }), "{e:?}");
+        assert!(e.to_string().starts_with("the extension cannot be read by nodes: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

@@ -435,7 +435,7 @@ impl FlowRuntime {
         let entity: Option<Entity> = match (kind, q.entity, q.entity_id) {
             (Some(k), Some(mut values), id) => {
                 flow_sync::resolve_prompts(&self.0.store, k, &mut values).await?;
-                Some(flow_sync::sdk_entity(k, id.unwrap_or(0), &values).map_err(|m| Error::field("entity", m))?)
+                Some(flow_sync::sdk_entity(k, id.unwrap_or(0), &values).map_err(|m| Error::field("entity", m.to_string()))?)
             }
             (Some(k), None, Some(id)) => {
                 let c = self.0.engine.services().entities.get(k, id).ok_or_else(|| Error::field("entity_id", format!("no {k} with id {id}")))?;
@@ -606,10 +606,32 @@ pub fn flow_error_text(e: &flow::Error) -> String {
     }
 }
 
+/// A plugin's component file that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("reading {}: {source}", path.display())]
+pub struct PluginFileError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Why a plugin row was not installed into the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{0}")]
+    File(#[from] PluginFileError),
+    /// The engine refused the component.
+    #[error("{0}")]
+    Engine(#[from] flow::Error),
+    /// The blocking task that installs it did not finish.
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Reads a plugin's component file (`data_dir` + the row's `file_path`).
-pub(crate) async fn plugin_bytes(data_dir: &Path, p: &Plugin) -> Result<Vec<u8>, String> {
+pub(crate) async fn plugin_bytes(data_dir: &Path, p: &Plugin) -> Result<Vec<u8>, PluginFileError> {
     let path = data_dir.join(&p.file_path);
-    tokio::fs::read(&path).await.map_err(|e| format!("reading {}: {e}", path.display()))
+    tokio::fs::read(&path).await.map_err(|source| PluginFileError { path, source })
 }
 
 /// Prepares a stored flow version as version `as_version` of its flow (not installed), with
@@ -674,11 +696,11 @@ pub async fn install_enabled_plugins(engine: &Engine, store: &Store, data_dir: &
 
 /// Installs one plugin row (enabled, with its grants) into the registry, on a blocking
 /// thread.
-pub(crate) async fn install_plugin_row(engine: &Engine, data_dir: &Path, p: &Plugin) -> Result<NodeTypeInfo, String> {
+pub(crate) async fn install_plugin_row(engine: &Engine, data_dir: &Path, p: &Plugin) -> Result<NodeTypeInfo, InstallError> {
     let bytes = plugin_bytes(data_dir, p).await?;
     let granted = crate::plugins::grants(p);
     let engine = engine.clone();
-    tokio::task::spawn_blocking(move || engine.install_plugin(&bytes, &granted)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+    Ok(tokio::task::spawn_blocking(move || engine.install_plugin(&bytes, &granted)).await??)
 }
 
 // ---------------------------------------------------------------------------------------------

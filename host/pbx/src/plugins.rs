@@ -86,7 +86,7 @@ pub fn parse_grants(p: &Plugin, change: &PluginChange) -> Result<PluginGrants> {
         for (i, s) in given.iter().enumerate() {
             let field = format!("granted_capabilities[{i}]");
             match s.parse::<Capability>() {
-                Err(m) => errors.push(FieldProblem { field, message: m }),
+                Err(m) => errors.push(FieldProblem { field, message: m.to_string() }),
                 Ok(c) if !requested.contains(&c) => errors.push(FieldProblem { field, message: format!("{c} is not something {} asks for", p.key()) }),
                 Ok(c) => {
                     if !out.capabilities.contains(&c) {
@@ -100,7 +100,7 @@ pub fn parse_grants(p: &Plugin, change: &PluginChange) -> Result<PluginGrants> {
         out.egress.networks.clear();
         for (i, s) in given.iter().enumerate() {
             match flow::egress::parse_network(s) {
-                Err(m) => errors.push(FieldProblem { field: format!("granted_networks[{i}]"), message: m }),
+                Err(m) => errors.push(FieldProblem { field: format!("granted_networks[{i}]"), message: m.to_string() }),
                 Ok(n) => {
                     if !out.egress.networks.contains(&n) {
                         out.egress.networks.push(n);
@@ -243,7 +243,7 @@ impl FlowRuntime {
         let enable = change.enabled.unwrap_or(current.enabled);
         if enable && !current.enabled {
             // Checked before anything changes: the component still loads.
-            let bytes = plugin_bytes(self.data_dir(), &current).await.map_err(|m| Error::field("enabled", m))?;
+            let bytes = plugin_bytes(self.data_dir(), &current).await.map_err(|m| Error::field("enabled", m.to_string()))?;
             let engine = self.engine().clone();
             tokio::task::spawn_blocking(move || flow::tooling::inspect_plugin(&engine, &bytes))
                 .await

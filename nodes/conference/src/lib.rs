@@ -42,7 +42,7 @@ impl Node for Conference {
     }
 
     fn run(input: Input<Config>, host: &mut dyn Host) -> Result<String, NodeError> {
-        let bridge: ConferenceBridge = input.entity().map_err(NodeError::InvalidConfig)?;
+        let bridge: ConferenceBridge = input.entity()?;
         let r = host.conference(bridge.id, ConferenceOptions { muted: input.config.muted })?;
         sdk::info!(host, "left conference {} after {} ms", bridge.id, r.duration_ms);
         Ok("left".into())

@@ -81,7 +81,7 @@ impl Node for Extension {
     fn run(input: Input<Config>, host: &mut dyn Host) -> Result<String, NodeError> {
         let (target, timeout_s, who) = match (&input.entity, number(&input.config)) {
             (Some(_), _) => {
-                let ext: Ext = input.entity().map_err(NodeError::InvalidConfig)?;
+                let ext: Ext = input.entity()?;
                 let t = input.config.timeout.unwrap_or(ext.ring_timeout);
                 (Destination::Extension(ext.id), t, format!("extension {}", ext.extension))
             }

@@ -116,7 +116,7 @@ impl Node for IvrMenu {
     }
 
     fn run(input: Input<Config>, host: &mut dyn Host) -> Result<String, NodeError> {
-        let menu: Menu = input.entity().map_err(NodeError::InvalidConfig)?;
+        let menu: Menu = input.entity()?;
         check(&menu).map_err(NodeError::InvalidConfig)?;
         let mut tries = 0;
         loop {

@@ -137,7 +137,7 @@ impl Node for RingGroup {
     }
 
     fn run(input: Input<Config>, host: &mut dyn Host) -> Result<String, NodeError> {
-        let group: Group = input.entity().map_err(NodeError::InvalidConfig)?;
+        let group: Group = input.entity()?;
         if group.members.is_empty() {
             sdk::warn!(host, "ring group {} has no members", group.id);
             return Ok("no_answer".into());

@@ -215,7 +215,7 @@ impl Node for TimeSwitch {
     }
 
     fn run(input: Input<Config>, host: &mut dyn Host) -> Result<String, NodeError> {
-        let s: Switch = input.entity().map_err(NodeError::InvalidConfig)?;
+        let s: Switch = input.entity()?;
         let plan = Plan::new(&s).map_err(NodeError::InvalidConfig)?;
         let now = host.now(&s.timezone).map_err(|e| NodeError::InvalidConfig(format!("time zone {:?}: {e}", s.timezone)))?;
         let out = plan.route(&now).to_string();

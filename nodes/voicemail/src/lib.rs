@@ -52,7 +52,7 @@ impl Node for Voicemail {
     }
 
     fn run(input: Input<Config>, host: &mut dyn Host) -> Result<String, NodeError> {
-        let vm: VoicemailBox = input.entity().map_err(NodeError::InvalidConfig)?;
+        let vm: VoicemailBox = input.entity()?;
         let max = input.config.max_duration_s.map(|s| s.min(vm.max_message_duration));
         let r = host.voicemail(vm.id, VoicemailOptions { play_greeting: input.config.play_greeting, max_duration_s: max })?;
         sdk::info!(host, "voicemail box {}: recorded={} ({} ms)", vm.id, r.recorded, r.duration_ms);

@@ -63,7 +63,7 @@ impl HostState {
                 None => Err(NodeError::Failed(format!("there is no extension {id}"))),
             },
             Destination::Number(n) => {
-                self.require(&Capability::ExternalCalls).map_err(NodeError::Denied)?;
+                self.require(&Capability::ExternalCalls)?;
                 let ok = !n.is_empty() && n.len() <= 32 && n.trim_start_matches('+').chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#');
                 if !ok {
                     return Err(NodeError::InvalidConfig(format!("{n:?} is not a phone number")));
@@ -179,7 +179,7 @@ impl Host for HostState {
         }
         let caller_id = match o.caller_id {
             Some(p) => {
-                self.require(&Capability::CallerId).map_err(NodeError::Denied)?;
+                self.require(&Capability::CallerId)?;
                 check_caller_id(&p)?;
                 Some(party_in(p))
             }
@@ -200,7 +200,7 @@ impl Host for HostState {
 
     async fn voicemail(&mut self, mailbox: i64, o: wit::VoicemailOptions) -> Result<wit::VoicemailResult, NodeError> {
         let c = self.live_call()?;
-        self.require(&Capability::Voicemail).map_err(NodeError::Denied)?;
+        self.require(&Capability::Voicemail)?;
         let Entity::VoicemailBox(b) = &*self.entity(EntityKind::VoicemailBox, mailbox)? else {
             return Err(NodeError::Failed(format!("entity {mailbox} is not a voicemail box")));
         };
@@ -237,7 +237,7 @@ impl Host for HostState {
 
     async fn set_caller_id(&mut self, caller: Party) -> Result<(), NodeError> {
         let c = self.live_call()?;
-        self.require(&Capability::CallerId).map_err(NodeError::Denied)?;
+        self.require(&Capability::CallerId)?;
         check_caller_id(&caller)?;
         let p = party_in(caller);
         self.timed(c.control.set_caller_id(&p)).await.map_err(|e| call_error(&c, e))?;
@@ -247,7 +247,7 @@ impl Host for HostState {
 
     async fn conference(&mut self, bridge: i64, o: wit::ConferenceOptions) -> Result<wit::ConferenceResult, NodeError> {
         let c = self.live_call()?;
-        self.require(&Capability::Conference).map_err(NodeError::Denied)?;
+        self.require(&Capability::Conference)?;
         let Entity::ConferenceBridge(b) = &*self.entity(EntityKind::ConferenceBridge, bridge)? else {
             return Err(NodeError::Failed(format!("entity {bridge} is not a conference bridge")));
         };

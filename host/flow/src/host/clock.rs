@@ -3,9 +3,18 @@
 use super::HostState;
 use crate::bindings::clock::{Host, LocalTime, Weekday};
 
+/// A zone the host's tz database does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown time zone {zone:?}: {source}")]
+pub(crate) struct UnknownZone {
+    zone: String,
+    #[source]
+    source: jiff::Error,
+}
+
 /// The local time in `zone` at `at`.
-pub(crate) fn local_time(at: jiff::Timestamp, zone: &str) -> Result<LocalTime, String> {
-    let tz = jiff::tz::TimeZone::get(zone).map_err(|e| format!("unknown time zone {zone:?}: {e}"))?;
+pub(crate) fn local_time(at: jiff::Timestamp, zone: &str) -> Result<LocalTime, UnknownZone> {
+    let tz = jiff::tz::TimeZone::get(zone).map_err(|source| UnknownZone { zone: zone.to_string(), source })?;
     let z = at.to_zoned(tz);
     Ok(LocalTime {
         year: i32::from(z.year()),
@@ -30,7 +39,8 @@ pub(crate) fn local_time(at: jiff::Timestamp, zone: &str) -> Result<LocalTime, S
 
 impl Host for HostState {
     async fn now(&mut self, zone: String) -> Result<LocalTime, String> {
-        local_time(self.call_now(), &zone)
+        // the WIT's `result<local-time, string>`: the guest gets the text
+        local_time(self.call_now(), &zone).map_err(|e| e.to_string())
     }
 }
 

@@ -27,7 +27,7 @@ impl HostState {
 
 impl Host for HostState {
     async fn extension(&mut self, id: i64) -> Result<Option<ExtensionInfo>, NodeError> {
-        self.require(&Capability::Directory).map_err(NodeError::Denied)?;
+        self.require(&Capability::Directory)?;
         Ok(match self.services.entities.get(EntityKind::Extension, id).map(|c| c.entity) {
             Some(e) => match &*e {
                 Entity::Extension(x) => Some(self.extension_info(x)),
@@ -38,7 +38,7 @@ impl Host for HostState {
     }
 
     async fn find_extension(&mut self, number: String) -> Result<Option<ExtensionInfo>, NodeError> {
-        self.require(&Capability::Directory).map_err(NodeError::Denied)?;
+        self.require(&Capability::Directory)?;
         let snap = self.services.entities.snapshot();
         Ok(snap.extension_by_number(&number).map(|x| self.extension_info(x)))
     }

@@ -420,13 +420,14 @@ impl HostState {
         logs
     }
 
-    /// `Ok` when the node holds `c`; else logs the refusal and returns what to tell the guest.
-    pub fn require(&mut self, c: &Capability) -> Result<(), String> {
+    /// `Ok` when the node holds `c`; else logs the refusal and returns it (the guest is told
+    /// through `From<NotGranted> for NodeError`).
+    pub fn require(&mut self, c: &Capability) -> Result<(), NotGranted> {
         if self.grants.allows(c) {
             return Ok(());
         }
         self.log_line("warn", &format!("denied: the node lacks the capability {c}"));
-        Err(c.to_string())
+        Err(NotGranted(c.clone()))
     }
 
     /// The call, if the run has one and it is still in the flow.
@@ -442,6 +443,17 @@ impl HostState {
     }
 }
 
+/// A capability the node was not granted (the text is the capability, as the guest sees it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotGranted(pub Capability);
+
+impl From<NotGranted> for wit::NodeError {
+    fn from(e: NotGranted) -> wit::NodeError {
+        wit::NodeError::Denied(e.to_string())
+    }
+}
+
 /// Maps a call error onto the guest's error, noting a hang-up on the shared call.
 pub(crate) fn call_error(call: &CallCtx, e: CallError) -> wit::NodeError {
     match e {
@@ -449,7 +461,7 @@ pub(crate) fn call_error(call: &CallCtx, e: CallError) -> wit::NodeError {
             call.shared().left.get_or_insert(Left::CallerHungUp);
             wit::NodeError::CallerHungUp
         }
-        CallError::Failed(m) => wit::NodeError::Failed(m),
+        e => wit::NodeError::Failed(e.to_string()),
     }
 }
 
