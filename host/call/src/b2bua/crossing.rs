@@ -92,6 +92,24 @@ impl SdpState {
         self.keys[idx(side)].as_ref().map(|k| &k.outbound)
     }
 
+    /// The SDP of an offer FlowPBX makes toward `side` from its port there: `codecs`, and
+    /// the crypto lines (RTP/SAVP or RTP/AVP) the side's policy calls for.
+    fn write_offer(
+        &mut self,
+        side: Side,
+        ip: IpAddr,
+        codecs: &[CodecSpec],
+        ptime: Option<u32>,
+        direction: Direction,
+        crypto: Option<&[CryptoAttribute]>,
+    ) -> Bytes {
+        let (secure, lines) = srtp::offer_lines(self.policy[idx(side)], crypto);
+        sdp_media::write(
+            &mut self.sessions[idx(side)],
+            &Outgoing { ip, port: self.ports[idx(side)], codecs, ptime, direction, rtcp_mux: false, mirror: None, secure, crypto: &lines },
+        )
+    }
+
     /// Gives a side's keys to the media session (before its `set_remote`); nothing is sent
     /// for a side that stays plain.
     fn set_keys(&mut self, port: &mut dyn MediaPort, key: CallKey, side: Side, keys: Option<SrtpKeys>) {
@@ -233,11 +251,7 @@ impl B2bua {
             }
             _ => return (None, Bytes::new()),
         };
-        let (secure, lines) = srtp::offer_lines(policy, crypto.as_deref());
-        let out = sdp_media::write(
-            &mut m.sessions[1],
-            &Outgoing { ip, port: m.ports[1], codecs: &codecs, ptime, direction, rtcp_mux: false, mirror: None, secure, crypto: &lines },
-        );
+        let out = m.write_offer(Side::B, ip, &codecs, ptime, direction, crypto.as_deref());
         (Some(APPLICATION_SDP.into()), out)
     }
 
@@ -273,21 +287,7 @@ impl B2bua {
                 port.set_remote(key, leg(from), remote);
                 let relayed = offer_to_callee(&sdp.codecs);
                 let crypto = srtp::offer(m.policy[idx(to)], m.our_key(to));
-                let (secure, lines) = srtp::offer_lines(m.policy[idx(to)], crypto.as_deref());
-                let out = sdp_media::write(
-                    &mut m.sessions[idx(to)],
-                    &Outgoing {
-                        ip,
-                        port: m.ports[idx(to)],
-                        codecs: &relayed,
-                        ptime: sdp.ptime,
-                        direction: sdp.direction,
-                        rtcp_mux: false,
-                        mirror: None,
-                        secure,
-                        crypto: &lines,
-                    },
-                );
+                let out = m.write_offer(to, ip, &relayed, sdp.ptime, sdp.direction, crypto.as_deref());
                 m.offer = Some(PendingOffer::Relayed { from, offer: Box::new(sdp), relayed, answer: sdes.map(Box::new), crypto });
                 Ok((Some(APPLICATION_SDP.into()), out))
             }
@@ -444,23 +444,8 @@ impl B2bua {
             }
             None => {
                 let codecs = m.negotiated[idx(side)].as_deref().map(offer_to_callee).unwrap_or_else(default_offer);
-                let policy = m.policy[idx(side)];
-                let crypto = srtp::offer(policy, m.our_key(side));
-                let (secure, lines) = srtp::offer_lines(policy, crypto.as_deref());
-                let out = sdp_media::write(
-                    &mut m.sessions[idx(side)],
-                    &Outgoing {
-                        ip,
-                        port: m.ports[idx(side)],
-                        codecs: &codecs,
-                        ptime: None,
-                        direction: Direction::SendRecv,
-                        rtcp_mux: false,
-                        mirror: None,
-                        secure,
-                        crypto: &lines,
-                    },
-                );
+                let crypto = srtp::offer(m.policy[idx(side)], m.our_key(side));
+                let out = m.write_offer(side, ip, &codecs, None, Direction::SendRecv, crypto.as_deref());
                 m.offer = Some(PendingOffer::Local { to: side, codecs, crypto });
                 Ok((Some(APPLICATION_SDP.into()), out))
             }
@@ -480,21 +465,7 @@ impl B2bua {
         // a new party: fresh keys, whatever the one it replaces had
         m.set_policy(side, policy);
         let crypto = srtp::offer(policy, None);
-        let (secure, lines) = srtp::offer_lines(policy, crypto.as_deref());
-        let out = sdp_media::write(
-            &mut m.sessions[idx(side)],
-            &Outgoing {
-                ip,
-                port: m.ports[idx(side)],
-                codecs: &codecs,
-                ptime: None,
-                direction: Direction::SendRecv,
-                rtcp_mux: false,
-                mirror: None,
-                secure,
-                crypto: &lines,
-            },
-        );
+        let out = m.write_offer(side, ip, &codecs, None, Direction::SendRecv, crypto.as_deref());
         m.offer = Some(PendingOffer::Local { to: side, codecs, crypto });
         (Some(APPLICATION_SDP.into()), out)
     }

@@ -381,6 +381,27 @@ struct BLeg {
 }
 
 impl BLeg {
+    /// A leg whose INVITE `tx` just went to `dest`: calling, nothing heard yet.
+    fn calling(target: LegTarget, purpose: LegPurpose, call_id: String, tx: ClientTxId, invite: Message, dest: Peer, contact: String) -> BLeg {
+        BLeg {
+            target,
+            purpose,
+            call_id,
+            tx,
+            invite,
+            dest,
+            contact,
+            state: LegState::Calling,
+            provisional: false,
+            dialog: None,
+            code: None,
+            fallback: Default::default(),
+            deadline: None,
+            confirm: false,
+            answer: None,
+        }
+    }
+
     /// Ringing, or answered and confirming: still in the race.
     fn active(&self) -> bool {
         matches!(self.state, LegState::Calling | LegState::Confirming)
@@ -983,30 +1004,11 @@ impl B2bua {
                 return Err(());
             }
         };
-        let Some(call) = self.table.get_mut(key) else { return Err(()) };
-        let idx = LegIdx(call.legs.len());
-        call.legs.push(BLeg {
-            target: LegTarget::Trunk { trunk_id: trunk.id, auth_tried: false },
-            purpose,
-            call_id: call_id.clone(),
-            tx,
-            invite: inv,
-            dest,
-            contact,
-            state: LegState::Calling,
-            provisional: false,
-            dialog: None,
-            code: None,
-            fallback: Default::default(),
-            deadline: None,
-            confirm: false,
-            answer: None,
-        });
-        if let Some(o) = call.outbound.as_mut() {
+        let target = LegTarget::Trunk { trunk_id: trunk.id, auth_tried: false };
+        let idx = self.add_leg(key, BLeg::calling(target, purpose, call_id, tx, inv, dest, contact)).ok_or(())?;
+        if let Some(o) = self.table.get_mut(key).and_then(|c| c.outbound.as_mut()) {
             o.trunk_id = Some(trunk.id);
         }
-        self.table.add_client(tx, ClientRole::BInvite { call: key, leg: idx }, dest);
-        self.table.index_leg(call_id, key, idx);
         tracing::info!(key = %key, trunk = trunk.id, %number, "outbound call to a trunk");
         Ok(idx)
     }
@@ -1335,28 +1337,19 @@ impl B2bua {
                 return Err(());
             }
         };
-        let Some(call) = self.table.get_mut(key) else { return Err(()) };
+        self.add_leg(key, BLeg::calling(LegTarget::Extension(extension_id), purpose, call_id, tx, inv, dest, contact)).ok_or(())
+    }
+
+    /// Adds a leg whose INVITE is on its way to call `key`, indexed by its transaction and
+    /// Call-ID; `None` when the call is gone.
+    fn add_leg(&mut self, key: CallKey, leg: BLeg) -> Option<LegIdx> {
+        let call = self.table.get_mut(key)?;
         let idx = LegIdx(call.legs.len());
-        call.legs.push(BLeg {
-            target: LegTarget::Extension(extension_id),
-            purpose,
-            call_id: call_id.clone(),
-            tx,
-            invite: inv,
-            dest,
-            contact,
-            state: LegState::Calling,
-            provisional: false,
-            dialog: None,
-            code: None,
-            fallback: Default::default(),
-            deadline: None,
-            confirm: false,
-            answer: None,
-        });
+        let (tx, dest, call_id) = (leg.tx, leg.dest, leg.call_id.clone());
+        call.legs.push(leg);
         self.table.add_client(tx, ClientRole::BInvite { call: key, leg: idx }, dest);
         self.table.index_leg(call_id, key, idx);
-        Ok(idx)
+        Some(idx)
     }
 
     /// A ring job ended without an answer.

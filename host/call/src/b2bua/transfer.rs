@@ -480,27 +480,11 @@ impl B2bua {
             return self.fail_transfer(cx, now, key, 500);
         }
         let Ok(ctx) = cx.sig.txl.send_request(now, dest, inv.clone()) else { return self.fail_transfer(cx, now, key, 503) };
-        let Some(call) = self.table.get_mut(key) else { return };
-        let idx = LegIdx(call.legs.len());
-        call.legs.push(BLeg {
-            target,
-            purpose: LegPurpose::Transfer,
-            call_id: leg_call_id.clone(),
-            tx: ctx,
-            invite: inv,
-            dest,
-            contact,
-            state: LegState::Calling,
-            provisional: true,
-            dialog: Some(dialog),
-            code: None,
-            fallback: VecDeque::new(),
-            deadline: None,
-            confirm: false,
-            answer: None,
-        });
-        self.table.add_client(ctx, ClientRole::BInvite { call: key, leg: idx }, dest);
-        self.table.index_leg(leg_call_id, key, idx);
+        // T's own dialog, confirmed long ago: no provisional will come
+        let leg = BLeg { provisional: true, dialog: Some(dialog), ..BLeg::calling(target, LegPurpose::Transfer, leg_call_id, ctx, inv, dest, contact) };
+        if self.add_leg(key, leg).is_none() {
+            return;
+        }
         self.set_timer(key, TimerKind::Transfer, Some(now + std::time::Duration::from_secs(32)));
         // the consultation call ends: the transferor's dialog there is hung up
         let Some(other_call) = self.table.get(other_key) else { return };
