@@ -184,18 +184,18 @@ class Server:
 class FlowPBX(Server):
     name = "FlowPBX"
 
-    def __init__(self, binary, workdir, users, tls=False):
+    def __init__(self, binary, workdir, users, tls=False, wrapper=(), env=None):
         self.dir = Path(tempfile.mkdtemp(prefix="flowpbx-", dir=workdir))
         self.http = free_port()
         self.port = free_port()
         # SIP over TLS only when measured (--tls); a fresh port either way (5061 may be taken)
         self.tls_port = free_port()
         self.proc = subprocess.Popen(
-            [str(binary), "--data-dir", str(self.dir), "--bind-address", "127.0.0.1", "--http-port", str(self.http),
+            list(wrapper) + [str(binary), "--data-dir", str(self.dir), "--bind-address", "127.0.0.1", "--http-port", str(self.http),
              "--sip-port", str(self.port), "--sip-log", "off", "--log-level", "warn", "--sip-rate-limit", "0",
              "--sip-auth-fail-limit", "0", "--rtp-port-min", "40000", "--rtp-port-max", "40999", "--https-port", "0",
              "--sip-tls-port", str(self.tls_port) if tls else "0"],
-            stdout=subprocess.DEVNULL, stderr=open(self.dir / "log", "w"))
+            stdout=subprocess.DEVNULL, stderr=open(self.dir / "log", "w"), env=env)
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         self.csrf = None
         deadline = time.monotonic() + 30

@@ -234,6 +234,29 @@ fn non_invite_over_tcp_ends_at_once() {
 }
 
 #[test]
+fn a_burst_of_transactions_gives_its_memory_back_once_they_end() {
+    let mut tl = layer();
+    for i in 0..20_000u32 {
+        let reg = request("REGISTER", &format!("z9hG4bKburst{i}"), "");
+        tl.handle_message(MS(0), udp(5060), reg);
+        let tx = match drain(&mut tl).events.as_slice() {
+            [Event::Request { tx, .. }] => *tx,
+            other => panic!("{other:?}"),
+        };
+        tl.reply(MS(1), tx, 200, None, Some("t")).unwrap();
+        tl.send_request(MS(1), udp(5070), request("OPTIONS", &format!("z9hG4bKout{i}"), "")).unwrap();
+        drain(&mut tl);
+    }
+    assert_eq!(tl.len(), 40_000);
+    assert!(tl.servers.capacity() >= 20_000 && tl.clients.capacity() >= 20_000);
+    run_until(&mut tl, MS(60_000));
+    assert!(tl.is_empty());
+    for cap in [tl.servers.capacity(), tl.server_index.capacity(), tl.clients.capacity(), tl.client_index.capacity(), tl.scheduled.capacity()] {
+        assert!(cap <= 2 * MAP_FLOOR, "an empty map kept room for {cap} entries");
+    }
+}
+
+#[test]
 fn server_non_invite_absorbs_retransmissions_and_timer_j() {
     let mut tl = layer();
     let reg = request("REGISTER", "z9hG4bKs1", "");
