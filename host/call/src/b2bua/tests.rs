@@ -70,7 +70,7 @@ impl H {
         let shared = Shared::new();
         let core = Core::new(
             cfg,
-            Ports { udp: 5060, tcp: 5060, tls: 5061 },
+            Ports { udp: 5060, tcp: 5060, tls: 5061, wss: 8089, ws: 0 },
             Arc::new(dir),
             [1; 32],
             shared.clone(),
