@@ -68,7 +68,7 @@ export async function startBinary() {
       FLOWPBX_SIP_WSS_PORT: String(wss),
       FLOWPBX_RTP_PORT_MIN: '31000',
       FLOWPBX_RTP_PORT_MAX: '31100',
-      FLOWPBX_LOG_LEVEL: 'warn',
+      FLOWPBX_LOG_LEVEL: process.env.FLOWPBX_LOG_LEVEL ?? 'warn',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

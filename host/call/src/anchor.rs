@@ -36,6 +36,11 @@ pub(crate) trait MediaPort: Send {
     /// A leg's SRTP keys from SDES (None: plain RTP again); sent before the `set_remote` of
     /// the same offer/answer.
     fn set_srtp(&mut self, key: CallKey, leg: LegId, keys: Option<SrtpKeys>);
+    /// Makes a leg a WebRTC one by answering its browser's `offer` (ICE-lite, DTLS-SRTP,
+    /// rtcp-mux) with `codecs`; returns the SDP answer. The one media call that answers
+    /// synchronously: it builds the answer on the calling thread (no I/O) and hands the
+    /// transport to the session's worker.
+    fn webrtc_answer(&mut self, key: CallKey, leg: LegId, offer: &str, codecs: &[media::CodecSpec]) -> Result<String, MediaError>;
     /// Connects the legs.
     fn bridge(&mut self, key: CallKey);
     /// Disconnects the legs (a follow-me number confirming must not hear the caller).
@@ -175,6 +180,10 @@ impl MediaPort for EngineMedia {
         if let Some(c) = self.control(key) {
             c.set_srtp(leg, keys);
         }
+    }
+
+    fn webrtc_answer(&mut self, key: CallKey, leg: LegId, offer: &str, codecs: &[media::CodecSpec]) -> Result<String, MediaError> {
+        self.control(key).ok_or(MediaError::SessionClosed)?.webrtc_answer(leg, offer, codecs)
     }
 
     fn bridge(&mut self, key: CallKey) {

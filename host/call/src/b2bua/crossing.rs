@@ -196,7 +196,8 @@ impl B2bua {
         let mut m = SdpState { ports, sessions, offer: None, negotiated: [None, None], policy: [policy, SrtpPolicy::Off], keys: [None, None] };
         if let Some(offer) = offer {
             let remote = offer.remote(&offer.codecs).map_err(|_| SdpFault::NoCodec);
-            let sdes = srtp::answer(policy, &offer, None);
+            // WebRTC media is DTLS-SRTP, whatever the SDES policy says
+            let sdes = if offer.webrtc.is_some() { Ok(None) } else { srtp::answer(policy, &offer, None) };
             let (remote, sdes) = match (remote, sdes) {
                 (Ok(r), Ok(s)) => (r, s),
                 (Err(e), _) | (_, Err(e)) => {
@@ -304,25 +305,39 @@ impl B2bua {
                             return Err(e);
                         }
                     };
+                    // a WebRTC offerer is answered by the media engine's WebRTC transport
+                    let webrtc = match offer.webrtc.as_deref() {
+                        Some(text) => match port.webrtc_answer(key, leg(to), text, &back) {
+                            Ok(a) => Some(Bytes::from(a)),
+                            Err(e) => {
+                                tracing::warn!(key = %key, error = %e, "the WebRTC offer could not be answered");
+                                m.offer = Some(PendingOffer::Relayed { from: offerer, offer, relayed, answer: sdes, crypto });
+                                return Err(SdpFault::NoCodec);
+                            }
+                        },
+                        None => None,
+                    };
                     m.set_keys(port.as_mut(), key, from, keys);
                     port.set_remote(key, leg(from), answer);
                     port.set_remote(key, leg(to), back_remote);
                     port.bridge(key);
                     let lines: Vec<String> = sdes.iter().map(|a| a.attribute.to_string()).collect();
-                    let out = sdp_media::write(
-                        &mut m.sessions[idx(to)],
-                        &Outgoing {
-                            ip,
-                            port: m.ports[idx(to)],
-                            codecs: &back,
-                            ptime: None,
-                            direction: sdp.direction,
-                            rtcp_mux: offer.rtcp_mux,
-                            mirror: Some(&offer),
-                            secure: false,
-                            crypto: &lines,
-                        },
-                    );
+                    let out = webrtc.unwrap_or_else(|| {
+                        sdp_media::write(
+                            &mut m.sessions[idx(to)],
+                            &Outgoing {
+                                ip,
+                                port: m.ports[idx(to)],
+                                codecs: &back,
+                                ptime: None,
+                                direction: sdp.direction,
+                                rtcp_mux: offer.rtcp_mux,
+                                mirror: Some(&offer),
+                                secure: false,
+                                crypto: &lines,
+                            },
+                        )
+                    });
                     m.negotiated[idx(from)] = Some(sdp.codecs.clone());
                     m.negotiated[idx(to)] = Some(back);
                     if kind == SdpKind::EarlyAnswer {
@@ -405,7 +420,7 @@ impl B2bua {
         let offer = match offer.filter(|b| is_sdp(content_type, b)) {
             Some(b) => {
                 let offer = sdp_media::read(b)?;
-                let sdes = srtp::answer(m.policy[idx(side)], &offer, m.our_key(side))?;
+                let sdes = if offer.webrtc.is_some() { None } else { srtp::answer(m.policy[idx(side)], &offer, m.our_key(side))? };
                 m.set_keys(port.as_mut(), key, side, sdes.as_ref().map(|a| a.keys.clone()));
                 Some((offer, sdes))
             }
@@ -422,6 +437,15 @@ impl B2bua {
             Some((offer, sdes)) => {
                 let codecs = answer_offer(&offer.codecs).map_err(|_| SdpFault::NoCodec)?;
                 let remote = offer.remote(&codecs).map_err(|_| SdpFault::NoCodec)?;
+                if let Some(text) = offer.webrtc.as_deref() {
+                    let answer = port.webrtc_answer(key, leg(side), text, &codecs).map_err(|e| {
+                        tracing::warn!(key = %key, error = %e, "the WebRTC offer could not be answered");
+                        SdpFault::NoCodec
+                    })?;
+                    port.set_remote(key, leg(side), remote);
+                    m.negotiated[idx(side)] = Some(codecs);
+                    return Ok((Some(APPLICATION_SDP.into()), Bytes::from(answer)));
+                }
                 port.set_remote(key, leg(side), remote);
                 let direction = Direction::answer(offer.direction, Direction::SendRecv);
                 let lines: Vec<String> = sdes.iter().map(|a| a.attribute.to_string()).collect();
