@@ -58,6 +58,8 @@ export async function startBinary() {
   while (sip === http) sip = await freePort(); // the kernel may hand the same free port out twice
   let wss = await freePort();
   while (wss === http || wss === sip) wss = await freePort();
+  let tls = await freePort();
+  while (tls === http || tls === sip || tls === wss) tls = await freePort();
   const child = spawn(bin, [], {
     env: {
       ...process.env,
@@ -66,6 +68,7 @@ export async function startBinary() {
       FLOWPBX_SIP_UDP_PORT: String(sip),
       FLOWPBX_SIP_TCP_PORT: String(sip),
       FLOWPBX_SIP_WSS_PORT: String(wss),
+      FLOWPBX_SIP_TLS_PORT: String(tls),
       FLOWPBX_RTP_PORT_MIN: '31000',
       FLOWPBX_RTP_PORT_MAX: '31100',
       FLOWPBX_LOG_LEVEL: process.env.FLOWPBX_LOG_LEVEL ?? 'warn',

@@ -5,10 +5,13 @@
 // answers by itself and plays a 440 Hz tone. FlowPBX anchors the call: WebRTC (ICE-lite,
 // DTLS-SRTP) toward the browser, plain RTP toward baresip. Audio must arrive both ways: the
 // page's getStats counters (packets and bytes sent and received, and the energy of the audio
-// received), and baresip's recording of what it decoded (not silent). Screenshot:
-// tests/artifacts/web/phone-in-call.png.
+// received), and baresip's recording of what it decoded (not silent). Then baresip calls 201: the
+// browser rings, answers, and the same checks hold (FlowPBX offering WebRTC). Screenshots:
+// tests/artifacts/web/phone-in-call.png, phone-incoming-call.png.
 //
-//   node e2e/phone.mjs     start target/debug/flowpbx (or $FLOWPBX_BIN) and run it
+//   node e2e/phone.mjs             start target/debug/flowpbx (or $FLOWPBX_BIN) and run it
+//   node e2e/phone.mjs --calls N   then N more browser → baresip calls, printing the set-up
+//                                  times (tests/bench/webrtc_setup.sh; not a test: no goal)
 //
 // Prints "N passed, N failed" and exits non-zero on a failure.
 import { spawn } from 'node:child_process';
@@ -17,13 +20,16 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { artifacts, CHROMIUM, cleanups, FLAGS, freePort, runCleanups, shot, startBinary } from './lib.mjs';
+import { artifacts, CHROMIUM, cleanups, FLAGS, freePort, runCleanups, shot, sipPorts, startBinary } from './lib.mjs';
 
 const ADMIN = { username: 'admin', password: 'e2e-password-123' };
 const EXT = [
   { extension: '201', name: 'Browser', sip_password: 'Browser-pw-201' },
   { extension: '202', name: 'Baresip', sip_password: 'Baresip-pw-202' },
+  { extension: '203', name: 'Baresip Opus', sip_password: 'Baresip-pw-203' },
 ];
+const PCMU_PHONE = { user: '202', password: EXT[1].sip_password, modules: ['g711'], codecs: 'PCMU/8000/1', rate: 8000, channels: 1 };
+const OPUS_PHONE = { user: '203', password: EXT[2].sip_password, modules: ['opus'], codecs: 'opus/48000/2', rate: 48000, channels: 2 };
 
 let passed = 0;
 let failed = 0;
@@ -69,18 +75,18 @@ async function adminApi(url) {
   };
 }
 
-/** A 16-bit mono PCM WAV. */
-function wav(rate, samples) {
+/** A 16-bit PCM WAV (`samples` interleaved). */
+function wav(rate, channels, samples) {
   const b = Buffer.alloc(44 + samples.length * 2);
   b.write('RIFF', 0);
   b.writeUInt32LE(36 + samples.length * 2, 4);
   b.write('WAVEfmt ', 8);
   b.writeUInt32LE(16, 16);
   b.writeUInt16LE(1, 20);
-  b.writeUInt16LE(1, 22);
+  b.writeUInt16LE(channels, 22);
   b.writeUInt32LE(rate, 24);
-  b.writeUInt32LE(rate * 2, 28);
-  b.writeUInt16LE(2, 32);
+  b.writeUInt32LE(rate * 2 * channels, 28);
+  b.writeUInt16LE(2 * channels, 32);
   b.writeUInt16LE(16, 34);
   b.write('data', 36);
   b.writeUInt32LE(samples.length * 2, 40);
@@ -109,12 +115,13 @@ function readWav(path) {
 
 const rms = (xs) => Math.sqrt(xs.reduce((a, x) => a + x * x, 0) / Math.max(1, xs.length));
 
-/** baresip (Debian baresip-core) registered as 202 over UDP, answering by itself, playing a
+/** baresip (Debian baresip-core) registered over UDP, answering by itself, playing a 440 Hz
  * tone, dumping what it decodes; driven through ctrl_tcp (netstring JSON events). */
-async function startBaresip(sipPort) {
+async function startBaresip(sipPort, phone) {
   const dir = mkdtempSync(join(tmpdir(), 'flowpbx-e2e-baresip-'));
-  const tone = Array.from({ length: 8000 * 30 }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 8000)));
-  writeFileSync(join(dir, 'tone.wav'), wav(8000, tone));
+  const { rate, channels } = phone;
+  const tone = Array.from({ length: rate * 30 * channels }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 440 * Math.floor(i / channels)) / rate)));
+  writeFileSync(join(dir, 'tone.wav'), wav(rate, channels, tone));
   const [listen, ctrl] = [await freePort(), await freePort()];
   const rtp = 32000 + (listen % 100) * 20;
   const config = [
@@ -129,11 +136,11 @@ async function startBaresip(sipPort) {
     `audio_alert aufile,${join(dir, 'alert.wav')}`,
     `rtp_ports ${rtp}-${rtp + 19}`,
     `snd_path ${dir}`,
-    ...['g711', 'aufile', 'account', 'menu', 'ctrl_tcp', 'sndfile'].map((m) => `module ${m}.so`),
+    ...[...phone.modules, 'aufile', 'account', 'menu', 'ctrl_tcp', 'sndfile'].map((m) => `module ${m}.so`),
     '',
   ].join('\n');
   writeFileSync(join(dir, 'config'), config);
-  writeFileSync(join(dir, 'accounts'), `<sip:202@127.0.0.1:${sipPort}>;auth_pass=${EXT[1].sip_password};regint=300;answermode=auto;audio_codecs=PCMU/8000/1\n`);
+  writeFileSync(join(dir, 'accounts'), `<sip:${phone.user}@127.0.0.1:${sipPort}>;auth_pass=${phone.password};regint=300;answermode=auto;audio_codecs=${phone.codecs}\n`);
   const child = spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout.on('data', (d) => (log += d));
@@ -177,10 +184,17 @@ async function startBaresip(sipPort) {
         await new Promise((r) => setTimeout(r, 50));
       }
     },
-    decodedDump() {
-      const f = readdirSync(dir).find((n) => n.startsWith('dump-') && n.endsWith('-dec.wav'));
-      expect(f, `no decoded dump in ${dir}: ${readdirSync(dir)}\n${log.slice(-2000)}`);
-      return join(dir, f);
+    /** The decoded-audio dumps (one per call), oldest first. */
+    decodedDumps() {
+      const f = readdirSync(dir)
+        .filter((n) => n.startsWith('dump-') && n.endsWith('-dec.wav'))
+        .sort();
+      expect(f.length, `no decoded dump in ${dir}: ${readdirSync(dir)}\n${log.slice(-2000)}`);
+      return f.map((n) => join(dir, n));
+    },
+    command(command, params = '') {
+      const body = JSON.stringify({ command, params, token: command });
+      sock.write(`${Buffer.byteLength(body)}:${body},`);
     },
   };
 }
@@ -207,15 +221,15 @@ async function main() {
       ids.push(r.body.data.id);
     }
     // the SIP stack's in-memory directory follows the store within its refresh interval
-    await waitFor(async () => /^2 extensions/.test((await call('GET', '/health')).body.data?.components?.sip?.detail ?? ''), 'the SIP directory has both');
+    await waitFor(async () => /^3 extensions/.test((await call('GET', '/health')).body.data?.components?.sip?.detail ?? ''), 'the SIP directory has both');
     const tls = await call('GET', '/system/tls');
     expect(tls.body.data.listeners['sip-wss']?.address, `no sip-wss listener: ${JSON.stringify(tls.body.data.listeners)}`);
   });
 
-  const { sipPorts } = await import('./lib.mjs');
-  const baresip = await startBaresip(sipPorts.get(url));
-  await step('baresip registers 202 over UDP', async () => {
-    await waitFor(async () => (await call('GET', `/extensions/${ids[1]}/registrations`)).body.data?.length === 1, '202 registered');
+  const baresip = await startBaresip(sipPorts.get(url), PCMU_PHONE);
+  const opusPhone = await startBaresip(sipPorts.get(url), OPUS_PHONE);
+  await step('baresip registers 202 (PCMU) and 203 (Opus) over UDP', async () => {
+    for (const i of [1, 2]) await waitFor(async () => (await call('GET', `/extensions/${ids[i]}/registrations`)).body.data?.length === 1, `${EXT[i].extension} registered`);
   });
 
   const profile = mkdtempSync(join(tmpdir(), 'flowpbx-chromium-'));
@@ -270,13 +284,7 @@ async function main() {
   });
 
   await step("audio arrives both ways: the page's getStats counters", async () => {
-    const num = async (id) => Number((await page.getByTestId(id).textContent()) ?? '0');
-    await waitFor(async () => (await page.getByTestId('packets-received').count()) > 0 && (await num('packets-received')) > 100 && (await num('packets-sent')) > 100, 'RTP both ways', 20_000);
-    const c = { sent: await num('packets-sent'), bytesSent: await num('bytes-sent'), received: await num('packets-received'), bytesReceived: await num('bytes-received') };
-    expect(c.bytesSent > 100 * 80 && c.bytesReceived > 100 * 80, `bytes: ${JSON.stringify(c)}`);
-    const energy = Number((await page.getByTestId('energy-received').textContent()) ?? '0');
-    expect(energy > 0.01, `the browser hears silence (total audio energy ${energy})`);
-    console.log(`     getStats: ${JSON.stringify(c)}, audio energy received ${energy}`);
+    await checkStats();
     await shot(page, 'phone-in-call');
   });
 
@@ -285,15 +293,95 @@ async function main() {
     await baresip.waitEvent('CALL_CLOSED');
     await page.getByRole('status', { name: 'Call' }).getByText('Call ended').waitFor();
     await new Promise((r) => setTimeout(r, 500));
-    const heard = readWav(baresip.decodedDump());
-    expect(heard.length > 8000 * 2, `baresip decoded only ${heard.length} samples`);
-    // Chromium's fake microphone beeps: loud somewhere, not silence throughout
-    const loud = Math.max(...Array.from({ length: Math.floor(heard.length / 800) }, (_, i) => rms(heard.slice(i * 800, (i + 1) * 800))));
-    expect(loud > 300, `baresip heard silence (loudest 100 ms RMS ${loud.toFixed(1)})`);
-    console.log(`     baresip decoded ${(heard.length / 8000).toFixed(1)} s, loudest 100 ms RMS ${loud.toFixed(0)}`);
+    checkHeard(baresip.decodedDumps().at(-1));
     const cdrs = await call('GET', '/cdrs?limit=5');
     expect(cdrs.body.data?.length >= 1, 'no CDR');
   });
+
+  await step('baresip calls 201: the browser rings, answers, and audio flows both ways', async () => {
+    const dumps = baresip.decodedDumps().length;
+    baresip.command('dial', `sip:201@127.0.0.1:${sipPorts.get(url)}`);
+    await page.getByRole('status', { name: 'Call' }).getByText('Incoming call from 202').waitFor();
+    await page.getByRole('button', { name: 'Answer' }).click();
+    await baresip.waitEvent('CALL_ESTABLISHED');
+    await page.getByRole('status', { name: 'Call' }).getByText('In call with 202').waitFor();
+    await checkStats();
+    await shot(page, 'phone-incoming-call');
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await baresip.waitEvent('CALL_CLOSED');
+    await new Promise((r) => setTimeout(r, 500));
+    const all = baresip.decodedDumps();
+    expect(all.length > dumps, 'no new dump for the second call');
+    checkHeard(all.at(-1));
+  });
+
+  await step('201 calls 203 (Opus): Opus from the browser through DTLS-SRTP, heard both ways', async () => {
+    await page.getByLabel('Number').fill('203');
+    await page.getByRole('button', { name: 'Call' }).click();
+    await opusPhone.waitEvent('CALL_ESTABLISHED');
+    await page.getByRole('status', { name: 'Call' }).getByText('In call with 203').waitFor();
+    await checkStats();
+    const codec = await page.getByTestId('codec').textContent();
+    expect(/opus/i.test(codec ?? ''), `the browser sends ${codec}, not Opus`);
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await opusPhone.waitEvent('CALL_CLOSED');
+    await new Promise((r) => setTimeout(r, 500));
+    checkHeard(opusPhone.decodedDumps().at(-1), 48000);
+  });
+
+  const calls = Number(process.argv[process.argv.indexOf('--calls') + 1] ?? 0);
+  if (process.argv.includes('--calls') && calls > 0) {
+    const answered = [];
+    const media = [];
+    await step(`${calls} calls from the browser, timed`, async () => {
+      for (let i = 0; i < calls; i++) {
+        await page.getByLabel('Number').fill('202');
+        await page.getByRole('button', { name: 'Call' }).click();
+        await baresip.waitEvent('CALL_ESTABLISHED');
+        const ms = async (id) => {
+          const t = await waitFor(async () => {
+            const v = (await page.getByTestId(id).count()) ? await page.getByTestId(id).textContent() : null;
+            return v && /^\d+/.test(v) ? v : null;
+          }, id);
+          return Number.parseInt(t, 10);
+        };
+        answered.push(await ms('answered-ms'));
+        media.push(await ms('media-ms'));
+        await page.getByRole('button', { name: 'Hang up' }).click();
+        await baresip.waitEvent('CALL_CLOSED');
+        await page.getByRole('status', { name: 'Call' }).getByText('Call ended').waitFor();
+      }
+    });
+    const fig = (xs) => {
+      const v = [...xs].sort((a, b) => a - b);
+      return `min ${v[0]} ms, median ${v[Math.floor(v.length / 2)]} ms, p90 ${v[Math.min(v.length - 1, Math.floor(v.length * 0.9))]} ms, max ${v.at(-1)} ms`;
+    };
+    console.log(`WebRTC call set-up over ${calls} calls (browser → FlowPBX → baresip, loopback, debug build unless FLOWPBX_BIN says otherwise):`);
+    console.log(`  dial to 200 OK/ACK (SIP over WSS, DTLS answer made):  ${fig(answered)}`);
+    console.log(`  dial to DTLS-SRTP connected (ICE-lite + handshake):   ${fig(media)}`);
+  }
+
+  async function checkStats() {
+    const num = async (id) => Number((await page.getByTestId(id).textContent()) ?? '0');
+    // the counters of this call (the page starts them again per call)
+    await waitFor(async () => (await page.getByTestId('packets-received').count()) > 0 && (await num('packets-received')) > 100 && (await num('packets-sent')) > 100, 'RTP both ways', 20_000);
+    const c = { sent: await num('packets-sent'), bytesSent: await num('bytes-sent'), received: await num('packets-received'), bytesReceived: await num('bytes-received') };
+    // PCMU is 160 bytes a packet; Opus of a beep far less
+    expect(c.bytesSent > 100 * 20 && c.bytesReceived > 100 * 20, `bytes: ${JSON.stringify(c)}`);
+    const energy = Number((await page.getByTestId('energy-received').textContent()) ?? '0');
+    expect(energy > 0.01, `the browser hears silence (total audio energy ${energy})`);
+    console.log(`     getStats: ${JSON.stringify(c)}, audio energy received ${energy}`);
+  }
+}
+
+/** baresip's recording of a call is the browser's fake microphone: beeps, not silence. */
+function checkHeard(path, rate = 8000) {
+  const heard = readWav(path);
+  expect(heard.length > rate * 2, `baresip decoded only ${heard.length} samples`);
+  const w = rate / 10;
+  const loud = Math.max(...Array.from({ length: Math.floor(heard.length / w) }, (_, i) => rms(heard.slice(i * w, (i + 1) * w))));
+  expect(loud > 300, `baresip heard silence (loudest 100 ms RMS ${loud.toFixed(1)})`);
+  console.log(`     baresip decoded ${(heard.length / rate).toFixed(1)} s, loudest 100 ms RMS ${loud.toFixed(0)}`);
 }
 
 try {

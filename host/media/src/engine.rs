@@ -527,16 +527,34 @@ impl SessionControl {
     /// replaced by it).
     pub fn webrtc_answer(&self, leg: LegId, offer: &str, codecs: &[crate::CodecSpec]) -> Result<String> {
         let identity = self.engine.shared.identity.as_ref().ok_or_else(|| MediaError::Config("WebRTC is unavailable (no DTLS certificate)".into()))?;
-        let local = self.local_rtp(leg);
-        let mut candidates = vec![local];
-        let cfg = &self.engine.shared.cfg;
-        if cfg.bind_ip.is_unspecified() {
-            // the socket listens on every address: a browser may reach any of them
-            candidates.extend(crate::webrtc::local_addresses().into_iter().map(|ip| SocketAddr::new(ip, local.port())));
-        }
-        let (w, answer) = WebRtcLeg::accept_offer(offer, codecs, &candidates, identity, Instant::now())?;
+        let (w, answer) = WebRtcLeg::accept_offer(offer, codecs, &self.webrtc_candidates(leg), identity, Instant::now())?;
         self.cmd(Cmd::SetWebRtc(self.id, leg, Box::new(w)))?;
         Ok(answer)
+    }
+
+    /// FlowPBX's WebRTC offer for a leg (a call to a browser): `codecs` in that order. Keep
+    /// the pending offer for [`SessionControl::webrtc_accept`] with the browser's answer.
+    pub fn webrtc_offer(&self, leg: LegId, codecs: &[crate::CodecSpec]) -> Result<(crate::webrtc::PendingWebRtc, String)> {
+        let identity = self.engine.shared.identity.as_ref().ok_or_else(|| MediaError::Config("WebRTC is unavailable (no DTLS certificate)".into()))?;
+        WebRtcLeg::offer(codecs, &self.webrtc_candidates(leg), identity, Instant::now())
+    }
+
+    /// Completes FlowPBX's WebRTC offer with the browser's answer; the leg is WebRTC from
+    /// then on (as after [`SessionControl::webrtc_answer`]).
+    pub fn webrtc_accept(&self, leg: LegId, pending: crate::webrtc::PendingWebRtc, answer: &str) -> Result<()> {
+        let w = pending.accept_answer(answer, Instant::now())?;
+        self.cmd(Cmd::SetWebRtc(self.id, leg, Box::new(w)))
+    }
+
+    /// The host candidates of a leg: the advertised address, then every interface address
+    /// when the socket listens on all of them.
+    fn webrtc_candidates(&self, leg: LegId) -> Vec<SocketAddr> {
+        let local = self.local_rtp(leg);
+        let mut candidates = vec![local];
+        if self.engine.shared.cfg.bind_ip.is_unspecified() {
+            candidates.extend(crate::webrtc::local_addresses().into_iter().map(|ip| SocketAddr::new(ip, local.port())));
+        }
+        candidates
     }
 
     /// Connects the legs' audio and DTMF.

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-use str0m::change::SdpOffer;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::DtlsCert;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -86,6 +86,68 @@ pub fn is_webrtc_offer(sdp: &str) -> bool {
     sdp.lines().any(|l| l.starts_with("m=audio ") && l.contains("UDP/TLS/RTP/SAVP")) && sdp.lines().any(|l| l.starts_with("a=fingerprint:"))
 }
 
+/// FlowPBX's WebRTC offer waiting for the browser's answer.
+pub struct PendingWebRtc {
+    rtc: Rtc,
+    pending: SdpPendingOffer,
+    locals: Vec<SocketAddr>,
+    mid: Mid,
+}
+
+impl std::fmt::Debug for PendingWebRtc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingWebRtc").field("locals", &self.locals).finish()
+    }
+}
+
+impl PendingWebRtc {
+    /// Completes the offer with the browser's answer: the leg, ready for its socket.
+    pub fn accept_answer(self, answer: &str, now: Instant) -> Result<WebRtcLeg> {
+        let PendingWebRtc { mut rtc, pending, locals, mid } = self;
+        let answer = SdpAnswer::from_sdp_string(answer).map_err(|e| MediaError::Config(format!("WebRTC answer: {e}")))?;
+        rtc.sdp_api().accept_answer(pending, answer).map_err(|e| MediaError::Config(format!("WebRTC answer not accepted: {e}")))?;
+        Ok(WebRtcLeg::new(rtc, locals, Some(mid), now))
+    }
+}
+
+/// A str0m configuration for a FlowPBX leg: ICE-lite, RTP mode, the identity, `codecs` only.
+fn config(codecs: &[CodecSpec], identity: &DtlsIdentity) -> Result<RtcConfig> {
+    let mut cfg = RtcConfig::new().set_ice_lite(true).set_rtp_mode(true).set_dtls_cert(identity.cert.clone()).clear_codecs();
+    let mut any = false;
+    for c in codecs {
+        match c.kind {
+            CodecKind::Pcmu => cfg = cfg.enable_pcmu(true, false),
+            CodecKind::Pcma => cfg = cfg.enable_pcma(true, false),
+            CodecKind::Opus => cfg = cfg.enable_opus(true, false),
+            CodecKind::TelephoneEvent => continue,
+        }
+        any = true;
+    }
+    if !any {
+        return Err(MediaError::NoCommonCodec);
+    }
+    Ok(cfg)
+}
+
+/// Adds the host candidates; the ones str0m took.
+fn add_candidates(rtc: &mut Rtc, locals: &[SocketAddr]) -> Result<Vec<SocketAddr>> {
+    let mut added = Vec::new();
+    for &local in locals {
+        match Candidate::host(local, "udp") {
+            Ok(c) if !added.contains(&local) => {
+                rtc.add_local_candidate(c);
+                added.push(local);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(%local, error = %e, "not a WebRTC candidate"),
+        }
+    }
+    if added.is_empty() {
+        return Err(MediaError::Config("no usable WebRTC candidate address".into()));
+    }
+    Ok(added)
+}
+
 /// One WebRTC leg of a session.
 pub struct WebRtcLeg {
     rtc: Rtc,
@@ -115,41 +177,31 @@ impl WebRtcLeg {
     /// advertised address first), the identity's certificate, `codecs` only (the B2BUA's
     /// choice for this leg). Returns the leg and the SDP answer.
     pub fn accept_offer(offer: &str, codecs: &[CodecSpec], locals: &[SocketAddr], identity: &DtlsIdentity, now: Instant) -> Result<(WebRtcLeg, String)> {
-        let mut cfg = RtcConfig::new().set_ice_lite(true).set_rtp_mode(true).set_dtls_cert(identity.cert.clone()).clear_codecs();
-        let mut any = false;
-        for c in codecs {
-            match c.kind {
-                CodecKind::Pcmu => cfg = cfg.enable_pcmu(true, false),
-                CodecKind::Pcma => cfg = cfg.enable_pcma(true, false),
-                CodecKind::Opus => cfg = cfg.enable_opus(true, false),
-                CodecKind::TelephoneEvent => continue,
-            }
-            any = true;
-        }
-        if !any {
-            return Err(MediaError::NoCommonCodec);
-        }
-        let mut rtc = cfg.build(now);
-        let mut added = Vec::new();
-        for &local in locals {
-            match Candidate::host(local, "udp") {
-                Ok(c) if !added.contains(&local) => {
-                    rtc.add_local_candidate(c);
-                    added.push(local);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::debug!(%local, error = %e, "not a WebRTC candidate"),
-            }
-        }
-        if added.is_empty() {
-            return Err(MediaError::Config("no usable WebRTC candidate address".into()));
-        }
+        let mut rtc = config(codecs, identity)?.build(now);
+        let added = add_candidates(&mut rtc, locals)?;
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| MediaError::Config(format!("WebRTC offer: {e}")))?;
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| MediaError::Config(format!("WebRTC offer not accepted: {e}")))?;
+        Ok((WebRtcLeg::new(rtc, added, None, now), answer.to_sdp_string()))
+    }
+
+    /// FlowPBX's offer to a browser (a call to a phone registered over WebSocket): ICE-lite,
+    /// `codecs` in that order, the host candidates `locals`. The browser's answer completes it
+    /// ([`PendingWebRtc::accept_answer`]).
+    pub fn offer(codecs: &[CodecSpec], locals: &[SocketAddr], identity: &DtlsIdentity, now: Instant) -> Result<(PendingWebRtc, String)> {
+        let mut rtc = config(codecs, identity)?.build(now);
+        let added = add_candidates(&mut rtc, locals)?;
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api.apply().ok_or_else(|| MediaError::Config("WebRTC offer: nothing to offer".into()))?;
+        let sdp = offer.to_sdp_string();
+        Ok((PendingWebRtc { rtc, pending, locals: added, mid }, sdp))
+    }
+
+    fn new(rtc: Rtc, locals: Vec<SocketAddr>, mid: Option<Mid>, now: Instant) -> WebRtcLeg {
         let mut leg = WebRtcLeg {
             rtc,
-            locals: added,
-            mid: None,
+            locals,
+            mid,
             received: VecDeque::new(),
             transmits: VecDeque::new(),
             timeout: None,
@@ -158,7 +210,7 @@ impl WebRtcLeg {
             failed: false,
         };
         leg.drain(now);
-        Ok((leg, answer.to_sdp_string()))
+        leg
     }
 
     /// Whether ICE and DTLS are up (media flows).
@@ -382,6 +434,51 @@ mod tests {
         assert!(leg.is_connected());
         assert!(heard_by_leg > 100, "the leg heard {heard_by_leg} packets");
         assert!(heard_by_browser > 100, "the browser heard {heard_by_browser} packets");
+    }
+
+    /// FlowPBX offers (a call to a browser), the browser answers; media crosses.
+    #[test]
+    fn flowpbx_offers_and_a_browser_answers() {
+        let mut now = Instant::now();
+        let browser_addr: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let leg_addr: SocketAddr = "10.0.0.2:6000".parse().unwrap();
+        let identity = DtlsIdentity::generate().unwrap();
+        let (pending, offer) = WebRtcLeg::offer(&[CodecSpec::pcmu(), CodecSpec::opus(111)], &[leg_addr], &identity, now).unwrap();
+        assert!(is_webrtc_offer(&offer), "{offer}");
+        assert!(offer.contains("a=ice-lite") && offer.contains("PCMU/8000") && offer.contains("opus/48000/2"), "{offer}");
+        let mut browser = RtcConfig::new().clear_codecs().enable_pcmu(true, false).build(now);
+        browser.add_local_candidate(Candidate::host(browser_addr, "udp").unwrap());
+        let answer = browser.sdp_api().accept_offer(SdpOffer::from_sdp_string(&offer).unwrap()).unwrap().to_sdp_string();
+        let mut leg = pending.accept_answer(&answer, now).unwrap();
+        let mut heard = 0;
+        let mut seq = 7u16;
+        for _ in 0..300 {
+            loop {
+                match browser.poll_output().unwrap() {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => leg.handle_datagram(browser_addr, &Vec::from(t.contents), now),
+                    Output::Event(Event::MediaData(_)) => heard += 1,
+                    Output::Event(_) => {}
+                }
+            }
+            while let Some((_, d)) = leg.poll_transmit() {
+                browser.handle_input(Input::Receive(now, Receive::new(Protocol::Udp, leg_addr, browser_addr, &d).unwrap())).unwrap();
+            }
+            if leg.is_connected() {
+                let mut plain = vec![0u8; 12 + 160];
+                RtpHeader { marker: false, payload_type: 0, sequence: seq, timestamp: u32::from(seq) * 160, ssrc: 9 }.write(&mut plain).unwrap();
+                leg.send_rtp(&plain, now);
+                seq += 1;
+            }
+            now += Duration::from_millis(10);
+            browser.handle_input(Input::Timeout(now)).unwrap();
+            leg.handle_timeout(now);
+        }
+        assert!(leg.is_connected());
+        assert!(heard > 100, "the browser heard {heard}");
+        // an answer that is not SDP is refused
+        let (pending, _) = WebRtcLeg::offer(&[CodecSpec::pcmu()], &[leg_addr], &identity, now).unwrap();
+        assert!(pending.accept_answer("garbage", now).is_err());
     }
 
     #[test]

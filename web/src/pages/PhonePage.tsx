@@ -20,17 +20,31 @@ export interface RtpCounters {
   bytesReceived: number;
   /** inbound-rtp's totalAudioEnergy: 0 while the other side is silent */
   energyReceived: number;
+  /** the codec sent, e.g. audio/opus */
+  codec: string;
 }
 
 /** The outbound and inbound audio RTP counters of a peer connection's stats report. */
 export function rtpCounters(report: RTCStatsReport): RtpCounters {
-  const c: RtpCounters = { packetsSent: 0, bytesSent: 0, packetsReceived: 0, bytesReceived: 0, energyReceived: 0 };
-  type Stat = { type: string; kind?: string; packetsSent?: number; bytesSent?: number; packetsReceived?: number; bytesReceived?: number; totalAudioEnergy?: number };
+  const c: RtpCounters = { packetsSent: 0, bytesSent: 0, packetsReceived: 0, bytesReceived: 0, energyReceived: 0, codec: '' };
+  type Stat = {
+    type: string;
+    kind?: string;
+    packetsSent?: number;
+    bytesSent?: number;
+    packetsReceived?: number;
+    bytesReceived?: number;
+    totalAudioEnergy?: number;
+    codecId?: string;
+    mimeType?: string;
+  };
   report.forEach((s: Stat) => {
     if (s.kind !== undefined && s.kind !== 'audio') return;
     if (s.type === 'outbound-rtp') {
       c.packetsSent += s.packetsSent ?? 0;
       c.bytesSent += s.bytesSent ?? 0;
+      const codec = s.codecId ? (report.get(s.codecId) as Stat | undefined) : undefined;
+      if (codec?.mimeType) c.codec = codec.mimeType;
     } else if (s.type === 'inbound-rtp') {
       c.packetsReceived += s.packetsReceived ?? 0;
       c.bytesReceived += s.bytesReceived ?? 0;
@@ -60,6 +74,9 @@ export default function PhonePage() {
   const [peer, setPeer] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [counters, setCounters] = useState<RtpCounters | null>(null);
+  /** how long the last call took: to the answer (SIP) and to DTLS-SRTP being up (ms) */
+  const [setup, setSetup] = useState<{ answered?: number; media?: number }>({});
+  const started = useRef(0);
   const ua = useRef<JsSIP.UA | null>(null);
   /** the SIP domain the phone signed in to */
   const domain = useRef('');
@@ -92,9 +109,19 @@ export default function PhonePage() {
       audio.current.srcObject = stream;
       void audio.current.play().catch(() => undefined);
     };
-    s.on('peerconnection', (e: { peerconnection: RTCPeerConnection }) => e.peerconnection.addEventListener('track', play));
+    started.current = performance.now();
+    setSetup({});
+    const watch = (pc: RTCPeerConnection) => {
+      pc.addEventListener('track', play);
+      pc.addEventListener('connectionstatechange', () => {
+        if (pc.connectionState === 'connected') setSetup((x) => ({ ...x, media: Math.round(performance.now() - started.current) }));
+      });
+    };
+    if (s.connection) watch(s.connection);
+    else s.on('peerconnection', (e: { peerconnection: RTCPeerConnection }) => watch(e.peerconnection));
     s.on('progress', () => setCall((c) => (c === 'calling' ? 'ringing' : c)));
     s.on('confirmed', () => {
+      setSetup((x) => ({ ...x, answered: Math.round(performance.now() - started.current) }));
       setCall('in-call');
       play();
     });
@@ -277,6 +304,8 @@ export default function PhonePage() {
 
       {counters && (
         <dl aria-label="Call audio" className="card grid grid-cols-2 gap-2 p-4 text-sm">
+          <dt>Codec sent</dt>
+          <dd data-testid="codec">{counters.codec || '–'}</dd>
           <dt>Packets sent</dt>
           <dd data-testid="packets-sent">{counters.packetsSent}</dd>
           <dt>Bytes sent</dt>
@@ -287,6 +316,10 @@ export default function PhonePage() {
           <dd data-testid="bytes-received">{counters.bytesReceived}</dd>
           <dt>Audio energy received</dt>
           <dd data-testid="energy-received">{counters.energyReceived.toFixed(4)}</dd>
+          <dt>Answered after</dt>
+          <dd data-testid="answered-ms">{setup.answered ?? '–'} ms</dd>
+          <dt>Media (DTLS-SRTP) up after</dt>
+          <dd data-testid="media-ms">{setup.media ?? '–'} ms</dd>
         </dl>
       )}
       <audio ref={audio} autoPlay />

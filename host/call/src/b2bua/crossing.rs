@@ -252,6 +252,15 @@ impl B2bua {
             }
             _ => return (None, Bytes::new()),
         };
+        if matches!(dest.transport, sip::transaction::Transport::Ws | sip::transaction::Transport::Wss)
+            && let Some(port) = self.media.as_mut()
+        {
+            // a phone registered over WebSocket is a browser: it gets a WebRTC offer
+            match port.webrtc_offer(key, LegId::B, &codecs) {
+                Ok(sdp) => return (Some(APPLICATION_SDP.into()), Bytes::from(sdp)),
+                Err(e) => tracing::warn!(key = %key, error = %e, "no WebRTC offer for a WebSocket phone: offered plain RTP"),
+            }
+        }
         let out = m.write_offer(Side::B, ip, &codecs, ptime, direction, crypto.as_deref());
         (Some(APPLICATION_SDP.into()), out)
     }
@@ -296,7 +305,14 @@ impl B2bua {
                 Some(PendingOffer::Relayed { from: offerer, offer, relayed, answer: sdes, crypto }) if offerer == to => {
                     let answer = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec);
                     let back = answer_to_caller(&offer.codecs, &sdp.codecs).map_err(|_| SdpFault::NoCodec);
-                    let keys = srtp::accept(m.policy[idx(from)], crypto.as_deref(), &sdp);
+                    // a browser's answer to FlowPBX's WebRTC offer completes its transport
+                    let keys = match sdp.webrtc.as_deref() {
+                        Some(text) => port.webrtc_accept(key, leg(from), text).map(|()| None).map_err(|e| {
+                            tracing::warn!(key = %key, error = %e, "the WebRTC answer could not be taken");
+                            SdpFault::NoCodec
+                        }),
+                        None => srtp::accept(m.policy[idx(from)], crypto.as_deref(), &sdp),
+                    };
                     let back_remote = back.as_ref().map_err(|e| *e).and_then(|b| offer.remote(b).map_err(|_| SdpFault::NoCodec));
                     let (answer, back, keys, back_remote) = match (answer, back, keys, back_remote) {
                         (Ok(a), Ok(b), Ok(k), Ok(r)) => (a, b, k, r),
@@ -347,7 +363,13 @@ impl B2bua {
                 }
                 Some(PendingOffer::Local { to: offered, codecs, crypto }) if offered == from => {
                     let remote = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec);
-                    let keys = srtp::accept(m.policy[idx(from)], crypto.as_deref(), &sdp);
+                    let keys = match sdp.webrtc.as_deref() {
+                        Some(text) => port.webrtc_accept(key, leg(from), text).map(|()| None).map_err(|e| {
+                            tracing::warn!(key = %key, error = %e, "the WebRTC answer could not be taken");
+                            SdpFault::NoCodec
+                        }),
+                        None => srtp::accept(m.policy[idx(from)], crypto.as_deref(), &sdp),
+                    };
                     let (remote, keys) = match (remote, keys) {
                         (Ok(r), Ok(k)) => (r, k),
                         (Err(e), _) | (_, Err(e)) => {

@@ -823,6 +823,14 @@ impl crate::anchor::MediaPort for FakeMedia {
         self.log(format!("webrtc {leg:?} {:?}", codecs.first().map(|c| c.kind)));
         Ok("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 20000 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 192.0.2.1\r\na=ice-lite\r\n".into())
     }
+    fn webrtc_offer(&mut self, _key: crate::CallKey, leg: media::LegId, codecs: &[media::CodecSpec]) -> Result<String, media::MediaError> {
+        self.log(format!("webrtc offer {leg:?} {:?}", codecs.iter().map(|c| c.kind).collect::<Vec<_>>()));
+        Ok(SDP_WEBRTC.replace("IN IP4 127.0.0.1", "IN IP4 192.0.2.1"))
+    }
+    fn webrtc_accept(&mut self, _key: crate::CallKey, leg: media::LegId, _answer: &str) -> Result<(), media::MediaError> {
+        self.log(format!("webrtc accept {leg:?}"));
+        Ok(())
+    }
     fn bridge(&mut self, _key: crate::CallKey) {
         self.log("bridge".into());
     }
@@ -2582,4 +2590,51 @@ fn a_webrtc_offer_without_a_fingerprint_is_not_taken_for_rtp() {
     let no_fp: String = SDP_WEBRTC.lines().filter(|l| !l.starts_with("a=fingerprint")).map(|l| format!("{l}\r\n")).collect();
     let out = call_with_sdp(&mut h, &mut alice, &no_fp);
     assert!(only(&out, |m| is_status(m, 488)).len() == 1, "{out:?}");
+}
+
+#[test]
+fn a_phone_registered_over_websocket_is_offered_webrtc_and_its_answer_completes_it() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    // bob's browser registers over WSS
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:40001");
+    let ws = |mut m: Message, p: &Phone| {
+        let via = m.header(HeaderName::Via).unwrap().replace("SIP/2.0/UDP", "SIP/2.0/WSS");
+        m.set_header(HeaderName::Via, &via).unwrap();
+        m.set_header(HeaderName::Contact, &format!("<sip:{}@abc.invalid;transport=ws>", p.user)).unwrap();
+        m
+    };
+    let wss = Peer { transport: Transport::Wss, addr: "10.0.0.21:40001".parse().unwrap() };
+    let r = ws(bob.register(None), &bob);
+    h.core.handle_frame(h.now, wss, Ok(r));
+    let ch = h.out_peers().iter().find_map(|(_, m)| challenge_in(m)).expect("a challenge");
+    let r = ws(bob.register(Some(&ch)), &bob);
+    h.core.handle_frame(h.now, wss, Ok(r));
+    assert_eq!(h.out_peers()[0].1.status(), Some(200));
+    // alice (plain RTP over UDP) calls him: the INVITE goes down his connection with a WebRTC offer
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(&mut h, "102", true);
+    let out = h.out_peers();
+    let (to, inv) = out.iter().find(|(_, m)| is_req(m, Method::Invite)).expect("an INVITE to Bob").clone();
+    assert_eq!(to, wss);
+    let offer = body_of(&inv);
+    assert!(offer.contains("UDP/TLS/RTP/SAVPF") && offer.contains("a=fingerprint"), "{offer}");
+    assert!(media.take().iter().any(|l| l == "webrtc offer B [Pcmu, Pcma, Opus, TelephoneEvent]"));
+    // his browser answers: the answer completes the WebRTC transport, alice gets plain RTP
+    let mut ok = Message::response_to(&inv, 200, None, Some("b1"));
+    ok.push_header(HeaderName::Contact, "<sip:bob@abc.invalid;transport=ws>").unwrap();
+    ok.set_body(Some("application/sdp"), bytes::Bytes::from(SDP_WEBRTC.replace("a=setup:actpass", "a=setup:active").replace(" 111 0 8\r\n", " 0\r\n")))
+        .unwrap();
+    h.core.handle_frame(h.now, wss, Ok(ok));
+    let out = h.out_peers();
+    let to_alice = only_peers(&out, |m| is_status(m, 200))[0].clone();
+    let answer = body_of(&to_alice);
+    assert!(answer.contains("RTP/AVP") && !answer.contains("fingerprint"), "{answer}");
+    let log = media.take();
+    assert_eq!(log[0], "webrtc accept B", "{log:?}");
+    assert!(log.contains(&"bridge".to_owned()), "{log:?}");
+}
+
+fn only_peers(out: &[(Peer, Message)], f: impl Fn(&Message) -> bool) -> Vec<Message> {
+    out.iter().filter(|(_, m)| f(m)).map(|(_, m)| m.clone()).collect()
 }
