@@ -294,8 +294,9 @@ async function main() {
     await page.getByRole('status', { name: 'Call' }).getByText('Call ended').waitFor();
     await new Promise((r) => setTimeout(r, 500));
     checkHeard(baresip.decodedDumps().at(-1));
-    const cdrs = await call('GET', '/cdrs?limit=5');
-    expect(cdrs.body.data?.length >= 1, 'no CDR');
+    // the CDR says which leg was encrypted: the browser's (DTLS-SRTP), not baresip's
+    const cdr = await waitFor(async () => (await call('GET', '/cdrs?limit=5')).body.data?.find((c) => c.caller_srtp), 'a CDR with the encryption of its legs');
+    expect(cdr.caller_srtp === 'DTLS-SRTP' && !cdr.callee_srtp, `CDR encryption: caller ${cdr.caller_srtp}, callee ${cdr.callee_srtp}`);
   });
 
   await step('baresip calls 201: the browser rings, answers, and audio flows both ways', async () => {

@@ -295,7 +295,9 @@ impl Pump {
         }
         match handle.close().await {
             Ok(stats) => {
-                let srtp = [stats.a.srtp.map(|s| s.to_string()), stats.b.srtp.map(|s| s.to_string())];
+                // a WebRTC leg's media is DTLS-SRTP (its keys are str0m's, not SDES)
+                let enc = |l: &media::LegStats| l.srtp.map(|s| s.to_string()).or_else(|| l.webrtc.then(|| "DTLS-SRTP".to_owned()));
+                let srtp = [enc(&stats.a), enc(&stats.b)];
                 let mut ops = vec![PersistOp::CdrMedia { key: self.key, stats: stats_json(&stats), srtp }];
                 self.outbox.extend(&mut ops);
             }
@@ -341,6 +343,7 @@ pub(crate) fn stats_json(s: &SessionStats) -> serde_json::Value {
             "remote_jitter_ms": (l.remote.jitter.as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
             "rtcp_packets": l.remote.rtcp_packets,
             "srtp": l.srtp.map(|s| s.to_string()),
+            "webrtc": l.webrtc,
             "srtp_auth_failures": l.srtp_auth_failures,
             "srtp_replays": l.srtp_replays,
         })

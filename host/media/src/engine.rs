@@ -922,7 +922,10 @@ impl Worker {
                             }
                         }
                         Cmd::Stats(_, tx) => {
-                            let _ = tx.send(s.stats());
+                            let mut st = s.stats();
+                            st.a.webrtc = slot.webrtc[0].is_some();
+                            st.b.webrtc = slot.webrtc[1].is_some();
+                            let _ = tx.send(st);
                         }
                         Cmd::Add(_) | Cmd::Close(..) | Cmd::Conference(_) | Cmd::Shutdown => {}
                     }
@@ -991,7 +994,9 @@ impl Worker {
         for s in &mut slot.sockets {
             let _ = self.poll.registry().deregister(s);
         }
-        let stats = slot.session.stats();
+        let mut stats = slot.session.stats();
+        stats.a.webrtc = slot.webrtc[0].is_some();
+        stats.b.webrtc = slot.webrtc[1].is_some();
         drop(slot.sockets);
         if let Some(shared) = self.ctx.ports.0.upgrade() {
             if let Ok(mut p) = shared.ports.lock() {

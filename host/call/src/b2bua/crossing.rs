@@ -69,6 +69,8 @@ pub(crate) struct SdpState {
     policy: [SrtpPolicy; 2],
     /// Each side's SRTP keys in the media session now (None: plain RTP).
     keys: [Option<SrtpKeys>; 2],
+    /// Each side's media is WebRTC (DTLS-SRTP, keys in the media engine).
+    webrtc: [bool; 2],
 }
 
 impl SdpState {
@@ -80,6 +82,13 @@ impl SdpState {
     /// The SRTP suite of each side's media now (None: plain RTP).
     pub(crate) fn srtp(&self) -> [Option<SrtpSuite>; 2] {
         [self.keys[0].as_ref().map(|k| k.outbound.suite()), self.keys[1].as_ref().map(|k| k.outbound.suite())]
+    }
+
+    /// How each side's media is encrypted now: the SDES suite, `DTLS-SRTP` for WebRTC, None
+    /// for plain RTP.
+    pub(crate) fn encryption(&self) -> [Option<&'static str>; 2] {
+        let srtp = self.srtp();
+        [0, 1].map(|i| srtp[i].map(|s| s.name()).or(self.webrtc[i].then_some("DTLS-SRTP")))
     }
 
     /// Sets a side's SRTP policy (the leg that answers for side B, a transfer target).
@@ -193,7 +202,8 @@ impl B2bua {
             tracing::warn!(error = %e, "no media for a new call");
             (503, "Service Unavailable")
         })?;
-        let mut m = SdpState { ports, sessions, offer: None, negotiated: [None, None], policy: [policy, SrtpPolicy::Off], keys: [None, None] };
+        let mut m =
+            SdpState { ports, sessions, offer: None, negotiated: [None, None], policy: [policy, SrtpPolicy::Off], keys: [None, None], webrtc: [false, false] };
         if let Some(offer) = offer {
             let remote = offer.remote(&offer.codecs).map_err(|_| SdpFault::NoCodec);
             // WebRTC media is DTLS-SRTP, whatever the SDES policy says
@@ -291,6 +301,13 @@ impl B2bua {
         let to = other(from);
         match kind {
             SdpKind::Offer => {
+                if sdp.webrtc.is_some() {
+                    // a new WebRTC offer mid-call (a browser's hold or ICE restart) would need a
+                    // new DTLS/ICE answer from the media engine: refused with 488, which leaves
+                    // the call as it is (RFC 3261 §14.1)
+                    tracing::info!(key = %key, ?from, "a WebRTC re-offer is not supported: refused");
+                    return Err(SdpFault::NoCodec);
+                }
                 let remote = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec)?;
                 let sdes = srtp::answer(m.policy[idx(from)], &sdp, m.our_key(from))?;
                 m.set_keys(port.as_mut(), key, from, sdes.as_ref().map(|a| a.keys.clone()));
@@ -333,6 +350,12 @@ impl B2bua {
                         },
                         None => None,
                     };
+                    if webrtc.is_some() {
+                        m.webrtc[idx(to)] = true;
+                    }
+                    if sdp.webrtc.is_some() {
+                        m.webrtc[idx(from)] = true;
+                    }
                     m.set_keys(port.as_mut(), key, from, keys);
                     port.set_remote(key, leg(from), answer);
                     port.set_remote(key, leg(to), back_remote);
@@ -377,6 +400,9 @@ impl B2bua {
                             return Err(e);
                         }
                     };
+                    if sdp.webrtc.is_some() {
+                        m.webrtc[idx(from)] = true;
+                    }
                     m.set_keys(port.as_mut(), key, from, keys);
                     port.set_remote(key, leg(from), remote);
                     if m.negotiated[idx(to)].is_some() {
@@ -466,6 +492,7 @@ impl B2bua {
                     })?;
                     port.set_remote(key, leg(side), remote);
                     m.negotiated[idx(side)] = Some(codecs);
+                    m.webrtc[idx(side)] = true;
                     return Ok((Some(APPLICATION_SDP.into()), Bytes::from(answer)));
                 }
                 port.set_remote(key, leg(side), remote);

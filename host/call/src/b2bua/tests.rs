@@ -2638,3 +2638,18 @@ fn a_phone_registered_over_websocket_is_offered_webrtc_and_its_answer_completes_
 fn only_peers(out: &[(Peer, Message)], f: impl Fn(&Message) -> bool) -> Vec<Message> {
     out.iter().filter(|(_, m)| f(m)).map(|(_, m)| m.clone()).collect()
 }
+
+#[test]
+fn a_webrtc_callers_leg_is_reported_as_dtls_srtp() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let out = call_with_sdp(&mut h, &mut alice, SDP_WEBRTC);
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    h.out();
+    let view = h.shared.calls.iter().next().map(|c| (c.caller_srtp, c.callee_srtp)).unwrap();
+    assert_eq!(view, (Some("DTLS-SRTP"), None));
+}
