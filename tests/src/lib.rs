@@ -78,6 +78,8 @@ pub struct Ports {
     pub sip: u16,
     /// SIP over TLS
     pub sip_tls: u16,
+    /// SIP over secure WebSocket
+    pub sip_wss: u16,
     pub rtp_min: u16,
     pub rtp_max: u16,
 }
@@ -99,8 +101,14 @@ impl Ports {
                 break p;
             }
         };
-        let rtp_min = free_udp_range(200, &[http, sip, sip_tls])?;
-        Ok(Ports { http, sip, sip_tls, rtp_min, rtp_max: rtp_min + 199 })
+        let sip_wss = loop {
+            let p = free_tcp()?;
+            if p != http && p != sip && p != sip_tls {
+                break p;
+            }
+        };
+        let rtp_min = free_udp_range(200, &[http, sip, sip_tls, sip_wss])?;
+        Ok(Ports { http, sip, sip_tls, sip_wss, rtp_min, rtp_max: rtp_min + 199 })
     }
 }
 
@@ -214,6 +222,10 @@ impl Server {
         if !self.opts.args.iter().any(|a| a == "--sip-tls-port") {
             // SIP over TLS's default is 5061, which one server alone could bind
             cmd.args(["--sip-tls-port", &p.sip_tls.to_string()]);
+        }
+        if !self.opts.args.iter().any(|a| a == "--sip-wss-port") {
+            // likewise WSS's 8089
+            cmd.args(["--sip-wss-port", &p.sip_wss.to_string()]);
         }
         if !self.opts.args.iter().any(|a| a == "--cache-dir") {
             // compiled node components shared by every test's server (the cache is written

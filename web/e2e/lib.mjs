@@ -56,6 +56,10 @@ export async function startBinary() {
   const http = await freePort();
   let sip = await freePort();
   while (sip === http) sip = await freePort(); // the kernel may hand the same free port out twice
+  let wss = await freePort();
+  while (wss === http || wss === sip) wss = await freePort();
+  let tls = await freePort();
+  while (tls === http || tls === sip || tls === wss) tls = await freePort();
   const child = spawn(bin, [], {
     env: {
       ...process.env,
@@ -63,9 +67,11 @@ export async function startBinary() {
       FLOWPBX_HTTP_PORT: String(http),
       FLOWPBX_SIP_UDP_PORT: String(sip),
       FLOWPBX_SIP_TCP_PORT: String(sip),
+      FLOWPBX_SIP_WSS_PORT: String(wss),
+      FLOWPBX_SIP_TLS_PORT: String(tls),
       FLOWPBX_RTP_PORT_MIN: '31000',
       FLOWPBX_RTP_PORT_MAX: '31100',
-      FLOWPBX_LOG_LEVEL: 'warn',
+      FLOWPBX_LOG_LEVEL: process.env.FLOWPBX_LOG_LEVEL ?? 'warn',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -22,6 +22,7 @@ const PluginsPage = lazy(() => import('./pages/PluginsPage'));
 const CallHistoryPage = lazy(() => import('./pages/CallHistoryPage'));
 const OutboundRoutesPage = lazy(() => import('./pages/OutboundRoutesPage'));
 const SettingsPage = lazy(() => import('./pages/SettingsPage'));
+const PhonePage = lazy(() => import('./pages/PhonePage'));
 
 export const queryClient = new QueryClient({
   defaultOptions: {
@@ -101,6 +102,7 @@ const router = createBrowserRouter([
       { path: 'plugins', element: <PluginsPage /> },
       { path: 'calls', element: <CallHistoryPage /> },
       { path: 'settings', element: <SettingsPage /> },
+      { path: 'phone', element: <PhonePage /> },
       { path: '*', element: <p className="p-6 text-sm text-slate-600">This page does not exist.</p> },
     ],
   },

@@ -33,10 +33,11 @@ pub(crate) struct Asset {
 include!(concat!(env!("OUT_DIR"), "/spa_assets.rs"));
 
 /// The Content-Security-Policy of the SPA: only its own scripts, styles and connections
-/// (`'self'` covers the same-origin WebSocket), images from itself and `data:` (the favicon),
-/// audio from itself and `blob:` (previews), never framed.
+/// (`'self'` covers the same-origin WebSocket; `wss:` lets the browser phone reach the SIP
+/// over secure WebSocket listener, another port of the same host), images from itself and
+/// `data:` (the favicon), audio from itself and `blob:` (previews), never framed.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-media-src 'self' blob:; font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+media-src 'self' blob:; font-src 'self' data:; connect-src 'self' wss:; object-src 'none'; base-uri 'self'; \
 form-action 'self'; frame-ancestors 'none'";
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";

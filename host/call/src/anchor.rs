@@ -36,6 +36,17 @@ pub(crate) trait MediaPort: Send {
     /// A leg's SRTP keys from SDES (None: plain RTP again); sent before the `set_remote` of
     /// the same offer/answer.
     fn set_srtp(&mut self, key: CallKey, leg: LegId, keys: Option<SrtpKeys>);
+    /// Makes a leg a WebRTC one by answering its browser's `offer` (ICE-lite, DTLS-SRTP,
+    /// rtcp-mux) with `codecs`; returns the SDP answer. The one media call that answers
+    /// synchronously: it builds the answer on the calling thread (no I/O) and hands the
+    /// transport to the session's worker.
+    fn webrtc_answer(&mut self, key: CallKey, leg: LegId, offer: &str, codecs: &[media::CodecSpec]) -> Result<String, MediaError>;
+    /// FlowPBX's WebRTC offer toward a leg (a phone registered over WebSocket) with `codecs`;
+    /// the port keeps it pending (one per call and leg: forks to several browsers share it)
+    /// until [`MediaPort::webrtc_accept`].
+    fn webrtc_offer(&mut self, key: CallKey, leg: LegId, codecs: &[media::CodecSpec]) -> Result<String, MediaError>;
+    /// The browser's answer to the pending WebRTC offer: the leg becomes WebRTC.
+    fn webrtc_accept(&mut self, key: CallKey, leg: LegId, answer: &str) -> Result<(), MediaError>;
     /// Connects the legs.
     fn bridge(&mut self, key: CallKey);
     /// Disconnects the legs (a follow-me number confirming must not hear the caller).
@@ -131,6 +142,9 @@ pub(crate) struct EngineMedia {
     open: Arc<Open>,
     closers: HashMap<CallKey, oneshot::Sender<()>>,
     data_dir: PathBuf,
+    /// FlowPBX's WebRTC offers waiting for a browser's answer, by call and leg index, with
+    /// their SDP (forks to several browsers get the same offer).
+    webrtc_pending: HashMap<(CallKey, usize), (media::webrtc::PendingWebRtc, String)>,
 }
 
 impl EngineMedia {
@@ -143,7 +157,7 @@ impl EngineMedia {
         open: Arc<Open>,
     ) -> Self {
         let data_dir = engine.config().data_dir.clone();
-        EngineMedia { engine, rt, link, outbox, calls, open, closers: HashMap::new(), data_dir }
+        EngineMedia { engine, rt, link, outbox, calls, open, closers: HashMap::new(), data_dir, webrtc_pending: HashMap::new() }
     }
 
     fn control(&self, key: CallKey) -> Option<SessionControl> {
@@ -175,6 +189,24 @@ impl MediaPort for EngineMedia {
         if let Some(c) = self.control(key) {
             c.set_srtp(leg, keys);
         }
+    }
+
+    fn webrtc_answer(&mut self, key: CallKey, leg: LegId, offer: &str, codecs: &[media::CodecSpec]) -> Result<String, MediaError> {
+        self.control(key).ok_or(MediaError::SessionClosed)?.webrtc_answer(leg, offer, codecs)
+    }
+
+    fn webrtc_offer(&mut self, key: CallKey, leg: LegId, codecs: &[media::CodecSpec]) -> Result<String, MediaError> {
+        if let Some((_, sdp)) = self.webrtc_pending.get(&(key, leg.index())) {
+            return Ok(sdp.clone());
+        }
+        let (pending, sdp) = self.control(key).ok_or(MediaError::SessionClosed)?.webrtc_offer(leg, codecs)?;
+        self.webrtc_pending.insert((key, leg.index()), (pending, sdp.clone()));
+        Ok(sdp)
+    }
+
+    fn webrtc_accept(&mut self, key: CallKey, leg: LegId, answer: &str) -> Result<(), MediaError> {
+        let (pending, _) = self.webrtc_pending.remove(&(key, leg.index())).ok_or(MediaError::SessionClosed)?;
+        self.control(key).ok_or(MediaError::SessionClosed)?.webrtc_accept(leg, pending, answer)
     }
 
     fn bridge(&mut self, key: CallKey) {
@@ -235,6 +267,7 @@ impl MediaPort for EngineMedia {
 
     fn close(&mut self, key: CallKey) {
         self.calls.remove(&key);
+        self.webrtc_pending.retain(|(k, _), _| *k != key);
         // dropping the sender ends the pump, which closes the session
         self.closers.remove(&key);
     }
@@ -262,7 +295,9 @@ impl Pump {
         }
         match handle.close().await {
             Ok(stats) => {
-                let srtp = [stats.a.srtp.map(|s| s.to_string()), stats.b.srtp.map(|s| s.to_string())];
+                // a WebRTC leg's media is DTLS-SRTP (its keys are str0m's, not SDES)
+                let enc = |l: &media::LegStats| l.srtp.map(|s| s.to_string()).or_else(|| l.webrtc.then(|| "DTLS-SRTP".to_owned()));
+                let srtp = [enc(&stats.a), enc(&stats.b)];
                 let mut ops = vec![PersistOp::CdrMedia { key: self.key, stats: stats_json(&stats), srtp }];
                 self.outbox.extend(&mut ops);
             }
@@ -308,6 +343,7 @@ pub(crate) fn stats_json(s: &SessionStats) -> serde_json::Value {
             "remote_jitter_ms": (l.remote.jitter.as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
             "rtcp_packets": l.remote.rtcp_packets,
             "srtp": l.srtp.map(|s| s.to_string()),
+            "webrtc": l.webrtc,
             "srtp_auth_failures": l.srtp_auth_failures,
             "srtp_replays": l.srtp_replays,
         })

@@ -34,6 +34,11 @@ pub struct SipConfig {
     /// The TLS server configuration (the certificate store's) and crypto provider; `None`
     /// runs without SIP over TLS.
     pub tls: Option<crate::sip_tls::SipTls>,
+    /// SIP over secure WebSocket (RFC 7118) port, path [`crate::WS_PATH`]; served with
+    /// [`SipConfig::tls`]'s certificate (0, or no `tls`, disables WSS).
+    pub wss_port: u16,
+    /// SIP over plain WebSocket port, for loopback testing: bound on 127.0.0.1 only (0: off).
+    pub ws_port: u16,
     /// Public address written in Via and Contact for peers outside the local networks.
     pub external_ip: Option<IpAddr>,
     /// The PBX's SIP domain, written in From/To of the calls it places; the address when None.
@@ -90,6 +95,8 @@ impl SipConfig {
             udp_port,
             tcp_port,
             tls_port: 0,
+            wss_port: 0,
+            ws_port: 0,
             tls: None,
             external_ip: None,
             hostname: None,

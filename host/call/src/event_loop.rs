@@ -7,7 +7,10 @@
 //! between the socket and the framer (`read_tls`/`process_new_packets`/`reader` in,
 //! `writer`/`write_tls` out), everything else — framing, keep-alive pongs, limits per source,
 //! idle timeouts, reuse by `(transport, address)` — is shared. SIP over WebSocket (RFC 7118)
-//! is not served: `sip` knows the `ws`/`wss` transports only by name.
+//! is a connection too: WSS is TLS then WebSocket, plain WS (loopback testing) WebSocket on
+//! TCP; a [`WsConn`] sits where the framer would (one SIP message per WebSocket message) and
+//! what is sent is put in a frame. WebSocket connections are never opened by us: a phone that
+//! registered over one gets its calls down the same connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
@@ -25,6 +28,7 @@ use sip::transaction::{Peer, Transmit, Transport};
 use sip::{Instant, StreamFramer};
 
 use crate::sip_tls::{self, Clients};
+use crate::websocket::{self, WsConn, WsEvent};
 
 use crate::clock::Clock;
 use crate::config::SipLogMode;
@@ -37,6 +41,8 @@ pub(crate) const UDP: Token = Token(0);
 pub(crate) const LISTENER: Token = Token(1);
 pub(crate) const WAKER: Token = Token(2);
 pub(crate) const TLS_LISTENER: Token = Token(3);
+pub(crate) const WSS_LISTENER: Token = Token(4);
+pub(crate) const WS_LISTENER: Token = Token(5);
 const FIRST_CONN: usize = 16;
 
 /// Datagrams read per turn before the loop sends what they produced.
@@ -56,6 +62,8 @@ struct Conn {
     /// The TLS session of a TLS connection.
     tls: Option<Box<rustls::Connection>>,
     framer: StreamFramer,
+    /// The WebSocket layer of a WS/WSS connection (SIP messages come out of it, not the framer).
+    ws: Option<WsConn>,
     out: VecDeque<Bytes>,
     /// Bytes of `out`'s front already written.
     written: usize,
@@ -84,6 +92,8 @@ pub(crate) struct Loop {
     pub max_tcp: usize,
     pub max_tcp_per_ip: usize,
     tls_listener: Option<TcpListener>,
+    wss_listener: Option<TcpListener>,
+    ws_listener: Option<TcpListener>,
     tls_server: Option<Arc<rustls::ServerConfig>>,
     tls_clients: Option<Clients>,
     tls_handshake_timeout: Duration,
@@ -127,6 +137,8 @@ impl Loop {
             max_tcp,
             max_tcp_per_ip,
             tls_listener: None,
+            wss_listener: None,
+            ws_listener: None,
             tls_server: None,
             tls_clients: None,
             tls_handshake_timeout,
@@ -149,6 +161,14 @@ impl Loop {
         self
     }
 
+    /// Adds SIP over WebSocket: the WSS listener (served with the TLS server configuration of
+    /// [`Loop::with_tls`]) and the plain WS one.
+    pub(crate) fn with_ws(mut self, wss: Option<TcpListener>, ws: Option<TcpListener>) -> Loop {
+        self.wss_listener = wss;
+        self.ws_listener = ws;
+        self
+    }
+
     /// Runs until shutdown.
     pub(crate) fn run(mut self) {
         if let Some(u) = self.udp.as_mut()
@@ -165,6 +185,13 @@ impl Loop {
             && let Err(e) = self.poll.registry().register(l, TLS_LISTENER, Interest::READABLE)
         {
             tracing::error!(error = %e, "cannot poll the SIP TLS listener");
+        }
+        for (l, token, what) in [(self.wss_listener.as_mut(), WSS_LISTENER, "WSS"), (self.ws_listener.as_mut(), WS_LISTENER, "WS")] {
+            if let Some(l) = l
+                && let Err(e) = self.poll.registry().register(l, token, Interest::READABLE)
+            {
+                tracing::error!(error = %e, "cannot poll the SIP {what} listener");
+            }
         }
         self.shared.running.store(true, Ordering::Release);
         self.core.start(self.clock.now());
@@ -192,6 +219,8 @@ impl Loop {
                     UDP => read_udp = true,
                     LISTENER => self.accept(now, Transport::Tcp),
                     TLS_LISTENER => self.accept(now, Transport::Tls),
+                    WSS_LISTENER => self.accept(now, Transport::Wss),
+                    WS_LISTENER => self.accept(now, Transport::Ws),
                     WAKER => {}
                     t => self.conn_event(now, t, ev.is_readable(), ev.is_writable(), &mut buf),
                 }
@@ -294,11 +323,7 @@ impl Loop {
                     tracing::debug!(error = %e, dest = %t.dest.addr, "SIP UDP send failed");
                 }
             }
-            Transport::Tcp | Transport::Tls => self.send_stream(now, t.dest, t.payload),
-            other => {
-                self.shared.counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(transport = other.as_str(), "no such transport yet");
-            }
+            Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => self.send_stream(now, t.dest, t.payload),
         }
     }
 
@@ -308,6 +333,8 @@ impl Loop {
         loop {
             let l = match transport {
                 Transport::Tls => self.tls_listener.as_ref(),
+                Transport::Wss => self.wss_listener.as_ref(),
+                Transport::Ws => self.ws_listener.as_ref(),
                 _ => self.listener.as_ref(),
             };
             let Some(l) = l else { return };
@@ -323,7 +350,7 @@ impl Loop {
                         continue;
                     }
                     let tls = match transport {
-                        Transport::Tls => {
+                        Transport::Tls | Transport::Wss => {
                             let Some(cfg) = self.tls_server.clone() else { continue };
                             match rustls::ServerConnection::new(cfg) {
                                 Ok(c) => Some(Box::new(rustls::Connection::Server(c))),
@@ -371,6 +398,7 @@ impl Loop {
                 peer,
                 tls,
                 framer: StreamFramer::default(),
+                ws: matches!(peer.transport, Transport::Ws | Transport::Wss).then(|| WsConn::new(sip::msg::MAX_MESSAGE_SIZE)),
                 out: VecDeque::new(),
                 written: 0,
                 queued: 0,
@@ -388,6 +416,8 @@ impl Loop {
     /// Opens a connection to `dest` (TCP, or TLS as a client of the trunk it belongs to).
     fn connect(&mut self, now: Instant, dest: Peer) -> Result<Token, Option<String>> {
         let tls = match dest.transport {
+            // a WebSocket phone is reached only on the connection it opened
+            Transport::Ws | Transport::Wss => return Err(Some("the WebSocket connection is closed".into())),
             Transport::Tls => {
                 let Some(clients) = self.tls_clients.as_ref() else { return Err(Some("SIP over TLS is off".into())) };
                 // a trunk's certificate is checked against its host name (unless its
@@ -425,6 +455,12 @@ impl Loop {
             },
         };
         let Some(c) = self.conns.get_mut(&token) else { return };
+        let payload = match c.ws.as_ref() {
+            Some(ws) if ws.is_open() => websocket::encode_message(&payload),
+            // before the handshake (we never open one) or after a close: nothing to say
+            Some(_) => return self.stream_failed(now, dest, None),
+            None => payload,
+        };
         c.queued += payload.len();
         c.out.push_back(payload);
         if c.queued > MAX_TCP_BACKLOG {
@@ -460,6 +496,7 @@ impl Loop {
 
     fn read(&mut self, now: Instant, token: Token, buf: &mut [u8]) {
         let mut frames = Vec::new();
+        let mut ws_events = Vec::new();
         let mut close = false;
         let mut tls_error = None;
         let peer;
@@ -475,7 +512,10 @@ impl Loop {
                         }
                         Ok(n) => {
                             c.last_active = now;
-                            c.framer.push(&buf[..n]);
+                            match c.ws.as_mut() {
+                                Some(ws) => ws.push(&buf[..n], &mut ws_events),
+                                None => c.framer.push(&buf[..n]),
+                            }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -508,7 +548,10 @@ impl Loop {
                                     close = true;
                                     break;
                                 }
-                                Ok(n) => c.framer.push(&buf[..n]),
+                                Ok(n) => match c.ws.as_mut() {
+                                    Some(ws) => ws.push(&buf[..n], &mut ws_events),
+                                    None => c.framer.push(&buf[..n]),
+                                },
                                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                                 Err(_) => {
                                     close = true;
@@ -536,6 +579,9 @@ impl Loop {
         // handshake messages, or the alert of a failed handshake
         if self.conns.get(&token).is_some_and(|c| c.tls.as_ref().is_some_and(|t| t.wants_write()) && !c.connecting) {
             self.write(token);
+        }
+        if !ws_events.is_empty() && self.ws_events(now, token, peer, ws_events) {
+            close = true;
         }
         for f in frames {
             self.shared.counters.received.fetch_add(1, Ordering::Relaxed);
@@ -565,6 +611,58 @@ impl Loop {
             let failed = why.is_some() && self.conns.get(&token).is_some_and(|c| c.outbound);
             self.close(token, failed, why);
         }
+    }
+
+    /// Acts on what a WebSocket connection produced; true when it must close.
+    fn ws_events(&mut self, now: Instant, token: Token, peer: Peer, events: Vec<WsEvent>) -> bool {
+        for ev in events {
+            match ev {
+                WsEvent::Send(bytes) => {
+                    if let Some(c) = self.conns.get_mut(&token) {
+                        c.queued += bytes.len();
+                        c.out.push_back(bytes);
+                        self.write(token);
+                    }
+                }
+                WsEvent::Bad(why) => {
+                    self.shared.counters.ws_dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(addr = %peer.addr, why, "SIP WebSocket protocol error");
+                }
+                WsEvent::Close => {
+                    // what was queued (the refusal, the close frame) has been tried; the rest
+                    // is not owed to anyone
+                    if let Some(c) = self.conns.get_mut(&token) {
+                        c.out.clear();
+                        c.queued = 0;
+                    }
+                    return true;
+                }
+                WsEvent::Message(data) => {
+                    self.shared.counters.received.fetch_add(1, Ordering::Relaxed);
+                    if data.iter().all(|&b| b == b'\r' || b == b'\n') {
+                        continue; // keep-alive
+                    }
+                    match sip::Message::parse(&data) {
+                        Ok(m) => {
+                            if let Some(c) = self.conns.get_mut(&token) {
+                                c.spoke = true;
+                            }
+                            siplog::log(self.log, "recv", peer, &data);
+                            self.core.handle_frame(now, peer, Ok(m));
+                        }
+                        Err(e) => {
+                            // not SIP (or not readable): dropped and counted; a request
+                            // readable enough is answered 400 by the core
+                            self.shared.counters.ws_dropped.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(addr = %peer.addr, error = %e, "a WebSocket message that is not SIP");
+                            self.core.handle_frame(now, peer, Err(e));
+                        }
+                    }
+                    self.flush(now);
+                }
+            }
+        }
+        false
     }
 
     fn write(&mut self, token: Token) {

@@ -153,6 +153,8 @@ pub struct Counters {
     pub sent: AtomicU64,
     /// Sends that failed (buffer full, connection gone).
     pub send_errors: AtomicU64,
+    /// WebSocket frames and handshakes dropped: protocol errors, messages that are not SIP.
+    pub ws_dropped: AtomicU64,
 }
 
 /// What the SIP stack's in-memory directory holds (it follows the store within a refresh

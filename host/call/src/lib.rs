@@ -40,9 +40,10 @@ mod sip_tls;
 mod siplog;
 mod srtp;
 mod trunks;
+mod websocket;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +63,7 @@ pub use sip::auth::Algorithm as DigestAlgorithm;
 pub use sip::transaction::{Peer, Transport};
 pub use sip_tls::SipTls;
 pub use trunks::{Probe, RegistrationState, RegistrationStatus, TrunkStatus, TrunkTest};
+pub use websocket::WS_PATH;
 
 use crate::b2bua::CallCommand;
 use crate::core::{Command, Core, Ports};
@@ -136,6 +138,10 @@ pub struct Health {
     pub tcp: Option<SocketAddr>,
     /// The TLS address listened on.
     pub tls: Option<SocketAddr>,
+    /// The WSS address listened on.
+    pub wss: Option<SocketAddr>,
+    /// WebSocket frames and handshakes dropped (protocol errors, messages that are not SIP).
+    pub ws_dropped: u64,
     /// Live contacts.
     pub registrations: usize,
     /// Calls in progress.
@@ -159,6 +165,8 @@ struct Inner {
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
     tls: Option<SocketAddr>,
+    wss: Option<SocketAddr>,
+    ws: Option<SocketAddr>,
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
     writer_stop: Arc<Notify>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -232,10 +240,26 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         None => None,
     };
     let tls = if cfg.tls_port != 0 && tls_setup.is_some() { Some(bind_tcp(SocketAddr::new(cfg.bind, cfg.tls_port), "TLS")?) } else { None };
+    let wss = if cfg.wss_port != 0 && tls_setup.is_some() { Some(bind_tcp(SocketAddr::new(cfg.bind, cfg.wss_port), "WSS")?) } else { None };
+    // plain WebSocket carries SIP digests and SDP in clear: loopback only
+    let ws = if cfg.ws_port != 0 {
+        let ip = if cfg.bind.is_ipv6() { IpAddr::from(std::net::Ipv6Addr::LOCALHOST) } else { IpAddr::from(std::net::Ipv4Addr::LOCALHOST) };
+        Some(bind_tcp(SocketAddr::new(ip, cfg.ws_port), "WS")?)
+    } else {
+        None
+    };
+    let wss_addr = wss.as_ref().and_then(|s| s.local_addr().ok());
+    let ws_addr = ws.as_ref().and_then(|s| s.local_addr().ok());
     let udp_addr = udp.as_ref().and_then(|s| s.local_addr().ok());
     let tcp_addr = tcp.as_ref().and_then(|s| s.local_addr().ok());
     let tls_addr = tls.as_ref().and_then(|s| s.local_addr().ok());
-    let ports = Ports { udp: udp_addr.map_or(0, |a| a.port()), tcp: tcp_addr.map_or(0, |a| a.port()), tls: tls_addr.map_or(0, |a| a.port()) };
+    let ports = Ports {
+        udp: udp_addr.map_or(0, |a| a.port()),
+        tcp: tcp_addr.map_or(0, |a| a.port()),
+        tls: tls_addr.map_or(0, |a| a.port()),
+        wss: wss_addr.map_or(0, |a| a.port()),
+        ws: ws_addr.map_or(0, |a| a.port()),
+    };
 
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| CallError::Io(std::io::Error::other(e.to_string())))?;
@@ -262,7 +286,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         Ok(used) => core.b2bua.set_outbound_usage(now, &used),
         Err(e) => tracing::warn!(error = %e, "today's outbound minutes could not be read: caps count from now"),
     }
-    tracing::info!(users = dir.user_count(), restored, expired, udp = ?udp_addr, tcp = ?tcp_addr, tls = ?tls_addr, media = media_engine.is_some(), "SIP stack starting");
+    tracing::info!(users = dir.user_count(), restored, expired, udp = ?udp_addr, tcp = ?tcp_addr, tls = ?tls_addr, wss = ?wss_addr, ws = ?ws_addr, media = media_engine.is_some(), "SIP stack starting");
 
     let writer_stop = Arc::new(Notify::new());
     let writer = tokio::spawn(persist::writer(store.clone(), outbox.clone(), writer_stop.clone()));
@@ -283,6 +307,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         Some((server, clients)) => lp.with_tls(tls.map(mio::net::TcpListener::from_std), server, clients),
         None => lp,
     };
+    let lp = lp.with_ws(wss.map(mio::net::TcpListener::from_std), ws.map(mio::net::TcpListener::from_std));
     let (stopped_tx, stopped_rx) = oneshot::channel();
     std::thread::Builder::new().name("sip".into()).spawn(move || {
         lp.run();
@@ -306,6 +331,8 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         udp: udp_addr,
         tcp: tcp_addr,
         tls: tls_addr,
+        wss: wss_addr,
+        ws: ws_addr,
         stopped: Mutex::new(Some(stopped_rx)),
         writer_stop,
         writer: Mutex::new(Some(writer)),
@@ -332,6 +359,16 @@ impl PbxHandle {
     /// The TLS address the PBX listens on.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.0.tls
+    }
+
+    /// The SIP over secure WebSocket address the PBX listens on.
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        self.0.wss
+    }
+
+    /// The SIP over plain WebSocket address (loopback) the PBX listens on.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.0.ws
     }
 
     /// The live contacts of an extension.
@@ -453,6 +490,8 @@ impl PbxHandle {
             udp: self.0.udp,
             tcp: self.0.tcp,
             tls: self.0.tls,
+            wss: self.0.wss,
+            ws_dropped: s.counters.ws_dropped.load(Relaxed),
             registrations: s.bindings.iter().map(|e| e.value().len()).sum(),
             calls: s.calls.len(),
             directory: s.directory.lock().map(|d| *d).unwrap_or_default(),

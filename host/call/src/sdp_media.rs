@@ -57,6 +57,9 @@ pub(crate) struct LegSdp {
     pub secure: bool,
     /// The stream's `a=crypto` values (SDES keys: never logged).
     pub crypto: Vec<String>,
+    /// A WebRTC offer (`UDP/TLS/RTP/SAVPF` with a DTLS fingerprint): its whole text, which
+    /// the media engine's WebRTC transport answers (ICE-lite, DTLS-SRTP).
+    pub webrtc: Option<String>,
 }
 
 impl LegSdp {
@@ -89,15 +92,23 @@ pub(crate) const MAX_CRYPTO_LINES: usize = 16;
 /// The longest `a=crypto` value read (longer ones are not kept, so they count as unusable).
 pub(crate) const MAX_CRYPTO_LEN: usize = 256;
 
-/// Reads a leg's SDP: the first active RTP/AVP(F) or RTP/SAVP(F) audio stream.
+/// Reads a leg's SDP: the first active RTP/AVP(F) or RTP/SAVP(F) audio stream, or a WebRTC
+/// one (`UDP/TLS/RTP/SAVPF` with a DTLS fingerprint).
 pub(crate) fn read(body: &[u8]) -> Result<LegSdp, SdpFault> {
     let sdp = SessionDescription::parse(body).map_err(|_| SdpFault::Unreadable)?;
+    let webrtc = std::str::from_utf8(body).ok().filter(|t| media::webrtc::is_webrtc_offer(t));
     let (index, m) = sdp
         .media
         .iter()
         .enumerate()
-        .find(|(_, m)| m.kind == "audio" && m.port != 0 && matches!(m.proto.as_str(), "RTP/AVP" | "RTP/AVPF" | "RTP/SAVP" | "RTP/SAVPF"))
+        .find(|(_, m)| {
+            m.kind == "audio"
+                && m.port != 0
+                && (matches!(m.proto.as_str(), "RTP/AVP" | "RTP/AVPF" | "RTP/SAVP" | "RTP/SAVPF")
+                    || (webrtc.is_some() && matches!(m.proto.as_str(), "UDP/TLS/RTP/SAVPF" | "UDP/TLS/RTP/SAVP")))
+        })
         .ok_or(SdpFault::NoAudio)?;
+    let webrtc = webrtc.filter(|_| m.proto.starts_with("UDP/TLS/")).map(str::to_owned);
     let codecs: Vec<CodecSpec> = m
         .formats
         .iter()
@@ -131,7 +142,7 @@ pub(crate) fn read(body: &[u8]) -> Result<LegSdp, SdpFault> {
         .map(|v| if v.len() > MAX_CRYPTO_LEN { String::new() } else { v.to_owned() })
         .take(MAX_CRYPTO_LINES)
         .collect();
-    Ok(LegSdp { index, rtp, rtcp, rtcp_mux, codecs, ptime, direction, secure, crypto, sdp })
+    Ok(LegSdp { index, rtp, rtcp, rtcp_mux, codecs, ptime, direction, secure, crypto, sdp, webrtc })
 }
 
 /// FlowPBX's side of the session toward one leg: the `o=` line it keeps for that leg.

@@ -21,6 +21,8 @@ pub(crate) struct Ports {
     pub udp: u16,
     pub tcp: u16,
     pub tls: u16,
+    pub wss: u16,
+    pub ws: u16,
 }
 
 /// See the module documentation.
@@ -99,7 +101,9 @@ impl Signalling {
         let ip = (self.locate)(peer.addr.ip());
         let port = match peer.transport {
             Transport::Udp => self.ports.udp,
-            Transport::Tls | Transport::Wss => self.ports.tls,
+            Transport::Tls => self.ports.tls,
+            Transport::Wss => self.ports.wss,
+            Transport::Ws => self.ports.ws,
             _ => self.ports.tcp,
         };
         SocketAddr::new(ip, port)
@@ -129,7 +133,11 @@ impl Signalling {
         let mut c = format!("sip:{}@{}", sanitize_user(user), fmt_addr(addr));
         if peer.transport != Transport::Udp {
             c.push_str(";transport=");
-            c.push_str(crate::registrar::transport_name(peer.transport));
+            // RFC 7118 §5.2: `transport=ws` for WS and WSS alike
+            c.push_str(match peer.transport {
+                Transport::Wss => "ws",
+                t => crate::registrar::transport_name(t),
+            });
         }
         c
     }
@@ -173,7 +181,14 @@ mod tests {
 
     fn sig() -> Signalling {
         let txl = TransactionLayer::new(sip::transaction::Config::default());
-        Signalling::new(txl, IdGenerator::new([7; 32]), Ports { udp: 5060, tcp: 5060, tls: 5061 }, Box::new(|_| "192.0.2.1".parse().unwrap()), None, "t".into())
+        Signalling::new(
+            txl,
+            IdGenerator::new([7; 32]),
+            Ports { udp: 5060, tcp: 5060, tls: 5061, wss: 8089, ws: 0 },
+            Box::new(|_| "192.0.2.1".parse().unwrap()),
+            None,
+            "t".into(),
+        )
     }
 
     #[test]
@@ -186,5 +201,15 @@ mod tests {
         assert_eq!(s.contact_for_scheme("101", tls, true), "sips:101@192.0.2.1:5061");
         // sips only where the hop is TLS
         assert_eq!(s.contact_for_scheme("101", tcp, true), "sip:101@192.0.2.1:5060;transport=tcp");
+    }
+
+    #[test]
+    fn websocket_addresses_and_contacts() {
+        let mut s = sig();
+        let wss = Peer { transport: Transport::Wss, addr: "198.51.100.2:40000".parse().unwrap() };
+        assert!(s.via_for(wss).starts_with("SIP/2.0/WSS 192.0.2.1:8089;branch="));
+        assert_eq!(s.contact_for("101", wss), "sip:101@192.0.2.1:8089;transport=ws");
+        // no sips: form over WebSocket
+        assert_eq!(s.contact_for_scheme("101", wss, true), "sip:101@192.0.2.1:8089;transport=ws");
     }
 }

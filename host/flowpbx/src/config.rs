@@ -121,6 +121,13 @@ pub struct Settings {
     /// SIP port over TLS, served with the same certificate as HTTPS (0: no SIP over TLS).
     #[arg(long, env = "FLOWPBX_SIP_TLS_PORT", default_value_t = 5061, global = true)]
     pub sip_tls_port: u16,
+    /// SIP over secure WebSocket port for WebRTC phones (RFC 7118, path /ws/sip), served with
+    /// the same certificate as HTTPS (0: no WSS).
+    #[arg(long, env = "FLOWPBX_SIP_WSS_PORT", default_value_t = 8089, global = true)]
+    pub sip_wss_port: u16,
+    /// SIP over plain WebSocket, bound on 127.0.0.1 only, for local testing (0: off).
+    #[arg(long, env = "FLOWPBX_SIP_WS_PORT", default_value_t = 0, global = true)]
+    pub sip_ws_port: u16,
     /// Public IP address put in SDP and Contact headers when behind NAT.
     #[arg(long, env = "FLOWPBX_EXTERNAL_IP", global = true)]
     pub external_ip: Option<IpAddr>,
@@ -272,6 +279,8 @@ pub struct SipSettings {
     pub udp_port: u16,
     pub tcp_port: u16,
     pub tls_port: u16,
+    pub wss_port: u16,
+    pub ws_port: u16,
     pub external_ip: Option<IpAddr>,
     pub hostname: Option<String>,
     pub realm: String,
@@ -601,6 +610,8 @@ pub fn resolve(s: &Settings, layers: &SettingsLayers, stored: &BTreeMap<String, 
             udp_port: parse_value(&r, keys::SIP_UDP_PORT)?,
             tcp_port: parse_value(&r, keys::SIP_TCP_PORT)?,
             tls_port: parse_value(&r, keys::SIP_TLS_PORT)?,
+            wss_port: s.sip_wss_port,
+            ws_port: s.sip_ws_port,
             external_ip,
             hostname: get(&r, keys::HOSTNAME).map(str::to_owned),
             realm: get(&r, keys::SIP_REALM).unwrap_or(pbx::settings::DEFAULT_REALM).to_owned(),

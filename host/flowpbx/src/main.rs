@@ -195,13 +195,18 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     // the certificate first: SIP over TLS serves it from the SIP stack's start
     let certs = tls::start(tls::default_provider(), tls_config(&config.tls, &data_dir)?).context("the TLS certificate")?;
     let mut sip = sip_config(&config.sip, &secret_key);
-    if config.sip.tls_port != 0 {
+    sip.wss_port = config.sip.wss_port;
+    sip.ws_port = config.sip.ws_port;
+    if config.sip.tls_port != 0 || config.sip.wss_port != 0 {
         sip.tls_port = config.sip.tls_port;
         sip.tls = Some(call::SipTls { server: certs.server_config(Vec::new()).context("the SIP TLS configuration")?, provider: tls::default_provider() });
     }
     let pbx = call::start_with_media(sip, store.clone(), media.clone()).await.context("starting the SIP stack")?;
     if let Some(a) = pbx.tls_addr() {
         certs.note_listener("sip-tls", Ok(a));
+    }
+    if let Some(a) = pbx.wss_addr() {
+        certs.note_listener("sip-wss", Ok(a));
     }
     state.register_health("media", {
         let media = media.clone();
@@ -237,8 +242,8 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
             api::ComponentStatus {
                 status: if h.running { "ok" } else { "down" },
                 detail: Some(format!(
-                    "{} extensions, {} trusted trunks, {} numbers, {} registrations, {} calls, {} banned sources",
-                    h.directory.extensions, h.directory.trusted_trunks, h.directory.numbers, h.registrations, h.calls, h.guard.banned
+                    "{} extensions, {} trusted trunks, {} numbers, {} registrations, {} calls, {} banned sources, {} WebSocket frames dropped",
+                    h.directory.extensions, h.directory.trusted_trunks, h.directory.numbers, h.registrations, h.calls, h.guard.banned, h.ws_dropped
                 )),
             }
         })
@@ -297,6 +302,7 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         sip_udp = config.sip.udp_port,
         sip_tcp = config.sip.tcp_port,
         sip_tls = config.sip.tls_port,
+        sip_wss = config.sip.wss_port,
         realm = %config.sip.realm,
         rtp = %format!("{}-{}", config.media.rtp_port_min, config.media.rtp_port_max),
         external_ip = ?config.sip.external_ip,

@@ -52,6 +52,7 @@ pub use crate::recorder::RecordingInfo;
 use crate::recorder::{RecorderPool, RecordingSink};
 use crate::session::{DigitEvent, DtmfSource, MediaEvent, RemoteMedia, Session, SessionConfig, StreamKind};
 use crate::stats::SessionStats;
+use crate::webrtc::{DtlsIdentity, WebRtcLeg, VIRTUAL_PEER};
 use crate::{LegId, MediaError, Result};
 pub use conference::{Conference, ConferenceEvent, ConferenceSettings, ConferenceSummary, JoinOptions, LeaveReason, Participant, ParticipantInfo};
 
@@ -154,6 +155,7 @@ enum Cmd {
     Add(Box<NewSession>),
     SetRemote(u64, LegId, Box<RemoteMedia>),
     SetSrtp(u64, LegId, Option<Box<crate::srtp::SrtpKeys>>),
+    SetWebRtc(u64, LegId, Box<WebRtcLeg>),
     Bridge(u64, bool),
     Play(u64, LegId, PlayRequest, oneshot::Sender<u64>),
     StopPlay(u64, LegId),
@@ -202,6 +204,8 @@ struct Shared {
     srtp_auth_failures: AtomicU64,
     srtp_replays: AtomicU64,
     conferences: conference::Registry,
+    /// The DTLS certificate of WebRTC legs (None: it could not be made, no WebRTC).
+    identity: Option<DtlsIdentity>,
 }
 
 impl Shared {
@@ -263,6 +267,13 @@ impl MediaEngine {
             threads.push((i, poll, rx, link));
         }
         let prompts = crate::prompts::PromptStore::new(&cfg.data_dir);
+        let identity = match DtlsIdentity::generate() {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::warn!(error = %e, "no DTLS certificate: WebRTC calls are refused");
+                None
+            }
+        };
         let shared = Arc::new(Shared {
             cfg,
             ports: Mutex::new(ports),
@@ -275,6 +286,7 @@ impl MediaEngine {
             srtp_auth_failures: AtomicU64::new(0),
             srtp_replays: AtomicU64::new(0),
             conferences: conference::Registry::default(),
+            identity,
         });
         // workers hold a weak-free view: the allocator and counters they need, not the engine
         for (i, poll, rx, link) in threads {
@@ -508,6 +520,43 @@ impl SessionControl {
         let _ = self.cmd(Cmd::SetSrtp(self.id, leg, keys.map(Box::new)));
     }
 
+    /// Makes a leg a WebRTC one (ICE-lite, DTLS-SRTP, rtcp-mux on its RTP port) by answering
+    /// the browser's `offer` with `codecs` (the B2BUA's choice for the leg); returns the SDP
+    /// answer. From then on the leg's RTP socket speaks to str0m, and the session hears the
+    /// leg's plain RTP as if from [`crate::webrtc::VIRTUAL_PEER`] (its `set_remote` address is
+    /// replaced by it).
+    pub fn webrtc_answer(&self, leg: LegId, offer: &str, codecs: &[crate::CodecSpec]) -> Result<String> {
+        let identity = self.engine.shared.identity.as_ref().ok_or_else(|| MediaError::Config("WebRTC is unavailable (no DTLS certificate)".into()))?;
+        let (w, answer) = WebRtcLeg::accept_offer(offer, codecs, &self.webrtc_candidates(leg), identity, Instant::now())?;
+        self.cmd(Cmd::SetWebRtc(self.id, leg, Box::new(w)))?;
+        Ok(answer)
+    }
+
+    /// FlowPBX's WebRTC offer for a leg (a call to a browser): `codecs` in that order. Keep
+    /// the pending offer for [`SessionControl::webrtc_accept`] with the browser's answer.
+    pub fn webrtc_offer(&self, leg: LegId, codecs: &[crate::CodecSpec]) -> Result<(crate::webrtc::PendingWebRtc, String)> {
+        let identity = self.engine.shared.identity.as_ref().ok_or_else(|| MediaError::Config("WebRTC is unavailable (no DTLS certificate)".into()))?;
+        WebRtcLeg::offer(codecs, &self.webrtc_candidates(leg), identity, Instant::now())
+    }
+
+    /// Completes FlowPBX's WebRTC offer with the browser's answer; the leg is WebRTC from
+    /// then on (as after [`SessionControl::webrtc_answer`]).
+    pub fn webrtc_accept(&self, leg: LegId, pending: crate::webrtc::PendingWebRtc, answer: &str) -> Result<()> {
+        let w = pending.accept_answer(answer, Instant::now())?;
+        self.cmd(Cmd::SetWebRtc(self.id, leg, Box::new(w)))
+    }
+
+    /// The host candidates of a leg: the advertised address, then every interface address
+    /// when the socket listens on all of them.
+    fn webrtc_candidates(&self, leg: LegId) -> Vec<SocketAddr> {
+        let local = self.local_rtp(leg);
+        let mut candidates = vec![local];
+        if self.engine.shared.cfg.bind_ip.is_unspecified() {
+            candidates.extend(crate::webrtc::local_addresses().into_iter().map(|ip| SocketAddr::new(ip, local.port())));
+        }
+        candidates
+    }
+
     /// Connects the legs' audio and DTMF.
     pub fn bridge(&self) {
         let _ = self.cmd(Cmd::Bridge(self.id, true));
@@ -655,6 +704,10 @@ struct Slot {
     scheduled: Option<Instant>,
     generation: u32,
     route: Arc<AtomicUsize>,
+    /// Each leg's WebRTC transport, when it is a WebRTC leg.
+    webrtc: [Option<Box<WebRtcLeg>>; 2],
+    /// Each leg's remote media as the B2BUA gave it.
+    remotes: [Option<RemoteMedia>; 2],
 }
 
 struct Worker {
@@ -748,8 +801,19 @@ impl Worker {
                 let (len, from) = self.rx_batch.meta[i];
                 let Some(from) = from else { continue };
                 let buf = &mut self.rx_batch.bufs[i][..];
+                if slot.webrtc[leg.index()].is_some() {
+                    // a WebRTC leg: ICE, DTLS and SRTP go to str0m (rtcp-mux: its RTCP port
+                    // is unused); the plain RTP it gives back goes to the session
+                    if stream == StreamKind::Rtp
+                        && let Some(w) = slot.webrtc[leg.index()].as_mut()
+                    {
+                        w.handle_datagram(from, &buf[..len.min(DATAGRAM_MAX)], now);
+                        pump_webrtc_rooms(slot, leg, now, &mut self.rooms, buf);
+                    }
+                    continue;
+                }
                 if let Some(f) = slot.session.handle_datagram(leg, stream, from, buf, len.min(DATAGRAM_MAX), now) {
-                    let _ = slot.sockets[socket_index(f.leg, f.stream)].send_to(&buf[..f.len], f.to);
+                    send_leg(slot, f.leg, f.stream, f.to, &buf[..f.len], now);
                 }
                 if let Some(p) = slot.session.take_conference_packet() {
                     self.rooms.input(&p, buf);
@@ -770,6 +834,7 @@ impl Worker {
                 Cmd::Add(_) | Cmd::Conference(_) | Cmd::Shutdown => 0,
                 Cmd::SetRemote(id, ..)
                 | Cmd::SetSrtp(id, ..)
+                | Cmd::SetWebRtc(id, ..)
                 | Cmd::Bridge(id, _)
                 | Cmd::Play(id, ..)
                 | Cmd::StopPlay(id, _)
@@ -805,8 +870,18 @@ impl Worker {
                     let s = &mut slot.session;
                     match other {
                         Cmd::SetRemote(_, leg, r) => {
-                            s.set_remote(leg, *r, now);
+                            slot.remotes[leg.index()] = Some((*r).clone());
+                            let r = if slot.webrtc[leg.index()].is_some() { webrtc_remote(*r) } else { *r };
+                            s.set_remote(leg, r, now);
                             self.rooms.codec_changed(s, leg);
+                        }
+                        Cmd::SetWebRtc(_, leg, w) => {
+                            slot.webrtc[leg.index()] = Some(w);
+                            if let Some(r) = slot.remotes[leg.index()].clone() {
+                                s.set_remote(leg, webrtc_remote(r), now);
+                                self.rooms.codec_changed(s, leg);
+                            }
+                            pump_webrtc(slot, leg, now);
                         }
                         Cmd::SetSrtp(_, leg, keys) => s.set_srtp(leg, keys.map(|k| *k)),
                         Cmd::Bridge(_, true) => s.bridge(),
@@ -847,7 +922,10 @@ impl Worker {
                             }
                         }
                         Cmd::Stats(_, tx) => {
-                            let _ = tx.send(s.stats());
+                            let mut st = s.stats();
+                            st.a.webrtc = slot.webrtc[0].is_some();
+                            st.b.webrtc = slot.webrtc[1].is_some();
+                            let _ = tx.send(st);
                         }
                         Cmd::Add(_) | Cmd::Close(..) | Cmd::Conference(_) | Cmd::Shutdown => {}
                     }
@@ -861,7 +939,20 @@ impl Worker {
 
     fn add(&mut self, new: NewSession) {
         let NewSession { id, call_id, session, sockets, ports, events, route } = new;
-        self.insert_slot(Slot { id, call_id, session, sockets, ports, events, recording: None, scheduled: None, generation: 0, route });
+        self.insert_slot(Slot {
+            id,
+            call_id,
+            session,
+            sockets,
+            ports,
+            events,
+            recording: None,
+            scheduled: None,
+            generation: 0,
+            route,
+            webrtc: [None, None],
+            remotes: [None, None],
+        });
     }
 
     /// Takes a session (new, or moved here from another worker) into a free slot.
@@ -903,7 +994,9 @@ impl Worker {
         for s in &mut slot.sockets {
             let _ = self.poll.registry().deregister(s);
         }
-        let stats = slot.session.stats();
+        let mut stats = slot.session.stats();
+        stats.a.webrtc = slot.webrtc[0].is_some();
+        stats.b.webrtc = slot.webrtc[1].is_some();
         drop(slot.sockets);
         if let Some(shared) = self.ctx.ports.0.upgrade() {
             if let Ok(mut p) = shared.ports.lock() {
@@ -933,6 +1026,14 @@ impl Worker {
             }
             slot.scheduled = None;
             slot.session.handle_timeout(now);
+            for leg in [LegId::A, LegId::B] {
+                if let Some(w) = slot.webrtc[leg.index()].as_mut()
+                    && w.poll_timeout().is_some_and(|t| t <= now)
+                {
+                    w.handle_timeout(now);
+                    pump_webrtc(slot, leg, now);
+                }
+            }
             flush(slot, &self.ctx);
             schedule(slot, index, &mut self.timers);
         }
@@ -963,8 +1064,14 @@ impl Worker {
 
 /// Sends what the session queued, forwards its events and recorder blocks.
 fn flush(slot: &mut Slot, ctx: &WorkerCtx) {
+    let now = if slot.webrtc.iter().any(Option::is_some) { Some(Instant::now()) } else { None };
     while let Some(t) = slot.session.poll_transmit() {
-        let _ = slot.sockets[socket_index(t.leg, t.stream)].send_to(&t.data, t.to);
+        match now {
+            Some(now) => send_leg(slot, t.leg, t.stream, t.to, &t.data, now),
+            None => {
+                let _ = slot.sockets[socket_index(t.leg, t.stream)].send_to(&t.data, t.to);
+            }
+        }
         slot.session.recycle(t.data);
     }
     while let Some(ev) = slot.session.poll_event() {
@@ -982,8 +1089,67 @@ fn flush(slot: &mut Slot, ctx: &WorkerCtx) {
     }
 }
 
+/// Sends what the session made for a leg: from the leg's socket, or through its WebRTC
+/// transport (RTP encrypted by str0m; RTCP is str0m's own there, so the session's is dropped).
+fn send_leg(slot: &mut Slot, leg: LegId, stream: StreamKind, to: SocketAddr, data: &[u8], now: Instant) {
+    match slot.webrtc[leg.index()].as_mut() {
+        None => {
+            let _ = slot.sockets[socket_index(leg, stream)].send_to(data, to);
+        }
+        Some(w) => {
+            if stream == StreamKind::Rtp && !crate::rtp::looks_like_rtcp(data) {
+                w.send_rtp(data, now);
+                while let Some((dest, d)) = w.poll_transmit() {
+                    let _ = slot.sockets[socket_index(leg, StreamKind::Rtp)].send_to(&d, dest);
+                }
+            }
+        }
+    }
+}
+
+/// A WebRTC leg's remote as the session sees it: the virtual peer its plain RTP comes from.
+fn webrtc_remote(mut r: RemoteMedia) -> RemoteMedia {
+    r.rtp = Some(VIRTUAL_PEER);
+    r.rtcp = Some(VIRTUAL_PEER);
+    r.rtcp_mux = true;
+    r
+}
+
+/// Sends what a WebRTC leg's transport produced and gives the session its plain RTP.
+fn pump_webrtc(slot: &mut Slot, leg: LegId, now: Instant) {
+    let mut buf = vec![0u8; BUFFER_LEN];
+    pump(slot, leg, now, None, &mut buf);
+}
+
+fn pump_webrtc_rooms(slot: &mut Slot, leg: LegId, now: Instant, rooms: &mut conference::Rooms, buf: &mut [u8]) {
+    pump(slot, leg, now, Some(rooms), buf);
+}
+
+fn pump(slot: &mut Slot, leg: LegId, now: Instant, mut rooms: Option<&mut conference::Rooms>, buf: &mut [u8]) {
+    loop {
+        let Some(w) = slot.webrtc[leg.index()].as_mut() else { return };
+        while let Some((dest, d)) = w.poll_transmit() {
+            let _ = slot.sockets[socket_index(leg, StreamKind::Rtp)].send_to(&d, dest);
+        }
+        let Some(p) = w.poll_rtp() else { return };
+        let len = p.len().min(DATAGRAM_MAX);
+        buf[..len].copy_from_slice(&p[..len]);
+        if let Some(f) = slot.session.handle_datagram(leg, StreamKind::Rtp, VIRTUAL_PEER, buf, len, now) {
+            let out = buf[..f.len].to_vec();
+            send_leg(slot, f.leg, f.stream, f.to, &out, now);
+        }
+        if let Some(p) = slot.session.take_conference_packet()
+            && let Some(r) = rooms.as_deref_mut()
+        {
+            r.input(&p, buf);
+        }
+    }
+}
+
 fn schedule(slot: &mut Slot, index: usize, timers: &mut BinaryHeap<Reverse<(Instant, usize, u32)>>) {
-    if let Some(t) = slot.session.poll_timeout()
+    let webrtc = slot.webrtc.iter().flatten().filter_map(|w| w.poll_timeout()).min();
+    let next = [slot.session.poll_timeout(), webrtc].into_iter().flatten().min();
+    if let Some(t) = next
         && slot.scheduled.is_none_or(|s| t < s)
     {
         slot.scheduled = Some(t);

@@ -36,6 +36,7 @@ pub mod session;
 pub mod srtp;
 pub mod stats;
 pub mod wav;
+pub mod webrtc;
 
 pub use codec::{CodecKind, CodecSpec, OpusSettings};
 pub use engine::{

@@ -370,6 +370,7 @@ impl Leg {
             srtp_auth_failures: self.srtp_auth_failures,
             srtp_replays: self.srtp_replays,
             remote: self.remote_report,
+            webrtc: false,
         }
     }
 }

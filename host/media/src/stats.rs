@@ -270,6 +270,9 @@ pub struct LegStats {
     pub refused: u64,
     /// The crypto suite when the leg's media was SRTP ([`crate::session::Session::set_srtp`]).
     pub srtp: Option<crate::srtp::SrtpSuite>,
+    /// The leg was WebRTC: DTLS-SRTP through [`crate::webrtc`] (its counters above are of the
+    /// plain RTP the session saw).
+    pub webrtc: bool,
     /// SRTP/SRTCP datagrams whose authentication tag did not verify (forged, corrupted,
     /// another key, or plain RTP on an SRTP leg): dropped, never forwarded.
     pub srtp_auth_failures: u64,

@@ -69,6 +69,8 @@ pub(crate) struct SdpState {
     policy: [SrtpPolicy; 2],
     /// Each side's SRTP keys in the media session now (None: plain RTP).
     keys: [Option<SrtpKeys>; 2],
+    /// Each side's media is WebRTC (DTLS-SRTP, keys in the media engine).
+    webrtc: [bool; 2],
 }
 
 impl SdpState {
@@ -80,6 +82,13 @@ impl SdpState {
     /// The SRTP suite of each side's media now (None: plain RTP).
     pub(crate) fn srtp(&self) -> [Option<SrtpSuite>; 2] {
         [self.keys[0].as_ref().map(|k| k.outbound.suite()), self.keys[1].as_ref().map(|k| k.outbound.suite())]
+    }
+
+    /// How each side's media is encrypted now: the SDES suite, `DTLS-SRTP` for WebRTC, None
+    /// for plain RTP.
+    pub(crate) fn encryption(&self) -> [Option<&'static str>; 2] {
+        let srtp = self.srtp();
+        [0, 1].map(|i| srtp[i].map(|s| s.name()).or(self.webrtc[i].then_some("DTLS-SRTP")))
     }
 
     /// Sets a side's SRTP policy (the leg that answers for side B, a transfer target).
@@ -193,10 +202,12 @@ impl B2bua {
             tracing::warn!(error = %e, "no media for a new call");
             (503, "Service Unavailable")
         })?;
-        let mut m = SdpState { ports, sessions, offer: None, negotiated: [None, None], policy: [policy, SrtpPolicy::Off], keys: [None, None] };
+        let mut m =
+            SdpState { ports, sessions, offer: None, negotiated: [None, None], policy: [policy, SrtpPolicy::Off], keys: [None, None], webrtc: [false, false] };
         if let Some(offer) = offer {
             let remote = offer.remote(&offer.codecs).map_err(|_| SdpFault::NoCodec);
-            let sdes = srtp::answer(policy, &offer, None);
+            // WebRTC media is DTLS-SRTP, whatever the SDES policy says
+            let sdes = if offer.webrtc.is_some() { Ok(None) } else { srtp::answer(policy, &offer, None) };
             let (remote, sdes) = match (remote, sdes) {
                 (Ok(r), Ok(s)) => (r, s),
                 (Err(e), _) | (_, Err(e)) => {
@@ -251,6 +262,15 @@ impl B2bua {
             }
             _ => return (None, Bytes::new()),
         };
+        if matches!(dest.transport, sip::transaction::Transport::Ws | sip::transaction::Transport::Wss)
+            && let Some(port) = self.media.as_mut()
+        {
+            // a phone registered over WebSocket is a browser: it gets a WebRTC offer
+            match port.webrtc_offer(key, LegId::B, &codecs) {
+                Ok(sdp) => return (Some(APPLICATION_SDP.into()), Bytes::from(sdp)),
+                Err(e) => tracing::warn!(key = %key, error = %e, "no WebRTC offer for a WebSocket phone: offered plain RTP"),
+            }
+        }
         let out = m.write_offer(Side::B, ip, &codecs, ptime, direction, crypto.as_deref());
         (Some(APPLICATION_SDP.into()), out)
     }
@@ -281,6 +301,13 @@ impl B2bua {
         let to = other(from);
         match kind {
             SdpKind::Offer => {
+                if sdp.webrtc.is_some() {
+                    // a new WebRTC offer mid-call (a browser's hold or ICE restart) would need a
+                    // new DTLS/ICE answer from the media engine: refused with 488, which leaves
+                    // the call as it is (RFC 3261 §14.1)
+                    tracing::info!(key = %key, ?from, "a WebRTC re-offer is not supported: refused");
+                    return Err(SdpFault::NoCodec);
+                }
                 let remote = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec)?;
                 let sdes = srtp::answer(m.policy[idx(from)], &sdp, m.our_key(from))?;
                 m.set_keys(port.as_mut(), key, from, sdes.as_ref().map(|a| a.keys.clone()));
@@ -295,7 +322,14 @@ impl B2bua {
                 Some(PendingOffer::Relayed { from: offerer, offer, relayed, answer: sdes, crypto }) if offerer == to => {
                     let answer = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec);
                     let back = answer_to_caller(&offer.codecs, &sdp.codecs).map_err(|_| SdpFault::NoCodec);
-                    let keys = srtp::accept(m.policy[idx(from)], crypto.as_deref(), &sdp);
+                    // a browser's answer to FlowPBX's WebRTC offer completes its transport
+                    let keys = match sdp.webrtc.as_deref() {
+                        Some(text) => port.webrtc_accept(key, leg(from), text).map(|()| None).map_err(|e| {
+                            tracing::warn!(key = %key, error = %e, "the WebRTC answer could not be taken");
+                            SdpFault::NoCodec
+                        }),
+                        None => srtp::accept(m.policy[idx(from)], crypto.as_deref(), &sdp),
+                    };
                     let back_remote = back.as_ref().map_err(|e| *e).and_then(|b| offer.remote(b).map_err(|_| SdpFault::NoCodec));
                     let (answer, back, keys, back_remote) = match (answer, back, keys, back_remote) {
                         (Ok(a), Ok(b), Ok(k), Ok(r)) => (a, b, k, r),
@@ -304,25 +338,45 @@ impl B2bua {
                             return Err(e);
                         }
                     };
+                    // a WebRTC offerer is answered by the media engine's WebRTC transport
+                    let webrtc = match offer.webrtc.as_deref() {
+                        Some(text) => match port.webrtc_answer(key, leg(to), text, &back) {
+                            Ok(a) => Some(Bytes::from(a)),
+                            Err(e) => {
+                                tracing::warn!(key = %key, error = %e, "the WebRTC offer could not be answered");
+                                m.offer = Some(PendingOffer::Relayed { from: offerer, offer, relayed, answer: sdes, crypto });
+                                return Err(SdpFault::NoCodec);
+                            }
+                        },
+                        None => None,
+                    };
+                    if webrtc.is_some() {
+                        m.webrtc[idx(to)] = true;
+                    }
+                    if sdp.webrtc.is_some() {
+                        m.webrtc[idx(from)] = true;
+                    }
                     m.set_keys(port.as_mut(), key, from, keys);
                     port.set_remote(key, leg(from), answer);
                     port.set_remote(key, leg(to), back_remote);
                     port.bridge(key);
                     let lines: Vec<String> = sdes.iter().map(|a| a.attribute.to_string()).collect();
-                    let out = sdp_media::write(
-                        &mut m.sessions[idx(to)],
-                        &Outgoing {
-                            ip,
-                            port: m.ports[idx(to)],
-                            codecs: &back,
-                            ptime: None,
-                            direction: sdp.direction,
-                            rtcp_mux: offer.rtcp_mux,
-                            mirror: Some(&offer),
-                            secure: false,
-                            crypto: &lines,
-                        },
-                    );
+                    let out = webrtc.unwrap_or_else(|| {
+                        sdp_media::write(
+                            &mut m.sessions[idx(to)],
+                            &Outgoing {
+                                ip,
+                                port: m.ports[idx(to)],
+                                codecs: &back,
+                                ptime: None,
+                                direction: sdp.direction,
+                                rtcp_mux: offer.rtcp_mux,
+                                mirror: Some(&offer),
+                                secure: false,
+                                crypto: &lines,
+                            },
+                        )
+                    });
                     m.negotiated[idx(from)] = Some(sdp.codecs.clone());
                     m.negotiated[idx(to)] = Some(back);
                     if kind == SdpKind::EarlyAnswer {
@@ -332,7 +386,13 @@ impl B2bua {
                 }
                 Some(PendingOffer::Local { to: offered, codecs, crypto }) if offered == from => {
                     let remote = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec);
-                    let keys = srtp::accept(m.policy[idx(from)], crypto.as_deref(), &sdp);
+                    let keys = match sdp.webrtc.as_deref() {
+                        Some(text) => port.webrtc_accept(key, leg(from), text).map(|()| None).map_err(|e| {
+                            tracing::warn!(key = %key, error = %e, "the WebRTC answer could not be taken");
+                            SdpFault::NoCodec
+                        }),
+                        None => srtp::accept(m.policy[idx(from)], crypto.as_deref(), &sdp),
+                    };
                     let (remote, keys) = match (remote, keys) {
                         (Ok(r), Ok(k)) => (r, k),
                         (Err(e), _) | (_, Err(e)) => {
@@ -340,6 +400,9 @@ impl B2bua {
                             return Err(e);
                         }
                     };
+                    if sdp.webrtc.is_some() {
+                        m.webrtc[idx(from)] = true;
+                    }
                     m.set_keys(port.as_mut(), key, from, keys);
                     port.set_remote(key, leg(from), remote);
                     if m.negotiated[idx(to)].is_some() {
@@ -405,7 +468,7 @@ impl B2bua {
         let offer = match offer.filter(|b| is_sdp(content_type, b)) {
             Some(b) => {
                 let offer = sdp_media::read(b)?;
-                let sdes = srtp::answer(m.policy[idx(side)], &offer, m.our_key(side))?;
+                let sdes = if offer.webrtc.is_some() { None } else { srtp::answer(m.policy[idx(side)], &offer, m.our_key(side))? };
                 m.set_keys(port.as_mut(), key, side, sdes.as_ref().map(|a| a.keys.clone()));
                 Some((offer, sdes))
             }
@@ -422,6 +485,16 @@ impl B2bua {
             Some((offer, sdes)) => {
                 let codecs = answer_offer(&offer.codecs).map_err(|_| SdpFault::NoCodec)?;
                 let remote = offer.remote(&codecs).map_err(|_| SdpFault::NoCodec)?;
+                if let Some(text) = offer.webrtc.as_deref() {
+                    let answer = port.webrtc_answer(key, leg(side), text, &codecs).map_err(|e| {
+                        tracing::warn!(key = %key, error = %e, "the WebRTC offer could not be answered");
+                        SdpFault::NoCodec
+                    })?;
+                    port.set_remote(key, leg(side), remote);
+                    m.negotiated[idx(side)] = Some(codecs);
+                    m.webrtc[idx(side)] = true;
+                    return Ok((Some(APPLICATION_SDP.into()), Bytes::from(answer)));
+                }
                 port.set_remote(key, leg(side), remote);
                 let direction = Direction::answer(offer.direction, Direction::SendRecv);
                 let lines: Vec<String> = sdes.iter().map(|a| a.attribute.to_string()).collect();

@@ -681,7 +681,7 @@ impl Call {
     }
 
     fn view(&self) -> ActiveCall {
-        let srtp = self.media.as_ref().map(SdpState::srtp).unwrap_or_default();
+        let srtp = self.media.as_ref().map(SdpState::encryption).unwrap_or_default();
         ActiveCall {
             key: self.key,
             call_id: self.a.invite.call_id().unwrap_or("").to_owned(),
@@ -698,8 +698,8 @@ impl Call {
             },
             started_at_ms: wall(self.started_at).unix_millis(),
             answered_at_ms: self.answered_at.map(|t| wall(t).unix_millis()),
-            caller_srtp: srtp[0].map(|s| s.name()),
-            callee_srtp: srtp[1].map(|s| s.name()),
+            caller_srtp: srtp[0],
+            callee_srtp: srtp[1],
         }
     }
 }

@@ -70,7 +70,7 @@ impl H {
         let shared = Shared::new();
         let core = Core::new(
             cfg,
-            Ports { udp: 5060, tcp: 5060, tls: 5061 },
+            Ports { udp: 5060, tcp: 5060, tls: 5061, wss: 8089, ws: 0 },
             Arc::new(dir),
             [1; 32],
             shared.clone(),
@@ -818,6 +818,18 @@ impl crate::anchor::MediaPort for FakeMedia {
             Some(k) => self.log(format!("srtp {leg:?} {}", k.outbound.suite())),
             None => self.log(format!("srtp {leg:?} off")),
         }
+    }
+    fn webrtc_answer(&mut self, _key: crate::CallKey, leg: media::LegId, _offer: &str, codecs: &[media::CodecSpec]) -> Result<String, media::MediaError> {
+        self.log(format!("webrtc {leg:?} {:?}", codecs.first().map(|c| c.kind)));
+        Ok("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 20000 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 192.0.2.1\r\na=ice-lite\r\n".into())
+    }
+    fn webrtc_offer(&mut self, _key: crate::CallKey, leg: media::LegId, codecs: &[media::CodecSpec]) -> Result<String, media::MediaError> {
+        self.log(format!("webrtc offer {leg:?} {:?}", codecs.iter().map(|c| c.kind).collect::<Vec<_>>()));
+        Ok(SDP_WEBRTC.replace("IN IP4 127.0.0.1", "IN IP4 192.0.2.1"))
+    }
+    fn webrtc_accept(&mut self, _key: crate::CallKey, leg: media::LegId, _answer: &str) -> Result<(), media::MediaError> {
+        self.log(format!("webrtc accept {leg:?}"));
+        Ok(())
     }
     fn bridge(&mut self, _key: crate::CallKey) {
         self.log("bridge".into());
@@ -2536,4 +2548,108 @@ fn srtp_required_trunk_caller_answered_by_a_flow_without_an_offer() {
             assert_eq!(only(&out, |m| is_req(m, Method::Bye)).len(), 1, "the carrier's plain answer ends the call: {out:?} {log:?}");
         }
     }
+}
+
+const SDP_WEBRTC: &str = "v=0\r\no=- 4611 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
+    m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n\
+    a=fingerprint:sha-256 01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF\r\na=setup:actpass\r\n\
+    a=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n";
+
+#[test]
+fn a_webrtc_caller_is_answered_by_the_media_engines_webrtc_transport() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let out = call_with_sdp(&mut h, &mut alice, SDP_WEBRTC);
+    // bob gets a plain RTP/AVP offer from the PBX: DTLS, ICE and the browser's keys stay on A
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    let offer = body_of(&inv);
+    assert!(offer.contains("m=audio 20002 RTP/AVP 111 0 8"), "{offer}");
+    assert!(!offer.contains("fingerprint") && !offer.contains("ice-") && !offer.contains("crypto"), "{offer}");
+    media.take();
+    // bob answers PCMU: alice's answer is the WebRTC transport's, for PCMU
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    let answer = body_of(&ok);
+    assert!(answer.contains("UDP/TLS/RTP/SAVPF") && answer.contains("a=ice-lite"), "{answer}");
+    let log = media.take();
+    assert_eq!(log[0], "webrtc A Some(Pcmu)", "{log:?}");
+    assert!(log.contains(&"bridge".to_owned()), "{log:?}");
+}
+
+#[test]
+fn a_webrtc_offer_without_a_fingerprint_is_not_taken_for_rtp() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let no_fp: String = SDP_WEBRTC.lines().filter(|l| !l.starts_with("a=fingerprint")).map(|l| format!("{l}\r\n")).collect();
+    let out = call_with_sdp(&mut h, &mut alice, &no_fp);
+    assert!(only(&out, |m| is_status(m, 488)).len() == 1, "{out:?}");
+}
+
+#[test]
+fn a_phone_registered_over_websocket_is_offered_webrtc_and_its_answer_completes_it() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    // bob's browser registers over WSS
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:40001");
+    let ws = |mut m: Message, p: &Phone| {
+        let via = m.header(HeaderName::Via).unwrap().replace("SIP/2.0/UDP", "SIP/2.0/WSS");
+        m.set_header(HeaderName::Via, &via).unwrap();
+        m.set_header(HeaderName::Contact, &format!("<sip:{}@abc.invalid;transport=ws>", p.user)).unwrap();
+        m
+    };
+    let wss = Peer { transport: Transport::Wss, addr: "10.0.0.21:40001".parse().unwrap() };
+    let r = ws(bob.register(None), &bob);
+    h.core.handle_frame(h.now, wss, Ok(r));
+    let ch = h.out_peers().iter().find_map(|(_, m)| challenge_in(m)).expect("a challenge");
+    let r = ws(bob.register(Some(&ch)), &bob);
+    h.core.handle_frame(h.now, wss, Ok(r));
+    assert_eq!(h.out_peers()[0].1.status(), Some(200));
+    // alice (plain RTP over UDP) calls him: the INVITE goes down his connection with a WebRTC offer
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    alice.call(&mut h, "102", true);
+    let out = h.out_peers();
+    let (to, inv) = out.iter().find(|(_, m)| is_req(m, Method::Invite)).expect("an INVITE to Bob").clone();
+    assert_eq!(to, wss);
+    let offer = body_of(&inv);
+    assert!(offer.contains("UDP/TLS/RTP/SAVPF") && offer.contains("a=fingerprint"), "{offer}");
+    assert!(media.take().iter().any(|l| l == "webrtc offer B [Pcmu, Pcma, Opus, TelephoneEvent]"));
+    // his browser answers: the answer completes the WebRTC transport, alice gets plain RTP
+    let mut ok = Message::response_to(&inv, 200, None, Some("b1"));
+    ok.push_header(HeaderName::Contact, "<sip:bob@abc.invalid;transport=ws>").unwrap();
+    ok.set_body(Some("application/sdp"), bytes::Bytes::from(SDP_WEBRTC.replace("a=setup:actpass", "a=setup:active").replace(" 111 0 8\r\n", " 0\r\n")))
+        .unwrap();
+    h.core.handle_frame(h.now, wss, Ok(ok));
+    let out = h.out_peers();
+    let to_alice = only_peers(&out, |m| is_status(m, 200))[0].clone();
+    let answer = body_of(&to_alice);
+    assert!(answer.contains("RTP/AVP") && !answer.contains("fingerprint"), "{answer}");
+    let log = media.take();
+    assert_eq!(log[0], "webrtc accept B", "{log:?}");
+    assert!(log.contains(&"bridge".to_owned()), "{log:?}");
+}
+
+fn only_peers(out: &[(Peer, Message)], f: impl Fn(&Message) -> bool) -> Vec<Message> {
+    out.iter().filter(|(_, m)| f(m)).map(|(_, m)| m.clone()).collect()
+}
+
+#[test]
+fn a_webrtc_callers_leg_is_reported_as_dtls_srtp() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let out = call_with_sdp(&mut h, &mut alice, SDP_WEBRTC);
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    h.out();
+    let view = h.shared.calls.iter().next().map(|c| (c.caller_srtp, c.callee_srtp)).unwrap();
+    assert_eq!(view, (Some("DTLS-SRTP"), None));
 }

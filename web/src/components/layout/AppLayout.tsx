@@ -23,6 +23,7 @@ const NAV: { to: string; label: string; icon: string }[] = [
   { to: '/prompts', label: 'Prompts', icon: '🔊' },
   { to: '/plugins', label: 'Plugins', icon: '🧩' },
   { to: '/calls', label: 'Call history', icon: '☰' },
+  { to: '/phone', label: 'Browser phone', icon: '☎' },
   { to: '/settings', label: 'Settings', icon: '⚙' },
 ];
 

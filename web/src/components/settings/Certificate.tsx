@@ -85,9 +85,18 @@ export function CertificatePanel() {
             )}
             <Row label="HTTPS">{s.https_port ? `port ${s.https_port}` : 'off'}{s.listeners.https?.error ? ` — not listening: ${s.listeners.https.error}` : ''}</Row>
             <Row label="HTTP">{s.trusted ? 'redirects to HTTPS (HSTS on)' : 'served as it is (no redirect until the certificate is CA-issued)'}</Row>
+            <Row label="SIP over TLS">{listening(s.listeners['sip-tls'])}</Row>
+            <Row label="SIP over WSS (WebRTC phones)">{listening(s.listeners['sip-wss'], '/ws/sip')}</Row>
           </dl>
         </>
       )}
     </section>
   );
+}
+
+/** A TLS listener in words: its address (and path), why it is not listening, or off. */
+function listening(l: { address?: string | null; error?: string | null } | undefined, path = ''): string {
+  if (!l) return 'off';
+  if (l.error) return `not listening: ${l.error}`;
+  return l.address ? `${l.address}${path}` : 'off';
 }

@@ -58,6 +58,14 @@ describe('HTTPS certificate panel', () => {
     expect(screen.queryByRole('alert')).not.toBeInTheDocument();
   });
 
+  it('lists the SIP listeners that serve the certificate, WSS with its path', async () => {
+    serve({ ...base, listeners: { ...base.listeners, 'sip-tls': { address: '0.0.0.0:5061', error: null }, 'sip-wss': { address: '0.0.0.0:8089', error: null } } });
+    renderWithApp(<CertificatePanel />);
+    const dl = await screen.findByLabelText('Certificate');
+    expect(within(dl).getByText('0.0.0.0:5061')).toBeInTheDocument();
+    expect(within(dl).getByText('0.0.0.0:8089/ws/sip')).toBeInTheDocument();
+  });
+
   it('shows an ACME certificate, its renewal, and a failing renewal with the CA’s reason', async () => {
     serve({
       ...base,
