@@ -39,6 +39,7 @@ mod signalling;
 mod sip_tls;
 mod siplog;
 mod srtp;
+mod subscriptions;
 mod trunks;
 
 use std::collections::HashMap;
@@ -61,6 +62,7 @@ pub use security::GuardStats;
 pub use sip::auth::Algorithm as DigestAlgorithm;
 pub use sip::transaction::{Peer, Transport};
 pub use sip_tls::SipTls;
+pub use subscriptions::{MwiCounts, Package as EventPackage, SubscriptionInfo};
 pub use trunks::{Probe, RegistrationState, RegistrationStatus, TrunkStatus, TrunkTest};
 
 use crate::b2bua::CallCommand;
@@ -163,6 +165,7 @@ struct Inner {
     writer_stop: Arc<Notify>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     refresher: tokio::task::JoinHandle<()>,
+    store: Store,
 }
 
 /// The handle on the running PBX. Cheap to clone.
@@ -247,6 +250,13 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), event_loop::WAKER)?);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    // the message-waiting lamps start from the store (the loop reads this first)
+    match mwi_counts(&store).await {
+        Ok(m) => {
+            let _ = cmd_tx.send(Command::Mwi(m));
+        }
+        Err(e) => tracing::warn!(error = %e, "voicemail counts could not be read: the message-waiting lamps start off"),
+    }
     let outbox = Arc::new(persist::Outbox::default());
     let media_open = Arc::new(anchor::Open::default());
     let port: Option<Box<dyn anchor::MediaPort>> = media_engine.clone().map(|engine| {
@@ -293,7 +303,9 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     let refresher = {
         let cmd = cmd_tx.clone();
         let waker = waker.clone();
-        tokio::spawn(directory::refresher(store, refresh, stamp, poke.clone(), move |d| cmd.send(Command::Directory(d)).is_ok() && waker.wake().is_ok()))
+        tokio::spawn(directory::refresher(store.clone(), refresh, stamp, poke.clone(), move |d| {
+            cmd.send(Command::Directory(d)).is_ok() && waker.wake().is_ok()
+        }))
     };
     Ok(PbxHandle(Arc::new(Inner {
         media: media_engine,
@@ -310,7 +322,13 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         writer_stop,
         writer: Mutex::new(Some(writer)),
         refresher,
+        store,
     })))
+}
+
+async fn mwi_counts(store: &Store) -> Result<HashMap<i64, MwiCounts>, store::StoreError> {
+    let clamp = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+    Ok(store.voicemail_messages().mwi_counts().await?.into_iter().map(|(id, (new, old))| (id, MwiCounts { new: clamp(new), old: clamp(old) })).collect())
 }
 
 impl PbxHandle {
@@ -379,6 +397,23 @@ impl PbxHandle {
     /// the receiver is dropped — such a call is refused with 480 (never a stuck call).
     pub fn incoming_calls(&self) -> Option<mpsc::UnboundedReceiver<IncomingCall>> {
         self.0.shared.take_incoming()
+    }
+
+    /// Re-reads every extension's voicemail counts from the store and NOTIFYs the
+    /// message-summary subscribers whose counts changed. Call it after a message is left,
+    /// read, saved or deleted, or a box's lamp extension changes (from the API or a call).
+    pub async fn refresh_mwi(&self) {
+        match mwi_counts(&self.0.store).await {
+            Ok(m) => {
+                let _ = self.command(Command::Mwi(m));
+            }
+            Err(e) => tracing::warn!(error = %e, "voicemail counts could not be read for the message-waiting lamps"),
+        }
+    }
+
+    /// The SIP event subscriptions (MWI) an extension's phones hold.
+    pub fn subscriptions(&self, extension_id: i64) -> Vec<SubscriptionInfo> {
+        self.0.shared.subscriptions.get(&extension_id).map(|v| v.clone()).unwrap_or_default()
     }
 
     /// Makes the directory check the store for changes now (an API write can call it; the

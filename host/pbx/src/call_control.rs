@@ -576,6 +576,7 @@ impl CallControl for PbxCall {
         };
         self.store.voicemail_messages().insert(&msg).await.map_err(db)?;
         self.voicemail_left.store(true, Ordering::Release);
+        self.pbx.refresh_mwi().await;
         tracing::info!(call_id = %self.call_id, mailbox = mailbox.id, ms = duration.as_millis() as u64, "voicemail message stored");
         if hung_up {
             return Err(CallError::CallerHungUp);
