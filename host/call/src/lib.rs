@@ -54,7 +54,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 pub use anchor::CallMedia;
 pub use clock::wall;
 pub use config::{OutboundConfig, RegistrarConfig, SecurityConfig, SipConfig, SipLogMode};
-pub use directory::Directory;
+pub use directory::{Directory, VOICEMAIL_ANY, VOICEMAIL_OWN};
 pub use error::CallError;
 pub use events::{ActiveCall, CallKey, CallState, DirectoryCounts, PbxEvent};
 pub use registrar::{Binding, ChangeAction};
@@ -125,6 +125,10 @@ pub struct IncomingCall {
     pub trunk_id: i64,
     /// The flow the number enters.
     pub flow_id: Option<i64>,
+    /// Set when an extension (this id) dialled the dial-in voicemail (`*97`, `*98` or a
+    /// box's mailbox number, in `dialled`) rather than a number: the controller runs the
+    /// voicemail menu instead of a flow (`trunk_id` is then 0, `flow_id` None).
+    pub voicemail_from: Option<i64>,
 }
 
 /// The PBX's health, for `/health`.
