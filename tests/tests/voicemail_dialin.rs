@@ -28,8 +28,12 @@ fn edge(from: &str, output: &str, to: &str) -> Value {
 }
 
 /// Extension 201 and its box (number 8201, PIN 2468) behind +15550100 from a trusted
-/// trunk on 127.0.0.2. Returns (pbx, box id).
+/// trunk on 127.0.0.2, where the voicemail node takes messages. Returns (pbx, box id).
 async fn setup() -> anyhow::Result<(Pbx, i64)> {
+    setup_mode("leave").await
+}
+
+async fn setup_mode(mode: &str) -> anyhow::Result<(Pbx, i64)> {
     let pbx = Pbx::start(&[]).await?;
     let ext = pbx.extension("201", PW_201).await?;
     let r = pbx.admin.post("/trunks", &json!({"name": "Carrier", "type": "ip", "remote_hosts": ["127.0.0.2/32"]})).await?;
@@ -43,7 +47,7 @@ async fn setup() -> anyhow::Result<(Pbx, i64)> {
     let vm = r.data()["id"].as_i64().context("box id")?;
     let nodes = vec![
         node("in", "inbound_number", json!({})),
-        node("vm", "voicemail", json!({"entity_id": vm, "entity_type": "voicemail_box", "config": {"play_greeting": false}})),
+        node("vm", "voicemail", json!({"entity_id": vm, "entity_type": "voicemail_box", "config": {"play_greeting": false, "mode": mode}})),
         node("bye", "hangup", json!({})),
     ];
     let edges = vec![edge("in", "next", "vm"), edge("vm", "done", "bye")];
@@ -163,11 +167,48 @@ fn write_dtmf(scenario: &str, steps: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn a_caller_checks_a_box_through_a_flow() -> anyhow::Result<()> {
+    let (pbx, _) = setup_mode("check").await?;
+    let steps: &[&str] = &["2468#", "#"];
+    write_dtmf("vm_flow_check", steps)?;
+    let media = free_media_port(CARRIER).to_string();
+    let r = sipp("vm_flow_check.xml", (CARRIER, free_port(CARRIER)), Some(&pbx.sip()), &["-s", "15550100", "-m", "1", "-mp", &media, "-timeout", "110s"])?
+        .wait(WAIT);
+    ok_or_logs(&pbx, &r);
+    let logs = pbx.server.logs();
+    assert!(logs.contains("voicemail: logged in from a flow"), "{logs}");
+    // the menu left with #: the flow went on to its hang-up node
+    let t0 = std::time::Instant::now();
+    loop {
+        let r = pbx.admin.get("/cdrs?limit=10").await?;
+        let cdrs = r.data().as_array().cloned().unwrap_or_default();
+        let path_of = |c: &Value| match &c["flow_path"] {
+            Value::String(s) => serde_json::from_str::<Value>(s).unwrap_or(Value::Null),
+            v => v.clone(),
+        };
+        if let Some(c) = cdrs.iter().find(|c| path_of(c).as_array().is_some_and(|a| !a.is_empty())) {
+            let path = path_of(c);
+            let nodes: Vec<(String, String)> = path
+                .as_array()
+                .map(|a| a.iter().map(|s| (s["node_id"].as_str().unwrap_or("").to_owned(), s["output"].as_str().unwrap_or("-").to_owned())).collect())
+                .unwrap_or_default();
+            assert_eq!(nodes.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["in", "vm", "bye"], "{c}");
+            assert_eq!(nodes[1].1, "done", "{c}");
+            break;
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(15), "no CDR with the flow's path: {cdrs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// Extension 201 dials `dialled` and runs `scenario`.
 fn phone_call(pbx: &Pbx, scenario: &str, dialled: &str) -> anyhow::Result<SippResult> {
     let steps: &[&str] = match scenario {
         "vm_dialin_menu.xml" => &["1111#", "2468#", "1", "7", "9", "01", "#", "*", "#"],
         "vm_dialin_wrong.xml" => &["8201#", "1111#", "1112#", "1113#"],
+        "vm_flow_check.xml" => &["2468#", "#"],
         _ => &["8201#", "2468#", "#"],
     };
     write_dtmf(scenario.trim_end_matches(".xml"), steps)?;

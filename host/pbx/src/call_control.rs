@@ -672,6 +672,20 @@ impl CallControl for PbxCall {
         Ok(VoicemailOutcome { recorded: true, duration })
     }
 
+    async fn check_voicemail(&self, mailbox: &VoicemailBox) -> Result<(), CallError> {
+        self.check_live()?;
+        let guard = self.vm_pins.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or(CallError::Unsupported("no voicemail PIN guard"))?;
+        let db = |e: store::StoreError| CallError::Voicemail { mailbox: mailbox.id, source: flow::control::cause(e) };
+        // the box as it is now (its messages and PIN are live, not flow configuration)
+        let b = self.store.voicemail_boxes().get(mailbox.id).await.map_err(db)?.ok_or(CallError::NoVoicemailBox(mailbox.id))?;
+        self.answer().await?;
+        match crate::voicemail_menu::check(self, &b, &guard).await? {
+            crate::voicemail_menu::Checked::Left => Ok(()),
+            crate::voicemail_menu::Checked::Refused => Err(CallError::NoValidPin(mailbox.id)),
+            crate::voicemail_menu::Checked::Bridged => Err(CallError::Ended("bridged to a message's caller".into())),
+        }
+    }
+
     async fn transfer(&self, target: &Target) -> Result<(), CallError> {
         self.check_live()?;
         let timeout = match target {

@@ -134,6 +134,30 @@ pub(crate) async fn greeting_login(call: &PbxCall, mailbox: &VoicemailBox, guard
     Ok(true)
 }
 
+/// How checking a box from a flow ended.
+pub(crate) enum Checked {
+    /// The caller left the menu: the flow goes on.
+    Left,
+    /// No PIN, or not the right one: nothing was opened.
+    Refused,
+    /// A call back bridged the caller: the call has left the flow.
+    Bridged,
+}
+
+/// The voicemail node's `check` mode: the PIN (always; a box without one is refused), then
+/// the menu.
+pub(crate) async fn check(call: &PbxCall, mailbox: &VoicemailBox, guard: &PinGuard) -> Result<Checked, CallError> {
+    let caller = call.caller().number;
+    if !mailbox.pin_set || !login(call, mailbox, false, &caller, guard).await? {
+        return Ok(Checked::Refused);
+    }
+    tracing::info!(call_id = %call.call_id(), mailbox = mailbox.row.id, caller = %caller, "voicemail: logged in from a flow");
+    Ok(match menu(call, mailbox).await? {
+        End::Bridged => Checked::Bridged,
+        End::Hangup => Checked::Left,
+    })
+}
+
 /// Asks for a mailbox number (three tries).
 async fn ask_mailbox(call: &PbxCall) -> Result<Option<VoicemailBox>, CallError> {
     for _ in 0..TRIES {
