@@ -50,6 +50,35 @@ done
 speak star "star"
 speak pound "pound"
 
+# the dial-in voicemail (host/pbx/src/voicemail_menu.rs)
+speak vm-enter-mailbox "Voicemail. Please enter your mailbox number, followed by the pound key."
+speak vm-no-mailbox "There is no such mailbox."
+speak vm-login-incorrect "Login incorrect."
+speak vm-locked "This mailbox is locked after too many wrong PINs. Please try again later."
+speak vm-you-have "You have"
+speak vm-new-messages "new messages"
+speak vm-saved-messages "saved messages"
+speak vm-and "and"
+speak vm-main-menu "Press 1 to listen to your messages. Press 0 for mailbox options. Press pound to exit."
+speak vm-message "Message"
+speak vm-received "Received"
+speak vm-from "From"
+speak vm-unknown-caller "an unknown caller"
+speak vm-message-menu "Press 5 to repeat this message, 4 for the previous message, 6 for the next message, 7 to delete it, 9 to save it, 3 to call back, 8 to forward it, or star for the main menu."
+speak vm-deleted "Message deleted."
+speak vm-saved "Message saved."
+speak vm-no-more-messages "There are no more messages."
+speak vm-no-messages "You have no messages."
+speak vm-forward-to "Enter the mailbox number to forward this message to, followed by the pound key."
+speak vm-forwarded "Message forwarded."
+speak vm-options-menu "Press 1 to record your unavailable greeting, 2 to record your busy greeting, 3 to record your name, 4 to record a temporary greeting, 5 to change your PIN, or star for the main menu."
+speak vm-record-after-tone "Record after the tone. Press pound when you are done."
+speak vm-greeting-saved "Your recording has been saved."
+speak vm-new-pin "Please enter your new PIN of 4 to 12 digits, followed by the pound key."
+speak vm-repeat-pin "Please enter your new PIN again."
+speak vm-pin-changed "Your PIN has been changed."
+speak vm-pin-mismatch "The PINs do not match, or are not 4 to 12 digits. Your PIN is unchanged."
+
 # beep: a 1 kHz tone for 400 ms with 10 ms fades, at -6 dBFS.
 sox -n -r 8000 -c 1 -b 16 -e signed-integer beep.wav synth 0.4 sine 1000 fade 0.01 0.4 0.01 gain -6
 

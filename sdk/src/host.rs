@@ -16,6 +16,10 @@ pub trait Host {
     fn collect_digits(&mut self, options: &CollectOptions) -> Result<Collected, NodeError>;
     fn ring(&mut self, targets: &[Destination], options: &RingOptions) -> Result<RingResult, NodeError>;
     fn voicemail(&mut self, mailbox: i64, options: VoicemailOptions) -> Result<VoicemailResult, NodeError>;
+    /// (A fake host that does not model it refuses it.)
+    fn check_voicemail(&mut self, mailbox: i64) -> Result<(), NodeError> {
+        Err(NodeError::Failed(format!("check-voicemail of box {mailbox} is not offered by this host")))
+    }
     fn transfer(&mut self, target: &Destination) -> Result<(), NodeError>;
     fn hangup(&mut self, cause: HangupCause) -> Result<(), NodeError>;
     fn set_caller_id(&mut self, caller: &Party) -> Result<(), NodeError>;
@@ -57,6 +61,9 @@ impl Host for Wasm {
     }
     fn voicemail(&mut self, mailbox: i64, options: VoicemailOptions) -> Result<VoicemailResult, NodeError> {
         call::voicemail(mailbox, options)
+    }
+    fn check_voicemail(&mut self, mailbox: i64) -> Result<(), NodeError> {
+        call::check_voicemail(mailbox)
     }
     fn transfer(&mut self, target: &Destination) -> Result<(), NodeError> {
         call::transfer(target)

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use flow::graph::Graph;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use store::*;
 use utoipa::openapi::schema::{KnownFormat, SchemaFormat, SchemaType};
 use utoipa::openapi::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, RefOr, Schema, Type};
@@ -1461,6 +1461,37 @@ pub(crate) async fn extension_registrations(State(state): State<AppState>, PathP
     Ok(Data::new(state.store().registrations().list_unexpired(id, Timestamp::now()).await?))
 }
 
+/// A SIP event subscription one of an extension's phones holds (the message-waiting lamp).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    /// The event package: `message-summary`.
+    pub event: &'static str,
+    /// The subscriber's address (`ip:port`).
+    pub contact: String,
+    /// udp | tcp | tls | ws | wss
+    pub transport: String,
+    /// When it lapses unless the phone refreshes it.
+    pub expires_at: Timestamp,
+}
+
+#[utoipa::path(get, path = "/api/v1/extensions/{id}/subscriptions", tag = "extensions", params(("id" = i64, Path)),
+    responses((status = 200, body = inline(Data<Vec<SubscriptionView>>)), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn extension_subscriptions(State(state): State<AppState>, PathParams(id): PathParams<i64>) -> ApiResult<Data<Vec<SubscriptionView>>> {
+    state.store().extensions().get(id).await?.ok_or(ApiError::NotFound)?;
+    let subs = state.pbx().map(|p| p.subscriptions(id)).unwrap_or_default();
+    let mut v: Vec<SubscriptionView> = subs
+        .into_iter()
+        .map(|s| SubscriptionView {
+            event: s.package.as_str(),
+            contact: s.peer.to_string(),
+            transport: s.transport.as_str().to_ascii_lowercase(),
+            expires_at: Timestamp::from_unix_millis(s.expires_unix.saturating_mul(1000)).unwrap_or_else(Timestamp::now),
+        })
+        .collect();
+    v.sort_by(|a, b| a.contact.cmp(&b.contact));
+    Ok(Data::new(v))
+}
+
 #[utoipa::path(get, path = "/api/v1/flows/{id}/versions", tag = "flows", params(("id" = i64, Path), PageQuery),
     responses((status = 200, body = inline(List<FlowVersionSummary>)), (status = 404, body = crate::error::ErrorEnvelope)))]
 pub(crate) async fn flow_versions(
@@ -1483,6 +1514,7 @@ pub(crate) async fn flow_version(State(state): State<AppState>, PathParams((id, 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/extensions/{id}/registrations", get(extension_registrations))
+        .route("/extensions/{id}/subscriptions", get(extension_subscriptions))
         .route("/flows/{id}/versions", get(flow_versions))
         .route("/flows/{id}/versions/{version}", get(flow_version))
 }

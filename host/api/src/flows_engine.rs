@@ -51,6 +51,18 @@ impl AppState {
     /// it; the generic CRUD layer does for the entity routes.
     pub async fn entity_changed(&self, kind: ResourceKind, id: i64) {
         self.0.flows.entity_changed(kind, id).await;
+        // a box's lamp extension may have moved, or the box (and its messages) gone
+        if kind == ResourceKind::VoicemailBox {
+            self.voicemail_changed().await;
+        }
+    }
+
+    /// The voicemail counts changed (a message read, deleted, a box edited): the phones'
+    /// message-waiting lamps follow.
+    pub(crate) async fn voicemail_changed(&self) {
+        if let Some(pbx) = self.pbx() {
+            pbx.refresh_mwi().await;
+        }
     }
 }
 

@@ -135,7 +135,7 @@ impl Modify for Conventions {
         crate::auth::setup_status, crate::auth::setup, crate::auth::login, crate::auth::logout, crate::auth::me,
         crate::auth::list_tokens, crate::auth::create_token, crate::auth::revoke_token,
         crate::auth::change_password, crate::auth::list_sessions, crate::auth::end_other_sessions, crate::auth::end_session,
-        crate::entities::extension_registrations, crate::entities::flow_versions, crate::entities::flow_version,
+        crate::entities::extension_registrations, crate::entities::extension_subscriptions, crate::entities::flow_versions, crate::entities::flow_version,
         crate::cdrs::list_cdrs, crate::cdrs::get_cdr, crate::cdrs::export_cdrs,
         crate::prompts::list_prompts, crate::prompts::upload_prompt, crate::prompts::get_prompt, crate::prompts::prompt_audio, crate::prompts::delete_prompt,
         crate::settings::get_settings, crate::settings::put_settings,

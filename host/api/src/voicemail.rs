@@ -71,6 +71,7 @@ pub(crate) async fn set_read(
     let action = if read { "mark_read" } else { "mark_unread" };
     tx.audit(&caller.actor(), action, "voicemail_message", Some(&msg.to_string()), None, None).await?;
     tx.commit().await?;
+    state.voicemail_changed().await;
     Ok(Data::new(m))
 }
 
@@ -83,6 +84,7 @@ pub(crate) async fn delete_message(State(state): State<AppState>, caller: Caller
     let m = tx.voicemail_messages().delete(msg).await?.ok_or(ApiError::NotFound)?;
     tx.audit(&caller.actor(), "delete", "voicemail_message", Some(&msg.to_string()), Some(&serde_json::to_value(&m).unwrap_or_default()), None).await?;
     tx.commit().await?;
+    state.voicemail_changed().await;
     if let Err(e) = tokio::fs::remove_file(state.config().data_dir.join(&m.file_path)).await {
         tracing::warn!(error = %e, file = %m.file_path, "could not remove a deleted voicemail message's file");
     }

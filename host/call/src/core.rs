@@ -26,10 +26,11 @@ use crate::registrar::{RegisterOutcome, Registrar};
 use crate::security::Guard;
 use crate::signalling::Signalling;
 pub(crate) use crate::signalling::{Locator, Ports};
+use crate::subscriptions::{self, EventHeader, MwiCounts, Subscriptions};
 use crate::trunks::Trunks;
 
 /// The methods we answer or relay, for Allow.
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE, NOTIFY";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE, NOTIFY, SUBSCRIBE";
 /// What we support, for Supported.
 pub(crate) const SUPPORTED: &str = "timer, replaces";
 
@@ -46,6 +47,9 @@ pub(crate) enum Command {
     Call(crate::b2bua::CallCommand),
     /// Test a trunk: an OPTIONS, and a REGISTER for a registration trunk.
     TestTrunk { trunk_id: i64, reply: tokio::sync::oneshot::Sender<Result<crate::trunks::TrunkTest, crate::CallError>> },
+    /// Voicemail counts of every extension with a box (the message-waiting lamps); an
+    /// extension not in the map has none.
+    Mwi(std::collections::HashMap<i64, MwiCounts>),
     /// Stop: end every call, flush the registrations.
     Shutdown,
 }
@@ -75,6 +79,10 @@ pub(crate) struct Core {
     pub(crate) b2bua: B2bua,
     /// The trunks' registrations and keep-alives.
     pub(crate) trunks: Trunks,
+    /// SUBSCRIBE dialogs and their NOTIFYs (message-summary).
+    pub(crate) subs: Subscriptions,
+    /// The subscriptions changed since the shared view was last written.
+    subs_changed: bool,
     /// The registrar's store writes.
     ops: Vec<PersistOp>,
     pub(crate) shared: Arc<Shared>,
@@ -111,6 +119,8 @@ impl Core {
             registrar,
             b2bua: B2bua::new(media, shared.clone(), cfg.session_expires, cfg.outbound.clone()),
             trunks: Trunks::new(shared.clone()),
+            subs: Subscriptions::default(),
+            subs_changed: false,
             ops: Vec::new(),
             shared,
             next_sweep: Instant::ZERO,
@@ -218,6 +228,9 @@ impl Core {
         self.drain_events(now);
         if self.next_sweep <= now {
             self.registrar.expire(now, &mut self.ops, &mut self.changes);
+            let held = self.subs.len();
+            self.subs.expire(&mut self.sig, now);
+            self.subs_changed |= held != self.subs.len();
             self.guard.sweep(now);
             self.next_sweep = now + Duration::from_secs(1);
         }
@@ -236,6 +249,16 @@ impl Core {
                 self.trunks.set_directory(&mut self.sig, now, &self.dir);
             }
             Command::Shutdown => self.shutdown(now),
+            Command::Mwi(counts) => {
+                let mut known: Vec<i64> = self.subs.state.mwi.keys().copied().collect();
+                known.retain(|id| !counts.contains_key(id));
+                for id in known {
+                    self.subs.set_mwi(&mut self.sig, now, id, MwiCounts::default());
+                }
+                for (id, c) in counts {
+                    self.subs.set_mwi(&mut self.sig, now, id, c);
+                }
+            }
             Command::TestTrunk { trunk_id, reply } => self.trunks.start_test(&mut self.sig, now, trunk_id, reply),
             Command::Call(c) => {
                 let (b2bua, mut cx) = self.cx();
@@ -265,6 +288,9 @@ impl Core {
         }
         self.shared.set_directory_counts(&d);
         self.registrar.retain_extensions(|id| d.by_id(id).is_some(), &mut self.changes);
+        let held = self.subs.len();
+        self.subs.retain_extensions(|id| d.by_id(id).is_some());
+        self.subs_changed |= held != self.subs.len();
         self.dir = d;
     }
 
@@ -312,6 +338,17 @@ impl Core {
                 Event::TransportError { tx } if self.trunks.owns(tx) => {
                     self.trunks.handle_failure(&mut self.sig, now, tx, 503);
                 }
+                Event::Response { tx, msg } if self.subs.owns(tx) => {
+                    if let Some(code) = msg.status().filter(|c| *c >= 200) {
+                        let held = self.subs.len();
+                        self.subs.on_notify_answer(tx, code);
+                        self.subs_changed |= held != self.subs.len();
+                    }
+                }
+                Event::Timeout { tx } | Event::TransportError { tx } if self.subs.owns(tx) => {
+                    self.subs.on_notify_failure(tx);
+                    self.subs_changed = true;
+                }
                 ev => {
                     let (b2bua, mut cx) = self.cx();
                     b2bua.handle_event(&mut cx, now, ev);
@@ -330,13 +367,17 @@ impl Core {
             return;
         }
         if msg.to_tag().is_some() {
+            if method == Method::Subscribe && self.subs.has_dialog(&msg) {
+                return self.on_subscribe(now, tx, msg, source, true);
+            }
             let (b2bua, mut cx) = self.cx();
             return b2bua.on_in_dialog(&mut cx, now, tx, msg);
         }
         match method {
             Method::Invite => self.on_invite(now, tx, msg, source),
             Method::Bye | Method::Update | Method::Info | Method::Prack => self.sig.reply(now, tx, 481),
-            Method::Subscribe | Method::Publish => self.sig.reply(now, tx, 489),
+            Method::Subscribe => self.on_subscribe(now, tx, msg, source, false),
+            Method::Publish => self.sig.reply_with(now, tx, 489, None, |r| r.push_header(HeaderName::AllowEvents, &subscriptions::allow_events())),
             Method::Message | Method::Notify | Method::Refer => self.sig.reply_with(now, tx, 405, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
             _ => self.sig.reply_with(now, tx, 501, None, |r| r.push_header(HeaderName::Allow, ALLOW)),
         }
@@ -512,7 +553,84 @@ impl Core {
         self.publish_changes();
     }
 
+    // ----- SUBSCRIBE -----
+
+    /// A SUBSCRIBE (RFC 6665): a new subscription, or a refresh / `Expires: 0` of one of
+    /// ours (`in_dialog`). See `subscriptions.rs` for the rules.
+    fn on_subscribe(&mut self, now: Instant, tx: ServerTxId, msg: Message, source: Peer, in_dialog: bool) {
+        let package = match subscriptions::event_of(&msg) {
+            EventHeader::Known(p) => p,
+            EventHeader::Malformed => return self.sig.reply_with(now, tx, 400, Some("Bad Event Header"), |_| Ok(())),
+            EventHeader::Missing | EventHeader::Unsupported => {
+                return self.sig.reply_with(now, tx, 489, None, |r| r.push_header(HeaderName::AllowEvents, &subscriptions::allow_events()));
+            }
+        };
+        let user = match self.authenticate(now, &msg, source) {
+            AuthResult::Ok(u) => u,
+            AuthResult::Challenge { stale } => return self.challenge(now, tx, source, stale),
+        };
+        // the resource watched is the subscriber's own mailbox (by username or number)
+        let resource = msg.uri().and_then(|u| u.user().map(|u| u.into_owned()));
+        if !resource.as_deref().is_some_and(|r| r == user.username || r == user.extension) {
+            tracing::info!(user = %user.username, resource = ?resource, package = package.as_str(), "SUBSCRIBE for another user's resource refused");
+            return self.sig.reply_with(now, tx, 403, None, |_| Ok(()));
+        }
+        let Some(asked) = subscriptions::requested_expires(&msg) else {
+            return self.sig.reply_with(now, tx, 400, Some("Bad Expires"), |_| Ok(()));
+        };
+        if asked != 0 && asked < subscriptions::MIN_EXPIRES {
+            return self.sig.reply_with(now, tx, 423, None, |r| r.push_header(HeaderName::MinExpires, &subscriptions::MIN_EXPIRES.to_string()));
+        }
+        let expires = asked.min(subscriptions::MAX_EXPIRES);
+        let expires_value = expires.to_string();
+        if in_dialog {
+            // answer first: the NOTIFY the refresh triggers follows its 200
+            let id = match self.subs.refresh(now, &msg, user.id, expires) {
+                Ok(id) => id,
+                Err(code) => return self.sig.reply(now, tx, code),
+            };
+            self.sig.reply_with(now, tx, 200, None, |r| r.push_header(HeaderName::Expires, &expires_value));
+            self.subs.notify(&mut self.sig, now, &id, expires == 0);
+            self.subs_changed = true;
+            return self.publish_changes();
+        }
+        if let Err(r) = self.subs.admit(now, source.addr.ip(), user.id) {
+            tracing::info!(peer = %source.addr, user = %user.username, code = r.code, "SUBSCRIBE refused by a limit");
+            return self.sig.reply_with(now, tx, r.code, r.reason, |m| if r.retry_after { m.push_header(HeaderName::RetryAfter, "60") } else { Ok(()) });
+        }
+        let tag = self.sig.ids.tag();
+        let contact = self.sig.contact_for(&user.extension, source);
+        let dialog = match sip::dialog::Dialog::uas(&msg, &tag, &contact, true) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(error = %e, "SUBSCRIBE without a usable dialog");
+                return self.sig.reply_with(now, tx, 400, Some("Bad Dialog"), |_| Ok(()));
+            }
+        };
+        let Some(req) = self.sig.txl.request(tx) else { return };
+        let mut resp = Message::response_to(req, 200, None, Some(&tag));
+        if resp.push_header(HeaderName::Expires, &expires_value).and_then(|()| resp.push_header(HeaderName::Contact, &format!("<{contact}>"))).is_err() {
+            return self.sig.reply(now, tx, 500);
+        }
+        if let Err(e) = self.sig.txl.send_response(now, tx, resp) {
+            return tracing::debug!(error = %e, "SUBSCRIBE answer not sent");
+        }
+        let domain = self.sig.domain_for(source);
+        let account = format!("sip:{}@{}", user.extension, domain);
+        tracing::info!(user = %user.username, peer = %source.addr, package = package.as_str(), expires, "subscription accepted");
+        self.subs.insert(&mut self.sig, now, package, user.id, account, dialog, source, expires);
+        self.subs_changed = true;
+        self.publish_changes();
+    }
+
     fn publish_changes(&mut self) {
+        if std::mem::take(&mut self.subs_changed) {
+            let infos = self.subs.infos(|i| crate::clock::wall(i).unix_millis() / 1000);
+            self.shared.subscriptions.retain(|k, _| infos.contains_key(k));
+            for (k, v) in infos {
+                self.shared.subscriptions.insert(k, v);
+            }
+        }
         if self.changes.is_empty() {
             return;
         }

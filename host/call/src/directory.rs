@@ -272,7 +272,14 @@ pub struct Directory {
     /// Every enabled trunk, in priority order.
     all_trunks: Vec<Arc<Trunk>>,
     routes: Vec<Route>,
+    /// The voicemail boxes' `mailbox_number`s (dialled from a phone: the dial-in menu).
+    mailboxes: std::collections::HashSet<String>,
 }
+
+/// What a phone dials for its own voicemail box (PIN unless the box has none).
+pub const VOICEMAIL_OWN: &str = "*97";
+/// What a phone dials for any voicemail box (box number, then PIN).
+pub const VOICEMAIL_ANY: &str = "*98";
 
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -349,6 +356,18 @@ impl Directory {
         self.all_trunks = trunks.into_iter().map(Arc::new).collect();
         self.routes = routes;
         self
+    }
+
+    /// Adds the voicemail boxes' mailbox numbers.
+    pub fn with_mailboxes(mut self, numbers: impl IntoIterator<Item = String>) -> Directory {
+        self.mailboxes = numbers.into_iter().collect();
+        self
+    }
+
+    /// Whether a phone dialling `number` reaches the dial-in voicemail: `*97`, `*98`, or a
+    /// box's mailbox number that is no extension's.
+    pub fn is_voicemail_access(&self, number: &str) -> bool {
+        number == VOICEMAIL_OWN || number == VOICEMAIL_ANY || (self.mailboxes.contains(number) && !self.by_number.contains_key(number))
     }
 
     /// Every enabled trunk, in priority order.
@@ -475,7 +494,11 @@ impl Directory {
             }
             dids.push(Did { number: n.number.clone(), trunk_id: n.trunk_id, flow_id: n.flow_id });
         }
-        Ok(Directory::new(realm, users, trunks, dids).with_trunks(all_trunks, routes))
+        let mut mailboxes = Vec::new();
+        for b in store.voicemail_boxes().list(Page::all()).await?.items {
+            mailboxes.extend(b.mailbox_number.clone());
+        }
+        Ok(Directory::new(realm, users, trunks, dids).with_trunks(all_trunks, routes).with_mailboxes(mailboxes))
     }
 }
 

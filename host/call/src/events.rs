@@ -185,6 +185,8 @@ pub struct Shared {
     pub(crate) media: Arc<DashMap<CallKey, Arc<crate::anchor::CallMedia>>>,
     /// Every enabled trunk's registration and reachability.
     pub(crate) trunks: DashMap<i64, crate::trunks::TrunkStatus>,
+    /// Each extension's SIP event subscriptions (MWI), refreshed by the loop.
+    pub(crate) subscriptions: DashMap<i64, Vec<crate::subscriptions::SubscriptionInfo>>,
     incoming_tx: mpsc::UnboundedSender<IncomingCall>,
     incoming_rx: Mutex<Option<mpsc::UnboundedReceiver<IncomingCall>>>,
     incoming_taken: AtomicBool,
@@ -204,6 +206,7 @@ impl Shared {
             directory: Mutex::new(DirectoryCounts::default()),
             media: Arc::new(DashMap::new()),
             trunks: DashMap::new(),
+            subscriptions: DashMap::new(),
             incoming_tx,
             incoming_rx: Mutex::new(Some(incoming_rx)),
             incoming_taken: AtomicBool::new(false),

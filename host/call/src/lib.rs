@@ -39,6 +39,7 @@ mod signalling;
 mod sip_tls;
 mod siplog;
 mod srtp;
+mod subscriptions;
 mod trunks;
 mod websocket;
 
@@ -54,7 +55,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 pub use anchor::CallMedia;
 pub use clock::wall;
 pub use config::{OutboundConfig, RegistrarConfig, SecurityConfig, SipConfig, SipLogMode};
-pub use directory::Directory;
+pub use directory::{Directory, VOICEMAIL_ANY, VOICEMAIL_OWN};
 pub use error::CallError;
 pub use events::{ActiveCall, CallKey, CallState, DirectoryCounts, PbxEvent};
 pub use registrar::{Binding, ChangeAction};
@@ -62,6 +63,7 @@ pub use security::GuardStats;
 pub use sip::auth::Algorithm as DigestAlgorithm;
 pub use sip::transaction::{Peer, Transport};
 pub use sip_tls::SipTls;
+pub use subscriptions::{MwiCounts, Package as EventPackage, SubscriptionInfo};
 pub use trunks::{Probe, RegistrationState, RegistrationStatus, TrunkStatus, TrunkTest};
 pub use websocket::WS_PATH;
 
@@ -125,6 +127,10 @@ pub struct IncomingCall {
     pub trunk_id: i64,
     /// The flow the number enters.
     pub flow_id: Option<i64>,
+    /// Set when an extension (this id) dialled the dial-in voicemail (`*97`, `*98` or a
+    /// box's mailbox number, in `dialled`) rather than a number: the controller runs the
+    /// voicemail menu instead of a flow (`trunk_id` is then 0, `flow_id` None).
+    pub voicemail_from: Option<i64>,
 }
 
 /// The PBX's health, for `/health`.
@@ -171,6 +177,7 @@ struct Inner {
     writer_stop: Arc<Notify>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     refresher: tokio::task::JoinHandle<()>,
+    store: Store,
 }
 
 /// The handle on the running PBX. Cheap to clone.
@@ -271,6 +278,13 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), event_loop::WAKER)?);
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    // the message-waiting lamps start from the store (the loop reads this first)
+    match mwi_counts(&store).await {
+        Ok(m) => {
+            let _ = cmd_tx.send(Command::Mwi(m));
+        }
+        Err(e) => tracing::warn!(error = %e, "voicemail counts could not be read: the message-waiting lamps start off"),
+    }
     let outbox = Arc::new(persist::Outbox::default());
     let media_open = Arc::new(anchor::Open::default());
     let port: Option<Box<dyn anchor::MediaPort>> = media_engine.clone().map(|engine| {
@@ -318,7 +332,9 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     let refresher = {
         let cmd = cmd_tx.clone();
         let waker = waker.clone();
-        tokio::spawn(directory::refresher(store, refresh, stamp, poke.clone(), move |d| cmd.send(Command::Directory(d)).is_ok() && waker.wake().is_ok()))
+        tokio::spawn(directory::refresher(store.clone(), refresh, stamp, poke.clone(), move |d| {
+            cmd.send(Command::Directory(d)).is_ok() && waker.wake().is_ok()
+        }))
     };
     Ok(PbxHandle(Arc::new(Inner {
         media: media_engine,
@@ -337,7 +353,13 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         writer_stop,
         writer: Mutex::new(Some(writer)),
         refresher,
+        store,
     })))
+}
+
+async fn mwi_counts(store: &Store) -> Result<HashMap<i64, MwiCounts>, store::StoreError> {
+    let clamp = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+    Ok(store.voicemail_messages().mwi_counts().await?.into_iter().map(|(id, (new, old))| (id, MwiCounts { new: clamp(new), old: clamp(old) })).collect())
 }
 
 impl PbxHandle {
@@ -416,6 +438,23 @@ impl PbxHandle {
     /// the receiver is dropped — such a call is refused with 480 (never a stuck call).
     pub fn incoming_calls(&self) -> Option<mpsc::UnboundedReceiver<IncomingCall>> {
         self.0.shared.take_incoming()
+    }
+
+    /// Re-reads every extension's voicemail counts from the store and NOTIFYs the
+    /// message-summary subscribers whose counts changed. Call it after a message is left,
+    /// read, saved or deleted, or a box's lamp extension changes (from the API or a call).
+    pub async fn refresh_mwi(&self) {
+        match mwi_counts(&self.0.store).await {
+            Ok(m) => {
+                let _ = self.command(Command::Mwi(m));
+            }
+            Err(e) => tracing::warn!(error = %e, "voicemail counts could not be read for the message-waiting lamps"),
+        }
+    }
+
+    /// The SIP event subscriptions (MWI) an extension's phones hold.
+    pub fn subscriptions(&self, extension_id: i64) -> Vec<SubscriptionInfo> {
+        self.0.shared.subscriptions.get(&extension_id).map(|v| v.clone()).unwrap_or_default()
     }
 
     /// Makes the directory check the store for changes now (an API write can call it; the

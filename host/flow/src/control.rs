@@ -243,6 +243,11 @@ pub trait CallControl: Send + Sync {
     /// recording, and the message stored in the box. A full box plays a prompt and stores
     /// nothing. No message-waiting indication or e-mail is sent.
     async fn voicemail(&self, mailbox: &VoicemailBox, options: &VoicemailOptions) -> Result<VoicemailOutcome, CallError>;
+    /// Lets the caller check a box: its PIN, then the voicemail menu until they leave it.
+    async fn check_voicemail(&self, mailbox: &VoicemailBox) -> Result<(), CallError> {
+        let _ = mailbox;
+        Err(CallError::Unsupported("checking voicemail is not offered here"))
+    }
     /// Transfers the caller to the target: FlowPBX rings it itself (no REFER) and bridges the
     /// answer, and the call leaves the flow; an error when it does not answer.
     async fn transfer(&self, target: &Target) -> Result<(), CallError>;

@@ -597,6 +597,15 @@ impl CallControl for SimCall {
         .await
     }
 
+    async fn check_voicemail(&self, mailbox: &VoicemailBox) -> Result<(), CallError> {
+        self.guard(async {
+            self.audio("play", "enter-pin", self.prompt_ms("enter-pin")).await?;
+            self.event("voicemail_menu", format!("voicemail box {}", mailbox.name));
+            Ok(())
+        })
+        .await
+    }
+
     async fn voicemail(&self, mailbox: &VoicemailBox, o: &VoicemailOptions) -> Result<VoicemailOutcome, CallError> {
         self.guard(async {
             if o.play_greeting {

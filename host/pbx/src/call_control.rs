@@ -30,6 +30,8 @@ use tokio::sync::{mpsc, watch, Notify};
 const CALLER: LegId = LegId::A;
 /// A voicemail recording also ends when the caller's leg sends no RTP for this long.
 const VOICEMAIL_SILENCE: Duration = Duration::from_secs(5);
+/// Messages shorter than this are discarded (a hang-up at the tone).
+const VOICEMAIL_MINIMUM: Duration = Duration::from_secs(2);
 /// How long a finished recording may take to appear under its final name.
 const RECORDING_SETTLE: Duration = Duration::from_secs(3);
 /// Attempts at a conference PIN.
@@ -65,6 +67,8 @@ pub struct PbxCall {
     trunk_id: i64,
     /// Conference-PIN failures across calls.
     pins: Arc<PinGuard>,
+    /// Voicemail-PIN failures across calls (`*` during a greeting logs in).
+    vm_pins: Mutex<Option<Arc<PinGuard>>>,
     watcher: tokio::task::JoinHandle<()>,
 }
 
@@ -239,9 +243,75 @@ impl PbxCall {
             voicemail_left: AtomicBool::new(false),
             trunk_id: incoming.trunk_id,
             pins,
+            vm_pins: Mutex::new(None),
             watcher,
             pbx,
         })
+    }
+
+    /// Shares the dial-in voicemail's PIN guard (a caller pressing `*` during a greeting
+    /// logs in to the box); without one, `*` only skips to the tone.
+    pub fn with_voicemail_pins(self: Arc<Self>, guard: Arc<PinGuard>) -> Arc<Self> {
+        *self.vm_pins.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+        self
+    }
+
+    /// The PBX the call is on.
+    pub(crate) fn pbx(&self) -> &call::PbxHandle {
+        &self.pbx
+    }
+
+    /// The store.
+    pub(crate) fn store(&self) -> &store::Store {
+        &self.store
+    }
+
+    /// The PBX's key for the call.
+    pub(crate) fn key(&self) -> call::CallKey {
+        self.key
+    }
+
+    /// The data dir (voicemail files, custom prompts).
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Loads prompts by name.
+    pub(crate) fn prompts(&self, names: &[&str]) -> Result<Vec<Prompt>, CallError> {
+        names.iter().map(|n| self.load_prompt(n)).collect()
+    }
+
+    /// Loads a WAV file under the data dir as a prompt (a voicemail message).
+    pub(crate) async fn file_prompt(&self, rel: &str) -> Result<Prompt, CallError> {
+        let bytes = tokio::fs::read(self.data_dir.join(rel)).await.map_err(|e| CallError::Prompt { name: rel.to_string(), source: flow::control::cause(e) })?;
+        Prompt::from_wav(rel, &bytes).map_err(|e| CallError::Prompt { name: rel.to_string(), source: flow::control::cause(e) })
+    }
+
+    /// Plays prompts until they end (None) or the caller presses a digit, which stops them
+    /// and is returned (type-ahead: a digit pressed before is returned at once).
+    pub(crate) async fn play_until_digit(&self, prompts: Vec<Prompt>) -> Result<Option<char>, CallError> {
+        if prompts.is_empty() {
+            return Ok(None);
+        }
+        tokio::select! {
+            biased;
+            d = self.next_digit() => Ok(Some(d?)),
+            r = self.play_prompts(prompts) => r.map(|()| None),
+        }
+    }
+
+    /// Waits up to `timeout` for a digit.
+    pub(crate) async fn digit_within(&self, timeout: Duration) -> Result<Option<char>, CallError> {
+        match tokio::time::timeout(timeout, self.next_digit()).await {
+            Ok(d) => Ok(Some(d?)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Records the caller into `path` (see `record_message`), digits pressed before dropped.
+    pub(crate) async fn record_to(&self, path: &Path, max: Duration) -> Result<(Duration, bool), CallError> {
+        self.drain_digits().await;
+        self.record_message(path, max).await
     }
 
     /// Whether a voicemail message was left during the flow.
@@ -535,21 +605,38 @@ impl CallControl for PbxCall {
         }
         let mut prompts = Vec::new();
         if options.play_greeting {
+            // a temporary greeting (recorded by phone) wins; then the box's own greeting as
+            // published, then one recorded by phone since, then the system one
+            let temporary = self.load_prompt(&crate::voicemail_menu::greeting_prompt(mailbox.id, crate::voicemail_menu::Greeting::Temporary)).ok();
             let custom = match (mailbox.greeting_type, &mailbox.greeting_file) {
                 (flow::entity::GreetingType::Custom, Some(f)) => self.load_prompt(f).ok(),
                 _ => None,
             };
-            prompts.push(match custom {
+            let recorded = || self.load_prompt(&crate::voicemail_menu::greeting_prompt(mailbox.id, crate::voicemail_menu::Greeting::Unavailable)).ok();
+            prompts.push(match temporary.or(custom).or_else(recorded) {
                 Some(p) => p,
                 None => self.load_prompt(media::prompts::VOICEMAIL_GREETING)?,
             });
         }
         prompts.push(self.load_prompt(media::prompts::BEEP)?);
-        // a digit during the greeting skips to the tone
+        // a digit during the greeting skips to the tone; `*` logs in to the box instead
+        let mut login = false;
         tokio::select! {
             biased;
             r = self.play_prompts(prompts) => r?,
-            d = self.next_digit() => { d?; self.play(media::prompts::BEEP).await?; }
+            d = self.next_digit() => {
+                let guard = self.vm_pins.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if d? == '*' && let Some(guard) = guard {
+                    let store_box = self.store.voicemail_boxes().get(mailbox.id).await.map_err(db)?.ok_or(CallError::NoVoicemailBox(mailbox.id))?;
+                    login = crate::voicemail_menu::greeting_login(self, &store_box, &guard).await?;
+                }
+                if !login {
+                    self.play(media::prompts::BEEP).await?;
+                }
+            }
+        }
+        if login {
+            return Ok(VoicemailOutcome { recorded: false, duration: Duration::ZERO });
         }
         self.drain_digits().await;
 
@@ -562,7 +649,8 @@ impl CallControl for PbxCall {
             tokio::fs::create_dir_all(dir).await.map_err(|e| CallError::VoicemailFolder(flow::control::cause(e)))?;
         }
         let (duration, hung_up) = self.record_message(&path, max).await?;
-        if duration.is_zero() {
+        if duration < VOICEMAIL_MINIMUM {
+            tracing::info!(call_id = %self.call_id, mailbox = mailbox.id, ms = duration.as_millis() as u64, "voicemail message too short: discarded");
             let _ = tokio::fs::remove_file(&path).await;
             return if hung_up { Err(CallError::CallerHungUp) } else { Ok(VoicemailOutcome { recorded: false, duration }) };
         }
@@ -576,11 +664,26 @@ impl CallControl for PbxCall {
         };
         self.store.voicemail_messages().insert(&msg).await.map_err(db)?;
         self.voicemail_left.store(true, Ordering::Release);
+        self.pbx.refresh_mwi().await;
         tracing::info!(call_id = %self.call_id, mailbox = mailbox.id, ms = duration.as_millis() as u64, "voicemail message stored");
         if hung_up {
             return Err(CallError::CallerHungUp);
         }
         Ok(VoicemailOutcome { recorded: true, duration })
+    }
+
+    async fn check_voicemail(&self, mailbox: &VoicemailBox) -> Result<(), CallError> {
+        self.check_live()?;
+        let guard = self.vm_pins.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or(CallError::Unsupported("no voicemail PIN guard"))?;
+        let db = |e: store::StoreError| CallError::Voicemail { mailbox: mailbox.id, source: flow::control::cause(e) };
+        // the box as it is now (its messages and PIN are live, not flow configuration)
+        let b = self.store.voicemail_boxes().get(mailbox.id).await.map_err(db)?.ok_or(CallError::NoVoicemailBox(mailbox.id))?;
+        self.answer().await?;
+        match crate::voicemail_menu::check(self, &b, &guard).await? {
+            crate::voicemail_menu::Checked::Left => Ok(()),
+            crate::voicemail_menu::Checked::Refused => Err(CallError::NoValidPin(mailbox.id)),
+            crate::voicemail_menu::Checked::Bridged => Err(CallError::Ended("bridged to a message's caller".into())),
+        }
     }
 
     async fn transfer(&self, target: &Target) -> Result<(), CallError> {

@@ -49,8 +49,18 @@ pub fn flow_path(trace: &Trace) -> serde_json::Value {
 /// calls arriving while it starts wait for it) walks on its own task.
 pub async fn run(pbx: call::PbxHandle, runtime: FlowRuntime, mut rx: tokio::sync::mpsc::UnboundedReceiver<call::IncomingCall>) {
     let pins = Arc::new(PinGuard::new());
+    let vm_pins = Arc::new(crate::voicemail_menu::pin_guard());
     while let Some(incoming) = rx.recv().await {
-        tokio::spawn(run_one(pbx.clone(), runtime.clone(), incoming, pins.clone()));
+        if let Some(extension_id) = incoming.voicemail_from {
+            // a phone dialled the voicemail: the menu, not a flow
+            let call = PbxCall::new(pbx.clone(), runtime.store().clone(), &incoming, pins.clone()).with_voicemail_pins(vm_pins.clone());
+            tracing::info!(call_id = %incoming.call_id, extension_id, dialled = %incoming.dialled, "dial-in voicemail");
+            tokio::spawn(crate::voicemail_menu::run(call, extension_id, incoming.dialled.clone(), vm_pins.clone()));
+            continue;
+        }
+        let call_pins = pins.clone();
+        let vm = vm_pins.clone();
+        tokio::spawn(run_one(pbx.clone(), runtime.clone(), incoming, call_pins, vm));
     }
 }
 
@@ -62,7 +72,7 @@ async fn refuse(pbx: &call::PbxHandle, incoming: &call::IncomingCall, why: &str)
 }
 
 /// Runs one call through its number's flow and writes the trace to the CDR.
-async fn run_one(pbx: call::PbxHandle, runtime: FlowRuntime, incoming: call::IncomingCall, pins: Arc<PinGuard>) {
+async fn run_one(pbx: call::PbxHandle, runtime: FlowRuntime, incoming: call::IncomingCall, pins: Arc<PinGuard>, vm_pins: Arc<PinGuard>) {
     let store = runtime.store().clone();
     let Some(flow_id) = incoming.flow_id else {
         return refuse(&pbx, &incoming, "the number enters no flow").await;
@@ -85,7 +95,7 @@ async fn run_one(pbx: call::PbxHandle, runtime: FlowRuntime, incoming: call::Inc
     let Some(entry) = entry_node(&flow.graph, number.as_ref().map(|n| n.id), number.as_ref().and_then(|n| n.flow_entry_node.as_deref())) else {
         return refuse(&pbx, &incoming, "the flow has no entry node for the number").await;
     };
-    let call = PbxCall::new(pbx.clone(), store, &incoming, pins);
+    let call = PbxCall::new(pbx.clone(), store, &incoming, pins).with_voicemail_pins(vm_pins);
     tracing::info!(call_id = %incoming.call_id, flow_id, version = flow.version, entry = %entry, "call enters its flow");
     let trace = runtime.engine().run_call(flow, &entry, call.clone()).await;
     let disposition = call.left_voicemail().then_some(store::CallDisposition::Voicemail);

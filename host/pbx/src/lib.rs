@@ -19,7 +19,8 @@
 //! - [`call_runner`]: every inbound call to a number walks its flow, on its own task, and
 //!   its trace reaches the CDR; [`call_control`]: the flow engine's `CallControl` over a real
 //!   call (prompts, TTS, digits, ringing, voicemail, conference with PIN, transfer, hang-up),
-//!   with [`pin_guard`] counting wrong conference PINs across calls.
+//!   with [`pin_guard`] counting wrong conference PINs across calls; [`voicemail_menu`]:
+//!   the dial-in voicemail (`*97`, `*98`, a box's mailbox number, `*` during a greeting).
 //!
 //! One error enum, [`Error`]; the API maps it onto its envelope.
 //!
@@ -38,5 +39,6 @@ pub mod pin_guard;
 pub mod plugins;
 pub mod settings;
 pub mod versions;
+pub mod voicemail_menu;
 
 pub use error::{Error, FieldProblem, Problems, Result};

@@ -34,9 +34,16 @@ struct State {
 }
 
 /// See the module documentation.
-#[derive(Default)]
 pub struct PinGuard {
     state: Mutex<State>,
+    source_limit: usize,
+    bridge_limit: usize,
+}
+
+impl Default for PinGuard {
+    fn default() -> PinGuard {
+        PinGuard::with_limits(SOURCE_LIMIT, BRIDGE_LIMIT)
+    }
 }
 
 fn prune(q: &mut VecDeque<Instant>, now: Instant) {
@@ -50,16 +57,22 @@ impl PinGuard {
         PinGuard::default()
     }
 
+    /// A guard with its own limits: failures per source, and per target (a conference
+    /// bridge, a voicemail box) from any source, within [`WINDOW`].
+    pub fn with_limits(source_limit: usize, bridge_limit: usize) -> PinGuard {
+        PinGuard { state: Mutex::default(), source_limit, bridge_limit }
+    }
+
     /// Whether `source` may try a PIN now.
     pub fn allowed(&self, source: &PinSource, now: Instant) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let bridge_ok = s.bridges.get_mut(&source.bridge_id).is_none_or(|q| {
             prune(q, now);
-            q.len() < BRIDGE_LIMIT
+            q.len() < self.bridge_limit
         });
         let source_ok = s.sources.get_mut(source).is_none_or(|q| {
             prune(q, now);
-            q.len() < SOURCE_LIMIT
+            q.len() < self.source_limit
         });
         bridge_ok && source_ok
     }
@@ -83,8 +96,8 @@ impl PinGuard {
         let q = s.bridges.entry(source.bridge_id).or_default();
         q.push_back(now);
         prune(q, now);
-        if q.len() == BRIDGE_LIMIT {
-            tracing::warn!(bridge_id = source.bridge_id, failures = BRIDGE_LIMIT, "conference PIN guessing: the bridge refuses PIN entries for a while");
+        if q.len() == self.bridge_limit {
+            tracing::warn!(target_id = source.bridge_id, failures = self.bridge_limit, "PIN guessing: the bridge or box refuses PIN entries for a while");
         }
     }
 

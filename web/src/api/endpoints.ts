@@ -47,6 +47,8 @@ import type {
   Prompt,
   PublishedVersion,
   Registration,
+  EventSubscription,
+  ReadState,
   RingGroup,
   RingGroupCreate,
   RingGroupUpdate,
@@ -168,6 +170,8 @@ export const api = {
   extensions: {
     ...resource<Extension, ExtensionCreate, ExtensionUpdate>('/extensions'),
     registrations: async (id: Id) => (await requestPage<Registration>(`/extensions/${id}/registrations`)).items,
+    /** the SIP event subscriptions (message-waiting lamps) its phones hold */
+    subscriptions: async (id: Id) => (await requestPage<EventSubscription>(`/extensions/${id}/subscriptions`)).items,
   },
   trunks: {
     ...resource<Trunk, TrunkCreate, TrunkUpdate>('/trunks'),
@@ -186,6 +190,8 @@ export const api = {
     ...resource<VoicemailBox, VoicemailBoxCreate, VoicemailBoxUpdate>('/voicemail-boxes'),
     messages: async (id: Id) => (await requestPage<VoicemailMessage>(`/voicemail-boxes/${id}/messages`)).items,
     markRead: (id: Id, msg: Id) => request<void>('PUT', `/voicemail-boxes/${id}/messages/${msg}/read`),
+    /** read or unread again (the phones' message-waiting lamps follow) */
+    setRead: (id: Id, msg: Id, read: boolean) => request<void>('PUT', `/voicemail-boxes/${id}/messages/${msg}/read`, { body: { read } satisfies ReadState }),
     deleteMessage: (id: Id, msg: Id) => request<void>('DELETE', `/voicemail-boxes/${id}/messages/${msg}`),
     messageAudioUrl: (id: Id, msg: Id) => `/api/v1/voicemail-boxes/${id}/messages/${msg}/audio`,
     /** the box's custom greeting (WAV), multipart field `file` */

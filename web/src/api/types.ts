@@ -62,6 +62,7 @@ export type FollowMeNumber = Schemas['FollowMeNumber'];
 /** How follow-me rings: phones first then each number (`sequential`), or all together. */
 export type FollowMeMode = Schemas['FollowMeMode'];
 export type Registration = ItemOf<'/api/v1/extensions/{id}/registrations'>;
+export type EventSubscription = ItemOf<'/api/v1/extensions/{id}/subscriptions'>;
 
 export type Trunk = DataOf<'/api/v1/trunks/{id}', 'get'>;
 export type TrunkCreate = BodyOf<'/api/v1/trunks', 'post'>;
@@ -97,6 +98,7 @@ export type VoicemailBox = DataOf<'/api/v1/voicemail-boxes/{id}', 'get'>;
 export type VoicemailBoxCreate = BodyOf<'/api/v1/voicemail-boxes', 'post'>;
 export type VoicemailBoxUpdate = BodyOf<'/api/v1/voicemail-boxes/{id}', 'put'>;
 export type VoicemailMessage = ItemOf<'/api/v1/voicemail-boxes/{id}/messages'>;
+export type ReadState = Schemas['ReadState'];
 
 export type RingGroup = DataOf<'/api/v1/ring-groups/{id}', 'get'>;
 export type RingGroupCreate = BodyOf<'/api/v1/ring-groups', 'post'>;

@@ -11,8 +11,9 @@ import { useLive } from '../api/live';
 import { useDeleteEntity, useEntities } from '../api/queries';
 import type { Extension, Id, InboundNumber, IvrMenu, RingGroup, TimeSwitch, Trunk, VoicemailBox, Conference } from '../api/types';
 import { ConfirmDelete } from '../components/common/ConfirmDelete';
-import { Dialog, Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, StatusDot, TableHead, DeleteButton } from '../components/common/ui';
+import { Dialog, Empty, ErrorBanner, formatDate, PageHeader, Spinner, StatusDot, TableHead, DeleteButton } from '../components/common/ui';
 import { EntityForm } from '../components/entities/EntityForm';
+import { MwiSubscriptions, VoicemailMessages } from '../components/entities/voicemail';
 import { TrunkPanel, TrunkStatusBadge, useTrunkStatus } from '../components/trunks/TrunkStatus';
 
 interface Column {
@@ -181,8 +182,9 @@ export default function EntityPage({ type: t }: { type: string }) {
       {details && (
         <Dialog title={title(details)} onClose={() => setDetails(null)} wide>
           {type === 'extension' && <Registrations id={details.id} srtp={(details as { srtp?: string }).srtp} />}
+          {type === 'extension' && <MwiSubscriptions id={details.id} />}
           {type === 'trunk' && <TrunkPanel trunk={((list.data ?? []) as AnyEntity[]).find((t) => t.id === details.id) as Trunk ?? (details as Trunk)} autoTest={testing} />}
-          {type === 'voicemail_box' && <Messages id={details.id} />}
+          {type === 'voicemail_box' && <VoicemailMessages id={details.id} />}
         </Dialog>
       )}
     </div>
@@ -248,51 +250,4 @@ function ExtensionName({ ext }: { ext: Extension }) {
 
 function TrunkStatusCell({ trunk }: { trunk: Trunk }) {
   return <TrunkStatusBadge trunk={trunk} status={useTrunkStatus(trunk)} />;
-}
-
-function Messages({ id }: { id: Id }) {
-  const q = useQuery({ queryKey: ['vm-messages', id], queryFn: () => api.voicemailBoxes.messages(id) });
-  const [del, setDel] = useState<Id | null>(null);
-  if (q.isLoading) return <Spinner />;
-  if (q.error) return <ErrorBanner error={errorMessage(q.error)} />;
-  if (!q.data?.length) return <Empty>No messages.</Empty>;
-  return (
-    <>
-      <table className="table">
-        <TableHead columns={['From', 'When', 'Length', 'Play']} />
-        <tbody>
-          {q.data.map((m) => (
-            <tr key={m.id} className={m.read ? '' : 'font-semibold'}>
-              <td>
-                {m.caller_id_name ?? ''} {m.caller_id_num ?? ''}
-              </td>
-              <td>{formatDate(m.timestamp)}</td>
-              <td>{formatDuration(m.duration)}</td>
-              <td>
-                <audio
-                  controls
-                  preload="none"
-                  className="h-8"
-                  src={api.voicemailBoxes.messageAudioUrl(id, m.id)}
-                  aria-label={`Message from ${m.caller_id_num ?? 'unknown'}`}
-                  onPlay={() => !m.read && void api.voicemailBoxes.markRead(id, m.id).then(() => q.refetch())}
-                />
-              </td>
-              <td className="whitespace-nowrap">
-                <a className="btn btn-ghost btn-sm" href={api.voicemailBoxes.messageAudioUrl(id, m.id)} download>
-                  Download
-                </a>
-                <button type="button" className="btn btn-ghost btn-sm text-red-700" onClick={() => setDel(m.id)}>
-                  Delete
-                </button>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {del !== null && (
-        <ConfirmDelete what="this message" onConfirm={() => api.voicemailBoxes.deleteMessage(id, del)} onClose={() => setDel(null)} onDone={() => void q.refetch()} />
-      )}
-    </>
-  );
 }

@@ -721,6 +721,9 @@ impl B2bua {
             return;
         }
         let dialled = msg.uri().and_then(|u| u.user().map(|u| u.into_owned())).unwrap_or_default();
+        if cx.dir.is_voicemail_access(&dialled) {
+            return self.dial_in_voicemail(cx, now, tx, msg, source, caller, dialled);
+        }
         let Some(target) = cx.dir.by_number(&dialled).cloned() else {
             return self.outbound_from_extension(cx, now, tx, msg, source, caller, dialled);
         };
@@ -736,6 +739,39 @@ impl B2bua {
         };
         let Some(key) = self.new_call(cx, now, tx, msg, source, n) else { return };
         self.ring_extensions(cx, now, key, &[target], None, None, Completion::Respond, Some(source), Vec::new());
+    }
+
+    /// An extension dials the voicemail (`*97`, `*98`, a mailbox number): the call is handed
+    /// to the controller (the pbx crate's voicemail menu), like a call to an inbound number.
+    #[allow(clippy::too_many_arguments)]
+    fn dial_in_voicemail(&mut self, cx: &mut Ctx<'_>, now: Instant, tx: ServerTxId, msg: Message, source: Peer, caller: Arc<User>, dialled: String) {
+        let call_id = msg.call_id().unwrap_or("").to_owned();
+        let party = Party { name: Some(caller.name.clone()), number: caller.extension.clone() };
+        let n = NewCall {
+            direction: CallDirection::Internal,
+            caller: party.clone(),
+            callee: dialled.clone(),
+            trunk_id: None,
+            flow_id: None,
+            caller_ext: Some(caller.id),
+            outbound: None,
+        };
+        let Some(key) = self.new_call(cx, now, tx, msg, source, n) else { return };
+        let incoming = IncomingCall {
+            key,
+            call_id,
+            caller_id_name: party.name,
+            caller_id_num: party.number,
+            dialled,
+            trunk_id: 0,
+            flow_id: None,
+            voicemail_from: Some(caller.id),
+        };
+        if self.shared.hand_off(incoming) {
+            return;
+        }
+        tracing::warn!(extension = %caller.extension, "no controller takes calls: the voicemail menu is unavailable (480)");
+        self.end_call(cx, now, key, 480, Cause::Unavailable, None);
     }
 
     /// An extension dials a number that is not internal: the outbound routes choose the
@@ -1110,8 +1146,16 @@ impl B2bua {
         let Some(key) = self.new_call(cx, now, tx, msg, source, n) else {
             return;
         };
-        let incoming =
-            IncomingCall { key, call_id, caller_id_name: party.name, caller_id_num: party.number, dialled: did.number.clone(), trunk_id, flow_id: did.flow_id };
+        let incoming = IncomingCall {
+            key,
+            call_id,
+            caller_id_name: party.name,
+            caller_id_num: party.number,
+            dialled: did.number.clone(),
+            trunk_id,
+            flow_id: did.flow_id,
+            voicemail_from: None,
+        };
         if self.shared.hand_off(incoming) {
             return;
         }

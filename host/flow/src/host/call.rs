@@ -212,6 +212,16 @@ impl Host for HostState {
         Ok(wit::VoicemailResult { recorded: r.recorded, duration_ms: r.duration.as_millis().min(u32::MAX as u128) as u32 })
     }
 
+    async fn check_voicemail(&mut self, mailbox: i64) -> Result<(), NodeError> {
+        let c = self.live_call()?;
+        self.require(&Capability::Voicemail)?;
+        let Entity::VoicemailBox(b) = &*self.entity(EntityKind::VoicemailBox, mailbox)? else {
+            return Err(NodeError::Failed(format!("entity {mailbox} is not a voicemail box")));
+        };
+        let b = b.clone();
+        self.waiting(c.control.check_voicemail(&b)).await.map_err(|e| call_error(&c, e))
+    }
+
     async fn transfer(&mut self, target: Destination) -> Result<(), NodeError> {
         let c = self.live_call()?;
         let t = self.target(target)?;

@@ -443,6 +443,21 @@ impl VoicemailMessages<'_> {
         Ok(rows.into_iter().map(|(id, total, unread)| (id, (total, unread.unwrap_or(0)))).collect())
     }
 
+    /// (unread, read) messages per extension, over every box whose message-waiting lamp is
+    /// on it (`notify_extension_id`): what its phones' MWI shows. Extensions without such a
+    /// box are absent.
+    pub async fn mwi_counts(self) -> Result<std::collections::HashMap<i64, (i64, i64)>> {
+        let mut c = self.db.acquire().await?;
+        let rows: Vec<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT b.notify_extension_id, SUM(m.read = 0), SUM(m.read = 1) FROM voicemail_boxes b \
+             LEFT JOIN voicemail_messages m ON m.mailbox_id = b.id WHERE b.notify_extension_id IS NOT NULL \
+             GROUP BY b.notify_extension_id",
+        )
+        .fetch_all(&mut *c)
+        .await?;
+        Ok(rows.into_iter().map(|(id, new, old)| (id, (new.unwrap_or(0), old.unwrap_or(0)))).collect())
+    }
+
     /// Unread messages of all boxes together (the dashboard).
     pub async fn unread_total(self) -> Result<i64> {
         let mut c = self.db.acquire().await?;

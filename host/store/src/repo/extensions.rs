@@ -257,6 +257,7 @@ impl Extensions<'_> {
              (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM trunks) || ';' || \
              (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM inbound_numbers) || ';' || \
              (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM outbound_routes) || ';' || \
+             (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM voicemail_boxes) || ';' || \
              (SELECT COUNT(*) || '/' || TOTAL(id) FROM flow_versions)",
         )
         .fetch_one(&mut *c)
