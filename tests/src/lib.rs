@@ -354,6 +354,21 @@ impl Server {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself (no signal sent); None if it
+    /// still runs then.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let Some(child) = self.child.as_mut() else { bail!("server is not running") };
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if let Some(s) = child.try_wait()? {
+                self.child = None;
+                return Ok(Some(s));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(None)
+    }
+
     /// SIGTERM, waiting up to 10 s.
     pub fn stop(&mut self) -> anyhow::Result<ExitStatus> {
         self.stop_timeout(Duration::from_secs(10))

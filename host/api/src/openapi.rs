@@ -139,7 +139,7 @@ impl Modify for Conventions {
         crate::cdrs::list_cdrs, crate::cdrs::get_cdr, crate::cdrs::export_cdrs,
         crate::prompts::list_prompts, crate::prompts::upload_prompt, crate::prompts::get_prompt, crate::prompts::prompt_audio, crate::prompts::delete_prompt,
         crate::settings::get_settings, crate::settings::put_settings,
-        crate::system::health, crate::system::status, crate::system::audit_log,
+        crate::system::health, crate::system::status, crate::system::audit_log, crate::system::drain,
         crate::transport::get_tls, crate::transport::renew,
         crate::calls::list_active, crate::calls::hangup, crate::calls::dashboard_stats,
         crate::trunks::trunk_status, crate::trunks::test_trunk, crate::route_order::order_outbound_routes,

@@ -23,6 +23,12 @@ pub struct Health {
     pub status: &'static str,
     pub version: &'static str,
     pub uptime_seconds: u64,
+    /// The database's schema version (the highest migration applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<i64>,
+    /// Present while the server drains: new calls are refused, it exits after the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<crate::DrainStatus>,
     pub components: BTreeMap<String, ComponentStatus>,
 }
 
@@ -54,7 +60,15 @@ pub(crate) async fn health(State(state): State<AppState>, headers: HeaderMap) ->
     }
     let down = components.values().any(|c| c.status == "down");
     let degraded = down || components.values().any(|c| c.status != "ok");
-    let h = Health { status: if degraded { "degraded" } else { "ok" }, version: state.config().version, uptime_seconds: state.uptime().as_secs(), components };
+    let drain = state.drain().map(|d| (d.status)()).filter(|d| d.draining);
+    let h = Health {
+        status: if degraded { "degraded" } else { "ok" },
+        version: state.config().version,
+        uptime_seconds: state.uptime().as_secs(),
+        schema_version: state.store().schema_version().await.ok(),
+        drain,
+        components,
+    };
     let code = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (code, Data::new(h)).into_response()
 }
@@ -134,6 +148,20 @@ pub(crate) fn public_routes() -> Router<AppState> {
     Router::new().route("/health", get(health))
 }
 
+#[utoipa::path(post, path = "/api/v1/system/drain", tag = "system",
+    responses((status = 202, description = "draining: new calls are refused with 503, the server exits when the last call ends or the deadline passes", body = inline(Data<crate::DrainStatus>)),
+              (status = 409, description = "this server cannot drain (not started by the binary)", body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn drain(State(state): State<AppState>, caller: crate::auth::Caller) -> ApiResult<Response> {
+    let Some(d) = state.drain() else {
+        return Err(crate::ApiError::Conflict { message: "this server cannot drain".into(), references: vec![] });
+    };
+    let mut tx = state.store().begin().await?;
+    tx.audit(&caller.actor(), "drain", "system", None, None, None).await?;
+    tx.commit().await?;
+    (d.start)();
+    Ok((StatusCode::ACCEPTED, Data::new((d.status)())).into_response())
+}
+
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/system/status", get(status)).route("/audit-log", get(audit_log))
+    Router::new().route("/system/status", get(status)).route("/audit-log", get(audit_log)).route("/system/drain", axum::routing::post(drain))
 }

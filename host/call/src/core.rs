@@ -35,6 +35,9 @@ pub(crate) const SUPPORTED: &str = "timer, replaces";
 
 /// A digest HA1 used for users that do not exist, so a made-up user costs the same work as a
 /// wrong password and fails the same way.
+/// Retry-After (seconds) of the 503 a draining server answers new calls and OPTIONS with.
+const DRAIN_RETRY_AFTER: &str = "300";
+
 const DUMMY_HA1_MD5: &str = "00000000000000000000000000000000";
 const DUMMY_HA1_SHA256: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -177,6 +180,11 @@ impl Core {
     }
 
     fn handle_message(&mut self, now: Instant, peer: Peer, mut msg: Message) {
+        match (msg.method(), msg.status()) {
+            (Some(m), _) => self.shared.metrics.count_request_in(m.as_str()),
+            (None, Some(code)) => self.shared.metrics.count_response_in(code),
+            _ => {}
+        }
         if msg.is_request() {
             if self.guard.is_scanner(msg.user_agent()) || !self.allow(now, peer) {
                 return;
@@ -202,6 +210,12 @@ impl Core {
         if self.shutting_down {
             return self.sig.reply_to(to, msg, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
         }
+        // draining: keep-alives are refused so that carriers fail over to another server;
+        // phones keep registering (their calls in progress go on)
+        if self.draining() && msg.method() == Some(&Method::Options) {
+            self.shared.metrics.drain_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return self.sig.reply_to(to, msg, 503, None, |r| r.push_header(HeaderName::RetryAfter, DRAIN_RETRY_AFTER));
+        }
         match msg.method() {
             Some(Method::Register) => self.on_register(now, to, msg, source),
             _ => self.sig.reply_to(to, msg, 200, None, |r| {
@@ -215,6 +229,7 @@ impl Core {
     /// Runs the timers due at `now`.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.sig.txl.handle_timeout(now);
+        self.shared.metrics.retransmissions.store(self.sig.txl.retransmissions(), std::sync::atomic::Ordering::Relaxed);
         self.drain_events(now);
         if self.next_sweep <= now {
             self.registrar.expire(now, &mut self.ops, &mut self.changes);
@@ -272,7 +287,14 @@ impl Core {
 
     /// The next bytes to send.
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.sig.poll_transmit()
+        let t = self.sig.poll_transmit()?;
+        self.shared.metrics.count_message(&t.payload, true);
+        Some(t)
+    }
+
+    /// Whether the binary asked the PBX to drain (no new calls).
+    fn draining(&self) -> bool {
+        self.shared.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// When `handle_timeout` is next due.
@@ -327,6 +349,11 @@ impl Core {
         }
         if self.shutting_down && msg.to_tag().is_none() {
             self.sig.reply_with(now, tx, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
+            return;
+        }
+        if self.draining() && msg.to_tag().is_none() && method == Method::Invite {
+            self.shared.metrics.drain_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.sig.reply_with(now, tx, 503, None, |r| r.push_header(HeaderName::RetryAfter, DRAIN_RETRY_AFTER));
             return;
         }
         if msg.to_tag().is_some() {
@@ -434,7 +461,9 @@ impl Core {
             tracing::info!(%ip, %user, "failed SIP authentication from a trunk's address (not counted towards a ban)");
             return;
         }
+        self.shared.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.guard.auth_failed(ip, now, user) {
+            self.shared.metrics.bans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.shared.emit(|| PbxEvent::SourceBanned { ip, until_secs: self.cfg.security.ban_duration.as_secs() });
         }
     }

@@ -30,6 +30,7 @@ mod directory;
 mod error;
 mod event_loop;
 mod events;
+mod metrics;
 mod persist;
 mod registrar;
 pub mod routing;
@@ -56,6 +57,7 @@ pub use config::{OutboundConfig, RegistrarConfig, SecurityConfig, SipConfig, Sip
 pub use directory::Directory;
 pub use error::CallError;
 pub use events::{ActiveCall, CallKey, CallState, DirectoryCounts, PbxEvent};
+pub use metrics::{HistogramSnapshot, SipMetrics, METHODS as SIP_METHODS};
 pub use registrar::{Binding, ChangeAction};
 pub use security::GuardStats;
 pub use sip::auth::Algorithm as DigestAlgorithm;
@@ -265,7 +267,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     tracing::info!(users = dir.user_count(), restored, expired, udp = ?udp_addr, tcp = ?tcp_addr, tls = ?tls_addr, media = media_engine.is_some(), "SIP stack starting");
 
     let writer_stop = Arc::new(Notify::new());
-    let writer = tokio::spawn(persist::writer(store.clone(), outbox.clone(), writer_stop.clone()));
+    let writer = tokio::spawn(persist::writer(store.clone(), outbox.clone(), writer_stop.clone(), shared.clone()));
 
     let lp = event_loop::Loop::new(
         poll,
@@ -459,6 +461,28 @@ impl PbxHandle {
             guard: s.guard.lock().map(|g| *g).unwrap_or_default(),
             messages: (s.counters.received.load(Relaxed), s.counters.sent.load(Relaxed), s.counters.send_errors.load(Relaxed)),
         }
+    }
+
+    /// The SIP stack's counters for the metrics endpoint.
+    pub fn metrics(&self) -> SipMetrics {
+        self.0.shared.metrics.snapshot()
+    }
+
+    /// Every enabled trunk's status (for the metrics endpoint).
+    pub fn trunk_statuses(&self) -> Vec<(i64, TrunkStatus)> {
+        self.0.shared.trunks.iter().map(|e| (*e.key(), e.value().clone())).collect()
+    }
+
+    /// Starts (or stops) draining: new calls (out-of-dialog INVITEs) and OPTIONS are
+    /// answered 503 with Retry-After so that carriers and phones go elsewhere; calls in
+    /// progress, in-dialog requests and registrations go on.
+    pub fn set_draining(&self, on: bool) {
+        self.0.shared.draining.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the PBX is draining.
+    pub fn is_draining(&self) -> bool {
+        self.0.shared.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops the PBX: refuses new calls, ends the calls in progress (their CDRs get an end

@@ -1186,6 +1186,7 @@ impl B2bua {
             transfers: Vec::new(),
         };
         let view = call.view();
+        self.shared.metrics.call_started(direction);
         self.shared.calls.insert(key, view.clone());
         self.shared.emit(|| PbxEvent::CallStarted(view));
         self.table.insert(call, call_id, from_tag);
@@ -1689,6 +1690,9 @@ impl B2bua {
         let target = leg.target;
         let ring = call.take_ring();
         call.phase = Phase::Bridged { winner: idx };
+        if call.answered_at.is_none() {
+            self.shared.metrics.setup.observe(now.saturating_duration_since(call.started_at));
+        }
         call.answered_at.get_or_insert(now);
         // The other legs stop ringing (a number confirming is hung up).
         let mut stop = Vec::new();
@@ -1817,6 +1821,9 @@ impl B2bua {
         if let Phase::Waiting { ring } = &mut call.phase {
             let ring = ring.take();
             call.phase = Phase::AnsweredLocally { ring };
+        }
+        if call.answered_at.is_none() {
+            self.shared.metrics.setup.observe(now.saturating_duration_since(call.started_at));
         }
         call.answered_at.get_or_insert(now);
         let session_at = call.session.map(|s| s.expires_at());
@@ -2420,6 +2427,7 @@ impl B2bua {
             e.1 += secs;
         }
         let disposition = cause.disposition(answered);
+        self.shared.metrics.call_ended(call.direction, disposition);
         self.ops.push(PersistOp::CdrEnd {
             key,
             start: wall(call.started_at),
