@@ -19,6 +19,7 @@ within +-10 % of its mean, descriptors not growing, no failed call.
 Exit status 0 when the verdict holds, 1 when not.
 """
 import argparse
+import signal
 import socket
 import statistics
 import sys
@@ -128,11 +129,16 @@ def main():
     while uac.proc.poll() is None and time.monotonic() - t0 < args.duration:
         samples.append((time.monotonic() - t0, rss_kib(server.pid), fds(server.pid)))
         time.sleep(args.sample)
-    # stop starting calls; let the ones up finish
-    uac.proc.terminate()
+    # stop starting calls and let the ones up finish (SIGUSR1: SIPp's graceful quit), then
+    # wait for FlowPBX to be idle again before the last sample
+    if uac.proc.poll() is None:
+        uac.proc.send_signal(signal.SIGUSR1)
     uac.wait(timeout=60)
     stop.set()
-    time.sleep(2)
+    deadline = time.monotonic() + 30
+    while " 0 calls" not in server.sip_health() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
     samples.append((time.monotonic() - t0, rss_kib(server.pid), fds(server.pid)))
     ok, failed = uac.counts()
     health = server.sip_health()

@@ -542,3 +542,74 @@ async fn health_names_the_schema_version() -> anyhow::Result<()> {
     assert!(h.data()["schema_version"].as_i64().is_some_and(|v| v >= 9), "{}", h.text);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_calls_sip_messages_are_shown_from_its_cdr_redacted() -> anyhow::Result<()> {
+    // (Pbx::start turns the SIP log on, headers only)
+    let pbx = Pbx::start(&[]).await?;
+    pbx.extension("101", PW_101).await?;
+    pbx.extension("102", PW_102).await?;
+    pbx.wait_directory(2, 0, 0).await?;
+    let port = free_port(LO);
+    let callee = sipp("uas.xml", (LO, port), None, &["-m", "1"])?;
+    register(&pbx, "102", PW_102, port, 300)?.assert_ok();
+    let caller =
+        sipp("uac.xml", (LO, free_port(LO)), Some(&pbx.sip()), &["-s", "102", "-au", "101", "-ap", PW_101, "-key", "caller", "101", "-m", "1", "-d", "200"])?;
+    caller.wait(WAIT).assert_ok();
+    callee.wait(WAIT).assert_ok();
+    let cdr = pbx.wait_cdrs(1).await?[0].clone();
+    let id = cdr["id"].as_i64().context("cdr id")?;
+    let r = pbx.admin.get(&format!("/cdrs/{id}/sip-messages")).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let d = r.data();
+    assert_eq!(d["kept"], json!(true));
+    let msgs = d["messages"].as_array().context("messages")?;
+    let first_lines: Vec<String> =
+        msgs.iter().map(|m| format!("{} {}", m["direction"].as_str().unwrap_or(""), m["text"].as_str().unwrap_or("").lines().next().unwrap_or(""))).collect();
+    eprintln!("{}", first_lines.join("\n"));
+    // the caller's INVITE (challenged, then with credentials), the callee leg's INVITE with
+    // its own Call-ID, the answers, both BYEs
+    assert!(first_lines.iter().filter(|l| l.starts_with("in INVITE sip:102@")).count() >= 2, "{first_lines:?}");
+    assert!(first_lines.iter().any(|l| l.starts_with("out SIP/2.0 407")));
+    assert!(first_lines.iter().any(|l| l.starts_with("out INVITE sip:102@127.0.0.1:")), "the callee leg: {first_lines:?}");
+    assert!(first_lines.iter().any(|l| l.starts_with("in BYE")));
+    let caller_call_id = cdr["call_id"].as_str().context("call_id")?;
+    assert!(msgs.iter().any(|m| m["call_id"].as_str() != Some(caller_call_id)), "the callee leg's own Call-ID is kept with the call");
+    // times in order; no digest response kept
+    let texts: String = msgs.iter().filter_map(|m| m["text"].as_str()).collect();
+    assert!(!texts.contains("response=\""), "credentials redacted");
+    assert!(texts.contains("Proxy-Authorization: username=\"101\", <redacted>"), "the user stays: {texts}");
+    assert_eq!(pbx.admin.get("/cdrs/999999/sip-messages").await?.status, 404);
+    assert_eq!(pbx.server.client().get(&format!("/cdrs/{id}/sip-messages")).await?.status, 401);
+    Ok(())
+}
+
+#[tokio::test]
+async fn backups_from_the_api_are_listed_and_kept_to_the_setting() -> anyhow::Result<()> {
+    let server = Server::start().await?;
+    let admin = server.admin().await?;
+    let r = admin.get("/system/backups").await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!((r.data()["interval_hours"].as_u64(), r.data()["keep"].as_u64()), (Some(24), Some(7)), "the defaults");
+    assert_eq!(r.data()["backups"].as_array().map(Vec::len), Some(0));
+    let r = admin.put("/settings", &json!({"backup_keep": 2})).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(admin.put("/settings", &json!({"backup_keep": 0})).await?.error_fields(), vec!["backup_keep".to_owned()]);
+    for _ in 0..3 {
+        let r = admin.post("/system/backups", &json!({})).await?;
+        assert_eq!(r.status, 201, "{}", r.text);
+        // one per second: the names carry the time
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let r = admin.get("/system/backups").await?;
+    let list = r.data()["backups"].as_array().context("backups")?.clone();
+    assert_eq!(list.len(), 2, "only the newest two are kept: {}", r.text);
+    let newest = server.data_dir().join("backups").join(list[0]["name"].as_str().context("name")?);
+    // what the API wrote restores like the command's archives
+    let target = tempfile::tempdir()?;
+    let dest = target.path().join("restored");
+    let out = run_flowpbx(&["--data-dir", &dest.to_string_lossy(), "restore", &newest.to_string_lossy()])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(server.client().post("/system/backups", &json!({})).await?.status, 401);
+    Ok(())
+}

@@ -104,6 +104,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: metrics::ApiMetrics,
     /// Draining (set by the binary): what health and the dashboard show.
     pub(crate) drain: OnceLock<DrainProbe>,
+    /// The scheduled backups' last outcome (the binary runs `pbx::backup::run_schedule`).
+    pub(crate) backups: Arc<std::sync::Mutex<pbx::backup::ScheduleState>>,
 }
 
 /// What the binary tells of a drain in progress, and how to start one.
@@ -150,7 +152,13 @@ impl AppState {
             https: OnceLock::new(),
             metrics: metrics::ApiMetrics::new().with_collector(weak.clone()),
             drain: OnceLock::new(),
+            backups: Arc::default(),
         }))
+    }
+
+    /// What the backup schedule reports its outcome into.
+    pub fn backup_schedule_state(&self) -> Arc<std::sync::Mutex<pbx::backup::ScheduleState>> {
+        self.0.backups.clone()
     }
 
     /// Connects the binary's drain (health, the dashboard and `POST /system/drain`).

@@ -85,6 +85,9 @@ pub(crate) struct Core {
     next_sweep: Instant,
     pub(crate) shutting_down: bool,
     changes: Vec<crate::registrar::Change>,
+    /// The clock of the latest input (what the SIP message viewer stamps outgoing messages
+    /// with).
+    last_now: Instant,
 }
 
 impl Core {
@@ -119,6 +122,7 @@ impl Core {
             next_sweep: Instant::ZERO,
             shutting_down: false,
             changes: Vec::new(),
+            last_now: Instant::ZERO,
             cfg,
         }
     }
@@ -141,6 +145,8 @@ impl Core {
         if self.guard.is_banned(peer.addr.ip(), now) {
             return;
         }
+        self.last_now = now;
+        self.trace(now, "in", peer, data);
         match Message::parse(data) {
             Ok(msg) => self.handle_message(now, peer, msg),
             Err(e) => self.handle_parse_error(now, peer, e),
@@ -151,6 +157,9 @@ impl Core {
     pub(crate) fn handle_frame(&mut self, now: Instant, peer: Peer, frame: Result<Message, ParseError>) {
         if self.guard.is_banned(peer.addr.ip(), now) {
             return;
+        }
+        if let (Ok(m), true) = (&frame, self.cfg.log != crate::config::SipLogMode::Off) {
+            self.trace(now, "in", peer, &m.to_bytes());
         }
         match frame {
             Ok(msg) => self.handle_message(now, peer, msg),
@@ -228,6 +237,7 @@ impl Core {
 
     /// Runs the timers due at `now`.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
         self.sig.txl.handle_timeout(now);
         self.shared.metrics.retransmissions.store(self.sig.txl.retransmissions(), std::sync::atomic::Ordering::Relaxed);
         self.drain_events(now);
@@ -245,6 +255,7 @@ impl Core {
 
     /// A command from the handle.
     pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
+        self.last_now = now;
         match cmd {
             Command::Directory(d) => {
                 self.set_directory(d);
@@ -289,7 +300,25 @@ impl Core {
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         let t = self.sig.poll_transmit()?;
         self.shared.metrics.count_message(&t.payload, true);
+        self.trace_at_last_turn(&t);
         Some(t)
+    }
+
+    /// Keeps a message for the SIP message viewer (only while the SIP log is on), under its
+    /// call's caller Call-ID.
+    fn trace(&mut self, now: Instant, direction: &'static str, peer: Peer, data: &[u8]) {
+        let Some(m) = crate::sip_trace::capture(self.cfg.log, direction, peer, data, crate::clock::wall(now).unix_millis()) else { return };
+        let Ok(mut store) = self.shared.sip_trace.lock() else { return };
+        let group = self.b2bua.caller_call_id(&m.call_id).or_else(|| store.group_of(&m.call_id).map(str::to_owned)).unwrap_or_else(|| m.call_id.clone());
+        store.add(&group, m);
+    }
+
+    /// An outgoing message, stamped with the clock of the turn that made it.
+    fn trace_at_last_turn(&mut self, t: &Transmit) {
+        if self.cfg.log != crate::config::SipLogMode::Off {
+            let now = self.last_now;
+            self.trace(now, "out", t.dest, &t.payload);
+        }
     }
 
     /// Whether the binary asked the PBX to drain (no new calls).

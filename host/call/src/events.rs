@@ -175,6 +175,8 @@ pub struct Shared {
     pub(crate) counters: Counters,
     /// The metrics endpoint's counters.
     pub(crate) metrics: crate::metrics::Metrics,
+    /// The SIP message viewer's last messages per call (filled only while the SIP log is on).
+    pub(crate) sip_trace: Mutex<crate::sip_trace::TraceStore>,
     /// Set while draining: new calls and OPTIONS are refused with 503 (the event loop reads
     /// it at every request, the binary sets it).
     pub(crate) draining: AtomicBool,
@@ -203,6 +205,7 @@ impl Shared {
             events,
             counters: Counters::default(),
             metrics: crate::metrics::Metrics::default(),
+            sip_trace: Mutex::new(Default::default()),
             draining: AtomicBool::new(false),
             running: AtomicBool::new(false),
             guard: Mutex::new(Default::default()),

@@ -38,6 +38,7 @@ mod sdp_media;
 mod security;
 mod signalling;
 mod sip_tls;
+mod sip_trace;
 mod siplog;
 mod srtp;
 mod trunks;
@@ -63,6 +64,7 @@ pub use security::GuardStats;
 pub use sip::auth::Algorithm as DigestAlgorithm;
 pub use sip::transaction::{Peer, Transport};
 pub use sip_tls::SipTls;
+pub use sip_trace::{TracedMessage, PER_CALL as SIP_MESSAGES_PER_CALL};
 pub use trunks::{Probe, RegistrationState, RegistrationStatus, TrunkStatus, TrunkTest};
 
 use crate::b2bua::CallCommand;
@@ -161,6 +163,8 @@ struct Inner {
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
     tls: Option<SocketAddr>,
+    /// What the SIP log (and the message viewer) keeps.
+    sip_log: SipLogMode,
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
     writer_stop: Arc<Notify>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -308,6 +312,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         udp: udp_addr,
         tcp: tcp_addr,
         tls: tls_addr,
+        sip_log: log,
         stopped: Mutex::new(Some(stopped_rx)),
         writer_stop,
         writer: Mutex::new(Some(writer)),
@@ -478,6 +483,18 @@ impl PbxHandle {
     /// progress, in-dialog requests and registrations go on.
     pub fn set_draining(&self, on: bool) {
         self.0.shared.draining.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The SIP messages kept of the call whose caller Call-ID is `call_id` (a CDR's
+    /// `call_id`), oldest first: its last [`sip_trace::PER_CALL`] messages, callee legs
+    /// included, while the SIP log is on (`SipConfig::log`); nothing otherwise.
+    pub fn sip_messages(&self, call_id: &str) -> Vec<TracedMessage> {
+        self.0.shared.sip_trace.lock().map(|t| t.messages(call_id)).unwrap_or_default()
+    }
+
+    /// Whether the SIP message viewer keeps messages (the SIP log is on).
+    pub fn keeps_sip_messages(&self) -> bool {
+        self.0.sip_log != SipLogMode::Off
     }
 
     /// Whether the PBX is draining.

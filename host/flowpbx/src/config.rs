@@ -207,6 +207,12 @@ pub struct Settings {
     /// Stop recording calls when the data dir's disk has less free space than this (MiB).
     #[arg(long, env = "FLOWPBX_RECORDING_MIN_FREE_MB", default_value_t = 500, global = true)]
     pub recording_min_free_mb: u64,
+    /// Hours between scheduled backups into <data-dir>/backups (0: none).
+    #[arg(long, env = "FLOWPBX_BACKUP_INTERVAL_HOURS", default_value_t = 24, global = true)]
+    pub backup_interval_hours: u64,
+    /// Scheduled backups kept (the oldest are deleted).
+    #[arg(long, env = "FLOWPBX_BACKUP_KEEP", default_value_t = 7, global = true)]
+    pub backup_keep: u64,
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives
     /// ("info,api=debug").
     #[arg(long, env = "FLOWPBX_LOG_LEVEL", default_value = "info", global = true)]
@@ -526,6 +532,8 @@ const LAYERED: &[&str] = &[
     keys::MEDIA_TIMEOUT_SECS,
     keys::SIP_LOG,
     keys::RECORDING_MIN_FREE_MB,
+    keys::BACKUP_INTERVAL_HOURS,
+    keys::BACKUP_KEEP,
 ];
 
 /// Parses the command line.

@@ -199,6 +199,14 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         allow: settings.metrics_allow.clone(),
         separate_listener: settings.metrics_listen.is_some(),
     });
+    // scheduled backups into <data-dir>/backups, by the settings in force
+    tokio::spawn(pbx::backup::run_schedule(
+        store.clone(),
+        state.settings_layers().clone(),
+        data_dir.clone(),
+        env!("CARGO_PKG_VERSION").to_owned(),
+        state.backup_schedule_state(),
+    ));
     let drain = drain::Drain::new(pbx.clone(), Duration::from_secs(settings.drain_timeout_secs));
     state.attach_drain(drain.probe());
     state.attach_tls(certs.clone(), config.tls.https_port);

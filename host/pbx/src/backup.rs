@@ -376,6 +376,68 @@ pub async fn scheduled(store: &Store, data_dir: &Path, dir: &Path, keep: usize, 
     Ok(info)
 }
 
+/// The folder scheduled backups go to.
+pub fn backups_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("backups")
+}
+
+/// The last scheduled backup's outcome (for the API).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScheduleState {
+    /// The last attempt's error, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// Takes a backup into `<data-dir>/backups` every `backup_interval_hours` (the settings as in
+/// force, read every minute; 0: none), keeping the newest `backup_keep`. The first comes one
+/// interval after start unless an older backup is already due.
+pub async fn run_schedule(
+    store: Store,
+    layers: crate::settings::SettingsLayers,
+    data_dir: PathBuf,
+    version: String,
+    state: std::sync::Arc<std::sync::Mutex<ScheduleState>>,
+) {
+    use crate::settings::keys;
+    let started = std::time::SystemTime::now();
+    let dir = backups_dir(&data_dir);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let stored = match store.settings().all().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduled backup: reading the settings");
+                continue;
+            }
+        };
+        let r = layers.resolve(&stored);
+        let num = |k: &str| r.get(k).and_then(|v| v.value.as_deref()).and_then(|v| v.parse::<u64>().ok());
+        let hours = num(keys::BACKUP_INTERVAL_HOURS).unwrap_or(0);
+        let keep = num(keys::BACKUP_KEEP).unwrap_or(7).max(1) as usize;
+        if hours == 0 {
+            continue;
+        }
+        let interval = std::time::Duration::from_secs(hours * 3600);
+        let newest = list(&dir).first().map(|b| std::time::UNIX_EPOCH + std::time::Duration::from_secs(b.2));
+        let since = newest.map_or(started, |n| n.max(started));
+        if std::time::SystemTime::now().duration_since(since).unwrap_or_default() < interval {
+            continue;
+        }
+        let outcome = scheduled(&store, &data_dir, &dir, keep, false, &version).await;
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(info) => {
+                tracing::info!(path = %info.path.display(), bytes = info.size, files = info.files, "scheduled backup written");
+                st.last_error = None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scheduled backup failed");
+                st.last_error = Some(e.to_string());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

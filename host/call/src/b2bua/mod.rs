@@ -110,6 +110,13 @@ impl B2bua {
     }
 
     /// Whether no call is left.
+    /// The caller's Call-ID of the call a callee leg's Call-ID belongs to (the SIP message
+    /// viewer groups a call's messages under it).
+    pub(crate) fn caller_call_id(&self, leg_call_id: &str) -> Option<String> {
+        let (key, _) = self.table.by_leg_call_id(leg_call_id)?;
+        self.table.get(key)?.a.invite.call_id().map(str::to_owned)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.table.is_empty()
     }
