@@ -136,6 +136,7 @@ async fn metrics_move_with_a_real_call_and_need_the_token() -> anyhow::Result<()
     assert_eq!(value(&after, "flowpbx_flow_node_runs_total{node_type=\"extension\"}"), 1.0);
     assert!(value(&after, "process_resident_memory_bytes") > 1e6);
     assert!(value(&after, "process_open_fds") > 3.0);
+    assert!(value(&after, "flowpbx_db_query_seconds_count") >= 1.0, "the health checks' database round trips");
     assert!(after.contains("flowpbx_http_requests_total{route=\"/api/v1/flows/{id}/publish\",method=\"POST\",status=\"200\"} 1"), "HTTP by route template");
     assert!(after.ends_with("# EOF\n"));
 
@@ -484,9 +485,13 @@ async fn restore_refuses_tampered_traversing_and_misplaced_archives() -> anyhow:
     let (ok, err) = restore(&good, Path::new(&data_dir))?;
     assert!(!ok && err.contains("not empty"), "{err}");
 
-    // and the good one restores
+    // and the good one restores; the archive and the restored key are the owner's alone
     let (ok, err) = restore(&good, &work.path().join("t4"))?;
     assert!(ok, "{err}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&good)?.permissions().mode() & 0o777, 0o600, "the archive holds the secret key");
+    assert_eq!(std::fs::metadata(work.path().join("t4/secret.key"))?.permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(work.path().join("t4"))?.permissions().mode() & 0o777, 0o700);
     Ok(())
 }
 

@@ -78,6 +78,7 @@ pub(crate) struct ApiMetrics {
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<[(&'static str, String); 1], Histogram>,
+    db_query: Histogram,
     pub(crate) access: OnceLock<MetricsAccess>,
 }
 
@@ -96,7 +97,13 @@ impl ApiMetrics {
         let mut registry = Registry::default();
         registry.register("flowpbx_http_requests", "HTTP requests by route, method and status", http_requests.clone());
         registry.register("flowpbx_http_request_duration_seconds", "HTTP request handling time by route", http_duration.clone());
-        ApiMetrics { registry, http_requests, http_duration, access: OnceLock::new() }
+        let db_query = Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0]);
+        registry.register(
+            "flowpbx_db_query_seconds",
+            "database round trips measured by the probe (a SELECT 1 every 15 s and at each health check)",
+            db_query.clone(),
+        );
+        ApiMetrics { registry, http_requests, http_duration, db_query, access: OnceLock::new() }
     }
 
     /// Adds the collector that reads the PBX's, media's, flows', store's and process's
@@ -166,6 +173,14 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 impl AppState {
+    /// Times one database round trip (`Store::ping`) into `flowpbx_db_query_seconds`.
+    pub async fn probe_database(&self) -> Result<(), store::StoreError> {
+        let began = Instant::now();
+        let r = self.store().ping().await;
+        self.0.metrics.db_query.observe(began.elapsed().as_secs_f64());
+        r
+    }
+
     /// Who may scrape `/metrics` (once, at start; without it metrics are off).
     pub fn set_metrics_access(&self, access: MetricsAccess) {
         let _ = self.0.metrics.access.set(access);

@@ -34,7 +34,7 @@ pub struct Health {
 
 async fn components(state: &AppState) -> BTreeMap<String, ComponentStatus> {
     let mut out = BTreeMap::new();
-    let db = match state.store().ping().await {
+    let db = match state.probe_database().await {
         Ok(()) => ComponentStatus { status: "ok", detail: None },
         Err(e) => ComponentStatus { status: "down", detail: Some(e.to_string()) },
     };

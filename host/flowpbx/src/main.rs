@@ -199,6 +199,18 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         allow: settings.metrics_allow.clone(),
         separate_listener: settings.metrics_listen.is_some(),
     });
+    // the database's round trip, for metrics, between scrapes
+    tokio::spawn({
+        let state = state.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                if let Err(e) = state.probe_database().await {
+                    tracing::warn!(error = %e, "database probe failed");
+                }
+            }
+        }
+    });
     // scheduled backups into <data-dir>/backups, by the settings in force
     tokio::spawn(pbx::backup::run_schedule(
         store.clone(),

@@ -59,6 +59,18 @@ pub enum BackupError {
     Exists(String),
 }
 
+/// Creates `path` for writing, readable by its owner only (an archive holds the secret key).
+fn create_private(path: &Path) -> io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> BackupError + '_ {
     move |source| BackupError::Io { path: path.display().to_string(), source }
 }
@@ -187,7 +199,8 @@ fn write_archive(data_dir: &Path, staging: &Path, out: &Path, recordings: bool, 
         }
     }
     let tmp = out.with_extension("partial");
-    let file = File::create(&tmp).map_err(io_at(&tmp))?;
+    let _ = std::fs::remove_file(&tmp);
+    let file = create_private(&tmp).map_err(io_at(&tmp))?;
     let mut tar = tar::Builder::new(io::BufWriter::new(file));
     tar.mode(tar::HeaderMode::Deterministic);
     let mut listed = Vec::with_capacity(files.len());
@@ -291,7 +304,7 @@ pub fn restore(archive: &Path, target: &Path) -> Result<Manifest, BackupError> {
         if let Some(d) = dest.parent() {
             std::fs::create_dir_all(d).map_err(io_at(d))?;
         }
-        let mut out = File::create(&dest).map_err(io_at(&dest))?;
+        let mut out = create_private(&dest).map_err(io_at(&dest))?;
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         let mut size = 0u64;
