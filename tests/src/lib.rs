@@ -214,6 +214,12 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !self.opts.args.iter().any(|a| a == "--drain-timeout-secs") {
+            // SIGTERM drains: calls in progress may finish for up to an hour. A test that
+            // stops its server with a call still up (a phone gone without a BYE) does not
+            // wait for that; the drain tests give their own deadline
+            cmd.args(["--drain-timeout-secs", "5"]);
+        }
         if !self.opts.args.iter().any(|a| a == "--https-port") {
             // HTTPS's default is 443, which one server alone could bind: a test that wants
             // HTTPS gives a free port
@@ -364,6 +370,21 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself (no signal sent); None if it
+    /// still runs then.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let Some(child) = self.child.as_mut() else { bail!("server is not running") };
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if let Some(s) = child.try_wait()? {
+                self.child = None;
+                return Ok(Some(s));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(None)
     }
 
     /// SIGTERM, waiting up to 10 s.

@@ -72,6 +72,8 @@ export async function startBinary() {
       FLOWPBX_RTP_PORT_MIN: '31000',
       FLOWPBX_RTP_PORT_MAX: '31100',
       FLOWPBX_LOG_LEVEL: process.env.FLOWPBX_LOG_LEVEL ?? 'warn',
+      // the SIP message viewer of Call history keeps messages only while the SIP log is on
+      FLOWPBX_SIP_LOG: 'headers',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

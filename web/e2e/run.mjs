@@ -6,7 +6,7 @@
 // drawn), validation problems outlined and focused, published, a simulated test call whose
 // highlighted path is the one the simulator returned, step by step, a diff and a rollback; then
 // a real call (SIPp, Debian's sip-tester, from an IP trunk on 127.0.0.2) through the live flow
-// and "Show path" on its CDR row. Then the outside world: a registration trunk to a strict
+// and "Show path" on its CDR row, and its SIP messages from the same row. Then the outside world: a registration trunk to a strict
 // UDP SIP responder this test runs on 127.0.0.1 (lib.mjs startSipResponder: OPTIONS and
 // REGISTER only) turns registered on the Trunks page without a reload, its Test shows both
 // answers with their round trips, the dashboard shows it registered; an outbound route with a
@@ -536,6 +536,16 @@ async function scenario(url, sipPort) {
     const lit = await page.locator('.react-flow__node.on-path').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-id')).sort());
     expect(JSON.stringify(lit) === JSON.stringify(want), `Show path lit ${lit}, the CDR walked ${walked}`);
     await shot(page, 'editor-show-path');
+    // the same CDR row's "SIP": the call's messages, the carrier's INVITE first
+    await page.goto(`${url}/calls`);
+    const sipRow = page.getByRole('row').filter({ hasText: '+61299990000' }).first();
+    await sipRow.getByRole('button', { name: 'SIP' }).click();
+    const msgs = page.getByRole('list', { name: 'SIP messages' });
+    await msgs.waitFor();
+    const first = (await msgs.locator('li pre').first().textContent()) ?? '';
+    expect(/^INVITE sip:/.test(first), `the first message of the call: ${first}`);
+    expect((await msgs.locator('li').count()) >= 4, 'the INVITE, its answers, the BYE');
+    await shot(page, 'call-sip-messages');
   });
 
   await step('settings: what the environment fixes is read-only and named; every error at once', async () => {

@@ -134,7 +134,7 @@ pub fn token_need(method: &Method, route: &str) -> TokenNeed {
         "/auth/password" | "/auth/sessions" | "/auth/sessions/{id}" => TokenNeed::Session,
         "/api-tokens" | "/api-tokens/{id}" | "/settings" | "/audit-log" | "/system/status" => TokenNeed::Scope(TokenScope::Admin),
         "/plugins/{id}" if !read => TokenNeed::Scope(TokenScope::Admin),
-        "/system/tls/renew" => TokenNeed::Scope(TokenScope::Admin),
+        "/system/tls/renew" | "/system/drain" | "/system/backups" => TokenNeed::Scope(TokenScope::Admin),
         _ if read => TokenNeed::Scope(TokenScope::Read),
         _ => TokenNeed::Scope(TokenScope::Write),
     }

@@ -94,6 +94,56 @@ pub(crate) async fn get_cdr(State(state): State<AppState>, PathParams(id): PathP
     state.store().cdrs().get(id).await?.map(Data::new).ok_or(ApiError::NotFound)
 }
 
+/// One SIP message of a call, as the viewer shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SipMessageView {
+    /// When (RFC 3339, UTC).
+    pub at: Timestamp,
+    /// `in` (received by FlowPBX) or `out` (sent).
+    pub direction: &'static str,
+    pub transport: &'static str,
+    /// The other side's address.
+    pub peer: String,
+    /// This message's Call-ID (a callee leg has its own).
+    pub call_id: String,
+    /// The message: headers, or all of it with `sip_log` = `full`; credentials and SRTP keys
+    /// redacted.
+    pub text: String,
+}
+
+/// The last SIP messages of a call.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SipMessages {
+    /// Whether the server keeps messages (the `sip_log` setting is not `off`).
+    pub kept: bool,
+    /// At most this many of a call's last messages are kept (recent calls only).
+    pub limit: usize,
+    pub messages: Vec<SipMessageView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/cdrs/{id}/sip-messages", tag = "cdrs", params(("id" = i64, Path)),
+    responses((status = 200, body = inline(Data<SipMessages>), description = "the call's last SIP messages, caller and callee legs, oldest first; empty when the server did not keep them (the SIP log off, or an old call)"),
+              (status = 404, body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn sip_messages(State(state): State<AppState>, PathParams(id): PathParams<i64>) -> ApiResult<Data<SipMessages>> {
+    let cdr = state.store().cdrs().get(id).await?.ok_or(ApiError::NotFound)?;
+    let (kept, messages) = match state.pbx() {
+        Some(pbx) => (pbx.keeps_sip_messages(), pbx.sip_messages(&cdr.call_id)),
+        None => (false, Vec::new()),
+    };
+    let messages = messages
+        .into_iter()
+        .map(|m| SipMessageView {
+            at: Timestamp::from_unix_millis(m.at_ms).unwrap_or_else(Timestamp::now),
+            direction: m.direction,
+            transport: m.transport,
+            peer: m.peer,
+            call_id: m.call_id,
+            text: m.text,
+        })
+        .collect();
+    Ok(Data::new(SipMessages { kept, limit: call::SIP_MESSAGES_PER_CALL, messages }))
+}
+
 const CSV_HEADER: &str = "id,call_id,start_time,answer_time,end_time,duration,billable_dur,caller_id_name,caller_id_num,callee,\
 trunk_id,direction,disposition,recording_file,flow_id,flow_version,flow_path,hangup_cause\r\n";
 
@@ -182,7 +232,11 @@ pub(crate) async fn export_cdrs(State(state): State<AppState>, Query(q): Query<C
 }
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/cdrs", get(list_cdrs)).route("/cdrs/export", get(export_cdrs)).route("/cdrs/{id}", get(get_cdr))
+    Router::new()
+        .route("/cdrs", get(list_cdrs))
+        .route("/cdrs/export", get(export_cdrs))
+        .route("/cdrs/{id}", get(get_cdr))
+        .route("/cdrs/{id}/sip-messages", get(sip_messages))
 }
 
 #[cfg(test)]

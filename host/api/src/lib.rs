@@ -21,6 +21,7 @@ pub mod flow_versions;
 pub mod flows_engine;
 pub mod host_check;
 pub mod login_limit;
+pub mod metrics;
 pub mod openapi;
 mod plugins;
 mod prompts;
@@ -99,6 +100,36 @@ pub(crate) struct Inner {
     pub(crate) pbx: OnceLock<call::PbxHandle>,
     /// The certificate store and the HTTPS port, once the binary attached them.
     pub(crate) https: OnceLock<transport::Https>,
+    /// `/metrics`: the registry, the HTTP counters and who may scrape.
+    pub(crate) metrics: metrics::ApiMetrics,
+    /// Draining (set by the binary): what health and the dashboard show.
+    pub(crate) drain: OnceLock<DrainProbe>,
+    /// The scheduled backups' last outcome (the binary runs `pbx::backup::run_schedule`).
+    pub(crate) backups: Arc<std::sync::Mutex<pbx::backup::ScheduleState>>,
+}
+
+/// What the binary tells of a drain in progress, and how to start one.
+#[derive(Clone)]
+pub struct DrainProbe {
+    /// The drain's state now.
+    pub status: Arc<dyn Fn() -> DrainStatus + Send + Sync>,
+    /// Starts draining (idempotent).
+    pub start: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// A drain's state.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DrainStatus {
+    /// Whether the server drains (refuses new calls, exits when the last call ends).
+    pub draining: bool,
+    /// Calls still in progress.
+    pub active_calls: usize,
+    /// Seconds since the drain began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_seconds: Option<u64>,
+    /// Seconds left before the calls left are ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_seconds: Option<u64>,
 }
 
 /// What every handler can reach. Cheap to clone. It holds the flow service from the start;
@@ -108,7 +139,7 @@ pub struct AppState(pub(crate) Arc<Inner>);
 
 impl AppState {
     pub fn new(store: Store, config: ApiConfig, settings: SettingsLayers) -> Self {
-        AppState(Arc::new(Inner {
+        AppState(Arc::new_cyclic(|weak| Inner {
             flows: pbx::flows::FlowService::new(store.clone(), config.data_dir.clone()),
             store,
             config,
@@ -119,7 +150,24 @@ impl AppState {
             probes: RwLock::new(BTreeMap::new()),
             pbx: OnceLock::new(),
             https: OnceLock::new(),
+            metrics: metrics::ApiMetrics::new().with_collector(weak.clone()),
+            drain: OnceLock::new(),
+            backups: Arc::default(),
         }))
+    }
+
+    /// What the backup schedule reports its outcome into.
+    pub fn backup_schedule_state(&self) -> Arc<std::sync::Mutex<pbx::backup::ScheduleState>> {
+        self.0.backups.clone()
+    }
+
+    /// Connects the binary's drain (health, the dashboard and `POST /system/drain`).
+    pub fn attach_drain(&self, probe: DrainProbe) {
+        let _ = self.0.drain.set(probe);
+    }
+
+    pub(crate) fn drain(&self) -> Option<&DrainProbe> {
+        self.0.drain.get()
     }
 
     pub fn store(&self) -> &Store {
@@ -232,7 +280,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/ws", axum::routing::get(ws::upgrade))
+        .merge(metrics::public_routes())
         .fallback(spa::fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .layer(middleware::from_fn(rejections_to_envelope))
         .layer(middleware::from_fn_with_state(state.clone(), transport::https_policy))
         .layer(middleware::from_fn_with_state(state.clone(), host_check::check_host))

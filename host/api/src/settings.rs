@@ -143,6 +143,12 @@ pub struct SettingsUpdate {
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<u64>)]
     pub recording_min_free_mb: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<u64>)]
+    pub backup_interval_hours: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<u64>)]
+    pub backup_keep: Option<Option<u64>>,
 }
 
 impl SettingsUpdate {
@@ -178,6 +184,8 @@ impl SettingsUpdate {
                 keys::MEDIA_TIMEOUT_SECS => take!(media_timeout_secs),
                 keys::SIP_LOG => take!(sip_log),
                 keys::RECORDING_MIN_FREE_MB => take!(recording_min_free_mb),
+                keys::BACKUP_INTERVAL_HOURS => take!(backup_interval_hours),
+                keys::BACKUP_KEEP => take!(backup_keep),
                 _ => errors.push(FieldError { field: k.clone(), message: "is not a setting".into() }),
             }
         }
@@ -202,6 +210,8 @@ impl SettingsUpdate {
             (keys::MEDIA_TIMEOUT_SECS, s(&self.media_timeout_secs)),
             (keys::SIP_LOG, s(&self.sip_log)),
             (keys::RECORDING_MIN_FREE_MB, s(&self.recording_min_free_mb)),
+            (keys::BACKUP_INTERVAL_HOURS, s(&self.backup_interval_hours)),
+            (keys::BACKUP_KEEP, s(&self.backup_keep)),
         ]
     }
 }

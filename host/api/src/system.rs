@@ -23,12 +23,18 @@ pub struct Health {
     pub status: &'static str,
     pub version: &'static str,
     pub uptime_seconds: u64,
+    /// The database's schema version (the highest migration applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<i64>,
+    /// Present while the server drains: new calls are refused, it exits after the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<crate::DrainStatus>,
     pub components: BTreeMap<String, ComponentStatus>,
 }
 
 async fn components(state: &AppState) -> BTreeMap<String, ComponentStatus> {
     let mut out = BTreeMap::new();
-    let db = match state.store().ping().await {
+    let db = match state.probe_database().await {
         Ok(()) => ComponentStatus { status: "ok", detail: None },
         Err(e) => ComponentStatus { status: "down", detail: Some(e.to_string()) },
     };
@@ -54,7 +60,15 @@ pub(crate) async fn health(State(state): State<AppState>, headers: HeaderMap) ->
     }
     let down = components.values().any(|c| c.status == "down");
     let degraded = down || components.values().any(|c| c.status != "ok");
-    let h = Health { status: if degraded { "degraded" } else { "ok" }, version: state.config().version, uptime_seconds: state.uptime().as_secs(), components };
+    let drain = state.drain().map(|d| (d.status)()).filter(|d| d.draining);
+    let h = Health {
+        status: if degraded { "degraded" } else { "ok" },
+        version: state.config().version,
+        uptime_seconds: state.uptime().as_secs(),
+        schema_version: state.store().schema_version().await.ok(),
+        drain,
+        components,
+    };
     let code = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (code, Data::new(h)).into_response()
 }
@@ -134,6 +148,93 @@ pub(crate) fn public_routes() -> Router<AppState> {
     Router::new().route("/health", get(health))
 }
 
+#[utoipa::path(post, path = "/api/v1/system/drain", tag = "system",
+    responses((status = 202, description = "draining: new calls are refused with 503, the server exits when the last call ends or the deadline passes", body = inline(Data<crate::DrainStatus>)),
+              (status = 409, description = "this server cannot drain (not started by the binary)", body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn drain(State(state): State<AppState>, caller: crate::auth::Caller) -> ApiResult<Response> {
+    let Some(d) = state.drain() else {
+        return Err(crate::ApiError::Conflict { message: "this server cannot drain".into(), references: vec![] });
+    };
+    let mut tx = state.store().begin().await?;
+    tx.audit(&caller.actor(), "drain", "system", None, None, None).await?;
+    tx.commit().await?;
+    (d.start)();
+    Ok((StatusCode::ACCEPTED, Data::new((d.status)())).into_response())
+}
+
+/// One backup archive in `<data-dir>/backups`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupFile {
+    pub name: String,
+    pub size_bytes: u64,
+    pub created_at: Timestamp,
+}
+
+/// Scheduled backups: the schedule in force and the archives kept.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupsView {
+    /// Where they are written.
+    pub dir: String,
+    /// Hours between scheduled backups (0: none).
+    pub interval_hours: u64,
+    /// How many are kept.
+    pub keep: u64,
+    /// The last scheduled backup's error, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Newest first.
+    pub backups: Vec<BackupFile>,
+}
+
+async fn backups_view(state: &AppState) -> ApiResult<BackupsView> {
+    use pbx::settings::keys;
+    let resolved = state.settings_layers().resolve(&state.store().settings().all().await?);
+    let num = |k: &str| resolved.get(k).and_then(|v| v.value.as_deref()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let dir = pbx::backup::backups_dir(&state.config().data_dir);
+    let backups = pbx::backup::list(&dir)
+        .into_iter()
+        .map(|(name, size_bytes, modified)| BackupFile {
+            name,
+            size_bytes,
+            created_at: Timestamp::from_unix_millis(i64::try_from(modified).unwrap_or(0).saturating_mul(1000)).unwrap_or_else(Timestamp::now),
+        })
+        .collect();
+    let last_error = state.0.backups.lock().map(|s| s.last_error.clone()).unwrap_or_default();
+    Ok(BackupsView { dir: dir.display().to_string(), interval_hours: num(keys::BACKUP_INTERVAL_HOURS), keep: num(keys::BACKUP_KEEP), last_error, backups })
+}
+
+#[utoipa::path(get, path = "/api/v1/system/backups", tag = "system", responses((status = 200, body = inline(Data<BackupsView>))))]
+pub(crate) async fn list_backups(State(state): State<AppState>) -> ApiResult<Data<BackupsView>> {
+    Ok(Data::new(backups_view(&state).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/system/backups", tag = "system",
+    responses((status = 201, description = "a backup was written now (the database, secret key, prompts, voicemail, plugins; not recordings); the list as it is after it", body = inline(Data<BackupsView>))))]
+pub(crate) async fn create_backup(State(state): State<AppState>, caller: crate::auth::Caller) -> ApiResult<Response> {
+    let keep = backups_view(&state).await?.keep.max(1) as usize;
+    let data_dir = state.config().data_dir.clone();
+    let dir = pbx::backup::backups_dir(&data_dir);
+    let info = pbx::backup::scheduled(state.store(), &data_dir, &dir, keep, false, state.config().version)
+        .await
+        .map_err(|e| crate::ApiError::Internal(format!("backup failed: {e}")))?;
+    let mut tx = state.store().begin().await?;
+    tx.audit(
+        &caller.actor(),
+        "create",
+        "backup",
+        None,
+        None,
+        Some(&serde_json::json!({"file": info.path.file_name().map(|n| n.to_string_lossy().into_owned()), "bytes": info.size})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Data::new(backups_view(&state).await?)).into_response())
+}
+
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/system/status", get(status)).route("/audit-log", get(audit_log))
+    Router::new()
+        .route("/system/status", get(status))
+        .route("/audit-log", get(audit_log))
+        .route("/system/drain", axum::routing::post(drain))
+        .route("/system/backups", get(list_backups).post(create_backup))
 }

@@ -36,6 +36,9 @@ pub(crate) const SUPPORTED: &str = "timer, replaces";
 
 /// A digest HA1 used for users that do not exist, so a made-up user costs the same work as a
 /// wrong password and fails the same way.
+/// Retry-After (seconds) of the 503 a draining server answers new calls and OPTIONS with.
+const DRAIN_RETRY_AFTER: &str = "300";
+
 const DUMMY_HA1_MD5: &str = "00000000000000000000000000000000";
 const DUMMY_HA1_SHA256: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -90,6 +93,9 @@ pub(crate) struct Core {
     next_sweep: Instant,
     pub(crate) shutting_down: bool,
     changes: Vec<crate::registrar::Change>,
+    /// The clock of the latest input (what the SIP message viewer stamps outgoing messages
+    /// with).
+    last_now: Instant,
 }
 
 impl Core {
@@ -126,6 +132,7 @@ impl Core {
             next_sweep: Instant::ZERO,
             shutting_down: false,
             changes: Vec::new(),
+            last_now: Instant::ZERO,
             cfg,
         }
     }
@@ -148,6 +155,8 @@ impl Core {
         if self.guard.is_banned(peer.addr.ip(), now) {
             return;
         }
+        self.last_now = now;
+        self.trace(now, "in", peer, data);
         match Message::parse(data) {
             Ok(msg) => self.handle_message(now, peer, msg),
             Err(e) => self.handle_parse_error(now, peer, e),
@@ -158,6 +167,9 @@ impl Core {
     pub(crate) fn handle_frame(&mut self, now: Instant, peer: Peer, frame: Result<Message, ParseError>) {
         if self.guard.is_banned(peer.addr.ip(), now) {
             return;
+        }
+        if let (Ok(m), true) = (&frame, self.cfg.log != crate::config::SipLogMode::Off) {
+            self.trace(now, "in", peer, &m.to_bytes());
         }
         match frame {
             Ok(msg) => self.handle_message(now, peer, msg),
@@ -187,6 +199,11 @@ impl Core {
     }
 
     fn handle_message(&mut self, now: Instant, peer: Peer, mut msg: Message) {
+        match (msg.method(), msg.status()) {
+            (Some(m), _) => self.shared.metrics.count_request_in(m.as_str()),
+            (None, Some(code)) => self.shared.metrics.count_response_in(code),
+            _ => {}
+        }
         if msg.is_request() {
             if self.guard.is_scanner(msg.user_agent()) || !self.allow(now, peer) {
                 return;
@@ -212,6 +229,12 @@ impl Core {
         if self.shutting_down {
             return self.sig.reply_to(to, msg, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
         }
+        // draining: keep-alives are refused so that carriers fail over to another server;
+        // phones keep registering (their calls in progress go on)
+        if self.draining() && msg.method() == Some(&Method::Options) {
+            self.shared.metrics.drain_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return self.sig.reply_to(to, msg, 503, None, |r| r.push_header(HeaderName::RetryAfter, DRAIN_RETRY_AFTER));
+        }
         match msg.method() {
             Some(Method::Register) => self.on_register(now, to, msg, source),
             _ => self.sig.reply_to(to, msg, 200, None, |r| {
@@ -224,7 +247,9 @@ impl Core {
 
     /// Runs the timers due at `now`.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
         self.sig.txl.handle_timeout(now);
+        self.shared.metrics.retransmissions.store(self.sig.txl.retransmissions(), std::sync::atomic::Ordering::Relaxed);
         self.drain_events(now);
         if self.next_sweep <= now {
             self.registrar.expire(now, &mut self.ops, &mut self.changes);
@@ -243,6 +268,7 @@ impl Core {
 
     /// A command from the handle.
     pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
+        self.last_now = now;
         match cmd {
             Command::Directory(d) => {
                 self.set_directory(d);
@@ -298,7 +324,32 @@ impl Core {
 
     /// The next bytes to send.
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.sig.poll_transmit()
+        let t = self.sig.poll_transmit()?;
+        self.shared.metrics.count_message(&t.payload, true);
+        self.trace_at_last_turn(&t);
+        Some(t)
+    }
+
+    /// Keeps a message for the SIP message viewer (only while the SIP log is on), under its
+    /// call's caller Call-ID.
+    fn trace(&mut self, now: Instant, direction: &'static str, peer: Peer, data: &[u8]) {
+        let Some(m) = crate::sip_trace::capture(self.cfg.log, direction, peer, data, crate::clock::wall(now).unix_millis()) else { return };
+        let Ok(mut store) = self.shared.sip_trace.lock() else { return };
+        let group = self.b2bua.caller_call_id(&m.call_id).or_else(|| store.group_of(&m.call_id).map(str::to_owned)).unwrap_or_else(|| m.call_id.clone());
+        store.add(&group, m);
+    }
+
+    /// An outgoing message, stamped with the clock of the turn that made it.
+    fn trace_at_last_turn(&mut self, t: &Transmit) {
+        if self.cfg.log != crate::config::SipLogMode::Off {
+            let now = self.last_now;
+            self.trace(now, "out", t.dest, &t.payload);
+        }
+    }
+
+    /// Whether the binary asked the PBX to drain (no new calls).
+    fn draining(&self) -> bool {
+        self.shared.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// When `handle_timeout` is next due.
@@ -364,6 +415,11 @@ impl Core {
         }
         if self.shutting_down && msg.to_tag().is_none() {
             self.sig.reply_with(now, tx, 503, None, |r| r.push_header(HeaderName::RetryAfter, "30"));
+            return;
+        }
+        if self.draining() && msg.to_tag().is_none() && method == Method::Invite {
+            self.shared.metrics.drain_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.sig.reply_with(now, tx, 503, None, |r| r.push_header(HeaderName::RetryAfter, DRAIN_RETRY_AFTER));
             return;
         }
         if msg.to_tag().is_some() {
@@ -475,7 +531,9 @@ impl Core {
             tracing::info!(%ip, %user, "failed SIP authentication from a trunk's address (not counted towards a ban)");
             return;
         }
+        self.shared.metrics.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.guard.auth_failed(ip, now, user) {
+            self.shared.metrics.bans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.shared.emit(|| PbxEvent::SourceBanned { ip, until_secs: self.cfg.security.ban_duration.as_secs() });
         }
     }

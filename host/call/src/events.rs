@@ -175,6 +175,13 @@ pub struct Shared {
     pub(crate) calls: DashMap<CallKey, ActiveCall>,
     events: broadcast::Sender<PbxEvent>,
     pub(crate) counters: Counters,
+    /// The metrics endpoint's counters.
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// The SIP message viewer's last messages per call (filled only while the SIP log is on).
+    pub(crate) sip_trace: Mutex<crate::sip_trace::TraceStore>,
+    /// Set while draining: new calls and OPTIONS are refused with 503 (the event loop reads
+    /// it at every request, the binary sets it).
+    pub(crate) draining: AtomicBool,
     /// Whether the event loop runs.
     pub(crate) running: AtomicBool,
     /// Security counters, refreshed by the loop.
@@ -201,6 +208,9 @@ impl Shared {
             calls: DashMap::new(),
             events,
             counters: Counters::default(),
+            metrics: crate::metrics::Metrics::default(),
+            sip_trace: Mutex::new(Default::default()),
+            draining: AtomicBool::new(false),
             running: AtomicBool::new(false),
             guard: Mutex::new(Default::default()),
             directory: Mutex::new(DirectoryCounts::default()),

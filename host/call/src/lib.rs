@@ -30,6 +30,7 @@ mod directory;
 mod error;
 mod event_loop;
 mod events;
+mod metrics;
 mod persist;
 mod registrar;
 pub mod routing;
@@ -37,6 +38,7 @@ mod sdp_media;
 mod security;
 mod signalling;
 mod sip_tls;
+mod sip_trace;
 mod siplog;
 mod srtp;
 mod subscriptions;
@@ -58,12 +60,14 @@ pub use config::{OutboundConfig, RegistrarConfig, SecurityConfig, SipConfig, Sip
 pub use directory::{Directory, VOICEMAIL_ANY, VOICEMAIL_OWN};
 pub use error::CallError;
 pub use events::{ActiveCall, CallKey, CallState, DirectoryCounts, PbxEvent};
+pub use metrics::{HistogramSnapshot, SipMetrics, METHODS as SIP_METHODS};
 pub use registrar::{Binding, ChangeAction};
 pub use security::GuardStats;
 pub use sip::auth::Algorithm as DigestAlgorithm;
 pub use sip::transaction::{Peer, Transport};
 pub use sip_tls::SipTls;
 pub use subscriptions::{MwiCounts, Package as EventPackage, SubscriptionInfo};
+pub use sip_trace::{TracedMessage, PER_CALL as SIP_MESSAGES_PER_CALL};
 pub use trunks::{Probe, RegistrationState, RegistrationStatus, TrunkStatus, TrunkTest};
 pub use websocket::WS_PATH;
 
@@ -173,6 +177,8 @@ struct Inner {
     tls: Option<SocketAddr>,
     wss: Option<SocketAddr>,
     ws: Option<SocketAddr>,
+    /// What the SIP log (and the message viewer) keeps.
+    sip_log: SipLogMode,
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
     writer_stop: Arc<Notify>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -303,7 +309,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
     tracing::info!(users = dir.user_count(), restored, expired, udp = ?udp_addr, tcp = ?tcp_addr, tls = ?tls_addr, wss = ?wss_addr, ws = ?ws_addr, media = media_engine.is_some(), "SIP stack starting");
 
     let writer_stop = Arc::new(Notify::new());
-    let writer = tokio::spawn(persist::writer(store.clone(), outbox.clone(), writer_stop.clone()));
+    let writer = tokio::spawn(persist::writer(store.clone(), outbox.clone(), writer_stop.clone(), shared.clone()));
 
     let lp = event_loop::Loop::new(
         poll,
@@ -349,6 +355,7 @@ async fn start_inner(cfg: SipConfig, store: Store, media_engine: Option<media::M
         tls: tls_addr,
         wss: wss_addr,
         ws: ws_addr,
+        sip_log: log,
         stopped: Mutex::new(Some(stopped_rx)),
         writer_stop,
         writer: Mutex::new(Some(writer)),
@@ -537,6 +544,40 @@ impl PbxHandle {
             guard: s.guard.lock().map(|g| *g).unwrap_or_default(),
             messages: (s.counters.received.load(Relaxed), s.counters.sent.load(Relaxed), s.counters.send_errors.load(Relaxed)),
         }
+    }
+
+    /// The SIP stack's counters for the metrics endpoint.
+    pub fn metrics(&self) -> SipMetrics {
+        self.0.shared.metrics.snapshot()
+    }
+
+    /// Every enabled trunk's status (for the metrics endpoint).
+    pub fn trunk_statuses(&self) -> Vec<(i64, TrunkStatus)> {
+        self.0.shared.trunks.iter().map(|e| (*e.key(), e.value().clone())).collect()
+    }
+
+    /// Starts (or stops) draining: new calls (out-of-dialog INVITEs) and OPTIONS are
+    /// answered 503 with Retry-After so that carriers and phones go elsewhere; calls in
+    /// progress, in-dialog requests and registrations go on.
+    pub fn set_draining(&self, on: bool) {
+        self.0.shared.draining.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The SIP messages kept of the call whose caller Call-ID is `call_id` (a CDR's
+    /// `call_id`), oldest first: its last [`sip_trace::PER_CALL`] messages, callee legs
+    /// included, while the SIP log is on (`SipConfig::log`); nothing otherwise.
+    pub fn sip_messages(&self, call_id: &str) -> Vec<TracedMessage> {
+        self.0.shared.sip_trace.lock().map(|t| t.messages(call_id)).unwrap_or_default()
+    }
+
+    /// Whether the SIP message viewer keeps messages (the SIP log is on).
+    pub fn keeps_sip_messages(&self) -> bool {
+        self.0.sip_log != SipLogMode::Off
+    }
+
+    /// Whether the PBX is draining.
+    pub fn is_draining(&self) -> bool {
+        self.0.shared.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops the PBX: refuses new calls, ends the calls in progress (their CDRs get an end

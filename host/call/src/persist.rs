@@ -145,7 +145,7 @@ impl Outbox {
 }
 
 /// Applies the queue every [`FLUSH_EVERY`] until `stop` is set and the queue is empty.
-pub(crate) async fn writer(store: Store, outbox: Arc<Outbox>, stop: Arc<tokio::sync::Notify>) {
+pub(crate) async fn writer(store: Store, outbox: Arc<Outbox>, stop: Arc<tokio::sync::Notify>, shared: Arc<crate::events::Shared>) {
     let mut cdr_ids = Written::default();
     let mut retry: Vec<PersistOp> = Vec::new();
     let mut stopping = false;
@@ -165,7 +165,13 @@ pub(crate) async fn writer(store: Store, outbox: Arc<Outbox>, stop: Arc<tokio::s
             continue;
         }
         cdr_ids.forget_old();
-        match apply(&store, &ops, &mut cdr_ids).await {
+        let began = std::time::Instant::now();
+        let applied = apply(&store, &ops, &mut cdr_ids).await;
+        shared.metrics.flush.observe(began.elapsed());
+        if applied.is_err() {
+            shared.metrics.flush_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match applied {
             Ok(()) => {}
             Err(e) if !stopping && ops.len() < 100_000 => {
                 tracing::warn!(error = %e, ops = ops.len(), "write-behind flush failed; retrying");

@@ -32,6 +32,23 @@ pub(crate) fn log(mode: SipLogMode, direction: &'static str, peer: Peer, data: &
     );
 }
 
+/// What the log shows of a message under `mode` (headers, or all of it; redacted), and its
+/// Call-ID; None when the mode is off or the message has no Call-ID.
+pub(crate) fn shown(mode: SipLogMode, data: &[u8]) -> Option<(String, String)> {
+    if mode == SipLogMode::Off {
+        return None;
+    }
+    let text = String::from_utf8_lossy(data);
+    let head_end = text.find("\r\n\r\n").or_else(|| text.find("\n\n")).unwrap_or(text.len());
+    let call_id = call_id(&text[..head_end])?.to_owned();
+    let shown = match mode {
+        SipLogMode::Headers => &text[..head_end],
+        _ => &text[..],
+    };
+    let shown = redact(shown);
+    Some((call_id, redact_keys(&shown).into_owned()))
+}
+
 /// The credentials of `Authorization` and `Proxy-Authorization` lines (and their folded
 /// continuations) replaced by `<redacted>`, the username kept: a digest response is an
 /// offline-guessable hash of the password, it has no place in a log.

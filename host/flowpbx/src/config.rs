@@ -41,6 +41,20 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::flow_cli::FlowCommand,
     },
+    /// Write a backup archive of the data dir (online: the server may run).
+    Backup {
+        /// The archive to write (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+        /// Include call recordings (they can be large).
+        #[arg(long)]
+        recordings: bool,
+    },
+    /// Restore a backup archive into an empty data dir (--data-dir).
+    Restore {
+        /// The archive `flowpbx backup` wrote.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -200,6 +214,12 @@ pub struct Settings {
     /// Stop recording calls when the data dir's disk has less free space than this (MiB).
     #[arg(long, env = "FLOWPBX_RECORDING_MIN_FREE_MB", default_value_t = 500, global = true)]
     pub recording_min_free_mb: u64,
+    /// Hours between scheduled backups into <data-dir>/backups (0: none).
+    #[arg(long, env = "FLOWPBX_BACKUP_INTERVAL_HOURS", default_value_t = 24, global = true)]
+    pub backup_interval_hours: u64,
+    /// Scheduled backups kept (the oldest are deleted).
+    #[arg(long, env = "FLOWPBX_BACKUP_KEEP", default_value_t = 7, global = true)]
+    pub backup_keep: u64,
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives
     /// ("info,api=debug").
     #[arg(long, env = "FLOWPBX_LOG_LEVEL", default_value = "info", global = true)]
@@ -263,6 +283,29 @@ pub struct Settings {
     /// Seconds between putting the DNS-01 records and asking the CA to look.
     #[arg(long, env = "FLOWPBX_ACME_DNS_WAIT_SECS", default_value_t = 30, global = true)]
     pub acme_dns_wait_secs: u64,
+    /// Bearer token a Prometheus scrape of /metrics must present (metrics are off without
+    /// this or --metrics-allow).
+    #[arg(long, env = "FLOWPBX_METRICS_TOKEN", hide_env_values = true, global = true)]
+    pub metrics_token: Option<String>,
+    /// Networks that may scrape /metrics without the token, comma-separated CIDRs.
+    #[arg(long, env = "FLOWPBX_METRICS_ALLOW", value_delimiter = ',', global = true)]
+    pub metrics_allow: Vec<ipnet::IpNet>,
+    /// Serve /metrics on this address only (e.g. 127.0.0.1:9090), not on the HTTP ports.
+    #[arg(long, env = "FLOWPBX_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Seconds a drain (SIGTERM, POST /api/v1/system/drain) lets calls in progress finish
+    /// before ending them; a second SIGTERM ends them at once.
+    #[arg(long, env = "FLOWPBX_DRAIN_TIMEOUT_SECS", default_value_t = 3600, global = true)]
+    pub drain_timeout_secs: u64,
+    /// Log to this file (rotated by size) instead of standard error.
+    #[arg(long, env = "FLOWPBX_LOG_FILE", global = true)]
+    pub log_file: Option<PathBuf>,
+    /// Rotate the log file when it reaches this many MiB.
+    #[arg(long, env = "FLOWPBX_LOG_MAX_MB", default_value_t = 50, global = true)]
+    pub log_max_mb: u64,
+    /// Rotated log files kept (file.1 … file.N).
+    #[arg(long, env = "FLOWPBX_LOG_KEEP", default_value_t = 5, global = true)]
+    pub log_keep: u32,
 }
 
 /// HTTP server settings.
@@ -498,11 +541,15 @@ const LAYERED: &[&str] = &[
     keys::MEDIA_TIMEOUT_SECS,
     keys::SIP_LOG,
     keys::RECORDING_MIN_FREE_MB,
+    keys::BACKUP_INTERVAL_HOURS,
+    keys::BACKUP_KEEP,
 ];
 
 /// Parses the command line.
 pub fn parse() -> (Cli, ArgMatches) {
-    let matches = Cli::command().get_matches();
+    // `--version` names the database schema this binary writes, too
+    let version: &'static str = Box::leak(format!("{} (schema {})", env!("CARGO_PKG_VERSION"), store::latest_schema_version()).into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
     match Cli::from_arg_matches(&matches) {
         Ok(cli) => (cli, matches),
         Err(e) => e.exit(),

@@ -3,8 +3,11 @@
 // One audited use of `unsafe`: the allocator setting in `fixed_mmap_threshold`.
 #![deny(unsafe_code)]
 
+mod backup_cli;
 mod config;
+mod drain;
 mod flow_cli;
+mod logfile;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -33,6 +36,8 @@ fn main() -> std::process::ExitCode {
         None | Some(Command::Serve) => run_server(cli.settings, matches, started).map(|()| std::process::ExitCode::SUCCESS),
         Some(Command::Node { command }) => flow_cli::node(command, &cli.settings),
         Some(Command::Flow { command }) => flow_cli::flow(command, &cli.settings),
+        Some(Command::Backup { out, recordings }) => backup_cli::backup(&cli.settings, &out, recordings),
+        Some(Command::Restore { file }) => backup_cli::restore(&cli.settings, &file),
     };
     match result {
         Ok(code) => code,
@@ -46,7 +51,13 @@ fn main() -> std::process::ExitCode {
 
 fn init_logging(s: &Settings) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&s.log_level).with_context(|| format!("invalid --log-level {:?}", s.log_level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let writer = match &s.log_file {
+        Some(path) => {
+            logfile::LogWriter::file(path, s.log_max_mb.max(1) * 1024 * 1024, s.log_keep).with_context(|| format!("the log file {}", path.display()))?
+        }
+        None => logfile::LogWriter::stderr(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(s.log_file.is_none());
     match s.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
@@ -227,6 +238,33 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         })
     });
     state.attach_pbx(pbx.clone());
+    state.set_metrics_access(api::metrics::MetricsAccess {
+        token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
+        allow: settings.metrics_allow.clone(),
+        separate_listener: settings.metrics_listen.is_some(),
+    });
+    // the database's round trip, for metrics, between scrapes
+    tokio::spawn({
+        let state = state.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                if let Err(e) = state.probe_database().await {
+                    tracing::warn!(error = %e, "database probe failed");
+                }
+            }
+        }
+    });
+    // scheduled backups into <data-dir>/backups, by the settings in force
+    tokio::spawn(pbx::backup::run_schedule(
+        store.clone(),
+        state.settings_layers().clone(),
+        data_dir.clone(),
+        env!("CARGO_PKG_VERSION").to_owned(),
+        state.backup_schedule_state(),
+    ));
+    let drain = drain::Drain::new(pbx.clone(), Duration::from_secs(settings.drain_timeout_secs));
+    state.attach_drain(drain.probe());
     state.attach_tls(certs.clone(), config.tls.https_port);
     state.register_health("tls", {
         let certs = certs.clone();
@@ -252,6 +290,7 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     // published flow (see pbx::engine::start_in_background).
     let engine_settings = pbx::engine::EngineSettings { cache_dir: settings.cache_dir.clone(), builtin_egress: config.flow.builtin_egress.clone() };
     pbx::engine::start_in_background(state.flow_service().clone(), pbx.clone(), engine_settings);
+    let metrics_app = api::metrics::metrics_router(state.clone());
     let app = api::router(state);
     let addr = SocketAddr::new(config.http.bind, config.http.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;
@@ -278,6 +317,11 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
             }
             Err(e) => return Err(e).with_context(|| format!("listening for HTTPS on {https_addr}")),
         }
+    }
+    if let Some(maddr) = settings.metrics_listen {
+        let l = tokio::net::TcpListener::bind(maddr).await.with_context(|| format!("listening for metrics on {maddr}"))?;
+        let serve = axum::serve(l, metrics_app.into_make_service_with_connect_info::<api::ConnInfo>()).with_graceful_shutdown(stopped());
+        more_servers.spawn(async move { serve.await.context("serving metrics") });
     }
     if config.tls.acme_http_port != 0 && config.tls.acme_http_port != config.http.port {
         // the CA validates HTTP-01 on port 80: the same application answers there
@@ -313,8 +357,11 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     );
     tracing::debug!(?config, "effective configuration");
 
+    // SIGTERM or SIGINT (or POST /system/drain) starts a drain: new calls are refused, the
+    // calls in progress may finish until the deadline; a second signal ends them at once.
+    tokio::spawn(drain::on_signals(drain.clone()));
     tokio::spawn(async move {
-        shutdown_signal().await;
+        drain.finished().await;
         let _ = stop_tx.send(true);
     });
     axum::serve(listener, app.into_make_service_with_connect_info::<api::ConnInfo>()).with_graceful_shutdown(stopped()).await.context("serving HTTP")?;
@@ -409,31 +456,4 @@ fn sip_config(s: &config::SipSettings, key: &SecretKey) -> call::SipConfig {
     c.security.rate_burst = s.rate_burst;
     c.outbound = call::OutboundConfig { emergency_numbers: s.emergency_numbers.clone(), max_calls: s.max_outbound_calls };
     c
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = term => tracing::info!("SIGTERM received"),
-    }
 }

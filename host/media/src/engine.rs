@@ -203,9 +203,92 @@ struct Shared {
     events_dropped: AtomicU64,
     srtp_auth_failures: AtomicU64,
     srtp_replays: AtomicU64,
+    /// Totals of the sessions closed since start (added once per session, off the relay path).
+    totals: MediaTotals,
     conferences: conference::Registry,
     /// The DTLS certificate of WebRTC legs (None: it could not be made, no WebRTC).
     identity: Option<DtlsIdentity>,
+}
+
+/// Upper bounds (seconds) of the interarrival-jitter histogram (per leg, at session close).
+pub const JITTER_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25];
+/// Upper bounds of the loss histogram (fraction of expected packets lost, per leg).
+pub const LOSS_BUCKETS: [f64; 6] = [0.0, 0.001, 0.01, 0.03, 0.05, 0.1];
+
+#[derive(Default)]
+struct MediaTotals {
+    sessions: AtomicU64,
+    packets_received: AtomicU64,
+    packets_sent: AtomicU64,
+    packets_expected: AtomicU64,
+    packets_lost: AtomicU64,
+    jitter: [AtomicU64; 9],
+    jitter_sum_micros: AtomicU64,
+    loss: [AtomicU64; 7],
+    /// Sum of the legs' loss fractions, in millionths.
+    loss_sum_ppm: AtomicU64,
+}
+
+fn bucket(bounds: &[f64], v: f64) -> usize {
+    bounds.iter().position(|b| v <= *b).unwrap_or(bounds.len())
+}
+
+impl MediaTotals {
+    fn add(&self, stats: &crate::stats::SessionStats) {
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        for leg in [&stats.a, &stats.b] {
+            let r = &leg.received;
+            self.packets_received.fetch_add(r.packets, Ordering::Relaxed);
+            self.packets_sent.fetch_add(leg.sent_packets, Ordering::Relaxed);
+            self.packets_expected.fetch_add(r.expected, Ordering::Relaxed);
+            self.packets_lost.fetch_add(r.lost, Ordering::Relaxed);
+            if r.packets == 0 {
+                continue; // a leg that never sent says nothing about jitter or loss
+            }
+            self.jitter[bucket(&JITTER_BUCKETS, r.jitter.as_secs_f64())].fetch_add(1, Ordering::Relaxed);
+            self.jitter_sum_micros.fetch_add(r.jitter.as_micros() as u64, Ordering::Relaxed);
+            let loss = if r.expected == 0 { 0.0 } else { r.lost as f64 / r.expected as f64 };
+            self.loss[bucket(&LOSS_BUCKETS, loss)].fetch_add(1, Ordering::Relaxed);
+            self.loss_sum_ppm.fetch_add((loss * 1e6) as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The media engine's counters for the metrics endpoint ([`MediaEngine::metrics`]).
+#[derive(Debug, Clone, Default)]
+pub struct MediaMetrics {
+    /// Sessions open now.
+    pub sessions_open: usize,
+    /// Sessions closed since start.
+    pub sessions_closed: u64,
+    /// RTP port pairs in use.
+    pub port_pairs_in_use: usize,
+    /// RTP port pairs in the range.
+    pub port_pairs: usize,
+    /// RTP packets received on both legs of the closed sessions.
+    pub packets_received: u64,
+    /// RTP packets sent on both legs of the closed sessions.
+    pub packets_sent: u64,
+    /// Packets the closed sessions expected (by sequence numbers).
+    pub packets_expected: u64,
+    /// Packets the closed sessions lost (by sequence numbers).
+    pub packets_lost: u64,
+    /// Per leg with media: interarrival jitter, non-cumulative counts per
+    /// [`JITTER_BUCKETS`] bound plus one over the last; and the sum (seconds).
+    pub jitter_counts: Vec<u64>,
+    /// Sum of the legs' jitter, seconds.
+    pub jitter_sum: f64,
+    /// Per leg with media: fraction lost, non-cumulative counts per [`LOSS_BUCKETS`] bound
+    /// plus one over the last.
+    pub loss_counts: Vec<u64>,
+    /// Sum of the legs' loss fractions.
+    pub loss_sum: f64,
+    /// SRTP packets dropped for a bad tag (closed sessions).
+    pub srtp_auth_failures: u64,
+    /// SRTP packets dropped as replays (closed sessions).
+    pub srtp_replays: u64,
+    /// Session events dropped (a slow consumer).
+    pub events_dropped: u64,
 }
 
 impl Shared {
@@ -285,6 +368,7 @@ impl MediaEngine {
             events_dropped: AtomicU64::new(0),
             srtp_auth_failures: AtomicU64::new(0),
             srtp_replays: AtomicU64::new(0),
+            totals: MediaTotals::default(),
             conferences: conference::Registry::default(),
             identity,
         });
@@ -323,6 +407,31 @@ impl MediaEngine {
             events_dropped: self.shared.events_dropped.load(Ordering::Relaxed),
             srtp_auth_failures: self.shared.srtp_auth_failures.load(Ordering::Relaxed),
             srtp_replays: self.shared.srtp_replays.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counters for the metrics endpoint: what is open now, and the totals of the sessions
+    /// closed since start (the relay adds them once per session as it closes).
+    pub fn metrics(&self) -> MediaMetrics {
+        let h = self.health();
+        let t = &self.shared.totals;
+        let load = |a: &[AtomicU64]| a.iter().map(|x| x.load(Ordering::Relaxed)).collect();
+        MediaMetrics {
+            sessions_open: h.sessions,
+            sessions_closed: t.sessions.load(Ordering::Relaxed),
+            port_pairs_in_use: h.port_pairs_in_use,
+            port_pairs: h.port_pairs,
+            packets_received: t.packets_received.load(Ordering::Relaxed),
+            packets_sent: t.packets_sent.load(Ordering::Relaxed),
+            packets_expected: t.packets_expected.load(Ordering::Relaxed),
+            packets_lost: t.packets_lost.load(Ordering::Relaxed),
+            jitter_counts: load(&t.jitter),
+            jitter_sum: t.jitter_sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            loss_counts: load(&t.loss),
+            loss_sum: t.loss_sum_ppm.load(Ordering::Relaxed) as f64 / 1e6,
+            srtp_auth_failures: h.srtp_auth_failures,
+            srtp_replays: h.srtp_replays,
+            events_dropped: h.events_dropped,
         }
     }
 
@@ -1006,6 +1115,7 @@ impl Worker {
             shared.sessions.fetch_sub(1, Ordering::Relaxed);
             shared.srtp_auth_failures.fetch_add(stats.a.srtp_auth_failures + stats.b.srtp_auth_failures, Ordering::Relaxed);
             shared.srtp_replays.fetch_add(stats.a.srtp_replays + stats.b.srtp_replays, Ordering::Relaxed);
+            shared.totals.add(&stats);
         }
         self.ctx.link.sessions.fetch_sub(1, Ordering::Relaxed);
         tracing::debug!(call_id = slot.call_id, "media session closed");

@@ -40,8 +40,8 @@ pub mod webrtc;
 
 pub use codec::{CodecKind, CodecSpec, OpusSettings};
 pub use engine::{
-    Conference, ConferenceEvent, ConferenceSettings, ConferenceSummary, EngineConfig, EngineHealth, JoinOptions, LeaveReason, MediaEngine, Participant,
-    ParticipantInfo, RecordingInfo, SessionControl, SessionHandle,
+    Conference, ConferenceEvent, ConferenceSettings, ConferenceSummary, EngineConfig, EngineHealth, JoinOptions, LeaveReason, MediaEngine, MediaMetrics,
+    Participant, ParticipantInfo, RecordingInfo, SessionControl, SessionHandle,
 };
 pub use error::{MediaError, Result};
 pub use latch::{Learning, StrictRtp};

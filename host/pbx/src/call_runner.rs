@@ -47,7 +47,12 @@ pub fn flow_path(trace: &Trace) -> serde_json::Value {
 /// Runs inbound calls through flows until the PBX stops: each call that arrives on `rx`
 /// (the PBX's [`call::PbxHandle::incoming_calls`], taken before the engine started, so that
 /// calls arriving while it starts wait for it) walks on its own task.
-pub async fn run(pbx: call::PbxHandle, runtime: FlowRuntime, mut rx: tokio::sync::mpsc::UnboundedReceiver<call::IncomingCall>) {
+pub async fn run(
+    pbx: call::PbxHandle,
+    runtime: FlowRuntime,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<call::IncomingCall>,
+    metrics: Arc<crate::metrics::FlowMetrics>,
+) {
     let pins = Arc::new(PinGuard::new());
     let vm_pins = Arc::new(crate::voicemail_menu::pin_guard());
     while let Some(incoming) = rx.recv().await {
@@ -60,7 +65,7 @@ pub async fn run(pbx: call::PbxHandle, runtime: FlowRuntime, mut rx: tokio::sync
         }
         let call_pins = pins.clone();
         let vm = vm_pins.clone();
-        tokio::spawn(run_one(pbx.clone(), runtime.clone(), incoming, call_pins, vm));
+        tokio::spawn(run_one(pbx.clone(), runtime.clone(), incoming, call_pins, vm, metrics.clone()));
     }
 }
 
@@ -72,7 +77,14 @@ async fn refuse(pbx: &call::PbxHandle, incoming: &call::IncomingCall, why: &str)
 }
 
 /// Runs one call through its number's flow and writes the trace to the CDR.
-async fn run_one(pbx: call::PbxHandle, runtime: FlowRuntime, incoming: call::IncomingCall, pins: Arc<PinGuard>, vm_pins: Arc<PinGuard>) {
+async fn run_one(
+    pbx: call::PbxHandle,
+    runtime: FlowRuntime,
+    incoming: call::IncomingCall,
+    pins: Arc<PinGuard>,
+    vm_pins: Arc<PinGuard>,
+    metrics: Arc<crate::metrics::FlowMetrics>,
+) {
     let store = runtime.store().clone();
     let Some(flow_id) = incoming.flow_id else {
         return refuse(&pbx, &incoming, "the number enters no flow").await;
@@ -98,6 +110,7 @@ async fn run_one(pbx: call::PbxHandle, runtime: FlowRuntime, incoming: call::Inc
     let call = PbxCall::new(pbx.clone(), store, &incoming, pins).with_voicemail_pins(vm_pins);
     tracing::info!(call_id = %incoming.call_id, flow_id, version = flow.version, entry = %entry, "call enters its flow");
     let trace = runtime.engine().run_call(flow, &entry, call.clone()).await;
+    metrics.record(&trace);
     let disposition = call.left_voicemail().then_some(store::CallDisposition::Voicemail);
     pbx.record_flow(incoming.key, trace.flow_id, trace.flow_version, flow_path(&trace), disposition);
 }

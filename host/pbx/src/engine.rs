@@ -77,7 +77,7 @@ pub fn start_in_background(flows: FlowService, pbx: call::PbxHandle, settings: E
         match start(&flows, &pbx, &settings).await {
             Ok(runtime) => {
                 if let Some(rx) = incoming {
-                    crate::call_runner::run(pbx, runtime, rx).await;
+                    crate::call_runner::run(pbx, runtime, rx, flows.metrics().clone()).await;
                 }
             }
             Err(e) => {

@@ -89,6 +89,8 @@ struct ServiceInner {
     state: tokio::sync::watch::Sender<EngineState>,
     /// Why the engine could not start.
     failure: Mutex<Option<String>>,
+    /// Node runs per type, for the metrics endpoint.
+    metrics: Arc<crate::metrics::FlowMetrics>,
 }
 
 impl FlowService {
@@ -100,7 +102,13 @@ impl FlowService {
             runtime: OnceLock::new(),
             state: tokio::sync::watch::Sender::new(EngineState::NotStarted),
             failure: Mutex::new(None),
+            metrics: Arc::default(),
         }))
+    }
+
+    /// The flow engine's counters (node runs per type, since start).
+    pub fn metrics(&self) -> &Arc<crate::metrics::FlowMetrics> {
+        &self.0.metrics
     }
 
     /// The store the runtime reads and writes.

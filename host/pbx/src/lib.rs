@@ -29,12 +29,14 @@
 //! fault; no SQL either (the store's repositories only).
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod call_control;
 pub mod call_runner;
 pub mod engine;
 mod error;
 pub mod flow_sync;
 pub mod flows;
+pub mod metrics;
 pub mod pin_guard;
 pub mod plugins;
 pub mod settings;

@@ -26,6 +26,8 @@ pub mod keys {
     pub const MEDIA_TIMEOUT_SECS: &str = "media_timeout_secs";
     pub const SIP_LOG: &str = "sip_log";
     pub const RECORDING_MIN_FREE_MB: &str = "recording_min_free_mb";
+    pub const BACKUP_INTERVAL_HOURS: &str = "backup_interval_hours";
+    pub const BACKUP_KEEP: &str = "backup_keep";
 }
 
 /// The realm used when neither sip_realm nor hostname is set.
@@ -76,6 +78,9 @@ pub const CATALOGUE: &[Setting] = &[
     setting(keys::MEDIA_TIMEOUT_SECS, SettingKind::Number { min: 5, max: 3600 }, true),
     setting(keys::SIP_LOG, SettingKind::Choice(&["off", "headers", "full"]), true),
     setting(keys::RECORDING_MIN_FREE_MB, SettingKind::Number { min: 0, max: 1_000_000 }, true),
+    // scheduled backups into <data-dir>/backups (pbx::backup::run_schedule reads them live)
+    setting(keys::BACKUP_INTERVAL_HOURS, SettingKind::Number { min: 0, max: 720 }, false),
+    setting(keys::BACKUP_KEEP, SettingKind::Number { min: 1, max: 1000 }, false),
 ];
 
 /// A setting of the catalogue by key.

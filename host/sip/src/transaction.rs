@@ -280,6 +280,8 @@ pub struct TransactionLayer {
     scheduled: HashMap<u64, Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// Messages sent again by a timer (a counter for metrics).
+    retransmissions: u64,
 }
 
 fn server_key(msg: &Message, method: Method) -> Option<ServerKey> {
@@ -366,7 +368,14 @@ impl TransactionLayer {
             scheduled: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            retransmissions: 0,
         }
+    }
+
+    /// How many messages the timers sent again since the layer was made (requests by timers
+    /// A and E, responses by timer G and the 2xx retransmissions).
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions
     }
 
     /// The configuration.
@@ -876,6 +885,7 @@ impl TransactionLayer {
         }
         if t.retransmit_at.is_some_and(|r| r <= now) {
             self.transmits.push_back(Transmit { dest: t.dest, payload: t.payload.clone() });
+            self.retransmissions += 1;
             // Timer A doubles without bound; timer E is capped at T2 (and is T2 once a 1xx came).
             t.interval = if t.invite { t.interval * 2 } else { (t.interval * 2).min(t2) };
             if !t.invite && t.state == State::Proceeding {
@@ -902,6 +912,7 @@ impl TransactionLayer {
         if t.retransmit_at.is_some_and(|r| r <= now) {
             if let Some(p) = &t.last_response {
                 self.transmits.push_back(Transmit { dest: t.resp_dest, payload: p.clone() });
+                self.retransmissions += 1;
             }
             t.interval = (t.interval * 2).min(t2);
             t.retransmit_at = Some(now + t.interval);

@@ -35,6 +35,9 @@ pub enum StoreError {
     /// Hashing a password failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
+    /// Upgrading the schema failed; the database was left as it was.
+    #[error("upgrading the database from schema version {from} failed, the database is unchanged (a copy taken before is at {backup}): {source}")]
+    UpgradeFailed { from: i64, backup: String, source: sqlx::migrate::MigrateError },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("i/o error: {0}")]

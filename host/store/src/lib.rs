@@ -32,6 +32,32 @@ pub use secrets::{constant_time_eq, ha1_md5, ha1_sha256, hash_password, random_t
 pub use timestamp::Timestamp;
 
 /// The migrations of `migrations/`, embedded.
+/// The schema version this binary brings (its highest migration).
+pub fn latest_schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+async fn vacuum_into(pool: &SqlitePool, dest: &Path) -> Result<()> {
+    let dest = dest.to_str().ok_or_else(|| StoreError::Io(std::io::Error::other("the backup path is not UTF-8")))?;
+    sqlx::query("VACUUM INTO ?").bind(dest).execute(pool).await?;
+    Ok(())
+}
+
+/// Writes a consistent copy of the database file `db` to `dest` (`VACUUM INTO`) without
+/// migrating or otherwise writing to it — what `flowpbx backup` does beside a running server.
+/// Returns the copy's schema version.
+pub async fn snapshot_file(db: &Path, dest: &Path) -> Result<i64> {
+    let connect = SqliteConnectOptions::from_str("sqlite://").map_err(StoreError::Db)?.filename(db).read_only(true).busy_timeout(Duration::from_secs(10));
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(connect).await?;
+    let r = async {
+        vacuum_into(&pool, dest).await?;
+        Store::applied_version(&pool).await
+    }
+    .await;
+    pool.close().await;
+    r
+}
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// The database file's name inside the data dir.
@@ -98,15 +124,20 @@ impl Store {
             .busy_timeout(Duration::from_secs(5))
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-4096");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(opts.max_connections.max(1))
-            .min_connections(0)
-            .idle_timeout(Some(Duration::from_secs(300)))
-            .connect_with(connect)
-            .await?;
+        let pool_opts =
+            || SqlitePoolOptions::new().max_connections(opts.max_connections.max(1)).min_connections(0).idle_timeout(Some(Duration::from_secs(300)));
+        let mut pool = pool_opts().connect_with(connect.clone()).await?;
         let path_display = opts.path.display().to_string();
         Self::check_schema_not_newer(&pool, &path_display).await?;
-        MIGRATOR.run(&pool).await?;
+        let current = Self::applied_version(&pool).await?;
+        if current > 0 && current < latest_schema_version() {
+            // an upgrade: a backup first, then every pending migration on a copy, which
+            // replaces the database only once all of them applied — a failing migration
+            // leaves the database as it was
+            pool = Self::upgrade(pool, &opts.path, current, connect, pool_opts).await?;
+        } else {
+            MIGRATOR.run(&pool).await?;
+        }
 
         let store = Store {
             pool,
@@ -121,6 +152,56 @@ impl Store {
             store.set_sip_realm(realm).await?;
         }
         Ok(store)
+    }
+
+    /// The highest migration applied (0: a new database).
+    async fn applied_version(pool: &SqlitePool) -> Result<i64> {
+        let has_table: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'").fetch_optional(pool).await?;
+        if has_table.is_none() {
+            return Ok(0);
+        }
+        let (v,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1").fetch_one(pool).await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Upgrades the database at `path` from schema `current`: writes
+    /// `<dir>/backups/pre-upgrade-v<current>-<unix time>.db` (a consistent copy), migrates
+    /// another copy, and renames it over the database only when every migration applied.
+    async fn upgrade(
+        pool: SqlitePool,
+        path: &Path,
+        current: i64,
+        connect: SqliteConnectOptions,
+        pool_opts: impl Fn() -> SqlitePoolOptions,
+    ) -> Result<SqlitePool> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let backups = dir.join("backups");
+        std::fs::create_dir_all(&backups)?;
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let backup = backups.join(format!("pre-upgrade-v{current}-{secs}.db"));
+        vacuum_into(&pool, &backup).await?;
+        let work = path.with_extension("db.upgrading");
+        for stale in [work.clone(), work.with_extension("upgrading-wal"), work.with_extension("upgrading-shm")] {
+            let _ = std::fs::remove_file(stale);
+        }
+        vacuum_into(&pool, &work).await?;
+        let copy = pool_opts().connect_with(connect.clone().filename(&work)).await?;
+        let migrated = MIGRATOR.run(&copy).await;
+        copy.close().await;
+        if let Err(e) = migrated {
+            let _ = std::fs::remove_file(&work);
+            let _ = std::fs::remove_file(work.with_extension("upgrading-wal"));
+            let _ = std::fs::remove_file(work.with_extension("upgrading-shm"));
+            return Err(StoreError::UpgradeFailed { from: current, backup: backup.display().to_string(), source: e });
+        }
+        // the old database's connections close (its WAL checkpointed) before the swap
+        pool.close().await;
+        std::fs::rename(&work, path)?;
+        for side in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{side}", path.display()));
+        }
+        Ok(pool_opts().connect_with(connect).await?)
     }
 
     async fn check_schema_not_newer(pool: &SqlitePool, path: &str) -> Result<()> {
@@ -212,6 +293,18 @@ impl Store {
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Connections the pool holds now, and how many of them are idle.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Writes a consistent copy of the database to `dest` while the server runs (SQLite's
+    /// `VACUUM INTO`: one read transaction, so the copy is the database at one instant, WAL
+    /// included). `dest` must not exist.
+    pub async fn backup_into(&self, dest: &Path) -> Result<()> {
+        vacuum_into(&self.pool, dest).await
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {

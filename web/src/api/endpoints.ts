@@ -56,6 +56,8 @@ import type {
   SessionsEnded,
   Settings,
   TlsStatus,
+  SipMessages,
+  Backups,
   SettingsChanged,
   SettingsUpdate,
   SetupRequest,
@@ -164,6 +166,8 @@ export const api = {
   health: () => request<Health>('GET', '/health', { dataOn: [503] }),
   systemStatus: () => request<SystemStatus>('GET', '/system/status'),
   systemTls: () => request<TlsStatus>('GET', '/system/tls'),
+  backups: () => request<Backups>('GET', '/system/backups'),
+  backupNow: () => request<Backups>('POST', '/system/backups', { body: {} }),
   activeCalls: async () => (await requestPage<ActiveCall>('/calls/active')).items,
   hangupCall: (id: string) => request<void>('POST', `/calls/${encodeURIComponent(id)}/hangup`),
 
@@ -250,6 +254,7 @@ export const api = {
   cdrs: {
     list: async (params?: ListParams) => requestPage<Cdr>('/cdrs', params),
     get: (id: Id) => request<Cdr>('GET', `/cdrs/${id}`),
+    sipMessages: (id: Id) => request<SipMessages>('GET', `/cdrs/${id}/sip-messages`),
     exportUrl: (params?: Query) => {
       const p = new URLSearchParams();
       for (const [k, v] of Object.entries(params ?? {})) if (v !== undefined && v !== null && v !== '') p.set(k, String(v));

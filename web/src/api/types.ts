@@ -285,6 +285,8 @@ export type SystemStatus = DataOf<'/api/v1/system/status', 'get'>;
 
 /** GET /system/tls: the server certificate (HTTPS; SIP over TLS uses the same one). */
 export type TlsStatus = DataOf<'/api/v1/system/tls', 'get'>;
+export type SipMessages = DataOf<'/api/v1/cdrs/{id}/sip-messages', 'get'>;
+export type Backups = DataOf<'/api/v1/system/backups', 'get'>;
 export type TlsCertificate = NonNullable<TlsStatus['certificate']>;
 
 /** Where a setting's effective value comes from: a flag or an environment variable beat the stored value. */

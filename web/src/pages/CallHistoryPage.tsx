@@ -1,11 +1,12 @@
 // Call history: filters, a date range, pages of 50, CSV export of the same filter, and "Show
 // path" to open the flow version a call used with its traversal drawn.
-import { useState } from 'react';
+import { Fragment, useState } from 'react';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { Link, useSearchParams } from 'react-router';
 import { errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { keys } from '../api/queries';
+import { SipMessages } from '../components/calls/SipMessages';
 import { Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, SrtpBadge, TableHead } from '../components/common/ui';
 
 const PAGE = 50;
@@ -21,6 +22,7 @@ export default function CallHistoryPage() {
   };
   const offset = Number(params.get('offset') ?? 0) || 0;
   const [draft, setDraft] = useState(filters);
+  const [sipOf, setSipOf] = useState<number | null>(null);
   const list = useQuery({
     queryKey: keys.cdrs({ ...filters, offset }),
     queryFn: () => api.cdrs.list({ ...filters, limit: PAGE, offset }),
@@ -111,7 +113,8 @@ export default function CallHistoryPage() {
             <TableHead columns={['Start', 'Direction', 'From', 'To', 'Result', 'Duration']} />
             <tbody>
               {items.map((c) => (
-                <tr key={c.id}>
+                <Fragment key={c.id}>
+                <tr>
                   <td className="whitespace-nowrap">{formatDate(c.start_time)}</td>
                   <td>{c.direction}</td>
                   <td>
@@ -128,8 +131,19 @@ export default function CallHistoryPage() {
                         Show path
                       </Link>
                     ) : null}
+                    <button type="button" className="btn btn-ghost btn-sm" aria-expanded={sipOf === c.id} onClick={() => setSipOf(sipOf === c.id ? null : c.id)}>
+                      SIP
+                    </button>
                   </td>
                 </tr>
+                {sipOf === c.id && (
+                  <tr>
+                    <td colSpan={7}>
+                      <SipMessages cdrId={c.id} />
+                    </td>
+                  </tr>
+                )}
+                </Fragment>
               ))}
             </tbody>
           </table>

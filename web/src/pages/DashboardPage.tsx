@@ -40,7 +40,8 @@ export default function DashboardPage() {
   const today = new Date().toISOString().slice(0, 10);
   const callsToday = useQuery({ queryKey: keys.cdrs({ from: today, tick }), queryFn: () => api.cdrs.list({ limit: 1, from: today }), placeholderData: (p) => p });
   const trunks = useEntities('trunk');
-  const health = useQuery({ queryKey: keys.health, queryFn: api.health, refetchInterval: 30_000 });
+  // every 2 s while the server drains: the calls left and the time left move
+  const health = useQuery({ queryKey: keys.health, queryFn: api.health, refetchInterval: (q) => (q.state.data?.drain?.draining ? 2_000 : 30_000) });
   const restCalls = useQuery({ queryKey: keys.activeCalls, queryFn: api.activeCalls, enabled: !synced, refetchInterval: synced ? false : 5000, retry: false });
   const now = useNow();
 
@@ -128,8 +129,18 @@ export default function DashboardPage() {
           {health.data && (
             <>
               <p className="mb-2 text-sm text-slate-600">
-                Version {health.data.version}, up {formatDuration(health.data.uptime_seconds)}
+                Version {health.data.version}
+                {health.data.schema_version ? ` (schema ${health.data.schema_version})` : ''}, up {formatDuration(health.data.uptime_seconds)}
               </p>
+              {health.data.drain?.draining && (
+                <p role="status" className="mb-2 rounded bg-amber-50 p-2 text-sm text-amber-900" data-testid="drain-status">
+                  Draining: new calls are refused; {health.data.drain.active_calls} call{health.data.drain.active_calls === 1 ? '' : 's'} in progress
+                  {health.data.drain.deadline_seconds !== undefined && health.data.drain.deadline_seconds !== null
+                    ? `, ended in ${formatDuration(health.data.drain.deadline_seconds)} at the latest`
+                    : ''}
+                  . The server stops when the last call ends.
+                </p>
+              )}
               <ul className="space-y-1 text-sm">
                 {Object.entries(health.data.components ?? {}).map(([name, c]) => (
                   <li key={name} className="flex justify-between">

@@ -10,6 +10,7 @@ import { Checkbox, ErrorBanner, NumberInput, PageHeader, Select, Spinner, TextIn
 import { ChangePassword, Sessions } from '../components/settings/Account';
 import { CertificatePanel } from '../components/settings/Certificate';
 import { ApiTokens } from '../components/settings/ApiTokens';
+import { BackupsPanel } from '../components/settings/Backups';
 
 /** A key `PUT /settings` takes. */
 type Key = keyof SettingsUpdate;
@@ -46,6 +47,13 @@ const GROUPS: { title: string; keys: { [K in Key]?: { label: string; help?: stri
       rtp_port_max: { label: 'RTP ports to' },
       media_timeout_secs: { label: 'Hang up after silence (s)', help: 'No RTP for this long ends the call' },
       recording_min_free_mb: { label: 'Stop recording below (MB free)' },
+    },
+  },
+  {
+    title: 'Backups',
+    keys: {
+      backup_interval_hours: { label: 'Back up every (hours)', help: 'Into the data dir\'s backups folder; 0 for none' },
+      backup_keep: { label: 'Backups kept', help: 'The oldest are deleted' },
     },
   },
 ];
@@ -152,6 +160,7 @@ export default function SettingsPage() {
         </div>
       </form>
       <CertificatePanel />
+      <BackupsPanel />
       <ChangePassword />
       <Sessions />
       <ApiTokens />

@@ -110,6 +110,13 @@ impl B2bua {
     }
 
     /// Whether no call is left.
+    /// The caller's Call-ID of the call a callee leg's Call-ID belongs to (the SIP message
+    /// viewer groups a call's messages under it).
+    pub(crate) fn caller_call_id(&self, leg_call_id: &str) -> Option<String> {
+        let (key, _) = self.table.by_leg_call_id(leg_call_id)?;
+        self.table.get(key)?.a.invite.call_id().map(str::to_owned)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.table.is_empty()
     }
@@ -1230,6 +1237,7 @@ impl B2bua {
             transfers: Vec::new(),
         };
         let view = call.view();
+        self.shared.metrics.call_started(direction);
         self.shared.calls.insert(key, view.clone());
         self.shared.emit(|| PbxEvent::CallStarted(view));
         self.table.insert(call, call_id, from_tag);
@@ -1733,6 +1741,9 @@ impl B2bua {
         let target = leg.target;
         let ring = call.take_ring();
         call.phase = Phase::Bridged { winner: idx };
+        if call.answered_at.is_none() {
+            self.shared.metrics.setup.observe(now.saturating_duration_since(call.started_at));
+        }
         call.answered_at.get_or_insert(now);
         // The other legs stop ringing (a number confirming is hung up).
         let mut stop = Vec::new();
@@ -1861,6 +1872,9 @@ impl B2bua {
         if let Phase::Waiting { ring } = &mut call.phase {
             let ring = ring.take();
             call.phase = Phase::AnsweredLocally { ring };
+        }
+        if call.answered_at.is_none() {
+            self.shared.metrics.setup.observe(now.saturating_duration_since(call.started_at));
         }
         call.answered_at.get_or_insert(now);
         let session_at = call.session.map(|s| s.expires_at());
@@ -2464,6 +2478,7 @@ impl B2bua {
             e.1 += secs;
         }
         let disposition = cause.disposition(answered);
+        self.shared.metrics.call_ended(call.direction, disposition);
         self.ops.push(PersistOp::CdrEnd {
             key,
             start: wall(call.started_at),
