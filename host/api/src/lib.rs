@@ -24,6 +24,7 @@ pub mod login_limit;
 pub mod openapi;
 mod plugins;
 mod prompts;
+mod recordings;
 mod resources;
 mod route_order;
 pub mod route_patterns;
@@ -224,6 +225,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(trunks::routes())
                 .merge(route_order::routes())
                 .merge(voicemail::routes(state.config().max_upload_bytes))
+                .merge(recordings::routes())
                 .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth)),
         )
         .fallback(|| async { ApiError::NotFound })

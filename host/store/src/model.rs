@@ -844,7 +844,7 @@ pub struct CdrEnd {
 }
 
 /// Filters of the call log. Times are inclusive lower (`from`) and exclusive upper (`to`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CdrFilter {
     pub direction: Option<CallDirection>,
     pub disposition: Option<CallDisposition>,
@@ -869,6 +869,27 @@ pub struct Recording {
     pub duration: Option<i64>,
     pub size_bytes: i64,
     pub created_at: Timestamp,
+}
+
+/// A recording in the recordings list, with its call's CDR (absent when the CDR is gone).
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordingItem {
+    pub id: i64,
+    pub cdr_id: Option<i64>,
+    pub call_id: String,
+    /// The WAV, relative to the data dir.
+    pub file_path: String,
+    /// Seconds of audio.
+    pub duration: Option<i64>,
+    pub size_bytes: i64,
+    pub created_at: Timestamp,
+    pub caller_id_name: Option<String>,
+    pub caller_id_num: Option<String>,
+    pub callee: Option<String>,
+    pub direction: Option<CallDirection>,
+    pub disposition: Option<CallDisposition>,
+    pub start_time: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
