@@ -36,6 +36,7 @@ mod trunks;
 pub mod validate;
 mod views;
 mod voicemail;
+mod webhooks;
 mod ws;
 
 use std::collections::BTreeMap;
@@ -100,6 +101,8 @@ pub(crate) struct Inner {
     pub(crate) pbx: OnceLock<call::PbxHandle>,
     /// The certificate store and the HTTPS port, once the binary attached them.
     pub(crate) https: OnceLock<transport::Https>,
+    /// The webhook notifier, once the binary started it.
+    pub(crate) notifier: OnceLock<pbx::notify::Notifier>,
 }
 
 /// What every handler can reach. Cheap to clone. It holds the flow service from the start;
@@ -120,6 +123,7 @@ impl AppState {
             probes: RwLock::new(BTreeMap::new()),
             pbx: OnceLock::new(),
             https: OnceLock::new(),
+            notifier: OnceLock::new(),
         }))
     }
 
@@ -147,6 +151,15 @@ impl AppState {
 
     pub(crate) fn pbx(&self) -> Option<&call::PbxHandle> {
         self.0.pbx.get()
+    }
+
+    /// Connects the webhook notifier (test deliveries, circuits, wake-ups after a change).
+    pub fn attach_notifier(&self, n: pbx::notify::Notifier) {
+        let _ = self.0.notifier.set(n);
+    }
+
+    pub(crate) fn notifier(&self) -> Option<&pbx::notify::Notifier> {
+        self.0.notifier.get()
     }
 
     /// Connects the certificate store and says where HTTPS listens (0: nowhere): HTTP-01
@@ -226,6 +239,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(route_order::routes())
                 .merge(voicemail::routes(state.config().max_upload_bytes))
                 .merge(recordings::routes())
+                .merge(webhooks::routes())
                 .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth)),
         )
         .fallback(|| async { ApiError::NotFound })

@@ -369,6 +369,11 @@ impl PbxHandle {
         v
     }
 
+    /// Tells the listeners (webhooks, `/ws`) that a voicemail message was stored.
+    pub fn voicemail_left(&self, mailbox_id: i64, message_id: i64, caller_id_num: Option<String>, caller_id_name: Option<String>, duration: i64) {
+        self.0.shared.emit(|| PbxEvent::VoicemailLeft { mailbox_id, message_id, caller_id_num, caller_id_name, duration });
+    }
+
     /// Registration, call and security events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<PbxEvent> {
         self.0.shared.subscribe()

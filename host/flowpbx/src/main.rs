@@ -183,6 +183,11 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
         })
     });
     state.attach_pbx(pbx.clone());
+    // webhooks on the PBX's events, through the egress-checked client and the webhook
+    // node's egress grant (--webhook-allow-networks/--webhook-allow-ports)
+    let notify_http = flow::services::ReqwestClient::new().map_err(|e| anyhow::anyhow!("the webhook HTTP client: {e}"))?;
+    let notify_config = pbx::notify::NotifyConfig { egress: config.flow.builtin_egress.clone(), ..Default::default() };
+    state.attach_notifier(pbx::notify::Notifier::start(state.store().clone(), Some(pbx.subscribe()), Arc::new(notify_http), notify_config));
     state.attach_tls(certs.clone(), config.tls.https_port);
     state.register_health("tls", {
         let certs = certs.clone();

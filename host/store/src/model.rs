@@ -1202,3 +1202,55 @@ pub struct NumberOwner {
     pub entity_id: i64,
     pub name: String,
 }
+
+text_enum!(
+    /// Where a webhook delivery stands: waiting for its (next) attempt, accepted by the
+    /// endpoint (2xx), or given up on.
+    DeliveryStatus { Pending = "pending", Delivered = "delivered", Failed = "failed" }
+);
+
+/// A webhook endpoint (its secret is write-only: never in this row).
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Webhook {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    /// The event names it receives.
+    #[sqlx(json)]
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A webhook's fields as written.
+#[derive(Debug, Clone)]
+pub struct WebhookFields {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+}
+
+/// One event for one endpoint, and how its delivery went.
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub event: String,
+    /// The JSON body sent.
+    #[sqlx(json)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub payload: serde_json::Value,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    /// The endpoint's last HTTP status.
+    pub last_status: Option<i64>,
+    /// Why the last attempt failed (or was not made: the circuit was open).
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}

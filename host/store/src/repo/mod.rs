@@ -18,6 +18,7 @@ mod references;
 mod registrations;
 mod routes;
 mod settings;
+mod webhooks;
 
 pub use audit::AuditFilter;
 pub use auth::{NewApiToken, NewSession};
@@ -107,6 +108,10 @@ repos! {
     AuditLog => audit_log;
     /// What refers to what (the impact of a delete) and the shared dial plan.
     References => references;
+    /// `webhooks` (secrets sealed)
+    Webhooks => webhooks;
+    /// `webhook_deliveries`: the notifications outbox and delivery log
+    WebhookDeliveries => webhook_deliveries;
 }
 
 /// Runs a page query and its count.
