@@ -143,6 +143,14 @@ pub struct SettingsUpdate {
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<u64>)]
     pub recording_min_free_mb: Option<Option<u64>>,
+    /// Days call recordings are kept (0: for ever), applied daily.
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<u64>)]
+    pub recording_retention_days: Option<Option<u64>>,
+    /// Days CDRs are kept (0: for ever), applied daily.
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<u64>)]
+    pub cdr_retention_days: Option<Option<u64>>,
 }
 
 impl SettingsUpdate {
@@ -178,6 +186,8 @@ impl SettingsUpdate {
                 keys::MEDIA_TIMEOUT_SECS => take!(media_timeout_secs),
                 keys::SIP_LOG => take!(sip_log),
                 keys::RECORDING_MIN_FREE_MB => take!(recording_min_free_mb),
+                keys::RECORDING_RETENTION_DAYS => take!(recording_retention_days),
+                keys::CDR_RETENTION_DAYS => take!(cdr_retention_days),
                 _ => errors.push(FieldError { field: k.clone(), message: "is not a setting".into() }),
             }
         }
@@ -202,6 +212,8 @@ impl SettingsUpdate {
             (keys::MEDIA_TIMEOUT_SECS, s(&self.media_timeout_secs)),
             (keys::SIP_LOG, s(&self.sip_log)),
             (keys::RECORDING_MIN_FREE_MB, s(&self.recording_min_free_mb)),
+            (keys::RECORDING_RETENTION_DAYS, s(&self.recording_retention_days)),
+            (keys::CDR_RETENTION_DAYS, s(&self.cdr_retention_days)),
         ]
     }
 }

@@ -188,6 +188,8 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     let notify_http = flow::services::ReqwestClient::new().map_err(|e| anyhow::anyhow!("the webhook HTTP client: {e}"))?;
     let notify_config = pbx::notify::NotifyConfig { egress: config.flow.builtin_egress.clone(), ..Default::default() };
     state.attach_notifier(pbx::notify::Notifier::start(state.store().clone(), Some(pbx.subscribe()), Arc::new(notify_http), notify_config));
+    // voicemail, recordings and CDRs older than their retention go once a day
+    pbx::retention::spawn_daily(state.store().clone(), config.data_dir.clone(), Arc::new(pbx::retention::SystemClock), std::time::Duration::from_secs(86_400));
     state.attach_tls(certs.clone(), config.tls.https_port);
     state.register_health("tls", {
         let certs = certs.clone();

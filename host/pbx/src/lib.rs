@@ -37,6 +37,7 @@ pub mod flows;
 pub mod notify;
 pub mod pin_guard;
 pub mod plugins;
+pub mod retention;
 pub mod settings;
 pub mod versions;
 

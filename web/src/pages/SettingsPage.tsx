@@ -48,6 +48,13 @@ const GROUPS: { title: string; keys: { [K in Key]?: { label: string; help?: stri
       recording_min_free_mb: { label: 'Stop recording below (MB free)' },
     },
   },
+  {
+    title: 'Retention',
+    keys: {
+      recording_retention_days: { label: 'Keep recordings (days)', help: 'Older ones are deleted daily; 0 keeps them for ever' },
+      cdr_retention_days: { label: 'Keep call records (days)', help: 'Older ones are deleted daily; 0 keeps them for ever' },
+    },
+  },
 ];
 const KNOWN = new Set(GROUPS.flatMap((g) => Object.keys(g.keys)));
 const settable = (k: string): k is Key => KNOWN.has(k);

@@ -16,6 +16,7 @@ mod flows;
 mod plugins;
 mod references;
 mod registrations;
+mod retention;
 mod routes;
 mod settings;
 mod webhooks;
