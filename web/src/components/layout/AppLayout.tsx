@@ -23,6 +23,8 @@ const NAV: { to: string; label: string; icon: string }[] = [
   { to: '/prompts', label: 'Prompts', icon: '🔊' },
   { to: '/plugins', label: 'Plugins', icon: '🧩' },
   { to: '/calls', label: 'Call history', icon: '☰' },
+  { to: '/recordings', label: 'Recordings', icon: '⏺' },
+  { to: '/webhooks', label: 'Webhooks', icon: '🔔' },
   { to: '/settings', label: 'Settings', icon: '⚙' },
 ];
 
