@@ -136,7 +136,7 @@ pub fn token_need(method: &Method, route: &str) -> TokenNeed {
         "/plugins/{id}" if !read => TokenNeed::Scope(TokenScope::Admin),
         "/system/tls/renew" => TokenNeed::Scope(TokenScope::Admin),
         // outbound endpoints with their signing secrets: administrators only
-        "/webhooks" | "/webhooks/{id}" | "/webhooks/{id}/deliveries" | "/webhooks/{id}/test" => TokenNeed::Scope(TokenScope::Admin),
+        "/webhooks" | "/webhooks/{id}" | "/webhooks/{id}/deliveries" | "/webhooks/{id}/test" | "/mail-outbox" => TokenNeed::Scope(TokenScope::Admin),
         _ if read => TokenNeed::Scope(TokenScope::Read),
         _ => TokenNeed::Scope(TokenScope::Write),
     }

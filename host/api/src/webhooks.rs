@@ -222,8 +222,19 @@ pub(crate) async fn test_webhook(State(state): State<AppState>, PathParams(id): 
     Ok(Created(n.test(id).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/mail-outbox", tag = "webhooks", params(PageQuery),
+    responses((status = 200, body = inline(List<store::MailItem>), description = "e-mail queued, sent and failed (voicemail notifications), newest first")))]
+pub(crate) async fn list_mail(State(state): State<AppState>, Query(q): Query<PageQuery>) -> ApiResult<List<store::MailItem>> {
+    let page = q.page()?;
+    let p = state.store().mail_outbox().list(page).await?;
+    Ok(List { data: p.items, meta: ListMeta { total: p.total, limit: page.limit, offset: page.offset } })
+}
+
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list_webhooks, create_webhook, get_webhook, update_webhook, delete_webhook, list_deliveries, test_webhook), components(schemas(WebhookInput)))]
+#[openapi(
+    paths(list_webhooks, create_webhook, get_webhook, update_webhook, delete_webhook, list_deliveries, test_webhook, list_mail),
+    components(schemas(WebhookInput))
+)]
 pub(crate) struct WebhooksDoc;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -232,6 +243,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/webhooks/{id}", get(get_webhook).put(update_webhook).delete(delete_webhook))
         .route("/webhooks/{id}/deliveries", get(list_deliveries))
         .route("/webhooks/{id}/test", post(test_webhook))
+        .route("/mail-outbox", get(list_mail))
 }
 
 #[cfg(test)]

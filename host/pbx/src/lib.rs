@@ -34,6 +34,7 @@ pub mod engine;
 mod error;
 pub mod flow_sync;
 pub mod flows;
+pub mod mail;
 pub mod notify;
 pub mod pin_guard;
 pub mod plugins;

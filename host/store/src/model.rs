@@ -1254,3 +1254,39 @@ pub struct WebhookDelivery {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
+
+text_enum!(
+    /// Where a queued e-mail stands.
+    MailStatus { Pending = "pending", Sent = "sent", Failed = "failed" }
+);
+
+/// An e-mail in the outbox (and, once sent or given up on, the log).
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MailItem {
+    pub id: i64,
+    /// `voicemail`.
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attachment_path: Option<String>,
+    pub attachment_name: Option<String>,
+    pub status: MailStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An e-mail to queue.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attachment_path: Option<String>,
+    pub attachment_name: Option<String>,
+}

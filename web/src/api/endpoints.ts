@@ -2,6 +2,7 @@
 // server's OpenAPI document).
 import { request, requestPage, type Page, type Query, type Reference } from './client';
 import type {
+  MailItem,
   Recording,
   Webhook,
   WebhookDelivery,
@@ -270,6 +271,10 @@ export const api = {
     remove: (id: Id) => request<unknown>('DELETE', `/webhooks/${id}`),
     test: (id: Id) => request<WebhookDelivery>('POST', `/webhooks/${id}/test`, { body: {} }),
     deliveries: async (id: Id) => (await requestPage<WebhookDelivery>(`/webhooks/${id}/deliveries`, { limit: 50 })).items,
+  },
+
+  mail: {
+    list: async () => (await requestPage<MailItem>('/mail-outbox', { limit: 50 })).items,
   },
 
   plugins: {

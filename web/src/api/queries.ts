@@ -25,6 +25,7 @@ export const keys = {
   cdrs: (params: unknown) => ['cdrs', params] as const,
   recordings: (params: unknown) => ['recordings', params] as const,
   webhooks: ['webhooks'] as const,
+  mail: ['mail-outbox'] as const,
   deliveries: (id: Id) => ['webhooks', id, 'deliveries'] as const,
   activeCalls: ['calls', 'active'] as const,
   outboundRoutes: ['outbound-routes'] as const,

@@ -305,3 +305,4 @@ export type Recording = ItemOf<'/api/v1/recordings'>;
 export type Webhook = ItemOf<'/api/v1/webhooks'>;
 export type WebhookInput = BodyOf<'/api/v1/webhooks', 'post'>;
 export type WebhookDelivery = ItemOf<'/api/v1/webhooks/{id}/deliveries'>;
+export type MailItem = ItemOf<'/api/v1/mail-outbox'>;

@@ -38,6 +38,41 @@ function Deliveries({ hook }: { hook: Webhook }) {
   );
 }
 
+/** Voicemail e-mail: queued, sent, and failed with the reason (after an hour of retries or a
+ * permanent refusal). */
+function MailLog() {
+  const mail = useQuery({ queryKey: keys.mail, queryFn: api.mail.list, refetchInterval: 10_000 });
+  return (
+    <div className="card mt-6 overflow-x-auto">
+      <h2 className="p-3 font-semibold">E-mail</h2>
+      {mail.isLoading ? (
+        <Spinner />
+      ) : !mail.data?.length ? (
+        <Empty>No e-mail yet.</Empty>
+      ) : (
+        <table className="table" aria-label="E-mail">
+          <TableHead columns={['Queued', 'To', 'Subject', 'Status', 'Attempts', 'Why']} />
+          <tbody>
+            {mail.data.map((m) => (
+              <tr key={m.id}>
+                <td className="whitespace-nowrap">{formatDate(m.created_at)}</td>
+                <td>{m.recipient}</td>
+                <td>{m.subject}{m.attachment_name ? <span className="block text-xs text-slate-500">📎 {m.attachment_name}</span> : null}</td>
+                <td className={m.status === 'failed' ? 'text-red-700' : m.status === 'sent' ? 'text-green-700' : ''}>
+                  {m.status}
+                  {m.status === 'pending' && m.next_attempt_at ? <span className="block text-xs text-slate-500">next {formatDate(m.next_attempt_at)}</span> : null}
+                </td>
+                <td>{m.attempts}</td>
+                <td className="text-xs">{m.last_error ?? ''}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
 export default function WebhooksPage() {
   const qc = useQueryClient();
   const hooks = useQuery({ queryKey: keys.webhooks, queryFn: api.webhooks.list, refetchInterval: 5000 });
@@ -167,6 +202,7 @@ export default function WebhooksPage() {
           <Deliveries hook={hooks.data.find((w) => w.id === open)!} />
         </div>
       )}
+      <MailLog />
       {deleting && <ConfirmDelete what={`webhook ${deleting.name}`} onConfirm={() => api.webhooks.remove(deleting.id)} onClose={() => setDeleting(null)} onDone={refresh} />}
     </div>
   );

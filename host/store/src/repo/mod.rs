@@ -13,6 +13,7 @@ mod cdrs;
 mod entities;
 mod extensions;
 mod flows;
+mod mail;
 mod plugins;
 mod references;
 mod registrations;
@@ -113,6 +114,8 @@ repos! {
     Webhooks => webhooks;
     /// `webhook_deliveries`: the notifications outbox and delivery log
     WebhookDeliveries => webhook_deliveries;
+    /// `mail_outbox`: e-mail waiting to be sent, and the log of sent and failed ones
+    MailOutbox => mail_outbox;
 }
 
 /// Runs a page query and its count.
