@@ -154,3 +154,49 @@ async fn always_call() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_global_always_policy_records_extensions_that_do_not_ask() {
+    checked(global_policy().await);
+}
+
+async fn global_policy() -> anyhow::Result<()> {
+    let cache = flowpbx_tests::flowpbx_bin()?.with_file_name("flowpbx-test-component-cache");
+    let cache = cache.to_string_lossy().into_owned();
+    let pbx = Pbx::start(&["--cache-dir", &cache]).await?;
+    pbx.extension("101", PW_101).await?;
+    pbx.extension("102", PW_102).await?;
+    pbx.wait_directory(2, 0, 0).await?;
+    let r = pbx.admin.put("/settings", &json!({"recording_policy": "sometimes"})).await?;
+    assert_eq!(r.error_fields(), ["recording_policy"], "{}", r.text);
+    let r = pbx.admin.put("/settings", &json!({"recording_policy": "always"})).await?;
+    anyhow::ensure!(r.status == 200, "{}", r.text);
+    // the SIP stack's directory follows the setting within its refresh interval
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let uas_port = free_port(LO);
+    let eb = RtpEndpoint::bind()?;
+    let ea = RtpEndpoint::bind()?;
+    let mut args: Vec<String> = vec!["-m".into(), "1".into()];
+    args.extend(sdp_keys(eb.port));
+    let uas = sipp("media_uas.xml", (LO, uas_port), None, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    register(&pbx, "102", PW_102, uas_port, 300)?.assert_ok();
+    let uac_port = free_port(LO);
+    let mut args: Vec<String> =
+        ["-s", "102", "-au", "101", "-ap", PW_101, "-key", "caller", "101", "-m", "1", "-d", "1000"].into_iter().map(str::to_owned).collect();
+    args.extend(sdp_keys(ea.port));
+    let uac = sipp("media_uac.xml", (LO, uac_port), Some(&pbx.sip()), &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    uac.wait(WAIT).assert_ok();
+    uas.wait(WAIT).assert_ok();
+    let cdr = pbx.wait_cdrs(1).await?.remove(0);
+    let t0 = Instant::now();
+    loop {
+        let r = pbx.admin.get("/recordings").await?;
+        if let Some(first) = r.body["data"].as_array().and_then(|a| a.first()) {
+            assert_eq!(first["cdr_id"], cdr["id"], "{first}");
+            break;
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(10), "the global policy recorded nothing: {}", r.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

@@ -143,6 +143,10 @@ pub struct SettingsUpdate {
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<u64>)]
     pub recording_min_free_mb: Option<Option<u64>>,
+    /// Recording for every extension on top of its own mode: per_extension, always, on_demand.
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub recording_policy: Option<Option<String>>,
     /// Days call recordings are kept (0: for ever), applied daily.
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<u64>)]
@@ -186,6 +190,7 @@ impl SettingsUpdate {
                 keys::MEDIA_TIMEOUT_SECS => take!(media_timeout_secs),
                 keys::SIP_LOG => take!(sip_log),
                 keys::RECORDING_MIN_FREE_MB => take!(recording_min_free_mb),
+                keys::RECORDING_POLICY => take!(recording_policy),
                 keys::RECORDING_RETENTION_DAYS => take!(recording_retention_days),
                 keys::CDR_RETENTION_DAYS => take!(cdr_retention_days),
                 _ => errors.push(FieldError { field: k.clone(), message: "is not a setting".into() }),
@@ -212,6 +217,7 @@ impl SettingsUpdate {
             (keys::MEDIA_TIMEOUT_SECS, s(&self.media_timeout_secs)),
             (keys::SIP_LOG, s(&self.sip_log)),
             (keys::RECORDING_MIN_FREE_MB, s(&self.recording_min_free_mb)),
+            (keys::RECORDING_POLICY, s(&self.recording_policy)),
             (keys::RECORDING_RETENTION_DAYS, s(&self.recording_retention_days)),
             (keys::CDR_RETENTION_DAYS, s(&self.cdr_retention_days)),
         ]

@@ -26,6 +26,9 @@ pub mod keys {
     pub const MEDIA_TIMEOUT_SECS: &str = "media_timeout_secs";
     pub const SIP_LOG: &str = "sip_log";
     pub const RECORDING_MIN_FREE_MB: &str = "recording_min_free_mb";
+    /// Recording for every extension on top of its own mode: `per_extension` (default),
+    /// `always`, `on_demand` (read by the SIP stack's directory).
+    pub const RECORDING_POLICY: &str = "recording_policy";
     /// Days call recordings are kept (0 or unset: for ever); applied daily.
     pub const RECORDING_RETENTION_DAYS: &str = "recording_retention_days";
     /// Days CDRs are kept (0 or unset: for ever); applied daily.
@@ -80,6 +83,7 @@ pub const CATALOGUE: &[Setting] = &[
     setting(keys::MEDIA_TIMEOUT_SECS, SettingKind::Number { min: 5, max: 3600 }, true),
     setting(keys::SIP_LOG, SettingKind::Choice(&["off", "headers", "full"]), true),
     setting(keys::RECORDING_MIN_FREE_MB, SettingKind::Number { min: 0, max: 1_000_000 }, true),
+    setting(keys::RECORDING_POLICY, SettingKind::Choice(&["per_extension", "always", "on_demand"]), false),
     setting(keys::RECORDING_RETENTION_DAYS, SettingKind::Number { min: 0, max: 36_500 }, false),
     setting(keys::CDR_RETENTION_DAYS, SettingKind::Number { min: 0, max: 36_500 }, false),
 ];
