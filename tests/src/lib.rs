@@ -595,6 +595,15 @@ impl Client {
         self.request(Method::DELETE, path, None).await
     }
 
+    /// GETs with extra request headers (`Range`, …).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<Response> {
+        let mut req = self.http.get(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req).await
+    }
+
     /// POSTs a raw body with a content type (malformed-input tests).
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> anyhow::Result<Response> {
         let req = self.http.post(self.url(path)).header("content-type", content_type).body(body);

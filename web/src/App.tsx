@@ -20,6 +20,8 @@ const EntityPages = lazy(() => import('./pages/EntityPages'));
 const PromptsPage = lazy(() => import('./pages/PromptsPage'));
 const PluginsPage = lazy(() => import('./pages/PluginsPage'));
 const CallHistoryPage = lazy(() => import('./pages/CallHistoryPage'));
+const RecordingsPage = lazy(() => import('./pages/RecordingsPage'));
+const WebhooksPage = lazy(() => import('./pages/WebhooksPage'));
 const OutboundRoutesPage = lazy(() => import('./pages/OutboundRoutesPage'));
 const SettingsPage = lazy(() => import('./pages/SettingsPage'));
 const PhonePage = lazy(() => import('./pages/PhonePage'));
@@ -101,6 +103,8 @@ const router = createBrowserRouter([
       { path: 'prompts', element: <PromptsPage /> },
       { path: 'plugins', element: <PluginsPage /> },
       { path: 'calls', element: <CallHistoryPage /> },
+      { path: 'recordings', element: <RecordingsPage /> },
+      { path: 'webhooks', element: <WebhooksPage /> },
       { path: 'settings', element: <SettingsPage /> },
       { path: 'phone', element: <PhonePage /> },
       { path: '*', element: <p className="p-6 text-sm text-slate-600">This page does not exist.</p> },

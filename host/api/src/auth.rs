@@ -123,7 +123,7 @@ pub enum TokenNeed {
 ///   ending sessions (granting plugin capabilities is checked in the handler: the same route
 ///   enables a plugin);
 /// - `admin`: the token list and revocation, settings, the audit log, the system status,
-///   enabling and deleting plugins, renewing the TLS certificate;
+///   enabling and deleting plugins, renewing the TLS certificate, webhooks;
 /// - `read`: any other GET (or HEAD);
 /// - `write`: any other method.
 pub fn token_need(method: &Method, route: &str) -> TokenNeed {
@@ -135,6 +135,8 @@ pub fn token_need(method: &Method, route: &str) -> TokenNeed {
         "/api-tokens" | "/api-tokens/{id}" | "/settings" | "/audit-log" | "/system/status" => TokenNeed::Scope(TokenScope::Admin),
         "/plugins/{id}" if !read => TokenNeed::Scope(TokenScope::Admin),
         "/system/tls/renew" | "/system/drain" | "/system/backups" => TokenNeed::Scope(TokenScope::Admin),
+        // outbound endpoints with their signing secrets: administrators only
+        "/webhooks" | "/webhooks/{id}" | "/webhooks/{id}/deliveries" | "/webhooks/{id}/test" | "/mail-outbox" => TokenNeed::Scope(TokenScope::Admin),
         _ if read => TokenNeed::Scope(TokenScope::Read),
         _ => TokenNeed::Scope(TokenScope::Write),
     }

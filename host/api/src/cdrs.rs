@@ -37,7 +37,7 @@ pub struct CdrQuery {
 }
 
 impl CdrQuery {
-    fn filter(&self) -> ApiResult<CdrFilter> {
+    pub(crate) fn filter(&self) -> ApiResult<CdrFilter> {
         let mut details = Vec::new();
         let mut time = |field: &str, v: &Option<String>, end: bool| -> Option<Timestamp> {
             let s = non_blank(v)?;

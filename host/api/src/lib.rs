@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod openapi;
 mod plugins;
 mod prompts;
+mod recordings;
 mod resources;
 mod route_order;
 pub mod route_patterns;
@@ -36,6 +37,7 @@ mod trunks;
 pub mod validate;
 mod views;
 mod voicemail;
+mod webhooks;
 mod ws;
 
 use std::collections::BTreeMap;
@@ -106,6 +108,8 @@ pub(crate) struct Inner {
     pub(crate) drain: OnceLock<DrainProbe>,
     /// The scheduled backups' last outcome (the binary runs `pbx::backup::run_schedule`).
     pub(crate) backups: Arc<std::sync::Mutex<pbx::backup::ScheduleState>>,
+    /// The webhook notifier, once the binary started it.
+    pub(crate) notifier: OnceLock<pbx::notify::Notifier>,
 }
 
 /// What the binary tells of a drain in progress, and how to start one.
@@ -153,6 +157,7 @@ impl AppState {
             metrics: metrics::ApiMetrics::new().with_collector(weak.clone()),
             drain: OnceLock::new(),
             backups: Arc::default(),
+            notifier: OnceLock::new(),
         }))
     }
 
@@ -194,6 +199,15 @@ impl AppState {
 
     pub(crate) fn pbx(&self) -> Option<&call::PbxHandle> {
         self.0.pbx.get()
+    }
+
+    /// Connects the webhook notifier (test deliveries, circuits, wake-ups after a change).
+    pub fn attach_notifier(&self, n: pbx::notify::Notifier) {
+        let _ = self.0.notifier.set(n);
+    }
+
+    pub(crate) fn notifier(&self) -> Option<&pbx::notify::Notifier> {
+        self.0.notifier.get()
     }
 
     /// Connects the certificate store and says where HTTPS listens (0: nowhere): HTTP-01
@@ -272,6 +286,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(trunks::routes())
                 .merge(route_order::routes())
                 .merge(voicemail::routes(state.config().max_upload_bytes))
+                .merge(recordings::routes())
+                .merge(webhooks::routes())
                 .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth)),
         )
         .fallback(|| async { ApiError::NotFound })

@@ -159,6 +159,8 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
         let mut doc = ApiDoc::openapi();
         doc.merge(crate::flows_engine::FlowsDoc::openapi());
         doc.merge(crate::flow_versions::VersionsDoc::openapi());
+        doc.merge(crate::recordings::RecordingsDoc::openapi());
+        doc.merge(crate::webhooks::WebhooksDoc::openapi());
         doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
         crate::resources::document(&mut doc);
         Conventions.modify(&mut doc);

@@ -149,6 +149,18 @@ pub struct SettingsUpdate {
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<u64>)]
     pub backup_keep: Option<Option<u64>>,
+    /// Recording for every extension on top of its own mode: per_extension, always, on_demand.
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub recording_policy: Option<Option<String>>,
+    /// Days call recordings are kept (0: for ever), applied daily.
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<u64>)]
+    pub recording_retention_days: Option<Option<u64>>,
+    /// Days CDRs are kept (0: for ever), applied daily.
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<u64>)]
+    pub cdr_retention_days: Option<Option<u64>>,
 }
 
 impl SettingsUpdate {
@@ -186,6 +198,9 @@ impl SettingsUpdate {
                 keys::RECORDING_MIN_FREE_MB => take!(recording_min_free_mb),
                 keys::BACKUP_INTERVAL_HOURS => take!(backup_interval_hours),
                 keys::BACKUP_KEEP => take!(backup_keep),
+                keys::RECORDING_POLICY => take!(recording_policy),
+                keys::RECORDING_RETENTION_DAYS => take!(recording_retention_days),
+                keys::CDR_RETENTION_DAYS => take!(cdr_retention_days),
                 _ => errors.push(FieldError { field: k.clone(), message: "is not a setting".into() }),
             }
         }
@@ -212,6 +227,9 @@ impl SettingsUpdate {
             (keys::RECORDING_MIN_FREE_MB, s(&self.recording_min_free_mb)),
             (keys::BACKUP_INTERVAL_HOURS, s(&self.backup_interval_hours)),
             (keys::BACKUP_KEEP, s(&self.backup_keep)),
+            (keys::RECORDING_POLICY, s(&self.recording_policy)),
+            (keys::RECORDING_RETENTION_DAYS, s(&self.recording_retention_days)),
+            (keys::CDR_RETENTION_DAYS, s(&self.cdr_retention_days)),
         ]
     }
 }

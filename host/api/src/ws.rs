@@ -120,6 +120,10 @@ pub(crate) fn event_frame(ev: &call::PbxEvent) -> Option<(&'static str, Value)> 
         E::CallStarted(c) => ("call.started", serde_json::to_value(ActiveCall::from(c)).ok()?),
         E::CallUpdated(c) => ("call.updated", serde_json::to_value(ActiveCall::from(c)).ok()?),
         E::CallEnded { key, disposition, cause } => ("call.ended", json!({ "id": key.to_string(), "disposition": disposition, "cause": cause })),
+        E::VoicemailLeft { mailbox_id, message_id, caller_id_num, caller_id_name, duration } => (
+            "voicemail.left",
+            json!({ "mailbox_id": mailbox_id, "message_id": message_id, "caller_id_num": caller_id_num, "caller_id_name": caller_id_name, "duration": duration }),
+        ),
         E::SourceBanned { ip, until_secs } => ("source.banned", json!({ "ip": ip.to_string(), "until_secs": until_secs })),
         E::OutboundLimit { extension_id, number, limit } => ("outbound.limit", json!({ "extension_id": extension_id, "number": number, "limit": limit })),
         _ => return None,

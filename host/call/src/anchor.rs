@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +60,10 @@ pub(crate) trait MediaPort: Send {
     fn sip_info(&mut self, key: CallKey, leg: LegId, content_type: &str, body: &[u8]);
     /// Starts recording both legs (stereo); the file's path relative to the data dir.
     fn record(&mut self, key: CallKey, name: &str) -> Option<String>;
+    /// Stops the call's recording (on demand, `*1` again); its `recordings` row is written
+    /// once the file is complete. A call's recording still running at its end is finished and
+    /// written the same way by `close`.
+    fn stop_record(&mut self, key: CallKey);
     /// The call ended: close the session (statistics to the CDR, ports reclaimed).
     fn close(&mut self, key: CallKey);
 }
@@ -82,6 +86,8 @@ impl CoreLink {
 pub struct CallMedia {
     control: SessionControl,
     tap: Mutex<Option<mpsc::UnboundedSender<MediaEvent>>>,
+    /// A call recording (not a voicemail message) runs.
+    recording: AtomicBool,
 }
 
 impl CallMedia {
@@ -169,12 +175,12 @@ impl MediaPort for EngineMedia {
     fn open(&mut self, key: CallKey, call_id: &str) -> Result<[u16; 2], MediaError> {
         let handle = self.engine.create_session(call_id)?;
         let ports = [handle.local_rtp(LegId::A).port(), handle.local_rtp(LegId::B).port()];
-        let entry = Arc::new(CallMedia { control: handle.control(), tap: Mutex::new(None) });
+        let entry = Arc::new(CallMedia { control: handle.control(), tap: Mutex::new(None), recording: AtomicBool::new(false) });
         self.calls.insert(key, entry.clone());
         let (close_tx, close_rx) = oneshot::channel();
         self.closers.insert(key, close_tx);
         self.open.count.fetch_add(1, Ordering::AcqRel);
-        let pump = Pump { key, link: self.link.clone(), outbox: self.outbox.clone(), entry, open: self.open.clone() };
+        let pump = Pump { key, link: self.link.clone(), outbox: self.outbox.clone(), entry, open: self.open.clone(), data_dir: self.data_dir.clone() };
         self.rt.spawn(pump.run(handle, close_rx));
         Ok(ports)
     }
@@ -255,13 +261,25 @@ impl MediaPort for EngineMedia {
     }
 
     fn record(&mut self, key: CallKey, name: &str) -> Option<String> {
-        let c = self.control(key)?;
+        let entry = self.calls.get(&key).map(|c| c.clone())?;
+        let c = entry.control.clone();
         match c.start_recording(RecordMode::Both, name) {
-            Ok(path) => Some(path.strip_prefix(&self.data_dir).unwrap_or(&path).to_string_lossy().into_owned()),
+            Ok(path) => {
+                entry.recording.store(true, Ordering::Release);
+                Some(path.strip_prefix(&self.data_dir).unwrap_or(&path).to_string_lossy().into_owned())
+            }
             Err(e) => {
                 tracing::warn!(error = %e, call_id = c.call_id(), "call not recorded");
                 None
             }
+        }
+    }
+
+    fn stop_record(&mut self, key: CallKey) {
+        let Some(entry) = self.calls.get(&key).map(|c| c.clone()) else { return };
+        if entry.recording.swap(false, Ordering::AcqRel) {
+            let (outbox, data_dir) = (self.outbox.clone(), self.data_dir.clone());
+            self.rt.spawn(async move { finish_recording(&entry.control, key, &outbox, &data_dir).await });
         }
     }
 
@@ -280,6 +298,22 @@ struct Pump {
     outbox: Arc<Outbox>,
     entry: Arc<CallMedia>,
     open: Arc<Open>,
+    data_dir: PathBuf,
+}
+
+/// Stops a call's recording, waits for its file under the final name and queues its
+/// `recordings` row.
+async fn finish_recording(control: &SessionControl, key: CallKey, outbox: &Outbox, data_dir: &std::path::Path) {
+    match control.stop_recording().await {
+        Ok(info) => {
+            let size_bytes = tokio::fs::metadata(&info.path).await.map(|m| m.len() as i64).unwrap_or(0);
+            let file_path = info.path.strip_prefix(data_dir).unwrap_or(&info.path).to_string_lossy().into_owned();
+            let duration = info.duration.as_secs_f64().round() as i64;
+            let mut ops = vec![PersistOp::Recording { key, call_id: control.call_id().to_owned(), file_path, duration, size_bytes }];
+            outbox.extend(&mut ops);
+        }
+        Err(e) => tracing::warn!(error = %e, key = %key, "a call recording could not be finished"),
+    }
 }
 
 impl Pump {
@@ -292,6 +326,9 @@ impl Pump {
                 }
                 _ = &mut close => break,
             }
+        }
+        if self.entry.recording.swap(false, Ordering::AcqRel) {
+            finish_recording(&self.entry.control, self.key, &self.outbox, &self.data_dir).await;
         }
         match handle.close().await {
             Ok(stats) => {

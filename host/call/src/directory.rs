@@ -37,6 +37,8 @@ pub struct User {
     pub max_registrations: u32,
     /// Its calls are recorded (recording mode `always`).
     pub record_always: bool,
+    /// It may start and stop recording during a call with `*1` (recording mode `on_demand`).
+    pub record_on_demand: bool,
     /// What it presents when it calls out.
     pub outbound_caller_id: Option<CallerId>,
     /// What emergency services see.
@@ -105,6 +107,7 @@ impl User {
             ring_timeout: 30,
             max_registrations: 5,
             record_always: false,
+            record_on_demand: false,
             outbound_caller_id: None,
             emergency_caller_id: None,
             call_classes: vec![CallClass::Local, CallClass::National],
@@ -410,6 +413,11 @@ impl Directory {
         let exts = store.extensions().list(Page::all()).await?.items;
         let ext_by_id: HashMap<i64, &store::Extension> = exts.iter().map(|e| (e.id, e)).collect();
         let realm = creds.first().map(|c| c.realm.clone()).unwrap_or_else(|| store.sip_realm());
+        // the global recording policy (the `recording_policy` setting) on top of each
+        // extension's own mode: `always` records every extension's calls, `on_demand` lets
+        // every extension use *1
+        let policy = store.settings().get("recording_policy").await?.unwrap_or_default();
+        let (all_always, all_on_demand) = (policy == "always", policy == "on_demand");
         let users = creds
             .into_iter()
             .filter_map(|c| {
@@ -424,7 +432,8 @@ impl Directory {
                     dnd: e.dnd,
                     ring_timeout: u32::try_from(e.ring_timeout).unwrap_or(30).clamp(1, 600),
                     max_registrations: u32::try_from(e.max_registrations).unwrap_or(5).max(1),
-                    record_always: e.recording_mode == store::RecordingMode::Always,
+                    record_always: all_always || e.recording_mode == store::RecordingMode::Always,
+                    record_on_demand: all_on_demand || e.recording_mode == store::RecordingMode::OnDemand,
                     outbound_caller_id: e.outbound_caller_id_num.clone().map(|number| CallerId { name: e.outbound_caller_id_name.clone(), number }),
                     emergency_caller_id: e.emergency_caller_id_num.clone().map(|number| CallerId { name: None, number }),
                     call_classes: e.call_classes.clone(),

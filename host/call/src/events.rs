@@ -135,6 +135,20 @@ pub enum PbxEvent {
     },
     /// A trunk's registration or reachability changed.
     TrunkStatus(crate::trunks::TrunkStatus),
+    /// A caller left a voicemail message (the flow engine's voicemail, through
+    /// `PbxHandle::voicemail_left`).
+    VoicemailLeft {
+        /// The box.
+        mailbox_id: i64,
+        /// The message's row.
+        message_id: i64,
+        /// The caller's number.
+        caller_id_num: Option<String>,
+        /// The caller's name.
+        caller_id_name: Option<String>,
+        /// Seconds of audio.
+        duration: i64,
+    },
     /// A source was banned after repeated failed authentications.
     SourceBanned {
         /// The address.

@@ -66,8 +66,8 @@ pub use security::GuardStats;
 pub use sip::auth::Algorithm as DigestAlgorithm;
 pub use sip::transaction::{Peer, Transport};
 pub use sip_tls::SipTls;
-pub use subscriptions::{MwiCounts, Package as EventPackage, SubscriptionInfo};
 pub use sip_trace::{TracedMessage, PER_CALL as SIP_MESSAGES_PER_CALL};
+pub use subscriptions::{MwiCounts, Package as EventPackage, SubscriptionInfo};
 pub use trunks::{Probe, RegistrationState, RegistrationStatus, TrunkStatus, TrunkTest};
 pub use websocket::WS_PATH;
 
@@ -433,6 +433,11 @@ impl PbxHandle {
         let mut v: Vec<ActiveCall> = self.0.shared.calls.iter().map(|e| e.value().clone()).collect();
         v.sort_by_key(|c| c.key);
         v
+    }
+
+    /// Tells the listeners (webhooks, `/ws`) that a voicemail message was stored.
+    pub fn voicemail_left(&self, mailbox_id: i64, message_id: i64, caller_id_num: Option<String>, caller_id_name: Option<String>, duration: i64) {
+        self.0.shared.emit(|| PbxEvent::VoicemailLeft { mailbox_id, message_id, caller_id_num, caller_id_name, duration });
     }
 
     /// Registration, call and security events from now on.

@@ -74,6 +74,20 @@ pub enum PersistOp {
         /// Replaces signalling's disposition (voicemail).
         disposition: Option<store::CallDisposition>,
     },
+    /// A call recording is complete under its final name: its `recordings` row, tied to the
+    /// call's CDR.
+    Recording {
+        /// The call.
+        key: CallKey,
+        /// Its SIP Call-ID.
+        call_id: String,
+        /// The WAV, relative to the data dir.
+        file_path: String,
+        /// Length of the audio in whole seconds.
+        duration: i64,
+        /// Size of the file.
+        size_bytes: i64,
+    },
     /// Something the SIP stack did on its own that the audit log keeps (a toll-fraud limit
     /// refused a call).
     Audit {
@@ -280,6 +294,16 @@ async fn apply(store: &Store, ops: &[PersistOp], written: &mut Written) -> Resul
                 }
                 None => tracing::debug!(key = %key, "a flow result of an unknown call dropped"),
             },
+            PersistOp::Recording { key, call_id, file_path, duration, size_bytes } => {
+                let rec = store::NewRecording {
+                    cdr_id: id_of(*key),
+                    call_id: call_id.clone(),
+                    file_path: file_path.clone(),
+                    duration: Some(*duration),
+                    size_bytes: *size_bytes,
+                };
+                tx.recordings().insert(&rec).await?;
+            }
             PersistOp::Audit { action, entity_type, entity_id, details } => {
                 tx.audit(&store::Actor::system(), action, entity_type, entity_id.as_deref(), None, Some(details)).await?;
             }

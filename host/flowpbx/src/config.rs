@@ -175,6 +175,14 @@ pub struct Settings {
     /// Ports the built-in webhook node may use besides 80 and 443, comma-separated.
     #[arg(long, env = "FLOWPBX_WEBHOOK_ALLOW_PORTS", value_delimiter = ',', global = true)]
     pub webhook_allow_ports: Vec<u16>,
+    /// Where voicemail e-mail is submitted: `smtp://host:587?tls=required` (STARTTLS),
+    /// `smtps://host:465` (implicit TLS), credentials as `smtp://user:password@host…`
+    /// (percent-encoded). Unset: e-mail is queued and not sent.
+    #[arg(long, env = "FLOWPBX_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of FlowPBX's e-mail.
+    #[arg(long, env = "FLOWPBX_SMTP_FROM", default_value = "FlowPBX <flowpbx@localhost>", global = true)]
+    pub smtp_from: String,
     /// Emergency numbers, comma-separated: dialled from any extension they go out first,
     /// whatever its call classes and limits, with its emergency caller id.
     #[arg(long, env = "FLOWPBX_EMERGENCY_NUMBERS", value_delimiter = ',', default_value = "911,112,999,000", global = true)]

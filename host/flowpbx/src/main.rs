@@ -265,6 +265,22 @@ async fn serve(settings: Settings, matches: clap::ArgMatches, started: Instant) 
     ));
     let drain = drain::Drain::new(pbx.clone(), Duration::from_secs(settings.drain_timeout_secs));
     state.attach_drain(drain.probe());
+    // webhooks on the PBX's events, through the egress-checked client and the webhook
+    // node's egress grant (--webhook-allow-networks/--webhook-allow-ports)
+    let notify_http = flow::services::ReqwestClient::new().map_err(|e| anyhow::anyhow!("the webhook HTTP client: {e}"))?;
+    let notify_config = pbx::notify::NotifyConfig { egress: config.flow.builtin_egress.clone(), ..Default::default() };
+    state.attach_notifier(pbx::notify::Notifier::start(state.store().clone(), Some(pbx.subscribe()), Arc::new(notify_http), notify_config));
+    // voicemail e-mail through the outbox; links name the web UI's address
+    let base_url = match (&config.sip.hostname, config.tls.https_port) {
+        (Some(h), 443) => Some(format!("https://{h}")),
+        (Some(h), p) if p != 0 => Some(format!("https://{h}:{p}")),
+        (Some(h), _) => Some(format!("http://{h}:{}", config.http.port)),
+        (None, _) => None,
+    };
+    let mail_config = pbx::mail::MailConfig { smtp_url: settings.smtp_url.clone(), from: settings.smtp_from.clone(), base_url, ..Default::default() };
+    pbx::mail::Mailer::start(state.store().clone(), config.data_dir.clone(), Some(pbx.subscribe()), mail_config);
+    // voicemail, recordings and CDRs older than their retention go once a day
+    pbx::retention::spawn_daily(state.store().clone(), config.data_dir.clone(), Arc::new(pbx::retention::SystemClock), std::time::Duration::from_secs(86_400));
     state.attach_tls(certs.clone(), config.tls.https_port);
     state.register_health("tls", {
         let certs = certs.clone();

@@ -662,9 +662,10 @@ impl CallControl for PbxCall {
             duration: Some(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX).max(1)),
             file_path: rel.to_string_lossy().into_owned(),
         };
-        self.store.voicemail_messages().insert(&msg).await.map_err(db)?;
+        let stored = self.store.voicemail_messages().insert(&msg).await.map_err(db)?;
         self.voicemail_left.store(true, Ordering::Release);
         self.pbx.refresh_mwi().await;
+        self.pbx.voicemail_left(mailbox.id, stored.id, msg.caller_id_num.clone(), msg.caller_id_name.clone(), msg.duration.unwrap_or(0));
         tracing::info!(call_id = %self.call_id, mailbox = mailbox.id, ms = duration.as_millis() as u64, "voicemail message stored");
         if hung_up {
             return Err(CallError::CallerHungUp);

@@ -28,6 +28,13 @@ pub mod keys {
     pub const RECORDING_MIN_FREE_MB: &str = "recording_min_free_mb";
     pub const BACKUP_INTERVAL_HOURS: &str = "backup_interval_hours";
     pub const BACKUP_KEEP: &str = "backup_keep";
+    /// Recording for every extension on top of its own mode: `per_extension` (default),
+    /// `always`, `on_demand` (read by the SIP stack's directory).
+    pub const RECORDING_POLICY: &str = "recording_policy";
+    /// Days call recordings are kept (0 or unset: for ever); applied daily.
+    pub const RECORDING_RETENTION_DAYS: &str = "recording_retention_days";
+    /// Days CDRs are kept (0 or unset: for ever); applied daily.
+    pub const CDR_RETENTION_DAYS: &str = "cdr_retention_days";
 }
 
 /// The realm used when neither sip_realm nor hostname is set.
@@ -81,6 +88,9 @@ pub const CATALOGUE: &[Setting] = &[
     // scheduled backups into <data-dir>/backups (pbx::backup::run_schedule reads them live)
     setting(keys::BACKUP_INTERVAL_HOURS, SettingKind::Number { min: 0, max: 720 }, false),
     setting(keys::BACKUP_KEEP, SettingKind::Number { min: 1, max: 1000 }, false),
+    setting(keys::RECORDING_POLICY, SettingKind::Choice(&["per_extension", "always", "on_demand"]), false),
+    setting(keys::RECORDING_RETENTION_DAYS, SettingKind::Number { min: 0, max: 36_500 }, false),
+    setting(keys::CDR_RETENTION_DAYS, SettingKind::Number { min: 0, max: 36_500 }, false),
 ];
 
 /// A setting of the catalogue by key.

@@ -844,7 +844,7 @@ pub struct CdrEnd {
 }
 
 /// Filters of the call log. Times are inclusive lower (`from`) and exclusive upper (`to`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CdrFilter {
     pub direction: Option<CallDirection>,
     pub disposition: Option<CallDisposition>,
@@ -869,6 +869,27 @@ pub struct Recording {
     pub duration: Option<i64>,
     pub size_bytes: i64,
     pub created_at: Timestamp,
+}
+
+/// A recording in the recordings list, with its call's CDR (absent when the CDR is gone).
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordingItem {
+    pub id: i64,
+    pub cdr_id: Option<i64>,
+    pub call_id: String,
+    /// The WAV, relative to the data dir.
+    pub file_path: String,
+    /// Seconds of audio.
+    pub duration: Option<i64>,
+    pub size_bytes: i64,
+    pub created_at: Timestamp,
+    pub caller_id_name: Option<String>,
+    pub caller_id_num: Option<String>,
+    pub callee: Option<String>,
+    pub direction: Option<CallDirection>,
+    pub disposition: Option<CallDisposition>,
+    pub start_time: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -1180,4 +1201,92 @@ pub struct NumberOwner {
     pub entity_type: String,
     pub entity_id: i64,
     pub name: String,
+}
+
+text_enum!(
+    /// Where a webhook delivery stands: waiting for its (next) attempt, accepted by the
+    /// endpoint (2xx), or given up on.
+    DeliveryStatus { Pending = "pending", Delivered = "delivered", Failed = "failed" }
+);
+
+/// A webhook endpoint (its secret is write-only: never in this row).
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Webhook {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    /// The event names it receives.
+    #[sqlx(json)]
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A webhook's fields as written.
+#[derive(Debug, Clone)]
+pub struct WebhookFields {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+}
+
+/// One event for one endpoint, and how its delivery went.
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub event: String,
+    /// The JSON body sent.
+    #[sqlx(json)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub payload: serde_json::Value,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    /// The endpoint's last HTTP status.
+    pub last_status: Option<i64>,
+    /// Why the last attempt failed (or was not made: the circuit was open).
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+text_enum!(
+    /// Where a queued e-mail stands.
+    MailStatus { Pending = "pending", Sent = "sent", Failed = "failed" }
+);
+
+/// An e-mail in the outbox (and, once sent or given up on, the log).
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MailItem {
+    pub id: i64,
+    /// `voicemail`.
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attachment_path: Option<String>,
+    pub attachment_name: Option<String>,
+    pub status: MailStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An e-mail to queue.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attachment_path: Option<String>,
+    pub attachment_name: Option<String>,
 }

@@ -2,6 +2,11 @@
 // server's OpenAPI document).
 import { request, requestPage, type Page, type Query, type Reference } from './client';
 import type {
+  MailItem,
+  Recording,
+  Webhook,
+  WebhookDelivery,
+  WebhookInput,
   ActiveCall,
   AdminSession,
   AdminUser,
@@ -261,6 +266,26 @@ export const api = {
       const s = p.toString();
       return `/api/v1/cdrs/export${s ? `?${s}` : ''}`;
     },
+  },
+
+  recordings: {
+    list: async (params?: ListParams) => requestPage<Recording>('/recordings', params),
+    remove: (id: Id) => request<unknown>('DELETE', `/recordings/${id}`),
+    audioUrl: (id: Id) => `/api/v1/recordings/${id}/audio`,
+    downloadUrl: (id: Id) => `/api/v1/recordings/${id}/audio?download=true`,
+  },
+
+  webhooks: {
+    list: async () => (await requestPage<Webhook>('/webhooks')).items,
+    create: (body: WebhookInput) => request<Webhook>('POST', '/webhooks', { body }),
+    update: (id: Id, body: WebhookInput) => request<Webhook>('PUT', `/webhooks/${id}`, { body }),
+    remove: (id: Id) => request<unknown>('DELETE', `/webhooks/${id}`),
+    test: (id: Id) => request<WebhookDelivery>('POST', `/webhooks/${id}/test`, { body: {} }),
+    deliveries: async (id: Id) => (await requestPage<WebhookDelivery>(`/webhooks/${id}/deliveries`, { limit: 50 })).items,
+  },
+
+  mail: {
+    list: async () => (await requestPage<MailItem>('/mail-outbox', { limit: 50 })).items,
   },
 
   plugins: {

@@ -23,6 +23,10 @@ export const keys = {
   health: ['health'] as const,
   tls: ['system', 'tls'] as const,
   cdrs: (params: unknown) => ['cdrs', params] as const,
+  recordings: (params: unknown) => ['recordings', params] as const,
+  webhooks: ['webhooks'] as const,
+  mail: ['mail-outbox'] as const,
+  deliveries: (id: Id) => ['webhooks', id, 'deliveries'] as const,
   activeCalls: ['calls', 'active'] as const,
   outboundRoutes: ['outbound-routes'] as const,
 };

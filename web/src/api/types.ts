@@ -300,3 +300,13 @@ export type SettingsChanged = DataOf<'/api/v1/settings', 'put'>;
 
 export type Plugin = DataOf<'/api/v1/plugins/{id}', 'get'>;
 export type PluginUpdate = BodyOf<'/api/v1/plugins/{id}', 'put'>;
+
+// ---- recordings, webhooks -------------------------------------------------------------------
+
+/** A call recording with its CDR's parties (GET /recordings). */
+export type Recording = ItemOf<'/api/v1/recordings'>;
+/** A webhook endpoint with its circuit. */
+export type Webhook = ItemOf<'/api/v1/webhooks'>;
+export type WebhookInput = BodyOf<'/api/v1/webhooks', 'post'>;
+export type WebhookDelivery = ItemOf<'/api/v1/webhooks/{id}/deliveries'>;
+export type MailItem = ItemOf<'/api/v1/mail-outbox'>;

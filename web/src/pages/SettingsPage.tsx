@@ -47,6 +47,14 @@ const GROUPS: { title: string; keys: { [K in Key]?: { label: string; help?: stri
       rtp_port_max: { label: 'RTP ports to' },
       media_timeout_secs: { label: 'Hang up after silence (s)', help: 'No RTP for this long ends the call' },
       recording_min_free_mb: { label: 'Stop recording below (MB free)' },
+      recording_policy: { label: 'Record calls', help: 'For every extension on top of its own recording mode: always, or on demand with *1' },
+    },
+  },
+  {
+    title: 'Retention',
+    keys: {
+      recording_retention_days: { label: 'Keep recordings (days)', help: 'Older ones are deleted daily; 0 keeps them for ever' },
+      cdr_retention_days: { label: 'Keep call records (days)', help: 'Older ones are deleted daily; 0 keeps them for ever' },
     },
   },
   {
@@ -64,7 +72,7 @@ const SOURCE_TEXT: Record<string, string> = { flag: 'a command-line flag', env: 
 const LABELS: Record<string, string> = Object.fromEntries(GROUPS.flatMap((g) => Object.entries(g.keys).map(([k, f]) => [k, f!.label])));
 /** Settings named as the page labels them (the server's lists give keys). */
 export const settingNames = (ks: string[]) => ks.map((k) => LABELS[k] ?? k.replace(/_/g, ' ')).join(', ');
-const CHOICE_TEXT: Record<string, string> = { off: 'Off', headers: 'Headers only', full: 'Full messages' };
+const CHOICE_TEXT: Record<string, string> = { off: 'Off', headers: 'Headers only', full: 'Full messages', per_extension: "As each extension's mode", always: 'Always', on_demand: 'On demand (*1)' };
 
 export default function SettingsPage() {
   const qc = useQueryClient();

@@ -607,8 +607,14 @@ pub(crate) struct Call {
     caller_ext: Option<i64>,
     /// The call's anchored media (None on a PBX without a media engine).
     pub(crate) media: Option<SdpState>,
-    /// The call's recording, relative to the data dir.
+    /// The call's recording, relative to the data dir (the first one, for the CDR).
     recording: Option<String>,
+    /// A recording runs now (an on-demand one can be stopped and started again).
+    recording_on: bool,
+    /// The extension that answered (internal and inbound calls).
+    answer_ext: Option<i64>,
+    /// The side that pressed `*` last, and when (the on-demand recording code `*1`).
+    star: Option<(Side, Instant)>,
     /// Set when it goes out through trunks.
     outbound: Option<Outbound>,
     /// The leg now serving side A: the caller transferred the callee to it.
@@ -1231,6 +1237,9 @@ impl B2bua {
             caller_ext,
             media,
             recording: None,
+            recording_on: false,
+            answer_ext: None,
+            star: None,
             outbound,
             a_leg: None,
             transfer: None,
@@ -1831,17 +1840,70 @@ impl B2bua {
     /// Records the call (both legs, stereo) when the caller's or the answering extension's
     /// recording mode is `always`.
     fn record_if_asked(&mut self, cx: &mut Ctx<'_>, key: CallKey, answering_extension: Option<i64>) {
-        let Some(call) = self.table.get(key) else { return };
+        let Some(call) = self.table.get_mut(key) else { return };
+        call.answer_ext = answering_extension;
         let wants = |id: Option<i64>| id.and_then(|id| cx.dir.by_id(id)).is_some_and(|u| u.record_always);
         if !(wants(call.caller_ext) || wants(answering_extension)) || call.recording.is_some() {
             return;
         }
-        let stamp = wall(call.answered_at.unwrap_or(call.started_at)).unix_millis();
+        self.start_recording(key, None);
+    }
+
+    /// Starts recording the call (both legs, stereo) under `<answer ms>-<Call-ID>` (a later
+    /// on-demand segment under its own start time).
+    fn start_recording(&mut self, key: CallKey, at: Option<Instant>) {
+        let Some(call) = self.table.get(key) else { return };
+        let stamp = wall(at.or(call.answered_at).unwrap_or(call.started_at)).unix_millis();
         let name = format!("{stamp}-{}", call.a.invite.call_id().unwrap_or("call"));
         let Some(port) = self.media.as_mut() else { return };
         let path = port.record(key, &name);
         if let Some(call) = self.table.get_mut(key) {
-            call.recording = path;
+            call.recording_on = path.is_some();
+            if call.recording.is_none() {
+                call.recording = path;
+            }
+        }
+    }
+
+    /// The on-demand recording code: `*` then `1` within three seconds from a side whose
+    /// extension records on demand toggles the recording, with a beep to both sides.
+    /// Returns whether the digit was taken as part of the code.
+    fn recording_code(&mut self, cx: &mut Ctx<'_>, now: Instant, key: CallKey, from: Side, digit: char) -> bool {
+        let Some(call) = self.table.get_mut(key) else { return false };
+        let ext = match from {
+            Side::A => call.caller_ext,
+            Side::B => call.answer_ext,
+        };
+        if call.winner().is_none() || !ext.and_then(|id| cx.dir.by_id(id)).is_some_and(|u| u.record_on_demand) {
+            return false;
+        }
+        match digit {
+            '*' => {
+                call.star = Some((from, now));
+                true
+            }
+            '1' if call.star.is_some_and(|(side, at)| side == from && now.saturating_duration_since(at) <= Duration::from_secs(3)) => {
+                call.star = None;
+                let on = call.recording_on;
+                if on {
+                    call.recording_on = false;
+                    if let Some(port) = self.media.as_mut() {
+                        port.stop_record(key);
+                    }
+                } else {
+                    self.start_recording(key, Some(now));
+                }
+                tracing::info!(key = %key, recording = !on, "on-demand recording toggled");
+                if let Some(port) = self.media.as_mut() {
+                    port.play_prompt(key, media::LegId::A, media::prompts::BEEP, 1);
+                    port.play_prompt(key, media::LegId::B, media::prompts::BEEP, 1);
+                }
+                true
+            }
+            _ => {
+                call.star = None;
+                false
+            }
         }
     }
 
@@ -2369,6 +2431,11 @@ impl B2bua {
         }
         let from = if digit.leg == media::LegId::A { Side::A } else { Side::B };
         let to = other(from);
+        // the code's digits still reach the other side (RFC 4733 is relayed by the media
+        // path); only SIP INFO toward a side without telephone-event is ours to hold back
+        if self.recording_code(cx, now, key, from, digit.digit) {
+            return;
+        }
         let Some(call) = self.table.get(key) else { return };
         if call.winner().is_none() || call.media.as_ref().and_then(|m| m.telephone_event(to)) != Some(false) {
             return;

@@ -850,6 +850,9 @@ impl crate::anchor::MediaPort for FakeMedia {
         self.log("record".into());
         Some("recordings/x.wav".into())
     }
+    fn stop_record(&mut self, _key: crate::CallKey) {
+        self.log("stop record".into());
+    }
     fn close(&mut self, key: crate::CallKey) {
         self.log(format!("close {key}"));
     }
@@ -2652,4 +2655,49 @@ fn a_webrtc_callers_leg_is_reported_as_dtls_srtp() {
     h.out();
     let view = h.shared.calls.iter().next().map(|c| (c.caller_srtp, c.callee_srtp)).unwrap();
     assert_eq!(view, (Some("DTLS-SRTP"), None));
+}
+
+#[test]
+fn star_one_toggles_an_on_demand_recording_with_a_beep_to_both_sides() {
+    let mut alice = User::for_test(1, "101", "alice", REALM, "alice-pw");
+    alice.record_on_demand = true;
+    let bob = User::for_test(2, "102", "bob", REALM, "bob-pw");
+    let dir = Directory::new(REALM, vec![alice, bob], vec![], vec![]);
+    let media = FakeMedia::default();
+    let mut h = H::build_in(|_| {}, Some(Box::new(media.clone())), dir);
+    let (mut alice, bob, _, inv) = alice_calls_bob(&mut h, true);
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, false));
+    h.out();
+    let log = media.take();
+    assert!(!log.iter().any(|l| l == "record"), "on demand: nothing recorded at answer: {log:?}");
+    let key = crate::CallKey::from_raw(1);
+    let press = |h: &mut H, leg: media::LegId, digit: char| {
+        let d = media::DigitEvent { leg, digit, duration: Duration::from_millis(100), source: media::DtmfSource::Rfc4733 };
+        h.core.handle_command(h.now, crate::core::Command::Call(crate::b2bua::CallCommand::Dtmf { call: key, digit: d }));
+        h.out();
+    };
+    // bob (not on demand) pressing *1 does nothing
+    press(&mut h, media::LegId::B, '*');
+    press(&mut h, media::LegId::B, '1');
+    assert!(!media.take().iter().any(|l| l == "record"));
+    // alice: *1 starts, with a beep to both legs
+    press(&mut h, media::LegId::A, '*');
+    press(&mut h, media::LegId::A, '1');
+    assert_eq!(media.take(), ["record", "play A beep x1", "play B beep x1"]);
+    // a * too long ago does not count
+    press(&mut h, media::LegId::A, '*');
+    h.advance(Duration::from_secs(4));
+    press(&mut h, media::LegId::A, '1');
+    assert!(!media.take().iter().any(|l| l == "stop record"));
+    // *1 again stops it
+    press(&mut h, media::LegId::A, '*');
+    press(&mut h, media::LegId::A, '1');
+    assert_eq!(media.take(), ["stop record", "play A beep x1", "play B beep x1"]);
+    // *2 is not the code
+    press(&mut h, media::LegId::A, '*');
+    press(&mut h, media::LegId::A, '2');
+    assert!(media.take().iter().all(|l| !l.contains("record")));
 }

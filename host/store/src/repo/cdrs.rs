@@ -15,7 +15,7 @@ macro_rules! cdr_cols {
 /// Rows per statement of the batch writes (well under SQLite's 32766 bound parameters).
 const BATCH_ROWS: usize = 500;
 
-fn push_filter(q: &mut QueryBuilder<Db>, f: &CdrFilter) {
+pub(crate) fn push_filter(q: &mut QueryBuilder<Db>, f: &CdrFilter) {
     q.push(" WHERE 1 = 1");
     if let Some(d) = f.direction {
         q.push(" AND direction = ").push_bind(d);
@@ -278,6 +278,13 @@ impl Cdrs<'_> {
         }
         q.push(" ORDER BY start_time DESC, id DESC LIMIT ").push_bind(limit);
         Ok(q.build_query_as().fetch_all(&mut *c).await?)
+    }
+
+    /// Deletes the CDRs of calls that started before `cutoff` (retention); how many.
+    pub async fn delete_started_before(self, cutoff: Timestamp) -> Result<u64> {
+        let mut c = self.db.acquire().await?;
+        let r = sqlx::query("DELETE FROM cdrs WHERE start_time < ?").bind(cutoff).execute(&mut *c).await?;
+        Ok(r.rows_affected())
     }
 
     /// Attaches a recording file to a CDR.

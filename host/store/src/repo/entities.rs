@@ -858,6 +858,40 @@ impl Recordings<'_> {
         Ok(sqlx::query_as(concat!("DELETE FROM recordings WHERE id = ? RETURNING ", rec_cols!())).bind(id).fetch_optional(&mut *c).await?)
     }
 
+    /// Recordings with their CDR's parties, newest first; a non-empty `filter` keeps those
+    /// whose CDR matches it (the call log's filters).
+    pub async fn list_filtered(self, filter: &CdrFilter, page: Page) -> Result<Paged<RecordingItem>> {
+        let mut c = self.db.acquire().await?;
+        let cond = |q: &mut sqlx::QueryBuilder<super::Db>| {
+            if *filter != CdrFilter::default() {
+                q.push(" WHERE r.cdr_id IN (SELECT id FROM cdrs");
+                super::cdrs::push_filter(q, filter);
+                q.push(")");
+            }
+        };
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT r.id, r.cdr_id, r.call_id, r.file_path, r.duration, r.size_bytes, r.created_at, c.caller_id_name, c.caller_id_num, \
+             c.callee, c.direction, c.disposition, c.start_time FROM recordings r LEFT JOIN cdrs c ON c.id = r.cdr_id",
+        );
+        cond(&mut q);
+        q.push(" ORDER BY r.created_at DESC, r.id DESC LIMIT ").push_bind(page.limit).push(" OFFSET ").push_bind(page.offset);
+        let items = q.build_query_as().fetch_all(&mut *c).await?;
+        let mut q = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM recordings r");
+        cond(&mut q);
+        let (total,): (i64,) = q.build_query_as().fetch_one(&mut *c).await?;
+        Ok(Paged { items, total })
+    }
+
+    /// Recordings made before `cutoff`, oldest first, at most `limit` (retention).
+    pub async fn created_before(self, cutoff: Timestamp, limit: i64) -> Result<Vec<Recording>> {
+        let mut c = self.db.acquire().await?;
+        Ok(sqlx::query_as(concat!("SELECT ", rec_cols!(), " FROM recordings WHERE created_at < ? ORDER BY created_at, id LIMIT ?"))
+            .bind(cutoff)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?)
+    }
+
     /// Bytes used by all recordings.
     pub async fn total_size(self) -> Result<i64> {
         let mut c = self.db.acquire().await?;

@@ -248,7 +248,7 @@ impl Extensions<'_> {
     }
 
     /// A value that changes whenever an extension, trunk, inbound number, outbound route or published flow
-    /// version is added, changed or removed: the SIP stack polls it (one cheap query) to know
+    /// version is added, changed or removed, or the global recording policy changes: the SIP stack polls it (one cheap query) to know
     /// when to reload its in-memory directory.
     pub async fn change_stamp(self) -> Result<String> {
         let mut c = self.db.acquire().await?;
@@ -258,7 +258,8 @@ impl Extensions<'_> {
              (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM inbound_numbers) || ';' || \
              (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM outbound_routes) || ';' || \
              (SELECT COUNT(*) || '/' || TOTAL(id) || '/' || IFNULL(MAX(updated_at), '') FROM voicemail_boxes) || ';' || \
-             (SELECT COUNT(*) || '/' || TOTAL(id) FROM flow_versions)",
+             (SELECT COUNT(*) || '/' || TOTAL(id) FROM flow_versions) || ';' || \
+             IFNULL((SELECT value FROM system_config WHERE key = 'recording_policy'), '')",
         )
         .fetch_one(&mut *c)
         .await?;

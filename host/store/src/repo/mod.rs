@@ -13,11 +13,14 @@ mod cdrs;
 mod entities;
 mod extensions;
 mod flows;
+mod mail;
 mod plugins;
 mod references;
 mod registrations;
+mod retention;
 mod routes;
 mod settings;
+mod webhooks;
 
 pub use audit::AuditFilter;
 pub use auth::{NewApiToken, NewSession};
@@ -107,6 +110,12 @@ repos! {
     AuditLog => audit_log;
     /// What refers to what (the impact of a delete) and the shared dial plan.
     References => references;
+    /// `webhooks` (secrets sealed)
+    Webhooks => webhooks;
+    /// `webhook_deliveries`: the notifications outbox and delivery log
+    WebhookDeliveries => webhook_deliveries;
+    /// `mail_outbox`: e-mail waiting to be sent, and the log of sent and failed ones
+    MailOutbox => mail_outbox;
 }
 
 /// Runs a page query and its count.

@@ -24,6 +24,8 @@ const NAV: { to: string; label: string; icon: string }[] = [
   { to: '/plugins', label: 'Plugins', icon: '🧩' },
   { to: '/calls', label: 'Call history', icon: '☰' },
   { to: '/phone', label: 'Browser phone', icon: '☎' },
+  { to: '/recordings', label: 'Recordings', icon: '⏺' },
+  { to: '/webhooks', label: 'Webhooks', icon: '🔔' },
   { to: '/settings', label: 'Settings', icon: '⚙' },
 ];
 
