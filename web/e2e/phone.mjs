@@ -271,7 +271,7 @@ async function main() {
       const r = (await call('GET', `/extensions/${ids[0]}/registrations`)).body.data;
       return r?.length ? r : null;
     }, "201's registration is stored");
-    expect(regs.length === 1 && regs[0].transport === 'wss', `201's registration: ${JSON.stringify(regs)}`);
+    expect(regs.length === 1 && regs[0].transport === 'wss' && regs[0].media_encryption === 'dtls-srtp', `201's registration: ${JSON.stringify(regs)}`);
   });
 
   await step('201 calls 202 from the browser; baresip answers', async () => {
