@@ -211,7 +211,7 @@ async function waitFor(fn, what, ms = 15_000) {
 
 async function main() {
   mkdirSync(artifacts, { recursive: true });
-  const url = await startBinary();
+  const url = await startBinary({ sipTlsPort: true });
   const call = await adminApi(url);
   const ids = [];
   await step('two extensions are created and the WSS listener is up', async () => {
