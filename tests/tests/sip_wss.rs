@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use md5::Digest as _;
+use serde_json::json;
 use sip_support::Pbx;
 use tls_support::TestCa;
 
@@ -275,7 +276,7 @@ async fn register_and_call_over_wss() -> anyhow::Result<()> {
     let mut phone = WsClient::open(port, &ca)?;
     register_over_ws(&mut phone, "101", "Secret-101")?;
     let regs = pbx.wait_registrations(a, 1).await?;
-    assert_eq!(regs[0]["transport"], "wss", "{regs:?}");
+    assert_eq!((&regs[0]["transport"], &regs[0]["media_encryption"]), (&json!("wss"), &json!("dtls-srtp")), "{regs:?}");
 
     // 102, on another WSS connection, calls 101: the INVITE reaches 101 down its own connection
     let mut caller = WsClient::open(port, &ca)?;

@@ -49,7 +49,7 @@ export async function waitHealthy(url, ms = 60_000) {
   }
 }
 
-export async function startBinary() {
+export async function startBinary({ sipTlsPort = false } = {}) {
   const bin = process.env.FLOWPBX_BIN ?? join(repo, 'target/debug/flowpbx');
   if (!existsSync(bin)) throw new Error(`${bin} not found: build it (cargo build --bin flowpbx) or set FLOWPBX_BIN`);
   const data = mkdtempSync(join(tmpdir(), 'flowpbx-e2e-'));
@@ -58,6 +58,8 @@ export async function startBinary() {
   while (sip === http) sip = await freePort(); // the kernel may hand the same free port out twice
   let wss = await freePort();
   while (wss === http || wss === sip) wss = await freePort();
+  // a free SIP TLS port only when asked: set by the environment, the Settings page shows it
+  // read-only (run.mjs edits it there)
   let tls = await freePort();
   while (tls === http || tls === sip || tls === wss) tls = await freePort();
   const child = spawn(bin, [], {
@@ -68,7 +70,7 @@ export async function startBinary() {
       FLOWPBX_SIP_UDP_PORT: String(sip),
       FLOWPBX_SIP_TCP_PORT: String(sip),
       FLOWPBX_SIP_WSS_PORT: String(wss),
-      FLOWPBX_SIP_TLS_PORT: String(tls),
+      ...(sipTlsPort ? { FLOWPBX_SIP_TLS_PORT: String(tls) } : {}),
       FLOWPBX_RTP_PORT_MIN: '31000',
       FLOWPBX_RTP_PORT_MAX: '31100',
       FLOWPBX_LOG_LEVEL: process.env.FLOWPBX_LOG_LEVEL ?? 'warn',

@@ -211,7 +211,7 @@ async function waitFor(fn, what, ms = 15_000) {
 
 async function main() {
   mkdirSync(artifacts, { recursive: true });
-  const url = await startBinary();
+  const url = await startBinary({ sipTlsPort: true });
   const call = await adminApi(url);
   const ids = [];
   await step('two extensions are created and the WSS listener is up', async () => {
@@ -271,7 +271,7 @@ async function main() {
       const r = (await call('GET', `/extensions/${ids[0]}/registrations`)).body.data;
       return r?.length ? r : null;
     }, "201's registration is stored");
-    expect(regs.length === 1 && regs[0].transport === 'wss', `201's registration: ${JSON.stringify(regs)}`);
+    expect(regs.length === 1 && regs[0].transport === 'wss' && regs[0].media_encryption === 'dtls-srtp', `201's registration: ${JSON.stringify(regs)}`);
   });
 
   await step('201 calls 202 from the browser; baresip answers', async () => {
@@ -286,6 +286,51 @@ async function main() {
   await step("audio arrives both ways: the page's getStats counters", async () => {
     await checkStats();
     await shot(page, 'phone-in-call');
+  });
+
+  await step("an attacker spraying the WebRTC leg's port (garbage, plain RTP, STUN, DTLS) changes nothing", async () => {
+    const peer = await page.getByTestId('media-peer').textContent();
+    const port = Number(peer?.split(':').pop());
+    expect(port > 0, `no media address on the page: ${peer}`);
+    const num = async (id) => Number((await page.getByTestId(id).textContent()) ?? '0');
+    const before = await num('packets-received');
+    const { createSocket } = await import('node:dgram');
+    const sock = createSocket('udp4');
+    await new Promise((r) => sock.bind(0, '127.0.0.1', r));
+    const send = (b) => new Promise((r) => sock.send(b, port, '127.0.0.1', () => r()));
+    // the leg's socket listens on every address: the attacker uses loopback
+    for (let i = 0; i < 50; i++) {
+      await send(Buffer.from(Array.from({ length: 20 + i * 7 }, (_, j) => (i * 31 + j * 17) & 0xff)));
+      const rtp = Buffer.alloc(12 + 160, 0x7f);
+      rtp.writeUInt8(0x80, 0);
+      rtp.writeUInt8(0, 1);
+      rtp.writeUInt16BE(i, 2);
+      rtp.writeUInt32BE(i * 160, 4);
+      rtp.writeUInt32BE(0xbadc0de, 8);
+      await send(rtp);
+    }
+    for (let i = 0; i < 20; i++) {
+      // a STUN binding request with a username nobody gave it
+      const user = Buffer.from('evil:evil');
+      const stun = Buffer.alloc(20 + 4 + 12);
+      stun.writeUInt16BE(0x0001, 0);
+      stun.writeUInt16BE(16, 2);
+      stun.writeUInt32BE(0x2112a442, 4);
+      stun.writeUInt32BE(i, 8);
+      stun.writeUInt16BE(0x0006, 20);
+      stun.writeUInt16BE(user.length, 22);
+      user.copy(stun, 24);
+      await send(stun);
+      await send(Buffer.from([0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, i, 0, 1, 1]));
+    }
+    sock.close();
+    await new Promise((r) => setTimeout(r, 2500));
+    const after = await num('packets-received');
+    expect(after - before >= 50, `the browser's audio stalled after the spray: ${before} -> ${after}`);
+    await page.getByRole('status', { name: 'Call' }).getByText('In call with 202').waitFor();
+    const h = await call('GET', '/health');
+    expect(h.body.data?.components?.media?.status === 'ok', `media health: ${JSON.stringify(h.body.data?.components?.media)}`);
+    console.log(`     sprayed 160 datagrams at ${peer.replace(/^.*:/, '127.0.0.1:')}: the call went on (${before} -> ${after} packets received)`);
   });
 
   await step('the browser hangs up; baresip heard the browser (its recording is not silent)', async () => {

@@ -1454,11 +1454,40 @@ impl Resource for Flows {
 // ---------------------------------------------------------------------------------------------
 // extra read routes
 
+/// A live contact of an extension, with how its calls' media is encrypted.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ExtensionRegistration {
+    #[serde(flatten)]
+    pub registration: Registration,
+    /// `dtls-srtp` for a WebRTC phone (registered over WS/WSS: its media is always DTLS-SRTP);
+    /// otherwise the extension's SDES policy: `srtp` (required), `srtp-optional` (encrypted
+    /// when the phone offers or takes keys), `none`
+    pub media_encryption: &'static str,
+}
+
+/// How a contact's media is encrypted, from its transport and its extension's SRTP policy.
+pub(crate) fn media_encryption(transport: Option<&str>, policy: SrtpPolicy) -> &'static str {
+    match (transport.map(str::to_ascii_lowercase).as_deref(), policy) {
+        (Some("ws" | "wss"), _) => "dtls-srtp",
+        (_, SrtpPolicy::Required) => "srtp",
+        (_, SrtpPolicy::Optional) => "srtp-optional",
+        (_, SrtpPolicy::Off) => "none",
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/extensions/{id}/registrations", tag = "extensions", params(("id" = i64, Path)),
-    responses((status = 200, body = inline(Data<Vec<Registration>>)), (status = 404, body = crate::error::ErrorEnvelope)))]
-pub(crate) async fn extension_registrations(State(state): State<AppState>, PathParams(id): PathParams<i64>) -> ApiResult<Data<Vec<Registration>>> {
-    state.store().extensions().get(id).await?.ok_or(ApiError::NotFound)?;
-    Ok(Data::new(state.store().registrations().list_unexpired(id, Timestamp::now()).await?))
+    responses((status = 200, body = inline(Data<Vec<ExtensionRegistration>>)), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn extension_registrations(State(state): State<AppState>, PathParams(id): PathParams<i64>) -> ApiResult<Data<Vec<ExtensionRegistration>>> {
+    let ext = state.store().extensions().get(id).await?.ok_or(ApiError::NotFound)?;
+    let regs = state.store().registrations().list_unexpired(id, Timestamp::now()).await?;
+    Ok(Data::new(
+        regs.into_iter()
+            .map(|r| {
+                let media_encryption = media_encryption(r.transport.as_deref(), ext.srtp);
+                ExtensionRegistration { registration: r, media_encryption }
+            })
+            .collect(),
+    ))
 }
 
 /// A SIP event subscription one of an extension's phones holds (the message-waiting lamp).
@@ -1517,4 +1546,18 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/extensions/{id}/subscriptions", get(extension_subscriptions))
         .route("/flows/{id}/versions", get(flow_versions))
         .route("/flows/{id}/versions/{version}", get(flow_version))
+}
+
+#[cfg(test)]
+mod registration_tests {
+    use super::*;
+
+    #[test]
+    fn webrtc_contacts_are_dtls_srtp_whatever_the_policy_others_follow_it() {
+        assert_eq!(media_encryption(Some("wss"), SrtpPolicy::Off), "dtls-srtp");
+        assert_eq!(media_encryption(Some("WS"), SrtpPolicy::Required), "dtls-srtp");
+        assert_eq!(media_encryption(Some("tls"), SrtpPolicy::Required), "srtp");
+        assert_eq!(media_encryption(Some("udp"), SrtpPolicy::Optional), "srtp-optional");
+        assert_eq!(media_encryption(None, SrtpPolicy::Off), "none");
+    }
 }

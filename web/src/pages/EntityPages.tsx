@@ -197,6 +197,14 @@ const SRTP_POLICY: Record<string, string> = {
   required: 'always SRTP (required: plain calls are refused)',
 };
 
+/** A registration's media encryption (ExtensionRegistration.media_encryption) in words. */
+const MEDIA_ENCRYPTION: Record<string, string> = {
+  'dtls-srtp': 'DTLS-SRTP (WebRTC)',
+  srtp: 'SRTP',
+  'srtp-optional': 'SRTP if the phone takes it',
+  none: 'plain RTP',
+};
+
 function Registrations({ id, srtp }: { id: Id; srtp?: string }) {
   const seq = useLive((s) => s.registrations[String(id)]);
   const q = useQuery({ queryKey: ['registrations', id, seq], queryFn: () => api.extensions.registrations(id) });
@@ -207,7 +215,7 @@ function Registrations({ id, srtp }: { id: Id; srtp?: string }) {
     <>
     {srtp && <p className="mb-2 text-sm text-slate-600">Media of these devices&apos; calls: {SRTP_POLICY[srtp] ?? srtp}. Each call shows whether its legs were encrypted.</p>}
     <table className="table">
-      <TableHead columns={['Contact', 'Transport', 'Device', 'From', 'Expires']} actions={false} />
+      <TableHead columns={['Contact', 'Transport', 'Media', 'Device', 'From', 'Expires']} actions={false} />
       <tbody>
         {q.data.map((r) => (
           <tr key={r.id}>
@@ -216,6 +224,7 @@ function Registrations({ id, srtp }: { id: Id; srtp?: string }) {
               {r.transport?.toUpperCase() ?? ''}
               {(r.transport === 'tls' || r.transport === 'wss') && <span className="ml-1 text-xs text-emerald-700">encrypted</span>}
             </td>
+            <td>{MEDIA_ENCRYPTION[r.media_encryption] ?? r.media_encryption}</td>
             <td>{r.user_agent ?? ''}</td>
             <td>
               {r.source_ip}

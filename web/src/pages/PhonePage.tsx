@@ -22,11 +22,13 @@ export interface RtpCounters {
   energyReceived: number;
   /** the codec sent, e.g. audio/opus */
   codec: string;
+  /** FlowPBX's media address the browser talks to (the selected ICE pair's remote end) */
+  peer: string;
 }
 
 /** The outbound and inbound audio RTP counters of a peer connection's stats report. */
 export function rtpCounters(report: RTCStatsReport): RtpCounters {
-  const c: RtpCounters = { packetsSent: 0, bytesSent: 0, packetsReceived: 0, bytesReceived: 0, energyReceived: 0, codec: '' };
+  const c: RtpCounters = { packetsSent: 0, bytesSent: 0, packetsReceived: 0, bytesReceived: 0, energyReceived: 0, codec: '', peer: '' };
   type Stat = {
     type: string;
     kind?: string;
@@ -37,6 +39,10 @@ export function rtpCounters(report: RTCStatsReport): RtpCounters {
     totalAudioEnergy?: number;
     codecId?: string;
     mimeType?: string;
+    selectedCandidatePairId?: string;
+    remoteCandidateId?: string;
+    address?: string;
+    port?: number;
   };
   report.forEach((s: Stat) => {
     if (s.kind !== undefined && s.kind !== 'audio') return;
@@ -49,6 +55,10 @@ export function rtpCounters(report: RTCStatsReport): RtpCounters {
       c.packetsReceived += s.packetsReceived ?? 0;
       c.bytesReceived += s.bytesReceived ?? 0;
       c.energyReceived += s.totalAudioEnergy ?? 0;
+    } else if (s.type === 'transport' && s.selectedCandidatePairId) {
+      const pair = report.get(s.selectedCandidatePairId) as Stat | undefined;
+      const remote = pair?.remoteCandidateId ? (report.get(pair.remoteCandidateId) as Stat | undefined) : undefined;
+      if (remote?.address && remote.port) c.peer = remote.address.includes(':') ? `[${remote.address}]:${remote.port}` : `${remote.address}:${remote.port}`;
     }
   });
   return c;
@@ -304,6 +314,8 @@ export default function PhonePage() {
 
       {counters && (
         <dl aria-label="Call audio" className="card grid grid-cols-2 gap-2 p-4 text-sm">
+          <dt>FlowPBX media address</dt>
+          <dd data-testid="media-peer">{counters.peer || '–'}</dd>
           <dt>Codec sent</dt>
           <dd data-testid="codec">{counters.codec || '–'}</dd>
           <dt>Packets sent</dt>

@@ -15,7 +15,9 @@ describe('browser phone helpers', () => {
       ['c0', { type: 'codec', mimeType: 'audio/PCMU' }],
       ['i1', { type: 'inbound-rtp', kind: 'audio', packetsReceived: 40, bytesReceived: 6400, totalAudioEnergy: 0.5 }],
       ['v1', { type: 'inbound-rtp', kind: 'video', packetsReceived: 999, bytesReceived: 999999 }],
-      ['t', { type: 'transport', bytesSent: 12345 }],
+      ['t', { type: 'transport', bytesSent: 12345, selectedCandidatePairId: 'p' }],
+      ['p', { type: 'candidate-pair', remoteCandidateId: 'r' }],
+      ['r', { type: 'remote-candidate', address: '192.0.2.2', port: 31006 }],
     ]);
     expect(rtpCounters(stats as unknown as RTCStatsReport)).toEqual({
       packetsSent: 50,
@@ -24,6 +26,7 @@ describe('browser phone helpers', () => {
       bytesReceived: 6400,
       energyReceived: 0.5,
       codec: 'audio/PCMU',
+      peer: '192.0.2.2:31006',
     });
   });
 });
