@@ -1,5 +1,5 @@
 //! The dial-in voicemail in the real binary, driven by SIPp phones with RFC 4733 digits
-//! (`play_dtmf`): extension 201 dials `*97`, enters a wrong PIN then the right one, listens
+//! (pcaps the test writes, one per step): extension 201 dials `*97`, enters a wrong PIN then the right one, listens
 //! to its first message and deletes it, saves the second, records its unavailable greeting
 //! (audio from g711a.pcap, then `#`) and leaves; the store then holds one message, read, and
 //! the greeting as the box's custom prompt. And the lockout: two calls to `*98` with three
