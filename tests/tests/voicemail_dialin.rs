@@ -1,9 +1,11 @@
 //! The dial-in voicemail in the real binary, driven by SIPp phones with RFC 4733 digits
-//! (`play_dtmf`): extension 201 dials `*97`, enters a wrong PIN then the right one, listens
+//! (pcaps the test writes, one per step): extension 201 dials `*97`, enters a wrong PIN then the right one, listens
 //! to its first message and deletes it, saves the second, records its unavailable greeting
 //! (audio from g711a.pcap, then `#`) and leaves; the store then holds one message, read, and
 //! the greeting as the box's custom prompt. And the lockout: two calls to `*98` with three
-//! wrong PINs each end at the third; a third call with the right PIN is refused.
+//! wrong PINs each end at the third; a third call with the right PIN is refused. A caller
+//! checks a box through a flow (the voicemail node in check mode), and a busy extension's
+//! caller hears the box's busy greeting.
 
 mod sip_support;
 
@@ -200,6 +202,55 @@ async fn a_caller_checks_a_box_through_a_flow() -> anyhow::Result<()> {
         anyhow::ensure!(t0.elapsed() < Duration::from_secs(15), "no CDR with the flow's path: {cdrs:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_busy_extension_plays_the_busy_greeting() -> anyhow::Result<()> {
+    use reqwest::multipart::{Form, Part};
+    let pbx = Pbx::start(&[]).await?;
+    // 201 is busy (do not disturb)
+    let ext = pbx.extension_with(json!({"extension": "201", "name": "Busy", "sip_password": PW_201, "dnd": true})).await?;
+    let r = pbx.admin.post("/trunks", &json!({"name": "Carrier", "type": "ip", "remote_hosts": ["127.0.0.2/32"]})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let trunk = r.data()["id"].as_i64().context("trunk id")?;
+    let r = pbx.admin.post("/voicemail-boxes", &json!({"name": "201", "notify_extension_id": ext})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let vm = r.data()["id"].as_i64().context("box id")?;
+    // the box's busy and unavailable greetings, as the phone menu stores them
+    for kind in ["busy", "greeting"] {
+        let wav = std::fs::read(flowpbx_tests::workspace_root().join("prompts/vm-you-have.wav"))?;
+        let form = Form::new().text("name", format!("vm-{vm}-{kind}")).part("file", Part::bytes(wav).file_name("g.wav"));
+        let r = pbx.admin.post_multipart("/prompts", form).await?;
+        anyhow::ensure!(r.status == 201, "{}", r.text);
+    }
+    let nodes = vec![
+        node("in", "inbound_number", json!({})),
+        node("ext", "extension", json!({"entity_id": ext, "entity_type": "extension", "config": {}})),
+        node("vm", "voicemail", json!({"entity_id": vm, "entity_type": "voicemail_box", "config": {"play_greeting": true}})),
+        node("bye", "hangup", json!({})),
+    ];
+    let edges = vec![edge("in", "next", "ext"), edge("ext", "busy", "vm"), edge("ext", "no_answer", "bye"), edge("vm", "done", "bye")];
+    let r = pbx.admin.post("/flows", &json!({"name": "Main", "flow_data": {"nodes": nodes, "edges": edges}})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let flow = r.data()["id"].as_i64().context("flow id")?;
+    let r = pbx.admin.post(&format!("/flows/{flow}/publish"), &json!({})).await?;
+    anyhow::ensure!(r.status == 200, "publish: {}", r.text);
+    let r = pbx.admin.post("/numbers", &json!({"number": "+15550100", "trunk_id": trunk, "flow_id": flow, "flow_entry_node": "in"})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    pbx.wait_directory(1, 1, 1).await?;
+    let media = free_media_port(CARRIER).to_string();
+    let caller = sipp("flow_trunk_message.xml", (CARRIER, free_port(CARRIER)), Some(&pbx.sip()), &["-s", "15550100", "-m", "1", "-d", "3000", "-mp", &media])?;
+    // the busy greeting, not the unavailable one, is what the caller hears
+    let greeting_lines = || pbx.server.logs().lines().filter(|l| l.contains("voicemail greeting")).map(str::to_owned).collect::<Vec<_>>();
+    let t0 = std::time::Instant::now();
+    while greeting_lines().is_empty() {
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(20), "no voicemail greeting in the log:\n{}", pbx.server.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines = greeting_lines();
+    assert!(lines.len() == 1 && lines[0].contains(&format!("\"vm-{vm}-busy\"")), "{lines:?}");
+    ok_or_logs(&pbx, &caller.wait(WAIT));
     Ok(())
 }
 

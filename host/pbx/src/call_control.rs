@@ -69,6 +69,8 @@ pub struct PbxCall {
     pins: Arc<PinGuard>,
     /// Voicemail-PIN failures across calls (`*` during a greeting logs in).
     vm_pins: Mutex<Option<Arc<PinGuard>>>,
+    /// Whether the flow's last ring found the extension busy (a box's busy greeting then).
+    last_ring_busy: AtomicBool,
     watcher: tokio::task::JoinHandle<()>,
 }
 
@@ -244,6 +246,7 @@ impl PbxCall {
             trunk_id: incoming.trunk_id,
             pins,
             vm_pins: Mutex::new(None),
+            last_ring_busy: AtomicBool::new(false),
             watcher,
             pbx,
         })
@@ -583,6 +586,7 @@ impl CallControl for PbxCall {
         };
         guard.armed = false;
         let outcome = outcome?;
+        self.last_ring_busy.store(outcome == call::RingOutcome::Busy, Ordering::Release);
         if matches!(outcome, call::RingOutcome::Answered(_) | call::RingOutcome::AnsweredOutside { .. }) {
             self.answered.store(true, Ordering::Release);
         }
@@ -605,18 +609,27 @@ impl CallControl for PbxCall {
         }
         let mut prompts = Vec::new();
         if options.play_greeting {
-            // a temporary greeting (recorded by phone) wins; then the box's own greeting as
+            // a temporary greeting (recorded by phone) wins; then, when the flow's last ring
+            // found the extension busy, its busy greeting; then the box's own greeting as
             // published, then one recorded by phone since, then the system one
             let temporary = self.load_prompt(&crate::voicemail_menu::greeting_prompt(mailbox.id, crate::voicemail_menu::Greeting::Temporary)).ok();
+            let busy = || {
+                self.last_ring_busy
+                    .load(Ordering::Acquire)
+                    .then(|| self.load_prompt(&crate::voicemail_menu::greeting_prompt(mailbox.id, crate::voicemail_menu::Greeting::Busy)).ok())
+                    .flatten()
+            };
             let custom = match (mailbox.greeting_type, &mailbox.greeting_file) {
                 (flow::entity::GreetingType::Custom, Some(f)) => self.load_prompt(f).ok(),
                 _ => None,
             };
             let recorded = || self.load_prompt(&crate::voicemail_menu::greeting_prompt(mailbox.id, crate::voicemail_menu::Greeting::Unavailable)).ok();
-            prompts.push(match temporary.or(custom).or_else(recorded) {
+            let greeting = match temporary.or_else(busy).or(custom).or_else(recorded) {
                 Some(p) => p,
                 None => self.load_prompt(media::prompts::VOICEMAIL_GREETING)?,
-            });
+            };
+            tracing::info!(call_id = %self.call_id, mailbox = mailbox.id, greeting = greeting.name(), "voicemail greeting");
+            prompts.push(greeting);
         }
         prompts.push(self.load_prompt(media::prompts::BEEP)?);
         // a digit during the greeting skips to the tone; `*` logs in to the box instead
