@@ -35,6 +35,12 @@ impl Transport {
         !matches!(self, Transport::Udp)
     }
 
+    /// Whether the hop is encrypted (TLS or secure WebSocket): what a `sips:` request needs
+    /// on every hop (RFC 5630).
+    pub fn is_secure(self) -> bool {
+        matches!(self, Transport::Tls | Transport::Wss)
+    }
+
     /// The Via transport token.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1333,15 +1333,18 @@ impl B2bua {
         caller: &Party,
         exclude: Option<Peer>,
     ) -> (usize, Vec<LegIdx>) {
+        let Some(call) = self.table.get(key) else { return (0, Vec::new()) };
+        // A `sips:` request asks for TLS on every hop (RFC 5630 §3.1.3): only contacts
+        // reached over TLS or WSS ring; with none, the caller gets 480, never a clear hop.
+        let secure_only = matches!(call.a.invite.uri(), Some(sip::msg::Uri::Sip(u)) if u.secure);
         let mut contacts = Vec::new();
         for t in targets.iter().filter(|t| !t.dnd) {
             for b in cx.registrar.contacts(t.id, now) {
-                if Some(b.next_hop) != exclude {
+                if Some(b.next_hop) != exclude && (!secure_only || b.next_hop.transport.is_secure()) {
                     contacts.push((t.id, t.extension.clone(), t.srtp, b));
                 }
             }
         }
-        let Some(call) = self.table.get(key) else { return (0, Vec::new()) };
         let a_mf = call.a.invite.max_forwards().unwrap_or(70);
         let body = call.a.invite.body().clone();
         let content_type = call.a.invite.content_type().map(str::to_owned);

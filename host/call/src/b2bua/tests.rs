@@ -2231,6 +2231,38 @@ fn a_sips_call_over_tls_rides_the_registration_connection_with_sips_contacts() {
     assert!(ok.contact().unwrap().uri_str.starts_with("sips:102@192.0.2.1:5061"), "{ok}");
 }
 
+#[test]
+fn a_sips_call_never_rings_a_contact_reached_in_clear() {
+    let mut h = H::new();
+    // Bob registered over UDP only
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    // Alice calls sips:102 over TLS: no hop to Bob may be in clear, so 480 and no INVITE
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:40002");
+    let uri = format!("sips:102@{REALM}");
+    let sips_invite = |alice: &mut Phone, ch: Option<&Challenge>| {
+        let mut m = over_tls(alice.base(Method::Invite, &uri, &format!("<{uri}>")), alice);
+        if let Some(ch) = ch {
+            m.push_header(HeaderName::ProxyAuthorization, &ch.authorization("INVITE", &uri, "alice", "alice-pw", "cn", 1)).unwrap();
+        }
+        m.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+        m
+    };
+    let inv = sips_invite(&mut alice, None);
+    h.send_tls("10.0.0.5:40002", &inv);
+    let ch = h.out_peers().iter().find_map(|(_, m)| challenge_in(m)).expect("407");
+    let mut inv_a = sips_invite(&mut alice, Some(&ch));
+    inv_a.set_header(HeaderName::CSeq, &format!("{} INVITE", alice.cseq)).unwrap();
+    h.send_tls("10.0.0.5:40002", &inv_a);
+    let out = h.out_peers();
+    assert!(!out.iter().any(|(_, m)| is_req(m, Method::Invite)), "an INVITE went out in clear: {out:?}");
+    assert!(out.iter().any(|(p, m)| is_status(m, 480) && p.transport == Transport::Tls), "{out:?}");
+    // the same call as sip: rings him
+    let mut carol = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let out = call_with_sdp(&mut h, &mut carol, SDP);
+    assert_eq!(only(&out, |m| is_req(m, Method::Invite)).len(), 1, "{out:?}");
+}
+
 // ----- SRTP (SDES) per leg -----
 
 /// alice (101) and bob (102) with these SRTP policies.
