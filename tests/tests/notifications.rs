@@ -3,7 +3,8 @@
 //! delivery reach it; a receiver that answers 500 sees retries in the delivery log and, after
 //! five failures in a row, its circuit opens and nothing more is sent; a URL the egress
 //! policy forbids is refused with the error envelope naming the field; the secret is never in
-//! clear in the database file nor in the API's answers.
+//! clear in the database file nor in the API's answers. A missed call to an extension with an
+//! ntfy push target reaches that (local) ntfy with its token.
 
 mod sip_support;
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use sip_support::{free_port, register, Pbx};
+use sip_support::{free_port, register, sipp, Pbx};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -299,5 +300,44 @@ async fn forbidden() -> anyhow::Result<()> {
     // ids are numbers: anything else is a 400 with the envelope
     let r = pbx.admin.get("/webhooks/..%2f1/deliveries").await?;
     assert_eq!(r.status, 400, "{}", r.text);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missed_call_pushes_to_the_extensions_ntfy() {
+    checked(missed_call_push().await);
+}
+
+async fn missed_call_push() -> anyhow::Result<()> {
+    let ntfy = Receiver::start(200).await?;
+    let pbx = pbx_allowing(&[ntfy.port]).await?;
+    pbx.extension("101", "Secret-101-pw").await?;
+    let callee = pbx.extension_with(json!({"extension": "102", "name": "Busy", "sip_password": "Secret-102-pw", "dnd": true})).await?;
+    pbx.wait_directory(2, 0, 0).await?;
+    // a forbidden address is refused naming the field; the token never comes back
+    let r = pbx.admin.put(&format!("/extensions/{callee}/push"), &json!({"kind": "ntfy", "url": "http://10.0.0.1/topic"})).await?;
+    assert_eq!(r.error_fields(), ["url"], "{}", r.text);
+    let r = pbx.admin.put(&format!("/extensions/{callee}/push"), &json!({"kind": "pager", "url": "http://127.0.0.1/x"})).await?;
+    assert_eq!(r.error_fields(), ["kind"], "an unknown kind: {}", r.text);
+    let topic = format!("http://127.0.0.1:{}/hook", ntfy.port);
+    let r = pbx.admin.put(&format!("/extensions/{callee}/push"), &json!({"kind": "ntfy", "url": topic, "token": "tk_ntfy_secret_123"})).await?;
+    anyhow::ensure!(r.status == 200, "{}", r.text);
+    assert_eq!(r.data()["token_set"], true);
+    assert!(!r.text.contains("tk_ntfy_secret_123"));
+    // 101 calls 102, which is on do-not-disturb: busy, a missed call
+    let run = sipp(
+        "uac_refused.xml",
+        (std::net::Ipv4Addr::LOCALHOST, free_port(std::net::Ipv4Addr::LOCALHOST)),
+        Some(&pbx.sip()),
+        &["-s", "102", "-au", "101", "-ap", "Secret-101-pw", "-key", "caller", "101", "-m", "1"],
+    )?;
+    run.wait(Duration::from_secs(30)).assert_ok();
+    let hits = ntfy.wait_for(1, Duration::from_secs(10)).await;
+    anyhow::ensure!(!hits.is_empty(), "the push reached ntfy");
+    let h = &hits[0];
+    assert_eq!(h.header("authorization"), Some("Bearer tk_ntfy_secret_123"));
+    assert_eq!(h.header("title"), Some("Missed call"));
+    let body = String::from_utf8_lossy(&h.body).into_owned();
+    assert!(body.starts_with("Missed call from ") && body.contains("101"), "{body}");
     Ok(())
 }

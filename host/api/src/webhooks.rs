@@ -230,10 +230,92 @@ pub(crate) async fn list_mail(State(state): State<AppState>, Query(q): Query<Pag
     Ok(List { data: p.items, meta: ListMeta { total: p.total, limit: page.limit, offset: page.offset } })
 }
 
+/// An extension's push target as written.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushInput {
+    #[schema(inline)]
+    pub kind: store::PushKind,
+    /// ntfy: the topic URL (`https://ntfy.example.com/alice-calls`); Gotify: the message
+    /// endpoint (`https://gotify.example.com/message`).
+    pub url: String,
+    /// The access token (ntfy) or application token (Gotify), at most 512 characters; absent:
+    /// kept; empty: removed.
+    pub token: Option<String>,
+}
+
+async fn extension_exists(state: &AppState, id: i64) -> ApiResult<()> {
+    state.store().extensions().get(id).await?.map(|_| ()).ok_or(ApiError::NotFound)
+}
+
+#[utoipa::path(get, path = "/api/v1/extensions/{id}/push", tag = "extensions", params(("id" = i64, Path)),
+    responses((status = 200, body = inline(Data<Option<store::PushTarget>>), description = "null when the extension has none"), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn get_push(State(state): State<AppState>, PathParams(id): PathParams<i64>) -> ApiResult<Data<Option<store::PushTarget>>> {
+    extension_exists(&state, id).await?;
+    Ok(Data::new(state.store().push_targets().get(id).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/extensions/{id}/push", tag = "extensions", params(("id" = i64, Path)), request_body = PushInput,
+    responses((status = 200, body = inline(Data<store::PushTarget>)), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn put_push(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<i64>,
+    body: bytes::Bytes,
+) -> ApiResult<Data<store::PushTarget>> {
+    let input: PushInput = crate::extract::parse_json(&body)?;
+    extension_exists(&state, id).await?;
+    let mut details = Vec::new();
+    let egress = state.notifier().map(|n| n.egress().clone()).unwrap_or_default();
+    if input.url.len() > 2048 {
+        details.push(FieldError { field: "url".into(), message: "at most 2048 characters".into() });
+    } else if let Err(why) = check_url(&input.url, &egress).await {
+        details.push(FieldError { field: "url".into(), message: why });
+    }
+    if let Some(t) = &input.token
+        && (t.chars().count() > 512 || t.chars().any(char::is_control))
+    {
+        details.push(FieldError { field: "token".into(), message: "at most 512 characters, no control characters".into() });
+    }
+    if !details.is_empty() {
+        return Err(ApiError::Validation(details));
+    }
+    let mut tx = state.store().begin().await?;
+    let t = tx.push_targets().set(id, input.kind, input.url.trim(), input.token.as_deref()).await?;
+    tx.audit(&caller.actor(), "set_push", "extension", Some(&id.to_string()), None, Some(&serde_json::to_value(&t).unwrap_or_default())).await?;
+    tx.commit().await?;
+    Ok(Data::new(t))
+}
+
+#[utoipa::path(delete, path = "/api/v1/extensions/{id}/push", tag = "extensions", params(("id" = i64, Path)),
+    responses((status = 200, body = inline(Data<Deleted>)), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub(crate) async fn delete_push(State(state): State<AppState>, caller: Caller, PathParams(id): PathParams<i64>) -> ApiResult<Data<Deleted>> {
+    extension_exists(&state, id).await?;
+    let mut tx = state.store().begin().await?;
+    if !tx.push_targets().delete(id).await? {
+        return Err(ApiError::NotFound);
+    }
+    tx.audit(&caller.actor(), "delete_push", "extension", Some(&id.to_string()), None, None).await?;
+    tx.commit().await?;
+    Ok(Data::new(Deleted { id, deleted: true }))
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list_webhooks, create_webhook, get_webhook, update_webhook, delete_webhook, list_deliveries, test_webhook, list_mail),
-    components(schemas(WebhookInput))
+    paths(
+        list_webhooks,
+        create_webhook,
+        get_webhook,
+        update_webhook,
+        delete_webhook,
+        list_deliveries,
+        test_webhook,
+        list_mail,
+        get_push,
+        put_push,
+        delete_push
+    ),
+    components(schemas(WebhookInput, PushInput))
 )]
 pub(crate) struct WebhooksDoc;
 
@@ -244,6 +326,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/webhooks/{id}/deliveries", get(list_deliveries))
         .route("/webhooks/{id}/test", post(test_webhook))
         .route("/mail-outbox", get(list_mail))
+        .route("/extensions/{id}/push", get(get_push).put(put_push).delete(delete_push))
 }
 
 #[cfg(test)]

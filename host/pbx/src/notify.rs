@@ -193,6 +193,7 @@ impl Notifier {
             match rx.recv().await {
                 Ok(ev) => {
                     for (name, data) in state.on_event(&ev) {
+                        self.push_for(name, &data).await;
                         self.publish(name, data).await;
                     }
                 }
@@ -200,6 +201,87 @@ impl Notifier {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
+    }
+
+    /// A missed call to an extension, or a voicemail for a box that names one: the
+    /// extension's push target (if any) gets a notification.
+    async fn push_for(&self, event: &str, data: &Value) {
+        let store = &self.0.store;
+        let target = match event {
+            "call.missed" => {
+                let Some(callee) = data["callee"].as_str() else { return };
+                store.extensions().get_by_extension(callee).await.ok().flatten().map(|e| e.id)
+            }
+            "voicemail.left" => {
+                let Some(b) = data["mailbox_id"].as_i64() else { return };
+                store.voicemail_boxes().get(b).await.ok().flatten().and_then(|b| b.notify_extension_id)
+            }
+            _ => return,
+        };
+        let Some(ext) = target else { return };
+        let caller = match (data["caller_id_name"].as_str(), data["caller_id_num"].as_str()) {
+            (Some(n), Some(num)) if !n.is_empty() => format!("{n} ({num})"),
+            (_, Some(num)) => num.to_owned(),
+            (Some(n), None) => n.to_owned(),
+            _ => "an unknown caller".to_owned(),
+        };
+        let (title, message) = if event == "call.missed" {
+            ("Missed call".to_owned(), format!("Missed call from {caller}"))
+        } else {
+            ("New voicemail".to_owned(), format!("Voicemail from {caller}, {} s", data["duration"].as_i64().unwrap_or(0)))
+        };
+        self.push(ext, title, message).await;
+    }
+
+    /// Sends a push notification to an extension's ntfy or Gotify server (three tries, 1 s
+    /// then 2 s apart, in the background); false when it has no target.
+    pub async fn push(&self, extension_id: i64, title: String, message: String) -> bool {
+        let store = &self.0.store;
+        let Ok(Some(t)) = store.push_targets().get(extension_id).await else { return false };
+        let token = match store.push_targets().token(extension_id).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, extension_id, "a push token cannot be read");
+                return false;
+            }
+        };
+        let Ok(url) = url::Url::parse(&t.url) else { return false };
+        let (http, egress, timeout) = (self.0.http.clone(), self.0.config.egress.clone(), self.0.config.timeout);
+        tokio::spawn(async move {
+            let clean = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
+            let req = |_: u32| {
+                let mut headers = Vec::new();
+                let body = match t.kind {
+                    store::PushKind::Ntfy => {
+                        headers.push(("title".to_owned(), clean(&title)));
+                        headers.push(("tags".to_owned(), "telephone_receiver".to_owned()));
+                        if let Some(tok) = &token {
+                            headers.push(("authorization".to_owned(), format!("Bearer {tok}")));
+                        }
+                        message.clone().into_bytes()
+                    }
+                    store::PushKind::Gotify => {
+                        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+                        if let Some(tok) = &token {
+                            headers.push(("x-gotify-key".to_owned(), tok.clone()));
+                        }
+                        serde_json::to_vec(&json!({ "title": title, "message": message, "priority": 5 })).unwrap_or_default()
+                    }
+                };
+                HttpRequest { method: "POST".into(), url: url.clone(), headers, body, timeout, egress: egress.clone() }
+            };
+            for attempt in 1..=3u32 {
+                match http.send(req(attempt)).await {
+                    Ok(r) if (200..300).contains(&r.status) => return,
+                    Ok(r) => tracing::warn!(extension_id, status = r.status, attempt, "a push notification was refused"),
+                    Err(e) => tracing::warn!(extension_id, error = %e, attempt, "a push notification failed"),
+                }
+                if attempt < 3 {
+                    tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                }
+            }
+        });
+        true
     }
 
     async fn work(self) {

@@ -4,7 +4,8 @@
 //! - voicemail messages: each box's `retention_days` (0: kept);
 //! - call recordings: the `recording_retention_days` setting (0 or unset: kept);
 //! - CDRs: the `cdr_retention_days` setting (0 or unset: kept); a recording outlives its CDR
-//!   only as long as its own retention allows (its `cdr_id` becomes null).
+//!   only as long as its own retention allows (its `cdr_id` becomes null);
+//! - the webhook delivery log: finished deliveries after 30 days.
 //!
 //! The time comes from a [`Clock`], so tests run a purge "100 days later" without waiting.
 //! A file already gone is not an error (the row still goes); a file that cannot be removed
@@ -38,6 +39,8 @@ pub struct Purged {
     pub voicemail_messages: u64,
     pub recordings: u64,
     pub cdrs: u64,
+    /// Webhook deliveries delivered or failed more than 30 days ago (the delivery log).
+    pub webhook_deliveries: u64,
     /// Files that could not be removed (their rows are kept).
     pub files_kept: u64,
 }
@@ -121,6 +124,8 @@ pub async fn purge(store: &Store, data_dir: &Path, now: Timestamp) -> store::Res
     if days > 0 {
         out.cdrs = store.cdrs().delete_started_before(days_before(now, days)).await?;
     }
+    // the webhook delivery log keeps 30 days of finished deliveries
+    out.webhook_deliveries = store.webhook_deliveries().delete_finished_before(days_before(now, 30)).await?;
     if out != Purged::default() {
         let mut tx = store.begin().await?;
         let details = serde_json::json!({ "at": now, "purged": out });
@@ -229,6 +234,18 @@ mod tests {
         store.settings().set(keys::RECORDING_RETENTION_DAYS, "90").await.unwrap();
         store.settings().set(keys::CDR_RETENTION_DAYS, "365").await.unwrap();
 
+        // a webhook delivery, delivered today
+        let hook = store
+            .webhooks()
+            .insert(
+                &store::WebhookFields { name: "crm".into(), url: "https://203.0.114.1/".into(), events: vec!["*".into()], enabled: true },
+                "0123456789abcdef",
+            )
+            .await
+            .unwrap();
+        let d = store.webhook_deliveries().enqueue_for(hook.id, "webhook.test", &serde_json::json!({}), Timestamp::now()).await.unwrap();
+        store.webhook_deliveries().record(d.id, store::DeliveryStatus::Delivered, true, None, Some(200), None, Timestamp::now()).await.unwrap();
+
         // today: nothing is old
         assert_eq!(purge(&store, data, clock.now()).await.unwrap(), Purged::default());
         // 29 days later: still nothing
@@ -237,7 +254,7 @@ mod tests {
         // 31 days: the short box's message goes, file and row; the other box keeps its own
         clock.advance_days(2);
         let p = purge(&store, data, clock.now()).await.unwrap();
-        assert_eq!(p, Purged { voicemail_messages: 1, ..Default::default() });
+        assert_eq!(p, Purged { voicemail_messages: 1, webhook_deliveries: 1, ..Default::default() }, "the 30-day delivery log too");
         assert!(!data.join("voicemail/1/a.wav").exists());
         assert!(store.voicemail_messages().get(msgs[0]).await.unwrap().is_none());
         assert!(data.join("voicemail/2/b.wav").exists());

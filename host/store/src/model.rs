@@ -1290,3 +1290,21 @@ pub struct NewMail {
     pub attachment_path: Option<String>,
     pub attachment_name: Option<String>,
 }
+
+text_enum!(
+    /// A push server: ntfy (POST to a topic URL, `Authorization: Bearer`) or Gotify (POST
+    /// `/message`, `X-Gotify-Key`).
+    PushKind { Ntfy = "ntfy", Gotify = "gotify" }
+);
+
+/// An extension's push target (the token is write-only).
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushTarget {
+    pub extension_id: i64,
+    pub kind: PushKind,
+    pub url: String,
+    /// A token is stored.
+    pub token_set: bool,
+    pub updated_at: Timestamp,
+}

@@ -15,6 +15,7 @@ mod extensions;
 mod flows;
 mod mail;
 mod plugins;
+mod push;
 mod references;
 mod registrations;
 mod retention;
@@ -116,6 +117,8 @@ repos! {
     WebhookDeliveries => webhook_deliveries;
     /// `mail_outbox`: e-mail waiting to be sent, and the log of sent and failed ones
     MailOutbox => mail_outbox;
+    /// `push_targets`: an extension's ntfy or Gotify server
+    PushTargets => push_targets;
 }
 
 /// Runs a page query and its count.
