@@ -528,44 +528,73 @@ fn heard(received: &[i16], sent: &[i16], own: &[i16]) -> anyhow::Result<(f64, f6
 /// `talk` both hang up; returns (what 102 heard of 101, what 101 heard of 102) as
 /// (correlation with the sender, correlation with its own microphone).
 async fn baresip_call(pbx: &Pbx, a: &Audio, b: &Audio, talk: Duration) -> anyhow::Result<[(f64, f64); 2]> {
-    let dir = tempfile::tempdir()?;
-    let (na, nb) = (noise(1, 12), noise(2, 12));
-    let (src_a, src_b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
-    write_wav(&src_a, a.rate, a.channels, &upsample(&na, a.rate, a.channels))?;
-    write_wav(&src_b, b.rate, b.channels, &upsample(&nb, b.rate, b.channels))?;
-    let sip = pbx.sip();
-    let phone = |user, pw, auto, au: &Audio, src| Phone {
-        codec_modules: au.modules,
-        audio_codecs: au.codecs,
-        source: Some(src),
-        dump: true,
-        mediaenc: au.mediaenc,
-        ..Phone::new(user, pw, &sip, auto)
-    };
-    let mut pa = Baresip::start_phone(&phone("101", PW_101, false, a, &src_a)).await?;
-    let mut pb = Baresip::start_phone(&phone("102", PW_102, true, b, &src_b)).await?;
-    for id in [1, 2] {
-        pbx.wait_registrations(id, 1).await?;
+    let mut phones = BaresipPair::start(pbx, a, b, false).await?;
+    phones.call(&format!("sip:102@{}", pbx.sip()), talk).await
+}
+
+/// Two baresip phones registered to the PBX, 101 and 102 (which answers by itself), whose
+/// microphones play different noise (`na`, `nb`).
+struct BaresipPair {
+    pa: Baresip,
+    pb: Baresip,
+    na: Vec<i16>,
+    nb: Vec<i16>,
+    _dir: tempfile::TempDir,
+}
+
+impl BaresipPair {
+    /// With `a_sips`, 101's account is `sips:101@` the PBX's TLS address (registered over
+    /// TLS); 102 is always on UDP.
+    async fn start(pbx: &Pbx, a: &Audio, b: &Audio, a_sips: bool) -> anyhow::Result<BaresipPair> {
+        let dir = tempfile::tempdir()?;
+        let (na, nb) = (noise(1, 12), noise(2, 12));
+        let (src_a, src_b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+        write_wav(&src_a, a.rate, a.channels, &upsample(&na, a.rate, a.channels))?;
+        write_wav(&src_b, b.rate, b.channels, &upsample(&nb, b.rate, b.channels))?;
+        let (sip, tls) = (pbx.sip(), format!("127.0.0.1:{}", pbx.server.ports().sip_tls));
+        let phone = |user, pw, at, auto, au: &Audio, src| Phone {
+            codec_modules: au.modules,
+            audio_codecs: au.codecs,
+            source: Some(src),
+            dump: true,
+            mediaenc: au.mediaenc,
+            ..Phone::new(user, pw, at, auto)
+        };
+        let pa = if a_sips {
+            Baresip::start_phone(&Phone { sips: true, ..phone("101", PW_101, &tls, false, a, &src_a) }).await?
+        } else {
+            Baresip::start_phone(&phone("101", PW_101, &sip, false, a, &src_a)).await?
+        };
+        let pb = Baresip::start_phone(&phone("102", PW_102, &sip, true, b, &src_b)).await?;
+        for id in [1, 2] {
+            pbx.wait_registrations(id, 1).await?;
+        }
+        Ok(BaresipPair { pa, pb, na, nb, _dir: dir })
     }
-    pa.command("dial", &format!("sip:102@{sip}")).await?;
-    pb.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).await?;
-    pa.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).await?;
-    tokio::time::sleep(talk).await;
-    pa.command("hangup", "").await?;
-    pa.wait_event("CALL_CLOSED", Duration::from_secs(10)).await?;
-    pb.wait_event("CALL_CLOSED", Duration::from_secs(10)).await?;
-    // baresip closes its dumps when the call's audio is torn down
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let at_b = read_8k(&pb.decoded_dump()?)?;
-    let at_a = read_8k(&pa.decoded_dump()?)?;
-    let (cb, eb, lb) = heard(&at_b, &na, &nb).with_context(|| pb.log())?;
-    let (ca, ea, la) = heard(&at_a, &nb, &na).with_context(|| pa.log())?;
-    eprintln!(
-        "102 heard 101: correlation {cb:.4} (own microphone {eb:.3}) at {lb} samples; 101 heard 102: {ca:.4} (own {ea:.3}) at {la}; decoded {} / {} samples",
-        at_b.len(),
-        at_a.len()
-    );
-    Ok([(cb, eb), (ca, ea)])
+
+    /// 101 dials `uri`; after `talk` it hangs up; returns what each heard (as `baresip_call`).
+    async fn call(&mut self, uri: &str, talk: Duration) -> anyhow::Result<[(f64, f64); 2]> {
+        let (pa, pb) = (&mut self.pa, &mut self.pb);
+        pa.command("dial", uri).await?;
+        pb.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).await?;
+        pa.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).await?;
+        tokio::time::sleep(talk).await;
+        pa.command("hangup", "").await?;
+        pa.wait_event("CALL_CLOSED", Duration::from_secs(10)).await?;
+        pb.wait_event("CALL_CLOSED", Duration::from_secs(10)).await?;
+        // baresip closes its dumps when the call's audio is torn down
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let at_b = read_8k(&pb.decoded_dump()?)?;
+        let at_a = read_8k(&pa.decoded_dump()?)?;
+        let (cb, eb, lb) = heard(&at_b, &self.na, &self.nb).with_context(|| pb.log())?;
+        let (ca, ea, la) = heard(&at_a, &self.nb, &self.na).with_context(|| pa.log())?;
+        eprintln!(
+            "102 heard 101: correlation {cb:.4} (own microphone {eb:.3}) at {lb} samples; 101 heard 102: {ca:.4} (own {ea:.3}) at {la}; decoded {} / {} samples",
+            at_b.len(),
+            at_a.len()
+        );
+        Ok([(cb, eb), (ca, ea)])
+    }
 }
 
 #[tokio::test]
@@ -667,6 +696,79 @@ async fn baresip_srtp_phone_and_plain_phone_hear_each_other_on(pbx: &Pbx) -> any
     let (rec, _, _) = heard(&left, &noise(1, 12), &noise(2, 12))?;
     eprintln!("recording {file}: caller channel correlates {rec:.4} with 101's microphone");
     assert!(rec > 0.9, "the recording holds the caller's decrypted audio: {rec}");
+    Ok(())
+}
+
+/// Issue 14's TLS test: 101 is a baresip whose account is `sips:101@` FlowPBX's TLS port
+/// (registered over TLS) with `mediaenc=srtp-mand` on an extension requiring SRTP; 102 is a
+/// baresip on UDP and plain RTP. First the attacker's side: 101 dials `sips:102`, which asks
+/// for TLS on every hop (RFC 5630), and 102 can only be reached in clear, so 101 gets 480 and
+/// 102 never rings. Then 101 dials `sip:102` over its TLS connection: the call connects, each
+/// phone hears the other (the audio check of the plain and SRTP calls above), FlowPBX's 200 OK
+/// goes back over TLS with RTP/SAVP, and the CDR says the caller's leg was SRTP and the
+/// callee's plain.
+#[tokio::test]
+async fn baresip_sips_srtp_phone_and_plain_udp_phone_hear_each_other() {
+    let pbx = pbx(&[], json!({"srtp": "off"})).await.expect("PBX started");
+    checked(baresip_sips_srtp_phone_and_plain_udp_phone_hear_each_other_on(&pbx).await);
+}
+
+async fn baresip_sips_srtp_phone_and_plain_udp_phone_hear_each_other_on(pbx: &Pbx) -> anyhow::Result<()> {
+    let r = pbx.admin.put("/extensions/1", &json!({"srtp": "required"})).await?;
+    anyhow::ensure!(r.status == 200 && r.data()["srtp"] == "required", "{} {}", r.status, r.text);
+    // the SIP directory follows the store within its refresh interval
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let tls = format!("127.0.0.1:{}", pbx.server.ports().sip_tls);
+    let srtp = Audio { mediaenc: Some("srtp-mand"), ..G711 };
+    let mut phones = BaresipPair::start(pbx, &srtp, &G711, true).await?;
+    let (ra, rb) = (pbx.registrations(1).await?, pbx.registrations(2).await?);
+    eprintln!("101 registered {}, 102 {}", ra[0], rb[0]);
+    assert_eq!(ra[0]["transport"], "tls", "101 registered over TLS: {}", ra[0]);
+    assert_eq!(rb[0]["transport"], "udp", "102 registered over UDP: {}", rb[0]);
+    assert_eq!((ra[0]["media_encryption"].as_str(), rb[0]["media_encryption"].as_str()), (Some("srtp"), Some("none")), "{} {}", ra[0], rb[0]);
+
+    // a sips: call to a phone reached only in clear: 480 back to 101 over TLS, 102 not rung
+    // (baresip 1.0 puts `sip:` before any dial string without "sip:" in it, `sips:` ones
+    // too: a URI parameter holding "sip:" keeps its own scheme)
+    phones.pa.command("dial", &format!("sips:102@{tls};x=sip:")).await?;
+    let closed = phones.pa.wait_event("CALL_CLOSED", Duration::from_secs(10)).await?;
+    eprintln!("the sips: call ended: {closed}");
+    assert!(closed.to_string().contains("480"), "101 got 480 for sips:102: {closed}");
+    let log = pbx.server.logs();
+    let sent_480 = log.lines().any(|l| l.contains("sip send") && l.contains("SIP/2.0 480") && l.contains("Via: SIP/2.0/TLS") && l.contains("To: <sips:102@"));
+    assert!(sent_480, "FlowPBX answered the sips: INVITE with 480 over TLS");
+    assert!(!log.lines().any(|l| l.contains("sip send") && l.contains("INVITE sip:102")), "102 was sent an INVITE in clear");
+    assert!(phones.pb.wait_event("CALL_INCOMING", Duration::from_millis(500)).await.is_err(), "102 rang");
+
+    // the same phone calls sip:102 over its TLS connection: connected, audio both ways
+    let [(to_b, echo_b), (to_a, echo_a)] = phones.call(&format!("sip:102@{tls};transport=tls"), Duration::from_secs(3)).await?;
+    assert!(to_b > 0.95 && to_a > 0.95, "each phone hears the other across sips:/SRTP ↔ UDP/RTP: {to_b} {to_a}");
+    assert!(echo_b < 0.3 && echo_a < 0.3, "and not itself: {echo_b} {echo_a}");
+    let log = pbx.server.logs();
+    let ok_to_a: Vec<&str> = log.lines().filter(|l| l.contains("sip send") && l.contains("200 OK") && l.contains("RTP/SAVP")).collect();
+    eprintln!("FlowPBX's 200 OK to 101: {:.600}", ok_to_a.first().copied().unwrap_or_default());
+    assert_eq!(ok_to_a.len(), 1, "one SRTP answer to 101");
+    assert!(ok_to_a[0].contains("Via: SIP/2.0/TLS") && ok_to_a[0].contains("a=crypto:"), "answered over TLS with keys: {:.600}", ok_to_a[0]);
+    // the Request-URI was sip: (a sips: one could not reach 102), so the Contact is a sip:
+    // URI (RFC 3261 §12.1.1 asks for sips: only after a sips: Request-URI) that keeps 101's
+    // in-dialog requests on TLS
+    assert!(ok_to_a[0].contains(&format!("Contact: <sip:102@{tls};transport=tls>")), "the dialog stays on TLS: {:.600}", ok_to_a[0]);
+    let plain_to_b = log.lines().any(|l| l.contains("sip send") && l.contains("INVITE sip:102") && l.contains("RTP/AVP") && !l.contains("a=crypto"));
+    assert!(plain_to_b, "102 was offered plain RTP without keys");
+
+    // newest first: the call (with its media statistics), then the refused sips: attempt
+    let cdrs = pbx.wait_cdrs_with(2, |c| c["disposition"] != "answered" || has_media_stats(c)).await?;
+    let (c, refused) = (&cdrs[0], &cdrs[1]);
+    let outcome = |c: &Value| (c["disposition"].as_str().map(str::to_owned), c["hangup_cause"].as_str().map(str::to_owned));
+    assert_eq!(outcome(refused), (Some("failed".into()), Some("subscriber_absent".into())), "the sips: call never rang: {refused}");
+    assert_eq!((c["disposition"].as_str(), c["hangup_cause"].as_str()), (Some("answered"), Some("normal_clearing")), "{c}");
+    assert_eq!(c["caller_srtp"].as_str(), Some("AES_CM_128_HMAC_SHA1_80"), "the caller's leg was encrypted: {c}");
+    assert!(c["callee_srtp"].is_null(), "the callee's was plain: {c}");
+    let (a, b) = media_stats(c);
+    assert_eq!(a["srtp"].as_str(), Some("AES_CM_128_HMAC_SHA1_80"), "{a}");
+    assert!(b["srtp"].is_null(), "{b}");
+    assert!(a["packets_received"].as_u64().unwrap_or(0) >= 100 && b["packets_received"].as_u64().unwrap_or(0) >= 100, "{a} {b}");
+    eprintln!("media_stats: a {a}\n b {b}");
     Ok(())
 }
 

@@ -33,6 +33,9 @@ pub struct Phone<'a> {
     pub dump: bool,
     /// Register and call over TLS (`pbx` is then the PBX's TLS address).
     pub tls: bool,
+    /// The account's address of record is `sips:` (RFC 5630: TLS on every hop; `pbx` is the
+    /// PBX's TLS address and `tls` is implied).
+    pub sips: bool,
     /// The account's `mediaenc` (`srtp`, `srtp-mand`): SDES-SRTP through the srtp module.
     pub mediaenc: Option<&'a str>,
 }
@@ -40,7 +43,19 @@ pub struct Phone<'a> {
 impl<'a> Phone<'a> {
     /// A G.711 phone with a silent microphone and no dump.
     pub fn new(user: &'a str, password: &'a str, pbx: &'a str, auto_answer: bool) -> Self {
-        Phone { user, password, pbx, auto_answer, codec_modules: &["g711"], audio_codecs: None, source: None, dump: false, tls: false, mediaenc: None }
+        Phone {
+            user,
+            password,
+            pbx,
+            auto_answer,
+            codec_modules: &["g711"],
+            audio_codecs: None,
+            source: None,
+            dump: false,
+            tls: false,
+            sips: false,
+            mediaenc: None,
+        }
     }
 }
 
@@ -139,11 +154,18 @@ impl Baresip {
         std::fs::write(dir.path().join("config"), config)?;
         let answer = if p.auto_answer { ";answermode=auto" } else { "" };
         let codecs = p.audio_codecs.map(|c| format!(";audio_codecs={c}")).unwrap_or_default();
-        let transport = if p.tls { ";transport=tls" } else { "" };
+        // baresip 1.0 on libre 1.1 cannot send to a `sips:` URI itself (the register fails
+        // with ENOSYS): a `sips:` account routes through an outbound proxy that is the PBX's
+        // `sip:…;transport=tls`, and its requests keep their `sips:` URIs
+        let (scheme, transport, outbound) = match (p.sips, p.tls) {
+            (true, _) => ("sips", "", format!(";outbound=\"sip:{};transport=tls\"", p.pbx)),
+            (false, true) => ("sip", ";transport=tls", String::new()),
+            (false, false) => ("sip", "", String::new()),
+        };
         let enc = p.mediaenc.map(|e| format!(";mediaenc={e}")).unwrap_or_default();
         std::fs::write(
             dir.path().join("accounts"),
-            format!("<sip:{}@{}{transport}>;auth_pass={};regint=300{answer}{codecs}{enc}\n", p.user, p.pbx, p.password),
+            format!("<{scheme}:{}@{}{transport}>;auth_pass={};regint=300{outbound}{answer}{codecs}{enc}\n", p.user, p.pbx, p.password),
         )?;
         let log = std::fs::File::create(dir.path().join("baresip.log"))?;
         let child = Command::new("baresip")
