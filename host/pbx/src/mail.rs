@@ -191,15 +191,7 @@ impl Mailer {
             for m in due {
                 self.attempt(&transport, m).await;
             }
-            let wait = match self.0.store.mail_outbox().next_due().await {
-                Ok(Some(t)) => Duration::from_millis(t.unix_millis().saturating_sub(Timestamp::now().unix_millis()).clamp(0, 30_000) as u64),
-                _ => Duration::from_secs(30),
-            };
-            if wait.is_zero() {
-                tokio::task::yield_now().await;
-                continue;
-            }
-            let _ = tokio::time::timeout(wait, self.0.wake.notified()).await;
+            crate::notify::wait_for_due(self.0.store.mail_outbox().next_due().await, &self.0.wake).await;
         }
     }
 

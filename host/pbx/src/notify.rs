@@ -301,15 +301,7 @@ impl Notifier {
             if full {
                 continue;
             }
-            let wait = match self.0.store.webhook_deliveries().next_due().await {
-                Ok(Some(t)) => Duration::from_millis(t.unix_millis().saturating_sub(Timestamp::now().unix_millis()).clamp(0, 30_000) as u64),
-                _ => Duration::from_secs(30),
-            };
-            if wait.is_zero() {
-                tokio::task::yield_now().await;
-                continue;
-            }
-            let _ = tokio::time::timeout(wait, self.0.wake.notified()).await;
+            wait_for_due(self.0.store.webhook_deliveries().next_due().await, &self.0.wake).await;
         }
     }
 
@@ -484,6 +476,21 @@ impl EventState {
             E::SourceBanned { ip, until_secs } => vec![("ban.imposed", json!({ "ip": ip.to_string(), "seconds": until_secs }))],
             _ => vec![],
         }
+    }
+}
+
+/// An outbox worker's pause (webhook deliveries, mail): until its next pending item is due,
+/// at most 30 s (a changed clock or a lost wake-up costs little), 30 s when nothing is pending
+/// or the store cannot say; `wake` (a new item) ends it early.
+pub(crate) async fn wait_for_due(next: Result<Option<Timestamp>, store::StoreError>, wake: &Notify) {
+    let wait = match next {
+        Ok(Some(t)) => Duration::from_millis(t.unix_millis().saturating_sub(Timestamp::now().unix_millis()).clamp(0, 30_000) as u64),
+        _ => Duration::from_secs(30),
+    };
+    if wait.is_zero() {
+        tokio::task::yield_now().await;
+    } else {
+        let _ = tokio::time::timeout(wait, wake.notified()).await;
     }
 }
 

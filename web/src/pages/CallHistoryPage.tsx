@@ -2,44 +2,24 @@
 // path" to open the flow version a call used with its traversal drawn.
 import { Fragment, useState } from 'react';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
-import { Link, useSearchParams } from 'react-router';
+import { Link } from 'react-router';
 import { errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { keys } from '../api/queries';
+import { useUrlFilters } from '../hooks/useUrlFilters';
 import { SipMessages } from '../components/calls/SipMessages';
 import { Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, SrtpBadge, TableHead } from '../components/common/ui';
 
 const PAGE = 50;
 
 export default function CallHistoryPage() {
-  const [params, setParams] = useSearchParams();
-  const filters = {
-    direction: params.get('direction') ?? '',
-    disposition: params.get('disposition') ?? '',
-    party: params.get('party') ?? '',
-    from: params.get('from') ?? '',
-    to: params.get('to') ?? '',
-  };
-  const offset = Number(params.get('offset') ?? 0) || 0;
-  const [draft, setDraft] = useState(filters);
+  const { filters, offset, draft, setDraft, apply, clear, page } = useUrlFilters(['direction', 'disposition', 'party', 'from', 'to'] as const);
   const [sipOf, setSipOf] = useState<number | null>(null);
   const list = useQuery({
     queryKey: keys.cdrs({ ...filters, offset }),
     queryFn: () => api.cdrs.list({ ...filters, limit: PAGE, offset }),
     placeholderData: keepPreviousData,
   });
-
-  const apply = (e: React.FormEvent) => {
-    e.preventDefault();
-    const next = new URLSearchParams();
-    for (const [k, v] of Object.entries(draft)) if (v) next.set(k, v);
-    setParams(next);
-  };
-  const page = (o: number) => {
-    const next = new URLSearchParams(params);
-    next.set('offset', String(Math.max(0, o)));
-    setParams(next);
-  };
   const items = list.data?.items ?? [];
   const total = list.data?.total;
 
@@ -97,7 +77,7 @@ export default function CallHistoryPage() {
           <button type="submit" className="btn btn-primary">
             Apply
           </button>
-          <button type="button" className="btn" onClick={() => { setDraft({ direction: '', disposition: '', party: '', from: '', to: '' }); setParams({}); }}>
+          <button type="button" className="btn" onClick={clear}>
             Clear
           </button>
         </div>

@@ -3,50 +3,29 @@
 // answers byte ranges, so the player seeks), a download and delete.
 import { useState } from 'react';
 import { keepPreviousData, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useSearchParams } from 'react-router';
 import { errorMessage } from '../api/client';
 import { api } from '../api/endpoints';
 import { keys } from '../api/queries';
+import { useUrlFilters } from '../hooks/useUrlFilters';
 import type { Recording } from '../api/types';
 import { ConfirmDelete } from '../components/common/ConfirmDelete';
 import { DeleteButton, Empty, ErrorBanner, formatDate, formatDuration, PageHeader, Spinner, TableHead } from '../components/common/ui';
 
 const PAGE = 50;
-const BLANK = { party: '', direction: '', from: '', to: '' };
-
 function sizeText(bytes: number): string {
   if (bytes >= 1 << 20) return `${(bytes / (1 << 20)).toFixed(1)} MB`;
   return `${Math.max(1, Math.round(bytes / 1024))} kB`;
 }
 
 export default function RecordingsPage() {
-  const [params, setParams] = useSearchParams();
   const qc = useQueryClient();
-  const filters = {
-    party: params.get('party') ?? '',
-    direction: params.get('direction') ?? '',
-    from: params.get('from') ?? '',
-    to: params.get('to') ?? '',
-  };
-  const offset = Number(params.get('offset') ?? 0) || 0;
-  const [draft, setDraft] = useState(filters);
+  const { filters, offset, draft, setDraft, apply, clear, page } = useUrlFilters(['party', 'direction', 'from', 'to'] as const);
   const [deleting, setDeleting] = useState<Recording | null>(null);
   const list = useQuery({
     queryKey: keys.recordings({ ...filters, offset }),
     queryFn: () => api.recordings.list({ ...filters, limit: PAGE, offset }),
     placeholderData: keepPreviousData,
   });
-  const apply = (e: React.FormEvent) => {
-    e.preventDefault();
-    const next = new URLSearchParams();
-    for (const [k, v] of Object.entries(draft)) if (v) next.set(k, v);
-    setParams(next);
-  };
-  const page = (o: number) => {
-    const next = new URLSearchParams(params);
-    next.set('offset', String(Math.max(0, o)));
-    setParams(next);
-  };
   const items = list.data?.items ?? [];
   const total = list.data?.total;
 
@@ -87,7 +66,7 @@ export default function RecordingsPage() {
           <button type="submit" className="btn btn-primary">
             Apply
           </button>
-          <button type="button" className="btn" onClick={() => { setDraft(BLANK); setParams({}); }}>
+          <button type="button" className="btn" onClick={clear}>
             Clear
           </button>
         </div>
