@@ -49,7 +49,7 @@ export async function waitHealthy(url, ms = 60_000) {
   }
 }
 
-export async function startBinary({ sipTlsPort = false } = {}) {
+export async function startBinary({ sipTlsPort = false, env = {} } = {}) {
   const bin = process.env.FLOWPBX_BIN ?? join(repo, 'target/debug/flowpbx');
   if (!existsSync(bin)) throw new Error(`${bin} not found: build it (cargo build --bin flowpbx) or set FLOWPBX_BIN`);
   const data = mkdtempSync(join(tmpdir(), 'flowpbx-e2e-'));
@@ -76,6 +76,8 @@ export async function startBinary({ sipTlsPort = false } = {}) {
       FLOWPBX_LOG_LEVEL: process.env.FLOWPBX_LOG_LEVEL ?? 'warn',
       // the SIP message viewer of Call history keeps messages only while the SIP log is on
       FLOWPBX_SIP_LOG: 'headers',
+      // what a suite adds (run.mjs: a documentation network push targets may name)
+      ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -14,7 +14,9 @@
 // by the arrows and by dragging. Follow-me on a new extension: two numbers ringing together
 // saved, seen after a reload, a ring time under 5 s refused on its row's field. Screenshots go
 // to tests/artifacts/web/ (the editor, trunks-live-status, trunks-test-result,
-// outbound-routes, outbound-routes-field-error, follow-me-form, follow-me-field-error).
+// outbound-routes, outbound-routes-field-error, follow-me-form, follow-me-field-error,
+// push-target). Push notifications on that extension: a loopback URL refused on its field, a
+// Gotify target saved, its token never in the page nor in the API's answer.
 //
 //   node e2e/run.mjs                 start target/debug/flowpbx (or $FLOWPBX_BIN) on a fresh
 //                                    data dir and free ports, then run the scenario
@@ -194,7 +196,7 @@ async function scenario(url, sipPort) {
     await page.getByRole('button', { name: 'Edit 101 Alice' }).click();
     const d = page.getByRole('dialog');
     await d.getByLabel('Email').fill('alice@example.test');
-    await d.getByRole('button', { name: 'Save' }).click();
+    await d.getByRole('button', { name: 'Save', exact: true }).click();
     await d.waitFor({ state: 'detached' });
     await page.getByRole('button', { name: 'Delete 101 Alice' }).click();
     // in use: the dialog says so before anything is confirmed, and offers no Delete
@@ -449,7 +451,7 @@ async function scenario(url, sipPort) {
     await using.getByText(/live version 3/).waitFor();
     await d.getByRole('button', { name: /^Add digit/ }).click();
     await d.getByLabel('Label for digit 2').fill('Support');
-    await d.getByRole('button', { name: 'Save' }).click();
+    await d.getByRole('button', { name: 'Save', exact: true }).click();
     await d.waitFor({ state: 'detached' });
     await page.goto(flowUrl);
     const status = page.getByTestId('draft-status');
@@ -498,7 +500,7 @@ async function scenario(url, sipPort) {
     await page.getByRole('button', { name: 'Edit +61299990000 Main office' }).click();
     d = page.getByRole('dialog');
     await d.getByLabel('Trunk').selectOption({ label: 'Loopback carrier' });
-    await d.getByRole('button', { name: 'Save' }).click();
+    await d.getByRole('button', { name: 'Save', exact: true }).click();
     await d.waitFor({ state: 'detached' });
     const num = (await (await page.request.get(`${api}/numbers?limit=100`)).json()).data.find((n) => n.number === '+61299990000');
     const flowId = Number(flowUrl.match(/\/flows\/(\d+)$/)[1]);
@@ -737,7 +739,7 @@ async function scenario(url, sipPort) {
     await d.getByLabel('Ring time of number 2 (s)').fill('40');
     await d.getByTestId('follow-me-when-0').getByText('10–35 s').waitFor();
     await shot(page, 'follow-me-form');
-    await d.getByRole('button', { name: 'Save' }).click();
+    await d.getByRole('button', { name: 'Save', exact: true }).click();
     await d.waitFor({ state: 'detached' }).catch(async () => {
       throw new Error(`save: ${(await d.getByRole('alert').allTextContents()).join(' / ') || 'the form stayed open'}`);
     });
@@ -760,7 +762,7 @@ async function scenario(url, sipPort) {
     // the server refuses a ring time under 5 s, on that row's field
     const ring2 = d.getByLabel('Ring time of number 2 (s)');
     await ring2.fill('2');
-    await d.getByRole('button', { name: 'Save' }).click();
+    await d.getByRole('button', { name: 'Save', exact: true }).click();
     await d.getByTestId('follow-me-row-1').getByRole('alert').filter({ hasText: 'Ring time: must be between 5 and 300' }).waitFor();
     expect((await ring2.getAttribute('aria-invalid')) === 'true', 'the ring time field is not marked invalid');
     expect(await ring2.evaluate((el) => el === document.activeElement), 'the field in error does not have the focus');
@@ -770,6 +772,43 @@ async function scenario(url, sipPort) {
     const after = (await (await page.request.get(`${url}/api/v1/extensions?limit=100`)).json()).data.find((x) => x.extension === '102');
     expect(after?.follow_me_numbers?.[1]?.timeout === 40, `the refused edit changed it: ${JSON.stringify(after?.follow_me_numbers)}`);
   });
+
+  await step('push notifications: a loopback URL is refused on its field, a Gotify target saves, its token never shown', async () => {
+    const token = 'gotify-app-token-e2e-7Qx';
+    await page.goto(`${url}/extensions`);
+    await page.getByRole('button', { name: 'Edit 102 Bob' }).click();
+    const d = page.getByRole('dialog');
+    const push = d.getByRole('form', { name: 'Push target' });
+    await push.getByLabel('Provider').selectOption('gotify');
+    const pushUrl = push.getByLabel('Message URL');
+    await pushUrl.fill('http://127.0.0.1/message');
+    await push.getByLabel('Token (not set)').fill(token);
+    await push.getByRole('button', { name: 'Save push target' }).click();
+    await push.locator('#push-' + (await bobId()) + '-url-error').waitFor();
+    expect((await pushUrl.getAttribute('aria-invalid')) === 'true', 'the URL field is not marked invalid');
+    const why = await push.locator('[role=alert]').allTextContents();
+    expect(why.some((t) => /loopback/.test(t)), `the refusal names the address class: ${why.join(' / ')}`);
+    await pushUrl.fill('https://192.0.2.10/message');
+    await push.getByRole('button', { name: 'Save push target' }).click();
+    await push.getByRole('status').filter({ hasText: 'Push target saved.' }).waitFor();
+    await push.getByRole('group', { name: 'Token: set' }).waitFor();
+    expect(!(await page.content()).includes(token), 'the token is in the page');
+    const stored = await (await page.request.get(`${url}/api/v1/extensions/${await bobId()}/push`)).json();
+    expect(stored.data?.kind === 'gotify' && stored.data?.url === 'https://192.0.2.10/message' && stored.data?.token_set === true, `stored: ${JSON.stringify(stored)}`);
+    expect(!JSON.stringify(stored).includes(token), 'the API sent the token back');
+    await shot(page, 'push-target');
+    await page.reload();
+    await page.getByRole('button', { name: 'Edit 102 Bob' }).click();
+    const again = page.getByRole('dialog').getByRole('form', { name: 'Push target' });
+    expect((await again.getByLabel('Message URL').inputValue()) === 'https://192.0.2.10/message', 'the URL after a reload');
+    await again.getByRole('group', { name: 'Token: set' }).waitFor();
+    expect(!(await page.content()).includes(token), 'the token is in the page after a reload');
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  });
+
+  async function bobId() {
+    return (await (await page.request.get(`${url}/api/v1/extensions?limit=100`)).json()).data.find((x) => x.extension === '102')?.id;
+  }
 
   await step('at 1280×720 "Fit to screen" shows the whole flow', async () => {
     await page.setViewportSize({ width: 1280, height: 720 });
@@ -798,7 +837,9 @@ let code = 0;
 try {
   if (args.includes('--smoke')) await smoke();
   else {
-    const server = arg('--url') ?? (await startBinary());
+    // 192.0.2.0/24 (TEST-NET-1, never routed) is granted so a push target can be saved
+    // without naming a real server; nothing is sent to it (no call reaches that extension)
+    const server = arg('--url') ?? (await startBinary({ env: { FLOWPBX_WEBHOOK_ALLOW_NETWORKS: '192.0.2.0/24' } }));
     const sipPort = sipPorts.get(server) ?? (arg('--sip-port') ? Number(arg('--sip-port')) : undefined);
     await scenario(args.includes('--dist') ? await serveDist(server) : server, sipPort);
   }

@@ -3,6 +3,8 @@
 import { request, requestPage, type Page, type Query, type Reference } from './client';
 import type {
   MailItem,
+  PushInput,
+  PushTarget,
   Recording,
   Webhook,
   WebhookDelivery,
@@ -181,6 +183,10 @@ export const api = {
     registrations: async (id: Id) => (await requestPage<Registration>(`/extensions/${id}/registrations`)).items,
     /** the SIP event subscriptions (message-waiting lamps) its phones hold */
     subscriptions: async (id: Id) => (await requestPage<EventSubscription>(`/extensions/${id}/subscriptions`)).items,
+    /** The extension's ntfy or Gotify target; null when it has none. The token is never sent back. */
+    push: (id: Id) => request<PushTarget | null>('GET', `/extensions/${id}/push`),
+    setPush: (id: Id, body: PushInput) => request<PushTarget>('PUT', `/extensions/${id}/push`, { body }),
+    removePush: (id: Id) => request<unknown>('DELETE', `/extensions/${id}/push`),
   },
   trunks: {
     ...resource<Trunk, TrunkCreate, TrunkUpdate>('/trunks'),

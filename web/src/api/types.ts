@@ -310,3 +310,8 @@ export type Webhook = ItemOf<'/api/v1/webhooks'>;
 export type WebhookInput = BodyOf<'/api/v1/webhooks', 'post'>;
 export type WebhookDelivery = ItemOf<'/api/v1/webhooks/{id}/deliveries'>;
 export type MailItem = ItemOf<'/api/v1/mail-outbox'>;
+/** An extension's push target (ntfy or Gotify); `token_set` says a token is stored, never the token. */
+export type PushTarget = NonNullable<DataOf<'/api/v1/extensions/{id}/push', 'get'>>;
+/** PUT /extensions/{id}/push: `token` absent keeps the stored one, empty removes it. */
+export type PushInput = BodyOf<'/api/v1/extensions/{id}/push', 'put'>;
+export type PushKind = PushInput['kind'];

@@ -13,6 +13,7 @@ import type { Extension, Id, InboundNumber, IvrMenu, RingGroup, TimeSwitch, Trun
 import { ConfirmDelete } from '../components/common/ConfirmDelete';
 import { Dialog, Empty, ErrorBanner, formatDate, PageHeader, Spinner, StatusDot, TableHead, DeleteButton } from '../components/common/ui';
 import { EntityForm } from '../components/entities/EntityForm';
+import { PushTargetForm } from '../components/entities/push';
 import { MwiSubscriptions, VoicemailMessages } from '../components/entities/voicemail';
 import { TrunkPanel, TrunkStatusBadge, useTrunkStatus } from '../components/trunks/TrunkStatus';
 
@@ -169,6 +170,7 @@ export default function EntityPage({ type: t }: { type: string }) {
       {editing && (
         <Dialog title={editing === 'new' ? kind.newLabel.replace('…', '') : `Edit ${title(editing)}`} onClose={() => setEditing(null)} side>
           <EntityForm type={type} entity={editing === 'new' ? null : (editing as never)} onSaved={() => setEditing(null)} onCancel={() => setEditing(null)} />
+          {type === 'extension' && editing !== 'new' && <PushTargetForm extensionId={editing.id} />}
         </Dialog>
       )}
       {deleting && (
