@@ -308,6 +308,12 @@ impl B2bua {
                     tracing::info!(key = %key, ?from, "a WebRTC re-offer is not supported: refused");
                     return Err(SdpFault::NoCodec);
                 }
+                if m.webrtc[idx(to)] {
+                    // relaying it would send a plain RTP offer to a browser, whose transport is
+                    // DTLS/ICE from the media engine: refused the same way (the call stays)
+                    tracing::info!(key = %key, ?from, "a re-offer toward a WebRTC leg is not supported: refused");
+                    return Err(SdpFault::NoCodec);
+                }
                 let remote = sdp.remote(&sdp.codecs).map_err(|_| SdpFault::NoCodec)?;
                 let sdes = srtp::answer(m.policy[idx(from)], &sdp, m.our_key(from))?;
                 m.set_keys(port.as_mut(), key, from, sdes.as_ref().map(|a| a.keys.clone()));

@@ -2670,6 +2670,33 @@ fn a_phone_registered_over_websocket_is_offered_webrtc_and_its_answer_completes_
     assert!(log.contains(&"bridge".to_owned()), "{log:?}");
 }
 
+#[test]
+fn a_hold_toward_a_browser_is_refused_and_the_call_stays() {
+    let media = FakeMedia::default();
+    let mut h = H::with_media(media.clone());
+    let mut bob = Phone::new("bob", "bob-pw", "10.0.0.21:5060");
+    h.register(&mut bob);
+    let mut alice = Phone::new("alice", "alice-pw", "10.0.0.5:5060");
+    let out = call_with_sdp(&mut h, &mut alice, SDP_WEBRTC);
+    let inv = only(&out, |m| is_req(m, Method::Invite))[0].1.clone();
+    h.send("10.0.0.21:5060", &bob.answer(&inv, 200, "b1", true));
+    let out = h.out();
+    let ok = only(&out, |m| is_status(m, 200))[0].1.clone();
+    h.send("10.0.0.5:5060", &alice.ack_for(&ok, false));
+    h.out();
+    media.take();
+    // bob holds: a plain re-offer must not reach the browser (its transport is DTLS/ICE)
+    let mut reinv = bob.in_dialog_as_callee(&inv, "b1", Method::Invite);
+    let hold = SDP.replace("m=audio 4000 RTP/AVP 0\r\n", "m=audio 4000 RTP/AVP 0\r\na=sendonly\r\n");
+    reinv.set_body(Some("application/sdp"), bytes::Bytes::from(hold)).unwrap();
+    h.send("10.0.0.21:5060", &reinv);
+    let out = h.out();
+    assert!(only(&out, |m| is_req(m, Method::Invite)).is_empty(), "nothing relayed to the browser: {out:?}");
+    assert_eq!(only(&out, |m| is_status(m, 488)).len(), 1, "{out:?}");
+    assert!(!only(&out, |m| is_req(m, Method::Bye)).iter().any(|_| true), "the call stays: {out:?}");
+    assert!(!media.take().iter().any(|l| l.starts_with("remote")), "the media session is untouched");
+}
+
 fn only_peers(out: &[(Peer, Message)], f: impl Fn(&Message) -> bool) -> Vec<Message> {
     out.iter().filter(|(_, m)| f(m)).map(|(_, m)| m.clone()).collect()
 }
