@@ -2,7 +2,8 @@
 //! tied to its CDR; the recordings API lists it with the call log's filters, serves its audio
 //! with byte ranges (206 + Content-Range; a range outside the file is 416), as a download,
 //! refuses ids that are not numbers (path traversal) and deletes file and row with an audit
-//! entry.
+//! entry. A trunk that records inbound calls has its callers' calls recorded with their
+//! rows; with the flag off (and only outbound recording on) an inbound call is not.
 
 mod media_support;
 mod sip_support;
@@ -198,5 +199,104 @@ async fn global_policy() -> anyhow::Result<()> {
         anyhow::ensure!(t0.elapsed() < Duration::from_secs(10), "the global policy recorded nothing: {}", r.text);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_trunk_that_records_inbound_calls_records_them() {
+    checked(trunk_inbound().await);
+}
+
+/// One call from the carrier's address to the DID (rung through a flow to extension 102,
+/// whose media the test sends); waits for its CDR (the `n`th).
+async fn carrier_call(pbx: &Pbx, carrier: Ipv4Addr, n: usize) -> anyhow::Result<Value> {
+    let eb = RtpEndpoint::bind()?;
+    let uas_port = free_port(LO);
+    let mut args: Vec<String> = vec!["-m".into(), "1".into()];
+    args.extend(sdp_keys(eb.port));
+    let uas = sipp("media_uas.xml", (LO, uas_port), None, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    register(pbx, "102", PW_102, uas_port, 300)?.assert_ok();
+    let uac = sipp("trunk_call.xml", (carrier, free_port(carrier)), Some(&pbx.sip()), &["-s", "15550100", "-m", "1", "-d", "1500"])?;
+    let to_b = wait_sdp_sent_to(&pbx.server, uas_port, Duration::from_secs(10)).await?;
+    eb.send(to_b.addr()?, 0x2222_0002, pcmu_tone(0, 1000.0));
+    uac.wait(WAIT).assert_ok();
+    uas.wait(WAIT).assert_ok();
+    eb.stop_sending();
+    let cdrs = pbx.wait_cdrs(n).await?;
+    let cdr = cdrs.iter().max_by_key(|c| c["id"].as_i64()).cloned().unwrap_or_default();
+    anyhow::ensure!(cdr["direction"] == "inbound" && cdr["disposition"] == "answered", "an answered inbound call: {cdr}");
+    Ok(cdr)
+}
+
+async fn recordings(pbx: &Pbx) -> anyhow::Result<Vec<Value>> {
+    let r = pbx.admin.get("/recordings").await?;
+    anyhow::ensure!(r.status == 200, "list: {} {}", r.status, r.text);
+    Ok(r.body["data"].as_array().cloned().unwrap_or_default())
+}
+
+async fn trunk_inbound() -> anyhow::Result<()> {
+    let cache = flowpbx_tests::flowpbx_bin()?.with_file_name("flowpbx-test-component-cache");
+    let cache = cache.to_string_lossy().into_owned();
+    let pbx = Pbx::start(&["--sip-log", "full", "--cache-dir", &cache]).await?;
+    pbx.extension("101", PW_101).await?;
+    let ext = pbx.extension("102", PW_102).await?;
+    let carrier = Ipv4Addr::new(127, 0, 0, 2);
+    // the flags are booleans: anything else is refused naming the field
+    let base = json!({"name": "Carrier", "type": "ip", "remote_hosts": ["127.0.0.2/32"]});
+    let mut bad = base.clone();
+    bad["record_inbound"] = json!("yes");
+    let r = pbx.admin.post("/trunks", &bad).await?;
+    assert!(r.status == 400 || r.status == 422, "{} {}", r.status, r.text);
+    assert!(r.text.contains("record_inbound"), "the envelope names the field: {}", r.text);
+    let mut body = base.clone();
+    body["record_inbound"] = json!(true);
+    let r = pbx.admin.post("/trunks", &body).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    assert_eq!((r.data()["record_inbound"].as_bool(), r.data()["record_outbound"].as_bool()), (Some(true), Some(false)), "{}", r.text);
+    let trunk = r.data()["id"].as_i64().unwrap_or_default();
+    let node = |id: &str, ty: &str, data: Value| json!({"id": id, "type": ty, "position": {"x": 0, "y": 0}, "data": data});
+    let graph = json!({
+        "nodes": [node("in", "inbound_number", json!({})), node("ext", "extension", json!({"entity_id": ext, "entity_type": "extension"}))],
+        "edges": [{"id": "e1", "source": "in", "sourceHandle": "next", "target": "ext"}]
+    });
+    let r = pbx.admin.post("/flows", &json!({"name": "Main line", "flow_data": graph})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let flow = r.data()["id"].as_i64().unwrap_or_default();
+    let r = pbx.admin.post(&format!("/flows/{flow}/publish"), &json!({})).await?;
+    anyhow::ensure!(r.status == 200, "publish: {}", r.text);
+    let r = pbx.admin.post("/numbers", &json!({"number": "+15550100", "trunk_id": trunk, "flow_id": flow, "flow_entry_node": "in"})).await?;
+    anyhow::ensure!(r.status == 201, "{}", r.text);
+    pbx.wait_directory(2, 1, 1).await?;
+
+    // on: the call from the trunk is recorded, its row tied to the CDR
+    let cdr = carrier_call(&pbx, carrier, 1).await?;
+    assert_eq!(cdr["trunk_id"].as_i64(), Some(trunk), "{cdr}");
+    let t0 = Instant::now();
+    let rec = loop {
+        if let Some(first) = recordings(&pbx).await?.first() {
+            break first.clone();
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(10), "the trunk's inbound call was not recorded\n{}", pbx.server.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rec["cdr_id"], cdr["id"], "{rec}");
+    assert_eq!(rec["file_path"], cdr["recording_file"], "{rec}");
+    let file = pbx.server.data_dir().join(rec["file_path"].as_str().unwrap_or_default());
+    assert!(std::fs::metadata(&file)?.len() > 44, "the file has audio: {rec}");
+
+    // off (outbound recording on does not record inbound calls): no new row
+    let r = pbx.admin.put(&format!("/trunks/{trunk}"), &json!({"record_inbound": false, "record_outbound": true})).await?;
+    anyhow::ensure!(r.status == 200, "{}", r.text);
+    assert_eq!((r.data()["record_inbound"].as_bool(), r.data()["record_outbound"].as_bool()), (Some(false), Some(true)), "{}", r.text);
+    let r = pbx.admin.get(&format!("/trunks/{trunk}")).await?;
+    assert_eq!(r.data()["record_inbound"].as_bool(), Some(false), "read back: {}", r.text);
+    // the SIP stack's directory follows the change within its refresh interval
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cdr = carrier_call(&pbx, carrier, 2).await?;
+    assert!(cdr["recording_file"].is_null(), "not recorded: {cdr}");
+    // a recording's row comes just after the CDR's end: give it the time it would take
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = recordings(&pbx).await?;
+    assert_eq!(all.len(), 1, "only the first call was recorded: {all:?}");
     Ok(())
 }

@@ -399,6 +399,11 @@ pub struct TrunkInput {
     /// SRTP (SDES) toward the carrier: `off`, `optional` (RTP/AVP offers with `a=crypto`
     /// lines) or `required` (RTP/SAVP; a call without usable crypto fails with 488)
     pub srtp: Option<SrtpPolicy>,
+    /// record calls that arrive through this trunk, from answer to end (like an `always`
+    /// extension's calls)
+    pub record_inbound: Option<bool>,
+    /// record calls that leave through this trunk, from answer to end
+    pub record_outbound: Option<bool>,
 }
 
 pub(crate) struct Trunks;
@@ -460,6 +465,8 @@ impl Resource for Trunks {
         set(&mut f.international_prefix, i.international_prefix.map(|s| s.trim().to_owned()));
         set(&mut f.tls_verify, i.tls_verify);
         set(&mut f.srtp, i.srtp);
+        set(&mut f.record_inbound, i.record_inbound);
+        set(&mut f.record_outbound, i.record_outbound);
         let password = owned_update(&i.password);
 
         if !e.has("name") {

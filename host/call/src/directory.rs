@@ -206,6 +206,10 @@ pub struct Trunk {
     pub tls_verify: bool,
     /// SRTP (SDES) toward the carrier.
     pub srtp: SrtpPolicy,
+    /// Calls that arrive through it are recorded from answer to end.
+    pub record_inbound: bool,
+    /// Calls that leave through it are recorded from answer to end.
+    pub record_outbound: bool,
 }
 
 impl Trunk {
@@ -247,6 +251,8 @@ impl Trunk {
             tls_name: domain.into(),
             tls_verify: true,
             srtp: SrtpPolicy::Off,
+            record_inbound: false,
+            record_outbound: false,
         }
     }
 }
@@ -627,6 +633,8 @@ async fn load_trunk(t: &store::Trunk, password: Option<String>) -> Trunk {
         tls_name: hop_host,
         tls_verify: t.tls_verify,
         srtp: t.srtp,
+        record_inbound: t.record_inbound,
+        record_outbound: t.record_outbound,
     }
 }
 

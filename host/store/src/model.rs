@@ -271,6 +271,10 @@ pub struct TrunkFields {
     pub tls_verify: bool,
     /// SRTP toward the carrier.
     pub srtp: SrtpPolicy,
+    /// Calls that arrive through this trunk are recorded from answer to end.
+    pub record_inbound: bool,
+    /// Calls that leave through this trunk are recorded from answer to end.
+    pub record_outbound: bool,
 }
 
 impl Default for TrunkFields {
@@ -301,6 +305,8 @@ impl Default for TrunkFields {
             international_prefix: String::new(),
             tls_verify: true,
             srtp: SrtpPolicy::Off,
+            record_inbound: false,
+            record_outbound: false,
         }
     }
 }

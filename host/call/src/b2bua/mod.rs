@@ -605,6 +605,8 @@ pub(crate) struct Call {
     legs_at: Option<Instant>,
     /// The extension that placed the call (internal calls).
     caller_ext: Option<i64>,
+    /// The trunk the call arrived through (inbound calls from a trunk).
+    inbound_trunk: Option<i64>,
     /// The call's anchored media (None on a PBX without a media engine).
     pub(crate) media: Option<SdpState>,
     /// The call's recording, relative to the data dir (the first one, for the CDR).
@@ -1235,6 +1237,7 @@ impl B2bua {
             transfer_at: None,
             legs_at: None,
             caller_ext,
+            inbound_trunk: trunk_id.filter(|_| direction == CallDirection::Inbound),
             media,
             recording: None,
             recording_on: false,
@@ -1784,11 +1787,11 @@ impl B2bua {
         self.hang_up_confirming(cx, now, key, hang);
         self.set_timer(key, TimerKind::Ring, None);
         self.set_timer(key, TimerKind::Legs, None);
-        let answering_extension = match target {
-            LegTarget::Extension(id) => Some(id),
-            LegTarget::Trunk { .. } => None,
+        let (answering_extension, answering_trunk) = match target {
+            LegTarget::Extension(id) => (Some(id), None),
+            LegTarget::Trunk { trunk_id, .. } => (None, Some(trunk_id)),
         };
-        self.record_if_asked(cx, key, answering_extension);
+        self.record_if_asked(cx, key, answering_extension, answering_trunk);
         self.cap_outbound_call(cx, now, key);
         if local {
             // the caller, answered by a flow, heard ringback: now the callee
@@ -1841,12 +1844,15 @@ impl B2bua {
     }
 
     /// Records the call (both legs, stereo) when the caller's or the answering extension's
-    /// recording mode is `always`.
-    fn record_if_asked(&mut self, cx: &mut Ctx<'_>, key: CallKey, answering_extension: Option<i64>) {
+    /// recording mode is `always`, when it arrived through a trunk that records inbound calls,
+    /// or when a trunk that records outbound calls answered it.
+    fn record_if_asked(&mut self, cx: &mut Ctx<'_>, key: CallKey, answering_extension: Option<i64>, answering_trunk: Option<i64>) {
         let Some(call) = self.table.get_mut(key) else { return };
         call.answer_ext = answering_extension;
         let wants = |id: Option<i64>| id.and_then(|id| cx.dir.by_id(id)).is_some_and(|u| u.record_always);
-        if !(wants(call.caller_ext) || wants(answering_extension)) || call.recording.is_some() {
+        let trunk_in = call.inbound_trunk.and_then(|id| cx.dir.trunk(id)).is_some_and(|t| t.record_inbound);
+        let trunk_out = answering_trunk.and_then(|id| cx.dir.trunk(id)).is_some_and(|t| t.record_outbound);
+        if !(wants(call.caller_ext) || wants(answering_extension) || trunk_in || trunk_out) || call.recording.is_some() {
             return;
         }
         self.start_recording(key, None);

@@ -2760,3 +2760,31 @@ fn star_one_toggles_an_on_demand_recording_with_a_beep_to_both_sides() {
     press(&mut h, media::LegId::A, '2');
     assert!(media.take().iter().all(|l| !l.contains("record")));
 }
+
+#[test]
+fn a_trunk_that_records_outbound_calls_records_them_at_answer() {
+    for (record_outbound, record_inbound) in [(true, false), (false, true)] {
+        let dir = outbound_directory(|trunks, _, _| {
+            trunks[0].record_outbound = record_outbound;
+            // inbound recording is about calls that arrive through the trunk, not these
+            trunks[0].record_inbound = record_inbound;
+        });
+        let media = FakeMedia::default();
+        let mut h = H::build_in(|_| {}, Some(Box::new(media.clone())), dir);
+        h.out();
+        let (_, out) = dial(&mut h, "0290001234");
+        let (dest, inv) = only(&out, |m| is_req(m, Method::Invite))[0].clone();
+        assert_eq!(dest.to_string(), CARRIER);
+        assert!(!media.take().iter().any(|l| l == "record"), "nothing recorded before the answer");
+        h.send(
+            CARRIER,
+            &carrier_answer(&inv, 200, |r| {
+                r.push_header(HeaderName::Contact, "<sip:gw@203.0.113.20>").unwrap();
+                r.set_body(Some("application/sdp"), bytes::Bytes::from_static(SDP.as_bytes())).unwrap();
+            }),
+        );
+        h.out();
+        let log = media.take();
+        assert_eq!(log.iter().any(|l| l == "record"), record_outbound, "record_outbound {record_outbound}: {log:?}");
+    }
+}

@@ -23,7 +23,7 @@ macro_rules! trunk_cols {
     () => {
         "id, name, type, enabled, host, port, transport, username, auth_username, register_expiry, remote_hosts, \
          local_host, codecs, max_channels, caller_id_name, caller_id_num, prefix_strip, prefix_add, priority, \
-         outbound_proxy, options_interval, country_code, national_prefix, international_prefix, tls_verify, srtp, \
+         outbound_proxy, options_interval, country_code, national_prefix, international_prefix, tls_verify, srtp, record_inbound, record_outbound, \
          created_at, updated_at, password_enc IS NOT NULL AS password_set"
     };
 }
@@ -56,8 +56,8 @@ impl Trunks<'_> {
             "INSERT INTO trunks (name, type, enabled, host, port, transport, username, password_enc, auth_username, \
              register_expiry, remote_hosts, local_host, codecs, max_channels, caller_id_name, caller_id_num, \
              prefix_strip, prefix_add, priority, outbound_proxy, options_interval, country_code, national_prefix, \
-             international_prefix, tls_verify, srtp, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+             international_prefix, tls_verify, srtp, record_inbound, record_outbound, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
             trunk_cols!()
         ))
         .bind(&f.name)
@@ -86,6 +86,8 @@ impl Trunks<'_> {
         .bind(&f.international_prefix)
         .bind(f.tls_verify)
         .bind(f.srtp)
+        .bind(f.record_inbound)
+        .bind(f.record_outbound)
         .bind(now)
         .bind(now)
         .fetch_one(&mut *c)
@@ -104,7 +106,7 @@ impl Trunks<'_> {
              password_enc = CASE WHEN ? THEN password_enc ELSE ? END, auth_username = ?, register_expiry = ?, \
              remote_hosts = ?, local_host = ?, codecs = ?, max_channels = ?, caller_id_name = ?, caller_id_num = ?, \
              prefix_strip = ?, prefix_add = ?, priority = ?, outbound_proxy = ?, options_interval = ?, country_code = ?, \
-             national_prefix = ?, international_prefix = ?, tls_verify = ?, srtp = ?, updated_at = ? WHERE id = ? RETURNING ",
+             national_prefix = ?, international_prefix = ?, tls_verify = ?, srtp = ?, record_inbound = ?, record_outbound = ?, updated_at = ? WHERE id = ? RETURNING ",
             trunk_cols!()
         ))
         .bind(&f.name)
@@ -134,6 +136,8 @@ impl Trunks<'_> {
         .bind(&f.international_prefix)
         .bind(f.tls_verify)
         .bind(f.srtp)
+        .bind(f.record_inbound)
+        .bind(f.record_outbound)
         .bind(Timestamp::now())
         .bind(id)
         .fetch_optional(&mut *c)

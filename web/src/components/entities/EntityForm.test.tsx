@@ -62,6 +62,33 @@ describe('entity form', () => {
     expect(api.calls[0].body).toMatchObject({ srtp: 'required' });
   });
 
+  it('switches a trunk\'s inbound and outbound recording and sends both flags', async () => {
+    const api = mockApi({
+      'PUT /trunks/4': ({ body }) =>
+        (body as { record_outbound?: boolean }).record_outbound === true
+          ? { status: 422, body: { error: { code: 'validation_failed', message: '1 field is invalid', details: [{ field: 'record_outbound', message: 'must be a boolean' }] } } }
+          : { status: 200, body: { data: { id: 4, ...(body as object) } } },
+    });
+    const onSaved = vi.fn();
+    renderWithApp(<EntityForm type="trunk" entity={{ id: 4, name: 'Carrier', type: 'ip', remote_hosts: ['192.0.2.1'], codecs: ['g711u'], srtp: 'off', record_inbound: false, record_outbound: false, created_at: 'x', updated_at: 'x' } as never} onSaved={onSaved} />);
+    const user = userEvent.setup();
+    const inbound = screen.getByRole('switch', { name: 'Record inbound calls' });
+    const outbound = screen.getByRole('switch', { name: 'Record outbound calls' });
+    expect(inbound).not.toBeChecked();
+    expect(outbound).not.toBeChecked();
+    await user.click(inbound);
+    expect(inbound).toBeChecked();
+    await user.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    expect(api.calls[0].body).toMatchObject({ record_inbound: true, record_outbound: false });
+    // the server's error lands on the switch it names
+    await user.click(outbound);
+    await user.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(outbound).toHaveAttribute('aria-invalid', 'true'));
+    expect(outbound).toHaveAccessibleDescription('must be a boolean');
+    expect(api.calls[1].body).toMatchObject({ record_inbound: true, record_outbound: true });
+  });
+
   it('puts errors on fields the form does not show in a banner', async () => {
     mockApi({ 'PUT /ring-groups/3': () => ({ status: 422, body: { error: { code: 'validation_failed', message: 'unknown field', details: [{ field: 'colour', message: 'unknown field' }] } } }) });
     renderWithApp(<EntityForm type="ring_group" entity={{ id: 3, name: 'Sales', strategy: 'ring_all', ring_timeout: 30, members: [], caller_id_mode: 'pass', created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' }} onSaved={() => undefined} />);

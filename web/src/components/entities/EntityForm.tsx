@@ -8,7 +8,7 @@ import { isRequired, lengthHint, range } from '../../api/constraints';
 import { api } from '../../api/endpoints';
 import { useEntities, useFlows, useSaveEntity } from '../../api/queries';
 import type { Id } from '../../api/types';
-import { Checkbox, ErrorBanner, NumberInput, Select, TextInput } from '../common/ui';
+import { Checkbox, ErrorBanner, NumberInput, Select, Switch, TextInput } from '../common/ui';
 import { DigitMapEditor, MembersEditor, OverridesEditor, TimeRulesEditor, WeeklyGrid } from './editors';
 import { FollowMeFields, followMeBody } from './followMe';
 import { ExtensionOutboundFields, TrunkConnectionFields, TrunkNumberingFields } from './outbound';
@@ -27,7 +27,7 @@ export function entityDefaults(type: EntityType): Values {
         outbound_caller_id_name: '', outbound_caller_id_num: '', emergency_caller_id_num: '', call_classes: ['local', 'national'], max_outbound_calls: 2, daily_outbound_minutes: 0,
       };
     case 'trunk':
-      return { name: '', type: 'register', enabled: true, host: '', port: 5060, transport: 'udp', username: '', password: '', auth_username: '', register_expiry: 300, remote_hosts: [], local_host: '', codecs: ['g711u', 'g711a'], max_channels: 0, caller_id_name: '', caller_id_num: '', prefix_strip: 0, prefix_add: '', priority: 10, outbound_proxy: '', options_interval: 30, country_code: '', national_prefix: '', international_prefix: '', tls_verify: true, srtp: 'off' };
+      return { name: '', type: 'register', enabled: true, host: '', port: 5060, transport: 'udp', username: '', password: '', auth_username: '', register_expiry: 300, remote_hosts: [], local_host: '', codecs: ['g711u', 'g711a'], max_channels: 0, caller_id_name: '', caller_id_num: '', prefix_strip: 0, prefix_add: '', priority: 10, outbound_proxy: '', options_interval: 30, country_code: '', national_prefix: '', international_prefix: '', tls_verify: true, srtp: 'off', record_inbound: false, record_outbound: false };
     case 'inbound_number':
       return { number: '', name: '', trunk_id: null, flow_id: null, flow_entry_node: null, enabled: true };
     case 'voicemail_box':
@@ -190,7 +190,7 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
 /** Field names each form shows; an error on any other field goes in the banner. */
 const FIELDS_SHOWN: Record<EntityType, string[]> = {
   extension: ['extension', 'name', 'email', 'sip_username', 'sip_password', 'ring_timeout', 'dnd', 'follow_me_enabled', 'follow_me_numbers', 'follow_me_mode', 'follow_me_confirm', 'recording_mode', 'srtp', 'max_registrations', 'outbound_caller_id_name', 'outbound_caller_id_num', 'emergency_caller_id_num', 'call_classes', 'max_outbound_calls', 'daily_outbound_minutes'],
-  trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority', 'outbound_proxy', 'options_interval', 'country_code', 'national_prefix', 'international_prefix', 'tls_verify', 'srtp'],
+  trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority', 'outbound_proxy', 'options_interval', 'country_code', 'national_prefix', 'international_prefix', 'tls_verify', 'srtp', 'record_inbound', 'record_outbound'],
   inbound_number: ['number', 'name', 'trunk_id', 'flow_id', 'flow_entry_node', 'enabled'],
   voicemail_box: ['name', 'mailbox_number', 'pin', 'greeting_type', 'email_notify', 'email_address', 'email_attach_audio', 'max_message_duration', 'max_messages', 'retention_days', 'notify_extension_id'],
   ring_group: ['name', 'strategy', 'ring_timeout', 'members', 'caller_id_mode', 'caller_id_value'],
@@ -351,6 +351,13 @@ function TrunkFields({ values: v, set, errors: e, idp, editing }: FP) {
         {e.codecs && <p role="alert" className="mt-1 text-xs text-red-600">{e.codecs}</p>}
       </fieldset>
       <SrtpSelect id={`${idp}-srtp`} value={str(v.srtp)} error={e.srtp} onChange={(x) => set('srtp', x)} />
+      <fieldset className="mb-3">
+        <legend className="label">Recording</legend>
+        <Switch id={`${idp}-record_inbound`} label="Record inbound calls" checked={v.record_inbound === true} error={e.record_inbound}
+          help="Calls that arrive through this trunk are recorded from answer to end." onChange={(x) => set('record_inbound', x)} />
+        <Switch id={`${idp}-record_outbound`} label="Record outbound calls" checked={v.record_outbound === true} error={e.record_outbound}
+          help="Calls that leave through this trunk are recorded from answer to end." onChange={(x) => set('record_outbound', x)} />
+      </fieldset>
       <div className="grid grid-cols-1 gap-x-3 sm:grid-cols-3">
         <TextInput id={`${idp}-caller_id_name`} label="Caller ID name" value={str(v.caller_id_name)} error={e.caller_id_name} onChange={(x) => set('caller_id_name', x)} />
         <TextInput id={`${idp}-caller_id_num`} label="Caller ID number" value={str(v.caller_id_num)} error={e.caller_id_num} onChange={(x) => set('caller_id_num', x)} />
