@@ -6,6 +6,10 @@
 //! credentials (407), another extension's mailbox (403), an unreadable Event header (400), a
 //! package we do not serve (489 with Allow-Events), a too-short Expires (423), and a flood of
 //! new subscriptions from one source (503).
+//!
+//! Unsolicited MWI: an extension with `mwi_unsolicited` whose phone (a SIPp UAS on its
+//! registered contact) never subscribes gets an out-of-dialog NOTIFY when it registers (0/0)
+//! and when a message is left (1/0); with the flag off it gets none.
 
 mod sip_support;
 
@@ -15,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
-use sip_support::{free_port, sipp, Pbx};
+use sip_support::{free_port, register, sipp, Pbx};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const CARRIER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -133,6 +137,73 @@ async fn the_lamp_follows_leave_read_and_delete() -> anyhow::Result<()> {
     // unsubscribed: the extension holds none
     let r = pbx.admin.get(&format!("/extensions/{ext}/subscriptions")).await?;
     assert_eq!(r.data().as_array().map(Vec::len), Some(0), "{}", r.text);
+    Ok(())
+}
+
+/// A caller on the carrier leaves a message in 201's box; returns once it is stored.
+async fn leave_message(pbx: &Pbx, vm: i64) -> anyhow::Result<()> {
+    let media = free_media_port();
+    sipp("flow_trunk_message.xml", (CARRIER, free_port(CARRIER)), Some(&pbx.sip()), &["-s", "15550100", "-m", "1", "-d", "2500", "-mp", &media.to_string()])?
+        .wait(WAIT)
+        .assert_ok();
+    wait_for("the message", async || {
+        let r = pbx.admin.get(&format!("/voicemail-boxes/{vm}/messages")).await?;
+        Ok(r.data().as_array().and_then(|a| a.first().cloned()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn unsolicited_mwi_reaches_a_phone_that_does_not_subscribe() -> anyhow::Result<()> {
+    let (pbx, ext, vm) = mailbox_line().await?;
+    // the flag is validated, stored and read back
+    let r = pbx.admin.put(&format!("/extensions/{ext}"), &json!({"mwi_unsolicited": "yes"})).await?;
+    assert!((400..500).contains(&r.status) && r.text.contains("mwi_unsolicited"), "{} {}", r.status, r.text);
+    let r = pbx.admin.get(&format!("/extensions/{ext}")).await?;
+    assert_eq!(r.data()["mwi_unsolicited"], false, "{}", r.text);
+    let r = pbx.admin.put(&format!("/extensions/{ext}"), &json!({"mwi_unsolicited": true})).await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.data()["mwi_unsolicited"], true, "{}", r.text);
+    let r = pbx.admin.get(&format!("/extensions/{ext}")).await?;
+    assert_eq!(r.data()["mwi_unsolicited"], true, "{}", r.text);
+    // (the directory polls the store every 500 ms)
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // registering: the lamp's state (off, 0/0) comes out of dialog
+    let port = free_port(LO);
+    let phone = sipp("mwi_unsolicited_phone.xml", (LO, port), None, &["-m", "1"])?;
+    register(&pbx, "201", PW_201, port, 300)?.assert_ok();
+    let got = phone.wait(WAIT);
+    got.assert_ok();
+    assert!(got.messages.contains("Messages-Waiting: no") && got.messages.contains("Voice-Message: 0/0"), "{}", got.messages);
+    assert!(got.messages.contains("NOTIFY sip:201@127.0.0.1:"), "to the registered contact: {}", got.messages);
+
+    // a message is left: on again, 1/0, in a NOTIFY of its own
+    let phone = sipp("mwi_unsolicited_phone.xml", (LO, port), None, &["-m", "1"])?;
+    leave_message(&pbx, vm).await?;
+    let got = phone.wait(WAIT);
+    if got.code != Some(0) {
+        eprintln!("{}", pbx.server.logs());
+    }
+    got.assert_ok();
+    assert!(got.messages.contains("Messages-Waiting: yes") && got.messages.contains("Voice-Message: 1/0"), "{}", got.messages);
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_the_flag_no_unsolicited_mwi_is_sent() -> anyhow::Result<()> {
+    let (pbx, _ext, vm) = mailbox_line().await?;
+    let port = free_port(LO);
+    // the phone waits (SIPp's 30 s -timeout) for a NOTIFY that must not come (registration
+    // and a message left)
+    let phone = sipp("mwi_unsolicited_phone.xml", (LO, port), None, &["-m", "1"])?;
+    register(&pbx, "201", PW_201, port, 300)?.assert_ok();
+    leave_message(&pbx, vm).await?;
+    let got = phone.wait(WAIT);
+    assert_ne!(got.code, Some(0), "a NOTIFY arrived: {}", got.messages);
+    assert!(!got.messages.contains("NOTIFY sip:"), "{}", got.messages);
+    assert!(got.errors.contains("timed out"), "the phone ran and waited in vain: {}", got.errors);
     Ok(())
 }
 

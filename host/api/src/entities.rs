@@ -187,6 +187,9 @@ pub struct ExtensionInput {
     pub recording_mode: Option<RecordingMode>,
     #[schema(minimum = 1, maximum = 20)]
     pub max_registrations: Option<i64>,
+    /// phones that do not subscribe to `message-summary` get unsolicited MWI NOTIFYs (out of
+    /// dialog) when they register and whenever the voicemail counts change
+    pub mwi_unsolicited: Option<bool>,
     /// what it presents when it calls out (a route may present its own); null or empty: none
     #[serde(default, deserialize_with = "double")]
     #[schema(value_type = Option<String>, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
@@ -257,6 +260,7 @@ impl Resource for Extensions {
         set(&mut f.srtp, i.srtp);
         set(&mut f.recording_mode, i.recording_mode);
         set(&mut f.max_registrations, i.max_registrations);
+        set(&mut f.mwi_unsolicited, i.mwi_unsolicited);
         set(&mut f.outbound_caller_id_name, trim_opt(i.outbound_caller_id_name));
         set(&mut f.outbound_caller_id_num, trim_opt(i.outbound_caller_id_num));
         set(&mut f.emergency_caller_id_num, trim_opt(i.emergency_caller_id_num));

@@ -278,11 +278,21 @@ impl Core {
             Command::Mwi(counts) => {
                 let mut known: Vec<i64> = self.subs.state.mwi.keys().copied().collect();
                 known.retain(|id| !counts.contains_key(id));
+                let mut changed = Vec::new();
                 for id in known {
-                    self.subs.set_mwi(&mut self.sig, now, id, MwiCounts::default());
+                    if self.subs.set_mwi(&mut self.sig, now, id, MwiCounts::default()) {
+                        changed.push(id);
+                    }
                 }
                 for (id, c) in counts {
-                    self.subs.set_mwi(&mut self.sig, now, id, c);
+                    if self.subs.set_mwi(&mut self.sig, now, id, c) {
+                        changed.push(id);
+                    }
+                }
+                for id in changed {
+                    let Some(user) = self.dir.by_id(id).filter(|u| u.mwi_unsolicited).cloned() else { continue };
+                    let bindings = self.registrar.contacts(id, now);
+                    self.subs.notify_unsolicited(&mut self.sig, now, id, &user.extension, &bindings);
                 }
             }
             Command::TestTrunk { trunk_id, reply } => self.trunks.start_test(&mut self.sig, now, trunk_id, reply),
@@ -599,12 +609,20 @@ impl Core {
         }
         let out = self.registrar.register(now, &user, msg, source, &mut self.ops, &mut self.changes);
         match out {
-            RegisterOutcome::Ok(held) => self.sig.reply_to(to, msg, 200, None, |r| {
-                for (c, secs) in &held {
-                    r.push_header(HeaderName::Contact, &format!("<{c}>;expires={secs}"))?;
+            RegisterOutcome::Ok(held) => {
+                self.sig.reply_to(to, msg, 200, None, |r| {
+                    for (c, secs) in &held {
+                        r.push_header(HeaderName::Contact, &format!("<{c}>;expires={secs}"))?;
+                    }
+                    Ok(())
+                });
+                if user.mwi_unsolicited {
+                    // the contacts this REGISTER added or refreshed get the lamp's state
+                    let call_id = msg.call_id().unwrap_or_default();
+                    let fresh: Vec<_> = self.registrar.contacts(user.id, now).into_iter().filter(|b| b.source == source && b.call_id == call_id).collect();
+                    self.subs.notify_unsolicited(&mut self.sig, now, user.id, &user.extension, &fresh);
                 }
-                Ok(())
-            }),
+            }
             RegisterOutcome::TooBrief(min) => self.sig.reply_to(to, msg, 423, None, |r| r.push_header(HeaderName::MinExpires, &min.to_string())),
             RegisterOutcome::Reject(code, reason) => self.sig.reply_to(to, msg, code, Some(reason), |_| Ok(())),
         }

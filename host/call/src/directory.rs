@@ -53,6 +53,9 @@ pub struct User {
     pub follow_me: Option<FollowMe>,
     /// SRTP (SDES) for its media.
     pub srtp: SrtpPolicy,
+    /// Its registered contacts without a message-summary subscription get unsolicited MWI
+    /// NOTIFYs.
+    pub mwi_unsolicited: bool,
 }
 
 /// An extension's follow-me: what rings after (or beside) its devices.
@@ -115,6 +118,7 @@ impl User {
             daily_outbound_minutes: 0,
             follow_me: None,
             srtp: SrtpPolicy::Off,
+            mwi_unsolicited: false,
         }
     }
 }
@@ -459,6 +463,7 @@ impl Directory {
                             .collect(),
                     }),
                     srtp: e.srtp,
+                    mwi_unsolicited: e.mwi_unsolicited,
                 })
             })
             .collect();

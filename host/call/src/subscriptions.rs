@@ -17,15 +17,26 @@
 //! limited per source address ([`PER_SOURCE_WINDOW`]) and in number per source
 //! ([`MAX_PER_SOURCE`]) and per extension ([`MAX_PER_EXTENSION`]). A NOTIFY answered 481 or
 //! not at all ends the subscription; one that lapses gets a `terminated;reason=timeout`.
+//!
+//! Unsolicited MWI (an extension's `mwi_unsolicited`): a phone that does not subscribe is
+//! sent an out-of-dialog NOTIFY ([`Subscriptions::notify_unsolicited`], as Asterisk and
+//! FreeSWITCH do): Request-URI its registered contact, From and To the extension's address
+//! (From with a fresh tag), a fresh Call-ID, `Event: message-summary`, no
+//! Subscription-State (there is no subscription), the RFC 3842 body. It goes to each
+//! registered contact without a message-summary subscription from the same address, when
+//! it registers and whenever the counts change; its answer (or timeout) ends that attempt —
+//! nothing is retried.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use sip::dialog::{Dialog, DialogId};
+use sip::msg::name_addr;
 use sip::transaction::{ClientTxId, Peer};
 use sip::{HeaderName, Instant, Message, Method};
 
+use crate::registrar::Binding;
 use crate::signalling::Signalling;
 
 /// Expires when the SUBSCRIBE has none (RFC 3842 suggests an hour).
@@ -194,6 +205,8 @@ impl Refusal {
 pub(crate) struct Subscriptions {
     subs: HashMap<DialogId, Subscription>,
     notifies: HashMap<ClientTxId, DialogId>,
+    /// Unsolicited (out-of-dialog) NOTIFYs in flight: their answers end nothing.
+    unsolicited: HashSet<ClientTxId>,
     /// New subscriptions per source in the current window: (window start, count).
     recent: HashMap<IpAddr, (Instant, u32)>,
     pub(crate) state: State,
@@ -202,7 +215,7 @@ pub(crate) struct Subscriptions {
 impl Subscriptions {
     /// Whether a client transaction is one of our NOTIFYs.
     pub(crate) fn owns(&self, tx: ClientTxId) -> bool {
-        self.notifies.contains_key(&tx)
+        self.notifies.contains_key(&tx) || self.unsolicited.contains(&tx)
     }
 
     /// Whether an in-dialog request belongs to a subscription.
@@ -305,6 +318,12 @@ impl Subscriptions {
     /// The answer to a NOTIFY: 481 (or any failure other than a transient 5xx) ends the
     /// subscription (RFC 6665 §4.2.2).
     pub(crate) fn on_notify_answer(&mut self, tx: ClientTxId, code: u16) {
+        if self.unsolicited.remove(&tx) {
+            if code >= 300 {
+                tracing::debug!(code, "unsolicited MWI NOTIFY refused");
+            }
+            return;
+        }
         let Some(id) = self.notifies.remove(&tx) else { return };
         if code >= 300
             && !matches!(code, 401 | 407 | 491 | 500..=599)
@@ -316,6 +335,9 @@ impl Subscriptions {
 
     /// No answer to a NOTIFY: the subscriber is gone.
     pub(crate) fn on_notify_failure(&mut self, tx: ClientTxId) {
+        if self.unsolicited.remove(&tx) {
+            return tracing::debug!("unsolicited MWI NOTIFY unanswered");
+        }
         let Some(id) = self.notifies.remove(&tx) else { return };
         if let Some(s) = self.subs.remove(&id) {
             tracing::info!(extension_id = s.extension_id, package = s.package.as_str(), "subscription ended: NOTIFY unanswered");
@@ -323,16 +345,60 @@ impl Subscriptions {
     }
 
     /// New voicemail counts for an extension: NOTIFY its message-summary subscribers when
-    /// they changed.
-    pub(crate) fn set_mwi(&mut self, sig: &mut Signalling, now: Instant, extension_id: i64, counts: MwiCounts) {
+    /// they changed. Whether they changed.
+    pub(crate) fn set_mwi(&mut self, sig: &mut Signalling, now: Instant, extension_id: i64, counts: MwiCounts) -> bool {
         let before = self.state.mwi.insert(extension_id, counts);
         if before == Some(counts) || (before.is_none() && counts == MwiCounts::default()) {
-            return;
+            return false;
         }
         let ids: Vec<DialogId> =
             self.subs.iter().filter(|(_, s)| s.package == Package::MessageSummary && s.extension_id == extension_id).map(|(id, _)| id.clone()).collect();
         for id in ids {
             self.notify(sig, now, &id, false);
+        }
+        true
+    }
+
+    /// Whether a phone at `source` holds a message-summary subscription of `extension_id`.
+    fn subscribed(&self, extension_id: i64, source: Peer) -> bool {
+        self.subs.values().any(|s| s.package == Package::MessageSummary && s.extension_id == extension_id && s.peer == source && !s.ended)
+    }
+
+    /// Sends the extension's current counts in an out-of-dialog NOTIFY to each of
+    /// `bindings` (its registered contacts) that holds no message-summary subscription.
+    pub(crate) fn notify_unsolicited(&mut self, sig: &mut Signalling, now: Instant, extension_id: i64, extension: &str, bindings: &[Binding]) {
+        let counts = self.state.mwi.get(&extension_id).copied().unwrap_or_default();
+        let quiet: Vec<&Binding> = bindings.iter().filter(|b| !self.subscribed(extension_id, b.source)).collect();
+        for b in quiet {
+            let dest = b.next_hop;
+            let aor = format!("sip:{extension}@{}", sig.domain_for(dest));
+            let body = message_summary(counts, &aor);
+            let via = sig.via_for(dest);
+            let tag = sig.ids.tag();
+            let call_id = sig.ids.call_id();
+            let built = (|| {
+                let mut m = Message::request(Method::Notify, &b.contact)?;
+                m.push_header(HeaderName::Via, &via)?;
+                m.push_header(HeaderName::MaxForwards, "70")?;
+                m.push_header(HeaderName::From, &name_addr(None, &aor, Some(&tag)))?;
+                m.push_header(HeaderName::To, &name_addr(None, &aor, None))?;
+                m.push_header(HeaderName::CallId, &call_id)?;
+                m.push_header(HeaderName::CSeq, "1 NOTIFY")?;
+                m.push_header(HeaderName::Event, Package::MessageSummary.as_str())?;
+                m.push_header(HeaderName::UserAgent, &sig.user_agent)?;
+                m.set_body(Some(Package::MessageSummary.content_type()), bytes::Bytes::from(body))?;
+                Ok::<_, sip::msg::HeaderInjection>(m)
+            })();
+            let Ok(m) = built else {
+                tracing::debug!(extension_id, contact = %b.contact, "an unsolicited MWI NOTIFY could not be written");
+                continue;
+            };
+            match sig.txl.send_request(now, dest, m) {
+                Ok(tx) => {
+                    self.unsolicited.insert(tx);
+                }
+                Err(e) => tracing::debug!(error = %e, "unsolicited MWI NOTIFY not sent"),
+            }
         }
     }
 

@@ -420,6 +420,9 @@ pub struct ExtensionFields {
     pub srtp: SrtpPolicy,
     pub recording_mode: RecordingMode,
     pub max_registrations: i64,
+    /// Phones that do not subscribe to message-summary get unsolicited (out-of-dialog)
+    /// MWI NOTIFYs on registration and whenever the voicemail counts change.
+    pub mwi_unsolicited: bool,
     /// What the extension presents when it calls out (a route may present its own).
     pub outbound_caller_id_name: Option<String>,
     pub outbound_caller_id_num: Option<String>,
@@ -449,6 +452,7 @@ impl Default for ExtensionFields {
             follow_me_confirm: true,
             srtp: SrtpPolicy::Optional,
             recording_mode: RecordingMode::Off,
+            mwi_unsolicited: false,
             max_registrations: 5,
             outbound_caller_id_name: None,
             outbound_caller_id_num: None,

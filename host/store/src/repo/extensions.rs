@@ -11,7 +11,7 @@ const COL_HA1_SHA256: &str = "extensions.ha1_sha256";
 macro_rules! cols {
     () => {
         "id, extension, name, email, sip_username, ring_timeout, dnd, follow_me_enabled, \
-         follow_me_numbers, follow_me_mode, follow_me_confirm, srtp, recording_mode, max_registrations, outbound_caller_id_name, \
+         follow_me_numbers, follow_me_mode, follow_me_confirm, srtp, recording_mode, max_registrations, mwi_unsolicited, outbound_caller_id_name, \
          outbound_caller_id_num, emergency_caller_id_num, call_classes, max_outbound_calls, daily_outbound_minutes, created_at, updated_at"
     };
 }
@@ -85,9 +85,9 @@ impl Extensions<'_> {
         Ok(sqlx::query_as(concat!(
             "INSERT INTO extensions (extension, name, email, sip_username, sip_password_enc, ha1_md5_enc, \
              ha1_sha256_enc, ha1_realm, ring_timeout, dnd, follow_me_enabled, follow_me_numbers, follow_me_mode, follow_me_confirm, srtp, recording_mode, \
-             max_registrations, outbound_caller_id_name, outbound_caller_id_num, emergency_caller_id_num, call_classes, \
+             max_registrations, mwi_unsolicited, outbound_caller_id_name, outbound_caller_id_num, emergency_caller_id_num, call_classes, \
              max_outbound_calls, daily_outbound_minutes, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
             cols!()
         ))
         .bind(&f.extension)
@@ -107,6 +107,7 @@ impl Extensions<'_> {
         .bind(f.srtp)
         .bind(f.recording_mode)
         .bind(f.max_registrations)
+        .bind(f.mwi_unsolicited)
         .bind(&f.outbound_caller_id_name)
         .bind(&f.outbound_caller_id_num)
         .bind(&f.emergency_caller_id_num)
@@ -144,7 +145,7 @@ impl Extensions<'_> {
         Ok(sqlx::query_as(concat!(
             "UPDATE extensions SET extension = ?, name = ?, email = ?, sip_username = ?, sip_password_enc = ?, \
              ha1_md5_enc = ?, ha1_sha256_enc = ?, ha1_realm = ?, ring_timeout = ?, dnd = ?, follow_me_enabled = ?, \
-             follow_me_numbers = ?, follow_me_mode = ?, follow_me_confirm = ?, srtp = ?, recording_mode = ?, max_registrations = ?, outbound_caller_id_name = ?, \
+             follow_me_numbers = ?, follow_me_mode = ?, follow_me_confirm = ?, srtp = ?, recording_mode = ?, max_registrations = ?, mwi_unsolicited = ?, outbound_caller_id_name = ?, \
              outbound_caller_id_num = ?, emergency_caller_id_num = ?, call_classes = ?, max_outbound_calls = ?, \
              daily_outbound_minutes = ?, updated_at = ? WHERE id = ? RETURNING ",
             cols!()
@@ -166,6 +167,7 @@ impl Extensions<'_> {
         .bind(f.srtp)
         .bind(f.recording_mode)
         .bind(f.max_registrations)
+        .bind(f.mwi_unsolicited)
         .bind(&f.outbound_caller_id_name)
         .bind(&f.outbound_caller_id_num)
         .bind(&f.emergency_caller_id_num)

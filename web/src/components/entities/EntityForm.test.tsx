@@ -26,6 +26,28 @@ describe('entity form', () => {
     expect(api.calls[0].body).toMatchObject({ extension: '101', name: 'Nick', sip_username: '101', sip_password: 'correct horse battery', email: null, follow_me_numbers: [] });
   });
 
+  it('turns on an extension\'s unsolicited MWI and shows the server\'s error beside it', async () => {
+    const api = mockApi({
+      'PUT /extensions/3': ({ body }) =>
+        api.calls.length === 1
+          ? { status: 422, body: { error: { code: 'validation_failed', message: '1 field is invalid', details: [{ field: 'mwi_unsolicited', message: 'not now' }] } } }
+          : { status: 200, body: { data: { id: 3, ...(body as object) } } },
+    });
+    const onSaved = vi.fn();
+    renderWithApp(<EntityForm type="extension" entity={{ id: 3, extension: '201', name: 'A', sip_username: '201', mwi_unsolicited: false, follow_me_numbers: [], call_classes: [], created_at: 'x', updated_at: 'x' } as never} onSaved={onSaved} />);
+    const user = userEvent.setup();
+    const box = screen.getByLabelText(/Unsolicited voicemail lamp/);
+    expect(box).not.toBeChecked();
+    await user.click(box);
+    await user.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(box).toHaveAttribute('aria-invalid', 'true'));
+    expect(box).toHaveAccessibleDescription(/not now/);
+    expect(api.calls[0].body).toMatchObject({ mwi_unsolicited: true });
+    await user.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(onSaved).toHaveBeenCalled());
+    expect(onSaved.mock.calls[0][0]).toMatchObject({ id: 3, mwi_unsolicited: true });
+  });
+
   it('shows each API error next to the field it names', async () => {
     mockApi({
       'POST /extensions': () => ({

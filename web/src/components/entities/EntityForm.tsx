@@ -22,7 +22,7 @@ export function entityDefaults(type: EntityType): Values {
   switch (type) {
     case 'extension':
       return {
-        extension: '', name: '', email: '', sip_username: '', sip_password: '', ring_timeout: 30, dnd: false, follow_me_enabled: false, follow_me_numbers: [], follow_me_mode: 'sequential', follow_me_confirm: true, recording_mode: 'off', srtp: 'optional', max_registrations: 5,
+        extension: '', name: '', email: '', sip_username: '', sip_password: '', ring_timeout: 30, dnd: false, follow_me_enabled: false, follow_me_numbers: [], follow_me_mode: 'sequential', follow_me_confirm: true, recording_mode: 'off', srtp: 'optional', max_registrations: 5, mwi_unsolicited: false,
         // calling out: the server's defaults (international and premium off)
         outbound_caller_id_name: '', outbound_caller_id_num: '', emergency_caller_id_num: '', call_classes: ['local', 'national'], max_outbound_calls: 2, daily_outbound_minutes: 0,
       };
@@ -189,7 +189,7 @@ export function EntityForm<K extends EntityType>({ type, entity, initial, onSave
 
 /** Field names each form shows; an error on any other field goes in the banner. */
 const FIELDS_SHOWN: Record<EntityType, string[]> = {
-  extension: ['extension', 'name', 'email', 'sip_username', 'sip_password', 'ring_timeout', 'dnd', 'follow_me_enabled', 'follow_me_numbers', 'follow_me_mode', 'follow_me_confirm', 'recording_mode', 'srtp', 'max_registrations', 'outbound_caller_id_name', 'outbound_caller_id_num', 'emergency_caller_id_num', 'call_classes', 'max_outbound_calls', 'daily_outbound_minutes'],
+  extension: ['extension', 'name', 'email', 'sip_username', 'sip_password', 'ring_timeout', 'dnd', 'follow_me_enabled', 'follow_me_numbers', 'follow_me_mode', 'follow_me_confirm', 'recording_mode', 'srtp', 'max_registrations', 'mwi_unsolicited', 'outbound_caller_id_name', 'outbound_caller_id_num', 'emergency_caller_id_num', 'call_classes', 'max_outbound_calls', 'daily_outbound_minutes'],
   trunk: ['name', 'type', 'enabled', 'host', 'port', 'transport', 'username', 'password', 'auth_username', 'register_expiry', 'remote_hosts', 'local_host', 'codecs', 'max_channels', 'caller_id_name', 'caller_id_num', 'prefix_strip', 'prefix_add', 'priority', 'outbound_proxy', 'options_interval', 'country_code', 'national_prefix', 'international_prefix', 'tls_verify', 'srtp', 'record_inbound', 'record_outbound'],
   inbound_number: ['number', 'name', 'trunk_id', 'flow_id', 'flow_entry_node', 'enabled'],
   voicemail_box: ['name', 'mailbox_number', 'pin', 'greeting_type', 'email_notify', 'email_address', 'email_attach_audio', 'max_message_duration', 'max_messages', 'retention_days', 'notify_extension_id'],
@@ -256,6 +256,9 @@ function ExtensionFields({ values: v, set, errors: e, idp, editing, remapErrors 
       </div>
       <SrtpSelect id={`${idp}-srtp`} value={str(v.srtp)} error={e.srtp} onChange={(x) => set('srtp', x)} />
       <Checkbox id={`${idp}-dnd`} label="Do not disturb" checked={v.dnd === true} error={e.dnd} onChange={(x) => set('dnd', x)} />
+      <Checkbox id={`${idp}-mwi_unsolicited`} label="Unsolicited voicemail lamp (MWI)" checked={v.mwi_unsolicited === true} error={e.mwi_unsolicited}
+        help="For phones that do not subscribe: FlowPBX sends them the message-waiting state when they register and whenever it changes."
+        onChange={(x) => set('mwi_unsolicited', x)} />
       <FollowMeFields values={v} set={set} errors={e} remapErrors={remapErrors} idp={idp} />
       <ExtensionOutboundFields values={v} set={set} errors={e} idp={idp} />
     </>
