@@ -195,7 +195,7 @@ async function scenario(url, sipPort) {
     await page.goto(`${url}/extensions`);
     await page.getByRole('button', { name: 'Edit 101 Alice' }).click();
     const d = page.getByRole('dialog');
-    await d.getByLabel('Email').fill('alice@example.test');
+    await d.getByLabel('Email', { exact: true }).fill('alice@example.test');
     await d.getByRole('button', { name: 'Save', exact: true }).click();
     await d.waitFor({ state: 'detached' });
     await page.getByRole('button', { name: 'Delete 101 Alice' }).click();
