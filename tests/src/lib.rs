@@ -490,7 +490,30 @@ pub fn http_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
+/// A flow node for a test graph (placed at the origin).
+pub fn flow_node(id: &str, ty: &str, data: Value) -> Value {
+    serde_json::json!({"id": id, "type": ty, "position": {"x": 0, "y": 0}, "data": data})
+}
+
+/// A flow edge from `from`'s output `output` to `to`.
+pub fn flow_edge(from: &str, output: &str, to: &str) -> Value {
+    serde_json::json!({"id": format!("{from}-{output}-{to}"), "source": from, "sourceHandle": output, "target": to})
+}
+
 impl Client {
+    /// Creates the flow `name` from `nodes` and `edges`, publishes it and routes `number`
+    /// arriving through `trunk` to its node `in`: the flow's id.
+    pub async fn publish_flow_for_number(&self, name: &str, nodes: Vec<Value>, edges: Vec<Value>, number: &str, trunk: i64) -> anyhow::Result<i64> {
+        let r = self.post("/flows", &serde_json::json!({"name": name, "flow_data": {"nodes": nodes, "edges": edges}})).await?;
+        anyhow::ensure!(r.status == 201, "{}", r.text);
+        let flow = r.data()["id"].as_i64().context("flow id")?;
+        let r = self.post(&format!("/flows/{flow}/publish"), &serde_json::json!({})).await?;
+        anyhow::ensure!(r.status == 200, "publish: {}", r.text);
+        let r = self.post("/numbers", &serde_json::json!({"number": number, "trunk_id": trunk, "flow_id": flow, "flow_entry_node": "in"})).await?;
+        anyhow::ensure!(r.status == 201, "{}", r.text);
+        Ok(flow)
+    }
+
     pub fn new(base_url: &str) -> Client {
         let http = http_builder().cookie_store(true).timeout(Duration::from_secs(30)).build().unwrap_or_default();
         Client { http, base: base_url.trim_end_matches('/').to_owned(), csrf: Arc::new(Mutex::new(None)), bearer: None }

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use flowpbx_tests::{flowpbx_bin, Server, ServerOptions};
+use flowpbx_tests::{flow_node, flowpbx_bin, Server, ServerOptions};
 use serde_json::{json, Value};
 use sip_support::{free_port, register, sipp, Pbx, Sipp};
 
@@ -25,10 +25,6 @@ const PW_102: &str = "Secret-102-pw";
 const WAIT: Duration = Duration::from_secs(40);
 const TOKEN: &str = "scrape-me-0123456789";
 
-fn node(id: &str, ty: &str, data: Value) -> Value {
-    json!({"id": id, "type": ty, "position": {"x": 0, "y": 0}, "data": data})
-}
-
 /// Extension 102, a trusted trunk from 127.0.0.2 and a published flow number → 102.
 /// Returns (extension id, trunk id, flow id).
 async fn provision(pbx: &Pbx) -> anyhow::Result<(i64, i64, i64)> {
@@ -36,15 +32,9 @@ async fn provision(pbx: &Pbx) -> anyhow::Result<(i64, i64, i64)> {
     let r = pbx.admin.post("/trunks", &json!({"name": "Carrier", "type": "ip", "remote_hosts": ["127.0.0.2/32"]})).await?;
     anyhow::ensure!(r.status == 201, "{}", r.text);
     let trunk = r.data()["id"].as_i64().context("trunk id")?;
-    let nodes = vec![node("in", "inbound_number", json!({})), node("ext", "extension", json!({"entity_id": ext, "entity_type": "extension"}))];
+    let nodes = vec![flow_node("in", "inbound_number", json!({})), flow_node("ext", "extension", json!({"entity_id": ext, "entity_type": "extension"}))];
     let edges = vec![json!({"id": "e1", "source": "in", "sourceHandle": "next", "target": "ext"})];
-    let r = pbx.admin.post("/flows", &json!({"name": "Main line", "flow_data": {"nodes": nodes, "edges": edges}})).await?;
-    anyhow::ensure!(r.status == 201, "{}", r.text);
-    let flow = r.data()["id"].as_i64().context("flow id")?;
-    let r = pbx.admin.post(&format!("/flows/{flow}/publish"), &json!({})).await?;
-    anyhow::ensure!(r.status == 200, "publish: {}", r.text);
-    let r = pbx.admin.post("/numbers", &json!({"number": NUMBER, "trunk_id": trunk, "flow_id": flow, "flow_entry_node": "in"})).await?;
-    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let flow = pbx.admin.publish_flow_for_number("Main line", nodes, edges, NUMBER, trunk).await?;
     pbx.wait_directory(1, 1, 1).await?;
     Ok((ext, trunk, flow))
 }

@@ -13,6 +13,7 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::time::Duration;
 
 use anyhow::Context;
+use flowpbx_tests::{flow_edge, flow_node};
 use serde_json::{json, Value};
 use sip_support::{free_port, sipp, Pbx, SippResult};
 
@@ -20,14 +21,6 @@ const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const CARRIER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const PW_201: &str = "Secret-201-pw";
 const WAIT: Duration = Duration::from_secs(120);
-
-fn node(id: &str, ty: &str, data: Value) -> Value {
-    json!({"id": id, "type": ty, "position": {"x": 0, "y": 0}, "data": data})
-}
-
-fn edge(from: &str, output: &str, to: &str) -> Value {
-    json!({"id": format!("{from}-{output}-{to}"), "source": from, "sourceHandle": output, "target": to})
-}
 
 /// Extension 201 and its box (number 8201, PIN 2468) behind +15550100 from a trusted
 /// trunk on 127.0.0.2, where the voicemail node takes messages. Returns (pbx, box id).
@@ -48,18 +41,12 @@ async fn setup_mode(mode: &str) -> anyhow::Result<(Pbx, i64)> {
     anyhow::ensure!(r.status == 201, "{}", r.text);
     let vm = r.data()["id"].as_i64().context("box id")?;
     let nodes = vec![
-        node("in", "inbound_number", json!({})),
-        node("vm", "voicemail", json!({"entity_id": vm, "entity_type": "voicemail_box", "config": {"play_greeting": false, "mode": mode}})),
-        node("bye", "hangup", json!({})),
+        flow_node("in", "inbound_number", json!({})),
+        flow_node("vm", "voicemail", json!({"entity_id": vm, "entity_type": "voicemail_box", "config": {"play_greeting": false, "mode": mode}})),
+        flow_node("bye", "hangup", json!({})),
     ];
-    let edges = vec![edge("in", "next", "vm"), edge("vm", "done", "bye")];
-    let r = pbx.admin.post("/flows", &json!({"name": "Main", "flow_data": {"nodes": nodes, "edges": edges}})).await?;
-    anyhow::ensure!(r.status == 201, "{}", r.text);
-    let flow = r.data()["id"].as_i64().context("flow id")?;
-    let r = pbx.admin.post(&format!("/flows/{flow}/publish"), &json!({})).await?;
-    anyhow::ensure!(r.status == 200, "publish: {}", r.text);
-    let r = pbx.admin.post("/numbers", &json!({"number": "+15550100", "trunk_id": trunk, "flow_id": flow, "flow_entry_node": "in"})).await?;
-    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let edges = vec![flow_edge("in", "next", "vm"), flow_edge("vm", "done", "bye")];
+    pbx.admin.publish_flow_for_number("Main", nodes, edges, "+15550100", trunk).await?;
     pbx.wait_directory(1, 1, 1).await?;
     Ok((pbx, vm))
 }
@@ -225,19 +212,13 @@ async fn a_busy_extension_plays_the_busy_greeting() -> anyhow::Result<()> {
         anyhow::ensure!(r.status == 201, "{}", r.text);
     }
     let nodes = vec![
-        node("in", "inbound_number", json!({})),
-        node("ext", "extension", json!({"entity_id": ext, "entity_type": "extension", "config": {}})),
-        node("vm", "voicemail", json!({"entity_id": vm, "entity_type": "voicemail_box", "config": {"play_greeting": true}})),
-        node("bye", "hangup", json!({})),
+        flow_node("in", "inbound_number", json!({})),
+        flow_node("ext", "extension", json!({"entity_id": ext, "entity_type": "extension", "config": {}})),
+        flow_node("vm", "voicemail", json!({"entity_id": vm, "entity_type": "voicemail_box", "config": {"play_greeting": true}})),
+        flow_node("bye", "hangup", json!({})),
     ];
-    let edges = vec![edge("in", "next", "ext"), edge("ext", "busy", "vm"), edge("ext", "no_answer", "bye"), edge("vm", "done", "bye")];
-    let r = pbx.admin.post("/flows", &json!({"name": "Main", "flow_data": {"nodes": nodes, "edges": edges}})).await?;
-    anyhow::ensure!(r.status == 201, "{}", r.text);
-    let flow = r.data()["id"].as_i64().context("flow id")?;
-    let r = pbx.admin.post(&format!("/flows/{flow}/publish"), &json!({})).await?;
-    anyhow::ensure!(r.status == 200, "publish: {}", r.text);
-    let r = pbx.admin.post("/numbers", &json!({"number": "+15550100", "trunk_id": trunk, "flow_id": flow, "flow_entry_node": "in"})).await?;
-    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let edges = vec![flow_edge("in", "next", "ext"), flow_edge("ext", "busy", "vm"), flow_edge("ext", "no_answer", "bye"), flow_edge("vm", "done", "bye")];
+    pbx.admin.publish_flow_for_number("Main", nodes, edges, "+15550100", trunk).await?;
     pbx.wait_directory(1, 1, 1).await?;
     let media = free_media_port(CARRIER).to_string();
     let caller = sipp("flow_trunk_message.xml", (CARRIER, free_port(CARRIER)), Some(&pbx.sip()), &["-s", "15550100", "-m", "1", "-d", "3000", "-mp", &media])?;

@@ -17,8 +17,9 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::time::Duration;
 
 use anyhow::Context;
+use flowpbx_tests::{flow_edge, flow_node};
 use md5::{Digest, Md5};
-use serde_json::{json, Value};
+use serde_json::json;
 use sip_support::{free_port, register, sipp, Pbx};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -26,14 +27,6 @@ const CARRIER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const PW_201: &str = "Secret-201-pw";
 const PW_202: &str = "Secret-202-pw";
 const WAIT: Duration = Duration::from_secs(60);
-
-fn node(id: &str, ty: &str, data: Value) -> Value {
-    json!({"id": id, "type": ty, "position": {"x": 0, "y": 0}, "data": data})
-}
-
-fn edge(from: &str, output: &str, to: &str) -> Value {
-    json!({"id": format!("{from}-{output}-{to}"), "source": from, "sourceHandle": output, "target": to})
-}
 
 /// A PBX with extensions 201 and 202, a box whose lamp is 201's behind +15550100 (in →
 /// voicemail → hang up) from a trusted trunk on 127.0.0.2. Returns (pbx, 201's id, box id).
@@ -48,18 +41,12 @@ async fn mailbox_line() -> anyhow::Result<(Pbx, i64, i64)> {
     anyhow::ensure!(r.status == 201, "{}", r.text);
     let vm = r.data()["id"].as_i64().context("box id")?;
     let nodes = vec![
-        node("in", "inbound_number", json!({})),
-        node("vm", "voicemail", json!({"entity_id": vm, "entity_type": "voicemail_box", "config": {"play_greeting": false}})),
-        node("bye", "hangup", json!({})),
+        flow_node("in", "inbound_number", json!({})),
+        flow_node("vm", "voicemail", json!({"entity_id": vm, "entity_type": "voicemail_box", "config": {"play_greeting": false}})),
+        flow_node("bye", "hangup", json!({})),
     ];
-    let edges = vec![edge("in", "next", "vm"), edge("vm", "done", "bye")];
-    let r = pbx.admin.post("/flows", &json!({"name": "Main", "flow_data": {"nodes": nodes, "edges": edges}})).await?;
-    anyhow::ensure!(r.status == 201, "{}", r.text);
-    let flow = r.data()["id"].as_i64().context("flow id")?;
-    let r = pbx.admin.post(&format!("/flows/{flow}/publish"), &json!({})).await?;
-    anyhow::ensure!(r.status == 200, "publish: {}", r.text);
-    let r = pbx.admin.post("/numbers", &json!({"number": "+15550100", "trunk_id": trunk, "flow_id": flow, "flow_entry_node": "in"})).await?;
-    anyhow::ensure!(r.status == 201, "{}", r.text);
+    let edges = vec![flow_edge("in", "next", "vm"), flow_edge("vm", "done", "bye")];
+    pbx.admin.publish_flow_for_number("Main", nodes, edges, "+15550100", trunk).await?;
     pbx.wait_directory(2, 1, 1).await?;
     Ok((pbx, ext, vm))
 }
