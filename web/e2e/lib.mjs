@@ -240,3 +240,35 @@ export async function startSipResponder(host = '127.0.0.1') {
   cleanups.push(() => sock.close());
   return peer;
 }
+
+/** Throws `what` unless `cond`. */
+export function expect(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+/**
+ * A suite's steps: each logs "ok NAME (ms)" or "FAIL NAME: reason" and is counted; a failing
+ * step screenshots `suite.page` (when the suite set it) to `failureShot` under the artifacts
+ * and rethrows.
+ */
+export function suite(failureShot) {
+  const s = {
+    passed: 0,
+    failed: 0,
+    page: null,
+    async step(name, fn) {
+      const t0 = Date.now();
+      try {
+        await fn();
+        s.passed++;
+        console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+      } catch (e) {
+        s.failed++;
+        console.log(`FAIL ${name}: ${e?.message ?? e}`);
+        if (s.page && failureShot) await s.page.screenshot({ path: join(artifacts, failureShot) }).catch(() => undefined);
+        throw e;
+      }
+    },
+  };
+  return s;
+}

@@ -20,7 +20,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { artifacts, CHROMIUM, cleanups, FLAGS, freePort, runCleanups, shot, sipPorts, startBinary } from './lib.mjs';
+import { artifacts, CHROMIUM, cleanups, expect, FLAGS, freePort, runCleanups, shot, sipPorts, startBinary, suite } from './lib.mjs';
 
 const ADMIN = { username: 'admin', password: 'e2e-password-123' };
 const EXT = [
@@ -31,27 +31,8 @@ const EXT = [
 const PCMU_PHONE = { user: '202', password: EXT[1].sip_password, modules: ['g711'], codecs: 'PCMU/8000/1', rate: 8000, channels: 1 };
 const OPUS_PHONE = { user: '203', password: EXT[2].sip_password, modules: ['opus'], codecs: 'opus/48000/2', rate: 48000, channels: 2 };
 
-let passed = 0;
-let failed = 0;
-let current = null;
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e?.message ?? e}`);
-    if (current) await current.screenshot({ path: join(artifacts, 'phone-failure.png') }).catch(() => undefined);
-    throw e;
-  }
-}
-
-function expect(cond, what) {
-  if (!cond) throw new Error(what);
-}
+const tests = suite('phone-failure.png');
+const step = (name, fn) => tests.step(name, fn);
 
 /** The admin API over fetch: setup, login (session cookie and CSRF token), JSON calls. */
 async function adminApi(url) {
@@ -246,7 +227,7 @@ async function main() {
     rmSync(profile, { recursive: true, force: true });
   });
   const page = ctx.pages()[0] ?? (await ctx.newPage());
-  current = page;
+  tests.page = page;
   page.setDefaultTimeout(15_000);
   page.on('pageerror', (e) => console.log(`     page error: ${e.message}`));
   if (process.env.PHONE_DEBUG) {
@@ -436,6 +417,6 @@ try {
   /* reported by step() */
 } finally {
   await runCleanups();
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed || passed === 0 ? 1 : 0);
+  console.log(`${tests.passed} passed, ${tests.failed} failed`);
+  process.exit(tests.failed || tests.passed === 0 ? 1 : 0);
 }

@@ -9,28 +9,11 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { artifacts, browser, cleanups, freePort, repo, runCleanups, shot, sipPorts, startBinary } from './lib.mjs';
+import { artifacts, browser, cleanups, expect, freePort, repo, runCleanups, shot, sipPorts, startBinary, suite } from './lib.mjs';
 
 const ADMIN = { username: 'admin', password: 'e2e-password-123' };
-let passed = 0;
-let failed = 0;
-
-function expect(cond, what) {
-  if (!cond) throw new Error(what);
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e?.message ?? e}`);
-    throw e;
-  }
-}
+const tests = suite(null);
+const step = (name, fn) => tests.step(name, fn);
 
 /** Runs SIPp with `args` in a temporary dir; resolves with its exit code and error log. */
 function sipp(args) {
@@ -175,12 +158,12 @@ try {
   await main();
 } catch (e) {
   code = 1;
-  if (failed === 0) {
-    failed++;
+  if (tests.failed === 0) {
+    tests.failed++;
     console.log(`FAIL setup: ${e?.message ?? e}`);
   }
 } finally {
   await runCleanups();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(code || (failed ? 1 : 0));
+console.log(`${tests.passed} passed, ${tests.failed} failed`);
+process.exit(code || (tests.failed ? 1 : 0));

@@ -30,7 +30,7 @@
 // Prints "N passed, N failed" and exits non-zero on a failure.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifacts, browser, runCleanups, serveDist, shot, sipPorts, sippCall, startBinary, startSipResponder } from './lib.mjs';
+import { artifacts, browser, expect, runCleanups, serveDist, shot, sipPorts, sippCall, startBinary, startSipResponder, suite } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name) => {
@@ -38,28 +38,8 @@ const arg = (name) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 
-let passed = 0;
-let failed = 0;
-/** the page under test, for a screenshot when a step fails */
-let current = null;
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e?.message ?? e}`);
-    if (current) await current.screenshot({ path: join(artifacts, 'failure.png') }).catch(() => undefined);
-    throw e;
-  }
-}
-
-function expect(cond, what) {
-  if (!cond) throw new Error(what);
-}
+const tests = suite('failure.png');
+const step = (name, fn) => tests.step(name, fn);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -94,7 +74,7 @@ const ADMIN = { username: 'admin', password: 'e2e-password-123' };
 async function scenario(url, sipPort) {
   const ctx = await browser();
   const page = ctx.pages()[0] ?? (await ctx.newPage());
-  current = page;
+  tests.page = page;
   page.on('pageerror', (e) => console.log(`     page error: ${e.message}`));
   page.setDefaultTimeout(10_000);
 
@@ -845,12 +825,12 @@ try {
   }
 } catch (e) {
   code = 1;
-  if (failed === 0) {
-    failed++;
+  if (tests.failed === 0) {
+    tests.failed++;
     console.log(`FAIL setup: ${e?.message ?? e}`);
   }
 } finally {
   await runCleanups();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(code || (failed ? 1 : 0));
+console.log(`${tests.passed} passed, ${tests.failed} failed`);
+process.exit(code || (tests.failed ? 1 : 0));
